@@ -1,0 +1,1 @@
+"""The sans-I/O TCP core: segments and `now` in, segments, events and deadlines out."""

@@ -1,0 +1,1 @@
+"""Packet representation: parse/emit, sequence arithmetic, options. No protocol logic."""

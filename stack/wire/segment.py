@@ -1,0 +1,83 @@
+"""The parsed TCP segment value (smoltcp's `Repr`): what the TCP core consumes and produces.
+
+Raw bytes are turned into a `Segment` by `stack.wire.codec` (C fast path) and back again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntFlag
+
+
+class Flags(IntFlag):
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+    URG = 0x20
+    ECE = 0x40
+    CWR = 0x80
+
+
+_FLAG_LETTERS = (
+    (Flags.SYN, "S"), (Flags.FIN, "F"), (Flags.RST, "R"), (Flags.PSH, "P"),
+    (Flags.URG, "U"), (Flags.ECE, "E"), (Flags.CWR, "W"), (Flags.ACK, "."),
+)
+
+
+def flags_str(flags: int) -> str:
+    """packetdrill/tcpdump-style letters: S F R P U E W and '.' for ACK."""
+    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "none"
+
+
+@dataclass(frozen=True, slots=True)
+class TcpOptions:
+    """Decoded TCP options. None/False/() means absent."""
+
+    mss: int | None = None                                # RFC 9293 §3.7.1
+    wscale: int | None = None                             # RFC 7323 §2
+    sack_permitted: bool = False                          # RFC 2018
+    timestamps: tuple[int, int] | None = None             # (TSval, TSecr), RFC 7323 §3
+    sack_blocks: tuple[tuple[int, int], ...] = ()         # (left, right) edges, at most 4
+
+
+NO_OPTIONS = TcpOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One TCP segment, addresses excluded (they live with the IP header / the connection)."""
+
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    flags: Flags
+    window: int                       # raw 16-bit field, not scaled
+    payload: bytes = b""
+    options: TcpOptions = field(default=NO_OPTIONS)
+    urgent: int = 0
+
+    @property
+    def seg_len(self) -> int:
+        """SEG.LEN: payload plus one for SYN and one for FIN (RFC 9293 §3.4)."""
+        return len(self.payload) + (1 if self.flags & Flags.SYN else 0) + (1 if self.flags & Flags.FIN else 0)
+
+    def __str__(self) -> str:
+        s = f"TCP {self.src_port}>{self.dst_port} [{flags_str(self.flags)}] seq={self.seq}"
+        if self.flags & Flags.ACK:
+            s += f" ack={self.ack}"
+        s += f" win={self.window} len={len(self.payload)}"
+        o = self.options
+        if o.mss is not None:
+            s += f" mss={o.mss}"
+        if o.wscale is not None:
+            s += f" wscale={o.wscale}"
+        if o.sack_permitted:
+            s += " sackOK"
+        if o.timestamps is not None:
+            s += f" TS={o.timestamps[0]}/{o.timestamps[1]}"
+        if o.sack_blocks:
+            s += " sack=" + ",".join(f"{a}:{b}" for a, b in o.sack_blocks)
+        return s

@@ -1,0 +1,47 @@
+"""Sequence-number arithmetic modulo 2**32 (RFC 9293 §3.4).
+
+These are the only sequence comparisons in the stack: never compare raw ints with < or >.
+"""
+
+MOD = 1 << 32
+_HALF = 1 << 31
+_MASK = MOD - 1
+
+
+def seq_add(a: int, n: int) -> int:
+    return (a + n) & _MASK
+
+
+def seq_sub(a: int, b: int) -> int:
+    """Signed distance a - b, in [-2**31, 2**31)."""
+    d = (a - b) & _MASK
+    return d - MOD if d >= _HALF else d
+
+
+def seq_lt(a: int, b: int) -> bool:
+    return seq_sub(a, b) < 0
+
+
+def seq_le(a: int, b: int) -> bool:
+    return seq_sub(a, b) <= 0
+
+
+def seq_gt(a: int, b: int) -> bool:
+    return seq_sub(a, b) > 0
+
+
+def seq_ge(a: int, b: int) -> bool:
+    return seq_sub(a, b) >= 0
+
+
+def seq_max(a: int, b: int) -> int:
+    return a if seq_ge(a, b) else b
+
+
+def seq_min(a: int, b: int) -> int:
+    return a if seq_le(a, b) else b
+
+
+def in_window(x: int, start: int, length: int) -> bool:
+    """start <= x < start + length, modulo 2**32."""
+    return 0 <= ((x - start) & _MASK) < length
