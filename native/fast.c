@@ -1,0 +1,338 @@
+/* tcpstack C fast path. Every function is bounds-checked against the caller's length. */
+#define _DEFAULT_SOURCE
+#include "fast.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#define IPPROTO_TCP_NUM 6
+#define IP_HDR_LEN 20
+#define TCP_HDR_LEN 20
+
+static inline uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+
+static inline uint32_t get32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* RFC 1071: one's-complement sum of 16-bit big-endian words, accumulated 32 bits at a time. */
+static uint64_t sum_words(const uint8_t *p, size_t len, uint64_t acc)
+{
+    while (len >= 4) {
+        acc += get32(p);
+        p += 4;
+        len -= 4;
+    }
+    if (len >= 2) {
+        acc += get16(p);
+        p += 2;
+        len -= 2;
+    }
+    if (len)
+        acc += (uint32_t)p[0] << 8; /* odd byte padded with zero */
+    return acc;
+}
+
+static uint16_t fold(uint64_t acc)
+{
+    while (acc >> 16)
+        acc = (acc & 0xffff) + (acc >> 16);
+    return (uint16_t)~acc;
+}
+
+uint16_t fast_checksum(const char *buf, size_t len, uint32_t initial)
+{
+    return fold(sum_words((const uint8_t *)buf, len, initial));
+}
+
+/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'). */
+uint16_t fast_checksum_update16(uint16_t checksum, uint16_t old_word, uint16_t new_word)
+{
+    uint32_t acc = (uint16_t)~checksum + (uint32_t)(uint16_t)~old_word + new_word;
+    while (acc >> 16)
+        acc = (acc & 0xffff) + (acc >> 16);
+    return (uint16_t)~acc;
+}
+
+static uint64_t pseudo_header(uint32_t src, uint32_t dst, uint8_t proto, size_t len)
+{
+    return (uint64_t)(src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto + len;
+}
+
+uint16_t fast_tcp_checksum(uint32_t src, uint32_t dst, const char *tcp, size_t len)
+{
+    return fold(sum_words((const uint8_t *)tcp, len, pseudo_header(src, dst, IPPROTO_TCP_NUM, len)));
+}
+
+static int parse_options(const uint8_t *p, size_t len, struct fast_seg *s)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t kind = p[i];
+        if (kind == 0) /* EOL */
+            break;
+        if (kind == 1) { /* NOP */
+            i++;
+            continue;
+        }
+        if (i + 1 >= len)
+            return FAST_BAD_OPTION;
+        uint8_t olen = p[i + 1];
+        if (olen < 2 || i + olen > len)
+            return FAST_BAD_OPTION;
+        const uint8_t *v = p + i + 2;
+        switch (kind) {
+        case 2:
+            if (olen == 4) {
+                s->has_mss = 1;
+                s->mss = get16(v);
+            }
+            break;
+        case 3:
+            if (olen == 3) {
+                s->has_wscale = 1;
+                s->wscale = v[0];
+            }
+            break;
+        case 4:
+            if (olen == 2)
+                s->sack_permitted = 1;
+            break;
+        case 5:
+            if (olen >= 10 && (olen - 2) % 8 == 0) {
+                int n = (olen - 2) / 8;
+                if (n > FAST_MAX_SACK)
+                    n = FAST_MAX_SACK;
+                for (int b = 0; b < n; b++) {
+                    s->sack[2 * b] = get32(v + 8 * b);
+                    s->sack[2 * b + 1] = get32(v + 8 * b + 4);
+                }
+                s->sack_count = (uint8_t)n;
+            }
+            break;
+        case 8:
+            if (olen == 10) {
+                s->has_ts = 1;
+                s->ts_val = get32(v);
+                s->ts_ecr = get32(v + 4);
+            }
+            break;
+        default: /* unknown: skipped by its length */
+            break;
+        }
+        i += olen;
+    }
+    return FAST_OK;
+}
+
+int fast_parse(const char *cbuf, size_t len, struct fast_seg *s)
+{
+    const uint8_t *p = (const uint8_t *)cbuf;
+    memset(s, 0, sizeof(*s));
+    if (len < IP_HDR_LEN)
+        return FAST_TOO_SHORT;
+    if ((p[0] >> 4) != 4)
+        return FAST_BAD_VERSION;
+    size_t ihl = (size_t)(p[0] & 0x0f) * 4;
+    if (ihl < IP_HDR_LEN || ihl > len)
+        return FAST_BAD_IHL;
+    size_t total = get16(p + 2);
+    if (total < ihl || total > len)
+        return FAST_BAD_TOTAL_LENGTH;
+    if (fold(sum_words(p, ihl, 0)) != 0)
+        return FAST_BAD_IP_CHECKSUM;
+    uint16_t frag = get16(p + 6);
+    if ((frag & 0x2000) || (frag & 0x1fff))
+        return FAST_FRAGMENT;
+    s->tos = p[1];
+    s->total_len = (uint16_t)total;
+    s->ident = get16(p + 4);
+    s->ttl = p[8];
+    s->proto = p[9];
+    s->src = get32(p + 12);
+    s->dst = get32(p + 16);
+    s->ihl_bytes = (uint8_t)ihl;
+    s->payload_off = (uint32_t)ihl;
+    s->payload_len = (uint32_t)(total - ihl);
+    if (s->proto != IPPROTO_TCP_NUM)
+        return FAST_OK;
+
+    const uint8_t *t = p + ihl;
+    size_t tlen = total - ihl;
+    if (tlen < TCP_HDR_LEN)
+        return FAST_TCP_TOO_SHORT;
+    size_t doff = (size_t)(t[12] >> 4) * 4;
+    if (doff < TCP_HDR_LEN || doff > tlen)
+        return FAST_BAD_TCP_OFFSET;
+    if (fast_tcp_checksum(s->src, s->dst, (const char *)t, tlen) != 0)
+        return FAST_BAD_TCP_CHECKSUM;
+    s->sport = get16(t);
+    s->dport = get16(t + 2);
+    s->seq = get32(t + 4);
+    s->ack = get32(t + 8);
+    s->flags = t[13];
+    s->window = get16(t + 14);
+    s->urgent = get16(t + 18);
+    s->doff_bytes = (uint8_t)doff;
+    s->payload_off = (uint32_t)(ihl + doff);
+    s->payload_len = (uint32_t)(tlen - doff);
+    return parse_options(t + TCP_HDR_LEN, doff - TCP_HDR_LEN, s);
+}
+
+static void write_ipv4_header(uint8_t *p, size_t total, uint32_t src, uint32_t dst, uint8_t proto,
+                              uint8_t ttl, uint16_t ident)
+{
+    p[0] = 0x45;
+    p[1] = 0;
+    put16(p + 2, (uint16_t)total);
+    put16(p + 4, ident);
+    put16(p + 6, 0x4000); /* DF */
+    p[8] = ttl;
+    p[9] = proto;
+    put16(p + 10, 0);
+    put32(p + 12, src);
+    put32(p + 16, dst);
+    put16(p + 10, fold(sum_words(p, IP_HDR_LEN, 0)));
+}
+
+/* Options in Linux's layout; returns their length (a multiple of 4). */
+static size_t write_options(uint8_t *o, const struct fast_seg *s)
+{
+    size_t n = 0;
+    int syn = s->flags & 0x02;
+    if (syn) {
+        if (s->has_mss) {
+            o[n++] = 2, o[n++] = 4;
+            put16(o + n, s->mss), n += 2;
+        }
+        if (s->has_ts) { /* mss,sackOK,TS,nop,wscale  (or nop,nop,TS without sackOK) */
+            if (s->sack_permitted)
+                o[n++] = 4, o[n++] = 2;
+            else
+                o[n++] = 1, o[n++] = 1;
+            o[n++] = 8, o[n++] = 10;
+            put32(o + n, s->ts_val), n += 4;
+            put32(o + n, s->ts_ecr), n += 4;
+        } else if (s->sack_permitted) { /* mss,nop,nop,sackOK */
+            o[n++] = 1, o[n++] = 1, o[n++] = 4, o[n++] = 2;
+        }
+        if (s->has_wscale) {
+            o[n++] = 1, o[n++] = 3, o[n++] = 3, o[n++] = s->wscale;
+        }
+        return n;
+    }
+    if (s->has_ts) {
+        o[n++] = 1, o[n++] = 1, o[n++] = 8, o[n++] = 10;
+        put32(o + n, s->ts_val), n += 4;
+        put32(o + n, s->ts_ecr), n += 4;
+    }
+    int blocks = s->sack_count > FAST_MAX_SACK ? FAST_MAX_SACK : s->sack_count;
+    if (s->has_ts && blocks > 3)
+        blocks = 3; /* 40 bytes of option space */
+    if (blocks) {
+        o[n++] = 1, o[n++] = 1, o[n++] = 5, o[n++] = (uint8_t)(2 + 8 * blocks);
+        for (int b = 0; b < blocks; b++) {
+            put32(o + n, s->sack[2 * b]), n += 4;
+            put32(o + n, s->sack[2 * b + 1]), n += 4;
+        }
+    }
+    return n;
+}
+
+int fast_build_tcp(char *cbuf, size_t cap, const struct fast_seg *s, const char *payload, size_t plen)
+{
+    uint8_t opts[40];
+    size_t olen = write_options(opts, s);
+    size_t tlen = TCP_HDR_LEN + olen + plen;
+    size_t total = IP_HDR_LEN + tlen;
+    if (total > cap || total > 0xffff)
+        return -1;
+    uint8_t *p = (uint8_t *)cbuf;
+    write_ipv4_header(p, total, s->src, s->dst, IPPROTO_TCP_NUM, s->ttl, s->ident);
+    uint8_t *t = p + IP_HDR_LEN;
+    put16(t, s->sport);
+    put16(t + 2, s->dport);
+    put32(t + 4, s->seq);
+    put32(t + 8, s->ack);
+    t[12] = (uint8_t)(((TCP_HDR_LEN + olen) / 4) << 4);
+    t[13] = s->flags;
+    put16(t + 14, s->window);
+    put16(t + 16, 0);
+    put16(t + 18, s->urgent);
+    memcpy(t + TCP_HDR_LEN, opts, olen);
+    if (plen)
+        memcpy(t + TCP_HDR_LEN + olen, payload, plen);
+    put16(t + 16, fast_tcp_checksum(s->src, s->dst, (const char *)t, tlen));
+    return (int)total;
+}
+
+int fast_build_ipv4(char *cbuf, size_t cap, uint32_t src, uint32_t dst, uint8_t proto, uint8_t ttl,
+                    uint16_t ident, const char *payload, size_t plen)
+{
+    size_t total = IP_HDR_LEN + plen;
+    if (total > cap || total > 0xffff)
+        return -1;
+    uint8_t *p = (uint8_t *)cbuf;
+    write_ipv4_header(p, total, src, dst, proto, ttl, ident);
+    if (plen)
+        memcpy(p + IP_HDR_LEN, payload, plen);
+    return (int)total;
+}
+
+/* Read whole packets (TUN gives one per read) into fixed slots until EAGAIN or max_packets.
+ * Returns the count, or -errno if the first read failed with anything but EAGAIN. */
+int fast_read_batch(int fd, char *buf, size_t slot, int max_packets, uint32_t *lens)
+{
+    int n = 0;
+    while (n < max_packets) {
+        ssize_t r = read(fd, buf + (size_t)n * slot, slot);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || n > 0)
+                break;
+            return -errno;
+        }
+        if (r == 0)
+            break;
+        lens[n++] = (uint32_t)r;
+    }
+    return n;
+}
+
+/* Write n packets laid end to end in buf. Returns how many were written, or -errno if the first
+ * write failed with anything but EAGAIN (a full queue drops the rest, as a NIC would). */
+int fast_write_batch(int fd, const char *buf, const uint32_t *lens, int n)
+{
+    size_t off = 0;
+    int i = 0;
+    while (i < n) {
+        ssize_t w = write(fd, buf + off, lens[i]);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || i > 0)
+                break;
+            return -errno;
+        }
+        off += lens[i];
+        i++;
+    }
+    return i;
+}

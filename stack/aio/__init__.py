@@ -1,0 +1,1 @@
+"""The only place that touches the event loop, the TUN fd and clocks."""

@@ -1,0 +1,115 @@
+"""Raw IPv4 packets <-> parsed values, via the C fast path (`stack._fast`, built by native/build_fast.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stack._fast import ffi, lib
+from stack.wire.reasons import DropReason
+from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
+
+PROTO_ICMP = 1
+PROTO_TCP = 6
+_MAX_PACKET = 65535
+_FLAGS = [Flags(i) for i in range(256)]  # IntFlag construction is slow; decode indexes this table
+
+
+@dataclass(frozen=True, slots=True)
+class TcpPacket:
+    src: int
+    dst: int
+    ttl: int
+    segment: Segment
+
+
+@dataclass(frozen=True, slots=True)
+class IpPacket:
+    """A valid IPv4 packet of another protocol (ICMP, UDP, ...)."""
+
+    src: int
+    dst: int
+    proto: int
+    ttl: int
+    ident: int
+    header: bytes
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: DropReason
+
+
+_parsed = ffi.new("struct fast_seg *")
+_built = ffi.new("struct fast_seg *")
+_out = ffi.new("char[]", _MAX_PACKET)
+_out_buf = ffi.buffer(_out)
+
+
+def decode(buf: bytes) -> TcpPacket | IpPacket | Rejected:
+    s = _parsed
+    rc = lib.fast_parse(buf, len(buf), s)
+    if rc:
+        return Rejected(DropReason(rc))
+    off = s.payload_off
+    end = off + s.payload_len
+    if s.proto != PROTO_TCP:
+        return IpPacket(s.src, s.dst, s.proto, s.ttl, s.ident, buf[: s.ihl_bytes], buf[off:end])
+    if s.has_mss or s.has_wscale or s.sack_permitted or s.has_ts or s.sack_count:
+        sack = s.sack
+        options = TcpOptions(
+            mss=s.mss if s.has_mss else None,
+            wscale=s.wscale if s.has_wscale else None,
+            sack_permitted=bool(s.sack_permitted),
+            timestamps=(s.ts_val, s.ts_ecr) if s.has_ts else None,
+            sack_blocks=tuple((sack[2 * i], sack[2 * i + 1]) for i in range(s.sack_count)),
+        )
+    else:
+        options = NO_OPTIONS
+    seg = Segment(
+        s.sport, s.dport, s.seq, s.ack, _FLAGS[s.flags], s.window, buf[off:end], options, s.urgent
+    )
+    return TcpPacket(s.src, s.dst, s.ttl, seg)
+
+
+def encode_tcp(src: int, dst: int, seg: Segment, ttl: int = 64, ident: int = 0) -> bytes:
+    b = _built
+    b.src = src
+    b.dst = dst
+    b.ttl = ttl
+    b.ident = ident
+    b.sport = seg.src_port
+    b.dport = seg.dst_port
+    b.seq = seg.seq
+    b.ack = seg.ack
+    b.flags = seg.flags
+    b.window = seg.window
+    b.urgent = seg.urgent
+    o = seg.options
+    if o is NO_OPTIONS:
+        b.has_mss = b.has_wscale = b.sack_permitted = b.has_ts = b.sack_count = 0
+    else:
+        b.has_mss = o.mss is not None
+        b.mss = o.mss or 0
+        b.has_wscale = o.wscale is not None
+        b.wscale = o.wscale or 0
+        b.sack_permitted = o.sack_permitted
+        b.has_ts = o.timestamps is not None
+        if o.timestamps is not None:
+            b.ts_val, b.ts_ecr = o.timestamps
+        blocks = o.sack_blocks[:4]
+        b.sack_count = len(blocks)
+        for i, (left, right) in enumerate(blocks):
+            b.sack[2 * i] = left
+            b.sack[2 * i + 1] = right
+    n = lib.fast_build_tcp(_out, _MAX_PACKET, b, seg.payload, len(seg.payload))
+    if n < 0:
+        raise ValueError(f"segment too large to encode: {len(seg.payload)} payload bytes")
+    return _out_buf[:n]
+
+
+def encode_ipv4(src: int, dst: int, proto: int, payload: bytes, ttl: int = 64, ident: int = 0) -> bytes:
+    n = lib.fast_build_ipv4(_out, _MAX_PACKET, src, dst, proto, ttl, ident, payload, len(payload))
+    if n < 0:
+        raise ValueError(f"payload too large for one IPv4 packet: {len(payload)} bytes")
+    return _out_buf[:n]

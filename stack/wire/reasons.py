@@ -1,0 +1,18 @@
+"""Why an inbound packet was dropped before reaching TCP; values mirror `enum fast_reason` in native/fast.h."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class DropReason(IntEnum):
+    TOO_SHORT = 1
+    BAD_VERSION = 2
+    BAD_IHL = 3
+    BAD_TOTAL_LENGTH = 4
+    BAD_IP_CHECKSUM = 5
+    FRAGMENT = 6
+    TCP_TOO_SHORT = 7
+    BAD_TCP_OFFSET = 8
+    BAD_TCP_CHECKSUM = 9
+    BAD_OPTION = 10
