@@ -7,19 +7,21 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class TcpConfig:
-    mss: int = 1460                 # our MSS option: MTU - 40 (RFC 9293 §3.7.1)
-    msl: float = 30.0               # TIME_WAIT lasts 2*MSL (RFC 9293 §3.4.2); Linux's TIME_WAIT is 60 s
-    initial_rto: float = 1.0        # RFC 6298 (2.1)
-    min_rto: float = 0.2            # Linux TCP_RTO_MIN (RFC 6298 (2.4) says 1 s; Linux uses 200 ms)
-    max_rto: float = 120.0          # Linux TCP_RTO_MAX; RFC 6298 (2.5) allows a maximum of at least 60 s
-    max_retries: int = 15           # data/FIN retransmissions before ETIMEDOUT (Linux tcp_retries2)
-    syn_retries: int = 6            # Linux tcp_syn_retries
-    synack_retries: int = 5         # Linux tcp_synack_retries
-    send_buffer: int = 1 << 20      # bytes the application may queue (SO_SNDBUF)
-    receive_buffer: int = 1 << 20   # receive buffer = the largest window we offer (SO_RCVBUF)
-    window_scaling: bool = True     # RFC 7323 §2
-    delayed_ack: float = 0.04       # delayed-ACK timeout; RFC 9293 §3.8.6.3 allows up to 0.5 s, Linux 40-200 ms
-    nodelay: bool = False           # TCP_NODELAY disables Nagle (RFC 9293 §3.7.4)
+    mss: int = 1460  # our MSS option: MTU - 40 (RFC 9293 §3.7.1)
+    msl: float = 30.0  # TIME_WAIT lasts 2*MSL (RFC 9293 §3.4.2); Linux's TIME_WAIT is 60 s
+    initial_rto: float = 1.0  # RFC 6298 (2.1)
+    min_rto: float = 0.2  # Linux TCP_RTO_MIN (RFC 6298 (2.4) says 1 s; Linux uses 200 ms)
+    max_rto: float = 120.0  # Linux TCP_RTO_MAX; RFC 6298 (2.5) allows a maximum of at least 60 s
+    max_retries: int = 15  # data/FIN retransmissions before ETIMEDOUT (Linux tcp_retries2)
+    syn_retries: int = 6  # Linux tcp_syn_retries
+    synack_retries: int = 5  # Linux tcp_synack_retries
+    send_buffer: int = 1 << 20  # bytes the application may queue (SO_SNDBUF)
+    receive_buffer: int = 1 << 20  # receive buffer = the largest window we offer (SO_RCVBUF)
+    window_scaling: bool = True  # RFC 7323 §2
+    delayed_ack: float = 0.04  # delayed-ACK timeout; RFC 9293 §3.8.6.3 allows up to 0.5 s, Linux 40-200 ms
+    nodelay: bool = False  # TCP_NODELAY disables Nagle (RFC 9293 §3.7.4)
     initial_window_segments: int = 10  # RFC 6928, as Linux
-    fin_timeout: float = 60.0       # orphaned FIN_WAIT_2 lifetime (Linux tcp_fin_timeout)
-    backlog: int = 128              # default listen backlog (accept queue)
+    fin_timeout: float = 60.0  # orphaned FIN_WAIT_2 lifetime (Linux tcp_fin_timeout)
+    backlog: int = 128  # default listen backlog (accept queue)
+    syn_backlog: int = 256  # half-open connections per listener (SYN queue)
+    congestion: str = "reno"  # name in stack.tcp.congestion.REGISTRY

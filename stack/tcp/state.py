@@ -48,34 +48,34 @@ S = State
 # RST / ABORT / timeouts from any synchronized state go to CLOSED (§3.10.7.4 second check, §3.10.4, §3.8.3).
 TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
     {
-        (S.CLOSED, S.LISTEN),             # passive OPEN
-        (S.CLOSED, S.SYN_SENT),           # active OPEN, send SYN
-        (S.LISTEN, S.SYN_RECEIVED),       # rcv SYN, send SYN,ACK
-        (S.LISTEN, S.SYN_SENT),           # SEND on a listening socket (§3.10.2)
-        (S.LISTEN, S.CLOSED),             # CLOSE
-        (S.SYN_SENT, S.SYN_RECEIVED),     # simultaneous open: rcv SYN, send SYN,ACK
-        (S.SYN_SENT, S.ESTABLISHED),      # rcv SYN,ACK, send ACK
-        (S.SYN_SENT, S.CLOSED),           # CLOSE, RST, or SYN retries exhausted
+        (S.CLOSED, S.LISTEN),  # passive OPEN
+        (S.CLOSED, S.SYN_SENT),  # active OPEN, send SYN
+        (S.LISTEN, S.SYN_RECEIVED),  # rcv SYN, send SYN,ACK
+        (S.LISTEN, S.SYN_SENT),  # SEND on a listening socket (§3.10.2)
+        (S.LISTEN, S.CLOSED),  # CLOSE
+        (S.SYN_SENT, S.SYN_RECEIVED),  # simultaneous open: rcv SYN, send SYN,ACK
+        (S.SYN_SENT, S.ESTABLISHED),  # rcv SYN,ACK, send ACK
+        (S.SYN_SENT, S.CLOSED),  # CLOSE, RST, or SYN retries exhausted
         (S.SYN_RECEIVED, S.ESTABLISHED),  # rcv ACK of SYN
-        (S.SYN_RECEIVED, S.FIN_WAIT_1),   # CLOSE, send FIN
-        (S.SYN_RECEIVED, S.LISTEN),       # RST, when it came from LISTEN (§3.10.7.4)
-        (S.SYN_RECEIVED, S.CLOSED),       # RST (from active open), ABORT, SYN-ACK retries exhausted
-        (S.SYN_RECEIVED, S.CLOSE_WAIT),   # ACK of SYN together with FIN
-        (S.ESTABLISHED, S.FIN_WAIT_1),    # CLOSE, send FIN
-        (S.ESTABLISHED, S.CLOSE_WAIT),    # rcv FIN, send ACK
-        (S.ESTABLISHED, S.CLOSED),        # RST, ABORT, retransmission timeout
-        (S.FIN_WAIT_1, S.FIN_WAIT_2),     # rcv ACK of FIN
-        (S.FIN_WAIT_1, S.CLOSING),        # rcv FIN, send ACK (simultaneous close)
-        (S.FIN_WAIT_1, S.TIME_WAIT),      # rcv FIN together with ACK of our FIN
-        (S.FIN_WAIT_1, S.CLOSED),         # RST, ABORT, retransmission timeout
-        (S.FIN_WAIT_2, S.TIME_WAIT),      # rcv FIN, send ACK
-        (S.FIN_WAIT_2, S.CLOSED),         # RST, ABORT, FIN_WAIT_2 timeout (orphaned)
-        (S.CLOSE_WAIT, S.LAST_ACK),       # CLOSE, send FIN
-        (S.CLOSE_WAIT, S.CLOSED),         # RST, ABORT, retransmission timeout
-        (S.CLOSING, S.TIME_WAIT),         # rcv ACK of FIN
-        (S.CLOSING, S.CLOSED),            # RST, ABORT, retransmission timeout
-        (S.LAST_ACK, S.CLOSED),           # rcv ACK of FIN, RST, retransmission timeout
-        (S.TIME_WAIT, S.CLOSED),          # 2*MSL timeout, RST, ABORT
+        (S.SYN_RECEIVED, S.FIN_WAIT_1),  # CLOSE, send FIN
+        (S.SYN_RECEIVED, S.LISTEN),  # RST, when it came from LISTEN (§3.10.7.4)
+        (S.SYN_RECEIVED, S.CLOSED),  # RST (from active open), ABORT, SYN-ACK retries exhausted
+        (S.SYN_RECEIVED, S.CLOSE_WAIT),  # ACK of SYN together with FIN
+        (S.ESTABLISHED, S.FIN_WAIT_1),  # CLOSE, send FIN
+        (S.ESTABLISHED, S.CLOSE_WAIT),  # rcv FIN, send ACK
+        (S.ESTABLISHED, S.CLOSED),  # RST, ABORT, retransmission timeout
+        (S.FIN_WAIT_1, S.FIN_WAIT_2),  # rcv ACK of FIN
+        (S.FIN_WAIT_1, S.CLOSING),  # rcv FIN, send ACK (simultaneous close)
+        (S.FIN_WAIT_1, S.TIME_WAIT),  # rcv FIN together with ACK of our FIN
+        (S.FIN_WAIT_1, S.CLOSED),  # RST, ABORT, retransmission timeout
+        (S.FIN_WAIT_2, S.TIME_WAIT),  # rcv FIN, send ACK
+        (S.FIN_WAIT_2, S.CLOSED),  # RST, ABORT, FIN_WAIT_2 timeout (orphaned)
+        (S.CLOSE_WAIT, S.LAST_ACK),  # CLOSE, send FIN
+        (S.CLOSE_WAIT, S.CLOSED),  # RST, ABORT, retransmission timeout
+        (S.CLOSING, S.TIME_WAIT),  # rcv ACK of FIN
+        (S.CLOSING, S.CLOSED),  # RST, ABORT, retransmission timeout
+        (S.LAST_ACK, S.CLOSED),  # rcv ACK of FIN, RST, retransmission timeout
+        (S.TIME_WAIT, S.CLOSED),  # 2*MSL timeout, RST, ABORT
     }
 )
 

@@ -66,9 +66,7 @@ def decode(buf: bytes) -> TcpPacket | IpPacket | Rejected:
         )
     else:
         options = NO_OPTIONS
-    seg = Segment(
-        s.sport, s.dport, s.seq, s.ack, _FLAGS[s.flags], s.window, buf[off:end], options, s.urgent
-    )
+    seg = Segment(s.sport, s.dport, s.seq, s.ack, _FLAGS[s.flags], s.window, buf[off:end], options, s.urgent)
     return TcpPacket(s.src, s.dst, s.ttl, seg)
 
 

@@ -21,8 +21,14 @@ class Flags(IntFlag):
 
 
 _FLAG_LETTERS = (
-    (Flags.SYN, "S"), (Flags.FIN, "F"), (Flags.RST, "R"), (Flags.PSH, "P"),
-    (Flags.URG, "U"), (Flags.ECE, "E"), (Flags.CWR, "W"), (Flags.ACK, "."),
+    (Flags.SYN, "S"),
+    (Flags.FIN, "F"),
+    (Flags.RST, "R"),
+    (Flags.PSH, "P"),
+    (Flags.URG, "U"),
+    (Flags.ECE, "E"),
+    (Flags.CWR, "W"),
+    (Flags.ACK, "."),
 )
 
 
@@ -35,11 +41,11 @@ def flags_str(flags: int) -> str:
 class TcpOptions:
     """Decoded TCP options. None/False/() means absent."""
 
-    mss: int | None = None                                # RFC 9293 §3.7.1
-    wscale: int | None = None                             # RFC 7323 §2
-    sack_permitted: bool = False                          # RFC 2018
-    timestamps: tuple[int, int] | None = None             # (TSval, TSecr), RFC 7323 §3
-    sack_blocks: tuple[tuple[int, int], ...] = ()         # (left, right) edges, at most 4
+    mss: int | None = None  # RFC 9293 §3.7.1
+    wscale: int | None = None  # RFC 7323 §2
+    sack_permitted: bool = False  # RFC 2018
+    timestamps: tuple[int, int] | None = None  # (TSval, TSecr), RFC 7323 §3
+    sack_blocks: tuple[tuple[int, int], ...] = ()  # (left, right) edges, at most 4
 
 
 NO_OPTIONS = TcpOptions()
@@ -54,7 +60,7 @@ class Segment:
     seq: int
     ack: int
     flags: Flags
-    window: int                       # raw 16-bit field, not scaled
+    window: int  # raw 16-bit field, not scaled
     payload: bytes = b""
     options: TcpOptions = field(default=NO_OPTIONS)
     urgent: int = 0

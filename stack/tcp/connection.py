@@ -1,0 +1,570 @@
+"""One TCP connection, sans I/O: segments and `now` in; segments, events and deadlines out.
+
+Input processing (RFC 9293 §3.10.7) lives in `segment_arrives.py`; this module holds the TCB,
+the user calls (§3.10.1-5), the output path and the timers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stack.tcp import congestion, timers
+from stack.tcp.config import TcpConfig
+from stack.tcp.errors import LocalProtocolError
+from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
+from stack.tcp.isn import initial_sequence_number
+from stack.tcp.reassembly import Reassembly
+from stack.tcp.rto import RtoEstimator
+from stack.tcp.segment_arrives import segment_arrives
+from stack.tcp.state import State, is_legal
+from stack.tcp.tcb import Tcb
+from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
+from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
+
+Address = tuple[int, int]
+DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
+_PERSIST_MAX = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    old: State
+    new: State
+    reason: str
+    time: float
+
+    def __str__(self) -> str:
+        return f"{self.old.linux_name} -> {self.new.linux_name} ({self.reason})"
+
+
+@dataclass(slots=True)
+class Counters:
+    segs_in: int = 0
+    segs_out: int = 0
+    retrans_segs: int = 0
+    resets_out: int = 0
+    challenge_acks: int = 0
+    out_of_window: int = 0
+
+
+def window_shift_for(buffer: int) -> int:
+    """The smallest RFC 7323 shift that lets a 16-bit field cover the whole buffer (at most 14)."""
+    shift = 0
+    while (buffer >> shift) > 0xFFFF and shift < 14:
+        shift += 1
+    return shift
+
+
+class Connection:
+    """A TCB and everything the RFC does with it. Build with `connect()` or `from_syn()`."""
+
+    def __init__(self, config: TcpConfig, local: Address, remote: Address, now: float) -> None:
+        self.config = config
+        self.local = local
+        self.remote = remote
+        self.state = State.CLOSED
+        self.tcb = Tcb()
+        self.history: list[Transition] = []
+        self.on_transition: Callable[[Connection, Transition], None] | None = None
+        self.counters = Counters()
+        self.timers = timers.Timers()
+        self.rto = RtoEstimator(config.initial_rto, config.min_rto, config.max_rto)
+        self.cc = congestion.create(config.congestion, config.mss, config.initial_window_segments)
+        self.passive = False  # came from LISTEN (an RST in SYN_RECEIVED returns there)
+        self.finished = False  # the TCB may be deleted (CLOSED, or a child back in LISTEN)
+        self._events: deque[Event] = deque()
+        self._out: list[Segment] = []
+        # send side: _snd_buf[0] has sequence number _snd_buf_seq
+        self._snd_buf = bytearray()
+        self._snd_buf_seq = 0
+        self._fin_queued = False  # CLOSE was called: a FIN follows the queued data
+        self._fin_seq: int | None = None
+        self._syn_options = NO_OPTIONS
+        self._retries = 0
+        self._rtt_seq: int | None = None  # one timed segment at a time (Karn's rule, RFC 6298 §3)
+        self._rtt_time = 0.0
+        self._dupacks = 0
+        self._recover: int | None = None  # NewReno: snd_max when fast recovery started (RFC 6582)
+        self._fast_rexmit = False
+        self._persist_backoff = 0
+        self._send_space_wanted = False
+        # receive side
+        self._rcv_buf = bytearray()
+        self._reasm = Reassembly()
+        self._ack_now = False
+        self._unacked_segments = 0
+        self._peer_fin = False
+        self._orphaned = False
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def connect(cls, config: TcpConfig, local: Address, remote: Address, now: float) -> Connection:
+        """Active OPEN (RFC 9293 §3.10.1): choose an ISS, send SYN, enter SYN-SENT."""
+        conn = cls(config, local, remote, now)
+        conn._init_send_sequence(initial_sequence_number(local, remote, now))
+        wscale = window_shift_for(config.receive_buffer) if config.window_scaling else None
+        conn.tcb.rcv_wscale = wscale or 0
+        conn._syn_options = TcpOptions(mss=config.mss, wscale=wscale)
+        conn._open_receive_window()
+        conn.enter(State.SYN_SENT, "active open", now)
+        conn._send_syn(now)
+        return conn
+
+    @classmethod
+    def from_syn(
+        cls, config: TcpConfig, local: Address, remote: Address, syn: Segment, now: float
+    ) -> Connection:
+        """A LISTEN child for an arriving SYN (RFC 9293 §3.10.7.2, third check): send SYN,ACK."""
+        conn = cls(config, local, remote, now)
+        conn.state = State.LISTEN
+        conn.passive = True
+        tcb = conn.tcb
+        tcb.irs = syn.seq
+        tcb.rcv_nxt = seq_add(syn.seq, 1)
+        conn._init_send_sequence(initial_sequence_number(local, remote, now))
+        conn._apply_peer_syn_options(syn.options)
+        if syn.options.wscale is not None and config.window_scaling:
+            tcb.rcv_wscale = window_shift_for(config.receive_buffer)
+            wscale = tcb.rcv_wscale
+        else:
+            wscale = None
+        conn._syn_options = TcpOptions(mss=config.mss, wscale=wscale)
+        conn._update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
+        conn._open_receive_window()
+        conn.enter(State.SYN_RECEIVED, "SYN", now)
+        conn._send_syn(now)
+        return conn
+
+    def _init_send_sequence(self, iss: int) -> None:
+        tcb = self.tcb
+        tcb.iss = tcb.snd_una = tcb.snd_nxt = tcb.snd_max = iss
+        self._snd_buf_seq = seq_add(iss, 1)
+
+    def _apply_peer_syn_options(self, options: TcpOptions) -> None:
+        tcb = self.tcb
+        tcb.snd_mss = min(options.mss if options.mss else DEFAULT_MSS, self.config.mss)
+        if options.wscale is not None and self.config.window_scaling:
+            tcb.snd_wscale = min(options.wscale, 14)  # RFC 7323 §2.3
+        else:
+            tcb.snd_wscale = tcb.rcv_wscale = 0
+        self.cc = congestion.create(self.config.congestion, tcb.snd_mss, self.config.initial_window_segments)
+
+    # ------------------------------------------------------------------ state
+
+    def enter(self, new: State, reason: str, now: float) -> None:
+        """The one place the state changes: checked against TRANSITIONS and recorded."""
+        if not is_legal(self.state, new):
+            raise LocalProtocolError(f"illegal transition {self.state.name} -> {new.name} ({reason})")
+        t = Transition(self.state, new, reason, now)
+        self.state = new
+        self.history.append(t)
+        if self.on_transition is not None:
+            self.on_transition(self, t)
+        if new is State.CLOSED:
+            self.timers.stop_all()
+            self.finished = True
+            self._events.append(Closed())
+        elif new is State.TIME_WAIT:
+            self.timers.stop_all()
+            self.timers.start(timers.TIME_WAIT, now + 2 * self.config.msl)  # RFC 9293 §3.4.2
+        elif new is State.LISTEN:
+            self.timers.stop_all()
+            self.finished = True
+        elif new is State.ESTABLISHED:
+            self._events.append(Connected())
+        elif new is State.FIN_WAIT_2 and self._orphaned:
+            self.timers.start(timers.FIN_WAIT_2, now + self.config.fin_timeout)
+
+    # ------------------------------------------------------------------ user calls (§3.10.1-5)
+
+    @property
+    def send_space(self) -> int:
+        return max(0, self.config.send_buffer - len(self._snd_buf))
+
+    @property
+    def send_queue_bytes(self) -> int:
+        return len(self._snd_buf)
+
+    @property
+    def recv_queue_bytes(self) -> int:
+        return len(self._rcv_buf)
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer's FIN arrived and every byte before it was read."""
+        return self._peer_fin and not self._rcv_buf
+
+    def send(self, data: bytes, now: float) -> int:
+        """SEND (§3.10.2): queue up to send_space bytes; returns how many were taken."""
+        if self.state in (State.CLOSED, State.LISTEN) or self.finished:
+            raise LocalProtocolError("connection does not exist")
+        if self._fin_queued:
+            raise LocalProtocolError("connection closing")
+        n = min(len(data), self.send_space)
+        if n:
+            self._snd_buf += data[:n] if n < len(data) else data
+        if n < len(data):
+            self._send_space_wanted = True
+        return n
+
+    def read(self, max_bytes: int = -1) -> bytes:
+        """RECEIVE (§3.10.3): take in-order bytes; may queue a window update (§3.8.6.2.2)."""
+        buf = self._rcv_buf
+        if max_bytes < 0 or max_bytes >= len(buf):
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:max_bytes])
+            del buf[:max_bytes]
+        if data and self.state.synchronized and self.state is not State.TIME_WAIT:
+            self._maybe_window_update()
+        return data
+
+    def close(self, now: float) -> None:
+        """CLOSE (§3.10.4): a FIN follows the queued data; receiving goes on (half-close)."""
+        s = self.state
+        self._orphaned = True
+        if s in (State.LISTEN, State.SYN_SENT):
+            self.enter(State.CLOSED, "close", now)
+        elif s in (State.SYN_RECEIVED, State.ESTABLISHED):
+            self._fin_queued = True
+            self.enter(State.FIN_WAIT_1, "close", now)
+        elif s is State.CLOSE_WAIT:
+            self._fin_queued = True
+            self.enter(State.LAST_ACK, "close", now)
+        elif s is State.CLOSED:
+            raise LocalProtocolError("connection does not exist")
+        else:
+            raise LocalProtocolError("connection closing")
+
+    def abort(self, now: float) -> None:
+        """ABORT (§3.10.5): send RST in synchronized states and SYN-RECEIVED, then CLOSED."""
+        if self.state is State.CLOSED:
+            return
+        if self.state.synchronized or self.state is State.SYN_RECEIVED:
+            if self.state is not State.TIME_WAIT:
+                self._emit_rst(self.tcb.snd_nxt)
+        self._snd_buf.clear()
+        self.enter(State.CLOSED, "abort", now)
+
+    # ------------------------------------------------------------------ outputs
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def next_deadline(self) -> float | None:
+        return self.timers.next_deadline()
+
+    def running_timer(self, now: float) -> tuple[str, float] | None:
+        """The first running timer as netstat names it, and seconds left."""
+        for name, deadline in self.timers.items():
+            if name != timers.DELAYED_ACK:
+                return timers.NETSTAT_NAMES[name], max(0.0, deadline - now)
+        return None
+
+    def segments_to_send(self, now: float) -> list[Segment]:
+        if self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED):
+            self._output_data(now)
+        if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
+            self._emit(Flags.ACK, self.tcb.snd_nxt)
+        out, self._out = self._out, []
+        self.counters.segs_out += len(out)
+        return out
+
+    # ------------------------------------------------------------------ timers
+
+    def handle_timer(self, now: float) -> None:
+        for name in self.timers.expired(now):
+            if name == timers.RETRANSMIT:
+                self._on_retransmit_timeout(now)
+            elif name == timers.DELAYED_ACK:
+                self._ack_now = True
+            elif name == timers.PERSIST:
+                self._on_persist_timeout(now)
+            elif name in (timers.TIME_WAIT, timers.FIN_WAIT_2):
+                self.enter(State.CLOSED, f"{name} timeout", now)
+            if self.state is State.CLOSED:
+                return
+
+    def _on_retransmit_timeout(self, now: float) -> None:
+        """RFC 6298 (5.4)-(5.7): retransmit the earliest unacknowledged segment, back off."""
+        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            limit = self.config.syn_retries if self.state is State.SYN_SENT else self.config.synack_retries
+        else:
+            limit = self.config.max_retries
+        if self._retries >= limit:
+            self._events.append(TimedOut())
+            if self.state.synchronized:
+                self._emit_rst(self.tcb.snd_nxt)
+            self.enter(State.CLOSED, "retransmission timeout", now)
+            return
+        self._retries += 1
+        self.rto.on_timeout()
+        self._rtt_seq = None  # Karn: never time a retransmitted segment
+        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self._send_syn(now, retransmit=True)
+            return
+        tcb = self.tcb
+        flight = seq_sub(tcb.snd_max, tcb.snd_una)
+        self.cc.on_rto(flight, now)
+        self._recover = None
+        self._dupacks = 0
+        tcb.snd_nxt = tcb.snd_una  # go back N (RFC 5681 §3.1: retransmit from SND.UNA)
+        self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
+        self._output_data(now, retransmission=True)
+
+    def _on_persist_timeout(self, now: float) -> None:
+        """Zero-window probe (RFC 9293 §3.8.6.1): elicit an ACK carrying the current window."""
+        tcb = self.tcb
+        unsent = self._unsent_bytes()
+        if unsent <= 0 or tcb.snd_nxt != tcb.snd_una:
+            return
+        if tcb.snd_wnd > 0:  # a window too small for SWS avoidance: the override timeout fired
+            n = min(tcb.snd_wnd, tcb.snd_mss, unsent)
+            self._send_data_segment(seq_sub(tcb.snd_nxt, self._snd_buf_seq), n, False, now)
+            return
+        self._emit(Flags.ACK, seq_add(tcb.snd_una, -1))
+        self._persist_backoff += 1
+        self.timers.start(timers.PERSIST, now + self._persist_interval())
+
+    def _persist_interval(self) -> float:
+        return min(self.rto.rto * (1 << self._persist_backoff), _PERSIST_MAX)
+
+    # ------------------------------------------------------------------ output path
+
+    def _unsent_bytes(self) -> int:
+        return len(self._snd_buf) - seq_sub(self.tcb.snd_nxt, self._snd_buf_seq)
+
+    def _send_syn(self, now: float, retransmit: bool = False) -> None:
+        tcb = self.tcb
+        flags = Flags.SYN if self.state is State.SYN_SENT else Flags.SYN | Flags.ACK
+        # the window field of a SYN is never scaled (RFC 7323 §2.2)
+        window = min(self._receive_window(), 0xFFFF)
+        ack = tcb.rcv_nxt if flags & Flags.ACK else 0
+        self._out.append(
+            Segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", self._syn_options)
+        )
+        tcb.snd_nxt = tcb.snd_max = seq_add(tcb.iss, 1)
+        if retransmit:
+            self.counters.retrans_segs += 1
+        else:
+            self._rtt_seq, self._rtt_time = tcb.iss, now
+        self._ack_now = False
+        self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
+
+    def _output_data(self, now: float, retransmission: bool = False) -> None:
+        """Send what the windows allow (RFC 5681 cwnd, peer's window), with Nagle and SWS avoidance."""
+        tcb = self.tcb
+        mss = tcb.snd_mss
+        buf = self._snd_buf
+        while True:
+            offset = seq_sub(tcb.snd_nxt, self._snd_buf_seq)
+            unsent = len(buf) - offset
+            flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
+            window = min(self.cc.cwnd, tcb.snd_wnd)
+            usable = window - flight
+            n = min(mss, unsent, max(usable, 0))
+            if unsent <= 0 or n <= 0:
+                break
+            if n < mss:
+                if n < unsent:
+                    # window-limited: sender SWS avoidance (§3.8.6.2.1)
+                    if n < tcb.max_snd_wnd // 2 or flight == 0 and tcb.snd_wnd == 0:
+                        break
+                elif flight > 0 and not self.config.nodelay and not self._fin_queued:
+                    break  # Nagle (§3.7.4): hold a small segment while data is unacknowledged
+            fin = self._fin_queued and n == unsent
+            self._send_data_segment(offset, n, fin, now)
+        if self._fin_queued and self._unsent_bytes() == 0 and not self._fin_in_flight():
+            self._send_data_segment(seq_sub(tcb.snd_nxt, self._snd_buf_seq), 0, True, now)
+        # data waiting, nothing in flight, the peer's window too small: probe it (§3.8.6.1)
+        if self._unsent_bytes() > 0 and tcb.snd_nxt == tcb.snd_una:
+            if not self.timers.running(timers.PERSIST):
+                self._persist_backoff = 0
+                self.timers.start(timers.PERSIST, now + self._persist_interval())
+        else:
+            self.timers.stop(timers.PERSIST)
+
+    def _fin_in_flight(self) -> bool:
+        return self._fin_seq is not None and seq_gt(self.tcb.snd_nxt, self._fin_seq)
+
+    def _send_data_segment(self, offset: int, n: int, fin: bool, now: float) -> None:
+        tcb = self.tcb
+        seq = tcb.snd_nxt
+        payload = bytes(self._snd_buf[offset : offset + n]) if n else b""
+        flags = Flags.ACK
+        if n and offset + n == len(self._snd_buf):
+            flags |= Flags.PSH
+        if fin:
+            flags |= Flags.FIN
+            self._fin_seq = seq_add(seq, n)
+        end = seq_add(seq, n + (1 if fin else 0))
+        if seq_lt(seq, tcb.snd_max):
+            self.counters.retrans_segs += 1
+        elif self._rtt_seq is None:
+            self._rtt_seq, self._rtt_time = seq, now
+        self._emit(flags, seq, payload)
+        tcb.snd_nxt = end
+        if seq_gt(end, tcb.snd_max):
+            tcb.snd_max = end
+        self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.1)
+
+    def _retransmit_first(self, now: float) -> None:
+        """Fast retransmit (RFC 5681 §3.2 step 4): resend the segment at SND.UNA only."""
+        tcb = self.tcb
+        offset = seq_sub(tcb.snd_una, self._snd_buf_seq)
+        n = min(tcb.snd_mss, len(self._snd_buf) - offset)
+        fin = self._fin_seq is not None and offset + n == len(self._snd_buf)
+        if n <= 0 and not fin:
+            return
+        flags = Flags.ACK | (Flags.FIN if fin else 0)
+        self._emit(flags, tcb.snd_una, bytes(self._snd_buf[offset : offset + n]))
+        self.counters.retrans_segs += 1
+        self._rtt_seq = None
+
+    def _emit(self, flags: Flags, seq: int, payload: bytes = b"") -> None:
+        """Queue one segment carrying our current ACK and window."""
+        tcb = self.tcb
+        window = self._advertise_window()
+        self._out.append(
+            Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window >> tcb.rcv_wscale, payload)
+        )
+        self._ack_now = False
+        self._unacked_segments = 0
+        self.timers.stop(timers.DELAYED_ACK)
+
+    def _emit_rst(self, seq: int) -> None:
+        self._out.append(
+            Segment(self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, Flags.RST | Flags.ACK, 0)
+        )
+        self.counters.resets_out += 1
+
+    # ------------------------------------------------------------------ receive window
+
+    def _receive_window(self) -> int:
+        free = self.config.receive_buffer - len(self._rcv_buf) - self._reasm.bytes_held
+        return max(free, 0)
+
+    def _open_receive_window(self) -> None:
+        tcb = self.tcb
+        limit = 0xFFFF << tcb.rcv_wscale
+        tcb.rcv_wnd = min(self._receive_window(), limit)
+        tcb.rcv_adv = seq_add(tcb.rcv_nxt, tcb.rcv_wnd)
+
+    def _advertise_window(self) -> int:
+        """The window to put in a segment: never shrinks the right edge (§3.8.6), moves it in
+        MSS-sized steps (receiver SWS avoidance, §3.8.6.2.2)."""
+        tcb = self.tcb
+        limit = 0xFFFF << tcb.rcv_wscale
+        offered = seq_sub(tcb.rcv_adv, tcb.rcv_nxt)
+        free = min(self._receive_window(), limit)
+        step = min(tcb.snd_mss, self.config.receive_buffer // 2)
+        if free - max(offered, 0) >= step or free >= limit:
+            offered = free
+        offered = max(offered, 0)
+        offered -= offered & ((1 << tcb.rcv_wscale) - 1)  # representable after scaling
+        tcb.rcv_wnd = offered
+        new_edge = seq_add(tcb.rcv_nxt, offered)
+        if seq_gt(new_edge, tcb.rcv_adv):
+            tcb.rcv_adv = new_edge
+        return offered
+
+    def _maybe_window_update(self) -> None:
+        tcb = self.tcb
+        offered = max(seq_sub(tcb.rcv_adv, tcb.rcv_nxt), 0)
+        free = min(self._receive_window(), 0xFFFF << tcb.rcv_wscale)
+        if free - offered >= min(tcb.snd_mss, self.config.receive_buffer // 2) or (offered == 0 and free > 0):
+            self._ack_now = True
+
+    # ------------------------------------------------------------------ helpers for segment arrival
+
+    def _update_send_window(self, window: int, seq: int, ack: int, syn_segment: bool = False) -> None:
+        tcb = self.tcb
+        tcb.snd_wnd = window if syn_segment else window << tcb.snd_wscale
+        tcb.snd_wl1 = seq
+        tcb.snd_wl2 = ack
+        if tcb.snd_wnd > tcb.max_snd_wnd:
+            tcb.max_snd_wnd = tcb.snd_wnd
+
+    def _deliver(self, data: bytes) -> None:
+        if data:
+            was_empty = not self._rcv_buf
+            self._rcv_buf += data
+            self.tcb.rcv_nxt = seq_add(self.tcb.rcv_nxt, len(data))
+            if was_empty:
+                self._events.append(DataAvailable())
+
+    def _on_peer_fin(self) -> None:
+        self._peer_fin = True
+        self._events.append(PeerClosed())
+
+    def _on_reset(self, refused: bool, now: float, reason: str) -> None:
+        self._events.append(Reset(refused=refused))
+        self._snd_buf.clear()
+        self.enter(State.CLOSED, reason, now)
+
+    def _on_ack_advanced(self, ack: int, now: float) -> None:
+        """SND.UNA < SEG.ACK <= SND.MAX (§3.10.7.4 fifth check): free acknowledged data."""
+        tcb = self.tcb
+        acked = seq_sub(ack, tcb.snd_una)
+        flight_before = seq_sub(tcb.snd_max, tcb.snd_una)
+        if self._rtt_seq is not None and seq_gt(ack, self._rtt_seq):
+            self.rto.on_sample(now - self._rtt_time)
+            self._rtt_seq = None
+        tcb.snd_una = ack
+        if seq_lt(tcb.snd_nxt, ack):
+            tcb.snd_nxt = ack
+        data_acked = min(max(seq_sub(ack, self._snd_buf_seq), 0), len(self._snd_buf))
+        if data_acked:
+            del self._snd_buf[:data_acked]
+            self._snd_buf_seq = seq_add(self._snd_buf_seq, data_acked)
+            if self._send_space_wanted:
+                self._send_space_wanted = False
+                self._events.append(SendSpace())
+        self._retries = 0
+        self.rto.reset_backoff()
+        if self._recover is not None:
+            if seq_ge(ack, self._recover):  # full ACK: leave fast recovery (RFC 6582 §3.2 step 3)
+                self._recover = None
+                self.cc.on_recovery_exit()
+            else:  # partial ACK: retransmit the next hole, deflate (RFC 6582 §3.2 step 4)
+                self._retransmit_first(now)
+                self.cc.cwnd = max(self.cc.cwnd - acked + tcb.snd_mss, tcb.snd_mss)
+        else:
+            self.cc.on_ack(acked, flight_before, None, now)
+        self._dupacks = 0
+        if tcb.snd_una == tcb.snd_max:
+            self.timers.stop(timers.RETRANSMIT)  # RFC 6298 (5.2)
+        else:
+            self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.3)
+
+    def _on_duplicate_ack(self, now: float) -> None:
+        """RFC 5681 §3.2: the third duplicate ACK triggers fast retransmit and fast recovery."""
+        tcb = self.tcb
+        self._dupacks += 1
+        if self._recover is not None:
+            self.cc.cwnd += tcb.snd_mss  # inflate for each segment that left the network
+        elif self._dupacks == 3:
+            self.cc.on_congestion_event(seq_sub(tcb.snd_max, tcb.snd_una), now)
+            self._recover = tcb.snd_max
+            self._retransmit_first(now)
+
+    @property
+    def fin_acked(self) -> bool:
+        return self._fin_seq is not None and seq_gt(self.tcb.snd_una, self._fin_seq)
+
+    def _schedule_ack(self, now: float, full_segment: bool) -> None:
+        """Delayed ACK (RFC 9293 §3.8.6.3): at least every second full-sized segment, else a timer."""
+        if full_segment:
+            self._unacked_segments += 1
+        if self._unacked_segments >= 2:
+            self._ack_now = True
+        else:
+            self.timers.start_if_idle(timers.DELAYED_ACK, now + self.config.delayed_ack)
+
+    def receive_segment(self, seg: Segment, now: float) -> None:
+        self.counters.segs_in += 1
+        segment_arrives(self, seg, now)

@@ -1,0 +1,42 @@
+"""Retransmission timeout estimation (RFC 6298)."""
+
+from __future__ import annotations
+
+
+class RtoEstimator:
+    K = 4
+    ALPHA = 1 / 8
+    BETA = 1 / 4
+    CLOCK_GRANULARITY = 0.001  # G: we time with a fine clock
+
+    def __init__(self, initial_rto: float, min_rto: float, max_rto: float) -> None:
+        self.srtt: float | None = None
+        self.rttvar: float = 0.0
+        self.min_rto = min_rto
+        self.max_rto = max_rto
+        self._base = initial_rto  # RFC 6298 (2.1)
+        self.backoff = 0
+
+    @property
+    def rto(self) -> float:
+        """Current RTO including exponential backoff (RFC 6298 (5.5)), bounded by max_rto."""
+        return min(self._base * (1 << self.backoff), self.max_rto)
+
+    def on_sample(self, r: float) -> None:
+        if self.srtt is None:  # RFC 6298 (2.2)
+            self.srtt = r
+            self.rttvar = r / 2
+        else:  # RFC 6298 (2.3): RTTVAR first, with the old SRTT
+            self.rttvar = (1 - self.BETA) * self.rttvar + self.BETA * abs(self.srtt - r)
+            self.srtt = (1 - self.ALPHA) * self.srtt + self.ALPHA * r
+        rto = self.srtt + max(self.CLOCK_GRANULARITY, self.K * self.rttvar)
+        self._base = min(max(rto, self.min_rto), self.max_rto)  # RFC 6298 (2.4), (2.5)
+        self.backoff = 0
+
+    def on_timeout(self) -> None:
+        """RFC 6298 (5.5): back off the timer."""
+        if self._base * (1 << self.backoff) < self.max_rto:
+            self.backoff += 1
+
+    def reset_backoff(self) -> None:
+        self.backoff = 0

@@ -1,0 +1,252 @@
+"""SEGMENT ARRIVES (RFC 9293 §3.10.7), one function per group of states, checks in the RFC's order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stack.tcp import timers
+from stack.tcp.state import State
+from stack.wire.segment import Flags, Segment
+from stack.wire.seq import in_window, seq_add, seq_gt, seq_le, seq_lt, seq_sub
+
+if TYPE_CHECKING:
+    from stack.tcp.connection import Connection
+
+_RECEIVING_TEXT = (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2)
+
+
+def segment_arrives(conn: Connection, seg: Segment, now: float) -> None:
+    state = conn.state
+    if state is State.CLOSED or conn.finished:
+        return  # the demultiplexer answers for closed connections (§3.10.7.1)
+    if state is State.SYN_SENT:
+        _syn_sent(conn, seg, now)
+    else:
+        _synchronized(conn, seg, now)
+
+
+def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
+    """§3.10.7.3."""
+    tcb = conn.tcb
+    flags = seg.flags
+    ack_ok = False
+    if flags & Flags.ACK:  # first: check the ACK bit
+        if seq_le(seg.ack, tcb.iss) or seq_gt(seg.ack, tcb.snd_max):
+            if not flags & Flags.RST:
+                conn._out.append(Segment(conn.local[1], conn.remote[1], seg.ack, 0, Flags.RST, 0))
+                conn.counters.resets_out += 1
+            return
+        ack_ok = True
+    if flags & Flags.RST:  # second: the RST bit
+        if ack_ok:
+            conn._on_reset(True, now, "RST in SYN_SENT: refused")
+        return
+    if not flags & Flags.SYN:  # fourth: neither SYN nor RST: drop
+        return
+    tcb.irs = seg.seq
+    tcb.rcv_nxt = seq_add(seg.seq, 1)
+    conn._apply_peer_syn_options(seg.options)
+    conn._open_receive_window()
+    if ack_ok:
+        conn._update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
+        conn._on_ack_advanced(seg.ack, now)
+        conn.enter(State.ESTABLISHED, "SYN,ACK", now)
+        conn._ack_now = True
+        if seg.payload or seg.flags & Flags.FIN:
+            _process_text_and_fin(conn, seg, seq_add(seg.seq, 1), seg.payload, now)
+    else:  # simultaneous open (§3.10.7.3 fourth check)
+        conn._update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
+        conn.enter(State.SYN_RECEIVED, "SYN (simultaneous open)", now)
+        conn._send_syn(now, retransmit=True)
+
+
+def _acceptable(conn: Connection, seq: int, seg_len: int) -> bool:
+    """The four cases of the sequence acceptability test (§3.10.7.4, first check)."""
+    tcb = conn.tcb
+    rcv_wnd = max(seq_sub(tcb.rcv_adv, tcb.rcv_nxt), 0)
+    if seg_len == 0:
+        if rcv_wnd == 0:
+            return seq == tcb.rcv_nxt
+        return in_window(seq, tcb.rcv_nxt, rcv_wnd)
+    if rcv_wnd == 0:
+        return False
+    return in_window(seq, tcb.rcv_nxt, rcv_wnd) or in_window(seq_add(seq, seg_len - 1), tcb.rcv_nxt, rcv_wnd)
+
+
+def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
+    """§3.10.7.4: SYN-RECEIVED and every synchronized state."""
+    tcb = conn.tcb
+    flags = seg.flags
+    seq = seg.seq
+    seg_len = seg.seg_len
+
+    if conn.state is State.SYN_RECEIVED and flags & Flags.SYN and seq == tcb.irs and not flags & Flags.ACK:
+        conn._send_syn(now, retransmit=True)  # the peer retransmitted its SYN: resend our SYN,ACK
+        return
+
+    # first: sequence number
+    if not _acceptable(conn, seq, seg_len):
+        if not flags & Flags.RST:
+            conn.counters.out_of_window += 1
+            conn._ack_now = True
+            if conn.state is State.TIME_WAIT and flags & Flags.FIN:
+                # a retransmitted FIN: re-ACK it and restart 2*MSL (§3.10.7.4 eighth check)
+                conn.timers.start(timers.TIME_WAIT, now + 2 * conn.config.msl)
+        return
+
+    # second: RST (with RFC 5961 §3.2: only an exact match resets, in-window gets a challenge ACK)
+    if flags & Flags.RST:
+        if seq != tcb.rcv_nxt:
+            conn.counters.challenge_acks += 1
+            conn._ack_now = True
+            return
+        if conn.state is State.SYN_RECEIVED:
+            if conn.passive:
+                conn.enter(State.LISTEN, "RST", now)
+            else:
+                conn._on_reset(True, now, "RST in SYN_RECV: refused")
+        elif conn.state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+            conn.enter(State.CLOSED, "RST", now)
+        else:
+            conn._on_reset(False, now, "RST")
+        return
+
+    # fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 §4.2)
+    if flags & Flags.SYN:
+        conn.counters.challenge_acks += 1
+        conn._ack_now = True
+        return
+
+    # fifth: ACK
+    if not flags & Flags.ACK:
+        return
+    if not _process_ack(conn, seg, now):
+        return
+
+    # sixth (URG) is accepted and ignored: the pointer never hides data. seventh/eighth: text, FIN
+    if conn.state in _RECEIVING_TEXT or (seg.flags & Flags.FIN and conn.state is not State.TIME_WAIT):
+        if seg.payload or flags & Flags.FIN:
+            _process_text_and_fin(conn, seg, seq, seg.payload, now)
+    elif conn.state is State.TIME_WAIT and flags & Flags.FIN:
+        conn._ack_now = True
+        conn.timers.start(timers.TIME_WAIT, now + 2 * conn.config.msl)
+
+
+def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
+    """§3.10.7.4 fifth check. Returns False when the segment must be dropped."""
+    tcb = conn.tcb
+    ack = seg.ack
+    state = conn.state
+    if state is State.SYN_RECEIVED:
+        if seq_lt(tcb.snd_una, ack) and seq_le(ack, tcb.snd_max):
+            conn._update_send_window(seg.window, seg.seq, ack)
+            conn._on_ack_advanced(ack, now)
+            conn.enter(State.ESTABLISHED, "ACK of SYN", now)
+            state = conn.state
+        else:
+            conn._out.append(Segment(conn.local[1], conn.remote[1], ack, 0, Flags.RST, 0))
+            conn.counters.resets_out += 1
+            return False
+
+    if seq_gt(ack, tcb.snd_max):  # ACKs something not yet sent: ACK and drop
+        conn._ack_now = True
+        return False
+    if seq_lt(ack, tcb.snd_una):
+        pass  # old duplicate: ignore the ACK, keep processing the text
+    elif ack == tcb.snd_una:
+        window = seg.window << tcb.snd_wscale
+        is_dup = (
+            not seg.payload
+            and not seg.flags & (Flags.SYN | Flags.FIN)
+            and window == tcb.snd_wnd
+            and tcb.snd_una != tcb.snd_max
+        )
+        _update_window_if_newer(conn, seg)
+        if is_dup:
+            conn._on_duplicate_ack(now)
+    else:
+        _update_window_if_newer(conn, seg)
+        conn._on_ack_advanced(ack, now)
+
+    if conn.fin_acked:
+        if state is State.FIN_WAIT_1:
+            conn.enter(State.FIN_WAIT_2, "ACK of FIN", now)
+        elif state is State.CLOSING:
+            conn.enter(State.TIME_WAIT, "ACK of FIN", now)
+            return False
+        elif state is State.LAST_ACK:
+            conn.enter(State.CLOSED, "ACK of FIN", now)
+            return False
+    return True
+
+
+def _update_window_if_newer(conn: Connection, seg: Segment) -> None:
+    """SND.WND update rule (§3.10.7.4 fifth check): only from a segment newer than the last update."""
+    tcb = conn.tcb
+    if seq_lt(tcb.snd_wl1, seg.seq) or (tcb.snd_wl1 == seg.seq and seq_le(tcb.snd_wl2, seg.ack)):
+        conn._update_send_window(seg.window, seg.seq, seg.ack)
+
+
+def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: bytes, now: float) -> None:
+    """Seventh and eighth checks: deliver in-order text, queue out-of-order text, then the FIN."""
+    tcb = conn.tcb
+    fin = bool(seg.flags & Flags.FIN)
+    receiving = conn.state in _RECEIVING_TEXT
+    if payload and receiving:
+        # trim what was already received, and what lies beyond the window we offered
+        head = seq_sub(tcb.rcv_nxt, seq)
+        if head > 0:
+            payload = payload[head:]
+            seq = tcb.rcv_nxt
+        room = seq_sub(tcb.rcv_adv, seq)
+        if len(payload) > room:
+            payload = payload[: max(room, 0)]
+            fin = False  # the FIN lies beyond the window
+        if seq == tcb.rcv_nxt:
+            had_holes = len(conn._reasm) > 0
+            conn._deliver(payload)
+            conn._deliver(conn._reasm.pop_ready(tcb.rcv_nxt))
+            if had_holes:
+                conn._ack_now = True  # a hole was filled: ACK at once (RFC 5681 §4.2)
+            else:
+                conn._schedule_ack(now, len(payload) >= tcb.snd_mss)
+        elif payload:
+            conn._reasm.add(tcb.rcv_nxt, seq, payload)
+            conn._ack_now = True  # out-of-order: immediate duplicate ACK (RFC 5681 §4.2)
+            if fin:
+                conn._reasm.fin_seq = seq_add(seq, len(payload))
+            return
+    elif payload:
+        payload = b""  # text after the peer's FIN is ignored (§3.10.7.4 seventh check)
+    if not fin:
+        held = conn._reasm.fin_seq
+        if held is None or held != tcb.rcv_nxt:
+            return
+        conn._reasm.fin_seq = None
+    elif seq_add(seq, len(payload)) != tcb.rcv_nxt:
+        if seq_gt(seq_add(seq, len(payload)), tcb.rcv_nxt):
+            conn._reasm.fin_seq = seq_add(seq, len(payload))
+            conn._ack_now = True
+        return
+    _process_fin(conn, now)
+
+
+def _process_fin(conn: Connection, now: float) -> None:
+    """Eighth check: the FIN is in sequence."""
+    tcb = conn.tcb
+    state = conn.state
+    if state in (State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK):
+        conn._ack_now = True
+        return
+    tcb.rcv_nxt = seq_add(tcb.rcv_nxt, 1)
+    conn._ack_now = True
+    conn._on_peer_fin()
+    if state in (State.SYN_RECEIVED, State.ESTABLISHED):
+        conn.enter(State.CLOSE_WAIT, "FIN", now)
+    elif state is State.FIN_WAIT_1:
+        if conn.fin_acked:
+            conn.enter(State.TIME_WAIT, "FIN with ACK of FIN", now)
+        else:
+            conn.enter(State.CLOSING, "FIN (simultaneous close)", now)
+    elif state is State.FIN_WAIT_2:
+        conn.enter(State.TIME_WAIT, "FIN", now)
