@@ -1,1 +1,26 @@
-"""tcpstack: a userspace TCP/IP stack in Python over a Linux TUN device."""
+"""tcpstack: a userspace TCP/IP stack in Python over a Linux TUN device.
+
+Heavy modules (uvloop, cffi, pytun) load lazily, so `tcpstack netstat` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stack.aio.fault import FaultSpec
+    from stack.aio.stack import Stack
+    from stack.tcp.config import TcpConfig
+
+__all__ = ["FaultSpec", "Stack", "TcpConfig"]
+
+_EXPORTS = {"Stack": "stack.aio.stack", "FaultSpec": "stack.aio.fault", "TcpConfig": "stack.tcp.config"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stack' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -114,9 +114,7 @@ class Connection:
         return conn
 
     @classmethod
-    def from_syn(
-        cls, config: TcpConfig, local: Address, remote: Address, syn: Segment, now: float
-    ) -> Connection:
+    def from_syn(cls, config: TcpConfig, local: Address, remote: Address, syn: Segment, now: float) -> Connection:
         """A LISTEN child for an arriving SYN (RFC 9293 §3.10.7.2, third check): send SYN,ACK."""
         conn = cls(config, local, remote, now)
         conn.state = State.LISTEN
@@ -344,9 +342,7 @@ class Connection:
         # the window field of a SYN is never scaled (RFC 7323 §2.2)
         window = min(self._receive_window(), 0xFFFF)
         ack = tcb.rcv_nxt if flags & Flags.ACK else 0
-        self._out.append(
-            Segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", self._syn_options)
-        )
+        self._out.append(Segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", self._syn_options))
         tcb.snd_nxt = tcb.snd_max = seq_add(tcb.iss, 1)
         if retransmit:
             self.counters.retrans_segs += 1
@@ -437,9 +433,7 @@ class Connection:
         self.timers.stop(timers.DELAYED_ACK)
 
     def _emit_rst(self, seq: int) -> None:
-        self._out.append(
-            Segment(self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, Flags.RST | Flags.ACK, 0)
-        )
+        self._out.append(Segment(self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, Flags.RST | Flags.ACK, 0))
         self.counters.resets_out += 1
 
     # ------------------------------------------------------------------ receive window

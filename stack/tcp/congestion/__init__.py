@@ -12,7 +12,5 @@ def create(name: str, mss: int, initial_window_segments: int) -> CongestionContr
     try:
         cls = REGISTRY[name]
     except KeyError:
-        raise ValueError(
-            f"unknown congestion control {name!r}; known: {', '.join(sorted(REGISTRY))}"
-        ) from None
+        raise ValueError(f"unknown congestion control {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
     return cls(mss, initial_window_segments)

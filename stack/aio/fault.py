@@ -1,0 +1,156 @@
+"""Fault injection at the device boundary: loss, duplication, reordering, corruption and delay.
+
+This kernel has no sch_netem, so `--fault loss=5%,dup=1%,reorder=10%,corrupt=1%,delay=20ms,seed=N`
+impairs packets in both directions here, as a small wrapper around any device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_PERCENT_KEYS = ("loss", "dup", "reorder", "corrupt")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    loss: float = 0.0  # probabilities in [0, 1]
+    dup: float = 0.0
+    reorder: float = 0.0
+    corrupt: float = 0.0
+    delay: float = 0.0  # seconds
+    seed: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> FaultSpec:
+        values: dict[str, float | int] = {}
+        for item in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            raw = raw.strip()
+            if not sep or not raw:
+                raise ValueError(f"fault {item!r}: expected key=value")
+            if key in values:
+                raise ValueError(f"fault {key!r} given twice")
+            if key in _PERCENT_KEYS:
+                values[key] = _parse_probability(key, raw)
+            elif key == "delay":
+                values[key] = _parse_duration(raw)
+            elif key == "seed":
+                try:
+                    values[key] = int(raw)
+                except ValueError:
+                    raise ValueError(f"fault seed {raw!r}: expected an integer") from None
+            else:
+                raise ValueError(f"unknown fault {key!r}; known: loss, dup, reorder, corrupt, delay, seed")
+        if not values:
+            raise ValueError("empty fault specification")
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse_probability(key: str, raw: str) -> float:
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise ValueError(f"fault {key}={raw!r}: expected a percentage like 5%") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"fault {key}={raw!r}: must be between 0% and 100%")
+    return value
+
+
+def _parse_duration(raw: str) -> float:
+    number, scale = raw, 1e-3  # a bare number is milliseconds, like netem
+    for suffix, suffix_scale in (("ms", 1e-3), ("us", 1e-6), ("s", 1.0)):
+        if raw.endswith(suffix):
+            number, scale = raw[: -len(suffix)], suffix_scale
+            break
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise ValueError(f"fault delay={raw!r}: expected a duration like 20ms") from None
+    if not 0 <= value <= 60:
+        raise ValueError(f"fault delay={raw!r}: must be between 0 and 60 s")
+    return value
+
+
+class Impairment:
+    """Applies a FaultSpec to a list of packets; delayed packets are released through `release`."""
+
+    def __init__(
+        self,
+        spec: FaultSpec,
+        rng: random.Random,
+        loop: asyncio.AbstractEventLoop,
+        release: Callable[[list[bytes]], None],
+    ) -> None:
+        self.spec = spec
+        self._rng = rng
+        self._loop = loop
+        self._release = release
+        self.counts = {"dropped": 0, "duplicated": 0, "reordered": 0, "corrupted": 0}
+
+    def apply(self, packets: list[bytes]) -> list[bytes]:
+        spec, rng = self.spec, self._rng
+        now_out: list[bytes] = []
+        for pkt in packets:
+            if spec.loss and rng.random() < spec.loss:
+                self.counts["dropped"] += 1
+                continue
+            copies = 2 if spec.dup and rng.random() < spec.dup else 1
+            if copies == 2:
+                self.counts["duplicated"] += 1
+            for _ in range(copies):
+                p = pkt
+                if spec.corrupt and rng.random() < spec.corrupt:
+                    self.counts["corrupted"] += 1
+                    p = _flip_one_byte(p, rng)
+                delay = spec.delay
+                if spec.reorder and rng.random() < spec.reorder:
+                    self.counts["reordered"] += 1
+                    delay += max(spec.delay, 0.002) * (1 + rng.random())  # held back behind later packets
+                if delay > 0:
+                    self._loop.call_later(delay, self._release, [p])
+                else:
+                    now_out.append(p)
+        return now_out
+
+
+def _flip_one_byte(pkt: bytes, rng: random.Random) -> bytes:
+    buf = bytearray(pkt)
+    i = rng.randrange(len(buf)) if buf else 0
+    if buf:
+        buf[i] ^= 1 << rng.randrange(8)
+    return bytes(buf)
+
+
+class FaultyDevice:
+    """Wraps a device; impairs packets both ways. `on_delayed_input` is set by the stack."""
+
+    def __init__(self, inner, spec: FaultSpec, loop: asyncio.AbstractEventLoop) -> None:
+        rng = random.Random(spec.seed)
+        self.inner = inner
+        self.name = inner.name
+        self.mtu = inner.mtu
+        self.on_delayed_input: Callable[[list[bytes]], None] | None = None
+        self.inbound = Impairment(spec, random.Random(rng.random()), loop, self._deliver_late)
+        self.outbound = Impairment(spec, random.Random(rng.random()), loop, inner.write_batch)
+
+    def _deliver_late(self, packets: list[bytes]) -> None:
+        if self.on_delayed_input is not None:
+            self.on_delayed_input(packets)
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def read_batch(self) -> list[bytes]:
+        return self.inbound.apply(self.inner.read_batch())
+
+    def write_batch(self, packets: list[bytes]) -> None:
+        out = self.outbound.apply(packets)
+        if out:
+            self.inner.write_batch(out)
+
+    def close(self) -> None:
+        self.inner.close()

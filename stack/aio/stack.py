@@ -1,0 +1,387 @@
+"""The Stack: runs the sans-I/O core on an asyncio (uvloop) loop over a packet device.
+
+Like aioquic's asyncio glue: read a batch -> decode -> IP/demux with `now` -> flush every touched
+connection (events to transports, segments to the device) -> re-arm one timer for the earliest deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import ipaddress
+import itertools
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+
+from stack.aio.streams import ClientConnected, open_connection, start_server
+from stack.aio.transport import TcpTransport
+from stack.demux import Demux
+from stack.ip import handle_ip_packet
+from stack.tcp.config import TcpConfig
+from stack.tcp.connection import Connection, Transition
+from stack.tcp.events import Closed, Connected, Reset, TimedOut
+from stack.tcp.listener import Listener
+from stack.tcp.state import State
+from stack.wire.codec import IpPacket, Rejected, TcpPacket, decode, encode_tcp
+from stack.wire.reasons import DropReason
+
+log = logging.getLogger(__name__)
+ProtocolFactory = Callable[[], asyncio.Protocol]
+
+
+def _ip(addr: str) -> int:
+    return int(ipaddress.IPv4Address(addr))
+
+
+def _fmt(addr: tuple[int, int]) -> str:
+    return f"{ipaddress.IPv4Address(addr[0])}:{addr[1]}"
+
+
+class Server:
+    """What create_server/start_server return: a listener that can be closed."""
+
+    def __init__(self, stack: Stack, listener: Listener, factory: ProtocolFactory) -> None:
+        self._stack = stack
+        self.listener = listener
+        self.factory = factory
+        self._closed = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        return self.listener.local[1]
+
+    def is_serving(self) -> bool:
+        return not self._closed.is_set()
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._stack._close_server(self)
+            self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Stack:
+    def __init__(self, device, addr: str, *, config: TcpConfig | None = None,
+                 trace: Callable[[str], None] | None = None) -> None:
+        self.device = device
+        self.addr = _ip(addr)
+        mss = device.mtu - 40
+        self.config = config if config is not None else TcpConfig(mss=mss)
+        self.demux = Demux(self.config)
+        self.trace = trace
+        self.counters: Counter[str] = Counter()
+        self._loop = asyncio.get_running_loop()
+        self._transports: dict[Connection, TcpTransport] = {}
+        self._connecting: dict[Connection, tuple[asyncio.Future, ProtocolFactory]] = {}
+        self._servers: dict[Listener, Server] = {}
+        self._dirty: set[Connection] = set()
+        self._flush_scheduled = False
+        self._out: list[bytes] = []
+        self._heap: list[tuple[float, int, Connection]] = []
+        self._scheduled: dict[Connection, float] = {}
+        self._tiebreak = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
+        self._retired = Counter()  # counters of connections already removed
+        if hasattr(device, "on_delayed_input"):
+            device.on_delayed_input = self._input
+        self._loop.add_reader(device.fileno(), self._on_readable)
+
+    @classmethod
+    async def open_tun(cls, tun: str, addr: str, peer: str, *, mtu: int = 1500, config: TcpConfig | None = None,
+                       fault=None, pcap: str | None = None, trace: Callable[[str], None] | None = None) -> Stack:
+        from stack.aio.tun import TunDevice
+
+        device = TunDevice(tun, addr, peer, mtu)
+        if pcap is not None:
+            from stack.pcap import CapturingDevice, PcapWriter
+
+            device = CapturingDevice(device, PcapWriter(pcap))
+        if fault is not None:
+            from stack.aio.fault import FaultyDevice
+
+            device = FaultyDevice(device, fault, asyncio.get_running_loop())
+        if config is None:
+            config = TcpConfig(mss=mtu - 40)
+        elif config.mss > mtu - 40:
+            config = replace(config, mss=mtu - 40)
+        return cls(device, addr, config=config, trace=trace)
+
+    @staticmethod
+    def now() -> float:
+        # uvloop's clock has millisecond resolution: RTT samples on a local TUN need better
+        return time.monotonic()
+
+    # ------------------------------------------------------------ application API
+
+    async def create_server(self, protocol_factory: ProtocolFactory, port: int, *, backlog: int | None = None) -> Server:
+        listener = self.demux.listen((self.addr, port), backlog)
+        server = Server(self, listener, protocol_factory)
+        self._servers[listener] = server
+        return server
+
+    async def start_server(self, client_connected_cb: ClientConnected, port: int) -> Server:
+        return await start_server(self, client_connected_cb, port)
+
+    async def create_connection(self, protocol_factory: ProtocolFactory, host: str,
+                                port: int) -> tuple[TcpTransport, asyncio.Protocol]:
+        conn = self.demux.connect(self.addr, (_ip(host), port), self.now())
+        self._watch(conn)
+        future: asyncio.Future = self._loop.create_future()
+        self._connecting[conn] = (future, protocol_factory)
+        self.mark_dirty(conn)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if not conn.finished:
+                conn.abort(self.now())
+                self.mark_dirty(conn)
+            raise
+
+    async def open_connection(self, host: str, port: int):
+        return await open_connection(self, host, port)
+
+    def snapshot(self, now: float | None = None) -> list[dict]:
+        now = self.now() if now is None else now
+        rows = []
+        for listener in self.demux.listeners.values():
+            rows.append({"local": _fmt(listener.local), "remote": "0.0.0.0:*", "state": "LISTEN", "send_q": 0,
+                         "recv_q": len(listener.accept_queue), "timer": "off", "timer_left": None, "history": []})
+        for conn in self.demux.connections.values():
+            timer = conn.running_timer(now)
+            rows.append({
+                "local": _fmt(conn.local),
+                "remote": _fmt(conn.remote),
+                "state": conn.state.linux_name,
+                "send_q": conn.send_queue_bytes,
+                "recv_q": conn.recv_queue_bytes,
+                "timer": timer[0] if timer else "off",
+                "timer_left": round(timer[1], 3) if timer else None,
+                "history": [str(t) for t in conn.history],
+            })
+        return rows
+
+    def stats(self) -> dict[str, int]:
+        totals = Counter(self.counters)
+        totals.update(self.demux.counters)
+        totals.update(self._retired)
+        for conn in self.demux.connections.values():
+            totals.update(_conn_counters(conn))
+        totals["CurrEstab"] = sum(
+            1 for c in self.demux.connections.values() if c.state in (State.ESTABLISHED, State.CLOSE_WAIT)
+        )
+        return dict(sorted(totals.items()))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        for conn in list(self.demux.connections.values()):
+            if not conn.finished:
+                conn.abort(self.now())
+                self.mark_dirty(conn)
+        self._flush()
+        self._closed = True
+        self._loop.remove_reader(self.device.fileno())
+        if self._timer is not None:
+            self._timer.cancel()
+        self.device.close()
+
+    # ------------------------------------------------------------ input
+
+    def _on_readable(self) -> None:
+        try:
+            packets = self.device.read_batch()
+        except OSError as exc:
+            log.warning("device read failed: %s", exc)
+            return
+        self._input(packets)
+
+    def _input(self, packets: list[bytes]) -> None:
+        if self._closed:
+            return
+        now = self.now()
+        counters = self.counters
+        for raw in packets:
+            pkt = decode(raw)
+            if type(pkt) is TcpPacket:
+                if pkt.dst != self.addr:
+                    counters["InAddrErrors"] += 1
+                    continue
+                conn, rst = self.demux.segment_arrives(pkt.src, pkt.dst, pkt.segment, now)
+                if conn is not None:
+                    if conn not in self._transports and conn not in self._connecting:
+                        self._watch(conn)
+                    self._dirty.add(conn)
+                elif rst is not None:
+                    self._out.append(encode_tcp(self.addr, pkt.src, rst))
+            elif type(pkt) is Rejected:
+                counters["InErrors" if pkt.reason is not DropReason.BAD_TCP_CHECKSUM else "InCsumErrors"] += 1
+                counters[f"Drop{pkt.reason.name}"] += 1
+            elif type(pkt) is IpPacket:
+                if pkt.dst != self.addr:
+                    counters["InAddrErrors"] += 1
+                    continue
+                reply = handle_ip_packet(pkt, self.addr)
+                if reply is not None:
+                    self._out.append(reply)
+        self._flush()
+
+    # ------------------------------------------------------------ output
+
+    def mark_dirty(self, conn: Connection) -> None:
+        self._dirty.add(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def call_soon_deliver(self, transport: TcpTransport) -> None:
+        self._loop.call_soon(self._deliver_soon, transport)
+
+    def _deliver_soon(self, transport: TcpTransport) -> None:
+        transport._deliver_reads()
+        self.mark_dirty(transport._conn)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closed:
+            return
+        now = self.now()
+        rounds = 0
+        while self._dirty and rounds < 8:  # callbacks may touch connections again; bounded
+            rounds += 1
+            dirty, self._dirty = self._dirty, set()
+            for conn in dirty:
+                self._dispatch_events(conn)
+                local, remote = conn.local[0], conn.remote[0]
+                for seg in conn.segments_to_send(now):
+                    self._out.append(encode_tcp(local, remote, seg))
+                if conn.finished:
+                    self._retire(conn)
+                else:
+                    self._schedule(conn)
+        if self._out:
+            out, self._out = self._out, []
+            self.counters["OutPackets"] += len(out)
+            self.device.write_batch(out)
+        self._arm_timer()
+
+    def _dispatch_events(self, conn: Connection) -> None:
+        while (event := conn.next_event()) is not None:
+            transport = self._transports.get(conn)
+            if transport is not None:
+                transport.handle_event(event)
+                continue
+            pending = self._connecting.get(conn)
+            if pending is not None:
+                self._on_connect_event(conn, event, *pending)
+            elif type(event) is Connected:
+                self._accept(conn)
+
+    def _on_connect_event(self, conn: Connection, event, future: asyncio.Future, factory: ProtocolFactory) -> None:
+        if type(event) is Connected:
+            del self._connecting[conn]
+            if future.cancelled():
+                conn.abort(self.now())
+                return
+            protocol = factory()
+            transport = TcpTransport(self, conn, protocol)
+            self._transports[conn] = transport
+            protocol.connection_made(transport)
+            future.set_result((transport, protocol))
+        elif type(event) in (Reset, TimedOut, Closed):
+            del self._connecting[conn]
+            if not future.done():
+                if type(event) is Reset:
+                    future.set_exception(ConnectionRefusedError(f"connection refused by {_fmt(conn.remote)}"))
+                elif type(event) is TimedOut:
+                    future.set_exception(TimeoutError(f"connection to {_fmt(conn.remote)} timed out"))
+                else:
+                    future.set_exception(ConnectionAbortedError("connection closed before it was established"))
+
+    def _accept(self, conn: Connection) -> None:
+        listener = self.demux.parent.get(conn)
+        server = self._servers.get(listener) if listener is not None else None
+        if server is None:
+            conn.abort(self.now())
+            return
+        listener.on_established(conn)
+        listener.accept()
+        protocol = server.factory()
+        transport = TcpTransport(self, conn, protocol)
+        self._transports[conn] = transport
+        protocol.connection_made(transport)
+
+    def _watch(self, conn: Connection) -> None:
+        if self.trace is not None:
+            conn.on_transition = self._trace_transition
+
+    def _trace_transition(self, conn: Connection, t: Transition) -> None:
+        self.trace(f"{_fmt(conn.remote)} {t}")
+
+    def _retire(self, conn: Connection) -> None:
+        self.demux.remove(conn)
+        self._transports.pop(conn, None)
+        self._connecting.pop(conn, None)
+        self._scheduled.pop(conn, None)
+        self._retired.update(_conn_counters(conn))
+
+    def _close_server(self, server: Server) -> None:
+        self.demux.unlisten(server.listener)
+        self._servers.pop(server.listener, None)
+
+    # ------------------------------------------------------------ timers
+
+    def _schedule(self, conn: Connection) -> None:
+        deadline = conn.next_deadline()
+        if deadline is None:
+            self._scheduled.pop(conn, None)
+        elif self._scheduled.get(conn) != deadline:
+            self._scheduled[conn] = deadline
+            heapq.heappush(self._heap, (deadline, next(self._tiebreak), conn))
+
+    def _arm_timer(self) -> None:
+        heap = self._heap
+        while heap and self._scheduled.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)  # stale entry
+        if not heap:
+            return
+        at = heap[0][0]
+        if self._timer_at is not None and self._timer_at <= at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_later(max(at - self.now(), 0.0), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self.now()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            deadline, _, conn = heapq.heappop(heap)
+            if self._scheduled.get(conn) != deadline:
+                continue
+            del self._scheduled[conn]
+            conn.handle_timer(now)
+            self._dirty.add(conn)
+        self._flush()
+
+
+def _conn_counters(conn: Connection) -> Counter[str]:
+    c = conn.counters
+    return Counter({"InSegsConn": c.segs_in, "OutSegs": c.segs_out, "RetransSegs": c.retrans_segs,
+                    "OutRstsConn": c.resets_out, "TCPChallengeACK": c.challenge_acks,
+                    "OutOfWindowDrops": c.out_of_window})

@@ -1,0 +1,204 @@
+"""asyncio.Transport over one TCP connection of the userspace stack.
+
+Callback order is asyncio's: connection_made -> data_received* -> eof_received? -> connection_lost.
+Write flow control follows asyncio's contract (high water 64 KiB, low = high // 4); reading is
+back-pressured through the receive window: while paused we stop taking bytes from the core, so the
+window the peer sees closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from typing import TYPE_CHECKING
+
+from stack.tcp.connection import Connection
+from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
+from stack.tcp.state import State
+
+if TYPE_CHECKING:
+    from stack.aio.stack import Stack
+
+log = logging.getLogger(__name__)
+_DEFAULT_HIGH_WATER = 64 * 1024
+
+
+def address_tuple(addr: tuple[int, int]) -> tuple[str, int]:
+    return str(ipaddress.IPv4Address(addr[0])), addr[1]
+
+
+class TcpTransport(asyncio.Transport):
+    def __init__(self, stack: Stack, conn: Connection, protocol: asyncio.BaseProtocol) -> None:
+        super().__init__(extra={"peername": address_tuple(conn.remote), "sockname": address_tuple(conn.local)})
+        self._stack = stack
+        self._conn = conn
+        self._protocol = protocol
+        self._pending = bytearray()  # written by the application, not yet taken by the core
+        self._closing = False
+        self._eof_wanted = False  # write_eof()/close() once _pending is empty
+        self._eof_sent = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._eof_delivered = False
+        self._lost = False
+        self._high = _DEFAULT_HIGH_WATER
+        self._low = _DEFAULT_HIGH_WATER // 4
+
+    # ------------------------------------------------------------ asyncio.BaseTransport
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def close(self) -> None:
+        """Send what is buffered, then FIN; connection_lost follows when the connection is done."""
+        if self._closing or self._lost:
+            return
+        self._closing = True
+        self._reading_paused = False
+        self._eof_wanted = True
+        self._push()
+        self._deliver_reads()  # discard what arrives from now on: nobody will read it
+
+    # ------------------------------------------------------------ reading
+
+    def is_reading(self) -> bool:
+        return not self._reading_paused and not self._closing
+
+    def pause_reading(self) -> None:
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            self._stack.call_soon_deliver(self)
+
+    # ------------------------------------------------------------ writing
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = _DEFAULT_HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+        self._check_pause()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._low, self._high
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._pending)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if self._eof_wanted:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._lost or not data:
+            return
+        self._pending += data
+        self._push()
+        self._check_pause()
+
+    def write_eof(self) -> None:
+        if self._eof_wanted:
+            return
+        self._eof_wanted = True
+        self._push()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def abort(self) -> None:
+        if self._lost:
+            return
+        self._closing = True
+        self._conn.abort(self._stack.now())
+        self._stack.mark_dirty(self._conn)
+
+    # ------------------------------------------------------------ the stack's side
+
+    def _push(self) -> None:
+        """Move pending bytes into the core's send buffer; send FIN when asked and drained."""
+        conn = self._conn
+        if self._lost or conn.finished:
+            return
+        now = self._stack.now()
+        if self._pending and conn.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+            n = conn.send(self._pending, now)
+            if n:
+                del self._pending[:n]
+                self._stack.mark_dirty(conn)
+        if self._eof_wanted and not self._pending and not self._eof_sent:
+            if conn.state in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_RECEIVED):
+                self._eof_sent = True
+                conn.close(now)
+                self._stack.mark_dirty(conn)
+
+    def _check_pause(self) -> None:
+        size = len(self._pending)
+        if not self._writing_paused and size > self._high:
+            self._writing_paused = True
+            self._call(self._protocol.pause_writing)
+        elif self._writing_paused and size <= self._low:
+            self._writing_paused = False
+            self._call(self._protocol.resume_writing)
+
+    def _deliver_reads(self) -> None:
+        conn = self._conn
+        if self._lost:
+            return
+        if self._closing:
+            conn.read()  # closed for reading: drop, keep the window open
+            return
+        while not self._reading_paused and conn.recv_queue_bytes:
+            data = conn.read()
+            self._call(self._protocol.data_received, data)  # type: ignore[attr-defined]
+        if conn.at_eof and not self._eof_delivered and not self._reading_paused:
+            self._eof_delivered = True
+            keep_open = self._call(self._protocol.eof_received)  # type: ignore[attr-defined]
+            if not keep_open:
+                self.close()
+
+    def handle_event(self, event: Event) -> None:
+        if isinstance(event, DataAvailable | PeerClosed):
+            self._deliver_reads()
+        elif isinstance(event, SendSpace):
+            self._push()
+            self._check_pause()
+        elif isinstance(event, Reset):
+            self._lose(ConnectionResetError("connection reset by peer"))
+        elif isinstance(event, TimedOut):
+            self._lose(TimeoutError("connection timed out"))
+        elif isinstance(event, Closed):
+            self._lose(None)
+        elif isinstance(event, Connected):
+            pass
+        if self._closing and self._conn.state in (State.TIME_WAIT, State.FIN_WAIT_2) and self._conn.at_eof:
+            self._lose(None)  # both directions are done; the core finishes TIME_WAIT on its own
+
+    def _lose(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        self._pending.clear()
+        self._call(self._protocol.connection_lost, exc)
+
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except Exception:
+            log.exception("protocol callback %s failed; aborting the connection", getattr(fn, "__name__", fn))
+            if not self._lost:
+                self._conn.abort(self._stack.now())
+                self._stack.mark_dirty(self._conn)
+            return None

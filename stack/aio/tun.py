@@ -1,0 +1,79 @@
+"""Packet devices: the TUN device (python-pytun) and a socketpair device for tests without TUN."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+from stack.aio.batchio import BatchReader, write_batch
+
+
+class TunDevice:
+    """A layer-3 TUN device (IFF_TUN | IFF_NO_PI): each read/write is one raw IPv4 packet."""
+
+    def __init__(self, name: str, addr: str, peer: str, mtu: int = 1500) -> None:
+        import pytun  # imported here so that tests and tools without TUN never need it
+
+        net = ipaddress.IPv4Interface(peer)
+        self._tun = pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+        try:
+            self._tun.addr = str(net.ip)  # the kernel's side
+            self._tun.dstaddr = addr  # our side: point-to-point peer
+            self._tun.netmask = str(net.netmask)
+            self._tun.mtu = mtu
+            self._tun.up()
+        except Exception:
+            self._tun.close()
+            raise
+        self.name = self._tun.name
+        self.mtu = mtu
+        self._fd = self._tun.fileno()
+        os.set_blocking(self._fd, False)
+        self._reader = BatchReader(max_size=max(mtu, 1500) + 64)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def read_batch(self) -> list[bytes]:
+        return self._reader.read(self._fd)
+
+    def write_batch(self, packets: list[bytes]) -> None:
+        write_batch(self._fd, packets)
+
+    def close(self) -> None:
+        self._tun.close()  # closing a non-persistent TUN removes the device
+
+
+class SocketPairDevice:
+    """One end of an AF_UNIX SOCK_SEQPACKET pair: keeps packet boundaries, like TUN."""
+
+    def __init__(self, sock: socket.socket, mtu: int = 1500) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self.mtu = mtu
+        self.name = f"socketpair{sock.fileno()}"
+        self._reader = BatchReader(max_size=65535)
+
+    @classmethod
+    def pair(cls, mtu: int = 1500) -> tuple[SocketPairDevice, SocketPairDevice]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for s in (a, b):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        return cls(a, mtu), cls(b, mtu)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def read_batch(self) -> list[bytes]:
+        return self._reader.read(self._sock.fileno())
+
+    def write_batch(self, packets: list[bytes]) -> None:
+        try:
+            write_batch(self._sock.fileno(), packets)
+        except OSError:
+            pass  # the other end is gone: packets are lost, as on a wire
+
+    def close(self) -> None:
+        self._sock.close()

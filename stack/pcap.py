@@ -1,0 +1,62 @@
+"""Classic libpcap files of raw IPv4 packets, readable by tcpdump and Wireshark, and a capturing device."""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import BinaryIO
+
+LINKTYPE_RAW = 101  # raw IPv4/IPv6, no link-layer header
+_MAGIC_USEC = 0xA1B2C3D4
+
+
+class PcapWriter:
+    def __init__(self, path: str, snaplen: int = 65535) -> None:
+        self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - lives as long as the stack
+        self._file.write(struct.pack("<IHHiIII", _MAGIC_USEC, 2, 4, 0, 0, snaplen, LINKTYPE_RAW))
+        self._snaplen = snaplen
+
+    def write(self, packet: bytes, timestamp: float | None = None) -> None:
+        t = time.time() if timestamp is None else timestamp
+        sec = int(t)
+        usec = int((t - sec) * 1_000_000)
+        data = packet[: self._snaplen]
+        self._file.write(struct.pack("<IIII", sec, usec, len(data), len(packet)))
+        self._file.write(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class CapturingDevice:
+    """Wraps a device and records every packet in and out."""
+
+    def __init__(self, inner, writer: PcapWriter) -> None:
+        self.inner = inner
+        self.writer = writer
+        self.name = inner.name
+        self.mtu = inner.mtu
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def read_batch(self) -> list[bytes]:
+        packets = self.inner.read_batch()
+        now = time.time()
+        for p in packets:
+            self.writer.write(p, now)
+        return packets
+
+    def write_batch(self, packets: list[bytes]) -> None:
+        now = time.time()
+        for p in packets:
+            self.writer.write(p, now)
+        self.inner.write_batch(packets)
+
+    def close(self) -> None:
+        self.inner.close()
+        self.writer.close()
