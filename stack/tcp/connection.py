@@ -244,7 +244,7 @@ class Connection:
             return
         if self.state.synchronized or self.state is State.SYN_RECEIVED:
             if self.state is not State.TIME_WAIT:
-                self._emit_rst(self.tcb.snd_nxt)
+                self._emit_rst(self.tcb.snd_max)
         self._snd_buf.clear()
         self.enter(State.CLOSED, "abort", now)
 
@@ -267,7 +267,7 @@ class Connection:
         if self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED):
             self._output_data(now)
         if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
-            self._emit(Flags.ACK, self.tcb.snd_nxt)
+            self._emit(Flags.ACK, self.tcb.snd_max)  # not snd_nxt: after an RTO it lags what the peer has
         out, self._out = self._out, []
         self.counters.segs_out += len(out)
         return out
@@ -296,7 +296,7 @@ class Connection:
         if self._retries >= limit:
             self._events.append(TimedOut())
             if self.state.synchronized:
-                self._emit_rst(self.tcb.snd_nxt)
+                self._emit_rst(self.tcb.snd_max)
             self.enter(State.CLOSED, "retransmission timeout", now)
             return
         self._retries += 1
