@@ -72,8 +72,9 @@ class Server:
 
 
 class Stack:
-    def __init__(self, device, addr: str, *, config: TcpConfig | None = None,
-                 trace: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, device, addr: str, *, config: TcpConfig | None = None, trace: Callable[[str], None] | None = None
+    ) -> None:
         self.device = device
         self.addr = _ip(addr)
         mss = device.mtu - 40
@@ -100,8 +101,18 @@ class Stack:
         self._loop.add_reader(device.fileno(), self._on_readable)
 
     @classmethod
-    async def open_tun(cls, tun: str, addr: str, peer: str, *, mtu: int = 1500, config: TcpConfig | None = None,
-                       fault=None, pcap: str | None = None, trace: Callable[[str], None] | None = None) -> Stack:
+    async def open_tun(
+        cls,
+        tun: str,
+        addr: str,
+        peer: str,
+        *,
+        mtu: int = 1500,
+        config: TcpConfig | None = None,
+        fault=None,
+        pcap: str | None = None,
+        trace: Callable[[str], None] | None = None,
+    ) -> Stack:
         from stack.aio.tun import TunDevice
 
         device = TunDevice(tun, addr, peer, mtu)
@@ -126,7 +137,9 @@ class Stack:
 
     # ------------------------------------------------------------ application API
 
-    async def create_server(self, protocol_factory: ProtocolFactory, port: int, *, backlog: int | None = None) -> Server:
+    async def create_server(
+        self, protocol_factory: ProtocolFactory, port: int, *, backlog: int | None = None
+    ) -> Server:
         listener = self.demux.listen((self.addr, port), backlog)
         server = Server(self, listener, protocol_factory)
         self._servers[listener] = server
@@ -135,8 +148,9 @@ class Stack:
     async def start_server(self, client_connected_cb: ClientConnected, port: int) -> Server:
         return await start_server(self, client_connected_cb, port)
 
-    async def create_connection(self, protocol_factory: ProtocolFactory, host: str,
-                                port: int) -> tuple[TcpTransport, asyncio.Protocol]:
+    async def create_connection(
+        self, protocol_factory: ProtocolFactory, host: str, port: int
+    ) -> tuple[TcpTransport, asyncio.Protocol]:
         conn = self.demux.connect(self.addr, (_ip(host), port), self.now())
         self._watch(conn)
         future: asyncio.Future = self._loop.create_future()
@@ -157,20 +171,32 @@ class Stack:
         now = self.now() if now is None else now
         rows = []
         for listener in self.demux.listeners.values():
-            rows.append({"local": _fmt(listener.local), "remote": "0.0.0.0:*", "state": "LISTEN", "send_q": 0,
-                         "recv_q": len(listener.accept_queue), "timer": "off", "timer_left": None, "history": []})
+            rows.append(
+                {
+                    "local": _fmt(listener.local),
+                    "remote": "0.0.0.0:*",
+                    "state": "LISTEN",
+                    "send_q": 0,
+                    "recv_q": len(listener.accept_queue),
+                    "timer": "off",
+                    "timer_left": None,
+                    "history": [],
+                }
+            )
         for conn in self.demux.connections.values():
             timer = conn.running_timer(now)
-            rows.append({
-                "local": _fmt(conn.local),
-                "remote": _fmt(conn.remote),
-                "state": conn.state.linux_name,
-                "send_q": conn.send_queue_bytes,
-                "recv_q": conn.recv_queue_bytes,
-                "timer": timer[0] if timer else "off",
-                "timer_left": round(timer[1], 3) if timer else None,
-                "history": [str(t) for t in conn.history],
-            })
+            rows.append(
+                {
+                    "local": _fmt(conn.local),
+                    "remote": _fmt(conn.remote),
+                    "state": conn.state.linux_name,
+                    "send_q": conn.send_queue_bytes,
+                    "recv_q": conn.recv_queue_bytes,
+                    "timer": timer[0] if timer else "off",
+                    "timer_left": round(timer[1], 3) if timer else None,
+                    "history": [str(t) for t in conn.history],
+                }
+            )
         return rows
 
     def stats(self) -> dict[str, int]:
@@ -382,6 +408,13 @@ class Stack:
 
 def _conn_counters(conn: Connection) -> Counter[str]:
     c = conn.counters
-    return Counter({"InSegsConn": c.segs_in, "OutSegs": c.segs_out, "RetransSegs": c.retrans_segs,
-                    "OutRstsConn": c.resets_out, "TCPChallengeACK": c.challenge_acks,
-                    "OutOfWindowDrops": c.out_of_window})
+    return Counter(
+        {
+            "InSegsConn": c.segs_in,
+            "OutSegs": c.segs_out,
+            "RetransSegs": c.retrans_segs,
+            "OutRstsConn": c.resets_out,
+            "TCPChallengeACK": c.challenge_acks,
+            "OutOfWindowDrops": c.out_of_window,
+        }
+    )

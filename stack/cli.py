@@ -1,0 +1,205 @@
+"""The `tcpstack` command. Imports stay lazy: `tcpstack netstat` must answer in well under 0.3 s."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+PROG = "tcpstack"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def _ipv4(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from None
+
+
+def _cidr(text: str) -> str:
+    if "/" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the kernel-side address with a prefix, like 10.7.0.1/24")
+    try:
+        return str(ipaddress.IPv4Interface(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address with a prefix length") from None
+
+
+def _bounded(kind, low, high, what: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    return _bounded(int, 1, 65535, "port")(text)
+
+
+def _tun_name(text: str) -> str:
+    if not 1 <= len(text) <= 15 or "/" in text or text.strip() != text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid interface name (1-15 characters)")
+    return text
+
+
+def _services(text: str):
+    from stack.services import parse_services
+
+    try:
+        return parse_services(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fault(text: str):
+    from stack.aio.fault import FaultSpec
+
+    try:
+        return FaultSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tun", required=True, type=_tun_name, help="TUN device to create, e.g. tun0")
+    p.add_argument("--addr", required=True, type=_ipv4, help="the stack's own address, e.g. 10.7.0.2")
+    p.add_argument("--peer", required=True, type=_cidr, help="kernel-side address/prefix, e.g. 10.7.0.1/24")
+    p.add_argument("--mtu", type=_bounded(int, 576, 65535, "mtu"), default=1500)
+    p.add_argument(
+        "--msl",
+        type=_bounded(float, 0.001, 3600, "msl"),
+        default=None,
+        help="maximum segment lifetime in seconds (TIME_WAIT lasts 2*MSL; default 30)",
+    )
+    p.add_argument(
+        "--fault",
+        type=_fault,
+        default=None,
+        help="impair packets both ways: loss=5%%,dup=1%%,reorder=10%%,corrupt=1%%,delay=20ms,seed=N",
+    )
+    p.add_argument("--pcap", default=None, help="write every packet in and out to this pcap file")
+    p.add_argument("--trace", action="store_true", help="log every state transition with its cause")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="A userspace TCP/IP stack over a Linux TUN device.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = sub.add_parser("serve", help="run the stack and serve echo/discard/chargen/http")
+    _add_device_args(serve)
+    serve.add_argument(
+        "--services", type=_services, default=None, help="name:port list (default echo:7,discard:9,chargen:19,http:80)"
+    )
+    serve.add_argument("--control", default=None, help="control socket path (default /run/tcpstack/PID.sock)")
+
+    nc = sub.add_parser("nc", help="netcat over the userspace stack (active open)")
+    _add_device_args(nc)
+    nc.add_argument("host", type=_ipv4)
+    nc.add_argument("port", type=_port)
+
+    for name, text in (("netstat", "list connections of a running stack"), ("stats", "counters of a running stack")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--control", default=None, help="control socket path (found automatically if one runs)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub.add_parser("demo", help="run ping, curl and nc against the stack in a private network namespace")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command in ("netstat", "stats"):
+            return _query(args)
+        if args.command == "demo":
+            from stack.demo import run_demo
+
+            return run_demo()
+        _check_can_create_tun()
+        if args.command == "serve":
+            from stack.serve import run_serve
+
+            return run_serve(args)
+        from stack.nc import run_nc
+
+        return run_nc(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str, code: int = 1) -> int:
+    sys.stderr.write(f"{PROG}: {message}\n")
+    return code
+
+
+class SetupError(Exception):
+    """An environment problem explained in one line (no root, no TUN, ...)."""
+
+
+def _check_can_create_tun() -> None:
+    if not os.path.exists("/dev/net/tun"):
+        raise SystemExit(_fail("/dev/net/tun is missing: this kernel or container has no TUN support"))
+    if os.geteuid() != 0 and not _has_cap_net_admin():
+        raise SystemExit(_fail("creating a TUN device needs root (CAP_NET_ADMIN); run it as root or with sudo"))
+
+
+def _has_cap_net_admin() -> bool:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << 12))
+    except OSError:
+        pass
+    return False
+
+
+def _query(args) -> int:
+    import json
+
+    from stack import control
+
+    try:
+        path = args.control or control.find_control_socket()
+        result = control.request(path, args.command)
+    except (OSError, ValueError) as exc:
+        return _fail(f"{args.command}: {exc}")
+    if args.json:
+        print(json.dumps(result, indent=None if args.command == "netstat" else 1))
+    elif args.command == "netstat":
+        print(format_netstat(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<28}{value}")
+    return 0
+
+
+def format_netstat(rows: list[dict]) -> str:
+    """Like `netstat -nato`: Proto Recv-Q Send-Q Local Address Foreign Address State Timer."""
+    lines = [f"{'Proto':<6}{'Recv-Q':>7}{'Send-Q':>8} {'Local Address':<22}{'Foreign Address':<22}{'State':<12}Timer"]
+    for r in rows:
+        left = r.get("timer_left")
+        timer = f"{r['timer']} ({left:.2f})" if left is not None else "off (0.00)"
+        lines.append(
+            f"{'tcp':<6}{r['recv_q']:>7}{r['send_q']:>8} {r['local']:<22}{r['remote']:<22}{r['state']:<12}{timer}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

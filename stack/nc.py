@@ -1,0 +1,94 @@
+"""`tcpstack nc`: netcat on the userspace stack. stdin -> connection -> stdout; half-close on stdin EOF."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+from dataclasses import replace
+
+
+def _read_stdin(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
+    """A thread: stdin may be a file, a pipe or a terminal, none of which a loop can watch uniformly."""
+    fd = sys.stdin.fileno()
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        loop.call_soon_threadsafe(queue.put_nowait, data)
+        if not data:
+            return
+
+
+async def nc(args) -> int:
+    from stack.aio.stack import Stack
+    from stack.tcp.config import TcpConfig
+
+    config = TcpConfig(mss=args.mtu - 40)
+    if args.msl is not None:
+        config = replace(config, msl=args.msl)
+    trace = (lambda line: print(f"trace: {line}", file=sys.stderr)) if args.trace else None
+    stack = await Stack.open_tun(
+        args.tun, args.addr, args.peer, mtu=args.mtu, config=config, fault=args.fault, pcap=args.pcap, trace=trace
+    )
+    try:
+        try:
+            reader, writer = await stack.open_connection(args.host, args.port)
+        except ConnectionRefusedError:
+            print(f"tcpstack nc: connect to {args.host} port {args.port}: connection refused", file=sys.stderr)
+            return 1
+        except TimeoutError:
+            print(f"tcpstack nc: connect to {args.host} port {args.port}: timed out", file=sys.stderr)
+            return 1
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=0)
+        threading.Thread(target=_read_stdin, args=(loop, queue), daemon=True).start()
+
+        async def upload() -> None:
+            while data := await queue.get():
+                writer.write(data)
+                await writer.drain()
+            writer.write_eof()
+
+        async def download() -> None:
+            out = sys.stdout.buffer
+            while data := await reader.read(1 << 20):
+                out.write(data)
+            out.flush()
+
+        up = asyncio.create_task(upload())
+        try:
+            await download()
+        except (ConnectionError, TimeoutError) as exc:
+            up.cancel()
+            print(f"tcpstack nc: {exc}", file=sys.stderr)
+            return 1
+        # the peer closed: wait for our side to be delivered too, unless stdin never ends
+        if not up.done():
+            up.cancel()
+        writer.close()
+        await _wait_closed(stack, writer)
+        return 0
+    finally:
+        await stack.close()
+
+
+async def _wait_closed(stack, writer) -> None:
+    """Let the FIN exchange finish (bounded): the peer should not be left with a RST."""
+    transport = writer.transport
+    for _ in range(200):
+        if transport._lost:  # noqa: SLF001 - our own transport
+            return
+        await asyncio.sleep(0.01)
+
+
+def run_nc(args) -> int:
+    import uvloop
+
+    try:
+        return uvloop.run(nc(args))
+    except OSError as exc:
+        sys.stderr.write(f"tcpstack nc: {exc.strerror or exc}\n")
+        return 1

@@ -1,0 +1,66 @@
+"""`tcpstack serve`: the stack on a TUN device with the services, a control socket and clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import replace
+
+
+def _trace_printer(line: str) -> None:
+    sys.stderr.write(f"trace: {line}\n")
+    sys.stderr.flush()
+
+
+async def serve(args) -> int:
+    from stack.aio.stack import Stack
+    from stack.control import default_path, serve_control
+    from stack.services import DEFAULT_PORTS, SERVICES
+    from stack.tcp.config import TcpConfig
+
+    config = TcpConfig(mss=args.mtu - 40)
+    if args.msl is not None:
+        config = replace(config, msl=args.msl)
+    stack = await Stack.open_tun(
+        args.tun,
+        args.addr,
+        args.peer,
+        mtu=args.mtu,
+        config=config,
+        fault=args.fault,
+        pcap=args.pcap,
+        trace=_trace_printer if args.trace else None,
+    )
+    control_path = args.control or default_path()
+    control = None
+    try:
+        services = args.services or list(DEFAULT_PORTS.items())
+        for name, port in services:
+            await stack.start_server(SERVICES[name], port)
+        control = await serve_control(control_path, stack)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        names = ", ".join(f"{n}:{p}" for n, p in services)
+        print(f"tcpstack: serving {names} at {args.addr} on {stack.device.name} (control {control_path})", flush=True)
+        await stop.wait()
+    finally:
+        if control is not None:
+            control.close()
+        if os.path.exists(control_path):
+            os.unlink(control_path)
+        await stack.close()
+    return 0
+
+
+def run_serve(args) -> int:
+    import uvloop
+
+    try:
+        return uvloop.run(serve(args))
+    except OSError as exc:
+        sys.stderr.write(f"tcpstack serve: {exc.strerror or exc}\n")
+        return 1

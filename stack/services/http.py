@@ -1,0 +1,141 @@
+"""A small HTTP/1.1 server on h11: a page, deterministic bytes and their sha256, and a hashing sink.
+
+GET /              a small HTML page
+GET /bytes/N       N bytes of `pattern_bytes(N)` (streamed, never built whole)
+GET /bytes/N.sha256  hex sha256 of exactly those N bytes
+POST /sha256       hex sha256 of the request body
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+
+import h11
+
+MAX_BYTES = 1 << 32
+_CHUNK = 64 * 1024
+# the data pattern: bytes 0..250 repeating (251 is prime, so chunk boundaries never line up with it)
+_PERIOD = 251
+_PATTERN = bytes(range(_PERIOD)) * (_CHUNK // _PERIOD + 2)
+_BYTES_PATH = re.compile(r"^/bytes/(\d{1,12})(\.sha256)?$")
+
+INDEX = (
+    b"<!doctype html><html><head><title>tcpstack</title></head><body>"
+    b"<h1>Hello from tcpstack</h1><p>This page came over a TCP stack written in Python, running in userspace.</p>"
+    b"</body></html>\n"
+)
+
+
+def pattern_chunks(n: int):
+    """The N-byte body of /bytes/N, in chunks."""
+    sent = 0
+    while sent < n:
+        k = min(_CHUNK, n - sent)
+        off = sent % _PERIOD
+        yield _PATTERN[off : off + k]
+        sent += k
+
+
+def pattern_sha256(n: int) -> str:
+    h = hashlib.sha256()
+    for chunk in pattern_chunks(n):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+class _Client:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.conn = h11.Connection(h11.SERVER)
+
+    async def send(self, event) -> None:
+        data = self.conn.send(event)
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def next_event(self):
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await self.reader.read(65536)
+                self.conn.receive_data(data)
+                continue
+            return event
+
+    async def respond(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+        headers = [("content-type", content_type), ("content-length", str(len(body)))]
+        await self.send(h11.Response(status_code=status, headers=headers))
+        await self.send(h11.Data(data=body))
+        await self.send(h11.EndOfMessage())
+
+    async def drain_body(self, sink=None) -> None:
+        while True:
+            event = await self.next_event()
+            if type(event) is h11.Data:
+                if sink is not None:
+                    sink(event.data)
+            elif type(event) is h11.EndOfMessage:
+                return
+            else:
+                raise h11.RemoteProtocolError("unexpected event in request body")
+
+    async def handle(self, request: h11.Request) -> None:
+        target = request.target.decode("ascii", "replace")
+        method = request.method
+        if target == "/sha256":
+            if method != b"POST":
+                await self.drain_body()
+                return await self.respond(405, b"use POST\n")
+            h = hashlib.sha256()
+            await self.drain_body(h.update)
+            return await self.respond(200, h.hexdigest().encode() + b"\n")
+        await self.drain_body()
+        if method != b"GET":
+            return await self.respond(405, b"method not allowed\n")
+        if target == "/":
+            return await self.respond(200, INDEX, "text/html; charset=utf-8")
+        m = _BYTES_PATH.match(target)
+        if m is None:
+            return await self.respond(404, b"not found\n")
+        n = int(m.group(1))
+        if n > MAX_BYTES:
+            return await self.respond(400, f"at most {MAX_BYTES} bytes\n".encode())
+        if m.group(2):
+            return await self.respond(200, pattern_sha256(n).encode() + b"\n")
+        headers = [("content-type", "application/octet-stream"), ("content-length", str(n))]
+        await self.send(h11.Response(status_code=200, headers=headers))
+        for chunk in pattern_chunks(n):
+            await self.send(h11.Data(data=chunk))
+        await self.send(h11.EndOfMessage())
+
+    async def serve(self) -> None:
+        while True:
+            event = await self.next_event()
+            if type(event) is h11.ConnectionClosed:
+                return
+            if type(event) is not h11.Request:
+                raise h11.RemoteProtocolError("expected a request")
+            await self.handle(event)
+            if self.conn.our_state is h11.MUST_CLOSE:
+                return
+            self.conn.start_next_cycle()
+
+
+async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    client = _Client(reader, writer)
+    try:
+        await client.serve()
+    except h11.RemoteProtocolError:
+        if client.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            try:
+                await client.respond(400, b"bad request\n")
+            except (ConnectionError, h11.LocalProtocolError):
+                pass
+    except (ConnectionError, TimeoutError):
+        pass
+    finally:
+        writer.close()
