@@ -6,7 +6,7 @@ import random
 from collections import Counter
 
 from stack.tcp.config import TcpConfig
-from stack.tcp.connection import Address, Connection
+from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.listener import Listener
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import seq_add
@@ -32,6 +32,7 @@ class Demux:
         self.listeners: dict[int, Listener] = {}
         self.parent: dict[Connection, Listener] = {}
         self.counters: Counter[str] = Counter()
+        self.on_transition: TransitionHook | None = None  # given to every new connection (--trace)
 
     def listen(self, local: Address, backlog: int | None = None) -> Listener:
         if local[1] in self.listeners:
@@ -45,7 +46,7 @@ class Demux:
 
     def connect(self, local_ip: int, remote: Address, now: float) -> Connection:
         port = self._free_port(local_ip, remote)
-        conn = Connection.connect(self.config, (local_ip, port), remote, now)
+        conn = Connection.connect(self.config, (local_ip, port), remote, now, self.on_transition)
         self.connections[(local_ip, port, remote[0], remote[1])] = conn
         self.counters["ActiveOpens"] += 1
         return conn
@@ -74,7 +75,7 @@ class Demux:
             if flags & Flags.ACK:
                 return None, self._count_rst(reset_for(seg))
             if flags & Flags.SYN:
-                child = listener.on_syn((src, seg.src_port), seg, now)
+                child = listener.on_syn((src, seg.src_port), seg, now, self.on_transition)
                 if child is None:
                     self.counters["ListenOverflows"] += 1
                     return None, None

@@ -96,6 +96,8 @@ class Stack:
         self._timer_at: float | None = None
         self._closed = False
         self._retired = Counter()  # counters of connections already removed
+        if trace is not None:
+            self.demux.on_transition = self._trace_transition
         if hasattr(device, "on_delayed_input"):
             device.on_delayed_input = self._input
         self._loop.add_reader(device.fileno(), self._on_readable)
@@ -152,7 +154,6 @@ class Stack:
         self, protocol_factory: ProtocolFactory, host: str, port: int
     ) -> tuple[TcpTransport, asyncio.Protocol]:
         conn = self.demux.connect(self.addr, (_ip(host), port), self.now())
-        self._watch(conn)
         future: asyncio.Future = self._loop.create_future()
         self._connecting[conn] = (future, protocol_factory)
         self.mark_dirty(conn)
@@ -247,8 +248,6 @@ class Stack:
                     continue
                 conn, rst = self.demux.segment_arrives(pkt.src, pkt.dst, pkt.segment, now)
                 if conn is not None:
-                    if conn not in self._transports and conn not in self._connecting:
-                        self._watch(conn)
                     self._dirty.add(conn)
                 elif rst is not None:
                     self._out.append(encode_tcp(self.addr, pkt.src, rst))
@@ -348,10 +347,6 @@ class Stack:
         transport = TcpTransport(self, conn, protocol)
         self._transports[conn] = transport
         protocol.connection_made(transport)
-
-    def _watch(self, conn: Connection) -> None:
-        if self.trace is not None:
-            conn.on_transition = self._trace_transition
 
     def _trace_transition(self, conn: Connection, t: Transition) -> None:
         self.trace(f"{_fmt(conn.remote)} {t}")

@@ -39,6 +39,9 @@ class Transition:
         return f"{self.old.linux_name} -> {self.new.linux_name} ({self.reason})"
 
 
+TransitionHook = Callable[["Connection", Transition], None]
+
+
 @dataclass(slots=True)
 class Counters:
     segs_in: int = 0
@@ -67,7 +70,7 @@ class Connection:
         self.state = State.CLOSED
         self.tcb = Tcb()
         self.history: list[Transition] = []
-        self.on_transition: Callable[[Connection, Transition], None] | None = None
+        self.on_transition: TransitionHook | None = None
         self.counters = Counters()
         self.timers = timers.Timers()
         self.rto = RtoEstimator(config.initial_rto, config.min_rto, config.max_rto)
@@ -101,9 +104,12 @@ class Connection:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def connect(cls, config: TcpConfig, local: Address, remote: Address, now: float) -> Connection:
+    def connect(
+        cls, config: TcpConfig, local: Address, remote: Address, now: float, on_transition: TransitionHook | None = None
+    ) -> Connection:
         """Active OPEN (RFC 9293 §3.10.1): choose an ISS, send SYN, enter SYN-SENT."""
         conn = cls(config, local, remote, now)
+        conn.on_transition = on_transition
         conn._init_send_sequence(initial_sequence_number(local, remote, now))
         wscale = window_shift_for(config.receive_buffer) if config.window_scaling else None
         conn.tcb.rcv_wscale = wscale or 0
@@ -114,9 +120,18 @@ class Connection:
         return conn
 
     @classmethod
-    def from_syn(cls, config: TcpConfig, local: Address, remote: Address, syn: Segment, now: float) -> Connection:
+    def from_syn(
+        cls,
+        config: TcpConfig,
+        local: Address,
+        remote: Address,
+        syn: Segment,
+        now: float,
+        on_transition: TransitionHook | None = None,
+    ) -> Connection:
         """A LISTEN child for an arriving SYN (RFC 9293 §3.10.7.2, third check): send SYN,ACK."""
         conn = cls(config, local, remote, now)
+        conn.on_transition = on_transition
         conn.state = State.LISTEN
         conn.passive = True
         tcb = conn.tcb

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from stack.tcp.config import TcpConfig
-from stack.tcp.connection import Address, Connection
+from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.state import State
 from stack.wire.segment import Segment
 
@@ -20,12 +20,14 @@ class Listener:
         self.accept_queue: deque[Connection] = deque()
         self.overflows = 0  # SYNs dropped because a queue was full (ListenOverflows)
 
-    def on_syn(self, remote: Address, syn: Segment, now: float) -> Connection | None:
+    def on_syn(
+        self, remote: Address, syn: Segment, now: float, on_transition: TransitionHook | None = None
+    ) -> Connection | None:
         """RFC 9293 §3.10.7.2 third check. A full queue drops the SYN silently, as Linux does."""
         if len(self.syn_queue) >= self.config.syn_backlog or len(self.accept_queue) >= self.backlog:
             self.overflows += 1
             return None
-        child = Connection.from_syn(self.config, self.local, remote, syn, now)
+        child = Connection.from_syn(self.config, self.local, remote, syn, now, on_transition)
         self.syn_queue.add(child)
         return child
 
