@@ -21,7 +21,7 @@ from stack.tcp.segment_arrives import segment_arrives
 from stack.tcp.state import State, is_legal
 from stack.tcp.tcb import Tcb
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
-from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
+from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_lt, seq_sub
 
 Address = tuple[int, int]
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
@@ -99,6 +99,8 @@ class Connection:
         self._ack_now = False
         self._unacked_segments = 0
         self._peer_fin = False
+        self.sack_ok = False  # both SYNs carried SACK-permitted (RFC 2018 §2)
+        self._last_ooo_seq: int | None = None
         self._orphaned = False
 
     # ------------------------------------------------------------------ construction
@@ -113,7 +115,7 @@ class Connection:
         conn._init_send_sequence(initial_sequence_number(local, remote, now))
         wscale = window_shift_for(config.receive_buffer) if config.window_scaling else None
         conn.tcb.rcv_wscale = wscale or 0
-        conn._syn_options = TcpOptions(mss=config.mss, wscale=wscale)
+        conn._syn_options = TcpOptions(mss=config.mss, wscale=wscale, sack_permitted=config.sack)
         conn._open_receive_window()
         conn.enter(State.SYN_SENT, "active open", now)
         conn._send_syn(now)
@@ -144,7 +146,7 @@ class Connection:
             wscale = tcb.rcv_wscale
         else:
             wscale = None
-        conn._syn_options = TcpOptions(mss=config.mss, wscale=wscale)
+        conn._syn_options = TcpOptions(mss=config.mss, wscale=wscale, sack_permitted=conn.sack_ok)
         conn._update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
         conn._open_receive_window()
         conn.enter(State.SYN_RECEIVED, "SYN", now)
@@ -159,6 +161,7 @@ class Connection:
     def _apply_peer_syn_options(self, options: TcpOptions) -> None:
         tcb = self.tcb
         tcb.snd_mss = min(options.mss if options.mss else DEFAULT_MSS, self.config.mss)
+        self.sack_ok = self.config.sack and options.sack_permitted
         if options.wscale is not None and self.config.window_scaling:
             tcb.snd_wscale = min(options.wscale, 14)  # RFC 7323 §2.3
         else:
@@ -440,12 +443,21 @@ class Connection:
         """Queue one segment carrying our current ACK and window."""
         tcb = self.tcb
         window = self._advertise_window()
+        options = self._sack_options() if self.sack_ok and len(self._reasm) else NO_OPTIONS
         self._out.append(
-            Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window >> tcb.rcv_wscale, payload)
+            Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window >> tcb.rcv_wscale, payload, options)
         )
         self._ack_now = False
         self._unacked_segments = 0
         self.timers.stop(timers.DELAYED_ACK)
+
+    def _sack_options(self) -> TcpOptions:
+        """SACK blocks for held out-of-order data, the most recently received first (RFC 2018 §4)."""
+        blocks = self._reasm.sack_blocks()
+        recent = self._last_ooo_seq
+        if recent is not None:
+            blocks.sort(key=lambda b: not in_window(recent, b[0], seq_sub(b[1], b[0])))
+        return TcpOptions(sack_blocks=tuple(blocks[:4]))
 
     def _emit_rst(self, seq: int) -> None:
         self._out.append(Segment(self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, Flags.RST | Flags.ACK, 0))

@@ -212,6 +212,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
                 conn._schedule_ack(now, len(payload) >= tcb.snd_mss)
         elif payload:
             conn._reasm.add(tcb.rcv_nxt, seq, payload)
+            conn._last_ooo_seq = seq
             conn._ack_now = True  # out-of-order: immediate duplicate ACK (RFC 5681 §4.2)
             if fin:
                 conn._reasm.fin_seq = seq_add(seq, len(payload))
