@@ -1,0 +1,106 @@
+"""Malformed input is rejected with the right reason, and never crashes the parser."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stack.wire.codec import Rejected, TcpPacket, decode, encode_tcp
+from stack.wire.reasons import DropReason
+from stack.wire.segment import Flags, Segment, TcpOptions
+
+GOOD = encode_tcp(0x0A000001, 0x0A000002, Segment(1234, 80, 1, 2, Flags.ACK, 1000, b"hello", TcpOptions(mss=1460)))
+
+
+def _with_ip_checksum(buf: bytearray) -> bytes:
+    buf[10:12] = b"\0\0"
+    total = sum(struct.unpack("!10H", bytes(buf[:20])))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    buf[10:12] = struct.pack("!H", ~total & 0xFFFF)
+    return bytes(buf)
+
+
+def _mutate(offset: int, value: bytes, fix_ip_checksum: bool = True) -> bytes:
+    buf = bytearray(GOOD)
+    buf[offset : offset + len(value)] = value
+    return _with_ip_checksum(buf) if fix_ip_checksum else bytes(buf)
+
+
+def test_good_packet_decodes():
+    assert isinstance(decode(GOOD), TcpPacket)
+
+
+@pytest.mark.parametrize(
+    ("packet", "reason"),
+    [
+        (b"", DropReason.TOO_SHORT),
+        (GOOD[:19], DropReason.TOO_SHORT),
+        (_mutate(0, b"\x65"), DropReason.BAD_VERSION),
+        (_mutate(0, b"\x44"), DropReason.BAD_IHL),
+        (_mutate(0, b"\x4f"), DropReason.BAD_IHL),
+        (_mutate(2, struct.pack("!H", len(GOOD) + 1)), DropReason.BAD_TOTAL_LENGTH),
+        (_mutate(2, struct.pack("!H", 10)), DropReason.BAD_TOTAL_LENGTH),
+        (_mutate(8, b"\x01", fix_ip_checksum=False), DropReason.BAD_IP_CHECKSUM),
+        (_mutate(6, b"\x20\x00"), DropReason.FRAGMENT),
+        (_mutate(6, b"\x00\x10"), DropReason.FRAGMENT),
+        (_mutate(2, struct.pack("!H", 30)), DropReason.TCP_TOO_SHORT),
+        (_mutate(32, b"\x40"), DropReason.BAD_TCP_OFFSET),
+        (_mutate(32, b"\xf0"), DropReason.BAD_TCP_OFFSET),
+        (_mutate(len(GOOD) - 1, b"X"), DropReason.BAD_TCP_CHECKSUM),
+    ],
+)
+def test_malformed_packet_rejected_with_reason(packet, reason):
+    assert decode(packet) == Rejected(reason)
+
+
+def _with_options(options: bytes) -> bytes:
+    """A valid packet (checksums right) whose TCP options are exactly `options`."""
+    from stack.wire.checksum import tcp_checksum
+
+    tcp = bytearray(struct.pack("!HHIIBBHHH", 1, 2, 3, 4, (20 + len(options)) // 4 << 4, 0x10, 100, 0, 0))
+    tcp += options
+    ip = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, 0x0A000001, 0x0A000002))
+    tcp[16:18] = struct.pack("!H", tcp_checksum(0x0A000001, 0x0A000002, bytes(tcp)))
+    return _with_ip_checksum(ip) + bytes(tcp)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [b"\x02\x00\x00\x00", b"\x02\x01\x00\x00", b"\x01\x01\x01\x02", b"\x08\x0c\x00\x00", b"\x01\x01\x01\xfe"],
+    ids=["zero-length", "length-one", "truncated-kind", "runs-past-header", "unknown-too-long"],
+)
+def test_malformed_option_rejected(options):
+    assert decode(_with_options(options)) == Rejected(DropReason.BAD_OPTION)
+
+
+def test_unknown_option_skipped_by_its_length():
+    got = decode(_with_options(b"\x1e\x04\xab\xcd" + b"\x02\x04\x05\xb4"))
+    assert isinstance(got, TcpPacket) and got.segment.options.mss == 1460
+
+
+def test_options_after_eol_ignored():
+    got = decode(_with_options(b"\x00\x02\x04\x05" + b"\xb4\x00\x00\x00"))
+    assert isinstance(got, TcpPacket) and got.segment.options.mss is None
+
+
+def test_trailing_bytes_beyond_total_length_ignored():
+    got = decode(GOOD + b"trailer")
+    assert isinstance(got, TcpPacket) and got.segment.payload == b"hello"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=120))
+def test_garbage_never_crashes(data):
+    assert decode(data) is not None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(0, len(GOOD) - 1), st.integers(0, 255))
+def test_single_byte_corruption_is_rejected_or_consistent(offset, value):
+    """A flipped byte either fails a checksum/validity check or decodes to a well-formed value."""
+    result = decode(_mutate(offset, bytes([value]), fix_ip_checksum=False))
+    assert isinstance(result, (Rejected, TcpPacket))

@@ -1,0 +1,185 @@
+"""Differential tests: scapy (an independent implementation) and our C codec must agree field by field."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import ICMP, IP, TCP
+
+from stack.wire.codec import IpPacket, TcpPacket, decode, encode_tcp
+from stack.wire.segment import Flags, Segment, TcpOptions
+
+u16 = st.integers(0, 0xFFFF)
+u32 = st.integers(0, 0xFFFFFFFF)
+addr = st.integers(1, 0xFFFFFFFE)
+
+option = st.one_of(
+    st.tuples(st.just("MSS"), u16),
+    st.tuples(st.just("WScale"), st.integers(0, 14)),
+    st.tuples(st.just("SAckOK"), st.just(b"")),
+    st.tuples(st.just("Timestamp"), st.tuples(u32, u32)),
+    st.tuples(st.just("SAck"), st.lists(st.tuples(u32, u32), min_size=1, max_size=4)),
+    st.tuples(st.just("NOP"), st.none()),
+    st.tuples(st.sampled_from([6, 7, 30, 200, 254]), st.binary(max_size=6)),
+)
+_LENGTHS = {"MSS": 4, "WScale": 3, "SAckOK": 2, "Timestamp": 10, "NOP": 1}
+
+
+def _option_len(opt) -> int:
+    kind, value = opt
+    if kind == "SAck":
+        return 2 + 8 * len(value)
+    return _LENGTHS.get(kind, 2 + len(value) if isinstance(value, bytes) else 0)
+
+
+def _expected_options(opts) -> TcpOptions:
+    values: dict = {"sack_blocks": ()}
+    for kind, value in opts:
+        if kind == "MSS":
+            values["mss"] = value
+        elif kind == "WScale":
+            values["wscale"] = value
+        elif kind == "SAckOK":
+            values["sack_permitted"] = True
+        elif kind == "Timestamp":
+            values["timestamps"] = value
+        elif kind == "SAck":
+            values["sack_blocks"] = tuple(value)
+    return TcpOptions(**values)
+
+
+def _to_scapy(opts):
+    out = []
+    for kind, value in opts:
+        if kind == "SAck":
+            out.append(("SAck", tuple(x for block in value for x in block)))
+        else:
+            out.append((kind, value))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    src=addr,
+    dst=addr,
+    sport=u16,
+    dport=u16,
+    seq=u32,
+    ack=u32,
+    flags=st.integers(0, 255),
+    window=u16,
+    urgent=u16,
+    ttl=st.integers(1, 255),
+    ident=u16,
+    opts=st.lists(option, max_size=6).filter(lambda o: sum(map(_option_len, o)) <= 40),
+    payload=st.binary(max_size=300),
+)
+def test_decode_agrees_with_scapy(src, dst, sport, dport, seq, ack, flags, window, urgent, ttl, ident, opts, payload):
+    pkt = (
+        IP(src=_dotted(src), dst=_dotted(dst), ttl=ttl, id=ident)
+        / TCP(
+            sport=sport,
+            dport=dport,
+            seq=seq,
+            ack=ack,
+            flags=flags,
+            window=window,
+            urgptr=urgent,
+            options=_to_scapy(opts),
+        )
+        / payload
+    )
+    got = decode(bytes(pkt))
+    assert isinstance(got, TcpPacket)
+    assert (got.src, got.dst, got.ttl) == (src, dst, ttl)
+    seg = got.segment
+    assert (seg.src_port, seg.dst_port, seg.seq, seg.ack) == (sport, dport, seq, ack)
+    assert (int(seg.flags), seg.window, seg.urgent, seg.payload) == (flags, window, urgent, payload)
+    assert seg.options == _expected_options(opts)
+
+
+syn_options = st.builds(
+    TcpOptions,
+    mss=st.one_of(st.none(), u16),
+    wscale=st.one_of(st.none(), st.integers(0, 14)),
+    sack_permitted=st.booleans(),
+    timestamps=st.one_of(st.none(), st.tuples(u32, u32)),
+)
+data_options = st.builds(
+    TcpOptions,
+    timestamps=st.one_of(st.none(), st.tuples(u32, u32)),
+    sack_blocks=st.lists(st.tuples(u32, u32), max_size=3).map(tuple),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    src=addr,
+    dst=addr,
+    sport=u16,
+    dport=u16,
+    seq=u32,
+    ack=u32,
+    window=u16,
+    syn=st.booleans(),
+    data=st.data(),
+    payload=st.binary(max_size=1400),
+)
+def test_encode_dissects_in_scapy_with_valid_checksums(src, dst, sport, dport, seq, ack, window, syn, data, payload):
+    options = data.draw(syn_options if syn else data_options)
+    flags = Flags.SYN | Flags.ACK if syn else Flags.ACK | Flags.PSH
+    raw = encode_tcp(src, dst, Segment(sport, dport, seq, ack, flags, window, payload, options), ttl=64, ident=7)
+    pkt = IP(raw)
+    tcp = pkt[TCP]
+    assert (pkt.src, pkt.dst) == (_dotted(src), _dotted(dst))
+    assert (tcp.sport, tcp.dport, tcp.seq, tcp.ack, int(tcp.flags), tcp.window) == (
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        window,
+    )
+    assert bytes(tcp.payload) == payload
+    ip_sum, tcp_sum = pkt.chksum, tcp.chksum
+    del pkt.chksum
+    del pkt[TCP].chksum
+    rebuilt = IP(bytes(pkt))
+    assert (rebuilt.chksum, rebuilt[TCP].chksum) == (ip_sum, tcp_sum)
+    decoded = dict(tcp.options)
+    if options.mss is not None:
+        assert decoded["MSS"] == options.mss
+    if options.wscale is not None:
+        assert decoded["WScale"] == options.wscale
+    assert ("SAckOK" in decoded) == options.sack_permitted
+    if options.timestamps is not None:
+        assert decoded["Timestamp"] == options.timestamps
+    if options.sack_blocks:
+        flat = tuple(x for block in options.sack_blocks for x in block)
+        assert decoded["SAck"] == flat
+
+
+def _dotted(n: int) -> str:
+    return ".".join(str((n >> s) & 0xFF) for s in (24, 16, 8, 0))
+
+
+def test_syn_options_use_linux_layout_without_timestamps():
+    """mss,nop,nop,sackOK,nop,wscale like Linux."""
+    seg = Segment(1, 2, 0, 0, Flags.SYN, 65535, b"", TcpOptions(mss=1460, wscale=7, sack_permitted=True))
+    names = [name for name, _ in IP(encode_tcp(1, 2, seg))[TCP].options]
+    assert names == ["MSS", "NOP", "NOP", "SAckOK", "NOP", "WScale"]
+
+
+def test_syn_options_use_linux_layout_with_timestamps():
+    """mss,sackOK,TS,nop,wscale like Linux."""
+    opts = TcpOptions(mss=1460, wscale=7, sack_permitted=True, timestamps=(1, 0))
+    seg = Segment(1, 2, 0, 0, Flags.SYN, 65535, b"", opts)
+    names = [name for name, _ in IP(encode_tcp(1, 2, seg))[TCP].options]
+    assert names == ["MSS", "SAckOK", "Timestamp", "NOP", "WScale"]
+
+
+def test_icmp_decodes_as_ip_packet():
+    raw = bytes(IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=8, id=5, seq=1) / b"ping")
+    got = decode(raw)
+    assert isinstance(got, IpPacket)
+    assert got.proto == 1 and got.payload[0] == 8 and got.payload.endswith(b"ping") and len(got.header) == 20
