@@ -93,6 +93,7 @@ class Connection:
         self._fast_rexmit = False
         self._persist_backoff = 0
         self._send_space_wanted = False
+        self._snd_sml = 0  # end of the last small segment sent (Nagle/Minshall)
         # receive side
         self._rcv_buf = bytearray()
         self._reasm = Reassembly()
@@ -155,7 +156,7 @@ class Connection:
 
     def _init_send_sequence(self, iss: int) -> None:
         tcb = self.tcb
-        tcb.iss = tcb.snd_una = tcb.snd_nxt = tcb.snd_max = iss
+        tcb.iss = tcb.snd_una = tcb.snd_nxt = tcb.snd_max = self._snd_sml = iss
         self._snd_buf_seq = seq_add(iss, 1)
 
     def _apply_peer_syn_options(self, options: TcpOptions) -> None:
@@ -330,7 +331,7 @@ class Connection:
         self._dupacks = 0
         tcb.snd_nxt = tcb.snd_una  # go back N (RFC 5681 §3.1: retransmit from SND.UNA)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
-        self._output_data(now, retransmission=True)
+        self._output_data(now)
 
     def _on_persist_timeout(self, now: float) -> None:
         """Zero-window probe (RFC 9293 §3.8.6.1): elicit an ACK carrying the current window."""
@@ -369,7 +370,7 @@ class Connection:
         self._ack_now = False
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
 
-    def _output_data(self, now: float, retransmission: bool = False) -> None:
+    def _output_data(self, now: float) -> None:
         """Send what the windows allow (RFC 5681 cwnd, peer's window), with Nagle and SWS avoidance."""
         tcb = self.tcb
         mss = tcb.snd_mss
@@ -388,8 +389,13 @@ class Connection:
                     # window-limited: sender SWS avoidance (§3.8.6.2.1)
                     if n < tcb.max_snd_wnd // 2 or flight == 0 and tcb.snd_wnd == 0:
                         break
-                elif flight > 0 and not self.config.nodelay and not self._fin_queued:
-                    break  # Nagle (§3.7.4): hold a small segment while data is unacknowledged
+                elif (
+                    not self.config.nodelay
+                    and not self._fin_queued
+                    and seq_gt(self._snd_sml, tcb.snd_una)
+                    and tcb.snd_nxt == tcb.snd_max  # retransmissions are never held
+                ):
+                    break  # Nagle (§3.7.4), Minshall's variant as Linux: one small segment in flight
             fin = self._fin_queued and n == unsent
             self._send_data_segment(offset, n, fin, now)
         if self._fin_queued and self._unsent_bytes() == 0 and not self._fin_in_flight():
@@ -416,6 +422,8 @@ class Connection:
             flags |= Flags.FIN
             self._fin_seq = seq_add(seq, n)
         end = seq_add(seq, n + (1 if fin else 0))
+        if 0 < n < tcb.snd_mss:
+            self._snd_sml = end
         if seq_lt(seq, tcb.snd_max):
             self.counters.retrans_segs += 1
         elif self._rtt_seq is None:

@@ -130,6 +130,9 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     elif conn.state is State.TIME_WAIT and flags & Flags.FIN:
         conn._ack_now = True
         conn.timers.start(timers.TIME_WAIT, now + 2 * conn.config.msl)
+    # after the FIN check, so that FIN together with the ACK of our FIN goes straight to TIME-WAIT
+    if conn.state is State.FIN_WAIT_1 and conn.fin_acked:
+        conn.enter(State.FIN_WAIT_2, "ACK of FIN", now)
 
 
 def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
@@ -169,9 +172,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         conn._on_ack_advanced(ack, now)
 
     if conn.fin_acked:
-        if state is State.FIN_WAIT_1:
-            conn.enter(State.FIN_WAIT_2, "ACK of FIN", now)
-        elif state is State.CLOSING:
+        if state is State.CLOSING:
             conn.enter(State.TIME_WAIT, "ACK of FIN", now)
             return False
         elif state is State.LAST_ACK:

@@ -1,0 +1,112 @@
+"""Fixtures for driving the sans-I/O core in virtual time, segment in, segment out (smoltcp style).
+
+Directions follow packetdrill: `seg()` builds a segment into the stack (remote -> local);
+`brief()` reduces what the stack sends to (flags, seq, ack, payload) for comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+import stack.tcp.connection as connection_module
+from stack.tcp.config import TcpConfig
+from stack.tcp.connection import Connection
+from stack.tcp.state import State
+from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, flags_str
+
+LOCAL = (0x0A070002, 80)
+REMOTE = (0x0A070001, 40000)
+ISS = 1000
+IRS = 5000
+CONFIG = TcpConfig(mss=1460, msl=1.0, window_scaling=False, receive_buffer=65535, delayed_ack=0.04)
+
+_FLAG_CHARS = {"S": Flags.SYN, "F": Flags.FIN, "R": Flags.RST, "P": Flags.PSH, ".": Flags.ACK, "U": Flags.URG}
+
+
+def flags_of(text: str) -> Flags:
+    f = Flags(0)
+    for ch in text:
+        f |= _FLAG_CHARS[ch]
+    return f
+
+
+def seg(flags: str, seq: int, ack: int = 0, data: bytes = b"", win: int = 65535,
+        options: TcpOptions = NO_OPTIONS) -> Segment:
+    """A segment arriving at the stack from REMOTE."""
+    return Segment(REMOTE[1], LOCAL[1], seq, ack, flags_of(flags), win, data, options)
+
+
+def brief(s: Segment) -> tuple[str, int, int, bytes]:
+    return flags_str(s.flags), s.seq, s.ack if s.flags & Flags.ACK else 0, s.payload
+
+
+def sent(conn: Connection, now: float) -> list[tuple[str, int, int, bytes]]:
+    return [brief(s) for s in conn.segments_to_send(now)]
+
+
+def events(conn: Connection) -> list[str]:
+    out = []
+    while (e := conn.next_event()) is not None:
+        out.append(type(e).__name__)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def fixed_iss(monkeypatch):
+    monkeypatch.setattr(connection_module, "initial_sequence_number", lambda *args: ISS)
+
+
+def _syn_received(config: TcpConfig) -> Connection:
+    c = Connection.from_syn(config, LOCAL, REMOTE, seg("S", IRS, options=TcpOptions(mss=1460)), 0.0)
+    c.segments_to_send(0.0)
+    return c
+
+
+def _established(config: TcpConfig) -> Connection:
+    c = _syn_received(config)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1), 0.0)
+    c.segments_to_send(0.0)
+    events(c)
+    return c
+
+
+def _build(state: State, config: TcpConfig) -> Connection:
+    if state is State.SYN_SENT:
+        c = Connection.connect(config, LOCAL, REMOTE, 0.0)
+        c.segments_to_send(0.0)
+        return c
+    if state is State.SYN_RECEIVED:
+        return _syn_received(config)
+    c = _established(config)
+    if state is State.ESTABLISHED:
+        return c
+    if state in (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.TIME_WAIT):
+        c.close(0.0)
+        c.segments_to_send(0.0)  # our FIN, seq ISS+1
+        if state is State.FIN_WAIT_2 or state is State.TIME_WAIT:
+            c.receive_segment(seg(".", IRS + 1, ISS + 2), 0.0)
+        if state is State.CLOSING:
+            c.receive_segment(seg("F.", IRS + 1, ISS + 1), 0.0)
+        if state is State.TIME_WAIT:
+            c.receive_segment(seg("F.", IRS + 1, ISS + 2), 0.0)
+    elif state in (State.CLOSE_WAIT, State.LAST_ACK):
+        c.receive_segment(seg("F.", IRS + 1, ISS + 1), 0.0)
+        if state is State.LAST_ACK:
+            c.segments_to_send(0.0)
+            c.close(0.0)
+    c.segments_to_send(0.0)
+    events(c)
+    assert c.state is state
+    return c
+
+
+@pytest.fixture
+def conn_in():
+    """conn_in(State.X, **config_changes) -> a connection in state X with ISS=1000, IRS=5000 at time 0."""
+
+    def make(state: State, **changes) -> Connection:
+        return _build(state, replace(CONFIG, **changes))
+
+    return make

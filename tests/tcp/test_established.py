@@ -1,0 +1,213 @@
+"""ESTABLISHED: data, acknowledgment, windows and the RFC 5961 checks (RFC 9293 §3.10.7.4)."""
+
+from stack.tcp.state import State
+from tests.tcp.conftest import IRS, ISS, events, seg, sent
+
+MSS = 1460
+
+
+def test_established_in_order_data_delivered_and_ack_delayed(conn_in):
+    """§3.8.6.3: one segment is ACKed after the delayed-ACK timeout, not at once."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("P.", IRS + 1, ISS + 1, b"hello"), 0.0)
+    assert events(c) == ["DataAvailable"]
+    assert c.read() == b"hello"
+    assert sent(c, 0.0) == []
+    assert c.next_deadline() == 0.04
+    c.handle_timer(0.04)
+    assert sent(c, 0.04) == [(".", ISS + 1, IRS + 6, b"")]
+
+
+def test_established_second_full_segment_acked_at_once(conn_in):
+    """§3.8.6.3: an ACK at least every second full-sized segment."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * MSS), 0.0)
+    c.receive_segment(seg(".", IRS + 1 + MSS, ISS + 1, b"b" * MSS), 0.0)
+    assert sent(c, 0.0) == [(".", ISS + 1, IRS + 1 + 2 * MSS, b"")]
+
+
+def test_established_out_of_order_held_then_delivered_in_order(conn_in):
+    """§3.10.7.4 seventh check: later data is held; the hole filled delivers both, in order."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 6, ISS + 1, b"world"), 0.0)
+    assert c.read() == b""
+    assert sent(c, 0.0) == [(".", ISS + 1, IRS + 1, b"")]  # immediate duplicate ACK (RFC 5681 §4.2)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"hello"), 0.0)
+    assert c.read() == b"helloworld"
+    assert sent(c, 0.0) == [(".", ISS + 1, IRS + 11, b"")]  # hole filled: ACK at once
+
+
+def test_established_out_of_order_ack_carries_sack_block(conn_in):
+    """RFC 2018 §4: the ACK for out-of-order data reports it in a SACK block."""
+    c = conn_in(State.ESTABLISHED)
+    c.sack_ok = True
+    c.receive_segment(seg(".", IRS + 6, ISS + 1, b"world"), 0.0)
+    (ack,) = c.segments_to_send(0.0)
+    assert ack.options.sack_blocks == ((IRS + 6, IRS + 11),)
+
+
+def test_established_overlapping_data_delivered_once(conn_in):
+    """Duplicates and overlaps are trimmed: every byte reaches the application once."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"abcdef"), 0.0)
+    c.receive_segment(seg(".", IRS + 4, ISS + 1, b"defghi"), 0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"abc"), 0.0)
+    assert c.read() == b"abcdefghi"
+
+
+def test_established_overlapping_out_of_order_segments_delivered_once(conn_in):
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 5, ISS + 1, b"efgh"), 0.0)
+    c.receive_segment(seg(".", IRS + 3, ISS + 1, b"cdefg"), 0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"ab"), 0.0)
+    assert c.read() == b"abcdefgh"
+
+
+def test_established_old_segment_answered_by_ack(conn_in):
+    """§3.10.7.4 first check: an unacceptable segment gets <SEQ=SND.NXT><ACK=RCV.NXT> and is dropped."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS - 100, ISS + 1, b"old"), 0.0)
+    assert sent(c, 0.0) == [(".", ISS + 1, IRS + 1, b"")]
+    assert c.read() == b""
+
+
+def test_established_data_beyond_window_trimmed(conn_in):
+    """§3.10.7.4 first check: only the part inside the window is kept."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=10)
+    c.tcb.rcv_adv = IRS + 1 + 10
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"0123456789abcdef"), 0.0)
+    assert c.read() == b"0123456789"
+
+
+def test_established_rst_exact_sequence_resets(conn_in):
+    """RFC 5961 §3.2: an RST with SEG.SEQ == RCV.NXT resets the connection."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("R", IRS + 1), 0.0)
+    assert c.state is State.CLOSED
+    assert events(c) == ["Reset", "Closed"]
+
+
+def test_established_rst_in_window_not_exact_sends_challenge_ack(conn_in):
+    """RFC 5961 §3.2: an in-window RST that is not exact gets a challenge ACK."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("R", IRS + 100), 0.0)
+    assert c.state is State.ESTABLISHED
+    assert sent(c, 0.0) == [(".", ISS + 1, IRS + 1, b"")]
+    assert c.counters.challenge_acks == 1
+
+
+def test_established_rst_out_of_window_ignored(conn_in):
+    """§3.10.7.4 first check: RSTs outside the window are dropped silently."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("R", IRS + 10_000_000), 0.0)
+    assert c.state is State.ESTABLISHED
+    assert sent(c, 0.0) == []
+
+
+def test_established_syn_sends_challenge_ack(conn_in):
+    """RFC 5961 §4.2: a SYN in a synchronized state gets a challenge ACK, nothing else."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("S", IRS + 1), 0.0)
+    assert c.state is State.ESTABLISHED
+    assert sent(c, 0.0) == [(".", ISS + 1, IRS + 1, b"")]
+
+
+def test_established_ack_of_unsent_data_acked_and_dropped(conn_in):
+    """§3.10.7.4 fifth check: SEG.ACK > SND.NXT -> send ACK, drop the segment."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1, ISS + 500, b"data"), 0.0)
+    assert sent(c, 0.0) == [(".", ISS + 1, IRS + 1, b"")]
+    assert c.read() == b""
+
+
+def test_established_urgent_pointer_ignored_without_losing_data(conn_in):
+    """§3.10.7.4 sixth check: URG is accepted, its data delivered like any other."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("U.", IRS + 1, ISS + 1, b"urgent!"), 0.0)
+    assert c.read() == b"urgent!"
+
+
+def test_established_fin_enters_close_wait_and_acks(conn_in):
+    """§3.10.7.4 eighth check: FIN -> CLOSE-WAIT, ACK it, signal end of stream."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("F.", IRS + 1, ISS + 1, b"bye"), 0.0)
+    assert c.state is State.CLOSE_WAIT
+    assert sent(c, 0.0) == [(".", ISS + 1, IRS + 5, b"")]
+    assert c.read() == b"bye" and c.at_eof
+
+
+def test_established_out_of_order_fin_waits_for_the_hole(conn_in):
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("F.", IRS + 4, ISS + 1, b"def"), 0.0)
+    assert c.state is State.ESTABLISHED
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"abc"), 0.0)
+    assert c.state is State.CLOSE_WAIT
+    assert c.read() == b"abcdef"
+
+
+def test_established_send_splits_at_mss(conn_in):
+    """Segments carry at most SND.MSS bytes; the last of a burst has PSH."""
+    c = conn_in(State.ESTABLISHED)
+    assert c.send(b"x" * 3000, 0.0) == 3000
+    out = sent(c, 0.0)
+    assert [(f, s, len(d)) for f, s, _, d in out] == [
+        (".", ISS + 1, MSS), (".", ISS + 1 + MSS, MSS), ("P.", ISS + 1 + 2 * MSS, 80)
+    ]
+
+
+def test_established_nagle_holds_small_segment_while_data_unacked(conn_in):
+    """§3.7.4 Nagle: a small segment waits until outstanding data is acknowledged."""
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"a", 0.0)
+    assert len(sent(c, 0.0)) == 1
+    c.send(b"b", 0.0)
+    assert sent(c, 0.0) == []
+    c.receive_segment(seg(".", IRS + 1, ISS + 2), 0.01)
+    assert sent(c, 0.01) == [("P.", ISS + 2, IRS + 1, b"b")]
+
+
+def test_established_nodelay_sends_small_segments_at_once(conn_in):
+    c = conn_in(State.ESTABLISHED, nodelay=True)
+    c.send(b"a", 0.0)
+    c.segments_to_send(0.0)
+    c.send(b"b", 0.0)
+    assert sent(c, 0.0) == [("P.", ISS + 2, IRS + 1, b"b")]
+
+
+def test_established_send_stops_at_peer_window(conn_in):
+    """The sender never has more than SND.WND unacknowledged (§3.8.6)."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=2000), 0.0)
+    c.send(b"x" * 5000, 0.0)
+    out = sent(c, 0.0)
+    assert sum(len(d) for *_, d in out) == MSS  # 540 more would be a silly window (§3.8.6.2.1)
+
+
+def test_established_three_duplicate_acks_fast_retransmit(conn_in):
+    """RFC 5681 §3.2: the third duplicate ACK retransmits the first unacknowledged segment."""
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"x" * (5 * MSS), 0.0)
+    c.segments_to_send(0.0)
+    for _ in range(2):
+        c.receive_segment(seg(".", IRS + 1, ISS + 1), 0.01)
+        assert [s for s in sent(c, 0.01) if s[1] == ISS + 1] == []
+    c.receive_segment(seg(".", IRS + 1, ISS + 1), 0.01)
+    assert (".", ISS + 1, IRS + 1, b"x" * MSS) in sent(c, 0.01)
+    assert c.counters.retrans_segs == 1
+
+
+def test_established_close_sends_fin_after_data(conn_in):
+    """§3.10.4: CLOSE queues a FIN after the data; state FIN-WAIT-1."""
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"last", 0.0)
+    c.close(0.0)
+    assert c.state is State.FIN_WAIT_1
+    assert sent(c, 0.0) == [("FP.", ISS + 1, IRS + 1, b"last")]
+
+
+def test_established_abort_sends_rst(conn_in):
+    """§3.10.5: ABORT sends <SEQ=SND.NXT><CTL=RST> and deletes the TCB."""
+    c = conn_in(State.ESTABLISHED)
+    c.abort(0.0)
+    assert sent(c, 0.0) == [("R.", ISS + 1, IRS + 1, b"")]
+    assert c.state is State.CLOSED

@@ -1,0 +1,102 @@
+"""Retransmission timer and RTO estimation (RFC 6298), go-back-N after a timeout (RFC 5681 §3.1)."""
+
+import pytest
+
+from stack.tcp.rto import RtoEstimator
+from stack.tcp.state import State
+from tests.tcp.conftest import IRS, ISS, events, seg, sent
+
+
+def test_rto_first_sample_sets_srtt_and_rttvar():
+    """RFC 6298 (2.2): SRTT = R, RTTVAR = R/2, RTO = SRTT + max(G, 4*RTTVAR), at least min_rto."""
+    r = RtoEstimator(1.0, 0.2, 120.0)
+    r.on_sample(0.1)
+    assert (r.srtt, r.rttvar) == (0.1, 0.05)
+    assert r.rto == pytest.approx(0.3)
+
+
+def test_rto_later_samples_smooth():
+    """RFC 6298 (2.3): RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R'|, SRTT = 7/8 SRTT + 1/8 R'."""
+    r = RtoEstimator(1.0, 0.2, 120.0)
+    r.on_sample(0.1)
+    r.on_sample(0.3)
+    assert r.rttvar == pytest.approx(0.75 * 0.05 + 0.25 * 0.2)
+    assert r.srtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.3)
+
+
+def test_rto_never_below_min_nor_above_max():
+    r = RtoEstimator(1.0, 0.2, 5.0)
+    r.on_sample(0.001)
+    assert r.rto == 0.2
+    for _ in range(10):
+        r.on_timeout()
+    assert r.rto == 5.0
+
+
+def test_established_rto_retransmits_first_segment_and_backs_off(conn_in):
+    """RFC 6298 (5.4)-(5.6): retransmit the earliest unacknowledged segment, double the RTO."""
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"hello", 0.0)
+    assert sent(c, 0.0) == [("P.", ISS + 1, IRS + 1, b"hello")]
+    rto = c.rto.rto  # 0.2 s: the handshake's RTT sample was 0, so the minimum applies
+    assert c.next_deadline() == rto == 0.2
+    c.handle_timer(rto - 0.001)
+    assert sent(c, rto - 0.001) == []
+    c.handle_timer(rto)
+    assert sent(c, rto) == [("P.", ISS + 1, IRS + 1, b"hello")]
+    assert c.next_deadline() == pytest.approx(rto + 2 * rto)
+    assert c.cc.cwnd == c.tcb.snd_mss  # loss window (RFC 5681 §3.1)
+
+
+def test_established_ack_after_retransmit_is_not_timed(conn_in):
+    """Karn's rule (RFC 6298 §3): no RTT sample from a retransmitted segment."""
+    c = conn_in(State.ESTABLISHED)
+    srtt = c.rto.srtt
+    c.send(b"hello", 0.0)
+    c.segments_to_send(0.0)
+    c.handle_timer(c.next_deadline())
+    c.segments_to_send(1.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 6), 1.5)
+    assert c.rto.srtt == srtt
+
+
+def test_established_ack_restarts_timer_and_clears_backoff(conn_in):
+    """RFC 6298 (5.3): an ACK of new data restarts the timer; (5.7)-style backoff reset."""
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"a" * 3000, 0.0)
+    c.segments_to_send(0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1461), 0.05)
+    assert c.next_deadline() == pytest.approx(0.05 + c.rto.rto)
+
+
+def test_established_all_acked_stops_retransmit_timer(conn_in):
+    """RFC 6298 (5.2)."""
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"abc", 0.0)
+    c.segments_to_send(0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 4), 0.05)
+    assert c.next_deadline() is None
+
+
+def test_established_retries_exhausted_times_out_with_rst(conn_in):
+    """After max_retries the connection is aborted: ETIMEDOUT to the application."""
+    c = conn_in(State.ESTABLISHED, max_retries=3)
+    c.send(b"lost", 0.0)
+    c.segments_to_send(0.0)
+    while c.state is State.ESTABLISHED:
+        now = c.next_deadline()
+        c.handle_timer(now)
+        c.segments_to_send(now)
+    assert c.state is State.CLOSED
+    assert events(c) == ["TimedOut", "Closed"]
+
+
+def test_established_rto_goes_back_n(conn_in):
+    """After an RTO everything from SND.UNA is sent again as the window reopens."""
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"z" * 4380, 0.0)
+    assert len(c.segments_to_send(0.0)) == 3
+    c.handle_timer(c.next_deadline())
+    assert [s[1] for s in sent(c, 1.0)] == [ISS + 1]  # cwnd = 1 MSS
+    c.receive_segment(seg(".", IRS + 1, ISS + 1461), 1.01)
+    assert [s[1] for s in sent(c, 1.01)] == [ISS + 1461, ISS + 2921]
