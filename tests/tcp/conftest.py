@@ -32,8 +32,9 @@ def flags_of(text: str) -> Flags:
     return f
 
 
-def seg(flags: str, seq: int, ack: int = 0, data: bytes = b"", win: int = 65535,
-        options: TcpOptions = NO_OPTIONS) -> Segment:
+def seg(
+    flags: str, seq: int, ack: int = 0, data: bytes = b"", win: int = 65535, options: TcpOptions = NO_OPTIONS
+) -> Segment:
     """A segment arriving at the stack from REMOTE."""
     return Segment(REMOTE[1], LOCAL[1], seq, ack, flags_of(flags), win, data, options)
 

@@ -151,7 +151,9 @@ def test_established_send_splits_at_mss(conn_in):
     assert c.send(b"x" * 3000, 0.0) == 3000
     out = sent(c, 0.0)
     assert [(f, s, len(d)) for f, s, _, d in out] == [
-        (".", ISS + 1, MSS), (".", ISS + 1 + MSS, MSS), ("P.", ISS + 1 + 2 * MSS, 80)
+        (".", ISS + 1, MSS),
+        (".", ISS + 1 + MSS, MSS),
+        ("P.", ISS + 1 + 2 * MSS, 80),
     ]
 
 

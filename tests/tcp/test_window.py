@@ -1,0 +1,74 @@
+"""Flow control: the receive window follows the application, zero windows are probed (RFC 9293 §3.8.6)."""
+
+from stack.tcp.state import State
+from tests.tcp.conftest import IRS, ISS, seg, sent
+
+
+def test_established_unread_data_shrinks_advertised_window(conn_in):
+    """The window we offer is the free receive-buffer space (§3.8.6)."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=4000)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"x" * 1460), 0.0)
+    c.receive_segment(seg(".", IRS + 1461, ISS + 1, b"x" * 1460), 0.0)
+    (ack,) = c.segments_to_send(0.0)
+    assert ack.window == 4000 - 2920
+
+
+def test_established_full_buffer_advertises_zero_window(conn_in):
+    c = conn_in(State.ESTABLISHED, receive_buffer=2920)
+    c.tcb.rcv_adv = IRS + 1 + 2920
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"x" * 1460), 0.0)
+    c.receive_segment(seg(".", IRS + 1461, ISS + 1, b"x" * 1460), 0.0)
+    (ack,) = c.segments_to_send(0.0)
+    assert ack.window == 0
+
+
+def test_established_read_reopens_window_with_an_update(conn_in):
+    """Receiver SWS avoidance (§3.8.6.2.2): reading enough sends a window update at once."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=2920)
+    c.tcb.rcv_adv = IRS + 1 + 2920
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"x" * 1460), 0.0)
+    c.receive_segment(seg(".", IRS + 1461, ISS + 1, b"x" * 1460), 0.0)
+    c.segments_to_send(0.0)
+    c.read()
+    (update,) = c.segments_to_send(0.1)
+    assert (update.ack, update.window) == (IRS + 2921, 2920)
+
+
+def test_established_small_read_sends_no_update(conn_in):
+    """§3.8.6.2.2: the window is not reopened in small steps."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=100_000)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"x" * 100), 0.0)
+    c.segments_to_send(0.0)
+    c.read(10)
+    assert sent(c, 0.0) == []
+
+
+def test_established_zero_window_starts_persist_timer_and_probes(conn_in):
+    """§3.8.6.1: with a zero window and data to send, probe the window periodically."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=0), 0.0)
+    c.send(b"waiting", 0.0)
+    assert sent(c, 0.0) == []
+    assert c.running_timer(0.0)[0] == "probe"
+    first = c.next_deadline()
+    c.handle_timer(first)
+    assert sent(c, first) == [(".", ISS, IRS + 1, b"")]  # SEG.SEQ = SND.UNA - 1 elicits an ACK
+    assert c.next_deadline() - first > first  # backed off
+
+
+def test_established_window_opens_after_probe_sends_data(conn_in):
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=0), 0.0)
+    c.send(b"waiting", 0.0)
+    c.segments_to_send(0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=1000), 0.5)
+    assert sent(c, 0.5) == [("P.", ISS + 1, IRS + 1, b"waiting")]
+    assert c.running_timer(0.5)[0] == "on"
+
+
+def test_established_window_update_from_old_segment_ignored(conn_in):
+    """§3.10.7.4 fifth check: SND.WND changes only from segments newer than SND.WL1/WL2."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"abc", win=5000), 0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=100), 0.0)  # older than WL1
+    assert c.tcb.snd_wnd == 5000
