@@ -1,0 +1,158 @@
+"""The services over the kernel's own TCP on 127.0.0.1: they use only the asyncio streams API."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+
+import pytest
+import uvloop
+
+from stack.services import DEFAULT_PORTS, SERVICES, parse_services
+from stack.services.chargen import LINE, chargen_lines
+from stack.services.http import pattern_chunks, pattern_sha256
+
+
+def serve_and(service: str, client) -> object:
+    async def main():
+        server = await asyncio.start_server(SERVICES[service], "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await asyncio.wait_for(client(port), 60)
+        finally:
+            server.close()
+
+    return uvloop.run(main())
+
+
+def test_parse_services_defaults_and_errors():
+    assert parse_services("echo,http:8080") == [("echo", 7), ("http", 8080)]
+    assert set(DEFAULT_PORTS) == set(SERVICES)
+    for bad in ("gopher", "echo:x", "echo:0", "echo:7,discard:7", ""):
+        with pytest.raises(ValueError):
+            parse_services(bad)
+
+
+def test_echo_returns_everything_then_closes_after_half_close():
+    data = os.urandom(300_000)
+
+    async def client(port):
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(data)
+        w.write_eof()
+        return await r.read(-1)
+
+    assert serve_and("echo", client) == data
+
+
+def test_echo_stops_reading_while_its_writes_are_not_drained():
+    """Back-pressure: a client that does not read cannot make echo buffer without bound."""
+
+    async def client(port):
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.transport.pause_reading()
+        chunk = b"e" * 65536
+        sent = 0
+        try:
+            for _ in range(2000):  # up to 128 MB
+                w.write(chunk)
+                await asyncio.wait_for(w.drain(), 2.0)
+                sent += len(chunk)
+        except asyncio.TimeoutError:
+            pass
+        w.close()
+        return sent
+
+    sent = serve_and("echo", client)
+    assert sent < 64 * 1024 * 1024  # the kernel buffers some; echo itself stopped taking more
+
+
+def test_chargen_lines_follow_rfc864():
+    lines = chargen_lines(3).split(b"\r\n")
+    assert lines[0] == bytes(range(32, 32 + LINE))
+    assert lines[1] == bytes(range(33, 33 + LINE))
+    assert chargen_lines(1, start=95) == chargen_lines(1, start=0)
+
+
+def test_chargen_streams_until_the_client_leaves():
+    async def client(port):
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        data = await r.readexactly(74 * 200)
+        w.close()
+        return data
+
+    assert serve_and("chargen", client) == chargen_lines(200)
+
+
+def test_discard_reads_everything():
+    async def client(port):
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(os.urandom(1_000_000))
+        w.write_eof()
+        return await r.read(-1)
+
+    assert serve_and("discard", client) == b""
+
+
+async def _http(port: int, request: bytes) -> bytes:
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(request)
+    data = await r.read(-1)
+    w.close()
+    return data
+
+
+def _get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+
+
+def _body(response: bytes) -> tuple[bytes, bytes]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_http_bytes_and_their_sha256_agree():
+    n = 1_000_003
+    head, body = _body(
+        serve_and(
+            "http", lambda p: _http(p, f"GET /bytes/{n} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        )
+    )
+    assert head.startswith(b"HTTP/1.1 200") and len(body) == n
+    assert hashlib.sha256(body).hexdigest() == pattern_sha256(n)
+    assert b"".join(pattern_chunks(n)) == body
+    _, digest = _body(
+        serve_and(
+            "http",
+            lambda p: _http(p, f"GET /bytes/{n}.sha256 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()),
+        )
+    )
+    assert digest.strip().decode() == pattern_sha256(n)
+
+
+def test_http_post_sha256_of_body():
+    data = os.urandom(200_000)
+    req = b"POST /sha256 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(data) + data
+    _, body = _body(serve_and("http", lambda p: _http(p, req)))
+    assert body.strip().decode() == hashlib.sha256(data).hexdigest()
+
+
+def test_http_keepalive_then_close():
+    req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /bytes/5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    data = serve_and("http", lambda p: _http(p, req))
+    assert data.count(b"HTTP/1.1 200") == 2 and data.endswith(bytes(range(5)))
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status"),
+    [(b"GET /nope", b"404"), (b"DELETE /", b"405"), (b"GET /sha256", b"405"), (b"GET /bytes/99999999999", b"400")],
+)
+def test_http_errors(request_line, status):
+    data = serve_and("http", lambda p: _http(p, request_line + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    assert data.startswith(b"HTTP/1.1 " + status)
+
+
+def test_http_garbage_gets_400():
+    data = serve_and("http", lambda p: _http(p, b"\x00\x01garbage\r\n\r\n"))
+    assert data.startswith(b"HTTP/1.1 400")

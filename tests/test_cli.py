@@ -1,0 +1,82 @@
+"""The command line: one-line errors with exit code 2, clear environment errors, fast netstat."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+BASE = ["serve", "--tun", "tun9", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24"]
+
+
+def tcpstack(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stack.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["frobnicate"],
+        ["serve"],
+        [*BASE[:-2], "--peer", "10.9.0.1"],
+        [*BASE, "--mtu", "12"],
+        [*BASE, "--msl", "-1"],
+        [*BASE, "--services", "gopher:70"],
+        [*BASE, "--fault", "loss=200%"],
+        ["serve", "--tun", "tun9", "--addr", "10.9.0", "--peer", "10.9.0.1/24"],
+        ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "10.9.0.1", "99999"],
+    ],
+)
+def test_cli_bad_arguments_give_one_line_and_exit_2(args):
+    result = tcpstack(*args)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_netstat_without_a_running_stack_explains():
+    result = tcpstack("netstat", "--control", "/nonexistent/tcpstack.sock")
+    assert result.returncode == 1
+    assert result.stderr.startswith("tcpstack: netstat:") and "Traceback" not in result.stderr
+
+
+def test_cli_netstat_imports_stay_light():
+    """netstat must answer in well under 0.3 s: importing the CLI may not pull in uvloop, cffi or pytun."""
+    code = (
+        "import sys, stack.cli, stack.control; print(sorted(m for m in ('uvloop','cffi','pytun') if m in sys.modules))"
+    )
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]"
+    assert time.monotonic() - start < 2.0
+
+
+def test_cli_serve_without_privileges_explains_in_one_line():
+    setpriv = subprocess.run(["which", "setpriv"], capture_output=True, text=True).stdout.strip()
+    if not setpriv:
+        pytest.skip("setpriv not installed")
+    result = subprocess.run(
+        [
+            setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            sys.executable,
+            "-m",
+            "stack.cli",
+            *BASE,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs root (CAP_NET_ADMIN)" in lines[0], result.stderr

@@ -1,0 +1,37 @@
+"""pcap output is a classic libpcap file that scapy and tcpdump read."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.utils import rdpcap
+
+from stack.pcap import PcapWriter
+
+
+def test_pcap_round_trips_through_scapy(tmp_path):
+    path = tmp_path / "t.pcap"
+    packets = [bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2, flags="S", seq=i)) for i in range(3)]
+    w = PcapWriter(str(path))
+    for i, p in enumerate(packets):
+        w.write(p, 1000.0 + i * 0.5)
+    w.close()
+    read = rdpcap(str(path))
+    assert [bytes(p) for p in read] == packets
+    assert [float(p.time) for p in read] == [1000.0, 1000.5, 1001.0]
+
+
+def test_pcap_reads_in_tcpdump_without_warnings(tmp_path):
+    if shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump not installed")
+    path = tmp_path / "t.pcap"
+    w = PcapWriter(str(path))
+    w.write(bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=80, flags="S")))
+    w.close()
+    result = subprocess.run(["tcpdump", "-nn", "-r", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "warning" not in result.stderr.lower()
+    assert "10.0.0.1.1234 > 10.0.0.2.80: Flags [S]" in result.stdout
