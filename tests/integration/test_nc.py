@@ -1,0 +1,62 @@
+"""`tcpstack nc` (active open on the userspace stack) against a kernel TCP server in the namespace."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+from stack.netns import wait_for
+
+NC_ARGS = ["--tun", "tun1", "--addr", "10.8.0.2", "--peer", "10.8.0.1/24"]
+
+# A kernel TCP server: sends the download file, reads everything, writes the sha256 of what it got.
+KERNEL_SERVER = r"""
+import hashlib, socket, sys, threading
+download, result = sys.argv[1], sys.argv[2]
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 5000)); srv.listen(1)
+open(result + ".ready", "w").close()
+conn, _ = srv.accept()
+def send():
+    with open(download, "rb") as f:
+        conn.sendall(f.read())
+    conn.shutdown(socket.SHUT_WR)
+t = threading.Thread(target=send); t.start()
+h = hashlib.sha256()
+while data := conn.recv(65536):
+    h.update(data)
+t.join(); conn.close()
+open(result, "w").write(h.hexdigest())
+"""
+
+
+def test_tcpstack_nc_to_kernel_server_both_directions(netns, tmp_path):
+    download = os.urandom(3_000_000)
+    upload = os.urandom(2_000_000)
+    (tmp_path / "down.bin").write_bytes(download)
+    (tmp_path / "up.bin").write_bytes(upload)
+    result = tmp_path / "server.sha256"
+    server = netns.popen([sys.executable, "-c", KERNEL_SERVER, str(tmp_path / "down.bin"), str(result)])
+    wait_for(lambda: (tmp_path / "server.sha256.ready").exists() or server.poll() is not None, 20, "kernel server")
+    with open(tmp_path / "up.bin", "rb") as stdin:
+        nc = netns.run(
+            [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "10.8.0.1", "5000"], stdin=stdin, timeout=300
+        )
+    assert nc.returncode == 0, nc.stderr.decode()
+    assert hashlib.sha256(nc.stdout).hexdigest() == hashlib.sha256(download).hexdigest()
+    server.wait(timeout=60)
+    assert result.read_text() == hashlib.sha256(upload).hexdigest()
+
+
+def test_tcpstack_nc_to_closed_port_says_connection_refused(netns):
+    nc = netns.run(
+        [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "10.8.0.1", "5999"],
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        text=True,
+    )
+    assert nc.returncode != 0
+    assert "connection refused" in nc.stderr
+    assert "Traceback" not in nc.stderr
