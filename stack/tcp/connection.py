@@ -21,7 +21,7 @@ from stack.tcp.segment_arrives import segment_arrives
 from stack.tcp.state import State, is_legal
 from stack.tcp.tcb import Tcb
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
-from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_lt, seq_sub
+from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 Address = tuple[int, int]
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
@@ -90,6 +90,8 @@ class Connection:
         self._rtt_time = 0.0
         self._dupacks = 0
         self._recover: int | None = None  # NewReno: snd_max when fast recovery started (RFC 6582)
+        self._sacked: list[tuple[int, int]] = []  # SACK scoreboard: ranges above SND.UNA the peer holds
+        self._rexmit_next = 0  # next sequence number to consider for a hole retransmission (RFC 6675)
         self._fast_rexmit = False
         self._persist_backoff = 0
         self._send_space_wanted = False
@@ -329,6 +331,7 @@ class Connection:
         self.cc.on_rto(flight, now)
         self._recover = None
         self._dupacks = 0
+        self._sacked = []  # the receiver may renege (RFC 2018 §8): resend from SND.UNA
         tcb.snd_nxt = tcb.snd_una  # go back N (RFC 5681 §3.1: retransmit from SND.UNA)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
         self._output_data(now)
@@ -447,6 +450,59 @@ class Connection:
         self.counters.retrans_segs += 1
         self._rtt_seq = None
 
+    def update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> None:
+        """Record SACKed ranges (RFC 2018 §4) that lie between SND.UNA and SND.MAX."""
+        tcb = self.tcb
+        ranges = self._sacked
+        for left, right in blocks:
+            if not seq_lt(left, right) or seq_le(right, tcb.snd_una) or seq_gt(right, tcb.snd_max):
+                continue  # stale, inverted or for data never sent (a D-SACK or a lie)
+            if seq_lt(left, tcb.snd_una):
+                left = tcb.snd_una
+            ranges.append((left, right))
+        if ranges:
+            base = tcb.snd_una
+            ranges.sort(key=lambda r: seq_sub(r[0], base))
+            merged = [ranges[0]]
+            for left, right in ranges[1:]:
+                last_left, last_right = merged[-1]
+                if seq_le(left, last_right):
+                    merged[-1] = (last_left, right if seq_gt(right, last_right) else last_right)
+                else:
+                    merged.append((left, right))
+            self._sacked = merged
+
+    def _prune_scoreboard(self) -> None:
+        una = self.tcb.snd_una
+        self._sacked = [(una if seq_lt(a, una) else a, b) for a, b in self._sacked if seq_gt(b, una)]
+
+    def _sacked_bytes(self) -> int:
+        return sum(seq_sub(b, a) for a, b in self._sacked)
+
+    def _retransmit_holes(self, now: float, limit: int) -> None:
+        """Retransmit up to `limit` segments from the holes below the highest SACKed byte (RFC 6675 §4)."""
+        if not self._sacked:
+            self._retransmit_first(now)
+            return
+        tcb = self.tcb
+        high = self._sacked[-1][1]
+        seq = self._rexmit_next if seq_gt(self._rexmit_next, tcb.snd_una) else tcb.snd_una
+        sent = 0
+        while sent < limit and seq_lt(seq, high):
+            covering = next((b for a, b in self._sacked if seq_le(a, seq) and seq_lt(seq, b)), None)
+            if covering is not None:
+                seq = covering
+                continue
+            hole_end = next(a for a, _ in self._sacked if seq_gt(a, seq))
+            n = min(tcb.snd_mss, seq_sub(hole_end, seq))
+            offset = seq_sub(seq, self._snd_buf_seq)
+            self._emit(Flags.ACK, seq, bytes(self._snd_buf[offset : offset + n]))
+            self.counters.retrans_segs += 1
+            seq = seq_add(seq, n)
+            sent += 1
+        self._rexmit_next = seq
+        self._rtt_seq = None  # Karn
+
     def _emit(self, flags: Flags, seq: int, payload: bytes = b"") -> None:
         """Queue one segment carrying our current ACK and window."""
         tcb = self.tcb
@@ -544,6 +600,8 @@ class Connection:
             self.rto.on_sample(now - self._rtt_time)
             self._rtt_seq = None
         tcb.snd_una = ack
+        if self._sacked:
+            self._prune_scoreboard()
         if seq_lt(tcb.snd_nxt, ack):
             tcb.snd_nxt = ack
         data_acked = min(max(seq_sub(ack, self._snd_buf_seq), 0), len(self._snd_buf))
@@ -560,7 +618,11 @@ class Connection:
                 self._recover = None
                 self.cc.on_recovery_exit()
             else:  # partial ACK: retransmit the next hole, deflate (RFC 6582 §3.2 step 4)
-                self._retransmit_first(now)
+                self._prune_scoreboard()
+                if self._sacked:
+                    self._retransmit_holes(now, 2)
+                else:
+                    self._retransmit_first(now)
                 self.cc.cwnd = max(self.cc.cwnd - acked + tcb.snd_mss, tcb.snd_mss)
         else:
             self.cc.on_ack(acked, flight_before, None, now)
@@ -576,10 +638,13 @@ class Connection:
         self._dupacks += 1
         if self._recover is not None:
             self.cc.cwnd += tcb.snd_mss  # inflate for each segment that left the network
-        elif self._dupacks == 3:
+            if self._sacked:
+                self._retransmit_holes(now, 1)
+        elif self._dupacks >= 3 or self._sacked_bytes() >= 3 * tcb.snd_mss:  # RFC 6675 §5 (DupThresh)
             self.cc.on_congestion_event(seq_sub(tcb.snd_max, tcb.snd_una), now)
             self._recover = tcb.snd_max
-            self._retransmit_first(now)
+            self._rexmit_next = tcb.snd_una
+            self._retransmit_holes(now, 2)
 
     @property
     def fin_acked(self) -> bool:

@@ -154,6 +154,8 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
     if seq_gt(ack, tcb.snd_max):  # ACKs something not yet sent: ACK and drop
         conn._ack_now = True
         return False
+    if conn.sack_ok and seg.options.sack_blocks:
+        conn.update_scoreboard(seg.options.sack_blocks)
     if seq_lt(ack, tcb.snd_una):
         pass  # old duplicate: ignore the ACK, keep processing the text
     elif ack == tcb.snd_una:
