@@ -91,7 +91,7 @@ class Connection:
         self._dupacks = 0
         self._recover: int | None = None  # NewReno: snd_max when fast recovery started (RFC 6582)
         self._sacked: list[tuple[int, int]] = []  # SACK scoreboard: ranges above SND.UNA the peer holds
-        self._rexmit_next = 0  # next sequence number to consider for a hole retransmission (RFC 6675)
+        self._hole_sent_at: dict[int, float] = {}  # hole retransmissions in this recovery, by sequence number
         self._fast_rexmit = False
         self._persist_backoff = 0
         self._send_space_wanted = False
@@ -332,6 +332,7 @@ class Connection:
         self._recover = None
         self._dupacks = 0
         self._sacked = []  # the receiver may renege (RFC 2018 §8): resend from SND.UNA
+        self._hole_sent_at.clear()
         tcb.snd_nxt = tcb.snd_una  # go back N (RFC 5681 §3.1: retransmit from SND.UNA)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
         self._output_data(now)
@@ -475,18 +476,25 @@ class Connection:
     def _prune_scoreboard(self) -> None:
         una = self.tcb.snd_una
         self._sacked = [(una if seq_lt(a, una) else a, b) for a, b in self._sacked if seq_gt(b, una)]
+        if self._hole_sent_at:
+            self._hole_sent_at = {q: t for q, t in self._hole_sent_at.items() if seq_ge(q, una)}
 
     def _sacked_bytes(self) -> int:
         return sum(seq_sub(b, a) for a, b in self._sacked)
 
     def _retransmit_holes(self, now: float, limit: int) -> None:
-        """Retransmit up to `limit` segments from the holes below the highest SACKed byte (RFC 6675 §4)."""
+        """Retransmit up to `limit` segments from the holes below the highest SACKed byte (RFC 6675 §4).
+
+        A hole retransmitted more than two RTTs ago while later data keeps being SACKed was lost
+        again: it is sent once more instead of waiting for the RTO (the idea of RACK, RFC 8985).
+        """
         if not self._sacked:
             self._retransmit_first(now)
             return
         tcb = self.tcb
         high = self._sacked[-1][1]
-        seq = self._rexmit_next if seq_gt(self._rexmit_next, tcb.snd_una) else tcb.snd_una
+        again_after = max(2 * (self.rto.srtt or 0.0), 0.005)
+        seq = tcb.snd_una
         sent = 0
         while sent < limit and seq_lt(seq, high):
             covering = next((b for a, b in self._sacked if seq_le(a, seq) and seq_lt(seq, b)), None)
@@ -495,12 +503,14 @@ class Connection:
                 continue
             hole_end = next(a for a, _ in self._sacked if seq_gt(a, seq))
             n = min(tcb.snd_mss, seq_sub(hole_end, seq))
-            offset = seq_sub(seq, self._snd_buf_seq)
-            self._emit(Flags.ACK, seq, bytes(self._snd_buf[offset : offset + n]))
-            self.counters.retrans_segs += 1
+            last = self._hole_sent_at.get(seq)
+            if last is None or now - last > again_after:
+                offset = seq_sub(seq, self._snd_buf_seq)
+                self._emit(Flags.ACK, seq, bytes(self._snd_buf[offset : offset + n]))
+                self.counters.retrans_segs += 1
+                self._hole_sent_at[seq] = now
+                sent += 1
             seq = seq_add(seq, n)
-            sent += 1
-        self._rexmit_next = seq
         self._rtt_seq = None  # Karn
 
     def _emit(self, flags: Flags, seq: int, payload: bytes = b"") -> None:
@@ -616,6 +626,7 @@ class Connection:
         if self._recover is not None:
             if seq_ge(ack, self._recover):  # full ACK: leave fast recovery (RFC 6582 §3.2 step 3)
                 self._recover = None
+                self._hole_sent_at.clear()
                 self.cc.on_recovery_exit()
             else:  # partial ACK: retransmit the next hole, deflate (RFC 6582 §3.2 step 4)
                 self._prune_scoreboard()
@@ -643,7 +654,7 @@ class Connection:
         elif self._dupacks >= 3 or self._sacked_bytes() >= 3 * tcb.snd_mss:  # RFC 6675 §5 (DupThresh)
             self.cc.on_congestion_event(seq_sub(tcb.snd_max, tcb.snd_una), now)
             self._recover = tcb.snd_max
-            self._rexmit_next = tcb.snd_una
+            self._hole_sent_at.clear()
             self._retransmit_holes(now, 2)
 
     @property
