@@ -411,5 +411,8 @@ def _conn_counters(conn: Connection) -> Counter[str]:
             "OutRstsConn": c.resets_out,
             "TCPChallengeACK": c.challenge_acks,
             "OutOfWindowDrops": c.out_of_window,
+            "TCPTimeouts": c.timeouts,
+            "TCPFastRetrans": c.fast_retransmits,
+            "TCPLossProbes": c.loss_probes,
         }
     )

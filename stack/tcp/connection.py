@@ -50,6 +50,9 @@ class Counters:
     resets_out: int = 0
     challenge_acks: int = 0
     out_of_window: int = 0
+    timeouts: int = 0  # retransmission timer expiries (Linux TCPTimeouts)
+    fast_retransmits: int = 0  # recoveries entered on duplicate ACKs or SACK (TCPFastRetrans)
+    loss_probes: int = 0  # tail loss probes sent (TCPLossProbes)
 
 
 def window_shift_for(buffer: int) -> int:
@@ -92,6 +95,9 @@ class Connection:
         self._recover: int | None = None  # NewReno: snd_max when fast recovery started (RFC 6582)
         self._sacked: list[tuple[int, int]] = []  # SACK scoreboard: ranges above SND.UNA the peer holds
         self._hole_sent_at: dict[int, float] = {}  # hole retransmissions in this recovery, by sequence number
+        self._limited_transmit = 0  # segments allowed beyond cwnd on early duplicate ACKs (RFC 3042)
+        self._probe_sent = False  # a tail loss probe is out since the last ACK of new data (RFC 8985 §7)
+        self._last_progress = 0.0  # when data was last sent or newly acknowledged
         self._fast_rexmit = False
         self._persist_backoff = 0
         self._send_space_wanted = False
@@ -289,6 +295,7 @@ class Connection:
             self._output_data(now)
         if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
             self._emit(Flags.ACK, self.tcb.snd_max)  # not snd_nxt: after an RTO it lags what the peer has
+        self._arm_loss_probe()
         out, self._out = self._out, []
         self.counters.segs_out += len(out)
         return out
@@ -303,6 +310,8 @@ class Connection:
                 self._ack_now = True
             elif name == timers.PERSIST:
                 self._on_persist_timeout(now)
+            elif name == timers.LOSS_PROBE:
+                self._on_loss_probe(now)
             elif name in (timers.TIME_WAIT, timers.FIN_WAIT_2):
                 self.enter(State.CLOSED, f"{name} timeout", now)
             if self.state is State.CLOSED:
@@ -321,6 +330,7 @@ class Connection:
             self.enter(State.CLOSED, "retransmission timeout", now)
             return
         self._retries += 1
+        self.counters.timeouts += 1
         self.rto.on_timeout()
         self._rtt_seq = None  # Karn: never time a retransmitted segment
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
@@ -336,6 +346,52 @@ class Connection:
         tcb.snd_nxt = tcb.snd_una  # go back N (RFC 5681 §3.1: retransmit from SND.UNA)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
         self._output_data(now)
+
+    def _arm_loss_probe(self) -> None:
+        """RFC 8985 §7.2: a probe timeout of 2*SRTT after the last send or ACK, if sooner than the RTO."""
+        tcb = self.tcb
+        flight = seq_sub(tcb.snd_max, tcb.snd_una)
+        rto_at = self.timers.deadline(timers.RETRANSMIT)
+        srtt = self.rto.srtt
+        if (
+            flight <= 0
+            or not self.config.loss_probes
+            or self._probe_sent
+            or self._recover is not None
+            or self.rto.backoff > 0  # not during RTO recovery either (RFC 8985 §7.2)
+            or srtt is None
+            or rto_at is None
+            or not self.state.synchronized
+            or self._fin_in_flight()
+        ):
+            self.timers.stop(timers.LOSS_PROBE)
+            return
+        pto = max(2 * srtt, 0.01)
+        if flight <= tcb.snd_mss:
+            pto += 0.2  # the lone segment's ACK may be delayed (WCDelAckT)
+        at = self._last_progress + pto
+        if at < rto_at:
+            self.timers.start(timers.LOSS_PROBE, at)
+        else:
+            self.timers.stop(timers.LOSS_PROBE)
+
+    def _on_loss_probe(self, now: float) -> None:
+        """RFC 8985 §7.3: send one new segment, or resend the last one, to draw a (SACK) ACK."""
+        tcb = self.tcb
+        if tcb.snd_una == tcb.snd_max or self._recover is not None:
+            return
+        self._probe_sent = True
+        self.counters.loss_probes += 1
+        unsent = self._unsent_bytes()
+        if unsent > 0 and tcb.snd_wnd > seq_sub(tcb.snd_nxt, tcb.snd_una):
+            self._send_data_segment(seq_sub(tcb.snd_nxt, self._snd_buf_seq), min(unsent, tcb.snd_mss), False, now)
+            return
+        n = min(tcb.snd_mss, seq_sub(tcb.snd_max, tcb.snd_una))
+        seq = seq_add(tcb.snd_max, -n)
+        offset = seq_sub(seq, self._snd_buf_seq)
+        self._emit(Flags.ACK, seq, bytes(self._snd_buf[offset : offset + n]))
+        self.counters.retrans_segs += 1
+        self._rtt_seq = None
 
     def _on_persist_timeout(self, now: float) -> None:
         """Zero-window probe (RFC 9293 §3.8.6.1): elicit an ACK carrying the current window."""
@@ -383,7 +439,7 @@ class Connection:
             offset = seq_sub(tcb.snd_nxt, self._snd_buf_seq)
             unsent = len(buf) - offset
             flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
-            window = min(self.cc.cwnd, tcb.snd_wnd)
+            window = min(self.cc.cwnd + self._limited_transmit * mss, tcb.snd_wnd)
             usable = window - flight
             n = min(mss, unsent, max(usable, 0))
             if unsent <= 0 or n <= 0:
@@ -433,6 +489,7 @@ class Connection:
         elif self._rtt_seq is None:
             self._rtt_seq, self._rtt_time = seq, now
         self._emit(flags, seq, payload)
+        self._last_progress = now
         tcb.snd_nxt = end
         if seq_gt(end, tcb.snd_max):
             tcb.snd_max = end
@@ -622,6 +679,9 @@ class Connection:
                 self._send_space_wanted = False
                 self._events.append(SendSpace())
         self._retries = 0
+        self._limited_transmit = 0
+        self._probe_sent = False
+        self._last_progress = now
         self.rto.reset_backoff()
         if self._recover is not None:
             if seq_ge(ack, self._recover):  # full ACK: leave fast recovery (RFC 6582 §3.2 step 3)
@@ -643,6 +703,17 @@ class Connection:
         else:
             self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.3)
 
+    def _loss_detected(self) -> bool:
+        """DupThresh duplicate ACKs or SACKed bytes (RFC 6675 §5); with SACK, a small flight or an
+        answered loss probe is enough, since too few segments are out to produce three duplicates."""
+        tcb = self.tcb
+        if self._dupacks >= 3 or self._sacked_bytes() >= 3 * tcb.snd_mss:
+            return True
+        if not self._sacked:
+            self._limited_transmit = min(self._dupacks, 2)  # RFC 3042: keep the ACK clock going
+            return False
+        return self._probe_sent or seq_sub(tcb.snd_max, tcb.snd_una) <= 4 * tcb.snd_mss
+
     def _on_duplicate_ack(self, now: float) -> None:
         """RFC 5681 §3.2: the third duplicate ACK triggers fast retransmit and fast recovery."""
         tcb = self.tcb
@@ -651,9 +722,11 @@ class Connection:
             self.cc.cwnd += tcb.snd_mss  # inflate for each segment that left the network
             if self._sacked:
                 self._retransmit_holes(now, 1)
-        elif self._dupacks >= 3 or self._sacked_bytes() >= 3 * tcb.snd_mss:  # RFC 6675 §5 (DupThresh)
+        elif self._loss_detected():
+            self._limited_transmit = 0
             self.cc.on_congestion_event(seq_sub(tcb.snd_max, tcb.snd_una), now)
             self._recover = tcb.snd_max
+            self.counters.fast_retransmits += 1
             self._hole_sent_at.clear()
             self._retransmit_holes(now, 2)
 

@@ -8,10 +8,12 @@ DELAYED_ACK = "delayed_ack"
 TIME_WAIT = "time_wait"
 FIN_WAIT_2 = "fin_wait_2"
 KEEPALIVE = "keepalive"
+LOSS_PROBE = "loss_probe"
 
 # What `netstat -o` calls each timer.
 NETSTAT_NAMES = {
     RETRANSMIT: "on",
+    LOSS_PROBE: "on",
     PERSIST: "probe",
     TIME_WAIT: "timewait",
     FIN_WAIT_2: "timewait",

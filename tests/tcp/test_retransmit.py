@@ -62,7 +62,7 @@ def test_established_ack_after_retransmit_is_not_timed(conn_in):
 
 def test_established_ack_restarts_timer_and_clears_backoff(conn_in):
     """RFC 6298 (5.3): an ACK of new data restarts the timer; (5.7)-style backoff reset."""
-    c = conn_in(State.ESTABLISHED)
+    c = conn_in(State.ESTABLISHED, loss_probes=False)
     c.send(b"a" * 3000, 0.0)
     c.segments_to_send(0.0)
     c.receive_segment(seg(".", IRS + 1, ISS + 1461), 0.05)
@@ -93,10 +93,41 @@ def test_established_retries_exhausted_times_out_with_rst(conn_in):
 
 def test_established_rto_goes_back_n(conn_in):
     """After an RTO everything from SND.UNA is sent again as the window reopens."""
-    c = conn_in(State.ESTABLISHED)
+    c = conn_in(State.ESTABLISHED, loss_probes=False)
     c.send(b"z" * 4380, 0.0)
     assert len(c.segments_to_send(0.0)) == 3
     c.handle_timer(c.next_deadline())
     assert [s[1] for s in sent(c, 1.0)] == [ISS + 1]  # cwnd = 1 MSS
     c.receive_segment(seg(".", IRS + 1, ISS + 1461), 1.01)
     assert [s[1] for s in sent(c, 1.01)] == [ISS + 1461, ISS + 2921]
+
+
+def test_established_tail_loss_probe_resends_last_segment_before_the_rto(conn_in):
+    """RFC 8985 §7: after 2*SRTT without an ACK, probe with the last segment instead of waiting for the RTO."""
+    c = conn_in(State.ESTABLISHED)
+    c.rto.on_sample(0.05)
+    c.send(b"q" * 4380, 0.0)
+    c.segments_to_send(0.0)
+    probe_at = c.next_deadline()
+    assert probe_at == pytest.approx(max(2 * c.rto.srtt, 0.01)) and probe_at < c.timers.deadline("retransmit")
+    c.handle_timer(probe_at)
+    assert sent(c, probe_at) == [(".", ISS + 2921, IRS + 1, b"q" * 1460)]
+    assert c.counters.loss_probes == 1
+    assert c.next_deadline() == c.timers.deadline("retransmit")  # one probe, then the RTO
+
+
+def test_established_sack_after_probe_enters_recovery_and_fills_the_hole(conn_in):
+    """The probe's ACK SACKs the tail: the hole at SND.UNA is retransmitted at once (RFC 6675)."""
+    from stack.wire.segment import TcpOptions
+
+    c = conn_in(State.ESTABLISHED)
+    c.sack_ok = True
+    c.rto.on_sample(0.05)
+    c.send(b"q" * 4380, 0.0)
+    c.segments_to_send(0.0)
+    c.handle_timer(c.next_deadline())
+    c.segments_to_send(0.1)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, options=TcpOptions(sack_blocks=((ISS + 2921, ISS + 4381),))), 0.11)
+    out = sent(c, 0.11)
+    assert (".", ISS + 1, IRS + 1, b"q" * 1460) in out
+    assert c.counters.fast_retransmits == 1
