@@ -132,14 +132,21 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo()
         _check_can_create_tun()
         if args.command == "serve":
-            from stack.serve import run_serve
-
-            return run_serve(args)
-        from stack.nc import run_nc
-
-        return run_nc(args)
+            from stack.serve import serve as command
+        else:
+            from stack.nc import nc as command
+        return _run_on_uvloop(command(args), args.command)
     except KeyboardInterrupt:
         return 130
+
+
+def _run_on_uvloop(coro, name: str) -> int:
+    import uvloop
+
+    try:
+        return uvloop.run(coro)
+    except OSError as exc:
+        return _fail(f"{name}: {exc.strerror or exc}")
 
 
 def _fail(message: str, code: int = 1) -> int:

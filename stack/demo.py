@@ -17,7 +17,7 @@ def _say(text: str = "") -> None:
 
 def run_demo() -> int:
     from stack import control
-    from stack.netns import NetNs, wait_for
+    from stack.netns import NetNs, start_serve, wait_for
 
     if os.geteuid() != 0:
         print("tcpstack demo: needs root to create a network namespace and a TUN device", file=sys.stderr)
@@ -25,38 +25,7 @@ def run_demo() -> int:
     with tempfile.TemporaryDirectory(prefix="tcpstack-demo-") as tmp, NetNs("tcpstack-demo") as ns:
         sock = os.path.join(tmp, "control.sock")
         log_path = os.path.join(tmp, "serve.log")
-        with open(log_path, "w") as log:
-            serve = ns.popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "stack.cli",
-                    "serve",
-                    "--tun",
-                    "tun0",
-                    "--addr",
-                    ADDR,
-                    "--peer",
-                    PEER,
-                    "--msl",
-                    "1",
-                    "--trace",
-                    "--control",
-                    sock,
-                ],
-                stdout=log,
-                stderr=log,
-            )
-
-        def ready() -> bool:
-            if serve.poll() is not None:
-                raise RuntimeError("tcpstack serve exited:\n" + open(log_path).read())
-            try:
-                return bool(control.request(sock, "netstat"))
-            except OSError:
-                return False
-
-        wait_for(ready, 20, "tcpstack serve to start")
+        serve = start_serve(ns, sock, log_path, "--msl", "1", "--trace", addr=ADDR, peer=PEER)
         _say(f"tcpstack is serving at {ADDR} in network namespace {ns.name} (kernel side {PEER})\n")
         ok = True
 

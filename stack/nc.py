@@ -6,7 +6,6 @@ import asyncio
 import os
 import sys
 import threading
-from dataclasses import replace
 
 
 def _read_stdin(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
@@ -23,16 +22,9 @@ def _read_stdin(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
 
 
 async def nc(args) -> int:
-    from stack.aio.stack import Stack
-    from stack.tcp.config import TcpConfig
+    from stack.serve import open_stack_from_args
 
-    config = TcpConfig(mss=args.mtu - 40)
-    if args.msl is not None:
-        config = replace(config, msl=args.msl)
-    trace = (lambda line: print(f"trace: {line}", file=sys.stderr)) if args.trace else None
-    stack = await Stack.open_tun(
-        args.tun, args.addr, args.peer, mtu=args.mtu, config=config, fault=args.fault, pcap=args.pcap, trace=trace
-    )
+    stack = await open_stack_from_args(args)
     try:
         try:
             reader, writer = await stack.open_connection(args.host, args.port)
@@ -82,13 +74,3 @@ async def _wait_closed(stack, writer) -> None:
         if transport._lost:  # noqa: SLF001 - our own transport
             return
         await asyncio.sleep(0.01)
-
-
-def run_nc(args) -> int:
-    import uvloop
-
-    try:
-        return uvloop.run(nc(args))
-    except OSError as exc:
-        sys.stderr.write(f"tcpstack nc: {exc.strerror or exc}\n")
-        return 1

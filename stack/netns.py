@@ -6,6 +6,7 @@ import itertools
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -62,3 +63,50 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def start_serve(
+    ns: NetNs,
+    control_path: str,
+    log_path: str,
+    *extra: str,
+    addr: str = "10.7.0.2",
+    peer: str = "10.7.0.1/24",
+    timeout: float = 30,
+) -> subprocess.Popen:
+    """`tcpstack serve` on tun0 inside `ns`, logging to `log_path`; returns once its control socket answers."""
+    from stack import control
+
+    with open(log_path, "w") as log:
+        proc = ns.popen(
+            [
+                sys.executable,
+                "-m",
+                "stack.cli",
+                "serve",
+                "--tun",
+                "tun0",
+                "--addr",
+                addr,
+                "--peer",
+                peer,
+                "--control",
+                control_path,
+                *extra,
+            ],
+            stdout=log,
+            stderr=log,
+        )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            with open(log_path) as f:
+                raise RuntimeError(f"tcpstack serve exited with {proc.returncode}:\n{f.read()}")
+        try:
+            control.request(control_path, "netstat")
+            return True
+        except OSError:
+            return False
+
+    wait_for(ready, timeout, "tcpstack serve to answer on its control socket")
+    return proc

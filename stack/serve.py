@@ -14,16 +14,15 @@ def _trace_printer(line: str) -> None:
     sys.stderr.flush()
 
 
-async def serve(args) -> int:
+async def open_stack_from_args(args):
+    """The Stack on a new TUN device, configured by the device options serve and nc share."""
     from stack.aio.stack import Stack
-    from stack.control import default_path, serve_control
-    from stack.services import DEFAULT_PORTS, SERVICES
     from stack.tcp.config import TcpConfig
 
     config = TcpConfig(mss=args.mtu - 40)
     if args.msl is not None:
         config = replace(config, msl=args.msl)
-    stack = await Stack.open_tun(
+    return await Stack.open_tun(
         args.tun,
         args.addr,
         args.peer,
@@ -33,6 +32,13 @@ async def serve(args) -> int:
         pcap=args.pcap,
         trace=_trace_printer if args.trace else None,
     )
+
+
+async def serve(args) -> int:
+    from stack.control import default_path, serve_control
+    from stack.services import DEFAULT_PORTS, SERVICES
+
+    stack = await open_stack_from_args(args)
     control_path = args.control or default_path()
     control = None
     try:
@@ -54,13 +60,3 @@ async def serve(args) -> int:
             os.unlink(control_path)
         await stack.close()
     return 0
-
-
-def run_serve(args) -> int:
-    import uvloop
-
-    try:
-        return uvloop.run(serve(args))
-    except OSError as exc:
-        sys.stderr.write(f"tcpstack serve: {exc.strerror or exc}\n")
-        return 1

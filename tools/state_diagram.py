@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Print the TCP state diagram, generated from `stack.tcp.state.TRANSITIONS`, as Graphviz dot or Mermaid.
 
-    tools/state_diagram.py            # Graphviz dot on stdout
-    tools/state_diagram.py --mermaid  # a Mermaid stateDiagram for the README
+tools/state_diagram.py            # Graphviz dot on stdout
+tools/state_diagram.py --mermaid  # a Mermaid stateDiagram for the README
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from stack import control
-from stack.netns import NetNs, wait_for
+from stack.netns import NetNs
+from stack.netns import start_serve as netns_start_serve
 
 ADDR = "10.7.0.2"
 PEER = "10.7.0.1/24"
@@ -77,39 +77,8 @@ class Served:
 def start_serve(ns: NetNs, tmp_path, *extra: str) -> Served:
     control_path = str(tmp_path / "control.sock")
     log_path = str(tmp_path / "serve.log")
-    with open(log_path, "w") as log:
-        proc = ns.popen(
-            [
-                sys.executable,
-                "-m",
-                "stack.cli",
-                "serve",
-                "--tun",
-                "tun0",
-                "--addr",
-                ADDR,
-                "--peer",
-                PEER,
-                "--control",
-                control_path,
-                *extra,
-            ],
-            stdout=log,
-            stderr=log,
-        )
-    served = Served(ns, proc, control_path, log_path)
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"tcpstack serve exited with {proc.returncode}:\n{served.log()}")
-        try:
-            served.netstat()
-            return True
-        except OSError:
-            return False
-
-    wait_for(ready, 30, "tcpstack serve to answer on its control socket")
-    return served
+    proc = netns_start_serve(ns, control_path, log_path, *extra, addr=ADDR, peer=PEER)
+    return Served(ns, proc, control_path, log_path)
 
 
 @pytest.fixture

@@ -1,0 +1,34 @@
+"""Our sender's SACK scoreboard (RFC 2018, RFC 6675): retransmit only what the receiver lacks."""
+
+from stack.tcp.state import State
+from stack.wire.segment import TcpOptions
+from tests.tcp.conftest import IRS, ISS, seg, sent
+
+MSS = 1460
+
+
+def _sack(*blocks: tuple[int, int]) -> TcpOptions:
+    return TcpOptions(sack_blocks=tuple((ISS + 1 + a * MSS, ISS + 1 + b * MSS) for a, b in blocks))
+
+
+def test_established_scoreboard_merges_and_ignores_blocks_outside_the_flight(conn_in):
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"d" * (6 * MSS), 0.0)
+    c.segments_to_send(0.0)
+    c.update_scoreboard(_sack((1, 2), (2, 3), (4, 5)).sack_blocks)
+    c.update_scoreboard(_sack((7, 9)).sack_blocks)  # beyond SND.MAX: never sent, ignored
+    assert [((a - ISS - 1) // MSS, (b - ISS - 1) // MSS) for a, b in c._sacked] == [(1, 3), (4, 5)]
+
+
+def test_established_sack_recovery_retransmits_each_hole_once(conn_in):
+    """RFC 6675 §5: with 3 segments' worth SACKed, the holes below the highest SACK are resent, not the rest."""
+    c = conn_in(State.ESTABLISHED)
+    c.sack_ok = True
+    c.send(b"d" * (6 * MSS), 0.0)
+    c.segments_to_send(0.0)
+    # segments 0 and 3 were lost; 1, 2, 4 and 5 arrive and are SACKed
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, 3))), 0.01)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((4, 6), (1, 3))), 0.01)
+    resent = sorted((s - ISS - 1) // MSS for _, s, _, data in sent(c, 0.01) if data)
+    assert resent == [0, 3]
+    assert c.counters.fast_retransmits == 1
