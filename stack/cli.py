@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
     sub.add_parser("demo", help="run ping, curl and nc against the stack in a private network namespace")
+
+    script = sub.add_parser("script", help="run packetdrill-format .pkt scripts against the core in virtual time")
+    script.add_argument("files", nargs="+", metavar="FILE.pkt")
     return parser
 
 
@@ -126,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("netstat", "stats"):
             return _query(args)
+        if args.command == "script":
+            from stack.script.runner import run_scripts
+
+            return run_scripts(args.files)
         if args.command == "demo":
             from stack.demo import run_demo
 

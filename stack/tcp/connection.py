@@ -628,7 +628,10 @@ class Connection:
         tcb = self.tcb
         offered = max(seq_sub(tcb.rcv_adv, tcb.rcv_nxt), 0)
         free = min(self._receive_window(), 0xFFFF << tcb.rcv_wscale)
-        if free - offered >= min(tcb.snd_mss, self.config.receive_buffer // 2) or (offered == 0 and free > 0):
+        step = min(tcb.snd_mss, self.config.receive_buffer // 2)
+        # RFC 9293 §3.8.6.2.2 (grow by at least min(RCV.BUFF/2, MSS)); like Linux, only announce a
+        # window that at least doubles, unless the offered one has shrunk below that step
+        if free - offered >= step and (free >= 2 * offered or offered < step):
             self._ack_now = True
 
     # ------------------------------------------------------------------ helpers for segment arrival
