@@ -34,15 +34,16 @@ class Demux:
         self.counters: Counter[str] = Counter()
         self.on_transition: TransitionHook | None = None  # given to every new connection (--trace)
 
-    def listen(self, local: Address, backlog: int | None = None) -> Listener:
+    def listen(self, local: Address, backlog: int | None = None, now: float = 0.0) -> Listener:
         if local[1] in self.listeners:
             raise OSError(98, f"port {local[1]} already in use")
-        listener = Listener(self.config, local, backlog)
+        listener = Listener(self.config, local, backlog, now)
         self.listeners[local[1]] = listener
         return listener
 
-    def unlisten(self, listener: Listener) -> None:
+    def unlisten(self, listener: Listener, now: float = 0.0) -> None:
         self.listeners.pop(listener.local[1], None)
+        listener.close(now)
 
     def connect(self, local_ip: int, remote: Address, now: float) -> Connection:
         port = self._free_port(local_ip, remote)

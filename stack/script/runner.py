@@ -109,6 +109,8 @@ class Runner:
         self.out: deque[tuple[float, Segment]] = deque()
         self.iss: int | None = None
         self.remote_port = REMOTE_PORT
+        self.edges: set[tuple[str, str]] = set()  # state transitions the script made the stack take
+        self.listeners: list[Listener] = []
 
     # ------------------------------------------------------------ virtual time and I/O
 
@@ -117,15 +119,20 @@ class Runner:
 
     def _collect(self) -> None:
         for conn in self._connections():
+            self.edges.update((t.old.name, t.new.name) for t in conn.history)
             for seg in conn.segments_to_send(self.now):
-                if seg.flags & Flags.SYN and self.iss is None:
-                    self.iss = seg.seq
+                if seg.flags & Flags.SYN:
+                    self.iss = seg.seq  # outbound numbers are relative to the newest connection's ISN
                 self.out.append((self.now, seg))
             if conn.finished:
                 self._drain_events(conn)
                 self.demux.remove(conn)
             else:
                 self._drain_events(conn)
+
+    def _collect_edges(self) -> None:
+        for owner in [*self._connections(), *self.listeners]:
+            self.edges.update((t.old.name, t.new.name) for t in owner.history)
 
     def _drain_events(self, conn: Connection) -> None:
         while (event := conn.next_event()) is not None:
@@ -327,7 +334,8 @@ class Runner:
     def _sys_listen(self, call):
         sock = self._sock(call)
         self.demux.config = replace(self.config, **sock.config_changes)
-        sock.listener = self.demux.listen((LOCAL_IP, LOCAL_PORT), int(call.args[1]))
+        sock.listener = self.demux.listen((LOCAL_IP, LOCAL_PORT), int(call.args[1]), self.now)
+        self.listeners.append(sock.listener)
         return 0, None
 
     def _sys_accept(self, call):
@@ -393,7 +401,7 @@ class Runner:
     def _sys_close(self, call):
         sock = self._sock(call)
         if sock.listener is not None:
-            self.demux.unlisten(sock.listener)
+            self.demux.unlisten(sock.listener, self.now)
         elif (
             sock.conn is not None
             and not sock.conn.finished
@@ -403,11 +411,16 @@ class Runner:
         return 0, None
 
 
-def run_script(path: str, config: TcpConfig | None = None) -> None:
-    """Run one .pkt file: returns on success, raises ScriptFailure or ScriptSkip."""
+def run_script(path: str, config: TcpConfig | None = None) -> set[tuple[str, str]]:
+    """Run one .pkt file: returns the state edges it covered; raises ScriptFailure or ScriptSkip."""
     with open(path) as f:
         script = parse(f.read(), path)
-    Runner(script, config).run()
+    runner = Runner(script, config)
+    try:
+        runner.run()
+    finally:
+        runner._collect_edges()
+    return runner.edges
 
 
 def run_scripts(paths: list[str]) -> int:

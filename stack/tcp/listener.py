@@ -5,20 +5,35 @@ from __future__ import annotations
 from collections import deque
 
 from stack.tcp.config import TcpConfig
-from stack.tcp.connection import Address, Connection, TransitionHook
-from stack.tcp.state import State
+from stack.tcp.connection import Address, Connection, Transition, TransitionHook
+from stack.tcp.errors import LocalProtocolError
+from stack.tcp.state import State, is_legal
 from stack.wire.segment import Segment
 
 
 class Listener:
-    def __init__(self, config: TcpConfig, local: Address, backlog: int | None = None) -> None:
+    def __init__(self, config: TcpConfig, local: Address, backlog: int | None = None, now: float = 0.0) -> None:
         self.config = config
         self.local = local
-        self.state = State.LISTEN
+        self.state = State.CLOSED
+        self.history: list[Transition] = []
+        self.enter(State.LISTEN, "passive open", now)
         self.backlog = config.backlog if backlog is None else backlog
         self.syn_queue: set[Connection] = set()
         self.accept_queue: deque[Connection] = deque()
         self.overflows = 0  # SYNs dropped because a queue was full (ListenOverflows)
+
+    def enter(self, new: State, reason: str, now: float) -> None:
+        """The listener's own LISTEN <-> CLOSED changes, checked against the same table as connections."""
+        if not is_legal(self.state, new):
+            raise LocalProtocolError(f"illegal transition {self.state.name} -> {new.name} ({reason})")
+        self.history.append(Transition(self.state, new, reason, now))
+        self.state = new
+
+    def close(self, now: float) -> None:
+        """CLOSE in LISTEN (§3.10.4): the listener is deleted; half-open children are reset by the caller."""
+        if self.state is State.LISTEN:
+            self.enter(State.CLOSED, "close", now)
 
     def on_syn(
         self, remote: Address, syn: Segment, now: float, on_transition: TransitionHook | None = None

@@ -46,12 +46,13 @@ S = State
 
 # RFC 9293 §3.3.2 figure 5, plus the edges every real TCP has that the figure leaves implicit:
 # RST / ABORT / timeouts from any synchronized state go to CLOSED (§3.10.7.4 second check, §3.10.4, §3.8.3).
+# Not here because tcpstack never takes them: LISTEN -> SYN_SENT (SEND on a listening socket, which the
+# API does not offer) and a direct SYN_RECEIVED -> CLOSE_WAIT (an ACK+FIN goes through ESTABLISHED).
 TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
     {
         (S.CLOSED, S.LISTEN),  # passive OPEN
         (S.CLOSED, S.SYN_SENT),  # active OPEN, send SYN
         (S.LISTEN, S.SYN_RECEIVED),  # rcv SYN, send SYN,ACK
-        (S.LISTEN, S.SYN_SENT),  # SEND on a listening socket (§3.10.2)
         (S.LISTEN, S.CLOSED),  # CLOSE
         (S.SYN_SENT, S.SYN_RECEIVED),  # simultaneous open: rcv SYN, send SYN,ACK
         (S.SYN_SENT, S.ESTABLISHED),  # rcv SYN,ACK, send ACK
@@ -60,7 +61,6 @@ TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
         (S.SYN_RECEIVED, S.FIN_WAIT_1),  # CLOSE, send FIN
         (S.SYN_RECEIVED, S.LISTEN),  # RST, when it came from LISTEN (§3.10.7.4)
         (S.SYN_RECEIVED, S.CLOSED),  # RST (from active open), ABORT, SYN-ACK retries exhausted
-        (S.SYN_RECEIVED, S.CLOSE_WAIT),  # ACK of SYN together with FIN
         (S.ESTABLISHED, S.FIN_WAIT_1),  # CLOSE, send FIN
         (S.ESTABLISHED, S.CLOSE_WAIT),  # rcv FIN, send ACK
         (S.ESTABLISHED, S.CLOSED),  # RST, ABORT, retransmission timeout

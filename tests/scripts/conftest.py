@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from stack.script.runner import ScriptFailure, ScriptSkip, run_script
+from stack.tcp.state import TRANSITIONS
+
+COVERED: set[tuple[str, str]] = set()
 
 
 def pytest_collect_file(parent, file_path):
@@ -21,7 +24,7 @@ class PktFile(pytest.File):
 class PktItem(pytest.Item):
     def runtest(self) -> None:
         try:
-            run_script(str(self.path))
+            COVERED.update(run_script(str(self.path)))
         except ScriptSkip as exc:
             pytest.skip(str(exc))
 
@@ -32,3 +35,14 @@ class PktItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, 0, f"script {self.path.name}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The RFC 9293 edge-coverage report: which transitions of the table the scripts exercised."""
+    if not COVERED:
+        return
+    edges = {(a.name, b.name) for a, b in TRANSITIONS}
+    missing = sorted(edges - COVERED)
+    terminalreporter.write_sep("-", f"TCP state edges covered by .pkt scripts: {len(edges & COVERED)}/{len(edges)}")
+    for a, b in missing:
+        terminalreporter.write_line(f"  uncovered: {a} -> {b}")
