@@ -414,5 +414,6 @@ def _conn_counters(conn: Connection) -> Counter[str]:
             "TCPTimeouts": c.timeouts,
             "TCPFastRetrans": c.fast_retransmits,
             "TCPLossProbes": c.loss_probes,
+            "TCPKeepAlive": c.keepalive_probes,
         }
     )

@@ -40,6 +40,14 @@ _LETTER = {
 }
 
 
+_KEEPALIVE_OPTIONS = {
+    "SO_KEEPALIVE": ("keepalive", lambda v: v != "0"),
+    "TCP_KEEPIDLE": ("keepalive_idle", float),
+    "TCP_KEEPINTVL": ("keepalive_interval", float),
+    "TCP_KEEPCNT": ("keepalive_count", int),
+}
+
+
 class ScriptFailure(AssertionError):
     """The stack did not behave as the script says."""
 
@@ -96,6 +104,7 @@ class _Socket:
     listener: Listener | None = None
     conn: Connection | None = None
     error: int = 0
+    linger_zero: bool = False  # SO_LINGER {l_onoff=1, l_linger=0}: close() sends RST
 
 
 class Runner:
@@ -318,7 +327,24 @@ class Runner:
         if option in ("SO_RCVBUF", "SO_SNDBUF"):
             sock.config_changes["receive_buffer" if option == "SO_RCVBUF" else "send_buffer"] = int(value)
             return 0, None
+        if option in _KEEPALIVE_OPTIONS:
+            field, kind = _KEEPALIVE_OPTIONS[option]
+            self._configure(sock, **{field: kind(value)})
+            return 0, None
+        if option == "SO_LINGER":
+            linger = dict(part.split("=") for part in value.strip("{}").replace(" ", "").split(","))
+            if linger.get("l_onoff") == "1" and linger.get("l_linger") != "0":
+                raise ScriptSkip(f"{self.script.path}:{call.line}: SO_LINGER with a timeout is not supported")
+            sock.linger_zero = linger.get("l_onoff") == "1"
+            return 0, None
         raise ScriptSkip(f"{self.script.path}:{call.line}: socket option {option} is not supported")
+
+    def _configure(self, sock: _Socket, **changes) -> None:
+        """Options set on a connected socket change its connection; before that they wait for it."""
+        sock.config_changes.update(changes)
+        if sock.conn is not None:
+            sock.conn.config = replace(sock.conn.config, **changes)
+            sock.conn.arm_keepalive(self.now)
 
     def _sys_fcntl(self, call):
         sock = self._sock(call)
@@ -348,7 +374,7 @@ class Runner:
                 return -1, "EAGAIN"
             raise ScriptFailure(f"{self.script.path}:{call.line}: accept() would block: no connection is established")
         fd = 3 + len(self.sockets)
-        self.sockets[fd] = _Socket(fd, conn=child)
+        self.sockets[fd] = _Socket(fd, config_changes={}, conn=child)
         return fd, None
 
     def _sys_connect(self, call):
@@ -402,6 +428,8 @@ class Runner:
         sock = self._sock(call)
         if sock.listener is not None:
             self.demux.unlisten(sock.listener, self.now)
+        elif sock.conn is not None and sock.linger_zero:
+            sock.conn.abort(self.now)  # SO_LINGER with zero timeout: reset instead of FIN
         elif (
             sock.conn is not None
             and not sock.conn.finished

@@ -24,6 +24,11 @@ class TcpConfig:
     nodelay: bool = False  # TCP_NODELAY disables Nagle (RFC 9293 §3.7.4)
     initial_window_segments: int = 10  # RFC 6928, as Linux
     fin_timeout: float = 60.0  # orphaned FIN_WAIT_2 lifetime (Linux tcp_fin_timeout)
+    keepalive: bool = False  # SO_KEEPALIVE (RFC 9293 §3.8.4; RFC 1122 §4.2.3.6: off by default)
+    keepalive_idle: float = 7200.0  # TCP_KEEPIDLE: idle time before the first probe (Linux default)
+    keepalive_interval: float = 75.0  # TCP_KEEPINTVL
+    keepalive_count: int = 9  # TCP_KEEPCNT: unanswered probes before the connection is dropped
+    challenge_ack_limit: int = 1000  # challenge ACKs per second per connection (RFC 5961 §7)
     backlog: int = 128  # default listen backlog (accept queue)
     syn_backlog: int = 256  # half-open connections per listener (SYN queue)
     congestion: str = "reno"  # name in stack.tcp.congestion.REGISTRY

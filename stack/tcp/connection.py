@@ -53,6 +53,7 @@ class Counters:
     timeouts: int = 0  # retransmission timer expiries (Linux TCPTimeouts)
     fast_retransmits: int = 0  # recoveries entered on duplicate ACKs or SACK (TCPFastRetrans)
     loss_probes: int = 0  # tail loss probes sent (TCPLossProbes)
+    keepalive_probes: int = 0  # keepalive probes sent (TCPKeepAlive)
 
 
 def window_shift_for(buffer: int) -> int:
@@ -98,6 +99,9 @@ class Connection:
         self._limited_transmit = 0  # segments allowed beyond cwnd on early duplicate ACKs (RFC 3042)
         self._probe_sent = False  # a tail loss probe is out since the last ACK of new data (RFC 8985 §7)
         self._last_progress = 0.0  # when data was last sent or newly acknowledged
+        self._keepalive_probes = 0  # unanswered keepalive probes
+        self._challenge_window = -1.0  # start of the current one-second challenge-ACK window
+        self._challenges_sent = 0
         self._fast_rexmit = False
         self._persist_backoff = 0
         self._send_space_wanted = False
@@ -200,6 +204,7 @@ class Connection:
             self.finished = True
         elif new is State.ESTABLISHED:
             self._events.append(Connected())
+            self.arm_keepalive(now)
         elif new is State.FIN_WAIT_2 and self._orphaned:
             self.timers.start(timers.FIN_WAIT_2, now + self.config.fin_timeout)
 
@@ -312,6 +317,8 @@ class Connection:
                 self._on_persist_timeout(now)
             elif name == timers.LOSS_PROBE:
                 self._on_loss_probe(now)
+            elif name == timers.KEEPALIVE:
+                self._on_keepalive_timeout(now)
             elif name in (timers.TIME_WAIT, timers.FIN_WAIT_2):
                 self.enter(State.CLOSED, f"{name} timeout", now)
             if self.state is State.CLOSED:
@@ -749,3 +756,40 @@ class Connection:
     def receive_segment(self, seg: Segment, now: float) -> None:
         self.counters.segs_in += 1
         segment_arrives(self, seg, now)
+        if self.config.keepalive and not self.finished:
+            self._keepalive_probes = 0
+            self.arm_keepalive(now)
+
+    def challenge_ack(self, now: float) -> None:
+        """RFC 5961 §7: challenge ACKs are rate limited, so they cannot be turned into an amplifier."""
+        if now - self._challenge_window >= 1.0:
+            self._challenge_window = now
+            self._challenges_sent = 0
+        if self._challenges_sent < self.config.challenge_ack_limit:
+            self._challenges_sent += 1
+            self.counters.challenge_acks += 1
+            self._ack_now = True
+
+    # ------------------------------------------------------------------ keepalive (RFC 1122 §4.2.3.6)
+
+    def arm_keepalive(self, now: float) -> None:
+        """(Re)start the idle timer; called on every segment received and when SO_KEEPALIVE is set."""
+        if self.config.keepalive and self.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+            self.timers.start(timers.KEEPALIVE, now + self.config.keepalive_idle)
+        else:
+            self.timers.stop(timers.KEEPALIVE)
+
+    def _on_keepalive_timeout(self, now: float) -> None:
+        tcb = self.tcb
+        if tcb.snd_una != tcb.snd_max:  # data in flight: the retransmission timer watches the peer
+            self.arm_keepalive(now)
+            return
+        if self._keepalive_probes >= self.config.keepalive_count:
+            self._events.append(TimedOut())
+            self.enter(State.CLOSED, "keepalive timeout", now)
+            return
+        # a probe carries SEG.SEQ = SND.NXT - 1 so that the peer must answer with an ACK
+        self._emit(Flags.ACK, seq_add(tcb.snd_una, -1))
+        self._keepalive_probes += 1
+        self.counters.keepalive_probes += 1
+        self.timers.start(timers.KEEPALIVE, now + self.config.keepalive_interval)

@@ -97,8 +97,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     # second: RST (with RFC 5961 §3.2: only an exact match resets, in-window gets a challenge ACK)
     if flags & Flags.RST:
         if seq != tcb.rcv_nxt:
-            conn.counters.challenge_acks += 1
-            conn._ack_now = True
+            conn.challenge_ack(now)
             return
         if conn.state is State.SYN_RECEIVED:
             if conn.passive:
@@ -113,8 +112,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
 
     # fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 §4.2)
     if flags & Flags.SYN:
-        conn.counters.challenge_acks += 1
-        conn._ack_now = True
+        conn.challenge_ack(now)
         return
 
     # fifth: ACK

@@ -213,3 +213,15 @@ def test_established_abort_sends_rst(conn_in):
     c.abort(0.0)
     assert sent(c, 0.0) == [("R.", ISS + 1, IRS + 1, b"")]
     assert c.state is State.CLOSED
+
+
+def test_established_challenge_acks_rate_limited_per_second(conn_in):
+    """RFC 5961 §7: at most challenge_ack_limit challenge ACKs per second."""
+    c = conn_in(State.ESTABLISHED, challenge_ack_limit=2)
+    acks = 0
+    for _ in range(5):
+        c.receive_segment(seg("S", IRS + 1), 0.5)
+        acks += len(sent(c, 0.5))
+    assert acks == 2
+    c.receive_segment(seg("S", IRS + 1), 1.6)
+    assert len(sent(c, 1.6)) == 1  # a new second, a new allowance

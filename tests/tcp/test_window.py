@@ -1,7 +1,7 @@
 """Flow control: the receive window follows the application, zero windows are probed (RFC 9293 §3.8.6)."""
 
 from stack.tcp.state import State
-from tests.tcp.conftest import IRS, ISS, seg, sent
+from tests.tcp.conftest import IRS, ISS, events, seg, sent
 
 
 def test_established_unread_data_shrinks_advertised_window(conn_in):
@@ -72,3 +72,16 @@ def test_established_window_update_from_old_segment_ignored(conn_in):
     c.receive_segment(seg(".", IRS + 1, ISS + 1, b"abc", win=5000), 0.0)
     c.receive_segment(seg(".", IRS + 1, ISS + 1, win=100), 0.0)  # older than WL1
     assert c.tcb.snd_wnd == 5000
+
+
+def test_established_keepalive_probes_after_idle_then_times_out(conn_in):
+    """RFC 1122 §4.2.3.6: probes after the idle time, every interval; count unanswered -> ETIMEDOUT."""
+    c = conn_in(State.ESTABLISHED, keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0, keepalive_count=2)
+    c.arm_keepalive(0.0)
+    assert c.running_timer(0.0) == ("keepalive", 10.0)
+    c.handle_timer(10.0)
+    assert sent(c, 10.0) == [(".", ISS, IRS + 1, b"")]
+    c.handle_timer(12.0)
+    c.segments_to_send(12.0)
+    c.handle_timer(14.0)
+    assert c.state is State.CLOSED and "TimedOut" in events(c)
