@@ -87,6 +87,12 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
         help="maximum segment lifetime in seconds (TIME_WAIT lasts 2*MSL; default 30)",
     )
     p.add_argument(
+        "--fin-timeout",
+        type=_bounded(float, 0.001, 3600, "fin-timeout"),
+        default=None,
+        help="how long an orphaned FIN_WAIT_2 connection lives, in seconds (default 60, like Linux)",
+    )
+    p.add_argument(
         "--fault",
         type=_fault,
         default=None,

@@ -22,6 +22,8 @@ async def open_stack_from_args(args):
     config = TcpConfig(mss=args.mtu - 40)
     if args.msl is not None:
         config = replace(config, msl=args.msl)
+    if args.fin_timeout is not None:
+        config = replace(config, fin_timeout=args.fin_timeout)
     return await Stack.open_tun(
         args.tun,
         args.addr,

@@ -60,3 +60,15 @@ def test_tcpstack_nc_to_closed_port_says_connection_refused(netns):
     assert nc.returncode != 0
     assert "connection refused" in nc.stderr
     assert "Traceback" not in nc.stderr
+
+
+def test_two_tcpstacks_talk_through_the_kernel_router(netns, tmp_path):
+    """tcpstack nc (on tun1) to tcpstack serve (on tun0), the namespace's kernel forwarding between them."""
+    from tests.integration.conftest import start_serve
+
+    assert netns.run(["sysctl", "-w", "net.ipv4.ip_forward=1"]).returncode == 0
+    start_serve(netns, tmp_path)
+    data = os.urandom(1_000_000)
+    nc = netns.run([sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "10.7.0.2", "7"], input=data, timeout=300)
+    assert nc.returncode == 0, nc.stderr.decode()
+    assert nc.stdout == data
