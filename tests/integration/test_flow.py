@@ -39,8 +39,14 @@ def test_zero_window_is_probed_and_transfer_resumes_without_loss(served, tmp_pat
 
     def stalled_row():
         return next(
-            (r for r in served.netstat() if r["local"] == f"{ADDR}:19" and r["state"] == "ESTABLISHED"
-             and r["timer"] == "probe" and r["send_q"] > 0),
+            (
+                r
+                for r in served.netstat()
+                if r["local"] == f"{ADDR}:19"
+                and r["state"] == "ESTABLISHED"
+                and r["timer"] == "probe"
+                and r["send_q"] > 0
+            ),
             None,
         )
 
