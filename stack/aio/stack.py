@@ -415,5 +415,6 @@ def _conn_counters(conn: Connection) -> Counter[str]:
             "TCPFastRetrans": c.fast_retransmits,
             "TCPLossProbes": c.loss_probes,
             "TCPKeepAlive": c.keepalive_probes,
+            "PAWSEstabRejected": c.paws_drops,
         }
     )

@@ -84,6 +84,11 @@ def option_layout(options: TcpOptions, syn: bool) -> list[tuple[str, tuple[int, 
     return out
 
 
+def _ignore_tsval(layout):
+    """Our TSval is a clock with a random offset: scripts check TSecr (what we echo), not TSval."""
+    return [(name, (None, values[1]) if name == "TS" else values) for name, values in layout]
+
+
 def _format_options(layout) -> str:
     parts = []
     for name, values in layout:
@@ -111,6 +116,8 @@ class Runner:
     def __init__(self, script: Script, config: TcpConfig | None = None) -> None:
         self.script = script
         self.config = config or TcpConfig()
+        if "tcp_timestamps" in script.options:  # like packetdrill's sysctl lines: per-script stack settings
+            self.config = replace(self.config, timestamps=script.options["tcp_timestamps"] != "0")
         self.tolerance = float(script.options.get("tolerance_usecs", DEFAULT_TOLERANCE * 1e6)) / 1e6
         self.demux = Demux(self.config)
         self.now = 0.0
@@ -270,8 +277,10 @@ class Runner:
             problems.append("ack differs")
         if line.win is not None and seg.window != line.win:
             problems.append("window differs")
-        if line.options is not None and option_layout(seg.options, bool(seg.flags & Flags.SYN)) != list(line.options):
-            problems.append("options differ")
+        if line.options is not None:
+            actual = _ignore_tsval(option_layout(seg.options, bool(seg.flags & Flags.SYN)))
+            if actual != _ignore_tsval(list(line.options)):
+                problems.append("options differ")
         return problems
 
     def _describe(self, seg: Segment) -> str:

@@ -6,9 +6,10 @@ the user calls (§3.10.1-5), the output path and the timers.
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from stack.tcp import congestion, timers
 from stack.tcp.config import TcpConfig
@@ -54,6 +55,7 @@ class Counters:
     fast_retransmits: int = 0  # recoveries entered on duplicate ACKs or SACK (TCPFastRetrans)
     loss_probes: int = 0  # tail loss probes sent (TCPLossProbes)
     keepalive_probes: int = 0  # keepalive probes sent (TCPKeepAlive)
+    paws_drops: int = 0  # segments dropped by PAWS (PAWSEstabRejected)
 
 
 def window_shift_for(buffer: int) -> int:
@@ -113,6 +115,11 @@ class Connection:
         self._unacked_segments = 0
         self._peer_fin = False
         self.sack_ok = False  # both SYNs carried SACK-permitted (RFC 2018 §2)
+        self.ts_ok = False  # both SYNs carried timestamps (RFC 7323 §3.2)
+        self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
+        self.ts_ecr_seen = 0  # TSecr of the segment being processed, for RTT measurement
+        self._ts_offset = random.getrandbits(32)  # per-connection timestamp offset, as Linux
+        self._clock = now  # the latest `now` given to an entry point (stamps TSval)
         self._last_ooo_seq: int | None = None
         self._orphaned = False
 
@@ -128,7 +135,9 @@ class Connection:
         conn._init_send_sequence(initial_sequence_number(local, remote, now))
         wscale = window_shift_for(config.receive_buffer) if config.window_scaling else None
         conn.tcb.rcv_wscale = wscale or 0
-        conn._syn_options = TcpOptions(mss=config.mss, wscale=wscale, sack_permitted=config.sack)
+        conn._syn_options = TcpOptions(
+            mss=config.mss, wscale=wscale, sack_permitted=config.sack, timestamps=(0, 0) if config.timestamps else None
+        )
         conn._open_receive_window()
         conn.enter(State.SYN_SENT, "active open", now)
         conn._send_syn(now)
@@ -159,7 +168,9 @@ class Connection:
             wscale = tcb.rcv_wscale
         else:
             wscale = None
-        conn._syn_options = TcpOptions(mss=config.mss, wscale=wscale, sack_permitted=conn.sack_ok)
+        conn._syn_options = TcpOptions(
+            mss=config.mss, wscale=wscale, sack_permitted=conn.sack_ok, timestamps=(0, 0) if conn.ts_ok else None
+        )
         conn._update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
         conn._open_receive_window()
         conn.enter(State.SYN_RECEIVED, "SYN", now)
@@ -175,11 +186,25 @@ class Connection:
         tcb = self.tcb
         tcb.snd_mss = min(options.mss if options.mss else DEFAULT_MSS, self.config.mss)
         self.sack_ok = self.config.sack and options.sack_permitted
+        self.ts_ok = self.config.timestamps and options.timestamps is not None
+        if self.ts_ok:
+            self.ts_recent = options.timestamps[0]
+            tcb.snd_mss -= 12  # room for the 12 bytes of NOP,NOP,TS on every segment, as Linux
         if options.wscale is not None and self.config.window_scaling:
             tcb.snd_wscale = min(options.wscale, 14)  # RFC 7323 §2.3
         else:
             tcb.snd_wscale = tcb.rcv_wscale = 0
         self.cc = congestion.create(self.config.congestion, tcb.snd_mss, self.config.initial_window_segments)
+
+    def renegotiate_syn_options(self, peer: TcpOptions) -> None:
+        """Our SYN,ACK in a simultaneous open offers only what the peer's SYN offered too (RFC 7323 §1.3)."""
+        ours = self._syn_options
+        self._syn_options = replace(
+            ours,
+            wscale=ours.wscale if peer.wscale is not None else None,
+            sack_permitted=self.sack_ok,
+            timestamps=(0, 0) if self.ts_ok else None,
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -296,6 +321,7 @@ class Connection:
         return None
 
     def segments_to_send(self, now: float) -> list[Segment]:
+        self._clock = now
         if self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED):
             self._output_data(now)
         if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
@@ -308,6 +334,7 @@ class Connection:
     # ------------------------------------------------------------------ timers
 
     def handle_timer(self, now: float) -> None:
+        self._clock = now
         for name in self.timers.expired(now):
             if name == timers.RETRANSMIT:
                 self._on_retransmit_timeout(now)
@@ -428,7 +455,10 @@ class Connection:
         # the window field of a SYN is never scaled (RFC 7323 §2.2)
         window = min(self._receive_window(), 0xFFFF)
         ack = tcb.rcv_nxt if flags & Flags.ACK else 0
-        self._out.append(Segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", self._syn_options))
+        options = self._syn_options
+        if options.timestamps is not None:  # TSval now; TSecr only on a SYN,ACK (RFC 7323 §3.2)
+            options = replace(options, timestamps=(self.ts_val(now), self.ts_recent if flags & Flags.ACK else 0))
+        self._out.append(Segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", options))
         tcb.snd_nxt = tcb.snd_max = seq_add(tcb.iss, 1)
         if retransmit:
             self.counters.retrans_segs += 1
@@ -581,7 +611,11 @@ class Connection:
         """Queue one segment carrying our current ACK and window."""
         tcb = self.tcb
         window = self._advertise_window()
-        options = self._sack_options() if self.sack_ok and len(self._reasm) else NO_OPTIONS
+        sack = self._sack_blocks() if self.sack_ok and len(self._reasm) else ()
+        if self.ts_ok:
+            options = TcpOptions(timestamps=(self.ts_val(self._clock), self.ts_recent), sack_blocks=sack)
+        else:
+            options = TcpOptions(sack_blocks=sack) if sack else NO_OPTIONS
         self._out.append(
             Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window >> tcb.rcv_wscale, payload, options)
         )
@@ -589,13 +623,17 @@ class Connection:
         self._unacked_segments = 0
         self.timers.stop(timers.DELAYED_ACK)
 
-    def _sack_options(self) -> TcpOptions:
+    def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
         """SACK blocks for held out-of-order data, the most recently received first (RFC 2018 §4)."""
         blocks = self._reasm.sack_blocks()
         recent = self._last_ooo_seq
         if recent is not None:
             blocks.sort(key=lambda b: not in_window(recent, b[0], seq_sub(b[1], b[0])))
-        return TcpOptions(sack_blocks=tuple(blocks[:4]))
+        return tuple(blocks[: 3 if self.ts_ok else 4])
+
+    def ts_val(self, now: float) -> int:
+        """Our timestamp clock: milliseconds plus a per-connection offset (RFC 7323 §5.4)."""
+        return (int(now * 1000) + self._ts_offset) & 0xFFFFFFFF
 
     def _emit_rst(self, seq: int) -> None:
         self._out.append(Segment(self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, Flags.RST | Flags.ACK, 0))
@@ -673,7 +711,13 @@ class Connection:
         tcb = self.tcb
         acked = seq_sub(ack, tcb.snd_una)
         flight_before = seq_sub(tcb.snd_max, tcb.snd_una)
-        if self._rtt_seq is not None and seq_gt(ack, self._rtt_seq):
+        if self.ts_ok and self.ts_ecr_seen:
+            # RFC 7323 §4.1: the echoed timestamp times this ACK, retransmission or not
+            rtt = ((self.ts_val(now) - self.ts_ecr_seen) & 0xFFFFFFFF) / 1000
+            if rtt < 60.0:
+                self.rto.on_sample(rtt)
+                self._rtt_seq = None
+        elif self._rtt_seq is not None and seq_gt(ack, self._rtt_seq):
             self.rto.on_sample(now - self._rtt_time)
             self._rtt_seq = None
         tcb.snd_una = ack
@@ -754,6 +798,7 @@ class Connection:
             self.timers.start_if_idle(timers.DELAYED_ACK, now + self.config.delayed_ack)
 
     def receive_segment(self, seg: Segment, now: float) -> None:
+        self._clock = now
         self.counters.segs_in += 1
         segment_arrives(self, seg, now)
         if self.config.keepalive and not self.finished:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from stack.tcp import timers
 from stack.tcp.state import State
 from stack.wire.segment import Flags, Segment
-from stack.wire.seq import in_window, seq_add, seq_gt, seq_le, seq_lt, seq_sub
+from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
@@ -55,6 +55,7 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
         if seg.payload or seg.flags & Flags.FIN:
             _process_text_and_fin(conn, seg, seq_add(seg.seq, 1), seg.payload, now)
     else:  # simultaneous open (§3.10.7.3 fourth check)
+        conn.renegotiate_syn_options(seg.options)
         conn._update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
         conn.enter(State.SYN_RECEIVED, "SYN (simultaneous open)", now)
         conn._send_syn(now, retransmit=True)
@@ -84,6 +85,16 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         conn._send_syn(now, retransmit=True)  # the peer retransmitted its SYN: resend our SYN,ACK
         return
 
+    # RFC 7323 §5.3 R1: PAWS drops a segment whose timestamp is older than TS.Recent
+    ts = seg.options.timestamps
+    conn.ts_ecr_seen = 0
+    if conn.ts_ok and ts is not None:
+        if seq_lt(ts[0], conn.ts_recent) and not flags & Flags.RST:
+            conn.counters.paws_drops += 1
+            conn._ack_now = True
+            return
+        conn.ts_ecr_seen = ts[1]
+
     # first: sequence number
     if not _acceptable(conn, seq, seg_len):
         if not flags & Flags.RST:
@@ -93,6 +104,10 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
                 # a retransmitted FIN: re-ACK it and restart 2*MSL (§3.10.7.4 eighth check)
                 conn.timers.start(timers.TIME_WAIT, now + 2 * conn.config.msl)
         return
+
+    # RFC 7323 §4.3: remember the timestamp of a segment at or before the left edge of the window
+    if conn.ts_ok and ts is not None and seq_le(seq, tcb.rcv_nxt) and seq_ge(ts[0], conn.ts_recent):
+        conn.ts_recent = ts[0]
 
     # second: RST (with RFC 5961 §3.2: only an exact match resets, in-window gets a challenge ACK)
     if flags & Flags.RST:
