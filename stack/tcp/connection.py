@@ -121,6 +121,7 @@ class Connection:
         self._ts_offset = random.getrandbits(32)  # per-connection timestamp offset, as Linux
         self._clock = now  # the latest `now` given to an entry point (stamps TSval)
         self._last_ooo_seq: int | None = None
+        self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
         self._orphaned = False
 
     # ------------------------------------------------------------------ construction
@@ -612,6 +613,9 @@ class Connection:
         tcb = self.tcb
         window = self._advertise_window()
         sack = self._sack_blocks() if self.sack_ok and len(self._reasm) else ()
+        if self.dsack is not None:  # D-SACK: the duplicate's range goes first (RFC 2883 §4)
+            sack = (self.dsack, *sack)[: 3 if self.ts_ok else 4]
+            self.dsack = None
         if self.ts_ok:
             options = TcpOptions(timestamps=(self.ts_val(self._clock), self.ts_recent), sack_blocks=sack)
         else:

@@ -100,6 +100,8 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         if not flags & Flags.RST:
             conn.counters.out_of_window += 1
             conn._ack_now = True
+            if seg_len and conn.sack_ok and seq_le(seq_add(seq, seg_len), tcb.rcv_nxt):
+                conn.dsack = (seq, seq_add(seq, seg_len))  # report the duplicate (RFC 2883 §4)
             if conn.state is State.TIME_WAIT and flags & Flags.FIN:
                 # a retransmitted FIN: re-ACK it and restart 2*MSL (§3.10.7.4 eighth check)
                 conn.timers.start(timers.TIME_WAIT, now + 2 * conn.config.msl)
@@ -166,6 +168,10 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
 
     if seq_gt(ack, tcb.snd_max):  # ACKs something not yet sent: ACK and drop
         conn._ack_now = True
+        return False
+    if seq_lt(ack, seq_add(tcb.snd_una, -max(tcb.max_snd_wnd, 1))):
+        # RFC 5961 §5.2: an ACK older than SND.UNA - MAX.SND.WND is a blind injection attempt
+        conn.challenge_ack(now)
         return False
     if conn.sack_ok and seg.options.sack_blocks:
         conn.update_scoreboard(seg.options.sack_blocks)
