@@ -75,6 +75,16 @@ def _fault(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _keepalive(text: str) -> tuple[float, float, int]:
+    parts = text.split(",")
+    if not 1 <= len(parts) <= 3:
+        raise argparse.ArgumentTypeError(f"keepalive {text!r}: expected IDLE[,INTERVAL[,COUNT]]")
+    idle = _bounded(float, 0.01, 86400 * 7, "keepalive idle")(parts[0])
+    interval = _bounded(float, 0.01, 86400, "keepalive interval")(parts[1]) if len(parts) > 1 else 75.0
+    count = _bounded(int, 1, 1000, "keepalive count")(parts[2]) if len(parts) > 2 else 9
+    return idle, interval, count
+
+
 def _add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tun", required=True, type=_tun_name, help="TUN device to create, e.g. tun0")
     p.add_argument("--addr", required=True, type=_ipv4, help="the stack's own address, e.g. 10.7.0.2")
@@ -110,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_args(serve)
     serve.add_argument(
         "--services", type=_services, default=None, help="name:port list (default echo:7,discard:9,chargen:19,http:80)"
+    )
+    serve.add_argument(
+        "--keepalive",
+        type=_keepalive,
+        default=None,
+        metavar="IDLE[,INTERVAL[,COUNT]]",
+        help="probe idle connections (SO_KEEPALIVE for all): seconds idle, seconds between probes, probes",
     )
     serve.add_argument("--control", default=None, help="control socket path (default /run/tcpstack/PID.sock)")
 

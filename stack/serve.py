@@ -24,6 +24,12 @@ async def open_stack_from_args(args):
         config = replace(config, msl=args.msl)
     if args.fin_timeout is not None:
         config = replace(config, fin_timeout=args.fin_timeout)
+    keepalive = getattr(args, "keepalive", None)  # serve only
+    if keepalive is not None:
+        idle, interval, count = keepalive
+        config = replace(
+            config, keepalive=True, keepalive_idle=idle, keepalive_interval=interval, keepalive_count=count
+        )
     return await Stack.open_tun(
         args.tun,
         args.addr,

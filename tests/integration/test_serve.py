@@ -181,3 +181,43 @@ def test_connection_to_a_closed_port_is_refused(served):
     result = served.ns.run(["nc", "-z", "-w", "5", ADDR, "4444"])
     assert result.returncode != 0
     assert served.stats()["OutRsts"] >= 1
+
+
+def test_keepalive_probes_appear_in_the_pcap(netns, tmp_path):
+    """SO_KEEPALIVE for served connections: after the idle time, ACKs with SEG.SEQ = SND.NXT - 1 go out."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.utils import rdpcap
+
+    pcap = tmp_path / "keepalive.pcap"
+    served = start_serve(netns, tmp_path, "--keepalive", "0.5,0.5,20", "--pcap", str(pcap))
+    idle = served.ns.popen(["nc", "-N", ADDR, "9"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: served.stats().get("TCPKeepAlive", 0) >= 2, 30, "two keepalive probes")
+    finally:
+        idle.stdin.close()
+        idle.wait(timeout=20)
+    assert served.stop() == 0
+    packets = [p for p in rdpcap(str(pcap)) if p.haslayer(TCP) and p[TCP].dport != 80]
+    acked = {}
+    probes = 0
+    for p in packets:
+        tcp = p[TCP]
+        if p[IP].dst == ADDR and tcp.flags & 0x10:
+            acked[tcp.sport] = tcp.ack
+        elif p[IP].src == ADDR and tcp.flags == "A" and not bytes(tcp.payload).strip(b"\0"):
+            if acked.get(tcp.dport) is not None and tcp.seq == (acked[tcp.dport] - 1) % 2**32:
+                probes += 1
+    assert probes >= 2
+
+
+def test_stats_json_counts_segments_and_resets(served):
+    assert served.ns.run(["curl", "-sS", "-m", "20", f"{served.url}/"]).returncode == 0
+    served.ns.run(["nc", "-z", "-w", "5", ADDR, "4444"])
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.cli", "stats", "--json", "--control", served.control],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    stats = __import__("json").loads(result.stdout)
+    assert stats["InSegs"] > 0 and stats["OutSegs"] > 0 and stats["PassiveOpens"] >= 1 and stats["OutRsts"] >= 1
