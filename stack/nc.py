@@ -53,24 +53,17 @@ async def nc(args) -> int:
         up = asyncio.create_task(upload())
         try:
             await download()
+            # the peer finished sending; it may still be reading: send the rest of stdin (half-close)
+            await up
         except (ConnectionError, TimeoutError) as exc:
             up.cancel()
             print(f"tcpstack nc: {exc}", file=sys.stderr)
             return 1
-        # the peer closed: wait for our side to be delivered too, unless stdin never ends
-        if not up.done():
-            up.cancel()
         writer.close()
-        await _wait_closed(stack, writer)
+        try:  # let the FIN exchange finish, so the peer is not left with a RST
+            await asyncio.wait_for(writer.wait_closed(), 10)
+        except (ConnectionError, TimeoutError, asyncio.TimeoutError):
+            pass
         return 0
     finally:
         await stack.close()
-
-
-async def _wait_closed(stack, writer) -> None:
-    """Let the FIN exchange finish (bounded): the peer should not be left with a RST."""
-    transport = writer.transport
-    for _ in range(200):
-        if transport._lost:  # noqa: SLF001 - our own transport
-            return
-        await asyncio.sleep(0.01)

@@ -43,6 +43,8 @@ async def _echo_roundtrip(size: int, fault: str | None = None) -> None:
         await up
         assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
         writer.close()
+        # both directions are closed: connection_lost comes now, not after TIME_WAIT's 2*MSL
+        await asyncio.wait_for(writer.wait_closed(), 5)
     finally:
         await client.close()
         await server.close()

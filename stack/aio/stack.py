@@ -271,6 +271,9 @@ class Stack:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
+    def call_soon(self, callback) -> None:
+        self._loop.call_soon(callback)
+
     def call_soon_deliver(self, transport: TcpTransport) -> None:
         self._loop.call_soon(self._deliver_soon, transport)
 

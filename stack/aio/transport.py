@@ -65,6 +65,7 @@ class TcpTransport(asyncio.Transport):
         self._eof_wanted = True
         self._push()
         self._deliver_reads()  # discard what arrives from now on: nobody will read it
+        self._stack.call_soon(self._check_done)  # asyncio calls connection_lost soon after close()
 
     # ------------------------------------------------------------ reading
 
@@ -182,8 +183,14 @@ class TcpTransport(asyncio.Transport):
             self._lose(None)
         elif isinstance(event, Connected):
             pass
-        if self._closing and self._conn.state in (State.TIME_WAIT, State.FIN_WAIT_2) and self._conn.at_eof:
-            self._lose(None)  # both directions are done; the core finishes TIME_WAIT on its own
+        self._check_done()
+
+    def _check_done(self) -> None:
+        """After close(), both directions done: report connection_lost now; TIME_WAIT runs on in the core."""
+        conn = self._conn
+        if self._closing and not self._lost:
+            if conn.state is State.TIME_WAIT or (conn.state is State.FIN_WAIT_2 and conn.at_eof):
+                self._lose(None)
 
     def _lose(self, exc: Exception | None) -> None:
         if self._lost:
