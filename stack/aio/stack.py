@@ -419,5 +419,7 @@ def _conn_counters(conn: Connection) -> Counter[str]:
             "TCPLossProbes": c.loss_probes,
             "TCPKeepAlive": c.keepalive_probes,
             "PAWSEstabRejected": c.paws_drops,
+            "AttemptFails": c.attempt_fails,
+            "EstabResets": c.estab_resets,
         }
     )

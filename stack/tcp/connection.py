@@ -56,6 +56,8 @@ class Counters:
     loss_probes: int = 0  # tail loss probes sent (TCPLossProbes)
     keepalive_probes: int = 0  # keepalive probes sent (TCPKeepAlive)
     paws_drops: int = 0  # segments dropped by PAWS (PAWSEstabRejected)
+    attempt_fails: int = 0  # SYN_SENT/SYN_RECEIVED -> CLOSED or back to LISTEN (AttemptFails)
+    estab_resets: int = 0  # ESTABLISHED/CLOSE_WAIT -> CLOSED (EstabResets)
 
 
 def window_shift_for(buffer: int) -> int:
@@ -214,6 +216,10 @@ class Connection:
         if not is_legal(self.state, new):
             raise LocalProtocolError(f"illegal transition {self.state.name} -> {new.name} ({reason})")
         t = Transition(self.state, new, reason, now)
+        if self.state in (State.SYN_SENT, State.SYN_RECEIVED) and new in (State.CLOSED, State.LISTEN):
+            self.counters.attempt_fails += 1
+        elif self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and new is State.CLOSED:
+            self.counters.estab_resets += 1
         self.state = new
         self.history.append(t)
         if self.on_transition is not None:

@@ -85,6 +85,7 @@ def test_established_rst_exact_sequence_resets(conn_in):
     c.receive_segment(seg("R", IRS + 1), 0.0)
     assert c.state is State.CLOSED
     assert events(c) == ["Reset", "Closed"]
+    assert c.counters.estab_resets == 1
 
 
 def test_established_rst_in_window_not_exact_sends_challenge_ack(conn_in):
