@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("netstat", "stats"):
             return _query(args)
         if args.command == "script":
-            from stack.script.runner import run_scripts
+            from stack.script.cli import run_scripts
 
             return run_scripts(args.files)
         if args.command == "demo":

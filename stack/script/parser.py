@@ -1,138 +1,375 @@
-"""Parse packetdrill `.pkt` text (the subset tcpstack runs) into `stack.script.ast` values."""
+"""Parse packetdrill `.pkt` text into `stack.script.ast` values.
+
+A script is a list of lines: `--name=value` option lines, `` `shell` `` lines, and events. An event is a
+time spec followed by an inbound (`<`) or outbound (`>`) TCP packet or a system call with its result.
+Comments are `//` to the end of the line and `/* ... */`.
+"""
 
 from __future__ import annotations
 
 import re
 
-from stack.script.ast import PacketLine, Script, SyscallLine, TimeSpec
+from stack.script.ast import (
+    ANY,
+    AddressOf,
+    Arg,
+    Array,
+    BitOr,
+    Call,
+    Event,
+    Name,
+    PacketLine,
+    Script,
+    ShellLine,
+    Sizeof,
+    Struct,
+    SyscallLine,
+    TimeKind,
+    TimeSpec,
+)
 
 
 class ScriptSyntaxError(ValueError):
     def __init__(self, path: str, line: int, message: str) -> None:
         super().__init__(f"{path}:{line}: {message}")
+        self.path = path
+        self.line = line
 
 
-_TIME = r"(?P<time>\*|[+]?(?:\d+(?:\.\d*)?|\.\d+))"
-_PACKET = re.compile(
-    _TIME + r"\s+(?P<dir>[<>])\s+(?P<flags>[SFRPUEW.]+)\s+(?P<start>\d+):(?P<end>\d+)\((?P<len>\d+)\)"
-    r"(?P<rest>.*)$"
+_NUM = r"(?:\d+(?:\.\d+|\.(?!\.))?|\.\d+)"  # `0.` is a number, but `0...` is 0 then an ellipsis
+_TIME = re.compile(
+    rf"(?P<any>\*)|(?P<plus>\+)?(?P<start>{_NUM})"
+    rf"(?:~\+?(?P<end>{_NUM}))?"  # a range: 0.1~0.2
+    rf"(?:\.\.\.\+?(?P<bend>{_NUM}))?"  # a blocking call: 0.1...0.2
 )
-_SYSCALL = re.compile(_TIME + r"\s+(?P<name>[a-z_]\w*)\((?P<args>.*)\)\s*=\s*(?P<result>-?\d+|\.\.\.)(?P<errno>.*)$")
-_OPTION_LINE = re.compile(r"^--(?P<key>[\w-]+)=(?P<value>\S+)$")
+_PACKET = re.compile(
+    r"(?P<dir>[<>])\s+(?P<flags>[SFRPUEW.]+)\s+(?P<start>\d+):(?P<end>\d+)\((?P<len>\d+)\)(?P<rest>.*)$"
+)
+_SYSCALL_NAME = re.compile(r"(?P<name>[A-Za-z_]\w*)\s*\(")
+_RESULT = re.compile(
+    r"=\s*(?P<result>-?(?:0[xX][0-9a-fA-F]+|\d+)|\.\.\.)\s*(?P<errno>[A-Z][A-Z0-9_]*)?\s*(?:\((?P<text>[^)]*)\))?\s*$"
+)
+_OPTION_LINE = re.compile(r"--(?P<key>[\w-]+)(?:=(?P<value>\S*))?$")
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<ellipsis>\.\.\.)
+      | (?P<number>-?(?:0[xX][0-9a-fA-F]+|\d+))
+      | (?P<string>"(?:[^"\\]|\\.)*")
+      | (?P<name>[A-Za-z_]\w*)
+      | (?P<punct>[\[\]{}(),=&|])
+    )""",
+    re.X,
+)
+
+_OPTION_ARITY = {"nop": 0, "eol": 0, "sackOK": 0, "mss": 1, "wscale": 1}
+# packetdrill options tcpstack does not implement (TCP Fast Open, MD5 signatures, experimental)
+_OTHER_OPTIONS = {"FO", "md5", "exp"}
 
 
-def _strip_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
-    return "\n".join(line.split("//", 1)[0] for line in text.splitlines())
-
-
-def _time(raw: str) -> TimeSpec:
-    if raw == "*":
-        return TimeSpec(None)
-    return TimeSpec(float(raw.lstrip("+")), relative=raw.startswith("+"))
-
-
-def _split_args(text: str) -> tuple[str, ...]:
-    """Split at top-level commas: brackets, braces and quotes group."""
-    args, depth, current, quote = [], 0, [], False
-    for ch in text:
-        if ch == '"':
-            quote = not quote
-        elif not quote and ch in "([{":
-            depth += 1
-        elif not quote and ch in ")]}":
-            depth -= 1
-        if ch == "," and depth == 0 and not quote:
-            args.append("".join(current).strip())
-            current = []
+def _logical_lines(text: str, path: str) -> list[tuple[int, str]]:
+    """Remove comments; keep strings and backquoted commands (which may span lines) whole."""
+    lines: list[tuple[int, str]] = []
+    buf: list[str] = []
+    line = start = 1
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            lines.append((start, "".join(buf)))
+            buf = []
+            line += 1
+            start = line
+            i += 1
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            if j < 0:
+                raise ScriptSyntaxError(path, line, "unterminated /* comment")
+            line += text.count("\n", i, j)
+            if not "".join(buf).strip():
+                start = line
+            i = j + 2
         else:
-            current.append(ch)
-    if "".join(current).strip():
-        args.append("".join(current).strip())
-    return tuple(args)
+            if not "".join(buf).strip():
+                start = line
+            if c in '"`':
+                j = text.find(c, i + 1)
+                if j < 0:
+                    raise ScriptSyntaxError(path, line, f"unterminated {c}")
+                buf.append(text[i : j + 1])
+                line += text.count("\n", i, j)
+                i = j + 1
+            else:
+                buf.append(c)
+                i += 1
+    lines.append((start, "".join(buf)))
+    return lines
 
 
-def _options(text: str, path: str, line: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    out = []
-    for item in filter(None, (p.strip() for p in text.split(","))):
+def _time(m: re.Match) -> TimeSpec:
+    if m["any"]:
+        return TimeSpec(TimeKind.ANY)
+    kind = TimeKind.RELATIVE if m["plus"] else TimeKind.ABSOLUTE
+    end = float(m["end"]) if m["end"] is not None else None
+    bend = float(m["bend"]) if m["bend"] is not None else None
+    return TimeSpec(kind, float(m["start"]), end, bend)
+
+
+# ---------------------------------------------------------------- packets
+
+
+def _tcp_options(text: str, err) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    out: list[tuple[str, tuple[int, ...]]] = []
+    for item in (p.strip() for p in text.split(",")):
         words = item.split()
+        if not words:
+            raise err(f"empty TCP option in <{text}>")
         name = words[0]
+        if name in _OTHER_OPTIONS:  # kept by name; the runner skips a script that uses one
+            out.append((name, ()))
+            continue
+        if name not in _OPTION_ARITY and name not in ("TS", "sack"):
+            raise err(f"unknown TCP option {name!r}")
         try:
-            if name in ("nop", "eol", "sackOK"):
-                out.append((name, ()))
-            elif name in ("mss", "wscale"):
-                out.append((name, (int(words[1]),)))
+            if name in _OPTION_ARITY:
+                if len(words) != 1 + _OPTION_ARITY[name]:
+                    raise ValueError
+                out.append((name, tuple(int(w) for w in words[1:])))
             elif name == "TS":  # TS val N ecr N
+                if len(words) != 5 or words[1] != "val" or words[3] != "ecr":
+                    raise ValueError
                 out.append((name, (int(words[2]), int(words[4]))))
-            elif name == "sack":
-                blocks = []
+            elif name == "sack":  # sack a:b c:d ...
+                if len(words) < 2:
+                    raise ValueError
+                blocks: list[int] = []
                 for block in words[1:]:
                     left, right = block.split(":")
                     blocks += [int(left), int(right)]
                 out.append((name, tuple(blocks)))
-            else:
-                raise ScriptSyntaxError(path, line, f"unknown TCP option {name!r}")
-        except (IndexError, ValueError) as exc:
-            if isinstance(exc, ScriptSyntaxError):
-                raise
-            raise ScriptSyntaxError(path, line, f"bad TCP option {item!r}") from None
+        except ValueError:
+            raise err(f"bad TCP option {item!r}") from None
     return tuple(out)
 
 
-def _packet(m: re.Match, path: str, line: int, text: str) -> PacketLine:
+def _packet(m: re.Match, line: int, text: str, time: TimeSpec, err) -> PacketLine:
     start, end, length = int(m["start"]), int(m["end"]), int(m["len"])
     if end - start != length:
-        raise ScriptSyntaxError(path, line, f"{start}:{end}({length}): the length does not match")
+        raise err(f"{start}:{end}({length}): the length does not match")
+    if time.blocking_end is not None:
+        raise err("'...' (a blocking call) is only for system calls")
     rest = m["rest"].strip()
     options = None
+    any_options = False
     if "<" in rest:
         rest, _, opt_text = rest.partition("<")
-        if not opt_text.rstrip().endswith(">"):
-            raise ScriptSyntaxError(path, line, "TCP options must end with '>'")
-        options = _options(opt_text.rstrip()[:-1], path, line)
+        opt_text = opt_text.strip()
+        if not opt_text.endswith(">"):
+            raise err("TCP options must end with '>'")
+        opt_text = opt_text[:-1].strip()
+        if opt_text == "...":
+            any_options = True
+        else:
+            options = _tcp_options(opt_text, err)
     ack = win = None
     words = rest.split()
-    i = 0
-    while i < len(words):
+    for i in range(0, len(words), 2):
         key = words[i]
-        if key in ("ack", "win") and i + 1 < len(words) and words[i + 1].isdigit():
-            if key == "ack":
-                ack = int(words[i + 1])
-            else:
-                win = int(words[i + 1])
-            i += 2
+        value = words[i + 1] if i + 1 < len(words) else ""
+        if key not in ("ack", "win"):
+            raise err(f"unexpected {key!r} in packet")
+        if not value.isdigit():
+            raise err(f"{key} needs a number, got {value!r}")
+        if key == "ack":
+            ack = int(value)
         else:
-            raise ScriptSyntaxError(path, line, f"unexpected {key!r} in packet")
-    return PacketLine(line, text, _time(m["time"]), m["dir"] == "<", m["flags"], start, end, ack, win, options)
+            win = int(value)
+    if win is not None and win > 0xFFFF:
+        raise err(f"win {win} does not fit the 16-bit window field")
+    return PacketLine(line, text, time, m["dir"] == "<", m["flags"], start, end, ack, win, options, any_options)
+
+
+# ---------------------------------------------------------------- system calls
+
+
+class _Args:
+    """A small recursive-descent parser over the argument tokens of one system call."""
+
+    def __init__(self, text: str, err) -> None:
+        self.err = err
+        self.tokens: list[tuple[str, str]] = []
+        pos = 0
+        text = text.rstrip()
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if m is None or m.end() == pos:
+                raise err(f"cannot parse argument text {text[pos:].strip()!r}")
+            kind = m.lastgroup
+            self.tokens.append((kind, m[kind]))
+            pos = m.end()
+        self.i = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.i][1] if self.i < len(self.tokens) else None
+
+    def take(self, want: str | None = None) -> tuple[str, str]:
+        if self.i >= len(self.tokens):
+            raise self.err("unexpected end of the argument list" + (f": expected {want!r}" if want else ""))
+        token = self.tokens[self.i]
+        if want is not None and token[1] != want:
+            raise self.err(f"expected {want!r}, got {token[1]!r}")
+        self.i += 1
+        return token
+
+    def arg_list(self, close: str) -> tuple[Arg, ...]:
+        items: list[Arg] = []
+        if self.peek() == close:
+            self.take(close)
+            return ()
+        while True:
+            items.append(self.arg())
+            if self.take()[1] == close:
+                return tuple(items)
+            if self.tokens[self.i - 1][1] != ",":
+                raise self.err(f"expected ',' or {close!r}, got {self.tokens[self.i - 1][1]!r}")
+
+    def arg(self) -> Arg:
+        terms = [self.primary()]
+        while self.peek() == "|":
+            self.take("|")
+            terms.append(self.primary())
+        return terms[0] if len(terms) == 1 else BitOr(tuple(terms))
+
+    def primary(self) -> Arg:
+        kind, value = self.take()
+        if kind == "ellipsis":
+            return ANY
+        if kind == "number":
+            return int(value, 0)
+        if kind == "string":
+            return value[1:-1].encode().decode("unicode_escape")
+        if value == "[":
+            return Array(self.arg_list("]"))
+        if value == "{":
+            return self.struct()
+        if value == "&":
+            return AddressOf(self.primary())
+        if kind == "name":
+            if value == "sizeof" and self.peek() == "(":
+                self.take("(")
+                words = []  # `sizeof(int)`, `sizeof(struct linger)`
+                while self.peek() not in (")", None):
+                    words.append(self.take()[1])
+                self.take(")")
+                return Sizeof(" ".join(words))
+            if self.peek() == "(":
+                self.take("(")
+                return Call(value, self.arg_list(")"))
+            return Name(value)
+        raise self.err(f"unexpected {value!r} in the arguments")
+
+    def struct(self) -> Struct:
+        fields: list[tuple[str | None, Arg]] = []
+        if self.peek() == "}":
+            self.take("}")
+            return Struct(())
+        while True:
+            if self.i + 1 < len(self.tokens) and self.tokens[self.i][0] == "name" and self.tokens[self.i + 1][1] == "=":
+                key = self.take()[1]
+                self.take("=")
+                fields.append((key, self.arg()))
+            else:
+                fields.append((None, self.arg()))
+            sep = self.take()[1]
+            if sep == "}":
+                return Struct(tuple(fields))
+            if sep != ",":
+                raise self.err(f"expected ',' or '}}' in a struct, got {sep!r}")
+
+
+def _syscall(rest: str, line: int, text: str, time: TimeSpec, err) -> SyscallLine:
+    m = _SYSCALL_NAME.match(rest)
+    if m is None:
+        raise err(f"cannot parse {text!r}: expected a packet (< or >) or a system call")
+    close = _closing_paren(rest, m.end() - 1)
+    if close is None:
+        raise err("unbalanced parentheses in the system call")
+    args = _Args(rest[m.end() : close + 1], err)
+    values = args.arg_list(")")
+    result_text = rest[close + 1 :].strip()
+    r = _RESULT.match(result_text)
+    if r is None:
+        raise err(f"expected '= result' after {m['name']}(...), got {result_text or 'nothing'!r}")
+    result = ANY if r["result"] == "..." else int(r["result"], 0)
+    if r["errno"] and result != -1:
+        raise err(f"an errno ({r['errno']}) goes with the result -1, not {r['result']}")
+    return SyscallLine(line, text, time, m["name"], values, result, r["errno"], r["text"])
+
+
+def _closing_paren(text: str, open_at: int) -> int | None:
+    depth, quote = 0, False
+    for i in range(open_at, len(text)):
+        c = text[i]
+        if c == '"' and text[i - 1] != "\\":
+            quote = not quote
+        elif not quote and c == "(":
+            depth += 1
+        elif not quote and c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+# ---------------------------------------------------------------- lines
+
+
+def _event(number: int, line: str, path: str) -> Event:
+    def err(message: str) -> ScriptSyntaxError:
+        return ScriptSyntaxError(path, number, message)
+
+    if line.startswith("`"):
+        return _shell(number, line, err)
+    m = _TIME.match(line)
+    if m is None or m.end() == 0 or (m.end() < len(line) and not line[m.end()].isspace()):
+        raise err(f"cannot parse {line!r}: an event starts with a time (0.1, +0.1, *, 0.1~0.2)")
+    time = _time(m)
+    rest = line[m.end() :].strip()
+    if rest.startswith("`"):
+        return _shell(number, line, err)
+    if p := _PACKET.match(rest):
+        return _packet(p, number, line, time, err)
+    if rest[:1] in "<>":
+        raise err(f"cannot parse packet {rest!r}: expected FLAGS start:end(len)")
+    return _syscall(rest, number, line, time, err)
+
+
+def _shell(number: int, line: str, err) -> ShellLine:
+    command = line[line.index("`") :].strip()
+    if len(command) < 2 or not command.endswith("`"):
+        raise err("a shell command must be enclosed in backquotes")
+    return ShellLine(number, line, command[1:-1].strip())
 
 
 def parse(text: str, path: str = "<script>") -> Script:
-    script = Script(path)
-    for number, raw in enumerate(_strip_comments(text).splitlines(), start=1):
+    events: list[Event] = []
+    options: list[tuple[str, str]] = []
+    for number, raw in _logical_lines(text, path):
         line = raw.strip()
         if not line:
             continue
-        if m := _OPTION_LINE.match(line):
-            script.options[m["key"]] = m["value"]
+        if line.startswith("--"):
+            m = _OPTION_LINE.match(line)
+            if m is None:
+                raise ScriptSyntaxError(path, number, f"bad option line {line!r}: expected --name=value")
+            options.append((m["key"], m["value"] if m["value"] is not None else ""))
             continue
-        if line.startswith("`") or re.match(_TIME + r"\s+`", line):
-            raise ScriptSyntaxError(path, number, "shell commands are not supported")
-        if m := _PACKET.match(line):
-            script.events.append(_packet(m, path, number, line))
-            continue
-        if m := _SYSCALL.match(line):
-            errno = m["errno"].strip()
-            script.events.append(
-                SyscallLine(
-                    number,
-                    line,
-                    _time(m["time"]),
-                    m["name"],
-                    _split_args(m["args"]),
-                    m["result"],
-                    errno.split()[0] if errno else None,
-                )
-            )
-            continue
-        raise ScriptSyntaxError(path, number, f"cannot parse {line!r}")
-    return script
+        events.append(_event(number, line, path))
+    return Script(path, tuple(events), tuple(options))
+
+
+def parse_file(path: str) -> Script:
+    with open(path, encoding="utf-8") as f:
+        return parse(f.read(), path)

@@ -1,32 +1,41 @@
 """Run a parsed packetdrill script against the sans-I/O core in virtual time.
 
-As in packetdrill: the stack under test is 192.168.0.1:8080, the remote end 192.0.2.1; inbound
-sequence numbers are the remote's own (as written), inbound ACK numbers and outbound sequence numbers
-are relative to our ISN; outbound lines are matched in order within the time tolerance, and any
-outbound packet the script does not expect fails it.
+As in packetdrill: the stack under test is 192.168.0.1, the remote end 192.0.2.1. Inbound sequence
+numbers are the remote's own, as written (its ISN is the script's); inbound ACK numbers and SACK blocks,
+and outbound sequence numbers, are relative to our ISN, learned from our SYN or SYN,ACK. An inbound TSecr
+is shifted by the offset between our real TSval and the value the script wrote for it.
+
+Time is virtual: an event at time t runs once every timer due before t has fired. Outbound lines are
+matched, in order, against the segments the core emits, within the tolerance (packetdrill's default
+--tolerance_usecs=4000); an outbound segment no line expects fails the script. A system call on a
+blocking socket that cannot complete waits: written `start...end`, it must return at `end`; otherwise at
+its own time. Relative times count from the previous event, as it actually happened.
 """
 
 from __future__ import annotations
 
-import errno as errno_codes
+import math
 from collections import deque
 from dataclasses import dataclass, replace
 
 from stack.demux import Demux
-from stack.script.ast import PacketLine, Script, SyscallLine
-from stack.script.parser import parse
+from stack.script.ast import AnyValue, PacketLine, Script, ShellLine, SyscallLine, TimeKind, TimeSpec
+from stack.script.errors import ScriptFailure, ScriptSkip
+from stack.script.parser import parse_file
+from stack.script.syscalls import LOCAL_IP, LOCAL_PORT, REMOTE_IP, Kernel, Outcome, Poll
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
-from stack.tcp.events import Reset, TimedOut
 from stack.tcp.listener import Listener
 from stack.wire.segment import Flags, Segment, TcpOptions, flags_str
 from stack.wire.seq import seq_add, seq_sub
 
-LOCAL_IP = 0xC0A80001  # 192.168.0.1
-REMOTE_IP = 0xC00002 << 8 | 1  # 192.0.2.1
-LOCAL_PORT = 8080
-REMOTE_PORT = 40000
+REMOTE_PORT = 40000  # the script's end of a passive open
 DEFAULT_TOLERANCE = 0.004  # packetdrill's default --tolerance_usecs=4000
+HORIZON = 3600.0  # how far `*` looks ahead for an outbound packet, in virtual seconds
+INBOUND_WINDOW = 65535  # an inbound packet without `win`
+_SUPPORTED_OPTIONS = {"nop", "eol", "mss", "wscale", "sackOK", "TS", "sack"}
+# --name=value lines the runner understands; any other makes the script SKIP rather than run differently
+_KNOWN_SCRIPT_OPTIONS = {"tolerance_usecs", "tcp_timestamps", "ip_version", "verbose"}
 
 _LETTER = {
     "S": Flags.SYN,
@@ -39,33 +48,19 @@ _LETTER = {
     "W": Flags.CWR,
 }
 
-
-_KEEPALIVE_OPTIONS = {
-    "SO_KEEPALIVE": ("keepalive", lambda v: v != "0"),
-    "TCP_KEEPIDLE": ("keepalive_idle", float),
-    "TCP_KEEPINTVL": ("keepalive_interval", float),
-    "TCP_KEEPCNT": ("keepalive_count", int),
-}
+Layout = list[tuple[str, tuple[int, ...]]]
 
 
-class ScriptFailure(AssertionError):
-    """The stack did not behave as the script says."""
-
-
-class ScriptSkip(Exception):
-    """The script uses something tcpstack does not support yet: skipped, never passed."""
-
-
-def _flags(text: str) -> Flags:
+def script_flags(text: str) -> Flags:
     out = Flags(0)
     for ch in text:
         out |= _LETTER[ch]
     return out
 
 
-def option_layout(options: TcpOptions, syn: bool) -> list[tuple[str, tuple[int, ...]]]:
+def option_layout(options: TcpOptions, syn: bool) -> Layout:
     """The options as the C builder lays them out on the wire (Linux's layout), in script notation."""
-    out: list[tuple[str, tuple[int, ...]]] = []
+    out: Layout = []
     if syn:
         if options.mss is not None:
             out.append(("mss", (options.mss,)))
@@ -84,12 +79,7 @@ def option_layout(options: TcpOptions, syn: bool) -> list[tuple[str, tuple[int, 
     return out
 
 
-def _ignore_tsval(layout):
-    """Our TSval is a clock with a random offset: scripts check TSecr (what we echo), not TSval."""
-    return [(name, (None, values[1]) if name == "TS" else values) for name, values in layout]
-
-
-def _format_options(layout) -> str:
+def format_options(layout: Layout) -> str:
     parts = []
     for name, values in layout:
         if name == "TS":
@@ -102,141 +92,197 @@ def _format_options(layout) -> str:
 
 
 @dataclass
-class _Socket:
-    fd: int
-    nonblocking: bool = False
-    config_changes: dict | None = None
-    listener: Listener | None = None
-    conn: Connection | None = None
-    error: int = 0
-    linger_zero: bool = False  # SO_LINGER {l_onoff=1, l_linger=0}: close() sends RST
+class _Sent:
+    time: float
+    seg: Segment
+    iss: int | None  # our ISN on this segment's connection (None: not known, numbers shown as they are)
+
+
+@dataclass
+class _Blocked:
+    """A blocking system call in progress."""
+
+    line: SyscallLine
+    poll: Poll
+    end: float  # when the script says it returns
 
 
 class Runner:
     def __init__(self, script: Script, config: TcpConfig | None = None) -> None:
         self.script = script
+        self.path = script.path
         self.config = config or TcpConfig()
-        if "tcp_timestamps" in script.options:  # like packetdrill's sysctl lines: per-script stack settings
-            self.config = replace(self.config, timestamps=script.options["tcp_timestamps"] != "0")
-        self.tolerance = float(script.options.get("tolerance_usecs", DEFAULT_TOLERANCE * 1e6)) / 1e6
+        for name, value in script.options:
+            if name not in _KNOWN_SCRIPT_OPTIONS or (name == "ip_version" and value != "ipv4"):
+                raise ScriptSkip(f"{self.path}: option --{name}={value} is not supported")
+        timestamps = script.option("tcp_timestamps")
+        if timestamps is not None:  # like packetdrill's sysctl lines: a per-script stack setting
+            self.config = replace(self.config, timestamps=timestamps != "0")
+        tolerance = script.option("tolerance_usecs")
+        self.tolerance = DEFAULT_TOLERANCE if tolerance is None else int(tolerance) / 1e6
         self.demux = Demux(self.config)
+        self.kernel = Kernel(self.demux, self.config, self.path)
         self.now = 0.0
-        self.sockets: dict[int, _Socket] = {}
-        self.out: deque[tuple[float, Segment]] = deque()
-        self.iss: int | None = None
-        self.remote_port = REMOTE_PORT
+        self.last = 0.0  # when the previous event happened: the base of relative times
+        self.out: deque[_Sent] = deque()
+        self.iss: dict[Connection, int] = {}
+        self.ts_offset: int | None = None  # our real TSval minus the script's
+        self.blocked: _Blocked | None = None
         self.edges: set[tuple[str, str]] = set()  # state transitions the script made the stack take
-        self.listeners: list[Listener] = []
+        self.listeners: set[Listener] = set()
 
-    # ------------------------------------------------------------ virtual time and I/O
+    # ------------------------------------------------------------ the script
+
+    def run(self) -> None:
+        for event in self.script.events:
+            if isinstance(event, ShellLine):
+                raise ScriptSkip(f"{self.path}:{event.line}: shell commands are not run: `{event.command}`")
+            if isinstance(event, PacketLine):
+                self._check_options_supported(event)
+            start, end = self._when(event.time)
+            if event.time.kind is TimeKind.ABSOLUTE and start < self.last - self.tolerance - 1e-9:
+                raise ScriptFailure(
+                    f"{self.path}:{event.line}: time goes backward, from {self.last:.3f} s to {start:.3f} s"
+                )
+            if isinstance(event, PacketLine) and not event.inbound:
+                self._expect(event, start, end)
+                continue
+            at = self.now if event.time.kind is TimeKind.ANY else start
+            self._advance(at)
+            self._no_stale_output(event.line, at)
+            if isinstance(event, PacketLine):
+                self._inject(event)
+            else:
+                self._syscall(event, start)
+            self.last = at
+            self._settle()
+        if self.blocked is not None:  # the last event is a blocking call: let time run to its return
+            self._advance(self.blocked.end + self.tolerance)
+            if self.blocked is not None:
+                self._check_blocked_deadline(math.inf)
+        if self.out:
+            raise ScriptFailure(f"{self.path}: unexpected outbound packet at the end: {self._describe(self.out[0])}")
+
+    def _check_options_supported(self, line: PacketLine) -> None:
+        for name, _ in line.options or ():
+            if name not in _SUPPORTED_OPTIONS:
+                raise ScriptSkip(f"{self.path}:{line.line}: TCP option {name} is not supported")
+
+    def _when(self, time: TimeSpec) -> tuple[float, float]:
+        """The [earliest, latest] virtual time the script allows for an event."""
+        if time.kind is TimeKind.ANY:
+            return self.now, math.inf
+        base = self.last if time.kind is TimeKind.RELATIVE else 0.0
+        start = base + time.start
+        return start, start if time.end is None else base + time.end
+
+    # ------------------------------------------------------------ virtual time
 
     def _connections(self) -> list[Connection]:
         return list(self.demux.connections.values())
+
+    def _next_deadline(self) -> float | None:
+        deadlines = [d for c in self._connections() if (d := c.next_deadline()) is not None]
+        return min(deadlines) if deadlines else None
+
+    def _fire_next_timer(self, limit: float) -> bool:
+        """Move time to the earliest deadline if it is at most `limit` and fire it; False if there is none."""
+        deadline = self._next_deadline()
+        if deadline is None or deadline > limit:
+            return False
+        self.now = max(self.now, deadline)
+        for conn in self._connections():
+            d = conn.next_deadline()
+            if d is not None and d <= self.now:
+                conn.handle_timer(self.now)
+        self._settle()
+        return True
+
+    def _advance(self, to: float) -> None:
+        while self._fire_next_timer(to):
+            pass
+        if self.blocked is not None:
+            self._check_blocked_deadline(to)
+        self.now = max(self.now, to)
+
+    def _settle(self) -> None:
+        """Collect what the core emitted and reported; complete a blocking call whose condition holds."""
+        while True:
+            self._collect()
+            if self.blocked is None:
+                return
+            outcome = self.blocked.poll()
+            if outcome is None:
+                return
+            blocked, self.blocked = self.blocked, None
+            if abs(self.now - blocked.end) > self.tolerance + 1e-9:
+                raise ScriptFailure(
+                    f"{self.path}:{blocked.line.line}: {blocked.line.text}\n"
+                    f"  expected: to return at {blocked.end:.3f} s\n  actual:   returned at {self.now:.3f} s"
+                )
+            self._check_outcome(blocked.line, outcome)
+
+    def _check_blocked_deadline(self, to: float) -> None:
+        blocked = self.blocked
+        assert blocked is not None
+        if to > blocked.end + self.tolerance + 1e-9:
+            raise ScriptFailure(
+                f"{self.path}:{blocked.line.line}: {blocked.line.text}\n"
+                f"  expected: to return at {blocked.end:.3f} s\n  actual:   still blocked at "
+                f"{min(to, blocked.end + self.tolerance):.3f} s"
+            )
 
     def _collect(self) -> None:
         for conn in self._connections():
             self.edges.update((t.old.name, t.new.name) for t in conn.history)
             for seg in conn.segments_to_send(self.now):
                 if seg.flags & Flags.SYN:
-                    self.iss = seg.seq  # outbound numbers are relative to the newest connection's ISN
-                self.out.append((self.now, seg))
+                    self.iss[conn] = seg.seq
+                self.out.append(_Sent(self.now, seg, self.iss.get(conn)))
+            while (event := conn.next_event()) is not None:
+                self.kernel.on_event(conn, event)
             if conn.finished:
-                self._drain_events(conn)
                 self.demux.remove(conn)
-            else:
-                self._drain_events(conn)
+        self.listeners.update(self.demux.listeners.values())
+        for listener in self.listeners:  # closed ones too: their LISTEN -> CLOSED counts
+            self.edges.update((t.old.name, t.new.name) for t in listener.history)
 
-    def _collect_edges(self) -> None:
-        for owner in [*self._connections(), *self.listeners]:
-            self.edges.update((t.old.name, t.new.name) for t in owner.history)
+    # ------------------------------------------------------------ inbound packets
 
-    def _drain_events(self, conn: Connection) -> None:
-        while (event := conn.next_event()) is not None:
-            if isinstance(event, (Reset, TimedOut)):
-                for sock in self.sockets.values():
-                    if sock.conn is conn:
-                        sock.error = (
-                            errno_codes.ECONNREFUSED
-                            if getattr(event, "refused", False)
-                            else (errno_codes.ETIMEDOUT if isinstance(event, TimedOut) else errno_codes.ECONNRESET)
-                        )
-            if conn in self.demux.parent and conn.state.name == "ESTABLISHED":
-                listener = self.demux.parent[conn]
-                if conn in listener.syn_queue:
-                    listener.on_established(conn)
+    def _target(self) -> tuple[int, int, Connection | None]:
+        """(local port, remote port, connection) an inbound packet is addressed to."""
+        active = self.kernel.active
+        if active is not None:
+            return active.local[1], active.remote[1], active
+        port = next(iter(self.demux.listeners), LOCAL_PORT)
+        conn = self.demux.connections.get((LOCAL_IP, port, REMOTE_IP, REMOTE_PORT))
+        return port, REMOTE_PORT, conn
 
-    def _advance(self, to: float) -> None:
-        while True:
-            deadlines = [d for c in self._connections() if (d := c.next_deadline()) is not None]
-            if not deadlines or min(deadlines) > to:
-                break
-            self.now = max(self.now, min(deadlines))
-            for conn in self._connections():
-                d = conn.next_deadline()
-                if d is not None and d <= self.now:
-                    conn.handle_timer(self.now)
-            self._collect()
-        self.now = max(self.now, to)
-
-    # ------------------------------------------------------------ running
-
-    def run(self) -> None:
-        last = 0.0
-        for event in self.script.events:
-            t = event.time
-            at = self.now if t.value is None else (last + t.value if t.relative else t.value)
-            last = at
-            if isinstance(event, PacketLine) and not event.inbound:
-                self._expect(event, at)
-                continue
-            self._advance(at)
-            self._no_stale_output(at, event)
-            if isinstance(event, PacketLine):
-                self._inject(event)
-            else:
-                self._syscall(event)
-            self._collect()
-        if self.out:
-            t, seg = self.out[0]
-            raise ScriptFailure(f"{self.script.path}: unexpected outbound packet at {t:.3f}: {self._describe(seg)}")
-
-    def _no_stale_output(self, at: float, event) -> None:
-        if self.out and self.out[0][0] < at - self.tolerance:
-            t, seg = self.out[0]
-            raise ScriptFailure(
-                f"{self.script.path}:{event.line}: unexpected outbound packet at {t:.3f} before this line: "
-                f"{self._describe(seg)}"
-            )
+    def _current_iss(self) -> int | None:
+        conn = self._target()[2]
+        if conn is not None and conn in self.iss:
+            return self.iss[conn]
+        return next(reversed(self.iss.values()), None)  # the connection is gone: the newest one's
 
     def _inject(self, line: PacketLine) -> None:
-        flags = _flags(line.flags)
-        ack = 0
-        if line.ack is not None:
-            if self.iss is None:
-                raise ScriptFailure(f"{self.script.path}:{line.line}: 'ack' before the stack sent its SYN")
-            ack = seq_add(self.iss, line.ack)
-        options = self._options_from_script(line)
-        payload = bytes(line.end - line.start)
+        local_port, remote_port, _ = self._target()
+        iss = self._current_iss() or 0  # before our SYN, numbers are taken as written
+        ack = seq_add(iss, line.ack) if line.ack is not None else 0
         seg = Segment(
-            self.remote_port,
-            self._local_port(),
+            remote_port,
+            local_port,
             line.start & 0xFFFFFFFF,
             ack,
-            flags,
-            65535 if line.win is None else line.win,
-            payload,
-            options,
+            script_flags(line.flags),
+            INBOUND_WINDOW if line.win is None else line.win,
+            bytes(line.end - line.start),
+            self._inbound_options(line, iss),
         )
         _, rst = self.demux.segment_arrives(REMOTE_IP, LOCAL_IP, seg, self.now)
         if rst is not None:
-            self.out.append((self.now, rst))
+            self.out.append(_Sent(self.now, rst, self._current_iss()))
 
-    def _local_port(self) -> int:
-        for conn in self._connections():
-            return conn.local[1]
-        return LOCAL_PORT
-
-    def _options_from_script(self, line: PacketLine) -> TcpOptions:
+    def _inbound_options(self, line: PacketLine, iss: int) -> TcpOptions:
         values: dict = {}
         for name, args in line.options or ():
             if name == "mss":
@@ -246,30 +292,63 @@ class Runner:
             elif name == "sackOK":
                 values["sack_permitted"] = True
             elif name == "TS":
-                values["timestamps"] = args
+                ecr = args[1] if self.ts_offset is None else (args[1] + self.ts_offset) & 0xFFFFFFFF
+                values["timestamps"] = (args[0], ecr)
             elif name == "sack":
-                values["sack_blocks"] = tuple((args[i], args[i + 1]) for i in range(0, len(args), 2))
+                values["sack_blocks"] = tuple(
+                    (seq_add(iss, args[i]), seq_add(iss, args[i + 1])) for i in range(0, len(args), 2)
+                )
         return TcpOptions(**values)
 
-    def _expect(self, line: PacketLine, at: float) -> None:
-        if not self.out:
-            self._advance(at + self.tolerance)
-        if not self.out:
-            raise ScriptFailure(self._mismatch(line, "no packet was sent"))
-        t, seg = self.out.popleft()
-        if line.time.value is not None and abs(t - at) > self.tolerance + 1e-9:
-            raise ScriptFailure(self._mismatch(line, f"{self._describe(seg)}  (at {t:.3f} s, expected {at:.3f} s)"))
-        problems = self._compare(line, seg)
-        if problems:
-            raise ScriptFailure(self._mismatch(line, f"{self._describe(seg)}  ({'; '.join(problems)})"))
-        self.now = max(self.now, t)
+    # ------------------------------------------------------------ outbound packets
 
-    def _compare(self, line: PacketLine, seg: Segment) -> list[str]:
-        problems = []
-        if seg.flags & ~Flags.ECE & ~Flags.CWR != _flags(line.flags):
+    def _expect(self, line: PacketLine, start: float, end: float) -> None:
+        limit = self.now + HORIZON if end == math.inf else end + self.tolerance
+        while not self.out and self._fire_next_timer(limit):
+            pass
+        if not self.out:
+            if self.blocked is not None:
+                self._check_blocked_deadline(limit)
+            raise ScriptFailure(self._mismatch(line, f"no packet was sent by {limit:.3f} s{self._next_packet_note()}"))
+        sent = self.out.popleft()
+        if self.blocked is not None:
+            self._check_blocked_deadline(sent.time)
+        if line.time.kind is not TimeKind.ANY and not (
+            start - self.tolerance - 1e-9 <= sent.time <= end + self.tolerance + 1e-9
+        ):
+            window = f"{start:.3f} s" if start == end else f"{start:.3f}~{end:.3f} s"
+            raise ScriptFailure(
+                self._mismatch(line, f"{self._describe(sent)}  (at {sent.time:.3f} s, expected {window})")
+            )
+        problems = self._compare(line, sent)
+        if problems:
+            raise ScriptFailure(self._mismatch(line, f"{self._describe(sent)}  ({'; '.join(problems)})"))
+        self.now = max(self.now, sent.time)
+        self.last = sent.time
+
+    def _next_packet_note(self) -> str:
+        """For a failure message: the packet the stack would have sent next, if any (the run is over)."""
+        limit = self.now + HORIZON
+        while not self.out and self._fire_next_timer(limit):
+            pass
+        if not self.out:
+            return ""
+        return f"; the next one came at {self.out[0].time:.3f} s: {self._describe(self.out[0])}"
+
+    def _no_stale_output(self, line: int, at: float) -> None:
+        if self.out and self.out[0].time < at - self.tolerance - 1e-9:
+            sent = self.out[0]
+            raise ScriptFailure(
+                f"{self.path}:{line}: unexpected outbound packet at {sent.time:.3f} s, before this line: "
+                f"{self._describe(sent)}"
+            )
+
+    def _compare(self, line: PacketLine, sent: _Sent) -> list[str]:
+        seg, problems = sent.seg, []
+        if seg.flags != script_flags(line.flags):
             problems.append("flags differ")
-        rel_seq = seq_sub(seg.seq, self.iss) if self.iss is not None else seg.seq
-        if rel_seq != line.start:
+        rel_seq = seq_sub(seg.seq, sent.iss) if sent.iss is not None else seg.seq
+        if rel_seq != line.start & 0xFFFFFFFF:
             problems.append("sequence number differs")
         if len(seg.payload) != line.end - line.start:
             problems.append("payload length differs")
@@ -277,201 +356,75 @@ class Runner:
             problems.append("ack differs")
         if line.win is not None and seg.window != line.win:
             problems.append("window differs")
-        if line.options is not None:
-            actual = _ignore_tsval(option_layout(seg.options, bool(seg.flags & Flags.SYN)))
-            if actual != _ignore_tsval(list(line.options)):
+        if not line.any_options:
+            actual = option_layout(seg.options, bool(seg.flags & Flags.SYN))
+            expected = list(line.options or ())
+            if _without_tsval(actual) != _without_tsval(expected):
                 problems.append("options differ")
+            elif self.ts_offset is None and seg.options.timestamps is not None:
+                script_val = next(values[0] for name, values in expected if name == "TS")
+                self.ts_offset = (seg.options.timestamps[0] - script_val) & 0xFFFFFFFF
         return problems
 
-    def _describe(self, seg: Segment) -> str:
-        letters = flags_str(seg.flags).replace("none", "")
-        rel = seq_sub(seg.seq, self.iss) if self.iss is not None else seg.seq
-        text = f"> {letters} {rel}:{rel + len(seg.payload)}({len(seg.payload)})"
+    def _describe(self, sent: _Sent) -> str:
+        seg = sent.seg
+        rel = seq_sub(seg.seq, sent.iss) if sent.iss is not None else seg.seq
+        text = f"> {flags_str(seg.flags).replace('none', '')} {rel}:{rel + len(seg.payload)}({len(seg.payload)})"
         if seg.flags & Flags.ACK:
             text += f" ack {seg.ack}"
         text += f" win {seg.window}"
         layout = option_layout(seg.options, bool(seg.flags & Flags.SYN))
         if layout:
-            text += " " + _format_options(layout)
+            text += " " + format_options(_script_tsval(layout, self.ts_offset))
         return text
 
     def _mismatch(self, line: PacketLine, actual: str) -> str:
         expected = line.text.split(None, 1)[1]
-        return f"{self.script.path}:{line.line}: {line.text}\n  expected: {expected}\n  actual:   {actual}"
+        return f"{self.path}:{line.line}: {line.text}\n  expected: {expected}\n  actual:   {actual}"
 
     # ------------------------------------------------------------ system calls
 
-    def _syscall(self, call: SyscallLine) -> None:
-        handler = getattr(self, f"_sys_{call.name}", None)
-        if handler is None:
-            raise ScriptSkip(f"{self.script.path}:{call.line}: system call {call.name}() is not supported")
-        result, err = handler(call)
-        want_err = call.errno
-        if call.result != "..." and (str(result) != call.result or (want_err or None) != err):
-            got = f"{result}" + (f" {err}" if err else "")
-            want = call.result + (f" {want_err}" if want_err else "")
+    def _syscall(self, line: SyscallLine, start: float) -> None:
+        if self.blocked is not None:
             raise ScriptFailure(
-                f"{self.script.path}:{call.line}: {call.text}\n  expected: = {want}\n  actual:   = {got}"
+                f"{self.path}:{line.line}: {line.text}\n  a blocking call is still running: {self.blocked.line.text}"
             )
+        outcome = self.kernel.call(line, self.now)
+        if isinstance(outcome, tuple):
+            self._check_outcome(line, outcome)
+            return
+        if line.time.blocking_end is None:
+            end = start
+        elif line.time.kind is TimeKind.RELATIVE:
+            end = self.last + line.time.blocking_end
+        else:
+            end = line.time.blocking_end
+        self.blocked = _Blocked(line, outcome, end)
 
-    def _sock(self, call: SyscallLine) -> _Socket:
-        try:
-            return self.sockets[int(call.args[0])]
-        except (ValueError, KeyError, IndexError):
-            raise ScriptFailure(f"{self.script.path}:{call.line}: no such socket {call.args[:1]}") from None
+    def _check_outcome(self, line: SyscallLine, outcome: Outcome) -> None:
+        result, err = outcome
+        if isinstance(line.result, AnyValue):
+            return
+        if result != line.result or err != line.errno:
+            got = f"{result}" + (f" {err}" if err else "")
+            want = f"{line.result}" + (f" {line.errno}" if line.errno else "")
+            raise ScriptFailure(f"{self.path}:{line.line}: {line.text}\n  expected: = {want}\n  actual:   = {got}")
 
-    def _sys_socket(self, call):
-        fd = 3 + len(self.sockets)
-        self.sockets[fd] = _Socket(fd, config_changes={})
-        return fd, None
 
-    def _sys_setsockopt(self, call):
-        sock = self._sock(call)
-        option, value = call.args[2], call.args[3].strip("[]")
-        if option == "SO_REUSEADDR":
-            return 0, None
-        if option == "TCP_NODELAY":
-            sock.config_changes["nodelay"] = value != "0"
-            return 0, None
-        if option in ("SO_RCVBUF", "SO_SNDBUF"):
-            sock.config_changes["receive_buffer" if option == "SO_RCVBUF" else "send_buffer"] = int(value)
-            return 0, None
-        if option in _KEEPALIVE_OPTIONS:
-            field, kind = _KEEPALIVE_OPTIONS[option]
-            self._configure(sock, **{field: kind(value)})
-            return 0, None
-        if option == "SO_LINGER":
-            linger = dict(part.split("=") for part in value.strip("{}").replace(" ", "").split(","))
-            if linger.get("l_onoff") == "1" and linger.get("l_linger") != "0":
-                raise ScriptSkip(f"{self.script.path}:{call.line}: SO_LINGER with a timeout is not supported")
-            sock.linger_zero = linger.get("l_onoff") == "1"
-            return 0, None
-        raise ScriptSkip(f"{self.script.path}:{call.line}: socket option {option} is not supported")
+def _without_tsval(layout: Layout) -> Layout:
+    """TSval is our clock plus a random offset: scripts check TSecr (what we echo), not TSval."""
+    return [(name, (0, values[1]) if name == "TS" else values) for name, values in layout]
 
-    def _configure(self, sock: _Socket, **changes) -> None:
-        """Options set on a connected socket change its connection; before that they wait for it."""
-        sock.config_changes.update(changes)
-        if sock.conn is not None:
-            sock.conn.config = replace(sock.conn.config, **changes)
-            sock.conn.arm_keepalive(self.now)
 
-    def _sys_fcntl(self, call):
-        sock = self._sock(call)
-        if call.args[1] == "F_SETFL":
-            sock.nonblocking = "O_NONBLOCK" in call.args[2]
-            return 0, None
-        raise ScriptSkip(f"{self.script.path}:{call.line}: fcntl {call.args[1]} is not supported")
-
-    def _sys_bind(self, call):
-        self._sock(call)
-        return 0, None
-
-    def _sys_listen(self, call):
-        sock = self._sock(call)
-        self.demux.config = replace(self.config, **sock.config_changes)
-        sock.listener = self.demux.listen((LOCAL_IP, LOCAL_PORT), int(call.args[1]), self.now)
-        self.listeners.append(sock.listener)
-        return 0, None
-
-    def _sys_accept(self, call):
-        sock = self._sock(call)
-        if sock.listener is None:
-            return -1, "EINVAL"
-        child = sock.listener.accept()
-        if child is None:
-            if sock.nonblocking:
-                return -1, "EAGAIN"
-            raise ScriptFailure(f"{self.script.path}:{call.line}: accept() would block: no connection is established")
-        fd = 3 + len(self.sockets)
-        self.sockets[fd] = _Socket(fd, config_changes={}, conn=child)
-        return fd, None
-
-    def _sys_connect(self, call):
-        sock = self._sock(call)
-        if not sock.nonblocking:
-            raise ScriptSkip(f"{self.script.path}:{call.line}: blocking connect() is not supported; use O_NONBLOCK")
-        self.demux.config = replace(self.config, **sock.config_changes)
-        sock.conn = self.demux.connect(LOCAL_IP, (REMOTE_IP, LOCAL_PORT), self.now)
-        self.remote_port = LOCAL_PORT
-        return -1, "EINPROGRESS"
-
-    def _sys_getsockopt(self, call):
-        sock = self._sock(call)
-        if call.args[2] != "SO_ERROR":
-            raise ScriptSkip(f"{self.script.path}:{call.line}: getsockopt {call.args[2]} is not supported")
-        want = call.args[3].strip("[]")
-        got = errno_codes.errorcode.get(sock.error, "0") if sock.error else "0"
-        if want not in (got, str(sock.error), "..."):
-            raise ScriptFailure(f"{self.script.path}:{call.line}: {call.text}\n  expected: {want}\n  actual:   {got}")
-        return 0, None
-
-    def _sys_write(self, call):
-        sock = self._sock(call)
-        if sock.conn is None:
-            return -1, "EPIPE"
-        return sock.conn.send(bytes(int(call.args[2])), self.now), None
-
-    _sys_send = _sys_write
-
-    def _sys_read(self, call):
-        sock = self._sock(call)
-        if sock.conn is None:
-            return -1, "ENOTCONN"
-        if sock.error:
-            return -1, errno_codes.errorcode[sock.error]
-        data = sock.conn.read(int(call.args[2]))
-        if not data and not sock.conn.at_eof:
-            return -1, "EAGAIN"
-        return len(data), None
-
-    _sys_recv = _sys_read
-
-    def _sys_shutdown(self, call):
-        sock = self._sock(call)
-        if "SHUT_WR" not in call.args[1] and "SHUT_RDWR" not in call.args[1]:
-            raise ScriptSkip(f"{self.script.path}:{call.line}: shutdown {call.args[1]} is not supported")
-        sock.conn.close(self.now)
-        return 0, None
-
-    def _sys_close(self, call):
-        sock = self._sock(call)
-        if sock.listener is not None:
-            self.demux.unlisten(sock.listener, self.now)
-        elif sock.conn is not None and sock.linger_zero:
-            sock.conn.abort(self.now)  # SO_LINGER with zero timeout: reset instead of FIN
-        elif (
-            sock.conn is not None
-            and not sock.conn.finished
-            and sock.conn.state.name not in ("FIN_WAIT_1", "FIN_WAIT_2", "CLOSING", "LAST_ACK", "TIME_WAIT")
-        ):
-            sock.conn.close(self.now)
-        return 0, None
+def _script_tsval(layout: Layout, offset: int | None) -> Layout:
+    """Show our TSval in the script's terms once the offset is known."""
+    if offset is None:
+        return layout
+    return [(n, ((v[0] - offset) & 0xFFFFFFFF, v[1]) if n == "TS" else v) for n, v in layout]
 
 
 def run_script(path: str, config: TcpConfig | None = None) -> set[tuple[str, str]]:
     """Run one .pkt file: returns the state edges it covered; raises ScriptFailure or ScriptSkip."""
-    with open(path) as f:
-        script = parse(f.read(), path)
-    runner = Runner(script, config)
-    try:
-        runner.run()
-    finally:
-        runner._collect_edges()
+    runner = Runner(parse_file(path), config)
+    runner.run()
     return runner.edges
-
-
-def run_scripts(paths: list[str]) -> int:
-    """`tcpstack script`: run each file, print PASS/SKIP/FAIL; exit 1 if any failed."""
-    from stack.script.parser import ScriptSyntaxError
-
-    failed = 0
-    for path in paths:
-        try:
-            run_script(path)
-            print(f"PASS {path}")
-        except ScriptSkip as exc:
-            print(f"SKIP {path}: {exc}")
-        except (ScriptFailure, ScriptSyntaxError, OSError) as exc:
-            failed += 1
-            print(f"FAIL {exc}")
-    return 1 if failed else 0

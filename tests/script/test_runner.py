@@ -4,48 +4,289 @@ from __future__ import annotations
 
 import pytest
 
+from stack.script.cli import run_scripts
+from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.parser import parse
-from stack.script.runner import Runner, ScriptFailure, ScriptSkip
+from stack.script.runner import Runner
 
+SYNACK = "> S. 0:0(0) ack 1 <mss 1460,nop,wscale 5>"
 LISTEN = """
 0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 +0    bind(3, ..., ...) = 0
 +0    listen(3, 1) = 0
 +0    < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>
 """
+ESTABLISHED = (
+    LISTEN
+    + f"""
++0    {SYNACK}
++.1   < . 1:1(0) ack 1 win 257
++0    accept(3, ..., ...) = 4
+"""
+)
+CONNECT = """
+0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0...0.1 connect(3, ..., ...) = {result}
++0    > S 0:0(0) <mss 1460,nop,nop,sackOK,nop,wscale 5>
+"""
 
 
-def run(text: str) -> None:
-    Runner(parse(text, "t.pkt")).run()
+def run(text: str) -> Runner:
+    runner = Runner(parse(text, "t.pkt"))
+    runner.run()
+    return runner
 
 
-def test_runner_wrong_expected_flags_fail_with_both_packets_shown():
+# ---------------------------------------------------------------- packets
+
+
+def test_packet_wrong_flags_fail_with_both_packets_in_script_notation():
     with pytest.raises(ScriptFailure) as exc:
         run(LISTEN + "+0 > S 0:0(0) <mss 1460,nop,wscale 5>\n")
     text = str(exc.value)
-    assert "t.pkt:6:" in text and "expected: > S 0:0(0)" in text and "actual:   > S. 0:0(0) ack 1" in text
+    assert "t.pkt:6:" in text and "expected: > S 0:0(0)" in text
+    assert "actual:   > S. 0:0(0) ack 1 win " in text and "<mss 1460,nop,wscale 5>" in text and "flags differ" in text
 
 
-def test_runner_packet_at_the_wrong_time_fails():
+def test_packet_at_the_wrong_time_fails():
     with pytest.raises(ScriptFailure, match="expected 0.500 s"):
-        run(LISTEN + "+.5 > S. 0:0(0) ack 1 <mss 1460,nop,wscale 5>\n")
+        run(LISTEN + f"+.5 {SYNACK}\n")
 
 
-def test_runner_unexpected_packet_fails():
+def test_packet_within_tolerance_passes_and_outside_fails():
+    run("--tolerance_usecs=20000\n" + LISTEN + f"+.015 {SYNACK}\n")
+    with pytest.raises(ScriptFailure, match="expected 0.015 s"):
+        run(LISTEN + f"+.015 {SYNACK}\n")
+
+
+def test_packet_time_range_accepts_any_time_inside():
+    run(LISTEN + f"+0~+0.5 {SYNACK}\n")
+
+
+def test_packet_unexpected_extra_fails():
     with pytest.raises(ScriptFailure, match="unexpected outbound packet"):
         run(LISTEN)
 
 
-def test_runner_wrong_syscall_result_fails():
-    with pytest.raises(ScriptFailure, match="expected: = 7"):
+def test_packet_unexpected_before_next_event_fails():
+    with pytest.raises(ScriptFailure, match="t.pkt:6: unexpected outbound packet at 0.000 s, before this line"):
+        run(LISTEN + "+1 close(3) = 0\n")
+
+
+def test_packet_missing_options_fail_strictly():
+    """An outbound line without <...> expects a packet without options, as packetdrill does."""
+    with pytest.raises(ScriptFailure, match="options differ"):
+        run(LISTEN + "+0 > S. 0:0(0) ack 1\n")
+
+
+def test_packet_any_options_are_not_checked():
+    run(LISTEN + "+0 > S. 0:0(0) ack 1 <...>\n")
+
+
+def test_packet_wrong_ack_and_window_reported():
+    with pytest.raises(ScriptFailure, match="ack differs; window differs"):
+        run(LISTEN + "+0 > S. 0:0(0) ack 2 win 1 <mss 1460,nop,wscale 5>\n")
+
+
+def test_packet_expected_but_nothing_sent_fails():
+    with pytest.raises(ScriptFailure, match="no packet was sent"):
+        run(ESTABLISHED + "+0 > . 1:1(0) ack 1\n")
+
+
+def test_packet_from_a_timer_is_matched_at_its_time():
+    """RFC 6298 (5.5): the SYN,ACK is retransmitted when the initial RTO of 1 s expires."""
+    run(LISTEN + f"+0 {SYNACK}\n+1 {SYNACK}\n")
+
+
+def test_packet_any_time_waits_for_the_next_timer():
+    run(LISTEN + f"+0 {SYNACK}\n* {SYNACK}\n+0 close(3) = 0\n")
+
+
+def test_relative_time_counts_from_when_the_packet_was_sent():
+    """`*` matched the retransmission at 1 s, so `+1` after it means 2 s later, the backed-off RTO."""
+    run(LISTEN + f"+0 {SYNACK}\n* {SYNACK}\n+2 {SYNACK}\n")
+
+
+def test_inbound_ack_is_relative_to_our_isn():
+    runner = run(ESTABLISHED)
+    conn = runner.kernel.sockets[4].conn
+    assert conn is not None and conn.state.name == "ESTABLISHED"
+    assert conn.tcb.snd_una == (conn.tcb.iss + 1) & 0xFFFFFFFF
+
+
+def test_inbound_sack_blocks_are_relative_to_our_isn():
+    """RFC 2018 §3: SACK edges in the script are relative; the core's scoreboard holds the real ones."""
+    text = LISTEN.replace("<mss 1000,nop,wscale 7>", "<mss 1000,sackOK,nop,nop,nop,wscale 7>")
+    text += "+0 > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 5>\n+.1 < . 1:1(0) ack 1 win 257\n"
+    text += "+0 accept(3, ..., ...) = 4\n+0 write(4, ..., 6000) = 6000\n"
+    text += "".join(f"+0 > . {i}:{i + 1000}(1000) ack 1\n" for i in range(1, 5001, 1000))
+    text += "+0 > P. 5001:6001(1000) ack 1\n+.01 < . 1:1(0) ack 1 win 257 <nop,nop,sack 5001:6001>\n"
+    runner = run(text)
+    conn = runner.kernel.sockets[4].conn
+    iss = conn.tcb.iss
+    assert conn._sacked == [((iss + 5001) & 0xFFFFFFFF, (iss + 6001) & 0xFFFFFFFF)]
+
+
+# ---------------------------------------------------------------- system calls
+
+
+def test_syscall_wrong_result_fails_with_both_results():
+    with pytest.raises(ScriptFailure, match="expected: = 7\n  actual:   = 3"):
         run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 7\n")
 
 
-def test_runner_unsupported_syscall_skips():
-    with pytest.raises(ScriptSkip, match="sendmsg"):
-        run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendmsg(3, {}, 0) = 0\n")
+def test_syscall_wrong_errno_fails():
+    with pytest.raises(ScriptFailure, match="expected: = -1 EAGAIN\n  actual:   = -1 EINPROGRESS"):
+        run(
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n"
+            "+0 connect(3, ..., ...) = -1 EAGAIN (x)\n"
+        )
 
 
-def test_runner_unsupported_socket_option_skips():
-    with pytest.raises(ScriptSkip, match="SO_BROADCAST"):
-        run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 setsockopt(3, SOL_SOCKET, SO_BROADCAST, [1], 4) = 0\n")
+def test_syscall_fds_are_reused_lowest_first():
+    run(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4\n"
+        "+0 close(3) = 0\n+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(9) = -1 EBADF (Bad file descriptor)\n"
+    )
+
+
+def test_syscall_nonblocking_accept_without_connection_is_eagain():
+    run(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n"
+        "+0 fcntl(3, F_GETFL) = 0x802 (flags O_RDWR|O_NONBLOCK)\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n"
+        "+0 accept(3, ..., ...) = -1 EAGAIN (Resource temporarily unavailable)\n"
+    )
+
+
+def test_syscall_blocking_accept_returns_when_the_handshake_completes():
+    run(LISTEN + f"+0...0.1 accept(3, ..., ...) = 4\n+0 {SYNACK}\n+.1 < . 1:1(0) ack 1 win 257\n")
+
+
+def test_syscall_blocking_accept_returning_late_fails():
+    with pytest.raises(ScriptFailure, match="expected: to return at 0.050 s\n  actual:   still blocked at 0.054 s"):
+        run(LISTEN + f"+0...0.05 accept(3, ..., ...) = 4\n+0 {SYNACK}\n+.1 < . 1:1(0) ack 1 win 257\n")
+
+
+def test_syscall_blocking_call_that_never_returns_fails():
+    with pytest.raises(ScriptFailure, match="still blocked"):
+        run(LISTEN + f"+0 {SYNACK}\n+0 accept(3, ..., ...) = 4\n+1 close(3) = 0\n")
+
+
+def test_syscall_blocking_connect_returns_on_syn_ack():
+    run(CONNECT.format(result="0") + "+.1 < S. 0:0(0) ack 1 win 5840 <mss 1460,nop,wscale 6>\n+0 > . 1:1(0) ack 1\n")
+
+
+def test_syscall_blocking_connect_refused_by_rst():
+    run(CONNECT.format(result="-1 ECONNREFUSED (Connection refused)") + "+.1 < R. 0:0(0) ack 1 win 0\n")
+
+
+def test_syscall_blocking_read_returns_when_data_arrives():
+    run(ESTABLISHED + "+0...0.2 read(4, ..., 1000) = 100\n+.2 < P. 1:101(100) ack 1 win 257\n* > . 1:1(0) ack 101\n")
+
+
+def test_syscall_blocking_read_returns_zero_at_eof():
+    run(ESTABLISHED + "+0...0.1 read(4, ..., 1000) = 0\n+.1 < F. 1:1(0) ack 1 win 257\n+0 > . 1:1(0) ack 2\n")
+
+
+def test_syscall_blocking_connect_as_last_line_times_out():
+    """RFC 6298 (5.5) with Linux's tcp_syn_retries = 6: SYNs at 0, 1, 3, ... 63 s, ETIMEDOUT at 127 s."""
+    text = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n0...127 connect(3, ..., ...) = -1 ETIMEDOUT (x)\n"
+    text += "".join(f"{t} > S 0:0(0) <mss 1460,nop,nop,sackOK,nop,wscale 5>\n" for t in (0, 1, 3, 7, 15, 31, 63))
+    run(text)
+
+
+def test_syscall_second_call_while_one_blocks_fails():
+    with pytest.raises(ScriptFailure, match="a blocking call is still running"):
+        run(ESTABLISHED + "+0...1 read(4, ..., 1000) = 0\n+0 close(3) = 0\n")
+
+
+def test_syscall_getsockopt_checks_the_value():
+    with pytest.raises(ScriptFailure, match=r"expected: TCP_NODELAY = \[1\]\n  actual:   TCP_NODELAY = \[0\]"):
+        run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 getsockopt(3, SOL_TCP, TCP_NODELAY, [1], [4]) = 0\n")
+
+
+def test_syscall_setsockopt_then_getsockopt_round_trip():
+    run(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+        "+0 setsockopt(3, IPPROTO_TCP, TCP_NODELAY, [1], 4) = 0\n"
+        "+0 getsockopt(3, IPPROTO_TCP, TCP_NODELAY, [1], [4]) = 0\n"
+        "+0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0\n"
+        "+0 getsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], [4]) = 0\n"
+        "+0 setsockopt(3, SOL_SOCKET, SO_SNDBUF, [20000], 4) = 0\n"
+        "+0 getsockopt(3, SOL_SOCKET, SO_SNDBUF, [40000], [4]) = 0\n"
+        "+0 setsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=0}, 8) = 0\n"
+        "+0 getsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=0}, [8]) = 0\n"
+        '+0 setsockopt(3, IPPROTO_TCP, TCP_CONGESTION, "reno", 4) = 0\n'
+        '+0 getsockopt(3, IPPROTO_TCP, TCP_CONGESTION, "reno", [16]) = 0\n'
+    )
+
+
+def test_syscall_unknown_congestion_control_expected_to_fail_is_enoent():
+    run('0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, "x", 1) = -1 ENOENT\n')
+
+
+# ---------------------------------------------------------------- skips
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("+0 sendmsg(3, {}, 0) = 0", "sendmsg"),
+        ("+0 setsockopt(3, SOL_SOCKET, SO_BROADCAST, [1], 4) = 0", "SO_BROADCAST"),
+        ('+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, "bbr", 3) = 0', "'bbr' is not available"),
+        ("+0 fcntl(3, F_SETFD, FD_CLOEXEC) = 0", "F_SETFD"),
+        ("+0 `sysctl -q net.ipv4.tcp_sack=0`", "shell commands are not run"),
+    ],
+)
+def test_skip_unsupported(text, reason):
+    with pytest.raises(ScriptSkip, match=reason):
+        run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n" + text + "\n")
+
+
+def test_skip_close_lingering_with_a_timeout():
+    with pytest.raises(ScriptSkip, match="SO_LINGER and a non-zero timeout"):
+        run(ESTABLISHED + "+0 setsockopt(4, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=5}, 8) = 0\n+0 close(4) = 0\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("--ip_version=ipv6\n0 close(3) = -1 EBADF (x)", "--ip_version=ipv6"),
+        ("--mtu=9000\n0 close(3) = -1 EBADF (x)", "--mtu=9000"),
+        ("0 < S 0:0(0) win 100 <mss 1000,FO>", "TCP option FO"),
+    ],
+)
+def test_skip_unsupported_script_options_and_tcp_options(text, reason):
+    with pytest.raises(ScriptSkip, match=reason):
+        run(text)
+
+
+def test_absolute_time_going_backward_fails():
+    with pytest.raises(ScriptFailure, match="time goes backward, from 0.500 s to 0.100 s"):
+        run("0.5 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n0.1 close(3) = 0\n")
+
+
+def test_late_packet_failure_shows_when_it_came():
+    with pytest.raises(ScriptFailure, match=r"no packet was sent by 0.004 s; the next one came at 1.000 s: > S. 0:0"):
+        run(LISTEN + f"+0 {SYNACK}\n+0 {SYNACK}\n")
+
+
+def test_skip_ipv6_socket():
+    with pytest.raises(ScriptSkip, match="AF_INET6"):
+        run("0 socket(AF_INET6, SOCK_STREAM, IPPROTO_TCP) = 3\n")
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_run_scripts_exit_code_and_lines(tmp_path, capsys):
+    good = tmp_path / "good.pkt"
+    good.write_text(LISTEN + f"+0 {SYNACK}\n")
+    bad = tmp_path / "bad.pkt"
+    bad.write_text(LISTEN + "+0 > S 0:0(0)\n")
+    skipped = tmp_path / "skip.pkt"
+    skipped.write_text("`true`\n")
+    assert run_scripts([str(good), str(skipped)]) == 0
+    assert run_scripts([str(good), str(bad), str(tmp_path / "missing.pkt")]) == 1
+    out = capsys.readouterr().out
+    assert f"PASS {good}" in out and f"SKIP {skipped}" in out and f"FAIL {bad}" in out and "missing.pkt" in out

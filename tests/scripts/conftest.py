@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stack.script.runner import ScriptFailure, ScriptSkip, run_script
+from stack.script.errors import ScriptFailure, ScriptSkip
+from stack.script.parser import ScriptSyntaxError
+from stack.script.runner import run_script
 from stack.tcp.state import TRANSITIONS
 
 COVERED: set[tuple[str, str]] = set()
@@ -29,7 +31,7 @@ class PktItem(pytest.Item):
             pytest.skip(str(exc))
 
     def repr_failure(self, excinfo):
-        if isinstance(excinfo.value, ScriptFailure):
+        if isinstance(excinfo.value, (ScriptFailure, ScriptSyntaxError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 

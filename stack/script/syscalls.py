@@ -1,0 +1,462 @@
+"""A small fake kernel socket layer: the system calls of a script onto Listener/Connection calls.
+
+File descriptors are numbered like Linux's (the lowest free one, from 3). A call returns its outcome
+`(result, errno name or None)`, or, when a blocking socket has to wait, a `Poll` the runner calls again
+after every change until it gives the outcome. Options tcpstack cannot honour raise `ScriptSkip`.
+"""
+
+from __future__ import annotations
+
+import errno as errno_codes
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from stack.demux import Demux
+from stack.script.ast import AnyValue, Arg, Array, BitOr, Call, Name, Struct, SyscallLine
+from stack.script.errors import ScriptFailure, ScriptSkip
+from stack.tcp import congestion
+from stack.tcp.config import TcpConfig
+from stack.tcp.connection import Connection
+from stack.tcp.errors import LocalProtocolError
+from stack.tcp.events import Connected, Event, Reset, TimedOut
+from stack.tcp.listener import Listener
+from stack.tcp.state import State
+
+LOCAL_IP = 0xC0A80001  # 192.168.0.1, packetdrill's local address
+REMOTE_IP = 0xC0000201  # 192.0.2.1, packetdrill's remote address
+LOCAL_PORT = 8080  # packetdrill binds and connects to port 8080
+
+Outcome = tuple[int, str | None]
+Poll = Callable[[], Outcome | None]
+
+O_RDWR = 0o2  # the flag values F_GETFL reports, as on Linux
+O_NONBLOCK = 0o4000
+_FCNTL_FLAGS = {"O_RDONLY": 0, "O_WRONLY": 0o1, "O_RDWR": O_RDWR, "O_NONBLOCK": O_NONBLOCK}
+
+# socket options that are plain TcpConfig fields: name -> (field, convert the script's integer)
+_CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object]]] = {
+    "TCP_NODELAY": ("nodelay", bool),
+    "SO_KEEPALIVE": ("keepalive", bool),
+    "TCP_KEEPIDLE": ("keepalive_idle", float),
+    "TCP_KEEPINTVL": ("keepalive_interval", float),
+    "TCP_KEEPCNT": ("keepalive_count", int),
+}
+_BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
+_CLOSING = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT)
+
+
+@dataclass
+class Socket:
+    fd: int
+    nonblocking: bool = False
+    port: int = LOCAL_PORT
+    config: dict[str, object] = field(default_factory=dict)  # TcpConfig changes made by setsockopt
+    reuseaddr: int = 0
+    buffers_set: dict[str, int] = field(default_factory=dict)  # SO_RCVBUF/SO_SNDBUF as the script set them
+    linger: tuple[int, int] = (0, 0)  # (l_onoff, l_linger)
+    listener: Listener | None = None
+    conn: Connection | None = None
+    connecting: bool = False  # connect() was called and has not reported its outcome yet
+    shut_rd: bool = False
+    shut_wr: bool = False
+
+
+class Kernel:
+    """The socket layer of one script run."""
+
+    def __init__(self, demux: Demux, config: TcpConfig, path: str) -> None:
+        self.demux = demux
+        self.config = config
+        self.path = path
+        self.now = 0.0
+        self.sockets: dict[int, Socket] = {}
+        self.errors: dict[Connection, int] = {}  # pending SO_ERROR per connection
+        self.connected: set[Connection] = set()
+        self.active: Connection | None = None  # the newest connect(): inbound packets go to it
+
+    # ---------------------------------------------------------------- core events
+
+    def on_event(self, conn: Connection, event: Event) -> None:
+        if isinstance(event, Connected):
+            self.connected.add(conn)
+            listener = self.demux.parent.get(conn)
+            if listener is not None and conn in listener.syn_queue:
+                listener.on_established(conn)  # now accept() can return it
+        elif isinstance(event, Reset):
+            self.errors[conn] = errno_codes.ECONNREFUSED if event.refused else errno_codes.ECONNRESET
+        elif isinstance(event, TimedOut):
+            self.errors[conn] = errno_codes.ETIMEDOUT
+
+    # ---------------------------------------------------------------- dispatch
+
+    def call(self, line: SyscallLine, now: float) -> Outcome | Poll:
+        self.now = now
+        handler = getattr(self, f"_sys_{line.name}", None)
+        if handler is None:
+            raise self.skip(line, f"system call {line.name}() is not supported")
+        return handler(line)
+
+    def skip(self, line: SyscallLine, reason: str) -> ScriptSkip:
+        return ScriptSkip(f"{self.path}:{line.line}: {reason}")
+
+    def fail(self, line: SyscallLine, expected: str, actual: str) -> ScriptFailure:
+        return ScriptFailure(f"{self.path}:{line.line}: {line.text}\n  expected: {expected}\n  actual:   {actual}")
+
+    def _arg(self, line: SyscallLine, i: int) -> Arg:
+        if i >= len(line.args):
+            raise ScriptFailure(f"{self.path}:{line.line}: {line.name}() needs at least {i + 1} arguments")
+        return line.args[i]
+
+    def _int(self, line: SyscallLine, i: int) -> int:
+        value = self._arg(line, i)
+        if isinstance(value, Array) and len(value.items) == 1:
+            value = value.items[0]
+        if isinstance(value, Name) and value.name in errno_codes.__dict__:
+            return getattr(errno_codes, value.name)
+        if not isinstance(value, int):
+            raise ScriptFailure(f"{self.path}:{line.line}: argument {i + 1} of {line.name}() must be a number")
+        return value
+
+    def _sock(self, line: SyscallLine) -> Socket | None:
+        fd = self._arg(line, 0)
+        return self.sockets.get(fd) if isinstance(fd, int) else None
+
+    def _new_fd(self) -> int:
+        fd = 3
+        while fd in self.sockets:
+            fd += 1
+        return fd
+
+    def _config(self, sock: Socket) -> TcpConfig:
+        return replace(self.config, **sock.config)
+
+    def _error(self, sock: Socket, clear: bool = True) -> int:
+        if sock.conn is None:
+            return 0
+        return self.errors.pop(sock.conn, 0) if clear else self.errors.get(sock.conn, 0)
+
+    # ---------------------------------------------------------------- sockets
+
+    def _sys_socket(self, line: SyscallLine) -> Outcome:
+        domain, kind = self._arg(line, 0), self._arg(line, 1)
+        if not isinstance(domain, AnyValue) and domain != Name("AF_INET"):
+            raise self.skip(line, f"socket domain {domain} is not supported (IPv4 only)")
+        names = {t.name for t in kind.terms if isinstance(t, Name)} if isinstance(kind, BitOr) else {str(kind)}
+        if "SOCK_STREAM" not in names or names - {"SOCK_STREAM", "SOCK_NONBLOCK"}:
+            raise self.skip(line, f"socket type {kind} is not supported (SOCK_STREAM only)")
+        fd = self._new_fd()
+        self.sockets[fd] = Socket(fd, nonblocking="SOCK_NONBLOCK" in names)
+        return fd, None
+
+    def _sys_bind(self, line: SyscallLine) -> Outcome:
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        address = self._arg(line, 1)
+        if isinstance(address, Struct):
+            port = address.get("sin_port")
+            if isinstance(port, Call) and port.function == "htons" and port.args and isinstance(port.args[0], int):
+                sock.port = port.args[0]
+            elif port is not None:
+                raise self.skip(line, f"bind address {address} is not supported")
+        return 0, None
+
+    def _sys_listen(self, line: SyscallLine) -> Outcome:
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        if sock.conn is not None:
+            return -1, "EINVAL"
+        self.demux.config = self._config(sock)  # the listener and its children use the socket's options
+        try:
+            sock.listener = self.demux.listen((LOCAL_IP, sock.port), self._int(line, 1), self.now)
+        except OSError:
+            return -1, "EADDRINUSE"
+        finally:
+            self.demux.config = self.config
+        return 0, None
+
+    def _sys_accept(self, line: SyscallLine) -> Outcome | Poll:
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        listener = sock.listener
+        if listener is None:
+            return -1, "EINVAL"
+
+        def attempt() -> Outcome | None:
+            child = listener.accept()
+            if child is None:
+                return None
+            fd = self._new_fd()
+            self.sockets[fd] = Socket(fd, port=sock.port, config=dict(sock.config), conn=child)
+            return fd, None
+
+        return self._maybe_block(sock, attempt)
+
+    def _sys_connect(self, line: SyscallLine) -> Outcome | Poll:
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        if sock.listener is not None:
+            return -1, "EISCONN"
+        if sock.conn is not None:
+            if sock.connecting:
+                return self._connect_outcome(sock) or (-1, "EALREADY")
+            return -1, "EISCONN"
+        self.demux.config = self._config(sock)
+        try:
+            sock.conn = self.demux.connect(LOCAL_IP, (REMOTE_IP, LOCAL_PORT), self.now)
+        finally:
+            self.demux.config = self.config
+        sock.connecting = True
+        self.active = sock.conn
+        if sock.nonblocking:
+            return -1, "EINPROGRESS"
+        return lambda: self._connect_outcome(sock)
+
+    def _connect_outcome(self, sock: Socket) -> Outcome | None:
+        """A connect finishes when the handshake completes or fails (SO_ERROR is then consumed)."""
+        assert sock.conn is not None
+        if sock.conn in self.connected:
+            sock.connecting = False
+            return 0, None
+        err = self._error(sock)
+        if err:
+            sock.connecting = False
+            return -1, errno_codes.errorcode[err]
+        return None
+
+    def _maybe_block(self, sock: Socket, attempt: Callable[[], Outcome | None]) -> Outcome | Poll:
+        outcome = attempt()
+        if outcome is not None:
+            return outcome
+        if sock.nonblocking:
+            return -1, "EAGAIN"
+        return attempt
+
+    # ---------------------------------------------------------------- data
+
+    def _sys_write(self, line: SyscallLine) -> Outcome | Poll:
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        conn = sock.conn
+        if conn is None:
+            return -1, "ENOTCONN" if sock.listener is None else "EPIPE"
+        if len(line.args) > 3 and line.args[3] != 0:
+            raise self.skip(line, f"{line.name}() flags {line.args[3]} are not supported")
+        buf = self._arg(line, 1)
+        total = self._int(line, 2)
+        data = buf.encode()[:total].ljust(total, b"\0") if isinstance(buf, str) else bytes(total)
+        sent = 0
+
+        def attempt() -> Outcome | None:
+            nonlocal sent
+            err = self._error(sock)
+            if err:
+                return -1, errno_codes.errorcode[err]
+            if sock.shut_wr or conn.finished or conn.state in (*_CLOSING, State.CLOSED):
+                return -1, "EPIPE"
+            if conn not in self.connected:
+                return None  # still in the handshake: Linux waits for it
+            try:
+                sent += conn.send(data[sent:], self.now)
+            except LocalProtocolError:
+                return -1, "EPIPE"
+            if sent == total or (sock.nonblocking and sent):
+                return sent, None
+            return None  # a blocking write waits until every byte is in the send buffer
+
+        return self._maybe_block(sock, attempt)
+
+    _sys_send = _sys_write
+
+    def _sys_read(self, line: SyscallLine) -> Outcome | Poll:
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        conn = sock.conn
+        if conn is None:
+            return -1, "ENOTCONN" if sock.listener is None else "EINVAL"
+        if len(line.args) > 3 and line.args[3] != 0:
+            raise self.skip(line, f"{line.name}() flags {line.args[3]} are not supported")
+        size = self._int(line, 2)
+
+        def attempt() -> Outcome | None:
+            if conn.recv_queue_bytes:
+                return len(conn.read(size)), None
+            err = self._error(sock)
+            if err:
+                return -1, errno_codes.errorcode[err]
+            if sock.shut_rd or conn.at_eof or conn.finished:
+                return 0, None
+            return None
+
+        return self._maybe_block(sock, attempt)
+
+    _sys_recv = _sys_read
+
+    # ---------------------------------------------------------------- closing
+
+    def _sys_shutdown(self, line: SyscallLine) -> Outcome:
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        how = str(self._arg(line, 1))
+        if how not in ("SHUT_RD", "SHUT_WR", "SHUT_RDWR"):
+            return -1, "EINVAL"
+        conn = sock.conn
+        if conn is None or conn.finished or conn.state in (State.SYN_SENT, State.CLOSED):
+            return -1, "ENOTCONN"
+        sock.shut_rd |= how != "SHUT_WR"
+        if how != "SHUT_RD" and not sock.shut_wr:
+            sock.shut_wr = True
+            if conn.state not in _CLOSING:
+                conn.close(self.now)  # CLOSE (§3.10.4): FIN after the queued data; receiving goes on
+        return 0, None
+
+    def _sys_close(self, line: SyscallLine) -> Outcome:
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        del self.sockets[sock.fd]
+        if sock.listener is not None:
+            self._close_listener(sock.listener)
+        conn = sock.conn
+        if conn is None or conn.finished:
+            return 0, None
+        if sock.linger == (1, 0):
+            conn.abort(self.now)  # SO_LINGER with a zero timeout: RST instead of FIN (RFC 9293 §3.10.5 ABORT)
+        elif conn.recv_queue_bytes:
+            conn.abort(self.now)  # unread data is lost: RST, as Linux does (RFC 1122 §4.2.2.13, RFC 2525 §2.17)
+        elif sock.linger[0]:
+            raise self.skip(line, "close() with SO_LINGER and a non-zero timeout is not supported")
+        elif not sock.shut_wr and conn.state not in _CLOSING:
+            conn.close(self.now)
+        return 0, None
+
+    def _close_listener(self, listener: Listener) -> None:
+        """Like Linux: children nobody accepted are reset; half-open ones are forgotten without a RST."""
+        self.demux.unlisten(listener, self.now)
+        for child in list(listener.accept_queue):
+            child.abort(self.now)
+        for child in list(listener.syn_queue):
+            self.demux.remove(child)
+
+    # ---------------------------------------------------------------- options
+
+    def _sys_fcntl(self, line: SyscallLine) -> Outcome:
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        command = str(self._arg(line, 1))
+        if command == "F_GETFL":
+            return O_RDWR | (O_NONBLOCK if sock.nonblocking else 0), None
+        if command != "F_SETFL":
+            raise self.skip(line, f"fcntl {command} is not supported")
+        flags = self._arg(line, 2)
+        terms = flags.terms if isinstance(flags, BitOr) else (flags,)
+        value = 0
+        for term in terms:
+            if isinstance(term, int):
+                value |= term
+            elif isinstance(term, Name) and term.name in _FCNTL_FLAGS:
+                value |= _FCNTL_FLAGS[term.name]
+            else:
+                raise self.skip(line, f"fcntl flag {term} is not supported")
+        sock.nonblocking = bool(value & O_NONBLOCK)
+        return 0, None
+
+    def _sys_setsockopt(self, line: SyscallLine) -> Outcome:
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        option = str(self._arg(line, 2))
+        value = self._arg(line, 3)
+        if option == "SO_LINGER":
+            if not isinstance(value, Struct):
+                return -1, "EINVAL"
+            onoff, linger = value.get("l_onoff"), value.get("l_linger")
+            if not isinstance(onoff, int) or not isinstance(linger, int):
+                return -1, "EINVAL"
+            sock.linger = (1 if onoff else 0, linger)
+            return 0, None
+        if option == "TCP_CONGESTION":
+            return self._set_congestion(line, sock, value)
+        number = self._int(line, 3)
+        if option == "SO_REUSEADDR":
+            sock.reuseaddr = 1 if number else 0  # one stack, no port conflicts with older incarnations
+            return 0, None
+        if option in _BUFFER_OPTIONS:
+            if sock.conn is not None and option == "SO_RCVBUF":
+                raise self.skip(line, "SO_RCVBUF after the connection exists is not supported")
+            sock.buffers_set[option] = number
+            self._configure(sock, _BUFFER_OPTIONS[option], number)
+            return 0, None
+        if option in _CONFIG_OPTIONS:
+            name, convert = _CONFIG_OPTIONS[option]
+            self._configure(sock, name, convert(number))
+            return 0, None
+        raise self.skip(line, f"socket option {option} is not supported")
+
+    def _configure(self, sock: Socket, name: str, value: object) -> None:
+        """An option on a connected socket changes its connection; before that it waits for one."""
+        sock.config[name] = value
+        if sock.listener is not None:
+            sock.listener.config = replace(sock.listener.config, **{name: value})
+        if sock.conn is not None:
+            sock.conn.config = replace(sock.conn.config, **{name: value})
+            if name.startswith("keepalive"):
+                sock.conn.arm_keepalive(self.now)
+
+    def _set_congestion(self, line: SyscallLine, sock: Socket, value: Arg) -> Outcome:
+        if not isinstance(value, str):
+            return -1, "EINVAL"
+        if value not in congestion.REGISTRY:
+            if line.result == 0:
+                raise self.skip(line, f"congestion control {value!r} is not available")
+            return -1, "ENOENT"  # Linux's answer for an unknown algorithm
+        if sock.conn is not None and sock.conn.config.congestion != value:
+            raise self.skip(line, "changing TCP_CONGESTION on an existing connection is not supported")
+        sock.config["congestion"] = value
+        return 0, None
+
+    def _sys_getsockopt(self, line: SyscallLine) -> Outcome:
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        option = str(self._arg(line, 2))
+        want = self._arg(line, 3)
+        config = sock.conn.config if sock.conn is not None else self._config(sock)
+        actual: object
+        if option == "SO_ERROR":
+            err = self._error(sock)
+            actual = err
+            shown = errno_codes.errorcode.get(err, "0") if err else "0"
+            if isinstance(want, Array) and want.items and isinstance(want.items[0], Name):
+                actual = errno_codes.errorcode.get(err, "0")
+        elif option == "SO_LINGER":
+            actual = shown = f"{{l_onoff={sock.linger[0]}, l_linger={sock.linger[1]}}}"
+            want = str(want)
+        elif option == "TCP_CONGESTION":
+            actual = shown = config.congestion
+        elif option == "SO_REUSEADDR":
+            actual = sock.reuseaddr
+        elif option in _BUFFER_OPTIONS:
+            # socket(7): Linux doubles the value set; unset, it reports the buffer in use
+            set_value = sock.buffers_set.get(option)
+            actual = 2 * set_value if set_value is not None else getattr(config, _BUFFER_OPTIONS[option])
+        elif option in _CONFIG_OPTIONS:
+            actual = getattr(config, _CONFIG_OPTIONS[option][0])
+            actual = int(actual) if isinstance(actual, (bool, float)) else actual
+        else:
+            raise self.skip(line, f"socket option {option} is not supported")
+        if option not in ("SO_ERROR", "SO_LINGER", "TCP_CONGESTION"):
+            shown = str(actual)
+        expected = want.items[0] if isinstance(want, Array) and len(want.items) == 1 else want
+        if isinstance(expected, Name):
+            expected = expected.name
+        if not isinstance(expected, AnyValue) and expected != actual:
+            raise self.fail(line, f"{option} = {want}", f"{option} = [{shown}]")
+        return 0, None
