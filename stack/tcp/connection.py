@@ -430,7 +430,8 @@ class Connection:
         n = min(tcb.snd_mss, seq_sub(tcb.snd_max, tcb.snd_una))
         seq = seq_add(tcb.snd_max, -n)
         offset = seq_sub(seq, self._snd_buf_seq)
-        self._emit(Flags.ACK, seq, bytes(self._snd_buf[offset : offset + n]))
+        flags = Flags.ACK | Flags.PSH if offset + n == len(self._snd_buf) else Flags.ACK  # as first sent
+        self._emit(flags, seq, bytes(self._snd_buf[offset : offset + n]))
         self.counters.retrans_segs += 1
         self._rtt_seq = None
 

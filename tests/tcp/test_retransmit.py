@@ -111,7 +111,7 @@ def test_established_tail_loss_probe_resends_last_segment_before_the_rto(conn_in
     probe_at = c.next_deadline()
     assert probe_at == pytest.approx(max(2 * c.rto.srtt, 0.01)) and probe_at < c.timers.deadline("retransmit")
     c.handle_timer(probe_at)
-    assert sent(c, probe_at) == [(".", ISS + 2921, IRS + 1, b"q" * 1460)]
+    assert sent(c, probe_at) == [("P.", ISS + 2921, IRS + 1, b"q" * 1460)]
     assert c.counters.loss_probes == 1
     assert c.next_deadline() == c.timers.deadline("retransmit")  # one probe, then the RTO
 
