@@ -63,6 +63,7 @@ class TcpTransport(asyncio.Transport):
         self._closing = True
         self._reading_paused = False
         self._eof_wanted = True
+        self._conn.detach(self._stack.now())  # an orphan: FIN_WAIT_2 is bounded by config.fin_timeout
         self._push()
         self._deliver_reads()  # discard what arrives from now on: nobody will read it
         self._stack.call_soon(self._check_done)  # asyncio calls connection_lost soon after close()

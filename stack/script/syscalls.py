@@ -334,6 +334,7 @@ class Kernel:
             raise self.skip(line, "close() with SO_LINGER and a non-zero timeout is not supported")
         elif not sock.shut_wr and conn.state not in _CLOSING:
             conn.close(self.now)
+        conn.detach(self.now)  # an orphan now: FIN_WAIT_2 is bounded by tcp_fin_timeout, as Linux
         return 0, None
 
     def _close_listener(self, listener: Listener) -> None:

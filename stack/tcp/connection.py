@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from stack.tcp import congestion, timers
+from stack.tcp import congestion, timers, user_calls
 from stack.tcp.config import TcpConfig
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
@@ -19,6 +19,7 @@ from stack.tcp.isn import initial_sequence_number
 from stack.tcp.reassembly import Reassembly
 from stack.tcp.rto import RtoEstimator
 from stack.tcp.segment_arrives import segment_arrives
+from stack.tcp.send_buffer import SendBuffer
 from stack.tcp.state import State, is_legal
 from stack.tcp.tcb import Tcb
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
@@ -87,9 +88,8 @@ class Connection:
         self.finished = False  # the TCB may be deleted (CLOSED, or a child back in LISTEN)
         self._events: deque[Event] = deque()
         self._out: list[Segment] = []
-        # send side: _snd_buf[0] has sequence number _snd_buf_seq
-        self._snd_buf = bytearray()
-        self._snd_buf_seq = 0
+        # send side
+        self.send_buffer = SendBuffer()
         self._fin_queued = False  # CLOSE was called: a FIN follows the queued data
         self._fin_seq: int | None = None
         self._syn_options = NO_OPTIONS
@@ -183,7 +183,7 @@ class Connection:
     def _init_send_sequence(self, iss: int) -> None:
         tcb = self.tcb
         tcb.iss = tcb.snd_una = tcb.snd_nxt = tcb.snd_max = self._snd_sml = iss
-        self._snd_buf_seq = seq_add(iss, 1)
+        self.send_buffer.seq = seq_add(iss, 1)
 
     def _apply_peer_syn_options(self, options: TcpOptions) -> None:
         tcb = self.tcb
@@ -244,11 +244,11 @@ class Connection:
 
     @property
     def send_space(self) -> int:
-        return max(0, self.config.send_buffer - len(self._snd_buf))
+        return max(0, self.config.send_buffer - len(self.send_buffer))
 
     @property
     def send_queue_bytes(self) -> int:
-        return len(self._snd_buf)
+        return len(self.send_buffer)
 
     @property
     def recv_queue_bytes(self) -> int:
@@ -261,56 +261,23 @@ class Connection:
 
     def send(self, data: bytes, now: float) -> int:
         """SEND (§3.10.2): queue up to send_space bytes; returns how many were taken."""
-        if self.state in (State.CLOSED, State.LISTEN) or self.finished:
-            raise LocalProtocolError("connection does not exist")
-        if self._fin_queued:
-            raise LocalProtocolError("connection closing")
-        n = min(len(data), self.send_space)
-        if n:
-            self._snd_buf += data[:n] if n < len(data) else data
-        if n < len(data):
-            self._send_space_wanted = True
-        return n
+        return user_calls.send(self, data, now)
 
     def read(self, max_bytes: int = -1) -> bytes:
-        """RECEIVE (§3.10.3): take in-order bytes; may queue a window update (§3.8.6.2.2)."""
-        buf = self._rcv_buf
-        if max_bytes < 0 or max_bytes >= len(buf):
-            data = bytes(buf)
-            buf.clear()
-        else:
-            data = bytes(buf[:max_bytes])
-            del buf[:max_bytes]
-        if data and self.state.synchronized and self.state is not State.TIME_WAIT:
-            self._maybe_window_update()
-        return data
+        """RECEIVE (§3.10.3): take up to max_bytes in-order bytes (all with -1)."""
+        return user_calls.receive(self, max_bytes)
 
     def close(self, now: float) -> None:
         """CLOSE (§3.10.4): a FIN follows the queued data; receiving goes on (half-close)."""
-        s = self.state
-        self._orphaned = True
-        if s in (State.LISTEN, State.SYN_SENT):
-            self.enter(State.CLOSED, "close", now)
-        elif s in (State.SYN_RECEIVED, State.ESTABLISHED):
-            self._fin_queued = True
-            self.enter(State.FIN_WAIT_1, "close", now)
-        elif s is State.CLOSE_WAIT:
-            self._fin_queued = True
-            self.enter(State.LAST_ACK, "close", now)
-        elif s is State.CLOSED:
-            raise LocalProtocolError("connection does not exist")
-        else:
-            raise LocalProtocolError("connection closing")
+        user_calls.close(self, now)
+
+    def detach(self, now: float) -> None:
+        """The application dropped the connection: FIN_WAIT_2 is then bounded by config.fin_timeout."""
+        user_calls.detach(self, now)
 
     def abort(self, now: float) -> None:
-        """ABORT (§3.10.5): send RST in synchronized states and SYN-RECEIVED, then CLOSED."""
-        if self.state is State.CLOSED:
-            return
-        if self.state.synchronized or self.state is State.SYN_RECEIVED:
-            if self.state is not State.TIME_WAIT:
-                self._emit_rst(self.tcb.snd_max)
-        self._snd_buf.clear()
-        self.enter(State.CLOSED, "abort", now)
+        """ABORT (§3.10.5): RST if the peer has a TCB, discard queued data, CLOSED."""
+        user_calls.abort(self, now)
 
     # ------------------------------------------------------------------ outputs
 
@@ -425,13 +392,13 @@ class Connection:
         self.counters.loss_probes += 1
         unsent = self._unsent_bytes()
         if unsent > 0 and tcb.snd_wnd > seq_sub(tcb.snd_nxt, tcb.snd_una):
-            self._send_data_segment(seq_sub(tcb.snd_nxt, self._snd_buf_seq), min(unsent, tcb.snd_mss), False, now)
+            self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), min(unsent, tcb.snd_mss), False, now)
             return
         n = min(tcb.snd_mss, seq_sub(tcb.snd_max, tcb.snd_una))
         seq = seq_add(tcb.snd_max, -n)
-        offset = seq_sub(seq, self._snd_buf_seq)
-        flags = Flags.ACK | Flags.PSH if offset + n == len(self._snd_buf) else Flags.ACK  # as first sent
-        self._emit(flags, seq, bytes(self._snd_buf[offset : offset + n]))
+        offset = self.send_buffer.offset(seq)
+        flags = Flags.ACK | Flags.PSH if offset + n == len(self.send_buffer) else Flags.ACK  # as first sent
+        self._emit(flags, seq, self.send_buffer.take(offset, n))
         self.counters.retrans_segs += 1
         self._rtt_seq = None
 
@@ -443,7 +410,7 @@ class Connection:
             return
         if tcb.snd_wnd > 0:  # a window too small for SWS avoidance: the override timeout fired
             n = min(tcb.snd_wnd, tcb.snd_mss, unsent)
-            self._send_data_segment(seq_sub(tcb.snd_nxt, self._snd_buf_seq), n, False, now)
+            self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), n, False, now)
             return
         self._emit(Flags.ACK, seq_add(tcb.snd_una, -1))
         self._persist_backoff += 1
@@ -455,7 +422,7 @@ class Connection:
     # ------------------------------------------------------------------ output path
 
     def _unsent_bytes(self) -> int:
-        return len(self._snd_buf) - seq_sub(self.tcb.snd_nxt, self._snd_buf_seq)
+        return len(self.send_buffer) - self.send_buffer.offset(self.tcb.snd_nxt)
 
     def _send_syn(self, now: float, retransmit: bool = False) -> None:
         tcb = self.tcb
@@ -479,9 +446,9 @@ class Connection:
         """Send what the windows allow (RFC 5681 cwnd, peer's window), with Nagle and SWS avoidance."""
         tcb = self.tcb
         mss = tcb.snd_mss
-        buf = self._snd_buf
+        buf = self.send_buffer
         while True:
-            offset = seq_sub(tcb.snd_nxt, self._snd_buf_seq)
+            offset = buf.offset(tcb.snd_nxt)
             unsent = len(buf) - offset
             flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
             window = min(self.cc.cwnd + self._limited_transmit * mss, tcb.snd_wnd)
@@ -504,7 +471,7 @@ class Connection:
             fin = self._fin_queued and n == unsent
             self._send_data_segment(offset, n, fin, now)
         if self._fin_queued and self._unsent_bytes() == 0 and not self._fin_in_flight():
-            self._send_data_segment(seq_sub(tcb.snd_nxt, self._snd_buf_seq), 0, True, now)
+            self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), 0, True, now)
         # data waiting, nothing in flight, the peer's window too small: probe it (§3.8.6.1)
         if self._unsent_bytes() > 0 and tcb.snd_nxt == tcb.snd_una:
             if not self.timers.running(timers.PERSIST):
@@ -519,9 +486,9 @@ class Connection:
     def _send_data_segment(self, offset: int, n: int, fin: bool, now: float) -> None:
         tcb = self.tcb
         seq = tcb.snd_nxt
-        payload = bytes(self._snd_buf[offset : offset + n]) if n else b""
+        payload = self.send_buffer.take(offset, n) if n else b""
         flags = Flags.ACK
-        if n and offset + n == len(self._snd_buf):
+        if n and offset + n == len(self.send_buffer):
             flags |= Flags.PSH
         if fin:
             flags |= Flags.FIN
@@ -543,13 +510,13 @@ class Connection:
     def _retransmit_first(self, now: float) -> None:
         """Fast retransmit (RFC 5681 §3.2 step 4): resend the segment at SND.UNA only."""
         tcb = self.tcb
-        offset = seq_sub(tcb.snd_una, self._snd_buf_seq)
-        n = min(tcb.snd_mss, len(self._snd_buf) - offset)
-        fin = self._fin_seq is not None and offset + n == len(self._snd_buf)
+        offset = self.send_buffer.offset(tcb.snd_una)
+        n = min(tcb.snd_mss, len(self.send_buffer) - offset)
+        fin = self._fin_seq is not None and offset + n == len(self.send_buffer)
         if n <= 0 and not fin:
             return
         flags = Flags.ACK | (Flags.FIN if fin else 0)
-        self._emit(flags, tcb.snd_una, bytes(self._snd_buf[offset : offset + n]))
+        self._emit(flags, tcb.snd_una, self.send_buffer.take(offset, n))
         self.counters.retrans_segs += 1
         self._rtt_seq = None
 
@@ -607,8 +574,8 @@ class Connection:
             n = min(tcb.snd_mss, seq_sub(hole_end, seq))
             last = self._hole_sent_at.get(seq)
             if last is None or now - last > again_after:
-                offset = seq_sub(seq, self._snd_buf_seq)
-                self._emit(Flags.ACK, seq, bytes(self._snd_buf[offset : offset + n]))
+                offset = self.send_buffer.offset(seq)
+                self._emit(Flags.ACK, seq, self.send_buffer.take(offset, n))
                 self.counters.retrans_segs += 1
                 self._hole_sent_at[seq] = now
                 sent += 1
@@ -714,7 +681,7 @@ class Connection:
 
     def _on_reset(self, refused: bool, now: float, reason: str) -> None:
         self._events.append(Reset(refused=refused))
-        self._snd_buf.clear()
+        self.send_buffer.clear()
         self.enter(State.CLOSED, reason, now)
 
     def _on_ack_advanced(self, ack: int, now: float) -> None:
@@ -736,10 +703,7 @@ class Connection:
             self._prune_scoreboard()
         if seq_lt(tcb.snd_nxt, ack):
             tcb.snd_nxt = ack
-        data_acked = min(max(seq_sub(ack, self._snd_buf_seq), 0), len(self._snd_buf))
-        if data_acked:
-            del self._snd_buf[:data_acked]
-            self._snd_buf_seq = seq_add(self._snd_buf_seq, data_acked)
+        if self.send_buffer.ack(ack):
             if self._send_space_wanted:
                 self._send_space_wanted = False
                 self._events.append(SendSpace())
@@ -759,7 +723,7 @@ class Connection:
                     self._retransmit_holes(now, 2)
                 else:
                     self._retransmit_first(now)
-                self.cc.cwnd = max(self.cc.cwnd - acked + tcb.snd_mss, tcb.snd_mss)
+                self.cc.on_partial_ack(acked)
         else:
             self.cc.on_ack(acked, flight_before, None, now)
         self._dupacks = 0
@@ -784,7 +748,7 @@ class Connection:
         tcb = self.tcb
         self._dupacks += 1
         if self._recover is not None:
-            self.cc.cwnd += tcb.snd_mss  # inflate for each segment that left the network
+            self.cc.on_dup_ack()
             if self._sacked:
                 self._retransmit_holes(now, 1)
         elif self._loss_detected():

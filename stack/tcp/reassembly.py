@@ -2,67 +2,93 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 from stack.wire.seq import seq_add, seq_sub
 
 
 class Reassembly:
-    """Non-overlapping (offset-from-anchor, bytes) runs; duplicates and overlaps are stored once."""
+    """Disjoint runs of held bytes, sorted; duplicates and overlaps are stored once.
 
-    __slots__ = ("_runs", "fin_seq")
+    Runs are keyed by their distance from an anchor sequence number (RCV.NXT when the first run was
+    added), so they sort as plain ints across the 2**32 wrap. Each insert touches only the runs it
+    overlaps (bisect), and the byte count is kept, not summed.
+    """
+
+    __slots__ = ("_anchor", "_starts", "_runs", "bytes_held", "fin_seq")
 
     def __init__(self) -> None:
-        self._runs: list[tuple[int, bytes]] = []  # (seq, data), sorted by seq relative to rcv_nxt
+        self._anchor = 0
+        self._starts: list[int] = []  # run start offsets from _anchor, ascending
+        self._runs: list[bytes] = []  # run data, parallel to _starts
+        self.bytes_held = 0
         self.fin_seq: int | None = None  # sequence number of a FIN seen out of order
 
     def __len__(self) -> int:
         return len(self._runs)
 
-    @property
-    def bytes_held(self) -> int:
-        return sum(len(d) for _, d in self._runs)
-
     def add(self, rcv_nxt: int, seq: int, data: bytes) -> None:
         """Insert data starting at seq (> rcv_nxt); keeps only bytes not already held."""
-        start = seq_sub(seq, rcv_nxt)
+        if not data:
+            return
+        if not self._runs:
+            self._anchor = rcv_nxt
+        start = seq_sub(seq, self._anchor)
         end = start + len(data)
-        runs = [(seq_sub(s, rcv_nxt), d) for s, d in self._runs]
-        pieces: list[tuple[int, bytes]] = []
-        cursor = start
-        for s, d in runs:
-            e = s + len(d)
-            if e <= cursor or s >= end:
-                continue
-            if s > cursor:
-                pieces.append((cursor, data[cursor - start : s - start]))
-            cursor = max(cursor, e)
-        if cursor < end:
-            pieces.append((cursor, data[cursor - start :]))
-        merged = sorted(runs + pieces)
-        self._runs = [(seq_add(rcv_nxt, s), d) for s, d in merged]
+        starts, runs = self._starts, self._runs
+        # the runs that overlap or touch [start, end) are merged into one
+        lo = bisect_right(starts, start) - 1
+        if lo < 0 or starts[lo] + len(runs[lo]) < start:
+            lo += 1
+        hi = bisect_left(starts, end + 1)
+        if lo == hi:
+            starts.insert(lo, start)
+            runs.insert(lo, bytes(data))
+            self.bytes_held += len(data)
+            return
+        first_start = starts[lo]
+        last_end = starts[hi - 1] + len(runs[hi - 1])
+        new_start = min(start, first_start)
+        parts: list[bytes] = []
+        if start < first_start:
+            parts.append(data[: first_start - start])
+        cursor = first_start
+        for i in range(lo, hi):
+            s, run = starts[i], runs[i]
+            if s > cursor:  # the gap between two held runs is filled from the new data
+                parts.append(data[cursor - start : s - start])
+            parts.append(run)
+            cursor = s + len(run)
+        if end > last_end:
+            parts.append(data[last_end - start :])
+        merged = b"".join(parts)
+        self.bytes_held += len(merged) - sum(len(r) for r in runs[lo:hi])
+        starts[lo:hi] = [new_start]
+        runs[lo:hi] = [merged]
 
     def pop_ready(self, rcv_nxt: int) -> bytes:
         """Bytes now contiguous with rcv_nxt (trimming any overlap with what was already delivered)."""
-        out: list[bytes] = []
-        cursor = rcv_nxt
-        keep: list[tuple[int, bytes]] = []
-        for s, d in self._runs:
-            off = seq_sub(cursor, s)
-            if off >= len(d):
-                continue  # entirely old
-            if off >= 0:
-                out.append(d[off:])
-                cursor = seq_add(cursor, len(d) - off)
-            else:
-                keep.append((s, d))
-        self._runs = keep
-        return b"".join(out)
+        if not self._runs:
+            return b""
+        cursor = seq_sub(rcv_nxt, self._anchor)
+        starts, runs = self._starts, self._runs
+        out = b""
+        n = 0
+        while n < len(starts) and starts[n] <= cursor:
+            end = starts[n] + len(runs[n])
+            if end > cursor:
+                out = runs[n][cursor - starts[n] :]
+            n += 1  # runs are disjoint and not adjacent, so at most one reaches past the cursor
+        if n:
+            self.bytes_held -= sum(len(r) for r in runs[:n])
+            del starts[:n]
+            del runs[:n]
+        if cursor > 1 << 30:  # keep offsets far from the 2**31 limit of seq_sub on long transfers
+            self._anchor = rcv_nxt
+            self._starts = [s - cursor for s in starts]
+        return out
 
     def sack_blocks(self) -> list[tuple[int, int]]:
-        """Held runs as (left, right) edges, merged where adjacent (RFC 2018 §3)."""
-        blocks: list[list[int]] = []
-        for s, d in self._runs:
-            if blocks and blocks[-1][1] == s:
-                blocks[-1][1] = seq_add(s, len(d))
-            else:
-                blocks.append([s, seq_add(s, len(d))])
-        return [(a, b) for a, b in blocks]
+        """Held runs as (left, right) edges (RFC 2018 §3); adjacent runs are already merged."""
+        a = self._anchor
+        return [(seq_add(a, s), seq_add(a, s + len(r))) for s, r in zip(self._starts, self._runs, strict=True)]

@@ -97,15 +97,14 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
 
     # first: sequence number
     if not _acceptable(conn, seq, seg_len):
-        if not flags & Flags.RST:
-            conn.counters.out_of_window += 1
+        if seq == tcb.rcv_nxt and seq_sub(tcb.rcv_adv, tcb.rcv_nxt) <= 0:
+            # zero window: still take valid ACKs, URGs and RSTs (§3.10.7.4 first check) and, as Linux,
+            # a bare FIN; the text is trimmed away below and the ACK we owe repeats the closed window
             conn._ack_now = True
-            if seg_len and conn.sack_ok and seq_le(seq_add(seq, seg_len), tcb.rcv_nxt):
-                conn.dsack = (seq, seq_add(seq, seg_len))  # report the duplicate (RFC 2883 §4)
-            if conn.state is State.TIME_WAIT and flags & Flags.FIN:
-                # a retransmitted FIN: re-ACK it and restart 2*MSL (§3.10.7.4 eighth check)
-                conn.timers.start(timers.TIME_WAIT, now + 2 * conn.config.msl)
-        return
+        else:
+            if not flags & Flags.RST:
+                _answer_unacceptable(conn, seg, now)
+            return
 
     # RFC 7323 §4.3: remember the timestamp of a segment at or before the left edge of the window
     if conn.ts_ok and ts is not None and seq_le(seq, tcb.rcv_nxt) and seq_ge(ts[0], conn.ts_recent):
@@ -148,6 +147,19 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     # after the FIN check, so that FIN together with the ACK of our FIN goes straight to TIME-WAIT
     if conn.state is State.FIN_WAIT_1 and conn.fin_acked:
         conn.enter(State.FIN_WAIT_2, "ACK of FIN", now)
+
+
+def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:
+    """An unacceptable segment is answered by an ACK and dropped (§3.10.7.4 first check)."""
+    tcb = conn.tcb
+    conn.counters.out_of_window += 1
+    conn._ack_now = True
+    end = seq_add(seg.seq, seg.seg_len)
+    if seg.seg_len and conn.sack_ok and seq_le(end, tcb.rcv_nxt):
+        conn.dsack = (seg.seq, end)  # report the duplicate (RFC 2883 §4)
+    if conn.state is State.TIME_WAIT and seg.flags & Flags.FIN:
+        # a retransmitted FIN: re-ACK it and restart 2*MSL (§3.10.7.4 eighth check)
+        conn.timers.start(timers.TIME_WAIT, now + 2 * conn.config.msl)
 
 
 def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:

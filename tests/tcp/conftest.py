@@ -32,11 +32,29 @@ def flags_of(text: str) -> Flags:
     return f
 
 
+TEMPLATE = Segment(REMOTE[1], LOCAL[1], 0, 0, Flags.ACK, 65535)  # what seg() fills unspecified fields from
+
+
 def seg(
-    flags: str, seq: int, ack: int = 0, data: bytes = b"", win: int = 65535, options: TcpOptions = NO_OPTIONS
+    flags: str,
+    seq: int,
+    ack: int = 0,
+    data: bytes = b"",
+    win: int = TEMPLATE.window,
+    options: TcpOptions = NO_OPTIONS,
+    urgent: int = 0,
 ) -> Segment:
-    """A segment arriving at the stack from REMOTE."""
-    return Segment(REMOTE[1], LOCAL[1], seq, ack, flags_of(flags), win, data, options)
+    """A segment arriving at the stack from REMOTE (sequence numbers taken modulo 2**32)."""
+    return replace(
+        TEMPLATE,
+        seq=seq & 0xFFFFFFFF,
+        ack=ack & 0xFFFFFFFF,
+        flags=flags_of(flags),
+        window=win,
+        payload=data,
+        options=options,
+        urgent=urgent,
+    )
 
 
 def brief(s: Segment) -> tuple[str, int, int, bytes]:
@@ -54,46 +72,55 @@ def events(conn: Connection) -> list[str]:
     return out
 
 
+_iss = [ISS]  # what the patched ISN generator hands out next
+
+
 @pytest.fixture(autouse=True)
 def fixed_iss(monkeypatch):
-    monkeypatch.setattr(connection_module, "initial_sequence_number", lambda *args: ISS)
+    _iss[0] = ISS
+    monkeypatch.setattr(connection_module, "initial_sequence_number", lambda *args: _iss[0])
 
 
-def _syn_received(config: TcpConfig) -> Connection:
-    c = Connection.from_syn(config, LOCAL, REMOTE, seg("S", IRS, options=TcpOptions(mss=1460)), 0.0)
+def _syn_received(config: TcpConfig, iss: int, irs: int) -> Connection:
+    _iss[0] = iss
+    c = Connection.from_syn(config, LOCAL, REMOTE, seg("S", irs, options=TcpOptions(mss=1460)), 0.0)
     c.segments_to_send(0.0)
     return c
 
 
-def _established(config: TcpConfig) -> Connection:
-    c = _syn_received(config)
-    c.receive_segment(seg(".", IRS + 1, ISS + 1), 0.0)
+def _established(config: TcpConfig, iss: int, irs: int) -> Connection:
+    c = _syn_received(config, iss, irs)
+    c.receive_segment(seg(".", irs + 1, iss + 1), 0.0)
     c.segments_to_send(0.0)
     events(c)
     return c
 
 
-def _build(state: State, config: TcpConfig) -> Connection:
+def _build(state: State, config: TcpConfig, iss: int = ISS, irs: int = IRS) -> Connection:
+    """A connection driven into `state` by real segments (passive open, then closes), at time 0."""
+    iss &= 0xFFFFFFFF
+    irs &= 0xFFFFFFFF
     if state is State.SYN_SENT:
+        _iss[0] = iss
         c = Connection.connect(config, LOCAL, REMOTE, 0.0)
         c.segments_to_send(0.0)
         return c
     if state is State.SYN_RECEIVED:
-        return _syn_received(config)
-    c = _established(config)
+        return _syn_received(config, iss, irs)
+    c = _established(config, iss, irs)
     if state is State.ESTABLISHED:
         return c
     if state in (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.TIME_WAIT):
         c.close(0.0)
-        c.segments_to_send(0.0)  # our FIN, seq ISS+1
+        c.segments_to_send(0.0)  # our FIN, seq iss+1
         if state is State.FIN_WAIT_2 or state is State.TIME_WAIT:
-            c.receive_segment(seg(".", IRS + 1, ISS + 2), 0.0)
+            c.receive_segment(seg(".", irs + 1, iss + 2), 0.0)
         if state is State.CLOSING:
-            c.receive_segment(seg("F.", IRS + 1, ISS + 1), 0.0)
+            c.receive_segment(seg("F.", irs + 1, iss + 1), 0.0)
         if state is State.TIME_WAIT:
-            c.receive_segment(seg("F.", IRS + 1, ISS + 2), 0.0)
+            c.receive_segment(seg("F.", irs + 1, iss + 2), 0.0)
     elif state in (State.CLOSE_WAIT, State.LAST_ACK):
-        c.receive_segment(seg("F.", IRS + 1, ISS + 1), 0.0)
+        c.receive_segment(seg("F.", irs + 1, iss + 1), 0.0)
         if state is State.LAST_ACK:
             c.segments_to_send(0.0)
             c.close(0.0)
@@ -105,9 +132,9 @@ def _build(state: State, config: TcpConfig) -> Connection:
 
 @pytest.fixture
 def conn_in():
-    """conn_in(State.X, **config_changes) -> a connection in state X with ISS=1000, IRS=5000 at time 0."""
+    """conn_in(State.X, iss=1000, irs=5000, **config_changes) -> a connection in state X at time 0."""
 
-    def make(state: State, **changes) -> Connection:
-        return _build(state, replace(CONFIG, **changes))
+    def make(state: State, iss: int = ISS, irs: int = IRS, **changes) -> Connection:
+        return _build(state, replace(CONFIG, **changes), iss, irs)
 
     return make

@@ -226,3 +226,65 @@ def test_established_challenge_acks_rate_limited_per_second(conn_in):
     assert acks == 2
     c.receive_segment(seg("S", IRS + 1), 1.6)
     assert len(sent(c, 1.6)) == 1  # a new second, a new allowance
+
+
+def test_established_zero_window_data_at_rcv_nxt_ack_still_processed(conn_in):
+    """§3.10.7.4 first check: with RCV.WND = 0 the text is not accepted, but a valid ACK is."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=1460)
+    c.tcb.rcv_adv = IRS + 1 + 1460
+    c.send(b"q" * 100, 0.0)
+    c.segments_to_send(0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"x" * 1460), 0.0)
+    c.handle_timer(0.04)
+    (ack,) = c.segments_to_send(0.04)
+    assert (ack.ack, ack.window) == (IRS + 1461, 0)
+    c.receive_segment(seg("P.", IRS + 1461, ISS + 101, b"more"), 0.1)
+    assert c.tcb.snd_una == ISS + 101  # the ACK was taken
+    assert c.recv_queue_bytes == 1460  # the text was not
+    (ack,) = c.segments_to_send(0.1)
+    assert (ack.ack, ack.window) == (IRS + 1461, 0)
+
+
+def test_established_zero_window_probe_answered_with_ack(conn_in):
+    """§3.8.6.1: a probe (SEG.SEQ = RCV.NXT - 1) against a zero window draws an ACK with the window."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=1460)
+    c.tcb.rcv_adv = IRS + 1 + 1460
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"x" * 1460), 0.0)
+    c.segments_to_send(0.0)
+    c.receive_segment(seg(".", IRS + 1460, ISS + 1), 1.0)
+    (ack,) = c.segments_to_send(1.0)
+    assert (ack.ack, ack.window) == (IRS + 1461, 0)
+
+
+def test_established_bare_fin_at_zero_window_accepted(conn_in):
+    """A FIN needs no buffer space: accepted at RCV.NXT even with a zero window (as Linux)."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=1460)
+    c.tcb.rcv_adv = IRS + 1 + 1460
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"x" * 1460), 0.0)
+    c.receive_segment(seg("F.", IRS + 1461, ISS + 1), 0.1)
+    assert c.state is State.CLOSE_WAIT
+
+
+def test_established_window_update_needs_newer_segment(conn_in):
+    """§3.10.7.4 fifth check: SND.WND changes only if SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK)."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=3000), 0.0)
+    assert c.tcb.snd_wnd == 3000
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=1000), 0.0)  # same SEQ and ACK: still newer-or-equal
+    assert c.tcb.snd_wnd == 1000
+    c.receive_segment(seg("P.", IRS + 1, ISS + 1, b"abc", win=2000), 0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=9000), 0.0)  # older SEQ than the last update
+    assert (c.tcb.snd_wnd, c.tcb.snd_wl1) == (2000, IRS + 1)
+
+
+def test_established_data_delivered_across_sequence_wrap(conn_in):
+    """§3.4: sequence numbers are modulo 2**32; data crossing the wrap is delivered in order."""
+    c = conn_in(State.ESTABLISHED, iss=2**32 - 3, irs=2**32 - 2)
+    c.receive_segment(seg("P.", 2**32 + 2, 2**32 - 2, b"world"), 0.0)
+    c.receive_segment(seg("P.", 2**32 - 1, 2**32 - 2, b"hel"), 0.0)
+    assert c.read() == b"helworld"
+    assert c.tcb.rcv_nxt == 7
+    c.send(b"abcdef", 0.0)
+    assert [s.seq for s in c.segments_to_send(0.0)] == [2**32 - 2]
+    c.receive_segment(seg(".", 8, 4), 0.1)
+    assert c.tcb.snd_una == 4 and c.send_queue_bytes == 0

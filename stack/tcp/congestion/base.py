@@ -15,6 +15,12 @@ class CongestionController(Protocol):
     def on_congestion_event(self, flight_size: int, now: float) -> None:
         """Loss detected by duplicate ACKs: set ssthresh and cwnd for fast recovery (RFC 5681 §3.2)."""
 
+    def on_dup_ack(self) -> None:
+        """A duplicate ACK during fast recovery: a segment left the network (RFC 5681 §3.2 step 5)."""
+
+    def on_partial_ack(self, bytes_acked: int) -> None:
+        """An ACK that advances SND.UNA but ends below `recover` (RFC 6582 §3.2 step 4)."""
+
     def on_recovery_exit(self) -> None:
         """Fast recovery ended by a full ACK (RFC 6582 §3.2 step 3)."""
 

@@ -1,4 +1,5 @@
-"""Reno congestion control: slow start and congestion avoidance (RFC 5681 §3.1)."""
+"""Reno congestion control: slow start, congestion avoidance (RFC 5681 §3.1) and the window arithmetic
+of NewReno fast recovery (RFC 6582 §3.2). Which segments to resend is the connection's business."""
 
 from __future__ import annotations
 
@@ -23,8 +24,15 @@ class Reno:
         self.ssthresh = max(flight_size // 2, 2 * self.mss)  # RFC 5681 eq. 4
         self.cwnd = self.ssthresh + 3 * self.mss
 
+    def on_dup_ack(self) -> None:
+        self.cwnd += self.mss  # inflate by the segment that left the network
+
+    def on_partial_ack(self, bytes_acked: int) -> None:
+        # deflate by the amount acknowledged, add back one MSS (RFC 6582 §3.2 step 4)
+        self.cwnd = max(self.cwnd - bytes_acked + self.mss, self.mss)
+
     def on_recovery_exit(self) -> None:
-        self.cwnd = self.ssthresh
+        self.cwnd = self.ssthresh  # RFC 6582 §3.2 step 3, "full ACK" option (1)
 
     def on_rto(self, flight_size: int, now: float) -> None:
         self.ssthresh = max(flight_size // 2, 2 * self.mss)

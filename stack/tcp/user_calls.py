@@ -1,0 +1,84 @@
+"""The user calls SEND, RECEIVE, CLOSE and ABORT (RFC 9293 §3.10.2-5), per state.
+
+OPEN (§3.10.1) is `Connection.connect` / `Connection.from_syn`. Calls the current state does not allow
+raise LocalProtocolError with the RFC's wording; they never change the connection.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stack.tcp import timers
+from stack.tcp.errors import LocalProtocolError
+from stack.tcp.state import State
+
+if TYPE_CHECKING:
+    from stack.tcp.connection import Connection
+
+# ABORT sends a RST only where the peer holds a TCB for us (§3.10.5; Linux tcp_need_reset)
+_ABORT_SENDS_RST = (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT)
+
+
+def send(conn: Connection, data: bytes, now: float) -> int:
+    """SEND (§3.10.2): queue up to send_space bytes; returns how many were taken.
+
+    In SYN_SENT and SYN_RECEIVED the data waits for ESTABLISHED; after CLOSE it is an error."""
+    state = conn.state
+    if state in (State.CLOSED, State.LISTEN) or conn.finished:
+        raise LocalProtocolError("connection does not exist")
+    if conn._fin_queued or state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT):
+        raise LocalProtocolError("connection closing")
+    n = conn.send_buffer.append(data, conn.send_space)
+    if n < len(data):
+        conn._send_space_wanted = True  # report SendSpace when an ACK frees room
+    return n
+
+
+def receive(conn: Connection, max_bytes: int) -> bytes:
+    """RECEIVE (§3.10.3): take in-order bytes; may queue a window update (§3.8.6.2.2)."""
+    buf = conn._rcv_buf
+    if max_bytes < 0 or max_bytes >= len(buf):
+        data = bytes(buf)
+        buf.clear()
+    else:
+        data = bytes(memoryview(buf)[:max_bytes])
+        del buf[:max_bytes]  # bytearray drops a prefix without moving the rest
+    if data and conn.state.synchronized and conn.state is not State.TIME_WAIT:
+        conn._maybe_window_update()
+    return data
+
+
+def close(conn: Connection, now: float) -> None:
+    """CLOSE (§3.10.4): a FIN follows the queued data; receiving goes on (half-close)."""
+    state = conn.state
+    if state in (State.LISTEN, State.SYN_SENT):
+        conn.send_buffer.clear()
+        conn.enter(State.CLOSED, "close", now)
+    elif state in (State.SYN_RECEIVED, State.ESTABLISHED):
+        conn._fin_queued = True
+        conn.enter(State.FIN_WAIT_1, "close", now)
+    elif state is State.CLOSE_WAIT:
+        conn._fin_queued = True
+        conn.enter(State.LAST_ACK, "close", now)
+    elif state is State.CLOSED:
+        raise LocalProtocolError("connection does not exist")
+    else:
+        raise LocalProtocolError("connection closing")
+
+
+def detach(conn: Connection, now: float) -> None:
+    """The application let go of the connection (Linux close() of the socket): it is an orphan now,
+    so a FIN_WAIT_2 waiting for the peer's FIN is bounded by config.fin_timeout (Linux tcp_fin_timeout)."""
+    conn._orphaned = True
+    if conn.state is State.FIN_WAIT_2:
+        conn.timers.start_if_idle(timers.FIN_WAIT_2, now + conn.config.fin_timeout)
+
+
+def abort(conn: Connection, now: float) -> None:
+    """ABORT (§3.10.5): RST where the peer has a TCB, drop all queued data, enter CLOSED."""
+    if conn.state is State.CLOSED:
+        return
+    if conn.state in _ABORT_SENDS_RST:
+        conn._emit_rst(conn.tcb.snd_max)
+    conn.send_buffer.clear()
+    conn.enter(State.CLOSED, "abort", now)

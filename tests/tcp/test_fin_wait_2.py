@@ -1,0 +1,46 @@
+"""FIN_WAIT_2: our FIN is acknowledged; waiting for the peer's (RFC 9293 §3.6)."""
+
+from stack.tcp.state import State
+from tests.tcp.conftest import IRS, ISS, events, seg, sent
+
+
+def test_fin_wait_2_fin_enters_time_wait_and_acks(conn_in):
+    c = conn_in(State.FIN_WAIT_2)
+    c.receive_segment(seg("F.", IRS + 1, ISS + 2), 0.1)
+    assert c.state is State.TIME_WAIT
+    assert sent(c, 0.1) == [(".", ISS + 2, IRS + 2, b"")]
+
+
+def test_fin_wait_2_detached_times_out_after_fin_timeout(conn_in):
+    """Like Linux tcp_fin_timeout: an orphaned FIN-WAIT-2 does not wait forever for the peer's FIN."""
+    c = conn_in(State.FIN_WAIT_2, fin_timeout=5.0)
+    c.detach(1.0)
+    assert c.running_timer(1.0) == ("timewait", 5.0)
+    c.handle_timer(6.0)
+    assert c.state is State.CLOSED
+    assert events(c) == ["Closed"]
+
+
+def test_fin_wait_2_half_closed_waits_without_timer(conn_in):
+    """RFC 9293 §3.6: after CLOSE alone (half-close) the peer may go on sending for as long as it likes."""
+    c = conn_in(State.FIN_WAIT_2, fin_timeout=5.0)
+    assert c.next_deadline() is None and c.running_timer(0.0) is None
+    c.receive_segment(seg("P.", IRS + 1, ISS + 2, b"late data"), 100.0)
+    assert c.read() == b"late data" and c.state is State.FIN_WAIT_2
+
+
+def test_fin_wait_2_detach_before_fin_acked_starts_timer_on_entry(conn_in):
+    """The orphan timer starts when FIN-WAIT-2 is entered, if the application let go earlier."""
+    c = conn_in(State.FIN_WAIT_1, fin_timeout=5.0)
+    c.detach(0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 2), 2.0)
+    assert c.state is State.FIN_WAIT_2
+    assert c.next_deadline() == 7.0
+
+
+def test_fin_wait_2_rst_in_window_resets(conn_in):
+    """§3.10.7.4 second check: an exact RST in FIN-WAIT-2 -> reset, CLOSED."""
+    c = conn_in(State.FIN_WAIT_2)
+    c.receive_segment(seg("R", IRS + 1), 0.5)
+    assert c.state is State.CLOSED
+    assert events(c) == ["Reset", "Closed"]

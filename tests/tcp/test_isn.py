@@ -1,0 +1,22 @@
+"""RFC 6528 initial sequence numbers: ISN = M + F(4-tuple, secret), M a 4-microsecond clock."""
+
+from stack.tcp.isn import initial_sequence_number
+
+A = (0x0A000001, 40000)
+B = (0x0A000002, 80)
+
+
+def test_isn_same_tuple_advances_with_the_4_microsecond_clock():
+    """RFC 6528 §3: M is incremented every 4 microseconds, so one second adds 250000."""
+    first = initial_sequence_number(A, B, 10.0)
+    assert (initial_sequence_number(A, B, 11.0) - first) % 2**32 == 250_000
+
+
+def test_isn_different_tuples_get_unrelated_offsets():
+    """RFC 6528 §3: F hashes the 4-tuple, so another connection's ISN reveals nothing about ours."""
+    isns = {initial_sequence_number(A, (B[0], port), 0.0) for port in range(80, 90)}
+    assert len(isns) == 10
+
+
+def test_isn_fits_in_32_bits():
+    assert 0 <= initial_sequence_number(A, B, 1e9) < 2**32

@@ -1,0 +1,54 @@
+"""TIME_WAIT: 2*MSL before the connection's sequence space may be reused (RFC 9293 §3.4.2, §3.6)."""
+
+import pytest
+
+from stack.tcp.errors import LocalProtocolError
+from stack.tcp.state import State
+from tests.tcp.conftest import IRS, ISS, seg, sent
+
+
+def test_time_wait_lasts_2msl(conn_in):
+    """§3.4.2: TIME-WAIT holds the TCB for 2*MSL (MSL = 1 s in these tests)."""
+    c = conn_in(State.TIME_WAIT)
+    assert c.next_deadline() == 2.0
+    assert c.running_timer(0.5) == ("timewait", 1.5)
+    c.handle_timer(1.99)
+    assert c.state is State.TIME_WAIT
+    c.handle_timer(2.0)
+    assert c.state is State.CLOSED
+
+
+def test_time_wait_retransmitted_fin_reacked_and_timer_restarts(conn_in):
+    """§3.10.7.4 eighth check: a retransmitted FIN is acknowledged and 2*MSL restarts."""
+    c = conn_in(State.TIME_WAIT)
+    c.receive_segment(seg("F.", IRS + 1, ISS + 2), 1.5)
+    assert sent(c, 1.5) == [(".", ISS + 2, IRS + 2, b"")]
+    assert c.next_deadline() == 3.5
+
+
+def test_time_wait_rst_closes(conn_in):
+    c = conn_in(State.TIME_WAIT)
+    c.receive_segment(seg("R", IRS + 2), 0.5)
+    assert c.state is State.CLOSED
+
+
+def test_time_wait_abort_closes_without_rst(conn_in):
+    """§3.10.5: ABORT in TIME-WAIT responds "ok" and deletes the TCB."""
+    c = conn_in(State.TIME_WAIT)
+    c.abort(0.5)
+    assert sent(c, 0.5) == [] and c.state is State.CLOSED
+
+
+def test_time_wait_data_segment_answered_by_ack(conn_in):
+    """§3.10.7.4 first check: an old segment is unacceptable and is answered by an ACK."""
+    c = conn_in(State.TIME_WAIT)
+    c.receive_segment(seg("P.", IRS, ISS + 2, b"o"), 0.5)  # a byte from before the FIN
+    assert sent(c, 0.5) == [(".", ISS + 2, IRS + 2, b"")]
+    assert c.read() == b""
+
+
+def test_time_wait_close_raises_local_protocol_error(conn_in):
+    """§3.10.4: CLOSE in TIME-WAIT -> "error: connection closing"."""
+    c = conn_in(State.TIME_WAIT)
+    with pytest.raises(LocalProtocolError, match="closing"):
+        c.close(0.5)
