@@ -28,6 +28,7 @@ from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, s
 Address = tuple[int, int]
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 _PERSIST_MAX = 60.0
+_MAX_QUICKACKS = 16  # Linux TCP_MAX_QUICKACKS
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,10 @@ class Connection:
         self._reasm = Reassembly()
         self._ack_now = False
         self._unacked_segments = 0
+        self._quickacks = 0  # ACKs still to send at once (Linux quickack mode)
+        self._delack_started = False  # the first data segment arrived
+        self._pingpong = False  # interactive: our data follows theirs, so ACKs wait to ride on it
+        self._last_data_rcv = 0.0
         self._peer_fin = False
         self.sack_ok = False  # both SYNs carried SACK-permitted (RFC 2018 §2)
         self.ts_ok = False  # both SYNs carried timestamps (RFC 7323 §3.2)
@@ -314,6 +319,7 @@ class Connection:
                 self._on_retransmit_timeout(now)
             elif name == timers.DELAYED_ACK:
                 self._ack_now = True
+                self._pingpong = False  # no data came to carry the ACK: leave ping-pong mode (as Linux)
             elif name == timers.PERSIST:
                 self._on_persist_timeout(now)
             elif name == timers.LOSS_PROBE:
@@ -498,8 +504,11 @@ class Connection:
             self._snd_sml = end
         if seq_lt(seq, tcb.snd_max):
             self.counters.retrans_segs += 1
-        elif self._rtt_seq is None:
-            self._rtt_seq, self._rtt_time = seq, now
+        else:
+            if self._rtt_seq is None:
+                self._rtt_seq, self._rtt_time = seq, now
+            if self._delack_started and now - self._last_data_rcv < self.config.delayed_ack:
+                self._pingpong = True  # we answer what just arrived (Linux tcp_event_data_sent)
         self._emit(flags, seq, payload)
         self._last_progress = now
         tcb.snd_nxt = end
@@ -599,6 +608,8 @@ class Connection:
         )
         self._ack_now = False
         self._unacked_segments = 0
+        if self._quickacks:
+            self._quickacks -= 1
         self.timers.stop(timers.DELAYED_ACK)
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
@@ -763,11 +774,21 @@ class Connection:
     def fin_acked(self) -> bool:
         return self._fin_seq is not None and seq_gt(self.tcb.snd_una, self._fin_seq)
 
-    def _schedule_ack(self, now: float, full_segment: bool) -> None:
-        """Delayed ACK (RFC 9293 §3.8.6.3): at least every second full-sized segment, else a timer."""
-        if full_segment:
+    def _schedule_ack(self, now: float, segment_len: int) -> None:
+        """Delayed ACK (RFC 9293 §3.8.6.3): at least every second full-sized segment, else a timer.
+
+        As Linux (tcp_event_data_recv), the first data of a connection, and data after an idle gap
+        longer than the RTO, start a quickack phase that ACKs every segment at once, so slow start
+        is not held back by the timer; an interactive (ping-pong) exchange delays ACKs to piggyback them.
+        """
+        if not self._delack_started or now - self._last_data_rcv > self.rto.rto:
+            self._delack_started = True
+            rcv_mss = min(max(DEFAULT_MSS, segment_len), self.config.mss)
+            self._quickacks = max(self._quickacks, min(max(self.tcb.rcv_wnd // (2 * rcv_mss), 2), _MAX_QUICKACKS))
+        self._last_data_rcv = now
+        if segment_len >= self.tcb.snd_mss:
             self._unacked_segments += 1
-        if self._unacked_segments >= 2:
+        if self._unacked_segments >= 2 or (self._quickacks and not self._pingpong):
             self._ack_now = True
         else:
             self.timers.start_if_idle(timers.DELAYED_ACK, now + self.config.delayed_ack)

@@ -29,8 +29,10 @@ class RtoEstimator:
         else:  # RFC 6298 (2.3): RTTVAR first, with the old SRTT
             self.rttvar = (1 - self.BETA) * self.rttvar + self.BETA * abs(self.srtt - r)
             self.srtt = (1 - self.ALPHA) * self.srtt + self.ALPHA * r
-        rto = self.srtt + max(self.CLOCK_GRANULARITY, self.K * self.rttvar)
-        self._base = min(max(rto, self.min_rto), self.max_rto)  # RFC 6298 (2.4), (2.5)
+        # RFC 6298 (2.3) adds max(G, K*RTTVAR); Linux (tcp_set_rto) adds max(K*RTTVAR, RTO min), so the
+        # minimum is a floor on the variance term, not on the whole RTO: RTO >= SRTT + 200 ms
+        rto = self.srtt + max(self.CLOCK_GRANULARITY, self.K * self.rttvar, self.min_rto)
+        self._base = min(rto, self.max_rto)  # RFC 6298 (2.5)
         self.backoff = 0
 
     def on_timeout(self) -> None:

@@ -243,7 +243,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             if had_holes:
                 conn._ack_now = True  # a hole was filled: ACK at once (RFC 5681 §4.2)
             else:
-                conn._schedule_ack(now, len(payload) >= tcb.snd_mss)
+                conn._schedule_ack(now, len(payload))
         elif payload:
             conn._reasm.add(tcb.rcv_nxt, seq, payload)
             conn._last_ooo_seq = seq

@@ -6,16 +6,42 @@ from tests.tcp.conftest import IRS, ISS, events, seg, sent
 MSS = 1460
 
 
-def test_established_in_order_data_delivered_and_ack_delayed(conn_in):
-    """§3.8.6.3: one segment is ACKed after the delayed-ACK timeout, not at once."""
+def test_established_first_data_acked_at_once(conn_in):
+    """§3.8.6.3 leaves the delay to us; as Linux (quickack), the connection's first data is ACKed at once."""
     c = conn_in(State.ESTABLISHED)
     c.receive_segment(seg("P.", IRS + 1, ISS + 1, b"hello"), 0.0)
     assert events(c) == ["DataAvailable"]
     assert c.read() == b"hello"
-    assert sent(c, 0.0) == []
-    assert c.next_deadline() == 0.04
+    assert sent(c, 0.0) == [(".", ISS + 1, IRS + 6, b"")]
+
+
+def test_established_interactive_exchange_ack_delayed(conn_in):
+    """§3.8.6.3: once we answer data at once (ping-pong), a lone segment's ACK waits for the timer."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("P.", IRS + 1, ISS + 1, b"hello"), 0.0)
+    c.read()
+    c.send(b"hi", 0.0)
+    assert sent(c, 0.0) == [("P.", ISS + 1, IRS + 6, b"hi")]
+    c.receive_segment(seg("P.", IRS + 6, ISS + 3, b"again"), 0.01)
+    assert sent(c, 0.01) == []
+    assert c.next_deadline() == 0.05
+    c.handle_timer(0.05)
+    assert sent(c, 0.05) == [(".", ISS + 3, IRS + 11, b"")]
+
+
+def test_established_data_after_idle_gap_acked_at_once(conn_in):
+    """As Linux: data after an idle gap longer than the RTO starts a new quickack phase."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=2000)  # a window for two quick ACKs only
+    acks = []
+    for i in range(3):
+        c.receive_segment(seg("P.", IRS + 1 + 5 * i, ISS + 1, b"hello"), 0.0)
+        c.read()
+        acks += sent(c, 0.0)
+    assert acks == [(".", ISS + 1, IRS + 6, b""), (".", ISS + 1, IRS + 11, b"")]  # the third waits
     c.handle_timer(0.04)
-    assert sent(c, 0.04) == [(".", ISS + 1, IRS + 6, b"")]
+    assert sent(c, 0.04) == [(".", ISS + 1, IRS + 16, b"")]
+    c.receive_segment(seg("P.", IRS + 16, ISS + 1, b"again"), 10.0)
+    assert sent(c, 10.0) == [(".", ISS + 1, IRS + 21, b"")]
 
 
 def test_established_second_full_segment_acked_at_once(conn_in):

@@ -8,7 +8,7 @@ from tests.tcp.conftest import IRS, ISS, events, seg, sent
 
 
 def test_rto_first_sample_sets_srtt_and_rttvar():
-    """RFC 6298 (2.2): SRTT = R, RTTVAR = R/2, RTO = SRTT + max(G, 4*RTTVAR), at least min_rto."""
+    """RFC 6298 (2.2): SRTT = R, RTTVAR = R/2, RTO = SRTT + max(G, 4*RTTVAR, min_rto) (Linux's floor)."""
     r = RtoEstimator(1.0, 0.2, 120.0)
     r.on_sample(0.1)
     assert (r.srtt, r.rttvar) == (0.1, 0.05)
@@ -24,10 +24,11 @@ def test_rto_later_samples_smooth():
     assert r.srtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.3)
 
 
-def test_rto_never_below_min_nor_above_max():
+def test_rto_variance_term_at_least_min_rto_and_rto_never_above_max():
+    """As Linux (tcp_set_rto): RTO = SRTT + max(4*RTTVAR, min_rto); RFC 6298 (2.5) caps it."""
     r = RtoEstimator(1.0, 0.2, 5.0)
     r.on_sample(0.001)
-    assert r.rto == 0.2
+    assert r.rto == pytest.approx(0.201)
     for _ in range(10):
         r.on_timeout()
     assert r.rto == 5.0
