@@ -529,9 +529,10 @@ class Connection:
         self.counters.retrans_segs += 1
         self._rtt_seq = None
 
-    def update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> None:
-        """Record SACKed ranges (RFC 2018 §4) that lie between SND.UNA and SND.MAX."""
+    def update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
+        """Record SACKed ranges (RFC 2018 §4) that lie between SND.UNA and SND.MAX; True if any is new."""
         tcb = self.tcb
+        before = self._sacked_bytes()
         ranges = self._sacked
         for left, right in blocks:
             if not seq_lt(left, right) or seq_le(right, tcb.snd_una) or seq_gt(right, tcb.snd_max):
@@ -550,6 +551,7 @@ class Connection:
                 else:
                     merged.append((left, right))
             self._sacked = merged
+        return self._sacked_bytes() > before
 
     def _prune_scoreboard(self) -> None:
         una = self.tcb.snd_una

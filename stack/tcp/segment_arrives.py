@@ -185,16 +185,19 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         # RFC 5961 §5.2: an ACK older than SND.UNA - MAX.SND.WND is a blind injection attempt
         conn.challenge_ack(now)
         return False
+    newly_sacked = False
     if conn.sack_ok and seg.options.sack_blocks:
-        conn.update_scoreboard(seg.options.sack_blocks)
+        newly_sacked = conn.update_scoreboard(seg.options.sack_blocks)
     if seq_lt(ack, tcb.snd_una):
         pass  # old duplicate: ignore the ACK, keep processing the text
     elif ack == tcb.snd_una:
         window = seg.window << tcb.snd_wscale
+        # RFC 5681 §2 wants the window unchanged; RFC 6675 §2 counts any ACK that SACKs new data, which
+        # matters when the receiver's window keeps growing (Linux receive-buffer autotuning)
         is_dup = (
             not seg.payload
             and not seg.flags & (Flags.SYN | Flags.FIN)
-            and window == tcb.snd_wnd
+            and (window == tcb.snd_wnd or newly_sacked)
             and tcb.snd_una != tcb.snd_max
         )
         _update_window_if_newer(conn, seg)

@@ -32,3 +32,17 @@ def test_established_sack_recovery_retransmits_each_hole_once(conn_in):
     resent = sorted((s - ISS - 1) // MSS for _, s, _, data in sent(c, 0.01) if data)
     assert resent == [0, 3]
     assert c.counters.fast_retransmits == 1
+
+
+def test_established_sacking_acks_with_growing_window_count_as_duplicates(conn_in):
+    """RFC 6675 §2: an ACK that SACKs new data is a duplicate ACK even when the window grew (Linux
+    receivers grow it as they autotune), so a loss is repaired by fast retransmit, not by the RTO."""
+    c = conn_in(State.ESTABLISHED)
+    c.sack_ok = True
+    c.send(b"d" * (6 * MSS), 0.0)
+    c.segments_to_send(0.0)
+    for i, win in enumerate((300, 310, 320), start=2):  # segment 0 lost; 1.. arrive
+        c.receive_segment(seg(".", IRS + 1, ISS + 1, win=win, options=_sack((1, i))), 0.01)
+    resent = [(s - ISS - 1) // MSS for _, s, _, data in sent(c, 0.01) if data]
+    assert resent == [0]
+    assert c.counters.fast_retransmits == 1
