@@ -27,7 +27,7 @@ ESTABLISHED = (
 CONNECT = """
 0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 +0...0.1 connect(3, ..., ...) = {result}
-+0    > S 0:0(0) <mss 1460,nop,nop,sackOK,nop,wscale 5>
++0    > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 5>
 """
 
 
@@ -191,7 +191,7 @@ def test_syscall_blocking_read_returns_zero_at_eof():
 def test_syscall_blocking_connect_as_last_line_times_out():
     """RFC 6298 (5.5) with Linux's tcp_syn_retries = 6: SYNs at 0, 1, 3, ... 63 s, ETIMEDOUT at 127 s."""
     text = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n0...127 connect(3, ..., ...) = -1 ETIMEDOUT (x)\n"
-    text += "".join(f"{t} > S 0:0(0) <mss 1460,nop,nop,sackOK,nop,wscale 5>\n" for t in (0, 1, 3, 7, 15, 31, 63))
+    text += "".join(f"{t} > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 5>\n" for t in (0, 1, 3, 7, 15, 31, 63))
     run(text)
 
 
