@@ -66,6 +66,16 @@ def _services(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _congestion(text: str) -> str:
+    from stack.tcp import congestion
+
+    try:
+        congestion.create(text, 1460, 10)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _fault(text: str):
     from stack.aio.fault import FaultSpec
 
@@ -107,6 +117,18 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
         type=_fault,
         default=None,
         help="impair packets both ways: loss=5%%,dup=1%%,reorder=10%%,corrupt=1%%,delay=20ms,seed=N",
+    )
+    p.add_argument(
+        "--cc",
+        type=_congestion,
+        default=None,
+        help="congestion control: a registered name (reno, cubic, bbr) or package.module:Class of your own",
+    )
+    p.add_argument(
+        "--timestamps",
+        choices=("on", "off"),
+        default=None,
+        help="offer RFC 7323 timestamps (RTT measurement, PAWS); default on, like Linux",
     )
     p.add_argument("--pcap", default=None, help="write every packet in and out to this pcap file")
     p.add_argument("--trace", action="store_true", help="log every state transition with its cause")

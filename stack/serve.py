@@ -14,9 +14,8 @@ def _trace_printer(line: str) -> None:
     sys.stderr.flush()
 
 
-async def open_stack_from_args(args):
-    """The Stack on a new TUN device, configured by the device options serve and nc share."""
-    from stack.aio.stack import Stack
+def config_from_args(args):
+    """The TcpConfig that the device options serve and nc share ask for."""
     from stack.tcp.config import TcpConfig
 
     config = TcpConfig(mss=args.mtu - 40)
@@ -24,12 +23,24 @@ async def open_stack_from_args(args):
         config = replace(config, msl=args.msl)
     if args.fin_timeout is not None:
         config = replace(config, fin_timeout=args.fin_timeout)
+    if args.cc is not None:
+        config = replace(config, congestion=args.cc)
+    if args.timestamps is not None:
+        config = replace(config, timestamps=args.timestamps == "on")
     keepalive = getattr(args, "keepalive", None)  # serve only
     if keepalive is not None:
         idle, interval, count = keepalive
         config = replace(
             config, keepalive=True, keepalive_idle=idle, keepalive_interval=interval, keepalive_count=count
         )
+    return config
+
+
+async def open_stack_from_args(args):
+    """The Stack on a new TUN device, configured by the device options serve and nc share."""
+    from stack.aio.stack import Stack
+
+    config = config_from_args(args)
     return await Stack.open_tun(
         args.tun,
         args.addr,

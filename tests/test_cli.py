@@ -26,6 +26,9 @@ def tcpstack(*args: str) -> subprocess.CompletedProcess:
         [*BASE, "--msl", "-1"],
         [*BASE, "--services", "gopher:70"],
         [*BASE, "--fault", "loss=200%"],
+        [*BASE, "--cc", "vegas"],
+        [*BASE, "--cc", "no.such.module:Controller"],
+        [*BASE, "--timestamps", "maybe"],
         ["serve", "--tun", "tun9", "--addr", "10.9.0", "--peer", "10.9.0.1/24"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "10.9.0.1", "99999"],
     ],
@@ -80,3 +83,14 @@ def test_cli_serve_without_privileges_explains_in_one_line():
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs root (CAP_NET_ADMIN)" in lines[0], result.stderr
+
+
+def test_cli_serve_congestion_and_timestamps_options_reach_the_config():
+    from stack.cli import build_parser
+    from stack.serve import config_from_args
+
+    args = build_parser().parse_args([*BASE, "--cc", "reno", "--timestamps", "off"])
+    config = config_from_args(args)
+    assert (config.congestion, config.timestamps) == ("reno", False)
+    default = config_from_args(build_parser().parse_args(BASE))
+    assert default.timestamps is True
