@@ -152,9 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--control", default=None, help="control socket path (default /run/tcpstack/PID.sock)")
 
-    nc = sub.add_parser("nc", help="netcat over the userspace stack (active open)")
+    nc = sub.add_parser("nc", help="netcat over the userspace stack: connect to HOST PORT, or -l PORT to listen")
     _add_device_args(nc)
-    nc.add_argument("host", type=_ipv4)
+    nc.add_argument("-l", "--listen", action="store_true", help="wait for one connection on PORT (like nc -l)")
+    nc.add_argument("host", type=_ipv4, nargs="?", help="the address to connect to (not with -l)")
     nc.add_argument("port", type=_port)
 
     for name, text in (("netstat", "list connections of a running stack"), ("stats", "counters of a running stack")):
@@ -170,7 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "nc" and args.listen == (args.host is not None):
+        parser.error("nc: give HOST PORT to connect, or -l PORT to listen")
     try:
         if args.command in ("netstat", "stats"):
             return _query(args)

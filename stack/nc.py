@@ -1,4 +1,7 @@
-"""`tcpstack nc`: netcat on the userspace stack. stdin -> connection -> stdout; half-close on stdin EOF."""
+"""`tcpstack nc`: netcat on the userspace stack. stdin -> connection -> stdout; half-close on stdin EOF.
+
+`tcpstack nc HOST PORT` connects; `tcpstack nc -l PORT` waits for one connection, like nc -l.
+"""
 
 from __future__ import annotations
 
@@ -21,19 +24,39 @@ def _read_stdin(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
             return
 
 
+async def _accept_one(stack, port: int):
+    """Listen on port until the first connection arrives (nc -l), then stop listening."""
+    accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    async def on_client(reader, writer) -> None:
+        if accepted.done():
+            writer.close()  # nc serves one peer
+        else:
+            accepted.set_result((reader, writer))
+
+    server = await stack.start_server(on_client, port)
+    try:
+        return await accepted
+    finally:
+        server.close()
+
+
 async def nc(args) -> int:
     from stack.serve import open_stack_from_args
 
     stack = await open_stack_from_args(args)
     try:
-        try:
-            reader, writer = await stack.open_connection(args.host, args.port)
-        except ConnectionRefusedError:
-            print(f"tcpstack nc: connect to {args.host} port {args.port}: connection refused", file=sys.stderr)
-            return 1
-        except TimeoutError:
-            print(f"tcpstack nc: connect to {args.host} port {args.port}: timed out", file=sys.stderr)
-            return 1
+        if args.listen:
+            reader, writer = await _accept_one(stack, args.port)
+        else:
+            try:
+                reader, writer = await stack.open_connection(args.host, args.port)
+            except ConnectionRefusedError:
+                print(f"tcpstack nc: connect to {args.host} port {args.port}: connection refused", file=sys.stderr)
+                return 1
+            except TimeoutError:
+                print(f"tcpstack nc: connect to {args.host} port {args.port}: timed out", file=sys.stderr)
+                return 1
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=0)
         threading.Thread(target=_read_stdin, args=(loop, queue), daemon=True).start()

@@ -31,6 +31,8 @@ def tcpstack(*args: str) -> subprocess.CompletedProcess:
         [*BASE, "--timestamps", "maybe"],
         ["serve", "--tun", "tun9", "--addr", "10.9.0", "--peer", "10.9.0.1/24"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "10.9.0.1", "99999"],
+        ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "5000"],
+        ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "-l", "10.9.0.1", "5000"],
     ],
 )
 def test_cli_bad_arguments_give_one_line_and_exit_2(args):

@@ -72,3 +72,48 @@ def test_two_tcpstacks_talk_through_the_kernel_router(netns, tmp_path):
     nc = netns.run([sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "10.7.0.2", "7"], input=data, timeout=300)
     assert nc.returncode == 0, nc.stderr.decode()
     assert nc.stdout == data
+
+
+def _nc(netns, device_args: list[str], *args: str, log) -> subprocess.Popen:
+    """tcpstack nc with its stdin and stdout as pipes; --trace last (after HOST PORT) logs transitions."""
+    argv = [sys.executable, "-m", "stack.cli", "nc", *device_args, "--fault", "delay=150ms", *args, "--trace"]
+    return netns.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+
+
+def test_two_tcpstacks_close_simultaneously_through_closing(netns, tmp_path):
+    """RFC 9293 §3.6, simultaneous close: both FINs are sent before either arrives, so each side goes
+    FIN_WAIT_1 -> CLOSING -> TIME_WAIT. Both stdins close together; 150 ms of delay on each stack's
+    device (both ways) keeps the two FINs in flight at the same time."""
+    assert netns.run(["sysctl", "-w", "net.ipv4.ip_forward=1"]).returncode == 0
+    listen_args = ["--tun", "tun0", "--addr", "10.7.0.2", "--peer", "10.7.0.1/24"]
+    logs = [tmp_path / "listener.log", tmp_path / "client.log"]
+    with open(logs[0], "w") as log:
+        listener = _nc(netns, listen_args, "-l", "5000", log=log)
+    client = None
+    try:
+        wait_for(lambda: netns.run(["ping", "-c1", "-W1", "10.7.0.2"]).returncode == 0, 30, "the listener's stack")
+
+        def connected() -> bool:
+            nonlocal client
+            if client is None or client.poll() is not None:  # refused while the listener was starting
+                with open(logs[1], "w") as log:
+                    client = _nc(netns, NC_ARGS, "10.7.0.2", "5000", log=log)
+            return "ESTABLISHED" in logs[1].read_text() and "ESTABLISHED" in logs[0].read_text()
+
+        wait_for(connected, 60, "the two stacks to connect", interval=0.5)
+        client.stdin.write(b"x")
+        client.stdin.flush()
+        assert listener.stdout.read(1) == b"x"
+        client.stdin.close()
+        listener.stdin.close()
+        assert client.wait(timeout=60) == 0, logs[1].read_text()
+        assert listener.wait(timeout=60) == 0, logs[0].read_text()
+    finally:
+        for proc in (listener, client):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for log in logs:
+        text = log.read_text()
+        assert "FIN_WAIT1 -> CLOSING" in text, text
+        assert "CLOSING -> TIME_WAIT" in text, text
