@@ -143,6 +143,10 @@ class PacketLine:
     # (name, values) in wire order; None: the packet has no options (unless any_options)
     options: tuple[tuple[str, tuple[int, ...]], ...] | None = None
     any_options: bool = False  # `<...>`: options are not checked
+    # packetdrill's `src>dst` port info (`< 40001>8080 S ...`): another connection than the default one
+    src_port: int | None = None
+    dst_port: int | None = None
+    urg: int | None = None  # `urg N`: the urgent pointer (inbound: sent; outbound: checked)
 
 
 @dataclass(frozen=True, slots=True)

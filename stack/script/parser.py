@@ -43,7 +43,8 @@ _TIME = re.compile(
     rf"(?:\.\.\.\+?(?P<bend>{_NUM}))?"  # a blocking call: 0.1...0.2
 )
 _PACKET = re.compile(
-    r"(?P<dir>[<>])\s+(?P<flags>[SFRPUEW.]+)\s+(?P<start>\d+):(?P<end>\d+)\((?P<len>\d+)\)(?P<rest>.*)$"
+    r"(?P<dir>[<>])\s+(?:(?P<sport>\d+)>(?P<dport>\d+)\s+)?"  # optional port info: `< 40001>8080 S ...`
+    r"(?P<flags>[SFRPUEW.]+)\s+(?P<start>\d+):(?P<end>\d+)\((?P<len>\d+)\)(?P<rest>.*)$"
 )
 _SYSCALL_NAME = re.compile(r"(?P<name>[A-Za-z_]\w*)\s*\(")
 _RESULT = re.compile(
@@ -173,22 +174,38 @@ def _packet(m: re.Match, line: int, text: str, time: TimeSpec, err) -> PacketLin
             any_options = True
         else:
             options = _tcp_options(opt_text, err)
-    ack = win = None
+    fields: dict[str, int] = {}
     words = rest.split()
     for i in range(0, len(words), 2):
         key = words[i]
         value = words[i + 1] if i + 1 < len(words) else ""
-        if key not in ("ack", "win"):
+        if key not in ("ack", "win", "urg"):
             raise err(f"unexpected {key!r} in packet")
         if not value.isdigit():
             raise err(f"{key} needs a number, got {value!r}")
-        if key == "ack":
-            ack = int(value)
-        else:
-            win = int(value)
-    if win is not None and win > 0xFFFF:
-        raise err(f"win {win} does not fit the 16-bit window field")
-    return PacketLine(line, text, time, m["dir"] == "<", m["flags"], start, end, ack, win, options, any_options)
+        fields[key] = int(value)
+    for key in ("win", "urg"):
+        if fields.get(key, 0) > 0xFFFF:
+            raise err(f"{key} {fields[key]} does not fit the 16-bit {key} field")
+    ports = [None if m[k] is None else int(m[k]) for k in ("sport", "dport")]
+    if any(p is not None and not 0 < p <= 0xFFFF for p in ports):
+        raise err(f"port {m['sport']}>{m['dport']} is out of range")
+    return PacketLine(
+        line,
+        text,
+        time,
+        m["dir"] == "<",
+        m["flags"],
+        start,
+        end,
+        fields.get("ack"),
+        fields.get("win"),
+        options,
+        any_options,
+        ports[0],
+        ports[1],
+        fields.get("urg"),
+    )
 
 
 # ---------------------------------------------------------------- system calls

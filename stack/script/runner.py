@@ -10,6 +10,16 @@ matched, in order, against the segments the core emits, within the tolerance (pa
 --tolerance_usecs=4000); an outbound segment no line expects fails the script. A system call on a
 blocking socket that cannot complete waits: written `start...end`, it must return at `end`; otherwise at
 its own time. Relative times count from the previous event, as it actually happened.
+
+A packet line may name its ports as packetdrill's `src>dst` (`< 40001>8080 S 0:0(0) ...`, then
+`> 8080>40001 S. 0:0(0) ack 1 ...`): that packet belongs to the connection with those ports, its
+relative numbers to that connection's ISN, and an outbound line with ports checks them. Lines without
+ports concern the newest connect() or, for a passive open, remote port 40000. This is how a script
+drives several connections to one listener (listen queues).
+
+Option lines `--name=value` set, for one script, the stack settings Linux has as sysctls
+(`--tcp_timestamps=1`, `--tcp_challenge_ack_limit=1`, ...: see _SYSCTLS), like a packetdrill script's
+`sysctl` shell lines.
 """
 
 from __future__ import annotations
@@ -34,8 +44,23 @@ DEFAULT_TOLERANCE = 0.004  # packetdrill's default --tolerance_usecs=4000
 HORIZON = 3600.0  # how far `*` looks ahead for an outbound packet, in virtual seconds
 INBOUND_WINDOW = 65535  # an inbound packet without `win`
 _SUPPORTED_OPTIONS = {"nop", "eol", "mss", "wscale", "sackOK", "TS", "sack"}
+# Linux sysctls (net.ipv4.<name>) a script may set with `--<name>=value`: the TcpConfig field each one is
+# and how its value converts. tcp_retries2 counts retransmissions, which is Linux's time budget exactly
+# when the RTO starts at its 200 ms minimum (RFC 6298 (2.4) as Linux).
+_SYSCTLS: dict[str, tuple[str, type]] = {
+    "tcp_timestamps": ("timestamps", bool),
+    "tcp_sack": ("sack", bool),
+    "tcp_window_scaling": ("window_scaling", bool),
+    "tcp_challenge_ack_limit": ("challenge_ack_limit", int),  # RFC 5961 §7
+    "tcp_retries2": ("max_retries", int),
+    "tcp_syn_retries": ("syn_retries", int),
+    "tcp_synack_retries": ("synack_retries", int),
+    "tcp_fin_timeout": ("fin_timeout", int),
+    "tcp_syncookies": ("syncookies", int),  # 0 never, 1 when the SYN queue is full, 2 always
+    "tcp_max_syn_backlog": ("syn_backlog", int),
+}
 # --name=value lines the runner understands; any other makes the script SKIP rather than run differently
-_KNOWN_SCRIPT_OPTIONS = {"tolerance_usecs", "tcp_timestamps", "ip_version", "verbose"}
+_KNOWN_SCRIPT_OPTIONS = {"tolerance_usecs", "ip_version", "verbose", *_SYSCTLS}
 
 _LETTER = {
     "S": Flags.SYN,
@@ -115,9 +140,7 @@ class Runner:
         for name, value in script.options:
             if name not in _KNOWN_SCRIPT_OPTIONS or (name == "ip_version" and value != "ipv4"):
                 raise ScriptSkip(f"{self.path}: option --{name}={value} is not supported")
-        timestamps = script.option("tcp_timestamps")
-        if timestamps is not None:  # like packetdrill's sysctl lines: a per-script stack setting
-            self.config = replace(self.config, timestamps=timestamps != "0")
+        self.config = replace(self.config, **self._sysctls(script))
         tolerance = script.option("tolerance_usecs")
         self.tolerance = DEFAULT_TOLERANCE if tolerance is None else int(tolerance) / 1e6
         self.demux = Demux(self.config)
@@ -126,10 +149,23 @@ class Runner:
         self.last = 0.0  # when the previous event happened: the base of relative times
         self.out: deque[_Sent] = deque()
         self.iss: dict[Connection, int] = {}
+        self.port_iss: dict[tuple[int, int], int] = {}  # (local port, remote port) -> our ISN, kept after close
         self.ts_offset: int | None = None  # our real TSval minus the script's
         self.blocked: _Blocked | None = None
         self.edges: set[tuple[str, str]] = set()  # state transitions the script made the stack take
         self.listeners: set[Listener] = set()
+
+    def _sysctls(self, script: Script) -> dict[str, object]:
+        """The TcpConfig changes the script's sysctl option lines ask for (the last one of a name wins)."""
+        changes: dict[str, object] = {}
+        for name, (field, kind) in _SYSCTLS.items():
+            value = script.option(name)
+            if value is None:
+                continue
+            if not value.isdigit():
+                raise ScriptFailure(f"{self.path}: --{name}={value}: the value must be a non-negative integer")
+            changes[field] = int(value) != 0 if kind is bool else kind(int(value))
+        return changes
 
     # ------------------------------------------------------------ the script
 
@@ -238,7 +274,8 @@ class Runner:
             for seg in conn.segments_to_send(self.now):
                 if seg.flags & Flags.SYN:
                     self.iss[conn] = seg.seq
-                self.out.append(_Sent(self.now, seg, self.iss.get(conn)))
+                    self.port_iss[(conn.local[1], conn.remote[1])] = seg.seq
+                self.out.append(_Sent(self.now, seg, self.iss.setdefault(conn, conn.tcb.iss)))
             while (event := conn.next_event()) is not None:
                 self.kernel.on_event(conn, event)
             if conn.finished:
@@ -249,8 +286,11 @@ class Runner:
 
     # ------------------------------------------------------------ inbound packets
 
-    def _target(self) -> tuple[int, int, Connection | None]:
+    def _target(self, line: PacketLine | None = None) -> tuple[int, int, Connection | None]:
         """(local port, remote port, connection) an inbound packet is addressed to."""
+        if line is not None and line.src_port is not None and line.dst_port is not None:
+            local, remote = line.dst_port, line.src_port
+            return local, remote, self.demux.connections.get((LOCAL_IP, local, REMOTE_IP, remote))
         active = self.kernel.active
         if active is not None:
             return active.local[1], active.remote[1], active
@@ -258,15 +298,17 @@ class Runner:
         conn = self.demux.connections.get((LOCAL_IP, port, REMOTE_IP, REMOTE_PORT))
         return port, REMOTE_PORT, conn
 
-    def _current_iss(self) -> int | None:
-        conn = self._target()[2]
+    def _current_iss(self, line: PacketLine | None = None) -> int | None:
+        local_port, remote_port, conn = self._target(line)
         if conn is not None and conn in self.iss:
             return self.iss[conn]
+        if line is not None and line.src_port is not None:
+            return self.port_iss.get((local_port, remote_port))  # that connection's, even once it is gone
         return next(reversed(self.iss.values()), None)  # the connection is gone: the newest one's
 
     def _inject(self, line: PacketLine) -> None:
-        local_port, remote_port, _ = self._target()
-        iss = self._current_iss() or 0  # before our SYN, numbers are taken as written
+        local_port, remote_port, _ = self._target(line)
+        iss = self._current_iss(line) or 0  # before our SYN, numbers are taken as written
         ack = seq_add(iss, line.ack) if line.ack is not None else 0
         seg = Segment(
             remote_port,
@@ -277,10 +319,14 @@ class Runner:
             INBOUND_WINDOW if line.win is None else line.win,
             bytes(line.end - line.start),
             self._inbound_options(line, iss),
+            line.urg or 0,
         )
         _, rst = self.demux.segment_arrives(REMOTE_IP, LOCAL_IP, seg, self.now)
-        if rst is not None:
-            self.out.append(_Sent(self.now, rst, self._current_iss()))
+        if rst is not None and rst.flags & Flags.SYN:  # a SYN cookie's SYN,ACK: no connection holds its ISN
+            self.port_iss[(rst.src_port, rst.dst_port)] = rst.seq
+            self.out.append(_Sent(self.now, rst, rst.seq))
+        elif rst is not None:
+            self.out.append(_Sent(self.now, rst, self._current_iss(line)))
 
     def _inbound_options(self, line: PacketLine, iss: int) -> TcpOptions:
         values: dict = {}
@@ -318,11 +364,11 @@ class Runner:
         ):
             window = f"{start:.3f} s" if start == end else f"{start:.3f}~{end:.3f} s"
             raise ScriptFailure(
-                self._mismatch(line, f"{self._describe(sent)}  (at {sent.time:.3f} s, expected {window})")
+                self._mismatch(line, f"{self._describe(sent, line)}  (at {sent.time:.3f} s, expected {window})")
             )
         problems = self._compare(line, sent)
         if problems:
-            raise ScriptFailure(self._mismatch(line, f"{self._describe(sent)}  ({'; '.join(problems)})"))
+            raise ScriptFailure(self._mismatch(line, f"{self._describe(sent, line)}  ({'; '.join(problems)})"))
         self.now = max(self.now, sent.time)
         self.last = sent.time
 
@@ -345,6 +391,8 @@ class Runner:
 
     def _compare(self, line: PacketLine, sent: _Sent) -> list[str]:
         seg, problems = sent.seg, []
+        if line.src_port is not None and (seg.src_port, seg.dst_port) != (line.src_port, line.dst_port):
+            problems.append("ports differ")
         if seg.flags != script_flags(line.flags):
             problems.append("flags differ")
         rel_seq = seq_sub(seg.seq, sent.iss) if sent.iss is not None else seg.seq
@@ -356,6 +404,8 @@ class Runner:
             problems.append("ack differs")
         if line.win is not None and seg.window != line.win:
             problems.append("window differs")
+        if line.urg is not None and seg.urgent != line.urg:
+            problems.append("urgent pointer differs")
         if not line.any_options:
             actual = option_layout(seg.options, bool(seg.flags & Flags.SYN))
             expected = list(line.options or ())
@@ -366,13 +416,17 @@ class Runner:
                 self.ts_offset = (seg.options.timestamps[0] - script_val) & 0xFFFFFFFF
         return problems
 
-    def _describe(self, sent: _Sent) -> str:
+    def _describe(self, sent: _Sent, line: PacketLine | None = None) -> str:
+        """The segment in script notation (with its ports when the expected line names ports)."""
         seg = sent.seg
         rel = seq_sub(seg.seq, sent.iss) if sent.iss is not None else seg.seq
-        text = f"> {flags_str(seg.flags).replace('none', '')} {rel}:{rel + len(seg.payload)}({len(seg.payload)})"
+        ports = f"{seg.src_port}>{seg.dst_port} " if line is not None and line.src_port is not None else ""
+        text = f"> {ports}{flags_str(seg.flags).replace('none', '')} {rel}:{rel + len(seg.payload)}({len(seg.payload)})"
         if seg.flags & Flags.ACK:
             text += f" ack {seg.ack}"
         text += f" win {seg.window}"
+        if seg.urgent:
+            text += f" urg {seg.urgent}"
         layout = option_layout(seg.options, bool(seg.flags & Flags.SYN))
         if layout:
             text += " " + format_options(_script_tsval(layout, self.ts_offset))

@@ -103,6 +103,21 @@ def test_packet_ack_before_win_or_after_is_the_same():
     assert one("0 < . 1:1(0) win 5 ack 7").ack == one("0 < . 1:1(0) ack 7 win 5").ack == 7
 
 
+def test_packet_port_info_names_source_and_destination():
+    """packetdrill's opt_port_info: `src>dst` before the flags picks one connection among several."""
+    inbound = one("0 < 40001>8080 S 0:0(0) win 32792 <mss 1000>")
+    assert (inbound.src_port, inbound.dst_port, inbound.flags) == (40001, 8080, "S")
+    outbound = one("0 > 8080>40001 S. 0:0(0) ack 1 <...>")
+    assert (outbound.src_port, outbound.dst_port, outbound.ack) == (8080, 40001, 1)
+    assert one("0 < S 0:0(0)").src_port is None
+
+
+def test_packet_urgent_pointer():
+    p = one("0 < P.U 1:11(10) ack 1 win 257 urg 5")
+    assert (p.flags, p.urg, p.win) == ("P.U", 5, 257)
+    assert one("0 < P. 1:11(10) ack 1").urg is None
+
+
 # ---------------------------------------------------------------- system calls
 
 
@@ -213,6 +228,10 @@ def test_script_is_immutable():
         ("0 < S 0:0(0) frob 3", "unexpected 'frob'"),
         ("0 < S 0:0(0) win x", "win needs a number"),
         ("0 < S 0:0(0) win 70000", "16-bit"),
+        ("0 < P.U 1:2(1) urg 70000", "16-bit urg"),
+        ("0 < P.U 1:2(1) urg x", "urg needs a number"),
+        ("0 < 0>8080 S 0:0(0)", "port 0>8080 is out of range"),
+        ("0 < 40001>70000 S 0:0(0)", "out of range"),
         ("0 < S", "expected FLAGS start:end"),
         ("0...1 < S 0:0(0)", "only for system calls"),
         ("hello world", "an event starts with a time"),
