@@ -1,9 +1,13 @@
 """Reno congestion control (RFC 5681), tested without a connection."""
 
-from stack.tcp.congestion import REGISTRY, create
+from stack.tcp.congestion import REGISTRY, AckSample, create
 from stack.tcp.congestion.reno import Reno
 
 MSS = 1000
+
+
+def ack(bytes_acked: int, in_flight: int) -> AckSample:
+    return AckSample(bytes_acked, in_flight, None, None, 0, None, False, 0.0)
 
 
 def test_reno_initial_window_is_ten_segments():
@@ -12,7 +16,7 @@ def test_reno_initial_window_is_ten_segments():
 
 def test_reno_slow_start_grows_by_one_mss_per_ack():
     r = Reno(MSS)
-    r.on_ack(MSS, 10 * MSS, None, 0.0)
+    r.on_ack(ack(MSS, 10 * MSS))
     assert r.cwnd == 11 * MSS
 
 
@@ -20,9 +24,9 @@ def test_reno_congestion_avoidance_grows_one_mss_per_window():
     r = Reno(MSS)
     r.ssthresh = r.cwnd = 10 * MSS
     for _ in range(9):
-        r.on_ack(MSS, 10 * MSS, None, 0.0)
+        r.on_ack(ack(MSS, 10 * MSS))
     assert r.cwnd == 10 * MSS
-    r.on_ack(MSS, 10 * MSS, None, 0.0)
+    r.on_ack(ack(MSS, 10 * MSS))
     assert r.cwnd == 11 * MSS
 
 

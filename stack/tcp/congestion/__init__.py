@@ -1,16 +1,62 @@
-"""Congestion controllers, chosen by name from an explicit registry."""
+"""Congestion controllers, chosen by name from an explicit registry or loaded as "package.module:Class".
+
+`create(name, mss, iw)` builds the controller itself; `attach(name, mss, iw)` wraps it for a
+connection (containment and the delivery-rate estimator, see contained.py).
+"""
 
 from __future__ import annotations
 
-from stack.tcp.congestion.base import CongestionController
+import importlib
+
+from stack.tcp.congestion.base import HOOKS, AckSample, CongestionController
+from stack.tcp.congestion.bbr import Bbr
+from stack.tcp.congestion.contained import Contained
+from stack.tcp.congestion.cubic import Cubic
 from stack.tcp.congestion.reno import Reno
 
-REGISTRY: dict[str, type] = {"reno": Reno}
+__all__ = ["REGISTRY", "AckSample", "CongestionController", "Contained", "attach", "create", "load"]
+
+REGISTRY: dict[str, type] = {"reno": Reno, "cubic": Cubic, "bbr": Bbr}
+
+
+def load(spec: str) -> type:
+    """The class a name stands for: a registry name, or "package.module:Class" from an importable module."""
+    if spec in REGISTRY:
+        return REGISTRY[spec]
+    known = ", ".join(sorted(REGISTRY))
+    module_name, sep, attr = spec.partition(":")
+    if not sep:
+        raise ValueError(f"unknown congestion control {spec!r}; known: {known}, or package.module:Class")
+    if not module_name or not attr or not all(part.isidentifier() for part in (*module_name.split("."), attr)):
+        raise ValueError(f"bad congestion control {spec!r}: expected package.module:Class")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # an import error, or any error raised while the module runs
+        raise ValueError(f"congestion control {spec!r}: cannot import {module_name}: {exc}") from exc
+    cls = getattr(module, attr, None)
+    if not isinstance(cls, type):
+        raise ValueError(f"congestion control {spec!r}: {module_name} has no class {attr}")
+    missing = [hook for hook in HOOKS if not callable(getattr(cls, hook, None))]
+    if missing:
+        raise ValueError(f"congestion control {spec!r}: {attr} lacks {', '.join(missing)}")
+    return cls
 
 
 def create(name: str, mss: int, initial_window_segments: int) -> CongestionController:
+    """A new controller for one connection (ValueError for an unknown name or an unusable class)."""
+    cls = load(name)
     try:
-        cls = REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown congestion control {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
-    return cls(mss, initial_window_segments)
+        controller = cls(mss, initial_window_segments)
+    except Exception as exc:
+        raise ValueError(
+            f"congestion control {name!r}: {cls.__name__}({mss}, {initial_window_segments}) failed: {exc}"
+        ) from exc
+    for attr in ("cwnd", "ssthresh"):
+        if not hasattr(controller, attr):
+            raise ValueError(f"congestion control {name!r}: {cls.__name__} has no {attr} attribute")
+    return controller
+
+
+def attach(name: str, mss: int, initial_window_segments: int) -> Contained:
+    """The controller a connection uses: contained and fed by a delivery-rate estimator."""
+    return Contained(create(name, mss, initial_window_segments), name, mss, initial_window_segments)

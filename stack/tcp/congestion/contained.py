@@ -1,0 +1,179 @@
+"""What the connection talks to: one controller, contained, fed by a delivery-rate estimator.
+
+The connection reports segments sent, SACK blocks and ACKs here; this module turns them into the
+controller's hooks (an `AckSample` per ACK). Every hook runs under containment: if the controller
+raises, or leaves cwnd, ssthresh or pacing_rate unusable, the error is logged once and a fresh Reno
+takes over with the last good cwnd and ssthresh, so the connection goes on instead of crashing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from stack.tcp.congestion.base import AckSample, CongestionController
+from stack.tcp.congestion.reno import Reno
+from stack.tcp.delivery_rate import DeliveryRateEstimator
+
+log = logging.getLogger("stack.tcp.congestion")
+_MAX_WINDOW = 1 << 31
+_logged: set[str] = set()  # controller names whose failure was logged with a traceback
+
+
+class Contained:
+    """Stands for the controller towards the connection: `cwnd`, `ssthresh`, `pacing_rate` and hooks."""
+
+    def __init__(self, controller: CongestionController, name: str, mss: int, initial_window_segments: int) -> None:
+        self.controller = controller
+        self.name = name
+        self._mss = mss
+        self.initial_window_segments = initial_window_segments
+        self.rate = DeliveryRateEstimator()
+        self.failure: str | None = None  # why the controller was replaced by Reno, if it was
+        self.in_recovery = False
+        self.cwnd = initial_window_segments * mss
+        self.ssthresh = _MAX_WINDOW
+        self.pacing_rate: float | None = None
+        self._seen: tuple[object, object, object] | None = None  # the controller's values last validated
+        try:
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001 - any failure of a controller is contained
+            self._fall_back("__init__", exc)
+
+    @property
+    def mss(self) -> int:
+        return self._mss
+
+    @mss.setter
+    def mss(self, value: int) -> None:
+        """A smaller path MTU (RFC 1191): the controller counts in the new segment size from now on."""
+        self._mss = value
+        if hasattr(self.controller, "mss"):
+            try:
+                self.controller.mss = value
+            except Exception as exc:  # noqa: BLE001
+                self._fall_back("mss", exc)
+
+    # ---------------------------------------------------------------- from the connection
+    # Each hook runs in its own try block (no closures: this is the per-segment path).
+
+    def data_sent(self, seq: int, length: int, bytes_in_flight: int, now: float) -> None:
+        """A segment carrying [seq, seq+length) left; `bytes_in_flight` were outstanding before it."""
+        self.rate.on_sent(seq, length, bytes_in_flight, now)
+        try:
+            self.controller.on_sent(length, bytes_in_flight, now)
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("on_sent", exc)
+
+    def sack_received(self, blocks: tuple[tuple[int, int], ...], now: float) -> None:
+        self.rate.on_sack(blocks, now)
+
+    def ack_received(self, ack: int, bytes_acked: int, bytes_in_flight: int, now: float) -> None:
+        """An ACK advanced SND.UNA to `ack`; call it before the recovery hooks for the same ACK."""
+        rate = self.rate
+        rate.on_cumulative_ack(ack, now)
+        rs = rate.take_sample(now)
+        if rs is None:
+            sample = AckSample(
+                bytes_acked, bytes_in_flight, None, rate.min_rtt, rate.delivered, None, rate.app_limited_until != 0, now
+            )
+        else:
+            sample = AckSample(
+                bytes_acked,
+                bytes_in_flight,
+                rs.rtt,
+                rate.min_rtt,
+                rate.delivered,
+                rs.delivery_rate,
+                rs.app_limited,
+                now,
+                rs.prior_delivered,
+            )
+        try:
+            self.controller.on_ack(sample)
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("on_ack", exc)
+
+    def sending_stopped(self, unsent: int, bytes_in_flight: int, retransmitting: bool) -> None:
+        """The output path ran out of data or window: mark an app-limited phase if the data ran out."""
+        self.rate.check_app_limited(unsent, bytes_in_flight, self.cwnd, self.mss, retransmitting)
+
+    def on_congestion_event(self, flight_size: int, now: float) -> None:
+        self.in_recovery = True
+        try:
+            self.controller.on_congestion_event(flight_size, now)
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("on_congestion_event", exc)
+
+    def on_dup_ack(self) -> None:
+        try:
+            self.controller.on_dup_ack()
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("on_dup_ack", exc)
+
+    def on_partial_ack(self, bytes_acked: int) -> None:
+        try:
+            self.controller.on_partial_ack(bytes_acked)
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("on_partial_ack", exc)
+
+    def on_recovery_exit(self) -> None:
+        self.in_recovery = False
+        try:
+            self.controller.on_recovery_exit()
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("on_recovery_exit", exc)
+
+    def on_rto(self, flight_size: int, now: float) -> None:
+        self.in_recovery = False
+        try:
+            self.controller.on_rto(flight_size, now)
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("on_rto", exc)
+
+    # ---------------------------------------------------------------- containment
+
+    def _take_values(self) -> None:
+        """Read cwnd, ssthresh and pacing_rate back; anything unusable raises (and is contained)."""
+        c = self.controller
+        seen = (c.cwnd, c.ssthresh, getattr(c, "pacing_rate", None))
+        if seen == self._seen:
+            return  # unchanged since they were last checked (the common case on every segment sent)
+        cwnd = _number(seen[0], "cwnd")
+        ssthresh = _number(seen[1], "ssthresh")
+        pacing = seen[2]
+        if pacing is not None:
+            pacing = _number(pacing, "pacing_rate")
+        # a window below one segment would stall the connection: one MSS is the floor (RFC 5681 §3.1)
+        self.cwnd = max(min(int(cwnd), _MAX_WINDOW), self.mss)
+        self.ssthresh = max(min(int(ssthresh), _MAX_WINDOW), 2 * self.mss)
+        self.pacing_rate = float(pacing) if pacing is not None else None
+        self._seen = seen
+
+    def _fall_back(self, hook_name: str, exc: Exception) -> None:
+        failure = f"{self.name}.{hook_name} failed: {type(exc).__name__}: {exc}"
+        if self.name not in _logged:
+            _logged.add(self.name)
+            log.error("congestion control %s; falling back to reno", failure, exc_info=exc)
+        else:
+            log.debug("congestion control %s; falling back to reno", failure)
+        self.failure = failure
+        reno = Reno(self.mss, self.initial_window_segments)
+        reno.cwnd, reno.ssthresh = self.cwnd, self.ssthresh  # the last values the controller got right
+        reno.in_recovery = self.in_recovery
+        self.controller = reno
+        self.name = "reno"
+        self.pacing_rate = None
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a positive finite number, got {value!r}")
+    return value

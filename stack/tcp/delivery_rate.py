@@ -1,0 +1,229 @@
+"""Delivery-rate estimation (draft-cheng-iccrg-delivery-rate-estimation-02), sans I/O.
+
+Every data segment sent takes a snapshot of the connection's delivery counters; when an ACK or SACK
+delivers it, the bytes delivered since that snapshot over the time they took give a rate sample.
+The interval is the longer of the send and the ACK intervals, so neither ACK compression nor a burst
+of sends inflates the rate (draft §3.3). Samples taken while the application had nothing to send
+are marked app-limited (§3.4): they show what the application offered, not what the path can carry.
+
+The estimator also times every segment it has not retransmitted (Karn's rule), which gives an RTT
+sample on nearly every ACK, and keeps the minimum RTT over the last five minutes.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, replace
+
+from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+
+MIN_RTT_WINDOW = 300.0  # seconds, as Linux's tcp_min_rtt_wlen
+_MASK = (1 << 32) - 1
+_HALF = 1 << 31
+
+
+@dataclass(slots=True)
+class _Sent:
+    """One transmitted segment [start, end) and the counters when it left (the draft's P.*)."""
+
+    start: int
+    end: int
+    sent_time: float
+    delivered: int  # C.delivered when sent
+    delivered_time: float  # C.delivered_time when sent
+    first_sent_time: float  # C.first_sent_time when sent
+    app_limited: bool
+    retransmitted: bool
+    acked: bool = False  # delivered already (by SACK); the draft marks this with delivered_time = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RateSample:
+    delivered: int  # bytes delivered over the interval
+    interval: float  # seconds
+    delivery_rate: float | None  # bytes/s; None when the interval is too short to trust
+    prior_delivered: int  # C.delivered when the newest delivered segment was sent
+    app_limited: bool
+    rtt: float | None  # from the newest never-retransmitted segment delivered
+    newly_delivered: int  # bytes this sample adds to C.delivered
+
+
+class DeliveryRateEstimator:
+    def __init__(self) -> None:
+        self.delivered = 0  # C.delivered: bytes ACKed or SACKed so far
+        self.delivered_time = 0.0  # C.delivered_time
+        self.first_sent_time = 0.0  # C.first_sent_time
+        self.app_limited_until = 0  # C.app_limited: 0, or the `delivered` at which the phase ends
+        self.min_rtt: float | None = None
+        self._min_rtt_stamp = 0.0
+        self._segments: list[_Sent] = []  # in sequence order, none acknowledged cumulatively
+        self._una: int | None = None  # the base that orders sequence numbers
+        self._highest_end: int | None = None
+        self._reset_pending()
+
+    def _reset_pending(self) -> None:
+        self._prior_delivered: int | None = None  # rs.prior_delivered, None: nothing delivered yet
+        self._prior_time = 0.0
+        self._send_elapsed = 0.0
+        self._sample_app_limited = False
+        self._rtt: float | None = None
+        self._rtt_sent_time: float | None = None
+        self._delivered_at_reset = self.delivered
+
+    @property
+    def in_flight_records(self) -> int:
+        return len(self._segments)
+
+    # ---------------------------------------------------------------- sending (draft §3.2)
+
+    def on_sent(self, seq: int, length: int, bytes_in_flight: int, now: float) -> None:
+        """A segment [seq, seq+length) left; `bytes_in_flight` were outstanding before it."""
+        if length <= 0:
+            return
+        if bytes_in_flight <= 0:  # the pipe was empty: the first interval starts now
+            self.first_sent_time = self.delivered_time = now
+        end = seq_add(seq, length)
+        if seq == self._highest_end:  # new data right after the last: the common case, kept short
+            self._segments.append(
+                _Sent(
+                    seq,
+                    end,
+                    now,
+                    self.delivered,
+                    self.delivered_time,
+                    self.first_sent_time,
+                    self.app_limited_until != 0,
+                    False,
+                )
+            )
+            self._highest_end = end
+            return
+        if self._una is None:
+            self._una = seq
+        retransmitted = self._highest_end is not None and seq_lt(seq, self._highest_end)
+        record = _Sent(seq, end, now, self.delivered, self.delivered_time, self.first_sent_time, False, retransmitted)
+        record.app_limited = self.app_limited_until != 0
+        segments = self._segments
+        if not segments or seq_ge(seq, segments[-1].end):
+            segments.append(record)  # new data, the common case
+        else:
+            self._replace_range(record)
+        if self._highest_end is None or seq_gt(end, self._highest_end):
+            self._highest_end = end
+
+    def _index_after(self, seq: int) -> int:
+        """Index of the first segment that starts after `seq`."""
+        base = self._una
+        return bisect_right(self._segments, seq_sub(seq, base), key=lambda s: seq_sub(s.start, base))
+
+    def _replace_range(self, new: _Sent) -> None:
+        """A resend covers [start, end): it replaces what it overlaps; the parts of those segments
+        outside it keep their own snapshot."""
+        segments = self._segments
+        i = max(self._index_after(new.start) - 1, 0)
+        while i < len(segments) and seq_le(segments[i].end, new.start):
+            i += 1
+        j = i
+        pieces: list[_Sent] = []
+        all_acked = True
+        while j < len(segments) and seq_lt(segments[j].start, new.end):
+            old = segments[j]
+            all_acked = all_acked and old.acked
+            if seq_lt(old.start, new.start):
+                pieces.append(_copy(old, old.start, new.start))
+            if seq_gt(old.end, new.end):
+                pieces.append(_copy(old, new.end, old.end))
+            j += 1
+        new.acked = j > i and all_acked  # resending delivered data must not count it twice
+        pieces.append(new)
+        base = self._una
+        segments[i:j] = sorted(pieces, key=lambda s: seq_sub(s.start, base))
+
+    # ---------------------------------------------------------------- delivery (draft §3.3)
+
+    def on_cumulative_ack(self, ack: int, now: float) -> None:
+        """Everything below `ack` arrived: deliver each whole segment below it once."""
+        segments = self._segments
+        n = 0
+        count = len(segments)
+        while n < count and (ack - segments[n].end) & _MASK < _HALF:  # seq_le(end, ack), inlined
+            self._deliver(segments[n], now)
+            n += 1
+        if n:
+            del segments[:n]
+        if self._una is None or seq_gt(ack, self._una):
+            self._una = ack  # a segment only partly below it is delivered whole, later
+
+    def on_sack(self, blocks: tuple[tuple[int, int], ...], now: float) -> None:
+        """SACK blocks (RFC 2018): deliver each whole segment inside one of them once."""
+        if not self._segments or self._una is None:
+            return
+        for left, right in blocks:
+            if not seq_lt(left, right):
+                continue
+            i = max(self._index_after(left) - 1, 0)
+            segments = self._segments
+            while i < len(segments) and seq_lt(segments[i].start, right):
+                s = segments[i]
+                if seq_ge(s.start, left) and seq_le(s.end, right):
+                    self._deliver(s, now)
+                i += 1
+
+    def _deliver(self, s: _Sent, now: float) -> None:
+        """UpdateRateSample(P) of the draft."""
+        if s.acked:
+            return
+        s.acked = True
+        self.delivered += (s.end - s.start) & _MASK
+        self.delivered_time = now
+        if self._prior_delivered is None or s.delivered >= self._prior_delivered:
+            # the most recently sent segment delivered so far decides the interval
+            self._prior_delivered = s.delivered
+            self._prior_time = s.delivered_time
+            self._sample_app_limited = s.app_limited
+            self._send_elapsed = s.sent_time - s.first_sent_time
+            self.first_sent_time = s.sent_time
+        if not s.retransmitted and (self._rtt_sent_time is None or s.sent_time >= self._rtt_sent_time):
+            self._rtt_sent_time = s.sent_time
+            self._rtt = now - s.sent_time
+
+    def take_sample(self, now: float) -> RateSample | None:
+        """GenerateRateSample() of the draft: one sample from everything delivered since the last call."""
+        if self.app_limited_until and self.delivered > self.app_limited_until:
+            self.app_limited_until = 0  # the app-limited phase is over
+        rtt = self._rtt
+        if rtt is not None:
+            self._update_min_rtt(rtt, now)
+        prior = self._prior_delivered
+        if prior is None:
+            self._reset_pending()
+            return None
+        delivered = self.delivered - prior
+        ack_elapsed = self.delivered_time - self._prior_time
+        interval = max(self._send_elapsed, ack_elapsed)
+        rate: float | None = None
+        # an interval shorter than the minimum RTT cannot be right (draft §3.3): no rate
+        if interval > 0 and (self.min_rtt is None or interval >= self.min_rtt):
+            rate = delivered / interval
+        sample = RateSample(
+            delivered, interval, rate, prior, self._sample_app_limited, rtt, self.delivered - self._delivered_at_reset
+        )
+        self._reset_pending()
+        return sample
+
+    def _update_min_rtt(self, rtt: float, now: float) -> None:
+        if self.min_rtt is None or rtt <= self.min_rtt or now - self._min_rtt_stamp > MIN_RTT_WINDOW:
+            self.min_rtt = rtt
+            self._min_rtt_stamp = now
+
+    # ---------------------------------------------------------------- app-limited phases (draft §3.4)
+
+    def check_app_limited(self, unsent: int, bytes_in_flight: int, cwnd: int, mss: int, retransmitting: bool) -> None:
+        """Called when the sender stops sending: less than a segment waits, nothing is being
+        retransmitted and the window is not full, so the application is what limits the rate."""
+        if unsent < mss and not retransmitting and bytes_in_flight < cwnd:
+            self.app_limited_until = max(self.delivered + bytes_in_flight, 1)
+
+
+def _copy(s: _Sent, start: int, end: int) -> _Sent:
+    return replace(s, start=start, end=end)

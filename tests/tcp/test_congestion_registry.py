@@ -1,0 +1,214 @@
+"""The congestion-control registry, loading a user's controller by "module:Class", and containment of
+a controller that fails (the connection falls back to Reno, never crashes)."""
+
+import logging
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+import stack.tcp.congestion.contained as contained_module
+from stack.tcp.congestion import REGISTRY, AckSample, attach, create, load
+from stack.tcp.congestion.bbr import Bbr
+from stack.tcp.congestion.cubic import Cubic
+from stack.tcp.congestion.reno import Reno
+from stack.tcp.state import State
+from tests.tcp.conftest import IRS, ISS, seg, sent
+
+MSS = 1000
+HERE = "tests.tcp.test_congestion_registry"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "congestion.md"
+
+
+@pytest.fixture(autouse=True)
+def fresh_failure_log(monkeypatch):
+    """Failures are logged with a traceback once per controller name and process: start clean."""
+    monkeypatch.setattr(contained_module, "_logged", set())
+
+
+# ---------------------------------------------------------------- controllers for the tests
+
+
+class FailsOnAck(Reno):
+    """A controller with a bug in on_ack that shows once data is acknowledged."""
+
+    def on_ack(self, sample: AckSample) -> None:
+        super().on_ack(sample)
+        if sample.delivered > 0:
+            raise ZeroDivisionError("deliberate")
+
+
+class NanWindow(Reno):
+    """A controller that computes a window that is not a number."""
+
+    def on_sent(self, bytes_sent: int, bytes_in_flight: int, now: float) -> None:
+        self.cwnd = math.nan
+
+
+class FailsInRecovery(Reno):
+    def on_dup_ack(self) -> None:
+        raise RuntimeError("deliberate")
+
+
+class BadConstructor(Reno):
+    def __init__(self, mss: int, initial_window_segments: int) -> None:
+        raise RuntimeError("cannot build")
+
+
+class LacksHooks:
+    def __init__(self, mss: int, initial_window_segments: int) -> None:
+        self.cwnd = self.ssthresh = 10 * mss
+
+    def on_ack(self, sample: AckSample) -> None:
+        pass
+
+
+NOT_A_CLASS = 42
+
+
+def ack(bytes_acked: int, in_flight: int) -> AckSample:
+    return AckSample(bytes_acked, in_flight, None, None, 0, None, False, 0.0)
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def test_registry_names_reno_cubic_bbr():
+    """The explicit registry (issue 4): three controllers, one file each."""
+    assert REGISTRY == {"reno": Reno, "cubic": Cubic, "bbr": Bbr}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_registry_create_by_name_builds_controller_with_initial_window(name):
+    """RFC 6928: every controller starts with ten segments."""
+    c = create(name, MSS, 10)
+    assert isinstance(c, REGISTRY[name]) and c.cwnd == 10 * MSS
+
+
+def test_registry_unknown_name_value_error_lists_known():
+    with pytest.raises(ValueError, match="unknown congestion control 'vegas'; known: bbr, cubic, reno"):
+        create("vegas", MSS, 10)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (":Reno", "expected package.module:Class"),
+        ("stack.tcp.congestion.reno:", "expected package.module:Class"),
+        ("a b:C", "expected package.module:Class"),
+        ("stack..reno:Reno", "expected package.module:Class"),
+        ("no_such_module_here:Thing", "cannot import no_such_module_here"),
+        (f"{HERE}:Missing", "has no class Missing"),
+        (f"{HERE}:NOT_A_CLASS", "has no class NOT_A_CLASS"),
+        (f"{HERE}:LacksHooks", "lacks on_sent, on_congestion_event, on_dup_ack"),
+        (f"{HERE}:BadConstructor", re.escape("BadConstructor(1000, 10) failed: cannot build")),
+    ],
+)
+def test_registry_bad_module_spec_value_error(spec, message):
+    """A controller that cannot be used is refused with the reason, before any connection uses it."""
+    with pytest.raises(ValueError, match=message):
+        create(spec, MSS, 10)
+
+
+def test_registry_module_spec_loads_user_class():
+    assert load(f"{HERE}:FailsOnAck") is FailsOnAck
+    assert isinstance(create("stack.tcp.congestion.cubic:Cubic", MSS, 10), Cubic)
+
+
+def test_docs_example_controller_loads_and_runs(tmp_path, monkeypatch, conn_in):
+    """docs/congestion.md's example, saved as a module of its own and chosen as "scalable:Scalable",
+    drives a connection: slow start adds what was acknowledged (RFC 5681 §3.1), congestion
+    avoidance 1% of it, a loss takes an eighth of the window (Kelly 2003)."""
+    code = re.search(r"```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    (tmp_path / "scalable.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    c = conn_in(State.ESTABLISHED, congestion="scalable:Scalable")
+    assert type(c.cc.controller).__name__ == "Scalable"
+    c.send(b"x" * 4 * 1460, 0.0)
+    assert len(sent(c, 0.0)) == 4
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 2 * 1460), 0.05)
+    assert c.cc.cwnd == 12 * 1460 + 1  # ten segments, the SYN's byte, two segments acknowledged
+    scalable = c.cc.controller
+    scalable.ssthresh = scalable.cwnd
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 4 * 1460), 0.1)
+    assert c.cc.cwnd == 12 * 1460 + 1 + 2 * 1460 // 100
+    scalable.on_congestion_event(c.cc.cwnd, 0.2)
+    assert scalable.cwnd == c.cc.cwnd - c.cc.cwnd // 8
+    assert c.cc.failure is None
+
+
+# ---------------------------------------------------------------- containment
+
+
+def test_contained_hook_raises_falls_back_to_reno_with_its_window(conn_in, caplog):
+    """A controller that raises never crashes the connection: it is logged once, a fresh Reno takes
+    over with the last good cwnd and ssthresh, and data keeps flowing."""
+    c = conn_in(State.ESTABLISHED, congestion=f"{HERE}:FailsOnAck")
+    assert type(c.cc.controller) is FailsOnAck
+    c.send(b"x" * 3 * 1460, 0.0)
+    sent(c, 0.0)
+    before = (c.cc.cwnd, c.cc.ssthresh)
+    with caplog.at_level(logging.DEBUG, logger="stack.tcp.congestion"):
+        c.receive_segment(seg(".", IRS + 1, ISS + 1 + 1460), 0.05)
+    assert type(c.cc.controller) is Reno
+    assert (c.cc.controller.cwnd, c.cc.controller.ssthresh) == before  # not the failed hook's growth
+    assert "FailsOnAck" not in c.cc.name and "on_ack failed: ZeroDivisionError: deliberate" in c.cc.failure
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    c.send(b"y" * 1460, 0.05)
+    assert len(sent(c, 0.05)) == 1  # still sending
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 4 * 1460), 0.1)
+    assert c.state is State.ESTABLISHED and c.cc.cwnd > before[0]  # Reno grows it
+
+
+def test_contained_same_failure_on_second_connection_not_logged_again(conn_in, caplog):
+    """Logged once: a second connection with the same broken controller falls back quietly."""
+    with caplog.at_level(logging.ERROR, logger="stack.tcp.congestion"):
+        for _ in range(2):
+            c = conn_in(State.ESTABLISHED, congestion=f"{HERE}:FailsOnAck")
+            c.send(b"x" * 1460, 0.0)
+            sent(c, 0.0)
+            c.receive_segment(seg(".", IRS + 1, ISS + 1 + 1460), 0.05)
+            assert type(c.cc.controller) is Reno
+    assert len(caplog.records) == 1
+
+
+def test_contained_nan_window_falls_back():
+    """A window that is not a positive finite number counts as a failure too."""
+    cc = attach(f"{HERE}:NanWindow", MSS, 10)
+    cc.data_sent(0, MSS, 0, 0.0)
+    assert type(cc.controller) is Reno and cc.cwnd == 10 * MSS
+    assert "cwnd must be a positive finite number" in cc.failure
+
+
+def test_contained_failure_during_recovery_reno_continues_recovery():
+    """A failure inside fast recovery hands Reno a window that is in recovery: the full ACK then
+    sets cwnd = ssthresh (RFC 6582 §3.2 step 3)."""
+    cc = attach(f"{HERE}:FailsInRecovery", MSS, 10)
+    cc.on_congestion_event(20 * MSS, 0.0)
+    cc.on_dup_ack()
+    reno = cc.controller
+    assert type(reno) is Reno and reno.in_recovery and cc.ssthresh == 10 * MSS
+    cc.on_recovery_exit()
+    assert cc.cwnd == 10 * MSS
+
+
+def test_contained_window_below_one_mss_is_raised_to_one_mss():
+    """A controller's cwnd below one segment would stall the connection; one MSS is the floor
+    (RFC 5681 §3.1's loss window)."""
+    cc = attach("reno", MSS, 10)
+    cc.controller.cwnd = 10
+    cc.data_sent(0, MSS, 0, 0.0)  # any hook reads the values back
+    assert cc.cwnd == MSS and cc.failure is None
+
+
+def test_contained_smaller_mss_reaches_the_controller():
+    """RFC 1191 §6.5: after a path MTU reduction (icmp_input sets conn.cc.mss) the controller counts
+    in the new segment size, and the window floor follows it."""
+    cc = attach("cubic", MSS, 10)
+    cc.mss = 500
+    assert cc.controller.mss == 500
+    cc.controller.cwnd = 10
+    cc.data_sent(0, 500, 0, 0.0)
+    assert cc.cwnd == 500
