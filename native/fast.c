@@ -158,8 +158,6 @@ int fast_parse(const char *cbuf, size_t len, struct fast_seg *s)
     if (fold(sum_words(p, ihl, 0)) != 0)
         return FAST_BAD_IP_CHECKSUM;
     uint16_t frag = get16(p + 6);
-    if ((frag & 0x2000) || (frag & 0x1fff))
-        return FAST_FRAGMENT;
     s->tos = p[1];
     s->total_len = (uint16_t)total;
     s->ident = get16(p + 4);
@@ -170,6 +168,11 @@ int fast_parse(const char *cbuf, size_t len, struct fast_seg *s)
     s->ihl_bytes = (uint8_t)ihl;
     s->payload_off = (uint32_t)ihl;
     s->payload_len = (uint32_t)(total - ihl);
+    if ((frag & 0x2000) || (frag & 0x1fff)) { /* a fragment: its transport header waits for reassembly */
+        s->frag_off = (uint16_t)((frag & 0x1fff) << 3);
+        s->more_frags = (frag & 0x2000) != 0;
+        return FAST_FRAGMENT;
+    }
     if (s->proto != IPPROTO_TCP_NUM)
         return FAST_OK;
 

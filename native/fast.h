@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Why a packet was rejected; 0 means accepted. Mirrored by stack.wire.reasons.DropReason. */
+/* Why a packet was rejected; 0 means accepted. FAST_FRAGMENT is the one non-zero code that is not a
+ * rejection. The others are mirrored by stack.wire.reasons.DropReason. */
 enum fast_reason {
     FAST_OK = 0,
     FAST_TOO_SHORT = 1,        /* shorter than an IPv4 header */
@@ -13,7 +14,8 @@ enum fast_reason {
     FAST_BAD_IHL = 3,          /* IHL < 5 or header longer than the packet */
     FAST_BAD_TOTAL_LENGTH = 4, /* total length < IHL or > bytes received */
     FAST_BAD_IP_CHECKSUM = 5,
-    FAST_FRAGMENT = 6,         /* MF set or fragment offset != 0: no reassembly yet */
+    FAST_FRAGMENT = 6,         /* not a rejection: MF set or offset != 0; the IP fields (frag_off,
+                                  more_frags) are filled and the payload goes to reassembly */
     FAST_TCP_TOO_SHORT = 7,    /* fewer than 20 bytes of TCP header */
     FAST_BAD_TCP_OFFSET = 8,   /* data offset < 5 or beyond the IP payload */
     FAST_BAD_TCP_CHECKSUM = 9,
@@ -52,6 +54,8 @@ struct fast_seg {
     uint32_t sack[8]; /* left, right pairs */
     uint32_t payload_off;
     uint32_t payload_len;
+    uint16_t frag_off; /* fragment offset in bytes (RFC 791: the field times 8) */
+    uint8_t more_frags; /* MF */
 };
 
 uint16_t fast_checksum(const char *buf, size_t len, uint32_t initial);

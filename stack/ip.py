@@ -1,16 +1,29 @@
-"""IPv4 input beside TCP: ICMP echo (ping) and ICMP protocol-unreachable (RFC 792, RFC 1122 §3.2.2.1)."""
+"""IPv4 input beside the TCP fast path: fragment reassembly, ICMP (echo, errors quoting our segments)
+and protocol unreachable (RFC 791, RFC 792, RFC 1122 §3.2)."""
 
 from __future__ import annotations
 
 import struct
+from collections import Counter
+from typing import TYPE_CHECKING
 
+from stack.fragments import FragmentLimits, Reassembler
+from stack.tcp.icmp_input import DEST_UNREACHABLE, PARAMETER_PROBLEM, SOURCE_QUENCH, TIME_EXCEEDED, IcmpError
 from stack.wire.checksum import internet_checksum
-from stack.wire.codec import PROTO_ICMP, IpPacket, encode_ipv4
+from stack.wire.codec import PROTO_ICMP, PROTO_TCP, IpPacket, Rejected, TcpPacket, decode, encode_ipv4, encode_tcp
+from stack.wire.reasons import DropReason
+
+if TYPE_CHECKING:
+    from stack.demux import Demux
+    from stack.tcp.connection import Connection
 
 ICMP_ECHO_REPLY = 0
-ICMP_DEST_UNREACHABLE = 3
+ICMP_DEST_UNREACHABLE = DEST_UNREACHABLE
 ICMP_ECHO_REQUEST = 8
 CODE_PROTOCOL_UNREACHABLE = 2
+_ICMP_ERRORS = (DEST_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM)
+ICMP_ERRORS_PER_SEC = 1000  # ICMP errors we send, at most (Linux net.ipv4.icmp_msgs_per_sec)
+ICMP_ERRORS_BURST = 50  # Linux net.ipv4.icmp_msgs_burst
 
 
 def _icmp(icmp_type: int, code: int, rest: bytes) -> bytes:
@@ -20,7 +33,9 @@ def _icmp(icmp_type: int, code: int, rest: bytes) -> bytes:
 
 
 def handle_ip_packet(pkt: IpPacket, our_addr: int) -> bytes | None:
-    """The reply to a non-TCP packet addressed to us, if any (as raw IPv4 bytes)."""
+    """The stateless reply to a whole non-TCP packet addressed to us, if any (as raw IPv4 bytes)."""
+    if pkt.is_fragment:
+        return None  # a piece of a datagram: IpLayer reassembles it first
     if pkt.proto == PROTO_ICMP:
         data = pkt.payload
         if len(data) < 8 or internet_checksum(data) != 0:
@@ -34,3 +49,81 @@ def handle_ip_packet(pkt: IpPacket, our_addr: int) -> bytes | None:
     return encode_ipv4(
         our_addr, pkt.src, PROTO_ICMP, _icmp(ICMP_DEST_UNREACHABLE, CODE_PROTOCOL_UNREACHABLE, b"\0\0\0\0" + quote)
     )
+
+
+class IpLayer:
+    """Everything that reaches us as an `IpPacket`: fragments go to the reassembler and a whole datagram
+    is decoded again; ICMP errors quoting a TCP segment go to the connection through the demux."""
+
+    def __init__(self, demux: Demux, our_addr: int, limits: FragmentLimits | None = None) -> None:
+        self.demux = demux
+        self.addr = our_addr
+        self.counters: Counter[str] = Counter()  # Icmp*, Reasm*, drops of reassembled datagrams
+        self.fragments = Reassembler(limits, self.counters)
+        self._icmp_tokens = float(ICMP_ERRORS_BURST)
+        self._icmp_refilled = 0.0
+
+    def receive(self, pkt: IpPacket, now: float) -> tuple[Connection | None, bytes | None]:
+        """One packet addressed to us: the connection it touched (to flush), and a reply to send."""
+        if pkt.is_fragment:
+            whole = self.fragments.add(pkt, now)
+            if whole is None:
+                return None, None
+            decoded = decode(whole)
+            if type(decoded) is TcpPacket:
+                conn, rst = self.demux.segment_arrives(decoded.src, decoded.dst, decoded.segment, now)
+                return conn, None if rst is None else encode_tcp(self.addr, decoded.src, rst)
+            if type(decoded) is Rejected:
+                bad_sum = decoded.reason is DropReason.BAD_TCP_CHECKSUM
+                self.counters["InCsumErrors" if bad_sum else "InErrors"] += 1
+                self.counters[f"Drop{decoded.reason.name}"] += 1
+                return None, None
+            pkt = decoded
+        if pkt.proto == PROTO_ICMP:
+            self.counters["IcmpInMsgs"] += 1
+            data = pkt.payload
+            if len(data) < 8 or internet_checksum(data) != 0:
+                self.counters["IcmpInErrors"] += 1
+                return None, None
+            if data[0] in _ICMP_ERRORS:
+                return self._icmp_error(data, now), None
+            if data[0] == SOURCE_QUENCH:
+                self.counters["IcmpInSrcQuenchs"] += 1  # RFC 6633 §3: silently ignored
+                return None, None
+            if data[0] == ICMP_ECHO_REQUEST:
+                self.counters["IcmpInEchos"] += 1
+        elif not self._may_send_icmp_error(now):
+            self.counters["IcmpOutRateLimitGlobal"] += 1  # a flood is not answered packet for packet
+            return None, None
+        return None, handle_ip_packet(pkt, self.addr)
+
+    def _may_send_icmp_error(self, now: float) -> bool:
+        """A token bucket for the ICMP errors we send, as Linux's icmp_global_allow (RFC 1812 §4.3.2.8 asks
+        routers to rate-limit them; a host answering every packet of a flood is as much of an amplifier)."""
+        elapsed = max(now - self._icmp_refilled, 0.0)
+        self._icmp_refilled = now
+        self._icmp_tokens = min(self._icmp_tokens + elapsed * ICMP_ERRORS_PER_SEC, ICMP_ERRORS_BURST)
+        if self._icmp_tokens < 1.0:
+            return False
+        self._icmp_tokens -= 1.0
+        return True
+
+    def _icmp_error(self, data: bytes, now: float) -> Connection | None:
+        """RFC 792: the error quotes the IP header and at least 8 bytes of the datagram it is about;
+        for TCP those are the ports and SEG.SEQ (RFC 5927 §4.1)."""
+        icmp_type, code = data[0], data[1]
+        self.counters["IcmpInDestUnreachs" if icmp_type == DEST_UNREACHABLE else "IcmpInOtherErrors"] += 1
+        quoted = data[8:]
+        ihl = (quoted[0] & 0x0F) * 4 if quoted else 0
+        if len(quoted) < 20 or quoted[0] >> 4 != 4 or ihl < 20 or len(quoted) < ihl + 8:
+            self.counters["IcmpInErrors"] += 1
+            return None
+        total_length, frag = struct.unpack_from("!H2xH", quoted, 2)
+        src, dst = struct.unpack_from("!II", quoted, 12)
+        if quoted[9] != PROTO_TCP or frag & 0x1FFF or src != self.addr:
+            self.counters["IcmpUnmatched"] += 1  # not about a TCP header we sent
+            return None
+        sport, dport, seq = struct.unpack_from("!HHI", quoted, ihl)
+        mtu = struct.unpack_from("!H", data, 6)[0] if icmp_type == DEST_UNREACHABLE else 0
+        error = IcmpError(icmp_type, code, seq, mtu, total_length)
+        return self.demux.icmp_error((src, sport), (dst, dport), error, now)

@@ -11,6 +11,7 @@ from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
 PROTO_ICMP = 1
 PROTO_TCP = 6
 _MAX_PACKET = 65535
+_FRAGMENT = lib.FAST_FRAGMENT  # not a rejection: the IP fields are filled, the payload awaits reassembly
 _FLAGS = [Flags(i) for i in range(256)]  # IntFlag construction is slow; decode indexes this table
 
 
@@ -24,7 +25,8 @@ class TcpPacket:
 
 @dataclass(frozen=True, slots=True)
 class IpPacket:
-    """A valid IPv4 packet of another protocol (ICMP, UDP, ...)."""
+    """A valid IPv4 packet of another protocol (ICMP, UDP, ...), or a fragment of any protocol
+    (`is_fragment`: its payload is a piece of a datagram for stack/fragments.py to reassemble)."""
 
     src: int
     dst: int
@@ -33,6 +35,12 @@ class IpPacket:
     ident: int
     header: bytes
     payload: bytes
+    frag_offset: int = 0  # in bytes (RFC 791 §3.1: the field counts 8-byte units)
+    more_fragments: bool = False
+
+    @property
+    def is_fragment(self) -> bool:
+        return self.more_fragments or self.frag_offset != 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +58,11 @@ def decode(buf: bytes) -> TcpPacket | IpPacket | Rejected:
     s = _parsed
     rc = lib.fast_parse(buf, len(buf), s)
     if rc:
+        if rc == _FRAGMENT:
+            end = s.payload_off + s.payload_len
+            header = buf[: s.ihl_bytes]
+            payload = buf[s.payload_off : end]
+            return IpPacket(s.src, s.dst, s.proto, s.ttl, s.ident, header, payload, s.frag_off, bool(s.more_frags))
         return Rejected(DropReason(rc))
     off = s.payload_off
     end = off + s.payload_len

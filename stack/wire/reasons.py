@@ -1,4 +1,7 @@
-"""Why an inbound packet was dropped before reaching TCP; values mirror `enum fast_reason` in native/fast.h."""
+"""Why an inbound packet was dropped before reaching TCP; values mirror `enum fast_reason` in native/fast.h.
+
+Code 6 (FAST_FRAGMENT) is missing on purpose: a fragment is not dropped but handed to stack/fragments.py.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ class DropReason(IntEnum):
     BAD_IHL = 3
     BAD_TOTAL_LENGTH = 4
     BAD_IP_CHECKSUM = 5
-    FRAGMENT = 6
     TCP_TOO_SHORT = 7
     BAD_TCP_OFFSET = 8
     BAD_TCP_CHECKSUM = 9

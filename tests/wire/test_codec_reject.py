@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stack.wire.codec import Rejected, TcpPacket, decode, encode_tcp
+from stack.wire.codec import IpPacket, Rejected, TcpPacket, decode, encode_tcp
 from stack.wire.reasons import DropReason
 from stack.wire.segment import Flags, Segment, TcpOptions
 
@@ -45,8 +45,6 @@ def test_good_packet_decodes():
         (_mutate(2, struct.pack("!H", len(GOOD) + 1)), DropReason.BAD_TOTAL_LENGTH),
         (_mutate(2, struct.pack("!H", 10)), DropReason.BAD_TOTAL_LENGTH),
         (_mutate(8, b"\x01", fix_ip_checksum=False), DropReason.BAD_IP_CHECKSUM),
-        (_mutate(6, b"\x20\x00"), DropReason.FRAGMENT),
-        (_mutate(6, b"\x00\x10"), DropReason.FRAGMENT),
         (_mutate(2, struct.pack("!H", 30)), DropReason.TCP_TOO_SHORT),
         (_mutate(32, b"\x40"), DropReason.BAD_TCP_OFFSET),
         (_mutate(32, b"\xf0"), DropReason.BAD_TCP_OFFSET),
@@ -55,6 +53,20 @@ def test_good_packet_decodes():
 )
 def test_malformed_packet_rejected_with_reason(packet, reason):
     assert decode(packet) == Rejected(reason)
+
+
+@pytest.mark.parametrize(
+    ("flags_offset", "offset", "more"), [(b"\x20\x00", 0, True), (b"\x00\x10", 128, False), (b"\x3f\xff", 65528, True)]
+)
+def test_fragment_is_not_rejected_but_handed_on_with_its_offset(flags_offset, offset, more):
+    """RFC 791 §3.2: a fragment's transport header is only parsed after reassembly."""
+    got = decode(_mutate(6, flags_offset))
+    assert isinstance(got, IpPacket) and got.is_fragment
+    assert (got.proto, got.frag_offset, got.more_fragments, got.payload) == (6, offset, more, GOOD[20:])
+
+
+def test_fragment_with_bad_ip_checksum_rejected():
+    assert decode(_mutate(6, b"\x20\x00", fix_ip_checksum=False)) == Rejected(DropReason.BAD_IP_CHECKSUM)
 
 
 def _with_options(options: bytes) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet import ICMP, IP, TCP, fragment
 
 from stack.wire.codec import IpPacket, TcpPacket, decode, encode_tcp
 from stack.wire.segment import Flags, Segment, TcpOptions
@@ -183,3 +183,30 @@ def test_icmp_decodes_as_ip_packet():
     got = decode(raw)
     assert isinstance(got, IpPacket)
     assert got.proto == 1 and got.payload[0] == 8 and got.payload.endswith(b"ping") and len(got.header) == 20
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    src=addr,
+    dst=addr,
+    ident=u16,
+    ttl=st.integers(1, 255),
+    proto=st.sampled_from([1, 6, 17, 132]),
+    payload=st.binary(min_size=9, max_size=3000),
+    size=st.sampled_from([8, 24, 512, 1480]),
+)
+def test_fragments_decode_agrees_with_scapy(src, dst, ident, ttl, proto, payload, size):
+    """RFC 791 §3.2: each fragment decodes to its IP fields, offset in bytes, MF and raw payload piece."""
+    datagram = IP(src=_dotted(src), dst=_dotted(dst), id=ident, ttl=ttl, proto=proto) / payload
+    pieces = fragment(datagram, size)
+    if len(pieces) < 2:
+        return
+    for built in pieces:
+        raw = bytes(built)
+        piece = IP(raw)  # dissected, so that ihl and len are filled in
+        got = decode(raw)
+        assert isinstance(got, IpPacket) and got.is_fragment
+        assert (got.src, got.dst, got.ident, got.ttl, got.proto) == (src, dst, ident, ttl, proto)
+        assert got.frag_offset == piece.frag * 8
+        assert got.more_fragments == bool(piece.flags.MF)
+        assert got.header == raw[: piece.ihl * 4] and got.payload == raw[piece.ihl * 4 : piece.len]

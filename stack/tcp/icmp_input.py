@@ -1,0 +1,163 @@
+"""What an ICMP error quoting one of our segments does to its connection, after Linux's tcp_v4_err.
+
+stack/ip.py parses the ICMP message, stack/demux.py finds the connection by the quoted 4-tuple, and
+`icmp_error` decides. An error is believed only if the quoted SEG.SEQ lies in SND.UNA..SND.MAX, data we
+have sent and not yet seen acknowledged (RFC 5927 §4.1; Linux checks snd_una..snd_nxt, and Linux's
+snd_nxt is our snd_max, since ours falls back after a retransmission timeout).
+
+- Hard errors (protocol or port unreachable and the administrative codes, Linux's icmp_err_convert)
+  abort an active open: the application sees the connection refused.
+- Soft errors (network or host unreachable, time exceeded, ...) never abort: RFC 1122 §4.2.3.9 says
+  TCP MUST NOT, and after the handshake Linux treats hard errors the same way. The errno is kept in
+  `conn.soft_error` (Linux sk_err_soft, what SO_ERROR returns) for when retransmissions give up.
+  Linux alone aborts even on soft errors in SYN-SENT; we follow RFC 1122 there.
+- A passive open still in SYN-RECEIVED is dropped silently on network/host unreachable, time exceeded
+  or parameter problem, as Linux's tcp_req_err does: no application is waiting for it yet.
+- Fragmentation needed (RFC 1191) lowers the MSS to the reported MTU - 40 and resends what is in
+  flight at the new size right away (Linux tcp_simple_retransmit): not a congestion signal, so cwnd
+  and ssthresh stay as they are.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from stack.tcp.state import State
+from stack.wire.seq import seq_le
+
+if TYPE_CHECKING:
+    from stack.tcp.connection import Connection
+
+DEST_UNREACHABLE = 3
+SOURCE_QUENCH = 4
+TIME_EXCEEDED = 11
+PARAMETER_PROBLEM = 12
+CODE_NET_UNREACHABLE = 0
+CODE_HOST_UNREACHABLE = 1
+CODE_FRAG_NEEDED = 4
+
+MIN_MTU = 68  # RFC 791 §3.2: every link carries this much; a smaller next-hop MTU is a lie
+MIN_PATH_MTU = 576  # floor for what we believe (MSS 536, RFC 9293 §3.7.1); RFC 5927 §7.3: forged tiny MTUs
+TIMESTAMP_OPTION = 12  # NOP,NOP,TS on every segment when timestamps are on
+# RFC 1191 §7: typical MTUs, for routers that do not report the next-hop MTU (the field is 0)
+PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
+
+# Destination unreachable codes -> (errno, hard, name), as Linux's icmp_err_convert.
+_UNREACHABLE: dict[int, tuple[int, bool, str]] = {
+    0: (errno.ENETUNREACH, False, "network unreachable"),
+    1: (errno.EHOSTUNREACH, False, "host unreachable"),
+    2: (errno.ENOPROTOOPT, True, "protocol unreachable"),
+    3: (errno.ECONNREFUSED, True, "port unreachable"),
+    5: (errno.EOPNOTSUPP, False, "source route failed"),
+    6: (errno.ENETUNREACH, True, "network unknown"),
+    7: (errno.EHOSTDOWN, True, "host unknown"),
+    8: (errno.ENONET, True, "source host isolated"),
+    9: (errno.ENETUNREACH, True, "network prohibited"),
+    10: (errno.EHOSTUNREACH, True, "host prohibited"),
+    11: (errno.ENETUNREACH, False, "network unreachable for TOS"),
+    12: (errno.EHOSTUNREACH, False, "host unreachable for TOS"),
+    13: (errno.EHOSTUNREACH, True, "communication prohibited"),
+    14: (errno.EHOSTUNREACH, True, "host precedence violation"),
+    15: (errno.EHOSTUNREACH, True, "precedence cutoff"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpError:
+    """An ICMP error message quoting one of our TCP segments, as the IP layer parsed it."""
+
+    icmp_type: int
+    code: int
+    seq: int  # SEG.SEQ of the quoted segment
+    mtu: int = 0  # next-hop MTU of a fragmentation-needed message (RFC 1191 §4); 0 if not given
+    quoted_length: int = 0  # total length in the quoted IP header: the size that did not fit
+
+
+class Outcome(Enum):
+    """What became of an ICMP error; the value is the counter `tcpstack stats` shows."""
+
+    OUT_OF_WINDOW = "OutOfWindowIcmps"  # quoted sequence number outside SND.UNA..SND.MAX (Linux's name)
+    IGNORED = "TCPIcmpIgnored"  # believable but nothing to do (TIME-WAIT, an MTU that is no smaller, ...)
+    SOFT_ERROR = "TCPIcmpSoftErrors"  # recorded in conn.soft_error
+    ABORTED = "TCPIcmpAborts"  # the connection attempt ended
+    PMTU_REDUCED = "TCPPmtuReductions"  # the MSS was lowered and the flight resent
+
+
+def icmp_error(conn: Connection, error: IcmpError, now: float) -> Outcome:
+    """Apply one ICMP error to the connection whose segment it quotes."""
+    state = conn.state
+    if state in (State.CLOSED, State.LISTEN, State.TIME_WAIT):
+        return Outcome.IGNORED  # nothing in flight that could have caused it (Linux ignores TIME-WAIT too)
+    tcb = conn.tcb
+    if not (seq_le(tcb.snd_una, error.seq) and seq_le(error.seq, tcb.snd_max)):
+        return Outcome.OUT_OF_WINDOW
+    if error.icmp_type == DEST_UNREACHABLE and error.code == CODE_FRAG_NEEDED:
+        return _path_mtu_reduced(conn, error)
+    meaning = _meaning(error)
+    if meaning is None:
+        return Outcome.IGNORED
+    err, hard, name = meaning
+    if state is State.SYN_RECEIVED and conn.passive:
+        if _drops_embryonic(error):
+            conn.enter(State.CLOSED, f"ICMP {name}", now)
+            return Outcome.ABORTED
+        return Outcome.IGNORED
+    if hard and state in (State.SYN_SENT, State.SYN_RECEIVED):
+        conn.soft_error = err
+        conn._on_reset(True, now, f"ICMP {name}")
+        return Outcome.ABORTED
+    conn.soft_error = err
+    return Outcome.SOFT_ERROR
+
+
+def _meaning(error: IcmpError) -> tuple[int, bool, str] | None:
+    if error.icmp_type == DEST_UNREACHABLE:
+        return _UNREACHABLE.get(error.code)
+    if error.icmp_type == TIME_EXCEEDED:
+        return errno.EHOSTUNREACH, False, "time exceeded"
+    if error.icmp_type == PARAMETER_PROBLEM:
+        return errno.EPROTO, True, "parameter problem"
+    return None  # source quench (RFC 6633) and anything else: no effect on TCP
+
+
+def _drops_embryonic(error: IcmpError) -> bool:
+    """Linux tcp_req_err: the errors that end a half-open passive connection."""
+    if error.icmp_type in (TIME_EXCEEDED, PARAMETER_PROBLEM):
+        return True
+    return error.icmp_type == DEST_UNREACHABLE and error.code in (CODE_NET_UNREACHABLE, CODE_HOST_UNREACHABLE)
+
+
+def path_mtu(error: IcmpError) -> int | None:
+    """The path MTU a fragmentation-needed message tells us, or None if it is not believable.
+
+    RFC 1191 §5: without a next-hop MTU, the largest plateau below the size that was dropped."""
+    mtu = error.mtu
+    if mtu == 0:
+        mtu = next((p for p in PLATEAUS if p < error.quoted_length), 0)
+    if mtu < MIN_MTU or (error.quoted_length and mtu >= error.quoted_length):
+        return None  # too small to exist, or the dropped datagram would have fitted
+    return max(mtu, MIN_PATH_MTU)
+
+
+def _path_mtu_reduced(conn: Connection, error: IcmpError) -> Outcome:
+    """RFC 1191 §6.3-6.5: lower the MSS, and resend what is in flight in pieces of the new size."""
+    if not conn.state.synchronized:
+        return Outcome.IGNORED  # a SYN is small; the MSS is settled by the handshake
+    mtu = path_mtu(error)
+    if mtu is None:
+        return Outcome.IGNORED
+    tcb = conn.tcb
+    mss = mtu - 40 - (TIMESTAMP_OPTION if conn.ts_ok else 0)
+    if mss >= tcb.snd_mss:
+        return Outcome.IGNORED  # never raised by an ICMP message; an older or duplicate report
+    tcb.snd_mss = mss
+    conn.cc.mss = mss
+    if tcb.snd_una != tcb.snd_max:
+        # every full-sized segment in flight was dropped at the same hop: go back to SND.UNA, as after
+        # a timeout but without the congestion response; the next output resends at the new size
+        tcb.snd_nxt = tcb.snd_una
+        conn._rtt_seq = None  # Karn: never time a retransmission
+    return Outcome.PMTU_REDUCED
