@@ -11,8 +11,9 @@ import os
 import socket
 
 CONTROL_DIR = "/run/tcpstack"
-MAX_REQUEST = 4096
-MAX_CLIENTS = 16
+MAX_REQUEST = 4096  # bytes of one request line; a longer one is refused
+MAX_CLIENTS = 16  # control clients served at once (`--max-control-clients`); more are refused and counted
+REQUEST_TIMEOUT = 2.0  # seconds a client may take to send its request
 
 
 def default_path() -> str:
@@ -58,8 +59,12 @@ def request(path: str, cmd: str, timeout: float = 2.0):
     return reply["result"]
 
 
-async def serve_control(path: str, stack) -> object:
-    """Start answering on `path`; returns the asyncio server (close it to stop)."""
+async def serve_control(path: str, stack, max_clients: int = MAX_CLIENTS) -> object:
+    """Start answering on `path`; returns the asyncio server (close it to stop).
+
+    Bounded: at most `max_clients` at once (the others get an error and count as ControlClientsRefused),
+    requests of at most MAX_REQUEST bytes, REQUEST_TIMEOUT seconds each.
+    """
     import asyncio
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -71,20 +76,24 @@ async def serve_control(path: str, stack) -> object:
         nonlocal clients
         clients += 1
         try:
-            if clients > MAX_CLIENTS:
+            if clients > max_clients:
+                stack.counters["ControlClientsRefused"] += 1
                 reply = {"error": "too many control clients"}
             else:
-                line = await asyncio.wait_for(reader.readline(), 2.0)
-                reply = _answer(line[:MAX_REQUEST], stack)
+                try:
+                    line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+                    reply = _answer(line, stack)
+                except ValueError:  # the line outgrew the reader's limit
+                    reply = {"error": f"bad request: longer than {MAX_REQUEST} bytes"}
             writer.write(json.dumps(reply).encode())
-            await writer.drain()
+            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
         except (asyncio.TimeoutError, ConnectionError):
             pass
         finally:
             clients -= 1
             writer.close()
 
-    server = await asyncio.start_unix_server(handle, path)
+    server = await asyncio.start_unix_server(handle, path, limit=MAX_REQUEST)
     os.chmod(path, 0o600)
     return server
 

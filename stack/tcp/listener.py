@@ -1,27 +1,50 @@
-"""A LISTEN socket: spawns a child connection per SYN, bounded SYN and accept queues (like Linux)."""
+"""A LISTEN socket: a child connection per SYN, bounded SYN and accept queues, SYN cookies (like Linux).
+
+Overload follows Linux: a SYN that finds the SYN queue full is answered with a SYN cookie (RFC 4987
+§3.6, `syncookies.py`) when `config.syncookies` is 1 (2: every SYN), else dropped; a SYN or a final ACK
+that finds the accept queue full is dropped, so the peer retransmits. The counters use Linux's names.
+"""
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 
+from stack.tcp import syncookies
 from stack.tcp.config import TcpConfig
-from stack.tcp.connection import Address, Connection, Transition, TransitionHook
+from stack.tcp.connection import Address, Connection, Transition, TransitionHook, window_shift_for
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.state import State, is_legal
-from stack.wire.segment import Segment
+from stack.wire.segment import Flags, Segment, TcpOptions
+from stack.wire.seq import seq_add
+
+ListenerAnswer = Connection | Segment | None  # a new child, a segment to answer with, or nothing (dropped)
 
 
 class Listener:
-    def __init__(self, config: TcpConfig, local: Address, backlog: int | None = None, now: float = 0.0) -> None:
+    def __init__(
+        self,
+        config: TcpConfig,
+        local: Address,
+        backlog: int | None = None,
+        now: float = 0.0,
+        *,
+        cookie_secret: bytes | None = None,
+        counters: Counter[str] | None = None,
+    ) -> None:
         self.config = config
         self.local = local
         self.state = State.CLOSED
         self.history: list[Transition] = []
         self.enter(State.LISTEN, "passive open", now)
         self.backlog = config.backlog if backlog is None else backlog
+        # children not yet reported established to the owner: half-open ones, and ones whose final ACK
+        # (or SYN cookie) arrived but whose Connected event the owner has not seen; it moves them on
         self.syn_queue: set[Connection] = set()
         self.accept_queue: deque[Connection] = deque()
-        self.overflows = 0  # SYNs dropped because a queue was full (ListenOverflows)
+        self.overflows = 0  # SYNs dropped because a queue was full
+        self.counters: Counter[str] = Counter() if counters is None else counters  # the stack's, when given
+        self._secret = syncookies.new_secret() if cookie_secret is None else cookie_secret
+        self._cookie_sent_at: float | None = None  # Linux's last_overflow: ACKs are checked as cookies after it
 
     def enter(self, new: State, reason: str, now: float) -> None:
         """The listener's own LISTEN <-> CLOSED changes, checked against the same table as connections."""
@@ -35,16 +58,69 @@ class Listener:
         if self.state is State.LISTEN:
             self.enter(State.CLOSED, "close", now)
 
+    # ------------------------------------------------------------------ arriving segments
+
+    def syn_arrives(
+        self, remote: Address, syn: Segment, now: float, on_transition: TransitionHook | None = None
+    ) -> ListenerAnswer:
+        """RFC 9293 §3.10.7.2 third check, with Linux's overload rules (tcp_conn_request)."""
+        mode = self.config.syncookies
+        queue_full = len(self.syn_queue) >= self.config.syn_backlog
+        if mode == 2 or (mode == 1 and queue_full):
+            if self.accept_queue_full():
+                self.overflows += 1
+                return self._drop_overflow()
+            if queue_full:
+                self.counters["TCPReqQFullDoCookies"] += 1
+            return self._cookie_synack(remote, syn, now)
+        return self.on_syn(remote, syn, now, on_transition)
+
     def on_syn(
         self, remote: Address, syn: Segment, now: float, on_transition: TransitionHook | None = None
     ) -> Connection | None:
-        """RFC 9293 §3.10.7.2 third check. A full queue drops the SYN silently, as Linux does."""
-        if len(self.syn_queue) >= self.config.syn_backlog or len(self.accept_queue) >= self.backlog:
+        """A child in SYN_RECEIVED for the SYN, or None: a full queue drops the SYN silently, as Linux does."""
+        if len(self.syn_queue) >= self.config.syn_backlog:
             self.overflows += 1
+            self.counters["TCPReqQFullDrop"] += 1
+            self.counters["ListenDrops"] += 1
             return None
+        if self.accept_queue_full():
+            self.overflows += 1
+            return self._drop_overflow()
         child = Connection.from_syn(self.config, self.local, remote, syn, now, on_transition)
         self.syn_queue.add(child)
         return child
+
+    def ack_arrives(
+        self, remote: Address, seg: Segment, now: float, on_transition: TransitionHook | None = None
+    ) -> ListenerAnswer:
+        """§3.10.7.2 second check: an ACK in LISTEN gets <SEQ=SEG.ACK><CTL=RST>, unless it returns one of
+        our SYN cookies (checked only within syncookies.VALID_FOR of the last one sent, as Linux)."""
+        reset = Segment(seg.dst_port, seg.src_port, seg.ack, 0, Flags.RST, 0)
+        if seg.flags & (Flags.SYN | Flags.RST) or not self._cookies_recent(now):
+            return reset
+        tuple4 = (self.local[0], self.local[1], remote[0], remote[1])
+        peer_isn = seq_add(seg.seq, -1)
+        iss = seq_add(seg.ack, -1)
+        index = syncookies.check_cookie(self._secret, tuple4, peer_isn, iss, now)
+        peer = self._peer_options(index, seg) if index is not None else None
+        if peer is None:
+            self.counters["SyncookiesFailed"] += 1
+            return reset
+        self.counters["SyncookiesRecv"] += 1
+        if self.accept_queue_full():
+            return self._drop_overflow()  # the peer retransmits; its next segment returns the cookie again
+        syn = Segment(seg.src_port, seg.dst_port, peer_isn, 0, Flags.SYN, seg.window, b"", peer)
+        offset = syncookies.ts_offset(self._secret, self.local[0], remote[0])
+        child = Connection.from_cookie(self.config, self.local, remote, syn, iss, offset, now, on_transition)
+        self.syn_queue.add(child)  # the owner moves it to the accept queue on its Connected event
+        child.receive_segment(seg, now)
+        return child
+
+    # ------------------------------------------------------------------ queues
+
+    def accept_queue_full(self) -> bool:
+        return len(self.accept_queue) >= self.backlog
 
     def on_established(self, child: Connection) -> None:
         self.syn_queue.discard(child)
@@ -57,3 +133,61 @@ class Listener:
 
     def accept(self) -> Connection | None:
         return self.accept_queue.popleft() if self.accept_queue else None
+
+    def refuse_final_ack(self) -> None:
+        """A child's final ACK found the accept queue full: dropped, the child stays in SYN_RECEIVED and
+        its SYN,ACK retransmission draws the ACK again (Linux, tcp_abort_on_overflow=0)."""
+        self._drop_overflow()
+
+    # ------------------------------------------------------------------ SYN cookies
+
+    def _drop_overflow(self) -> None:
+        self.counters["ListenOverflows"] += 1
+        self.counters["ListenDrops"] += 1
+
+    def _cookies_recent(self, now: float) -> bool:
+        if self.config.syncookies == 2:
+            return True
+        sent = self._cookie_sent_at
+        return self.config.syncookies == 1 and sent is not None and now - sent < syncookies.VALID_FOR
+
+    def _cookie_synack(self, remote: Address, syn: Segment, now: float) -> Segment:
+        """The SYN,ACK for a SYN answered without state. Without timestamps it carries only our MSS, as
+        Linux's: window scaling and SACK need the TSval bits to come back (RFC 4987 §3.6)."""
+        config = self.config
+        peer = syn.options
+        index = syncookies.mss_index(peer.mss)
+        tuple4 = (self.local[0], self.local[1], remote[0], remote[1])
+        iss = syncookies.make_cookie(self._secret, tuple4, syn.seq, index, now)
+        options = TcpOptions(mss=config.mss)
+        if config.timestamps and peer.timestamps is not None:
+            use_wscale = peer.wscale is not None and config.window_scaling
+            carried = syncookies.CookieOptions(
+                min(peer.wscale, syncookies.MAX_WSCALE) if use_wscale else None, config.sack and peer.sack_permitted
+            )
+            offset = syncookies.ts_offset(self._secret, self.local[0], remote[0])
+            ts_now = (int(now * 1000) + offset) & 0xFFFFFFFF  # Connection.ts_val's clock
+            options = TcpOptions(
+                mss=config.mss,
+                wscale=window_shift_for(config.receive_buffer) if use_wscale else None,
+                sack_permitted=carried.sack_permitted,
+                timestamps=(syncookies.stamp_tsval(ts_now, carried), peer.timestamps[0]),
+            )
+        self._cookie_sent_at = now
+        self.counters["SyncookiesSent"] += 1
+        self.counters["OutSegs"] += 1
+        window = min(config.receive_buffer, 0xFFFF)  # a SYN's window is never scaled (RFC 7323 §2.2)
+        return Segment(
+            self.local[1], syn.src_port, iss, seq_add(syn.seq, 1), Flags.SYN | Flags.ACK, window, b"", options
+        )
+
+    def _peer_options(self, index: int, ack: Segment) -> TcpOptions | None:
+        """The peer's SYN options as the cookie recorded them; None if its TSecr cannot be ours."""
+        mss = syncookies.MSS_TABLE[index]
+        ts = ack.options.timestamps
+        if not self.config.timestamps or ts is None or ts[1] == 0:
+            return TcpOptions(mss=mss)  # no timestamps: no window scaling, no SACK
+        carried = syncookies.read_tsecr(ts[1])
+        if carried.sack_permitted and not self.config.sack:
+            return None  # SACK was switched off since: the cookie cannot be honoured (as Linux)
+        return TcpOptions(mss=mss, wscale=carried.wscale, sack_permitted=carried.sack_permitted, timestamps=(ts[0], 0))

@@ -13,11 +13,18 @@ class Reassembly:
     Runs are keyed by their distance from an anchor sequence number (RCV.NXT when the first run was
     added), so they sort as plain ints across the 2**32 wrap. Each insert touches only the runs it
     overlaps (bisect), and the byte count is kept, not summed.
+
+    The queue is bounded by bytes and by runs (each run sits behind its own hole). Beyond a bound the
+    data furthest from RCV.NXT goes first, as Linux's tcp_prune_ofo_queue drops from the highest sequence
+    number: the new segment itself when it lies above what is held, else held data above it. The sender
+    keeps everything not cumulatively acknowledged (RFC 2018 §8), so it is sent again.
     """
 
-    __slots__ = ("_anchor", "_starts", "_runs", "bytes_held", "fin_seq")
+    __slots__ = ("_anchor", "_starts", "_runs", "bytes_held", "fin_seq", "max_bytes", "max_runs")
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = 1 << 30, max_runs: int = 1 << 30) -> None:
+        self.max_bytes = max_bytes
+        self.max_runs = max_runs
         self._anchor = 0
         self._starts: list[int] = []  # run start offsets from _anchor, ascending
         self._runs: list[bytes] = []  # run data, parallel to _starts
@@ -27,10 +34,40 @@ class Reassembly:
     def __len__(self) -> int:
         return len(self._runs)
 
-    def add(self, rcv_nxt: int, seq: int, data: bytes) -> None:
-        """Insert data starting at seq (> rcv_nxt); keeps only bytes not already held."""
+    def add(self, rcv_nxt: int, seq: int, data: bytes) -> int:
+        """Insert data starting at seq (> rcv_nxt), keeping only bytes not already held; returns how many
+        bytes (new or held) the bounds made it drop, 0 normally."""
         if not data:
-            return
+            return 0
+        self._insert(rcv_nxt, seq, data)
+        if len(self._runs) <= self.max_runs and self.bytes_held <= self.max_bytes:
+            return 0
+        return self._prune()
+
+    def _prune(self) -> int:
+        """Drop from the highest sequence number down until both bounds hold."""
+        starts, runs = self._starts, self._runs
+        dropped = 0
+        while len(runs) > self.max_runs:
+            starts.pop()
+            dropped += len(runs.pop())
+        excess = self.bytes_held - dropped - self.max_bytes
+        while excess > 0:
+            last = runs[-1]
+            if len(last) <= excess:
+                starts.pop()
+                runs.pop()
+                cut = len(last)
+            else:
+                runs[-1] = last[: len(last) - excess]
+                cut = excess
+            dropped += cut
+            excess -= cut
+        self.bytes_held -= dropped
+        self.fin_seq = None  # a FIN held out of order lies at the top: it went first
+        return dropped
+
+    def _insert(self, rcv_nxt: int, seq: int, data: bytes) -> None:
         if not self._runs:
             self._anchor = rcv_nxt
         start = seq_sub(seq, self._anchor)

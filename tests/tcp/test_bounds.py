@@ -1,0 +1,208 @@
+"""Every queue has a bound, and hitting it drops or refuses the way Linux does, counted for `tcpstack stats`:
+the out-of-order queue (bytes, holes), connections per stack, TIME_WAIT entries, the accept queue."""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import replace
+
+import pytest
+
+from stack.demux import Demux
+from stack.tcp.reassembly import Reassembly
+from stack.tcp.state import State
+from stack.wire.segment import Flags, TcpOptions
+from tests.tcp.conftest import CONFIG, IRS, ISS, LOCAL, REMOTE, seg, sent
+
+RCV_NXT = 1000
+
+
+def _runs(reasm: Reassembly) -> list[tuple[int, int]]:
+    return [(a - RCV_NXT, b - RCV_NXT) for a, b in reasm.sack_blocks()]
+
+
+# ---------------------------------------------------------------- the out-of-order queue
+
+
+def test_reassembly_new_run_above_the_hole_bound_is_dropped():
+    """Like Linux's tcp_prune_ofo_queue: what lies furthest from RCV.NXT goes first, here the newcomer."""
+    reasm = Reassembly(max_runs=2)
+    assert reasm.add(RCV_NXT, RCV_NXT + 10, b"a" * 5) == 0
+    assert reasm.add(RCV_NXT, RCV_NXT + 20, b"b" * 5) == 0
+    assert reasm.add(RCV_NXT, RCV_NXT + 30, b"c" * 5) == 5
+    assert _runs(reasm) == [(10, 15), (20, 25)] and reasm.bytes_held == 10
+
+
+def test_reassembly_new_run_below_held_ones_prunes_the_highest():
+    """Data closer to RCV.NXT is worth more: the highest held run makes room for it."""
+    reasm = Reassembly(max_runs=2)
+    reasm.add(RCV_NXT, RCV_NXT + 20, b"b" * 5)
+    reasm.add(RCV_NXT, RCV_NXT + 30, b"c" * 7)
+    assert reasm.add(RCV_NXT, RCV_NXT + 10, b"a" * 5) == 7
+    assert _runs(reasm) == [(10, 15), (20, 25)] and reasm.bytes_held == 10
+
+
+def test_reassembly_data_filling_a_hole_within_the_bound_is_kept():
+    """Merging runs lowers the hole count: nothing is dropped."""
+    reasm = Reassembly(max_runs=2)
+    reasm.add(RCV_NXT, RCV_NXT + 10, b"a" * 5)
+    reasm.add(RCV_NXT, RCV_NXT + 20, b"c" * 5)
+    assert reasm.add(RCV_NXT, RCV_NXT + 15, b"b" * 5) == 0
+    assert _runs(reasm) == [(10, 25)]
+
+
+def test_reassembly_byte_bound_trims_the_highest_bytes():
+    """The byte bound keeps the lowest bytes, cutting the top run where needed."""
+    reasm = Reassembly(max_bytes=12)
+    reasm.add(RCV_NXT, RCV_NXT + 10, b"a" * 5)
+    assert reasm.add(RCV_NXT, RCV_NXT + 20, b"b" * 10) == 3
+    assert _runs(reasm) == [(10, 15), (20, 27)] and reasm.bytes_held == 12
+    assert reasm.pop_ready(RCV_NXT + 10) == b"a" * 5
+
+
+def test_reassembly_prune_forgets_an_out_of_order_fin():
+    """The FIN sits above all held data, so pruning takes it first; the peer retransmits it."""
+    reasm = Reassembly(max_runs=1)
+    reasm.add(RCV_NXT, RCV_NXT + 20, b"b" * 5)
+    reasm.fin_seq = RCV_NXT + 25
+    reasm.add(RCV_NXT, RCV_NXT + 10, b"a" * 5)
+    assert reasm.fin_seq is None and _runs(reasm) == [(10, 15)]
+
+
+def test_reassembly_zero_bounds_hold_nothing():
+    reasm = Reassembly(max_bytes=0)
+    assert reasm.add(RCV_NXT, RCV_NXT + 10, b"abc") == 3
+    assert len(reasm) == 0 and reasm.bytes_held == 0
+
+
+def test_established_out_of_order_beyond_hole_bound_dropped_counted_and_resent(conn_in):
+    """RFC 9293 §3.10.7.4 seventh check keeps out-of-order text "as a matter of efficiency"; with the bound
+    reached the highest segment is dropped (TCPOFODrop), still answered by a duplicate ACK (RFC 5681 §4.2)."""
+    c = conn_in(State.ESTABLISHED, ofo_max_holes=2)
+    for k in (1, 3, 5):  # three holes: before 100..199, 300..399 and 500..599
+        c.receive_segment(seg(".", IRS + 1 + 100 * k, ISS + 1, data=bytes(100)), 0.0)
+        assert sent(c, 0.0) == [(".", ISS + 1, IRS + 1, b"")]
+    assert c.counters.ofo_drops == 1
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, data=bytes(100)), 0.01)
+    c.receive_segment(seg(".", IRS + 201, ISS + 1, data=bytes(100)), 0.01)
+    assert c.tcb.rcv_nxt == IRS + 1 + 400  # 500..599 was not kept
+    c.receive_segment(seg(".", IRS + 401, ISS + 1, data=bytes(200)), 0.02)  # the peer resends
+    assert c.tcb.rcv_nxt == IRS + 1 + 600 and len(c.read()) == 600
+
+
+def test_established_out_of_order_bytes_bound_limits_what_is_held(conn_in):
+    """The byte bound holds whatever the window would otherwise allow."""
+    c = conn_in(State.ESTABLISHED, ofo_max_bytes=150)
+    c.receive_segment(seg(".", IRS + 101, ISS + 1, data=bytes(100)), 0.0)
+    c.receive_segment(seg(".", IRS + 201, ISS + 1, data=bytes(100)), 0.0)
+    assert c.counters.ofo_drops == 1
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, data=bytes(100)), 0.01)
+    assert c.tcb.rcv_nxt == IRS + 1 + 250
+
+
+# ---------------------------------------------------------------- connections per stack
+
+
+def _syn(port: int):
+    return replace(seg("S", IRS, options=TcpOptions(mss=1460)), src_port=port)
+
+
+def test_demux_syn_beyond_connection_limit_is_dropped_and_counted():
+    """A stack at its connection limit refuses new SYNs silently, like a full queue; the peer retries."""
+    demux = Demux(replace(CONFIG, max_connections=2))
+    demux.listen(LOCAL)
+    for port in (1, 2):
+        child, _ = demux.segment_arrives(REMOTE[0], LOCAL[0], _syn(port), 0.0)
+        assert child is not None
+    assert demux.segment_arrives(REMOTE[0], LOCAL[0], _syn(3), 0.0) == (None, None)
+    assert len(demux.connections) == 2 and demux.counters["TCPConnLimitDrop"] == 1
+
+
+def test_demux_connect_beyond_connection_limit_fails_with_enobufs():
+    """An active open at the limit fails at once rather than growing the table."""
+    demux = Demux(replace(CONFIG, max_connections=1))
+    demux.connect(LOCAL[0], REMOTE, 0.0)
+    with pytest.raises(OSError) as info:
+        demux.connect(LOCAL[0], (REMOTE[0], REMOTE[1] + 1), 0.0)
+    assert info.value.errno == errno.ENOBUFS
+
+
+def test_demux_cookie_ack_beyond_connection_limit_is_dropped():
+    """SYN cookies do not get around the limit: the returning ACK creates nothing."""
+    demux = Demux(replace(CONFIG, max_connections=1, syncookies=2))
+    demux.listen(LOCAL)
+    demux.connect(LOCAL[0], (REMOTE[0], 9), 0.0)
+    _, synack = demux.segment_arrives(REMOTE[0], LOCAL[0], _syn(5), 0.0)
+    assert synack is None and demux.counters["TCPConnLimitDrop"] == 1
+
+
+# ---------------------------------------------------------------- TIME_WAIT entries
+
+
+def _to_time_wait(demux: Demux, port: int, now: float):
+    """A passive open closed by us first: FIN_WAIT_1, then the peer's ACK and FIN."""
+    child, _ = demux.segment_arrives(REMOTE[0], LOCAL[0], _syn(port), now)
+    iss = child.segments_to_send(now)[0].seq
+    ack = replace(seg(".", IRS + 1, iss + 1), src_port=port)
+    demux.segment_arrives(REMOTE[0], LOCAL[0], ack, now)
+    child.close(now)
+    child.segments_to_send(now)  # our FIN
+    fin = replace(seg("F.", IRS + 1, iss + 2), src_port=port)
+    demux.segment_arrives(REMOTE[0], LOCAL[0], fin, now)
+    return child
+
+
+def test_demux_time_wait_within_bound_lasts_two_msl():
+    """RFC 9293 §3.4.2: TIME_WAIT lasts 2*MSL while there is room."""
+    demux = Demux(replace(CONFIG, max_time_wait=1))
+    demux.listen(LOCAL)
+    c = _to_time_wait(demux, 1, 0.0)
+    assert c.state is State.TIME_WAIT and c.next_deadline() == 2 * CONFIG.msl
+    assert demux.time_wait == {c} and demux.counters["TCPTimeWaitOverflow"] == 0
+
+
+def test_demux_time_wait_beyond_bound_acks_fin_then_closes_at_once():
+    """Linux tcp_max_tw_buckets: with the table full a closing connection skips TIME_WAIT
+    (TCPTimeWaitOverflow), after the ACK of the peer's FIN is sent."""
+    demux = Demux(replace(CONFIG, max_time_wait=1))
+    demux.listen(LOCAL)
+    _to_time_wait(demux, 1, 0.0)
+    c = _to_time_wait(demux, 2, 1.0)
+    assert demux.counters["TCPTimeWaitOverflow"] == 1 and c not in demux.time_wait
+    (ack,) = c.segments_to_send(1.0)
+    assert ack.flags == Flags.ACK and ack.ack == IRS + 2
+    assert c.next_deadline() == 1.0
+    c.handle_timer(1.0)
+    assert c.state is State.CLOSED
+
+
+def test_demux_time_wait_slot_freed_when_connection_removed():
+    demux = Demux(replace(CONFIG, max_time_wait=1))
+    demux.listen(LOCAL)
+    first = _to_time_wait(demux, 1, 0.0)
+    first.handle_timer(2 * CONFIG.msl)
+    demux.remove(first)
+    second = _to_time_wait(demux, 2, 3.0)
+    assert demux.time_wait == {second} and demux.counters["TCPTimeWaitOverflow"] == 0
+
+
+# ---------------------------------------------------------------- the accept queue
+
+
+def test_syn_received_final_ack_with_accept_queue_full_dropped_then_taken():
+    """Linux (tcp_abort_on_overflow=0): the ACK completing a handshake is dropped while the accept queue is
+    full (ListenOverflows, ListenDrops); the child stays in SYN_RECEIVED and a later ACK completes it."""
+    demux = Demux(replace(CONFIG, syncookies=0))
+    listener = demux.listen(LOCAL, backlog=1)
+    a, _ = demux.segment_arrives(REMOTE[0], LOCAL[0], _syn(1), 0.0)
+    b, _ = demux.segment_arrives(REMOTE[0], LOCAL[0], _syn(2), 0.0)
+    iss_a, iss_b = a.segments_to_send(0.0)[0].seq, b.segments_to_send(0.0)[0].seq
+    demux.segment_arrives(REMOTE[0], LOCAL[0], replace(seg(".", IRS + 1, iss_a + 1), src_port=1), 0.1)
+    listener.on_established(a)  # what the owner does on Connected; nobody accepts
+    ack_b = replace(seg(".", IRS + 1, iss_b + 1), src_port=2)
+    assert demux.segment_arrives(REMOTE[0], LOCAL[0], ack_b, 0.1) == (None, None)
+    assert b.state is State.SYN_RECEIVED
+    assert (demux.counters["ListenOverflows"], demux.counters["ListenDrops"]) == (1, 1)
+    assert listener.accept() is a
+    demux.segment_arrives(REMOTE[0], LOCAL[0], ack_b, 1.1)
+    assert b.state is State.ESTABLISHED
