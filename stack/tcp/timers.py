@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 RETRANSMIT = "retransmit"
 PERSIST = "persist"
 DELAYED_ACK = "delayed_ack"
@@ -58,3 +60,52 @@ class Timers:
 
     def items(self) -> list[tuple[str, float]]:
         return sorted(self._deadlines.items(), key=lambda item: item[1])
+
+
+# (action, timer name, deadline): action is "set" (deadline given), "fired" or "cancel" (deadline None)
+TimerObserver = Callable[[str, str, float | None], None]
+
+
+class ObservedTimers(Timers):
+    """Timers that report every set, fire and cancel to an observer (the `--trace` event log).
+
+    A subclass rather than a hook inside `Timers`, so connections nobody watches pay nothing:
+    the stack swaps a connection's `timers` for one of these with `watching()` when it traces.
+    """
+
+    __slots__ = ("observer",)
+
+    def __init__(self, observer: TimerObserver) -> None:
+        super().__init__()
+        self.observer = observer
+
+    @classmethod
+    def watching(cls, timers: Timers, observer: TimerObserver) -> ObservedTimers:
+        """An observed copy of `timers`; timers already running are carried over unreported."""
+        observed = cls(observer)
+        observed._deadlines.update(timers._deadlines)
+        return observed
+
+    def start(self, name: str, deadline: float) -> None:
+        if self._deadlines.get(name) != deadline:  # re-arming at the same deadline is no news
+            self._deadlines[name] = deadline
+            self.observer("set", name, deadline)
+
+    def start_if_idle(self, name: str, deadline: float) -> None:
+        if name not in self._deadlines:
+            self.start(name, deadline)
+
+    def stop(self, name: str) -> None:
+        if self._deadlines.pop(name, None) is not None:
+            self.observer("cancel", name, None)
+
+    def stop_all(self) -> None:
+        for name, _ in self.items():
+            self.observer("cancel", name, None)
+        self._deadlines.clear()
+
+    def expired(self, now: float) -> list[str]:
+        names = super().expired(now)
+        for name in names:
+            self.observer("fired", name, None)
+        return names
