@@ -85,6 +85,28 @@ def _fault(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _trace_target(text: str) -> str:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return text
+    # `nc --trace HOST PORT` would otherwise write the event log to a file named after HOST
+    raise argparse.ArgumentTypeError(
+        f"{text!r} looks like HOST, not a trace file: write --trace=- (or put --trace after HOST PORT)"
+    )
+
+
+def _time_span(text: str) -> tuple[float, float]:
+    start, sep, end = text.partition(":")
+    try:
+        span = float(start), float(end)
+    except ValueError:
+        span = None
+    if not sep or span is None or not 0 <= span[0] < span[1] or span[1] == float("inf"):
+        raise argparse.ArgumentTypeError(f"time {text!r}: expected START:END in seconds, START < END, like 1.5:2")
+    return span
+
+
 def _keepalive(text: str) -> tuple[float, float, int]:
     parts = text.split(",")
     if not 1 <= len(parts) <= 3:
@@ -131,7 +153,16 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
         help="offer RFC 7323 timestamps (RTT measurement, PAWS); default on, like Linux",
     )
     p.add_argument("--pcap", default=None, help="write every packet in and out to this pcap file")
-    p.add_argument("--trace", action="store_true", help="log every state transition with its cause")
+    p.add_argument(
+        "--trace",
+        nargs="?",
+        const="-",
+        default=None,
+        type=_trace_target,
+        metavar="FILE",
+        help="--trace alone (or --trace -): each state transition with its cause on stderr; "
+        "--trace FILE: the JSON-lines event log (segments, congestion state, timers, recovery; docs/trace.md)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe idle connections (SO_KEEPALIVE for all): seconds idle, seconds between probes, probes",
     )
     serve.add_argument("--control", default=None, help="control socket path (default /run/tcpstack/PID.sock)")
+    from stack import limits  # light: argparse and the config dataclass
+
+    limits.add_arguments(serve)
 
     nc = sub.add_parser("nc", help="netcat over the userspace stack: connect to HOST PORT, or -l PORT to listen")
     _add_device_args(nc)
@@ -167,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     script = sub.add_parser("script", help="run packetdrill-format .pkt scripts against the core in virtual time")
     script.add_argument("files", nargs="+", metavar="FILE.pkt")
+
+    plot = sub.add_parser("plot", help="draw a connection from a pcap as a time-sequence graph (PNG or SVG)")
+    plot.add_argument("pcap", metavar="PCAP", help="a capture, e.g. from serve --pcap")
+    plot.add_argument("--trace", default=None, metavar="LOG", help="the serve --trace FILE event log: adds cwnd/RTT")
+    plot.add_argument("--port", type=_port, default=None, help="the connection using this port (default: most data)")
+    plot.add_argument("--time", type=_time_span, default=None, metavar="START:END", help="zoom: seconds from the start")
+    plot.add_argument("-o", "--output", required=True, metavar="OUT.png|OUT.svg")
     return parser
 
 
@@ -186,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             from stack.demo import run_demo
 
             return run_demo()
+        if args.command == "plot":
+            return _plot(args)
         _check_can_create_tun()
         if args.command == "serve":
             from stack.serve import serve as command
@@ -194,6 +237,18 @@ def main(argv: list[str] | None = None) -> int:
         return _run_on_uvloop(command(args), args.command)
     except KeyboardInterrupt:
         return 130
+
+
+def _plot(args) -> int:
+    from stack.plot import PlotError, plot
+
+    try:
+        print(f"wrote {plot(args.pcap, args.output, trace=args.trace, port=args.port, span=args.time)}")
+    except PlotError as exc:
+        return _fail(f"plot: {exc}")
+    except OSError as exc:
+        return _fail(f"plot: {exc.filename}: {exc.strerror}" if exc.filename else f"plot: {exc}")
+    return 0
 
 
 def _run_on_uvloop(coro, name: str) -> int:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from stack.tcp import icmp_input, syncookies, timers
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.listener import Listener
+from stack.tcp.state import State
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import seq_add
 
@@ -33,11 +35,13 @@ class Demux:
         self.parent: dict[Connection, Listener] = {}
         self.counters: Counter[str] = Counter()
         self.on_transition: TransitionHook | None = None  # given to every new connection (--trace)
+        self.time_wait: set[Connection] = set()  # bounded by config.max_time_wait
+        self.cookie_secret = syncookies.new_secret()  # one key per stack, for all its listeners
 
     def listen(self, local: Address, backlog: int | None = None, now: float = 0.0) -> Listener:
         if local[1] in self.listeners:
             raise OSError(98, f"port {local[1]} already in use")
-        listener = Listener(self.config, local, backlog, now)
+        listener = Listener(self.config, local, backlog, now, cookie_secret=self.cookie_secret, counters=self.counters)
         self.listeners[local[1]] = listener
         return listener
 
@@ -46,6 +50,8 @@ class Demux:
         listener.close(now)
 
     def connect(self, local_ip: int, remote: Address, now: float) -> Connection:
+        if len(self.connections) >= self.config.max_connections:
+            raise OSError(105, "no buffer space available: the stack's connection limit is reached")  # ENOBUFS
         port = self._free_port(local_ip, remote)
         conn = Connection.connect(self.config, (local_ip, port), remote, now, self.on_transition)
         self.connections[(local_ip, port, remote[0], remote[1])] = conn
@@ -65,27 +71,63 @@ class Demux:
         self.counters["InSegs"] += 1
         conn = self.connections.get((dst, seg.dst_port, src, seg.src_port))
         if conn is not None:
+            if conn.state is State.SYN_RECEIVED and self._accept_queue_refuses(conn, seg):
+                return None, None
             conn.receive_segment(seg, now)
+            if conn.state is State.TIME_WAIT and conn not in self.time_wait:
+                self._entered_time_wait(conn, now)
             return conn, None
         listener = self.listeners.get(seg.dst_port)
         if listener is not None:
-            # RFC 9293 §3.10.7.2: RST ignored, ACK answered by RST, SYN creates a child
+            # RFC 9293 §3.10.7.2: RST ignored, ACK answered by RST (or a SYN cookie), SYN creates a child
             flags = seg.flags
-            if flags & Flags.RST:
+            if flags & Flags.RST or not flags & (Flags.ACK | Flags.SYN):
                 return None, None
+            if len(self.connections) >= self.config.max_connections:
+                self.counters["TCPConnLimitDrop"] += 1  # refused without a trace, like a full queue
+                return None, None
+            remote = (src, seg.src_port)
             if flags & Flags.ACK:
-                return None, self._count_rst(reset_for(seg))
-            if flags & Flags.SYN:
-                child = listener.on_syn((src, seg.src_port), seg, now, self.on_transition)
-                if child is None:
-                    self.counters["ListenOverflows"] += 1
-                    return None, None
-                self.connections[(dst, seg.dst_port, src, seg.src_port)] = child
-                self.parent[child] = listener
+                answer = listener.ack_arrives(remote, seg, now, self.on_transition)
+            else:
+                answer = listener.syn_arrives(remote, seg, now, self.on_transition)
+            if isinstance(answer, Connection):
+                self.connections[(dst, seg.dst_port, src, seg.src_port)] = answer
+                self.parent[answer] = listener
                 self.counters["PassiveOpens"] += 1
-                return child, None
-            return None, None
+                return answer, None
+            if answer is not None and answer.flags & Flags.RST:
+                self.counters["OutRsts"] += 1
+            return None, answer
         return None, self._count_rst(reset_for(seg))
+
+    def _accept_queue_refuses(self, child: Connection, seg: Segment) -> bool:
+        """A child's final ACK that finds the accept queue full is dropped (Linux, tcp_abort_on_overflow=0)."""
+        listener = self.parent.get(child)
+        if listener is None or seg.flags & (Flags.RST | Flags.SYN) or not seg.flags & Flags.ACK:
+            return False
+        if seg.ack != seq_add(child.tcb.iss, 1) or not listener.accept_queue_full():
+            return False
+        listener.refuse_final_ack()
+        return True
+
+    def _entered_time_wait(self, conn: Connection, now: float) -> None:
+        """Bound TIME_WAIT like Linux's tcp_max_tw_buckets: beyond it the connection closes at once (its
+        last ACK still goes out) and TCPTimeWaitOverflow counts it."""
+        if len(self.time_wait) < self.config.max_time_wait:
+            self.time_wait.add(conn)
+            return
+        self.counters["TCPTimeWaitOverflow"] += 1
+        conn.timers.start(timers.TIME_WAIT, now)
+
+    def icmp_error(self, local: Address, remote: Address, error: icmp_input.IcmpError, now: float) -> Connection | None:
+        """An ICMP error quoting a segment we sent from local to remote: the connection it touched, if any."""
+        conn = self.connections.get((local[0], local[1], remote[0], remote[1]))
+        if conn is None:
+            self.counters["IcmpUnmatched"] += 1
+            return None
+        self.counters[icmp_input.icmp_error(conn, error, now).value] += 1
+        return conn
 
     def _count_rst(self, rst: Segment | None) -> Segment | None:
         if rst is not None:
@@ -94,6 +136,7 @@ class Demux:
 
     def remove(self, conn: Connection) -> None:
         self.connections.pop((conn.local[0], conn.local[1], conn.remote[0], conn.remote[1]), None)
+        self.time_wait.discard(conn)
         listener = self.parent.pop(conn, None)
         if listener is not None:
             listener.forget(conn)

@@ -8,10 +8,27 @@ import signal
 import sys
 from dataclasses import replace
 
+from stack import limits
+
 
 def _trace_printer(line: str) -> None:
     sys.stderr.write(f"trace: {line}\n")
     sys.stderr.flush()
+
+
+def open_trace(target: str | None):
+    """What `--trace` asks for: (text printer, event log). `--trace` alone or `--trace -` prints each state
+    transition on stderr; `--trace FILE` writes the JSON-lines event log (docs/trace.md) to FILE."""
+    if target is None:
+        return None, None
+    if target == "-":
+        return _trace_printer, None
+    from stack.trace import EventLog
+
+    try:
+        return None, EventLog.open(target)
+    except OSError as exc:
+        raise OSError(exc.errno, f"--trace {target}: {exc.strerror}") from None
 
 
 def config_from_args(args):
@@ -19,6 +36,7 @@ def config_from_args(args):
     from stack.tcp.config import TcpConfig
 
     config = TcpConfig(mss=args.mtu - 40)
+    config = limits.apply(config, args)  # serve's --syncookies, --max-connections, ... (nc has none)
     if args.msl is not None:
         config = replace(config, msl=args.msl)
     if args.fin_timeout is not None:
@@ -41,16 +59,23 @@ async def open_stack_from_args(args):
     from stack.aio.stack import Stack
 
     config = config_from_args(args)
-    return await Stack.open_tun(
-        args.tun,
-        args.addr,
-        args.peer,
-        mtu=args.mtu,
-        config=config,
-        fault=args.fault,
-        pcap=args.pcap,
-        trace=_trace_printer if args.trace else None,
-    )
+    text_trace, event_log = open_trace(args.trace)
+    try:
+        return await Stack.open_tun(
+            args.tun,
+            args.addr,
+            args.peer,
+            mtu=args.mtu,
+            config=config,
+            fault=args.fault,
+            pcap=args.pcap,
+            trace=text_trace,
+            event_log=event_log,
+        )
+    except BaseException:
+        if event_log is not None:
+            event_log.close()
+        raise
 
 
 async def serve(args) -> int:
@@ -64,7 +89,7 @@ async def serve(args) -> int:
         services = args.services or list(DEFAULT_PORTS.items())
         for name, port in services:
             await stack.start_server(SERVICES[name], port)
-        control = await serve_control(control_path, stack)
+        control = await serve_control(control_path, stack, limits.control_clients(args))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

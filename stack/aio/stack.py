@@ -15,11 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
+from stack import limits
 from stack.aio.streams import ClientConnected, open_connection, start_server
 from stack.aio.transport import TcpTransport
 from stack.demux import Demux
-from stack.ip import handle_ip_packet
+from stack.ip import IpLayer
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection, Transition
 from stack.tcp.events import Closed, Connected, Reset, TimedOut
@@ -27,6 +29,9 @@ from stack.tcp.listener import Listener
 from stack.tcp.state import State
 from stack.wire.codec import IpPacket, Rejected, TcpPacket, decode, encode_tcp
 from stack.wire.reasons import DropReason
+
+if TYPE_CHECKING:
+    from stack.trace import EventLog
 
 log = logging.getLogger(__name__)
 ProtocolFactory = Callable[[], asyncio.Protocol]
@@ -73,14 +78,22 @@ class Server:
 
 class Stack:
     def __init__(
-        self, device, addr: str, *, config: TcpConfig | None = None, trace: Callable[[str], None] | None = None
+        self,
+        device,
+        addr: str,
+        *,
+        config: TcpConfig | None = None,
+        trace: Callable[[str], None] | None = None,
+        event_log: EventLog | None = None,
     ) -> None:
         self.device = device
         self.addr = _ip(addr)
         mss = device.mtu - 40
         self.config = config if config is not None else TcpConfig(mss=mss)
         self.demux = Demux(self.config)
-        self.trace = trace
+        self.ip = IpLayer(self.demux, self.addr)
+        self.trace = trace  # one text line per state transition
+        self.event_log = event_log  # the JSON-lines event log (`--trace FILE`); the Stack closes it
         self.counters: Counter[str] = Counter()
         self._loop = asyncio.get_running_loop()
         self._transports: dict[Connection, TcpTransport] = {}
@@ -96,7 +109,7 @@ class Stack:
         self._timer_at: float | None = None
         self._closed = False
         self._retired = Counter()  # counters of connections already removed
-        if trace is not None:
+        if trace is not None or event_log is not None:
             self.demux.on_transition = self._trace_transition
         if hasattr(device, "on_delayed_input"):
             device.on_delayed_input = self._input
@@ -114,6 +127,7 @@ class Stack:
         fault=None,
         pcap: str | None = None,
         trace: Callable[[str], None] | None = None,
+        event_log: EventLog | None = None,
     ) -> Stack:
         from stack.aio.tun import TunDevice
 
@@ -130,7 +144,7 @@ class Stack:
             config = TcpConfig(mss=mtu - 40)
         elif config.mss > mtu - 40:
             config = replace(config, mss=mtu - 40)
-        return cls(device, addr, config=config, trace=trace)
+        return cls(device, addr, config=config, trace=trace, event_log=event_log)
 
     @staticmethod
     def now() -> float:
@@ -203,12 +217,18 @@ class Stack:
     def stats(self) -> dict[str, int]:
         totals = Counter(self.counters)
         totals.update(self.demux.counters)
+        self.ip.fragments.expire(self.now())  # fragment timers run out lazily; count them before reporting
+        totals.update(self.ip.counters)
         totals.update(self._retired)
         for conn in self.demux.connections.values():
             totals.update(_conn_counters(conn))
         totals["CurrEstab"] = sum(
             1 for c in self.demux.connections.values() if c.state in (State.ESTABLISHED, State.CLOSE_WAIT)
         )
+        totals["CurrConnections"] = len(self.demux.connections)  # against --max-connections
+        totals["CurrTimeWait"] = len(self.demux.time_wait)  # against --max-time-wait
+        for name in limits.COUNTERS:  # shown at 0 too: each bound and what counts it being hit
+            totals[name] += 0
         return dict(sorted(totals.items()))
 
     async def close(self) -> None:
@@ -224,6 +244,8 @@ class Stack:
         if self._timer is not None:
             self._timer.cancel()
         self.device.close()
+        if self.event_log is not None:
+            self.event_log.close()
 
     # ------------------------------------------------------------ input
 
@@ -240,17 +262,26 @@ class Stack:
             return
         now = self.now()
         counters = self.counters
+        log = self.event_log
         for raw in packets:
             pkt = decode(raw)
             if type(pkt) is TcpPacket:
                 if pkt.dst != self.addr:
                     counters["InAddrErrors"] += 1
                     continue
-                conn, rst = self.demux.segment_arrives(pkt.src, pkt.dst, pkt.segment, now)
+                seg = pkt.segment
+                if log is not None:
+                    known = self.demux.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
+                    log.segment_in(pkt.src, pkt.dst, seg, known)
+                conn, rst = self.demux.segment_arrives(pkt.src, pkt.dst, seg, now)
                 if conn is not None:
                     self._dirty.add(conn)
+                    if log is not None:
+                        log.after(conn, "segment")
                 elif rst is not None:
                     self._out.append(encode_tcp(self.addr, pkt.src, rst))
+                    if log is not None:
+                        log.segment_out_unattached(self.addr, pkt.src, rst)
             elif type(pkt) is Rejected:
                 counters["InErrors" if pkt.reason is not DropReason.BAD_TCP_CHECKSUM else "InCsumErrors"] += 1
                 counters[f"Drop{pkt.reason.name}"] += 1
@@ -258,7 +289,9 @@ class Stack:
                 if pkt.dst != self.addr:
                     counters["InAddrErrors"] += 1
                     continue
-                reply = handle_ip_packet(pkt, self.addr)
+                conn, reply = self.ip.receive(pkt, now)
+                if conn is not None:
+                    self._dirty.add(conn)
                 if reply is not None:
                     self._out.append(reply)
         self._flush()
@@ -293,8 +326,13 @@ class Stack:
             for conn in dirty:
                 self._dispatch_events(conn)
                 local, remote = conn.local[0], conn.remote[0]
-                for seg in conn.segments_to_send(now):
+                segments = conn.segments_to_send(now)
+                for seg in segments:
                     self._out.append(encode_tcp(local, remote, seg))
+                if self.event_log is not None and segments:
+                    for seg in segments:
+                        self.event_log.segment_out(conn, seg)
+                    self.event_log.after(conn, "output")
                 if conn.finished:
                     self._retire(conn)
                 else:
@@ -352,7 +390,10 @@ class Stack:
         protocol.connection_made(transport)
 
     def _trace_transition(self, conn: Connection, t: Transition) -> None:
-        self.trace(f"{_fmt(conn.remote)} {t}")
+        if self.trace is not None:
+            self.trace(f"{_fmt(conn.remote)} {t}")
+        if self.event_log is not None:
+            self.event_log.transition(conn, t)
 
     def _retire(self, conn: Connection) -> None:
         self.demux.remove(conn)
@@ -360,6 +401,8 @@ class Stack:
         self._connecting.pop(conn, None)
         self._scheduled.pop(conn, None)
         self._retired.update(_conn_counters(conn))
+        if self.event_log is not None:
+            self.event_log.forget(conn)
 
     def _close_server(self, server: Server) -> None:
         self.demux.unlisten(server.listener)
@@ -401,6 +444,8 @@ class Stack:
             del self._scheduled[conn]
             conn.handle_timer(now)
             self._dirty.add(conn)
+            if self.event_log is not None:
+                self.event_log.after(conn, "timer")
         self._flush()
 
 
@@ -421,5 +466,6 @@ def _conn_counters(conn: Connection) -> Counter[str]:
             "PAWSEstabRejected": c.paws_drops,
             "AttemptFails": c.attempt_fails,
             "EstabResets": c.estab_resets,
+            "TCPOFODrop": c.ofo_drops,
         }
     )

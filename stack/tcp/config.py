@@ -32,4 +32,12 @@ class TcpConfig:
     challenge_ack_limit: int = 1000  # challenge ACKs per second per connection (RFC 5961 §7)
     backlog: int = 128  # default listen backlog (accept queue)
     syn_backlog: int = 256  # half-open connections per listener (SYN queue)
-    congestion: str = "reno"  # name in stack.tcp.congestion.REGISTRY
+    # SYN cookies (RFC 4987 §3.6) as Linux tcp_syncookies: 0 never, 1 when the SYN queue is full, 2 always
+    syncookies: int = 1
+    max_connections: int = 32768  # connections per stack, TIME_WAIT included; SYNs beyond it are dropped
+    # TIME_WAIT entries per stack (Linux tcp_max_tw_buckets, 262144 there for a smaller TCB); beyond it a
+    # closing connection skips TIME_WAIT, as Linux's does
+    max_time_wait: int = 16384
+    ofo_max_bytes: int = 1 << 20  # out-of-order bytes held per connection (never more than the window)
+    ofo_max_holes: int = 256  # separate out-of-order runs held per connection (each costs a hole to track)
+    congestion: str = "cubic"  # name in stack.tcp.congestion.REGISTRY (or "package.module:Class"); Linux default

@@ -60,6 +60,7 @@ class Counters:
     paws_drops: int = 0  # segments dropped by PAWS (PAWSEstabRejected)
     attempt_fails: int = 0  # SYN_SENT/SYN_RECEIVED -> CLOSED or back to LISTEN (AttemptFails)
     estab_resets: int = 0  # ESTABLISHED/CLOSE_WAIT -> CLOSED (EstabResets)
+    ofo_drops: int = 0  # out-of-order segments that met the queue's bounds (Linux TCPOFODrop/OfoPruned)
 
 
 def window_shift_for(buffer: int) -> int:
@@ -84,7 +85,7 @@ class Connection:
         self.counters = Counters()
         self.timers = timers.Timers()
         self.rto = RtoEstimator(config.initial_rto, config.min_rto, config.max_rto)
-        self.cc = congestion.create(config.congestion, config.mss, config.initial_window_segments)
+        self.cc = congestion.attach(config.congestion, config.mss, config.initial_window_segments)
         self.passive = False  # came from LISTEN (an RST in SYN_RECEIVED returns there)
         self.finished = False  # the TCB may be deleted (CLOSED, or a child back in LISTEN)
         self._events: deque[Event] = deque()
@@ -113,7 +114,7 @@ class Connection:
         self._snd_sml = 0  # end of the last small segment sent (Nagle/Minshall)
         # receive side
         self._rcv_buf = bytearray()
-        self._reasm = Reassembly()
+        self._reasm = Reassembly(config.ofo_max_bytes, config.ofo_max_holes)
         self._ack_now = False
         self._unacked_segments = 0
         self._quickacks = 0  # ACKs still to send at once (Linux quickack mode)
@@ -130,6 +131,7 @@ class Connection:
         self._last_ooo_seq: int | None = None
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
         self._orphaned = False
+        self.soft_error = 0  # errno of the last ICMP soft error (Linux sk_err_soft); see icmp_input.py
 
     # ------------------------------------------------------------------ construction
 
@@ -185,6 +187,39 @@ class Connection:
         conn._send_syn(now)
         return conn
 
+    @classmethod
+    def from_cookie(
+        cls,
+        config: TcpConfig,
+        local: Address,
+        remote: Address,
+        syn: Segment,
+        iss: int,
+        ts_offset: int,
+        now: float,
+        on_transition: TransitionHook | None = None,
+    ) -> Connection:
+        """A LISTEN child rebuilt from a valid SYN cookie (RFC 4987 §3.6): `syn` is the peer's SYN as the
+        cookie recorded it, our SYN,ACK (ISS `iss`, TSval clock `ts_offset`) already went out statelessly.
+        It waits in SYN_RECEIVED for the caller to pass it the ACK that carried the cookie."""
+        conn = cls(config, local, remote, now)
+        conn.on_transition = on_transition
+        conn.state = State.LISTEN
+        conn.passive = True
+        conn._ts_offset = ts_offset
+        tcb = conn.tcb
+        tcb.irs = syn.seq
+        tcb.rcv_nxt = seq_add(syn.seq, 1)
+        conn._init_send_sequence(iss)
+        tcb.snd_nxt = tcb.snd_max = seq_add(iss, 1)  # the SYN,ACK is out
+        conn._apply_peer_syn_options(syn.options)
+        if syn.options.wscale is not None and config.window_scaling:
+            tcb.rcv_wscale = window_shift_for(config.receive_buffer)
+        conn._update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
+        conn._open_receive_window()
+        conn.enter(State.SYN_RECEIVED, "SYN cookie", now)
+        return conn
+
     def _init_send_sequence(self, iss: int) -> None:
         tcb = self.tcb
         tcb.iss = tcb.snd_una = tcb.snd_nxt = tcb.snd_max = self._snd_sml = iss
@@ -202,7 +237,7 @@ class Connection:
             tcb.snd_wscale = min(options.wscale, 14)  # RFC 7323 §2.3
         else:
             tcb.snd_wscale = tcb.rcv_wscale = 0
-        self.cc = congestion.create(self.config.congestion, tcb.snd_mss, self.config.initial_window_segments)
+        self.cc = congestion.attach(self.config.congestion, tcb.snd_mss, self.config.initial_window_segments)
 
     def renegotiate_syn_options(self, peer: TcpOptions) -> None:
         """Our SYN,ACK in a simultaneous open offers only what the peer's SYN offered too (RFC 7323 §1.3)."""
@@ -478,6 +513,8 @@ class Connection:
             self._send_data_segment(offset, n, fin, now)
         if self._fin_queued and self._unsent_bytes() == 0 and not self._fin_in_flight():
             self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), 0, True, now)
+        resending = self._recover is not None or tcb.snd_nxt != tcb.snd_max
+        self.cc.sending_stopped(self._unsent_bytes(), seq_sub(tcb.snd_nxt, tcb.snd_una), resending)  # app-limited?
         # data waiting, nothing in flight, the peer's window too small: probe it (§3.8.6.1)
         if self._unsent_bytes() > 0 and tcb.snd_nxt == tcb.snd_una:
             if not self.timers.running(timers.PERSIST):
@@ -532,6 +569,7 @@ class Connection:
     def update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
         """Record SACKed ranges (RFC 2018 §4) that lie between SND.UNA and SND.MAX; True if any is new."""
         tcb = self.tcb
+        self.cc.sack_received(blocks, self._clock)  # the delivery-rate estimator counts SACKed segments
         before = self._sacked_bytes()
         ranges = self._sacked
         for left, right in blocks:
@@ -608,6 +646,8 @@ class Connection:
         self._out.append(
             Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window >> tcb.rcv_wscale, payload, options)
         )
+        if payload:  # every data segment, new or resent, feeds the controller and the rate estimator
+            self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), self._clock)
         self._ack_now = False
         self._unacked_segments = 0
         if self._quickacks:
@@ -725,6 +765,7 @@ class Connection:
         self._probe_sent = False
         self._last_progress = now
         self.rto.reset_backoff()
+        self.cc.ack_received(ack, acked, flight_before, now)  # on_ack(AckSample), before the recovery hooks
         if self._recover is not None:
             if seq_ge(ack, self._recover):  # full ACK: leave fast recovery (RFC 6582 §3.2 step 3)
                 self._recover = None
@@ -737,8 +778,6 @@ class Connection:
                 else:
                     self._retransmit_first(now)
                 self.cc.on_partial_ack(acked)
-        else:
-            self.cc.on_ack(acked, flight_before, None, now)
         self._dupacks = 0
         if tcb.snd_una == tcb.snd_max:
             self.timers.stop(timers.RETRANSMIT)  # RFC 6298 (5.2)

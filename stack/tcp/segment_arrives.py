@@ -248,7 +248,9 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             else:
                 conn._schedule_ack(now, len(payload))
         elif payload:
-            conn._reasm.add(tcb.rcv_nxt, seq, payload)
+            if conn._reasm.add(tcb.rcv_nxt, seq, payload):
+                conn.counters.ofo_drops += 1  # the queue's bounds dropped data furthest from RCV.NXT
+                fin = False  # if it was this segment's, the FIN goes with it; the peer resends both
             conn._last_ooo_seq = seq
             conn._ack_now = True  # out-of-order: immediate duplicate ACK (RFC 5681 §4.2)
             if fin:
