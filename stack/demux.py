@@ -8,6 +8,7 @@ from collections import Counter
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.listener import Listener
+from stack.tcp.segment_arrives import syn_ends_time_wait
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import seq_add
 
@@ -33,6 +34,7 @@ class Demux:
         self.parent: dict[Connection, Listener] = {}
         self.counters: Counter[str] = Counter()
         self.on_transition: TransitionHook | None = None  # given to every new connection (--trace)
+        self.replaced: list[Connection] = []  # TIME_WAIT connections a new SYN ended; the owner retires them
 
     def listen(self, local: Address, backlog: int | None = None, now: float = 0.0) -> Listener:
         if local[1] in self.listeners:
@@ -63,11 +65,15 @@ class Demux:
     def segment_arrives(self, src: int, dst: int, seg: Segment, now: float) -> tuple[Connection | None, Segment | None]:
         """Route one segment; returns the connection it touched, or a RST to send back."""
         self.counters["InSegs"] += 1
-        conn = self.connections.get((dst, seg.dst_port, src, seg.src_port))
-        if conn is not None:
-            conn.receive_segment(seg, now)
-            return conn, None
+        key = (dst, seg.dst_port, src, seg.src_port)
+        conn = self.connections.get(key)
         listener = self.listeners.get(seg.dst_port)
+        if conn is not None:
+            if listener is None or not syn_ends_time_wait(conn, seg, now):
+                conn.receive_segment(seg, now)
+                return conn, None
+            del self.connections[key]  # the SYN goes to the listener below
+            self.replaced.append(conn)
         if listener is not None:
             # RFC 9293 §3.10.7.2: RST ignored, ACK answered by RST, SYN creates a child
             flags = seg.flags
@@ -93,7 +99,9 @@ class Demux:
         return rst
 
     def remove(self, conn: Connection) -> None:
-        self.connections.pop((conn.local[0], conn.local[1], conn.remote[0], conn.remote[1]), None)
+        key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+        if self.connections.get(key) is conn:  # a new incarnation may hold the 4-tuple already
+            del self.connections[key]
         listener = self.parent.pop(conn, None)
         if listener is not None:
             listener.forget(conn)

@@ -249,6 +249,9 @@ class Stack:
                 conn, rst = self.demux.segment_arrives(pkt.src, pkt.dst, pkt.segment, now)
                 if conn is not None:
                     self._dirty.add(conn)
+                    if self.demux.replaced:  # a TIME_WAIT connection gave way to a new SYN: retire it
+                        self._dirty.update(self.demux.replaced)
+                        self.demux.replaced.clear()
                 elif rst is not None:
                     self._out.append(encode_tcp(self.addr, pkt.src, rst))
             elif type(pkt) is Rejected:
@@ -421,5 +424,7 @@ def _conn_counters(conn: Connection) -> Counter[str]:
             "PAWSEstabRejected": c.paws_drops,
             "AttemptFails": c.attempt_fails,
             "EstabResets": c.estab_resets,
+            "TWKilled": c.time_wait_killed,
+            "TWRecycled": c.time_wait_recycled,
         }
     )

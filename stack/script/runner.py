@@ -279,6 +279,7 @@ class Runner:
             self._inbound_options(line, iss),
         )
         _, rst = self.demux.segment_arrives(REMOTE_IP, LOCAL_IP, seg, self.now)
+        self.demux.replaced.clear()  # a TIME_WAIT incarnation a new SYN ended: nothing to retire here
         if rst is not None:
             self.out.append(_Sent(self.now, rst, self._current_iss()))
 

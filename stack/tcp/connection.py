@@ -60,6 +60,8 @@ class Counters:
     paws_drops: int = 0  # segments dropped by PAWS (PAWSEstabRejected)
     attempt_fails: int = 0  # SYN_SENT/SYN_RECEIVED -> CLOSED or back to LISTEN (AttemptFails)
     estab_resets: int = 0  # ESTABLISHED/CLOSE_WAIT -> CLOSED (EstabResets)
+    time_wait_killed: int = 0  # TIME_WAIT ended by a RST, RFC 1337's assassination (TWKilled)
+    time_wait_recycled: int = 0  # TIME_WAIT ended by a new SYN for the same 4-tuple, RFC 6191 (TWRecycled)
 
 
 def window_shift_for(buffer: int) -> int:

@@ -121,6 +121,9 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             else:
                 conn._on_reset(True, now, "RST in SYN_RECV: refused")
         elif conn.state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+            if conn.state is State.TIME_WAIT:
+                # TIME-WAIT assassination (RFC 1337): RFC 9293 and Linux (tcp_rfc1337=0) let it happen
+                conn.counters.time_wait_killed += 1
             conn.enter(State.CLOSED, "RST", now)
         else:
             conn._on_reset(False, now, "RST")
@@ -288,3 +291,20 @@ def _process_fin(conn: Connection, now: float) -> None:
             conn.enter(State.CLOSING, "FIN (simultaneous close)", now)
     elif state is State.FIN_WAIT_2:
         conn.enter(State.TIME_WAIT, "FIN", now)
+
+
+def syn_ends_time_wait(conn: Connection, seg: Segment, now: float) -> bool:
+    """A new SYN for a 4-tuple in TIME_WAIT may start a new incarnation (RFC 1122 §4.2.2.13): when its
+    timestamp is newer than TS.Recent (RFC 6191 §2), or without timestamps its sequence number lies
+    beyond RCV.NXT, the old connection is closed here and the caller hands the SYN to the listener."""
+    if conn.state is not State.TIME_WAIT or seg.flags & (Flags.SYN | Flags.ACK | Flags.RST) != Flags.SYN:
+        return False
+    ts = seg.options.timestamps
+    if conn.ts_ok and ts is not None:
+        newer = seq_gt(ts[0], conn.ts_recent)
+    else:
+        newer = seq_gt(seg.seq, conn.tcb.rcv_nxt)
+    if newer:
+        conn.counters.time_wait_recycled += 1
+        conn.enter(State.CLOSED, "new SYN ends TIME_WAIT (RFC 6191)", now)
+    return newer
