@@ -424,6 +424,9 @@ def _conn_counters(conn: Connection) -> Counter[str]:
             "PAWSEstabRejected": c.paws_drops,
             "AttemptFails": c.attempt_fails,
             "EstabResets": c.estab_resets,
+            "TCPDSACKRecv": c.dsacks_received,
+            "TCPSpuriousRTOs": c.spurious_rtos,
+            "TCPUndo": c.undos,
             "TWKilled": c.time_wait_killed,
             "TWRecycled": c.time_wait_recycled,
         }

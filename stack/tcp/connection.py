@@ -17,13 +17,15 @@ from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
 from stack.tcp.isn import initial_sequence_number
 from stack.tcp.reassembly import Reassembly
+from stack.tcp.recovery import Recovery
 from stack.tcp.rto import RtoEstimator
+from stack.tcp.scoreboard import SentSegment
 from stack.tcp.segment_arrives import segment_arrives
 from stack.tcp.send_buffer import SendBuffer
 from stack.tcp.state import State, is_legal
 from stack.tcp.tcb import Tcb
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
-from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from stack.wire.seq import in_window, seq_add, seq_gt, seq_lt, seq_sub
 
 Address = tuple[int, int]
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
@@ -60,6 +62,9 @@ class Counters:
     paws_drops: int = 0  # segments dropped by PAWS (PAWSEstabRejected)
     attempt_fails: int = 0  # SYN_SENT/SYN_RECEIVED -> CLOSED or back to LISTEN (AttemptFails)
     estab_resets: int = 0  # ESTABLISHED/CLOSE_WAIT -> CLOSED (EstabResets)
+    dsacks_received: int = 0  # D-SACK blocks from the peer: we resent needlessly (TCPDSACKRecv)
+    spurious_rtos: int = 0  # timeouts F-RTO found spurious (TCPSpuriousRTOs)
+    undos: int = 0  # congestion window reductions undone (TCPDSACKUndo + TCPLossUndo)
     time_wait_killed: int = 0  # TIME_WAIT ended by a RST, RFC 1337's assassination (TWKilled)
     time_wait_recycled: int = 0  # TIME_WAIT ended by a new SYN for the same 4-tuple, RFC 6191 (TWRecycled)
 
@@ -99,17 +104,12 @@ class Connection:
         self._retries = 0
         self._rtt_seq: int | None = None  # one timed segment at a time (Karn's rule, RFC 6298 §3)
         self._rtt_time = 0.0
-        self._dupacks = 0
-        self._recover: int | None = None  # NewReno: snd_max when fast recovery started (RFC 6582)
-        self._sacked: list[tuple[int, int]] = []  # SACK scoreboard: ranges above SND.UNA the peer holds
-        self._hole_sent_at: dict[int, float] = {}  # hole retransmissions in this recovery, by sequence number
-        self._limited_transmit = 0  # segments allowed beyond cwnd on early duplicate ACKs (RFC 3042)
+        self.recovery = Recovery(self, 0)  # scoreboard, RACK, fast and RTO recovery
         self._probe_sent = False  # a tail loss probe is out since the last ACK of new data (RFC 8985 §7)
         self._last_progress = 0.0  # when data was last sent or newly acknowledged
         self._keepalive_probes = 0  # unanswered keepalive probes
         self._challenge_window = -1.0  # start of the current one-second challenge-ACK window
         self._challenges_sent = 0
-        self._fast_rexmit = False
         self._persist_backoff = 0
         self._send_space_wanted = False
         self._snd_sml = 0  # end of the last small segment sent (Nagle/Minshall)
@@ -191,6 +191,7 @@ class Connection:
         tcb = self.tcb
         tcb.iss = tcb.snd_una = tcb.snd_nxt = tcb.snd_max = self._snd_sml = iss
         self.send_buffer.seq = seq_add(iss, 1)
+        self.recovery = Recovery(self, seq_add(iss, 1))
 
     def _apply_peer_syn_options(self, options: TcpOptions) -> None:
         tcb = self.tcb
@@ -326,6 +327,8 @@ class Connection:
                 self._on_persist_timeout(now)
             elif name == timers.LOSS_PROBE:
                 self._on_loss_probe(now)
+            elif name == timers.RACK_REORDER:
+                self.recovery.detect_loss(now)
             elif name == timers.KEEPALIVE:
                 self._on_keepalive_timeout(now)
             elif name in (timers.TIME_WAIT, timers.FIN_WAIT_2):
@@ -352,14 +355,7 @@ class Connection:
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             self._send_syn(now, retransmit=True)
             return
-        tcb = self.tcb
-        flight = seq_sub(tcb.snd_max, tcb.snd_una)
-        self.cc.on_rto(flight, now)
-        self._recover = None
-        self._dupacks = 0
-        self._sacked = []  # the receiver may renege (RFC 2018 §8): resend from SND.UNA
-        self._hole_sent_at.clear()
-        tcb.snd_nxt = tcb.snd_una  # go back N (RFC 5681 §3.1: retransmit from SND.UNA)
+        self.recovery.on_timeout(now)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
         self._output_data(now)
 
@@ -373,7 +369,7 @@ class Connection:
             flight <= 0
             or not self.config.loss_probes
             or self._probe_sent
-            or self._recover is not None
+            or self.recovery.in_recovery
             or self.rto.backoff > 0  # not during RTO recovery either (RFC 8985 §7.2)
             or srtt is None
             or rto_at is None
@@ -394,7 +390,8 @@ class Connection:
     def _on_loss_probe(self, now: float) -> None:
         """RFC 8985 §7.3: send one new segment, or resend the last one, to draw a (SACK) ACK."""
         tcb = self.tcb
-        if tcb.snd_una == tcb.snd_max or self._recover is not None:
+        last = self.recovery.board.last()
+        if last is None or self.recovery.in_recovery:
             return
         self._probe_sent = True
         self.counters.loss_probes += 1
@@ -402,13 +399,8 @@ class Connection:
         if unsent > 0 and tcb.snd_wnd > seq_sub(tcb.snd_nxt, tcb.snd_una):
             self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), min(unsent, tcb.snd_mss), False, now)
             return
-        n = min(tcb.snd_mss, seq_sub(tcb.snd_max, tcb.snd_una))
-        seq = seq_add(tcb.snd_max, -n)
-        offset = self.send_buffer.offset(seq)
-        flags = Flags.ACK | Flags.PSH if offset + n == len(self.send_buffer) else Flags.ACK  # as first sent
-        self._emit(flags, seq, self.send_buffer.take(offset, n))
-        self.counters.retrans_segs += 1
-        self._rtt_seq = None
+        self.retransmit(last, now)  # resend the last segment (RFC 8985 §7.3)
+        self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # §7.3: re-arm the RTO after a probe
 
     def _on_persist_timeout(self, now: float) -> None:
         """Zero-window probe (RFC 9293 §3.8.6.1): elicit an ACK carrying the current window."""
@@ -455,12 +447,18 @@ class Connection:
         tcb = self.tcb
         mss = tcb.snd_mss
         buf = self.send_buffer
+        recovery = self.recovery
+        # lost segments go first (RFC 6675 §5 NextSeg rule 1), as far as the congestion window allows
+        while (lost := recovery.next_lost()) is not None and self.cc.cwnd - recovery.in_flight() >= min(
+            mss, lost.length
+        ):
+            self.retransmit(lost, now)
         while True:
             offset = buf.offset(tcb.snd_nxt)
             unsent = len(buf) - offset
             flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
-            window = min(self.cc.cwnd + self._limited_transmit * mss, tcb.snd_wnd)
-            usable = window - flight
+            # the congestion window limits what is in the network, the peer's window what is unacknowledged
+            usable = min(self.cc.cwnd + recovery.limited_transmit * mss - recovery.in_flight(), tcb.snd_wnd - flight)
             n = min(mss, unsent, max(usable, 0))
             if unsent <= 0 or n <= 0:
                 break
@@ -504,96 +502,36 @@ class Connection:
         end = seq_add(seq, n + (1 if fin else 0))
         if 0 < n < tcb.snd_mss:
             self._snd_sml = end
-        if seq_lt(seq, tcb.snd_max):
-            self.counters.retrans_segs += 1
-        else:
-            if self._rtt_seq is None:
-                self._rtt_seq, self._rtt_time = seq, now
-            if self._delack_started and now - self._last_data_rcv < self.config.delayed_ack:
-                self._pingpong = True  # we answer what just arrived (Linux tcp_event_data_sent)
+        if self._rtt_seq is None:
+            self._rtt_seq, self._rtt_time = seq, now
+        if self._delack_started and now - self._last_data_rcv < self.config.delayed_ack:
+            self._pingpong = True  # we answer what just arrived (Linux tcp_event_data_sent)
         self._emit(flags, seq, payload)
+        self.recovery.on_sent(seq, seq_sub(end, seq), now)
         self._last_progress = now
         tcb.snd_nxt = end
         if seq_gt(end, tcb.snd_max):
             tcb.snd_max = end
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.1)
 
-    def _retransmit_first(self, now: float) -> None:
-        """Fast retransmit (RFC 5681 §3.2 step 4): resend the segment at SND.UNA only."""
-        tcb = self.tcb
-        offset = self.send_buffer.offset(tcb.snd_una)
-        n = min(tcb.snd_mss, len(self.send_buffer) - offset)
-        fin = self._fin_seq is not None and offset + n == len(self.send_buffer)
-        if n <= 0 and not fin:
-            return
-        flags = Flags.ACK | (Flags.FIN if fin else 0)
-        self._emit(flags, tcb.snd_una, self.send_buffer.take(offset, n))
+    def retransmit(self, rec: SentSegment, now: float) -> None:
+        """Send one scoreboard record again, with the FIN (and PSH) it carried."""
+        seq = self.recovery.board.seq_of(rec.start)
+        n = rec.length
+        fin = self._fin_seq is not None and seq_add(seq, n) == seq_add(self._fin_seq, 1)
+        if fin:
+            n -= 1
+        offset = self.send_buffer.offset(seq)
+        flags = Flags.ACK
+        if fin:
+            flags |= Flags.FIN
+        elif n and offset + n == len(self.send_buffer):
+            flags |= Flags.PSH  # as when it was first sent
+        self._emit(flags, seq, self.send_buffer.take(offset, n))
+        self.recovery.on_sent(seq, rec.length, now)
         self.counters.retrans_segs += 1
-        self._rtt_seq = None
-
-    def update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
-        """Record SACKed ranges (RFC 2018 §4) that lie between SND.UNA and SND.MAX; True if any is new."""
-        tcb = self.tcb
-        before = self._sacked_bytes()
-        ranges = self._sacked
-        for left, right in blocks:
-            if not seq_lt(left, right) or seq_le(right, tcb.snd_una) or seq_gt(right, tcb.snd_max):
-                continue  # stale, inverted or for data never sent (a D-SACK or a lie)
-            if seq_lt(left, tcb.snd_una):
-                left = tcb.snd_una
-            ranges.append((left, right))
-        if ranges:
-            base = tcb.snd_una
-            ranges.sort(key=lambda r: seq_sub(r[0], base))
-            merged = [ranges[0]]
-            for left, right in ranges[1:]:
-                last_left, last_right = merged[-1]
-                if seq_le(left, last_right):
-                    merged[-1] = (last_left, right if seq_gt(right, last_right) else last_right)
-                else:
-                    merged.append((left, right))
-            self._sacked = merged
-        return self._sacked_bytes() > before
-
-    def _prune_scoreboard(self) -> None:
-        una = self.tcb.snd_una
-        self._sacked = [(una if seq_lt(a, una) else a, b) for a, b in self._sacked if seq_gt(b, una)]
-        if self._hole_sent_at:
-            self._hole_sent_at = {q: t for q, t in self._hole_sent_at.items() if seq_ge(q, una)}
-
-    def _sacked_bytes(self) -> int:
-        return sum(seq_sub(b, a) for a, b in self._sacked)
-
-    def _retransmit_holes(self, now: float, limit: int) -> None:
-        """Retransmit up to `limit` segments from the holes below the highest SACKed byte (RFC 6675 §4).
-
-        A hole retransmitted more than two RTTs ago while later data keeps being SACKed was lost
-        again: it is sent once more instead of waiting for the RTO (the idea of RACK, RFC 8985).
-        """
-        if not self._sacked:
-            self._retransmit_first(now)
-            return
-        tcb = self.tcb
-        high = self._sacked[-1][1]
-        again_after = max(2 * (self.rto.srtt or 0.0), 0.005)
-        seq = tcb.snd_una
-        sent = 0
-        while sent < limit and seq_lt(seq, high):
-            covering = next((b for a, b in self._sacked if seq_le(a, seq) and seq_lt(seq, b)), None)
-            if covering is not None:
-                seq = covering
-                continue
-            hole_end = next(a for a, _ in self._sacked if seq_gt(a, seq))
-            n = min(tcb.snd_mss, seq_sub(hole_end, seq))
-            last = self._hole_sent_at.get(seq)
-            if last is None or now - last > again_after:
-                offset = self.send_buffer.offset(seq)
-                self._emit(Flags.ACK, seq, self.send_buffer.take(offset, n))
-                self.counters.retrans_segs += 1
-                self._hole_sent_at[seq] = now
-                sent += 1
-            seq = seq_add(seq, n)
-        self._rtt_seq = None  # Karn
+        self._rtt_seq = None  # Karn: a retransmitted segment is never timed
+        self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)
 
     def _emit(self, flags: Flags, seq: int, payload: bytes = b"") -> None:
         """Queue one segment carrying our current ACK and window."""
@@ -697,6 +635,7 @@ class Connection:
     def _on_reset(self, refused: bool, now: float, reason: str) -> None:
         self._events.append(Reset(refused=refused))
         self.send_buffer.clear()
+        self.recovery.reset()
         self.enter(State.CLOSED, reason, now)
 
     def _on_ack_advanced(self, ack: int, now: float) -> None:
@@ -714,8 +653,6 @@ class Connection:
             self.rto.on_sample(now - self._rtt_time)
             self._rtt_seq = None
         tcb.snd_una = ack
-        if self._sacked:
-            self._prune_scoreboard()
         if seq_lt(tcb.snd_nxt, ack):
             tcb.snd_nxt = ack
         if self.send_buffer.ack(ack):
@@ -723,56 +660,18 @@ class Connection:
                 self._send_space_wanted = False
                 self._events.append(SendSpace())
         self._retries = 0
-        self._limited_transmit = 0
         self._probe_sent = False
         self._last_progress = now
         self.rto.reset_backoff()
-        if self._recover is not None:
-            if seq_ge(ack, self._recover):  # full ACK: leave fast recovery (RFC 6582 §3.2 step 3)
-                self._recover = None
-                self._hole_sent_at.clear()
-                self.cc.on_recovery_exit()
-            else:  # partial ACK: retransmit the next hole, deflate (RFC 6582 §3.2 step 4)
-                self._prune_scoreboard()
-                if self._sacked:
-                    self._retransmit_holes(now, 2)
-                else:
-                    self._retransmit_first(now)
-                self.cc.on_partial_ack(acked)
-        else:
+        recovery = self.recovery
+        in_recovery = recovery.in_fast_recovery
+        recovery.on_ack_advanced(ack, acked, now)
+        if not in_recovery:
             self.cc.on_ack(acked, flight_before, None, now)
-        self._dupacks = 0
         if tcb.snd_una == tcb.snd_max:
             self.timers.stop(timers.RETRANSMIT)  # RFC 6298 (5.2)
         else:
             self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.3)
-
-    def _loss_detected(self) -> bool:
-        """DupThresh duplicate ACKs or SACKed bytes (RFC 6675 §5); with SACK, a small flight or an
-        answered loss probe is enough, since too few segments are out to produce three duplicates."""
-        tcb = self.tcb
-        if self._dupacks >= 3 or self._sacked_bytes() >= 3 * tcb.snd_mss:
-            return True
-        if not self._sacked:
-            self._limited_transmit = min(self._dupacks, 2)  # RFC 3042: keep the ACK clock going
-            return False
-        return self._probe_sent or seq_sub(tcb.snd_max, tcb.snd_una) <= 4 * tcb.snd_mss
-
-    def _on_duplicate_ack(self, now: float) -> None:
-        """RFC 5681 §3.2: the third duplicate ACK triggers fast retransmit and fast recovery."""
-        tcb = self.tcb
-        self._dupacks += 1
-        if self._recover is not None:
-            self.cc.on_dup_ack()
-            if self._sacked:
-                self._retransmit_holes(now, 1)
-        elif self._loss_detected():
-            self._limited_transmit = 0
-            self.cc.on_congestion_event(seq_sub(tcb.snd_max, tcb.snd_una), now)
-            self._recover = tcb.snd_max
-            self.counters.fast_retransmits += 1
-            self._hole_sent_at.clear()
-            self._retransmit_holes(now, 2)
 
     @property
     def fin_acked(self) -> bool:

@@ -190,7 +190,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         return False
     newly_sacked = False
     if conn.sack_ok and seg.options.sack_blocks:
-        newly_sacked = conn.update_scoreboard(seg.options.sack_blocks)
+        newly_sacked = conn.recovery.on_sack(seg.options.sack_blocks, ack, now)
     if seq_lt(ack, tcb.snd_una):
         pass  # old duplicate: ignore the ACK, keep processing the text
     elif ack == tcb.snd_una:
@@ -205,10 +205,11 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         )
         _update_window_if_newer(conn, seg)
         if is_dup:
-            conn._on_duplicate_ack(now)
+            conn.recovery.on_duplicate_ack(now)
     else:
         _update_window_if_newer(conn, seg)
         conn._on_ack_advanced(ack, now)
+    conn.recovery.after_ack(now)
 
     if conn.fin_acked:
         if state is State.CLOSING:

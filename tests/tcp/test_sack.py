@@ -11,13 +11,17 @@ def _sack(*blocks: tuple[int, int]) -> TcpOptions:
     return TcpOptions(sack_blocks=tuple((ISS + 1 + a * MSS, ISS + 1 + b * MSS) for a, b in blocks))
 
 
-def test_established_scoreboard_merges_and_ignores_blocks_outside_the_flight(conn_in):
+def test_established_scoreboard_marks_sacked_segments_and_ignores_blocks_outside_the_flight(conn_in):
+    """RFC 2018 §4: SACK blocks mark what the receiver holds; a block beyond SND.MAX was never sent."""
     c = conn_in(State.ESTABLISHED)
+    c.sack_ok = True
     c.send(b"d" * (6 * MSS), 0.0)
     c.segments_to_send(0.0)
-    c.update_scoreboard(_sack((1, 2), (2, 3), (4, 5)).sack_blocks)
-    c.update_scoreboard(_sack((7, 9)).sack_blocks)  # beyond SND.MAX: never sent, ignored
-    assert [((a - ISS - 1) // MSS, (b - ISS - 1) // MSS) for a, b in c._sacked] == [(1, 3), (4, 5)]
+    c.recovery.on_sack(_sack((1, 2), (2, 3), (4, 5)).sack_blocks, ISS + 1, 0.01)
+    c.recovery.on_sack(_sack((7, 9)).sack_blocks, ISS + 1, 0.01)
+    board = c.recovery.board
+    assert [i for i, rec in enumerate(board) if rec.sacked] == [1, 2, 4]
+    assert board.sacked_bytes == 3 * MSS
 
 
 def test_established_sack_recovery_retransmits_each_hole_once(conn_in):
