@@ -8,22 +8,13 @@ from collections import Counter
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.listener import Listener
+from stack.tcp.reset import reset_for
 from stack.tcp.segment_arrives import syn_ends_time_wait
 from stack.wire.segment import Flags, Segment
-from stack.wire.seq import seq_add
 
 EPHEMERAL_PORTS = range(32768, 61000)  # Linux ip_local_port_range
 
 Key = tuple[int, int, int, int]  # (local ip, local port, remote ip, remote port)
-
-
-def reset_for(seg: Segment) -> Segment | None:
-    """The RST answering a segment that reached no connection (RFC 9293 §3.10.7.1)."""
-    if seg.flags & Flags.RST:
-        return None  # never answer a reset
-    if seg.flags & Flags.ACK:
-        return Segment(seg.dst_port, seg.src_port, seg.ack, 0, Flags.RST, 0)
-    return Segment(seg.dst_port, seg.src_port, 0, seq_add(seg.seq, seg.seg_len), Flags.RST | Flags.ACK, 0)
 
 
 class Demux:

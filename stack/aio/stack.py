@@ -427,6 +427,7 @@ def _conn_counters(conn: Connection) -> Counter[str]:
             "TCPDSACKRecv": c.dsacks_received,
             "TCPSpuriousRTOs": c.spurious_rtos,
             "TCPUndo": c.undos,
+            "TCPAbortOnData": c.aborts_on_data,
             "TWKilled": c.time_wait_killed,
             "TWRecycled": c.time_wait_recycled,
         }

@@ -65,6 +65,7 @@ class Counters:
     dsacks_received: int = 0  # D-SACK blocks from the peer: we resent needlessly (TCPDSACKRecv)
     spurious_rtos: int = 0  # timeouts F-RTO found spurious (TCPSpuriousRTOs)
     undos: int = 0  # congestion window reductions undone (TCPDSACKUndo + TCPLossUndo)
+    aborts_on_data: int = 0  # data arrived after the application closed: RST (TCPAbortOnData)
     time_wait_killed: int = 0  # TIME_WAIT ended by a RST, RFC 1337's assassination (TWKilled)
     time_wait_recycled: int = 0  # TIME_WAIT ended by a new SYN for the same 4-tuple, RFC 6191 (TWRecycled)
 
@@ -129,7 +130,7 @@ class Connection:
         self.ts_ecr_seen = 0  # TSecr of the segment being processed, for RTT measurement
         self._ts_offset = random.getrandbits(32)  # per-connection timestamp offset, as Linux
         self._clock = now  # the latest `now` given to an entry point (stamps TSval)
-        self._last_ooo_seq: int | None = None
+        self._ooo_arrivals: deque[int] = deque(maxlen=8)  # recent out-of-order arrivals, newest last
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
         self._orphaned = False
 
@@ -410,7 +411,8 @@ class Connection:
             return
         if tcb.snd_wnd > 0:  # a window too small for SWS avoidance: the override timeout fired
             n = min(tcb.snd_wnd, tcb.snd_mss, unsent)
-            self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), n, False, now)
+            # pushed, as Linux's window probe (tcp_write_wakeup) is
+            self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), n, False, now, push=True)
             return
         self._emit(Flags.ACK, seq_add(tcb.snd_una, -1))
         self._persist_backoff += 1
@@ -489,12 +491,12 @@ class Connection:
     def _fin_in_flight(self) -> bool:
         return self._fin_seq is not None and seq_gt(self.tcb.snd_nxt, self._fin_seq)
 
-    def _send_data_segment(self, offset: int, n: int, fin: bool, now: float) -> None:
+    def _send_data_segment(self, offset: int, n: int, fin: bool, now: float, push: bool = False) -> None:
         tcb = self.tcb
         seq = tcb.snd_nxt
         payload = self.send_buffer.take(offset, n) if n else b""
         flags = Flags.ACK
-        if n and offset + n == len(self.send_buffer):
+        if n and (push or offset + n == len(self.send_buffer)):
             flags |= Flags.PSH
         if fin:
             flags |= Flags.FIN
@@ -555,11 +557,16 @@ class Connection:
         self.timers.stop(timers.DELAYED_ACK)
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
-        """SACK blocks for held out-of-order data, the most recently received first (RFC 2018 §4)."""
+        """SACK blocks for held out-of-order data: the block of the most recently received segment first,
+        then the others in the order their data last arrived (RFC 2018 §4)."""
         blocks = self._reasm.sack_blocks()
-        recent = self._last_ooo_seq
-        if recent is not None:
-            blocks.sort(key=lambda b: not in_window(recent, b[0], seq_sub(b[1], b[0])))
+        arrivals = self._ooo_arrivals
+
+        def last_arrival(block: tuple[int, int]) -> int:
+            size = seq_sub(block[1], block[0])
+            return max((i for i, seq in enumerate(arrivals) if in_window(seq, block[0], size)), default=-1)
+
+        blocks.sort(key=last_arrival, reverse=True)  # stable: blocks with no known arrival keep sequence order
         return tuple(blocks[: 3 if self.ts_ok else 4])
 
     def ts_val(self, now: float) -> int:
@@ -730,6 +737,7 @@ class Connection:
             return
         if self._keepalive_probes >= self.config.keepalive_count:
             self._events.append(TimedOut())
+            self._emit_rst(tcb.snd_max)  # as Linux (tcp_keepalive_timer): the peer may still be there
             self.enter(State.CLOSED, "keepalive timeout", now)
             return
         # a probe carries SEG.SEQ = SND.NXT - 1 so that the peer must answer with an ACK

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stack.tcp import timers
+from stack.tcp.reset import reset_for
 from stack.tcp.state import State
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
@@ -233,10 +234,23 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
     tcb = conn.tcb
     fin = bool(seg.flags & Flags.FIN)
     receiving = conn.state in _RECEIVING_TEXT
+    if payload and conn._orphaned and conn.state in (State.FIN_WAIT_1, State.FIN_WAIT_2):
+        if seq_gt(seq_add(seq, len(payload)), tcb.rcv_nxt):
+            # RFC 1122 §4.2.2.13: new data for a socket the application closed is lost: say so with a
+            # RST and drop the connection (Linux tcp_rcv_state_process, TCPAbortOnData)
+            rst = reset_for(seg)
+            if rst is not None:
+                conn._out.append(rst)
+                conn.counters.resets_out += 1
+            conn.counters.aborts_on_data += 1
+            conn.enter(State.CLOSED, "data after close", now)
+            return
     if payload and receiving:
         # trim what was already received, and what lies beyond the window we offered
         head = seq_sub(tcb.rcv_nxt, seq)
         if head > 0:
+            if conn.sack_ok:
+                conn.dsack = (seq, tcb.rcv_nxt)  # the duplicate part is reported (RFC 2883 §4)
             payload = payload[head:]
             seq = tcb.rcv_nxt
         room = seq_sub(tcb.rcv_adv, seq)
@@ -252,8 +266,11 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             else:
                 conn._schedule_ack(now, len(payload))
         elif payload:
+            end = seq_add(seq, len(payload))
+            if conn.sack_ok and any(seq_le(a, seq) and seq_le(end, b) for a, b in conn._reasm.sack_blocks()):
+                conn.dsack = (seq, end)  # a duplicate of data held out of order (RFC 2883 §4.1.3)
             conn._reasm.add(tcb.rcv_nxt, seq, payload)
-            conn._last_ooo_seq = seq
+            conn._ooo_arrivals.append(seq)
             conn._ack_now = True  # out-of-order: immediate duplicate ACK (RFC 5681 §4.2)
             if fin:
                 conn._reasm.fin_seq = seq_add(seq, len(payload))
