@@ -428,6 +428,8 @@ def _conn_counters(conn: Connection) -> Counter[str]:
             "TCPSpuriousRTOs": c.spurious_rtos,
             "TCPUndo": c.undos,
             "TCPAbortOnData": c.aborts_on_data,
+            "TCPECNRcvCE": c.ce_received,
+            "TCPECNReductions": c.ecn_reductions,
             "TWKilled": c.time_wait_killed,
             "TWRecycled": c.time_wait_recycled,
         }

@@ -35,7 +35,7 @@ HORIZON = 3600.0  # how far `*` looks ahead for an outbound packet, in virtual s
 INBOUND_WINDOW = 65535  # an inbound packet without `win`
 _SUPPORTED_OPTIONS = {"nop", "eol", "mss", "wscale", "sackOK", "TS", "sack"}
 # --name=value lines the runner understands; any other makes the script SKIP rather than run differently
-_KNOWN_SCRIPT_OPTIONS = {"tolerance_usecs", "tcp_timestamps", "ip_version", "verbose"}
+_KNOWN_SCRIPT_OPTIONS = {"tolerance_usecs", "tcp_timestamps", "tcp_ecn", "ip_version", "verbose"}
 
 _LETTER = {
     "S": Flags.SYN,
@@ -118,6 +118,11 @@ class Runner:
         timestamps = script.option("tcp_timestamps")
         if timestamps is not None:  # like packetdrill's sysctl lines: a per-script stack setting
             self.config = replace(self.config, timestamps=timestamps != "0")
+        ecn = script.option("tcp_ecn")
+        if ecn is not None:  # Linux: 1 asks for and accepts ECN; 2 (its default) only accepts, unsupported here
+            if ecn not in ("0", "1"):
+                raise ScriptSkip(f"{self.path}: option --tcp_ecn={ecn} is not supported")
+            self.config = replace(self.config, ecn=ecn == "1")
         tolerance = script.option("tolerance_usecs")
         self.tolerance = DEFAULT_TOLERANCE if tolerance is None else int(tolerance) / 1e6
         self.demux = Demux(self.config)

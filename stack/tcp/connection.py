@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from stack.tcp import congestion, timers, user_calls
 from stack.tcp.config import TcpConfig
+from stack.tcp.ecn import ECT0, Ecn
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
 from stack.tcp.isn import initial_sequence_number
@@ -65,6 +66,8 @@ class Counters:
     dsacks_received: int = 0  # D-SACK blocks from the peer: we resent needlessly (TCPDSACKRecv)
     spurious_rtos: int = 0  # timeouts F-RTO found spurious (TCPSpuriousRTOs)
     undos: int = 0  # congestion window reductions undone (TCPDSACKUndo + TCPLossUndo)
+    ce_received: int = 0  # segments that arrived with a CE mark (TCPECNCe... Linux TcpExtTCPECNRcvCE)
+    ecn_reductions: int = 0  # window reductions for an ECE echo (RFC 3168 §6.1.2)
     aborts_on_data: int = 0  # data arrived after the application closed: RST (TCPAbortOnData)
     time_wait_killed: int = 0  # TIME_WAIT ended by a RST, RFC 1337's assassination (TWKilled)
     time_wait_recycled: int = 0  # TIME_WAIT ended by a new SYN for the same 4-tuple, RFC 6191 (TWRecycled)
@@ -106,6 +109,7 @@ class Connection:
         self._rtt_seq: int | None = None  # one timed segment at a time (Karn's rule, RFC 6298 §3)
         self._rtt_time = 0.0
         self.recovery = Recovery(self, 0)  # scoreboard, RACK, fast and RTO recovery
+        self.ecn = Ecn()
         self._probe_sent = False  # a tail loss probe is out since the last ACK of new data (RFC 8985 §7)
         self._last_progress = 0.0  # when data was last sent or newly acknowledged
         self._keepalive_probes = 0  # unanswered keepalive probes
@@ -174,6 +178,7 @@ class Connection:
         tcb.rcv_nxt = seq_add(syn.seq, 1)
         conn._init_send_sequence(initial_sequence_number(local, remote, now))
         conn._apply_peer_syn_options(syn.options)
+        conn.ecn.ok = config.ecn and Ecn.setup_syn(syn)
         if syn.options.wscale is not None and config.window_scaling:
             tcb.rcv_wscale = window_shift_for(config.receive_buffer)
             wscale = tcb.rcv_wscale
@@ -429,6 +434,10 @@ class Connection:
     def _send_syn(self, now: float, retransmit: bool = False) -> None:
         tcb = self.tcb
         flags = Flags.SYN if self.state is State.SYN_SENT else Flags.SYN | Flags.ACK
+        if self.state is State.SYN_SENT and self.config.ecn and not retransmit:
+            flags |= Flags.ECE | Flags.CWR  # an ECN-setup SYN; a retransmission goes without (as Linux)
+        elif flags & Flags.ACK and self.ecn.ok:
+            flags |= Flags.ECE  # an ECN-setup SYN,ACK (RFC 3168 §6.1.1)
         # the window field of a SYN is never scaled (RFC 7323 §2.2)
         window = min(self._receive_window(), 0xFFFF)
         ack = tcb.rcv_nxt if flags & Flags.ACK else 0
@@ -508,7 +517,13 @@ class Connection:
             self._rtt_seq, self._rtt_time = seq, now
         if self._delack_started and now - self._last_data_rcv < self.config.delayed_ack:
             self._pingpong = True  # we answer what just arrived (Linux tcp_event_data_sent)
-        self._emit(flags, seq, payload)
+        ecn = 0
+        if self.ecn.ok and n:  # new data only: never retransmissions or pure ACKs (RFC 3168 §6.1.5)
+            ecn = ECT0
+            if self.ecn.cwr_pending:
+                flags |= Flags.CWR  # we reduced the window after an ECE (§6.1.2)
+                self.ecn.cwr_pending = False
+        self._emit(flags, seq, payload, ecn)
         self.recovery.on_sent(seq, seq_sub(end, seq), now)
         self._last_progress = now
         tcb.snd_nxt = end
@@ -535,9 +550,11 @@ class Connection:
         self._rtt_seq = None  # Karn: a retransmitted segment is never timed
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)
 
-    def _emit(self, flags: Flags, seq: int, payload: bytes = b"") -> None:
+    def _emit(self, flags: Flags, seq: int, payload: bytes = b"", ecn: int = 0) -> None:
         """Queue one segment carrying our current ACK and window."""
         tcb = self.tcb
+        if self.ecn.ece_pending:
+            flags |= Flags.ECE  # echo congestion until the peer's CWR (RFC 3168 §6.1.3)
         window = self._advertise_window()
         sack = self._sack_blocks() if self.sack_ok and len(self._reasm) else ()
         if self.dsack is not None:  # D-SACK: the duplicate's range goes first (RFC 2883 §4)
@@ -547,8 +564,9 @@ class Connection:
             options = TcpOptions(timestamps=(self.ts_val(self._clock), self.ts_recent), sack_blocks=sack)
         else:
             options = TcpOptions(sack_blocks=sack) if sack else NO_OPTIONS
+        window >>= tcb.rcv_wscale
         self._out.append(
-            Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window >> tcb.rcv_wscale, payload, options)
+            Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window, payload, options, ecn=ecn)
         )
         self._ack_now = False
         self._unacked_segments = 0

@@ -175,6 +175,20 @@ class Recovery:
         if lost and not self.in_recovery:
             self._enter_fast_recovery(now)
 
+    def on_ece(self, now: float) -> None:
+        """RFC 3168 §6.1.2: an ECE echo is congestion without loss: reduce the window as for a loss,
+        at most once per window of data and not during a recovery that has reduced it already."""
+        conn = self.conn
+        tcb = conn.tcb
+        ecn = conn.ecn
+        if self.in_recovery or (ecn.reduced_until is not None and seq_lt(tcb.snd_una, ecn.reduced_until)):
+            return
+        conn.cc.on_congestion_event(seq_sub(tcb.snd_max, tcb.snd_una), now)
+        conn.cc.cwnd = max(conn.cc.ssthresh, tcb.snd_mss)  # halved, with no segment to resend
+        ecn.reduced_until = tcb.snd_max
+        ecn.cwr_pending = True
+        conn.counters.ecn_reductions += 1
+
     # ------------------------------------------------------------------ fast recovery
 
     def _enter_fast_recovery(self, now: float) -> None:

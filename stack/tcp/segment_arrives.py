@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stack.tcp import timers
+from stack.tcp.ecn import Ecn
 from stack.tcp.reset import reset_for
 from stack.tcp.state import State
 from stack.wire.segment import Flags, Segment
@@ -49,6 +50,7 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
     conn._apply_peer_syn_options(seg.options)
     conn._open_receive_window()
     if ack_ok:
+        conn.ecn.ok = conn.config.ecn and Ecn.setup_synack(seg)  # RFC 3168 §6.1.1
         conn._update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
         conn._on_ack_advanced(seg.ack, now)
         conn.enter(State.ESTABLISHED, "SYN,ACK", now)
@@ -141,6 +143,10 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     if not _process_ack(conn, seg, now):
         return
 
+    if conn.ecn.on_arrival(seg):  # a CE mark: echo it at once (RFC 3168 §6.1.3; Linux quickacks too)
+        conn.counters.ce_received += 1
+        conn._ack_now = True
+
     # sixth (URG) is accepted and ignored: the pointer never hides data. seventh/eighth: text, FIN
     if conn.state in _RECEIVING_TEXT or (seg.flags & Flags.FIN and conn.state is not State.TIME_WAIT):
         if seg.payload or flags & Flags.FIN:
@@ -211,6 +217,8 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         _update_window_if_newer(conn, seg)
         conn._on_ack_advanced(ack, now)
     conn.recovery.after_ack(now)
+    if seg.flags & Flags.ECE and conn.ecn.ok:
+        conn.recovery.on_ece(now)
 
     if conn.fin_acked:
         if state is State.CLOSING:
