@@ -32,6 +32,7 @@ Address = tuple[int, int]
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 _PERSIST_MAX = 60.0
 _MAX_QUICKACKS = 16  # Linux TCP_MAX_QUICKACKS
+_SACK_OPTION_BASE, _SACK_BLOCK_BYTES = 4, 8  # NOP,NOP,kind,length, then a left and right edge per block
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,7 +457,7 @@ class Connection:
     def _output_data(self, now: float) -> None:
         """Send what the windows allow (RFC 5681 cwnd, peer's window), with Nagle and SWS avoidance."""
         tcb = self.tcb
-        mss = tcb.snd_mss
+        mss = tcb.snd_mss - self._sack_option_bytes()  # room for the SACK option, as Linux's tcp_current_mss
         buf = self.send_buffer
         recovery = self.recovery
         # lost segments go first (RFC 6675 §5 NextSeg rule 1), as far as the congestion window allows
@@ -560,6 +561,8 @@ class Connection:
         if self.dsack is not None:  # D-SACK: the duplicate's range goes first (RFC 2883 §4)
             sack = (self.dsack, *sack)[: 3 if self.ts_ok else 4]
             self.dsack = None
+        if payload and sack:  # a resent full segment has no room for all blocks: the packet must fit the MTU
+            sack = sack[: max(0, (tcb.snd_mss - len(payload) - _SACK_OPTION_BASE) // _SACK_BLOCK_BYTES)]
         if self.ts_ok:
             options = TcpOptions(timestamps=(self.ts_val(self._clock), self.ts_recent), sack_blocks=sack)
         else:
@@ -573,6 +576,13 @@ class Connection:
         if self._quickacks:
             self._quickacks -= 1
         self.timers.stop(timers.DELAYED_ACK)
+
+    def _sack_option_bytes(self) -> int:
+        """Bytes the SACK option takes on our next segment (NOP,NOP,kind,len + 8 per block), 0 if none."""
+        if not self.sack_ok:
+            return 0
+        blocks = min(len(self._reasm) + (self.dsack is not None), 3 if self.ts_ok else 4)
+        return _SACK_OPTION_BASE + _SACK_BLOCK_BYTES * blocks if blocks else 0
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
         """SACK blocks for held out-of-order data: the block of the most recently received segment first,

@@ -50,3 +50,16 @@ def test_established_sacking_acks_with_growing_window_count_as_duplicates(conn_i
     resent = [(s - ISS - 1) // MSS for _, s, _, data in sent(c, 0.01) if data]
     assert resent == [0]
     assert c.counters.fast_retransmits == 1
+
+
+def test_established_data_segments_leave_room_for_our_sack_blocks(conn_in):
+    """RFC 9293 §3.7.1: the MSS bounds data plus options; with SACK blocks to report, a full segment
+    shrinks by the option's size (as Linux's tcp_current_mss), so the packet still fits the MTU."""
+    c = conn_in(State.ESTABLISHED)
+    c.sack_ok = True
+    c.receive_segment(seg(".", IRS + 101, ISS + 1, b"x" * 100), 0.0)  # out of order: one SACK block owed
+    sent(c, 0.0)
+    c.send(b"d" * (2 * MSS), 0.0)
+    out = c.segments_to_send(0.0)
+    assert [len(s.payload) for s in out] == [MSS - 12, MSS - 12]  # (Nagle holds the last 24 bytes)
+    assert all(len(s.options.sack_blocks) == 1 for s in out)
