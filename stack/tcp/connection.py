@@ -350,9 +350,7 @@ class Connection:
         else:
             limit = self.config.max_retries
         if self._retries >= limit:
-            self._events.append(TimedOut())
-            if self.state.synchronized:
-                self._emit_rst(self.tcb.snd_max)
+            self._events.append(TimedOut())  # no RST: the peer is presumed gone (Linux tcp_write_err)
             self.enter(State.CLOSED, "retransmission timeout", now)
             return
         self._retries += 1

@@ -105,7 +105,9 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             # a bare FIN; the text is trimmed away below and the ACK we owe repeats the closed window
             conn._ack_now = True
         else:
-            if not flags & Flags.RST:
+            if flags & Flags.SYN and not flags & Flags.RST:
+                conn.challenge_ack(now)  # RFC 5961 §4.2: any SYN, in window or not, draws a limited challenge
+            elif not flags & Flags.RST:
                 _answer_unacceptable(conn, seg, now)
             return
 
