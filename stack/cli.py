@@ -146,6 +146,7 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="congestion control: a registered name (reno, cubic, bbr) or package.module:Class of your own",
     )
+    p.add_argument("--ecn", action="store_true", help="ask for and accept ECN (RFC 3168); off by default")
     p.add_argument(
         "--timestamps",
         choices=("on", "off"),

@@ -9,6 +9,8 @@ from stack.tcp import icmp_input, syncookies, timers
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.listener import Listener
+from stack.tcp.reset import reset_for
+from stack.tcp.segment_arrives import syn_ends_time_wait
 from stack.tcp.state import State
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import seq_add
@@ -16,15 +18,6 @@ from stack.wire.seq import seq_add
 EPHEMERAL_PORTS = range(32768, 61000)  # Linux ip_local_port_range
 
 Key = tuple[int, int, int, int]  # (local ip, local port, remote ip, remote port)
-
-
-def reset_for(seg: Segment) -> Segment | None:
-    """The RST answering a segment that reached no connection (RFC 9293 §3.10.7.1)."""
-    if seg.flags & Flags.RST:
-        return None  # never answer a reset
-    if seg.flags & Flags.ACK:
-        return Segment(seg.dst_port, seg.src_port, seg.ack, 0, Flags.RST, 0)
-    return Segment(seg.dst_port, seg.src_port, 0, seq_add(seg.seq, seg.seg_len), Flags.RST | Flags.ACK, 0)
 
 
 class Demux:
@@ -37,6 +30,7 @@ class Demux:
         self.on_transition: TransitionHook | None = None  # given to every new connection (--trace)
         self.time_wait: set[Connection] = set()  # bounded by config.max_time_wait
         self.cookie_secret = syncookies.new_secret()  # one key per stack, for all its listeners
+        self.replaced: list[Connection] = []  # TIME_WAIT connections a new SYN ended; the owner retires them
 
     def listen(self, local: Address, backlog: int | None = None, now: float = 0.0) -> Listener:
         if local[1] in self.listeners:
@@ -69,15 +63,20 @@ class Demux:
     def segment_arrives(self, src: int, dst: int, seg: Segment, now: float) -> tuple[Connection | None, Segment | None]:
         """Route one segment; returns the connection it touched, or a RST to send back."""
         self.counters["InSegs"] += 1
-        conn = self.connections.get((dst, seg.dst_port, src, seg.src_port))
-        if conn is not None:
-            if conn.state is State.SYN_RECEIVED and self._accept_queue_refuses(conn, seg):
-                return None, None
-            conn.receive_segment(seg, now)
-            if conn.state is State.TIME_WAIT and conn not in self.time_wait:
-                self._entered_time_wait(conn, now)
-            return conn, None
+        key = (dst, seg.dst_port, src, seg.src_port)
+        conn = self.connections.get(key)
         listener = self.listeners.get(seg.dst_port)
+        if conn is not None:
+            if listener is None or not syn_ends_time_wait(conn, seg, now):
+                if conn.state is State.SYN_RECEIVED and self._accept_queue_refuses(conn, seg):
+                    return None, None
+                conn.receive_segment(seg, now)
+                if conn.state is State.TIME_WAIT and conn not in self.time_wait:
+                    self._entered_time_wait(conn, now)
+                return conn, None
+            del self.connections[key]  # the SYN goes to the listener below
+            self.time_wait.discard(conn)
+            self.replaced.append(conn)
         if listener is not None:
             # RFC 9293 §3.10.7.2: RST ignored, ACK answered by RST (or a SYN cookie), SYN creates a child
             flags = seg.flags
@@ -135,7 +134,9 @@ class Demux:
         return rst
 
     def remove(self, conn: Connection) -> None:
-        self.connections.pop((conn.local[0], conn.local[1], conn.remote[0], conn.remote[1]), None)
+        key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+        if self.connections.get(key) is conn:  # a new incarnation may hold the 4-tuple already
+            del self.connections[key]
         self.time_wait.discard(conn)
         listener = self.parent.pop(conn, None)
         if listener is not None:

@@ -45,6 +45,8 @@ def config_from_args(args):
         config = replace(config, congestion=args.cc)
     if args.timestamps is not None:
         config = replace(config, timestamps=args.timestamps == "on")
+    if args.ecn:
+        config = replace(config, ecn=True)
     keepalive = getattr(args, "keepalive", None)  # serve only
     if keepalive is not None:
         idle, interval, count = keepalive

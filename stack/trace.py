@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from stack.tcp.timers import ObservedTimers
 from stack.wire.segment import Flags, Segment, flags_str
-from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
+from stack.wire.seq import seq_add, seq_gt, seq_lt, seq_sub
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection, Transition
@@ -44,7 +44,7 @@ def _r(x: float) -> float:
 class _ConnTrace:
     """What the log remembers about one connection between events."""
 
-    __slots__ = ("local", "remote", "snd_high", "cc", "recovery", "rto_recover", "timeouts", "fired")
+    __slots__ = ("local", "remote", "snd_high", "cc", "recovery", "fired")
 
     def __init__(self, local: str, remote: str) -> None:
         self.local = local
@@ -52,8 +52,6 @@ class _ConnTrace:
         self.snd_high: int | None = None  # end of the highest sequence number sent: below it is a retransmission
         self.cc: tuple | None = None  # the last congestion snapshot written
         self.recovery: str | None = None
-        self.rto_recover: int | None = None  # SND.MAX when the RTO fired: RTO recovery lasts until it is ACKed
-        self.timeouts = 0  # conn.counters.timeouts at the last snapshot
         self.fired: list[str] = []  # timers that fired since the last snapshot
 
 
@@ -114,7 +112,7 @@ class EventLog:
         if cause == "timer" and rec.fired:
             cause = ", ".join(f"{name} timer" for name in rec.fired)
         rec.fired.clear()
-        recovery = self._recovery(conn, rec)
+        recovery = self._recovery(conn)
         if recovery != rec.recovery:
             if rec.recovery is not None:
                 self._conn_event(rec, "recovery", action="exit", kind=rec.recovery, cause=cause)
@@ -147,7 +145,6 @@ class EventLog:
         rec = self._conns.get(conn)
         if rec is None:
             rec = _ConnTrace(_fmt(*conn.local), _fmt(*conn.remote))
-            rec.timeouts = conn.counters.timeouts
             self._conns[conn] = rec
             conn.timers = ObservedTimers.watching(conn.timers, lambda a, n, d: self._timer(rec, a, n, d))
         return rec
@@ -160,20 +157,13 @@ class EventLog:
         else:
             self._conn_event(rec, "timer", action=action, name=name, **{"in": _r(deadline - self._now())})
 
-    def _recovery(self, conn: Connection, rec: _ConnTrace) -> str | None:
-        """`fast` while NewReno/SACK fast recovery runs (RFC 6582 `recover` is set); `rto` from a
-        retransmission timeout until the data outstanding then is acknowledged (RFC 6582 §4)."""
-        tcb = conn.tcb
-        timeouts = conn.counters.timeouts
-        if timeouts != rec.timeouts:
-            rec.timeouts = timeouts
-            if conn.state.synchronized:
-                rec.rto_recover = tcb.snd_max
-        if rec.rto_recover is not None and (seq_ge(tcb.snd_una, rec.rto_recover) or not conn.state.synchronized):
-            rec.rto_recover = None
-        if conn._recover is not None:
+    def _recovery(self, conn: Connection) -> str | None:
+        """`fast` during fast recovery (RFC 6582 `recover` set), `rto` during RTO recovery (until what was
+        outstanding when the timer fired is acknowledged), else None: the connection's own state."""
+        recovery = conn.recovery
+        if recovery.in_fast_recovery:
             return "fast"
-        return "rto" if rec.rto_recover is not None else None
+        return "rto" if recovery.loss_high is not None else None
 
     def _segment(self, direction: str, local: str, remote: str, seg: Segment, win: int, rexmit: bool | None) -> None:
         # the same JSON as _write would give; every string here is digits, dots, colons or flag letters

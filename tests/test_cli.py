@@ -87,12 +87,12 @@ def test_cli_serve_without_privileges_explains_in_one_line():
     assert len(lines) == 1 and "needs root (CAP_NET_ADMIN)" in lines[0], result.stderr
 
 
-def test_cli_serve_congestion_and_timestamps_options_reach_the_config():
+def test_cli_serve_congestion_timestamps_and_ecn_options_reach_the_config():
     from stack.cli import build_parser
     from stack.serve import config_from_args
 
-    args = build_parser().parse_args([*BASE, "--cc", "reno", "--timestamps", "off"])
+    args = build_parser().parse_args([*BASE, "--cc", "reno", "--timestamps", "off", "--ecn"])
     config = config_from_args(args)
-    assert (config.congestion, config.timestamps) == ("reno", False)
+    assert (config.congestion, config.timestamps, config.ecn) == ("reno", False, True)
     default = config_from_args(build_parser().parse_args(BASE))
-    assert default.timestamps is True
+    assert (default.timestamps, default.ecn) == (True, False)

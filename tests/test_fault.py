@@ -76,3 +76,31 @@ def test_fault_delay_releases_later_not_now():
         return released
 
     assert uvloop.run(main()) == [b"late"]
+
+
+def test_fault_device_close_drops_held_packets_instead_of_writing_to_a_closed_device():
+    """A delayed write must never reach a device (or its pcap file) that was closed meanwhile."""
+    from stack.aio.fault import FaultyDevice
+
+    class Device:
+        name, mtu = "t0", 1500
+        closed = False
+        written: list[bytes] = []
+
+        def write_batch(self, packets):
+            assert not self.closed, "write after close"
+            self.written.extend(packets)
+
+        def close(self):
+            self.closed = True
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        inner = Device()
+        dev = FaultyDevice(inner, FaultSpec(delay=0.01), loop)
+        dev.write_batch([b"held"])
+        dev.close()
+        await asyncio.sleep(0.05)  # past the delay: nothing may fire now
+        return inner.written
+
+    assert uvloop.run(main()) == []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
-from stack.demux import reset_for
 from stack.ip import handle_ip_packet
+from stack.tcp.reset import reset_for
 from stack.wire.codec import IpPacket, decode
 from stack.wire.segment import Flags, Segment
 

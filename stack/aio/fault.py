@@ -89,6 +89,7 @@ class Impairment:
         self._rng = rng
         self._loop = loop
         self._release = release
+        self._held: set[asyncio.TimerHandle] = set()  # delayed packets not yet released
         self.counts = {"dropped": 0, "duplicated": 0, "reordered": 0, "corrupted": 0}
 
     def apply(self, packets: list[bytes]) -> list[bytes]:
@@ -111,10 +112,24 @@ class Impairment:
                     self.counts["reordered"] += 1
                     delay += max(spec.delay, 0.002) * (1 + rng.random())  # held back behind later packets
                 if delay > 0:
-                    self._loop.call_later(delay, self._release, [p])
+                    self._hold(delay, p)
                 else:
                     now_out.append(p)
         return now_out
+
+    def _hold(self, delay: float, packet: bytes) -> None:
+        def release() -> None:
+            self._held.discard(handle)
+            self._release([packet])
+
+        handle = self._loop.call_later(delay, release)
+        self._held.add(handle)
+
+    def cancel(self) -> None:
+        """Drop what is still held: the device behind it is closing."""
+        for handle in self._held:
+            handle.cancel()
+        self._held.clear()
 
 
 def _flip_one_byte(pkt: bytes, rng: random.Random) -> bytes:
@@ -153,4 +168,6 @@ class FaultyDevice:
             self.inner.write_batch(out)
 
     def close(self) -> None:
+        self.inbound.cancel()
+        self.outbound.cancel()  # a delayed write must not reach a closed device (or pcap file)
         self.inner.close()

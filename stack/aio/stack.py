@@ -278,6 +278,9 @@ class Stack:
                     self._dirty.add(conn)
                     if log is not None:
                         log.after(conn, "segment")
+                    if self.demux.replaced:  # a TIME_WAIT connection gave way to a new SYN: retire it
+                        self._dirty.update(self.demux.replaced)
+                        self.demux.replaced.clear()
                 elif rst is not None:
                     self._out.append(encode_tcp(self.addr, pkt.src, rst))
                     if log is not None:
@@ -467,5 +470,13 @@ def _conn_counters(conn: Connection) -> Counter[str]:
             "AttemptFails": c.attempt_fails,
             "EstabResets": c.estab_resets,
             "TCPOFODrop": c.ofo_drops,
+            "TCPDSACKRecv": c.dsacks_received,
+            "TCPSpuriousRTOs": c.spurious_rtos,
+            "TCPUndo": c.undos,
+            "TCPAbortOnData": c.aborts_on_data,
+            "TCPECNRcvCE": c.ce_received,
+            "TCPECNReductions": c.ecn_reductions,
+            "TWKilled": c.time_wait_killed,
+            "TWRecycled": c.time_wait_recycled,
         }
     )

@@ -58,6 +58,7 @@ _SYSCTLS: dict[str, tuple[str, type]] = {
     "tcp_fin_timeout": ("fin_timeout", int),
     "tcp_syncookies": ("syncookies", int),  # 0 never, 1 when the SYN queue is full, 2 always
     "tcp_max_syn_backlog": ("syn_backlog", int),
+    "tcp_ecn": ("ecn", bool),  # 1: ask for and accept ECN (RFC 3168); Linux's default 2 (accept only) is not offered
 }
 # --name=value lines the runner understands; any other makes the script SKIP rather than run differently
 _KNOWN_SCRIPT_OPTIONS = {"tolerance_usecs", "ip_version", "verbose", *_SYSCTLS}
@@ -140,6 +141,8 @@ class Runner:
         for name, value in script.options:
             if name not in _KNOWN_SCRIPT_OPTIONS or (name == "ip_version" and value != "ipv4"):
                 raise ScriptSkip(f"{self.path}: option --{name}={value} is not supported")
+        if script.option("tcp_ecn") not in (None, "0", "1"):
+            raise ScriptSkip(f"{self.path}: option --tcp_ecn={script.option('tcp_ecn')} is not supported")
         self.config = replace(self.config, **self._sysctls(script))
         tolerance = script.option("tolerance_usecs")
         self.tolerance = DEFAULT_TOLERANCE if tolerance is None else int(tolerance) / 1e6
@@ -322,6 +325,7 @@ class Runner:
             line.urg or 0,
         )
         _, rst = self.demux.segment_arrives(REMOTE_IP, LOCAL_IP, seg, self.now)
+        self.demux.replaced.clear()  # a TIME_WAIT incarnation a new SYN ended: nothing to retire here
         if rst is not None and rst.flags & Flags.SYN:  # a SYN cookie's SYN,ACK: no connection holds its ISN
             self.port_iss[(rst.src_port, rst.dst_port)] = rst.seq
             self.out.append(_Sent(self.now, rst, rst.seq))

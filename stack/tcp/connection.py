@@ -13,22 +13,26 @@ from dataclasses import dataclass, replace
 
 from stack.tcp import congestion, timers, user_calls
 from stack.tcp.config import TcpConfig
+from stack.tcp.ecn import ECT0, Ecn
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
 from stack.tcp.isn import initial_sequence_number
 from stack.tcp.reassembly import Reassembly
+from stack.tcp.recovery import Recovery
 from stack.tcp.rto import RtoEstimator
+from stack.tcp.scoreboard import SentSegment
 from stack.tcp.segment_arrives import segment_arrives
 from stack.tcp.send_buffer import SendBuffer
 from stack.tcp.state import State, is_legal
 from stack.tcp.tcb import Tcb
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
-from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from stack.wire.seq import in_window, seq_add, seq_gt, seq_lt, seq_sub
 
 Address = tuple[int, int]
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 _PERSIST_MAX = 60.0
 _MAX_QUICKACKS = 16  # Linux TCP_MAX_QUICKACKS
+_SACK_OPTION_BASE, _SACK_BLOCK_BYTES = 4, 8  # NOP,NOP,kind,length, then a left and right edge per block
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,14 @@ class Counters:
     attempt_fails: int = 0  # SYN_SENT/SYN_RECEIVED -> CLOSED or back to LISTEN (AttemptFails)
     estab_resets: int = 0  # ESTABLISHED/CLOSE_WAIT -> CLOSED (EstabResets)
     ofo_drops: int = 0  # out-of-order segments that met the queue's bounds (Linux TCPOFODrop/OfoPruned)
+    dsacks_received: int = 0  # D-SACK blocks from the peer: we resent needlessly (TCPDSACKRecv)
+    spurious_rtos: int = 0  # timeouts F-RTO found spurious (TCPSpuriousRTOs)
+    undos: int = 0  # congestion window reductions undone (TCPDSACKUndo + TCPLossUndo)
+    ce_received: int = 0  # segments that arrived with a CE mark (TCPECNCe... Linux TcpExtTCPECNRcvCE)
+    ecn_reductions: int = 0  # window reductions for an ECE echo (RFC 3168 §6.1.2)
+    aborts_on_data: int = 0  # data arrived after the application closed: RST (TCPAbortOnData)
+    time_wait_killed: int = 0  # TIME_WAIT ended by a RST, RFC 1337's assassination (TWKilled)
+    time_wait_recycled: int = 0  # TIME_WAIT ended by a new SYN for the same 4-tuple, RFC 6191 (TWRecycled)
 
 
 def window_shift_for(buffer: int) -> int:
@@ -98,17 +110,13 @@ class Connection:
         self._retries = 0
         self._rtt_seq: int | None = None  # one timed segment at a time (Karn's rule, RFC 6298 §3)
         self._rtt_time = 0.0
-        self._dupacks = 0
-        self._recover: int | None = None  # NewReno: snd_max when fast recovery started (RFC 6582)
-        self._sacked: list[tuple[int, int]] = []  # SACK scoreboard: ranges above SND.UNA the peer holds
-        self._hole_sent_at: dict[int, float] = {}  # hole retransmissions in this recovery, by sequence number
-        self._limited_transmit = 0  # segments allowed beyond cwnd on early duplicate ACKs (RFC 3042)
+        self.recovery = Recovery(self, 0)  # scoreboard, RACK, fast and RTO recovery
+        self.ecn = Ecn()
         self._probe_sent = False  # a tail loss probe is out since the last ACK of new data (RFC 8985 §7)
         self._last_progress = 0.0  # when data was last sent or newly acknowledged
         self._keepalive_probes = 0  # unanswered keepalive probes
         self._challenge_window = -1.0  # start of the current one-second challenge-ACK window
         self._challenges_sent = 0
-        self._fast_rexmit = False
         self._persist_backoff = 0
         self._send_space_wanted = False
         self._snd_sml = 0  # end of the last small segment sent (Nagle/Minshall)
@@ -128,7 +136,7 @@ class Connection:
         self.ts_ecr_seen = 0  # TSecr of the segment being processed, for RTT measurement
         self._ts_offset = random.getrandbits(32)  # per-connection timestamp offset, as Linux
         self._clock = now  # the latest `now` given to an entry point (stamps TSval)
-        self._last_ooo_seq: int | None = None
+        self._ooo_arrivals: deque[int] = deque(maxlen=8)  # recent out-of-order arrivals, newest last
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
         self._orphaned = False
         self.soft_error = 0  # errno of the last ICMP soft error (Linux sk_err_soft); see icmp_input.py
@@ -173,6 +181,7 @@ class Connection:
         tcb.rcv_nxt = seq_add(syn.seq, 1)
         conn._init_send_sequence(initial_sequence_number(local, remote, now))
         conn._apply_peer_syn_options(syn.options)
+        conn.ecn.ok = config.ecn and Ecn.setup_syn(syn)
         if syn.options.wscale is not None and config.window_scaling:
             tcb.rcv_wscale = window_shift_for(config.receive_buffer)
             wscale = tcb.rcv_wscale
@@ -224,6 +233,7 @@ class Connection:
         tcb = self.tcb
         tcb.iss = tcb.snd_una = tcb.snd_nxt = tcb.snd_max = self._snd_sml = iss
         self.send_buffer.seq = seq_add(iss, 1)
+        self.recovery = Recovery(self, seq_add(iss, 1))
 
     def _apply_peer_syn_options(self, options: TcpOptions) -> None:
         tcb = self.tcb
@@ -359,6 +369,8 @@ class Connection:
                 self._on_persist_timeout(now)
             elif name == timers.LOSS_PROBE:
                 self._on_loss_probe(now)
+            elif name == timers.RACK_REORDER:
+                self.recovery.detect_loss(now)
             elif name == timers.KEEPALIVE:
                 self._on_keepalive_timeout(now)
             elif name in (timers.TIME_WAIT, timers.FIN_WAIT_2):
@@ -373,9 +385,7 @@ class Connection:
         else:
             limit = self.config.max_retries
         if self._retries >= limit:
-            self._events.append(TimedOut())
-            if self.state.synchronized:
-                self._emit_rst(self.tcb.snd_max)
+            self._events.append(TimedOut())  # no RST: the peer is presumed gone (Linux tcp_write_err)
             self.enter(State.CLOSED, "retransmission timeout", now)
             return
         self._retries += 1
@@ -385,14 +395,7 @@ class Connection:
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             self._send_syn(now, retransmit=True)
             return
-        tcb = self.tcb
-        flight = seq_sub(tcb.snd_max, tcb.snd_una)
-        self.cc.on_rto(flight, now)
-        self._recover = None
-        self._dupacks = 0
-        self._sacked = []  # the receiver may renege (RFC 2018 §8): resend from SND.UNA
-        self._hole_sent_at.clear()
-        tcb.snd_nxt = tcb.snd_una  # go back N (RFC 5681 §3.1: retransmit from SND.UNA)
+        self.recovery.on_timeout(now)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
         self._output_data(now)
 
@@ -406,7 +409,7 @@ class Connection:
             flight <= 0
             or not self.config.loss_probes
             or self._probe_sent
-            or self._recover is not None
+            or self.recovery.in_recovery
             or self.rto.backoff > 0  # not during RTO recovery either (RFC 8985 §7.2)
             or srtt is None
             or rto_at is None
@@ -427,7 +430,8 @@ class Connection:
     def _on_loss_probe(self, now: float) -> None:
         """RFC 8985 §7.3: send one new segment, or resend the last one, to draw a (SACK) ACK."""
         tcb = self.tcb
-        if tcb.snd_una == tcb.snd_max or self._recover is not None:
+        last = self.recovery.board.last()
+        if last is None or self.recovery.in_recovery:
             return
         self._probe_sent = True
         self.counters.loss_probes += 1
@@ -435,13 +439,8 @@ class Connection:
         if unsent > 0 and tcb.snd_wnd > seq_sub(tcb.snd_nxt, tcb.snd_una):
             self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), min(unsent, tcb.snd_mss), False, now)
             return
-        n = min(tcb.snd_mss, seq_sub(tcb.snd_max, tcb.snd_una))
-        seq = seq_add(tcb.snd_max, -n)
-        offset = self.send_buffer.offset(seq)
-        flags = Flags.ACK | Flags.PSH if offset + n == len(self.send_buffer) else Flags.ACK  # as first sent
-        self._emit(flags, seq, self.send_buffer.take(offset, n))
-        self.counters.retrans_segs += 1
-        self._rtt_seq = None
+        self.retransmit(last, now)  # resend the last segment (RFC 8985 §7.3)
+        self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # §7.3: re-arm the RTO after a probe
 
     def _on_persist_timeout(self, now: float) -> None:
         """Zero-window probe (RFC 9293 §3.8.6.1): elicit an ACK carrying the current window."""
@@ -451,7 +450,8 @@ class Connection:
             return
         if tcb.snd_wnd > 0:  # a window too small for SWS avoidance: the override timeout fired
             n = min(tcb.snd_wnd, tcb.snd_mss, unsent)
-            self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), n, False, now)
+            # pushed, as Linux's window probe (tcp_write_wakeup) is
+            self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), n, False, now, push=True)
             return
         self._emit(Flags.ACK, seq_add(tcb.snd_una, -1))
         self._persist_backoff += 1
@@ -468,6 +468,10 @@ class Connection:
     def _send_syn(self, now: float, retransmit: bool = False) -> None:
         tcb = self.tcb
         flags = Flags.SYN if self.state is State.SYN_SENT else Flags.SYN | Flags.ACK
+        if self.state is State.SYN_SENT and self.config.ecn and not retransmit:
+            flags |= Flags.ECE | Flags.CWR  # an ECN-setup SYN; a retransmission goes without (as Linux)
+        elif flags & Flags.ACK and self.ecn.ok:
+            flags |= Flags.ECE  # an ECN-setup SYN,ACK (RFC 3168 §6.1.1)
         # the window field of a SYN is never scaled (RFC 7323 §2.2)
         window = min(self._receive_window(), 0xFFFF)
         ack = tcb.rcv_nxt if flags & Flags.ACK else 0
@@ -486,14 +490,20 @@ class Connection:
     def _output_data(self, now: float) -> None:
         """Send what the windows allow (RFC 5681 cwnd, peer's window), with Nagle and SWS avoidance."""
         tcb = self.tcb
-        mss = tcb.snd_mss
+        mss = tcb.snd_mss - self._sack_option_bytes()  # room for the SACK option, as Linux's tcp_current_mss
         buf = self.send_buffer
+        recovery = self.recovery
+        # lost segments go first (RFC 6675 §5 NextSeg rule 1), as far as the congestion window allows
+        while (lost := recovery.next_lost()) is not None and self.cc.cwnd - recovery.in_flight() >= min(
+            mss, lost.length
+        ):
+            self.retransmit(lost, now)
         while True:
             offset = buf.offset(tcb.snd_nxt)
             unsent = len(buf) - offset
             flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
-            window = min(self.cc.cwnd + self._limited_transmit * mss, tcb.snd_wnd)
-            usable = window - flight
+            # the congestion window limits what is in the network, the peer's window what is unacknowledged
+            usable = min(self.cc.cwnd + recovery.limited_transmit * mss - recovery.in_flight(), tcb.snd_wnd - flight)
             n = min(mss, unsent, max(usable, 0))
             if unsent <= 0 or n <= 0:
                 break
@@ -513,7 +523,7 @@ class Connection:
             self._send_data_segment(offset, n, fin, now)
         if self._fin_queued and self._unsent_bytes() == 0 and not self._fin_in_flight():
             self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), 0, True, now)
-        resending = self._recover is not None or tcb.snd_nxt != tcb.snd_max
+        resending = self.recovery.in_recovery
         self.cc.sending_stopped(self._unsent_bytes(), seq_sub(tcb.snd_nxt, tcb.snd_una), resending)  # app-limited?
         # data waiting, nothing in flight, the peer's window too small: probe it (§3.8.6.1)
         if self._unsent_bytes() > 0 and tcb.snd_nxt == tcb.snd_una:
@@ -526,125 +536,75 @@ class Connection:
     def _fin_in_flight(self) -> bool:
         return self._fin_seq is not None and seq_gt(self.tcb.snd_nxt, self._fin_seq)
 
-    def _send_data_segment(self, offset: int, n: int, fin: bool, now: float) -> None:
+    def _send_data_segment(self, offset: int, n: int, fin: bool, now: float, push: bool = False) -> None:
         tcb = self.tcb
         seq = tcb.snd_nxt
         payload = self.send_buffer.take(offset, n) if n else b""
         flags = Flags.ACK
-        if n and offset + n == len(self.send_buffer):
+        if n and (push or offset + n == len(self.send_buffer)):
             flags |= Flags.PSH
         if fin:
             flags |= Flags.FIN
             self._fin_seq = seq_add(seq, n)
         end = seq_add(seq, n + (1 if fin else 0))
-        if 0 < n < tcb.snd_mss:
+        if 0 < n < tcb.snd_mss - self._sack_option_bytes():  # smaller than a full segment now (Nagle)
             self._snd_sml = end
-        if seq_lt(seq, tcb.snd_max):
-            self.counters.retrans_segs += 1
-        else:
-            if self._rtt_seq is None:
-                self._rtt_seq, self._rtt_time = seq, now
-            if self._delack_started and now - self._last_data_rcv < self.config.delayed_ack:
-                self._pingpong = True  # we answer what just arrived (Linux tcp_event_data_sent)
-        self._emit(flags, seq, payload)
+        if self._rtt_seq is None:
+            self._rtt_seq, self._rtt_time = seq, now
+        if self._delack_started and now - self._last_data_rcv < self.config.delayed_ack:
+            self._pingpong = True  # we answer what just arrived (Linux tcp_event_data_sent)
+        ecn = 0
+        if self.ecn.ok and n:  # new data only: never retransmissions or pure ACKs (RFC 3168 §6.1.5)
+            ecn = ECT0
+            if self.ecn.cwr_pending:
+                flags |= Flags.CWR  # we reduced the window after an ECE (§6.1.2)
+                self.ecn.cwr_pending = False
+        self._emit(flags, seq, payload, ecn)
+        self.recovery.on_sent(seq, seq_sub(end, seq), now)
         self._last_progress = now
         tcb.snd_nxt = end
         if seq_gt(end, tcb.snd_max):
             tcb.snd_max = end
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.1)
 
-    def _retransmit_first(self, now: float) -> None:
-        """Fast retransmit (RFC 5681 §3.2 step 4): resend the segment at SND.UNA only."""
-        tcb = self.tcb
-        offset = self.send_buffer.offset(tcb.snd_una)
-        n = min(tcb.snd_mss, len(self.send_buffer) - offset)
-        fin = self._fin_seq is not None and offset + n == len(self.send_buffer)
-        if n <= 0 and not fin:
-            return
-        flags = Flags.ACK | (Flags.FIN if fin else 0)
-        self._emit(flags, tcb.snd_una, self.send_buffer.take(offset, n))
+    def retransmit(self, rec: SentSegment, now: float) -> None:
+        """Send one scoreboard record again, with the FIN (and PSH) it carried."""
+        seq = self.recovery.board.seq_of(rec.start)
+        n = rec.length
+        fin = self._fin_seq is not None and seq_add(seq, n) == seq_add(self._fin_seq, 1)
+        if fin:
+            n -= 1
+        offset = self.send_buffer.offset(seq)
+        flags = Flags.ACK
+        if fin:
+            flags |= Flags.FIN
+        elif n and offset + n == len(self.send_buffer):
+            flags |= Flags.PSH  # as when it was first sent
+        self._emit(flags, seq, self.send_buffer.take(offset, n))
+        self.recovery.on_sent(seq, rec.length, now)
         self.counters.retrans_segs += 1
-        self._rtt_seq = None
+        self._rtt_seq = None  # Karn: a retransmitted segment is never timed
+        self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)
 
-    def update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
-        """Record SACKed ranges (RFC 2018 §4) that lie between SND.UNA and SND.MAX; True if any is new."""
-        tcb = self.tcb
-        self.cc.sack_received(blocks, self._clock)  # the delivery-rate estimator counts SACKed segments
-        before = self._sacked_bytes()
-        ranges = self._sacked
-        for left, right in blocks:
-            if not seq_lt(left, right) or seq_le(right, tcb.snd_una) or seq_gt(right, tcb.snd_max):
-                continue  # stale, inverted or for data never sent (a D-SACK or a lie)
-            if seq_lt(left, tcb.snd_una):
-                left = tcb.snd_una
-            ranges.append((left, right))
-        if ranges:
-            base = tcb.snd_una
-            ranges.sort(key=lambda r: seq_sub(r[0], base))
-            merged = [ranges[0]]
-            for left, right in ranges[1:]:
-                last_left, last_right = merged[-1]
-                if seq_le(left, last_right):
-                    merged[-1] = (last_left, right if seq_gt(right, last_right) else last_right)
-                else:
-                    merged.append((left, right))
-            self._sacked = merged
-        return self._sacked_bytes() > before
-
-    def _prune_scoreboard(self) -> None:
-        una = self.tcb.snd_una
-        self._sacked = [(una if seq_lt(a, una) else a, b) for a, b in self._sacked if seq_gt(b, una)]
-        if self._hole_sent_at:
-            self._hole_sent_at = {q: t for q, t in self._hole_sent_at.items() if seq_ge(q, una)}
-
-    def _sacked_bytes(self) -> int:
-        return sum(seq_sub(b, a) for a, b in self._sacked)
-
-    def _retransmit_holes(self, now: float, limit: int) -> None:
-        """Retransmit up to `limit` segments from the holes below the highest SACKed byte (RFC 6675 §4).
-
-        A hole retransmitted more than two RTTs ago while later data keeps being SACKed was lost
-        again: it is sent once more instead of waiting for the RTO (the idea of RACK, RFC 8985).
-        """
-        if not self._sacked:
-            self._retransmit_first(now)
-            return
-        tcb = self.tcb
-        high = self._sacked[-1][1]
-        again_after = max(2 * (self.rto.srtt or 0.0), 0.005)
-        seq = tcb.snd_una
-        sent = 0
-        while sent < limit and seq_lt(seq, high):
-            covering = next((b for a, b in self._sacked if seq_le(a, seq) and seq_lt(seq, b)), None)
-            if covering is not None:
-                seq = covering
-                continue
-            hole_end = next(a for a, _ in self._sacked if seq_gt(a, seq))
-            n = min(tcb.snd_mss, seq_sub(hole_end, seq))
-            last = self._hole_sent_at.get(seq)
-            if last is None or now - last > again_after:
-                offset = self.send_buffer.offset(seq)
-                self._emit(Flags.ACK, seq, self.send_buffer.take(offset, n))
-                self.counters.retrans_segs += 1
-                self._hole_sent_at[seq] = now
-                sent += 1
-            seq = seq_add(seq, n)
-        self._rtt_seq = None  # Karn
-
-    def _emit(self, flags: Flags, seq: int, payload: bytes = b"") -> None:
+    def _emit(self, flags: Flags, seq: int, payload: bytes = b"", ecn: int = 0) -> None:
         """Queue one segment carrying our current ACK and window."""
         tcb = self.tcb
+        if self.ecn.ece_pending:
+            flags |= Flags.ECE  # echo congestion until the peer's CWR (RFC 3168 §6.1.3)
         window = self._advertise_window()
         sack = self._sack_blocks() if self.sack_ok and len(self._reasm) else ()
         if self.dsack is not None:  # D-SACK: the duplicate's range goes first (RFC 2883 §4)
             sack = (self.dsack, *sack)[: 3 if self.ts_ok else 4]
             self.dsack = None
+        if payload and sack:  # a resent full segment has no room for all blocks: the packet must fit the MTU
+            sack = sack[: max(0, (tcb.snd_mss - len(payload) - _SACK_OPTION_BASE) // _SACK_BLOCK_BYTES)]
         if self.ts_ok:
             options = TcpOptions(timestamps=(self.ts_val(self._clock), self.ts_recent), sack_blocks=sack)
         else:
             options = TcpOptions(sack_blocks=sack) if sack else NO_OPTIONS
+        window >>= tcb.rcv_wscale
         self._out.append(
-            Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window >> tcb.rcv_wscale, payload, options)
+            Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window, payload, options, ecn=ecn)
         )
         if payload:  # every data segment, new or resent, feeds the controller and the rate estimator
             self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), self._clock)
@@ -654,12 +614,24 @@ class Connection:
             self._quickacks -= 1
         self.timers.stop(timers.DELAYED_ACK)
 
+    def _sack_option_bytes(self) -> int:
+        """Bytes the SACK option takes on our next segment (NOP,NOP,kind,len + 8 per block), 0 if none."""
+        if not self.sack_ok:
+            return 0
+        blocks = min(len(self._reasm) + (self.dsack is not None), 3 if self.ts_ok else 4)
+        return _SACK_OPTION_BASE + _SACK_BLOCK_BYTES * blocks if blocks else 0
+
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
-        """SACK blocks for held out-of-order data, the most recently received first (RFC 2018 §4)."""
+        """SACK blocks for held out-of-order data: the block of the most recently received segment first,
+        then the others in the order their data last arrived (RFC 2018 §4)."""
         blocks = self._reasm.sack_blocks()
-        recent = self._last_ooo_seq
-        if recent is not None:
-            blocks.sort(key=lambda b: not in_window(recent, b[0], seq_sub(b[1], b[0])))
+        arrivals = self._ooo_arrivals
+
+        def last_arrival(block: tuple[int, int]) -> int:
+            size = seq_sub(block[1], block[0])
+            return max((i for i, seq in enumerate(arrivals) if in_window(seq, block[0], size)), default=-1)
+
+        blocks.sort(key=last_arrival, reverse=True)  # stable: blocks with no known arrival keep sequence order
         return tuple(blocks[: 3 if self.ts_ok else 4])
 
     def ts_val(self, now: float) -> int:
@@ -735,6 +707,7 @@ class Connection:
     def _on_reset(self, refused: bool, now: float, reason: str) -> None:
         self._events.append(Reset(refused=refused))
         self.send_buffer.clear()
+        self.recovery.reset()
         self.enter(State.CLOSED, reason, now)
 
     def _on_ack_advanced(self, ack: int, now: float) -> None:
@@ -752,8 +725,6 @@ class Connection:
             self.rto.on_sample(now - self._rtt_time)
             self._rtt_seq = None
         tcb.snd_una = ack
-        if self._sacked:
-            self._prune_scoreboard()
         if seq_lt(tcb.snd_nxt, ack):
             tcb.snd_nxt = ack
         if self.send_buffer.ack(ack):
@@ -761,55 +732,15 @@ class Connection:
                 self._send_space_wanted = False
                 self._events.append(SendSpace())
         self._retries = 0
-        self._limited_transmit = 0
         self._probe_sent = False
         self._last_progress = now
         self.rto.reset_backoff()
         self.cc.ack_received(ack, acked, flight_before, now)  # on_ack(AckSample), before the recovery hooks
-        if self._recover is not None:
-            if seq_ge(ack, self._recover):  # full ACK: leave fast recovery (RFC 6582 §3.2 step 3)
-                self._recover = None
-                self._hole_sent_at.clear()
-                self.cc.on_recovery_exit()
-            else:  # partial ACK: retransmit the next hole, deflate (RFC 6582 §3.2 step 4)
-                self._prune_scoreboard()
-                if self._sacked:
-                    self._retransmit_holes(now, 2)
-                else:
-                    self._retransmit_first(now)
-                self.cc.on_partial_ack(acked)
-        self._dupacks = 0
+        self.recovery.on_ack_advanced(ack, acked, now)
         if tcb.snd_una == tcb.snd_max:
             self.timers.stop(timers.RETRANSMIT)  # RFC 6298 (5.2)
         else:
             self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.3)
-
-    def _loss_detected(self) -> bool:
-        """DupThresh duplicate ACKs or SACKed bytes (RFC 6675 §5); with SACK, a small flight or an
-        answered loss probe is enough, since too few segments are out to produce three duplicates."""
-        tcb = self.tcb
-        if self._dupacks >= 3 or self._sacked_bytes() >= 3 * tcb.snd_mss:
-            return True
-        if not self._sacked:
-            self._limited_transmit = min(self._dupacks, 2)  # RFC 3042: keep the ACK clock going
-            return False
-        return self._probe_sent or seq_sub(tcb.snd_max, tcb.snd_una) <= 4 * tcb.snd_mss
-
-    def _on_duplicate_ack(self, now: float) -> None:
-        """RFC 5681 §3.2: the third duplicate ACK triggers fast retransmit and fast recovery."""
-        tcb = self.tcb
-        self._dupacks += 1
-        if self._recover is not None:
-            self.cc.on_dup_ack()
-            if self._sacked:
-                self._retransmit_holes(now, 1)
-        elif self._loss_detected():
-            self._limited_transmit = 0
-            self.cc.on_congestion_event(seq_sub(tcb.snd_max, tcb.snd_una), now)
-            self._recover = tcb.snd_max
-            self.counters.fast_retransmits += 1
-            self._hole_sent_at.clear()
-            self._retransmit_holes(now, 2)
 
     @property
     def fin_acked(self) -> bool:
@@ -868,6 +799,7 @@ class Connection:
             return
         if self._keepalive_probes >= self.config.keepalive_count:
             self._events.append(TimedOut())
+            self._emit_rst(tcb.snd_max)  # as Linux (tcp_keepalive_timer): the peer may still be there
             self.enter(State.CLOSED, "keepalive timeout", now)
             return
         # a probe carries SEG.SEQ = SND.NXT - 1 so that the peer must answer with an ACK

@@ -156,8 +156,8 @@ def _path_mtu_reduced(conn: Connection, error: IcmpError) -> Outcome:
     tcb.snd_mss = mss
     conn.cc.mss = mss
     if tcb.snd_una != tcb.snd_max:
-        # every full-sized segment in flight was dropped at the same hop: go back to SND.UNA, as after
-        # a timeout but without the congestion response; the next output resends at the new size
-        tcb.snd_nxt = tcb.snd_una
+        # every segment in flight larger than the new size was dropped at that hop: resend it in pieces
+        # of the new size, without the congestion response (Linux tcp_simple_retransmit)
+        conn.recovery.mtu_reduced(mss)
         conn._rtt_seq = None  # Karn: never time a retransmission
     return Outcome.PMTU_REDUCED

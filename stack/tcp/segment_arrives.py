@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stack.tcp import timers
+from stack.tcp.ecn import Ecn
+from stack.tcp.reset import reset_for
 from stack.tcp.state import State
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
@@ -48,6 +50,7 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
     conn._apply_peer_syn_options(seg.options)
     conn._open_receive_window()
     if ack_ok:
+        conn.ecn.ok = conn.config.ecn and Ecn.setup_synack(seg)  # RFC 3168 §6.1.1
         conn._update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
         conn._on_ack_advanced(seg.ack, now)
         conn.enter(State.ESTABLISHED, "SYN,ACK", now)
@@ -102,7 +105,9 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             # a bare FIN; the text is trimmed away below and the ACK we owe repeats the closed window
             conn._ack_now = True
         else:
-            if not flags & Flags.RST:
+            if flags & Flags.SYN and not flags & Flags.RST:
+                conn.challenge_ack(now)  # RFC 5961 §4.2: any SYN, in window or not, draws a limited challenge
+            elif not flags & Flags.RST:
                 _answer_unacceptable(conn, seg, now)
             return
 
@@ -121,6 +126,9 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             else:
                 conn._on_reset(True, now, "RST in SYN_RECV: refused")
         elif conn.state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+            if conn.state is State.TIME_WAIT:
+                # TIME-WAIT assassination (RFC 1337): RFC 9293 and Linux (tcp_rfc1337=0) let it happen
+                conn.counters.time_wait_killed += 1
             conn.enter(State.CLOSED, "RST", now)
         else:
             conn._on_reset(False, now, "RST")
@@ -136,6 +144,10 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         return
     if not _process_ack(conn, seg, now):
         return
+
+    if conn.ecn.on_arrival(seg):  # a CE mark: echo it at once (RFC 3168 §6.1.3; Linux quickacks too)
+        conn.counters.ce_received += 1
+        conn._ack_now = True
 
     # sixth (URG) is accepted and ignored: the pointer never hides data. seventh/eighth: text, FIN
     if conn.state in _RECEIVING_TEXT or (seg.flags & Flags.FIN and conn.state is not State.TIME_WAIT):
@@ -187,7 +199,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         return False
     newly_sacked = False
     if conn.sack_ok and seg.options.sack_blocks:
-        newly_sacked = conn.update_scoreboard(seg.options.sack_blocks)
+        newly_sacked = conn.recovery.on_sack(seg.options.sack_blocks, ack, now)
     if seq_lt(ack, tcb.snd_una):
         pass  # old duplicate: ignore the ACK, keep processing the text
     elif ack == tcb.snd_una:
@@ -202,10 +214,13 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         )
         _update_window_if_newer(conn, seg)
         if is_dup:
-            conn._on_duplicate_ack(now)
+            conn.recovery.on_duplicate_ack(now)
     else:
         _update_window_if_newer(conn, seg)
         conn._on_ack_advanced(ack, now)
+    conn.recovery.after_ack(now)
+    if seg.flags & Flags.ECE and conn.ecn.ok:
+        conn.recovery.on_ece(now)
 
     if conn.fin_acked:
         if state is State.CLOSING:
@@ -229,10 +244,23 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
     tcb = conn.tcb
     fin = bool(seg.flags & Flags.FIN)
     receiving = conn.state in _RECEIVING_TEXT
+    if payload and conn._orphaned and conn.state in (State.FIN_WAIT_1, State.FIN_WAIT_2):
+        if seq_gt(seq_add(seq, len(payload)), tcb.rcv_nxt):
+            # RFC 1122 §4.2.2.13: new data for a socket the application closed is lost: say so with a
+            # RST and drop the connection (Linux tcp_rcv_state_process, TCPAbortOnData)
+            rst = reset_for(seg)
+            if rst is not None:
+                conn._out.append(rst)
+                conn.counters.resets_out += 1
+            conn.counters.aborts_on_data += 1
+            conn.enter(State.CLOSED, "data after close", now)
+            return
     if payload and receiving:
         # trim what was already received, and what lies beyond the window we offered
         head = seq_sub(tcb.rcv_nxt, seq)
         if head > 0:
+            if conn.sack_ok:
+                conn.dsack = (seq, tcb.rcv_nxt)  # the duplicate part is reported (RFC 2883 §4)
             payload = payload[head:]
             seq = tcb.rcv_nxt
         room = seq_sub(tcb.rcv_adv, seq)
@@ -248,10 +276,13 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             else:
                 conn._schedule_ack(now, len(payload))
         elif payload:
+            end = seq_add(seq, len(payload))
+            if conn.sack_ok and any(seq_le(a, seq) and seq_le(end, b) for a, b in conn._reasm.sack_blocks()):
+                conn.dsack = (seq, end)  # a duplicate of data held out of order (RFC 2883 §4.1.3)
             if conn._reasm.add(tcb.rcv_nxt, seq, payload):
                 conn.counters.ofo_drops += 1  # the queue's bounds dropped data furthest from RCV.NXT
                 fin = False  # if it was this segment's, the FIN goes with it; the peer resends both
-            conn._last_ooo_seq = seq
+            conn._ooo_arrivals.append(seq)
             conn._ack_now = True  # out-of-order: immediate duplicate ACK (RFC 5681 §4.2)
             if fin:
                 conn._reasm.fin_seq = seq_add(seq, len(payload))
@@ -290,3 +321,20 @@ def _process_fin(conn: Connection, now: float) -> None:
             conn.enter(State.CLOSING, "FIN (simultaneous close)", now)
     elif state is State.FIN_WAIT_2:
         conn.enter(State.TIME_WAIT, "FIN", now)
+
+
+def syn_ends_time_wait(conn: Connection, seg: Segment, now: float) -> bool:
+    """A new SYN for a 4-tuple in TIME_WAIT may start a new incarnation (RFC 1122 §4.2.2.13): when its
+    timestamp is newer than TS.Recent (RFC 6191 §2), or without timestamps its sequence number lies
+    beyond RCV.NXT, the old connection is closed here and the caller hands the SYN to the listener."""
+    if conn.state is not State.TIME_WAIT or seg.flags & (Flags.SYN | Flags.ACK | Flags.RST) != Flags.SYN:
+        return False
+    ts = seg.options.timestamps
+    if conn.ts_ok and ts is not None:
+        newer = seq_gt(ts[0], conn.ts_recent)
+    else:
+        newer = seq_gt(seg.seq, conn.tcb.rcv_nxt)
+    if newer:
+        conn.counters.time_wait_recycled += 1
+        conn.enter(State.CLOSED, "new SYN ends TIME_WAIT (RFC 6191)", now)
+    return newer

@@ -79,7 +79,7 @@ def decode(buf: bytes) -> TcpPacket | IpPacket | Rejected:
         )
     else:
         options = NO_OPTIONS
-    seg = Segment(s.sport, s.dport, s.seq, s.ack, _FLAGS[s.flags], s.window, buf[off:end], options, s.urgent)
+    seg = Segment(s.sport, s.dport, s.seq, s.ack, _FLAGS[s.flags], s.window, buf[off:end], options, s.urgent, s.tos & 3)
     return TcpPacket(s.src, s.dst, s.ttl, seg)
 
 
@@ -96,6 +96,7 @@ def encode_tcp(src: int, dst: int, seg: Segment, ttl: int = 64, ident: int = 0) 
     b.flags = seg.flags
     b.window = seg.window
     b.urgent = seg.urgent
+    b.tos = seg.ecn  # the ECN field (RFC 3168 §5); the DSCP bits stay 0
     o = seg.options
     if o is NO_OPTIONS:
         b.has_mss = b.has_wscale = b.sack_permitted = b.has_ts = b.sack_count = 0

@@ -64,6 +64,7 @@ class Segment:
     payload: bytes = b""
     options: TcpOptions = field(default=NO_OPTIONS)
     urgent: int = 0
+    ecn: int = 0  # the IP header's ECN field (RFC 3168 §5): how it arrived, or what to send it with
 
     @property
     def seg_len(self) -> int:

@@ -221,3 +221,15 @@ def test_stats_json_counts_segments_and_resets(served):
     assert result.returncode == 0, result.stderr
     stats = __import__("json").loads(result.stdout)
     assert stats["InSegs"] > 0 and stats["OutSegs"] > 0 and stats["PassiveOpens"] >= 1 and stats["OutRsts"] >= 1
+
+
+def test_new_syn_on_a_time_wait_tuple_opens_a_new_connection(served):
+    """RFC 6191: the kernel reconnects from the same port while our side is in TIME_WAIT (we closed
+    first); its SYN carries a newer timestamp, so TIME_WAIT gives way at once (TWRecycled)."""
+    curl = ["curl", "-sS", "-m", "20", "--local-port", "40123", "-H", "Connection: close", f"{served.url}/"]
+    first = served.ns.run(curl, text=True, capture_output=True)
+    assert first.returncode == 0, first.stderr
+    wait_for(lambda: any(r["state"] == "TIME_WAIT" for r in served.netstat()), 10, "our TIME_WAIT")
+    second = served.ns.run(curl, text=True, capture_output=True)
+    assert second.returncode == 0, second.stderr
+    assert served.stats()["TWRecycled"] == 1

@@ -123,8 +123,8 @@ def test_inbound_sack_blocks_are_relative_to_our_isn():
     text += "+0 > P. 5001:6001(1000) ack 1\n+.01 < . 1:1(0) ack 1 win 257 <nop,nop,sack 5001:6001>\n"
     runner = run(text)
     conn = runner.kernel.sockets[4].conn
-    iss = conn.tcb.iss
-    assert conn._sacked == [((iss + 5001) & 0xFFFFFFFF, (iss + 6001) & 0xFFFFFFFF)]
+    board = conn.recovery.board
+    assert [(board.seq_of(rec.start) - conn.tcb.iss) & 0xFFFFFFFF for rec in board if rec.sacked] == [5001]
 
 
 def test_packet_port_info_drives_a_second_connection():

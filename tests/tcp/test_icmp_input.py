@@ -152,10 +152,10 @@ def test_established_frag_needed_resends_flight_in_smaller_segments(conn_in):
     cwnd = c.cc.cwnd
     assert icmp_error(c, _frag_needed(ISS + 1, 1000), 0.1) is Outcome.PMTU_REDUCED
     assert c.tcb.snd_mss == 960
-    again = sent(c, 0.1)
-    assert all(len(p) <= 960 for *_, p in again)
-    flight = b"".join(p for *_, p in before)
-    assert again[0][1] == ISS + 1 and b"".join(p for *_, p in again)[: len(flight)] == flight
+    again = sent(c, 0.1)  # as much as the unchanged congestion window allows, from SND.UNA on
+    assert again and all(len(p) <= 960 for *_, p in again)
+    flight, resent = b"".join(p for *_, p in before), b"".join(p for *_, p in again)
+    assert again[0][1] == ISS + 1 and resent == flight[: len(resent)]
     assert c.counters.retrans_segs == len(again)
     assert c.cc.cwnd == cwnd  # RFC 1191 §6.5 / Linux: not a congestion signal
 
@@ -280,5 +280,6 @@ def test_ip_layer_frag_needed_shrinks_established_segments():
     icmp = IP(src=PEER, dst=US) / ICMP(type=3, code=4, nexthopmtu=1200) / bytes(dropped)[:28]
     touched, _ = ip.receive(decode(bytes(icmp)), 0.2)
     assert touched is conn and conn.tcb.snd_mss == 1160
-    assert [len(s.payload) for s in conn.segments_to_send(0.2)] == [1160, 1160, 680]
+    # each too-big segment is resent cut to the new size, as Linux's tcp_fragment does: 1460 = 1160 + 300
+    assert [len(s.payload) for s in conn.segments_to_send(0.2)] == [1160, 300, 1160, 300]
     assert demux.counters["TCPPmtuReductions"] == 1

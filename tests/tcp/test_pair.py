@@ -18,7 +18,8 @@ SERVER = (0x0A000002, 7)
 
 
 class Endpoint:
-    """An application that sends `data`, closes once it is all queued, and reads everything."""
+    """An application that sends `data`, shuts down its sending side once it is all queued (a
+    half-close: shutdown(SHUT_WR), not close(), since it goes on reading), and reads everything."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -36,7 +37,6 @@ class Endpoint:
             self.sent += conn.send(self.data[self.sent : self.sent + 65536], now)
             if self.sent == len(self.data):
                 conn.close(now)
-                conn.detach(now)
                 self.closed = True
         while conn.next_event() is not None:
             pass

@@ -3,6 +3,7 @@
 import pytest
 
 from stack.tcp.errors import LocalProtocolError
+from stack.tcp.segment_arrives import syn_ends_time_wait
 from stack.tcp.state import State
 from tests.tcp.conftest import IRS, ISS, seg, sent
 
@@ -52,3 +53,26 @@ def test_time_wait_close_raises_local_protocol_error(conn_in):
     c = conn_in(State.TIME_WAIT)
     with pytest.raises(LocalProtocolError, match="closing"):
         c.close(0.5)
+
+
+def test_time_wait_rst_kills_and_counts(conn_in):
+    """RFC 9293 §3.10.7.4 second check: RST in TIME-WAIT closes it (RFC 1337's assassination, as Linux)."""
+    c = conn_in(State.TIME_WAIT)
+    c.receive_segment(seg("R", c.tcb.rcv_nxt), 1.0)
+    assert c.state is State.CLOSED
+    assert c.counters.time_wait_killed == 1
+
+
+def test_time_wait_newer_syn_ends_it_and_counts(conn_in):
+    """RFC 1122 §4.2.2.13 / RFC 6191: a SYN beyond RCV.NXT ends TIME-WAIT for a new incarnation."""
+    c = conn_in(State.TIME_WAIT)
+    assert syn_ends_time_wait(c, seg("S", c.tcb.rcv_nxt + 100_000), 1.0)
+    assert c.state is State.CLOSED
+    assert c.counters.time_wait_recycled == 1
+
+
+def test_time_wait_old_syn_leaves_it_alone(conn_in):
+    c = conn_in(State.TIME_WAIT)
+    assert not syn_ends_time_wait(c, seg("S", c.tcb.rcv_nxt - 1), 1.0)
+    assert c.state is State.TIME_WAIT
+    assert c.counters.time_wait_recycled == 0

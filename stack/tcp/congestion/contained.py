@@ -31,8 +31,8 @@ class Contained:
         self.rate = DeliveryRateEstimator()
         self.failure: str | None = None  # why the controller was replaced by Reno, if it was
         self.in_recovery = False
-        self.cwnd = initial_window_segments * mss
-        self.ssthresh = _MAX_WINDOW
+        self._cwnd = initial_window_segments * mss
+        self._ssthresh = _MAX_WINDOW
         self.pacing_rate: float | None = None
         self._seen: tuple[object, object, object] | None = None  # the controller's values last validated
         try:
@@ -53,6 +53,34 @@ class Contained:
                 self.controller.mss = value
             except Exception as exc:  # noqa: BLE001
                 self._fall_back("mss", exc)
+
+    # ---------------------------------------------------------------- the window, both ways
+
+    @property
+    def cwnd(self) -> int:
+        return self._cwnd
+
+    @cwnd.setter
+    def cwnd(self, value: int) -> None:
+        """The connection sets the window itself in loss recovery (PRR, undo, F-RTO, ECN): the controller
+        learns it too, so its next hook starts from there."""
+        try:
+            self.controller.cwnd = int(value)
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("cwnd", exc)
+
+    @property
+    def ssthresh(self) -> int:
+        return self._ssthresh
+
+    @ssthresh.setter
+    def ssthresh(self, value: int) -> None:
+        try:
+            self.controller.ssthresh = int(value)
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("ssthresh", exc)
 
     # ---------------------------------------------------------------- from the connection
     # Each hook runs in its own try block (no closures: this is the per-segment path).
@@ -152,8 +180,8 @@ class Contained:
         if pacing is not None:
             pacing = _number(pacing, "pacing_rate")
         # a window below one segment would stall the connection: one MSS is the floor (RFC 5681 §3.1)
-        self.cwnd = max(min(int(cwnd), _MAX_WINDOW), self.mss)
-        self.ssthresh = max(min(int(ssthresh), _MAX_WINDOW), 2 * self.mss)
+        self._cwnd = max(min(int(cwnd), _MAX_WINDOW), self.mss)
+        self._ssthresh = max(min(int(ssthresh), _MAX_WINDOW), 2 * self.mss)
         self.pacing_rate = float(pacing) if pacing is not None else None
         self._seen = seen
 

@@ -1,0 +1,95 @@
+"""RACK: time-based loss detection (RFC 8985 §6).
+
+A segment is lost when a segment sent after it has been delivered and more than an RTT plus a
+reordering window has passed since it was sent. Pure bookkeeping: the connection feeds it the
+records each ACK delivered and asks which outstanding records are lost, or when to ask again.
+"""
+
+from __future__ import annotations
+
+from stack.tcp.scoreboard import Scoreboard, SentSegment
+
+DUP_THRESH = 3  # RFC 8985 §6.2 step 4 uses RFC 5681's DupThresh for the reordering window
+_REO_WND_MULT_MAX = 2  # cap on the D-SACK driven growth of the reordering window
+_REO_WND_PERSIST = 16  # recoveries before a grown window shrinks back (RFC 8985 §6.2 step 4)
+
+
+class Rack:
+    __slots__ = (
+        "xmit_ts",
+        "end",
+        "rtt",
+        "min_rtt",
+        "reordering_seen",
+        "reo_wnd_mult",
+        "_reo_wnd_persist",
+        "_dsack_round_end",
+    )
+
+    def __init__(self) -> None:
+        self.xmit_ts = -1.0  # send time of the most recently sent segment that was delivered
+        self.end = -1  # and its end offset (ties on time are broken by sequence)
+        self.rtt = 0.0  # RTT measured on that segment
+        self.min_rtt: float | None = None
+        self.reordering_seen = False
+        self.reo_wnd_mult = 1
+        self._reo_wnd_persist = 0
+        self._dsack_round_end: int | None = None
+
+    def on_delivered(self, rec: SentSegment, now: float, ts_says_original: bool = False) -> None:
+        """RFC 8985 §6.2 steps 1-3 for one newly ACKed or SACKed record."""
+        rtt = now - rec.xmit_ts
+        if rec.retransmitted:
+            # step 2: the ACK may be for the original transmission; ignore it when that is possible
+            if ts_says_original or (self.min_rtt is not None and rtt < self.min_rtt):
+                return
+        if self.min_rtt is None or rtt < self.min_rtt:
+            self.min_rtt = rtt
+        if rec.end < self.end and not rec.retransmitted:
+            self.reordering_seen = True  # step 3: delivered out of the order it was sent in
+        if rec.xmit_ts > self.xmit_ts or (rec.xmit_ts == self.xmit_ts and rec.end > self.end):
+            self.xmit_ts = rec.xmit_ts
+            self.end = rec.end
+            self.rtt = rtt
+
+    def on_dsack(self, snd_max_off: int) -> None:
+        """Step 4: a D-SACK means we retransmitted needlessly; widen the window once per round trip."""
+        if self._dsack_round_end is None or self.end >= self._dsack_round_end:
+            self._dsack_round_end = snd_max_off
+            self.reo_wnd_mult = min(self.reo_wnd_mult + 1, _REO_WND_MULT_MAX)
+            self._reo_wnd_persist = _REO_WND_PERSIST
+
+    def on_recovery_end(self) -> None:
+        if self._reo_wnd_persist:
+            self._reo_wnd_persist -= 1
+            if not self._reo_wnd_persist:
+                self.reo_wnd_mult = 1
+
+    def reo_wnd(self, in_recovery: bool, sacked_segments: int, srtt: float | None) -> float:
+        """RFC 8985 §6.2 step 4: no window before reordering is seen once loss is evident."""
+        if not self.reordering_seen and (in_recovery or sacked_segments >= DUP_THRESH):
+            return 0.0
+        if self.min_rtt is None:
+            return 0.0
+        wnd = self.reo_wnd_mult * self.min_rtt / 4
+        return min(wnd, srtt) if srtt is not None else wnd
+
+    def detect_loss(self, board: Scoreboard, now: float, reo_wnd: float) -> tuple[list[SentSegment], float | None]:
+        """Step 5: mark lost every record sent before the last delivered one whose time is up.
+        Returns the newly lost records and, if some may still be lost, seconds until that is known."""
+        lost: list[SentSegment] = []
+        wait: float | None = None
+        if self.xmit_ts < 0:
+            return lost, None
+        for rec in board:
+            if rec.sacked or rec.lost:
+                continue
+            if rec.xmit_ts > self.xmit_ts or (rec.xmit_ts == self.xmit_ts and rec.end >= self.end):
+                continue  # sent after the last delivered segment: nothing to conclude yet
+            remaining = rec.xmit_ts + self.rtt + reo_wnd - now
+            if remaining <= 0:
+                if board.mark_lost(rec):
+                    lost.append(rec)
+            else:
+                wait = remaining if wait is None else max(wait, remaining)
+        return lost, wait

@@ -1,0 +1,319 @@
+"""Loss detection and recovery for one connection's sender.
+
+- Loss detection: RACK (RFC 8985) on the SACK scoreboard; without SACK, three duplicate ACKs
+  (RFC 5681 §3.2) and NewReno partial ACKs (RFC 6582).
+- Fast recovery: what to send is paced by Proportional Rate Reduction (RFC 6937) with SACK, by
+  NewReno's window inflation without it; lost segments go before new data (RFC 6675 §5, NextSeg).
+- RTO recovery: every segment not SACKed is marked lost and resent as the window grows again
+  (RFC 5681 §3.1 go-back-N, minus what the receiver holds); F-RTO (RFC 5682 §2) tells a spurious
+  timeout by the ACKs that follow it.
+- Undo: a recovery whose every retransmission came back as a D-SACK (RFC 2883 §4, RFC 3708) and a
+  spurious timeout restore the congestion window and ssthresh from before the episode, as Linux does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stack.tcp import timers
+from stack.tcp.rack import Rack
+from stack.tcp.scoreboard import Scoreboard, SentSegment
+from stack.wire.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+
+if TYPE_CHECKING:
+    from stack.tcp.connection import Connection
+
+DUP_THRESH = 3  # RFC 5681 §3.2
+
+
+class Recovery:
+    def __init__(self, conn: Connection, first_seq: int) -> None:
+        self.conn = conn
+        self.board = Scoreboard(first_seq)
+        self.rack = Rack()
+        self.dupacks = 0
+        self.limited_transmit = 0  # segments allowed beyond cwnd on early duplicate ACKs (RFC 3042)
+        self.recover: int | None = None  # fast recovery: SND.MAX when it began (RFC 6582)
+        self.loss_high: int | None = None  # RTO recovery: SND.MAX when the timer fired
+        self._delivered = 0  # bytes the ACK being processed delivered (newly ACKed or SACKed)
+        # PRR (RFC 6937 §3)
+        self._prr_delivered = 0
+        self._prr_out = 0
+        self._recover_fs = 0
+        # undo (RFC 3708 / Linux): the window before the episode and the retransmissions not yet D-SACKed
+        self._prior: tuple[int, int] | None = None
+        self._undo_marker: int | None = None
+        self._undo_retrans = 0
+        # F-RTO (RFC 5682 §2): 0 off, 2 waiting for the first ACK after the timeout, 3 for the second
+        self._frto_step = 0
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def in_fast_recovery(self) -> bool:
+        return self.recover is not None
+
+    @property
+    def in_recovery(self) -> bool:
+        return self.recover is not None or self.loss_high is not None
+
+    def in_flight(self) -> int:
+        return self.board.in_flight()
+
+    # ------------------------------------------------------------------ sending
+
+    def on_sent(self, seq: int, length: int, now: float) -> None:
+        """Every data segment (and FIN) sent, new or not, goes on the scoreboard."""
+        resent = self.board.sent(seq, length, now)
+        if self.recover is not None:
+            self._prr_out += length
+        if resent and self._undo_marker is not None:
+            self._undo_retrans += len(resent)
+
+    def next_lost(self) -> SentSegment | None:
+        return self.board.first_lost()
+
+    # ------------------------------------------------------------------ ACK processing
+
+    def on_sack(self, blocks: tuple[tuple[int, int], ...], ack: int, now: float) -> bool:
+        """Record the SACK blocks of an ACK (RFC 2018 §4); True if any of them SACKed new data."""
+        conn = self.conn
+        tcb = conn.tcb
+        conn.cc.sack_received(blocks, now)  # the delivery-rate estimator counts SACKed segments
+        first = blocks[0]
+        # RFC 2883 §4: a first block below the cumulative ACK, or inside the second block, is a D-SACK
+        if seq_le(first[1], ack) or (
+            len(blocks) > 1 and seq_ge(first[0], blocks[1][0]) and seq_le(first[1], blocks[1][1])
+        ):
+            self._on_dsack(first, now)
+        newly = False
+        for left, right in blocks:
+            if not seq_lt(left, right) or seq_le(right, tcb.snd_una) or seq_gt(right, tcb.snd_max):
+                continue  # stale, inverted or for data never sent
+            for rec in self.board.sack(left, right):
+                newly = True
+                self._delivered += rec.length
+                self.rack.on_delivered(rec, now, self._ts_says_original(rec))
+        return newly
+
+    def _on_dsack(self, block: tuple[int, int], now: float) -> None:
+        conn = self.conn
+        conn.counters.dsacks_received += 1
+        self.rack.on_dsack(self.board.offset_of(conn.tcb.snd_max))
+        marker = self._undo_marker
+        if marker is not None and self._undo_retrans > 0 and seq_gt(block[1], marker):
+            self._undo_retrans -= 1
+            if self._undo_retrans == 0:
+                self._undo("D-SACK", now)  # every retransmission of the episode was needless
+
+    def on_ack_advanced(self, ack: int, acked: int, now: float) -> None:
+        """SND.UNA moved to ack (already applied to the TCB): recovery bookkeeping and exits."""
+        conn = self.conn
+        for rec in self.board.ack(ack):
+            self._delivered += rec.length
+            self.rack.on_delivered(rec, now, self._ts_says_original(rec))
+        self.limited_transmit = 0
+        self.dupacks = 0
+        if self.loss_high is not None:
+            if self._frto_step:
+                self._frto_ack(advanced=True, now=now)
+            if self.loss_high is not None and seq_ge(ack, self.loss_high):
+                self._end_episode()
+                self.loss_high = None
+        elif self.recover is not None:
+            if seq_ge(ack, self.recover):  # full ACK: leave fast recovery (RFC 6582 §3.2 step 3)
+                self.recover = None
+                self._end_episode()
+                conn.cc.on_recovery_exit()
+            elif not conn.sack_ok:  # partial ACK: the next segment was lost too (RFC 6582 §3.2 step 4)
+                first = self.board.first()
+                if first is not None and self.board.mark_lost(first):
+                    conn.retransmit(first, now)
+                conn.cc.on_partial_ack(acked)
+
+    def on_duplicate_ack(self, now: float) -> None:
+        """RFC 5681 §3.2 / RFC 3042 for a duplicate ACK (one that SACKs new data counts, RFC 6675 §2)."""
+        conn = self.conn
+        self.dupacks += 1
+        if self.loss_high is not None:
+            if self._frto_step:
+                self._frto_ack(advanced=False, now=now)
+            return
+        if self.recover is not None:
+            if not conn.sack_ok:
+                conn.cc.on_dup_ack()  # NewReno: inflate by the segment that left the network
+            return
+        if not conn.sack_ok and self.dupacks >= DUP_THRESH:
+            first = self.board.first()
+            if first is not None:
+                self.board.mark_lost(first)
+                self._enter_fast_recovery(now)
+                conn.retransmit(first, now)  # fast retransmit (RFC 5681 §3.2 step 4)
+            return
+        self.limited_transmit = min(self.dupacks, 2)
+
+    def after_ack(self, now: float) -> None:
+        """After an ACK was processed: RACK loss detection and, in fast recovery, the PRR window."""
+        conn = self.conn
+        delivered, self._delivered = self._delivered, 0
+        board = self.board
+        if conn.sack_ok and (board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
+            self.detect_loss(now)  # (not while F-RTO waits to learn whether the timeout was spurious)
+        if self.recover is not None and conn.sack_ok:
+            self._prr_on_ack(delivered)
+
+    def detect_loss(self, now: float) -> None:
+        """RACK (RFC 8985 §6.2 step 5); a first loss starts fast recovery; the rest waits on a timer."""
+        conn = self.conn
+        board = self.board
+        mss = conn.tcb.snd_mss
+        reo_wnd = self.rack.reo_wnd(self.in_recovery, board.sacked_bytes // mss, conn.rto.srtt)
+        lost, wait = self.rack.detect_loss(board, now, reo_wnd)
+        if wait is not None:
+            conn.timers.start(timers.RACK_REORDER, now + wait)
+        else:
+            conn.timers.stop(timers.RACK_REORDER)
+        if lost and not self.in_recovery:
+            self._enter_fast_recovery(now)
+
+    def on_ece(self, now: float) -> None:
+        """RFC 3168 §6.1.2: an ECE echo is congestion without loss: reduce the window as for a loss,
+        at most once per window of data and not during a recovery that has reduced it already."""
+        conn = self.conn
+        tcb = conn.tcb
+        ecn = conn.ecn
+        if self.in_recovery or (ecn.reduced_until is not None and seq_lt(tcb.snd_una, ecn.reduced_until)):
+            return
+        conn.cc.on_congestion_event(seq_sub(tcb.snd_max, tcb.snd_una), now)
+        conn.cc.cwnd = max(conn.cc.ssthresh, tcb.snd_mss)  # halved, with no segment to resend
+        ecn.reduced_until = tcb.snd_max
+        ecn.cwr_pending = True
+        conn.counters.ecn_reductions += 1
+
+    # ------------------------------------------------------------------ fast recovery
+
+    def _enter_fast_recovery(self, now: float) -> None:
+        conn = self.conn
+        tcb = conn.tcb
+        flight = seq_sub(tcb.snd_max, tcb.snd_una)
+        self._start_episode()
+        conn.cc.on_congestion_event(flight, now)
+        self.recover = tcb.snd_max
+        self.limited_transmit = 0
+        self._prr_delivered = self._prr_out = 0
+        self._recover_fs = flight
+        conn.counters.fast_retransmits += 1
+
+    def _prr_on_ack(self, delivered: int) -> None:
+        """RFC 6937 §3.1: send in proportion to what was delivered, down to ssthresh."""
+        conn = self.conn
+        cc = conn.cc
+        mss = conn.tcb.snd_mss
+        self._prr_delivered += delivered
+        pipe = self.board.in_flight()
+        ssthresh = cc.ssthresh
+        if pipe > ssthresh:
+            sndcnt = -(-self._prr_delivered * ssthresh // max(self._recover_fs, 1)) - self._prr_out
+        else:  # PRR-SSRB: grow back towards ssthresh, at most one MSS beyond what was delivered
+            sndcnt = min(ssthresh - pipe, max(self._prr_delivered - self._prr_out, delivered) + mss)
+        if self._prr_out == 0:
+            sndcnt = max(sndcnt, mss)  # the fast retransmit itself always goes out (as Linux)
+        cc.cwnd = pipe + max(sndcnt, 0)
+
+    def mtu_reduced(self, mss: int) -> None:
+        """The path MTU shrank (RFC 1191): segments larger than `mss` are lost at that hop. They are cut
+        to the new size and marked lost, and RTO-style recovery resends them, without a congestion
+        response: the units changed, not the amount of data in the network (Linux tcp_simple_retransmit)."""
+        board = self.board
+        if board.resegment(mss) and not self.in_recovery:
+            self.loss_high = self.conn.tcb.snd_max
+
+    # ------------------------------------------------------------------ RTO recovery
+
+    def on_timeout(self, now: float) -> None:
+        """RFC 5681 §3.1 after RTO: every segment the receiver does not hold is lost; cwnd restarts."""
+        conn = self.conn
+        tcb = conn.tcb
+        flight = seq_sub(tcb.snd_max, tcb.snd_una)
+        first_timeout = not self.in_recovery
+        if first_timeout:
+            self._start_episode()
+        conn.cc.on_rto(flight, now)
+        self.recover = None
+        self.dupacks = 0
+        self.limited_transmit = 0
+        self.loss_high = tcb.snd_max
+        for rec in self.board:
+            self.board.mark_lost(rec)
+        # F-RTO only for a first timeout with new data to probe with (RFC 5682 §2.1 step 2b)
+        self._frto_step = 2 if first_timeout and conn.config.frto else 0
+
+    def _frto_ack(self, advanced: bool, now: float) -> None:
+        """RFC 5682 §2.1 steps 2 and 3, on the ACKs after the retransmission of the first segment."""
+        conn = self.conn
+        tcb = conn.tcb
+        if self._frto_step == 2:
+            if not advanced or seq_ge(tcb.snd_una, self.loss_high) or conn._unsent_bytes() == 0:
+                self._frto_step = 0  # step 2a: go on with conventional RTO recovery
+                return
+            # step 2b: the retransmission arrived; hold the other resends and send two new segments
+            for rec in self.board:
+                if rec.lost:
+                    rec.lost = False
+                    self.board.lost_bytes -= rec.length
+            conn.cc.cwnd = self.board.in_flight() + 2 * tcb.snd_mss
+            self._frto_step = 3
+        elif self._frto_step == 3:
+            self._frto_step = 0
+            if advanced:  # step 3b: data sent before the timeout is arriving: it was spurious
+                conn.counters.spurious_rtos += 1
+                self._undo("F-RTO", now)
+                self.loss_high = None
+            else:  # step 3a: a duplicate ACK: the loss was real, resend everything outstanding
+                for rec in self.board:
+                    self.board.mark_lost(rec)
+                conn.cc.cwnd = tcb.snd_mss
+
+    # ------------------------------------------------------------------ undo
+
+    def _start_episode(self) -> None:
+        cc = self.conn.cc
+        self._prior = (cc.cwnd, cc.ssthresh)
+        self._undo_marker = self.conn.tcb.snd_una
+        self._undo_retrans = 0
+
+    def _end_episode(self) -> None:
+        self._undo_marker = None
+        self._prior = None
+        self._frto_step = 0
+        self.rack.on_recovery_end()
+        self.conn.timers.stop(timers.RACK_REORDER)
+
+    def _undo(self, why: str, now: float) -> None:
+        """The episode's reduction was needless: restore cwnd and ssthresh (Linux tcp_undo_cwnd_reduction)."""
+        conn = self.conn
+        if self._prior is not None:
+            cwnd, ssthresh = self._prior
+            conn.cc.cwnd = max(conn.cc.cwnd, cwnd)
+            conn.cc.ssthresh = max(conn.cc.ssthresh, ssthresh)
+        conn.counters.undos += 1
+        for rec in self.board:  # what was only presumed lost is in flight after all
+            if rec.lost and not rec.retransmitted:
+                rec.lost = False
+                self.board.lost_bytes -= rec.length
+        self.recover = None
+        self.loss_high = None
+        self._end_episode()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _ts_says_original(self, rec: SentSegment) -> bool:
+        """RFC 8985 §6.2 step 2 with timestamps: the echoed TSval predates the retransmission."""
+        conn = self.conn
+        if not rec.retransmitted or not conn.ts_ok or not conn.ts_ecr_seen:
+            return False
+        return seq_lt(conn.ts_ecr_seen, conn.ts_val(rec.xmit_ts))
+
+    def reset(self) -> None:
+        """The connection is gone (RST, abort): forget what was in flight."""
+        self.board.clear()

@@ -1,0 +1,73 @@
+"""RACK loss detection (RFC 8985 §6.2), on a scoreboard, in virtual time."""
+
+from stack.tcp.rack import Rack
+from stack.tcp.scoreboard import Scoreboard
+
+
+def _sent(times: list[float]) -> Scoreboard:
+    board = Scoreboard(1)
+    for i, t in enumerate(times):
+        board.sent(1 + i * 100, 100, t)
+    return board
+
+
+def test_rack_segment_sent_before_a_delivered_one_is_lost_after_rtt_plus_window():
+    """§6.2 step 5: lost when RACK.rtt + reo_wnd has passed since it was sent."""
+    board = _sent([0.0, 0.0, 0.01])
+    rack = Rack()
+    recs = list(board)
+    board.sack(201, 301)
+    rack.on_delivered(recs[2], 0.11)  # RTT 0.1 s
+    lost, wait = rack.detect_loss(board, 0.11, reo_wnd=0.02)
+    assert lost == [] and abs(wait - 0.01) < 1e-9  # sent at 0: lost at 0 + 0.1 + 0.02
+    lost, wait = rack.detect_loss(board, 0.1201, reo_wnd=0.02)
+    assert lost == recs[:2] and wait is None
+
+
+def test_rack_segment_sent_after_the_delivered_one_is_not_judged():
+    board = _sent([0.0, 0.05])
+    rack = Rack()
+    recs = list(board)
+    rack.on_delivered(recs[0], 0.1)
+    assert rack.detect_loss(board, 1.0, 0.0) == ([], None)
+
+
+def test_rack_out_of_order_delivery_of_an_original_means_reordering():
+    """§6.2 step 3: a segment delivered after a later-sent one, never retransmitted, was reordered."""
+    board = _sent([0.0, 0.01])
+    rack = Rack()
+    recs = list(board)
+    rack.on_delivered(recs[1], 0.1)
+    rack.on_delivered(recs[0], 0.1)
+    assert rack.reordering_seen
+
+
+def test_rack_reo_wnd_is_zero_in_recovery_until_reordering_is_seen():
+    """§6.2 step 4: min_RTT/4 normally; 0 once loss is evident and no reordering was seen."""
+    rack = Rack()
+    rack.min_rtt = 0.1
+    assert rack.reo_wnd(False, 0, 0.2) == 0.025
+    assert rack.reo_wnd(True, 0, 0.2) == 0.0
+    assert rack.reo_wnd(False, 3, 0.2) == 0.0
+    rack.reordering_seen = True
+    assert rack.reo_wnd(True, 3, 0.2) == 0.025
+
+
+def test_rack_dsack_widens_the_window_once_per_round():
+    rack = Rack()
+    rack.min_rtt = 0.1
+    rack.reordering_seen = True
+    rack.on_dsack(1000)
+    rack.on_dsack(1000)  # same round trip: no further growth
+    assert rack.reo_wnd(False, 0, 1.0) == 0.05
+
+
+def test_rack_ambiguous_ack_of_a_retransmission_is_ignored():
+    """§6.2 step 2: an ACK faster than min_RTT after a retransmission acknowledges the original."""
+    board = _sent([0.0])
+    rack = Rack()
+    rack.min_rtt = 0.1
+    rec = list(board)[0]
+    board.sent(1, 100, 1.0)  # retransmitted at 1.0
+    rack.on_delivered(rec, 1.01)
+    assert rack.xmit_ts < 0

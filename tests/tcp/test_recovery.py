@@ -1,0 +1,95 @@
+"""Fast recovery with PRR, RTO recovery with F-RTO, and undo (RFC 6937, RFC 5682, RFC 3708)."""
+
+from stack.tcp.state import State
+from stack.wire.segment import TcpOptions
+from tests.tcp.conftest import IRS, ISS, seg, sent
+
+MSS = 1460
+
+
+def _sack(*blocks: tuple[int, int]) -> TcpOptions:
+    return TcpOptions(sack_blocks=tuple((ISS + 1 + a * MSS, ISS + 1 + b * MSS) for a, b in blocks))
+
+
+def _flight(conn_in, segments: int, **config):
+    c = conn_in(State.ESTABLISHED, congestion="reno", **config)
+    c.sack_ok = True
+    c.send(b"d" * (segments * MSS), 0.0)
+    assert len(sent(c, 0.0)) == min(segments, 10)
+    return c
+
+
+def _data(out) -> list[int]:
+    return [(s - ISS - 1) // MSS for _, s, _, d in out if d]
+
+
+def test_fast_recovery_prr_sends_one_segment_per_two_delivered(conn_in):
+    """RFC 6937 §3.1: with Reno's ssthresh of half the flight, PRR sends about one segment for every
+    two the receiver reports, instead of a burst or a silence."""
+    c = _flight(conn_in, 20)  # IW10 out: segments 0-9; 10-19 wait
+    out = []
+    for i in range(2, 10):  # segment 0 lost; 1..9 arrive
+        c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, i))), 0.01)
+        out += sent(c, 0.01)
+    assert c.recovery.in_fast_recovery
+    assert _data(out)[0] == 0  # the fast retransmit first
+    assert 4 <= len(out) <= 5  # ~ 9 delivered * ssthresh/RecoverFS (5/10)
+
+
+def test_fast_recovery_ends_at_recover_with_cwnd_at_ssthresh(conn_in):
+    """RFC 6582 §3.2 step 3 / RFC 6937: a full ACK ends recovery; cwnd = ssthresh."""
+    c = _flight(conn_in, 10)
+    for i in range(2, 5):
+        c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, i))), 0.01)
+    sent(c, 0.01)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 10 * MSS), 0.02)
+    assert not c.recovery.in_recovery
+    assert c.cc.cwnd == c.cc.ssthresh == 5 * MSS
+
+
+def test_fast_recovery_undone_when_every_retransmission_is_dsacked(conn_in):
+    """RFC 3708 / Linux: the retransmission comes back as a D-SACK, so the loss was reordering: the
+    congestion window and ssthresh return to what they were."""
+    c = _flight(conn_in, 10)
+    cwnd, ssthresh = c.cc.cwnd, c.cc.ssthresh
+    for i in range(2, 5):
+        c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, i))), 0.01)
+    assert _data(sent(c, 0.01))[0] == 0
+    assert c.cc.cwnd < cwnd
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 4 * MSS), 0.02)  # the original arrived after all
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 4 * MSS, options=_sack((0, 1))), 0.03)  # D-SACK
+    assert (c.cc.cwnd, c.cc.ssthresh) == (cwnd, ssthresh)
+    assert c.counters.undos == 1 and c.counters.dsacks_received == 1
+    assert not c.recovery.in_recovery
+
+
+def test_rto_recovery_frto_duplicate_ack_means_real_loss(conn_in):
+    """RFC 5682 §2.1 step 3a: a duplicate ACK after the two new segments: resend as usual."""
+    c = _flight(conn_in, 14)
+    c.handle_timer(c.next_deadline())
+    assert _data(sent(c, c._clock)) == [10]  # the tail loss probe sends new data
+    c.handle_timer(c.timers.deadline("retransmit"))
+    now = c._clock
+    assert _data(sent(c, now)) == [0]
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS), now + 0.01)
+    assert _data(sent(c, now + 0.01)) == [11, 12]  # step 2b: new data, not retransmissions
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS, options=_sack((11, 12))), now + 0.02)
+    assert _data(sent(c, now + 0.02)) == [1]  # step 3a: go-back-N from SND.UNA
+    assert c.counters.spurious_rtos == 0
+
+
+def test_rto_recovery_frto_second_advancing_ack_undoes_the_timeout(conn_in):
+    """RFC 5682 §2.1 step 3b: original segments keep arriving, so the timeout was spurious."""
+    c = _flight(conn_in, 14)
+    cwnd = c.cc.cwnd
+    c.handle_timer(c.next_deadline())
+    sent(c, c._clock)
+    c.handle_timer(c.timers.deadline("retransmit"))
+    now = c._clock
+    sent(c, now)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS), now + 0.01)
+    sent(c, now + 0.01)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 5 * MSS), now + 0.02)
+    assert c.counters.spurious_rtos == 1
+    assert c.cc.cwnd >= cwnd
+    assert 1 not in _data(sent(c, now + 0.02))

@@ -1,0 +1,74 @@
+"""The per-segment scoreboard (RFC 6675 §3) that RACK and the recovery code work on."""
+
+from stack.tcp.scoreboard import Scoreboard
+
+SEQ = 0xFFFFF000  # near the wrap: offsets never wrap, sequence numbers do
+
+
+def _board(n: int = 4, size: int = 1000) -> Scoreboard:
+    board = Scoreboard(SEQ)
+    for i in range(n):
+        board.sent((SEQ + i * size) & 0xFFFFFFFF, size, float(i))
+    return board
+
+
+def test_scoreboard_new_data_appends_one_record_per_segment():
+    board = _board()
+    assert [(r.start, r.end, r.xmit_ts) for r in board] == [
+        (0, 1000, 0.0),
+        (1000, 2000, 1.0),
+        (2000, 3000, 2.0),
+        (3000, 4000, 3.0),
+    ]
+    assert board.outstanding == board.in_flight() == 4000
+
+
+def test_scoreboard_resend_marks_retransmitted_and_clears_lost():
+    board = _board()
+    rec = list(board)[1]
+    assert board.mark_lost(rec)
+    assert board.in_flight() == 3000
+    resent = board.sent(board.seq_of(1000), 1000, 9.0)
+    assert resent == [rec] and rec.retransmitted and not rec.lost and rec.xmit_ts == 9.0
+    assert board.in_flight() == 4000
+
+
+def test_scoreboard_sack_splits_a_straddled_record_and_counts_once():
+    """A block may end inside a segment (RFC 2018 §3 allows any edges): only its part is SACKed."""
+    board = _board()
+    newly = board.sack(board.seq_of(1500), board.seq_of(3000))
+    assert [(r.start, r.end) for r in newly] == [(1500, 2000), (2000, 3000)]
+    assert board.sack(board.seq_of(1500), board.seq_of(3000)) == []
+    assert board.sacked_bytes == 1500
+    assert board.in_flight() == 2500
+
+
+def test_scoreboard_cumulative_ack_across_the_wrap_drops_records_and_keeps_a_tail():
+    board = _board()
+    board.sack(board.seq_of(2000), board.seq_of(3000))
+    delivered = board.ack((SEQ + 2500) & 0xFFFFFFFF)
+    assert [(r.start, r.end) for r in delivered] == [(0, 1000), (1000, 2000)]  # the SACKed one is not new
+    assert [(r.start, r.end) for r in board] == [(2500, 3000), (3000, 4000)]
+    assert board.sacked_bytes == 500 and board.outstanding == 1500
+
+
+def test_scoreboard_lost_records_leave_the_pipe_until_resent():
+    board = _board()
+    for rec in board:
+        board.mark_lost(rec)
+    assert board.in_flight() == 0 and board.first_lost() is list(board)[0]
+
+
+def test_scoreboard_resegment_cuts_big_records_and_marks_every_piece_lost():
+    """RFC 1191: after the path MTU shrinks, each segment in flight that is too big is resent in pieces."""
+    board = _board(2, 1000)
+    board.sack(board.seq_of(1000), board.seq_of(2000))
+    assert board.resegment(400)
+    assert [(r.start, r.end, r.lost) for r in board] == [
+        (0, 400, True),
+        (400, 800, True),
+        (800, 1000, True),
+        (1000, 2000, False),
+    ]
+    assert board.lost_bytes == 1000 and board.in_flight() == 0
+    assert not board.resegment(400)
