@@ -120,6 +120,7 @@ class Connection:
         self._persist_backoff = 0
         self._send_space_wanted = False
         self._snd_sml = 0  # end of the last small segment sent (Nagle/Minshall)
+        self._pace_at = 0.0  # when the next segment may leave at the controller's pacing rate
         # receive side
         self._rcv_buf = bytearray()
         self._reasm = Reassembly(config.ofo_max_bytes, config.ofo_max_holes)
@@ -371,6 +372,7 @@ class Connection:
                 self._on_loss_probe(now)
             elif name == timers.RACK_REORDER:
                 self.recovery.detect_loss(now)
+            # PACING: nothing to do here; segments_to_send() sends what the pacing rate now allows
             elif name == timers.KEEPALIVE:
                 self._on_keepalive_timeout(now)
             elif name in (timers.TIME_WAIT, timers.FIN_WAIT_2):
@@ -497,6 +499,8 @@ class Connection:
         while (lost := recovery.next_lost()) is not None and self.cc.cwnd - recovery.in_flight() >= min(
             mss, lost.length
         ):
+            if self._paced(now):
+                return
             self.retransmit(lost, now)
         while True:
             offset = buf.offset(tcb.snd_nxt)
@@ -519,6 +523,8 @@ class Connection:
                     and tcb.snd_nxt == tcb.snd_max  # retransmissions are never held
                 ):
                     break  # Nagle (§3.7.4), Minshall's variant as Linux: one small segment in flight
+            if self._paced(now):
+                return
             fin = self._fin_queued and n == unsent
             self._send_data_segment(offset, n, fin, now)
         if self._fin_queued and self._unsent_bytes() == 0 and not self._fin_in_flight():
@@ -532,6 +538,14 @@ class Connection:
                 self.timers.start(timers.PERSIST, now + self._persist_interval())
         else:
             self.timers.stop(timers.PERSIST)
+
+    def _paced(self, now: float) -> bool:
+        """With a pacing rate from the controller (BBR), a segment may leave only when the previous one's
+        time at that rate has passed; until then the pacing timer holds the rest."""
+        if self.cc.pacing_rate is None or now >= self._pace_at:
+            return False
+        self.timers.start(timers.PACING, self._pace_at)
+        return True
 
     def _fin_in_flight(self) -> bool:
         return self._fin_seq is not None and seq_gt(self.tcb.snd_nxt, self._fin_seq)
@@ -561,6 +575,7 @@ class Connection:
                 self.ecn.cwr_pending = False
         self._emit(flags, seq, payload, ecn)
         self.recovery.on_sent(seq, seq_sub(end, seq), now)
+        self._pace(n, now)
         self._last_progress = now
         tcb.snd_nxt = end
         if seq_gt(end, tcb.snd_max):
@@ -582,6 +597,7 @@ class Connection:
             flags |= Flags.PSH  # as when it was first sent
         self._emit(flags, seq, self.send_buffer.take(offset, n))
         self.recovery.on_sent(seq, rec.length, now)
+        self._pace(n, now)
         self.counters.retrans_segs += 1
         self._rtt_seq = None  # Karn: a retransmitted segment is never timed
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)
@@ -613,6 +629,11 @@ class Connection:
         if self._quickacks:
             self._quickacks -= 1
         self.timers.stop(timers.DELAYED_ACK)
+
+    def _pace(self, length: int, now: float) -> None:
+        rate = self.cc.pacing_rate
+        if rate:
+            self._pace_at = max(self._pace_at, now) + length / rate
 
     def _sack_option_bytes(self) -> int:
         """Bytes the SACK option takes on our next segment (NOP,NOP,kind,len + 8 per block), 0 if none."""

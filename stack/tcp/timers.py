@@ -12,12 +12,14 @@ FIN_WAIT_2 = "fin_wait_2"
 KEEPALIVE = "keepalive"
 LOSS_PROBE = "loss_probe"
 RACK_REORDER = "rack_reorder"
+PACING = "pacing"
 
 # What `netstat -o` calls each timer.
 NETSTAT_NAMES = {
     RETRANSMIT: "on",
     LOSS_PROBE: "on",
     RACK_REORDER: "on",
+    PACING: "on",
     PERSIST: "probe",
     TIME_WAIT: "timewait",
     FIN_WAIT_2: "timewait",
