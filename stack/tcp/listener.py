@@ -120,7 +120,7 @@ class Listener:
     # ------------------------------------------------------------------ queues
 
     def accept_queue_full(self) -> bool:
-        return len(self.accept_queue) >= self.backlog
+        return len(self.accept_queue) > self.backlog  # Linux sk_acceptq_is_full: backlog N holds N + 1
 
     def on_established(self, child: Connection) -> None:
         self.syn_queue.discard(child)

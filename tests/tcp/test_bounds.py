@@ -193,7 +193,7 @@ def test_syn_received_final_ack_with_accept_queue_full_dropped_then_taken():
     """Linux (tcp_abort_on_overflow=0): the ACK completing a handshake is dropped while the accept queue is
     full (ListenOverflows, ListenDrops); the child stays in SYN_RECEIVED and a later ACK completes it."""
     demux = Demux(replace(CONFIG, syncookies=0))
-    listener = demux.listen(LOCAL, backlog=1)
+    listener = demux.listen(LOCAL, backlog=0)  # holds one established child (Linux: backlog + 1)
     a, _ = demux.segment_arrives(REMOTE[0], LOCAL[0], _syn(1), 0.0)
     b, _ = demux.segment_arrives(REMOTE[0], LOCAL[0], _syn(2), 0.0)
     iss_a, iss_b = a.segments_to_send(0.0)[0].seq, b.segments_to_send(0.0)[0].seq

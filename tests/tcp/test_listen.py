@@ -73,8 +73,8 @@ def test_listen_listener_full_syn_queue_drops_syn_silently():
 
 
 def test_listen_listener_full_accept_queue_drops_syn():
-    """Like Linux: with the accept queue at the backlog, new SYNs are dropped."""
-    listener = Listener(CONFIG, LOCAL, backlog=1)
+    """Like Linux (sk_acceptq_is_full): a backlog of N holds N + 1 children; then new SYNs are dropped."""
+    listener = Listener(CONFIG, LOCAL, backlog=0)
     child = listener.on_syn((REMOTE[0], 1), seg("S", IRS), 0.0)
     listener.on_established(child)
     assert listener.on_syn((REMOTE[0], 2), seg("S", IRS), 0.0) is None

@@ -258,7 +258,7 @@ def test_listen_cookie_ack_without_timestamps_gives_no_wscale_no_sack():
 
 def test_listen_cookie_ack_with_accept_queue_full_is_dropped_then_taken_once_room():
     """Linux: no room in the accept queue drops the ACK (ListenOverflows, ListenDrops); the peer resends."""
-    listener = _listener(replace(COOKIES, syncookies=2), backlog=1)
+    listener = _listener(replace(COOKIES, syncookies=2), backlog=0)  # room for one (Linux: backlog + 1)
     peers = [(REMOTE[0], 1), (REMOTE[0], 2)]
     synacks = [listener.syn_arrives(p, replace(seg("S", IRS), src_port=p[1]), 0.0) for p in peers]
     acks = [replace(_ack_for(s), src_port=p[1]) for s, p in zip(synacks, peers, strict=True)]
