@@ -283,8 +283,7 @@ class Recovery:
         self._undo_retrans = 0
 
     def _end_episode(self) -> None:
-        self._undo_marker = None
-        self._prior = None
+        # the undo state stays: a D-SACK for the last retransmission usually comes after the full ACK
         self._frto_step = 0
         self.rack.on_recovery_end()
         self.conn.timers.stop(timers.RACK_REORDER)
@@ -292,6 +291,10 @@ class Recovery:
     def _undo(self, why: str, now: float) -> None:
         """The episode's reduction was needless: restore cwnd and ssthresh (Linux tcp_undo_cwnd_reduction)."""
         conn = self.conn
+        if self.recover is not None:
+            self.recover = None
+            conn.cc.on_recovery_exit()
+        self.loss_high = None
         if self._prior is not None:
             cwnd, ssthresh = self._prior
             conn.cc.cwnd = max(conn.cc.cwnd, cwnd)
@@ -301,8 +304,7 @@ class Recovery:
             if rec.lost and not rec.retransmitted:
                 rec.lost = False
                 self.board.lost_bytes -= rec.length
-        self.recover = None
-        self.loss_high = None
+        self._undo_marker = self._prior = None
         self._end_episode()
 
     # ------------------------------------------------------------------ helpers
