@@ -147,6 +147,7 @@ class PacketLine:
     src_port: int | None = None
     dst_port: int | None = None
     urg: int | None = None  # `urg N`: the urgent pointer (inbound: sent; outbound: checked)
+    ecn: str | None = None  # `[noecn]`/`[ect0]`/`[ect1]`/`[ce]`: the IP ECN field (inbound: sent; outbound: checked)
 
 
 @dataclass(frozen=True, slots=True)

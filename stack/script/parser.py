@@ -44,6 +44,7 @@ _TIME = re.compile(
 )
 _PACKET = re.compile(
     r"(?P<dir>[<>])\s+(?:(?P<sport>\d+)>(?P<dport>\d+)\s+)?"  # optional port info: `< 40001>8080 S ...`
+    r"(?:\[(?P<ecn>noecn|ect0|ect1|ce)\]\s+)?"  # optional IP ECN field (RFC 3168): `< [ce] . 1:1001(1000)`
     r"(?P<flags>[SFRPUEW.]+)\s+(?P<start>\d+):(?P<end>\d+)\((?P<len>\d+)\)(?P<rest>.*)$"
 )
 _SYSCALL_NAME = re.compile(r"(?P<name>[A-Za-z_]\w*)\s*\(")
@@ -205,6 +206,7 @@ def _packet(m: re.Match, line: int, text: str, time: TimeSpec, err) -> PacketLin
         ports[0],
         ports[1],
         fields.get("urg"),
+        m["ecn"],
     )
 
 

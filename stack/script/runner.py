@@ -42,6 +42,8 @@ from stack.wire.seq import seq_add, seq_sub
 REMOTE_PORT = 40000  # the script's end of a passive open
 DEFAULT_TOLERANCE = 0.004  # packetdrill's default --tolerance_usecs=4000
 HORIZON = 3600.0  # how far `*` looks ahead for an outbound packet, in virtual seconds
+ECN_CODEPOINTS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3}  # packetdrill's names for the IP ECN field
+ECN_NAMES = {value: name for name, value in ECN_CODEPOINTS.items()}
 INBOUND_WINDOW = 65535  # an inbound packet without `win`
 _SUPPORTED_OPTIONS = {"nop", "eol", "mss", "wscale", "sackOK", "TS", "sack"}
 # Linux sysctls (net.ipv4.<name>) a script may set with `--<name>=value`: the TcpConfig field each one is
@@ -323,6 +325,7 @@ class Runner:
             bytes(line.end - line.start),
             self._inbound_options(line, iss),
             line.urg or 0,
+            ECN_CODEPOINTS[line.ecn or "noecn"],
         )
         _, rst = self.demux.segment_arrives(REMOTE_IP, LOCAL_IP, seg, self.now)
         self.demux.replaced.clear()  # a TIME_WAIT incarnation a new SYN ended: nothing to retire here
@@ -410,6 +413,8 @@ class Runner:
             problems.append("window differs")
         if line.urg is not None and seg.urgent != line.urg:
             problems.append("urgent pointer differs")
+        if line.ecn is not None and seg.ecn != ECN_CODEPOINTS[line.ecn]:
+            problems.append("ECN field differs")
         if not line.any_options:
             actual = option_layout(seg.options, bool(seg.flags & Flags.SYN))
             expected = list(line.options or ())
@@ -431,6 +436,8 @@ class Runner:
         text += f" win {seg.window}"
         if seg.urgent:
             text += f" urg {seg.urgent}"
+        if seg.ecn:
+            text = text.replace("> ", f"> [{ECN_NAMES[seg.ecn]}] ", 1)
         layout = option_layout(seg.options, bool(seg.flags & Flags.SYN))
         if layout:
             text += " " + format_options(_script_tsval(layout, self.ts_offset))

@@ -89,6 +89,12 @@ def test_packet_data_range_and_ack():
     assert (p.start, p.end, p.ack, p.win) == (1, 1001, 1, 257)
 
 
+@pytest.mark.parametrize("mark", ["noecn", "ect0", "ect1", "ce"])
+def test_packet_ip_ecn_field_in_brackets(mark):
+    """packetdrill's `[ce]` etc. after the direction: the IP header's ECN field (RFC 3168 §5)."""
+    assert one(f"0 < [{mark}] P. 1:1001(1000) ack 1 win 257").ecn == mark
+
+
 def test_packet_without_options_has_none():
     p = one("0 > . 1:1(0) ack 1")
     assert p.options is None and not p.any_options
