@@ -81,6 +81,12 @@ class TcpTransport(asyncio.Transport):
             self._reading_paused = False
             self._stack.call_soon_deliver(self)
 
+    # ------------------------------------------------------------ TCP options
+
+    def set_congestion_control(self, name: str) -> None:
+        """What setsockopt(TCP_CONGESTION) does on a kernel socket: reno, cubic, bbr or package.module:Class."""
+        self._conn.set_congestion_control(name)
+
     # ------------------------------------------------------------ writing
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:

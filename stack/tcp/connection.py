@@ -250,6 +250,15 @@ class Connection:
             tcb.snd_wscale = tcb.rcv_wscale = 0
         self.cc = congestion.attach(self.config.congestion, tcb.snd_mss, self.config.initial_window_segments)
 
+    def set_congestion_control(self, name: str) -> None:
+        """TCP_CONGESTION on an open connection (Linux tcp_set_congestion_control): the new controller
+        (a registry name or package.module:Class; ValueError if unusable) goes on from the current
+        cwnd and ssthresh."""
+        new = congestion.attach(name, self.tcb.snd_mss or self.config.mss, self.config.initial_window_segments)
+        new.cwnd, new.ssthresh = self.cc.cwnd, self.cc.ssthresh
+        self.cc = new
+        self.config = replace(self.config, congestion=name)
+
     def renegotiate_syn_options(self, peer: TcpOptions) -> None:
         """Our SYN,ACK in a simultaneous open offers only what the peer's SYN offered too (RFC 7323 §1.3)."""
         ours = self._syn_options

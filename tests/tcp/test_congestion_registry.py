@@ -212,3 +212,17 @@ def test_contained_smaller_mss_reaches_the_controller():
     cc.controller.cwnd = 10
     cc.data_sent(0, 500, 0, 0.0)
     assert cc.cwnd == 500
+
+
+def test_established_set_congestion_control_switches_and_keeps_the_window(conn_in):
+    """TCP_CONGESTION on an open connection (as Linux allows): the new controller starts at the old cwnd."""
+    from stack.tcp.state import State
+
+    c = conn_in(State.ESTABLISHED, congestion="cubic")
+    cwnd = c.cc.cwnd
+    c.set_congestion_control("bbr")
+    assert type(c.cc.controller).__name__ == "Bbr" and c.config.congestion == "bbr"
+    assert c.cc.cwnd == cwnd
+    with pytest.raises(ValueError):
+        c.set_congestion_control("vegas")
+    assert c.config.congestion == "bbr"
