@@ -10,7 +10,7 @@ from __future__ import annotations
 from stack.tcp.scoreboard import Scoreboard, SentSegment
 
 DUP_THRESH = 3  # RFC 8985 §6.2 step 4 uses RFC 5681's DupThresh for the reordering window
-_REO_WND_MULT_MAX = 2  # cap on the D-SACK driven growth of the reordering window
+_REO_WND_MULT_MAX = 255  # as Linux (reo_wnd_steps); the window itself is capped at SRTT (§6.2 step 4)
 _REO_WND_PERSIST = 16  # recoveries before a grown window shrinks back (RFC 8985 §6.2 step 4)
 
 

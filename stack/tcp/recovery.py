@@ -175,6 +175,10 @@ class Recovery:
             conn.timers.stop(timers.RACK_REORDER)
         if lost and not self.in_recovery:
             self._enter_fast_recovery(now)
+        if lost and self.recover is not None and conn.sack_ok:
+            # whatever PRR allows, a newly lost segment may always go (Linux tcp_rack_reo_timeout, which
+            # reduces the window as for one delivered segment): found by the timer, it has no ACK to wait for
+            conn.cc.cwnd = max(conn.cc.cwnd, board.in_flight() + min(mss, lost[0].length))
 
     def on_ece(self, now: float) -> None:
         """RFC 3168 §6.1.2: an ECE echo is congestion without loss: reduce the window as for a loss,

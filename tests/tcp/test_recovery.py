@@ -93,3 +93,17 @@ def test_rto_recovery_frto_second_advancing_ack_undoes_the_timeout(conn_in):
     assert c.counters.spurious_rtos == 1
     assert c.cc.cwnd >= cwnd
     assert 1 not in _data(sent(c, now + 0.02))
+
+
+def test_fast_recovery_entered_by_the_rack_timer_sends_the_lost_segment_at_once(conn_in):
+    """RFC 8985 §6.3: when the reordering timer marks a segment lost, it is retransmitted right away, even
+    though no ACK arrives to clock PRR (Linux tcp_rack_reo_timeout); else the RTO would be its only hope."""
+    c = _flight(conn_in, 1)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS), 0.02)  # an RTT sample: SRTT 20 ms
+    c.send(b"d" * (10 * MSS), 0.02)
+    sent(c, 0.02)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS, options=_sack((2, 3))), 0.03)  # one SACKed: wait
+    assert _data(sent(c, 0.03)) == []
+    c.handle_timer(c.timers.deadline("rack_reorder"))
+    assert c.recovery.in_fast_recovery
+    assert 1 in _data(sent(c, c._clock))
