@@ -32,6 +32,7 @@ Address = tuple[int, int]
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 _PERSIST_MAX = 60.0
 _MAX_QUICKACKS = 16  # Linux TCP_MAX_QUICKACKS
+_MIN_SND_MSS = 48  # a floor for a tiny (or hostile) MSS option, as Linux's tcp_min_snd_mss
 _SACK_OPTION_BASE, _SACK_BLOCK_BYTES = 4, 8  # NOP,NOP,kind,length, then a left and right edge per block
 
 
@@ -116,6 +117,7 @@ class Connection:
         self._last_progress = 0.0  # when data was last sent or newly acknowledged
         self._keepalive_probes = 0  # unanswered keepalive probes
         self._challenge_window = -1.0  # start of the current one-second challenge-ACK window
+        self._last_oow_ack = -1.0  # when we last answered an unacceptable pure ACK (rate limit)
         self._challenges_sent = 0
         self._persist_backoff = 0
         self._send_space_wanted = False
@@ -244,6 +246,7 @@ class Connection:
         if self.ts_ok:
             self.ts_recent = options.timestamps[0]
             tcb.snd_mss -= 12  # room for the 12 bytes of NOP,NOP,TS on every segment, as Linux
+        tcb.snd_mss = max(tcb.snd_mss, _MIN_SND_MSS)
         if options.wscale is not None and self.config.window_scaling:
             tcb.snd_wscale = min(options.wscale, 14)  # RFC 7323 §2.3
         else:
@@ -297,6 +300,8 @@ class Connection:
         elif new is State.ESTABLISHED:
             self._events.append(Connected())
             self.arm_keepalive(now)
+            if self._fin_queued:  # CLOSE came in SYN_RECEIVED with data queued (RFC 9293 §3.10.4)
+                self.enter(State.FIN_WAIT_1, "close (queued in SYN_RECEIVED)", now)
         elif new is State.FIN_WAIT_2 and self._orphaned:
             self.timers.start(timers.FIN_WAIT_2, now + self.config.fin_timeout)
 
@@ -403,7 +408,8 @@ class Connection:
         self.counters.timeouts += 1
         self.rto.on_timeout()
         self._rtt_seq = None  # Karn: never time a retransmitted segment
-        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if self.state in (State.SYN_SENT, State.SYN_RECEIVED) or self.tcb.snd_una == self.tcb.iss:
+            # the SYN (or our SYN,ACK, still unacknowledged after CLOSE in SYN_RECEIVED) goes first
             self._send_syn(now, retransmit=True)
             return
         self.recovery.on_timeout(now)
@@ -490,7 +496,8 @@ class Connection:
         if options.timestamps is not None:  # TSval now; TSecr only on a SYN,ACK (RFC 7323 §3.2)
             options = replace(options, timestamps=(self.ts_val(now), self.ts_recent if flags & Flags.ACK else 0))
         self._out.append(Segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", options))
-        tcb.snd_nxt = tcb.snd_max = seq_add(tcb.iss, 1)
+        if seq_lt(tcb.snd_max, seq_add(tcb.iss, 1)) or self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            tcb.snd_nxt = tcb.snd_max = seq_add(tcb.iss, 1)  # (a FIN sent after it stays: CLOSE in SYN_RECEIVED)
         if retransmit:
             self.counters.retrans_segs += 1
         else:

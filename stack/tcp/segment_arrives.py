@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
 _RECEIVING_TEXT = (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2)
+_OOW_ACK_INTERVAL = 0.5  # seconds between answers to unacceptable pure ACKs (Linux tcp_invalid_ratelimit)
 
 
 def segment_arrives(conn: Connection, seg: Segment, now: float) -> None:
@@ -162,9 +163,15 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
 
 
 def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:
-    """An unacceptable segment is answered by an ACK and dropped (§3.10.7.4 first check)."""
+    """An unacceptable segment is answered by an ACK and dropped (§3.10.7.4 first check). Answers to
+    segments without data are rate limited, as Linux's tcp_invalid_ratelimit (500 ms): two ends whose
+    ACKs fall outside each other's window would otherwise answer each other forever."""
     tcb = conn.tcb
     conn.counters.out_of_window += 1
+    if not seg.seg_len:
+        if now - conn._last_oow_ack < _OOW_ACK_INTERVAL:
+            return
+        conn._last_oow_ack = now
     conn._ack_now = True
     end = seq_add(seg.seq, seg.seg_len)
     if seg.seg_len and conn.sack_ok and seq_le(end, tcb.rcv_nxt):

@@ -54,6 +54,8 @@ def close(conn: Connection, now: float) -> None:
     if state in (State.LISTEN, State.SYN_SENT):
         conn.send_buffer.clear()
         conn.enter(State.CLOSED, "close", now)
+    elif state is State.SYN_RECEIVED and len(conn.send_buffer):
+        conn._fin_queued = True  # data first: "queue for processing after entering ESTABLISHED" (§3.10.4)
     elif state in (State.SYN_RECEIVED, State.ESTABLISHED):
         conn._fin_queued = True
         conn.enter(State.FIN_WAIT_1, "close", now)
