@@ -72,10 +72,12 @@ KNOWN_SLOW = {
 EVIDENCE = {"loss": "dropped", "dup": "duplicated", "corrupt": "corrupted", "reorder": "reordered", "delay": "held"}
 
 KERNEL_HTTP = r"""
-import asyncio, sys, uvloop
+import asyncio, socket, sys, uvloop
 from stack.services import SERVICES
 async def main():
     server = await asyncio.start_server(SERVICES["http"], sys.argv[1], 80)
+    for sock in server.sockets:  # accepted connections inherit it; root may pick any built-in algorithm
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, sys.argv[3].encode())
     open(sys.argv[2], "w").close()
     await server.serve_forever()
 uvloop.run(main())
@@ -134,9 +136,11 @@ class Lossy:
     def serve_tcpstack(self, *extra: str) -> Served:
         return start_serve(self.router, self.tmp, "--services", "http:80", *extra)
 
-    def serve_kernel(self) -> None:
+    def serve_kernel(self, cc: str = "cubic") -> None:
+        """The kernel's TCP serving HTTP with controller `cc`: CUBIC by default, like ours (a new network
+        namespace would otherwise use the host's default, which may be BBR)."""
         ready = self.tmp / "kernel.ready"
-        self.server.popen([sys.executable, "-c", KERNEL_HTTP, KERNEL_SERVER, str(ready)])
+        self.server.popen([sys.executable, "-c", KERNEL_HTTP, KERNEL_SERVER, str(ready), cc])
         wait_for(ready.exists, 30, "the kernel's HTTP server")
 
     def start_impair(self, spec: str) -> None:
