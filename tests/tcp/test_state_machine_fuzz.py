@@ -777,3 +777,25 @@ def test_established_pure_acks_after_rto_do_not_bounce_forever(iss_from_machine)
         to.receive_segment(seg, 3.0)
         wire += [(client if to is server else server, out) for out in to.segments_to_send(3.0)]
     assert not wire, f"still bouncing: {[str(s) for _, s in wire]}"
+
+
+def test_established_zero_window_receiver_that_answers_is_never_timed_out(iss_from_machine):
+    """RFC 9293 §3.8.6.1: the sender must keep probing a zero window as long as the receiver answers
+    ("must not close the connection"); here a receiver whose buffer is full answers every
+    retransmission with a zero window. Linux treats those retransmissions as probes (tcp_retransmit_timer,
+    'receiver dastardly shrinks window') and times out only a silent peer."""
+    _next_iss[0] = 1000
+    syn = Segment(REMOTE[1], LOCAL[1], 5000, 0, Flags.SYN, 65535, b"", TcpOptions(mss=1460))
+    conn = Listener(TcpConfig(), LOCAL).on_syn(REMOTE, syn, 0.0)
+    conn.segments_to_send(0.0)
+    conn.receive_segment(Segment(REMOTE[1], LOCAL[1], 5001, 1001, Flags.ACK, 3000), 0.0)
+    conn.send(b"x" * 100_000, 0.0)
+    conn.segments_to_send(0.0)  # what the 3000-byte window allows; the receiver drops it, its buffer full
+    now = 0.0
+    while now < 3600.0 and (deadline := conn.next_deadline()) is not None:
+        now = deadline
+        conn.handle_timer(now)
+        if conn.segments_to_send(now):  # alive: every probe or retransmission is answered, window 0
+            conn.receive_segment(Segment(REMOTE[1], LOCAL[1], 5001, 1001, Flags.ACK, 0), now)
+            conn.segments_to_send(now)
+    assert conn.state is State.ESTABLISHED, f"after {now:.0f} s: {conn.history[-1]}"
