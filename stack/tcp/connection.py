@@ -118,6 +118,7 @@ class Connection:
         self._keepalive_probes = 0  # unanswered keepalive probes
         self._challenge_window = -1.0  # start of the current one-second challenge-ACK window
         self._last_oow_ack = -1.0  # when we last answered an unacceptable pure ACK (rate limit)
+        self._last_heard = now  # when the peer last sent us anything
         self._challenges_sent = 0
         self._persist_backoff = 0
         self._send_space_wanted = False
@@ -400,11 +401,22 @@ class Connection:
             limit = self.config.syn_retries if self.state is State.SYN_SENT else self.config.synack_retries
         else:
             limit = self.config.max_retries
-        if self._retries >= limit:
+        # a peer that keeps answering with a zero window is alive: our retransmissions are its window
+        # probes, which must go on as long as it answers (§3.8.6.1); only a peer that missed a probe (silent
+        # for longer than one MAX_RTO interval, with slack) goes (Linux tcp_retransmit_timer, "receiver
+        # dastardly shrinks window"; an orphan is not spared)
+        probing = (
+            self.state.synchronized
+            and self.tcb.snd_wnd == 0
+            and not self._orphaned
+            and now - self._last_heard < 1.5 * self.config.max_rto
+        )
+        if self._retries >= limit and not probing:
             self._events.append(TimedOut())  # no RST: the peer is presumed gone (Linux tcp_write_err)
             self.enter(State.CLOSED, "retransmission timeout", now)
             return
-        self._retries += 1
+        if not probing:
+            self._retries += 1
         self.counters.timeouts += 1
         self.rto.on_timeout()
         self._rtt_seq = None  # Karn: never time a retransmitted segment
@@ -804,6 +816,7 @@ class Connection:
 
     def receive_segment(self, seg: Segment, now: float) -> None:
         self._clock = now
+        self._last_heard = now
         self.counters.segs_in += 1
         segment_arrives(self, seg, now)
         if self.config.keepalive and not self.finished:

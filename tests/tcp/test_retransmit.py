@@ -132,3 +132,18 @@ def test_established_sack_after_probe_enters_recovery_and_fills_the_hole(conn_in
     out = sent(c, 0.11)
     assert (".", ISS + 1, IRS + 1, b"q" * 1460) in out
     assert c.counters.fast_retransmits == 1
+
+
+def test_established_zero_window_peer_that_falls_silent_is_timed_out(conn_in):
+    """§3.8.6.1 spares a zero-window receiver only while it answers: a silent one still meets
+    ETIMEDOUT (Linux times it out after MAX_RTO without an answer)."""
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"x" * 5000, 0.0)
+    sent(c, 0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=0), 0.01)  # window closed, nothing acknowledged
+    now = 0.01
+    while (deadline := c.next_deadline()) is not None and now < 7200:
+        now = deadline
+        c.handle_timer(now)
+        sent(c, now)
+    assert c.state is State.CLOSED and "TimedOut" in events(c)
