@@ -15,6 +15,10 @@ import re
 import h11
 
 MAX_BYTES = 1 << 32
+# a request's headers must arrive within this many seconds of the connection (or the previous response)
+# being ready for it: a slow-loris client trickling header bytes, or an idle keep-alive connection, is
+# closed (as nginx's client_header_timeout / keepalive_timeout do); request bodies are not limited
+REQUEST_TIMEOUT = 20.0
 _CHUNK = 64 * 1024
 # the data pattern: bytes 0..250 repeating (251 is prime, so chunk boundaries never line up with it)
 _PERIOD = 251
@@ -114,7 +118,7 @@ class _Client:
 
     async def serve(self) -> None:
         while True:
-            event = await self.next_event()
+            event = await asyncio.wait_for(self.next_event(), REQUEST_TIMEOUT)
             if type(event) is h11.ConnectionClosed:
                 return
             if type(event) is not h11.Request:

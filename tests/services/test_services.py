@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import os
 
 import pytest
@@ -156,3 +157,29 @@ def test_http_errors(request_line, status):
 def test_http_garbage_gets_400():
     data = serve_and("http", lambda p: _http(p, b"\x00\x01garbage\r\n\r\n"))
     assert data.startswith(b"HTTP/1.1 400")
+
+
+def test_http_slow_loris_headers_are_cut_off_after_the_request_timeout(monkeypatch):
+    """A client trickling header bytes (slow loris) is closed once REQUEST_TIMEOUT has passed since it
+    could have sent its request, however many bytes it sends meanwhile."""
+    monkeypatch.setattr(importlib.import_module("stack.services.http"), "REQUEST_TIMEOUT", 0.3)
+
+    async def trickle(port: int) -> tuple[bytes, float]:
+        loop = asyncio.get_running_loop()
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        start = loop.time()
+        w.write(b"GET / HTTP/1.1\r\n")
+
+        async def one_header_line_every_50_ms() -> None:  # never ends on its own
+            while True:
+                await asyncio.sleep(0.05)
+                w.write(b"X-a: b\r\n")
+
+        writer = asyncio.create_task(one_header_line_every_50_ms())
+        data = await asyncio.wait_for(r.read(-1), 10)  # until the server closes
+        writer.cancel()
+        w.close()
+        return data, loop.time() - start
+
+    data, elapsed = serve_and("http", trickle)
+    assert data == b"" and elapsed < 5  # closed without a response, long before the 10 s wait
