@@ -6,7 +6,7 @@ and `tcpstack stats` accounts for every packet sent: dropped with its reason, or
 
 Packets are paced in bursts the TUN's 500-packet queue can hold and each burst waits until the
 stack's counters show it was read, so the accounting is exact and the flood runs as fast as the
-stack takes it. (SYN floods and fragment floods live with the SYN-cookie and reassembly work.)
+stack takes it. (SYN floods live with the SYN-cookie work.)
 """
 
 from __future__ import annotations
@@ -339,3 +339,49 @@ def test_established_blind_injection_20000_attempts_never_reset_or_corrupt(flood
         f"\ninjection: {len(attempts)} segments in {elapsed:.2f} s; kernel queue drops {kernel_drops}; "
         f"RSS {rss.baseline} -> peak {rss.peak} KiB; counters {sorted(deltas.items())}"
     )
+
+
+# ------------------------------------------------------------------ a fragment flood
+
+
+def _first_fragment(ident: int, src: int, size: int = 1000) -> bytes:
+    """An IPv4 first fragment (MF set, offset 0) of a TCP datagram whose rest never comes."""
+    header = struct.pack("!BBHHHBBHII", 0x45, 0, 20 + size, ident, 0x2000, 64, 6, 0, src, STACK)
+    header = header[:10] + struct.pack("!H", _ip_checksum(header)) + header[12:]
+    return header + bytes(size)
+
+
+def test_serve_fragment_flood_held_in_bounded_memory_while_serving(flood_target: Served):
+    """RFC 791 §3.2 with RFC 5722's spirit: 20,000 first fragments whose datagrams never complete (20 MB
+    of payload, each its own datagram) are held within the reassembly bounds (4 MB, 4096 datagrams), the
+    oldest evicted (ReasmFails); a download in progress and new clients are unaffected."""
+    served, ns = flood_target, flood_target.ns
+    rng = random.Random(9)
+    count = 20_000
+    rss = RssSampler(served.proc.pid)
+    download = Download(ns, DOWNLOAD)
+    sender = packet_socket(ns)
+    before = served.stats()
+    during = None
+    read_during = 0
+    for i in range(0, count, BURST):
+        for n in range(i, i + BURST):
+            sender.send(_first_fragment(n & 0xFFFF, KERNEL + 1 + rng.randrange(90)))
+        wait_counters(served.stats, {"ReasmReqds": before.get("ReasmReqds", 0) + i + BURST})
+        read_during += download.pump(32 * 1024)
+        if i == 10 * BURST:
+            during = _curl(ns)
+        if i % (25 * BURST) == 0:
+            rss.sample()
+    sender.close()
+    rss.sample()
+    deltas = _deltas(before, served.stats())
+
+    _curl_ok(during)
+    assert read_during > 0, "the download made no progress during the flood"
+    assert download.finish() == pattern_sha256(DOWNLOAD)
+    _curl_ok(_curl(ns))
+    assert deltas.get("ReasmReqds", 0) == count and deltas.get("ReasmOKs", 0) == 0
+    assert deltas.get("ReasmFails", 0) >= count - 4096  # all but what the bounds still hold were evicted
+    assert rss.peak - rss.baseline < RSS_GROWTH_LIMIT_KIB, (rss.baseline, rss.peak)
+    print(f"\nfragment flood: {count} first fragments; RSS {rss.baseline} -> peak {rss.peak} KiB; {deltas}")
