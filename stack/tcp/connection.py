@@ -66,6 +66,9 @@ class Counters:
     attempt_fails: int = 0  # SYN_SENT/SYN_RECEIVED -> CLOSED or back to LISTEN (AttemptFails)
     estab_resets: int = 0  # ESTABLISHED/CLOSE_WAIT -> CLOSED (EstabResets)
     ofo_drops: int = 0  # out-of-order segments that met the queue's bounds (Linux TCPOFODrop/OfoPruned)
+    challenge_acks_skipped: int = 0  # challenge ACKs the rate limit held back (TCPACKSkippedChallenge)
+    oow_acks_skipped: int = 0  # answers to unacceptable pure ACKs held back, 500 ms limit (TCPACKSkippedSeq)
+    rsts_out_of_window: int = 0  # RSTs outside the window, dropped silently (RFC 5961 §3.2)
     dsacks_received: int = 0  # D-SACK blocks from the peer: we resent needlessly (TCPDSACKRecv)
     spurious_rtos: int = 0  # timeouts F-RTO found spurious (TCPSpuriousRTOs)
     undos: int = 0  # congestion window reductions undone (TCPDSACKUndo + TCPLossUndo)
@@ -832,6 +835,8 @@ class Connection:
             self._challenges_sent += 1
             self.counters.challenge_acks += 1
             self._ack_now = True
+        else:
+            self.counters.challenge_acks_skipped += 1
 
     # ------------------------------------------------------------------ keepalive (RFC 1122 §4.2.3.6)
 

@@ -106,9 +106,11 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             # a bare FIN; the text is trimmed away below and the ACK we owe repeats the closed window
             conn._ack_now = True
         else:
-            if flags & Flags.SYN and not flags & Flags.RST:
+            if flags & Flags.RST:
+                conn.counters.rsts_out_of_window += 1  # dropped silently (RFC 5961 §3.2)
+            elif flags & Flags.SYN:
                 conn.challenge_ack(now)  # RFC 5961 §4.2: any SYN, in window or not, draws a limited challenge
-            elif not flags & Flags.RST:
+            else:
                 _answer_unacceptable(conn, seg, now)
             return
 
@@ -170,6 +172,7 @@ def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:
     conn.counters.out_of_window += 1
     if not seg.seg_len:
         if now - conn._last_oow_ack < _OOW_ACK_INTERVAL:
+            conn.counters.oow_acks_skipped += 1
             return
         conn._last_oow_ack = now
     conn._ack_now = True

@@ -314,3 +314,19 @@ def test_established_data_delivered_across_sequence_wrap(conn_in):
     assert [s.seq for s in c.segments_to_send(0.0)] == [2**32 - 2]
     c.receive_segment(seg(".", 8, 4), 0.1)
     assert c.tcb.snd_una == 4 and c.send_queue_bytes == 0
+
+
+def test_established_rst_out_of_window_dropped_silently_and_counted(conn_in):
+    """RFC 5961 §3.2: a RST outside the window is dropped without an answer; it is counted."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("R", IRS + 1 + 10_000_000), 0.0)
+    assert c.state is State.ESTABLISHED and sent(c, 0.0) == []
+    assert c.counters.rsts_out_of_window == 1
+
+
+def test_established_challenge_acks_beyond_the_limit_are_counted(conn_in):
+    """RFC 5961 §7: challenge ACKs past the limit are held back, and counted (TCPACKSkippedChallenge)."""
+    c = conn_in(State.ESTABLISHED, challenge_ack_limit=1)
+    for _ in range(3):
+        c.receive_segment(seg("S", IRS + 1), 0.0)
+    assert (c.counters.challenge_acks, c.counters.challenge_acks_skipped) == (1, 2)
