@@ -570,6 +570,18 @@ class Connection:
         else:
             self.timers.stop(timers.PERSIST)
 
+    def window_opened(self, now: float) -> None:
+        """The peer's window opened after being zero. Data sent into the closed window was dropped and
+        our retransmission timer has backed off meanwhile: resend the first segment now rather than when
+        the backed-off timer fires (the window update is the answer to our last probe, §3.8.6.1)."""
+        head = self.recovery.board.first()
+        if head is None or self.rto.backoff == 0 or head.sacked:
+            return
+        self.rto.reset_backoff()
+        self.recovery.board.mark_lost(head)
+        self.retransmit(head, now)
+        self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
+
     def _paced(self, now: float) -> bool:
         """With a pacing rate from the controller (BBR), a segment may leave only when the previous one's
         time at that rate has passed; until then the pacing timer holds the rest."""

@@ -246,7 +246,10 @@ def _update_window_if_newer(conn: Connection, seg: Segment) -> None:
     """SND.WND update rule (§3.10.7.4 fifth check): only from a segment newer than the last update."""
     tcb = conn.tcb
     if seq_lt(tcb.snd_wl1, seg.seq) or (tcb.snd_wl1 == seg.seq and seq_le(tcb.snd_wl2, seg.ack)):
+        was_closed = tcb.snd_wnd == 0
         conn._update_send_window(seg.window, seg.seq, seg.ack)
+        if was_closed and tcb.snd_wnd:
+            conn.window_opened(conn._clock)
 
 
 def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: bytes, now: float) -> None:

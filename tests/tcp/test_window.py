@@ -85,3 +85,22 @@ def test_established_keepalive_probes_after_idle_then_times_out(conn_in):
     c.segments_to_send(12.0)
     c.handle_timer(14.0)
     assert c.state is State.CLOSED and "TimedOut" in events(c)
+
+
+def test_established_window_opening_after_zero_resends_at_once_despite_backoff(conn_in):
+    """§3.8.6.1: data sent into a window that closed was dropped and the timer backed off meanwhile;
+    the window update that opens it answers our probing, so the first segment goes again at once."""
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"x" * 3000, 0.0)
+    sent(c, 0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=0), 0.01)
+    now = 0.01
+    for _ in range(4):  # four backed-off retransmissions, each answered with the closed window
+        now = c.next_deadline()
+        c.handle_timer(now)
+        sent(c, now)
+        c.receive_segment(seg(".", IRS + 1, ISS + 1, win=0), now)
+    assert c.rto.backoff > 0
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=65535), now + 0.5)
+    out = sent(c, now + 0.5)
+    assert out and out[0][1] == ISS + 1 and out[0][3]
