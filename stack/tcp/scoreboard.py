@@ -155,15 +155,6 @@ class Scoreboard:
                 newly.append(rec)
         return newly
 
-    def covers(self, left_seq: int, right_seq: int) -> list[SentSegment]:
-        """The records within [left, right) (split at its edges): for D-SACK bookkeeping."""
-        left, right = self.offset_of(left_seq), self.offset_of(right_seq)
-        segs = self._segs
-        if not segs:
-            return []
-        left, right = max(left, segs[0].start), min(right, segs[-1].end)
-        return self._split_range(left, right) if left < right else []
-
     def resegment(self, size: int) -> bool:
         """Cut every record not SACKed that is longer than `size` into pieces of at most `size` bytes and
         mark the pieces lost (the whole segment was dropped for being too big); True if any was cut."""

@@ -64,11 +64,7 @@ class Contained:
     def cwnd(self, value: int) -> None:
         """The connection sets the window itself in loss recovery (PRR, undo, F-RTO, ECN): the controller
         learns it too, so its next hook starts from there."""
-        try:
-            self.controller.cwnd = int(value)
-            self._take_values()
-        except Exception as exc:  # noqa: BLE001
-            self._fall_back("cwnd", exc)
+        self._set("cwnd", value)
 
     @property
     def ssthresh(self) -> int:
@@ -76,11 +72,14 @@ class Contained:
 
     @ssthresh.setter
     def ssthresh(self, value: int) -> None:
+        self._set("ssthresh", value)
+
+    def _set(self, name: str, value: int) -> None:
         try:
-            self.controller.ssthresh = int(value)
+            setattr(self.controller, name, int(value))
             self._take_values()
         except Exception as exc:  # noqa: BLE001
-            self._fall_back("ssthresh", exc)
+            self._fall_back(name, exc)
 
     # ---------------------------------------------------------------- from the connection
     # Each hook runs in its own try block (no closures: this is the per-segment path).
