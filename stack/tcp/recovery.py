@@ -85,7 +85,7 @@ class Recovery:
         if seq_le(first[1], ack) or (
             len(blocks) > 1 and seq_ge(first[0], blocks[1][0]) and seq_le(first[1], blocks[1][1])
         ):
-            self._on_dsack(first, now)
+            self._on_dsack(first)
         newly = False
         for left, right in blocks:
             if not seq_lt(left, right) or seq_le(right, tcb.snd_una) or seq_gt(right, tcb.snd_max):
@@ -96,7 +96,7 @@ class Recovery:
                 self.rack.on_delivered(rec, now, self._ts_says_original(rec))
         return newly
 
-    def _on_dsack(self, block: tuple[int, int], now: float) -> None:
+    def _on_dsack(self, block: tuple[int, int]) -> None:
         conn = self.conn
         conn.counters.dsacks_received += 1
         self.rack.on_dsack(self.board.offset_of(conn.tcb.snd_max))
@@ -104,7 +104,7 @@ class Recovery:
         if marker is not None and self._undo_retrans > 0 and seq_gt(block[1], marker):
             self._undo_retrans -= 1
             if self._undo_retrans == 0:
-                self._undo("D-SACK", now)  # every retransmission of the episode was needless
+                self._undo()  # every retransmission of the episode was needless (D-SACK)
 
     def on_ack_advanced(self, ack: int, acked: int, now: float) -> None:
         """SND.UNA moved to ack (already applied to the TCB): recovery bookkeeping and exits."""
@@ -116,7 +116,7 @@ class Recovery:
         self.dupacks = 0
         if self.loss_high is not None:
             if self._frto_step:
-                self._frto_ack(advanced=True, now=now)
+                self._frto_ack(advanced=True)
             if self.loss_high is not None and seq_ge(ack, self.loss_high):
                 self._end_episode()
                 self.loss_high = None
@@ -137,7 +137,7 @@ class Recovery:
         self.dupacks += 1
         if self.loss_high is not None:
             if self._frto_step:
-                self._frto_ack(advanced=False, now=now)
+                self._frto_ack(advanced=False)
             return
         if self.recover is not None:
             if not conn.sack_ok:
@@ -252,7 +252,7 @@ class Recovery:
         # F-RTO only for a first timeout with new data to probe with (RFC 5682 §2.1 step 2b)
         self._frto_step = 2 if first_timeout and conn.config.frto else 0
 
-    def _frto_ack(self, advanced: bool, now: float) -> None:
+    def _frto_ack(self, advanced: bool) -> None:
         """RFC 5682 §2.1 steps 2 and 3, on the ACKs after the retransmission of the first segment."""
         conn = self.conn
         tcb = conn.tcb
@@ -271,7 +271,7 @@ class Recovery:
             self._frto_step = 0
             if advanced:  # step 3b: data sent before the timeout is arriving: it was spurious
                 conn.counters.spurious_rtos += 1
-                self._undo("F-RTO", now)
+                self._undo()
                 self.loss_high = None
             else:  # step 3a: a duplicate ACK: the loss was real, resend everything outstanding
                 for rec in self.board:
@@ -292,7 +292,7 @@ class Recovery:
         self.rack.on_recovery_end()
         self.conn.timers.stop(timers.RACK_REORDER)
 
-    def _undo(self, why: str, now: float) -> None:
+    def _undo(self) -> None:
         """The episode's reduction was needless: restore cwnd and ssthresh (Linux tcp_undo_cwnd_reduction)."""
         conn = self.conn
         if self.recover is not None:
