@@ -13,6 +13,7 @@ from stack.tcp import syncookies
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Address, Connection, Transition, TransitionHook, window_shift_for
 from stack.tcp.errors import LocalProtocolError
+from stack.tcp.reset import reset_for
 from stack.tcp.state import State, is_legal
 from stack.wire.segment import Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add
@@ -96,7 +97,7 @@ class Listener:
     ) -> ListenerAnswer:
         """§3.10.7.2 second check: an ACK in LISTEN gets <SEQ=SEG.ACK><CTL=RST>, unless it returns one of
         our SYN cookies (checked only within syncookies.VALID_FOR of the last one sent, as Linux)."""
-        reset = Segment(seg.dst_port, seg.src_port, seg.ack, 0, Flags.RST, 0)
+        reset = reset_for(seg)
         if seg.flags & (Flags.SYN | Flags.RST) or not self._cookies_recent(now):
             return reset
         tuple4 = (self.local[0], self.local[1], remote[0], remote[1])

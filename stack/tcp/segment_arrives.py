@@ -35,9 +35,7 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
     ack_ok = False
     if flags & Flags.ACK:  # first: check the ACK bit
         if seq_le(seg.ack, tcb.iss) or seq_gt(seg.ack, tcb.snd_max):
-            if not flags & Flags.RST:
-                conn._out.append(Segment(conn.local[1], conn.remote[1], seg.ack, 0, Flags.RST, 0))
-                conn.counters.resets_out += 1
+            _reset(conn, seg)  # (never for a RST)
             return
         ack_ok = True
     if flags & Flags.RST:  # second: the RST bit
@@ -196,8 +194,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
             conn.enter(State.ESTABLISHED, "ACK of SYN", now)
             state = conn.state
         else:
-            conn._out.append(Segment(conn.local[1], conn.remote[1], ack, 0, Flags.RST, 0))
-            conn.counters.resets_out += 1
+            _reset(conn, seg)
             return False
 
     if seq_gt(ack, tcb.snd_max):  # ACKs something not yet sent: ACK and drop
@@ -261,10 +258,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
         if seq_gt(seq_add(seq, len(payload)), tcb.rcv_nxt):
             # RFC 1122 §4.2.2.13: new data for a socket the application closed is lost: say so with a
             # RST and drop the connection (Linux tcp_rcv_state_process, TCPAbortOnData)
-            rst = reset_for(seg)
-            if rst is not None:
-                conn._out.append(rst)
-                conn.counters.resets_out += 1
+            _reset(conn, seg)
             conn.counters.aborts_on_data += 1
             conn.enter(State.CLOSED, "data after close", now)
             return
@@ -351,3 +345,11 @@ def syn_ends_time_wait(conn: Connection, seg: Segment, now: float) -> bool:
         conn.counters.time_wait_recycled += 1
         conn.enter(State.CLOSED, "new SYN ends TIME_WAIT (RFC 6191)", now)
     return newer
+
+
+def _reset(conn: Connection, seg: Segment) -> None:
+    """Answer this segment with the RST RFC 9293 §3.10.7 prescribes (nothing for a RST)."""
+    rst = reset_for(seg)
+    if rst is not None:
+        conn._out.append(rst)
+        conn.counters.resets_out += 1
