@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from random import Random
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,4 +43,7 @@ class TcpConfig:
     max_time_wait: int = 16384
     ofo_max_bytes: int = 1 << 20  # out-of-order bytes held per connection (never more than the window)
     ofo_max_holes: int = 256  # separate out-of-order runs held per connection (each costs a hole to track)
+    # where ISNs, timestamp offsets and controllers' random choices come from; a seeded Random makes a
+    # run repeatable (tcpstack sim); None: the OS's randomness (RFC 6528 keyed hash for ISNs)
+    rng: Random | None = None
     congestion: str = "cubic"  # name in stack.tcp.congestion.REGISTRY (or "package.module:Class"); Linux default

@@ -101,7 +101,7 @@ class Connection:
         self.counters = Counters()
         self.timers = timers.Timers()
         self.rto = RtoEstimator(config.initial_rto, config.min_rto, config.max_rto)
-        self.cc = congestion.attach(config.congestion, config.mss, config.initial_window_segments)
+        self.cc = congestion.attach(config.congestion, config.mss, config.initial_window_segments, config.rng)
         self.passive = False  # came from LISTEN (an RST in SYN_RECEIVED returns there)
         self.finished = False  # the TCB may be deleted (CLOSED, or a child back in LISTEN)
         self._events: deque[Event] = deque()
@@ -141,7 +141,7 @@ class Connection:
         self.ts_ok = False  # both SYNs carried timestamps (RFC 7323 §3.2)
         self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
         self.ts_ecr_seen = 0  # TSecr of the segment being processed, for RTT measurement
-        self._ts_offset = random.getrandbits(32)  # per-connection timestamp offset, as Linux
+        self._ts_offset = (config.rng or random).getrandbits(32)  # per-connection timestamp offset, as Linux
         self._clock = now  # the latest `now` given to an entry point (stamps TSval)
         self._ooo_arrivals: deque[int] = deque(maxlen=8)  # recent out-of-order arrivals, newest last
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
@@ -157,7 +157,7 @@ class Connection:
         """Active OPEN (RFC 9293 §3.10.1): choose an ISS, send SYN, enter SYN-SENT."""
         conn = cls(config, local, remote, now)
         conn.on_transition = on_transition
-        conn._init_send_sequence(initial_sequence_number(local, remote, now))
+        conn._init_send_sequence(initial_sequence_number(local, remote, now, config.rng))
         wscale = window_shift_for(config.receive_buffer) if config.window_scaling else None
         conn.tcb.rcv_wscale = wscale or 0
         conn._syn_options = TcpOptions(
@@ -186,7 +186,7 @@ class Connection:
         tcb = conn.tcb
         tcb.irs = syn.seq
         tcb.rcv_nxt = seq_add(syn.seq, 1)
-        conn._init_send_sequence(initial_sequence_number(local, remote, now))
+        conn._init_send_sequence(initial_sequence_number(local, remote, now, config.rng))
         conn._apply_peer_syn_options(syn.options)
         conn.ecn.ok = config.ecn and Ecn.setup_syn(syn)
         if syn.options.wscale is not None and config.window_scaling:
@@ -255,13 +255,16 @@ class Connection:
             tcb.snd_wscale = min(options.wscale, 14)  # RFC 7323 §2.3
         else:
             tcb.snd_wscale = tcb.rcv_wscale = 0
-        self.cc = congestion.attach(self.config.congestion, tcb.snd_mss, self.config.initial_window_segments)
+        self.cc = congestion.attach(
+            self.config.congestion, tcb.snd_mss, self.config.initial_window_segments, self.config.rng
+        )
 
     def set_congestion_control(self, name: str) -> None:
         """TCP_CONGESTION on an open connection (Linux tcp_set_congestion_control): the new controller
         (a registry name or package.module:Class; ValueError if unusable) goes on from the current
         cwnd and ssthresh."""
-        new = congestion.attach(name, self.tcb.snd_mss or self.config.mss, self.config.initial_window_segments)
+        mss = self.tcb.snd_mss or self.config.mss
+        new = congestion.attach(name, mss, self.config.initial_window_segments, self.config.rng)
         new.cwnd, new.ssthresh = self.cc.cwnd, self.cc.ssthresh
         self.cc = new
         self.config = replace(self.config, congestion=name)

@@ -226,3 +226,13 @@ def test_established_set_congestion_control_switches_and_keeps_the_window(conn_i
     with pytest.raises(ValueError):
         c.set_congestion_control("vegas")
     assert c.config.congestion == "bbr"
+
+
+def test_registry_rng_reaches_a_controller_that_takes_one():
+    """A seeded config's rng is handed to controllers whose constructor takes `rng` (BBR's random
+    ProbeBW phase), and not to those that do not."""
+    from random import Random
+
+    rng = Random(1)
+    assert create("bbr", MSS, 10, rng)._rng is rng
+    assert isinstance(create("reno", MSS, 10, rng), Reno)

@@ -7,6 +7,8 @@ connection (containment and the delivery-rate estimator, see contained.py).
 from __future__ import annotations
 
 import importlib
+import inspect
+from random import Random
 
 from stack.tcp.congestion.base import HOOKS, AckSample, CongestionController
 from stack.tcp.congestion.bbr import Bbr
@@ -42,11 +44,13 @@ def load(spec: str) -> type:
     return cls
 
 
-def create(name: str, mss: int, initial_window_segments: int) -> CongestionController:
-    """A new controller for one connection (ValueError for an unknown name or an unusable class)."""
+def create(name: str, mss: int, initial_window_segments: int, rng: Random | None = None) -> CongestionController:
+    """A new controller for one connection (ValueError for an unknown name or an unusable class). A
+    controller whose constructor takes `rng` draws its random choices from the one given, if any."""
     cls = load(name)
+    extra = {"rng": rng} if rng is not None and _takes_rng(cls) else {}
     try:
-        controller = cls(mss, initial_window_segments)
+        controller = cls(mss, initial_window_segments, **extra)
     except Exception as exc:
         raise ValueError(
             f"congestion control {name!r}: {cls.__name__}({mss}, {initial_window_segments}) failed: {exc}"
@@ -57,6 +61,13 @@ def create(name: str, mss: int, initial_window_segments: int) -> CongestionContr
     return controller
 
 
-def attach(name: str, mss: int, initial_window_segments: int) -> Contained:
+def _takes_rng(cls: type) -> bool:
+    try:
+        return "rng" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin, say)
+        return False
+
+
+def attach(name: str, mss: int, initial_window_segments: int, rng: Random | None = None) -> Contained:
     """The controller a connection uses: contained and fed by a delivery-rate estimator."""
-    return Contained(create(name, mss, initial_window_segments), name, mss, initial_window_segments)
+    return Contained(create(name, mss, initial_window_segments, rng), name, mss, initial_window_segments)
