@@ -220,6 +220,8 @@ class Recovery:
             sndcnt = -(-self._prr_delivered * ssthresh // max(self._recover_fs, 1)) - self._prr_out
         else:  # PRR-SSRB: grow back towards ssthresh, at most one MSS beyond what was delivered
             sndcnt = min(ssthresh - pipe, max(self._prr_delivered - self._prr_out, delivered) + mss)
+        if sndcnt > 0:
+            sndcnt = -(-sndcnt // mss) * mss  # whole segments, as Linux counts PRR (tcp_cwnd_reduction)
         if self._prr_out == 0:
             sndcnt = max(sndcnt, mss)  # the fast retransmit itself always goes out (as Linux)
         cc.cwnd = pipe + max(sndcnt, 0)
