@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from stack import limits
+from stack.aio.clock import TimerResolution
 from stack.aio.streams import ClientConnected, open_connection, start_server
 from stack.aio.transport import TcpTransport
 from stack.demux import Demux
@@ -89,13 +90,16 @@ class Stack:
         self.device = device
         self.addr = _ip(addr)
         mss = device.mtu - 40
-        self.config = config if config is not None else TcpConfig(mss=mss)
+        self._loop = asyncio.get_running_loop()
+        self.resolution = TimerResolution.of(self._loop)
+        config = config if config is not None else TcpConfig(mss=mss)
+        # the pacer may let a sender catch up by what a late timer costs (one tick of the loop's clock)
+        self.config = replace(config, timer_slack=max(config.timer_slack, self.resolution.tick))
         self.demux = Demux(self.config)
         self.ip = IpLayer(self.demux, self.addr)
         self.trace = trace  # one text line per state transition
         self.event_log = event_log  # the JSON-lines event log (`--trace FILE`); the Stack closes it
         self.counters: Counter[str] = Counter()
-        self._loop = asyncio.get_running_loop()
         self._transports: dict[Connection, TcpTransport] = {}
         self._connecting: dict[Connection, tuple[asyncio.Future, ProtocolFactory]] = {}
         self._servers: dict[Listener, Server] = {}
@@ -228,6 +232,8 @@ class Stack:
         totals["CurrConnections"] = len(self.demux.connections)  # against --max-connections
         totals["CurrTimeWait"] = len(self.demux.time_wait)  # against --max-time-wait
         for name in limits.COUNTERS:  # shown at 0 too: each bound and what counts it being hit
+            totals[name] += 0
+        for name in ("TimerWakeups", "TimerWakeupsEmpty"):  # the loop timer: every wake-up, and those for nothing
             totals[name] += 0
         return dict(sorted(totals.items()))
 
@@ -426,29 +432,40 @@ class Stack:
         while heap and self._scheduled.get(heap[0][2]) != heap[0][0]:
             heapq.heappop(heap)  # stale entry
         if not heap:
+            if self._timer is not None:  # nothing left to wait for: a wake-up would find nothing due
+                self._timer.cancel()
+                self._timer = self._timer_at = None
             return
         at = heap[0][0]
-        if self._timer_at is not None and self._timer_at <= at and self._timer is not None:
-            return
+        if self._timer is not None and self._timer_at is not None and at - self.resolution.tick <= self._timer_at <= at:
+            return  # armed for this deadline already (to the loop's resolution)
         if self._timer is not None:
-            self._timer.cancel()
+            self._timer.cancel()  # too late for a new earlier deadline, or early for one that moved later
         self._timer_at = at
-        self._timer = self._loop.call_later(max(at - self.now(), 0.0), self._on_timer)
+        self._timer = self._loop.call_later(self.resolution.delay(at - self.now()), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
+        self.counters["TimerWakeups"] += 1
+        # the loop's clock is coarser than ours: a timer may fire up to one tick before its deadline,
+        # which then counts as due, with `now` = the deadline (as aioquic's max(timer_at, loop.time()))
         now = self.now()
+        due_by = now + self.resolution.tick
         heap = self._heap
-        while heap and heap[0][0] <= now:
+        fired = False
+        while heap and heap[0][0] <= due_by:
             deadline, _, conn = heapq.heappop(heap)
             if self._scheduled.get(conn) != deadline:
                 continue
             del self._scheduled[conn]
-            conn.handle_timer(now)
+            fired = True
+            conn.handle_timer(max(now, deadline))
             self._dirty.add(conn)
             if self.event_log is not None:
                 self.event_log.after(conn, "timer")
+        if not fired:
+            self.counters["TimerWakeupsEmpty"] += 1
         self._flush()
 
 

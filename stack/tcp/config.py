@@ -46,4 +46,7 @@ class TcpConfig:
     # where ISNs, timestamp offsets and controllers' random choices come from; a seeded Random makes a
     # run repeatable (tcpstack sim); None: the OS's randomness (RFC 6528 keyed hash for ISNs)
     rng: Random | None = None
+    # how late the caller's timers may fire (the event loop's resolution): a paced sender woken late may
+    # catch up by this much at once, as Linux sends about 1 ms of data per TSO burst (tcp_tso_autosize)
+    timer_slack: float = 0.0
     congestion: str = "cubic"  # name in stack.tcp.congestion.REGISTRY (or "package.module:Class"); Linux default

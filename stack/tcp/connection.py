@@ -679,7 +679,7 @@ class Connection:
     def _pace(self, length: int, now: float) -> None:
         rate = self.cc.pacing_rate
         if rate:
-            self._pace_at = max(self._pace_at, now) + length / rate
+            self._pace_at = max(self._pace_at, now - self.config.timer_slack) + length / rate
 
     def _sack_option_bytes(self) -> int:
         """Bytes the SACK option takes on our next segment (NOP,NOP,kind,len + 8 per block), 0 if none."""

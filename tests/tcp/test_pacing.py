@@ -30,3 +30,30 @@ def test_established_no_pacing_rate_sends_the_window_at_once(conn_in):
     c = conn_in(State.ESTABLISHED, congestion="reno")
     c.send(b"d" * (3 * MSS), 0.0)
     assert len(sent(c, 0.0)) == 3
+
+
+class FastPacedReno(Reno):
+    """Reno that asks for 14.6 MB/s: one full segment every 0.1 ms, finer than a millisecond timer."""
+
+    def __init__(self, mss: int, initial_window_segments: int = 10) -> None:
+        super().__init__(mss, initial_window_segments)
+        self.pacing_rate = 14_600_000.0
+
+
+def test_established_pacing_timer_late_by_the_slack_catches_up(conn_in):
+    """A pacing timer that fires a millisecond late (the loop's resolution, `timer_slack`) lets the
+    segments that a millisecond at the rate allows leave at once, as Linux sends ~1 ms per TSO burst;
+    without slack a late timer sends one segment per wake-up and the rate collapses."""
+    c = conn_in(State.ESTABLISHED, congestion="tests.tcp.test_pacing:FastPacedReno", timer_slack=0.001)
+    c.send(b"d" * (10 * MSS), 0.0)
+    assert len(sent(c, 0.0)) == 1
+    c.handle_timer(0.0011)  # due at 0.0001, fired on the next millisecond tick
+    assert len(sent(c, 0.0011)) == 10 - 1
+
+
+def test_established_pacing_without_slack_sends_one_per_late_timer(conn_in):
+    c = conn_in(State.ESTABLISHED, congestion="tests.tcp.test_pacing:FastPacedReno")
+    c.send(b"d" * (10 * MSS), 0.0)
+    assert len(sent(c, 0.0)) == 1
+    c.handle_timer(0.0011)
+    assert len(sent(c, 0.0011)) == 1
