@@ -26,7 +26,7 @@ from stack.tcp.send_buffer import SendBuffer
 from stack.tcp.state import State, is_legal
 from stack.tcp.tcb import Tcb
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
-from stack.wire.seq import in_window, seq_add, seq_gt, seq_lt, seq_sub
+from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_lt, seq_sub
 
 Address = tuple[int, int]
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
@@ -371,7 +371,7 @@ class Connection:
         if self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED):
             self._output_data(now)
         if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
-            self._emit(Flags.ACK, self.tcb.snd_max)  # not snd_nxt: after an RTO it lags what the peer has
+            self._emit(Flags.ACK, self.acceptable_seq())
         self._arm_loss_probe()
         out, self._out = self._out, []
         self.counters.segs_out += len(out)
@@ -474,6 +474,9 @@ class Connection:
         if unsent > 0 and tcb.snd_wnd > seq_sub(tcb.snd_nxt, tcb.snd_una):
             self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), min(unsent, tcb.snd_mss), False, now)
             return
+        seq = self.recovery.board.seq_of(last.start)
+        if seq != tcb.snd_una and seq_ge(seq, seq_add(tcb.snd_una, tcb.snd_wnd)):
+            return  # the peer shrank its window below it (§3.8.6): the RTO goes on (Linux __tcp_retransmit_skb)
         self.retransmit(last, now)  # resend the last segment (RFC 8985 §7.3)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # §7.3: re-arm the RTO after a probe
 
@@ -705,6 +708,17 @@ class Connection:
         """Our timestamp clock: milliseconds plus a per-connection offset (RFC 7323 §5.4)."""
         return (int(now * 1000) + self._ts_offset) & 0xFFFFFFFF
 
+    def acceptable_seq(self) -> int:
+        """SEG.SEQ for a segment without data: SND.MAX (not snd_nxt, which lags it after an RTO), unless the
+        peer moved its right window edge left of it (RFC 9293 §3.8.6 lets it): then that edge, which the
+        peer still accepts, where SND.MAX would be out of its window and discarded (Linux
+        tcp_acceptable_seq, which tolerates less than one unit of the peer's window scale, RFC 7323 §2.4)."""
+        tcb = self.tcb
+        edge = seq_add(tcb.snd_una, tcb.snd_wnd)
+        if seq_ge(edge, tcb.snd_max) or seq_sub(tcb.snd_max, edge) < 1 << tcb.snd_wscale:
+            return tcb.snd_max
+        return edge
+
     def _emit_rst(self, seq: int) -> None:
         self._out.append(Segment(self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, Flags.RST | Flags.ACK, 0))
         self.counters.resets_out += 1
@@ -869,7 +883,7 @@ class Connection:
             return
         if self._keepalive_probes >= self.config.keepalive_count:
             self._events.append(TimedOut())
-            self._emit_rst(tcb.snd_max)  # as Linux (tcp_keepalive_timer): the peer may still be there
+            self._emit_rst(self.acceptable_seq())  # as Linux (tcp_keepalive_timer): the peer may still be there
             self.enter(State.CLOSED, "keepalive timeout", now)
             return
         # a probe carries SEG.SEQ = SND.NXT - 1 so that the peer must answer with an ACK

@@ -81,6 +81,6 @@ def abort(conn: Connection, now: float) -> None:
     if conn.state is State.CLOSED:
         return
     if conn.state in _ABORT_SENDS_RST:
-        conn._emit_rst(conn.tcb.snd_max)
+        conn._emit_rst(conn.acceptable_seq())
     conn.send_buffer.clear()
     conn.enter(State.CLOSED, "abort", now)
