@@ -8,6 +8,7 @@
 
 #define IPPROTO_TCP_NUM 6
 #define IP_HDR_LEN 20
+#define IP6_HDR_LEN 40
 #define TCP_HDR_LEN 20
 
 static inline uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
@@ -16,6 +17,8 @@ static inline uint32_t get32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
+
+static inline uint64_t get64(const uint8_t *p) { return ((uint64_t)get32(p) << 32) | get32(p + 4); }
 
 static inline void put16(uint8_t *p, uint16_t v)
 {
@@ -80,6 +83,26 @@ uint16_t fast_tcp_checksum(uint32_t src, uint32_t dst, const char *tcp, size_t l
     return fold(sum_words((const uint8_t *)tcp, len, pseudo_header(src, dst, IPPROTO_TCP_NUM, len)));
 }
 
+static inline void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+
+static uint64_t sum64(uint64_t v) { return (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff); }
+
+/* RFC 8200 §8.1: source, destination, upper-layer length (32 bits) and next header. */
+static uint64_t pseudo_header6(const struct fast_seg *s, uint8_t proto, size_t len)
+{
+    return sum64(s->src6_hi) + sum64(s->src6_lo) + sum64(s->dst6_hi) + sum64(s->dst6_lo) + (len >> 16) +
+           (len & 0xffff) + proto;
+}
+
+uint16_t fast_checksum6(const struct fast_seg *hdr, uint8_t proto, const char *buf, size_t len)
+{
+    return fold(sum_words((const uint8_t *)buf, len, pseudo_header6(hdr, proto, len)));
+}
+
 static int parse_options(const uint8_t *p, size_t len, struct fast_seg *s)
 {
     size_t i = 0;
@@ -141,10 +164,74 @@ static int parse_options(const uint8_t *p, size_t len, struct fast_seg *s)
     return FAST_OK;
 }
 
+/* The TCP header at t (tlen bytes up to the end of the IP payload), checksum already verified. */
+static int parse_tcp(const uint8_t *t, size_t tlen, size_t ip_hdr, struct fast_seg *s)
+{
+    size_t doff = (size_t)(t[12] >> 4) * 4;
+    s->sport = get16(t);
+    s->dport = get16(t + 2);
+    s->seq = get32(t + 4);
+    s->ack = get32(t + 8);
+    s->flags = t[13];
+    s->window = get16(t + 14);
+    s->urgent = get16(t + 18);
+    s->doff_bytes = (uint8_t)doff;
+    s->payload_off = (uint32_t)(ip_hdr + doff);
+    s->payload_len = (uint32_t)(tlen - doff);
+    return parse_options(t + TCP_HDR_LEN, doff - TCP_HDR_LEN, s);
+}
+
+/* Length and data offset checks shared by both IP versions. */
+static int check_tcp_lengths(const uint8_t *t, size_t tlen)
+{
+    if (tlen < TCP_HDR_LEN)
+        return FAST_TCP_TOO_SHORT;
+    size_t doff = (size_t)(t[12] >> 4) * 4;
+    if (doff < TCP_HDR_LEN || doff > tlen)
+        return FAST_BAD_TCP_OFFSET;
+    return FAST_OK;
+}
+
+/* RFC 8200 §3: the fixed header. Extension headers are left to the caller (proto is the first next
+ * header); bytes beyond 40 + payload length are link padding, as beyond an IPv4 total length. */
+static int parse_ipv6(const uint8_t *p, size_t len, struct fast_seg *s)
+{
+    if (len < IP6_HDR_LEN)
+        return FAST_TOO_SHORT;
+    size_t plen = get16(p + 4);
+    if (IP6_HDR_LEN + plen > len)
+        return FAST_BAD_TOTAL_LENGTH;
+    uint32_t first = get32(p);
+    s->version = 6;
+    s->tos = (uint8_t)(first >> 20);
+    s->flow = first & 0xfffff;
+    s->total_len = (uint16_t)(plen < 0xffff - IP6_HDR_LEN ? IP6_HDR_LEN + plen : 0xffff);
+    s->proto = p[6];
+    s->ttl = p[7];
+    s->src6_hi = get64(p + 8);
+    s->src6_lo = get64(p + 16);
+    s->dst6_hi = get64(p + 24);
+    s->dst6_lo = get64(p + 32);
+    s->ihl_bytes = IP6_HDR_LEN;
+    s->payload_off = IP6_HDR_LEN;
+    s->payload_len = (uint32_t)plen;
+    if (s->proto != IPPROTO_TCP_NUM)
+        return FAST_OK;
+    const uint8_t *t = p + IP6_HDR_LEN;
+    int rc = check_tcp_lengths(t, plen);
+    if (rc)
+        return rc;
+    if (fast_checksum6(s, IPPROTO_TCP_NUM, (const char *)t, plen) != 0)
+        return FAST_BAD_TCP_CHECKSUM;
+    return parse_tcp(t, plen, IP6_HDR_LEN, s);
+}
+
 int fast_parse(const char *cbuf, size_t len, struct fast_seg *s)
 {
     const uint8_t *p = (const uint8_t *)cbuf;
     memset(s, 0, sizeof(*s));
+    if (len >= 1 && (p[0] >> 4) == 6)
+        return parse_ipv6(p, len, s);
     if (len < IP_HDR_LEN)
         return FAST_TOO_SHORT;
     if ((p[0] >> 4) != 4)
@@ -158,6 +245,7 @@ int fast_parse(const char *cbuf, size_t len, struct fast_seg *s)
     if (fold(sum_words(p, ihl, 0)) != 0)
         return FAST_BAD_IP_CHECKSUM;
     uint16_t frag = get16(p + 6);
+    s->version = 4;
     s->tos = p[1];
     s->total_len = (uint16_t)total;
     s->ident = get16(p + 4);
@@ -178,24 +266,12 @@ int fast_parse(const char *cbuf, size_t len, struct fast_seg *s)
 
     const uint8_t *t = p + ihl;
     size_t tlen = total - ihl;
-    if (tlen < TCP_HDR_LEN)
-        return FAST_TCP_TOO_SHORT;
-    size_t doff = (size_t)(t[12] >> 4) * 4;
-    if (doff < TCP_HDR_LEN || doff > tlen)
-        return FAST_BAD_TCP_OFFSET;
+    int rc = check_tcp_lengths(t, tlen);
+    if (rc)
+        return rc;
     if (fast_tcp_checksum(s->src, s->dst, (const char *)t, tlen) != 0)
         return FAST_BAD_TCP_CHECKSUM;
-    s->sport = get16(t);
-    s->dport = get16(t + 2);
-    s->seq = get32(t + 4);
-    s->ack = get32(t + 8);
-    s->flags = t[13];
-    s->window = get16(t + 14);
-    s->urgent = get16(t + 18);
-    s->doff_bytes = (uint8_t)doff;
-    s->payload_off = (uint32_t)(ihl + doff);
-    s->payload_len = (uint32_t)(tlen - doff);
-    return parse_options(t + TCP_HDR_LEN, doff - TCP_HDR_LEN, s);
+    return parse_tcp(t, tlen, ihl, s);
 }
 
 static void write_ipv4_header(uint8_t *p, size_t total, uint32_t src, uint32_t dst, uint8_t proto,
@@ -212,6 +288,19 @@ static void write_ipv4_header(uint8_t *p, size_t total, uint32_t src, uint32_t d
     put32(p + 12, src);
     put32(p + 16, dst);
     put16(p + 10, fold(sum_words(p, IP_HDR_LEN, 0)));
+}
+
+/* RFC 8200 §3: version 6, traffic class, flow label, payload length, next header, hop limit. */
+static void write_ipv6_header(uint8_t *p, size_t plen, const struct fast_seg *s, uint8_t proto)
+{
+    put32(p, (6u << 28) | ((uint32_t)s->tos << 20) | (s->flow & 0xfffff));
+    put16(p + 4, (uint16_t)plen);
+    p[6] = proto;
+    p[7] = s->ttl;
+    put64(p + 8, s->src6_hi);
+    put64(p + 16, s->src6_lo);
+    put64(p + 24, s->dst6_hi);
+    put64(p + 32, s->dst6_lo);
 }
 
 /* Options in Linux's layout; returns their length (a multiple of 4). */
@@ -263,12 +352,17 @@ int fast_build_tcp(char *cbuf, size_t cap, const struct fast_seg *s, const char 
     uint8_t opts[40];
     size_t olen = write_options(opts, s);
     size_t tlen = TCP_HDR_LEN + olen + plen;
-    size_t total = IP_HDR_LEN + tlen;
-    if (total > cap || total > 0xffff)
+    int v6 = s->version == 6;
+    size_t ip_hdr = v6 ? IP6_HDR_LEN : IP_HDR_LEN;
+    size_t total = ip_hdr + tlen;
+    if (total > cap || (v6 ? tlen : total) > 0xffff)
         return -1;
     uint8_t *p = (uint8_t *)cbuf;
-    write_ipv4_header(p, total, s->src, s->dst, IPPROTO_TCP_NUM, s->ttl, s->ident, s->tos);
-    uint8_t *t = p + IP_HDR_LEN;
+    if (v6)
+        write_ipv6_header(p, tlen, s, IPPROTO_TCP_NUM);
+    else
+        write_ipv4_header(p, total, s->src, s->dst, IPPROTO_TCP_NUM, s->ttl, s->ident, s->tos);
+    uint8_t *t = p + ip_hdr;
     put16(t, s->sport);
     put16(t + 2, s->dport);
     put32(t + 4, s->seq);
@@ -281,7 +375,23 @@ int fast_build_tcp(char *cbuf, size_t cap, const struct fast_seg *s, const char 
     memcpy(t + TCP_HDR_LEN, opts, olen);
     if (plen)
         memcpy(t + TCP_HDR_LEN + olen, payload, plen);
-    put16(t + 16, fast_tcp_checksum(s->src, s->dst, (const char *)t, tlen));
+    uint16_t csum = v6 ? fast_checksum6(s, IPPROTO_TCP_NUM, (const char *)t, tlen)
+                       : fast_tcp_checksum(s->src, s->dst, (const char *)t, tlen);
+    put16(t + 16, csum);
+    return (int)total;
+}
+
+/* An IPv6 packet around an upper-layer payload already complete (checksum included): hdr gives the
+ * addresses, hop limit (ttl), traffic class (tos), flow label and next header (proto). */
+int fast_build_ipv6(char *cbuf, size_t cap, const struct fast_seg *hdr, const char *payload, size_t plen)
+{
+    size_t total = IP6_HDR_LEN + plen;
+    if (total > cap || plen > 0xffff)
+        return -1;
+    uint8_t *p = (uint8_t *)cbuf;
+    write_ipv6_header(p, plen, hdr, hdr->proto);
+    if (plen)
+        memcpy(p + IP6_HDR_LEN, payload, plen);
     return (int)total;
 }
 

@@ -1,4 +1,4 @@
-/* tcpstack C fast path: Internet checksums, IPv4+TCP parse/build, batched fd I/O. */
+/* tcpstack C fast path: Internet checksums, IPv4+TCP and IPv6+TCP parse/build, batched fd I/O. */
 #ifndef TCPSTACK_FAST_H
 #define TCPSTACK_FAST_H
 
@@ -9,10 +9,10 @@
  * rejection. The others are mirrored by stack.wire.reasons.DropReason. */
 enum fast_reason {
     FAST_OK = 0,
-    FAST_TOO_SHORT = 1,        /* shorter than an IPv4 header */
-    FAST_BAD_VERSION = 2,      /* not IPv4 */
+    FAST_TOO_SHORT = 1,        /* shorter than an IPv4 (IPv6) header */
+    FAST_BAD_VERSION = 2,      /* neither IPv4 nor IPv6 */
     FAST_BAD_IHL = 3,          /* IHL < 5 or header longer than the packet */
-    FAST_BAD_TOTAL_LENGTH = 4, /* total length < IHL or > bytes received */
+    FAST_BAD_TOTAL_LENGTH = 4, /* total length < IHL or > bytes received (IPv6: 40 + payload length) */
     FAST_BAD_IP_CHECKSUM = 5,
     FAST_FRAGMENT = 6,         /* not a rejection: MF set or offset != 0; the IP fields (frag_off,
                                   more_frags) are filled and the payload goes to reassembly */
@@ -24,10 +24,19 @@ enum fast_reason {
 
 #define FAST_MAX_SACK 4
 
-/* A whole IPv4(+TCP) packet, flattened. Addresses and numbers are in host byte order. */
+/* A whole IPv4 or IPv6 (+TCP) packet, flattened. Addresses and numbers are in host byte order.
+ * IPv4 uses src/dst; IPv6 the 64-bit halves src6_hi..dst6_lo, with ttl the hop limit, tos the traffic
+ * class, proto the next header, ihl_bytes 40 and ident 0. The IPv6 parser does not walk extension
+ * headers: a packet whose next header is not TCP is returned whole for the caller to walk. */
 struct fast_seg {
     uint32_t src;
     uint32_t dst;
+    uint8_t version; /* 4 or 6 */
+    uint32_t flow;   /* IPv6 flow label, 20 bits (RFC 6437) */
+    uint64_t src6_hi;
+    uint64_t src6_lo;
+    uint64_t dst6_hi;
+    uint64_t dst6_lo;
     uint16_t ident;
     uint16_t total_len;
     uint8_t ttl;
@@ -65,6 +74,8 @@ int fast_parse(const char *buf, size_t len, struct fast_seg *out);
 int fast_build_tcp(char *buf, size_t cap, const struct fast_seg *seg, const char *payload, size_t plen);
 int fast_build_ipv4(char *buf, size_t cap, uint32_t src, uint32_t dst, uint8_t proto, uint8_t ttl,
                     uint16_t ident, const char *payload, size_t plen);
+int fast_build_ipv6(char *buf, size_t cap, const struct fast_seg *hdr, const char *payload, size_t plen);
+uint16_t fast_checksum6(const struct fast_seg *hdr, uint8_t proto, const char *buf, size_t len);
 int fast_read_batch(int fd, char *buf, size_t slot, int max_packets, uint32_t *lens);
 int fast_write_batch(int fd, const char *buf, const uint32_t *lens, int n);
 

@@ -1,15 +1,19 @@
-"""Raw IPv4 packets <-> parsed values, via the C fast path (`stack._fast`, built by native/build_fast.py)."""
+"""Raw IPv4 and IPv6 packets <-> parsed values, via the C fast path (`stack._fast`, built by
+native/build_fast.py). Addresses are the ints of stack/wire/addr.py (IPv6 ones carry bit 128)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from stack._fast import ffi, lib
+from stack.wire.addr import MAX4, V6
 from stack.wire.reasons import DropReason
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
 
 PROTO_ICMP = 1
 PROTO_TCP = 6
+PROTO_ICMPV6 = 58
+_M64 = (1 << 64) - 1
 _MAX_PACKET = 65535
 _FRAGMENT = lib.FAST_FRAGMENT  # not a rejection: the IP fields are filled, the payload awaits reassembly
 _FLAGS = [Flags(i) for i in range(256)]  # IntFlag construction is slow; decode indexes this table
@@ -26,7 +30,9 @@ class TcpPacket:
 @dataclass(frozen=True, slots=True)
 class IpPacket:
     """A valid IPv4 packet of another protocol (ICMP, UDP, ...), or a fragment of any protocol
-    (`is_fragment`: its payload is a piece of a datagram for stack/fragments.py to reassemble)."""
+    (`is_fragment`: its payload is a piece of a datagram for stack/fragments.py to reassemble).
+    For IPv6 (src > MAX4): `header` is the 40-byte fixed header, `proto` its next header (maybe an
+    extension header, for stack/ip6.py to walk), `ttl` the hop limit, `ident` 0, never `is_fragment`."""
 
     src: int
     dst: int
@@ -50,6 +56,7 @@ class Rejected:
 
 _parsed = ffi.new("struct fast_seg *")
 _built = ffi.new("struct fast_seg *")
+_header6 = ffi.new("struct fast_seg *")  # addresses etc. for encode_ipv6 and checksum6
 _out = ffi.new("char[]", _MAX_PACKET)
 _out_buf = ffi.buffer(_out)
 
@@ -64,10 +71,16 @@ def decode(buf: bytes) -> TcpPacket | IpPacket | Rejected:
             payload = buf[s.payload_off : end]
             return IpPacket(s.src, s.dst, s.proto, s.ttl, s.ident, header, payload, s.frag_off, bool(s.more_frags))
         return Rejected(DropReason(rc))
+    if s.version == 6:
+        src = V6 | s.src6_hi << 64 | s.src6_lo
+        dst = V6 | s.dst6_hi << 64 | s.dst6_lo
+    else:
+        src = s.src
+        dst = s.dst
     off = s.payload_off
     end = off + s.payload_len
     if s.proto != PROTO_TCP:
-        return IpPacket(s.src, s.dst, s.proto, s.ttl, s.ident, buf[: s.ihl_bytes], buf[off:end])
+        return IpPacket(src, dst, s.proto, s.ttl, s.ident, buf[: s.ihl_bytes], buf[off:end])
     if s.has_mss or s.has_wscale or s.sack_permitted or s.has_ts or s.sack_count:
         sack = s.sack
         options = TcpOptions(
@@ -80,13 +93,27 @@ def decode(buf: bytes) -> TcpPacket | IpPacket | Rejected:
     else:
         options = NO_OPTIONS
     seg = Segment(s.sport, s.dport, s.seq, s.ack, _FLAGS[s.flags], s.window, buf[off:end], options, s.urgent, s.tos & 3)
-    return TcpPacket(s.src, s.dst, s.ttl, seg)
+    return TcpPacket(src, dst, s.ttl, seg)
 
 
-def encode_tcp(src: int, dst: int, seg: Segment, ttl: int = 64, ident: int = 0) -> bytes:
+def _set_addresses6(b, src: int, dst: int) -> None:
+    b.src6_hi = (src >> 64) & _M64
+    b.src6_lo = src & _M64
+    b.dst6_hi = (dst >> 64) & _M64
+    b.dst6_lo = dst & _M64
+
+
+def encode_tcp(src: int, dst: int, seg: Segment, ttl: int = 64, ident: int = 0, flow: int = 0) -> bytes:
+    """One TCP segment in an IPv4 packet, or an IPv6 one (with `flow` as its flow label) when dst is IPv6."""
     b = _built
-    b.src = src
-    b.dst = dst
+    if dst > MAX4:
+        b.version = 6
+        _set_addresses6(b, src, dst)
+        b.flow = flow
+    else:
+        b.version = 4
+        b.src = src
+        b.dst = dst
     b.ttl = ttl
     b.ident = ident
     b.sport = seg.src_port
@@ -125,3 +152,23 @@ def encode_ipv4(src: int, dst: int, proto: int, payload: bytes, ttl: int = 64, i
     if n < 0:
         raise ValueError(f"payload too large for one IPv4 packet: {len(payload)} bytes")
     return _out_buf[:n]
+
+
+def encode_ipv6(src: int, dst: int, next_header: int, payload: bytes, hop_limit: int = 64, flow: int = 0) -> bytes:
+    """An IPv6 packet around a complete upper-layer payload (its checksum already filled in)."""
+    b = _header6
+    _set_addresses6(b, src, dst)
+    b.proto = next_header
+    b.ttl = hop_limit
+    b.flow = flow
+    n = lib.fast_build_ipv6(_out, _MAX_PACKET, b, payload, len(payload))
+    if n < 0:
+        raise ValueError(f"payload too large for one IPv6 packet: {len(payload)} bytes")
+    return _out_buf[:n]
+
+
+def checksum6(src: int, dst: int, next_header: int, data: bytes) -> int:
+    """The Internet checksum of `data` under the IPv6 pseudo-header (RFC 8200 §8.1); 0 over a valid message."""
+    b = _header6
+    _set_addresses6(b, src, dst)
+    return lib.fast_checksum6(b, next_header, data, len(data))

@@ -1,9 +1,9 @@
 /* libFuzzer target for the C fast path (native/fast.c), built by test_libfuzzer.py with
  * -fsanitize=fuzzer,address,undefined.
  *
- * Each input is one raw IPv4 packet. It goes through fast_parse twice: as it is (the checksum and
- * header checks) and with both checksums made valid (so mutations reach the TCP header and option
- * parser instead of dying at the IP checksum). Whatever parses as TCP must survive the round trip
+ * Each input is one raw IPv4 or IPv6 packet. It goes through fast_parse twice: as it is (the checksum
+ * and header checks) and with the checksums made valid (so mutations reach the TCP header and option
+ * parser instead of dying at a checksum). Whatever parses as TCP must survive the round trip
  * fast_build_tcp -> fast_parse with every field the builder writes unchanged. The checksum code is
  * compared against a plain RFC 1071 sum, and the RFC 1624 incremental update against a recompute.
  * A mismatch calls abort(), which libFuzzer reports as a crash with the input saved. */
@@ -48,9 +48,28 @@ static uint16_t reference_checksum(const uint8_t *p, size_t len, uint32_t initia
     return (uint16_t)~acc;
 }
 
+/* IPv6: the TCP checksum over the pseudo-header of RFC 8200 §8.1, if the lengths allow it. */
+static void fix_checksum6(uint8_t *p, size_t len)
+{
+    if (len < 40 || p[6] != 6)
+        return;
+    size_t plen = rd16(p + 4);
+    if (40 + plen > len || plen < 20)
+        return;
+    struct fast_seg hdr;
+    CHECK(fast_parse((const char *)p, len, &hdr) != FAST_TOO_SHORT); /* only for the addresses */
+    uint8_t *t = p + 40;
+    wr16(t + 16, 0);
+    wr16(t + 16, fast_checksum6(&hdr, 6, (const char *)t, plen));
+}
+
 /* Make the IP header checksum and, for TCP, the TCP checksum valid, if the lengths allow it. */
 static void fix_checksums(uint8_t *p, size_t len)
 {
+    if (len >= 1 && p[0] >> 4 == 6) {
+        fix_checksum6(p, len);
+        return;
+    }
     if (len < 20)
         return;
     size_t ihl = (size_t)(p[0] & 0x0f) * 4;
@@ -75,8 +94,9 @@ static void check_round_trip(const uint8_t *packet, const struct fast_seg *in)
     size_t plen = in->payload_len;
     const char *payload = (const char *)packet + in->payload_off;
     int n = fast_build_tcp((char *)rebuilt, sizeof(rebuilt), &seg, payload, plen);
+    size_t ip_hdr = in->version == 6 ? 40 : 20;
     if (n < 0) { /* only a packet whose options grow past 65535 bytes may not fit */
-        CHECK(20 + 20 + 40 + plen > MAX_PACKET);
+        CHECK(ip_hdr + 20 + 40 + plen > MAX_PACKET);
         return;
     }
     /* one byte less room than needed must be refused; exactly enough (on the heap, so ASan would
@@ -91,7 +111,9 @@ static void check_round_trip(const uint8_t *packet, const struct fast_seg *in)
     struct fast_seg out;
     CHECK(fast_parse((const char *)rebuilt, (size_t)n, &out) == FAST_OK);
     CHECK(out.proto == 6 && out.src == in->src && out.dst == in->dst && out.ttl == in->ttl);
-    CHECK(out.ident == in->ident && out.total_len == n && out.ihl_bytes == 20);
+    CHECK(out.ident == in->ident && out.total_len == n && out.ihl_bytes == ip_hdr && out.version == in->version);
+    CHECK(out.src6_hi == in->src6_hi && out.src6_lo == in->src6_lo && out.dst6_hi == in->dst6_hi);
+    CHECK(out.dst6_lo == in->dst6_lo && out.flow == in->flow && out.tos == in->tos);
     CHECK(out.sport == in->sport && out.dport == in->dport && out.seq == in->seq && out.ack == in->ack);
     CHECK(out.flags == in->flags && out.window == in->window && out.urgent == in->urgent);
     CHECK(out.payload_len == plen && memcmp(rebuilt + out.payload_off, payload, plen) == 0);
@@ -120,7 +142,9 @@ static void check_parse(const uint8_t *p, size_t len)
     CHECK(rc >= FAST_OK && rc <= FAST_BAD_OPTION);
     if (rc != FAST_OK)
         return;
+    CHECK(seg.version == 4 || seg.version == 6);
     CHECK(seg.ihl_bytes >= 20 && seg.total_len <= len && seg.total_len >= seg.ihl_bytes);
+    CHECK(seg.version == 4 || (seg.ihl_bytes == 40 && seg.flow <= 0xfffff && seg.src == 0 && seg.ident == 0));
     CHECK((size_t)seg.payload_off + seg.payload_len == seg.total_len); /* payload inside the packet */
     if (seg.proto != 6)
         return;
@@ -170,6 +194,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(n == (int)size + 20);
         struct fast_seg seg;
         CHECK(fast_parse((const char *)rebuilt, (size_t)n, &seg) == FAST_OK && seg.proto == proto);
+        CHECK(seg.payload_len == size && memcmp(rebuilt + seg.payload_off, data, size) == 0);
+    }
+    /* fast_build_ipv6 likewise, with the input's first bytes as the header fields */
+    if (size >= 1 && size <= MAX_PACKET - 40) {
+        struct fast_seg hdr;
+        memset(&hdr, 0, sizeof(hdr));
+        hdr.src6_hi = 0xfd3dfa7bd17d0000ull;
+        hdr.src6_lo = 1;
+        hdr.dst6_hi = 0xfd3dfa7bd17d0000ull;
+        hdr.dst6_lo = data[0];
+        hdr.proto = data[0] == 6 ? 17 : data[0];
+        hdr.ttl = data[size - 1];
+        hdr.tos = data[size / 2];
+        hdr.flow = (uint32_t)size * 2654435761u;
+        int n = fast_build_ipv6((char *)rebuilt, sizeof(rebuilt), &hdr, (const char *)data, size);
+        CHECK(n == (int)size + 40);
+        CHECK(fast_build_ipv6((char *)rebuilt, (size_t)n - 1, &hdr, (const char *)data, size) == -1);
+        struct fast_seg seg;
+        CHECK(fast_parse((const char *)rebuilt, (size_t)n, &seg) == FAST_OK && seg.version == 6);
+        CHECK(seg.proto == hdr.proto && seg.ttl == hdr.ttl && seg.tos == hdr.tos && seg.flow == (hdr.flow & 0xfffff));
+        CHECK(seg.src6_hi == hdr.src6_hi && seg.src6_lo == 1 && seg.dst6_lo == hdr.dst6_lo);
         CHECK(seg.payload_len == size && memcmp(rebuilt + seg.payload_off, data, size) == 0);
     }
     return 0;

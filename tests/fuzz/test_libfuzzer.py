@@ -1,9 +1,9 @@
 """Coverage-guided fuzzing of the C fast path (native/fast.c) with libFuzzer, ASan and UBSan, on a fixed budget.
 
-The seed corpus is generated here from valid packets (the codec's own output and scapy-built packets
-with IP options and odd TCP options); libFuzzer mutates it under fuzz_fast.c, whose checks are described
-there. A crash, a sanitizer report or a failed round trip fails the test with the saved input.
-TCPSTACK_FUZZ_RUNS raises the budget for a longer local run.
+The seed corpus is generated here from valid packets (the codec's own output in both IP versions and
+scapy-built packets with IP options, IPv6 extension headers and odd TCP options); libFuzzer mutates
+it under fuzz_fast.c, whose checks are described there. A crash, a sanitizer report or a failed round
+trip fails the test with the saved input. TCPSTACK_FUZZ_RUNS raises the budget for a longer local run.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from stack.wire.codec import PROTO_ICMP, Rejected, decode, encode_ipv4, encode_tcp
+from stack.wire import addr
+from stack.wire.codec import PROTO_ICMP, PROTO_ICMPV6, Rejected, decode, encode_ipv4, encode_ipv6, encode_tcp
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 RUNS = int(os.environ.get("TCPSTACK_FUZZ_RUNS", "2000000"))
 MAX_SECONDS = 120  # a ceiling only; on this 2-core machine 2,000,000 runs take about 6 s
 SRC, DST = 0x0A070001, 0x0A070002
+SRC6, DST6 = addr.parse("fd3d:fa7b:d17d::2"), addr.parse("fd3d:fa7b:d17d::1")
 
 F = Flags
 
@@ -40,12 +42,15 @@ def _tcp(flags: Flags, payload: bytes = b"", options: TcpOptions = NO_OPTIONS, *
         options,
         fields.get("urgent", 0),
     )
+    if fields.get("v6"):
+        return encode_tcp(SRC6, DST6, seg, ttl=fields.get("ttl", 64), flow=fields.get("flow", 0))
     return encode_tcp(SRC, DST, seg, ttl=fields.get("ttl", 64), ident=fields.get("ident", 0))
 
 
 def _scapy_packets() -> list[bytes]:
     """Layouts our encoder never writes: IP options, EOL, unknown kinds, unaligned option lists."""
     from scapy.layers.inet import IP, TCP, IPOption_NOP, IPOption_RR
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 
     ip = IP(src="10.7.0.1", dst="10.7.0.2")
     return [
@@ -58,6 +63,9 @@ def _scapy_packets() -> list[bytes]:
         bytes(ip / TCP(flags="A", options=[(30, b"\x01\x02\x03"), ("Timestamp", (1, 0))]) / b"x"),
         bytes(ip / TCP(flags="A", options=[("SAck", (1, 2, 3, 4, 5, 6))])),
         bytes(ip / TCP(flags="FA", urgptr=3, options=[("NOP", None)] * 7) / b"fin"),
+        bytes(IPv6(src="fd3d::2", dst="fd3d::1", fl=0xABCDE) / TCP(flags="S", options=[("MSS", 1220), ("EOL", None)])),
+        bytes(IPv6(src="fd3d::2", dst="fd3d::1") / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / TCP(flags="A")),
+        bytes(IPv6(src="fd3d::2", dst="fd3d::1") / IPv6ExtHdrFragment(m=1, id=9) / TCP(flags="PA") / b"piece"),
     ]
 
 
@@ -78,6 +86,10 @@ def seed_packets() -> list[bytes]:
         _tcp(Flags(0xFF), b"\0", ttl=1, ident=0xFFFF),
         encode_ipv4(SRC, DST, PROTO_ICMP, echo),
         encode_ipv4(SRC, DST, 17, b"\x00\x35\x00\x35\x00\x0c\x00\x00abcd"),
+        _tcp(F.SYN, options=full_syn, v6=1, flow=0x12345),
+        _tcp(F.ACK | F.PSH, b"GET / HTTP/1.1\r\n\r\n", TcpOptions(timestamps=(5, 6), sack_blocks=sack4[:3]), v6=1),
+        _tcp(F.FIN | F.ACK, b"bye", urgent=2, v6=1, ttl=255),
+        encode_ipv6(SRC6, DST6, PROTO_ICMPV6, bytes([128, 0, 0, 0, 0, 1, 0, 0])),
     ]
     return packets + _scapy_packets()
 

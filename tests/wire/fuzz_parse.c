@@ -20,7 +20,7 @@ int main(int argc, char **argv)
 {
     long rounds = argc > 1 ? atol(argv[1]) : 300000;
     struct fast_seg seg;
-    char valid[1600], buf[1600], out[70000];
+    char valid[1600], valid6[1600], buf[1600], out[70000];
     memset(&seg, 0, sizeof(seg));
     seg.src = 0x0a000001;
     seg.dst = 0x0a000002;
@@ -35,6 +35,14 @@ int main(int argc, char **argv)
     int valid_len = fast_build_tcp(valid, sizeof(valid), &seg, "payload", 7);
     if (valid_len <= 0)
         return 2;
+    seg.version = 6; /* the same segment over IPv6 (RFC 8200), with a flow label */
+    seg.src6_hi = seg.dst6_hi = 0xfd3dfa7bd17d0000ull;
+    seg.src6_lo = 1;
+    seg.dst6_lo = 2;
+    seg.flow = 0xabcde;
+    int valid6_len = fast_build_tcp(valid6, sizeof(valid6), &seg, "payload", 7);
+    if (valid6_len != valid_len + 20)
+        return 2;
     long accepted = 0;
     for (long i = 0; i < rounds; i++) {
         size_t len;
@@ -43,8 +51,9 @@ int main(int argc, char **argv)
             for (size_t k = 0; k < len; k++)
                 buf[k] = (char)next_random();
         } else { /* a valid packet with a few random bytes changed, maybe truncated or extended */
-            memcpy(buf, valid, (size_t)valid_len);
-            len = (size_t)valid_len;
+            int v6 = i % 4 == 0;
+            memcpy(buf, v6 ? valid6 : valid, (size_t)(v6 ? valid6_len : valid_len));
+            len = (size_t)(v6 ? valid6_len : valid_len);
             int flips = 1 + next_random() % 4;
             for (int f = 0; f < flips; f++)
                 buf[next_random() % len] = (char)next_random();

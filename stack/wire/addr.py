@@ -1,0 +1,63 @@
+"""IP addresses inside the stack: plain ints, so that the IPv4 hot path stays an int compare.
+
+An IPv4 address is its 32-bit value (0 .. 2**32-1). An IPv6 address is its 128-bit value with bit 128
+set (`V6 | value`), so the two families never collide (:: is not 0.0.0.0, ::a.b.c.d is not a.b.c.d)
+and the family of any address is `addr > MAX4`. `ipaddress` objects appear only at the edges.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+MAX4 = 0xFFFFFFFF
+V6 = 1 << 128
+_MASK6 = V6 - 1
+ANY4 = 0  # 0.0.0.0: a listener bound to it takes IPv4 only
+ANY6 = V6  # ::, IPv6 only
+ANY = -1  # a listener bound to no address takes both families (asyncio's host=None)
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def is_v6(addr: int) -> bool:
+    return addr > MAX4
+
+
+def from_ipaddress(ip: IpAddress) -> int:
+    return int(ip) if ip.version == 4 else V6 | int(ip)
+
+
+def parse(text: str) -> int:
+    """'10.7.0.2' or 'fd3d:fa7b:d17d::1' (brackets allowed) -> the stack's int; ValueError otherwise."""
+    return from_ipaddress(ipaddress.ip_address(text.strip("[]")))
+
+
+def to_ipaddress(addr: int) -> IpAddress:
+    return ipaddress.IPv6Address(addr & _MASK6) if addr > MAX4 else ipaddress.IPv4Address(addr)
+
+
+def packed(addr: int) -> bytes:
+    """4 bytes for IPv4, 16 for IPv6 (network order)."""
+    return (addr & _MASK6).to_bytes(16, "big") if addr > MAX4 else addr.to_bytes(4, "big")
+
+
+def from_packed6(data: bytes) -> int:
+    return V6 | int.from_bytes(data, "big")
+
+
+def fmt(addr: int) -> str:
+    if addr == ANY:
+        return "*"
+    return str(to_ipaddress(addr))
+
+
+def fmt_endpoint(addr: int, port: int | str) -> str:
+    """'10.7.0.2:80' or '[fd3d::1]:80', as ss and curl write them."""
+    return f"[{fmt(addr)}]:{port}" if addr > MAX4 else f"{fmt(addr)}:{port}"
+
+
+def accepts(bound: int, dst: int) -> bool:
+    """Whether a listener bound to `bound` takes a segment addressed to `dst`."""
+    if bound == ANY or bound == dst:
+        return True
+    return bound == ANY4 and dst <= MAX4 or bound == ANY6 and dst > MAX4
