@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from stack import limits
+from stack import limits, martians
 from stack.aio.clock import TimerResolution
 from stack.aio.streams import ClientConnected, open_connection, start_server
 from stack.aio.transport import TcpTransport
@@ -86,9 +86,11 @@ class Stack:
         config: TcpConfig | None = None,
         trace: Callable[[str], None] | None = None,
         event_log: EventLog | None = None,
+        network: str | None = None,
     ) -> None:
         self.device = device
         self.addr = _ip(addr)
+        self.sources = martians.SourceCheck(self.addr, network)  # `network`: the kernel side's prefix, e.g. 10.7.0.1/24
         mss = device.mtu - 40
         self._loop = asyncio.get_running_loop()
         self.resolution = TimerResolution.of(self._loop)
@@ -148,7 +150,7 @@ class Stack:
             config = TcpConfig(mss=mtu - 40)
         elif config.mss > mtu - 40:
             config = replace(config, mss=mtu - 40)
-        return cls(device, addr, config=config, trace=trace, event_log=event_log)
+        return cls(device, addr, config=config, trace=trace, event_log=event_log, network=peer)
 
     @staticmethod
     def now() -> float:
@@ -231,7 +233,7 @@ class Stack:
         )
         totals["CurrConnections"] = len(self.demux.connections)  # against --max-connections
         totals["CurrTimeWait"] = len(self.demux.time_wait)  # against --max-time-wait
-        for name in limits.COUNTERS:  # shown at 0 too: each bound and what counts it being hit
+        for name in (*limits.COUNTERS, *martians.COUNTERS):  # shown at 0 too: what each bound or check drops
             totals[name] += 0
         for name in ("TimerWakeups", "TimerWakeupsEmpty"):  # the loop timer: every wake-up, and those for nothing
             totals[name] += 0
@@ -269,12 +271,18 @@ class Stack:
         now = self.now()
         counters = self.counters
         log = self.event_log
+        checked = -1  # the last source found not martian: a batch mostly comes from one peer
         for raw in packets:
             pkt = decode(raw)
             if type(pkt) is TcpPacket:
                 if pkt.dst != self.addr:
                     counters["InAddrErrors"] += 1
                     continue
+                if pkt.src != checked:
+                    if self.sources.martian(pkt.src):
+                        self._martian(pkt.src)
+                        continue
+                    checked = pkt.src
                 seg = pkt.segment
                 if log is not None:
                     known = self.demux.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
@@ -298,12 +306,22 @@ class Stack:
                 if pkt.dst != self.addr:
                     counters["InAddrErrors"] += 1
                     continue
+                if pkt.src != checked:
+                    if self.sources.martian(pkt.src):
+                        self._martian(pkt.src)
+                        continue
+                    checked = pkt.src
                 conn, reply = self.ip.receive(pkt, now)
                 if conn is not None:
                     self._dirty.add(conn)
                 if reply is not None:
                     self._out.append(reply)
         self._flush()
+
+    def _martian(self, src: int) -> None:
+        """A packet from a source no host may answer (RFC 1122 §3.2.1.3): dropped silently, counted."""
+        self.counters[martians.TOTAL] += 1
+        self.counters[self.sources.reason(src)] += 1
 
     # ------------------------------------------------------------ output
 
