@@ -20,7 +20,8 @@ from stack.wire.segment import Flags, Segment, flags_str
 from stack.wire.seq import seq_add, seq_gt, seq_lt, seq_sub
 
 if TYPE_CHECKING:
-    from stack.tcp.connection import Connection, Transition
+    from stack.tcp.connection import Connection
+    from stack.tcp.state import Transition
 
 SCHEMA = 1
 EVENTS = ("log", "seg", "cc", "timer", "recovery", "state")
@@ -103,7 +104,7 @@ class EventLog:
 
     def transition(self, conn: Connection, t: Transition) -> None:
         rec = self._record(conn)
-        self._conn_event(rec, "state", **{"from": t.old.linux_name, "to": t.new.linux_name, "reason": t.reason})
+        self._conn_event(rec, "state", **{"from": t.old.linux_name, "to": t.new.linux_name, "reason": t.event.value})
 
     def after(self, conn: Connection, cause: str) -> None:
         """The stack handed `conn` an input (`segment`, `timer`) or took its output (`output`):

@@ -155,9 +155,10 @@ def test_trace_lines_are_compact_json_whatever_wrote_them():
 def test_trace_syn_received_records_handshake_segments_state_and_timer():
     """RFC 9293 §3.10.7.2: SYN in, SYN,ACK out, SYN_RECV; the SYN,ACK's retransmission timer is set."""
     tr = Traced()
-    seg_in, state, timer, seg_out = (tr.events()[i] for i in (1, 2, 3, 4))
+    seg_in, opened, state, timer, seg_out = (tr.events()[i] for i in (1, 2, 3, 4, 5))
     assert seg_in == {"t": OFFSET, "ev": "seg", "dir": "in", "local": "10.7.0.2:80", "remote": "10.7.0.1:40000",
                       "seq": IRS, "ack": 0, "len": 0, "flags": "S", "win": 1000, "sack": []}  # fmt: skip
+    assert (opened["from"], opened["to"], opened["reason"]) == ("CLOSE", "LISTEN", "passive open")
     assert (state["from"], state["to"], state["reason"]) == ("LISTEN", "SYN_RECV", "SYN")
     assert (timer["action"], timer["name"], timer["in"]) == ("set", "retransmit", 1.0)  # RFC 6298 (2.1)
     assert (seg_out["dir"], seg_out["flags"], seg_out["seq"], seg_out["ack"]) == ("out", "S.", tr.iss, IRS + 1)
@@ -179,7 +180,7 @@ def test_trace_state_transition_carries_its_cause():
     tr.ack(0, 0.01)
     states = [(e["from"], e["to"], e["reason"]) for e in tr.events("state")]
     assert states[-1][:2] == ("SYN_RECV", "ESTABLISHED")
-    assert states[-1][2] == tr.conn.history[-1].reason
+    assert states[-1][2] == tr.conn.history[-1].event.value
 
 
 def test_trace_cc_written_when_congestion_state_changes():

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Print the TCP state diagram, generated from `stack.tcp.state.TRANSITIONS`, as Graphviz dot or Mermaid.
+"""Print the TCP state diagram, generated from `stack.tcp.state.TRANSITIONS`, as Graphviz dot or Mermaid;
+every edge is labelled with the events that take it.
 
 tools/state_diagram.py            # Graphviz dot on stdout
 tools/state_diagram.py --mermaid  # a Mermaid stateDiagram for the README
@@ -16,21 +17,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stack.tcp.state import TRANSITIONS, State  # noqa: E402
 
 
-def _edges() -> list[tuple[State, State]]:
+def _edges() -> list[tuple[State, State, str]]:
+    """One edge per (old, new) pair, labelled with every event that takes it, in the table's order."""
+    labels: dict[tuple[State, State], list[str]] = {}
+    for (old, event), new in TRANSITIONS.items():
+        labels.setdefault((old, new), []).append(event.value)
     order = list(State)
-    return sorted(TRANSITIONS, key=lambda e: (order.index(e[0]), order.index(e[1])))
+    edges = sorted(labels, key=lambda e: (order.index(e[0]), order.index(e[1])))
+    return [(old, new, ", ".join(labels[old, new])) for old, new in edges]
 
 
 def to_dot() -> str:
     lines = ["digraph tcp {", "  rankdir=TB;", "  node [shape=box, style=rounded];"]
-    lines += [f"  {src.name} -> {dst.name};" for src, dst in _edges()]
+    lines += [f'  {src.name} -> {dst.name} [label="{label}"];' for src, dst, label in _edges()]
     lines.append("}")
     return "\n".join(lines)
 
 
 def to_mermaid() -> str:
     lines = ["stateDiagram-v2", "  [*] --> CLOSED"]
-    lines += [f"  {src.name} --> {dst.name}" for src, dst in _edges()]
+    lines += [f"  {src.name} --> {dst.name} : {label}" for src, dst, label in _edges()]
     return "\n".join(lines)
 
 

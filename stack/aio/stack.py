@@ -24,10 +24,10 @@ from stack.aio.transport import TcpTransport
 from stack.demux import Demux
 from stack.ip import IpLayer
 from stack.tcp.config import TcpConfig
-from stack.tcp.connection import Connection, Transition
+from stack.tcp.connection import Connection
 from stack.tcp.events import Closed, Connected, Reset, TimedOut
 from stack.tcp.listener import Listener
-from stack.tcp.state import State
+from stack.tcp.state import State, Transition
 from stack.wire.codec import IpPacket, Rejected, TcpPacket, decode, encode_tcp
 from stack.wire.reasons import DropReason
 

@@ -157,7 +157,7 @@ class Runner:
         self.port_iss: dict[tuple[int, int], int] = {}  # (local port, remote port) -> our ISN, kept after close
         self.ts_offset: int | None = None  # our real TSval minus the script's
         self.blocked: _Blocked | None = None
-        self.edges: set[tuple[str, str]] = set()  # state transitions the script made the stack take
+        self.taken: set[tuple[str, str]] = set()  # (state, event) pairs the script made the stack take
         self.listeners: set[Listener] = set()
 
     def _sysctls(self, script: Script) -> dict[str, object]:
@@ -275,7 +275,7 @@ class Runner:
 
     def _collect(self) -> None:
         for conn in self._connections():
-            self.edges.update((t.old.name, t.new.name) for t in conn.history)
+            self.taken.update((t.old.name, t.event.name) for t in conn.history)
             for seg in conn.segments_to_send(self.now):
                 if seg.flags & Flags.SYN:
                     self.iss[conn] = seg.seq
@@ -287,7 +287,7 @@ class Runner:
                 self.demux.remove(conn)
         self.listeners.update(self.demux.listeners.values())
         for listener in self.listeners:  # closed ones too: their LISTEN -> CLOSED counts
-            self.edges.update((t.old.name, t.new.name) for t in listener.history)
+            self.taken.update((t.old.name, t.event.name) for t in listener.history)
 
     # ------------------------------------------------------------ inbound packets
 
@@ -328,7 +328,9 @@ class Runner:
             ECN_CODEPOINTS[line.ecn or "noecn"],
         )
         _, rst = self.demux.segment_arrives(REMOTE_IP, LOCAL_IP, seg, self.now)
-        self.demux.replaced.clear()  # a TIME_WAIT incarnation a new SYN ended: nothing to retire here
+        for ended in self.demux.replaced:  # a TIME_WAIT incarnation a new SYN ended: nothing to retire here
+            self.taken.update((t.old.name, t.event.name) for t in ended.history)
+        self.demux.replaced.clear()
         if rst is not None and rst.flags & Flags.SYN:  # a SYN cookie's SYN,ACK: no connection holds its ISN
             self.port_iss[(rst.src_port, rst.dst_port)] = rst.seq
             self.out.append(_Sent(self.now, rst, rst.seq))
@@ -489,7 +491,7 @@ def _script_tsval(layout: Layout, offset: int | None) -> Layout:
 
 
 def run_script(path: str, config: TcpConfig | None = None) -> set[tuple[str, str]]:
-    """Run one .pkt file: returns the state edges it covered; raises ScriptFailure or ScriptSkip."""
+    """Run one .pkt file: returns the (state, event) pairs it covered; raises ScriptFailure or ScriptSkip."""
     runner = Runner(parse_file(path), config)
     runner.run()
-    return runner.edges
+    return runner.taken

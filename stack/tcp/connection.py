@@ -11,11 +11,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from stack.tcp import congestion, timers, user_calls
+from stack.tcp import congestion, events, timers, user_calls
 from stack.tcp.config import TcpConfig
 from stack.tcp.ecn import ECT0, Ecn
-from stack.tcp.errors import LocalProtocolError
-from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
+from stack.tcp.events import Closed, Connected, DataAvailable, PeerClosed, Reset, SendSpace, TimedOut
 from stack.tcp.isn import initial_sequence_number
 from stack.tcp.reassembly import Reassembly
 from stack.tcp.recovery import Recovery
@@ -23,7 +22,7 @@ from stack.tcp.rto import RtoEstimator
 from stack.tcp.scoreboard import SentSegment
 from stack.tcp.segment_arrives import segment_arrives
 from stack.tcp.send_buffer import SendBuffer
-from stack.tcp.state import State, is_legal
+from stack.tcp.state import Event, State, Transition, next_state
 from stack.tcp.tcb import Tcb
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
 from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_lt, seq_sub
@@ -34,17 +33,6 @@ _PERSIST_MAX = 60.0
 _MAX_QUICKACKS = 16  # Linux TCP_MAX_QUICKACKS
 _MIN_SND_MSS = 48  # a floor for a tiny (or hostile) MSS option, as Linux's tcp_min_snd_mss
 _SACK_OPTION_BASE, _SACK_BLOCK_BYTES = 4, 8  # NOP,NOP,kind,length, then a left and right edge per block
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    old: State
-    new: State
-    reason: str
-    time: float
-
-    def __str__(self) -> str:
-        return f"{self.old.linux_name} -> {self.new.linux_name} ({self.reason})"
 
 
 TransitionHook = Callable[["Connection", Transition], None]
@@ -104,7 +92,7 @@ class Connection:
         self.cc = congestion.attach(config.congestion, config.mss, config.initial_window_segments, config.rng)
         self.passive = False  # came from LISTEN (an RST in SYN_RECEIVED returns there)
         self.finished = False  # the TCB may be deleted (CLOSED, or a child back in LISTEN)
-        self._events: deque[Event] = deque()
+        self._events: deque[events.Event] = deque()
         self._out: list[Segment] = []
         # send side
         self.send_buffer = SendBuffer()
@@ -164,7 +152,7 @@ class Connection:
             mss=config.mss, wscale=wscale, sack_permitted=config.sack, timestamps=(0, 0) if config.timestamps else None
         )
         conn._open_receive_window()
-        conn.enter(State.SYN_SENT, "active open", now)
+        conn.enter(Event.ACTIVE_OPEN, now)
         conn._send_syn(now)
         return conn
 
@@ -181,7 +169,7 @@ class Connection:
         """A LISTEN child for an arriving SYN (RFC 9293 §3.10.7.2, third check): send SYN,ACK."""
         conn = cls(config, local, remote, now)
         conn.on_transition = on_transition
-        conn.state = State.LISTEN
+        conn.enter(Event.PASSIVE_OPEN, now)
         conn.passive = True
         tcb = conn.tcb
         tcb.irs = syn.seq
@@ -199,7 +187,7 @@ class Connection:
         )
         conn._update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
         conn._open_receive_window()
-        conn.enter(State.SYN_RECEIVED, "SYN", now)
+        conn.enter(Event.SYN, now)
         conn._send_syn(now)
         return conn
 
@@ -220,7 +208,7 @@ class Connection:
         It waits in SYN_RECEIVED for the caller to pass it the ACK that carried the cookie."""
         conn = cls(config, local, remote, now)
         conn.on_transition = on_transition
-        conn.state = State.LISTEN
+        conn.enter(Event.PASSIVE_OPEN, now)
         conn.passive = True
         conn._ts_offset = ts_offset
         tcb = conn.tcb
@@ -233,7 +221,7 @@ class Connection:
             tcb.rcv_wscale = window_shift_for(config.receive_buffer)
         conn._update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
         conn._open_receive_window()
-        conn.enter(State.SYN_RECEIVED, "SYN cookie", now)
+        conn.enter(Event.SYN_COOKIE, now)
         return conn
 
     def _init_send_sequence(self, iss: int) -> None:
@@ -281,11 +269,10 @@ class Connection:
 
     # ------------------------------------------------------------------ state
 
-    def enter(self, new: State, reason: str, now: float) -> None:
-        """The one place the state changes: checked against TRANSITIONS and recorded."""
-        if not is_legal(self.state, new):
-            raise LocalProtocolError(f"illegal transition {self.state.name} -> {new.name} ({reason})")
-        t = Transition(self.state, new, reason, now)
+    def enter(self, event: Event, now: float) -> None:
+        """The one place the state changes: the new state is looked up in TRANSITIONS and recorded."""
+        new = next_state(self.state, event)
+        t = Transition(self.state, new, event, now)
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED) and new in (State.CLOSED, State.LISTEN):
             self.counters.attempt_fails += 1
         elif self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and new is State.CLOSED:
@@ -300,17 +287,22 @@ class Connection:
             self._events.append(Closed())
         elif new is State.TIME_WAIT:
             self.timers.stop_all()
-            self.timers.start(timers.TIME_WAIT, now + 2 * self.config.msl)  # RFC 9293 §3.4.2
-        elif new is State.LISTEN:
+            self.restart_time_wait(now)
+        elif new is State.LISTEN and t.old is State.SYN_RECEIVED:  # a passive child reset: its TCB goes
             self.timers.stop_all()
             self.finished = True
         elif new is State.ESTABLISHED:
             self._events.append(Connected())
             self.arm_keepalive(now)
             if self._fin_queued:  # CLOSE came in SYN_RECEIVED with data queued (RFC 9293 §3.10.4)
-                self.enter(State.FIN_WAIT_1, "close (queued in SYN_RECEIVED)", now)
+                self.enter(Event.CLOSE, now)
         elif new is State.FIN_WAIT_2 and self._orphaned:
             self.timers.start(timers.FIN_WAIT_2, now + self.config.fin_timeout)
+
+    def restart_time_wait(self, now: float) -> None:
+        """TIME-WAIT lasts 2*MSL from entering it, and again from each retransmitted FIN (RFC 9293 §3.4.2,
+        §3.10.7.4 eighth check)."""
+        self.timers.start(timers.TIME_WAIT, now + 2 * self.config.msl)
 
     # ------------------------------------------------------------------ user calls (§3.10.1-5)
 
@@ -353,7 +345,7 @@ class Connection:
 
     # ------------------------------------------------------------------ outputs
 
-    def next_event(self) -> Event | None:
+    def next_event(self) -> events.Event | None:
         return self._events.popleft() if self._events else None
 
     def next_deadline(self) -> float | None:
@@ -396,8 +388,10 @@ class Connection:
             # PACING: nothing to do here; segments_to_send() sends what the pacing rate now allows
             elif name == timers.KEEPALIVE:
                 self._on_keepalive_timeout(now)
-            elif name in (timers.TIME_WAIT, timers.FIN_WAIT_2):
-                self.enter(State.CLOSED, f"{name} timeout", now)
+            elif name == timers.TIME_WAIT:
+                self.enter(Event.TIME_WAIT_TIMEOUT, now)
+            elif name == timers.FIN_WAIT_2:
+                self.enter(Event.FIN_WAIT_2_TIMEOUT, now)
             if self.state is State.CLOSED:
                 return
 
@@ -419,7 +413,7 @@ class Connection:
         )
         if self._retries >= limit and not probing:
             self._events.append(TimedOut())  # no RST: the peer is presumed gone (Linux tcp_write_err)
-            self.enter(State.CLOSED, "retransmission timeout", now)
+            self.enter(Event.RETRANSMIT_TIMEOUT, now)
             return
         if not probing:
             self._retries += 1
@@ -785,11 +779,12 @@ class Connection:
         self._peer_fin = True
         self._events.append(PeerClosed())
 
-    def _on_reset(self, refused: bool, now: float, reason: str) -> None:
+    def _on_reset(self, refused: bool, now: float) -> None:
+        """A RST (or a hard ICMP error) ends the connection: refused if the handshake had not completed."""
         self._events.append(Reset(refused=refused))
         self.send_buffer.clear()
         self.recovery.reset()
-        self.enter(State.CLOSED, reason, now)
+        self.enter(Event.REFUSED if refused else Event.RST, now)
 
     def _on_ack_advanced(self, ack: int, now: float) -> None:
         """SND.UNA < SEG.ACK <= SND.MAX (§3.10.7.4 fifth check): free acknowledged data."""
@@ -884,7 +879,7 @@ class Connection:
         if self._keepalive_probes >= self.config.keepalive_count:
             self._events.append(TimedOut())
             self._emit_rst(self.acceptable_seq())  # as Linux (tcp_keepalive_timer): the peer may still be there
-            self.enter(State.CLOSED, "keepalive timeout", now)
+            self.enter(Event.KEEPALIVE_TIMEOUT, now)
             return
         # a probe carries SEG.SEQ = SND.NXT - 1 so that the peer must answer with an ACK
         self._emit(Flags.ACK, seq_add(tcb.snd_una, -1))

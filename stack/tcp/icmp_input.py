@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from stack.tcp.state import State
+from stack.tcp.state import Event, State
 from stack.wire.seq import seq_le
 
 if TYPE_CHECKING:
@@ -45,23 +45,23 @@ TIMESTAMP_OPTION = 12  # NOP,NOP,TS on every segment when timestamps are on
 # RFC 1191 §7: typical MTUs, for routers that do not report the next-hop MTU (the field is 0)
 PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
 
-# Destination unreachable codes -> (errno, hard, name), as Linux's icmp_err_convert.
-_UNREACHABLE: dict[int, tuple[int, bool, str]] = {
-    0: (errno.ENETUNREACH, False, "network unreachable"),
-    1: (errno.EHOSTUNREACH, False, "host unreachable"),
-    2: (errno.ENOPROTOOPT, True, "protocol unreachable"),
-    3: (errno.ECONNREFUSED, True, "port unreachable"),
-    5: (errno.EOPNOTSUPP, False, "source route failed"),
-    6: (errno.ENETUNREACH, True, "network unknown"),
-    7: (errno.EHOSTDOWN, True, "host unknown"),
-    8: (errno.ENONET, True, "source host isolated"),
-    9: (errno.ENETUNREACH, True, "network prohibited"),
-    10: (errno.EHOSTUNREACH, True, "host prohibited"),
-    11: (errno.ENETUNREACH, False, "network unreachable for TOS"),
-    12: (errno.EHOSTUNREACH, False, "host unreachable for TOS"),
-    13: (errno.EHOSTUNREACH, True, "communication prohibited"),
-    14: (errno.EHOSTUNREACH, True, "host precedence violation"),
-    15: (errno.EHOSTUNREACH, True, "precedence cutoff"),
+# Destination unreachable codes -> (errno, hard), as Linux's icmp_err_convert.
+_UNREACHABLE: dict[int, tuple[int, bool]] = {
+    0: (errno.ENETUNREACH, False),  # network unreachable
+    1: (errno.EHOSTUNREACH, False),  # host unreachable
+    2: (errno.ENOPROTOOPT, True),  # protocol unreachable
+    3: (errno.ECONNREFUSED, True),  # port unreachable
+    5: (errno.EOPNOTSUPP, False),  # source route failed
+    6: (errno.ENETUNREACH, True),  # network unknown
+    7: (errno.EHOSTDOWN, True),  # host unknown
+    8: (errno.ENONET, True),  # source host isolated
+    9: (errno.ENETUNREACH, True),  # network prohibited
+    10: (errno.EHOSTUNREACH, True),  # host prohibited
+    11: (errno.ENETUNREACH, False),  # network unreachable for TOS
+    12: (errno.EHOSTUNREACH, False),  # host unreachable for TOS
+    13: (errno.EHOSTUNREACH, True),  # communication prohibited
+    14: (errno.EHOSTUNREACH, True),  # host precedence violation
+    15: (errno.EHOSTUNREACH, True),  # precedence cutoff
 }
 
 
@@ -99,27 +99,27 @@ def icmp_error(conn: Connection, error: IcmpError, now: float) -> Outcome:
     meaning = _meaning(error)
     if meaning is None:
         return Outcome.IGNORED
-    err, hard, name = meaning
+    err, hard = meaning
     if state is State.SYN_RECEIVED and conn.passive:
         if _drops_embryonic(error):
-            conn.enter(State.CLOSED, f"ICMP {name}", now)
+            conn.enter(Event.ICMP, now)
             return Outcome.ABORTED
         return Outcome.IGNORED
     if hard and state in (State.SYN_SENT, State.SYN_RECEIVED):
         conn.soft_error = err
-        conn._on_reset(True, now, f"ICMP {name}")
+        conn._on_reset(True, now)
         return Outcome.ABORTED
     conn.soft_error = err
     return Outcome.SOFT_ERROR
 
 
-def _meaning(error: IcmpError) -> tuple[int, bool, str] | None:
+def _meaning(error: IcmpError) -> tuple[int, bool] | None:
     if error.icmp_type == DEST_UNREACHABLE:
         return _UNREACHABLE.get(error.code)
     if error.icmp_type == TIME_EXCEEDED:
-        return errno.EHOSTUNREACH, False, "time exceeded"
+        return errno.EHOSTUNREACH, False  # time exceeded
     if error.icmp_type == PARAMETER_PROBLEM:
-        return errno.EPROTO, True, "parameter problem"
+        return errno.EPROTO, True  # parameter problem
     return None  # source quench (RFC 6633) and anything else: no effect on TCP
 
 

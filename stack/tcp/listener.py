@@ -11,10 +11,9 @@ from collections import Counter, deque
 
 from stack.tcp import syncookies
 from stack.tcp.config import TcpConfig
-from stack.tcp.connection import Address, Connection, Transition, TransitionHook, window_shift_for
-from stack.tcp.errors import LocalProtocolError
+from stack.tcp.connection import Address, Connection, TransitionHook, window_shift_for
 from stack.tcp.reset import reset_for
-from stack.tcp.state import State, is_legal
+from stack.tcp.state import Event, State, Transition, next_state
 from stack.wire.segment import Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add
 
@@ -36,7 +35,7 @@ class Listener:
         self.local = local
         self.state = State.CLOSED
         self.history: list[Transition] = []
-        self.enter(State.LISTEN, "passive open", now)
+        self.enter(Event.PASSIVE_OPEN, now)
         self.backlog = config.backlog if backlog is None else backlog
         # children not yet reported established to the owner: half-open ones, and ones whose final ACK
         # (or SYN cookie) arrived but whose Connected event the owner has not seen; it moves them on
@@ -47,17 +46,16 @@ class Listener:
         self._secret = syncookies.new_secret() if cookie_secret is None else cookie_secret
         self._cookie_sent_at: float | None = None  # Linux's last_overflow: ACKs are checked as cookies after it
 
-    def enter(self, new: State, reason: str, now: float) -> None:
-        """The listener's own LISTEN <-> CLOSED changes, checked against the same table as connections."""
-        if not is_legal(self.state, new):
-            raise LocalProtocolError(f"illegal transition {self.state.name} -> {new.name} ({reason})")
-        self.history.append(Transition(self.state, new, reason, now))
+    def enter(self, event: Event, now: float) -> None:
+        """The listener's own CLOSED -> LISTEN -> CLOSED, looked up in the same table as connections'."""
+        new = next_state(self.state, event)
+        self.history.append(Transition(self.state, new, event, now))
         self.state = new
 
     def close(self, now: float) -> None:
         """CLOSE in LISTEN (§3.10.4): the listener is deleted; half-open children are reset by the caller."""
         if self.state is State.LISTEN:
-            self.enter(State.CLOSED, "close", now)
+            self.enter(Event.CLOSE, now)
 
     # ------------------------------------------------------------------ arriving segments
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stack.tcp import timers
 from stack.tcp.ecn import Ecn
 from stack.tcp.reset import reset_for
-from stack.tcp.state import State
+from stack.tcp.state import Event, State
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
@@ -40,7 +39,7 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
         ack_ok = True
     if flags & Flags.RST:  # second: the RST bit
         if ack_ok:
-            conn._on_reset(True, now, "RST in SYN_SENT: refused")
+            conn._on_reset(True, now)
         return
     if not flags & Flags.SYN:  # fourth: neither SYN nor RST: drop
         return
@@ -52,14 +51,14 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
         conn.ecn.ok = conn.config.ecn and Ecn.setup_synack(seg)  # RFC 3168 §6.1.1
         conn._update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
         conn._on_ack_advanced(seg.ack, now)
-        conn.enter(State.ESTABLISHED, "SYN,ACK", now)
+        conn.enter(Event.SYN_ACK, now)
         conn._ack_now = True
         if seg.payload or seg.flags & Flags.FIN:
             _process_text_and_fin(conn, seg, seq_add(seg.seq, 1), seg.payload, now)
     else:  # simultaneous open (§3.10.7.3 fourth check)
         conn.renegotiate_syn_options(seg.options)
         conn._update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
-        conn.enter(State.SYN_RECEIVED, "SYN (simultaneous open)", now)
+        conn.enter(Event.SYN, now)
         conn._send_syn(now, retransmit=True)
 
 
@@ -123,16 +122,16 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             return
         if conn.state is State.SYN_RECEIVED:
             if conn.passive:
-                conn.enter(State.LISTEN, "RST", now)
+                conn.enter(Event.RST, now)
             else:
-                conn._on_reset(True, now, "RST in SYN_RECV: refused")
+                conn._on_reset(True, now)
         elif conn.state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
             if conn.state is State.TIME_WAIT:
                 # TIME-WAIT assassination (RFC 1337): RFC 9293 and Linux (tcp_rfc1337=0) let it happen
                 conn.counters.time_wait_killed += 1
-            conn.enter(State.CLOSED, "RST", now)
+            conn.enter(Event.RST, now)
         else:
-            conn._on_reset(False, now, "RST")
+            conn._on_reset(False, now)
         return
 
     # fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 §4.2)
@@ -156,10 +155,10 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             _process_text_and_fin(conn, seg, seq, seg.payload, now)
     elif conn.state is State.TIME_WAIT and flags & Flags.FIN:
         conn._ack_now = True
-        conn.timers.start(timers.TIME_WAIT, now + 2 * conn.config.msl)
+        conn.restart_time_wait(now)
     # after the FIN check, so that FIN together with the ACK of our FIN goes straight to TIME-WAIT
     if conn.state is State.FIN_WAIT_1 and conn.fin_acked:
-        conn.enter(State.FIN_WAIT_2, "ACK of FIN", now)
+        conn.enter(Event.ACK_OF_FIN, now)
 
 
 def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:
@@ -179,7 +178,7 @@ def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:
         conn.dsack = (seg.seq, end)  # report the duplicate (RFC 2883 §4)
     if conn.state is State.TIME_WAIT and seg.flags & Flags.FIN:
         # a retransmitted FIN: re-ACK it and restart 2*MSL (§3.10.7.4 eighth check)
-        conn.timers.start(timers.TIME_WAIT, now + 2 * conn.config.msl)
+        conn.restart_time_wait(now)
 
 
 def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
@@ -191,7 +190,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         if seq_lt(tcb.snd_una, ack) and seq_le(ack, tcb.snd_max):
             conn._update_send_window(seg.window, seg.seq, ack)
             conn._on_ack_advanced(ack, now)
-            conn.enter(State.ESTABLISHED, "ACK of SYN", now)
+            conn.enter(Event.ACK_OF_SYN, now)
             state = conn.state
         else:
             _reset(conn, seg)
@@ -231,10 +230,10 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
 
     if conn.fin_acked:
         if state is State.CLOSING:
-            conn.enter(State.TIME_WAIT, "ACK of FIN", now)
+            conn.enter(Event.ACK_OF_FIN, now)
             return False
         elif state is State.LAST_ACK:
-            conn.enter(State.CLOSED, "ACK of FIN", now)
+            conn.enter(Event.ACK_OF_FIN, now)
             return False
     return True
 
@@ -260,7 +259,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             # RST and drop the connection (Linux tcp_rcv_state_process, TCPAbortOnData)
             _reset(conn, seg)
             conn.counters.aborts_on_data += 1
-            conn.enter(State.CLOSED, "data after close", now)
+            conn.enter(Event.DATA_AFTER_CLOSE, now)
             return
     if payload and receiving:
         # trim what was already received, and what lies beyond the window we offered
@@ -320,14 +319,14 @@ def _process_fin(conn: Connection, now: float) -> None:
     conn._ack_now = True
     conn._on_peer_fin()
     if state in (State.SYN_RECEIVED, State.ESTABLISHED):
-        conn.enter(State.CLOSE_WAIT, "FIN", now)
+        conn.enter(Event.FIN, now)
     elif state is State.FIN_WAIT_1:
         if conn.fin_acked:
-            conn.enter(State.TIME_WAIT, "FIN with ACK of FIN", now)
+            conn.enter(Event.FIN_ACK_OF_FIN, now)
         else:
-            conn.enter(State.CLOSING, "FIN (simultaneous close)", now)
+            conn.enter(Event.FIN, now)
     elif state is State.FIN_WAIT_2:
-        conn.enter(State.TIME_WAIT, "FIN", now)
+        conn.enter(Event.FIN, now)
 
 
 def syn_ends_time_wait(conn: Connection, seg: Segment, now: float) -> bool:
@@ -343,7 +342,7 @@ def syn_ends_time_wait(conn: Connection, seg: Segment, now: float) -> bool:
         newer = seq_gt(seg.seq, conn.tcb.rcv_nxt)
     if newer:
         conn.counters.time_wait_recycled += 1
-        conn.enter(State.CLOSED, "new SYN ends TIME_WAIT (RFC 6191)", now)
+        conn.enter(Event.SYN, now)
     return newer
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from stack.tcp import timers
 from stack.tcp.errors import LocalProtocolError
-from stack.tcp.state import State
+from stack.tcp.state import Event, State
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
@@ -53,15 +53,15 @@ def close(conn: Connection, now: float) -> None:
     state = conn.state
     if state in (State.LISTEN, State.SYN_SENT):
         conn.send_buffer.clear()
-        conn.enter(State.CLOSED, "close", now)
+        conn.enter(Event.CLOSE, now)
     elif state is State.SYN_RECEIVED and len(conn.send_buffer):
         conn._fin_queued = True  # data first: "queue for processing after entering ESTABLISHED" (§3.10.4)
     elif state in (State.SYN_RECEIVED, State.ESTABLISHED):
         conn._fin_queued = True
-        conn.enter(State.FIN_WAIT_1, "close", now)
+        conn.enter(Event.CLOSE, now)
     elif state is State.CLOSE_WAIT:
         conn._fin_queued = True
-        conn.enter(State.LAST_ACK, "close", now)
+        conn.enter(Event.CLOSE, now)
     elif state is State.CLOSED:
         raise LocalProtocolError("connection does not exist")
     else:
@@ -83,4 +83,4 @@ def abort(conn: Connection, now: float) -> None:
     if conn.state in _ABORT_SENDS_RST:
         conn._emit_rst(conn.acceptable_seq())
     conn.send_buffer.clear()
-    conn.enter(State.CLOSED, "abort", now)
+    conn.enter(Event.ABORT, now)

@@ -40,11 +40,14 @@ class PktItem(pytest.Item):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """The RFC 9293 edge-coverage report: which transitions of the table the scripts exercised."""
+    """The RFC 9293 coverage report: which (state, event) transitions of the table the scripts exercised."""
     if not COVERED:
         return
-    edges = {(a.name, b.name) for a, b in TRANSITIONS}
-    missing = sorted(edges - COVERED)
-    terminalreporter.write_sep("-", f"TCP state edges covered by .pkt scripts: {len(edges & COVERED)}/{len(edges)}")
-    for a, b in missing:
-        terminalreporter.write_line(f"  uncovered: {a} -> {b}")
+    pairs = {(state.name, event.name): new.name for (state, event), new in TRANSITIONS.items()}
+    covered = pairs.keys() & COVERED
+    terminalreporter.write_sep(
+        "-", f"TCP (state, event) transitions covered by .pkt scripts: {len(covered)}/{len(pairs)}"
+    )
+    for (state, event), new in sorted(pairs.items()):
+        if (state, event) not in covered:
+            terminalreporter.write_line(f"  uncovered: {state} --{event}--> {new}")

@@ -13,7 +13,7 @@ import pytest
 import stack.tcp.connection as connection_module
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
-from stack.tcp.state import State
+from stack.tcp.state import TRANSITIONS, State, Transition
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, flags_str
 
 LOCAL = (0x0A070002, 80)
@@ -128,6 +128,17 @@ def _build(state: State, config: TcpConfig, iss: int = ISS, irs: int = IRS) -> C
     events(c)
     assert c.state is state
     return c
+
+
+def check_history(history: list[Transition], state: State) -> None:
+    """A history is one unbroken walk through TRANSITIONS from CLOSED to `state`: it breaks if anything
+    changes the state past `enter()`, or records an event the table does not map to that change."""
+    at = State.CLOSED
+    for t in history:
+        assert t.old is at, f"history jumps from {at.name} to {t}"
+        assert TRANSITIONS.get((t.old, t.event)) is t.new, f"{t} is not in the table"
+        at = t.new
+    assert at is state, f"history ends in {at.name}, the state is {state.name}"
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ def test_listen_syn_sends_synack_with_mss_and_enters_syn_received():
     assert [(s.flags, s.seq, s.ack) for s in out] == [(0x12, ISS, IRS + 1)]
     assert out[0].options.mss == CONFIG.mss
     assert c.state is State.SYN_RECEIVED
-    assert [str(t) for t in c.history] == ["LISTEN -> SYN_RECV (SYN)"]
+    assert [str(t) for t in c.history] == ["CLOSE -> LISTEN (passive open)", "LISTEN -> SYN_RECV (SYN)"]
     assert c.tcb.snd_mss == 1400
 
 
@@ -85,4 +85,4 @@ def test_listen_listener_close_enters_closed_through_the_table():
     """§3.10.4: CLOSE in LISTEN -> CLOSED, recorded like every transition."""
     listener = Listener(CONFIG, LOCAL)
     listener.close(1.0)
-    assert [str(t) for t in listener.history] == ["CLOSE -> LISTEN (passive open)", "LISTEN -> CLOSE (close)"]
+    assert [str(t) for t in listener.history] == ["CLOSE -> LISTEN (passive open)", "LISTEN -> CLOSE (CLOSE)"]

@@ -10,7 +10,7 @@ import pytest
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.listener import Listener
-from stack.tcp.state import State
+from stack.tcp.state import Event, State
 from stack.wire.segment import Segment
 
 CLIENT = (0x0A000001, 40000)
@@ -88,7 +88,7 @@ def test_pair_one_megabyte_each_way_over_lossy_link_arrives_intact(loss, seed):
     assert bytes(client.received) == server.data
     for e in (client, server):
         assert e.conn.state is State.CLOSED
-        assert e.conn.history[-1].reason in ("ACK of FIN", "time_wait timeout")
+        assert e.conn.history[-1].event in (Event.ACK_OF_FIN, Event.TIME_WAIT_TIMEOUT)
     assert State.TIME_WAIT in {t.new for e in (client, server) for t in e.conn.history}
     if loss:
         assert client.conn.counters.retrans_segs + server.conn.counters.retrans_segs > 0

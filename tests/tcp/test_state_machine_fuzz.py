@@ -40,10 +40,11 @@ from stack.tcp.connection import Connection
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Closed, Connected, Reset, TimedOut
 from stack.tcp.listener import Listener
-from stack.tcp.state import TRANSITIONS, State
+from stack.tcp.state import State
 from stack.wire.codec import TcpPacket, decode, encode_tcp
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add, seq_ge, seq_le, seq_sub
+from tests.tcp.conftest import check_history
 
 EXAMPLES = int(os.environ.get("TCPSTACK_FUZZ_EXAMPLES", "150"))
 MASK = 0xFFFFFFFF
@@ -144,13 +145,7 @@ def check_connection(conn: Connection) -> None:
     held = conn._reasm.bytes_held  # out-of-order bytes are buffer space too (§3.8.6)
     assert 0 <= held and conn.recv_queue_bytes + held <= config.receive_buffer, (conn.recv_queue_bytes, held)
     assert len(conn._reasm) <= max(held, 0)  # every run holds at least one byte
-    previous = None
-    for t in conn.history:
-        assert (t.old, t.new) in TRANSITIONS, str(t)
-        assert previous is None or t.old is previous, f"history jumps from {previous} to {t}"
-        previous = t.new
-    if conn.history:
-        assert conn.history[-1].new is conn.state
+    check_history(conn.history, conn.state)
     if conn.state is State.CLOSED:
         assert conn.finished and conn.next_deadline() is None
 
@@ -460,8 +455,7 @@ class OneConnection(RuleBasedStateMachine):
         listener = self.listener
         assert len(listener.syn_queue) <= self.config.syn_backlog
         assert len(listener.accept_queue) <= listener.backlog
-        for t in listener.history:
-            assert (t.old, t.new) in TRANSITIONS
+        check_history(listener.history, listener.state)
 
 
 def test_one_connection_survives_any_segments_timers_and_calls(iss_from_machine):

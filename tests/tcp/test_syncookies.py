@@ -148,7 +148,8 @@ def test_listen_cookie_ack_creates_established_child_with_the_cookies_mss():
     assert isinstance(child, Connection)
     assert child.state is State.ESTABLISHED
     assert [str(t) for t in child.history] == [
-        "LISTEN -> SYN_RECV (SYN cookie)",
+        "CLOSE -> LISTEN (passive open)",
+        "LISTEN -> SYN_RECV (ACK of SYN cookie)",
         "SYN_RECV -> ESTABLISHED (ACK of SYN)",
     ]
     tcb = child.tcb
