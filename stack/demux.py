@@ -43,10 +43,14 @@ class Demux:
         self.listeners.pop(listener.local[1], None)
         listener.close(now)
 
-    def connect(self, local_ip: int, remote: Address, now: float) -> Connection:
+    def connect(self, local_ip: int, remote: Address, now: float, port: int | None = None) -> Connection:
+        """Active OPEN from `port` (bind() before connect()), or from a free ephemeral port."""
         if len(self.connections) >= self.config.max_connections:
             raise OSError(105, "no buffer space available: the stack's connection limit is reached")  # ENOBUFS
-        port = self._free_port(local_ip, remote)
+        if port is None:
+            port = self._free_port(local_ip, remote)
+        elif (local_ip, port, remote[0], remote[1]) in self.connections or port in self.listeners:
+            raise OSError(98, f"port {port} already in use for this destination")  # EADDRINUSE
         conn = Connection.connect(self.config, (local_ip, port), remote, now, self.on_transition)
         self.connections[(local_ip, port, remote[0], remote[1])] = conn
         self.counters["ActiveOpens"] += 1

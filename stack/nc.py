@@ -34,7 +34,7 @@ async def _accept_one(stack, port: int):
         else:
             accepted.set_result((reader, writer))
 
-    server = await stack.start_server(on_client, port)
+    server = await stack.start_server(on_client, port=port)
     try:
         return await accepted
     finally:

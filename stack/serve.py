@@ -90,7 +90,7 @@ async def serve(args) -> int:
     try:
         services = args.services or list(DEFAULT_PORTS.items())
         for name, port in services:
-            await stack.start_server(SERVICES[name], port)
+            await stack.start_server(SERVICES[name], port=port, backlog=stack.config.backlog)
         control = await serve_control(control_path, stack, limits.control_clients(args))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -141,7 +141,7 @@ def test_stack_flooded_with_spoofed_syns_still_serves_a_client_through_cookies()
         server = Stack(da, "10.0.0.2", config=replace(TcpConfig(), syn_backlog=8))
         client = Stack(db, "10.0.0.1")
         try:
-            await server.start_server(SERVICES["echo"], 7)
+            await server.start_server(SERVICES["echo"], port=7)
             rng = random.Random(7)
             spoofed = [
                 encode_tcp(

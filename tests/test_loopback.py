@@ -29,7 +29,7 @@ async def _pair(fault: str | None = None) -> tuple[Stack, Stack]:
 async def _echo_roundtrip(size: int, fault: str | None = None) -> None:
     client, server = await _pair(fault)
     try:
-        await server.start_server(SERVICES["echo"], 7)
+        await server.start_server(SERVICES["echo"], port=7)
         reader, writer = await client.open_connection("10.0.0.2", 7)
         data = os.urandom(size)
 
@@ -84,7 +84,7 @@ def test_loopback_peer_abort_raises_connection_reset():
             accepted.set_result(writer)
 
         try:
-            await server.start_server(handler, 5000)
+            await server.start_server(handler, port=5000)
             reader, writer = await client.open_connection("10.0.0.2", 5000)
             (await accepted).transport.abort()
             with pytest.raises(ConnectionResetError):
@@ -109,7 +109,7 @@ def test_loopback_reader_that_never_reads_pauses_the_writer():
             await asyncio.sleep(3600)
 
         try:
-            await server.start_server(handler, 5001)
+            await server.start_server(handler, port=5001)
             _, writer = await client.open_connection("10.0.0.2", 5001)
             await accepted
             chunk = b"z" * 65536
@@ -137,7 +137,7 @@ def test_loopback_half_close_keeps_the_other_direction_open():
             writer.close()
 
         try:
-            await server.start_server(handler, 5002)
+            await server.start_server(handler, port=5002)
             reader, writer = await client.open_connection("10.0.0.2", 5002)
             writer.write(b"x" * 10_000)
             writer.write_eof()

@@ -316,7 +316,7 @@ def test_stack_event_log_records_a_lossy_echo_transfer(tmp_path):
         client = Stack(da, "10.0.0.1")
         server = Stack(db, "10.0.0.2", trace=lines.append, event_log=EventLog.open(path))
         try:
-            await server.start_server(SERVICES["echo"], 7)
+            await server.start_server(SERVICES["echo"], port=7)
             reader, writer = await client.open_connection("10.0.0.2", 7)
             data = os.urandom(300_000)
             writer.write(data)

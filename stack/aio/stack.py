@@ -7,21 +7,27 @@ connection (events to transports, segments to the device) -> re-arm one timer fo
 from __future__ import annotations
 
 import asyncio
+import errno
 import heapq
 import ipaddress
 import itertools
 import logging
+import socket
+import ssl as ssl_module
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stack import limits, martians
+from stack.aio import streams, tls
 from stack.aio.clock import TimerResolution
-from stack.aio.streams import ClientConnected, open_connection, start_server
-from stack.aio.transport import TcpTransport
-from stack.demux import Demux
+from stack.aio.hosts import IpAddress, not_available, parse_host, sockaddr, unreachable
+from stack.aio.server import Server
+from stack.aio.socketlike import StackSocket
+from stack.aio.transport import TcpTransport, timeout_error
+from stack.demux import EPHEMERAL_PORTS, Demux
 from stack.ip import IpLayer
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
@@ -35,7 +41,7 @@ if TYPE_CHECKING:
     from stack.trace import EventLog
 
 log = logging.getLogger(__name__)
-ProtocolFactory = Callable[[], asyncio.Protocol]
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
 
 def _ip(addr: str) -> int:
@@ -44,37 +50,6 @@ def _ip(addr: str) -> int:
 
 def _fmt(addr: tuple[int, int]) -> str:
     return f"{ipaddress.IPv4Address(addr[0])}:{addr[1]}"
-
-
-class Server:
-    """What create_server/start_server return: a listener that can be closed."""
-
-    def __init__(self, stack: Stack, listener: Listener, factory: ProtocolFactory) -> None:
-        self._stack = stack
-        self.listener = listener
-        self.factory = factory
-        self._closed = asyncio.Event()
-
-    @property
-    def port(self) -> int:
-        return self.listener.local[1]
-
-    def is_serving(self) -> bool:
-        return not self._closed.is_set()
-
-    def close(self) -> None:
-        if not self._closed.is_set():
-            self._stack._close_server(self)
-            self._closed.set()
-
-    async def wait_closed(self) -> None:
-        await self._closed.wait()
-
-    async def __aenter__(self) -> Server:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Stack:
@@ -104,7 +79,8 @@ class Stack:
         self.counters: Counter[str] = Counter()
         self._transports: dict[Connection, TcpTransport] = {}
         self._connecting: dict[Connection, tuple[asyncio.Future, ProtocolFactory]] = {}
-        self._servers: dict[Listener, Server] = {}
+        self._servers: dict[Listener, Server] = {}  # serving
+        self._bound: dict[int, Server] = {}  # port -> server, serving or not (start_serving=False)
         self._dirty: set[Connection] = set()
         self._flush_scheduled = False
         self._out: list[bytes] = []
@@ -157,36 +133,168 @@ class Stack:
         # uvloop's clock has millisecond resolution: RTT samples on a local TUN need better
         return time.monotonic()
 
-    # ------------------------------------------------------------ application API
+    # ------------------------------------------------------------ application API: asyncio's signatures
 
     async def create_server(
-        self, protocol_factory: ProtocolFactory, port: int, *, backlog: int | None = None
+        self,
+        protocol_factory: ProtocolFactory,
+        host: str | Sequence[str] | None = None,
+        port: int | None = None,
+        *,
+        backlog: int = 100,
+        ssl: ssl_module.SSLContext | None = None,
+        reuse_address: bool | None = None,
+        reuse_port: bool | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        start_serving: bool = True,
     ) -> Server:
-        listener = self.demux.listen((self.addr, port), backlog)
-        server = Server(self, listener, protocol_factory)
-        self._servers[listener] = server
+        """loop.create_server() on the stack. host None or "" listens on every address of the stack; a port
+        of None or 0 picks a free one (server.sockets tells which). reuse_address has nothing to change:
+        listening never conflicts with connections in TIME_WAIT here."""
+        if isinstance(ssl, bool):
+            raise TypeError("ssl argument must be an SSLContext or None")
+        options = tls.TlsOptions.from_keywords(
+            ssl, ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout
+        )
+        if reuse_port:
+            raise ValueError("reuse_port not supported by tcpstack: one listener per port")
+        sockets = self._bind(host, port)
+        server = Server(self, protocol_factory, sockets, backlog, options)
+        self._bound[server.port] = server
+        if start_serving:
+            await server.start_serving()
         return server
 
-    async def start_server(self, client_connected_cb: ClientConnected, port: int) -> Server:
-        return await start_server(self, client_connected_cb, port)
+    async def start_server(
+        self, client_connected_cb: streams.ClientConnected, host=None, port=None, *, limit: int = streams.LIMIT, **kwds
+    ) -> Server:
+        """asyncio.start_server() on the stack; the keywords are create_server's."""
+        return await streams.start_server(self, client_connected_cb, host, port, limit=limit, **kwds)
 
     async def create_connection(
-        self, protocol_factory: ProtocolFactory, host: str, port: int
-    ) -> tuple[TcpTransport, asyncio.Protocol]:
-        conn = self.demux.connect(self.addr, (_ip(host), port), self.now())
+        self,
+        protocol_factory: ProtocolFactory,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        ssl: ssl_module.SSLContext | bool | None = None,
+        server_hostname: str | None = None,
+        local_addr: tuple[str | None, int] | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+        """loop.create_connection() on the stack: ConnectionRefusedError on RST, TimeoutError (or the ICMP
+        error that explains it) when the SYN retries run out, socket.gaierror for a host that is not an
+        IP address. With ssl, the transport returned is the TLS one, after the handshake."""
+        if host is None or port is None:
+            raise ValueError("host and port was not specified and no sock specified")
+        options = tls.TlsOptions.from_keywords(
+            ssl,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        if options is not None and options.server_hostname is None:
+            options = replace(options, server_hostname=host)  # as asyncio: check the certificate against host
+        remote = parse_host(host)
+        local_ip = self._local_ip(remote.version)
+        if local_ip is None:
+            raise unreachable(remote)
+        local_port = self._local_port(local_addr, remote.version) if local_addr is not None else None
+        conn = self.demux.connect(local_ip, (int(remote), _port(port)), self.now(), port=local_port)
         future: asyncio.Future = self._loop.create_future()
-        self._connecting[conn] = (future, protocol_factory)
+        made: list[asyncio.BaseProtocol] = []
+        handshake: asyncio.Future | None = None
+
+        def make_protocol() -> asyncio.BaseProtocol:
+            made.append(protocol_factory())
+            if options is None:
+                return made[0]
+            return options.protocol(made[0], server_side=False, waiter=handshake)
+
+        if options is not None:
+            handshake = self._loop.create_future()
+        self._connecting[conn] = (future, make_protocol)
         self.mark_dirty(conn)
         try:
-            return await future
+            transport, protocol = await future
         except asyncio.CancelledError:
             if not conn.finished:
                 conn.abort(self.now())
                 self.mark_dirty(conn)
             raise
+        if handshake is None:
+            return transport, protocol
+        try:
+            await handshake
+        except BaseException:
+            transport.close()
+            raise
+        return protocol._app_transport, made[0]
 
-    async def open_connection(self, host: str, port: int):
-        return await open_connection(self, host, port)
+    async def open_connection(
+        self, host: str | None = None, port: int | None = None, *, limit: int = streams.LIMIT, **kwds: Any
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """asyncio.open_connection() on the stack; the keywords are create_connection's."""
+        return await streams.open_connection(self, host, port, limit=limit, **kwds)
+
+    # loop.start_tls() for the stack's transports on any loop (uvloop's takes only its own transports)
+    start_tls = staticmethod(tls.start_tls)
+
+    def _local_ip(self, version: int) -> int | None:
+        """The stack's address in that IP version, if it has one."""
+        return self.addr if version == 4 else None
+
+    def _bind(self, host: str | Sequence[str] | None, port: int | None) -> list[StackSocket]:
+        """What bind() would say for each host, and the sockets create_server reports."""
+        if host is None or host == "":
+            hosts: list[IpAddress] = [parse_host("0.0.0.0")]
+        elif isinstance(host, str):
+            hosts = [parse_host(host)]
+        else:
+            hosts = [parse_host(h) for h in host]
+        for addr in hosts:
+            local = self._local_ip(addr.version)
+            if local is None and addr.version == 6:
+                raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol: the stack has no IPv6")
+            if not addr.is_unspecified and int(addr) != local:
+                raise not_available(str(addr))
+        port = _port(port) if port is not None else 0
+        if port == 0:
+            port = self._free_listen_port()
+        elif port in self._bound:
+            raise OSError(errno.EADDRINUSE, f"error while attempting to bind on port {port}: address already in use")
+        return [StackSocket(_family(addr), sockaddr(addr, port)) for addr in dict.fromkeys(hosts)]
+
+    def _free_listen_port(self) -> int:
+        for port in EPHEMERAL_PORTS:
+            if port not in self._bound and port not in self.demux.listeners:
+                return port
+        raise OSError(errno.EADDRINUSE, "no free port to listen on")
+
+    def _local_port(self, local_addr: tuple[str | None, int], version: int) -> int | None:
+        host, port = local_addr
+        if host not in (None, ""):
+            addr = parse_host(host)
+            if addr.version != version or not (addr.is_unspecified or int(addr) == self._local_ip(version)):
+                raise not_available(host)
+        port = _port(port)
+        if port in self._bound:
+            raise OSError(errno.EADDRINUSE, f"Address already in use: port {port} is listening")
+        return port or None
+
+    def _listen(self, server: Server, port: int, backlog: int) -> Listener:
+        listener = self.demux.listen((self.addr, port), backlog, self.now())
+        self._servers[listener] = server
+        return listener
+
+    def _unlisten(self, server: Server) -> None:
+        if server.listener is not None:
+            self.demux.unlisten(server.listener, self.now())
+            self._servers.pop(server.listener, None)
+        if self._bound.get(server.port) is server:
+            del self._bound[server.port]
 
     def snapshot(self, now: float | None = None) -> list[dict]:
         now = self.now() if now is None else now
@@ -381,6 +489,9 @@ class Stack:
                 self._on_connect_event(conn, event, *pending)
             elif type(event) is Connected:
                 self._accept(conn)
+        transport = self._transports.get(conn)
+        if transport is not None:  # a closing transport ends when both FINs are done, event or not (CLOSING)
+            transport.check_done()
 
     def _on_connect_event(self, conn: Connection, event, future: asyncio.Future, factory: ProtocolFactory) -> None:
         if type(event) is Connected:
@@ -397,11 +508,15 @@ class Stack:
             del self._connecting[conn]
             if not future.done():
                 if type(event) is Reset:
-                    future.set_exception(ConnectionRefusedError(f"connection refused by {_fmt(conn.remote)}"))
+                    future.set_exception(
+                        ConnectionRefusedError(errno.ECONNREFUSED, f"Connect call failed {_fmt(conn.remote)}")
+                    )
                 elif type(event) is TimedOut:
-                    future.set_exception(TimeoutError(f"connection to {_fmt(conn.remote)} timed out"))
+                    future.set_exception(timeout_error(conn))
                 else:
-                    future.set_exception(ConnectionAbortedError("connection closed before it was established"))
+                    future.set_exception(
+                        ConnectionAbortedError(errno.ECONNABORTED, "connection closed before it was established")
+                    )
 
     def _accept(self, conn: Connection) -> None:
         listener = self.demux.parent.get(conn)
@@ -411,8 +526,13 @@ class Stack:
             return
         listener.on_established(conn)
         listener.accept()
-        protocol = server.factory()
-        transport = TcpTransport(self, conn, protocol)
+        try:
+            protocol = server.protocol_for_connection()
+        except Exception:
+            log.exception("protocol factory of %r failed; aborting the connection", server)
+            conn.abort(self.now())
+            return
+        transport = TcpTransport(self, conn, protocol, server)
         self._transports[conn] = transport
         protocol.connection_made(transport)
 
@@ -430,10 +550,6 @@ class Stack:
         self._retired.update(_conn_counters(conn))
         if self.event_log is not None:
             self.event_log.forget(conn)
-
-    def _close_server(self, server: Server) -> None:
-        self.demux.unlisten(server.listener)
-        self._servers.pop(server.listener, None)
 
     # ------------------------------------------------------------ timers
 
@@ -485,6 +601,21 @@ class Stack:
         if not fired:
             self.counters["TimerWakeupsEmpty"] += 1
         self._flush()
+
+
+def _port(port: int | str) -> int:
+    """A port as getaddrinfo takes it: a number, or a string of digits."""
+    try:
+        value = int(port)
+    except (TypeError, ValueError):
+        raise socket.gaierror(socket.EAI_SERVICE, f"Servname not supported: {port!r}") from None
+    if not 0 <= value <= 65535:
+        raise OverflowError(f"port must be 0-65535, not {value}")
+    return value
+
+
+def _family(addr: IpAddress) -> socket.AddressFamily:
+    return socket.AF_INET6 if addr.version == 6 else socket.AF_INET
 
 
 def _conn_counters(conn: Connection) -> Counter[str]:

@@ -1,6 +1,8 @@
 """asyncio.Transport over one TCP connection of the userspace stack.
 
-Callback order is asyncio's: connection_made -> data_received* -> eof_received? -> connection_lost.
+Callback order is asyncio's: connection_made -> data_received* -> eof_received? -> connection_lost
+(get_buffer/buffer_updated instead of data_received for an asyncio.BufferedProtocol, as asyncio's own
+transports do; the TLS protocol is one).
 Write flow control follows asyncio's contract (high water 64 KiB, low = high // 4); reading is
 back-pressured through the receive window: while paused we stop taking bytes from the core, so the
 window the peer sees closes.
@@ -9,15 +11,20 @@ window the peer sees closes.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
-from typing import TYPE_CHECKING
+import os
+import socket
+from typing import TYPE_CHECKING, Any
 
+from stack.aio.socketlike import StackSocket
 from stack.tcp.connection import Connection
 from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
 from stack.tcp.state import State
 
 if TYPE_CHECKING:
+    from stack.aio.server import Server
     from stack.aio.stack import Stack
 
 log = logging.getLogger(__name__)
@@ -29,11 +36,21 @@ def address_tuple(addr: tuple[int, int]) -> tuple[str, int]:
 
 
 class TcpTransport(asyncio.Transport):
-    def __init__(self, stack: Stack, conn: Connection, protocol: asyncio.BaseProtocol) -> None:
-        super().__init__(extra={"peername": address_tuple(conn.remote), "sockname": address_tuple(conn.local)})
+    # asyncio's loop.start_tls() takes transports that say so; the TLS protocol also needs _force_close()
+    _start_tls_compatible = True
+
+    def __init__(
+        self, stack: Stack, conn: Connection, protocol: asyncio.BaseProtocol, server: Server | None = None
+    ) -> None:
+        peername, sockname = address_tuple(conn.remote), address_tuple(conn.local)
+        sock = StackSocket(socket.AF_INET, sockname, peername, conn)
+        super().__init__(extra={"peername": peername, "sockname": sockname, "socket": sock})
         self._stack = stack
         self._conn = conn
         self._protocol = protocol
+        self._server = server
+        if server is not None:
+            server.attach(self)
         self._pending = bytearray()  # written by the application, not yet taken by the core
         self._closing = False
         self._eof_wanted = False  # write_eof()/close() once _pending is empty
@@ -46,6 +63,17 @@ class TcpTransport(asyncio.Transport):
         self._low = _DEFAULT_HIGH_WATER // 4
 
     # ------------------------------------------------------------ asyncio.BaseTransport
+
+    def __repr__(self) -> str:
+        peer = self._extra["peername"]
+        return f"<TcpTransport {self._extra['sockname']} -> {peer} {self._conn.state.linux_name}>"
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "tcp_info":  # read at the time of asking, as getsockopt(TCP_INFO)
+            from stack.aio.tcp_info import tcp_info
+
+            return tcp_info(self._conn)
+        return super().get_extra_info(name, default)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
@@ -66,7 +94,7 @@ class TcpTransport(asyncio.Transport):
         self._conn.detach(self._stack.now())  # an orphan: FIN_WAIT_2 is bounded by config.fin_timeout
         self._push()
         self._deliver_reads()  # discard what arrives from now on: nobody will read it
-        self._stack.call_soon(self._check_done)  # asyncio calls connection_lost soon after close()
+        self._stack.call_soon(self.check_done)  # asyncio calls connection_lost soon after close()
 
     # ------------------------------------------------------------ reading
 
@@ -167,9 +195,12 @@ class TcpTransport(asyncio.Transport):
         if self._closing:
             conn.read()  # closed for reading: drop, keep the window open
             return
-        while not self._reading_paused and conn.recv_queue_bytes:
-            data = conn.read()
-            self._call(self._protocol.data_received, data)  # type: ignore[attr-defined]
+        while not self._reading_paused and conn.recv_queue_bytes and not self._lost:
+            protocol = self._protocol
+            if isinstance(protocol, asyncio.BufferedProtocol):
+                self._call_buffered(protocol, conn)
+            else:
+                self._call(protocol.data_received, conn.read())  # type: ignore[attr-defined]
         if conn.at_eof and not self._eof_delivered and not self._reading_paused:
             self._eof_delivered = True
             keep_open = self._call(self._protocol.eof_received)  # type: ignore[attr-defined]
@@ -183,16 +214,16 @@ class TcpTransport(asyncio.Transport):
             self._push()
             self._check_pause()
         elif isinstance(event, Reset):
-            self._lose(ConnectionResetError("connection reset by peer"))
+            self._lose(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
         elif isinstance(event, TimedOut):
-            self._lose(TimeoutError("connection timed out"))
+            self._lose(timeout_error(self._conn))
         elif isinstance(event, Closed):
             self._lose(None)
         elif isinstance(event, Connected):
             pass
-        self._check_done()
+        self.check_done()
 
-    def _check_done(self) -> None:
+    def check_done(self) -> None:
         """After close(), both directions done: report connection_lost now; TIME_WAIT runs on in the core."""
         conn = self._conn
         if self._closing and not self._lost:
@@ -206,6 +237,25 @@ class TcpTransport(asyncio.Transport):
         self._closing = True
         self._pending.clear()
         self._call(self._protocol.connection_lost, exc)
+        if self._server is not None:
+            self._server.detach(self)
+
+    def _call_buffered(self, protocol: asyncio.BufferedProtocol, conn: Connection) -> None:
+        buf = self._call(protocol.get_buffer, conn.recv_queue_bytes)
+        if buf is None:
+            return
+        data = conn.read(len(buf))
+        memoryview(buf)[: len(data)] = data
+        self._call(protocol.buffer_updated, len(data))
+
+    def _force_close(self, exc: Exception | None) -> None:
+        """What asyncio's TLS protocol calls on a fatal error: RST, then connection_lost(exc)."""
+        if self._lost:
+            return
+        self._closing = True
+        self._conn.abort(self._stack.now())
+        self._stack.mark_dirty(self._conn)
+        self._lose(exc)
 
     def _call(self, fn, *args):
         try:
@@ -216,3 +266,9 @@ class TcpTransport(asyncio.Transport):
                 self._conn.abort(self._stack.now())
                 self._stack.mark_dirty(self._conn)
             return None
+
+
+def timeout_error(conn: Connection) -> OSError:
+    """A connection given up: ETIMEDOUT, or the ICMP error that explains it (Linux reports sk_err_soft)."""
+    code = conn.soft_error or errno.ETIMEDOUT
+    return OSError(code, os.strerror(code))  # OSError picks the subclass: TimeoutError for ETIMEDOUT

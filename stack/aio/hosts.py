@@ -1,0 +1,41 @@
+"""Host strings as asyncio's create_connection/create_server take them: IP literals of either family.
+
+The stack has no resolver of its own (a name would be resolved by the kernel's network, not this one), so
+a name fails the way getaddrinfo fails for an unknown one: socket.gaierror.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_host(host: str) -> IpAddress:
+    """An IPv4 or IPv6 literal ("10.7.0.2", "fd00::2", "[fd00::2]"); gaierror for anything else."""
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {type(host).__name__}")
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host!r} is not an IP address (no names)") from None
+
+
+def unreachable(addr: IpAddress) -> OSError:
+    """What connect() says for a family the stack has no address in (Linux: no route)."""
+    return OSError(errno.ENETUNREACH, f"Network is unreachable: the stack has no IPv{addr.version} address")
+
+
+def not_available(host: str) -> OSError:
+    """What bind() says for an address that is not the stack's."""
+    return OSError(errno.EADDRNOTAVAIL, f"Cannot assign requested address: {host} is not the stack's address")
+
+
+def sockaddr(addr: IpAddress, port: int) -> tuple:
+    """getsockname()'s shape: (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6."""
+    if addr.version == 6:
+        return str(addr), port, 0, 0
+    return str(addr), port

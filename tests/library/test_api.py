@@ -1,0 +1,233 @@
+"""create_server/create_connection/start_server/open_connection and Server: asyncio's signatures, semantics
+and exceptions, over two stacks joined by a socketpair, on the default loop and on uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+
+import pytest
+
+from stack.aio.stack import Stack
+from tests.library.conftest import CLIENT, SERVER, with_pair
+
+
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def _roundtrip(client: Stack, port: int, payload: bytes = b"ping") -> bytes:
+    reader, writer = await client.open_connection(SERVER, port)
+    writer.write(payload)
+    writer.write_eof()
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return data
+
+
+def test_create_server_port_zero_picks_a_free_port_reported_by_sockets(run):
+    """asyncio: port 0 or None binds a free port; server.sockets[i].getsockname() tells which."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        srv = await server.start_server(_echo)  # host and port default to None, as asyncio's
+        (sock,) = srv.sockets
+        host, port = sock.getsockname()
+        assert host == "0.0.0.0" and 32768 <= port < 61000
+        assert sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM
+        assert srv.get_loop() is asyncio.get_running_loop()
+        assert await _roundtrip(client, port) == b"ping"
+
+    run(with_pair(body))
+
+
+def test_create_server_on_taken_port_raises_eaddrinuse(run):
+    async def body(client: Stack, server: Stack) -> None:
+        await server.start_server(_echo, SERVER, 7)
+        with pytest.raises(OSError) as info:
+            await server.start_server(_echo, None, 7)
+        assert info.value.errno == errno.EADDRINUSE
+
+    run(with_pair(body))
+
+
+def test_create_server_on_an_address_not_the_stacks_raises_eaddrnotavail(run):
+    async def body(client: Stack, server: Stack) -> None:
+        with pytest.raises(OSError) as info:
+            await server.start_server(_echo, "10.0.0.9", 7)
+        assert info.value.errno == errno.EADDRNOTAVAIL
+
+    run(with_pair(body))
+
+
+def test_create_connection_to_a_name_raises_gaierror(run):
+    """The stack resolves no names: getaddrinfo's error, as asyncio gives for an unknown host."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        with pytest.raises(socket.gaierror):
+            await client.open_connection("no-such-host.invalid", 80)
+
+    run(with_pair(body))
+
+
+def test_create_connection_to_ipv6_without_an_ipv6_address_raises_enetunreach(run):
+    async def body(client: Stack, server: Stack) -> None:
+        with pytest.raises(OSError) as info:
+            await client.open_connection("fd00::2", 80)
+        assert info.value.errno == errno.ENETUNREACH
+
+    run(with_pair(body))
+
+
+def test_create_connection_to_closed_port_raises_connection_refused_with_errno(run):
+    """RFC 9293 §3.10.7.3: a RST in SYN-SENT; asyncio: ConnectionRefusedError, errno ECONNREFUSED."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        with pytest.raises(ConnectionRefusedError) as info:
+            await client.create_connection(asyncio.Protocol, SERVER, 4444)
+        assert info.value.errno == errno.ECONNREFUSED
+
+    run(with_pair(body))
+
+
+def test_create_connection_local_addr_binds_the_source_port(run):
+    async def body(client: Stack, server: Stack) -> None:
+        seen: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        async def note_peer(reader, writer) -> None:
+            seen.set_result(writer.get_extra_info("peername"))
+            writer.close()
+
+        await server.start_server(note_peer, port=7)
+        transport, _ = await client.create_connection(asyncio.Protocol, SERVER, 7, local_addr=(CLIENT, 40123))
+        assert transport.get_extra_info("sockname") == (CLIENT, 40123)
+        assert await seen == (CLIENT, 40123)
+        transport.close()
+        with pytest.raises(OSError) as info:
+            await client.create_connection(asyncio.Protocol, SERVER, 7, local_addr=("10.0.0.9", 0))
+        assert info.value.errno == errno.EADDRNOTAVAIL
+
+    run(with_pair(body))
+
+
+def test_server_close_refuses_new_connections_and_wait_closed_waits_for_open_ones(run):
+    """asyncio 3.12+: close() stops listening, keeps accepted connections; wait_closed() waits for them."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        srv = await server.start_server(_echo, port=7)
+        reader, writer = await client.open_connection(SERVER, 7)
+        writer.write(b"accepted")  # the echo proves the server accepted it: close() resets unaccepted ones
+        assert await reader.readexactly(8) == b"accepted"
+        srv.close()
+        assert not srv.is_serving() and srv.sockets == ()
+        with pytest.raises(ConnectionRefusedError):
+            await client.open_connection(SERVER, 7)
+        closed = asyncio.create_task(srv.wait_closed())
+        writer.write(b"still here")
+        assert await reader.readexactly(10) == b"still here"
+        assert not closed.done()
+        writer.close()  # the echo handler closes its side on EOF: the server's last connection ends
+        await asyncio.wait_for(closed, 10)
+
+    run(with_pair(body))
+
+
+def test_server_start_serving_false_refuses_until_start_serving(run):
+    async def body(client: Stack, server: Stack) -> None:
+        srv = await server.create_server(asyncio.Protocol, port=7, start_serving=False)
+        assert not srv.is_serving()
+        with pytest.raises(OSError) as info:  # the port is bound
+            await server.create_server(asyncio.Protocol, port=7)
+        assert info.value.errno == errno.EADDRINUSE
+        with pytest.raises(ConnectionRefusedError):
+            await client.open_connection(SERVER, 7)
+        await srv.start_serving()
+        assert srv.is_serving()
+        transport, _ = await client.create_connection(asyncio.Protocol, SERVER, 7)
+        transport.close()
+
+    run(with_pair(body))
+
+
+def test_server_serve_forever_cancelled_closes_the_server(run):
+    async def body(client: Stack, server: Stack) -> None:
+        srv = await server.start_server(_echo, port=7, start_serving=False)
+        forever = asyncio.create_task(srv.serve_forever())
+        await asyncio.sleep(0.01)
+        assert srv.is_serving()
+        assert await _roundtrip(client, 7) == b"ping"
+        with pytest.raises(RuntimeError):
+            await srv.serve_forever()  # only one serve_forever at a time
+        forever.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await forever
+        assert not srv.is_serving()
+        with pytest.raises(ConnectionRefusedError):
+            await client.open_connection(SERVER, 7)
+
+    run(with_pair(body))
+
+
+def test_server_async_with_closes_on_exit(run):
+    async def body(client: Stack, server: Stack) -> None:
+        async with await server.start_server(_echo, port=7) as srv:
+            assert srv.is_serving()
+            assert await _roundtrip(client, 7) == b"ping"
+        assert not srv.is_serving()
+        with pytest.raises(ConnectionRefusedError):
+            await client.open_connection(SERVER, 7)
+
+    run(with_pair(body))
+
+
+def test_open_connection_limit_bounds_readline(run):
+    """asyncio: a line longer than `limit` raises ValueError from readline (LimitOverrunError inside)."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await server.start_server(_echo, port=7)
+        reader, writer = await client.open_connection(SERVER, 7, limit=100)
+        writer.write(b"x" * 300 + b"\n")
+        with pytest.raises(ValueError):
+            await reader.readline()
+        writer.close()
+
+    run(with_pair(body))
+
+
+def test_server_abort_clients_resets_accepted_connections(run):
+    async def body(client: Stack, server: Stack) -> None:
+        srv = await server.start_server(_echo, port=7)
+        reader, writer = await client.open_connection(SERVER, 7)
+        writer.write(b"a")
+        assert await reader.readexactly(1) == b"a"
+        srv.close()
+        srv.abort_clients()
+        with pytest.raises(ConnectionResetError):
+            await reader.read()
+        await asyncio.wait_for(srv.wait_closed(), 10)
+
+    run(with_pair(body))
+
+
+def test_established_simultaneous_close_reports_connection_lost_on_both_sides(run):
+    """RFC 9293 §3.6 case 2: both FINs cross (FIN-WAIT-1 -> CLOSING -> TIME-WAIT, no event on the last
+    step); connection_lost comes on both sides, not after 2*MSL."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        async def keep(reader, writer) -> None:
+            accepted.set_result(writer)
+
+        await server.start_server(keep, port=7)
+        _, writer = await client.open_connection(SERVER, 7)
+        server_writer = await accepted
+        writer.close()
+        server_writer.close()  # in the same loop turn: the FINs cross
+        await asyncio.wait_for(asyncio.gather(writer.wait_closed(), server_writer.wait_closed()), 10)
+
+    run(with_pair(body))

@@ -1,0 +1,202 @@
+"""What asyncio code asks of a transport: extra info (tcp_info included), write buffer limits and
+pause_writing, set_protocol, pause/resume_reading, BufferedProtocol, write_eof, abort; on both loops."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from stack.aio.stack import Stack
+from stack.aio.tcp_info import TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE
+from tests.library.conftest import CLIENT, SERVER, with_pair
+
+
+class Recorder(asyncio.Protocol):
+    """Records every callback in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.data = bytearray()
+        self.eof = asyncio.get_running_loop().create_future()
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport) -> None:
+        self.calls.append("made")
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def eof_received(self) -> bool:
+        self.eof.set_result(None)
+        return True  # keep our side open
+
+    def pause_writing(self) -> None:
+        self.calls.append("pause_writing")
+
+    def resume_writing(self) -> None:
+        self.calls.append("resume_writing")
+
+    def connection_lost(self, exc) -> None:
+        self.calls.append("lost")
+        self.lost.set_result(exc)
+
+
+async def _accepted(server: Stack, port: int, factory=Recorder):
+    """A server whose first accepted (transport, protocol) comes back through a future."""
+    got: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def make():
+        protocol = factory()
+        original = protocol.connection_made
+
+        def made(transport):
+            original(transport)
+            got.set_result((transport, protocol))
+
+        protocol.connection_made = made
+        return protocol
+
+    await server.create_server(make, port=port)
+    return got
+
+
+def test_established_extra_info_names_both_ends_and_a_socket_like_object(run):
+    async def body(client: Stack, server: Stack) -> None:
+        accepted = await _accepted(server, 7)
+        transport, _ = await client.create_connection(Recorder, SERVER, 7)
+        server_transport, _ = await accepted
+        port = transport.get_extra_info("sockname")[1]
+        assert transport.get_extra_info("peername") == (SERVER, 7)
+        assert server_transport.get_extra_info("peername") == (CLIENT, port)
+        sock = transport.get_extra_info("socket")
+        assert sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM
+        assert sock.getsockname() == (CLIENT, port) and sock.getpeername() == (SERVER, 7)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # what aiohttp does
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        with pytest.raises(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        assert transport.get_extra_info("no such thing", "default") == "default"
+        transport.abort()
+
+    run(with_pair(body))
+
+
+def test_established_tcp_info_reports_state_rtt_and_options_with_linux_names(run):
+    """getsockopt(TCP_INFO) as Linux fills it: tcpi_state 1 (TCP_ESTABLISHED), microseconds, segments."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        accepted = await _accepted(server, 7)
+        transport, _ = await client.create_connection(Recorder, SERVER, 7)
+        server_transport, server_protocol = await accepted
+        transport.write(b"x" * 10000)
+        while len(server_protocol.data) < 10000:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.05)  # the ACKs come back: an RTT sample
+        info = transport.get_extra_info("tcp_info")
+        assert info["tcpi_state"] == 1
+        assert info["tcpi_snd_mss"] == 1460 - 12  # timestamps take 12 bytes of every segment
+        assert info["tcpi_options"] & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE) == 7
+        assert 0 < info["tcpi_rtt"] < 1_000_000
+        assert info["tcpi_rto"] >= 200_000  # min RTO 200 ms, as Linux
+        assert info["tcpi_snd_cwnd"] >= 10 and info["tcpi_snd_ssthresh"] == 0x7FFFFFFF
+        assert info["tcpi_segs_out"] >= 8 and info["tcpi_total_retrans"] == 0
+        transport.close()
+        await server_protocol.eof
+        assert transport.get_extra_info("tcp_info")["tcpi_state"] in (4, 5)  # FIN_WAIT1/FIN_WAIT2
+        server_transport.close()
+
+    run(with_pair(body))
+
+
+def test_established_write_buffer_limits_drive_pause_and_resume_writing(run):
+    """asyncio's flow-control contract: pause_writing above high, resume_writing at or below low."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        accepted = await _accepted(server, 7)
+        transport, protocol = await client.create_connection(Recorder, SERVER, 7)
+        server_transport, server_protocol = await accepted
+        server_transport.pause_reading()  # the receiver stops: its window closes, our buffer grows
+        assert not server_transport.is_reading()
+        transport.set_write_buffer_limits(high=4096)
+        assert transport.get_write_buffer_limits() == (1024, 4096)
+        transport.write(b"y" * 3_000_000)
+        assert transport.get_write_buffer_size() > 4096
+        assert protocol.calls == ["made", "pause_writing"]
+        server_transport.resume_reading()
+        while "resume_writing" not in protocol.calls:
+            await asyncio.sleep(0.005)
+        assert transport.get_write_buffer_size() <= 1024
+        with pytest.raises(ValueError):
+            transport.set_write_buffer_limits(high=10, low=20)
+        transport.abort()
+
+    run(with_pair(body))
+
+
+def test_established_set_protocol_routes_data_to_the_new_protocol(run):
+    async def body(client: Stack, server: Stack) -> None:
+        accepted = await _accepted(server, 7)
+        transport, first = await client.create_connection(Recorder, SERVER, 7)
+        server_transport, _ = await accepted
+        second = Recorder()
+        transport.set_protocol(second)
+        assert transport.get_protocol() is second
+        server_transport.write(b"to the second")
+        server_transport.write_eof()
+        await second.eof
+        assert bytes(second.data) == b"to the second" and not first.data
+        transport.abort()
+
+    run(with_pair(body))
+
+
+class Buffered(asyncio.BufferedProtocol):
+    def __init__(self) -> None:
+        self.buf = bytearray(1000)  # smaller than what arrives: several get_buffer rounds
+        self.data = bytearray()
+        self.done = asyncio.get_running_loop().create_future()
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.buf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data += self.buf[:nbytes]
+
+    def eof_received(self) -> None:
+        self.done.set_result(None)
+
+
+def test_established_buffered_protocol_receives_through_get_buffer(run):
+    async def body(client: Stack, server: Stack) -> None:
+        accepted = await _accepted(server, 7)
+        transport, protocol = await client.create_connection(Buffered, SERVER, 7)
+        server_transport, _ = await accepted
+        data = bytes(range(256)) * 100
+        server_transport.write(data)
+        server_transport.write_eof()
+        await protocol.done
+        assert bytes(protocol.data) == data
+
+    run(with_pair(body))
+
+
+def test_established_write_eof_half_closes_and_abort_resets(run):
+    """RFC 9293 §3.10.4 CLOSE as shutdown(SHUT_WR): the peer sees EOF and may still send; ABORT: RST."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        accepted = await _accepted(server, 7)
+        transport, protocol = await client.create_connection(Recorder, SERVER, 7)
+        server_transport, server_protocol = await accepted
+        assert transport.can_write_eof()
+        transport.write_eof()
+        await server_protocol.eof
+        server_transport.write(b"after your FIN")
+        while bytes(protocol.data) != b"after your FIN":
+            await asyncio.sleep(0.001)
+        server_transport.abort()
+        assert server_transport.is_closing()
+        assert isinstance(await protocol.lost, ConnectionResetError)
+
+    run(with_pair(body))
