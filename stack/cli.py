@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "nc" and args.listen == (args.host is not None):
         parser.error("nc: give HOST PORT to connect, or -l PORT to listen")
+    if args.command in ("serve", "nc"):
+        _check_addresses(parser, args.addr, args.peer)
     try:
         if args.command in ("netstat", "stats"):
             return _query(args)
@@ -240,6 +242,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _check_addresses(parser: argparse.ArgumentParser, addr_text: str, peer_text: str) -> None:
+    """--addr must be an address the kernel can reach through the TUN: not its own side (--peer), not
+    the subnet's network or broadcast address, and not one no host may have (RFC 1122 §3.2.1.3)."""
+    addr = ipaddress.IPv4Address(addr_text)
+    peer = ipaddress.IPv4Interface(peer_text)
+    net = peer.network
+    if addr == peer.ip:
+        parser.error(f"--addr {addr} is the kernel side's address (--peer {peer}): give the stack another one")
+    if net.prefixlen < 31 and addr in (net.network_address, net.broadcast_address):
+        parser.error(f"--addr {addr} is the network or broadcast address of {net}: give the stack a host address")
+    if addr.is_multicast or addr.is_loopback or addr.is_unspecified or addr.is_reserved or addr.packed[0] == 0:
+        parser.error(f"--addr {addr} cannot be a host's address (multicast, loopback, 0.0.0.0/8 or class E)")
+
+
 def _plot(args) -> int:
     from stack.plot import PlotError, plot
 
@@ -258,7 +274,8 @@ def _run_on_uvloop(coro, name: str) -> int:
     try:
         return uvloop.run(coro)
     except OSError as exc:
-        return _fail(f"{name}: {exc.strerror or exc}")
+        where = f"{exc.filename}: " if exc.filename else ""  # the path it could not use
+        return _fail(f"{name}: {where}{exc.strerror or exc}")
 
 
 def _fail(message: str, code: int = 1) -> int:

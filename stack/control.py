@@ -1,14 +1,16 @@
 """The control socket: a running `tcpstack serve` answers `netstat` and `stats` over AF_UNIX with JSON.
 
-The client half imports only socket/json/os/glob, so `tcpstack netstat` starts fast.
+The client half imports only socket/json/os/glob/errno/stat, so `tcpstack netstat` starts fast.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
 import socket
+import stat
 
 CONTROL_DIR = "/run/tcpstack"
 MAX_REQUEST = 4096  # bytes of one request line; a longer one is refused
@@ -18,6 +20,34 @@ REQUEST_TIMEOUT = 2.0  # seconds a client may take to send its request
 
 def default_path() -> str:
     return os.path.join(CONTROL_DIR, f"{os.getpid()}.sock")
+
+
+def claim(path: str) -> None:
+    """Make `path` ready for a new control socket, or refuse with an error naming what is wrong: a socket
+    a running stack answers on is never taken over, a file that is not a socket is never removed, and a
+    missing directory is created only for the default path (CONTROL_DIR). A stale socket (nobody
+    listening) is removed."""
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        if os.path.abspath(directory) != CONTROL_DIR:
+            raise OSError(errno.ENOENT, f"control socket {path}: directory {directory} does not exist")
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(errno.EEXIST, f"control socket {path}: exists and is not a socket; not replacing it")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(path)  # stale: left behind by a stack that did not exit cleanly
+            return
+        except OSError:
+            pass  # cannot tell (timeout, permission): treat it as in use
+    raise OSError(errno.EADDRINUSE, f"control socket {path} is in use by a running tcpstack; pass another --control")
 
 
 def find_control_socket() -> str:
@@ -62,14 +92,11 @@ def request(path: str, cmd: str, timeout: float = 2.0):
 async def serve_control(path: str, stack, max_clients: int = MAX_CLIENTS) -> object:
     """Start answering on `path`; returns the asyncio server (close it to stop).
 
-    Bounded: at most `max_clients` at once (the others get an error and count as ControlClientsRefused),
-    requests of at most MAX_REQUEST bytes, REQUEST_TIMEOUT seconds each.
+    `path` must be free (see `claim`). Bounded: at most `max_clients` at once (the others get an error
+    and count as ControlClientsRefused), requests of at most MAX_REQUEST bytes, REQUEST_TIMEOUT seconds each.
     """
     import asyncio
 
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    if os.path.exists(path):
-        os.unlink(path)
     clients = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -81,11 +81,12 @@ async def open_stack_from_args(args):
 
 
 async def serve(args) -> int:
-    from stack.control import default_path, serve_control
+    from stack.control import claim, default_path, serve_control
     from stack.services import DEFAULT_PORTS, SERVICES
 
-    stack = await open_stack_from_args(args)
     control_path = args.control or default_path()
+    claim(control_path)  # before the TUN exists: a refused serve leaves nothing behind
+    stack = await open_stack_from_args(args)
     control = None
     try:
         services = args.services or list(DEFAULT_PORTS.items())
@@ -100,9 +101,9 @@ async def serve(args) -> int:
         print(f"tcpstack: serving {names} at {args.addr} on {stack.device.name} (control {control_path})", flush=True)
         await stop.wait()
     finally:
-        if control is not None:
+        if control is not None:  # the socket is ours to remove only if we bound it
             control.close()
-        if os.path.exists(control_path):
-            os.unlink(control_path)
+            if os.path.exists(control_path):
+                os.unlink(control_path)
         await stack.close()
     return 0

@@ -96,3 +96,21 @@ def test_cli_serve_congestion_timestamps_and_ecn_options_reach_the_config():
     assert (config.congestion, config.timestamps, config.ecn) == ("reno", False, True)
     default = config_from_args(build_parser().parse_args(BASE))
     assert (default.timestamps, default.ecn) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("addr", "words"),
+    [
+        ("10.9.0.1", "kernel side's address"),
+        ("10.9.0.255", "broadcast address"),
+        ("10.9.0.0", "network or broadcast"),
+        ("127.0.0.1", "cannot be a host's address"),
+        ("224.0.0.5", "cannot be a host's address"),
+    ],
+)
+def test_cli_serve_addr_the_kernel_side_or_no_host_address_is_refused(addr, words):
+    """--addr equal to --peer's address would start a stack nobody can reach: one line, exit 2."""
+    result = tcpstack("serve", "--tun", "tun9", "--addr", addr, "--peer", "10.9.0.1/24")
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and f"--addr {addr}" in line and words in line, line

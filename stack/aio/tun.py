@@ -16,13 +16,19 @@ class TunDevice:
         import pytun  # imported here so that tests and tools without TUN never need it
 
         net = ipaddress.IPv4Interface(peer)
-        self._tun = pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+        try:
+            self._tun = pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+        except OSError as exc:  # EBUSY: another process holds it; EINVAL: a device of another kind
+            raise OSError(exc.errno, f"cannot create TUN device {name}: {exc.strerror or exc}") from None
         try:
             self._tun.addr = str(net.ip)  # the kernel's side
             self._tun.dstaddr = addr  # our side: point-to-point peer
             self._tun.netmask = str(net.netmask)
             self._tun.mtu = mtu
             self._tun.up()
+        except OSError as exc:
+            self._tun.close()
+            raise OSError(exc.errno, f"cannot configure TUN device {name}: {exc.strerror or exc}") from None
         except Exception:
             self._tun.close()
             raise
