@@ -203,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     script = sub.add_parser("script", help="run packetdrill-format .pkt scripts against the core in virtual time")
     script.add_argument("files", nargs="+", metavar="FILE.pkt")
 
+    sim = sub.add_parser("sim", help="run flows of the real TCP core over a simulated bottleneck, in virtual time")
+    from stack.sim.cli import add_arguments as add_sim_arguments  # light: argparse and unit parsing
+
+    add_sim_arguments(sim)
+
     plot = sub.add_parser("plot", help="draw a connection from a pcap as a time-sequence graph (PNG or SVG)")
     plot.add_argument("pcap", metavar="PCAP", help="a capture, e.g. from serve --pcap")
     plot.add_argument("--trace", default=None, metavar="LOG", help="the serve --trace FILE event log: adds cwnd/RTT")
@@ -232,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo()
         if args.command == "plot":
             return _plot(args)
+        if args.command == "sim":
+            from stack.sim.cli import run as run_sim
+
+            return run_sim(args)
         _check_can_create_tun()
         if args.command == "serve":
             from stack.serve import serve as command

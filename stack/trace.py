@@ -123,10 +123,11 @@ class EventLog:
         snapshot = _cc_snapshot(conn, recovery)
         if snapshot != rec.cc:
             rec.cc = snapshot
-            cwnd, ssthresh, srtt, rttvar, rto, flight, _ = snapshot
+            cwnd, ssthresh, srtt, rttvar, rto, flight, _, controller = snapshot
             self._conn_event(
                 rec,
                 "cc",
+                controller=controller,
                 cwnd=cwnd,
                 ssthresh=ssthresh,
                 srtt=srtt,
@@ -187,7 +188,7 @@ def _cc_snapshot(conn: Connection, recovery: str | None) -> tuple:
     cc, rto, tcb = conn.cc, conn.rto, conn.tcb
     srtt = None if rto.srtt is None else _r(rto.srtt)
     flight = seq_sub(tcb.snd_max, tcb.snd_una)  # FlightSize (RFC 5681 §2)
-    return cc.cwnd, cc.ssthresh, srtt, _r(rto.rttvar), _r(rto.rto), flight, recovery
+    return cc.cwnd, cc.ssthresh, srtt, _r(rto.rttvar), _r(rto.rto), flight, recovery, cc.name
 
 
 # ---------------------------------------------------------------------- reading

@@ -340,3 +340,14 @@ def test_stack_event_log_records_a_lossy_echo_transfer(tmp_path):
     assert any(e["ev"] == "cc" and e["srtt"] is not None for e in conn)
     assert any("SYN_RECV -> ESTABLISHED" in line for line in lines)
     assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+
+
+def test_trace_cc_names_the_controller_that_ran():
+    """Every cc line says which controller ran, so runs and flows can be told apart when compared;
+    a change of controller (TCP_CONGESTION) shows in the next line."""
+    tr = Traced()
+    tr.established_with_data(2)
+    assert {e["controller"] for e in tr.events("cc")} == {"cubic"}
+    tr.conn.set_congestion_control("bbr")
+    tr.log.after(tr.conn, "segment")
+    assert tr.events("cc")[-1]["controller"] == "bbr"

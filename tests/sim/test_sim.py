@@ -1,0 +1,143 @@
+"""`tcpstack sim`: real connections over the simulated bottleneck; the same seed repeats a run byte
+for byte (files and printed summary), another seed does not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from stack.plot import read_pcap, time_sequence
+from stack.sim.engine import LinkConfig, Simulation
+from stack.sim.report import jain_index, percentile
+from stack.sim.units import FlowSpec, QueueLimit, rate, seconds, size
+from stack.trace import read_events
+
+HEAD_TO_HEAD = ["--flow", "cubic:400KB@0s", "--flow", "bbr:400KB@0.1s", "--rate", "5Mbit", "--delay", "10ms"]
+
+
+def tcpstack(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stack.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def test_sim_two_controllers_head_to_head_deliver_everything(tmp_path):
+    """Both flows complete over the shared bottleneck, every byte is read by the receiver, and each
+    flow leaves a pcap (the sender's view) and an event log naming its controller."""
+    flows = [FlowSpec.parse("cubic:400KB@0s"), FlowSpec.parse("bbr:400KB@0.1s")]
+    report = Simulation(LinkConfig(rate=5e6, delay=0.01), flows, seed=4, out_dir=str(tmp_path)).run()
+    assert [f.delivered for f in report.flows] == [400_000, 400_000]
+    assert all(f.completed is not None and f.failure is None for f in report.flows)
+    assert 0.5 <= report.fairness <= 1.0
+    assert 0.5 < report.link.utilization <= 1.0
+    for f in report.flows:
+        assert min(f.rtt) >= 0.02  # never faster than the 20 ms base RTT
+    for stem, controller in (("flow1-cubic", "cubic"), ("flow2-bbr", "bbr")):
+        ts = time_sequence(read_pcap(str(tmp_path / f"{stem}.pcap")))
+        assert max(d.end for d in ts.data) == 400_000
+        events = list(read_events(str(tmp_path / f"{stem}.jsonl")))
+        assert {e["controller"] for e in events if e["ev"] == "cc"} == {controller}
+        states = [e["to"] for e in events if e["ev"] == "state"]
+        assert states[:2] == ["SYN_SENT", "ESTABLISHED"] and states[-1] == "TIME_WAIT"
+    assert "Jain's fairness index" in report.table()
+
+
+def _run(tmp_path, name: str, *extra: str) -> tuple[str, dict[str, bytes]]:
+    out = tmp_path / name
+    result = tcpstack("sim", *HEAD_TO_HEAD, "--loss", "1%", "--jitter", "1ms", "--out", str(out), *extra)
+    assert result.returncode == 0, result.stderr
+    return result.stdout, {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_sim_same_seed_gives_identical_bytes(tmp_path):
+    """Two processes, the same seed: the printed summary and every file are the same bytes (the ISNs,
+    timestamp offsets, BBR's draws and the link's losses all come from the seed; times are virtual)."""
+    first_out, first_files = _run(tmp_path, "a", "--seed", "7")
+    again_out, again_files = _run(tmp_path, "b", "--seed", "7")
+    assert sorted(first_files) == ["flow1-cubic.jsonl", "flow1-cubic.pcap", "flow2-bbr.jsonl", "flow2-bbr.pcap"]
+    assert first_out == again_out
+    assert first_files == again_files
+    other_out, other_files = _run(tmp_path, "c", "--seed", "8")
+    assert other_out != first_out
+    assert all(other_files[name] != first_files[name] for name in first_files)
+
+
+def test_sim_json_summary_and_package_class_controller(tmp_path):
+    """--json prints the same numbers for programs; a controller loads as package.module:Class."""
+    result = tcpstack(
+        "sim", "--flow", "stack.tcp.congestion.reno:Reno:200KB", "--rate", "2Mbit", "--json", "--out", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    (flow,) = data["flows"]
+    assert flow["controller"] == "stack.tcp.congestion.reno:Reno" and flow["delivered"] == 200_000
+    assert (tmp_path / "flow1-stack.tcp.congestion.reno_Reno.pcap").exists()
+
+
+def test_sim_unlimited_flow_runs_for_the_duration_in_virtual_time(tmp_path):
+    """A flow without a size sends until --duration: a minute of simulated time."""
+    report = Simulation(LinkConfig(rate=5e5), [FlowSpec.parse("cubic")], duration=60.0).run()
+    (flow,) = report.flows
+    assert report.link.end == 60.0 and flow.completed is None
+    assert flow.goodput == pytest.approx(5e5, rel=0.1)
+
+
+def test_sim_codel_keeps_the_queue_short(tmp_path):
+    """RFC 8289: with CoDel the flow's packets wait near the 5 ms target, not a whole 4-BDP buffer."""
+    link = dict(rate=5e6, delay=0.01, queue=QueueLimit(4, "bdp"))
+    flows = [FlowSpec.parse("cubic:1MB")]
+    tail = Simulation(LinkConfig(**link), flows).run().flows[0]
+    codel = Simulation(LinkConfig(**link, aqm="codel"), flows).run().flows[0]
+    assert percentile(codel.qdelay, 50) < 0.5 * percentile(tail.qdelay, 50)
+    assert codel.drops.get("codel", 0) > 0 and "codel" not in tail.drops
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--flow", "nosuch:1MB"], "unknown congestion control 'nosuch'"),
+        (["--flow", "cubic:1XB"], "size '1XB'"),
+        (["--flow", "cubic", "--queue", "-3pkt"], "queue"),
+        (["--flow", "cubic", "--burst-loss", "1%"], "expected P,R"),
+        (["--flow", "cubic", "--aqm", "red"], "choose droptail or codel"),
+    ],
+)
+def test_sim_cli_bad_option_gives_one_line_and_exit_2(args, message):
+    result = tcpstack("sim", *args)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("cubic:20MB@2s", FlowSpec("cubic", 20_000_000, 2.0)),
+        ("bbr", FlowSpec("bbr", None, 0.0)),
+        ("reno@500ms", FlowSpec("reno", None, 0.5)),
+        ("my.pkg:MyCC:1MiB", FlowSpec("my.pkg:MyCC", 1 << 20, 0.0)),
+        ("my.pkg:MyCC", FlowSpec("my.pkg:MyCC", None, 0.0)),
+    ],
+)
+def test_sim_flow_spec_parses(text, expected):
+    assert FlowSpec.parse(text) == expected
+
+
+def test_sim_units_parse():
+    assert rate("10Mbit") == 10e6 and rate("1.5gbit/s") == 1.5e9 and rate("500kbit") == 500e3
+    assert seconds("40ms") == pytest.approx(0.04) and seconds("2") == 2.0 and seconds("1min") == 60.0
+    assert size("64KB") == 64_000 and size("1KiB") == 1024
+    assert QueueLimit.parse("1bdp").resolve(10e6, 0.04, 1500) == (33, False)
+    assert QueueLimit.parse("100pkt").resolve(10e6, 0.04, 1500) == (100, False)
+    assert QueueLimit.parse("150KB").resolve(10e6, 0.04, 1500) == (150_000, True)
+
+
+def test_sim_report_jain_index_and_percentiles():
+    """Jain's index is 1 for equal shares and 1/n when one flow takes everything."""
+    assert jain_index([5.0, 5.0]) == pytest.approx(1.0)
+    assert jain_index([10.0, 0.0, 0.0, 0.0]) == pytest.approx(0.25)
+    assert jain_index([]) is None
+    values = sorted(range(1, 101))
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (50, 99, 100)
