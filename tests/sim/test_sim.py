@@ -79,10 +79,11 @@ def test_sim_json_summary_and_package_class_controller(tmp_path):
 
 def test_sim_unlimited_flow_runs_for_the_duration_in_virtual_time(tmp_path):
     """A flow without a size sends until --duration: a minute of simulated time."""
-    report = Simulation(LinkConfig(rate=5e5), [FlowSpec.parse("cubic")], duration=60.0).run()
+    link = LinkConfig(rate=5e5, queue=QueueLimit(20, "pkt"))
+    report = Simulation(link, [FlowSpec.parse("cubic")], duration=60.0).run()
     (flow,) = report.flows
     assert report.link.end == 60.0 and flow.completed is None
-    assert flow.goodput == pytest.approx(5e5, rel=0.1)
+    assert 0.9 * 5e5 < flow.goodput < 5e5  # headers take their share of the link
 
 
 def test_sim_codel_keeps_the_queue_short(tmp_path):
