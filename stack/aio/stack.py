@@ -335,7 +335,7 @@ class Stack:
         totals.update(self.ip.counters)
         totals.update(self._retired)
         for conn in self.demux.connections.values():
-            totals.update(_conn_counters(conn))
+            totals.update(conn_counters(conn))
         totals["CurrEstab"] = sum(
             1 for c in self.demux.connections.values() if c.state in (State.ESTABLISHED, State.CLOSE_WAIT)
         )
@@ -547,7 +547,7 @@ class Stack:
         self._transports.pop(conn, None)
         self._connecting.pop(conn, None)
         self._scheduled.pop(conn, None)
-        self._retired.update(_conn_counters(conn))
+        self._retired.update(conn_counters(conn))
         if self.event_log is not None:
             self.event_log.forget(conn)
 
@@ -618,7 +618,8 @@ def _family(addr: IpAddress) -> socket.AddressFamily:
     return socket.AF_INET6 if addr.version == 6 else socket.AF_INET
 
 
-def _conn_counters(conn: Connection) -> Counter[str]:
+def conn_counters(conn: Connection) -> Counter[str]:
+    """One connection's counters under the names `tcpstack stats` shows (Linux's MIB names)."""
     c = conn.counters
     return Counter(
         {

@@ -135,7 +135,7 @@ class PacketLine:
     text: str
     time: TimeSpec
     inbound: bool  # `<` into the stack, `>` out of it
-    flags: str  # packetdrill letters, e.g. "S.", "P.", "F."
+    flags: str  # packetdrill letters, e.g. "S.", "P.", "F."; "-" for none
     start: int  # relative sequence numbers start:end(len)
     end: int
     ack: int | None = None
@@ -163,15 +163,39 @@ class SyscallLine:
 
 
 @dataclass(frozen=True, slots=True)
+class IcmpLine:
+    """`< icmp unreachable frag_needed mtu 1200 [1:1461(1460)]`: an ICMP error quoting one of our segments."""
+
+    line: int
+    text: str
+    time: TimeSpec
+    kind: str  # packetdrill's type name: unreachable, time_exceeded, ...
+    code: str | None  # packetdrill's code name: frag_needed, port_unreachable, ...; None: the type's first
+    mtu: int | None
+    start: int | None  # the quoted segment's relative sequence numbers, when written
+    end: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class ShellLine:
-    """A `` `command` `` line: tcpstack never runs shell commands, so a script with one is skipped."""
+    """A `` `command` `` line: never run on the host; a known vocabulary is interpreted (see shell.py)."""
 
     line: int
     text: str
     command: str
 
 
-Event = PacketLine | SyscallLine | ShellLine
+@dataclass(frozen=True, slots=True)
+class PythonLine:
+    """`%{ assert tcpi_snd_cwnd == 10 }%`: Python run against the socket's tcp_info at that time."""
+
+    line: int
+    text: str
+    time: TimeSpec
+    code: str
+
+
+Event = PacketLine | SyscallLine | ShellLine | PythonLine | IcmpLine
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """Parse packetdrill `.pkt` text into `stack.script.ast` values.
 
 A script is a list of lines: `--name=value` option lines, `` `shell` `` lines, and events. An event is a
-time spec followed by an inbound (`<`) or outbound (`>`) TCP packet or a system call with its result.
-Comments are `//` to the end of the line and `/* ... */`.
+time spec followed by an inbound (`<`) or outbound (`>`) TCP packet, an inbound ICMP error, a system call
+with its result, or a `%{ python }%` block. Comments are `//` to the end of the line and `/* ... */`; a
+system call may span lines (its parentheses and braces are balanced across them).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from stack.script.ast import (
     BitOr,
     Call,
     Event,
+    IcmpLine,
     Name,
     PacketLine,
+    PythonLine,
     Script,
     ShellLine,
     Sizeof,
@@ -40,12 +43,16 @@ _NUM = r"(?:\d+(?:\.\d+|\.(?!\.))?|\.\d+)"  # `0.` is a number, but `0...` is 0 
 _TIME = re.compile(
     rf"(?P<any>\*)|(?P<plus>\+)?(?P<start>{_NUM})"
     rf"(?:~\+?(?P<end>{_NUM}))?"  # a range: 0.1~0.2
-    rf"(?:\.\.\.\+?(?P<bend>{_NUM}))?"  # a blocking call: 0.1...0.2
+    rf"(?:\s*\.\.\.\s*\+?(?P<bend>{_NUM}))?"  # a blocking call: 0.1...0.2 (or 0.1 ... 0.2)
 )
 _PACKET = re.compile(
     r"(?P<dir>[<>])\s+(?:(?P<sport>\d+)>(?P<dport>\d+)\s+)?"  # optional port info: `< 40001>8080 S ...`
     r"(?:\[(?P<ecn>noecn|ect0|ect1|ce)\]\s+)?"  # optional IP ECN field (RFC 3168): `< [ce] . 1:1001(1000)`
-    r"(?P<flags>[SFRPUEW.]+)\s+(?P<start>\d+):(?P<end>\d+)\((?P<len>\d+)\)(?P<rest>.*)$"
+    r"(?P<flags>[SFRPUEWA.]+|-)\s+(?P<start>\d+):(?P<end>\d+)\((?P<len>\d+)\)(?P<rest>.*)$"
+)
+_ICMP = re.compile(
+    r"<\s+icmp\s+(?P<kind>[a-z_]+)(?:\s+(?P<code>(?!mtu\b)[a-z_]+))?(?:\s+mtu\s+(?P<mtu>\d+))?"
+    r"(?:\s+\[(?P<start>\d+):(?P<end>\d+)\(\d+\)\])?\s*$"
 )
 _SYSCALL_NAME = re.compile(r"(?P<name>[A-Za-z_]\w*)\s*\(")
 _RESULT = re.compile(
@@ -82,6 +89,15 @@ def _logical_lines(text: str, path: str) -> list[tuple[int, str]]:
             line += 1
             start = line
             i += 1
+        elif text.startswith("%{", i):
+            j = text.find("}%", i + 2)
+            if j < 0:
+                raise ScriptSyntaxError(path, line, "unterminated %{ python block")
+            if not "".join(buf).strip():
+                start = line
+            buf.append(text[i : j + 2])
+            line += text.count("\n", i, j)
+            i = j + 2
         elif text.startswith("//", i):
             j = text.find("\n", i)
             i = n if j < 0 else j
@@ -289,6 +305,17 @@ class _Args:
             return Name(value)
         raise self.err(f"unexpected {value!r} in the arguments")
 
+    def _counted_key(self) -> str | None:
+        """`name(N)=` or `name(...)=` at the cursor: consume it and return the name."""
+        t = self.tokens
+        i = self.i
+        if not (i + 4 < len(t) and t[i][0] == "name" and t[i + 1][1] == "(" and t[i + 3][1] == ")"):
+            return None
+        if t[i + 4][1] != "=":
+            return None
+        self.i = i + 5
+        return t[i][1]
+
     def struct(self) -> Struct:
         fields: list[tuple[str | None, Arg]] = []
         if self.peek() == "}":
@@ -299,6 +326,8 @@ class _Args:
                 key = self.take()[1]
                 self.take("=")
                 fields.append((key, self.arg()))
+            elif (counted := self._counted_key()) is not None:
+                fields.append((counted, self.arg()))  # `msg_iov(1)=[...]`: the count is implied by the list
             else:
                 fields.append((None, self.arg()))
             sep = self.take()[1]
@@ -358,11 +387,24 @@ def _event(number: int, line: str, path: str) -> Event:
     rest = line[m.end() :].strip()
     if rest.startswith("`"):
         return _shell(number, line, err)
+    if rest.startswith("%{"):
+        if not rest.endswith("}%"):
+            raise err("a python block must end with }%")
+        return PythonLine(number, line, time, rest[2:-2])
+    if i := _ICMP.match(rest):
+        return _icmp(i, number, line, time)
     if p := _PACKET.match(rest):
         return _packet(p, number, line, time, err)
     if rest[:1] in "<>":
         raise err(f"cannot parse packet {rest!r}: expected FLAGS start:end(len)")
     return _syscall(rest, number, line, time, err)
+
+
+def _icmp(m: re.Match, number: int, line: str, time: TimeSpec) -> IcmpLine:
+    def num(key: str) -> int | None:
+        return None if m[key] is None else int(m[key])
+
+    return IcmpLine(number, line, time, m["kind"], m["code"], num("mtu"), num("start"), num("end"))
 
 
 def _shell(number: int, line: str, err) -> ShellLine:
@@ -372,10 +414,43 @@ def _shell(number: int, line: str, err) -> ShellLine:
     return ShellLine(number, line, command[1:-1].strip())
 
 
+def _depth(text: str) -> int:
+    """How many (, [ and { the line leaves open, outside strings: > 0 means it goes on."""
+    depth, quote = 0, False
+    for i, c in enumerate(text):
+        if c == '"' and (i == 0 or text[i - 1] != "\\"):
+            quote = not quote
+        elif not quote and c in "([{":
+            depth += 1
+        elif not quote and c in ")]}":
+            depth -= 1
+    return depth
+
+
+def _joined(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """A system call whose brackets stay open goes on on the next lines (sendmsg structs, poll)."""
+    out: list[tuple[int, str]] = []
+    pending: tuple[int, str] | None = None
+    for number, raw in lines:
+        if pending is not None:
+            pending = (pending[0], pending[1] + " " + raw.strip())
+        elif raw.strip() and not raw.lstrip().startswith(("`", "--")) and "%{" not in raw and _depth(raw) > 0:
+            pending = (number, raw)
+        else:
+            out.append((number, raw))
+            continue
+        if _depth(pending[1]) <= 0:
+            out.append(pending)
+            pending = None
+    if pending is not None:
+        out.append(pending)  # unbalanced to the end: the syscall parser reports it
+    return out
+
+
 def parse(text: str, path: str = "<script>") -> Script:
     events: list[Event] = []
     options: list[tuple[str, str]] = []
-    for number, raw in _logical_lines(text, path):
+    for number, raw in _joined(_logical_lines(text, path)):
         line = raw.strip()
         if not line:
             continue

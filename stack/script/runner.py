@@ -18,21 +18,43 @@ ports concern the newest connect() or, for a passive open, remote port 40000. Th
 drives several connections to one listener (listen queues).
 
 Option lines `--name=value` set, for one script, the stack settings Linux has as sysctls
-(`--tcp_timestamps=1`, `--tcp_challenge_ack_limit=1`, ...: see _SYSCTLS), like a packetdrill script's
-`sysctl` shell lines.
+(`--tcp_timestamps=1`, `--tcp_challenge_ack_limit=1`, ...: see sysctls.py), like a packetdrill script's
+`sysctl` shell lines, which shell.py interprets (never running them). packetdrill's own command-line
+options are understood too (`--tolerance_usecs`, `--tolerance_percent`, `--ip_version=ipv4`, the
+default `--local_ip`/`--remote_ip`, `--tcp_ts_tick_usecs`, `--strict_segments`).
+
+packetdrill's matching rules: the timing tolerance is the larger of --tolerance_usecs and
+--tolerance_percent (12.5) of the time since the previous event. An outbound line longer than the
+segment sent is matched, as packetdrill matches what a TSO device hands it, against the run of
+back-to-back segments that add up to it (equal sizes but the last, headers of the last, sequence number
+of the first); --strict_segments or `ethtool -K tun0 tso off` turn that off. A `%{ python }%` block runs
+with the tcp_info of the newest socket (tcp_info.py) and shares its names with the blocks before it.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, replace
 
 from stack.demux import Demux
-from stack.script.ast import AnyValue, PacketLine, Script, ShellLine, SyscallLine, TimeKind, TimeSpec
+from stack.script import python_block, shell
+from stack.script.ast import (
+    AnyValue,
+    IcmpLine,
+    PacketLine,
+    PythonLine,
+    Script,
+    ShellLine,
+    SyscallLine,
+    TimeKind,
+    TimeSpec,
+)
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.parser import parse_file
 from stack.script.syscalls import LOCAL_IP, LOCAL_PORT, REMOTE_IP, Kernel, Outcome, Poll
+from stack.script.sysctls import config_changes
+from stack.tcp import icmp_input
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.listener import Listener
@@ -41,29 +63,34 @@ from stack.wire.seq import seq_add, seq_sub
 
 REMOTE_PORT = 40000  # the script's end of a passive open
 DEFAULT_TOLERANCE = 0.004  # packetdrill's default --tolerance_usecs=4000
+DEFAULT_TOLERANCE_PERCENT = 12.5  # packetdrill's default --tolerance_percent
 HORIZON = 3600.0  # how far `*` looks ahead for an outbound packet, in virtual seconds
 ECN_CODEPOINTS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3}  # packetdrill's names for the IP ECN field
 ECN_NAMES = {value: name for name, value in ECN_CODEPOINTS.items()}
 INBOUND_WINDOW = 65535  # an inbound packet without `win`
 _SUPPORTED_OPTIONS = {"nop", "eol", "mss", "wscale", "sackOK", "TS", "sack"}
-# Linux sysctls (net.ipv4.<name>) a script may set with `--<name>=value`: the TcpConfig field each one is
-# and how its value converts. tcp_retries2 counts retransmissions, which is Linux's time budget exactly
-# when the RTO starts at its 200 ms minimum (RFC 6298 (2.4) as Linux).
-_SYSCTLS: dict[str, tuple[str, type]] = {
-    "tcp_timestamps": ("timestamps", bool),
-    "tcp_sack": ("sack", bool),
-    "tcp_window_scaling": ("window_scaling", bool),
-    "tcp_challenge_ack_limit": ("challenge_ack_limit", int),  # RFC 5961 §7
-    "tcp_retries2": ("max_retries", int),
-    "tcp_syn_retries": ("syn_retries", int),
-    "tcp_synack_retries": ("synack_retries", int),
-    "tcp_fin_timeout": ("fin_timeout", int),
-    "tcp_syncookies": ("syncookies", int),  # 0 never, 1 when the SYN queue is full, 2 always
-    "tcp_max_syn_backlog": ("syn_backlog", int),
-    "tcp_ecn": ("ecn", bool),  # 1: ask for and accept ECN (RFC 3168); Linux's default 2 (accept only) is not offered
+# packetdrill's command-line options with the only values that describe this runner's setup
+_FIXED_OPTIONS = {
+    "ip_version": {"ipv4"},
+    "local_ip": {"192.168.0.1"},
+    "remote_ip": {"192.0.2.1"},
+    "gateway_ip": {"192.168.0.1", "192.0.2.2"},
+    "netmask_ip": {"255.255.0.0"},
+    "mtu": {"1500"},
 }
-# --name=value lines the runner understands; any other makes the script SKIP rather than run differently
-_KNOWN_SCRIPT_OPTIONS = {"tolerance_usecs", "ip_version", "verbose", *_SYSCTLS}
+# options that only change how packetdrill reports or matches
+_RUNNER_OPTIONS = {"tolerance_usecs", "tolerance_percent", "tcp_ts_tick_usecs", "strict_segments", "verbose"}
+# ICMP type and code names packetdrill uses -> (type, code)
+_ICMP = {
+    ("unreachable", None): (icmp_input.DEST_UNREACHABLE, icmp_input.CODE_NET_UNREACHABLE),
+    ("unreachable", "net_unreachable"): (icmp_input.DEST_UNREACHABLE, 0),
+    ("unreachable", "host_unreachable"): (icmp_input.DEST_UNREACHABLE, 1),
+    ("unreachable", "protocol_unreachable"): (icmp_input.DEST_UNREACHABLE, 2),
+    ("unreachable", "port_unreachable"): (icmp_input.DEST_UNREACHABLE, 3),
+    ("unreachable", "frag_needed"): (icmp_input.DEST_UNREACHABLE, icmp_input.CODE_FRAG_NEEDED),
+    ("time_exceeded", None): (icmp_input.TIME_EXCEEDED, 0),
+    ("source_quench", None): (icmp_input.SOURCE_QUENCH, 0),
+}
 
 _LETTER = {
     "S": Flags.SYN,
@@ -74,6 +101,7 @@ _LETTER = {
     "U": Flags.URG,
     "E": Flags.ECE,
     "W": Flags.CWR,
+    "-": Flags(0),  # packetdrill's "no flags"
 }
 
 Layout = list[tuple[str, tuple[int, ...]]]
@@ -140,14 +168,19 @@ class Runner:
         self.script = script
         self.path = script.path
         self.config = config or TcpConfig()
+        sysctls: dict[str, str] = {}
         for name, value in script.options:
-            if name not in _KNOWN_SCRIPT_OPTIONS or (name == "ip_version" and value != "ipv4"):
-                raise ScriptSkip(f"{self.path}: option --{name}={value} is not supported")
-        if script.option("tcp_ecn") not in (None, "0", "1"):
-            raise ScriptSkip(f"{self.path}: option --tcp_ecn={script.option('tcp_ecn')} is not supported")
-        self.config = replace(self.config, **self._sysctls(script))
-        tolerance = script.option("tolerance_usecs")
-        self.tolerance = DEFAULT_TOLERANCE if tolerance is None else int(tolerance) / 1e6
+            if name in _FIXED_OPTIONS:
+                if value not in _FIXED_OPTIONS[name]:
+                    raise ScriptSkip(f"{self.path}: option --{name}={value} is not supported")
+            elif name not in _RUNNER_OPTIONS:
+                sysctls[name] = value
+        self.config = replace(self.config, **config_changes(sysctls, self.path))
+        self.tolerance = self._number_option("tolerance_usecs", DEFAULT_TOLERANCE * 1e6) / 1e6
+        self.tolerance_percent = self._number_option("tolerance_percent", DEFAULT_TOLERANCE_PERCENT)
+        self.ts_tick = self._number_option("tcp_ts_tick_usecs", 0) / 1e6  # 0: TSval not checked
+        self.host = shell.Host(tso=script.option("strict_segments") is None)
+        self.python = python_block.Namespace()
         self.demux = Demux(self.config)
         self.kernel = Kernel(self.demux, self.config, self.path)
         self.now = 0.0
@@ -159,25 +192,48 @@ class Runner:
         self.blocked: _Blocked | None = None
         self.taken: set[tuple[str, str]] = set()  # (state, event) pairs the script made the stack take
         self.listeners: set[Listener] = set()
+        self._seen: dict[Connection, None] = {}  # every connection of the run, in order (counters)
 
-    def _sysctls(self, script: Script) -> dict[str, object]:
-        """The TcpConfig changes the script's sysctl option lines ask for (the last one of a name wins)."""
-        changes: dict[str, object] = {}
-        for name, (field, kind) in _SYSCTLS.items():
-            value = script.option(name)
-            if value is None:
-                continue
-            if not value.isdigit():
-                raise ScriptFailure(f"{self.path}: --{name}={value}: the value must be a non-negative integer")
-            changes[field] = int(value) != 0 if kind is bool else kind(int(value))
-        return changes
+    def _number_option(self, name: str, default: float) -> float:
+        value = self.script.option(name)
+        if value is None:
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise ScriptFailure(f"{self.path}: --{name}={value}: the value must be a number") from None
+
+    def _tolerance_after(self, start: float) -> float:
+        """packetdrill's tolerance for an event due at `start`: a share of the time since the last one."""
+        return max(self.tolerance, self.tolerance_percent / 100 * max(0.0, start - self.last))
+
+    def _shell(self, line: ShellLine) -> None:
+        try:
+            shell.interpret(line.command, self.host, self._counters())
+        except shell.ShellSkip as exc:
+            raise ScriptSkip(f"{self.path}:{line.line}: {exc}") from None
+        except AssertionError as exc:
+            raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
+        changes = config_changes(self.host.sysctls, f"{self.path}:{line.line}")
+        self.config = replace(self.config, **changes)
+        self.demux.config = self.kernel.config = self.config
+
+    def _counters(self) -> dict[str, int]:
+        """The stack's counters under Linux's names, as `tcpstack stats` shows them."""
+        from stack.aio.stack import conn_counters
+
+        total = Counter(self.demux.counters)
+        for conn in self._seen:
+            total.update(conn_counters(conn))
+        return dict(total)
 
     # ------------------------------------------------------------ the script
 
     def run(self) -> None:
         for event in self.script.events:
             if isinstance(event, ShellLine):
-                raise ScriptSkip(f"{self.path}:{event.line}: shell commands are not run: `{event.command}`")
+                self._shell(event)
+                continue
             if isinstance(event, PacketLine):
                 self._check_options_supported(event)
             start, end = self._when(event.time)
@@ -193,6 +249,10 @@ class Runner:
             self._no_stale_output(event.line, at)
             if isinstance(event, PacketLine):
                 self._inject(event)
+            elif isinstance(event, IcmpLine):
+                self._icmp(event)
+            elif isinstance(event, PythonLine):
+                self._python(event)
             else:
                 self._syscall(event, start)
             self.last = at
@@ -205,6 +265,8 @@ class Runner:
             raise ScriptFailure(f"{self.path}: unexpected outbound packet at the end: {self._describe(self.out[0])}")
 
     def _check_options_supported(self, line: PacketLine) -> None:
+        if "A" in line.flags:
+            raise ScriptSkip(f"{self.path}:{line.line}: AccECN (the AE flag) is not supported")
         for name, _ in line.options or ():
             if name not in _SUPPORTED_OPTIONS:
                 raise ScriptSkip(f"{self.path}:{line.line}: TCP option {name} is not supported")
@@ -276,6 +338,7 @@ class Runner:
     def _collect(self) -> None:
         for conn in self._connections():
             self.taken.update((t.old.name, t.event.name) for t in conn.history)
+            self._seen.setdefault(conn)
             for seg in conn.segments_to_send(self.now):
                 if seg.flags & Flags.SYN:
                     self.iss[conn] = seg.seq
@@ -355,6 +418,24 @@ class Runner:
                 )
         return TcpOptions(**values)
 
+    def _icmp(self, line: IcmpLine) -> None:
+        kind = _ICMP.get((line.kind, line.code))
+        if kind is None:
+            raise ScriptSkip(f"{self.path}:{line.line}: ICMP {line.kind} {line.code or ''} is not supported")
+        local_port, remote_port, conn = self._target()
+        iss = self._current_iss() or 0
+        seq = seq_add(iss, line.start) if line.start is not None else (conn.tcb.snd_una if conn else iss)
+        length = 40 + (line.end - line.start if line.start is not None and line.end is not None else 0)
+        error = icmp_input.IcmpError(kind[0], kind[1], seq, line.mtu or 0, length)
+        self.demux.icmp_error((LOCAL_IP, local_port), (REMOTE_IP, remote_port), error, self.now)
+
+    def _python(self, line: PythonLine) -> None:
+        conn = self.kernel.under_test()
+        try:
+            self.python.run(line.code, conn)
+        except python_block.BlockError as exc:
+            raise ScriptFailure(f"{self.path}:{line.line}: {line.text.strip()}\n  {exc}") from None
+
     # ------------------------------------------------------------ outbound packets
 
     def _expect(self, line: PacketLine, start: float, end: float) -> None:
@@ -365,12 +446,11 @@ class Runner:
             if self.blocked is not None:
                 self._check_blocked_deadline(limit)
             raise ScriptFailure(self._mismatch(line, f"no packet was sent by {limit:.3f} s{self._next_packet_note()}"))
-        sent = self.out.popleft()
+        sent = self._merged(line, self.out.popleft(), limit)
         if self.blocked is not None:
             self._check_blocked_deadline(sent.time)
-        if line.time.kind is not TimeKind.ANY and not (
-            start - self.tolerance - 1e-9 <= sent.time <= end + self.tolerance + 1e-9
-        ):
+        tolerance = self._tolerance_after(start)
+        if line.time.kind is not TimeKind.ANY and not (start - tolerance - 1e-9 <= sent.time <= end + tolerance + 1e-9):
             window = f"{start:.3f} s" if start == end else f"{start:.3f}~{end:.3f} s"
             raise ScriptFailure(
                 self._mismatch(line, f"{self._describe(sent, line)}  (at {sent.time:.3f} s, expected {window})")
@@ -380,6 +460,38 @@ class Runner:
             raise ScriptFailure(self._mismatch(line, f"{self._describe(sent, line)}  ({'; '.join(problems)})"))
         self.now = max(self.now, sent.time)
         self.last = sent.time
+
+    def _merged(self, line: PacketLine, first: _Sent, limit: float) -> _Sent:
+        """What packetdrill sees of a TSO send: the line's length gathered from back-to-back segments
+        (each the size of the first but the last), with the last one's flags and the first one's
+        sequence number and CWR (packetdrill's aggregate_packets)."""
+        want = line.end - line.start
+        size = len(first.seg.payload)
+        if not self.host.tso or size == 0 or size >= want:
+            return first
+        parts = [first]
+        total = size
+        while total < want:
+            if not self.out and not self._fire_next_timer(limit):
+                break
+            if not self.out:
+                continue
+            seg, prev = self.out[0].seg, parts[-1].seg
+            if (
+                len(seg.payload) == 0
+                or seg.seq != seq_add(prev.seq, len(prev.payload))
+                or (seg.src_port, seg.dst_port) != (prev.src_port, prev.dst_port)
+                or len(prev.payload) != size
+            ):
+                break
+            parts.append(self.out.popleft())
+            total += len(seg.payload)
+        if len(parts) == 1:
+            return first
+        last = parts[-1].seg
+        flags = (last.flags & ~Flags.CWR) | (first.seg.flags & Flags.CWR)
+        payload = b"".join(p.seg.payload for p in parts)
+        return _Sent(parts[-1].time, replace(last, seq=first.seg.seq, flags=flags, payload=payload), first.iss)
 
     def _next_packet_note(self) -> str:
         """For a failure message: the packet the stack would have sent next, if any (the run is over)."""
@@ -490,8 +602,16 @@ def _script_tsval(layout: Layout, offset: int | None) -> Layout:
     return [(n, ((v[0] - offset) & 0xFFFFFFFF, v[1]) if n == "TS" else v) for n, v in layout]
 
 
-def run_script(path: str, config: TcpConfig | None = None) -> set[tuple[str, str]]:
-    """Run one .pkt file: returns the (state, event) pairs it covered; raises ScriptFailure or ScriptSkip."""
-    runner = Runner(parse_file(path), config)
+def run_script(
+    path: str, config: TcpConfig | None = None, options: list[tuple[str, str]] | None = None
+) -> set[tuple[str, str]]:
+    """Run one .pkt file: returns the (state, event) pairs it covered; raises ScriptFailure or ScriptSkip.
+
+    `options` are packetdrill command-line options (`("mss", "1000")`); the script's own lines win.
+    """
+    script = parse_file(path)
+    if options:
+        script = replace(script, options=(*options, *script.options))
+    runner = Runner(script, config)
     runner.run()
     return runner.taken

@@ -73,6 +73,7 @@ class Kernel:
         self.errors: dict[Connection, int] = {}  # pending SO_ERROR per connection
         self.connected: set[Connection] = set()
         self.active: Connection | None = None  # the newest connect(): inbound packets go to it
+        self.newest: Connection | None = None  # the newest connected or accepted socket's connection
 
     # ---------------------------------------------------------------- core events
 
@@ -95,6 +96,10 @@ class Kernel:
         if handler is None:
             raise self.skip(line, f"system call {line.name}() is not supported")
         return handler(line)
+
+    def under_test(self) -> Connection | None:
+        """packetdrill's socket under test: the newest one connected or accepted."""
+        return self.newest
 
     def skip(self, line: SyscallLine, reason: str) -> ScriptSkip:
         return ScriptSkip(f"{self.path}:{line.line}: {reason}")
@@ -121,7 +126,11 @@ class Kernel:
         fd = self._arg(line, 0)
         return self.sockets.get(fd) if isinstance(fd, int) else None
 
-    def _new_fd(self) -> int:
+    def _new_fd(self, line: SyscallLine) -> int:
+        """The descriptor the script names as the result (`socket(...) = 4`) if free, else Linux's
+        lowest free one: packetdrill maps script descriptors onto the live ones the same way."""
+        if isinstance(line.result, int) and line.result >= 3 and line.result not in self.sockets:
+            return line.result
         fd = 3
         while fd in self.sockets:
             fd += 1
@@ -144,7 +153,7 @@ class Kernel:
         names = {t.name for t in kind.terms if isinstance(t, Name)} if isinstance(kind, BitOr) else {str(kind)}
         if "SOCK_STREAM" not in names or names - {"SOCK_STREAM", "SOCK_NONBLOCK"}:
             raise self.skip(line, f"socket type {kind} is not supported (SOCK_STREAM only)")
-        fd = self._new_fd()
+        fd = self._new_fd(line)
         self.sockets[fd] = Socket(fd, nonblocking="SOCK_NONBLOCK" in names)
         return fd, None
 
@@ -188,8 +197,9 @@ class Kernel:
             child = listener.accept()
             if child is None:
                 return None
-            fd = self._new_fd()
+            fd = self._new_fd(line)
             self.sockets[fd] = Socket(fd, port=sock.port, config=dict(sock.config), conn=child)
+            self.newest = child
             return fd, None
 
         return self._maybe_block(sock, attempt)
@@ -210,7 +220,7 @@ class Kernel:
         finally:
             self.demux.config = self.config
         sock.connecting = True
-        self.active = sock.conn
+        self.active = self.newest = sock.conn
         if sock.nonblocking:
             return -1, "EINPROGRESS"
         return lambda: self._connect_outcome(sock)
@@ -394,6 +404,8 @@ class Kernel:
                 raise self.skip(line, "SO_RCVBUF after the connection exists is not supported")
             sock.buffers_set[option] = number
             self._configure(sock, _BUFFER_OPTIONS[option], number)
+            if option == "SO_RCVBUF":  # a fixed buffer: the window scale is chosen for it, not tcp_rmem[2]
+                self._configure(sock, "receive_buffer_max", number)
             return 0, None
         if option in _CONFIG_OPTIONS:
             name, convert = _CONFIG_OPTIONS[option]

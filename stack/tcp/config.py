@@ -18,6 +18,9 @@ class TcpConfig:
     synack_retries: int = 5  # Linux tcp_synack_retries
     send_buffer: int = 1 << 20  # bytes the application may queue (SO_SNDBUF)
     receive_buffer: int = 1 << 20  # receive buffer = the largest window we offer (SO_RCVBUF)
+    # the window scale is chosen for the size the buffer may grow to, as Linux's for tcp_rmem[2] (6 MB by
+    # default: scale 7) unless SO_RCVBUF fixed it (tcp_select_initial_window)
+    receive_buffer_max: int = 6 << 20
     window_scaling: bool = True  # RFC 7323 §2
     loss_probes: bool = True  # tail loss probes (RFC 8985 §7), like Linux tcp_early_retrans
     frto: bool = True  # F-RTO detection of spurious timeouts (RFC 5682), like Linux tcp_frto

@@ -75,6 +75,11 @@ def window_shift_for(buffer: int) -> int:
     return shift
 
 
+def receive_window_shift(config: TcpConfig) -> int:
+    """Our window scale (RFC 7323 §2.3): room for the largest the receive buffer may become."""
+    return window_shift_for(max(config.receive_buffer, config.receive_buffer_max))
+
+
 class Connection:
     """A TCB and everything the RFC does with it. Build with `connect()` or `from_syn()`."""
 
@@ -146,7 +151,7 @@ class Connection:
         conn = cls(config, local, remote, now)
         conn.on_transition = on_transition
         conn._init_send_sequence(initial_sequence_number(local, remote, now, config.rng))
-        wscale = window_shift_for(config.receive_buffer) if config.window_scaling else None
+        wscale = receive_window_shift(config) if config.window_scaling else None
         conn.tcb.rcv_wscale = wscale or 0
         conn._syn_options = TcpOptions(
             mss=config.mss, wscale=wscale, sack_permitted=config.sack, timestamps=(0, 0) if config.timestamps else None
@@ -178,7 +183,7 @@ class Connection:
         conn._apply_peer_syn_options(syn.options)
         conn.ecn.ok = config.ecn and Ecn.setup_syn(syn)
         if syn.options.wscale is not None and config.window_scaling:
-            tcb.rcv_wscale = window_shift_for(config.receive_buffer)
+            tcb.rcv_wscale = receive_window_shift(config)
             wscale = tcb.rcv_wscale
         else:
             wscale = None
@@ -218,7 +223,7 @@ class Connection:
         tcb.snd_nxt = tcb.snd_max = seq_add(iss, 1)  # the SYN,ACK is out
         conn._apply_peer_syn_options(syn.options)
         if syn.options.wscale is not None and config.window_scaling:
-            tcb.rcv_wscale = window_shift_for(config.receive_buffer)
+            tcb.rcv_wscale = receive_window_shift(config)
         conn._update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
         conn._open_receive_window()
         conn.enter(Event.SYN_COOKIE, now)

@@ -11,7 +11,7 @@ from collections import Counter, deque
 
 from stack.tcp import syncookies
 from stack.tcp.config import TcpConfig
-from stack.tcp.connection import Address, Connection, TransitionHook, window_shift_for
+from stack.tcp.connection import Address, Connection, TransitionHook, receive_window_shift
 from stack.tcp.reset import reset_for
 from stack.tcp.state import Event, State, Transition, next_state
 from stack.wire.segment import Flags, Segment, TcpOptions
@@ -168,7 +168,7 @@ class Listener:
             ts_now = (int(now * 1000) + offset) & 0xFFFFFFFF  # Connection.ts_val's clock
             options = TcpOptions(
                 mss=config.mss,
-                wscale=window_shift_for(config.receive_buffer) if use_wscale else None,
+                wscale=receive_window_shift(config) if use_wscale else None,
                 sack_permitted=carried.sack_permitted,
                 timestamps=(syncookies.stamp_tsval(ts_now, carried), peer.timestamps[0]),
             )

@@ -10,8 +10,10 @@ from stack.script.ast import (
     Array,
     BitOr,
     Call,
+    IcmpLine,
     Name,
     PacketLine,
+    PythonLine,
     ShellLine,
     Sizeof,
     Struct,
@@ -263,3 +265,48 @@ def test_error_on_a_later_line_names_that_line():
     with pytest.raises(ScriptSyntaxError) as exc:
         parse("0 close(3) = 0\n\n// c\n+0 > S 0:0(1)", "x.pkt")
     assert exc.value.line == 4 and str(exc.value).startswith("x.pkt:4:")
+
+
+# ---------------------------------------------------------------- the published scripts' dialect
+
+
+def test_syscall_spanning_lines_is_one_event_numbered_by_its_first_line():
+    text = (
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+        "+0 sendmsg(3, {msg_name(...)=...,\n   msg_iov(1)=[{..., 40}], msg_flags=0}, MSG_MORE) = 40\n"
+    )
+    _, call = parse(text, "t.pkt").events
+    assert isinstance(call, SyscallLine) and call.line == 2 and call.name == "sendmsg"
+    msg = call.args[1]
+    assert isinstance(msg, Struct) and msg.get("msg_iov") == Array((Struct(((None, ANY), (None, 40))),))
+    assert msg.get("msg_flags") == 0 and call.args[2] == Name("MSG_MORE") and call.result == 40
+
+
+def test_blocking_time_with_spaces_around_the_ellipsis():
+    event = one("+.002 ... 0.052 connect(3, ..., ...) = 0")
+    assert event.time == TimeSpec(TimeKind.RELATIVE, 0.002, None, 0.052)
+
+
+def test_python_block_across_lines_keeps_its_code():
+    event = one("+0 %{\nassert tcpi_snd_cwnd == 10\nassert tcpi_ca_state == 0\n}%")
+    assert isinstance(event, PythonLine) and event.line == 1
+    assert "tcpi_snd_cwnd == 10" in event.code and "tcpi_ca_state" in event.code
+
+
+def test_packet_without_flags_and_ae_letter_parse():
+    assert one("+0 < - 1:1001(1000) win 20000").flags == "-"
+    assert one("+0 < SEWA 0:0(0) win 100").flags == "SEWA"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "code", "mtu", "quoted"),
+    [
+        ("+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]", "unreachable", "frag_needed", 1200, (1, 1461)),
+        ("+0 < icmp unreachable [1:1001(1000)]", "unreachable", None, None, (1, 1001)),
+        ("+0 < icmp time_exceeded", "time_exceeded", None, None, (None, None)),
+    ],
+)
+def test_icmp_lines(text, kind, code, mtu, quoted):
+    event = one(text)
+    assert isinstance(event, IcmpLine)
+    assert (event.kind, event.code, event.mtu, (event.start, event.end)) == (kind, code, mtu, quoted)

@@ -9,7 +9,7 @@ from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.parser import parse
 from stack.script.runner import Runner
 
-SYNACK = "> S. 0:0(0) ack 1 <mss 1460,nop,wscale 5>"
+SYNACK = "> S. 0:0(0) ack 1 <mss 1460,nop,wscale 7>"
 LISTEN = """
 0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 +0    bind(3, ..., ...) = 0
@@ -27,7 +27,7 @@ ESTABLISHED = (
 CONNECT = """
 0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 +0...0.1 connect(3, ..., ...) = {result}
-+0    > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 5>
++0    > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 7>
 """
 
 
@@ -42,10 +42,10 @@ def run(text: str) -> Runner:
 
 def test_packet_wrong_flags_fail_with_both_packets_in_script_notation():
     with pytest.raises(ScriptFailure) as exc:
-        run(LISTEN + "+0 > S 0:0(0) <mss 1460,nop,wscale 5>\n")
+        run(LISTEN + "+0 > S 0:0(0) <mss 1460,nop,wscale 7>\n")
     text = str(exc.value)
     assert "t.pkt:6:" in text and "expected: > S 0:0(0)" in text
-    assert "actual:   > S. 0:0(0) ack 1 win " in text and "<mss 1460,nop,wscale 5>" in text and "flags differ" in text
+    assert "actual:   > S. 0:0(0) ack 1 win " in text and "<mss 1460,nop,wscale 7>" in text and "flags differ" in text
 
 
 def test_packet_at_the_wrong_time_fails():
@@ -85,7 +85,7 @@ def test_packet_any_options_are_not_checked():
 
 def test_packet_wrong_ack_and_window_reported():
     with pytest.raises(ScriptFailure, match="ack differs; window differs"):
-        run(LISTEN + "+0 > S. 0:0(0) ack 2 win 1 <mss 1460,nop,wscale 5>\n")
+        run(LISTEN + "+0 > S. 0:0(0) ack 2 win 1 <mss 1460,nop,wscale 7>\n")
 
 
 def test_packet_expected_but_nothing_sent_fails():
@@ -117,7 +117,7 @@ def test_inbound_ack_is_relative_to_our_isn():
 def test_inbound_sack_blocks_are_relative_to_our_isn():
     """RFC 2018 §3: SACK edges in the script are relative; the core's scoreboard holds the real ones."""
     text = LISTEN.replace("<mss 1000,nop,wscale 7>", "<mss 1000,sackOK,nop,nop,nop,wscale 7>")
-    text += "+0 > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 5>\n+.1 < . 1:1(0) ack 1 win 257\n"
+    text += "+0 > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 7>\n+.1 < . 1:1(0) ack 1 win 257\n"
     text += "+0 accept(3, ..., ...) = 4\n+0 write(4, ..., 6000) = 6000\n"
     text += "".join(f"+0 > . {i}:{i + 1000}(1000) ack 1\n" for i in range(1, 5001, 1000))
     text += "+0 > P. 5001:6001(1000) ack 1\n+.01 < . 1:1(0) ack 1 win 257 <nop,nop,sack 5001:6001>\n"
@@ -180,7 +180,7 @@ def test_sysctl_option_sets_the_stack_setting(line, field, value):
 
 
 def test_sysctl_option_with_a_bad_value_fails():
-    with pytest.raises(ScriptFailure, match="--tcp_retries2=many: the value must be a non-negative integer"):
+    with pytest.raises(ScriptFailure, match="sysctl tcp_retries2=many: the value must be an integer"):
         Runner(parse("--tcp_retries2=many\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", "t.pkt"))
 
 
@@ -196,8 +196,8 @@ def test_sysctl_challenge_ack_limit_changes_what_the_stack_answers():
 
 
 def test_syscall_wrong_result_fails_with_both_results():
-    with pytest.raises(ScriptFailure, match="expected: = 7\n  actual:   = 3"):
-        run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 7\n")
+    with pytest.raises(ScriptFailure, match="expected: = 7\n  actual:   = 0"):
+        run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 7\n")
 
 
 def test_syscall_wrong_errno_fails():
@@ -256,7 +256,7 @@ def test_syscall_blocking_read_returns_zero_at_eof():
 def test_syscall_blocking_connect_as_last_line_times_out():
     """RFC 6298 (5.5) with Linux's tcp_syn_retries = 6: SYNs at 0, 1, 3, ... 63 s, ETIMEDOUT at 127 s."""
     text = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n0...127 connect(3, ..., ...) = -1 ETIMEDOUT (x)\n"
-    text += "".join(f"{t} > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 5>\n" for t in (0, 1, 3, 7, 15, 31, 63))
+    text += "".join(f"{t} > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 7>\n" for t in (0, 1, 3, 7, 15, 31, 63))
     run(text)
 
 
@@ -300,7 +300,9 @@ def test_syscall_unknown_congestion_control_expected_to_fail_is_enoent():
         ("+0 setsockopt(3, SOL_SOCKET, SO_BROADCAST, [1], 4) = 0", "SO_BROADCAST"),
         ('+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, "vegas", 5) = 0', "'vegas' is not available"),
         ("+0 fcntl(3, F_SETFD, FD_CLOEXEC) = 0", "F_SETFD"),
-        ("+0 `sysctl -q net.ipv4.tcp_sack=0`", "shell commands are not run"),
+        ("+0 `ip link set dev tun0 mtu 9000`", "not in the vocabulary"),
+        ("+0 `tc qdisc replace dev tun0 root fq`", "qdisc not modelled"),
+        ("+0 `sysctl -q net.ipv4.tcp_mtu_probing=1`", "tcp_mtu_probing=1 is not modelled"),
     ],
 )
 def test_skip_unsupported(text, reason):
@@ -350,8 +352,82 @@ def test_run_scripts_exit_code_and_lines(tmp_path, capsys):
     bad = tmp_path / "bad.pkt"
     bad.write_text(LISTEN + "+0 > S 0:0(0)\n")
     skipped = tmp_path / "skip.pkt"
-    skipped.write_text("`true`\n")
+    skipped.write_text("`ip link set dev tun0 mtu 9000`\n")
     assert run_scripts([str(good), str(skipped)]) == 0
     assert run_scripts([str(good), str(bad), str(tmp_path / "missing.pkt")]) == 1
     out = capsys.readouterr().out
     assert f"PASS {good}" in out and f"SKIP {skipped}" in out and f"FAIL {bad}" in out and "missing.pkt" in out
+
+
+# ---------------------------------------------------------------- the published scripts' dialect
+
+
+def test_shell_defaults_sh_sets_linux_defaults_without_running_anything():
+    """The corpora's defaults.sh is Linux's production setup: timestamps on, SYN retries 5, CUBIC."""
+    runner = run("`../common/defaults.sh`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    assert (runner.config.timestamps, runner.config.syn_retries, runner.config.congestion) == (True, 5, "cubic")
+    assert runner.config.receive_buffer_max == 15 * 1024 * 1024
+
+
+def test_shell_sysctl_changes_what_the_stack_offers():
+    """`sysctl -q net.ipv4.tcp_timestamps=0`: the SYN carries no TS option."""
+    run(
+        "`sysctl -q net.ipv4.tcp_timestamps=0`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+        "+0...0.1 connect(3, ..., ...) = -1 ECONNREFUSED (x)\n+0 > S 0:0(0) <mss 1460,nop,nop,sackOK,nop,wscale 7>\n"
+        "+.1 < R. 0:0(0) ack 1 win 0\n"
+    )
+
+
+def test_shell_nstat_grep_fails_when_the_counter_did_not_grow():
+    with pytest.raises(ScriptFailure, match="TcpExtTCPTimeouts did not grow"):
+        run(ESTABLISHED + "+0 `nstat > /dev/null`\n+0 `nstat | grep TcpExtTCPTimeouts`\n")
+
+
+def test_shell_nstat_grep_passes_when_the_counter_grew():
+    run(
+        ESTABLISHED + "+0 `nstat -n`\n+0 write(4, ..., 1000) = 1000\n+0 > P. 1:1001(1000) ack 1\n"
+        "+.3 > P. 1:1001(1000) ack 1\n+0 `nstat | grep TcpExtTCPTimeouts`\n"
+    )
+
+
+def test_python_block_asserts_on_tcp_info_and_keeps_names():
+    text = ESTABLISHED + "+0 %{ TCP_WANTED = 10 }%\n+0 %{ assert tcpi_snd_cwnd == TCP_WANTED, tcpi_snd_cwnd }%\n"
+    run(text)
+    with pytest.raises(ScriptFailure, match="assertion failed: 10"):
+        run(text.replace("TCP_WANTED = 10", "TCP_WANTED = 11"))
+
+
+def test_python_block_without_builtins_or_dunders():
+    with pytest.raises(ScriptFailure, match="unknown name: open"):
+        run(ESTABLISHED + "+0 %{ open('/etc/passwd') }%\n")
+    with pytest.raises(ScriptFailure, match="dunder"):
+        run(ESTABLISHED + "+0 %{ ().__class__ }%\n")
+
+
+def test_python_block_with_a_field_not_kept_skips():
+    with pytest.raises(ScriptSkip, match="tcpi_busy_time"):
+        run(ESTABLISHED + "+0 %{ assert tcpi_busy_time > 0 }%\n")
+
+
+def test_tso_merged_outbound_line_matches_back_to_back_segments():
+    """packetdrill reads a TSO send as one packet: 1:3001(3000) is our three 1000-byte segments."""
+    run(ESTABLISHED + "+0 write(4, ..., 3000) = 3000\n+0 > P. 1:3001(3000) ack 1\n")
+    with pytest.raises(ScriptFailure, match="payload length differs"):
+        run("--strict_segments\n" + ESTABLISHED + "+0 write(4, ..., 3000) = 3000\n+0 > P. 1:3001(3000) ack 1\n")
+
+
+def test_socket_result_names_the_descriptor():
+    run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 5\n+0 close(5) = 0\n+0 close(3) = -1 EBADF (x)\n")
+
+
+def test_no_flag_packet_is_dropped_in_established():
+    """RFC 9293 §3.10.7.4 (fifth check): a segment without ACK is dropped, no answer."""
+    run(ESTABLISHED + "+0 < - 1:1001(1000) win 20000\n+.5 close(4) = 0\n+0 > F. 1:1(0) ack 1\n")
+
+
+def test_option_lines_tolerance_percent_and_addresses():
+    """packetdrill's own options: the default addresses are accepted, others SKIP."""
+    options = "--local_ip=192.168.0.1\n--remote_ip=192.0.2.1\n--tolerance_percent=0\n"
+    run(options + "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    with pytest.raises(ScriptSkip, match="--remote_ip=10.0.0.1"):
+        run("--remote_ip=10.0.0.1\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")

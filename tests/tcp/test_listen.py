@@ -28,10 +28,10 @@ def test_listen_syn_without_mss_option_assumes_536():
 
 def test_listen_syn_with_wscale_negotiates_scaling_both_ways():
     """RFC 7323 §2.2: both SYNs carry the option -> SND.WND scaled by the peer's shift, ours applied out."""
-    config = replace(CONFIG, window_scaling=True, receive_buffer=1 << 20)
+    config = replace(CONFIG, window_scaling=True, receive_buffer=1 << 20, receive_buffer_max=1 << 20)
     c = Connection.from_syn(config, LOCAL, REMOTE, seg("S", IRS, win=1000, options=TcpOptions(wscale=7)), 0.0)
     (synack,) = c.segments_to_send(0.0)
-    assert synack.options.wscale == 5  # 1 MiB needs a shift of 5 to fit 16 bits
+    assert synack.options.wscale == 5  # 1 MiB that cannot grow needs a shift of 5 to fit 16 bits
     assert synack.window == 0xFFFF  # the window in a SYN,ACK is never scaled (RFC 7323 §2.2)
     assert c.tcb.snd_wnd == 1000  # nor the one in the SYN
     c.receive_segment(seg(".", IRS + 1, ISS + 1, win=1000), 0.0)

@@ -218,7 +218,9 @@ def test_listen_ack_with_no_cookie_sent_recently_gets_rst_without_a_check():
 
 def test_listen_cookie_with_timestamps_carries_wscale_and_sack_in_tsval():
     """RFC 7323 + Linux: with timestamps the SYN,ACK offers wscale and SACK, their values ride in TSval."""
-    config = replace(COOKIES, timestamps=True, window_scaling=True, sack=True, receive_buffer=1 << 20)
+    config = replace(
+        COOKIES, timestamps=True, window_scaling=True, sack=True, receive_buffer=1 << 20, receive_buffer_max=1 << 20
+    )
     listener = _listener(config)
     _fill_syn_queue(listener)
     syn_options = TcpOptions(mss=1460, wscale=7, sack_permitted=True, timestamps=(777, 0))

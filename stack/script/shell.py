@@ -1,0 +1,158 @@
+"""Backquoted shell lines of packetdrill scripts, interpreted from a known vocabulary.
+
+packetdrill runs these on its host; tcpstack never does. The commands the public scripts use to set a
+host up are understood and applied to the stack of the run instead: the corpora's `defaults.sh` (Linux's
+production defaults), `sysctl -q net.ipv4.NAME=VALUE` and `set_sysctls.py /proc/sys/net/ipv4/NAME=VALUE`,
+`ethtool -K tun0 tso off`, a pfifo `tc qdisc`, `nstat` counter checks, and the housekeeping commands that
+have nothing to do here. Anything else makes the script SKIP with the command as the reason: a command
+that is not understood must never be taken as done.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from stack.script.errors import ScriptSkip
+
+# What the corpora's defaults.sh sets: Linux's production values for the TCP sysctls
+LINUX_DEFAULTS: dict[str, str] = {
+    "tcp_rmem": "4096 540000 15728640",
+    "tcp_wmem": "4096 262144 4194304",
+    "tcp_timestamps": "1",
+    "tcp_syn_retries": "5",
+    "tcp_synack_retries": "5",
+    "tcp_frto": "2",
+    "tcp_sack": "1",
+    "tcp_dsack": "1",
+    "tcp_fack": "0",
+    "tcp_reordering": "3",
+    "tcp_congestion_control": "cubic",
+    "tcp_slow_start_after_idle": "0",
+    "tcp_early_retrans": "4",
+    "tcp_recovery": "1",
+    "tcp_tso_win_divisor": "3",
+    "tcp_ecn": "0",
+    "tcp_pacing_ss_ratio": "200",
+    "tcp_pacing_ca_ratio": "120",
+    "tcp_notsent_lowat": "4294967295",
+    "tcp_fastopen": "0x3",
+    "tcp_syncookies": "1",
+}
+_NO_OP = re.compile(
+    r"(ip tcp_metrics flush( all)?|/tmp/sysctl_restore_\S*\.sh|true|:)$"  # nothing cached, nothing to restore
+)
+_REDIRECT = re.compile(r"\s*(\d?>&\d|&>\s*\S+|\d?>>?\s*/dev/null)")
+
+
+class ShellSkip(ScriptSkip):
+    """A command outside the vocabulary: the script cannot run as its author meant."""
+
+
+@dataclass
+class Host:
+    """What the shell lines of one script changed."""
+
+    sysctls: dict[str, str] = field(default_factory=dict)  # net.ipv4 name -> value, in order of setting
+    tso: bool = True  # packetdrill's tun device segments by TSO unless `ethtool -K ... tso off`
+    nstat_base: dict[str, int] | None = None  # counters at the last `nstat` (None: since the start)
+
+
+def interpret(command: str, host: Host, counters: dict[str, int]) -> None:
+    """Apply one backquoted block to `host`; raise ShellSkip for what is not understood, and
+    AssertionError when an `nstat | grep` check fails (packetdrill fails on a non-zero exit status)."""
+    for raw in _commands(command):
+        line = _REDIRECT.sub("", raw).strip()
+        if line.endswith("|| true"):
+            line = line[: -len("|| true")].strip()
+        if not line or _NO_OP.match(line):
+            continue
+        words = shlex.split(line)
+        name = words[0].rsplit("/", 1)[-1]
+        if name == "defaults.sh":
+            host.sysctls.update(LINUX_DEFAULTS)
+        elif name == "sysctl":
+            _sysctl(words[1:], host, raw)
+        elif name == "set_sysctls.py":
+            for word in words[1:]:
+                _set(word.removeprefix("/proc/sys/"), host, raw)
+        elif name == "ethtool":
+            _ethtool(words[1:], host, raw)
+        elif name == "tc":
+            _tc(words[1:], raw)
+        elif name == "nstat":
+            _nstat(line, host, counters, raw)
+        else:
+            raise ShellSkip(f"shell command not in the vocabulary: `{raw}`")
+
+
+def _commands(text: str) -> list[str]:
+    """Lines and `;`-separated commands, with `\\` continuations joined and `#` comments removed."""
+    text = text.replace("\\\n", " ")
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0] if not line.lstrip().startswith("#!") else ""
+        out += [part.strip() for part in line.split(";") if part.strip()]
+    return out
+
+
+def _sysctl(args: list[str], host: Host, raw: str) -> None:
+    settings = [a for a in args if not a.startswith("-")]
+    if not settings or any("=" not in a for a in settings):
+        raise ShellSkip(f"sysctl without NAME=VALUE: `{raw}`")
+    for setting in settings:
+        _set(setting, host, raw)
+
+
+def _set(setting: str, host: Host, raw: str) -> None:
+    key, _, value = setting.partition("=")
+    key = key.replace("/", ".")
+    if not key.startswith("net.ipv4.") or not value:
+        raise ShellSkip(f"sysctl {key} is not a TCP setting tcpstack models: `{raw}`")
+    host.sysctls[key.removeprefix("net.ipv4.")] = value.strip("\"'")
+
+
+def _ethtool(args: list[str], host: Host, raw: str) -> None:
+    if len(args) < 4 or args[0] != "-K":
+        raise ShellSkip(f"ethtool other than -K: `{raw}`")
+    pairs = dict(zip(args[2::2], args[3::2], strict=False))
+    if set(pairs) - {"tso", "gso", "gro"} or set(pairs.values()) - {"on", "off"}:
+        raise ShellSkip(f"ethtool offload not modelled: `{raw}`")
+    if "tso" in pairs:
+        host.tso = pairs["tso"] == "on"
+
+
+def _tc(args: list[str], raw: str) -> None:
+    """A FIFO qdisc is what the stack already is; any other (fq paces) is a behaviour not modelled."""
+    if args[:1] != ["qdisc"]:
+        raise ShellSkip(f"tc other than qdisc: `{raw}`")
+    if len(args) > 1 and args[1] in ("del", "delete"):
+        return
+    if "pfifo" in args or "pfifo_fast" in args:
+        return
+    raise ShellSkip(f"qdisc not modelled (the stack sends without a qdisc's pacing): `{raw}`")
+
+
+def _nstat(line: str, host: Host, counters: dict[str, int], raw: str) -> None:
+    """`nstat` resets the baseline; `nstat | grep NAME` succeeds only if NAME grew since (nstat prints
+    only counters that changed, under Linux's names: TcpExtTCPTimeouts, TcpRetransSegs)."""
+    stages = [s.strip() for s in line.split("|")]
+    if stages[0] not in ("nstat", "nstat -n"):
+        raise ShellSkip(f"nstat options not modelled: `{raw}`")
+    base = host.nstat_base or {}
+    if len(stages) == 1:
+        host.nstat_base = dict(counters)
+        return
+    for stage in stages[1:]:
+        words = shlex.split(stage)
+        if words[:1] != ["grep"] or len(words) != 2:
+            raise ShellSkip(f"nstat output filter not modelled: `{raw}`")
+        name = words[1]
+        ours = re.sub(r"^(TcpExt|Tcp)", "", name)
+        if ours not in counters and name not in counters:
+            raise ShellSkip(f"counter {name} is not kept by tcpstack: `{raw}`")
+        grown = counters.get(ours, counters.get(name, 0)) - base.get(ours, base.get(name, 0))
+        if grown <= 0:
+            raise AssertionError(f"`{raw}`: {name} did not grow since the last nstat")
+    host.nstat_base = dict(counters)

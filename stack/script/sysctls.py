@@ -1,0 +1,127 @@
+"""Linux TCP sysctls (net.ipv4.NAME) as TcpConfig changes, for a script's option lines and shell lines.
+
+A sysctl the core models becomes the TcpConfig field it is. A sysctl whose given value is what the core
+always does (tcp_dsack=1, tcp_recovery=1: RACK) is accepted as is. A sysctl that only matters to
+features tcpstack leaves out (TSO sizing, fast open) is accepted: the scripts that use those features
+SKIP on the feature itself. Any other name or value raises ScriptSkip: never run a script under a
+setting it did not get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stack.script.errors import ScriptFailure, ScriptSkip
+from stack.tcp import congestion
+
+
+def _flag(value: int) -> bool:
+    return value != 0
+
+
+def _buffers(value: str) -> tuple[int, int, int]:
+    parts = value.split()
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(value)
+    low, default, high = map(int, parts)
+    return low, default, high
+
+
+def _rmem(value: str) -> dict[str, object]:
+    # Linux sizes the receive window from tcp_rmem[1] and chooses the window scale for tcp_rmem[2], the
+    # size autotuning may grow the buffer to (tcp_select_initial_window)
+    _, default, high = _buffers(value)
+    return {"receive_buffer": default, "receive_buffer_max": max(default, high)}
+
+
+def _wmem(value: str) -> dict[str, object]:
+    _, default, _ = _buffers(value)
+    return {"send_buffer": default}
+
+
+def _congestion(value: str) -> dict[str, object]:
+    if value not in congestion.REGISTRY:
+        raise ValueError(value)
+    return {"congestion": value}
+
+
+def _ecn(value: str) -> dict[str, object]:
+    if value not in ("0", "1"):  # 2 (accept only) is not a mode of the core
+        raise ValueError(value)
+    return {"ecn": value == "1"}
+
+
+class BadValue(ValueError):
+    """The value is not even of the sysctl's type: the script is wrong, not the stack."""
+
+
+def _integer(field: str, convert: Callable[[int], object] = int) -> Callable[[str], dict[str, object]]:
+    def apply(value: str) -> dict[str, object]:
+        try:
+            number = int(value, 0)
+        except ValueError:
+            raise BadValue(value) from None
+        return {field: convert(number)}
+
+    return apply
+
+
+# name -> the TcpConfig changes its value makes (ValueError: a value the core cannot take)
+MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
+    "tcp_timestamps": _integer("timestamps", _flag),
+    "tcp_sack": _integer("sack", _flag),
+    "tcp_window_scaling": _integer("window_scaling", _flag),
+    "tcp_challenge_ack_limit": _integer("challenge_ack_limit"),  # RFC 5961 §7
+    # counts retransmissions: Linux's time budget exactly when the RTO starts at its 200 ms minimum
+    "tcp_retries2": _integer("max_retries"),
+    "tcp_syn_retries": _integer("syn_retries"),
+    "tcp_synack_retries": _integer("synack_retries"),
+    "tcp_fin_timeout": _integer("fin_timeout"),
+    "tcp_syncookies": _integer("syncookies"),  # 0 never, 1 when the SYN queue is full, 2 always
+    "tcp_max_syn_backlog": _integer("syn_backlog"),
+    "tcp_ecn": _ecn,
+    "tcp_frto": _integer("frto", _flag),  # RFC 5682
+    "tcp_early_retrans": _integer("loss_probes", lambda v: v >= 3),  # 3 and 4 enable TLP (RFC 8985 §7)
+    "tcp_congestion_control": _congestion,
+    "tcp_rmem": _rmem,
+    "tcp_wmem": _wmem,
+    "tcp_rto_max_ms": _integer("max_rto", lambda v: v / 1000),
+}
+# name -> the values that are what the core always does (None: any value, the setting is for a feature
+# tcpstack does not have, whose scripts SKIP on the feature itself)
+FIXED: dict[str, set[str] | None] = {
+    "tcp_dsack": {"1"},  # D-SACK is always sent (RFC 2883)
+    "tcp_fack": {"0", "1"},  # Linux ignores it since RACK
+    "tcp_reordering": {"3"},  # DupThresh (RFC 5681 §3.2)
+    "tcp_recovery": {"1"},  # RACK loss detection (RFC 8985)
+    "tcp_notsent_lowat": {"4294967295"},  # no limit on unsent bytes
+    "tcp_slow_start_after_idle": {"0"},  # cwnd is kept across idle periods (RFC 7661's view)
+    "tcp_mtu_probing": {"0"},  # no packetization-layer path MTU discovery
+    "tcp_tso_win_divisor": None,
+    "tcp_min_tso_segs": None,
+    "tcp_pacing_ss_ratio": None,
+    "tcp_pacing_ca_ratio": None,
+    "tcp_fastopen": None,
+    "tcp_fastopen_key": None,
+    "tcp_base_mss": None,
+}
+
+
+def config_changes(settings: dict[str, str], where: str) -> dict[str, object]:
+    """TcpConfig changes for sysctl settings (name -> value, the last one set wins)."""
+    changes: dict[str, object] = {}
+    for name, value in settings.items():
+        if name in MODELLED:
+            try:
+                changes.update(MODELLED[name](value))
+            except BadValue:
+                raise ScriptFailure(f"{where}: sysctl {name}={value}: the value must be an integer") from None
+            except ValueError:
+                raise ScriptSkip(f"{where}: sysctl {name}={value} is not a value tcpstack models") from None
+        elif name in FIXED:
+            allowed = FIXED[name]
+            if allowed is not None and value not in allowed:
+                raise ScriptSkip(f"{where}: sysctl {name}={value} is not modelled (tcpstack: {sorted(allowed)[0]})")
+        else:
+            raise ScriptSkip(f"{where}: sysctl {name} is not modelled")
+    return changes

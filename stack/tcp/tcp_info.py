@@ -1,0 +1,104 @@
+"""Linux's `struct tcp_info` (getsockopt TCP_INFO) for one connection: Linux's field names and units.
+
+Built from the connection's public state only, so it stays a view: packets where Linux counts packets
+(cwnd and ssthresh in segments of SND.MSS), microseconds for times, Linux's numbers for states. A field
+whose quantity the core does not keep is left out rather than guessed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stack.tcp.congestion.base import INFINITE_SSTHRESH
+from stack.tcp.state import State
+
+if TYPE_CHECKING:
+    from stack.tcp.connection import Connection
+
+TCP_INFINITE_SSTHRESH = 0x7FFFFFFF
+# tcpi_ca_state values (Linux enum tcp_ca_state)
+TCP_CA_OPEN, TCP_CA_DISORDER, TCP_CA_CWR, TCP_CA_RECOVERY, TCP_CA_LOSS = range(5)
+# tcpi_options bits
+TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE, TCPI_OPT_ECN = 1, 2, 4, 8
+CONSTANTS = {
+    "TCP_INFINITE_SSTHRESH": TCP_INFINITE_SSTHRESH,
+    "TCP_CA_Open": TCP_CA_OPEN,
+    "TCP_CA_Disorder": TCP_CA_DISORDER,
+    "TCP_CA_CWR": TCP_CA_CWR,
+    "TCP_CA_Recovery": TCP_CA_RECOVERY,
+    "TCP_CA_Loss": TCP_CA_LOSS,
+    "TCPI_OPT_TIMESTAMPS": TCPI_OPT_TIMESTAMPS,
+    "TCPI_OPT_SACK": TCPI_OPT_SACK,
+    "TCPI_OPT_WSCALE": TCPI_OPT_WSCALE,
+    "TCPI_OPT_ECN": TCPI_OPT_ECN,
+}
+_LINUX_STATE = {  # include/net/tcp_states.h
+    State.ESTABLISHED: 1,
+    State.SYN_SENT: 2,
+    State.SYN_RECEIVED: 3,
+    State.FIN_WAIT_1: 4,
+    State.FIN_WAIT_2: 5,
+    State.TIME_WAIT: 6,
+    State.CLOSED: 7,
+    State.CLOSE_WAIT: 8,
+    State.LAST_ACK: 9,
+    State.LISTEN: 10,
+    State.CLOSING: 11,
+}
+
+
+def _usecs(seconds: float | None) -> int:
+    return 0 if seconds is None else round(seconds * 1_000_000)
+
+
+def tcp_info(conn: Connection) -> dict[str, int]:
+    tcb, cc, rto, recovery = conn.tcb, conn.cc, conn.rto, conn.recovery
+    mss = max(1, tcb.snd_mss)
+    records = list(recovery.board)
+    sacked = sum(1 for r in records if r.sacked)
+    retrans = sum(1 for r in records if r.retransmitted and not r.sacked)
+    lost = sum(1 for r in records if not r.sacked and (r.lost or r.retransmitted))
+    if recovery.loss_high is not None:
+        ca_state = TCP_CA_LOSS
+    elif recovery.in_fast_recovery:
+        ca_state = TCP_CA_RECOVERY
+    elif sacked or recovery.dupacks:
+        ca_state = TCP_CA_DISORDER
+    else:
+        ca_state = TCP_CA_OPEN
+    ssthresh = TCP_INFINITE_SSTHRESH if cc.ssthresh >= INFINITE_SSTHRESH else cc.ssthresh // mss
+    options = (
+        (TCPI_OPT_TIMESTAMPS if conn.ts_ok else 0)
+        | (TCPI_OPT_SACK if conn.sack_ok else 0)
+        | (TCPI_OPT_WSCALE if tcb.snd_wscale or tcb.rcv_wscale else 0)
+    )
+    counters = conn.counters
+    return {
+        "tcpi_state": _LINUX_STATE[conn.state],
+        "tcpi_ca_state": ca_state,
+        "tcpi_retransmits": rto.backoff,
+        "tcpi_backoff": rto.backoff,
+        "tcpi_options": options,
+        "tcpi_snd_wscale": tcb.snd_wscale,
+        "tcpi_rcv_wscale": tcb.rcv_wscale,
+        "tcpi_rto": _usecs(rto.rto),
+        "tcpi_snd_mss": tcb.snd_mss,
+        "tcpi_advmss": conn.config.mss,
+        "tcpi_unacked": len(records),
+        "tcpi_sacked": sacked,
+        "tcpi_lost": lost,
+        "tcpi_retrans": retrans,
+        "tcpi_fackets": 0,
+        "tcpi_pmtu": conn.config.mss + 40,
+        "tcpi_rtt": _usecs(rto.srtt),
+        "tcpi_rttvar": _usecs(rto.rttvar),
+        "tcpi_snd_ssthresh": ssthresh,
+        "tcpi_snd_cwnd": cc.cwnd // mss,
+        "tcpi_reordering": 3,  # Linux's tp->reordering starts at tcp_reordering (RACK keeps its own window)
+        "tcpi_total_retrans": counters.retrans_segs,
+        "tcpi_min_rtt": _usecs(recovery.rack.min_rtt),
+        "tcpi_segs_out": counters.segs_out,
+        "tcpi_segs_in": counters.segs_in,
+        "tcpi_snd_wnd": tcb.snd_wnd,
+        "tcpi_rcv_wnd": tcb.rcv_wnd,
+    }
