@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import uvloop
 
 from stack.aio.stack import Stack
 from stack.aio.tun import SocketPairDevice
+from tests.tlscert import make_certificate
 
 CLIENT, SERVER = "10.0.0.1", "10.0.0.2"
 
@@ -47,18 +46,5 @@ async def with_pair(body: Callable[[Stack, Stack], Coroutine]) -> None:
 
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for 10.0.0.2, 10.7.0.2 and 10.8.0.1, made with the openssl CLI."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed (tools/setup installs it)")
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=tcpstack test",
-            "-addext", "subjectAltName=IP:10.0.0.2,IP:10.7.0.2,IP:10.8.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    """A throwaway self-signed certificate for the server stack's address."""
+    return make_certificate(tmp_path_factory.mktemp("tls"), [SERVER])
