@@ -70,7 +70,7 @@ class TcpTransport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "tcp_info":  # read at the time of asking, as getsockopt(TCP_INFO)
-            from stack.aio.tcp_info import tcp_info
+            from stack.tcp.tcp_info import tcp_info
 
             return tcp_info(self._conn)
         return super().get_extra_info(name, default)

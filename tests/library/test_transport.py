@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from stack.aio.stack import Stack
-from stack.aio.tcp_info import TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE
+from stack.tcp.tcp_info import TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE
 from tests.library.conftest import CLIENT, SERVER, with_pair
 
 
