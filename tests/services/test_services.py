@@ -12,7 +12,7 @@ import uvloop
 
 from stack.services import DEFAULT_PORTS, SERVICES, parse_services
 from stack.services.chargen import LINE, chargen_lines
-from stack.services.http import pattern_chunks, pattern_sha256
+from stack.services.http import MAX_HASH_BYTES, pattern_chunks, pattern_sha256
 
 
 def serve_and(service: str, client) -> object:
@@ -147,7 +147,13 @@ def test_http_keepalive_then_close():
 
 @pytest.mark.parametrize(
     ("request_line", "status"),
-    [(b"GET /nope", b"404"), (b"DELETE /", b"405"), (b"GET /sha256", b"405"), (b"GET /bytes/99999999999", b"400")],
+    [
+        (b"GET /nope", b"404"),
+        (b"DELETE /", b"405"),
+        (b"GET /sha256", b"405"),
+        (b"GET /bytes/99999999999", b"400"),
+        (b"GET /bytes/%d.sha256" % (MAX_HASH_BYTES + 1), b"400"),  # more than the service hashes
+    ],
 )
 def test_http_errors(request_line, status):
     data = serve_and("http", lambda p: _http(p, request_line + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
