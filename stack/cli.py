@@ -208,11 +208,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sim_arguments(sim)
 
-    plot = sub.add_parser("plot", help="draw a connection from a pcap as a time-sequence graph (PNG or SVG)")
-    plot.add_argument("pcap", metavar="PCAP", help="a capture, e.g. from serve --pcap")
-    plot.add_argument("--trace", default=None, metavar="LOG", help="the serve --trace FILE event log: adds cwnd/RTT")
+    plot = sub.add_parser(
+        "plot",
+        help="draw connections: a time-sequence graph from a pcap, or --overlay, --ladder, --states pictures",
+    )
+    plot.add_argument("pcap", nargs="?", metavar="PCAP", help="a capture, e.g. from serve --pcap or sim")
+    plot.add_argument("--trace", default=None, metavar="LOG", help="the --trace FILE event log: adds cwnd/RTT")
     plot.add_argument("--port", type=_port, default=None, help="the connection using this port (default: most data)")
     plot.add_argument("--time", type=_time_span, default=None, metavar="START:END", help="zoom: seconds from the start")
+    kind = plot.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--overlay", nargs="+", metavar="LOG", help="compare event logs (runs, sim flows): acked data, rate, cwnd, RTT"
+    )
+    kind.add_argument(
+        "--ladder",
+        action="store_true",
+        help="a sequence diagram of one connection's handshake and close, with states and timers from --trace",
+    )
+    kind.add_argument("--states", nargs="+", metavar="LOG", help="the state diagram of transitions these logs show")
     plot.add_argument("-o", "--output", required=True, metavar="OUT.png|OUT.svg")
     return parser
 
@@ -266,15 +279,39 @@ def _check_addresses(parser: argparse.ArgumentParser, addr_text: str, peer_text:
 
 
 def _plot(args) -> int:
-    from stack.plot import PlotError, plot
+    from stack.plot import PlotError
 
     try:
-        print(f"wrote {plot(args.pcap, args.output, trace=args.trace, port=args.port, span=args.time)}")
+        print(f"wrote {_draw(args)}")
     except PlotError as exc:
         return _fail(f"plot: {exc}")
     except OSError as exc:
         return _fail(f"plot: {exc.filename}: {exc.strerror}" if exc.filename else f"plot: {exc}")
     return 0
+
+
+def _draw(args) -> str:
+    from stack.plot import PlotError
+
+    if args.overlay or args.states:
+        if args.pcap is not None or args.trace is not None or args.time is not None:
+            raise PlotError("--overlay and --states read event logs only: no PCAP, --trace or --time")
+        if args.overlay:
+            from stack.plot_overlay import overlay
+
+            return overlay(args.overlay, args.output)
+        from stack.plot_states import states
+
+        return states(args.states, args.output, args.port)
+    if args.ladder:
+        from stack.plot_ladder import ladder
+
+        return ladder(args.output, pcap=args.pcap, trace=args.trace, port=args.port)
+    if args.pcap is None:
+        raise PlotError("give a PCAP to draw (or --overlay LOG..., --ladder, --states LOG...)")
+    from stack.plot import plot
+
+    return plot(args.pcap, args.output, trace=args.trace, port=args.port, span=args.time)
 
 
 def _run_on_uvloop(coro, name: str) -> int:

@@ -289,13 +289,26 @@ def _in_span(times: list[float], span: Span | None) -> list[int]:
     return before[-1:] + inside
 
 
-def render(ts: TimeSequence, cc: CongestionSeries | None, out: str, span: Span | None = None) -> None:
-    """Draw and save to `out` (.png or .svg); `span` zooms into part of the time axis."""
+def figure_class():
+    """matplotlib's Figure (no pyplot, no display needed), or a PlotError saying how to get it."""
     try:
         from matplotlib.figure import Figure
-        from matplotlib.ticker import EngFormatter
     except ImportError:
         raise PlotError(f"drawing needs matplotlib: {_INSTALL_HINT}") from None
+    return Figure
+
+
+def check_output(out: str) -> None:
+    """Fail before the work, not after it: the format must be known and matplotlib installed."""
+    if not out.lower().endswith(FORMATS):
+        raise PlotError(f"{out}: the output must end in .png or .svg")
+    figure_class()
+
+
+def render(ts: TimeSequence, cc: CongestionSeries | None, out: str, span: Span | None = None) -> None:
+    """Draw and save to `out` (.png or .svg); `span` zooms into part of the time axis."""
+    Figure = figure_class()
+    from matplotlib.ticker import EngFormatter
 
     fig = Figure(figsize=(11, 8.5 if cc else 5.5), dpi=110, layout="constrained")
     if cc:
@@ -386,12 +399,7 @@ def _draw_congestion(ax, cc: CongestionSeries, bytes_fmt, span: Span | None) -> 
 
 def plot(pcap: str, out: str, trace: str | None = None, port: int | None = None, span: Span | None = None) -> str:
     """Read, classify, draw; returns a one-line summary."""
-    if not out.lower().endswith(FORMATS):
-        raise PlotError(f"{out}: the output must end in .png or .svg")
-    try:
-        import matplotlib  # noqa: F401 - fail before the work, not after it
-    except ImportError:
-        raise PlotError(f"drawing needs matplotlib: {_INSTALL_HINT}") from None
+    check_output(out)
     ts = time_sequence(read_pcap(pcap), port)
     if not ts.data:
         raise PlotError(f"{pcap}: the connection {ts.sender} - {ts.receiver} carries no data")

@@ -1,0 +1,158 @@
+"""`tcpstack plot --overlay / --ladder / --states`, drawn from a real (simulated) run of the stack:
+two controllers head to head, with their pcaps and event logs."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from stack.plot import PlotError
+from stack.plot_ladder import Gap, Note, Seg, fold, from_pcap, from_trace, ladder
+from stack.plot_overlay import overlay, read_series
+from stack.plot_states import observe, states
+from stack.sim.engine import LinkConfig, Simulation
+from stack.sim.units import FlowSpec
+
+pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    flows = [FlowSpec.parse("cubic:300KB"), FlowSpec.parse("bbr:300KB@0.2s")]
+    Simulation(LinkConfig(rate=5e6, delay=0.01, loss=0.01), flows, seed=2, out_dir=str(out)).run()
+    return out
+
+
+def assert_picture(path) -> None:
+    """A real PNG or SVG: the right header, some size, and (PNG) many colours."""
+    data = path.read_bytes()
+    if path.suffix == ".png":
+        from matplotlib.image import imread
+
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+        pixels = imread(io.BytesIO(data))[:, :, :3]
+        assert len({tuple(p) for p in pixels.reshape(-1, 3)[::11]}) > 20
+    else:
+        text = data.decode()
+        assert text.lstrip().startswith("<?xml") and "<svg" in text and len(data) > 20_000
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_plot_overlay_labels_each_flow_by_its_controller(run, tmp_path, suffix):
+    """Two flows in one figure, told apart by the controller their event logs name."""
+    logs = [str(run / "flow1-cubic.jsonl"), str(run / "flow2-bbr.jsonl")]
+    out = tmp_path / f"overlay{suffix}"
+    summary = overlay(logs, str(out))
+    assert "cubic (flow1-cubic)" in summary and "bbr (flow2-bbr)" in summary
+    assert_picture(out)
+
+
+def test_plot_overlay_series_follow_the_acknowledged_data(run):
+    """The acked-data curve ends at the flow's size and starts when the flow does (virtual time)."""
+    (cubic,) = read_series(str(run / "flow1-cubic.jsonl"))
+    (bbr,) = read_series(str(run / "flow2-bbr.jsonl"))
+    assert (cubic.controller, bbr.controller) == ("cubic", "bbr")
+    assert cubic.acked[-1] == bbr.acked[-1] == 300_000
+    assert bbr.acked_t[0] > 0.2 > cubic.acked_t[0]
+
+
+def test_plot_ladder_from_trace_has_handshake_states_and_close(run):
+    """The textbook picture: SYN, SYN-ACK, data; the states entered between them; the close."""
+    diagram = from_trace(str(run / "flow1-cubic.jsonl"))
+    rows = fold(diagram.rows)
+    segs = [r for r in rows if isinstance(r, Seg)]
+    assert [(s.outgoing, s.flags) for s in segs[:2]] == [(True, "S"), (False, "S.")]
+    assert (segs[0].seq, segs[1].seq, segs[1].ack) == (0, 0, 1)  # relative to each side's ISN
+    state_names = [r.text for r in rows if isinstance(r, Note) and r.kind == "state"]
+    assert state_names[:2] == ["SYN_SENT", "ESTABLISHED"] and state_names[-1] == "TIME_WAIT"
+    assert any(isinstance(r, Gap) and r.segments > 50 for r in rows)
+    assert any("F" in s.flags and s.outgoing for s in segs) and any("F" in s.flags and not s.outgoing for s in segs)
+    assert any(isinstance(r, Note) and r.text == "retransmit timer set (1 s)" for r in rows)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_plot_ladder_renders(run, tmp_path, suffix):
+    out = tmp_path / f"ladder{suffix}"
+    summary = ladder(str(out), trace=str(run / "flow1-cubic.jsonl"))
+    assert "states SYN_SENT ESTABLISHED" in summary
+    assert_picture(out)
+
+
+def test_plot_ladder_from_pcap_puts_the_client_left(run, tmp_path):
+    """Without an event log: the packets only, the side that sent the first SYN on the left."""
+    diagram = from_pcap(str(run / "flow2-bbr.pcap"))
+    assert diagram.left == "10.0.1.2:50001" and not diagram.states
+    assert diagram.rows[0].flags == "S" and diagram.rows[0].outgoing
+
+
+def test_plot_ladder_fold_keeps_syn_fin_and_context():
+    """A run of plain segments between the handshake and the close becomes one Gap; short runs stay."""
+    rows = [Seg(0, True, "S", 0, 0, 0, 1), Seg(0.1, False, "S.", 0, 1, 0, 1)]
+    rows += [Seg(0.2 + i / 100, True, ".", 1 + i, 1, 1, 1) for i in range(20)]
+    rows += [Seg(0.5, True, "F.", 21, 1, 0, 1), Seg(0.6, False, "F.", 1, 22, 0, 1)]
+    folded = fold(rows)
+    (gap,) = [r for r in folded if isinstance(r, Gap)]
+    assert gap.segments == 20 - 2 - 2 - 1  # 2 after the first data (which is kept), 2 before the FIN
+    assert fold(rows[:6]) == rows[:6]
+
+
+def test_plot_states_counts_each_observed_transition(run):
+    seen = observe([str(run / "flow1-cubic.jsonl"), str(run / "flow2-bbr.jsonl")])
+    assert seen.connections == 2
+    assert seen.edges["CLOSE", "SYN_SENT", "active open"] == 2
+    assert seen.edges["SYN_SENT", "ESTABLISHED", "SYN,ACK"] == 2
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_plot_states_renders(run, tmp_path, suffix):
+    out = tmp_path / f"states{suffix}"
+    summary = states([str(run / "flow1-cubic.jsonl")], str(out))
+    assert "in 1 connections" in summary
+    assert_picture(out)
+
+
+def test_plot_states_dot_text(run, tmp_path):
+    out = tmp_path / "states.dot"
+    states([str(run / "flow1-cubic.jsonl")], str(out))
+    dot = out.read_text()
+    assert dot.startswith("digraph") and '"CLOSE" -> "SYN_SENT" [label="active open \u00d71"];' in dot
+
+
+def test_plot_states_without_transitions_is_an_error(tmp_path):
+    log = tmp_path / "empty.jsonl"
+    log.write_text('{"t":0,"ev":"log","schema":1}\n')
+    with pytest.raises(PlotError, match="no state transitions"):
+        states([str(log)], str(tmp_path / "s.png"))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stack.cli", "plot", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_plot_cli_overlay_and_states(run, tmp_path):
+    logs = [str(run / "flow1-cubic.jsonl"), str(run / "flow2-bbr.jsonl")]
+    result = _cli("--overlay", *logs, "-o", str(tmp_path / "o.png"))
+    assert result.returncode == 0, result.stderr
+    result = _cli("--states", *logs, "-o", str(tmp_path / "s.svg"))
+    assert result.returncode == 0, result.stderr
+    assert_picture(tmp_path / "o.png")
+    assert_picture(tmp_path / "s.svg")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--overlay", "a.jsonl", "--trace", "b.jsonl"], "read event logs only"),
+        (["--ladder"], "needs an event log (--trace LOG) or a capture (PCAP)"),
+        ([], "give a PCAP to draw"),
+    ],
+)
+def test_plot_cli_picture_misuse_gives_one_line(tmp_path, args, message):
+    result = _cli(*args, "-o", str(tmp_path / "x.png"))
+    assert result.returncode == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
