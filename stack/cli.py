@@ -18,20 +18,32 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _ipv4(text: str) -> str:
+def _ip(text: str) -> str:
     try:
-        return str(ipaddress.IPv4Address(text))
+        return str(ipaddress.ip_address(text.strip("[]")))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 or IPv6 address") from None
 
 
 def _cidr(text: str) -> str:
     if "/" not in text:
-        raise argparse.ArgumentTypeError(f"{text!r}: give the kernel-side address with a prefix, like 10.7.0.1/24")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give the kernel-side address with a prefix, like 10.7.0.1/24 or fd3d:fa7b:d17d::1/64"
+        )
     try:
-        return str(ipaddress.IPv4Interface(text))
+        return str(ipaddress.ip_interface(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address with a prefix length") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 or IPv6 address with a prefix length") from None
+
+
+def _check_families(parser: argparse.ArgumentParser, addrs: list[str], peers: list[str]) -> None:
+    """One address per family on each side, and the same families on both (a dual stack has two of each)."""
+    ours = [ipaddress.ip_address(a).version for a in addrs]
+    theirs = [ipaddress.ip_interface(p).version for p in peers]
+    if len(set(ours)) != len(ours) or len(set(theirs)) != len(theirs):
+        parser.error("give at most one --addr and one --peer per IP version")
+    if set(ours) != set(theirs):
+        parser.error("every --addr needs a --peer of the same IP version (and the other way round)")
 
 
 def _bounded(kind, low, high, what: str):
@@ -87,7 +99,7 @@ def _fault(text: str):
 
 def _trace_target(text: str) -> str:
     try:
-        ipaddress.IPv4Address(text)
+        ipaddress.ip_address(text)
     except ValueError:
         return text
     # `nc --trace HOST PORT` would otherwise write the event log to a file named after HOST
@@ -119,8 +131,20 @@ def _keepalive(text: str) -> tuple[float, float, int]:
 
 def _add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tun", required=True, type=_tun_name, help="TUN device to create, e.g. tun0")
-    p.add_argument("--addr", required=True, type=_ipv4, help="the stack's own address, e.g. 10.7.0.2")
-    p.add_argument("--peer", required=True, type=_cidr, help="kernel-side address/prefix, e.g. 10.7.0.1/24")
+    p.add_argument(
+        "--addr",
+        required=True,
+        action="append",
+        type=_ip,
+        help="the stack's own address, e.g. 10.7.0.2 or fd3d:fa7b:d17d::2 (repeat for both IP versions)",
+    )
+    p.add_argument(
+        "--peer",
+        required=True,
+        action="append",
+        type=_cidr,
+        help="kernel-side address/prefix, e.g. 10.7.0.1/24 or fd3d:fa7b:d17d::1/64 (one per --addr)",
+    )
     p.add_argument("--mtu", type=_bounded(int, 576, 65535, "mtu"), default=1500)
     p.add_argument(
         "--msl",
@@ -190,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     nc = sub.add_parser("nc", help="netcat over the userspace stack: connect to HOST PORT, or -l PORT to listen")
     _add_device_args(nc)
     nc.add_argument("-l", "--listen", action="store_true", help="wait for one connection on PORT (like nc -l)")
-    nc.add_argument("host", type=_ipv4, nargs="?", help="the address to connect to (not with -l)")
+    nc.add_argument("host", type=_ip, nargs="?", help="the IPv4 or IPv6 address to connect to (not with -l)")
     nc.add_argument("port", type=_port)
 
     for name, text in (("netstat", "list connections of a running stack"), ("stats", "counters of a running stack")):
@@ -236,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "nc" and args.listen == (args.host is not None):
         parser.error("nc: give HOST PORT to connect, or -l PORT to listen")
     if args.command in ("serve", "nc"):
-        _check_addresses(parser, args.addr, args.peer)
+        _check_families(parser, args.addr, args.peer)
+        for text in args.addr:
+            version = ipaddress.ip_address(text).version
+            _check_addresses(parser, text, next(p for p in args.peer if ipaddress.ip_interface(p).version == version))
     try:
         if args.command in ("netstat", "stats"):
             return _query(args)
@@ -267,12 +294,12 @@ def main(argv: list[str] | None = None) -> int:
 def _check_addresses(parser: argparse.ArgumentParser, addr_text: str, peer_text: str) -> None:
     """--addr must be an address the kernel can reach through the TUN: not its own side (--peer), not
     the subnet's network or broadcast address, and not one no host may have (RFC 1122 §3.2.1.3)."""
-    addr = ipaddress.IPv4Address(addr_text)
-    peer = ipaddress.IPv4Interface(peer_text)
+    addr = ipaddress.ip_address(addr_text)
+    peer = ipaddress.ip_interface(peer_text)
     net = peer.network
     if addr == peer.ip:
         parser.error(f"--addr {addr} is the kernel side's address (--peer {peer}): give the stack another one")
-    if net.prefixlen < 31 and addr in (net.network_address, net.broadcast_address):
+    if net.prefixlen < net.max_prefixlen - 1 and addr in (net.network_address, net.broadcast_address):
         parser.error(f"--addr {addr} is the network or broadcast address of {net}: give the stack a host address")
     if addr.is_multicast or addr.is_loopback or addr.is_unspecified or addr.is_reserved or addr.packed[0] == 0:
         parser.error(f"--addr {addr} cannot be a host's address (multicast, loopback, 0.0.0.0/8 or class E)")

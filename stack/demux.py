@@ -6,12 +6,13 @@ import random
 from collections import Counter
 
 from stack.tcp import icmp_input, syncookies, timers
-from stack.tcp.config import TcpConfig
+from stack.tcp.config import TcpConfig, for_ipv6
 from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.listener import Listener
 from stack.tcp.reset import reset_for
 from stack.tcp.segment_arrives import syn_ends_time_wait
 from stack.tcp.state import State
+from stack.wire.addr import ANY, MAX4, accepts
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import seq_add
 
@@ -23,6 +24,7 @@ Key = tuple[int, int, int, int]  # (local ip, local port, remote ip, remote port
 class Demux:
     def __init__(self, config: TcpConfig) -> None:
         self.config = config
+        self.config6 = for_ipv6(config)  # connections over IPv6: the MSS is 20 bytes smaller
         self.connections: dict[Key, Connection] = {}
         self.listeners: dict[int, Listener] = {}
         self.parent: dict[Connection, Listener] = {}
@@ -51,7 +53,8 @@ class Demux:
             port = self._free_port(local_ip, remote)
         elif (local_ip, port, remote[0], remote[1]) in self.connections or port in self.listeners:
             raise OSError(98, f"port {port} already in use for this destination")  # EADDRINUSE
-        conn = Connection.connect(self.config, (local_ip, port), remote, now, self.on_transition)
+        config = self.config6 if local_ip > MAX4 else self.config
+        conn = Connection.connect(config, (local_ip, port), remote, now, self.on_transition)
         self.connections[(local_ip, port, remote[0], remote[1])] = conn
         self.counters["ActiveOpens"] += 1
         return conn
@@ -70,6 +73,10 @@ class Demux:
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.connections.get(key)
         listener = self.listeners.get(seg.dst_port)
+        if listener is not None:
+            bound = listener.local[0]
+            if bound != ANY and bound != dst and not accepts(bound, dst):
+                listener = None  # bound to another address or family
         if conn is not None:
             if listener is None or not syn_ends_time_wait(conn, seg, now):
                 if conn.state is State.SYN_RECEIVED and self._accept_queue_refuses(conn, seg):
@@ -90,10 +97,11 @@ class Demux:
                 self.counters["TCPConnLimitDrop"] += 1  # refused without a trace, like a full queue
                 return None, None
             remote = (src, seg.src_port)
+            local = (dst, seg.dst_port)
             if flags & Flags.ACK:
-                answer = listener.ack_arrives(remote, seg, now, self.on_transition)
+                answer = listener.ack_arrives(remote, seg, now, self.on_transition, local)
             else:
-                answer = listener.syn_arrives(remote, seg, now, self.on_transition)
+                answer = listener.syn_arrives(remote, seg, now, self.on_transition, local)
             if isinstance(answer, Connection):
                 self.connections[(dst, seg.dst_port, src, seg.src_port)] = answer
                 self.parent[answer] = listener

@@ -1,4 +1,7 @@
-"""IPv4 fragment reassembly (RFC 791 §3.2) in bounded memory, with time passed in as `now`.
+"""IPv4 and IPv6 fragment reassembly (RFC 791 §3.2, RFC 8200 §4.5) in bounded memory, with time passed
+in as `now`. Both families share the one reassembler and its bounds; their keys never collide (an IPv6
+address carries bit 128, stack/wire/addr.py). stack/ip6.py hands over IPv6 fragments as `IpPacket`s whose
+header is the fixed header leading to the fragmentable part.
 
 Any fragment that overlaps another (other than an exact duplicate) discards the whole datagram and every
 later fragment of it until its timer runs out: RFC 5722's rule for IPv6, which Linux also applies to
@@ -15,6 +18,7 @@ import struct
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
+from stack.wire.addr import MAX4
 from stack.wire.checksum import internet_checksum
 from stack.wire.codec import IpPacket
 
@@ -105,7 +109,7 @@ class Reassembler:
         dg = self._datagrams.get(key)
         if dg is not None and dg.dead:
             return None
-        if len(pkt.header) + end > _MAX_DATAGRAM:  # would reassemble beyond 65535 bytes ("ping of death")
+        if _too_long(pkt, end):  # would reassemble beyond 65535 bytes ("ping of death")
             self._fail(key, dg, now)
             return None
         if dg is None:
@@ -142,7 +146,7 @@ class Reassembler:
             dg.total = end
         if dg.total is None or dg.covered != dg.total:
             return None
-        if len(dg.header) + dg.total > _MAX_DATAGRAM:  # the first fragment's header is longer than the last's
+        if len(dg.header) + dg.total > _MAX_DATAGRAM + (40 if pkt.src > MAX4 else 0):  # a longer first header
             self._fail(key, dg, now)
             return None
         self._remove(key)
@@ -187,10 +191,19 @@ class Reassembler:
         self.bytes_held -= self._datagrams.pop(key).charge
 
 
+def _too_long(pkt: IpPacket, end: int) -> bool:
+    """IPv4 counts the header in its 16-bit total length, IPv6 only the payload (RFC 8200 §4.5)."""
+    return len(pkt.header) + end > _MAX_DATAGRAM if pkt.src <= MAX4 else end > _MAX_DATAGRAM
+
+
 def _datagram_bytes(header: bytes, payload: bytes) -> bytes:
     """The reassembled datagram: the first fragment's header with the new length, MF and offset cleared
-    and the checksum recomputed (RFC 791 §3.2), so that it decodes like any unfragmented packet."""
+    and the checksum recomputed (RFC 791 §3.2), so that it decodes like any unfragmented packet. An
+    IPv6 header only needs its payload length."""
     h = bytearray(header)
+    if h[0] >> 4 == 6:
+        struct.pack_into("!H", h, 4, len(payload))
+        return bytes(h) + payload
     struct.pack_into("!H", h, 2, len(h) + len(payload))
     struct.pack_into("!H", h, 6, 0)  # flags and fragment offset
     struct.pack_into("!H", h, 10, 0)

@@ -72,7 +72,7 @@ class IpLayer:
             decoded = decode(whole)
             if type(decoded) is TcpPacket:
                 conn, rst = self.demux.segment_arrives(decoded.src, decoded.dst, decoded.segment, now)
-                return conn, None if rst is None else encode_tcp(self.addr, decoded.src, rst)
+                return conn, None if rst is None else encode_tcp(decoded.dst, decoded.src, rst)
             if type(decoded) is Rejected:
                 bad_sum = decoded.reason is DropReason.BAD_TCP_CHECKSUM
                 self.counters["InCsumErrors" if bad_sum else "InErrors"] += 1
@@ -92,12 +92,12 @@ class IpLayer:
                 return None, None
             if data[0] == ICMP_ECHO_REQUEST:
                 self.counters["IcmpInEchos"] += 1
-        elif not self._may_send_icmp_error(now):
+        elif not self.may_send_icmp_error(now):
             self.counters["IcmpOutRateLimitGlobal"] += 1  # a flood is not answered packet for packet
             return None, None
         return None, handle_ip_packet(pkt, self.addr)
 
-    def _may_send_icmp_error(self, now: float) -> bool:
+    def may_send_icmp_error(self, now: float) -> bool:
         """A token bucket for the ICMP errors we send, as Linux's icmp_global_allow (RFC 1812 §4.3.2.8 asks
         routers to rate-limit them; a host answering every packet of a flood is as much of an amplifier)."""
         elapsed = max(now - self._icmp_refilled, 0.0)

@@ -3,11 +3,16 @@ them in ip_route_input_slow and fib_validate_source): a reply would go to a broa
 group, to nobody, or back to ourselves (the LAND attack), and a SYN would leave a half-open connection.
 
 The check runs once per packet before anything else looks at it, so it is one shift and two set lookups.
+IPv6 sources (RFC 4291 §2.5.2, §2.5.3, §2.7) are martian when unspecified (::), loopback (::1),
+multicast (ff00::/8) or our own; they count under the same names.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
+
+from stack.wire.addr import ANY6, MAX4, V6
 
 # counter name for each kind of martian source; `tcpstack stats` shows them all, also at 0
 BROADCAST = "DropSrcBroadcast"  # 255.255.255.255 or the subnet's directed broadcast, RFC 1122 §3.2.1.3 (c)(d)
@@ -22,6 +27,8 @@ COUNTERS = (TOTAL, BROADCAST, MULTICAST, ZERONET, LOOPBACK, CLASS_E, OWN_ADDRESS
 _LIMITED_BROADCAST = 0xFFFFFFFF
 _FIRST_OCTETS = {0: ZERONET, 127: LOOPBACK, **dict.fromkeys(range(224, 240), MULTICAST)}
 _FIRST_OCTETS.update(dict.fromkeys(range(240, 256), CLASS_E))
+_MULTICAST6 = (V6 | 0xFF << 120) >> 120  # the top byte of an IPv6 multicast address, with the family bit
+_SPECIAL6 = {ANY6: ZERONET, V6 | 1: LOOPBACK}
 
 
 class SourceCheck:
@@ -29,9 +36,9 @@ class SourceCheck:
 
     __slots__ = ("_octets", "_addresses")
 
-    def __init__(self, own: int, network: str | None = None) -> None:
+    def __init__(self, own: int, network: str | None = None, others: Iterable[int] = ()) -> None:
         self._octets = frozenset(_FIRST_OCTETS)
-        addresses = {own: OWN_ADDRESS}
+        addresses = {**_SPECIAL6, own: OWN_ADDRESS, **dict.fromkeys(others, OWN_ADDRESS)}
         if network is not None:
             net = ipaddress.IPv4Interface(network).network
             if net.prefixlen < 31:  # a /31 or /32 has no broadcast address (RFC 3021)
@@ -39,10 +46,14 @@ class SourceCheck:
         self._addresses = addresses
 
     def martian(self, src: int) -> bool:
+        if src > MAX4:
+            return src >> 120 == _MULTICAST6 or src in self._addresses
         return src >> 24 in self._octets or src in self._addresses
 
     def reason(self, src: int) -> str:
         """The counter for a martian source (call only when `martian(src)`)."""
         if src == _LIMITED_BROADCAST:
             return BROADCAST
+        if src > MAX4 and src not in self._addresses:
+            return MULTICAST
         return self._addresses.get(src) or _FIRST_OCTETS[src >> 24]

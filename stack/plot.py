@@ -7,12 +7,12 @@ stack itself; drawing (`render`) needs matplotlib, the `plot` extra.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from stack.wire import addr
 from stack.wire.segment import Flags
 
 FORMATS = (".png", ".svg")
@@ -137,7 +137,7 @@ class _Unwrap:
 
 
 def _endpoint(ip: int, port: int) -> str:
-    return f"{ipaddress.IPv4Address(ip)}:{port}"
+    return addr.fmt_endpoint(ip, port)
 
 
 def time_sequence(packets: Iterable[tuple[float, bytes]], port: int | None = None) -> TimeSequence:

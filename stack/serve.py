@@ -98,7 +98,10 @@ async def serve(args) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         names = ", ".join(f"{n}:{p}" for n, p in services)
-        print(f"tcpstack: serving {names} at {args.addr} on {stack.device.name} (control {control_path})", flush=True)
+        print(
+            f"tcpstack: serving {names} at {' and '.join(args.addr)} on {stack.device.name} (control {control_path})",
+            flush=True,
+        )
         await stop.wait()
     finally:
         if control is not None:  # the socket is ours to remove only if we bound it

@@ -9,13 +9,13 @@ unless a log was asked for.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
 from stack.tcp.timers import ObservedTimers
+from stack.wire import addr
 from stack.wire.segment import Flags, Segment, flags_str
 from stack.wire.seq import seq_add, seq_gt, seq_lt, seq_sub
 
@@ -35,7 +35,7 @@ _REXMIT = {None: "", False: ',"rexmit":false', True: ',"rexmit":true'}
 
 
 def _fmt(ip: int, port: int) -> str:
-    return f"{ipaddress.IPv4Address(ip)}:{port}"
+    return addr.fmt_endpoint(ip, port)
 
 
 def _r(x: float) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import heapq
-import ipaddress
 import itertools
 import logging
 import socket
@@ -29,11 +28,13 @@ from stack.aio.socketlike import StackSocket
 from stack.aio.transport import TcpTransport, timeout_error
 from stack.demux import EPHEMERAL_PORTS, Demux
 from stack.ip import IpLayer
+from stack.ip6 import Ip6Layer, flow_label, is_multicast
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.events import Closed, Connected, Reset, TimedOut
 from stack.tcp.listener import Listener
 from stack.tcp.state import State, Transition
+from stack.wire import addr
 from stack.wire.codec import IpPacket, Rejected, TcpPacket, decode, encode_tcp
 from stack.wire.reasons import DropReason
 
@@ -44,19 +45,18 @@ log = logging.getLogger(__name__)
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
 
-def _ip(addr: str) -> int:
-    return int(ipaddress.IPv4Address(addr))
+def _fmt(endpoint: tuple[int, int]) -> str:
+    return addr.fmt_endpoint(*endpoint)
 
 
-def _fmt(addr: tuple[int, int]) -> str:
-    return f"{ipaddress.IPv4Address(addr[0])}:{addr[1]}"
+_LISTEN_REMOTE = {addr.ANY: "*:*", addr.ANY6: "[::]:*"}  # as ss shows a listener's peer
 
 
 class Stack:
     def __init__(
         self,
         device,
-        addr: str,
+        addrs: str | Sequence[str],
         *,
         config: TcpConfig | None = None,
         trace: Callable[[str], None] | None = None,
@@ -64,8 +64,15 @@ class Stack:
         network: str | None = None,
     ) -> None:
         self.device = device
-        self.addr = _ip(addr)
-        self.sources = martians.SourceCheck(self.addr, network)  # `network`: the kernel side's prefix, e.g. 10.7.0.1/24
+        ours = [addr.parse(a) for a in ([addrs] if isinstance(addrs, str) else addrs)]
+        if not ours:
+            raise ValueError("a stack needs at least one address")
+        # the first IPv4 address (else the first IPv6 one) answers for the stack; `addrs` holds all
+        self.addr = next((a for a in ours if not addr.is_v6(a)), ours[0])
+        self.addr6 = next((a for a in ours if addr.is_v6(a)), None)
+        self.addrs = frozenset(ours)
+        # `network`: the kernel side's IPv4 prefix, e.g. 10.7.0.1/24 (its directed broadcast is martian)
+        self.sources = martians.SourceCheck(self.addr, network, others=ours)
         mss = device.mtu - 40
         self._loop = asyncio.get_running_loop()
         self.resolution = TimerResolution.of(self._loop)
@@ -74,6 +81,8 @@ class Stack:
         self.config = replace(config, timer_slack=max(config.timer_slack, self.resolution.tick))
         self.demux = Demux(self.config)
         self.ip = IpLayer(self.demux, self.addr)
+        self.ip6 = Ip6Layer(self.demux, self.addrs, self.ip)
+        self._flows: dict[Connection, int] = {}  # IPv6 flow labels (RFC 6437), one per connection
         self.trace = trace  # one text line per state transition
         self.event_log = event_log  # the JSON-lines event log (`--trace FILE`); the Stack closes it
         self.counters: Counter[str] = Counter()
@@ -101,8 +110,8 @@ class Stack:
     async def open_tun(
         cls,
         tun: str,
-        addr: str,
-        peer: str,
+        addrs: str | Sequence[str],
+        peers: str | Sequence[str],
         *,
         mtu: int = 1500,
         config: TcpConfig | None = None,
@@ -113,7 +122,9 @@ class Stack:
     ) -> Stack:
         from stack.aio.tun import TunDevice
 
-        device = TunDevice(tun, addr, peer, mtu)
+        addrs = [addrs] if isinstance(addrs, str) else list(addrs)
+        peers = [peers] if isinstance(peers, str) else list(peers)
+        device = TunDevice(tun, addrs, peers, mtu)
         if pcap is not None:
             from stack.pcap import CapturingDevice, PcapWriter
 
@@ -126,7 +137,8 @@ class Stack:
             config = TcpConfig(mss=mtu - 40)
         elif config.mss > mtu - 40:
             config = replace(config, mss=mtu - 40)
-        return cls(device, addr, config=config, trace=trace, event_log=event_log, network=peer)
+        network = next((p for p in peers if ":" not in p), None)
+        return cls(device, addrs, config=config, trace=trace, event_log=event_log, network=network)
 
     @staticmethod
     def now() -> float:
@@ -202,7 +214,7 @@ class Stack:
         if local_ip is None:
             raise unreachable(remote)
         local_port = self._local_port(local_addr, remote.version) if local_addr is not None else None
-        conn = self.demux.connect(local_ip, (int(remote), _port(port)), self.now(), port=local_port)
+        conn = self.demux.connect(local_ip, (addr.from_ipaddress(remote), _port(port)), self.now(), port=local_port)
         future: asyncio.Future = self._loop.create_future()
         made: list[asyncio.BaseProtocol] = []
         handshake: asyncio.Future | None = None
@@ -244,28 +256,33 @@ class Stack:
 
     def _local_ip(self, version: int) -> int | None:
         """The stack's address in that IP version, if it has one."""
-        return self.addr if version == 4 else None
+        if version == 6:
+            return self.addr6
+        return None if addr.is_v6(self.addr) else self.addr
 
     def _bind(self, host: str | Sequence[str] | None, port: int | None) -> list[StackSocket]:
         """What bind() would say for each host, and the sockets create_server reports."""
-        if host is None or host == "":
-            hosts: list[IpAddress] = [parse_host("0.0.0.0")]
+        if host is None or host == "":  # every family the stack has, as asyncio makes a socket for each
+            wildcards = (("0.0.0.0", self._local_ip(4)), ("::", self.addr6))
+            hosts: list[IpAddress] = [parse_host(any_) for any_, ours in wildcards if ours is not None]
         elif isinstance(host, str):
             hosts = [parse_host(host)]
         else:
             hosts = [parse_host(h) for h in host]
-        for addr in hosts:
-            local = self._local_ip(addr.version)
-            if local is None and addr.version == 6:
-                raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol: the stack has no IPv6")
-            if not addr.is_unspecified and int(addr) != local:
-                raise not_available(str(addr))
+        for ip in hosts:
+            local = self._local_ip(ip.version)
+            if local is None:
+                raise OSError(
+                    errno.EAFNOSUPPORT, f"Address family not supported by protocol: the stack has no IPv{ip.version}"
+                )
+            if not ip.is_unspecified and addr.from_ipaddress(ip) != local:
+                raise not_available(str(ip))
         port = _port(port) if port is not None else 0
         if port == 0:
             port = self._free_listen_port()
         elif port in self._bound:
             raise OSError(errno.EADDRINUSE, f"error while attempting to bind on port {port}: address already in use")
-        return [StackSocket(_family(addr), sockaddr(addr, port)) for addr in dict.fromkeys(hosts)]
+        return [StackSocket(_family(ip), sockaddr(ip, port)) for ip in dict.fromkeys(hosts)]
 
     def _free_listen_port(self) -> int:
         for port in EPHEMERAL_PORTS:
@@ -276,8 +293,8 @@ class Stack:
     def _local_port(self, local_addr: tuple[str | None, int], version: int) -> int | None:
         host, port = local_addr
         if host not in (None, ""):
-            addr = parse_host(host)
-            if addr.version != version or not (addr.is_unspecified or int(addr) == self._local_ip(version)):
+            ip = parse_host(host)
+            if ip.version != version or not (ip.is_unspecified or addr.from_ipaddress(ip) == self._local_ip(version)):
                 raise not_available(host)
         port = _port(port)
         if port in self._bound:
@@ -285,7 +302,7 @@ class Stack:
         return port or None
 
     def _listen(self, server: Server, port: int, backlog: int) -> Listener:
-        listener = self.demux.listen((self.addr, port), backlog, self.now())
+        listener = self.demux.listen((_bound_address(server), port), backlog, self.now())
         self._servers[listener] = server
         return listener
 
@@ -303,7 +320,7 @@ class Stack:
             rows.append(
                 {
                     "local": _fmt(listener.local),
-                    "remote": "0.0.0.0:*",
+                    "remote": _LISTEN_REMOTE.get(listener.local[0], "0.0.0.0:*"),
                     "state": "LISTEN",
                     "send_q": 0,
                     "recv_q": len(listener.accept_queue),
@@ -383,7 +400,7 @@ class Stack:
         for raw in packets:
             pkt = decode(raw)
             if type(pkt) is TcpPacket:
-                if pkt.dst != self.addr:
+                if pkt.dst != self.addr and pkt.dst not in self.addrs:
                     counters["InAddrErrors"] += 1
                     continue
                 if pkt.src != checked:
@@ -404,14 +421,16 @@ class Stack:
                         self._dirty.update(self.demux.replaced)
                         self.demux.replaced.clear()
                 elif rst is not None:
-                    self._out.append(encode_tcp(self.addr, pkt.src, rst))
+                    flow = flow_label((pkt.dst, rst.src_port), (pkt.src, rst.dst_port)) if pkt.src > addr.MAX4 else 0
+                    self._out.append(encode_tcp(pkt.dst, pkt.src, rst, flow=flow))
                     if log is not None:
-                        log.segment_out_unattached(self.addr, pkt.src, rst)
+                        log.segment_out_unattached(pkt.dst, pkt.src, rst)
             elif type(pkt) is Rejected:
                 counters["InErrors" if pkt.reason is not DropReason.BAD_TCP_CHECKSUM else "InCsumErrors"] += 1
                 counters[f"Drop{pkt.reason.name}"] += 1
             elif type(pkt) is IpPacket:
-                if pkt.dst != self.addr:
+                v6 = pkt.src > addr.MAX4
+                if pkt.dst != self.addr and pkt.dst not in self.addrs and not (v6 and is_multicast(pkt.dst)):
                     counters["InAddrErrors"] += 1
                     continue
                 if pkt.src != checked:
@@ -419,7 +438,7 @@ class Stack:
                         self._martian(pkt.src)
                         continue
                     checked = pkt.src
-                conn, reply = self.ip.receive(pkt, now)
+                conn, reply = (self.ip6 if v6 else self.ip).receive(pkt, now)
                 if conn is not None:
                     self._dirty.add(conn)
                 if reply is not None:
@@ -462,8 +481,13 @@ class Stack:
                 self._dispatch_events(conn)
                 local, remote = conn.local[0], conn.remote[0]
                 segments = conn.segments_to_send(now)
-                for seg in segments:
-                    self._out.append(encode_tcp(local, remote, seg))
+                if remote > addr.MAX4:
+                    flow = self._flows.get(conn) or self._flows.setdefault(conn, flow_label(conn.local, conn.remote))
+                    for seg in segments:
+                        self._out.append(encode_tcp(local, remote, seg, flow=flow))
+                else:
+                    for seg in segments:
+                        self._out.append(encode_tcp(local, remote, seg))
                 if self.event_log is not None and segments:
                     for seg in segments:
                         self.event_log.segment_out(conn, seg)
@@ -547,6 +571,7 @@ class Stack:
         self._transports.pop(conn, None)
         self._connecting.pop(conn, None)
         self._scheduled.pop(conn, None)
+        self._flows.pop(conn, None)
         self._retired.update(conn_counters(conn))
         if self.event_log is not None:
             self.event_log.forget(conn)
@@ -616,6 +641,15 @@ def _port(port: int | str) -> int:
 
 def _family(addr: IpAddress) -> socket.AddressFamily:
     return socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+
+
+def _bound_address(server: Server) -> int:
+    """What a listener takes (stack/wire/addr.py): sockets of both families take both (ANY); one socket
+    takes its address, or its whole family if the address is 0.0.0.0 or ::."""
+    names = [sock.getsockname()[0] for sock in server.sockets]
+    if len(names) > 1:
+        return addr.ANY  # the stack has one address per family: one of each is all of them
+    return addr.parse(names[0])
 
 
 def conn_counters(conn: Connection) -> Counter[str]:

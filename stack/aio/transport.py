@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 import os
 import socket
@@ -22,6 +21,7 @@ from stack.aio.socketlike import StackSocket
 from stack.tcp.connection import Connection
 from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
 from stack.tcp.state import State
+from stack.wire import addr
 
 if TYPE_CHECKING:
     from stack.aio.server import Server
@@ -31,8 +31,12 @@ log = logging.getLogger(__name__)
 _DEFAULT_HIGH_WATER = 64 * 1024
 
 
-def address_tuple(addr: tuple[int, int]) -> tuple[str, int]:
-    return str(ipaddress.IPv4Address(addr[0])), addr[1]
+def address_tuple(endpoint: tuple[int, int]) -> tuple[str, int] | tuple[str, int, int, int]:
+    """As a socket of that family reports it: (host, port), or (host, port, flowinfo, scope_id) for IPv6."""
+    ip, port = endpoint
+    if addr.is_v6(ip):
+        return addr.fmt(ip), port, 0, 0
+    return addr.fmt(ip), port
 
 
 class TcpTransport(asyncio.Transport):
@@ -43,7 +47,8 @@ class TcpTransport(asyncio.Transport):
         self, stack: Stack, conn: Connection, protocol: asyncio.BaseProtocol, server: Server | None = None
     ) -> None:
         peername, sockname = address_tuple(conn.remote), address_tuple(conn.local)
-        sock = StackSocket(socket.AF_INET, sockname, peername, conn)
+        family = socket.AF_INET6 if addr.is_v6(conn.local[0]) else socket.AF_INET
+        sock = StackSocket(family, sockname, peername, conn)
         super().__init__(extra={"peername": peername, "sockname": sockname, "socket": sock})
         self._stack = stack
         self._conn = conn

@@ -5,27 +5,40 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import subprocess
+from collections.abc import Sequence
 
 from stack.aio.batchio import BatchReader, write_batch
 
 
 class TunDevice:
-    """A layer-3 TUN device (IFF_TUN | IFF_NO_PI): each read/write is one raw IPv4 packet."""
+    """A layer-3 TUN device (IFF_TUN | IFF_NO_PI): each read/write is one raw IPv4 or IPv6 packet.
 
-    def __init__(self, name: str, addr: str, peer: str, mtu: int = 1500) -> None:
+    `peers` are the kernel side's addresses with their prefixes (10.7.0.1/24, fd3d:fa7b:d17d::1/64), one
+    per family; `addrs` ours. The IPv6 one is added without duplicate address detection (nodad): on a
+    point-to-point TUN there is nobody to collide with, and DAD would hold the address back a second."""
+
+    def __init__(self, name: str, addrs: str | Sequence[str], peers: str | Sequence[str], mtu: int = 1500) -> None:
         import pytun  # imported here so that tests and tools without TUN never need it
 
-        net = ipaddress.IPv4Interface(peer)
+        addrs = [addrs] if isinstance(addrs, str) else addrs
+        nets = [ipaddress.ip_interface(p) for p in ([peers] if isinstance(peers, str) else peers)]
         try:
             self._tun = pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
         except OSError as exc:  # EBUSY: another process holds it; EINVAL: a device of another kind
             raise OSError(exc.errno, f"cannot create TUN device {name}: {exc.strerror or exc}") from None
         try:
-            self._tun.addr = str(net.ip)  # the kernel's side
-            self._tun.dstaddr = addr  # our side: point-to-point peer
-            self._tun.netmask = str(net.netmask)
             self._tun.mtu = mtu
+            for net in nets:
+                if net.version == 4:
+                    self._tun.addr = str(net.ip)  # the kernel's side
+                    self._tun.dstaddr = next(a for a in addrs if ipaddress.ip_address(a).version == 4)  # ours
+                    self._tun.netmask = str(net.netmask)
             self._tun.up()
+            for net in nets:
+                if net.version == 6:
+                    ip6 = ["ip", "-6", "addr", "add", str(net), "dev", self._tun.name, "nodad"]
+                    subprocess.run(ip6, check=True, capture_output=True)
         except OSError as exc:
             self._tun.close()
             raise OSError(exc.errno, f"cannot configure TUN device {name}: {exc.strerror or exc}") from None

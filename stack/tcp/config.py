@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from random import Random
+
+IPV6_EXTRA_HEADER = 20  # an IPv6 header is 40 bytes, an IPv4 one 20: MSS = MTU - 60 (RFC 8200 §8.3)
 
 
 @dataclass(frozen=True, slots=True)
 class TcpConfig:
-    mss: int = 1460  # our MSS option: MTU - 40 (RFC 9293 §3.7.1)
+    mss: int = 1460  # our MSS option over IPv4: MTU - 40 (RFC 9293 §3.7.1); over IPv6 20 less
     msl: float = 30.0  # TIME_WAIT lasts 2*MSL (RFC 9293 §3.4.2); Linux's TIME_WAIT is 60 s
     initial_rto: float = 1.0  # RFC 6298 (2.1)
     min_rto: float = 0.2  # Linux TCP_RTO_MIN (RFC 6298 (2.4) says 1 s; Linux uses 200 ms)
@@ -53,3 +55,8 @@ class TcpConfig:
     # catch up by this much at once, as Linux sends about 1 ms of data per TSO burst (tcp_tso_autosize)
     timer_slack: float = 0.0
     congestion: str = "cubic"  # name in stack.tcp.congestion.REGISTRY (or "package.module:Class"); Linux default
+
+
+def for_ipv6(config: TcpConfig) -> TcpConfig:
+    """The same tunables for a connection over IPv6, whose header leaves 20 bytes less for the MSS."""
+    return replace(config, mss=config.mss - IPV6_EXTRA_HEADER)

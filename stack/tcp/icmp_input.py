@@ -150,7 +150,8 @@ def _path_mtu_reduced(conn: Connection, error: IcmpError) -> Outcome:
     if mtu is None:
         return Outcome.IGNORED
     tcb = conn.tcb
-    mss = mtu - 40 - (TIMESTAMP_OPTION if conn.ts_ok else 0)
+    headers = 60 if conn.remote[0] > 0xFFFFFFFF else 40  # IPv6 (stack/wire/addr.py): RFC 8201 §5.4 MTU - 60
+    mss = mtu - headers - (TIMESTAMP_OPTION if conn.ts_ok else 0)
     if mss >= tcb.snd_mss:
         return Outcome.IGNORED  # never raised by an ICMP message; an older or duplicate report
     tcb.snd_mss = mss

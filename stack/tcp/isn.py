@@ -7,6 +7,8 @@ import os
 import struct
 from random import Random
 
+from stack.wire.addr import packed
+
 _SECRET = os.urandom(16)
 
 
@@ -18,6 +20,9 @@ def initial_sequence_number(
     m = int(now * 250_000)
     if rng is not None:
         return (m + rng.getrandbits(32)) & 0xFFFFFFFF
-    tuple_bytes = struct.pack("!IHIH", local[0], local[1], remote[0], remote[1])
+    if remote[0] > 0xFFFFFFFF:  # IPv6 (stack/wire/addr.py)
+        tuple_bytes = packed(local[0]) + packed(remote[0]) + struct.pack("!HH", local[1], remote[1])
+    else:
+        tuple_bytes = struct.pack("!IHIH", local[0], local[1], remote[0], remote[1])
     f = int.from_bytes(hashlib.blake2s(tuple_bytes, key=_SECRET, digest_size=4).digest(), "big")
     return (m + f) & 0xFFFFFFFF

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from stack.tcp import syncookies
-from stack.tcp.config import TcpConfig
+from stack.tcp.config import TcpConfig, for_ipv6
 from stack.tcp.connection import Address, Connection, TransitionHook, receive_window_shift
 from stack.tcp.reset import reset_for
 from stack.tcp.state import Event, State, Transition, next_state
@@ -32,7 +32,8 @@ class Listener:
         counters: Counter[str] | None = None,
     ) -> None:
         self.config = config
-        self.local = local
+        self.config6 = for_ipv6(config)  # for children over IPv6
+        self.local = local  # the bound address may be a wildcard (stack/wire/addr.py): children get the SYN's
         self.state = State.CLOSED
         self.history: list[Transition] = []
         self.enter(Event.PASSIVE_OPEN, now)
@@ -60,9 +61,15 @@ class Listener:
     # ------------------------------------------------------------------ arriving segments
 
     def syn_arrives(
-        self, remote: Address, syn: Segment, now: float, on_transition: TransitionHook | None = None
+        self,
+        remote: Address,
+        syn: Segment,
+        now: float,
+        on_transition: TransitionHook | None = None,
+        local: Address | None = None,
     ) -> ListenerAnswer:
-        """RFC 9293 §3.10.7.2 third check, with Linux's overload rules (tcp_conn_request)."""
+        """RFC 9293 §3.10.7.2 third check, with Linux's overload rules (tcp_conn_request). `local` is the
+        address the SYN was sent to (the listener's own when None)."""
         mode = self.config.syncookies
         queue_full = len(self.syn_queue) >= self.config.syn_backlog
         if mode == 2 or (mode == 1 and queue_full):
@@ -71,11 +78,16 @@ class Listener:
                 return self._drop_overflow()
             if queue_full:
                 self.counters["TCPReqQFullDoCookies"] += 1
-            return self._cookie_synack(remote, syn, now)
-        return self.on_syn(remote, syn, now, on_transition)
+            return self._cookie_synack(remote, syn, now, local or self.local)
+        return self.on_syn(remote, syn, now, on_transition, local)
 
     def on_syn(
-        self, remote: Address, syn: Segment, now: float, on_transition: TransitionHook | None = None
+        self,
+        remote: Address,
+        syn: Segment,
+        now: float,
+        on_transition: TransitionHook | None = None,
+        local: Address | None = None,
     ) -> Connection | None:
         """A child in SYN_RECEIVED for the SYN, or None: a full queue drops the SYN silently, as Linux does."""
         if len(self.syn_queue) >= self.config.syn_backlog:
@@ -86,19 +98,26 @@ class Listener:
         if self.accept_queue_full():
             self.overflows += 1
             return self._drop_overflow()
-        child = Connection.from_syn(self.config, self.local, remote, syn, now, on_transition)
+        local = local or self.local
+        child = Connection.from_syn(self._config_for(local), local, remote, syn, now, on_transition)
         self.syn_queue.add(child)
         return child
 
     def ack_arrives(
-        self, remote: Address, seg: Segment, now: float, on_transition: TransitionHook | None = None
+        self,
+        remote: Address,
+        seg: Segment,
+        now: float,
+        on_transition: TransitionHook | None = None,
+        local: Address | None = None,
     ) -> ListenerAnswer:
         """§3.10.7.2 second check: an ACK in LISTEN gets <SEQ=SEG.ACK><CTL=RST>, unless it returns one of
         our SYN cookies (checked only within syncookies.VALID_FOR of the last one sent, as Linux)."""
         reset = reset_for(seg)
         if seg.flags & (Flags.SYN | Flags.RST) or not self._cookies_recent(now):
             return reset
-        tuple4 = (self.local[0], self.local[1], remote[0], remote[1])
+        local = local or self.local
+        tuple4 = (local[0], local[1], remote[0], remote[1])
         peer_isn = seq_add(seg.seq, -1)
         iss = seq_add(seg.ack, -1)
         index = syncookies.check_cookie(self._secret, tuple4, peer_isn, iss, now)
@@ -110,8 +129,9 @@ class Listener:
         if self.accept_queue_full():
             return self._drop_overflow()  # the peer retransmits; its next segment returns the cookie again
         syn = Segment(seg.src_port, seg.dst_port, peer_isn, 0, Flags.SYN, seg.window, b"", peer)
-        offset = syncookies.ts_offset(self._secret, self.local[0], remote[0])
-        child = Connection.from_cookie(self.config, self.local, remote, syn, iss, offset, now, on_transition)
+        offset = syncookies.ts_offset(self._secret, local[0], remote[0])
+        config = self._config_for(local)
+        child = Connection.from_cookie(config, local, remote, syn, iss, offset, now, on_transition)
         self.syn_queue.add(child)  # the owner moves it to the accept queue on its Connected event
         child.receive_segment(seg, now)
         return child
@@ -150,13 +170,16 @@ class Listener:
         sent = self._cookie_sent_at
         return self.config.syncookies == 1 and sent is not None and now - sent < syncookies.VALID_FOR
 
-    def _cookie_synack(self, remote: Address, syn: Segment, now: float) -> Segment:
+    def _config_for(self, local: Address) -> TcpConfig:
+        return self.config6 if local[0] > 0xFFFFFFFF else self.config  # IPv6: stack/wire/addr.py
+
+    def _cookie_synack(self, remote: Address, syn: Segment, now: float, local: Address) -> Segment:
         """The SYN,ACK for a SYN answered without state. Without timestamps it carries only our MSS, as
         Linux's: window scaling and SACK need the TSval bits to come back (RFC 4987 §3.6)."""
-        config = self.config
+        config = self._config_for(local)
         peer = syn.options
         index = syncookies.mss_index(peer.mss)
-        tuple4 = (self.local[0], self.local[1], remote[0], remote[1])
+        tuple4 = (local[0], local[1], remote[0], remote[1])
         iss = syncookies.make_cookie(self._secret, tuple4, syn.seq, index, now)
         options = TcpOptions(mss=config.mss)
         if config.timestamps and peer.timestamps is not None:
@@ -164,7 +187,7 @@ class Listener:
             carried = syncookies.CookieOptions(
                 min(peer.wscale, syncookies.MAX_WSCALE) if use_wscale else None, config.sack and peer.sack_permitted
             )
-            offset = syncookies.ts_offset(self._secret, self.local[0], remote[0])
+            offset = syncookies.ts_offset(self._secret, local[0], remote[0])
             ts_now = (int(now * 1000) + offset) & 0xFFFFFFFF  # Connection.ts_val's clock
             options = TcpOptions(
                 mss=config.mss,

@@ -24,6 +24,8 @@ import os
 import struct
 from dataclasses import dataclass
 
+from stack.wire.addr import packed
+
 MSS_TABLE = (536, 1300, 1440, 1460)  # Linux's IPv4 table: the MSS values peers actually send
 COUNT_SHIFT = 24
 INDEX_BITS = 2
@@ -50,7 +52,12 @@ def new_secret() -> bytes:
 
 def _hash(secret: bytes, tuple4: Tuple4, peer_seq: int, *fields: int) -> int:
     """32 bits of a keyed BLAKE2s over the 4-tuple, the peer's ISN and any further fields."""
-    data = struct.pack(f"!IHIHI{len(fields)}I", *tuple4, peer_seq, *(f & 0xFFFFFFFF for f in fields))
+    rest = struct.pack(f"!I{len(fields)}I", peer_seq, *(f & 0xFFFFFFFF for f in fields))
+    if tuple4[2] > 0xFFFFFFFF:  # IPv6 (stack/wire/addr.py)
+        local, lport, remote, rport = tuple4
+        data = packed(local) + packed(remote) + struct.pack("!HH", lport, rport) + rest
+    else:
+        data = struct.pack("!IHIH", *tuple4) + rest
     return int.from_bytes(hashlib.blake2s(data, key=secret, digest_size=4).digest(), "big")
 
 
@@ -125,5 +132,5 @@ def read_tsecr(tsecr: int) -> CookieOptions:
 def ts_offset(secret: bytes, local_ip: int, remote_ip: int) -> int:
     """The timestamp clock offset for a cookie connection: derived, not random, so the ACK can recompute
     the clock the SYN,ACK was stamped with (as Linux derives it from the address pair)."""
-    data = struct.pack("!II", local_ip, remote_ip)
+    data = packed(local_ip) + packed(remote_ip)
     return int.from_bytes(hashlib.blake2s(data, key=secret, digest_size=4, person=b"tsoff").digest(), "big")

@@ -1,0 +1,278 @@
+"""IPv6 input (RFC 8200, RFC 4443, RFC 6946, RFC 8201) through the Ip6Layer and the demux, scapy as the oracle."""
+
+from __future__ import annotations
+
+from scapy.layers.inet import TCP, UDP
+from scapy.layers.inet6 import (
+    HBHOptUnknown,
+    ICMPv6DestUnreach,
+    ICMPv6EchoRequest,
+    ICMPv6MLReport2,
+    ICMPv6ND_RS,
+    ICMPv6PacketTooBig,
+    ICMPv6ParamProblem,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+    RouterAlert,
+    fragment6,
+)
+
+from stack.demux import Demux
+from stack.ip import IpLayer
+from stack.ip6 import Ip6Layer, flow_label
+from stack.tcp.config import TcpConfig
+from stack.tcp.state import State
+from stack.wire import addr
+from stack.wire.codec import IpPacket, TcpPacket, decode, encode_tcp
+from stack.wire.segment import Flags, Segment
+
+US, PEER = "fd3d:fa7b:d17d::2", "fd3d:fa7b:d17d::1"
+US6, PEER6 = addr.parse(US), addr.parse(PEER)
+
+
+def _layer() -> tuple[Ip6Layer, Demux]:
+    demux = Demux(TcpConfig())
+    demux.listen((addr.ANY, 80))
+    return Ip6Layer(demux, frozenset({US6}), IpLayer(demux, 0x0A070002)), demux
+
+
+def _receive(layer: Ip6Layer, pkt, now: float = 0.0):
+    got = decode(bytes(pkt))
+    assert isinstance(got, IpPacket), got
+    return layer.receive(got, now)
+
+
+def _syn(sport: int = 40000):
+    return TCP(sport=sport, dport=80, seq=1000, flags="S", options=[("MSS", 1440)])
+
+
+def test_any_echo_request_gets_reply_with_same_id_seq_data():
+    """RFC 4443 §4.2: the reply carries the request's identifier, sequence number and data."""
+    layer, _ = _layer()
+    _, reply = _receive(layer, IPv6(src=PEER, dst=US) / ICMPv6EchoRequest(id=0x1234, seq=7, data=b"ping data"))
+    got = IPv6(reply)
+    assert (got.src, got.dst, got.payload.type, got.payload.id, got.payload.seq) == (US, PEER, 129, 0x1234, 7)
+    assert got.payload.data == b"ping data"
+    sent = got.payload.cksum
+    del got.payload.cksum
+    assert IPv6(bytes(got)).payload.cksum == sent
+
+
+def test_any_icmp6_bad_checksum_dropped_and_counted():
+    """RFC 4443 §2.4: a message with a bad checksum is discarded."""
+    layer, _ = _layer()
+    assert _receive(layer, IPv6(src=PEER, dst=US) / ICMPv6EchoRequest(cksum=0x1111)) == (None, None)
+    assert layer.counters["Icmp6InCsumErrors"] == 1
+
+
+def test_link_router_solicitation_and_mld_report_counted_without_reply():
+    """RFC 4861 §6.3.7 and RFC 3810 §5.2: the kernel's link chatter to multicast groups is counted as such."""
+    layer, _ = _layer()
+    rs = IPv6(src="fe80::1", dst="ff02::2", hlim=255) / ICMPv6ND_RS()
+    mld = IPv6(src="fe80::1", dst="ff02::16", hlim=1) / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / ICMPv6MLReport2()
+    assert _receive(layer, rs) == (None, None)
+    assert _receive(layer, mld) == (None, None)
+    counters = layer.counters
+    assert (counters["Icmp6InRouterSolicits"], counters["Icmp6InMLDv2Reports"], counters["Icmp6InErrors"]) == (1, 1, 0)
+
+
+def test_any_unknown_next_header_gets_parameter_problem_code_1():
+    """RFC 8200 §4: an unrecognized next header -> Parameter Problem code 1 pointing at its field."""
+    layer, _ = _layer()
+    pkt = IPv6(src=PEER, dst=US) / UDP(sport=5, dport=53) / b"query"
+    _, reply = _receive(layer, pkt)
+    problem = IPv6(reply)[ICMPv6ParamProblem]
+    assert (problem.code, problem.ptr) == (1, 6)
+    assert bytes(problem.payload) == bytes(pkt)
+
+
+def test_any_unknown_next_header_to_multicast_is_not_answered():
+    """RFC 4443 §2.4 (e.3): no error to a packet sent to a multicast address."""
+    layer, _ = _layer()
+    assert _receive(layer, IPv6(src=PEER, dst="ff02::fb") / UDP(sport=5353, dport=5353)) == (None, None)
+
+
+def test_listen_destination_option_skip_action_delivers_syn():
+    """RFC 8200 §4.2: an unknown option whose top bits are 00 is skipped; the SYN behind it reaches TCP."""
+    layer, demux = _layer()
+    opts = IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x1E, optdata=b"ab")])
+    conn, reply = _receive(layer, IPv6(src=PEER, dst=US) / opts / _syn())
+    assert reply is None and conn is not None and conn.state is State.SYN_RECEIVED
+    assert conn.local == (US6, 80) and conn.remote == (PEER6, 40000)
+
+
+def test_any_unknown_option_action_10_gets_parameter_problem_code_2():
+    """RFC 8200 §4.2: action 10 discards the packet and points a Parameter Problem (code 2) at the option."""
+    layer, demux = _layer()
+    opts = IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x9E, optdata=b"ab")])
+    conn, reply = _receive(layer, IPv6(src=PEER, dst=US) / opts / _syn())
+    problem = IPv6(reply)[ICMPv6ParamProblem]
+    assert conn is None and not demux.connections
+    assert (problem.code, problem.ptr) == (2, 42)
+
+
+def test_any_routing_header_with_segments_left_gets_parameter_problem_code_0():
+    """RFC 8200 §4.4: we route for nobody; segments left > 0 -> Parameter Problem at the routing type."""
+    layer, _ = _layer()
+    routing = IPv6ExtHdrRouting(addresses=["fd00::9"], segleft=1)
+    _, reply = _receive(layer, IPv6(src=PEER, dst=US) / routing / _syn())
+    problem = IPv6(reply)[ICMPv6ParamProblem]
+    assert (problem.code, problem.ptr) == (0, 42)
+
+
+def test_listen_routing_header_with_no_segments_left_is_ignored():
+    """RFC 8200 §4.4: segments left 0 -> ignore the header and go on to the next one."""
+    layer, _ = _layer()
+    conn, _ = _receive(layer, IPv6(src=PEER, dst=US) / IPv6ExtHdrRouting(addresses=["fd00::9"], segleft=0) / _syn())
+    assert conn is not None and conn.state is State.SYN_RECEIVED
+
+
+def test_any_hop_by_hop_not_first_gets_parameter_problem_code_1():
+    """RFC 8200 §4.3: Hop-by-Hop only immediately after the IPv6 header."""
+    layer, _ = _layer()
+    pkt = IPv6(src=PEER, dst=US) / IPv6ExtHdrDestOpt() / IPv6ExtHdrHopByHop() / _syn()
+    _, reply = _receive(layer, pkt)
+    problem = IPv6(reply)[ICMPv6ParamProblem]
+    assert (problem.code, problem.ptr) == (1, 40)
+
+
+def test_any_too_long_header_chain_dropped():
+    layer, _ = _layer()
+    pkt = IPv6(src=PEER, dst=US)
+    for _ in range(20):
+        pkt = pkt / IPv6ExtHdrDestOpt()
+    assert _receive(layer, pkt / _syn()) == (None, None)
+    assert layer.counters["Ip6InHdrErrors"] == 1
+
+
+def test_listen_fragmented_syn_reassembled_and_answered():
+    """RFC 8200 §4.5: the fragments of a SYN with data are put back together before TCP sees them."""
+    layer, _ = _layer()
+    whole = IPv6(src=PEER, dst=US) / IPv6ExtHdrFragment(id=77) / _syn() / (b"x" * 2000)
+    pieces = fragment6(whole, 1280)
+    assert len(pieces) == 2
+    assert _receive(layer, pieces[1]) == (None, None)
+    conn, _ = _receive(layer, pieces[0])
+    assert conn is not None and conn.state is State.SYN_RECEIVED
+    assert layer.counters["ReasmOKs"] == 1
+
+
+def test_any_overlapping_fragments_discard_datagram():
+    """RFC 5722: overlapping fragments discard the whole datagram."""
+    layer, _ = _layer()
+    head = IPv6(src=PEER, dst=US) / IPv6ExtHdrFragment(id=5, nh=6, offset=0, m=1) / (b"a" * 64)
+    overlap = IPv6(src=PEER, dst=US) / IPv6ExtHdrFragment(id=5, nh=6, offset=4, m=0) / (b"b" * 64)
+    _receive(layer, head)
+    assert _receive(layer, overlap) == (None, None)
+    assert layer.counters["ReasmOverlaps"] == 1
+
+
+def test_listen_atomic_fragment_processed_alone():
+    """RFC 6946 §4: a fragment header with offset 0 and M=0 is a whole packet, even while fragments with
+    the same identification wait for reassembly."""
+    layer, _ = _layer()
+    pending = IPv6(src=PEER, dst=US) / IPv6ExtHdrFragment(id=9, nh=6, offset=0, m=1) / (b"a" * 64)
+    _receive(layer, pending)
+    conn, _ = _receive(layer, IPv6(src=PEER, dst=US) / IPv6ExtHdrFragment(id=9, offset=0, m=0) / _syn())
+    assert conn is not None and conn.state is State.SYN_RECEIVED
+    assert layer.counters["Ip6AtomicFragments"] == 1 and len(layer.fragments) == 1
+
+
+def _established(layer: Ip6Layer, demux: Demux):
+    """An active open over IPv6 to PEER:80, ESTABLISHED, with two full segments in flight."""
+    conn = demux.connect(US6, (PEER6, 80), 0.0)
+    (syn,) = conn.segments_to_send(0.0)
+    assert syn.options.mss == 1440  # RFC 8200 §8.3: MTU 1500 - 60
+    synack = Segment(80, conn.local[1], 5000, syn.seq + 1, Flags.SYN | Flags.ACK, 65535, b"", syn.options)
+    demux.segment_arrives(PEER6, US6, synack, 0.01)
+    assert conn.state is State.ESTABLISHED
+    conn.send(b"z" * 4000, 0.02)
+    flight = conn.segments_to_send(0.02)
+    return conn, flight
+
+
+def test_established_packet_too_big_lowers_mss_to_mtu_minus_60():
+    """RFC 8201 §4/§5.4: a Packet Too Big quoting our segment lowers the MSS to MTU - 60 (less options)."""
+    layer, demux = _layer()
+    conn, flight = _established(layer, demux)
+    quoted = encode_tcp(US6, PEER6, flight[0])
+    ptb = IPv6(src="fd00::99", dst=US) / ICMPv6PacketTooBig(mtu=1400) / quoted
+    touched, _ = _receive(layer, ptb, 0.03)
+    assert touched is conn
+    assert conn.tcb.snd_mss == 1400 - 60 - 12
+    assert demux.counters["TCPPmtuReductions"] == 1
+
+
+def test_established_packet_too_big_below_1280_stops_at_1280():
+    """RFC 8201 §4: never reduce the path MTU below the IPv6 minimum of 1280 (no atomic fragments, RFC 8021)."""
+    layer, demux = _layer()
+    conn, flight = _established(layer, demux)
+    ptb = IPv6(src="fd00::99", dst=US) / ICMPv6PacketTooBig(mtu=600) / encode_tcp(US6, PEER6, flight[0])
+    _receive(layer, ptb, 0.03)
+    assert conn.tcb.snd_mss == 1280 - 60 - 12
+
+
+def test_established_packet_too_big_out_of_window_ignored():
+    """RFC 5927 §4.1: the quoted sequence number must lie in SND.UNA..SND.MAX."""
+    layer, demux = _layer()
+    conn, flight = _established(layer, demux)
+    stale = Segment(flight[0].src_port, 80, flight[0].seq - 100000, 0, Flags.ACK, 1000, b"x" * 1200)
+    ptb = IPv6(src="fd00::99", dst=US) / ICMPv6PacketTooBig(mtu=1300) / encode_tcp(US6, PEER6, stale)
+    _receive(layer, ptb, 0.03)
+    assert conn.tcb.snd_mss == 1440 - 12 and demux.counters["OutOfWindowIcmps"] == 1
+
+
+def test_syn_sent_port_unreachable_refuses_connection():
+    """RFC 4443 §3.1 code 4 is ICMPv4 port unreachable (RFC 7915 §5.2): a hard error in SYN-SENT."""
+    layer, demux = _layer()
+    conn = demux.connect(US6, (PEER6, 81), 0.0)
+    (syn,) = conn.segments_to_send(0.0)
+    error = IPv6(src=PEER, dst=US) / ICMPv6DestUnreach(code=4) / encode_tcp(US6, PEER6, syn)
+    _receive(layer, error, 0.01)
+    assert conn.state is State.CLOSED
+
+
+def test_syn_sent_icmp6_quoting_another_source_unmatched():
+    layer, demux = _layer()
+    conn = demux.connect(US6, (PEER6, 81), 0.0)
+    (syn,) = conn.segments_to_send(0.0)
+    error = IPv6(src=PEER, dst=US) / ICMPv6DestUnreach(code=4) / encode_tcp(PEER6, US6, syn)
+    _receive(layer, error, 0.01)
+    assert conn.state is State.SYN_SENT and layer.counters["IcmpUnmatched"] == 1
+
+
+def test_flow_label_stable_per_connection_nonzero_and_differs_across_connections():
+    """RFC 6437 §3: the same label on every packet of a flow, from a hash, never 0 for a labelled flow."""
+    a = flow_label((US6, 80), (PEER6, 40000))
+    assert a == flow_label((US6, 80), (PEER6, 40000)) and 0 < a <= 0xFFFFF
+    labels = {flow_label((US6, 80), (PEER6, port)) for port in range(40000, 40064)}
+    assert len(labels) > 60
+
+
+def test_listen_synack_over_ipv6_carries_mss_1440():
+    """RFC 8200 §8.3: a child over IPv6 offers MTU - 60."""
+    _, demux = _layer()
+    syn = decode(bytes(IPv6(src=PEER, dst=US) / _syn()))
+    assert isinstance(syn, TcpPacket)
+    child, _ = demux.segment_arrives(syn.src, syn.dst, syn.segment, 0.0)
+    (synack,) = child.segments_to_send(0.0)
+    assert synack.options.mss == 1440
+
+
+def test_listen_bound_to_one_family_refuses_the_other_with_rst():
+    """A listener bound to 0.0.0.0 takes IPv4 only, one bound to :: IPv6 only (asyncio's V6ONLY listeners)."""
+    demux = Demux(TcpConfig())
+    demux.listen((addr.ANY4, 80))
+    demux.listen((addr.ANY6, 81))
+    syn = Segment(40000, 80, 1000, 0, Flags.SYN, 65535)
+    conn, rst = demux.segment_arrives(PEER6, US6, syn, 0.0)
+    assert conn is None and rst is not None and rst.flags & Flags.RST
+    conn, _ = demux.segment_arrives(0x0A070001, 0x0A070002, syn, 0.0)
+    assert conn is not None
+    conn, _ = demux.segment_arrives(PEER6, US6, Segment(40000, 81, 1000, 0, Flags.SYN, 65535), 0.0)
+    assert conn is not None and conn.local == (US6, 81)
+    conn, rst = demux.segment_arrives(0x0A070001, 0x0A070002, Segment(40001, 81, 1000, 0, Flags.SYN, 65535), 0.0)
+    assert conn is None and rst is not None
