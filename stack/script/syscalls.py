@@ -258,6 +258,8 @@ class Kernel:
             raise self.skip(line, f"{line.name}() flags {line.args[3]} are not supported")
         buf = self._arg(line, 1)
         total = self._int(line, 2)
+        if buf == Name("NULL") and total:
+            return -1, "EFAULT"  # the kernel cannot read from address 0
         data = buf.encode()[:total].ljust(total, b"\0") if isinstance(buf, str) else bytes(total)
         sent = 0
 
@@ -395,6 +397,8 @@ class Kernel:
             return 0, None
         if option == "TCP_CONGESTION":
             return self._set_congestion(line, sock, value)
+        if option not in ("SO_REUSEADDR", *_BUFFER_OPTIONS, *_CONFIG_OPTIONS):
+            raise self.skip(line, f"socket option {option} is not supported")
         number = self._int(line, 3)
         if option == "SO_REUSEADDR":
             sock.reuseaddr = 1 if number else 0  # one stack, no port conflicts with older incarnations
@@ -407,11 +411,9 @@ class Kernel:
             if option == "SO_RCVBUF":  # a fixed buffer: the window scale is chosen for it, not tcp_rmem[2]
                 self._configure(sock, "receive_buffer_max", number)
             return 0, None
-        if option in _CONFIG_OPTIONS:
-            name, convert = _CONFIG_OPTIONS[option]
-            self._configure(sock, name, convert(number))
-            return 0, None
-        raise self.skip(line, f"socket option {option} is not supported")
+        name, convert = _CONFIG_OPTIONS[option]
+        self._configure(sock, name, convert(number))
+        return 0, None
 
     def _configure(self, sock: Socket, name: str, value: object) -> None:
         """An option on a connected socket changes its connection; before that it waits for one."""

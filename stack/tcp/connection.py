@@ -816,7 +816,13 @@ class Connection:
         self._probe_sent = False
         self._last_progress = now
         self.rto.reset_backoff()
-        self.cc.ack_received(ack, acked, flight_before, now)  # on_ack(AckSample), before the recovery hooks
+        # the window grows by what this ACK delivered (Linux tcp_cong_avoid with acked_sacked): SACKed bytes
+        # were delivered when their SACK came; without SACK each duplicate ACK stood for one segment
+        if self.sack_ok:
+            delivered = acked - self.recovery.board.sacked_below(ack)
+        else:
+            delivered = acked - min(self.recovery.dupacks * tcb.snd_mss, acked)
+        self.cc.ack_received(ack, delivered, flight_before, now)  # on_ack(AckSample), before the recovery hooks
         self.recovery.on_ack_advanced(ack, acked, now)
         if tcb.snd_una == tcb.snd_max:
             self.timers.stop(timers.RETRANSMIT)  # RFC 6298 (5.2)

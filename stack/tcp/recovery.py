@@ -150,7 +150,10 @@ class Recovery:
                 self._enter_fast_recovery(now)
                 conn.retransmit(first, now)  # fast retransmit (RFC 5681 §3.2 step 4)
             return
-        self.limited_transmit = min(self.dupacks, 2)
+        if not conn.sack_ok:
+            # RFC 3042: one new segment per duplicate ACK. With SACK the SACKed segment already left the
+            # pipe (RFC 6675 §5), which lets exactly one new segment out, as Linux does
+            self.limited_transmit = min(self.dupacks, 2)
 
     def after_ack(self, now: float) -> None:
         """After an ACK was processed: RACK loss detection and, in fast recovery, the PRR window."""

@@ -114,6 +114,11 @@ class Scoreboard:
 
     # ------------------------------------------------------------------ acknowledgments
 
+    def sacked_below(self, ack_seq: int) -> int:
+        """Bytes below ack_seq the peer had SACKed already: a cumulative ACK of them delivers nothing new."""
+        upto = self.offset_of(ack_seq)
+        return sum(min(rec.end, upto) - rec.start for rec in self._segs if rec.sacked and rec.start < upto)
+
     def ack(self, ack_seq: int) -> list[SentSegment]:
         """Cumulative ACK up to ack_seq: drops the records it covers (a record cut in two keeps its
         tail). Returns the records delivered by this ACK that were not SACKed before."""

@@ -431,3 +431,12 @@ def test_option_lines_tolerance_percent_and_addresses():
     run(options + "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
     with pytest.raises(ScriptSkip, match="--remote_ip=10.0.0.1"):
         run("--remote_ip=10.0.0.1\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+
+
+def test_write_from_a_null_buffer_is_efault():
+    run(ESTABLISHED + "+0 write(4, NULL, 1000) = -1 EFAULT (Bad address)\n")
+
+
+def test_unknown_socket_option_skips_before_its_value_is_read():
+    with pytest.raises(ScriptSkip, match="SO_TIMESTAMPING"):
+        run(ESTABLISHED + "+0 setsockopt(4, SOL_SOCKET, SO_TIMESTAMPING, {val=1}, 8) = 0\n")
