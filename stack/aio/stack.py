@@ -367,6 +367,8 @@ class Stack:
     async def close(self) -> None:
         if self._closed:
             return
+        for server in list(self._bound.values()):
+            server.close()
         for conn in list(self.demux.connections.values()):
             if not conn.finished:
                 conn.abort(self.now())

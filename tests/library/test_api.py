@@ -10,6 +10,8 @@ import socket
 import pytest
 
 from stack.aio.stack import Stack
+from stack.aio.tun import SocketPairDevice
+from stack.tcp.config import TcpConfig
 from tests.library.conftest import CLIENT, SERVER, with_pair
 
 
@@ -229,5 +231,37 @@ def test_established_simultaneous_close_reports_connection_lost_on_both_sides(ru
         writer.close()
         server_writer.close()  # in the same loop turn: the FINs cross
         await asyncio.wait_for(asyncio.gather(writer.wait_closed(), server_writer.wait_closed()), 10)
+
+    run(with_pair(body))
+
+
+def test_syn_sent_retries_exhausted_raises_timeout_error_with_etimedout(run):
+    """RFC 9293 §3.8.3 / Linux tcp_syn_retries: nobody answers the SYN; asyncio: TimeoutError, ETIMEDOUT."""
+
+    async def main() -> None:
+        a, b = SocketPairDevice.pair()
+        client = Stack(a, CLIENT, config=TcpConfig(syn_retries=1, initial_rto=0.05))
+        silent = Stack(b, SERVER)  # drops what is not addressed to it
+        try:
+            with pytest.raises(TimeoutError) as info:
+                await client.open_connection("10.0.0.3", 80)
+            assert info.value.errno == errno.ETIMEDOUT
+        finally:
+            await client.close()
+            await silent.close()
+
+    run(main())
+
+
+def test_stack_close_closes_servers_and_their_connections(run):
+    async def body(client: Stack, server: Stack) -> None:
+        srv = await server.start_server(_echo, port=7)
+        reader, writer = await client.open_connection(SERVER, 7)
+        writer.write(b"a")
+        assert await reader.readexactly(1) == b"a"
+        await server.close()
+        assert not srv.is_serving()
+        await asyncio.wait_for(srv.wait_closed(), 5)  # its connection was aborted with the stack
+        writer.close()
 
     run(with_pair(body))
