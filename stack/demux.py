@@ -31,7 +31,7 @@ class Demux:
         self.counters: Counter[str] = Counter()
         self.on_transition: TransitionHook | None = None  # given to every new connection (--trace)
         self.time_wait: set[Connection] = set()  # bounded by config.max_time_wait
-        self.cookie_secret = syncookies.new_secret()  # one key per stack, for all its listeners
+        self.cookie_secret = syncookies.new_secret(config.rng)  # one key per stack, for all its listeners
         self.replaced: list[Connection] = []  # TIME_WAIT connections a new SYN ended; the owner retires them
 
     def listen(self, local: Address, backlog: int | None = None, now: float = 0.0) -> Listener:

@@ -135,7 +135,6 @@ class Connection:
         self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
         self.ts_ecr_seen = 0  # TSecr of the segment being processed, for RTT measurement
         self._ts_offset = (config.rng or random).getrandbits(32)  # per-connection timestamp offset, as Linux
-        self._clock = now  # the latest `now` given to an entry point (stamps TSval)
         self._ooo_arrivals: deque[int] = deque(maxlen=8)  # recent out-of-order arrivals, newest last
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
         self._orphaned = False
@@ -364,11 +363,10 @@ class Connection:
         return None
 
     def segments_to_send(self, now: float) -> list[Segment]:
-        self._clock = now
         if self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED):
             self._output_data(now)
         if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
-            self._emit(Flags.ACK, self.acceptable_seq())
+            self._emit(now, Flags.ACK, self.acceptable_seq())
         self._arm_loss_probe()
         out, self._out = self._out, []
         self.counters.segs_out += len(out)
@@ -377,7 +375,6 @@ class Connection:
     # ------------------------------------------------------------------ timers
 
     def handle_timer(self, now: float) -> None:
-        self._clock = now
         for name in self.timers.expired(now):
             if name == timers.RETRANSMIT:
                 self._on_retransmit_timeout(now)
@@ -490,7 +487,7 @@ class Connection:
             # pushed, as Linux's window probe (tcp_write_wakeup) is
             self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), n, False, now, push=True)
             return
-        self._emit(Flags.ACK, seq_add(tcb.snd_una, -1))
+        self._emit(now, Flags.ACK, seq_add(tcb.snd_una, -1))
         self._persist_backoff += 1
         self.timers.start(timers.PERSIST, now + self._persist_interval())
 
@@ -621,7 +618,7 @@ class Connection:
             if self.ecn.cwr_pending:
                 flags |= Flags.CWR  # we reduced the window after an ECE (§6.1.2)
                 self.ecn.cwr_pending = False
-        self._emit(flags, seq, payload, ecn)
+        self._emit(now, flags, seq, payload, ecn)
         self.recovery.on_sent(seq, seq_sub(end, seq), now)
         self._pace(n, now)
         self._last_progress = now
@@ -643,14 +640,14 @@ class Connection:
             flags |= Flags.FIN
         elif n and offset + n == len(self.send_buffer):
             flags |= Flags.PSH  # as when it was first sent
-        self._emit(flags, seq, self.send_buffer.take(offset, n))
+        self._emit(now, flags, seq, self.send_buffer.take(offset, n))
         self.recovery.on_sent(seq, rec.length, now)
         self._pace(n, now)
         self.counters.retrans_segs += 1
         self._rtt_seq = None  # Karn: a retransmitted segment is never timed
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)
 
-    def _emit(self, flags: Flags, seq: int, payload: bytes = b"", ecn: int = 0) -> None:
+    def _emit(self, now: float, flags: Flags, seq: int, payload: bytes = b"", ecn: int = 0) -> None:
         """Queue one segment carrying our current ACK and window."""
         tcb = self.tcb
         if self.ecn.ece_pending:
@@ -663,7 +660,7 @@ class Connection:
         if payload and sack:  # a resent full segment has no room for all blocks: the packet must fit the MTU
             sack = sack[: max(0, (tcb.snd_mss - len(payload) - _SACK_OPTION_BASE) // _SACK_BLOCK_BYTES)]
         if self.ts_ok:
-            options = TcpOptions(timestamps=(self.ts_val(self._clock), self.ts_recent), sack_blocks=sack)
+            options = TcpOptions(timestamps=(self.ts_val(now), self.ts_recent), sack_blocks=sack)
         else:
             options = TcpOptions(sack_blocks=sack) if sack else NO_OPTIONS
         window >>= tcb.rcv_wscale
@@ -671,7 +668,7 @@ class Connection:
             Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window, payload, options, ecn=ecn)
         )
         if payload:  # every data segment, new or resent, feeds the controller and the rate estimator
-            self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), self._clock)
+            self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), now)
         self._ack_now = False
         self._unacked_segments = 0
         if self._quickacks:
@@ -853,7 +850,6 @@ class Connection:
             self.timers.start_if_idle(timers.DELAYED_ACK, now + self.config.delayed_ack)
 
     def receive_segment(self, seg: Segment, now: float) -> None:
-        self._clock = now
         self._last_heard = now
         self.counters.segs_in += 1
         segment_arrives(self, seg, now)
@@ -893,7 +889,7 @@ class Connection:
             self.enter(Event.KEEPALIVE_TIMEOUT, now)
             return
         # a probe carries SEG.SEQ = SND.NXT - 1 so that the peer must answer with an ACK
-        self._emit(Flags.ACK, seq_add(tcb.snd_una, -1))
+        self._emit(now, Flags.ACK, seq_add(tcb.snd_una, -1))
         self._keepalive_probes += 1
         self.counters.keepalive_probes += 1
         self.timers.start(timers.KEEPALIVE, now + self.config.keepalive_interval)

@@ -44,7 +44,7 @@ class Listener:
         self.accept_queue: deque[Connection] = deque()
         self.overflows = 0  # SYNs dropped because a queue was full
         self.counters: Counter[str] = Counter() if counters is None else counters  # the stack's, when given
-        self._secret = syncookies.new_secret() if cookie_secret is None else cookie_secret
+        self._secret = syncookies.new_secret(config.rng) if cookie_secret is None else cookie_secret
         self._cookie_sent_at: float | None = None  # Linux's last_overflow: ACKs are checked as cookies after it
 
     def enter(self, event: Event, now: float) -> None:

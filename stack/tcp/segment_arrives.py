@@ -218,11 +218,11 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
             and (window == tcb.snd_wnd or newly_sacked)
             and tcb.snd_una != tcb.snd_max
         )
-        _update_window_if_newer(conn, seg)
+        _update_window_if_newer(conn, seg, now)
         if is_dup:
             conn.recovery.on_duplicate_ack(now)
     else:
-        _update_window_if_newer(conn, seg)
+        _update_window_if_newer(conn, seg, now)
         conn._on_ack_advanced(ack, now)
     conn.recovery.after_ack(now)
     if seg.flags & Flags.ECE and conn.ecn.ok:
@@ -238,14 +238,14 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
     return True
 
 
-def _update_window_if_newer(conn: Connection, seg: Segment) -> None:
+def _update_window_if_newer(conn: Connection, seg: Segment, now: float) -> None:
     """SND.WND update rule (§3.10.7.4 fifth check): only from a segment newer than the last update."""
     tcb = conn.tcb
     if seq_lt(tcb.snd_wl1, seg.seq) or (tcb.snd_wl1 == seg.seq and seq_le(tcb.snd_wl2, seg.ack)):
         was_closed = tcb.snd_wnd == 0
         conn._update_send_window(seg.window, seg.seq, seg.ack)
         if was_closed and tcb.snd_wnd:
-            conn.window_opened(conn._clock)
+            conn.window_opened(now)
 
 
 def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: bytes, now: float) -> None:

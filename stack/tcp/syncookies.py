@@ -23,6 +23,7 @@ import hashlib
 import os
 import struct
 from dataclasses import dataclass
+from random import Random
 
 from stack.wire.addr import packed
 
@@ -45,9 +46,9 @@ MAX_WSCALE = 14  # RFC 7323 §2.3
 Tuple4 = tuple[int, int, int, int]  # (local ip, local port, remote ip, remote port)
 
 
-def new_secret() -> bytes:
-    """A stack's cookie key, drawn once when the stack starts."""
-    return os.urandom(32)
+def new_secret(rng: Random | None = None) -> bytes:
+    """A stack's cookie key, drawn once when the stack starts (from `rng` when the config gives one)."""
+    return rng.randbytes(32) if rng is not None else os.urandom(32)
 
 
 def _hash(secret: bytes, tuple4: Tuple4, peer_seq: int, *fields: int) -> int:

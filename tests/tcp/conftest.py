@@ -6,11 +6,11 @@ Directions follow packetdrill: `seg()` builds a segment into the stack (remote -
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 import pytest
 
-import stack.tcp.connection as connection_module
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.state import TRANSITIONS, State, Transition
@@ -20,7 +20,21 @@ LOCAL = (0x0A070002, 80)
 REMOTE = (0x0A070001, 40000)
 ISS = 1000
 IRS = 5000
-CONFIG = TcpConfig(mss=1460, msl=1.0, window_scaling=False, receive_buffer=65535, delayed_ack=0.04)
+
+
+class IssDraws(random.Random):
+    """Randomness injected through TcpConfig.rng: every 32-bit draw (the F of RFC 6528's ISN = M + F, the
+    timestamp offset) is `iss`, so a connection opened at time 0 (M = 0) has ISS = iss; the rest is seeded."""
+
+    def __init__(self, iss: int) -> None:
+        super().__init__(iss)
+        self.iss = iss & 0xFFFFFFFF
+
+    def getrandbits(self, k: int) -> int:
+        return self.iss if k == 32 else super().getrandbits(k)
+
+
+CONFIG = TcpConfig(mss=1460, msl=1.0, window_scaling=False, receive_buffer=65535, delayed_ack=0.04, rng=IssDraws(ISS))
 
 _FLAG_CHARS = {"S": Flags.SYN, "F": Flags.FIN, "R": Flags.RST, "P": Flags.PSH, ".": Flags.ACK, "U": Flags.URG}
 
@@ -72,17 +86,8 @@ def events(conn: Connection) -> list[str]:
     return out
 
 
-_iss = [ISS]  # what the patched ISN generator hands out next
-
-
-@pytest.fixture(autouse=True)
-def fixed_iss(monkeypatch):
-    _iss[0] = ISS
-    monkeypatch.setattr(connection_module, "initial_sequence_number", lambda *args: _iss[0])
-
-
 def _syn_received(config: TcpConfig, iss: int, irs: int) -> Connection:
-    _iss[0] = iss
+    config = replace(config, rng=IssDraws(iss))
     c = Connection.from_syn(config, LOCAL, REMOTE, seg("S", irs, options=TcpOptions(mss=1460)), 0.0)
     c.segments_to_send(0.0)
     return c
@@ -101,8 +106,7 @@ def _build(state: State, config: TcpConfig, iss: int = ISS, irs: int = IRS) -> C
     iss &= 0xFFFFFFFF
     irs &= 0xFFFFFFFF
     if state is State.SYN_SENT:
-        _iss[0] = iss
-        c = Connection.connect(config, LOCAL, REMOTE, 0.0)
+        c = Connection.connect(replace(config, rng=IssDraws(iss)), LOCAL, REMOTE, 0.0)
         c.segments_to_send(0.0)
         return c
     if state is State.SYN_RECEIVED:

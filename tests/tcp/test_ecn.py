@@ -7,10 +7,10 @@ from stack.tcp.connection import Connection
 from stack.tcp.ecn import CE, ECT0
 from stack.tcp.state import State
 from stack.wire.segment import Flags
-from tests.tcp.conftest import IRS, ISS, LOCAL, REMOTE, seg
+from tests.tcp.conftest import IRS, ISS, LOCAL, REMOTE, IssDraws, seg
 
 MSS = 1460
-CONFIG = TcpConfig(ecn=True, timestamps=False, congestion="reno")
+CONFIG = TcpConfig(ecn=True, timestamps=False, congestion="reno", rng=IssDraws(ISS))
 
 
 def _established(ecn_ok: bool = True) -> Connection:

@@ -66,10 +66,11 @@ def test_fast_recovery_undone_when_every_retransmission_is_dsacked(conn_in):
 def test_rto_recovery_frto_duplicate_ack_means_real_loss(conn_in):
     """RFC 5682 §2.1 step 3a: a duplicate ACK after the two new segments: resend as usual."""
     c = _flight(conn_in, 14)
-    c.handle_timer(c.next_deadline())
-    assert _data(sent(c, c._clock)) == [10]  # the tail loss probe sends new data
-    c.handle_timer(c.timers.deadline("retransmit"))
-    now = c._clock
+    probe_at = c.next_deadline()
+    c.handle_timer(probe_at)
+    assert _data(sent(c, probe_at)) == [10]  # the tail loss probe sends new data
+    now = c.timers.deadline("retransmit")
+    c.handle_timer(now)
     assert _data(sent(c, now)) == [0]
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS), now + 0.01)
     assert _data(sent(c, now + 0.01)) == [11, 12]  # step 2b: new data, not retransmissions
@@ -82,10 +83,11 @@ def test_rto_recovery_frto_second_advancing_ack_undoes_the_timeout(conn_in):
     """RFC 5682 §2.1 step 3b: original segments keep arriving, so the timeout was spurious."""
     c = _flight(conn_in, 14)
     cwnd = c.cc.cwnd
-    c.handle_timer(c.next_deadline())
-    sent(c, c._clock)
-    c.handle_timer(c.timers.deadline("retransmit"))
-    now = c._clock
+    probe_at = c.next_deadline()
+    c.handle_timer(probe_at)
+    sent(c, probe_at)
+    now = c.timers.deadline("retransmit")
+    c.handle_timer(now)
     sent(c, now)
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS), now + 0.01)
     sent(c, now + 0.01)
@@ -104,6 +106,7 @@ def test_fast_recovery_entered_by_the_rack_timer_sends_the_lost_segment_at_once(
     sent(c, 0.02)
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS, options=_sack((2, 3))), 0.03)  # one SACKed: wait
     assert _data(sent(c, 0.03)) == []
-    c.handle_timer(c.timers.deadline("rack_reorder"))
+    reorder_at = c.timers.deadline("rack_reorder")
+    c.handle_timer(reorder_at)
     assert c.recovery.in_fast_recovery
-    assert 1 in _data(sent(c, c._clock))
+    assert 1 in _data(sent(c, reorder_at))

@@ -21,7 +21,6 @@ import os
 import random
 from dataclasses import replace
 
-import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -33,7 +32,6 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-import stack.tcp.connection as connection_module
 from stack.demux import Demux
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
@@ -44,7 +42,7 @@ from stack.tcp.state import State
 from stack.wire.codec import TcpPacket, decode, encode_tcp
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add, seq_ge, seq_le, seq_sub
-from tests.tcp.conftest import check_history
+from tests.tcp.conftest import IssDraws, check_history
 
 EXAMPLES = int(os.environ.get("TCPSTACK_FUZZ_EXAMPLES", "150"))
 MASK = 0xFFFFFFFF
@@ -186,14 +184,6 @@ def fire_timers(conn: Connection, now: float, flush) -> None:
 
 # ------------------------------------------------------------------ one connection, hostile peer
 
-_next_iss = [0]
-
-
-@pytest.fixture
-def iss_from_machine(monkeypatch):
-    """The connection's ISS comes from the machine (so wraparound is explored), not from the clock."""
-    monkeypatch.setattr(connection_module, "initial_sequence_number", lambda *args: _next_iss[0])
-
 
 class OneConnection(RuleBasedStateMachine):
     def __init__(self) -> None:
@@ -217,7 +207,7 @@ class OneConnection(RuleBasedStateMachine):
         syn_options=hostile_options(0),
     )
     def open(self, config: TcpConfig, iss: int, peer_isn: int, mode: str, syn_options: TcpOptions) -> None:
-        _next_iss[0] = iss
+        config = replace(config, rng=IssDraws(iss))  # the ISS comes from the machine: wraparound is explored
         self.config = config
         self.peer_isn = peer_isn
         if mode == "active":
@@ -244,14 +234,15 @@ class OneConnection(RuleBasedStateMachine):
             assert self.listener.accept() is conn
 
     def arrive(self, seg: Segment) -> None:
-        if seg.payload:
-            self.peer_payloads.append((seg.seq, len(seg.payload)))
+        if seg.payload:  # a SYN takes the first sequence number, its data follows (RFC 9293 §3.4)
+            self.peer_payloads.append((seq_add(seg.seq, 1 if seg.flags & Flags.SYN else 0), len(seg.payload)))
         self.conn.receive_segment(seg, self.now)
         self.flush()
 
     def segment(self, seq: int, ack: int, flags: Flags, window: int, length: int, options=NO_OPTIONS) -> Segment:
         seq &= MASK
-        return Segment(REMOTE[1], LOCAL[1], seq, ack & MASK, flags, window, stream(seq, length), options)
+        data = stream(seq_add(seq, 1) if flags & Flags.SYN else seq, length)  # a SYN's data starts after it
+        return Segment(REMOTE[1], LOCAL[1], seq, ack & MASK, flags, window, data, options)
 
     @property
     def rcv_base(self) -> int:
@@ -458,7 +449,7 @@ class OneConnection(RuleBasedStateMachine):
         check_history(listener.history, listener.state)
 
 
-def test_one_connection_survives_any_segments_timers_and_calls(iss_from_machine):
+def test_one_connection_survives_any_segments_timers_and_calls():
     """RFC 9293 §3.10: remote input never raises; user calls raise LocalProtocolError only where the
     state refuses them; the invariants in the module docstring hold after every step."""
     run_state_machine_as_test(
@@ -516,12 +507,10 @@ class TwoConnections(RuleBasedStateMachine):
     @initialize(config=configs, client_iss=u32, server_iss=u32)
     def open(self, config: TcpConfig, client_iss: int, server_iss: int) -> None:
         config = replace(config, max_retries=15, syn_retries=6, synack_retries=5)  # loss must not kill it
-        self.client = Side("client", CLIENT_IP, Demux(config))
-        self.server = Side("server", SERVER_IP, Demux(config))
+        self.client = Side("client", CLIENT_IP, Demux(replace(config, rng=IssDraws(client_iss))))
+        self.server = Side("server", SERVER_IP, Demux(replace(config, rng=IssDraws(server_iss))))
         self.server.demux.listen((SERVER_IP, SERVER_PORT))
-        _next_iss[0] = client_iss
         self.client.conn = self.client.demux.connect(CLIENT_IP, (SERVER_IP, SERVER_PORT), self.now)
-        _next_iss[0] = server_iss  # for the server's children
         self.flush()
 
     @property
@@ -676,7 +665,7 @@ class TwoConnections(RuleBasedStateMachine):
             assert side.conn.state in (State.CLOSED, State.LISTEN) and side.conn.finished, side.conn.state
 
 
-def test_two_connections_over_a_bad_wire_transfer_identical_bytes(iss_from_machine):
+def test_two_connections_over_a_bad_wire_transfer_identical_bytes():
     """RFC 9293 §3.4/§3.10.7.4: with loss, reordering, duplication and corruption, each side reads
     exactly what the other sent, once and in order, and both reach CLOSED."""
     run_state_machine_as_test(
@@ -694,11 +683,10 @@ def test_two_connections_over_a_bad_wire_transfer_identical_bytes(iss_from_machi
 # Each was found by the machines above and fixed in stack/tcp; these keep the fixes in place.
 
 
-def test_syn_received_close_with_queued_data_retransmits_syn_ack_not_data_at_iss(iss_from_machine):
+def test_syn_received_close_with_queued_data_retransmits_syn_ack_not_data_at_iss():
     """RFC 9293 §3.10.4 CLOSE in SYN-RECEIVED: with data queued, the FIN waits for ESTABLISHED; until
     then only the SYN,ACK is retransmitted, and nothing else ever carries sequence number ISS."""
-    _next_iss[0] = 1000
-    listener = Listener(TcpConfig(), LOCAL)
+    listener = Listener(TcpConfig(rng=IssDraws(1000)), LOCAL)
     conn = listener.on_syn(REMOTE, Segment(REMOTE[1], LOCAL[1], 5000, 0, Flags.SYN, 65535), 0.0)
     conn.segments_to_send(0.0)  # SYN,ACK seq=1000
     conn.send(b"x", 0.0)
@@ -710,12 +698,11 @@ def test_syn_received_close_with_queued_data_retransmits_syn_ack_not_data_at_iss
     assert all(s.flags & Flags.SYN for s in early + retransmitted), [str(s) for s in early + retransmitted]
 
 
-def test_syn_received_tiny_mss_option_with_timestamps_still_sends_data(iss_from_machine):
+def test_syn_received_tiny_mss_option_with_timestamps_still_sends_data():
     """RFC 9293 §3.7.1/RFC 7323 §3.2: SND.MSS is the peer's MSS less the 12 bytes of timestamp option;
     an MSS option of 1 must not leave it at 0 or below (Linux clamps to 48, tcp_min_snd_mss)."""
-    _next_iss[0] = 1000
     syn = Segment(REMOTE[1], LOCAL[1], 5000, 0, Flags.SYN, 65535, b"", TcpOptions(mss=1, timestamps=(1, 0)))
-    conn = Listener(TcpConfig(timestamps=True), LOCAL).on_syn(REMOTE, syn, 0.0)
+    conn = Listener(TcpConfig(timestamps=True, rng=IssDraws(1000)), LOCAL).on_syn(REMOTE, syn, 0.0)
     conn.segments_to_send(0.0)
     conn.receive_segment(Segment(REMOTE[1], LOCAL[1], 5001, 1001, Flags.ACK, 65535), 0.0)
     conn.send(b"hello", 0.0)
@@ -723,12 +710,11 @@ def test_syn_received_tiny_mss_option_with_timestamps_still_sends_data(iss_from_
     assert conn.tcb.snd_mss > 0 and any(s.payload for s in sent), (conn.tcb.snd_mss, [str(s) for s in sent])
 
 
-def test_established_fast_retransmit_never_sends_beyond_snd_max(iss_from_machine):
+def test_established_fast_retransmit_never_sends_beyond_snd_max():
     """RFC 5681 §3.2 step 4: fast retransmit resends the segment that appears lost, data already
     sent; bytes beyond SND.MAX are new data, subject to the windows and to SND.MAX's update."""
-    _next_iss[0] = 1000
     syn = Segment(REMOTE[1], LOCAL[1], 5000, 0, Flags.SYN, 65535, b"", TcpOptions(mss=1460))
-    conn = Listener(TcpConfig(), LOCAL).on_syn(REMOTE, syn, 0.0)
+    conn = Listener(TcpConfig(rng=IssDraws(1000)), LOCAL).on_syn(REMOTE, syn, 0.0)
     conn.segments_to_send(0.0)
     conn.receive_segment(Segment(REMOTE[1], LOCAL[1], 5001, 1001, Flags.ACK, 65535), 0.0)
     conn.send(b"a" * 100, 0.0)
@@ -741,14 +727,15 @@ def test_established_fast_retransmit_never_sends_beyond_snd_max(iss_from_machine
         assert seq_le(seq_add(s.seq, len(s.payload)), conn.tcb.snd_max), (str(s), conn.tcb.snd_max)
 
 
-def test_established_pure_acks_after_rto_do_not_bounce_forever(iss_from_machine):
+def test_established_pure_acks_after_rto_do_not_bounce_forever():
     """RFC 9293 §3.10.7.4 first check: an unacceptable segment is answered by an ACK. After both
     sides lose a full window and rewind SND.NXT (RFC 6298 (5.4)), each side's pure ACK carries
     SEQ=SND.MAX, the right edge of the other's window, so each answers the other's ACK with an ACK,
     forever. (Linux sends SND.NXT clamped to the window and rate-limits these answers,
     tcp_invalid_ratelimit.)"""
-    _next_iss[0] = 1000
-    config = TcpConfig(mss=536, receive_buffer=1024, window_scaling=False, sack=False, loss_probes=False)
+    config = TcpConfig(
+        mss=536, receive_buffer=1024, window_scaling=False, sack=False, loss_probes=False, rng=IssDraws(1000)
+    )
     client = Connection.connect(config, REMOTE, LOCAL, 0.0)
     [syn] = client.segments_to_send(0.0)
     server = Listener(config, LOCAL).on_syn(REMOTE, syn, 0.0)
@@ -773,14 +760,13 @@ def test_established_pure_acks_after_rto_do_not_bounce_forever(iss_from_machine)
     assert not wire, f"still bouncing: {[str(s) for _, s in wire]}"
 
 
-def test_established_zero_window_receiver_that_answers_is_never_timed_out(iss_from_machine):
+def test_established_zero_window_receiver_that_answers_is_never_timed_out():
     """RFC 9293 §3.8.6.1: the sender must keep probing a zero window as long as the receiver answers
     ("must not close the connection"); here a receiver whose buffer is full answers every
     retransmission with a zero window. Linux treats those retransmissions as probes (tcp_retransmit_timer,
     'receiver dastardly shrinks window') and times out only a silent peer."""
-    _next_iss[0] = 1000
     syn = Segment(REMOTE[1], LOCAL[1], 5000, 0, Flags.SYN, 65535, b"", TcpOptions(mss=1460))
-    conn = Listener(TcpConfig(), LOCAL).on_syn(REMOTE, syn, 0.0)
+    conn = Listener(TcpConfig(rng=IssDraws(1000)), LOCAL).on_syn(REMOTE, syn, 0.0)
     conn.segments_to_send(0.0)
     conn.receive_segment(Segment(REMOTE[1], LOCAL[1], 5001, 1001, Flags.ACK, 3000), 0.0)
     conn.send(b"x" * 100_000, 0.0)

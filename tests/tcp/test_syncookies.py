@@ -4,6 +4,7 @@ SYN queue is full, then building the connection from the ACK that returns the co
 from __future__ import annotations
 
 from dataclasses import replace
+from random import Random
 
 import pytest
 
@@ -296,3 +297,16 @@ def test_demux_listeners_share_the_stacks_secret_and_counters():
     a, b = demux.listen((LOCAL[0], 80)), demux.listen((LOCAL[0], 81))
     assert a._secret == b._secret == demux.cookie_secret and a.counters is b.counters is demux.counters
     assert Demux(COOKIES).cookie_secret != demux.cookie_secret
+
+
+def test_listen_cookie_key_comes_from_the_configs_rng():
+    """RFC 4987 §3.6 with injected randomness: the same seed gives the same cookie key, hence the same
+    cookie for the same SYN (a repeatable run); another seed gives another."""
+
+    def cookie(seed: int) -> int:
+        listener = Listener(replace(COOKIES, syncookies=2, rng=Random(seed)), LOCAL)
+        answer = listener.syn_arrives(REMOTE, seg("S", IRS, options=TcpOptions(mss=1460)), 1.0)
+        assert isinstance(answer, Segment) and answer.flags == Flags.SYN | Flags.ACK
+        return answer.seq
+
+    assert cookie(5) == cookie(5) != cookie(6)
