@@ -669,6 +669,7 @@ def conn_counters(conn: Connection) -> Counter[str]:
             "TCPFastRetrans": c.fast_retransmits,
             "TCPLossProbes": c.loss_probes,
             "TCPKeepAlive": c.keepalive_probes,
+            "TCPWinProbe": c.window_probes,
             "PAWSEstabRejected": c.paws_drops,
             "AttemptFails": c.attempt_fails,
             "EstabResets": c.estab_resets,

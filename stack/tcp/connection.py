@@ -50,6 +50,7 @@ class Counters:
     fast_retransmits: int = 0  # recoveries entered on duplicate ACKs or SACK (TCPFastRetrans)
     loss_probes: int = 0  # tail loss probes sent (TCPLossProbes)
     keepalive_probes: int = 0  # keepalive probes sent (TCPKeepAlive)
+    window_probes: int = 0  # zero-window probes sent (TCPWinProbe)
     paws_drops: int = 0  # segments dropped by PAWS (PAWSEstabRejected)
     attempt_fails: int = 0  # SYN_SENT/SYN_RECEIVED -> CLOSED or back to LISTEN (AttemptFails)
     estab_resets: int = 0  # ESTABLISHED/CLOSE_WAIT -> CLOSED (EstabResets)
@@ -488,6 +489,7 @@ class Connection:
             self._send_data_segment(self.send_buffer.offset(tcb.snd_nxt), n, False, now, push=True)
             return
         self._emit(now, Flags.ACK, seq_add(tcb.snd_una, -1))
+        self.counters.window_probes += 1
         self._persist_backoff += 1
         self.timers.start(timers.PERSIST, now + self._persist_interval())
 

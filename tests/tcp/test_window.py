@@ -56,6 +56,19 @@ def test_established_zero_window_starts_persist_timer_and_probes(conn_in):
     assert c.next_deadline() - first > first  # backed off
 
 
+def test_established_zero_window_probe_is_counted(conn_in):
+    """§3.8.6.1: each zero-window probe sent counts as Linux's TCPWinProbe."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=0), 0.0)
+    c.send(b"waiting", 0.0)
+    c.segments_to_send(0.0)
+    for _ in range(2):
+        deadline = c.next_deadline()
+        c.handle_timer(deadline)
+        c.segments_to_send(deadline)
+    assert c.counters.window_probes == 2
+
+
 def test_established_window_opens_after_probe_sends_data(conn_in):
     c = conn_in(State.ESTABLISHED)
     c.receive_segment(seg(".", IRS + 1, ISS + 1, win=0), 0.0)
