@@ -114,11 +114,13 @@ static int parse_options(const uint8_t *p, size_t len, struct fast_seg *s)
             i++;
             continue;
         }
+        /* a silly length or an option running past the header ends parsing; what was parsed before
+         * it stays (Linux tcp_parse_options) */
         if (i + 1 >= len)
-            return FAST_BAD_OPTION;
+            break;
         uint8_t olen = p[i + 1];
         if (olen < 2 || i + olen > len)
-            return FAST_BAD_OPTION;
+            break;
         const uint8_t *v = p + i + 2;
         switch (kind) {
         case 2:
@@ -157,6 +159,62 @@ static int parse_options(const uint8_t *p, size_t len, struct fast_seg *s)
             }
             break;
         default: /* unknown: skipped by its length */
+            break;
+        }
+        i += olen;
+    }
+    return FAST_OK;
+}
+
+/* RFC 791 §3.1 options, refused where Linux's ip_options_compile refuses them on input (it also sends
+ * an ICMP parameter problem; we drop silently). o/len: the option bytes between 20 and IHL*4. */
+static int check_ip_options(const uint8_t *o, size_t len)
+{
+    int seen_rr = 0, seen_ts = 0, seen_srr = 0;
+    size_t i = 0;
+    while (i < len) {
+        uint8_t type = o[i];
+        if (type == 0) /* end of option list: the rest is padding */
+            break;
+        if (type == 1) { /* no-operation */
+            i++;
+            continue;
+        }
+        if (len - i < 2)
+            return FAST_BAD_IP_OPTION;
+        size_t olen = o[i + 1];
+        if (olen < 2 || olen > len - i)
+            return FAST_BAD_IP_OPTION;
+        size_t ptr = olen > 2 ? o[i + 2] : 0;
+        switch (type) {
+        case 131: /* loose source route */
+        case 137: /* strict source route */
+            if (olen < 3 || ptr < 4 || seen_srr++)
+                return FAST_BAD_IP_OPTION;
+            return FAST_IP_SOURCE_ROUTE;
+        case 7: /* record route */
+            if (seen_rr++ || olen < 3 || ptr < 4 || (ptr <= olen && ptr + 3 > olen))
+                return FAST_BAD_IP_OPTION;
+            break;
+        case 68: /* internet timestamp */
+            if (seen_ts++ || olen < 4 || ptr < 5)
+                return FAST_BAD_IP_OPTION;
+            if (ptr <= olen) {
+                uint8_t flag = o[i + 3] & 0x0f;
+                size_t need = flag == 0 ? 3 : (flag == 1 || flag == 3) ? 7 : 0;
+                if (ptr + need > olen)
+                    return FAST_BAD_IP_OPTION;
+            } else if ((o[i + 3] & 0xf0) == 0xf0) { /* full, and the overflow count too */
+                return FAST_BAD_IP_OPTION;
+            }
+            break;
+        case 148: /* router alert */
+            if (olen < 4)
+                return FAST_BAD_IP_OPTION;
+            break;
+        case 134: /* CIPSO: refused without a configured domain of interpretation */
+            return FAST_BAD_IP_OPTION;
+        default: /* others are skipped by their length */
             break;
         }
         i += olen;
@@ -244,6 +302,11 @@ int fast_parse(const char *cbuf, size_t len, struct fast_seg *s)
         return FAST_BAD_TOTAL_LENGTH;
     if (fold(sum_words(p, ihl, 0)) != 0)
         return FAST_BAD_IP_CHECKSUM;
+    if (ihl > IP_HDR_LEN) {
+        int rc = check_ip_options(p + IP_HDR_LEN, ihl - IP_HDR_LEN);
+        if (rc)
+            return rc;
+    }
     uint16_t frag = get16(p + 6);
     s->version = 4;
     s->tos = p[1];

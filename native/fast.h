@@ -19,7 +19,9 @@ enum fast_reason {
     FAST_TCP_TOO_SHORT = 7,    /* fewer than 20 bytes of TCP header */
     FAST_BAD_TCP_OFFSET = 8,   /* data offset < 5 or beyond the IP payload */
     FAST_BAD_TCP_CHECKSUM = 9,
-    FAST_BAD_OPTION = 10,      /* option length 0/1 or running past the header */
+    FAST_BAD_IP_OPTION = 10,   /* an IPv4 option Linux's ip_options_compile refuses: length 0/1 or
+                                  past the header, a bad pointer, a repeated option, CIPSO */
+    FAST_IP_SOURCE_ROUTE = 11, /* LSRR/SSRR: a host drops them (Linux accept_source_route=0) */
 };
 
 #define FAST_MAX_SACK 4

@@ -18,6 +18,8 @@ from stack.wire.seq import seq_add
 
 EPHEMERAL_PORTS = range(32768, 61000)  # Linux ip_local_port_range
 
+SYN_FIN_DROPS = "DropListenSynFin"  # SYN+FIN to a listener (Linux: drop reason TCP_FLAGS, no MIB counter)
+
 Key = tuple[int, int, int, int]  # (local ip, local port, remote ip, remote port)
 
 
@@ -92,6 +94,9 @@ class Demux:
             # RFC 9293 §3.10.7.2: RST ignored, ACK answered by RST (or a SYN cookie), SYN creates a child
             flags = seg.flags
             if flags & Flags.RST or not flags & (Flags.ACK | Flags.SYN):
+                return None, None
+            if flags & Flags.FIN and not flags & Flags.ACK:  # SYN+FIN: no host opens on it (Linux drops)
+                self.counters[SYN_FIN_DROPS] += 1
                 return None, None
             if len(self.connections) >= self.config.max_connections:
                 self.counters["TCPConnLimitDrop"] += 1  # refused without a trace, like a full queue

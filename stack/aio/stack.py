@@ -26,7 +26,7 @@ from stack.aio.hosts import IpAddress, not_available, parse_host, sockaddr, unre
 from stack.aio.server import Server
 from stack.aio.socketlike import StackSocket
 from stack.aio.transport import TcpTransport, timeout_error
-from stack.demux import EPHEMERAL_PORTS, Demux
+from stack.demux import EPHEMERAL_PORTS, SYN_FIN_DROPS, Demux
 from stack.ip import IpLayer
 from stack.ip6 import Ip6Layer, flow_label, is_multicast
 from stack.tcp.config import TcpConfig
@@ -34,7 +34,7 @@ from stack.tcp.connection import Connection
 from stack.tcp.events import Closed, Connected, Reset, TimedOut
 from stack.tcp.listener import Listener
 from stack.tcp.state import State, Transition
-from stack.wire import addr
+from stack.wire import addr, reasons
 from stack.wire.codec import IpPacket, Rejected, TcpPacket, decode, encode_tcp
 from stack.wire.reasons import DropReason
 
@@ -358,7 +358,8 @@ class Stack:
         )
         totals["CurrConnections"] = len(self.demux.connections)  # against --max-connections
         totals["CurrTimeWait"] = len(self.demux.time_wait)  # against --max-time-wait
-        for name in (*limits.COUNTERS, *martians.COUNTERS):  # shown at 0 too: what each bound or check drops
+        # shown at 0 too: what each bound or check drops
+        for name in (*limits.COUNTERS, *martians.COUNTERS, *reasons.COUNTERS, SYN_FIN_DROPS):
             totals[name] += 0
         for name in ("TimerWakeups", "TimerWakeupsEmpty"):  # the loop timer: every wake-up, and those for nothing
             totals[name] += 0

@@ -17,4 +17,8 @@ class DropReason(IntEnum):
     TCP_TOO_SHORT = 7
     BAD_TCP_OFFSET = 8
     BAD_TCP_CHECKSUM = 9
-    BAD_OPTION = 10
+    BAD_IP_OPTION = 10  # Linux ip_options_compile refuses it (InHdrErrors there)
+    IP_SOURCE_ROUTE = 11  # LSRR/SSRR: Linux drops them on a host (accept_source_route=0)
+
+
+COUNTERS = tuple(f"Drop{reason.name}" for reason in DropReason)  # `tcpstack stats` names, shown at 0 too

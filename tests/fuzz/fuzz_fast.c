@@ -139,7 +139,7 @@ static void check_parse(const uint8_t *p, size_t len)
 {
     struct fast_seg seg;
     int rc = fast_parse((const char *)p, len, &seg);
-    CHECK(rc >= FAST_OK && rc <= FAST_BAD_OPTION);
+    CHECK(rc >= FAST_OK && rc <= FAST_IP_SOURCE_ROUTE);
     if (rc != FAST_OK)
         return;
     CHECK(seg.version == 4 || seg.version == 6);

@@ -81,12 +81,83 @@ def _with_options(options: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "options",
+    "bad",
     [b"\x02\x00\x00\x00", b"\x02\x01\x00\x00", b"\x01\x01\x01\x02", b"\x08\x0c\x00\x00", b"\x01\x01\x01\xfe"],
     ids=["zero-length", "length-one", "truncated-kind", "runs-past-header", "unknown-too-long"],
 )
-def test_malformed_option_rejected(options):
-    assert decode(_with_options(options)) == Rejected(DropReason.BAD_OPTION)
+def test_malformed_tcp_option_ends_parsing_and_keeps_those_before(bad):
+    """Linux tcp_parse_options: a silly length (0 or 1) or an option running past the header stops the
+    parse; the options before it count and the segment is processed."""
+    got = decode(_with_options(b"\x02\x04\x05\xb4\x03\x03\x07\x01" + bad))
+    assert isinstance(got, TcpPacket)
+    assert (got.segment.options.mss, got.segment.options.wscale) == (1460, 7)
+
+
+def test_options_after_a_silly_length_are_ignored():
+    """Linux tcp_parse_options returns at the silly option: a SACK-permitted behind it does not count."""
+    got = decode(_with_options(b"\x02\x04\x05\xb4" + b"\x1e\x00" + b"\x04\x02"))
+    assert isinstance(got, TcpPacket)
+    assert (got.segment.options.mss, got.segment.options.sack_permitted) == (1460, False)
+
+
+def _with_ip_options(options: bytes) -> bytes:
+    """GOOD with these IPv4 options (padded to 4 bytes with EOL), header length and checksum fixed."""
+    options += b"\0" * (-len(options) % 4)
+    ip = bytearray(GOOD[:20])
+    ip[0] = 0x40 | (20 + len(options)) // 4
+    ip[2:4] = struct.pack("!H", len(GOOD) + len(options))
+    header = ip + options
+    header[10:12] = b"\0\0"
+    words = struct.unpack(f"!{len(header) // 2}H", bytes(header))
+    total = sum(words)
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    header[10:12] = struct.pack("!H", ~total & 0xFFFF)
+    return bytes(header) + GOOD[20:]
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        (b"\x07", DropReason.BAD_IP_OPTION),  # no room for the length byte
+        (b"\x94\x00", DropReason.BAD_IP_OPTION),  # length 0
+        (b"\x94\x01", DropReason.BAD_IP_OPTION),  # length 1
+        (b"\x01\x82\x09\x00\x00\x00", DropReason.BAD_IP_OPTION),  # runs past the header
+        (b"\x07\x03\x02", DropReason.BAD_IP_OPTION),  # record route: pointer below 4
+        (b"\x07\x07\x06\x00\x00\x00\x00", DropReason.BAD_IP_OPTION),  # record route: no room at the pointer
+        (b"\x07\x03\x04\x07\x03\x04", DropReason.BAD_IP_OPTION),  # record route twice
+        (b"\x44\x04\x04\x00", DropReason.BAD_IP_OPTION),  # timestamp: pointer below 5
+        (b"\x44\x08\x05\x01\x00\x00\x00\x00", DropReason.BAD_IP_OPTION),  # address+time without room
+        (b"\x44\x04\x05\xf0", DropReason.BAD_IP_OPTION),  # full, and the overflow count full too
+        (b"\x94\x03\x00", DropReason.BAD_IP_OPTION),  # router alert shorter than 4
+        (b"\x86\x06\x00\x00\x00\x01", DropReason.BAD_IP_OPTION),  # CIPSO, no domain configured
+        (b"\x83\x07\x04\x0a\x00\x00\x09", DropReason.IP_SOURCE_ROUTE),  # loose source route
+        (b"\x89\x07\x04\x0a\x00\x00\x09", DropReason.IP_SOURCE_ROUTE),  # strict source route
+        (b"\x83\x02", DropReason.BAD_IP_OPTION),  # source route without a pointer
+    ],
+)
+def test_ipv4_options_linux_refuses_are_dropped_with_reason(options, reason):
+    """RFC 791 §3.1; Linux ip_options_compile and ip_rcv_options (accept_source_route=0) drop these."""
+    assert decode(_with_ip_options(options)) == Rejected(reason)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        b"\x01\x01\x01\x00",
+        b"\x00\xff\xff\xff",
+        b"\x94\x04\x00\x00",
+        b"\x07\x07\x04\x00\x00\x00\x00",
+        b"\x44\x0c\x05\x00" + bytes(8),
+        b"\x07\x03\x04",
+        b"\x1e\x02",
+    ],
+    ids=["nop-eol", "eol-then-padding", "router-alert", "record-route", "timestamp", "record-route-full", "unknown"],
+)
+def test_ipv4_options_linux_accepts_are_ignored(options):
+    """Well-formed options are accepted (and not honoured, as the README says)."""
+    got = decode(_with_ip_options(options))
+    assert isinstance(got, TcpPacket) and got.segment.payload == b"hello"
 
 
 def test_unknown_option_skipped_by_its_length():

@@ -1,0 +1,211 @@
+"""Send crafted TCP segments to a peer and classify its answers, where the peer is either the kernel's
+own TCP (behind a TUN device the test holds, in a private namespace) or tcpstack (a Stack on one end of
+a socketpair, the test on the other). Both see the same bytes from the same address, so their answers
+to every flag combination and option shape can be compared one for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import select
+import socket
+import threading
+import time
+
+from stack.aio.stack import Stack
+from stack.aio.tun import SocketPairDevice
+from stack.netns import NetNs
+from stack.wire.checksum import internet_checksum, tcp_checksum
+from stack.wire.codec import IpPacket, TcpPacket, decode, encode_tcp
+from stack.wire.segment import Flags, Segment, TcpOptions, flags_str
+from tests.integration.hostile import inside
+
+HOST = "10.8.0.1"  # the peer under test (the kernel, or the stack)
+US = "10.8.0.2"  # the test, crafting segments
+HOST_IP = int(ipaddress.IPv4Address(HOST))
+US_IP = int(ipaddress.IPv4Address(US))
+LISTEN_PORT = 8080
+
+
+def kind(replies: list[bytes]) -> str:
+    """The kind of the first answer: none, RST, SYN-ACK, ACK, ICMP, or the flags of anything else."""
+    for raw in replies:
+        pkt = decode(raw)
+        if type(pkt) is IpPacket and pkt.proto == 1:
+            return "ICMP"
+        if type(pkt) is not TcpPacket:
+            continue
+        flags = pkt.segment.flags & (Flags.SYN | Flags.RST | Flags.ACK | Flags.FIN)
+        if flags == Flags.SYN:
+            continue  # the peer's own SYN, retransmitted: not an answer
+        if flags & Flags.RST:
+            return "RST"
+        if flags == Flags.SYN | Flags.ACK:
+            return "SYN-ACK"
+        if flags == Flags.ACK:
+            return "ACK"
+        return flags_str(flags)
+    return "none"
+
+
+def segment(sport: int, dport: int, seq: int, ack: int, flags: int, options: TcpOptions | None = None) -> Segment:
+    return Segment(sport, dport, seq, ack, Flags(flags), 65535, b"", options or TcpOptions(), urgent=0)
+
+
+def by_port(packets: list[bytes]) -> dict[int, list[bytes]]:
+    """Answers keyed by the test's port they are addressed to (ICMP: the port in the quoted header)."""
+    out: dict[int, list[bytes]] = {}
+    for raw in packets:
+        pkt = decode(raw)
+        if type(pkt) is TcpPacket and pkt.dst == US_IP:
+            out.setdefault(pkt.segment.dst_port, []).append(raw)
+        elif type(pkt) is IpPacket and pkt.proto == 1 and len(pkt.payload) >= 8 + 20 + 4:
+            quoted = pkt.payload[8:]
+            ihl = (quoted[0] & 15) * 4
+            out.setdefault(int.from_bytes(quoted[ihl : ihl + 2], "big"), []).append(raw)
+    return out
+
+
+def collect(fd: int, wait: float) -> list[bytes]:
+    """Every packet readable from the non-blocking packet fd within `wait` seconds."""
+    out = []
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        if select.select([fd], [], [], left)[0]:
+            try:
+                while True:
+                    out.append(os.read(fd, 65535))
+            except BlockingIOError:
+                pass
+    return out
+
+
+class KernelPeer:
+    """The kernel's TCP at HOST behind a TUN device in `ns` whose other end this object reads and writes."""
+
+    def __init__(self, ns: NetNs) -> None:
+        import pytun
+
+        self.ns = ns
+        with inside(ns):
+            self._tun = pytun.TunTapDevice(name="shape0", flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+            self._tun.addr = HOST
+            self._tun.dstaddr = US
+            self._tun.netmask = "255.255.255.0"
+            self._tun.mtu = 1500
+            self._tun.up()
+        ns.run(["sysctl", "-qw", "net.ipv6.conf.shape0.disable_ipv6=1"])
+        self._fd = self._tun.fileno()
+        os.set_blocking(self._fd, False)
+        self._sockets: list[socket.socket] = []
+
+    def listen(self, port: int) -> None:
+        with inside(self.ns):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((HOST, port))
+            s.listen(4096)
+        self._sockets.append(s)
+
+    def connect(self, port: int) -> None:
+        """An active open towards the test: a SYN leaves through the TUN."""
+        with inside(self.ns):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect((US, port))
+            except BlockingIOError:
+                pass
+        self._sockets.append(s)
+
+    def send(self, packets: list[bytes]) -> None:
+        for p in packets:
+            os.write(self._fd, p)
+
+    def receive(self, wait: float) -> list[bytes]:
+        return [p for p in collect(self._fd, wait) if p and p[0] >> 4 == 4]
+
+    def close(self) -> None:
+        for s in self._sockets:
+            s.close()
+        self._tun.close()
+
+
+class _HalfOpen(asyncio.Protocol):
+    """An application that never closes: a FIN is acknowledged, not answered by ours (as a kernel
+    socket nobody calls close() on)."""
+
+    def eof_received(self) -> bool:
+        return True
+
+
+class StackPeer:
+    """tcpstack at HOST: a Stack on a loop in a thread, on one end of a socketpair; the test holds the other."""
+
+    def __init__(self) -> None:
+        import uvloop
+
+        self._ours, theirs = SocketPairDevice.pair()
+        self._raw = self._ours._sock
+        self._raw.setblocking(False)
+        self._loop = uvloop.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.stack: Stack = self._call(self._make(theirs))
+        self._pending: list = []
+
+    async def _make(self, device) -> Stack:
+        return Stack(device, HOST)
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    def listen(self, port: int) -> None:
+        self._call(self.stack.create_server(_HalfOpen, port=port, backlog=4096))
+
+    def connect(self, port: int) -> None:
+        self._pending.append(asyncio.run_coroutine_threadsafe(self._connect(port), self._loop))
+
+    async def _connect(self, port: int) -> None:
+        try:
+            await self.stack.create_connection(_HalfOpen, US, port)
+        except OSError:
+            pass
+
+    def send(self, packets: list[bytes]) -> None:
+        for p in packets:
+            self._raw.send(p)
+
+    def receive(self, wait: float) -> list[bytes]:
+        return collect(self._raw.fileno(), wait)
+
+    def close(self) -> None:
+        for f in self._pending:
+            f.cancel()
+        self._call(self.stack.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def encode(seg: Segment) -> bytes:
+    return encode_tcp(US_IP, HOST_IP, seg)
+
+
+def raw_packet(seg: Segment, tcp_options: bytes = b"", ip_options: bytes = b"") -> bytes:
+    """A SYN-like packet from the test with exactly these option bytes (each padded to 4 with EOL), the
+    lengths and both checksums right, so only the options are malformed."""
+    tcp_options += b"\0" * (-len(tcp_options) % 4)
+    ip_options += b"\0" * (-len(ip_options) % 4)
+    bare = encode(Segment(seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags, seg.window))
+    tcp = bytearray(bare[20:40]) + tcp_options
+    tcp[12] = (20 + len(tcp_options)) // 4 << 4
+    tcp[16:18] = b"\0\0"
+    tcp[16:18] = tcp_checksum(US_IP, HOST_IP, bytes(tcp)).to_bytes(2, "big")
+    ip = bytearray(bare[:20]) + ip_options
+    ip[0] = 0x40 | len(ip) // 4
+    ip[2:4] = (len(ip) + len(tcp)).to_bytes(2, "big")
+    ip[10:12] = b"\0\0"
+    ip[10:12] = internet_checksum(bytes(ip)).to_bytes(2, "big")
+    return bytes(ip + tcp)
