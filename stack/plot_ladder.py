@@ -250,7 +250,7 @@ def render(ladder: Ladder, out: str) -> None:
 
     heights = [_SEG_HEIGHT if not isinstance(r, Note) else _NOTE_HEIGHT for r in ladder.rows]
     total = sum(heights) + 1.0
-    fig = Figure(figsize=(11, 1.6 + 0.36 * total), dpi=100, layout="constrained")
+    fig = Figure(figsize=(11, 1.6 + 0.4 * total), dpi=100, layout="constrained")
     ax = fig.subplots()
     ax.set_xlim(0, 1)
     ax.set_ylim(-total, 1.2)
@@ -284,7 +284,7 @@ def render(ladder: Ladder, out: str) -> None:
 def _draw_seg(ax, seg: Seg, y: float, arrow_class) -> None:
     color = _COLORS["rexmit"] if seg.rexmit else _COLORS["out" if seg.outgoing else "in"]
     x0, x1 = (_X_LEFT, _X_RIGHT) if seg.outgoing else (_X_RIGHT, _X_LEFT)
-    top, bottom = y - 0.1, y - 0.1 - 0.8 * _SEG_HEIGHT
+    top, bottom = y - 0.15, y - 0.85 * _SEG_HEIGHT
     ax.add_patch(arrow_class((x0, top), (x1, bottom), arrowstyle="-|>", mutation_scale=12, color=color, lw=1.2))
     ax.text(
         (x0 + x1) / 2,

@@ -112,6 +112,7 @@ class _Flow:
     closed: bool = False  # the sender application called close
     delivered: int = 0  # bytes the receiving application read
     last_byte: float | None = None
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (time, bytes read so far)
     finished_at: float | None = None  # both ends closed (the sender may sit in TIME_WAIT)
     failure: str | None = None
     data_sent: int = 0  # segments carrying data, first transmissions and retransmissions
@@ -331,6 +332,7 @@ class Simulation:
                 if n:
                     flow.delivered += n
                     flow.last_byte = now
+                    flow.progress.append((now, flow.delivered))
             elif kind is PeerClosed:
                 flow.delivered += len(conn.read())
                 conn.close(now)
@@ -397,6 +399,7 @@ class Simulation:
                     start=flow.spec.start,
                     size=flow.spec.size,
                     delivered=flow.delivered,
+                    progress=flow.progress,
                     completed=flow.last_byte if flow.finished_at is not None else None,
                     end=end,
                     data_segments=flow.data_sent,

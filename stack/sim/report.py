@@ -3,6 +3,7 @@ depends on the wall clock: the same run prints the same bytes."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class FlowResult:
     start: float
     size: int | None
     delivered: int  # bytes the receiving application read
+    progress: list[tuple[float, int]]  # (time, bytes read by then), at every read
     completed: float | None  # when its last byte was read, if the flow ended
     end: float  # when the run ended
     data_segments: int
@@ -49,6 +51,14 @@ class FlowResult:
     def goodput(self) -> float:
         """Bits per second the receiving application got, over the flow's life (or the run's rest)."""
         return self.delivered * 8 / self.duration if self.duration > 0 else 0.0
+
+    def read_by(self, t: float) -> int:
+        """Bytes the receiving application had read at time t."""
+        i = bisect.bisect_right(self.progress, (t, math.inf))
+        return self.progress[i - 1][1] if i else 0
+
+    def goodput_between(self, start: float, end: float) -> float:
+        return (self.read_by(end) - self.read_by(start)) * 8 / (end - start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +97,23 @@ class Report:
 
     @property
     def fairness(self) -> float | None:
+        """Jain's index of the flows' goodputs, each over its own life."""
         return jain_index([f.goodput for f in self.flows])
+
+    @property
+    def shared(self) -> tuple[float, float] | None:
+        """The time every flow was running (from the last start to the first end), if there was any."""
+        start = max(f.start for f in self.flows)
+        end = min(f.completed if f.completed is not None else f.end for f in self.flows)
+        return (start, end) if end > start else None
+
+    @property
+    def shared_fairness(self) -> float | None:
+        """Jain's index of the goodputs while every flow was running: how they shared the bottleneck."""
+        span = self.shared
+        if span is None or len(self.flows) < 2:
+            return None
+        return jain_index([f.goodput_between(*span) for f in self.flows])
 
     def table(self) -> str:
         link = self.link
@@ -115,6 +141,11 @@ class Report:
             f"simulated {link.end:.3f} s; bottleneck utilization {link.utilization:.1%}; "
             f"Jain's fairness index {'-' if fairness is None else f'{fairness:.3f}'} over {len(self.flows)} flows",
         ]
+        shared = self.shared_fairness
+        if shared is not None:
+            start, end = self.shared
+            rates = ", ".join(f"{f.goodput_between(start, end) / 1e6:.2f}" for f in self.flows)
+            lines.append(f"while all ran ({start:.2f}-{end:.2f} s): Jain's index {shared:.3f}, goodputs {rates} Mb/s")
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -149,6 +180,8 @@ class Report:
             },
             "simulated_s": round(link.end, 6),
             "fairness": None if self.fairness is None else round(self.fairness, 6),
+            "shared": None if self.shared is None else [round(t, 6) for t in self.shared],
+            "shared_fairness": None if self.shared_fairness is None else round(self.shared_fairness, 6),
             "flows": [flow(f) for f in self.flows],
         }
         return json.dumps(data, indent=1) + "\n"

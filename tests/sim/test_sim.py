@@ -11,7 +11,7 @@ import pytest
 
 from stack.plot import read_pcap, time_sequence
 from stack.sim.engine import LinkConfig, Simulation
-from stack.sim.report import jain_index, percentile
+from stack.sim.report import FlowResult, LinkResult, Report, jain_index, percentile
 from stack.sim.units import FlowSpec, QueueLimit, rate, seconds, size
 from stack.trace import read_events
 
@@ -142,3 +142,21 @@ def test_sim_report_jain_index_and_percentiles():
     assert jain_index([]) is None
     values = sorted(range(1, 101))
     assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (50, 99, 100)
+
+
+def _flow(index: int, start: float, completed: float, progress: list[tuple[float, int]]) -> FlowResult:
+    return FlowResult(index, "cubic", start, None, progress[-1][1], progress, completed, completed, 0, 0, 0, [], [],
+                      {}, None)  # fmt: skip
+
+
+def test_sim_report_fairness_while_all_flows_ran():
+    """Over their lives two flows may look fair while one starved the other when both ran: the
+    second index looks only at the time they shared (from the last start to the first end)."""
+    early = _flow(1, 0.0, 10.0, [(1.0, 2_000_000), (2.0, 4_000_000), (10.0, 10_000_000)])
+    late = _flow(2, 2.0, 4.0, [(3.0, 1_000_000), (4.0, 2_000_000)])
+    report = Report(1, LinkResult(1e7, 0.02, 33, False, "droptail", 5.0, 10.0), [early, late])
+    assert report.shared == (2.0, 4.0)
+    assert early.goodput_between(2.0, 4.0) == pytest.approx(0.0)  # it read nothing new from 2 s to 4 s
+    assert report.shared_fairness == pytest.approx(0.5)
+    assert report.fairness == pytest.approx(1.0)  # 8 Mbit/s each, over their lives
+    assert "while all ran (2.00-4.00 s): Jain's index 0.500" in report.table()
