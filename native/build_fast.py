@@ -28,7 +28,7 @@ ffibuilder.cdef(cdef_source((_HERE / "fast.h").read_text()))
 ffibuilder.set_source(
     "stack._fast",
     '#include "fast.h"',
-    sources=["native/fast.c"],
+    sources=["native/fast.c", "native/batch.c"],
     include_dirs=["native"],
     extra_compile_args=["-O2", "-std=c11", "-Wall"],
 )

@@ -2,9 +2,7 @@
 #define _DEFAULT_SOURCE
 #include "fast.h"
 
-#include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #define IPPROTO_TCP_NUM 6
 #define IP_HDR_LEN 20
@@ -252,7 +250,7 @@ static int check_tcp_lengths(const uint8_t *t, size_t tlen)
 
 /* RFC 8200 §3: the fixed header. Extension headers are left to the caller (proto is the first next
  * header); bytes beyond 40 + payload length are link padding, as beyond an IPv4 total length. */
-static int parse_ipv6(const uint8_t *p, size_t len, struct fast_seg *s)
+static int parse_ipv6(const uint8_t *p, size_t len, struct fast_seg *s, int verify_tcp)
 {
     if (len < IP6_HDR_LEN)
         return FAST_TOO_SHORT;
@@ -279,17 +277,20 @@ static int parse_ipv6(const uint8_t *p, size_t len, struct fast_seg *s)
     int rc = check_tcp_lengths(t, plen);
     if (rc)
         return rc;
-    if (fast_checksum6(s, IPPROTO_TCP_NUM, (const char *)t, plen) != 0)
+    if (verify_tcp && fast_checksum6(s, IPPROTO_TCP_NUM, (const char *)t, plen) != 0)
         return FAST_BAD_TCP_CHECKSUM;
     return parse_tcp(t, plen, IP6_HDR_LEN, s);
 }
 
-int fast_parse(const char *cbuf, size_t len, struct fast_seg *s)
+int fast_parse(const char *cbuf, size_t len, struct fast_seg *s) { return fast_parse_csum(cbuf, len, s, 1); }
+
+/* verify_tcp = 0: the TCP checksum is not checked (the device vouched for it, or it is still partial). */
+int fast_parse_csum(const char *cbuf, size_t len, struct fast_seg *s, int verify_tcp)
 {
     const uint8_t *p = (const uint8_t *)cbuf;
     memset(s, 0, sizeof(*s));
     if (len >= 1 && (p[0] >> 4) == 6)
-        return parse_ipv6(p, len, s);
+        return parse_ipv6(p, len, s, verify_tcp);
     if (len < IP_HDR_LEN)
         return FAST_TOO_SHORT;
     if ((p[0] >> 4) != 4)
@@ -332,7 +333,7 @@ int fast_parse(const char *cbuf, size_t len, struct fast_seg *s)
     int rc = check_tcp_lengths(t, tlen);
     if (rc)
         return rc;
-    if (fast_tcp_checksum(s->src, s->dst, (const char *)t, tlen) != 0)
+    if (verify_tcp && fast_tcp_checksum(s->src, s->dst, (const char *)t, tlen) != 0)
         return FAST_BAD_TCP_CHECKSUM;
     return parse_tcp(t, tlen, ihl, s);
 }
@@ -469,46 +470,4 @@ int fast_build_ipv4(char *cbuf, size_t cap, uint32_t src, uint32_t dst, uint8_t 
     if (plen)
         memcpy(p + IP_HDR_LEN, payload, plen);
     return (int)total;
-}
-
-/* Read whole packets (TUN gives one per read) into fixed slots until EAGAIN or max_packets.
- * Returns the count, or -errno if the first read failed with anything but EAGAIN. */
-int fast_read_batch(int fd, char *buf, size_t slot, int max_packets, uint32_t *lens)
-{
-    int n = 0;
-    while (n < max_packets) {
-        ssize_t r = read(fd, buf + (size_t)n * slot, slot);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK || n > 0)
-                break;
-            return -errno;
-        }
-        if (r == 0)
-            break;
-        lens[n++] = (uint32_t)r;
-    }
-    return n;
-}
-
-/* Write n packets laid end to end in buf. Returns how many were written, or -errno if the first
- * write failed with anything but EAGAIN (a full queue drops the rest, as a NIC would). */
-int fast_write_batch(int fd, const char *buf, const uint32_t *lens, int n)
-{
-    size_t off = 0;
-    int i = 0;
-    while (i < n) {
-        ssize_t w = write(fd, buf + off, lens[i]);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK || i > 0)
-                break;
-            return -errno;
-        }
-        off += lens[i];
-        i++;
-    }
-    return i;
 }

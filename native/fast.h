@@ -1,4 +1,4 @@
-/* tcpstack C fast path: Internet checksums, IPv4+TCP and IPv6+TCP parse/build, batched fd I/O. */
+/* tcpstack C fast path: Internet checksums, IPv4+TCP and IPv6+TCP parse/build, batched fd I/O and TUN offloads. */
 #ifndef TCPSTACK_FAST_H
 #define TCPSTACK_FAST_H
 
@@ -78,7 +78,34 @@ int fast_build_ipv4(char *buf, size_t cap, uint32_t src, uint32_t dst, uint8_t p
                     uint16_t ident, const char *payload, size_t plen);
 int fast_build_ipv6(char *buf, size_t cap, const struct fast_seg *hdr, const char *payload, size_t plen);
 uint16_t fast_checksum6(const struct fast_seg *hdr, uint8_t proto, const char *buf, size_t len);
-int fast_read_batch(int fd, char *buf, size_t slot, int max_packets, uint32_t *lens);
-int fast_write_batch(int fd, const char *buf, const uint32_t *lens, int n);
+
+/* Whole batches and TUN offloads (batch.c). With IFF_VNET_HDR every TUN read and write starts with a
+ * struct virtio_net_hdr of FAST_VNET_HDR_LEN bytes in host byte order. */
+#define FAST_VNET_HDR_LEN 10
+#define FAST_VNET_NEEDS_CSUM 1
+#define FAST_VNET_DATA_VALID 2
+#define FAST_VNET_GSO_NONE 0
+#define FAST_VNET_GSO_TCPV4 1
+#define FAST_VNET_GSO_ECN 128
+
+struct fast_vnet_hdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+};
+
+int fast_parse_csum(const char *buf, size_t len, struct fast_seg *out, int verify_tcp);
+int fast_read_arena(int fd, char *buf, size_t cap, size_t start, size_t room, int max_packets, uint32_t *offs,
+                    uint32_t *lens);
+void fast_parse_batch(const char *buf, const uint32_t *offs, const uint32_t *lens, int n, int vnet,
+                      struct fast_seg *segs, uint8_t *reasons, uint16_t *gso_sizes);
+int fast_build_batch(char *buf, size_t cap, const struct fast_seg *segs, const char **payloads,
+                     const uint32_t *plens, const uint8_t *raw, int n, int vnet, int gso, uint32_t *offs,
+                     uint32_t *lens);
+int fast_write_records(int fd, const char *buf, const uint32_t *offs, const uint32_t *lens, int n);
+int fast_vnet_complete_csum(char *rec, size_t len);
 
 #endif

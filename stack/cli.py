@@ -177,6 +177,13 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="offer RFC 7323 timestamps (RTT measurement, PAWS); default on, like Linux",
     )
+    p.add_argument(
+        "--offload",
+        choices=("on", "off"),
+        default=None,
+        help="TUN offloads: checksums and super-segments of up to 64 KB both ways (default on where the "
+        "kernel allows; off with --fault)",
+    )
     p.add_argument("--pcap", default=None, help="write every packet in and out to this pcap file")
     p.add_argument(
         "--trace",

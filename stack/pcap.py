@@ -6,6 +6,8 @@ import struct
 import time
 from typing import BinaryIO
 
+from stack.wire.batch import PacketBatch
+
 LINKTYPE_RAW = 101  # raw IPv4/IPv6, no link-layer header
 _MAGIC_USEC = 0xA1B2C3D4
 
@@ -33,29 +35,35 @@ class PcapWriter:
 
 
 class CapturingDevice:
-    """Wraps a device and records every packet in and out."""
+    """Wraps a device and records every packet in and out, as it crosses the device: with TUN offloads a
+    coalesced super-segment is one record (as tcpdump shows it on a TSO/GRO interface), its checksum
+    filled in."""
 
     def __init__(self, inner, writer: PcapWriter) -> None:
         self.inner = inner
         self.writer = writer
         self.name = inner.name
         self.mtu = inner.mtu
+        self.vnet = getattr(inner, "vnet", 0)
+        self.gso = getattr(inner, "gso", False)
 
     def fileno(self) -> int:
         return self.inner.fileno()
 
-    def read_batch(self) -> list[bytes]:
-        packets = self.inner.read_batch()
+    def read_batch(self) -> PacketBatch:
+        batch = self.inner.read_batch()
         now = time.time()
-        for p in packets:
+        for p in batch.captured():
             self.writer.write(p, now)
-        return packets
+        return batch
 
-    def write_batch(self, packets: list[bytes]) -> None:
+    def write_batch(self, batch: PacketBatch | list[bytes]) -> None:
+        if not isinstance(batch, PacketBatch):
+            batch = PacketBatch.of(batch, self.vnet)
         now = time.time()
-        for p in packets:
+        for p in batch.captured():
             self.writer.write(p, now)
-        self.inner.write_batch(packets)
+        self.inner.write_batch(batch)
 
     def close(self) -> None:
         self.inner.close()

@@ -16,6 +16,16 @@ def _trace_printer(line: str) -> None:
     sys.stderr.flush()
 
 
+def offload_wanted(args) -> bool:
+    """--offload, else TCPSTACK_OFFLOAD (so that a whole test run can go either way), else on."""
+    return (args.offload or os.environ.get("TCPSTACK_OFFLOAD") or "on") != "off"
+
+
+def _note(line: str) -> None:
+    sys.stderr.write(f"tcpstack: {line}\n")
+    sys.stderr.flush()
+
+
 def open_trace(target: str | None):
     """What `--trace` asks for: (text printer, event log). `--trace` alone or `--trace -` prints each state
     transition on stderr; `--trace FILE` writes the JSON-lines event log (docs/trace.md) to FILE."""
@@ -73,6 +83,8 @@ async def open_stack_from_args(args):
             pcap=args.pcap,
             trace=text_trace,
             event_log=event_log,
+            offload=offload_wanted(args),
+            note=_note,
         )
     except BaseException:
         if event_log is not None:

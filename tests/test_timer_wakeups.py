@@ -55,7 +55,7 @@ def test_established_paced_bulk_transfer_never_wakes_for_nothing():
                 done.set_result(n)
                 writer.close()
 
-            await server.start_server(sink, 9)
+            await server.start_server(sink, port=9)
             reader, writer = await client.open_connection("10.0.0.2", 9)
             start = time.monotonic()
             writer.write(b"x" * 4_000_000)

@@ -1,37 +1,58 @@
-"""Batched packet I/O on a non-blocking fd (TUN, or a SOCK_SEQPACKET socket in tests), in C."""
+"""Batched packet I/O on a non-blocking fd (TUN, or a SOCK_SEQPACKET socket in tests), in C.
+
+A batch is one C buffer of records (an IP packet, after a virtio_net_hdr when the TUN has offloads on)
+with their offsets and lengths: the C parser and builder take it whole, one call per batch. Reads go
+into an arena that is never written twice, so payloads can be memoryviews into it rather than copies.
+"""
 
 from __future__ import annotations
 
 import os
 
 from stack._fast import ffi, lib
+from stack.wire.batch import PacketBatch, uncleared
 
 _MAX_BATCH = 64
 
 
 class BatchReader:
-    """Reads up to `max_packets` whole packets per call into one preallocated buffer."""
+    """Reads up to `max_packets` records per call into the current arena; a full arena is left to the
+    payload views that still use it and a new one begins."""
 
-    def __init__(self, max_packets: int = _MAX_BATCH, max_size: int = 65535) -> None:
-        self._slot = max_size
+    def __init__(self, max_packets: int = _MAX_BATCH, max_size: int = 65535, vnet: int = 0) -> None:
+        self._room = max_size + vnet  # the largest record one read may return
+        self._arena_size = max(1 << 18, 16 * self._room)
         self._max = max_packets
-        self._buf = ffi.new("char[]", max_packets * max_size)
-        self._view = ffi.buffer(self._buf)
+        self._vnet = vnet
+        self._offs = ffi.new("uint32_t[]", max_packets)
         self._lens = ffi.new("uint32_t[]", max_packets)
+        self._new_arena()
 
-    def read(self, fd: int) -> list[bytes]:
-        n = lib.fast_read_batch(fd, self._buf, self._slot, self._max, self._lens)
+    def _new_arena(self) -> None:
+        self._arena = uncleared("char[]", self._arena_size)
+        self._view = memoryview(ffi.buffer(self._arena)).toreadonly()
+        self._used = 0
+
+    def read(self, fd: int) -> PacketBatch:
+        if self._arena_size - self._used < self._room + 8:
+            self._new_arena()
+        offs, lens = self._offs, self._lens
+        n = lib.fast_read_arena(fd, self._arena, self._arena_size, self._used, self._room, self._max, offs, lens)
         if n < 0:
             raise OSError(-n, os.strerror(-n))
-        slot, view, lens = self._slot, self._view, self._lens
-        return [view[i * slot : i * slot + lens[i]] for i in range(n)]
+        if n:
+            self._used = offs[n - 1] + lens[n - 1]
+        return PacketBatch(self._arena, self._view, offs, lens, n, self._vnet)
 
 
-def write_batch(fd: int, packets: list[bytes]) -> int:
-    """Writes the packets in one C call; returns how many went out (a full queue drops the rest)."""
-    if not packets:
+def write_batch(fd: int, batch: PacketBatch | list[bytes], vnet: int = 0) -> int:
+    """Writes the records, one write(2) each in one C call; returns how many went out (a full queue
+    drops the rest). A list of IP packets is laid out as a batch first."""
+    if not isinstance(batch, PacketBatch):
+        batch = PacketBatch.of(batch, vnet)
+    if not batch.n:
         return 0
-    n = lib.fast_write_batch(fd, b"".join(packets), [len(p) for p in packets], len(packets))
+    n = lib.fast_write_records(fd, batch.buf, batch.offs, batch.lens, batch.n)
     if n < 0:
         raise OSError(-n, os.strerror(-n))
     return n

@@ -11,6 +11,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stack.wire.batch import PacketBatch
+
 _PERCENT_KEYS = ("loss", "dup", "reorder", "corrupt")
 
 
@@ -118,6 +120,8 @@ class Impairment:
         return now_out
 
     def _hold(self, delay: float, packet: bytes) -> None:
+        packet = bytes(packet)  # it outlives the batch buffer it came in
+
         def release() -> None:
             self._held.discard(handle)
             self._release([packet])
@@ -141,13 +145,19 @@ def _flip_one_byte(pkt: bytes, rng: random.Random) -> bytes:
 
 
 class FaultyDevice:
-    """Wraps a device; impairs packets both ways. `on_delayed_input` is set by the stack."""
+    """Wraps a device; impairs packets both ways. `on_delayed_input` is set by the stack.
+
+    Faults act on wire-sized packets, so the device below must not coalesce them (no TUN offloads)."""
 
     def __init__(self, inner, spec: FaultSpec, loop: asyncio.AbstractEventLoop) -> None:
+        if getattr(inner, "vnet", 0):
+            raise ValueError("the fault layer acts on wire-sized packets: open the device with offloads off")
         rng = random.Random(spec.seed)
         self.inner = inner
         self.name = inner.name
         self.mtu = inner.mtu
+        self.vnet = 0
+        self.gso = False
         self.on_delayed_input: Callable[[list[bytes]], None] | None = None
         self.inbound = Impairment(spec, random.Random(rng.random()), loop, self._deliver_late)
         self.outbound = Impairment(spec, random.Random(rng.random()), loop, inner.write_batch)
@@ -160,10 +170,10 @@ class FaultyDevice:
         return self.inner.fileno()
 
     def read_batch(self) -> list[bytes]:
-        return self.inbound.apply(self.inner.read_batch())
+        return self.inbound.apply(_packets(self.inner.read_batch()))
 
-    def write_batch(self, packets: list[bytes]) -> None:
-        out = self.outbound.apply(packets)
+    def write_batch(self, batch: PacketBatch | list[bytes]) -> None:
+        out = self.outbound.apply(_packets(batch))
         if out:
             self.inner.write_batch(out)
 
@@ -171,3 +181,7 @@ class FaultyDevice:
         self.inbound.cancel()
         self.outbound.cancel()  # a delayed write must not reach a closed device (or pcap file)
         self.inner.close()
+
+
+def _packets(batch: PacketBatch | list[bytes]) -> list:
+    return batch.packets() if isinstance(batch, PacketBatch) else batch

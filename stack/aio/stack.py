@@ -35,7 +35,8 @@ from stack.tcp.events import Closed, Connected, Reset, TimedOut
 from stack.tcp.listener import Listener
 from stack.tcp.state import State, Transition
 from stack.wire import addr, reasons
-from stack.wire.codec import IpPacket, Rejected, TcpPacket, decode, encode_tcp
+from stack.wire.batch import PacketBatch
+from stack.wire.codec import BatchDecoder, BatchEncoder, IpPacket, Rejected, TcpPacket
 from stack.wire.reasons import DropReason
 
 if TYPE_CHECKING:
@@ -92,7 +93,8 @@ class Stack:
         self._bound: dict[int, Server] = {}  # port -> server, serving or not (start_serving=False)
         self._dirty: set[Connection] = set()
         self._flush_scheduled = False
-        self._out: list[bytes] = []
+        self._decoder = BatchDecoder()
+        self._out = BatchEncoder(getattr(device, "vnet", 0), getattr(device, "gso", False))
         self._heap: list[tuple[float, int, Connection]] = []
         self._scheduled: dict[Connection, float] = {}
         self._tiebreak = itertools.count()
@@ -119,12 +121,23 @@ class Stack:
         pcap: str | None = None,
         trace: Callable[[str], None] | None = None,
         event_log: EventLog | None = None,
+        offload: bool = True,
+        note: Callable[[str], None] | None = None,
     ) -> Stack:
+        """The stack on a new TUN device. `offload`: where the kernel allows, TUN offloads (checksums
+        both ways, super-segments both ways); off with `fault`, which acts on wire-sized packets. `note`
+        hears one line when offloads were asked for and are off."""
         from stack.aio.tun import TunDevice
 
         addrs = [addrs] if isinstance(addrs, str) else list(addrs)
         peers = [peers] if isinstance(peers, str) else list(peers)
-        device = TunDevice(tun, addrs, peers, mtu)
+        if offload and fault is not None:
+            offload = False
+            if note is not None:
+                note("offloads off: --fault acts on wire-sized packets")
+        device = TunDevice(tun, addrs, peers, mtu, offload=offload)
+        if device.offload_note is not None and note is not None:
+            note(device.offload_note)
         if pcap is not None:
             from stack.pcap import CapturingDevice, PcapWriter
 
@@ -351,6 +364,9 @@ class Stack:
         self.ip.fragments.expire(self.now())  # fragment timers run out lazily; count them before reporting
         totals.update(self.ip.counters)
         totals.update(self._retired)
+        totals["InSuperSegs"] = self._decoder.super_segments  # coalesced by the kernel (TUN offloads)
+        totals["InSegs"] += self._decoder.parts_beyond_first  # wire segments, as Linux's segs_in counts gso_segs
+        totals["OutMergedSegs"] = self._out.merged_segments  # sent inside a super-segment, after its first
         for conn in self.demux.connections.values():
             totals.update(conn_counters(conn))
         totals["CurrEstab"] = sum(
@@ -393,15 +409,16 @@ class Stack:
             return
         self._input(packets)
 
-    def _input(self, packets: list[bytes]) -> None:
+    def _input(self, packets: PacketBatch | list[bytes]) -> None:
         if self._closed:
             return
+        if not isinstance(packets, PacketBatch):  # released late by the fault layer
+            packets = PacketBatch.of(packets)
         now = self.now()
         counters = self.counters
         log = self.event_log
         checked = -1  # the last source found not martian: a batch mostly comes from one peer
-        for raw in packets:
-            pkt = decode(raw)
+        for pkt in self._decoder.decode(packets):
             if type(pkt) is TcpPacket:
                 if pkt.dst != self.addr and pkt.dst not in self.addrs:
                     counters["InAddrErrors"] += 1
@@ -425,7 +442,7 @@ class Stack:
                         self.demux.replaced.clear()
                 elif rst is not None:
                     flow = flow_label((pkt.dst, rst.src_port), (pkt.src, rst.dst_port)) if pkt.src > addr.MAX4 else 0
-                    self._out.append(encode_tcp(pkt.dst, pkt.src, rst, flow=flow))
+                    self._out.tcp(pkt.dst, pkt.src, rst, flow=flow)
                     if log is not None:
                         log.segment_out_unattached(pkt.dst, pkt.src, rst)
             elif type(pkt) is Rejected:
@@ -445,7 +462,7 @@ class Stack:
                 if conn is not None:
                     self._dirty.add(conn)
                 if reply is not None:
-                    self._out.append(reply)
+                    self._out.packet(reply)
         self._flush()
 
     def _martian(self, src: int) -> None:
@@ -487,10 +504,10 @@ class Stack:
                 if remote > addr.MAX4:
                     flow = self._flows.get(conn) or self._flows.setdefault(conn, flow_label(conn.local, conn.remote))
                     for seg in segments:
-                        self._out.append(encode_tcp(local, remote, seg, flow=flow))
+                        self._out.tcp(local, remote, seg, flow=flow)
                 else:
                     for seg in segments:
-                        self._out.append(encode_tcp(local, remote, seg))
+                        self._out.tcp(local, remote, seg)
                 if self.event_log is not None and segments:
                     for seg in segments:
                         self.event_log.segment_out(conn, seg)
@@ -499,10 +516,9 @@ class Stack:
                     self._retire(conn)
                 else:
                     self._schedule(conn)
-        if self._out:
-            out, self._out = self._out, []
-            self.counters["OutPackets"] += len(out)
-            self.device.write_batch(out)
+        if len(self._out):
+            self.counters["OutPackets"] += len(self._out)
+            self.device.write_batch(self._out.build())
         self._arm_timer()
 
     def _dispatch_events(self, conn: Connection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import socket
@@ -9,6 +10,13 @@ import subprocess
 from collections.abc import Sequence
 
 from stack.aio.batchio import BatchReader, write_batch
+from stack.wire.batch import VNET_HDR_LEN, PacketBatch
+
+TUNSETOFFLOAD = 0x400454D0  # _IOW('T', 208, unsigned int), linux/if_tun.h
+TUN_F_CSUM = 0x01  # we take packets whose checksum is still partial
+TUN_F_TSO4 = 0x02  # and IPv4 TCP super-segments (up to 64 KB) for the kernel's to cut into MSS-sized ones
+TUN_F_TSO_ECN = 0x08  # ... with CWR on the first segment
+OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN
 
 
 class TunDevice:
@@ -16,17 +24,40 @@ class TunDevice:
 
     `peers` are the kernel side's addresses with their prefixes (10.7.0.1/24, fd3d:fa7b:d17d::1/64), one
     per family; `addrs` ours. The IPv6 one is added without duplicate address detection (nodad): on a
-    point-to-point TUN there is nobody to collide with, and DAD would hold the address back a second."""
+    point-to-point TUN there is nobody to collide with, and DAD would hold the address back a second.
 
-    def __init__(self, name: str, addrs: str | Sequence[str], peers: str | Sequence[str], mtu: int = 1500) -> None:
-        import pytun  # imported here so that tests and tools without TUN never need it
+    With `offload` (IFF_VNET_HDR + TUNSETOFFLOAD) each read/write starts with a virtio_net_hdr: the kernel
+    hands over coalesced super-segments with partial checksums and takes super-segments to cut to MSS.
+    Where the kernel refuses, the device opens without and says why in `offload_note`.
+    """
 
+    def __init__(
+        self,
+        name: str,
+        addrs: str | Sequence[str],
+        peers: str | Sequence[str],
+        mtu: int = 1500,
+        offload: bool = True,
+    ) -> None:
+        self.offload_note: str | None = None
+        self._attach(name, mtu, offload)
+        self._configure(name, addrs, peers, mtu)
+
+    def _attach(self, name: str, mtu: int, offload: bool) -> None:
+        self._tun = self._open(name, offload)
+        if offload and self._tun is None:
+            self._tun = self._open(name, False)
+        self.vnet = VNET_HDR_LEN if offload and self.offload_note is None else 0
+        self.gso = self.vnet != 0
+        self.name = self._tun.name
+        self.mtu = mtu
+        self._fd = self._tun.fileno()
+        os.set_blocking(self._fd, False)
+        self._reader = BatchReader(max_size=65535 if self.vnet else max(mtu, 1500) + 64, vnet=self.vnet)
+
+    def _configure(self, name: str, addrs: str | Sequence[str], peers: str | Sequence[str], mtu: int) -> None:
         addrs = [addrs] if isinstance(addrs, str) else addrs
         nets = [ipaddress.ip_interface(p) for p in ([peers] if isinstance(peers, str) else peers)]
-        try:
-            self._tun = pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
-        except OSError as exc:  # EBUSY: another process holds it; EINVAL: a device of another kind
-            raise OSError(exc.errno, f"cannot create TUN device {name}: {exc.strerror or exc}") from None
         try:
             self._tun.mtu = mtu
             for net in nets:
@@ -45,20 +76,32 @@ class TunDevice:
         except Exception:
             self._tun.close()
             raise
-        self.name = self._tun.name
-        self.mtu = mtu
-        self._fd = self._tun.fileno()
-        os.set_blocking(self._fd, False)
-        self._reader = BatchReader(max_size=max(mtu, 1500) + 64)
+
+    def _open(self, name: str, offload: bool):
+        import pytun  # imported here so that tests and tools without TUN never need it
+
+        flags = pytun.IFF_TUN | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
+        try:
+            tun = pytun.TunTapDevice(name=name, flags=flags)
+        except OSError as exc:  # EBUSY: another process holds it; EINVAL: a device of another kind
+            raise OSError(exc.errno, f"cannot create TUN device {name}: {exc.strerror or exc}") from None
+        if offload:
+            try:
+                fcntl.ioctl(tun.fileno(), TUNSETOFFLOAD, OFFLOADS)
+            except OSError as exc:
+                tun.close()
+                self.offload_note = f"offloads off: the kernel refused TUNSETOFFLOAD ({exc.strerror})"
+                return None
+        return tun
 
     def fileno(self) -> int:
         return self._fd
 
-    def read_batch(self) -> list[bytes]:
+    def read_batch(self) -> PacketBatch:
         return self._reader.read(self._fd)
 
-    def write_batch(self, packets: list[bytes]) -> None:
-        write_batch(self._fd, packets)
+    def write_batch(self, batch: PacketBatch | list[bytes]) -> None:
+        write_batch(self._fd, batch, self.vnet)
 
     def close(self) -> None:
         self._tun.close()  # closing a non-persistent TUN removes the device
@@ -67,30 +110,33 @@ class TunDevice:
 class SocketPairDevice:
     """One end of an AF_UNIX SOCK_SEQPACKET pair: keeps packet boundaries, like TUN."""
 
-    def __init__(self, sock: socket.socket, mtu: int = 1500) -> None:
+    def __init__(self, sock: socket.socket, mtu: int = 1500, offload: bool = False) -> None:
         sock.setblocking(False)
         self._sock = sock
         self.mtu = mtu
         self.name = f"socketpair{sock.fileno()}"
-        self._reader = BatchReader(max_size=65535)
+        # with `offload` both ends speak as a TUN with offloads does: virtio_net_hdr first, super-segments
+        self.vnet = VNET_HDR_LEN if offload else 0
+        self.gso = offload
+        self._reader = BatchReader(max_size=65535, vnet=self.vnet)
 
     @classmethod
-    def pair(cls, mtu: int = 1500) -> tuple[SocketPairDevice, SocketPairDevice]:
+    def pair(cls, mtu: int = 1500, offload: bool = False) -> tuple[SocketPairDevice, SocketPairDevice]:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for s in (a, b):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        return cls(a, mtu), cls(b, mtu)
+        return cls(a, mtu, offload), cls(b, mtu, offload)
 
     def fileno(self) -> int:
         return self._sock.fileno()
 
-    def read_batch(self) -> list[bytes]:
+    def read_batch(self) -> PacketBatch:
         return self._reader.read(self._sock.fileno())
 
-    def write_batch(self, packets: list[bytes]) -> None:
+    def write_batch(self, batch: PacketBatch | list[bytes]) -> None:
         try:
-            write_batch(self._sock.fileno(), packets)
+            write_batch(self._sock.fileno(), batch, self.vnet)
         except OSError:
             pass  # the other end is gone: packets are lost, as on a wire
 

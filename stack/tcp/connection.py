@@ -844,8 +844,8 @@ class Connection:
             rcv_mss = min(max(DEFAULT_MSS, segment_len), self.config.mss)
             self._quickacks = max(self._quickacks, min(max(self.tcb.rcv_wnd // (2 * rcv_mss), 2), _MAX_QUICKACKS))
         self._last_data_rcv = now
-        if segment_len >= self.tcb.snd_mss:
-            self._unacked_segments += 1
+        if segment_len >= self.tcb.snd_mss:  # a super-segment from TUN offloads counts as the segments it holds
+            self._unacked_segments += segment_len // self.tcb.snd_mss
         if self._unacked_segments >= 2 or (self._quickacks and not self._pingpong):
             self._ack_now = True
         else:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from stack._fast import ffi, lib
 from stack.wire.addr import MAX4, V6
+from stack.wire.batch import PacketBatch, uncleared
 from stack.wire.reasons import DropReason
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
 
@@ -62,13 +63,19 @@ _out_buf = ffi.buffer(_out)
 
 
 def decode(buf: bytes) -> TcpPacket | IpPacket | Rejected:
-    s = _parsed
-    rc = lib.fast_parse(buf, len(buf), s)
+    """One raw IP packet, its checksums verified."""
+    rc = lib.fast_parse(buf, len(buf), _parsed)
+    return _value(_parsed, rc, bytes(buf), 0)
+
+
+def _value(s, rc: int, view: memoryview | bytes, base: int) -> TcpPacket | IpPacket | Rejected:
+    """The parsed value of the packet at view[base:] that the C parser described in `s` with result `rc`.
+    A TCP payload is a slice of `view` (a view into a batch: no copy); other packets are copied out."""
     if rc:
         if rc == _FRAGMENT:
-            end = s.payload_off + s.payload_len
-            header = buf[: s.ihl_bytes]
-            payload = buf[s.payload_off : end]
+            off = base + s.payload_off
+            header = bytes(view[base : base + s.ihl_bytes])
+            payload = bytes(view[off : off + s.payload_len])
             return IpPacket(s.src, s.dst, s.proto, s.ttl, s.ident, header, payload, s.frag_off, bool(s.more_frags))
         return Rejected(DropReason(rc))
     if s.version == 6:
@@ -77,10 +84,10 @@ def decode(buf: bytes) -> TcpPacket | IpPacket | Rejected:
     else:
         src = s.src
         dst = s.dst
-    off = s.payload_off
+    off = base + s.payload_off
     end = off + s.payload_len
     if s.proto != PROTO_TCP:
-        return IpPacket(src, dst, s.proto, s.ttl, s.ident, buf[: s.ihl_bytes], buf[off:end])
+        return IpPacket(src, dst, s.proto, s.ttl, s.ident, bytes(view[base : base + s.ihl_bytes]), bytes(view[off:end]))
     if s.has_mss or s.has_wscale or s.sack_permitted or s.has_ts or s.sack_count:
         sack = s.sack
         options = TcpOptions(
@@ -92,8 +99,40 @@ def decode(buf: bytes) -> TcpPacket | IpPacket | Rejected:
         )
     else:
         options = NO_OPTIONS
-    seg = Segment(s.sport, s.dport, s.seq, s.ack, _FLAGS[s.flags], s.window, buf[off:end], options, s.urgent, s.tos & 3)
+    seg = Segment(
+        s.sport, s.dport, s.seq, s.ack, _FLAGS[s.flags], s.window, view[off:end], options, s.urgent, s.tos & 3
+    )
     return TcpPacket(src, dst, s.ttl, seg)
+
+
+class BatchDecoder:
+    """Parses a whole read batch in one C call; TCP payloads are views into the batch's buffer."""
+
+    def __init__(self) -> None:
+        self._grow(64)
+        self.super_segments = 0  # coalesced super-segments the device handed over (with offloads)
+        self.parts_beyond_first = 0  # the wire segments they held, beyond one each
+
+    def _grow(self, n: int) -> None:
+        self._cap = n
+        self._segs = ffi.new("struct fast_seg[]", n)
+        self._reasons = ffi.new("uint8_t[]", n)
+        self._gso = ffi.new("uint16_t[]", n)
+
+    def decode(self, batch: PacketBatch) -> list[TcpPacket | IpPacket | Rejected]:
+        n = batch.n
+        if n > self._cap:
+            self._grow(n)
+        segs, reasons, gso = self._segs, self._reasons, self._gso
+        lib.fast_parse_batch(batch.buf, batch.offs, batch.lens, n, batch.vnet, segs, reasons, gso)
+        view, offs, vnet = batch.view, batch.offs, batch.vnet
+        out = []
+        for i in range(n):
+            out.append(_value(segs[i], reasons[i], view, offs[i] + vnet))
+            if gso[i]:
+                self.super_segments += 1
+                self.parts_beyond_first += (segs[i].payload_len - 1) // gso[i]
+        return out
 
 
 def _set_addresses6(b, src: int, dst: int) -> None:
@@ -103,9 +142,8 @@ def _set_addresses6(b, src: int, dst: int) -> None:
     b.dst6_lo = dst & _M64
 
 
-def encode_tcp(src: int, dst: int, seg: Segment, ttl: int = 64, ident: int = 0, flow: int = 0) -> bytes:
-    """One TCP segment in an IPv4 packet, or an IPv6 one (with `flow` as its flow label) when dst is IPv6."""
-    b = _built
+def _fill(b, src: int, dst: int, seg: Segment, ttl: int, ident: int, flow: int) -> None:
+    """The C builder's description of one TCP segment: IPv4, or IPv6 (`flow` its flow label) when dst is."""
     if dst > MAX4:
         b.version = 6
         _set_addresses6(b, src, dst)
@@ -136,15 +174,96 @@ def encode_tcp(src: int, dst: int, seg: Segment, ttl: int = 64, ident: int = 0, 
         b.has_ts = o.timestamps is not None
         if o.timestamps is not None:
             b.ts_val, b.ts_ecr = o.timestamps
+        else:
+            b.ts_val = b.ts_ecr = 0
         blocks = o.sack_blocks[:4]
         b.sack_count = len(blocks)
         for i, (left, right) in enumerate(blocks):
             b.sack[2 * i] = left
             b.sack[2 * i + 1] = right
-    n = lib.fast_build_tcp(_out, _MAX_PACKET, b, seg.payload, len(seg.payload))
+
+
+def encode_tcp(src: int, dst: int, seg: Segment, ttl: int = 64, ident: int = 0, flow: int = 0) -> bytes:
+    """One TCP segment in an IPv4 packet, or an IPv6 one (with `flow` as its flow label) when dst is IPv6."""
+    _fill(_built, src, dst, seg, ttl, ident, flow)
+    n = lib.fast_build_tcp(_out, _MAX_PACKET, _built, seg.payload, len(seg.payload))
     if n < 0:
         raise ValueError(f"segment too large to encode: {len(seg.payload)} payload bytes")
     return _out_buf[:n]
+
+
+class BatchEncoder:
+    """Collects a flush (TCP segments, and whole IP packets such as ICMP replies) and builds it into one
+    buffer in one C call. With `vnet`, each record gets a virtio_net_hdr and TCP checksums are left to
+    the kernel; with `gso` too, runs of full-sized segments of one connection go out as one
+    super-segment that the kernel cuts back into exactly those segments (TSO; IPv4 only)."""
+
+    def __init__(self, vnet: int = 0, gso: bool = False) -> None:
+        self.vnet = vnet
+        self.gso = bool(gso and vnet)
+        self._n = 0
+        self._bytes = 0
+        self._keep: list = []  # the payloads' cdata views, alive until the build
+        self._grow(64)
+        self._buf_size = 0
+        self.merged_segments = 0  # segments that went out inside a super-segment, after its first
+
+    def _grow(self, n: int) -> None:
+        segs = ffi.new("struct fast_seg[]", n)
+        payloads = ffi.new("char *[]", n)
+        plens = ffi.new("uint32_t[]", n)
+        raw = ffi.new("uint8_t[]", n)
+        if self._n:
+            ffi.memmove(segs, self._segs, ffi.sizeof("struct fast_seg") * self._n)
+            ffi.memmove(payloads, self._payloads, ffi.sizeof("char *") * self._n)
+            ffi.memmove(plens, self._plens, 4 * self._n)
+            ffi.memmove(raw, self._raw, self._n)
+        self._segs, self._payloads, self._plens, self._raw = segs, payloads, plens, raw
+        self._offs = ffi.new("uint32_t[]", n)
+        self._lens = ffi.new("uint32_t[]", n)
+        self._cap = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _slot(self, data) -> int:
+        i = self._n
+        if i == self._cap:
+            self._grow(2 * i)
+        ptr = ffi.from_buffer(data)
+        self._keep.append(ptr)
+        self._payloads[i] = ptr
+        self._plens[i] = len(data)
+        self._bytes += len(data)
+        self._n = i + 1
+        return i
+
+    def tcp(self, src: int, dst: int, seg: Segment, ttl: int = 64, flow: int = 0) -> None:
+        i = self._slot(seg.payload)
+        self._raw[i] = 0
+        _fill(self._segs[i], src, dst, seg, ttl, 0, flow)
+
+    def packet(self, packet: bytes) -> None:
+        """A whole IP packet (checksums complete), copied as it is."""
+        self._raw[self._slot(packet)] = 1
+
+    def build(self) -> PacketBatch:
+        n = self._n
+        size = self._bytes + n * (self.vnet + 120)  # headers: 40 IP + 60 TCP at most, and slack
+        if size > self._buf_size:
+            self._buf_size = max(size, 2 * self._buf_size)
+            self._buf = uncleared("char[]", self._buf_size)
+            self._view = memoryview(ffi.buffer(self._buf)).toreadonly()
+        count = lib.fast_build_batch(
+            self._buf, self._buf_size, self._segs, self._payloads, self._plens, self._raw, n,
+            self.vnet, self.gso, self._offs, self._lens,
+        )  # fmt: skip
+        self._keep.clear()
+        self._n = self._bytes = 0
+        if count < 0:
+            raise ValueError("a segment too large to encode")
+        self.merged_segments += n - count
+        return PacketBatch(self._buf, self._view, self._offs, self._lens, count, self.vnet)
 
 
 def encode_ipv4(src: int, dst: int, proto: int, payload: bytes, ttl: int = 64, ident: int = 0) -> bytes:

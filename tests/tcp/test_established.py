@@ -52,6 +52,18 @@ def test_established_second_full_segment_acked_at_once(conn_in):
     assert sent(c, 0.0) == [(".", ISS + 1, IRS + 1 + 2 * MSS, b"")]
 
 
+def test_established_super_segment_counts_as_the_segments_it_holds(conn_in):
+    """§3.8.6.3 (every second full-sized segment): a coalesced super-segment from TUN offloads (GRO)
+    holds several full segments, so it is ACKed at once even where a lone segment's ACK would wait."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("P.", IRS + 1, ISS + 1, b"hello"), 0.0)
+    c.read()
+    c.send(b"hi", 0.0)
+    sent(c, 0.0)
+    c.receive_segment(seg(".", IRS + 6, ISS + 3, b"s" * (2 * MSS)), 0.01)  # ping-pong: a lone one would wait
+    assert sent(c, 0.01) == [(".", ISS + 3, IRS + 6 + 2 * MSS, b"")]
+
+
 def test_established_out_of_order_held_then_delivered_in_order(conn_in):
     """§3.10.7.4 seventh check: later data is held; the hole filled delivers both, in order."""
     c = conn_in(State.ESTABLISHED)

@@ -21,11 +21,11 @@ def test_batch_write_then_read_keeps_each_packet(pair):
     a, b = pair
     packets = [bytes([i]) * (i * 10 + 1) for i in range(20)]
     assert write_batch(a.fileno(), packets) == 20
-    assert BatchReader().read(b.fileno()) == packets
+    assert BatchReader().read(b.fileno()).packets() == packets
 
 
 def test_batch_read_with_nothing_ready_returns_empty(pair):
-    assert BatchReader().read(pair[1].fileno()) == []
+    assert BatchReader().read(pair[1].fileno()).packets() == []
 
 
 def test_batch_read_stops_at_max_packets(pair):

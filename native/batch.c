@@ -1,0 +1,232 @@
+/* tcpstack C fast path, whole batches: a read batch parsed in one call, a flush built in one call,
+ * and the TUN offloads (virtio_net_hdr: checksum offload both ways, TSO super-segments out, the kernel's
+ * coalesced super-segments in). Every function is bounds-checked against the caller's lengths. */
+#define _DEFAULT_SOURCE
+#include "fast.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#define IP_HDR 20
+#define TCP_CSUM_OFFSET 16
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_PSH 0x08
+#define TCP_FLAG_ACK 0x10
+#define TCP_FLAG_ECE 0x40
+#define MAX_IP_TOTAL 65535
+
+static inline void store16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+/* Read packets into buf from `start` on, each at an 8-byte aligned offset with at least `room` bytes
+ * free, until EAGAIN, max_packets, or too little room. Bytes before `start` are never written again,
+ * so earlier batches' payload views stay valid. Returns the count, or -errno if the first read failed. */
+int fast_read_arena(int fd, char *buf, size_t cap, size_t start, size_t room, int max_packets, uint32_t *offs,
+                    uint32_t *lens)
+{
+    int n = 0;
+    size_t pos = align8(start);
+    while (n < max_packets && pos + room <= cap) {
+        ssize_t r = read(fd, buf + pos, room);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || n > 0)
+                break;
+            return -errno;
+        }
+        if (r == 0)
+            break;
+        offs[n] = (uint32_t)pos;
+        lens[n++] = (uint32_t)r;
+        pos = align8(pos + (size_t)r);
+    }
+    return n;
+}
+
+/* Parse n records of a batch. A record is an IP packet, after a virtio_net_hdr when vnet != 0: its
+ * NEEDS_CSUM (checksum still partial) and DATA_VALID (verified) flags skip the TCP checksum check, and
+ * gso_sizes[i] gets the kernel's segment size of a coalesced super-segment (0 for a plain packet).
+ * reasons[i] is fast_parse's result; payload_off stays relative to the IP header. */
+void fast_parse_batch(const char *buf, const uint32_t *offs, const uint32_t *lens, int n, int vnet,
+                      struct fast_seg *segs, uint8_t *reasons, uint16_t *gso_sizes)
+{
+    for (int i = 0; i < n; i++) {
+        const char *p = buf + offs[i];
+        size_t len = lens[i];
+        int verify = 1;
+        gso_sizes[i] = 0;
+        if (vnet) {
+            struct fast_vnet_hdr h;
+            if (len < (size_t)vnet) {
+                memset(&segs[i], 0, sizeof(segs[i]));
+                reasons[i] = FAST_TOO_SHORT;
+                continue;
+            }
+            memcpy(&h, p, sizeof(h));
+            verify = !(h.flags & (FAST_VNET_NEEDS_CSUM | FAST_VNET_DATA_VALID));
+            if ((h.gso_type & ~FAST_VNET_GSO_ECN) != FAST_VNET_GSO_NONE)
+                gso_sizes[i] = h.gso_size;
+            p += vnet;
+            len -= (size_t)vnet;
+        }
+        reasons[i] = (uint8_t)fast_parse_csum(p, len, &segs[i], verify);
+    }
+}
+
+/* The TCP checksum field of a packet whose checksum the device completes (NEEDS_CSUM): the pseudo-header
+ * sum, folded but not complemented, as Linux's tcp_v4_send_check leaves it. */
+static uint16_t partial_csum(uint32_t src, uint32_t dst, size_t tcp_len)
+{
+    uint32_t acc = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + 6 + (uint32_t)tcp_len;
+    while (acc >> 16)
+        acc = (acc & 0xffff) + (acc >> 16);
+    return (uint16_t)acc;
+}
+
+/* Segment b may follow a in one super-segment headed by h: the same connection and header, contiguous,
+ * and every segment but the last full-sized (the kernel cuts at gso_size, copies the header, and keeps
+ * PSH and FIN for the last piece only, as tcp_gso_segment does). */
+static int continues(const struct fast_seg *h, const struct fast_seg *a, const struct fast_seg *b, uint32_t hlen,
+                     uint32_t alen, uint32_t blen)
+{
+    return b->version == h->version && alen == hlen && blen > 0 && blen <= hlen && a->flags == h->flags &&
+           (b->flags & ~(TCP_FLAG_PSH | TCP_FLAG_FIN)) == h->flags && b->seq == a->seq + alen &&
+           b->src == h->src && b->dst == h->dst && b->sport == h->sport && b->dport == h->dport &&
+           b->ack == h->ack && b->window == h->window && b->tos == h->tos && b->ttl == h->ttl &&
+           b->urgent == 0 && b->has_ts == h->has_ts && b->ts_val == h->ts_val && b->ts_ecr == h->ts_ecr &&
+           b->sack_count == 0 && !b->has_mss && !b->has_wscale && !b->sack_permitted;
+}
+
+/* A run may start at segment h: data, plain ACK (or ACK+ECE) flags, no SACK blocks or SYN options. */
+static int can_lead(const struct fast_seg *h, uint32_t hlen)
+{
+    return hlen > 0 && (h->flags & ~TCP_FLAG_ECE) == TCP_FLAG_ACK && h->urgent == 0 && h->sack_count == 0 &&
+           !h->has_mss && !h->has_wscale && !h->sack_permitted;
+}
+
+/* Build n items into buf, one record each (or one per run of segments with gso), end to end from
+ * offset 0; offs/lens get each record's place. Item i is a TCP segment segs[i] with payloads[i] of
+ * plens[i] bytes, or when raw[i] a whole IP packet in payloads[i] copied as it is.
+ * vnet: each record starts with a virtio_net_hdr; TCP checksums are left to the kernel (NEEDS_CSUM).
+ * gso (needs vnet): runs of segments that `continues` allows go out as one super-segment that the
+ * kernel cuts back into exactly those segments. Returns the record count, or -1 if cap is too small. */
+int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const char **payloads,
+                     const uint32_t *plens, const uint8_t *raw, int n, int vnet, int gso, uint32_t *offs,
+                     uint32_t *lens)
+{
+    uint8_t *buf = (uint8_t *)cbuf;
+    size_t pos = 0;
+    int records = 0;
+    int i = 0;
+    while (i < n) {
+        size_t rec = pos;
+        if (pos + (size_t)vnet > cap)
+            return -1;
+        struct fast_vnet_hdr h;
+        memset(&h, 0, sizeof(h));
+        pos += (size_t)vnet;
+        if (raw[i]) {
+            if (pos + plens[i] > cap)
+                return -1;
+            memcpy(buf + pos, payloads[i], plens[i]);
+            pos += plens[i];
+            i++;
+        } else if (!vnet || segs[i].version == 6) { /* no TSO6 yet: an IPv6 segment goes out whole */
+            int len = fast_build_tcp((char *)buf + pos, cap - pos, &segs[i], payloads[i], plens[i]);
+            if (len < 0)
+                return -1;
+            pos += (size_t)len;
+            i++;
+        } else {
+            const struct fast_seg *head = &segs[i];
+            uint32_t gso_size = plens[i];
+            int j = i + 1;
+            size_t total = plens[i];
+            if (gso && can_lead(head, gso_size)) {
+                while (j < n && !raw[j] && continues(head, &segs[j - 1], &segs[j], gso_size, plens[j - 1], plens[j]) &&
+                       IP_HDR + 60 + total + plens[j] <= MAX_IP_TOTAL) {
+                    total += plens[j];
+                    j++;
+                }
+            }
+            /* the headers of the run's last segment (its PSH/FIN), the first one's sequence number */
+            int hlen = fast_build_tcp((char *)buf + pos, cap - pos, &segs[j - 1], NULL, 0);
+            if (hlen < 0 || pos + (size_t)hlen + total > cap || (size_t)hlen + total > MAX_IP_TOTAL)
+                return -1;
+            uint8_t *ip = buf + pos;
+            uint8_t *tcp = ip + IP_HDR;
+            store16(tcp + 4, (uint16_t)(head->seq >> 16));
+            store16(tcp + 6, (uint16_t)head->seq);
+            size_t off = (size_t)hlen;
+            for (int k = i; k < j; k++) {
+                memcpy(ip + off, payloads[k], plens[k]);
+                off += plens[k];
+            }
+            store16(ip + 2, (uint16_t)off);
+            store16(ip + 10, 0);
+            store16(ip + 10, fast_checksum((const char *)ip, IP_HDR, 0));
+            store16(tcp + TCP_CSUM_OFFSET, partial_csum(head->src, head->dst, off - IP_HDR));
+            h.flags = FAST_VNET_NEEDS_CSUM;
+            h.csum_start = IP_HDR;
+            h.csum_offset = TCP_CSUM_OFFSET;
+            h.hdr_len = (uint16_t)hlen;
+            if (j - i > 1) {
+                h.gso_type = FAST_VNET_GSO_TCPV4;
+                h.gso_size = (uint16_t)gso_size;
+            }
+            pos += off;
+            i = j;
+        }
+        if (vnet)
+            memcpy(buf + rec, &h, sizeof(h));
+        offs[records] = (uint32_t)rec;
+        lens[records++] = (uint32_t)(pos - rec);
+    }
+    return records;
+}
+
+/* Write n records, one write each (TUN takes one packet per write). Returns how many were written, or
+ * -errno if the first failed with anything but EAGAIN (a full queue drops the rest, as a NIC would). */
+int fast_write_records(int fd, const char *buf, const uint32_t *offs, const uint32_t *lens, int n)
+{
+    int i = 0;
+    while (i < n) {
+        ssize_t w = write(fd, buf + offs[i], lens[i]);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || i > 0)
+                break;
+            return -errno;
+        }
+        i++;
+    }
+    return i;
+}
+
+/* Fill in the checksum that a NEEDS_CSUM record leaves to the device (for a capture file): the sum
+ * from csum_start to the end, over the pseudo-header sum already in the field. rec starts with the
+ * virtio_net_hdr. Returns 1 if it completed one, 0 if there was none to complete, -1 if malformed. */
+int fast_vnet_complete_csum(char *rec, size_t len)
+{
+    struct fast_vnet_hdr h;
+    if (len < FAST_VNET_HDR_LEN)
+        return -1;
+    memcpy(&h, rec, sizeof(h));
+    if (!(h.flags & FAST_VNET_NEEDS_CSUM))
+        return 0;
+    size_t pkt = len - FAST_VNET_HDR_LEN;
+    uint8_t *p = (uint8_t *)rec + FAST_VNET_HDR_LEN;
+    if ((size_t)h.csum_start + h.csum_offset + 2 > pkt)
+        return -1;
+    uint16_t sum = fast_checksum((const char *)p + h.csum_start, pkt - h.csum_start, 0);
+    store16(p + h.csum_start + h.csum_offset, sum);
+    return 1;
+}

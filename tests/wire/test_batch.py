@@ -1,0 +1,206 @@
+"""Whole batches through the C fast path, and the TUN offloads' virtio_net_hdr (linux/virtio_net.h).
+
+A super-segment must be exactly what the kernel cuts back into the segments the core emitted (as
+tcp_gso_segment does: the header copied, SEQ advanced by gso_size, PSH and FIN on the last piece only).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+from stack._fast import ffi, lib
+
+from stack.aio.batchio import BatchReader, write_batch
+from stack.wire.batch import VNET_HDR_LEN, PacketBatch
+from stack.wire.codec import BatchDecoder, BatchEncoder, Rejected, TcpPacket, decode, encode_tcp
+from stack.wire.reasons import DropReason
+from stack.wire.segment import Flags, Segment, TcpOptions
+
+SRC, DST = 0x0A070002, 0x0A070001
+MSS = 1448
+TS = TcpOptions(timestamps=(1000, 2000))
+VNET = struct.Struct("=BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
+
+
+def _data(seq: int, n: int, flags: Flags = Flags.ACK, ack: int = 5000, port: int = 80) -> Segment:
+    return Segment(port, 40000, seq, ack, flags, 500, bytes((seq + i) & 0xFF for i in range(n)), TS)
+
+
+def _run(n: int, last: int = MSS, last_flags: Flags = Flags.ACK | Flags.PSH) -> list[Segment]:
+    segs = [_data(1 + i * MSS, MSS) for i in range(n - 1)]
+    return [*segs, _data(1 + (n - 1) * MSS, last, last_flags)]
+
+
+def _build(segs: list[Segment], vnet: int = VNET_HDR_LEN, gso: bool = True) -> PacketBatch:
+    enc = BatchEncoder(vnet, gso)
+    for seg in segs:
+        enc.tcp(SRC, DST, seg)
+    return enc.build()
+
+
+def _records(batch: PacketBatch) -> list[bytes]:
+    return [bytes(batch.view[batch.offs[i] : batch.offs[i] + batch.lens[i]]) for i in range(batch.n)]
+
+
+def _kernel_cut(record: bytes) -> list[Segment]:
+    """What the kernel makes of a record: its checksum completed, then cut at gso_size."""
+    flags, gso_type, _, gso_size, _, _ = VNET.unpack_from(record)
+    done = bytearray(record)
+    assert lib.fast_vnet_complete_csum(ffi.from_buffer(done), len(done)) == (flags & 1)
+    whole = decode(bytes(done[VNET_HDR_LEN:]))
+    assert type(whole) is TcpPacket
+    seg = whole.segment
+    if not gso_type:
+        return [seg]
+    pieces = []
+    payload = bytes(seg.payload)
+    for start in range(0, len(payload), gso_size):
+        last = start + gso_size >= len(payload)
+        piece_flags = seg.flags if last else seg.flags & ~(Flags.PSH | Flags.FIN)
+        pieces.append(
+            Segment(
+                seg.src_port, seg.dst_port, (seg.seq + start) & 0xFFFFFFFF, seg.ack, piece_flags, seg.window,
+                payload[start : start + gso_size], seg.options, seg.urgent, seg.ecn,
+            )
+        )  # fmt: skip
+    return pieces
+
+
+def test_batch_without_vnet_is_what_encode_tcp_builds():
+    segs = _run(3)
+    assert _records(_build(segs, vnet=0, gso=False)) == [bytes(encode_tcp(SRC, DST, s)) for s in segs]
+
+
+def test_batch_gso_run_of_full_segments_is_one_super_segment_the_kernel_cuts_back():
+    """virtio_net_hdr: NEEDS_CSUM with csum_start/offset at the TCP checksum, GSO_TCPV4, gso_size = MSS."""
+    segs = _run(4, last=100)
+    batch = _build(segs)
+    assert batch.n == 1
+    record = _records(batch)[0]
+    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = VNET.unpack_from(record)
+    assert (flags, gso_type, gso_size, csum_start, csum_offset) == (1, 1, MSS, 20, 16)
+    assert hdr_len == 20 + 32  # IP + TCP with the timestamp option
+    assert struct.unpack_from("!H", record, VNET_HDR_LEN + 2)[0] == 52 + 3 * MSS + 100
+    assert _kernel_cut(record) == segs
+
+
+def test_batch_gso_checksum_is_left_partial_for_the_kernel():
+    """On send the checksum field holds the pseudo-header sum only (Linux tcp_v4_send_check)."""
+    record = _records(_build([_data(1, 10, Flags.ACK | Flags.PSH)]))[0]
+    assert VNET.unpack_from(record)[:2] == (1, 0)  # NEEDS_CSUM, not GSO
+    assert type(decode(record[VNET_HDR_LEN:])) is Rejected  # partial: not a valid checksum yet
+    assert _kernel_cut(record) == [_data(1, 10, Flags.ACK | Flags.PSH)]
+
+
+@pytest.mark.parametrize(
+    "segs, expected",
+    [
+        # a short segment ends a run, the next full one starts another
+        ([_data(1, MSS), _data(1 + MSS, 10), _data(11 + MSS, MSS)], [2, 1]),
+        # PSH or FIN only on the last piece: a PSH in the middle ends the run
+        ([_data(1, MSS, Flags.ACK | Flags.PSH), _data(1 + MSS, MSS)], [1, 1]),
+        ([_data(1, MSS), _data(1 + MSS, MSS, Flags.ACK | Flags.FIN)], [2]),
+        # a different ACK, a gap in sequence, another connection
+        ([_data(1, MSS), _data(1 + MSS, MSS, ack=6000)], [1, 1]),
+        ([_data(1, MSS), _data(2 + MSS, MSS)], [1, 1]),
+        ([_data(1, MSS), _data(1 + MSS, MSS, port=81)], [1, 1]),
+        # pure ACKs and CWR never lead a run
+        ([_data(1, 0), _data(1, 0)], [1, 1]),
+        ([_data(1, MSS, Flags.ACK | Flags.CWR), _data(1 + MSS, MSS)], [1, 1]),
+    ],
+)
+def test_batch_gso_merges_only_what_the_kernel_cuts_back_the_same(segs, expected):
+    batch = _build(segs)
+    records = _records(batch)
+    assert [len(_kernel_cut(r)) for r in records] == expected
+    assert [p for r in records for p in _kernel_cut(r)] == segs
+
+
+def test_batch_gso_super_segment_stays_within_64k():
+    segs = _run(60)
+    records = _records(_build(segs))
+    assert len(records) == 2
+    assert all(len(r) - VNET_HDR_LEN <= 65535 for r in records)
+    assert [p for r in records for p in _kernel_cut(r)] == segs
+
+
+def test_batch_vnet_raw_packet_goes_out_as_it_is_after_an_empty_header():
+    enc = BatchEncoder(VNET_HDR_LEN, True)
+    packet = bytes(encode_tcp(SRC, DST, _data(1, 5)))
+    enc.packet(packet)
+    assert _records(enc.build()) == [bytes(VNET_HDR_LEN) + packet]
+
+
+def _vnet_record(packet: bytes, flags: int = 0, gso_type: int = 0, gso_size: int = 0) -> bytes:
+    return VNET.pack(flags, gso_type, 0, gso_size, 20 if flags & 1 else 0, 16 if flags & 1 else 0) + packet
+
+
+def _bad_checksum(seg: Segment) -> bytes:
+    packet = bytearray(encode_tcp(DST, SRC, seg))
+    packet[36] ^= 0xFF  # the TCP checksum
+    return bytes(packet)
+
+
+@pytest.mark.parametrize("flags", [1, 2])  # NEEDS_CSUM (partial), DATA_VALID (checked by the kernel)
+def test_parse_batch_trusts_a_checksum_the_kernel_vouches_for(flags):
+    seg = _data(1, 100)
+    batch = PacketBatch.of([_vnet_record(_bad_checksum(seg), flags)], 0)
+    batch.vnet = VNET_HDR_LEN  # the records already carry their header
+    (pkt,) = BatchDecoder().decode(batch)
+    assert type(pkt) is TcpPacket and pkt.segment == seg
+
+
+def test_parse_batch_verifies_the_checksum_without_a_flag():
+    batch = PacketBatch.of([_vnet_record(_bad_checksum(_data(1, 100)))], 0)
+    batch.vnet = VNET_HDR_LEN
+    assert BatchDecoder().decode(batch) == [Rejected(DropReason.BAD_TCP_CHECKSUM)]
+
+
+def test_parse_batch_counts_super_segments_and_rejects_a_record_shorter_than_its_header():
+    big = _data(1, 3 * MSS)
+    packets = [_vnet_record(bytes(encode_tcp(DST, SRC, big)), 1, 1, MSS), b"\x01\x02"]
+    batch = PacketBatch.of(packets, 0)
+    batch.vnet = VNET_HDR_LEN
+    decoder = BatchDecoder()
+    got = decoder.decode(batch)
+    assert got[0].segment == big
+    assert got[1] == Rejected(DropReason.TOO_SHORT)
+    assert decoder.super_segments == 1
+    assert decoder.parts_beyond_first == 2  # three wire segments in one
+
+
+def test_captured_fills_in_a_partial_checksum_on_a_copy():
+    batch = _build(_run(3))
+    before = _records(batch)
+    (captured,) = batch.captured()
+    whole = decode(captured)
+    assert type(whole) is TcpPacket and len(whole.segment.payload) == 3 * MSS
+    assert _records(batch) == before
+
+
+@pytest.fixture
+def pair():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_read_batch_payloads_are_views_of_the_read_buffer_never_overwritten(pair):
+    """No copy between the device and the core: a TCP payload is a view into the arena the kernel read
+    into, and later reads never write where earlier payloads still point."""
+    a, b = pair
+    reader, decoder = BatchReader(max_packets=8, max_size=1600), BatchDecoder()
+    first = [_data(1 + i * 100, 100) for i in range(8)]
+    write_batch(a.fileno(), [encode_tcp(DST, SRC, s) for s in first])
+    batch = reader.read(b.fileno())
+    kept = [p.segment.payload for p in decoder.decode(batch)]
+    assert all(type(p) is memoryview and p.obj is batch.view.obj for p in kept)
+    for _ in range(300):  # enough to fill the arena and start another
+        write_batch(a.fileno(), [encode_tcp(DST, SRC, _data(7, 1400))] * 8)
+        decoder.decode(reader.read(b.fileno()))
+    assert [bytes(p) for p in kept] == [s.payload for s in first]
