@@ -417,7 +417,7 @@ class Simulation:
             queue_limit=self.queue_limit[0],
             queue_in_bytes=self.queue_limit[1],
             aqm=self.link.aqm,
-            busy_time=self.bottleneck.busy_time,
+            busy_time=self.bottleneck.busy_time(end),
             end=end,
         )
         return Report(self.seed, link, rows)

@@ -102,7 +102,8 @@ class Bottleneck:
         self.wire = wire
         self.on_drop = on_drop
         self.busy = False
-        self.busy_time = 0.0  # seconds spent transmitting, for utilization
+        self._busy_time = 0.0  # seconds spent on transmissions that ended
+        self._started = 0.0  # when the transmission under way began
         self.sent = 0
         self.dropped = 0
 
@@ -112,6 +113,10 @@ class Bottleneck:
             return
         if not self.busy:
             self._transmit_next()
+
+    def busy_time(self, until: float) -> float:
+        """Seconds spent transmitting up to `until` (a transmission under way counts up to it)."""
+        return self._busy_time + (max(0.0, until - self._started) if self.busy else 0.0)
 
     def _drop(self, pkt: Packet, reason: str) -> None:
         self.dropped += 1
@@ -124,12 +129,12 @@ class Bottleneck:
             self.busy = False
             return
         self.busy = True
+        self._started = now
         pkt.sojourn = now - pkt.enqueued
-        seconds = pkt.size * 8 / self.rate
-        self.busy_time += seconds
-        self.events.at(now + seconds, self._transmitted, pkt)
+        self.events.at(now + pkt.size * 8 / self.rate, self._transmitted, pkt)
 
     def _transmitted(self, pkt: Packet) -> None:
         self.sent += 1
+        self._busy_time += self.events.now - self._started
         self.wire.carry(pkt)
         self._transmit_next()

@@ -122,7 +122,7 @@ class Report:
             f"link: {link.rate / 1e6:g} Mbit/s, {link.delay * 1000:g} ms one way ({link.delay * 2000:g} ms RTT), "
             f"queue {queue}, {link.aqm}; seed {self.seed}",
             "",
-            f"{'flow':<5}{'controller':<14}{'start':>7}{'size':>10}{'done':>9}{'goodput':>12}{'rexmit':>14}"
+            f"{'flow':<5}{'controller':<14}{'start':>7}{'size':>10}{'done':>11}{'goodput':>12}{'rexmit':>14}"
             f"{'RTT p50/p95/p99 (ms)':>23}{'queue p50/p95 (ms)':>20}{'drops':>7}",
         ]
         for f in self.flows:
@@ -131,7 +131,7 @@ class Report:
             rtt = "/".join(_ms(percentile(f.rtt, q)) for q in (50, 95, 99))
             qdelay = "/".join(_ms(percentile(f.qdelay, q)) for q in (50, 95))
             lines.append(
-                f"{f.index:<5}{f.controller[:13]:<14}{f.start:>6.2f}s{_bytes(f.size):>10}{done:>9}"
+                f"{f.index:<5}{f.controller[:13]:<14}{f.start:>6.2f}s{_bytes(f.size):>10}{done:>11}"
                 f"{f.goodput / 1e6:>7.2f} Mb/s{f.retransmissions:>6}{share:>8}{rtt:>23}{qdelay:>20}"
                 f"{sum(f.drops.values()):>7}"
             )

@@ -191,3 +191,14 @@ def test_link_duplicate_delivers_a_copy():
     order = _spaced(path)
     assert len(order) == 500 + path.wire.duplicated and 25 < path.wire.duplicated < 75
     assert set(order) == set(range(500))
+
+
+def test_link_busy_time_counts_a_transmission_under_way_up_to_now():
+    """Utilization never exceeds the time elapsed: a packet still being serialized counts up to `until`."""
+    path = Path(1e6, DropTail(100))
+    for i in range(3):
+        path.send_at(0.0, packet(i))
+    path.events.run(until=0.025)  # two packets sent, the third halfway
+    assert path.link.busy_time(0.025) == pytest.approx(0.025)
+    path.events.run()
+    assert path.link.busy_time(1.0) == pytest.approx(0.03)
