@@ -101,7 +101,8 @@ def test_established_tcp_info_reports_state_rtt_and_options_with_linux_names(run
         assert 0 < info["tcpi_rtt"] < 1_000_000
         assert info["tcpi_rto"] >= 200_000  # min RTO 200 ms, as Linux
         assert info["tcpi_snd_cwnd"] >= 10 and info["tcpi_snd_ssthresh"] == 0x7FFFFFFF
-        assert info["tcpi_segs_out"] >= 8 and info["tcpi_total_retrans"] == 0
+        assert info["tcpi_segs_out"] >= 8
+        assert info["tcpi_total_retrans"] == client.stats()["RetransSegs"]  # a loss probe may have gone out
         transport.close()
         await server_protocol.eof
         assert transport.get_extra_info("tcp_info")["tcpi_state"] in (4, 5)  # FIN_WAIT1/FIN_WAIT2
