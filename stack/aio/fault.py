@@ -1,7 +1,8 @@
 """Fault injection at the device boundary: loss, duplication, reordering, corruption and delay.
 
 This kernel has no sch_netem, so `--fault loss=5%,dup=1%,reorder=10%,corrupt=1%,delay=20ms,seed=N`
-impairs packets in both directions here, as a small wrapper around any device.
+impairs packets in both directions here, as a small wrapper around any device. Targeted rules
+(`drop=fin,dir=out,count=1`, see drop_rules.py) lose chosen segments instead of random ones.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stack.aio.drop_rules import RULE_KEYS, DropRule, DropRules, new_rule
 from stack.wire.batch import PacketBatch
 
 _PERCENT_KEYS = ("loss", "dup", "reorder", "corrupt")
@@ -24,16 +26,31 @@ class FaultSpec:
     corrupt: float = 0.0
     delay: float = 0.0  # seconds
     seed: int | None = None
+    drops: tuple[DropRule, ...] = ()  # targeted rules: `drop=KIND` and the dir/port/skip/count after it
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
         values: dict[str, float | int] = {}
+        drops: list[DropRule] = []
+        rule_keys: set[str] = set()
         for item in filter(None, (p.strip() for p in text.split(","))):
             key, sep, raw = item.partition("=")
             key = key.strip()
             raw = raw.strip()
             if not sep or not raw:
                 raise ValueError(f"fault {item!r}: expected key=value")
+            if key == "drop":
+                drops.append(new_rule(raw))
+                rule_keys = set()
+                continue
+            if key in RULE_KEYS:
+                if not drops:
+                    raise ValueError(f"fault {key}={raw}: belongs to a rule, write drop=KIND before it")
+                if key in rule_keys:
+                    raise ValueError(f"fault {key!r} given twice for {drops[-1].kind!r}")
+                rule_keys.add(key)
+                drops[-1] = drops[-1].with_option(key, raw)
+                continue
             if key in values:
                 raise ValueError(f"fault {key!r} given twice")
             if key in _PERCENT_KEYS:
@@ -46,10 +63,13 @@ class FaultSpec:
                 except ValueError:
                     raise ValueError(f"fault seed {raw!r}: expected an integer") from None
             else:
-                raise ValueError(f"unknown fault {key!r}; known: loss, dup, reorder, corrupt, delay, seed")
-        if not values:
+                raise ValueError(
+                    f"unknown fault {key!r}; known: loss, dup, reorder, corrupt, delay, seed, "
+                    "drop (with dir, port, skip, count)"
+                )
+        if not values and not drops:
             raise ValueError("empty fault specification")
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values, drops=tuple(drops))  # type: ignore[arg-type]
 
 
 def _parse_probability(key: str, raw: str) -> float:
@@ -86,18 +106,26 @@ class Impairment:
         rng: random.Random,
         loop: asyncio.AbstractEventLoop,
         release: Callable[[list[bytes]], None],
+        *,
+        direction: str = "in",
+        rules: DropRules | None = None,
     ) -> None:
         self.spec = spec
         self._rng = rng
         self._loop = loop
         self._release = release
+        self._direction = direction  # "in": toward the stack; what `dir=` in a drop rule names
+        self._rules = rules if rules is not None and rules.rules else None
         self._held: set[asyncio.TimerHandle] = set()  # delayed packets not yet released
-        self.counts = {"dropped": 0, "duplicated": 0, "reordered": 0, "corrupted": 0}
+        self.counts = {"dropped": 0, "duplicated": 0, "reordered": 0, "corrupted": 0, "dropped_by_rule": 0}
 
     def apply(self, packets: list[bytes]) -> list[bytes]:
-        spec, rng = self.spec, self._rng
+        spec, rng, rules = self.spec, self._rng, self._rules
         now_out: list[bytes] = []
         for pkt in packets:
+            if rules is not None and rules.drops(pkt, self._direction):
+                self.counts["dropped_by_rule"] += 1
+                continue
             if spec.loss and rng.random() < spec.loss:
                 self.counts["dropped"] += 1
                 continue
@@ -159,8 +187,13 @@ class FaultyDevice:
         self.vnet = 0
         self.gso = False
         self.on_delayed_input: Callable[[list[bytes]], None] | None = None
-        self.inbound = Impairment(spec, random.Random(rng.random()), loop, self._deliver_late)
-        self.outbound = Impairment(spec, random.Random(rng.random()), loop, inner.write_batch)
+        rules = DropRules(spec.drops)
+        self.inbound = Impairment(
+            spec, random.Random(rng.random()), loop, self._deliver_late, direction="in", rules=rules
+        )
+        self.outbound = Impairment(
+            spec, random.Random(rng.random()), loop, inner.write_batch, direction="out", rules=rules
+        )
 
     def _deliver_late(self, packets: list[bytes]) -> None:
         if self.on_delayed_input is not None:
