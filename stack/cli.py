@@ -162,7 +162,8 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
         "--fault",
         type=_fault,
         default=None,
-        help="impair packets both ways: loss=5%%,dup=1%%,reorder=10%%,corrupt=1%%,delay=20ms,seed=N",
+        help="impair packets both ways: loss=5%%,dup=1%%,reorder=10%%,corrupt=1%%,delay=20ms,seed=N; "
+        "lose chosen segments: drop=syn|synack|ack|fin|rst|data|any[,dir=in|out][,port=N][,skip=N][,count=N]",
     )
     p.add_argument(
         "--cc",
@@ -221,6 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
     nc = sub.add_parser("nc", help="netcat over the userspace stack: connect to HOST PORT, or -l PORT to listen")
     _add_device_args(nc)
     nc.add_argument("-l", "--listen", action="store_true", help="wait for one connection on PORT (like nc -l)")
+    nc.add_argument("--control", default=None, help="control socket path (default /run/tcpstack/PID.sock)")
+    nc.add_argument(
+        "--linger-time-wait",
+        action="store_true",
+        help="after the close, stay until the connection is gone (TIME_WAIT's 2*MSL, an orphan's FIN_WAIT2 "
+        "timeout), so netstat can watch it",
+    )
+    nc.add_argument(
+        "-q",
+        dest="quit_after",
+        type=_bounded(float, 0, 86400, "-q"),
+        default=None,
+        metavar="SECONDS",
+        help="after EOF on stdin, wait this long for the peer to finish, then close (like OpenBSD nc -q)",
+    )
     nc.add_argument("host", type=_ip, nargs="?", help="the IPv4 or IPv6 address to connect to (not with -l)")
     nc.add_argument("port", type=_port)
 
@@ -228,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--control", default=None, help="control socket path (found automatically if one runs)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
+    netstat = sub.choices["netstat"]
+    netstat.add_argument(
+        "-i", "--info", action="store_true", help="add what ss -i shows: cwnd, ssthresh, rtt, rto, mss, wscale, cc"
+    )
+    netstat.add_argument("--closed", action="store_true", help="also the last 16 connections that closed")
 
     sub.add_parser("demo", help="run ping, curl and nc against the stack in a private network namespace")
 
@@ -390,31 +411,25 @@ def _query(args) -> int:
 
     from stack import control
 
+    options = {"closed": True} if getattr(args, "closed", False) else {}
     try:
-        path = args.control or control.find_control_socket()
-        result = control.request(path, args.command)
+        if args.control is None and args.command == "netstat" and len(control.find_control_sockets()) > 1:
+            results = control.request_all("netstat", **options)  # like netstat: every stack's connections
+        else:
+            results = [control.request(args.control or control.find_control_socket(), args.command, **options)]
     except (OSError, ValueError) as exc:
         return _fail(f"{args.command}: {exc}")
-    if args.json:
-        print(json.dumps(result, indent=None if args.command == "netstat" else 1))
-    elif args.command == "netstat":
-        print(format_netstat(result))
+    if args.command == "netstat":
+        from stack.netstat import format_rows
+
+        rows = [row for result in results for row in result]
+        print(json.dumps(rows) if args.json else format_rows(rows, info=args.info))
+    elif args.json:
+        print(json.dumps(results[0], indent=1))
     else:
-        for key, value in result.items():
+        for key, value in results[0].items():
             print(f"{key:<28}{value}")
     return 0
-
-
-def format_netstat(rows: list[dict]) -> str:
-    """Like `netstat -nato`: Proto Recv-Q Send-Q Local Address Foreign Address State Timer."""
-    lines = [f"{'Proto':<6}{'Recv-Q':>7}{'Send-Q':>8} {'Local Address':<22}{'Foreign Address':<22}{'State':<12}Timer"]
-    for r in rows:
-        left = r.get("timer_left")
-        timer = f"{r['timer']} ({left:.2f})" if left is not None else "off (0.00)"
-        lines.append(
-            f"{'tcp':<6}{r['recv_q']:>7}{r['send_q']:>8} {r['local']:<22}{r['remote']:<22}{r['state']:<12}{timer}"
-        )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,7 @@ def claim(path: str) -> None:
 
 def find_control_socket() -> str:
     """The one running stack's socket; an error naming the choices if there are none or several."""
-    paths = sorted(glob.glob(os.path.join(CONTROL_DIR, "*.sock")))
-    live = [p for p in paths if _alive(p)]
+    live = find_control_sockets()
     if not live:
         raise OSError(f"no running tcpstack found (no control socket in {CONTROL_DIR}); pass --control PATH")
     if len(live) > 1:
@@ -74,11 +73,28 @@ def _alive(path: str) -> bool:
     return True
 
 
-def request(path: str, cmd: str, timeout: float = 2.0):
+def find_control_sockets() -> list[str]:
+    """Every running stack's socket (serve and nc each have one), for `top`."""
+    return [p for p in sorted(glob.glob(os.path.join(CONTROL_DIR, "*.sock"))) if _alive(p)]
+
+
+def request_all(cmd: str, **options: object) -> list:
+    """`cmd`'s answer from every running stack that answers (one that is just stopping is skipped)."""
+    answers = []
+    for path in find_control_sockets():
+        try:
+            answers.append(request(path, cmd, **options))
+        except (OSError, ValueError):
+            continue
+    return answers
+
+
+def request(path: str, cmd: str, timeout: float = 2.0, **options: object):
+    """Ask the stack at `path`; `closed=True` with netstat also lists the connections that closed last."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
-        s.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
+        s.sendall(json.dumps({"cmd": cmd, **options}).encode() + b"\n")
         s.shutdown(socket.SHUT_WR)
         chunks = []
         while chunk := s.recv(65536):
@@ -125,13 +141,22 @@ async def serve_control(path: str, stack, max_clients: int = MAX_CLIENTS) -> obj
     return server
 
 
+def stop_control(server, path: str) -> None:
+    """Stop answering; the socket file is ours to remove only if we bound it (`server` is None if not)."""
+    if server is not None:
+        server.close()
+        if os.path.exists(path):
+            os.unlink(path)
+
+
 def _answer(line: bytes, stack) -> dict:
     try:
-        cmd = json.loads(line).get("cmd")
+        req = json.loads(line)
+        cmd = req.get("cmd")
     except (ValueError, AttributeError):
         return {"error": "bad request: expected a JSON object with 'cmd'"}
     if cmd == "netstat":
-        return {"result": stack.snapshot()}
+        return {"result": stack.snapshot(closed=req.get("closed") is True)}
     if cmd == "stats":
         return {"result": stack.stats()}
     return {"error": f"unknown command {cmd!r}"}

@@ -1,12 +1,14 @@
 """`tcpstack nc`: netcat on the userspace stack. stdin -> connection -> stdout; half-close on stdin EOF.
 
-`tcpstack nc HOST PORT` connects; `tcpstack nc -l PORT` waits for one connection, like nc -l.
+`tcpstack nc HOST PORT` connects; `tcpstack nc -l PORT` waits for one connection, like nc -l. Like
+serve, it answers `tcpstack netstat` on a control socket, so the client side's states can be watched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import threading
 
@@ -42,51 +44,79 @@ async def _accept_one(stack, port: int):
 
 
 async def nc(args) -> int:
+    from stack.control import claim, default_path, serve_control, stop_control
     from stack.serve import open_stack_from_args
 
+    control_path = args.control or default_path()
+    claim(control_path)  # before the TUN exists: a refused nc leaves nothing behind
     stack = await open_stack_from_args(args)
+    control = None
+    me = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, me.cancel)  # stop as cleanly as on Ctrl-C
     try:
-        if args.listen:
-            reader, writer = await _accept_one(stack, args.port)
-        else:
-            try:
-                reader, writer = await stack.open_connection(args.host, args.port)
-            except ConnectionRefusedError:
-                print(f"tcpstack nc: connect to {args.host} port {args.port}: connection refused", file=sys.stderr)
-                return 1
-            except TimeoutError:
-                print(f"tcpstack nc: connect to {args.host} port {args.port}: timed out", file=sys.stderr)
-                return 1
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=0)
-        threading.Thread(target=_read_stdin, args=(loop, queue), daemon=True).start()
+        control = await serve_control(control_path, stack)
+        return await _session(stack, args)
+    except asyncio.CancelledError:
+        return 128 + signal.SIGTERM
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        stop_control(control, control_path)
+        await stack.close()
 
-        async def upload() -> None:
-            while data := await queue.get():
-                writer.write(data)
-                await writer.drain()
-            writer.write_eof()
 
-        async def download() -> None:
-            out = sys.stdout.buffer
-            while data := await reader.read(1 << 20):
-                out.write(data)
+async def _session(stack, args) -> int:
+    if args.listen:
+        reader, writer = await _accept_one(stack, args.port)
+    else:
+        try:
+            reader, writer = await stack.open_connection(args.host, args.port)
+        except ConnectionRefusedError:
+            print(f"tcpstack nc: connect to {args.host} port {args.port}: connection refused", file=sys.stderr)
+            return 1
+        except TimeoutError:
+            print(f"tcpstack nc: connect to {args.host} port {args.port}: timed out", file=sys.stderr)
+            return 1
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=0)
+    threading.Thread(target=_read_stdin, args=(loop, queue), daemon=True).start()
+
+    async def upload() -> None:
+        while data := await queue.get():
+            writer.write(data)
+            await writer.drain()
+        writer.write_eof()
+
+    async def download() -> None:
+        out = sys.stdout.buffer
+        while data := await reader.read(1 << 20):
+            out.write(data)
             out.flush()
 
-        up = asyncio.create_task(upload())
-        try:
-            await download()
+    up = asyncio.create_task(upload())
+    down = asyncio.create_task(download())
+    try:
+        if args.quit_after is None:
+            await down
             # the peer finished sending; it may still be reading: send the rest of stdin (half-close)
             await up
-        except (ConnectionError, TimeoutError) as exc:
-            up.cancel()
-            print(f"tcpstack nc: {exc}", file=sys.stderr)
-            return 1
-        writer.close()
-        try:  # let the FIN exchange finish, so the peer is not left with a RST
-            await asyncio.wait_for(writer.wait_closed(), 10)
-        except (ConnectionError, TimeoutError, asyncio.TimeoutError):
-            pass
+        else:  # nc -q: after EOF on stdin, wait this long for the peer, then let go of the connection
+            await up
+            try:
+                await asyncio.wait_for(down, args.quit_after)
+            except asyncio.TimeoutError:
+                pass
+    except (ConnectionError, TimeoutError) as exc:
+        up.cancel()
+        down.cancel()
+        print(f"tcpstack nc: {exc}", file=sys.stderr)
+        return 1
+    writer.close()
+    if args.linger_time_wait:  # stay, so netstat shows TIME_WAIT (2*MSL) or an orphan's FIN_WAIT_2 to its end
+        await stack.wait_idle()
         return 0
-    finally:
-        await stack.close()
+    try:  # let the FIN exchange finish, so the peer is not left with a RST
+        await asyncio.wait_for(writer.wait_closed(), 10)
+    except (ConnectionError, TimeoutError, asyncio.TimeoutError):
+        pass
+    return 0

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
+import time
 from dataclasses import replace
 
 from stack import limits
 
 
 def _trace_printer(line: str) -> None:
-    sys.stderr.write(f"trace: {line}\n")
+    now = time.time()
+    stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"  # like tcpdump
+    sys.stderr.write(f"trace: {stamp} {line}\n")
     sys.stderr.flush()
 
 
@@ -93,7 +95,7 @@ async def open_stack_from_args(args):
 
 
 async def serve(args) -> int:
-    from stack.control import claim, default_path, serve_control
+    from stack.control import claim, default_path, serve_control, stop_control
     from stack.services import DEFAULT_PORTS, SERVICES
 
     control_path = args.control or default_path()
@@ -116,9 +118,6 @@ async def serve(args) -> int:
         )
         await stop.wait()
     finally:
-        if control is not None:  # the socket is ours to remove only if we bound it
-            control.close()
-            if os.path.exists(control_path):
-                os.unlink(control_path)
+        stop_control(control, control_path)
         await stack.close()
     return 0

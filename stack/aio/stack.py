@@ -14,7 +14,7 @@ import logging
 import socket
 import ssl as ssl_module
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from stack.aio.server import Server
 from stack.aio.socketlike import StackSocket
 from stack.aio.transport import TcpTransport, timeout_error
 from stack.demux import EPHEMERAL_PORTS, SYN_FIN_DROPS, Demux
+from stack.introspect import Clock, connection_row
 from stack.ip import IpLayer
 from stack.ip6 import Ip6Layer, flow_label, is_multicast
 from stack.tcp.config import TcpConfig
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from stack.trace import EventLog
 
 log = logging.getLogger(__name__)
+CLOSED_KEPT = 16  # closed connections `netstat --closed` still shows
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
 
@@ -102,6 +104,8 @@ class Stack:
         self._timer_at: float | None = None
         self._closed = False
         self._retired = Counter()  # counters of connections already removed
+        self._closed_rows: deque[dict] = deque(maxlen=CLOSED_KEPT)  # `netstat --closed`: their last rows
+        self._idle = asyncio.Event()  # no connection left (nc --linger-time-wait waits for it)
         if trace is not None or event_log is not None:
             self.demux.on_transition = self._trace_transition
         if hasattr(device, "on_delayed_input"):
@@ -326,8 +330,9 @@ class Stack:
         if self._bound.get(server.port) is server:
             del self._bound[server.port]
 
-    def snapshot(self, now: float | None = None) -> list[dict]:
-        now = self.now() if now is None else now
+    def snapshot(self, now: float | None = None, *, closed: bool = False) -> list[dict]:
+        """netstat's rows: listeners, then connections; with `closed`, also the last CLOSED_KEPT closed ones."""
+        clock = Clock(self.now() if now is None else now)
         rows = []
         for listener in self.demux.listeners.values():
             rows.append(
@@ -339,23 +344,14 @@ class Stack:
                     "recv_q": len(listener.accept_queue),
                     "timer": "off",
                     "timer_left": None,
+                    "retransmits": 0,
+                    "probes": 0,
                     "history": [],
                 }
             )
-        for conn in self.demux.connections.values():
-            timer = conn.running_timer(now)
-            rows.append(
-                {
-                    "local": _fmt(conn.local),
-                    "remote": _fmt(conn.remote),
-                    "state": conn.state.linux_name,
-                    "send_q": conn.send_queue_bytes,
-                    "recv_q": conn.recv_queue_bytes,
-                    "timer": timer[0] if timer else "off",
-                    "timer_left": round(timer[1], 3) if timer else None,
-                    "history": [str(t) for t in conn.history],
-                }
-            )
+        rows.extend(connection_row(conn, clock) for conn in self.demux.connections.values())
+        if closed:
+            rows.extend(self._closed_rows)
         return rows
 
     def stats(self) -> dict[str, int]:
@@ -380,6 +376,12 @@ class Stack:
         for name in ("TimerWakeups", "TimerWakeupsEmpty"):  # the loop timer: every wake-up, and those for nothing
             totals[name] += 0
         return dict(sorted(totals.items()))
+
+    async def wait_idle(self) -> None:
+        """Until no connection is left: TIME_WAIT and orphaned FIN_WAIT_2 have run out too."""
+        while self.demux.connections:
+            self._idle.clear()
+            await self._idle.wait()
 
     async def close(self) -> None:
         if self._closed:
@@ -592,6 +594,10 @@ class Stack:
         self._scheduled.pop(conn, None)
         self._flows.pop(conn, None)
         self._retired.update(conn_counters(conn))
+        if conn.state is State.CLOSED:
+            self._closed_rows.append(connection_row(conn, Clock(self.now())))
+        if not self.demux.connections:
+            self._idle.set()
         if self.event_log is not None:
             self.event_log.forget(conn)
 

@@ -356,6 +356,16 @@ class Connection:
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
 
+    @property
+    def retransmits(self) -> int:
+        """Retransmissions since the last forward progress (Linux icsk_retransmits, netstat's timer column)."""
+        return self._retries
+
+    @property
+    def probes_out(self) -> int:
+        """Unanswered keepalive or zero-window probes (Linux icsk_probes_out)."""
+        return self._keepalive_probes or self._persist_backoff
+
     def running_timer(self, now: float) -> tuple[str, float] | None:
         """The first running timer as netstat names it, and seconds left."""
         for name, deadline in self.timers.items():
