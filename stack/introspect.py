@@ -55,7 +55,7 @@ def history(conn: Connection, clock: Clock) -> list[dict]:
             "elapsed": round(t.time - start, 6),
             "from": t.old.linux_name,
             "to": t.new.linux_name,
-            "reason": t.reason,
+            "reason": t.event.value,
             "text": str(t),
         }
         for t in conn.history
