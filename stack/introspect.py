@@ -6,15 +6,11 @@ place that knows how the core's state maps onto the columns people know from net
 
 from __future__ import annotations
 
-import ipaddress
 import time
 
 from stack.tcp.connection import Connection
+from stack.wire.addr import fmt_endpoint
 from stack.wire.seq import seq_sub
-
-
-def fmt_address(addr: tuple[int, int]) -> str:
-    return f"{ipaddress.IPv4Address(addr[0])}:{addr[1]}"
 
 
 class Clock:
@@ -32,8 +28,8 @@ def connection_row(conn: Connection, clock: Clock) -> dict:
     """One netstat row: Recv-Q, Send-Q, addresses, state, timer (net-tools' `-o` column) and history."""
     timer = conn.running_timer(clock.now)
     return {
-        "local": fmt_address(conn.local),
-        "remote": fmt_address(conn.remote),
+        "local": fmt_endpoint(*conn.local),
+        "remote": fmt_endpoint(*conn.remote),
         "state": conn.state.linux_name,
         "send_q": conn.send_queue_bytes,
         "recv_q": conn.recv_queue_bytes,
