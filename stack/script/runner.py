@@ -80,7 +80,7 @@ _FIXED_OPTIONS = {
     "mtu": {"1500"},
 }
 # options that only change how packetdrill reports or matches
-_RUNNER_OPTIONS = {"tolerance_usecs", "tolerance_percent", "tcp_ts_tick_usecs", "strict_segments", "verbose"}
+_RUNNER_OPTIONS = {"tolerance_usecs", "tolerance_percent", "tcp_ts_tick_usecs", "strict_segments", "verbose", "mss"}
 # ICMP type and code names packetdrill uses -> (type, code)
 _ICMP = {
     ("unreachable", None): (icmp_input.DEST_UNREACHABLE, icmp_input.CODE_NET_UNREACHABLE),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from stack.tcp import timers
 from stack.tcp.ecn import Ecn
 from stack.tcp.reset import reset_for
 from stack.tcp.state import Event, State
@@ -305,22 +306,34 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             conn._reasm.fin_seq = seq_add(seq, len(payload))
             conn._ack_now = True
         return
-    _process_fin(conn, now)
+    _process_fin(conn, now, hole_filled=not fin)
 
 
-def _process_fin(conn: Connection, now: float) -> None:
-    """Eighth check: the FIN is in sequence."""
+def _process_fin(conn: Connection, now: float, hole_filled: bool = False) -> None:
+    """Eighth check: the FIN is in sequence (`hole_filled`: it was held behind a hole this segment filled)."""
     tcb = conn.tcb
     state = conn.state
     if state in (State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK):
         conn._ack_now = True
         return
     tcb.rcv_nxt = seq_add(tcb.rcv_nxt, 1)
-    conn._ack_now = True
     conn._on_peer_fin()
+    conn.dsack = None  # Linux (tcp_fin) resets its SACK state: no D-SACK rides on the ACK of a FIN
     if state in (State.SYN_RECEIVED, State.ESTABLISHED):
+        # Linux (tcp_fin): CLOSE-WAIT starts in interactive mode, so the ACK of the FIN waits for the
+        # delayed-ACK timer (RFC 9293 §3.8.6.3) and rides on our FIN or data if the application answers.
+        # Before any data arrived Linux's ACK timeout (ato) is still 0: then it goes at once; and a
+        # filled hole is ACKed at once (RFC 5681 §4.2)
+        conn._pingpong = True
+        if conn._unacked_segments < 2 and not hole_filled and conn._delack_started:
+            conn._ack_now = False
+            conn.timers.start_if_idle(timers.DELAYED_ACK, now + conn.config.delayed_ack)
+        else:
+            conn._ack_now = True
         conn.enter(Event.FIN, now)
-    elif state is State.FIN_WAIT_1:
+        return
+    conn._ack_now = True  # closing ourselves: the FIN is ACKed at once (Linux tcp_fin)
+    if state is State.FIN_WAIT_1:
         if conn.fin_acked:
             conn.enter(Event.FIN_ACK_OF_FIN, now)
         else:

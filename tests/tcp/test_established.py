@@ -167,11 +167,14 @@ def test_established_urgent_pointer_ignored_without_losing_data(conn_in):
 
 
 def test_established_fin_enters_close_wait_and_acks(conn_in):
-    """§3.10.7.4 eighth check: FIN -> CLOSE-WAIT, ACK it, signal end of stream."""
+    """§3.10.7.4 eighth check: FIN -> CLOSE-WAIT, ACK it, signal end of stream. As Linux, the ACK of the
+    FIN waits for the delayed-ACK timer (§3.8.6.3), so an answer from the application can carry it."""
     c = conn_in(State.ESTABLISHED)
     c.receive_segment(seg("F.", IRS + 1, ISS + 1, b"bye"), 0.0)
     assert c.state is State.CLOSE_WAIT
-    assert sent(c, 0.0) == [(".", ISS + 1, IRS + 5, b"")]
+    assert sent(c, 0.0) == []
+    c.handle_timer(c.next_deadline())
+    assert sent(c, 0.04) == [(".", ISS + 1, IRS + 5, b"")]
     assert c.read() == b"bye" and c.at_eof
 
 
