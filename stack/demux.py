@@ -9,6 +9,7 @@ from stack.tcp import icmp_input, syncookies, timers
 from stack.tcp.config import TcpConfig, for_ipv6
 from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.listener import Listener
+from stack.tcp.memory import MemoryBudget
 from stack.tcp.reset import reset_for
 from stack.tcp.segment_arrives import syn_ends_time_wait
 from stack.tcp.state import State
@@ -35,6 +36,7 @@ class Demux:
         self.time_wait: set[Connection] = set()  # bounded by config.max_time_wait
         self.cookie_secret = syncookies.new_secret(config.rng)  # one key per stack, for all its listeners
         self.replaced: list[Connection] = []  # TIME_WAIT connections a new SYN ended; the owner retires them
+        self.memory = MemoryBudget(config.memory_limit)  # every connection's buffers together; the driver charges it
 
     def listen(self, local: Address, backlog: int | None = None, now: float = 0.0) -> Listener:
         if local[1] in self.listeners:
@@ -57,6 +59,7 @@ class Demux:
             raise OSError(98, f"port {port} already in use for this destination")  # EADDRINUSE
         config = self.config6 if local_ip > MAX4 else self.config
         conn = Connection.connect(config, (local_ip, port), remote, now, self.on_transition)
+        conn.memory = self.memory
         self.connections[(local_ip, port, remote[0], remote[1])] = conn
         self.counters["ActiveOpens"] += 1
         return conn
@@ -108,6 +111,7 @@ class Demux:
             else:
                 answer = listener.syn_arrives(remote, seg, now, self.on_transition, local)
             if isinstance(answer, Connection):
+                answer.memory = self.memory
                 self.connections[(dst, seg.dst_port, src, seg.src_port)] = answer
                 self.parent[answer] = listener
                 self.counters["PassiveOpens"] += 1

@@ -86,6 +86,15 @@ LIMITS: tuple[Limit, ...] = (
         ("TCPOFODrop",),
     ),
     Limit(
+        "--memory-limit",
+        "memory_limit",
+        1 << 20,
+        1 << 40,
+        "bytes all connections may hold in receive, out-of-order and send buffers together (Linux tcp_mem); "
+        "from 3/4 of it windows stop growing and out-of-order data is pruned, beyond it new data is dropped",
+        ("TCPMemoryPressures", "OfoPruned", "TCPRcvQDrop"),
+    ),
+    Limit(
         "--send-buffer",
         "send_buffer",
         1024,

@@ -103,6 +103,7 @@ class Stack:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closed = False
+        self._held: dict[Connection, int] = {}  # bytes each connection is charged to the memory budget
         self._retired = Counter()  # counters of connections already removed
         self._closed_rows: deque[dict] = deque(maxlen=CLOSED_KEPT)  # `netstat --closed`: their last rows
         self._idle = asyncio.Event()  # no connection left (nc --linger-time-wait waits for it)
@@ -370,6 +371,10 @@ class Stack:
         )
         totals["CurrConnections"] = len(self.demux.connections)  # against --max-connections
         totals["CurrTimeWait"] = len(self.demux.time_wait)  # against --max-time-wait
+        memory = self.demux.memory
+        totals["CurrMemoryBytes"] = memory.used  # against --memory-limit
+        totals["MemoryPressure"] = int(memory.pressure)
+        totals["TCPMemoryPressures"] = memory.pressures
         # shown at 0 too: what each bound or check drops
         for name in (*limits.COUNTERS, *martians.COUNTERS, *reasons.COUNTERS, SYN_FIN_DROPS):
             totals[name] += 0
@@ -517,6 +522,7 @@ class Stack:
                 if conn.finished:
                     self._retire(conn)
                 else:
+                    self._charge(conn)
                     self._schedule(conn)
         if len(self._out):
             self.counters["OutPackets"] += len(self._out)
@@ -587,7 +593,18 @@ class Stack:
         if self.event_log is not None:
             self.event_log.transition(conn, t)
 
+    def _charge(self, conn: Connection) -> None:
+        """Charge the stack's memory budget for what this connection holds now (the core's buffers and
+        what its application wrote that the core has not taken yet)."""
+        transport = self._transports.get(conn)
+        held = conn.held_bytes + (transport.get_write_buffer_size() if transport is not None else 0)
+        before = self._held.get(conn, 0)
+        if held != before:
+            self.demux.memory.charge(held - before)
+            self._held[conn] = held
+
     def _retire(self, conn: Connection) -> None:
+        self.demux.memory.charge(-self._held.pop(conn, 0))
         self.demux.remove(conn)
         self._transports.pop(conn, None)
         self._connecting.pop(conn, None)
@@ -708,5 +725,7 @@ def conn_counters(conn: Connection) -> Counter[str]:
             "TCPECNReductions": c.ecn_reductions,
             "TWKilled": c.time_wait_killed,
             "TWRecycled": c.time_wait_recycled,
+            "TCPRcvQDrop": c.rcvq_drops,
+            "OfoPruned": c.ofo_pruned,
         }
     )

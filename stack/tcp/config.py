@@ -48,6 +48,9 @@ class TcpConfig:
     max_time_wait: int = 16384
     ofo_max_bytes: int = 1 << 20  # out-of-order bytes held per connection (never more than the window)
     ofo_max_holes: int = 256  # separate out-of-order runs held per connection (each costs a hole to track)
+    # bytes all connections together may hold in receive, out-of-order and send buffers (Linux tcp_mem,
+    # stack/tcp/memory.py): pressure from 3/4 of it, new data dropped beyond it
+    memory_limit: int = 128 << 20
     # where ISNs, timestamp offsets and controllers' random choices come from; a seeded Random makes a
     # run repeatable (tcpstack sim); None: the OS's randomness (RFC 6528 keyed hash for ISNs)
     rng: Random | None = None

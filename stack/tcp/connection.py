@@ -16,6 +16,7 @@ from stack.tcp.config import TcpConfig
 from stack.tcp.ecn import ECT0, Ecn
 from stack.tcp.events import Closed, Connected, DataAvailable, PeerClosed, Reset, SendSpace, TimedOut
 from stack.tcp.isn import initial_sequence_number
+from stack.tcp.memory import FORCED_SEND, MemoryBudget
 from stack.tcp.reassembly import Reassembly
 from stack.tcp.recovery import Recovery
 from stack.tcp.rto import RtoEstimator
@@ -66,6 +67,8 @@ class Counters:
     aborts_on_data: int = 0  # data arrived after the application closed: RST (TCPAbortOnData)
     time_wait_killed: int = 0  # TIME_WAIT ended by a RST, RFC 1337's assassination (TWKilled)
     time_wait_recycled: int = 0  # TIME_WAIT ended by a new SYN for the same 4-tuple, RFC 6191 (TWRecycled)
+    rcvq_drops: int = 0  # data dropped unacknowledged at the stack's memory limit (TCPRcvQDrop)
+    ofo_pruned: int = 0  # out-of-order queues emptied under memory pressure (OfoPruned)
 
 
 def window_shift_for(buffer: int) -> int:
@@ -123,6 +126,7 @@ class Connection:
         self._pace_at = 0.0  # when the next segment may leave at the controller's pacing rate
         # receive side
         self._rcv_buf = bytearray()
+        self.memory: MemoryBudget | None = None  # the stack's budget (set by the demux), charged by the driver
         self._reasm = Reassembly(config.ofo_max_bytes, config.ofo_max_holes)
         self._ack_now = False
         self._unacked_segments = 0
@@ -313,7 +317,10 @@ class Connection:
 
     @property
     def send_space(self) -> int:
-        return max(0, self.config.send_buffer - len(self.send_buffer))
+        space = max(0, self.config.send_buffer - len(self.send_buffer))
+        if self.memory is not None and self.memory.exhausted:  # only an empty buffer takes a little more
+            return 0 if len(self.send_buffer) else min(space, FORCED_SEND)
+        return space
 
     @property
     def send_queue_bytes(self) -> int:
@@ -322,6 +329,11 @@ class Connection:
     @property
     def recv_queue_bytes(self) -> int:
         return len(self._rcv_buf)
+
+    @property
+    def held_bytes(self) -> int:
+        """What the stack's memory budget is charged for: received, out-of-order and queued bytes."""
+        return len(self._rcv_buf) + self._reasm.bytes_held + len(self.send_buffer)
 
     @property
     def at_eof(self) -> bool:
@@ -737,6 +749,14 @@ class Connection:
         free = self.config.receive_buffer - len(self._rcv_buf) - self._reasm.bytes_held
         return max(free, 0)
 
+    def _growable_window(self, offered: int) -> int:
+        """The window the buffer allows, but no more than `offered` under memory pressure: windows stop
+        growing (Linux tcp_mem[1]); a new connection still gets its initial window."""
+        free = min(self._receive_window(), 0xFFFF << self.tcb.rcv_wscale)
+        if self.memory is not None and self.memory.pressure:
+            return min(free, max(offered, 0))
+        return free
+
     def _open_receive_window(self) -> None:
         tcb = self.tcb
         limit = 0xFFFF << tcb.rcv_wscale
@@ -749,7 +769,7 @@ class Connection:
         tcb = self.tcb
         limit = 0xFFFF << tcb.rcv_wscale
         offered = seq_sub(tcb.rcv_adv, tcb.rcv_nxt)
-        free = min(self._receive_window(), limit)
+        free = self._growable_window(offered)
         step = min(tcb.snd_mss, self.config.receive_buffer // 2)
         if free - max(offered, 0) >= step or free >= limit:
             offered = free
@@ -764,7 +784,7 @@ class Connection:
     def _maybe_window_update(self) -> None:
         tcb = self.tcb
         offered = max(seq_sub(tcb.rcv_adv, tcb.rcv_nxt), 0)
-        free = min(self._receive_window(), 0xFFFF << tcb.rcv_wscale)
+        free = self._growable_window(offered)
         step = min(tcb.snd_mss, self.config.receive_buffer // 2)
         # RFC 9293 §3.8.6.2.2 (grow by at least min(RCV.BUFF/2, MSS)); like Linux, only announce a
         # window that at least doubles, unless the offered one has shrunk below that step

@@ -44,6 +44,14 @@ class Reassembly:
             return 0
         return self._prune()
 
+    def clear(self) -> None:
+        """Drop everything held (memory pressure: the sender still has it, RFC 2018 §8); a FIN held
+        out of order goes too, so the peer sends it again."""
+        self._starts.clear()
+        self._runs.clear()
+        self.bytes_held = 0
+        self.fin_seq = None
+
     def _prune(self) -> int:
         """Drop from the highest sequence number down until both bounds hold."""
         starts, runs = self._starts, self._runs

@@ -249,6 +249,25 @@ def _update_window_if_newer(conn: Connection, seg: Segment, now: float) -> None:
             conn.window_opened(now)
 
 
+def _memory_refuses(conn: Connection, seq: int, exhausted: bool) -> bool:
+    """Under the stack's memory pressure (stack/tcp/memory.py): out-of-order data is pruned and not
+    queued (Linux tcp_prune_ofo_queue); at the limit in-order data is dropped too unless the receive
+    queue is empty (Linux TCPRcvQDrop and sk_forced_mem_schedule). Nothing acknowledged is dropped."""
+    reasm = conn._reasm
+    if seq != conn.tcb.rcv_nxt:
+        if len(reasm):
+            reasm.clear()
+            conn.counters.ofo_pruned += 1
+        conn.counters.ofo_drops += 1
+        conn._ack_now = True  # a duplicate ACK, as for any out-of-order segment (RFC 5681 §4.2)
+        return True
+    if exhausted and conn._rcv_buf:
+        conn.counters.rcvq_drops += 1
+        conn._ack_now = True
+        return True
+    return False
+
+
 def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: bytes, now: float) -> None:
     """Seventh and eighth checks: deliver in-order text, queue out-of-order text, then the FIN."""
     tcb = conn.tcb
@@ -274,6 +293,9 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
         if len(payload) > room:
             payload = payload[: max(room, 0)]
             fin = False  # the FIN lies beyond the window
+        memory = conn.memory
+        if memory is not None and memory.pressure and payload and _memory_refuses(conn, seq, memory.exhausted):
+            return  # dropped before it is acknowledged: the peer sends it again
         if seq == tcb.rcv_nxt:
             had_holes = len(conn._reasm) > 0
             conn._deliver(payload)
