@@ -38,6 +38,7 @@ import math
 from collections import Counter, deque
 from dataclasses import dataclass, replace
 
+from stack import ip6
 from stack.demux import Demux
 from stack.script import python_block, shell
 from stack.script.ast import (
@@ -53,12 +54,13 @@ from stack.script.ast import (
 )
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.parser import parse_file
-from stack.script.syscalls import LOCAL_IP, LOCAL_PORT, REMOTE_IP, Kernel, Outcome, Poll
+from stack.script.syscalls import LOCAL_IP, LOCAL_IP6, LOCAL_PORT, REMOTE_IP, REMOTE_IP6, Kernel, Outcome, Poll
 from stack.script.sysctls import config_changes
 from stack.tcp import icmp_input
-from stack.tcp.config import TcpConfig
+from stack.tcp.config import IPV6_EXTRA_HEADER, TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.listener import Listener
+from stack.wire import addr
 from stack.wire.segment import Flags, Segment, TcpOptions, flags_str
 from stack.wire.seq import seq_add, seq_sub
 
@@ -72,9 +74,9 @@ INBOUND_WINDOW = 65535  # an inbound packet without `win`
 _SUPPORTED_OPTIONS = {"nop", "eol", "mss", "wscale", "sackOK", "TS", "sack"}
 # packetdrill's command-line options with the only values that describe this runner's setup
 _FIXED_OPTIONS = {
-    "ip_version": {"ipv4"},
-    "local_ip": {"192.168.0.1"},
-    "remote_ip": {"192.0.2.1"},
+    "ip_version": {"ipv4", "ipv6"},
+    "local_ip": {"192.168.0.1", addr.fmt(LOCAL_IP6)},
+    "remote_ip": {"192.0.2.1", addr.fmt(REMOTE_IP6)},
     "gateway_ip": {"192.168.0.1", "192.0.2.2"},
     "netmask_ip": {"255.255.0.0"},
     "mtu": {"1500"},
@@ -183,8 +185,12 @@ class Runner:
         self.ts_tick = self._number_option("tcp_ts_tick_usecs", 0) / 1e6  # 0: TSval not checked
         self.host = shell.Host(tso=script.option("strict_segments") is None)
         self.python = python_block.Namespace()
+        self.v6 = script.option("ip_version") == "ipv6"
+        self.local_ip, self.remote_ip = (LOCAL_IP6, REMOTE_IP6) if self.v6 else (LOCAL_IP, REMOTE_IP)
+        if self.v6:  # the link's MTU is 20 bytes larger, so a script's MSS values mean the same in both versions
+            self.config = replace(self.config, mss=self.config.mss + IPV6_EXTRA_HEADER)
         self.demux = Demux(self.config)
-        self.kernel = Kernel(self.demux, self.config, self.path)
+        self.kernel = Kernel(self.demux, self.config, self.path, self.local_ip, self.remote_ip)
         self.now = 0.0
         self.last = 0.0  # when the previous event happened: the base of relative times
         self.out: deque[_Sent] = deque()
@@ -360,12 +366,12 @@ class Runner:
         """(local port, remote port, connection) an inbound packet is addressed to."""
         if line is not None and line.src_port is not None and line.dst_port is not None:
             local, remote = line.dst_port, line.src_port
-            return local, remote, self.demux.connections.get((LOCAL_IP, local, REMOTE_IP, remote))
+            return local, remote, self.demux.connections.get((self.local_ip, local, self.remote_ip, remote))
         active = self.kernel.active
         if active is not None:
             return active.local[1], active.remote[1], active
         port = next(iter(self.demux.listeners), LOCAL_PORT)
-        conn = self.demux.connections.get((LOCAL_IP, port, REMOTE_IP, REMOTE_PORT))
+        conn = self.demux.connections.get((self.local_ip, port, self.remote_ip, REMOTE_PORT))
         return port, REMOTE_PORT, conn
 
     def _current_iss(self, line: PacketLine | None = None) -> int | None:
@@ -392,7 +398,7 @@ class Runner:
             line.urg or 0,
             ECN_CODEPOINTS[line.ecn or "noecn"],
         )
-        _, rst = self.demux.segment_arrives(REMOTE_IP, LOCAL_IP, seg, self.now)
+        _, rst = self.demux.segment_arrives(self.remote_ip, self.local_ip, seg, self.now)
         for ended in self.demux.replaced:  # a TIME_WAIT incarnation a new SYN ended: nothing to retire here
             self.taken.update((t.old.name, t.event.name) for t in ended.history)
         self.demux.replaced.clear()
@@ -427,9 +433,13 @@ class Runner:
         local_port, remote_port, conn = self._target()
         iss = self._current_iss() or 0
         seq = seq_add(iss, line.start) if line.start is not None else (conn.tcb.snd_una if conn else iss)
-        length = 40 + (line.end - line.start if line.start is not None and line.end is not None else 0)
-        error = icmp_input.IcmpError(kind[0], kind[1], seq, line.mtu or 0, length)
-        self.demux.icmp_error((LOCAL_IP, local_port), (REMOTE_IP, remote_port), error, self.now)
+        headers = 60 if self.v6 else 40
+        length = headers + (line.end - line.start if line.start is not None and line.end is not None else 0)
+        mtu = line.mtu or 0
+        if self.v6 and kind == _ICMP[("unreachable", "frag_needed")]:
+            mtu = max(mtu, ip6.MIN_MTU)  # as packetdrill sends Packet Too Big; RFC 8201 §4 floor
+        error = icmp_input.IcmpError(kind[0], kind[1], seq, mtu, length)
+        self.demux.icmp_error((self.local_ip, local_port), (self.remote_ip, remote_port), error, self.now)
 
     def _python(self, line: PythonLine) -> None:
         conn = self.kernel.under_test()

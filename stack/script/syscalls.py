@@ -21,9 +21,12 @@ from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Connected, Event, Reset, TimedOut
 from stack.tcp.listener import Listener
 from stack.tcp.state import State
+from stack.wire import addr
 
 LOCAL_IP = 0xC0A80001  # 192.168.0.1, packetdrill's local address
 REMOTE_IP = 0xC0000201  # 192.0.2.1, packetdrill's remote address
+LOCAL_IP6 = addr.parse("fd3d:fa7b:d17d::1")  # the addresses of a run with --ip_version=ipv6
+REMOTE_IP6 = addr.parse("fd3d:fa7b:d17d::2")
 LOCAL_PORT = 8080  # packetdrill binds and connects to port 8080
 
 Outcome = tuple[int, str | None]
@@ -64,8 +67,12 @@ class Socket:
 class Kernel:
     """The socket layer of one script run."""
 
-    def __init__(self, demux: Demux, config: TcpConfig, path: str) -> None:
+    def __init__(
+        self, demux: Demux, config: TcpConfig, path: str, local_ip: int = LOCAL_IP, remote_ip: int = REMOTE_IP
+    ) -> None:
         self.demux = demux
+        self.local_ip = local_ip
+        self.remote_ip = remote_ip
         self.config = config
         self.path = path
         self.now = 0.0
@@ -148,8 +155,10 @@ class Kernel:
 
     def _sys_socket(self, line: SyscallLine) -> Outcome:
         domain, kind = self._arg(line, 0), self._arg(line, 1)
-        if not isinstance(domain, AnyValue) and domain != Name("AF_INET"):
-            raise self.skip(line, f"socket domain {domain} is not supported (IPv4 only)")
+        # as packetdrill with --ip_version=ipv6, AF_INET in a script means the run's family
+        domains = (Name("AF_INET"), Name("AF_INET6")) if addr.is_v6(self.local_ip) else (Name("AF_INET"),)
+        if not isinstance(domain, AnyValue) and domain not in domains:
+            raise self.skip(line, f"socket domain {domain} is not supported in this run's IP version")
         names = {t.name for t in kind.terms if isinstance(t, Name)} if isinstance(kind, BitOr) else {str(kind)}
         if "SOCK_STREAM" not in names or names - {"SOCK_STREAM", "SOCK_NONBLOCK"}:
             raise self.skip(line, f"socket type {kind} is not supported (SOCK_STREAM only)")
@@ -178,7 +187,7 @@ class Kernel:
             return -1, "EINVAL"
         self.demux.config = self._config(sock)  # the listener and its children use the socket's options
         try:
-            sock.listener = self.demux.listen((LOCAL_IP, sock.port), self._int(line, 1), self.now)
+            sock.listener = self.demux.listen((self.local_ip, sock.port), self._int(line, 1), self.now)
         except OSError:
             return -1, "EADDRINUSE"
         finally:
@@ -216,7 +225,7 @@ class Kernel:
             return -1, "EISCONN"
         self.demux.config = self._config(sock)
         try:
-            sock.conn = self.demux.connect(LOCAL_IP, (REMOTE_IP, LOCAL_PORT), self.now)
+            sock.conn = self.demux.connect(self.local_ip, (self.remote_ip, LOCAL_PORT), self.now)
         finally:
             self.demux.config = self.config
         sock.connecting = True

@@ -8,6 +8,7 @@ from stack.script.cli import run_scripts
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.parser import parse
 from stack.script.runner import Runner
+from stack.wire import addr
 
 SYNACK = "> S. 0:0(0) ack 1 <mss 1460,nop,wscale 7>"
 LISTEN = """
@@ -318,7 +319,7 @@ def test_skip_close_lingering_with_a_timeout():
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("--ip_version=ipv6\n0 close(3) = -1 EBADF (x)", "--ip_version=ipv6"),
+        ("--ip_version=ipv4-mapped-ipv6\n0 close(3) = -1 EBADF (x)", "--ip_version=ipv4-mapped-ipv6"),
         ("--mtu=9000\n0 close(3) = -1 EBADF (x)", "--mtu=9000"),
         ("0 < S 0:0(0) win 100 <mss 1000,FO>", "TCP option FO"),
     ],
@@ -440,3 +441,34 @@ def test_write_from_a_null_buffer_is_efault():
 def test_unknown_socket_option_skips_before_its_value_is_read():
     with pytest.raises(ScriptSkip, match="SO_TIMESTAMPING"):
         run(ESTABLISHED + "+0 setsockopt(4, SOL_SOCKET, SO_TIMESTAMPING, {val=1}, 8) = 0\n")
+
+
+# ---------------------------------------------------------------- IP version
+
+
+def test_ip_version_ipv6_runs_the_connection_over_ipv6_addresses():
+    """packetdrill's --ip_version=ipv6: the stack is fd3d:fa7b:d17d::1, the script's end ::2, AF_INET as
+    written; the link's MTU is 20 bytes larger, so the script's MSS values read the same."""
+    runner = run("--ip_version=ipv6\n" + ESTABLISHED)
+    (conn,) = runner.demux.connections.values()
+    assert conn.local[0] == addr.parse("fd3d:fa7b:d17d::1")
+    assert conn.remote[0] == addr.parse("fd3d:fa7b:d17d::2")
+    assert runner.demux.config6.mss == 1460
+
+
+def test_ip_version_ipv6_icmp_frag_needed_is_packet_too_big_with_1280_floor():
+    """RFC 8201 §4: over IPv6 an MTU below 1280 is taken as 1280; the MSS is MTU - 60 less the options."""
+    text = (
+        "--ip_version=ipv6\n"
+        + ESTABLISHED.replace("mss 1000", "mss 1460")
+        + (
+            "+0    write(4, ..., 1460) = 1460\n"
+            "+0    > P. 1:1461(1460) ack 1\n"
+            "+.01  < icmp unreachable frag_needed mtu 600 [1:1461(1460)]\n"
+            "+0    > . 1:1221(1220) ack 1\n"
+            "+0    > P. 1221:1461(240) ack 1\n"
+        )
+    )
+    runner = run(text)
+    (conn,) = runner.demux.connections.values()
+    assert conn.tcb.snd_mss == 1280 - 60
