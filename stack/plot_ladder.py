@@ -11,7 +11,7 @@ tcpdump -S does not and Wireshark does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stack.plot import PlotError, check_output, figure_class, read_pcap
 from stack.wire.seq import seq_sub
@@ -30,6 +30,7 @@ class Seg:
     length: int
     window: int
     rexmit: bool = False
+    options: str = ""  # a SYN's options as tcpdump prints them, when a capture had them
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +174,37 @@ def from_pcap(path: str, port: int | None = None) -> Ladder:
         src = (pkt.src, seg.src_port)
         if {src, (pkt.dst, seg.dst_port)} != ends:
             continue
-        ladder.rows.append(
-            rel.seg(t - t0, src == left, flags_str(seg.flags), seg.seq, seg.ack, len(seg.payload), seg.window)
-        )
+        row = rel.seg(t - t0, src == left, flags_str(seg.flags), seg.seq, seg.ack, len(seg.payload), seg.window)
+        ladder.rows.append(replace(row, options=syn_options(seg)))
     return ladder
+
+
+def syn_options(seg) -> str:
+    """A SYN's options, as tcpdump shows them: <mss 1460,sackOK,TS,wscale 7>; other segments: ''."""
+    from stack.wire.segment import Flags
+
+    if not seg.flags & Flags.SYN:
+        return ""
+    o = seg.options
+    parts = [f"mss {o.mss}"] if o.mss is not None else []
+    parts += ["sackOK"] if o.sack_permitted else []
+    parts += ["TS"] if o.timestamps is not None else []
+    parts += [f"wscale {o.wscale}"] if o.wscale is not None else []
+    return f"<{','.join(parts)}>" if parts else ""
+
+
+def add_syn_options(ladder: Ladder, pcap: str) -> None:
+    """An event log does not record options: take the SYNs' from the capture of the same run."""
+    capture = from_pcap(pcap, port=int(ladder.right.rsplit(":", 1)[1]))
+    found = {(r.outgoing, r.flags, r.seq, r.ack): r.options for r in capture.rows if isinstance(r, Seg) and r.options}
+    if {capture.left, capture.right} != {ladder.left, ladder.right}:
+        return  # another connection with the same port (an earlier incarnation): no options to trust
+    flip = capture.left != ladder.left
+    for i, row in enumerate(ladder.rows):
+        if isinstance(row, Seg) and "S" in row.flags:
+            options = found.get((row.outgoing != flip, row.flags, row.seq, row.ack))
+            if options:
+                ladder.rows[i] = replace(row, options=options)
 
 
 def _endpoint(end: tuple[int, int]) -> str:
@@ -234,6 +262,8 @@ def label(seg: Seg) -> str:
     if seg.length:
         parts.append(f"len={seg.length}")
     parts.append(f"win={seg.window}")
+    if seg.options:
+        parts.append(seg.options)
     return " ".join(parts) + (" (retransmission)" if seg.rexmit else "")
 
 
@@ -296,8 +326,9 @@ def _draw_seg(ax, seg: Seg, y: float, arrow_class) -> None:
         color=color,
         bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.85},
     )
-    at = top if seg.outgoing else bottom
-    ax.text(0.0, at, f"{seg.t * 1000:.3f}", ha="left", va="center", fontsize=8, color="#333333", family="monospace")
+    # where the arrow meets our line: below the start of one we send, above the end of one we receive
+    at, va = (top, "top") if seg.outgoing else (bottom, "bottom")
+    ax.text(0.0, at, f"{seg.t * 1000:.3f}", ha="left", va=va, fontsize=8, color="#333333", family="monospace")
 
 
 def _draw_note(ax, note: Note, y: float) -> None:
@@ -324,6 +355,8 @@ def ladder(out: str, pcap: str | None = None, trace: str | None = None, port: in
     check_output(out)
     if trace is not None:
         diagram = from_trace(trace, port)
+        if pcap is not None:
+            add_syn_options(diagram, pcap)
     elif pcap is not None:
         diagram = from_pcap(pcap, port)
     else:

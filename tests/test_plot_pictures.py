@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from stack.plot import PlotError
-from stack.plot_ladder import Gap, Note, Seg, fold, from_pcap, from_trace, ladder
+from stack.plot_ladder import Gap, Note, Seg, add_syn_options, fold, from_pcap, from_trace, label, ladder
 from stack.plot_overlay import overlay, read_series
 from stack.plot_states import observe, states
 from stack.sim.engine import LinkConfig, Simulation
@@ -80,6 +80,16 @@ def test_plot_ladder_renders(run, tmp_path, suffix):
     summary = ladder(str(out), trace=str(run / "flow1-cubic.jsonl"))
     assert "states SYN_SENT ESTABLISHED" in summary
     assert_picture(out)
+
+
+def test_plot_ladder_trace_with_pcap_labels_the_syns_with_their_options(run):
+    """The event log has no options: the capture of the same run gives the SYNs' (MSS 1460 for a
+    1500-byte MTU, SACK permitted, timestamps, window scaling), as tcpdump prints them."""
+    diagram = from_trace(str(run / "flow1-cubic.jsonl"))
+    add_syn_options(diagram, str(run / "flow1-cubic.pcap"))
+    syn, synack = [r for r in diagram.rows if isinstance(r, Seg)][:2]
+    assert syn.options.startswith("<mss 1460,sackOK,TS,wscale ") and synack.options.startswith("<mss 1460,")
+    assert label(syn).startswith("SYN seq=0 win=") and label(syn).endswith(syn.options)
 
 
 def test_plot_ladder_from_pcap_puts_the_client_left(run, tmp_path):

@@ -69,7 +69,7 @@ def test_ladder_of_a_curl_request_shows_the_passive_open_and_close(netns, tmp_pa
     passive side, with the states the stack's connection went through: LISTEN (the child of the
     listening socket), SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED."""
     pytest.importorskip("matplotlib")
-    from stack.plot_ladder import Note, Seg, fold, from_trace
+    from stack.plot_ladder import Note, Seg, add_syn_options, fold, from_trace
 
     pcap, trace, png = tmp_path / "p.pcap", tmp_path / "t.jsonl", tmp_path / "ladder.png"
     served = start_serve(netns, tmp_path, "--pcap", str(pcap), "--trace", str(trace))
@@ -95,5 +95,10 @@ def test_ladder_of_a_curl_request_shows_the_passive_open_and_close(netns, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     assert "states LISTEN SYN_RECV ESTABLISHED CLOSE_WAIT LAST_ACK CLOSE" in result.stdout
+    with_options = from_trace(str(trace), port=80)
+    add_syn_options(with_options, str(pcap))
+    syn, synack = [r for r in with_options.rows if isinstance(r, Seg)][:2]
+    assert "sackOK" in syn.options and "TS" in syn.options  # the kernel's SYN, from the capture
+    assert synack.options.startswith("<mss 1460,")
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 30_000
