@@ -52,18 +52,22 @@ class CapturingDevice:
 
     def read_batch(self) -> PacketBatch:
         batch = self.inner.read_batch()
-        now = time.time()
-        for p in batch.captured():
-            self.writer.write(p, now)
+        self._record(batch)
         return batch
 
     def write_batch(self, batch: PacketBatch | list[bytes]) -> None:
         if not isinstance(batch, PacketBatch):
             batch = PacketBatch.of(batch, self.vnet)
-        now = time.time()
-        for p in batch.captured():
-            self.writer.write(p, now)
+        self._record(batch)
         self.inner.write_batch(batch)
+
+    def _record(self, batch: PacketBatch) -> None:
+        now = time.time()
+        packets = batch.captured()
+        for p in packets:
+            self.writer.write(p, now)
+        if packets:
+            self.writer.flush()  # per batch, so `tcpdump -r` and Wireshark can follow the file live
 
     def close(self) -> None:
         self.inner.close()

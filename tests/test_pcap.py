@@ -35,3 +35,26 @@ def test_pcap_reads_in_tcpdump_without_warnings(tmp_path):
     assert result.returncode == 0
     assert "warning" not in result.stderr.lower()
     assert "10.0.0.1.1234 > 10.0.0.2.80: Flags [S]" in result.stdout
+
+
+def test_capturing_device_flushes_each_batch_so_tcpdump_can_follow_live(tmp_path):
+    if shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump not installed")
+    from stack.pcap import CapturingDevice
+
+    class Sink:
+        name, mtu, vnet = "t", 1500, 0
+
+        def write_batch(self, batch) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    path = tmp_path / "live.pcap"
+    dev = CapturingDevice(Sink(), PcapWriter(str(path)))
+    dev.write_batch([bytes(IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=80, dport=1234, flags="SA"))])
+    # the device is still open: a reader of the file sees the packet already
+    result = subprocess.run(["tcpdump", "-nn", "-r", str(path)], capture_output=True, text=True)
+    assert "10.0.0.2.80 > 10.0.0.1.1234: Flags [S.]" in result.stdout, result.stderr
+    dev.close()
