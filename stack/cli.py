@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     nc = sub.add_parser("nc", help="netcat over the userspace stack: connect to HOST PORT, or -l PORT to listen")
     _add_device_args(nc)
     nc.add_argument("-l", "--listen", action="store_true", help="wait for one connection on PORT (like nc -l)")
+    nc.add_argument(
+        "-k", dest="keep_listening", action="store_true", help="with -l: listen again after each connection (nc -k)"
+    )
     nc.add_argument("--control", default=None, help="control socket path (default /run/tcpstack/PID.sock)")
     nc.add_argument(
         "--linger-time-wait",
@@ -250,7 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     netstat.add_argument("--closed", action="store_true", help="also the last 16 connections that closed")
 
-    sub.add_parser("demo", help="run ping, curl and nc against the stack in a private network namespace")
+    demo = sub.add_parser("demo", help="run ping, curl and nc against the stack in a private network namespace")
+    demo.add_argument("--states", action="store_true", help="the tour of the eleven TCP states instead (tcpstack tour)")
+    tour = sub.add_parser("tour", help="produce each of the eleven TCP states against the kernel, shown in netstat")
+    for p in (demo, tour):
+        p.add_argument(
+            "--pause",
+            type=_bounded(float, 0, 1, "pause"),
+            default=0.5,
+            help="seconds to hold each state on screen for a watching person (0 to 1, default 0.5)",
+        )
 
     script = sub.add_parser("script", help="run packetdrill-format .pkt scripts against the core in virtual time")
     script.add_argument("files", nargs="+", metavar="FILE.pkt")
@@ -287,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "nc" and args.listen == (args.host is not None):
         parser.error("nc: give HOST PORT to connect, or -l PORT to listen")
+    if args.command == "nc" and args.keep_listening and not args.listen:
+        parser.error("nc: -k keeps listening, so it needs -l")
     if args.command in ("serve", "nc"):
         _check_families(parser, args.addr, args.peer)
         for text in args.addr:
@@ -299,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
             from stack.script.cli import run_scripts
 
             return run_scripts(args.files)
+        if args.command == "tour" or (args.command == "demo" and args.states):
+            from stack.tour import run_tour
+
+            return run_tour(args.pause)
         if args.command == "demo":
             from stack.demo import run_demo
 

@@ -56,7 +56,10 @@ async def nc(args) -> int:
     loop.add_signal_handler(signal.SIGTERM, me.cancel)  # stop as cleanly as on Ctrl-C
     try:
         control = await serve_control(control_path, stack)
-        return await _session(stack, args)
+        code = await _session(stack, args)
+        while args.keep_listening:  # nc -l -k: listen again once a connection is done
+            code = await _session(stack, args)
+        return code
     except asyncio.CancelledError:
         return 128 + signal.SIGTERM
     finally:
