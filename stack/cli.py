@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe idle connections (SO_KEEPALIVE for all): seconds idle, seconds between probes, probes",
     )
     serve.add_argument("--control", default=None, help="control socket path (default /run/tcpstack/PID.sock)")
+    serve.add_argument(
+        "--workers",
+        type=_bounded(int, 1, 64, "workers"),
+        default=1,
+        help="processes, one per queue of a multi-queue TUN device; the kernel spreads flows over them",
+    )
     from stack import limits  # light: argparse and the config dataclass
 
     limits.add_arguments(serve)
@@ -328,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_sim(args)
         _check_can_create_tun()
+        if args.command == "serve" and args.workers > 1:
+            return _serve_workers(args)
         if args.command == "serve":
             from stack.serve import serve as command
         else:
@@ -385,6 +393,15 @@ def _draw(args) -> str:
     from stack.plot import plot
 
     return plot(args.pcap, args.output, trace=args.trace, port=args.port, span=args.time)
+
+
+def _serve_workers(args) -> int:
+    from stack.workers import serve_workers
+
+    try:
+        return serve_workers(args)
+    except OSError as exc:
+        return _fail(f"serve: {exc.strerror or exc}")
 
 
 def _run_on_uvloop(coro, name: str) -> int:

@@ -24,7 +24,7 @@ def offload_wanted(args) -> bool:
     return (args.offload or os.environ.get("TCPSTACK_OFFLOAD") or "on") != "off"
 
 
-def _note(line: str) -> None:
+def note(line: str) -> None:
     sys.stderr.write(f"tcpstack: {line}\n")
     sys.stderr.flush()
 
@@ -69,12 +69,15 @@ def config_from_args(args):
     return config
 
 
-async def open_stack_from_args(args):
-    """The Stack on a new TUN device, configured by the device options serve and nc share."""
+async def open_stack_from_args(args, queue=None, worker: int | None = None):
+    """The Stack on a new TUN device, configured by the device options serve and nc share; or on `queue`,
+    worker `worker`'s queue of a device already open (`--workers`: its pcap and event log get `.wN`)."""
     from stack.aio.stack import Stack
 
     config = config_from_args(args)
-    text_trace, event_log = open_trace(args.trace)
+    suffix = "" if worker is None else f".w{worker}"
+    trace = args.trace + suffix if args.trace not in (None, "-") else args.trace
+    text_trace, event_log = open_trace(trace)
     try:
         return await Stack.open_tun(
             args.tun,
@@ -83,11 +86,12 @@ async def open_stack_from_args(args):
             mtu=args.mtu,
             config=config,
             fault=args.fault,
-            pcap=args.pcap,
+            pcap=args.pcap + suffix if args.pcap is not None else None,
             trace=text_trace,
             event_log=event_log,
             offload=offload_wanted(args),
-            note=_note,
+            note=note,
+            queue=queue,
         )
     except BaseException:
         if event_log is not None:
@@ -96,12 +100,19 @@ async def open_stack_from_args(args):
 
 
 async def serve(args) -> int:
-    from stack.control import claim, default_path, serve_control, stop_control
-    from stack.services import DEFAULT_PORTS, SERVICES
+    from stack.control import claim, default_path
 
     control_path = args.control or default_path()
     claim(control_path)  # before the TUN exists: a refused serve leaves nothing behind
-    stack = await open_stack_from_args(args)
+    return await serve_on(args, control_path)
+
+
+async def serve_on(args, control_path: str, queue=None, worker: int | None = None) -> int:
+    """Serve the services until SIGINT/SIGTERM: on a new TUN device, or as worker `worker` on `queue`."""
+    from stack.control import serve_control, stop_control
+    from stack.services import DEFAULT_PORTS, SERVICES
+
+    stack = await open_stack_from_args(args, queue, worker)
     control = None
     try:
         services = args.services or list(DEFAULT_PORTS.items())
@@ -113,10 +124,9 @@ async def serve(args) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         names = ", ".join(f"{n}:{p}" for n, p in services)
-        print(
-            f"tcpstack: serving {names} at {' and '.join(args.addr)} on {stack.device.name} (control {control_path})",
-            flush=True,
-        )
+        if worker is None:  # the workers' parent speaks for them
+            where = f"at {' and '.join(args.addr)} on {stack.device.name} (control {control_path})"
+            print(f"tcpstack: serving {names} {where}", flush=True)
         await stop.wait()
     finally:
         stop_control(control, control_path)

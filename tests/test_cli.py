@@ -30,6 +30,7 @@ def tcpstack(*args: str) -> subprocess.CompletedProcess:
         [*BASE, "--cc", "no.such.module:Controller"],
         [*BASE, "--timestamps", "maybe"],
         [*BASE, "--offload", "maybe"],
+        [*BASE, "--workers", "0"],
         ["serve", "--tun", "tun9", "--addr", "10.9.0", "--peer", "10.9.0.1/24"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "10.9.0.1", "99999"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "5000"],

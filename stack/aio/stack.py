@@ -128,21 +128,26 @@ class Stack:
         event_log: EventLog | None = None,
         offload: bool = True,
         note: Callable[[str], None] | None = None,
+        queue=None,
     ) -> Stack:
-        """The stack on a new TUN device. `offload`: where the kernel allows, TUN offloads (checksums
-        both ways, super-segments both ways); off with `fault`, which acts on wire-sized packets. `note`
-        hears one line when offloads were asked for and are off."""
+        """The stack on a new TUN device, or on `queue`, one already opened queue of it (`--workers`).
+        `offload`: where the kernel allows, TUN offloads (checksums both ways, super-segments both ways);
+        off with `fault`, which acts on wire-sized packets. `note` hears one line when offloads were asked
+        for and are off."""
         from stack.aio.tun import TunDevice
 
         addrs = [addrs] if isinstance(addrs, str) else list(addrs)
         peers = [peers] if isinstance(peers, str) else list(peers)
-        if offload and fault is not None:
-            offload = False
-            if note is not None:
-                note("offloads off: --fault acts on wire-sized packets")
-        device = TunDevice(tun, addrs, peers, mtu, offload=offload)
-        if device.offload_note is not None and note is not None:
-            note(device.offload_note)
+        if queue is not None:
+            device = queue
+        else:
+            if offload and fault is not None:
+                offload = False
+                if note is not None:
+                    note("offloads off: --fault acts on wire-sized packets")
+            device = TunDevice(tun, addrs, peers, mtu, offload=offload)
+            if device.offload_note is not None and note is not None:
+                note(device.offload_note)
         if pcap is not None:
             from stack.pcap import CapturingDevice, PcapWriter
 

@@ -40,13 +40,36 @@ class TunDevice:
         offload: bool = True,
     ) -> None:
         self.offload_note: str | None = None
-        self._attach(name, mtu, offload)
+        self._attach(name, mtu, offload, multi_queue=False)
         self._configure(name, addrs, peers, mtu)
 
-    def _attach(self, name: str, mtu: int, offload: bool) -> None:
-        self._tun = self._open(name, offload)
+    @classmethod
+    def queues(
+        cls, name: str, addrs: str | Sequence[str], peers: str | Sequence[str], mtu: int, count: int, offload: bool
+    ) -> list[TunDevice]:
+        """`count` queues of one IFF_MULTI_QUEUE device: the kernel spreads flows over them by hash, each
+        queue read by its own process (`--workers`). The device lives while any queue is open."""
+        first = cls.__new__(cls)
+        first.offload_note = None
+        first._attach(name, mtu, offload, multi_queue=True)
+        devices = [first]
+        try:
+            first._configure(name, addrs, peers, mtu)
+            for _ in range(count - 1):
+                queue = cls.__new__(cls)
+                queue.offload_note = None
+                queue._attach(first.name, mtu, first.vnet != 0, multi_queue=True)
+                devices.append(queue)
+        except BaseException:
+            for device in devices:
+                device.close()
+            raise
+        return devices
+
+    def _attach(self, name: str, mtu: int, offload: bool, multi_queue: bool) -> None:
+        self._tun = self._open(name, offload, multi_queue)
         if offload and self._tun is None:
-            self._tun = self._open(name, False)
+            self._tun = self._open(name, False, multi_queue)
         self.vnet = VNET_HDR_LEN if offload and self.offload_note is None else 0
         self.gso = self.vnet != 0
         self.name = self._tun.name
@@ -77,10 +100,12 @@ class TunDevice:
             self._tun.close()
             raise
 
-    def _open(self, name: str, offload: bool):
+    def _open(self, name: str, offload: bool, multi_queue: bool):
         import pytun  # imported here so that tests and tools without TUN never need it
 
         flags = pytun.IFF_TUN | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
+        if multi_queue:
+            flags |= pytun.IFF_MULTI_QUEUE
         try:
             tun = pytun.TunTapDevice(name=name, flags=flags)
         except OSError as exc:  # EBUSY: another process holds it; EINVAL: a device of another kind
@@ -104,7 +129,9 @@ class TunDevice:
         write_batch(self._fd, batch, self.vnet)
 
     def close(self) -> None:
-        self._tun.close()  # closing a non-persistent TUN removes the device
+        # the last close of a non-persistent TUN removes the device (with queues: of its last queue, in
+        # any process; closing a queue in a process that shares it with a worker only drops this handle)
+        self._tun.close()
 
 
 class SocketPairDevice:
