@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
-from stack.tcp.timers import ObservedTimers
 from stack.wire import addr
 from stack.wire.segment import Flags, Segment, flags_str
 from stack.wire.seq import seq_add, seq_gt, seq_lt, seq_sub
@@ -148,7 +147,7 @@ class EventLog:
         if rec is None:
             rec = _ConnTrace(_fmt(*conn.local), _fmt(*conn.remote))
             self._conns[conn] = rec
-            conn.timers = ObservedTimers.watching(conn.timers, lambda a, n, d: self._timer(rec, a, n, d))
+            conn.watch_timers(lambda a, n, d: self._timer(rec, a, n, d))
         return rec
 
     def _timer(self, rec: _ConnTrace, action: str, name: str, deadline: float | None) -> None:

@@ -107,7 +107,7 @@ def icmp_error(conn: Connection, error: IcmpError, now: float) -> Outcome:
         return Outcome.IGNORED
     if hard and state in (State.SYN_SENT, State.SYN_RECEIVED):
         conn.soft_error = err
-        conn._on_reset(True, now)
+        conn.on_reset(True, now)
         return Outcome.ABORTED
     conn.soft_error = err
     return Outcome.SOFT_ERROR
@@ -160,5 +160,5 @@ def _path_mtu_reduced(conn: Connection, error: IcmpError) -> Outcome:
         # every segment in flight larger than the new size was dropped at that hop: resend it in pieces
         # of the new size, without the congestion response (Linux tcp_simple_retransmit)
         conn.recovery.mtu_reduced(mss)
-        conn._rtt_seq = None  # Karn: never time a retransmission
+        conn.sender.rtt_seq = None  # Karn: never time a retransmission
     return Outcome.PMTU_REDUCED

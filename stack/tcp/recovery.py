@@ -125,7 +125,7 @@ class Recovery:
                 self.recover = None
                 self._end_episode()
                 conn.cc.on_recovery_exit()
-            elif not conn.sack_ok:  # partial ACK: the next segment was lost too (RFC 6582 §3.2 step 4)
+            elif not conn.receiver.sack_ok:  # partial ACK: the next segment was lost too (RFC 6582 §3.2 step 4)
                 first = self.board.first()
                 if first is not None and self.board.mark_lost(first):
                     conn.retransmit(first, now)
@@ -140,17 +140,17 @@ class Recovery:
                 self._frto_ack(advanced=False)
             return
         if self.recover is not None:
-            if not conn.sack_ok:
+            if not conn.receiver.sack_ok:
                 conn.cc.on_dup_ack()  # NewReno: inflate by the segment that left the network
             return
-        if not conn.sack_ok and self.dupacks >= DUP_THRESH:
+        if not conn.receiver.sack_ok and self.dupacks >= DUP_THRESH:
             first = self.board.first()
             if first is not None:
                 self.board.mark_lost(first)
                 self._enter_fast_recovery(now)
                 conn.retransmit(first, now)  # fast retransmit (RFC 5681 §3.2 step 4)
             return
-        if not conn.sack_ok:
+        if not conn.receiver.sack_ok:
             # RFC 3042: one new segment per duplicate ACK. With SACK the SACKed segment already left the
             # pipe (RFC 6675 §5), which lets exactly one new segment out, as Linux does
             self.limited_transmit = min(self.dupacks, 2)
@@ -160,9 +160,9 @@ class Recovery:
         conn = self.conn
         delivered, self._delivered = self._delivered, 0
         board = self.board
-        if conn.sack_ok and (board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
+        if conn.receiver.sack_ok and (board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
             self.detect_loss(now)  # (not while F-RTO waits to learn whether the timeout was spurious)
-        if self.recover is not None and conn.sack_ok:
+        if self.recover is not None and conn.receiver.sack_ok:
             self._prr_on_ack(delivered)
 
     def detect_loss(self, now: float) -> None:
@@ -178,7 +178,7 @@ class Recovery:
             conn.timers.stop(timers.RACK_REORDER)
         if lost and not self.in_recovery:
             self._enter_fast_recovery(now)
-        if lost and self.recover is not None and conn.sack_ok:
+        if lost and self.recover is not None and conn.receiver.sack_ok:
             # whatever PRR allows, a newly lost segment may always go (Linux tcp_rack_reo_timeout, which
             # reduces the window as for one delivered segment): found by the timer, it has no ACK to wait for
             conn.cc.cwnd = max(conn.cc.cwnd, board.in_flight() + min(mss, lost[0].length))
@@ -262,7 +262,7 @@ class Recovery:
         conn = self.conn
         tcb = conn.tcb
         if self._frto_step == 2:
-            if not advanced or seq_ge(tcb.snd_una, self.loss_high) or conn._unsent_bytes() == 0:
+            if not advanced or seq_ge(tcb.snd_una, self.loss_high) or conn.sender.unsent(tcb.snd_nxt) == 0:
                 self._frto_step = 0  # step 2a: go on with conventional RTO recovery
                 return
             # step 2b: the retransmission arrived; hold the other resends and send two new segments
@@ -321,7 +321,7 @@ class Recovery:
     def _ts_says_original(self, rec: SentSegment) -> bool:
         """RFC 8985 §6.2 step 2 with timestamps: the echoed TSval predates the retransmission."""
         conn = self.conn
-        if not rec.retransmitted or not conn.ts_ok or not conn.ts_ecr_seen:
+        if not rec.retransmitted or not conn.receiver.ts_ok or not conn.ts_ecr_seen:
             return False
         return seq_lt(conn.ts_ecr_seen, conn.ts_val(rec.xmit_ts))
 

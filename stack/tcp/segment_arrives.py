@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stack.tcp import timers
 from stack.tcp.ecn import Ecn
-from stack.tcp.reset import reset_for
 from stack.tcp.state import Event, State
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
@@ -15,7 +13,6 @@ if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
 _RECEIVING_TEXT = (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2)
-_OOW_ACK_INTERVAL = 0.5  # seconds between answers to unacceptable pure ACKs (Linux tcp_invalid_ratelimit)
 
 
 def segment_arrives(conn: Connection, seg: Segment, now: float) -> None:
@@ -35,32 +32,32 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
     ack_ok = False
     if flags & Flags.ACK:  # first: check the ACK bit
         if seq_le(seg.ack, tcb.iss) or seq_gt(seg.ack, tcb.snd_max):
-            _reset(conn, seg)  # (never for a RST)
+            conn.answer_with_reset(seg)  # (never for a RST)
             return
         ack_ok = True
     if flags & Flags.RST:  # second: the RST bit
         if ack_ok:
-            conn._on_reset(True, now)
+            conn.on_reset(True, now)
         return
     if not flags & Flags.SYN:  # fourth: neither SYN nor RST: drop
         return
     tcb.irs = seg.seq
     tcb.rcv_nxt = seq_add(seg.seq, 1)
-    conn._apply_peer_syn_options(seg.options)
-    conn._open_receive_window()
+    conn.apply_peer_syn_options(seg.options)
+    conn.receiver.open_window()
     if ack_ok:
         conn.ecn.ok = conn.config.ecn and Ecn.setup_synack(seg)  # RFC 3168 §6.1.1
-        conn._update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
-        conn._on_ack_advanced(seg.ack, now)
+        conn.update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
+        conn.on_ack_advanced(seg.ack, now)
         conn.enter(Event.SYN_ACK, now)
-        conn._ack_now = True
+        conn.receiver.ack_now = True
         if seg.payload or seg.flags & Flags.FIN:
             _process_text_and_fin(conn, seg, seq_add(seg.seq, 1), seg.payload, now)
     else:  # simultaneous open (§3.10.7.3 fourth check)
         conn.renegotiate_syn_options(seg.options)
-        conn._update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
+        conn.update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
         conn.enter(Event.SYN, now)
-        conn._send_syn(now, retransmit=True)
+        conn.send_syn(now, retransmit=True)
 
 
 def _acceptable(conn: Connection, seq: int, seg_len: int) -> bool:
@@ -84,16 +81,17 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     seg_len = seg.seg_len
 
     if conn.state is State.SYN_RECEIVED and flags & Flags.SYN and seq == tcb.irs and not flags & Flags.ACK:
-        conn._send_syn(now, retransmit=True)  # the peer retransmitted its SYN: resend our SYN,ACK
+        conn.send_syn(now, retransmit=True)  # the peer retransmitted its SYN: resend our SYN,ACK
         return
 
     # RFC 7323 §5.3 R1: PAWS drops a segment whose timestamp is older than TS.Recent
+    receiver = conn.receiver
     ts = seg.options.timestamps
     conn.ts_ecr_seen = 0
-    if conn.ts_ok and ts is not None:
-        if seq_lt(ts[0], conn.ts_recent) and not flags & Flags.RST:
+    if receiver.ts_ok and ts is not None:
+        if seq_lt(ts[0], receiver.ts_recent) and not flags & Flags.RST:
             conn.counters.paws_drops += 1
-            conn._ack_now = True
+            conn.receiver.ack_now = True
             return
         conn.ts_ecr_seen = ts[1]
 
@@ -102,7 +100,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         if seq == tcb.rcv_nxt and seq_sub(tcb.rcv_adv, tcb.rcv_nxt) <= 0:
             # zero window: still take valid ACKs, URGs and RSTs (§3.10.7.4 first check) and, as Linux,
             # a bare FIN; the text is trimmed away below and the ACK we owe repeats the closed window
-            conn._ack_now = True
+            conn.receiver.ack_now = True
         else:
             if flags & Flags.RST:
                 conn.counters.rsts_out_of_window += 1  # dropped silently (RFC 5961 §3.2)
@@ -113,8 +111,8 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             return
 
     # RFC 7323 §4.3: remember the timestamp of a segment at or before the left edge of the window
-    if conn.ts_ok and ts is not None and seq_le(seq, tcb.rcv_nxt) and seq_ge(ts[0], conn.ts_recent):
-        conn.ts_recent = ts[0]
+    if receiver.ts_ok and ts is not None and seq_le(seq, tcb.rcv_nxt) and seq_ge(ts[0], receiver.ts_recent):
+        receiver.ts_recent = ts[0]
 
     # second: RST (with RFC 5961 §3.2: only an exact match resets, in-window gets a challenge ACK)
     if flags & Flags.RST:
@@ -125,14 +123,14 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             if conn.passive:
                 conn.enter(Event.RST, now)
             else:
-                conn._on_reset(True, now)
+                conn.on_reset(True, now)
         elif conn.state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
             if conn.state is State.TIME_WAIT:
                 # TIME-WAIT assassination (RFC 1337): RFC 9293 and Linux (tcp_rfc1337=0) let it happen
                 conn.counters.time_wait_killed += 1
             conn.enter(Event.RST, now)
         else:
-            conn._on_reset(False, now)
+            conn.on_reset(False, now)
         return
 
     # fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 §4.2)
@@ -148,14 +146,14 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
 
     if conn.ecn.on_arrival(seg):  # a CE mark: echo it at once (RFC 3168 §6.1.3; Linux quickacks too)
         conn.counters.ce_received += 1
-        conn._ack_now = True
+        conn.receiver.ack_now = True
 
     # sixth (URG) is accepted and ignored: the pointer never hides data. seventh/eighth: text, FIN
     if conn.state in _RECEIVING_TEXT or (seg.flags & Flags.FIN and conn.state is not State.TIME_WAIT):
         if seg.payload or flags & Flags.FIN:
             _process_text_and_fin(conn, seg, seq, seg.payload, now)
     elif conn.state is State.TIME_WAIT and flags & Flags.FIN:
-        conn._ack_now = True
+        conn.receiver.ack_now = True
         conn.restart_time_wait(now)
     # after the FIN check, so that FIN together with the ACK of our FIN goes straight to TIME-WAIT
     if conn.state is State.FIN_WAIT_1 and conn.fin_acked:
@@ -168,15 +166,12 @@ def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:
     ACKs fall outside each other's window would otherwise answer each other forever."""
     tcb = conn.tcb
     conn.counters.out_of_window += 1
-    if not seg.seg_len:
-        if now - conn._last_oow_ack < _OOW_ACK_INTERVAL:
-            conn.counters.oow_acks_skipped += 1
-            return
-        conn._last_oow_ack = now
-    conn._ack_now = True
+    if not seg.seg_len and not conn.may_answer_pure_ack(now):
+        return
+    conn.receiver.ack_now = True
     end = seq_add(seg.seq, seg.seg_len)
-    if seg.seg_len and conn.sack_ok and seq_le(end, tcb.rcv_nxt):
-        conn.dsack = (seg.seq, end)  # report the duplicate (RFC 2883 §4)
+    if seg.seg_len and conn.receiver.sack_ok and seq_le(end, tcb.rcv_nxt):
+        conn.receiver.dsack = (seg.seq, end)  # report the duplicate (RFC 2883 §4)
     if conn.state is State.TIME_WAIT and seg.flags & Flags.FIN:
         # a retransmitted FIN: re-ACK it and restart 2*MSL (§3.10.7.4 eighth check)
         conn.restart_time_wait(now)
@@ -189,23 +184,23 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
     state = conn.state
     if state is State.SYN_RECEIVED:
         if seq_lt(tcb.snd_una, ack) and seq_le(ack, tcb.snd_max):
-            conn._update_send_window(seg.window, seg.seq, ack)
-            conn._on_ack_advanced(ack, now)
+            conn.update_send_window(seg.window, seg.seq, ack)
+            conn.on_ack_advanced(ack, now)
             conn.enter(Event.ACK_OF_SYN, now)
             state = conn.state
         else:
-            _reset(conn, seg)
+            conn.answer_with_reset(seg)
             return False
 
     if seq_gt(ack, tcb.snd_max):  # ACKs something not yet sent: ACK and drop
-        conn._ack_now = True
+        conn.receiver.ack_now = True
         return False
     if seq_lt(ack, seq_add(tcb.snd_una, -max(tcb.max_snd_wnd, 1))):
         # RFC 5961 §5.2: an ACK older than SND.UNA - MAX.SND.WND is a blind injection attempt
         conn.challenge_ack(now)
         return False
     newly_sacked = False
-    if conn.sack_ok and seg.options.sack_blocks:
+    if conn.receiver.sack_ok and seg.options.sack_blocks:
         newly_sacked = conn.recovery.on_sack(seg.options.sack_blocks, ack, now)
     if seq_lt(ack, tcb.snd_una):
         pass  # old duplicate: ignore the ACK, keep processing the text
@@ -224,7 +219,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
             conn.recovery.on_duplicate_ack(now)
     else:
         _update_window_if_newer(conn, seg, now)
-        conn._on_ack_advanced(ack, now)
+        conn.on_ack_advanced(ack, now)
     conn.recovery.after_ack(now)
     if seg.flags & Flags.ECE and conn.ecn.ok:
         conn.recovery.on_ece(now)
@@ -244,7 +239,7 @@ def _update_window_if_newer(conn: Connection, seg: Segment, now: float) -> None:
     tcb = conn.tcb
     if seq_lt(tcb.snd_wl1, seg.seq) or (tcb.snd_wl1 == seg.seq and seq_le(tcb.snd_wl2, seg.ack)):
         was_closed = tcb.snd_wnd == 0
-        conn._update_send_window(seg.window, seg.seq, seg.ack)
+        conn.update_send_window(seg.window, seg.seq, seg.ack)
         if was_closed and tcb.snd_wnd:
             conn.window_opened(now)
 
@@ -253,17 +248,18 @@ def _memory_refuses(conn: Connection, seq: int, exhausted: bool) -> bool:
     """Under the stack's memory pressure (stack/tcp/memory.py): out-of-order data is pruned and not
     queued (Linux tcp_prune_ofo_queue); at the limit in-order data is dropped too unless the receive
     queue is empty (Linux TCPRcvQDrop and sk_forced_mem_schedule). Nothing acknowledged is dropped."""
-    reasm = conn._reasm
+    receiver = conn.receiver
+    reassembly = receiver.reassembly
     if seq != conn.tcb.rcv_nxt:
-        if len(reasm):
-            reasm.clear()
+        if len(reassembly):
+            reassembly.clear()
             conn.counters.ofo_pruned += 1
         conn.counters.ofo_drops += 1
-        conn._ack_now = True  # a duplicate ACK, as for any out-of-order segment (RFC 5681 §4.2)
+        receiver.ack_now = True  # a duplicate ACK, as for any out-of-order segment (RFC 5681 §4.2)
         return True
-    if exhausted and conn._rcv_buf:
+    if exhausted and len(receiver):
+        receiver.ack_now = True
         conn.counters.rcvq_drops += 1
-        conn._ack_now = True
         return True
     return False
 
@@ -271,13 +267,15 @@ def _memory_refuses(conn: Connection, seq: int, exhausted: bool) -> bool:
 def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: bytes, now: float) -> None:
     """Seventh and eighth checks: deliver in-order text, queue out-of-order text, then the FIN."""
     tcb = conn.tcb
+    receiver = conn.receiver
+    reassembly = receiver.reassembly
     fin = bool(seg.flags & Flags.FIN)
     receiving = conn.state in _RECEIVING_TEXT
-    if payload and conn._orphaned and conn.state in (State.FIN_WAIT_1, State.FIN_WAIT_2):
+    if payload and conn.orphaned and conn.state in (State.FIN_WAIT_1, State.FIN_WAIT_2):
         if seq_gt(seq_add(seq, len(payload)), tcb.rcv_nxt):
             # RFC 1122 §4.2.2.13: new data for a socket the application closed is lost: say so with a
             # RST and drop the connection (Linux tcp_rcv_state_process, TCPAbortOnData)
-            _reset(conn, seg)
+            conn.answer_with_reset(seg)
             conn.counters.aborts_on_data += 1
             conn.enter(Event.DATA_AFTER_CLOSE, now)
             return
@@ -285,77 +283,58 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
         # trim what was already received, and what lies beyond the window we offered
         head = seq_sub(tcb.rcv_nxt, seq)
         if head > 0:
-            if conn.sack_ok:
-                conn.dsack = (seq, tcb.rcv_nxt)  # the duplicate part is reported (RFC 2883 §4)
+            if receiver.sack_ok:
+                receiver.dsack = (seq, tcb.rcv_nxt)  # the duplicate part is reported (RFC 2883 §4)
             payload = payload[head:]
             seq = tcb.rcv_nxt
         room = seq_sub(tcb.rcv_adv, seq)
         if len(payload) > room:
             payload = payload[: max(room, 0)]
             fin = False  # the FIN lies beyond the window
-        memory = conn.memory
+        memory = receiver.memory
         if memory is not None and memory.pressure and payload and _memory_refuses(conn, seq, memory.exhausted):
             return  # dropped before it is acknowledged: the peer sends it again
         if seq == tcb.rcv_nxt:
-            had_holes = len(conn._reasm) > 0
-            conn._deliver(payload)
-            conn._deliver(conn._reasm.pop_ready(tcb.rcv_nxt))
+            had_holes = len(reassembly) > 0
+            receiver.deliver(payload)
+            receiver.deliver(reassembly.pop_ready(tcb.rcv_nxt))
             if had_holes:
-                conn._ack_now = True  # a hole was filled: ACK at once (RFC 5681 §4.2)
+                receiver.ack_now = True  # a hole was filled: ACK at once (RFC 5681 §4.2)
             else:
-                conn._schedule_ack(now, len(payload))
+                receiver.schedule_ack(now, len(payload), conn.rto.rto)
         elif payload:
-            end = seq_add(seq, len(payload))
-            if conn.sack_ok and any(seq_le(a, seq) and seq_le(end, b) for a, b in conn._reasm.sack_blocks()):
-                conn.dsack = (seq, end)  # a duplicate of data held out of order (RFC 2883 §4.1.3)
-            if conn._reasm.add(tcb.rcv_nxt, seq, payload):
+            if receiver.hold(seq, payload):  # out-of-order: held, and a duplicate ACK at once (RFC 5681 §4.2)
                 conn.counters.ofo_drops += 1  # the queue's bounds dropped data furthest from RCV.NXT
                 fin = False  # if it was this segment's, the FIN goes with it; the peer resends both
-            conn._ooo_arrivals.append(seq)
-            conn._ack_now = True  # out-of-order: immediate duplicate ACK (RFC 5681 §4.2)
             if fin:
-                conn._reasm.fin_seq = seq_add(seq, len(payload))
+                reassembly.fin_seq = seq_add(seq, len(payload))
             return
     elif payload:
         payload = b""  # text after the peer's FIN is ignored (§3.10.7.4 seventh check)
     if not fin:
-        held = conn._reasm.fin_seq
+        held = reassembly.fin_seq
         if held is None or held != tcb.rcv_nxt:
             return
-        conn._reasm.fin_seq = None
+        reassembly.fin_seq = None
     elif seq_add(seq, len(payload)) != tcb.rcv_nxt:
         if seq_gt(seq_add(seq, len(payload)), tcb.rcv_nxt):
-            conn._reasm.fin_seq = seq_add(seq, len(payload))
-            conn._ack_now = True
+            reassembly.fin_seq = seq_add(seq, len(payload))
+            receiver.ack_now = True
         return
     _process_fin(conn, now, hole_filled=not fin)
 
 
 def _process_fin(conn: Connection, now: float, hole_filled: bool = False) -> None:
     """Eighth check: the FIN is in sequence (`hole_filled`: it was held behind a hole this segment filled)."""
-    tcb = conn.tcb
     state = conn.state
     if state in (State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK):
-        conn._ack_now = True
+        conn.receiver.ack_now = True
         return
-    tcb.rcv_nxt = seq_add(tcb.rcv_nxt, 1)
-    conn._on_peer_fin()
-    conn.dsack = None  # Linux (tcp_fin) resets its SACK state: no D-SACK rides on the ACK of a FIN
-    if state in (State.SYN_RECEIVED, State.ESTABLISHED):
-        # Linux (tcp_fin): CLOSE-WAIT starts in interactive mode, so the ACK of the FIN waits for the
-        # delayed-ACK timer (RFC 9293 §3.8.6.3) and rides on our FIN or data if the application answers.
-        # Before any data arrived Linux's ACK timeout (ato) is still 0: then it goes at once; and a
-        # filled hole is ACKed at once (RFC 5681 §4.2)
-        conn._pingpong = True
-        if conn._unacked_segments < 2 and not hole_filled and conn._delack_started:
-            conn._ack_now = False
-            conn.timers.start_if_idle(timers.DELAYED_ACK, now + conn.config.delayed_ack)
-        else:
-            conn._ack_now = True
+    half_close = state in (State.SYN_RECEIVED, State.ESTABLISHED)
+    conn.receiver.peer_finished(now, half_close, hole_filled)
+    if half_close:
         conn.enter(Event.FIN, now)
-        return
-    conn._ack_now = True  # closing ourselves: the FIN is ACKed at once (Linux tcp_fin)
-    if state is State.FIN_WAIT_1:
+    elif state is State.FIN_WAIT_1:
         if conn.fin_acked:
             conn.enter(Event.FIN_ACK_OF_FIN, now)
         else:
@@ -371,19 +350,11 @@ def syn_ends_time_wait(conn: Connection, seg: Segment, now: float) -> bool:
     if conn.state is not State.TIME_WAIT or seg.flags & (Flags.SYN | Flags.ACK | Flags.RST) != Flags.SYN:
         return False
     ts = seg.options.timestamps
-    if conn.ts_ok and ts is not None:
-        newer = seq_gt(ts[0], conn.ts_recent)
+    if conn.receiver.ts_ok and ts is not None:
+        newer = seq_gt(ts[0], conn.receiver.ts_recent)
     else:
         newer = seq_gt(seg.seq, conn.tcb.rcv_nxt)
     if newer:
         conn.counters.time_wait_recycled += 1
         conn.enter(Event.SYN, now)
     return newer
-
-
-def _reset(conn: Connection, seg: Segment) -> None:
-    """Answer this segment with the RST RFC 9293 §3.10.7 prescribes (nothing for a RST)."""
-    rst = reset_for(seg)
-    if rst is not None:
-        conn._out.append(rst)
-        conn.counters.resets_out += 1

@@ -87,7 +87,7 @@ class ObservedTimers(Timers):
     def watching(cls, timers: Timers, observer: TimerObserver) -> ObservedTimers:
         """An observed copy of `timers`; timers already running are carried over unreported."""
         observed = cls(observer)
-        observed._deadlines.update(timers._deadlines)
+        observed._deadlines.update(timers.items())
         return observed
 
     def start(self, name: str, deadline: float) -> None:

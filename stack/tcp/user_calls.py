@@ -26,25 +26,19 @@ def send(conn: Connection, data: bytes, now: float) -> int:
     state = conn.state
     if state in (State.CLOSED, State.LISTEN) or conn.finished:
         raise LocalProtocolError("connection does not exist")
-    if conn._fin_queued or state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT):
+    if conn.sender.fin_queued or state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT):
         raise LocalProtocolError("connection closing")
-    n = conn.send_buffer.append(data, conn.send_space)
+    n = conn.sender.buffer.append(data, conn.send_space)
     if n < len(data):
-        conn._send_space_wanted = True  # report SendSpace when an ACK frees room
+        conn.sender.space_wanted = True  # report SendSpace when an ACK frees room
     return n
 
 
 def receive(conn: Connection, max_bytes: int) -> bytes:
     """RECEIVE (§3.10.3): take in-order bytes; may queue a window update (§3.8.6.2.2)."""
-    buf = conn._rcv_buf
-    if max_bytes < 0 or max_bytes >= len(buf):
-        data = bytes(buf)
-        buf.clear()
-    else:
-        data = bytes(memoryview(buf)[:max_bytes])
-        del buf[:max_bytes]  # bytearray drops a prefix without moving the rest
+    data = conn.receiver.read(max_bytes)
     if data and conn.state.synchronized and conn.state is not State.TIME_WAIT:
-        conn._maybe_window_update()
+        conn.receiver.maybe_window_update()
     return data
 
 
@@ -52,15 +46,15 @@ def close(conn: Connection, now: float) -> None:
     """CLOSE (§3.10.4): a FIN follows the queued data; receiving goes on (half-close)."""
     state = conn.state
     if state in (State.LISTEN, State.SYN_SENT):
-        conn.send_buffer.clear()
+        conn.sender.buffer.clear()
         conn.enter(Event.CLOSE, now)
-    elif state is State.SYN_RECEIVED and len(conn.send_buffer):
-        conn._fin_queued = True  # data first: "queue for processing after entering ESTABLISHED" (§3.10.4)
+    elif state is State.SYN_RECEIVED and len(conn.sender.buffer):
+        conn.sender.queue_fin()  # data first: "queue for processing after entering ESTABLISHED" (§3.10.4)
     elif state in (State.SYN_RECEIVED, State.ESTABLISHED):
-        conn._fin_queued = True
+        conn.sender.queue_fin()
         conn.enter(Event.CLOSE, now)
     elif state is State.CLOSE_WAIT:
-        conn._fin_queued = True
+        conn.sender.queue_fin()
         conn.enter(Event.CLOSE, now)
     elif state is State.CLOSED:
         raise LocalProtocolError("connection does not exist")
@@ -71,7 +65,7 @@ def close(conn: Connection, now: float) -> None:
 def detach(conn: Connection, now: float) -> None:
     """The application let go of the connection (Linux close() of the socket): it is an orphan now,
     so a FIN_WAIT_2 waiting for the peer's FIN is bounded by config.fin_timeout (Linux tcp_fin_timeout)."""
-    conn._orphaned = True
+    conn.orphaned = True
     if conn.state is State.FIN_WAIT_2:
         conn.timers.start_if_idle(timers.FIN_WAIT_2, now + conn.config.fin_timeout)
 
@@ -81,6 +75,6 @@ def abort(conn: Connection, now: float) -> None:
     if conn.state is State.CLOSED:
         return
     if conn.state in _ABORT_SENDS_RST:
-        conn._emit_rst(conn.acceptable_seq())
-    conn.send_buffer.clear()
+        conn.emit_rst(conn.acceptable_seq())
+    conn.sender.buffer.clear()
     conn.enter(Event.ABORT, now)

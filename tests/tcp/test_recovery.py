@@ -13,7 +13,7 @@ def _sack(*blocks: tuple[int, int]) -> TcpOptions:
 
 def _flight(conn_in, segments: int, **config):
     c = conn_in(State.ESTABLISHED, congestion="reno", **config)
-    c.sack_ok = True
+    c.receiver.sack_ok = True
     c.send(b"d" * (segments * MSS), 0.0)
     assert len(sent(c, 0.0)) == min(segments, 10)
     return c

@@ -140,9 +140,9 @@ def check_connection(conn: Connection) -> None:
     assert seq_le(tcb.snd_nxt, tcb.snd_max), (tcb.snd_nxt, tcb.snd_max)
     config = conn.config
     assert conn.send_queue_bytes <= config.send_buffer
-    held = conn._reasm.bytes_held  # out-of-order bytes are buffer space too (§3.8.6)
+    held = conn.receiver.reassembly.bytes_held  # out-of-order bytes are buffer space too (§3.8.6)
     assert 0 <= held and conn.recv_queue_bytes + held <= config.receive_buffer, (conn.recv_queue_bytes, held)
-    assert len(conn._reasm) <= max(held, 0)  # every run holds at least one byte
+    assert len(conn.receiver.reassembly) <= max(held, 0)  # every run holds at least one byte
     check_history(conn.history, conn.state)
     if conn.state is State.CLOSED:
         assert conn.finished and conn.next_deadline() is None

@@ -1,0 +1,85 @@
+"""The send side's own state: the send buffer and the FIN after it, and the rules that hold data back.
+
+It owns what the application queued (send_buffer.py), where our FIN goes, Nagle's algorithm with
+Minshall's variant (RFC 9293 §3.7.4) and sender SWS avoidance (§3.8.6.2.1), the pacing clock, the
+zero-window probe backoff (§3.8.6.1), the tail-loss-probe marks (RFC 8985 §7) and the one segment timed
+for an RTT sample (Karn, RFC 6298 §3). The connection's output path asks it, and sends.
+"""
+
+from __future__ import annotations
+
+from stack.tcp import timers
+from stack.tcp.send_buffer import SendBuffer
+from stack.tcp.tcb import Tcb
+from stack.wire.seq import seq_add, seq_gt
+
+PERSIST_MAX = 60.0  # the longest zero-window probe interval
+
+
+class Sender:
+    def __init__(self, deadlines: timers.Timers, timer_slack: float) -> None:
+        self.timers = deadlines  # the connection's (Connection.watch_timers swaps both)
+        self._timer_slack = timer_slack
+        self.buffer = SendBuffer()
+        self.fin_queued = False  # CLOSE was called: a FIN follows the queued data
+        self.fin_seq: int | None = None  # its sequence number, once sent
+        self.snd_sml = 0  # end of the last small segment sent (Nagle/Minshall)
+        self._pace_at = 0.0  # when the next segment may leave at the controller's pacing rate
+        self.persist_backoff = 0
+        self.probe_sent = False  # a tail loss probe is out since the last ACK of new data (RFC 8985 §7)
+        self.last_progress = 0.0  # when data was last sent or newly acknowledged
+        self.space_wanted = False  # send() was short: report SendSpace when an ACK frees room
+        self.rtt_seq: int | None = None  # one timed segment at a time (Karn's rule, RFC 6298 §3)
+        self.rtt_time = 0.0
+
+    def start(self, iss: int) -> None:
+        """The first data byte follows the SYN at ISS."""
+        self.snd_sml = iss
+        self.buffer.seq = seq_add(iss, 1)
+
+    # ------------------------------------------------------------------ the FIN
+
+    def queue_fin(self) -> None:
+        self.fin_queued = True
+
+    def fin_in_flight(self, snd_nxt: int) -> bool:
+        return self.fin_seq is not None and seq_gt(snd_nxt, self.fin_seq)
+
+    def unsent(self, snd_nxt: int) -> int:
+        """Queued bytes not yet sent (from SND.NXT on)."""
+        return len(self.buffer) - self.buffer.offset(snd_nxt)
+
+    # ------------------------------------------------------------------ holding back small segments
+
+    def holds_back(self, n: int, unsent: int, flight: int, tcb: Tcb, nodelay: bool) -> bool:
+        """A segment of n bytes, less than a full one, waits: window-limited, for sender SWS avoidance
+        (§3.8.6.2.1); data-limited, for Nagle (§3.7.4) in Minshall's variant as Linux: one small
+        segment in flight. Retransmissions and the data before a FIN are never held."""
+        if n < unsent:
+            return n < tcb.max_snd_wnd // 2 or flight == 0 and tcb.snd_wnd == 0
+        return (
+            not nodelay
+            and not self.fin_queued
+            and seq_gt(self.snd_sml, tcb.snd_una)
+            and tcb.snd_nxt == tcb.snd_max  # retransmissions are never held
+        )
+
+    # ------------------------------------------------------------------ pacing
+
+    def pace(self, length: int, now: float, rate: float | None) -> None:
+        """A segment of `length` bytes left: at the controller's pacing rate the next waits its time."""
+        if rate:
+            self._pace_at = max(self._pace_at, now - self._timer_slack) + length / rate
+
+    def paced(self, now: float, rate: float | None) -> bool:
+        """With a pacing rate from the controller (BBR), a segment may leave only when the previous one's
+        time at that rate has passed; until then the pacing timer holds the rest."""
+        if rate is None or now >= self._pace_at:
+            return False
+        self.timers.start(timers.PACING, self._pace_at)
+        return True
+
+    # ------------------------------------------------------------------ zero-window probes
+
+    def persist_interval(self, rto: float) -> float:
+        return min(rto * (1 << self.persist_backoff), PERSIST_MAX)
