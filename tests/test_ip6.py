@@ -20,6 +20,7 @@ from scapy.layers.inet6 import (
     fragment6,
 )
 
+from stack import martians
 from stack.demux import Demux
 from stack.ip import IpLayer
 from stack.ip6 import Ip6Layer, flow_label
@@ -27,7 +28,7 @@ from stack.tcp.config import TcpConfig
 from stack.tcp.state import State
 from stack.wire import addr
 from stack.wire.codec import IpPacket, TcpPacket, decode, encode_tcp
-from stack.wire.segment import Flags, Segment
+from stack.wire.segment import Flags, Segment, TcpOptions
 
 US, PEER = "fd3d:fa7b:d17d::2", "fd3d:fa7b:d17d::1"
 US6, PEER6 = addr.parse(US), addr.parse(PEER)
@@ -276,3 +277,37 @@ def test_listen_bound_to_one_family_refuses_the_other_with_rst():
     assert conn is not None and conn.local == (US6, 81)
     conn, rst = demux.segment_arrives(0x0A070001, 0x0A070002, Segment(40001, 81, 1000, 0, Flags.SYN, 65535), 0.0)
     assert conn is None and rst is not None
+
+
+def test_listen_syn_cookie_over_ipv6_keeps_minimum_mtu_mss():
+    """SYN cookies over IPv6 carry the MSS from Linux's IPv6 table: a peer at the 1280-byte minimum MTU
+    (MSS 1220) keeps 1220, where the IPv4 table would round it down to 536."""
+    demux = Demux(TcpConfig(syncookies=2, timestamps=False))
+    demux.listen((addr.ANY, 80))
+    syn = Segment(40000, 80, 1000, 0, Flags.SYN, 65535, b"", TcpOptions(mss=1220))
+    conn, synack = demux.segment_arrives(PEER6, US6, syn, 0.0)
+    assert conn is None and synack is not None and synack.flags == Flags.SYN | Flags.ACK
+    assert synack.options.mss == 1440
+    ack = Segment(40000, 80, 1001, synack.seq + 1, Flags.ACK, 65535)
+    child, _ = demux.segment_arrives(PEER6, US6, ack, 0.1)
+    assert child is not None and child.state is State.ESTABLISHED
+    assert child.tcb.snd_mss == 1220
+
+
+def test_any_martian_ipv6_sources_dropped_by_kind():
+    """RFC 4291 §2.5.2, §2.5.3, §2.7: ::, ::1 and multicast are never sources; our own address as the
+    source is the LAND attack. A unicast peer and link-local sources pass."""
+    check = martians.SourceCheck(0x0A070002, "10.7.0.1/24", others=[US6])
+    cases = {
+        "::": martians.ZERONET,
+        "::1": martians.LOOPBACK,
+        "ff02::1": martians.MULTICAST,
+        "ff0e::5": martians.MULTICAST,
+        US: martians.OWN_ADDRESS,
+    }
+    for text, kind in cases.items():
+        src = addr.parse(text)
+        assert check.martian(src) and check.reason(src) == kind, text
+    for text in (PEER, "fe80::1", "2001:db8::7"):
+        assert not check.martian(addr.parse(text)), text
+    assert check.martian(0x0A070002) and not check.martian(0x0A070001)  # IPv4 unchanged

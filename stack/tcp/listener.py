@@ -121,7 +121,7 @@ class Listener:
         peer_isn = seq_add(seg.seq, -1)
         iss = seq_add(seg.ack, -1)
         index = syncookies.check_cookie(self._secret, tuple4, peer_isn, iss, now)
-        peer = self._peer_options(index, seg) if index is not None else None
+        peer = self._peer_options(index, seg, local) if index is not None else None
         if peer is None:
             self.counters["SyncookiesFailed"] += 1
             return reset
@@ -178,7 +178,7 @@ class Listener:
         Linux's: window scaling and SACK need the TSval bits to come back (RFC 4987 §3.6)."""
         config = self._config_for(local)
         peer = syn.options
-        index = syncookies.mss_index(peer.mss)
+        index = syncookies.mss_index(peer.mss, _mss_table(local))
         tuple4 = (local[0], local[1], remote[0], remote[1])
         iss = syncookies.make_cookie(self._secret, tuple4, syn.seq, index, now)
         options = TcpOptions(mss=config.mss)
@@ -203,9 +203,9 @@ class Listener:
             self.local[1], syn.src_port, iss, seq_add(syn.seq, 1), Flags.SYN | Flags.ACK, window, b"", options
         )
 
-    def _peer_options(self, index: int, ack: Segment) -> TcpOptions | None:
+    def _peer_options(self, index: int, ack: Segment, local: Address) -> TcpOptions | None:
         """The peer's SYN options as the cookie recorded them; None if its TSecr cannot be ours."""
-        mss = syncookies.MSS_TABLE[index]
+        mss = _mss_table(local)[index]
         ts = ack.options.timestamps
         if not self.config.timestamps or ts is None or ts[1] == 0:
             return TcpOptions(mss=mss)  # no timestamps: no window scaling, no SACK
@@ -213,3 +213,8 @@ class Listener:
         if carried.sack_permitted and not self.config.sack:
             return None  # SACK was switched off since: the cookie cannot be honoured (as Linux)
         return TcpOptions(mss=mss, wscale=carried.wscale, sack_permitted=carried.sack_permitted, timestamps=(ts[0], 0))
+
+
+def _mss_table(local: Address) -> tuple[int, ...]:
+    """The MSS values a cookie can carry: IPv6 peers send other ones (stack/wire/addr.py: bit 128)."""
+    return syncookies.MSS_TABLE6 if local[0] > 0xFFFFFFFF else syncookies.MSS_TABLE

@@ -28,6 +28,7 @@ from random import Random
 from stack.wire.addr import packed
 
 MSS_TABLE = (536, 1300, 1440, 1460)  # Linux's IPv4 table: the MSS values peers actually send
+MSS_TABLE6 = (1220, 1420, 1440, 8940)  # Linux's IPv6 table: MTUs 1280, 1480, 1500 and 9000, less 60
 COUNT_SHIFT = 24
 INDEX_BITS = 2
 MAC_MASK = (1 << (COUNT_SHIFT - INDEX_BITS)) - 1
@@ -66,11 +67,11 @@ def counter(now: float) -> int:
     return int(now // PERIOD)
 
 
-def mss_index(peer_mss: int | None) -> int:
+def mss_index(peer_mss: int | None, table: tuple[int, ...] = MSS_TABLE) -> int:
     """The largest table entry not above the peer's MSS (536 without the option, RFC 9293 §3.7.1)."""
     mss = 536 if peer_mss is None else peer_mss
     index = 0
-    for i, value in enumerate(MSS_TABLE):
+    for i, value in enumerate(table):
         if value <= mss:
             index = i
     return index
