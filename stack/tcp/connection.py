@@ -493,9 +493,9 @@ class Connection:
         sender = self.sender
         sender.probe_sent = True
         self.counters.loss_probes += 1
-        unsent = sender.unsent(tcb.snd_nxt)
-        if unsent > 0 and tcb.snd_wnd > seq_sub(tcb.snd_nxt, tcb.snd_una):
-            self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), min(unsent, tcb.snd_mss), False, now)
+        n = min(sender.unsent(tcb.snd_nxt), tcb.snd_mss)
+        if n > 0 and n <= tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una):  # all of it fits (tcp_snd_wnd_test)
+            self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), n, False, now)
             return
         seq = self.recovery.board.seq_of(last.start)
         if seq != tcb.snd_una and seq_ge(seq, seq_add(tcb.snd_una, tcb.snd_wnd)):
