@@ -60,6 +60,8 @@ ICMP6_ECHO_REPLY = 129
 PARAM_ERRONEOUS_FIELD = 0
 PARAM_UNKNOWN_NEXT_HEADER = 1
 PARAM_UNKNOWN_OPTION = 2
+PARAM_INCOMPLETE_CHAIN = 3  # RFC 7112 §5
+_UPPER_HEADER_LEN = {PROTO_TCP: 20, PROTO_ICMPV6: 4}  # what an upper-layer header needs at least
 
 # informational messages of the link (RFC 4861 neighbour discovery, RFC 3810/2710 MLD): counted, no reply
 _LINK_CHATTER = {
@@ -103,6 +105,23 @@ def icmp6(src: int, dst: int, icmp_type: int, code: int, rest: bytes) -> bytes:
     body = bytearray(struct.pack("!BBH", icmp_type, code, 0) + rest)
     struct.pack_into("!H", body, 2, checksum6(src, dst, PROTO_ICMPV6, bytes(body)))
     return encode_ipv6(src, dst, PROTO_ICMPV6, bytes(body), hop_limit=64)
+
+
+def _chain_complete(nh: int, data: bytes) -> bool:
+    """Whether `data` holds the rest of the header chain through the upper-layer header (RFC 7112 §5)."""
+    at = 0
+    for _ in range(MAX_EXTENSION_HEADERS):
+        if nh in (HOP_BY_HOP, ROUTING, DEST_OPTIONS):
+            if at + 2 > len(data):
+                return False
+            nh, at = data[at], at + 8 + data[at + 1] * 8
+        elif nh == FRAGMENT:
+            if at + 8 > len(data):
+                return False
+            nh, at = data[at], at + 8
+        else:
+            return nh == NO_NEXT_HEADER or at + _UPPER_HEADER_LEN.get(nh, 1) <= len(data)
+    return False
 
 
 class Ip6Layer:
@@ -202,9 +221,18 @@ class Ip6Layer:
             struct.pack_into("!H", header, 4, len(rest))
             whole = bytes(header) + rest
         else:
-            piece = IpPacket(
-                pkt.src, pkt.dst, nh, pkt.ttl, ident, bytes(header), rest, offset_flags & 0xFFF8, bool(offset_flags & 1)
-            )
+            start, more = offset_flags & 0xFFF8, offset_flags & 1
+            problem = None
+            if more and len(rest) % 8:
+                problem = PARAM_ERRONEOUS_FIELD, 4  # §4.5: the Payload Length of a fragment not the last
+            elif start + len(rest) > 0xFFFF:
+                problem = PARAM_ERRONEOUS_FIELD, off + 2  # §4.5: the Fragment Offset reaches past 65535
+            elif start == 0 and not _chain_complete(nh, rest):
+                problem = PARAM_INCOMPLETE_CHAIN, 0  # RFC 7112 §5: the first fragment holds every header
+            if problem is not None:
+                self.counters["ReasmFails"] += 1
+                return None, self._param_problem(pkt, raw, *problem, multicast, now)
+            piece = IpPacket(pkt.src, pkt.dst, nh, pkt.ttl, ident, bytes(header), rest, start, bool(more))
             whole = self.fragments.add(piece, now)
             if whole is None:
                 return None, None

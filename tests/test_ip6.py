@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import TCP, UDP
 from scapy.layers.inet6 import (
     HBHOptUnknown,
@@ -311,3 +313,47 @@ def test_any_martian_ipv6_sources_dropped_by_kind():
     for text in (PEER, "fe80::1", "2001:db8::7"):
         assert not check.martian(addr.parse(text)), text
     assert check.martian(0x0A070002) and not check.martian(0x0A070001)  # IPv4 unchanged
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    next_header=st.sampled_from([0, 6, 17, 43, 44, 50, 58, 59, 60, 135, 255]),
+    body=st.binary(max_size=200),
+    multicast=st.booleans(),
+)
+def test_any_garbled_header_chain_never_raises(next_header, body, multicast):
+    """Bad input never crashes: any chain of bytes after a valid fixed header is walked within bounds."""
+    layer, _ = _layer()
+    header = IPv6(src=PEER, dst="ff02::1" if multicast else US, nh=next_header, plen=len(body))
+    got = decode(bytes(header) + body)
+    if isinstance(got, IpPacket):
+        conn, reply = layer.receive(got, 0.0)
+        assert reply is None or IPv6(reply).dst == PEER
+
+
+def test_any_fragment_not_last_with_odd_length_gets_parameter_problem_at_payload_length():
+    """RFC 8200 §4.5: a fragment with M=1 whose length is not a multiple of 8 -> Parameter Problem code 0
+    pointing at the Payload Length field."""
+    layer, _ = _layer()
+    piece = IPv6(src=PEER, dst=US) / IPv6ExtHdrFragment(id=3, nh=6, offset=0, m=1) / (b"a" * 61)
+    _, reply = _receive(layer, piece)
+    problem = IPv6(reply)[ICMPv6ParamProblem]
+    assert (problem.code, problem.ptr) == (0, 4) and len(layer.fragments) == 0
+
+
+def test_any_fragment_past_65535_gets_parameter_problem_at_fragment_offset():
+    """RFC 8200 §4.5: a fragment whose offset and length reach past 65535 -> code 0 at the Fragment Offset."""
+    layer, _ = _layer()
+    piece = IPv6(src=PEER, dst=US) / IPv6ExtHdrFragment(id=3, nh=6, offset=8190, m=0) / (b"a" * 64)
+    _, reply = _receive(layer, piece)
+    problem = IPv6(reply)[ICMPv6ParamProblem]
+    assert (problem.code, problem.ptr) == (0, 42)
+
+
+def test_any_first_fragment_without_whole_header_chain_gets_parameter_problem_code_3():
+    """RFC 7112 §5: the first fragment must hold every header through the upper-layer one."""
+    layer, _ = _layer()
+    first = IPv6(src=PEER, dst=US) / IPv6ExtHdrFragment(id=4, nh=60, offset=0, m=1) / (bytes([6, 1]) + b"\0" * 6)
+    _, reply = _receive(layer, first)
+    problem = IPv6(reply)[ICMPv6ParamProblem]
+    assert (problem.code, problem.ptr) == (3, 0) and len(layer.fragments) == 0
