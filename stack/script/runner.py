@@ -550,10 +550,20 @@ class Runner:
             expected = list(line.options or ())
             if _without_tsval(actual) != _without_tsval(expected):
                 problems.append("options differ")
-            elif self.ts_offset is None and seg.options.timestamps is not None:
+            elif seg.options.timestamps is not None:
                 script_val = next(values[0] for name, values in expected if name == "TS")
-                self.ts_offset = (seg.options.timestamps[0] - script_val) & 0xFFFFFFFF
+                if self.ts_offset is None:
+                    self.ts_offset = (seg.options.timestamps[0] - script_val) & 0xFFFFFFFF
+                elif self.ts_tick and not self._tsval_matches(seg.options.timestamps[0], script_val):
+                    problems.append("TSval differs")
         return problems
+
+    def _tsval_matches(self, ours: int, script_val: int) -> bool:
+        """--tcp_ts_tick_usecs: our TSval, in the script's terms, within the timing tolerance in ticks
+        (our clock ticks every millisecond; Linux's too)."""
+        assert self.ts_offset is not None
+        off_ms = seq_sub((ours - self.ts_offset) & 0xFFFFFFFF, script_val)
+        return abs(off_ms * 0.001) <= self._tolerance_after(self.now) + self.ts_tick
 
     def _describe(self, sent: _Sent, line: PacketLine | None = None) -> str:
         """The segment in script notation (with its ports when the expected line names ports)."""

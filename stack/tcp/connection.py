@@ -690,9 +690,13 @@ class Connection:
             return tcb.snd_max
         return edge
 
-    def emit_rst(self, seq: int) -> None:
-        """A RST of ours, <SEQ=seq><CTL=RST,ACK> (ABORT, keepalive timeout)."""
-        self._out.append(Segment(self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, Flags.RST | Flags.ACK, 0))
+    def emit_rst(self, seq: int, now: float) -> None:
+        """A RST of ours, <SEQ=seq><CTL=RST,ACK> (ABORT, keepalive timeout). As Linux's
+        (tcp_send_active_reset) it carries the timestamp option when the connection uses timestamps."""
+        receiver = self.receiver
+        options = TcpOptions(timestamps=(self.ts_val(now), receiver.ts_recent)) if receiver.ts_ok else NO_OPTIONS
+        rst = Segment(self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, Flags.RST | Flags.ACK, 0, options=options)
+        self._out.append(rst)
         self.counters.resets_out += 1
 
     def answer_with_reset(self, seg: Segment) -> None:
@@ -810,7 +814,7 @@ class Connection:
             return
         if self._keepalive_probes >= self.config.keepalive_count:
             self._events.append(TimedOut())
-            self.emit_rst(self.acceptable_seq())  # as Linux (tcp_keepalive_timer): the peer may still be there
+            self.emit_rst(self.acceptable_seq(), now)  # as Linux (tcp_keepalive_timer): the peer may still be there
             self.enter(Event.KEEPALIVE_TIMEOUT, now)
             return
         # a probe carries SEG.SEQ = SND.NXT - 1 so that the peer must answer with an ACK

@@ -111,7 +111,15 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             return
 
     # RFC 7323 §4.3: remember the timestamp of a segment at or before the left edge of the window
-    if receiver.ts_ok and ts is not None and seq_le(seq, tcb.rcv_nxt) and seq_ge(ts[0], receiver.ts_recent):
+    # (not from a segment that ACKs what we never sent: Linux drops it before taking its timestamp)
+    acks_unsent = bool(flags & Flags.ACK) and seq_gt(seg.ack, tcb.snd_max)
+    if (
+        receiver.ts_ok
+        and ts is not None
+        and seq_le(seq, tcb.rcv_nxt)
+        and seq_ge(ts[0], receiver.ts_recent)
+        and not acks_unsent
+    ):
         receiver.ts_recent = ts[0]
 
     # second: RST (with RFC 5961 §3.2: only an exact match resets, in-window gets a challenge ACK)
@@ -192,8 +200,10 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
             conn.answer_with_reset(seg)
             return False
 
-    if seq_gt(ack, tcb.snd_max):  # ACKs something not yet sent: ACK and drop
-        conn.receiver.ack_now = True
+    if seq_gt(ack, tcb.snd_max):
+        # ACKs something not yet sent: ACK and drop (RFC 9293), the ACK rate limited as a challenge ACK
+        # (RFC 5961 §5.2, Linux tcp_ack), and its timestamp not taken (see above)
+        conn.challenge_ack(now)
         return False
     if seq_lt(ack, seq_add(tcb.snd_una, -max(tcb.max_snd_wnd, 1))):
         # RFC 5961 §5.2: an ACK older than SND.UNA - MAX.SND.WND is a blind injection attempt

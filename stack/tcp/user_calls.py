@@ -75,6 +75,6 @@ def abort(conn: Connection, now: float) -> None:
     if conn.state is State.CLOSED:
         return
     if conn.state in _ABORT_SENDS_RST:
-        conn.emit_rst(conn.acceptable_seq())
+        conn.emit_rst(conn.acceptable_seq(), now)
     conn.sender.buffer.clear()
     conn.enter(Event.ABORT, now)
