@@ -270,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="seconds to hold each state on screen for a watching person (0 to 1, default 0.5)",
         )
 
+    top = sub.add_parser("top", help="every connection of every running stack, refreshed live (q quits)")
+    top.add_argument(
+        "--control", action="append", default=None, help="a stack's control socket (repeatable; default: all)"
+    )
+    top.add_argument("--interval", type=_bounded(float, 0.1, 60, "interval"), default=1.0, help="seconds")
+
     script = sub.add_parser("script", help="run packetdrill-format .pkt scripts against the core in virtual time")
     script.add_argument("files", nargs="+", metavar="FILE.pkt")
 
@@ -319,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
             from stack.script.cli import run_scripts
 
             return run_scripts(args.files)
+        if args.command == "top":
+            from stack.top import run_top
+
+            return run_top(args.control, args.interval)
         if args.command == "tour" or (args.command == "demo" and args.states):
             from stack.tour import run_tour
 
