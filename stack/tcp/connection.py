@@ -20,7 +20,7 @@ from stack.tcp.memory import FORCED_SEND, MemoryBudget
 from stack.tcp.receiver import DEFAULT_MSS, Receiver
 from stack.tcp.recovery import Recovery
 from stack.tcp.reset import reset_for
-from stack.tcp.rto import RtoEstimator
+from stack.tcp.rto import RtoEstimator, ts_clock
 from stack.tcp.scoreboard import SentSegment
 from stack.tcp.segment_arrives import segment_arrives
 from stack.tcp.sender import Sender
@@ -105,7 +105,6 @@ class Connection:
         self.sender = Sender(self.timers, config.timer_slack)
         self._syn_options = NO_OPTIONS
         self._retries = 0
-        self.recovery = Recovery(self, 0)  # scoreboard, RACK, fast and RTO recovery
         self.ecn = Ecn()
         self._keepalive_probes = 0  # unanswered keepalive probes
         self._challenge_window = -1.0  # start of the current one-second challenge-ACK window
@@ -114,6 +113,7 @@ class Connection:
         self._challenges_sent = 0
         self.ts_ecr_seen = 0  # TSecr of the segment being processed, for RTT measurement
         self._ts_offset = (config.rng or random).getrandbits(32)  # per-connection timestamp offset, as Linux
+        self.recovery = self._new_recovery(0)
         self.orphaned = False  # the application let go of the connection (detach)
         self.soft_error = 0  # errno of the last ICMP soft error (Linux sk_err_soft); see icmp_input.py
 
@@ -209,16 +209,22 @@ class Connection:
         tcb = self.tcb
         tcb.iss = tcb.snd_una = tcb.snd_nxt = tcb.snd_max = iss
         self.sender.start(iss)
-        self.recovery = Recovery(self, seq_add(iss, 1))
+        self.recovery = self._new_recovery(seq_add(iss, 1))
+
+    def _new_recovery(self, first_seq: int) -> Recovery:
+        """Loss recovery for data from `first_seq` on: it shares the TCB, the timers and the controller."""
+        recovery = Recovery(self.cc, self.tcb, self.timers, self.counters, first_seq, self.config.frto)
+        recovery.ts_offset = self._ts_offset
+        return recovery
 
     def apply_peer_syn_options(self, options: TcpOptions) -> None:
         """What the peer's SYN (or SYN,ACK) offered, against what we offer: MSS, SACK, timestamps, scaling."""
         tcb = self.tcb
         receiver = self.receiver
         tcb.snd_mss = min(options.mss if options.mss else DEFAULT_MSS, self.config.mss)
-        receiver.sack_ok = self.config.sack and options.sack_permitted
-        receiver.ts_ok = self.config.timestamps and options.timestamps is not None
-        if receiver.ts_ok:
+        tcb.sack_ok = self.config.sack and options.sack_permitted
+        tcb.ts_ok = self.config.timestamps and options.timestamps is not None
+        if tcb.ts_ok:
             receiver.ts_recent = options.timestamps[0]
             tcb.snd_mss -= 12  # room for the 12 bytes of NOP,NOP,TS on every segment, as Linux
         tcb.snd_mss = max(tcb.snd_mss, _MIN_SND_MSS)
@@ -226,7 +232,7 @@ class Connection:
             tcb.snd_wscale = min(options.wscale, 14)  # RFC 7323 §2.3
         else:
             tcb.snd_wscale = tcb.rcv_wscale = 0
-        self.cc = congestion.attach(
+        self.cc = self.recovery.cc = congestion.attach(
             self.config.congestion, tcb.snd_mss, self.config.initial_window_segments, self.config.rng
         )
 
@@ -237,7 +243,7 @@ class Connection:
         mss = self.tcb.snd_mss or self.config.mss
         new = congestion.attach(name, mss, self.config.initial_window_segments, self.config.rng)
         new.cwnd, new.ssthresh = self.cc.cwnd, self.cc.ssthresh
-        self.cc = new
+        self.cc = self.recovery.cc = new
         self.config = replace(self.config, congestion=name)
 
     def renegotiate_syn_options(self, peer: TcpOptions) -> None:
@@ -246,8 +252,8 @@ class Connection:
         self._syn_options = replace(
             ours,
             wscale=ours.wscale if peer.wscale is not None else None,
-            sack_permitted=self.receiver.sack_ok,
-            timestamps=(0, 0) if self.receiver.ts_ok else None,
+            sack_permitted=self.tcb.sack_ok,
+            timestamps=(0, 0) if self.tcb.ts_ok else None,
         )
 
     # ------------------------------------------------------------------ state
@@ -328,12 +334,12 @@ class Connection:
     @property
     def sack_ok(self) -> bool:
         """Both SYNs carried SACK-permitted (RFC 2018 §2)."""
-        return self.receiver.sack_ok
+        return self.tcb.sack_ok
 
     @property
     def ts_ok(self) -> bool:
         """Both SYNs carried timestamps (RFC 7323 §3.2)."""
-        return self.receiver.ts_ok
+        return self.tcb.ts_ok
 
     @property
     def ts_recent(self) -> int:
@@ -380,7 +386,8 @@ class Connection:
 
     def watch_timers(self, observer: timers.TimerObserver) -> None:
         """Report every timer set, fired and cancelled to `observer` from now on (the `--trace` event log)."""
-        self.timers = self.receiver.timers = self.sender.timers = timers.ObservedTimers.watching(self.timers, observer)
+        observed = timers.ObservedTimers.watching(self.timers, observer)
+        self.timers = self.receiver.timers = self.sender.timers = self.recovery.timers = observed
 
     def running_timer(self, now: float) -> tuple[str, float] | None:
         """The first running timer as netstat names it, and seconds left."""
@@ -412,7 +419,7 @@ class Connection:
             elif name == timers.LOSS_PROBE:
                 self._on_loss_probe(now)
             elif name == timers.RACK_REORDER:
-                self.recovery.detect_loss(now)
+                self.recovery.detect_loss(now, self.rto.srtt)
             # PACING: nothing to do here; segments_to_send() sends what the pacing rate now allows
             elif name == timers.KEEPALIVE:
                 self._on_keepalive_timeout(now)
@@ -553,13 +560,12 @@ class Connection:
         mss = tcb.snd_mss - self.receiver.sack_option_bytes()  # room for the SACK option, as Linux's tcp_current_mss
         sender = self.sender
         buf = sender.buffer
-        rate = self.cc.pacing_rate
         recovery = self.recovery
+        # the congestion window, or what PRR (or F-RTO) allows in its place during a recovery
+        cwnd = self.cc.cwnd if recovery.send_window is None else recovery.send_window
         # lost segments go first (RFC 6675 §5 NextSeg rule 1), as far as the congestion window allows
-        while (lost := recovery.next_lost()) is not None and self.cc.cwnd - recovery.in_flight() >= min(
-            mss, lost.length
-        ):
-            if sender.paced(now, rate):
+        while (lost := recovery.next_lost()) is not None and cwnd - recovery.in_flight() >= min(mss, lost.length):
+            if sender.paced(now, self.cc.pacing_rate):
                 return
             self.retransmit(lost, now)
         while True:
@@ -567,13 +573,13 @@ class Connection:
             unsent = len(buf) - offset
             flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
             # the congestion window limits what is in the network, the peer's window what is unacknowledged
-            usable = min(self.cc.cwnd + recovery.limited_transmit * mss - recovery.in_flight(), tcb.snd_wnd - flight)
+            usable = min(cwnd + recovery.limited_transmit * mss - recovery.in_flight(), tcb.snd_wnd - flight)
             n = min(mss, unsent, max(usable, 0))
             if unsent <= 0 or n <= 0:
                 break
             if n < mss and sender.holds_back(n, unsent, flight, tcb, self.config.nodelay):
                 break
-            if sender.paced(now, rate):
+            if sender.paced(now, self.cc.pacing_rate):
                 return
             fin = sender.fin_queued and n == unsent
             self._send_data_segment(offset, n, fin, now)
@@ -665,8 +671,8 @@ class Connection:
             flags |= Flags.ECE  # echo congestion until the peer's CWR (RFC 3168 §6.1.3)
         receiver = self.receiver
         window, sack = receiver.acknowledgment(now, payload, new_data)
-        if receiver.ts_ok:
-            options = TcpOptions(timestamps=(self.ts_val(now), receiver.ts_recent), sack_blocks=sack)
+        if tcb.ts_ok:
+            options = TcpOptions(timestamps=(ts_clock(now, self._ts_offset), receiver.ts_recent), sack_blocks=sack)
         else:
             options = TcpOptions(sack_blocks=sack) if sack else NO_OPTIONS
         self._out.append(
@@ -677,7 +683,7 @@ class Connection:
 
     def ts_val(self, now: float) -> int:
         """Our timestamp clock: milliseconds plus a per-connection offset (RFC 7323 §5.4)."""
-        return (int(now * 1000) + self._ts_offset) & 0xFFFFFFFF
+        return ts_clock(now, self._ts_offset)
 
     def acceptable_seq(self) -> int:
         """SEG.SEQ for a segment without data: SND.MAX (not snd_nxt, which lags it after an RTO), unless the
@@ -694,7 +700,7 @@ class Connection:
         """A RST of ours, <SEQ=seq><CTL=RST,ACK> (ABORT, keepalive timeout). As Linux's
         (tcp_send_active_reset) it carries the timestamp option when the connection uses timestamps."""
         receiver = self.receiver
-        options = TcpOptions(timestamps=(self.ts_val(now), receiver.ts_recent)) if receiver.ts_ok else NO_OPTIONS
+        options = TcpOptions(timestamps=(self.ts_val(now), receiver.ts_recent)) if self.tcb.ts_ok else NO_OPTIONS
         rst = Segment(self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, Flags.RST | Flags.ACK, 0, options=options)
         self._out.append(rst)
         self.counters.resets_out += 1
@@ -730,10 +736,10 @@ class Connection:
         sender = self.sender
         acked = seq_sub(ack, tcb.snd_una)
         flight_before = seq_sub(tcb.snd_max, tcb.snd_una)
-        sack_ok = self.receiver.sack_ok
-        if self.receiver.ts_ok and self.ts_ecr_seen:
+        sack_ok = self.tcb.sack_ok
+        if self.tcb.ts_ok and self.ts_ecr_seen:
             # RFC 7323 §4.1: the echoed timestamp times this ACK, retransmission or not
-            rtt = ((self.ts_val(now) - self.ts_ecr_seen) & 0xFFFFFFFF) / 1000
+            rtt = ((ts_clock(now, self._ts_offset) - self.ts_ecr_seen) & 0xFFFFFFFF) / 1000
             if rtt < 60.0:
                 self.rto.on_sample(rtt)
                 sender.rtt_seq = None
@@ -758,7 +764,11 @@ class Connection:
         else:
             delivered = acked - min(self.recovery.dupacks * tcb.snd_mss, acked)
         self.cc.ack_received(ack, delivered, flight_before, now)  # on_ack(AckSample), before the recovery hooks
-        self.recovery.on_ack_advanced(ack, acked, now)
+        recovery = self.recovery
+        unsent = sender.unsent(tcb.snd_nxt) if recovery.loss_high is not None else 0  # (F-RTO's question)
+        resend = recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, now)
+        if resend is not None:
+            self.retransmit(resend, now)  # the segment after a NewReno partial ACK (RFC 6582 §3.2 step 4)
         if tcb.snd_una == tcb.snd_max:
             self.timers.stop(timers.RETRANSMIT)  # RFC 6298 (5.2)
         else:
@@ -776,6 +786,18 @@ class Connection:
         if self.config.keepalive and not self.finished:
             self._keepalive_probes = 0
             self.arm_keepalive(now)
+
+    def on_ece(self, now: float) -> None:
+        """RFC 3168 §6.1.2: an ECE echo is congestion without loss: the controller reduces its window as for
+        a loss, at most once per window of data and not during a recovery that has reduced it already."""
+        tcb = self.tcb
+        ecn = self.ecn
+        if self.recovery.in_recovery or (ecn.reduced_until is not None and seq_lt(tcb.snd_una, ecn.reduced_until)):
+            return
+        self.cc.reduce_for_ecn(seq_sub(tcb.snd_max, tcb.snd_una), now)
+        ecn.reduced_until = tcb.snd_max
+        ecn.cwr_pending = True
+        self.counters.ecn_reductions += 1
 
     def may_answer_pure_ack(self, now: float) -> bool:
         """Answers to unacceptable segments without data are rate limited, as Linux's tcp_invalid_ratelimit

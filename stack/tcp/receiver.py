@@ -38,8 +38,6 @@ class Receiver:
         self._pingpong = False  # interactive: our data follows theirs, so ACKs wait to ride on it
         self._last_data_rcv = 0.0
         self.peer_fin = False  # the peer's FIN arrived in sequence
-        self.sack_ok = False  # both SYNs carried SACK-permitted (RFC 2018 §2)
-        self.ts_ok = False  # both SYNs carried timestamps (RFC 7323 §3.2)
         self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
         self._ooo_arrivals: deque[int] = deque(maxlen=8)  # recent out-of-order arrivals, newest last
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
@@ -82,7 +80,7 @@ class Receiver:
         """Out-of-order bytes go to the reassembly queue and are ACKed at once (RFC 5681 §4.2); True if the
         queue's bounds dropped data (Linux TCPOFODrop)."""
         end = seq_add(seq, len(payload))
-        if self.sack_ok and any(seq_le(a, seq) and seq_le(end, b) for a, b in self.reassembly.sack_blocks()):
+        if self.tcb.sack_ok and any(seq_le(a, seq) and seq_le(end, b) for a, b in self.reassembly.sack_blocks()):
             self.dsack = (seq, end)  # a duplicate of data held out of order (RFC 2883 §4.1.3)
         dropped = self.reassembly.add(self.tcb.rcv_nxt, seq, payload) > 0
         self._ooo_arrivals.append(seq)
@@ -143,9 +141,9 @@ class Receiver:
         tcb = self.tcb
         if new_data and self._delack_started and now - self._last_data_rcv < self.config.delayed_ack:
             self._pingpong = True
-        sack = self.sack_blocks() if self.sack_ok and len(self.reassembly) else ()
+        sack = self.sack_blocks() if self.tcb.sack_ok and len(self.reassembly) else ()
         if self.dsack is not None:  # D-SACK: the duplicate's range goes first (RFC 2883 §4)
-            sack = (self.dsack, *sack)[: 3 if self.ts_ok else 4]
+            sack = (self.dsack, *sack)[: 3 if self.tcb.ts_ok else 4]
             self.dsack = None
         if payload and sack:  # a resent full segment has no room for all blocks: the packet must fit the MTU
             sack = sack[: max(0, (tcb.snd_mss - len(payload) - SACK_OPTION_BASE) // SACK_BLOCK_BYTES)]
@@ -172,9 +170,9 @@ class Receiver:
 
     def sack_option_bytes(self) -> int:
         """Bytes the SACK option takes on our next segment (NOP,NOP,kind,len + 8 per block), 0 if none."""
-        if not self.sack_ok:
+        if not self.tcb.sack_ok:
             return 0
-        blocks = min(len(self.reassembly) + (self.dsack is not None), 3 if self.ts_ok else 4)
+        blocks = min(len(self.reassembly) + (self.dsack is not None), 3 if self.tcb.ts_ok else 4)
         return SACK_OPTION_BASE + SACK_BLOCK_BYTES * blocks if blocks else 0
 
     def sack_blocks(self) -> tuple[tuple[int, int], ...]:
@@ -188,7 +186,7 @@ class Receiver:
             return max((i for i, seq in enumerate(arrivals) if in_window(seq, block[0], size)), default=-1)
 
         blocks.sort(key=last_arrival, reverse=True)  # stable: blocks with no known arrival keep sequence order
-        return tuple(blocks[: 3 if self.ts_ok else 4])
+        return tuple(blocks[: 3 if self.tcb.ts_ok else 4])
 
     # ------------------------------------------------------------------ the window we offer
 

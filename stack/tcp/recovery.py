@@ -1,4 +1,4 @@
-"""Loss detection and recovery for one connection's sender.
+"""Loss detection and recovery for one connection's sender: a decision object, fed ACK information.
 
 - Loss detection: RACK (RFC 8985) on the SACK scoreboard; without SACK, three duplicate ACKs
   (RFC 5681 §3.2) and NewReno partial ACKs (RFC 6582).
@@ -9,33 +9,47 @@
   timeout by the ACKs that follow it.
 - Undo: a recovery whose every retransmission came back as a D-SACK (RFC 2883 §4, RFC 3708) and a
   spurious timeout restore the congestion window and ssthresh from before the episode, as Linux does.
+
+It never sees the connection. It is told what each ACK carries (the cumulative ACK, SACK and D-SACK
+blocks, the echoed timestamp) and answers with what to resend now (`on_ack_advanced`,
+`on_duplicate_ack`), what is lost (`next_lost`) and `send_window`: how much may be in flight while PRR or
+F-RTO decides it instead of the congestion window. The congestion controller alone owns cwnd and
+ssthresh: recovery tells it about congestion events through its hooks and never writes them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from stack.tcp import timers
+from stack.tcp.congestion import Contained
 from stack.tcp.rack import Rack
+from stack.tcp.rto import ts_clock
 from stack.tcp.scoreboard import Scoreboard, SentSegment
+from stack.tcp.tcb import Tcb
 from stack.wire.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
-
-if TYPE_CHECKING:
-    from stack.tcp.connection import Connection
 
 DUP_THRESH = 3  # RFC 5681 §3.2
 
 
 class Recovery:
-    def __init__(self, conn: Connection, first_seq: int) -> None:
-        self.conn = conn
+    def __init__(
+        self, cc: Contained, tcb: Tcb, deadlines: timers.Timers, counters: object, first_seq: int, frto: bool
+    ) -> None:
+        self.cc = cc  # the connection's controller (Connection keeps this current when it changes)
+        self.tcb = tcb  # read only: SND.UNA, SND.MAX, SND.NXT, the MSS and the negotiated options
+        self.timers = deadlines  # for RACK's reordering timer
+        self.counters = counters  # the connection's Counters
+        self.frto = frto
+        self.ts_offset = 0  # our timestamp clock's offset, to read the peer's TSecr (RFC 7323 §5.4)
         self.board = Scoreboard(first_seq)
         self.rack = Rack()
         self.dupacks = 0
         self.limited_transmit = 0  # segments allowed beyond cwnd on early duplicate ACKs (RFC 3042)
         self.recover: int | None = None  # fast recovery: SND.MAX when it began (RFC 6582)
         self.loss_high: int | None = None  # RTO recovery: SND.MAX when the timer fired
+        # what may be in flight while PRR (RFC 6937) or F-RTO (RFC 5682) decides it, in place of cwnd
+        self.send_window: int | None = None
         self._delivered = 0  # bytes the ACK being processed delivered (newly ACKed or SACKed)
+        self._tsecr = 0  # TSecr of the ACK being processed (0: none), to tell a retransmission's ACK
         # PRR (RFC 6937 §3)
         self._prr_delivered = 0
         self._prr_out = 0
@@ -75,11 +89,12 @@ class Recovery:
 
     # ------------------------------------------------------------------ ACK processing
 
-    def on_sack(self, blocks: tuple[tuple[int, int], ...], ack: int, now: float) -> bool:
-        """Record the SACK blocks of an ACK (RFC 2018 §4); True if any of them SACKed new data."""
-        conn = self.conn
-        tcb = conn.tcb
-        conn.cc.sack_received(blocks, now)  # the delivery-rate estimator counts SACKed segments
+    def on_sack(self, blocks: tuple[tuple[int, int], ...], ack: int, tsecr: int, now: float) -> bool:
+        """Record the SACK blocks of an ACK (RFC 2018 §4); True if any of them SACKed new data. `tsecr` is
+        the timestamp the ACK echoes (0 without timestamps)."""
+        tcb = self.tcb
+        self._tsecr = tsecr
+        self.cc.sack_received(blocks, now)  # the delivery-rate estimator counts SACKed segments
         first = blocks[0]
         # RFC 2883 §4: a first block below the cumulative ACK, or inside the second block, is a D-SACK
         if seq_le(first[1], ack) or (
@@ -97,18 +112,19 @@ class Recovery:
         return newly
 
     def _on_dsack(self, block: tuple[int, int]) -> None:
-        conn = self.conn
-        conn.counters.dsacks_received += 1
-        self.rack.on_dsack(self.board.offset_of(conn.tcb.snd_max))
+        self.counters.dsacks_received += 1
+        self.rack.on_dsack(self.board.offset_of(self.tcb.snd_max))
         marker = self._undo_marker
         if marker is not None and self._undo_retrans > 0 and seq_gt(block[1], marker):
             self._undo_retrans -= 1
             if self._undo_retrans == 0:
                 self._undo()  # every retransmission of the episode was needless (D-SACK)
 
-    def on_ack_advanced(self, ack: int, acked: int, now: float) -> None:
-        """SND.UNA moved to ack (already applied to the TCB): recovery bookkeeping and exits."""
-        conn = self.conn
+    def on_ack_advanced(self, ack: int, acked: int, tsecr: int, unsent: int, now: float) -> SentSegment | None:
+        """SND.UNA moved to ack (already applied to the TCB), the ACK echoing `tsecr`, with `unsent` bytes
+        waiting to be sent: recovery bookkeeping and exits. Returns the segment to resend at once (a NewReno
+        partial ACK), if any."""
+        self._tsecr = tsecr
         for rec in self.board.ack(ack):
             self._delivered += rec.length
             self.rack.on_delivered(rec, now, self._ts_says_original(rec))
@@ -116,7 +132,7 @@ class Recovery:
         self.dupacks = 0
         if self.loss_high is not None:
             if self._frto_step:
-                self._frto_ack(advanced=True)
+                self._frto_ack(True, unsent)
             if self.loss_high is not None and seq_ge(ack, self.loss_high):
                 self._end_episode()
                 self.loss_high = None
@@ -124,101 +140,86 @@ class Recovery:
             if seq_ge(ack, self.recover):  # full ACK: leave fast recovery (RFC 6582 §3.2 step 3)
                 self.recover = None
                 self._end_episode()
-                conn.cc.on_recovery_exit()
-            elif not conn.receiver.sack_ok:  # partial ACK: the next segment was lost too (RFC 6582 §3.2 step 4)
+                self.cc.on_recovery_exit()
+            elif not self.tcb.sack_ok:  # partial ACK: the next segment was lost too (RFC 6582 §3.2 step 4)
                 first = self.board.first()
+                self.cc.on_partial_ack(acked)
                 if first is not None and self.board.mark_lost(first):
-                    conn.retransmit(first, now)
-                conn.cc.on_partial_ack(acked)
+                    return first
+        return None
 
-    def on_duplicate_ack(self, now: float) -> None:
-        """RFC 5681 §3.2 / RFC 3042 for a duplicate ACK (one that SACKs new data counts, RFC 6675 §2)."""
-        conn = self.conn
+    def on_duplicate_ack(self, now: float) -> SentSegment | None:
+        """RFC 5681 §3.2 / RFC 3042 for a duplicate ACK (one that SACKs new data counts, RFC 6675 §2).
+        Returns the segment to resend at once (the fast retransmit), if any."""
+        sack_ok = self.tcb.sack_ok
         self.dupacks += 1
         if self.loss_high is not None:
             if self._frto_step:
-                self._frto_ack(advanced=False)
-            return
+                self._frto_ack(False, 0)
+            return None
         if self.recover is not None:
-            if not conn.receiver.sack_ok:
-                conn.cc.on_dup_ack()  # NewReno: inflate by the segment that left the network
-            return
-        if not conn.receiver.sack_ok and self.dupacks >= DUP_THRESH:
+            if not sack_ok:
+                self.cc.on_dup_ack()  # NewReno: inflate by the segment that left the network
+            return None
+        if not sack_ok and self.dupacks >= DUP_THRESH:
             first = self.board.first()
             if first is not None:
                 self.board.mark_lost(first)
                 self._enter_fast_recovery(now)
-                conn.retransmit(first, now)  # fast retransmit (RFC 5681 §3.2 step 4)
-            return
-        if not conn.receiver.sack_ok:
+                return first  # fast retransmit (RFC 5681 §3.2 step 4)
+            return None
+        if not sack_ok:
             # RFC 3042: one new segment per duplicate ACK. With SACK the SACKed segment already left the
             # pipe (RFC 6675 §5), which lets exactly one new segment out, as Linux does
             self.limited_transmit = min(self.dupacks, 2)
+        return None
 
-    def after_ack(self, now: float) -> None:
+    def after_ack(self, now: float, srtt: float | None) -> None:
         """After an ACK was processed: RACK loss detection and, in fast recovery, the PRR window."""
-        conn = self.conn
         delivered, self._delivered = self._delivered, 0
-        board = self.board
-        if conn.receiver.sack_ok and (board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
-            self.detect_loss(now)  # (not while F-RTO waits to learn whether the timeout was spurious)
-        if self.recover is not None and conn.receiver.sack_ok:
+        sack_ok = self.tcb.sack_ok
+        if sack_ok and (self.board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
+            self.detect_loss(now, srtt)  # (not while F-RTO waits to learn whether the timeout was spurious)
+        if self.recover is not None and sack_ok:
             self._prr_on_ack(delivered)
 
-    def detect_loss(self, now: float) -> None:
+    def detect_loss(self, now: float, srtt: float | None) -> None:
         """RACK (RFC 8985 §6.2 step 5); a first loss starts fast recovery; the rest waits on a timer."""
-        conn = self.conn
         board = self.board
-        mss = conn.tcb.snd_mss
-        reo_wnd = self.rack.reo_wnd(self.in_recovery, board.sacked_bytes // mss, conn.rto.srtt)
+        mss = self.tcb.snd_mss
+        reo_wnd = self.rack.reo_wnd(self.in_recovery, board.sacked_bytes // mss, srtt)
         lost, wait = self.rack.detect_loss(board, now, reo_wnd)
         if wait is not None:
-            conn.timers.start(timers.RACK_REORDER, now + wait)
+            self.timers.start(timers.RACK_REORDER, now + wait)
         else:
-            conn.timers.stop(timers.RACK_REORDER)
+            self.timers.stop(timers.RACK_REORDER)
         if lost and not self.in_recovery:
             self._enter_fast_recovery(now)
-        if lost and self.recover is not None and conn.receiver.sack_ok:
+        if lost and self.recover is not None and self.tcb.sack_ok:
             # whatever PRR allows, a newly lost segment may always go (Linux tcp_rack_reo_timeout, which
             # reduces the window as for one delivered segment): found by the timer, it has no ACK to wait for
-            conn.cc.cwnd = max(conn.cc.cwnd, board.in_flight() + min(mss, lost[0].length))
-
-    def on_ece(self, now: float) -> None:
-        """RFC 3168 §6.1.2: an ECE echo is congestion without loss: reduce the window as for a loss,
-        at most once per window of data and not during a recovery that has reduced it already."""
-        conn = self.conn
-        tcb = conn.tcb
-        ecn = conn.ecn
-        if self.in_recovery or (ecn.reduced_until is not None and seq_lt(tcb.snd_una, ecn.reduced_until)):
-            return
-        conn.cc.on_congestion_event(seq_sub(tcb.snd_max, tcb.snd_una), now)
-        conn.cc.cwnd = max(conn.cc.ssthresh, tcb.snd_mss)  # halved, with no segment to resend
-        ecn.reduced_until = tcb.snd_max
-        ecn.cwr_pending = True
-        conn.counters.ecn_reductions += 1
+            window = self.cc.cwnd if self.send_window is None else self.send_window
+            self.send_window = max(window, board.in_flight() + min(mss, lost[0].length))
 
     # ------------------------------------------------------------------ fast recovery
 
     def _enter_fast_recovery(self, now: float) -> None:
-        conn = self.conn
-        tcb = conn.tcb
+        tcb = self.tcb
         flight = seq_sub(tcb.snd_max, tcb.snd_una)
         self._start_episode()
-        conn.cc.on_congestion_event(flight, now)
+        self.cc.on_congestion_event(flight, now)
         self.recover = tcb.snd_max
         self.limited_transmit = 0
         self._prr_delivered = self._prr_out = 0
         self._recover_fs = flight
-        conn.counters.fast_retransmits += 1
+        self.counters.fast_retransmits += 1
 
     def _prr_on_ack(self, delivered: int) -> None:
         """RFC 6937 §3.1: send in proportion to what was delivered, down to ssthresh."""
-        conn = self.conn
-        cc = conn.cc
-        mss = conn.tcb.snd_mss
+        mss = self.tcb.snd_mss
         self._prr_delivered += delivered
         pipe = self.board.in_flight()
-        ssthresh = cc.ssthresh
+        ssthresh = self.cc.ssthresh
         if pipe > ssthresh:
             sndcnt = -(-self._prr_delivered * ssthresh // max(self._recover_fs, 1)) - self._prr_out
         else:  # PRR-SSRB: grow back towards ssthresh, at most one MSS beyond what was delivered
@@ -227,7 +228,7 @@ class Recovery:
             sndcnt = -(-sndcnt // mss) * mss  # whole segments, as Linux counts PRR (tcp_cwnd_reduction)
         if self._prr_out == 0:
             sndcnt = max(sndcnt, mss)  # the fast retransmit itself always goes out (as Linux)
-        cc.cwnd = pipe + max(sndcnt, 0)
+        self.send_window = max(pipe + max(sndcnt, 0), mss)  # never below one segment (RFC 5681 §3.1)
 
     def mtu_reduced(self, mss: int) -> None:
         """The path MTU shrank (RFC 1191): segments larger than `mss` are lost at that hop. They are cut
@@ -235,84 +236,75 @@ class Recovery:
         response: the units changed, not the amount of data in the network (Linux tcp_simple_retransmit)."""
         board = self.board
         if board.resegment(mss) and not self.in_recovery:
-            self.loss_high = self.conn.tcb.snd_max
+            self.loss_high = self.tcb.snd_max
 
     # ------------------------------------------------------------------ RTO recovery
 
     def on_timeout(self, now: float) -> None:
         """RFC 5681 §3.1 after RTO: every segment the receiver does not hold is lost; cwnd restarts."""
-        conn = self.conn
-        tcb = conn.tcb
+        tcb = self.tcb
         flight = seq_sub(tcb.snd_max, tcb.snd_una)
         first_timeout = not self.in_recovery
         if first_timeout:
             self._start_episode()
-        conn.cc.on_rto(flight, now)
+        self.cc.on_rto(flight, now)
         self.recover = None
+        self.send_window = None
         self.dupacks = 0
         self.limited_transmit = 0
         self.loss_high = tcb.snd_max
-        for rec in self.board:
-            self.board.mark_lost(rec)
+        self.board.mark_all_lost()
         # F-RTO only for a first timeout with new data to probe with (RFC 5682 §2.1 step 2b)
-        self._frto_step = 2 if first_timeout and conn.config.frto else 0
+        self._frto_step = 2 if first_timeout and self.frto else 0
 
-    def _frto_ack(self, advanced: bool) -> None:
+    def _frto_ack(self, advanced: bool, unsent: int) -> None:
         """RFC 5682 §2.1 steps 2 and 3, on the ACKs after the retransmission of the first segment."""
-        conn = self.conn
-        tcb = conn.tcb
+        tcb = self.tcb
         if self._frto_step == 2:
-            if not advanced or seq_ge(tcb.snd_una, self.loss_high) or conn.sender.unsent(tcb.snd_nxt) == 0:
+            if not advanced or seq_ge(tcb.snd_una, self.loss_high) or unsent == 0:
                 self._frto_step = 0  # step 2a: go on with conventional RTO recovery
                 return
             # step 2b: the retransmission arrived; hold the other resends and send two new segments
-            for rec in self.board:
-                if rec.lost:
-                    rec.lost = False
-                    self.board.lost_bytes -= rec.length
-            conn.cc.cwnd = self.board.in_flight() + 2 * tcb.snd_mss
+            self.board.forget_losses(retransmitted_too=True)
+            self.send_window = self.board.in_flight() + 2 * tcb.snd_mss
             self._frto_step = 3
         elif self._frto_step == 3:
             self._frto_step = 0
             if advanced:  # step 3b: data sent before the timeout is arriving: it was spurious
-                conn.counters.spurious_rtos += 1
+                self.counters.spurious_rtos += 1
                 self._undo()
                 self.loss_high = None
             else:  # step 3a: a duplicate ACK: the loss was real, resend everything outstanding
-                for rec in self.board:
-                    self.board.mark_lost(rec)
-                conn.cc.cwnd = tcb.snd_mss
+                self.board.mark_all_lost()
+                self.send_window = None
+                self.cc.restart_from_loss_window()
 
     # ------------------------------------------------------------------ undo
 
     def _start_episode(self) -> None:
-        cc = self.conn.cc
+        cc = self.cc
         self._prior = (cc.cwnd, cc.ssthresh)
-        self._undo_marker = self.conn.tcb.snd_una
+        self._undo_marker = self.tcb.snd_una
         self._undo_retrans = 0
 
     def _end_episode(self) -> None:
         # the undo state stays: a D-SACK for the last retransmission usually comes after the full ACK
         self._frto_step = 0
+        self.send_window = None
         self.rack.on_recovery_end()
-        self.conn.timers.stop(timers.RACK_REORDER)
+        self.timers.stop(timers.RACK_REORDER)
 
     def _undo(self) -> None:
-        """The episode's reduction was needless: restore cwnd and ssthresh (Linux tcp_undo_cwnd_reduction)."""
-        conn = self.conn
+        """The episode's reduction was needless: the controller restores cwnd and ssthresh (Linux
+        tcp_undo_cwnd_reduction)."""
         if self.recover is not None:
             self.recover = None
-            conn.cc.on_recovery_exit()
+            self.cc.on_recovery_exit()
         self.loss_high = None
         if self._prior is not None:
-            cwnd, ssthresh = self._prior
-            conn.cc.cwnd = max(conn.cc.cwnd, cwnd)
-            conn.cc.ssthresh = max(conn.cc.ssthresh, ssthresh)
-        conn.counters.undos += 1
-        for rec in self.board:  # what was only presumed lost is in flight after all
-            if rec.lost and not rec.retransmitted:
-                rec.lost = False
-                self.board.lost_bytes -= rec.length
+            self.cc.undo(*self._prior)
+        self.counters.undos += 1
+        self.board.forget_losses(retransmitted_too=False)  # what was only presumed lost is in flight after all
         self._undo_marker = self._prior = None
         self._end_episode()
 
@@ -320,10 +312,9 @@ class Recovery:
 
     def _ts_says_original(self, rec: SentSegment) -> bool:
         """RFC 8985 §6.2 step 2 with timestamps: the echoed TSval predates the retransmission."""
-        conn = self.conn
-        if not rec.retransmitted or not conn.receiver.ts_ok or not conn.ts_ecr_seen:
+        if not rec.retransmitted or not self._tsecr:
             return False
-        return seq_lt(conn.ts_ecr_seen, conn.ts_val(rec.xmit_ts))
+        return seq_lt(self._tsecr, ts_clock(rec.xmit_ts, self.ts_offset))
 
     def reset(self) -> None:
         """The connection is gone (RST, abort): forget what was in flight."""

@@ -42,3 +42,8 @@ class RtoEstimator:
 
     def reset_backoff(self) -> None:
         self.backoff = 0
+
+
+def ts_clock(now: float, offset: int) -> int:
+    """Our timestamp clock at `now`: milliseconds plus a per-connection offset (RFC 7323 §5.4)."""
+    return (int(now * 1000) + offset) & 0xFFFFFFFF

@@ -99,6 +99,19 @@ class Scoreboard:
         self.lost_bytes += rec.length
         return True
 
+    def mark_all_lost(self) -> None:
+        """Every record the receiver does not hold is lost (a retransmission timeout, RFC 5681 §3.1)."""
+        for rec in self._segs:
+            self.mark_lost(rec)
+
+    def forget_losses(self, retransmitted_too: bool) -> None:
+        """What was marked lost is in flight after all (a spurious timeout, an undone recovery); with
+        `retransmitted_too` False only the records never resent are."""
+        for rec in self._segs:
+            if rec.lost and (retransmitted_too or not rec.retransmitted):
+                rec.lost = False
+                self.lost_bytes -= rec.length
+
     def first_lost(self) -> SentSegment | None:
         if self.lost_bytes:
             for rec in self._segs:

@@ -88,7 +88,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     receiver = conn.receiver
     ts = seg.options.timestamps
     conn.ts_ecr_seen = 0
-    if receiver.ts_ok and ts is not None:
+    if tcb.ts_ok and ts is not None:
         if seq_lt(ts[0], receiver.ts_recent) and not flags & Flags.RST:
             conn.counters.paws_drops += 1
             conn.receiver.ack_now = True
@@ -114,7 +114,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     # (not from a segment that ACKs what we never sent: Linux drops it before taking its timestamp)
     acks_unsent = bool(flags & Flags.ACK) and seq_gt(seg.ack, tcb.snd_max)
     if (
-        receiver.ts_ok
+        tcb.ts_ok
         and ts is not None
         and seq_le(seq, tcb.rcv_nxt)
         and seq_ge(ts[0], receiver.ts_recent)
@@ -178,7 +178,7 @@ def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:
         return
     conn.receiver.ack_now = True
     end = seq_add(seg.seq, seg.seg_len)
-    if seg.seg_len and conn.receiver.sack_ok and seq_le(end, tcb.rcv_nxt):
+    if seg.seg_len and conn.tcb.sack_ok and seq_le(end, tcb.rcv_nxt):
         conn.receiver.dsack = (seg.seq, end)  # report the duplicate (RFC 2883 §4)
     if conn.state is State.TIME_WAIT and seg.flags & Flags.FIN:
         # a retransmitted FIN: re-ACK it and restart 2*MSL (§3.10.7.4 eighth check)
@@ -210,8 +210,8 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         conn.challenge_ack(now)
         return False
     newly_sacked = False
-    if conn.receiver.sack_ok and seg.options.sack_blocks:
-        newly_sacked = conn.recovery.on_sack(seg.options.sack_blocks, ack, now)
+    if conn.tcb.sack_ok and seg.options.sack_blocks:
+        newly_sacked = conn.recovery.on_sack(seg.options.sack_blocks, ack, conn.ts_ecr_seen, now)
     if seq_lt(ack, tcb.snd_una):
         pass  # old duplicate: ignore the ACK, keep processing the text
     elif ack == tcb.snd_una:
@@ -226,13 +226,15 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         )
         _update_window_if_newer(conn, seg, now)
         if is_dup:
-            conn.recovery.on_duplicate_ack(now)
+            resend = conn.recovery.on_duplicate_ack(now)
+            if resend is not None:
+                conn.retransmit(resend, now)  # fast retransmit (RFC 5681 §3.2 step 4)
     else:
         _update_window_if_newer(conn, seg, now)
         conn.on_ack_advanced(ack, now)
-    conn.recovery.after_ack(now)
+    conn.recovery.after_ack(now, conn.rto.srtt)
     if seg.flags & Flags.ECE and conn.ecn.ok:
-        conn.recovery.on_ece(now)
+        conn.on_ece(now)
 
     if conn.fin_acked:
         if state is State.CLOSING:
@@ -293,7 +295,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
         # trim what was already received, and what lies beyond the window we offered
         head = seq_sub(tcb.rcv_nxt, seq)
         if head > 0:
-            if receiver.sack_ok:
+            if tcb.sack_ok:
                 receiver.dsack = (seq, tcb.rcv_nxt)  # the duplicate part is reported (RFC 2883 §4)
             payload = payload[head:]
             seq = tcb.rcv_nxt
@@ -360,7 +362,7 @@ def syn_ends_time_wait(conn: Connection, seg: Segment, now: float) -> bool:
     if conn.state is not State.TIME_WAIT or seg.flags & (Flags.SYN | Flags.ACK | Flags.RST) != Flags.SYN:
         return False
     ts = seg.options.timestamps
-    if conn.receiver.ts_ok and ts is not None:
+    if conn.tcb.ts_ok and ts is not None:
         newer = seq_gt(ts[0], conn.receiver.ts_recent)
     else:
         newer = seq_gt(seg.seq, conn.tcb.rcv_nxt)

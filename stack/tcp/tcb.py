@@ -22,3 +22,5 @@ class Tcb:
     rcv_adv: int = 0  # right edge of the window we advertised: never moved left (§3.8.6)
     rcv_wscale: int = 0  # shift we apply to windows we advertise
     snd_mss: int = 536  # largest segment we send: min(peer's MSS option, ours); 536 if absent (§3.7.1)
+    sack_ok: bool = False  # both SYNs carried SACK-permitted (RFC 2018 §2)
+    ts_ok: bool = False  # both SYNs carried timestamps (RFC 7323 §3.2)

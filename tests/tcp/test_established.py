@@ -78,7 +78,7 @@ def test_established_out_of_order_held_then_delivered_in_order(conn_in):
 def test_established_out_of_order_ack_carries_sack_block(conn_in):
     """RFC 2018 §4: the ACK for out-of-order data reports it in a SACK block."""
     c = conn_in(State.ESTABLISHED)
-    c.receiver.sack_ok = True
+    c.tcb.sack_ok = True
     c.receive_segment(seg(".", IRS + 6, ISS + 1, b"world"), 0.0)
     (ack,) = c.segments_to_send(0.0)
     assert ack.options.sack_blocks == ((IRS + 6, IRS + 11),)

@@ -13,7 +13,7 @@ def _sack(*blocks: tuple[int, int]) -> TcpOptions:
 
 def _flight(conn_in, segments: int, **config):
     c = conn_in(State.ESTABLISHED, congestion="reno", **config)
-    c.receiver.sack_ok = True
+    c.tcb.sack_ok = True
     c.send(b"d" * (segments * MSS), 0.0)
     assert len(sent(c, 0.0)) == min(segments, 10)
     return c
@@ -110,3 +110,22 @@ def test_fast_recovery_entered_by_the_rack_timer_sends_the_lost_segment_at_once(
     c.handle_timer(reorder_at)
     assert c.recovery.in_fast_recovery
     assert 1 in _data(sent(c, reorder_at))
+
+
+def test_fast_recovery_prr_leaves_the_controllers_window_alone(conn_in):
+    """RFC 6937 §3 paces what is sent during recovery; cwnd and ssthresh stay the controller's own: CUBIC's
+    window after its congestion event (RFC 9438 §4.6) is not replaced by PRR's on every ACK."""
+    c = conn_in(State.ESTABLISHED, congestion="cubic")
+    c.tcb.sack_ok = True
+    c.send(b"d" * (20 * MSS), 0.0)
+    sent(c, 0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, 2))), 0.01)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, 3))), 0.01)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, 4))), 0.01)
+    assert c.recovery.in_fast_recovery
+    cubic = (c.cc.cwnd, c.cc.ssthresh)
+    for i in range(5, 10):
+        c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, i))), 0.01)
+        sent(c, 0.01)
+        assert (c.cc.cwnd, c.cc.ssthresh) == cubic
+        assert c.recovery.send_window is not None and c.recovery.send_window != c.cc.cwnd

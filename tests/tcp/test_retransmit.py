@@ -122,7 +122,7 @@ def test_established_sack_after_probe_enters_recovery_and_fills_the_hole(conn_in
     from stack.wire.segment import TcpOptions
 
     c = conn_in(State.ESTABLISHED)
-    c.receiver.sack_ok = True
+    c.tcb.sack_ok = True
     c.rto.on_sample(0.05)
     c.send(b"q" * 4380, 0.0)
     c.segments_to_send(0.0)

@@ -62,8 +62,8 @@ class Contained:
 
     @cwnd.setter
     def cwnd(self, value: int) -> None:
-        """The connection sets the window itself in loss recovery (PRR, undo, F-RTO, ECN): the controller
-        learns it too, so its next hook starts from there."""
+        """A window set from outside the controller's hooks (TCP_CONGESTION's handover, undo, ECN): the
+        controller learns it too, so its next hook starts from there."""
         self._set("cwnd", value)
 
     @property
@@ -73,6 +73,23 @@ class Contained:
     @ssthresh.setter
     def ssthresh(self, value: int) -> None:
         self._set("ssthresh", value)
+
+    def undo(self, cwnd: int, ssthresh: int) -> None:
+        """A reduction turned out needless (a spurious timeout, every retransmission D-SACKed): the window
+        and ssthresh from before it come back, or stay larger (Linux tcp_undo_cwnd_reduction)."""
+        self.cwnd = max(self.cwnd, cwnd)
+        self.ssthresh = max(self.ssthresh, ssthresh)
+
+    def restart_from_loss_window(self) -> None:
+        """After a timeout F-RTO found real (RFC 5682 §2.1 step 3a), sending restarts from the loss window
+        of one segment (RFC 5681 §3.1), whatever the ACKs in between grew the window to."""
+        self.cwnd = self.mss
+
+    def reduce_for_ecn(self, flight_size: int, now: float) -> None:
+        """An ECE echo is congestion without loss (RFC 3168 §6.1.2): the controller's reduction, as for a
+        loss, and the window halved at once, as there is no segment to resend."""
+        self.on_congestion_event(flight_size, now)
+        self.cwnd = max(self.ssthresh, self.mss)
 
     def _set(self, name: str, value: int) -> None:
         try:
