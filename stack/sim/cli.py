@@ -28,14 +28,14 @@ def _flow(text: str) -> units.FlowSpec:
     return spec
 
 
-def _burst(text: str) -> tuple[float, float]:
+def _burst(text: str) -> tuple[float, float, float, float]:
     parts = text.split(",")
-    if len(parts) != 2:
-        raise ValueError(f"{text!r}: expected P,R like 1%,30% (into the bad state, out of it)")
-    p, r = (units.fraction(part) for part in parts)
+    if not 2 <= len(parts) <= 4:
+        raise ValueError(f"{text!r}: expected P,R[,BAD[,GOOD]] like 1%,30% (into the bad state, out of it)")
+    p, r, bad, good = (units.fraction(part) for part in (*parts, "100%", "0%")[:4])
     if r == 0:
         raise ValueError(f"{text!r}: R must be above 0, or the bad state never ends")
-    return p, r
+    return p, r, bad, good
 
 
 def _aqm(text: str) -> str:
@@ -71,8 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--burst-loss",
         type=_typed(_burst),
         default=None,
-        metavar="P,R",
-        help="bursty loss (Gilbert-Elliott): P into the losing state, R out of it, per packet; e.g. 1%%,30%%",
+        metavar="P,R[,BAD[,GOOD]]",
+        help="bursty loss (Gilbert-Elliott): per packet, P into the bad state and R out of it; a packet is lost "
+        "with BAD there (default 100%%) and GOOD in the good state (default 0%%); e.g. 1%%,30%%",
     )
     p.add_argument("--duplicate", type=_typed(units.fraction), default=0.0, help="packets duplicated, e.g. 1%%")
     p.add_argument("--reorder", type=_typed(units.fraction), default=0.0, help="packets held back, e.g. 1%%")

@@ -52,7 +52,7 @@ class LinkConfig:
     queue: QueueLimit = QueueLimit(1, "bdp")
     aqm: str = "droptail"  # or "codel" (RFC 8289)
     loss: float = 0.0  # independent loss on the data direction
-    burst_loss: tuple[float, float] | None = None  # Gilbert-Elliott (p, r): into and out of the bad state
+    burst_loss: tuple[float, float, float, float] | None = None  # Gilbert-Elliott (p, r, loss bad, loss good)
     duplicate: float = 0.0
     reorder: float = 0.0
     reorder_delay: float = 0.005
@@ -177,7 +177,8 @@ class Simulation:
         queue = CoDel(limit, in_bytes, mtu=link.mtu) if link.aqm == "codel" else DropTail(limit, in_bytes)
         loss = None
         if link.burst_loss is not None:
-            loss = GilbertElliott(*link.burst_loss, rng)
+            p, r, bad, good = link.burst_loss
+            loss = GilbertElliott(p, r, rng, loss_bad=bad, loss_good=good)
         elif link.loss:
             loss = Bernoulli(link.loss, rng)
         forward = Wire(

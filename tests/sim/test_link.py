@@ -202,3 +202,13 @@ def test_link_busy_time_counts_a_transmission_under_way_up_to_now():
     assert path.link.busy_time(0.025) == pytest.approx(0.025)
     path.events.run()
     assert path.link.busy_time(1.0) == pytest.approx(0.03)
+
+
+def test_link_gilbert_elliott_partial_loss_in_each_state():
+    """Elliott's extension: the bad state loses only some packets and the good one a few, so the mean
+    loss is share_bad * BAD + share_good * GOOD."""
+    model = GilbertElliott(0.02, 0.2, Random(5), loss_bad=0.5, loss_good=0.01)
+    outcomes = _run_loss(model, 200_000)
+    share_bad = 0.02 / 0.22
+    assert sum(outcomes) / len(outcomes) == pytest.approx(share_bad * 0.5 + (1 - share_bad) * 0.01, rel=0.1)
+    assert model.mean_loss == pytest.approx(share_bad * 0.5 + (1 - share_bad) * 0.01)

@@ -4,6 +4,7 @@ for byte (files and printed summary), another seed does not."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -103,6 +104,7 @@ def test_sim_codel_keeps_the_queue_short(tmp_path):
         (["--flow", "cubic:1XB"], "size '1XB'"),
         (["--flow", "cubic", "--queue", "-3pkt"], "queue"),
         (["--flow", "cubic", "--burst-loss", "1%"], "expected P,R"),
+        (["--flow", "cubic", "--burst-loss", "1%,0%"], "R must be above 0"),
         (["--flow", "cubic", "--aqm", "red"], "choose droptail or codel"),
     ],
 )
@@ -110,6 +112,17 @@ def test_sim_cli_bad_option_gives_one_line_and_exit_2(args, message):
     result = tcpstack("sim", *args)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def test_sim_burst_loss_loses_in_bursts(tmp_path):
+    """--burst-loss drives the Gilbert-Elliott chain on the wire: a flow through it loses packets
+    (counted as wire loss, not queue drops) and still delivers everything."""
+    result = tcpstack(
+        "sim", "--flow", "cubic:300KB", "--burst-loss", "2%,40%,90%,0.1%", "--json", "--out", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    (flow,) = json.loads(result.stdout)["flows"]
+    assert flow["delivered"] == 300_000 and flow["drops"].get("loss", 0) > 0 and "queue" not in flow["drops"]
 
 
 @pytest.mark.parametrize(
@@ -160,3 +173,16 @@ def test_sim_report_fairness_while_all_flows_ran():
     assert report.shared_fairness == pytest.approx(0.5)
     assert report.fairness == pytest.approx(1.0)  # 8 Mbit/s each, over their lives
     assert "while all ran (2.00-4.00 s): Jain's index 0.500" in report.table()
+
+
+@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed (tools/setup installs it)")
+def test_sim_pcap_reads_in_tcpdump_with_virtual_times(tmp_path):
+    """The capture is an ordinary pcap: tcpdump reads it, and its clock starts at 0 (1970-01-01)."""
+    Simulation(LinkConfig(), [FlowSpec.parse("cubic:20KB")], out_dir=str(tmp_path)).run()
+    result = subprocess.run(
+        ["tcpdump", "-r", str(tmp_path / "flow1-cubic.pcap"), "-nn", "-tt"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("0.000000 IP 10.0.1.1.50000 > 10.0.2.1.5001: Flags [S]")
+    assert "mss 1460" in lines[0] and lines[1].startswith("0.040")  # the SYN,ACK after one 40 ms round trip
