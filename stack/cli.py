@@ -278,6 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     script = sub.add_parser("script", help="run packetdrill-format .pkt scripts against the core in virtual time")
     script.add_argument("files", nargs="+", metavar="FILE.pkt")
+    script.add_argument(
+        "--trace",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="what the script did: --trace alone prints its transitions on stderr, --trace FILE writes the event "
+        "log (one script), both in the run's virtual time",
+    )
+    script.add_argument("--pcap", default=None, help="write the script's packets, in virtual time (one script)")
 
     sim = sub.add_parser("sim", help="run flows of the real TCP core over a simulated bottleneck, in virtual time")
     from stack.sim.cli import add_arguments as add_sim_arguments  # light: argparse and unit parsing
@@ -324,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "script":
             from stack.script.cli import run_scripts
 
-            return run_scripts(args.files)
+            if (args.pcap or args.trace not in (None, "-")) and len(args.files) > 1:
+                parser.error("script: --pcap and --trace FILE record one script; give one FILE.pkt")
+            return run_scripts(args.files, trace=args.trace, pcap=args.pcap)
         if args.command == "top":
             from stack.top import run_top
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.parser import ScriptSyntaxError
+from stack.script.recording import Recorder
 from stack.script.runner import run_script
 
 
-def run_scripts(paths: list[str]) -> int:
-    """The exit code: 0 when every script passed or was skipped, 1 when one failed or could not be read."""
+def run_scripts(paths: list[str], trace: str | None = None, pcap: str | None = None) -> int:
+    """The exit code: 0 when every script passed or was skipped, 1 when one failed or could not be read.
+
+    `trace` (`-` for transitions on stderr, else an event log file) and `pcap` record what one script did,
+    in its virtual time; a failing script is recorded up to where it failed."""
     failed = 0
     for path in paths:
+        recorder = Recorder(pcap, trace) if trace is not None or pcap is not None else None
         try:
-            run_script(path)
+            run_script(path, recorder=recorder)
         except ScriptSkip as exc:
             print(f"SKIP {path}: {exc}")
         except (ScriptFailure, ScriptSyntaxError, OSError) as exc:
@@ -20,4 +25,7 @@ def run_scripts(paths: list[str]) -> int:
             print(f"FAIL {path}\n{exc}")
         else:
             print(f"PASS {path}")
+        finally:
+            if recorder is not None:
+                recorder.close()
     return 1 if failed else 0

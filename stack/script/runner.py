@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from stack import ip6
 from stack.demux import Demux
@@ -63,6 +64,9 @@ from stack.tcp.listener import Listener
 from stack.wire import addr
 from stack.wire.segment import Flags, Segment, TcpOptions, flags_str
 from stack.wire.seq import seq_add, seq_sub
+
+if TYPE_CHECKING:
+    from stack.script.recording import Recorder
 
 REMOTE_PORT = 40000  # the script's end of a passive open
 DEFAULT_TOLERANCE = 0.004  # packetdrill's default --tolerance_usecs=4000
@@ -168,8 +172,9 @@ class _Blocked:
 
 
 class Runner:
-    def __init__(self, script: Script, config: TcpConfig | None = None) -> None:
+    def __init__(self, script: Script, config: TcpConfig | None = None, recorder: Recorder | None = None) -> None:
         self.script = script
+        self.recorder = recorder  # `tcpstack script --trace/--pcap`
         self.path = script.path
         self.config = config or TcpConfig()
         sysctls: dict[str, str] = {}
@@ -190,6 +195,8 @@ class Runner:
         if self.v6:  # the link's MTU is 20 bytes larger, so a script's MSS values mean the same in both versions
             self.config = replace(self.config, mss=self.config.mss + IPV6_EXTRA_HEADER)
         self.demux = Demux(self.config)
+        if recorder is not None:
+            self.demux.on_transition = recorder.transition
         self.kernel = Kernel(self.demux, self.config, self.path, self.local_ip, self.remote_ip)
         self.now = 0.0
         self.last = 0.0  # when the previous event happened: the base of relative times
@@ -352,6 +359,8 @@ class Runner:
                     self.iss[conn] = seg.seq
                     self.port_iss[(conn.local[1], conn.remote[1])] = seg.seq
                 self.out.append(_Sent(self.now, seg, self.iss.setdefault(conn, conn.tcb.iss)))
+                if self.recorder is not None:
+                    self.recorder.outbound(self.local_ip, self.remote_ip, seg, conn)
             while (event := conn.next_event()) is not None:
                 self.kernel.on_event(conn, event)
             if conn.finished:
@@ -398,7 +407,11 @@ class Runner:
             line.urg or 0,
             ECN_CODEPOINTS[line.ecn or "noecn"],
         )
+        if self.recorder is not None:
+            self.recorder.inbound(self.remote_ip, self.local_ip, seg, self._target(line)[2])
         _, rst = self.demux.segment_arrives(self.remote_ip, self.local_ip, seg, self.now)
+        if rst is not None and self.recorder is not None:
+            self.recorder.outbound(self.local_ip, self.remote_ip, rst, None)
         for ended in self.demux.replaced:  # a TIME_WAIT incarnation a new SYN ended: nothing to retire here
             self.taken.update((t.old.name, t.event.name) for t in ended.history)
         self.demux.replaced.clear()
@@ -629,7 +642,10 @@ def _script_tsval(layout: Layout, offset: int | None) -> Layout:
 
 
 def run_script(
-    path: str, config: TcpConfig | None = None, options: list[tuple[str, str]] | None = None
+    path: str,
+    config: TcpConfig | None = None,
+    options: list[tuple[str, str]] | None = None,
+    recorder: Recorder | None = None,
 ) -> set[tuple[str, str]]:
     """Run one .pkt file: returns the (state, event) pairs it covered; raises ScriptFailure or ScriptSkip.
 
@@ -638,6 +654,8 @@ def run_script(
     script = parse_file(path)
     if options:
         script = replace(script, options=(*options, *script.options))
-    runner = Runner(script, config)
+    runner = Runner(script, config, recorder)
+    if recorder is not None:
+        recorder.bind(lambda: runner.now)
     runner.run()
     return runner.taken
