@@ -140,6 +140,10 @@ class EventLog:
         """The connection was deleted: drop what the log kept about it."""
         self._conns.pop(conn, None)
 
+    def __contains__(self, conn: Connection) -> bool:
+        """The log keeps a record of this connection."""
+        return conn in self._conns
+
     # ------------------------------------------------------------------ internals
 
     def _record(self, conn: Connection) -> _ConnTrace:

@@ -701,36 +701,4 @@ def _bound_address(server: Server) -> int:
 
 def conn_counters(conn: Connection) -> Counter[str]:
     """One connection's counters under the names `tcpstack stats` shows (Linux's MIB names)."""
-    c = conn.counters
-    return Counter(
-        {
-            "InSegsConn": c.segs_in,
-            "OutSegs": c.segs_out,
-            "RetransSegs": c.retrans_segs,
-            "OutRstsConn": c.resets_out,
-            "TCPChallengeACK": c.challenge_acks,
-            "OutOfWindowDrops": c.out_of_window,
-            "TCPTimeouts": c.timeouts,
-            "TCPFastRetrans": c.fast_retransmits,
-            "TCPLossProbes": c.loss_probes,
-            "TCPKeepAlive": c.keepalive_probes,
-            "TCPWinProbe": c.window_probes,
-            "PAWSEstabRejected": c.paws_drops,
-            "AttemptFails": c.attempt_fails,
-            "EstabResets": c.estab_resets,
-            "TCPOFODrop": c.ofo_drops,
-            "TCPACKSkippedChallenge": c.challenge_acks_skipped,
-            "TCPACKSkippedSeq": c.oow_acks_skipped,
-            "OutOfWindowRsts": c.rsts_out_of_window,
-            "TCPDSACKRecv": c.dsacks_received,
-            "TCPSpuriousRTOs": c.spurious_rtos,
-            "TCPUndo": c.undos,
-            "TCPAbortOnData": c.aborts_on_data,
-            "TCPECNRcvCE": c.ce_received,
-            "TCPECNReductions": c.ecn_reductions,
-            "TWKilled": c.time_wait_killed,
-            "TWRecycled": c.time_wait_recycled,
-            "TCPRcvQDrop": c.rcvq_drops,
-            "OfoPruned": c.ofo_pruned,
-        }
-    )
+    return Counter(conn.counters.by_linux_name())

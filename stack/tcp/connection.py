@@ -9,10 +9,11 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from stack.tcp import congestion, events, timers, user_calls
 from stack.tcp.config import TcpConfig
+from stack.tcp.counters import Counters
 from stack.tcp.ecn import ECT0, Ecn
 from stack.tcp.events import Closed, Connected, Reset, SendSpace, TimedOut
 from stack.tcp.isn import initial_sequence_number
@@ -35,38 +36,6 @@ _OOW_ACK_INTERVAL = 0.5  # seconds between answers to unacceptable pure ACKs (Li
 
 
 TransitionHook = Callable[["Connection", Transition], None]
-
-
-@dataclass(slots=True)
-class Counters:
-    segs_in: int = 0
-    segs_out: int = 0
-    retrans_segs: int = 0
-    resets_out: int = 0
-    challenge_acks: int = 0
-    out_of_window: int = 0
-    timeouts: int = 0  # retransmission timer expiries (Linux TCPTimeouts)
-    fast_retransmits: int = 0  # recoveries entered on duplicate ACKs or SACK (TCPFastRetrans)
-    loss_probes: int = 0  # tail loss probes sent (TCPLossProbes)
-    keepalive_probes: int = 0  # keepalive probes sent (TCPKeepAlive)
-    window_probes: int = 0  # zero-window probes sent (TCPWinProbe)
-    paws_drops: int = 0  # segments dropped by PAWS (PAWSEstabRejected)
-    attempt_fails: int = 0  # SYN_SENT/SYN_RECEIVED -> CLOSED or back to LISTEN (AttemptFails)
-    estab_resets: int = 0  # ESTABLISHED/CLOSE_WAIT -> CLOSED (EstabResets)
-    ofo_drops: int = 0  # out-of-order segments that met the queue's bounds (Linux TCPOFODrop/OfoPruned)
-    challenge_acks_skipped: int = 0  # challenge ACKs the rate limit held back (TCPACKSkippedChallenge)
-    oow_acks_skipped: int = 0  # answers to unacceptable pure ACKs held back, 500 ms limit (TCPACKSkippedSeq)
-    rsts_out_of_window: int = 0  # RSTs outside the window, dropped silently (RFC 5961 §3.2)
-    dsacks_received: int = 0  # D-SACK blocks from the peer: we resent needlessly (TCPDSACKRecv)
-    spurious_rtos: int = 0  # timeouts F-RTO found spurious (TCPSpuriousRTOs)
-    undos: int = 0  # congestion window reductions undone (TCPDSACKUndo + TCPLossUndo)
-    ce_received: int = 0  # segments that arrived with a CE mark (TCPECNCe... Linux TcpExtTCPECNRcvCE)
-    ecn_reductions: int = 0  # window reductions for an ECE echo (RFC 3168 §6.1.2)
-    aborts_on_data: int = 0  # data arrived after the application closed: RST (TCPAbortOnData)
-    time_wait_killed: int = 0  # TIME_WAIT ended by a RST, RFC 1337's assassination (TWKilled)
-    time_wait_recycled: int = 0  # TIME_WAIT ended by a new SYN for the same 4-tuple, RFC 6191 (TWRecycled)
-    rcvq_drops: int = 0  # data dropped unacknowledged at the stack's memory limit (TCPRcvQDrop)
-    ofo_pruned: int = 0  # out-of-order queues emptied under memory pressure (OfoPruned)
 
 
 def window_shift_for(buffer: int) -> int:

@@ -44,7 +44,7 @@ class Listener:
         self.accept_queue: deque[Connection] = deque()
         self.overflows = 0  # SYNs dropped because a queue was full
         self.counters: Counter[str] = Counter() if counters is None else counters  # the stack's, when given
-        self._secret = syncookies.new_secret(config.rng) if cookie_secret is None else cookie_secret
+        self.cookie_secret = syncookies.new_secret(config.rng) if cookie_secret is None else cookie_secret
         self._cookie_sent_at: float | None = None  # Linux's last_overflow: ACKs are checked as cookies after it
 
     def enter(self, event: Event, now: float) -> None:
@@ -120,7 +120,7 @@ class Listener:
         tuple4 = (local[0], local[1], remote[0], remote[1])
         peer_isn = seq_add(seg.seq, -1)
         iss = seq_add(seg.ack, -1)
-        index = syncookies.check_cookie(self._secret, tuple4, peer_isn, iss, now)
+        index = syncookies.check_cookie(self.cookie_secret, tuple4, peer_isn, iss, now)
         peer = self._peer_options(index, seg, local) if index is not None else None
         if peer is None:
             self.counters["SyncookiesFailed"] += 1
@@ -129,7 +129,7 @@ class Listener:
         if self.accept_queue_full():
             return self._drop_overflow()  # the peer retransmits; its next segment returns the cookie again
         syn = Segment(seg.src_port, seg.dst_port, peer_isn, 0, Flags.SYN, seg.window, b"", peer)
-        offset = syncookies.ts_offset(self._secret, local[0], remote[0])
+        offset = syncookies.ts_offset(self.cookie_secret, local[0], remote[0])
         config = self._config_for(local)
         child = Connection.from_cookie(config, local, remote, syn, iss, offset, now, on_transition)
         self.syn_queue.add(child)  # the owner moves it to the accept queue on its Connected event
@@ -180,14 +180,14 @@ class Listener:
         peer = syn.options
         index = syncookies.mss_index(peer.mss, _mss_table(local))
         tuple4 = (local[0], local[1], remote[0], remote[1])
-        iss = syncookies.make_cookie(self._secret, tuple4, syn.seq, index, now)
+        iss = syncookies.make_cookie(self.cookie_secret, tuple4, syn.seq, index, now)
         options = TcpOptions(mss=config.mss)
         if config.timestamps and peer.timestamps is not None:
             use_wscale = peer.wscale is not None and config.window_scaling
             carried = syncookies.CookieOptions(
                 min(peer.wscale, syncookies.MAX_WSCALE) if use_wscale else None, config.sack and peer.sack_permitted
             )
-            offset = syncookies.ts_offset(self._secret, local[0], remote[0])
+            offset = syncookies.ts_offset(self.cookie_secret, local[0], remote[0])
             ts_now = (int(now * 1000) + offset) & 0xFFFFFFFF  # Connection.ts_val's clock
             options = TcpOptions(
                 mss=config.mss,

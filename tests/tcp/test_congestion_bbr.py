@@ -212,7 +212,12 @@ def test_bbr_probe_bw_starts_in_random_phase_never_the_drain_phase():
     phases = set()
     for seed in range(40):
         b = Bbr(MSS, rng=random.Random(seed))
-        b._enter_probe_bw(0.0)
+        delivered, now = 0, 0.0
+        while b.state != PROBE_BW:  # a steady 250 kB/s: STARTUP finds the pipe full, DRAIN empties it
+            now += RTT
+            delivered += 10 * MSS
+            b.on_ack(sample(now, delivered, rate=250_000.0, rtt=RTT, prior=delivered - 10 * MSS))
+            assert now < 2.0, b.state
         phases.add(b.pacing_gain)
     assert 3 / 4 not in phases and phases <= set(PACING_GAIN_CYCLE)
     assert 5 / 4 in phases and 1.0 in phases

@@ -5,7 +5,10 @@ public name (a method or attribute) on the part that owns it."""
 from __future__ import annotations
 
 import ast
+from dataclasses import fields
 from pathlib import Path
+
+from stack.tcp.counters import Counters
 
 CORE = Path(__file__).resolve().parents[2] / "stack" / "tcp"
 
@@ -53,3 +56,9 @@ def test_the_check_sees_a_private_read_through_another_object():
     """The check itself can fail: reads and writes through any other name are caught."""
     source = "def f(conn, cls):\n    conn._x = 1\n    return cls()._y, other.a._z, self._ok\n"
     assert [expr for _, expr in foreign_private_accesses(source)] == ["conn._x", "cls()._y", "other.a._z"]
+
+
+def test_every_counter_has_one_linux_name():
+    """The counters are one table: each field carries the MIB name `tcpstack stats` shows, none twice."""
+    names = Counters().by_linux_name()
+    assert len(names) == len(fields(Counters)) and all(names)

@@ -295,7 +295,7 @@ def test_demux_listeners_share_the_stacks_secret_and_counters():
     """One key per stack (drawn at start), one set of counters for `tcpstack stats`."""
     demux = Demux(replace(COOKIES, syncookies=2))
     a, b = demux.listen((LOCAL[0], 80)), demux.listen((LOCAL[0], 81))
-    assert a._secret == b._secret == demux.cookie_secret and a.counters is b.counters is demux.counters
+    assert a.cookie_secret == b.cookie_secret == demux.cookie_secret and a.counters is b.counters is demux.counters
     assert Demux(COOKIES).cookie_secret != demux.cookie_secret
 
 
