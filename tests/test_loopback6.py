@@ -78,3 +78,34 @@ def test_loopback_ipv6_flow_label_one_per_direction_and_mss_1440(tmp_path):
     assert len(labels) == len(by_source) == 2 and all(fl for _, fl in labels)
     syns = [p for p in packets if p[TCP].flags & 0x02]
     assert syns and all(dict(p[TCP].options)["MSS"] == 1440 for p in syns)
+
+
+async def _refused_families() -> tuple[list, list]:
+    """Which families reach a server bound to 0.0.0.0, and one bound to ::."""
+    da, db = SocketPairDevice.pair()
+    client = Stack(da, ["10.0.0.1", CLIENT6])
+    server = Stack(db, ["10.0.0.2", SERVER6])
+    outcomes: dict[str, list[str]] = {}
+    try:
+        for host, port in (("0.0.0.0", 7), ("::", 9)):
+            srv = await server.start_server(SERVICES["echo"], host, port)
+            assert [s.getsockname()[0] for s in srv.sockets] == [host]
+            for target in ("10.0.0.2", SERVER6):
+                try:
+                    _, writer = await client.open_connection(target, port)
+                    writer.close()
+                    outcomes.setdefault(host, []).append("connected")
+                except ConnectionRefusedError:
+                    outcomes.setdefault(host, []).append("refused")
+        return outcomes["0.0.0.0"], outcomes["::"]
+    finally:
+        await client.close()
+        await server.close()
+
+
+def test_loopback_listener_bound_to_one_family_refuses_the_other():
+    """asyncio's listeners: host "0.0.0.0" is IPv4 only, "::" IPv6 only (IPV6_V6ONLY); the other family
+    meets a closed port (RST)."""
+    v4_only, v6_only = run(_refused_families())
+    assert v4_only == ["connected", "refused"]
+    assert v6_only == ["refused", "connected"]
