@@ -113,13 +113,14 @@ static int can_lead(const struct fast_seg *h, uint32_t hlen)
 
 /* Build n items into buf, one record each (or one per run of segments with gso), end to end from
  * offset 0; offs/lens get each record's place. Item i is a TCP segment segs[i] with payloads[i] of
- * plens[i] bytes, or when raw[i] a whole IP packet in payloads[i] copied as it is.
+ * plens[i] bytes (with gso_sizes[i] != 0: already a super-segment of pieces that size, never merged
+ * further; needs vnet and gso), or when raw[i] a whole IP packet in payloads[i] copied as it is.
  * vnet: each record starts with a virtio_net_hdr; TCP checksums are left to the kernel (NEEDS_CSUM).
  * gso (needs vnet): runs of segments that `continues` allows go out as one super-segment that the
  * kernel cuts back into exactly those segments. Returns the record count, or -1 if cap is too small. */
 int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const char **payloads,
-                     const uint32_t *plens, const uint8_t *raw, int n, int vnet, int gso, uint32_t *offs,
-                     uint32_t *lens)
+                     const uint32_t *plens, const uint16_t *gso_sizes, const uint8_t *raw, int n, int vnet, int gso,
+                     uint32_t *offs, uint32_t *lens)
 {
     uint8_t *buf = (uint8_t *)cbuf;
     size_t pos = 0;
@@ -149,8 +150,11 @@ int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const 
             uint32_t gso_size = plens[i];
             int j = i + 1;
             size_t total = plens[i];
-            if (gso && can_lead(head, gso_size)) {
-                while (j < n && !raw[j] && continues(head, &segs[j - 1], &segs[j], gso_size, plens[j - 1], plens[j]) &&
+            if (gso && gso_sizes[i]) {
+                gso_size = gso_sizes[i]; /* a run the caller already made one segment */
+            } else if (gso && can_lead(head, gso_size)) {
+                while (j < n && !raw[j] && !gso_sizes[j] &&
+                       continues(head, &segs[j - 1], &segs[j], gso_size, plens[j - 1], plens[j]) &&
                        IP_HDR + 60 + total + plens[j] <= MAX_IP_TOTAL) {
                     total += plens[j];
                     j++;
@@ -177,7 +181,7 @@ int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const 
             h.csum_start = IP_HDR;
             h.csum_offset = TCP_CSUM_OFFSET;
             h.hdr_len = (uint16_t)hlen;
-            if (j - i > 1) {
+            if (total > gso_size) {
                 h.gso_type = FAST_VNET_GSO_TCPV4;
                 h.gso_size = (uint16_t)gso_size;
             }

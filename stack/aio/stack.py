@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from stack.trace import EventLog
 
 log = logging.getLogger(__name__)
+_TSO_MAX_BYTES = 0xFFFF - 120  # payload of one super-segment: an IPv4 packet of at most 64 KB with 60+ header bytes
 CLOSED_KEPT = 16  # closed connections `netstat --closed` still shows
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
@@ -81,7 +82,9 @@ class Stack:
         self.resolution = TimerResolution.of(self._loop)
         config = config if config is not None else TcpConfig(mss=mss)
         # the pacer may let a sender catch up by what a late timer costs (one tick of the loop's clock)
-        self.config = replace(config, timer_slack=max(config.timer_slack, self.resolution.tick))
+        # a device that cuts super-segments (TSO) lets the core send runs of full segments as one
+        tso = _TSO_MAX_BYTES if getattr(device, "gso", False) else 0
+        self.config = replace(config, timer_slack=max(config.timer_slack, self.resolution.tick), tso_max_bytes=tso)
         self.demux = Demux(self.config)
         self.ip = IpLayer(self.demux, self.addr)
         self.ip6 = Ip6Layer(self.demux, self.addrs, self.ip)

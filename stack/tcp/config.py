@@ -57,6 +57,9 @@ class TcpConfig:
     # how late the caller's timers may fire (the event loop's resolution): a paced sender woken late may
     # catch up by this much at once, as Linux sends about 1 ms of data per TSO burst (tcp_tso_autosize)
     timer_slack: float = 0.0
+    # the device cuts a segment of up to this many payload bytes into MSS-sized ones (TSO): runs of full
+    # segments may leave as one; 0: every segment leaves MSS-sized (the Stack sets it from its device)
+    tso_max_bytes: int = 0
     congestion: str = "cubic"  # name in stack.tcp.congestion.REGISTRY (or "package.module:Class"); Linux default
 
 

@@ -550,6 +550,10 @@ class Connection:
                 break
             if sender.paced(now, self.cc.pacing_rate):
                 return
+            run = self._tso_run(mss, unsent, usable)
+            if run > 1:
+                self._send_data_run(offset, run, mss, now)
+                continue
             fin = sender.fin_queued and n == unsent
             self._send_data_segment(offset, n, fin, now)
         if sender.fin_queued and sender.unsent(tcb.snd_nxt) == 0 and not sender.fin_in_flight(tcb.snd_nxt):
@@ -576,6 +580,42 @@ class Connection:
         self.recovery.board.mark_lost(head)
         self.retransmit(head, now)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
+
+    def _tso_run(self, mss: int, unsent: int, usable: int) -> int:
+        """How many full segments may leave as one super-segment that the device cuts back to MSS (TSO,
+        `config.tso_max_bytes`): only on the plain path, where each piece is what the loop would send
+        alone (no pacing, recovery, SACK option, CWR or FIN to place), else 1."""
+        limit = self.config.tso_max_bytes // mss
+        if limit < 2 or self.cc.pacing_rate is not None or self.recovery.in_recovery or self.ecn.cwr_pending:
+            return 1
+        if self.receiver.sack_option_bytes():
+            return 1
+        run = min(limit, unsent // mss, usable // mss)
+        if self.sender.fin_queued and run * mss == unsent:
+            run -= 1  # the FIN goes with the last piece, which the plain path sends
+        return run
+
+    def _send_data_run(self, offset: int, run: int, mss: int, now: float) -> None:
+        """`run` full segments as one Segment (its `gso` = mss): the device cuts it into exactly the segments
+        the loop would have sent, so the scoreboard, the controller and the rate sampler see each of them."""
+        tcb = self.tcb
+        sender = self.sender
+        buf = sender.buffer
+        seq = tcb.snd_nxt
+        n = run * mss
+        flags = Flags.ACK | Flags.PSH if offset + n == len(buf) else Flags.ACK
+        if sender.rtt_seq is None:
+            sender.rtt_seq, sender.rtt_time = seq, now
+        self._emit(now, flags, seq, buf.take(offset, n), ECT0 if self.ecn.ok else 0, new_data=True, gso=mss)
+        for i in range(run):
+            self.recovery.on_sent(seq_add(seq, i * mss), mss, now)
+        self.counters.segs_out += run - 1  # segments_to_send counts the Segment once
+        sender.last_progress = now
+        end = seq_add(seq, n)
+        tcb.snd_nxt = end
+        if seq_gt(end, tcb.snd_max):
+            tcb.snd_max = end
+        self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.1)
 
     def _send_data_segment(self, offset: int, n: int, fin: bool, now: float, push: bool = False) -> None:
         tcb = self.tcb
@@ -632,9 +672,17 @@ class Connection:
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)
 
     def _emit(
-        self, now: float, flags: Flags, seq: int, payload: bytes = b"", ecn: int = 0, new_data: bool = False
+        self,
+        now: float,
+        flags: Flags,
+        seq: int,
+        payload: bytes = b"",
+        ecn: int = 0,
+        new_data: bool = False,
+        gso: int = 0,
     ) -> None:
-        """Queue one segment carrying our current ACK, window and SACK blocks."""
+        """Queue one segment carrying our current ACK, window and SACK blocks (with `gso`: a run of
+        segments of that size, for a device that cuts it)."""
         tcb = self.tcb
         if self.ecn.ece_pending:
             flags |= Flags.ECE  # echo congestion until the peer's CWR (RFC 3168 §6.1.3)
@@ -645,9 +693,13 @@ class Connection:
         else:
             options = TcpOptions(sack_blocks=sack) if sack else NO_OPTIONS
         self._out.append(
-            Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window, payload, options, ecn=ecn)
+            Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window, payload, options, ecn=ecn, gso=gso)
         )
-        if payload:  # every data segment, new or resent, feeds the controller and the rate estimator
+        if gso:  # each piece of a run, as if sent alone
+            in_flight = seq_sub(tcb.snd_max, tcb.snd_una)
+            for off in range(0, len(payload), gso):
+                self.cc.data_sent(seq_add(seq, off), gso, in_flight + off, now)
+        elif payload:  # every data segment, new or resent, feeds the controller and the rate estimator
             self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), now)
 
     def ts_val(self, now: float) -> int:

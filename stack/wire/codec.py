@@ -212,13 +212,15 @@ class BatchEncoder:
         segs = ffi.new("struct fast_seg[]", n)
         payloads = ffi.new("char *[]", n)
         plens = ffi.new("uint32_t[]", n)
+        gso = ffi.new("uint16_t[]", n)
         raw = ffi.new("uint8_t[]", n)
         if self._n:
             ffi.memmove(segs, self._segs, ffi.sizeof("struct fast_seg") * self._n)
             ffi.memmove(payloads, self._payloads, ffi.sizeof("char *") * self._n)
             ffi.memmove(plens, self._plens, 4 * self._n)
+            ffi.memmove(gso, self._gso, 2 * self._n)
             ffi.memmove(raw, self._raw, self._n)
-        self._segs, self._payloads, self._plens, self._raw = segs, payloads, plens, raw
+        self._segs, self._payloads, self._plens, self._gso, self._raw = segs, payloads, plens, gso, raw
         self._offs = ffi.new("uint32_t[]", n)
         self._lens = ffi.new("uint32_t[]", n)
         self._cap = n
@@ -241,11 +243,16 @@ class BatchEncoder:
     def tcp(self, src: int, dst: int, seg: Segment, ttl: int = 64, flow: int = 0) -> None:
         i = self._slot(seg.payload)
         self._raw[i] = 0
+        self._gso[i] = seg.gso  # a run the core made one Segment (TSO): cut by the kernel
+        if seg.gso:
+            self.merged_segments += (len(seg.payload) - 1) // seg.gso
         _fill(self._segs[i], src, dst, seg, ttl, 0, flow)
 
     def packet(self, packet: bytes) -> None:
         """A whole IP packet (checksums complete), copied as it is."""
-        self._raw[self._slot(packet)] = 1
+        i = self._slot(packet)
+        self._raw[i] = 1
+        self._gso[i] = 0
 
     def build(self) -> PacketBatch:
         n = self._n
@@ -255,7 +262,7 @@ class BatchEncoder:
             self._buf = uncleared("char[]", self._buf_size)
             self._view = memoryview(ffi.buffer(self._buf)).toreadonly()
         count = lib.fast_build_batch(
-            self._buf, self._buf_size, self._segs, self._payloads, self._plens, self._raw, n,
+            self._buf, self._buf_size, self._segs, self._payloads, self._plens, self._gso, self._raw, n,
             self.vnet, self.gso, self._offs, self._lens,
         )  # fmt: skip
         self._keep.clear()

@@ -65,6 +65,7 @@ class Segment:
     options: TcpOptions = field(default=NO_OPTIONS)
     urgent: int = 0
     ecn: int = 0  # the IP header's ECN field (RFC 3168 §5): how it arrived, or what to send it with
+    gso: int = 0  # sent: a run of segments of this payload size, for a device that cuts it (TSO); 0: one segment
 
     @property
     def seg_len(self) -> int:

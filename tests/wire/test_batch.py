@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from dataclasses import replace
 
 import pytest
 from stack._fast import ffi, lib
@@ -204,3 +205,18 @@ def test_read_batch_payloads_are_views_of_the_read_buffer_never_overwritten(pair
         write_batch(a.fileno(), [encode_tcp(DST, SRC, _data(7, 1400))] * 8)
         decoder.decode(reader.read(b.fileno()))
     assert [bytes(p) for p in kept] == [s.payload for s in first]
+
+
+def test_batch_gso_segment_from_the_core_goes_out_as_it_is_cut():
+    """A run the core already made one Segment (`gso` = its piece size) keeps that size and is never
+    merged with what follows."""
+    run = replace(_data(1, 3 * MSS, Flags.ACK), gso=MSS)
+    after = _data(1 + 3 * MSS, MSS, Flags.ACK | Flags.PSH)
+    records = _records(_build([run, after]))
+    assert [VNET.unpack_from(r)[1:4:2] for r in records] == [(1, MSS), (0, 0)]  # gso_type, gso_size
+    assert [p for r in records for p in _kernel_cut(r)] == [
+        _data(1, MSS),
+        _data(1 + MSS, MSS),
+        _data(1 + 2 * MSS, MSS),
+        after,
+    ]

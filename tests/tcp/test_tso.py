@@ -1,0 +1,59 @@
+"""Runs of full segments as one super-segment for a device that cuts them back (TSO): the wire carries
+the segments the sender would have sent one by one, and the scoreboard keeps each of them (RFC 6675 §5:
+a lost one is resent alone)."""
+
+from stack.tcp.state import State
+from stack.wire.segment import Flags, TcpOptions
+from tests.tcp.conftest import IRS, ISS, seg, sent
+
+MSS = 1460
+TSO = 65000
+
+
+def _sack(*blocks: tuple[int, int]) -> TcpOptions:
+    return TcpOptions(sack_blocks=tuple((ISS + 1 + a * MSS, ISS + 1 + b * MSS) for a, b in blocks))
+
+
+def test_established_tso_run_is_one_segment_with_a_record_per_mss(conn_in):
+    c = conn_in(State.ESTABLISHED, tso_max_bytes=TSO)
+    before = c.counters.segs_out
+    c.send(b"d" * (6 * MSS), 0.0)
+    (run,) = c.segments_to_send(0.0)
+    assert (run.seq, len(run.payload), run.gso) == (ISS + 1, 6 * MSS, MSS)
+    assert run.flags == Flags.ACK | Flags.PSH  # the last piece ends the buffer; the device puts PSH there only
+    assert [rec.length for rec in c.recovery.board] == [MSS] * 6
+    assert c.counters.segs_out - before == 6  # segments on the wire, as Linux counts tcp_skb_pcount
+
+
+def test_established_tso_off_sends_each_segment(conn_in):
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"d" * (6 * MSS), 0.0)
+    out = c.segments_to_send(0.0)
+    assert [(len(s.payload), s.gso) for s in out] == [(MSS, 0)] * 6
+
+
+def test_established_tso_lost_piece_is_resent_alone(conn_in):
+    """RFC 6675 §5: with SACK for the pieces around it, only the lost piece of a run goes again."""
+    c = conn_in(State.ESTABLISHED, tso_max_bytes=TSO)
+    c.tcb.sack_ok = True
+    c.send(b"d" * (6 * MSS), 0.0)
+    c.segments_to_send(0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, 3))), 0.01)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, 6))), 0.01)
+    resent = [(s - ISS - 1, len(data)) for _, s, _, data in sent(c, 0.01) if data]
+    assert resent == [(0, MSS)]
+
+
+def test_established_tso_run_leaves_the_fin_to_the_last_segment(conn_in):
+    c = conn_in(State.ESTABLISHED, tso_max_bytes=TSO)
+    c.send(b"d" * (3 * MSS), 0.0)
+    c.close(0.0)
+    out = c.segments_to_send(0.0)
+    assert [(len(s.payload), s.gso, s.flags & Flags.FIN != 0) for s in out] == [(2 * MSS, MSS, False), (MSS, 0, True)]
+
+
+def test_established_tso_small_tail_goes_alone_after_the_run(conn_in):
+    c = conn_in(State.ESTABLISHED, tso_max_bytes=TSO)
+    c.send(b"d" * (2 * MSS + 100), 0.0)
+    out = c.segments_to_send(0.0)
+    assert [(len(s.payload), s.gso) for s in out] == [(2 * MSS, MSS), (100, 0)]
