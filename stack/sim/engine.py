@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from random import Random
 
@@ -70,7 +70,7 @@ class _RttSampler:
     __slots__ = ("pending", "highest", "karn", "samples")
 
     def __init__(self) -> None:
-        self.pending: list[tuple[int, float]] = []  # (end sequence number, time sent), oldest first
+        self.pending: deque[tuple[int, float]] = deque()  # (end sequence number, time sent), oldest first
         self.highest: int | None = None
         self.karn: int | None = None  # segments ending at or below this were sent more than once
         self.samples: list[float] = []
@@ -87,15 +87,11 @@ class _RttSampler:
 
     def acked(self, ack: int, now: float) -> None:
         pending = self.pending
-        i = 0
-        while i < len(pending) and seq_le(pending[i][0], ack):
-            i += 1
-        if not i:
-            return
-        end, sent_at = pending[i - 1]
-        del pending[:i]
-        if self.karn is None or seq_gt(end, self.karn):
-            self.samples.append(now - sent_at)
+        newest = None
+        while pending and seq_le(pending[0][0], ack):
+            newest = pending.popleft()
+        if newest is not None and (self.karn is None or seq_gt(newest[0], self.karn)):
+            self.samples.append(now - newest[1])
 
 
 @dataclass(eq=False)

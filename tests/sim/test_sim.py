@@ -186,3 +186,24 @@ def test_sim_pcap_reads_in_tcpdump_with_virtual_times(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("0.000000 IP 10.0.1.1.50000 > 10.0.2.1.5001: Flags [S]")
     assert "mss 1460" in lines[0] and lines[1].startswith("0.040")  # the SYN,ACK after one 40 ms round trip
+
+
+def test_sim_rtt_samples_one_per_ack_and_none_for_data_sent_twice():
+    """tcptrace's RTT: from sending new data to the ACK covering it, from the newest segment the ACK
+    covers; a segment sent again gives no sample (Karn, RFC 6298 §3)."""
+    from stack.sim.engine import _RttSampler
+    from stack.wire.segment import Flags, Segment
+
+    def data(seq: int) -> Segment:
+        return Segment(1, 2, seq, 0, Flags.ACK, 0, bytes(100))
+
+    rtt = _RttSampler()
+    for i in range(4):
+        rtt.sent(data(1000 + 100 * i), 0.01 * i)
+    rtt.acked(1200, 0.5)  # covers the first two: one sample, from the second (sent at 0.01)
+    assert rtt.samples == [pytest.approx(0.49)]
+    rtt.sent(data(1200), 0.6)  # the third again
+    rtt.acked(1300, 0.7)
+    assert len(rtt.samples) == 1
+    rtt.acked(1400, 0.8)  # the fourth was sent once
+    assert rtt.samples[-1] == pytest.approx(0.77)
