@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from stack.netns import wait_for
+from stack.netns import NetNs, wait_for
 from stack.services.http import pattern_sha256
 from tests.integration.conftest import ADDR, start_serve
 
@@ -124,3 +124,39 @@ def test_dual_stack_ping6_larger_than_mtu_is_reassembled(dual):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 received" in result.stdout
     assert dual.stats()["ReasmOKs"] >= 2
+
+
+ROUTER6 = "fd3e:1::1/64"
+CLIENT6 = "fd3e:1::2/64"
+
+
+@pytest.fixture
+def client6(netns):
+    """A second namespace reaching the dual stack over IPv6 through `netns`, which routes between a veth
+    pair and the TUN (IPv6 routers never fragment: they answer with Packet Too Big)."""
+    ns = NetNs("tcpstack-test")
+    try:
+        netns.run(["ip", "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", ns.name], check=True)
+        netns.run(["ip", "-6", "addr", "add", ROUTER6, "dev", "va", "nodad"], check=True)
+        netns.run(["ip", "link", "set", "va", "up"], check=True)
+        netns.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"], check=True)
+        ns.run(["ip", "-6", "addr", "add", CLIENT6, "dev", "vb", "nodad"], check=True)
+        ns.run(["ip", "link", "set", "vb", "up"], check=True)
+        ns.run(["ip", "-6", "route", "add", "fd3d:fa7b:d17d::/64", "via", ROUTER6.split("/")[0]], check=True)
+        yield ns
+    finally:
+        ns.close()
+
+
+def test_packet_too_big_from_router_shrinks_segments_and_download_completes(netns, client6, tmp_path):
+    """RFC 8201 §4: the stack sends 1500-byte packets, the router's 1280-byte link answers with ICMPv6
+    Packet Too Big, the stack lowers its MSS to 1280 - 60 (less options) and the download completes."""
+    served = start_serve(netns, tmp_path, "--addr", ADDR6, "--peer", PEER6)
+    netns.run(["ip", "link", "set", "va", "mtu", "1280"], check=True)  # the client's end stays at 1500
+    size = 2_000_000
+    body = client6.run(["curl", "-6", "-sS", "-m", "60", f"http://[{ADDR6}]/bytes/{size}"])
+    assert body.returncode == 0, body.stderr
+    assert hashlib.sha256(body.stdout).hexdigest() == pattern_sha256(size)
+    stats = served.stats()
+    assert stats["Icmp6InPktTooBigs"] >= 1 and stats["TCPPmtuReductions"] >= 1, stats
+    assert stats.get("OutOfWindowIcmps", 0) == 0
