@@ -98,9 +98,7 @@ class Connection:
         conn._init_send_sequence(initial_sequence_number(local, remote, now, config.rng))
         wscale = receive_window_shift(config) if config.window_scaling else None
         conn.tcb.rcv_wscale = wscale or 0
-        conn._syn_options = TcpOptions(
-            mss=config.mss, wscale=wscale, sack_permitted=config.sack, timestamps=(0, 0) if config.timestamps else None
-        )
+        conn._offer_syn_options(wscale, config.sack, config.timestamps)
         conn.receiver.open_window()
         conn.enter(Event.ACTIVE_OPEN, now)
         conn.send_syn(now)
@@ -119,24 +117,11 @@ class Connection:
         """A LISTEN child for an arriving SYN (RFC 9293 §3.10.7.2, third check): send SYN,ACK."""
         conn = cls(config, local, remote, now)
         conn.on_transition = on_transition
-        conn.enter(Event.PASSIVE_OPEN, now)
-        conn.passive = True
-        tcb = conn.tcb
-        tcb.irs = syn.seq
-        tcb.rcv_nxt = seq_add(syn.seq, 1)
-        conn._init_send_sequence(initial_sequence_number(local, remote, now, config.rng))
-        conn.apply_peer_syn_options(syn.options)
+        conn._take_peer_syn(syn, initial_sequence_number(local, remote, now, config.rng), now)
         conn.ecn.ok = config.ecn and Ecn.setup_syn(syn)
-        if syn.options.wscale is not None and config.window_scaling:
-            tcb.rcv_wscale = receive_window_shift(config)
-            wscale = tcb.rcv_wscale
-        else:
-            wscale = None
-        conn._syn_options = TcpOptions(
-            mss=config.mss, wscale=wscale, sack_permitted=conn.sack_ok, timestamps=(0, 0) if conn.ts_ok else None
-        )
-        conn.update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
-        conn.receiver.open_window()
+        tcb = conn.tcb
+        scaling = syn.options.wscale is not None and config.window_scaling
+        conn._offer_syn_options(tcb.rcv_wscale if scaling else None, tcb.sack_ok, tcb.ts_ok)
         conn.enter(Event.SYN, now)
         conn.send_syn(now)
         return conn
@@ -158,21 +143,32 @@ class Connection:
         It waits in SYN_RECEIVED for the caller to pass it the ACK that carried the cookie."""
         conn = cls(config, local, remote, now)
         conn.on_transition = on_transition
-        conn.enter(Event.PASSIVE_OPEN, now)
-        conn.passive = True
         conn._ts_offset = ts_offset
-        tcb = conn.tcb
-        tcb.irs = syn.seq
-        tcb.rcv_nxt = seq_add(syn.seq, 1)
-        conn._init_send_sequence(iss)
-        tcb.snd_nxt = tcb.snd_max = seq_add(iss, 1)  # the SYN,ACK is out
-        conn.apply_peer_syn_options(syn.options)
-        if syn.options.wscale is not None and config.window_scaling:
-            tcb.rcv_wscale = receive_window_shift(config)
-        conn.update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
-        conn.receiver.open_window()
+        conn._take_peer_syn(syn, iss, now)
+        conn.tcb.snd_nxt = conn.tcb.snd_max = seq_add(iss, 1)  # the SYN,ACK is out
         conn.enter(Event.SYN_COOKIE, now)
         return conn
+
+    def _take_peer_syn(self, syn: Segment, iss: int, now: float) -> None:
+        """A listener's child takes the peer's SYN (RFC 9293 §3.10.7.2 third check): IRS and RCV.NXT, our ISS,
+        the options both ends offered, the peer's window, and the window we open."""
+        self.enter(Event.PASSIVE_OPEN, now)
+        self.passive = True
+        tcb = self.tcb
+        tcb.irs = syn.seq
+        tcb.rcv_nxt = seq_add(syn.seq, 1)
+        self._init_send_sequence(iss)
+        self.apply_peer_syn_options(syn.options)
+        if syn.options.wscale is not None and self.config.window_scaling:
+            tcb.rcv_wscale = receive_window_shift(self.config)
+        self.update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
+        self.receiver.open_window()
+
+    def _offer_syn_options(self, wscale: int | None, sack: bool, timestamps: bool) -> None:
+        """What our SYN or SYN,ACK offers besides our MSS; its TSval is stamped when it is sent."""
+        self._syn_options = TcpOptions(
+            mss=self.config.mss, wscale=wscale, sack_permitted=sack, timestamps=(0, 0) if timestamps else None
+        )
 
     def _init_send_sequence(self, iss: int) -> None:
         tcb = self.tcb
