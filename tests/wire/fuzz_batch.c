@@ -1,0 +1,99 @@
+/* Sanitizer driver for batch.c: garbage records with random virtio_net_hdrs through the batch parser and
+ * the checksum completion, random segment runs through the batch builder at exactly the size it needs
+ * and one byte less. Built by test_sanitizers.py with -fsanitize=address,undefined. */
+#include "fast.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECORDS 8
+
+static uint64_t state = 0x2545f4914f6cdd1dull;
+
+static uint32_t next_random(void)
+{
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return (uint32_t)state;
+}
+
+static void parse_round(void)
+{
+    static char buf[RECORDS * 2048];
+    uint32_t offs[RECORDS], lens[RECORDS];
+    struct fast_seg segs[RECORDS];
+    uint8_t reasons[RECORDS];
+    uint16_t gso[RECORDS];
+    size_t pos = 0;
+    for (int i = 0; i < RECORDS; i++) {
+        uint32_t len = next_random() % 2048;
+        offs[i] = (uint32_t)pos;
+        lens[i] = len;
+        for (uint32_t k = 0; k < len; k++)
+            buf[pos + k] = (char)next_random();
+        if (len > FAST_VNET_HDR_LEN + 20 && next_random() % 2)
+            buf[pos + FAST_VNET_HDR_LEN] = 0x45; /* often an IPv4 header after the vnet header */
+        pos += len;
+    }
+    fast_parse_batch(buf, offs, lens, RECORDS, next_random() % 2 ? FAST_VNET_HDR_LEN : 0, segs, reasons, gso);
+    for (int i = 0; i < RECORDS; i++) {
+        char *copy = malloc(lens[i] ? lens[i] : 1);
+        memcpy(copy, buf + offs[i], lens[i]);
+        fast_vnet_complete_csum(copy, lens[i]);
+        free(copy);
+    }
+}
+
+static void build_round(void)
+{
+    struct fast_seg segs[RECORDS];
+    const char *payloads[RECORDS];
+    uint32_t plens[RECORDS], offs[RECORDS], lens[RECORDS];
+    uint16_t gso[RECORDS];
+    uint8_t raw[RECORDS];
+    static char data[70000];
+    size_t need = 0;
+    uint32_t seq = next_random();
+    for (int i = 0; i < RECORDS; i++) {
+        memset(&segs[i], 0, sizeof(segs[i]));
+        segs[i].version = 4;
+        segs[i].src = 0x0a000001;
+        segs[i].dst = 0x0a000002;
+        segs[i].ttl = 64;
+        segs[i].flags = (uint8_t)(next_random() % 4 ? 0x10 : next_random());
+        segs[i].has_ts = next_random() % 2;
+        segs[i].sack_count = (uint8_t)(next_random() % 5);
+        segs[i].seq = seq;
+        raw[i] = next_random() % 8 == 0;
+        plens[i] = next_random() % 3 ? 1448 : next_random() % 9000;
+        gso[i] = (uint16_t)(!raw[i] && next_random() % 4 == 0 ? 1 + next_random() % 1448 : 0);
+        payloads[i] = data;
+        seq += plens[i];
+        need += FAST_VNET_HDR_LEN + 20 + 60 + plens[i];
+    }
+    static char out[RECORDS * (FAST_VNET_HDR_LEN + 80 + 9000) + 100];
+    int vnet = next_random() % 2 ? FAST_VNET_HDR_LEN : 0;
+    int n = fast_build_batch(out, need, segs, payloads, plens, gso, raw, RECORDS, vnet, vnet != 0, offs, lens);
+    if (n > 0) {
+        size_t end = offs[n - 1] + lens[n - 1];
+        if (end > need) {
+            printf("build wrote past its capacity: %zu > %zu\n", end, need);
+            exit(1);
+        }
+    }
+    fast_build_batch(out, next_random() % (need + 1), segs, payloads, plens, gso, raw, RECORDS, vnet, vnet != 0,
+                     offs, lens);
+}
+
+int main(int argc, char **argv)
+{
+    long rounds = argc > 1 ? atol(argv[1]) : 20000;
+    for (long r = 0; r < rounds; r++) {
+        parse_round();
+        build_round();
+    }
+    printf("%ld rounds\n", rounds);
+    return 0;
+}
