@@ -7,7 +7,6 @@ the user calls (§3.10.1-5), the output path and the timers.
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -68,7 +67,7 @@ class Connection:
         self.cc = congestion.attach(config.congestion, config.mss, config.initial_window_segments, config.rng)
         self.passive = False  # came from LISTEN (an RST in SYN_RECEIVED returns there)
         self.finished = False  # the TCB may be deleted (CLOSED, or a child back in LISTEN)
-        self._events: deque[events.Event] = deque()
+        self._events: list[events.Event] = []  # a list: a deque costs 760 bytes per idle connection
         self._out: list[Segment] = []
         self.receiver = Receiver(config, self.tcb, self.timers, self._events)
         self.sender = Sender(self.timers, config.timer_slack)
@@ -334,7 +333,7 @@ class Connection:
     # ------------------------------------------------------------------ outputs
 
     def next_event(self) -> events.Event | None:
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
 
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()

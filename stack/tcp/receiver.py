@@ -8,8 +8,6 @@ for PAWS (RFC 7323 §5.3). The connection shares its TCB (RCV.NXT, RCV.WND, RCV.
 
 from __future__ import annotations
 
-from collections import deque
-
 from stack.tcp import timers
 from stack.tcp.config import TcpConfig
 from stack.tcp.events import DataAvailable, Event, PeerClosed
@@ -24,7 +22,7 @@ SACK_OPTION_BASE, SACK_BLOCK_BYTES = 4, 8  # NOP,NOP,kind,length, then a left an
 
 
 class Receiver:
-    def __init__(self, config: TcpConfig, tcb: Tcb, deadlines: timers.Timers, events: deque[Event]) -> None:
+    def __init__(self, config: TcpConfig, tcb: Tcb, deadlines: timers.Timers, events: list[Event]) -> None:
         self.config = config
         self.tcb = tcb
         self.timers = deadlines  # the connection's (Connection.watch_timers swaps both)
@@ -39,7 +37,7 @@ class Receiver:
         self._last_data_rcv = 0.0
         self.peer_fin = False  # the peer's FIN arrived in sequence
         self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
-        self._ooo_arrivals: deque[int] = deque(maxlen=8)  # recent out-of-order arrivals, newest last
+        self._ooo_arrivals: list[int] = []  # the last 8 out-of-order arrivals, newest last (not a deque: 760 B)
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
         self.memory: MemoryBudget | None = None  # the stack's budget: under pressure windows stop growing
 
@@ -84,6 +82,8 @@ class Receiver:
             self.dsack = (seq, end)  # a duplicate of data held out of order (RFC 2883 §4.1.3)
         dropped = self.reassembly.add(self.tcb.rcv_nxt, seq, payload) > 0
         self._ooo_arrivals.append(seq)
+        if len(self._ooo_arrivals) > 8:
+            del self._ooo_arrivals[0]
         self.ack_now = True
         return dropped
 
