@@ -308,6 +308,14 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             return  # dropped before it is acknowledged: the peer sends it again
         if seq == tcb.rcv_nxt:
             had_holes = len(reassembly) > 0
+            end = seq_add(seq, len(payload))
+            if had_holes and tcb.sack_ok and receiver.dsack is None:
+                # the segment repeats data held out of order: the first such run is reported as a D-SACK
+                # (RFC 2883 §4, Linux tcp_ofo_queue)
+                repeated = [(a, b) for a, b in reassembly.sack_blocks() if seq_lt(a, end)]
+                if repeated:
+                    left, right = repeated[0]
+                    receiver.dsack = (left, right if seq_le(right, end) else end)
             receiver.deliver(payload)
             receiver.deliver(reassembly.pop_ready(tcb.rcv_nxt))
             if had_holes:
