@@ -13,15 +13,25 @@ import socket
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def parse_host(host: str) -> IpAddress:
-    """An IPv4 or IPv6 literal ("10.7.0.2", "fd00::2", "[fd00::2]"); gaierror for anything else."""
+def parse_host(host: str, family: int = socket.AF_UNSPEC) -> IpAddress:
+    """An IPv4 or IPv6 literal ("10.7.0.2", "fd00::2", "[fd00::2]") of `family` (AF_UNSPEC: either);
+    getaddrinfo's gaierror for anything else."""
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, not {type(host).__name__}")
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
-        return ipaddress.ip_address(text)
+        ip = ipaddress.ip_address(text)
     except ValueError:
         raise socket.gaierror(socket.EAI_NONAME, f"{host!r} is not an IP address (no names)") from None
+    if not family_matches(text, family):
+        raise socket.gaierror(socket.EAI_ADDRFAMILY, f"Address family for hostname not supported: {host}")
+    return ip
+
+
+def family_matches(literal: str, family: int) -> bool:
+    if family == socket.AF_UNSPEC:
+        return True
+    return family == (socket.AF_INET6 if ":" in literal else socket.AF_INET)
 
 
 def unreachable(addr: IpAddress) -> OSError:

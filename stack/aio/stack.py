@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from stack import limits, martians
 from stack.aio import streams, tls
 from stack.aio.clock import TimerResolution
-from stack.aio.hosts import IpAddress, not_available, parse_host, sockaddr, unreachable
+from stack.aio.hosts import IpAddress, family_matches, not_available, parse_host, sockaddr, unreachable
 from stack.aio.server import Server
 from stack.aio.socketlike import StackSocket
 from stack.aio.transport import TcpTransport, timeout_error
@@ -179,6 +179,9 @@ class Stack:
         host: str | Sequence[str] | None = None,
         port: int | None = None,
         *,
+        family: int = socket.AF_UNSPEC,
+        flags: int = socket.AI_PASSIVE,
+        sock: socket.socket | None = None,
         backlog: int = 100,
         ssl: ssl_module.SSLContext | None = None,
         reuse_address: bool | None = None,
@@ -187,9 +190,12 @@ class Stack:
         ssl_shutdown_timeout: float | None = None,
         start_serving: bool = True,
     ) -> Server:
-        """loop.create_server() on the stack. host None or "" listens on every address of the stack; a port
-        of None or 0 picks a free one (server.sockets tells which). reuse_address has nothing to change:
-        listening never conflicts with connections in TIME_WAIT here."""
+        """loop.create_server() on the stack. host None or "" listens on every address of the stack (of
+        `family`, if given); a port of None or 0 picks a free one (server.sockets tells which). `flags` are
+        getaddrinfo's, which literals do not need; reuse_address has nothing to change: listening never
+        conflicts with connections in TIME_WAIT here."""
+        if sock is not None:
+            raise ValueError("sock= is a kernel socket: tcpstack listens on its own addresses, give host and port")
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         options = tls.TlsOptions.from_keywords(
@@ -197,7 +203,7 @@ class Stack:
         )
         if reuse_port:
             raise ValueError("reuse_port not supported by tcpstack: one listener per port")
-        sockets = self._bind(host, port)
+        sockets = self._bind(host, port, family)
         server = Server(self, protocol_factory, sockets, backlog, options)
         self._bound[server.port] = server
         if start_serving:
@@ -217,16 +223,29 @@ class Stack:
         port: int | None = None,
         *,
         ssl: ssl_module.SSLContext | bool | None = None,
-        server_hostname: str | None = None,
+        family: int = socket.AF_UNSPEC,
+        proto: int = 0,
+        flags: int = 0,
+        sock: socket.socket | None = None,
         local_addr: tuple[str | None, int] | None = None,
+        server_hostname: str | None = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
+        happy_eyeballs_delay: float | None = None,
+        interleave: int | None = None,
+        all_errors: bool = False,
     ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
         """loop.create_connection() on the stack: ConnectionRefusedError on RST, TimeoutError (or the ICMP
         error that explains it) when the SYN retries run out, socket.gaierror for a host that is not an
-        IP address. With ssl, the transport returned is the TLS one, after the handshake."""
+        IP address (or not of `family`). With ssl, the transport returned is the TLS one, after the
+        handshake. A literal host is one address, so happy_eyeballs_delay, interleave and all_errors (which
+        order and report several) and getaddrinfo's flags change nothing."""
+        if sock is not None:
+            raise ValueError("sock= is a kernel socket: tcpstack connects from its own addresses")
         if host is None or port is None:
             raise ValueError("host and port was not specified and no sock specified")
+        if proto not in (0, socket.IPPROTO_TCP):
+            raise OSError(errno.EPROTONOSUPPORT, "Protocol not supported: tcpstack speaks TCP")
         options = tls.TlsOptions.from_keywords(
             ssl,
             server_hostname=server_hostname,
@@ -235,7 +254,7 @@ class Stack:
         )
         if options is not None and options.server_hostname is None:
             options = replace(options, server_hostname=host)  # as asyncio: check the certificate against host
-        remote = parse_host(host)
+        remote = parse_host(host, family)
         local_ip = self._local_ip(remote.version)
         if local_ip is None:
             raise unreachable(remote)
@@ -286,15 +305,19 @@ class Stack:
             return self.addr6
         return None if addr.is_v6(self.addr) else self.addr
 
-    def _bind(self, host: str | Sequence[str] | None, port: int | None) -> list[StackSocket]:
+    def _bind(self, host: str | Sequence[str] | None, port: int | None, family: int) -> list[StackSocket]:
         """What bind() would say for each host, and the sockets create_server reports."""
         if host is None or host == "":  # every family the stack has, as asyncio makes a socket for each
             wildcards = (("0.0.0.0", self._local_ip(4)), ("::", self.addr6))
-            hosts: list[IpAddress] = [parse_host(any_) for any_, ours in wildcards if ours is not None]
+            hosts: list[IpAddress] = [
+                parse_host(any_) for any_, ours in wildcards if ours is not None and family_matches(any_, family)
+            ]
+            if not hosts:
+                raise socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
         elif isinstance(host, str):
-            hosts = [parse_host(host)]
+            hosts = [parse_host(host, family)]
         else:
-            hosts = [parse_host(h) for h in host]
+            hosts = [parse_host(h, family) for h in host]
         for ip in hosts:
             local = self._local_ip(ip.version)
             if local is None:

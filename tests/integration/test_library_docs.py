@@ -1,6 +1,7 @@
 """The examples of docs/library.md, extracted from the page and run as they are, on asyncio's default loop
 and on uvloop, each in its own namespace with the kernel's tools (nc, curl, Python's http.server and ssl)
-as the peer: a server, a client, a TLS server (curl --cacert), a TLS client, and uvicorn's protocol."""
+as the peer: a server, a client, a TLS server (curl --cacert), a TLS client, and uvicorn's protocol
+(dual stack: curl and curl -6)."""
 
 from __future__ import annotations
 
@@ -104,11 +105,14 @@ def test_docs_tls_client_example_talks_to_kernel_tls_server(netns, tmp_path, loo
     assert server.wait(timeout=30) == 0, server_out.read_text()
 
 
-def test_docs_uvicorn_example_serves_curl(netns, tmp_path, loop):
+def test_docs_uvicorn_example_serves_curl_over_ipv4_and_ipv6(netns, tmp_path, loop):
     _run_example(netns, tmp_path, "uvicorn", loop)
     curl = netns.run(["curl", "-sS", "http://10.7.0.2:8000/"], timeout=30)
     assert curl.returncode == 0, curl.stderr.decode()
     assert curl.stdout == b"hello 10.7.0.1, from uvicorn over tcpstack\n"
+    curl6 = netns.run(["curl", "-6", "-sS", "http://[fd00:7::2]:8000/"], timeout=30)
+    assert curl6.returncode == 0, curl6.stderr.decode()
+    assert curl6.stdout == b"hello fd00:7::1, from uvicorn over tcpstack\n"
 
 
 def test_readme_library_example_is_the_docs_echo_server():

@@ -14,6 +14,7 @@ from stack.aio.tun import SocketPairDevice
 from tests.tlscert import make_certificate
 
 CLIENT, SERVER = "10.0.0.1", "10.0.0.2"
+CLIENT6, SERVER6 = "fd00::1", "fd00::2"
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])
@@ -46,5 +47,16 @@ async def with_pair(body: Callable[[Stack, Stack], Coroutine]) -> None:
 
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for the server stack's address."""
-    return make_certificate(tmp_path_factory.mktemp("tls"), [SERVER])
+    """A throwaway self-signed certificate for the server stack's addresses."""
+    return make_certificate(tmp_path_factory.mktemp("tls"), [SERVER, SERVER6])
+
+
+async def with_dual_stack_pair(body: Callable[[Stack, Stack], Coroutine]) -> None:
+    """As with_pair, the stacks holding an IPv6 address beside the IPv4 one."""
+    a, b = SocketPairDevice.pair()
+    client, server = Stack(a, [CLIENT, CLIENT6]), Stack(b, [SERVER, SERVER6])
+    try:
+        await body(client, server)
+    finally:
+        await client.close()
+        await server.close()

@@ -12,7 +12,7 @@ import pytest
 from stack.aio.stack import Stack
 from stack.aio.tun import SocketPairDevice
 from stack.tcp.config import TcpConfig
-from tests.library.conftest import CLIENT, SERVER, with_pair
+from tests.library.conftest import CLIENT, SERVER, SERVER6, with_dual_stack_pair, with_pair
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -265,3 +265,38 @@ def test_stack_close_closes_servers_and_their_connections(run):
         writer.close()
 
     run(with_pair(body))
+
+
+def test_dual_stack_server_on_no_host_has_a_socket_per_family_and_takes_both(run):
+    """asyncio: host=None makes one socket per family; peername/sockname are IPv6's 4-tuples there."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        srv = await server.start_server(_echo, port=7)
+        assert sorted(s.getsockname() for s in srv.sockets) == sorted([("0.0.0.0", 7), ("::", 7, 0, 0)])
+        assert {s.family for s in srv.sockets} == {socket.AF_INET, socket.AF_INET6}
+        assert await _roundtrip(client, 7) == b"ping"
+        reader, writer = await client.open_connection(SERVER6, 7)
+        assert writer.get_extra_info("peername") == (SERVER6, 7, 0, 0)
+        assert writer.get_extra_info("socket").family == socket.AF_INET6
+        writer.write(b"over IPv6")
+        writer.write_eof()
+        assert await reader.read() == b"over IPv6"
+        writer.close()
+
+    run(with_dual_stack_pair(body))
+
+
+def test_dual_stack_family_keyword_selects_the_family(run):
+    """asyncio passes family to getaddrinfo: a literal of the other family is gaierror (EAI_ADDRFAMILY)."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        srv = await server.start_server(_echo, port=7, family=socket.AF_INET6)
+        assert [s.getsockname() for s in srv.sockets] == [("::", 7, 0, 0)]
+        with pytest.raises(ConnectionRefusedError):  # an IPv6-only listener: IPv4 SYNs get a RST
+            await client.open_connection(SERVER, 7)
+        with pytest.raises(socket.gaierror):
+            await client.open_connection(SERVER, 7, family=socket.AF_INET6)
+        reader, writer = await client.open_connection(f"[{SERVER6}]", 7, family=socket.AF_INET6)
+        writer.close()
+
+    run(with_dual_stack_pair(body))

@@ -9,7 +9,7 @@ import ssl
 import pytest
 
 from stack.aio.stack import Stack
-from tests.library.conftest import SERVER, with_pair
+from tests.library.conftest import SERVER, SERVER6, with_dual_stack_pair, with_pair
 
 
 def _contexts(certificate) -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -134,3 +134,17 @@ def test_loop_start_tls_works_on_asyncio_and_is_refused_by_uvloop(run, certifica
                 await _start_tls_exchange(client, server, certificate, loop.start_tls)
 
     run(with_pair(body))
+
+
+def test_tls_over_ipv6_checks_the_certificate_against_the_ipv6_address(run, certificate):
+    server_ctx, client_ctx = _contexts(certificate)
+
+    async def body(client: Stack, server: Stack) -> None:
+        await server.start_server(_echo, SERVER6, 443, ssl=server_ctx)
+        reader, writer = await client.open_connection(SERVER6, 443, ssl=client_ctx)
+        writer.write(b"over IPv6 and TLS")  # TLS has no half-close (write_eof): read what comes back
+        assert await reader.readexactly(17) == b"over IPv6 and TLS"
+        writer.close()
+        await writer.wait_closed()
+
+    run(with_dual_stack_pair(body))
