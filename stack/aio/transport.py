@@ -254,12 +254,16 @@ class TcpTransport(asyncio.Transport):
         self._call(protocol.buffer_updated, len(data))
 
     def _force_close(self, exc: Exception | None) -> None:
-        """What asyncio's TLS protocol calls on a fatal error: RST, then connection_lost(exc)."""
+        """What asyncio's TLS protocol calls on a fatal error, as asyncio's own transports do it: what is
+        buffered is dropped, the connection closed (FIN; an orphan, so data that still arrives draws a RST)
+        and connection_lost(exc) called now."""
         if self._lost:
             return
         self._closing = True
-        self._conn.abort(self._stack.now())
-        self._stack.mark_dirty(self._conn)
+        self._pending.clear()
+        self._eof_wanted = True
+        self._conn.detach(self._stack.now())
+        self._push()
         self._lose(exc)
 
     def _call(self, fn, *args):

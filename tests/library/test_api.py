@@ -300,3 +300,27 @@ def test_dual_stack_family_keyword_selects_the_family(run):
         writer.close()
 
     run(with_dual_stack_pair(body))
+
+
+def test_established_callback_exception_is_reported_and_closes_only_that_connection(run):
+    """asyncio.start_server: an exception in client_connected_cb goes to the loop's exception handler and
+    closes that connection; the server goes on."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[dict] = []
+        loop.set_exception_handler(lambda loop, context: reported.append(context))
+
+        async def fails_on_boom(reader, writer) -> None:
+            if await reader.readline() == b"boom\n":
+                raise RuntimeError("boom")
+            await _echo(reader, writer)
+
+        await server.start_server(fails_on_boom, port=7)
+        reader, writer = await client.open_connection(SERVER, 7)
+        writer.write(b"boom\n")
+        assert await reader.read() == b""
+        assert [str(c["exception"]) for c in reported] == ["boom"]
+        assert await _roundtrip(client, 7, b"fine\nthanks") == b"thanks"
+
+    run(with_pair(body))

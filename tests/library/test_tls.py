@@ -148,3 +148,22 @@ def test_tls_over_ipv6_checks_the_certificate_against_the_ipv6_address(run, cert
         await writer.wait_closed()
 
     run(with_dual_stack_pair(body))
+
+
+def test_tls_server_given_plain_text_drops_that_client_and_serves_the_next(run, certificate):
+    """A peer that does not speak TLS fails its handshake alone: the server goes on."""
+    server_ctx, client_ctx = _contexts(certificate)
+
+    async def body(client: Stack, server: Stack) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: None)  # the failed handshake is reported there
+        await server.start_server(_echo, SERVER, 443, ssl=server_ctx)
+        reader, writer = await client.open_connection(SERVER, 443)
+        writer.write(b"GET / HTTP/1.0\r\n\r\n")  # not a ClientHello
+        await reader.read()  # closed with a FIN, not reset (after a TLS alert, if the version sends one)
+        reader, writer = await client.open_connection(SERVER, 443, ssl=client_ctx)
+        writer.write(b"after the bad one\n")
+        assert await reader.readline() == b"after the bad one\n"
+        writer.close()
+
+    run(with_pair(body))
