@@ -324,3 +324,25 @@ def test_established_callback_exception_is_reported_and_closes_only_that_connect
         assert await _roundtrip(client, 7, b"fine\nthanks") == b"thanks"
 
     run(with_pair(body))
+
+
+def test_fin_wait_2_peer_never_closes_wait_closed_returns_after_fin_timeout(run):
+    """Linux tcp_fin_timeout bounds an orphaned FIN-WAIT-2: wait_closed() returns then, not never."""
+
+    async def main() -> None:
+        a, b = SocketPairDevice.pair()
+        client, server = Stack(a, CLIENT, config=TcpConfig(fin_timeout=0.3)), Stack(b, SERVER)
+        try:
+            accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+            await server.start_server(lambda r, w: accepted.set_result(w), port=7)  # never closes
+            _, writer = await client.open_connection(SERVER, 7)
+            await accepted
+            writer.close()
+            started = asyncio.get_running_loop().time()
+            await asyncio.wait_for(writer.wait_closed(), 10)
+            assert asyncio.get_running_loop().time() - started >= 0.25
+        finally:
+            await client.close()
+            await server.close()
+
+    run(main())
