@@ -49,6 +49,25 @@ class RateSample:
 
 
 class DeliveryRateEstimator:
+    __slots__ = (
+        "delivered",
+        "delivered_time",
+        "first_sent_time",
+        "app_limited_until",
+        "min_rtt",
+        "_min_rtt_stamp",
+        "_segments",
+        "_una",
+        "_highest_end",
+        "_prior_delivered",
+        "_prior_time",
+        "_send_elapsed",
+        "_sample_app_limited",
+        "_rtt",
+        "_rtt_sent_time",
+        "_delivered_at_reset",
+    )
+
     def __init__(self) -> None:
         self.delivered = 0  # C.delivered: bytes ACKed or SACKed so far
         self.delivered_time = 0.0  # C.delivered_time

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 class RtoEstimator:
+    __slots__ = ("srtt", "rttvar", "min_rto", "max_rto", "_base", "backoff")
     K = 4
     ALPHA = 1 / 8
     BETA = 1 / 4

@@ -23,6 +23,20 @@ _logged: set[str] = set()  # controller names whose failure was logged with a tr
 class Contained:
     """Stands for the controller towards the connection: `cwnd`, `ssthresh`, `pacing_rate` and hooks."""
 
+    __slots__ = (
+        "controller",
+        "name",
+        "_mss",
+        "initial_window_segments",
+        "rate",
+        "failure",
+        "in_recovery",
+        "_cwnd",
+        "_ssthresh",
+        "pacing_rate",
+        "_seen",
+    )
+
     def __init__(self, controller: CongestionController, name: str, mss: int, initial_window_segments: int) -> None:
         self.controller = controller
         self.name = name

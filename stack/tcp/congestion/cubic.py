@@ -37,6 +37,17 @@ def cube_root(x: float) -> float:
 class HyStartPlusPlus:
     """RFC 9406 §4.2: leave slow start when the round's minimum RTT rises, through CSS rounds."""
 
+    __slots__ = (
+        "phase",
+        "round_end",
+        "rounds",
+        "last_round_min_rtt",
+        "current_round_min_rtt",
+        "rtt_sample_count",
+        "css_baseline_min_rtt",
+        "css_rounds",
+    )
+
     def __init__(self) -> None:
         self.phase = SLOW_START
         self.round_end: int | None = None  # `delivered` at the start of the round (BBR-style rounds)
@@ -88,6 +99,21 @@ class HyStartPlusPlus:
 
 
 class Cubic(Reno):
+    __slots__ = (
+        "_cwnd",
+        "hystart",
+        "w_max",
+        "k",
+        "epoch",
+        "cwnd_epoch",
+        "w_est",
+        "cwnd_prior",
+        "srtt",
+        "_after_rto",
+        "_rto_unanswered",
+        "_last_sent",
+    )
+
     def __init__(self, mss: int, initial_window_segments: int = 10) -> None:
         self._cwnd = float(initial_window_segments * mss)
         super().__init__(mss, initial_window_segments)

@@ -7,6 +7,8 @@ from stack.tcp.congestion.base import INFINITE_SSTHRESH, AckSample
 
 
 class Reno:
+    __slots__ = ("mss", "cwnd", "ssthresh", "pacing_rate", "in_recovery", "_avoidance_acc")
+
     def __init__(self, mss: int, initial_window_segments: int = 10) -> None:
         self.mss = mss
         self.cwnd = initial_window_segments * mss  # RFC 6928 initial window, as Linux
