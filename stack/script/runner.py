@@ -86,7 +86,15 @@ _FIXED_OPTIONS = {
     "mtu": {"1500"},
 }
 # options that only change how packetdrill reports or matches
-_RUNNER_OPTIONS = {"tolerance_usecs", "tolerance_percent", "tcp_ts_tick_usecs", "strict_segments", "verbose", "mss"}
+_RUNNER_OPTIONS = {
+    "tolerance_usecs",
+    "tolerance_percent",
+    "tcp_ts_tick_usecs",
+    "strict_segments",
+    "verbose",
+    "mss",
+    "packetdrill_outbound",  # tcpstack's own: outbound packets checked only as packetdrill checks them
+}
 # ICMP type and code names packetdrill uses -> (type, code)
 _ICMP = {
     ("unreachable", None): (icmp_input.DEST_UNREACHABLE, icmp_input.CODE_NET_UNREACHABLE),
@@ -188,6 +196,10 @@ class Runner:
         self.tolerance = self._number_option("tolerance_usecs", DEFAULT_TOLERANCE * 1e6) / 1e6
         self.tolerance_percent = self._number_option("tolerance_percent", DEFAULT_TOLERANCE_PERCENT)
         self.ts_tick = self._number_option("tcp_ts_tick_usecs", 0) / 1e6  # 0: TSval not checked
+        # packetdrill reads the stack's packets only when a script line expects one, so a packet sent
+        # before an inbound or system-call line is compared with the next outbound line, and packets
+        # after the last one are never read; by default every packet must be expected where it is sent
+        self.packetdrill_outbound = script.option("packetdrill_outbound") is not None
         self.host = shell.Host(tso=script.option("strict_segments") is None)
         self.python = python_block.Namespace()
         self.v6 = script.option("ip_version") == "ipv6"
@@ -261,7 +273,8 @@ class Runner:
                 continue
             at = self.now if event.time.kind is TimeKind.ANY else start
             self._advance(at)
-            self._no_stale_output(event.line, at)
+            if not self.packetdrill_outbound:
+                self._no_stale_output(event.line, at)
             if isinstance(event, PacketLine):
                 self._inject(event)
             elif isinstance(event, IcmpLine):
@@ -276,7 +289,7 @@ class Runner:
             self._advance(self.blocked.end + self.tolerance)
             if self.blocked is not None:
                 self._check_blocked_deadline(math.inf)
-        if self.out:
+        if self.out and not self.packetdrill_outbound:
             raise ScriptFailure(f"{self.path}: unexpected outbound packet at the end: {self._describe(self.out[0])}")
 
     def _check_options_supported(self, line: PacketLine) -> None:

@@ -446,6 +446,24 @@ class Kernel:
         sock.config["congestion"] = value
         return 0, None
 
+    def _sys_ioctl(self, line: SyscallLine) -> Outcome:
+        """SIOCINQ (FIONREAD): bytes ready to read; SIOCOUTQ (TIOCOUTQ): bytes not yet acknowledged."""
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        request = str(self._arg(line, 1))
+        if request not in ("SIOCINQ", "FIONREAD", "SIOCOUTQ", "TIOCOUTQ"):
+            raise self.skip(line, f"ioctl {request} is not supported")
+        conn = sock.conn
+        if conn is None:
+            return -1, "EINVAL"
+        actual = conn.recv_queue_bytes if request in ("SIOCINQ", "FIONREAD") else conn.send_queue_bytes
+        want = self._arg(line, 2)
+        expected = want.items[0] if isinstance(want, Array) and len(want.items) == 1 else want
+        if not isinstance(expected, AnyValue) and expected != actual:
+            raise self.fail(line, f"{request} = {want}", f"{request} = [{actual}]")
+        return 0, None
+
     def _sys_getsockopt(self, line: SyscallLine) -> Outcome:
         sock = self._sock(line)
         if sock is None:

@@ -472,3 +472,13 @@ def test_ip_version_ipv6_icmp_frag_needed_is_packet_too_big_with_1280_floor():
     runner = run(text)
     (conn,) = runner.demux.connections.values()
     assert conn.tcb.snd_mss == 1280 - 60
+
+
+def test_packetdrill_outbound_leaves_packets_after_the_last_line_unread():
+    """packetdrill reads outbound packets only for outbound lines: a trailing ACK no line expects passes."""
+    text = ESTABLISHED + "+0 < P. 1:1001(1000) ack 1 win 257\n"
+    with pytest.raises(ScriptFailure, match="unexpected outbound packet"):
+        run(text)
+    run("--packetdrill_outbound\n" + text)
+    with pytest.raises(ScriptFailure, match=r"actual:   > \. 1:1\(0\) ack 1001"):  # the next outbound line reads it
+        run("--packetdrill_outbound\n" + text + "+.1 > F. 1:1(0) ack 1001\n")
