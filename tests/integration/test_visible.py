@@ -4,6 +4,8 @@ and `--fault drop=...` rules produce states on demand; `netstat -i` reports ss-s
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -67,7 +69,7 @@ def test_syn_sent_synack_dropped_once_retransmits_then_established(netns, tmp_pa
     server = _kernel_server(netns, tmp_path)
     sock = str(tmp_path / "nc.sock")
     argv = [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "--control", sock]
-    argv += ["--fault", "drop=synack,dir=in,count=1", "10.8.0.1", "5000"]
+    argv += ["--fault", "drop=synack,dir=in,count=1", "10.8.0.1", "5000", "--trace"]
     nc = netns.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         seen = _watch(sock, nc, lambda rows: any(r["state"] == "ESTABLISHED" for r in rows))
@@ -82,12 +84,41 @@ def test_syn_sent_synack_dropped_once_retransmits_then_established(netns, tmp_pa
         nc.stdin.write(b"hi\n")
         nc.stdin.close()
         assert nc.stdout.read() == b"HI\n"
-        assert nc.wait(timeout=30) == 0, nc.stderr.read().decode()
+        assert nc.wait(timeout=30) == 0
+        trace = nc.stderr.read().decode()
+        # each transition with its wall-clock time, like tcpdump's
+        assert re.search(r"^trace: \d\d:\d\d:\d\d\.\d{6} 10\.8\.0\.1:5000 SYN_SENT -> ESTABLISHED", trace, re.M), trace
     finally:
         for proc in (nc, server):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_netstat_without_control_shows_every_running_stack(netns, tmp_path):
+    """Like netstat on a host, `tcpstack netstat` with no --control lists the connections of every stack
+    (here two `nc -l` stacks, each with its listener)."""
+    paths = [os.path.join(control.CONTROL_DIR, f"test-{os.getpid()}-{i}.sock") for i in (1, 2)]
+    procs = []
+    try:
+        for i, path in zip((1, 2), paths, strict=True):
+            argv = [sys.executable, "-m", "stack.cli", "nc", "--tun", f"tun{i}", "--addr", f"10.8.{i}.2"]
+            argv += ["--peer", f"10.8.{i}.1/24", "--control", path, "-l", str(6000 + i)]
+            procs.append(netns.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL))
+        for path in paths:
+            wait_for(lambda path=path: _netstat(path), 30, "the nc stacks to answer")
+        out = subprocess.run(
+            [sys.executable, "-m", "stack.cli", "netstat", "--json"], capture_output=True, text=True, timeout=10
+        )
+        locals_ = {r["local"] for r in json.loads(out.stdout) if r["state"] == "LISTEN"}
+        assert {"0.0.0.0:6001", "0.0.0.0:6002"} <= locals_, out.stdout + out.stderr
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        for path in paths:
+            if os.path.exists(path):
+                os.unlink(path)
 
 
 def test_time_wait_nc_lingers_for_two_msl_and_netstat_shows_it(netns, tmp_path):
