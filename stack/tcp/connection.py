@@ -71,6 +71,7 @@ class Connection:
         self._out: list[Segment] = []
         self.receiver = Receiver(config, self.tcb, self.timers, self._events)
         self.sender = Sender(self.timers, config.timer_slack)
+        self.short_edge: int | None = None  # the peer's right edge after it shrank below SND.MAX (§3.8.6)
         self._syn_options = NO_OPTIONS
         self._retries = 0
         self.ecn = Ecn()
@@ -564,13 +565,31 @@ class Connection:
         else:
             self.timers.stop(timers.PERSIST)
 
-    def window_opened(self, now: float) -> None:
-        """The peer's window opened after being zero. Data sent into the closed window was dropped and
-        our retransmission timer has backed off meanwhile: resend the first segment now rather than when
-        the backed-off timer fires (the window update is the answer to our last probe, §3.8.6.1)."""
-        head = self.recovery.board.first()
-        if head is None or self.rto.backoff == 0 or head.sacked:
+    def window_shrunk(self, edge: int) -> None:
+        """The peer's right window edge is left of SND.MAX (a zero or shrunk window, §3.8.6): it dropped
+        what we sent beyond the edge. Remember the lowest such edge until the window opens again."""
+        if self.short_edge is None or seq_lt(edge, self.short_edge):
+            self.short_edge = edge
+
+    def window_opened(self, now: float, ack: int) -> None:
+        """The peer's window opened after being zero or shrunk below what we sent. Data sent beyond its
+        edge was dropped: resend the first segment now, before new data and rather than when the
+        (backed-off) retransmission timer fires (§3.8.6: "retransmit normally the old unacknowledged
+        data"; the window update is the answer to our last probe, §3.8.6.1). Sending new data first
+        would put it beyond a hole, where a receiver with a tiny buffer may hold it and close its window."""
+        short, self.short_edge = self.short_edge, None
+        board = self.recovery.board
+        head = next((rec for rec in board if seq_ge(board.seq_of(rec.start), ack)), None)  # not acked by it
+        if head is None or head.sacked:
             return
+        start = board.seq_of(head.start)
+        dropped = short is not None and seq_ge(start, short)
+        if self.rto.backoff == 0 and not dropped:
+            return
+        if dropped:  # all of it beyond the edge is resent first: lost segments go before new data
+            for rec in board:
+                if seq_ge(board.seq_of(rec.start), short):
+                    board.mark_lost(rec)
         self.rto.reset_backoff()
         self.recovery.board.mark_lost(head)
         self.retransmit(head, now)

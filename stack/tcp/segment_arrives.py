@@ -252,8 +252,12 @@ def _update_window_if_newer(conn: Connection, seg: Segment, now: float) -> None:
     if seq_lt(tcb.snd_wl1, seg.seq) or (tcb.snd_wl1 == seg.seq and seq_le(tcb.snd_wl2, seg.ack)):
         was_closed = tcb.snd_wnd == 0
         conn.update_send_window(seg.window, seg.seq, seg.ack)
-        if was_closed and tcb.snd_wnd:
-            conn.window_opened(now)
+        edge = seq_add(seg.ack, tcb.snd_wnd)
+        short = conn.short_edge
+        if tcb.snd_wnd and (was_closed or (short is not None and seq_gt(edge, short))):
+            conn.window_opened(now, seg.ack)
+        if seq_lt(edge, tcb.snd_max):
+            conn.window_shrunk(edge)  # what we sent beyond the new edge was dropped (§3.8.6)
 
 
 def _memory_refuses(conn: Connection, seq: int, exhausted: bool) -> bool:
