@@ -1,5 +1,6 @@
 """`tcpstack top`: every connection of every running stack, refreshed live (what `watch ss -tanoi` and
-`nstat` would show together): state, timer, queues, cwnd, RTT, RTO, rates and retransmissions.
+`nstat` would show together): state, timer, queues, cwnd, RTT, RTO, rates and retransmissions, and
+each stack's segment counters per second.
 
 Built on Textual; reads the stacks' control sockets from a worker thread, so a slow stack never
 freezes the screen. `q` quits.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stack import control
 from stack.netstat import timer_column
@@ -44,19 +45,43 @@ class Sample:
     at: float
     rows: list[tuple[str, dict]]  # (stack name, netstat row)
     errors: list[str]
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)  # stack name -> its counters
 
 
 def read_stacks(paths: list[str] | None) -> Sample:
     """One netstat from each stack (the given control sockets, or every running one)."""
     rows: list[tuple[str, dict]] = []
     errors: list[str] = []
+    stats: dict[str, dict[str, int]] = {}
     for path in paths if paths is not None else control.find_control_sockets():
         name = os.path.basename(path).removesuffix(".sock")
         try:
             rows.extend((name, row) for row in control.request(path, "netstat", timeout=1.0))
+            stats[name] = control.request(path, "stats", timeout=1.0)
         except (OSError, ValueError) as exc:
             errors.append(f"{name}: {exc}")
-    return Sample(time.monotonic(), rows, errors)
+    return Sample(time.monotonic(), rows, errors, stats)
+
+
+COUNTERS = ("InSegs", "OutSegs", "RetransSegs", "OutRsts")  # shown per second, as `nstat` would
+GAUGES = ("CurrEstab", "CurrTimeWait")
+
+
+def counter_lines(sample: Sample, previous: Sample | None) -> list[str]:
+    """One line per stack: its segment counters per second since `previous`, and current gauges."""
+    lines = []
+    dt = sample.at - previous.at if previous is not None else 0.0
+    for name, stats in sample.stats.items():
+        before = previous.stats.get(name) if previous is not None else None
+        parts = [name]
+        for key in COUNTERS:
+            if before is None or dt <= 0:
+                parts.append(f"{key} {stats.get(key, 0)}")
+            else:
+                parts.append(f"{key} {max(stats.get(key, 0) - before.get(key, 0), 0) / dt:.0f}/s")
+        parts += [f"{key} {stats.get(key, 0)}" for key in GAUGES]
+        lines.append("  ".join(parts))
+    return lines
 
 
 def _rate(now: dict, before: dict | None, key: str, dt: float) -> str:
@@ -115,7 +140,7 @@ def make_app(paths: list[str] | None, interval: float):
     class TopApp(App):
         TITLE = "tcpstack top"
         BINDINGS = [("q", "quit", "Quit")]
-        CSS = "#status { height: 1; padding: 0 1; }"
+        CSS = "#status { height: 1; padding: 0 1; } #counters { height: auto; max-height: 6; padding: 0 1; }"
 
         def __init__(self) -> None:
             super().__init__()
@@ -125,6 +150,7 @@ def make_app(paths: list[str] | None, interval: float):
         def compose(self) -> ComposeResult:
             yield Header(show_clock=True)
             yield Static("reading the stacks' control sockets ...", id="status")
+            yield Static("", id="counters")
             yield DataTable(id="connections", cursor_type="row", zebra_stripes=True)
             yield Footer()
 
@@ -141,6 +167,7 @@ def make_app(paths: list[str] | None, interval: float):
         def show(self, sample: Sample) -> None:
             table = self.query_one(DataTable)
             rows = table_rows(sample, self.previous)
+            self.query_one("#counters", Static).update("\n".join(counter_lines(sample, self.previous)))
             self.previous = sample
             table.clear()
             for key, cells in rows:

@@ -46,11 +46,13 @@ def test_top_renders_a_connection_with_its_state_and_counters(netns, tmp_path):
                     await pilot.pause(0.05)
                 table = app.query_one("DataTable")
                 rows = [table.get_row_at(i) for i in range(table.row_count)]
+                counters = str(app.query_one("#counters").render())
                 await pilot.press("q")
             assert not app.is_running
-            return rows
+            return rows, counters
 
-        rows = asyncio.run(asyncio.wait_for(run(), 30))
+        rows, counters = asyncio.run(asyncio.wait_for(run(), 30))
+        assert counters.startswith("nc  InSegs ") and "/s  OutSegs " in counters and "CurrEstab 1" in counters
         (row,) = [r for r in rows if r[3] == "ESTABLISHED"]
         assert row[2] == "10.8.0.1:5000" and row[4] == "off (0.00/0/0)" and row[7] == "cubic"
         assert int(row[8]) > 0 and float(row[10]) >= 0 and int(row[14]) > 10  # cwnd, srtt, segments out
