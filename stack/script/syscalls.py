@@ -292,6 +292,7 @@ class Kernel:
         return self._maybe_block(sock, attempt)
 
     _sys_send = _sys_write
+    _sys_sendto = _sys_write  # (fd, buf, len, flags, addr, addrlen): a connected socket ignores the address
 
     def _sys_read(self, line: SyscallLine) -> Outcome | Poll:
         sock = self._sock(line)
@@ -303,9 +304,12 @@ class Kernel:
         if len(line.args) > 3 and line.args[3] != 0:
             raise self.skip(line, f"{line.name}() flags {line.args[3]} are not supported")
         size = self._int(line, 2)
+        null = self._arg(line, 1) == Name("NULL")
 
         def attempt() -> Outcome | None:
             if conn.recv_queue_bytes:
+                if null:
+                    return -1, "EFAULT"  # the copy to address 0 fails; the data stays queued
                 return len(conn.read(size)), None
             err = self._error(sock)
             if err:
@@ -317,6 +321,7 @@ class Kernel:
         return self._maybe_block(sock, attempt)
 
     _sys_recv = _sys_read
+    _sys_recvfrom = _sys_read
 
     # ---------------------------------------------------------------- closing
 

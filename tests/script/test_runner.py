@@ -482,3 +482,13 @@ def test_packetdrill_outbound_leaves_packets_after_the_last_line_unread():
     run("--packetdrill_outbound\n" + text)
     with pytest.raises(ScriptFailure, match=r"actual:   > \. 1:1\(0\) ack 1001"):  # the next outbound line reads it
         run("--packetdrill_outbound\n" + text + "+.1 > F. 1:1(0) ack 1001\n")
+
+
+def test_sendto_and_recvfrom_on_a_connected_socket_and_null_buffers():
+    run(
+        ESTABLISHED + "+0 sendto(4, NULL, 1000, 0, ..., ...) = -1 EFAULT (Bad address)\n"
+        "+0 sendto(4, ..., 1000, 0, ..., ...) = 1000\n+0 > P. 1:1001(1000) ack 1\n"
+        "+.01 < P. 1:1001(1000) ack 1001 win 257\n+0 > . 1001:1001(0) ack 1001\n"
+        "+0 recvfrom(4, NULL, 1000, 0, ..., ...) = -1 EFAULT (Bad address)\n"
+        "+0 recvfrom(4, ..., 1000, 0, ..., ...) = 1000\n"
+    )
