@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from stack.netns import NetNs, wait_for
+from stack.netns import start_serve as netns_start_serve
 from stack.services.http import pattern_sha256
 from tests.integration.conftest import ADDR, start_serve
 
@@ -160,3 +161,13 @@ def test_packet_too_big_from_router_shrinks_segments_and_download_completes(netn
     stats = served.stats()
     assert stats["Icmp6InPktTooBigs"] >= 1 and stats["TCPPmtuReductions"] >= 1, stats
     assert stats.get("OutOfWindowIcmps", 0) == 0
+
+
+def test_ipv6_only_stack_serves_curl6_and_ping6(netns, tmp_path):
+    """A stack with only an IPv6 address: its listeners take IPv6, ping -6 and curl -6 reach it."""
+    control_path, log_path = str(tmp_path / "control.sock"), str(tmp_path / "serve.log")
+    netns_start_serve(netns, control_path, log_path, addr=ADDR6, peer=PEER6)
+    ping = netns.run(["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", ADDR6], text=True)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    page = netns.run(["curl", "-6", "-sS", "-m", "20", f"http://[{ADDR6}]/"], text=True)
+    assert page.returncode == 0 and "Hello from tcpstack" in page.stdout, page.stderr
