@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from array import array
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from random import Random
@@ -73,7 +74,7 @@ class _RttSampler:
         self.pending: deque[tuple[int, float]] = deque()  # (end sequence number, time sent), oldest first
         self.highest: int | None = None
         self.karn: int | None = None  # segments ending at or below this were sent more than once
-        self.samples: list[float] = []
+        self.samples = array("d")  # 8 bytes a sample: a long run keeps millions
 
     def sent(self, seg: Segment, now: float) -> None:
         if not seg.payload:
@@ -113,12 +114,23 @@ class _Flow:
     failure: str | None = None
     data_sent: int = 0  # segments carrying data, first transmissions and retransmissions
     rtt: _RttSampler = field(default_factory=_RttSampler)
-    qdelay: list[float] = field(default_factory=list)
+    qdelay: array = field(default_factory=lambda: array("d"))
     drops: Counter = field(default_factory=Counter)
 
     @property
     def done(self) -> bool:
         return self.finished_at is not None or self.failure is not None
+
+
+_PROGRESS_STEP = 0.001  # reads closer together than this share one entry of a flow's progress
+
+
+def _record_progress(progress: list[tuple[float, int]], now: float, delivered: int) -> None:
+    """Bounded by time, not by packets: a long fast run keeps one entry per millisecond at most."""
+    if progress and now - progress[-1][0] < _PROGRESS_STEP:
+        progress[-1] = (progress[-1][0], delivered)
+    else:
+        progress.append((now, delivered))
 
 
 def file_stem(index: int, controller: str) -> str:
@@ -329,7 +341,7 @@ class Simulation:
                 if n:
                     flow.delivered += n
                     flow.last_byte = now
-                    flow.progress.append((now, flow.delivered))
+                    _record_progress(flow.progress, now, flow.delivered)
             elif kind is PeerClosed:
                 flow.delivered += len(conn.read())
                 conn.close(now)

@@ -201,7 +201,7 @@ def test_sim_rtt_samples_one_per_ack_and_none_for_data_sent_twice():
     for i in range(4):
         rtt.sent(data(1000 + 100 * i), 0.01 * i)
     rtt.acked(1200, 0.5)  # covers the first two: one sample, from the second (sent at 0.01)
-    assert rtt.samples == [pytest.approx(0.49)]
+    assert list(rtt.samples) == [pytest.approx(0.49)]
     rtt.sent(data(1200), 0.6)  # the third again
     rtt.acked(1300, 0.7)
     assert len(rtt.samples) == 1
