@@ -53,6 +53,39 @@ def receive_window_shift(config: TcpConfig) -> int:
 class Connection:
     """A TCB and everything the RFC does with it. Build with `connect()` or `from_syn()`."""
 
+    __slots__ = (
+        "config",
+        "local",
+        "remote",
+        "state",
+        "tcb",
+        "history",
+        "on_transition",
+        "counters",
+        "timers",
+        "rto",
+        "cc",
+        "passive",
+        "finished",
+        "_events",
+        "_out",
+        "receiver",
+        "sender",
+        "_syn_options",
+        "_retries",
+        "ecn",
+        "_keepalive_probes",
+        "_challenge_window",
+        "_last_oow_ack",
+        "_last_heard",
+        "_challenges_sent",
+        "ts_ecr_seen",
+        "_ts_offset",
+        "recovery",
+        "orphaned",
+        "soft_error",
+    )  # thousands of these: no instance dicts
+
     def __init__(self, config: TcpConfig, local: Address, remote: Address, now: float) -> None:
         self.config = config
         self.local = local

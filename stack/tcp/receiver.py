@@ -22,6 +22,26 @@ SACK_OPTION_BASE, SACK_BLOCK_BYTES = 4, 8  # NOP,NOP,kind,length, then a left an
 
 
 class Receiver:
+    __slots__ = (
+        "config",
+        "tcb",
+        "timers",
+        "_events",
+        "_buf",
+        "reassembly",
+        "ack_now",
+        "_unacked_segments",
+        "_quickacks",
+        "_delack_started",
+        "_pingpong",
+        "_last_data_rcv",
+        "peer_fin",
+        "ts_recent",
+        "_ooo_arrivals",
+        "dsack",
+        "memory",
+    )  # thousands of these: no instance dicts
+
     def __init__(self, config: TcpConfig, tcb: Tcb, deadlines: timers.Timers, events: list[Event]) -> None:
         self.config = config
         self.tcb = tcb

@@ -31,6 +31,31 @@ DUP_THRESH = 3  # RFC 5681 §3.2
 
 
 class Recovery:
+    __slots__ = (
+        "cc",
+        "tcb",
+        "timers",
+        "counters",
+        "frto",
+        "ts_offset",
+        "board",
+        "rack",
+        "dupacks",
+        "limited_transmit",
+        "recover",
+        "loss_high",
+        "send_window",
+        "_delivered",
+        "_tsecr",
+        "_prr_delivered",
+        "_prr_out",
+        "_recover_fs",
+        "_prior",
+        "_undo_marker",
+        "_undo_retrans",
+        "_frto_step",
+    )  # thousands of these: no instance dicts
+
     def __init__(
         self, cc: Contained, tcb: Tcb, deadlines: timers.Timers, counters: object, first_seq: int, frto: bool
     ) -> None:

@@ -17,6 +17,22 @@ PERSIST_MAX = 60.0  # the longest zero-window probe interval
 
 
 class Sender:
+    __slots__ = (
+        "timers",
+        "_timer_slack",
+        "buffer",
+        "fin_queued",
+        "fin_seq",
+        "snd_sml",
+        "_pace_at",
+        "persist_backoff",
+        "probe_sent",
+        "last_progress",
+        "space_wanted",
+        "rtt_seq",
+        "rtt_time",
+    )  # thousands of these: no instance dicts
+
     def __init__(self, deadlines: timers.Timers, timer_slack: float) -> None:
         self.timers = deadlines  # the connection's (Connection.watch_timers swaps both)
         self._timer_slack = timer_slack
