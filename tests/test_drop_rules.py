@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 import uvloop
@@ -129,3 +131,12 @@ def test_rules_leave_random_faults_reproducible():
         return [i for i in range(200) if dev.outbound.apply([ACK])]
 
     assert uvloop.run(survivors(plain)) == uvloop.run(survivors(ruled))
+
+
+def test_cli_bad_drop_rule_is_one_line_and_exit_2():
+    argv = [sys.executable, "-m", "stack.cli", "nc", "--tun", "tun9", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24"]
+    result = subprocess.run(
+        [*argv, "--fault", "drop=fin,dir=sideways", "10.9.0.1", "7"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "fault dir='sideways': expected in" in result.stderr, result.stderr
