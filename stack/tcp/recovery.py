@@ -205,7 +205,7 @@ class Recovery:
         sack_ok = self.tcb.sack_ok
         if sack_ok and (self.board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
             self.detect_loss(now, srtt)  # (not while F-RTO waits to learn whether the timeout was spurious)
-        if self.recover is not None and sack_ok:
+        if self.recover is not None and sack_ok and not self.cc.owns_recovery_window:
             self._prr_on_ack(delivered)
 
     def detect_loss(self, now: float, srtt: float | None) -> None:
@@ -220,7 +220,7 @@ class Recovery:
             self.timers.stop(timers.RACK_REORDER)
         if lost and not self.in_recovery:
             self._enter_fast_recovery(now)
-        if lost and self.recover is not None and self.tcb.sack_ok:
+        if lost and self.recover is not None and self.tcb.sack_ok and not self.cc.owns_recovery_window:
             # whatever PRR allows, a newly lost segment may always go (Linux tcp_rack_reo_timeout, which
             # reduces the window as for one delivered segment): found by the timer, it has no ACK to wait for
             window = self.cc.cwnd if self.send_window is None else self.send_window

@@ -129,3 +129,22 @@ def test_fast_recovery_prr_leaves_the_controllers_window_alone(conn_in):
         sent(c, 0.01)
         assert (c.cc.cwnd, c.cc.ssthresh) == cubic
         assert c.recovery.send_window is not None and c.recovery.send_window != c.cc.cwnd
+
+
+def test_fast_recovery_bbr_sets_its_own_window_without_prr(conn_in):
+    """BBR conserves packets in recovery itself (draft-cardwell-iccrg-bbr-congestion-control §4.2.3.4), so
+    PRR does not pace over it: Linux runs PRR only for controllers without their own cong_control."""
+    c = conn_in(State.ESTABLISHED, congestion="bbr")
+    c.tcb.sack_ok = True
+    c.send(b"d" * (20 * MSS), 0.0)
+    out, now = sent(c, 0.0), 0.0
+    while len(out) < 10:  # BBR paces its initial window
+        now = c.timers.deadline("pacing")
+        c.handle_timer(now)
+        out += sent(c, now)
+    for i in range(2, 10):
+        c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, i))), now + 0.01)
+        sent(c, now + 0.01)
+        if c.recovery.in_fast_recovery:
+            assert c.recovery.send_window is None
+    assert c.recovery.in_fast_recovery

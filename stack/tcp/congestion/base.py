@@ -16,6 +16,10 @@ When the hooks are called:
   `on_recovery_exit` (RFC 6582 §3.2).
 - `on_rto` when the retransmission timer expires (RFC 5681 §3.1, RFC 6298 (5.4)-(5.7)).
 
+During fast recovery with SACK the connection paces what it sends by PRR (RFC 6937) and leaves cwnd to
+the controller; a controller that sets its own window in recovery (BBR's packet conservation) says so
+with a class attribute `owns_recovery_window = True`, and PRR then stays out of its way.
+
 The constructor takes `(mss, initial_window_segments)`; a controller that keeps the segment size in
 an `mss` attribute sees it updated when the path MTU shrinks (RFC 1191). docs/congestion.md shows how
 to write one.

@@ -57,6 +57,10 @@ class WindowedMax:
 
 
 class Bbr:
+    # in recovery BBR sets the window itself, by packet conservation (§4.2.3.4): no PRR over it, as Linux
+    # runs tcp_cwnd_reduction only for controllers without their own cong_control
+    owns_recovery_window = True
+
     def __init__(self, mss: int, initial_window_segments: int = 10, rng: random.Random | None = None) -> None:
         self.mss = mss
         self.initial_cwnd = initial_window_segments * mss

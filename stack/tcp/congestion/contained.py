@@ -30,6 +30,7 @@ class Contained:
         "initial_window_segments",
         "rate",
         "failure",
+        "owns_recovery_window",
         "in_recovery",
         "_cwnd",
         "_ssthresh",
@@ -44,6 +45,8 @@ class Contained:
         self.initial_window_segments = initial_window_segments
         self.rate = DeliveryRateEstimator()
         self.failure: str | None = None  # why the controller was replaced by Reno, if it was
+        # the controller sets its window during loss recovery itself (BBR); else PRR paces what is sent
+        self.owns_recovery_window = getattr(controller, "owns_recovery_window", False) is True
         self.in_recovery = False
         self._cwnd = initial_window_segments * mss
         self._ssthresh = _MAX_WINDOW
@@ -227,6 +230,7 @@ class Contained:
         reno.cwnd, reno.ssthresh = self.cwnd, self.ssthresh  # the last values the controller got right
         reno.in_recovery = self.in_recovery
         self.controller = reno
+        self.owns_recovery_window = False
         self.name = "reno"
         self.pacing_rate = None
 
