@@ -66,6 +66,7 @@ class Connection:
         "rto",
         "cc",
         "passive",
+        "short_edge",
         "finished",
         "_events",
         "_out",
