@@ -85,7 +85,6 @@ class Connection:
         "recovery",
         "orphaned",
         "soft_error",
-        "short_edge",
     )  # thousands of these: no instance dicts
 
     def __init__(self, config: TcpConfig, local: Address, remote: Address, now: float) -> None:
