@@ -171,3 +171,27 @@ def test_ipv6_only_stack_serves_curl6_and_ping6(netns, tmp_path):
     assert ping.returncode == 0, ping.stdout + ping.stderr
     page = netns.run(["curl", "-6", "-sS", "-m", "20", f"http://[{ADDR6}]/"], text=True)
     assert page.returncode == 0 and "Hello from tcpstack" in page.stdout, page.stderr
+
+
+def test_dual_stack_closed_port_over_ipv6_gets_rst(dual):
+    """RFC 9293 §3.10.7.1 over IPv6: a SYN to a closed port gets <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>."""
+    before = dual.stats().get("OutRsts", 0)
+    result = dual.ns.run(["nc", "-6", "-z", "-w", "5", ADDR6, "5999"], text=True, timeout=30)
+    assert result.returncode != 0
+    assert dual.stats().get("OutRsts", 0) > before
+
+
+def test_tcpstack_nc6_listen_takes_kernel_client(netns):
+    """`tcpstack nc -l` on a stack with an IPv6 address accepts the kernel's nc -6 and carries its bytes."""
+    args = [sys.executable, "-m", "stack.cli", "nc", "--tun", "tun0", "--addr", ADDR6, "--peer", PEER6]
+    listener = netns.popen([*args, "-l", "5000"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    wait_for(lambda: netns.run(["ping", "-6", "-c1", "-W1", ADDR6]).returncode == 0, 30, "the listener's stack")
+
+    def connected() -> bool:  # refused while the listener is still starting: try again
+        client = netns.run(["nc", "-6", "-N", "-w", "10", ADDR6, "5000"], input=b"over six\n", timeout=60)
+        return client.returncode == 0
+
+    wait_for(connected, 30, "the kernel's nc -6 to reach tcpstack nc -l", interval=0.2)
+    listener.stdin.close()
+    assert listener.stdout.read() == b"over six\n"
+    assert listener.wait(timeout=30) == 0
