@@ -6,9 +6,10 @@ read, out of order, queued to send) to this budget; the core asks it before it t
 
 - under pressure (above 3/4 of the limit, until use falls below 1/2 of it, Linux's tcp_mem[1] and
   tcp_mem[0]): receive windows stop growing and out-of-order data is pruned (Linux tcp_prune_ofo_queue);
-- at the limit (tcp_mem[2]): new data is dropped before it is acknowledged (TCPRcvQDrop), unless the
-  connection's receive queue is empty, and the application may queue data to send only on a connection
-  whose send buffer is empty (Linux sk_forced_mem_schedule), so every connection can still make progress.
+- at the limit (tcp_mem[2]): new data is dropped before it is acknowledged (TCPRcvQDrop), except the
+  first FORCED_RECEIVE bytes of a segment for an empty receive queue, and the application may queue data
+  to send only on a connection whose send buffer is empty (Linux sk_forced_mem_schedule), so every
+  connection can still make progress.
 
 Data already acknowledged is never dropped: only what the peer must still retransmit is.
 """
@@ -16,6 +17,7 @@ Data already acknowledged is never dropped: only what the peer must still retran
 from __future__ import annotations
 
 FORCED_SEND = 16 * 1024  # bytes an empty send buffer may take at the limit (a request's answer, a FIN's data)
+FORCED_RECEIVE = 16 * 1024  # bytes an empty receive queue takes of a segment at the limit (a request)
 
 
 class MemoryBudget:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stack.tcp.ecn import Ecn
+from stack.tcp.memory import FORCED_RECEIVE
 from stack.tcp.state import Event, State
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
@@ -260,10 +261,11 @@ def _update_window_if_newer(conn: Connection, seg: Segment, now: float) -> None:
             conn.window_shrunk(edge)  # what we sent beyond the new edge was dropped (§3.8.6)
 
 
-def _memory_refuses(conn: Connection, seq: int, exhausted: bool) -> bool:
-    """Under the stack's memory pressure (stack/tcp/memory.py): out-of-order data is pruned and not
-    queued (Linux tcp_prune_ofo_queue); at the limit in-order data is dropped too unless the receive
-    queue is empty (Linux TCPRcvQDrop and sk_forced_mem_schedule). Nothing acknowledged is dropped."""
+def _memory_admits(conn: Connection, seq: int, payload: bytes, exhausted: bool) -> bytes:
+    """What of the text the stack's memory pressure lets in (stack/tcp/memory.py): no out-of-order data,
+    and what is held is pruned (Linux tcp_prune_ofo_queue); at the limit no in-order data either, unless
+    the receive queue is empty, and then only its first FORCED_RECEIVE bytes (Linux TCPRcvQDrop and
+    sk_forced_mem_schedule). What is refused was not acknowledged: the peer sends it again."""
     receiver = conn.receiver
     reassembly = receiver.reassembly
     if seq != conn.tcb.rcv_nxt:
@@ -272,12 +274,12 @@ def _memory_refuses(conn: Connection, seq: int, exhausted: bool) -> bool:
             conn.counters.ofo_pruned += 1
         conn.counters.ofo_drops += 1
         receiver.ack_now = True  # a duplicate ACK, as for any out-of-order segment (RFC 5681 §4.2)
-        return True
-    if exhausted and len(receiver):
-        receiver.ack_now = True
-        conn.counters.rcvq_drops += 1
-        return True
-    return False
+        return b""
+    if not exhausted or (not len(receiver) and len(payload) <= FORCED_RECEIVE):
+        return payload
+    receiver.ack_now = True
+    conn.counters.rcvq_drops += 1
+    return b"" if len(receiver) else payload[:FORCED_RECEIVE]
 
 
 def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: bytes, now: float) -> None:
@@ -308,8 +310,12 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             payload = payload[: max(room, 0)]
             fin = False  # the FIN lies beyond the window
         memory = receiver.memory
-        if memory is not None and memory.pressure and payload and _memory_refuses(conn, seq, memory.exhausted):
-            return  # dropped before it is acknowledged: the peer sends it again
+        if memory is not None and memory.pressure and payload:
+            admitted = _memory_admits(conn, seq, payload, memory.exhausted)
+            if not admitted:
+                return
+            if len(admitted) < len(payload):
+                payload, fin = admitted, False  # the FIN comes again with the rest
         if seq == tcb.rcv_nxt:
             had_holes = len(reassembly) > 0
             end = seq_add(seq, len(payload))
