@@ -62,9 +62,10 @@ _out = ffi.new("char[]", _MAX_PACKET)
 _out_buf = ffi.buffer(_out)
 
 
-def decode(buf: bytes) -> TcpPacket | IpPacket | Rejected:
-    """One raw IP packet, its checksums verified."""
-    rc = lib.fast_parse(buf, len(buf), _parsed)
+def decode(buf: bytes, tcp_checksum: bool = True) -> TcpPacket | IpPacket | Rejected:
+    """One raw IP packet, its checksums verified; `tcp_checksum=False` for one captured on a TUN device
+    with offloads, whose TCP checksum may still be partial (left to the device)."""
+    rc = lib.fast_parse_csum(buf, len(buf), _parsed, tcp_checksum)
     return _value(_parsed, rc, bytes(buf), 0)
 
 

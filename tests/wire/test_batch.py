@@ -220,3 +220,11 @@ def test_batch_gso_segment_from_the_core_goes_out_as_it_is_cut():
         _data(1 + 2 * MSS, MSS),
         after,
     ]
+
+
+def test_decode_of_a_captured_packet_may_skip_a_partial_tcp_checksum():
+    """A packet sniffed on a TUN device with offloads carries the checksum the device completes later."""
+    seg = _data(1, 100)
+    assert type(decode(_bad_checksum(seg))) is Rejected
+    pkt = decode(_bad_checksum(seg), tcp_checksum=False)
+    assert type(pkt) is TcpPacket and pkt.segment == seg
