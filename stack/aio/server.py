@@ -30,6 +30,8 @@ class Server(asyncio.AbstractServer):
         sockets: list[StackSocket],
         backlog: int,
         tls: TlsOptions | None,
+        *,
+        reuse_port: bool = False,
     ) -> None:
         self._stack = stack
         self._loop = asyncio.get_running_loop()
@@ -37,6 +39,7 @@ class Server(asyncio.AbstractServer):
         self._sockets = sockets
         self._backlog = backlog
         self._tls = tls
+        self.reuse_port = reuse_port  # may share its port with other servers that set it (SO_REUSEPORT)
         self.listener: Listener | None = None  # while serving
         self._transports: set[TcpTransport] = set()
         self._closed = False
@@ -49,6 +52,11 @@ class Server(asyncio.AbstractServer):
     @property
     def sockets(self) -> tuple[StackSocket, ...]:
         return () if self._closed else tuple(self._sockets)
+
+    @property
+    def bound_sockets(self) -> tuple[StackSocket, ...]:
+        """What it is bound to, closed or not (`sockets` is empty once closed, as asyncio's)."""
+        return tuple(self._sockets)
 
     @property
     def port(self) -> int:

@@ -94,8 +94,8 @@ class Stack:
         self.counters: Counter[str] = Counter()
         self._transports: dict[Connection, TcpTransport] = {}
         self._connecting: dict[Connection, tuple[asyncio.Future, ProtocolFactory]] = {}
-        self._servers: dict[Listener, Server] = {}  # serving
-        self._bound: dict[int, Server] = {}  # port -> server, serving or not (start_serving=False)
+        self._servers: dict[Listener, list[Server]] = {}  # serving; several share a port with reuse_port
+        self._bound: dict[int, list[Server]] = {}  # port -> servers, serving or not (start_serving=False)
         self._dirty: set[Connection] = set()
         self._flush_scheduled = False
         self._decoder = BatchDecoder()
@@ -201,11 +201,9 @@ class Stack:
         options = tls.TlsOptions.from_keywords(
             ssl, ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout
         )
-        if reuse_port:
-            raise ValueError("reuse_port not supported by tcpstack: one listener per port")
-        sockets = self._bind(host, port, family)
-        server = Server(self, protocol_factory, sockets, backlog, options)
-        self._bound[server.port] = server
+        sockets = self._bind(host, port, family, bool(reuse_port))
+        server = Server(self, protocol_factory, sockets, backlog, options, reuse_port=bool(reuse_port))
+        self._bound.setdefault(server.port, []).append(server)
         if start_serving:
             await server.start_serving()
         return server
@@ -305,7 +303,9 @@ class Stack:
             return self.addr6
         return None if addr.is_v6(self.addr) else self.addr
 
-    def _bind(self, host: str | Sequence[str] | None, port: int | None, family: int) -> list[StackSocket]:
+    def _bind(
+        self, host: str | Sequence[str] | None, port: int | None, family: int, reuse_port: bool
+    ) -> list[StackSocket]:
         """What bind() would say for each host, and the sockets create_server reports."""
         if host is None or host == "":  # every family the stack has, as asyncio makes a socket for each
             wildcards = (("0.0.0.0", self._local_ip(4)), ("::", self.addr6))
@@ -329,9 +329,18 @@ class Stack:
         port = _port(port) if port is not None else 0
         if port == 0:
             port = self._free_listen_port()
-        elif port in self._bound:
+        sockets = [StackSocket(_family(ip), sockaddr(ip, port)) for ip in dict.fromkeys(hosts)]
+        if port in self._bound and not (reuse_port and self._can_share(port, sockets)):
             raise OSError(errno.EADDRINUSE, f"error while attempting to bind on port {port}: address already in use")
-        return [StackSocket(_family(ip), sockaddr(ip, port)) for ip in dict.fromkeys(hosts)]
+        return sockets
+
+    def _can_share(self, port: int, sockets: list[StackSocket]) -> bool:
+        """SO_REUSEPORT: every server on the port asked for it and is bound to the same addresses (Linux)."""
+        names = sorted(sock.getsockname() for sock in sockets)
+        return all(
+            other.reuse_port and sorted(sock.getsockname() for sock in other.bound_sockets) == names
+            for other in self._bound[port]
+        )
 
     def _free_listen_port(self) -> int:
         for port in EPHEMERAL_PORTS:
@@ -351,16 +360,26 @@ class Stack:
         return port or None
 
     def _listen(self, server: Server, port: int, backlog: int) -> Listener:
-        listener = self.demux.listen((_bound_address(server), port), backlog, self.now())
-        self._servers[listener] = server
+        listener = self.demux.listeners.get(port)
+        if listener is None or listener not in self._servers:  # the first of a reuse_port group listens
+            listener = self.demux.listen((_bound_address(server), port), backlog, self.now())
+        self._servers.setdefault(listener, []).append(server)
         return listener
 
     def _unlisten(self, server: Server) -> None:
-        if server.listener is not None:
-            self.demux.unlisten(server.listener, self.now())
-            self._servers.pop(server.listener, None)
-        if self._bound.get(server.port) is server:
-            del self._bound[server.port]
+        listener = server.listener
+        if listener is not None:
+            serving = self._servers.get(listener, [])
+            if server in serving:
+                serving.remove(server)
+            if not serving:  # the last of its group: the port stops listening
+                self.demux.unlisten(listener, self.now())
+                self._servers.pop(listener, None)
+        bound = self._bound.get(server.port, [])
+        if server in bound:
+            bound.remove(server)
+            if not bound:
+                del self._bound[server.port]
 
     def snapshot(self, now: float | None = None, *, closed: bool = False) -> list[dict]:
         """netstat's rows: listeners, then connections; with `closed`, also the last CLOSED_KEPT closed ones."""
@@ -422,8 +441,9 @@ class Stack:
     async def close(self) -> None:
         if self._closed:
             return
-        for server in list(self._bound.values()):
-            server.close()
+        for servers in list(self._bound.values()):
+            for server in list(servers):
+                server.close()
         for conn in list(self.demux.connections.values()):
             if not conn.finished:
                 conn.abort(self.now())
@@ -602,10 +622,11 @@ class Stack:
 
     def _accept(self, conn: Connection) -> None:
         listener = self.demux.parent.get(conn)
-        server = self._servers.get(listener) if listener is not None else None
-        if server is None:
+        servers = self._servers.get(listener) if listener is not None else None
+        if not servers:
             conn.abort(self.now())
             return
+        server = servers[hash(conn.remote) % len(servers)]  # SO_REUSEPORT: spread by the peer's address
         listener.on_established(conn)
         listener.accept()
         try:

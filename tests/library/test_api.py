@@ -346,3 +346,45 @@ def test_fin_wait_2_peer_never_closes_wait_closed_returns_after_fin_timeout(run)
             await server.close()
 
     run(main())
+
+
+def test_listen_reuse_port_spreads_connections_over_the_servers_sharing_the_port(run):
+    """SO_REUSEPORT (Linux): servers that all ask for it share a port, connections spread by the peer's
+    address; the port listens until the last of them closes. Without it on every server: EADDRINUSE."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        served = {"a": 0, "b": 0}
+
+        def counting(name: str):
+            async def handler(reader, writer) -> None:
+                served[name] += 1
+                await _echo(reader, writer)
+
+            return handler
+
+        first = await server.start_server(counting("a"), port=7, reuse_port=True)
+        second = await server.start_server(counting("b"), port=7, reuse_port=True)
+        with pytest.raises(OSError) as info:
+            await server.start_server(_echo, port=7)  # did not ask to share
+        assert info.value.errno == errno.EADDRINUSE
+        for _ in range(20):
+            assert await _roundtrip(client, 7) == b"ping"
+        assert served["a"] > 0 and served["b"] > 0 and sum(served.values()) == 20
+        first.close()
+        assert second.is_serving()
+        assert await _roundtrip(client, 7) == b"ping"
+        second.close()
+        with pytest.raises(ConnectionRefusedError):
+            await client.open_connection(SERVER, 7)
+
+    run(with_pair(body))
+
+
+def test_listen_reuse_port_requested_late_is_eaddrinuse(run):
+    async def body(client: Stack, server: Stack) -> None:
+        await server.start_server(_echo, port=7)
+        with pytest.raises(OSError) as info:
+            await server.start_server(_echo, port=7, reuse_port=True)
+        assert info.value.errno == errno.EADDRINUSE
+
+    run(with_pair(body))
