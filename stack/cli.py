@@ -288,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
         "log (one script), both in the run's virtual time",
     )
     script.add_argument("--pcap", default=None, help="write the script's packets, in virtual time (one script)")
+    script.add_argument(
+        "--ip_version",
+        choices=("ipv4", "ipv6"),
+        default="ipv4",
+        help="run over IPv6 as packetdrill's --ip_version=ipv6 (the stack fd3d:fa7b:d17d::1, the peer ::2)",
+    )
 
     sim = sub.add_parser("sim", help="run flows of the real TCP core over a simulated bottleneck, in virtual time")
     from stack.sim.cli import add_arguments as add_sim_arguments  # light: argparse and unit parsing
@@ -336,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if (args.pcap or args.trace not in (None, "-")) and len(args.files) > 1:
                 parser.error("script: --pcap and --trace FILE record one script; give one FILE.pkt")
-            return run_scripts(args.files, trace=args.trace, pcap=args.pcap)
+            return run_scripts(args.files, trace=args.trace, pcap=args.pcap, ip_version=args.ip_version)
         if args.command == "top":
             from stack.top import run_top
 

@@ -360,6 +360,26 @@ def test_run_scripts_exit_code_and_lines(tmp_path, capsys):
     assert f"PASS {good}" in out and f"SKIP {skipped}" in out and f"FAIL {bad}" in out and "missing.pkt" in out
 
 
+def test_run_scripts_ip_version_ipv6_records_ipv6_packets(tmp_path):
+    """`tcpstack script --ip_version=ipv6`: the script passes, and its capture holds IPv6 packets between
+    fd3d:fa7b:d17d::2 and ::1 (RFC 8200 headers from the same codec as the TUN path)."""
+    good = tmp_path / "good.pkt"
+    good.write_text(LISTEN + f"+0 {SYNACK}\n")
+    pcap = tmp_path / "six.pcap"
+    assert run_scripts([str(good)], pcap=str(pcap), ip_version="ipv6") == 0
+    data = pcap.read_bytes()
+    packets, pos = [], 24
+    while pos + 16 <= len(data):
+        length = int.from_bytes(data[pos + 8 : pos + 12], "little")
+        packets.append(data[pos + 16 : pos + 16 + length])
+        pos += 16 + length
+    assert len(packets) == 2 and all(p[0] >> 4 == 6 for p in packets)
+    assert {addr.from_packed6(p[8:24]) for p in packets} == {
+        addr.parse("fd3d:fa7b:d17d::1"),
+        addr.parse("fd3d:fa7b:d17d::2"),
+    }
+
+
 # ---------------------------------------------------------------- the published scripts' dialect
 
 
