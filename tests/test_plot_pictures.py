@@ -166,3 +166,18 @@ def test_plot_cli_overlay_and_states(run, tmp_path):
 def test_plot_cli_picture_misuse_gives_one_line(tmp_path, args, message):
     result = _cli(*args, "-o", str(tmp_path / "x.png"))
     assert result.returncode == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_plot_overlay_wall_clock_logs_start_at_their_first_event(run, tmp_path):
+    """A real run's log carries wall-clock times: its curves start at 0 like a simulated one's."""
+    import json
+
+    shifted = tmp_path / "real.jsonl"
+    with open(run / "flow1-cubic.jsonl") as src, open(shifted, "w") as dst:
+        for line in src:
+            event = json.loads(line)
+            event["t"] += 1_764_000_000.0
+            dst.write(json.dumps(event) + "\n")
+    (real,) = read_series(str(shifted))
+    (sim,) = read_series(str(run / "flow1-cubic.jsonl"))
+    assert real.acked_t[0] == pytest.approx(sim.acked_t[0], abs=1e-3) and real.acked_t[0] < 1.0
