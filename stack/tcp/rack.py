@@ -11,6 +11,7 @@ from stack.tcp.scoreboard import Scoreboard, SentSegment
 
 DUP_THRESH = 3  # RFC 8985 §6.2 step 4 uses RFC 5681's DupThresh for the reordering window
 _REO_WND_MULT_MAX = 255  # as Linux (reo_wnd_steps); the window itself is capped at SRTT (§6.2 step 4)
+_CLOCK = 1e-6  # Linux's RACK clock: microseconds
 _REO_WND_PERSIST = 16  # recoveries before a grown window shrinks back (RFC 8985 §6.2 step 4)
 
 
@@ -87,7 +88,7 @@ class Rack:
             if rec.xmit_ts > self.xmit_ts or (rec.xmit_ts == self.xmit_ts and rec.end >= self.end):
                 continue  # sent after the last delivered segment: nothing to conclude yet
             remaining = rec.xmit_ts + self.rtt + reo_wnd - now
-            if remaining <= 0:
+            if remaining < _CLOCK:  # due now (times are floats; Linux counts whole microseconds)
                 if board.mark_lost(rec):
                     lost.append(rec)
             else:

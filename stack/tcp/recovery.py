@@ -46,6 +46,7 @@ class Recovery:
         "loss_high",
         "send_window",
         "_delivered",
+        "_una_advanced",
         "_tsecr",
         "_prr_delivered",
         "_prr_out",
@@ -74,6 +75,7 @@ class Recovery:
         # what may be in flight while PRR (RFC 6937) or F-RTO (RFC 5682) decides it, in place of cwnd
         self.send_window: int | None = None
         self._delivered = 0  # bytes the ACK being processed delivered (newly ACKed or SACKed)
+        self._una_advanced = False  # the ACK being processed moved SND.UNA
         self._tsecr = 0  # TSecr of the ACK being processed (0: none), to tell a retransmission's ACK
         # PRR (RFC 6937 §3)
         self._prr_delivered = 0
@@ -150,6 +152,7 @@ class Recovery:
         waiting to be sent: recovery bookkeeping and exits. Returns the segment to resend at once (a NewReno
         partial ACK), if any."""
         self._tsecr = tsecr
+        self._una_advanced = True
         for rec in self.board.ack(ack):
             self._delivered += rec.length
             self.rack.on_delivered(rec, now, self._ts_says_original(rec))
@@ -202,14 +205,18 @@ class Recovery:
     def after_ack(self, now: float, srtt: float | None) -> None:
         """After an ACK was processed: RACK loss detection and, in fast recovery, the PRR window."""
         delivered, self._delivered = self._delivered, 0
+        advanced, self._una_advanced = self._una_advanced, False
         sack_ok = self.tcb.sack_ok
+        newly_lost = False
         if sack_ok and (self.board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
-            self.detect_loss(now, srtt)  # (not while F-RTO waits to learn whether the timeout was spurious)
+            # (not while F-RTO waits to learn whether the timeout was spurious)
+            newly_lost = self.detect_loss(now, srtt)
         if self.recover is not None and sack_ok and not self.cc.owns_recovery_window:
-            self._prr_on_ack(delivered)
+            self._prr_on_ack(delivered, grow=advanced and not newly_lost)
 
-    def detect_loss(self, now: float, srtt: float | None) -> None:
-        """RACK (RFC 8985 §6.2 step 5); a first loss starts fast recovery; the rest waits on a timer."""
+    def detect_loss(self, now: float, srtt: float | None) -> bool:
+        """RACK (RFC 8985 §6.2 step 5); a first loss starts fast recovery; the rest waits on a timer.
+        True if segments were newly marked lost."""
         board = self.board
         mss = self.tcb.snd_mss
         reo_wnd = self.rack.reo_wnd(self.in_recovery, board.sacked_bytes // mss, srtt)
@@ -225,6 +232,7 @@ class Recovery:
             # reduces the window as for one delivered segment): found by the timer, it has no ACK to wait for
             window = self.cc.cwnd if self.send_window is None else self.send_window
             self.send_window = max(window, board.in_flight() + min(mss, lost[0].length))
+        return bool(lost)
 
     # ------------------------------------------------------------------ fast recovery
 
@@ -239,8 +247,10 @@ class Recovery:
         self._recover_fs = flight
         self.counters.fast_retransmits += 1
 
-    def _prr_on_ack(self, delivered: int) -> None:
-        """RFC 6937 §3.1: send in proportion to what was delivered, down to ssthresh."""
+    def _prr_on_ack(self, delivered: int, grow: bool) -> None:
+        """RFC 6937 §3.1: send in proportion to what was delivered, down to ssthresh. Below ssthresh
+        (PRR-SSRB) one segment more than was delivered, as Linux only when the ACK moved SND.UNA and
+        revealed no new loss (`grow`, tcp_cwnd_reduction)."""
         mss = self.tcb.snd_mss
         self._prr_delivered += delivered
         pipe = self.board.in_flight()
@@ -248,7 +258,7 @@ class Recovery:
         if pipe > ssthresh:
             sndcnt = -(-self._prr_delivered * ssthresh // max(self._recover_fs, 1)) - self._prr_out
         else:  # PRR-SSRB: grow back towards ssthresh, at most one MSS beyond what was delivered
-            sndcnt = min(ssthresh - pipe, max(self._prr_delivered - self._prr_out, delivered) + mss)
+            sndcnt = min(ssthresh - pipe, max(self._prr_delivered - self._prr_out, delivered) + (mss if grow else 0))
         if sndcnt > 0:
             sndcnt = -(-sndcnt // mss) * mss  # whole segments, as Linux counts PRR (tcp_cwnd_reduction)
         if self._prr_out == 0:
