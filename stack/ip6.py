@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import struct
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -98,6 +99,23 @@ def flow_label(local: tuple[int, int], remote: tuple[int, int]) -> int:
 
 def is_multicast(a: int) -> bool:
     return a >> 120 == (addr.V6 | 0xFF << 120) >> 120
+
+
+def fragment6(packet: bytes, mtu: int) -> list[bytes]:
+    """RFC 8200 §4.5/§5: a packet we made (a fixed header, no extension headers) too big for the link, as
+    fragments of at most `mtu` bytes under one unpredictable identification (RFC 7739)."""
+    header, payload = bytearray(packet[:40]), packet[40:]
+    next_header = header[6]
+    header[6] = FRAGMENT
+    ident = random.getrandbits(32)
+    step = (mtu - 48) // 8 * 8  # every fragment but the last carries a multiple of 8 bytes
+    pieces = []
+    for start in range(0, len(payload), step):
+        chunk = payload[start : start + step]
+        more = start + step < len(payload)
+        struct.pack_into("!H", header, 4, 8 + len(chunk))
+        pieces.append(bytes(header) + struct.pack("!BBHI", next_header, 0, start | more, ident) + chunk)
+    return pieces
 
 
 def icmp6(src: int, dst: int, icmp_type: int, code: int, rest: bytes) -> bytes:

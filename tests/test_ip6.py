@@ -8,6 +8,7 @@ from scapy.layers.inet import TCP, UDP
 from scapy.layers.inet6 import (
     HBHOptUnknown,
     ICMPv6DestUnreach,
+    ICMPv6EchoReply,
     ICMPv6EchoRequest,
     ICMPv6MLReport2,
     ICMPv6ND_RS,
@@ -19,6 +20,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrHopByHop,
     IPv6ExtHdrRouting,
     RouterAlert,
+    defragment6,
     fragment6,
 )
 
@@ -26,6 +28,7 @@ from stack import martians
 from stack.demux import Demux
 from stack.ip import IpLayer
 from stack.ip6 import Ip6Layer, flow_label
+from stack.ip6 import fragment6 as our_fragment6
 from stack.tcp.config import TcpConfig
 from stack.tcp.state import State
 from stack.wire import addr
@@ -357,3 +360,21 @@ def test_any_first_fragment_without_whole_header_chain_gets_parameter_problem_co
     _, reply = _receive(layer, first)
     problem = IPv6(reply)[ICMPv6ParamProblem]
     assert (problem.code, problem.ptr) == (3, 0) and len(layer.fragments) == 0
+
+
+def test_any_fragment6_pieces_fit_the_mtu_and_reassemble_to_the_packet():
+    """RFC 8200 §4.5: fragments of at most the MTU, 8-byte multiples but the last, one identification;
+    scapy's defragment6 and our own reassembly both give back the packet."""
+    layer, _ = _layer()
+    request = IPv6(src=PEER, dst=US) / ICMPv6EchoRequest(id=1, seq=2, data=bytes(range(256)) * 12)
+    _, reply = _receive(layer, request)
+    pieces = our_fragment6(reply, 1280)
+    assert len(pieces) == 3 and all(len(p) <= 1280 for p in pieces)
+    frags = [IPv6(p) for p in pieces]
+    assert len({f[IPv6ExtHdrFragment].id for f in frags}) == 1
+    assert all(len(f[IPv6ExtHdrFragment].payload) % 8 == 0 for f in frags[:-1])
+    assert bytes(defragment6(frags)[ICMPv6EchoReply]) == bytes(IPv6(reply)[ICMPv6EchoReply])
+    back = Ip6Layer(Demux(TcpConfig()), frozenset({PEER6}), IpLayer(Demux(TcpConfig()), 0x0A070001))
+    results = [back.receive(decode(p), 0.0) for p in pieces]
+    assert back.counters["ReasmOKs"] == 1 and back.counters["Icmp6InEchoReplies"] == 1
+    assert all(reply is None for _, reply in results)

@@ -29,7 +29,7 @@ from stack.aio.transport import TcpTransport, timeout_error
 from stack.demux import EPHEMERAL_PORTS, SYN_FIN_DROPS, Demux
 from stack.introspect import Clock, connection_row
 from stack.ip import IpLayer
-from stack.ip6 import Ip6Layer, flow_label, is_multicast
+from stack.ip6 import Ip6Layer, flow_label, fragment6, is_multicast
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.events import Closed, Connected, Reset, TimedOut
@@ -520,7 +520,12 @@ class Stack:
                 if conn is not None:
                     self._dirty.add(conn)
                 if reply is not None:
-                    self._out.packet(reply)
+                    if v6 and len(reply) > self.device.mtu:  # an echo reply as large as its request
+                        counters["Ip6FragCreates"] += 1
+                        for piece in fragment6(reply, self.device.mtu):
+                            self._out.packet(piece)
+                    else:
+                        self._out.packet(reply)
         self._flush()
 
     def _martian(self, src: int) -> None:
