@@ -72,7 +72,7 @@ _TOKEN = re.compile(
 
 _OPTION_ARITY = {"nop": 0, "eol": 0, "sackOK": 0, "mss": 1, "wscale": 1}
 # packetdrill options tcpstack does not implement (TCP Fast Open, MD5 signatures, experimental)
-_OTHER_OPTIONS = {"FO", "md5", "exp"}
+_OTHER_OPTIONS = {"FO", "FOEXP", "md5", "exp"}
 
 
 def _logical_lines(text: str, path: str) -> list[tuple[int, str]]:

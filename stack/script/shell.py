@@ -68,7 +68,10 @@ def interpret(command: str, host: Host, counters: dict[str, int]) -> None:
             line = line[: -len("|| true")].strip()
         if not line or _NO_OP.match(line):
             continue
-        words = shlex.split(line)
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            raise ShellSkip(f"shell command not in the vocabulary: `{raw}`") from None
         name = words[0].rsplit("/", 1)[-1]
         if name == "defaults.sh":
             host.sysctls.update(LINUX_DEFAULTS)

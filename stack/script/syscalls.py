@@ -260,11 +260,11 @@ class Kernel:
         sock = self._sock(line)
         if sock is None:
             return -1, "EBADF"
+        if len(line.args) > 3 and line.args[3] != 0:  # MSG_FASTOPEN, MSG_ZEROCOPY, MSG_EOR, MSG_MORE, ...
+            raise self.skip(line, f"{line.name}() flags {line.args[3]} are not supported")
         conn = sock.conn
         if conn is None:
             return -1, "ENOTCONN" if sock.listener is None else "EPIPE"
-        if len(line.args) > 3 and line.args[3] != 0:
-            raise self.skip(line, f"{line.name}() flags {line.args[3]} are not supported")
         buf = self._arg(line, 1)
         total = self._int(line, 2)
         if buf == Name("NULL") and total:

@@ -512,3 +512,11 @@ def test_sendto_and_recvfrom_on_a_connected_socket_and_null_buffers():
         "+0 recvfrom(4, NULL, 1000, 0, ..., ...) = -1 EFAULT (Bad address)\n"
         "+0 recvfrom(4, ..., 1000, 0, ..., ...) = 1000\n"
     )
+
+
+def test_fast_open_scripts_skip_rather_than_fail():
+    """Fast open is not a feature of tcpstack: its option and its sendto() flag SKIP the script."""
+    with pytest.raises(ScriptSkip, match="FOEXP"):
+        run("0 < S 0:0(0) win 100 <mss 1000,FOEXP>")
+    with pytest.raises(ScriptSkip, match="MSG_FASTOPEN"):
+        run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendto(3, ..., 1000, MSG_FASTOPEN, ..., ...) = 1000\n")
