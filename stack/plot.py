@@ -19,11 +19,12 @@ FORMATS = (".png", ".svg")
 _MAX_RECORD = 262144  # the largest snaplen libpcap writes
 _INSTALL_HINT = "pip install 'tcpstack[plot]'"
 
-# libpcap link types read (see _ipv4_of for where each puts the IPv4 header)
+# libpcap link types read (see _ip_of for where each puts the IP header)
 _RAW = (101, 12, 14)  # LINKTYPE_RAW and the DLT_RAW values some systems store
 _ETHERNET = 1
 _LINUX_SLL = 113
 _LINUX_SLL2 = 276
+_IP_ETHERTYPES = (b"\x08\x00", b"\x86\xdd")  # IPv4, IPv6
 
 
 class PlotError(Exception):
@@ -34,7 +35,7 @@ class PlotError(Exception):
 
 
 def read_pcap(path: str) -> list[tuple[float, bytes]]:
-    """(timestamp, IPv4 packet) of a classic libpcap file: raw IP, Ethernet or Linux cooked captures.
+    """(timestamp, IPv4 or IPv6 packet) of a classic libpcap file: raw IP, Ethernet or Linux cooked captures.
     A record cut off at the end (the capture was killed) is ignored."""
     with open(path, "rb") as f:
         data = f.read()
@@ -64,23 +65,23 @@ def read_pcap(path: str) -> list[tuple[float, bytes]]:
         pos += 16
         if pos + incl > len(data):
             break
-        ip = _ipv4_of(data[pos : pos + incl], linktype)
+        ip = _ip_of(data[pos : pos + incl], linktype)
         pos += incl
         if ip is not None:
             packets.append((sec + frac * scale, ip))
     return packets
 
 
-def _ipv4_of(frame: bytes, linktype: int) -> bytes | None:
+def _ip_of(frame: bytes, linktype: int) -> bytes | None:
     if linktype in _RAW:
         ip = frame
     elif linktype == _ETHERNET:
-        ip = frame[14:] if frame[12:14] == b"\x08\x00" else None
+        ip = frame[14:] if frame[12:14] in _IP_ETHERTYPES else None
     elif linktype == _LINUX_SLL:
-        ip = frame[16:] if frame[14:16] == b"\x08\x00" else None
+        ip = frame[16:] if frame[14:16] in _IP_ETHERTYPES else None
     else:
-        ip = frame[20:] if frame[0:2] == b"\x08\x00" else None
-    return ip if ip and ip[0] >> 4 == 4 else None
+        ip = frame[20:] if frame[0:2] in _IP_ETHERTYPES else None
+    return ip if ip and ip[0] >> 4 in (4, 6) else None
 
 
 # ---------------------------------------------------------------------- classification

@@ -15,6 +15,7 @@ from stack.aio.fault import FaultSpec, FaultyDevice
 from stack.aio.stack import Stack
 from stack.aio.tun import SocketPairDevice
 from stack.pcap import CapturingDevice, PcapWriter
+from stack.plot import read_pcap, time_sequence
 from stack.services import SERVICES
 
 CLIENT6, SERVER6 = "fd3d:fa7b:d17d::1", "fd3d:fa7b:d17d::2"
@@ -109,3 +110,12 @@ def test_loopback_listener_bound_to_one_family_refuses_the_other():
     v4_only, v6_only = run(_refused_families())
     assert v4_only == ["connected", "refused"]
     assert v6_only == ["refused", "connected"]
+
+
+def test_loopback_ipv6_capture_plots_as_a_time_sequence(tmp_path):
+    """`tcpstack plot` reads IPv6 captures: the echo's data direction is found with bracketed endpoints."""
+    pcap = str(tmp_path / "six.pcap")
+    run(_echo6(100_000, pcap=pcap))
+    ts = time_sequence(read_pcap(pcap))
+    assert ts.sender.startswith("[fd3d:fa7b:d17d::") and ts.receiver.startswith("[fd3d:fa7b:d17d::")
+    assert ts.data and max(d.end for d in ts.data) == 100_000
