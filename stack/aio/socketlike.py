@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 
 class StackSocket:
+    __slots__ = ("family", "type", "proto", "_sockname", "_peername", "_conn")  # one per connection
+
     def __init__(
         self,
         family: socket.AddressFamily,

@@ -40,6 +40,23 @@ def address_tuple(endpoint: tuple[int, int]) -> tuple[str, int] | tuple[str, int
 
 
 class TcpTransport(asyncio.Transport):
+    __slots__ = (
+        "_stack",
+        "_conn",
+        "_protocol",
+        "_server",
+        "_pending",
+        "_closing",
+        "_eof_wanted",
+        "_eof_sent",
+        "_reading_paused",
+        "_writing_paused",
+        "_eof_delivered",
+        "_lost",
+        "_high",
+        "_low",
+    )  # one per connection: no instance dict
+
     # asyncio's loop.start_tls() takes transports that say so; the TLS protocol also needs _force_close()
     _start_tls_compatible = True
 
