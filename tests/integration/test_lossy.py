@@ -1,4 +1,4 @@
-"""Transfers with the kernel over a lossy link, both ways, sha256 checked (issue 4, "Proof").
+"""Transfers with the kernel over a lossy link, both ways, sha256 checked.
 
 Each impairment is applied twice: by the stack's own `--fault` layer at its TUN device, and by the kernel's
 NFQUEUE with tools/impair deciding each packet's fate in a router namespace, so that a bug in our fault
@@ -35,7 +35,11 @@ from tests.integration.conftest import Served, start_serve
 
 FULL, SHORT = 20_000_000, 2_000_000  # bytes per transfer
 TRANSFER_TIMEOUT = 600  # seconds for one transfer; far above any expected time, it only bounds a stall
-KERNEL_MULTIPLE, KERNEL_FLOOR = 10.0, 5.0  # ours <= 10 x the kernel's time + 5 s
+# ours <= 5 x the kernel's time + 5 s. Measured 2026-12-02 (tcpstack / kernel, seconds): 1% loss 0.94/0.33 down,
+# 0.63/0.33 up; 10% loss (2 MB) 3.10/5.85, 0.11/0.06; 25% reordering 4.72/0.43, 0.97/0.45; 5% duplication
+# 0.64/0.54, 0.47/0.30; 1% corruption 0.94/0.43, 0.57/0.38; 200 ms RTT + 1% loss (2 MB) 28.4/22.5, 2.48/2.25.
+# Reordering on the download is the one case far above the multiple; the floor covers it.
+KERNEL_MULTIPLE, KERNEL_FLOOR = 5.0, 5.0
 REPO = Path(__file__).resolve().parents[2]
 IMPAIR = REPO / "tools" / "impair"
 
@@ -43,7 +47,7 @@ CLIENT, ROUTER_CLIENT_SIDE = "10.6.0.1", "10.6.0.2"
 ROUTER_SERVER_SIDE, KERNEL_SERVER = "10.9.0.1", "10.9.0.2"
 TCPSTACK = "10.7.0.2"
 
-# The issue's list: name -> (spec, bytes per transfer in the default run). Each applies to both directions
+# The impairments: name -> (spec, bytes per transfer in the default run). Each applies to both directions
 # (data and ACKs), as `--fault` does; seeds make the sequence of decisions repeatable (the packets they fall
 # on still depend on timing). Two cases take minutes at 20 MB for Linux too (CUBIC at 10% loss: 56 s; at
 # 200 ms RTT and 1% loss: 226 s; ours 37 s and 219 s, measured 2026-12-01), so the default run moves 2 MB
