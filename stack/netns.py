@@ -88,14 +88,17 @@ def start_serve(
     addr: str = "10.7.0.2",
     peer: str = "10.7.0.1/24",
     timeout: float = 30,
+    python_options: tuple[str, ...] = (),
 ) -> subprocess.Popen:
-    """`tcpstack serve` on tun0 inside `ns`, logging to `log_path`; returns once its control socket answers."""
+    """`tcpstack serve` on tun0 inside `ns`, logging to `log_path`; returns once its control socket answers.
+    `python_options` go to the interpreter before the module (e.g. `-m cProfile -o FILE` to profile it)."""
     from stack import control
 
     with open(log_path, "w") as log:
         proc = ns.popen(
             [
                 sys.executable,
+                *python_options,
                 "-m",
                 "stack.cli",
                 "serve",
