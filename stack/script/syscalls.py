@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from stack.demux import Demux
+from stack.script import msghdr
 from stack.script.ast import AnyValue, Arg, Array, BitOr, Call, Name, Struct, SyscallLine
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.tcp import congestion
@@ -44,7 +45,13 @@ _CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object]]] = {
     "TCP_KEEPINTVL": ("keepalive_interval", float),
     "TCP_KEEPCNT": ("keepalive_count", int),
 }
+# options that only the socket layer keeps: name -> Socket attribute
+_SOCKET_FLAGS = {"SO_REUSEADDR": "reuseaddr", "TCP_INQ": "inq", "SO_ZEROCOPY": "zerocopy"}
 _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
+# send flags with a meaning here: MSG_NOSIGNAL has none (no signals), MSG_ZEROCOPY sends the same bytes
+# (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)
+_SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY"})
+_RECV_FLAGS = frozenset({"MSG_DONTWAIT"})
 _CLOSING = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT)
 
 
@@ -54,7 +61,7 @@ class Socket:
     nonblocking: bool = False
     port: int = LOCAL_PORT
     config: dict[str, object] = field(default_factory=dict)  # TcpConfig changes made by setsockopt
-    reuseaddr: int = 0
+    reuseaddr: bool = False  # one stack, no port conflicts with older incarnations: nothing to do
     buffers_set: dict[str, int] = field(default_factory=dict)  # SO_RCVBUF/SO_SNDBUF as the script set them
     linger: tuple[int, int] = (0, 0)  # (l_onoff, l_linger)
     listener: Listener | None = None
@@ -62,6 +69,8 @@ class Socket:
     connecting: bool = False  # connect() was called and has not reported its outcome yet
     shut_rd: bool = False
     shut_wr: bool = False
+    inq: bool = False  # TCP_INQ: recvmsg reports the bytes still queued (TCP_CM_INQ)
+    zerocopy: bool = False  # SO_ZEROCOPY
 
 
 class Kernel:
@@ -257,19 +266,43 @@ class Kernel:
     # ---------------------------------------------------------------- data
 
     def _sys_write(self, line: SyscallLine) -> Outcome | Poll:
+        """write(fd, buf, len); send(fd, buf, len, flags); sendto(..., addr, addrlen), whose address a
+        connected socket ignores."""
         sock = self._sock(line)
         if sock is None:
             return -1, "EBADF"
-        if len(line.args) > 3 and line.args[3] != 0:  # MSG_FASTOPEN, MSG_ZEROCOPY, MSG_EOR, MSG_MORE, ...
-            raise self.skip(line, f"{line.name}() flags {line.args[3]} are not supported")
-        conn = sock.conn
-        if conn is None:
-            return -1, "ENOTCONN" if sock.listener is None else "EPIPE"
+        flags = self._flags(line, 3, _SEND_FLAGS)
         buf = self._arg(line, 1)
         total = self._int(line, 2)
         if buf == Name("NULL") and total:
-            return -1, "EFAULT"  # the kernel cannot read from address 0
+            return (-1, "EFAULT") if sock.conn is not None else self._not_connected(sock)
         data = buf.encode()[:total].ljust(total, b"\0") if isinstance(buf, str) else bytes(total)
+        return self._send(sock, data, flags)
+
+    _sys_send = _sys_write
+    _sys_sendto = _sys_write
+
+    def _sys_sendmsg(self, line: SyscallLine) -> Outcome | Poll:
+        """sendmsg(fd, msghdr, flags): the iovecs' bytes as one write (msg_name: ignored when connected)."""
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        flags = self._flags(line, 2, _SEND_FLAGS)
+        try:
+            total = sum(msghdr.iov_lengths(self._arg(line, 1)))
+        except msghdr.BadArgument as exc:
+            raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
+        return self._send(sock, bytes(total), flags)
+
+    def _not_connected(self, sock: Socket) -> Outcome:
+        return -1, "ENOTCONN" if sock.listener is None else "EPIPE"
+
+    def _send(self, sock: Socket, data: bytes, flags: frozenset[str]) -> Outcome | Poll:
+        conn = sock.conn
+        if conn is None:
+            return self._not_connected(sock)
+        total = len(data)
+        nonblocking = sock.nonblocking or "MSG_DONTWAIT" in flags
         sent = 0
 
         def attempt() -> Outcome | None:
@@ -281,36 +314,95 @@ class Kernel:
                 return -1, "EPIPE"
             if conn not in self.connected:
                 return None  # still in the handshake: Linux waits for it
+            if not total:
+                return 0, None
             try:
                 sent += conn.send(data[sent:], self.now)
             except LocalProtocolError:
                 return -1, "EPIPE"
-            if sent == total or (sock.nonblocking and sent):
+            if sent == total or (nonblocking and sent):
                 return sent, None
             return None  # a blocking write waits until every byte is in the send buffer
 
-        return self._maybe_block(sock, attempt)
+        outcome = attempt()
+        if outcome is not None:
+            return outcome
+        return (-1, "EAGAIN") if nonblocking else attempt
 
-    _sys_send = _sys_write
-    _sys_sendto = _sys_write  # (fd, buf, len, flags, addr, addrlen): a connected socket ignores the address
+    def _flags(self, line: SyscallLine, i: int, supported: frozenset[str]) -> frozenset[str]:
+        """The flags argument at `i` (absent: none); a flag tcpstack does not model makes the script SKIP."""
+        if i >= len(line.args):
+            return frozenset()
+        try:
+            names = msghdr.flag_names(line.args[i])
+        except msghdr.BadArgument as exc:
+            raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
+        if names - supported:
+            raise self.skip(line, f"{line.name}() flags {line.args[i]} are not supported")
+        return names
 
     def _sys_read(self, line: SyscallLine) -> Outcome | Poll:
+        """read(fd, buf, len); recv(fd, buf, len, flags); recvfrom(..., addr, addrlen)."""
         sock = self._sock(line)
         if sock is None:
             return -1, "EBADF"
+        flags = self._flags(line, 3, _RECV_FLAGS)
+        size = self._int(line, 2)
+        null = self._arg(line, 1) == Name("NULL")
+        return self._receive(sock, size, null, flags, lambda: None)
+
+    _sys_recv = _sys_read
+    _sys_recvfrom = _sys_read
+
+    def _sys_recvmsg(self, line: SyscallLine) -> Outcome | Poll:
+        """recvmsg(fd, msghdr, flags): into the iovecs; with TCP_INQ on, the TCP_CM_INQ control message
+        says how many bytes are still queued (Linux tcp_inq_hint: 1 after the peer's FIN when none are)."""
+        sock = self._sock(line)
+        if sock is None:
+            return -1, "EBADF"
+        flags = self._flags(line, 2, _RECV_FLAGS)
+        msg = self._arg(line, 1)
+        try:
+            size = sum(msghdr.iov_lengths(msg))
+            expected = msghdr.control_messages(msg)
+        except msghdr.BadArgument as exc:
+            raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
+        out_flags = msg.get("msg_flags") if isinstance(msg, Struct) else None
+        if out_flags is not None and out_flags != 0 and not isinstance(out_flags, AnyValue):
+            raise self.skip(line, f"recvmsg() msg_flags {out_flags} (MSG_TRUNC, MSG_CTRUNC, ...) are not modelled")
+
+        for want in expected:
+            if want.level not in ("SOL_TCP", "IPPROTO_TCP") or want.type != "TCP_CM_INQ":
+                raise self.skip(line, f"control message {want.level}/{want.type} is not supported")
+
+        def check_control() -> None:
+            conn = sock.conn
+            assert conn is not None
+            actual = [conn.recv_queue_bytes or (1 if conn.at_eof else 0)] if sock.inq else []
+            if len(expected) != len(actual) or any(
+                not isinstance(w.data, AnyValue) and w.data != a for w, a in zip(expected, actual, strict=True)
+            ):
+                shown = ", ".join(f"{{TCP_CM_INQ={a}}}" for a in actual) or "none"
+                raise self.fail(line, f"msg_control={msg.get('msg_control')}", f"control messages {shown}")
+
+        return self._receive(sock, size, False, flags, check_control)
+
+    def _receive(
+        self, sock: Socket, size: int, null: bool, flags: frozenset[str], after: Callable[[], None]
+    ) -> Outcome | Poll:
         conn = sock.conn
         if conn is None:
             return -1, "ENOTCONN" if sock.listener is None else "EINVAL"
-        if len(line.args) > 3 and line.args[3] != 0:
-            raise self.skip(line, f"{line.name}() flags {line.args[3]} are not supported")
-        size = self._int(line, 2)
-        null = self._arg(line, 1) == Name("NULL")
 
         def attempt() -> Outcome | None:
             if conn.recv_queue_bytes:
                 if null:
                     return -1, "EFAULT"  # the copy to address 0 fails; the data stays queued
-                return len(conn.read(size)), None
+                if not size:
+                    return 0, None
+                n = len(conn.read(size))
+                after()
+                return n, None
             err = self._error(sock)
             if err:
                 return -1, errno_codes.errorcode[err]
@@ -318,10 +410,10 @@ class Kernel:
                 return 0, None
             return None
 
-        return self._maybe_block(sock, attempt)
-
-    _sys_recv = _sys_read
-    _sys_recvfrom = _sys_read
+        outcome = attempt()
+        if outcome is not None:
+            return outcome
+        return (-1, "EAGAIN") if sock.nonblocking or "MSG_DONTWAIT" in flags else attempt
 
     # ---------------------------------------------------------------- closing
 
@@ -411,11 +503,11 @@ class Kernel:
             return 0, None
         if option == "TCP_CONGESTION":
             return self._set_congestion(line, sock, value)
-        if option not in ("SO_REUSEADDR", *_BUFFER_OPTIONS, *_CONFIG_OPTIONS):
+        if option not in (*_SOCKET_FLAGS, *_BUFFER_OPTIONS, *_CONFIG_OPTIONS):
             raise self.skip(line, f"socket option {option} is not supported")
         number = self._int(line, 3)
-        if option == "SO_REUSEADDR":
-            sock.reuseaddr = 1 if number else 0  # one stack, no port conflicts with older incarnations
+        if option in _SOCKET_FLAGS:
+            setattr(sock, _SOCKET_FLAGS[option], bool(number))
             return 0, None
         if option in _BUFFER_OPTIONS:
             if sock.conn is not None and option == "SO_RCVBUF":
@@ -488,8 +580,8 @@ class Kernel:
             want = str(want)
         elif option == "TCP_CONGESTION":
             actual = shown = config.congestion
-        elif option == "SO_REUSEADDR":
-            actual = sock.reuseaddr
+        elif option in _SOCKET_FLAGS:
+            actual = int(getattr(sock, _SOCKET_FLAGS[option]))
         elif option in _BUFFER_OPTIONS:
             # socket(7): Linux doubles the value set; unset, it reports the buffer in use
             set_value = sock.buffers_set.get(option)

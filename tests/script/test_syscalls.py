@@ -1,0 +1,70 @@
+"""The script runner's socket layer (stack/script/syscalls.py): message calls, flags and options."""
+
+from __future__ import annotations
+
+import pytest
+
+from stack.script.errors import ScriptFailure, ScriptSkip
+from stack.script.parser import parse
+from stack.script.runner import Runner
+
+ESTABLISHED = """
+0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
++0    < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>
++0    > S. 0:0(0) ack 1 <mss 1460,nop,wscale 7>
++.1   < . 1:1(0) ack 1 win 257
++0    accept(3, ..., ...) = 4
+"""
+DATA_IN = "+0 < P. 1:1001(1000) ack 1 win 257\n+0 > . 1:1(0) ack 1001\n"
+
+
+def run(text: str) -> Runner:
+    runner = Runner(parse(text, "t.pkt"))
+    runner.run()
+    return runner
+
+
+def recvmsg(size: int, inq: int | None) -> str:
+    control = "" if inq is None else f", msg_control=[{{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ, cmsg_data={inq}}}]"
+    return f"+0 recvmsg(4, {{msg_name(...)=..., msg_iov(1)=[{{..., {size}}}], msg_flags=0{control}}}, 0) = {size}\n"
+
+
+def test_recvmsg_tcp_inq_wrong_count_fails_with_the_actual_one():
+    """tcp(7) TCP_INQ: the control message carries the bytes left in the receive queue."""
+    with pytest.raises(ScriptFailure, match="TCP_CM_INQ=600"):
+        run(ESTABLISHED + "+0 setsockopt(4, SOL_TCP, TCP_INQ, [1], 4) = 0\n" + DATA_IN + recvmsg(400, 500))
+
+
+def test_recvmsg_without_tcp_inq_expecting_the_cmsg_fails():
+    """Without TCP_INQ set, Linux puts no control message in the reply."""
+    with pytest.raises(ScriptFailure, match="control messages none"):
+        run(ESTABLISHED + DATA_IN + recvmsg(400, 600))
+
+
+def test_recvmsg_tcp_inq_right_count_passes():
+    run(ESTABLISHED + "+0 setsockopt(4, SOL_TCP, TCP_INQ, [1], 4) = 0\n" + DATA_IN + recvmsg(400, 600))
+
+
+def test_sendmsg_without_iov_list_fails_as_a_script_error():
+    with pytest.raises(ScriptFailure, match="msg_iov"):
+        run(ESTABLISHED + "+0 sendmsg(4, {msg_flags=0}, 0) = 0\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("+0 send(4, ..., 10, MSG_OOB) = 10", "MSG_OOB"),
+        ("+0 recv(4, ..., 10, MSG_PEEK) = 10", "MSG_PEEK"),
+        ("+0 recvmsg(4, {msg_iov(1)=[{..., 10}], msg_flags=MSG_TRUNC}, 0) = 10", "msg_flags"),
+    ],
+)
+def test_unmodelled_flags_skip(text, reason):
+    with pytest.raises(ScriptSkip, match=reason):
+        run(ESTABLISHED + text + "\n")
+
+
+def test_recv_dontwait_on_an_empty_queue_is_eagain_on_a_blocking_socket():
+    """MSG_DONTWAIT (recv(2)) makes this one call non-blocking."""
+    run(ESTABLISHED + "+0 recv(4, ..., 10, MSG_DONTWAIT) = -1 EAGAIN (Resource temporarily unavailable)\n")
