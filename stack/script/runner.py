@@ -76,15 +76,9 @@ ECN_CODEPOINTS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3}  # packetdrill's na
 ECN_NAMES = {value: name for name, value in ECN_CODEPOINTS.items()}
 INBOUND_WINDOW = 65535  # an inbound packet without `win`
 _SUPPORTED_OPTIONS = {"nop", "eol", "mss", "wscale", "sackOK", "TS", "sack"}
-# packetdrill's command-line options with the only values that describe this runner's setup
-_FIXED_OPTIONS = {
-    "ip_version": {"ipv4", "ipv6"},
-    "local_ip": {"192.168.0.1", addr.fmt(LOCAL_IP6)},
-    "remote_ip": {"192.0.2.1", addr.fmt(REMOTE_IP6)},
-    "gateway_ip": {"192.168.0.1", "192.0.2.2"},
-    "netmask_ip": {"255.255.0.0"},
-    "mtu": {"1500"},
-}
+# ipv4-mapped-ipv6: an AF_INET6 socket whose packets are IPv4, which is what the wire shows
+IP_VERSIONS = {"ipv4": False, "ipv4-mapped-ipv6": False, "ipv6": True}
+_ADDRESS_OPTIONS = {"local_ip", "remote_ip", "gateway_ip", "netmask_ip"}
 # options that only change how packetdrill reports or matches
 _RUNNER_OPTIONS = {
     "tolerance_usecs",
@@ -93,6 +87,7 @@ _RUNNER_OPTIONS = {
     "strict_segments",
     "verbose",
     "mss",
+    "send_omit_free",  # how packetdrill manages zerocopy send buffers
     "packetdrill_outbound",  # tcpstack's own: outbound packets checked only as packetdrill checks them
 }
 # ICMP type and code names packetdrill uses -> (type, code)
@@ -103,6 +98,7 @@ _ICMP = {
     ("unreachable", "protocol_unreachable"): (icmp_input.DEST_UNREACHABLE, 2),
     ("unreachable", "port_unreachable"): (icmp_input.DEST_UNREACHABLE, 3),
     ("unreachable", "frag_needed"): (icmp_input.DEST_UNREACHABLE, icmp_input.CODE_FRAG_NEEDED),
+    ("packet_too_big", None): (icmp_input.DEST_UNREACHABLE, icmp_input.CODE_FRAG_NEEDED),  # ICMPv6's
     ("time_exceeded", None): (icmp_input.TIME_EXCEEDED, 0),
     ("source_quench", None): (icmp_input.SOURCE_QUENCH, 0),
 }
@@ -187,12 +183,10 @@ class Runner:
         self.config = config or TcpConfig()
         sysctls: dict[str, str] = {}
         for name, value in script.options:
-            if name in _FIXED_OPTIONS:
-                if value not in _FIXED_OPTIONS[name]:
-                    raise ScriptSkip(f"{self.path}: option --{name}={value} is not supported")
-            elif name not in _RUNNER_OPTIONS:
+            if name not in _RUNNER_OPTIONS and name not in _ADDRESS_OPTIONS and name not in ("ip_version", "mtu"):
                 sysctls[name] = value
         self.config = replace(self.config, **config_changes(sysctls, self.path))
+        self._setup_link(script)
         self.tolerance = self._number_option("tolerance_usecs", DEFAULT_TOLERANCE * 1e6) / 1e6
         self.tolerance_percent = self._number_option("tolerance_percent", DEFAULT_TOLERANCE_PERCENT)
         self.ts_tick = self._number_option("tcp_ts_tick_usecs", 0) / 1e6  # 0: TSval not checked
@@ -202,10 +196,6 @@ class Runner:
         self.packetdrill_outbound = script.option("packetdrill_outbound") is not None
         self.host = shell.Host(tso=script.option("strict_segments") is None)
         self.python = python_block.Namespace()
-        self.v6 = script.option("ip_version") == "ipv6"
-        self.local_ip, self.remote_ip = (LOCAL_IP6, REMOTE_IP6) if self.v6 else (LOCAL_IP, REMOTE_IP)
-        if self.v6:  # the link's MTU is 20 bytes larger, so a script's MSS values mean the same in both versions
-            self.config = replace(self.config, mss=self.config.mss + IPV6_EXTRA_HEADER)
         self.demux = Demux(self.config)
         if recorder is not None:
             self.demux.on_transition = recorder.transition
@@ -220,6 +210,44 @@ class Runner:
         self.taken: set[tuple[str, str]] = set()  # (state, event) pairs the script made the stack take
         self.listeners: set[Listener] = set()
         self._seen: dict[Connection, None] = {}  # every connection of the run, in order (counters)
+
+    def _setup_link(self, script: Script) -> None:
+        """--ip_version, --local_ip, --remote_ip and --mtu: the addresses and the MSS of the run."""
+        version = script.option("ip_version", "ipv4")
+        if version not in IP_VERSIONS:
+            raise ScriptSkip(f"{self.path}: option --ip_version={version} is not supported")
+        self.v6 = IP_VERSIONS[version]
+        self.local_ip = self._address_option(script, "local_ip", LOCAL_IP6 if self.v6 else LOCAL_IP)
+        self.remote_ip = self._address_option(script, "remote_ip", REMOTE_IP6 if self.v6 else REMOTE_IP)
+        for name in ("gateway_ip", "netmask_ip"):  # the route to the remote end: one hop here
+            value = script.option(name)
+            if value is not None:
+                self._parse_address(name, value)
+        if self.local_ip == self.remote_ip:
+            raise ScriptFailure(f"{self.path}: --local_ip and --remote_ip are the same address")
+        if script.option("mtu") is not None:
+            # IPv4 and TCP headers without options (RFC 9293 §3.7.1); the core takes 20 more over IPv6
+            mss = int(self._number_option("mtu", 0)) - 40
+            if mss < 88:  # Linux's floor for the MSS (TCP_MIN_MSS)
+                raise ScriptSkip(f"{self.path}: --mtu={script.option('mtu')} is below what TCP can use")
+            self.config = replace(self.config, mss=mss)
+        elif self.v6:  # the link's MTU is 20 bytes larger, so a script's MSS values mean the same in both versions
+            self.config = replace(self.config, mss=self.config.mss + IPV6_EXTRA_HEADER)
+
+    def _address_option(self, script: Script, name: str, default: int) -> int:
+        value = script.option(name)
+        if value is None:
+            return default
+        address = self._parse_address(name, value)
+        if addr.is_v6(address) != self.v6:
+            raise ScriptFailure(f"{self.path}: --{name}={value} is not an address of --ip_version")
+        return address
+
+    def _parse_address(self, name: str, value: str) -> int:
+        try:
+            return addr.parse(value)
+        except ValueError:
+            raise ScriptFailure(f"{self.path}: --{name}={value}: not an IP address") from None
 
     def _number_option(self, name: str, default: float) -> float:
         value = self.script.option(name)
@@ -462,7 +490,7 @@ class Runner:
         headers = 60 if self.v6 else 40
         length = headers + (line.end - line.start if line.start is not None and line.end is not None else 0)
         mtu = line.mtu or 0
-        if self.v6 and kind == _ICMP[("unreachable", "frag_needed")]:
+        if self.v6 and kind == _ICMP[("packet_too_big", None)]:
             mtu = max(mtu, ip6.MIN_MTU)  # as packetdrill sends Packet Too Big; RFC 8201 §4 floor
         error = icmp_input.IcmpError(kind[0], kind[1], seq, mtu, length)
         self.demux.icmp_error((self.local_ip, local_port), (self.remote_ip, remote_port), error, self.now)

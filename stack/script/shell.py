@@ -3,13 +3,15 @@
 packetdrill runs these on its host; tcpstack never does. The commands the public scripts use to set a
 host up are understood and applied to the stack of the run instead: the corpora's `defaults.sh` (Linux's
 production defaults), `sysctl -q net.ipv4.NAME=VALUE` and `set_sysctls.py /proc/sys/net/ipv4/NAME=VALUE`,
-`ethtool -K tun0 tso off`, a pfifo `tc qdisc`, `nstat` counter checks, and the housekeeping commands that
-have nothing to do here. Anything else makes the script SKIP with the command as the reason: a command
-that is not understood must never be taken as done.
+`ethtool -K tun0 tso off`, a pfifo `tc qdisc`, `nstat` counter checks, `$((...))` arithmetic, and the
+housekeeping commands that have nothing to do here. Anything else makes the script SKIP with the command
+as the reason: a command that is not understood must never be taken as done.
 """
 
 from __future__ import annotations
 
+import ast
+import operator
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -91,13 +93,42 @@ def interpret(command: str, host: Host, counters: dict[str, int]) -> None:
 
 
 def _commands(text: str) -> list[str]:
-    """Lines and `;`-separated commands, with `\\` continuations joined and `#` comments removed."""
-    text = text.replace("\\\n", " ")
+    """Lines and `;`-separated commands, with `\\` continuations joined, `#` comments removed and
+    `$((...))` arithmetic expanded."""
+    text = _ARITHMETIC.sub(_expand, text.replace("\\\n", " "))
     out: list[str] = []
     for line in text.splitlines():
         line = line.split("#", 1)[0] if not line.lstrip().startswith("#!") else ""
         out += [part.strip() for part in line.split(";") if part.strip()]
     return out
+
+
+_ARITHMETIC = re.compile(r"\$\(\(([^()]*(?:\([^()]*\)[^()]*)*)\)\)")
+_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv}
+
+
+def _expand(match: re.Match[str]) -> str:
+    """`$((15*1024*1024))` as the shell computes it: integers and + - * / only (the selftests' sizes)."""
+    try:
+        tree = ast.parse(match.group(1).replace("/", "//"), mode="eval")
+    except SyntaxError:
+        raise ShellSkip(f"shell arithmetic not in the vocabulary: `{match.group(0)}`") from None
+    return str(_evaluate(tree.body, match.group(0)))
+
+
+def _evaluate(node: ast.expr, text: str) -> int:
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_evaluate(node.operand, text)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        left, right = _evaluate(node.left, text), _evaluate(node.right, text)
+        if isinstance(node.op, ast.FloorDiv) and right == 0:
+            raise ShellSkip(f"division by zero in `{text}`")
+        if abs(left) > 1 << 64 or abs(right) > 1 << 64:
+            raise ShellSkip(f"shell arithmetic out of range: `{text}`")
+        return _OPERATORS[type(node.op)](left, right)
+    raise ShellSkip(f"shell arithmetic not in the vocabulary: `{text}`")
 
 
 def _sysctl(args: list[str], host: Host, raw: str) -> None:
@@ -138,17 +169,15 @@ def _tc(args: list[str], raw: str) -> None:
 
 
 def _nstat(line: str, host: Host, counters: dict[str, int], raw: str) -> None:
-    """`nstat` resets the baseline; `nstat | grep NAME` succeeds only if NAME grew since (nstat prints
-    only counters that changed, under Linux's names: TcpExtTCPTimeouts, TcpRetransSegs)."""
+    """`nstat` and `nstat -n` reset the baseline; `nstat -s` leaves it. Piped into `grep NAME` it succeeds
+    only if NAME grew since the baseline (nstat prints only counters that changed, under Linux's names:
+    TcpExtTCPTimeouts, TcpRetransSegs), and a further `grep -q " N "` only if it grew by exactly N."""
     stages = [s.strip() for s in line.split("|")]
-    if stages[0] not in ("nstat", "nstat -n"):
+    if stages[0] not in ("nstat", "nstat -n", "nstat -s"):
         raise ShellSkip(f"nstat options not modelled: `{raw}`")
     base = host.nstat_base or {}
-    if len(stages) == 1:
-        host.nstat_base = dict(counters)
-        return
-    for stage in stages[1:]:
-        words = shlex.split(stage)
+    if len(stages) > 1:
+        words = shlex.split(stages[1])
         if words[:1] != ["grep"] or len(words) != 2:
             raise ShellSkip(f"nstat output filter not modelled: `{raw}`")
         name = words[1]
@@ -158,4 +187,15 @@ def _nstat(line: str, host: Host, counters: dict[str, int], raw: str) -> None:
         grown = counters.get(ours, counters.get(name, 0)) - base.get(ours, base.get(name, 0))
         if grown <= 0:
             raise AssertionError(f"`{raw}`: {name} did not grow since the last nstat")
-    host.nstat_base = dict(counters)
+        for stage in stages[2:]:
+            _nstat_value_check(shlex.split(stage), name, grown, raw)
+    if stages[0] != "nstat -s":
+        host.nstat_base = dict(counters)
+
+
+def _nstat_value_check(words: list[str], name: str, grown: int, raw: str) -> None:
+    """`grep -q " 3 "` on nstat's line `TcpExtBeyondWindow   3   0.0`: the counter grew by 3."""
+    if words[:2] != ["grep", "-q"] or len(words) != 3 or not words[2].strip().isdigit():
+        raise ShellSkip(f"nstat output filter not modelled: `{raw}`")
+    if grown != int(words[2]):
+        raise AssertionError(f"`{raw}`: {name} grew by {grown}, not {int(words[2])}")

@@ -319,8 +319,8 @@ def test_skip_close_lingering_with_a_timeout():
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("--ip_version=ipv4-mapped-ipv6\n0 close(3) = -1 EBADF (x)", "--ip_version=ipv4-mapped-ipv6"),
-        ("--mtu=9000\n0 close(3) = -1 EBADF (x)", "--mtu=9000"),
+        ("--ip_version=ipv5\n0 close(3) = -1 EBADF (x)", "--ip_version=ipv5"),
+        ("--mtu=100\n0 close(3) = -1 EBADF (x)", "--mtu=100"),
         ("0 < S 0:0(0) win 100 <mss 1000,FO>", "TCP option FO"),
     ],
 )
@@ -411,6 +411,30 @@ def test_shell_nstat_grep_passes_when_the_counter_grew():
     )
 
 
+TIMEOUT_TWICE = (
+    ESTABLISHED + "+0 `nstat -n`\n+0 write(4, ..., 1000) = 1000\n+0 > P. 1:1001(1000) ack 1\n"
+    "+.3 > P. 1:1001(1000) ack 1\n+.6 > P. 1:1001(1000) ack 1\n"
+)
+
+
+def test_shell_nstat_grep_value_checks_how_much_the_counter_grew():
+    """The selftests' `nstat -s | grep NAME | grep -q " N "`: NAME grew by exactly N since `nstat -n`;
+    -s leaves the baseline where it was, so a second check counts from the same point."""
+    run(TIMEOUT_TWICE + '+0 `nstat -s | grep TcpExtTCPTimeouts | grep -q " 2 "`\n+0 `nstat | grep TcpExtTCPTimeouts`\n')
+    with pytest.raises(ScriptFailure, match="TcpExtTCPTimeouts grew by 2, not 1"):
+        run(TIMEOUT_TWICE + '+0 `nstat | grep TcpExtTCPTimeouts | grep -q " 1 "`\n')
+
+
+def test_shell_arithmetic_expands_before_the_sysctl_is_read():
+    """`$((32*1024*1024))` in the selftests' tcp_rmem lines is the shell's integer arithmetic."""
+    runner = run(
+        '`sysctl -q net.ipv4.tcp_rmem="4096 131072 $((32*1024*1024))"`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n'
+    )
+    assert (runner.config.receive_buffer, runner.config.receive_buffer_max) == (131072, 32 * 1024 * 1024)
+    with pytest.raises(ScriptSkip, match="arithmetic not in the vocabulary"):
+        run('`sysctl -q net.ipv4.tcp_rmem="4096 1 $((2**64))"`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n')
+
+
 def test_python_block_asserts_on_tcp_info_and_keeps_names():
     text = ESTABLISHED + "+0 %{ TCP_WANTED = 10 }%\n+0 %{ assert tcpi_snd_cwnd == TCP_WANTED, tcpi_snd_cwnd }%\n"
     run(text)
@@ -446,12 +470,45 @@ def test_no_flag_packet_is_dropped_in_established():
     run(ESTABLISHED + "+0 < - 1:1001(1000) win 20000\n+.5 close(4) = 0\n+0 > F. 1:1(0) ack 1\n")
 
 
-def test_option_lines_tolerance_percent_and_addresses():
-    """packetdrill's own options: the default addresses are accepted, others SKIP."""
-    options = "--local_ip=192.168.0.1\n--remote_ip=192.0.2.1\n--tolerance_percent=0\n"
-    run(options + "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
-    with pytest.raises(ScriptSkip, match="--remote_ip=10.0.0.1"):
-        run("--remote_ip=10.0.0.1\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+def test_option_lines_local_and_remote_ip_are_the_connection_addresses():
+    """packetdrill's --local_ip/--remote_ip (the selftests' runner passes them): the connection uses them."""
+    options = "--local_ip=10.0.0.1\n--remote_ip=10.0.0.2\n--gateway_ip=10.0.0.1\n--netmask_ip=255.255.0.0\n"
+    runner = run(options + "--tolerance_percent=0\n" + ESTABLISHED)
+    (conn,) = runner.demux.connections.values()
+    assert (conn.local[0], conn.remote[0]) == (addr.parse("10.0.0.1"), addr.parse("10.0.0.2"))
+
+
+def test_option_lines_ipv6_local_ip_short_form_is_used():
+    """gtests' mtu_probe scripts: --ip_version=ipv6 --local_ip=fd::1 with the default remote address."""
+    runner = run("--ip_version=ipv6\n--local_ip=fd::1\n" + ESTABLISHED)
+    (conn,) = runner.demux.connections.values()
+    assert conn.local[0] == addr.parse("fd::1")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("--local_ip=fd::1\n", "not an address of --ip_version"),
+        ("--remote_ip=192.0.2.300\n", "not an IP address"),
+        ("--local_ip=192.0.2.1\n", "the same address"),
+    ],
+)
+def test_option_lines_bad_addresses_fail(options, message):
+    with pytest.raises(ScriptFailure, match=message):
+        run(options + "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+
+
+def test_ip_version_ipv4_mapped_ipv6_runs_over_ipv4():
+    """--ip_version=ipv4-mapped-ipv6: an AF_INET6 socket talking IPv4, so the packets are IPv4."""
+    runner = run("--ip_version=ipv4-mapped-ipv6\n" + ESTABLISHED)
+    (conn,) = runner.demux.connections.values()
+    assert conn.local[0] == addr.parse("192.168.0.1")
+
+
+@pytest.mark.parametrize(("options", "mss"), [("--mtu=1200\n", 1160), ("--ip_version=ipv6\n--mtu=1520\n", 1460)])
+def test_option_mtu_sets_the_mss_we_offer(options, mss):
+    """The MSS option is the link's MTU less the IP and TCP headers (RFC 9293 §3.7.1, RFC 8200)."""
+    run(options + LISTEN + f"+0 > S. 0:0(0) ack 1 <mss {mss},nop,wscale 7>\n")
 
 
 def test_write_from_a_null_buffer_is_efault():
