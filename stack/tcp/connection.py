@@ -418,7 +418,7 @@ class Connection:
             elif name == timers.LOSS_PROBE:
                 self._on_loss_probe(now)
             elif name == timers.RACK_REORDER:
-                self.recovery.detect_loss(now, self.rto.srtt)
+                self.recovery.on_reorder_timeout(now, self.rto.srtt)
             # PACING: nothing to do here; segments_to_send() sends what the pacing rate now allows
             elif name == timers.KEEPALIVE:
                 self._on_keepalive_timeout(now)

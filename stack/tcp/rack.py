@@ -66,9 +66,12 @@ class Rack:
             if not self._reo_wnd_persist:
                 self.reo_wnd_mult = 1
 
-    def reo_wnd(self, in_recovery: bool, sacked_segments: int, srtt: float | None) -> float:
-        """RFC 8985 §6.2 step 4: no window before reordering is seen once loss is evident."""
-        if not self.reordering_seen and (in_recovery or sacked_segments >= DUP_THRESH):
+    def reo_wnd(
+        self, in_recovery: bool, sacked_segments: int, srtt: float | None, dupthresh: int = DUP_THRESH
+    ) -> float:
+        """RFC 8985 §6.2 step 4: no window before reordering is seen once loss is evident. `dupthresh` is
+        the connection's reordering degree, which Linux compares the SACKed segments with (tcp_rack_reo_wnd)."""
+        if not self.reordering_seen and (in_recovery or sacked_segments >= dupthresh):
             return 0.0
         if self.min_rtt is None:
             return 0.0

@@ -19,6 +19,8 @@ ssthresh: recovery tells it about congestion events through its hooks and never 
 
 from __future__ import annotations
 
+from math import ceil
+
 from stack.tcp import timers
 from stack.tcp.congestion import Contained
 from stack.tcp.rack import Rack
@@ -27,7 +29,9 @@ from stack.tcp.scoreboard import Scoreboard, SentSegment
 from stack.tcp.tcb import Tcb
 from stack.wire.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
-DUP_THRESH = 3  # RFC 5681 §3.2
+DUP_THRESH = 3  # RFC 5681 §3.2; also where Linux's reordering degree starts (tcp_reordering)
+MAX_REORDERING = 300  # Linux tcp_max_reordering
+REO_TIMEOUT_SLACK = 0.002  # Linux TCP_TIMEOUT_MIN, added to RACK's reordering timer
 
 
 class Recovery:
@@ -55,6 +59,10 @@ class Recovery:
         "_undo_marker",
         "_undo_retrans",
         "_frto_step",
+        "reordering",
+        "reord_seen",
+        "_fack",
+        "_prior_fack",
     )  # thousands of these: no instance dicts
 
     def __init__(
@@ -87,6 +95,12 @@ class Recovery:
         self._undo_retrans = 0
         # F-RTO (RFC 5682 §2): 0 off, 2 waiting for the first ACK after the timeout, 3 for the second
         self._frto_step = 0
+        # the degree of reordering in segments (Linux tp->reordering, tcpi_reordering) and how often SACKs
+        # or ACKs revealed reordering (tp->reord_seen)
+        self.reordering = DUP_THRESH
+        self.reord_seen = 0
+        self._fack = 0  # offset just past the highest SACKed byte (meaningful while anything is SACKed)
+        self._prior_fack: int | None = None  # that offset before the ACK being processed
 
     # ------------------------------------------------------------------ state
 
@@ -129,6 +143,8 @@ class Recovery:
         ):
             self._on_dsack(first)
         newly = False
+        prior_fack = self._prior_fack = fack = self._fack_offset()
+        reord: int | None = None  # the lowest never-resent segment newly SACKed below the highest SACK
         for left, right in blocks:
             if not seq_lt(left, right) or seq_le(right, tcb.snd_una) or seq_gt(right, tcb.snd_max):
                 continue  # stale, inverted or for data never sent
@@ -136,6 +152,12 @@ class Recovery:
                 newly = True
                 self._delivered += rec.length
                 self.rack.on_delivered(rec, now, self._ts_says_original(rec))
+                if not rec.retransmitted and rec.start < prior_fack and (reord is None or rec.start < reord):
+                    reord = rec.start
+                fack = max(fack, rec.end)
+        self._fack = fack
+        if reord is not None and (self.loss_high is None or self._undo_marker is not None):
+            self._reordering_revealed(reord)  # (Linux skips this in Loss state unless it can undo)
         return newly
 
     def _on_dsack(self, block: tuple[int, int]) -> None:
@@ -153,9 +175,15 @@ class Recovery:
         partial ACK), if any."""
         self._tsecr = tsecr
         self._una_advanced = True
+        prior_fack = self._prior_fack if self._prior_fack is not None else self._fack_offset()
+        reord: int | None = None
         for rec in self.board.ack(ack):
             self._delivered += rec.length
             self.rack.on_delivered(rec, now, self._ts_says_original(rec))
+            if not rec.retransmitted and reord is None:
+                reord = rec.start
+        if reord is not None and reord < prior_fack and self.tcb.sack_ok:
+            self._reordering_revealed(reord)  # a hole below SACKed data filled by its original: reordering
         self.limited_transmit = 0
         self.dupacks = 0
         if self.loss_high is not None:
@@ -206,33 +234,44 @@ class Recovery:
         """After an ACK was processed: RACK loss detection and, in fast recovery, the PRR window."""
         delivered, self._delivered = self._delivered, 0
         advanced, self._una_advanced = self._una_advanced, False
+        self._prior_fack = None
         sack_ok = self.tcb.sack_ok
         newly_lost = False
         if sack_ok and (self.board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
             # (not while F-RTO waits to learn whether the timeout was spurious)
             newly_lost = self.detect_loss(now, srtt)
-        if self.recover is not None and sack_ok and not self.cc.owns_recovery_window:
+        if self._prr_runs():
             self._prr_on_ack(delivered, grow=advanced and not newly_lost)
+
+    def _prr_runs(self) -> bool:
+        """PRR paces fast recovery with SACK, unless the controller sets its own window there."""
+        return self.recover is not None and self.tcb.sack_ok and not self.cc.owns_recovery_window
 
     def detect_loss(self, now: float, srtt: float | None) -> bool:
         """RACK (RFC 8985 §6.2 step 5); a first loss starts fast recovery; the rest waits on a timer.
         True if segments were newly marked lost."""
         board = self.board
         mss = self.tcb.snd_mss
-        reo_wnd = self.rack.reo_wnd(self.in_recovery, board.sacked_bytes // mss, srtt)
+        reo_wnd = self.rack.reo_wnd(self.in_recovery, board.sacked_bytes // mss, srtt, self.reordering)
         lost, wait = self.rack.detect_loss(board, now, reo_wnd)
         if wait is not None:
-            self.timers.start(timers.RACK_REORDER, now + wait)
+            # Linux arms the timer in whole jiffies plus TCP_TIMEOUT_MIN (2 ms) (tcp_rack_mark_lost); RFC 8985
+            # §6.2 step 5 fires it when the wait is over. We follow Linux.
+            self.timers.start(timers.RACK_REORDER, now + ceil(round(wait * 1e6) / 1000) / 1000 + REO_TIMEOUT_SLACK)
         else:
             self.timers.stop(timers.RACK_REORDER)
         if lost and not self.in_recovery:
             self._enter_fast_recovery(now)
-        if lost and self.recover is not None and self.tcb.sack_ok and not self.cc.owns_recovery_window:
-            # whatever PRR allows, a newly lost segment may always go (Linux tcp_rack_reo_timeout, which
-            # reduces the window as for one delivered segment): found by the timer, it has no ACK to wait for
-            window = self.cc.cwnd if self.send_window is None else self.send_window
-            self.send_window = max(window, board.in_flight() + min(mss, lost[0].length))
         return bool(lost)
+
+    def on_reorder_timeout(self, now: float, srtt: float | None) -> None:
+        """RFC 8985 §6.3: the reordering window passed, so what RACK waited for is lost. Entering recovery
+        this way, PRR sizes the window as if one segment was delivered (Linux tcp_rack_reo_timeout): the
+        first lost segment goes now and the rest follow the ACKs, not all at once. In recovery the window
+        stays as the last ACK left it."""
+        entering = not self.in_recovery
+        if self.detect_loss(now, srtt) and entering and self._prr_runs():
+            self._prr_on_ack(self.tcb.snd_mss, grow=False)
 
     # ------------------------------------------------------------------ fast recovery
 
@@ -282,6 +321,10 @@ class Recovery:
         first_timeout = not self.in_recovery
         if first_timeout:
             self._start_episode()
+            if self.board.sacked_bytes >= DUP_THRESH * tcb.snd_mss:
+                # a timeout despite that many SACKs: the reordering degree was overestimated (Linux
+                # tcp_enter_loss)
+                self.reordering = min(self.reordering, DUP_THRESH)
         self.cc.on_rto(flight, now)
         self.recover = None
         self.send_window = None
@@ -342,6 +385,27 @@ class Recovery:
         self.board.forget_losses(retransmitted_too=False)  # what was only presumed lost is in flight after all
         self._undo_marker = self._prior = None
         self._end_episode()
+
+    # ------------------------------------------------------------------ reordering
+
+    def _fack_offset(self) -> int:
+        """Just past the highest SACKed byte; SND.UNA when nothing is SACKed (Linux tcp_highest_sack_seq)."""
+        board = self.board
+        return self._fack if board.sacked_bytes else board.offset_of(self.tcb.snd_una)
+
+    def _reordering_revealed(self, low: int) -> None:
+        """Data at offset `low`, never resent, was delivered below the highest SACK: the network reordered
+        it. The degree of reordering grows to the distance in segments, as Linux (tcp_check_sack_reordering);
+        RFC 8985 keeps no such count, only RACK.reordering_seen."""
+        fack = self._fack_offset()
+        if low >= fack:
+            return
+        mss = max(self.tcb.snd_mss, 1)
+        distance = fack - low
+        if distance > self.reordering * mss:
+            self.reordering = min(-(-distance // mss), MAX_REORDERING)
+        self.reord_seen += 1
+        self.rack.reordering_seen = True
 
     # ------------------------------------------------------------------ helpers
 

@@ -95,7 +95,8 @@ def tcp_info(conn: Connection) -> dict[str, int]:
         "tcpi_snd_ssthresh": ssthresh,
         # in recovery Linux's cwnd is what PRR lets be in flight (tcp_cwnd_reduction), our send window
         "tcpi_snd_cwnd": (cc.cwnd if recovery.send_window is None else recovery.send_window) // mss,
-        "tcpi_reordering": 3,  # Linux's tp->reordering starts at tcp_reordering (RACK keeps its own window)
+        "tcpi_reordering": recovery.reordering,
+        "tcpi_reord_seen": recovery.reord_seen,
         "tcpi_total_retrans": counters.retrans_segs,
         "tcpi_min_rtt": _usecs(recovery.rack.min_rtt),
         "tcpi_segs_out": counters.segs_out,
