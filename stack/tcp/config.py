@@ -60,6 +60,9 @@ class TcpConfig:
     # the device cuts a segment of up to this many payload bytes into MSS-sized ones (TSO): runs of full
     # segments may leave as one; 0: every segment leaves MSS-sized (the Stack sets it from its device)
     tso_max_bytes: int = 0
+    # header prediction (stack/tcp/header_prediction.py): off, every segment takes the full path of RFC 9293
+    # §3.10.7, with the same outcome; tests turn it off to compare the two
+    header_prediction: bool = True
     congestion: str = "cubic"  # name in stack.tcp.congestion.REGISTRY (or "package.module:Class"); Linux default
 
 

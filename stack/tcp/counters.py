@@ -39,6 +39,8 @@ class Counters:
     time_wait_recycled: int = _counter("TWRecycled")  # TIME_WAIT ended by a new SYN, RFC 6191
     rcvq_drops: int = _counter("TCPRcvQDrop")  # data dropped unacknowledged at the stack's memory limit
     ofo_pruned: int = _counter("OfoPruned")  # out-of-order queues emptied under memory pressure
+    hp_hits: int = _counter("TCPHPHits")  # in-order data segments that took the header-prediction fast path
+    hp_acks: int = _counter("TCPHPAcks")  # pure ACKs that took it (stack/tcp/header_prediction.py)
 
     def by_linux_name(self) -> dict[str, int]:
         """The counters under Linux's names."""

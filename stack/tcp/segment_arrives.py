@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stack.tcp.ecn import Ecn
+from stack.tcp.header_prediction import predicted
 from stack.tcp.memory import FORCED_RECEIVE
 from stack.tcp.state import Event, State
 from stack.wire.segment import Flags, Segment
@@ -20,6 +21,8 @@ def segment_arrives(conn: Connection, seg: Segment, now: float) -> None:
     state = conn.state
     if state is State.CLOSED or conn.finished:
         return  # the demultiplexer answers for closed connections (§3.10.7.1)
+    if state is State.ESTABLISHED and conn.config.header_prediction and predicted(conn, seg, now):
+        return
     if state is State.SYN_SENT:
         _syn_sent(conn, seg, now)
     else:
