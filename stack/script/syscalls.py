@@ -15,7 +15,7 @@ from stack.demux import Demux
 from stack.script import msghdr
 from stack.script.ast import AnyValue, Arg, Array, BitOr, Call, Name, Struct, SyscallLine
 from stack.script.errors import ScriptFailure, ScriptSkip
-from stack.tcp import congestion
+from stack.tcp import congestion, sockopts
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.errors import LocalProtocolError
@@ -40,6 +40,7 @@ _FCNTL_FLAGS = {"O_RDONLY": 0, "O_WRONLY": 0o1, "O_RDWR": O_RDWR, "O_NONBLOCK": 
 # socket options that are plain TcpConfig fields: name -> (field, convert the script's integer)
 _CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object]]] = {
     "TCP_NODELAY": ("nodelay", bool),
+    "TCP_CORK": ("cork", bool),
     "SO_KEEPALIVE": ("keepalive", bool),
     "TCP_KEEPIDLE": ("keepalive_idle", float),
     "TCP_KEEPINTVL": ("keepalive_interval", float),
@@ -50,7 +51,7 @@ _SOCKET_FLAGS = {"SO_REUSEADDR": "reuseaddr", "TCP_INQ": "inq", "SO_ZEROCOPY": "
 _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
 # send flags with a meaning here: MSG_NOSIGNAL has none (no signals), MSG_ZEROCOPY sends the same bytes
 # (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)
-_SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY"})
+_SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE", "MSG_EOR"})
 _RECV_FLAGS = frozenset({"MSG_DONTWAIT"})
 _CLOSING = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT)
 
@@ -317,7 +318,7 @@ class Kernel:
             if not total:
                 return 0, None
             try:
-                sent += conn.send(data[sent:], self.now)
+                sent += conn.send(data[sent:], self.now, "MSG_MORE" in flags, "MSG_EOR" in flags)
             except LocalProtocolError:
                 return -1, "EPIPE"
             if sent == total or (nonblocking and sent):
@@ -527,9 +528,7 @@ class Kernel:
         if sock.listener is not None:
             sock.listener.config = replace(sock.listener.config, **{name: value})
         if sock.conn is not None:
-            sock.conn.config = replace(sock.conn.config, **{name: value})
-            if name.startswith("keepalive"):
-                sock.conn.arm_keepalive(self.now)
+            sockopts.configure(sock.conn, self.now, **{name: value})
 
     def _set_congestion(self, line: SyscallLine, sock: Socket, value: Arg) -> Outcome:
         if not isinstance(value, str):

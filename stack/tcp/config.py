@@ -31,6 +31,7 @@ class TcpConfig:
     sack: bool = True  # offer SACK-permitted and send SACK blocks (RFC 2018)
     delayed_ack: float = 0.04  # delayed-ACK timeout; RFC 9293 §3.8.6.3 allows up to 0.5 s, Linux 40-200 ms
     nodelay: bool = False  # TCP_NODELAY disables Nagle (RFC 9293 §3.7.4)
+    cork: bool = False  # TCP_CORK (Linux tcp(7)): a partial last segment waits until uncorked
     initial_window_segments: int = 10  # RFC 6928, as Linux
     fin_timeout: float = 60.0  # orphaned FIN_WAIT_2 lifetime (Linux tcp_fin_timeout)
     keepalive: bool = False  # SO_KEEPALIVE (RFC 9293 §3.8.4; RFC 1122 §4.2.3.6: off by default)

@@ -345,9 +345,10 @@ class Connection:
         """TS.Recent, the peer's timestamp we echo (RFC 7323 §4.3)."""
         return self.receiver.ts_recent
 
-    def send(self, data: bytes, now: float) -> int:
-        """SEND (§3.10.2): queue up to send_space bytes; returns how many were taken."""
-        return user_calls.send(self, data, now)
+    def send(self, data: bytes, now: float, more: bool = False, eor: bool = False) -> int:
+        """SEND (§3.10.2): queue up to send_space bytes; returns how many were taken. `more`: more follows
+        soon (MSG_MORE), `eor`: the data ends a record (MSG_EOR)."""
+        return user_calls.send(self, data, now, more, eor)
 
     def read(self, max_bytes: int = -1) -> bytes:
         """RECEIVE (§3.10.3): take up to max_bytes in-order bytes (all with -1)."""
@@ -567,20 +568,24 @@ class Connection:
             if sender.paced(now, self.cc.pacing_rate):
                 return
             self.retransmit(lost, now)
+        marks = sender.marks
+        cork = self.config.cork or marks.more
         while True:
             offset = buf.offset(tcb.snd_nxt)
             unsent = len(buf) - offset
+            in_record = marks.unsent_in_record(tcb.snd_nxt, unsent)  # no segment crosses a record's end
             flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
             # the congestion window limits what is in the network, the peer's window what is unacknowledged
             usable = min(cwnd + recovery.limited_transmit * mss - recovery.in_flight(), tcb.snd_wnd - flight)
-            n = min(mss, unsent, max(usable, 0))
+            n = min(mss, in_record, max(usable, 0))
             if unsent <= 0 or n <= 0:
                 break
-            if n < mss and sender.holds_back(n, unsent, flight, tcb, self.config.nodelay):
+            last = in_record == unsent
+            if n < mss and sender.holds_back(n, in_record, last, flight, tcb, self.config.nodelay, cork):
                 break
             if sender.paced(now, self.cc.pacing_rate):
                 return
-            run = self._tso_run(mss, unsent, usable)
+            run = self._tso_run(mss, in_record, usable)
             if run > 1:
                 self._send_data_run(offset, run, mss, now)
                 continue
@@ -588,6 +593,7 @@ class Connection:
             self._send_data_segment(offset, n, fin, now)
         if sender.fin_queued and sender.unsent(tcb.snd_nxt) == 0 and not sender.fin_in_flight(tcb.snd_nxt):
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
+        marks.push_once = False
         unsent = sender.unsent(tcb.snd_nxt)
         resending = self.recovery.in_recovery
         self.cc.sending_stopped(unsent, seq_sub(tcb.snd_nxt, tcb.snd_una), resending)  # app-limited?
@@ -651,7 +657,8 @@ class Connection:
         buf = sender.buffer
         seq = tcb.snd_nxt
         n = run * mss
-        flags = Flags.ACK | Flags.PSH if offset + n == len(buf) else Flags.ACK
+        end = seq_add(seq, n)
+        flags = Flags.ACK | Flags.PSH if sender.marks.pushes(end) else Flags.ACK
         if sender.rtt_seq is None:
             sender.rtt_seq, sender.rtt_time = seq, now
         self._emit(now, flags, seq, buf.take(offset, n), ECT0 if self.ecn.ok else 0, new_data=True, gso=mss)
@@ -659,7 +666,6 @@ class Connection:
             self.recovery.on_sent(seq_add(seq, i * mss), mss, now)
         self.counters.segs_out += run - 1  # segments_to_send counts the Segment once
         sender.last_progress = now
-        end = seq_add(seq, n)
         tcb.snd_nxt = end
         if seq_gt(end, tcb.snd_max):
             tcb.snd_max = end
@@ -672,7 +678,7 @@ class Connection:
         seq = tcb.snd_nxt
         payload = buf.take(offset, n) if n else b""
         flags = Flags.ACK
-        if n and (push or offset + n == len(buf)):
+        if n and (push or sender.marks.pushes(seq_add(seq, n))):
             flags |= Flags.PSH
         if fin:
             flags |= Flags.FIN
@@ -710,7 +716,7 @@ class Connection:
         flags = Flags.ACK
         if fin:
             flags |= Flags.FIN
-        elif n and offset + n == len(buf):
+        elif n and sender.marks.pushes(seq_add(seq, n)):
             flags |= Flags.PSH  # as when it was first sent
         self._emit(now, flags, seq, buf.take(offset, n))
         self.recovery.on_sent(seq, rec.length, now)
@@ -818,6 +824,7 @@ class Connection:
         tcb.snd_una = ack
         if seq_lt(tcb.snd_nxt, ack):
             tcb.snd_nxt = ack
+        sender.marks.acked(ack)
         if sender.buffer.ack(ack):
             if sender.space_wanted:
                 sender.space_wanted = False
@@ -850,6 +857,7 @@ class Connection:
 
     def receive_segment(self, seg: Segment, now: float) -> None:
         self._last_heard = now
+        self.sender.marks.more = False  # what arrives pushes the queue without MSG_MORE (Linux tcp_data_snd_check)
         self.counters.segs_in += 1
         segment_arrives(self, seg, now)
         if self.config.keepalive and not self.finished:

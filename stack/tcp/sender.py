@@ -11,6 +11,7 @@ from __future__ import annotations
 from stack.tcp import timers
 from stack.tcp.send_buffer import SendBuffer
 from stack.tcp.tcb import Tcb
+from stack.tcp.write_marks import WriteMarks
 from stack.wire.seq import seq_add, seq_gt
 
 PERSIST_MAX = 60.0  # the longest zero-window probe interval
@@ -31,6 +32,7 @@ class Sender:
         "space_wanted",
         "rtt_seq",
         "rtt_time",
+        "marks",
     )  # thousands of these: no instance dicts
 
     def __init__(self, deadlines: timers.Timers, timer_slack: float) -> None:
@@ -47,6 +49,7 @@ class Sender:
         self.space_wanted = False  # send() was short: report SendSpace when an ACK frees room
         self.rtt_seq: int | None = None  # one timed segment at a time (Karn's rule, RFC 6298 §3)
         self.rtt_time = 0.0
+        self.marks = WriteMarks()  # PSH, records and MSG_MORE as the writes asked (write_marks.py)
 
     def start(self, iss: int) -> None:
         """The first data byte follows the SYN at ISS."""
@@ -67,18 +70,17 @@ class Sender:
 
     # ------------------------------------------------------------------ holding back small segments
 
-    def holds_back(self, n: int, unsent: int, flight: int, tcb: Tcb, nodelay: bool) -> bool:
-        """A segment of n bytes, less than a full one, waits: window-limited, for sender SWS avoidance
-        (§3.8.6.2.1); data-limited, for Nagle (§3.7.4) in Minshall's variant as Linux: one small
-        segment in flight. Retransmissions and the data before a FIN are never held."""
+    def holds_back(self, n: int, unsent: int, last: bool, flight: int, tcb: Tcb, nodelay: bool, cork: bool) -> bool:
+        """A segment of n bytes, less than a full one, of the `unsent` bytes up to the end of the queue (or of
+        its record: then `last` is False) waits: window-limited, for sender SWS avoidance (§3.8.6.2.1);
+        data-limited at the end of the queue, under TCP_CORK or MSG_MORE (`cork`), or for Nagle (§3.7.4) in
+        Minshall's variant as Linux: one small segment in flight. Retransmissions, the data before a FIN,
+        the end of a record followed by more data and a push (TCP_NODELAY just set) are never held."""
         if n < unsent:
             return n < tcb.max_snd_wnd // 2 or flight == 0 and tcb.snd_wnd == 0
-        return (
-            not nodelay
-            and not self.fin_queued
-            and seq_gt(self.snd_sml, tcb.snd_una)
-            and tcb.snd_nxt == tcb.snd_max  # retransmissions are never held
-        )
+        if not last or self.fin_queued or self.marks.push_once or tcb.snd_nxt != tcb.snd_max:
+            return False
+        return cork or not nodelay and seq_gt(self.snd_sml, tcb.snd_una)
 
     # ------------------------------------------------------------------ pacing
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from stack.tcp import timers
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.state import Event, State
+from stack.wire.seq import seq_add
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
@@ -19,18 +20,24 @@ if TYPE_CHECKING:
 _ABORT_SENDS_RST = (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT)
 
 
-def send(conn: Connection, data: bytes, now: float) -> int:
+def send(conn: Connection, data: bytes, now: float, more: bool = False, eor: bool = False) -> int:
     """SEND (§3.10.2): queue up to send_space bytes; returns how many were taken.
 
-    In SYN_SENT and SYN_RECEIVED the data waits for ESTABLISHED; after CLOSE it is an error."""
+    The PUSH flag is Linux's: every write pushes unless `more` (MSG_MORE) says more follows; a write taken
+    whole with `eor` (MSG_EOR) ends a record (write_marks.py). In SYN_SENT and SYN_RECEIVED the data waits
+    for ESTABLISHED; after CLOSE it is an error."""
     state = conn.state
     if state in (State.CLOSED, State.LISTEN) or conn.finished:
         raise LocalProtocolError("connection does not exist")
-    if conn.sender.fin_queued or state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT):
+    sender = conn.sender
+    if sender.fin_queued or state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT):
         raise LocalProtocolError("connection closing")
-    n = conn.sender.buffer.append(data, conn.send_space)
+    n = sender.buffer.append(data, conn.send_space)
     if n < len(data):
-        conn.sender.space_wanted = True  # report SendSpace when an ACK frees room
+        sender.space_wanted = True  # report SendSpace when an ACK frees room
+    if n:  # a write cut short pushes what it queued, as Linux's does before it waits for room
+        whole = n == len(data)
+        sender.marks.wrote(seq_add(sender.buffer.seq, len(sender.buffer)), more and whole, eor and whole)
     return n
 
 
@@ -77,4 +84,5 @@ def abort(conn: Connection, now: float) -> None:
     if conn.state in _ABORT_SENDS_RST:
         conn.emit_rst(conn.acceptable_seq(), now)
     conn.sender.buffer.clear()
+    conn.sender.marks.clear()
     conn.enter(Event.ABORT, now)

@@ -1,0 +1,21 @@
+"""Socket options on an open connection (setsockopt after connect or accept), with what setting them does
+at once besides changing the TcpConfig field (Linux do_tcp_setsockopt / sock_setsockopt)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stack.tcp.connection import Connection
+
+
+def configure(conn: Connection, now: float, **changes: object) -> None:
+    """Change TcpConfig fields of one connection. Setting TCP_NODELAY pushes what is queued, corked or not
+    (Linux __tcp_sock_set_nodelay: TCP_NAGLE_PUSH); clearing TCP_CORK lets the partial segment go under
+    the usual rules; a keepalive change re-arms the idle timer."""
+    conn.config = replace(conn.config, **changes)
+    if changes.get("nodelay"):
+        conn.sender.marks.push_once = True
+    if any(name.startswith("keepalive") for name in changes):
+        conn.arm_keepalive(now)
