@@ -619,7 +619,7 @@ class Connection:
         would put it beyond a hole, where a receiver with a tiny buffer may hold it and close its window."""
         short, self.short_edge = self.short_edge, None
         board = self.recovery.board
-        head = next((rec for rec in board if seq_ge(board.seq_of(rec.start), ack)), None)  # not acked by it
+        head = board.first_from(ack)  # not acked by it
         if head is None or head.sacked:
             return
         start = board.seq_of(head.start)
@@ -627,9 +627,7 @@ class Connection:
         if self.rto.backoff == 0 and not dropped:
             return
         if dropped:  # all of it beyond the edge is resent first: lost segments go before new data
-            for rec in board:
-                if seq_ge(board.seq_of(rec.start), short):
-                    board.mark_lost(rec)
+            board.mark_lost_from(short)
         self.rto.reset_backoff()
         self.recovery.board.mark_lost(head)
         self.retransmit(head, now)
@@ -651,7 +649,8 @@ class Connection:
 
     def _send_data_run(self, offset: int, run: int, mss: int, now: float) -> None:
         """`run` full segments as one Segment (its `gso` = mss): the device cuts it into exactly the segments
-        the loop would have sent, so the scoreboard, the controller and the rate sampler see each of them."""
+        the loop would have sent. The scoreboard, the controller and the rate sampler record the run once
+        and know its segments, so a lost one is resent alone."""
         tcb = self.tcb
         sender = self.sender
         buf = sender.buffer
@@ -662,8 +661,7 @@ class Connection:
         if sender.rtt_seq is None:
             sender.rtt_seq, sender.rtt_time = seq, now
         self._emit(now, flags, seq, buf.take(offset, n), ECT0 if self.ecn.ok else 0, new_data=True, gso=mss)
-        for i in range(run):
-            self.recovery.on_sent(seq_add(seq, i * mss), mss, now)
+        self.recovery.on_sent(seq, n, now, mss)
         self.counters.segs_out += run - 1  # segments_to_send counts the Segment once
         sender.last_progress = now
         tcb.snd_nxt = end
@@ -749,12 +747,8 @@ class Connection:
         self._out.append(
             Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window, payload, options, ecn=ecn, gso=gso)
         )
-        if gso:  # each piece of a run, as if sent alone
-            in_flight = seq_sub(tcb.snd_max, tcb.snd_una)
-            for off in range(0, len(payload), gso):
-                self.cc.data_sent(seq_add(seq, off), gso, in_flight + off, now)
-        elif payload:  # every data segment, new or resent, feeds the controller and the rate estimator
-            self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), now)
+        if payload:  # every data segment (or run), new or resent, feeds the controller and the rate estimator
+            self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), now, gso)
 
     def ts_val(self, now: float) -> int:
         """Our timestamp clock: milliseconds plus a per-connection offset (RFC 7323 §5.4)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, replace
 
-from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from stack.wire.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 MIN_RTT_WINDOW = 300.0  # seconds, as Linux's tcp_min_rtt_wlen
 _MASK = (1 << 32) - 1
@@ -24,7 +24,9 @@ _HALF = 1 << 31
 
 @dataclass(slots=True)
 class _Sent:
-    """One transmitted segment [start, end) and the counters when it left (the draft's P.*)."""
+    """One transmitted segment [start, end), or a run of `seg`-byte segments cut from `anchor` on that
+    left together (TSO), and the counters when it left (the draft's P.*, the same for every segment of
+    a run). A run is delivered segment by segment: the part delivered is split off."""
 
     start: int
     end: int
@@ -34,6 +36,8 @@ class _Sent:
     first_sent_time: float  # C.first_sent_time when sent
     app_limited: bool
     retransmitted: bool
+    seg: int  # the size of its segments (its length: one segment)
+    anchor: int  # where its first segment starts; the others follow every `seg` bytes
     acked: bool = False  # delivered already (by SACK); the draft marks this with delivered_time = 0
 
 
@@ -95,33 +99,33 @@ class DeliveryRateEstimator:
 
     # ---------------------------------------------------------------- sending (draft §3.2)
 
-    def on_sent(self, seq: int, length: int, bytes_in_flight: int, now: float) -> None:
-        """A segment [seq, seq+length) left; `bytes_in_flight` were outstanding before it."""
+    def on_sent(self, seq: int, length: int, bytes_in_flight: int, now: float, seg: int = 0) -> None:
+        """A segment [seq, seq+length) left, or a run of `seg`-byte segments sent together (TSO);
+        `bytes_in_flight` were outstanding before it."""
         if length <= 0:
             return
         if bytes_in_flight <= 0:  # the pipe was empty: the first interval starts now
             self.first_sent_time = self.delivered_time = now
-        end = seq_add(seq, length)
+        end = (seq + length) & _MASK
+        record = _Sent(
+            seq,
+            end,
+            now,
+            self.delivered,
+            self.delivered_time,
+            self.first_sent_time,
+            self.app_limited_until != 0,
+            False,
+            seg or length,
+            seq,
+        )
         if seq == self._highest_end:  # new data right after the last: the common case, kept short
-            self._segments.append(
-                _Sent(
-                    seq,
-                    end,
-                    now,
-                    self.delivered,
-                    self.delivered_time,
-                    self.first_sent_time,
-                    self.app_limited_until != 0,
-                    False,
-                )
-            )
+            self._segments.append(record)
             self._highest_end = end
             return
         if self._una is None:
             self._una = seq
-        retransmitted = self._highest_end is not None and seq_lt(seq, self._highest_end)
-        record = _Sent(seq, end, now, self.delivered, self.delivered_time, self.first_sent_time, False, retransmitted)
-        record.app_limited = self.app_limited_until != 0
+        record.retransmitted = self._highest_end is not None and seq_lt(seq, self._highest_end)
         segments = self._segments
         if not segments or seq_ge(seq, segments[-1].end):
             segments.append(record)  # new data, the common case
@@ -170,6 +174,12 @@ class DeliveryRateEstimator:
             n += 1
         if n:
             del segments[:n]
+        if segments and seq_lt(segments[0].start, ack):  # the whole segments of a run below it
+            s = segments[0]
+            cut = (s.anchor + ((ack - s.anchor) & _MASK) // s.seg * s.seg) & _MASK
+            if seq_gt(cut, s.start):
+                self._deliver(_copy(s, s.start, cut), now)
+                s.start = cut
         if self._una is None or seq_gt(ack, self._una):
             self._una = ack  # a segment only partly below it is delivered whole, later
 
@@ -184,9 +194,23 @@ class DeliveryRateEstimator:
             segments = self._segments
             while i < len(segments) and seq_lt(segments[i].start, right):
                 s = segments[i]
-                if seq_ge(s.start, left) and seq_le(s.end, right):
-                    self._deliver(s, now)
                 i += 1
+                if s.acked:
+                    continue
+                # the part of it made of whole segments inside the block
+                lo = s.start if seq_ge(s.start, left) else _boundary(s, left, 1)
+                hi = s.end if seq_le(s.end, right) else _boundary(s, right, 0)
+                if not seq_lt(lo, hi):
+                    continue
+                if lo != s.start:
+                    segments.insert(i - 1, _copy(s, s.start, lo))
+                    s.start = lo
+                    i += 1
+                if hi != s.end:
+                    segments.insert(i, _copy(s, hi, s.end))
+                    s.end = hi
+                    i += 1
+                self._deliver(s, now)
 
     def _deliver(self, s: _Sent, now: float) -> None:
         """UpdateRateSample(P) of the draft."""
@@ -246,3 +270,9 @@ class DeliveryRateEstimator:
 
 def _copy(s: _Sent, start: int, end: int) -> _Sent:
     return replace(s, start=start, end=end)
+
+
+def _boundary(s: _Sent, seq: int, up: int) -> int:
+    """The segment boundary of `s` at or after `seq` (up=1) or at or before it (up=0); `seq` lies inside s."""
+    rel = (seq - s.anchor) & _MASK
+    return (s.anchor + (-(-rel // s.seg) if up else rel // s.seg) * s.seg) & _MASK

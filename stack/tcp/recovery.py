@@ -117,13 +117,14 @@ class Recovery:
 
     # ------------------------------------------------------------------ sending
 
-    def on_sent(self, seq: int, length: int, now: float) -> None:
-        """Every data segment (and FIN) sent, new or not, goes on the scoreboard."""
-        resent = self.board.sent(seq, length, now)
+    def on_sent(self, seq: int, length: int, now: float, seg: int = 0) -> None:
+        """Every data segment (and FIN) sent, new or not, goes on the scoreboard; a run of `seg`-byte
+        segments sent together (TSO) goes as one record."""
+        resent = self.board.sent(seq, length, now, seg)
         if self.recover is not None:
             self._prr_out += length
         if resent and self._undo_marker is not None:
-            self._undo_retrans += len(resent)
+            self._undo_retrans += sum(rec.segments for rec in resent)
 
     def next_lost(self) -> SentSegment | None:
         return self.board.first_lost()

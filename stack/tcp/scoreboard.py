@@ -1,36 +1,71 @@
-"""What we sent and what became of it: one record per segment between SND.UNA and SND.MAX.
+"""What we sent and what became of it, between SND.UNA and SND.MAX, one record per run of segments.
 
-The sender's scoreboard of RFC 6675 §3, kept per transmitted segment as RACK (RFC 8985 §5.2) needs:
-each record knows when it was last sent, whether that was a retransmission, whether the receiver
-SACKed it and whether loss detection declared it lost. Positions are stream offsets (bytes since the
-first data byte), plain ints that never wrap; `seq_of`/`offset_of` convert at the edges.
+The sender's scoreboard of RFC 6675 §3, with what RACK (RFC 8985 §5.2) needs: each record knows when it
+was last sent, whether that was a retransmission, whether the receiver SACKed it and whether loss
+detection declared it lost. A record holds a run of segments sent together with the same marks: a run
+of `seg`-byte segments from `anchor` on (a TSO super-segment is recorded with O(1) work), or one
+segment (`seg` its length). The segments are its pieces: cut at every multiple of `seg` from `anchor`,
+and at the record's own ends. A record is split where a SACK block, a cumulative ACK or a mark
+divides it, and a piece is split off where one segment alone is resent or declared lost (RFC 6675
+§5: a lost segment is resent alone), so every answer is the one a record per segment would give.
+Positions are stream offsets (bytes since the first data byte), plain ints that never wrap;
+`seq_of`/`offset_of` convert at the edges.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 
 from stack.wire.seq import seq_add, seq_sub
 
 
 class SentSegment:
-    __slots__ = ("start", "end", "xmit_ts", "retransmitted", "sacked", "lost")
+    __slots__ = ("start", "end", "xmit_ts", "retransmitted", "sacked", "lost", "seg", "anchor")
 
-    def __init__(self, start: int, end: int, xmit_ts: float) -> None:
+    def __init__(self, start: int, end: int, xmit_ts: float, seg: int = 0, anchor: int | None = None) -> None:
         self.start = start
         self.end = end  # one past the last offset; a FIN counts as one
         self.xmit_ts = xmit_ts  # when it was last (re)transmitted
         self.retransmitted = False
         self.sacked = False
         self.lost = False  # declared lost and not sent again since
+        self.seg = seg or end - start  # the size of its segments, cut from `anchor` on
+        self.anchor = start if anchor is None else anchor
 
     @property
     def length(self) -> int:
         return self.end - self.start
 
+    @property
+    def segments(self) -> int:
+        """How many segments (pieces) it holds."""
+        seg, anchor = self.seg, self.anchor
+        return (self.end - anchor - 1) // seg - (self.start - anchor) // seg + 1
+
+    def boundary_after(self, offset: int) -> int:
+        """The first piece boundary beyond `offset` (the record's end at most)."""
+        seg, anchor = self.seg, self.anchor
+        return min(anchor + ((offset - anchor) // seg + 1) * seg, self.end)
+
+    @property
+    def first_length(self) -> int:
+        """The length of its first piece."""
+        return self.boundary_after(self.start) - self.start
+
+    def pieces(self) -> list[tuple[int, int]]:
+        """Its segments as (start, end) offsets."""
+        out = []
+        start = self.start
+        while start < self.end:
+            end = self.boundary_after(start)
+            out.append((start, end))
+            start = end
+        return out
+
     def __repr__(self) -> str:
         marks = "".join(m for m, on in (("R", self.retransmitted), ("S", self.sacked), ("L", self.lost)) if on)
-        return f"<{self.start}:{self.end} @{self.xmit_ts:.3f} {marks}>"
+        run = f" x{self.segments}" if self.segments > 1 else ""
+        return f"<{self.start}:{self.end}{run} @{self.xmit_ts:.3f} {marks}>"
 
 
 class Scoreboard:
@@ -59,6 +94,11 @@ class Scoreboard:
         return iter(self._segs)
 
     @property
+    def segments(self) -> int:
+        """Segments outstanding (the pieces of every record)."""
+        return sum(rec.segments for rec in self._segs)
+
+    @property
     def outstanding(self) -> int:
         segs = self._segs
         return segs[-1].end - segs[0].start if segs else 0
@@ -69,26 +109,30 @@ class Scoreboard:
 
     # ------------------------------------------------------------------ sending
 
-    def sent(self, seq: int, length: int, now: float) -> list[SentSegment]:
-        """Record a transmission of [seq, seq+length): new data is appended, data sent before is marked
-        retransmitted. Returns the records that were retransmissions."""
-        start = self.offset_of(seq)
+    def sent(self, seq: int, length: int, now: float, seg: int = 0) -> list[SentSegment]:
+        """Record a transmission of [seq, seq+length), a run of `seg`-byte segments (one segment when 0):
+        new data is appended as one record, data sent before is marked retransmitted. Returns the records
+        that were retransmissions."""
+        start = self._base_off + seq_sub(seq, self._base_seq)
         end = start + length
         segs = self._segs
-        resent: list[SentSegment] = []
         top = segs[-1].end if segs else start
-        if start < top:
-            for rec in self._split_range(start, min(end, top)):
-                if rec.lost:
-                    rec.lost = False
-                    self.lost_bytes -= rec.length
-                rec.retransmitted = True
-                rec.xmit_ts = now
-                resent.append(rec)
-            start = top
-        if end > start:
-            segs.append(SentSegment(start, end, now))
-            self._starts.append(start)
+        if start >= top:  # new data: the common case
+            if end > start:
+                segs.append(SentSegment(start, end, now, seg))
+                self._starts.append(start)
+            return []
+        resent: list[SentSegment] = []
+        for rec in self._split_range(start, min(end, top)):
+            if rec.lost:
+                rec.lost = False
+                self.lost_bytes -= rec.length
+            rec.retransmitted = True
+            rec.xmit_ts = now
+            resent.append(rec)
+        if end > top:
+            segs.append(SentSegment(top, end, now, seg or length, start))
+            self._starts.append(top)
         return resent
 
     def mark_lost(self, rec: SentSegment) -> bool:
@@ -104,6 +148,12 @@ class Scoreboard:
         for rec in self._segs:
             self.mark_lost(rec)
 
+    def mark_lost_from(self, seq: int) -> None:
+        """Every segment from `seq` on that the receiver does not hold is lost."""
+        i = self._piece_index(self.offset_of(seq))
+        for rec in self._segs[i:]:
+            self.mark_lost(rec)
+
     def forget_losses(self, retransmitted_too: bool) -> None:
         """What was marked lost is in flight after all (a spurious timeout, an undone recovery); with
         `retransmitted_too` False only the records never resent are."""
@@ -113,24 +163,49 @@ class Scoreboard:
                 self.lost_bytes -= rec.length
 
     def first_lost(self) -> SentSegment | None:
+        """The first segment marked lost, split off its run."""
         if self.lost_bytes:
-            for rec in self._segs:
+            for i, rec in enumerate(self._segs):
                 if rec.lost:
-                    return rec
+                    return self._head_piece(i)
         return None
 
     def last(self) -> SentSegment | None:
-        return self._segs[-1] if self._segs else None
+        """The last segment sent (the highest), split off its run."""
+        segs = self._segs
+        if not segs:
+            return None
+        rec = segs[-1]
+        if rec.seg < rec.length:
+            seg, anchor = rec.seg, rec.anchor
+            at = max(anchor + (rec.end - anchor - 1) // seg * seg, rec.start)
+            if at > rec.start:
+                self._split(len(segs) - 1, at)
+        return segs[-1]
 
     def first(self) -> SentSegment | None:
-        return self._segs[0] if self._segs else None
+        """The first segment outstanding, split off its run."""
+        return self._head_piece(0) if self._segs else None
+
+    def first_from(self, seq: int) -> SentSegment | None:
+        """The first segment that starts at or after `seq`, split off its run."""
+        i = self._piece_index(self.offset_of(seq))
+        return self._head_piece(i) if i < len(self._segs) else None
 
     # ------------------------------------------------------------------ acknowledgments
 
     def sacked_below(self, ack_seq: int) -> int:
         """Bytes below ack_seq the peer had SACKed already: a cumulative ACK of them delivers nothing new."""
+        if not self.sacked_bytes:
+            return 0
         upto = self.offset_of(ack_seq)
-        return sum(min(rec.end, upto) - rec.start for rec in self._segs if rec.sacked and rec.start < upto)
+        total = 0
+        for rec in self._segs:
+            if rec.start >= upto:
+                break
+            if rec.sacked:
+                total += min(rec.end, upto) - rec.start
+        return total
 
     def ack(self, ack_seq: int) -> list[SentSegment]:
         """Cumulative ACK up to ack_seq: drops the records it covers (a record cut in two keeps its
@@ -140,12 +215,17 @@ class Scoreboard:
         n = bisect_right(self._starts, upto - 1)  # records starting before upto
         if n and segs[n - 1].end > upto:
             self._split(n - 1, upto)
-        delivered = [rec for rec in segs[:n] if not rec.sacked]
-        for rec in segs[:n]:
-            if rec.sacked:
-                self.sacked_bytes -= rec.length
-            if rec.lost:
-                self.lost_bytes -= rec.length
+        if self.sacked_bytes or self.lost_bytes:
+            delivered = []
+            for rec in segs[:n]:
+                if rec.sacked:
+                    self.sacked_bytes -= rec.length
+                else:
+                    delivered.append(rec)
+                if rec.lost:
+                    self.lost_bytes -= rec.length
+        else:
+            delivered = segs[:n]
         del segs[:n]
         del self._starts[:n]
         self._base_seq = ack_seq
@@ -174,8 +254,9 @@ class Scoreboard:
         return newly
 
     def resegment(self, size: int) -> bool:
-        """Cut every record not SACKed that is longer than `size` into pieces of at most `size` bytes and
+        """Cut every segment not SACKed that is longer than `size` into pieces of at most `size` bytes and
         mark the pieces lost (the whole segment was dropped for being too big); True if any was cut."""
+        self._explode()
         cut = False
         i = 0
         while i < len(self._segs):
@@ -198,6 +279,28 @@ class Scoreboard:
 
     # ------------------------------------------------------------------ splitting
 
+    def _piece_index(self, offset: int) -> int:
+        """Index of the first record that starts at or after the first piece boundary at or after
+        `offset`, splitting the record that holds that boundary inside it."""
+        i = bisect_left(self._starts, offset)
+        if i:
+            rec = self._segs[i - 1]
+            if rec.end > offset:
+                at = rec.boundary_after(offset - 1)  # the first boundary at or after offset
+                if at < rec.end:
+                    self._split(i - 1, at)
+                    return i
+        return i
+
+    def _head_piece(self, i: int) -> SentSegment:
+        """Record i cut down to its first piece (the rest of its run follows as its own record)."""
+        rec = self._segs[i]
+        if rec.seg < rec.length:
+            at = rec.boundary_after(rec.start)
+            if at < rec.end:
+                self._split(i, at)
+        return rec
+
     def _split_range(self, start: int, end: int) -> list[SentSegment]:
         """The records exactly covering [start, end), splitting the ones that straddle its edges."""
         starts = self._starts
@@ -216,10 +319,23 @@ class Scoreboard:
         return segs[i:j]
 
     def _split(self, i: int, at: int) -> None:
-        """Cut record i at offset `at`; both halves keep its marks and send time."""
+        """Cut record i at offset `at`; both halves keep its marks, send time and segment grid."""
         rec = self._segs[i]
-        tail = SentSegment(at, rec.end, rec.xmit_ts)
+        tail = SentSegment(at, rec.end, rec.xmit_ts, rec.seg, rec.anchor)
         tail.retransmitted, tail.sacked, tail.lost = rec.retransmitted, rec.sacked, rec.lost
         rec.end = at
         self._segs.insert(i + 1, tail)
         self._starts.insert(i + 1, at)
+
+    def _explode(self) -> None:
+        """One record per segment (for the rare operations that work segment by segment)."""
+        if all(rec.seg >= rec.length for rec in self._segs):
+            return
+        segs: list[SentSegment] = []
+        for rec in self._segs:
+            for start, end in rec.pieces():
+                piece = SentSegment(start, end, rec.xmit_ts)
+                piece.retransmitted, piece.sacked, piece.lost = rec.retransmitted, rec.sacked, rec.lost
+                segs.append(piece)
+        self._segs = segs
+        self._starts = [rec.start for rec in segs]

@@ -54,10 +54,10 @@ def _usecs(seconds: float | None) -> int:
 def tcp_info(conn: Connection) -> dict[str, int]:
     tcb, cc, rto, recovery = conn.tcb, conn.cc, conn.rto, conn.recovery
     mss = max(1, tcb.snd_mss)
-    records = list(recovery.board)
-    sacked = sum(1 for r in records if r.sacked)
-    retrans = sum(1 for r in records if r.retransmitted and not r.sacked)
-    lost = sum(1 for r in records if not r.sacked and (r.lost or r.retransmitted))
+    records = list(recovery.board)  # counted in segments, as Linux counts its skbs' pcount
+    sacked = sum(r.segments for r in records if r.sacked)
+    retrans = sum(r.segments for r in records if r.retransmitted and not r.sacked)
+    lost = sum(r.segments for r in records if not r.sacked and (r.lost or r.retransmitted))
     if recovery.loss_high is not None:
         ca_state = TCP_CA_LOSS
     elif recovery.in_fast_recovery:
@@ -84,7 +84,7 @@ def tcp_info(conn: Connection) -> dict[str, int]:
         "tcpi_rto": _usecs(rto.rto),
         "tcpi_snd_mss": tcb.snd_mss,
         "tcpi_advmss": conn.config.mss,
-        "tcpi_unacked": len(records),
+        "tcpi_unacked": recovery.board.segments,
         "tcpi_sacked": sacked,
         "tcpi_lost": lost,
         "tcpi_retrans": retrans,

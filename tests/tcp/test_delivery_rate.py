@@ -189,3 +189,16 @@ def test_delivery_rate_sequence_numbers_wrap():
     est.on_sack((((start + MSS) % (1 << 32), (start + 2 * MSS) % (1 << 32)),), 0.1)
     est.on_cumulative_ack((start + 2 * MSS) % (1 << 32), 0.2)
     assert est.delivered == 2000 and est.in_flight_records == 0
+
+
+def test_delivery_rate_run_delivers_only_its_whole_segments():
+    """Draft §3.3 for a run of segments sent together: a SACK block or a cumulative ACK that ends inside
+    one of its segments delivers the segments wholly covered, and the rest later, each once."""
+    est = DeliveryRateEstimator()
+    est.on_sent(0, 5 * MSS, 0, 0.0, MSS)
+    est.on_sack(((1500, 4000),), 0.1)  # holds [2000, 4000) whole
+    assert est.delivered == 2000
+    est.on_cumulative_ack(1500, 0.2)  # [0, 1000) whole
+    assert est.delivered == 3000
+    est.on_cumulative_ack(5000, 0.3)
+    assert est.delivered == 5000 and est.in_flight_records == 0

@@ -72,3 +72,28 @@ def test_scoreboard_resegment_cuts_big_records_and_marks_every_piece_lost():
     ]
     assert board.lost_bytes == 1000 and board.in_flight() == 0
     assert not board.resegment(400)
+
+
+def test_scoreboard_run_is_one_record_split_where_a_sack_divides_it():
+    """RFC 6675 §3 for a TSO run: recorded once; a block covering two of its segments splits it in three."""
+    board = Scoreboard(SEQ)
+    board.sent(SEQ, 6000, 0.0, 1000)
+    assert len(board) == 1 and board.segments == 6
+    newly = board.sack(board.seq_of(2000), board.seq_of(4000))
+    assert [(r.start, r.end, r.segments) for r in newly] == [(2000, 4000, 2)]
+    assert [(r.start, r.end, r.sacked) for r in board] == [(0, 2000, False), (2000, 4000, True), (4000, 6000, False)]
+
+
+def test_scoreboard_lost_run_is_resent_one_segment_at_a_time():
+    """RFC 6675 §5 (NextSeg): a lost segment is resent alone, not the run it left in."""
+    board = Scoreboard(SEQ)
+    board.sent(SEQ, 3000, 0.0, 1000)
+    board.mark_all_lost()
+    first = board.first_lost()
+    assert (first.start, first.end) == (0, 1000)
+    board.sent(board.seq_of(0), first.length, 1.0)
+    assert [(r.start, r.end, r.retransmitted, r.lost) for r in board] == [
+        (0, 1000, True, False),
+        (1000, 3000, False, True),
+    ]
+    assert board.lost_bytes == 2000 and board.in_flight() == 1000

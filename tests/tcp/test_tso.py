@@ -1,6 +1,6 @@
 """Runs of full segments as one super-segment for a device that cuts them back (TSO): the wire carries
-the segments the sender would have sent one by one, and the scoreboard keeps each of them (RFC 6675 §5:
-a lost one is resent alone)."""
+the segments the sender would have sent one by one, and the scoreboard records the run once and knows
+each of its segments (RFC 6675 §5: a lost one is resent alone)."""
 
 from stack.tcp.state import State
 from stack.wire.segment import Flags, TcpOptions
@@ -14,14 +14,16 @@ def _sack(*blocks: tuple[int, int]) -> TcpOptions:
     return TcpOptions(sack_blocks=tuple((ISS + 1 + a * MSS, ISS + 1 + b * MSS) for a, b in blocks))
 
 
-def test_established_tso_run_is_one_segment_with_a_record_per_mss(conn_in):
+def test_established_tso_run_is_one_segment_and_one_record_of_mss_pieces(conn_in):
     c = conn_in(State.ESTABLISHED, tso_max_bytes=TSO)
     before = c.counters.segs_out
     c.send(b"d" * (6 * MSS), 0.0)
     (run,) = c.segments_to_send(0.0)
     assert (run.seq, len(run.payload), run.gso) == (ISS + 1, 6 * MSS, MSS)
     assert run.flags == Flags.ACK | Flags.PSH  # the last piece ends the buffer; the device puts PSH there only
-    assert [rec.length for rec in c.recovery.board] == [MSS] * 6
+    (rec,) = c.recovery.board
+    assert [end - start for start, end in rec.pieces()] == [MSS] * 6
+    assert c.recovery.board.segments == 6
     assert c.counters.segs_out - before == 6  # segments on the wire, as Linux counts tcp_skb_pcount
 
 

@@ -57,7 +57,8 @@ class CongestionController(Protocol):
     pacing_rate: float | None
 
     def on_sent(self, bytes_sent: int, bytes_in_flight: int, now: float) -> None:
-        """A segment with `bytes_sent` bytes of data left; `bytes_in_flight` was in flight before it."""
+        """A segment with `bytes_sent` bytes of data left, or a run of segments sent together (TSO), told
+        once; `bytes_in_flight` was in flight before it."""
 
     def on_ack(self, sample: AckSample) -> None:
         """An ACK advanced SND.UNA (also during fast recovery, before the recovery hooks)."""

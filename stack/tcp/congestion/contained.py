@@ -118,9 +118,10 @@ class Contained:
     # ---------------------------------------------------------------- from the connection
     # Each hook runs in its own try block (no closures: this is the per-segment path).
 
-    def data_sent(self, seq: int, length: int, bytes_in_flight: int, now: float) -> None:
-        """A segment carrying [seq, seq+length) left; `bytes_in_flight` were outstanding before it."""
-        self.rate.on_sent(seq, length, bytes_in_flight, now)
+    def data_sent(self, seq: int, length: int, bytes_in_flight: int, now: float, seg: int = 0) -> None:
+        """A segment carrying [seq, seq+length) left, or a run of `seg`-byte segments sent together (TSO);
+        `bytes_in_flight` were outstanding before it. The controller hears of a run once, with all its bytes."""
+        self.rate.on_sent(seq, length, bytes_in_flight, now, seg)
         try:
             self.controller.on_sent(length, bytes_in_flight, now)
             self._take_values()
