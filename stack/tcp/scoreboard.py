@@ -176,11 +176,10 @@ class Scoreboard:
         if not segs:
             return None
         rec = segs[-1]
-        if rec.seg < rec.length:
-            seg, anchor = rec.seg, rec.anchor
-            at = max(anchor + (rec.end - anchor - 1) // seg * seg, rec.start)
-            if at > rec.start:
-                self._split(len(segs) - 1, at)
+        seg, anchor = rec.seg, rec.anchor
+        at = anchor + (rec.end - anchor - 1) // seg * seg  # where its last piece starts
+        if at > rec.start:
+            self._split(len(segs) - 1, at)
         return segs[-1]
 
     def first(self) -> SentSegment | None:
@@ -295,10 +294,9 @@ class Scoreboard:
     def _head_piece(self, i: int) -> SentSegment:
         """Record i cut down to its first piece (the rest of its run follows as its own record)."""
         rec = self._segs[i]
-        if rec.seg < rec.length:
-            at = rec.boundary_after(rec.start)
-            if at < rec.end:
-                self._split(i, at)
+        at = rec.boundary_after(rec.start)
+        if at < rec.end:
+            self._split(i, at)
         return rec
 
     def _split_range(self, start: int, end: int) -> list[SentSegment]:
@@ -329,7 +327,7 @@ class Scoreboard:
 
     def _explode(self) -> None:
         """One record per segment (for the rare operations that work segment by segment)."""
-        if all(rec.seg >= rec.length for rec in self._segs):
+        if all(rec.segments == 1 for rec in self._segs):
             return
         segs: list[SentSegment] = []
         for rec in self._segs:

@@ -148,7 +148,7 @@ def _snap(model: SegmentModel, offset: int) -> int:
     return max(below) if below else offset
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(ops)
 def test_scoreboard_any_sends_sacks_acks_and_losses_match_a_record_per_segment(steps):
     """RFC 6675 §3, RFC 8985 §6.2: a run recorded once gives the same SACKed, lost and retransmit
@@ -165,7 +165,7 @@ def _sample(est: DeliveryRateEstimator, now: float) -> tuple:
     return None if s is None else (s.delivered, s.interval, s.delivery_rate, s.prior_delivered, s.app_limited, s.rtt)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(ops)
 def test_delivery_rate_run_sent_once_samples_as_its_segments_sent_one_by_one(steps):
     """Draft-cheng-iccrg-delivery-rate-estimation §3.2-3.3: a run's segments share one snapshot, so
