@@ -94,7 +94,7 @@ class TcpTransport(asyncio.Transport):
         if name == "tcp_info":  # read at the time of asking, as getsockopt(TCP_INFO)
             from stack.tcp.tcp_info import tcp_info
 
-            return tcp_info(self._conn)
+            return tcp_info(self._conn, self._stack.now())
         return super().get_extra_info(name, default)
 
     def get_protocol(self) -> asyncio.BaseProtocol:

@@ -47,11 +47,11 @@ class Namespace:
     def __init__(self) -> None:
         self.names: dict[str, object] = {"__builtins__": _BUILTINS, **CONSTANTS}
 
-    def run(self, code: str, conn: Connection | None) -> None:
+    def run(self, code: str, conn: Connection | None, now: float) -> None:
         if "__" in code:
             raise BlockError("dunder names are not available in a script's Python")
         source = _source(code)
-        info = tcp_info(conn) if conn is not None else {}
+        info = tcp_info(conn, now) if conn is not None else {}
         missing = sorted({name for name in _FIELD.findall(source) if name not in info and name not in self.names})
         if missing:
             raise ScriptSkip(f"tcp_info field(s) not kept by tcpstack: {', '.join(missing)}")
@@ -68,6 +68,8 @@ class Namespace:
 
 def _source(code: str) -> str:
     text = textwrap.dedent(code).strip()
+    while text.endswith("\\"):  # a continuation before `}%` joins nothing (the selftests end lines so)
+        text = text[:-1].rstrip()
     try:
         compile(text, "<script python>", "exec")
     except SyntaxError:

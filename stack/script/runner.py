@@ -498,7 +498,7 @@ class Runner:
     def _python(self, line: PythonLine) -> None:
         conn = self.kernel.under_test()
         try:
-            self.python.run(line.code, conn)
+            self.python.run(line.code, conn, self.now)
         except python_block.BlockError as exc:
             raise ScriptFailure(f"{self.path}:{line.line}: {line.text.strip()}\n  {exc}") from None
 

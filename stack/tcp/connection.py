@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from stack.tcp import congestion, events, timers, user_calls
+from stack.tcp.chrono import BUSY, RWND_LIMITED, SNDBUF_LIMITED, Chrono
 from stack.tcp.config import TcpConfig
 from stack.tcp.counters import Counters
 from stack.tcp.ecn import ECT0, Ecn
@@ -75,6 +76,7 @@ class Connection:
         "_syn_options",
         "_retries",
         "ecn",
+        "chrono",
         "_keepalive_probes",
         "_challenge_window",
         "_last_oow_ack",
@@ -109,6 +111,7 @@ class Connection:
         self._syn_options = NO_OPTIONS
         self._retries = 0
         self.ecn = Ecn()
+        self.chrono = Chrono()  # busy, receive-window-limited and send-buffer-limited time (tcp_info)
         self._keepalive_probes = 0  # unanswered keepalive probes
         self._challenge_window = -1.0  # start of the current one-second challenge-ACK window
         self._last_oow_ack = -1.0  # when we last answered an unacceptable pure ACK (rate limit)
@@ -281,6 +284,7 @@ class Connection:
             self.finished = True
         elif new is State.ESTABLISHED:
             self._events.append(Connected())
+            self.receiver.last_data_rcv = now  # Linux starts tcpi_last_data_recv's clock here
             self.arm_keepalive(now)
             if self.sender.fin_queued:  # CLOSE came in SYN_RECEIVED with data queued (RFC 9293 §3.10.4)
                 self.enter(Event.CLOSE, now)
@@ -563,6 +567,10 @@ class Connection:
         recovery = self.recovery
         # the congestion window, or what PRR (or F-RTO) allows in its place during a recovery
         cwnd = self.cc.cwnd if recovery.send_window is None else recovery.send_window
+        had_unsent = sender.unsent(tcb.snd_nxt) > 0
+        if had_unsent:
+            self.chrono.start(BUSY, now)
+        sent_up_to = tcb.snd_nxt
         # lost segments go first (RFC 6675 §5 NextSeg rule 1), as far as the congestion window allows
         while (lost := recovery.next_lost()) is not None and cwnd - recovery.in_flight() >= min(mss, lost.length):
             if sender.paced(now, self.cc.pacing_rate):
@@ -595,6 +603,8 @@ class Connection:
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
         marks.push_once = False
         unsent = sender.unsent(tcb.snd_nxt)
+        if had_unsent:
+            self._time_sending(now, unsent, mss, cwnd, tcb.snd_nxt != sent_up_to)
         resending = self.recovery.in_recovery
         self.cc.sending_stopped(unsent, seq_sub(tcb.snd_nxt, tcb.snd_una), resending)  # app-limited?
         # data waiting, nothing in flight, the peer's window too small: probe it (§3.8.6.1)
@@ -604,6 +614,22 @@ class Connection:
                 self.timers.start(timers.PERSIST, now + sender.persist_interval(self.rto.rto))
         else:
             self.timers.stop(timers.PERSIST)
+
+    def _time_sending(self, now: float, unsent: int, mss: int, cwnd: int, sent: bool) -> None:
+        """Linux's chronographs after a send attempt (tcp_write_xmit, tcp_cwnd_validate): receive-window
+        limited while the peer's window, not cwnd, keeps the next segment back; send-buffer limited when
+        all is sent, cwnd had room, and the application waits for buffer space."""
+        tcb, recovery = self.tcb, self.recovery
+        flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
+        cwnd_room = cwnd + recovery.limited_transmit * mss - recovery.in_flight()
+        if unsent > 0 and cwnd_room > 0 and tcb.snd_wnd - flight < min(mss, unsent):
+            self.chrono.start(RWND_LIMITED, now)
+        else:
+            self.chrono.stop(RWND_LIMITED, now, unsent == 0 and flight == 0)
+        cwnd_limited = cwnd_room <= 0
+        if sent and not cwnd_limited and unsent == 0 and self.sender.space_wanted:
+            if self.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+                self.chrono.start(SNDBUF_LIMITED, now)
 
     def window_shrunk(self, edge: int) -> None:
         """The peer's right window edge is left of SND.MAX (a zero or shrunk window, §3.8.6): it dropped
@@ -819,10 +845,14 @@ class Connection:
         if seq_lt(tcb.snd_nxt, ack):
             tcb.snd_nxt = ack
         sender.marks.acked(ack)
+        queues_empty = ack == tcb.snd_max and sender.unsent(tcb.snd_nxt) == 0
         if sender.buffer.ack(ack):
             if sender.space_wanted:
                 sender.space_wanted = False
                 self._events.append(SendSpace())
+                self.chrono.stop(SNDBUF_LIMITED, now, queues_empty)
+        if queues_empty:
+            self.chrono.stop(BUSY, now, True)
         self._retries = 0
         sender.probe_sent = False
         sender.last_progress = now

@@ -34,7 +34,7 @@ class Receiver:
         "_quickacks",
         "_delack_started",
         "_pingpong",
-        "_last_data_rcv",
+        "last_data_rcv",
         "peer_fin",
         "ts_recent",
         "_ooo_arrivals",
@@ -54,7 +54,7 @@ class Receiver:
         self._quickacks = 0  # ACKs still to send at once (Linux quickack mode)
         self._delack_started = False  # the first data segment arrived
         self._pingpong = False  # interactive: our data follows theirs, so ACKs wait to ride on it
-        self._last_data_rcv = 0.0
+        self.last_data_rcv = 0.0  # when data last arrived (tcpi_last_data_recv)
         self.peer_fin = False  # the peer's FIN arrived in sequence
         self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
         self._ooo_arrivals: list[int] = []  # the last 8 out-of-order arrivals, newest last (not a deque: 760 B)
@@ -138,11 +138,11 @@ class Receiver:
         longer than the RTO, start a quickack phase that ACKs every segment at once, so slow start
         is not held back by the timer; an interactive (ping-pong) exchange delays ACKs to piggyback them.
         """
-        if not self._delack_started or now - self._last_data_rcv > rto:
+        if not self._delack_started or now - self.last_data_rcv > rto:
             self._delack_started = True
             rcv_mss = min(max(DEFAULT_MSS, segment_len), self.config.mss)
             self._quickacks = max(self._quickacks, min(max(self.tcb.rcv_wnd // (2 * rcv_mss), 2), _MAX_QUICKACKS))
-        self._last_data_rcv = now
+        self.last_data_rcv = now
         if segment_len >= self.tcb.snd_mss:  # a super-segment from TUN offloads counts as the segments it holds
             self._unacked_segments += segment_len // self.tcb.snd_mss
         if self._unacked_segments >= 2 or (self._quickacks and not self._pingpong):
@@ -160,7 +160,7 @@ class Receiver:
         answers what just arrived makes the exchange interactive: ACKs wait to ride on our data (Linux
         tcp_event_data_sent, ping-pong mode)."""
         tcb = self.tcb
-        if new_data and self._delack_started and now - self._last_data_rcv < self.config.delayed_ack:
+        if new_data and self._delack_started and now - self.last_data_rcv < self.config.delayed_ack:
             self._pingpong = True
         sack = self.sack_blocks() if self.tcb.sack_ok and len(self.reassembly) else ()
         if self.dsack is not None:  # D-SACK: the duplicate's range goes first (RFC 2883 §4)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
 from stack.tcp.state import State
+from stack.wire.seq import seq_sub
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
@@ -51,7 +52,8 @@ def _usecs(seconds: float | None) -> int:
     return 0 if seconds is None else round(seconds * 1_000_000)
 
 
-def tcp_info(conn: Connection) -> dict[str, int]:
+def tcp_info(conn: Connection, now: float) -> dict[str, int]:
+    """The fields at time `now`, as getsockopt(TCP_INFO) reads them."""
     tcb, cc, rto, recovery = conn.tcb, conn.cc, conn.rto, conn.recovery
     mss = max(1, tcb.snd_mss)
     records = list(recovery.board)  # counted in segments, as Linux counts its skbs' pcount
@@ -73,6 +75,11 @@ def tcp_info(conn: Connection) -> dict[str, int]:
         | (TCPI_OPT_WSCALE if tcb.snd_wscale or tcb.rcv_wscale else 0)
     )
     counters = conn.counters
+    busy, rwnd_limited, sndbuf_limited = conn.chrono.elapsed(now)
+    synchronized = conn.state.synchronized
+    # bytes the peer sent in order, and ours it acknowledged: the SYN and FIN are not data (RFC 9293 §3.4)
+    received = seq_sub(tcb.rcv_nxt, tcb.irs) - 1 - conn.receiver.peer_fin if synchronized else 0
+    acked = seq_sub(tcb.snd_una, tcb.iss) - 1 - conn.fin_acked if synchronized else 0
     return {
         "tcpi_state": _LINUX_STATE[conn.state],
         "tcpi_ca_state": ca_state,
@@ -103,4 +110,10 @@ def tcp_info(conn: Connection) -> dict[str, int]:
         "tcpi_segs_in": counters.segs_in,
         "tcpi_snd_wnd": tcb.snd_wnd,
         "tcpi_rcv_wnd": tcb.rcv_wnd,
+        "tcpi_last_data_recv": round((now - conn.receiver.last_data_rcv) * 1000),  # milliseconds, as Linux
+        "tcpi_busy_time": _usecs(busy),
+        "tcpi_rwnd_limited": _usecs(rwnd_limited),
+        "tcpi_sndbuf_limited": _usecs(sndbuf_limited),
+        "tcpi_bytes_received": max(received, 0),
+        "tcpi_bytes_acked": max(acked, 0),
     }

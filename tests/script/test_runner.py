@@ -442,6 +442,11 @@ def test_python_block_asserts_on_tcp_info_and_keeps_names():
         run(text.replace("TCP_WANTED = 10", "TCP_WANTED = 11"))
 
 
+def test_python_block_continuation_before_its_end_is_ignored():
+    """The selftests end a block's lines with `;\\` up to `}%`: nothing follows the last continuation."""
+    run(ESTABLISHED + "+0 %{ assert tcpi_snd_cwnd == 10;\\\n  assert tcpi_rto > 0;\\\n}%\n")
+
+
 def test_python_block_without_builtins_or_dunders():
     with pytest.raises(ScriptFailure, match="unknown name: open"):
         run(ESTABLISHED + "+0 %{ open('/etc/passwd') }%\n")
@@ -450,8 +455,8 @@ def test_python_block_without_builtins_or_dunders():
 
 
 def test_python_block_with_a_field_not_kept_skips():
-    with pytest.raises(ScriptSkip, match="tcpi_busy_time"):
-        run(ESTABLISHED + "+0 %{ assert tcpi_busy_time > 0 }%\n")
+    with pytest.raises(ScriptSkip, match="tcpi_delivered_ce"):
+        run(ESTABLISHED + "+0 %{ assert tcpi_delivered_ce > 0 }%\n")
 
 
 def test_tso_merged_outbound_line_matches_back_to_back_segments():
