@@ -32,6 +32,7 @@ from stack.ip import IpLayer
 from stack.ip6 import Ip6Layer, flow_label, fragment6, is_multicast
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
+from stack.tcp.counters import Counters
 from stack.tcp.events import Closed, Connected, Reset, TimedOut
 from stack.tcp.listener import Listener
 from stack.tcp.state import State, Transition
@@ -107,8 +108,10 @@ class Stack:
         self._timer_at: float | None = None
         self._closed = False
         self._held: dict[Connection, int] = {}  # bytes each connection is charged to the memory budget
-        self._retired = Counter()  # counters of connections already removed
-        self._closed_rows: deque[dict] = deque(maxlen=CLOSED_KEPT)  # `netstat --closed`: their last rows
+        self._retired: Counters | None = None  # counters of connections already removed, summed
+        # `netstat --closed`: the last ones and when they closed; their rows are made when asked (a closed
+        # connection no longer changes), not for every connection that closes
+        self._closed_conns: deque[tuple[Connection, Clock]] = deque(maxlen=CLOSED_KEPT)
         self._idle = asyncio.Event()  # no connection left (nc --linger-time-wait waits for it)
         if trace is not None or event_log is not None:
             self.demux.on_transition = self._trace_transition
@@ -402,7 +405,7 @@ class Stack:
             )
         rows.extend(connection_row(conn, clock) for conn in self.demux.connections.values())
         if closed:
-            rows.extend(self._closed_rows)
+            rows.extend(connection_row(conn, at) for conn, at in self._closed_conns)
         return rows
 
     def stats(self) -> dict[str, int]:
@@ -410,7 +413,8 @@ class Stack:
         totals.update(self.demux.counters)
         self.ip.fragments.expire(self.now())  # fragment timers run out lazily; count them before reporting
         totals.update(self.ip.counters)
-        totals.update(self._retired)
+        if self._retired is not None:
+            totals.update(self._retired.by_linux_name())
         totals["InSuperSegs"] = self._decoder.super_segments  # coalesced by the kernel (TUN offloads)
         totals["InSegs"] += self._decoder.parts_beyond_first  # wire segments, as Linux's segs_in counts gso_segs
         totals["OutMergedSegs"] = self._out.merged_segments  # sent inside a super-segment, after its first
@@ -667,9 +671,11 @@ class Stack:
         self._connecting.pop(conn, None)
         self._scheduled.pop(conn, None)
         self._flows.pop(conn, None)
-        self._retired.update(conn_counters(conn))
+        if self._retired is None:
+            self._retired = Counters()
+        self._retired.add(conn.counters)
         if conn.state is State.CLOSED:
-            self._closed_rows.append(connection_row(conn, Clock(self.now())))
+            self._closed_conns.append((conn, Clock(self.now())))
         if not self.demux.connections:
             self._idle.set()
         if self.event_log is not None:

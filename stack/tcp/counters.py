@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 
 
 def _counter(linux_name: str) -> int:
@@ -44,4 +45,15 @@ class Counters:
 
     def by_linux_name(self) -> dict[str, int]:
         """The counters under Linux's names."""
-        return {f.metadata["linux"]: getattr(self, f.name) for f in fields(self)}
+        return dict(zip(_LINUX_NAMES, _values(self), strict=True))
+
+    def add(self, other: Counters) -> None:
+        """Add another connection's counters to these (a stack's total of its closed connections)."""
+        for name, value in zip(_NAMES, _values(other), strict=True):
+            if value:
+                setattr(self, name, getattr(self, name) + value)
+
+
+_NAMES = tuple(f.name for f in fields(Counters))
+_LINUX_NAMES = tuple(f.metadata["linux"] for f in fields(Counters))
+_values = attrgetter(*_NAMES)  # every counter in one call

@@ -6,6 +6,7 @@ connection (containment and the delivery-rate estimator, see contained.py).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from random import Random
@@ -61,6 +62,7 @@ def create(name: str, mss: int, initial_window_segments: int, rng: Random | None
     return controller
 
 
+@functools.cache  # read once per class, not for every new connection
 def _takes_rng(cls: type) -> bool:
     try:
         return "rng" in inspect.signature(cls).parameters

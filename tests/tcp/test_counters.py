@@ -1,0 +1,16 @@
+"""A connection's counters under Linux's names, and a stack's sum of the connections that closed."""
+
+from __future__ import annotations
+
+from stack.tcp.counters import Counters
+
+
+def test_counters_add_sums_every_counter_under_its_linux_name():
+    """`tcpstack stats` adds the counters of closed connections to those of open ones (Linux's MIB sums)."""
+    total, one, two = Counters(), Counters(segs_in=3, timeouts=1), Counters(segs_in=4, ofo_pruned=2)
+    total.add(one)
+    total.add(two)
+    names = total.by_linux_name()
+    assert names["InSegsConn"] == 7 and names["TCPTimeouts"] == 1 and names["OfoPruned"] == 2
+    assert sum(names.values()) == 10
+    assert one.by_linux_name()["InSegsConn"] == 3  # what was added stays as it was
