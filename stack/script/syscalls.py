@@ -37,14 +37,17 @@ O_RDWR = 0o2  # the flag values F_GETFL reports, as on Linux
 O_NONBLOCK = 0o4000
 _FCNTL_FLAGS = {"O_RDONLY": 0, "O_WRONLY": 0o1, "O_RDWR": O_RDWR, "O_NONBLOCK": O_NONBLOCK}
 
-# socket options that are plain TcpConfig fields: name -> (field, convert the script's integer)
-_CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object]]] = {
-    "TCP_NODELAY": ("nodelay", bool),
-    "TCP_CORK": ("cork", bool),
-    "SO_KEEPALIVE": ("keepalive", bool),
-    "TCP_KEEPIDLE": ("keepalive_idle", float),
-    "TCP_KEEPINTVL": ("keepalive_interval", float),
-    "TCP_KEEPCNT": ("keepalive_count", int),
+# socket options that are plain TcpConfig fields: name -> (field, the script's integer as the field's
+# value, the field's value as getsockopt reports it); negative values are EINVAL, as Linux's
+_MS = (lambda ms: ms / 1000, lambda seconds: round(seconds * 1000))
+_CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object], Callable[[object], int]]] = {
+    "TCP_NODELAY": ("nodelay", bool, int),
+    "TCP_CORK": ("cork", bool, int),
+    "TCP_USER_TIMEOUT": ("user_timeout", *_MS),
+    "SO_KEEPALIVE": ("keepalive", bool, int),
+    "TCP_KEEPIDLE": ("keepalive_idle", float, int),
+    "TCP_KEEPINTVL": ("keepalive_interval", float, int),
+    "TCP_KEEPCNT": ("keepalive_count", int, int),
 }
 # options that only the socket layer keeps: name -> Socket attribute
 _SOCKET_FLAGS = {"SO_REUSEADDR": "reuseaddr", "TCP_INQ": "inq", "SO_ZEROCOPY": "zerocopy"}
@@ -518,7 +521,9 @@ class Kernel:
             if option == "SO_RCVBUF":  # a fixed buffer: the window scale is chosen for it, not tcp_rmem[2]
                 self._configure(sock, "receive_buffer_max", number)
             return 0, None
-        name, convert = _CONFIG_OPTIONS[option]
+        name, convert, _ = _CONFIG_OPTIONS[option]
+        if number < 0:
+            return -1, "EINVAL"
         self._configure(sock, name, convert(number))
         return 0, None
 
@@ -586,8 +591,8 @@ class Kernel:
             set_value = sock.buffers_set.get(option)
             actual = 2 * set_value if set_value is not None else getattr(config, _BUFFER_OPTIONS[option])
         elif option in _CONFIG_OPTIONS:
-            actual = getattr(config, _CONFIG_OPTIONS[option][0])
-            actual = int(actual) if isinstance(actual, (bool, float)) else actual
+            name, _, report = _CONFIG_OPTIONS[option]
+            actual = report(getattr(config, name))
         else:
             raise self.skip(line, f"socket option {option} is not supported")
         if option not in ("SO_ERROR", "SO_LINGER", "TCP_CONGESTION"):

@@ -17,6 +17,8 @@ class TcpConfig:
     max_rto: float = 120.0  # Linux TCP_RTO_MAX; RFC 6298 (2.5) allows a maximum of at least 60 s
     max_retries: int = 15  # data/FIN retransmissions before ETIMEDOUT (Linux tcp_retries2)
     syn_retries: int = 6  # Linux tcp_syn_retries
+    # TCP_USER_TIMEOUT (RFC 5482): seconds transmitted data may stay unacknowledged; 0: the retry counts rule
+    user_timeout: float = 0.0
     synack_retries: int = 5  # Linux tcp_synack_retries
     send_buffer: int = 1 << 20  # bytes the application may queue (SO_SNDBUF)
     receive_buffer: int = 1 << 20  # receive buffer = the largest window we offer (SO_RCVBUF)
@@ -33,6 +35,9 @@ class TcpConfig:
     nodelay: bool = False  # TCP_NODELAY disables Nagle (RFC 9293 §3.7.4)
     cork: bool = False  # TCP_CORK (Linux tcp(7)): a partial last segment waits until uncorked
     initial_window_segments: int = 10  # RFC 6928, as Linux
+    # after more than an RTO without sending, a write restarts from the initial window (RFC 5681 §4.1,
+    # RFC 2861; Linux tcp_slow_start_after_idle, on there by default); off: the window is kept (RFC 7661)
+    slow_start_after_idle: bool = False
     fin_timeout: float = 60.0  # orphaned FIN_WAIT_2 lifetime (Linux tcp_fin_timeout)
     keepalive: bool = False  # SO_KEEPALIVE (RFC 9293 §3.8.4; RFC 1122 §4.2.3.6: off by default)
     keepalive_idle: float = 7200.0  # TCP_KEEPIDLE: idle time before the first probe (Linux default)

@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
-from stack.tcp import congestion, events, timers, user_calls
+from stack.tcp import congestion, events, timers, user_calls, user_timeout
 from stack.tcp.chrono import BUSY, RWND_LIMITED, SNDBUF_LIMITED, Chrono
 from stack.tcp.config import TcpConfig
 from stack.tcp.counters import Counters
@@ -75,6 +75,7 @@ class Connection:
         "sender",
         "_syn_options",
         "_retries",
+        "retrans_stamp",
         "ecn",
         "chrono",
         "_keepalive_probes",
@@ -110,6 +111,7 @@ class Connection:
         self.short_edge: int | None = None  # the peer's right edge after it shrank below SND.MAX (§3.8.6)
         self._syn_options = NO_OPTIONS
         self._retries = 0
+        self.retrans_stamp = 0.0  # when what the retransmissions resend was first sent (Linux retrans_stamp)
         self.ecn = Ecn()
         self.chrono = Chrono()  # busy, receive-window-limited and send-buffer-limited time (tcp_info)
         self._keepalive_probes = 0  # unanswered keepalive probes
@@ -450,7 +452,14 @@ class Connection:
             and not self.orphaned
             and now - self._last_heard < 1.5 * self.config.max_rto
         )
-        if self._retries >= limit and not probing:
+        if self._retries == 0:
+            head = self.recovery.board.first()
+            self.retrans_stamp = head.xmit_ts if head is not None else now - self.rto.rto
+        if user_timeout.set_for(self):
+            expired = user_timeout.expired(self, now)  # it replaces the count of retries (Linux)
+        else:
+            expired = self._retries >= limit and not probing
+        if expired:
             self._events.append(TimedOut())  # no RST: the peer is presumed gone (Linux tcp_write_err)
             self.enter(Event.RETRANSMIT_TIMEOUT, now)
             return
@@ -462,10 +471,11 @@ class Connection:
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED) or self.tcb.snd_una == self.tcb.iss:
             # the SYN (or our SYN,ACK, still unacknowledged after CLOSE in SYN_RECEIVED) goes first
             self.send_syn(now, retransmit=True)
-            return
-        self.recovery.on_timeout(now)
-        self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
-        self._output_data(now)
+        else:
+            self.recovery.on_timeout(now)
+            self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
+            self._output_data(now)
+        self.timers.start(timers.RETRANSMIT, user_timeout.clamp(self, now + self.rto.rto))
 
     def _arm_loss_probe(self) -> None:
         """RFC 8985 §7.2: a probe timeout of 2*SRTT after the last send or ACK, if sooner than the RTO."""
@@ -775,6 +785,7 @@ class Connection:
         )
         if payload:  # every data segment (or run), new or resent, feeds the controller and the rate estimator
             self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), now, gso)
+            self.sender.data_sent_at = now
 
     def ts_val(self, now: float) -> int:
         """Our timestamp clock: milliseconds plus a per-connection offset (RFC 7323 §5.4)."""

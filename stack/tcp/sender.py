@@ -33,6 +33,7 @@ class Sender:
         "rtt_seq",
         "rtt_time",
         "marks",
+        "data_sent_at",
     )  # thousands of these: no instance dicts
 
     def __init__(self, deadlines: timers.Timers, timer_slack: float) -> None:
@@ -50,6 +51,7 @@ class Sender:
         self.rtt_seq: int | None = None  # one timed segment at a time (Karn's rule, RFC 6298 §3)
         self.rtt_time = 0.0
         self.marks = WriteMarks()  # PSH, records and MSG_MORE as the writes asked (write_marks.py)
+        self.data_sent_at = 0.0  # when a segment with data last left, new or resent (Linux lsndtime)
 
     def start(self, iss: int) -> None:
         """The first data byte follows the SYN at ISS."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stack.tcp import timers
+from stack.tcp import idle_restart, timers
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.state import Event, State
 from stack.wire.seq import seq_add
@@ -32,6 +32,8 @@ def send(conn: Connection, data: bytes, now: float, more: bool = False, eor: boo
     sender = conn.sender
     if sender.fin_queued or state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT):
         raise LocalProtocolError("connection closing")
+    if data and conn.config.slow_start_after_idle:
+        idle_restart.restart_window(conn, now)
     n = sender.buffer.append(data, conn.send_space)
     if n < len(data):
         sender.space_wanted = True  # report SendSpace when an ACK frees room

@@ -1,0 +1,29 @@
+"""TCP_USER_TIMEOUT (RFC 5482; Linux tcp(7)): how long transmitted data may stay unacknowledged before the
+connection is dropped, in place of the count of retransmissions (tcp_retries2, tcp_syn_retries).
+
+As Linux (retransmits_timed_out, tcp_clamp_rto_to_user_timeout): the time runs from when the first of the
+resent bytes was first sent, the connection is dropped at a retransmission timeout once it has passed
+(never before one retransmission), and the retransmission timer never waits past it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stack.tcp.connection import Connection
+
+
+def set_for(conn: Connection) -> bool:
+    return conn.config.user_timeout > 0
+
+
+def expired(conn: Connection, now: float) -> bool:
+    return conn.retransmits > 0 and now - conn.retrans_stamp >= conn.config.user_timeout
+
+
+def clamp(conn: Connection, deadline: float) -> float:
+    """A retransmission deadline, no later than when the user timeout runs out."""
+    if not set_for(conn):
+        return deadline
+    return min(deadline, conn.retrans_stamp + conn.config.user_timeout)
