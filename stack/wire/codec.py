@@ -9,7 +9,7 @@ from stack._fast import ffi, lib
 from stack.wire.addr import MAX4, V6
 from stack.wire.batch import PacketBatch, uncleared
 from stack.wire.reasons import DropReason
-from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
+from stack.wire.segment import NO_OPTIONS, Segment, TcpOptions
 
 PROTO_ICMP = 1
 PROTO_TCP = 6
@@ -17,7 +17,6 @@ PROTO_ICMPV6 = 58
 _M64 = (1 << 64) - 1
 _MAX_PACKET = 65535
 _FRAGMENT = lib.FAST_FRAGMENT  # not a rejection: the IP fields are filled, the payload awaits reassembly
-_FLAGS = [Flags(i) for i in range(256)]  # IntFlag construction is slow; decode indexes this table
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +99,7 @@ def _value(s, rc: int, view: memoryview | bytes, base: int) -> TcpPacket | IpPac
         )
     else:
         options = NO_OPTIONS
-    seg = Segment(
-        s.sport, s.dport, s.seq, s.ack, _FLAGS[s.flags], s.window, view[off:end], options, s.urgent, s.tos & 3
-    )
+    seg = Segment(s.sport, s.dport, s.seq, s.ack, s.flags, s.window, view[off:end], options, s.urgent, s.tos & 3)
     return TcpPacket(src, dst, s.ttl, seg)
 
 

@@ -6,10 +6,13 @@ Raw bytes are turned into a `Segment` by `stack.wire.codec` (C fast path) and ba
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntFlag
 
 
-class Flags(IntFlag):
+class Flags(int):
+    """The control bits (RFC 9293 §3.1) as plain ints: `Flags.ACK | Flags.PSH` and `flags & Flags.SYN` are
+    int operations (an enum.IntFlag runs Python code for each, about 1 us, many times per segment).
+    `Flags(x)` is x."""
+
     FIN = 0x01
     SYN = 0x02
     RST = 0x04
