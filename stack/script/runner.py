@@ -190,6 +190,7 @@ class Runner:
         self.tolerance = self._number_option("tolerance_usecs", DEFAULT_TOLERANCE * 1e6) / 1e6
         self.tolerance_percent = self._number_option("tolerance_percent", DEFAULT_TOLERANCE_PERCENT)
         self.ts_tick = self._number_option("tcp_ts_tick_usecs", 0) / 1e6  # 0: TSval not checked
+        self.gso_size = int(self._number_option("mss", 0))  # packetdrill's --mss: inbound GRO segment size
         # packetdrill reads the stack's packets only when a script line expects one, so a packet sent
         # before an inbound or system-call line is compared with the next outbound line, and packets
         # after the last one are never read; by default every packet must be expected where it is sent
@@ -435,18 +436,24 @@ class Runner:
     def _inject(self, line: PacketLine) -> None:
         local_port, remote_port, _ = self._target(line)
         iss = self._current_iss(line) or 0  # before our SYN, numbers are taken as written
-        ack = seq_add(iss, line.ack) if line.ack is not None else 0
+        flags = script_flags(line.flags)
+        # an ACK written without its number acknowledges relative 0, as packetdrill fills it in
+        ack = seq_add(iss, line.ack or 0) if line.ack is not None or flags & Flags.ACK else 0
+        payload = bytes(line.end - line.start)
+        # packetdrill hands the stack a packet longer than --mss as GRO would: segments of that size
+        gso = self.gso_size if self.gso_size and len(payload) > self.gso_size else 0
         seg = Segment(
             remote_port,
             local_port,
             line.start & 0xFFFFFFFF,
             ack,
-            script_flags(line.flags),
+            flags,
             INBOUND_WINDOW if line.win is None else line.win,
-            bytes(line.end - line.start),
+            payload,
             self._inbound_options(line, iss),
             line.urg or 0,
             ECN_CODEPOINTS[line.ecn or "noecn"],
+            gso,
         )
         if self.recorder is not None:
             self.recorder.inbound(self.remote_ip, self.local_ip, seg, self._target(line)[2])

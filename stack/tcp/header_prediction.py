@@ -86,6 +86,7 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         conn.on_ack_advanced(ack, now)
     conn.recovery.after_ack(now, conn.rto.srtt)
     if n:
+        receiver.measure_segment(seg.gso or n)
         receiver.deliver(payload)
         receiver.schedule_ack(now, n, conn.rto.rto)
         conn.counters.hp_hits += 1

@@ -35,6 +35,7 @@ class Receiver:
         "_delack_started",
         "_pingpong",
         "last_data_rcv",
+        "rcv_mss",
         "peer_fin",
         "ts_recent",
         "_ooo_arrivals",
@@ -55,6 +56,7 @@ class Receiver:
         self._delack_started = False  # the first data segment arrived
         self._pingpong = False  # interactive: our data follows theirs, so ACKs wait to ride on it
         self.last_data_rcv = 0.0  # when data last arrived (tcpi_last_data_recv)
+        self.rcv_mss = 0  # the largest segment the peer sent so far (Linux icsk_ack.rcv_mss); 0: none yet
         self.peer_fin = False  # the peer's FIN arrived in sequence
         self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
         self._ooo_arrivals: list[int] = []  # the last 8 out-of-order arrivals, newest last (not a deque: 760 B)
@@ -93,6 +95,19 @@ class Receiver:
             self.tcb.rcv_nxt = seq_add(self.tcb.rcv_nxt, len(data))
             if was_empty:
                 self._events.append(DataAvailable())
+
+    def measure_segment(self, size: int) -> None:
+        """The peer's segment size as Linux estimates it (tcp_measure_rcv_mss): a segment at least as
+        large as the estimate raises it, up to our MSS; `size` is a GRO packet's segment size."""
+        if size >= self.estimated_rcv_mss():
+            self.rcv_mss = min(size, self.config.mss)
+
+    def estimated_rcv_mss(self) -> int:
+        """Before any full segment, Linux's guess (tcp_initialize_rcv_mss): the smallest of both MSSes,
+        half the window and 536, but at least 88 (TCP_MIN_MSS)."""
+        if self.rcv_mss:
+            return self.rcv_mss
+        return max(min(self.config.mss, self.tcb.snd_mss, self.tcb.rcv_wnd // 2, DEFAULT_MSS), 88)
 
     def hold(self, seq: int, payload: bytes) -> bool:
         """Out-of-order bytes go to the reassembly queue and are ACKed at once (RFC 5681 §4.2); True if the

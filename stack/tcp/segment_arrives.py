@@ -301,6 +301,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             conn.enter(Event.DATA_AFTER_CLOSE, now)
             return
     if payload and receiving:
+        receiver.measure_segment(seg.gso or len(seg.payload))
         # trim what was already received, and what lies beyond the window we offered
         head = seq_sub(tcb.rcv_nxt, seq)
         if head > 0:

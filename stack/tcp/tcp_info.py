@@ -90,6 +90,7 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         "tcpi_rcv_wscale": tcb.rcv_wscale,
         "tcpi_rto": _usecs(rto.rto),
         "tcpi_snd_mss": tcb.snd_mss,
+        "tcpi_rcv_mss": conn.receiver.estimated_rcv_mss(),
         "tcpi_advmss": conn.config.mss,
         "tcpi_unacked": recovery.board.segments,
         "tcpi_sacked": sacked,

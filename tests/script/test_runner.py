@@ -516,6 +516,12 @@ def test_option_mtu_sets_the_mss_we_offer(options, mss):
     run(options + LISTEN + f"+0 > S. 0:0(0) ack 1 <mss {mss},nop,wscale 7>\n")
 
 
+def test_inbound_ack_without_its_number_acknowledges_relative_zero():
+    """packetdrill fills an ACK written without `ack N` with relative 0, SND.UNA - 1: an old but acceptable
+    ACK (RFC 5961 §5.2), so the data it carries is taken."""
+    run(ESTABLISHED + "+0 < . 1:1001(1000) win 257\n+0 > . 1:1(0) ack 1001\n")
+
+
 def test_write_from_a_null_buffer_is_efault():
     run(ESTABLISHED + "+0 write(4, NULL, 1000) = -1 EFAULT (Bad address)\n")
 
