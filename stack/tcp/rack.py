@@ -85,15 +85,20 @@ class Rack:
         wait: float | None = None
         if self.xmit_ts < 0:
             return lost, None
-        for rec in board:
-            if rec.sacked or rec.lost:
-                continue
-            if rec.xmit_ts > self.xmit_ts or (rec.xmit_ts == self.xmit_ts and rec.end >= self.end):
-                continue  # sent after the last delivered segment: nothing to conclude yet
+        for rec in board.by_send_time():  # neither SACKed nor lost, oldest first
+            if rec.xmit_ts > self.xmit_ts:
+                break  # this and all after it were sent after the last delivered segment
+            if rec.xmit_ts == self.xmit_ts and rec.end >= self.end:
+                continue  # sent with it but after it: nothing to conclude yet
             remaining = rec.xmit_ts + self.rtt + reo_wnd - now
             if remaining < _CLOCK:  # due now (times are floats; Linux counts whole microseconds)
                 if board.mark_lost(rec):
                     lost.append(rec)
             else:
                 wait = remaining if wait is None else max(wait, remaining)
+        lost.sort(key=_start)  # in sequence order
         return lost, wait
+
+
+def _start(rec: SentSegment) -> int:
+    return rec.start

@@ -10,17 +10,22 @@ divides it, and a piece is split off where one segment alone is resent or declar
 §5: a lost segment is resent alone), so every answer is the one a record per segment would give.
 Positions are stream offsets (bytes since the first data byte), plain ints that never wrap;
 `seq_of`/`offset_of` convert at the edges.
+
+Besides the sequence order, the records neither SACKed nor lost are chained in the order they were
+(last) sent, oldest first, as Linux's tsorted list: RACK walks that chain only as far as the last
+delivered segment's send time, and no operation on one ACK walks the whole flight.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 
 from stack.wire.seq import seq_add, seq_sub
 
 
 class SentSegment:
-    __slots__ = ("start", "end", "xmit_ts", "retransmitted", "sacked", "lost", "seg", "anchor")
+    __slots__ = ("start", "end", "xmit_ts", "retransmitted", "sacked", "lost", "seg", "anchor", "prev", "next")
 
     def __init__(self, start: int, end: int, xmit_ts: float, seg: int = 0, anchor: int | None = None) -> None:
         self.start = start
@@ -31,6 +36,9 @@ class SentSegment:
         self.lost = False  # declared lost and not sent again since
         self.seg = seg or end - start  # the size of its segments, cut from `anchor` on
         self.anchor = start if anchor is None else anchor
+        # neighbours in send-time order while neither SACKed nor lost (None: not in that chain)
+        self.prev: SentSegment | None = None
+        self.next: SentSegment | None = None
 
     @property
     def length(self) -> int:
@@ -69,7 +77,7 @@ class SentSegment:
 
 
 class Scoreboard:
-    __slots__ = ("_segs", "_starts", "_base_seq", "_base_off", "sacked_bytes", "lost_bytes")
+    __slots__ = ("_segs", "_starts", "_base_seq", "_base_off", "sacked_bytes", "lost_bytes", "_chain", "_lost_from")
 
     def __init__(self, first_seq: int) -> None:
         self._segs: list[SentSegment] = []
@@ -78,6 +86,9 @@ class Scoreboard:
         self._base_off = 0
         self.sacked_bytes = 0
         self.lost_bytes = 0  # lost and not yet retransmitted
+        chain = self._chain = SentSegment(0, 0, 0.0, 1)  # the send-time chain's ends meet here
+        chain.prev = chain.next = chain
+        self._lost_from = 0  # no record before this offset is lost
 
     # ------------------------------------------------------------------ positions
 
@@ -119,8 +130,10 @@ class Scoreboard:
         top = segs[-1].end if segs else start
         if start >= top:  # new data: the common case
             if end > start:
-                segs.append(SentSegment(start, end, now, seg))
+                rec = SentSegment(start, end, now, seg)
+                segs.append(rec)
                 self._starts.append(start)
+                self._chain_last(rec)
             return []
         resent: list[SentSegment] = []
         for rec in self._split_range(start, min(end, top)):
@@ -129,10 +142,15 @@ class Scoreboard:
                 self.lost_bytes -= rec.length
             rec.retransmitted = True
             rec.xmit_ts = now
+            if not rec.sacked:
+                _unchain(rec)
+                self._chain_last(rec)
             resent.append(rec)
         if end > top:
-            segs.append(SentSegment(top, end, now, seg or length, start))
+            rec = SentSegment(top, end, now, seg or length, start)
+            segs.append(rec)
             self._starts.append(top)
+            self._chain_last(rec)
         return resent
 
     def mark_lost(self, rec: SentSegment) -> bool:
@@ -141,6 +159,9 @@ class Scoreboard:
             return False
         rec.lost = True
         self.lost_bytes += rec.length
+        _unchain(rec)
+        if rec.start < self._lost_from:
+            self._lost_from = rec.start
         return True
 
     def mark_all_lost(self) -> None:
@@ -161,12 +182,15 @@ class Scoreboard:
             if rec.lost and (retransmitted_too or not rec.retransmitted):
                 rec.lost = False
                 self.lost_bytes -= rec.length
+        self._rechain()
 
     def first_lost(self) -> SentSegment | None:
         """The first segment marked lost, split off its run."""
         if self.lost_bytes:
-            for i, rec in enumerate(self._segs):
-                if rec.lost:
+            segs = self._segs
+            for i in range(max(bisect_right(self._starts, self._lost_from) - 1, 0), len(segs)):
+                if segs[i].lost:
+                    self._lost_from = segs[i].start
                     return self._head_piece(i)
         return None
 
@@ -223,8 +247,11 @@ class Scoreboard:
                     delivered.append(rec)
                 if rec.lost:
                     self.lost_bytes -= rec.length
+                _unchain(rec)
         else:
             delivered = segs[:n]
+            for rec in delivered:
+                _unchain(rec)
         del segs[:n]
         del self._starts[:n]
         self._base_seq = ack_seq
@@ -249,8 +276,19 @@ class Scoreboard:
                 if rec.lost:
                     rec.lost = False
                     self.lost_bytes -= rec.length
+                _unchain(rec)
                 newly.append(rec)
         return newly
+
+    def by_send_time(self) -> Iterator[SentSegment]:
+        """The records neither SACKed nor lost, the longest sent first (a record may leave the chain,
+        by mark_lost, while it is being walked)."""
+        chain = self._chain
+        rec = chain.next
+        while rec is not chain:
+            after = rec.next
+            yield rec
+            rec = after
 
     def resegment(self, size: int) -> bool:
         """Cut every segment not SACKed that is longer than `size` into pieces of at most `size` bytes and
@@ -275,6 +313,7 @@ class Scoreboard:
         self._segs.clear()
         self._starts.clear()
         self.sacked_bytes = self.lost_bytes = 0
+        self._chain.prev = self._chain.next = self._chain
 
     # ------------------------------------------------------------------ splitting
 
@@ -324,6 +363,10 @@ class Scoreboard:
         rec.end = at
         self._segs.insert(i + 1, tail)
         self._starts.insert(i + 1, at)
+        after = rec.next
+        if after is not None:  # sent at the same time: right after it in the chain
+            tail.prev, tail.next = rec, after
+            rec.next = after.prev = tail
 
     def _explode(self) -> None:
         """One record per segment (for the rare operations that work segment by segment)."""
@@ -337,3 +380,36 @@ class Scoreboard:
                 segs.append(piece)
         self._segs = segs
         self._starts = [rec.start for rec in segs]
+        self._rechain()
+
+    # ------------------------------------------------------------------ the send-time chain
+
+    def _chain_last(self, rec: SentSegment) -> None:
+        """Chain a record just (re)sent: at the end, behind any sent later (`now` never goes back)."""
+        before = self._chain.prev
+        while before is not self._chain and before.xmit_ts > rec.xmit_ts:
+            before = before.prev
+        after = before.next
+        rec.prev, rec.next = before, after
+        before.next = after.prev = rec
+
+    def _rechain(self) -> None:
+        """Chain every record neither SACKed nor lost again, by send time (after marks changed wholesale)."""
+        chain = self._chain
+        chain.prev = chain.next = chain
+        for rec in self._segs:
+            rec.prev = rec.next = None
+        for rec in sorted((r for r in self._segs if not r.sacked and not r.lost), key=_sent_at):
+            self._chain_last(rec)
+
+
+def _sent_at(rec: SentSegment) -> float:
+    return rec.xmit_ts
+
+
+def _unchain(rec: SentSegment) -> None:
+    before = rec.prev
+    if before is not None:
+        after = rec.next
+        before.next, after.prev = after, before
+        rec.prev = rec.next = None

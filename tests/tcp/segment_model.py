@@ -134,3 +134,23 @@ class SegmentModel:
                     if start <= p.start < end:
                         p.lost = True
         return cut
+
+
+def detect_loss(rack, model: SegmentModel, now: float, reo_wnd: float) -> tuple[list[Piece], float | None]:
+    """RFC 8985 §6.2 step 5 on the reference, walking every record in sequence order."""
+    lost: list[Piece] = []
+    wait: float | None = None
+    if rack.xmit_ts < 0:
+        return lost, None
+    for rec in model.recs:
+        if rec.sacked or rec.lost:
+            continue
+        if rec.xmit_ts > rack.xmit_ts or (rec.xmit_ts == rack.xmit_ts and rec.end >= rack.end):
+            continue
+        remaining = rec.xmit_ts + rack.rtt + reo_wnd - now
+        if remaining < 1e-6:
+            model.mark_lost(rec)
+            lost.append(rec)
+        else:
+            wait = remaining if wait is None else max(wait, remaining)
+    return lost, wait

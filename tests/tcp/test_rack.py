@@ -71,3 +71,28 @@ def test_rack_ambiguous_ack_of_a_retransmission_is_ignored():
     board.sent(1, 100, 1.0)  # retransmitted at 1.0
     rack.on_delivered(rec, 1.01)
     assert rack.xmit_ts < 0
+
+
+class _CountingBoard(Scoreboard):
+    """Counts the records RACK looks at."""
+
+    visited = 0
+
+    def by_send_time(self):
+        for rec in super().by_send_time():
+            self.visited += 1
+            yield rec
+
+
+def test_rack_detect_loss_walks_only_what_was_sent_before_the_last_delivered():
+    """RFC 8985 §6.2 step 5 judges only segments sent before RACK.xmit_ts: the walk stops at the first
+    sent after it (a send-time chain, as Linux's tsorted list), however much is in flight beyond it."""
+    board = _CountingBoard(1)
+    for i in range(1000):
+        board.sent(1 + i * 100, 100, i * 0.001)
+    rack = Rack()
+    (delivered,) = board.sack(1 + 200, 1 + 300)  # the third segment sent
+    rack.on_delivered(delivered, 1.0)
+    lost, _ = rack.detect_loss(board, 2.0, reo_wnd=0.0)
+    assert [(r.start, r.end) for r in lost] == [(0, 100), (100, 200)]
+    assert board.visited == 3  # the two lost and the first one sent after the delivered one
