@@ -33,6 +33,10 @@ from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
 Address = tuple[int, int]
 _MIN_SND_MSS = 48  # a floor for a tiny (or hostile) MSS option, as Linux's tcp_min_snd_mss
 _OOW_ACK_INTERVAL = 0.5  # seconds between answers to unacceptable pure ACKs (Linux tcp_invalid_ratelimit)
+# the loss probe timeout beyond 2*SRTT with several segments in flight: Linux adds TCP_TIMEOUT_MIN where
+# RFC 8985 §7.2 adds nothing; we follow Linux
+PTO_SLACK = 0.002
+PTO_NO_RTT = 1.0  # RFC 8985 §7.2 without an RTT sample (Linux TCP_TIMEOUT_INIT)
 
 
 TransitionHook = Callable[["Connection", Transition], None]
@@ -416,6 +420,8 @@ class Connection:
 
     def handle_timer(self, now: float) -> None:
         for name in self.timers.expired(now):
+            if self.timers.running(name):
+                continue  # an earlier handler of this batch started it again (a probe restarts the RTO)
             if name == timers.RETRANSMIT:
                 self._on_retransmit_timeout(now)
             elif name == timers.DELAYED_ACK:
@@ -478,32 +484,33 @@ class Connection:
         self.timers.start(timers.RETRANSMIT, user_timeout.clamp(self, now + self.rto.rto))
 
     def _arm_loss_probe(self) -> None:
-        """RFC 8985 §7.2: a probe timeout of 2*SRTT after the last send or ACK, if sooner than the RTO."""
-        tcb = self.tcb
-        flight = seq_sub(tcb.snd_max, tcb.snd_una)
+        """RFC 8985 §7.2 as Linux (tcp_schedule_loss_probe): a probe timeout after the last send of new data
+        or ACK of it, never later than the RTO: a probe due when the RTO is goes out as a probe, without
+        backoff. Only with SACK, and only while nothing is SACKed, lost or resent (Linux's Open state)."""
+        recovery = self.recovery
+        board = recovery.board
         rto_at = self.timers.deadline(timers.RETRANSMIT)
-        srtt = self.rto.srtt
         if (
-            flight <= 0
+            not self.tcb.sack_ok
             or not self.config.loss_probes
+            or not len(board)
             or self.sender.probe_sent
-            or self.recovery.in_recovery
+            or recovery.in_recovery
+            or board.sacked_bytes
             or self.rto.backoff > 0  # not during RTO recovery either (RFC 8985 §7.2)
-            or srtt is None
             or rto_at is None
             or not self.state.synchronized
-            or self.sender.fin_in_flight(tcb.snd_nxt)
         ):
             self.timers.stop(timers.LOSS_PROBE)
             return
-        pto = max(2 * srtt, 0.01)
-        if flight <= tcb.snd_mss:
-            pto += 0.2  # the lone segment's ACK may be delayed (WCDelAckT)
-        at = self.sender.last_progress + pto
-        if at < rto_at:
-            self.timers.start(timers.LOSS_PROBE, at)
+        srtt = self.rto.srtt
+        if srtt is None:
+            pto = PTO_NO_RTT
+        elif len(board) == 1:  # the lone segment's ACK may be delayed (WCDelAckT: Linux rto_min)
+            pto = timers.in_jiffies(2 * srtt + self.config.min_rto)
         else:
-            self.timers.stop(timers.LOSS_PROBE)
+            pto = timers.in_jiffies(2 * srtt + PTO_SLACK)
+        self.timers.start(timers.LOSS_PROBE, min(self.sender.last_progress + pto, rto_at))
 
     def _on_loss_probe(self, now: float) -> None:
         """RFC 8985 §7.3: send one new segment, or resend the last one, to draw a (SACK) ACK."""

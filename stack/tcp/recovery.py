@@ -19,8 +19,6 @@ ssthresh: recovery tells it about congestion events through its hooks and never 
 
 from __future__ import annotations
 
-from math import ceil
-
 from stack.tcp import timers
 from stack.tcp.congestion import Contained
 from stack.tcp.rack import Rack
@@ -258,7 +256,7 @@ class Recovery:
         if wait is not None:
             # Linux arms the timer in whole jiffies plus TCP_TIMEOUT_MIN (2 ms) (tcp_rack_mark_lost); RFC 8985
             # §6.2 step 5 fires it when the wait is over. We follow Linux.
-            self.timers.start(timers.RACK_REORDER, now + ceil(round(wait * 1e6) / 1000) / 1000 + REO_TIMEOUT_SLACK)
+            self.timers.start(timers.RACK_REORDER, now + timers.in_jiffies(wait) + REO_TIMEOUT_SLACK)
         else:
             self.timers.stop(timers.RACK_REORDER)
         if lost and not self.in_recovery:

@@ -259,17 +259,15 @@ class Scoreboard:
         return delivered
 
     def sack(self, left_seq: int, right_seq: int) -> list[SentSegment]:
-        """Mark [left, right) SACKed; returns the records newly SACKed."""
+        """Mark the records wholly inside [left, right) SACKed; returns the records newly SACKed. A block
+        that covers only part of a segment says nothing of it, as in Linux (tcp_match_skb_to_sack)."""
         left, right = self.offset_of(left_seq), self.offset_of(right_seq)
         segs = self._segs
-        if not segs:
-            return []
-        left = max(left, segs[0].start)
-        right = min(right, segs[-1].end)
-        if left >= right:
-            return []
         newly = []
-        for rec in self._split_range(left, right):
+        i = bisect_left(self._starts, left)
+        while i < len(segs) and segs[i].end <= right:
+            rec = segs[i]
+            i += 1
             if not rec.sacked:
                 rec.sacked = True
                 self.sacked_bytes += rec.length

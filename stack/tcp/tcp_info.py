@@ -64,7 +64,7 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         ca_state = TCP_CA_LOSS
     elif recovery.in_fast_recovery:
         ca_state = TCP_CA_RECOVERY
-    elif sacked or recovery.dupacks:
+    elif sacked or (recovery.dupacks and not conn.sack_ok):  # with SACK, Linux counts SACKed segments only
         ca_state = TCP_CA_DISORDER
     else:
         ca_state = TCP_CA_OPEN

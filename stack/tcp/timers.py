@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from math import ceil
 
 RETRANSMIT = "retransmit"
 PERSIST = "persist"
@@ -13,6 +14,14 @@ KEEPALIVE = "keepalive"
 LOSS_PROBE = "loss_probe"
 RACK_REORDER = "rack_reorder"
 PACING = "pacing"
+
+
+
+def in_jiffies(seconds: float) -> float:
+    """`seconds` rounded up to Linux's timer resolution (a jiffy, 1 ms at HZ=1000: usecs_to_jiffies), for
+    the timers whose deadlines we take from Linux."""
+    return ceil(round(seconds * 1e6) / 1000) / 1000
+
 
 # What `netstat -o` calls each timer.
 NETSTAT_NAMES = {

@@ -33,14 +33,17 @@ def test_scoreboard_resend_marks_retransmitted_and_clears_lost():
     assert board.in_flight() == 4000
 
 
-def test_scoreboard_sack_splits_a_straddled_record_and_counts_once():
-    """A block may end inside a segment (RFC 2018 §3 allows any edges): only its part is SACKed."""
+def test_scoreboard_sack_of_part_of_a_segment_marks_only_whole_segments():
+    """A block may end inside a segment (RFC 2018 §3 allows any edges); as Linux (tcp_match_skb_to_sack),
+    only the segments it covers whole count as SACKed: part of one is no evidence that it arrived."""
     board = _board()
     newly = board.sack(board.seq_of(1500), board.seq_of(3000))
-    assert [(r.start, r.end) for r in newly] == [(1500, 2000), (2000, 3000)]
+    assert [(r.start, r.end) for r in newly] == [(2000, 3000)]
     assert board.sack(board.seq_of(1500), board.seq_of(3000)) == []
-    assert board.sacked_bytes == 1500
-    assert board.in_flight() == 2500
+    assert board.sack(board.seq_of(3999), board.seq_of(4000)) == []
+    assert [(r.start, r.end) for r in board] == [(0, 1000), (1000, 2000), (2000, 3000), (3000, 4000)]
+    assert board.sacked_bytes == 1000
+    assert board.in_flight() == 3000
 
 
 def test_scoreboard_cumulative_ack_across_the_wrap_drops_records_and_keeps_a_tail():
