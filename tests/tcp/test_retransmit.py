@@ -114,7 +114,8 @@ def test_established_tail_loss_probe_resends_last_segment_before_the_rto(conn_in
     c.send(b"q" * 4380, 0.0)
     c.segments_to_send(0.0)
     probe_at = c.next_deadline()
-    assert probe_at == pytest.approx(math.ceil((2 * c.rto.srtt + 0.002) * 1000) / 1000) and probe_at < c.timers.deadline("retransmit")
+    assert probe_at == pytest.approx(math.ceil((2 * c.rto.srtt + 0.002) * 1000) / 1000)
+    assert probe_at < c.timers.deadline("retransmit")
     c.handle_timer(probe_at)
     assert sent(c, probe_at) == [("P.", ISS + 2921, IRS + 1, b"q" * 1460)]
     assert c.counters.loss_probes == 1
