@@ -259,15 +259,17 @@ class Scoreboard:
         return delivered
 
     def sack(self, left_seq: int, right_seq: int) -> list[SentSegment]:
-        """Mark the records wholly inside [left, right) SACKed; returns the records newly SACKed. A block
+        """Mark the segments wholly inside [left, right) SACKed; returns the records newly SACKed. A block
         that covers only part of a segment says nothing of it, as in Linux (tcp_match_skb_to_sack)."""
         left, right = self.offset_of(left_seq), self.offset_of(right_seq)
         segs = self._segs
+        if not segs:
+            return []
+        left, right = self._whole_pieces(max(left, segs[0].start), min(right, segs[-1].end))
+        if left >= right:
+            return []
         newly = []
-        i = bisect_left(self._starts, left)
-        while i < len(segs) and segs[i].end <= right:
-            rec = segs[i]
-            i += 1
+        for rec in self._split_range(left, right):
             if not rec.sacked:
                 rec.sacked = True
                 self.sacked_bytes += rec.length
@@ -327,6 +329,18 @@ class Scoreboard:
                     self._split(i - 1, at)
                     return i
         return i
+
+    def _whole_pieces(self, left: int, right: int) -> tuple[int, int]:
+        """[left, right) narrowed to the piece boundaries inside it."""
+        segs, starts = self._segs, self._starts
+        i = bisect_right(starts, left) - 1
+        if i >= 0 and segs[i].start < left < segs[i].end:
+            left = segs[i].boundary_after(left - 1)
+        j = bisect_right(starts, right) - 1
+        if j >= 0 and segs[j].start < right < segs[j].end:
+            rec = segs[j]
+            right = max(rec.anchor + (right - rec.anchor) // rec.seg * rec.seg, rec.start)
+        return left, right
 
     def _head_piece(self, i: int) -> SentSegment:
         """Record i cut down to its first piece (the rest of its run follows as its own record)."""

@@ -16,7 +16,6 @@ RACK_REORDER = "rack_reorder"
 PACING = "pacing"
 
 
-
 def in_jiffies(seconds: float) -> float:
     """`seconds` rounded up to Linux's timer resolution (a jiffy, 1 ms at HZ=1000: usecs_to_jiffies), for
     the timers whose deadlines we take from Linux."""

@@ -113,9 +113,7 @@ class SegmentModel:
         return delivered
 
     def sack(self, left: int, right: int) -> list[Piece]:
-        self._cut(left)
-        self._cut(right)
-        newly = []
+        newly = []  # whole segments only (Linux tcp_match_skb_to_sack)
         for r in self.recs:
             if left <= r.start and r.end <= right and not r.sacked:
                 r.sacked, r.lost = True, False
