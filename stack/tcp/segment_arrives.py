@@ -310,7 +310,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             payload = payload[head:]
             seq = tcb.rcv_nxt
         room = seq_sub(tcb.rcv_adv, seq)
-        if len(payload) > room:
+        if len(payload) > room and not (seq == tcb.rcv_nxt and room > 0 and receiver.takes_whole()):
             payload = payload[: max(room, 0)]
             fin = False  # the FIN lies beyond the window
         memory = receiver.memory

@@ -109,12 +109,32 @@ def test_established_old_segment_answered_by_ack(conn_in):
     assert c.read() == b""
 
 
-def test_established_data_beyond_window_trimmed(conn_in):
-    """§3.10.7.4 first check: only the part inside the window is kept."""
+def test_established_data_beyond_window_with_full_buffer_trimmed(conn_in):
+    """§3.10.7.4 first check: only the part inside the window is kept once the buffer holds more than
+    Linux's receive buffer (twice the window, SO_RCVBUF doubled)."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=10)
+    c.receiver.deliver(b"x" * 21)
+    c.tcb.rcv_adv = IRS + 1 + 21 + 10
+    c.receive_segment(seg(".", IRS + 1 + 21, ISS + 1, b"0123456789abcdef"), 0.0)
+    assert c.read() == b"x" * 21 + b"0123456789"
+
+
+def test_established_in_order_data_beyond_window_into_empty_queue_kept_whole(conn_in):
+    """Linux tcp_data_queue: in-order data with the window open is queued whole into an empty receive
+    queue (RFC 9293 §3.10.7.4 lets a receiver keep data beyond the window); the window closes behind it."""
     c = conn_in(State.ESTABLISHED, receive_buffer=10)
     c.tcb.rcv_adv = IRS + 1 + 10
     c.receive_segment(seg(".", IRS + 1, ISS + 1, b"0123456789abcdef"), 0.0)
-    assert c.read() == b"0123456789"
+    assert c.read() == b"0123456789abcdef"
+
+
+def test_established_data_into_closed_window_dropped(conn_in):
+    """§3.10.7.4 first check with RCV.WND = 0: no data is taken, however empty the queue (Linux
+    TCPZeroWindowDrop)."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=10)
+    c.tcb.rcv_adv = IRS + 1
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"0123456789"), 0.0)
+    assert c.read() == b""
 
 
 def test_established_rst_exact_sequence_resets(conn_in):
