@@ -19,6 +19,8 @@ from stack.wire.seq import seq_add
 
 EPHEMERAL_PORTS = range(32768, 61000)  # Linux ip_local_port_range
 
+PATH_MTU_EXPIRES = 600.0  # seconds a learned path MTU holds (Linux ip_rt_mtu_expires; RFC 1191 §6.3: 10 min)
+PATH_MTU_ENTRIES = 4096  # destinations remembered at most: ICMP errors cannot grow memory without bound
 SYN_FIN_DROPS = "DropListenSynFin"  # SYN+FIN to a listener (Linux: drop reason TCP_FLAGS, no MIB counter)
 
 Key = tuple[int, int, int, int]  # (local ip, local port, remote ip, remote port)
@@ -37,6 +39,8 @@ class Demux:
         self.cookie_secret = syncookies.new_secret(config.rng)  # one key per stack, for all its listeners
         self.replaced: list[Connection] = []  # TIME_WAIT connections a new SYN ended; the owner retires them
         self.memory = MemoryBudget(config.memory_limit)  # every connection's buffers together; the driver charges it
+        # remote address -> (path MTU, until when): what ICMP taught, for the next connections there
+        self.path_mtus: dict[int, tuple[int, float]] = {}
 
     def listen(self, local: Address, backlog: int | None = None, now: float = 0.0) -> Listener:
         if local[1] in self.listeners:
@@ -60,6 +64,7 @@ class Demux:
         config = self.config6 if local_ip > MAX4 else self.config
         conn = Connection.connect(config, (local_ip, port), remote, now, self.on_transition)
         conn.memory = self.memory
+        self._use_path_mtu(conn, now)
         self.connections[(local_ip, port, remote[0], remote[1])] = conn
         self.counters["ActiveOpens"] += 1
         return conn
@@ -112,6 +117,7 @@ class Demux:
                 answer = listener.syn_arrives(remote, seg, now, self.on_transition, local)
             if isinstance(answer, Connection):
                 answer.memory = self.memory
+                self._use_path_mtu(answer, now)
                 self.connections[(dst, seg.dst_port, src, seg.src_port)] = answer
                 self.parent[answer] = listener
                 self.counters["PassiveOpens"] += 1
@@ -146,8 +152,23 @@ class Demux:
         if conn is None:
             self.counters["IcmpUnmatched"] += 1
             return None
-        self.counters[icmp_input.icmp_error(conn, error, now).value] += 1
+        outcome = icmp_input.icmp_error(conn, error, now)
+        self.counters[outcome.value] += 1
+        if outcome is icmp_input.Outcome.PMTU_REDUCED:
+            self.path_mtus.pop(remote[0], None)  # newest last: the oldest goes first when full
+            if len(self.path_mtus) >= PATH_MTU_ENTRIES:
+                del self.path_mtus[next(iter(self.path_mtus))]
+            self.path_mtus[remote[0]] = (conn.path_mtu, now + PATH_MTU_EXPIRES)
         return conn
+
+    def _use_path_mtu(self, conn: Connection, now: float) -> None:
+        learned = self.path_mtus.get(conn.remote[0])
+        if learned is None:
+            return
+        if now >= learned[1]:  # RFC 1191 §6.3: an estimate ages out, the link's MTU is tried again
+            del self.path_mtus[conn.remote[0]]
+            return
+        conn.use_path_mtu(learned[0])
 
     def _count_rst(self, rst: Segment | None) -> Segment | None:
         if rst is not None:

@@ -92,6 +92,7 @@ class Connection:
         "recovery",
         "orphaned",
         "soft_error",
+        "path_mtu",
     )  # thousands of these: no instance dicts
 
     def __init__(self, config: TcpConfig, local: Address, remote: Address, now: float) -> None:
@@ -128,6 +129,7 @@ class Connection:
         self.recovery = self._new_recovery(0)
         self.orphaned = False  # the application let go of the connection (detach)
         self.soft_error = 0  # errno of the last ICMP soft error (Linux sk_err_soft); see icmp_input.py
+        self.path_mtu = 0  # the path MTU an ICMP error taught (RFC 1191, RFC 8201); 0: the link's
 
     # ------------------------------------------------------------------ construction
 
@@ -229,7 +231,7 @@ class Connection:
         """What the peer's SYN (or SYN,ACK) offered, against what we offer: MSS, SACK, timestamps, scaling."""
         tcb = self.tcb
         receiver = self.receiver
-        tcb.snd_mss = min(options.mss if options.mss else DEFAULT_MSS, self.config.mss)
+        tcb.snd_mss = min(options.mss if options.mss else DEFAULT_MSS, self.config.mss, self.path_mss)
         tcb.sack_ok = self.config.sack and options.sack_permitted
         tcb.ts_ok = self.config.timestamps and options.timestamps is not None
         if tcb.ts_ok:
@@ -240,9 +242,29 @@ class Connection:
             tcb.snd_wscale = min(options.wscale, 14)  # RFC 7323 §2.3
         else:
             tcb.snd_wscale = tcb.rcv_wscale = 0
+        self._attach_congestion()
+
+    def _attach_congestion(self) -> None:
         self.cc = self.recovery.cc = congestion.attach(
-            self.config.congestion, tcb.snd_mss, self.config.initial_window_segments, self.config.rng
+            self.config.congestion, self.tcb.snd_mss, self.config.initial_window_segments, self.config.rng
         )
+
+    def use_path_mtu(self, mtu: int) -> None:
+        """A new connection to a destination whose path MTU an ICMP error taught another one (Linux keeps
+        it with the route): its segments fit that MTU, though the MSS it offers follows the link."""
+        self.path_mtu = mtu
+        if self.state is State.SYN_RECEIVED:  # the peer's SYN set SND.MSS already; nothing was sent yet
+            mss = self.path_mss - (12 if self.tcb.ts_ok else 0)
+            if mss < self.tcb.snd_mss:
+                self.tcb.snd_mss = max(mss, _MIN_SND_MSS)
+                self._attach_congestion()
+
+    @property
+    def path_mss(self) -> int:
+        """The largest segment the path MTU carries (RFC 1191 §3, RFC 8201 §5.4), without options."""
+        if not self.path_mtu:
+            return self.config.mss
+        return self.path_mtu - (60 if self.remote[0] > 0xFFFFFFFF else 40)  # IPv6 (stack/wire/addr.py)
 
     def set_congestion_control(self, name: str) -> None:
         """TCP_CONGESTION on an open connection (Linux tcp_set_congestion_control): the new controller

@@ -156,6 +156,7 @@ def _path_mtu_reduced(conn: Connection, error: IcmpError) -> Outcome:
         return Outcome.IGNORED  # never raised by an ICMP message; an older or duplicate report
     tcb.snd_mss = mss
     conn.cc.mss = mss
+    conn.path_mtu = mtu
     if tcb.snd_una != tcb.snd_max:
         # every segment in flight larger than the new size was dropped at that hop: resend it in pieces
         # of the new size, without the congestion response (Linux tcp_simple_retransmit)
