@@ -396,7 +396,7 @@ class Kernel:
     ) -> Outcome | Poll:
         conn = sock.conn
         if conn is None:
-            return -1, "ENOTCONN" if sock.listener is None else "EINVAL"
+            return -1, "ENOTCONN"  # also on a listener (Linux tcp_recvmsg)
 
         def attempt() -> Outcome | None:
             if conn.recv_queue_bytes:

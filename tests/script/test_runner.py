@@ -522,6 +522,11 @@ def test_inbound_ack_without_its_number_acknowledges_relative_zero():
     run(ESTABLISHED + "+0 < . 1:1001(1000) win 257\n+0 > . 1:1(0) ack 1001\n")
 
 
+def test_read_on_a_listener_is_enotconn():
+    """Linux's tcp_recvmsg refuses a listening socket with ENOTCONN (the selftests' tcp_inq_server)."""
+    run(ESTABLISHED + "+0 read(3, ..., 2000) = -1 ENOTCONN (Transport endpoint is not connected)\n")
+
+
 def test_write_from_a_null_buffer_is_efault():
     run(ESTABLISHED + "+0 write(4, NULL, 1000) = -1 EFAULT (Bad address)\n")
 
