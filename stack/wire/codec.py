@@ -3,13 +3,14 @@ native/build_fast.py). Addresses are the ints of stack/wire/addr.py (IPv6 ones c
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from stack._fast import ffi, lib
 from stack.wire.addr import MAX4, V6
 from stack.wire.batch import PacketBatch, uncleared
 from stack.wire.reasons import DropReason
-from stack.wire.segment import NO_OPTIONS, Segment, TcpOptions
+from stack.wire.segment import NO_OPTIONS, Segment, TcpOptions, parsed_segment, timestamps_only
 
 PROTO_ICMP = 1
 PROTO_TCP = 6
@@ -54,7 +55,37 @@ class Rejected:
     reason: DropReason
 
 
+def _layout() -> tuple[struct.Struct, dict[str, int]]:
+    """The C parser's `struct fast_seg` as a struct.Struct, from cffi's own offsets (gaps as pad bytes),
+    and where each field lands in what it unpacks: one C call reads every field, where reading them one
+    by one through cffi costs a call each."""
+    codes = {"uint8_t": "B", "uint16_t": "H", "uint32_t": "I", "uint64_t": "Q"}
+    fmt, index, at, n = "=", {}, 0, 0
+    for name, f in ffi.typeof("struct fast_seg").fields:
+        array = f.type.kind == "array"
+        count = f.type.length if array else 1
+        fmt += "x" * (f.offset - at) + f"{count}{codes[(f.type.item if array else f.type).cname]}"
+        index[name] = n
+        n += count
+        at = f.offset + ffi.sizeof(f.type)
+    return struct.Struct(fmt + "x" * (ffi.sizeof("struct fast_seg") - at)), index
+
+
+_SEG, _AT = _layout()
+_unpack_from = _SEG.unpack_from
+_VERSION, _SRC, _DST, _PROTO, _TTL, _IDENT = (_AT[k] for k in ("version", "src", "dst", "proto", "ttl", "ident"))
+_SRC6_HI, _SRC6_LO, _DST6_HI, _DST6_LO = (_AT[k] for k in ("src6_hi", "src6_lo", "dst6_hi", "dst6_lo"))
+_IHL, _OFF, _LEN, _FRAG_OFF, _MORE = (
+    _AT[k] for k in ("ihl_bytes", "payload_off", "payload_len", "frag_off", "more_frags")
+)
+_SPORT, _DPORT, _SEQ, _ACK, _FLAGS = (_AT[k] for k in ("sport", "dport", "seq", "ack", "flags"))
+_WINDOW, _URGENT, _TOS = _AT["window"], _AT["urgent"], _AT["tos"]
+_MSS, _HAS_MSS, _WSCALE, _HAS_WSCALE = (_AT[k] for k in ("mss", "has_mss", "wscale", "has_wscale"))
+_SACK_PERMITTED, _HAS_TS, _TS_VAL, _TS_ECR = (_AT[k] for k in ("sack_permitted", "has_ts", "ts_val", "ts_ecr"))
+_SACK_COUNT, _SACK = _AT["sack_count"], _AT["sack"]
+
 _parsed = ffi.new("struct fast_seg *")
+_parsed_buf = ffi.buffer(_parsed)
 _built = ffi.new("struct fast_seg *")
 _header6 = ffi.new("struct fast_seg *")  # addresses etc. for encode_ipv6 and checksum6
 _out = ffi.new("char[]", _MAX_PACKET)
@@ -65,42 +96,50 @@ def decode(buf: bytes, tcp_checksum: bool = True) -> TcpPacket | IpPacket | Reje
     """One raw IP packet, its checksums verified; `tcp_checksum=False` for one captured on a TUN device
     with offloads, whose TCP checksum may still be partial (left to the device)."""
     rc = lib.fast_parse_csum(buf, len(buf), _parsed, tcp_checksum)
-    return _value(_parsed, rc, bytes(buf), 0)
+    return _value(_unpack_from(_parsed_buf), rc, bytes(buf), 0)
 
 
-def _value(s, rc: int, view: memoryview | bytes, base: int) -> TcpPacket | IpPacket | Rejected:
-    """The parsed value of the packet at view[base:] that the C parser described in `s` with result `rc`.
-    A TCP payload is a slice of `view` (a view into a batch: no copy); other packets are copied out."""
+def _value(v: tuple[int, ...], rc: int, view: memoryview | bytes, base: int) -> TcpPacket | IpPacket | Rejected:
+    """The parsed value of the packet at view[base:] that the C parser described (`v`: its fields, as
+    _SEG unpacks them) with result `rc`. A TCP payload is a slice of `view` (a view into a batch: no
+    copy); other packets are copied out."""
     if rc:
         if rc == _FRAGMENT:
-            off = base + s.payload_off
-            header = bytes(view[base : base + s.ihl_bytes])
-            payload = bytes(view[off : off + s.payload_len])
-            return IpPacket(s.src, s.dst, s.proto, s.ttl, s.ident, header, payload, s.frag_off, bool(s.more_frags))
+            off = base + v[_OFF]
+            header = bytes(view[base : base + v[_IHL]])
+            payload = bytes(view[off : off + v[_LEN]])
+            return IpPacket(
+                v[_SRC], v[_DST], v[_PROTO], v[_TTL], v[_IDENT], header, payload, v[_FRAG_OFF], bool(v[_MORE])
+            )
         return Rejected(DropReason(rc))
-    if s.version == 6:
-        src = V6 | s.src6_hi << 64 | s.src6_lo
-        dst = V6 | s.dst6_hi << 64 | s.dst6_lo
+    if v[_VERSION] == 6:
+        src = V6 | v[_SRC6_HI] << 64 | v[_SRC6_LO]
+        dst = V6 | v[_DST6_HI] << 64 | v[_DST6_LO]
     else:
-        src = s.src
-        dst = s.dst
-    off = base + s.payload_off
-    end = off + s.payload_len
-    if s.proto != PROTO_TCP:
-        return IpPacket(src, dst, s.proto, s.ttl, s.ident, bytes(view[base : base + s.ihl_bytes]), bytes(view[off:end]))
-    if s.has_mss or s.has_wscale or s.sack_permitted or s.has_ts or s.sack_count:
-        sack = s.sack
+        src = v[_SRC]
+        dst = v[_DST]
+    off = base + v[_OFF]
+    end = off + v[_LEN]
+    if v[_PROTO] != PROTO_TCP:
+        header = bytes(view[base : base + v[_IHL]])
+        return IpPacket(src, dst, v[_PROTO], v[_TTL], v[_IDENT], header, bytes(view[off:end]))
+    if v[_HAS_MSS] or v[_HAS_WSCALE] or v[_SACK_PERMITTED] or v[_SACK_COUNT]:
+        sack = v[_SACK : _SACK + 2 * v[_SACK_COUNT]]
         options = TcpOptions(
-            mss=s.mss if s.has_mss else None,
-            wscale=s.wscale if s.has_wscale else None,
-            sack_permitted=bool(s.sack_permitted),
-            timestamps=(s.ts_val, s.ts_ecr) if s.has_ts else None,
-            sack_blocks=tuple((sack[2 * i], sack[2 * i + 1]) for i in range(s.sack_count)),
+            mss=v[_MSS] if v[_HAS_MSS] else None,
+            wscale=v[_WSCALE] if v[_HAS_WSCALE] else None,
+            sack_permitted=bool(v[_SACK_PERMITTED]),
+            timestamps=(v[_TS_VAL], v[_TS_ECR]) if v[_HAS_TS] else None,
+            sack_blocks=tuple(zip(sack[::2], sack[1::2], strict=True)),
         )
+    elif v[_HAS_TS]:
+        options = timestamps_only(v[_TS_VAL], v[_TS_ECR])
     else:
         options = NO_OPTIONS
-    seg = Segment(s.sport, s.dport, s.seq, s.ack, s.flags, s.window, view[off:end], options, s.urgent, s.tos & 3)
-    return TcpPacket(src, dst, s.ttl, seg)
+    seg = parsed_segment(
+        v[_SPORT], v[_DPORT], v[_SEQ], v[_ACK], v[_FLAGS], v[_WINDOW], view[off:end], options, v[_URGENT], v[_TOS] & 3
+    )
+    return TcpPacket(src, dst, v[_TTL], seg)
 
 
 class BatchDecoder:
@@ -114,6 +153,7 @@ class BatchDecoder:
     def _grow(self, n: int) -> None:
         self._cap = n
         self._segs = ffi.new("struct fast_seg[]", n)
+        self._fields = ffi.buffer(self._segs)
         self._reasons = ffi.new("uint8_t[]", n)
         self._gso = ffi.new("uint16_t[]", n)
 
@@ -124,12 +164,14 @@ class BatchDecoder:
         segs, reasons, gso = self._segs, self._reasons, self._gso
         lib.fast_parse_batch(batch.buf, batch.offs, batch.lens, n, batch.vnet, segs, reasons, gso)
         view, offs, vnet = batch.view, batch.offs, batch.vnet
+        fields, size = self._fields, _SEG.size
         out = []
         for i in range(n):
-            out.append(_value(segs[i], reasons[i], view, offs[i] + vnet))
+            v = _unpack_from(fields, i * size)
+            out.append(_value(v, reasons[i], view, offs[i] + vnet))
             if gso[i]:
                 self.super_segments += 1
-                self.parts_beyond_first += (segs[i].payload_len - 1) // gso[i]
+                self.parts_beyond_first += (v[_LEN] - 1) // gso[i]
         return out
 
 

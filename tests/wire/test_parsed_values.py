@@ -1,0 +1,53 @@
+"""The decoder's shortcuts build exactly the values the plain constructors build (stack/wire/segment.py,
+stack/wire/codec.py): a frozen dataclass filled slot by slot, and the C parser's struct read in one call."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from stack._fast import ffi, lib
+
+from stack.wire import codec
+from stack.wire.codec import encode_tcp
+from stack.wire.segment import NO_OPTIONS, Segment, TcpOptions, parsed_segment, timestamps_only
+
+u16, u32 = st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF)
+
+
+@given(u16, u16, u32, u32, st.integers(0, 255), u16, st.binary(max_size=64), u16, st.integers(0, 3))
+def test_parsed_segment_is_the_constructed_segment(sport, dport, seq, ack, flags, window, payload, urgent, ecn):
+    """Every field is set, gso is 0: a field added to Segment and not to parsed_segment fails here."""
+    options = TcpOptions(timestamps=(seq, ack))
+    built = parsed_segment(sport, dport, seq, ack, flags, window, payload, options, urgent, ecn)
+    assert built == Segment(sport, dport, seq, ack, flags, window, payload, options, urgent, ecn)
+    assert repr(built) == repr(Segment(sport, dport, seq, ack, flags, window, payload, options, urgent, ecn))
+
+
+@given(u32, u32)
+def test_timestamps_only_is_the_constructed_options(ts_val, ts_ecr):
+    assert timestamps_only(ts_val, ts_ecr) == TcpOptions(timestamps=(ts_val, ts_ecr))
+
+
+def test_struct_layout_reads_what_cffi_reads():
+    """codec._SEG, built from cffi's offsets, unpacks every field of struct fast_seg as cffi reads it."""
+    for flags, options in (
+        (0x12, TcpOptions(mss=1460, wscale=7, sack_permitted=True, timestamps=(11, 12))),  # a SYN's options
+        (0x18, TcpOptions(timestamps=(11, 12), sack_blocks=((1, 2), (3, 4), (5, 6)))),
+    ):
+        seg = Segment(40000, 80, 0x01020304, 0xA0B0C0D0, flags, 0x4321, b"data", options, urgent=7, ecn=2)
+        raw = bytes(encode_tcp(0x0A000001, 0x0A000002, seg, ttl=33, ident=0x5555))
+        parsed = ffi.new("struct fast_seg *")
+        assert lib.fast_parse_csum(raw, len(raw), parsed, True) == 0
+        values = codec._SEG.unpack_from(ffi.buffer(parsed))
+        for name, field in ffi.typeof("struct fast_seg").fields:
+            at = codec._AT[name]
+            if field.type.kind == "array":
+                assert list(values[at : at + field.type.length]) == list(getattr(parsed, name)), name
+            else:
+                assert values[at] == getattr(parsed, name), name
+        assert codec.decode(raw).segment == seg
+
+
+def test_decoded_segment_without_options_shares_no_options():
+    raw = bytes(encode_tcp(0x0A000001, 0x0A000002, Segment(1, 2, 3, 4, 0x10, 5)))
+    assert codec.decode(raw).segment.options is NO_OPTIONS
