@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import errno
 import socket
-from dataclasses import replace
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from stack.tcp import sockopts
+
 if TYPE_CHECKING:
+    from stack.aio.stack import Stack
     from stack.tcp.connection import Connection
+
+_TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux's number, where Python lacks the name
+# TCP options a connection takes: (level, option) -> (TcpConfig field, the value as set, as read back)
+_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[int], object], Callable[[object], int]]] = {
+    (socket.IPPROTO_TCP, socket.TCP_NODELAY): ("nodelay", bool, int),
+    (socket.IPPROTO_TCP, socket.TCP_CORK): ("cork", bool, int),
+    (socket.IPPROTO_TCP, _TCP_USER_TIMEOUT): ("user_timeout", lambda ms: ms / 1000, lambda s: round(s * 1000)),
+}
 
 
 class StackSocket:
-    __slots__ = ("family", "type", "proto", "_sockname", "_peername", "_conn")  # one per connection
+    __slots__ = ("family", "type", "proto", "_sockname", "_peername", "_conn", "_stack")  # one per connection
 
     def __init__(
         self,
@@ -24,6 +35,7 @@ class StackSocket:
         sockname: tuple,
         peername: tuple | None = None,
         conn: Connection | None = None,
+        stack: Stack | None = None,
     ) -> None:
         self.family = family
         self.type = socket.SOCK_STREAM
@@ -31,6 +43,7 @@ class StackSocket:
         self._sockname = sockname
         self._peername = peername
         self._conn = conn
+        self._stack = stack  # sends what an option change allows
 
     def __repr__(self) -> str:
         peer = f", raddr={self._peername}" if self._peername else ""
@@ -48,11 +61,20 @@ class StackSocket:
         return self._peername
 
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
-        """TCP_NODELAY acts on the connection; other options are refused, as by a kernel without them."""
+        """TCP_NODELAY, TCP_CORK and TCP_USER_TIMEOUT (milliseconds) act on the connection at once (setting
+        TCP_NODELAY or clearing TCP_CORK sends what waits); other options are refused, as by a kernel
+        without them."""
         conn = self._conn
         key = (level, option)
-        if conn is not None and key == (socket.IPPROTO_TCP, socket.TCP_NODELAY):
-            conn.config = replace(conn.config, nodelay=bool(value))
+        if conn is not None and key in _OPTIONS:
+            name, convert, _ = _OPTIONS[key]
+            number = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
+            if number < 0:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            stack = self._stack
+            sockopts.configure(conn, stack.now() if stack is not None else 0.0, **{name: convert(number)})
+            if stack is not None:
+                stack.mark_dirty(conn)
         elif key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
             pass  # listening never conflicts with connections in TIME_WAIT here: always on
         else:
@@ -61,8 +83,11 @@ class StackSocket:
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int:
         conn = self._conn
         key = (level, option)
-        if conn is not None and key == (socket.IPPROTO_TCP, socket.TCP_NODELAY):
-            return int(conn.config.nodelay)
+        if conn is not None and key in _OPTIONS:
+            name, _, report = _OPTIONS[key]
+            return report(getattr(conn.config, name))
+        if conn is not None and key == (socket.IPPROTO_TCP, socket.TCP_MAXSEG):
+            return conn.tcb.snd_mss  # the MSS in use, as Linux reports it on a connected socket
         if key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
             return 1
         if key == (socket.SOL_SOCKET, socket.SO_TYPE):

@@ -65,7 +65,7 @@ class TcpTransport(asyncio.Transport):
     ) -> None:
         peername, sockname = address_tuple(conn.remote), address_tuple(conn.local)
         family = socket.AF_INET6 if addr.is_v6(conn.local[0]) else socket.AF_INET
-        sock = StackSocket(family, sockname, peername, conn)
+        sock = StackSocket(family, sockname, peername, conn, stack)
         super().__init__(extra={"peername": peername, "sockname": sockname, "socket": sock})
         self._stack = stack
         self._conn = conn

@@ -16,11 +16,12 @@ from stack.script import msghdr
 from stack.script.ast import AnyValue, Arg, Array, BitOr, Call, Name, Struct, SyscallLine
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.tcp import congestion, sockopts
-from stack.tcp.config import TcpConfig
+from stack.tcp.config import IPV6_EXTRA_HEADER, TcpConfig, for_ipv6
 from stack.tcp.connection import Connection
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Connected, Event, Reset, TimedOut
 from stack.tcp.listener import Listener
+from stack.tcp.receiver import DEFAULT_MSS
 from stack.tcp.state import State
 from stack.wire import addr
 
@@ -56,6 +57,7 @@ _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
 # (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)
 _SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE", "MSG_EOR"})
 _RECV_FLAGS = frozenset({"MSG_DONTWAIT"})
+MIN_USER_MSS, MAX_USER_MSS = 88, 32767  # Linux TCP_MIN_MSS and MAX_TCP_WINDOW
 _CLOSING = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT)
 
 
@@ -73,6 +75,7 @@ class Socket:
     connecting: bool = False  # connect() was called and has not reported its outcome yet
     shut_rd: bool = False
     shut_wr: bool = False
+    user_mss: int = 0  # TCP_MAXSEG as set
     inq: bool = False  # TCP_INQ: recvmsg reports the bytes still queued (TCP_CM_INQ)
     zerocopy: bool = False  # SO_ZEROCOPY
 
@@ -236,11 +239,13 @@ class Kernel:
             if sock.connecting:
                 return self._connect_outcome(sock) or (-1, "EALREADY")
             return -1, "EISCONN"
-        self.demux.config = self._config(sock)
+        self.demux.config = config = self._config(sock)
+        self.demux.config6 = for_ipv6(config)
         try:
             sock.conn = self.demux.connect(self.local_ip, (self.remote_ip, LOCAL_PORT), self.now)
         finally:
             self.demux.config = self.config
+            self.demux.config6 = for_ipv6(self.config)
         sock.connecting = True
         self.active = self.newest = sock.conn
         if sock.nonblocking:
@@ -507,6 +512,8 @@ class Kernel:
             return 0, None
         if option == "TCP_CONGESTION":
             return self._set_congestion(line, sock, value)
+        if option == "TCP_MAXSEG":
+            return self._set_maxseg(sock, self._int(line, 3))
         if option not in (*_SOCKET_FLAGS, *_BUFFER_OPTIONS, *_CONFIG_OPTIONS):
             raise self.skip(line, f"socket option {option} is not supported")
         number = self._int(line, 3)
@@ -534,6 +541,19 @@ class Kernel:
             sock.listener.config = replace(sock.listener.config, **{name: value})
         if sock.conn is not None:
             sockopts.configure(sock.conn, self.now, **{name: value})
+
+    def _set_maxseg(self, sock: Socket, mss: int) -> Outcome:
+        """TCP_MAXSEG (Linux tcp_sock_set_maxseg): the MSS we offer and send with is at most this; it acts
+        on the SYN, so a connection that exists keeps its MSS. 0 clears it."""
+        if mss and not MIN_USER_MSS <= mss <= MAX_USER_MSS:
+            return -1, "EINVAL"
+        sock.user_mss = mss
+        if sock.conn is None:
+            default = self.config.mss
+            # config.mss is stored for IPv4: the IPv6 config takes 20 off (config.for_ipv6)
+            extra = IPV6_EXTRA_HEADER if addr.is_v6(self.local_ip) else 0
+            self._configure(sock, "mss", min(mss + extra, default) if mss else default)
+        return 0, None
 
     def _set_congestion(self, line: SyscallLine, sock: Socket, value: Arg) -> Outcome:
         if not isinstance(value, str):
@@ -584,6 +604,13 @@ class Kernel:
             want = str(want)
         elif option == "TCP_CONGESTION":
             actual = shown = config.congestion
+        elif option == "TCP_MAXSEG":
+            # Linux: the MSS in use once connected (less the timestamp option); before, what was set
+            conn = sock.conn
+            if conn is not None and conn.state.synchronized:
+                actual = conn.tcb.snd_mss
+            else:
+                actual = sock.user_mss or DEFAULT_MSS
         elif option in _SOCKET_FLAGS:
             actual = int(getattr(sock, _SOCKET_FLAGS[option]))
         elif option in _BUFFER_OPTIONS:

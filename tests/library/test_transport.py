@@ -83,6 +83,34 @@ def test_established_extra_info_names_both_ends_and_a_socket_like_object(run):
     run(with_pair(body))
 
 
+def test_established_tcp_cork_on_socket_holds_small_write_until_cleared(run):
+    """Linux tcp(7) TCP_CORK through get_extra_info('socket'): a partial segment waits while corked and
+    leaves when the option is cleared; TCP_USER_TIMEOUT and TCP_MAXSEG read back as Linux reports them."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        accepted = await _accepted(server, 7)
+        transport, _ = await client.create_connection(Recorder, SERVER, 7)
+        _, server_protocol = await accepted
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 1
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 5000)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 5000
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) == 1460 - 12
+        transport.write(b"x" * 100)
+        await asyncio.sleep(0.05)  # less than the minimum RTO, after which a window probe would send it
+        assert server_protocol.data == b""
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+        for _ in range(1000):
+            if server_protocol.data:
+                break
+            await asyncio.sleep(0.001)
+        assert server_protocol.data == b"x" * 100
+        transport.abort()
+
+    run(with_pair(body))
+
+
 def test_established_tcp_info_reports_state_rtt_and_options_with_linux_names(run):
     """getsockopt(TCP_INFO) as Linux fills it: tcpi_state 1 (TCP_ESTABLISHED), microseconds, segments."""
 
