@@ -493,7 +493,6 @@ def test_option_lines_ipv6_local_ip_short_form_is_used():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ("--local_ip=fd::1\n", "not an address of --ip_version"),
         ("--remote_ip=192.0.2.300\n", "not an IP address"),
         ("--local_ip=192.0.2.1\n", "the same address"),
     ],
@@ -501,6 +500,18 @@ def test_option_lines_ipv6_local_ip_short_form_is_used():
 def test_option_lines_bad_addresses_fail(options, message):
     with pytest.raises(ScriptFailure, match=message):
         run(options + "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+
+
+def test_option_lines_address_of_the_other_ip_version_skips():
+    """The selftests run every script over IPv4 and IPv6: an IPv4-only script's own --ip_version line and
+    the runner's IPv6 addresses cannot meet, so the script does not run that way."""
+    with pytest.raises(ScriptSkip, match="not an address of the script's --ip_version"):
+        run("--local_ip=fd::1\n--ip_version=ipv4\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+
+
+def test_shell_settings_reach_connections_over_ipv6():
+    """defaults.sh's buffers (tcp_rmem[2] = 15 MB) set the window scale over IPv6 too: 8, as Linux offers."""
+    run("--ip_version=ipv6\n`./defaults.sh`\n" + LISTEN + "+0 > S. 0:0(0) ack 1 <mss 1460,nop,wscale 8>\n")
 
 
 def test_ip_version_ipv4_mapped_ipv6_runs_over_ipv4():
