@@ -644,6 +644,10 @@ class Connection:
         unsent = sender.unsent(tcb.snd_nxt)
         if had_unsent:
             self._time_sending(now, unsent, mss, cwnd, tcb.snd_nxt != sent_up_to)
+            # cwnd validation as Linux (tcp_write_xmit, tcp_cwnd_validate): was the window the limit?
+            window_full = recovery.in_flight() + mss > cwnd + recovery.limited_transmit * mss
+            if window_full or tcb.snd_nxt != sent_up_to:
+                self.cc.window_used(tcb.snd_una, tcb.snd_nxt, window_full)
         resending = self.recovery.in_recovery
         self.cc.sending_stopped(unsent, seq_sub(tcb.snd_nxt, tcb.snd_una), resending)  # app-limited?
         # data waiting, nothing in flight, the peer's window too small: probe it (§3.8.6.1)

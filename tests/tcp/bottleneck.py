@@ -139,6 +139,7 @@ class Sender:
             while self._send_allowed():
                 self._send_new()
             self.cc.sending_stopped(self.mss, self.flight, self.recover is not None)  # never app-limited
+            self.cc.window_used(self.snd_una, self.snd_nxt, self.flight + self.mss > self.cc.cwnd)
             candidates = []
             if self.acks:
                 candidates.append(self.acks[0][0])

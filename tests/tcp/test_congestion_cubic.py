@@ -15,10 +15,11 @@ from tests.tcp.conftest import IRS, ISS, seg
 MSS = 1000
 
 
-def ack(bytes_acked=MSS, in_flight=None, now=0.0, rtt=None, delivered=0, prior=None, cwnd=None):
-    """An ACK from a window-limited flight (in_flight = cwnd unless given)."""
+def ack(bytes_acked=MSS, in_flight=None, now=0.0, rtt=None, delivered=0, prior=None, cwnd=None, limited=True):
+    """An ACK from a window-limited flight (in_flight = cwnd unless given; `limited` False: the window was
+    not what limited sending, as the connection's cwnd validation decides)."""
     flight = in_flight if in_flight is not None else cwnd
-    return AckSample(bytes_acked, flight, rtt, rtt, delivered, None, False, now, prior)
+    return AckSample(bytes_acked, flight, rtt, rtt, delivered, None, False, now, prior, limited)
 
 
 def after_loss(w_max_segments: int, rtt: float = 0.1) -> Cubic:
@@ -71,10 +72,10 @@ def test_cubic_slow_start_stretch_ack_limited_to_l_segments():
 
 
 def test_cubic_slow_start_window_not_in_use_does_not_grow():
-    """RFC 9438 §4.6 (cwnd validation, RFC 7661): cwnd does not grow when less than half of it is
-    in flight (Linux's tcp_is_cwnd_limited in slow start)."""
+    """RFC 9438 §4.6 (cwnd validation, RFC 7661): cwnd does not grow when the window was not what limited
+    sending (Linux's tcp_is_cwnd_limited)."""
     c = Cubic(MSS)
-    c.on_ack(ack(MSS, in_flight=4 * MSS))
+    c.on_ack(ack(MSS, in_flight=4 * MSS, limited=False))
     assert c.cwnd == 10 * MSS
 
 
@@ -202,7 +203,7 @@ def test_cubic_avoidance_flight_below_window_does_not_grow():
     c = after_loss(20)
     before = c.cwnd
     for i in range(100):
-        c.on_ack(ack(MSS, in_flight=5 * MSS, now=1.0 + i * 0.01, rtt=0.1))
+        c.on_ack(ack(MSS, in_flight=5 * MSS, now=1.0 + i * 0.01, rtt=0.1, limited=False))
     assert c.cwnd == before
 
 

@@ -158,6 +158,8 @@ def test_contained_hook_raises_falls_back_to_reno_with_its_window(conn_in, caplo
     assert len(errors) == 1 and errors[0].exc_info is not None
     c.send(b"y" * 1460, 0.05)
     assert len(sent(c, 0.05)) == 1  # still sending
+    c.send(b"z" * 10 * 1460, 0.05)  # enough to fill the window, which may then grow (cwnd validation)
+    sent(c, 0.05)
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + 4 * 1460), 0.1)
     assert c.state is State.ESTABLISHED and c.cc.cwnd > before[0]  # Reno grows it
 

@@ -49,6 +49,9 @@ class AckSample:
     app_limited: bool  # the sample was taken while the application, not the network, limited sending
     now: float
     prior_delivered: int | None = None  # `delivered` when the newest segment in the sample was sent
+    # the window limited sending lately, so it may grow (Linux tcp_is_cwnd_limited: full in the last
+    # window of data, or in slow start less than twice the most in flight there)
+    cwnd_limited: bool = True
 
 
 class CongestionController(Protocol):

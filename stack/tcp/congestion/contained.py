@@ -14,6 +14,7 @@ import math
 from stack.tcp.congestion.base import AckSample, CongestionController
 from stack.tcp.congestion.reno import Reno
 from stack.tcp.delivery_rate import DeliveryRateEstimator
+from stack.wire.seq import seq_ge, seq_sub
 
 log = logging.getLogger("stack.tcp.congestion")
 _MAX_WINDOW = 1 << 31
@@ -36,6 +37,9 @@ class Contained:
         "_ssthresh",
         "pacing_rate",
         "_seen",
+        "_window_limited",
+        "_max_flight",
+        "_usage_end",
     )
 
     def __init__(self, controller: CongestionController, name: str, mss: int, initial_window_segments: int) -> None:
@@ -52,6 +56,11 @@ class Contained:
         self._ssthresh = _MAX_WINDOW
         self.pacing_rate: float | None = None
         self._seen: tuple[object, object, object] | None = None  # the controller's values last validated
+        # cwnd validation as Linux (tcp_cwnd_validate): in the window of data sent until `_usage_end`, was
+        # the window full at some point, or how much was in flight at most
+        self._window_limited = False
+        self._max_flight = 0
+        self._usage_end: int | None = None
         try:
             self._take_values()
         except Exception as exc:  # noqa: BLE001 - any failure of a controller is contained
@@ -138,7 +147,15 @@ class Contained:
         rs = rate.take_sample(now)
         if rs is None:
             sample = AckSample(
-                bytes_acked, bytes_in_flight, None, rate.min_rtt, rate.delivered, None, rate.app_limited_until != 0, now
+                bytes_acked,
+                bytes_in_flight,
+                None,
+                rate.min_rtt,
+                rate.delivered,
+                None,
+                rate.app_limited_until != 0,
+                now,
+                cwnd_limited=self._window_was_limiting(),
             )
         else:
             sample = AckSample(
@@ -151,12 +168,31 @@ class Contained:
                 rs.app_limited,
                 now,
                 rs.prior_delivered,
+                self._window_was_limiting(),
             )
         try:
             self.controller.on_ack(sample)
             self._take_values()
         except Exception as exc:  # noqa: BLE001
             self._fall_back("on_ack", exc)
+
+    def window_used(self, snd_una: int, snd_nxt: int, window_full: bool) -> None:
+        """A send attempt with data waiting ended, sending or with the window full. Linux (tcp_cwnd_validate)
+        remembers, per window of data, whether the window was ever full, else the most that was in flight;
+        RFC 7661 validates the window differently (pipeACK over a sampling period); we follow Linux."""
+        flight = seq_sub(snd_nxt, snd_una)
+        end = self._usage_end
+        if end is None or seq_ge(snd_una, end) or window_full or (not self._window_limited and flight > self._max_flight):
+            self._window_limited = window_full
+            self._max_flight = flight
+            self._usage_end = snd_nxt
+
+    def _window_was_limiting(self) -> bool:
+        """Linux tcp_is_cwnd_limited: the window was full in this window of data; in slow start it may also
+        grow to twice the most that was in flight."""
+        if self._window_limited:
+            return True
+        return self._cwnd < self._ssthresh and self._cwnd < 2 * self._max_flight
 
     def sending_stopped(self, unsent: int, bytes_in_flight: int, retransmitting: bool) -> None:
         """The output path ran out of data or window: mark an app-limited phase if the data ran out."""

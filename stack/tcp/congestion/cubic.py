@@ -164,10 +164,8 @@ class Cubic(Reno):
 
     def _cwnd_limited(self, sample: AckSample) -> bool:
         """RFC 9438 §4.6: an implementation that bases ssthresh on cwnd must not grow cwnd while the
-        flight is smaller (cwnd validation). In slow start, as Linux, half the window in use is enough."""
-        if self._cwnd < self.ssthresh:
-            return 2 * sample.bytes_in_flight > self._cwnd
-        return sample.bytes_in_flight + self.mss > self._cwnd
+        flight is smaller (cwnd validation), as Linux decides it (bictcp_cong_avoid, tcp_is_cwnd_limited)."""
+        return sample.cwnd_limited
 
     def _slow_start(self, sample: AckSample) -> None:
         hs = self.hystart

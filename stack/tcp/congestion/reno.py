@@ -23,6 +23,8 @@ class Reno:
     def on_ack(self, sample: AckSample) -> None:
         if self.in_recovery:
             return  # the window follows the recovery hooks until the full ACK (RFC 6582 §3.2)
+        if not sample.cwnd_limited:
+            return  # a window not in use does not grow (RFC 7661 §4, as Linux tcp_reno_cong_avoid decides it)
         if self.cwnd < self.ssthresh:
             self.cwnd += min(sample.bytes_acked, self.mss)  # RFC 5681 eq. 2 (with RFC 3465 L=1)
         else:
