@@ -182,7 +182,8 @@ class Contained:
         RFC 7661 validates the window differently (pipeACK over a sampling period); we follow Linux."""
         flight = seq_sub(snd_nxt, snd_una)
         end = self._usage_end
-        if end is None or seq_ge(snd_una, end) or window_full or (not self._window_limited and flight > self._max_flight):
+        round_over = end is None or seq_ge(snd_una, end)
+        if round_over or window_full or (not self._window_limited and flight > self._max_flight):
             self._window_limited = window_full
             self._max_flight = flight
             self._usage_end = snd_nxt
