@@ -14,11 +14,13 @@ from stack.tcp.events import DataAvailable, Event, PeerClosed
 from stack.tcp.memory import MemoryBudget
 from stack.tcp.reassembly import Reassembly
 from stack.tcp.tcb import Tcb
-from stack.wire.seq import in_window, seq_add, seq_gt, seq_le, seq_sub
+from stack.wire.seq import in_window, seq_add, seq_le, seq_sub
 
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 _MAX_QUICKACKS = 16  # Linux TCP_MAX_QUICKACKS
 SACK_OPTION_BASE, SACK_BLOCK_BYTES = 4, 8  # NOP,NOP,kind,length, then a left and right edge per block
+_MASK = 0xFFFFFFFF  # on the per-segment paths sequence arithmetic is inlined, modulo 2**32 (RFC 9293 §3.4)
+_HALF = 0x80000000
 
 
 class Receiver:
@@ -92,14 +94,14 @@ class Receiver:
         if data:
             was_empty = not self._buf
             self._buf += data
-            self.tcb.rcv_nxt = seq_add(self.tcb.rcv_nxt, len(data))
+            self.tcb.rcv_nxt = (self.tcb.rcv_nxt + len(data)) & _MASK
             if was_empty:
                 self._events.append(DataAvailable())
 
     def measure_segment(self, size: int) -> None:
         """The peer's segment size as Linux estimates it (tcp_measure_rcv_mss): a segment at least as
         large as the estimate raises it, up to our MSS; `size` is a GRO packet's segment size."""
-        if size >= self.estimated_rcv_mss():
+        if size >= (self.rcv_mss or self.estimated_rcv_mss()):
             self.rcv_mss = min(size, self.config.mss)
 
     def estimated_rcv_mss(self) -> int:
@@ -186,7 +188,9 @@ class Receiver:
         # the window never shrinks the right edge (§3.8.6) and moves in MSS-sized steps (receiver SWS
         # avoidance, §3.8.6.2.2)
         limit = 0xFFFF << tcb.rcv_wscale
-        offered = seq_sub(tcb.rcv_adv, tcb.rcv_nxt)
+        offered = (tcb.rcv_adv - tcb.rcv_nxt) & _MASK  # RCV.ADV - RCV.NXT, negative beyond the edge
+        if offered >= _HALF:
+            offered -= 1 << 32
         free = self._growable_window(offered)
         step = min(tcb.snd_mss, self.config.receive_buffer // 2)
         if free - max(offered, 0) >= step or free >= limit:
@@ -194,8 +198,8 @@ class Receiver:
         offered = max(offered, 0)
         offered -= offered & ((1 << tcb.rcv_wscale) - 1)  # representable after scaling
         tcb.rcv_wnd = offered
-        new_edge = seq_add(tcb.rcv_nxt, offered)
-        if seq_gt(new_edge, tcb.rcv_adv):
+        new_edge = (tcb.rcv_nxt + offered) & _MASK
+        if 0 < (new_edge - tcb.rcv_adv) & _MASK < _HALF:  # beyond RCV.ADV
             tcb.rcv_adv = new_edge
         self.ack_now = False
         self._unacked_segments = 0

@@ -9,12 +9,17 @@ from stack.tcp.header_prediction import predicted
 from stack.tcp.memory import FORCED_RECEIVE
 from stack.tcp.state import Event, State
 from stack.wire.segment import Flags, Segment
-from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from stack.wire.seq import in_window, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
 _RECEIVING_TEXT = (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2)
+# Where every segment passes, sequence comparisons are inlined as d = (a - b) & _MASK (RFC 9293 §3.4):
+# a < b is d >= _HALF, a <= b is d == 0 or d >= _HALF, a > b is 0 < d < _HALF, a >= b is d < _HALF,
+# exactly as stack/wire/seq.py's functions, without the call.
+_MASK = 0xFFFFFFFF
+_HALF = 0x80000000
 
 
 def segment_arrives(conn: Connection, seg: Segment, now: float) -> None:
@@ -93,7 +98,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     ts = seg.options.timestamps
     conn.ts_ecr_seen = 0
     if tcb.ts_ok and ts is not None:
-        if seq_lt(ts[0], receiver.ts_recent) and not flags & Flags.RST:
+        if (ts[0] - receiver.ts_recent) & _MASK >= _HALF and not flags & Flags.RST:  # TSval < TS.Recent
             conn.counters.paws_drops += 1
             conn.receiver.ack_now = True
             return
@@ -116,15 +121,11 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
 
     # RFC 7323 §4.3: remember the timestamp of a segment at or before the left edge of the window
     # (not from a segment that ACKs what we never sent: Linux drops it before taking its timestamp)
-    acks_unsent = bool(flags & Flags.ACK) and seq_gt(seg.ack, tcb.snd_max)
-    if (
-        tcb.ts_ok
-        and ts is not None
-        and seq_le(seq, tcb.rcv_nxt)
-        and seq_ge(ts[0], receiver.ts_recent)
-        and not acks_unsent
-    ):
-        receiver.ts_recent = ts[0]
+    acks_unsent = bool(flags & Flags.ACK) and 0 < (seg.ack - tcb.snd_max) & _MASK < _HALF
+    if tcb.ts_ok and ts is not None and not acks_unsent:
+        at_left_edge = (seq - tcb.rcv_nxt) & _MASK
+        if (at_left_edge == 0 or at_left_edge >= _HALF) and (ts[0] - receiver.ts_recent) & _MASK < _HALF:
+            receiver.ts_recent = ts[0]  # SEG.SEQ <= RCV.NXT and TSval >= TS.Recent
 
     # second: RST (with RFC 5961 §3.2: only an exact match resets, in-window gets a challenge ACK)
     if flags & Flags.RST:
@@ -204,19 +205,19 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
             conn.answer_with_reset(seg)
             return False
 
-    if seq_gt(ack, tcb.snd_max):
+    if 0 < (ack - tcb.snd_max) & _MASK < _HALF:
         # ACKs something not yet sent: ACK and drop (RFC 9293), the ACK rate limited as a challenge ACK
         # (RFC 5961 §5.2, Linux tcp_ack), and its timestamp not taken (see above)
         conn.challenge_ack(now)
         return False
-    if seq_lt(ack, seq_add(tcb.snd_una, -max(tcb.max_snd_wnd, 1))):
+    if (ack - tcb.snd_una + max(tcb.max_snd_wnd, 1)) & _MASK >= _HALF:
         # RFC 5961 §5.2: an ACK older than SND.UNA - MAX.SND.WND is a blind injection attempt
         conn.challenge_ack(now)
         return False
     newly_sacked = False
     if conn.tcb.sack_ok and seg.options.sack_blocks:
         newly_sacked = conn.recovery.on_sack(seg.options.sack_blocks, ack, conn.ts_ecr_seen, now)
-    if seq_lt(ack, tcb.snd_una):
+    if (ack - tcb.snd_una) & _MASK >= _HALF:
         pass  # old duplicate: ignore the ACK, keep processing the text
     elif ack == tcb.snd_una:
         window = seg.window << tcb.snd_wscale
@@ -253,14 +254,17 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
 def _update_window_if_newer(conn: Connection, seg: Segment, now: float) -> None:
     """SND.WND update rule (§3.10.7.4 fifth check): only from a segment newer than the last update."""
     tcb = conn.tcb
-    if seq_lt(tcb.snd_wl1, seg.seq) or (tcb.snd_wl1 == seg.seq and seq_le(tcb.snd_wl2, seg.ack)):
+    seq, ack = seg.seq, seg.ack
+    wl2_to_ack = (tcb.snd_wl2 - ack) & _MASK
+    if (tcb.snd_wl1 - seq) & _MASK >= _HALF or (tcb.snd_wl1 == seq and (wl2_to_ack == 0 or wl2_to_ack >= _HALF)):
+        # SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 <= SEG.ACK
         was_closed = tcb.snd_wnd == 0
-        conn.update_send_window(seg.window, seg.seq, seg.ack)
-        edge = seq_add(seg.ack, tcb.snd_wnd)
+        conn.update_send_window(seg.window, seq, ack)
+        edge = (ack + tcb.snd_wnd) & _MASK
         short = conn.short_edge
         if tcb.snd_wnd and (was_closed or (short is not None and seq_gt(edge, short))):
-            conn.window_opened(now, seg.ack)
-        if seq_lt(edge, tcb.snd_max):
+            conn.window_opened(now, ack)
+        if (edge - tcb.snd_max) & _MASK >= _HALF:  # edge < SND.MAX
             conn.window_shrunk(edge)  # what we sent beyond the new edge was dropped (§3.8.6)
 
 
