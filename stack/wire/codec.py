@@ -226,7 +226,10 @@ def _fill(b, src: int, dst: int, seg: Segment, ttl: int, ident: int, flow: int) 
 def encode_tcp(src: int, dst: int, seg: Segment, ttl: int = 64, ident: int = 0, flow: int = 0) -> bytes:
     """One TCP segment in an IPv4 packet, or an IPv6 one (with `flow` as its flow label) when dst is IPv6."""
     _fill(_built, src, dst, seg, ttl, ident, flow)
-    n = lib.fast_build_tcp(_out, _MAX_PACKET, _built, seg.payload, len(seg.payload))
+    payload = seg.payload
+    if type(payload) is not bytes:  # a view (into the send buffer, a read batch): C reads it in place
+        payload = ffi.from_buffer(payload)
+    n = lib.fast_build_tcp(_out, _MAX_PACKET, _built, payload, len(seg.payload))
     if n < 0:
         raise ValueError(f"segment too large to encode: {len(seg.payload)} payload bytes")
     return _out_buf[:n]
