@@ -46,9 +46,10 @@ def _congestion(value: str) -> dict[str, object]:
 
 
 def _ecn(value: str) -> dict[str, object]:
-    if value not in ("0", "1"):  # 2 (accept only) is not a mode of the core
+    # 1 asks for ECN and accepts it, 2 only accepts it when a peer's SYN asks (RFC 3168 §6.1.1)
+    if value not in ("0", "1", "2"):
         raise ValueError(value)
-    return {"ecn": value == "1"}
+    return {"ecn": value == "1", "ecn_accept": value == "2"}
 
 
 class BadValue(ValueError):

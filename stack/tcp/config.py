@@ -29,6 +29,7 @@ class TcpConfig:
     loss_probes: bool = True  # tail loss probes (RFC 8985 §7), like Linux tcp_early_retrans
     frto: bool = True  # F-RTO detection of spurious timeouts (RFC 5682), like Linux tcp_frto
     ecn: bool = False  # ask for and accept ECN (RFC 3168); Linux by default only accepts it (tcp_ecn=2)
+    ecn_accept: bool = False  # accept ECN when a peer's SYN asks, without asking ourselves (tcp_ecn=2)
     timestamps: bool = True  # RFC 7323 timestamps (RTT measurement, PAWS), on like Linux tcp_timestamps=1
     sack: bool = True  # offer SACK-permitted and send SACK blocks (RFC 2018)
     delayed_ack: float = 0.04  # delayed-ACK timeout; RFC 9293 §3.8.6.3 allows up to 0.5 s, Linux 40-200 ms

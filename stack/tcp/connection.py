@@ -163,7 +163,7 @@ class Connection:
         conn = cls(config, local, remote, now)
         conn.on_transition = on_transition
         conn._take_peer_syn(syn, initial_sequence_number(local, remote, now, config.rng), now)
-        conn.ecn.ok = config.ecn and Ecn.setup_syn(syn)
+        conn.ecn.ok = (config.ecn or config.ecn_accept) and Ecn.setup_syn(syn)
         tcb = conn.tcb
         scaling = syn.options.wscale is not None and config.window_scaling
         conn._offer_syn_options(tcb.rcv_wscale if scaling else None, tcb.sack_ok, tcb.ts_ok)

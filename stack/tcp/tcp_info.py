@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
 from stack.tcp.state import State
-from stack.wire.seq import seq_sub
+from stack.wire.seq import seq_lt, seq_sub
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
@@ -64,6 +64,8 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         ca_state = TCP_CA_LOSS
     elif recovery.in_fast_recovery:
         ca_state = TCP_CA_RECOVERY
+    elif conn.ecn.reduced_until is not None and seq_lt(tcb.snd_una, conn.ecn.reduced_until):
+        ca_state = TCP_CA_CWR  # reduced for an ECE until what was in flight then is acknowledged
     elif sacked or (recovery.dupacks and not conn.sack_ok):  # with SACK, Linux counts SACKed segments only
         ca_state = TCP_CA_DISORDER
     else:
