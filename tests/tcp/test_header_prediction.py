@@ -326,7 +326,8 @@ def test_established_data_after_held_out_of_order_data_takes_full_path():
 
 
 def test_established_data_under_memory_pressure_takes_full_path():
-    """Under memory pressure (stack/tcp/memory.py) the full path decides what of the text is kept."""
+    """§3.10.7.4 seventh check under memory pressure (stack/tcp/memory.py): the full path decides what of
+    the text is kept."""
     pair, peer = twins(), Peer()
     for c in pair:
         budget = MemoryBudget(1000)
@@ -440,8 +441,8 @@ def test_established_random_segments_fast_path_matches_full_path(plan, ts, sack,
 
 
 def test_established_long_random_run_takes_both_paths():
-    """The differential run above is not vacuous: a long seeded run of the same steps predicts many data
-    segments and ACKs, leaves many others to the full path, and the twins never differ."""
+    """RFC 9293 §3.10.7.4, the differential run above is not vacuous: a long seeded run of the same steps
+    predicts many data segments and ACKs, leaves many others to the full path, and the twins never differ."""
     rng = random.Random(11)
     pair, peer = twins(ecn=True), Peer()
     plan: list[tuple] = [("send", 40 * MSS)]
