@@ -271,6 +271,13 @@ class Runner:
         except AssertionError as exc:
             raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
         changes = config_changes(self.host.sysctls, f"{self.path}:{line.line}")
+        route = self.host.route
+        if "advmss" in route:  # the MSS offered over this route; the core's IPv6 MSS is 20 bytes less
+            changes["mss"] = route["advmss"] + (IPV6_EXTRA_HEADER if self.v6 else 0)
+        if "initcwnd" in route:
+            changes["initial_window_segments"] = route["initcwnd"]
+        if "mtu" in route:  # new connections to the remote end fit their segments to it
+            self.demux.path_mtus[self.remote_ip] = (route["mtu"], math.inf)
         self.config = replace(self.config, **changes)
         self.demux.config = self.kernel.config = self.config
         self.demux.config6 = for_ipv6(self.config)

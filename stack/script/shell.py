@@ -3,9 +3,10 @@
 packetdrill runs these on its host; tcpstack never does. The commands the public scripts use to set a
 host up are understood and applied to the stack of the run instead: the corpora's `defaults.sh` (Linux's
 production defaults), `sysctl -q net.ipv4.NAME=VALUE` and `set_sysctls.py /proc/sys/net/ipv4/NAME=VALUE`,
-`ethtool -K tun0 tso off`, a pfifo `tc qdisc`, `nstat` counter checks, `$((...))` arithmetic, and the
-housekeeping commands that have nothing to do here. Anything else makes the script SKIP with the command
-as the reason: a command that is not understood must never be taken as done.
+`ethtool -K tun0 tso off`, `ip route change` (advmss, mtu, initcwnd), a pfifo `tc qdisc`, `nstat` counter
+checks, `$((...))` arithmetic, and the housekeeping commands that have nothing to do here. Anything else
+makes the script SKIP with the command as the reason: a command that is not understood must never be
+taken as done.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Host:
     sysctls: dict[str, str] = field(default_factory=dict)  # net.ipv4 name -> value, in order of setting
     tso: bool = True  # packetdrill's tun device segments by TSO unless `ethtool -K ... tso off`
     nstat_base: dict[str, int] | None = None  # counters at the last `nstat` (None: since the start)
+    route: dict[str, int] = field(default_factory=dict)  # `ip route change`: advmss, mtu, initcwnd
 
 
 def interpret(command: str, host: Host, counters: dict[str, int]) -> None:
@@ -88,6 +90,8 @@ def interpret(command: str, host: Host, counters: dict[str, int]) -> None:
             _tc(words[1:], raw)
         elif name == "nstat":
             _nstat(line, host, counters, raw)
+        elif name == "ip" and words[1:3] in (["route", "change"], ["route", "replace"], ["-6", "route"]):
+            _route(words[1:], host, raw)
         else:
             raise ShellSkip(f"shell command not in the vocabulary: `{raw}`")
 
@@ -145,6 +149,30 @@ def _set(setting: str, host: Host, raw: str) -> None:
     if not key.startswith("net.ipv4.") or not value:
         raise ShellSkip(f"sysctl {key} is not a TCP setting tcpstack models: `{raw}`")
     host.sysctls[key.removeprefix("net.ipv4.")] = value.strip("\"'")
+
+
+def _route(args: list[str], host: Host, raw: str) -> None:
+    """`ip [-6] route change DEST via GW dev tun0 advmss N mtu [lock] N initcwnd N`: the route to the
+    script's remote end (there is only one), its MSS to offer, path MTU and initial window (RFC 6928)."""
+    if args[0] == "-6":
+        args = args[1:]
+    if args[:2] not in (["route", "change"], ["route", "replace"]) or len(args) < 3:
+        raise ShellSkip(f"ip route other than change/replace: `{raw}`")
+    words = args[3:]
+    i = 0
+    while i < len(words):
+        key = words[i]
+        if key in ("via", "dev") and i + 1 < len(words):
+            i += 2
+            continue
+        value = words[i + 1] if i + 1 < len(words) else ""
+        if key == "mtu" and value == "lock":  # locked: no path MTU discovery changes it, none does here
+            i += 1
+            value = words[i + 1] if i + 1 < len(words) else ""
+        if key not in ("advmss", "mtu", "initcwnd") or not value.isdigit():
+            raise ShellSkip(f"route attribute not modelled: `{raw}`")
+        host.route[key] = int(value)
+        i += 2
 
 
 def _ethtool(args: list[str], host: Host, raw: str) -> None:
