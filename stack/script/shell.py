@@ -18,6 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from stack.script.errors import ScriptSkip
+from stack.script.files import Files
 
 # What the corpora's defaults.sh sets: Linux's production values for the TCP sysctls
 LINUX_DEFAULTS: dict[str, str] = {
@@ -61,6 +62,7 @@ class Host:
     tso: bool = True  # packetdrill's tun device segments by TSO unless `ethtool -K ... tso off`
     nstat_base: dict[str, int] | None = None  # counters at the last `nstat` (None: since the start)
     route: dict[str, int] = field(default_factory=dict)  # `ip route change`: advmss, mtu, initcwnd
+    files: Files = field(default_factory=Files)  # what `dd` wrote (files.py)
 
 
 def interpret(command: str, host: Host, counters: dict[str, int]) -> None:
@@ -90,6 +92,11 @@ def interpret(command: str, host: Host, counters: dict[str, int]) -> None:
             _tc(words[1:], raw)
         elif name == "nstat":
             _nstat(line, host, counters, raw)
+        elif name == "rm" and words[1:2] == ["-f"]:
+            for path in words[2:]:
+                host.files.remove(path)
+        elif name == "dd":
+            _dd(words[1:], host, raw)
         elif name == "ip" and words[1:3] in (["route", "change"], ["route", "replace"], ["-6", "route"]):
             _route(words[1:], host, raw)
         else:
@@ -149,6 +156,19 @@ def _set(setting: str, host: Host, raw: str) -> None:
     if not key.startswith("net.ipv4.") or not value:
         raise ShellSkip(f"sysctl {key} is not a TCP setting tcpstack models: `{raw}`")
     host.sysctls[key.removeprefix("net.ipv4.")] = value.strip("\"'")
+
+
+def _dd(args: list[str], host: Host, raw: str) -> None:
+    """`dd bs=1 count=5 if=/dev/zero of=/tmp/NAME`: a file of bs * count zero bytes (files.py)."""
+    operands = dict(arg.partition("=")[::2] for arg in args)
+    if set(operands) - {"bs", "count", "if", "of", "status"} or operands.get("if") != "/dev/zero":
+        raise ShellSkip(f"dd other than from /dev/zero: `{raw}`")
+    if not operands.get("bs", "").isdigit() or not operands.get("count", "").isdigit() or "of" not in operands:
+        raise ShellSkip(f"dd without a size in bytes and a file: `{raw}`")
+    try:
+        host.files.create(operands["of"], int(operands["bs"]) * int(operands["count"]))
+    except ValueError as exc:
+        raise ShellSkip(f"dd of {exc}: `{raw}`") from None
 
 
 def _route(args: list[str], host: Host, raw: str) -> None:

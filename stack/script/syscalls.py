@@ -15,6 +15,7 @@ from stack.demux import Demux
 from stack.script import msghdr
 from stack.script.ast import AnyValue, Arg, Array, BitOr, Call, Name, Struct, SyscallLine
 from stack.script.errors import ScriptFailure, ScriptSkip
+from stack.script.files import Files, OpenFile
 from stack.tcp import congestion, sockopts
 from stack.tcp.config import IPV6_EXTRA_HEADER, TcpConfig, for_ipv6
 from stack.tcp.connection import Connection
@@ -93,6 +94,7 @@ class Kernel:
         self.path = path
         self.now = 0.0
         self.sockets: dict[int, Socket] = {}
+        self.files = Files()  # what the script's shell lines created, and the descriptors open on them
         self.errors: dict[Connection, int] = {}  # pending SO_ERROR per connection
         self.connected: set[Connection] = set()
         self.active: Connection | None = None  # the newest connect(): inbound packets go to it
@@ -152,10 +154,11 @@ class Kernel:
     def _new_fd(self, line: SyscallLine) -> int:
         """The descriptor the script names as the result (`socket(...) = 4`) if free, else Linux's
         lowest free one: packetdrill maps script descriptors onto the live ones the same way."""
-        if isinstance(line.result, int) and line.result >= 3 and line.result not in self.sockets:
+        taken = self.sockets.keys() | self.files.open.keys()
+        if isinstance(line.result, int) and line.result >= 3 and line.result not in taken:
             return line.result
         fd = 3
-        while fd in self.sockets:
+        while fd in taken:
             fd += 1
         return fd
 
@@ -443,7 +446,30 @@ class Kernel:
                 conn.close(self.now)  # CLOSE (§3.10.4): FIN after the queued data; receiving goes on
         return 0, None
 
+    def _sys_open(self, line: SyscallLine) -> Outcome:
+        """open(path, O_RDONLY) of a file the script's shell lines created (files.py)."""
+        path, flags = self._arg(line, 0), self._arg(line, 1)
+        if not isinstance(path, str) or flags != Name("O_RDONLY"):
+            raise self.skip(line, "open() other than O_RDONLY of a file the script made is not supported")
+        if path not in self.files.sizes:
+            return -1, "ENOENT"
+        fd = self._new_fd(line)
+        self.files.open[fd] = OpenFile(path)
+        return fd, None
+
+    def _sys_sendfile(self, line: SyscallLine) -> Outcome | Poll:
+        """sendfile(out_fd, in_fd, [offset] or NULL, count): the file's bytes go out as a write."""
+        sock = self._sock(line)
+        in_fd, offset = self._arg(line, 1), self._arg(line, 2)
+        if sock is None or in_fd not in self.files.open:
+            return -1, "EBADF"
+        start = None if offset == Name("NULL") else self._int(line, 2)
+        n = self.files.read(in_fd, start, self._int(line, 3))
+        return self._send(sock, bytes(n), frozenset())
+
     def _sys_close(self, line: SyscallLine) -> Outcome:
+        if self.files.open.pop(self._arg(line, 0), None) is not None:  # a file's descriptor
+            return 0, None
         sock = self._sock(line)
         if sock is None:
             return -1, "EBADF"

@@ -302,6 +302,8 @@ def test_syscall_unknown_congestion_control_expected_to_fail_is_enoent():
         ('+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, "vegas", 5) = 0', "'vegas' is not available"),
         ("+0 fcntl(3, F_SETFD, FD_CLOEXEC) = 0", "F_SETFD"),
         ("+0 `ip link set dev tun0 mtu 9000`", "not in the vocabulary"),
+        ("+0 `dd bs=1 count=5 if=/dev/urandom of=/tmp/f`", "dd other than from /dev/zero"),
+        ('+0 open("/etc/passwd", O_RDWR) = 4', "open\\(\\) other than O_RDONLY"),
         ("+0 `ip route change 192.0.2.1 dev tun0 rto_min 10ms`", "route attribute not modelled"),
         ("+0 `tc qdisc replace dev tun0 root fq`", "qdisc not modelled"),
         ("+0 `sysctl -q net.ipv4.tcp_mtu_probing=1`", "tcp_mtu_probing=1 is not modelled"),
