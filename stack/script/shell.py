@@ -50,6 +50,9 @@ _NO_OP = re.compile(
 _REDIRECT = re.compile(r"\s*(\d?>&\d|&>\s*\S+|\d?>>?\s*/dev/null)")
 
 
+FIFO_UNLIMITED = 1000  # packets: a pfifo this long holds any burst a script sends, as no qdisc at all
+
+
 class ShellSkip(ScriptSkip):
     """A command outside the vocabulary: the script cannot run as its author meant."""
 
@@ -212,6 +215,10 @@ def _tc(args: list[str], raw: str) -> None:
     if len(args) > 1 and args[1] in ("del", "delete"):
         return
     if "pfifo" in args or "pfifo_fast" in args:
+        limit = args[args.index("limit") + 1] if "limit" in args[:-1] else None
+        if limit is not None and (not limit.isdigit() or int(limit) < FIFO_UNLIMITED):
+            # a short queue drops locally what a burst brings beyond it (Linux then probes for resources)
+            raise ShellSkip(f"a qdisc that drops packets locally is not modelled: `{raw}`")
         return
     raise ShellSkip(f"qdisc not modelled (the stack sends without a qdisc's pacing): `{raw}`")
 

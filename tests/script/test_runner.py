@@ -306,6 +306,7 @@ def test_syscall_unknown_congestion_control_expected_to_fail_is_enoent():
         ('+0 open("/etc/passwd", O_RDWR) = 4', "open\\(\\) other than O_RDONLY"),
         ("+0 `ip route change 192.0.2.1 dev tun0 rto_min 10ms`", "route attribute not modelled"),
         ("+0 `tc qdisc replace dev tun0 root fq`", "qdisc not modelled"),
+        ("+0 `tc qdisc add dev tun0 root pfifo limit 0`", "drops packets locally"),
         ("+0 `sysctl -q net.ipv4.tcp_mtu_probing=1`", "tcp_mtu_probing=1 is not modelled"),
     ],
 )
