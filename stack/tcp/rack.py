@@ -48,10 +48,13 @@ class Rack:
             self.min_rtt = rtt
         if rec.end < self.end and not rec.retransmitted:
             self.reordering_seen = True  # step 3: delivered out of the order it was sent in
+        # RFC 8985 §6.2 step 3 keeps the RTT of the most recently sent segment delivered; Linux
+        # (tcp_rack_advance) that of the last one delivered, in the order the ACK delivers them (SACK blocks
+        # by sequence, then the cumulative ACK). We follow Linux.
+        self.rtt = rtt
         if rec.xmit_ts > self.xmit_ts or (rec.xmit_ts == self.xmit_ts and rec.end > self.end):
             self.xmit_ts = rec.xmit_ts
             self.end = rec.end
-            self.rtt = rtt
 
     def on_dsack(self, snd_max_off: int) -> None:
         """Step 4: a D-SACK means we retransmitted needlessly; widen the window once per round trip."""

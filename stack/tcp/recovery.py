@@ -144,7 +144,8 @@ class Recovery:
         newly = False
         prior_fack = self._prior_fack = fack = self._fack_offset()
         reord: int | None = None  # the lowest never-resent segment newly SACKed below the highest SACK
-        for left, right in blocks:
+        una = tcb.snd_una
+        for left, right in sorted(blocks, key=lambda block: seq_sub(block[0], una)):  # by sequence, as Linux
             if not seq_lt(left, right) or seq_le(right, tcb.snd_una) or seq_gt(right, tcb.snd_max):
                 continue  # stale, inverted or for data never sent
             for rec in self.board.sack(left, right):
