@@ -127,6 +127,13 @@ class Demux:
             return None, answer
         return None, self._count_rst(reset_for(seg))
 
+    def accepted(self, child: Connection, listener: Listener) -> None:
+        """The application took the child from the listener's accept queue: from now on it is an ordinary
+        connection, and the listener (which holds it in neither queue) need not hear of it again."""
+        listener.on_established(child)
+        listener.accept()
+        del self.parent[child]
+
     def _accept_queue_refuses(self, child: Connection, seg: Segment) -> bool:
         """A child's final ACK that finds the accept queue full is dropped (Linux, tcp_abort_on_overflow=0)."""
         listener = self.parent.get(child)

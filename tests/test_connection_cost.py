@@ -4,9 +4,75 @@ wake-ups and system calls of a request/response round trip, and what is kept of 
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
+import signal
+import tracemalloc
 
+import uvloop
+
+from stack.aio.stack import Stack
+from stack.aio.tun import SocketPairDevice
 from stack.services import SERVICES
 from tests.test_loopback import _pair, run
+
+IDLE_BUDGET = 8000  # bytes per idle echo connection on the serving side, the aim of docs/performance.md
+
+
+def _hold_idle_clients(device: SocketPairDevice, count: int, ready: int) -> None:
+    """In a child process: a client stack that opens `count` connections, says so on `ready`, and waits."""
+
+    async def main() -> None:
+        stack = Stack(device, "10.0.0.1")
+        held = [await stack.open_connection("10.0.0.2", 7) for _ in range(count)]
+        os.write(ready, bytes([len(held) % 256]))
+        await asyncio.sleep(3600)
+
+    try:
+        uvloop.run(main())
+    finally:
+        os._exit(0)
+
+
+def test_stack_idle_echo_connection_stays_within_budget():
+    """Everything the serving stack holds for an accepted, idle echo connection (the core's state, the
+    transport, asyncio's StreamReader/StreamWriter/protocol and the service's task), measured with
+    tracemalloc in the server's process while the clients live in another one."""
+    count = 300
+    server_device, client_device = SocketPairDevice.pair()
+    ready_r, ready_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        _hold_idle_clients(client_device, count, ready_w)
+
+    async def main() -> float:
+        server = Stack(server_device, "10.0.0.2")
+        try:
+            await server.start_server(SERVICES["echo"], port=7)
+            gc.collect()
+            tracemalloc.start()
+            try:
+                before = tracemalloc.take_snapshot()
+                await asyncio.get_running_loop().run_in_executor(None, os.read, ready_r, 1)
+                while len(server._transports) < count:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)  # every service task has started and waits in read()
+                gc.collect()
+                after = tracemalloc.take_snapshot()
+            finally:
+                tracemalloc.stop()
+            return sum(stat.size_diff for stat in after.compare_to(before, "filename")) / count
+        finally:
+            await server.close()
+
+    try:
+        per_connection = run(main(), timeout=60)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        os.close(ready_r)
+        os.close(ready_w)
+    assert per_connection <= IDLE_BUDGET, f"{per_connection:.0f} bytes per idle connection"
 
 
 def test_stack_closed_connections_keep_counters_and_rows():

@@ -636,8 +636,7 @@ class Stack:
             conn.abort(self.now())
             return
         server = servers[hash(conn.remote) % len(servers)]  # SO_REUSEPORT: spread by the peer's address
-        listener.on_established(conn)
-        listener.accept()
+        self.demux.accepted(conn, listener)
         try:
             protocol = server.protocol_for_connection()
         except Exception:

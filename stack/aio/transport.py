@@ -15,6 +15,8 @@ import errno
 import logging
 import os
 import socket
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from stack.aio.socketlike import StackSocket
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _DEFAULT_HIGH_WATER = 64 * 1024
+_NOT_ASKED: Mapping[str, Any] = MappingProxyType({})  # shared and read-only: a transport's extras not made yet
+_MADE_WHEN_ASKED = frozenset({"peername", "sockname", "socket"})
 
 
 def address_tuple(endpoint: tuple[int, int]) -> tuple[str, int] | tuple[str, int, int, int]:
@@ -63,10 +67,7 @@ class TcpTransport(asyncio.Transport):
     def __init__(
         self, stack: Stack, conn: Connection, protocol: asyncio.BaseProtocol, server: Server | None = None
     ) -> None:
-        peername, sockname = address_tuple(conn.remote), address_tuple(conn.local)
-        family = socket.AF_INET6 if addr.is_v6(conn.local[0]) else socket.AF_INET
-        sock = StackSocket(family, sockname, peername, conn, stack)
-        super().__init__(extra={"peername": peername, "sockname": sockname, "socket": sock})
+        super().__init__(extra=_NOT_ASKED)  # the addresses and the socket are made when first asked for
         self._stack = stack
         self._conn = conn
         self._protocol = protocol
@@ -87,14 +88,20 @@ class TcpTransport(asyncio.Transport):
     # ------------------------------------------------------------ asyncio.BaseTransport
 
     def __repr__(self) -> str:
-        peer = self._extra["peername"]
-        return f"<TcpTransport {self._extra['sockname']} -> {peer} {self._conn.state.linux_name}>"
+        peer = self.get_extra_info("peername")
+        return f"<TcpTransport {self.get_extra_info('sockname')} -> {peer} {self._conn.state.linux_name}>"
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "tcp_info":  # read at the time of asking, as getsockopt(TCP_INFO)
             from stack.tcp.tcp_info import tcp_info
 
             return tcp_info(self._conn, self._stack.now())
+        if self._extra is _NOT_ASKED and name in _MADE_WHEN_ASKED:  # most connections never ask: an idle one holds none
+            conn = self._conn
+            peername, sockname = address_tuple(conn.remote), address_tuple(conn.local)
+            family = socket.AF_INET6 if addr.is_v6(conn.local[0]) else socket.AF_INET
+            sock = StackSocket(family, sockname, peername, conn, self._stack)
+            self._extra = {"peername": peername, "sockname": sockname, "socket": sock}
         return super().get_extra_info(name, default)
 
     def get_protocol(self) -> asyncio.BaseProtocol:

@@ -311,6 +311,7 @@ class Connection:
             self.timers.stop_all()
             self.finished = True
         elif new is State.ESTABLISHED:
+            self._syn_options = NO_OPTIONS  # our SYN is acknowledged: it is never sent again
             self._events.append(Connected())
             self.receiver.last_data_rcv = now  # Linux starts tcpi_last_data_recv's clock here
             self.arm_keepalive(now)
