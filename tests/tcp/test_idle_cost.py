@@ -12,9 +12,8 @@ from stack.tcp.state import State
 from stack.wire.segment import Flags, Segment, TcpOptions
 
 LOCAL_IP, REMOTE_IP = 0x0A070002, 0x0A070001
-CORE_BUDGET = (
-    4500  # bytes per idle ESTABLISHED connection (4.3 kB measured): TCB, receiver, sender, recovery, controller
-)
+# bytes per idle ESTABLISHED connection (4.5 kB measured): TCB, receiver, sender, recovery, controller
+CORE_BUDGET = 4700
 
 
 def _accept_one(demux: Demux, port: int) -> Connection:
