@@ -97,8 +97,9 @@ class Segment:
 # The decoder builds a Segment (and most often a TcpOptions) for every arriving segment. A frozen dataclass's
 # __init__ sets each field through object.__setattr__, 2-3x slower than setting the slots directly as here.
 _new = object.__new__
-_SET_TS = TcpOptions.timestamps.__set__
-_OPTION_DEFAULTS = tuple((getattr(TcpOptions, f.name).__set__, f.default) for f in fields(TcpOptions))
+_set_mss, _set_wscale, _set_sack_permitted, _set_timestamps, _set_sack_blocks = (
+    getattr(TcpOptions, f.name).__set__ for f in fields(TcpOptions)
+)
 (
     _set_src_port,
     _set_dst_port,
@@ -117,9 +118,11 @@ _OPTION_DEFAULTS = tuple((getattr(TcpOptions, f.name).__set__, f.default) for f 
 def timestamps_only(ts_val: int, ts_ecr: int) -> TcpOptions:
     """TcpOptions(timestamps=(ts_val, ts_ecr)): the options of nearly every segment of a connection."""
     options = _new(TcpOptions)
-    for set_field, default in _OPTION_DEFAULTS:
-        set_field(options, default)
-    _SET_TS(options, (ts_val, ts_ecr))
+    _set_mss(options, None)
+    _set_wscale(options, None)
+    _set_sack_permitted(options, False)
+    _set_timestamps(options, (ts_val, ts_ecr))
+    _set_sack_blocks(options, ())
     return options
 
 
