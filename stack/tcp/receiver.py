@@ -130,8 +130,9 @@ class Receiver:
         ACK it at once. A half-close of an open connection starts interactive mode, as Linux's tcp_fin: the
         ACK waits for the delayed-ACK timer (RFC 9293 §3.8.6.3) and rides on our FIN or data if the
         application answers; before any data arrived Linux's ACK timeout is still 0, so it goes at once,
-        and so does the ACK of a filled hole (RFC 5681 §4.2) and of a full-sized segment that came with
-        the FIN (more than one MSS unacknowledged, Linux __tcp_ack_snd_check)."""
+        and so does the ACK of a filled hole (RFC 5681 §4.2), of a full-sized segment that came with
+        the FIN (more than one MSS unacknowledged, Linux __tcp_ack_snd_check), and of a FIN that finds
+        the buffer full (Linux's tcp_data_queue has no memory for it and ACKs now, with the zero window)."""
         self.tcb.rcv_nxt = seq_add(self.tcb.rcv_nxt, 1)
         self.peer_fin = True
         self._events.append(PeerClosed())
@@ -140,7 +141,7 @@ class Receiver:
             self.ack_now = True
             return
         self._pingpong = True
-        if self._unacked_segments == 0 and not hole_filled and self._delack_started:
+        if self._unacked_segments == 0 and not hole_filled and self._delack_started and self.free_space():
             self.ack_now = False
             self.timers.start_if_idle(timers.DELAYED_ACK, now + self.config.delayed_ack)
         else:
