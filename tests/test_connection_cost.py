@@ -7,6 +7,7 @@ import asyncio
 import gc
 import os
 import signal
+import socket
 import tracemalloc
 
 import uvloop
@@ -106,3 +107,59 @@ def test_stack_closed_connections_keep_counters_and_rows():
             await server.close()
 
     run(main())
+
+
+class _CountingDevice(SocketPairDevice):
+    """A socket-pair end that counts its system calls: one read batch or one write batch is one call."""
+
+    reads = 0
+    writes = 0
+
+    def read_batch(self):
+        self.reads += 1
+        return super().read_batch()
+
+    def write_batch(self, batch) -> None:
+        self.writes += 1
+        super().write_batch(batch)
+
+
+def test_stack_echo_round_trip_costs_one_write_and_two_flushes():
+    """A 64-byte request and its echo, on an established connection: the server's reply carries the ACK
+    of the request (RFC 9293 §3.8.6.3, delayed ACK piggybacked), so each round trip costs the server one
+    device read, one device write and at most two flushes of its connections (after the input, after the
+    service's write), counted over 200 round trips."""
+
+    async def main() -> tuple[int, int, int]:
+        server_sock, client_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        server_device = _CountingDevice(server_sock)
+        client, server = Stack(SocketPairDevice(client_sock), "10.0.0.1"), Stack(server_device, "10.0.0.2")
+        flushes = 0
+        flush = server._flush
+
+        def counting_flush() -> None:
+            nonlocal flushes
+            flushes += 1
+            flush()
+
+        server._flush = counting_flush
+        try:
+            await server.start_server(SERVICES["echo"], port=7)
+            reader, writer = await client.open_connection("10.0.0.2", 7)
+            for _ in range(20):  # past slow start and the first ACKs, which go at once (quick ACKs)
+                writer.write(b"y" * 64)
+                await reader.readexactly(64)
+            await asyncio.sleep(0.05)
+            reads, writes, flushes = server_device.reads, server_device.writes, 0
+            for _ in range(200):
+                writer.write(b"y" * 64)
+                assert await reader.readexactly(64) == b"y" * 64
+            return server_device.reads - reads, server_device.writes - writes, flushes
+        finally:
+            await client.close()
+            await server.close()
+
+    reads, writes, flushes = run(main())
+    assert writes == 200
+    assert reads <= 200 + 5
+    assert flushes <= 2 * 200

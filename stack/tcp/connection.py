@@ -601,13 +601,17 @@ class Connection:
     def _output_data(self, now: float) -> None:
         """Send what the windows allow (RFC 5681 cwnd, peer's window), with Nagle and SWS avoidance."""
         tcb = self.tcb
-        mss = tcb.snd_mss - self.receiver.sack_option_bytes()  # room for the SACK option, as Linux's tcp_current_mss
         sender = self.sender
+        unsent = sender.unsent(tcb.snd_nxt)
+        if unsent <= 0 and not sender.fin_queued and not self.recovery.board.lost_bytes:
+            self._nothing_to_send(unsent)  # most calls (after an ACK, a read, a timer): no loop to run
+            return
+        mss = tcb.snd_mss - self.receiver.sack_option_bytes()  # room for the SACK option, as Linux's tcp_current_mss
         buf = sender.buffer
         recovery = self.recovery
         # the congestion window, or what PRR (or F-RTO) allows in its place during a recovery
         cwnd = self.cc.cwnd if recovery.send_window is None else recovery.send_window
-        had_unsent = sender.unsent(tcb.snd_nxt) > 0
+        had_unsent = unsent > 0
         if had_unsent:
             self.chrono.start(BUSY, now)
         sent_up_to = tcb.snd_nxt
@@ -658,6 +662,14 @@ class Connection:
                 self.timers.start(timers.PERSIST, now + sender.persist_interval(self.rto.rto))
         else:
             self.timers.stop(timers.PERSIST)
+
+    def _nothing_to_send(self, unsent: int) -> None:
+        """What _output_data's full path ends with when nothing is queued, no FIN waits and nothing is lost:
+        a send attempt that found no data (app-limited, RFC 9293 §3.8.6.1's probe not needed)."""
+        tcb = self.tcb
+        self.sender.marks.push_once = False
+        self.cc.sending_stopped(unsent, seq_sub(tcb.snd_nxt, tcb.snd_una), self.recovery.in_recovery)
+        self.timers.stop(timers.PERSIST)
 
     def _time_sending(self, now: float, unsent: int, mss: int, cwnd: int, sent: bool) -> None:
         """Linux's chronographs after a send attempt (tcp_write_xmit, tcp_cwnd_validate): receive-window
