@@ -436,7 +436,7 @@ def test_shell_arithmetic_expands_before_the_sysctl_is_read():
     )
     assert (runner.config.receive_buffer, runner.config.receive_buffer_max) == (131072, 32 * 1024 * 1024)
     with pytest.raises(ScriptSkip, match="arithmetic too long"):
-        run("`sysctl -q net.ipv4.tcp_rmem=\"4096 1 $((" + "-" * 100000 + "1))\"`\n")
+        run('`sysctl -q net.ipv4.tcp_rmem="4096 1 $((' + "-" * 100000 + '1))"`\n')
     with pytest.raises(ScriptSkip, match="arithmetic not in the vocabulary"):
         run('`sysctl -q net.ipv4.tcp_rmem="4096 1 $((2**64))"`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n')
 
