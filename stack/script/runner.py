@@ -352,6 +352,8 @@ class Runner:
 
     def _next_deadline(self) -> float | None:
         deadlines = [d for c in self._connections() if (d := c.next_deadline()) is not None]
+        if self.blocked is not None and (timeout := self.kernel.timeout(self.blocked.poll)) is not None:
+            deadlines.append(timeout)  # a call with a timeout of its own (poll) returns then
         return min(deadlines) if deadlines else None
 
     def _fire_next_timer(self, limit: float) -> bool:
@@ -380,6 +382,7 @@ class Runner:
             self._collect()
             if self.blocked is None:
                 return
+            self.kernel.now = self.now
             outcome = self.blocked.poll()
             if outcome is None:
                 return

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from stack.demux import Demux
-from stack.script import msghdr
+from stack.script import msghdr, poll_events
 from stack.script.ast import AnyValue, Arg, Array, BitOr, Call, Name, Struct, SyscallLine
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.files import Files, OpenFile
@@ -77,8 +77,17 @@ class Socket:
     shut_rd: bool = False
     shut_wr: bool = False
     user_mss: int = 0  # TCP_MAXSEG as set
+    notsent_lowat: int = 0  # TCP_NOTSENT_LOWAT as set (0: net.ipv4.tcp_notsent_lowat applies)
     inq: bool = False  # TCP_INQ: recvmsg reports the bytes still queued (TCP_CM_INQ)
     zerocopy: bool = False  # SO_ZEROCOPY
+
+
+def _poll_names(line: SyscallLine, arg: Arg) -> frozenset[str]:
+    names = msghdr.flag_names(arg)
+    unknown = names - poll_events.KNOWN
+    if unknown:
+        raise msghdr.BadArgument(f"poll events {', '.join(sorted(unknown))} are not known")
+    return names
 
 
 class Kernel:
@@ -99,6 +108,7 @@ class Kernel:
         self.connected: set[Connection] = set()
         self.active: Connection | None = None  # the newest connect(): inbound packets go to it
         self.newest: Connection | None = None  # the newest connected or accepted socket's connection
+        self._timeouts: dict[Poll, float] = {}  # blocked calls that return at a time of their own
 
     # ---------------------------------------------------------------- core events
 
@@ -427,6 +437,61 @@ class Kernel:
             return outcome
         return (-1, "EAGAIN") if sock.nonblocking or "MSG_DONTWAIT" in flags else attempt
 
+    # ---------------------------------------------------------------- poll
+
+    def _sys_poll(self, line: SyscallLine) -> Outcome | Poll:
+        """poll(fds, nfds, timeout_ms): Linux tcp_poll's events for each descriptor; it blocks until one is
+        ready or the timeout (-1: none) passes. Each `revents` the script gives is checked."""
+        fds = self._arg(line, 0)
+        timeout_ms = self._int(line, 2)
+        entries = fds.items if isinstance(fds, Array) else ()
+        polled = []
+        for entry in entries:
+            fd = entry.get("fd") if isinstance(entry, Struct) else None
+            if not isinstance(fd, int):
+                raise ScriptFailure(f"{self.path}:{line.line}: poll() needs {{fd=N, events=...}} entries")
+            try:
+                wanted = _poll_names(line, entry.get("events") or 0) | poll_events.ALWAYS
+            except msghdr.BadArgument as exc:
+                raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
+            polled.append((fd, wanted, entry.get("revents")))
+        deadline = None if timeout_ms < 0 else self.now + timeout_ms / 1000
+
+        def attempt() -> Outcome | None:
+            ready = [(fd, self._ready(fd) & wanted, want) for fd, wanted, want in polled]
+            count = sum(1 for _, got, _ in ready if got)
+            if not count and (deadline is None or self.now < deadline - 1e-9):
+                return None
+            for fd, got, want in ready:
+                if want is None or isinstance(want, AnyValue):
+                    continue
+                if _poll_names(line, want) != got:
+                    shown = "|".join(sorted(got)) or "0"
+                    raise self.fail(line, f"fd {fd} revents={want}", f"fd {fd} revents={shown}")
+            self._timeouts.pop(attempt, None)
+            return count, None
+
+        outcome = attempt()
+        if outcome is not None:
+            return outcome
+        if deadline is not None:
+            self._timeouts[attempt] = deadline
+        return attempt
+
+    def timeout(self, call: Poll) -> float | None:
+        """When a blocked call returns by itself (poll's timeout), if it does."""
+        return self._timeouts.get(call)
+
+    def _ready(self, fd: int) -> frozenset[str]:
+        sock = self.sockets.get(fd)
+        if sock is None:
+            return frozenset({"POLLNVAL"})
+        if sock.listener is not None:
+            return poll_events.listener(len(sock.listener.accept_queue))
+        return poll_events.connection(
+            sock.conn, self._error(sock, clear=False) != 0, sock.shut_rd, sock.shut_wr, sock.conn in self.connected
+        )
+
     # ---------------------------------------------------------------- closing
 
     def _sys_shutdown(self, line: SyscallLine) -> Outcome:
@@ -540,6 +605,13 @@ class Kernel:
             return self._set_congestion(line, sock, value)
         if option == "TCP_MAXSEG":
             return self._set_maxseg(sock, self._int(line, 3))
+        if option == "TCP_NOTSENT_LOWAT":
+            lowat = self._int(line, 3)
+            if lowat < 0:
+                return -1, "EINVAL"
+            sock.notsent_lowat = lowat  # 0: the sysctl's value
+            self._configure(sock, "notsent_lowat", lowat or self.config.notsent_lowat)
+            return 0, None
         if option not in (*_SOCKET_FLAGS, *_BUFFER_OPTIONS, *_CONFIG_OPTIONS):
             raise self.skip(line, f"socket option {option} is not supported")
         number = self._int(line, 3)
@@ -630,6 +702,8 @@ class Kernel:
             want = str(want)
         elif option == "TCP_CONGESTION":
             actual = shown = config.congestion
+        elif option == "TCP_NOTSENT_LOWAT":
+            actual = sock.notsent_lowat
         elif option == "TCP_MAXSEG":
             # Linux: the MSS in use once connected (less the timestamp option); before, what was set
             conn = sock.conn

@@ -88,6 +88,7 @@ MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
     "tcp_wmem": _wmem,
     "tcp_rto_max_ms": _integer("max_rto", lambda v: v / 1000),
     "tcp_slow_start_after_idle": _integer("slow_start_after_idle", _flag),  # RFC 5681 §4.1
+    "tcp_notsent_lowat": _integer("notsent_lowat"),
 }
 # name -> the values that are what the core always does (None: any value, the setting is for a feature
 # tcpstack does not have, whose scripts SKIP on the feature itself)
@@ -96,7 +97,6 @@ FIXED: dict[str, set[str] | None] = {
     "tcp_fack": {"0", "1"},  # Linux ignores it since RACK
     "tcp_reordering": {"3"},  # DupThresh (RFC 5681 §3.2)
     "tcp_recovery": {"1"},  # RACK loss detection (RFC 8985)
-    "tcp_notsent_lowat": {"4294967295"},  # no limit on unsent bytes
     "tcp_mtu_probing": {"0"},  # no packetization-layer path MTU discovery
     "tcp_tso_win_divisor": None,
     "tcp_min_tso_segs": None,

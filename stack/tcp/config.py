@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from random import Random
 
+NO_LOWAT = 0xFFFFFFFF  # TcpConfig.notsent_lowat's "no limit", as Linux's default tcp_notsent_lowat
 IPV6_EXTRA_HEADER = 20  # an IPv6 header is 40 bytes, an IPv4 one 20: MSS = MTU - 60 (RFC 8200 §8.3)
 
 
@@ -21,6 +22,8 @@ class TcpConfig:
     user_timeout: float = 0.0
     synack_retries: int = 5  # Linux tcp_synack_retries
     send_buffer: int = 1 << 20  # bytes the application may queue (SO_SNDBUF)
+    # TCP_NOTSENT_LOWAT (Linux tcp_notsent_lowat): a writer may queue while fewer bytes than this are unsent
+    notsent_lowat: int = 0xFFFFFFFF  # (NO_LOWAT: no limit)
     receive_buffer: int = 1 << 20  # receive buffer = the largest window we offer (SO_RCVBUF)
     # the window scale is chosen for the size the buffer may grow to, as Linux's for tcp_rmem[2] (6 MB by
     # default: scale 7) unless SO_RCVBUF fixed it (tcp_select_initial_window)

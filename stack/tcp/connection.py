@@ -429,6 +429,12 @@ class Connection:
                 return timers.NETSTAT_NAMES[name], max(0.0, deadline - now)
         return None
 
+    def push(self, now: float) -> None:
+        """Send what the windows allow now, in the middle of a user call (Linux tcp_push_one); the
+        segments are handed out with the others by segments_to_send."""
+        if self.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+            self._output_data(now)
+
     def segments_to_send(self, now: float) -> list[Segment]:
         if self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED):
             self._output_data(now)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stack.tcp import idle_restart, timers
+from stack.tcp import idle_restart, notsent_lowat, timers
+from stack.tcp.config import NO_LOWAT
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.state import Event, State
 from stack.wire.seq import seq_add
@@ -34,7 +35,10 @@ def send(conn: Connection, data: bytes, now: float, more: bool = False, eor: boo
         raise LocalProtocolError("connection closing")
     if data and conn.config.slow_start_after_idle:
         idle_restart.restart_window(conn, now)
-    n = sender.buffer.append(data, conn.send_space)
+    if conn.config.notsent_lowat < NO_LOWAT and state in (State.ESTABLISHED, State.CLOSE_WAIT):
+        n = notsent_lowat.queue(conn, data, now)
+    else:
+        n = sender.buffer.append(data, conn.send_space)
     if n < len(data):
         sender.space_wanted = True  # report SendSpace when an ACK frees room
     if n:  # a write cut short pushes what it queued, as Linux's does before it waits for room

@@ -68,3 +68,20 @@ def test_unmodelled_flags_skip(text, reason):
 def test_recv_dontwait_on_an_empty_queue_is_eagain_on_a_blocking_socket():
     """MSG_DONTWAIT (recv(2)) makes this one call non-blocking."""
     run(ESTABLISHED + "+0 recv(4, ..., 10, MSG_DONTWAIT) = -1 EAGAIN (Resource temporarily unavailable)\n")
+
+
+def test_poll_wrong_revents_fails_with_the_actual_events():
+    """Linux tcp_poll: an established socket with nothing to read is writable only."""
+    with pytest.raises(ScriptFailure, match="revents=POLLOUT"):
+        run(ESTABLISHED + "+0 poll([{fd=4, events=POLLIN|POLLOUT, revents=POLLIN}], 1, 0) = 1\n")
+
+
+def test_poll_unknown_event_name_fails_as_a_script_error():
+    with pytest.raises(ScriptFailure, match="POLLSOON"):
+        run(ESTABLISHED + "+0 poll([{fd=4, events=POLLSOON, revents=0}], 1, 0) = 0\n")
+
+
+def test_poll_timeout_that_passes_before_the_scripted_return_fails():
+    """A poll with a 100 ms timeout and nothing ready returns 0 after 100 ms, not when the script says."""
+    with pytest.raises(ScriptFailure, match="returned at 0.200"):
+        run(ESTABLISHED + "+0...0.5 poll([{fd=4, events=POLLIN, revents=0}], 1, 100) = 0\n")

@@ -1,0 +1,57 @@
+"""The poll() events of a socket, as Linux's tcp_poll computes them.
+
+- readable (POLLIN, POLLRDNORM): in-order bytes wait to be read, or a listener has a connection to
+  accept; after the peer's FIN or shutdown(SHUT_RD) also POLLRDHUP;
+- writable (POLLOUT, POLLWRNORM): once connected, when the free send buffer is at least half of what is
+  queued (sk_stream_is_writeable) and the unsent bytes are below half of TCP_NOTSENT_LOWAT; always after
+  shutdown(SHUT_WR), whose write fails at once;
+- POLLERR with a pending error, POLLHUP when both directions are shut or the connection is closed.
+POLLERR, POLLHUP and POLLNVAL are reported whether asked for or not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stack.tcp.state import State
+
+if TYPE_CHECKING:
+    from stack.tcp.connection import Connection
+
+ALWAYS = frozenset({"POLLERR", "POLLHUP", "POLLNVAL"})
+KNOWN = frozenset({"POLLIN", "POLLRDNORM", "POLLOUT", "POLLWRNORM", "POLLRDHUP", "POLLPRI"}) | ALWAYS
+_READABLE = frozenset({"POLLIN", "POLLRDNORM"})
+_WRITABLE = frozenset({"POLLOUT", "POLLWRNORM"})
+
+
+def listener(pending: int) -> frozenset[str]:
+    return _READABLE if pending else frozenset()
+
+
+def connection(conn: Connection | None, error: bool, shut_rd: bool, shut_wr: bool, connected: bool) -> frozenset[str]:
+    """Events of a socket that is not listening (`conn` None: not connected yet)."""
+    events: set[str] = {"POLLERR"} if error else set()
+    if conn is None:
+        return frozenset(events | _WRITABLE | {"POLLHUP"})  # a fresh socket is TCP_CLOSE
+    closed = conn.finished or conn.state is State.CLOSED
+    rcv_shutdown = shut_rd or conn.receiver.peer_fin
+    send_shutdown = shut_wr or conn.sender.fin_queued
+    if closed or (rcv_shutdown and send_shutdown):
+        events.add("POLLHUP")
+    if rcv_shutdown:
+        events |= _READABLE | {"POLLRDHUP"}
+    if not connected and not closed:
+        return frozenset(events)  # the handshake is not over: neither readable nor writable yet
+    if conn.recv_queue_bytes:
+        events |= _READABLE
+    if send_shutdown or _writable(conn):
+        events |= _WRITABLE
+    return frozenset(events)
+
+
+def _writable(conn: Connection) -> bool:
+    queued = conn.send_queue_bytes
+    if conn.send_space < queued // 2:
+        return False
+    unsent = conn.sender.unsent(conn.tcb.snd_nxt)
+    return 2 * unsent < conn.config.notsent_lowat
