@@ -9,6 +9,7 @@ counters of predicted segments (TCPHPHits, TCPHPAcks) tell them apart.
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.ecn import CE
+from stack.tcp.errors import LocalProtocolError
 from stack.tcp.memory import MemoryBudget
 from stack.tcp.state import State
 from stack.wire.segment import Flags, Segment, TcpOptions
@@ -357,7 +359,7 @@ def steps(draw) -> list[tuple]:
     """Peer segments near what the connection expects (mostly predictable, often not), user calls, time."""
     out = []
     for _ in range(draw(st.integers(1, 40))):
-        kind = draw(st.sampled_from(["seg", "seg", "seg", "seg", "send", "read", "time"]))
+        kind = draw(st.sampled_from(["seg", "seg", "seg", "seg", "send", "read", "time", "close", "pressure"]))
         if kind == "seg":
             out.append(
                 (
@@ -377,9 +379,21 @@ def steps(draw) -> list[tuple]:
             out.append(("send", draw(st.sampled_from([1, 100, MSS, 5 * MSS, 40 * MSS]))))
         elif kind == "read":
             out.append(("read", draw(st.sampled_from([-1, 1, MSS]))))
+        elif kind == "close":
+            out.append(("close",))
+        elif kind == "pressure":
+            out.append(("pressure", draw(st.booleans())))
         else:
             out.append(("time", draw(st.sampled_from([0.0, 0.001, 0.04, 0.3, 1.5]))))
     return out
+
+
+def attempt(call, *args) -> object:
+    """What a user call returned, or the error it raised (sending after CLOSE is one)."""
+    try:
+        return call(*args)
+    except LocalProtocolError as e:
+        return str(e)
 
 
 def run_twins(pair: tuple[Connection, Connection], peer: Peer, plan: list[tuple]) -> None:
@@ -408,10 +422,16 @@ def run_twins(pair: tuple[Connection, Connection], peer: Peer, plan: list[tuple]
             feed(pair, replace(seg, ecn=ecn), now)
         elif fast.finished:
             return  # a RST or a timeout ended both: no more user calls
-        elif step[0] == "send":
-            taken = [c.send(b"s" * step[1], now) for c in pair]
-            assert taken[0] == taken[1]
+        elif step[0] in ("send", "close"):
+            outcomes = [
+                attempt(c.send, b"s" * step[1], now) if step[0] == "send" else attempt(c.close, now) for c in pair
+            ]
+            assert outcomes[0] == outcomes[1]
             settle(pair, now)
+        elif step[0] == "pressure":
+            for c in pair:
+                c.memory = MemoryBudget(1000)
+                c.memory.charge(900 if step[1] else 0)  # from 3/4 of the limit: pressure
         elif step[0] == "read":
             assert pair[0].read(step[1]) == pair[1].read(step[1])
             for c in pair:
@@ -424,7 +444,11 @@ def run_twins(pair: tuple[Connection, Connection], peer: Peer, plan: list[tuple]
             settle(pair, now)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("TCPSTACK_FUZZ_EXAMPLES", "80")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     plan=steps(),
     ts=st.booleans(),
@@ -432,11 +456,15 @@ def run_twins(pair: tuple[Connection, Connection], peer: Peer, plan: list[tuple]
     wscale=st.booleans(),
     ecn=st.booleans(),
     receive_buffer=st.sampled_from([4096, 65535]),
+    congestion=st.sampled_from(["cubic", "reno", "bbr"]),
+    tso=st.sampled_from([0, 65536]),
 )
-def test_established_random_segments_fast_path_matches_full_path(plan, ts, sack, wscale, ecn, receive_buffer):
+def test_established_random_segments_fast_path_matches_full_path(
+    plan, ts, sack, wscale, ecn, receive_buffer, congestion, tso
+):
     """RFC 9293 §3.10.7.4 as a whole: whatever mix of predictable and unpredictable segments, user calls and
     timers arrives, header prediction changes no segment sent and no field of the connection."""
-    pair = twins(ts, sack, wscale, ecn=ecn, receive_buffer=receive_buffer)
+    pair = twins(ts, sack, wscale, ecn=ecn, receive_buffer=receive_buffer, congestion=congestion, tso_max_bytes=tso)
     run_twins(pair, Peer(), plan)
 
 
