@@ -57,18 +57,19 @@ def test_cubic_is_the_default_like_linux(conn_in):
 
 
 def test_cubic_slow_start_ack_grows_cwnd_by_bytes_acked():
-    """RFC 9406 §4.2: in slow start cwnd += min(N, L*SMSS) for an ACK of N bytes."""
+    """RFC 9406 §4.2: in slow start cwnd += N for an ACK of N bytes."""
     c = Cubic(MSS)
     c.on_ack(ack(2 * MSS, cwnd=c.cwnd))
     assert c.cwnd == 12 * MSS
 
 
-def test_cubic_slow_start_stretch_ack_limited_to_l_segments():
-    """RFC 9406 §4.2: L = 8 SMSS for a sender that does not pace."""
+def test_cubic_slow_start_stretch_ack_grows_cwnd_by_all_it_acknowledges():
+    """Linux's tcp_slow_start grows cwnd by every segment an ACK delivers: not RFC 9406 §4.2's cap of
+    L = 8 segments per ACK for a sender that does not pace."""
     c = Cubic(MSS)
     c.cwnd = 40 * MSS
     c.on_ack(ack(20 * MSS, cwnd=c.cwnd))
-    assert c.cwnd == 48 * MSS
+    assert c.cwnd == 60 * MSS
 
 
 def test_cubic_slow_start_window_not_in_use_does_not_grow():
@@ -259,7 +260,7 @@ def test_cubic_hystart_rtt_increase_enters_css():
 
 
 def test_cubic_hystart_css_grows_at_a_quarter():
-    """RFC 9406 §4.2: in CSS, cwnd += min(N, L*SMSS) / CSS_GROWTH_DIVISOR (4)."""
+    """RFC 9406 §4.2: in CSS, cwnd += N / CSS_GROWTH_DIVISOR (4)."""
     c = Cubic(MSS)
     r = Rounds(c)
     r.round(0.1)

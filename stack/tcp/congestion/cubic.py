@@ -25,7 +25,6 @@ MIN_RTT_DIVISOR = 8
 N_RTT_SAMPLE = 8
 CSS_GROWTH_DIVISOR = 4
 CSS_ROUNDS = 5
-L_UNPACED = 8  # segments one ACK may add in slow start when not paced
 
 SLOW_START, CSS, OFF = "slow start", "conservative slow start", "off"
 
@@ -176,7 +175,9 @@ class Cubic(Reno):
                 return
         if not self._cwnd_limited(sample):
             return
-        increase = min(sample.bytes_acked, L_UNPACED * self.mss) / hs.growth_divisor
+        # all that the ACK delivered, as Linux's tcp_slow_start: RFC 9406 §4.2 would cap one ACK's share
+        # at L = 8 segments for a sender that does not pace, Linux does not
+        increase = sample.bytes_acked / hs.growth_divisor
         self._cwnd += increase
 
     def _avoidance(self, sample: AckSample) -> None:
