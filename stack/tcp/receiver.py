@@ -21,6 +21,7 @@ _MAX_QUICKACKS = 16  # Linux TCP_MAX_QUICKACKS
 SACK_OPTION_BASE, SACK_BLOCK_BYTES = 4, 8  # NOP,NOP,kind,length, then a left and right edge per block
 _MASK = 0xFFFFFFFF  # on the per-segment paths sequence arithmetic is inlined, modulo 2**32 (RFC 9293 §3.4)
 _HALF = 0x80000000
+_DATA_AVAILABLE = DataAvailable()  # frozen and fieldless: one instance serves every delivery
 
 
 class Receiver:
@@ -96,7 +97,7 @@ class Receiver:
             self._buf += data
             self.tcb.rcv_nxt = (self.tcb.rcv_nxt + len(data)) & _MASK
             if was_empty:
-                self._events.append(DataAvailable())
+                self._events.append(_DATA_AVAILABLE)
 
     def measure_segment(self, size: int) -> None:
         """The peer's segment size as Linux estimates it (tcp_measure_rcv_mss): a segment at least as
