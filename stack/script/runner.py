@@ -385,6 +385,7 @@ class Runner:
             self.kernel.now = self.now
             outcome = self.blocked.poll()
             if outcome is None:
+                self._collect()  # what a blocked write queued meanwhile leaves now, as a write's data does
                 return
             blocked, self.blocked = self.blocked, None
             if abs(self.now - blocked.end) > self.tolerance + 1e-9:

@@ -544,6 +544,18 @@ def test_read_on_a_listener_is_enotconn():
     run(ESTABLISHED + "+0 read(3, ..., 2000) = -1 ENOTCONN (Transport endpoint is not connected)\n")
 
 
+def test_blocked_write_sends_what_it_queued_at_once():
+    """A blocking write that an ACK lets queue more (but not all) sends it at that ACK, as Linux's
+    tcp_sendmsg pushes each chunk it copies: not at whatever event comes next."""
+    run(
+        '`sysctl -q net.ipv4.tcp_wmem="4096 3000 4194304"`\n'
+        + ESTABLISHED
+        + "+0...0.2 write(4, ..., 8000) = 8000\n+0 > P. 1:3001(3000) ack 1\n"
+        + "+.1 < . 1:1(0) ack 3001 win 257\n+0 > P. 3001:6001(3000) ack 1\n"
+        + "+.1 < . 1:1(0) ack 6001 win 257\n+0 > P. 6001:8001(2000) ack 1\n"
+    )
+
+
 def test_write_from_a_null_buffer_is_efault():
     run(ESTABLISHED + "+0 write(4, NULL, 1000) = -1 EFAULT (Bad address)\n")
 
