@@ -44,12 +44,14 @@ def connection(conn: Connection | None, error: bool, shut_rd: bool, shut_wr: boo
         return frozenset(events)  # the handshake is not over: neither readable nor writable yet
     if conn.recv_queue_bytes:
         events |= _READABLE
-    if send_shutdown or _writable(conn):
+    if send_shutdown or writable(conn):
         events |= _WRITABLE
     return frozenset(events)
 
 
-def _writable(conn: Connection) -> bool:
+def writable(conn: Connection) -> bool:
+    """Linux __sk_stream_is_writeable: free room at least half what is queued, and unsent bytes under
+    half TCP_NOTSENT_LOWAT."""
     queued = conn.send_queue_bytes
     if conn.send_space < queued // 2:
         return False

@@ -326,9 +326,10 @@ class Kernel:
         total = len(data)
         nonblocking = sock.nonblocking or "MSG_DONTWAIT" in flags
         sent = 0
+        waiting = False  # blocked for room in the send buffer
 
         def attempt() -> Outcome | None:
-            nonlocal sent
+            nonlocal sent, waiting
             err = self._error(sock)
             if err:
                 return -1, errno_codes.errorcode[err]
@@ -338,12 +339,15 @@ class Kernel:
                 return None  # still in the handshake: Linux waits for it
             if not total:
                 return 0, None
+            if waiting and not poll_events.writable(conn):
+                return None  # Linux wakes a writer only when a third of the buffer is free (sk_stream_write_space)
             try:
                 sent += conn.send(data[sent:], self.now, "MSG_MORE" in flags, "MSG_EOR" in flags)
             except LocalProtocolError:
                 return -1, "EPIPE"
             if sent == total or (nonblocking and sent):
                 return sent, None
+            waiting = True
             return None  # a blocking write waits until every byte is in the send buffer
 
         outcome = attempt()

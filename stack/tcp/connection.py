@@ -80,6 +80,7 @@ class Connection:
         "_syn_options",
         "_retries",
         "retrans_stamp",
+        "probe_stamp",
         "ecn",
         "chrono",
         "_keepalive_probes",
@@ -117,6 +118,7 @@ class Connection:
         self._syn_options = NO_OPTIONS
         self._retries = 0
         self.retrans_stamp = 0.0  # when what the retransmissions resend was first sent (Linux retrans_stamp)
+        self.probe_stamp: float | None = None  # when the first zero-window probe of a stall went (Linux probes_tstamp)
         self.ecn = Ecn()
         self.chrono = Chrono()  # busy, receive-window-limited and send-buffer-limited time (tcp_info)
         self._keepalive_probes = 0  # unanswered keepalive probes
@@ -572,10 +574,17 @@ class Connection:
             # pushed, as Linux's window probe (tcp_write_wakeup) is
             self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), n, False, now, push=True)
             return
+        if self.probe_stamp is None:
+            self.probe_stamp = now
+        elif user_timeout.probing_expired(self, now):
+            self._events.append(TimedOut())  # as a retransmission timeout: no RST (Linux tcp_write_err)
+            self.enter(Event.RETRANSMIT_TIMEOUT, now)
+            return
         self._emit(now, Flags.ACK, seq_add(tcb.snd_una, -1))
         self.counters.window_probes += 1
         sender.persist_backoff += 1
-        self.timers.start(timers.PERSIST, now + sender.persist_interval(self.rto.rto))
+        deadline = now + sender.persist_interval(self.rto.rto)
+        self.timers.start(timers.PERSIST, user_timeout.clamp_probe(self, deadline))
 
     # ------------------------------------------------------------------ output path
 
@@ -665,6 +674,7 @@ class Connection:
         if unsent > 0 and tcb.snd_nxt == tcb.snd_una:
             if not self.timers.running(timers.PERSIST):
                 sender.persist_backoff = 0
+                self.probe_stamp = None
                 self.timers.start(timers.PERSIST, now + sender.persist_interval(self.rto.rto))
         else:
             self.timers.stop(timers.PERSIST)

@@ -3,7 +3,9 @@ connection is dropped, in place of the count of retransmissions (tcp_retries2, t
 
 As Linux (retransmits_timed_out, tcp_clamp_rto_to_user_timeout): the time runs from when the first of the
 resent bytes was first sent, the connection is dropped at a retransmission timeout once it has passed
-(never before one retransmission), and the retransmission timer never waits past it.
+(never before one retransmission), and the retransmission timer never waits past it. Against a zero
+window (tcp_probe_timer, tcp_clamp_probe0_to_user_timeout) it runs from the first window probe, however
+the peer answers, and the probe timer never waits past it either.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
+_SLACK = 1e-9  # a timer set for the moment the timeout runs out finds it run out, float sums or not
+
 
 def set_for(conn: Connection) -> bool:
     return conn.config.user_timeout > 0
 
 
 def expired(conn: Connection, now: float) -> bool:
-    return conn.retransmits > 0 and now - conn.retrans_stamp >= conn.config.user_timeout
+    return conn.retransmits > 0 and now - conn.retrans_stamp >= conn.config.user_timeout - _SLACK
 
 
 def clamp(conn: Connection, deadline: float) -> float:
@@ -27,3 +31,16 @@ def clamp(conn: Connection, deadline: float) -> float:
     if not set_for(conn):
         return deadline
     return min(deadline, conn.retrans_stamp + conn.config.user_timeout)
+
+
+def probing_expired(conn: Connection, now: float) -> bool:
+    stamp = conn.probe_stamp
+    return set_for(conn) and stamp is not None and now - stamp >= conn.config.user_timeout - _SLACK
+
+
+def clamp_probe(conn: Connection, deadline: float) -> float:
+    """A zero-window probe deadline, no later than when the user timeout runs out."""
+    stamp = conn.probe_stamp
+    if not set_for(conn) or stamp is None:
+        return deadline
+    return min(deadline, stamp + conn.config.user_timeout)
