@@ -596,6 +596,24 @@ def test_ip_version_ipv6_icmp_frag_needed_is_packet_too_big_with_1280_floor():
     assert conn.tcb.snd_mss == 1280 - 60
 
 
+def test_ip_version_ipv6_icmp_packet_too_big_lowers_the_mss():
+    """ICMPv6 Packet Too Big, as the selftests write it (`< icmp packet_too_big mtu N`): RFC 8201 §4,
+    the MSS becomes the MTU less 60 bytes of headers."""
+    text = (
+        "--ip_version=ipv6\n"
+        + ESTABLISHED.replace("mss 1000", "mss 1460")
+        + (
+            "+0    write(4, ..., 1460) = 1460\n"
+            "+0    > P. 1:1461(1460) ack 1\n"
+            "+.01  < icmp packet_too_big mtu 1400 [1:1461(1460)]\n"
+            "+0    > . 1:1341(1340) ack 1\n"
+            "+0    > P. 1341:1461(120) ack 1\n"
+        )
+    )
+    (conn,) = run(text).demux.connections.values()
+    assert conn.tcb.snd_mss == 1400 - 60
+
+
 def test_packetdrill_outbound_leaves_packets_after_the_last_line_unread():
     """packetdrill reads outbound packets only for outbound lines: a trailing ACK no line expects passes."""
     text = ESTABLISHED + "+0 < P. 1:1001(1000) ack 1 win 257\n"
