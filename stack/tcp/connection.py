@@ -107,7 +107,7 @@ class Connection:
         self.counters = Counters()
         self.timers = timers.Timers()
         self.rto = RtoEstimator(config.initial_rto, config.min_rto, config.max_rto)
-        self.cc = congestion.attach(config.congestion, config.mss, config.initial_window_segments, config.rng)
+        # the controller (cc) and loss recovery are made once the constructors know the ISS and the MSS
         self.passive = False  # came from LISTEN (an RST in SYN_RECEIVED returns there)
         self.finished = False  # the TCB may be deleted (CLOSED, or a child back in LISTEN)
         self._events: list[events.Event] = []  # a list: a deque costs 760 bytes per idle connection
@@ -128,7 +128,6 @@ class Connection:
         self._challenges_sent = 0
         self.ts_ecr_seen = 0  # TSecr of the segment being processed, for RTT measurement
         self._ts_offset = (config.rng or random).getrandbits(32)  # per-connection timestamp offset, as Linux
-        self.recovery = self._new_recovery(0)
         self.orphaned = False  # the application let go of the connection (detach)
         self.soft_error = 0  # errno of the last ICMP soft error (Linux sk_err_soft); see icmp_input.py
         self.path_mtu = 0  # the path MTU an ICMP error taught (RFC 1191, RFC 8201); 0: the link's
@@ -142,6 +141,7 @@ class Connection:
         """Active OPEN (RFC 9293 §3.10.1): choose an ISS, send SYN, enter SYN-SENT."""
         conn = cls(config, local, remote, now)
         conn.on_transition = on_transition
+        conn.cc = conn._new_controller(config.mss)  # until the SYN,ACK tells the peer's MSS
         conn._init_send_sequence(initial_sequence_number(local, remote, now, config.rng))
         wscale = receive_window_shift(config) if config.window_scaling else None
         conn.tcb.rcv_wscale = wscale or 0
@@ -199,13 +199,14 @@ class Connection:
     def _take_peer_syn(self, syn: Segment, iss: int, now: float) -> None:
         """A listener's child takes the peer's SYN (RFC 9293 §3.10.7.2 third check): IRS and RCV.NXT, our ISS,
         the options both ends offered, the peer's window, and the window we open."""
-        self.enter(Event.PASSIVE_OPEN, now)
-        self.passive = True
         tcb = self.tcb
         tcb.irs = syn.seq
         tcb.rcv_nxt = seq_add(syn.seq, 1)
+        self._negotiate_syn_options(syn.options)
+        self.cc = self._new_controller(tcb.snd_mss)  # one controller, made for the MSS both ends agreed
         self._init_send_sequence(iss)
-        self.apply_peer_syn_options(syn.options)
+        self.enter(Event.PASSIVE_OPEN, now)  # whoever watches transitions sees a complete connection
+        self.passive = True
         if syn.options.wscale is not None and self.config.window_scaling:
             tcb.rcv_wscale = receive_window_shift(self.config)
         self.update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
@@ -230,6 +231,11 @@ class Connection:
         return recovery
 
     def apply_peer_syn_options(self, options: TcpOptions) -> None:
+        """What the peer's SYN,ACK offered, against what we offer; the controller counts in the MSS agreed."""
+        self._negotiate_syn_options(options)
+        self._attach_congestion()
+
+    def _negotiate_syn_options(self, options: TcpOptions) -> None:
         """What the peer's SYN (or SYN,ACK) offered, against what we offer: MSS, SACK, timestamps, scaling."""
         tcb = self.tcb
         receiver = self.receiver
@@ -244,12 +250,13 @@ class Connection:
             tcb.snd_wscale = min(options.wscale, 14)  # RFC 7323 §2.3
         else:
             tcb.snd_wscale = tcb.rcv_wscale = 0
-        self._attach_congestion()
 
     def _attach_congestion(self) -> None:
-        self.cc = self.recovery.cc = congestion.attach(
-            self.config.congestion, self.tcb.snd_mss, self.config.initial_window_segments, self.config.rng
-        )
+        self.cc = self.recovery.cc = self._new_controller(self.tcb.snd_mss)
+
+    def _new_controller(self, mss: int) -> congestion.Contained:
+        config = self.config
+        return congestion.attach(config.congestion, mss, config.initial_window_segments, config.rng)
 
     def use_path_mtu(self, mtu: int) -> None:
         """A new connection to a destination whose path MTU an ICMP error taught another one (Linux keeps

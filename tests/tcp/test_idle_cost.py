@@ -6,6 +6,7 @@ import gc
 import tracemalloc
 
 from stack.demux import Demux
+from stack.tcp import congestion
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.state import State
@@ -52,3 +53,21 @@ def test_established_idle_connection_core_state_stays_within_budget():
     per_connection = sum(stat.size_diff for stat in after.compare_to(before, "filename")) / len(held)
     assert per_connection <= CORE_BUDGET, f"{per_connection:.0f} bytes per idle connection"
     assert all(conn not in demux.parent for conn in held)  # the listener lets go of what was accepted
+
+
+def test_listen_syn_builds_one_controller_for_the_agreed_mss(monkeypatch):
+    """A passive open makes one congestion controller, after the SYN's options set SND.MSS (RFC 9293
+    §3.7.1, less the timestamp option, RFC 7323): none is built and thrown away per connection."""
+    built = []
+    attach = congestion.attach
+
+    def counting_attach(*args, **kwargs):
+        built.append(args[1])
+        return attach(*args, **kwargs)
+
+    monkeypatch.setattr(congestion, "attach", counting_attach)
+    demux = Demux(TcpConfig(mss=1460))
+    demux.listen((LOCAL_IP, 7))
+    conn = _accept_one(demux, 40000)
+    assert built == [1448] and conn.cc.mss == conn.tcb.snd_mss == 1448
+    assert conn.recovery.cc is conn.cc
