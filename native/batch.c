@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #define IP_HDR 20
+#define IP6_HDR 40
 #define TCP_CSUM_OFFSET 16
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_PSH 0x08
@@ -90,6 +91,18 @@ static uint16_t partial_csum(uint32_t src, uint32_t dst, size_t tcp_len)
     return (uint16_t)acc;
 }
 
+static uint64_t words64(uint64_t v) { return (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff); }
+
+/* The same for IPv6 (RFC 8200 §8.1 pseudo-header), as Linux's tcp_v6_send_check leaves it. */
+static uint16_t partial_csum6(const struct fast_seg *s, size_t tcp_len)
+{
+    uint64_t acc = words64(s->src6_hi) + words64(s->src6_lo) + words64(s->dst6_hi) + words64(s->dst6_lo) +
+                   (tcp_len >> 16) + (tcp_len & 0xffff) + 6;
+    while (acc >> 16)
+        acc = (acc & 0xffff) + (acc >> 16);
+    return (uint16_t)acc;
+}
+
 /* Segment b may follow a in one super-segment headed by h: the same connection and header, contiguous,
  * and every segment but the last full-sized (the kernel cuts at gso_size, copies the header, and keeps
  * PSH and FIN for the last piece only, as tcp_gso_segment does). */
@@ -117,7 +130,8 @@ static int can_lead(const struct fast_seg *h, uint32_t hlen)
  * further; needs vnet and gso), or when raw[i] a whole IP packet in payloads[i] copied as it is.
  * vnet: each record starts with a virtio_net_hdr; TCP checksums are left to the kernel (NEEDS_CSUM).
  * gso (needs vnet): runs of segments that `continues` allows go out as one super-segment that the
- * kernel cuts back into exactly those segments. Returns the record count, or -1 if cap is too small. */
+ * kernel cuts back into exactly those segments (IPv4; an IPv6 segment is a super-segment only when the
+ * caller made it one: TSO6). Returns the record count, or -1 if cap is too small. */
 int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const char **payloads,
                      const uint32_t *plens, const uint16_t *gso_sizes, const uint8_t *raw, int n, int vnet, int gso,
                      uint32_t *offs, uint32_t *lens)
@@ -139,7 +153,7 @@ int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const 
             memcpy(buf + pos, payloads[i], plens[i]);
             pos += plens[i];
             i++;
-        } else if (!vnet || segs[i].version == 6) { /* no TSO6 yet: an IPv6 segment goes out whole */
+        } else if (!vnet || (segs[i].version == 6 && !(gso && gso_sizes[i]))) { /* an IPv6 segment: whole */
             int len = fast_build_tcp((char *)buf + pos, cap - pos, &segs[i], payloads[i], plens[i]);
             if (len < 0)
                 return -1;
@@ -147,6 +161,8 @@ int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const 
             i++;
         } else {
             const struct fast_seg *head = &segs[i];
+            int v6 = head->version == 6;
+            size_t ip_hdr = v6 ? IP6_HDR : IP_HDR;
             uint32_t gso_size = plens[i];
             int j = i + 1;
             size_t total = plens[i];
@@ -165,7 +181,7 @@ int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const 
             if (hlen < 0 || pos + (size_t)hlen + total > cap || (size_t)hlen + total > MAX_IP_TOTAL)
                 return -1;
             uint8_t *ip = buf + pos;
-            uint8_t *tcp = ip + IP_HDR;
+            uint8_t *tcp = ip + ip_hdr;
             store16(tcp + 4, (uint16_t)(head->seq >> 16));
             store16(tcp + 6, (uint16_t)head->seq);
             size_t off = (size_t)hlen;
@@ -173,16 +189,21 @@ int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const 
                 memcpy(ip + off, payloads[k], plens[k]);
                 off += plens[k];
             }
-            store16(ip + 2, (uint16_t)off);
-            store16(ip + 10, 0);
-            store16(ip + 10, fast_checksum((const char *)ip, IP_HDR, 0));
-            store16(tcp + TCP_CSUM_OFFSET, partial_csum(head->src, head->dst, off - IP_HDR));
+            if (v6) {
+                store16(ip + 4, (uint16_t)(off - IP6_HDR)); /* payload length */
+                store16(tcp + TCP_CSUM_OFFSET, partial_csum6(head, off - IP6_HDR));
+            } else {
+                store16(ip + 2, (uint16_t)off);
+                store16(ip + 10, 0);
+                store16(ip + 10, fast_checksum((const char *)ip, IP_HDR, 0));
+                store16(tcp + TCP_CSUM_OFFSET, partial_csum(head->src, head->dst, off - IP_HDR));
+            }
             h.flags = FAST_VNET_NEEDS_CSUM;
-            h.csum_start = IP_HDR;
+            h.csum_start = (uint16_t)ip_hdr;
             h.csum_offset = TCP_CSUM_OFFSET;
             h.hdr_len = (uint16_t)hlen;
             if (total > gso_size) {
-                h.gso_type = FAST_VNET_GSO_TCPV4;
+                h.gso_type = v6 ? FAST_VNET_GSO_TCPV6 : FAST_VNET_GSO_TCPV4;
                 h.gso_size = (uint16_t)gso_size;
             }
             pos += off;

@@ -86,6 +86,7 @@ uint16_t fast_checksum6(const struct fast_seg *hdr, uint8_t proto, const char *b
 #define FAST_VNET_DATA_VALID 2
 #define FAST_VNET_GSO_NONE 0
 #define FAST_VNET_GSO_TCPV4 1
+#define FAST_VNET_GSO_TCPV6 4
 #define FAST_VNET_GSO_ECN 128
 
 struct fast_vnet_hdr {

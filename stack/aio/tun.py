@@ -15,8 +15,9 @@ from stack.wire.batch import VNET_HDR_LEN, PacketBatch
 TUNSETOFFLOAD = 0x400454D0  # _IOW('T', 208, unsigned int), linux/if_tun.h
 TUN_F_CSUM = 0x01  # we take packets whose checksum is still partial
 TUN_F_TSO4 = 0x02  # and IPv4 TCP super-segments (up to 64 KB) for the kernel's to cut into MSS-sized ones
+TUN_F_TSO6 = 0x04  # and IPv6 ones
 TUN_F_TSO_ECN = 0x08  # ... with CWR on the first segment
-OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN
+OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
 
 
 class TunDevice:

@@ -239,7 +239,8 @@ class BatchEncoder:
     """Collects a flush (TCP segments, and whole IP packets such as ICMP replies) and builds it into one
     buffer in one C call. With `vnet`, each record gets a virtio_net_hdr and TCP checksums are left to
     the kernel; with `gso` too, runs of full-sized segments of one connection go out as one
-    super-segment that the kernel cuts back into exactly those segments (TSO; IPv4 only)."""
+    super-segment that the kernel cuts back into exactly those segments (TSO; an IPv6 run only when the core
+    made it one Segment)."""
 
     def __init__(self, vnet: int = 0, gso: bool = False) -> None:
         self.vnet = vnet

@@ -35,6 +35,22 @@ def test_offload_on_download_and_upload_move_as_super_segments(netns, tmp_path):
     assert stats["InSegs"] >= SIZE // 1448  # on the wire it was MSS-sized segments, and counts as such
 
 
+def test_offload_on_ipv6_download_and_upload_move_as_super_segments(netns, tmp_path):
+    """TSO6 both ways over IPv6 (RFC 8200 pseudo-header checksums left partial): the kernel cuts our IPv6
+    runs to MSS and hands over its own coalesced IPv6 segments."""
+    addr6 = "fd3d:fa7b:d17d::2"
+    served = start_serve(netns, tmp_path, "--offload", "on", "--addr", addr6, "--peer", "fd3d:fa7b:d17d::1/64")
+    got = served.ns.run(["curl", "-6", "-sS", "-m", "60", f"http://[{addr6}]/bytes/{SIZE}"], timeout=90)
+    assert got.returncode == 0, got.stderr
+    assert hashlib.sha256(got.stdout).hexdigest() == pattern_sha256(SIZE)
+    sent = served.ns.run(["sh", "-c", f"head -c {SIZE} /dev/zero | nc -6 -N -w 30 {addr6} 9"], timeout=90)
+    assert sent.returncode == 0, sent.stderr
+    stats = served.stats()
+    assert stats["OutMergedSegs"] > SIZE // 1428 // 2
+    assert stats["InSuperSegs"] > 10
+    assert stats.get("InCsumErrors", 0) == 0
+
+
 def test_offload_off_moves_mss_sized_packets_only(netns, tmp_path):
     served = start_serve(netns, tmp_path, "--offload", "off")
     _download_and_upload(served)

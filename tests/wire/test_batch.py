@@ -6,6 +6,7 @@ tcp_gso_segment does: the header copied, SEQ advanced by gso_size, PSH and FIN o
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import struct
 from dataclasses import replace
@@ -20,6 +21,7 @@ from stack.wire.reasons import DropReason
 from stack.wire.segment import Flags, Segment, TcpOptions
 
 SRC, DST = 0x0A070002, 0x0A070001
+SRC6, DST6 = int(ipaddress.IPv6Address("fd3d::2")), int(ipaddress.IPv6Address("fd3d::1"))
 MSS = 1448
 TS = TcpOptions(timestamps=(1000, 2000))
 VNET = struct.Struct("=BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
@@ -228,3 +230,21 @@ def test_decode_of_a_captured_packet_may_skip_a_partial_tcp_checksum():
     assert type(decode(_bad_checksum(seg))) is Rejected
     pkt = decode(_bad_checksum(seg), tcp_checksum=False)
     assert type(pkt) is TcpPacket and pkt.segment == seg
+
+
+def test_batch_gso_ipv6_run_from_the_core_is_one_super_segment_the_kernel_cuts_back():
+    """TSO6: an IPv6 run goes out as one record with gso_type TCPV6, its checksum left partial over the
+    IPv6 pseudo-header (RFC 8200 §8.1), and cut it is exactly the segments; a lone IPv6 segment goes whole."""
+    run = replace(_data(1, 3 * MSS, Flags.ACK | Flags.PSH), gso=MSS)
+    alone = _data(1 + 3 * MSS, 100, Flags.ACK | Flags.PSH)
+    enc = BatchEncoder(VNET_HDR_LEN, True)
+    for s in (run, alone):
+        enc.tcp(SRC6, DST6, s, flow=7)
+    records = _records(enc.build())
+    assert [VNET.unpack_from(r)[1:4:2] for r in records] == [(4, MSS), (0, 0)]  # gso_type TCPV6, gso_size
+    assert [p for r in records for p in _kernel_cut(r)] == [
+        _data(1, MSS, Flags.ACK),
+        _data(1 + MSS, MSS, Flags.ACK),
+        _data(1 + 2 * MSS, MSS, Flags.ACK | Flags.PSH),
+        alone,
+    ]
