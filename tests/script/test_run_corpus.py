@@ -42,3 +42,12 @@ def test_run_corpus_ksft_runs_each_script_per_ip_version(tmp_path):
     assert "12 runs of 4 scripts: PASS 5  SKIP 4  FAIL 3" in out
     assert f"PASS {tmp_path / 'a.pkt'} [ipv6]" in out
     assert f"SKIP {tmp_path / 'd_ipv4.pkt'} [ipv6]" in out
+
+
+def test_run_corpus_classic_leaves_out_features_by_name(tmp_path):
+    """--classic leaves out fast open, zerocopy, TSO, ... scripts by name, and only those: a script
+    about setsockopt is classic although its name holds the letters t-s-o."""
+    for name in ("mss-setsockopt.pkt", "tso-sizing.pkt", "fastopen-client.pkt"):
+        (tmp_path / name).write_text(PASSING)
+    out = run(str(tmp_path), "--classic", "-v")
+    assert "1 scripts: PASS 1" in out and "mss-setsockopt.pkt" in out
