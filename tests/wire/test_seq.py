@@ -29,3 +29,11 @@ def test_seq_lt_across_the_wrap():
 @given(seqs, st.integers(0, 2**20), st.integers(0, 2**20))
 def test_in_window_matches_offset(start, length, offset):
     assert in_window(seq_add(start, offset), start, length) == (offset < length)
+
+
+@given(st.one_of(seqs, st.sampled_from([0, 1, 2**31 - 1, 2**31, 2**31 + 1, 2**32 - 1])), seqs)
+def test_comparisons_are_the_sign_of_seq_sub(delta, b):
+    """RFC 9293 §3.4: a < b exactly when the signed distance a - b is negative, also at 2**31 apart."""
+    a = seq_add(b, delta)
+    d = seq_sub(a, b)
+    assert (seq_lt(a, b), seq_le(a, b), seq_gt(a, b), seq_ge(a, b)) == (d < 0, d <= 0, d > 0, d >= 0)
