@@ -544,7 +544,7 @@ class Connection:
         srtt = self.rto.srtt
         if srtt is None:
             pto = PTO_NO_RTT
-        elif len(board) == 1:  # the lone segment's ACK may be delayed (WCDelAckT: Linux rto_min)
+        elif len(board) == 1 and board.segments == 1:  # a lone segment's ACK may be delayed (WCDelAckT: rto_min)
             pto = timers.in_jiffies(2 * srtt + self.config.min_rto)
         else:
             pto = timers.in_jiffies(2 * srtt + PTO_SLACK)

@@ -122,6 +122,17 @@ def test_established_tail_loss_probe_resends_last_segment_before_the_rto(conn_in
     assert c.next_deadline() == c.timers.deadline("retransmit")  # one probe, then the RTO
 
 
+def test_established_two_segments_sent_as_one_run_get_the_short_probe_timeout(conn_in):
+    """RFC 8985 §7.2 as Linux: the delayed-ACK allowance (rto_min) joins the probe timeout only with one
+    segment in flight; two segments sent as one TSO run are two, so the probe comes at 2*SRTT + 2 ms."""
+    c = conn_in(State.ESTABLISHED, tso_max_bytes=64 * 1460)
+    c.tcb.sack_ok = True
+    c.rto.on_sample(0.05)
+    c.send(b"q" * 2920, 0.0)
+    assert len(c.segments_to_send(0.0)) == 1  # one super-segment
+    assert c.timers.deadline("loss_probe") == pytest.approx(math.ceil((2 * c.rto.srtt + 0.002) * 1000) / 1000)
+
+
 def test_established_sack_after_probe_enters_recovery_and_fills_the_hole(conn_in):
     """The probe's ACK SACKs the tail: the hole at SND.UNA is retransmitted at once (RFC 6675)."""
     from stack.wire.segment import TcpOptions
