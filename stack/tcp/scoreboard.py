@@ -86,8 +86,7 @@ class Scoreboard:
         self._base_off = 0
         self.sacked_bytes = 0
         self.lost_bytes = 0  # lost and not yet retransmitted
-        chain = self._chain = SentSegment(0, 0, 0.0, 1)  # the send-time chain's ends meet here
-        chain.prev = chain.next = chain
+        self._chain: SentSegment | None = None  # the send-time chain's ends meet here (None: empty)
         self._lost_from = 0  # no record before this offset is lost
 
     # ------------------------------------------------------------------ positions
@@ -254,6 +253,8 @@ class Scoreboard:
                 _unchain(rec)
         del segs[:n]
         del self._starts[:n]
+        if not segs:
+            self._chain = None  # every record left it
         self._base_seq = ack_seq
         self._base_off = upto
         return delivered
@@ -284,6 +285,8 @@ class Scoreboard:
         """The records neither SACKed nor lost, the longest sent first (a record may leave the chain,
         by mark_lost, while it is being walked)."""
         chain = self._chain
+        if chain is None:
+            return
         rec = chain.next
         while rec is not chain:
             after = rec.next
@@ -313,7 +316,7 @@ class Scoreboard:
         self._segs.clear()
         self._starts.clear()
         self.sacked_bytes = self.lost_bytes = 0
-        self._chain.prev = self._chain.next = self._chain
+        self._chain = None
 
     # ------------------------------------------------------------------ splitting
 
@@ -398,8 +401,12 @@ class Scoreboard:
 
     def _chain_last(self, rec: SentSegment) -> None:
         """Chain a record just (re)sent: at the end, behind any sent later (`now` never goes back)."""
-        before = self._chain.prev
-        while before is not self._chain and before.xmit_ts > rec.xmit_ts:
+        chain = self._chain
+        if chain is None:  # made when needed: an idle connection holds none
+            chain = self._chain = SentSegment(0, 0, 0.0, 1)
+            chain.prev = chain.next = chain
+        before = chain.prev
+        while before is not chain and before.xmit_ts > rec.xmit_ts:
             before = before.prev
         after = before.next
         rec.prev, rec.next = before, after
@@ -407,8 +414,7 @@ class Scoreboard:
 
     def _rechain(self) -> None:
         """Chain every record neither SACKed nor lost again, by send time (after marks changed wholesale)."""
-        chain = self._chain
-        chain.prev = chain.next = chain
+        self._chain = None
         for rec in self._segs:
             rec.prev = rec.next = None
         for rec in sorted((r for r in self._segs if not r.sacked and not r.lost), key=_sent_at):

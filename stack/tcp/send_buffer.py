@@ -19,7 +19,8 @@ class SendBuffer:
     __slots__ = ("_arenas", "_head", "_fill", "_len", "seq")
 
     def __init__(self) -> None:
-        self._arenas: list[tuple[bytearray, memoryview]] = []  # each arena and a read-only view of it
+        # each arena and a read-only view of it; an empty tuple while there is none (idle connections)
+        self._arenas: list[tuple[bytearray, memoryview]] | tuple[()] = ()
         self._head = 0  # where the first byte held is in the first arena
         self._fill = 0  # bytes written into the last arena (the others are full)
         self._len = 0
@@ -40,6 +41,8 @@ class SendBuffer:
             return 0
         src = memoryview(data).cast("B") if not isinstance(data, bytes) else data
         arenas = self._arenas
+        if not arenas:
+            arenas = self._arenas = []
         done = 0
         while done < n:
             room = len(arenas[-1][0]) - self._fill if arenas else 0
@@ -98,5 +101,5 @@ class SendBuffer:
         return n
 
     def clear(self) -> None:
-        self._arenas = []
+        self._arenas = ()
         self._head = self._fill = self._len = 0
