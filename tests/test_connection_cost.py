@@ -109,6 +109,45 @@ def test_stack_closed_connections_keep_counters_and_rows():
     run(main())
 
 
+def test_stack_reset_connection_with_unread_data_keeps_its_row_not_its_buffers():
+    """A connection reset (RFC 9293 §3.10.7.4 second check) while bytes it received wait unread in the core
+    (the service's StreamReader is full and paused the transport): its netstat row keeps the Recv-Q it had,
+    and the stack keeps that row, not the connection with its bytes."""
+
+    async def main() -> None:
+        client, server = await _pair()
+
+        async def never_reads(reader, writer) -> None:
+            await asyncio.sleep(3600)
+
+        try:
+            await server.start_server(never_reads, port=5002)
+            reader, writer = await client.open_connection("10.0.0.2", 5002)
+            writer.write(b"z" * 400_000)  # more than the StreamReader takes before it pauses reading
+            held = 0
+            for _ in range(300):
+                rows = [r for r in server.snapshot() if r["state"] == "ESTABLISHED"]
+                if rows and rows[0]["recv_q"] > 0 and rows[0]["recv_q"] == held:
+                    break  # steady: the window is closed
+                held = rows[0]["recv_q"] if rows else 0
+                await asyncio.sleep(0.02)
+            assert held > 0
+            writer.transport.abort()  # RST
+            for _ in range(200):
+                if not server.demux.connections:
+                    break
+                await asyncio.sleep(0.01)
+            (row,) = [r for r in server.snapshot(closed=True) if r["state"] == "CLOSE"]
+            assert row["local"] == "10.0.0.2:5002" and row["recv_q"] == held
+            assert row["history"][-1]["reason"] == "RST"
+            assert all(type(kept) is dict for kept in server._closed_conns)
+        finally:
+            await client.close()
+            await server.close()
+
+    run(main())
+
+
 class _CountingDevice(SocketPairDevice):
     """A socket-pair end that counts its system calls: one read batch or one write batch is one call."""
 

@@ -109,9 +109,10 @@ class Stack:
         self._closed = False
         self._held: dict[Connection, int] = {}  # bytes each connection is charged to the memory budget
         self._retired: Counters | None = None  # counters of connections already removed, summed
-        # `netstat --closed`: the last ones and when they closed; their rows are made when asked (a closed
-        # connection no longer changes), not for every connection that closes
-        self._closed_conns: deque[tuple[Connection, Clock]] = deque(maxlen=CLOSED_KEPT)
+        # `netstat --closed`: the last ones, each with when it closed, its row made when asked (a closed
+        # connection no longer changes), not for every connection that closes; or the row itself, made at
+        # once for one that still holds data, so that no closed connection's buffers are kept for a row
+        self._closed_conns: deque[tuple[Connection, Clock] | dict] = deque(maxlen=CLOSED_KEPT)
         self._idle = asyncio.Event()  # no connection left (nc --linger-time-wait waits for it)
         if trace is not None or event_log is not None:
             self.demux.on_transition = self._trace_transition
@@ -405,7 +406,7 @@ class Stack:
             )
         rows.extend(connection_row(conn, clock) for conn in self.demux.connections.values())
         if closed:
-            rows.extend(connection_row(conn, at) for conn, at in self._closed_conns)
+            rows.extend(kept if isinstance(kept, dict) else connection_row(*kept) for kept in self._closed_conns)
         return rows
 
     def stats(self) -> dict[str, int]:
@@ -674,7 +675,8 @@ class Stack:
             self._retired = Counters()
         self._retired.add(conn.counters)
         if conn.state is State.CLOSED:
-            self._closed_conns.append((conn, Clock(self.now())))
+            at = Clock(self.now())
+            self._closed_conns.append(connection_row(conn, at) if conn.held_bytes else (conn, at))
         if not self.demux.connections:
             self._idle.set()
         if self.event_log is not None:
