@@ -6,9 +6,10 @@ a known outcome: it is acceptable (SEG.SEQ = RCV.NXT and its text fits the windo
 RST, SYN, FIN or URG (flags ACK or ACK,PSH), SND.UNA =< SEG.ACK =< SND.MAX, it repeats the send window we
 hold, its timestamp passes PAWS, it has no SACK block and no CE mark. Such a segment skips the checks and
 does exactly what they would do: take its timestamp (RFC 7323 §4.3), record the window update (SND.WL1,
-SND.WL2), process the ACK through the same calls as the full path, append the text and schedule our ACK.
-Anything else, and any state in which one of these steps would do more (data held out of order or a FIN
-held behind a hole, memory pressure, a zero or shrunk window), takes the full path in segment_arrives.py.
+SND.WL2), process the ACK through the same calls as the full path, measure the segment's size (Linux's
+rcv_mss), append the text and schedule our ACK. Anything else, and any state in which one of these steps
+would do more (data held out of order or a FIN held behind a hole, memory pressure, a zero or shrunk
+window), takes the full path in segment_arrives.py.
 
 Sequence comparisons are inlined: `(a - b) & 0xFFFFFFFF` is a - b modulo 2**32 (RFC 9293 §3.4), below
 2**31 when a is at or after b.
