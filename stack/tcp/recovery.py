@@ -242,6 +242,11 @@ class Recovery:
             newly_lost = self.detect_loss(now, srtt)
         if self._prr_runs():
             self._prr_on_ack(delivered, grow=advanced and not newly_lost)
+        elif delivered and not advanced and not self.in_recovery and self.reordering > DUP_THRESH:
+            # with reordering known to run deeper than DupThresh, Linux lets an ACK that only SACKs grow the
+            # window as one that moves SND.UNA does (tcp_may_raise_cwnd); RFC 5681 §3.1 grows it on ACKs of
+            # new data only
+            self.cc.sack_delivered(delivered, seq_sub(self.tcb.snd_max, self.tcb.snd_una), now)
 
     def _prr_runs(self) -> bool:
         """PRR paces fast recovery with SACK, unless the controller sets its own window there."""

@@ -176,6 +176,30 @@ class Contained:
         except Exception as exc:  # noqa: BLE001
             self._fall_back("on_ack", exc)
 
+    def sack_delivered(self, bytes_sacked: int, bytes_in_flight: int, now: float) -> None:
+        """An ACK that only SACKed `bytes_sacked` may grow the window (Linux tcp_may_raise_cwnd with a high
+        reordering degree): the controller hears it as an ACK of that many bytes, without a rate sample.
+        A controller with its own window in recovery (BBR: Linux's cong_control) runs on its samples alone."""
+        if self.owns_recovery_window:
+            return
+        rate = self.rate
+        sample = AckSample(
+            bytes_sacked,
+            bytes_in_flight,
+            None,
+            rate.min_rtt,
+            rate.delivered,
+            None,
+            rate.app_limited_until != 0,
+            now,
+            cwnd_limited=self._window_was_limiting(),
+        )
+        try:
+            self.controller.on_ack(sample)
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("on_ack", exc)
+
     def window_used(self, snd_una: int, snd_nxt: int, window_full: bool) -> None:
         """A send attempt with data waiting ended, sending or with the window full. Linux (tcp_cwnd_validate)
         remembers, per window of data, whether the window was ever full, else the most that was in flight;
