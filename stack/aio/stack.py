@@ -561,38 +561,47 @@ class Stack:
         if self._closed:
             return
         now = self.now()
+        out = self._out
+        event_log = self.event_log
         rounds = 0
         while self._dirty and rounds < 8:  # callbacks may touch connections again; bounded
             rounds += 1
             dirty, self._dirty = self._dirty, set()
             for conn in dirty:
-                self._dispatch_events(conn)
-                local, remote = conn.local[0], conn.remote[0]
+                transport = self._dispatch_events(conn)
                 segments = conn.segments_to_send(now)
-                if remote > addr.MAX4:
-                    flow = self._flows.get(conn) or self._flows.setdefault(conn, flow_label(conn.local, conn.remote))
-                    for seg in segments:
-                        self._out.tcp(local, remote, seg, flow=flow)
-                else:
-                    for seg in segments:
-                        self._out.tcp(local, remote, seg)
-                if self.event_log is not None and segments:
-                    for seg in segments:
-                        self.event_log.segment_out(conn, seg)
-                    self.event_log.after(conn, "output")
+                if segments:  # most flushes of a connection send nothing (a read, a delayed ACK pending)
+                    local, remote = conn.local[0], conn.remote[0]
+                    if remote > addr.MAX4:
+                        flow = self._flows.get(conn)
+                        if flow is None:
+                            flow = self._flows[conn] = flow_label(conn.local, conn.remote)
+                        for seg in segments:
+                            out.tcp(local, remote, seg, flow=flow)
+                    else:
+                        for seg in segments:
+                            out.tcp(local, remote, seg)
+                    if event_log is not None:
+                        for seg in segments:
+                            event_log.segment_out(conn, seg)
+                        event_log.after(conn, "output")
                 if conn.finished:
                     self._retire(conn)
                 else:
-                    self._charge(conn)
+                    self._charge(conn, transport)
                     self._schedule(conn)
-        if len(self._out):
-            self.counters["OutPackets"] += len(self._out)
-            self.device.write_batch(self._out.build())
+        packets = len(out)
+        if packets:
+            self.counters["OutPackets"] += packets
+            self.device.write_batch(out.build())
         self._arm_timer()
 
-    def _dispatch_events(self, conn: Connection) -> None:
+    def _dispatch_events(self, conn: Connection) -> TcpTransport | None:
+        """Hand the connection's events to its transport (or its pending connect or accept); returns the
+        transport it has afterwards, if any."""
+        transports = self._transports
         while (event := conn.next_event()) is not None:
-            transport = self._transports.get(conn)
+            transport = transports.get(conn)
             if transport is not None:
                 transport.handle_event(event)
                 continue
@@ -601,9 +610,10 @@ class Stack:
                 self._on_connect_event(conn, event, *pending)
             elif type(event) is Connected:
                 self._accept(conn)
-        transport = self._transports.get(conn)
+        transport = transports.get(conn)
         if transport is not None:  # a closing transport ends when both FINs are done, event or not (CLOSING)
             transport.check_done()
+        return transport
 
     def _on_connect_event(self, conn: Connection, event, future: asyncio.Future, factory: ProtocolFactory) -> None:
         if type(event) is Connected:
@@ -654,10 +664,9 @@ class Stack:
         if self.event_log is not None:
             self.event_log.transition(conn, t)
 
-    def _charge(self, conn: Connection) -> None:
+    def _charge(self, conn: Connection, transport: TcpTransport | None) -> None:
         """Charge the stack's memory budget for what this connection holds now (the core's buffers and
-        what its application wrote that the core has not taken yet)."""
-        transport = self._transports.get(conn)
+        what its application wrote that its transport has not handed to the core yet)."""
         held = conn.held_bytes + (transport.get_write_buffer_size() if transport is not None else 0)
         before = self._held.get(conn, 0)
         if held != before:
