@@ -53,6 +53,7 @@ _CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object], Callable[[object]
 }
 # options that only the socket layer keeps: name -> Socket attribute
 _SOCKET_FLAGS = {"SO_REUSEADDR": "reuseaddr", "TCP_INQ": "inq", "SO_ZEROCOPY": "zerocopy"}
+_BUFFER_MIN = {"SO_SNDBUF": 4608, "SO_RCVBUF": 2304}  # Linux SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF
 _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
 # send flags with a meaning here: MSG_NOSIGNAL has none (no signals), MSG_ZEROCOPY sends the same bytes
 # (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)
@@ -623,11 +624,11 @@ class Kernel:
             setattr(sock, _SOCKET_FLAGS[option], bool(number))
             return 0, None
         if option in _BUFFER_OPTIONS:
-            if sock.conn is not None and option == "SO_RCVBUF":
-                raise self.skip(line, "SO_RCVBUF after the connection exists is not supported")
             sock.buffers_set[option] = number
             self._configure(sock, _BUFFER_OPTIONS[option], number)
-            if option == "SO_RCVBUF":  # a fixed buffer: the window scale is chosen for it, not tcp_rmem[2]
+            if option == "SO_RCVBUF" and sock.conn is None:
+                # a fixed buffer: the window scale is chosen for it, not tcp_rmem[2]; an open connection
+                # keeps its scale, and its offered window's right edge never moves left (§3.8.6)
                 self._configure(sock, "receive_buffer_max", number)
             return 0, None
         name, convert, _ = _CONFIG_OPTIONS[option]
@@ -720,7 +721,10 @@ class Kernel:
         elif option in _BUFFER_OPTIONS:
             # socket(7): Linux doubles the value set; unset, it reports the buffer in use
             set_value = sock.buffers_set.get(option)
-            actual = 2 * set_value if set_value is not None else getattr(config, _BUFFER_OPTIONS[option])
+            if set_value is None:
+                actual = getattr(config, _BUFFER_OPTIONS[option])
+            else:  # sock_setsockopt: doubled, at least the minimum ([wr]mem_max is taken to be larger)
+                actual = max(2 * set_value, _BUFFER_MIN[option])
         elif option in _CONFIG_OPTIONS:
             name, _, report = _CONFIG_OPTIONS[option]
             actual = report(getattr(config, name))

@@ -314,9 +314,16 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             payload = payload[head:]
             seq = tcb.rcv_nxt
         room = seq_sub(tcb.rcv_adv, seq)
-        if len(payload) > room and not (seq == tcb.rcv_nxt and room > 0 and receiver.takes_whole()):
-            payload = payload[: max(room, 0)]
-            fin = False  # the FIN lies beyond the window
+        if len(payload) > room:
+            if seq != tcb.rcv_nxt or room <= 0:
+                payload = payload[: max(room, 0)]
+                fin = False  # the FIN lies beyond the window
+            elif not receiver.takes_whole():
+                # Linux tcp_data_queue: in-order data is queued whole or, with its receive buffer full
+                # and data waiting to be read, dropped whole (TCPRcvQDrop); the ACK repeats the window
+                payload, fin = b"", False
+                conn.counters.rcvq_drops += 1
+                receiver.ack_now = True
         memory = receiver.memory
         if memory is not None and memory.pressure and payload:
             admitted = _memory_admits(conn, seq, payload, memory.exhausted)

@@ -85,3 +85,16 @@ def test_poll_timeout_that_passes_before_the_scripted_return_fails():
     """A poll with a 100 ms timeout and nothing ready returns 0 after 100 ms, not when the script says."""
     with pytest.raises(ScriptFailure, match="returned at 0.200"):
         run(ESTABLISHED + "+0...0.5 poll([{fd=4, events=POLLIN, revents=0}], 1, 100) = 0\n")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reported"),
+    [("SO_SNDBUF", 21000, 42000), ("SO_SNDBUF", 1000, 4608), ("SO_RCVBUF", 1000, 2304), ("SO_RCVBUF", 10**6, 2000000)],
+)
+def test_buffer_size_reported_doubled_within_linux_bounds(option, value, reported):
+    """socket(7): the kernel doubles SO_SNDBUF/SO_RCVBUF and never reports less than its minimum buffer."""
+    run(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+        f"+0 setsockopt(3, SOL_SOCKET, {option}, [{value}], 4) = 0\n"
+        f"+0 getsockopt(3, SOL_SOCKET, {option}, [{reported}], [4]) = 0\n"
+    )
