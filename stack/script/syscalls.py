@@ -625,7 +625,10 @@ class Kernel:
             return 0, None
         if option in _BUFFER_OPTIONS:
             sock.buffers_set[option] = number
-            self._configure(sock, _BUFFER_OPTIONS[option], number)
+            # the send buffer is Linux's sk_sndbuf, the doubled value (socket(7)); the receive buffer's
+            # window is half of the doubled sk_rcvbuf (tcp_adv_win_scale=1): the value set
+            size = max(2 * number, _BUFFER_MIN[option]) if option == "SO_SNDBUF" else number
+            self._configure(sock, _BUFFER_OPTIONS[option], size)
             if option == "SO_RCVBUF" and sock.conn is None:
                 # a fixed buffer: the window scale is chosen for it, not tcp_rmem[2]; an open connection
                 # keeps its scale, and its offered window's right edge never moves left (§3.8.6)
