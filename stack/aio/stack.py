@@ -33,7 +33,7 @@ from stack.ip6 import Ip6Layer, flow_label, fragment6, is_multicast
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.counters import Counters
-from stack.tcp.events import Closed, Connected, Reset, TimedOut
+from stack.tcp.events import Closed, Connected, DataAvailable, PeerClosed, Reset, TimedOut
 from stack.tcp.listener import Listener
 from stack.tcp.state import State, Transition
 from stack.wire import addr, reasons
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 _TSO_MAX_BYTES = 0xFFFF - 120  # payload of one super-segment: an IPv4 packet of at most 64 KB with 60+ header bytes
 CLOSED_KEPT = 16  # closed connections `netstat --closed` still shows
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+_WAKES_APPLICATION = (DataAvailable, PeerClosed)  # events after which an application often answers at once
 
 
 def _fmt(endpoint: tuple[int, int]) -> str:
@@ -99,6 +100,7 @@ class Stack:
         self._bound: dict[int, list[Server]] = {}  # port -> servers, serving or not (start_serving=False)
         self._dirty: set[Connection] = set()
         self._flush_scheduled = False
+        self._app_woken = False  # this flush handed an application data, EOF or a new connection
         self._decoder = BatchDecoder()
         self._out = BatchEncoder(getattr(device, "vnet", 0), getattr(device, "gso", False))
         self._heap: list[tuple[float, int, Connection]] = []
@@ -595,6 +597,14 @@ class Stack:
             self.counters["OutPackets"] += packets
             self.device.write_batch(out.build())
         self._arm_timer()
+        if self._app_woken:
+            # the application's tasks just woken run in the loop's next iteration, and what they write is
+            # flushed in the one after (call_soon from within a callback waits an iteration): a flush queued
+            # now, behind their wake-ups, sends their answer in the same iteration instead
+            self._app_woken = False
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
 
     def _dispatch_events(self, conn: Connection) -> TcpTransport | None:
         """Hand the connection's events to its transport (or its pending connect or accept); returns the
@@ -603,12 +613,15 @@ class Stack:
         while (event := conn.next_event()) is not None:
             transport = transports.get(conn)
             if transport is not None:
+                if type(event) in _WAKES_APPLICATION:
+                    self._app_woken = True
                 transport.handle_event(event)
                 continue
             pending = self._connecting.get(conn)
             if pending is not None:
                 self._on_connect_event(conn, event, *pending)
             elif type(event) is Connected:
+                self._app_woken = True
                 self._accept(conn)
         transport = transports.get(conn)
         if transport is not None:  # a closing transport ends when both FINs are done, event or not (CLOSING)
