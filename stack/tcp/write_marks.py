@@ -13,9 +13,51 @@ Linux keeps these on the skbs of its write queue; here they are positions in the
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_left, bisect_right
 
-from stack.wire.seq import seq_gt, seq_le, seq_sub
+from stack.wire.seq import seq_sub
+
+
+class RecordEnds:
+    """The ends of MSG_EOR records not yet acknowledged, ascending: found by bisection, so that a writer of
+    many tiny records costs a logarithm per segment, not a walk over every record in flight."""
+
+    __slots__ = ("_ends", "_start")
+
+    def __init__(self) -> None:
+        self._ends: list[int] = []
+        self._start = 0  # the first live end; the ones before it were acknowledged
+
+    def __len__(self) -> int:
+        return len(self._ends) - self._start
+
+    def append(self, end: int) -> None:
+        self._ends.append(end)
+
+    def _key(self) -> object:
+        base = self._ends[self._start]  # every live end lies within one send buffer of it
+        return lambda seq: seq_sub(seq, base)
+
+    def first_after(self, seq: int) -> int | None:
+        key = self._key()
+        i = bisect_right(self._ends, key(seq), lo=self._start, key=key)
+        return self._ends[i] if i < len(self._ends) else None
+
+    def __contains__(self, seq: int) -> bool:
+        key = self._key()
+        i = bisect_left(self._ends, key(seq), lo=self._start, key=key)
+        return i < len(self._ends) and self._ends[i] == seq
+
+    def drop_through(self, seq: int) -> None:
+        """Forget the ends at or before `seq`."""
+        key = self._key()
+        self._start = bisect_right(self._ends, key(seq), lo=self._start, key=key)
+        if self._start == len(self._ends):
+            self._ends.clear()
+            self._start = 0
+        elif self._start > 64 and 2 * self._start > len(self._ends):
+            del self._ends[: self._start]  # amortized: each end is moved at most once more
+            self._start = 0
 
 
 class WriteMarks:
@@ -25,7 +67,7 @@ class WriteMarks:
         self.pushed_end: int | None = None  # where the last pushed write ended
         self.more = False  # the last write was MSG_MORE and nothing has pushed the queue since
         self.push_once = False  # TCP_NODELAY was just set: send what is queued now, corked or not
-        self._records: deque[int] | None = None  # ends of MSG_EOR records not yet acknowledged, ascending
+        self._records: RecordEnds | None = None  # made at the first MSG_EOR
 
     def wrote(self, end: int, more: bool, eor: bool) -> None:
         """A write queued bytes up to sequence number `end`."""
@@ -34,7 +76,7 @@ class WriteMarks:
             self.pushed_end = end
         if eor:
             if self._records is None:
-                self._records = deque()
+                self._records = RecordEnds()
             self._records.append(end)
 
     def unsent_in_record(self, snd_nxt: int, unsent: int) -> int:
@@ -42,20 +84,17 @@ class WriteMarks:
         records = self._records
         if not records:
             return unsent
-        for end in records:
-            if seq_gt(end, snd_nxt):
-                return min(unsent, seq_sub(end, snd_nxt))
-        return unsent
+        end = records.first_after(snd_nxt)
+        return unsent if end is None else min(unsent, seq_sub(end, snd_nxt))
 
     def pushes(self, end: int) -> bool:
         """A segment ending at sequence number `end` carries PSH."""
-        return end == self.pushed_end or (self._records is not None and end in self._records)
+        return end == self.pushed_end or (bool(self._records) and end in self._records)
 
     def acked(self, snd_una: int) -> None:
         """Records the peer acknowledged whole need no boundary any more."""
-        records = self._records
-        while records and seq_le(records[0], snd_una):
-            records.popleft()
+        if self._records:
+            self._records.drop_through(snd_una)
 
     def clear(self) -> None:
         self.pushed_end = None
