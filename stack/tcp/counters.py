@@ -39,6 +39,7 @@ class Counters:
     time_wait_killed: int = _counter("TWKilled")  # TIME_WAIT ended by a RST, RFC 1337's assassination
     time_wait_recycled: int = _counter("TWRecycled")  # TIME_WAIT ended by a new SYN, RFC 6191
     rcvq_drops: int = _counter("TCPRcvQDrop")  # data dropped unacknowledged at the stack's memory limit
+    beyond_window: int = _counter("BeyondWindow")  # segments past the window dropped: data waits to be read
     ofo_pruned: int = _counter("OfoPruned")  # out-of-order queues emptied under memory pressure
     hp_hits: int = _counter("TCPHPHits")  # in-order data segments that took the header-prediction fast path
     hp_acks: int = _counter("TCPHPAcks")  # pure ACKs that took it (stack/tcp/header_prediction.py)

@@ -237,14 +237,6 @@ class Receiver:
         free = self.config.receive_buffer - len(self._buf) - self.reassembly.bytes_held
         return max(free, 0)
 
-    def takes_whole(self) -> bool:
-        """An in-order segment that runs past the open window is queued whole, as Linux's tcp_data_queue
-        does, while the buffer holds no more than Linux's receive buffer (twice the largest window, as
-        SO_RCVBUF is doubled), and always into an empty queue: the sender keeps the segment and the
-        window closes behind it, which RFC 9293 §3.10.7.4 allows (data beyond the window may be kept)."""
-        held = len(self._buf)
-        return not held or held + self.reassembly.bytes_held <= 2 * self.config.receive_buffer
-
     def _growable_window(self, offered: int) -> int:
         """The window the buffer allows, but no more than `offered` under memory pressure: windows stop
         growing (Linux tcp_mem[1]); a new connection still gets its initial window."""

@@ -318,11 +318,11 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             if seq != tcb.rcv_nxt or room <= 0:
                 payload = payload[: max(room, 0)]
                 fin = False  # the FIN lies beyond the window
-            elif not receiver.takes_whole():
-                # Linux tcp_data_queue: in-order data is queued whole or, with its receive buffer full
-                # and data waiting to be read, dropped whole (TCPRcvQDrop); the ACK repeats the window
+            elif len(receiver):
+                # Linux tcp_sequence: data past the window is taken only into an empty receive queue;
+                # else the segment is dropped whole (BeyondWindow) and answered with a duplicate ACK
                 payload, fin = b"", False
-                conn.counters.rcvq_drops += 1
+                conn.counters.beyond_window += 1
                 receiver.ack_now = True
         memory = receiver.memory
         if memory is not None and memory.pressure and payload:

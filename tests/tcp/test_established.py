@@ -109,17 +109,15 @@ def test_established_old_segment_answered_by_ack(conn_in):
     assert c.read() == b""
 
 
-def test_established_in_order_data_beyond_window_with_full_buffer_dropped_whole(conn_in):
-    """Linux tcp_data_queue: once the buffer holds more than Linux's receive buffer (twice the window,
-    SO_RCVBUF doubled) and data waits to be read, an in-order segment running past the window is
-    dropped whole and counted (TCPRcvQDrop); the peer sends it again."""
-    c = conn_in(State.ESTABLISHED, receive_buffer=10)
-    c.receiver.deliver(b"x" * 21)
-    c.tcb.rcv_nxt = IRS + 1 + 21
-    c.tcb.rcv_adv = IRS + 1 + 21 + 10
-    c.receive_segment(seg(".", IRS + 1 + 21, ISS + 1, b"0123456789abcdef"), 0.0)
-    assert c.read() == b"x" * 21
-    assert c.counters.rcvq_drops == 1
+def test_established_data_beyond_window_with_data_waiting_dropped_whole(conn_in):
+    """Linux tcp_sequence: a segment that runs past the window is taken only into an empty receive
+    queue; with data waiting to be read it is dropped whole (BeyondWindow) and a duplicate ACK repeats
+    the window. The peer sends it again."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=100)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"x" * 90), 0.0)
+    c.receive_segment(seg(".", IRS + 1 + 90, ISS + 1, b"0123456789abcdef"), 0.0)
+    assert c.read() == b"x" * 90
+    assert c.counters.beyond_window == 1
 
 
 def test_established_out_of_order_data_beyond_window_trimmed(conn_in):
