@@ -535,7 +535,6 @@ class Connection:
             or self.sender.probe_sent
             or recovery.in_recovery
             or board.sacked_bytes
-            or self.rto.backoff > 0  # not during RTO recovery either (RFC 8985 §7.2)
             or rto_at is None
             or not self.state.synchronized
         ):
@@ -936,7 +935,8 @@ class Connection:
         self._retries = 0
         sender.probe_sent = False
         sender.last_progress = now
-        self.rto.reset_backoff()
+        # the backoff stays until an RTT sample (above) collapses the RTO: RFC 6298 §5 (the note after
+        # 5.7) and Linux (tcp_ack_update_rtt); without timestamps a retransmission's ACK gives none (Karn)
         # the window grows by what this ACK delivered (Linux tcp_cong_avoid with acked_sacked): SACKed bytes
         # were delivered when their SACK came; without SACK each duplicate ACK stood for one segment
         if sack_ok:

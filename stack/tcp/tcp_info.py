@@ -85,7 +85,7 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
     return {
         "tcpi_state": _LINUX_STATE[conn.state],
         "tcpi_ca_state": ca_state,
-        "tcpi_retransmits": rto.backoff,
+        "tcpi_retransmits": conn.retransmits,
         "tcpi_backoff": rto.backoff,
         "tcpi_options": options,
         "tcpi_snd_wscale": tcb.snd_wscale,
