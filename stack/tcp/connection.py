@@ -761,7 +761,9 @@ class Connection:
         seq = tcb.snd_nxt
         n = run * mss
         end = seq_add(seq, n)
-        flags = Flags.ACK | Flags.PSH if sender.marks.pushes(end) else Flags.ACK
+        # a super-segment always ends with PSH, as Linux's GSO packets (__tcp_transmit_skb: it lets the
+        # receiver's GRO hand the run up at once)
+        flags = Flags.ACK | Flags.PSH
         if sender.rtt_seq is None:
             sender.rtt_seq, sender.rtt_time = seq, now
         self._emit(now, flags, seq, buf.take(offset, n), ECT0 if self.ecn.ok else 0, new_data=True, gso=mss)

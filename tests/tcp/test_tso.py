@@ -59,3 +59,13 @@ def test_established_tso_small_tail_goes_alone_after_the_run(conn_in):
     c.send(b"d" * (2 * MSS + 100), 0.0)
     out = c.segments_to_send(0.0)
     assert [(len(s.payload), s.gso) for s in out] == [(2 * MSS, MSS), (100, 0)]
+
+
+def test_established_tso_run_in_the_middle_of_a_write_ends_with_psh(conn_in):
+    """Linux __tcp_transmit_skb forces PSH on every GSO packet (a hint to the receiver's GRO), not only
+    where a write ends: the run before a small tail carries it too."""
+    c = conn_in(State.ESTABLISHED, tso_max_bytes=TSO)
+    c.send(b"d" * (2 * MSS + 100), 0.0)
+    run, tail = c.segments_to_send(0.0)
+    assert run.gso == MSS and run.flags & Flags.PSH
+    assert tail.flags & Flags.PSH  # the end of the write
