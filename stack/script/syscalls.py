@@ -46,6 +46,7 @@ _CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object], Callable[[object]
     "TCP_NODELAY": ("nodelay", bool, int),
     "TCP_CORK": ("cork", bool, int),
     "TCP_USER_TIMEOUT": ("user_timeout", *_MS),
+    "TCP_SYNCNT": ("syn_retries", int, int),  # 1 to 127 (Linux MAX_TCP_SYNCNT)
     "SO_KEEPALIVE": ("keepalive", bool, int),
     "TCP_KEEPIDLE": ("keepalive_idle", float, int),
     "TCP_KEEPINTVL": ("keepalive_interval", float, int),
@@ -59,6 +60,7 @@ _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
 # (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)
 _SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE", "MSG_EOR"})
 _RECV_FLAGS = frozenset({"MSG_DONTWAIT"})
+MAX_SYNCNT = 127  # Linux MAX_TCP_SYNCNT
 MIN_USER_MSS, MAX_USER_MSS = 88, 32767  # Linux TCP_MIN_MSS and MAX_TCP_WINDOW
 _CLOSING = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT)
 
@@ -635,7 +637,7 @@ class Kernel:
                 self._configure(sock, "receive_buffer_max", number)
             return 0, None
         name, convert, _ = _CONFIG_OPTIONS[option]
-        if number < 0:
+        if number < 0 or option == "TCP_SYNCNT" and not 1 <= number <= MAX_SYNCNT:
             return -1, "EINVAL"
         self._configure(sock, name, convert(number))
         return 0, None
