@@ -942,7 +942,8 @@ class Connection:
         # the window grows by what this ACK delivered (Linux tcp_cong_avoid with acked_sacked): SACKed bytes
         # were delivered when their SACK came; without SACK each duplicate ACK stood for one segment
         if sack_ok:
-            delivered = acked - self.recovery.board.sacked_below(ack)
+            # (and what its own SACK blocks newly delivered above it: Linux's acked_sacked)
+            delivered = acked - self.recovery.board.sacked_below(ack) + self.recovery.newly_sacked
         else:
             delivered = acked - min(self.recovery.dupacks * tcb.snd_mss, acked)
         self.cc.ack_received(ack, delivered, flight_before, now)  # on_ack(AckSample), before the recovery hooks

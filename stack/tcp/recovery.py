@@ -110,6 +110,12 @@ class Recovery:
     def in_recovery(self) -> bool:
         return self.recover is not None or self.loss_high is not None
 
+    @property
+    def newly_sacked(self) -> int:
+        """Bytes the SACK blocks of the ACK being processed newly delivered (its SACK blocks are recorded
+        before its cumulative ACK)."""
+        return self._delivered if not self._una_advanced else 0
+
     def in_flight(self) -> int:
         return self.board.in_flight()
 
