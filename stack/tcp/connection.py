@@ -952,6 +952,12 @@ class Connection:
         resend = recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, now)
         if resend is not None:
             self.retransmit(resend, now)  # the segment after a NewReno partial ACK (RFC 6582 §3.2 step 4)
+        reduced_until = self.ecn.reduced_until
+        ecn_reducing = reduced_until is not None and self.cc.in_recovery and not recovery.in_recovery
+        if ecn_reducing and seq_ge(ack, reduced_until):
+            # the window of data an ECN reduction answered is acknowledged: the reduction ends, cwnd is
+            # ssthresh and grows again (RFC 3168 §6.1.2; Linux leaves CWR, tcp_end_cwnd_reduction)
+            self.cc.on_recovery_exit()
         if tcb.snd_una == tcb.snd_max:
             self.timers.stop(timers.RETRANSMIT)  # RFC 6298 (5.2)
         else:

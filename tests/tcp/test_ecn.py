@@ -86,3 +86,25 @@ def test_established_ece_halves_cwnd_once_per_window_and_sets_cwr():
     c.send(b"e" * 100, 0.3)
     new = [s for s in c.segments_to_send(0.3) if s.payload]
     assert new and new[0].flags & Flags.CWR
+
+
+def test_established_ece_reduction_ends_when_its_window_is_acked_then_cwnd_grows():
+    """§6.1.2: the reduction answers one window of data; once that window is acknowledged the sender
+    leaves it (Linux's CWR state ends with cwnd = ssthresh) and the window grows again."""
+    c = _established()
+    c.send(b"d" * (40 * MSS), 0.1)
+    c.segments_to_send(0.1)
+    c.receive_segment(replace(seg(".", IRS + 1, ISS + 1 + MSS), flags=Flags.ACK | Flags.ECE), 0.2)
+    reduced_until, ssthresh = c.ecn.reduced_until, c.cc.ssthresh
+    assert c.cc.in_recovery
+    now = 0.2
+    while c.tcb.snd_una != reduced_until:
+        now += 0.01
+        c.segments_to_send(now)
+        c.receive_segment(seg(".", IRS + 1, min(c.tcb.snd_una + 2 * MSS, reduced_until)), now)
+    assert not c.cc.in_recovery and c.cc.cwnd == ssthresh
+    for _ in range(5):
+        now += 0.01
+        c.segments_to_send(now)
+        c.receive_segment(seg(".", IRS + 1, c.tcb.snd_max), now)
+    assert c.cc.cwnd > ssthresh
