@@ -472,6 +472,20 @@ def test_tso_merged_outbound_line_matches_back_to_back_segments():
         run("--strict_segments\n" + ESTABLISHED + "+0 write(4, ..., 3000) = 3000\n+0 > P. 1:3001(3000) ack 1\n")
 
 
+def test_shell_ethtool_tso_off_compares_segments_one_by_one():
+    """`ethtool -K tun0 tso off`: packetdrill's device no longer merges, so a 3000-byte line fails."""
+    with pytest.raises(ScriptFailure, match="payload length differs"):
+        run("`ethtool -K tun0 tso off`\n" + ESTABLISHED + "+0 write(4, ..., 3000) = 3000\n+0 > P. 1:3001(3000) ack 1\n")
+
+
+def test_shell_sysctl_rto_max_caps_the_backed_off_timeout():
+    """`tcp_rto_max_ms=400`: the 300 ms RTO backs off to 400 ms, not 600, and stays there (Linux tcp_rto_max)."""
+    resends = "+0 write(4, ..., 1000) = 1000\n+0 > P. 1:1001(1000) ack 1\n+.3 > P. 1:1001(1000) ack 1\n"
+    run("`sysctl -q net.ipv4.tcp_rto_max_ms=400`\n" + ESTABLISHED + resends + "+.4 > P. 1:1001(1000) ack 1\n" * 2)
+    with pytest.raises(ScriptFailure, match="expected"):
+        run(ESTABLISHED + resends + "+.4 > P. 1:1001(1000) ack 1\n" * 2)
+
+
 def test_socket_result_names_the_descriptor():
     run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 5\n+0 close(5) = 0\n+0 close(3) = -1 EBADF (x)\n")
 
