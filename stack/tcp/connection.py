@@ -117,7 +117,8 @@ class Connection:
         self.short_edge: int | None = None  # the peer's right edge after it shrank below SND.MAX (§3.8.6)
         self._syn_options = NO_OPTIONS
         self._retries = 0
-        self.retrans_stamp = 0.0  # when what the retransmissions resend was first sent (Linux retrans_stamp)
+        # when what the retransmissions resend was first sent (Linux retrans_stamp); None until a timeout
+        self.retrans_stamp: float | None = None
         self.probe_stamp: float | None = None  # when the first zero-window probe of a stall went (Linux probes_tstamp)
         self.ecn = Ecn()
         self.chrono = Chrono()  # busy, receive-window-limited and send-buffer-limited time (tcp_info)
@@ -496,11 +497,11 @@ class Connection:
             and not self.orphaned
             and now - self._last_heard < 1.5 * self.config.max_rto
         )
-        if self._retries == 0:
+        if self.retrans_stamp is None:
             head = self.recovery.board.first()
             self.retrans_stamp = head.xmit_ts if head is not None else now - self.rto.rto
         if user_timeout.set_for(self):
-            expired = user_timeout.expired(self, now)  # it replaces the count of retries (Linux)
+            expired = user_timeout.expired(self, now, probing)  # it replaces the count of retries (Linux)
         else:
             expired = self._retries >= limit and not probing
         if expired:
@@ -935,6 +936,7 @@ class Connection:
         if queues_empty:
             self.chrono.stop(BUSY, now, True)
         self._retries = 0
+        self.retrans_stamp = None
         sender.probe_sent = False
         sender.last_progress = now
         # the backoff stays until an RTT sample (above) collapses the RTO: RFC 6298 §5 (the note after

@@ -22,15 +22,21 @@ def set_for(conn: Connection) -> bool:
     return conn.config.user_timeout > 0
 
 
-def expired(conn: Connection, now: float) -> bool:
-    return conn.retransmits > 0 and now - conn.retrans_stamp >= conn.config.user_timeout - _SLACK
+def expired(conn: Connection, now: float, probing: bool) -> bool:
+    """At a retransmission timeout: never before one retransmission, except when the retransmissions are
+    window probes into a zero window, which do not restart the time (Linux tcp_rtx_probe0_timed_out)."""
+    stamp = conn.retrans_stamp
+    if stamp is None or not (probing or conn.retransmits > 0):
+        return False
+    return now - stamp >= conn.config.user_timeout - _SLACK
 
 
 def clamp(conn: Connection, deadline: float) -> float:
     """A retransmission deadline, no later than when the user timeout runs out."""
-    if not set_for(conn):
+    stamp = conn.retrans_stamp
+    if not set_for(conn) or stamp is None:
         return deadline
-    return min(deadline, conn.retrans_stamp + conn.config.user_timeout)
+    return min(deadline, stamp + conn.config.user_timeout)
 
 
 def probing_expired(conn: Connection, now: float) -> bool:
