@@ -202,6 +202,7 @@ class Runner:
             self.demux.on_transition = recorder.transition
         self.kernel = Kernel(self.demux, self.config, self.path, self.local_ip, self.remote_ip)
         self.kernel.files = self.host.files  # the shell's `dd` makes the files open() finds
+        self.kernel.tolerance = self.tolerance  # timestamps a call reports are checked within it
         self.now = 0.0
         self.last = 0.0  # when the previous event happened: the base of relative times
         self.out: deque[_Sent] = deque()

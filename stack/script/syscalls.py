@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from stack.demux import Demux
-from stack.script import msghdr, poll_events
+from stack.script import errqueue, msghdr, poll_events
 from stack.script.ast import AnyValue, Arg, Array, BitOr, Call, Name, Struct, SyscallLine
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.files import Files, OpenFile
-from stack.tcp import congestion, sockopts
+from stack.tcp import congestion, sockopts, tx_timestamps
 from stack.tcp.config import IPV6_EXTRA_HEADER, TcpConfig, for_ipv6
 from stack.tcp.connection import Connection
 from stack.tcp.errors import LocalProtocolError
@@ -59,7 +59,7 @@ _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
 # send flags with a meaning here: MSG_NOSIGNAL has none (no signals), MSG_ZEROCOPY sends the same bytes
 # (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)
 _SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE", "MSG_EOR"})
-_RECV_FLAGS = frozenset({"MSG_DONTWAIT"})
+_RECV_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_ERRQUEUE"})
 MAX_SYNCNT = 127  # Linux MAX_TCP_SYNCNT
 MIN_USER_MSS, MAX_USER_MSS = 88, 32767  # Linux TCP_MIN_MSS and MAX_TCP_WINDOW
 _CLOSING = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT)
@@ -83,6 +83,7 @@ class Socket:
     notsent_lowat: int = 0  # TCP_NOTSENT_LOWAT as set (0: net.ipv4.tcp_notsent_lowat applies)
     inq: bool = False  # TCP_INQ: recvmsg reports the bytes still queued (TCP_CM_INQ)
     zerocopy: bool = False  # SO_ZEROCOPY
+    tsflags: int = 0  # SO_TIMESTAMPING as set
 
 
 def _poll_names(line: SyscallLine, arg: Arg) -> frozenset[str]:
@@ -112,6 +113,7 @@ class Kernel:
         self.active: Connection | None = None  # the newest connect(): inbound packets go to it
         self.newest: Connection | None = None  # the newest connected or accepted socket's connection
         self._timeouts: dict[Poll, float] = {}  # blocked calls that return at a time of their own
+        self.tolerance = 0.004  # the run's --tolerance_usecs, for times a call reports (timestamps)
 
     # ---------------------------------------------------------------- core events
 
@@ -239,7 +241,9 @@ class Kernel:
             if child is None:
                 return None
             fd = self._new_fd(line)
-            self.sockets[fd] = Socket(fd, port=sock.port, config=dict(sock.config), conn=child)
+            self.sockets[fd] = Socket(fd, port=sock.port, config=dict(sock.config), conn=child, tsflags=sock.tsflags)
+            if sock.tsflags:  # the child inherits the listener's SO_TIMESTAMPING (Linux sk_clone_lock)
+                child.set_tx_timestamping(sock.tsflags)
             self.newest = child
             return fd, None
 
@@ -263,6 +267,8 @@ class Kernel:
             self.demux.config = self.config
             self.demux.config6 = for_ipv6(self.config)
         sock.connecting = True
+        if sock.tsflags:
+            sock.conn.set_tx_timestamping(sock.tsflags)
         self.active = self.newest = sock.conn
         if sock.nonblocking:
             return -1, "EINPROGRESS"
@@ -377,6 +383,8 @@ class Kernel:
             return -1, "EBADF"
         flags = self._flags(line, 3, _RECV_FLAGS)
         size = self._int(line, 2)
+        if "MSG_ERRQUEUE" in flags:
+            return self._read_errqueue(line, sock, size, None, [])
         null = self._arg(line, 1) == Name("NULL")
         return self._receive(sock, size, null, flags, lambda: None)
 
@@ -397,6 +405,8 @@ class Kernel:
         except msghdr.BadArgument as exc:
             raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
         out_flags = msg.get("msg_flags") if isinstance(msg, Struct) else None
+        if "MSG_ERRQUEUE" in flags:
+            return self._read_errqueue(line, sock, size, out_flags, expected)
         if out_flags is not None and out_flags != 0 and not isinstance(out_flags, AnyValue):
             raise self.skip(line, f"recvmsg() msg_flags {out_flags} (MSG_TRUNC, MSG_CTRUNC, ...) are not modelled")
 
@@ -415,6 +425,37 @@ class Kernel:
                 raise self.fail(line, f"msg_control={msg.get('msg_control')}", f"control messages {shown}")
 
         return self._receive(sock, size, False, flags, check_control)
+
+    def _read_errqueue(
+        self, line: SyscallLine, sock: Socket, size: int, out_flags: Arg | None, expected: list[msghdr.ControlMessage]
+    ) -> Outcome:
+        """A read of the error queue: the oldest transmit timestamp, never blocking (EAGAIN when empty),
+        its msg_flags and control messages checked (errqueue.py)."""
+        if sock.zerocopy:
+            raise self.skip(line, "zerocopy completions on the error queue are not modelled")
+        stamps = sock.conn.tx_stamps if sock.conn is not None else None
+        if stamps is None or not stamps.queue:
+            return -1, "EAGAIN"
+        report = stamps.queue[0]
+        if report.packet and size:
+            raise self.skip(line, "the packet a transmit timestamp carries is not modelled (OPT_TSONLY reads it)")
+        if out_flags is not None and not isinstance(out_flags, AnyValue):
+            try:
+                want_flags = msghdr.flag_names(out_flags)
+            except msghdr.BadArgument as exc:
+                raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
+            got = errqueue.out_flags(report, size)
+            if want_flags != got:
+                raise self.fail(line, f"msg_flags={out_flags}", f"msg_flags={'|'.join(sorted(got))}")
+        if expected:
+            try:
+                problem = errqueue.mismatch(report, expected, addr.is_v6(self.local_ip), self.tolerance)
+            except errqueue.Unmodelled as exc:
+                raise self.skip(line, str(exc)) from None
+            if problem:
+                raise self.fail(line, "the transmit timestamp the script gives", problem)
+        stamps.queue.pop(0)
+        return 0, None
 
     def _receive(
         self, sock: Socket, size: int, null: bool, flags: frozenset[str], after: Callable[[], None]
@@ -495,9 +536,9 @@ class Kernel:
             return frozenset({"POLLNVAL"})
         if sock.listener is not None:
             return poll_events.listener(len(sock.listener.accept_queue))
-        return poll_events.connection(
-            sock.conn, self._error(sock, clear=False) != 0, sock.shut_rd, sock.shut_wr, sock.conn in self.connected
-        )
+        stamps = sock.conn.tx_stamps if sock.conn is not None else None
+        error = self._error(sock, clear=False) != 0 or bool(stamps and stamps.queue)  # the error queue too
+        return poll_events.connection(sock.conn, error, sock.shut_rd, sock.shut_wr, sock.conn in self.connected)
 
     # ---------------------------------------------------------------- closing
 
@@ -610,6 +651,8 @@ class Kernel:
             return 0, None
         if option == "TCP_CONGESTION":
             return self._set_congestion(line, sock, value)
+        if option == "SO_TIMESTAMPING":
+            return self._set_timestamping(line, sock, value)
         if option == "TCP_MAXSEG":
             return self._set_maxseg(sock, self._int(line, 3))
         if option == "TCP_NOTSENT_LOWAT":
@@ -663,6 +706,30 @@ class Kernel:
             self._configure(sock, "mss", min(mss + extra, default) if mss else default)
         return 0, None
 
+    def _set_timestamping(self, line: SyscallLine, sock: Socket, value: Arg) -> Outcome:
+        """SO_TIMESTAMPING's transmit timestamps (tx_timestamps.py). OPT_ID needs a connection, as Linux's
+        sock_set_timestamping (EINVAL in CLOSE and LISTEN); receive timestamps and hardware ones SKIP."""
+        if isinstance(value, Array) and len(value.items) == 1:
+            value = value.items[0]
+        flags = 0
+        for term in value.terms if isinstance(value, BitOr) else (value,):
+            if isinstance(term, int):
+                flags |= term
+            elif isinstance(term, Name) and term.name in tx_timestamps.FLAGS:
+                flags |= tx_timestamps.FLAGS[term.name]
+            else:
+                raise self.skip(line, f"SO_TIMESTAMPING flag {term} is not supported")
+        if flags & ~tx_timestamps.SUPPORTED:
+            raise self.skip(line, f"SO_TIMESTAMPING flags {flags & ~tx_timestamps.SUPPORTED:#x} are not supported")
+        conn = sock.conn
+        open_conn = conn is not None and not conn.finished and conn.state is not State.CLOSED
+        if flags & tx_timestamps.OPT_ID and not sock.tsflags & tx_timestamps.OPT_ID and not open_conn:
+            return -1, "EINVAL"
+        sock.tsflags = flags
+        if conn is not None:
+            conn.set_tx_timestamping(flags)
+        return 0, None
+
     def _set_congestion(self, line: SyscallLine, sock: Socket, value: Arg) -> Outcome:
         if not isinstance(value, str):
             return -1, "EINVAL"
@@ -712,6 +779,8 @@ class Kernel:
             want = str(want)
         elif option == "TCP_CONGESTION":
             actual = shown = config.congestion
+        elif option == "SO_TIMESTAMPING":
+            actual = sock.tsflags
         elif option == "TCP_NOTSENT_LOWAT":
             actual = sock.notsent_lowat
         elif option == "TCP_MAXSEG":

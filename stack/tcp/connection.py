@@ -27,6 +27,7 @@ from stack.tcp.segment_arrives import segment_arrives
 from stack.tcp.sender import Sender
 from stack.tcp.state import Event, State, Transition, next_state
 from stack.tcp.tcb import Tcb
+from stack.tcp.tx_timestamps import TxTimestamps
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
 
@@ -94,6 +95,7 @@ class Connection:
         "orphaned",
         "soft_error",
         "path_mtu",
+        "tx_stamps",
     )  # thousands of these: no instance dicts
 
     def __init__(self, config: TcpConfig, local: Address, remote: Address, now: float) -> None:
@@ -132,6 +134,7 @@ class Connection:
         self.orphaned = False  # the application let go of the connection (detach)
         self.soft_error = 0  # errno of the last ICMP soft error (Linux sk_err_soft); see icmp_input.py
         self.path_mtu = 0  # the path MTU an ICMP error taught (RFC 1191, RFC 8201); 0: the link's
+        self.tx_stamps: TxTimestamps | None = None  # SO_TIMESTAMPING's transmit timestamps, once asked for
 
     # ------------------------------------------------------------------ construction
 
@@ -391,7 +394,17 @@ class Connection:
     def send(self, data: bytes, now: float, more: bool = False, eor: bool = False) -> int:
         """SEND (§3.10.2): queue up to send_space bytes; returns how many were taken. `more`: more follows
         soon (MSG_MORE), `eor`: the data ends a record (MSG_EOR)."""
-        return user_calls.send(self, data, now, more, eor)
+        n = user_calls.send(self, data, now, more, eor)
+        if n and self.tx_stamps is not None:
+            buf = self.sender.buffer
+            self.tx_stamps.wrote(seq_add(buf.seq, len(buf) - 1))  # the write's last byte (tcp_tx_timestamp)
+        return n
+
+    def set_tx_timestamping(self, flags: int) -> None:
+        """SO_TIMESTAMPING's transmit part (tx_timestamps.py)."""
+        if self.tx_stamps is None:
+            self.tx_stamps = TxTimestamps()
+        self.tx_stamps.set_flags(flags, self.tcb.snd_una)
 
     def read(self, max_bytes: int = -1) -> bytes:
         """RECEIVE (§3.10.3): take up to max_bytes in-order bytes (all with -1)."""
@@ -857,6 +870,8 @@ class Connection:
         if payload:  # every data segment (or run), new or resent, feeds the controller and the rate estimator
             self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), now, gso)
             self.sender.data_sent_at = now
+            if self.tx_stamps is not None:
+                self.tx_stamps.sent(seq, len(payload), now)
 
     def ts_val(self, now: float) -> int:
         """Our timestamp clock: milliseconds plus a per-connection offset (RFC 7323 §5.4)."""
@@ -923,6 +938,8 @@ class Connection:
         elif sender.rtt_seq is not None and seq_gt(ack, sender.rtt_seq):
             self.rto.on_sample(now - sender.rtt_time)
             sender.rtt_seq = None
+        if self.tx_stamps is not None:
+            self.tx_stamps.acked(tcb.snd_una, ack, now)
         tcb.snd_una = ack
         if seq_lt(tcb.snd_nxt, ack):
             tcb.snd_nxt = ack

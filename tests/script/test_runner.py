@@ -297,7 +297,11 @@ def test_syscall_unknown_congestion_control_expected_to_fail_is_enoent():
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("+0 recvmsg(3, {}, MSG_ERRQUEUE) = 0", "MSG_ERRQUEUE"),
+        (
+            "+0 setsockopt(3, SOL_SOCKET, SO_ZEROCOPY, [1], 4) = 0\n"
+            "+0 recvmsg(3, {msg_iov(1)=[{..., 0}]}, MSG_ERRQUEUE) = 0",
+            "zerocopy completions",
+        ),
         ("+0 setsockopt(3, SOL_SOCKET, SO_BROADCAST, [1], 4) = 0", "SO_BROADCAST"),
         ('+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, "vegas", 5) = 0', "'vegas' is not available"),
         ("+0 fcntl(3, F_SETFD, FD_CLOEXEC) = 0", "F_SETFD"),

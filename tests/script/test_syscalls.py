@@ -98,3 +98,30 @@ def test_buffer_size_reported_doubled_within_linux_bounds(option, value, reporte
         f"+0 setsockopt(3, SOL_SOCKET, {option}, [{value}], 4) = 0\n"
         f"+0 getsockopt(3, SOL_SOCKET, {option}, [{reported}], [4]) = 0\n"
     )
+
+
+TIMESTAMPING = "+0 setsockopt(4, SOL_SOCKET, SO_TIMESTAMPING, [{}], 4) = 0\n"
+
+
+def test_established_so_timestamping_receive_flag_skips():
+    """Receive timestamps (SOF_TIMESTAMPING_RX_SOFTWARE) are not modelled: the script SKIPs, not passes."""
+    with pytest.raises(ScriptSkip, match="SOF_TIMESTAMPING_RX_SOFTWARE"):
+        run(ESTABLISHED + TIMESTAMPING.format("SOF_TIMESTAMPING_RX_SOFTWARE|SOF_TIMESTAMPING_SOFTWARE"))
+
+
+def test_established_errqueue_read_with_room_for_the_packet_copy_skips():
+    """Without OPT_TSONLY a report carries a copy of the packet, whose bytes are not modelled."""
+    text = ESTABLISHED + TIMESTAMPING.format("SOF_TIMESTAMPING_TX_SCHED") + "+0 write(4, ..., 10) = 10\n"
+    text += "+0 > P. 1:11(10) ack 1\n+0 recv(4, ..., 100, MSG_ERRQUEUE) = 0\n"
+    with pytest.raises(ScriptSkip, match="packet a transmit timestamp carries"):
+        run(text)
+
+
+def test_established_errqueue_report_without_opt_tsonly_sets_msg_trunc():
+    """ip_recv_error: a report whose packet copy does not fit the (empty) iovec is MSG_TRUNC."""
+    text = ESTABLISHED + TIMESTAMPING.format("SOF_TIMESTAMPING_TX_SCHED") + "+0 write(4, ..., 10) = 10\n"
+    text += "+0 > P. 1:11(10) ack 1\n"
+    read = "+0 recvmsg(4, {{msg_iov(1)=[{{..., 0}}], msg_flags={}}}, MSG_ERRQUEUE) = 0\n"
+    run(text + read.format("MSG_ERRQUEUE|MSG_TRUNC"))
+    with pytest.raises(ScriptFailure, match="msg_flags=MSG_ERRQUEUE\\|MSG_TRUNC"):
+        run(text + read.format("MSG_ERRQUEUE"))
