@@ -81,6 +81,7 @@ class Connection:
         "_syn_options",
         "_retries",
         "retrans_stamp",
+        "bytes_acked",
         "probe_stamp",
         "ecn",
         "chrono",
@@ -121,6 +122,7 @@ class Connection:
         self._retries = 0
         # when what the retransmissions resend was first sent (Linux retrans_stamp); None until a timeout
         self.retrans_stamp: float | None = None
+        self.bytes_acked = 0  # how far SND.UNA advanced, SYN and FIN included, never wrapping
         self.probe_stamp: float | None = None  # when the first zero-window probe of a stall went (Linux probes_tstamp)
         self.ecn = Ecn()
         self.chrono = Chrono()  # busy, receive-window-limited and send-buffer-limited time (tcp_info)
@@ -941,6 +943,7 @@ class Connection:
         if self.tx_stamps is not None:
             self.tx_stamps.acked(tcb.snd_una, ack, now)
         tcb.snd_una = ack
+        self.bytes_acked += acked
         if seq_lt(tcb.snd_nxt, ack):
             tcb.snd_nxt = ack
         sender.marks.acked(ack)

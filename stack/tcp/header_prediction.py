@@ -43,8 +43,6 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
     acked = (ack - tcb.snd_una) & _MASK
     if acked >= _HALF or 0 < (ack - tcb.snd_max) & _MASK < _HALF:
         return False  # not SND.UNA =< SEG.ACK =< SND.MAX
-    if acked + (tcb.max_snd_wnd or 1) >= _HALF:
-        return False  # would be older than SND.UNA - MAX.SND.WND (RFC 5961 §5.2)
     payload = seg.payload
     n = len(payload)
     if not n and not acked:

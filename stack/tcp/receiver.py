@@ -38,6 +38,7 @@ class Receiver:
         "_delack_started",
         "_pingpong",
         "last_data_rcv",
+        "bytes_received",
         "rcv_mss",
         "peer_fin",
         "ts_recent",
@@ -59,6 +60,7 @@ class Receiver:
         self._delack_started = False  # the first data segment arrived
         self._pingpong = False  # interactive: our data follows theirs, so ACKs wait to ride on it
         self.last_data_rcv = 0.0  # when data last arrived (tcpi_last_data_recv)
+        self.bytes_received = 0  # in-order bytes taken, never wrapping (tcpi_bytes_received)
         self.rcv_mss = 0  # the largest segment the peer sent so far (Linux icsk_ack.rcv_mss); 0: none yet
         self.peer_fin = False  # the peer's FIN arrived in sequence
         self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
@@ -94,8 +96,10 @@ class Receiver:
         """In-order bytes at RCV.NXT: into the buffer, RCV.NXT advances."""
         if data:
             was_empty = not self._buf
+            n = len(data)
             self._buf += data
-            self.tcb.rcv_nxt = (self.tcb.rcv_nxt + len(data)) & _MASK
+            self.bytes_received += n
+            self.tcb.rcv_nxt = (self.tcb.rcv_nxt + n) & _MASK
             if was_empty:
                 self._events.append(_DATA_AVAILABLE)
 

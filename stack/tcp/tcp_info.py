@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
 from stack.tcp.state import State
-from stack.wire.seq import seq_lt, seq_sub
+from stack.wire.seq import seq_lt
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
@@ -79,9 +79,8 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
     counters = conn.counters
     busy, rwnd_limited, sndbuf_limited = conn.chrono.elapsed(now)
     synchronized = conn.state.synchronized
-    # bytes the peer sent in order, and ours it acknowledged: the SYN and FIN are not data (RFC 9293 §3.4)
-    received = seq_sub(tcb.rcv_nxt, tcb.irs) - 1 - conn.receiver.peer_fin if synchronized else 0
-    acked = seq_sub(tcb.snd_una, tcb.iss) - 1 - conn.fin_acked if synchronized else 0
+    # the SYN and FIN take sequence numbers but are not data (RFC 9293 §3.4)
+    acked = conn.bytes_acked - 1 - conn.fin_acked if synchronized else 0
     return {
         "tcpi_state": _LINUX_STATE[conn.state],
         "tcpi_ca_state": ca_state,
@@ -117,6 +116,6 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         "tcpi_busy_time": _usecs(busy),
         "tcpi_rwnd_limited": _usecs(rwnd_limited),
         "tcpi_sndbuf_limited": _usecs(sndbuf_limited),
-        "tcpi_bytes_received": max(received, 0),
+        "tcpi_bytes_received": conn.receiver.bytes_received,
         "tcpi_bytes_acked": max(acked, 0),
     }
