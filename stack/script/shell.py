@@ -3,10 +3,10 @@
 packetdrill runs these on its host; tcpstack never does. The commands the public scripts use to set a
 host up are understood and applied to the stack of the run instead: the corpora's `defaults.sh` (Linux's
 production defaults), `sysctl -q net.ipv4.NAME=VALUE` and `set_sysctls.py /proc/sys/net/ipv4/NAME=VALUE`,
-`ethtool -K tun0 tso off`, `ip route change` (advmss, mtu, initcwnd), a pfifo `tc qdisc`, `nstat` counter
-checks, `$((...))` arithmetic, and the housekeeping commands that have nothing to do here. Anything else
-makes the script SKIP with the command as the reason: a command that is not understood must never be
-taken as done.
+`echo V > /sys/module/tcp_cubic/parameters/NAME` (CUBIC's HyStart parameters), `ethtool -K tun0 tso off`,
+`ip route change` (advmss, mtu, initcwnd), a pfifo `tc qdisc`, `nstat` counter checks, `$((...))`
+arithmetic, and the housekeeping commands that have nothing to do here. Anything else makes the script
+SKIP with the command as the reason: a command that is not understood must never be taken as done.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ LINUX_DEFAULTS: dict[str, str] = {
     "tcp_notsent_lowat": "4294967295",
     "tcp_fastopen": "0x3",
     "tcp_syncookies": "1",
+    # not a sysctl: tcp_cubic's module parameter as the module loads, which a Linux host runs with
+    "tcp_cubic.hystart_detect": "3",
 }
 _NO_OP = re.compile(
     r"(ip tcp_metrics flush( all)?|/tmp/sysctl_restore_\S*\.sh|true|:)$"  # nothing cached, nothing to restore
@@ -90,6 +92,8 @@ def interpret(command: str, host: Host, counters: dict[str, int]) -> None:
         elif name == "set_sysctls.py":
             for word in words[1:]:
                 _set(word.removeprefix("/proc/sys/"), host, raw)
+        elif name == "echo":
+            _module_parameter(words[1:], host, raw)
         elif name == "ethtool":
             _ethtool(words[1:], host, raw)
         elif name == "tc":
@@ -162,6 +166,17 @@ def _set(setting: str, host: Host, raw: str) -> None:
     if not key.startswith("net.ipv4.") or not value:
         raise ShellSkip(f"sysctl {key} is not a TCP setting tcpstack models: `{raw}`")
     host.sysctls[key.removeprefix("net.ipv4.")] = value.strip("\"'")
+
+
+_MODULE_PARAMETER = re.compile(r"/sys/module/(tcp_cubic)/parameters/(\w+)$")
+
+
+def _module_parameter(args: list[str], host: Host, raw: str) -> None:
+    """`echo V > /sys/module/tcp_cubic/parameters/NAME`: kept as the setting `tcp_cubic.NAME` (sysctls.py)."""
+    match = _MODULE_PARAMETER.match(args[2]) if len(args) == 3 and args[1] == ">" else None
+    if match is None:
+        raise ShellSkip(f"shell command not in the vocabulary: `{raw}`")
+    host.sysctls[f"{match.group(1)}.{match.group(2)}"] = args[0]
 
 
 def _dd(args: list[str], host: Host, raw: str) -> None:

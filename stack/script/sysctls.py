@@ -10,9 +10,11 @@ setting it did not get.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.tcp import congestion
+from stack.tcp.congestion.hystart import HyStartParams
 
 
 def _flag(value: int) -> bool:
@@ -108,11 +110,37 @@ FIXED: dict[str, set[str] | None] = {
 }
 
 
+# tcp_cubic's module parameters (kept as "tcp_cubic.NAME") -> the HyStartParams field and its value
+HYSTART_PARAMETERS: dict[str, tuple[str, Callable[[int], object]]] = {
+    "hystart": ("enabled", _flag),
+    "hystart_detect": ("detect", int),
+    "hystart_low_window": ("low_window", int),
+    "hystart_ack_delta_us": ("ack_delta", lambda us: us / 1e6),
+}
+
+
+def _hystart(name: str, value: str, params: HyStartParams, where: str) -> HyStartParams:
+    """One tcp_cubic module parameter applied to the HyStart parameters set so far."""
+    try:
+        number = int(value, 0)
+    except ValueError:
+        raise ScriptFailure(f"{where}: tcp_cubic parameter {name}={value}: the value must be an integer") from None
+    if name not in HYSTART_PARAMETERS or number < 0:
+        raise ScriptSkip(f"{where}: tcp_cubic parameter {name}={value} is not modelled")
+    field, convert = HYSTART_PARAMETERS[name]
+    return replace(params, **{field: convert(number)})
+
+
 def config_changes(settings: dict[str, str], where: str) -> dict[str, object]:
     """TcpConfig changes for sysctl settings (name -> value, the last one set wins)."""
     changes: dict[str, object] = {}
+    hystart: HyStartParams | None = None
     for name, value in settings.items():
-        if name in MODELLED:
+        module, dot, parameter = name.partition(".")
+        if dot and module == "tcp_cubic":
+            hystart = _hystart(parameter, value, hystart or HyStartParams(), where)
+            changes["hystart"] = hystart
+        elif name in MODELLED:
             try:
                 changes.update(MODELLED[name](value))
             except BadValue:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from random import Random
 
+from stack.tcp.congestion.hystart import HyStartParams
+
 NO_LOWAT = 0xFFFFFFFF  # TcpConfig.notsent_lowat's "no limit", as Linux's default tcp_notsent_lowat
 IPV6_EXTRA_HEADER = 20  # an IPv6 header is 40 bytes, an IPv4 one 20: MSS = MTU - 60 (RFC 8200 §8.3)
 
@@ -74,6 +76,9 @@ class TcpConfig:
     # §3.10.7, with the same outcome; tests turn it off to compare the two
     header_prediction: bool = True
     congestion: str = "cubic"  # name in stack.tcp.congestion.REGISTRY (or "package.module:Class"); Linux default
+    # CUBIC leaves its first slow start by HyStart++ (RFC 9406); with parameters, by Linux's HyStart instead
+    # (tcp_cubic's hystart_detect, hystart_low_window, hystart_ack_delta_us)
+    hystart: HyStartParams | None = None
 
 
 def for_ipv6(config: TcpConfig) -> TcpConfig:

@@ -262,7 +262,7 @@ class Connection:
 
     def _new_controller(self, mss: int) -> congestion.Contained:
         config = self.config
-        return congestion.attach(config.congestion, mss, config.initial_window_segments, config.rng)
+        return congestion.attach(config.congestion, mss, config.initial_window_segments, config.rng, config.hystart)
 
     def use_path_mtu(self, mtu: int) -> None:
         """A new connection to a destination whose path MTU an ICMP error taught another one (Linux keeps
@@ -286,7 +286,8 @@ class Connection:
         (a registry name or package.module:Class; ValueError if unusable) goes on from the current
         cwnd and ssthresh."""
         mss = self.tcb.snd_mss or self.config.mss
-        new = congestion.attach(name, mss, self.config.initial_window_segments, self.config.rng)
+        config = self.config
+        new = congestion.attach(name, mss, config.initial_window_segments, config.rng, config.hystart)
         new.cwnd, new.ssthresh = self.cc.cwnd, self.cc.ssthresh
         self.cc = self.recovery.cc = new
         self.config = replace(self.config, congestion=name)

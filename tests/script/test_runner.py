@@ -8,6 +8,7 @@ from stack.script.cli import run_scripts
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.parser import parse
 from stack.script.runner import Runner
+from stack.tcp.congestion import HyStartParams
 from stack.wire import addr
 
 SYNACK = "> S. 0:0(0) ack 1 <mss 1460,nop,wscale 7>"
@@ -396,6 +397,35 @@ def test_shell_defaults_sh_sets_linux_defaults_without_running_anything():
     runner = run("`../common/defaults.sh`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
     assert (runner.config.timestamps, runner.config.syn_retries, runner.config.congestion) == (True, 5, "cubic")
     assert runner.config.receive_buffer_max == 15 * 1024 * 1024
+
+
+def test_shell_defaults_sh_gives_cubic_linux_hystart():
+    """A Linux host runs tcp_cubic with hystart_detect=3: both of HyStart's detectors."""
+    runner = run("`../common/defaults.sh`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    assert runner.config.hystart == HyStartParams(detect=3)
+
+
+def test_shell_cubic_module_parameters_set_hystart():
+    """`echo V > /sys/module/tcp_cubic/parameters/NAME` sets Linux HyStart's parameters; the rest stay."""
+    runner = run(
+        "`echo 2 > /sys/module/tcp_cubic/parameters/hystart_detect\n"
+        "echo 4000 > /sys/module/tcp_cubic/parameters/hystart_ack_delta_us`\n"
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+    )
+    assert runner.config.hystart == HyStartParams(detect=2, ack_delta=0.004)
+
+
+@pytest.mark.parametrize(
+    ("line", "error", "reason"),
+    [
+        ("echo 1 > /sys/module/tcp_cubic/parameters/fast_convergence", ScriptSkip, "fast_convergence=1 is not"),
+        ("echo 1 > /sys/module/tcp_bbr/parameters/x", ScriptSkip, "not in the vocabulary"),
+        ("echo on > /sys/module/tcp_cubic/parameters/hystart", ScriptFailure, "must be an integer"),
+    ],
+)
+def test_shell_cubic_module_parameter_not_modelled(line, error, reason):
+    with pytest.raises(error, match=reason):
+        run(f"`{line}`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
 
 
 def test_shell_sysctl_changes_what_the_stack_offers():

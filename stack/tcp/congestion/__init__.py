@@ -15,9 +15,10 @@ from stack.tcp.congestion.base import HOOKS, AckSample, CongestionController
 from stack.tcp.congestion.bbr import Bbr
 from stack.tcp.congestion.contained import Contained
 from stack.tcp.congestion.cubic import Cubic
+from stack.tcp.congestion.hystart import HyStartParams
 from stack.tcp.congestion.reno import Reno
 
-__all__ = ["REGISTRY", "AckSample", "CongestionController", "Contained", "attach", "create", "load"]
+__all__ = ["REGISTRY", "AckSample", "CongestionController", "Contained", "HyStartParams", "attach", "create", "load"]
 
 REGISTRY: dict[str, type] = {"reno": Reno, "cubic": Cubic, "bbr": Bbr}
 
@@ -45,11 +46,19 @@ def load(spec: str) -> type:
     return cls
 
 
-def create(name: str, mss: int, initial_window_segments: int, rng: Random | None = None) -> CongestionController:
+def create(
+    name: str,
+    mss: int,
+    initial_window_segments: int,
+    rng: Random | None = None,
+    hystart: HyStartParams | None = None,
+) -> CongestionController:
     """A new controller for one connection (ValueError for an unknown name or an unusable class). A
-    controller whose constructor takes `rng` draws its random choices from the one given, if any."""
+    controller whose constructor takes `rng` draws its random choices from the one given, if any; one
+    that takes `hystart` (CUBIC) leaves slow start by Linux's HyStart when its parameters are given."""
     cls = load(name)
-    extra = {"rng": rng} if rng is not None and _takes_rng(cls) else {}
+    given = {"rng": rng, "hystart": hystart}
+    extra = {key: value for key, value in given.items() if value is not None and _takes(cls, key)}
     try:
         controller = cls(mss, initial_window_segments, **extra)
     except Exception as exc:
@@ -63,13 +72,20 @@ def create(name: str, mss: int, initial_window_segments: int, rng: Random | None
 
 
 @functools.cache  # read once per class, not for every new connection
-def _takes_rng(cls: type) -> bool:
+def _takes(cls: type, parameter: str) -> bool:
     try:
-        return "rng" in inspect.signature(cls).parameters
+        return parameter in inspect.signature(cls).parameters
     except (TypeError, ValueError):  # no signature to read (a builtin, say)
         return False
 
 
-def attach(name: str, mss: int, initial_window_segments: int, rng: Random | None = None) -> Contained:
+def attach(
+    name: str,
+    mss: int,
+    initial_window_segments: int,
+    rng: Random | None = None,
+    hystart: HyStartParams | None = None,
+) -> Contained:
     """The controller a connection uses: contained and fed by a delivery-rate estimator."""
-    return Contained(create(name, mss, initial_window_segments, rng), name, mss, initial_window_segments)
+    controller = create(name, mss, initial_window_segments, rng, hystart)
+    return Contained(controller, name, mss, initial_window_segments)

@@ -1,4 +1,5 @@
-"""CUBIC congestion control (RFC 9438) with HyStart++ (RFC 9406) for the initial slow start.
+"""CUBIC congestion control (RFC 9438) with HyStart++ (RFC 9406) for the initial slow start, or Linux's
+HyStart (hystart.py) when given its parameters.
 
 Windows are kept in bytes; the RFC's formulas work in segments (W_max, W_est, W_cubic), so they are
 evaluated on cwnd / MSS. Fast recovery uses the NewReno window arithmetic inherited from Reno
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 
 from stack.tcp.congestion.base import INFINITE_SSTHRESH, AckSample
+from stack.tcp.congestion.hystart import FRESH_EPOCH, HyStartParams, LinuxHyStart
 from stack.tcp.congestion.reno import Reno
 
 C = 0.4  # RFC 9438 §5.1
@@ -101,6 +103,7 @@ class Cubic(Reno):
     __slots__ = (
         "_cwnd",
         "hystart",
+        "linux_hystart",
         "w_max",
         "k",
         "epoch",
@@ -113,10 +116,12 @@ class Cubic(Reno):
         "_last_sent",
     )
 
-    def __init__(self, mss: int, initial_window_segments: int = 10) -> None:
+    def __init__(self, mss: int, initial_window_segments: int = 10, hystart: HyStartParams | None = None) -> None:
         self._cwnd = float(initial_window_segments * mss)
         super().__init__(mss, initial_window_segments)
         self.hystart = HyStartPlusPlus()
+        # Linux's HyStart in place of HyStart++ when its parameters are given
+        self.linux_hystart = LinuxHyStart(hystart) if hystart is not None else None
         self.w_max: float | None = None  # segments, before the last reduction (§4.2)
         self.k = 0.0  # seconds until W_cubic reaches W_max again (§4.2, Figure 2)
         self.epoch: float | None = None  # start of the current congestion avoidance stage
@@ -156,6 +161,8 @@ class Cubic(Reno):
             self.srtt = sample.rtt if self.srtt is None else 0.875 * self.srtt + 0.125 * sample.rtt
         if self.in_recovery:
             return
+        if self.linux_hystart is not None:
+            self._linux_hystart(sample)
         if self._cwnd < self.ssthresh:
             self._slow_start(sample)
         elif self._cwnd_limited(sample):
@@ -166,9 +173,21 @@ class Cubic(Reno):
         flight is smaller (cwnd validation), as Linux decides it (bictcp_cong_avoid, tcp_is_cwnd_limited)."""
         return sample.cwnd_limited
 
+    def _linux_hystart(self, sample: AckSample) -> None:
+        """Linux's HyStart looks at each ACK before the window grows (cubictcp_acked before cong_avoid)."""
+        hs = self.linux_hystart
+        if self.epoch is not None and sample.now - self.epoch < FRESH_EPOCH:
+            return  # RTT samples right after a reduction say little about the path
+        slow_start = self._cwnd < self.ssthresh
+        # Linux's pacing rate in slow start: twice cwnd per smoothed RTT (tcp_pacing_ss_ratio = 200%)
+        rate = 2 * self._cwnd / self.srtt if self.srtt else 0.0
+        if hs.on_ack(sample, self.cwnd // self.mss, slow_start, rate):
+            self.ssthresh = self.cwnd
+
     def _slow_start(self, sample: AckSample) -> None:
         hs = self.hystart
-        if self.ssthresh == INFINITE_SSTHRESH:  # HyStart++ only in the initial slow start (RFC 9406 §4.3)
+        # HyStart++ only in the initial slow start (RFC 9406 §4.3)
+        if self.linux_hystart is None and self.ssthresh == INFINITE_SSTHRESH:
             hs.on_ack(sample)
             if hs.phase is OFF:
                 self.ssthresh = self.cwnd  # CSS_ROUNDS done: congestion avoidance (RFC 9406 §4.2)
@@ -229,6 +248,8 @@ class Cubic(Reno):
         self._after_rto = True
         self._rto_unanswered = True
         self.hystart.phase = OFF
+        if self.linux_hystart is not None:
+            self.linux_hystart.restart()
         self._cwnd = float(self.mss)
         self._avoidance_acc = 0
         self.in_recovery = False
