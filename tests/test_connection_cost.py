@@ -17,6 +17,7 @@ import uvloop
 from stack.aio.stack import Stack
 from stack.aio.tun import SocketPairDevice
 from stack.services import SERVICES
+from stack.tcp.connection import Connection
 from tests.test_loopback import _pair, run
 
 IDLE_BUDGET = 8000  # bytes per idle echo connection on the serving side, the aim of docs/performance.md
@@ -78,6 +79,20 @@ def test_stack_idle_echo_connection_stays_within_budget():
     assert per_connection <= IDLE_BUDGET, f"{per_connection:.0f} bytes per idle connection"
 
 
+async def _short_echo_connections(client: Stack, server: Stack, count: int) -> None:
+    """`count` connections one after another (connect, 16 B echo, close), then until the server has none."""
+    for _ in range(count):
+        reader, writer = await client.open_connection("10.0.0.2", 7)
+        writer.write(b"x" * 16)
+        assert await reader.readexactly(16) == b"x" * 16
+        writer.close()
+        await writer.wait_closed()
+    for _ in range(200):
+        if not server.demux.connections:
+            break
+        await asyncio.sleep(0.01)
+
+
 def test_stack_closed_connections_keep_counters_and_rows():
     """Connections that closed leave their counters in `stats` and the last ones their netstat rows
     (LAST_ACK -> CLOSED on the side that closed second, RFC 9293 §3.10.7.4 eighth check)."""
@@ -86,16 +101,7 @@ def test_stack_closed_connections_keep_counters_and_rows():
         client, server = await _pair()
         try:
             await server.start_server(SERVICES["echo"], port=7)
-            for _ in range(20):
-                reader, writer = await client.open_connection("10.0.0.2", 7)
-                writer.write(b"x" * 16)
-                assert await reader.readexactly(16) == b"x" * 16
-                writer.close()
-                await writer.wait_closed()
-            for _ in range(200):
-                if len(server.demux.connections) == 0:
-                    break
-                await asyncio.sleep(0.01)
+            await _short_echo_connections(client, server, 20)
             assert not server.demux.connections  # every server side went LAST_ACK -> CLOSED
             stats = server.stats()
             assert stats["InSegsConn"] >= 20 * 4 and stats["PassiveOpens"] == 20
@@ -260,3 +266,60 @@ def test_stack_http_response_leaves_in_the_loop_iteration_after_the_request():
     request = b"GET / HTTP/1.1\r\nHost: 10.0.0.2\r\n\r\n"
     gaps = run(_loop_iterations_to_reply("http", request, b"</html>\n", 50))
     assert len(gaps) == 50 and set(gaps) == {1}
+
+
+def test_stack_echo_connection_answer_carries_the_ack_of_its_request():
+    """A short connection (connect, 16 B echo, close, as tools/bench's sequential row): the echo service
+    answers its first request at once, so the ACK the request asks for (Linux would send it alone, quick
+    ACK) rides on the answer (RFC 9293 §3.8.6.3, an ACK piggybacked on data): the server sends three
+    segments per connection (SYN,ACK; the echo with the ACK; FIN), not four."""
+
+    async def main() -> tuple[int, int]:
+        client, server = await _pair()
+        try:
+            await server.start_server(SERVICES["echo"], port=7)
+            await _short_echo_connections(client, server, 10)
+            stats = server.stats()
+            return stats["OutSegs"], stats["PassiveOpens"]
+        finally:
+            await client.close()
+            await server.close()
+
+    sent, opened = run(main())
+    assert opened == 10
+    assert sent == 3 * 10
+
+
+def test_stack_echo_round_trip_asks_the_core_for_output_once(monkeypatch):
+    """A request and its echo on an established connection: the flush after the input hands the request
+    to the service and leaves the connection's output to the flush behind the service's task, which sends
+    the echo with the ACK; the core's output is computed once per round trip, not twice (the first time
+    for nothing: the ACK is delayed, RFC 9293 §3.8.6.3)."""
+
+    async def main() -> int:
+        client, server = await _pair()
+        try:
+            await server.start_server(SERVICES["echo"], port=7)
+            reader, writer = await client.open_connection("10.0.0.2", 7)
+            for _ in range(20):  # past the first (quick) ACKs
+                writer.write(b"y" * 64)
+                await reader.readexactly(64)
+            (conn,) = server.demux.connections.values()
+            calls = 0
+            segments_to_send = Connection.segments_to_send
+
+            def counting(self: Connection, now: float):
+                nonlocal calls
+                calls += self is conn
+                return segments_to_send(self, now)
+
+            monkeypatch.setattr(Connection, "segments_to_send", counting)
+            for _ in range(100):
+                writer.write(b"y" * 64)
+                assert await reader.readexactly(64) == b"y" * 64
+            return calls
+        finally:
+            await client.close()
+            await server.close()
+
+    assert run(main()) == 100

@@ -101,6 +101,8 @@ class Stack:
         self._dirty: set[Connection] = set()
         self._flush_scheduled = False
         self._app_woken = False  # this flush handed an application data, EOF or a new connection
+        self._conn_woke_app = False  # the connection being dispatched did
+        self._after_app: set[Connection] = set()  # output held until the applications just woken have run
         self._decoder = BatchDecoder()
         self._out = BatchEncoder(getattr(device, "vnet", 0), getattr(device, "gso", False))
         self._heap: list[tuple[float, int, Connection]] = []
@@ -565,12 +567,23 @@ class Stack:
         now = self.now()
         out = self._out
         event_log = self.event_log
+        released = self._after_app
+        if released:  # their applications have run since: what they wrote goes with what was held
+            self._after_app = set()
+            self._dirty |= released
         rounds = 0
         while self._dirty and rounds < 8:  # callbacks may touch connections again; bounded
             rounds += 1
             dirty, self._dirty = self._dirty, set()
             for conn in dirty:
                 transport = self._dispatch_events(conn)
+                if self._conn_woke_app and conn not in released and not conn.finished:
+                    # its application answers in the next loop iteration, most often at once (a reply, a
+                    # FIN): its output waits for the flush queued behind it (below), so that one segment
+                    # carries the ACK, the answer and its flags, as Linux's delayed ACK lets a reply carry
+                    # the ACK; a connection is held once, for one iteration
+                    self._after_app.add(conn)
+                    continue
                 segments = conn.segments_to_send(now)
                 if segments:  # most flushes of a connection send nothing (a read, a delayed ACK pending)
                     local, remote = conn.local[0], conn.remote[0]
@@ -610,18 +623,19 @@ class Stack:
         """Hand the connection's events to its transport (or its pending connect or accept); returns the
         transport it has afterwards, if any."""
         transports = self._transports
+        self._conn_woke_app = False
         while (event := conn.next_event()) is not None:
             transport = transports.get(conn)
             if transport is not None:
                 if type(event) in _WAKES_APPLICATION:
-                    self._app_woken = True
+                    self._app_woken = self._conn_woke_app = True
                 transport.handle_event(event)
                 continue
             pending = self._connecting.get(conn)
             if pending is not None:
                 self._on_connect_event(conn, event, *pending)
             elif type(event) is Connected:
-                self._app_woken = True
+                self._app_woken = self._conn_woke_app = True
                 self._accept(conn)
         transport = transports.get(conn)
         if transport is not None:  # a closing transport ends when both FINs are done, event or not (CLOSING)

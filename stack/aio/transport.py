@@ -50,6 +50,7 @@ class TcpTransport(asyncio.Transport):
         "_protocol",
         "_server",
         "_pending",
+        "_pending_size",
         "_closing",
         "_eof_wanted",
         "_eof_sent",
@@ -74,7 +75,9 @@ class TcpTransport(asyncio.Transport):
         self._server = server
         if server is not None:
             server.attach(self)
-        self._pending = bytearray()  # written by the application, not yet taken by the core
+        # written by the application, not yet taken by the core: immutable chunks, kept without a copy
+        self._pending: list[bytes | memoryview] | tuple[()] = ()  # () while none (most of the time)
+        self._pending_size = 0
         self._closing = False
         self._eof_wanted = False  # write_eof()/close() once _pending is empty
         self._eof_sent = False
@@ -160,7 +163,7 @@ class TcpTransport(asyncio.Transport):
         return self._low, self._high
 
     def get_write_buffer_size(self) -> int:
-        return len(self._pending)
+        return self._pending_size
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -169,9 +172,27 @@ class TcpTransport(asyncio.Transport):
             raise RuntimeError("Cannot call write() after write_eof()")
         if self._lost or not data:
             return
-        self._pending += data
-        self._push()
+        if type(data) is memoryview and data.itemsize != 1:
+            data = data.cast("B")
+        if not self._pending:  # straight into the core's send buffer (its one copy)
+            n = self._send(data)
+            if n == len(data):
+                self._check_pause()
+                return
+            if n:
+                data = memoryview(data)[n:]
+        self._queue(data)
         self._check_pause()
+
+    def _queue(self, data: bytes | bytearray | memoryview) -> None:
+        """Keep what the core has no room for yet: bytes as they are (they cannot change), a copy of a
+        mutable buffer (its owner may reuse it once write() returns), as asyncio's own transports do."""
+        if type(data) is not bytes and not (type(data) is memoryview and type(data.obj) is bytes):
+            data = bytes(data)
+        if not self._pending:
+            self._pending = []
+        self._pending.append(data)
+        self._pending_size += len(data)
 
     def write_eof(self) -> None:
         if self._eof_wanted:
@@ -196,20 +217,36 @@ class TcpTransport(asyncio.Transport):
         conn = self._conn
         if self._lost or conn.finished:
             return
-        now = self._stack.now()
-        if self._pending and conn.state in (State.ESTABLISHED, State.CLOSE_WAIT):
-            n = conn.send(self._pending, now)
-            if n:
-                del self._pending[:n]
-                self._stack.mark_dirty(conn)
+        pending = self._pending
+        while pending:  # in the order written, as much as the core takes now
+            chunk = pending[0]
+            n = self._send(chunk)
+            self._pending_size -= n
+            if n < len(chunk):
+                if n:
+                    pending[0] = memoryview(chunk)[n:]
+                break
+            del pending[0]
+        if not pending:
+            self._pending = ()
         if self._eof_wanted and not self._pending and not self._eof_sent:
             if conn.state in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_RECEIVED):
                 self._eof_sent = True
-                conn.close(now)
+                conn.close(self._stack.now())
                 self._stack.mark_dirty(conn)
 
+    def _send(self, data: bytes | bytearray | memoryview) -> int:
+        """SEND what the core's send buffer takes of `data` now; returns how much."""
+        conn = self._conn
+        if self._lost or conn.finished or conn.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
+            return 0
+        n = conn.send(data, self._stack.now())
+        if n:
+            self._stack.mark_dirty(conn)
+        return n
+
     def _check_pause(self) -> None:
-        size = len(self._pending)
+        size = self._pending_size
         if not self._writing_paused and size > self._high:
             self._writing_paused = True
             self._call(self._protocol.pause_writing)
@@ -264,7 +301,7 @@ class TcpTransport(asyncio.Transport):
             return
         self._lost = True
         self._closing = True
-        self._pending.clear()
+        self._pending, self._pending_size = (), 0
         self._call(self._protocol.connection_lost, exc)
         if self._server is not None:
             self._server.detach(self)
@@ -284,7 +321,7 @@ class TcpTransport(asyncio.Transport):
         if self._lost:
             return
         self._closing = True
-        self._pending.clear()
+        self._pending, self._pending_size = (), 0
         self._eof_wanted = True
         self._conn.detach(self._stack.now())
         self._push()

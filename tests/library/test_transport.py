@@ -4,11 +4,13 @@ pause_writing, set_protocol, pause/resume_reading, BufferedProtocol, write_eof, 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 
 import pytest
 
 from stack.aio.stack import Stack
+from stack.tcp.connection import Connection
 from stack.tcp.tcp_info import TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE
 from tests.library.conftest import CLIENT, SERVER, with_pair
 
@@ -227,5 +229,45 @@ def test_established_write_eof_half_closes_and_abort_resets(run):
         server_transport.abort()
         assert server_transport.is_closing()
         assert isinstance(await protocol.lost, ConnectionResetError)
+
+    run(with_pair(body))
+
+
+def test_established_write_hands_the_core_the_applications_bytes_without_a_copy(run, monkeypatch):
+    """write() -> device copies each payload byte twice, into the core's send buffer and into the packet:
+    the transport hands SEND the bytes the application wrote, or views of them for what the send buffer
+    had no room for yet, never a copy of its own; a mutable buffer is still copied when it has to wait
+    (its owner may reuse it once write() returns), as asyncio's transports do."""
+    handed: list[object] = []
+    send = Connection.send
+
+    def spying(self: Connection, data, now: float, *args, **kwargs) -> int:
+        handed.append(data)
+        return send(self, data, now, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send", spying)
+
+    async def body(client: Stack, server: Stack) -> None:
+        accepted = await _accepted(server, 7)
+        transport, _ = await client.create_connection(Recorder, SERVER, 7)
+        _, server_protocol = await accepted
+        small, large = os.urandom(1000), os.urandom(3_000_000)  # more than the send buffer takes at once
+        mutable = bytearray(os.urandom(500_000))
+        expected = small + large + bytes(mutable)
+        transport.write(small)
+        transport.write(large)
+        transport.write(mutable)
+        mutable[:] = bytes(len(mutable))  # reused by its owner: what was written stays as it was
+        while len(server_protocol.data) < len(expected):
+            await asyncio.sleep(0.005)
+        assert server_protocol.data == expected
+        assert handed[0] is small and handed[1] is large
+        of_large = [d for d in handed if type(d) is memoryview and d.obj is large]
+        copies = [d for d in handed[2 + len(of_large) :]]
+        assert of_large and handed[2 : 2 + len(of_large)] == of_large  # the rest of `large`: views of it
+        kept = copies[0]
+        assert type(kept) is bytes and kept == expected[-len(kept) :]  # `mutable` had to wait: one copy
+        assert all(type(d) is memoryview and d.obj is kept for d in copies[1:])
+        transport.abort()
 
     run(with_pair(body))

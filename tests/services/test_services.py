@@ -182,7 +182,10 @@ def test_http_slow_loris_headers_are_cut_off_after_the_request_timeout(monkeypat
                 w.write(b"X-a: b\r\n")
 
         writer = asyncio.create_task(one_header_line_every_50_ms())
-        data = await asyncio.wait_for(r.read(-1), 10)  # until the server closes
+        try:
+            data = await asyncio.wait_for(r.read(-1), 10)  # until the server closes
+        except ConnectionResetError:  # a line that came after the timeout was unread: the kernel resets
+            data = b""
         writer.cancel()
         w.close()
         return data, loop.time() - start
