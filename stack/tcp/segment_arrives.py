@@ -305,7 +305,6 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             conn.enter(Event.DATA_AFTER_CLOSE, now)
             return
     if payload and receiving:
-        receiver.measure_segment(seg.gso or len(seg.payload))
         # trim what was already received, and what lies beyond the window we offered
         head = seq_sub(tcb.rcv_nxt, seq)
         if head > 0:
@@ -321,9 +320,11 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             elif len(receiver):
                 # Linux tcp_sequence: data past the window is taken only into an empty receive queue;
                 # else the segment is dropped whole (BeyondWindow) and answered with a duplicate ACK
-                payload, fin = b"", False
                 conn.counters.beyond_window += 1
                 receiver.ack_now = True
+                return  # not taken: no RCV.MSS estimate, no delayed-ACK bookkeeping (Linux tcp_sequence)
+        if payload:
+            receiver.measure_segment(seg.gso or len(seg.payload))
         memory = receiver.memory
         if memory is not None and memory.pressure and payload:
             admitted = _memory_admits(conn, seq, payload, memory.exhausted)
@@ -345,7 +346,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             receiver.deliver(reassembly.pop_ready(tcb.rcv_nxt))
             if had_holes:
                 receiver.ack_now = True  # a hole was filled: ACK at once (RFC 5681 §4.2)
-            else:
+            elif payload:  # (none when a closed window took it all: that ACK is owed already)
                 receiver.schedule_ack(now, len(payload), conn.rto.rto)
         elif payload:
             if receiver.hold(seq, payload):  # out-of-order: held, and a duplicate ACK at once (RFC 5681 §4.2)

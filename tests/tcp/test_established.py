@@ -1,6 +1,7 @@
 """ESTABLISHED: data, acknowledgment, windows and the RFC 5961 checks (RFC 9293 §3.10.7.4)."""
 
 from stack.tcp.state import State
+from stack.tcp.tcp_info import tcp_info
 from tests.tcp.conftest import IRS, ISS, events, seg, sent
 
 MSS = 1460
@@ -118,6 +119,19 @@ def test_established_data_beyond_window_with_data_waiting_dropped_whole(conn_in)
     c.receive_segment(seg(".", IRS + 1 + 90, ISS + 1, b"0123456789abcdef"), 0.0)
     assert c.read() == b"x" * 90
     assert c.counters.beyond_window == 1
+
+
+def test_established_data_beyond_window_dropped_whole_leaves_receive_estimates(conn_in):
+    """Linux drops such a segment in tcp_sequence, before tcp_event_data_recv: it moves neither the
+    peer's segment-size estimate (tcpi_rcv_mss) nor the time data last arrived (tcpi_last_data_recv)."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=1200)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"x" * 700), 1.0)
+    before = tcp_info(c, 1.0)
+    c.receive_segment(seg(".", IRS + 701, ISS + 1, b"y" * 1400), 5.0)
+    after = tcp_info(c, 5.0)
+    assert c.counters.beyond_window == 1
+    assert after["tcpi_rcv_mss"] == before["tcpi_rcv_mss"]
+    assert after["tcpi_last_data_recv"] == 4000  # ms since the data that was taken
 
 
 def test_established_out_of_order_data_beyond_window_trimmed(conn_in):
