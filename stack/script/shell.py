@@ -123,7 +123,15 @@ def _commands(text: str) -> list[str]:
 
 
 _ARITHMETIC = re.compile(r"\$\(\(([^()]*(?:\([^()]*\)[^()]*)*)\)\)")
-_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv}
+
+
+def _divide(left: int, right: int) -> int:
+    """The shell's (C's) integer division, which truncates toward zero: $((-7/2)) is -3."""
+    quotient = abs(left) // abs(right)
+    return quotient if (left < 0) == (right < 0) else -quotient
+
+
+_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: _divide}
 
 
 def _expand(match: re.Match[str]) -> str:

@@ -61,6 +61,7 @@ _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
 _SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE", "MSG_EOR"})
 _RECV_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_ERRQUEUE"})
 MAX_SYNCNT = 127  # Linux MAX_TCP_SYNCNT
+MAX_BYTES_PER_CALL = 64 << 20  # what one write, sendmsg or sendfile of a script may ask for
 MIN_USER_MSS, MAX_USER_MSS = 88, 32767  # Linux TCP_MIN_MSS and MAX_TCP_WINDOW
 _CLOSING = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT)
 
@@ -161,6 +162,14 @@ class Kernel:
         if not isinstance(value, int):
             raise ScriptFailure(f"{self.path}:{line.line}: argument {i + 1} of {line.name}() must be a number")
         return value
+
+    def _byte_count(self, line: SyscallLine, count: int) -> int:
+        """A count of bytes a call sends: made here as zeroes, so bounded (a negative one cannot be written)."""
+        if count < 0:
+            raise ScriptFailure(f"{self.path}:{line.line}: {line.name}() of {count} bytes")
+        if count > MAX_BYTES_PER_CALL:
+            raise ScriptSkip(f"{line.name}() of {count} bytes: at most {MAX_BYTES_PER_CALL} in one call")
+        return count
 
     def _sock(self, line: SyscallLine) -> Socket | None:
         fd = self._arg(line, 0)
@@ -304,7 +313,7 @@ class Kernel:
             return -1, "EBADF"
         flags = self._flags(line, 3, _SEND_FLAGS)
         buf = self._arg(line, 1)
-        total = self._int(line, 2)
+        total = self._byte_count(line, self._int(line, 2))
         if buf == Name("NULL") and total:
             return (-1, "EFAULT") if sock.conn is not None else self._not_connected(sock)
         data = buf.encode()[:total].ljust(total, b"\0") if isinstance(buf, str) else bytes(total)
@@ -323,7 +332,7 @@ class Kernel:
             total = sum(msghdr.iov_lengths(self._arg(line, 1)))
         except msghdr.BadArgument as exc:
             raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
-        return self._send(sock, bytes(total), flags)
+        return self._send(sock, bytes(self._byte_count(line, total)), flags)
 
     def _not_connected(self, sock: Socket) -> Outcome:
         return -1, "ENOTCONN" if sock.listener is None else "EPIPE"
@@ -577,7 +586,9 @@ class Kernel:
         if sock is None or in_fd not in self.files.open:
             return -1, "EBADF"
         start = None if offset == Name("NULL") else self._int(line, 2)
-        n = self.files.read(in_fd, start, self._int(line, 3))
+        if start is not None and start < 0:
+            return -1, "EINVAL"  # as rw_verify_area
+        n = self.files.read(in_fd, start, self._byte_count(line, self._int(line, 3)))
         return self._send(sock, bytes(n), frozenset())
 
     def _sys_close(self, line: SyscallLine) -> Outcome:

@@ -475,6 +475,14 @@ def test_shell_arithmetic_expands_before_the_sysctl_is_read():
         run('`sysctl -q net.ipv4.tcp_rmem="4096 1 $((2**64))"`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n')
 
 
+def test_shell_arithmetic_divides_toward_zero_as_the_shell():
+    """POSIX shell arithmetic follows C: integer division truncates, so -7/2 is -3 (not Python's -4)."""
+    runner = run(
+        '`sysctl -q net.ipv4.tcp_rmem="4096 $((0 - -262145/2)) 6291456"`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n'
+    )
+    assert runner.config.receive_buffer == 131072  # -262145/2 is -131072
+
+
 def test_python_block_asserts_on_tcp_info_and_keeps_names():
     text = ESTABLISHED + "+0 %{ TCP_WANTED = 10 }%\n+0 %{ assert tcpi_snd_cwnd == TCP_WANTED, tcpi_snd_cwnd }%\n"
     run(text)

@@ -125,3 +125,29 @@ def test_established_errqueue_report_without_opt_tsonly_sets_msg_trunc():
     run(text + read.format("MSG_ERRQUEUE|MSG_TRUNC"))
     with pytest.raises(ScriptFailure, match="msg_flags=MSG_ERRQUEUE\\|MSG_TRUNC"):
         run(text + read.format("MSG_ERRQUEUE"))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "write(4, ..., 100000000000)",
+        "sendmsg(4, {msg_iov(2)=[{..., 60000000}, {..., 60000000}], msg_flags=0}, 0)",
+    ],
+)
+def test_send_of_more_than_a_call_may_make_skips_without_allocating(call):
+    """The runner makes the bytes a script sends: a count past its bound SKIPs, never exhausts memory."""
+    with pytest.raises(ScriptSkip, match="at most"):
+        run(ESTABLISHED + f"+0 {call} = 10\n")
+
+
+def test_write_of_a_negative_count_is_a_script_error():
+    with pytest.raises(ScriptFailure, match="of -5 bytes"):
+        run(ESTABLISHED + "+0 write(4, ..., -5) = -1 EFAULT (x)\n")
+
+
+def test_sendfile_at_a_negative_offset_is_einval():
+    """sendfile(2) with an offset below 0: EINVAL (rw_verify_area), nothing is sent."""
+    run(
+        "`dd if=/dev/zero of=/tmp/f bs=5 count=1`\n" + ESTABLISHED + '+0 open("/tmp/f", O_RDONLY) = 5\n'
+        "+0 sendfile(4, 5, [-1000000], 1000000) = -1 EINVAL (Invalid argument)\n"
+    )
