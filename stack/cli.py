@@ -59,6 +59,17 @@ def _bounded(kind, low, high, what: str):
     return parse
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts and sizes (also the tools'): 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 def _port(text: str) -> int:
     return _bounded(int, 1, 65535, "port")(text)
 

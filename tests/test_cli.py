@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,22 @@ def test_cli_serve_addr_the_kernel_side_or_no_host_address_is_refused(addr, word
     assert result.returncode == 2
     line = result.stderr.strip()
     assert len(line.splitlines()) == 1 and f"--addr {addr}" in line and words in line, line
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        ["tools/profile-sender", "--size", "0"],
+        ["tools/profile-receive", "--rounds", "0"],
+        ["tools/profile-connections", "--connections", "-3"],
+        ["tools/profile-download", "--size", "lots"],
+        ["tools/bench", "--rounds", "0"],
+    ],
+)
+def test_tools_bad_counts_give_one_line_and_exit_2(tool):
+    """A count of zero or less would divide by zero at the end of a long run: argparse refuses it first."""
+    script = Path(__file__).resolve().parent.parent / tool[0]
+    result = subprocess.run([sys.executable, str(script), *tool[1:]], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "is not 1 or more" in result.stderr or "is not a whole number" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -200,8 +200,8 @@ class Runner:
         self.demux = Demux(self.config)
         if recorder is not None:
             self.demux.on_transition = recorder.transition
-        self.kernel = Kernel(self.demux, self.config, self.path, self.local_ip, self.remote_ip)
-        self.kernel.files = self.host.files  # the shell's `dd` makes the files open() finds
+        # the shell's `dd` makes the files open() finds
+        self.kernel = Kernel(self.demux, self.config, self.path, self.host.files, self.local_ip, self.remote_ip)
         self.kernel.tolerance = self.tolerance  # timestamps a call reports are checked within it
         self.now = 0.0
         self.last = 0.0  # when the previous event happened: the base of relative times

@@ -99,7 +99,13 @@ class Kernel:
     """The socket layer of one script run."""
 
     def __init__(
-        self, demux: Demux, config: TcpConfig, path: str, local_ip: int = LOCAL_IP, remote_ip: int = REMOTE_IP
+        self,
+        demux: Demux,
+        config: TcpConfig,
+        path: str,
+        files: Files,
+        local_ip: int = LOCAL_IP,
+        remote_ip: int = REMOTE_IP,
     ) -> None:
         self.demux = demux
         self.local_ip = local_ip
@@ -108,7 +114,7 @@ class Kernel:
         self.path = path
         self.now = 0.0
         self.sockets: dict[int, Socket] = {}
-        self.files = Files()  # what the script's shell lines created, and the descriptors open on them
+        self.files = files  # what the script's shell lines created, and the descriptors open on them
         self.errors: dict[Connection, int] = {}  # pending SO_ERROR per connection
         self.connected: set[Connection] = set()
         self.active: Connection | None = None  # the newest connect(): inbound packets go to it

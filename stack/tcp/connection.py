@@ -534,7 +534,6 @@ class Connection:
             self.send_syn(now, retransmit=True)
         else:
             self.recovery.on_timeout(now)
-            self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
             self._output_data(now)
         self.timers.start(timers.RETRANSMIT, user_timeout.clamp(self, now + self.rto.rto))
 

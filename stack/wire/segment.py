@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 class Flags(int):
     """The control bits (RFC 9293 §3.1) as plain ints: `Flags.ACK | Flags.PSH` and `flags & Flags.SYN` are
     int operations (an enum.IntFlag runs Python code for each, about 1 us, many times per segment).
-    `Flags(x)` is x."""
+    `Flags(x)` is an int equal to x; the constants are plain ints."""
 
     FIN = 0x01
     SYN = 0x02
