@@ -45,9 +45,11 @@ class Peer:
     win: int = 65535  # the raw window field it sends
 
 
-def established(config: TcpConfig, ts: bool = True, sack: bool = True, wscale: bool = True) -> Connection:
+def established(
+    config: TcpConfig, ts: bool = True, sack: bool = True, wscale: bool = True, iss: int = ISS, irs: int = IRS
+) -> Connection:
     """A passive open completed by real segments at time 0, with the options the peer's SYN offered."""
-    config = replace(config, rng=IssDraws(ISS))
+    config = replace(config, rng=IssDraws(iss))
     syn_flags = Flags.SYN | Flags.ECE | Flags.CWR if config.ecn else Flags.SYN
     options = TcpOptions(
         mss=1460,
@@ -55,11 +57,11 @@ def established(config: TcpConfig, ts: bool = True, sack: bool = True, wscale: b
         sack_permitted=sack,
         timestamps=(TS0, 0) if ts else None,
     )
-    c = Connection.from_syn(config, LOCAL, REMOTE, Segment(40000, 80, IRS, 0, syn_flags, 65535, options=options), 0.0)
+    c = Connection.from_syn(config, LOCAL, REMOTE, Segment(40000, 80, irs, 0, syn_flags, 65535, options=options), 0.0)
     synack = c.segments_to_send(0.0)[0]
     echo = synack.options.timestamps
     ack_opts = TcpOptions(timestamps=(TS0 + 1, echo[0])) if echo else TcpOptions()
-    c.receive_segment(Segment(40000, 80, IRS + 1, ISS + 1, Flags.ACK, 65535, options=ack_opts), 0.0)
+    c.receive_segment(Segment(40000, 80, (irs + 1) & MASK, (iss + 1) & MASK, Flags.ACK, 65535, options=ack_opts), 0.0)
     c.segments_to_send(0.0)
     assert c.state is State.ESTABLISHED
     while c.next_event() is not None:
@@ -67,11 +69,13 @@ def established(config: TcpConfig, ts: bool = True, sack: bool = True, wscale: b
     return c
 
 
-def twins(ts: bool = True, sack: bool = True, wscale: bool = True, **changes) -> tuple[Connection, Connection]:
+def twins(
+    ts: bool = True, sack: bool = True, wscale: bool = True, iss: int = ISS, irs: int = IRS, **changes
+) -> tuple[Connection, Connection]:
     """(fast, full): the same established connection with and without header prediction."""
     config = replace(CONFIG, **changes)
-    fast = established(config, ts, sack, wscale)
-    full = established(replace(config, header_prediction=False), ts, sack, wscale)
+    fast = established(config, ts, sack, wscale, iss, irs)
+    full = established(replace(config, header_prediction=False), ts, sack, wscale, iss, irs)
     return fast, full
 
 
@@ -458,13 +462,18 @@ def run_twins(pair: tuple[Connection, Connection], peer: Peer, plan: list[tuple]
     receive_buffer=st.sampled_from([4096, 65535]),
     congestion=st.sampled_from(["cubic", "reno", "bbr"]),
     tso=st.sampled_from([0, 65536]),
+    numbers=st.sampled_from([(ISS, IRS), (MASK - 3 * MSS, MASK - 2 * MSS), (MASK - 5, (1 << 31) - 7)]),
 )
 def test_established_random_segments_fast_path_matches_full_path(
-    plan, ts, sack, wscale, ecn, receive_buffer, congestion, tso
+    plan, ts, sack, wscale, ecn, receive_buffer, congestion, tso, numbers
 ):
     """RFC 9293 §3.10.7.4 as a whole: whatever mix of predictable and unpredictable segments, user calls and
-    timers arrives, header prediction changes no segment sent and no field of the connection."""
-    pair = twins(ts, sack, wscale, ecn=ecn, receive_buffer=receive_buffer, congestion=congestion, tso_max_bytes=tso)
+    timers arrives, header prediction changes no segment sent and no field of the connection; also where
+    either side's sequence numbers wrap at 2**32 or cross 2**31 (the fast path's inlined arithmetic)."""
+    iss, irs = numbers
+    pair = twins(
+        ts, sack, wscale, iss, irs, ecn=ecn, receive_buffer=receive_buffer, congestion=congestion, tso_max_bytes=tso
+    )
     run_twins(pair, Peer(), plan)
 
 
