@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from stack.tcp import sockopts
+from stack.tcp.ecn import ECT0
 
 if TYPE_CHECKING:
     from stack.aio.stack import Stack
@@ -62,8 +63,8 @@ class StackSocket:
 
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         """TCP_NODELAY, TCP_CORK and TCP_USER_TIMEOUT (milliseconds) act on the connection at once (setting
-        TCP_NODELAY or clearing TCP_CORK sends what waits); other options are refused, as by a kernel
-        without them."""
+        TCP_NODELAY or clearing TCP_CORK sends what waits); IP_TOS (IPV6_TCLASS on an IPv6 socket) marks the
+        segments sent from then on; other options are refused, as by a kernel without them."""
         conn = self._conn
         key = (level, option)
         if conn is not None and key in _OPTIONS:
@@ -75,10 +76,22 @@ class StackSocket:
             sockopts.configure(conn, stack.now() if stack is not None else 0.0, **{name: convert(number)})
             if stack is not None:
                 stack.mark_dirty(conn)
+        elif conn is not None and key == self._tos_option():
+            number = int.from_bytes(value, "little", signed=True) if isinstance(value, bytes) else int(value)
+            if key[1] == socket.IPV6_TCLASS and not -1 <= number <= 0xFF:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            # the byte less its ECN field, which stays TCP's (RFC 3168 §5; Linux masks it for a stream socket)
+            sockopts.configure(conn, 0.0, tos=max(number, 0) & 0xFC)
         elif key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
             pass  # listening never conflicts with connections in TIME_WAIT here: always on
         else:
             raise OSError(errno.ENOPROTOOPT, "Protocol not available")
+
+    def _tos_option(self) -> tuple[int, int]:
+        """IP_TOS marks IPv4 packets, IPV6_TCLASS IPv6 ones: the option of this socket's family."""
+        if self.family == socket.AF_INET6:
+            return socket.IPPROTO_IPV6, socket.IPV6_TCLASS
+        return socket.IPPROTO_IP, socket.IP_TOS
 
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int:
         conn = self._conn
@@ -86,6 +99,8 @@ class StackSocket:
         if conn is not None and key in _OPTIONS:
             name, _, report = _OPTIONS[key]
             return report(getattr(conn.config, name))
+        if conn is not None and key == self._tos_option():
+            return conn.config.tos | (ECT0 if conn.ecn.ok else 0)  # Linux keeps TCP's ECN codepoint in it
         if conn is not None and key == (socket.IPPROTO_TCP, socket.TCP_MAXSEG):
             return conn.tcb.snd_mss  # the MSS in use, as Linux reports it on a connected socket
         if key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):

@@ -148,6 +148,7 @@ class PacketLine:
     dst_port: int | None = None
     urg: int | None = None  # `urg N`: the urgent pointer (inbound: sent; outbound: checked)
     ecn: str | None = None  # `[noecn]`/`[ect0]`/`[ect1]`/`[ce]`: the IP ECN field (inbound: sent; outbound: checked)
+    tos: int | None = None  # `[tos 0x28]`: the whole TOS / traffic class byte (inbound: its ECN field is sent)
 
 
 @dataclass(frozen=True, slots=True)

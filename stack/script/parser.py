@@ -47,7 +47,8 @@ _TIME = re.compile(
 )
 _PACKET = re.compile(
     r"(?P<dir>[<>])\s+(?:(?P<sport>\d+)>(?P<dport>\d+)\s+)?"  # optional port info: `< 40001>8080 S ...`
-    r"(?:\[(?P<ecn>noecn|ect0|ect1|ce)\]\s+)?"  # optional IP ECN field (RFC 3168): `< [ce] . 1:1001(1000)`
+    # optional IP ECN field (RFC 3168), `< [ce] . 1:1001(1000)`, or the whole TOS byte, `> [tos 0x28] . ...`
+    r"(?:[\[(](?:(?P<ecn>noecn|ect0|ect1|ce)|tos\s+(?P<tos>0x[0-9a-fA-F]+))[\])]\s+)?"
     r"(?P<flags>[SFRPUEWA.]+|-)\s+(?P<start>\d+):(?P<end>\d+)\((?P<len>\d+)\)(?P<rest>.*)$"
 )
 _ICMP = re.compile(
@@ -223,6 +224,7 @@ def _packet(m: re.Match, line: int, text: str, time: TimeSpec, err) -> PacketLin
         ports[1],
         fields.get("urg"),
         m["ecn"],
+        None if m["tos"] is None else int(m["tos"], 16),
     )
 
 

@@ -466,7 +466,7 @@ class Runner:
             payload,
             self._inbound_options(line, iss),
             line.urg or 0,
-            ECN_CODEPOINTS[line.ecn or "noecn"],
+            ECN_CODEPOINTS[line.ecn or "noecn"] if line.tos is None else line.tos & 3,
             gso,
         )
         if self.recorder is not None:
@@ -620,6 +620,8 @@ class Runner:
             problems.append("urgent pointer differs")
         if line.ecn is not None and seg.ecn != ECN_CODEPOINTS[line.ecn]:
             problems.append("ECN field differs")
+        if line.tos is not None and seg.tos | seg.ecn != line.tos:
+            problems.append("TOS byte differs")
         if not line.any_options:
             actual = option_layout(seg.options, bool(seg.flags & Flags.SYN))
             expected = list(line.options or ())
@@ -651,7 +653,9 @@ class Runner:
         text += f" win {seg.window}"
         if seg.urgent:
             text += f" urg {seg.urgent}"
-        if seg.ecn:
+        if seg.tos:
+            text = text.replace("> ", f"> [tos {seg.tos | seg.ecn:#04x}] ", 1)
+        elif seg.ecn:
             text = text.replace("> ", f"> [{ECN_NAMES[seg.ecn]}] ", 1)
         layout = option_layout(seg.options, bool(seg.flags & Flags.SYN))
         if layout:

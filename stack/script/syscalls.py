@@ -19,6 +19,7 @@ from stack.script.files import Files, OpenFile
 from stack.tcp import congestion, sockopts, tx_timestamps
 from stack.tcp.config import IPV6_EXTRA_HEADER, TcpConfig, for_ipv6
 from stack.tcp.connection import Connection
+from stack.tcp.ecn import ECT0
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Connected, Event, Reset, TimedOut
 from stack.tcp.listener import Listener
@@ -54,6 +55,7 @@ _CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object], Callable[[object]
 }
 # options that only the socket layer keeps: name -> Socket attribute
 _SOCKET_FLAGS = {"SO_REUSEADDR": "reuseaddr", "TCP_INQ": "inq", "SO_ZEROCOPY": "zerocopy"}
+_TOS_OPTIONS = {"IP_TOS": False, "IPV6_TCLASS": True}  # option -> whether it is for IPv6 packets
 _BUFFER_MIN = {"SO_SNDBUF": 4608, "SO_RCVBUF": 2304}  # Linux SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF
 _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
 # send flags with a meaning here: MSG_NOSIGNAL has none (no signals), MSG_ZEROCOPY sends the same bytes
@@ -85,6 +87,7 @@ class Socket:
     inq: bool = False  # TCP_INQ: recvmsg reports the bytes still queued (TCP_CM_INQ)
     zerocopy: bool = False  # SO_ZEROCOPY
     tsflags: int = 0  # SO_TIMESTAMPING as set
+    tos: dict[str, int] = field(default_factory=dict)  # IP_TOS and IPV6_TCLASS as set, ECN field cleared
 
 
 def _poll_names(line: SyscallLine, arg: Arg) -> frozenset[str]:
@@ -256,7 +259,9 @@ class Kernel:
             if child is None:
                 return None
             fd = self._new_fd(line)
-            self.sockets[fd] = Socket(fd, port=sock.port, config=dict(sock.config), conn=child, tsflags=sock.tsflags)
+            self.sockets[fd] = Socket(
+                fd, port=sock.port, config=dict(sock.config), conn=child, tsflags=sock.tsflags, tos=dict(sock.tos)
+            )
             if sock.tsflags:  # the child inherits the listener's SO_TIMESTAMPING (Linux sk_clone_lock)
                 child.set_tx_timestamping(sock.tsflags)
             self.newest = child
@@ -670,6 +675,8 @@ class Kernel:
             return self._set_congestion(line, sock, value)
         if option == "SO_TIMESTAMPING":
             return self._set_timestamping(line, sock, value)
+        if option in _TOS_OPTIONS:
+            return self._set_tos(sock, option, self._int(line, 3))
         if option == "TCP_MAXSEG":
             return self._set_maxseg(sock, self._int(line, 3))
         if option == "TCP_NOTSENT_LOWAT":
@@ -707,6 +714,7 @@ class Kernel:
         sock.config[name] = value
         if sock.listener is not None:
             sock.listener.config = replace(sock.listener.config, **{name: value})
+            sock.listener.config6 = for_ipv6(sock.listener.config)  # its children over IPv6
         if sock.conn is not None:
             sockopts.configure(sock.conn, self.now, **{name: value})
 
@@ -721,6 +729,17 @@ class Kernel:
             # config.mss is stored for IPv4: the IPv6 config takes 20 off (config.for_ipv6)
             extra = IPV6_EXTRA_HEADER if addr.is_v6(self.local_ip) else 0
             self._configure(sock, "mss", min(mss + extra, default) if mss else default)
+        return 0, None
+
+    def _set_tos(self, sock: Socket, option: str, value: int) -> Outcome:
+        """IP_TOS (any value, its low byte) and IPV6_TCLASS (-1 to 255, -1 the default 0): the byte our
+        segments carry, less the ECN field, which stays TCP's (Linux __ip_sock_set_tos and
+        do_ipv6_setsockopt mask it for a stream socket). Each applies to its own IP version's packets."""
+        if option == "IPV6_TCLASS" and not -1 <= value <= 0xFF:
+            return -1, "EINVAL"
+        sock.tos[option] = max(value, 0) & 0xFC
+        if _TOS_OPTIONS[option] == addr.is_v6(self.local_ip):
+            self._configure(sock, "tos", sock.tos[option])
         return 0, None
 
     def _set_timestamping(self, line: SyscallLine, sock: Socket, value: Arg) -> Outcome:
@@ -798,6 +817,10 @@ class Kernel:
             actual = shown = config.congestion
         elif option == "SO_TIMESTAMPING":
             actual = sock.tsflags
+        elif option in _TOS_OPTIONS:
+            # Linux keeps TCP's ECN codepoint in the same byte: ECT(0) once ECN is on (INET_ECN_xmit)
+            ecn_on = sock.conn is not None and sock.conn.ecn.ok
+            actual = sock.tos.get(option, 0) | (ECT0 if ecn_on else 0)
         elif option == "TCP_NOTSENT_LOWAT":
             actual = sock.notsent_lowat
         elif option == "TCP_MAXSEG":

@@ -75,6 +75,9 @@ class TcpConfig:
     # header prediction (stack/tcp/header_prediction.py): off, every segment takes the full path of RFC 9293
     # §3.10.7, with the same outcome; tests turn it off to compare the two
     header_prediction: bool = True
+    # IP_TOS / IPV6_TCLASS: the TOS (traffic class) byte of our segments, its ECN field left to TCP (RFC 3168
+    # §5; Linux masks it off for a stream socket)
+    tos: int = 0
     congestion: str = "cubic"  # name in stack.tcp.congestion.REGISTRY (or "package.module:Class"); Linux default
     # CUBIC leaves its first slow start by HyStart++ (RFC 9406); with parameters, by Linux's HyStart instead
     # (tcp_cubic's hystart_detect, hystart_low_window, hystart_ack_delta_us)

@@ -625,7 +625,9 @@ class Connection:
         if options.timestamps is not None:  # TSval now; TSecr only on a SYN,ACK (RFC 7323 §3.2)
             ts_ecr = self.receiver.ts_recent if flags & Flags.ACK else 0
             options = replace(options, timestamps=(self.ts_val(now), ts_ecr))
-        self._out.append(Segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", options))
+        self._out.append(
+            Segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", options, tos=self.config.tos)
+        )
         if seq_lt(tcb.snd_max, seq_add(tcb.iss, 1)) or self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             tcb.snd_nxt = tcb.snd_max = seq_add(tcb.iss, 1)  # (a FIN sent after it stays: CLOSE in SYN_RECEIVED)
         if retransmit:
@@ -867,7 +869,19 @@ class Connection:
         else:
             options = TcpOptions(sack_blocks=sack) if sack else NO_OPTIONS
         self._out.append(
-            Segment(self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window, payload, options, ecn=ecn, gso=gso)
+            Segment(
+                self.local[1],
+                self.remote[1],
+                seq,
+                tcb.rcv_nxt,
+                flags,
+                window,
+                payload,
+                options,
+                ecn=ecn,
+                gso=gso,
+                tos=self.config.tos,
+            )
         )
         if payload:  # every data segment (or run), new or resent, feeds the controller and the rate estimator
             self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), now, gso)
@@ -895,7 +909,10 @@ class Connection:
         (tcp_send_active_reset) it carries the timestamp option when the connection uses timestamps."""
         receiver = self.receiver
         options = TcpOptions(timestamps=(self.ts_val(now), receiver.ts_recent)) if self.tcb.ts_ok else NO_OPTIONS
-        rst = Segment(self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, Flags.RST | Flags.ACK, 0, options=options)
+        flags = Flags.RST | Flags.ACK
+        rst = Segment(
+            self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, flags, 0, options=options, tos=self.config.tos
+        )
         self._out.append(rst)
         self.counters.resets_out += 1
 

@@ -199,8 +199,9 @@ class Listener:
         self.counters["SyncookiesSent"] += 1
         self.counters["OutSegs"] += 1
         window = min(config.receive_buffer, 0xFFFF)  # a SYN's window is never scaled (RFC 7323 §2.2)
+        ack = seq_add(syn.seq, 1)
         return Segment(
-            self.local[1], syn.src_port, iss, seq_add(syn.seq, 1), Flags.SYN | Flags.ACK, window, b"", options
+            self.local[1], syn.src_port, iss, ack, Flags.SYN | Flags.ACK, window, b"", options, tos=config.tos
         )
 
     def _peer_options(self, index: int, ack: Segment, local: Address) -> TcpOptions | None:

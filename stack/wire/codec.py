@@ -201,7 +201,7 @@ def _fill(b, src: int, dst: int, seg: Segment, ttl: int, ident: int, flow: int) 
     b.flags = seg.flags
     b.window = seg.window
     b.urgent = seg.urgent
-    b.tos = seg.ecn  # the ECN field (RFC 3168 §5); the DSCP bits stay 0
+    b.tos = seg.tos | seg.ecn  # the socket's DSCP (IP_TOS) and TCP's ECN field (RFC 3168 §5)
     o = seg.options
     if o is NO_OPTIONS:
         b.has_mss = b.has_wscale = b.sack_permitted = b.has_ts = b.sack_count = 0

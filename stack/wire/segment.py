@@ -69,6 +69,7 @@ class Segment:
     urgent: int = 0
     ecn: int = 0  # the IP header's ECN field (RFC 3168 §5): how it arrived, or what to send it with
     gso: int = 0  # sent: a run of segments of this payload size, for a device that cuts it (TSO); 0: one segment
+    tos: int = 0  # sent: the IP TOS / IPv6 traffic class byte less its ECN field (IP_TOS, IPV6_TCLASS)
 
     @property
     def seg_len(self) -> int:
@@ -112,6 +113,7 @@ _set_mss, _set_wscale, _set_sack_permitted, _set_timestamps, _set_sack_blocks = 
     _set_urgent,
     _set_ecn,
     _set_gso,
+    _set_tos,
 ) = (getattr(Segment, f.name).__set__ for f in fields(Segment))
 
 
@@ -151,4 +153,5 @@ def parsed_segment(
     _set_urgent(seg, urgent)
     _set_ecn(seg, ecn)
     _set_gso(seg, 0)
+    _set_tos(seg, 0)
     return seg

@@ -97,6 +97,12 @@ def test_packet_ip_ecn_field_in_brackets(mark):
     assert one(f"0 < [{mark}] P. 1:1001(1000) ack 1 win 257").ecn == mark
 
 
+@pytest.mark.parametrize("text", ["> [tos 0x2a] . 1:1(0) ack 1", "> (tos 0x2a) . 1:1(0) ack 1"])
+def test_packet_tos_byte_in_brackets_or_parentheses(text):
+    """packetdrill's `[tos 0x..]` (its tos_spec, hexadecimal): the whole TOS / traffic class byte."""
+    assert one("0 " + text).tos == 0x2A
+
+
 def test_packet_without_options_has_none():
     p = one("0 > . 1:1(0) ack 1")
     assert p.options is None and not p.any_options

@@ -151,3 +151,11 @@ def test_sendfile_at_a_negative_offset_is_einval():
         "`dd if=/dev/zero of=/tmp/f bs=5 count=1`\n" + ESTABLISHED + '+0 open("/tmp/f", O_RDONLY) = 5\n'
         "+0 sendfile(4, 5, [-1000000], 1000000) = -1 EINVAL (Invalid argument)\n"
     )
+
+
+def test_established_ip_tos_other_byte_expected_fails_with_the_actual_one():
+    """ip(7) IP_TOS marks the segments sent after it; a script expecting another byte fails."""
+    text = ESTABLISHED + "+0 setsockopt(4, SOL_IP, IP_TOS, [0x48], 4) = 0\n+0 write(4, ..., 10) = 10\n"
+    run(text + "+0 > [tos 0x48] P. 1:11(10) ack 1\n")
+    with pytest.raises(ScriptFailure, match="TOS byte differs"):
+        run(text + "+0 > [tos 0x40] P. 1:11(10) ack 1\n")

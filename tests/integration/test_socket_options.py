@@ -1,0 +1,68 @@
+"""Socket options of the library's connections as the kernel peer sees them on the wire: a server written
+with the library sets IP_TOS on an accepted connection, and tcpdump on the kernel's side of the TUN
+device records what reaches the kernel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from scapy.all import IP, TCP, rdpcap
+
+from stack.netns import wait_for
+from tests.integration.conftest import ADDR, PEER
+
+# upper-cases one line; IP_TOS is set on the accepted connection, after its SYN,ACK left
+TOS_SERVER = rf"""
+import asyncio, socket
+from stack import Stack
+
+async def handle(reader, writer):
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x2B)
+    print("tos", sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS), flush=True)
+    writer.write((await reader.readline()).upper())
+    await writer.drain()
+    writer.close()
+
+async def main():
+    stack = await Stack.open_tun("tun0", "{ADDR}", "{PEER}")
+    server = await stack.start_server(handle, "{ADDR}", 7)
+    print("listening", flush=True)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+def _started(proc: subprocess.Popen, out, text: str) -> bool:
+    if proc.poll() is not None:
+        raise RuntimeError(f"exited with {proc.returncode}: {out.read_text()}")
+    return text in out.read_text()
+
+
+def test_established_ip_tos_set_marks_segments_the_kernel_receives(netns, tmp_path):
+    """ip(7) IP_TOS: the DSCP bits of the TOS byte (RFC 2474) on every segment sent after it is set; the
+    ECN field (RFC 3168 §5) stays TCP's, so 0x2b is sent as 0x28."""
+    out = tmp_path / "server.out"
+    with open(out, "w") as f:
+        server = netns.popen([sys.executable, "-c", TOS_SERVER], stdout=f, stderr=subprocess.STDOUT)
+    wait_for(lambda: _started(server, out, "listening"), 30, "the library server")
+    pcap, dump_log = tmp_path / "kernel.pcap", tmp_path / "tcpdump.log"
+    with open(dump_log, "w") as f:
+        dump = netns.popen(["tcpdump", "-i", "tun0", "--immediate-mode", "-U", "-n", "-w", str(pcap), "tcp"], stderr=f)
+    wait_for(lambda: _started(dump, dump_log, "listening on"), 30, "tcpdump")
+    nc = netns.run(["nc", "-N", ADDR, "7"], input=b"mark me\n", timeout=30)
+    assert nc.stdout == b"MARK ME\n"
+    wait_for(lambda: "tos 40" in out.read_text(), 10, "the server's getsockopt")
+
+    def ours() -> list:
+        return [p for p in rdpcap(str(pcap)) if TCP in p and p[IP].src == ADDR]
+
+    wait_for(lambda: any(p[TCP].flags.F for p in ours()), 10, "our FIN in the capture")
+    ours = ours()
+    synack = next(p for p in ours if p[TCP].flags.S)
+    data = [p for p in ours if len(p[TCP].payload) > 0]
+    assert synack[IP].tos == 0
+    assert data and all(p[IP].tos == 0x28 for p in data)
