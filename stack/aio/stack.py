@@ -571,6 +571,7 @@ class Stack:
         if released:  # their applications have run since: what they wrote goes with what was held
             self._after_app = set()
             self._dirty |= released
+        kept: list[tuple[Connection, TcpTransport | None]] = []  # charged and scheduled once the packets left
         rounds = 0
         while self._dirty and rounds < 8:  # callbacks may touch connections again; bounded
             rounds += 1
@@ -603,12 +604,15 @@ class Stack:
                 if conn.finished:
                     self._retire(conn)
                 else:
-                    self._charge(conn, transport)
-                    self._schedule(conn)
+                    kept.append((conn, transport))
         packets = len(out)
         if packets:
             self.counters["OutPackets"] += packets
             self.device.write_batch(out.build())
+        for conn, transport in kept:  # after the write: the answer does not wait for this bookkeeping
+            if not conn.finished:  # (retired in a later round)
+                self._charge(conn, transport)
+                self._schedule(conn)
         self._arm_timer()
         if self._app_woken:
             # the application's tasks just woken run in the loop's next iteration, and what they write is

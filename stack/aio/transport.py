@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _DEFAULT_HIGH_WATER = 64 * 1024
 _NOT_ASKED: Mapping[str, Any] = MappingProxyType({})  # shared and read-only: a transport's extras not made yet
 _MADE_WHEN_ASKED = frozenset({"peername", "sockname", "socket"})
+_READABLE = (DataAvailable, PeerClosed)  # events that give the application something to read
 
 
 def address_tuple(endpoint: tuple[int, int]) -> tuple[str, int] | tuple[str, int, int, int]:
@@ -274,7 +275,7 @@ class TcpTransport(asyncio.Transport):
                 self.close()
 
     def handle_event(self, event: Event) -> None:
-        if isinstance(event, DataAvailable | PeerClosed):
+        if type(event) in _READABLE:
             self._deliver_reads()
         elif isinstance(event, SendSpace):
             self._push()

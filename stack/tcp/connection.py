@@ -664,19 +664,21 @@ class Connection:
         while True:
             offset = buf.offset(tcb.snd_nxt)
             unsent = len(buf) - offset
+            if unsent <= 0:
+                break
             in_record = marks.unsent_in_record(tcb.snd_nxt, unsent)  # no segment crosses a record's end
             flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
             # the congestion window limits what is in the network, the peer's window what is unacknowledged
             usable = min(cwnd + recovery.limited_transmit * mss - recovery.in_flight(), tcb.snd_wnd - flight)
             n = min(mss, in_record, max(usable, 0))
-            if unsent <= 0 or n <= 0:
+            if n <= 0:
                 break
             last = in_record == unsent
             if n < mss and sender.holds_back(n, in_record, last, flight, tcb, self.config.nodelay, cork):
                 break
             if sender.paced(now, self.cc.pacing_rate):
                 return
-            run = self._tso_run(mss, in_record, usable)
+            run = self._tso_run(mss, in_record, usable) if in_record >= 2 * mss else 1  # (a run is 2 or more)
             if run > 1:
                 self._send_data_run(offset, run, mss, now)
                 continue
