@@ -999,6 +999,7 @@ class Connection:
             # the window of data an ECN reduction answered is acknowledged: the reduction ends, cwnd is
             # ssthresh and grows again (RFC 3168 §6.1.2; Linux leaves CWR, tcp_end_cwnd_reduction)
             self.cc.on_recovery_exit()
+            recovery.end_ecn_reduction()
         if tcb.snd_una == tcb.snd_max:
             self.timers.stop(timers.RETRANSMIT)  # RFC 6298 (5.2)
         else:
@@ -1018,14 +1019,19 @@ class Connection:
             self._keepalive_probes = 0
             self.arm_keepalive(now)
 
-    def on_ece(self, now: float) -> None:
+    def on_ece(self, now: float, cwnd_before: int) -> None:
         """RFC 3168 §6.1.2: an ECE echo is congestion without loss: the controller reduces its window as for
-        a loss, at most once per window of data and not during a recovery that has reduced it already."""
+        a loss, at most once per window of data and not during a recovery that has reduced it already.
+        It reduces from `cwnd_before`, the window before the ACK that carried the ECE: that ACK does not
+        grow it (Linux enters CWR before its window update, tcp_fastretrans_alert)."""
         tcb = self.tcb
         ecn = self.ecn
         if self.recovery.in_recovery or (ecn.reduced_until is not None and seq_lt(tcb.snd_una, ecn.reduced_until)):
             return
+        prior_cwnd = min(self.cc.cwnd, cwnd_before)
+        self.cc.cwnd = prior_cwnd
         self.cc.reduce_for_ecn(seq_sub(tcb.snd_max, tcb.snd_una), now)
+        self.recovery.enter_ecn_reduction(prior_cwnd)
         ecn.reduced_until = tcb.snd_max
         ecn.cwr_pending = True
         self.counters.ecn_reductions += 1

@@ -4,6 +4,7 @@
   (RFC 5681 §3.2) and NewReno partial ACKs (RFC 6582).
 - Fast recovery: what to send is paced by Proportional Rate Reduction (RFC 6937) with SACK, by
   NewReno's window inflation without it; lost segments go before new data (RFC 6675 §5, NextSeg).
+- An ECN window reduction (RFC 3168 §6.1.2) is paced by PRR too, as Linux paces its CWR state.
 - RTO recovery: every segment not SACKed is marked lost and resent as the window grows again
   (RFC 5681 §3.1 go-back-N, minus what the receiver holds); F-RTO (RFC 5682 §2) tells a spurious
   timeout by the ACKs that follow it.
@@ -52,6 +53,9 @@ class Recovery:
         "_tsecr",
         "_prr_delivered",
         "_prr_out",
+        "ecn_reducing",
+        "_last_delivered",
+        "_last_grow",
         "_recover_fs",
         "_prior",
         "_undo_marker",
@@ -87,6 +91,10 @@ class Recovery:
         self._prr_delivered = 0
         self._prr_out = 0
         self._recover_fs = 0
+        self.ecn_reducing = False  # an ECN window reduction is under way (Linux's CWR state)
+        # what the last ACK delivered and whether PRR-SSRB may grow on it, for a reduction it starts
+        self._last_delivered = 0
+        self._last_grow = False
         # undo (RFC 3708 / Linux): the window before the episode and the retransmissions not yet D-SACKed
         self._prior: tuple[int, int] | None = None
         self._undo_marker: int | None = None
@@ -125,7 +133,7 @@ class Recovery:
         """Every data segment (and FIN) sent, new or not, goes on the scoreboard; a run of `seg`-byte
         segments sent together (TSO) goes as one record."""
         resent = self.board.sent(seq, length, now, seg)
-        if self.recover is not None:
+        if self.recover is not None or self.ecn_reducing:
             self._prr_out += length
         if resent and self._undo_marker is not None:
             self._undo_retrans += sum(rec.segments for rec in resent)
@@ -246,8 +254,10 @@ class Recovery:
         if sack_ok and (self.board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
             # (not while F-RTO waits to learn whether the timeout was spurious)
             newly_lost = self.detect_loss(now, srtt)
+        grow = advanced and not newly_lost
+        self._last_delivered, self._last_grow = delivered, grow
         if self._prr_runs():
-            self._prr_on_ack(delivered, grow=advanced and not newly_lost)
+            self._prr_on_ack(delivered, grow)
         elif delivered and not advanced and not self.in_recovery and self.reordering > DUP_THRESH:
             # with reordering known to run deeper than DupThresh, Linux lets an ACK that only SACKs grow the
             # window as one that moves SND.UNA does (tcp_may_raise_cwnd); RFC 5681 §3.1 grows it on ACKs of
@@ -255,8 +265,11 @@ class Recovery:
             self.cc.sack_delivered(delivered, seq_sub(self.tcb.snd_max, self.tcb.snd_una), now)
 
     def _prr_runs(self) -> bool:
-        """PRR paces fast recovery with SACK, unless the controller sets its own window there."""
-        return self.recover is not None and self.tcb.sack_ok and not self.cc.owns_recovery_window
+        """PRR paces fast recovery with SACK and an ECN reduction, unless the controller sets its own
+        window there."""
+        if self.cc.owns_recovery_window:
+            return False
+        return self.ecn_reducing if self.recover is None else self.tcb.sack_ok
 
     def detect_loss(self, now: float, srtt: float | None) -> bool:
         """RACK (RFC 8985 §6.2 step 5); a first loss starts fast recovery; the rest waits on a timer.
@@ -292,10 +305,29 @@ class Recovery:
         self._start_episode()
         self.cc.on_congestion_event(flight, now)
         self.recover = tcb.snd_max
+        self.ecn_reducing = False  # fast recovery takes over the reduction (Linux: CWR becomes Recovery)
         self.limited_transmit = 0
         self._prr_delivered = self._prr_out = 0
         self._recover_fs = flight
         self.counters.fast_retransmits += 1
+
+    # ------------------------------------------------------------------ ECN window reduction
+
+    def enter_ecn_reduction(self, prior_cwnd: int) -> None:
+        """The controller reduced its window for an ECE echo (RFC 3168 §6.1.2). Linux does not cut cwnd to
+        ssthresh at once there: its CWR state brings the flight down by PRR (RFC 6937), from the cwnd before
+        the reduction (tcp_init_cwnd_reduction), and the ACK that carried the ECE already counts."""
+        self.ecn_reducing = True
+        self._prr_delivered = self._prr_out = 0
+        self._recover_fs = prior_cwnd
+        if self._prr_runs():
+            self._prr_on_ack(self._last_delivered, self._last_grow)
+
+    def end_ecn_reduction(self) -> None:
+        """The window of data the reduction answered is acknowledged: cwnd alone limits sending again."""
+        self.ecn_reducing = False
+        if self.recover is None and self.loss_high is None:
+            self.send_window = None
 
     def _prr_on_ack(self, delivered: int, grow: bool) -> None:
         """RFC 6937 §3.1: send in proportion to what was delivered, down to ssthresh. Below ssthresh
@@ -338,6 +370,7 @@ class Recovery:
                 self.reordering = min(self.reordering, DUP_THRESH)
         self.cc.on_rto(flight, now)
         self.recover = None
+        self.ecn_reducing = False
         self.send_window = None
         self.dupacks = 0
         self.limited_transmit = 0

@@ -214,6 +214,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         # RFC 5961 §5.2: an ACK older than SND.UNA - MAX.SND.WND is a blind injection attempt
         conn.challenge_ack(now)
         return False
+    cwnd_before = conn.cc.cwnd  # an ECE on this ACK reduces from it (Connection.on_ece)
     newly_sacked = False
     if conn.tcb.sack_ok and seg.options.sack_blocks:
         newly_sacked = conn.recovery.on_sack(seg.options.sack_blocks, ack, conn.ts_ecr_seen, now)
@@ -239,7 +240,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         conn.on_ack_advanced(ack, now)
     conn.recovery.after_ack(now, conn.rto.srtt)
     if seg.flags & Flags.ECE and conn.ecn.ok:
-        conn.on_ece(now)
+        conn.on_ece(now, cwnd_before)
 
     if conn.fin_acked:
         if state is State.CLOSING:

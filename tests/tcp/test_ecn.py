@@ -81,11 +81,11 @@ def test_established_ece_halves_cwnd_once_per_window_and_sets_cwr():
     assert c.cc.cwnd == c.cc.ssthresh < cwnd and c.counters.ecn_reductions == 1
     c.receive_segment(replace(ece, ack=ISS + 1 + 2 * MSS), 0.2)  # same window: no second reduction
     assert c.counters.ecn_reductions == 1
-    c.segments_to_send(0.2)
+    new = [s for s in c.segments_to_send(0.2) if s.payload]  # PRR may let new data go at once
     c.receive_segment(seg(".", IRS + 1, c.tcb.snd_max), 0.3)  # all acknowledged: room to send
     c.send(b"e" * 100, 0.3)
-    new = [s for s in c.segments_to_send(0.3) if s.payload]
-    assert new and new[0].flags & Flags.CWR
+    new += [s for s in c.segments_to_send(0.3) if s.payload]
+    assert new and new[0].flags & Flags.CWR and not any(s.flags & Flags.CWR for s in new[1:])
 
 
 def test_established_ece_reduction_ends_when_its_window_is_acked_then_cwnd_grows():
@@ -108,3 +108,19 @@ def test_established_ece_reduction_ends_when_its_window_is_acked_then_cwnd_grows
         c.segments_to_send(now)
         c.receive_segment(seg(".", IRS + 1, c.tcb.snd_max), now)
     assert c.cc.cwnd > ssthresh
+
+
+def test_established_ece_reduction_is_paced_by_prr_from_the_window_before_the_ack():
+    """§6.1.2 with RFC 6937, as Linux's CWR state: the ACK carrying the ECE does not grow the window, the
+    controller reduces from the window before it (CUBIC: 0.7 of it), and PRR lets the flight down
+    gradually: with all but one segment still out, one more may go (ceil(1 * ssthresh / cwnd)), not none."""
+    c = _established()
+    c.set_congestion_control("cubic")
+    mss = c.tcb.snd_mss
+    c.send(b"d" * (20 * mss), 0.1)
+    c.segments_to_send(0.1)
+    cwnd = c.cc.cwnd
+    c.receive_segment(replace(seg(".", IRS + 1, ISS + 1 + mss), flags=Flags.ACK | Flags.ECE), 0.2)
+    assert c.cc.ssthresh == int(cwnd * 0.7)
+    assert c.recovery.send_window == c.recovery.in_flight() + mss == cwnd
+    assert len([s for s in c.segments_to_send(0.2) if s.payload]) == 1
