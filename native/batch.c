@@ -15,7 +15,9 @@
 #define TCP_FLAG_PSH 0x08
 #define TCP_FLAG_ACK 0x10
 #define TCP_FLAG_ECE 0x40
+#define TCP_FLAG_CWR 0x80
 #define MAX_IP_TOTAL 65535
+#define IPPROTO_TCP_NUM 6
 
 static inline void store16(uint8_t *p, uint16_t v)
 {
@@ -81,6 +83,95 @@ void fast_parse_batch(const char *buf, const uint32_t *offs, const uint32_t *len
     }
 }
 
+/* Software GRO: where a device hands over wire-sized packets, adjacent ones that Linux's GRO
+ * (inet_gro_receive, tcp_gro_receive) would coalesce become one super-segment, as a device with
+ * offloads hands it over. A run starts at a segment with data and ACK alone, and takes the next while:
+ *   - IP: the same version, addresses, TTL (hop limit), TOS (traffic class) and DF, no IPv4 options
+ *     and no IPv6 extension header, the IPv4 ID incremented per segment (or, with DF, fixed);
+ *     IPv6: the same flow label;
+ *   - TCP: the same ports, ACK, window and header length, its options byte for byte the same
+ *     (timestamps included), SEQ right after the run, flags ACK (PSH allowed: it ends the run);
+ *   - size: at most the first segment's (the run's gso_size); a shorter one ends the run; the whole
+ *     stays one IP packet of at most 64 KB.
+ * A segment with SYN, FIN, RST, URG, ECE or CWR neither starts nor joins one (Linux lets FIN and PSH
+ * end a run and ECE runs coalesce; a subset of what it merges is merged here).
+ * Payloads are moved in place behind the run's first (the headers between them are dropped), so the
+ * run's payload is contiguous in buf; segs[head] then describes the whole run and gso_sizes[head] its
+ * segment size. keep gets the indices of the records left to deliver, in order; returns their count. */
+static const uint8_t *record_ip(const char *buf, const uint32_t *offs, int i)
+{
+    return (const uint8_t *)buf + offs[i];
+}
+
+static int gro_can_lead(const struct fast_seg *s)
+{
+    return s->payload_len > 0 && s->flags == TCP_FLAG_ACK && s->proto == IPPROTO_TCP_NUM &&
+           s->ihl_bytes == (s->version == 6 ? IP6_HDR : IP_HDR);
+}
+
+static int gro_joins(const char *buf, const uint32_t *offs, int h, int i, const struct fast_seg *head,
+                     const struct fast_seg *s, uint32_t total, uint16_t count)
+{
+    if (s->version != head->version || s->proto != head->proto || s->ihl_bytes != head->ihl_bytes ||
+        s->ttl != head->ttl || s->tos != head->tos || s->sport != head->sport || s->dport != head->dport ||
+        s->ack != head->ack || s->window != head->window || s->doff_bytes != head->doff_bytes ||
+        (s->flags & ~TCP_FLAG_PSH) != TCP_FLAG_ACK || s->payload_len == 0 || s->payload_len > head->payload_len ||
+        s->seq != head->seq + total || (size_t)head->ihl_bytes + head->doff_bytes + total + s->payload_len > MAX_IP_TOTAL)
+        return 0;
+    const uint8_t *a = record_ip(buf, offs, h), *b = record_ip(buf, offs, i);
+    if (s->version == 6) {
+        if (s->flow != head->flow || s->src6_hi != head->src6_hi || s->src6_lo != head->src6_lo ||
+            s->dst6_hi != head->dst6_hi || s->dst6_lo != head->dst6_lo)
+            return 0;
+    } else {
+        int df = b[6] & 0x40;
+        if (s->src != head->src || s->dst != head->dst || df != (a[6] & 0x40))
+            return 0;
+        if (s->ident != (uint16_t)(head->ident + count) && !(df && s->ident == head->ident))
+            return 0;
+    }
+    size_t opts = (size_t)s->doff_bytes - 20;
+    return memcmp(a + head->ihl_bytes + 20, b + s->ihl_bytes + 20, opts) == 0;
+}
+
+int fast_gro_batch(char *buf, const uint32_t *offs, int n, struct fast_seg *segs, const uint8_t *reasons,
+                   uint16_t *gso_sizes, int *keep)
+{
+    int kept = 0;
+    int h = -1;          /* the open run's first record, or -1 */
+    uint32_t total = 0;  /* its payload so far */
+    uint16_t count = 0;  /* its segments so far */
+    for (int i = 0; i < n; i++) {
+        struct fast_seg *s = &segs[i];
+        if (h >= 0 && reasons[i] == FAST_OK && gro_joins(buf, offs, h, i, &segs[h], s, total, count)) {
+            char *head_payload = buf + offs[h] + segs[h].payload_off;
+            memmove(head_payload + total, buf + offs[i] + s->payload_off, s->payload_len);
+            gso_sizes[h] = (uint16_t)segs[h].payload_len;
+            total += s->payload_len;
+            count++;
+            if ((s->flags & TCP_FLAG_PSH) || s->payload_len < gso_sizes[h]) {
+                segs[h].flags |= s->flags;
+                segs[h].payload_len = total;
+                h = -1;
+            }
+            continue;
+        }
+        if (h >= 0) {
+            segs[h].payload_len = total;
+            h = -1;
+        }
+        keep[kept++] = i;
+        if (reasons[i] == FAST_OK && gro_can_lead(s)) {
+            h = i;
+            total = s->payload_len;
+            count = 1;
+        }
+    }
+    if (h >= 0)
+        segs[h].payload_len = total;
+    return kept;
+}
+
 /* The TCP checksum field of a packet whose checksum the device completes (NEEDS_CSUM): the pseudo-header
  * sum, folded but not complemented, as Linux's tcp_v4_send_check leaves it. */
 static uint16_t partial_csum(uint32_t src, uint32_t dst, size_t tcp_len)
@@ -124,17 +215,49 @@ static int can_lead(const struct fast_seg *h, uint32_t hlen)
            !h->has_mss && !h->has_wscale && !h->sack_permitted;
 }
 
+/* Software GSO, for a device without offloads: the super-segment s (payload plen bytes) cut into
+ * packets of gso_size payload bytes, the last maybe shorter, as Linux's tcp_gso_segment and
+ * inet_gso_segment cut one: the header copied, SEQ advanced by each piece, the IP ID incremented
+ * per piece, CWR on the first piece only, PSH and FIN on the last only; checksums complete. Each piece
+ * is one record at *pos on; returns how many, or -1 if cap or room (records left) is too small. */
+static int cut_segment(uint8_t *buf, size_t cap, size_t *pos, const struct fast_seg *s, const char *payload,
+                       uint32_t plen, uint32_t gso_size, uint32_t *offs, uint32_t *lens, int room)
+{
+    struct fast_seg piece = *s;
+    int k = 0;
+    for (uint32_t off = 0; off < plen; off += gso_size, k++) {
+        uint32_t size = plen - off < gso_size ? plen - off : gso_size;
+        if (k == room)
+            return -1;
+        piece.seq = s->seq + off;
+        piece.ident = (uint16_t)(s->ident + k);
+        piece.flags = s->flags;
+        if (off + size < plen)
+            piece.flags &= (uint8_t)~(TCP_FLAG_PSH | TCP_FLAG_FIN);
+        if (k > 0)
+            piece.flags &= (uint8_t)~TCP_FLAG_CWR;
+        int len = fast_build_tcp((char *)buf + *pos, cap - *pos, &piece, payload + off, size);
+        if (len < 0)
+            return -1;
+        offs[k] = (uint32_t)*pos;
+        lens[k] = (uint32_t)len;
+        *pos += (size_t)len;
+    }
+    return k;
+}
+
 /* Build n items into buf, one record each (or one per run of segments with gso), end to end from
- * offset 0; offs/lens get each record's place. Item i is a TCP segment segs[i] with payloads[i] of
- * plens[i] bytes (with gso_sizes[i] != 0: already a super-segment of pieces that size, never merged
- * further; needs vnet and gso), or when raw[i] a whole IP packet in payloads[i] copied as it is.
+ * offset 0; offs/lens (max_records long) get each record's place. Item i is a TCP segment segs[i] with
+ * payloads[i] of plens[i] bytes, or when raw[i] a whole IP packet in payloads[i] copied as it is.
+ * gso_sizes[i] != 0: the segment is already a super-segment of pieces that size, never merged further;
+ * with vnet and gso it goes out whole for the kernel to cut, without vnet it is cut here (cut_segment).
  * vnet: each record starts with a virtio_net_hdr; TCP checksums are left to the kernel (NEEDS_CSUM).
  * gso (needs vnet): runs of segments that `continues` allows go out as one super-segment that the
  * kernel cuts back into exactly those segments (IPv4; an IPv6 segment is a super-segment only when the
- * caller made it one: TSO6). Returns the record count, or -1 if cap is too small. */
+ * caller made it one: TSO6). Returns the record count, or -1 if cap or max_records is too small. */
 int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const char **payloads,
                      const uint32_t *plens, const uint16_t *gso_sizes, const uint8_t *raw, int n, int vnet, int gso,
-                     uint32_t *offs, uint32_t *lens)
+                     uint32_t *offs, uint32_t *lens, int max_records)
 {
     uint8_t *buf = (uint8_t *)cbuf;
     size_t pos = 0;
@@ -142,8 +265,17 @@ int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const 
     int i = 0;
     while (i < n) {
         size_t rec = pos;
-        if (pos + (size_t)vnet > cap)
+        if (records == max_records || pos + (size_t)vnet > cap)
             return -1;
+        if (!vnet && !raw[i] && gso_sizes[i] && plens[i] > gso_sizes[i]) {
+            int pieces = cut_segment(buf, cap, &pos, &segs[i], payloads[i], plens[i], gso_sizes[i], offs + records,
+                                     lens + records, max_records - records);
+            if (pieces < 0)
+                return -1;
+            records += pieces;
+            i++;
+            continue;
+        }
         struct fast_vnet_hdr h;
         memset(&h, 0, sizeof(h));
         pos += (size_t)vnet;

@@ -84,9 +84,10 @@ class Stack:
         self.resolution = TimerResolution.of(self._loop)
         config = config if config is not None else TcpConfig(mss=mss)
         # the pacer may let a sender catch up by what a late timer costs (one tick of the loop's clock)
-        # a device that cuts super-segments (TSO) lets the core send runs of full segments as one
-        tso = _TSO_MAX_BYTES if getattr(device, "gso", False) else 0
-        self.config = replace(config, timer_slack=max(config.timer_slack, self.resolution.tick), tso_max_bytes=tso)
+        # the core sends runs of full segments as one: a device with offloads cuts them (TSO), for one
+        # without the batch builder does (software GSO), so faults and captures still see wire-sized packets
+        slack = max(config.timer_slack, self.resolution.tick)
+        self.config = replace(config, timer_slack=slack, tso_max_bytes=_TSO_MAX_BYTES)
         self.demux = Demux(self.config)
         self.ip = IpLayer(self.demux, self.addr)
         self.ip6 = Ip6Layer(self.demux, self.addrs, self.ip)
@@ -103,7 +104,7 @@ class Stack:
         self._app_woken = False  # this flush handed an application data, EOF or a new connection
         self._conn_woke_app = False  # the connection being dispatched did
         self._after_app: set[Connection] = set()  # output held until the applications just woken have run
-        self._decoder = BatchDecoder()
+        self._decoder = BatchDecoder(gro=True)  # software GRO where the device hands over wire-sized packets
         self._out = BatchEncoder(getattr(device, "vnet", 0), getattr(device, "gso", False))
         self._heap: list[tuple[float, int, Connection]] = []
         self._scheduled: dict[Connection, float] = {}
@@ -421,8 +422,11 @@ class Stack:
         if self._retired is not None:
             totals.update(self._retired.by_linux_name())
         totals["InSuperSegs"] = self._decoder.super_segments  # coalesced by the kernel (TUN offloads)
-        totals["InSegs"] += self._decoder.parts_beyond_first  # wire segments, as Linux's segs_in counts gso_segs
+        # wire segments, as Linux's segs_in counts gso_segs
+        totals["InSegs"] += self._decoder.parts_beyond_first + self._decoder.gro_segments
+        totals["InGroSegs"] = self._decoder.gro_segments  # merged by software GRO into the one before them
         totals["OutMergedSegs"] = self._out.merged_segments  # sent inside a super-segment, after its first
+        totals["OutGsoSegs"] = self._out.cut_segments  # cut from a super-segment by software GSO, after its first
         for conn in self.demux.connections.values():
             totals.update(conn_counters(conn))
         totals["CurrEstab"] = sum(

@@ -99,10 +99,12 @@ def decode(buf: bytes, tcp_checksum: bool = True) -> TcpPacket | IpPacket | Reje
     return _value(_unpack_from(_parsed_buf), rc, bytes(buf), 0)
 
 
-def _value(v: tuple[int, ...], rc: int, view: memoryview | bytes, base: int) -> TcpPacket | IpPacket | Rejected:
+def _value(
+    v: tuple[int, ...], rc: int, view: memoryview | bytes, base: int, gso: int = 0
+) -> TcpPacket | IpPacket | Rejected:
     """The parsed value of the packet at view[base:] that the C parser described (`v`: its fields, as
-    _SEG unpacks them) with result `rc`. A TCP payload is a slice of `view` (a view into a batch: no
-    copy); other packets are copied out."""
+    _SEG unpacks them) with result `rc`; `gso` the segment size of a coalesced TCP segment. A TCP payload
+    is a slice of `view` (a view into a batch: no copy); other packets are copied out."""
     if rc:
         if rc == _FRAGMENT:
             off = base + v[_OFF]
@@ -137,18 +139,35 @@ def _value(v: tuple[int, ...], rc: int, view: memoryview | bytes, base: int) -> 
     else:
         options = NO_OPTIONS
     seg = parsed_segment(
-        v[_SPORT], v[_DPORT], v[_SEQ], v[_ACK], v[_FLAGS], v[_WINDOW], view[off:end], options, v[_URGENT], v[_TOS] & 3
+        v[_SPORT],
+        v[_DPORT],
+        v[_SEQ],
+        v[_ACK],
+        v[_FLAGS],
+        v[_WINDOW],
+        view[off:end],
+        options,
+        v[_URGENT],
+        v[_TOS] & 3,
+        gso,
     )
     return TcpPacket(src, dst, v[_TTL], seg)
 
 
 class BatchDecoder:
-    """Parses a whole read batch in one C call; TCP payloads are views into the batch's buffer."""
+    """Parses a whole read batch in one C call; TCP payloads are views into the batch's buffer.
 
-    def __init__(self) -> None:
+    With `gro`, a batch of wire-sized packets (no virtio_net_hdr) goes through software GRO in C first:
+    adjacent segments of one flow that Linux's GRO would coalesce arrive as one super-segment (its
+    `gso` the segment size), as a device with offloads hands them over. The payloads are moved together
+    in the batch's buffer, which is why GRO is for batches nobody else reads afterwards."""
+
+    def __init__(self, gro: bool = False) -> None:
+        self.gro = gro
         self._grow(64)
         self.super_segments = 0  # coalesced super-segments the device handed over (with offloads)
         self.parts_beyond_first = 0  # the wire segments they held, beyond one each
+        self.gro_segments = 0  # wire segments software GRO merged into the one before them
 
     def _grow(self, n: int) -> None:
         self._cap = n
@@ -156,6 +175,7 @@ class BatchDecoder:
         self._fields = ffi.buffer(self._segs)
         self._reasons = ffi.new("uint8_t[]", n)
         self._gso = ffi.new("uint16_t[]", n)
+        self._keep = ffi.new("int[]", n)
 
     def decode(self, batch: PacketBatch) -> list[TcpPacket | IpPacket | Rejected]:
         n = batch.n
@@ -165,13 +185,20 @@ class BatchDecoder:
         lib.fast_parse_batch(batch.buf, batch.offs, batch.lens, n, batch.vnet, segs, reasons, gso)
         view, offs, vnet = batch.view, batch.offs, batch.vnet
         fields, size = self._fields, _SEG.size
+        indices: range | list[int] = range(n)
+        if self.gro and not vnet and n > 1:
+            kept = lib.fast_gro_batch(batch.buf, offs, n, segs, reasons, gso, self._keep)
+            if kept < n:
+                indices = self._keep[0:kept]
+                self.gro_segments += n - kept
         out = []
-        for i in range(n):
+        for i in indices:
             v = _unpack_from(fields, i * size)
-            out.append(_value(v, reasons[i], view, offs[i] + vnet))
-            if gso[i]:
+            size_of = gso[i]  # a coalesced segment's segment size, as tcp_measure_rcv_mss reads gso_size
+            out.append(_value(v, reasons[i], view, offs[i] + vnet, size_of))
+            if size_of and vnet:
                 self.super_segments += 1
-                self.parts_beyond_first += (v[_LEN] - 1) // gso[i]
+                self.parts_beyond_first += (v[_LEN] - 1) // size_of
         return out
 
 
@@ -240,17 +267,20 @@ class BatchEncoder:
     buffer in one C call. With `vnet`, each record gets a virtio_net_hdr and TCP checksums are left to
     the kernel; with `gso` too, runs of full-sized segments of one connection go out as one
     super-segment that the kernel cuts back into exactly those segments (TSO; an IPv6 run only when the core
-    made it one Segment)."""
+    made it one Segment). Without `vnet` (a device without offloads), a run the core made one Segment is
+    cut in C into wire-sized packets, as Linux's software GSO cuts one for such a device."""
 
     def __init__(self, vnet: int = 0, gso: bool = False) -> None:
         self.vnet = vnet
         self.gso = bool(gso and vnet)
         self._n = 0
+        self._records = 0  # records the build makes at most: one per item, or per piece cut here
         self._bytes = 0
         self._keep: list = []  # the payloads' cdata views, alive until the build
         self._grow(64)
         self._buf_size = 0
         self.merged_segments = 0  # segments that went out inside a super-segment, after its first
+        self.cut_segments = 0  # packets cut here from a super-segment (software GSO), after its first
 
     def _grow(self, n: int) -> None:
         segs = ffi.new("struct fast_seg[]", n)
@@ -265,9 +295,13 @@ class BatchEncoder:
             ffi.memmove(gso, self._gso, 2 * self._n)
             ffi.memmove(raw, self._raw, self._n)
         self._segs, self._payloads, self._plens, self._gso, self._raw = segs, payloads, plens, gso, raw
+        self._cap = n
+        self._grow_records(n)
+
+    def _grow_records(self, n: int) -> None:
         self._offs = ffi.new("uint32_t[]", n)
         self._lens = ffi.new("uint32_t[]", n)
-        self._cap = n
+        self._records_cap = n
 
     def __len__(self) -> int:
         return self._n
@@ -282,14 +316,20 @@ class BatchEncoder:
         self._plens[i] = len(data)
         self._bytes += len(data)
         self._n = i + 1
+        self._records += 1
         return i
 
     def tcp(self, src: int, dst: int, seg: Segment, ttl: int = 64, flow: int = 0) -> None:
         i = self._slot(seg.payload)
         self._raw[i] = 0
-        self._gso[i] = seg.gso  # a run the core made one Segment (TSO): cut by the kernel
+        self._gso[i] = seg.gso  # a run the core made one Segment (TSO): cut by the kernel, or here
         if seg.gso:
-            self.merged_segments += (len(seg.payload) - 1) // seg.gso
+            beyond = (len(seg.payload) - 1) // seg.gso
+            if self.vnet:
+                self.merged_segments += beyond
+            else:
+                self.cut_segments += beyond
+                self._records += beyond
         _fill(self._segs[i], src, dst, seg, ttl, 0, flow)
 
     def packet(self, packet: bytes) -> None:
@@ -299,21 +339,24 @@ class BatchEncoder:
         self._gso[i] = 0
 
     def build(self) -> PacketBatch:
-        n = self._n
-        size = self._bytes + n * (self.vnet + 120)  # headers: 40 IP + 60 TCP at most, and slack
+        n, records = self._n, self._records
+        size = self._bytes + records * (self.vnet + 120)  # headers: 40 IP + 60 TCP at most, and slack
         if size > self._buf_size:
             self._buf_size = max(size, 2 * self._buf_size)
             self._buf = uncleared("char[]", self._buf_size)
             self._view = memoryview(ffi.buffer(self._buf)).toreadonly()
+        if records > self._records_cap:
+            self._grow_records(max(records, 2 * self._records_cap))
         count = lib.fast_build_batch(
             self._buf, self._buf_size, self._segs, self._payloads, self._plens, self._gso, self._raw, n,
-            self.vnet, self.gso, self._offs, self._lens,
+            self.vnet, self.gso, self._offs, self._lens, self._records_cap,
         )  # fmt: skip
         self._keep.clear()
-        self._n = self._bytes = 0
+        self._n = self._bytes = self._records = 0
         if count < 0:
             raise ValueError("a segment too large to encode")
-        self.merged_segments += n - count
+        if self.gso:
+            self.merged_segments += n - count
         return PacketBatch(self._buf, self._view, self._offs, self._lens, count, self.vnet)
 
 

@@ -139,8 +139,9 @@ def parsed_segment(
     options: TcpOptions,
     urgent: int,
     ecn: int,
+    gso: int = 0,
 ) -> Segment:
-    """Segment(src_port, ..., ecn) of an arriving segment (gso 0)."""
+    """Segment(src_port, ..., ecn, gso) of an arriving segment (`gso`: a coalesced one's segment size)."""
     seg = _new(Segment)
     _set_src_port(seg, src_port)
     _set_dst_port(seg, dst_port)
@@ -152,6 +153,6 @@ def parsed_segment(
     _set_options(seg, options)
     _set_urgent(seg, urgent)
     _set_ecn(seg, ecn)
-    _set_gso(seg, 0)
+    _set_gso(seg, gso)
     _set_tos(seg, 0)
     return seg

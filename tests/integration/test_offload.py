@@ -7,7 +7,7 @@ import hashlib
 
 from stack.plot import read_pcap
 from stack.services.http import pattern_sha256
-from stack.wire.codec import IpPacket, TcpPacket, decode
+from stack.wire.codec import IpPacket, Rejected, TcpPacket, decode
 from tests.integration.conftest import ADDR, start_serve
 
 SIZE = 5_000_000
@@ -52,12 +52,21 @@ def test_offload_on_ipv6_download_and_upload_move_as_super_segments(netns, tmp_p
 
 
 def test_offload_off_moves_mss_sized_packets_only(netns, tmp_path):
-    served = start_serve(netns, tmp_path, "--offload", "off")
+    """Without TUN offloads only wire-sized packets cross the device (the capture holds none larger than
+    the MTU, every checksum complete), while the core still sends runs as one: software GSO cuts them."""
+    pcap = tmp_path / "off.pcap"
+    served = start_serve(netns, tmp_path, "--offload", "off", "--pcap", str(pcap))
     _download_and_upload(served)
     stats = served.stats()
     assert stats["OutMergedSegs"] == 0
     assert stats["InSuperSegs"] == 0
+    assert stats["OutGsoSegs"] > SIZE // 1448 // 2
     assert stats["InSegs"] > SIZE // 1460
+    assert served.stop() == 0
+    captured = read_pcap(str(pcap))
+    assert max(len(data) for _, data in captured) <= 1500
+    decoded = [decode(data) for _, data in captured]
+    assert not any(isinstance(p, Rejected) for p in decoded)
 
 
 def test_fault_turns_offloads_off_with_a_note(netns, tmp_path):

@@ -50,12 +50,15 @@ static void build_round(void)
 {
     struct fast_seg segs[RECORDS];
     const char *payloads[RECORDS];
-    uint32_t plens[RECORDS], offs[RECORDS], lens[RECORDS];
+    uint32_t plens[RECORDS];
+    static uint32_t offs[RECORDS * 9000], lens[RECORDS * 9000]; /* a piece per payload byte at most */
     uint16_t gso[RECORDS];
     uint8_t raw[RECORDS];
     static char data[70000];
     size_t need = 0;
+    int records = 0;
     uint32_t seq = next_random();
+    int vnet = next_random() % 2 ? FAST_VNET_HDR_LEN : 0;
     for (int i = 0; i < RECORDS; i++) {
         memset(&segs[i], 0, sizeof(segs[i]));
         segs[i].version = 4;
@@ -71,20 +74,26 @@ static void build_round(void)
         gso[i] = (uint16_t)(!raw[i] && next_random() % 4 == 0 ? 1 + next_random() % 1448 : 0);
         payloads[i] = data;
         seq += plens[i];
-        need += FAST_VNET_HDR_LEN + 20 + 60 + plens[i];
+        /* without vnet a super-segment is cut here: a record, and its headers, per piece */
+        int pieces = !vnet && gso[i] && plens[i] > gso[i] ? (int)((plens[i] + gso[i] - 1) / gso[i]) : 1;
+        records += pieces;
+        need += (size_t)pieces * (FAST_VNET_HDR_LEN + 20 + 60) + plens[i];
     }
-    static char out[RECORDS * (FAST_VNET_HDR_LEN + 80 + 9000) + 100];
-    int vnet = next_random() % 2 ? FAST_VNET_HDR_LEN : 0;
-    int n = fast_build_batch(out, need, segs, payloads, plens, gso, raw, RECORDS, vnet, vnet != 0, offs, lens);
+    static char out[RECORDS * 9000 * 80 + 70000];
+    int n = fast_build_batch(out, need, segs, payloads, plens, gso, raw, RECORDS, vnet, vnet != 0, offs, lens,
+                             records);
     if (n > 0) {
         size_t end = offs[n - 1] + lens[n - 1];
         if (end > need) {
             printf("build wrote past its capacity: %zu > %zu\n", end, need);
             exit(1);
         }
+    } else {
+        printf("build failed with room enough: %zu bytes, %d records\n", need, records);
+        exit(1);
     }
     fast_build_batch(out, next_random() % (need + 1), segs, payloads, plens, gso, raw, RECORDS, vnet, vnet != 0,
-                     offs, lens);
+                     offs, lens, (int)(next_random() % (unsigned)(records + 1)));
 }
 
 int main(int argc, char **argv)
