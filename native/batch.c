@@ -83,21 +83,6 @@ void fast_parse_batch(const char *buf, const uint32_t *offs, const uint32_t *len
     }
 }
 
-/* Software GRO: where a device hands over wire-sized packets, adjacent ones that Linux's GRO
- * (inet_gro_receive, tcp_gro_receive) would coalesce become one super-segment, as a device with
- * offloads hands it over. A run starts at a segment with data and ACK alone, and takes the next while:
- *   - IP: the same version, addresses, TTL (hop limit), TOS (traffic class) and DF, no IPv4 options
- *     and no IPv6 extension header, the IPv4 ID incremented per segment (or, with DF, fixed);
- *     IPv6: the same flow label;
- *   - TCP: the same ports, ACK, window and header length, its options byte for byte the same
- *     (timestamps included), SEQ right after the run, flags ACK (PSH allowed: it ends the run);
- *   - size: at most the first segment's (the run's gso_size); a shorter one ends the run; the whole
- *     stays one IP packet of at most 64 KB.
- * A segment with SYN, FIN, RST, URG, ECE or CWR neither starts nor joins one (Linux lets FIN and PSH
- * end a run and ECE runs coalesce; a subset of what it merges is merged here).
- * Payloads are moved in place behind the run's first (the headers between them are dropped), so the
- * run's payload is contiguous in buf; segs[head] then describes the whole run and gso_sizes[head] its
- * segment size. keep gets the indices of the records left to deliver, in order; returns their count. */
 static const uint8_t *record_ip(const char *buf, const uint32_t *offs, int i)
 {
     return (const uint8_t *)buf + offs[i];
@@ -116,7 +101,8 @@ static int gro_joins(const char *buf, const uint32_t *offs, int h, int i, const 
         s->ttl != head->ttl || s->tos != head->tos || s->sport != head->sport || s->dport != head->dport ||
         s->ack != head->ack || s->window != head->window || s->doff_bytes != head->doff_bytes ||
         (s->flags & ~TCP_FLAG_PSH) != TCP_FLAG_ACK || s->payload_len == 0 || s->payload_len > head->payload_len ||
-        s->seq != head->seq + total || (size_t)head->ihl_bytes + head->doff_bytes + total + s->payload_len > MAX_IP_TOTAL)
+        s->seq != head->seq + total ||
+        (size_t)head->ihl_bytes + head->doff_bytes + total + s->payload_len > MAX_IP_TOTAL)
         return 0;
     const uint8_t *a = record_ip(buf, offs, h), *b = record_ip(buf, offs, i);
     if (s->version == 6) {
@@ -134,6 +120,21 @@ static int gro_joins(const char *buf, const uint32_t *offs, int h, int i, const 
     return memcmp(a + head->ihl_bytes + 20, b + s->ihl_bytes + 20, opts) == 0;
 }
 
+/* Software GRO: where a device hands over wire-sized packets, adjacent ones that Linux's GRO
+ * (inet_gro_receive, tcp_gro_receive) would coalesce become one super-segment, as a device with
+ * offloads hands it over. A run starts at a segment with data and ACK alone, and takes the next while:
+ *   - IP: the same version, addresses, TTL (hop limit), TOS (traffic class) and DF, no IPv4 options
+ *     and no IPv6 extension header, the IPv4 ID incremented per segment (or, with DF, fixed);
+ *     IPv6: the same flow label;
+ *   - TCP: the same ports, ACK, window and header length, its options byte for byte the same
+ *     (timestamps included), SEQ right after the run, flags ACK (PSH allowed: it ends the run);
+ *   - size: at most the first segment's (the run's gso_size); a shorter one ends the run; the whole
+ *     stays one IP packet of at most 64 KB.
+ * A segment with SYN, FIN, RST, URG, ECE or CWR neither starts nor joins one (Linux lets FIN and PSH
+ * end a run and ECE runs coalesce; a subset of what it merges is merged here).
+ * Payloads are moved in place behind the run's first (the headers between them are dropped), so the
+ * run's payload is contiguous in buf; segs[head] then describes the whole run and gso_sizes[head] its
+ * segment size. keep gets the indices of the records left to deliver, in order; returns their count. */
 int fast_gro_batch(char *buf, const uint32_t *offs, int n, struct fast_seg *segs, const uint8_t *reasons,
                    uint16_t *gso_sizes, int *keep)
 {
