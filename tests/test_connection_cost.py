@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import tracemalloc
 
 import pytest
@@ -198,9 +199,7 @@ def test_stack_echo_round_trip_costs_one_write_and_two_flushes():
                 await reader.readexactly(64)
             await asyncio.sleep(0.05)
             reads, writes, flushes = server_device.reads, server_device.writes, 0
-            for _ in range(200):
-                writer.write(b"y" * 64)
-                assert await reader.readexactly(64) == b"y" * 64
+            await _echo_round_trips(reader, writer, 200)
             return server_device.reads - reads, server_device.writes - writes, flushes
         finally:
             await client.close()
@@ -290,6 +289,13 @@ def test_stack_echo_connection_answer_carries_the_ack_of_its_request():
     assert sent == 3 * 10
 
 
+async def _echo_round_trips(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: int) -> None:
+    """`count` 64-byte requests on one connection, each echoed before the next is written."""
+    for _ in range(count):
+        writer.write(b"y" * 64)
+        assert await reader.readexactly(64) == b"y" * 64
+
+
 def test_stack_echo_round_trip_asks_the_core_for_output_once(monkeypatch):
     """A request and its echo on an established connection: the flush after the input hands the request
     to the service and leaves the connection's output to the flush behind the service's task, which sends
@@ -301,9 +307,7 @@ def test_stack_echo_round_trip_asks_the_core_for_output_once(monkeypatch):
         try:
             await server.start_server(SERVICES["echo"], port=7)
             reader, writer = await client.open_connection("10.0.0.2", 7)
-            for _ in range(20):  # past the first (quick) ACKs
-                writer.write(b"y" * 64)
-                await reader.readexactly(64)
+            await _echo_round_trips(reader, writer, 20)  # past the first (quick) ACKs
             (conn,) = server.demux.connections.values()
             calls = 0
             segments_to_send = Connection.segments_to_send
@@ -314,12 +318,53 @@ def test_stack_echo_round_trip_asks_the_core_for_output_once(monkeypatch):
                 return segments_to_send(self, now)
 
             monkeypatch.setattr(Connection, "segments_to_send", counting)
-            for _ in range(100):
-                writer.write(b"y" * 64)
-                assert await reader.readexactly(64) == b"y" * 64
+            await _echo_round_trips(reader, writer, 100)
             return calls
         finally:
             await client.close()
             await server.close()
 
     assert run(main()) == 100
+
+
+class _TimerCountingLoop:
+    """The server's loop, counting the timers the stack arms on it (call_later) for a deadline earlier than
+    the one armed before; the rest passes through."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._inner = loop
+        self._deadline: float | None = None  # of the last call_later seen
+        self.earlier = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+    def call_later(self, delay: float, callback, *args):
+        deadline = time.monotonic() + delay
+        if self._deadline is not None and deadline < self._deadline - 0.005:  # (delays are rounded to 1 ms)
+            self.earlier += 1
+        self._deadline = deadline
+        return self._inner.call_later(delay, callback, *args)
+
+
+def test_stack_echo_round_trip_arms_no_delayed_ack_timer():
+    """A request that the service answers at once needs no delayed-ACK timer (RFC 9293 §3.8.6.3): the
+    answer carries the ACK. The stack's loop timer, armed for the retransmission deadline of the last
+    answer, is never pulled earlier for a 40 ms delayed ACK and then pushed back (each round trip did so
+    before: a timer armed and cancelled per request)."""
+
+    async def main() -> int:
+        client, server = await _pair()
+        counting = _TimerCountingLoop(server._loop)
+        try:
+            await server.start_server(SERVICES["echo"], port=7)
+            reader, writer = await client.open_connection("10.0.0.2", 7)
+            await _echo_round_trips(reader, writer, 20)  # past the first (quick) ACKs
+            server._loop = counting
+            await _echo_round_trips(reader, writer, 200)
+            return counting.earlier
+        finally:
+            await client.close()
+            await server.close()
+
+    assert run(main()) == 0
