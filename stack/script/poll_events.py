@@ -3,8 +3,8 @@
 - readable (POLLIN, POLLRDNORM): in-order bytes wait to be read, or a listener has a connection to
   accept; after the peer's FIN or shutdown(SHUT_RD) also POLLRDHUP;
 - writable (POLLOUT, POLLWRNORM): once connected, when the free send buffer is at least half of what is
-  queued (sk_stream_is_writeable) and the unsent bytes are below half of TCP_NOTSENT_LOWAT; always after
-  shutdown(SHUT_WR), whose write fails at once;
+  queued, in Linux's units (sk_stream_is_writeable, stack/tcp/write_queue.py), and the unsent bytes are
+  below half of TCP_NOTSENT_LOWAT; always after shutdown(SHUT_WR), whose write fails at once;
 - POLLERR with a pending error, POLLHUP when both directions are shut or the connection is closed.
 POLLERR, POLLHUP and POLLNVAL are reported whether asked for or not.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from stack.tcp import write_queue
 from stack.tcp.state import State
 
 if TYPE_CHECKING:
@@ -50,10 +51,6 @@ def connection(conn: Connection | None, error: bool, shut_rd: bool, shut_wr: boo
 
 
 def writable(conn: Connection) -> bool:
-    """Linux __sk_stream_is_writeable: free room at least half what is queued, and unsent bytes under
-    half TCP_NOTSENT_LOWAT."""
-    queued = conn.send_queue_bytes
-    if conn.send_space < queued // 2:
-        return False
-    unsent = conn.sender.unsent(conn.tcb.snd_nxt)
-    return 2 * unsent < conn.config.notsent_lowat
+    """Linux __sk_stream_is_writeable: free room at least half what is queued (in Linux's units: bytes
+    and each skb's overhead), and unsent bytes under half TCP_NOTSENT_LOWAT."""
+    return write_queue.writeable(conn)

@@ -698,6 +698,8 @@ class Kernel:
             # window is half of the doubled sk_rcvbuf (tcp_adv_win_scale=1): the value set
             size = max(2 * number, _BUFFER_MIN[option]) if option == "SO_SNDBUF" else number
             self._configure(sock, _BUFFER_OPTIONS[option], size)
+            if option == "SO_SNDBUF":
+                self._configure(sock, "send_buffer_locked", True)  # SOCK_SNDBUF_LOCK: no autotuning
             if option == "SO_RCVBUF" and sock.conn is None:
                 # a fixed buffer: the window scale is chosen for it, not tcp_rmem[2]; an open connection
                 # keeps its scale, and its offered window's right edge never moves left (§3.8.6)

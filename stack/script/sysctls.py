@@ -37,8 +37,9 @@ def _rmem(value: str) -> dict[str, object]:
 
 
 def _wmem(value: str) -> dict[str, object]:
-    _, default, _ = _buffers(value)
-    return {"send_buffer": default}
+    # sk_sndbuf starts at tcp_wmem[1] and autotuning may grow it to tcp_wmem[2] (tcp_sndbuf_expand)
+    _, default, high = _buffers(value)
+    return {"send_buffer": default, "send_buffer_max": max(default, high)}
 
 
 def _congestion(value: str) -> dict[str, object]:
@@ -91,6 +92,7 @@ MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
     "tcp_rto_max_ms": _integer("max_rto", lambda v: v / 1000),
     "tcp_slow_start_after_idle": _integer("slow_start_after_idle", _flag),  # RFC 5681 §4.1
     "tcp_notsent_lowat": _integer("notsent_lowat"),
+    "tcp_min_tso_segs": _integer("min_tso_segs"),  # segments in the smallest GSO packet
 }
 # name -> the values that are what the core always does (None: any value, the setting is for a feature
 # tcpstack does not have, whose scripts SKIP on the feature itself)
@@ -101,7 +103,6 @@ FIXED: dict[str, set[str] | None] = {
     "tcp_recovery": {"1"},  # RACK loss detection (RFC 8985)
     "tcp_mtu_probing": {"0"},  # no packetization-layer path MTU discovery
     "tcp_tso_win_divisor": None,
-    "tcp_min_tso_segs": None,
     "tcp_pacing_ss_ratio": None,
     "tcp_pacing_ca_ratio": None,
     "tcp_fastopen": None,

@@ -23,7 +23,12 @@ class TcpConfig:
     # TCP_USER_TIMEOUT (RFC 5482): seconds transmitted data may stay unacknowledged; 0: the retry counts rule
     user_timeout: float = 0.0
     synack_retries: int = 5  # Linux tcp_synack_retries
-    send_buffer: int = 1 << 20  # bytes the application may queue (SO_SNDBUF)
+    # the send buffer in Linux's units (sk_sndbuf: bytes queued and each skb's overhead, write_queue.py),
+    # grown with the congestion window up to send_buffer_max (tcp_wmem[2]) unless SO_SNDBUF set it
+    send_buffer: int = 1 << 20
+    send_buffer_max: int = 4 << 20
+    send_buffer_locked: bool = False  # SO_SNDBUF fixed the size: no autotuning
+    min_tso_segs: int = 2  # the fewest segments in a GSO packet (Linux tcp_min_tso_segs)
     # TCP_NOTSENT_LOWAT (Linux tcp_notsent_lowat): a writer may queue while fewer bytes than this are unsent
     notsent_lowat: int = 0xFFFFFFFF  # (NO_LOWAT: no limit)
     receive_buffer: int = 1 << 20  # receive buffer = the largest window we offer (SO_RCVBUF)

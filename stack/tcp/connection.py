@@ -10,14 +10,14 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
-from stack.tcp import congestion, events, timers, user_calls, user_timeout
+from stack.tcp import congestion, events, timers, user_calls, user_timeout, write_queue
 from stack.tcp.chrono import BUSY, RWND_LIMITED, SNDBUF_LIMITED, Chrono
 from stack.tcp.config import TcpConfig
 from stack.tcp.counters import Counters
 from stack.tcp.ecn import ECT0, Ecn
 from stack.tcp.events import Closed, Connected, Reset, SendSpace, TimedOut
 from stack.tcp.isn import initial_sequence_number
-from stack.tcp.memory import FORCED_SEND, MemoryBudget
+from stack.tcp.memory import MemoryBudget
 from stack.tcp.receiver import DEFAULT_MSS, Receiver
 from stack.tcp.recovery import Recovery
 from stack.tcp.reset import reset_for
@@ -117,6 +117,7 @@ class Connection:
         self._out: list[Segment] = []
         self.receiver = Receiver(config, self.tcb, self.timers, self._events)
         self.sender = Sender(self.timers, config.timer_slack)
+        self.sender.sndbuf = config.send_buffer
         self.short_edge: int | None = None  # the peer's right edge after it shrank below SND.MAX (§3.8.6)
         self._syn_options = NO_OPTIONS
         self._retries = 0
@@ -328,6 +329,7 @@ class Connection:
             self.finished = True
         elif new is State.ESTABLISHED:
             self._syn_options = NO_OPTIONS  # our SYN is acknowledged: it is never sent again
+            write_queue.expand_sndbuf(self)  # Linux tcp_init_buffer_space
             self._events.append(Connected())
             self.receiver.last_data_rcv = now  # Linux starts tcpi_last_data_recv's clock here
             self.arm_keepalive(now)
@@ -345,11 +347,8 @@ class Connection:
 
     @property
     def send_space(self) -> int:
-        sender_bytes = len(self.sender.buffer)
-        space = max(0, self.config.send_buffer - sender_bytes)
-        if self.memory is not None and self.memory.exhausted:  # only an empty buffer takes a little more
-            return 0 if sender_bytes else min(space, FORCED_SEND)
-        return space
+        """Bytes a write could still queue now (0: it would wait), as write_queue.py counts them."""
+        return write_queue.send_space(self)
 
     @property
     def send_queue_bytes(self) -> int:
@@ -687,6 +686,8 @@ class Connection:
         if sender.fin_queued and sender.unsent(tcb.snd_nxt) == 0 and not sender.fin_in_flight(tcb.snd_nxt):
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
         marks.push_once = False
+        if seq_gt(tcb.snd_nxt, sent_up_to):
+            self._cut_packets(sent_up_to, mss)
         unsent = sender.unsent(tcb.snd_nxt)
         if had_unsent:
             self._time_sending(now, unsent, mss, cwnd, tcb.snd_nxt != sent_up_to)
@@ -704,6 +705,21 @@ class Connection:
                 self.timers.start(timers.PERSIST, now + sender.persist_interval(self.rto.rto))
         else:
             self.timers.stop(timers.PERSIST)
+
+    def _cut_packets(self, start: int, mss: int) -> None:
+        """What was just sent from `start` left as Linux's GSO packets, each its own skb: an skb is cut
+        where a packet ends inside it (tso_fragment), so the send buffer counts the skbs Linux would."""
+        buf = self.sender.buffer
+        end = self.tcb.snd_nxt
+        packet = write_queue.gso_segments(self, mss) * mss
+        pos = start
+        while seq_lt(pos, end):
+            skb_end = buf.skb_end(pos)
+            if skb_end is None:
+                return
+            cut = seq_add(pos, min(packet, seq_sub(skb_end, pos), seq_sub(end, pos)))
+            buf.split(cut)
+            pos = cut
 
     def _nothing_to_send(self, unsent: int) -> None:
         """What _output_data's full path ends with when nothing is queued, no FIN waits and nothing is lost:
@@ -967,11 +983,7 @@ class Connection:
             tcb.snd_nxt = ack
         sender.marks.acked(ack)
         queues_empty = ack == tcb.snd_max and sender.unsent(tcb.snd_nxt) == 0
-        if sender.buffer.ack(ack):
-            if sender.space_wanted:
-                sender.space_wanted = False
-                self._events.append(SendSpace())
-                self.chrono.stop(SNDBUF_LIMITED, now, queues_empty)
+        freed = sender.buffer.ack(ack)
         if queues_empty:
             self.chrono.stop(BUSY, now, True)
         self._retries = 0
@@ -1004,6 +1016,19 @@ class Connection:
             self.timers.stop(timers.RETRANSMIT)  # RFC 6298 (5.2)
         else:
             self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.3)
+        if freed and sender.space_wanted:
+            self._check_space(now, queues_empty)
+
+    def _check_space(self, now: float, queues_empty: bool) -> None:
+        """An ACK freed room while a writer waits (Linux tcp_check_space): the buffer may grow with the
+        window this ACK left, and the writer wakes once a third of the buffer is free (tcp_new_space,
+        sk_stream_write_space)."""
+        if write_queue.should_expand(self):
+            write_queue.expand_sndbuf(self)
+        if write_queue.writeable(self):
+            self.sender.space_wanted = False
+            self._events.append(SendSpace())
+            self.chrono.stop(SNDBUF_LIMITED, now, queues_empty)
 
     @property
     def fin_acked(self) -> bool:

@@ -5,18 +5,29 @@ written again, so a segment's payload is a read-only view into an arena, not a c
 batch builder copies it once into the packet (a segment that straddles two arenas is joined, one copy
 more). ACKs drop whole arenas; a view still held elsewhere (a queued segment, the pcap) keeps its
 arena alive, unchanged.
+
+The buffer also keeps where Linux's socket buffers (skbs) would end, because Linux charges a sender for
+the memory its queue takes, not for its bytes (sk_wmem_queued): each skb costs SKB_OVERHEAD besides its
+data. A write fills the last unsent skb and starts new ones (write_queue.py); sending cuts an skb where
+a GSO packet ends (tso_fragment), so the unsent rest is an skb of its own; an ACK frees the skbs it
+covers whole (tcp_clean_rtx_queue) and trims the one it covers in part.
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
 
 from stack.wire.seq import seq_add, seq_sub
 
 _ARENA_MIN = 2048  # a small write takes a small arena
 _ARENA_MAX = 1 << 20  # a bulk sender's arenas grow to this (or to one write, if larger)
+# what an empty skb of Linux's write queue costs (SKB_TRUESIZE of tcp_stream_alloc_skb's head on x86-64:
+# a 1 KB kmalloc for MAX_TCP_HEADER and skb_shared_info, 704 usable, plus the sk_buff and shared info)
+SKB_OVERHEAD = 1280
 
 
 class SendBuffer:
-    __slots__ = ("_arenas", "_head", "_fill", "_len", "seq")
+    __slots__ = ("_arenas", "_head", "_fill", "_len", "seq", "_ends", "_new_skb")
 
     def __init__(self) -> None:
         # each arena and a read-only view of it; an empty tuple while there is none (idle connections)
@@ -25,6 +36,9 @@ class SendBuffer:
         self._fill = 0  # bytes written into the last arena (the others are full)
         self._len = 0
         self.seq = 0  # sequence number of the first byte held
+        # where each skb ends (a sequence number), in order, the first starting at seq; () while empty
+        self._ends: list[int] | tuple[()] = ()
+        self._new_skb = False  # the next byte appended starts an skb
 
     def __len__(self) -> int:
         return self._len
@@ -33,9 +47,10 @@ class SendBuffer:
         """Index of sequence number `seq` in the buffer."""
         return seq_sub(seq, self.seq)
 
-    def append(self, data: bytes, limit: int) -> int:
+    def append(self, data: bytes, limit: int, reserve: int = 0) -> int:
         """Queue up to `limit` bytes of data (copied: the caller may reuse its buffer); returns how many
-        were taken."""
+        were taken. `reserve`: the whole write is this long, so a new arena makes room for all of it and
+        its segments stay views of one arena."""
         n = min(len(data), max(limit, 0))
         if n <= 0:
             return 0
@@ -47,7 +62,8 @@ class SendBuffer:
         while done < n:
             room = len(arenas[-1][0]) - self._fill if arenas else 0
             if room == 0:
-                size = max(n - done, min(_ARENA_MAX, max(_ARENA_MIN, 2 * (self._len + n))))
+                want = max(n, reserve)
+                size = max(want - done, min(_ARENA_MAX, max(_ARENA_MIN, 2 * (self._len + want))))
                 arena = bytearray(size)
                 arenas.append((arena, memoryview(arena).toreadonly()))
                 self._fill, room = 0, size
@@ -56,7 +72,57 @@ class SendBuffer:
             self._fill += m
             done += m
         self._len += n
+        end = seq_add(self.seq, self._len)
+        if not self._ends:
+            self._ends = [end]
+        elif self._new_skb:
+            self._ends.append(end)
+        else:
+            self._ends[-1] = end
+        self._new_skb = False
         return n
+
+    # ------------------------------------------------------------------ the skbs
+
+    @property
+    def truesize(self) -> int:
+        """What Linux would charge for the queue (sk_wmem_queued): the bytes and each skb's overhead."""
+        return self._len + len(self._ends) * SKB_OVERHEAD
+
+    @property
+    def skbs(self) -> int:
+        return len(self._ends)
+
+    def start_skb(self) -> None:
+        """The next append starts a new skb (the last one is full, or ends a record)."""
+        self._new_skb = True
+
+    def tail(self) -> tuple[int, int] | None:
+        """(start, length) of the last skb, None if there is none or the next append starts one."""
+        if not self._ends or self._new_skb:
+            return None
+        start = self._ends[-2] if len(self._ends) > 1 else self.seq
+        return start, seq_sub(self._ends[-1], start)
+
+    def skb_end(self, seq: int) -> int | None:
+        """Where the skb holding sequence number `seq` ends."""
+        key = self._key
+        i = bisect_right(self._ends, key(seq), key=key)
+        return self._ends[i] if i < len(self._ends) else None
+
+    def split(self, seq: int) -> None:
+        """Cut the skb holding `seq` there (Linux tso_fragment: the rest becomes an skb of its own)."""
+        key = self._key
+        at = key(seq)
+        if at <= 0 or at >= self._len:
+            return
+        ends = self._ends
+        i = bisect_left(ends, at, key=key)
+        if isinstance(ends, list) and i < len(ends) and key(ends[i]) != at:
+            ends.insert(i, seq)
+
+    def _key(self, seq: int) -> int:
+        return seq_sub(seq, self.seq)
 
     def take(self, offset: int, n: int) -> bytes:
         """n bytes from `offset`, for a segment's payload: a read-only view into the arena that holds them."""
@@ -93,6 +159,10 @@ class SendBuffer:
             if not self._len:
                 self.clear()
                 return n
+            ends, key = self._ends, self._key
+            done = bisect_right(ends, 0, key=key)  # the skbs acknowledged whole are freed
+            if done and isinstance(ends, list):
+                del ends[:done]
             head = self._head + n
             arenas = self._arenas
             while head >= len(arenas[0][0]):  # (the last arena still holds bytes)
@@ -103,3 +173,5 @@ class SendBuffer:
     def clear(self) -> None:
         self._arenas = ()
         self._head = self._fill = self._len = 0
+        self._ends = ()
+        self._new_skb = False

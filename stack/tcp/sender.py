@@ -34,6 +34,7 @@ class Sender:
         "rtt_time",
         "marks",
         "data_sent_at",
+        "sndbuf",
     )  # thousands of these: no instance dicts
 
     def __init__(self, deadlines: timers.Timers, timer_slack: float) -> None:
@@ -52,6 +53,7 @@ class Sender:
         self.rtt_time = 0.0
         self.marks = WriteMarks()  # PSH, records and MSG_MORE as the writes asked (write_marks.py)
         self.data_sent_at = 0.0  # when a segment with data last left, new or resent (Linux lsndtime)
+        self.sndbuf = 0  # Linux sk_sndbuf, against the buffer's truesize (write_queue.py)
 
     def start(self, iss: int) -> None:
         """The first data byte follows the SYN at ISS."""

@@ -15,6 +15,8 @@ def configure(conn: Connection, now: float, **changes: object) -> None:
     (Linux __tcp_sock_set_nodelay: TCP_NAGLE_PUSH); clearing TCP_CORK lets the partial segment go under
     the usual rules; a keepalive change re-arms the idle timer."""
     conn.config = replace(conn.config, **changes)
+    if "send_buffer" in changes:  # SO_SNDBUF: the size Linux's sk_sndbuf takes (write_queue.py)
+        conn.sender.sndbuf = conn.config.send_buffer
     if changes.get("nodelay"):
         conn.sender.marks.push_once = True
     if any(name.startswith("keepalive") for name in changes):

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stack.tcp import idle_restart, notsent_lowat, timers
-from stack.tcp.config import NO_LOWAT
+from stack.tcp import idle_restart, timers, write_queue
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.state import Event, State
 from stack.wire.seq import seq_add
@@ -22,7 +21,7 @@ _ABORT_SENDS_RST = (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, Sta
 
 
 def send(conn: Connection, data: bytes, now: float, more: bool = False, eor: bool = False) -> int:
-    """SEND (§3.10.2): queue up to send_space bytes; returns how many were taken.
+    """SEND (§3.10.2): queue what the send buffer takes (write_queue.py); returns how many bytes.
 
     The PUSH flag is Linux's: every write pushes unless `more` (MSG_MORE) says more follows; a write taken
     whole with `eor` (MSG_EOR) ends a record (write_marks.py). In SYN_SENT and SYN_RECEIVED the data waits
@@ -35,12 +34,9 @@ def send(conn: Connection, data: bytes, now: float, more: bool = False, eor: boo
         raise LocalProtocolError("connection closing")
     if data and conn.config.slow_start_after_idle:
         idle_restart.restart_window(conn, now)
-    if conn.config.notsent_lowat < NO_LOWAT and state in (State.ESTABLISHED, State.CLOSE_WAIT):
-        n = notsent_lowat.queue(conn, data, now)
-    else:
-        n = sender.buffer.append(data, conn.send_space)
+    n = write_queue.write(conn, data, now)
     if n < len(data):
-        sender.space_wanted = True  # report SendSpace when an ACK frees room
+        sender.space_wanted = True  # report SendSpace when an ACK frees room (Linux SOCK_NOSPACE)
     if n:  # a write cut short pushes what it queued, as Linux's does before it waits for room
         whole = n == len(data)
         sender.marks.wrote(seq_add(sender.buffer.seq, len(sender.buffer)), more and whole, eor and whole)

@@ -4,7 +4,8 @@ whether the sender should wait for more (MSG_MORE, TCP_CORK).
 Linux keeps these on the skbs of its write queue; here they are positions in the sequence space:
 - PSH (RFC 9293 §3.9.1 SEND "PUSH flag"): Linux marks the last byte of every write that is not
   MSG_MORE (tcp_push, tcp_mark_push), so a segment carries PSH when it ends where such a write ended, and
-  the end of a record (below) is always pushed.
+  the end of a record (below) is always pushed; so is the end of a full skb a long write filled more
+  than half the peer's largest window past the last PSH (forced_push, write_queue.py).
 - MSG_EOR (Linux tcp_sendmsg, "eor"): the write ends a record; no segment, first sent or retransmitted,
   ever carries bytes of both sides of that boundary.
 - MSG_MORE: the writer has more to say, so a partial last segment waits (as under TCP_CORK) until the next
@@ -61,13 +62,14 @@ class RecordEnds:
 
 
 class WriteMarks:
-    __slots__ = ("pushed_end", "more", "push_once", "_records")  # one per connection
+    __slots__ = ("pushed_end", "more", "push_once", "_records", "_forced")  # one per connection
 
     def __init__(self) -> None:
-        self.pushed_end: int | None = None  # where the last pushed write ended
+        self.pushed_end: int | None = None  # where the last PSH mark was put (Linux pushed_seq)
         self.more = False  # the last write was MSG_MORE and nothing has pushed the queue since
         self.push_once = False  # TCP_NODELAY was just set: send what is queued now, corked or not
         self._records: RecordEnds | None = None  # made at the first MSG_EOR
+        self._forced: RecordEnds | None = None  # PSH marks a long write forced, not yet acknowledged
 
     def wrote(self, end: int, more: bool, eor: bool) -> None:
         """A write queued bytes up to sequence number `end`."""
@@ -79,6 +81,21 @@ class WriteMarks:
                 self._records = RecordEnds()
             self._records.append(end)
 
+    def force_push(self, end: int) -> None:
+        """A long write marks PSH at `end`, in the middle of the write (Linux forced_push)."""
+        if self._forced is None:
+            self._forced = RecordEnds()
+        self._forced.append(end)
+        self.pushed_end = end
+
+    def pushed_seq(self, start: int) -> int:
+        """Where the last PSH mark is; `start` (the first byte queued) before any."""
+        return start if self.pushed_end is None else self.pushed_end
+
+    def ends_record(self, end: int) -> bool:
+        """A MSG_EOR record ends at `end`: the skb there takes no more bytes."""
+        return bool(self._records) and end in self._records
+
     def unsent_in_record(self, snd_nxt: int, unsent: int) -> int:
         """Of the `unsent` bytes from snd_nxt, how many belong to the record snd_nxt is in."""
         records = self._records
@@ -89,14 +106,20 @@ class WriteMarks:
 
     def pushes(self, end: int) -> bool:
         """A segment ending at sequence number `end` carries PSH."""
-        return end == self.pushed_end or (bool(self._records) and end in self._records)
+        return (
+            end == self.pushed_end
+            or (bool(self._records) and end in self._records)
+            or (bool(self._forced) and end in self._forced)
+        )
 
     def acked(self, snd_una: int) -> None:
         """Records the peer acknowledged whole need no boundary any more."""
         if self._records:
             self._records.drop_through(snd_una)
+        if self._forced:
+            self._forced.drop_through(snd_una)
 
     def clear(self) -> None:
         self.pushed_end = None
         self.more = self.push_once = False
-        self._records = None
+        self._records = self._forced = None

@@ -603,12 +603,13 @@ def test_read_on_a_listener_is_enotconn():
 def test_blocked_write_sends_what_it_queued_at_once():
     """A blocking write that an ACK lets queue more (but not all) sends it at that ACK, as Linux's
     tcp_sendmsg pushes each chunk it copies: not at whatever event comes next."""
-    run(
-        '`sysctl -q net.ipv4.tcp_wmem="4096 3000 4194304"`\n'
-        + ESTABLISHED
-        + "+0...0.2 write(4, ..., 8000) = 8000\n+0 > P. 1:3001(3000) ack 1\n"
-        + "+.1 < . 1:1(0) ack 3001 win 257\n+0 > P. 3001:6001(3000) ack 1\n"
-        + "+.1 < . 1:1(0) ack 6001 win 257\n+0 > P. 6001:8001(2000) ack 1\n"
+    run(  # a 4000-byte window: buffers of 2000 bytes, two of them (with their overhead) fill 6000
+        LISTEN.replace("win 32792 <mss 1000,nop,wscale 7>", "win 4000 <mss 1000>")
+        + "+0 > S. 0:0(0) ack 1 <mss 1460>\n+.1 < . 1:1(0) ack 1 win 4000\n+0 accept(3, ..., ...) = 4\n"
+        + "+0 setsockopt(4, SOL_SOCKET, SO_SNDBUF, [3000], 4) = 0\n"
+        + "+0...0.2 write(4, ..., 8000) = 8000\n+0 > . 1:2001(2000) ack 1\n+0 > P. 2001:4001(2000) ack 1\n"
+        + "+.1 < . 1:1(0) ack 2001 win 4000\n+0 > . 4001:6001(2000) ack 1\n"
+        + "+.1 < . 1:1(0) ack 4001 win 4000\n+0 > P. 6001:8001(2000) ack 1\n"
     )
 
 

@@ -46,8 +46,10 @@ def test_established_window_smaller_than_a_segment_counts_as_rwnd_limited(conn_i
 def test_established_full_send_buffer_all_sent_counts_as_sndbuf_limited(conn_in):
     """The application waits for buffer space while cwnd has room and nothing is left unsent: Linux
     times that as send-buffer limited until an ACK frees space (tcp_cwnd_validate, tcp_check_space)."""
-    c = conn_in(State.ESTABLISHED, send_buffer=3000)
-    assert c.send(b"x" * 5000, 0.0) == 3000
+    c = conn_in(State.ESTABLISHED, send_buffer=3000, send_buffer_locked=True)
+    # a record fills one skb, and with its overhead the buffer: the next write waits for room
+    assert c.send(b"x" * 3000, 0.0, eor=True) == 3000
+    assert c.send(b"x" * 2000, 0.0) == 0
     assert len(c.segments_to_send(0.0)) == 3
     assert tcp_info(c, 0.04)["tcpi_sndbuf_limited"] == 40_000
     c.receive_segment(seg(".", IRS + 1, ISS + 3001), 0.05)

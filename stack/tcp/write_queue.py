@@ -1,0 +1,171 @@
+"""A write into the send buffer, and when a writer may go on, as Linux's tcp_sendmsg and sk_stream_* do.
+
+Linux counts the send buffer in memory (sk_wmem_queued: the bytes and each skb's overhead,
+send_buffer.py), against sk_sndbuf (tcp_wmem[1], or SO_SNDBUF doubled):
+- a write fills the last unsent skb up to the size goal (half the peer's largest window in whole
+  segments, at most 64 KB: tcp_xmit_size_goal), and starts a new skb only while the queue is below
+  sk_sndbuf and the unsent bytes below TCP_NOTSENT_LOWAT (sk_stream_memory_free); so the last skb may
+  take the queue past sk_sndbuf;
+- a full skb leaves at once when it is the next to send (tcp_push_one), and when the write has run
+  more than half the peer's largest window past the last PSH, it is marked PSH and the queue is pushed
+  (forced_push, tcp_mark_push);
+- a blocked writer wakes, and poll() says POLLOUT, once the free room is half of what is queued: a third
+  of the buffer (sk_stream_write_space, __sk_stream_is_writeable), with fewer than half the low-water
+  mark unsent;
+- unless SO_SNDBUF fixed it, sk_sndbuf grows to twice the congestion window (at least the initial one)
+  in segments of the worst-case skb size, after the handshake and while a writer waits on an ACK that
+  left room in the window (tcp_sndbuf_expand, tcp_should_expand_sndbuf), at most to tcp_wmem[2].
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stack.tcp.memory import FORCED_SEND
+from stack.tcp.send_buffer import SKB_OVERHEAD
+from stack.wire.seq import seq_add, seq_ge, seq_sub
+
+if TYPE_CHECKING:
+    from stack.tcp.connection import Connection
+
+_GSO_MAX = 65536  # Linux's largest super-segment (sk_gso_max_size), the ceiling of the size goal
+_MAX_TCP_HEADER = 320  # room Linux reserves in an skb for the headers (L1_CACHE_ALIGN(128 + MAX_HEADER))
+_SHINFO = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
+_SK_BUFF = 256  # SKB_DATA_ALIGN(sizeof(struct sk_buff))
+_PACING_SHIFT = 10  # sk_pacing_shift: a GSO packet holds about 1 ms of the pacing rate
+_TSO_RTT_LOG = 9  # tcp_tso_rtt_log: small RTTs allow larger GSO packets
+
+
+def mss_now(conn: Connection) -> int:
+    """The MSS segments are cut to now: less the SACK option's room (Linux tcp_current_mss)."""
+    return (conn.tcb.snd_mss or conn.config.mss) - conn.receiver.sack_option_bytes()
+
+
+def size_goal(conn: Connection) -> int:
+    """How many bytes an skb takes before a write starts the next (Linux tcp_xmit_size_goal)."""
+    mss = mss_now(conn)
+    max_wnd = conn.tcb.max_snd_wnd
+    half = max_wnd // 2 if max_wnd > 536 else max_wnd
+    return max(mss, min(half or _GSO_MAX, _GSO_MAX) // mss * mss)
+
+
+def gso_segments(conn: Connection, mss: int) -> int:
+    """Segments in one GSO packet (Linux tcp_tso_autosize): about 1 ms at the pacing rate (twice
+    cwnd/SRTT in slow start, 1.2 times it after, tcp_update_pacing_rate), more for a small minimum RTT,
+    at least tcp_min_tso_segs."""
+    cc = conn.cc
+    srtt = conn.rto.srtt
+    ratio = 2.0 if cc.cwnd < cc.ssthresh // 2 else 1.2
+    rate = cc.pacing_rate or (cc.cwnd * ratio / srtt if srtt else float(_GSO_MAX << _PACING_SHIFT))
+    size = rate / (1 << _PACING_SHIFT)
+    min_rtt = conn.recovery.rack.min_rtt
+    if min_rtt is not None:
+        r = int(min_rtt * 1e6) >> _TSO_RTT_LOG
+        if r < 32:
+            size += _GSO_MAX >> r
+    return max(int(min(size, _GSO_MAX)) // mss, conn.config.min_tso_segs)
+
+
+def memory_free(conn: Connection, wake: int = 0) -> bool:
+    """A write may start a new skb (sk_stream_memory_free; tcp_stream_memory_free with `wake`)."""
+    sender = conn.sender
+    if sender.buffer.truesize >= sender.sndbuf:
+        return False
+    return sender.unsent(conn.tcb.snd_nxt) << wake < conn.config.notsent_lowat
+
+
+def writeable(conn: Connection) -> bool:
+    """A blocked writer wakes, poll() reports POLLOUT (Linux __sk_stream_is_writeable(sk, 1))."""
+    sender = conn.sender
+    queued = sender.buffer.truesize
+    return sender.sndbuf - queued >= queued // 2 and memory_free(conn, wake=1)
+
+
+def send_space(conn: Connection) -> int:
+    """Bytes a write could still queue before the buffer is full (0: a write would wait)."""
+    buf = conn.sender.buffer
+    budget = conn.memory
+    if budget is not None and budget.exhausted:  # only an empty buffer takes a little more
+        return 0 if len(buf) else FORCED_SEND
+    if not memory_free(conn):
+        return 0
+    return max(conn.sender.sndbuf - buf.truesize - SKB_OVERHEAD, 1)
+
+
+def write(conn: Connection, data: bytes, now: float) -> int:
+    """Queue what the buffer takes of `data` (Linux tcp_sendmsg_locked); returns how many bytes."""
+    sender = conn.sender
+    buf = sender.buffer
+    marks = sender.marks
+    goal = size_goal(conn)
+    budget = conn.memory
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    taken, total = 0, len(data)
+    while taken < total:
+        tail = buf.tail()
+        room = 0
+        # the last skb takes more while it is unsent and ends no record (tcp_skb_can_collapse_to)
+        if tail is not None and seq_ge(tail[0], conn.tcb.snd_max) and not marks.ends_record(buf_end(conn)):
+            room = goal - tail[1]
+        if room <= 0:
+            if not memory_free(conn):
+                break
+            buf.start_skb()
+            room = goal
+        limit = room
+        if budget is not None and budget.exhausted:  # the stack's memory budget (memory.py)
+            limit = 0 if len(buf) else min(room, FORCED_SEND)
+        n = buf.append(view[taken : taken + room], limit, total - taken)
+        if not n:
+            break
+        taken += n
+        if taken == total:
+            break
+        tail = buf.tail()
+        if tail is None or tail[1] < goal:
+            continue
+        end = buf_end(conn)
+        if forced_push(conn, end):
+            marks.force_push(end)
+            conn.push(now)
+        elif tail[0] == conn.tcb.snd_nxt:  # the full skb is the next to send (tcp_push_one)
+            conn.push(now)
+    return taken
+
+
+def buf_end(conn: Connection) -> int:
+    """The sequence number after the last byte queued (Linux write_seq)."""
+    buf = conn.sender.buffer
+    return seq_add(buf.seq, len(buf))
+
+
+def forced_push(conn: Connection, write_seq: int) -> bool:
+    """More than half the peer's largest window was written since the last PSH (Linux forced_push)."""
+    return seq_sub(write_seq, conn.sender.marks.pushed_seq(conn.sender.buffer.seq)) > conn.tcb.max_snd_wnd // 2
+
+
+def expand_sndbuf(conn: Connection) -> None:
+    """Grow sk_sndbuf to hold twice the congestion window in worst-case skbs (Linux tcp_sndbuf_expand)."""
+    if conn.config.send_buffer_locked:
+        return
+    mss = max(conn.tcb.snd_mss, conn.config.mss if not conn.tcb.snd_mss else 0)
+    per_mss = 1 << (mss + _MAX_TCP_HEADER + _SHINFO - 1).bit_length()  # roundup_pow_of_two
+    per_mss += _SK_BUFF
+    segments = max(conn.config.initial_window_segments, conn.cc.cwnd // max(mss, 1), conn.recovery.reordering + 1)
+    wanted = min(2 * segments * per_mss, conn.config.send_buffer_max)
+    if conn.sender.sndbuf < wanted:
+        conn.sender.sndbuf = wanted
+
+
+def should_expand(conn: Connection) -> bool:
+    """Linux tcp_should_expand_sndbuf: not fixed by SO_SNDBUF, no memory pressure, and the congestion
+    window not filled by what the ACK lets leave (Linux asks after sending, the core before)."""
+    budget = conn.memory
+    if conn.config.send_buffer_locked or (budget is not None and budget.pressure):
+        return False
+    tcb = conn.tcb
+    cwnd = conn.cc.cwnd
+    in_flight = conn.recovery.in_flight()
+    window_room = tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una)
+    sendable = min(conn.sender.unsent(tcb.snd_nxt), max(window_room, 0), max(cwnd - in_flight, 0))
+    return in_flight + sendable < cwnd
