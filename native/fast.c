@@ -339,13 +339,13 @@ int fast_parse_csum(const char *cbuf, size_t len, struct fast_seg *s, int verify
 }
 
 static void write_ipv4_header(uint8_t *p, size_t total, uint32_t src, uint32_t dst, uint8_t proto,
-                              uint8_t ttl, uint16_t ident, uint8_t tos)
+                              uint8_t ttl, uint16_t ident, uint8_t tos, int df)
 {
     p[0] = 0x45;
     p[1] = tos;
     put16(p + 2, (uint16_t)total);
     put16(p + 4, ident);
-    put16(p + 6, 0x4000); /* DF */
+    put16(p + 6, df ? 0x4000 : 0); /* DF */
     p[8] = ttl;
     p[9] = proto;
     put16(p + 10, 0);
@@ -425,7 +425,7 @@ int fast_build_tcp(char *cbuf, size_t cap, const struct fast_seg *s, const char 
     if (v6)
         write_ipv6_header(p, tlen, s, IPPROTO_TCP_NUM);
     else
-        write_ipv4_header(p, total, s->src, s->dst, IPPROTO_TCP_NUM, s->ttl, s->ident, s->tos);
+        write_ipv4_header(p, total, s->src, s->dst, IPPROTO_TCP_NUM, s->ttl, s->ident, s->tos, s->dont_fragment);
     uint8_t *t = p + ip_hdr;
     put16(t, s->sport);
     put16(t + 2, s->dport);
@@ -466,7 +466,7 @@ int fast_build_ipv4(char *cbuf, size_t cap, uint32_t src, uint32_t dst, uint8_t 
     if (total > cap || total > 0xffff)
         return -1;
     uint8_t *p = (uint8_t *)cbuf;
-    write_ipv4_header(p, total, src, dst, proto, ttl, ident, 0);
+    write_ipv4_header(p, total, src, dst, proto, ttl, ident, 0, 1);
     if (plen)
         memcpy(p + IP_HDR_LEN, payload, plen);
     return (int)total;

@@ -67,6 +67,7 @@ struct fast_seg {
     uint32_t payload_len;
     uint16_t frag_off; /* fragment offset in bytes (RFC 791: the field times 8) */
     uint8_t more_frags; /* MF */
+    uint8_t dont_fragment; /* built IPv4 TCP: the DF flag (0 when IP_MTU_DISCOVER lets routers fragment) */
 };
 
 uint16_t fast_checksum(const char *buf, size_t len, uint32_t initial);

@@ -12,12 +12,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from stack.tcp import sockopts
+from stack.tcp.config import PMTUDISC_DONT, PMTUDISC_OMIT
 from stack.tcp.ecn import ECT0
 
 if TYPE_CHECKING:
     from stack.aio.stack import Stack
     from stack.tcp.connection import Connection
 
+_MTU_DISCOVER = (socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10))  # Linux's number
 _TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux's number, where Python lacks the name
 # TCP options a connection takes: (level, option) -> (TcpConfig field, the value as set, as read back)
 _OPTIONS: dict[tuple[int, int], tuple[str, Callable[[int], object], Callable[[object], int]]] = {
@@ -64,7 +66,8 @@ class StackSocket:
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         """TCP_NODELAY, TCP_CORK and TCP_USER_TIMEOUT (milliseconds) act on the connection at once (setting
         TCP_NODELAY or clearing TCP_CORK sends what waits); IP_TOS (IPV6_TCLASS on an IPv6 socket) marks the
-        segments sent from then on; other options are refused, as by a kernel without them."""
+        segments sent from then on; IP_MTU_DISCOVER (IPv4) sets DF and what a smaller path MTU does; other
+        options are refused, as by a kernel without them."""
         conn = self._conn
         key = (level, option)
         if conn is not None and key in _OPTIONS:
@@ -82,6 +85,11 @@ class StackSocket:
                 raise OSError(errno.EINVAL, "Invalid argument")
             # the byte less its ECN field, which stays TCP's (RFC 3168 §5; Linux masks it for a stream socket)
             sockopts.configure(conn, 0.0, tos=max(number, 0) & 0xFC)
+        elif conn is not None and self.family == socket.AF_INET and key == _MTU_DISCOVER:
+            number = int.from_bytes(value, "little", signed=True) if isinstance(value, bytes) else int(value)
+            if not PMTUDISC_DONT <= number <= PMTUDISC_OMIT:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            sockopts.configure(conn, 0.0, pmtu_discovery=number)  # DF, and what a Packet Too Big does
         elif key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
             pass  # listening never conflicts with connections in TIME_WAIT here: always on
         else:
@@ -101,6 +109,8 @@ class StackSocket:
             return report(getattr(conn.config, name))
         if conn is not None and key == self._tos_option():
             return conn.config.tos | (ECT0 if conn.ecn.ok else 0)  # Linux keeps TCP's ECN codepoint in it
+        if conn is not None and self.family == socket.AF_INET and key == _MTU_DISCOVER:
+            return conn.config.pmtu_discovery
         if conn is not None and key == (socket.IPPROTO_TCP, socket.TCP_MAXSEG):
             return conn.tcb.snd_mss  # the MSS in use, as Linux reports it on a connected socket
         if key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):

@@ -17,7 +17,17 @@ from stack.script.ast import AnyValue, Arg, Array, BitOr, Call, Name, Struct, Sy
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.files import Files, OpenFile
 from stack.tcp import congestion, sockopts, tx_timestamps
-from stack.tcp.config import IPV6_EXTRA_HEADER, TcpConfig, for_ipv6
+from stack.tcp.config import (
+    IPV6_EXTRA_HEADER,
+    PMTUDISC_DO,
+    PMTUDISC_DONT,
+    PMTUDISC_INTERFACE,
+    PMTUDISC_OMIT,
+    PMTUDISC_PROBE,
+    PMTUDISC_WANT,
+    TcpConfig,
+    for_ipv6,
+)
 from stack.tcp.connection import Connection
 from stack.tcp.ecn import ECT0
 from stack.tcp.errors import LocalProtocolError
@@ -55,6 +65,14 @@ _CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object], Callable[[object]
 }
 # options that only the socket layer keeps: name -> Socket attribute
 _SOCKET_FLAGS = {"SO_REUSEADDR": "reuseaddr", "TCP_INQ": "inq", "SO_ZEROCOPY": "zerocopy"}
+_PMTUDISC = {
+    "IP_PMTUDISC_DONT": PMTUDISC_DONT,
+    "IP_PMTUDISC_WANT": PMTUDISC_WANT,
+    "IP_PMTUDISC_DO": PMTUDISC_DO,
+    "IP_PMTUDISC_PROBE": PMTUDISC_PROBE,
+    "IP_PMTUDISC_INTERFACE": PMTUDISC_INTERFACE,
+    "IP_PMTUDISC_OMIT": PMTUDISC_OMIT,
+}
 _TOS_OPTIONS = {"IP_TOS": False, "IPV6_TCLASS": True}  # option -> whether it is for IPv6 packets
 _BUFFER_MIN = {"SO_SNDBUF": 4608, "SO_RCVBUF": 2304}  # Linux SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF
 _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
@@ -88,6 +106,7 @@ class Socket:
     zerocopy: bool = False  # SO_ZEROCOPY
     tsflags: int = 0  # SO_TIMESTAMPING as set
     tos: dict[str, int] = field(default_factory=dict)  # IP_TOS and IPV6_TCLASS as set, ECN field cleared
+    pmtu_discovery: int = PMTUDISC_WANT  # IP_MTU_DISCOVER as set
 
 
 def _poll_names(line: SyscallLine, arg: Arg) -> frozenset[str]:
@@ -260,7 +279,13 @@ class Kernel:
                 return None
             fd = self._new_fd(line)
             self.sockets[fd] = Socket(
-                fd, port=sock.port, config=dict(sock.config), conn=child, tsflags=sock.tsflags, tos=dict(sock.tos)
+                fd,
+                port=sock.port,
+                config=dict(sock.config),
+                conn=child,
+                tsflags=sock.tsflags,
+                tos=dict(sock.tos),
+                pmtu_discovery=sock.pmtu_discovery,
             )
             if sock.tsflags:  # the child inherits the listener's SO_TIMESTAMPING (Linux sk_clone_lock)
                 child.set_tx_timestamping(sock.tsflags)
@@ -677,6 +702,8 @@ class Kernel:
             return self._set_timestamping(line, sock, value)
         if option in _TOS_OPTIONS:
             return self._set_tos(sock, option, self._int(line, 3))
+        if option == "IP_MTU_DISCOVER":
+            return self._set_mtu_discover(line, sock, value)
         if option == "TCP_MAXSEG":
             return self._set_maxseg(sock, self._int(line, 3))
         if option == "TCP_NOTSENT_LOWAT":
@@ -742,6 +769,21 @@ class Kernel:
         sock.tos[option] = max(value, 0) & 0xFC
         if _TOS_OPTIONS[option] == addr.is_v6(self.local_ip):
             self._configure(sock, "tos", sock.tos[option])
+        return 0, None
+
+    def _set_mtu_discover(self, line: SyscallLine, sock: Socket, value: Arg) -> Outcome:
+        """IP_MTU_DISCOVER (ip(7)): whether our IPv4 segments carry DF and what a smaller path MTU does
+        (stack/tcp/config.py); a value outside IP_PMTUDISC_DONT..IP_PMTUDISC_OMIT is EINVAL, as Linux's."""
+        if isinstance(value, Array) and len(value.items) == 1:
+            value = value.items[0]
+        mode = _PMTUDISC.get(value.name) if isinstance(value, Name) else value
+        if not isinstance(mode, int):
+            raise self.skip(line, f"IP_MTU_DISCOVER value {value} is not known")
+        if not PMTUDISC_DONT <= mode <= PMTUDISC_OMIT:
+            return -1, "EINVAL"
+        sock.pmtu_discovery = mode
+        if not addr.is_v6(self.local_ip):  # an IPv6 socket's IPv6 packets follow IPV6_MTU_DISCOVER instead
+            self._configure(sock, "pmtu_discovery", mode)
         return 0, None
 
     def _set_timestamping(self, line: SyscallLine, sock: Socket, value: Arg) -> Outcome:
@@ -819,6 +861,8 @@ class Kernel:
             actual = shown = config.congestion
         elif option == "SO_TIMESTAMPING":
             actual = sock.tsflags
+        elif option == "IP_MTU_DISCOVER":
+            actual = sock.pmtu_discovery
         elif option in _TOS_OPTIONS:
             # Linux keeps TCP's ECN codepoint in the same byte: ECT(0) once ECN is on (INET_ECN_xmit)
             ecn_on = sock.conn is not None and sock.conn.ecn.ok
@@ -851,6 +895,8 @@ class Kernel:
         expected = want.items[0] if isinstance(want, Array) and len(want.items) == 1 else want
         if isinstance(expected, Name):
             expected = expected.name
+        if option == "IP_MTU_DISCOVER" and isinstance(expected, str):
+            expected = _PMTUDISC.get(expected, expected)
         if not isinstance(expected, AnyValue) and expected != actual:
             raise self.fail(line, f"{option} = {want}", f"{option} = [{shown}]")
         return 0, None

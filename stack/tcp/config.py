@@ -9,6 +9,12 @@ from stack.tcp.congestion.hystart import HyStartParams
 
 NO_LOWAT = 0xFFFFFFFF  # TcpConfig.notsent_lowat's "no limit", as Linux's default tcp_notsent_lowat
 IPV6_EXTRA_HEADER = 20  # an IPv6 header is 40 bytes, an IPv4 one 20: MSS = MTU - 60 (RFC 8200 §8.3)
+# IP_MTU_DISCOVER (ip(7)): the values, which of them set DF on a TCP segment (Linux ip_dont_fragment: the
+# route's MTU is never locked here), and which resend the flight at once when a router reports a smaller
+# MTU (Linux tcp_v4_mtu_reduced); in every mode later segments fit the reported MTU (tcp_current_mss)
+PMTUDISC_DONT, PMTUDISC_WANT, PMTUDISC_DO, PMTUDISC_PROBE, PMTUDISC_INTERFACE, PMTUDISC_OMIT = range(6)
+PMTUDISC_SETS_DF = (PMTUDISC_WANT, PMTUDISC_DO)
+PMTUDISC_RESENDS = (PMTUDISC_WANT, PMTUDISC_DO, PMTUDISC_PROBE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,7 @@ class TcpConfig:
     # IP_TOS / IPV6_TCLASS: the TOS (traffic class) byte of our segments, its ECN field left to TCP (RFC 3168
     # §5; Linux masks it off for a stream socket)
     tos: int = 0
+    pmtu_discovery: int = PMTUDISC_WANT  # IP_MTU_DISCOVER, Linux's default (ip_no_pmtu_disc=0)
     congestion: str = "cubic"  # name in stack.tcp.congestion.REGISTRY (or "package.module:Class"); Linux default
     # CUBIC leaves its first slow start by HyStart++ (RFC 9406); with parameters, by Linux's HyStart instead
     # (tcp_cubic's hystart_detect, hystart_low_window, hystart_ack_delta_us)

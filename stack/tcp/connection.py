@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from stack.tcp import congestion, events, timers, user_calls, user_timeout, write_queue
 from stack.tcp.chrono import BUSY, RWND_LIMITED, SNDBUF_LIMITED, Chrono
-from stack.tcp.config import TcpConfig
+from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig
 from stack.tcp.counters import Counters
 from stack.tcp.ecn import ECT0, Ecn
 from stack.tcp.events import Closed, Connected, Reset, SendSpace, TimedOut
@@ -625,7 +625,18 @@ class Connection:
             ts_ecr = self.receiver.ts_recent if flags & Flags.ACK else 0
             options = replace(options, timestamps=(self.ts_val(now), ts_ecr))
         self._out.append(
-            Segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", options, tos=self.config.tos)
+            Segment(
+                self.local[1],
+                self.remote[1],
+                tcb.iss,
+                ack,
+                flags,
+                window,
+                b"",
+                options,
+                tos=self.config.tos,
+                df=self.config.pmtu_discovery in PMTUDISC_SETS_DF,
+            )
         )
         if seq_lt(tcb.snd_max, seq_add(tcb.iss, 1)) or self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             tcb.snd_nxt = tcb.snd_max = seq_add(tcb.iss, 1)  # (a FIN sent after it stays: CLOSE in SYN_RECEIVED)
@@ -899,6 +910,7 @@ class Connection:
                 ecn=ecn,
                 gso=gso,
                 tos=self.config.tos,
+                df=self.config.pmtu_discovery in PMTUDISC_SETS_DF,
             )
         )
         if payload:  # every data segment (or run), new or resent, feeds the controller and the rate estimator
@@ -929,7 +941,15 @@ class Connection:
         options = TcpOptions(timestamps=(self.ts_val(now), receiver.ts_recent)) if self.tcb.ts_ok else NO_OPTIONS
         flags = Flags.RST | Flags.ACK
         rst = Segment(
-            self.local[1], self.remote[1], seq, self.tcb.rcv_nxt, flags, 0, options=options, tos=self.config.tos
+            self.local[1],
+            self.remote[1],
+            seq,
+            self.tcb.rcv_nxt,
+            flags,
+            0,
+            options=options,
+            tos=self.config.tos,
+            df=self.config.pmtu_discovery in PMTUDISC_SETS_DF,
         )
         self._out.append(rst)
         self.counters.resets_out += 1

@@ -15,7 +15,8 @@ snd_nxt is our snd_max, since ours falls back after a retransmission timeout).
   or parameter problem, as Linux's tcp_req_err does: no application is waiting for it yet.
 - Fragmentation needed (RFC 1191) lowers the MSS to the reported MTU - 40 and resends what is in
   flight at the new size right away (Linux tcp_simple_retransmit): not a congestion signal, so cwnd
-  and ssthresh stay as they are.
+  and ssthresh stay as they are. Under IP_MTU_DISCOVER DONT, INTERFACE or OMIT later segments still fit
+  the new MTU, but what is in flight waits for the retransmission timer (Linux tcp_v4_mtu_reduced).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from stack.tcp.config import PMTUDISC_RESENDS
 from stack.tcp.state import Event, State
 from stack.wire.seq import seq_le
 
@@ -157,7 +159,11 @@ def _path_mtu_reduced(conn: Connection, error: IcmpError) -> Outcome:
     tcb.snd_mss = mss
     conn.cc.mss = mss
     conn.path_mtu = mtu
-    if tcb.snd_una != tcb.snd_max:
+    if tcb.snd_una != tcb.snd_max and conn.config.pmtu_discovery not in PMTUDISC_RESENDS:
+        # "let the usual retransmit timer handle it" (Linux): it resends them cut to the new size, as
+        # tcp_retransmit_skb cuts a segment longer than the MSS
+        conn.recovery.board.resegment(mss, lost=False)
+    elif tcb.snd_una != tcb.snd_max:
         # every segment in flight larger than the new size was dropped at that hop: resend it in pieces
         # of the new size, without the congestion response (Linux tcp_simple_retransmit)
         conn.recovery.mtu_reduced(mss)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from stack.tcp import syncookies
-from stack.tcp.config import TcpConfig, for_ipv6
+from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig, for_ipv6
 from stack.tcp.connection import Address, Connection, TransitionHook, receive_window_shift
 from stack.tcp.reset import reset_for
 from stack.tcp.state import Event, State, Transition, next_state
@@ -201,7 +201,16 @@ class Listener:
         window = min(config.receive_buffer, 0xFFFF)  # a SYN's window is never scaled (RFC 7323 §2.2)
         ack = seq_add(syn.seq, 1)
         return Segment(
-            self.local[1], syn.src_port, iss, ack, Flags.SYN | Flags.ACK, window, b"", options, tos=config.tos
+            self.local[1],
+            syn.src_port,
+            iss,
+            ack,
+            Flags.SYN | Flags.ACK,
+            window,
+            b"",
+            options,
+            tos=config.tos,
+            df=config.pmtu_discovery in PMTUDISC_SETS_DF,
         )
 
     def _peer_options(self, index: int, ack: Segment, local: Address) -> TcpOptions | None:

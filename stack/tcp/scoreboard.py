@@ -293,9 +293,10 @@ class Scoreboard:
             yield rec
             rec = after
 
-    def resegment(self, size: int) -> bool:
+    def resegment(self, size: int, lost: bool = True) -> bool:
         """Cut every segment not SACKed that is longer than `size` into pieces of at most `size` bytes and
-        mark the pieces lost (the whole segment was dropped for being too big); True if any was cut."""
+        mark the pieces lost (the whole segment was dropped for being too big), unless `lost` is False:
+        then they wait to be resent by the timer; True if any was cut."""
         self._explode()
         cut = False
         i = 0
@@ -305,10 +306,12 @@ class Scoreboard:
                 cut = True
                 while rec.length > size:
                     self._split(i, rec.start + size)
-                    self.mark_lost(rec)
+                    if lost:
+                        self.mark_lost(rec)
                     i += 1
                     rec = self._segs[i]
-                self.mark_lost(rec)
+                if lost:
+                    self.mark_lost(rec)
             i += 1
         return cut
 

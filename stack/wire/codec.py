@@ -228,6 +228,7 @@ def _fill(b, src: int, dst: int, seg: Segment, ttl: int, ident: int, flow: int) 
     b.flags = seg.flags
     b.window = seg.window
     b.urgent = seg.urgent
+    b.dont_fragment = seg.df
     b.tos = seg.tos | seg.ecn  # the socket's DSCP (IP_TOS) and TCP's ECN field (RFC 3168 §5)
     o = seg.options
     if o is NO_OPTIONS:

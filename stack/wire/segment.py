@@ -70,6 +70,7 @@ class Segment:
     ecn: int = 0  # the IP header's ECN field (RFC 3168 §5): how it arrived, or what to send it with
     gso: int = 0  # sent: a run of segments of this payload size, for a device that cuts it (TSO); 0: one segment
     tos: int = 0  # sent: the IP TOS / IPv6 traffic class byte less its ECN field (IP_TOS, IPV6_TCLASS)
+    df: bool = True  # sent over IPv4: Don't Fragment (RFC 1191 §3), unless IP_MTU_DISCOVER lets routers fragment
 
     @property
     def seg_len(self) -> int:
@@ -114,6 +115,7 @@ _set_mss, _set_wscale, _set_sack_permitted, _set_timestamps, _set_sack_blocks = 
     _set_ecn,
     _set_gso,
     _set_tos,
+    _set_df,
 ) = (getattr(Segment, f.name).__set__ for f in fields(Segment))
 
 
@@ -155,4 +157,5 @@ def parsed_segment(
     _set_ecn(seg, ecn)
     _set_gso(seg, gso)
     _set_tos(seg, 0)
+    _set_df(seg, True)
     return seg

@@ -12,7 +12,7 @@ from scapy.all import IP, TCP, rdpcap
 from stack.netns import wait_for
 from tests.integration.conftest import ADDR, PEER
 
-# upper-cases one line; IP_TOS is set on the accepted connection, after its SYN,ACK left
+# upper-cases one line; IP_TOS and IP_MTU_DISCOVER are set on the accepted connection, after its SYN,ACK left
 TOS_SERVER = rf"""
 import asyncio, socket
 from stack import Stack
@@ -20,6 +20,7 @@ from stack import Stack
 async def handle(reader, writer):
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x2B)
+    sock.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER, IP_PMTUDISC_DONT (Python lacks the names)
     print("tos", sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS), flush=True)
     writer.write((await reader.readline()).upper())
     await writer.drain()
@@ -42,9 +43,10 @@ def _started(proc: subprocess.Popen, out, text: str) -> bool:
     return text in out.read_text()
 
 
-def test_established_ip_tos_set_marks_segments_the_kernel_receives(netns, tmp_path):
+def test_established_ip_tos_and_mtu_discover_set_mark_segments_the_kernel_receives(netns, tmp_path):
     """ip(7) IP_TOS: the DSCP bits of the TOS byte (RFC 2474) on every segment sent after it is set; the
-    ECN field (RFC 3168 §5) stays TCP's, so 0x2b is sent as 0x28."""
+    ECN field (RFC 3168 §5) stays TCP's, so 0x2b is sent as 0x28. IP_MTU_DISCOVER IP_PMTUDISC_DONT: those
+    segments leave without DF (RFC 791 §3.1), where the default (IP_PMTUDISC_WANT) sets it (RFC 1191 §3)."""
     out = tmp_path / "server.out"
     with open(out, "w") as f:
         server = netns.popen([sys.executable, "-c", TOS_SERVER], stdout=f, stderr=subprocess.STDOUT)
@@ -64,5 +66,5 @@ def test_established_ip_tos_set_marks_segments_the_kernel_receives(netns, tmp_pa
     ours = ours()
     synack = next(p for p in ours if p[TCP].flags.S)
     data = [p for p in ours if len(p[TCP].payload) > 0]
-    assert synack[IP].tos == 0
-    assert data and all(p[IP].tos == 0x28 for p in data)
+    assert synack[IP].tos == 0 and synack[IP].flags.DF
+    assert data and all(p[IP].tos == 0x28 and not p[IP].flags.DF for p in data)

@@ -178,6 +178,19 @@ def test_syn_options_use_linux_layout_with_timestamps():
     assert names == ["MSS", "SAckOK", "Timestamp", "NOP", "WScale"]
 
 
+def test_encode_df_and_tos_as_the_segment_asks():
+    """RFC 1191 §3: DF by default; IP_MTU_DISCOVER DONT clears it. The TOS byte is the socket's DSCP and
+    TCP's ECN field (RFC 3168 §5)."""
+    seg = Segment(1, 2, 0, 0, Flags.ACK, 100, b"x")
+    default = IP(encode_tcp(1, 2, seg))
+    assert default.flags.DF and default.tos == 0
+    raw = encode_tcp(1, 2, Segment(1, 2, 0, 0, Flags.ACK, 100, b"x", ecn=2, tos=0x28, df=False))
+    marked = IP(raw)
+    assert not marked.flags.DF and marked.tos == 0x2A
+    del marked.chksum
+    assert bytes(marked) == raw  # the header checksum covers the new bytes
+
+
 def test_icmp_decodes_as_ip_packet():
     raw = bytes(IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=8, id=5, seq=1) / b"ping")
     got = decode(raw)
