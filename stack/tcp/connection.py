@@ -97,6 +97,7 @@ class Connection:
         "soft_error",
         "path_mtu",
         "tx_stamps",
+        "probes_out",
     )  # thousands of these: no instance dicts
 
     def __init__(self, config: TcpConfig, local: Address, remote: Address, now: float) -> None:
@@ -137,6 +138,9 @@ class Connection:
         self.orphaned = False  # the application let go of the connection (detach)
         self.soft_error = 0  # errno of the last ICMP soft error (Linux sk_err_soft); see icmp_input.py
         self.path_mtu = 0  # the path MTU an ICMP error taught (RFC 1191, RFC 8201); 0: the link's
+        # zero-window and keepalive probes sent since the peer last acknowledged anything (Linux
+        # icsk_probes_out, tcpi_probes): an ACK that is not older than SND.UNA says it is alive
+        self.probes_out = 0
         self.tx_stamps: TxTimestamps | None = None  # SO_TIMESTAMPING's transmit timestamps, once asked for
 
     # ------------------------------------------------------------------ construction
@@ -437,11 +441,6 @@ class Connection:
         """Retransmissions since the last forward progress (Linux icsk_retransmits, netstat's timer column)."""
         return self._retries
 
-    @property
-    def probes_out(self) -> int:
-        """Unanswered keepalive or zero-window probes (Linux icsk_probes_out)."""
-        return self._keepalive_probes or self.sender.persist_backoff
-
     def watch_timers(self, observer: timers.TimerObserver) -> None:
         """Report every timer set, fired and cancelled to `observer` from now on (the `--trace` event log)."""
         observed = timers.ObservedTimers.watching(self.timers, observer)
@@ -603,6 +602,7 @@ class Connection:
             return
         self._emit(now, Flags.ACK, seq_add(tcb.snd_una, -1))
         self.counters.window_probes += 1
+        self.probes_out += 1
         sender.persist_backoff += 1
         deadline = now + sender.persist_interval(self.rto.rto)
         self.timers.start(timers.PERSIST, user_timeout.clamp_probe(self, deadline))
@@ -1124,5 +1124,6 @@ class Connection:
         # a probe carries SEG.SEQ = SND.NXT - 1 so that the peer must answer with an ACK
         self._emit(now, Flags.ACK, seq_add(tcb.snd_una, -1))
         self._keepalive_probes += 1
+        self.probes_out += 1
         self.counters.keepalive_probes += 1
         self.timers.start(timers.KEEPALIVE, now + self.config.keepalive_interval)

@@ -81,6 +81,7 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         conn.ts_ecr_seen = 0
     tcb.snd_wl1 = seq  # SND.WND is unchanged, so MAX.SND.WND is too
     tcb.snd_wl2 = ack
+    conn.probes_out = 0  # an acceptable ACK: the peer is there (Linux tcp_ack)
     if acked:
         conn.on_ack_advanced(ack, now)
     conn.recovery.after_ack(now, conn.rto.srtt)

@@ -221,6 +221,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
     if (ack - tcb.snd_una) & _MASK >= _HALF:
         pass  # old duplicate: ignore the ACK, keep processing the text
     elif ack == tcb.snd_una:
+        conn.probes_out = 0  # the peer answered (Linux tcp_ack)
         window = seg.window << tcb.snd_wscale
         # RFC 5681 §2 wants the window unchanged; RFC 6675 §2 counts any ACK that SACKs new data, which
         # matters when the receiver's window keeps growing (Linux receive-buffer autotuning)
@@ -236,6 +237,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
             if resend is not None:
                 conn.retransmit(resend, now)  # fast retransmit (RFC 5681 §3.2 step 4)
     else:
+        conn.probes_out = 0
         _update_window_if_newer(conn, seg, now)
         conn.on_ack_advanced(ack, now)
     conn.recovery.after_ack(now, conn.rto.srtt)

@@ -86,6 +86,7 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         "tcpi_ca_state": ca_state,
         "tcpi_retransmits": conn.retransmits,
         "tcpi_backoff": rto.backoff,
+        "tcpi_probes": conn.probes_out,
         "tcpi_options": options,
         "tcpi_snd_wscale": tcb.snd_wscale,
         "tcpi_rcv_wscale": tcb.rcv_wscale,
