@@ -120,6 +120,24 @@ static int gro_joins(const char *buf, const uint32_t *offs, int h, int i, const 
     return memcmp(a + head->ihl_bytes + 20, b + s->ihl_bytes + 20, opts) == 0;
 }
 
+/* A pure ACK that only moves the earlier one's cumulative ACK forward: ACK alone (no data, SYN, FIN,
+ * RST, URG, ECE or CWR), no option but timestamps, neither of them older, the same connection, IP
+ * header fields and SEQ. */
+static int pure_ack(const struct fast_seg *s)
+{
+    return s->payload_len == 0 && s->flags == TCP_FLAG_ACK && s->proto == IPPROTO_TCP_NUM && s->sack_count == 0 &&
+           !s->has_mss && !s->has_wscale && !s->sack_permitted && s->urgent == 0;
+}
+
+static int supersedes(const struct fast_seg *b, const struct fast_seg *a)
+{
+    return pure_ack(b) && pure_ack(a) && (int32_t)(b->ack - a->ack) > 0 && b->seq == a->seq &&
+           b->has_ts == a->has_ts && (!b->has_ts || (int32_t)(b->ts_val - a->ts_val) >= 0) &&
+           b->version == a->version && b->sport == a->sport && b->dport == a->dport && b->src == a->src &&
+           b->dst == a->dst && b->src6_hi == a->src6_hi && b->src6_lo == a->src6_lo && b->dst6_hi == a->dst6_hi &&
+           b->dst6_lo == a->dst6_lo && b->ttl == a->ttl && b->tos == a->tos;
+}
+
 /* Software GRO: where a device hands over wire-sized packets, adjacent ones that Linux's GRO
  * (inet_gro_receive, tcp_gro_receive) would coalesce become one super-segment, as a device with
  * offloads hands it over. A run starts at a segment with data and ACK alone, and takes the next while:
@@ -136,14 +154,21 @@ static int gro_joins(const char *buf, const uint32_t *offs, int h, int i, const 
  * run's payload is contiguous in buf; segs[head] then describes the whole run and gso_sizes[head] its
  * segment size. keep gets the indices of the records left to deliver, in order; returns their count. */
 int fast_gro_batch(char *buf, const uint32_t *offs, int n, struct fast_seg *segs, const uint8_t *reasons,
-                   uint16_t *gso_sizes, int *keep)
+                   uint16_t *gso_sizes, int *keep, int *acks_superseded)
 {
     int kept = 0;
     int h = -1;          /* the open run's first record, or -1 */
     uint32_t total = 0;  /* its payload so far */
     uint16_t count = 0;  /* its segments so far */
+    *acks_superseded = 0;
     for (int i = 0; i < n; i++) {
         struct fast_seg *s = &segs[i];
+        if (kept > 0 && reasons[i] == FAST_OK && reasons[keep[kept - 1]] == FAST_OK &&
+            supersedes(s, &segs[keep[kept - 1]])) {
+            keep[kept - 1] = i; /* the later ACK says all the earlier one did */
+            (*acks_superseded)++;
+            continue;
+        }
         if (h >= 0 && reasons[i] == FAST_OK && gro_joins(buf, offs, h, i, &segs[h], s, total, count)) {
             char *head_payload = buf + offs[h] + segs[h].payload_off;
             memmove(head_payload + total, buf + offs[i] + s->payload_off, s->payload_len);

@@ -105,7 +105,7 @@ int fast_read_arena(int fd, char *buf, size_t cap, size_t start, size_t room, in
 void fast_parse_batch(const char *buf, const uint32_t *offs, const uint32_t *lens, int n, int vnet,
                       struct fast_seg *segs, uint8_t *reasons, uint16_t *gso_sizes);
 int fast_gro_batch(char *buf, const uint32_t *offs, int n, struct fast_seg *segs, const uint8_t *reasons,
-                   uint16_t *gso_sizes, int *keep);
+                   uint16_t *gso_sizes, int *keep, int *acks_superseded);
 int fast_build_batch(char *buf, size_t cap, const struct fast_seg *segs, const char **payloads,
                      const uint32_t *plens, const uint16_t *gso_sizes, const uint8_t *raw, int n, int vnet, int gso,
                      uint32_t *offs, uint32_t *lens, int max_records);

@@ -423,8 +423,10 @@ class Stack:
             totals.update(self._retired.by_linux_name())
         totals["InSuperSegs"] = self._decoder.super_segments  # coalesced by the kernel (TUN offloads)
         # wire segments, as Linux's segs_in counts gso_segs
-        totals["InSegs"] += self._decoder.parts_beyond_first + self._decoder.gro_segments
-        totals["InGroSegs"] = self._decoder.gro_segments  # merged by software GRO into the one before them
+        decoder = self._decoder
+        totals["InSegs"] += decoder.parts_beyond_first + decoder.gro_segments + decoder.acks_superseded
+        totals["InGroSegs"] = decoder.gro_segments  # merged by software GRO into the one before them
+        totals["InAcksSuperseded"] = decoder.acks_superseded  # pure ACKs a later one of their batch covered
         totals["OutMergedSegs"] = self._out.merged_segments  # sent inside a super-segment, after its first
         totals["OutGsoSegs"] = self._out.cut_segments  # cut from a super-segment by software GSO, after its first
         for conn in self.demux.connections.values():

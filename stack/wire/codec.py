@@ -168,6 +168,7 @@ class BatchDecoder:
         self.super_segments = 0  # coalesced super-segments the device handed over (with offloads)
         self.parts_beyond_first = 0  # the wire segments they held, beyond one each
         self.gro_segments = 0  # wire segments software GRO merged into the one before them
+        self.acks_superseded = 0  # pure ACKs left out for a later one of the batch that says all they did
 
     def _grow(self, n: int) -> None:
         self._cap = n
@@ -176,6 +177,7 @@ class BatchDecoder:
         self._reasons = ffi.new("uint8_t[]", n)
         self._gso = ffi.new("uint16_t[]", n)
         self._keep = ffi.new("int[]", n)
+        self._acks = ffi.new("int *")
 
     def decode(self, batch: PacketBatch) -> list[TcpPacket | IpPacket | Rejected]:
         n = batch.n
@@ -187,10 +189,12 @@ class BatchDecoder:
         fields, size = self._fields, _SEG.size
         indices: range | list[int] = range(n)
         if self.gro and not vnet and n > 1:
-            kept = lib.fast_gro_batch(batch.buf, offs, n, segs, reasons, gso, self._keep)
+            kept = lib.fast_gro_batch(batch.buf, offs, n, segs, reasons, gso, self._keep, self._acks)
             if kept < n:
                 indices = self._keep[0:kept]
-                self.gro_segments += n - kept
+                acks = self._acks[0]
+                self.acks_superseded += acks
+                self.gro_segments += n - kept - acks
         out = []
         for i in indices:
             v = _unpack_from(fields, i * size)

@@ -40,8 +40,8 @@ static void parse_round(void)
     int vnet = next_random() % 2 ? FAST_VNET_HDR_LEN : 0;
     fast_parse_batch(buf, offs, lens, RECORDS, vnet, segs, reasons, gso);
     if (!vnet) {
-        int keep[RECORDS];
-        int kept = fast_gro_batch(buf, offs, RECORDS, segs, reasons, gso, keep);
+        int keep[RECORDS], acks;
+        int kept = fast_gro_batch(buf, offs, RECORDS, segs, reasons, gso, keep, &acks);
         if (kept < 0 || kept > RECORDS) {
             printf("gro kept %d of %d records\n", kept, RECORDS);
             exit(1);
@@ -141,8 +141,8 @@ static void gro_round(void)
     if (next_random() % 4 == 0)
         out[next_random() % (offs[n - 1] + lens[n - 1])] ^= (char)(1 + next_random() % 255);
     fast_parse_batch(out, offs, lens, n, 0, segs, reasons, gso);
-    int keep[RECORDS];
-    int kept = fast_gro_batch(out, offs, n, segs, reasons, gso, keep);
+    int keep[RECORDS], acks;
+    int kept = fast_gro_batch(out, offs, n, segs, reasons, gso, keep, &acks);
     for (int k = 0; k < kept; k++) {
         int i = keep[k];
         int next = k + 1 < kept ? keep[k + 1] : n;

@@ -166,6 +166,48 @@ def test_gro_off_leaves_every_segment_alone():
     assert len(BatchDecoder().decode(PacketBatch.of(run))) == 2
 
 
+def _ack(ack: int, ts: int = 77, flags: str = "A", window: int = 501, sack: tuple[int, int] | None = None) -> bytes:
+    tcp = TCP(sport=40000, dport=80, seq=1, ack=ack, flags=flags, window=window)
+    tcp.options = [("NOP", None), ("NOP", None), ("Timestamp", (ts, 5))]
+    if sack is not None:
+        tcp.options += [("NOP", None), ("NOP", None), ("SAck", sack)]
+    return bytes(IP(src="10.7.0.1", dst="10.7.0.2") / tcp)
+
+
+def _acks_seen(packets: list[bytes]) -> list[int]:
+    return [p.segment.ack for p in BatchDecoder(gro=True).decode(PacketBatch.of(packets))]
+
+
+def test_acks_a_later_cumulative_ack_of_the_batch_supersedes_an_earlier_pure_one():
+    """RFC 3449 §5.2.2 (ACK filtering): a pure ACK that a later one of the same batch covers says nothing
+    the later one does not (its window is older too), so only the later one reaches the core."""
+    decoder = BatchDecoder(gro=True)
+    got = decoder.decode(PacketBatch.of([_ack(1000), _ack(3000, window=9), _ack(5000, ts=78)]))
+    assert [(p.segment.ack, p.segment.window) for p in got] == [(5000, 501)]
+    assert decoder.acks_superseded == 2 and decoder.gro_segments == 0
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        pytest.param(_ack(1000), id="a duplicate ACK (RFC 5681 counts each)"),
+        pytest.param(_ack(900), id="an older ACK"),
+        pytest.param(_ack(2000, ts=76), id="an older timestamp (PAWS)"),
+        pytest.param(_ack(2000, sack=(3000, 4000)), id="SACK blocks"),
+        pytest.param(_ack(2000, flags="AE"), id="ECE"),
+        pytest.param(_ack(2000, flags="AF"), id="FIN"),
+        pytest.param(_ack(2000, flags="PA"), id="PSH"),
+        pytest.param(_pkt(1, 10, ack=2000), id="data"),
+    ],
+)
+def test_acks_only_a_pure_cumulative_ack_that_moves_forward_supersedes(later):
+    assert len(_acks_seen([_ack(1000), later])) == 2
+
+
+def test_acks_an_earlier_ack_with_sack_blocks_is_never_superseded():
+    assert _acks_seen([_ack(1000, sack=(3000, 4000)), _ack(2000)]) == [1000, 2000]
+
+
 @pytest.fixture
 def pair():
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -202,6 +244,7 @@ def _model(packets: list[bytes]) -> list[tuple[int, bytes, int, int]]:
     """Linux's GRO decisions for a batch of valid IPv4 TCP packets, restricted as ours to adjacent
     segments that start with ACK alone and take ACK or ACK+PSH."""
     out: list[list] = []
+    last = None  # (ip, tcp) of the last packet delivered alone, if a pure ACK
     head = None  # (ip, tcp) of the open run's first packet
     count = 0
     for raw in packets:
@@ -209,6 +252,11 @@ def _model(packets: list[bytes]) -> list[tuple[int, bytes, int, int]]:
         tcp = ip[TCP]
         payload = bytes(tcp.payload)
         flags = int(tcp.flags)
+        if last is not None and _supersedes((ip, tcp), last):
+            out[-1] = [tcp.seq, payload, flags, 0]
+            last = (ip, tcp)
+            continue
+        last = None
         if head is not None:
             hip, htcp = head
             run = out[-1]
@@ -239,7 +287,28 @@ def _model(packets: list[bytes]) -> list[tuple[int, bytes, int, int]]:
         out.append([tcp.seq, payload, flags, 0])
         if flags == ACK and payload:
             head, count = (ip, tcp), 1
+        elif _pure_ack(tcp):
+            last = (ip, tcp)
     return [(s, bytes(p), f, g) for s, p, f, g in out]
+
+
+def _pure_ack(tcp) -> bool:
+    return int(tcp.flags) == ACK and not bytes(tcp.payload) and {k for k, _ in tcp.options} <= {"NOP", "Timestamp"}
+
+
+def _supersedes(later, earlier) -> bool:
+    """RFC 3449 §5.2.2 ACK filtering: a pure cumulative ACK makes an earlier one of the same connection
+    redundant when it acknowledges more and is not older."""
+    (ip, tcp), (eip, etcp) = later, earlier
+    ts, ets = dict(tcp.options).get("Timestamp"), dict(etcp.options).get("Timestamp")
+    return (
+        _pure_ack(tcp)
+        and (ip.src, ip.dst, ip.ttl, ip.tos, tcp.sport, tcp.dport, tcp.seq)
+        == (eip.src, eip.dst, eip.ttl, eip.tos, etcp.sport, etcp.dport, etcp.seq)
+        and 0 < (tcp.ack - etcp.ack) % 2**32 < 2**31
+        and (ts is None) == (ets is None)
+        and (ts is None or (ts[0] - ets[0]) % 2**32 < 2**31)
+    )
 
 
 _CHANGES = st.sampled_from(
@@ -261,6 +330,9 @@ _CHANGES = st.sampled_from(
         {"flags": "UA"},
         {"sport": 40001},
         {"n": 0},
+        {"n": 0, "ack": 9001},
+        {"n": 0, "ack": 8999},
+        {"n": 0, "ts": 76},
         {"n": 700},
         {"gap": 1},
     ]
