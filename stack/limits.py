@@ -99,7 +99,8 @@ LIMITS: tuple[Limit, ...] = (
         "send_buffer",
         1024,
         1 << 30,
-        "bytes an application may queue per connection (SO_SNDBUF); beyond it writes wait",
+        "send buffer per connection, counted as Linux counts sk_sndbuf (bytes and 1280 per buffer of up to "
+        "64 KB); grown with the congestion window up to 4 MiB (tcp_wmem[1], [2]); when full, writes wait",
         (),
     ),
     Limit(

@@ -823,17 +823,25 @@ class Kernel:
         return 0, None
 
     def _sys_ioctl(self, line: SyscallLine) -> Outcome:
-        """SIOCINQ (FIONREAD): bytes ready to read; SIOCOUTQ (TIOCOUTQ): bytes not yet acknowledged."""
+        """SIOCINQ (FIONREAD): bytes ready to read; SIOCOUTQ (TIOCOUTQ): bytes not yet acknowledged,
+        SIOCOUTQNSD: bytes not yet sent; both 0 before the handshake is over, as Linux's tcp_ioctl."""
         sock = self._sock(line)
         if sock is None:
             return -1, "EBADF"
         request = str(self._arg(line, 1))
-        if request not in ("SIOCINQ", "FIONREAD", "SIOCOUTQ", "TIOCOUTQ"):
+        if request not in ("SIOCINQ", "FIONREAD", "SIOCOUTQ", "TIOCOUTQ", "SIOCOUTQNSD"):
             raise self.skip(line, f"ioctl {request} is not supported")
         conn = sock.conn
         if conn is None:
             return -1, "EINVAL"
-        actual = conn.recv_queue_bytes if request in ("SIOCINQ", "FIONREAD") else conn.send_queue_bytes
+        if request in ("SIOCINQ", "FIONREAD"):
+            actual = conn.recv_queue_bytes
+        elif conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            actual = 0
+        elif request == "SIOCOUTQNSD":
+            actual = conn.sender.unsent(conn.tcb.snd_nxt)
+        else:
+            actual = conn.send_queue_bytes
         want = self._arg(line, 2)
         expected = want.items[0] if isinstance(want, Array) and len(want.items) == 1 else want
         if not isinstance(expected, AnyValue) and expected != actual:
@@ -881,7 +889,9 @@ class Kernel:
         elif option in _BUFFER_OPTIONS:
             # socket(7): Linux doubles the value set; unset, it reports the buffer in use
             set_value = sock.buffers_set.get(option)
-            if set_value is None:
+            if set_value is None and option == "SO_SNDBUF" and sock.conn is not None:
+                actual = sock.conn.sender.sndbuf  # sk_sndbuf as autotuning left it (tcp_sndbuf_expand)
+            elif set_value is None:
                 actual = getattr(config, _BUFFER_OPTIONS[option])
             else:  # sock_setsockopt: doubled, at least the minimum ([wr]mem_max is taken to be larger)
                 actual = max(2 * set_value, _BUFFER_MIN[option])

@@ -119,4 +119,9 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         "tcpi_sndbuf_limited": _usecs(sndbuf_limited),
         "tcpi_bytes_received": conn.receiver.bytes_received,
         "tcpi_bytes_acked": max(acked, 0),
+        # getsockopt(SO_MEMINFO)'s send side: sk_sndbuf and what the queue costs in Linux's units
+        # (write_queue.py); the device takes each segment at once, so none is waiting for it (sk_wmem_alloc)
+        "SK_MEMINFO_SNDBUF": conn.sender.sndbuf,
+        "SK_MEMINFO_WMEM_QUEUED": conn.sender.buffer.truesize,
+        "SK_MEMINFO_WMEM_ALLOC": 0,
     }

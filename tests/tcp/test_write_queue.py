@@ -1,0 +1,79 @@
+"""The send buffer in Linux's units: skbs that cost their bytes and an overhead, filled by writes up to the
+size goal, cut where GSO packets end, freed by ACKs; the rules that stop and wake a writer and grow the
+buffer (write_queue.py)."""
+
+from stack.tcp import write_queue
+from stack.tcp.events import SendSpace
+from stack.tcp.send_buffer import SKB_OVERHEAD, SendBuffer
+from stack.tcp.state import State
+from tests.tcp.conftest import IRS, ISS, seg
+
+
+def test_send_buffer_skbs_cost_their_bytes_and_an_overhead_each():
+    """Linux sk_wmem_queued: every skb's data plus SKB_TRUESIZE of its empty head."""
+    buf = SendBuffer()
+    buf.seq = 100
+    buf.append(b"a" * 3000, 10_000)
+    buf.append(b"b" * 1000, 10_000)  # into the same skb
+    assert (buf.skbs, buf.truesize) == (1, 4000 + SKB_OVERHEAD)
+    buf.start_skb()
+    buf.append(b"c" * 500, 10_000)
+    assert buf.tail() == (4100, 500)
+    assert (buf.skbs, buf.truesize) == (2, 4500 + 2 * SKB_OVERHEAD)
+
+
+def test_send_buffer_cut_at_a_packet_end_adds_an_skb_and_an_ack_frees_whole_ones():
+    """tso_fragment makes the unsent rest an skb of its own; tcp_clean_rtx_queue frees the skbs an ACK
+    covers whole and trims the one it covers in part."""
+    buf = SendBuffer()
+    buf.seq = 0
+    buf.append(b"x" * 6000, 10_000)
+    buf.split(2000)
+    buf.split(2000)  # already an end: nothing more
+    assert buf.skbs == 2 and buf.skb_end(500) == 2000 and buf.skb_end(2000) == 6000
+    buf.ack(2500)
+    assert (buf.skbs, buf.truesize) == (1, 3500 + SKB_OVERHEAD)
+    buf.ack(6000)
+    assert (buf.skbs, buf.truesize) == (0, 0)
+
+
+def test_established_write_starts_no_skb_once_the_buffer_is_full(conn_in):
+    """sk_stream_memory_free: a new skb only while the queue costs less than sk_sndbuf; the last skb may
+    take it past."""
+    c = conn_in(State.ESTABLISHED, send_buffer=5000, send_buffer_locked=True)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=4000), 0.0)
+    c.tcb.max_snd_wnd = 4000  # the peer's largest window: skbs of half of it in whole segments, 1460 bytes
+    assert c.send(b"x" * 10_000, 0.0) == 2920  # two skbs: 2920 + 2 * 1280 >= 5000
+    assert c.send_space == 0
+    assert c.sender.buffer.truesize >= c.sender.sndbuf
+
+
+def test_established_waiting_writer_wakes_when_a_third_of_the_buffer_is_free(conn_in):
+    """sk_stream_write_space: free room at least half of what the queue costs."""
+    c = conn_in(State.ESTABLISHED, send_buffer=7000, send_buffer_locked=True)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=2920), 0.0)
+    c.tcb.max_snd_wnd = 2920  # one-segment skbs (1460 bytes), two in flight
+    assert c.send(b"x" * 10_000, 0.0) == 4380  # three skbs cost 8220
+    c.segments_to_send(0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1461, win=2920), 0.1)  # 5480 used, 1520 free: no
+    assert not any(isinstance(e, SendSpace) for e in iter(c.next_event, None))
+    c.receive_segment(seg(".", IRS + 1, ISS + 2921, win=2920), 0.2)  # 2740 used, 4260 free: yes
+    assert any(isinstance(e, SendSpace) for e in iter(c.next_event, None))
+
+
+def test_established_buffer_grows_to_twice_the_initial_window_unless_so_sndbuf_set_it(conn_in):
+    """tcp_sndbuf_expand after the handshake: 2 * 10 segments of 4096 + 256 bytes for a 1460-byte MSS
+    (roundup_pow_of_two(1460 + 640) and the sk_buff); SO_SNDBUF (SOCK_SNDBUF_LOCK) keeps its size."""
+    assert conn_in(State.ESTABLISHED, send_buffer=8192).sender.sndbuf == 2 * 10 * (4096 + 256)
+    assert conn_in(State.ESTABLISHED, send_buffer=8192, send_buffer_locked=True).sender.sndbuf == 8192
+
+
+def test_gso_segments_are_min_tso_segs_at_a_long_rtt_and_more_at_a_short_one(conn_in):
+    """tcp_tso_autosize: about 1 ms of the pacing rate, at least tcp_min_tso_segs; a small minimum RTT
+    adds sk_gso_max_size >> (min_rtt_us >> 9)."""
+    c = conn_in(State.ESTABLISHED, min_tso_segs=3)
+    c.rto.on_sample(0.1)
+    c.recovery.rack.min_rtt = 0.1
+    assert write_queue.gso_segments(c, 1000) == 3
+    c.recovery.rack.min_rtt = 0.0008  # 800 us >> 9 = 1: 32 KB more
+    assert write_queue.gso_segments(c, 1000) >= 32
