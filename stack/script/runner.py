@@ -279,7 +279,12 @@ class Runner:
         if "initcwnd" in route:
             changes["initial_window_segments"] = route["initcwnd"]
         if "mtu" in route:  # new connections to the remote end fit their segments to it
+            before = self.demux.path_mtus.get(self.remote_ip)
             self.demux.path_mtus[self.remote_ip] = (route["mtu"], math.inf)
+            if before is not None and before[0] != route["mtu"]:
+                for conn in self._seen:  # and open ones that probe their path MTU (Connection.route_mtu_changed)
+                    if conn.remote[0] == self.remote_ip and not conn.finished:
+                        conn.route_mtu_changed(route["mtu"])
         self.config = replace(self.config, **changes)
         self.demux.config = self.kernel.config = self.config
         self.demux.config6 = for_ipv6(self.config)

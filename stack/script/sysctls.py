@@ -55,6 +55,12 @@ def _ecn(value: str) -> dict[str, object]:
     return {"ecn": value == "1", "ecn_accept": value == "2"}
 
 
+def _in_range(value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise ValueError(value)  # a value Linux refuses or tcpstack does not model: the script SKIPs
+    return value
+
+
 class BadValue(ValueError):
     """The value is not even of the sysctl's type: the script is wrong, not the stack."""
 
@@ -93,6 +99,10 @@ MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
     "tcp_slow_start_after_idle": _integer("slow_start_after_idle", _flag),  # RFC 5681 §4.1
     "tcp_notsent_lowat": _integer("notsent_lowat"),
     "tcp_min_tso_segs": _integer("min_tso_segs"),  # segments in the smallest GSO packet
+    "tcp_mtu_probing": _integer("mtu_probing", lambda v: _in_range(v, 0, 2)),  # RFC 4821
+    "tcp_base_mss": _integer("base_mss", lambda v: _in_range(v, 48, 65535)),
+    "tcp_probe_threshold": _integer("mtu_probe_threshold", lambda v: _in_range(v, 0, 65535)),
+    "tcp_probe_interval": _integer("mtu_probe_interval", lambda v: float(_in_range(v, 0, 1 << 31))),
 }
 # name -> the values that are what the core always does (None: any value, the setting is for a feature
 # tcpstack does not have, whose scripts SKIP on the feature itself)
@@ -101,13 +111,11 @@ FIXED: dict[str, set[str] | None] = {
     "tcp_fack": {"0", "1"},  # Linux ignores it since RACK
     "tcp_reordering": {"3"},  # DupThresh (RFC 5681 §3.2)
     "tcp_recovery": {"1"},  # RACK loss detection (RFC 8985)
-    "tcp_mtu_probing": {"0"},  # no packetization-layer path MTU discovery
     "tcp_tso_win_divisor": None,
     "tcp_pacing_ss_ratio": None,
     "tcp_pacing_ca_ratio": None,
     "tcp_fastopen": None,
     "tcp_fastopen_key": None,
-    "tcp_base_mss": None,
 }
 
 

@@ -94,6 +94,13 @@ class TcpConfig:
     # CUBIC leaves its first slow start by HyStart++ (RFC 9406); with parameters, by Linux's HyStart instead
     # (tcp_cubic's hystart_detect, hystart_low_window, hystart_ack_delta_us)
     hystart: HyStartParams | None = None
+    # packetization-layer path MTU discovery (RFC 4821), as Linux's tcp_mtu_probing: 0 off, 1 once
+    # retransmission timeouts suggest a black hole, 2 always; the search starts at base_mss, stops when
+    # its range is narrower than the threshold (bytes) and starts over after the interval (seconds)
+    mtu_probing: int = 0
+    base_mss: int = 1024
+    mtu_probe_threshold: int = 8
+    mtu_probe_interval: float = 600.0
 
 
 def for_ipv6(config: TcpConfig) -> TcpConfig:

@@ -13,11 +13,13 @@ from dataclasses import replace
 from stack.tcp import congestion, events, timers, user_calls, user_timeout, write_queue
 from stack.tcp.chrono import BUSY, RWND_LIMITED, SNDBUF_LIMITED, Chrono
 from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig
+from stack.tcp.congestion.base import INFINITE_SSTHRESH
 from stack.tcp.counters import Counters
 from stack.tcp.ecn import ECT0, Ecn
 from stack.tcp.events import Closed, Connected, Reset, SendSpace, TimedOut
 from stack.tcp.isn import initial_sequence_number
 from stack.tcp.memory import MemoryBudget
+from stack.tcp.mtu_probing import BLACK_HOLE_RETRIES, MtuProber, cwnd_after_probe
 from stack.tcp.receiver import DEFAULT_MSS, Receiver
 from stack.tcp.recovery import Recovery
 from stack.tcp.reset import reset_for
@@ -98,6 +100,8 @@ class Connection:
         "path_mtu",
         "tx_stamps",
         "probes_out",
+        "mtu_probe",
+        "_route_mtu",
     )  # thousands of these: no instance dicts
 
     def __init__(self, config: TcpConfig, local: Address, remote: Address, now: float) -> None:
@@ -142,6 +146,9 @@ class Connection:
         # icsk_probes_out, tcpi_probes): an ACK that is not older than SND.UNA says it is alive
         self.probes_out = 0
         self.tx_stamps: TxTimestamps | None = None  # SO_TIMESTAMPING's transmit timestamps, once asked for
+        self.mtu_probe: MtuProber | None = None  # packetization-layer path MTU discovery, when configured
+        # a route's new MTU: (mtu, False) until a transmission noticed it, then (mtu, True) until applied
+        self._route_mtu: tuple[int, bool] | None = None
 
     # ------------------------------------------------------------------ construction
 
@@ -257,6 +264,12 @@ class Connection:
             receiver.ts_recent = options.timestamps[0]
             tcb.snd_mss -= 12  # room for the 12 bytes of NOP,NOP,TS on every segment, as Linux
         tcb.snd_mss = max(tcb.snd_mss, _MIN_SND_MSS)
+        config = self.config
+        if config.mtu_probing:
+            self.mtu_probe = MtuProber(
+                config.mtu_probing, config.base_mss, config.mtu_probe_threshold, config.mtu_probe_interval
+            )
+            self.mtu_probe.mss_clamp = options.mss if options.mss else DEFAULT_MSS
         if options.wscale is not None and self.config.window_scaling:
             tcb.snd_wscale = min(options.wscale, 14)  # RFC 7323 §2.3
         else:
@@ -278,6 +291,72 @@ class Connection:
             if mss < self.tcb.snd_mss:
                 self.tcb.snd_mss = max(mss, _MIN_SND_MSS)
                 self._attach_congestion()
+
+    def _headers(self) -> int:
+        """IP and TCP headers and the options every segment carries: MTU = MSS + this (tcp_mss_to_mtu)."""
+        return (60 if self.remote[0] > 0xFFFFFFFF else 40) + (12 if self.tcb.ts_ok else 0)
+
+    @property
+    def mtu_cookie(self) -> int:
+        """The path MTU the segment size was last fitted to (Linux icsk_pmtu_cookie)."""
+        return self.path_mtu or self.path_mss + (60 if self.remote[0] > 0xFFFFFFFF else 40)
+
+    def route_mtu_changed(self, mtu: int) -> None:
+        """The route to the peer was given a new MTU (`ip route change`). As Linux, an open connection
+        notices at its next transmission (the socket's cached route is checked then) and fits its segments
+        from the send after that (tcp_current_mss). Only a connection that probes its path MTU takes it."""
+        if self.mtu_probe is not None:
+            self._route_mtu = (mtu, False)
+
+    def sync_mss(self, mtu: int) -> None:
+        """Fit the segment size to a path MTU (Linux tcp_sync_mss): the path, the peer's MSS and what MTU
+        probing has proved to pass."""
+        prober = self.mtu_probe
+        if prober is None:
+            return
+        prober.path_mtu(mtu)
+        options = 12 if self.tcb.ts_ok else 0
+        mss = max(prober.clamp(min(mtu - prober.headers, prober.mss_clamp - options)), _MIN_SND_MSS)
+        self.path_mtu = mtu
+        self.tcb.snd_mss = mss
+        self.cc.mss = mss
+
+    def _mtu_probe_succeeded(self, mtu: int) -> None:
+        """A probe of `mtu` was acknowledged: larger segments pass (RFC 4821 §7.5). The window keeps the
+        bytes it held in segments of the new size, and ssthresh at least 3/4 of it (tcp_mtup_probe_success)."""
+        cc = self.cc
+        segments = cwnd_after_probe(cc.cwnd // self.tcb.snd_mss, self.tcb.snd_mss, self._headers(), mtu)
+        self.counters.mtu_probe_successes += 1
+        self.sync_mss(self.mtu_cookie)
+        mss = self.tcb.snd_mss
+        cc.cwnd = segments * mss
+        if cc.ssthresh < INFINITE_SSTHRESH:
+            cc.ssthresh = max(cc.ssthresh, ((segments >> 1) + (segments >> 2)) * mss)
+
+    def _send_mtu_probe(self, now: float, mss: int, cwnd: int) -> bool:
+        """One probe segment before the rest, when the search wants one (Linux tcp_mtu_probe): only in
+        the open state (no recovery, ECN reduction or SACKed data) and with no SACK blocks to carry."""
+        prober = self.mtu_probe
+        recovery = self.recovery
+        tcb = self.tcb
+        if (
+            prober is None
+            or not prober.enabled
+            or recovery.in_recovery
+            or recovery.ecn_reducing
+            or recovery.board.sacked_bytes
+            or self.receiver.sack_option_bytes()
+        ):
+            return False
+        unsent = self.sender.unsent(tcb.snd_nxt)
+        size = prober.size(now, mss, cwnd // mss, recovery.in_flight() // mss, unsent, tcb.snd_wnd, recovery.reordering)
+        if not size:
+            return False
+        self._send_data_segment(self.sender.buffer.offset(tcb.snd_nxt), size, False, now)
+        prober.sent(tcb.snd_nxt, size)
+        self.counters.mtu_probes += 1
+        self.cc.cwnd = self.cc.cwnd - mss  # the probe stands for two segments (tcp_mtu_probe)
+        return True
 
     @property
     def path_mss(self) -> int:
@@ -336,6 +415,8 @@ class Connection:
             write_queue.expand_sndbuf(self)  # Linux tcp_init_buffer_space
             self._events.append(Connected())
             self.receiver.last_data_rcv = now  # Linux starts tcpi_last_data_recv's clock here
+            if self.mtu_probe is not None:  # Linux tcp_mtup_init, when the connection is set up
+                self.mtu_probe.start(self.mtu_probe.mss_clamp, self._headers(), now)
             self.arm_keepalive(now)
             if self.sender.fin_queued:  # CLOSE came in SYN_RECEIVED with data queued (RFC 9293 §3.10.4)
                 self.enter(Event.CLOSE, now)
@@ -524,6 +605,8 @@ class Connection:
             return
         if not probing:
             self._retries += 1
+            if self.mtu_probe is not None and self._retries > BLACK_HOLE_RETRIES and self.state.synchronized:
+                self._suspect_black_hole(now)
         self.counters.timeouts += 1
         self.rto.on_timeout()
         self.sender.rtt_seq = None  # Karn: never time a retransmitted segment
@@ -534,6 +617,27 @@ class Connection:
             self.recovery.on_timeout(now)
             self._output_data(now)
         self.timers.start(timers.RETRANSMIT, user_timeout.clamp(self, now + self.rto.rto))
+
+    def _mtu_probe_lost(self, rec: SentSegment) -> bool:
+        """The probe is to be resent: it was lost, so nothing that large passes (RFC 4821 §7.6, Linux
+        tcp_mtup_probe_failed). It goes again in pieces of the current size (tcp_simple_retransmit)."""
+        prober = self.mtu_probe
+        recovery = self.recovery
+        if not prober.probe_mtu or seq_add(recovery.board.seq_of(rec.start), rec.length) != prober.probe_end:
+            return False
+        prober.lost()
+        self.counters.mtu_probe_failures += 1
+        recovery.mtu_reduced(self.tcb.snd_mss)
+        return True
+
+    def _suspect_black_hole(self, now: float) -> None:
+        """Timeouts keep repeating: maybe large segments vanish without an ICMP message (RFC 4821 §7.7,
+        Linux tcp_mtu_probing). Probing starts, or its floor halves; what is in flight is cut to the new
+        size for the retransmissions."""
+        prober = self.mtu_probe
+        prober.black_hole(now)
+        self.sync_mss(self.mtu_cookie)
+        self.recovery.mtu_reduced(self.tcb.snd_mss)
 
     def _arm_loss_probe(self) -> None:
         """RFC 8985 §7.2 as Linux (tcp_schedule_loss_probe): a probe timeout after the last send of new data
@@ -655,11 +759,17 @@ class Connection:
         if unsent <= 0 and not sender.fin_queued and not self.recovery.board.lost_bytes:
             self._nothing_to_send(unsent)  # most calls (after an ACK, a read, a timer): no loop to run
             return
+        route = self._route_mtu
+        if route is not None and route[1]:  # a changed route noticed by the last transmission
+            self._route_mtu = None
+            self.sync_mss(route[0])
         mss = tcb.snd_mss - self.receiver.sack_option_bytes()  # room for the SACK option, as Linux's tcp_current_mss
         buf = sender.buffer
         recovery = self.recovery
         # the congestion window, or what PRR (or F-RTO) allows in its place during a recovery
         cwnd = self.cc.cwnd if recovery.send_window is None else recovery.send_window
+        if self.mtu_probe is not None and self._send_mtu_probe(now, mss, cwnd):
+            cwnd = self.cc.cwnd
         had_unsent = unsent > 0
         if had_unsent:
             self.chrono.start(BUSY, now)
@@ -699,6 +809,8 @@ class Connection:
         marks.push_once = False
         if seq_gt(tcb.snd_nxt, sent_up_to):
             self._cut_packets(sent_up_to, mss)
+        if self._route_mtu is not None and tcb.snd_nxt != sent_up_to:
+            self._route_mtu = (self._route_mtu[0], True)
         unsent = sender.unsent(tcb.snd_nxt)
         if had_unsent:
             self._time_sending(now, unsent, mss, cwnd, tcb.snd_nxt != sent_up_to)
@@ -856,6 +968,8 @@ class Connection:
 
     def retransmit(self, rec: SentSegment, now: float) -> None:
         """Send one scoreboard record again, with the FIN (and PSH) it carried."""
+        if self.mtu_probe is not None and self._mtu_probe_lost(rec):
+            rec = self.recovery.next_lost() or rec
         sender = self.sender
         buf = sender.buffer
         seq = self.recovery.board.seq_of(rec.start)
@@ -1019,6 +1133,8 @@ class Connection:
             delivered = acked - self.recovery.board.sacked_below(ack) + self.recovery.newly_sacked
         else:
             delivered = acked - min(self.recovery.dupacks * tcb.snd_mss, acked)
+        if self.mtu_probe is not None and (mtu := self.mtu_probe.acked(ack)):
+            self._mtu_probe_succeeded(mtu)  # (before the window grows on this ACK, as Linux)
         self.cc.ack_received(ack, delivered, flight_before, now)  # on_ack(AckSample), before the recovery hooks
         recovery = self.recovery
         unsent = sender.unsent(tcb.snd_nxt) if recovery.loss_high is not None else 0  # (F-RTO's question)

@@ -43,6 +43,9 @@ class Counters:
     ofo_pruned: int = _counter("OfoPruned")  # out-of-order queues emptied under memory pressure
     hp_hits: int = _counter("TCPHPHits")  # in-order data segments that took the header-prediction fast path
     hp_acks: int = _counter("TCPHPAcks")  # pure ACKs that took it (stack/tcp/header_prediction.py)
+    mtu_probes: int = _counter("TCPMTUPProbes")  # path MTU probes sent (RFC 4821, stack/tcp/mtu_probing.py)
+    mtu_probe_successes: int = _counter("TCPMTUPSuccess")  # probes acknowledged: larger segments pass
+    mtu_probe_failures: int = _counter("TCPMTUPFail")  # probes lost
 
     def by_linux_name(self) -> dict[str, int]:
         """The counters under Linux's names."""

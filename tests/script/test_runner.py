@@ -312,7 +312,7 @@ def test_syscall_unknown_congestion_control_expected_to_fail_is_enoent():
         ("+0 `ip route change 192.0.2.1 dev tun0 rto_min 10ms`", "route attribute not modelled"),
         ("+0 `tc qdisc replace dev tun0 root fq`", "qdisc not modelled"),
         ("+0 `tc qdisc add dev tun0 root pfifo limit 0`", "drops packets locally"),
-        ("+0 `sysctl -q net.ipv4.tcp_mtu_probing=1`", "tcp_mtu_probing=1 is not modelled"),
+        ("+0 `sysctl -q net.ipv4.tcp_mtu_probing=3`", "tcp_mtu_probing=3 is not a value tcpstack models"),
     ],
 )
 def test_skip_unsupported(text, reason):
