@@ -79,7 +79,7 @@ _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
 # send flags with a meaning here: MSG_NOSIGNAL has none (no signals), MSG_ZEROCOPY sends the same bytes
 # (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)
 _SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE", "MSG_EOR"})
-_RECV_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_ERRQUEUE"})
+_RECV_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_ERRQUEUE", "MSG_PEEK", "MSG_TRUNC", "MSG_WAITALL"})
 MAX_SYNCNT = 127  # Linux MAX_TCP_SYNCNT
 MAX_BYTES_PER_CALL = 64 << 20  # what one write, sendmsg or sendfile of a script may ask for
 MIN_USER_MSS, MAX_USER_MSS = 88, 32767  # Linux TCP_MIN_MSS and MAX_TCP_WINDOW
@@ -509,15 +509,34 @@ class Kernel:
         if conn is None:
             return -1, "ENOTCONN"  # also on a listener (Linux tcp_recvmsg)
 
+        nonblocking = sock.nonblocking or "MSG_DONTWAIT" in flags
+        # MSG_WAITALL: a blocking read returns once `size` bytes are taken (or at EOF or an error); Linux
+        # takes them as they come, so the window keeps opening (tcp_recvmsg's target)
+        target = size if "MSG_WAITALL" in flags and not nonblocking else 1
+        peek = "MSG_PEEK" in flags
+        taken = 0
+
         def attempt() -> Outcome | None:
-            if conn.recv_queue_bytes:
-                if null:
+            nonlocal taken
+            queued = conn.recv_queue_bytes
+            if queued and size:
+                if null and "MSG_TRUNC" not in flags:
                     return -1, "EFAULT"  # the copy to address 0 fails; the data stays queued
-                if not size:
-                    return 0, None
-                n = len(conn.read(size))
-                after()
-                return n, None
+                if peek:  # read without taking (Linux peek_seq); with MSG_WAITALL, until `size` are queued
+                    if queued >= min(size, target) or self._read_ends(sock):
+                        after()
+                        return min(queued, size), None
+                    return None
+                # (MSG_TRUNC: taken but not copied, as Linux's tcp_recvmsg for a stream socket)
+                taken += len(conn.read(size - taken))
+                if taken >= target or not conn.recv_queue_bytes and self._read_ends(sock):
+                    after()
+                    return taken, None
+                return None
+            if queued and not size:
+                return 0, None
+            if taken:  # MSG_WAITALL got part of it: EOF or an error ends it with what it has
+                return (taken, None) if self._read_ends(sock) else None
             err = self._error(sock)
             if err:
                 return -1, errno_codes.errorcode[err]
@@ -528,7 +547,13 @@ class Kernel:
         outcome = attempt()
         if outcome is not None:
             return outcome
-        return (-1, "EAGAIN") if sock.nonblocking or "MSG_DONTWAIT" in flags else attempt
+        return (-1, "EAGAIN") if nonblocking else attempt
+
+    def _read_ends(self, sock: Socket) -> bool:
+        """No more bytes can come for a read: EOF, shutdown(SHUT_RD), a closed connection or an error."""
+        conn = sock.conn
+        assert conn is not None
+        return sock.shut_rd or conn.at_eof or conn.finished or bool(self._error(sock, clear=False))
 
     # ---------------------------------------------------------------- poll
 

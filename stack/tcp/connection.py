@@ -497,6 +497,10 @@ class Connection:
         """RECEIVE (§3.10.3): take up to max_bytes in-order bytes (all with -1)."""
         return user_calls.receive(self, max_bytes)
 
+    def peek(self, max_bytes: int) -> bytes:
+        """Up to max_bytes in-order bytes without taking them (MSG_PEEK): the window does not move."""
+        return self.receiver.peek(max_bytes)
+
     def close(self, now: float) -> None:
         """CLOSE (§3.10.4): a FIN follows the queued data; receiving goes on (half-close)."""
         user_calls.close(self, now)

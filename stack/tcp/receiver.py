@@ -79,6 +79,10 @@ class Receiver:
         """The peer's FIN arrived and every byte before it was read."""
         return self.peer_fin and not self._buf
 
+    def peek(self, max_bytes: int) -> bytes:
+        """Up to max_bytes in-order bytes, left in the buffer (MSG_PEEK)."""
+        return bytes(memoryview(self._buf)[:max_bytes])
+
     def read(self, max_bytes: int) -> bytes:
         """Take up to max_bytes in-order bytes (all with a negative max_bytes)."""
         buf = self._buf
