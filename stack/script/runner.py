@@ -415,7 +415,10 @@ class Runner:
         for conn in self._connections():
             self.taken.update((t.old.name, t.event.name) for t in conn.history)
             self._seen.setdefault(conn)
-            for seg in conn.segments_to_send(self.now):
+            segments = conn.segments_to_send(self.now)
+            if self.packetdrill_outbound and conn in self.kernel.superseded:
+                segments = []  # packetdrill reads only the socket under test's packets: a new socket() replaced it
+            for seg in segments:
                 if seg.flags & Flags.SYN:
                     self.iss[conn] = seg.seq
                     self.port_iss[(conn.local[1], conn.remote[1])] = seg.seq
@@ -678,6 +681,9 @@ class Runner:
             raise ScriptFailure(
                 f"{self.path}:{line.line}: {line.text}\n  a blocking call is still running: {self.blocked.line.text}"
             )
+        if line.name == "socket" and self.packetdrill_outbound:
+            self._collect()
+            self.out.clear()  # packetdrill reads only the new socket under test's packets from now on
         outcome = self.kernel.call(line, self.now)
         if isinstance(outcome, tuple):
             self._check_outcome(line, outcome)

@@ -141,6 +141,8 @@ class Kernel:
         self.connected: set[Connection] = set()
         self.active: Connection | None = None  # the newest connect(): inbound packets go to it
         self.newest: Connection | None = None  # the newest connected or accepted socket's connection
+        # connections that existed when a later socket() was made: packetdrill no longer watches them
+        self.superseded: set[Connection] = set()
         self._timeouts: dict[Poll, float] = {}  # blocked calls that return at a time of their own
         self.tolerance = 0.004  # the run's --tolerance_usecs, for times a call reports (timestamps)
 
@@ -235,6 +237,7 @@ class Kernel:
             raise self.skip(line, f"socket type {kind} is not supported (SOCK_STREAM only)")
         fd = self._new_fd(line)
         self.sockets[fd] = Socket(fd, nonblocking="SOCK_NONBLOCK" in names)
+        self.superseded.update(self.demux.connections.values())
         return fd, None
 
     def _sys_bind(self, line: SyscallLine) -> Outcome:
@@ -746,16 +749,14 @@ class Kernel:
             return 0, None
         if option in _BUFFER_OPTIONS:
             sock.buffers_set[option] = number
-            # the send buffer is Linux's sk_sndbuf, the doubled value (socket(7)); the receive buffer's
-            # window is half of the doubled sk_rcvbuf (tcp_adv_win_scale=1): the value set
+            # the send buffer is Linux's sk_sndbuf, the doubled value (socket(7)); the receive buffer is the
+            # value set, which the core doubles into its memory (stack/tcp/rcv_space.py) and locks
             size = max(2 * number, _BUFFER_MIN[option]) if option == "SO_SNDBUF" else number
             self._configure(sock, _BUFFER_OPTIONS[option], size)
             if option == "SO_SNDBUF":
                 self._configure(sock, "send_buffer_locked", True)  # SOCK_SNDBUF_LOCK: no autotuning
-            if option == "SO_RCVBUF" and sock.conn is None:
-                # a fixed buffer: the window scale is chosen for it, not tcp_rmem[2]; an open connection
-                # keeps its scale, and its offered window's right edge never moves left (§3.8.6)
-                self._configure(sock, "receive_buffer_max", number)
+            if option == "SO_RCVBUF":
+                self._configure(sock, "receive_buffer_locked", True)  # SOCK_RCVBUF_LOCK: no autotuning
             return 0, None
         name, convert, _ = _CONFIG_OPTIONS[option]
         if number < 0 or option == "TCP_SYNCNT" and not 1 <= number <= MAX_SYNCNT:

@@ -30,10 +30,10 @@ def _buffers(value: str) -> tuple[int, int, int]:
 
 
 def _rmem(value: str) -> dict[str, object]:
-    # Linux sizes the receive window from tcp_rmem[1] and chooses the window scale for tcp_rmem[2], the
-    # size autotuning may grow the buffer to (tcp_select_initial_window)
+    # tcp_rmem[1] is the receive memory (sk_rcvbuf), twice the core's receive_buffer as SO_RCVBUF's is;
+    # the window scale is chosen for tcp_rmem[2], the size the memory may grow to (tcp_select_initial_window)
     _, default, high = _buffers(value)
-    return {"receive_buffer": default, "receive_buffer_max": max(default, high)}
+    return {"receive_buffer": default // 2, "receive_buffer_max": max(default, high)}
 
 
 def _wmem(value: str) -> dict[str, object]:
@@ -103,6 +103,7 @@ MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
     "tcp_base_mss": _integer("base_mss", lambda v: _in_range(v, 48, 65535)),
     "tcp_probe_threshold": _integer("mtu_probe_threshold", lambda v: _in_range(v, 0, 65535)),
     "tcp_probe_interval": _integer("mtu_probe_interval", lambda v: float(_in_range(v, 0, 1 << 31))),
+    "tcp_shrink_window": _integer("shrink_window", _flag),
 }
 # name -> the values that are what the core always does (None: any value, the setting is for a feature
 # tcpstack does not have, whose scripts SKIP on the feature itself)

@@ -37,10 +37,16 @@ class TcpConfig:
     min_tso_segs: int = 2  # the fewest segments in a GSO packet (Linux tcp_min_tso_segs)
     # TCP_NOTSENT_LOWAT (Linux tcp_notsent_lowat): a writer may queue while fewer bytes than this are unsent
     notsent_lowat: int = 0xFFFFFFFF  # (NO_LOWAT: no limit)
-    receive_buffer: int = 1 << 20  # receive buffer = the largest window we offer (SO_RCVBUF)
-    # the window scale is chosen for the size the buffer may grow to, as Linux's for tcp_rmem[2] (6 MB by
-    # default: scale 7) unless SO_RCVBUF fixed it (tcp_select_initial_window)
+    # SO_RCVBUF: the receive memory is twice this (Linux sk_rcvbuf), and the first window about this
+    # (stack/tcp/rcv_space.py); unless locked (set by SO_RCVBUF), it grows with out-of-order data
+    receive_buffer: int = 1 << 20
+    receive_buffer_locked: bool = False
+    # tcp_rmem[2]: the receive memory may grow to this, and the window scale is chosen for it (6 MB by
+    # default: scale 7) unless SO_RCVBUF fixed the buffer (tcp_select_initial_window)
     receive_buffer_max: int = 6 << 20
+    # Linux tcp_shrink_window: with window scaling, the window offered may shrink as memory fills
+    # (RFC 7323 §2.4 allows it); off, the right edge never moves left (RFC 9293 §3.8.6)
+    shrink_window: bool = False
     window_scaling: bool = True  # RFC 7323 §2
     loss_probes: bool = True  # tail loss probes (RFC 8985 §7), like Linux tcp_early_retrans
     frto: bool = True  # F-RTO detection of spurious timeouts (RFC 5682), like Linux tcp_frto

@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
-from stack.tcp import congestion, events, timers, user_calls, user_timeout, write_queue
+from stack.tcp import congestion, events, rcv_space, timers, user_calls, user_timeout, write_queue
 from stack.tcp.chrono import BUSY, RWND_LIMITED, SNDBUF_LIMITED, Chrono
 from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
@@ -45,17 +45,14 @@ PTO_NO_RTT = 1.0  # RFC 8985 §7.2 without an RTT sample (Linux TCP_TIMEOUT_INIT
 TransitionHook = Callable[["Connection", Transition], None]
 
 
-def window_shift_for(buffer: int) -> int:
-    """The smallest RFC 7323 shift that lets a 16-bit field cover the whole buffer (at most 14)."""
-    shift = 0
-    while (buffer >> shift) > 0xFFFF and shift < 14:
-        shift += 1
-    return shift
-
-
 def receive_window_shift(config: TcpConfig) -> int:
-    """Our window scale (RFC 7323 §2.3): room for the largest the receive buffer may become."""
-    return window_shift_for(max(config.receive_buffer, config.receive_buffer_max))
+    """Our window scale (RFC 7323 §2.3) as Linux chooses it (tcp_select_initial_window): room for the
+    largest the receive buffer may become (tcp_rmem[2], at least net.core.rmem_max), or for the buffer
+    SO_RCVBUF fixed."""
+    space = max(config.receive_buffer, config.receive_buffer_max, rcv_space.RMEM_MAX)
+    if config.receive_buffer_locked:
+        space = min(space, config.receive_buffer)
+    return rcv_space.window_shift(space)
 
 
 class Connection:
@@ -164,7 +161,8 @@ class Connection:
         wscale = receive_window_shift(config) if config.window_scaling else None
         conn.tcb.rcv_wscale = wscale or 0
         conn._offer_syn_options(wscale, config.sack, config.timestamps)
-        conn.receiver.open_window()
+        conn.receiver.owned = True
+        conn.receiver.open_window(config.mss)  # the peer's timestamps are not known yet
         conn.enter(Event.ACTIVE_OPEN, now)
         conn.send_syn(now)
         return conn
@@ -228,7 +226,7 @@ class Connection:
         if syn.options.wscale is not None and self.config.window_scaling:
             tcb.rcv_wscale = receive_window_shift(self.config)
         self.update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
-        self.receiver.open_window()
+        self.receiver.open_window(self.config.mss - (rcv_space.TIMESTAMP_OPTION if tcb.ts_ok else 0))
 
     def _offer_syn_options(self, wscale: int | None, sack: bool, timestamps: bool) -> None:
         """What our SYN or SYN,ACK offers besides our MSS; its TSval is stamped when it is sent."""
@@ -417,6 +415,7 @@ class Connection:
             self.receiver.last_data_rcv = now  # Linux starts tcpi_last_data_recv's clock here
             if self.mtu_probe is not None:  # Linux tcp_mtup_init, when the connection is set up
                 self.mtu_probe.start(self.mtu_probe.mss_clamp, self._headers(), now)
+            self.receiver.init_buffer_space()
             self.arm_keepalive(now)
             if self.sender.fin_queued:  # CLOSE came in SYN_RECEIVED with data queued (RFC 9293 §3.10.4)
                 self.enter(Event.CLOSE, now)
@@ -726,7 +725,7 @@ class Connection:
         elif flags & Flags.ACK and self.ecn.ok:
             flags |= Flags.ECE  # an ECN-setup SYN,ACK (RFC 3168 §6.1.1)
         # the window field of a SYN is never scaled (RFC 7323 §2.2)
-        window = min(self.receiver.free_space(), 0xFFFF)
+        window = min(tcb.rcv_wnd, 0xFFFF)
         ack = tcb.rcv_nxt if flags & Flags.ACK else 0
         options = self._syn_options
         if options.timestamps is not None:  # TSval now; TSecr only on a SYN,ACK (RFC 7323 §3.2)

@@ -40,6 +40,7 @@ class Counters:
     time_wait_recycled: int = _counter("TWRecycled")  # TIME_WAIT ended by a new SYN, RFC 6191
     rcvq_drops: int = _counter("TCPRcvQDrop")  # data dropped unacknowledged at the stack's memory limit
     beyond_window: int = _counter("BeyondWindow")  # segments past the window dropped: data waits to be read
+    zero_window_drops: int = _counter("TCPZeroWindowDrop")  # in-order data met the zero window we offered
     ofo_pruned: int = _counter("OfoPruned")  # out-of-order queues emptied under memory pressure
     hp_hits: int = _counter("TCPHPHits")  # in-order data segments that took the header-prediction fast path
     hp_acks: int = _counter("TCPHPAcks")  # pure ACKs that took it (stack/tcp/header_prediction.py)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from stack.tcp import rcv_space
 from stack.tcp.ecn import CE
 from stack.wire.segment import Flags, Segment
 
@@ -73,6 +74,9 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         memory = receiver.memory
         if memory is not None and memory.pressure:
             return False
+        receiver.measure_segment(seg.gso or n, n, rcv_space.header_bytes(seg))
+        if not receiver.fits() or not receiver.current_window():
+            return False  # no memory for it, or a closed window: the full path drops it
 
     if ts_ok:
         conn.ts_ecr_seen = ts[1]
@@ -86,8 +90,8 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         conn.on_ack_advanced(ack, now)
     conn.recovery.after_ack(now, conn.rto.srtt)
     if n:
-        receiver.measure_segment(seg.gso or n)
         receiver.deliver(payload)
+        receiver.after_data(n)
         receiver.schedule_ack(now, n, conn.rto.rto)
         conn.counters.hp_hits += 1
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 
-from stack.tcp import syncookies
+from stack.tcp import rcv_space, syncookies
 from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig, for_ipv6
 from stack.tcp.connection import Address, Connection, TransitionHook, receive_window_shift
 from stack.tcp.reset import reset_for
@@ -151,7 +151,11 @@ class Listener:
             self.accept_queue.remove(child)
 
     def accept(self) -> Connection | None:
-        return self.accept_queue.popleft() if self.accept_queue else None
+        if not self.accept_queue:
+            return None
+        conn = self.accept_queue.popleft()
+        conn.receiver.owned = True  # the application has it: its buffer may grow (Linux sk->sk_socket)
+        return conn
 
     def refuse_final_ack(self) -> None:
         """A child's final ACK found the accept queue full: dropped, the child stays in SYN_RECEIVED and
@@ -198,7 +202,10 @@ class Listener:
         self._cookie_sent_at = now
         self.counters["SyncookiesSent"] += 1
         self.counters["OutSegs"] += 1
-        window = min(config.receive_buffer, 0xFFFF)  # a SYN's window is never scaled (RFC 7323 §2.2)
+        # the first window as a connection's (rcv_space.initial_window); a SYN's is never scaled (RFC 7323 §2.2)
+        mss = config.mss - (rcv_space.TIMESTAMP_OPTION if options.timestamps is not None else 0)
+        clamp = config.receive_buffer if config.receive_buffer_locked else config.receive_buffer
+        window = min(rcv_space.initial_window(config.receive_buffer, mss, clamp), 0xFFFF)
         ack = seq_add(syn.seq, 1)
         return Segment(
             self.local[1],

@@ -8,13 +8,13 @@ for PAWS (RFC 7323 §5.3). The connection shares its TCB (RCV.NXT, RCV.WND, RCV.
 
 from __future__ import annotations
 
-from stack.tcp import timers
+from stack.tcp import rcv_space, timers
 from stack.tcp.config import TcpConfig
 from stack.tcp.events import DataAvailable, Event, PeerClosed
 from stack.tcp.memory import MemoryBudget
 from stack.tcp.reassembly import Reassembly
 from stack.tcp.tcb import Tcb
-from stack.wire.seq import in_window, seq_add, seq_le, seq_sub
+from stack.wire.seq import in_window, seq_add, seq_le, seq_lt, seq_sub
 
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 _MAX_QUICKACKS = 16  # Linux TCP_MAX_QUICKACKS
@@ -22,6 +22,10 @@ SACK_OPTION_BASE, SACK_BLOCK_BYTES = 4, 8  # NOP,NOP,kind,length, then a left an
 _MASK = 0xFFFFFFFF  # on the per-segment paths sequence arithmetic is inlined, modulo 2**32 (RFC 9293 §3.4)
 _HALF = 0x80000000
 _DATA_AVAILABLE = DataAvailable()  # frozen and fieldless: one instance serves every delivery
+
+
+def _overlaps(seq: int, end: int, left: int, right: int) -> bool:
+    return seq_lt(seq, right) and seq_lt(left, end)
 
 
 class Receiver:
@@ -45,6 +49,17 @@ class Receiver:
         "_ooo_arrivals",
         "dsack",
         "memory",
+        "rcvbuf",
+        "rmem",
+        "scaling_ratio",
+        "window_clamp",
+        "rcv_ssthresh",
+        "rcv_wup",
+        "owned",
+        "_skbs",
+        "_ooo_skbs",
+        "_arriving",
+        "_nomem",
     )  # thousands of these: no instance dicts
 
     def __init__(self, config: TcpConfig, tcb: Tcb, deadlines: timers.Timers, events: list[Event]) -> None:
@@ -67,6 +82,20 @@ class Receiver:
         self._ooo_arrivals: list[int] = []  # the last 8 out-of-order arrivals, newest last (not a deque: 760 B)
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
         self.memory: MemoryBudget | None = None  # the stack's budget: under pressure windows stop growing
+        # receive memory as Linux counts it (stack/tcp/rcv_space.py): sk_rcvbuf is twice SO_RCVBUF
+        self.rcvbuf = 2 * config.receive_buffer
+        self.rmem = 0  # truesize of what is held, in order and out of order (sk_rmem_alloc)
+        self.scaling_ratio = rcv_space.DEFAULT_SCALING_RATIO
+        self.window_clamp = 0  # the largest window we may offer (0: not chosen yet)
+        self.rcv_ssthresh = 0  # how far the offered window may grow for now (Linux rcv_ssthresh)
+        self.rcv_wup = 0  # RCV.NXT when the last window was offered: that window's left edge
+        self.owned = False  # accepted or connected: only then does the buffer grow (Linux sk->sk_socket)
+        # in-order packets [unread bytes, truesize, tailroom] and out-of-order ones [seq, end, truesize];
+        # an idle connection shares one empty tuple (thousands of them: no empty lists)
+        self._skbs: list[list[int]] | tuple[()] = ()
+        self._ooo_skbs: list[list[int]] | tuple[()] = ()
+        self._arriving = (0, 0, 0)  # the segment being processed: (skb bytes, truesize, tailroom)
+        self._nomem = False  # a segment was dropped for memory: the next ACK offers a zero window
 
     # ------------------------------------------------------------------ the application's side
 
@@ -92,25 +121,94 @@ class Receiver:
         else:
             data = bytes(memoryview(buf)[:max_bytes])
             del buf[:max_bytes]  # bytearray drops a prefix without moving the rest
+        self._uncharge_read(len(data))
         return data
+
+    def _uncharge_read(self, n: int) -> None:
+        """A packet's memory is freed once all its bytes are read (Linux frees whole skbs)."""
+        skbs = self._skbs
+        while n > 0 and skbs:
+            skb = skbs[0]
+            took = min(n, skb[0])
+            skb[0] -= took
+            n -= took
+            if skb[0] == 0:
+                self.rmem -= skb[1]
+                del skbs[0]  # type: ignore[union-attr]
+        if not skbs:
+            self._skbs = ()
 
     # ------------------------------------------------------------------ arriving text and FIN
 
     def deliver(self, data: bytes) -> None:
-        """In-order bytes at RCV.NXT: into the buffer, RCV.NXT advances."""
+        """In-order bytes at RCV.NXT of the arriving segment: into the buffer, charged with its packet's
+        memory (copied into the previous packet's spare room when they fit, skb_try_coalesce), RCV.NXT
+        advances."""
         if data:
             was_empty = not self._buf
             n = len(data)
+            _, size, tailroom = self._arriving
+            skbs = self._skbs
+            if skbs and n <= skbs[-1][2]:
+                skbs[-1][0] += n
+                skbs[-1][2] -= n
+            else:
+                self._push_skb([n, size, tailroom])
+                self.rmem += size
+            self._arriving = (0, 0, 0)
             self._buf += data
             self.bytes_received += n
             self.tcb.rcv_nxt = (self.tcb.rcv_nxt + n) & _MASK
             if was_empty:
                 self._events.append(_DATA_AVAILABLE)
 
-    def measure_segment(self, size: int) -> None:
+    def _push_skb(self, skb: list[int]) -> None:
+        if self._skbs:
+            self._skbs.append(skb)  # type: ignore[union-attr]
+        else:
+            self._skbs = [skb]
+
+    def deliver_held(self, data: bytes) -> None:
+        """Bytes the reassembly queue released at RCV.NXT: their packets move to the receive queue with
+        the memory they were charged (Linux tcp_ofo_queue)."""
+        if not data:
+            return
+        was_empty = not self._buf
+        start = self.tcb.rcv_nxt
+        end = seq_add(start, len(data))
+        kept = []
+        for skb in self._ooo_skbs:
+            seq, skb_end, size = skb
+            if seq_le(skb_end, end):
+                fresh = seq_sub(skb_end, start) - max(seq_sub(seq, start), 0)
+                if fresh > 0:
+                    self._push_skb([fresh, size, 0])
+                else:
+                    self.rmem -= size  # wholly a duplicate of what came before it: freed
+            else:
+                kept.append(skb)
+        self._ooo_skbs = kept or ()
+        self._buf += data
+        self.tcb.rcv_nxt = end
+        if was_empty:
+            self._events.append(_DATA_AVAILABLE)
+
+    def measure_segment(self, size: int, skb_len: int = 0, header_bytes: int = 40) -> None:
         """The peer's segment size as Linux estimates it (tcp_measure_rcv_mss): a segment at least as
-        large as the estimate raises it, up to our MSS; `size` is a GRO packet's segment size."""
-        if size >= (self.rcv_mss or self.estimated_rcv_mss()):
+        large as the estimate raises it, up to our MSS; `size` is a GRO packet's segment size, `skb_len`
+        its payload. A new size also measures the data-to-memory ratio of its packet (scaling_ratio),
+        from which every window follows; the clamp follows the buffer at that ratio."""
+        skb_len = skb_len or size
+        truesize, tailroom = rcv_space.truesize(header_bytes + skb_len)
+        self._arriving = (skb_len, truesize, tailroom)
+        current = self.rcv_mss or self.estimated_rcv_mss()
+        if size >= current:
+            if size != current:
+                ratio = max(skb_len * 256 // truesize, 1)
+                if ratio != self.scaling_ratio:
+                    self.scaling_ratio = ratio
+                    self._set_window_clamp(self.allowed_space())
+                    self.rcv_ssthresh = min(self.rcv_ssthresh, self.window_clamp)
             self.rcv_mss = min(size, self.config.mss)
 
     def estimated_rcv_mss(self) -> int:
@@ -124,13 +222,48 @@ class Receiver:
         """Out-of-order bytes go to the reassembly queue and are ACKed at once (RFC 5681 §4.2); True if the
         queue's bounds dropped data (Linux TCPOFODrop)."""
         end = seq_add(seq, len(payload))
-        if self.tcb.sack_ok and any(seq_le(a, seq) and seq_le(end, b) for a, b in self.reassembly.sack_blocks()):
-            self.dsack = (seq, end)  # a duplicate of data held out of order (RFC 2883 §4.1.3)
-        dropped = self.reassembly.add(self.tcb.rcv_nxt, seq, payload) > 0
+        self.ack_now = True
+        reassembly = self.reassembly
+        dropped = False
+        if any(seq_le(a, seq) and seq_le(end, b) for a, b in reassembly.sack_blocks()):
+            if self.tcb.sack_ok:
+                self.dsack = (seq, end)  # a duplicate of data held out of order (RFC 2883 §4.1.3)
+        elif self.rmem + self._arriving[1] > self.rcvbuf:
+            dropped = True  # no memory for it (Linux tcp_try_rmem_schedule fails: TCPOFODrop)
+        else:
+            dropped = self._queue_out_of_order(seq, end, payload)
         self._ooo_arrivals.append(seq)
         if len(self._ooo_arrivals) > 8:
             del self._ooo_arrivals[0]
-        self.ack_now = True
+        return dropped
+
+    def clear_held(self) -> None:
+        """Drop everything held out of order, and free its memory (Linux tcp_prune_ofo_queue)."""
+        self.reassembly.clear()
+        self.rmem -= sum(skb[2] for skb in self._ooo_skbs)
+        self._ooo_skbs = ()
+
+    def _queue_out_of_order(self, seq: int, end: int, payload: bytes) -> bool:
+        """Hold a segment's bytes and charge its packet; True if the queue's bounds dropped data."""
+        skb_len, size, _ = self._arriving
+        if self.tcb.sack_ok:  # without SACK the window stays, so duplicate ACKs trigger fast retransmit
+            self._grow_window(skb_len, size)
+        reassembly = self.reassembly
+        dropped = reassembly.add(self.tcb.rcv_nxt, seq, payload) > 0
+        if self._ooo_skbs:
+            self._ooo_skbs.append([seq, end, size])  # type: ignore[union-attr]
+        else:
+            self._ooo_skbs = [[seq, end, size]]
+        self.rmem += size
+        if dropped:  # packets no held block covers any more are freed
+            blocks = reassembly.sack_blocks()
+            for skb in [s for s in self._ooo_skbs if not any(_overlaps(s[0], s[1], a, b) for a, b in blocks)]:
+                self._ooo_skbs.remove(skb)
+                self.rmem -= skb[2]
+        if self.owned:
+            # what the application reads per round trip (Linux rcvq_space.space) is not measured: its
+            # initial value, ten segments of our MSS within the clamp (tcp_init_buffer_space)
+            self._grow_rcvbuf(min(10 * self.config.mss, self.window_clamp))
         return dropped
 
     def peer_finished(self, now: float, half_close: bool, hole_filled: bool) -> None:
@@ -140,8 +273,8 @@ class Receiver:
         ACK waits for the delayed-ACK timer (RFC 9293 §3.8.6.3) and rides on our FIN or data if the
         application answers; before any data arrived Linux's ACK timeout is still 0, so it goes at once,
         and so does the ACK of a filled hole (RFC 5681 §4.2), of a full-sized segment that came with
-        the FIN (more than one MSS unacknowledged, Linux __tcp_ack_snd_check), and of a FIN that finds
-        the buffer full (Linux's tcp_data_queue has no memory for it and ACKs now, with the zero window)."""
+        the FIN (more than one MSS unacknowledged, Linux __tcp_ack_snd_check), and of a FIN whose packet
+        finds no receive memory left (Linux's tcp_data_queue takes it all the same and ACKs now)."""
         self.tcb.rcv_nxt = seq_add(self.tcb.rcv_nxt, 1)
         self.peer_fin = True
         self._events.append(PeerClosed())
@@ -150,7 +283,9 @@ class Receiver:
             self.ack_now = True
             return
         self._pingpong = True
-        if self._unacked_segments == 0 and not hole_filled and self._delack_started and self.free_space():
+        header = 40 + (rcv_space.TIMESTAMP_OPTION if self.tcb.ts_ok else 0)
+        fits = self.rmem + rcv_space.truesize(header)[0] <= self.rcvbuf
+        if self._unacked_segments == 0 and not hole_filled and self._delack_started and fits:
             self.ack_now = False
             self.timers.start_if_idle(timers.DELAYED_ACK, now + self.config.delayed_ack)
         else:
@@ -172,10 +307,21 @@ class Receiver:
         self.last_data_rcv = now
         if segment_len >= self.tcb.snd_mss:  # a super-segment from TUN offloads counts as the segments it holds
             self._unacked_segments += segment_len // self.tcb.snd_mss
-        if self._unacked_segments >= 2 or (self._quickacks and not self._pingpong):
+        # more than one full segment since the last ACK, if the window it would offer does not shrink
+        # (Linux __tcp_ack_snd_check: else the application's read sends the update)
+        tcb = self.tcb
+        full = seq_sub(tcb.rcv_nxt, self.rcv_wup) > (self.rcv_mss or self.estimated_rcv_mss())
+        if full and self._select_window() >= tcb.rcv_wnd or (self._quickacks and not self._pingpong):
             self.ack_now = True
         else:
             self.timers.start_if_idle(timers.DELAYED_ACK, now + self.config.delayed_ack)
+
+    def enter_quickack(self) -> None:
+        """Data was dropped out of the window: ACK the next segments at once and leave interactive mode,
+        so the peer learns soon (Linux tcp_enter_quickack_mode)."""
+        rcv_mss = self.rcv_mss or self.estimated_rcv_mss()
+        self._quickacks = max(self._quickacks, min(max(self.tcb.rcv_wnd // (2 * rcv_mss), 2), _MAX_QUICKACKS))
+        self._pingpong = False
 
     def on_delayed_ack_timeout(self) -> None:
         self.ack_now = True
@@ -195,28 +341,13 @@ class Receiver:
             self.dsack = None
         if payload and sack:  # a resent full segment has no room for all blocks: the packet must fit the MTU
             sack = sack[: max(0, (tcb.snd_mss - len(payload) - SACK_OPTION_BASE) // SACK_BLOCK_BYTES)]
-        # the window never shrinks the right edge (§3.8.6) and moves in MSS-sized steps (receiver SWS
-        # avoidance, §3.8.6.2.2)
-        limit = 0xFFFF << tcb.rcv_wscale
-        offered = (tcb.rcv_adv - tcb.rcv_nxt) & _MASK  # RCV.ADV - RCV.NXT, negative beyond the edge
-        if offered >= _HALF:
-            offered -= 1 << 32
-        free = self._growable_window(offered)
-        step = min(tcb.snd_mss, self.config.receive_buffer // 2)
-        if free - max(offered, 0) >= step or free >= limit:
-            offered = free
-        offered = max(offered, 0)
-        offered -= offered & ((1 << tcb.rcv_wscale) - 1)  # representable after scaling
-        tcb.rcv_wnd = offered
-        new_edge = (tcb.rcv_nxt + offered) & _MASK
-        if 0 < (new_edge - tcb.rcv_adv) & _MASK < _HALF:  # beyond RCV.ADV
-            tcb.rcv_adv = new_edge
+        window = self._offer_window()
         self.ack_now = False
         self._unacked_segments = 0
         if self._quickacks:
             self._quickacks -= 1
         self.timers.stop(timers.DELAYED_ACK)
-        return offered >> tcb.rcv_wscale, sack
+        return window, sack
 
     def sack_option_bytes(self) -> int:
         """Bytes the SACK option takes on our next segment (NOP,NOP,kind,len + 8 per block), 0 if none."""
@@ -240,33 +371,199 @@ class Receiver:
 
     # ------------------------------------------------------------------ the window we offer
 
+    def allowed_space(self) -> int:
+        """The window the whole buffer holds at the current ratio (Linux tcp_full_space)."""
+        return rcv_space.win_from_space(self.rcvbuf, self.scaling_ratio)
+
+    def space(self) -> int:
+        """The window the buffer's free memory holds, negative when overcommitted (Linux tcp_space)."""
+        return rcv_space.win_from_space(self.rcvbuf - self.rmem, self.scaling_ratio)
+
     def free_space(self) -> int:
-        """Receive-buffer space left: what neither the application's unread bytes nor held ones take."""
-        free = self.config.receive_buffer - len(self._buf) - self.reassembly.bytes_held
-        return max(free, 0)
+        """The window the free receive memory allows (0 when none)."""
+        return max(self.space(), 0)
 
-    def _growable_window(self, offered: int) -> int:
-        """The window the buffer allows, but no more than `offered` under memory pressure: windows stop
-        growing (Linux tcp_mem[1]); a new connection still gets its initial window."""
-        free = min(self.free_space(), 0xFFFF << self.tcb.rcv_wscale)
-        if self.memory is not None and self.memory.pressure:
-            return min(free, max(offered, 0))
-        return free
+    def current_window(self) -> int:
+        """What is left of the window last offered (Linux tcp_receive_window)."""
+        return max(seq_sub(seq_add(self.rcv_wup, self.tcb.rcv_wnd), self.tcb.rcv_nxt), 0)
 
-    def open_window(self) -> None:
-        """The first window, offered on the handshake."""
+    def set_receive_buffer(self, size: int) -> None:
+        """SO_RCVBUF on an open connection: sk_rcvbuf becomes twice `size`; the window follows."""
+        self.rcvbuf = 2 * size
+
+    def open_window(self, mss: int) -> None:
+        """The first window, offered on the SYN (tcp_select_initial_window): the buffer's space at the
+        default ratio in whole segments of `mss`; a buffer set by SO_RCVBUF also clamps every later window."""
         tcb = self.tcb
-        limit = 0xFFFF << tcb.rcv_wscale
-        tcb.rcv_wnd = min(self.free_space(), limit)
+        full = self.allowed_space()
+        clamp = full if self.config.receive_buffer_locked else 0xFFFF << rcv_space.MAX_WSCALE
+        tcb.rcv_wnd = rcv_space.initial_window(full, mss, clamp)
+        self.window_clamp = min(0xFFFF << tcb.rcv_wscale, clamp)
+        self.rcv_ssthresh = tcb.rcv_wnd
+        self.rebase_window()
+
+    def rebase_window(self) -> None:
+        """RCV.NXT is known (or changed by the peer's SYN): the offered window starts from it."""
+        tcb = self.tcb
+        self.rcv_wup = tcb.rcv_nxt
         tcb.rcv_adv = seq_add(tcb.rcv_nxt, tcb.rcv_wnd)
+        if not tcb.rcv_wscale:
+            self.window_clamp = min(self.window_clamp, 0xFFFF)
+
+    def init_buffer_space(self) -> None:
+        """The connection is established (Linux tcp_init_buffer_space): the clamp becomes the buffer's
+        space less one segment of our MSS, reserved for the application (tcp_app_win), and the window
+        grows from the first one offered."""
+        advmss = self.config.mss
+        maxwin = self.allowed_space()
+        if self.window_clamp >= maxwin:
+            self.window_clamp = maxwin
+        if self.window_clamp > 2 * advmss and self.window_clamp + advmss > maxwin:
+            self.window_clamp = max(2 * advmss, maxwin - advmss)
+        self.rcv_ssthresh = min(self.rcv_ssthresh, self.window_clamp)
+
+    def _set_window_clamp(self, value: int) -> None:
+        """Linux tcp_set_window_clamp: a larger clamp lets rcv_ssthresh catch up with the window offered."""
+        clamp = max(value, rcv_space.MIN_WINDOW_CLAMP)
+        if clamp < self.window_clamp:
+            self.rcv_ssthresh = min(self.rcv_ssthresh, clamp)
+        elif clamp > self.window_clamp:
+            self.rcv_ssthresh = max(min(self.tcb.rcv_wnd, clamp), self.rcv_ssthresh)
+        self.window_clamp = clamp
+
+    def _grow_window(self, skb_len: int, truesize: int) -> None:
+        """Linux tcp_grow_window: a packet whose data fills its memory well lets the window grow, by twice
+        its data at most, towards what the buffer and the clamp allow; growth asks for a quick ACK."""
+        room = min(self.window_clamp, self.space()) - self.rcv_ssthresh
+        if room <= 0:
+            return
+        if self.memory is not None and self.memory.pressure:
+            self.rcv_ssthresh = min(self.rcv_ssthresh, 4 * self.config.mss)  # tcp_adjust_rcv_ssthresh
+            return
+        ratio = self.scaling_ratio
+        if rcv_space.win_from_space(truesize, ratio) <= skb_len:
+            incr = 2 * self.config.mss
+        else:  # __tcp_grow_window: only small windows grow for packets with much overhead
+            cost = rcv_space.win_from_space(truesize, ratio) >> 1
+            limit = rcv_space.win_from_space(self.config.receive_buffer_max, ratio) >> 1
+            incr = 0
+            while self.rcv_ssthresh <= limit:
+                if cost <= skb_len:
+                    incr = 2 * (self.rcv_mss or self.estimated_rcv_mss())
+                    break
+                cost >>= 1
+                limit >>= 1
+        if incr:
+            self.rcv_ssthresh += min(room, max(incr, 2 * skb_len))
+            self._quickacks |= 1
+
+    def _grow_rcvbuf(self, space: int) -> None:
+        """Linux tcp_rcvbuf_grow: an unset buffer grows to hold twice what the application reads per round
+        trip plus the span held out of order, up to tcp_rmem[2]."""
+        if self.config.receive_buffer_locked:
+            return
+        window = 2 * space
+        blocks = self.reassembly.sack_blocks()
+        if blocks:
+            window += max(seq_sub(b, self.tcb.rcv_nxt) for _, b in blocks)
+        wanted = min(window * 256 // self.scaling_ratio, self.config.receive_buffer_max)
+        if wanted > self.rcvbuf:
+            self.rcvbuf = wanted
+            self.window_clamp = self.allowed_space()  # the clamp follows the buffer
+
+    def after_data(self, skb_len: int) -> None:
+        """In-order data was queued (Linux tcp_event_data_recv): a packet of 128 bytes or more may let the
+        window grow."""
+        if skb_len >= 128:
+            self._grow_window(skb_len, self._last_truesize())
+
+    def _last_truesize(self) -> int:
+        return self._skbs[-1][1] if self._skbs else 0
+
+    def no_memory(self) -> None:
+        """An in-order segment was dropped for lack of memory: ACK at once, offering a zero window."""
+        self._nomem = True
+        self.ack_now = True
+
+    def fits(self) -> bool:
+        """The arriving segment's packet fits the receive memory (Linux tcp_try_rmem_schedule)."""
+        return self.rmem + self._arriving[1] <= self.rcvbuf
+
+    def _select_window(self) -> int:
+        """Linux __tcp_select_window: the free space, at most rcv_ssthresh; zero when less than a segment
+        (or a sixteenth of the buffer) is free (receiver SWS avoidance, RFC 9293 §3.8.6.2.2). Without
+        window scaling the window moves in whole segments; with it, in units of the scale."""
+        tcb = self.tcb
+        unit = 1 << tcb.rcv_wscale
+        mss = self.rcv_mss or self.estimated_rcv_mss()
+        free = self.space()
+        allowed = self.allowed_space()
+        full = min(self.window_clamp, allowed)
+        if mss > full:
+            mss = full
+            if mss <= 0:
+                return 0
+        shrink = self.config.shrink_window and tcb.rcv_wscale
+        if shrink:
+            free -= free % unit
+        if free < full >> 1:
+            self._quickacks = 0
+            if self.memory is not None and self.memory.pressure:
+                self.rcv_ssthresh = min(self.rcv_ssthresh, 4 * self.config.mss)
+            free -= free % unit
+            if free < allowed >> 4 or free < mss or (shrink and free < unit):
+                return 0
+        if free > self.rcv_ssthresh:
+            free = self.rcv_ssthresh
+            if shrink:
+                return -(-free // unit) * unit
+        if shrink:
+            return free
+        if tcb.rcv_wscale:
+            return -(-free // unit) * unit  # never scaled away to zero
+        window = tcb.rcv_wnd
+        if window <= free - mss or window > free:
+            window = free - free % mss
+        elif mss == full and free > window + (full >> 1):
+            window = free
+        return window
+
+    def _offer_window(self) -> int:
+        """Linux tcp_select_window: the window for the next segment, scaled down. The right edge never
+        moves left (RFC 9293 §3.8.6) unless tcp_shrink_window allows it with window scaling; after a
+        segment was dropped for memory the window is zero. Under the stack's memory pressure the window
+        does not grow."""
+        tcb = self.tcb
+        if self._nomem:
+            self._nomem = False
+            tcb.rcv_wnd = 0
+            self.rcv_wup = tcb.rcv_nxt
+            return 0
+        current = self.current_window()
+        window = self._select_window()
+        if self.memory is not None and self.memory.pressure and tcb.rcv_wnd:
+            window = min(window, current)
+        if window < current and not (self.config.shrink_window and tcb.rcv_wscale):
+            unit = 1 << tcb.rcv_wscale
+            window = -(-current // unit) * unit
+        tcb.rcv_wnd = window
+        self.rcv_wup = tcb.rcv_nxt
+        edge = seq_add(tcb.rcv_nxt, window)
+        if seq_lt(tcb.rcv_adv, edge):
+            tcb.rcv_adv = edge  # the furthest edge ever offered stays acceptable (Linux rcv_mwnd_seq)
+        return min(window, 0xFFFF << tcb.rcv_wscale) >> tcb.rcv_wscale
 
     def maybe_window_update(self) -> None:
-        """After the application read: owe an ACK if the window grew enough to announce."""
+        """After the application read (Linux tcp_cleanup_rbuf): a delayed ACK for more than one full segment
+        goes now, and an ACK is owed if the window now possible is at least twice what is left of the one
+        offered."""
         tcb = self.tcb
-        offered = max(seq_sub(tcb.rcv_adv, tcb.rcv_nxt), 0)
-        free = self._growable_window(offered)
-        step = min(tcb.snd_mss, self.config.receive_buffer // 2)
-        # RFC 9293 §3.8.6.2.2 (grow by at least min(RCV.BUFF/2, MSS)); like Linux, only announce a
-        # window that at least doubles, unless the offered one has shrunk below that step
-        if free - offered >= step and (free >= 2 * offered or offered < step):
+        full = seq_sub(tcb.rcv_nxt, self.rcv_wup) > (self.rcv_mss or self.estimated_rcv_mss())
+        if full and self.timers.running(timers.DELAYED_ACK):
             self.ack_now = True
+            return
+        now_left = self.current_window()
+        if 2 * now_left <= self.window_clamp:
+            window = self._select_window()
+            if window and window >= 2 * now_left:
+                self.ack_now = True

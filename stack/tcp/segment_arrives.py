@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from stack.tcp import rcv_space
 from stack.tcp.ecn import Ecn
 from stack.tcp.header_prediction import predicted
 from stack.tcp.memory import FORCED_RECEIVE
@@ -53,7 +54,7 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
     tcb.irs = seg.seq
     tcb.rcv_nxt = seq_add(seg.seq, 1)
     conn.apply_peer_syn_options(seg.options)
-    conn.receiver.open_window()
+    conn.receiver.rebase_window()
     if ack_ok:
         conn.ecn.ok = conn.config.ecn and Ecn.setup_synack(seg)  # RFC 3168 §6.1.1
         conn.update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
@@ -179,10 +180,12 @@ def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:
     ACKs fall outside each other's window would otherwise answer each other forever."""
     tcb = conn.tcb
     conn.counters.out_of_window += 1
+    end = seq_add(seg.seq, seg.seg_len)
+    if seg.seg_len and seq_gt(end, tcb.rcv_adv) and (seq_gt(seg.seq, tcb.rcv_adv) or len(conn.receiver)):
+        conn.counters.beyond_window += 1  # past the furthest edge offered (Linux tcp_sequence: BeyondWindow)
     if not seg.seg_len and not conn.may_answer_pure_ack(now):
         return
     conn.receiver.ack_now = True
-    end = seq_add(seg.seq, seg.seg_len)
     if seg.seg_len and conn.tcb.sack_ok and seq_le(end, tcb.rcv_nxt):
         conn.receiver.dsack = (seg.seq, end)  # report the duplicate (RFC 2883 §4)
     if conn.state is State.TIME_WAIT and seg.flags & Flags.FIN:
@@ -280,7 +283,7 @@ def _memory_admits(conn: Connection, seq: int, payload: bytes, exhausted: bool) 
     reassembly = receiver.reassembly
     if seq != conn.tcb.rcv_nxt:
         if len(reassembly):
-            reassembly.clear()
+            receiver.clear_held()
             conn.counters.ofo_pruned += 1
         conn.counters.ofo_drops += 1
         receiver.ack_now = True  # a duplicate ACK, as for any out-of-order segment (RFC 5681 §4.2)
@@ -308,7 +311,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             conn.enter(Event.DATA_AFTER_CLOSE, now)
             return
     if payload and receiving:
-        # trim what was already received, and what lies beyond the window we offered
+        # trim what was already received
         head = seq_sub(tcb.rcv_nxt, seq)
         if head > 0:
             if tcb.sack_ok:
@@ -317,17 +320,35 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             seq = tcb.rcv_nxt
         room = seq_sub(tcb.rcv_adv, seq)
         if len(payload) > room:
-            if seq != tcb.rcv_nxt or room <= 0:
-                payload = payload[: max(room, 0)]
-                fin = False  # the FIN lies beyond the window
+            if room <= 0:
+                payload, fin = b"", False  # the FIN lies beyond the window
             elif len(receiver):
-                # Linux tcp_sequence: data past the window is taken only into an empty receive queue;
-                # else the segment is dropped whole (BeyondWindow) and answered with a duplicate ACK
+                # Linux tcp_sequence: data past the furthest edge offered is taken only into an empty
+                # receive queue, whole; else the segment is dropped whole (BeyondWindow) with a duplicate ACK
                 conn.counters.beyond_window += 1
                 receiver.ack_now = True
                 return  # not taken: no RCV.MSS estimate, no delayed-ACK bookkeeping (Linux tcp_sequence)
+        if payload and receiver.current_window() == 0 and seq_le(seq, tcb.rcv_nxt):
+            # the window offered last is closed, though the furthest edge was not (a zero window after a
+            # drop for memory, or one that shrank): Linux drops the data (TCPZeroWindowDrop)
+            conn.counters.zero_window_drops += 1
+            receiver.ack_now = True
+            receiver.enter_quickack()
+            return
+        if payload and seq != tcb.rcv_nxt and seq_sub(seq, tcb.rcv_nxt) >= receiver.current_window():
+            conn.counters.beyond_window += 1  # beyond the window offered last, which shrank (Linux OVERWINDOW)
+            receiver.ack_now = True
+            receiver.enter_quickack()
+            return
         if payload:
-            receiver.measure_segment(seg.gso or len(seg.payload))
+            receiver.measure_segment(seg.gso or len(seg.payload), len(seg.payload), rcv_space.header_bytes(seg))
+        if payload and seq == tcb.rcv_nxt and not receiver.fits():
+            # no memory for it: an ACK at once offers a zero window; the segment is dropped while data waits
+            # to be read (TCPRcvQDrop), else taken all the same (Linux sk_forced_mem_schedule)
+            receiver.no_memory()
+            if len(receiver):
+                conn.counters.rcvq_drops += 1
+                return
         memory = receiver.memory
         if memory is not None and memory.pressure and payload:
             admitted = _memory_admits(conn, seq, payload, memory.exhausted)
@@ -346,7 +367,8 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
                     left, right = repeated[0]
                     receiver.dsack = (left, right if seq_le(right, end) else end)
             receiver.deliver(payload)
-            receiver.deliver(reassembly.pop_ready(tcb.rcv_nxt))
+            receiver.deliver_held(reassembly.pop_ready(tcb.rcv_nxt))
+            receiver.after_data(len(payload))
             if had_holes:
                 receiver.ack_now = True  # a hole was filled: ACK at once (RFC 5681 §4.2)
             elif payload:  # (none when a closed window took it all: that ACK is owed already)

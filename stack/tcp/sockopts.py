@@ -13,10 +13,13 @@ if TYPE_CHECKING:
 def configure(conn: Connection, now: float, **changes: object) -> None:
     """Change TcpConfig fields of one connection. Setting TCP_NODELAY pushes what is queued, corked or not
     (Linux __tcp_sock_set_nodelay: TCP_NAGLE_PUSH); clearing TCP_CORK lets the partial segment go under
-    the usual rules; a keepalive change re-arms the idle timer."""
-    conn.config = replace(conn.config, **changes)
+    the usual rules; a keepalive change re-arms the idle timer; SO_RCVBUF resizes the receive memory at
+    once (Linux sk_rcvbuf), what is held stays."""
+    conn.config = conn.receiver.config = replace(conn.config, **changes)
     if "send_buffer" in changes:  # SO_SNDBUF: the size Linux's sk_sndbuf takes (write_queue.py)
         conn.sender.sndbuf = conn.config.send_buffer
+    if "receive_buffer" in changes:
+        conn.receiver.set_receive_buffer(conn.config.receive_buffer)
     if changes.get("nodelay"):
         conn.sender.marks.push_once = True
     if any(name.startswith("keepalive") for name in changes):

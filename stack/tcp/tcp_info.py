@@ -124,4 +124,8 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         "SK_MEMINFO_SNDBUF": conn.sender.sndbuf,
         "SK_MEMINFO_WMEM_QUEUED": conn.sender.buffer.truesize,
         "SK_MEMINFO_WMEM_ALLOC": 0,
+        "tcpi_rcv_ssthresh": conn.receiver.rcv_ssthresh,
+        # Linux's sock_diag SK_MEMINFO receive fields: memory held (truesize) and the buffer's size
+        "SK_MEMINFO_RMEM_ALLOC": conn.receiver.rmem,
+        "SK_MEMINFO_RCVBUF": conn.receiver.rcvbuf,
     }

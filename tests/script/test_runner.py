@@ -468,7 +468,8 @@ def test_shell_arithmetic_expands_before_the_sysctl_is_read():
     runner = run(
         '`sysctl -q net.ipv4.tcp_rmem="4096 131072 $((32*1024*1024))"`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n'
     )
-    assert (runner.config.receive_buffer, runner.config.receive_buffer_max) == (131072, 32 * 1024 * 1024)
+    # tcp_rmem[1] is the receive memory, twice the receive_buffer (SO_RCVBUF) that gives it
+    assert (runner.config.receive_buffer, runner.config.receive_buffer_max) == (65536, 32 * 1024 * 1024)
     with pytest.raises(ScriptSkip, match="arithmetic too long"):
         run('`sysctl -q net.ipv4.tcp_rmem="4096 1 $((' + "-" * 100000 + '1))"`\n')
     with pytest.raises(ScriptSkip, match="arithmetic not in the vocabulary"):
@@ -480,7 +481,7 @@ def test_shell_arithmetic_divides_toward_zero_as_the_shell():
     runner = run(
         '`sysctl -q net.ipv4.tcp_rmem="4096 $((0 - -262145/2)) 6291456"`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n'
     )
-    assert runner.config.receive_buffer == 131072  # -262145/2 is -131072
+    assert runner.config.receive_buffer == 131072 // 2  # -262145/2 is -131072: tcp_rmem[1], twice SO_RCVBUF
 
 
 def test_python_block_asserts_on_tcp_info_and_keeps_names():

@@ -134,13 +134,25 @@ def test_established_data_beyond_window_dropped_whole_leaves_receive_estimates(c
     assert after["tcpi_last_data_recv"] == 4000  # ms since the data that was taken
 
 
-def test_established_out_of_order_data_beyond_window_trimmed(conn_in):
-    """§3.10.7.4 first check: of an out-of-order segment only the part inside the window is kept."""
-    c = conn_in(State.ESTABLISHED, receive_buffer=100)
+def test_established_out_of_order_data_beyond_window_into_empty_queue_kept_whole(conn_in):
+    """§3.10.7.4 first check: an out-of-order segment that starts in the window may be kept whole; Linux
+    (tcp_sequence) keeps it when nothing waits to be read, as for in-order data."""
+    c = conn_in(State.ESTABLISHED)
     c.tcb.rcv_adv = IRS + 1 + 20
     c.receive_segment(seg(".", IRS + 1 + 10, ISS + 1, b"0123456789abcdef"), 0.0)
     c.receive_segment(seg(".", IRS + 1, ISS + 1, b"0123456789"), 0.0)
-    assert c.read() == b"01234567890123456789"
+    assert c.read() == b"01234567890123456789abcdef"
+
+
+def test_established_out_of_order_data_beyond_window_with_data_waiting_dropped(conn_in):
+    """Linux tcp_sequence: with data waiting to be read, a segment past the window is dropped whole
+    (BeyondWindow), so the peer sends it again."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"0123456789"), 0.0)
+    c.tcb.rcv_adv = IRS + 1 + 20
+    c.receive_segment(seg(".", IRS + 1 + 15, ISS + 1, b"fghijklmnop"), 0.0)
+    assert c.counters.beyond_window == 1
+    assert c.receiver.reassembly.bytes_held == 0
 
 
 def test_established_in_order_data_beyond_window_into_empty_queue_kept_whole(conn_in):

@@ -1,0 +1,78 @@
+"""Receive memory as Linux counts it, and the windows it allows (tcp_win_from_space and its callers).
+
+Linux charges each received packet's whole buffer (its truesize: data, headroom and bookkeeping) to the
+socket's receive buffer sk_rcvbuf, which is twice SO_RCVBUF (socket(7)) or tcp_rmem[1]. The window it
+offers for a space is the part of it that data fills: space * scaling_ratio / 256, the ratio being the
+data-to-truesize ratio of the last packet whose segment size changed (tcp_measure_rcv_mss), half until
+then (TCP_DEFAULT_SCALING_RATIO, the old tcp_adv_win_scale=1).
+
+The truesize model is that of a packet written to a TUN device with a virtio-net header, the path of
+tcpstack's own device and of packetdrill: the first GOOD_LINEAR bytes of the IP packet go into a
+kmalloc'd head, the rest into pages of up to 32 KB (tun_get_user, alloc_skb_with_frags).
+"""
+
+from __future__ import annotations
+
+from stack.wire.segment import Segment
+
+DEFAULT_SCALING_RATIO = 128  # Linux TCP_DEFAULT_SCALING_RATIO: a window of half the space
+RATIO_SHIFT = 8  # Linux TCP_RMEM_TO_WIN_SCALE
+RMEM_MAX = 212992  # Linux net.core.rmem_max: the window scale is chosen for at least this
+MAX_WSCALE = 14  # RFC 7323 §2.3
+MIN_WINDOW_CLAMP = 2304  # Linux SOCK_MIN_RCVBUF / 2
+TIMESTAMP_OPTION = 12  # bytes the timestamp option takes in every segment (RFC 7323 §3)
+
+_PAGE = 4096
+_HEADROOM = 64  # NET_SKB_PAD: reserved before a TUN packet
+_SHARED_INFO = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
+_SKB = 256  # SKB_DATA_ALIGN(sizeof(struct sk_buff))
+GOOD_LINEAR = _PAGE - _HEADROOM - _SHARED_INFO  # SKB_MAX_HEAD: the most a one-page head holds
+_KMALLOC_SIZES = (64, 96, 128, 192, 256, 512, 1024, 2048, 4096)
+
+
+def _kmalloc_size(size: int) -> int:
+    return next(s for s in _KMALLOC_SIZES if s >= size)
+
+
+def _pages(size: int) -> int:
+    """What alloc_skb_with_frags takes for `size` bytes: chunks of 32 KB, then smaller powers of two."""
+    total, order = 0, 3
+    while size > 0:
+        while order and -(-size // _PAGE) * _PAGE < _PAGE << order:
+            order -= 1
+        total += _PAGE << order
+        size -= _PAGE << order
+    return total
+
+
+def truesize(ip_bytes: int) -> tuple[int, int]:
+    """The memory a received IP packet of `ip_bytes` costs (skb->truesize), and the room left after its
+    data in its head, where a following small segment is copied for free (skb_try_coalesce)."""
+    linear = min(ip_bytes, GOOD_LINEAR)
+    head = _kmalloc_size(_HEADROOM + linear + _SHARED_INFO)
+    tailroom = head - _SHARED_INFO - _HEADROOM - linear
+    return head + _SKB + _pages(ip_bytes - linear), tailroom
+
+
+def header_bytes(seg: Segment) -> int:
+    """The IPv4 and TCP header bytes of an arriving segment, options as Linux pads them."""
+    options = seg.options
+    size = 40 + (TIMESTAMP_OPTION if options.timestamps is not None else 0)
+    return size + (4 + 8 * len(options.sack_blocks) if options.sack_blocks else 0)
+
+
+def win_from_space(space: int, ratio: int) -> int:
+    """Linux tcp_win_from_space: the window `space` bytes of receive memory hold (negative stays negative)."""
+    return space * ratio >> RATIO_SHIFT
+
+
+def window_shift(space: int) -> int:
+    """The window scale Linux chooses to cover `space` bytes: ilog2(space) - 15, within 0..14."""
+    return min(max(space.bit_length() - 1 - 15, 0), MAX_WSCALE)
+
+
+def initial_window(full_space: int, mss: int, clamp: int) -> int:
+    """The window of our SYN or SYN,ACK (tcp_select_initial_window): the full space within the clamp, in
+    whole segments of `mss` (the MSS we offer, less the timestamp option when both use it)."""
+    space = min(full_space, clamp)
+    return space - space % mss if space > mss else space
