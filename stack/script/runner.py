@@ -278,6 +278,7 @@ class Runner:
             changes["mss"] = route["advmss"] + (IPV6_EXTRA_HEADER if self.v6 else 0)
         if "initcwnd" in route:
             changes["initial_window_segments"] = route["initcwnd"]
+        changes["fq_pacing"] = self.host.qdisc == "fq"
         if "mtu" in route:  # new connections to the remote end fit their segments to it
             before = self.demux.path_mtus.get(self.remote_ip)
             self.demux.path_mtus[self.remote_ip] = (route["mtu"], math.inf)

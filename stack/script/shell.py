@@ -4,7 +4,7 @@ packetdrill runs these on its host; tcpstack never does. The commands the public
 host up are understood and applied to the stack of the run instead: the corpora's `defaults.sh` (Linux's
 production defaults), `sysctl -q net.ipv4.NAME=VALUE` and `set_sysctls.py /proc/sys/net/ipv4/NAME=VALUE`,
 `echo V > /sys/module/tcp_cubic/parameters/NAME` (CUBIC's HyStart parameters), `ethtool -K tun0 tso off`,
-`ip route change` (advmss, mtu, initcwnd), a pfifo `tc qdisc`, `nstat` counter checks, `$((...))`
+`ip route change` (advmss, mtu, initcwnd), a pfifo or fq `tc qdisc`, `nstat` counter checks, `$((...))`
 arithmetic, and the housekeeping commands that have nothing to do here. Anything else makes the script
 SKIP with the command as the reason: a command that is not understood must never be taken as done.
 """
@@ -68,6 +68,7 @@ class Host:
     tso: bool = True  # packetdrill's tun device segments by TSO unless `ethtool -K ... tso off`
     nstat_base: dict[str, int] | None = None  # counters at the last `nstat` (None: since the start)
     route: dict[str, int] = field(default_factory=dict)  # `ip route change`: advmss, mtu, initcwnd
+    qdisc: str = "pfifo"  # the device's qdisc: "fq" paces each flow
     files: Files = field(default_factory=Files)  # what `dd` wrote (files.py)
 
 
@@ -97,7 +98,7 @@ def interpret(command: str, host: Host, counters: dict[str, int]) -> None:
         elif name == "ethtool":
             _ethtool(words[1:], host, raw)
         elif name == "tc":
-            _tc(words[1:], raw)
+            _tc(words[1:], host, raw)
         elif name == "nstat":
             _nstat(line, host, counters, raw)
         elif name == "rm" and words[1:2] == ["-f"]:
@@ -234,19 +235,25 @@ def _ethtool(args: list[str], host: Host, raw: str) -> None:
         host.tso = pairs["tso"] == "on"
 
 
-def _tc(args: list[str], raw: str) -> None:
-    """A FIFO qdisc is what the stack already is; any other (fq paces) is a behaviour not modelled."""
+def _tc(args: list[str], host: Host, raw: str) -> None:
+    """A FIFO qdisc is what the stack already is; a plain fq paces each flow (stack/tcp/pacing.py); fq's
+    own parameters and any other qdisc are behaviours not modelled."""
     if args[:1] != ["qdisc"]:
         raise ShellSkip(f"tc other than qdisc: `{raw}`")
     if len(args) > 1 and args[1] in ("del", "delete"):
+        host.qdisc = "pfifo"
+        return
+    if args[-1:] == ["fq"] and args[1:2] in (["add"], ["replace"], ["change"]) and "root" in args:
+        host.qdisc = "fq"
         return
     if "pfifo" in args or "pfifo_fast" in args:
         limit = args[args.index("limit") + 1] if "limit" in args[:-1] else None
         if limit is not None and (not limit.isdigit() or int(limit) < FIFO_UNLIMITED):
             # a short queue drops locally what a burst brings beyond it (Linux then probes for resources)
             raise ShellSkip(f"a qdisc that drops packets locally is not modelled: `{raw}`")
+        host.qdisc = "pfifo"
         return
-    raise ShellSkip(f"qdisc not modelled (the stack sends without a qdisc's pacing): `{raw}`")
+    raise ShellSkip(f"qdisc not modelled: `{raw}`")
 
 
 def _nstat(line: str, host: Host, counters: dict[str, int], raw: str) -> None:

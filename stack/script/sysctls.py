@@ -99,6 +99,8 @@ MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
     "tcp_slow_start_after_idle": _integer("slow_start_after_idle", _flag),  # RFC 5681 §4.1
     "tcp_notsent_lowat": _integer("notsent_lowat"),
     "tcp_min_tso_segs": _integer("min_tso_segs"),  # segments in the smallest GSO packet
+    "tcp_pacing_ss_ratio": _integer("pacing_ss_ratio", lambda v: _in_range(v, 0, 3000)),  # (fq pacing)
+    "tcp_pacing_ca_ratio": _integer("pacing_ca_ratio", lambda v: _in_range(v, 0, 3000)),
     "tcp_mtu_probing": _integer("mtu_probing", lambda v: _in_range(v, 0, 2)),  # RFC 4821
     "tcp_base_mss": _integer("base_mss", lambda v: _in_range(v, 48, 65535)),
     "tcp_probe_threshold": _integer("mtu_probe_threshold", lambda v: _in_range(v, 0, 65535)),
@@ -113,8 +115,6 @@ FIXED: dict[str, set[str] | None] = {
     "tcp_reordering": {"3"},  # DupThresh (RFC 5681 §3.2)
     "tcp_recovery": {"1"},  # RACK loss detection (RFC 8985)
     "tcp_tso_win_divisor": None,
-    "tcp_pacing_ss_ratio": None,
-    "tcp_pacing_ca_ratio": None,
     "tcp_fastopen": None,
     "tcp_fastopen_key": None,
 }

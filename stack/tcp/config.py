@@ -107,6 +107,11 @@ class TcpConfig:
     base_mss: int = 1024
     mtu_probe_threshold: int = 8
     mtu_probe_interval: float = 600.0
+    # a pacing qdisc (Linux's fq) on the device: segments leave at Linux's pacing rate, the window per
+    # SRTT times pacing_ss_ratio percent in slow start and pacing_ca_ratio after (stack/tcp/pacing.py)
+    fq_pacing: bool = False
+    pacing_ss_ratio: int = 200
+    pacing_ca_ratio: int = 120
 
 
 def for_ipv6(config: TcpConfig) -> TcpConfig:

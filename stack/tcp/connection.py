@@ -20,6 +20,7 @@ from stack.tcp.events import Closed, Connected, Reset, SendSpace, TimedOut
 from stack.tcp.isn import initial_sequence_number
 from stack.tcp.memory import MemoryBudget
 from stack.tcp.mtu_probing import BLACK_HOLE_RETRIES, MtuProber, cwnd_after_probe
+from stack.tcp.pacing import UNPACED_SEGMENTS, fq_rate
 from stack.tcp.receiver import DEFAULT_MSS, Receiver
 from stack.tcp.recovery import Recovery
 from stack.tcp.reset import reset_for
@@ -355,6 +356,21 @@ class Connection:
         self.counters.mtu_probes += 1
         self.cc.cwnd = self.cc.cwnd - mss  # the probe stands for two segments (tcp_mtu_probe)
         return True
+
+    @property
+    def pacing_rate(self) -> float | None:
+        """Bytes per second the segments leave at: the controller's (BBR), else with a pacing qdisc (fq)
+        Linux's rate from cwnd and SRTT once the first segments are out (pacing.py), else None."""
+        rate = self.cc.pacing_rate
+        config = self.config
+        if rate is not None or not config.fq_pacing:
+            return rate
+        tcb = self.tcb
+        if seq_sub(tcb.snd_max, tcb.iss) <= UNPACED_SEGMENTS * tcb.snd_mss:
+            return None
+        cc = self.cc
+        in_flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
+        return fq_rate(cc.cwnd, cc.ssthresh, in_flight, self.rto.srtt, config.pacing_ss_ratio, config.pacing_ca_ratio)
 
     @property
     def path_mss(self) -> int:
@@ -779,7 +795,7 @@ class Connection:
         sent_up_to = tcb.snd_nxt
         # lost segments go first (RFC 6675 §5 NextSeg rule 1), as far as the congestion window allows
         while (lost := recovery.next_lost()) is not None and cwnd - recovery.in_flight() >= min(mss, lost.length):
-            if sender.paced(now, self.cc.pacing_rate):
+            if sender.paced(now, self.pacing_rate):
                 return
             self.retransmit(lost, now)
         marks = sender.marks
@@ -799,7 +815,7 @@ class Connection:
             last = in_record == unsent
             if n < mss and sender.holds_back(n, in_record, last, flight, tcb, self.config.nodelay, cork):
                 break
-            if sender.paced(now, self.cc.pacing_rate):
+            if sender.paced(now, self.pacing_rate):
                 return
             run = self._tso_run(mss, in_record, usable) if in_record >= 2 * mss else 1  # (a run is 2 or more)
             if run > 1:
@@ -904,7 +920,7 @@ class Connection:
         `config.tso_max_bytes`): only on the plain path, where each piece is what the loop would send
         alone (no pacing, recovery, SACK option, CWR or FIN to place), else 1."""
         limit = self.config.tso_max_bytes // mss
-        if limit < 2 or self.cc.pacing_rate is not None or self.recovery.in_recovery or self.ecn.cwr_pending:
+        if limit < 2 or self.pacing_rate is not None or self.recovery.in_recovery or self.ecn.cwr_pending:
             return 1
         if self.receiver.sack_option_bytes():
             return 1
@@ -962,7 +978,7 @@ class Connection:
                 self.ecn.cwr_pending = False
         self._emit(now, flags, seq, payload, ecn, new_data=True)
         self.recovery.on_sent(seq, seq_sub(end, seq), now)
-        sender.pace(n, now, self.cc.pacing_rate)
+        sender.pace(n, now, self.pacing_rate, self.config.fq_pacing)
         sender.last_progress = now
         tcb.snd_nxt = end
         if seq_gt(end, tcb.snd_max):
@@ -988,7 +1004,7 @@ class Connection:
             flags |= Flags.PSH  # as when it was first sent
         self._emit(now, flags, seq, buf.take(offset, n))
         self.recovery.on_sent(seq, rec.length, now)
-        sender.pace(n, now, self.cc.pacing_rate)
+        sender.pace(n, now, self.pacing_rate, self.config.fq_pacing)
         self.counters.retrans_segs += 1
         sender.rtt_seq = None  # Karn: a retransmitted segment is never timed
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)

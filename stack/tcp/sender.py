@@ -9,6 +9,7 @@ for an RTT sample (Karn, RFC 6298 §3). The connection's output path asks it, an
 from __future__ import annotations
 
 from stack.tcp import timers
+from stack.tcp.pacing import next_departure
 from stack.tcp.send_buffer import SendBuffer
 from stack.tcp.tcb import Tcb
 from stack.tcp.write_marks import WriteMarks
@@ -88,14 +89,18 @@ class Sender:
 
     # ------------------------------------------------------------------ pacing
 
-    def pace(self, length: int, now: float, rate: float | None) -> None:
-        """A segment of `length` bytes left: at the controller's pacing rate the next waits its time."""
+    def pace(self, length: int, now: float, rate: float | None, qdisc: bool = False) -> None:
+        """A segment of `length` bytes left: at the pacing rate the next waits its time. A qdisc's pacing
+        (fq) follows Linux's departure-time rule instead (pacing.py)."""
         if rate:
-            self._pace_at = max(self._pace_at, now - self._timer_slack) + length / rate
+            if qdisc:
+                self._pace_at = next_departure(self._pace_at, now, length, rate)
+            else:
+                self._pace_at = max(self._pace_at, now - self._timer_slack) + length / rate
 
     def paced(self, now: float, rate: float | None) -> bool:
-        """With a pacing rate from the controller (BBR), a segment may leave only when the previous one's
-        time at that rate has passed; until then the pacing timer holds the rest."""
+        """With a pacing rate (the controller's, BBR's, or the qdisc's), a segment may leave only when the
+        previous one's time at that rate has passed; until then the pacing timer holds the rest."""
         if rate is None or now >= self._pace_at:
             return False
         self.timers.start(timers.PACING, self._pace_at)

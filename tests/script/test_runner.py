@@ -310,7 +310,7 @@ def test_syscall_unknown_congestion_control_expected_to_fail_is_enoent():
         ("+0 `dd bs=1 count=5 if=/dev/urandom of=/tmp/f`", "dd other than from /dev/zero"),
         ('+0 open("/etc/passwd", O_RDWR) = 4', "open\\(\\) other than O_RDONLY"),
         ("+0 `ip route change 192.0.2.1 dev tun0 rto_min 10ms`", "route attribute not modelled"),
-        ("+0 `tc qdisc replace dev tun0 root fq`", "qdisc not modelled"),
+        ("+0 `tc qdisc replace dev tun0 root fq maxrate 1mbit`", "qdisc not modelled"),
         ("+0 `tc qdisc add dev tun0 root pfifo limit 0`", "drops packets locally"),
         ("+0 `sysctl -q net.ipv4.tcp_mtu_probing=3`", "tcp_mtu_probing=3 is not a value tcpstack models"),
     ],
@@ -426,6 +426,16 @@ def test_shell_cubic_module_parameters_set_hystart():
 def test_shell_cubic_module_parameter_not_modelled(line, error, reason):
     with pytest.raises(error, match=reason):
         run(f"`{line}`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+
+
+def test_shell_fq_qdisc_turns_pacing_on_and_del_off():
+    """`tc qdisc replace dev tun0 root fq`: Linux paces each flow at its pacing rate (pacing.py)."""
+    runner = run("`tc qdisc replace dev tun0 root fq`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    assert runner.config.fq_pacing
+    runner = run(
+        "`tc qdisc replace dev tun0 root fq\ntc qdisc del dev tun0 root`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+    )
+    assert not runner.config.fq_pacing
 
 
 def test_shell_sysctl_changes_what_the_stack_offers():

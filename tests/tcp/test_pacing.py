@@ -1,59 +1,29 @@
-"""Pacing: a controller's pacing_rate spaces our segments (what BBR needs, draft-cardwell §4.2.1)."""
+"""Pacing by an fq qdisc (stack/tcp/pacing.py): Linux's pacing rate and departure times."""
 
-from stack.tcp.congestion.reno import Reno
-from stack.tcp.state import State
-from tests.tcp.conftest import sent
+import pytest
 
-MSS = 1460
+from stack.tcp.pacing import fq_rate, next_departure
 
 
-class PacedReno(Reno):
-    """Reno that asks for 146 kB/s: one full segment every 10 ms."""
-
-    def __init__(self, mss: int, initial_window_segments: int = 10) -> None:
-        super().__init__(mss, initial_window_segments)
-        self.pacing_rate = 146_000.0
+def test_slow_start_rate_is_ss_ratio_of_cwnd_per_srtt():
+    """Linux tcp_update_pacing_rate: below half of ssthresh, tcp_pacing_ss_ratio (200%)."""
+    assert fq_rate(20000, 1 << 30, 0, 0.2, 200, 120) == pytest.approx(200000)
 
 
-def test_established_pacing_rate_spaces_segments_with_a_timer(conn_in):
-    c = conn_in(State.ESTABLISHED, congestion="tests.tcp.test_pacing:PacedReno")
-    c.send(b"d" * (3 * MSS), 0.0)
-    assert len(sent(c, 0.0)) == 1  # the window allows three; the rate allows one now
-    assert c.timers.deadline("pacing") == 0.01
-    c.handle_timer(0.01)
-    assert len(sent(c, 0.01)) == 1
-    c.handle_timer(0.02)
-    assert len(sent(c, 0.02)) == 1
+def test_avoidance_rate_is_ca_ratio_and_counts_the_larger_of_cwnd_and_flight():
+    assert fq_rate(20000, 30000, 0, 0.1, 200, 120) == pytest.approx(240000)
+    assert fq_rate(20000, 30000, 25000, 0.1, 200, 120) == pytest.approx(300000)
 
 
-def test_established_no_pacing_rate_sends_the_window_at_once(conn_in):
-    c = conn_in(State.ESTABLISHED, congestion="reno")
-    c.send(b"d" * (3 * MSS), 0.0)
-    assert len(sent(c, 0.0)) == 3
+def test_no_rtt_sample_no_pacing():
+    assert fq_rate(20000, 30000, 0, None, 200, 120) is None
 
 
-class FastPacedReno(Reno):
-    """Reno that asks for 14.6 MB/s: one full segment every 0.1 ms, finer than a millisecond timer."""
-
-    def __init__(self, mss: int, initial_window_segments: int = 10) -> None:
-        super().__init__(mss, initial_window_segments)
-        self.pacing_rate = 14_600_000.0
+def test_departures_are_spaced_by_length_over_rate():
+    assert next_departure(1.0, 1.0, 1000, 200000) == pytest.approx(1.005)
 
 
-def test_established_pacing_timer_late_by_the_slack_catches_up(conn_in):
-    """A pacing timer that fires a millisecond late (the loop's resolution, `timer_slack`) lets the
-    segments that a millisecond at the rate allows leave at once, as Linux sends ~1 ms per TSO burst;
-    without slack a late timer sends one segment per wake-up and the rate collapses."""
-    c = conn_in(State.ESTABLISHED, congestion="tests.tcp.test_pacing:FastPacedReno", timer_slack=0.001)
-    c.send(b"d" * (10 * MSS), 0.0)
-    assert len(sent(c, 0.0)) == 1
-    c.handle_timer(0.0011)  # due at 0.0001, fired on the next millisecond tick
-    assert len(sent(c, 0.0011)) == 10 - 1
-
-
-def test_established_pacing_without_slack_sends_one_per_late_timer(conn_in):
-    c = conn_in(State.ESTABLISHED, congestion="tests.tcp.test_pacing:FastPacedReno")
-    c.send(b"d" * (10 * MSS), 0.0)
-    assert len(sent(c, 0.0)) == 1
-    c.handle_timer(0.0011)
-    assert len(sent(c, 0.0011)) == 1
+def test_idle_flow_gets_at_most_half_a_gap_of_credit():
+    """Linux tcp_update_skb_after_send: time lost idle shortens the next gap by up to half of it."""
+    assert next_departure(1.0, 1.001, 1000, 200000) == pytest.approx(1.005)
+    assert next_departure(1.0, 3.0, 1000, 200000) == pytest.approx(3.0025)

@@ -1,0 +1,30 @@
+"""Pacing by a qdisc (Linux's sch_fq), for controllers that set no pacing rate of their own.
+
+With fq on the device, Linux paces every TCP flow at sk_pacing_rate (tcp_update_pacing_rate): the window
+per smoothed RTT, times tcp_pacing_ss_ratio (200%) in slow start (cwnd below half of ssthresh) and
+tcp_pacing_ca_ratio (120%) after, so a flow that fills its window sends at about the rate its ACKs come
+back. TCP stamps each packet with its departure time (the Early Departure Time model,
+tcp_update_skb_after_send): the first 10 data segments of a connection leave unpaced, as fq never paced
+a flow's first packets; after that each packet leaves its length at the rate after the previous one,
+less up to half of that for time the flow lost being idle (OS jitter). fq holds a packet until then.
+"""
+
+from __future__ import annotations
+
+UNPACED_SEGMENTS = 10  # data segments a connection sends before pacing starts (tcp_update_skb_after_send)
+
+
+def fq_rate(cwnd: int, ssthresh: int, in_flight: int, srtt: float | None, ss_ratio: int, ca_ratio: int) -> float | None:
+    """Bytes per second (Linux tcp_update_pacing_rate); None before the first RTT sample (no pacing)."""
+    if not srtt:
+        return None
+    ratio = ss_ratio if cwnd < ssthresh // 2 else ca_ratio
+    return max(cwnd, in_flight) * ratio / 100 / srtt
+
+
+def next_departure(departure: float, now: float, length: int, rate: float) -> float:
+    """When the packet after one of `length` bytes may leave, the one just sent having been due at
+    `departure` (Linux tcp_wstamp_ns): its time at the rate, less up to half of it for idle time."""
+    sent_at = max(departure, now)
+    gap = length / rate
+    return sent_at + gap - min(gap / 2, sent_at - departure)
