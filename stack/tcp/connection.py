@@ -31,7 +31,7 @@ from stack.tcp.sender import Sender
 from stack.tcp.state import Event, State, Transition, next_state
 from stack.tcp.tcb import Tcb
 from stack.tcp.tx_timestamps import TxTimestamps
-from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
+from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, sent_segment, timestamps_only
 from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
 
 Address = tuple[int, int]
@@ -1027,25 +1027,19 @@ class Connection:
         receiver = self.receiver
         window, sack = receiver.acknowledgment(now, payload, new_data)
         if tcb.ts_ok:
-            options = TcpOptions(timestamps=(ts_clock(now, self._ts_offset), receiver.ts_recent), sack_blocks=sack)
+            ts_val = ts_clock(now, self._ts_offset)
+            if sack:
+                options = TcpOptions(timestamps=(ts_val, receiver.ts_recent), sack_blocks=sack)
+            else:  # nearly every segment: built slot by slot, as the decoder builds arriving ones
+                options = timestamps_only(ts_val, receiver.ts_recent)
         else:
             options = TcpOptions(sack_blocks=sack) if sack else NO_OPTIONS
-        self._out.append(
-            Segment(
-                self.local[1],
-                self.remote[1],
-                seq,
-                tcb.rcv_nxt,
-                flags,
-                window,
-                payload,
-                options,
-                ecn=ecn,
-                gso=gso,
-                tos=self.config.tos,
-                df=self.config.pmtu_discovery in PMTUDISC_SETS_DF,
-            )
+        config = self.config
+        df = config.pmtu_discovery in PMTUDISC_SETS_DF
+        segment = sent_segment(
+            self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window, payload, options, ecn, gso, config.tos, df
         )
+        self._out.append(segment)
         if payload:  # every data segment (or run), new or resent, feeds the controller and the rate estimator
             self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), now, gso)
             self.sender.data_sent_at = now

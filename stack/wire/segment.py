@@ -159,3 +159,25 @@ def parsed_segment(
     _set_tos(seg, 0)
     _set_df(seg, True)
     return seg
+
+
+def sent_segment(
+    src_port: int,
+    dst_port: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    payload: bytes,
+    options: TcpOptions,
+    ecn: int,
+    gso: int,
+    tos: int,
+    df: bool,
+) -> Segment:
+    """Segment(src_port, ..., options, ecn=, gso=, tos=, df=) of one we send (no urgent pointer): the output
+    path makes one for every segment."""
+    seg = parsed_segment(src_port, dst_port, seq, ack, flags, window, payload, options, 0, ecn, gso)
+    _set_tos(seg, tos)
+    _set_df(seg, df)
+    return seg

@@ -9,7 +9,7 @@ from stack._fast import ffi, lib
 
 from stack.wire import codec
 from stack.wire.codec import encode_tcp
-from stack.wire.segment import NO_OPTIONS, Segment, TcpOptions, parsed_segment, timestamps_only
+from stack.wire.segment import NO_OPTIONS, Segment, TcpOptions, parsed_segment, sent_segment, timestamps_only
 
 u16, u32 = st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF)
 
@@ -21,6 +21,16 @@ def test_parsed_segment_is_the_constructed_segment(sport, dport, seq, ack, flags
     built = parsed_segment(sport, dport, seq, ack, flags, window, payload, options, urgent, ecn)
     assert built == Segment(sport, dport, seq, ack, flags, window, payload, options, urgent, ecn)
     assert repr(built) == repr(Segment(sport, dport, seq, ack, flags, window, payload, options, urgent, ecn))
+
+
+@given(u16, u32, u32, st.integers(0, 255), st.binary(max_size=64), st.integers(0, 3), u16, st.integers(0, 255))
+def test_sent_segment_is_the_constructed_segment(dport, seq, ack, flags, payload, ecn, gso, tos):
+    """The output path's shortcut sets every field as the constructor does (urgent 0), tos and df included."""
+    options = timestamps_only(seq, ack)
+    for df in (True, False):
+        built = sent_segment(80, dport, seq, ack, flags, 1000, payload, options, ecn, gso, tos, df)
+        expected = Segment(80, dport, seq, ack, flags, 1000, payload, options, ecn=ecn, gso=gso, tos=tos, df=df)
+        assert built == expected and repr(built) == repr(expected)
 
 
 @given(u32, u32)
