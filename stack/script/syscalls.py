@@ -83,6 +83,7 @@ _RECV_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_ERRQUEUE", "MSG_PEEK", "MSG_TRUNC"
 MAX_SYNCNT = 127  # Linux MAX_TCP_SYNCNT
 MAX_BYTES_PER_CALL = 64 << 20  # what one write, sendmsg or sendfile of a script may ask for
 MIN_USER_MSS, MAX_USER_MSS = 88, 32767  # Linux TCP_MIN_MSS and MAX_TCP_WINDOW
+_FIN_UNACKED = (State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)  # Linux sk_stream_closing
 _CLOSING = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT)
 
 
@@ -592,6 +593,11 @@ class Kernel:
             self._timeouts.pop(attempt, None)
             return count, None
 
+        return self._wait(attempt, deadline)
+
+    def _wait(self, attempt: Poll, deadline: float | None) -> Outcome | Poll:
+        """Try a call once; if it has to wait, the runner tries it again after every change and, with a
+        deadline, wakes it then (timeout())."""
         outcome = attempt()
         if outcome is not None:
             return outcome
@@ -671,12 +677,28 @@ class Kernel:
             conn.abort(self.now)  # SO_LINGER with a zero timeout: RST instead of FIN (RFC 9293 §3.10.5 ABORT)
         elif conn.recv_queue_bytes:
             conn.abort(self.now)  # unread data is lost: RST, as Linux does (RFC 1122 §4.2.2.13, RFC 2525 §2.17)
-        elif sock.linger[0]:
-            raise self.skip(line, "close() with SO_LINGER and a non-zero timeout is not supported")
         elif not sock.shut_wr and conn.state not in _CLOSING:
             conn.close(self.now)
         conn.detach(self.now)  # an orphan now: FIN_WAIT_2 is bounded by tcp_fin_timeout, as Linux
+        if sock.linger[0] and sock.linger[1]:
+            return self._linger(conn, sock.linger[1])
         return 0, None
+
+    def _linger(self, conn: Connection, seconds: int) -> Outcome | Poll:
+        """SO_LINGER with a timeout (socket(7)): close() waits while our FIN is not acknowledged (FIN_WAIT_1,
+        CLOSING, LAST_ACK: Linux sk_stream_wait_close), at most `seconds`, a non-blocking socket too. It
+        returns 0 either way: the connection goes on as an orphan, without the RST BSD would send. A
+        negative l_linger is a huge unsigned time in Linux: no limit."""
+        deadline = self.now + seconds if seconds > 0 else None
+
+        def attempt() -> Outcome | None:
+            closing = conn.state in _FIN_UNACKED and not conn.finished
+            if closing and (deadline is None or self.now < deadline - 1e-9):
+                return None
+            self._timeouts.pop(attempt, None)
+            return 0, None
+
+        return self._wait(attempt, deadline)
 
     def _close_listener(self, listener: Listener) -> None:
         """Like Linux: children nobody accepted are reset; half-open ones are forgotten without a RST."""

@@ -320,11 +320,6 @@ def test_skip_unsupported(text, reason):
         run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n" + text + "\n")
 
 
-def test_skip_close_lingering_with_a_timeout():
-    with pytest.raises(ScriptSkip, match="SO_LINGER and a non-zero timeout"):
-        run(ESTABLISHED + "+0 setsockopt(4, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=5}, 8) = 0\n+0 close(4) = 0\n")
-
-
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
