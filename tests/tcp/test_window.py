@@ -120,3 +120,17 @@ def test_established_window_opening_after_zero_resends_at_once_despite_backoff(c
     c.receive_segment(seg(".", IRS + 1, ISS + 1, win=65535), now + 0.5)
     out = sent(c, now + 0.5)
     assert out and out[0][1] == ISS + 1 and out[0][3]
+
+
+def test_established_small_segment_copied_into_previous_packet_room(conn_in):
+    """Linux skb_try_coalesce: a small in-order segment that fits the room after the previous packet's
+    data is copied there and costs no memory of its own; memory is freed once all of a packet is read."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 100), 0.0)
+    one_packet = c.receiver.rmem
+    c.receive_segment(seg(".", IRS + 101, ISS + 1, b"b" * 100), 0.0)
+    assert c.receiver.rmem == one_packet == 1280
+    c.read(150)
+    assert c.receiver.rmem == 1280
+    c.read()
+    assert c.receiver.rmem == 0
