@@ -28,7 +28,7 @@ from stack.tcp.rto import RtoEstimator, ts_clock
 from stack.tcp.scoreboard import SentSegment
 from stack.tcp.segment_arrives import segment_arrives
 from stack.tcp.sender import Sender
-from stack.tcp.state import Event, State, Transition, next_state
+from stack.tcp.state import Event, State, Transition, next_state, transition
 from stack.tcp.tcb import Tcb
 from stack.tcp.tx_timestamps import TxTimestamps
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, sent_segment, timestamps_only
@@ -405,7 +405,7 @@ class Connection:
     def enter(self, event: Event, now: float) -> None:
         """The one place the state changes: the new state is looked up in TRANSITIONS and recorded."""
         new = next_state(self.state, event)
-        t = Transition(self.state, new, event, now)
+        t = transition(self.state, new, event, now)
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED) and new in (State.CLOSED, State.LISTEN):
             self.counters.attempt_fails += 1
         elif self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and new is State.CLOSED:

@@ -7,7 +7,7 @@ new state up here, so a change the table does not name cannot happen, and the di
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 
 from stack.tcp.errors import LocalProtocolError
@@ -25,6 +25,8 @@ class State(Enum):
     CLOSING = "CLOSING"
     LAST_ACK = "LAST_ACK"
     TIME_WAIT = "TIME_WAIT"
+
+    __hash__ = object.__hash__  # members are singletons: identity hashes them without Enum's Python call
 
     @property
     def linux_name(self) -> str:
@@ -53,6 +55,8 @@ _LINUX_NAMES = {
 
 class Event(Enum):
     """What moves a connection from one state to another; the value labels the diagram's edges."""
+
+    __hash__ = object.__hash__  # as State's: the transition table is looked up by (state, event)
 
     PASSIVE_OPEN = "passive open"  # OPEN call, passive (§3.10.1)
     ACTIVE_OPEN = "active open"  # OPEN call, active: send SYN (§3.10.1)
@@ -147,3 +151,17 @@ class Transition:
 
     def __str__(self) -> str:
         return f"{self.old.linux_name} -> {self.new.linux_name} ({self.event.value})"
+
+
+# every change of state makes one: set slot by slot, a frozen dataclass's __init__ costs three times as much
+_set_old, _set_new, _set_event, _set_time = (getattr(Transition, f.name).__set__ for f in fields(Transition))
+
+
+def transition(old: State, new: State, event: Event, time: float) -> Transition:
+    """Transition(old, new, event, time)."""
+    t = object.__new__(Transition)
+    _set_old(t, old)
+    _set_new(t, new)
+    _set_event(t, event)
+    _set_time(t, time)
+    return t

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stack.tcp.errors import LocalProtocolError
-from stack.tcp.state import TRANSITIONS, Event, State, Transition
+from stack.tcp.state import TRANSITIONS, Event, State, Transition, transition
 from stack.wire.segment import Flags, Segment
 from tests.tcp.conftest import CONFIG, IRS, ISS, _build, check_history
 
@@ -84,3 +84,13 @@ def test_any_state_any_segments_never_raise_and_follow_the_table(state, arrivals
         check_history(c.history, c.state)
         tcb = c.tcb
         assert (tcb.snd_nxt - tcb.snd_una) % 2**32 < 2**31  # SND.UNA <= SND.NXT
+
+
+@given(st.sampled_from(sorted(TRANSITIONS, key=str)), st.floats(0, 1e9))
+def test_transition_shortcut_is_the_constructed_transition(edge, now):
+    """transition() (every change of state makes one) sets each field as Transition() does: a field added
+    to Transition and not to transition() fails here."""
+    (old, event), new = edge, TRANSITIONS[edge]
+    made = transition(old, new, event, now)
+    assert made == Transition(old, new, event, now) and repr(made) == repr(Transition(old, new, event, now))
+    assert TRANSITIONS.get((old, event)) is new  # the table is found by identity-hashed states and events
