@@ -861,7 +861,20 @@ class Connection:
                 return
             cut = seq_add(pos, min(packet, seq_sub(skb_end, pos), seq_sub(end, pos)))
             buf.split(cut)
+            if seq_sub(cut, pos) > mss:
+                self._push_packet_end(cut)
             pos = cut
+
+    def _push_packet_end(self, end: int) -> None:
+        """A GSO packet of several segments carries PSH on its last one, as Linux forces it on every GSO
+        packet (__tcp_transmit_skb) so that the receiver's GRO hands the packet up at once."""
+        out = self._out
+        for i in range(len(out) - 1, -1, -1):
+            seg = out[i]
+            if seg.payload and seq_add(seg.seq, len(seg.payload)) == end:
+                if not seg.flags & Flags.PSH:
+                    out[i] = replace(seg, flags=seg.flags | Flags.PSH)
+                return
 
     def _nothing_to_send(self, unsent: int) -> None:
         """What _output_data's full path ends with when nothing is queued, no FIN waits and nothing is lost:
