@@ -260,7 +260,8 @@ class TcpTransport(asyncio.Transport):
         if self._lost:
             return
         if self._closing:
-            conn.read()  # closed for reading: drop, keep the window open
+            while conn.recv_queue_bytes:  # closed for reading: drop, keep the window open (a read stops
+                conn.read()  # at an urgent mark, urgent.py)
             return
         while not self._reading_paused and conn.recv_queue_bytes and not self._lost:
             protocol = self._protocol

@@ -16,7 +16,7 @@ from stack.script import errqueue, msghdr, poll_events
 from stack.script.ast import AnyValue, Arg, Array, BitOr, Call, Name, Struct, SyscallLine
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.files import Files, OpenFile
-from stack.tcp import congestion, sockopts, tx_timestamps
+from stack.tcp import congestion, sockopts, tx_timestamps, urgent
 from stack.tcp.config import (
     IPV6_EXTRA_HEADER,
     PMTUDISC_DO,
@@ -79,7 +79,7 @@ _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
 # send flags with a meaning here: MSG_NOSIGNAL has none (no signals), MSG_ZEROCOPY sends the same bytes
 # (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)
 _SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE", "MSG_EOR"})
-_RECV_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_ERRQUEUE", "MSG_PEEK", "MSG_TRUNC", "MSG_WAITALL"})
+_RECV_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_ERRQUEUE", "MSG_PEEK", "MSG_TRUNC", "MSG_WAITALL", "MSG_OOB"})
 MAX_SYNCNT = 127  # Linux MAX_TCP_SYNCNT
 MAX_BYTES_PER_CALL = 64 << 20  # what one write, sendmsg or sendfile of a script may ask for
 MIN_USER_MSS, MAX_USER_MSS = 88, 32767  # Linux TCP_MIN_MSS and MAX_TCP_WINDOW
@@ -237,7 +237,8 @@ class Kernel:
         if "SOCK_STREAM" not in names or names - {"SOCK_STREAM", "SOCK_NONBLOCK"}:
             raise self.skip(line, f"socket type {kind} is not supported (SOCK_STREAM only)")
         fd = self._new_fd(line)
-        self.sockets[fd] = Socket(fd, nonblocking="SOCK_NONBLOCK" in names)
+        # a Linux socket reads urgent data out of band until SO_OOBINLINE is set
+        self.sockets[fd] = Socket(fd, nonblocking="SOCK_NONBLOCK" in names, config={"urgent_inline": False})
         self.superseded.update(self.demux.connections.values())
         return fd, None
 
@@ -512,6 +513,8 @@ class Kernel:
         conn = sock.conn
         if conn is None:
             return -1, "ENOTCONN"  # also on a listener (Linux tcp_recvmsg)
+        if "MSG_OOB" in flags:
+            return self._read_urgent(sock, conn, size, "MSG_PEEK" in flags)
 
         nonblocking = sock.nonblocking or "MSG_DONTWAIT" in flags
         # MSG_WAITALL: a blocking read returns once `size` bytes are taken (or at EOF or an error); Linux
@@ -552,6 +555,19 @@ class Kernel:
         if outcome is not None:
             return outcome
         return (-1, "EAGAIN") if nonblocking else attempt
+
+    def _read_urgent(self, sock: Socket, conn: Connection, size: int, peek: bool) -> Outcome:
+        """recv(MSG_OOB), Linux tcp_recv_urg: the urgent byte, once (MSG_PEEK leaves it); EINVAL when there
+        is none to read or it is read in-line, EAGAIN while it has not arrived (this never blocks)."""
+        pointer = conn.urgent
+        if conn.config.urgent_inline or pointer is None or pointer.read:
+            return -1, "EINVAL"
+        if pointer.byte is not None:
+            pointer.read = not peek
+            return min(size, 1), None
+        if conn.finished or sock.shut_rd or conn.receiver.peer_fin:
+            return 0, None
+        return -1, "EAGAIN"
 
     def _read_ends(self, sock: Socket) -> bool:
         """No more bytes can come for a read: EOF, shutdown(SHUT_RD), a closed connection or an error."""
@@ -615,9 +631,12 @@ class Kernel:
             return frozenset({"POLLNVAL"})
         if sock.listener is not None:
             return poll_events.listener(len(sock.listener.accept_queue))
-        stamps = sock.conn.tx_stamps if sock.conn is not None else None
+        conn = sock.conn
+        stamps = conn.tx_stamps if conn is not None else None
         error = self._error(sock, clear=False) != 0 or bool(stamps and stamps.queue)  # the error queue too
-        return poll_events.connection(sock.conn, error, sock.shut_rd, sock.shut_wr, sock.conn in self.connected)
+        events = poll_events.connection(conn, error, sock.shut_rd, sock.shut_wr, conn in self.connected)
+        # urgent data not yet read out of band (Linux tcp_poll: EPOLLPRI)
+        return events | {"POLLPRI"} if conn is not None and urgent.pending(conn) else events
 
     # ---------------------------------------------------------------- closing
 
@@ -763,11 +782,14 @@ class Kernel:
             sock.notsent_lowat = lowat  # 0: the sysctl's value
             self._configure(sock, "notsent_lowat", lowat or self.config.notsent_lowat)
             return 0, None
-        if option not in (*_SOCKET_FLAGS, *_BUFFER_OPTIONS, *_CONFIG_OPTIONS):
+        if option not in (*_SOCKET_FLAGS, *_BUFFER_OPTIONS, *_CONFIG_OPTIONS, "SO_OOBINLINE"):
             raise self.skip(line, f"socket option {option} is not supported")
         number = self._int(line, 3)
         if option in _SOCKET_FLAGS:
             setattr(sock, _SOCKET_FLAGS[option], bool(number))
+            return 0, None
+        if option == "SO_OOBINLINE":
+            self._configure(sock, "urgent_inline", bool(number))
             return 0, None
         if option in _BUFFER_OPTIONS:
             sock.buffers_set[option] = number
@@ -877,13 +899,15 @@ class Kernel:
         if sock is None:
             return -1, "EBADF"
         request = str(self._arg(line, 1))
-        if request not in ("SIOCINQ", "FIONREAD", "SIOCOUTQ", "TIOCOUTQ", "SIOCOUTQNSD"):
+        if request not in ("SIOCINQ", "FIONREAD", "SIOCOUTQ", "TIOCOUTQ", "SIOCOUTQNSD", "SIOCATMARK"):
             raise self.skip(line, f"ioctl {request} is not supported")
         conn = sock.conn
         if conn is None:
             return -1, "EINVAL"
         if request in ("SIOCINQ", "FIONREAD"):
             actual = conn.recv_queue_bytes
+        elif request == "SIOCATMARK":  # the next byte to read is the urgent one
+            actual = int(urgent.at_mark(conn))
         elif conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
             actual = 0
         elif request == "SIOCOUTQNSD":

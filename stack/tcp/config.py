@@ -95,6 +95,9 @@ class TcpConfig:
     # IP_TOS / IPV6_TCLASS: the TOS (traffic class) byte of our segments, its ECN field left to TCP (RFC 3168
     # §5; Linux masks it off for a stream socket)
     tos: int = 0
+    # urgent data read in-line (SO_OOBINLINE), as RFC 6093 §6 asks of applications; off, the urgent byte is
+    # left out of the stream and read with recv(MSG_OOB), Linux's default (stack/tcp/urgent.py)
+    urgent_inline: bool = True
     pmtu_discovery: int = PMTUDISC_WANT  # IP_MTU_DISCOVER, Linux's default (ip_no_pmtu_disc=0)
     congestion: str = "cubic"  # name in stack.tcp.congestion.REGISTRY (or "package.module:Class"); Linux default
     # CUBIC leaves its first slow start by HyStart++ (RFC 9406); with parameters, by Linux's HyStart instead

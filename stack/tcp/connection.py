@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
-from stack.tcp import congestion, events, rcv_space, timers, user_calls, user_timeout, write_queue
+from stack.tcp import congestion, events, rcv_space, timers, urgent, user_calls, user_timeout, write_queue
 from stack.tcp.chrono import BUSY, RWND_LIMITED, SNDBUF_LIMITED, Chrono
 from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
@@ -98,6 +98,7 @@ class Connection:
         "path_mtu",
         "tx_stamps",
         "probes_out",
+        "urgent",
         "mtu_probe",
         "_route_mtu",
     )  # thousands of these: no instance dicts
@@ -143,6 +144,7 @@ class Connection:
         # zero-window and keepalive probes sent since the peer last acknowledged anything (Linux
         # icsk_probes_out, tcpi_probes): an ACK that is not older than SND.UNA says it is alive
         self.probes_out = 0
+        self.urgent: urgent.Urgent | None = None  # the urgent pointer the peer sent last (urgent.py)
         self.tx_stamps: TxTimestamps | None = None  # SO_TIMESTAMPING's transmit timestamps, once asked for
         self.mtu_probe: MtuProber | None = None  # packetization-layer path MTU discovery, when configured
         # a route's new MTU: (mtu, False) until a transmission noticed it, then (mtu, True) until applied
@@ -1201,10 +1203,20 @@ class Connection:
         self._last_heard = now
         self.sender.marks.more = False  # what arrives pushes the queue without MSG_MORE (Linux tcp_data_snd_check)
         self.counters.segs_in += 1
+        rcv_nxt = self.tcb.rcv_nxt
         segment_arrives(self, seg, now)
+        if (seg.flags & Flags.URG or self.urgent is not None) and self._acceptable_urgent(seg, rcv_nxt):
+            urgent.segment_arrived(self, seg, rcv_nxt)
         if self.config.keepalive and not self.finished:
             self._keepalive_probes = 0
             self.arm_keepalive(now)
+
+    def _acceptable_urgent(self, seg: Segment, rcv_nxt: int) -> bool:
+        """A segment whose URG bit (or text) counts (§3.10.7.4 sixth check): synchronized, no RST, and
+        starting within the window offered when it arrived."""
+        if not self.state.synchronized or self.finished or seg.flags & Flags.RST:
+            return False
+        return seq_sub(seg.seq, rcv_nxt) <= max(self.tcb.rcv_wnd, 1) and seq_ge(seg.seq, seq_add(rcv_nxt, -0xFFFF))
 
     def on_ece(self, now: float, cwnd_before: int) -> None:
         """RFC 3168 §6.1.2: an ECE echo is congestion without loss: the controller reduces its window as for

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stack.tcp import idle_restart, timers, write_queue
+from stack.tcp import idle_restart, timers, urgent, write_queue
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.state import Event, State
 from stack.wire.seq import seq_add
@@ -44,8 +44,13 @@ def send(conn: Connection, data: bytes, now: float, more: bool = False, eor: boo
 
 
 def receive(conn: Connection, max_bytes: int) -> bytes:
-    """RECEIVE (§3.10.3): take in-order bytes; may queue a window update (§3.8.6.2.2)."""
+    """RECEIVE (§3.10.3): take in-order bytes, stopping at the urgent mark (urgent.py); may queue a window
+    update (§3.8.6.2.2)."""
+    if conn.urgent is not None:
+        max_bytes = urgent.clip_read(conn, max_bytes)
     data = conn.receiver.read(max_bytes)
+    if conn.urgent is not None:
+        urgent.after_read(conn)
     if data and conn.state.synchronized and conn.state is not State.TIME_WAIT:
         conn.receiver.maybe_window_update()
     return data
