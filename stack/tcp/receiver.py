@@ -228,7 +228,7 @@ class Receiver:
         if any(seq_le(a, seq) and seq_le(end, b) for a, b in reassembly.sack_blocks()):
             if self.tcb.sack_ok:
                 self.dsack = (seq, end)  # a duplicate of data held out of order (RFC 2883 §4.1.3)
-        elif self.rmem + self._arriving[1] > self.rcvbuf:
+        elif not self.fits():
             dropped = True  # no memory for it (Linux tcp_try_rmem_schedule fails: TCPOFODrop)
         else:
             dropped = self._queue_out_of_order(seq, end, payload)
@@ -283,8 +283,7 @@ class Receiver:
             self.ack_now = True
             return
         self._pingpong = True
-        header = 40 + (rcv_space.TIMESTAMP_OPTION if self.tcb.ts_ok else 0)
-        fits = self.rmem + rcv_space.truesize(header)[0] <= self.rcvbuf
+        fits = self.rmem <= self.rcvbuf
         if self._unacked_segments == 0 and not hole_filled and self._delack_started and fits:
             self.ack_now = False
             self.timers.start_if_idle(timers.DELAYED_ACK, now + self.config.delayed_ack)
@@ -486,8 +485,20 @@ class Receiver:
         self.ack_now = True
 
     def fits(self) -> bool:
-        """The arriving segment's packet fits the receive memory (Linux tcp_try_rmem_schedule)."""
-        return self.rmem + self._arriving[1] <= self.rcvbuf
+        """The receive memory takes another packet: what is held does not exceed the buffer (Linux
+        tcp_try_rmem_schedule, so one packet may take it past). If not, the window is clamped as Linux's
+        tcp_prune_queue does first (tcp_clamp_window): no quick ACKs, an unset buffer grows to what is
+        held (up to tcp_rmem[2]), and while more is held than the buffer, rcv_ssthresh drops to two
+        segments so the window reopens slowly."""
+        if self.rmem <= self.rcvbuf:
+            return True
+        self._quickacks = 0
+        pressure = self.memory is not None and self.memory.pressure
+        if not self.config.receive_buffer_locked and not pressure and self.rcvbuf < self.config.receive_buffer_max:
+            self.rcvbuf = min(self.rmem, self.config.receive_buffer_max)
+        if self.rmem > self.rcvbuf:
+            self.rcv_ssthresh = min(self.window_clamp, 2 * self.config.mss)
+        return self.rmem <= self.rcvbuf
 
     def _select_window(self) -> int:
         """Linux __tcp_select_window: the free space, at most rcv_ssthresh; zero when less than a segment
