@@ -46,8 +46,6 @@ class Rack:
                 return
         if self.min_rtt is None or rtt < self.min_rtt:
             self.min_rtt = rtt
-        if rec.end < self.end and not rec.retransmitted:
-            self.reordering_seen = True  # step 3: delivered out of the order it was sent in
         # RFC 8985 §6.2 step 3 keeps the RTT of the most recently sent segment delivered; Linux
         # (tcp_rack_advance) that of the last one delivered, in the order the ACK delivers them (SACK blocks
         # by sequence, then the cumulative ACK). We follow Linux.

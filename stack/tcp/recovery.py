@@ -26,7 +26,7 @@ from stack.tcp.rack import Rack
 from stack.tcp.rto import ts_clock
 from stack.tcp.scoreboard import Scoreboard, SentSegment
 from stack.tcp.tcb import Tcb
-from stack.wire.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 DUP_THRESH = 3  # RFC 5681 §3.2; also where Linux's reordering degree starts (tcp_reordering)
 MAX_REORDERING = 300  # Linux tcp_max_reordering
@@ -189,7 +189,10 @@ class Recovery:
         partial ACK), if any."""
         self._tsecr = tsecr
         self._una_advanced = True
-        prior_fack = self._prior_fack if self._prior_fack is not None else self._fack_offset()
+        prior_fack = self._prior_fack
+        if prior_fack is None:  # no SACK blocks on this ACK: the highest SACK, or SND.UNA, before it
+            board = self.board
+            prior_fack = self._fack if board.sacked_bytes else board.offset_of(seq_add(ack, -acked))
         reord: int | None = None
         for rec in self.board.ack(ack):
             self._delivered += rec.length

@@ -148,3 +148,20 @@ def test_fast_recovery_bbr_sets_its_own_window_without_prr(conn_in):
         if c.recovery.in_fast_recovery:
             assert c.recovery.send_window is None
     assert c.recovery.in_fast_recovery
+
+
+def test_established_cumulative_ack_of_several_segments_is_not_reordering(conn_in):
+    """Linux tcp_check_sack_reordering: reordering is data delivered below the highest SACK seen before
+    the ACK; with nothing SACKed that is SND.UNA, so an ACK of several segments in order reveals none."""
+    c = _flight(conn_in, 10)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 6 * MSS), 0.05)
+    assert (c.recovery.reordering, c.recovery.reord_seen, c.recovery.rack.reordering_seen) == (3, 0, False)
+
+
+def test_established_sack_above_a_hole_with_nothing_reordered_gives_no_reordering_window(conn_in):
+    """RFC 8985 §6.2 step 4 as Linux (tcp_rack_reo_wnd): with DupThresh segments SACKed and no reordering
+    ever seen, the hole is lost at once, though the SACK blocks came before the cumulative part."""
+    c = _flight(conn_in, 10)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 2 * MSS, options=_sack((3, 4), (5, 9))), 0.05)
+    assert c.recovery.in_fast_recovery
+    assert _data(sent(c, 0.05))[0] == 2

@@ -1,5 +1,6 @@
-"""CUBIC congestion control (RFC 9438) with HyStart++ (RFC 9406) for the initial slow start, or Linux's
-HyStart (hystart.py) when given its parameters.
+"""CUBIC congestion control (RFC 9438) with HyStart++ (RFC 9406) for the initial slow start; or, when
+given tcp_cubic's parameters, as Linux's tcp_cubic: its HyStart (hystart.py) and its integer window
+arithmetic (cubic_linux.py).
 
 Windows are kept in bytes; the RFC's formulas work in segments (W_max, W_est, W_cubic), so they are
 evaluated on cwnd / MSS. Fast recovery uses the NewReno window arithmetic inherited from Reno
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 
 from stack.tcp.congestion.base import INFINITE_SSTHRESH, AckSample
+from stack.tcp.congestion.cubic_linux import HZ, LinuxCubic
 from stack.tcp.congestion.hystart import FRESH_EPOCH, HyStartParams, LinuxHyStart
 from stack.tcp.congestion.reno import Reno
 
@@ -104,6 +106,7 @@ class Cubic(Reno):
         "_cwnd",
         "hystart",
         "linux_hystart",
+        "linux",
         "w_max",
         "k",
         "epoch",
@@ -120,8 +123,9 @@ class Cubic(Reno):
         self._cwnd = float(initial_window_segments * mss)
         super().__init__(mss, initial_window_segments)
         self.hystart = HyStartPlusPlus()
-        # Linux's HyStart in place of HyStart++ when its parameters are given
+        # Linux's tcp_cubic (its HyStart, its arithmetic) when its parameters are given
         self.linux_hystart = LinuxHyStart(hystart) if hystart is not None else None
+        self.linux = LinuxCubic() if hystart is not None else None
         self.w_max: float | None = None  # segments, before the last reduction (§4.2)
         self.k = 0.0  # seconds until W_cubic reaches W_max again (§4.2, Figure 2)
         self.epoch: float | None = None  # start of the current congestion avoidance stage
@@ -151,8 +155,11 @@ class Cubic(Reno):
     def on_sent(self, bytes_sent: int, bytes_in_flight: int, now: float) -> None:
         # after an idle period the curve resumes where it stopped instead of jumping (as Linux's
         # CA_EVENT_TX_START; the cwnd is not validated while idle, RFC 7661)
-        if bytes_in_flight == 0 and self.epoch is not None and self._last_sent is not None:
-            self.epoch = min(self.epoch + max(now - self._last_sent, 0.0), now)
+        if bytes_in_flight == 0 and self._last_sent is not None:
+            if self.linux is not None:
+                self.linux.idle(_jiffies(now) - _jiffies(self._last_sent), _jiffies(now))
+            elif self.epoch is not None:
+                self.epoch = min(self.epoch + max(now - self._last_sent, 0.0), now)
         self._last_sent = now
 
     def on_ack(self, sample: AckSample) -> None:
@@ -176,7 +183,8 @@ class Cubic(Reno):
     def _linux_hystart(self, sample: AckSample) -> None:
         """Linux's HyStart looks at each ACK before the window grows (cubictcp_acked before cong_avoid)."""
         hs = self.linux_hystart
-        if self.epoch is not None and sample.now - self.epoch < FRESH_EPOCH:
+        epoch = self.linux.epoch_start
+        if epoch and _jiffies(sample.now) - epoch < FRESH_EPOCH * HZ:
             return  # RTT samples right after a reduction say little about the path
         slow_start = self._cwnd < self.ssthresh
         # Linux's pacing rate in slow start: twice cwnd per smoothed RTT (tcp_pacing_ss_ratio = 200%)
@@ -201,6 +209,11 @@ class Cubic(Reno):
 
     def _avoidance(self, sample: AckSample) -> None:
         mss = self.mss
+        if self.linux is not None:
+            acked = -(-sample.bytes_acked // mss)  # in segments, as Linux counts them
+            delay_min = self.linux_hystart.delay_min
+            self._cwnd = float(self.linux.grow(self.cwnd // mss, acked, _jiffies(sample.now), delay_min) * mss)
+            return
         cwnd = self._cwnd / mss
         now = sample.now
         if self.epoch is None:  # a congestion avoidance stage begins (§4.2)
@@ -224,6 +237,11 @@ class Cubic(Reno):
 
     def _reduce(self) -> None:
         """§4.6 (and §4.7 fast convergence): remember W_max, ssthresh = cwnd * β_cubic."""
+        if self.linux is not None:  # in whole segments, 717/1024 of them
+            self.ssthresh = self.linux.ssthresh(self.cwnd // self.mss) * self.mss
+            self.epoch = None
+            self.hystart.phase = OFF
+            return
         cwnd = self._cwnd / self.mss
         if FAST_CONVERGENCE and self.w_max is not None and cwnd < self.w_max:
             self.w_max = cwnd * (1 + BETA) / 2
@@ -250,6 +268,12 @@ class Cubic(Reno):
         self.hystart.phase = OFF
         if self.linux_hystart is not None:
             self.linux_hystart.restart()
+            self.linux.reset()
         self._cwnd = float(self.mss)
         self._avoidance_acc = 0
         self.in_recovery = False
+
+
+def _jiffies(now: float) -> int:
+    """Linux's clock for CUBIC: whole jiffies (tcp_jiffies32)."""
+    return int(now * HZ)
