@@ -13,6 +13,8 @@ kmalloc'd head, the rest into pages of up to 32 KB (tun_get_user, alloc_skb_with
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from stack.wire.segment import Segment
 
 DEFAULT_SCALING_RATIO = 128  # Linux TCP_DEFAULT_SCALING_RATIO: a window of half the space
@@ -45,6 +47,7 @@ def _pages(size: int) -> int:
     return total
 
 
+@lru_cache(maxsize=4096)  # every segment asks; a flow's segments come in a few sizes
 def truesize(ip_bytes: int) -> tuple[int, int]:
     """The memory a received IP packet of `ip_bytes` costs (skb->truesize), and the room left after its
     data in its head, where a following small segment is copied for free (skb_try_coalesce)."""

@@ -201,6 +201,8 @@ class Receiver:
         skb_len = skb_len or size
         truesize, tailroom = rcv_space.truesize(header_bytes + skb_len)
         self._arriving = (skb_len, truesize, tailroom)
+        if size == self.rcv_mss:
+            return  # the usual case, per segment: nothing new to measure
         current = self.rcv_mss or self.estimated_rcv_mss()
         if size >= current:
             if size != current:
@@ -384,7 +386,8 @@ class Receiver:
 
     def current_window(self) -> int:
         """What is left of the window last offered (Linux tcp_receive_window)."""
-        return max(seq_sub(seq_add(self.rcv_wup, self.tcb.rcv_wnd), self.tcb.rcv_nxt), 0)
+        left = (self.rcv_wup + self.tcb.rcv_wnd - self.tcb.rcv_nxt) & _MASK  # per segment: inlined
+        return 0 if left >= _HALF else left
 
     def set_receive_buffer(self, size: int) -> None:
         """SO_RCVBUF on an open connection: sk_rcvbuf becomes twice `size`; the window follows."""
@@ -433,7 +436,8 @@ class Receiver:
     def _grow_window(self, skb_len: int, truesize: int) -> None:
         """Linux tcp_grow_window: a packet whose data fills its memory well lets the window grow, by twice
         its data at most, towards what the buffer and the clamp allow; growth asks for a quick ACK."""
-        room = min(self.window_clamp, self.space()) - self.rcv_ssthresh
+        space = (self.rcvbuf - self.rmem) * self.scaling_ratio >> rcv_space.RATIO_SHIFT  # per segment: inlined
+        room = min(self.window_clamp, space) - self.rcv_ssthresh
         if room <= 0:
             return
         if self.memory is not None and self.memory.pressure:
@@ -507,8 +511,9 @@ class Receiver:
         tcb = self.tcb
         unit = 1 << tcb.rcv_wscale
         mss = self.rcv_mss or self.estimated_rcv_mss()
-        free = self.space()
-        allowed = self.allowed_space()
+        ratio = self.scaling_ratio  # per segment: space() and allowed_space() inlined
+        free = (self.rcvbuf - self.rmem) * ratio >> rcv_space.RATIO_SHIFT
+        allowed = self.rcvbuf * ratio >> rcv_space.RATIO_SHIFT
         full = min(self.window_clamp, allowed)
         if mss > full:
             mss = full
