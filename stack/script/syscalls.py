@@ -78,7 +78,7 @@ _BUFFER_MIN = {"SO_SNDBUF": 4608, "SO_RCVBUF": 2304}  # Linux SOCK_MIN_SNDBUF, S
 _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
 # send flags with a meaning here: MSG_NOSIGNAL has none (no signals), MSG_ZEROCOPY sends the same bytes
 # (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)
-_SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE", "MSG_EOR"})
+_SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE", "MSG_EOR", "MSG_OOB"})
 _RECV_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_ERRQUEUE", "MSG_PEEK", "MSG_TRUNC", "MSG_WAITALL", "MSG_OOB"})
 MAX_SYNCNT = 127  # Linux MAX_TCP_SYNCNT
 MAX_BYTES_PER_CALL = 64 << 20  # what one write, sendmsg or sendfile of a script may ask for
@@ -401,7 +401,7 @@ class Kernel:
             if waiting and not poll_events.writable(conn):
                 return None  # Linux wakes a writer only when a third of the buffer is free (sk_stream_write_space)
             try:
-                sent += conn.send(data[sent:], self.now, "MSG_MORE" in flags, "MSG_EOR" in flags)
+                sent += conn.send(data[sent:], self.now, "MSG_MORE" in flags, "MSG_EOR" in flags, "MSG_OOB" in flags)
             except LocalProtocolError:
                 return -1, "EPIPE"
             if sent == total or (nonblocking and sent):

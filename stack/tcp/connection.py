@@ -28,6 +28,7 @@ from stack.tcp.rto import RtoEstimator, ts_clock
 from stack.tcp.scoreboard import SentSegment
 from stack.tcp.segment_arrives import segment_arrives
 from stack.tcp.sender import Sender
+from stack.tcp.socket_extras import Extras
 from stack.tcp.state import Event, State, Transition, next_state, transition
 from stack.tcp.tcb import Tcb
 from stack.tcp.tx_timestamps import TxTimestamps
@@ -96,9 +97,8 @@ class Connection:
         "orphaned",
         "soft_error",
         "path_mtu",
-        "tx_stamps",
+        "extras",
         "probes_out",
-        "urgent",
         "mtu_probe",
         "_route_mtu",
     )  # thousands of these: no instance dicts
@@ -144,8 +144,7 @@ class Connection:
         # zero-window and keepalive probes sent since the peer last acknowledged anything (Linux
         # icsk_probes_out, tcpi_probes): an ACK that is not older than SND.UNA says it is alive
         self.probes_out = 0
-        self.urgent: urgent.Urgent | None = None  # the urgent pointer the peer sent last (urgent.py)
-        self.tx_stamps: TxTimestamps | None = None  # SO_TIMESTAMPING's transmit timestamps, once asked for
+        self.extras: Extras | None = None  # timestamping and urgent data, once used (socket_extras.py)
         self.mtu_probe: MtuProber | None = None  # packetization-layer path MTU discovery, when configured
         # a route's new MTU: (mtu, False) until a transmission noticed it, then (mtu, True) until applied
         self._route_mtu: tuple[int, bool] | None = None
@@ -495,20 +494,50 @@ class Connection:
         """TS.Recent, the peer's timestamp we echo (RFC 7323 §4.3)."""
         return self.receiver.ts_recent
 
-    def send(self, data: bytes, now: float, more: bool = False, eor: bool = False) -> int:
+    def send(self, data: bytes, now: float, more: bool = False, eor: bool = False, urgent: bool = False) -> int:
         """SEND (§3.10.2): queue up to send_space bytes; returns how many were taken. `more`: more follows
-        soon (MSG_MORE), `eor`: the data ends a record (MSG_EOR)."""
+        soon (MSG_MORE), `eor`: the data ends a record (MSG_EOR), `urgent`: its last byte is urgent
+        (MSG_OOB; RFC 9293 §3.8.5: SND.UP is set after it, as Linux's tcp_mark_urg does at the write's end)."""
         n = user_calls.send(self, data, now, more, eor)
-        if n and self.tx_stamps is not None:
+        if n and urgent:
             buf = self.sender.buffer
-            self.tx_stamps.wrote(seq_add(buf.seq, len(buf) - 1))  # the write's last byte (tcp_tx_timestamp)
+            self.snd_up = seq_add(buf.seq, len(buf))
+        if n and self.extras is not None and self.extras.tx_stamps is not None:
+            buf = self.sender.buffer
+            self.extras.tx_stamps.wrote(seq_add(buf.seq, len(buf) - 1))  # the write's last byte (tcp_tx_timestamp)
         return n
+
+    def _extras(self) -> Extras:
+        if self.extras is None:
+            self.extras = Extras()
+        return self.extras
+
+    @property
+    def tx_stamps(self) -> TxTimestamps | None:
+        return None if self.extras is None else self.extras.tx_stamps
+
+    @property
+    def urgent(self) -> urgent.Urgent | None:
+        return None if self.extras is None else self.extras.urgent
+
+    @urgent.setter
+    def urgent(self, value: urgent.Urgent | None) -> None:
+        self._extras().urgent = value
+
+    @property
+    def snd_up(self) -> int | None:
+        return None if self.extras is None else self.extras.snd_up
+
+    @snd_up.setter
+    def snd_up(self, value: int | None) -> None:
+        self._extras().snd_up = value
 
     def set_tx_timestamping(self, flags: int) -> None:
         """SO_TIMESTAMPING's transmit part (tx_timestamps.py)."""
-        if self.tx_stamps is None:
-            self.tx_stamps = TxTimestamps()
-        self.tx_stamps.set_flags(flags, self.tcb.snd_una)
+        extras = self._extras()
+        if extras.tx_stamps is None:
+            extras.tx_stamps = TxTimestamps()
+        extras.tx_stamps.set_flags(flags, self.tcb.snd_una)
 
     def read(self, max_bytes: int = -1) -> bytes:
         """RECEIVE (§3.10.3): take up to max_bytes in-order bytes (all with -1)."""
@@ -815,7 +844,10 @@ class Connection:
             if n <= 0:
                 break
             last = in_record == unsent
-            if n < mss and sender.holds_back(n, in_record, last, flight, tcb, self.config.nodelay, cork):
+            # urgent data is never held back, corked or not (Linux tcp_nagle_test)
+            urgent_mode = self.extras is not None and self.extras.snd_up is not None
+            nodelay = self.config.nodelay or urgent_mode
+            if n < mss and sender.holds_back(n, in_record, last, flight, tcb, nodelay, cork and not urgent_mode):
                 break
             if sender.paced(now, self.pacing_rate):
                 return
@@ -935,7 +967,13 @@ class Connection:
         `config.tso_max_bytes`): only on the plain path, where each piece is what the loop would send
         alone (no pacing, recovery, SACK option, CWR or FIN to place), else 1."""
         limit = self.config.tso_max_bytes // mss
-        if limit < 2 or self.pacing_rate is not None or self.recovery.in_recovery or self.ecn.cwr_pending:
+        if (
+            limit < 2
+            or (self.extras is not None and self.extras.snd_up is not None)
+            or self.pacing_rate is not None
+            or self.recovery.in_recovery
+            or self.ecn.cwr_pending
+        ):
             return 1
         if self.receiver.sack_option_bytes():
             return 1
@@ -1054,12 +1092,26 @@ class Connection:
         segment = sent_segment(
             self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window, payload, options, ecn, gso, config.tos, df
         )
+        extras = self.extras
+        if extras is not None and extras.snd_up is not None and seq_lt(seq, extras.snd_up):
+            segment = self._mark_urgent(segment, seq, extras.snd_up)
         self._out.append(segment)
         if payload:  # every data segment (or run), new or resent, feeds the controller and the rate estimator
             self.cc.data_sent(seq, len(payload), seq_sub(tcb.snd_max, tcb.snd_una), now, gso)
             self.sender.data_sent_at = now
-            if self.tx_stamps is not None:
-                self.tx_stamps.sent(seq, len(payload), now)
+            if extras is not None and extras.tx_stamps is not None:
+                extras.tx_stamps.sent(seq, len(payload), now)
+
+    def _mark_urgent(self, seg: Segment, seq: int, snd_up: int) -> Segment:
+        """A segment that starts before SND.UP carries URG and the offset of SND.UP, the byte after the
+        urgent data (RFC 9293 §3.8.5; Linux __tcp_transmit_skb), 0xFFFF when that is farther away and
+        more will be sent before it."""
+        offset = seq_sub(snd_up, seq)
+        if offset < 0x10000:
+            return replace(seg, flags=seg.flags | Flags.URG, urgent=offset)
+        if seq_gt(seq_add(seq, 0xFFFF), self.tcb.snd_nxt):
+            return replace(seg, flags=seg.flags | Flags.URG, urgent=0xFFFF)
+        return seg
 
     def ts_val(self, now: float) -> int:
         """Our timestamp clock: milliseconds plus a per-connection offset (RFC 7323 §5.4)."""
@@ -1137,8 +1189,12 @@ class Connection:
         elif sender.rtt_seq is not None and seq_gt(ack, sender.rtt_seq):
             self.rto.on_sample(now - sender.rtt_time)
             sender.rtt_seq = None
-        if self.tx_stamps is not None:
-            self.tx_stamps.acked(tcb.snd_una, ack, now)
+        extras = self.extras
+        if extras is not None:
+            if extras.tx_stamps is not None:
+                extras.tx_stamps.acked(tcb.snd_una, ack, now)
+            if extras.snd_up is not None and seq_ge(ack, extras.snd_up):
+                extras.snd_up = None  # the urgent data is acknowledged: urgent mode ends (Linux tcp_clean_rtx_queue)
         tcb.snd_una = ack
         self.bytes_acked += acked
         if seq_lt(tcb.snd_nxt, ack):
@@ -1205,7 +1261,8 @@ class Connection:
         self.counters.segs_in += 1
         rcv_nxt = self.tcb.rcv_nxt
         segment_arrives(self, seg, now)
-        if (seg.flags & Flags.URG or self.urgent is not None) and self._acceptable_urgent(seg, rcv_nxt):
+        pending = self.extras is not None and self.extras.urgent is not None
+        if (seg.flags & Flags.URG or pending) and self._acceptable_urgent(seg, rcv_nxt):
             urgent.segment_arrived(self, seg, rcv_nxt)
         if self.config.keepalive and not self.finished:
             self._keepalive_probes = 0

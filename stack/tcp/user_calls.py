@@ -46,10 +46,11 @@ def send(conn: Connection, data: bytes, now: float, more: bool = False, eor: boo
 def receive(conn: Connection, max_bytes: int) -> bytes:
     """RECEIVE (§3.10.3): take in-order bytes, stopping at the urgent mark (urgent.py); may queue a window
     update (§3.8.6.2.2)."""
-    if conn.urgent is not None:
+    marked = conn.extras is not None and conn.extras.urgent is not None
+    if marked:
         max_bytes = urgent.clip_read(conn, max_bytes)
     data = conn.receiver.read(max_bytes)
-    if conn.urgent is not None:
+    if marked:
         urgent.after_read(conn)
     if data and conn.state.synchronized and conn.state is not State.TIME_WAIT:
         conn.receiver.maybe_window_update()

@@ -1,0 +1,19 @@
+"""Socket features few connections use, held in one object made on first use, so that an idle connection
+pays one slot for all of them: SO_TIMESTAMPING's reports, the urgent data received and SND.UP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stack.tcp.tx_timestamps import TxTimestamps
+    from stack.tcp.urgent import Urgent
+
+
+class Extras:
+    __slots__ = ("tx_stamps", "urgent", "snd_up")
+
+    def __init__(self) -> None:
+        self.tx_stamps: TxTimestamps | None = None  # SO_TIMESTAMPING's transmit timestamps (tx_timestamps.py)
+        self.urgent: Urgent | None = None  # the urgent pointer the peer sent last (urgent.py)
+        self.snd_up: int | None = None  # SND.UP: the end of our urgent data until it is acknowledged
