@@ -57,6 +57,12 @@ def truesize(ip_bytes: int) -> tuple[int, int]:
     return head + _SKB + _pages(ip_bytes - linear), tailroom
 
 
+@lru_cache(maxsize=64)  # connections of one config share the int (thousands of idle ones: 28 bytes each)
+def sk_rcvbuf(receive_buffer: int) -> int:
+    """The receive memory for SO_RCVBUF `receive_buffer`: twice it, as Linux's sock_setsockopt."""
+    return 2 * receive_buffer
+
+
 def header_bytes(seg: Segment) -> int:
     """The IPv4 and TCP header bytes of an arriving segment, options as Linux pads them."""
     options = seg.options

@@ -83,7 +83,7 @@ class Receiver:
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
         self.memory: MemoryBudget | None = None  # the stack's budget: under pressure windows stop growing
         # receive memory as Linux counts it (stack/tcp/rcv_space.py): sk_rcvbuf is twice SO_RCVBUF
-        self.rcvbuf = 2 * config.receive_buffer
+        self.rcvbuf = rcv_space.sk_rcvbuf(config.receive_buffer)
         self.rmem = 0  # truesize of what is held, in order and out of order (sk_rmem_alloc)
         self.scaling_ratio = rcv_space.DEFAULT_SCALING_RATIO
         self.window_clamp = 0  # the largest window we may offer (0: not chosen yet)
@@ -391,7 +391,7 @@ class Receiver:
 
     def set_receive_buffer(self, size: int) -> None:
         """SO_RCVBUF on an open connection: sk_rcvbuf becomes twice `size`; the window follows."""
-        self.rcvbuf = 2 * size
+        self.rcvbuf = rcv_space.sk_rcvbuf(size)
 
     def open_window(self, mss: int) -> None:
         """The first window, offered on the SYN (tcp_select_initial_window): the buffer's space at the
