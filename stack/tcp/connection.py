@@ -100,7 +100,6 @@ class Connection:
         "extras",
         "probes_out",
         "mtu_probe",
-        "_route_mtu",
     )  # thousands of these: no instance dicts
 
     def __init__(self, config: TcpConfig, local: Address, remote: Address, now: float) -> None:
@@ -146,8 +145,6 @@ class Connection:
         self.probes_out = 0
         self.extras: Extras | None = None  # timestamping and urgent data, once used (socket_extras.py)
         self.mtu_probe: MtuProber | None = None  # packetization-layer path MTU discovery, when configured
-        # a route's new MTU: (mtu, False) until a transmission noticed it, then (mtu, True) until applied
-        self._route_mtu: tuple[int, bool] | None = None
 
     # ------------------------------------------------------------------ construction
 
@@ -306,7 +303,7 @@ class Connection:
         notices at its next transmission (the socket's cached route is checked then) and fits its segments
         from the send after that (tcp_current_mss). Only a connection that probes its path MTU takes it."""
         if self.mtu_probe is not None:
-            self._route_mtu = (mtu, False)
+            self.mtu_probe.route_mtu = (mtu, False)
 
     def sync_mss(self, mtu: int) -> None:
         """Fit the segment size to a path MTU (Linux tcp_sync_mss): the path, the peer's MSS and what MTU
@@ -809,10 +806,10 @@ class Connection:
         if unsent <= 0 and not sender.fin_queued and not self.recovery.board.lost_bytes:
             self._nothing_to_send(unsent)  # most calls (after an ACK, a read, a timer): no loop to run
             return
-        route = self._route_mtu
-        if route is not None and route[1]:  # a changed route noticed by the last transmission
-            self._route_mtu = None
-            self.sync_mss(route[0])
+        prober = self.mtu_probe
+        if prober is not None and prober.route_mtu is not None and prober.route_mtu[1]:
+            mtu, prober.route_mtu = prober.route_mtu[0], None  # a changed route the last transmission noticed
+            self.sync_mss(mtu)
         mss = tcb.snd_mss - self.receiver.sack_option_bytes()  # room for the SACK option, as Linux's tcp_current_mss
         buf = sender.buffer
         recovery = self.recovery
@@ -862,8 +859,8 @@ class Connection:
         marks.push_once = False
         if seq_gt(tcb.snd_nxt, sent_up_to):
             self._cut_packets(sent_up_to, mss)
-        if self._route_mtu is not None and tcb.snd_nxt != sent_up_to:
-            self._route_mtu = (self._route_mtu[0], True)
+        if prober is not None and prober.route_mtu is not None and tcb.snd_nxt != sent_up_to:
+            prober.route_mtu = (prober.route_mtu[0], True)
         unsent = sender.unsent(tcb.snd_nxt)
         if had_unsent:
             self._time_sending(now, unsent, mss, cwnd, tcb.snd_nxt != sent_up_to)

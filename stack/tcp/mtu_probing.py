@@ -37,6 +37,7 @@ class MtuProber:
         "probe_mtu",
         "probe_end",
         "probe_stamp",
+        "route_mtu",
     )
 
     def __init__(self, mode: int, base_mss: int, threshold: int, interval: float) -> None:
@@ -51,6 +52,8 @@ class MtuProber:
         self.probe_mtu = 0  # the probe in flight (0: none)
         self.probe_end = 0  # sequence number just past it
         self.probe_stamp = 0.0  # when the current search began
+        # a route's new MTU: (mtu, False) until a transmission noticed it, then (mtu, True) until applied
+        self.route_mtu: tuple[int, bool] | None = None
 
     def start(self, mss_clamp: int, headers: int, now: float) -> None:
         """The connection is established (Linux tcp_mtup_init): search from tcp_base_mss up to the peer's

@@ -54,8 +54,6 @@ class Recovery:
         "_prr_delivered",
         "_prr_out",
         "ecn_reducing",
-        "_last_delivered",
-        "_last_grow",
         "_recover_fs",
         "_prior",
         "_undo_marker",
@@ -92,9 +90,6 @@ class Recovery:
         self._prr_out = 0
         self._recover_fs = 0
         self.ecn_reducing = False  # an ECN window reduction is under way (Linux's CWR state)
-        # what the last ACK delivered and whether PRR-SSRB may grow on it, for a reduction it starts
-        self._last_delivered = 0
-        self._last_grow = False
         # undo (RFC 3708 / Linux): the window before the episode and the retransmissions not yet D-SACKed
         self._prior: tuple[int, int] | None = None
         self._undo_marker: int | None = None
@@ -257,10 +252,8 @@ class Recovery:
         if sack_ok and (self.board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
             # (not while F-RTO waits to learn whether the timeout was spurious)
             newly_lost = self.detect_loss(now, srtt)
-        grow = advanced and not newly_lost
-        self._last_delivered, self._last_grow = delivered, grow
         if self._prr_runs():
-            self._prr_on_ack(delivered, grow)
+            self._prr_on_ack(delivered, grow=advanced and not newly_lost)
         elif delivered and not advanced and not self.in_recovery and self.reordering > DUP_THRESH:
             # with reordering known to run deeper than DupThresh, Linux lets an ACK that only SACKs grow the
             # window as one that moves SND.UNA does (tcp_may_raise_cwnd); RFC 5681 §3.1 grows it on ACKs of
@@ -306,12 +299,16 @@ class Recovery:
         tcb = self.tcb
         flight = seq_sub(tcb.snd_max, tcb.snd_una)
         self._start_episode()
-        self.cc.on_congestion_event(flight, now)
         self.recover = tcb.snd_max
-        self.ecn_reducing = False  # fast recovery takes over the reduction (Linux: CWR becomes Recovery)
         self.limited_transmit = 0
-        self._prr_delivered = self._prr_out = 0
-        self._recover_fs = flight
+        if self.ecn_reducing:
+            # the window is being reduced for an ECE already: recovery goes on with that reduction and its
+            # PRR (Linux tcp_enter_recovery from CWR)
+            self.ecn_reducing = False
+        else:
+            self.cc.on_congestion_event(flight, now)
+            self._prr_delivered = self._prr_out = 0
+            self._recover_fs = flight
         self.counters.fast_retransmits += 1
 
     # ------------------------------------------------------------------ ECN window reduction
@@ -319,12 +316,10 @@ class Recovery:
     def enter_ecn_reduction(self, prior_cwnd: int) -> None:
         """The controller reduced its window for an ECE echo (RFC 3168 §6.1.2). Linux does not cut cwnd to
         ssthresh at once there: its CWR state brings the flight down by PRR (RFC 6937), from the cwnd before
-        the reduction (tcp_init_cwnd_reduction), and the ACK that carried the ECE already counts."""
+        the reduction (tcp_init_cwnd_reduction); `after_ack` counts the ACK that carried the ECE."""
         self.ecn_reducing = True
         self._prr_delivered = self._prr_out = 0
         self._recover_fs = prior_cwnd
-        if self._prr_runs():
-            self._prr_on_ack(self._last_delivered, self._last_grow)
 
     def end_ecn_reduction(self) -> None:
         """The window of data the reduction answered is acknowledged: cwnd alone limits sending again."""

@@ -243,9 +243,9 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         conn.probes_out = 0
         _update_window_if_newer(conn, seg, now)
         conn.on_ack_advanced(ack, now)
-    conn.recovery.after_ack(now, conn.rto.srtt)
     if seg.flags & Flags.ECE and conn.ecn.ok:
-        conn.on_ece(now, cwnd_before)
+        conn.on_ece(now, cwnd_before)  # (before after_ack: PRR of the reduction counts this ACK, as Linux)
+    conn.recovery.after_ack(now, conn.rto.srtt)
 
     if conn.fin_acked:
         if state is State.CLOSING:
