@@ -39,7 +39,9 @@ class Rack:
 
     def on_delivered(self, rec: SentSegment, now: float, ts_says_original: bool = False) -> None:
         """RFC 8985 §6.2 steps 1-3 for one newly ACKed or SACKed record."""
-        rtt = now - rec.xmit_ts
+        # a timer's `now` is its deadline, up to a tick ahead of the clock an ACK reads: never below 0,
+        # as Linux's tcp_stamp_us_delta clamps
+        rtt = max(now - rec.xmit_ts, 0.0)
         if rec.retransmitted:
             # step 2: the ACK may be for the original transmission; ignore it when that is possible
             if ts_says_original or (self.min_rtt is not None and rtt < self.min_rtt):

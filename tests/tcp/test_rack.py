@@ -32,6 +32,16 @@ def test_rack_segment_sent_after_the_delivered_one_is_not_judged():
     assert rack.detect_loss(board, 1.0, 0.0) == ([], None)
 
 
+def test_rack_record_sent_at_a_timer_deadline_ahead_of_the_ack_clock_gives_rtt_zero():
+    """RFC 8985 §6.2 step 1 measures now - xmit_ts; a retransmission sent by a timer carries the timer's
+    deadline, which may lie a clock tick past the `now` of the ACK that follows: RACK.min_rtt stays 0, not
+    negative (what the TSO autosizing shifts by, as Linux's u32 tcp_min_rtt)."""
+    board = _sent([0.0105])
+    rack = Rack()
+    rack.on_delivered(list(board)[0], 0.01)
+    assert rack.min_rtt == 0.0 and rack.rtt == 0.0
+
+
 def test_rack_delivery_order_within_one_ack_is_not_reordering():
     """§6.2 step 3 would call a segment delivered after a later-sent one reordered; Linux counts only
     data delivered below the highest SACK seen before the ACK (tcp_check_sack_reordering, recovery.py),
