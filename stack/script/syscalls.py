@@ -48,6 +48,7 @@ Poll = Callable[[], Outcome | None]
 
 O_RDWR = 0o2  # the flag values F_GETFL reports, as on Linux
 O_NONBLOCK = 0o4000
+FD_CLOEXEC = 1  # the one descriptor flag (fcntl(2) F_GETFD/F_SETFD)
 _FCNTL_FLAGS = {"O_RDONLY": 0, "O_WRONLY": 0o1, "O_RDWR": O_RDWR, "O_NONBLOCK": O_NONBLOCK}
 
 # socket options that are plain TcpConfig fields: name -> (field, the script's integer as the field's
@@ -64,7 +65,7 @@ _CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object], Callable[[object]
     "TCP_KEEPCNT": ("keepalive_count", int, int),
 }
 # options that only the socket layer keeps: name -> Socket attribute
-_SOCKET_FLAGS = {"SO_REUSEADDR": "reuseaddr", "TCP_INQ": "inq", "SO_ZEROCOPY": "zerocopy"}
+_SOCKET_FLAGS = {"SO_REUSEADDR": "reuseaddr", "TCP_INQ": "inq", "SO_ZEROCOPY": "zerocopy", "IP_FREEBIND": "freebind"}
 _PMTUDISC = {
     "IP_PMTUDISC_DONT": PMTUDISC_DONT,
     "IP_PMTUDISC_WANT": PMTUDISC_WANT,
@@ -106,6 +107,9 @@ class Socket:
     inq: bool = False  # TCP_INQ: recvmsg reports the bytes still queued (TCP_CM_INQ)
     zerocopy: bool = False  # SO_ZEROCOPY
     tsflags: int = 0  # SO_TIMESTAMPING as set
+    freebind: bool = False  # IP_FREEBIND: bind() takes an address no interface has (yet)
+    nonlocal_bound: bool = False  # bound so (the run's packets never reach such an address)
+    cloexec: bool = False  # FD_CLOEXEC, a flag of the descriptor (F_GETFD/F_SETFD), not of the socket
     tos: dict[str, int] = field(default_factory=dict)  # IP_TOS and IPV6_TCLASS as set, ECN field cleared
     pmtu_discovery: int = PMTUDISC_WANT  # IP_MTU_DISCOVER as set
 
@@ -234,11 +238,13 @@ class Kernel:
         if not isinstance(domain, AnyValue) and domain not in domains:
             raise self.skip(line, f"socket domain {domain} is not supported in this run's IP version")
         names = {t.name for t in kind.terms if isinstance(t, Name)} if isinstance(kind, BitOr) else {str(kind)}
-        if "SOCK_STREAM" not in names or names - {"SOCK_STREAM", "SOCK_NONBLOCK"}:
+        if "SOCK_STREAM" not in names or names - {"SOCK_STREAM", "SOCK_NONBLOCK", "SOCK_CLOEXEC"}:
             raise self.skip(line, f"socket type {kind} is not supported (SOCK_STREAM only)")
         fd = self._new_fd(line)
         # a Linux socket reads urgent data out of band until SO_OOBINLINE is set
-        self.sockets[fd] = Socket(fd, nonblocking="SOCK_NONBLOCK" in names, config={"urgent_inline": False})
+        self.sockets[fd] = Socket(
+            fd, nonblocking="SOCK_NONBLOCK" in names, cloexec="SOCK_CLOEXEC" in names, config={"urgent_inline": False}
+        )
         self.superseded.update(self.demux.connections.values())
         return fd, None
 
@@ -253,6 +259,19 @@ class Kernel:
                 sock.port = port.args[0]
             elif port is not None:
                 raise self.skip(line, f"bind address {address} is not supported")
+            ip = address.get("sin_addr")
+            if isinstance(ip, Call) and ip.function == "inet_addr" and ip.args and isinstance(ip.args[0], str):
+                try:
+                    wanted = addr.parse(ip.args[0])
+                except ValueError:
+                    return -1, "EINVAL"
+                # an address of no interface here: EADDRNOTAVAIL unless IP_FREEBIND lets it be bound
+                # before it exists (Linux inet_addr_valid_or_nonlocal)
+                if wanted not in (0, self.local_ip) and not sock.freebind:
+                    return -1, "EADDRNOTAVAIL"
+                sock.nonlocal_bound = wanted not in (0, self.local_ip)
+            elif ip is not None and not isinstance(ip, AnyValue) and ip != Call("htonl", (Name("INADDR_ANY"),)):
+                raise self.skip(line, f"bind address {ip} is not supported")
         return 0, None
 
     def _sys_listen(self, line: SyscallLine) -> Outcome:
@@ -261,6 +280,8 @@ class Kernel:
             return -1, "EBADF"
         if sock.conn is not None:
             return -1, "EINVAL"
+        if sock.nonlocal_bound:
+            raise self.skip(line, "listening on an address the run's packets do not go to is not modelled")
         self.demux.config = self._config(sock)  # the listener and its children use the socket's options
         try:
             sock.listener = self.demux.listen((self.local_ip, sock.port), self._int(line, 1), self.now)
@@ -736,6 +757,14 @@ class Kernel:
         command = str(self._arg(line, 1))
         if command == "F_GETFL":
             return O_RDWR | (O_NONBLOCK if sock.nonblocking else 0), None
+        if command == "F_GETFD":
+            return (FD_CLOEXEC if sock.cloexec else 0), None
+        if command == "F_SETFD":
+            value = self._arg(line, 2)
+            if value not in (Name("FD_CLOEXEC"), FD_CLOEXEC, 0):
+                raise self.skip(line, f"fcntl F_SETFD {value} is not supported")
+            sock.cloexec = value != 0  # only FD_CLOEXEC exists (fcntl(2))
+            return 0, None
         if command != "F_SETFL":
             raise self.skip(line, f"fcntl {command} is not supported")
         flags = self._arg(line, 2)

@@ -305,7 +305,7 @@ def test_syscall_unknown_congestion_control_expected_to_fail_is_enoent():
         ),
         ("+0 setsockopt(3, SOL_SOCKET, SO_BROADCAST, [1], 4) = 0", "SO_BROADCAST"),
         ('+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, "vegas", 5) = 0', "'vegas' is not available"),
-        ("+0 fcntl(3, F_SETFD, FD_CLOEXEC) = 0", "F_SETFD"),
+        ("+0 fcntl(3, F_SETOWN, 1234) = 0", "F_SETOWN"),
         ("+0 `ip link set dev tun0 mtu 9000`", "not in the vocabulary"),
         ("+0 `dd bs=1 count=5 if=/dev/urandom of=/tmp/f`", "dd other than from /dev/zero"),
         ('+0 open("/etc/passwd", O_RDWR) = 4', "open\\(\\) other than O_RDONLY"),
