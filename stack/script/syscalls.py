@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from stack.demux import Demux
-from stack.script import errqueue, msghdr, poll_events
+from stack.script import errqueue, msghdr, pipes, poll_events
 from stack.script.ast import AnyValue, Arg, Array, BitOr, Call, Name, Struct, SyscallLine
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.files import Files, OpenFile
@@ -36,6 +36,7 @@ from stack.tcp.listener import Listener
 from stack.tcp.receiver import DEFAULT_MSS
 from stack.tcp.state import State
 from stack.wire import addr
+from stack.wire.seq import seq_sub
 
 LOCAL_IP = 0xC0A80001  # 192.168.0.1, packetdrill's local address
 REMOTE_IP = 0xC0000201  # 192.0.2.1, packetdrill's remote address
@@ -142,6 +143,7 @@ class Kernel:
         self.now = 0.0
         self.sockets: dict[int, Socket] = {}
         self.files = files  # what the script's shell lines created, and the descriptors open on them
+        self.pipes: dict[int, pipes.End] = {}  # descriptors of the pipes pipe() made
         self.errors: dict[Connection, int] = {}  # pending SO_ERROR per connection
         self.connected: set[Connection] = set()
         self.active: Connection | None = None  # the newest connect(): inbound packets go to it
@@ -213,7 +215,7 @@ class Kernel:
     def _new_fd(self, line: SyscallLine) -> int:
         """The descriptor the script names as the result (`socket(...) = 4`) if free, else Linux's
         lowest free one: packetdrill maps script descriptors onto the live ones the same way."""
-        taken = self.sockets.keys() | self.files.open.keys()
+        taken = self.sockets.keys() | self.files.open.keys() | self.pipes.keys()
         if isinstance(line.result, int) and line.result >= 3 and line.result not in taken:
             return line.result
         fd = 3
@@ -565,13 +567,21 @@ class Kernel:
                 return 0, None
             if taken:  # MSG_WAITALL got part of it: EOF or an error ends it with what it has
                 return (taken, None) if self._read_ends(sock) else None
-            err = self._error(sock)
-            if err:
-                return -1, errno_codes.errorcode[err]
-            if sock.shut_rd or conn.at_eof or conn.finished:
-                return 0, None
-            return None
+            return self._nothing_queued(sock, conn)
 
+        return self._try(attempt, nonblocking)
+
+    def _nothing_queued(self, sock: Socket, conn: Connection) -> Outcome | None:
+        """A read with nothing queued: the pending error, 0 at EOF, else None (it waits)."""
+        err = self._error(sock)
+        if err:
+            return -1, errno_codes.errorcode[err]
+        if sock.shut_rd or conn.at_eof or conn.finished:
+            return 0, None
+        return None
+
+    def _try(self, attempt: Callable[[], Outcome | None], nonblocking: bool) -> Outcome | Poll:
+        """Try a call once; a blocking one that has to wait is tried again after every change."""
         outcome = attempt()
         if outcome is not None:
             return outcome
@@ -678,6 +688,48 @@ class Kernel:
                 conn.close(self.now)  # CLOSE (§3.10.4): FIN after the queued data; receiving goes on
         return 0, None
 
+    def _sys_pipe(self, line: SyscallLine) -> Outcome:
+        """pipe([r, w]): two descriptors (those the script names, if free) on one new pipe."""
+        fds = self._arg(line, 0)
+        wanted = list(fds.items) if isinstance(fds, Array) and len(fds.items) == 2 else [None, None]
+        pipe = pipes.Pipe()
+        for want, writes in zip(wanted, (False, True), strict=True):
+            fd = self._new_fd(replace(line, result=want if isinstance(want, int) else -1))
+            self.pipes[fd] = pipes.End(pipe, writes)
+        return 0, None
+
+    def _sys_splice(self, line: SyscallLine) -> Outcome | Poll:
+        """splice(socket, NULL, pipe, NULL, len, flags): move up to len received bytes into the pipe, as
+        Linux's tcp_splice_read. It stops at the urgent mark and never skips the urgent byte; at the mark
+        it returns 0 rather than wait (the bytes queued behind it cannot be reached). No room in the pipe
+        or no data: it waits, unless the socket or SPLICE_F_NONBLOCK says not to (EAGAIN)."""
+        sock, out = self._sock(line), self.pipes.get(self._arg(line, 2))
+        if sock is None or out is None:
+            raise self.skip(line, "splice() other than from a socket into a pipe is not supported")
+        if not out.writes:
+            return -1, "EBADF"
+        if self._arg(line, 1) != Name("NULL") or self._arg(line, 3) != Name("NULL"):
+            return -1, "ESPIPE"  # neither a socket nor a pipe has a file offset
+        conn = sock.conn
+        if conn is None:
+            return -1, "ENOTCONN"
+        flags = self._flags(line, 5, frozenset({"SPLICE_F_NONBLOCK", "SPLICE_F_MOVE", "SPLICE_F_MORE"}))
+        size, pipe = self._int(line, 4), out.pipe
+
+        def attempt() -> Outcome | None:
+            queued = conn.recv_queue_bytes
+            if queued and pipe.room:
+                limit = min(size, pipe.room, queued)
+                marked = conn.urgent
+                if marked is not None and 0 <= seq_sub(marked.seq, urgent.copied_seq(conn)) < limit:
+                    limit = seq_sub(marked.seq, urgent.copied_seq(conn))
+                n = len(conn.read(limit)) if limit else 0
+                pipe.held += n
+                return n, None
+            return None if queued else self._nothing_queued(sock, conn)
+
+        return self._try(attempt, sock.nonblocking or "SPLICE_F_NONBLOCK" in flags)
+
     def _sys_open(self, line: SyscallLine) -> Outcome:
         """open(path, O_RDONLY) of a file the script's shell lines created (files.py)."""
         path, flags = self._arg(line, 0), self._arg(line, 1)
@@ -703,6 +755,8 @@ class Kernel:
 
     def _sys_close(self, line: SyscallLine) -> Outcome:
         if self.files.open.pop(self._arg(line, 0), None) is not None:  # a file's descriptor
+            return 0, None
+        if self.pipes.pop(self._arg(line, 0), None) is not None:  # a pipe's end
             return 0, None
         sock = self._sock(line)
         if sock is None:
@@ -972,6 +1026,8 @@ class Kernel:
             actual = sock.tsflags
         elif option == "IP_MTU_DISCOVER":
             actual = sock.pmtu_discovery
+        elif option == "SO_OOBINLINE":
+            actual = int(config.urgent_inline)
         elif option in _TOS_OPTIONS:
             # Linux keeps TCP's ECN codepoint in the same byte: ECT(0) once ECN is on (INET_ECN_xmit)
             ecn_on = sock.conn is not None and sock.conn.ecn.ok
