@@ -68,3 +68,28 @@ def test_established_ip_tos_and_mtu_discover_set_mark_segments_the_kernel_receiv
     data = [p for p in ours if len(p[TCP].payload) > 0]
     assert synack[IP].tos == 0 and synack[IP].flags.DF
     assert data and all(p[IP].tos == 0x28 and not p[IP].flags.DF for p in data)
+
+
+# sends a line in three writes, the middle byte as urgent data (MSG_OOB), and prints what comes back
+OOB_CLIENT = rf"""
+import socket, time
+s = socket.create_connection(("{ADDR}", 7))
+s.sendall(b"before ")
+time.sleep(0.1)
+s.send(b"!", socket.MSG_OOB)
+time.sleep(0.1)
+s.sendall(b" after\n")
+s.shutdown(socket.SHUT_WR)
+got = b""
+while chunk := s.recv(100):
+    got += chunk
+print(got.decode(), end="")
+"""
+
+
+def test_established_urgent_byte_from_the_kernel_is_read_in_line(netns, tmp_path, served):
+    """RFC 6093 §6: the library reads urgent data in-line, so the echo service returns the kernel's
+    MSG_OOB byte in its place in the stream (a read only ends at the urgent mark)."""
+    result = netns.run([sys.executable, "-c", OOB_CLIENT], text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "before ! after\n"
