@@ -72,13 +72,18 @@ def test_offload_off_moves_mss_sized_packets_only(netns, tmp_path):
 
 
 def test_fault_turns_offloads_off_with_a_note(netns, tmp_path):
-    """--fault acts on wire-sized packets: the stack says so and moves no super-segment."""
-    served = start_serve(netns, tmp_path, "--offload", "on", "--fault", "delay=1ms")
+    """--fault acts on wire-sized packets: the stack says so and moves no super-segment through the TUN;
+    the ones its core sends are cut before the fault layer sees them (the capture, taken between the
+    fault layer and the TUN, holds none larger than the MTU)."""
+    pcap = tmp_path / "fault.pcap"
+    served = start_serve(netns, tmp_path, "--offload", "on", "--fault", "delay=1ms", "--pcap", str(pcap))
     _download_and_upload(served)
     stats = served.stats()
     assert stats["OutMergedSegs"] == 0 and stats["InSuperSegs"] == 0
+    assert stats["OutGsoSegs"] > 0
     served.stop()
     assert "offloads off: --fault acts on wire-sized packets" in served.log()
+    assert max(len(data) for _, data in read_pcap(str(pcap))) <= 1500
 
 
 def test_pcap_with_offloads_holds_whole_packets_with_valid_checksums(netns, tmp_path):
