@@ -278,7 +278,11 @@ class Runner:
             changes["mss"] = route["advmss"] + (IPV6_EXTRA_HEADER if self.v6 else 0)
         if "initcwnd" in route:
             changes["initial_window_segments"] = route["initcwnd"]
-        changes["fq_pacing"] = self.host.qdisc == "fq"
+        qdisc = {"fq_pacing": self.host.qdisc == "fq", "qdisc_drops": self.host.qdisc == "drop"}
+        changes.update(qdisc)
+        for conn in self._seen:  # the qdisc is the device's: open connections send through it too
+            if not conn.finished and any(getattr(conn.config, name) != value for name, value in qdisc.items()):
+                conn.config = replace(conn.config, **qdisc)
         if "mtu" in route:  # new connections to the remote end fit their segments to it
             before = self.demux.path_mtus.get(self.remote_ip)
             self.demux.path_mtus[self.remote_ip] = (route["mtu"], math.inf)

@@ -236,8 +236,9 @@ def _ethtool(args: list[str], host: Host, raw: str) -> None:
 
 
 def _tc(args: list[str], host: Host, raw: str) -> None:
-    """A FIFO qdisc is what the stack already is; a plain fq paces each flow (stack/tcp/pacing.py); fq's
-    own parameters and any other qdisc are behaviours not modelled."""
+    """A FIFO qdisc is what the stack already is, and one of no room drops every packet locally; a plain
+    fq paces each flow (stack/tcp/pacing.py); a short FIFO, fq's own parameters and any other qdisc are
+    behaviours not modelled."""
     if args[:1] != ["qdisc"]:
         raise ShellSkip(f"tc other than qdisc: `{raw}`")
     if len(args) > 1 and args[1] in ("del", "delete"):
@@ -248,6 +249,9 @@ def _tc(args: list[str], host: Host, raw: str) -> None:
         return
     if "pfifo" in args or "pfifo_fast" in args:
         limit = args[args.index("limit") + 1] if "limit" in args[:-1] else None
+        if limit == "0":  # no room at all: every packet is dropped locally
+            host.qdisc = "drop"
+            return
         if limit is not None and (not limit.isdigit() or int(limit) < FIFO_UNLIMITED):
             # a short queue drops locally what a burst brings beyond it (Linux then probes for resources)
             raise ShellSkip(f"a qdisc that drops packets locally is not modelled: `{raw}`")

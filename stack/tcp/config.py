@@ -113,6 +113,8 @@ class TcpConfig:
     # a pacing qdisc (Linux's fq) on the device: segments leave at Linux's pacing rate, the window per
     # SRTT times pacing_ss_ratio percent in slow start and pacing_ca_ratio after (stack/tcp/pacing.py)
     fq_pacing: bool = False
+    # the device's queue takes no packet (a pfifo qdisc of limit 0): every send fails locally
+    qdisc_drops: bool = False
     pacing_ss_ratio: int = 200
     pacing_ca_ratio: int = 120
 

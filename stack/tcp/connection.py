@@ -36,6 +36,7 @@ from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, sent_segm
 from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
 
 Address = tuple[int, int]
+RESOURCE_PROBE_INTERVAL = 0.5  # Linux TCP_RESOURCE_PROBE_INTERVAL: a send refused locally is tried again
 _MIN_SND_MSS = 48  # a floor for a tiny (or hostile) MSS option, as Linux's tcp_min_snd_mss
 _OOW_ACK_INTERVAL = 0.5  # seconds between answers to unacceptable pure ACKs (Linux tcp_invalid_ratelimit)
 # the loss probe timeout beyond 2*SRTT with several segments in flight: Linux adds TCP_TIMEOUT_MIN where
@@ -594,6 +595,8 @@ class Connection:
             self._emit(now, Flags.ACK, self.acceptable_seq())
         self._arm_loss_probe()
         out, self._out = self._out, []
+        if self.config.qdisc_drops:
+            return []  # the device's queue took none of them (a qdisc of no room: each send fails locally)
         self.counters.segs_out += len(out)
         return out
 
@@ -740,6 +743,9 @@ class Connection:
         unsent = sender.unsent(tcb.snd_nxt)
         if unsent <= 0 or tcb.snd_nxt != tcb.snd_una:
             return
+        if self.config.qdisc_drops:
+            self._resource_probe(now)
+            return
         if tcb.snd_wnd > 0:  # a window too small for SWS avoidance: the override timeout fired
             n = min(tcb.snd_wnd, tcb.snd_mss, unsent)
             # pushed, as Linux's window probe (tcp_write_wakeup) is
@@ -756,6 +762,21 @@ class Connection:
         self.probes_out += 1
         sender.persist_backoff += 1
         deadline = now + sender.persist_interval(self.rto.rto)
+        self.timers.start(timers.PERSIST, user_timeout.clamp_probe(self, deadline))
+
+    def _resource_probe(self, now: float) -> None:
+        """Data waits and the local queue refuses every packet: try again every half second without
+        backing off, as Linux does for a send that failed locally (tcp_send_probe0 with
+        TCP_RESOURCE_PROBE_INTERVAL); the tries count as probes, and TCP_USER_TIMEOUT, counted from the
+        first, ends the connection (tcp_probe_timer)."""
+        if self.probe_stamp is None:
+            self.probe_stamp = now
+        elif user_timeout.probing_expired(self, now):
+            self._events.append(TimedOut())
+            self.enter(Event.RETRANSMIT_TIMEOUT, now)
+            return
+        self.probes_out += 1
+        deadline = now + RESOURCE_PROBE_INTERVAL
         self.timers.start(timers.PERSIST, user_timeout.clamp_probe(self, deadline))
 
     # ------------------------------------------------------------------ output path
@@ -805,6 +826,10 @@ class Connection:
         unsent = sender.unsent(tcb.snd_nxt)
         if unsent <= 0 and not sender.fin_queued and not self.recovery.board.lost_bytes:
             self._nothing_to_send(unsent)  # most calls (after an ACK, a read, a timer): no loop to run
+            return
+        if self.config.qdisc_drops:  # nothing can leave: the probe timer tries again (Linux tcp_check_probe_timer)
+            if unsent > 0 and tcb.snd_nxt == tcb.snd_una and not self.timers.running(timers.PERSIST):
+                self.timers.start(timers.PERSIST, now + max(self.rto.rto, self.config.min_rto))
             return
         prober = self.mtu_probe
         if prober is not None and prober.route_mtu is not None and prober.route_mtu[1]:

@@ -311,7 +311,7 @@ def test_syscall_unknown_congestion_control_expected_to_fail_is_enoent():
         ('+0 open("/etc/passwd", O_RDWR) = 4', "open\\(\\) other than O_RDONLY"),
         ("+0 `ip route change 192.0.2.1 dev tun0 rto_min 10ms`", "route attribute not modelled"),
         ("+0 `tc qdisc replace dev tun0 root fq maxrate 1mbit`", "qdisc not modelled"),
-        ("+0 `tc qdisc add dev tun0 root pfifo limit 0`", "drops packets locally"),
+        ("+0 `tc qdisc add dev tun0 root pfifo limit 5`", "drops packets locally"),
         ("+0 `sysctl -q net.ipv4.tcp_mtu_probing=3`", "tcp_mtu_probing=3 is not a value tcpstack models"),
     ],
 )
@@ -431,6 +431,17 @@ def test_shell_fq_qdisc_turns_pacing_on_and_del_off():
         "`tc qdisc replace dev tun0 root fq\ntc qdisc del dev tun0 root`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
     )
     assert not runner.config.fq_pacing
+
+
+def test_shell_pfifo_of_no_room_drops_every_packet():
+    """`pfifo limit 0`: every send fails locally (config.qdisc_drops); a long pfifo takes them again."""
+    runner = run("`tc qdisc add dev tun0 root pfifo limit 0`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    assert runner.config.qdisc_drops and not runner.config.fq_pacing
+    runner = run(
+        "`tc qdisc add dev tun0 root pfifo limit 0\ntc qdisc replace dev tun0 root pfifo limit 1000`\n"
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+    )
+    assert not runner.config.qdisc_drops
 
 
 def test_shell_sysctl_changes_what_the_stack_offers():
