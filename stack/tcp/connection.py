@@ -872,6 +872,8 @@ class Connection:
             if n < mss and sender.holds_back(n, in_record, last, flight, tcb, nodelay, cork and not urgent_mode):
                 break
             if sender.paced(now, self.pacing_rate):
+                if tcb.snd_nxt != sent_up_to:  # what went before the pacing wait counts for cwnd validation
+                    self.cc.window_used(tcb.snd_una, tcb.snd_nxt, False)
                 return
             run = self._tso_run(mss, in_record, usable) if in_record >= 2 * mss else 1  # (a run is 2 or more)
             if run > 1:

@@ -3,6 +3,8 @@
 import pytest
 
 from stack.tcp.pacing import fq_rate, next_departure
+from stack.tcp.state import State
+from tests.tcp.conftest import IRS, ISS, seg, sent
 
 
 def test_slow_start_rate_is_ss_ratio_of_cwnd_per_srtt():
@@ -27,3 +29,17 @@ def test_idle_flow_gets_at_most_half_a_gap_of_credit():
     """Linux tcp_update_skb_after_send: time lost idle shortens the next gap by up to half of it."""
     assert next_departure(1.0, 1.001, 1000, 200000) == pytest.approx(1.005)
     assert next_departure(1.0, 3.0, 1000, 200000) == pytest.approx(3.0025)
+
+
+def test_established_paced_restart_is_not_window_limited(conn_in):
+    """Linux tcp_write_xmit validates cwnd (tcp_cwnd_validate) after what it sent before the pacing wait:
+    a new window of data that pacing keeps from filling the congestion window does not count as limited
+    by it, so the window does not grow on its ACKs (tcp_is_cwnd_limited)."""
+    c = conn_in(State.ESTABLISHED, fq_pacing=True, congestion="cubic")
+    mss = c.tcb.snd_mss
+    c.send(b"x" * (40 * mss), 0.0)
+    assert len(sent(c, 0.0)) == 10  # the first ten segments leave unpaced, filling the window
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 10 * mss, win=60000), 0.1)
+    out = sent(c, 0.1)
+    assert 0 < len(out) < 10  # pacing holds the rest
+    assert not c.cc._window_limited
