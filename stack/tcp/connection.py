@@ -753,7 +753,8 @@ class Connection:
             return
         if self.probe_stamp is None:
             self.probe_stamp = now
-        elif user_timeout.probing_expired(self, now):
+        elif user_timeout.probing_expired(self, now) or self.probes_out >= self.config.max_retries:
+            # TCP_USER_TIMEOUT, or tcp_retries2 probes in a row that nothing answered (Linux tcp_probe_timer)
             self._events.append(TimedOut())  # as a retransmission timeout: no RST (Linux tcp_write_err)
             self.enter(Event.RETRANSMIT_TIMEOUT, now)
             return
@@ -771,8 +772,8 @@ class Connection:
         first, ends the connection (tcp_probe_timer)."""
         if self.probe_stamp is None:
             self.probe_stamp = now
-        elif user_timeout.probing_expired(self, now):
-            self._events.append(TimedOut())
+        elif user_timeout.probing_expired(self, now) or self.probes_out >= self.config.max_retries:
+            self._events.append(TimedOut())  # or after tcp_retries2 tries (Linux tcp_probe_timer)
             self.enter(Event.RETRANSMIT_TIMEOUT, now)
             return
         self.probes_out += 1
