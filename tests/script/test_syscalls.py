@@ -52,15 +52,26 @@ def test_sendmsg_without_iov_list_fails_as_a_script_error():
         run(ESTABLISHED + "+0 sendmsg(4, {msg_flags=0}, 0) = 0\n")
 
 
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
-        ("+0 recvmsg(4, {msg_iov(1)=[{..., 10}], msg_flags=MSG_TRUNC}, 0) = 10", "msg_flags"),
-    ],
-)
-def test_unmodelled_flags_skip(text, reason):
-    with pytest.raises(ScriptSkip, match=reason):
-        run(ESTABLISHED + text + "\n")
+def test_established_recvmsg_expecting_msg_trunc_fails_as_linux_never_sets_it():
+    """tcp(7): a stream read is never truncated; Linux's tcp_recvmsg leaves msg_flags 0."""
+    read = "+0 recvmsg(4, {{msg_iov(1)=[{{..., 10}}], msg_flags={}}}, 0) = 10\n"
+    run(ESTABLISHED + DATA_IN + read.format(0))
+    with pytest.raises(ScriptFailure, match="msg_flags=0"):
+        run(ESTABLISHED + DATA_IN + read.format("MSG_TRUNC"))
+
+
+def test_established_recvmsg_of_the_urgent_byte_sets_msg_oob():
+    """Linux tcp_recv_urg: msg_flags MSG_OOB on the out-of-band read, MSG_TRUNC too with no room."""
+    urgent = "+0 < P.U 1:11(10) ack 1 win 257 urg 4\n+0 > . 1:1(0) ack 11\n"
+    read = "+0 recvmsg(4, {{msg_iov(1)=[{{..., {}}}], msg_flags={}}}, MSG_OOB) = {}\n"
+    run(ESTABLISHED + urgent + read.format(1, "MSG_OOB", 1))
+    run(ESTABLISHED + urgent + read.format(0, "MSG_OOB|MSG_TRUNC", 0))
+
+
+def test_established_ioctl_fionbio_makes_reads_nonblocking():
+    """ioctl(2) FIONBIO sets the file's O_NONBLOCK, as fcntl F_SETFL does."""
+    text = "+0 ioctl(4, FIONBIO, [1]) = 0\n+0 read(4, ..., 10) = -1 EAGAIN (x)\n+0 fcntl(4, F_GETFL) = 0x802\n"
+    run(ESTABLISHED + text)
 
 
 def test_recv_dontwait_on_an_empty_queue_is_eagain_on_a_blocking_socket():
