@@ -886,7 +886,7 @@ class Connection:
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
         marks.push_once = False
         if seq_gt(tcb.snd_nxt, sent_up_to):
-            self._cut_packets(sent_up_to, mss)
+            self._cut_packets(sent_up_to, mss, cwnd)
         if prober is not None and prober.route_mtu is not None and tcb.snd_nxt != sent_up_to:
             prober.route_mtu = (prober.route_mtu[0], True)
         unsent = sender.unsent(tcb.snd_nxt)
@@ -907,18 +907,23 @@ class Connection:
         else:
             self.timers.stop(timers.PERSIST)
 
-    def _cut_packets(self, start: int, mss: int) -> None:
+    def _cut_packets(self, start: int, mss: int, cwnd: int) -> None:
         """What was just sent from `start` left as Linux's GSO packets, each its own skb: an skb is cut
-        where a packet ends inside it (tso_fragment), so the send buffer counts the skbs Linux would."""
+        where a packet ends inside it (tso_fragment), so the send buffer counts the skbs Linux would. A
+        packet holds at most half the window, so that two are in flight (tcp_cwnd_test)."""
         buf = self.sender.buffer
         end = self.tcb.snd_nxt
         packet = write_queue.gso_segments(self, mss) * mss
+        window = max(cwnd // mss, 1)
+        flight = self.recovery.in_flight() - seq_sub(end, start)  # before this send, in bytes
         pos = start
         while seq_lt(pos, end):
             skb_end = buf.skb_end(pos)
             if skb_end is None:
                 return
-            cut = seq_add(pos, min(packet, seq_sub(skb_end, pos), seq_sub(end, pos)))
+            quota = max(min(max(window >> 1, 1), window - flight // mss), 1) * mss
+            cut = seq_add(pos, min(packet, quota, seq_sub(skb_end, pos), seq_sub(end, pos)))
+            flight += seq_sub(cut, pos)
             buf.split(cut)
             if seq_sub(cut, pos) > mss:
                 self._push_packet_end(cut)
