@@ -111,7 +111,6 @@ class Stack:
         self._tiebreak = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._deadlines_moved = False  # a deadline was added, moved or dropped since the timer was armed
         self._closed = False
         self._held: dict[Connection, int] = {}  # bytes each connection is charged to the memory budget
         self._retired: Counters | None = None  # counters of connections already removed, summed
@@ -620,9 +619,7 @@ class Stack:
             if not conn.finished:  # (retired in a later round)
                 self._charge(conn, transport)
                 self._schedule(conn)
-        if self._deadlines_moved:  # (most flushes of a round trip leave every deadline as it was)
-            self._deadlines_moved = False
-            self._arm_timer()
+        self._arm_timer()
         if self._app_woken:
             # the application's tasks just woken run in the loop's next iteration, and what they write is
             # flushed in the one after (call_soon from within a callback waits an iteration): a flush queued
@@ -718,8 +715,7 @@ class Stack:
         self.demux.remove(conn)
         self._transports.pop(conn, None)
         self._connecting.pop(conn, None)
-        if self._scheduled.pop(conn, None) is not None:
-            self._deadlines_moved = True
+        self._scheduled.pop(conn, None)
         self._flows.pop(conn, None)
         if self._retired is None:
             self._retired = Counters()
@@ -737,12 +733,10 @@ class Stack:
     def _schedule(self, conn: Connection) -> None:
         deadline = conn.next_deadline()
         if deadline is None:
-            if self._scheduled.pop(conn, None) is not None:
-                self._deadlines_moved = True
+            self._scheduled.pop(conn, None)
         elif self._scheduled.get(conn) != deadline:
             self._scheduled[conn] = deadline
             heapq.heappush(self._heap, (deadline, next(self._tiebreak), conn))
-            self._deadlines_moved = True
 
     def _arm_timer(self) -> None:
         heap = self._heap
@@ -764,7 +758,6 @@ class Stack:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        self._deadlines_moved = True  # the timer is spent: arm it again for what is left
         self.counters["TimerWakeups"] += 1
         # the loop's clock is coarser than ours: a timer may fire up to one tick before its deadline,
         # which then counts as due, with `now` = the deadline (as aioquic's max(timer_at, loop.time()))
