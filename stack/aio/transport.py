@@ -124,7 +124,7 @@ class TcpTransport(asyncio.Transport):
         self._closing = True
         self._reading_paused = False
         self._eof_wanted = True
-        self._conn.detach(self._stack.now())  # an orphan: FIN_WAIT_2 is bounded by config.fin_timeout
+        self._detach()
         self._push()
         self._deliver_reads()  # discard what arrives from now on: nobody will read it
         self._stack.call_soon(self.check_done)  # asyncio calls connection_lost soon after close()
@@ -325,9 +325,15 @@ class TcpTransport(asyncio.Transport):
         self._closing = True
         self._pending, self._pending_size = (), 0
         self._eof_wanted = True
-        self._conn.detach(self._stack.now())
+        self._detach()
         self._push()
         self._lose(exc)
+
+    def _detach(self) -> None:
+        """The application lets go: an orphan's FIN_WAIT_2 is bounded by config.fin_timeout. The stack
+        reschedules the connection, whose deadline may be new while it has nothing to send (FIN ACKed)."""
+        self._conn.detach(self._stack.now())
+        self._stack.mark_dirty(self._conn)
 
     def _call(self, fn, *args):
         try:

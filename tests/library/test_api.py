@@ -348,6 +348,32 @@ def test_fin_wait_2_peer_never_closes_wait_closed_returns_after_fin_timeout(run)
     run(main())
 
 
+def test_fin_wait_2_closed_after_our_fin_was_acked_still_times_out(run):
+    """Linux tcp_fin_timeout: an application that half-closes, sees its FIN ACKed and only then closes
+    leaves an orphan in FIN-WAIT-2 whose timer must still run out (the close changes only a deadline)."""
+
+    async def main() -> None:
+        a, b = SocketPairDevice.pair()
+        client, server = Stack(a, CLIENT, config=TcpConfig(fin_timeout=0.3)), Stack(b, SERVER)
+        try:
+            accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+            await server.start_server(lambda r, w: accepted.set_result(w), port=7)  # never closes
+            _, writer = await client.open_connection(SERVER, 7)
+            await accepted
+            writer.write_eof()
+            while [row["state"] for row in client.snapshot()] != ["FIN_WAIT2"]:
+                await asyncio.sleep(0.005)
+            writer.close()
+            started = asyncio.get_running_loop().time()
+            await asyncio.wait_for(client.wait_idle(), 10)
+            assert asyncio.get_running_loop().time() - started >= 0.25
+        finally:
+            await client.close()
+            await server.close()
+
+    run(main())
+
+
 def test_listen_reuse_port_spreads_connections_over_the_servers_sharing_the_port(run):
     """SO_REUSEPORT (Linux): servers that all ask for it share a port, connections spread by the peer's
     address; the port listens until the last of them closes. Without it on every server: EADDRINUSE."""
