@@ -99,8 +99,8 @@ def write(conn: Connection, data: bytes, now: float) -> int:
     marks = sender.marks
     goal = size_goal(conn)
     budget = conn.memory
-    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
-    taken, total = 0, len(data)
+    view = memoryview(data).cast("B")  # slices of it are views: a bytes slice would copy a skb's part
+    taken, total = 0, len(view)
     while taken < total:
         tail = buf.tail()
         room = 0

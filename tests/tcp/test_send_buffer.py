@@ -40,6 +40,24 @@ def test_established_bulk_send_copies_each_payload_byte_twice_on_its_way_to_the_
     assert copies + copied / taken + 1 == 2
 
 
+def test_established_send_of_bytes_across_skbs_hands_the_buffer_views_of_them(conn_in, monkeypatch):
+    """SEND's one copy is the send buffer's: a write longer than a skb reaches the buffer in parts that
+    are views of the caller's bytes (a slice of bytes would be a copy of its own)."""
+    c = conn_in(State.ESTABLISHED, tso_max_bytes=TSO)
+    handed = []
+    append = SendBuffer.append
+
+    def recording(self, data, limit, reserve=0):
+        handed.append(data)
+        return append(self, data, limit, reserve)
+
+    monkeypatch.setattr(SendBuffer, "append", recording)
+    data = random.Random(2).randbytes(200_000)
+    assert c.send(data, 0.0) == len(data)
+    assert len(handed) > 1  # several skbs
+    assert all(type(part) is memoryview and part.obj is data for part in handed)
+
+
 def test_send_buffer_view_keeps_its_bytes_after_the_ack_and_later_writes():
     """An arena is written once: a payload view still held (a queued segment, the pcap) never changes."""
     buf = SendBuffer()
