@@ -146,17 +146,7 @@ class Contained:
         rate.on_cumulative_ack(ack, now)
         rs = rate.take_sample(now)
         if rs is None:
-            sample = AckSample(
-                bytes_acked,
-                bytes_in_flight,
-                None,
-                rate.min_rtt,
-                rate.delivered,
-                None,
-                rate.app_limited_until != 0,
-                now,
-                cwnd_limited=self._window_was_limiting(),
-            )
+            sample = self._sample_without_rate(bytes_acked, bytes_in_flight, now)
         else:
             sample = AckSample(
                 bytes_acked,
@@ -182,9 +172,18 @@ class Contained:
         A controller with its own window in recovery (BBR: Linux's cong_control) runs on its samples alone."""
         if self.owns_recovery_window:
             return
+        sample = self._sample_without_rate(bytes_sacked, bytes_in_flight, now)
+        try:
+            self.controller.on_ack(sample)
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("on_ack", exc)
+
+    def _sample_without_rate(self, acked: int, bytes_in_flight: int, now: float) -> AckSample:
+        """An ACK's sample when the rate sampler has none to give: no RTT, no delivery rate."""
         rate = self.rate
-        sample = AckSample(
-            bytes_sacked,
+        return AckSample(
+            acked,
             bytes_in_flight,
             None,
             rate.min_rtt,
@@ -194,11 +193,6 @@ class Contained:
             now,
             cwnd_limited=self._window_was_limiting(),
         )
-        try:
-            self.controller.on_ack(sample)
-            self._take_values()
-        except Exception as exc:  # noqa: BLE001
-            self._fall_back("on_ack", exc)
 
     def window_used(self, snd_una: int, snd_nxt: int, window_full: bool) -> None:
         """A send attempt with data waiting ended, sending or with the window full. Linux (tcp_cwnd_validate)
