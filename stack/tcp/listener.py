@@ -204,8 +204,8 @@ class Listener:
         self.counters["OutSegs"] += 1
         # the first window as a connection's (rcv_space.initial_window); a SYN's is never scaled (RFC 7323 §2.2)
         mss = config.mss - (rcv_space.TIMESTAMP_OPTION if options.timestamps is not None else 0)
-        clamp = config.receive_buffer if config.receive_buffer_locked else config.receive_buffer
-        window = min(rcv_space.initial_window(config.receive_buffer, mss, clamp), 0xFFFF)
+        full = rcv_space.win_from_space(rcv_space.sk_rcvbuf(config.receive_buffer), rcv_space.DEFAULT_SCALING_RATIO)
+        window = min(rcv_space.first_window(full, config.receive_buffer_locked, mss), 0xFFFF)
         ack = seq_add(syn.seq, 1)
         return Segment(
             self.local[1],

@@ -80,6 +80,12 @@ def window_shift(space: int) -> int:
     return min(max(space.bit_length() - 1 - 15, 0), MAX_WSCALE)
 
 
+def first_window(full_space: int, locked: bool, mss: int) -> int:
+    """The window of our SYN or SYN,ACK from the full space of the receive buffer: within the clamp that a
+    buffer set by SO_RCVBUF (`locked`) makes, else within the largest scaled window."""
+    return initial_window(full_space, mss, full_space if locked else 0xFFFF << MAX_WSCALE)
+
+
 def initial_window(full_space: int, mss: int, clamp: int) -> int:
     """The window of our SYN or SYN,ACK (tcp_select_initial_window): the full space within the clamp, in
     whole segments of `mss` (the MSS we offer, less the timestamp option when both use it)."""

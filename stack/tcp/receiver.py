@@ -135,6 +135,9 @@ class Receiver:
             if skb[0] == 0:
                 self.rmem -= skb[1]
                 del skbs[0]  # type: ignore[union-attr]
+        if skbs and not self._buf:  # everything read: no packet can still hold a byte (a safety net)
+            self.rmem -= sum(skb[1] for skb in skbs)
+            skbs = ()
         if not skbs:
             self._skbs = ()
 
@@ -170,26 +173,36 @@ class Receiver:
 
     def deliver_held(self, data: bytes) -> None:
         """Bytes the reassembly queue released at RCV.NXT: their packets move to the receive queue with
-        the memory they were charged (Linux tcp_ofo_queue)."""
-        if not data:
+        the memory they were charged, each byte counted in one packet only; packets that end at or before
+        RCV.NXT with nothing new (the in-order segment or another packet brought their bytes) are freed
+        (Linux tcp_ofo_queue)."""
+        if not self._ooo_skbs:
+            if data:  # (held bytes always have their packets; kept safe all the same)
+                self._append(data)
             return
-        was_empty = not self._buf
         start = self.tcb.rcv_nxt
         end = seq_add(start, len(data))
         kept = []
-        for skb in self._ooo_skbs:
+        cursor = 0  # bytes from `start` already given to a packet of the receive queue
+        for skb in sorted(self._ooo_skbs, key=lambda skb: seq_sub(skb[0], start)):
             seq, skb_end, size = skb
             if seq_le(skb_end, end):
-                fresh = seq_sub(skb_end, start) - max(seq_sub(seq, start), 0)
+                fresh = seq_sub(skb_end, start) - cursor
                 if fresh > 0:
                     self._push_skb([fresh, size, 0])
+                    cursor += fresh
                 else:
-                    self.rmem -= size  # wholly a duplicate of what came before it: freed
+                    self.rmem -= size  # nothing of its own left: freed
             else:
                 kept.append(skb)
         self._ooo_skbs = kept or ()
+        if data:
+            self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        was_empty = not self._buf
         self._buf += data
-        self.tcb.rcv_nxt = end
+        self.tcb.rcv_nxt = seq_add(self.tcb.rcv_nxt, len(data))
         if was_empty:
             self._events.append(_DATA_AVAILABLE)
 
@@ -398,9 +411,9 @@ class Receiver:
         default ratio in whole segments of `mss`; a buffer set by SO_RCVBUF also clamps every later window."""
         tcb = self.tcb
         full = self.allowed_space()
-        clamp = full if self.config.receive_buffer_locked else 0xFFFF << rcv_space.MAX_WSCALE
-        tcb.rcv_wnd = rcv_space.initial_window(full, mss, clamp)
-        self.window_clamp = min(0xFFFF << tcb.rcv_wscale, clamp)
+        locked = self.config.receive_buffer_locked
+        tcb.rcv_wnd = rcv_space.first_window(full, locked, mss)
+        self.window_clamp = min(0xFFFF << tcb.rcv_wscale, full if locked else 0xFFFF << rcv_space.MAX_WSCALE)
         self.rcv_ssthresh = tcb.rcv_wnd
         self.rebase_window()
 

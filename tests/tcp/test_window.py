@@ -134,3 +134,29 @@ def test_established_small_segment_copied_into_previous_packet_room(conn_in):
     assert c.receiver.rmem == 1280
     c.read()
     assert c.receiver.rmem == 0
+
+
+def test_established_segment_covering_held_data_frees_the_held_packet(conn_in):
+    """Linux tcp_ofo_queue: an in-order segment that brings the bytes held out of order as well (a
+    go-back-N resend, segments collapsed on retransmission) leaves the held packet with nothing of its
+    own; its memory is freed at once, so the window does not shrink for good."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1 + 1000, ISS + 1, b"b" * 1000), 0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 2000), 0.0)
+    alone = conn_in(State.ESTABLISHED)
+    alone.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 2000), 0.0)
+    assert c.receiver.rmem == alone.receiver.rmem > 0
+
+
+def test_established_overlapping_held_segments_charge_each_byte_once(conn_in):
+    """Each byte of the receive queue belongs to one packet, so a packet's memory is freed once its own
+    bytes are read: two held segments that overlap do not count the shared bytes twice."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg(".", IRS + 1 + 1000, ISS + 1, b"b" * 1000), 0.0)  # [1000, 2000)
+    c.receive_segment(seg(".", IRS + 1 + 1500, ISS + 1, b"c" * 1000), 0.0)  # [1500, 2500)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 1000), 0.0)  # [0, 1000): all three in order
+    c.receive_segment(seg(".", IRS + 1 + 2500, ISS + 1, b"d" * 1000), 0.0)  # [2500, 3500), unread below
+    assert len(c.read(2500)) == 2500  # every byte of the first three packets
+    last = conn_in(State.ESTABLISHED)
+    last.receive_segment(seg(".", IRS + 1, ISS + 1, b"d" * 1000), 0.0)
+    assert c.receiver.rmem == last.receiver.rmem > 0  # only the last packet is still charged
