@@ -98,7 +98,7 @@ MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
     "tcp_rto_max_ms": _integer("max_rto", lambda v: v / 1000),
     "tcp_slow_start_after_idle": _integer("slow_start_after_idle", _flag),  # RFC 5681 §4.1
     "tcp_notsent_lowat": _integer("notsent_lowat"),
-    "tcp_min_tso_segs": _integer("min_tso_segs"),  # segments in the smallest GSO packet
+    "tcp_min_tso_segs": _integer("min_tso_segs", lambda v: _in_range(v, 1, 255)),  # the smallest GSO packet
     "tcp_pacing_ss_ratio": _integer("pacing_ss_ratio", lambda v: _in_range(v, 0, 3000)),  # (fq pacing)
     "tcp_pacing_ca_ratio": _integer("pacing_ca_ratio", lambda v: _in_range(v, 0, 3000)),
     "tcp_mtu_probing": _integer("mtu_probing", lambda v: _in_range(v, 0, 2)),  # RFC 4821

@@ -63,7 +63,7 @@ def gso_segments(conn: Connection, mss: int) -> int:
         r = int(min_rtt * 1e6) >> _TSO_RTT_LOG
         if r < 32:
             size += _GSO_MAX >> r
-    return max(int(min(size, _GSO_MAX)) // mss, conn.config.min_tso_segs)
+    return max(int(min(size, _GSO_MAX)) // mss, conn.config.min_tso_segs, 1)  # a config of 0: still one
 
 
 def memory_free(conn: Connection, wake: int = 0) -> bool:

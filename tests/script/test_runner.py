@@ -186,6 +186,12 @@ def test_sysctl_option_with_a_bad_value_fails():
         Runner(parse("--tcp_retries2=many\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", "t.pkt"))
 
 
+def test_sysctl_min_tso_segs_outside_linux_range_skips():
+    """Linux's tcp_min_tso_segs takes 1 to 255: 0 is refused (a GSO packet of no segment)."""
+    with pytest.raises(ScriptSkip, match="tcp_min_tso_segs"):
+        Runner(parse("--tcp_min_tso_segs=0\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", "t.pkt"))
+
+
 def test_sysctl_challenge_ack_limit_changes_what_the_stack_answers():
     """RFC 5961 §7: with a limit of 1 per second the second in-window RST in that second is not answered."""
     text = "--tcp_challenge_ack_limit=1\n" + ESTABLISHED + "+0 < R 100:100(0) win 0\n+0 > . 1:1(0) ack 1\n"
