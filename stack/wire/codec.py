@@ -286,6 +286,7 @@ class BatchEncoder:
         self._buf_size = 0
         self.merged_segments = 0  # segments that went out inside a super-segment, after its first
         self.cut_segments = 0  # packets cut here from a super-segment (software GSO), after its first
+        self._ident = 0  # the next IPv4 ID of a packet without DF
 
     def _grow(self, n: int) -> None:
         segs = ffi.new("struct fast_seg[]", n)
@@ -328,14 +329,22 @@ class BatchEncoder:
         i = self._slot(seg.payload)
         self._raw[i] = 0
         self._gso[i] = seg.gso  # a run the core made one Segment (TSO): cut by the kernel, or here
+        pieces = 1
         if seg.gso:
             beyond = (len(seg.payload) - 1) // seg.gso
+            pieces += beyond
             if self.vnet:
                 self.merged_segments += beyond
             else:
                 self.cut_segments += beyond
                 self._records += beyond
-        _fill(self._segs[i], src, dst, seg, ttl, 0, flow)
+        ident = 0
+        if not seg.df and dst <= MAX4:
+            # a datagram routers may fragment needs an ID of its own (RFC 6864 §4.1; each piece of a
+            # super-segment takes the next, as the kernel's TSO and the software GSO here number them)
+            ident = self._ident
+            self._ident = (ident + pieces) & 0xFFFF
+        _fill(self._segs[i], src, dst, seg, ttl, ident, flow)
 
     def packet(self, packet: bytes) -> None:
         """A whole IP packet (checksums complete), copied as it is."""

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, fragment
 
-from stack.wire.codec import IpPacket, TcpPacket, decode, encode_tcp
+from stack.wire.codec import BatchEncoder, IpPacket, TcpPacket, decode, encode_tcp
 from stack.wire.segment import Flags, Segment, TcpOptions
 
 u16 = st.integers(0, 0xFFFF)
@@ -189,6 +189,20 @@ def test_encode_df_and_tos_as_the_segment_asks():
     assert not marked.flags.DF and marked.tos == 0x2A
     del marked.chksum
     assert bytes(marked) == raw  # the header checksum covers the new bytes
+
+
+def test_encode_batch_numbers_packets_without_df_and_each_cut_piece():
+    """RFC 6864 §4.1: a datagram that routers may fragment (no DF, IP_MTU_DISCOVER DONT) needs an IPv4 ID
+    of its own among those in flight; the pieces software GSO cuts from a super-segment take the next
+    ones, as Linux's GSO numbers them. With DF the ID means nothing (an atomic datagram)."""
+    enc = BatchEncoder()
+    enc.tcp(1, 2, Segment(1, 2, 0, 0, Flags.ACK, 100, b"a" * 100, df=False))
+    enc.tcp(1, 2, Segment(1, 2, 100, 0, Flags.ACK, 100, b"b" * 3000, df=False, gso=1000))  # three pieces
+    enc.tcp(1, 2, Segment(1, 2, 3100, 0, Flags.ACK, 100, b"c" * 100))  # DF
+    first = [IP(bytes(p)).id for p in enc.build().packets()]
+    enc.tcp(1, 2, Segment(1, 2, 3200, 0, Flags.ACK, 100, b"d" * 100, df=False))
+    later = [IP(bytes(p)).id for p in enc.build().packets()]
+    assert first == [0, 1, 2, 3, 0] and later == [4]
 
 
 def test_icmp_decodes_as_ip_packet():
