@@ -80,11 +80,15 @@ class StackSocket:
             if stack is not None:
                 stack.mark_dirty(conn)
         elif conn is not None and key == self._tos_option():
-            number = int.from_bytes(value, "little", signed=True) if isinstance(value, bytes) else int(value)
-            if key[1] == socket.IPV6_TCLASS and not -1 <= number <= 0xFF:
-                raise OSError(errno.EINVAL, "Invalid argument")
-            # the byte less its ECN field, which stays TCP's (RFC 3168 §5; Linux masks it for a stream socket)
-            sockopts.configure(conn, 0.0, tos=max(number, 0) & 0xFC)
+            # an int, or (IP_TOS) one unsigned byte, as Linux's do_ip_setsockopt reads it
+            signed = not isinstance(value, bytes) or len(value) > 1
+            number = int.from_bytes(value, "little", signed=signed) if isinstance(value, bytes) else int(value)
+            if key[1] == socket.IPV6_TCLASS:
+                if not -1 <= number <= 0xFF:
+                    raise OSError(errno.EINVAL, "Invalid argument")
+                number = max(number, 0)  # -1: the default
+            # the low byte less its ECN field, which stays TCP's (RFC 3168 §5; Linux masks it for a stream socket)
+            sockopts.configure(conn, 0.0, tos=number & 0xFC)
         elif conn is not None and self.family == socket.AF_INET and key == _MTU_DISCOVER:
             number = int.from_bytes(value, "little", signed=True) if isinstance(value, bytes) else int(value)
             if not PMTUDISC_DONT <= number <= PMTUDISC_OMIT:

@@ -85,6 +85,23 @@ def test_established_extra_info_names_both_ends_and_a_socket_like_object(run):
     run(with_pair(body))
 
 
+def test_established_ip_tos_of_one_byte_is_unsigned_and_an_int_keeps_its_low_byte(run):
+    """Linux do_ip_setsockopt: IP_TOS given as one byte is an unsigned char (0xB8, EF's DSCP, not -72),
+    an int keeps its low byte; the ECN field stays TCP's (RFC 3168 §5)."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await _accepted(server, 7)
+        transport, _ = await client.create_connection(Recorder, SERVER, 7)
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, b"\xb8")
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0xB8
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x129)
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0x28
+        transport.abort()
+
+    run(with_pair(body))
+
+
 def test_established_tcp_cork_on_socket_holds_small_write_until_cleared(run):
     """Linux tcp(7) TCP_CORK through get_extra_info('socket'): a partial segment waits while corked and
     leaves when the option is cleared; TCP_USER_TIMEOUT and TCP_MAXSEG read back as Linux reports them."""
