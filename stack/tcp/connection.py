@@ -292,12 +292,16 @@ class Connection:
 
     def _headers(self) -> int:
         """IP and TCP headers and the options every segment carries: MTU = MSS + this (tcp_mss_to_mtu)."""
-        return (60 if self.remote[0] > 0xFFFFFFFF else 40) + (12 if self.tcb.ts_ok else 0)
+        return self._ip_tcp_headers() + (12 if self.tcb.ts_ok else 0)
+
+    def _ip_tcp_headers(self) -> int:
+        """The IP and TCP headers without options: IPv6 40 + 20, IPv4 20 + 20 (stack/wire/addr.py)."""
+        return 60 if self.remote[0] > 0xFFFFFFFF else 40
 
     @property
     def mtu_cookie(self) -> int:
         """The path MTU the segment size was last fitted to (Linux icsk_pmtu_cookie)."""
-        return self.path_mtu or self.path_mss + (60 if self.remote[0] > 0xFFFFFFFF else 40)
+        return self.path_mtu or self.path_mss + self._ip_tcp_headers()
 
     def route_mtu_changed(self, mtu: int) -> None:
         """The route to the peer was given a new MTU (`ip route change`). As Linux, an open connection
@@ -376,7 +380,7 @@ class Connection:
         """The largest segment the path MTU carries (RFC 1191 §3, RFC 8201 §5.4), without options."""
         if not self.path_mtu:
             return self.config.mss
-        return self.path_mtu - (60 if self.remote[0] > 0xFFFFFFFF else 40)  # IPv6 (stack/wire/addr.py)
+        return self.path_mtu - self._ip_tcp_headers()
 
     def set_congestion_control(self, name: str) -> None:
         """TCP_CONGESTION on an open connection (Linux tcp_set_congestion_control): the new controller
@@ -751,12 +755,7 @@ class Connection:
             # pushed, as Linux's window probe (tcp_write_wakeup) is
             self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), n, False, now, push=True)
             return
-        if self.probe_stamp is None:
-            self.probe_stamp = now
-        elif user_timeout.probing_expired(self, now) or self.probes_out >= self.config.max_retries:
-            # TCP_USER_TIMEOUT, or tcp_retries2 probes in a row that nothing answered (Linux tcp_probe_timer)
-            self._events.append(TimedOut())  # as a retransmission timeout: no RST (Linux tcp_write_err)
-            self.enter(Event.RETRANSMIT_TIMEOUT, now)
+        if self._probing_gave_up(now):
             return
         self._emit(now, Flags.ACK, seq_add(tcb.snd_una, -1))
         self.counters.window_probes += 1
@@ -770,15 +769,24 @@ class Connection:
         backing off, as Linux does for a send that failed locally (tcp_send_probe0 with
         TCP_RESOURCE_PROBE_INTERVAL); the tries count as probes, and TCP_USER_TIMEOUT, counted from the
         first, ends the connection (tcp_probe_timer)."""
-        if self.probe_stamp is None:
-            self.probe_stamp = now
-        elif user_timeout.probing_expired(self, now) or self.probes_out >= self.config.max_retries:
-            self._events.append(TimedOut())  # or after tcp_retries2 tries (Linux tcp_probe_timer)
-            self.enter(Event.RETRANSMIT_TIMEOUT, now)
+        if self._probing_gave_up(now):
             return
         self.probes_out += 1
         deadline = now + RESOURCE_PROBE_INTERVAL
         self.timers.start(timers.PERSIST, user_timeout.clamp_probe(self, deadline))
+
+    def _probing_gave_up(self, now: float) -> bool:
+        """Before a probe: TCP_USER_TIMEOUT since the first one, or tcp_retries2 probes in a row that
+        nothing answered, end the connection as a retransmission timeout does, without a RST (Linux
+        tcp_probe_timer, tcp_write_err); True if it ended."""
+        if self.probe_stamp is None:
+            self.probe_stamp = now
+            return False
+        if user_timeout.probing_expired(self, now) or self.probes_out >= self.config.max_retries:
+            self._events.append(TimedOut())
+            self.enter(Event.RETRANSMIT_TIMEOUT, now)
+            return True
+        return False
 
     # ------------------------------------------------------------------ output path
 
@@ -1256,7 +1264,7 @@ class Connection:
         if resend is not None:
             self.retransmit(resend, now)  # the segment after a NewReno partial ACK (RFC 6582 §3.2 step 4)
         reduced_until = self.ecn.reduced_until
-        ecn_reducing = reduced_until is not None and self.cc.in_recovery and not recovery.in_recovery
+        ecn_reducing = reduced_until is not None and recovery.ecn_reducing and not recovery.in_recovery
         if ecn_reducing and seq_ge(ack, reduced_until):
             # the window of data an ECN reduction answered is acknowledged: the reduction ends, cwnd is
             # ssthresh and grows again (RFC 3168 §6.1.2; Linux leaves CWR, tcp_end_cwnd_reduction)

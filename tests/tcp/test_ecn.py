@@ -124,3 +124,21 @@ def test_established_ece_reduction_is_paced_by_prr_from_the_window_before_the_ac
     assert c.cc.ssthresh == int(cwnd * 0.7)
     assert c.recovery.send_window == c.recovery.in_flight() + mss == cwnd
     assert len([s for s in c.segments_to_send(0.2) if s.payload]) == 1
+
+
+def test_established_congestion_control_changed_during_ece_reduction_still_ends_it():
+    """§6.1.2 with TCP_CONGESTION set meanwhile (Linux keeps its CWR state across the change): the new
+    controller goes on from the reduced window, and the reduction still ends when its window of data is
+    acknowledged, so the window grows again instead of staying under PRR for good."""
+    c = _established()
+    c.send(b"d" * (40 * MSS), 0.1)
+    c.segments_to_send(0.1)
+    c.receive_segment(replace(seg(".", IRS + 1, ISS + 1 + MSS), flags=Flags.ACK | Flags.ECE), 0.2)
+    reduced_until = c.ecn.reduced_until
+    c.set_congestion_control("cubic")
+    now = 0.2
+    while c.tcb.snd_una != reduced_until:
+        now += 0.01
+        c.segments_to_send(now)
+        c.receive_segment(seg(".", IRS + 1, min(c.tcb.snd_una + 2 * MSS, reduced_until)), now)
+    assert not c.recovery.ecn_reducing
