@@ -202,10 +202,15 @@ class Kernel:
 
     def _byte_count(self, line: SyscallLine, count: int) -> int:
         """A count of bytes a call sends: made here as zeroes, so bounded (a negative one cannot be written)."""
-        if count < 0:
-            raise ScriptFailure(f"{self.path}:{line.line}: {line.name}() of {count} bytes")
+        self._not_negative(line, count)
         if count > MAX_BYTES_PER_CALL:
             raise ScriptSkip(f"{line.name}() of {count} bytes: at most {MAX_BYTES_PER_CALL} in one call")
+        return count
+
+    def _not_negative(self, line: SyscallLine, count: int) -> int:
+        """A count of bytes a call moves: a negative one is a mistake in the script."""
+        if count < 0:
+            raise ScriptFailure(f"{self.path}:{line.line}: {line.name}() of {count} bytes")
         return count
 
     def _sock(self, line: SyscallLine) -> Socket | None:
@@ -455,7 +460,7 @@ class Kernel:
         if sock is None:
             return -1, "EBADF"
         flags = self._flags(line, 3, _RECV_FLAGS)
-        size = self._int(line, 2)
+        size = self._not_negative(line, self._int(line, 2))
         if "MSG_ERRQUEUE" in flags:
             return self._read_errqueue(line, sock, size, None, [])
         null = self._arg(line, 1) == Name("NULL")
@@ -724,7 +729,7 @@ class Kernel:
         if conn is None:
             return -1, "ENOTCONN"
         flags = self._flags(line, 5, frozenset({"SPLICE_F_NONBLOCK", "SPLICE_F_MOVE", "SPLICE_F_MORE"}))
-        size, pipe = self._int(line, 4), out.pipe
+        size, pipe = self._not_negative(line, self._int(line, 4)), out.pipe
 
         def attempt() -> Outcome | None:
             queued = conn.recv_queue_bytes

@@ -9,9 +9,10 @@ report carries the byte's key: its sequence number less SND.UNA when OPT_ID was 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
-from stack.wire.seq import seq_ge, seq_gt, seq_lt, seq_sub
+from stack.wire.seq import seq_ge, seq_gt, seq_sub
 
 # what SO_TIMESTAMPING's value asks for (Linux include/uapi/linux/net_tstamp.h)
 TX_SOFTWARE = 1 << 1  # an SND timestamp when the device sends
@@ -36,6 +37,10 @@ KINDS = {"SCM_TSTAMP_SND": SCM_TSTAMP_SND, "SCM_TSTAMP_SCHED": SCM_TSTAMP_SCHED,
 # the error queue is bounded as Linux bounds it by the receive buffer (sock_queue_err_skb): beyond this
 # many unread reports, new ones are dropped
 MAX_QUEUED = 1024
+# marks of writes not yet acknowledged, at most: beyond, a write's mark replaces the newest one, as a
+# write that adds to Linux's last skb replaces that skb's key (tcp_tx_timestamp); a peer that never
+# acknowledges cannot make the list grow with every small write
+MAX_MARKS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +72,23 @@ class TxTimestamps:
     def wrote(self, last_byte: int) -> None:
         """A write ended at `last_byte`: mark it with the timestamps asked for now."""
         if self.flags & _TX:
-            self._marks.append((last_byte, self.flags & _TX))
+            if len(self._marks) < MAX_MARKS:
+                self._marks.append((last_byte, self.flags & _TX))
+            else:
+                self._marks[-1] = (last_byte, self.flags & _TX)
 
     def sent(self, seq: int, length: int, now: float) -> None:
         """A segment [seq, seq+length) left: SCHED and SND for each marked byte in it."""
-        end = (seq + length) & 0xFFFFFFFF
-        for byte, flags in self._marks:
-            if seq_ge(byte, seq) and seq_lt(byte, end):
-                if flags & TX_SCHED:
-                    self._report(SCM_TSTAMP_SCHED, byte, now)
-                if flags & TX_SOFTWARE:
-                    self._report(SCM_TSTAMP_SND, byte, now)
+        marks = self._marks
+        if not marks:
+            return
+        # the marks are in sequence order: only those inside the segment are visited
+        first = bisect_left(marks, 0, key=lambda mark: seq_sub(mark[0], seq))
+        for byte, flags in marks[first : bisect_left(marks, length, key=lambda mark: seq_sub(mark[0], seq))]:
+            if flags & TX_SCHED:
+                self._report(SCM_TSTAMP_SCHED, byte, now)
+            if flags & TX_SOFTWARE:
+                self._report(SCM_TSTAMP_SND, byte, now)
 
     def acked(self, snd_una: int, ack: int, now: float) -> None:
         """The cumulative ACK moved from `snd_una` to `ack`: ACK for each marked byte it passed, once; the

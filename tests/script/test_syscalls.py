@@ -154,6 +154,21 @@ def test_write_of_a_negative_count_is_a_script_error():
         run(ESTABLISHED + "+0 write(4, ..., -5) = -1 EFAULT (x)\n")
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        "read(4, ..., -1)",
+        "recv(4, ..., -1, MSG_PEEK)",
+        "splice(4, NULL, 6, NULL, -1, 0)",
+    ],
+)
+def test_read_of_a_negative_count_is_a_script_error(call):
+    """A negative count never reaches the core (where it would mean "everything" and overfill a pipe)."""
+    setup = "+0 pipe([5, 6]) = 0\n" if call.startswith("splice") else ""
+    with pytest.raises(ScriptFailure, match="of -1 bytes"):
+        run(ESTABLISHED + setup + "+0 < P. 1:11(10) ack 1 win 257\n" + f"+0 {call} = 10\n")
+
+
 def test_sendfile_at_a_negative_offset_is_einval():
     """sendfile(2) with an offset below 0: EINVAL (rw_verify_area), nothing is sent."""
     run(

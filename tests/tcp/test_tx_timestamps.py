@@ -84,3 +84,23 @@ def test_established_unread_reports_are_bounded():
         t.sent(1000 + i, 1, 0.0)
     assert len(t.queue) == ts.MAX_QUEUED
     assert t.dropped == 10
+
+
+def test_established_marks_of_unacknowledged_writes_are_bounded():
+    """A peer that never acknowledges cannot grow the marks with every small write: beyond MAX_MARKS a
+    write's mark replaces the newest one, as a write into Linux's last skb replaces that skb's key."""
+    t = stamps(ts.TX_SOFTWARE | ts.OPT_ID)
+    for i in range(ts.MAX_MARKS + 100):
+        t.wrote(1000 + i)
+    t.sent(1000 + ts.MAX_MARKS - 2, 102, 0.0)  # the bytes of the last 102 writes
+    assert [key for _, key in kinds(t)] == [ts.MAX_MARKS - 2, ts.MAX_MARKS + 99]  # the last one took the newest mark
+
+
+def test_established_segment_across_the_sequence_wrap_reports_its_marked_bytes():
+    """RFC 9293 §3.4 sequence space: marks just below 2**32 and just past it are in the segment."""
+    t = stamps(snd_una=0xFFFFFF00)
+    t.wrote(0xFFFFFFF0)
+    t.wrote(0x10)
+    t.wrote(0x300)  # after the segment
+    t.sent(0xFFFFFF00, 0x200, 0.0)
+    assert [key for kind, key in kinds(t) if kind == SCM_TSTAMP_SND] == [0xF0, 0x110]
