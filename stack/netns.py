@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -20,6 +21,7 @@ class NetNs:
     """A network namespace this process created; `close()` kills what was started in it and deletes it."""
 
     def __init__(self, prefix: str = "tcpstack") -> None:
+        _unwind_on_sigterm()
         self.name = f"{prefix}-{os.getpid()}-{next(_counter)}"
         subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
         self._procs: list[subprocess.Popen] = []
@@ -66,6 +68,19 @@ class NetNs:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _unwind_on_sigterm() -> None:
+    """SIGTERM ends this process as an exception would, so that every NetNs it made is closed on the way
+    out (a program stopped by a timeout, `timeout` or kill leaves no namespace behind). Only where SIGTERM
+    still does its default (a program with a handler of its own keeps it) and in the main thread, the
+    only one that may set handlers."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.02):

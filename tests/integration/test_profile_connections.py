@@ -13,17 +13,28 @@ TOOL = Path(__file__).resolve().parent.parent.parent / "tools" / "profile-connec
 
 def test_profile_connections_counts_bytecodes_per_connection_and_round_trip():
     """--bytecodes counts what the serving process executes between two signals around each workload: the
-    same count twice (opcode tracing, not time), and a connection costs more than a round trip."""
+    about the same count twice (opcode tracing, not time), and a connection costs more than a round trip."""
     argv = [sys.executable, str(TOOL), "--connections", "200", "--round-trips", "400", "--bytecodes"]
     counts = []
     for _ in range(2):
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        per = dict(
-            re.findall(r"(connections|round-trips): Python bytecodes per \S+ \(sys.settrace\): (\d+)", done.stdout)
-        )
-        assert set(per) == {"connections", "round-trips"}, done.stdout
+        out = _run(argv, timeout=120)
+        per = dict(re.findall(r"(connections|round-trips): Python bytecodes per \S+ \(sys.settrace\): (\d+)", out))
+        assert set(per) == {"connections", "round-trips"}, out
         counts.append((int(per["connections"]), int(per["round-trips"])))
     (connection, round_trip), again = counts
     assert connection > round_trip > 1000
-    assert abs(again[0] - connection) < connection // 20 and abs(again[1] - round_trip) < round_trip // 20
+    # how packets fall into read batches still varies a little from run to run
+    assert abs(again[0] - connection) < connection // 10 and abs(again[1] - round_trip) < round_trip // 10
+
+
+def _run(argv: list[str], timeout: float) -> str:
+    """The tool's output; stopped with SIGTERM if it overruns, so that it removes its namespace."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return out
