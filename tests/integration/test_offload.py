@@ -28,7 +28,7 @@ def test_offload_on_download_and_upload_move_as_super_segments(netns, tmp_path):
     served = start_serve(netns, tmp_path, "--offload", "on")
     _download_and_upload(served)
     stats = served.stats()
-    assert stats["OutMergedSegs"] > SIZE // 1448 // 2
+    assert stats["OutMergedSegs"] > SIZE // 1448 // 4  # segments after the first of each run
     assert stats["InSuperSegs"] > 10
     assert stats.get("InCsumErrors", 0) == 0
     assert stats["InSegsConn"] < SIZE // 1448  # the core took the upload in far fewer pieces than MSS-sized ones
@@ -46,7 +46,7 @@ def test_offload_on_ipv6_download_and_upload_move_as_super_segments(netns, tmp_p
     sent = served.ns.run(["sh", "-c", f"head -c {SIZE} /dev/zero | nc -6 -N -w 30 {addr6} 9"], timeout=90)
     assert sent.returncode == 0, sent.stderr
     stats = served.stats()
-    assert stats["OutMergedSegs"] > SIZE // 1428 // 2
+    assert stats["OutMergedSegs"] > SIZE // 1428 // 4  # segments after the first of each run
     assert stats["InSuperSegs"] > 10
     assert stats.get("InCsumErrors", 0) == 0
 
@@ -61,7 +61,7 @@ def test_offload_off_moves_mss_sized_packets_only(netns, tmp_path):
     stats = served.stats()
     assert stats["OutMergedSegs"] == 0
     assert stats["InSuperSegs"] == 0
-    assert stats["OutGsoSegs"] > SIZE // 1448 // 2
+    assert stats["OutGsoSegs"] > SIZE // 1448 // 4  # pieces after the first of each run: a run is 2 or more
     assert stats["InAcksSuperseded"] > 0  # the kernel's ACKs of the download arrive several to a batch
     assert stats["InSegs"] > SIZE // 1460
     assert served.stop() == 0

@@ -70,17 +70,18 @@ def test_established_ip_tos_and_mtu_discover_set_mark_segments_the_kernel_receiv
     assert data and all(p[IP].tos == 0x28 and not p[IP].flags.DF for p in data)
 
 
-# sends a line in three writes, the middle byte as urgent data (MSG_OOB), and prints what comes back
+# sends a line in three writes, the middle byte as urgent data (MSG_OOB), each after the echo of the one
+# before (so each is a segment of its own), and prints what comes back
 OOB_CLIENT = rf"""
-import socket, time
+import socket
 s = socket.create_connection(("{ADDR}", 7))
-s.sendall(b"before ")
-time.sleep(0.1)
-s.send(b"!", socket.MSG_OOB)
-time.sleep(0.1)
-s.sendall(b" after\n")
-s.shutdown(socket.SHUT_WR)
 got = b""
+for part, oob in ((b"before ", False), (b"!", True), (b" after\n", False)):
+    s.send(part, socket.MSG_OOB) if oob else s.sendall(part)
+    want = len(got) + len(part)
+    while len(got) < want and (chunk := s.recv(100)):
+        got += chunk
+s.shutdown(socket.SHUT_WR)
 while chunk := s.recv(100):
     got += chunk
 print(got.decode(), end="")
