@@ -485,18 +485,10 @@ class Kernel:
         out_flags = msg.get("msg_flags") if isinstance(msg, Struct) else None
         if "MSG_ERRQUEUE" in flags:
             return self._read_errqueue(line, sock, size, out_flags, expected)
-        if out_flags is not None and not isinstance(out_flags, AnyValue):
-            # what Linux's tcp_recvmsg reports of a stream: MSG_OOB (and MSG_TRUNC with no room) for the
-            # urgent byte, nothing else (the control buffer is sized for what the script expects)
-            got = (
-                (frozenset({"MSG_OOB"} | ({"MSG_TRUNC"} if not size else set()))) if "MSG_OOB" in flags else frozenset()
-            )
-            try:
-                want_flags = msghdr.flag_names(out_flags)
-            except msghdr.BadArgument as exc:
-                raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
-            if want_flags != got:
-                raise self.fail(line, f"msg_flags={out_flags}", f"msg_flags={'|'.join(sorted(got)) or 0}")
+        # what Linux's tcp_recvmsg reports of a stream: MSG_OOB (and MSG_TRUNC with no room) for the
+        # urgent byte, nothing else (the control buffer is sized for what the script expects)
+        urgent = frozenset({"MSG_OOB"} | ({"MSG_TRUNC"} if not size else set()))
+        self._check_msg_flags(line, out_flags, urgent if "MSG_OOB" in flags else frozenset())
 
         for want in expected:
             if want.level not in ("SOL_TCP", "IPPROTO_TCP") or want.type != "TCP_CM_INQ":
@@ -514,6 +506,17 @@ class Kernel:
 
         return self._receive(sock, size, False, flags, check_control)
 
+    def _check_msg_flags(self, line: SyscallLine, out_flags: Arg | None, got: frozenset[str]) -> None:
+        """recvmsg's msg_flags as the script expects them, unless it leaves them out or writes `...`."""
+        if out_flags is None or isinstance(out_flags, AnyValue):
+            return
+        try:
+            want = msghdr.flag_names(out_flags)
+        except msghdr.BadArgument as exc:
+            raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
+        if want != got:
+            raise self.fail(line, f"msg_flags={out_flags}", f"msg_flags={'|'.join(sorted(got)) or 0}")
+
     def _read_errqueue(
         self, line: SyscallLine, sock: Socket, size: int, out_flags: Arg | None, expected: list[msghdr.ControlMessage]
     ) -> Outcome:
@@ -527,14 +530,7 @@ class Kernel:
         report = stamps.queue[0]
         if report.packet and size:
             raise self.skip(line, "the packet a transmit timestamp carries is not modelled (OPT_TSONLY reads it)")
-        if out_flags is not None and not isinstance(out_flags, AnyValue):
-            try:
-                want_flags = msghdr.flag_names(out_flags)
-            except msghdr.BadArgument as exc:
-                raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
-            got = errqueue.out_flags(report, size)
-            if want_flags != got:
-                raise self.fail(line, f"msg_flags={out_flags}", f"msg_flags={'|'.join(sorted(got))}")
+        self._check_msg_flags(line, out_flags, errqueue.out_flags(report, size))
         if expected:
             try:
                 problem = errqueue.mismatch(report, expected, addr.is_v6(self.local_ip), self.tolerance)
