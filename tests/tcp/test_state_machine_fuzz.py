@@ -159,6 +159,12 @@ def check_connection(conn: Connection) -> None:
     total = conn.recv_queue_bytes + held
     assert 0 <= held and total <= 2 * config.receive_buffer + MAX_PAYLOAD, (conn.recv_queue_bytes, held)
     assert len(conn.receiver.reassembly) <= max(held, 0)  # every run holds at least one byte
+    # receive memory as Linux's skbs: no byte of the receive queue in two packets, packets held out of
+    # order only while bytes are held, and the charge is what the packets cost (else the window closes)
+    receiver = conn.receiver
+    assert sum(skb[0] for skb in receiver._skbs) <= conn.recv_queue_bytes
+    assert held or not receiver._ooo_skbs, receiver._ooo_skbs
+    assert receiver.rmem == sum(skb[1] for skb in receiver._skbs) + sum(skb[2] for skb in receiver._ooo_skbs)
     check_history(conn.history, conn.state)
     if conn.state is State.CLOSED:
         assert conn.finished and conn.next_deadline() is None
