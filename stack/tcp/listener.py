@@ -202,7 +202,7 @@ class Listener:
         self._cookie_sent_at = now
         self.counters["SyncookiesSent"] += 1
         self.counters["OutSegs"] += 1
-        # the first window as a connection's (rcv_space.initial_window); a SYN's is never scaled (RFC 7323 §2.2)
+        # the first window as a connection's (rcv_space.first_window); a SYN's is never scaled (RFC 7323 §2.2)
         mss = config.mss - (rcv_space.TIMESTAMP_OPTION if options.timestamps is not None else 0)
         full = rcv_space.win_from_space(rcv_space.sk_rcvbuf(config.receive_buffer), rcv_space.DEFAULT_SCALING_RATIO)
         window = min(rcv_space.first_window(full, config.receive_buffer_locked, mss), 0xFFFF)
