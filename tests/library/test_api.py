@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+from collections.abc import Callable, Coroutine
 
 import pytest
 
@@ -326,52 +327,48 @@ def test_established_callback_exception_is_reported_and_closes_only_that_connect
     run(with_pair(body))
 
 
+async def _with_a_peer_that_never_closes(body: Callable[[Stack, asyncio.StreamWriter], Coroutine]) -> None:
+    """Runs body(client, writer) on a connection to a server that never closes it, the client's FIN_WAIT_2
+    bounded by a fin_timeout of 0.3 s."""
+    a, b = SocketPairDevice.pair()
+    client, server = Stack(a, CLIENT, config=TcpConfig(fin_timeout=0.3)), Stack(b, SERVER)
+    try:
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+        await server.start_server(lambda r, w: accepted.set_result(w), port=7)  # never closes
+        _, writer = await client.open_connection(SERVER, 7)
+        await accepted
+        await body(client, writer)
+    finally:
+        await client.close()
+        await server.close()
+
+
 def test_fin_wait_2_peer_never_closes_wait_closed_returns_after_fin_timeout(run):
     """Linux tcp_fin_timeout bounds an orphaned FIN-WAIT-2: wait_closed() returns then, not never."""
 
-    async def main() -> None:
-        a, b = SocketPairDevice.pair()
-        client, server = Stack(a, CLIENT, config=TcpConfig(fin_timeout=0.3)), Stack(b, SERVER)
-        try:
-            accepted: asyncio.Future = asyncio.get_running_loop().create_future()
-            await server.start_server(lambda r, w: accepted.set_result(w), port=7)  # never closes
-            _, writer = await client.open_connection(SERVER, 7)
-            await accepted
-            writer.close()
-            started = asyncio.get_running_loop().time()
-            await asyncio.wait_for(writer.wait_closed(), 10)
-            assert asyncio.get_running_loop().time() - started >= 0.25
-        finally:
-            await client.close()
-            await server.close()
+    async def body(client: Stack, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(writer.wait_closed(), 10)
+        assert asyncio.get_running_loop().time() - started >= 0.25
 
-    run(main())
+    run(_with_a_peer_that_never_closes(body))
 
 
 def test_fin_wait_2_closed_after_our_fin_was_acked_still_times_out(run):
     """Linux tcp_fin_timeout: an application that half-closes, sees its FIN ACKed and only then closes
     leaves an orphan in FIN-WAIT-2 whose timer must still run out (the close changes only a deadline)."""
 
-    async def main() -> None:
-        a, b = SocketPairDevice.pair()
-        client, server = Stack(a, CLIENT, config=TcpConfig(fin_timeout=0.3)), Stack(b, SERVER)
-        try:
-            accepted: asyncio.Future = asyncio.get_running_loop().create_future()
-            await server.start_server(lambda r, w: accepted.set_result(w), port=7)  # never closes
-            _, writer = await client.open_connection(SERVER, 7)
-            await accepted
-            writer.write_eof()
-            while [row["state"] for row in client.snapshot()] != ["FIN_WAIT2"]:
-                await asyncio.sleep(0.005)
-            writer.close()
-            started = asyncio.get_running_loop().time()
-            await asyncio.wait_for(client.wait_idle(), 10)
-            assert asyncio.get_running_loop().time() - started >= 0.25
-        finally:
-            await client.close()
-            await server.close()
+    async def body(client: Stack, writer: asyncio.StreamWriter) -> None:
+        writer.write_eof()
+        while [row["state"] for row in client.snapshot()] != ["FIN_WAIT2"]:
+            await asyncio.sleep(0.005)
+        writer.close()
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(client.wait_idle(), 10)
+        assert asyncio.get_running_loop().time() - started >= 0.25
 
-    run(main())
+    run(_with_a_peer_that_never_closes(body))
 
 
 def test_listen_reuse_port_spreads_connections_over_the_servers_sharing_the_port(run):
