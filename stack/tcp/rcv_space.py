@@ -80,10 +80,15 @@ def window_shift(space: int) -> int:
     return min(max(space.bit_length() - 1 - 15, 0), MAX_WSCALE)
 
 
+def buffer_clamp(full_space: int, locked: bool) -> int:
+    """The most any window may offer: the buffer's full space when SO_RCVBUF set it (`locked`), else the
+    largest scaled window."""
+    return full_space if locked else 0xFFFF << MAX_WSCALE
+
+
 def first_window(full_space: int, locked: bool, mss: int) -> int:
-    """The window of our SYN or SYN,ACK from the full space of the receive buffer: within the clamp that a
-    buffer set by SO_RCVBUF (`locked`) makes, else within the largest scaled window."""
-    return initial_window(full_space, mss, full_space if locked else 0xFFFF << MAX_WSCALE)
+    """The window of our SYN or SYN,ACK from the full space of the receive buffer, within its clamp."""
+    return initial_window(full_space, mss, buffer_clamp(full_space, locked))
 
 
 def initial_window(full_space: int, mss: int, clamp: int) -> int:

@@ -413,7 +413,7 @@ class Receiver:
         full = self.allowed_space()
         locked = self.config.receive_buffer_locked
         tcb.rcv_wnd = rcv_space.first_window(full, locked, mss)
-        self.window_clamp = min(0xFFFF << tcb.rcv_wscale, full if locked else 0xFFFF << rcv_space.MAX_WSCALE)
+        self.window_clamp = min(0xFFFF << tcb.rcv_wscale, rcv_space.buffer_clamp(full, locked))
         self.rcv_ssthresh = tcb.rcv_wnd
         self.rebase_window()
 

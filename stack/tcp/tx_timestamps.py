@@ -82,9 +82,12 @@ class TxTimestamps:
         marks = self._marks
         if not marks:
             return
+
         # the marks are in sequence order: only those inside the segment are visited
-        first = bisect_left(marks, 0, key=lambda mark: seq_sub(mark[0], seq))
-        for byte, flags in marks[first : bisect_left(marks, length, key=lambda mark: seq_sub(mark[0], seq))]:
+        def offset(mark: tuple[int, int]) -> int:
+            return seq_sub(mark[0], seq)
+
+        for byte, flags in marks[bisect_left(marks, 0, key=offset) : bisect_left(marks, length, key=offset)]:
             if flags & TX_SCHED:
                 self._report(SCM_TSTAMP_SCHED, byte, now)
             if flags & TX_SOFTWARE:
