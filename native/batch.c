@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define IP_HDR 20
@@ -272,6 +273,74 @@ static int cut_segment(uint8_t *buf, size_t cap, size_t *pos, const struct fast_
     return k;
 }
 
+/* The headers of the record that item i starts when offloads are on (vnet), at out: the virtio_net_hdr
+ * and the IP and TCP headers of items i..*end-1, which go out as one super-segment (with gso, the
+ * run of at most max_run segments that `continues` allows; an item that is already a super-segment
+ * alone). Their payloads, *total bytes, follow the headers; the lengths and the partial checksum
+ * count them. Returns the header bytes written, or -1 if cap is too small or the run too large. */
+static int vnet_run_headers(uint8_t *out, size_t cap, const struct fast_seg *segs, const uint32_t *plens,
+                            const uint16_t *gso_sizes, const uint8_t *raw, int n, int i, int vnet, int gso,
+                            int max_run, int *end, size_t *total_out)
+{
+    const struct fast_seg *head = &segs[i];
+    int v6 = head->version == 6;
+    size_t ip_hdr = v6 ? IP6_HDR : IP_HDR;
+    uint32_t gso_size = plens[i];
+    int j = i + 1;
+    size_t total = plens[i];
+    if (gso && gso_sizes[i]) {
+        gso_size = gso_sizes[i]; /* a run the caller already made one segment */
+    } else if (gso && can_lead(head, gso_size)) {
+        while (j < n && j - i < max_run && !raw[j] && !gso_sizes[j] &&
+               continues(head, &segs[j - 1], &segs[j], gso_size, plens[j - 1], plens[j]) &&
+               IP_HDR + 60 + total + plens[j] <= MAX_IP_TOTAL) {
+            total += plens[j];
+            j++;
+        }
+    }
+    if ((size_t)vnet > cap)
+        return -1;
+    /* the headers of the run's last segment (its PSH/FIN), the first one's sequence number */
+    uint8_t *ip = out + vnet;
+    int hlen = fast_build_tcp((char *)ip, cap - (size_t)vnet, &segs[j - 1], NULL, 0);
+    if (hlen < 0 || (size_t)hlen + total > MAX_IP_TOTAL)
+        return -1;
+    uint8_t *tcp = ip + ip_hdr;
+    size_t ip_len = (size_t)hlen + total;
+    store16(tcp + 4, (uint16_t)(head->seq >> 16));
+    store16(tcp + 6, (uint16_t)head->seq);
+    if (v6) {
+        store16(ip + 4, (uint16_t)(ip_len - IP6_HDR)); /* payload length */
+        store16(tcp + TCP_CSUM_OFFSET, partial_csum6(head, ip_len - IP6_HDR));
+    } else {
+        store16(ip + 2, (uint16_t)ip_len);
+        store16(ip + 10, 0);
+        store16(ip + 10, fast_checksum((const char *)ip, IP_HDR, 0));
+        store16(tcp + TCP_CSUM_OFFSET, partial_csum(head->src, head->dst, ip_len - IP_HDR));
+    }
+    struct fast_vnet_hdr h;
+    memset(&h, 0, sizeof(h));
+    h.flags = FAST_VNET_NEEDS_CSUM;
+    h.csum_start = (uint16_t)ip_hdr;
+    h.csum_offset = TCP_CSUM_OFFSET;
+    h.hdr_len = (uint16_t)hlen;
+    if (total > gso_size) {
+        h.gso_type = v6 ? FAST_VNET_GSO_TCPV6 : FAST_VNET_GSO_TCPV4;
+        h.gso_size = (uint16_t)gso_size;
+    }
+    memcpy(out, &h, sizeof(h));
+    *end = j;
+    *total_out = total;
+    return vnet + hlen;
+}
+
+/* An item that goes out as an IP packet of its own, built whole with its checksums: a segment when
+ * offloads are off, or an IPv6 segment that the caller did not make a super-segment. */
+static int built_whole(const struct fast_seg *segs, const uint16_t *gso_sizes, int i, int vnet, int gso)
+{
+    return !vnet || (segs[i].version == 6 && !(gso && gso_sizes[i]));
+}
+
 /* Build n items into buf, one record each (or one per run of segments with gso), end to end from
  * offset 0; offs/lens (max_records long) get each record's place. Item i is a TCP segment segs[i] with
  * payloads[i] of plens[i] bytes, or when raw[i] a whole IP packet in payloads[i] copied as it is.
@@ -302,75 +371,108 @@ int fast_build_batch(char *cbuf, size_t cap, const struct fast_seg *segs, const 
             i++;
             continue;
         }
-        struct fast_vnet_hdr h;
-        memset(&h, 0, sizeof(h));
-        pos += (size_t)vnet;
-        if (raw[i]) {
-            if (pos + plens[i] > cap)
-                return -1;
-            memcpy(buf + pos, payloads[i], plens[i]);
-            pos += plens[i];
-            i++;
-        } else if (!vnet || (segs[i].version == 6 && !(gso && gso_sizes[i]))) { /* an IPv6 segment: whole */
-            int len = fast_build_tcp((char *)buf + pos, cap - pos, &segs[i], payloads[i], plens[i]);
-            if (len < 0)
-                return -1;
-            pos += (size_t)len;
+        if (raw[i] || built_whole(segs, gso_sizes, i, vnet, gso)) {
+            memset(buf + pos, 0, (size_t)vnet); /* no offload asked of the kernel */
+            pos += (size_t)vnet;
+            if (raw[i]) {
+                if (pos + plens[i] > cap)
+                    return -1;
+                memcpy(buf + pos, payloads[i], plens[i]);
+                pos += plens[i];
+            } else {
+                int len = fast_build_tcp((char *)buf + pos, cap - pos, &segs[i], payloads[i], plens[i]);
+                if (len < 0)
+                    return -1;
+                pos += (size_t)len;
+            }
             i++;
         } else {
-            const struct fast_seg *head = &segs[i];
-            int v6 = head->version == 6;
-            size_t ip_hdr = v6 ? IP6_HDR : IP_HDR;
-            uint32_t gso_size = plens[i];
-            int j = i + 1;
-            size_t total = plens[i];
-            if (gso && gso_sizes[i]) {
-                gso_size = gso_sizes[i]; /* a run the caller already made one segment */
-            } else if (gso && can_lead(head, gso_size)) {
-                while (j < n && !raw[j] && !gso_sizes[j] &&
-                       continues(head, &segs[j - 1], &segs[j], gso_size, plens[j - 1], plens[j]) &&
-                       IP_HDR + 60 + total + plens[j] <= MAX_IP_TOTAL) {
-                    total += plens[j];
-                    j++;
-                }
-            }
-            /* the headers of the run's last segment (its PSH/FIN), the first one's sequence number */
-            int hlen = fast_build_tcp((char *)buf + pos, cap - pos, &segs[j - 1], NULL, 0);
-            if (hlen < 0 || pos + (size_t)hlen + total > cap || (size_t)hlen + total > MAX_IP_TOTAL)
+            int j;
+            size_t total;
+            int head = vnet_run_headers(buf + pos, cap - pos, segs, plens, gso_sizes, raw, n, i, vnet, gso, n, &j,
+                                        &total);
+            if (head < 0 || pos + (size_t)head + total > cap)
                 return -1;
-            uint8_t *ip = buf + pos;
-            uint8_t *tcp = ip + ip_hdr;
-            store16(tcp + 4, (uint16_t)(head->seq >> 16));
-            store16(tcp + 6, (uint16_t)head->seq);
-            size_t off = (size_t)hlen;
+            pos += (size_t)head;
             for (int k = i; k < j; k++) {
-                memcpy(ip + off, payloads[k], plens[k]);
-                off += plens[k];
+                memcpy(buf + pos, payloads[k], plens[k]);
+                pos += plens[k];
             }
-            if (v6) {
-                store16(ip + 4, (uint16_t)(off - IP6_HDR)); /* payload length */
-                store16(tcp + TCP_CSUM_OFFSET, partial_csum6(head, off - IP6_HDR));
-            } else {
-                store16(ip + 2, (uint16_t)off);
-                store16(ip + 10, 0);
-                store16(ip + 10, fast_checksum((const char *)ip, IP_HDR, 0));
-                store16(tcp + TCP_CSUM_OFFSET, partial_csum(head->src, head->dst, off - IP_HDR));
-            }
-            h.flags = FAST_VNET_NEEDS_CSUM;
-            h.csum_start = (uint16_t)ip_hdr;
-            h.csum_offset = TCP_CSUM_OFFSET;
-            h.hdr_len = (uint16_t)hlen;
-            if (total > gso_size) {
-                h.gso_type = v6 ? FAST_VNET_GSO_TCPV6 : FAST_VNET_GSO_TCPV4;
-                h.gso_size = (uint16_t)gso_size;
-            }
-            pos += off;
             i = j;
         }
-        if (vnet)
-            memcpy(buf + rec, &h, sizeof(h));
         offs[records] = (uint32_t)rec;
         lens[records++] = (uint32_t)(pos - rec);
+    }
+    return records;
+}
+
+/* A write that failed: keep going after EINTR (0), stop quietly at a full queue or after the first
+ * record (1: a NIC drops what does not fit), or report the error (-errno). */
+static int write_failed(int written)
+{
+    if (errno == EINTR)
+        return 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || written > 0)
+        return 1;
+    return -errno;
+}
+
+/* What fast_build_batch would build with vnet, written to fd record by record without laying the
+ * records out: each record's headers go into scratch (cap bytes, reused) and its payloads are written
+ * from where they are, with one writev (the TUN device copies them into its skb: one copy less).
+ * A run of segments takes at most SEND_IOV - 1 payloads. *items gets the items the written records
+ * hold. Returns the records written, -errno if the first write failed, or -EMSGSIZE if scratch is too
+ * small. */
+#define SEND_IOV 64
+int fast_send_batch(int fd, char *scratch, size_t cap, const struct fast_seg *segs, const char **payloads,
+                    const uint32_t *plens, const uint16_t *gso_sizes, const uint8_t *raw, int n, int vnet, int gso,
+                    int *items)
+{
+    uint8_t *out = (uint8_t *)scratch;
+    struct iovec iov[SEND_IOV];
+    int records = 0;
+    int i = 0;
+    *items = 0;
+    if (vnet <= 0 || (size_t)vnet > cap)
+        return -EINVAL;
+    while (i < n) {
+        int j = i + 1;
+        int iovcnt = 1;
+        if (raw[i]) {
+            memset(out, 0, (size_t)vnet);
+            iov[0].iov_base = out;
+            iov[0].iov_len = (size_t)vnet;
+            iov[1].iov_base = (void *)payloads[i];
+            iov[1].iov_len = plens[i];
+            iovcnt = 2;
+        } else if (built_whole(segs, gso_sizes, i, vnet, gso)) {
+            memset(out, 0, (size_t)vnet);
+            int len = fast_build_tcp((char *)out + vnet, cap - (size_t)vnet, &segs[i], payloads[i], plens[i]);
+            if (len < 0)
+                return -EMSGSIZE;
+            iov[0].iov_base = out;
+            iov[0].iov_len = (size_t)vnet + (size_t)len;
+        } else {
+            size_t total;
+            int head = vnet_run_headers(out, cap, segs, plens, gso_sizes, raw, n, i, vnet, gso, SEND_IOV - 1, &j,
+                                        &total);
+            if (head < 0)
+                return -EMSGSIZE;
+            iov[0].iov_base = out;
+            iov[0].iov_len = (size_t)head;
+            for (int k = i; k < j; k++, iovcnt++) {
+                iov[iovcnt].iov_base = (void *)payloads[k];
+                iov[iovcnt].iov_len = plens[k];
+            }
+        }
+        if (writev(fd, iov, iovcnt) < 0) {
+            int r = write_failed(records);
+            if (r == 0)
+                continue;
+            return r < 0 ? r : records;
+        }
+        records++;
+        i = *items = j;
     }
     return records;
 }
@@ -381,13 +483,11 @@ int fast_write_records(int fd, const char *buf, const uint32_t *offs, const uint
 {
     int i = 0;
     while (i < n) {
-        ssize_t w = write(fd, buf + offs[i], lens[i]);
-        if (w < 0) {
-            if (errno == EINTR)
+        if (write(fd, buf + offs[i], lens[i]) < 0) {
+            int r = write_failed(i);
+            if (r == 0)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK || i > 0)
-                break;
-            return -errno;
+            return r < 0 ? r : i;
         }
         i++;
     }

@@ -109,6 +109,9 @@ int fast_gro_batch(char *buf, const uint32_t *offs, int n, struct fast_seg *segs
 int fast_build_batch(char *buf, size_t cap, const struct fast_seg *segs, const char **payloads,
                      const uint32_t *plens, const uint16_t *gso_sizes, const uint8_t *raw, int n, int vnet, int gso,
                      uint32_t *offs, uint32_t *lens, int max_records);
+int fast_send_batch(int fd, char *scratch, size_t cap, const struct fast_seg *segs, const char **payloads,
+                    const uint32_t *plens, const uint16_t *gso_sizes, const uint8_t *raw, int n, int vnet, int gso,
+                    int *items);
 int fast_write_records(int fd, const char *buf, const uint32_t *offs, const uint32_t *lens, int n);
 int fast_vnet_complete_csum(char *rec, size_t len);
 

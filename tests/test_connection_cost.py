@@ -171,6 +171,9 @@ class _CountingDevice(SocketPairDevice):
         self.writes += 1
         super().write_batch(batch)
 
+    def write_encoded(self, out) -> None:
+        self.write_batch(out.build())  # one write batch, counted (and observed by tests) as such
+
 
 def test_stack_echo_round_trip_costs_one_write_and_two_flushes():
     """A 64-byte request and its echo, on an established connection: the server's reply carries the ACK

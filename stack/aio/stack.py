@@ -106,6 +106,9 @@ class Stack:
         self._after_app: set[Connection] = set()  # output held until the applications just woken have run
         self._decoder = BatchDecoder(gro=True)  # software GRO where the device hands over wire-sized packets
         self._out = BatchEncoder(getattr(device, "vnet", 0), getattr(device, "gso", False))
+        # a device that writes a flush without it being laid out first (TUN: payloads by writev) says so;
+        # a capture or fault layer in between needs whole packets, and gets them built
+        self._write_encoded = getattr(device, "write_encoded", None)
         self._heap: list[tuple[float, int, Connection]] = []
         self._scheduled: dict[Connection, float] = {}
         self._tiebreak = itertools.count()
@@ -614,7 +617,10 @@ class Stack:
         packets = len(out)
         if packets:
             self.counters["OutPackets"] += packets
-            self.device.write_batch(out.build())
+            if self._write_encoded is not None:
+                self._write_encoded(out)
+            else:
+                self.device.write_batch(out.build())
         for conn, transport in kept:  # after the write: the answer does not wait for this bookkeeping
             if not conn.finished:  # (retired in a later round)
                 self._charge(conn, transport)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from stack.aio.batchio import BatchReader, write_batch
 from stack.wire.batch import VNET_HDR_LEN, PacketBatch
+from stack.wire.codec import BatchEncoder
 
 TUNSETOFFLOAD = 0x400454D0  # _IOW('T', 208, unsigned int), linux/if_tun.h
 TUN_F_CSUM = 0x01  # we take packets whose checksum is still partial
@@ -129,6 +130,13 @@ class TunDevice:
     def write_batch(self, batch: PacketBatch | list[bytes]) -> None:
         write_batch(self._fd, batch, self.vnet)
 
+    def write_encoded(self, out: BatchEncoder) -> None:
+        """Writes a flush: with offloads each record straight from the payloads (writev), else built."""
+        if self.vnet:
+            out.send(self._fd)
+        else:
+            write_batch(self._fd, out.build())
+
     def close(self) -> None:
         # the last close of a non-persistent TUN removes the device (with queues: of its last queue, in
         # any process; closing a queue in a process that shares it with a worker only drops this handle)
@@ -165,6 +173,16 @@ class SocketPairDevice:
     def write_batch(self, batch: PacketBatch | list[bytes]) -> None:
         try:
             write_batch(self._sock.fileno(), batch, self.vnet)
+        except OSError:
+            pass  # the other end is gone: packets are lost, as on a wire
+
+    def write_encoded(self, out: BatchEncoder) -> None:
+        """As TunDevice.write_encoded: a SOCK_SEQPACKET socket keeps a writev one record too."""
+        try:
+            if self.vnet:
+                out.send(self._sock.fileno())
+            else:
+                write_batch(self._sock.fileno(), out.build())
         except OSError:
             pass  # the other end is gone: packets are lost, as on a wire
 

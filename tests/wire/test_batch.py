@@ -248,3 +248,73 @@ def test_batch_gso_ipv6_run_from_the_core_is_one_super_segment_the_kernel_cuts_b
         _data(1 + 2 * MSS, MSS, Flags.ACK | Flags.PSH),
         alone,
     ]
+
+
+# ------------------------------------------------------------------ a flush written without being laid out
+
+
+def _flush(enc: BatchEncoder) -> None:
+    """A flush of every kind of item: a run the C builder merges, a short segment, a run the core made
+    one Segment, another connection, a whole packet, IPv6 segments (one whole, one super-segment)."""
+    for seg in _run(5, last=300):
+        enc.tcp(SRC, DST, seg)
+    enc.tcp(SRC, DST, replace(_data(1 + 10 * MSS, 3 * MSS), gso=MSS))
+    enc.tcp(SRC, DST, _data(7, 20, Flags.ACK | Flags.PSH, port=81))
+    enc.packet(bytes(encode_tcp(SRC, DST, _data(1, 5))))
+    enc.tcp(SRC6, DST6, _data(1, 100, Flags.ACK | Flags.PSH), flow=7)
+    enc.tcp(SRC6, DST6, replace(_data(101, 2 * MSS, Flags.ACK | Flags.PSH), gso=MSS), flow=7)
+
+
+def _received(sock: socket.socket) -> list[bytes]:
+    records = []
+    while True:
+        try:
+            records.append(sock.recv(1 << 17))
+        except BlockingIOError:
+            return records
+
+
+def test_send_writes_exactly_the_records_build_lays_out(pair):
+    """BatchEncoder.send writes each record with one writev, headers from a small buffer and payloads
+    from where they are: byte for byte the records `build` lays out, in order, and it counts the segments
+    merged into super-segments as `build` does."""
+    a, b = pair
+    laid_out, written = BatchEncoder(VNET_HDR_LEN, True), BatchEncoder(VNET_HDR_LEN, True)
+    _flush(laid_out)
+    _flush(written)
+    expected = _records(laid_out.build())
+    assert written.send(a.fileno()) == len(expected) == 6
+    assert _received(b) == expected
+    assert written.merged_segments == laid_out.merged_segments == 4 + 2 + 1
+
+
+def test_send_cuts_a_long_run_of_small_segments_at_the_iovec_limit(pair):
+    """A run takes at most 63 payloads in one writev; the rest starts another super-segment, and the
+    kernel cuts both back into exactly the segments."""
+    a, b = pair
+    segs = [_data(1 + i * 10, 10) for i in range(100)]
+    enc = BatchEncoder(VNET_HDR_LEN, True)
+    for seg in segs:
+        enc.tcp(SRC, DST, seg)
+    assert enc.send(a.fileno()) == 2
+    records = _received(b)
+    assert [len(_kernel_cut(r)) for r in records] == [63, 37]
+    assert [p for r in records for p in _kernel_cut(r)] == segs
+
+
+def test_send_to_a_full_queue_drops_the_rest_and_says_how_many_went(pair):
+    """As a NIC's full ring: what does not fit is dropped, not queued, and send() returns what went out."""
+    a, b = pair
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    enc = BatchEncoder(VNET_HDR_LEN, True)
+    for i in range(200):
+        enc.tcp(SRC, DST, _data(1 + i * 1000, 1000, port=1000 + i))  # one record each
+    sent = enc.send(a.fileno())
+    assert 0 < sent < 200
+    assert len(_received(b)) == sent
+    assert len(enc) == 0  # the flush is done either way
+
+
+def test_send_needs_a_virtio_net_header():
+    with pytest.raises(ValueError):
+        BatchEncoder(0).send(0)
