@@ -1,10 +1,12 @@
 """The send buffer: bytes the application queued, from SND.UNA on (sent but unacknowledged, then unsent).
 
-The bytes are copied once, on SEND, into arenas: fixed-size bytearrays written front to back and never
-written again, so a segment's payload is a read-only view into an arena, not a copy; the device's
-batch builder copies it once into the packet (a segment that straddles two arenas is joined, one copy
-more). ACKs drop whole arenas; a view still held elsewhere (a queued segment, the pcap) keeps its
-arena alive, unchanged.
+The bytes are copied once, on SEND, into arenas: bytearrays written front to back, never written again
+while anything views them, so a segment's payload is a read-only view into an arena, not a copy; one
+more copy puts it into the packet (the kernel's, from the view, on a TUN device with offloads; else the
+batch builder's), and a segment that straddles two arenas is joined, one copy more. ACKs drop whole
+arenas; a view still held elsewhere (a queued segment, the pcap) keeps its arena alive, unchanged. A
+full-sized arena that nothing views any more goes to a small spare list instead, and the next bulk
+write takes it as it is: a bulk sender then allocates, zeroes and faults in no new memory per megabyte.
 
 The buffer also keeps where Linux's socket buffers (skbs) would end, because Linux charges a sender for
 the memory its queue takes, not for its bytes (sk_wmem_queued): each skb costs SKB_OVERHEAD besides its
@@ -24,6 +26,36 @@ _ARENA_MAX = 1 << 20  # a bulk sender's arenas grow to this (or to one write, if
 # what an empty skb of Linux's write queue costs (SKB_TRUESIZE of tcp_stream_alloc_skb's head on x86-64:
 # a 1 KB kmalloc for MAX_TCP_HEADER and skb_shared_info, 704 usable, plus the sk_buff and shared info)
 SKB_OVERHEAD = 1280
+_SPARES_MAX = 4  # full-sized arenas kept for reuse, for the whole process (4 MB at most)
+_spares: list[bytearray] = []
+
+
+def _unviewed(arena: bytearray) -> bool:
+    """No view of the arena is left anywhere: a bytearray with exported buffers cannot be resized."""
+    try:
+        arena.append(0)
+    except BufferError:
+        return False
+    arena.pop()
+    return True
+
+
+def _drop(arena: bytearray, view: memoryview) -> None:
+    """An arena the buffer no longer needs: a spare if it is full-sized and nothing views it."""
+    try:
+        view.release()  # (its slices, if any are left, keep their own hold on the arena)
+    except BufferError:
+        return  # a buffer taken from the view itself is still held
+    if len(arena) == _ARENA_MAX and len(_spares) < _SPARES_MAX and _unviewed(arena):
+        _spares.append(arena)
+
+
+def _new_arena(size: int) -> bytearray:
+    """An arena of `size` bytes: a spare when there is one that size (its old bytes are never read:
+    only what an append wrote is)."""
+    if size == _ARENA_MAX and _spares:
+        return _spares.pop()
+    return bytearray(size)
 
 
 class SendBuffer:
@@ -64,7 +96,7 @@ class SendBuffer:
             if room == 0:
                 want = max(n, reserve)
                 size = max(want - done, min(_ARENA_MAX, max(_ARENA_MIN, 2 * (self._len + want))))
-                arena = bytearray(size)
+                arena = _new_arena(size)
                 arenas.append((arena, memoryview(arena).toreadonly()))
                 self._fill, room = 0, size
             m = min(room, n - done)
@@ -166,11 +198,15 @@ class SendBuffer:
             head = self._head + n
             arenas = self._arenas
             while head >= len(arenas[0][0]):  # (the last arena still holds bytes)
-                head -= len(arenas.pop(0)[0])
+                arena, view = arenas.pop(0)
+                head -= len(arena)
+                _drop(arena, view)
             self._head = head
         return n
 
     def clear(self) -> None:
+        for arena, view in self._arenas:
+            _drop(arena, view)
         self._arenas = ()
         self._head = self._fill = self._len = 0
         self._ends = ()

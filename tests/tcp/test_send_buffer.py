@@ -3,6 +3,7 @@ once into the buffer and once into the packet the device gets."""
 
 import random
 
+from stack.tcp import send_buffer
 from stack.tcp.send_buffer import SendBuffer
 from stack.tcp.state import State
 from stack.wire.codec import BatchEncoder, TcpPacket, decode
@@ -87,3 +88,51 @@ def test_send_buffer_takes_only_up_to_its_limit_from_a_mutable_buffer():
     assert buf.append(pending, 5) == 5
     pending[:5] = b"HELLO"
     assert bytes(buf.take(0, 5)) == b"hello" and len(buf) == 5
+
+
+def _bulk(buf: SendBuffer, fill: int) -> None:
+    """A bulk sender's write and its ACK: `fill` bytes through full-sized arenas."""
+    chunk = bytes(range(256)) * 256
+    while fill > 0:
+        buf.append(chunk, 1 << 30)
+        fill -= len(chunk)
+    buf.ack(buf.seq + len(buf))
+
+
+def test_send_buffer_reuses_a_full_sized_arena_nothing_views_any_more(monkeypatch):
+    """A bulk sender's acknowledged arena is taken again by the next write, as it is: no new memory is
+    allocated, zeroed and faulted in per megabyte sent."""
+    monkeypatch.setattr(send_buffer, "_spares", [])
+    buf = SendBuffer()
+    _bulk(buf, 4 << 20)
+    spares = list(send_buffer._spares)
+    assert spares and all(len(a) == send_buffer._ARENA_MAX for a in spares)
+    _bulk(buf, 2 << 20)
+    buf.append(b"next", 1 << 30, reserve=send_buffer._ARENA_MAX)
+    assert any(arena is spare for arena, _ in buf._arenas for spare in spares)
+    assert bytes(buf.take(len(buf) - 4, 4)) == b"next"
+
+
+def test_send_buffer_never_reuses_an_arena_a_segment_still_views(monkeypatch):
+    """A payload view held elsewhere (a queued segment, the pcap) keeps its arena out of reuse: its
+    bytes never change, however much is written after."""
+    monkeypatch.setattr(send_buffer, "_spares", [])
+    buf = SendBuffer()
+    buf.append(b"a" * 100_000, 1 << 30, reserve=send_buffer._ARENA_MAX)
+    view = buf.take(1000, 1000)
+    buf.ack(buf.seq + len(buf))
+    assert send_buffer._spares == []
+    for _ in range(8):
+        _bulk(buf, 2 << 20)
+    assert bytes(view) == b"a" * 1000
+
+
+def test_send_buffer_keeps_few_spare_arenas(monkeypatch):
+    """The spares are for the process, bounded: memory a burst took is given back beyond them."""
+    monkeypatch.setattr(send_buffer, "_spares", [])
+    buffers = [SendBuffer() for _ in range(10)]
+    for buf in buffers:
+        buf.append(b"z" * 10, 1 << 30, reserve=send_buffer._ARENA_MAX)
+    for buf in buffers:
+        buf.clear()
+    assert len(send_buffer._spares) == send_buffer._SPARES_MAX
