@@ -3,13 +3,19 @@
 Two kinds of segment make up nearly all of a bulk transfer: the next in-order data segment and the pure
 ACK that moves SND.UNA. For a segment predicted to be one of them, every check of RFC 9293 §3.10.7.4 has
 a known outcome: it is acceptable (SEG.SEQ = RCV.NXT and its text fits the window we offered), it has no
-RST, SYN, FIN or URG (flags ACK or ACK,PSH), SND.UNA =< SEG.ACK =< SND.MAX, it repeats the send window we
-hold, its timestamp passes PAWS, it has no SACK block and no CE mark. Such a segment skips the checks and
-does exactly what they would do: take its timestamp (RFC 7323 §4.3), record the window update (SND.WL1,
-SND.WL2), process the ACK through the same calls as the full path, measure the segment's size (Linux's
-rcv_mss), append the text and schedule our ACK. Anything else, and any state in which one of these steps
-would do more (data held out of order or a FIN held behind a hole, memory pressure, a zero or shrunk
-window), takes the full path in segment_arrives.py.
+RST, SYN, FIN or URG (flags ACK or ACK,PSH), SND.UNA =< SEG.ACK =< SND.MAX, its window is open and its
+right edge not below SND.MAX, its timestamp passes PAWS, it has no SACK block and no CE mark. Such a
+segment skips the checks and does exactly what they would do: take its timestamp (RFC 7323 §4.3), record
+the window update (SND.WND, SND.WL1, SND.WL2), process the ACK through the same calls as the full path,
+measure the segment's size (Linux's rcv_mss), append the text and schedule our ACK. Anything else, and
+any state in which one of these steps would do more (data held out of order or a FIN held behind a hole,
+memory pressure, a zero or shrunk window), takes the full path in segment_arrives.py.
+
+Linux predicts only segments that repeat the window (its pred_flags hold it) and takes a window update
+through its slow path, which is fast C. Here the slow path is the expensive one, and a Linux receiver
+that autotunes its buffer changes its window on most ACKs of a bulk transfer, so an open window that
+does not shrink is taken here too. The counters keep Linux's meaning: TCPHPHits and TCPHPAcks count
+only segments that repeat the window.
 
 Sequence comparisons are inlined: `(a - b) & 0xFFFFFFFF` is a - b modulo 2**32 (RFC 9293 §3.4), below
 2**31 when a is at or after b.
@@ -49,12 +55,13 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
     if not n and not acked:
         return False  # a duplicate ACK or a window update
     snd_wnd = tcb.snd_wnd
-    if not snd_wnd or seg.window << tcb.snd_wscale != snd_wnd or conn.short_edge is not None:
-        return False  # a window that changes, or was zero or shrunk (§3.8.6)
+    window = seg.window << tcb.snd_wscale
+    if not snd_wnd or not window or conn.short_edge is not None:
+        return False  # a window that closes, or was zero or shrunk (§3.8.6)
     newer = (seq - tcb.snd_wl1) & _MASK
     if newer >= _HALF or (not newer and (ack - tcb.snd_wl2) & _MASK >= _HALF):
         return False  # not newer than the last window update (§3.10.7.4 fifth check)
-    if (ack + snd_wnd - tcb.snd_max) & _MASK >= _HALF:
+    if (ack + window - tcb.snd_max) & _MASK >= _HALF:
         return False  # the right edge lies below SND.MAX: the full path records the shrink
     options = seg.options
     if options.sack_blocks or seg.ecn == CE:
@@ -83,7 +90,12 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         receiver.ts_recent = ts[0]  # SEG.SEQ = RCV.NXT and newer (RFC 7323 §4.3)
     else:
         conn.ts_ecr_seen = 0
-    tcb.snd_wl1 = seq  # SND.WND is unchanged, so MAX.SND.WND is too
+    same_window = window == snd_wnd
+    if not same_window:  # the update rule of the fifth check, all of it for an open window that does not shrink
+        tcb.snd_wnd = window
+        if window > tcb.max_snd_wnd:
+            tcb.max_snd_wnd = window
+    tcb.snd_wl1 = seq
     tcb.snd_wl2 = ack
     conn.probes_out = 0  # an acceptable ACK: the peer is there (Linux tcp_ack)
     if acked:
@@ -93,7 +105,8 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         receiver.deliver(payload)
         receiver.after_data(n)
         receiver.schedule_ack(now, n, conn.rto.rto)
-        conn.counters.hp_hits += 1
-    else:
+        if same_window:
+            conn.counters.hp_hits += 1
+    elif same_window:
         conn.counters.hp_acks += 1
     return True

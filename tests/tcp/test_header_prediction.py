@@ -17,6 +17,7 @@ from enum import Enum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import stack.tcp.segment_arrives as segment_arrives_module
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.ecn import CE
@@ -256,6 +257,41 @@ def test_established_ack_without_timestamps_takes_fast_path():
     assert hp(fast) == (1, 1)
 
 
+def _full_path_not_taken(conn: Connection, seg: Segment, now: float) -> None:
+    raise AssertionError("the segment took the full path")
+
+
+def test_established_ack_with_grown_window_takes_fast_path(monkeypatch):
+    """§3.10.7.4 fifth check: an ACK newer than the last window update sets SND.WND, SND.WL1, SND.WL2;
+    for an open window whose right edge stays at or beyond SND.MAX that is all the update does, and the
+    fast path does it. TCPHPAcks counts, as Linux's, only ACKs that repeat the window."""
+    pair, peer = twins(), Peer()
+    fast, full = pair
+    with_flight(pair, 3)
+    seg = peer_seg(fast, peer, ack=ISS + 1 + MSS, win=peer.win + 1000)
+    full.receive_segment(seg, 0.02)
+    monkeypatch.setattr(segment_arrives_module, "_synchronized", _full_path_not_taken)
+    fast.receive_segment(seg, 0.02)
+    settle(pair, 0.02)
+    assert fast.tcb.snd_wnd == fast.tcb.max_snd_wnd == (peer.win + 1000) << PEER_WSCALE
+    assert hp(fast) == (0, 0)
+
+
+def test_established_data_with_smaller_open_window_takes_fast_path(monkeypatch):
+    """§3.10.7.4 fifth and seventh checks: in-order data whose window shrinks but still covers SND.MAX
+    updates SND.WND (MAX.SND.WND stays) and is appended, on the fast path."""
+    pair, peer = twins(), Peer()
+    fast, full = pair
+    with_flight(pair, 3)
+    seg = peer_seg(fast, peer, Flags.ACK | Flags.PSH, b"reply", win=peer.win - 1)
+    full.receive_segment(seg, 0.02)
+    monkeypatch.setattr(segment_arrives_module, "_synchronized", _full_path_not_taken)
+    fast.receive_segment(seg, 0.02)
+    settle(pair, 0.02)
+    assert fast.tcb.snd_wnd == (peer.win - 1) << PEER_WSCALE < fast.tcb.max_snd_wnd
+    assert fast.read() == b"reply"
+
+
 # ------------------------------------------------------------------ segments that take the full path
 
 
@@ -265,7 +301,7 @@ def _unpredicted(name: str, pair: tuple[Connection, Connection], peer: Peer) -> 
     data = b"z" * 100
     una, mx = fast.tcb.snd_una, fast.tcb.snd_max
     cases = {
-        "window_change": lambda: peer_seg(fast, peer, data=data, win=peer.win - 1),
+        "window_below_snd_max": lambda: peer_seg(fast, peer, ack=una + MSS, win=MSS >> PEER_WSCALE),
         "out_of_order": lambda: peer_seg(fast, peer, data=data, dseq=MSS),
         "old_data": lambda: peer_seg(fast, peer, data=data, dseq=-100),
         "sack_block": lambda: peer_seg(fast, peer, ack=una, sack=((una + MSS, una + 2 * MSS),)),
@@ -288,7 +324,7 @@ def _unpredicted(name: str, pair: tuple[Connection, Connection], peer: Peer) -> 
 
 
 UNPREDICTED = [
-    "window_change",
+    "window_below_snd_max",
     "out_of_order",
     "old_data",
     "sack_block",
