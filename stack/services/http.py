@@ -30,7 +30,9 @@ _HASH_CHUNK = 1 << 20  # bytes per hashlib call in the worker: few GIL hand-over
 # being ready for it: a slow-loris client trickling header bytes, or an idle keep-alive connection, is
 # closed (as nginx's client_header_timeout / keepalive_timeout do); request bodies are not limited
 REQUEST_TIMEOUT = 20.0
-_CHUNK = 64 * 1024
+# GET /bytes/N writes this much per call: per call the server runs h11, the stream writer and the
+# transport in Python, so a bulk body goes in few large writes (asyncio's sendfile fallback uses 256 KB too)
+_CHUNK = 256 * 1024
 # the data pattern: bytes 0..250 repeating (251 is prime, so chunk boundaries never line up with it)
 _PERIOD = 251
 _PATTERN = bytes(range(_PERIOD)) * (_CHUNK // _PERIOD + 2)
