@@ -288,6 +288,18 @@ def test_send_writes_exactly_the_records_build_lays_out(pair):
     assert written.merged_segments == laid_out.merged_segments == 4 + 2 + 1
 
 
+def test_send_writes_each_payload_from_where_it_is(pair):
+    """No copy on the way out but the kernel's: send() hands writev the payload's own memory (a byte
+    changed after the segment was queued goes out changed)."""
+    a, b = pair
+    backing = bytearray(b"a" * 100)
+    enc = BatchEncoder(VNET_HDR_LEN, True)
+    enc.tcp(SRC, DST, replace(_data(1, 0, Flags.ACK | Flags.PSH), payload=memoryview(backing)))
+    backing[:] = b"b" * 100
+    assert enc.send(a.fileno()) == 1
+    assert _received(b)[0].endswith(b"b" * 100)
+
+
 def test_send_cuts_a_long_run_of_small_segments_at_the_iovec_limit(pair):
     """A run takes at most 63 payloads in one writev; the rest starts another super-segment, and the
     kernel cuts both back into exactly the segments."""
