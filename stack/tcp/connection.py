@@ -920,20 +920,22 @@ class Connection:
         where a packet ends inside it (tso_fragment), so the send buffer counts the skbs Linux would. A
         packet holds at most half the window, so that two are in flight (tcp_cwnd_test)."""
         buf = self.sender.buffer
-        end = self.tcb.snd_nxt
+        left = seq_sub(self.tcb.snd_nxt, start)  # bytes sent from start on
         packet = write_queue.gso_segments(self, mss) * mss
         window = max(cwnd // mss, 1)
-        flight = self.recovery.in_flight() - seq_sub(end, start)  # before this send, in bytes
+        flight = self.recovery.in_flight() - left  # before this send, in bytes
         pos = start
-        while seq_lt(pos, end):
+        while left > 0:
             skb_end = buf.skb_end(pos)
             if skb_end is None:
                 return
             quota = max(min(max(window >> 1, 1), window - flight // mss), 1) * mss
-            cut = seq_add(pos, min(packet, quota, seq_sub(skb_end, pos), seq_sub(end, pos)))
-            flight += seq_sub(cut, pos)
+            size = min(packet, quota, (skb_end - pos) & 0xFFFFFFFF, left)  # (the skb ends beyond pos)
+            cut = (pos + size) & 0xFFFFFFFF
+            flight += size
+            left -= size
             buf.split(cut)
-            if seq_sub(cut, pos) > mss:
+            if size > mss:
                 self._push_packet_end(cut)
             pos = cut
 

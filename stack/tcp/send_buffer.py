@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 
-from stack.wire.seq import seq_add, seq_sub
+from stack.wire.seq import MOD as _MOD
 
+_MASK = _MOD - 1  # (sequence arithmetic inlined: these run for every segment sent and ACK taken)
+_HALF = _MOD >> 1
 _ARENA_MIN = 2048  # a small write takes a small arena
 _ARENA_MAX = 1 << 20  # a bulk sender's arenas grow to this (or to one write, if larger)
 # what an empty skb of Linux's write queue costs (SKB_TRUESIZE of tcp_stream_alloc_skb's head on x86-64:
@@ -59,7 +61,7 @@ def _new_arena(size: int) -> bytearray:
 
 
 class SendBuffer:
-    __slots__ = ("_arenas", "_head", "_fill", "_len", "seq", "_ends", "_new_skb")
+    __slots__ = ("_arenas", "_head", "_fill", "_len", "seq", "_base", "_ends", "_new_skb")
 
     def __init__(self) -> None:
         # each arena and a read-only view of it; an empty tuple while there is none (idle connections)
@@ -68,7 +70,10 @@ class SendBuffer:
         self._fill = 0  # bytes written into the last arena (the others are full)
         self._len = 0
         self.seq = 0  # sequence number of the first byte held
-        # where each skb ends (a sequence number), in order, the first starting at seq; () while empty
+        # positions in the byte stream, which never wrap (bisect compares them as they are): the first
+        # byte held is at _base (the bytes acknowledged so far), and each skb ends at one of _ends, in
+        # order, the first starting at _base; () while empty
+        self._base = 0
         self._ends: list[int] | tuple[()] = ()
         self._new_skb = False  # the next byte appended starts an skb
 
@@ -76,8 +81,9 @@ class SendBuffer:
         return self._len
 
     def offset(self, seq: int) -> int:
-        """Index of sequence number `seq` in the buffer."""
-        return seq_sub(seq, self.seq)
+        """Index of sequence number `seq` in the buffer (negative before it: seq_sub, inlined)."""
+        d = (seq - self.seq) & _MASK
+        return d - _MOD if d >= _HALF else d
 
     def append(self, data: bytes, limit: int, reserve: int = 0) -> int:
         """Queue up to `limit` bytes of data (copied: the caller may reuse its buffer); returns how many
@@ -104,7 +110,7 @@ class SendBuffer:
             self._fill += m
             done += m
         self._len += n
-        end = seq_add(self.seq, self._len)
+        end = self._base + self._len
         if not self._ends:
             self._ends = [end]
         elif self._new_skb:
@@ -131,30 +137,28 @@ class SendBuffer:
 
     def tail(self) -> tuple[int, int] | None:
         """(start, length) of the last skb, None if there is none or the next append starts one."""
-        if not self._ends or self._new_skb:
+        ends = self._ends
+        if not ends or self._new_skb:
             return None
-        start = self._ends[-2] if len(self._ends) > 1 else self.seq
-        return start, seq_sub(self._ends[-1], start)
+        start = ends[-2] if len(ends) > 1 else self._base
+        return (self.seq + start - self._base) & _MASK, ends[-1] - start
 
     def skb_end(self, seq: int) -> int | None:
         """Where the skb holding sequence number `seq` ends."""
-        key = self._key
-        i = bisect_right(self._ends, key(seq), key=key)
-        return self._ends[i] if i < len(self._ends) else None
+        ends = self._ends
+        i = bisect_right(ends, self._base + self.offset(seq))
+        return (self.seq + ends[i] - self._base) & _MASK if i < len(ends) else None
 
     def split(self, seq: int) -> None:
         """Cut the skb holding `seq` there (Linux tso_fragment: the rest becomes an skb of its own)."""
-        key = self._key
-        at = key(seq)
-        if at <= 0 or at >= self._len:
+        off = self.offset(seq)
+        if off <= 0 or off >= self._len:
             return
         ends = self._ends
-        i = bisect_left(ends, at, key=key)
-        if isinstance(ends, list) and i < len(ends) and key(ends[i]) != at:
-            ends.insert(i, seq)
-
-    def _key(self, seq: int) -> int:
-        return seq_sub(seq, self.seq)
+        at = self._base + off
+        i = bisect_left(ends, at)
+        if isinstance(ends, list) and i < len(ends) and ends[i] != at:
+            ends.insert(i, at)
 
     def take(self, offset: int, n: int) -> bytes:
         """n bytes from `offset`, for a segment's payload: a read-only view into the arena that holds them."""
@@ -184,15 +188,16 @@ class SendBuffer:
 
     def ack(self, ack: int) -> int:
         """Forget the bytes before sequence number `ack`; returns how many were freed."""
-        n = min(max(seq_sub(ack, self.seq), 0), self._len)
+        n = min(max(self.offset(ack), 0), self._len)
         if n:
-            self.seq = seq_add(self.seq, n)
+            self.seq = (self.seq + n) & _MASK
+            self._base += n
             self._len -= n
             if not self._len:
                 self.clear()
                 return n
-            ends, key = self._ends, self._key
-            done = bisect_right(ends, 0, key=key)  # the skbs acknowledged whole are freed
+            ends = self._ends
+            done = bisect_right(ends, self._base)  # the skbs acknowledged whole are freed
             if done and isinstance(ends, list):
                 del ends[:done]
             head = self._head + n
