@@ -42,8 +42,9 @@ class Counters:
     beyond_window: int = _counter("BeyondWindow")  # segments past the window dropped: data waits to be read
     zero_window_drops: int = _counter("TCPZeroWindowDrop")  # in-order data met the zero window we offered
     ofo_pruned: int = _counter("OfoPruned")  # out-of-order queues emptied under memory pressure
-    hp_hits: int = _counter("TCPHPHits")  # in-order data segments that took the header-prediction fast path
-    hp_acks: int = _counter("TCPHPAcks")  # pure ACKs that took it (stack/tcp/header_prediction.py)
+    # segments that took the header-prediction fast path repeating the send window (as Linux counts them)
+    hp_hits: int = _counter("TCPHPHits")  # in-order data segments
+    hp_acks: int = _counter("TCPHPAcks")  # pure ACKs (stack/tcp/header_prediction.py)
     mtu_probes: int = _counter("TCPMTUPProbes")  # path MTU probes sent (RFC 4821, stack/tcp/mtu_probing.py)
     mtu_probe_successes: int = _counter("TCPMTUPSuccess")  # probes acknowledged: larger segments pass
     mtu_probe_failures: int = _counter("TCPMTUPFail")  # probes lost
