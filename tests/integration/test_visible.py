@@ -64,12 +64,14 @@ def _watch(path: str, proc: subprocess.Popen, until) -> list[dict]:
 
 def test_syn_sent_synack_dropped_once_retransmits_then_established(netns, tmp_path):
     """RFC 9293 §3.8.1 / RFC 6298 (5.7): a lost SYN,ACK leaves SYN_SENT until the SYN is retransmitted
-    after the initial RTO of 1 s; the second SYN,ACK passes (`drop=synack,dir=in,count=1`) and the
-    connection is ESTABLISHED. nc's control socket shows both states and the retransmission."""
+    after the initial RTO of 1 s, and a later SYN,ACK makes the connection ESTABLISHED. nc's control
+    socket shows both states and the retransmission. Two SYN,ACKs are dropped (`count=2`): the first, and
+    the kernel's own retransmission of it, which its 1 s timer may send just before our SYN's RTO
+    fires; the one after either comes after our retransmitted SYN."""
     server = _kernel_server(netns, tmp_path)
     sock = str(tmp_path / "nc.sock")
     argv = [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "--control", sock]
-    argv += ["--fault", "drop=synack,dir=in,count=1", "10.8.0.1", "5000", "--trace"]
+    argv += ["--fault", "drop=synack,dir=in,count=2", "10.8.0.1", "5000", "--trace"]
     nc = netns.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         seen = _watch(sock, nc, lambda rows: any(r["state"] == "ESTABLISHED" for r in rows))
@@ -78,7 +80,7 @@ def test_syn_sent_synack_dropped_once_retransmits_then_established(netns, tmp_pa
         syn_sent = next(r for r in seen if r["state"] == "SYN_SENT")
         assert syn_sent["timer"] == "on" and 0 < syn_sent["timer_left"] <= 1.0
         established = next(r for r in seen if r["state"] == "ESTABLISHED")
-        assert established["info"]["retrans"] == 1  # the SYN, once
+        assert established["info"]["retrans"] >= 1  # the SYN (once, or twice if the timers raced again)
         (opened,) = [h for h in established["history"] if h["to"] == "ESTABLISHED"]
         assert opened["from"] == "SYN_SENT" and opened["elapsed"] >= 0.9  # waited for the RTO
         nc.stdin.write(b"hi\n")
