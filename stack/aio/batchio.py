@@ -11,8 +11,12 @@ import os
 
 from stack._fast import ffi, lib
 from stack.wire.batch import PacketBatch, uncleared
+from stack.wire.codec import BatchEncoder
 
 _MAX_BATCH = 64
+_SCRATCH_SIZE = 65535 + 64  # write_flush: a virtio_net_hdr and the largest packet built whole
+_scratch = uncleared("char[]", _SCRATCH_SIZE)  # one record's headers at a time (the loop is single-threaded)
+_items = ffi.new("int *")
 
 
 class BatchReader:
@@ -56,3 +60,20 @@ def write_batch(fd: int, batch: PacketBatch | list[bytes], vnet: int = 0) -> int
     if n < 0:
         raise OSError(-n, os.strerror(-n))
     return n
+
+
+def write_flush(fd: int, out: BatchEncoder) -> int:
+    """Writes an encoder's flush: with `vnet`, each record with one writev straight from its payloads, its
+    headers through a small buffer, without laying the records out (the kernel copies the payloads once,
+    into its skb); without, built into one buffer and written record by record. Returns the records
+    written; a full queue drops the rest, as a NIC would."""
+    if not out.vnet:
+        return write_batch(fd, out.build())
+    segs, payloads, plens, gso_sizes, raw, n = out.pending()
+    count = lib.fast_send_batch(
+        fd, _scratch, _SCRATCH_SIZE, segs, payloads, plens, gso_sizes, raw, n, out.vnet, out.gso, _items
+    )
+    out.sent(_items[0], max(count, 0))
+    if count < 0:
+        raise OSError(-count, os.strerror(-count))
+    return count

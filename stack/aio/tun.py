@@ -9,7 +9,7 @@ import socket
 import subprocess
 from collections.abc import Sequence
 
-from stack.aio.batchio import BatchReader, write_batch
+from stack.aio.batchio import BatchReader, write_batch, write_flush
 from stack.wire.batch import VNET_HDR_LEN, PacketBatch
 from stack.wire.codec import BatchEncoder
 
@@ -132,10 +132,7 @@ class TunDevice:
 
     def write_encoded(self, out: BatchEncoder) -> None:
         """Writes a flush: with offloads each record straight from the payloads (writev), else built."""
-        if self.vnet:
-            out.send(self._fd)
-        else:
-            write_batch(self._fd, out.build())
+        write_flush(self._fd, out)
 
     def close(self) -> None:
         # the last close of a non-persistent TUN removes the device (with queues: of its last queue, in
@@ -179,10 +176,7 @@ class SocketPairDevice:
     def write_encoded(self, out: BatchEncoder) -> None:
         """As TunDevice.write_encoded: a SOCK_SEQPACKET socket keeps a writev one record too."""
         try:
-            if self.vnet:
-                out.send(self._sock.fileno())
-            else:
-                write_batch(self._sock.fileno(), out.build())
+            write_flush(self._sock.fileno(), out)
         except OSError:
             pass  # the other end is gone: packets are lost, as on a wire
 

@@ -3,7 +3,6 @@ native/build_fast.py). Addresses are the ints of stack/wire/addr.py (IPv6 ones c
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 
@@ -18,7 +17,6 @@ PROTO_TCP = 6
 PROTO_ICMPV6 = 58
 _M64 = (1 << 64) - 1
 _MAX_PACKET = 65535
-_SCRATCH = _MAX_PACKET + 64  # a virtio_net_hdr and the largest packet built whole
 _FRAGMENT = lib.FAST_FRAGMENT  # not a rejection: the IP fields are filled, the payload awaits reassembly
 
 
@@ -289,8 +287,6 @@ class BatchEncoder:
         self.merged_segments = 0  # segments that went out inside a super-segment, after its first
         self.cut_segments = 0  # packets cut here from a super-segment (software GSO), after its first
         self._ident = 0  # the next IPv4 ID of a packet without DF
-        self._scratch = None  # send(): one record's headers (or a whole packet built here)
-        self._items = ffi.new("int *")
 
     def _grow(self, n: int) -> None:
         segs = ffi.new("struct fast_seg[]", n)
@@ -369,34 +365,28 @@ class BatchEncoder:
             self._buf, self._buf_size, self._segs, self._payloads, self._plens, self._gso, self._raw, n,
             self.vnet, self.gso, self._offs, self._lens, self._records_cap,
         )  # fmt: skip
-        self._keep.clear()
-        self._n = self._bytes = self._records = 0
+        self._reset()
         if count < 0:
             raise ValueError("a segment too large to encode")
         if self.gso:
             self.merged_segments += n - count
         return PacketBatch(self._buf, self._view, self._offs, self._lens, count, self.vnet)
 
-    def send(self, fd: int) -> int:
-        """Writes the flush to fd as `build` would lay it out with `vnet`, one writev per record, without
-        laying it out: the headers go through a small buffer and the payloads are written from where
-        they are (the kernel copies them once, into its skb). Returns the records written; a full queue
-        drops the rest, as a NIC would."""
-        if not self.vnet:
-            raise ValueError("send() writes virtio_net_hdr records: the encoder has no vnet")
-        if self._scratch is None:
-            self._scratch = uncleared("char[]", _SCRATCH)
-        count = lib.fast_send_batch(
-            fd, self._scratch, _SCRATCH, self._segs, self._payloads, self._plens, self._gso, self._raw, self._n,
-            self.vnet, self.gso, self._items,
-        )  # fmt: skip
+    def pending(self) -> tuple:
+        """The flush as it stands, for a writer that sends it without laying it out (stack/aio/batchio.py's
+        write_flush): the segments' descriptions, payloads, payload lengths, GSO sizes, raw marks, count."""
+        return self._segs, self._payloads, self._plens, self._gso, self._raw, self._n
+
+    def sent(self, items: int, records: int) -> None:
+        """Such a writer sent `records` records holding the first `items` items (a full queue dropped the
+        rest): the flush is done."""
+        self._reset()
+        if self.gso:
+            self.merged_segments += items - records
+
+    def _reset(self) -> None:
         self._keep.clear()
         self._n = self._bytes = self._records = 0
-        if count < 0:
-            raise OSError(-count, os.strerror(-count))
-        if self.gso:
-            self.merged_segments += self._items[0] - count
-        return count
 
 
 def encode_ipv4(src: int, dst: int, proto: int, payload: bytes, ttl: int = 64, ident: int = 0) -> bytes:

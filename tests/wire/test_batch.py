@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 from stack._fast import ffi, lib
 
-from stack.aio.batchio import BatchReader, write_batch
+from stack.aio.batchio import BatchReader, write_batch, write_flush
 from stack.wire.batch import VNET_HDR_LEN, PacketBatch
 from stack.wire.codec import BatchDecoder, BatchEncoder, Rejected, TcpPacket, decode, encode_tcp
 from stack.wire.reasons import DropReason
@@ -274,8 +274,8 @@ def _received(sock: socket.socket) -> list[bytes]:
             return records
 
 
-def test_send_writes_exactly_the_records_build_lays_out(pair):
-    """BatchEncoder.send writes each record with one writev, headers from a small buffer and payloads
+def test_write_flush_writes_exactly_the_records_build_lays_out(pair):
+    """write_flush with offloads writes each record with one writev, headers from a small buffer and payloads
     from where they are: byte for byte the records `build` lays out, in order, and it counts the segments
     merged into super-segments as `build` does."""
     a, b = pair
@@ -283,24 +283,24 @@ def test_send_writes_exactly_the_records_build_lays_out(pair):
     _flush(laid_out)
     _flush(written)
     expected = _records(laid_out.build())
-    assert written.send(a.fileno()) == len(expected) == 6
+    assert write_flush(a.fileno(), written) == len(expected) == 6
     assert _received(b) == expected
     assert written.merged_segments == laid_out.merged_segments == 4 + 2 + 1
 
 
-def test_send_writes_each_payload_from_where_it_is(pair):
-    """No copy on the way out but the kernel's: send() hands writev the payload's own memory (a byte
+def test_write_flush_writes_each_payload_from_where_it_is(pair):
+    """No copy on the way out but the kernel's: write_flush hands writev the payload's own memory (a byte
     changed after the segment was queued goes out changed)."""
     a, b = pair
     backing = bytearray(b"a" * 100)
     enc = BatchEncoder(VNET_HDR_LEN, True)
     enc.tcp(SRC, DST, replace(_data(1, 0, Flags.ACK | Flags.PSH), payload=memoryview(backing)))
     backing[:] = b"b" * 100
-    assert enc.send(a.fileno()) == 1
+    assert write_flush(a.fileno(), enc) == 1
     assert _received(b)[0].endswith(b"b" * 100)
 
 
-def test_send_cuts_a_long_run_of_small_segments_at_the_iovec_limit(pair):
+def test_write_flush_cuts_a_long_run_of_small_segments_at_the_iovec_limit(pair):
     """A run takes at most 63 payloads in one writev; the rest starts another super-segment, and the
     kernel cuts both back into exactly the segments."""
     a, b = pair
@@ -308,25 +308,32 @@ def test_send_cuts_a_long_run_of_small_segments_at_the_iovec_limit(pair):
     enc = BatchEncoder(VNET_HDR_LEN, True)
     for seg in segs:
         enc.tcp(SRC, DST, seg)
-    assert enc.send(a.fileno()) == 2
+    assert write_flush(a.fileno(), enc) == 2
     records = _received(b)
     assert [len(_kernel_cut(r)) for r in records] == [63, 37]
     assert [p for r in records for p in _kernel_cut(r)] == segs
 
 
-def test_send_to_a_full_queue_drops_the_rest_and_says_how_many_went(pair):
-    """As a NIC's full ring: what does not fit is dropped, not queued, and send() returns what went out."""
+def test_write_flush_to_a_full_queue_drops_the_rest_and_says_how_many_went(pair):
+    """As a NIC's full ring: what does not fit is dropped, not queued, and write_flush returns what went out."""
     a, b = pair
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     enc = BatchEncoder(VNET_HDR_LEN, True)
     for i in range(200):
         enc.tcp(SRC, DST, _data(1 + i * 1000, 1000, port=1000 + i))  # one record each
-    sent = enc.send(a.fileno())
+    sent = write_flush(a.fileno(), enc)
     assert 0 < sent < 200
     assert len(_received(b)) == sent
     assert len(enc) == 0  # the flush is done either way
 
 
-def test_send_needs_a_virtio_net_header():
-    with pytest.raises(ValueError):
-        BatchEncoder(0).send(0)
+def test_write_flush_without_offloads_writes_the_packets_build_lays_out(pair):
+    """Without a virtio_net_hdr the flush is built (IPv4 runs cut by software GSO) and written packet by
+    packet: the same packets as the built batch."""
+    a, b = pair
+    laid_out, written = BatchEncoder(0), BatchEncoder(0)
+    _flush(laid_out)
+    _flush(written)
+    expected = _records(laid_out.build())
+    assert write_flush(a.fileno(), written) == len(expected)
+    assert _received(b) == expected
