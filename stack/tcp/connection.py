@@ -855,6 +855,7 @@ class Connection:
         if had_unsent:
             self.chrono.start(BUSY, now)
         sent_up_to = tcb.snd_nxt
+        first_out = len(self._out)  # this send's segments follow
         # lost segments go first (RFC 6675 §5 NextSeg rule 1), as far as the congestion window allows
         while (lost := recovery.next_lost()) is not None and cwnd - recovery.in_flight() >= min(mss, lost.length):
             if sender.paced(now, self.pacing_rate):
@@ -894,7 +895,7 @@ class Connection:
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
         marks.push_once = False
         if seq_gt(tcb.snd_nxt, sent_up_to):
-            self._cut_packets(sent_up_to, mss, cwnd)
+            self._cut_packets(sent_up_to, mss, cwnd, first_out)
         if prober is not None and prober.route_mtu is not None and tcb.snd_nxt != sent_up_to:
             prober.route_mtu = (prober.route_mtu[0], True)
         unsent = sender.unsent(tcb.snd_nxt)
@@ -915,20 +916,22 @@ class Connection:
         else:
             self.timers.stop(timers.PERSIST)
 
-    def _cut_packets(self, start: int, mss: int, cwnd: int) -> None:
-        """What was just sent from `start` left as Linux's GSO packets, each its own skb: an skb is cut
-        where a packet ends inside it (tso_fragment), so the send buffer counts the skbs Linux would. A
-        packet holds at most half the window, so that two are in flight (tcp_cwnd_test)."""
+    def _cut_packets(self, start: int, mss: int, cwnd: int, first_out: int) -> None:
+        """What was just sent from `start` (segments from `first_out` in the output) left as Linux's GSO
+        packets, each its own skb: an skb is cut where a packet ends inside it (tso_fragment), so the send
+        buffer counts the skbs Linux would. A packet holds at most half the window, so that two are in
+        flight (tcp_cwnd_test)."""
         buf = self.sender.buffer
         left = seq_sub(self.tcb.snd_nxt, start)  # bytes sent from start on
         packet = write_queue.gso_segments(self, mss) * mss
         window = max(cwnd // mss, 1)
         flight = self.recovery.in_flight() - left  # before this send, in bytes
         pos = start
+        packet_ends = set()
         while left > 0:
             skb_end = buf.skb_end(pos)
             if skb_end is None:
-                return
+                break
             quota = max(min(max(window >> 1, 1), window - flight // mss), 1) * mss
             size = min(packet, quota, (skb_end - pos) & 0xFFFFFFFF, left)  # (the skb ends beyond pos)
             cut = (pos + size) & 0xFFFFFFFF
@@ -936,19 +939,27 @@ class Connection:
             left -= size
             buf.split(cut)
             if size > mss:
-                self._push_packet_end(cut)
+                packet_ends.add(cut)
             pos = cut
+        if packet_ends:
+            self._push_packet_ends(first_out, packet_ends)
 
-    def _push_packet_end(self, end: int) -> None:
+    def _push_packet_ends(self, first_out: int, ends: set[int]) -> None:
         """A GSO packet of several segments carries PSH on its last one, as Linux forces it on every GSO
-        packet (__tcp_transmit_skb) so that the receiver's GRO hands the packet up at once."""
+        packet (__tcp_transmit_skb) so that the receiver's GRO hands the packet up at once. One pass over
+        this send's segments, newest first: an end inside a super-segment (which has its PSH) matches none."""
         out = self._out
-        for i in range(len(out) - 1, -1, -1):
+        for i in range(len(out) - 1, first_out - 1, -1):
             seg = out[i]
-            if seg.payload and seq_add(seg.seq, len(seg.payload)) == end:
-                if not seg.flags & Flags.PSH:
-                    out[i] = replace(seg, flags=seg.flags | Flags.PSH)
-                return
+            payload = seg.payload
+            if payload:
+                end = (seg.seq + len(payload)) & 0xFFFFFFFF
+                if end in ends:
+                    if not seg.flags & Flags.PSH:
+                        out[i] = replace(seg, flags=seg.flags | Flags.PSH)
+                    ends.discard(end)
+                    if not ends:
+                        return
 
     def _nothing_to_send(self, unsent: int) -> None:
         """What _output_data's full path ends with when nothing is queued, no FIN waits and nothing is lost:
