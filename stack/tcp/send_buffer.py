@@ -1,12 +1,15 @@
 """The send buffer: bytes the application queued, from SND.UNA on (sent but unacknowledged, then unsent).
 
-The bytes are copied once, on SEND, into arenas: bytearrays written front to back, never written again
-while anything views them, so a segment's payload is a read-only view into an arena, not a copy; one
-more copy puts it into the packet (the kernel's, from the view, on a TUN device with offloads; else the
-batch builder's), and a segment that straddles two arenas is joined, one copy more. ACKs drop whole
-arenas; a view still held elsewhere (a queued segment, the pcap) keeps its arena alive, unchanged. A
-full-sized arena that nothing views any more goes to a small spare list instead, and the next bulk
-write takes it as it is: a bulk sender then allocates, zeroes and faults in no new memory per megabyte.
+The bytes live in arenas, each a run of the stream, so that a segment's payload is a read-only view
+into an arena, not a copy. What cannot change is kept as it is: a large part of an immutable buffer
+(bytes, or a view of bytes) becomes an arena of its own, a view of the application's bytes, and SEND
+copies nothing. What can change (a bytearray, a view of one) and small writes are copied once, into
+bytearrays written front to back and never written again while anything views them. One more copy puts
+a payload into the packet (the kernel's, from the view, on a TUN device with offloads; else the batch
+builder's), and a segment that straddles two arenas is joined, one copy more. ACKs drop whole arenas; a
+view still held elsewhere (a queued segment, the pcap) keeps its arena alive, unchanged. A full-sized
+copy arena that nothing views any more goes to a small spare list instead, and the next bulk write takes
+it as it is: a bulk sender then allocates, zeroes and faults in no new memory per megabyte.
 
 The buffer also keeps where Linux's socket buffers (skbs) would end, because Linux charges a sender for
 the memory its queue takes, not for its bytes (sk_wmem_queued): each skb costs SKB_OVERHEAD besides its
@@ -29,6 +32,11 @@ _ARENA_MAX = 1 << 20  # a bulk sender's arenas grow to this (or to one write, if
 # a 1 KB kmalloc for MAX_TCP_HEADER and skb_shared_info, 704 usable, plus the sk_buff and shared info)
 SKB_OVERHEAD = 1280
 _SPARES_MAX = 4  # full-sized arenas kept for reuse, for the whole process (4 MB at most)
+# an immutable write keeps at least this much of itself as an arena; less is copied (few small arenas)
+_KEEP_MIN = 16384
+# a kept arena keeps its whole bytes object alive: all of them together at most twice the bytes held and
+# this much more, so that small parts of large objects cannot hold much memory
+_PIN_SLACK = 2 * _ARENA_MAX
 _spares: list[bytearray] = []
 
 
@@ -42,14 +50,24 @@ def _unviewed(arena: bytearray) -> bool:
     return True
 
 
-def _drop(arena: bytearray, view: memoryview) -> None:
-    """An arena the buffer no longer needs: a spare if it is full-sized and nothing views it."""
+def _drop(arena: bytearray | memoryview, view: memoryview) -> None:
+    """An arena the buffer no longer needs: a spare if it is a full-sized copy arena and nothing views it."""
     try:
         view.release()  # (its slices, if any are left, keep their own hold on the arena)
     except BufferError:
         return  # a buffer taken from the view itself is still held
-    if len(arena) == _ARENA_MAX and len(_spares) < _SPARES_MAX and _unviewed(arena):
+    if type(arena) is bytearray and len(arena) == _ARENA_MAX and len(_spares) < _SPARES_MAX and _unviewed(arena):
         _spares.append(arena)
+
+
+def _immutable_size(data: bytes | bytearray | memoryview) -> int:
+    """The size of the bytes object whose bytes `data` is or views (nothing can change them), 0 if it
+    views anything else."""
+    if type(data) is bytes:
+        return len(data)
+    if type(data) is memoryview and type(data.obj) is bytes:
+        return len(data.obj)
+    return 0
 
 
 def _new_arena(size: int) -> bytearray:
@@ -61,13 +79,19 @@ def _new_arena(size: int) -> bytearray:
 
 
 class SendBuffer:
-    __slots__ = ("_arenas", "_head", "_fill", "_len", "seq", "_base", "_ends", "_new_skb")
+    __slots__ = ("_arenas", "_origins", "_fill", "_kept_at", "_pinned", "_len", "seq", "_base", "_ends", "_new_skb")
 
     def __init__(self) -> None:
-        # each arena and a read-only view of it; an empty tuple while there is none (idle connections)
-        self._arenas: list[tuple[bytearray, memoryview]] | tuple[()] = ()
-        self._head = 0  # where the first byte held is in the first arena
-        self._fill = 0  # bytes written into the last arena (the others are full)
+        # each arena and a read-only view of it; an empty tuple while there is none (idle connections).
+        # A copy arena is a bytearray; a kept one is the view a write handed over, its view the part of it
+        # from where the arena starts. Every arena's view but the last holds exactly its bytes; the last
+        # holds _fill of them (and a kept one already has the rest of its write in place).
+        self._arenas: list[tuple[bytearray | memoryview, memoryview]] | tuple[()] = ()
+        # the stream position of each arena's first byte, for bisect (see _base); () while none
+        self._origins: list[int] | tuple[()] = ()
+        self._fill = 0  # bytes written into (or kept of) the last arena
+        self._kept_at = 0  # where in its write the last arena, if kept, goes on
+        self._pinned = 0  # the sizes of the bytes objects the kept arenas view
         self._len = 0
         self.seq = 0  # sequence number of the first byte held
         # positions in the byte stream, which never wrap (bisect compares them as they are): the first
@@ -85,30 +109,25 @@ class SendBuffer:
         d = (seq - self.seq) & _MASK
         return d - _MOD if d >= _HALF else d
 
-    def append(self, data: bytes, limit: int, reserve: int = 0) -> int:
-        """Queue up to `limit` bytes of data (copied: the caller may reuse its buffer); returns how many
-        were taken. `reserve`: the whole write is this long, so a new arena makes room for all of it and
-        its segments stay views of one arena."""
-        n = min(len(data), max(limit, 0))
+    def append(self, data: bytes | bytearray | memoryview, limit: int, reserve: int = 0, start: int = 0) -> int:
+        """Queue up to `limit` bytes of data[start:]; returns how many were taken. Immutable bytes are kept
+        as they are, the others copied (the caller may reuse its buffer). `reserve`: the whole write is this
+        long, so a new copy arena makes room for all of it and its segments stay views of one arena. A
+        caller that queues a write in parts hands the same `data` with a growing `start`: the parts of a
+        kept write then extend its arena."""
+        n = min(len(data) - start, max(limit, 0))
         if n <= 0:
             return 0
-        src = memoryview(data).cast("B") if not isinstance(data, bytes) else data
         arenas = self._arenas
-        if not arenas:
-            arenas = self._arenas = []
-        done = 0
-        while done < n:
-            room = len(arenas[-1][0]) - self._fill if arenas else 0
-            if room == 0:
-                want = max(n, reserve)
-                size = max(want - done, min(_ARENA_MAX, max(_ARENA_MIN, 2 * (self._len + want))))
-                arena = _new_arena(size)
-                arenas.append((arena, memoryview(arena).toreadonly()))
-                self._fill, room = 0, size
-            m = min(room, n - done)
-            arenas[-1][0][self._fill : self._fill + m] = src[done : done + m]
-            self._fill += m
-            done += m
+        if arenas and arenas[-1][0] is data and self._kept_at == start:  # the kept write goes on: in place
+            self._fill += n
+            self._kept_at += n
+        else:
+            pin = _immutable_size(data)
+            if pin and n >= _KEEP_MIN and self._pinned + pin <= 2 * (self._len + n) + _PIN_SLACK:
+                self._keep(data, start, n, pin)
+            else:  # (an immutable write's rest that will be kept needs no room here)
+                self._copy(data, start, n, n if pin and reserve - n >= _KEEP_MIN else max(n, reserve))
         self._len += n
         end = self._base + self._len
         if not self._ends:
@@ -119,6 +138,58 @@ class SendBuffer:
             self._ends[-1] = end
         self._new_skb = False
         return n
+
+    def _close_last(self) -> list[tuple[bytearray | memoryview, memoryview]]:
+        """The arenas, the last made to hold exactly its bytes if it is a kept one (a new arena follows it;
+        a copy arena is full when one follows, _keep and _copy see to it)."""
+        arenas = self._arenas
+        if not arenas:
+            arenas = self._arenas = []
+            self._origins = []
+        elif type(arenas[-1][0]) is not bytearray and len(arenas[-1][1]) != self._fill:
+            arena, view = arenas[-1]
+            arenas[-1] = (arena, view[: self._fill])
+        return arenas
+
+    def _keep(self, data: bytes | memoryview, start: int, n: int, pin: int) -> None:
+        """n bytes of the immutable data[start:]: what the last copy arena has room for is copied into it
+        (so that it is full), the rest becomes an arena of its own, a view of data; all is copied if that
+        rest would be small."""
+        arenas = self._close_last()
+        room = len(arenas[-1][0]) - self._fill if arenas and type(arenas[-1][0]) is bytearray else 0
+        if n - room < _KEEP_MIN:
+            self._copy(data, start, n, n)
+            return
+        if room:
+            arenas[-1][0][self._fill :] = memoryview(data)[start : start + room]
+        arenas.append((data, memoryview(data)[start + room :]))  # (data, as handed, names the write)
+        self._pinned += pin
+        self._origins.append(self._base + self._len + room)
+        self._fill = n - room
+        self._kept_at = start + n
+
+    def _copy(self, data: bytes | bytearray | memoryview, start: int, n: int, want: int) -> None:
+        """Copy n bytes of data[start:] into copy arenas: the last one's room, then new ones."""
+        src = memoryview(data).cast("B")  # (a slice of bytes would be a copy of its own)
+        after_kept = bool(self._arenas) and type(self._arenas[-1][0]) is not bytearray
+        arenas = self._close_last()
+        origins = self._origins
+        done = 0
+        while done < n:
+            room = len(arenas[-1][0]) - self._fill if arenas and type(arenas[-1][0]) is bytearray else 0
+            if room == 0:
+                # a bulk sender's arenas grow to _ARENA_MAX; after a kept arena, only what this write needs
+                grow = 0 if after_kept else 2 * (self._len + want)
+                size = max(want - done, min(_ARENA_MAX, max(_ARENA_MIN, grow)))
+                arena = _new_arena(size)
+                arenas.append((arena, memoryview(arena).toreadonly()))
+                origins.append(self._base + self._len + done)
+                self._fill, room = 0, size
+                after_kept = False
+            m = min(room, n - done)
+            arenas[-1][0][self._fill : self._fill + m] = src[start + done : start + done + m]
+            self._fill += m
+            done += m
 
     # ------------------------------------------------------------------ the skbs
 
@@ -164,15 +235,14 @@ class SendBuffer:
         """n bytes from `offset`, for a segment's payload: a read-only view into the arena that holds them."""
         if n <= 0:
             return b""
-        pos = offset + self._head
-        for i, (arena, view) in enumerate(self._arenas):
-            size = len(arena)
-            if pos < size:
-                if pos + n <= size:
-                    return view[pos : pos + n]
-                return self._join(i, pos, n)
-            pos -= size
-        raise IndexError("take beyond the buffer")
+        pos = self._base + offset
+        origins = self._origins
+        i = bisect_right(origins, pos) - 1
+        at = pos - origins[i]
+        view = self._arenas[i][1]
+        if at + n <= len(view):  # (the last arena's view may be longer than what it holds: n never is)
+            return view[at : at + n]
+        return self._join(i, at, n)
 
     def _join(self, i: int, pos: int, n: int) -> bytes:
         """n bytes from `pos` in arena i on, across arenas (a copy)."""
@@ -191,28 +261,28 @@ class SendBuffer:
         n = min(max(self.offset(ack), 0), self._len)
         if n:
             self.seq = (self.seq + n) & _MASK
-            self._base += n
+            base = self._base = self._base + n
             self._len -= n
             if not self._len:
                 self.clear()
                 return n
             ends = self._ends
-            done = bisect_right(ends, self._base)  # the skbs acknowledged whole are freed
+            done = bisect_right(ends, base)  # the skbs acknowledged whole are freed
             if done and isinstance(ends, list):
                 del ends[:done]
-            head = self._head + n
-            arenas = self._arenas
-            while head >= len(arenas[0][0]):  # (the last arena still holds bytes)
+            arenas, origins = self._arenas, self._origins
+            while len(origins) > 1 and origins[1] <= base:  # the first arena is acknowledged whole
+                del origins[0]
                 arena, view = arenas.pop(0)
-                head -= len(arena)
+                if type(arena) is not bytearray:
+                    self._pinned -= len(view.obj)
                 _drop(arena, view)
-            self._head = head
         return n
 
     def clear(self) -> None:
         for arena, view in self._arenas:
             _drop(arena, view)
-        self._arenas = ()
-        self._head = self._fill = self._len = 0
+        self._arenas = self._origins = ()
+        self._fill = self._kept_at = self._pinned = self._len = 0
         self._ends = ()
         self._new_skb = False

@@ -99,7 +99,7 @@ def write(conn: Connection, data: bytes, now: float) -> int:
     marks = sender.marks
     goal = size_goal(conn)
     budget = conn.memory
-    view = memoryview(data).cast("B")  # slices of it are views: a bytes slice would copy a skb's part
+    view = memoryview(data).cast("B")  # the buffer takes it part by part (a kept write grows in place)
     taken, total = 0, len(view)
     while taken < total:
         tail = buf.tail()
@@ -115,7 +115,7 @@ def write(conn: Connection, data: bytes, now: float) -> int:
         limit = room
         if budget is not None and budget.exhausted:  # the stack's memory budget (memory.py)
             limit = 0 if len(buf) else min(room, FORCED_SEND)
-        n = buf.append(view[taken : taken + room], limit, total - taken)
+        n = buf.append(view, limit, total - taken, taken)
         if not n:
             break
         taken += n
