@@ -31,11 +31,13 @@ _HASH_CHUNK = 1 << 20  # bytes per hashlib call in the worker: few GIL hand-over
 # closed (as nginx's client_header_timeout / keepalive_timeout do); request bodies are not limited
 REQUEST_TIMEOUT = 20.0
 # GET /bytes/N writes this much per call: per call the server runs h11, the stream writer and the
-# transport in Python, so a bulk body goes in few large writes (asyncio's sendfile fallback uses 256 KB too)
+# transport in Python, so a bulk body goes in few large writes (asyncio's sendfile fallback uses 256 KB
+# too; 1 MB writes make the kernel's own download over uvloop slower)
 _CHUNK = 256 * 1024
-# the data pattern: bytes 0..250 repeating (251 is prime, so chunk boundaries never line up with it)
+# the data pattern: bytes 0..250 repeating (251 is prime, so chunk boundaries never line up with it); the
+# chunks are views of it, written as they are (a transport that keeps immutable bytes copies nothing)
 _PERIOD = 251
-_PATTERN = bytes(range(_PERIOD)) * (_CHUNK // _PERIOD + 2)
+_PATTERN = memoryview(bytes(range(_PERIOD)) * (_CHUNK // _PERIOD + 2))
 _BYTES_PATH = re.compile(r"^/bytes/(\d{1,12})(\.sha256)?$")
 
 INDEX = (
@@ -88,9 +90,14 @@ class _Client:
         self.conn = h11.Connection(h11.SERVER)
 
     async def send(self, event) -> None:
-        data = self.conn.send(event)
-        if data:
-            self.writer.write(data)
+        if type(event) is h11.Data:  # the body as it was given (h11's send would join it into a copy)
+            pieces = self.conn.send_with_data_passthrough(event)
+        else:
+            data = self.conn.send(event)
+            pieces = [data] if data else []
+        if pieces:
+            for data in pieces:
+                self.writer.write(data)
             await self.writer.drain()
 
     async def next_event(self):

@@ -132,6 +132,30 @@ def test_http_bytes_and_their_sha256_agree():
     assert digest.strip().decode() == pattern_sha256(n)
 
 
+def test_http_bytes_body_is_written_as_views_of_its_pattern_not_copies():
+    """The body reaches the stream writer as the service has it, views of one immutable pattern (h11's
+    send would join each chunk into a copy): a transport that keeps immutable bytes, as tcpstack's send
+    buffer does, then copies none of it before the packet."""
+    written = []
+
+    class Writer:
+        def write(self, data) -> None:
+            written.append(data)
+
+        async def drain(self) -> None:
+            pass
+
+    http_service = importlib.import_module("stack.services.http")  # (the package's `http` is the service)
+    client = http_service._Client(None, Writer())
+    n = 3_000_001
+    client.conn.receive_data(f"GET /bytes/{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    asyncio.run(client.handle(client.conn.next_event()))
+    head, body = written[0], written[1:]
+    assert head.startswith(b"HTTP/1.1 200") and len(body) > 1
+    assert all(type(part) is memoryview and part.obj is http_service._PATTERN.obj for part in body)
+    assert b"".join(body) == b"".join(pattern_chunks(n))
+
+
 def test_http_post_sha256_of_body():
     data = os.urandom(200_000)
     req = b"POST /sha256 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(data) + data
