@@ -36,7 +36,7 @@ _SPARES_MAX = 4  # full-sized arenas kept for reuse, for the whole process (4 MB
 _KEEP_MIN = 16384
 # a kept arena keeps its whole bytes object alive: all of them together at most twice the bytes held and
 # this much more, so that small parts of large objects cannot hold much memory
-_PIN_SLACK = 2 * _ARENA_MAX
+_PIN_SLACK = 256 * 1024
 _spares: list[bytearray] = []
 
 

@@ -97,7 +97,7 @@ def test_send_buffer_copies_small_parts_of_large_bytes_beyond_its_pin_bound():
     buf = SendBuffer()
     kept = 0
     for _ in range(20):
-        big = bytes(1 << 20)
+        big = bytes(128 * 1024)
         buf.append(memoryview(big)[: send_buffer._KEEP_MIN], 1 << 30)
         kept += buf.take(len(buf) - 1, 1).obj is big
     assert 0 < kept < 20
