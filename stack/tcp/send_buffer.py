@@ -151,12 +151,17 @@ class SendBuffer:
             arenas[-1] = (arena, view[: self._fill])
         return arenas
 
+    def _copy_room(self) -> int:
+        """Bytes the last arena still takes by copy: 0 if there is none or it is a kept one."""
+        arenas = self._arenas
+        return len(arenas[-1][0]) - self._fill if arenas and type(arenas[-1][0]) is bytearray else 0
+
     def _keep(self, data: bytes | memoryview, start: int, n: int, pin: int) -> None:
         """n bytes of the immutable data[start:]: what the last copy arena has room for is copied into it
         (so that it is full), the rest becomes an arena of its own, a view of data; all is copied if that
         rest would be small."""
         arenas = self._close_last()
-        room = len(arenas[-1][0]) - self._fill if arenas and type(arenas[-1][0]) is bytearray else 0
+        room = self._copy_room()
         if n - room < _KEEP_MIN:
             self._copy(data, start, n, n)
             return
@@ -176,7 +181,7 @@ class SendBuffer:
         origins = self._origins
         done = 0
         while done < n:
-            room = len(arenas[-1][0]) - self._fill if arenas and type(arenas[-1][0]) is bytearray else 0
+            room = self._copy_room()
             if room == 0:
                 # a bulk sender's arenas grow to _ARENA_MAX; after a kept arena, only what this write needs
                 grow = 0 if after_kept else 2 * (self._len + want)
