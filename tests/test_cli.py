@@ -136,3 +136,21 @@ def test_tools_bad_counts_give_one_line_and_exit_2(tool):
     assert result.returncode == 2
     assert "is not 1 or more" in result.stderr or "is not a whole number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--rows", "rtt,latency"], "unknown rows ['latency']"),
+        (["--server-cpus", "4096"], "names CPUs outside"),
+        (["--client-cpus", "one"], "not a CPU list"),
+        (["--client-cpus", "1-"], "not a CPU list"),
+    ],
+)
+def test_tools_bench_unknown_rows_or_cpus_give_one_line_and_exit_2(args, words):
+    """A row or CPU the bench cannot measure on is refused before any namespace is made."""
+    script = Path(__file__).resolve().parent.parent / "tools" / "bench"
+    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert words in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
