@@ -13,7 +13,7 @@ sample on nearly every ACK, and keeps the minimum RTT over the last five minutes
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from stack.wire.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
@@ -50,6 +50,39 @@ class RateSample:
     app_limited: bool
     rtt: float | None  # from the newest never-retransmitted segment delivered
     newly_delivered: int  # bytes this sample adds to C.delivered
+
+
+# One RateSample per ACK, built without the frozen dataclass's __init__ (object.__setattr__ per field)
+_new = object.__new__
+(
+    _set_delivered,
+    _set_interval,
+    _set_delivery_rate,
+    _set_prior_delivered,
+    _set_app_limited,
+    _set_rtt,
+    _set_newly_delivered,
+) = (getattr(RateSample, f.name).__set__ for f in fields(RateSample))
+
+
+def _rate_sample(
+    delivered: int,
+    interval: float,
+    delivery_rate: float | None,
+    prior_delivered: int,
+    app_limited: bool,
+    rtt: float | None,
+    newly_delivered: int,
+) -> RateSample:
+    sample = _new(RateSample)
+    _set_delivered(sample, delivered)
+    _set_interval(sample, interval)
+    _set_delivery_rate(sample, delivery_rate)
+    _set_prior_delivered(sample, prior_delivered)
+    _set_app_limited(sample, app_limited)
+    _set_rtt(sample, rtt)
+    _set_newly_delivered(sample, newly_delivered)
+    return sample
 
 
 class DeliveryRateEstimator:
@@ -248,7 +281,7 @@ class DeliveryRateEstimator:
         # an interval shorter than the minimum RTT cannot be right (draft §3.3): no rate
         if interval > 0 and (self.min_rtt is None or interval >= self.min_rtt):
             rate = delivered / interval
-        sample = RateSample(
+        sample = _rate_sample(
             delivered, interval, rate, prior, self._sample_app_limited, rtt, self.delivered - self._delivered_at_reset
         )
         self._reset_pending()

@@ -238,3 +238,16 @@ def test_registry_rng_reaches_a_controller_that_takes_one():
     rng = Random(1)
     assert create("bbr", MSS, 10, rng)._rng is rng
     assert isinstance(create("reno", MSS, 10, rng), Reno)
+
+
+def test_ack_sample_built_by_slots_equals_the_dataclass_and_stays_frozen():
+    """The per-ACK factory gives what AckSample(...) gives, and a controller still cannot change it."""
+    from dataclasses import FrozenInstanceError, astuple
+
+    from stack.tcp.congestion.base import ack_sample
+
+    args = (2 * MSS, 10 * MSS, 0.02, 0.015, 50 * MSS, 1e6, False, 3.5, 40 * MSS, True)
+    built = ack_sample(*args)
+    assert built == AckSample(*args) and astuple(built) == args
+    with pytest.raises(FrozenInstanceError):
+        built.rtt = 0.0

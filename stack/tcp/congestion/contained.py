@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 
-from stack.tcp.congestion.base import AckSample, CongestionController
+from stack.tcp.congestion.base import AckSample, CongestionController, ack_sample
 from stack.tcp.congestion.reno import Reno
 from stack.tcp.delivery_rate import DeliveryRateEstimator
 from stack.wire.seq import seq_ge, seq_sub
@@ -148,7 +148,7 @@ class Contained:
         if rs is None:
             sample = self._sample_without_rate(bytes_acked, bytes_in_flight, now)
         else:
-            sample = AckSample(
+            sample = ack_sample(
                 bytes_acked,
                 bytes_in_flight,
                 rs.rtt,
@@ -182,7 +182,7 @@ class Contained:
     def _sample_without_rate(self, acked: int, bytes_in_flight: int, now: float) -> AckSample:
         """An ACK's sample when the rate sampler has none to give: no RTT, no delivery rate."""
         rate = self.rate
-        return AckSample(
+        return ack_sample(
             acked,
             bytes_in_flight,
             None,
@@ -191,7 +191,8 @@ class Contained:
             None,
             rate.app_limited_until != 0,
             now,
-            cwnd_limited=self._window_was_limiting(),
+            None,
+            self._window_was_limiting(),
         )
 
     def window_used(self, snd_una: int, snd_nxt: int, window_full: bool) -> None:
