@@ -124,6 +124,7 @@ def test_cli_serve_addr_the_kernel_side_or_no_host_address_is_refused(addr, word
     [
         ["tools/profile-sender", "--size", "0"],
         ["tools/profile-receive", "--rounds", "0"],
+        ["tools/profile-roundtrip", "--round-trips", "0"],
         ["tools/profile-connections", "--connections", "-3"],
         ["tools/profile-download", "--size", "lots"],
         ["tools/bench", "--rounds", "0"],
@@ -154,3 +155,18 @@ def test_tools_bench_unknown_rows_or_cpus_give_one_line_and_exit_2(args, words):
     assert result.returncode == 2
     assert words in result.stderr.strip().splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+def test_tools_profile_roundtrip_repeats_its_digest_and_refuses_a_reply_of_two_segments():
+    """The round-trip harness is deterministic (the same segments in every round: the digest that shows a
+    change made only for speed changed nothing on the wire), and a size beyond one segment is refused."""
+    script = Path(__file__).resolve().parent.parent / "tools" / "profile-roundtrip"
+    run = [sys.executable, str(script), "--round-trips", "30", "--rounds", "2"]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    digests = [line.split()[-1] for line in first.stdout.splitlines() if line.startswith("server's segments digest")]
+    assert len(digests) == 1 and len(digests[0]) == 16  # one digest for both rounds
+    assert digests[0] in second.stdout
+    too_big = subprocess.run([*run, "--size", "1449"], capture_output=True, text=True, timeout=60)
+    assert too_big.returncode == 2 and "--size must fit one segment" in too_big.stderr
