@@ -923,6 +923,9 @@ class Connection:
         flight (tcp_cwnd_test)."""
         buf = self.sender.buffer
         left = seq_sub(self.tcb.snd_nxt, start)  # bytes sent from start on
+        if left <= mss:  # one segment at most (a short reply): no packet of several, only the skb cut at its end
+            buf.split(self.tcb.snd_nxt)
+            return
         packet = write_queue.gso_segments(self, mss) * mss
         window = max(cwnd // mss, 1)
         flight = self.recovery.in_flight() - left  # before this send, in bytes
