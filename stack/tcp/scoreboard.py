@@ -115,7 +115,8 @@ class Scoreboard:
 
     def in_flight(self) -> int:
         """RFC 6675 §4 "pipe": sent bytes neither SACKed nor lost (retransmissions count again)."""
-        return self.outstanding - self.sacked_bytes - self.lost_bytes
+        segs = self._segs  # (outstanding, inlined: several calls per segment sent)
+        return (segs[-1].end - segs[0].start if segs else 0) - self.sacked_bytes - self.lost_bytes
 
     # ------------------------------------------------------------------ sending
 
