@@ -77,3 +77,16 @@ def test_gso_segments_are_min_tso_segs_at_a_long_rtt_and_more_at_a_short_one(con
     assert write_queue.gso_segments(c, 1000) == 3
     c.recovery.rack.min_rtt = 0.0008  # 800 us >> 9 = 1: 32 KB more
     assert write_queue.gso_segments(c, 1000) >= 32
+
+
+def test_established_one_segment_sent_from_a_larger_skb_cuts_it_at_snd_nxt(conn_in):
+    """tso_fragment for a send of a single segment: the skb holding more than the congestion window let
+    out is cut at SND.NXT, and the unsent rest is an skb of its own."""
+    c = conn_in(State.ESTABLISHED, initial_window_segments=1)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, win=60000), 0.0)
+    c.tcb.max_snd_wnd = 60000
+    c.send(b"x" * 3000, 0.0)
+    buf = c.sender.buffer
+    assert buf.skbs == 1
+    assert [len(s.payload) for s in c.segments_to_send(0.0)] == [1460]
+    assert buf.skbs == 2 and buf.skb_end(ISS + 1) == ISS + 1461 and buf.skb_end(ISS + 1461) == ISS + 3001
