@@ -715,7 +715,7 @@ class Connection:
         srtt = self.rto.srtt
         if srtt is None:
             pto = PTO_NO_RTT
-        elif len(board) == 1 and board.segments == 1:  # a lone segment's ACK may be delayed (WCDelAckT: rto_min)
+        elif board.one_segment_out():  # a lone segment's ACK may be delayed (WCDelAckT: rto_min)
             pto = timers.in_jiffies(2 * srtt + self.config.min_rto)
         else:
             pto = timers.in_jiffies(2 * srtt + PTO_SLACK)
@@ -1067,12 +1067,14 @@ class Connection:
         seq = tcb.snd_nxt
         payload = buf.take(offset, n) if n else b""
         flags = Flags.ACK
-        if n and (push or sender.marks.pushes(seq_add(seq, n))):
+        data_end = seq_add(seq, n)
+        if n and (push or sender.marks.pushes(data_end)):
             flags |= Flags.PSH
         if fin:
             flags |= Flags.FIN
-            sender.fin_seq = seq_add(seq, n)
-        end = seq_add(seq, n + (1 if fin else 0))
+            sender.fin_seq = data_end
+        length = n + 1 if fin else n  # SEG.LEN (§3.4)
+        end = seq_add(seq, length)
         if 0 < n < tcb.snd_mss - self.receiver.sack_option_bytes():  # smaller than a full segment now (Nagle)
             sender.snd_sml = end
         if sender.rtt_seq is None:
@@ -1084,7 +1086,7 @@ class Connection:
                 flags |= Flags.CWR  # we reduced the window after an ECE (§6.1.2)
                 self.ecn.cwr_pending = False
         self._emit(now, flags, seq, payload, ecn, new_data=True)
-        self.recovery.on_sent(seq, seq_sub(end, seq), now)
+        self.recovery.on_sent(seq, length, now)
         sender.pace(n, now, self.pacing_rate, self.config.fq_pacing)
         sender.last_progress = now
         tcb.snd_nxt = end

@@ -108,6 +108,11 @@ class Scoreboard:
         """Segments outstanding (the pieces of every record)."""
         return sum(rec.segments for rec in self._segs)
 
+    def one_segment_out(self) -> bool:
+        """Exactly one segment is outstanding (`segments` == 1, without summing over the records)."""
+        segs = self._segs
+        return len(segs) == 1 and segs[0].segments == 1
+
     @property
     def outstanding(self) -> int:
         segs = self._segs

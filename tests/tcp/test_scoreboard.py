@@ -100,3 +100,15 @@ def test_scoreboard_lost_run_is_resent_one_segment_at_a_time():
         (1000, 3000, False, True),
     ]
     assert board.lost_bytes == 2000 and board.in_flight() == 1000
+
+
+def test_scoreboard_one_segment_out_counts_the_pieces_of_a_run():
+    """A lone segment (RFC 8985 §7.2's probe timeout allows for its delayed ACK) is one record of one piece:
+    a run of several is not, nor are two records."""
+    lone = _board(1)
+    assert lone.one_segment_out() and lone.segments == 1
+    run = Scoreboard(SEQ)
+    run.sent(SEQ, 3000, 0.0, 1000)
+    assert not run.one_segment_out() and len(run) == 1
+    assert not _board(2).one_segment_out()
+    assert not Scoreboard(SEQ).one_segment_out()
