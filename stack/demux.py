@@ -82,11 +82,14 @@ class Demux:
         self.counters["InSegs"] += 1
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.connections.get(key)
-        listener = self.listeners.get(seg.dst_port)
-        if listener is not None:
-            bound = listener.local[0]
-            if bound != ANY and bound != dst and not accepts(bound, dst):
-                listener = None  # bound to another address or family
+        if conn is not None and conn.state is not State.TIME_WAIT:
+            listener = None  # a new SYN may take the 4-tuple only from TIME_WAIT (syn_ends_time_wait)
+        else:
+            listener = self.listeners.get(seg.dst_port)
+            if listener is not None:
+                bound = listener.local[0]
+                if bound != ANY and bound != dst and not accepts(bound, dst):
+                    listener = None  # bound to another address or family
         if conn is not None:
             if listener is None or not syn_ends_time_wait(conn, seg, now):
                 if conn.state is State.SYN_RECEIVED and self._accept_queue_refuses(conn, seg):
