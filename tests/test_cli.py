@@ -170,3 +170,19 @@ def test_tools_profile_roundtrip_repeats_its_digest_and_refuses_a_reply_of_two_s
     assert digests[0] in second.stdout
     too_big = subprocess.run([*run, "--size", "1449"], capture_output=True, text=True, timeout=60)
     assert too_big.returncode == 2 and "--size must fit one segment" in too_big.stderr
+
+
+def test_tools_profile_roundtrip_connections_closes_each_one_and_repeats_its_digest():
+    """--connections: every short connection ends CLOSED on the server's side (the tool checks it), and
+    the server's segments are the same in every round."""
+    script = Path(__file__).resolve().parent.parent / "tools" / "profile-roundtrip"
+    result = subprocess.run(
+        [sys.executable, str(script), "--connections", "--round-trips", "30", "--rounds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| handshake (SYN in, SYN,ACK out, ACK in) |" in result.stdout
+    digests = [line.split()[3:] for line in result.stdout.splitlines() if line.startswith("server's segments digest")]
+    assert len(digests) == 1 and len(digests[0]) == 1
