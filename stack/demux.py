@@ -17,6 +17,8 @@ from stack.wire.addr import ANY, MAX4, accepts
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import seq_add
 
+_SYN_RECEIVED, _TIME_WAIT = State.SYN_RECEIVED, State.TIME_WAIT  # (globals: see stack/tcp/state.py)
+
 EPHEMERAL_PORTS = range(32768, 61000)  # Linux ip_local_port_range
 
 PATH_MTU_EXPIRES = 600.0  # seconds a learned path MTU holds (Linux ip_rt_mtu_expires; RFC 1191 §6.3: 10 min)
@@ -82,7 +84,7 @@ class Demux:
         self.counters["InSegs"] += 1
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.connections.get(key)
-        if conn is not None and conn.state is not State.TIME_WAIT:
+        if conn is not None and conn.state is not _TIME_WAIT:
             listener = None  # a new SYN may take the 4-tuple only from TIME_WAIT (syn_ends_time_wait)
         else:
             listener = self.listeners.get(seg.dst_port)
@@ -92,10 +94,10 @@ class Demux:
                     listener = None  # bound to another address or family
         if conn is not None:
             if listener is None or not syn_ends_time_wait(conn, seg, now):
-                if conn.state is State.SYN_RECEIVED and self._accept_queue_refuses(conn, seg):
+                if conn.state is _SYN_RECEIVED and self._accept_queue_refuses(conn, seg):
                     return None, None
                 conn.receive_segment(seg, now)
-                if conn.state is State.TIME_WAIT and conn not in self.time_wait:
+                if conn.state is _TIME_WAIT and conn not in self.time_wait:
                     self._entered_time_wait(conn, now)
                 return conn, None
             del self.connections[key]  # the SYN goes to the listener below

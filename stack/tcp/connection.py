@@ -29,7 +29,16 @@ from stack.tcp.scoreboard import SentSegment
 from stack.tcp.segment_arrives import segment_arrives
 from stack.tcp.sender import Sender
 from stack.tcp.socket_extras import Extras
-from stack.tcp.state import Event, State, Transition, next_state, transition
+from stack.tcp.state import (
+    OPEN_FOR_DATA,
+    SENDS_NO_ACK,
+    UNSYNCHRONIZED,
+    Event,
+    State,
+    Transition,
+    next_state,
+    transition,
+)
 from stack.tcp.tcb import Tcb
 from stack.tcp.tx_timestamps import TxTimestamps
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, sent_segment, timestamps_only
@@ -589,13 +598,13 @@ class Connection:
     def push(self, now: float) -> None:
         """Send what the windows allow now, in the middle of a user call (Linux tcp_push_one); the
         segments are handed out with the others by segments_to_send."""
-        if self.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+        if self.state in OPEN_FOR_DATA:
             self._output_data(now)
 
     def segments_to_send(self, now: float) -> list[Segment]:
-        if self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED):
+        if self.state not in UNSYNCHRONIZED:
             self._output_data(now)
-        if self.receiver.ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
+        if self.receiver.ack_now and self.state not in SENDS_NO_ACK:
             self._emit(now, Flags.ACK, self.acceptable_seq())
         self._arm_loss_probe()
         out, self._out = self._out, []

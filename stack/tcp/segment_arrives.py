@@ -23,13 +23,16 @@ _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 
 
+_CLOSED, _SYN_SENT, _ESTABLISHED = State.CLOSED, State.SYN_SENT, State.ESTABLISHED  # (globals: see state.py)
+
+
 def segment_arrives(conn: Connection, seg: Segment, now: float) -> None:
     state = conn.state
-    if state is State.CLOSED or conn.finished:
+    if state is _CLOSED or conn.finished:
         return  # the demultiplexer answers for closed connections (§3.10.7.1)
-    if state is State.ESTABLISHED and conn.config.header_prediction and predicted(conn, seg, now):
+    if state is _ESTABLISHED and conn.config.header_prediction and predicted(conn, seg, now):
         return
-    if state is State.SYN_SENT:
+    if state is _SYN_SENT:
         _syn_sent(conn, seg, now)
     else:
         _synchronized(conn, seg, now)

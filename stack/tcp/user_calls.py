@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 
 from stack.tcp import idle_restart, timers, urgent, write_queue
 from stack.tcp.errors import LocalProtocolError
-from stack.tcp.state import Event, State
+from stack.tcp.state import ACCEPTS_SEND, UNSYNCHRONIZED, Event, State
 from stack.wire.seq import seq_add
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
+_CLOSED, _LISTEN, _TIME_WAIT = State.CLOSED, State.LISTEN, State.TIME_WAIT  # (globals: see state.py)
 # ABORT sends a RST only where the peer holds a TCB for us (§3.10.5; Linux tcp_need_reset)
 _ABORT_SENDS_RST = (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT)
 
@@ -27,10 +28,10 @@ def send(conn: Connection, data: bytes, now: float, more: bool = False, eor: boo
     whole with `eor` (MSG_EOR) ends a record (write_marks.py). In SYN_SENT and SYN_RECEIVED the data waits
     for ESTABLISHED; after CLOSE it is an error."""
     state = conn.state
-    if state in (State.CLOSED, State.LISTEN) or conn.finished:
+    if state is _CLOSED or state is _LISTEN or conn.finished:
         raise LocalProtocolError("connection does not exist")
     sender = conn.sender
-    if sender.fin_queued or state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT):
+    if sender.fin_queued or state not in ACCEPTS_SEND:
         raise LocalProtocolError("connection closing")
     if data and conn.config.slow_start_after_idle:
         idle_restart.restart_window(conn, now)
@@ -52,7 +53,7 @@ def receive(conn: Connection, max_bytes: int) -> bytes:
     data = conn.receiver.read(max_bytes)
     if marked:
         urgent.after_read(conn)
-    if data and conn.state.synchronized and conn.state is not State.TIME_WAIT:
+    if data and conn.state not in UNSYNCHRONIZED and conn.state is not _TIME_WAIT:
         conn.receiver.maybe_window_update()
     return data
 

@@ -5,7 +5,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stack.tcp.errors import LocalProtocolError
-from stack.tcp.state import TRANSITIONS, Event, State, Transition, transition
+from stack.tcp.state import (
+    ACCEPTS_SEND,
+    OPEN_FOR_DATA,
+    SENDS_NO_ACK,
+    TRANSITIONS,
+    UNSYNCHRONIZED,
+    Event,
+    State,
+    Transition,
+    transition,
+)
 from stack.wire.segment import Flags, Segment
 from tests.tcp.conftest import CONFIG, IRS, ISS, _build, check_history
 
@@ -94,3 +104,23 @@ def test_transition_shortcut_is_the_constructed_transition(edge, now):
     made = transition(old, new, event, now)
     assert made == Transition(old, new, event, now) and repr(made) == repr(Transition(old, new, event, now))
     assert TRANSITIONS.get((old, event)) is new  # the table is found by identity-hashed states and events
+
+
+def test_state_groups_are_the_rfc_states_they_stand_for():
+    """RFC 9293 §3.10.7: the synchronized states are ESTABLISHED and every state after it; before them a
+    connection has no ACK to send in CLOSED, LISTEN and SYN_SENT; data leaves in ESTABLISHED and
+    CLOSE_WAIT and SEND queues it from SYN_SENT on until our FIN (§3.10.2)."""
+    after_handshake = {
+        State.ESTABLISHED,
+        State.FIN_WAIT_1,
+        State.FIN_WAIT_2,
+        State.CLOSE_WAIT,
+        State.CLOSING,
+        State.LAST_ACK,
+        State.TIME_WAIT,
+    }
+    assert {s for s in State if s.synchronized} == after_handshake
+    assert UNSYNCHRONIZED == set(State) - after_handshake
+    assert SENDS_NO_ACK == {State.CLOSED, State.LISTEN, State.SYN_SENT}
+    assert OPEN_FOR_DATA == {State.ESTABLISHED, State.CLOSE_WAIT}
+    assert ACCEPTS_SEND == {State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT}
