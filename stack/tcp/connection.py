@@ -31,6 +31,7 @@ from stack.tcp.sender import Sender
 from stack.tcp.socket_extras import Extras
 from stack.tcp.state import (
     OPEN_FOR_DATA,
+    OPENING,
     SENDS_NO_ACK,
     UNSYNCHRONIZED,
     Event,
@@ -45,6 +46,9 @@ from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, sent_segm
 from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
 
 Address = tuple[int, int]
+# (globals: see state.py)
+_CLOSED, _LISTEN, _SYN_RECEIVED = State.CLOSED, State.LISTEN, State.SYN_RECEIVED
+_ESTABLISHED, _TIME_WAIT = State.ESTABLISHED, State.TIME_WAIT
 RESOURCE_PROBE_INTERVAL = 0.5  # Linux TCP_RESOURCE_PROBE_INTERVAL: a send refused locally is tried again
 _MIN_SND_MSS = 48  # a floor for a tiny (or hostile) MSS option, as Linux's tcp_min_snd_mss
 _OOW_ACK_INTERVAL = 0.5  # seconds between answers to unacceptable pure ACKs (Linux tcp_invalid_ratelimit)
@@ -416,27 +420,28 @@ class Connection:
 
     def enter(self, event: Event, now: float) -> None:
         """The one place the state changes: the new state is looked up in TRANSITIONS and recorded."""
-        new = next_state(self.state, event)
-        t = transition(self.state, new, event, now)
-        if self.state in (State.SYN_SENT, State.SYN_RECEIVED) and new in (State.CLOSED, State.LISTEN):
+        old = self.state
+        new = next_state(old, event)
+        t = transition(old, new, event, now)
+        if old in OPENING and (new is _CLOSED or new is _LISTEN):
             self.counters.attempt_fails += 1
-        elif self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and new is State.CLOSED:
+        elif old in OPEN_FOR_DATA and new is _CLOSED:
             self.counters.estab_resets += 1
         self.state = new
         self.history.append(t)
         if self.on_transition is not None:
             self.on_transition(self, t)
-        if new is State.CLOSED:
+        if new is _CLOSED:
             self.timers.stop_all()
             self.finished = True
             self._events.append(Closed())
-        elif new is State.TIME_WAIT:
+        elif new is _TIME_WAIT:
             self.timers.stop_all()
             self.restart_time_wait(now)
-        elif new is State.LISTEN and t.old is State.SYN_RECEIVED:  # a passive child reset: its TCB goes
+        elif new is _LISTEN and old is _SYN_RECEIVED:  # a passive child reset: its TCB goes
             self.timers.stop_all()
             self.finished = True
-        elif new is State.ESTABLISHED:
+        elif new is _ESTABLISHED:
             self._syn_options = NO_OPTIONS  # our SYN is acknowledged: it is never sent again
             write_queue.expand_sndbuf(self)  # Linux tcp_init_buffer_space
             self._events.append(Connected())
@@ -828,7 +833,7 @@ class Connection:
                 df=self.config.pmtu_discovery in PMTUDISC_SETS_DF,
             )
         )
-        if seq_lt(tcb.snd_max, seq_add(tcb.iss, 1)) or self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if seq_lt(tcb.snd_max, seq_add(tcb.iss, 1)) or self.state in OPENING:
             tcb.snd_nxt = tcb.snd_max = seq_add(tcb.iss, 1)  # (a FIN sent after it stays: CLOSE in SYN_RECEIVED)
         if retransmit:
             self.counters.retrans_segs += 1
@@ -1382,7 +1387,7 @@ class Connection:
 
     def arm_keepalive(self, now: float) -> None:
         """(Re)start the idle timer; called on every segment received and when SO_KEEPALIVE is set."""
-        if self.config.keepalive and self.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+        if self.config.keepalive and self.state in OPEN_FOR_DATA:
             self.timers.start(timers.KEEPALIVE, now + self.config.keepalive_idle)
         else:
             self.timers.stop(timers.KEEPALIVE)

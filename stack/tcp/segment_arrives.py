@@ -23,7 +23,9 @@ _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 
 
-_CLOSED, _SYN_SENT, _ESTABLISHED = State.CLOSED, State.SYN_SENT, State.ESTABLISHED  # (globals: see state.py)
+# (globals: see state.py)
+_CLOSED, _SYN_SENT, _SYN_RECEIVED, _ESTABLISHED = State.CLOSED, State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED
+_FIN_WAIT_1, _CLOSING, _LAST_ACK, _TIME_WAIT = State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK, State.TIME_WAIT
 
 
 def segment_arrives(conn: Connection, seg: Segment, now: float) -> None:
@@ -93,7 +95,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     seq = seg.seq
     seg_len = seg.seg_len
 
-    if conn.state is State.SYN_RECEIVED and flags & Flags.SYN and seq == tcb.irs and not flags & Flags.ACK:
+    if conn.state is _SYN_RECEIVED and flags & Flags.SYN and seq == tcb.irs and not flags & Flags.ACK:
         conn.send_syn(now, retransmit=True)  # the peer retransmitted its SYN: resend our SYN,ACK
         return
 
@@ -166,14 +168,14 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         conn.receiver.ack_now = True
 
     # sixth (URG) is accepted and ignored: the pointer never hides data. seventh/eighth: text, FIN
-    if conn.state in _RECEIVING_TEXT or (seg.flags & Flags.FIN and conn.state is not State.TIME_WAIT):
+    if conn.state in _RECEIVING_TEXT or (seg.flags & Flags.FIN and conn.state is not _TIME_WAIT):
         if seg.payload or flags & Flags.FIN:
             _process_text_and_fin(conn, seg, seq, seg.payload, now)
-    elif conn.state is State.TIME_WAIT and flags & Flags.FIN:
+    elif conn.state is _TIME_WAIT and flags & Flags.FIN:
         conn.receiver.ack_now = True
         conn.restart_time_wait(now)
     # after the FIN check, so that FIN together with the ACK of our FIN goes straight to TIME-WAIT
-    if conn.state is State.FIN_WAIT_1 and conn.fin_acked:
+    if conn.state is _FIN_WAIT_1 and conn.fin_acked:
         conn.enter(Event.ACK_OF_FIN, now)
 
 
@@ -201,7 +203,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
     tcb = conn.tcb
     ack = seg.ack
     state = conn.state
-    if state is State.SYN_RECEIVED:
+    if state is _SYN_RECEIVED:
         if seq_lt(tcb.snd_una, ack) and seq_le(ack, tcb.snd_max):
             conn.update_send_window(seg.window, seg.seq, ack)
             conn.on_ack_advanced(ack, now)
@@ -251,10 +253,10 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
     conn.recovery.after_ack(now, conn.rto.srtt)
 
     if conn.fin_acked:
-        if state is State.CLOSING:
+        if state is _CLOSING:
             conn.enter(Event.ACK_OF_FIN, now)
             return False
-        elif state is State.LAST_ACK:
+        elif state is _LAST_ACK:
             conn.enter(Event.ACK_OF_FIN, now)
             return False
     return True

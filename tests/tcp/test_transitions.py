@@ -8,6 +8,7 @@ from stack.tcp.errors import LocalProtocolError
 from stack.tcp.state import (
     ACCEPTS_SEND,
     OPEN_FOR_DATA,
+    OPENING,
     SENDS_NO_ACK,
     TRANSITIONS,
     UNSYNCHRONIZED,
@@ -108,8 +109,9 @@ def test_transition_shortcut_is_the_constructed_transition(edge, now):
 
 def test_state_groups_are_the_rfc_states_they_stand_for():
     """RFC 9293 §3.10.7: the synchronized states are ESTABLISHED and every state after it; before them a
-    connection has no ACK to send in CLOSED, LISTEN and SYN_SENT; data leaves in ESTABLISHED and
-    CLOSE_WAIT and SEND queues it from SYN_SENT on until our FIN (§3.10.2)."""
+    connection has no ACK to send in CLOSED, LISTEN and SYN_SENT, and is opening in SYN_SENT and
+    SYN_RECEIVED; data leaves in ESTABLISHED and CLOSE_WAIT, and SEND queues it from SYN_SENT on until
+    our FIN (§3.10.2)."""
     after_handshake = {
         State.ESTABLISHED,
         State.FIN_WAIT_1,
@@ -124,3 +126,4 @@ def test_state_groups_are_the_rfc_states_they_stand_for():
     assert SENDS_NO_ACK == {State.CLOSED, State.LISTEN, State.SYN_SENT}
     assert OPEN_FOR_DATA == {State.ESTABLISHED, State.CLOSE_WAIT}
     assert ACCEPTS_SEND == {State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT}
+    assert OPENING == {State.SYN_SENT, State.SYN_RECEIVED}
