@@ -193,12 +193,14 @@ def _read_http_body(s: socket.socket) -> bytes:
 
 
 def _vanish(ns: NetNs, ports: list[int]) -> None:
-    """From now on nothing leaves the kernel from these client ports: to the stack they vanish,
-    without FIN or RST (the namespace's own firewall; removed with the namespace)."""
+    """From now on nothing leaves the kernel from these client ports to the echo port: to the stack
+    they vanish, without FIN or RST (the namespace's own firewall; removed with the namespace). Only
+    the echo connections' 4-tuples: a later client may get one of their port numbers for another port
+    (curl to HTTP while they live), or for any port once they are gone."""
     ports_set = ", ".join(str(p) for p in ports)
     rules = (
         "table ip vanish {\n chain out {\n  type filter hook output priority 0; policy accept;\n"
-        f"  tcp sport {{ {ports_set} }} drop\n }}\n}}\n"
+        f"  tcp sport {{ {ports_set} }} tcp dport 7 drop\n }}\n}}\n"
     )
     result = ns.run(["nft", "-f", "-"], input=rules.encode())
     assert result.returncode == 0, result.stderr
