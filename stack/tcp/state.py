@@ -45,7 +45,7 @@ UNSYNCHRONIZED = frozenset({State.CLOSED, State.LISTEN, State.SYN_SENT, State.SY
 SENDS_NO_ACK = frozenset({State.CLOSED, State.LISTEN, State.SYN_SENT})  # no ACK of theirs to send yet
 OPEN_FOR_DATA = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})  # data queued may leave now
 ACCEPTS_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
-OPENING = frozenset({State.SYN_SENT, State.SYN_RECEIVED})
+OPENING = frozenset({State.SYN_SENT, State.SYN_RECEIVED})  # the handshake is under way
 
 _LINUX_NAMES = {
     State.CLOSED: "CLOSE",
