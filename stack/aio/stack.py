@@ -35,7 +35,7 @@ from stack.tcp.connection import Connection
 from stack.tcp.counters import Counters
 from stack.tcp.events import Closed, Connected, DataAvailable, PeerClosed, Reset, TimedOut
 from stack.tcp.listener import Listener
-from stack.tcp.state import State, Transition
+from stack.tcp.state import OPEN_FOR_DATA, State, Transition
 from stack.wire import addr, reasons
 from stack.wire.batch import PacketBatch
 from stack.wire.codec import BatchDecoder, BatchEncoder, IpPacket, Rejected, TcpPacket
@@ -434,9 +434,7 @@ class Stack:
         totals["OutGsoSegs"] = self._out.cut_segments  # cut from a super-segment by software GSO, after its first
         for conn in self.demux.connections.values():
             totals.update(conn_counters(conn))
-        totals["CurrEstab"] = sum(
-            1 for c in self.demux.connections.values() if c.state in (State.ESTABLISHED, State.CLOSE_WAIT)
-        )
+        totals["CurrEstab"] = sum(1 for c in self.demux.connections.values() if c.state in OPEN_FOR_DATA)
         totals["CurrConnections"] = len(self.demux.connections)  # against --max-connections
         totals["CurrTimeWait"] = len(self.demux.time_wait)  # against --max-time-wait
         memory = self.demux.memory

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from stack.aio.socketlike import StackSocket
 from stack.tcp.connection import Connection
 from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
-from stack.tcp.state import State
+from stack.tcp.state import OPEN_FOR_DATA, State
 from stack.wire import addr
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ class TcpTransport(asyncio.Transport):
     def _send(self, data: bytes | bytearray | memoryview) -> int:
         """SEND what the core's send buffer takes of `data` now; returns how much."""
         conn = self._conn
-        if self._lost or conn.finished or conn.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
+        if self._lost or conn.finished or conn.state not in OPEN_FOR_DATA:
             return 0
         n = conn.send(data, self._stack.now())
         if n:

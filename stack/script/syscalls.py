@@ -34,7 +34,7 @@ from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Connected, Event, Reset, TimedOut
 from stack.tcp.listener import Listener
 from stack.tcp.receiver import DEFAULT_MSS
-from stack.tcp.state import State
+from stack.tcp.state import OPENING, State
 from stack.wire import addr
 from stack.wire.seq import seq_sub
 
@@ -1005,7 +1005,7 @@ class Kernel:
             actual = conn.recv_queue_bytes
         elif request == "SIOCATMARK":  # the next byte to read is the urgent one
             actual = int(urgent.at_mark(conn))
-        elif conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        elif conn.state in OPENING:
             actual = 0
         elif request == "SIOCOUTQNSD":
             actual = conn.sender.unsent(conn.tcb.snd_nxt)

@@ -30,7 +30,7 @@ from stack.sim.units import FlowSpec, QueueLimit
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection, Transition
 from stack.tcp.events import Closed, Connected, DataAvailable, PeerClosed, Reset, TimedOut
-from stack.tcp.state import State
+from stack.tcp.state import OPEN_FOR_DATA
 from stack.trace import EventLog
 from stack.wire.codec import encode_tcp
 from stack.wire.segment import Flags, Segment
@@ -321,7 +321,7 @@ class Simulation:
                 flow.failure = "timed out"
             elif kind is Closed and flow.failure is None and flow.finished_at is None:
                 flow.failure = "closed early"
-        if conn.state in (State.ESTABLISHED, State.CLOSE_WAIT) and not flow.closed:
+        if conn.state in OPEN_FOR_DATA and not flow.closed:
             while flow.unsent != 0 and conn.send_space > 0:
                 n = min(conn.send_space, len(_CHUNK), flow.unsent if flow.unsent is not None else len(_CHUNK))
                 flow.unsent = flow.unsent - n if flow.unsent is not None else None

@@ -646,7 +646,7 @@ class Connection:
 
     def _on_retransmit_timeout(self, now: float) -> None:
         """RFC 6298 (5.4)-(5.7): retransmit the earliest unacknowledged segment, back off."""
-        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if self.state in OPENING:
             limit = self.config.syn_retries if self.state is State.SYN_SENT else self.config.synack_retries
         else:
             limit = self.config.max_retries
@@ -678,7 +678,7 @@ class Connection:
         self.counters.timeouts += 1
         self.rto.on_timeout()
         self.sender.rtt_seq = None  # Karn: never time a retransmitted segment
-        if self.state in (State.SYN_SENT, State.SYN_RECEIVED) or self.tcb.snd_una == self.tcb.iss:
+        if self.state in OPENING or self.tcb.snd_una == self.tcb.iss:
             # the SYN (or our SYN,ACK, still unacknowledged after CLOSE in SYN_RECEIVED) goes first
             self.send_syn(now, retransmit=True)
         else:
@@ -999,7 +999,7 @@ class Connection:
             self.chrono.stop(RWND_LIMITED, now, unsent == 0 and flight == 0)
         cwnd_limited = cwnd_room <= 0
         if sent and not cwnd_limited and unsent == 0 and self.sender.space_wanted:
-            if self.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+            if self.state in OPEN_FOR_DATA:
                 self.chrono.start(SNDBUF_LIMITED, now)
 
     def window_shrunk(self, edge: int) -> None:

@@ -27,7 +27,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from stack.tcp.config import PMTUDISC_RESENDS
-from stack.tcp.state import Event, State
+from stack.tcp.state import OPENING, Event, State
 from stack.wire.seq import seq_le
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def icmp_error(conn: Connection, error: IcmpError, now: float) -> Outcome:
             conn.enter(Event.ICMP, now)
             return Outcome.ABORTED
         return Outcome.IGNORED
-    if hard and state in (State.SYN_SENT, State.SYN_RECEIVED):
+    if hard and state in OPENING:
         conn.soft_error = err
         conn.on_reset(True, now)
         return Outcome.ABORTED
