@@ -280,7 +280,7 @@ class SendBuffer:
                 del origins[0]
                 arena, view = arenas.pop(0)
                 if type(arena) is not bytearray:
-                    self._pinned -= len(view.obj)
+                    self._pinned -= _immutable_size(arena)  # (what _keep added for it)
                 _drop(arena, view)
         return n
 
