@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from stack import limits, martians
 from stack.aio import streams, tls
 from stack.aio.clock import TimerResolution
+from stack.aio.gc_watch import GcSince
 from stack.aio.hosts import IpAddress, family_matches, not_available, parse_host, sockaddr, unreachable
 from stack.aio.server import Server
 from stack.aio.socketlike import StackSocket
@@ -95,6 +96,7 @@ class Stack:
         self.trace = trace  # one text line per state transition
         self.event_log = event_log  # the JSON-lines event log (`--trace FILE`); the Stack closes it
         self.counters: Counter[str] = Counter()
+        self._gc = GcSince()  # the process's garbage collections since this stack started
         self._transports: dict[Connection, TcpTransport] = {}
         self._connecting: dict[Connection, tuple[asyncio.Future, ProtocolFactory]] = {}
         self._servers: dict[Listener, list[Server]] = {}  # serving; several share a port with reuse_port
@@ -446,6 +448,7 @@ class Stack:
             totals[name] += 0
         for name in ("TimerWakeups", "TimerWakeupsEmpty"):  # the loop timer: every wake-up, and those for nothing
             totals[name] += 0
+        totals.update(self._gc.counters())  # the loop stands still while the collector runs
         return dict(sorted(totals.items()))
 
     async def wait_idle(self) -> None:
