@@ -61,11 +61,15 @@ def history(conn: Connection, clock: Clock) -> list[dict]:
 def info(conn: Connection) -> dict:
     """What `ss -tanoi` prints for a socket: the congestion and RTT state, options, counters."""
     tcb, rto, cc, counters = conn.tcb, conn.rto, conn.cc, conn.counters
+    # an orphan in TIME_WAIT let go of its controller: what it held then
+    name, cwnd, ssthresh, pacing_rate = (
+        (cc.name, cc.cwnd, cc.ssthresh, cc.pacing_rate) if cc is not None else conn.released_cc
+    )
     return {
-        "cc": cc.name,
-        "cwnd": cc.cwnd,  # bytes (ss prints segments: cwnd / mss)
-        "ssthresh": cc.ssthresh,
-        "pacing_rate": cc.pacing_rate,
+        "cc": name,
+        "cwnd": cwnd,  # bytes (ss prints segments: cwnd / mss)
+        "ssthresh": ssthresh,
+        "pacing_rate": pacing_rate,
         "srtt": None if rto.srtt is None else round(rto.srtt, 6),
         "rttvar": round(rto.rttvar, 6),
         "rto": round(rto.rto, 6),

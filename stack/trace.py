@@ -119,6 +119,8 @@ class EventLog:
             if recovery is not None:
                 self._conn_event(rec, "recovery", action="enter", kind=recovery, cause=cause)
             rec.recovery = recovery
+        if conn.cc is None:
+            return  # released with the sending side (an orphan in TIME_WAIT): its last state was written
         snapshot = _cc_snapshot(conn, recovery)
         if snapshot != rec.cc:
             rec.cc = snapshot
@@ -166,6 +168,8 @@ class EventLog:
         """`fast` during fast recovery (RFC 6582 `recover` set), `rto` during RTO recovery (until what was
         outstanding when the timer fired is acknowledged), else None: the connection's own state."""
         recovery = conn.recovery
+        if recovery is None:  # an orphan in TIME_WAIT let go of its sending side: nothing to recover
+            return None
         if recovery.in_fast_recovery:
             return "fast"
         return "rto" if recovery.loss_high is not None else None

@@ -41,6 +41,7 @@ from stack.tcp.state import (
     transition,
 )
 from stack.tcp.tcb import Tcb
+from stack.tcp.tcp_info import sending_fields
 from stack.tcp.tx_timestamps import TxTimestamps
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, sent_segment, timestamps_only
 from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
@@ -114,6 +115,8 @@ class Connection:
         "extras",
         "probes_out",
         "mtu_probe",
+        "released_info",
+        "released_cc",
     )  # thousands of these: no instance dicts
 
     def __init__(self, config: TcpConfig, local: Address, remote: Address, now: float) -> None:
@@ -133,6 +136,7 @@ class Connection:
         self._events: list[events.Event] = []  # a list: a deque costs 760 bytes per idle connection
         self._out: list[Segment] = []
         self.receiver = Receiver(config, self.tcb, self.timers, self._events)
+        # the sending side (sender, recovery, cc, chrono) is None in an orphan in TIME_WAIT: release_sending_side
         self.sender = Sender(self.timers, config.timer_slack)
         self.sender.sndbuf = config.send_buffer
         self.short_edge: int | None = None  # the peer's right edge after it shrank below SND.MAX (§3.8.6)
@@ -159,6 +163,9 @@ class Connection:
         self.probes_out = 0
         self.extras: Extras | None = None  # timestamping and urgent data, once used (socket_extras.py)
         self.mtu_probe: MtuProber | None = None  # packetization-layer path MTU discovery, when configured
+        # what the sending side's parts held when an orphan in TIME_WAIT let them go (release_sending_side)
+        self.released_info: dict[str, int] | None = None  # its TCP_INFO fields
+        self.released_cc: tuple[str, int, int, float | None] | None = None  # controller, cwnd, ssthresh, pacing
 
     # ------------------------------------------------------------------ construction
 
@@ -438,6 +445,8 @@ class Connection:
         elif new is _TIME_WAIT:
             self.timers.stop_all()
             self.restart_time_wait(now)
+            if self.orphaned:
+                self.release_sending_side(now)
         elif new is _LISTEN and old is _SYN_RECEIVED:  # a passive child reset: its TCB goes
             self.timers.stop_all()
             self.finished = True
@@ -455,6 +464,20 @@ class Connection:
         elif new is State.FIN_WAIT_2 and self.orphaned:
             self.timers.start(timers.FIN_WAIT_2, now + self.config.fin_timeout)
 
+    def release_sending_side(self, now: float) -> None:
+        """An orphan in TIME_WAIT only answers what arrives: everything of ours is acknowledged, nothing
+        more is sent (RFC 9293 §3.10.7.4), and no application reads. The parts only sending needs (sender
+        and send buffer, loss recovery with its scoreboard and RACK, the controller and its rate sampler,
+        the chronographs) go, as Linux swaps the socket for a small timewait one (tcp_time_wait): a server
+        that closes first holds one for every connection for 2*MSL, each walked by Python's garbage
+        collector. TCP_INFO and netstat's `-i` go on showing what they held."""
+        if self.cc is None:
+            return
+        cc = self.cc
+        self.released_info = sending_fields(self, now)
+        self.released_cc = (cc.name, cc.cwnd, cc.ssthresh, cc.pacing_rate)
+        self.sender = self.recovery = self.cc = self.chrono = None
+
     def restart_time_wait(self, now: float) -> None:
         """TIME-WAIT lasts 2*MSL from entering it, and again from each retransmitted FIN (RFC 9293 §3.4.2,
         §3.10.7.4 eighth check)."""
@@ -469,7 +492,7 @@ class Connection:
 
     @property
     def send_queue_bytes(self) -> int:
-        return len(self.sender.buffer)
+        return len(self.sender.buffer) if self.sender is not None else 0
 
     @property
     def recv_queue_bytes(self) -> int:
@@ -488,7 +511,7 @@ class Connection:
     def held_bytes(self) -> int:
         """What the stack's memory budget is charged for: received, out-of-order and queued bytes."""
         receiver = self.receiver
-        return len(receiver) + receiver.reassembly.bytes_held + len(self.sender.buffer)
+        return len(receiver) + receiver.reassembly.bytes_held + self.send_queue_bytes
 
     @property
     def at_eof(self) -> bool:
@@ -591,7 +614,9 @@ class Connection:
     def watch_timers(self, observer: timers.TimerObserver) -> None:
         """Report every timer set, fired and cancelled to `observer` from now on (the `--trace` event log)."""
         observed = timers.ObservedTimers.watching(self.timers, observer)
-        self.timers = self.receiver.timers = self.sender.timers = self.recovery.timers = observed
+        self.timers = self.receiver.timers = observed
+        if self.sender is not None:  # (an orphan in TIME_WAIT has let go of its sending side)
+            self.sender.timers = self.recovery.timers = observed
 
     def running_timer(self, now: float) -> tuple[str, float] | None:
         """The first running timer as netstat names it, and seconds left."""
@@ -607,11 +632,13 @@ class Connection:
             self._output_data(now)
 
     def segments_to_send(self, now: float) -> list[Segment]:
-        if self.state not in UNSYNCHRONIZED:
+        sending = self.sender is not None  # (not an orphan in TIME_WAIT: release_sending_side)
+        if sending and self.state not in UNSYNCHRONIZED:
             self._output_data(now)
         if self.receiver.ack_now and self.state not in SENDS_NO_ACK:
             self._emit(now, Flags.ACK, self.acceptable_seq())
-        self._arm_loss_probe()
+        if sending:
+            self._arm_loss_probe()
         out, self._out = self._out, []
         if self.config.qdisc_drops:
             return []  # the device's queue took none of them (a qdisc of no room: each send fails locally)
@@ -1327,7 +1354,8 @@ class Connection:
 
     def receive_segment(self, seg: Segment, now: float) -> None:
         self._last_heard = now
-        self.sender.marks.more = False  # what arrives pushes the queue without MSG_MORE (Linux tcp_data_snd_check)
+        if self.sender is not None:  # what arrives pushes the queue without MSG_MORE (Linux tcp_data_snd_check)
+            self.sender.marks.more = False
         self.counters.segs_in += 1
         rcv_nxt = self.tcb.rcv_nxt
         segment_arrives(self, seg, now)

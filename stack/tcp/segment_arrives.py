@@ -14,6 +14,7 @@ from stack.wire.seq import in_window, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
+    from stack.tcp.tcb import Tcb
 
 _RECEIVING_TEXT = (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2)
 # Where every segment passes, sequence comparisons are inlined as d = (a - b) & _MASK (RFC 9293 §3.4):
@@ -222,6 +223,14 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         # RFC 5961 §5.2: an ACK older than SND.UNA - MAX.SND.WND is a blind injection attempt
         conn.challenge_ack(now)
         return False
+    if conn.cc is None:
+        # an orphan in TIME_WAIT, its sending side released: everything of ours is acknowledged, so an
+        # acceptable ACK is SND.UNA itself; only the peer's window is left to take
+        if ack == tcb.snd_una:
+            conn.probes_out = 0
+            if _window_update_is_newer(tcb, seg.seq, ack):
+                conn.update_send_window(seg.window, seg.seq, ack)
+        return True
     cwnd_before = conn.cc.cwnd  # an ECE on this ACK reduces from it (Connection.on_ece)
     newly_sacked = False
     if conn.tcb.sack_ok and seg.options.sack_blocks:
@@ -262,13 +271,17 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
     return True
 
 
+def _window_update_is_newer(tcb: Tcb, seq: int, ack: int) -> bool:
+    """SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 <= SEG.ACK (§3.10.7.4 fifth check)."""
+    wl2_to_ack = (tcb.snd_wl2 - ack) & _MASK
+    return (tcb.snd_wl1 - seq) & _MASK >= _HALF or (tcb.snd_wl1 == seq and (wl2_to_ack == 0 or wl2_to_ack >= _HALF))
+
+
 def _update_window_if_newer(conn: Connection, seg: Segment, now: float) -> None:
     """SND.WND update rule (§3.10.7.4 fifth check): only from a segment newer than the last update."""
     tcb = conn.tcb
     seq, ack = seg.seq, seg.ack
-    wl2_to_ack = (tcb.snd_wl2 - ack) & _MASK
-    if (tcb.snd_wl1 - seq) & _MASK >= _HALF or (tcb.snd_wl1 == seq and (wl2_to_ack == 0 or wl2_to_ack >= _HALF)):
-        # SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 <= SEG.ACK
+    if _window_update_is_newer(tcb, seq, ack):
         was_closed = tcb.snd_wnd == 0
         conn.update_send_window(seg.window, seq, ack)
         edge = (ack + tcb.snd_wnd) & _MASK

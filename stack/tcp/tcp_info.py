@@ -53,8 +53,69 @@ def _usecs(seconds: float | None) -> int:
 
 
 def tcp_info(conn: Connection, now: float) -> dict[str, int]:
-    """The fields at time `now`, as getsockopt(TCP_INFO) reads them."""
-    tcb, cc, rto, recovery = conn.tcb, conn.cc, conn.rto, conn.recovery
+    """The fields at time `now`, as getsockopt(TCP_INFO) reads them. An orphan in TIME_WAIT that let go of
+    its sending side (Connection.release_sending_side) reports what that side held when it did."""
+    tcb, rto = conn.tcb, conn.rto
+    sending = sending_fields(conn, now) if conn.cc is not None else conn.released_info
+    options = (
+        (TCPI_OPT_TIMESTAMPS if conn.ts_ok else 0)
+        | (TCPI_OPT_SACK if conn.sack_ok else 0)
+        | (TCPI_OPT_WSCALE if tcb.snd_wscale or tcb.rcv_wscale else 0)
+    )
+    counters = conn.counters
+    return {
+        "tcpi_state": _LINUX_STATE[conn.state],
+        "tcpi_ca_state": sending["tcpi_ca_state"],
+        "tcpi_retransmits": conn.retransmits,
+        "tcpi_backoff": rto.backoff,
+        "tcpi_probes": conn.probes_out,
+        "tcpi_options": options,
+        "tcpi_snd_wscale": tcb.snd_wscale,
+        "tcpi_rcv_wscale": tcb.rcv_wscale,
+        "tcpi_rto": _usecs(rto.rto),
+        "tcpi_snd_mss": tcb.snd_mss,
+        "tcpi_rcv_mss": conn.receiver.estimated_rcv_mss(),
+        "tcpi_advmss": conn.config.mss,
+        "tcpi_unacked": sending["tcpi_unacked"],
+        "tcpi_sacked": sending["tcpi_sacked"],
+        "tcpi_lost": sending["tcpi_lost"],
+        "tcpi_retrans": sending["tcpi_retrans"],
+        "tcpi_fackets": 0,
+        "tcpi_pmtu": conn.config.mss + 40,
+        "tcpi_rtt": _usecs(rto.srtt),
+        "tcpi_rttvar": _usecs(rto.rttvar),
+        "tcpi_snd_ssthresh": sending["tcpi_snd_ssthresh"],
+        "tcpi_snd_cwnd": sending["tcpi_snd_cwnd"],
+        "tcpi_reordering": sending["tcpi_reordering"],
+        "tcpi_reord_seen": sending["tcpi_reord_seen"],
+        "tcpi_total_retrans": counters.retrans_segs,
+        "tcpi_min_rtt": sending["tcpi_min_rtt"],
+        "tcpi_segs_out": counters.segs_out,
+        "tcpi_segs_in": counters.segs_in,
+        "tcpi_snd_wnd": tcb.snd_wnd,
+        "tcpi_rcv_wnd": tcb.rcv_wnd,
+        "tcpi_last_data_recv": round((now - conn.receiver.last_data_rcv) * 1000),  # milliseconds, as Linux
+        "tcpi_busy_time": sending["tcpi_busy_time"],
+        "tcpi_rwnd_limited": sending["tcpi_rwnd_limited"],
+        "tcpi_sndbuf_limited": sending["tcpi_sndbuf_limited"],
+        "tcpi_bytes_received": conn.receiver.bytes_received,
+        "tcpi_bytes_acked": sending["tcpi_bytes_acked"],
+        # getsockopt(SO_MEMINFO)'s send side: sk_sndbuf and what the queue costs in Linux's units
+        # (write_queue.py); the device takes each segment at once, so none is waiting for it (sk_wmem_alloc)
+        "SK_MEMINFO_SNDBUF": sending["SK_MEMINFO_SNDBUF"],
+        "SK_MEMINFO_WMEM_QUEUED": sending["SK_MEMINFO_WMEM_QUEUED"],
+        "SK_MEMINFO_WMEM_ALLOC": 0,
+        "tcpi_rcv_ssthresh": conn.receiver.rcv_ssthresh,
+        # Linux's sock_diag SK_MEMINFO receive fields: memory held (truesize) and the buffer's size
+        "SK_MEMINFO_RMEM_ALLOC": conn.receiver.rmem,
+        "SK_MEMINFO_RCVBUF": conn.receiver.rcvbuf,
+    }
+
+
+def sending_fields(conn: Connection, now: float) -> dict[str, int]:
+    """The fields the sending side's parts hold: the controller, loss recovery, the chronographs, the
+    send buffer."""
+    tcb, cc, recovery = conn.tcb, conn.cc, conn.recovery
     mss = max(1, tcb.snd_mss)
     records = list(recovery.board)  # counted in segments, as Linux counts its skbs' pcount
     sacked = sum(r.segments for r in records if r.sacked)
@@ -70,62 +131,25 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         ca_state = TCP_CA_DISORDER
     else:
         ca_state = TCP_CA_OPEN
-    ssthresh = TCP_INFINITE_SSTHRESH if cc.ssthresh >= INFINITE_SSTHRESH else cc.ssthresh // mss
-    options = (
-        (TCPI_OPT_TIMESTAMPS if conn.ts_ok else 0)
-        | (TCPI_OPT_SACK if conn.sack_ok else 0)
-        | (TCPI_OPT_WSCALE if tcb.snd_wscale or tcb.rcv_wscale else 0)
-    )
-    counters = conn.counters
     busy, rwnd_limited, sndbuf_limited = conn.chrono.elapsed(now)
-    synchronized = conn.state.synchronized
     # the SYN and FIN take sequence numbers but are not data (RFC 9293 §3.4)
-    acked = conn.bytes_acked - 1 - conn.fin_acked if synchronized else 0
+    acked = conn.bytes_acked - 1 - conn.fin_acked if conn.state.synchronized else 0
     return {
-        "tcpi_state": _LINUX_STATE[conn.state],
         "tcpi_ca_state": ca_state,
-        "tcpi_retransmits": conn.retransmits,
-        "tcpi_backoff": rto.backoff,
-        "tcpi_probes": conn.probes_out,
-        "tcpi_options": options,
-        "tcpi_snd_wscale": tcb.snd_wscale,
-        "tcpi_rcv_wscale": tcb.rcv_wscale,
-        "tcpi_rto": _usecs(rto.rto),
-        "tcpi_snd_mss": tcb.snd_mss,
-        "tcpi_rcv_mss": conn.receiver.estimated_rcv_mss(),
-        "tcpi_advmss": conn.config.mss,
         "tcpi_unacked": recovery.board.segments,
         "tcpi_sacked": sacked,
         "tcpi_lost": lost,
         "tcpi_retrans": retrans,
-        "tcpi_fackets": 0,
-        "tcpi_pmtu": conn.config.mss + 40,
-        "tcpi_rtt": _usecs(rto.srtt),
-        "tcpi_rttvar": _usecs(rto.rttvar),
-        "tcpi_snd_ssthresh": ssthresh,
+        "tcpi_snd_ssthresh": TCP_INFINITE_SSTHRESH if cc.ssthresh >= INFINITE_SSTHRESH else cc.ssthresh // mss,
         # in recovery Linux's cwnd is what PRR lets be in flight (tcp_cwnd_reduction), our send window
         "tcpi_snd_cwnd": (cc.cwnd if recovery.send_window is None else recovery.send_window) // mss,
         "tcpi_reordering": recovery.reordering,
         "tcpi_reord_seen": recovery.reord_seen,
-        "tcpi_total_retrans": counters.retrans_segs,
         "tcpi_min_rtt": _usecs(recovery.rack.min_rtt),
-        "tcpi_segs_out": counters.segs_out,
-        "tcpi_segs_in": counters.segs_in,
-        "tcpi_snd_wnd": tcb.snd_wnd,
-        "tcpi_rcv_wnd": tcb.rcv_wnd,
-        "tcpi_last_data_recv": round((now - conn.receiver.last_data_rcv) * 1000),  # milliseconds, as Linux
         "tcpi_busy_time": _usecs(busy),
         "tcpi_rwnd_limited": _usecs(rwnd_limited),
         "tcpi_sndbuf_limited": _usecs(sndbuf_limited),
-        "tcpi_bytes_received": conn.receiver.bytes_received,
         "tcpi_bytes_acked": max(acked, 0),
-        # getsockopt(SO_MEMINFO)'s send side: sk_sndbuf and what the queue costs in Linux's units
-        # (write_queue.py); the device takes each segment at once, so none is waiting for it (sk_wmem_alloc)
         "SK_MEMINFO_SNDBUF": conn.sender.sndbuf,
         "SK_MEMINFO_WMEM_QUEUED": conn.sender.buffer.truesize,
-        "SK_MEMINFO_WMEM_ALLOC": 0,
-        "tcpi_rcv_ssthresh": conn.receiver.rcv_ssthresh,
-        # Linux's sock_diag SK_MEMINFO receive fields: memory held (truesize) and the buffer's size
-        "SK_MEMINFO_RMEM_ALLOC": conn.receiver.rmem,
-        "SK_MEMINFO_RCVBUF": conn.receiver.rcvbuf,
     }

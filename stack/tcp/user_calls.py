@@ -84,6 +84,8 @@ def detach(conn: Connection, now: float) -> None:
     conn.orphaned = True
     if conn.state is State.FIN_WAIT_2:
         conn.timers.start_if_idle(timers.FIN_WAIT_2, now + conn.config.fin_timeout)
+    elif conn.state is State.TIME_WAIT:
+        conn.release_sending_side(now)
 
 
 def abort(conn: Connection, now: float) -> None:
@@ -92,6 +94,7 @@ def abort(conn: Connection, now: float) -> None:
         return
     if conn.state in _ABORT_SENDS_RST:
         conn.emit_rst(conn.acceptable_seq(), now)
-    conn.sender.buffer.clear()
-    conn.sender.marks.clear()
+    if conn.sender is not None:  # (an orphan in TIME_WAIT has let go of it)
+        conn.sender.buffer.clear()
+        conn.sender.marks.clear()
     conn.enter(Event.ABORT, now)

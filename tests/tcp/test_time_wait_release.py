@@ -1,0 +1,105 @@
+"""An orphan in TIME_WAIT lets go of its sending side (sender, loss recovery, controller, chronographs), as
+Linux swaps the socket for a small timewait one, and still answers exactly as before (RFC 9293 §3.10.7.4)."""
+
+from stack.introspect import info
+from stack.tcp.segment_arrives import syn_ends_time_wait
+from stack.tcp.state import State
+from stack.tcp.tcp_info import tcp_info
+from tests.tcp.conftest import IRS, ISS, seg, sent
+
+
+def _released(conn_in):
+    c = conn_in(State.TIME_WAIT)
+    c.detach(0.5)  # the application closed its socket: an orphan
+    return c
+
+
+def _sending_side(c) -> tuple:
+    return c.sender, c.recovery, c.cc, c.chrono
+
+
+def test_time_wait_orphan_lets_go_of_its_sending_side(conn_in):
+    c = _released(conn_in)
+    assert _sending_side(c) == (None, None, None, None)
+    assert c.send_queue_bytes == 0 and c.held_bytes == 0
+
+
+def test_time_wait_held_by_its_application_keeps_its_sending_side(conn_in):
+    """After shutdown(SHUT_WR) an application can still read and ask in TIME_WAIT: nothing goes."""
+    c = conn_in(State.TIME_WAIT)
+    assert None not in _sending_side(c)
+
+
+def test_fin_wait_2_orphan_entering_time_wait_lets_go_of_its_sending_side(conn_in):
+    c = conn_in(State.FIN_WAIT_2)
+    c.detach(0.1)
+    c.receive_segment(seg("F.", IRS + 1, ISS + 2), 0.2)
+    assert c.state is State.TIME_WAIT
+    assert sent(c, 0.2) == [(".", ISS + 2, IRS + 2, b"")]
+    assert _sending_side(c) == (None, None, None, None)
+
+
+def test_time_wait_released_retransmitted_fin_reacked_and_timer_restarts(conn_in):
+    """§3.10.7.4 eighth check, as for a connection that kept its sending side."""
+    c = _released(conn_in)
+    c.receive_segment(seg("F.", IRS + 1, ISS + 2), 1.5)
+    assert sent(c, 1.5) == [(".", ISS + 2, IRS + 2, b"")]
+    assert c.next_deadline() == 3.5
+
+
+def test_time_wait_released_old_data_segment_answered_by_ack(conn_in):
+    c = _released(conn_in)
+    c.receive_segment(seg("P.", IRS, ISS + 2, b"o"), 0.6)
+    assert sent(c, 0.6) == [(".", ISS + 2, IRS + 2, b"")]
+
+
+def test_time_wait_released_ack_takes_the_peers_new_window(conn_in):
+    """§3.10.7.4 fifth check: SND.WND from a newer segment; it sets where our ACKs' sequence number may be."""
+    c = _released(conn_in)
+    c.receive_segment(seg(".", IRS + 2, ISS + 2, win=1000), 0.6)
+    assert c.tcb.snd_wnd == 1000 << c.tcb.snd_wscale
+    assert c.tcb.snd_wl1 == IRS + 2
+
+
+def test_time_wait_released_ack_of_unsent_data_draws_challenge_ack(conn_in):
+    c = _released(conn_in)
+    c.receive_segment(seg(".", IRS + 2, ISS + 1000), 0.6)
+    assert sent(c, 0.6) == [(".", ISS + 2, IRS + 2, b"")]
+
+
+def test_time_wait_released_rst_closes(conn_in):
+    c = _released(conn_in)
+    c.receive_segment(seg("R", IRS + 2), 0.6)
+    assert c.state is State.CLOSED
+
+
+def test_time_wait_released_abort_closes_without_rst(conn_in):
+    c = _released(conn_in)
+    c.abort(0.6)
+    assert sent(c, 0.6) == [] and c.state is State.CLOSED
+
+
+def test_time_wait_released_newer_syn_ends_it(conn_in):
+    c = _released(conn_in)
+    assert syn_ends_time_wait(c, seg("S", c.tcb.rcv_nxt + 100_000), 1.0)
+    assert c.state is State.CLOSED
+
+
+def test_time_wait_released_timer_closes_after_2msl(conn_in):
+    c = _released(conn_in)
+    c.handle_timer(2.0)
+    assert c.state is State.CLOSED and c.finished
+
+
+def test_time_wait_released_tcp_info_shows_what_its_sending_side_held(conn_in):
+    c = conn_in(State.TIME_WAIT)
+    before = tcp_info(c, 0.5)
+    c.detach(0.5)
+    assert tcp_info(c, 0.5) == before
+
+
+def test_time_wait_released_netstat_info_shows_its_last_controller_state(conn_in):
+    c = conn_in(State.TIME_WAIT)
+    before = info(c)
+    c.detach(0.5)
+    assert info(c) == before and before["cc"] == c.config.congestion
