@@ -15,7 +15,13 @@ from stack.tcp.state import State
 def test_server_closing_first_keeps_a_released_time_wait_connection_netstat_still_shows():
     async def main() -> tuple[list, list[dict]]:
         da, db = SocketPairDevice.pair()
-        client, server = Stack(da, "10.0.0.1"), Stack(db, "10.0.0.2")
+        in_time_wait = asyncio.Event()
+
+        def watch(line: str) -> None:  # one line per transition of the server's connections
+            if "-> TIME_WAIT (" in line:
+                in_time_wait.set()
+
+        client, server = Stack(da, "10.0.0.1"), Stack(db, "10.0.0.2", trace=watch)
         try:
 
             async def answer_and_close(reader, writer) -> None:
@@ -28,8 +34,7 @@ def test_server_closing_first_keeps_a_released_time_wait_connection_netstat_stil
             writer.write(b"hello")
             assert await reader.read() == b"world"
             writer.close()
-            while not any(c.state is State.TIME_WAIT for c in server.demux.connections.values()):
-                await asyncio.sleep(0.01)
+            await in_time_wait.wait()
             conns = [c for c in server.demux.connections.values() if c.state is State.TIME_WAIT]
             return conns, server.snapshot()
         finally:
