@@ -60,11 +60,8 @@ def history(conn: Connection, clock: Clock) -> list[dict]:
 
 def info(conn: Connection) -> dict:
     """What `ss -tanoi` prints for a socket: the congestion and RTT state, options, counters."""
-    tcb, rto, cc, counters = conn.tcb, conn.rto, conn.cc, conn.counters
-    # an orphan in TIME_WAIT let go of its controller: what it held then
-    name, cwnd, ssthresh, pacing_rate = (
-        (cc.name, cc.cwnd, cc.ssthresh, cc.pacing_rate) if cc is not None else conn.released_cc
-    )
+    tcb, rto, counters = conn.tcb, conn.rto, conn.counters
+    name, cwnd, ssthresh, pacing_rate = conn.controller_state
     return {
         "cc": name,
         "cwnd": cwnd,  # bytes (ss prints segments: cwnd / mss)

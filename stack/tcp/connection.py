@@ -473,10 +473,16 @@ class Connection:
         collector. TCP_INFO and netstat's `-i` go on showing what they held."""
         if self.cc is None:
             return
-        cc = self.cc
         self.released_info = sending_fields(self, now)
-        self.released_cc = (cc.name, cc.cwnd, cc.ssthresh, cc.pacing_rate)
+        self.released_cc = self.controller_state
         self.sender = self.recovery = self.cc = self.chrono = None
+
+    @property
+    def controller_state(self) -> tuple[str, int, int, float | None]:
+        """The controller's name, cwnd, ssthresh and pacing rate (netstat's `-i`): what they were when an orphan
+        in TIME_WAIT let the controller go."""
+        cc = self.cc
+        return (cc.name, cc.cwnd, cc.ssthresh, cc.pacing_rate) if cc is not None else self.released_cc
 
     def restart_time_wait(self, now: float) -> None:
         """TIME-WAIT lasts 2*MSL from entering it, and again from each retransmitted FIN (RFC 9293 §3.4.2,
