@@ -119,6 +119,7 @@ async def serve_on(args, control_path: str, queue=None, worker: int | None = Non
         for name, port in services:
             await stack.start_server(SERVICES[name], port=port, backlog=stack.config.backlog)
         control = await serve_control(control_path, stack, limits.control_clients(args))
+        stack.settle_heap()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

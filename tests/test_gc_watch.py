@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 
 import uvloop
 
-from stack.aio.gc_watch import COUNTERS, GcSince, GcWatch
+from stack.aio.gc_watch import COUNTERS, YOUNG_THRESHOLD, GcSince, GcWatch
 from stack.aio.stack import Stack
 from stack.aio.tun import SocketPairDevice
 
@@ -78,3 +80,24 @@ def test_stack_stats_show_the_collector_counters_at_zero_for_a_new_stack_without
 
     stats = asyncio.run(main())
     assert {name: stats[name] for name in COUNTERS} == dict.fromkeys(COUNTERS, 0)
+
+
+_SETTLE = """
+import gc
+from stack.aio.gc_watch import settle_for_serving
+started = [[n] for n in range(1000)]  # start-up's lists: tracked
+settle_for_serving()
+later = [[n] for n in range(10)]
+walked = {id(o) for o in gc.get_objects()}
+print(gc.get_freeze_count() >= 1000, any(id(o) in walked for o in started), all(id(o) in walked for o in later))
+print(gc.get_threshold()[0])
+"""
+
+
+def test_settle_for_serving_leaves_the_start_up_heap_out_of_every_collection():
+    """What is alive when a server has started is frozen (no collection walks it again); what comes later
+    is walked, and young collections come every YOUNG_THRESHOLD allocations (in a process of its own:
+    freezing is process-wide)."""
+    result = subprocess.run([sys.executable, "-c", _SETTLE], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "True", str(YOUNG_THRESHOLD)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import heapq
 import itertools
 import logging
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from stack import limits, martians
 from stack.aio import streams, tls
 from stack.aio.clock import TimerResolution
-from stack.aio.gc_watch import GcSince
+from stack.aio.gc_watch import GcSince, settle_for_serving
 from stack.aio.hosts import IpAddress, family_matches, not_available, parse_host, sockaddr, unreachable
 from stack.aio.server import Server
 from stack.aio.socketlike import StackSocket
@@ -419,6 +420,12 @@ class Stack:
             rows.extend(kept if isinstance(kept, dict) else connection_row(*kept) for kept in self._closed_conns)
         return rows
 
+    def settle_heap(self) -> None:
+        """Once serving has started: what start-up made leaves the collector's walks (settle_for_serving).
+        The full collection that takes is start-up's: the collector counters count from after it."""
+        settle_for_serving()
+        self._gc = GcSince()
+
     def stats(self) -> dict[str, int]:
         totals = Counter(self.counters)
         totals.update(self.demux.counters)
@@ -449,6 +456,7 @@ class Stack:
         for name in ("TimerWakeups", "TimerWakeupsEmpty"):  # the loop timer: every wake-up, and those for nothing
             totals[name] += 0
         totals.update(self._gc.counters())  # the loop stands still while the collector runs
+        totals["GcFrozenObjects"] = gc.get_freeze_count()  # what no collection walks (settle_for_serving)
         return dict(sorted(totals.items()))
 
     async def wait_idle(self) -> None:

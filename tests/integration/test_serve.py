@@ -223,6 +223,14 @@ def test_stats_json_counts_segments_and_resets(served):
     assert stats["InSegs"] > 0 and stats["OutSegs"] > 0 and stats["PassiveOpens"] >= 1 and stats["OutRsts"] >= 1
 
 
+def test_serve_leaves_its_start_up_heap_out_of_the_collector(served):
+    """Once serving, what start-up made (modules, classes, the stack) is frozen: no full collection walks it.
+    The full collection that freezing takes is start-up's, not counted as serving's."""
+    stats = served.stats()
+    assert stats["GcFrozenObjects"] > 10000
+    assert stats["GcFullCollections"] == 0
+
+
 def test_new_syn_on_a_time_wait_tuple_opens_a_new_connection(served):
     """RFC 6191: the kernel reconnects from the same port while our side is in TIME_WAIT (we closed
     first); its SYN carries a newer timestamp, so TIME_WAIT gives way at once (TWRecycled)."""
