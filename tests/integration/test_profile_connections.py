@@ -29,6 +29,22 @@ def test_profile_connections_counts_bytecodes_per_connection_and_round_trip():
     assert abs(again[0] - connection) < connection // 10 and abs(again[1] - round_trip) < round_trip // 10
 
 
+def test_profile_connections_timeline_times_each_step_of_a_short_connection():
+    """--timeline captures the device with tcpdump and times every step of each measured connection: the
+    server's three turnarounds, the client's three and the cycle from one SYN to the next, which holds
+    every step (the server's FIN overlaps the next SYN, but not by a whole cycle)."""
+    argv = [sys.executable, str(TOOL), "--connections", "200", "--round-trips", "50", "--timeline"]
+    out = _run(argv, timeout=180)
+    assert "timeline at the TUN device (tcpdump, 200 connections)" in out, out
+    rows = re.findall(r"^  (server|client|cycle) +(.+?) +(\d+) us +(\d+) us$", out, re.MULTILINE)
+    steps = {name: (int(p50), int(p90)) for _side, name, p50, p90 in rows}
+    assert [side for side, *_ in rows] == ["server", "client", "server", "client", "server", "client", "cycle"]
+    cycle = steps.pop("SYN in -> next SYN in")
+    for name, (p50, p90) in steps.items():
+        assert 0 < p50 <= p90, (name, out)
+        assert p50 < cycle[0], (name, out)
+
+
 def _run(argv: list[str], timeout: float) -> str:
     """The tool's output; stopped with SIGTERM if it overruns, so that it removes its namespace."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
