@@ -9,6 +9,7 @@ signals and answers the control socket, merging what each worker's own control s
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -65,6 +66,7 @@ def serve_workers(args) -> int:
     children = []
     sys.stdout.flush()
     sys.stderr.flush()
+    gc.freeze()  # what the workers inherit stays shared with this process: no collection there writes to it
     for index, queue in enumerate(queues):
         pid = os.fork()
         if pid == 0:
