@@ -254,7 +254,7 @@ class Cubic(Reno):
 
     def on_congestion_event(self, flight_size: int, now: float) -> None:
         self._reduce()
-        self._cwnd = self.ssthresh + 3 * self.mss  # fast recovery inflation, as Reno (RFC 5681 §3.2)
+        self.cwnd = self.ssthresh + 3 * self.mss  # fast recovery inflation, as Reno (RFC 5681 §3.2)
         self.in_recovery = True
 
     def on_rto(self, flight_size: int, now: float) -> None:
