@@ -4,7 +4,7 @@ native/build_fast.py). Addresses are the ints of stack/wire/addr.py (IPv6 ones c
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from stack._fast import ffi, lib
 from stack.wire.addr import MAX4, V6
@@ -26,6 +26,22 @@ class TcpPacket:
     dst: int
     ttl: int
     segment: Segment
+
+
+# one per arriving TCP packet: its slots set directly, as segment.py's parsed_segment does (a frozen
+# dataclass's __init__ goes through object.__setattr__ for each field)
+_new = object.__new__
+_set_src, _set_dst, _set_ttl, _set_segment = (getattr(TcpPacket, f.name).__set__ for f in fields(TcpPacket))
+
+
+def _tcp_packet(src: int, dst: int, ttl: int, segment: Segment) -> TcpPacket:
+    """TcpPacket(src, dst, ttl, segment)."""
+    pkt = _new(TcpPacket)
+    _set_src(pkt, src)
+    _set_dst(pkt, dst)
+    _set_ttl(pkt, ttl)
+    _set_segment(pkt, segment)
+    return pkt
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +167,7 @@ def _value(
         v[_TOS] & 3,
         gso,
     )
-    return TcpPacket(src, dst, v[_TTL], seg)
+    return _tcp_packet(src, dst, v[_TTL], seg)
 
 
 class BatchDecoder:
