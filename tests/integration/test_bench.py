@@ -1,4 +1,4 @@
-"""tools/bench's own failures: a server that cannot start stops the bench at once, saying which and why."""
+"""tools/bench's own failures: a server or client that fails stops the bench at once, saying which and why."""
 
 from __future__ import annotations
 
@@ -31,4 +31,20 @@ def test_bench_stops_at_once_when_a_kernel_server_exits_before_it_is_ready(tmp_p
     assert bench.returncode != 0
     assert "bench: the kernel server (k) exited with status 1 before it was ready" in err, err
     assert "no uvloop in this test" in err  # the server's own error, on the bench's stderr
+    assert _namespaces_of(bench.pid) == []
+
+
+def test_bench_stops_with_the_client_and_its_error_when_a_client_fails(tmp_path):
+    """A client that fails (here an `ab` that refuses to run) stops the bench with one line that names the
+    client, its column, its exit status and its own error, not a traceback, and removes the namespaces."""
+    fake_ab = tmp_path / "ab"
+    fake_ab.write_text('#!/bin/sh\necho "ab: refused in this test" >&2\nexit 22\n')
+    fake_ab.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    argv = [sys.executable, str(BENCH), "--rows", "ab", "--rounds", "1", "--only", "kernel veth"]
+    bench = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = bench.communicate(timeout=120)
+    assert bench.returncode == 1, err
+    assert "bench: ab -q -n ... (kernel veth) exited with status 22: ab: refused in this test" in err, err
+    assert "Traceback" not in err, err
     assert _namespaces_of(bench.pid) == []
