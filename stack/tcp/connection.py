@@ -277,9 +277,10 @@ class Connection:
         receiver = self.receiver
         tcb.snd_mss = min(options.mss if options.mss else DEFAULT_MSS, self.config.mss, self.path_mss)
         tcb.sack_ok = self.config.sack and options.sack_permitted
-        tcb.ts_ok = self.config.timestamps and options.timestamps is not None
-        if tcb.ts_ok:
-            receiver.ts_recent = options.timestamps[0]
+        timestamps = options.timestamps
+        tcb.ts_ok = self.config.timestamps and timestamps is not None
+        if tcb.ts_ok and timestamps is not None:
+            receiver.ts_recent = timestamps[0]
             tcb.snd_mss -= 12  # room for the 12 bytes of NOP,NOP,TS on every segment, as Linux
         tcb.snd_mss = max(tcb.snd_mss, _MIN_SND_MSS)
         config = self.config
@@ -475,7 +476,8 @@ class Connection:
             return
         self.released_info = sending_fields(self, now)
         self.released_cc = self.controller_state
-        self.sender = self.recovery = self.cc = self.chrono = None
+        # (typed as always there: nothing reads them again, sending is over)
+        self.sender = self.recovery = self.cc = self.chrono = None  # type: ignore[assignment]
 
     @property
     def controller_state(self) -> tuple[str, int, int, float | None]:
@@ -723,6 +725,7 @@ class Connection:
         """The probe is to be resent: it was lost, so nothing that large passes (RFC 4821 §7.6, Linux
         tcp_mtup_probe_failed). It goes again in pieces of the current size (tcp_simple_retransmit)."""
         prober = self.mtu_probe
+        assert prober is not None  # (called only while probing)
         recovery = self.recovery
         if not prober.probe_mtu or seq_add(recovery.board.seq_of(rec.start), rec.length) != prober.probe_end:
             return False
@@ -736,6 +739,7 @@ class Connection:
         Linux tcp_mtu_probing). Probing starts, or its floor halves; what is in flight is cut to the new
         size for the retransmissions."""
         prober = self.mtu_probe
+        assert prober is not None  # (called only while probing)
         prober.black_hole(now)
         self.sync_mss(self.mtu_cookie)
         self.recovery.mtu_reduced(self.tcb.snd_mss)
@@ -1058,7 +1062,7 @@ class Connection:
         dropped = short is not None and seq_ge(start, short)
         if self.rto.backoff == 0 and not dropped:
             return
-        if dropped:  # all of it beyond the edge is resent first: lost segments go before new data
+        if dropped and short is not None:  # all of it beyond the edge is resent first: lost segments go before new data
             board.mark_lost_from(short)
         self.rto.reset_backoff()
         self.recovery.board.mark_lost(head)
@@ -1170,9 +1174,9 @@ class Connection:
     def _emit(
         self,
         now: float,
-        flags: Flags,
+        flags: int,
         seq: int,
-        payload: bytes = b"",
+        payload: bytes | memoryview = b"",
         ecn: int = 0,
         new_data: bool = False,
         gso: int = 0,
@@ -1331,8 +1335,12 @@ class Connection:
         if resend is not None:
             self.retransmit(resend, now)  # the segment after a NewReno partial ACK (RFC 6582 §3.2 step 4)
         reduced_until = self.ecn.reduced_until
-        ecn_reducing = reduced_until is not None and recovery.ecn_reducing and not recovery.in_recovery
-        if ecn_reducing and seq_ge(ack, reduced_until):
+        if (
+            reduced_until is not None
+            and recovery.ecn_reducing
+            and not recovery.in_recovery
+            and seq_ge(ack, reduced_until)
+        ):
             # the window of data an ECN reduction answered is acknowledged: the reduction ends, cwnd is
             # ssthresh and grows again (RFC 3168 §6.1.2; Linux leaves CWR, tcp_end_cwnd_reduction)
             self.cc.on_recovery_exit()

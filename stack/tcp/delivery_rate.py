@@ -170,6 +170,7 @@ class DeliveryRateEstimator:
     def _index_after(self, seq: int) -> int:
         """Index of the first segment that starts after `seq`."""
         base = self._una
+        assert base is not None  # (set before anything is resent or SACKed)
         return bisect_right(self._segments, seq_sub(seq, base), key=lambda s: seq_sub(s.start, base))
 
     def _replace_range(self, new: _Sent) -> None:
@@ -193,6 +194,7 @@ class DeliveryRateEstimator:
         new.acked = j > i and all_acked  # resending delivered data must not count it twice
         pieces.append(new)
         base = self._una
+        assert base is not None
         segments[i:j] = sorted(pieces, key=lambda s: seq_sub(s.start, base))
 
     # ---------------------------------------------------------------- delivery (draft §3.3)

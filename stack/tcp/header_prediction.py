@@ -85,7 +85,7 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         if not receiver.fits() or not receiver.current_window():
             return False  # no memory for it, or a closed window: the full path drops it
 
-    if ts_ok:
+    if ts_ok and ts is not None:  # (with ts_ok, a segment without a timestamp returned False above)
         conn.ts_ecr_seen = ts[1]
         receiver.ts_recent = ts[0]  # SEG.SEQ = RCV.NXT and newer (RFC 7323 §4.3)
     else:

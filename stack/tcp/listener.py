@@ -75,7 +75,8 @@ class Listener:
         if mode == 2 or (mode == 1 and queue_full):
             if self.accept_queue_full():
                 self.overflows += 1
-                return self._drop_overflow()
+                self._drop_overflow()
+                return None
             if queue_full:
                 self.counters["TCPReqQFullDoCookies"] += 1
             return self._cookie_synack(remote, syn, now, local or self.local)
@@ -97,7 +98,8 @@ class Listener:
             return None
         if self.accept_queue_full():
             self.overflows += 1
-            return self._drop_overflow()
+            self._drop_overflow()
+            return None
         local = local or self.local
         child = Connection.from_syn(self._config_for(local), local, remote, syn, now, on_transition)
         self.syn_queue.add(child)
@@ -127,7 +129,8 @@ class Listener:
             return reset
         self.counters["SyncookiesRecv"] += 1
         if self.accept_queue_full():
-            return self._drop_overflow()  # the peer retransmits; its next segment returns the cookie again
+            self._drop_overflow()  # the peer retransmits; its next segment returns the cookie again
+            return None
         syn = Segment(seg.src_port, seg.dst_port, peer_isn, 0, Flags.SYN, seg.window, b"", peer)
         offset = syncookies.ts_offset(self.cookie_secret, local[0], remote[0])
         config = self._config_for(local)
@@ -187,15 +190,15 @@ class Listener:
         iss = syncookies.make_cookie(self.cookie_secret, tuple4, syn.seq, index, now)
         options = TcpOptions(mss=config.mss)
         if config.timestamps and peer.timestamps is not None:
-            use_wscale = peer.wscale is not None and config.window_scaling
+            wscale = peer.wscale if config.window_scaling else None
             carried = syncookies.CookieOptions(
-                min(peer.wscale, syncookies.MAX_WSCALE) if use_wscale else None, config.sack and peer.sack_permitted
+                min(wscale, syncookies.MAX_WSCALE) if wscale is not None else None, config.sack and peer.sack_permitted
             )
             offset = syncookies.ts_offset(self.cookie_secret, local[0], remote[0])
             ts_now = (int(now * 1000) + offset) & 0xFFFFFFFF  # Connection.ts_val's clock
             options = TcpOptions(
                 mss=config.mss,
-                wscale=receive_window_shift(config) if use_wscale else None,
+                wscale=receive_window_shift(config) if wscale is not None else None,
                 sack_permitted=carried.sack_permitted,
                 timestamps=(syncookies.stamp_tsval(ts_now, carried), peer.timestamps[0]),
             )

@@ -34,7 +34,7 @@ class Reassembly:
     def __len__(self) -> int:
         return len(self._runs)
 
-    def add(self, rcv_nxt: int, seq: int, data: bytes) -> int:
+    def add(self, rcv_nxt: int, seq: int, data: bytes | memoryview) -> int:
         """Insert data starting at seq (> rcv_nxt), keeping only bytes not already held; returns how many
         bytes (new or held) the bounds made it drop, 0 normally."""
         if not data:
@@ -75,7 +75,7 @@ class Reassembly:
         self.fin_seq = None  # a FIN held out of order lies at the top: it went first
         return dropped
 
-    def _insert(self, rcv_nxt: int, seq: int, data: bytes) -> None:
+    def _insert(self, rcv_nxt: int, seq: int, data: bytes | memoryview) -> None:
         if not self._runs:
             self._anchor = rcv_nxt
         start = seq_sub(seq, self._anchor)
@@ -94,7 +94,7 @@ class Reassembly:
         first_start = starts[lo]
         last_end = starts[hi - 1] + len(runs[hi - 1])
         new_start = min(start, first_start)
-        parts: list[bytes] = []
+        parts: list[bytes | memoryview] = []
         if start < first_start:
             parts.append(data[: first_start - start])
         cursor = first_start

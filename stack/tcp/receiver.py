@@ -143,7 +143,7 @@ class Receiver:
 
     # ------------------------------------------------------------------ arriving text and FIN
 
-    def deliver(self, data: bytes) -> None:
+    def deliver(self, data: bytes | memoryview) -> None:
         """In-order bytes at RCV.NXT of the arriving segment: into the buffer, charged with its packet's
         memory (copied into the previous packet's spare room when they fit, skb_try_coalesce), RCV.NXT
         advances."""
@@ -233,7 +233,7 @@ class Receiver:
             return self.rcv_mss
         return max(min(self.config.mss, self.tcb.snd_mss, self.tcb.rcv_wnd // 2, DEFAULT_MSS), 88)
 
-    def hold(self, seq: int, payload: bytes) -> bool:
+    def hold(self, seq: int, payload: bytes | memoryview) -> bool:
         """Out-of-order bytes go to the reassembly queue and are ACKed at once (RFC 5681 §4.2); True if the
         queue's bounds dropped data (Linux TCPOFODrop)."""
         end = seq_add(seq, len(payload))
@@ -258,7 +258,7 @@ class Receiver:
         self.rmem -= sum(skb[2] for skb in self._ooo_skbs)
         self._ooo_skbs = ()
 
-    def _queue_out_of_order(self, seq: int, end: int, payload: bytes) -> bool:
+    def _queue_out_of_order(self, seq: int, end: int, payload: bytes | memoryview) -> bool:
         """Hold a segment's bytes and charge its packet; True if the queue's bounds dropped data."""
         skb_len, size, _ = self._arriving
         if self.tcb.sack_ok:  # without SACK the window stays, so duplicate ACKs trigger fast retransmit
@@ -341,7 +341,9 @@ class Receiver:
         self.ack_now = True
         self._pingpong = False  # no data came to carry the ACK: leave ping-pong mode (as Linux)
 
-    def acknowledgment(self, now: float, payload: bytes, new_data: bool) -> tuple[int, tuple[tuple[int, int], ...]]:
+    def acknowledgment(
+        self, now: float, payload: bytes | memoryview, new_data: bool
+    ) -> tuple[int, tuple[tuple[int, int], ...]]:
         """What the next segment out acknowledges: the window field (scaled down) and its SACK blocks,
         D-SACK first, as many as fit beside its `payload`. The ACK owed is then paid. New data that
         answers what just arrived makes the exchange interactive: ACKs wait to ride on our data (Linux

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from stack.tcp import timers
 from stack.tcp.congestion import Contained
+from stack.tcp.counters import Counters
 from stack.tcp.rack import Rack
 from stack.tcp.rto import ts_clock
 from stack.tcp.scoreboard import Scoreboard, SentSegment
@@ -66,7 +67,7 @@ class Recovery:
     )  # thousands of these: no instance dicts
 
     def __init__(
-        self, cc: Contained, tcb: Tcb, deadlines: timers.Timers, counters: object, first_seq: int, frto: bool
+        self, cc: Contained, tcb: Tcb, deadlines: timers.Timers, counters: Counters, first_seq: int, frto: bool
     ) -> None:
         self.cc = cc  # the connection's controller (Connection keeps this current when it changes)
         self.tcb = tcb  # read only: SND.UNA, SND.MAX, SND.NXT, the MSS and the negotiated options
@@ -380,8 +381,10 @@ class Recovery:
     def _frto_ack(self, advanced: bool, unsent: int) -> None:
         """RFC 5682 §2.1 steps 2 and 3, on the ACKs after the retransmission of the first segment."""
         tcb = self.tcb
+        loss_high = self.loss_high
+        assert loss_high is not None  # (F-RTO runs inside a timeout's recovery)
         if self._frto_step == 2:
-            if not advanced or seq_ge(tcb.snd_una, self.loss_high) or unsent == 0:
+            if not advanced or seq_ge(tcb.snd_una, loss_high) or unsent == 0:
                 self._frto_step = 0  # step 2a: go on with conventional RTO recovery
                 return
             # step 2b: the retransmission arrived; hold the other resends and send two new segments

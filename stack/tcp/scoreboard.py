@@ -294,7 +294,7 @@ class Scoreboard:
         if chain is None:
             return
         rec = chain.next
-        while rec is not chain:
+        while rec is not chain and rec is not None:  # (linked both ways while chained)
             after = rec.next
             yield rec
             rec = after
@@ -414,10 +414,11 @@ class Scoreboard:
         if chain is None:  # made when needed: an idle connection holds none
             chain = self._chain = SentSegment(0, 0, 0.0, 1)
             chain.prev = chain.next = chain
-        before = chain.prev
+        # (every record in the chain is linked both ways: its prev and next are never None)
+        before: SentSegment = chain.prev  # type: ignore[assignment]
         while before is not chain and before.xmit_ts > rec.xmit_ts:
-            before = before.prev
-        after = before.next
+            before = before.prev  # type: ignore[assignment]
+        after: SentSegment = before.next  # type: ignore[assignment]
         rec.prev, rec.next = before, after
         before.next = after.prev = rec
 
@@ -437,6 +438,6 @@ def _sent_at(rec: SentSegment) -> float:
 def _unchain(rec: SentSegment) -> None:
     before = rec.prev
     if before is not None:
-        after = rec.next
+        after: SentSegment = rec.next  # type: ignore[assignment]  # (chained: linked both ways)
         before.next, after.prev = after, before
         rec.prev = rec.next = None

@@ -292,7 +292,7 @@ def _update_window_if_newer(conn: Connection, seg: Segment, now: float) -> None:
             conn.window_shrunk(edge)  # what we sent beyond the new edge was dropped (§3.8.6)
 
 
-def _memory_admits(conn: Connection, seq: int, payload: bytes, exhausted: bool) -> bytes:
+def _memory_admits(conn: Connection, seq: int, payload: bytes | memoryview, exhausted: bool) -> bytes | memoryview:
     """What of the text the stack's memory pressure lets in (stack/tcp/memory.py): no out-of-order data,
     and what is held is pruned (Linux tcp_prune_ofo_queue); at the limit no in-order data either, unless
     the receive queue is empty, and then only its first FORCED_RECEIVE bytes (Linux TCPRcvQDrop and
@@ -313,7 +313,7 @@ def _memory_admits(conn: Connection, seq: int, payload: bytes, exhausted: bool) 
     return b"" if len(receiver) else payload[:FORCED_RECEIVE]
 
 
-def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: bytes, now: float) -> None:
+def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: bytes | memoryview, now: float) -> None:
     """Seventh and eighth checks: deliver in-order text, queue out-of-order text, then the FIN."""
     tcb = conn.tcb
     receiver = conn.receiver

@@ -38,6 +38,9 @@ _KEEP_MIN = 16384
 # this much more, so that small parts of large objects cannot hold much memory
 _PIN_SLACK = 256 * 1024
 _spares: list[bytearray] = []
+# an arena and a read-only view of it: a copy arena is a bytearray, a kept one the bytes object (or view of
+# one) a write handed over
+_Arena = tuple[bytes | bytearray | memoryview, memoryview]
 
 
 def _unviewed(arena: bytearray) -> bool:
@@ -50,7 +53,7 @@ def _unviewed(arena: bytearray) -> bool:
     return True
 
 
-def _drop(arena: bytearray | memoryview, view: memoryview) -> None:
+def _drop(arena: bytes | bytearray | memoryview, view: memoryview) -> None:
     """An arena the buffer no longer needs: a spare if it is a full-sized copy arena and nothing views it."""
     try:
         view.release()  # (its slices, if any are left, keep their own hold on the arena)
@@ -86,7 +89,7 @@ class SendBuffer:
         # A copy arena is a bytearray; a kept one is the view a write handed over, its view the part of it
         # from where the arena starts. Every arena's view but the last holds exactly its bytes; the last
         # holds _fill of them (and a kept one already has the rest of its write in place).
-        self._arenas: list[tuple[bytearray | memoryview, memoryview]] | tuple[()] = ()
+        self._arenas: list[_Arena] | tuple[()] = ()
         # the stream position of each arena's first byte, for bisect (see _base); () while none
         self._origins: list[int] | tuple[()] = ()
         self._fill = 0  # bytes written into (or kept of) the last arena
@@ -139,46 +142,45 @@ class SendBuffer:
         self._new_skb = False
         return n
 
-    def _close_last(self) -> list[tuple[bytearray | memoryview, memoryview]]:
-        """The arenas, the last made to hold exactly its bytes if it is a kept one (a new arena follows it;
-        a copy arena is full when one follows, _keep and _copy see to it)."""
-        arenas = self._arenas
-        if not arenas:
+    def _close_last(self) -> tuple[list[_Arena], list[int]]:
+        """The arenas and their origins, the last arena made to hold exactly its bytes if it is a kept one (a
+        new arena follows it; a copy arena is full when one follows, _keep and _copy see to it)."""
+        arenas, origins = self._arenas, self._origins
+        if not arenas or not origins:  # (both or neither)
             arenas = self._arenas = []
-            self._origins = []
+            origins = self._origins = []
         elif type(arenas[-1][0]) is not bytearray and len(arenas[-1][1]) != self._fill:
             arena, view = arenas[-1]
             arenas[-1] = (arena, view[: self._fill])
-        return arenas
+        return arenas, origins
 
     def _copy_room(self) -> int:
         """Bytes the last arena still takes by copy: 0 if there is none or it is a kept one."""
         arenas = self._arenas
         return len(arenas[-1][0]) - self._fill if arenas and type(arenas[-1][0]) is bytearray else 0
 
-    def _keep(self, data: bytes | memoryview, start: int, n: int, pin: int) -> None:
+    def _keep(self, data: bytes | bytearray | memoryview, start: int, n: int, pin: int) -> None:
         """n bytes of the immutable data[start:]: what the last copy arena has room for is copied into it
         (so that it is full), the rest becomes an arena of its own, a view of data; all is copied if that
         rest would be small."""
-        arenas = self._close_last()
+        arenas, origins = self._close_last()
         room = self._copy_room()
         if n - room < _KEEP_MIN:
             self._copy(data, start, n, n)
             return
         if room:
-            arenas[-1][0][self._fill :] = memoryview(data)[start : start + room]
+            arenas[-1][0][self._fill :] = memoryview(data)[start : start + room]  # type: ignore[index]  # (room: a copy arena)
         arenas.append((data, memoryview(data)[start + room :]))  # (data, as handed, names the write)
         self._pinned += pin
-        self._origins.append(self._base + self._len + room)
+        origins.append(self._base + self._len + room)
         self._fill = n - room
         self._kept_at = start + n
 
     def _copy(self, data: bytes | bytearray | memoryview, start: int, n: int, want: int) -> None:
         """Copy n bytes of data[start:] into copy arenas: the last one's room, then new ones."""
         src = memoryview(data).cast("B")  # (a slice of bytes would be a copy of its own)
-        after_kept = bool(self._arenas) and type(self._arenas[-1][0]) is not bytearray
-        arenas = self._close_last()
-        origins = self._origins
+        after_kept = type(self._arenas[-1][0]) is not bytearray if self._arenas else False
+        arenas, origins = self._close_last()
         done = 0
         while done < n:
             room = self._copy_room()
@@ -192,7 +194,7 @@ class SendBuffer:
                 self._fill, room = 0, size
                 after_kept = False
             m = min(room, n - done)
-            arenas[-1][0][self._fill : self._fill + m] = src[start + done : start + done + m]
+            arenas[-1][0][self._fill : self._fill + m] = src[start + done : start + done + m]  # type: ignore[index]  # (a copy arena)
             self._fill += m
             done += m
 
@@ -236,7 +238,7 @@ class SendBuffer:
         if isinstance(ends, list) and i < len(ends) and ends[i] != at:
             ends.insert(i, at)
 
-    def take(self, offset: int, n: int) -> bytes:
+    def take(self, offset: int, n: int) -> bytes | memoryview:
         """n bytes from `offset`, for a segment's payload: a read-only view into the arena that holds them."""
         if n <= 0:
             return b""
@@ -276,7 +278,8 @@ class SendBuffer:
             if done and isinstance(ends, list):
                 del ends[:done]
             arenas, origins = self._arenas, self._origins
-            while len(origins) > 1 and origins[1] <= base:  # the first arena is acknowledged whole
+            # each first arena acknowledged whole goes (the arenas are a list while bytes are held)
+            while len(origins) > 1 and origins[1] <= base and isinstance(arenas, list):
                 del origins[0]
                 arena, view = arenas.pop(0)
                 if type(arena) is not bytearray:

@@ -4,13 +4,13 @@ at once besides changing the TcpConfig field (Linux do_tcp_setsockopt / sock_set
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
 
-def configure(conn: Connection, now: float, **changes: object) -> None:
+def configure(conn: Connection, now: float, **changes: Any) -> None:
     """Change TcpConfig fields of one connection. Setting TCP_NODELAY pushes what is queued, corked or not
     (Linux __tcp_sock_set_nodelay: TCP_NAGLE_PUSH); clearing TCP_CORK lets the partial segment go under
     the usual rules; a keepalive change re-arms the idle timer; SO_RCVBUF resizes the receive memory at

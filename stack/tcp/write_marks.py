@@ -15,6 +15,7 @@ Linux keeps these on the skbs of its write queue; here they are positions in the
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 
 from stack.wire.seq import seq_sub
 
@@ -35,7 +36,7 @@ class RecordEnds:
     def append(self, end: int) -> None:
         self._ends.append(end)
 
-    def _key(self) -> object:
+    def _key(self) -> Callable[[int], int]:
         base = self._ends[self._start]  # every live end lies within one send buffer of it
         return lambda seq: seq_sub(seq, base)
 
@@ -45,6 +46,8 @@ class RecordEnds:
         return self._ends[i] if i < len(self._ends) else None
 
     def __contains__(self, seq: int) -> bool:
+        if self._start == len(self._ends):
+            return False  # none left
         key = self._key()
         i = bisect_left(self._ends, key(seq), lo=self._start, key=key)
         return i < len(self._ends) and self._ends[i] == seq
@@ -94,7 +97,7 @@ class WriteMarks:
 
     def ends_record(self, end: int) -> bool:
         """A MSG_EOR record ends at `end`: the skb there takes no more bytes."""
-        return bool(self._records) and end in self._records
+        return self._records is not None and end in self._records
 
     def unsent_in_record(self, snd_nxt: int, unsent: int) -> int:
         """Of the `unsent` bytes from snd_nxt, how many belong to the record snd_nxt is in."""
@@ -108,8 +111,8 @@ class WriteMarks:
         """A segment ending at sequence number `end` carries PSH."""
         return (
             end == self.pushed_end
-            or (bool(self._records) and end in self._records)
-            or (bool(self._forced) and end in self._forced)
+            or (self._records is not None and end in self._records)
+            or (self._forced is not None and end in self._forced)
         )
 
     def acked(self, snd_una: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from stack._fast import ffi, lib
 
 VNET_HDR_LEN = lib.FAST_VNET_HDR_LEN  # struct virtio_net_hdr, before each packet when TUN offloads are on
@@ -30,7 +32,7 @@ class PacketBatch:
         view, offs, lens, vnet = self.view, self.offs, self.lens, self.vnet
         return [view[offs[i] + vnet : offs[i] + lens[i]] for i in range(self.n)]
 
-    def captured(self) -> list[bytes | memoryview]:
+    def captured(self) -> Sequence[bytes | memoryview]:
         """The IP packets as a capture file should hold them: a checksum left to the device (NEEDS_CSUM)
         is filled in, on a copy; a super-segment stays one packet, as tcpdump shows it on a TSO device."""
         if not self.vnet:

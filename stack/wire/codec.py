@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, fields
+from typing import Any
 
 from stack._fast import ffi, lib
 from stack.wire.addr import MAX4, V6
@@ -290,6 +291,13 @@ class BatchEncoder:
     super-segment that the kernel cuts back into exactly those segments (TSO; an IPv6 run only when the core
     made it one Segment). Without `vnet` (a device without offloads), a run the core made one Segment is
     cut in C into wire-sized packets, as Linux's software GSO cuts one for such a device."""
+
+    # the C arrays of the items so far (cffi cdata), grown as a flush needs
+    _segs: Any
+    _payloads: Any
+    _plens: Any
+    _gso: Any
+    _raw: Any
 
     def __init__(self, vnet: int = 0, gso: bool = False) -> None:
         self.vnet = vnet

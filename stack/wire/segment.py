@@ -62,9 +62,9 @@ class Segment:
     dst_port: int
     seq: int
     ack: int
-    flags: Flags
+    flags: int  # Flags' bits
     window: int  # raw 16-bit field, not scaled
-    payload: bytes = b""
+    payload: bytes | memoryview = b""  # arriving: a view into the read batch; sent: a view of the send buffer
     options: TcpOptions = field(default=NO_OPTIONS)
     urgent: int = 0
     ecn: int = 0  # the IP header's ECN field (RFC 3168 §5): how it arrived, or what to send it with
@@ -137,7 +137,7 @@ def parsed_segment(
     ack: int,
     flags: int,
     window: int,
-    payload: bytes,
+    payload: bytes | memoryview,
     options: TcpOptions,
     urgent: int,
     ecn: int,
@@ -168,7 +168,7 @@ def sent_segment(
     ack: int,
     flags: int,
     window: int,
-    payload: bytes,
+    payload: bytes | memoryview,
     options: TcpOptions,
     ecn: int,
     gso: int,

@@ -168,8 +168,8 @@ class Cubic(Reno):
             self.srtt = sample.rtt if self.srtt is None else 0.875 * self.srtt + 0.125 * sample.rtt
         if self.in_recovery:
             return
-        if self.linux_hystart is not None:
-            self._linux_hystart(sample)
+        if self.linux_hystart is not None and self.linux is not None:  # (set together)
+            self._linux_hystart(self.linux_hystart, self.linux, sample)
         if self._cwnd < self.ssthresh:
             self._slow_start(sample)
         elif self._cwnd_limited(sample):
@@ -180,10 +180,9 @@ class Cubic(Reno):
         flight is smaller (cwnd validation), as Linux decides it (bictcp_cong_avoid, tcp_is_cwnd_limited)."""
         return sample.cwnd_limited
 
-    def _linux_hystart(self, sample: AckSample) -> None:
+    def _linux_hystart(self, hs: LinuxHyStart, linux: LinuxCubic, sample: AckSample) -> None:
         """Linux's HyStart looks at each ACK before the window grows (cubictcp_acked before cong_avoid)."""
-        hs = self.linux_hystart
-        epoch = self.linux.epoch_start
+        epoch = linux.epoch_start
         if epoch and _jiffies(sample.now) - epoch < FRESH_EPOCH * HZ:
             return  # RTT samples right after a reduction say little about the path
         slow_start = self._cwnd < self.ssthresh
@@ -209,10 +208,10 @@ class Cubic(Reno):
 
     def _avoidance(self, sample: AckSample) -> None:
         mss = self.mss
-        if self.linux is not None:
-            acked = -(-sample.bytes_acked // mss)  # in segments, as Linux counts them
+        if self.linux is not None and self.linux_hystart is not None:  # (set together)
+            segments = -(-sample.bytes_acked // mss)  # as Linux counts them
             delay_min = self.linux_hystart.delay_min
-            self._cwnd = float(self.linux.grow(self.cwnd // mss, acked, _jiffies(sample.now), delay_min) * mss)
+            self._cwnd = float(self.linux.grow(self.cwnd // mss, segments, _jiffies(sample.now), delay_min) * mss)
             return
         cwnd = self._cwnd / mss
         now = sample.now
@@ -266,7 +265,7 @@ class Cubic(Reno):
         self._after_rto = True
         self._rto_unanswered = True
         self.hystart.phase = OFF
-        if self.linux_hystart is not None:
+        if self.linux_hystart is not None and self.linux is not None:  # (set together)
             self.linux_hystart.restart()
             self.linux.reset()
         self._cwnd = float(self.mss)
