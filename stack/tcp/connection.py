@@ -541,7 +541,14 @@ class Connection:
         """TS.Recent, the peer's timestamp we echo (RFC 7323 §4.3)."""
         return self.receiver.ts_recent
 
-    def send(self, data: bytes, now: float, more: bool = False, eor: bool = False, urgent: bool = False) -> int:
+    def send(
+        self,
+        data: bytes | bytearray | memoryview,
+        now: float,
+        more: bool = False,
+        eor: bool = False,
+        urgent: bool = False,
+    ) -> int:
         """SEND (§3.10.2): queue up to send_space bytes; returns how many were taken. `more`: more follows
         soon (MSG_MORE), `eor`: the data ends a record (MSG_EOR), `urgent`: its last byte is urgent
         (MSG_OOB; RFC 9293 §3.8.5: SND.UP is set after it, as Linux's tcp_mark_urg does at the write's end)."""

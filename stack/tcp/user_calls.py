@@ -21,7 +21,9 @@ _CLOSED, _LISTEN, _TIME_WAIT = State.CLOSED, State.LISTEN, State.TIME_WAIT  # (g
 _ABORT_SENDS_RST = (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT)
 
 
-def send(conn: Connection, data: bytes, now: float, more: bool = False, eor: bool = False) -> int:
+def send(
+    conn: Connection, data: bytes | bytearray | memoryview, now: float, more: bool = False, eor: bool = False
+) -> int:
     """SEND (§3.10.2): queue what the send buffer takes (write_queue.py); returns how many bytes.
 
     The PUSH flag is Linux's: every write pushes unless `more` (MSG_MORE) says more follows; a write taken

@@ -92,7 +92,7 @@ def send_space(conn: Connection) -> int:
     return max(conn.sender.sndbuf - buf.truesize - SKB_OVERHEAD, 1)
 
 
-def write(conn: Connection, data: bytes, now: float) -> int:
+def write(conn: Connection, data: bytes | bytearray | memoryview, now: float) -> int:
     """Queue what the buffer takes of `data` (Linux tcp_sendmsg_locked); returns how many bytes."""
     sender = conn.sender
     buf = sender.buffer
