@@ -16,6 +16,7 @@ from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
 from stack.tcp.counters import Counters
 from stack.tcp.ecn import ECT0, Ecn
+from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Closed, Connected, Reset, SendSpace, TimedOut
 from stack.tcp.isn import initial_sequence_number
 from stack.tcp.memory import MemoryBudget
@@ -407,6 +408,8 @@ class Connection:
         """TCP_CONGESTION on an open connection (Linux tcp_set_congestion_control): the new controller
         (a registry name or package.module:Class; ValueError if unusable) goes on from the current
         cwnd and ssthresh."""
+        if self.cc is None:  # (an orphan in TIME_WAIT has let its controller go)
+            raise LocalProtocolError("connection closing")
         mss = self.tcb.snd_mss or self.config.mss
         config = self.config
         new = congestion.attach(name, mss, config.initial_window_segments, config.rng, config.hystart)
@@ -496,7 +499,7 @@ class Connection:
     @property
     def send_space(self) -> int:
         """Bytes a write could still queue now (0: it would wait), as write_queue.py counts them."""
-        return write_queue.send_space(self)
+        return write_queue.send_space(self) if self.sender is not None else 0  # (None: an orphan in TIME_WAIT)
 
     @property
     def send_queue_bytes(self) -> int:

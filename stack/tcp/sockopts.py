@@ -16,11 +16,12 @@ def configure(conn: Connection, now: float, **changes: Any) -> None:
     the usual rules; a keepalive change re-arms the idle timer; SO_RCVBUF resizes the receive memory at
     once (Linux sk_rcvbuf), what is held stays."""
     conn.config = conn.receiver.config = replace(conn.config, **changes)
-    if "send_buffer" in changes:  # SO_SNDBUF: the size Linux's sk_sndbuf takes (write_queue.py)
-        conn.sender.sndbuf = conn.config.send_buffer
+    sender = conn.sender  # (None: an orphan in TIME_WAIT has let its sending side go)
+    if "send_buffer" in changes and sender is not None:  # SO_SNDBUF: Linux's sk_sndbuf (write_queue.py)
+        sender.sndbuf = conn.config.send_buffer
     if "receive_buffer" in changes:
         conn.receiver.set_receive_buffer(conn.config.receive_buffer)
-    if changes.get("nodelay"):
-        conn.sender.marks.push_once = True
+    if changes.get("nodelay") and sender is not None:
+        sender.marks.push_once = True
     if any(name.startswith("keepalive") for name in changes):
         conn.arm_keepalive(now)

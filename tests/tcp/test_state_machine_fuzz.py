@@ -149,10 +149,13 @@ def check_connection(conn: Connection) -> None:
     assert seq_le(tcb.snd_una, tcb.snd_nxt), (tcb.snd_una, tcb.snd_nxt)
     assert seq_le(tcb.snd_nxt, tcb.snd_max), (tcb.snd_nxt, tcb.snd_max)
     config = conn.config
-    # Linux's rule: a write starts an skb only while the buffer is below sk_sndbuf, which autotuning grows
-    # at most to tcp_wmem[2]; the last skb takes at most a 64 KB size goal
-    assert conn.sender.sndbuf <= max(config.send_buffer, config.send_buffer_max)
-    assert conn.send_queue_bytes < conn.sender.sndbuf + 65536
+    if conn.sender is None:  # only an orphan in TIME_WAIT lets its sending side go (release_sending_side), for good
+        assert conn.orphaned and conn.state in (State.TIME_WAIT, State.CLOSED), conn.state
+    else:
+        # Linux's rule: a write starts an skb only while the buffer is below sk_sndbuf, which autotuning
+        # grows at most to tcp_wmem[2]; the last skb takes at most a 64 KB size goal
+        assert conn.sender.sndbuf <= max(config.send_buffer, config.send_buffer_max)
+        assert conn.send_queue_bytes < conn.sender.sndbuf + 65536
     held = conn.receiver.reassembly.bytes_held  # out-of-order bytes are buffer space too (§3.8.6)
     # an in-order segment past the window is kept whole while the buffer holds no more than twice its size
     # (Linux's tcp_data_queue, SO_RCVBUF doubled): never more than that and one segment

@@ -1,8 +1,12 @@
 """An orphan in TIME_WAIT lets go of its sending side (sender, loss recovery, controller, chronographs), as
 Linux swaps the socket for a small timewait one, and still answers exactly as before (RFC 9293 §3.10.7.4)."""
 
+import pytest
+
 from stack.introspect import info
+from stack.tcp.errors import LocalProtocolError
 from stack.tcp.segment_arrives import syn_ends_time_wait
+from stack.tcp.sockopts import configure
 from stack.tcp.state import State
 from stack.tcp.tcp_info import tcp_info
 from tests.tcp.conftest import IRS, ISS, seg, sent
@@ -103,3 +107,17 @@ def test_time_wait_released_netstat_info_shows_its_last_controller_state(conn_in
     before = info(c)
     c.detach(0.5)
     assert info(c) == before and before["cc"] == c.config.congestion
+
+
+def test_time_wait_released_calls_that_need_the_sending_side_refuse_or_report_none(conn_in):
+    """API misuse on an orphan gets an error, not a crash: SEND and TCP_CONGESTION refuse (the connection
+    is closing), the send space is 0, and SO_SNDBUF and TCP_NODELAY change only the configuration."""
+    c = _released(conn_in)
+    with pytest.raises(LocalProtocolError, match="connection closing"):
+        c.send(b"late", 0.6)
+    with pytest.raises(LocalProtocolError, match="connection closing"):
+        c.set_congestion_control("reno")
+    assert c.send_space == 0
+    configure(c, 0.6, send_buffer=4096, nodelay=True)
+    assert (c.config.send_buffer, c.config.nodelay) == (4096, True)
+    assert _sending_side(c) == (None, None, None, None)
