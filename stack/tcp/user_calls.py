@@ -32,10 +32,9 @@ def send(
     state = conn.state
     if state is _CLOSED or state is _LISTEN or conn.finished:
         raise LocalProtocolError("connection does not exist")
-    if state not in ACCEPTS_SEND:  # (first: an orphan in TIME_WAIT has let its sender go)
-        raise LocalProtocolError("connection closing")
     sender = conn.sender
-    if sender.fin_queued:
+    # (the state first: an orphan in TIME_WAIT has let its sender go)
+    if state not in ACCEPTS_SEND or sender.fin_queued:
         raise LocalProtocolError("connection closing")
     if data and conn.config.slow_start_after_idle:
         idle_restart.restart_window(conn, now)
