@@ -34,6 +34,9 @@ class Reassembly:
     def __len__(self) -> int:
         return len(self._runs)
 
+    def __bool__(self) -> bool:  # as __len__ says (compiled code tests an optional one by __bool__ only)
+        return bool(self._runs)
+
     def add(self, rcv_nxt: int, seq: int, data: bytes | memoryview) -> int:
         """Insert data starting at seq (> rcv_nxt), keeping only bytes not already held; returns how many
         bytes (new or held) the bounds made it drop, 0 normally."""

@@ -103,6 +103,9 @@ class Receiver:
         """In-order bytes waiting for the application (Recv-Q)."""
         return len(self._buf)
 
+    def __bool__(self) -> bool:  # as __len__ says (compiled code tests an optional one by __bool__ only)
+        return len(self._buf) != 0
+
     @property
     def at_eof(self) -> bool:
         """The peer's FIN arrived and every byte before it was read."""

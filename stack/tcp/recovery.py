@@ -199,10 +199,12 @@ class Recovery:
             self._reordering_revealed(reord)  # a hole below SACKed data filled by its original: reordering
         self.limited_transmit = 0
         self.dupacks = 0
-        if self.loss_high is not None:
+        loss_high = self.loss_high
+        if loss_high is not None:
             if self._frto_step:
                 self._frto_ack(True, unsent)
-            if self.loss_high is not None and seq_ge(ack, self.loss_high):
+                loss_high = self.loss_high  # (read again: F-RTO may have undone the timeout)
+            if loss_high is not None and seq_ge(ack, loss_high):
                 self._end_episode()
                 self.loss_high = None
         elif self.recover is not None:

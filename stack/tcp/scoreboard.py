@@ -100,6 +100,9 @@ class Scoreboard:
     def __len__(self) -> int:
         return len(self._segs)
 
+    def __bool__(self) -> bool:  # as __len__ says (compiled code tests an optional one by __bool__ only)
+        return bool(self._segs)
+
     def __iter__(self):
         return iter(self._segs)
 

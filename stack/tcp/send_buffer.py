@@ -107,6 +107,9 @@ class SendBuffer:
     def __len__(self) -> int:
         return self._len
 
+    def __bool__(self) -> bool:  # as __len__ says (compiled code tests an optional one by __bool__ only)
+        return self._len != 0
+
     def offset(self, seq: int) -> int:
         """Index of sequence number `seq` in the buffer (negative before it: seq_sub, inlined)."""
         d = (seq - self.seq) & _MASK

@@ -33,6 +33,9 @@ class RecordEnds:
     def __len__(self) -> int:
         return len(self._ends) - self._start
 
+    def __bool__(self) -> bool:  # as __len__ says (compiled code tests an optional one by __bool__ only)
+        return len(self._ends) != self._start
+
     def append(self, end: int) -> None:
         self._ends.append(end)
 

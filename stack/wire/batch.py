@@ -27,6 +27,9 @@ class PacketBatch:
     def __len__(self) -> int:
         return self.n
 
+    def __bool__(self) -> bool:  # as __len__ says (compiled code tests an optional one by __bool__ only)
+        return self.n != 0
+
     def packets(self) -> list[memoryview]:
         """The IP packets, without their virtio_net_hdr (checksums may be partial: see `captured`)."""
         view, offs, lens, vnet = self.view, self.offs, self.lens, self.vnet
@@ -45,7 +48,7 @@ class PacketBatch:
         return out
 
     @classmethod
-    def of(cls, packets: list[bytes], vnet: int = 0) -> PacketBatch:
+    def of(cls, packets: Sequence[bytes | memoryview], vnet: int = 0) -> PacketBatch:
         """A batch from IP packets with complete checksums (their virtio_net_hdr, if any, says nothing)."""
         n = len(packets)
         offs = ffi.new("uint32_t[]", max(n, 1))
