@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import replace
 
-from stack import limits
+from stack import core_build, limits
 
 
 def _trace_printer(line: str) -> None:
@@ -126,7 +126,9 @@ async def serve_on(args, control_path: str, queue=None, worker: int | None = Non
             loop.add_signal_handler(sig, stop.set)
         names = ", ".join(f"{n}:{p}" for n, p in services)
         if worker is None:  # the workers' parent speaks for them
-            where = f"at {' and '.join(args.addr)} on {stack.device.name} (control {control_path})"
+            where = (
+                f"at {' and '.join(args.addr)} on {stack.device.name} (control {control_path}, core {core_build.BUILD})"
+            )
             print(f"tcpstack: serving {names} {where}", flush=True)
         await stop.wait()
     finally:

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections import Counter
 
-from stack import control
+from stack import control, core_build
 
 
 def worker_control_path(path: str, index: int) -> str:
@@ -115,7 +115,8 @@ async def _parent(args, control_path: str, paths: list[str], children: list[int]
         loop.add_signal_handler(sig, stop.set)
     watcher = asyncio.create_task(_watch(children, stop))
     services = ", ".join(f"{n}:{p}" for n, p in (args.services or list(DEFAULT_PORTS.items())))
-    where = f"at {' and '.join(args.addr)} on {args.tun} with {len(paths)} workers (control {control_path})"
+    where = f"at {' and '.join(args.addr)} on {args.tun} with {len(paths)} workers"
+    where += f" (control {control_path}, core {core_build.BUILD})"
     print(f"tcpstack: serving {services} {where}", flush=True)
     try:
         await stop.wait()

@@ -5,9 +5,11 @@ structure and a reference side by side."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stack import core_build
 from stack.tcp.delivery_rate import DeliveryRateEstimator
 from stack.tcp.rack import Rack
 from stack.tcp.scoreboard import Scoreboard
@@ -152,6 +154,7 @@ def _snap(model: SegmentModel, offset: int) -> int:
     return max(below) if below else offset
 
 
+@pytest.mark.skipif(core_build.BUILD == "compiled", reason="hands RACK model records: compiled code checks types")
 @settings(max_examples=500, deadline=None)
 @given(ops)
 def test_scoreboard_any_sends_sacks_acks_and_losses_match_a_record_per_segment(steps):

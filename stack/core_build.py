@@ -1,0 +1,99 @@
+"""Which build of the TCP core runs: the one compiled with mypyc (tools/build-core) or the Python source.
+
+stack/tcp and stack/wire call `extend_path` first: when stack/_compiled holds a build made from exactly the
+source beside it, by this Python, its directory comes first on the package's path, so that
+`import stack.tcp.connection` loads the compiled module. The environment variable TCPSTACK_CORE chooses:
+"auto" (the default: the build when it is current, else the source, with a one-line note when a build is
+there but stale, as after an edit), "python" (the source, always: to profile with cProfile, which does not
+see compiled functions) or "compiled" (the build, or an ImportError that says why not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+
+PACKAGES = ("tcp", "wire")
+_STACK = Path(__file__).resolve().parent
+COMPILED = _STACK / "_compiled"
+GROUP = "stack._compiled.core"  # the shared library's module name, inside COMPILED
+_MANIFEST = COMPILED / "manifest.json"
+MODES = ("auto", "python", "compiled")
+
+
+def _python() -> str:
+    return f"{sys.implementation.cache_tag} {sysconfig.get_config_var('SOABI')}"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_manifest(sources: list[Path]) -> None:
+    """Record what a build was made from: the Python and each compiled source file's digest."""
+    digests = {path.relative_to(_STACK).as_posix(): _digest(path) for path in sources}
+    _MANIFEST.write_text(json.dumps({"python": _python(), "sources": digests}, indent=1, sort_keys=True) + "\n")
+
+
+def why_not_current() -> str | None:
+    """None when stack/_compiled holds a build of the source beside it for this Python, else the reason."""
+    try:
+        manifest = json.loads(_MANIFEST.read_text())
+    except FileNotFoundError:
+        return "no compiled build (tools/build-core makes one)"
+    except (OSError, ValueError) as exc:
+        return f"unreadable {_MANIFEST}: {exc}"
+    if manifest.get("python") != _python():
+        return f"the compiled build is for another Python ({manifest.get('python')})"
+    for name, digest in manifest.get("sources", {}).items():
+        try:
+            if _digest(_STACK / name) != digest:
+                return f"stack/{name} changed since the core was compiled"
+        except OSError:
+            return f"stack/{name} is gone since the core was compiled"
+    return None
+
+
+def _decide() -> str:
+    mode = os.environ.get("TCPSTACK_CORE", "auto")
+    if mode not in MODES:
+        raise ImportError(f"TCPSTACK_CORE={mode!r}: expected one of {', '.join(MODES)}")
+    if mode == "python":
+        return "interpreted"
+    why = why_not_current()
+    if why is None:
+        return "compiled"
+    if mode == "compiled":
+        raise ImportError(f"TCPSTACK_CORE=compiled: {why}")
+    if _MANIFEST.exists():
+        print(f"tcpstack: the TCP core runs interpreted: {why} (tools/build-core compiles it again)", file=sys.stderr)
+    return "interpreted"
+
+
+BUILD = _decide()  # "compiled" or "interpreted"
+
+
+def extend_path(path: list[str], package: str) -> None:
+    """Put the compiled modules of stack.`package` ahead of its source, when they are the ones to run."""
+    if BUILD == "compiled":
+        path.insert(0, str(COMPILED / package))
+
+
+@contextlib.contextmanager
+def interpreted_children() -> Iterator[None]:
+    """Processes started inside run the core interpreted: cProfile and sys.settrace see only Python functions."""
+    before = os.environ.get("TCPSTACK_CORE")
+    os.environ["TCPSTACK_CORE"] = "python"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TCPSTACK_CORE"]
+        else:
+            os.environ["TCPSTACK_CORE"] = before

@@ -1,0 +1,78 @@
+"""Which build of the core runs: the compiled one when it is current, the source otherwise (TCPSTACK_CORE)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stack import core_build
+
+STACK = Path(core_build.__file__).parent
+WHICH = "import stack.tcp.connection as c, stack.wire.seq as s; print(c.__file__); print(s.__file__)"
+
+
+def _run(code: str, core: str | None, root: Path = STACK.parent) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TCPSTACK_CORE"}
+    if core is not None:
+        env["TCPSTACK_CORE"] = core
+    env["PYTHONPATH"] = str(root)
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def stack_copy(tmp_path: Path) -> Path:
+    """A copy of the package with its compiled build, to edit."""
+    if core_build.why_not_current() is not None:
+        pytest.fail(f"tools/setup builds the core, and: {core_build.why_not_current()}")
+    shutil.copytree(STACK, tmp_path / "stack", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def test_core_build_current_build_runs_compiled(stack_copy: Path):
+    got = _run(WHICH, None, stack_copy)
+    assert got.returncode == 0, got.stderr
+    assert [Path(line).suffix for line in got.stdout.split()] == [".so", ".so"]
+    assert got.stderr == ""
+
+
+def test_core_build_python_runs_the_source(stack_copy: Path):
+    got = _run(WHICH, "python", stack_copy)
+    assert got.returncode == 0, got.stderr
+    assert [Path(line).name for line in got.stdout.split()] == ["connection.py", "seq.py"]
+
+
+def test_core_build_edited_source_runs_interpreted_with_a_note(stack_copy: Path):
+    """An edit to a compiled module takes effect at once: the stale build is not used."""
+    source = stack_copy / "stack" / "tcp" / "rto.py"
+    source.write_text(source.read_text() + "\n# an experiment\n")
+    got = _run(WHICH, None, stack_copy)
+    assert got.returncode == 0, got.stderr
+    assert [Path(line).name for line in got.stdout.split()] == ["connection.py", "seq.py"]
+    assert got.stderr == (
+        "tcpstack: the TCP core runs interpreted: stack/tcp/rto.py changed since the core was compiled "
+        "(tools/build-core compiles it again)\n"
+    )
+
+
+def test_core_build_compiled_demanded_but_stale_is_an_import_error(stack_copy: Path):
+    (stack_copy / "stack" / "wire" / "seq.py").unlink()
+    got = _run(WHICH, "compiled", stack_copy)
+    assert got.returncode == 1
+    assert "ImportError: TCPSTACK_CORE=compiled: stack/wire/seq.py is gone since the core was compiled" in got.stderr
+
+
+def test_core_build_compiled_demanded_without_a_build_is_an_import_error(stack_copy: Path):
+    shutil.rmtree(stack_copy / "stack" / "_compiled")
+    got = _run(WHICH, "compiled", stack_copy)
+    assert "ImportError: TCPSTACK_CORE=compiled: no compiled build (tools/build-core makes one)" in got.stderr
+    assert _run(WHICH, None, stack_copy).stderr == ""  # no build, no note: the source runs
+
+
+def test_core_build_unknown_mode_is_an_import_error():
+    got = _run(WHICH, "fast")
+    assert "ImportError: TCPSTACK_CORE='fast': expected one of auto, python, compiled" in got.stderr
