@@ -6,8 +6,8 @@ from __future__ import annotations
 class RtoEstimator:
     __slots__ = ("srtt", "rttvar", "min_rto", "max_rto", "_base", "backoff")
     K = 4
-    ALPHA = 1 / 8
-    BETA = 1 / 4
+    ALPHA = 0.125  # 1/8
+    BETA = 0.25  # 1/4
     CLOCK_GRANULARITY = 0.001  # G: we time with a fine clock
 
     def __init__(self, initial_rto: float, min_rto: float, max_rto: float) -> None:

@@ -11,12 +11,16 @@ import importlib
 import inspect
 from random import Random
 
-from stack.tcp.congestion.base import HOOKS, AckSample, CongestionController
-from stack.tcp.congestion.bbr import Bbr
-from stack.tcp.congestion.contained import Contained
-from stack.tcp.congestion.cubic import Cubic
-from stack.tcp.congestion.hystart import HyStartParams
-from stack.tcp.congestion.reno import Reno
+from stack.core_build import extend_path
+
+extend_path(__path__, "tcp/congestion")  # the compiled build, when current
+
+from stack.tcp.congestion.base import HOOKS, AckSample, CongestionController  # noqa: E402
+from stack.tcp.congestion.bbr import Bbr  # noqa: E402
+from stack.tcp.congestion.contained import Contained  # noqa: E402
+from stack.tcp.congestion.cubic import Cubic  # noqa: E402
+from stack.tcp.congestion.hystart import HyStartParams  # noqa: E402
+from stack.tcp.congestion.reno import Reno  # noqa: E402
 
 __all__ = ["REGISTRY", "AckSample", "CongestionController", "Contained", "HyStartParams", "attach", "create", "load"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from stack.tcp.congestion.base import AckSample, CongestionController, ack_sample
 from stack.tcp.congestion.reno import Reno
@@ -260,7 +261,7 @@ class Contained:
 
     def _take_values(self) -> None:
         """Read cwnd, ssthresh and pacing_rate back; anything unusable raises (and is contained)."""
-        c = self.controller
+        c: Any = self.controller  # whatever a user's controller holds: checked here, not by its annotations
         seen = (c.cwnd, c.ssthresh, getattr(c, "pacing_rate", None))
         if seen == self._seen:
             return  # unchanged since they were last checked (the common case on every segment sent)
