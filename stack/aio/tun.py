@@ -128,11 +128,17 @@ class TunDevice:
         return self._reader.read(self._fd)
 
     def write_batch(self, batch: PacketBatch | list[bytes]) -> None:
-        write_batch(self._fd, batch, self.vnet)
+        try:
+            write_batch(self._fd, batch, self.vnet)
+        except OSError:
+            pass  # EIO while the link is down: lost, as on a NIC whose link is down; retransmission resends
 
     def write_encoded(self, out: BatchEncoder) -> None:
         """Writes a flush: with offloads each record straight from the payloads (writev), else built."""
-        write_flush(self._fd, out)
+        try:
+            write_flush(self._fd, out)
+        except OSError:
+            pass  # as write_batch
 
     def close(self) -> None:
         # the last close of a non-persistent TUN removes the device (with queues: of its last queue, in

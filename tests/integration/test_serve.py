@@ -241,3 +241,24 @@ def test_new_syn_on_a_time_wait_tuple_opens_a_new_connection(served):
     second = served.ns.run(curl, text=True, capture_output=True)
     assert second.returncode == 0, second.stderr
     assert served.stats()["TWRecycled"] == 1
+
+
+def test_link_down_then_up_download_resumes_and_nothing_fails(served):
+    """A TUN device whose link is down refuses writes (EIO): what the stack sends meanwhile is lost, as on
+    a NIC whose link is down, and retransmission (RFC 6298 §5) delivers it once the link is up again."""
+    size = 4_000_000
+    curl = served.ns.popen(
+        ["curl", "-sS", "-m", "120", "--limit-rate", "1M", "-o", "/dev/null", "-w", "%{size_download}",
+         f"{served.url}/bytes/{size}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(lambda: served.stats().get("OutSegs", 0) > 200, 30, "the download to start")
+    served.ns.run(["ip", "link", "set", "tun0", "down"], check=True)
+    before = served.stats().get("RetransSegs", 0)
+    # a retransmission timeout fires while the link is down: its segment cannot be written
+    wait_for(lambda: served.stats().get("RetransSegs", 0) > before, 30, "a retransmission while the link is down")
+    served.ns.run(["ip", "link", "set", "tun0", "up"], check=True)
+    out, err = curl.communicate(timeout=150)
+    assert curl.returncode == 0, err
+    assert out == str(size)
+    assert "Traceback" not in served.log()
