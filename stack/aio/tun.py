@@ -21,7 +21,32 @@ TUN_F_TSO_ECN = 0x08  # ... with CWR on the first segment
 OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
 
 
-class TunDevice:
+class _PacketWriter:
+    """The devices' writes to their fd. A write the fd refuses loses its packets, as a wire would: a TUN
+    device whose link is down answers EIO, a socketpair whose other end is gone EPIPE; retransmission
+    resends once the way is open again."""
+
+    vnet: int
+
+    def fileno(self) -> int:
+        raise NotImplementedError
+
+    def write_batch(self, batch: PacketBatch | list[bytes]) -> None:
+        try:
+            write_batch(self.fileno(), batch, self.vnet)
+        except OSError:
+            pass
+
+    def write_encoded(self, out: BatchEncoder) -> None:
+        """Writes a flush: with offloads each record straight from the payloads (writev; a SOCK_SEQPACKET
+        socket keeps a writev one record too), else built."""
+        try:
+            write_flush(self.fileno(), out)
+        except OSError:
+            pass
+
+
+class TunDevice(_PacketWriter):
     """A layer-3 TUN device (IFF_TUN | IFF_NO_PI): each read/write is one raw IPv4 or IPv6 packet.
 
     `peers` are the kernel side's addresses with their prefixes (10.7.0.1/24, fd3d:fa7b:d17d::1/64), one
@@ -127,26 +152,13 @@ class TunDevice:
     def read_batch(self) -> PacketBatch:
         return self._reader.read(self._fd)
 
-    def write_batch(self, batch: PacketBatch | list[bytes]) -> None:
-        try:
-            write_batch(self._fd, batch, self.vnet)
-        except OSError:
-            pass  # EIO while the link is down: lost, as on a NIC whose link is down; retransmission resends
-
-    def write_encoded(self, out: BatchEncoder) -> None:
-        """Writes a flush: with offloads each record straight from the payloads (writev), else built."""
-        try:
-            write_flush(self._fd, out)
-        except OSError:
-            pass  # as write_batch
-
     def close(self) -> None:
         # the last close of a non-persistent TUN removes the device (with queues: of its last queue, in
         # any process; closing a queue in a process that shares it with a worker only drops this handle)
         self._tun.close()
 
 
-class SocketPairDevice:
+class SocketPairDevice(_PacketWriter):
     """One end of an AF_UNIX SOCK_SEQPACKET pair: keeps packet boundaries, like TUN."""
 
     def __init__(self, sock: socket.socket, mtu: int = 1500, offload: bool = False) -> None:
@@ -172,19 +184,6 @@ class SocketPairDevice:
 
     def read_batch(self) -> PacketBatch:
         return self._reader.read(self._sock.fileno())
-
-    def write_batch(self, batch: PacketBatch | list[bytes]) -> None:
-        try:
-            write_batch(self._sock.fileno(), batch, self.vnet)
-        except OSError:
-            pass  # the other end is gone: packets are lost, as on a wire
-
-    def write_encoded(self, out: BatchEncoder) -> None:
-        """As TunDevice.write_encoded: a SOCK_SEQPACKET socket keeps a writev one record too."""
-        try:
-            write_flush(self._sock.fileno(), out)
-        except OSError:
-            pass  # the other end is gone: packets are lost, as on a wire
 
     def close(self) -> None:
         self._sock.close()
