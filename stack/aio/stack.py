@@ -42,6 +42,7 @@ from stack.wire import addr, reasons
 from stack.wire.batch import PacketBatch
 from stack.wire.codec import BatchDecoder, BatchEncoder, IpPacket, Rejected, TcpPacket
 from stack.wire.reasons import DropReason
+from stack.wire.segment import Segment
 
 if TYPE_CHECKING:
     from stack.trace import EventLog
@@ -107,6 +108,7 @@ class Stack:
         self._app_woken = False  # this flush handed an application data, EOF or a new connection
         self._conn_woke_app = False  # the connection being dispatched did
         self._after_app: set[Connection] = set()  # output held until the applications just woken have run
+        self._failed: set[Connection] = set()  # reset after an internal error, until the flush that follows
         self._decoder = BatchDecoder(gro=True)  # software GRO where the device hands over wire-sized packets
         self._out = BatchEncoder(getattr(device, "vnet", 0), getattr(device, "gso", False))
         # a device that writes a flush without it being laid out first (TUN: payloads by writev) says so;
@@ -455,6 +457,7 @@ class Stack:
             totals[name] += 0
         for name in ("TimerWakeups", "TimerWakeupsEmpty"):  # the loop timer: every wake-up, and those for nothing
             totals[name] += 0
+        totals["InternalErrors"] += 0  # connections reset because the stack raised on them: 0 unless a bug
         totals.update(self._gc.counters())  # the loop stands still while the collector runs
         totals["GcFrozenObjects"] = gc.get_freeze_count()  # what no collection walks (settle_for_serving)
         return dict(sorted(totals.items()))
@@ -517,7 +520,11 @@ class Stack:
                 if log is not None:
                     known = self.demux.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
                     log.segment_in(pkt.src, pkt.dst, seg, known)
-                conn, rst = self.demux.segment_arrives(pkt.src, pkt.dst, seg, now)
+                try:
+                    conn, rst = self.demux.segment_arrives(pkt.src, pkt.dst, seg, now)
+                except Exception:
+                    self._internal_error(self.demux.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port)))
+                    continue
                 if conn is not None:
                     self._dirty.add(conn)
                     if log is not None:
@@ -584,7 +591,6 @@ class Stack:
             return
         now = self.now()
         out = self._out
-        event_log = self.event_log
         released = self._after_app
         if released:  # their applications have run since: what they wrote goes with what was held
             self._after_app = set()
@@ -595,30 +601,21 @@ class Stack:
             rounds += 1
             dirty, self._dirty = self._dirty, set()
             for conn in dirty:
-                transport = self._dispatch_events(conn)
-                if self._conn_woke_app and conn not in released and not conn.finished:
-                    # its application answers in the next loop iteration, most often at once (a reply, a
-                    # FIN): its output waits for the flush queued behind it (below), so that one segment
-                    # carries the ACK, the answer and its flags, as Linux's delayed ACK lets a reply carry
-                    # the ACK; a connection is held once, for one iteration
-                    self._after_app.add(conn)
+                try:
+                    transport = self._dispatch_events(conn)
+                    if self._conn_woke_app and conn not in released and not conn.finished:
+                        # its application answers in the next loop iteration, most often at once (a reply,
+                        # a FIN): its output waits for the flush queued behind it (below), so that one
+                        # segment carries the ACK, the answer and its flags, as Linux's delayed ACK lets a
+                        # reply carry the ACK; a connection is held once, for one iteration
+                        self._after_app.add(conn)
+                        continue
+                    segments = conn.segments_to_send(now)
+                except Exception:
+                    self._internal_error(conn)
                     continue
-                segments = conn.segments_to_send(now)
                 if segments:  # most flushes of a connection send nothing (a read, a delayed ACK pending)
-                    local, remote = conn.local[0], conn.remote[0]
-                    if remote > addr.MAX4:
-                        flow = self._flows.get(conn)
-                        if flow is None:
-                            flow = self._flows[conn] = flow_label(conn.local, conn.remote)
-                        for seg in segments:
-                            out.tcp(local, remote, seg, flow=flow)
-                    else:
-                        for seg in segments:
-                            out.tcp(local, remote, seg)
-                    if event_log is not None:
-                        for seg in segments:
-                            event_log.segment_out(conn, seg)
-                        event_log.after(conn, "output")
+                    self._queue(conn, segments)
                 if conn.finished:
                     self._retire(conn)
                 else:
@@ -630,10 +627,13 @@ class Stack:
                 self._write_encoded(out)
             else:
                 self.device.write_batch(out.build())
+        failed = self._failed
         for conn, transport in kept:  # after the write: the answer does not wait for this bookkeeping
-            if not conn.finished:  # (retired in a later round)
+            if not conn.finished and conn not in failed:  # (retired in a later round)
                 self._charge(conn, transport)
                 self._schedule(conn)
+        if failed:
+            failed.clear()
         self._arm_timer()
         if self._app_woken:
             # the application's tasks just woken run in the loop's next iteration, and what they write is
@@ -643,6 +643,52 @@ class Stack:
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._flush)
+
+    def _queue(self, conn: Connection, segments: list[Segment]) -> None:
+        """The connection's segments into this flush's output."""
+        out, local, remote = self._out, conn.local[0], conn.remote[0]
+        if remote > addr.MAX4:
+            flow = self._flows.get(conn)
+            if flow is None:
+                flow = self._flows[conn] = flow_label(conn.local, conn.remote)
+            for seg in segments:
+                out.tcp(local, remote, seg, flow=flow)
+        else:
+            for seg in segments:
+                out.tcp(local, remote, seg)
+        if self.event_log is not None:
+            for seg in segments:
+                self.event_log.segment_out(conn, seg)
+            self.event_log.after(conn, "output")
+
+    def _internal_error(self, conn: Connection | None) -> None:
+        """A bug raised while the stack handled a segment, the output, the events or a timer of `conn`:
+        logged with its traceback and counted (InternalErrors), and the connection reset as ABORT resets
+        one (a RST if one can still be built; its application gets ECONNRESET) and dropped, so that
+        neither it nor the stack's other connections hang on it."""
+        if conn is None:  # a segment for no connection (a listener's, an unattached RST): dropped
+            log.exception("internal error on an arriving segment: dropped")
+            self.counters["InternalErrors"] += 1
+            return
+        log.exception("internal error on the connection with %s: resetting it", _fmt(conn.remote))
+        self.counters["InternalErrors"] += 1
+        self._failed.add(conn)
+        try:
+            now = self.now()
+            conn.abort(now)
+            self._queue(conn, conn.segments_to_send(now))
+        except Exception:  # failing again: no RST now, the peer's next segment draws one (no TCB is left)
+            log.debug("no RST for the failed connection with %s", _fmt(conn.remote), exc_info=True)
+        transport = self._transports.get(conn)
+        pending = self._connecting.get(conn)
+        self._retire(conn)
+        error = ConnectionResetError(errno.ECONNRESET, "Connection reset: internal error in the stack")
+        if transport is not None:
+            transport._lose(error)
+        elif pending is not None and not pending[0].done():
+            pending[0].set_exception(error)
+        self._dirty.discard(conn)  # (also if its application's callbacks touched it)
+        self._after_app.discard(conn)
 
     def _dispatch_events(self, conn: Connection) -> TcpTransport | None:
         """Hand the connection's events to its transport (or its pending connect or accept); returns the
@@ -786,7 +832,11 @@ class Stack:
                 continue
             del self._scheduled[conn]
             fired = True
-            conn.handle_timer(max(now, deadline))
+            try:
+                conn.handle_timer(max(now, deadline))
+            except Exception:
+                self._internal_error(conn)
+                continue
             self._dirty.add(conn)
             if self.event_log is not None:
                 self.event_log.after(conn, "timer")

@@ -1,0 +1,125 @@
+"""A bug that raises inside the stack, while it handles one connection's segment, output or timer, resets that
+connection (a RST to its peer, ECONNRESET to its application), is logged with its traceback and counted
+(InternalErrors); the stack's other connections go on, and nothing waits forever on a timer left unarmed.
+The bug is simulated by making one step raise for one connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from stack.aio.stack import Stack
+from stack.demux import Demux
+from stack.services import SERVICES
+from stack.tcp.connection import Connection
+from tests.test_loopback import _pair, run
+
+
+async def _two_clients(client: Stack, server: Stack, service: str):
+    await server.start_server(SERVICES[service], port=7)
+    first = await client.open_connection("10.0.0.2", 7)
+    second = await client.open_connection("10.0.0.2", 7)
+    return first, second
+
+
+def _port(writer: asyncio.StreamWriter) -> int:
+    return writer.get_extra_info("sockname")[1]
+
+
+async def _echoes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> None:
+    writer.write(data)
+    assert await reader.readexactly(len(data)) == data
+
+
+async def _is_reset(reader: asyncio.StreamReader) -> None:
+    with pytest.raises(ConnectionResetError):
+        await reader.read(100)
+
+
+def _failing_once_for(port: int, method):
+    """`method` of Connection (or Demux), raising once for the server's connection with the client at `port`."""
+    failed = []
+
+    def failing(self, *args):
+        remote_port = args[2].src_port if isinstance(self, Demux) else self.remote[1]
+        if remote_port == port and not failed:
+            failed.append(True)
+            raise RuntimeError("a bug in the stack")
+        return method(self, *args)
+
+    return failing
+
+
+def test_stack_output_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
+    """The output step (segments_to_send) raises for one connection: RST, ECONNRESET, logged, counted."""
+
+    async def main() -> None:
+        client, server = await _pair()
+        try:
+            (r1, w1), (r2, w2) = await _two_clients(client, server, "echo")
+            await _echoes(r1, w1, b"before")
+            failing = _failing_once_for(_port(w1), Connection.segments_to_send)
+            monkeypatch.setattr(Connection, "segments_to_send", failing)
+            w1.write(b"request")
+            await _is_reset(r1)
+            await _echoes(r2, w2, b"the other connection still echoes")
+            assert server.stats()["InternalErrors"] == 1
+            assert len(server.demux.connections) == 1
+        finally:
+            await client.close()
+            await server.close()
+
+    with caplog.at_level(logging.ERROR, logger="stack.aio.stack"):
+        run(main(), timeout=30)
+    assert "internal error on the connection with 10.0.0.1:" in caplog.text
+    assert "RuntimeError: a bug in the stack" in caplog.text
+
+
+def test_stack_input_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
+    """Taking in an arriving segment raises for one connection: it is reset, the others go on."""
+
+    async def main() -> None:
+        client, server = await _pair()
+        try:
+            (r1, w1), (r2, w2) = await _two_clients(client, server, "echo")
+            monkeypatch.setattr(Demux, "segment_arrives", _failing_once_for(_port(w1), Demux.segment_arrives))
+            w1.write(b"request")
+            await _is_reset(r1)
+            await _echoes(r2, w2, b"the other connection still echoes")
+            assert server.stats()["InternalErrors"] == 1
+        finally:
+            await client.close()
+            await server.close()
+
+    with caplog.at_level(logging.ERROR, logger="stack.aio.stack"):
+        run(main(), timeout=30)
+    assert "RuntimeError: a bug in the stack" in caplog.text
+
+
+def test_stack_timer_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
+    """A timer of one connection raises when it fires (here the delayed ACK of data nobody answers): it is
+    reset; the others go on."""
+
+    async def main() -> None:
+        client, server = await _pair()
+        try:
+            (r1, w1), (r2, w2) = await _two_clients(client, server, "discard")
+            monkeypatch.setattr(Connection, "handle_timer", _failing_once_for(_port(w1), Connection.handle_timer))
+            for _ in range(50):  # past the first (quick) ACKs: then an odd segment waits for the timer
+                w1.write(b"data the discard service only acknowledges")
+                await asyncio.sleep(0)
+            await _is_reset(r1)
+            w2.write(b"x" * 100_000)
+            await w2.drain()
+            w2.write_eof()
+            assert await r2.read() == b""  # discard closes after the end of what it was sent
+            assert server.stats()["InternalErrors"] == 1
+        finally:
+            await client.close()
+            await server.close()
+
+    with caplog.at_level(logging.ERROR, logger="stack.aio.stack"):
+        run(main(), timeout=30)
+    assert "RuntimeError: a bug in the stack" in caplog.text
