@@ -17,11 +17,25 @@ from stack.tcp.connection import Connection
 from tests.test_loopback import _pair, run
 
 
-async def _two_clients(client: Stack, server: Stack, service: str):
-    await server.start_server(SERVICES[service], port=7)
-    first = await client.open_connection("10.0.0.2", 7)
-    second = await client.open_connection("10.0.0.2", 7)
-    return first, second
+def _run_with_two_clients(service: str, body, caplog) -> None:
+    """`body(server, (reader, writer), (reader, writer))` with two clients of `service` on the server; the
+    simulated bug must be in the server's log with its traceback."""
+
+    async def main() -> None:
+        client, server = await _pair()
+        try:
+            await server.start_server(SERVICES[service], port=7)
+            first = await client.open_connection("10.0.0.2", 7)
+            second = await client.open_connection("10.0.0.2", 7)
+            await body(server, first, second)
+            assert server.stats()["InternalErrors"] == 1
+        finally:
+            await client.close()
+            await server.close()
+
+    with caplog.at_level(logging.ERROR, logger="stack.aio.stack"):
+        run(main(), timeout=30)
+    assert "RuntimeError: a bug in the stack" in caplog.text
 
 
 def _port(writer: asyncio.StreamWriter) -> int:
@@ -55,71 +69,46 @@ def _failing_once_for(port: int, method):
 def test_stack_output_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
     """The output step (segments_to_send) raises for one connection: RST, ECONNRESET, logged, counted."""
 
-    async def main() -> None:
-        client, server = await _pair()
-        try:
-            (r1, w1), (r2, w2) = await _two_clients(client, server, "echo")
-            await _echoes(r1, w1, b"before")
-            failing = _failing_once_for(_port(w1), Connection.segments_to_send)
-            monkeypatch.setattr(Connection, "segments_to_send", failing)
-            w1.write(b"request")
-            await _is_reset(r1)
-            await _echoes(r2, w2, b"the other connection still echoes")
-            assert server.stats()["InternalErrors"] == 1
-            assert len(server.demux.connections) == 1
-        finally:
-            await client.close()
-            await server.close()
+    async def body(server: Stack, first, second) -> None:
+        (r1, w1), (r2, w2) = first, second
+        await _echoes(r1, w1, b"before")
+        monkeypatch.setattr(Connection, "segments_to_send", _failing_once_for(_port(w1), Connection.segments_to_send))
+        w1.write(b"request")
+        await _is_reset(r1)
+        await _echoes(r2, w2, b"the other connection still echoes")
+        assert len(server.demux.connections) == 1
 
-    with caplog.at_level(logging.ERROR, logger="stack.aio.stack"):
-        run(main(), timeout=30)
+    _run_with_two_clients("echo", body, caplog)
     assert "internal error on the connection with 10.0.0.1:" in caplog.text
-    assert "RuntimeError: a bug in the stack" in caplog.text
 
 
 def test_stack_input_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
     """Taking in an arriving segment raises for one connection: it is reset, the others go on."""
 
-    async def main() -> None:
-        client, server = await _pair()
-        try:
-            (r1, w1), (r2, w2) = await _two_clients(client, server, "echo")
-            monkeypatch.setattr(Demux, "segment_arrives", _failing_once_for(_port(w1), Demux.segment_arrives))
-            w1.write(b"request")
-            await _is_reset(r1)
-            await _echoes(r2, w2, b"the other connection still echoes")
-            assert server.stats()["InternalErrors"] == 1
-        finally:
-            await client.close()
-            await server.close()
+    async def body(server: Stack, first, second) -> None:
+        (r1, w1), (r2, w2) = first, second
+        monkeypatch.setattr(Demux, "segment_arrives", _failing_once_for(_port(w1), Demux.segment_arrives))
+        w1.write(b"request")
+        await _is_reset(r1)
+        await _echoes(r2, w2, b"the other connection still echoes")
 
-    with caplog.at_level(logging.ERROR, logger="stack.aio.stack"):
-        run(main(), timeout=30)
-    assert "RuntimeError: a bug in the stack" in caplog.text
+    _run_with_two_clients("echo", body, caplog)
 
 
 def test_stack_timer_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
     """A timer of one connection raises when it fires (here the delayed ACK of data nobody answers): it is
     reset; the others go on."""
 
-    async def main() -> None:
-        client, server = await _pair()
-        try:
-            (r1, w1), (r2, w2) = await _two_clients(client, server, "discard")
-            monkeypatch.setattr(Connection, "handle_timer", _failing_once_for(_port(w1), Connection.handle_timer))
-            for _ in range(50):  # past the first (quick) ACKs: then an odd segment waits for the timer
-                w1.write(b"data the discard service only acknowledges")
-                await asyncio.sleep(0)
-            await _is_reset(r1)
-            w2.write(b"x" * 100_000)
-            await w2.drain()
-            w2.write_eof()
-            assert await r2.read() == b""  # discard closes after the end of what it was sent
-            assert server.stats()["InternalErrors"] == 1
-        finally:
-            await client.close()
-            await server.close()
+    async def body(server: Stack, first, second) -> None:
+        (r1, w1), (r2, w2) = first, second
+        monkeypatch.setattr(Connection, "handle_timer", _failing_once_for(_port(w1), Connection.handle_timer))
+        for _ in range(50):  # past the first (quick) ACKs: then an odd segment waits for the timer
+            w1.write(b"data the discard service only acknowledges")
+            await asyncio.sleep(0)
+        await _is_reset(r1)
+        w2.write(b"x" * 100_000)
+        await w2.drain()
+        w2.write_eof()
+        assert await r2.read() == b""  # discard closes after the end of what it was sent
 
-    with caplog.at_level(logging.ERROR, logger="stack.aio.stack"):
-        run(main(), timeout=30)
-    assert "RuntimeError: a bug in the stack" in caplog.text
+    _run_with_two_clients("discard", body, caplog)
