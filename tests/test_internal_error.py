@@ -9,11 +9,14 @@ import asyncio
 import logging
 
 import pytest
+from scapy.layers.inet import ICMP, IP, TCP
 
 from stack.aio.stack import Stack
 from stack.demux import Demux
+from stack.ip import IpLayer
 from stack.services import SERVICES
 from stack.tcp.connection import Connection
+from stack.tcp.state import State
 from tests.test_loopback import _pair, run
 
 
@@ -112,3 +115,29 @@ def test_stack_timer_raising_resets_that_connection_and_the_others_go_on(monkeyp
         assert await r2.read() == b""  # discard closes after the end of what it was sent
 
     _run_with_two_clients("discard", body, caplog)
+
+
+def test_stack_icmp_input_raising_drops_that_packet_and_the_batch_goes_on(monkeypatch, caplog):
+    """Taking in an ICMP packet raises: that packet is dropped, logged and counted, and the segment after it
+    in the same read batch is taken in (a SYN: a connection in SYN_RECEIVED)."""
+
+    def raising(self, pkt, now):
+        raise RuntimeError("a bug in the stack")
+
+    async def main() -> None:
+        client, server = await _pair()
+        try:
+            await server.start_server(SERVICES["echo"], port=7)
+            monkeypatch.setattr(IpLayer, "receive", raising)
+            ping = IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=8, id=1, seq=1) / b"ping"
+            syn = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=7, flags="S", seq=1000)
+            server._input([bytes(ping), bytes(syn)])
+            assert [conn.state for conn in server.demux.connections.values()] == [State.SYN_RECEIVED]
+            assert server.stats()["InternalErrors"] == 1
+        finally:
+            await client.close()
+            await server.close()
+
+    with caplog.at_level(logging.ERROR, logger="stack.aio.stack"):
+        run(main(), timeout=30)
+    assert "internal error on an arriving packet: dropped" in caplog.text

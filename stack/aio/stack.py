@@ -550,7 +550,11 @@ class Stack:
                         self._martian(pkt.src)
                         continue
                     checked = pkt.src
-                conn, reply = (self.ip6 if v6 else self.ip).receive(pkt, now)
+                try:
+                    conn, reply = (self.ip6 if v6 else self.ip).receive(pkt, now)
+                except Exception:  # ICMP's errors may name a connection, but the bug is not known to be its
+                    self._internal_error(None)
+                    continue
                 if conn is not None:
                     self._dirty.add(conn)
                 if reply is not None:
@@ -662,12 +666,12 @@ class Stack:
             self.event_log.after(conn, "output")
 
     def _internal_error(self, conn: Connection | None) -> None:
-        """A bug raised while the stack handled a segment, the output, the events or a timer of `conn`:
+        """A bug raised while the stack handled a packet, the output, the events or a timer of `conn`:
         logged with its traceback and counted (InternalErrors), and the connection reset as ABORT resets
         one (a RST if one can still be built; its application gets ECONNRESET) and dropped, so that
         neither it nor the stack's other connections hang on it."""
-        if conn is None:  # a segment for no connection (a listener's, an unattached RST): dropped
-            log.exception("internal error on an arriving segment: dropped")
+        if conn is None:  # a packet for no connection (ICMP, a listener's segment, a stray RST): dropped
+            log.exception("internal error on an arriving packet: dropped")
             self.counters["InternalErrors"] += 1
             return
         log.exception("internal error on the connection with %s: resetting it", _fmt(conn.remote))
