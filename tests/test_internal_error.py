@@ -20,17 +20,16 @@ from stack.tcp.state import State
 from tests.test_loopback import _pair, run
 
 
-def _run_with_two_clients(service: str, body, caplog) -> None:
-    """`body(server, (reader, writer), (reader, writer))` with two clients of `service` on the server; the
-    simulated bug must be in the server's log with its traceback."""
+def _run_with_clients(service: str, body, caplog, clients: int = 2) -> None:
+    """`body(server, (reader, writer), ...)` with `clients` clients of `service` on the server; the
+    simulated bug must be counted once and be in the server's log with its traceback."""
 
     async def main() -> None:
         client, server = await _pair()
         try:
             await server.start_server(SERVICES[service], port=7)
-            first = await client.open_connection("10.0.0.2", 7)
-            second = await client.open_connection("10.0.0.2", 7)
-            await body(server, first, second)
+            streams = [await client.open_connection("10.0.0.2", 7) for _ in range(clients)]
+            await body(server, *streams)
             assert server.stats()["InternalErrors"] == 1
         finally:
             await client.close()
@@ -81,7 +80,7 @@ def test_stack_output_raising_resets_that_connection_and_the_others_go_on(monkey
         await _echoes(r2, w2, b"the other connection still echoes")
         assert len(server.demux.connections) == 1
 
-    _run_with_two_clients("echo", body, caplog)
+    _run_with_clients("echo", body, caplog)
     assert "internal error on the connection with 10.0.0.1:" in caplog.text
 
 
@@ -95,7 +94,7 @@ def test_stack_input_raising_resets_that_connection_and_the_others_go_on(monkeyp
         await _is_reset(r1)
         await _echoes(r2, w2, b"the other connection still echoes")
 
-    _run_with_two_clients("echo", body, caplog)
+    _run_with_clients("echo", body, caplog)
 
 
 def test_stack_timer_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
@@ -114,7 +113,7 @@ def test_stack_timer_raising_resets_that_connection_and_the_others_go_on(monkeyp
         w2.write_eof()
         assert await r2.read() == b""  # discard closes after the end of what it was sent
 
-    _run_with_two_clients("discard", body, caplog)
+    _run_with_clients("discard", body, caplog)
 
 
 def test_stack_icmp_input_raising_drops_that_packet_and_the_batch_goes_on(monkeypatch, caplog):
@@ -124,20 +123,12 @@ def test_stack_icmp_input_raising_drops_that_packet_and_the_batch_goes_on(monkey
     def raising(self, pkt, now):
         raise RuntimeError("a bug in the stack")
 
-    async def main() -> None:
-        client, server = await _pair()
-        try:
-            await server.start_server(SERVICES["echo"], port=7)
-            monkeypatch.setattr(IpLayer, "receive", raising)
-            ping = IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=8, id=1, seq=1) / b"ping"
-            syn = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=7, flags="S", seq=1000)
-            server._input([bytes(ping), bytes(syn)])
-            assert [conn.state for conn in server.demux.connections.values()] == [State.SYN_RECEIVED]
-            assert server.stats()["InternalErrors"] == 1
-        finally:
-            await client.close()
-            await server.close()
+    async def body(server: Stack) -> None:
+        monkeypatch.setattr(IpLayer, "receive", raising)
+        ping = IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=8, id=1, seq=1) / b"ping"
+        syn = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=7, flags="S", seq=1000)
+        server._input([bytes(ping), bytes(syn)])
+        assert [conn.state for conn in server.demux.connections.values()] == [State.SYN_RECEIVED]
 
-    with caplog.at_level(logging.ERROR, logger="stack.aio.stack"):
-        run(main(), timeout=30)
+    _run_with_clients("echo", body, caplog, clients=0)
     assert "internal error on an arriving packet: dropped" in caplog.text
