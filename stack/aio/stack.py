@@ -670,12 +670,11 @@ class Stack:
         logged with its traceback and counted (InternalErrors), and the connection reset as ABORT resets
         one (a RST if one can still be built; its application gets ECONNRESET) and dropped, so that
         neither it nor the stack's other connections hang on it."""
+        self.counters["InternalErrors"] += 1
         if conn is None:  # a packet for no connection (ICMP, a listener's segment, a stray RST): dropped
             log.exception("internal error on an arriving packet: dropped")
-            self.counters["InternalErrors"] += 1
             return
         log.exception("internal error on the connection with %s: resetting it", _fmt(conn.remote))
-        self.counters["InternalErrors"] += 1
         self._failed.add(conn)
         try:
             now = self.now()
