@@ -3,6 +3,7 @@ load does not change (the tool makes and removes its own namespace)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -43,6 +44,26 @@ def test_profile_connections_timeline_times_each_step_of_a_short_connection():
     for name, (p50, p90) in steps.items():
         assert 0 < p50 <= p90, (name, out)
         assert p50 < cycle[0], (name, out)
+
+
+def test_profile_connections_sample_splits_serves_time_by_layer_and_function():
+    """--sample has py-spy sample the serving process during each workload: the layers' shares make up the
+    whole (each rounded), and the functions every segment passes through, the stack's input and flush and
+    the core's receive_segment (compiled or not), are among those shown, each in some but not all samples."""
+    argv = [sys.executable, str(TOOL), "--connections", "1000", "--round-trips", "2000", "--sample"]
+    out = _run(argv, timeout=180)
+    for mode in ("connections", "round-trips"):
+        lines = out.split(f"{mode}: where serve's time goes (py-spy --native, ", 1)[1].splitlines()
+        samples = int(lines[0].split(" ", 1)[0])
+        indented = list(itertools.takewhile(lambda line: line.startswith("  "), lines[1:]))
+        layers = indented[0].removeprefix("  by layer: ")
+        shares = [int(share) for share in re.findall(r" (\d+)%", layers)]
+        assert samples > 0 and "Python (interpreted)" in layers and abs(sum(shares) - 100) <= len(shares), out
+        functions = [re.fullmatch(r" +(\d+\.\d)%  (.+)", line).groups() for line in indented[1:]]
+        names = [name for _share, name in functions]
+        assert "Stack._input (stack/aio/stack.py)" in names and "Stack._flush (stack/aio/stack.py)" in names, out
+        assert any("receive_segment" in name for name in names), out
+        assert all(0 < float(share) < 100 for share, _name in functions), out
 
 
 def _run(argv: list[str], timeout: float) -> str:
