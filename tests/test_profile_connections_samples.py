@@ -31,7 +31,8 @@ def _summary(tool, tmp_path: Path, *stacks: tuple[str, int]):
 
 def test_sample_counts_for_the_innermost_frame_that_tells_its_layer(tool, tmp_path):
     """An inline helper (object.h) tells nothing, so the compiled function around it decides; a system call
-    is the C library's read or write, any other libc function counts for the frame that called it."""
+    is the C library's read or write, any other libc function counts for the frame that called it; a
+    sample waiting in epoll is idle, not counted."""
     core = "Stack._input (stack/aio/stack.py:524);CPyDef_connection___Connection___receive_segment (__native_core.c:9)"
     total, layers, _ = _summary(
         tool,
@@ -40,15 +41,16 @@ def test_sample_counts_for_the_innermost_frame_that_tells_its_layer(tool, tmp_pa
         ("write_flush (stack/aio/batchio.py:73);writev (libc.so.6)", 2),
         ("parsed_segment (stack/wire/segment.py:150);malloc (libc.so.6)", 4),
         ("Handle__run (loop.c:70906);uv__io_poll (linux.c:1546)", 1),
+        ("uv_run (core.c:464);uv__io_poll (linux.c:1546);epoll_pwait (libc.so.6)", 5),
     )
     assert total == 10
     assert layers == {"Python (interpreted)": 0.4, "compiled core": 0.3, "system calls": 0.2, "event loop": 0.1}
 
 
-def test_sample_functions_include_callees_and_leave_out_what_every_sample_is_in(tool, tmp_path):
+def test_sample_functions_include_callees_below_the_event_loop(tool, tmp_path):
     """A function's share counts every sample it is on the stack of, once each; compiled functions are named
-    by module (mypyc's CPyDef_module___Class___method); the entry point's frames, in all samples, are not
-    listed. Equal shares are listed by name."""
+    by module (mypyc's CPyDef_module___Class___method); the frames that run the event loop and those above
+    them are not listed. Equal shares are listed by name."""
     flush = "Stack._flush (stack/aio/stack.py:617)"
     compiled = "CPyDef_connection___Connection___segments_to_send (__native_core.c:5)"
     _, _, functions = _summary(
