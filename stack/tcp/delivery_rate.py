@@ -13,8 +13,8 @@ sample on nearly every ACK, and keeps the minimum RTT over the last five minutes
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass, fields, replace
 
+from stack.tcp.rate_sample import RateSample, rate_sample
 from stack.wire.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 MIN_RTT_WINDOW = 300.0  # seconds, as Linux's tcp_min_rtt_wlen
@@ -22,67 +22,50 @@ _MASK = (1 << 32) - 1
 _HALF = 1 << 31
 
 
-@dataclass(slots=True)
 class _Sent:
     """One transmitted segment [start, end), or a run of `seg`-byte segments cut from `anchor` on that
     left together (TSO), and the counters when it left (the draft's P.*, the same for every segment of
     a run). A run is delivered segment by segment: the part delivered is split off."""
 
-    start: int
-    end: int
-    sent_time: float
-    delivered: int  # C.delivered when sent
-    delivered_time: float  # C.delivered_time when sent
-    first_sent_time: float  # C.first_sent_time when sent
-    app_limited: bool
-    retransmitted: bool
-    seg: int  # the size of its segments (its length: one segment)
-    anchor: int  # where its first segment starts; the others follow every `seg` bytes
-    acked: bool = False  # delivered already (by SACK); the draft marks this with delivered_time = 0
+    __slots__ = (
+        "start",
+        "end",
+        "sent_time",
+        "delivered",
+        "delivered_time",
+        "first_sent_time",
+        "app_limited",
+        "retransmitted",
+        "seg",
+        "anchor",
+        "acked",
+    )
 
-
-@dataclass(frozen=True, slots=True)
-class RateSample:
-    delivered: int  # bytes delivered over the interval
-    interval: float  # seconds
-    delivery_rate: float | None  # bytes/s; None when the interval is too short to trust
-    prior_delivered: int  # C.delivered when the newest delivered segment was sent
-    app_limited: bool
-    rtt: float | None  # from the newest never-retransmitted segment delivered
-    newly_delivered: int  # bytes this sample adds to C.delivered
-
-
-# One RateSample per ACK, built without the frozen dataclass's __init__ (object.__setattr__ per field)
-_new = object.__new__
-(
-    _set_delivered,
-    _set_interval,
-    _set_delivery_rate,
-    _set_prior_delivered,
-    _set_app_limited,
-    _set_rtt,
-    _set_newly_delivered,
-) = (getattr(RateSample, f.name).__set__ for f in fields(RateSample))
-
-
-def _rate_sample(
-    delivered: int,
-    interval: float,
-    delivery_rate: float | None,
-    prior_delivered: int,
-    app_limited: bool,
-    rtt: float | None,
-    newly_delivered: int,
-) -> RateSample:
-    sample = _new(RateSample)
-    _set_delivered(sample, delivered)
-    _set_interval(sample, interval)
-    _set_delivery_rate(sample, delivery_rate)
-    _set_prior_delivered(sample, prior_delivered)
-    _set_app_limited(sample, app_limited)
-    _set_rtt(sample, rtt)
-    _set_newly_delivered(sample, newly_delivered)
-    return sample
+    def __init__(
+        self,
+        start: int,
+        end: int,
+        sent_time: float,
+        delivered: int,
+        delivered_time: float,
+        first_sent_time: float,
+        app_limited: bool,
+        retransmitted: bool,
+        seg: int,
+        anchor: int,
+        acked: bool = False,
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.sent_time = sent_time
+        self.delivered = delivered  # C.delivered when sent
+        self.delivered_time = delivered_time  # C.delivered_time when sent
+        self.first_sent_time = first_sent_time  # C.first_sent_time when sent
+        self.app_limited = app_limited
+        self.retransmitted = retransmitted
+        self.seg = seg  # the size of its segments (its length: one segment)
+        self.anchor = anchor  # where its first segment starts; the others follow every `seg` bytes
+        self.acked = acked  # delivered already (by SACK); the draft marks this with delivered_time = 0
 
 
 class DeliveryRateEstimator:
@@ -283,7 +266,7 @@ class DeliveryRateEstimator:
         # an interval shorter than the minimum RTT cannot be right (draft §3.3): no rate
         if interval > 0 and (self.min_rtt is None or interval >= self.min_rtt):
             rate = delivered / interval
-        sample = _rate_sample(
+        sample = rate_sample(
             delivered, interval, rate, prior, self._sample_app_limited, rtt, self.delivered - self._delivered_at_reset
         )
         self._reset_pending()
@@ -304,7 +287,20 @@ class DeliveryRateEstimator:
 
 
 def _copy(s: _Sent, start: int, end: int) -> _Sent:
-    return replace(s, start=start, end=end)
+    """The part [start, end) of `s`, with its snapshot."""
+    return _Sent(
+        start,
+        end,
+        s.sent_time,
+        s.delivered,
+        s.delivered_time,
+        s.first_sent_time,
+        s.app_limited,
+        s.retransmitted,
+        s.seg,
+        s.anchor,
+        s.acked,
+    )
 
 
 def _boundary(s: _Sent, seq: int, up: int) -> int:

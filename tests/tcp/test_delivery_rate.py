@@ -208,10 +208,10 @@ def test_delivery_rate_sample_built_by_slots_equals_the_dataclass_and_stays_froz
     """The per-ACK factory gives what RateSample(...) gives, and nobody can change a sample."""
     from dataclasses import FrozenInstanceError, astuple
 
-    from stack.tcp.delivery_rate import RateSample, _rate_sample
+    from stack.tcp.rate_sample import RateSample, rate_sample
 
     args = (10 * MSS, 0.01, 1e6, 40 * MSS, True, 0.009, 2 * MSS)
-    built = _rate_sample(*args)
+    built = rate_sample(*args)
     assert built == RateSample(*args) and astuple(built) == args
     with pytest.raises(FrozenInstanceError):
         built.rtt = None
