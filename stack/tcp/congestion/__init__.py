@@ -61,8 +61,11 @@ def create(
     controller whose constructor takes `rng` draws its random choices from the one given, if any; one
     that takes `hystart` (CUBIC) leaves slow start by Linux's HyStart when its parameters are given."""
     cls = load(name)
-    given = {"rng": rng, "hystart": hystart}
-    extra = {key: value for key, value in given.items() if value is not None and _takes(cls, key)}
+    extra: dict[str, object] = {}
+    if rng is not None and _takes(cls, "rng"):
+        extra["rng"] = rng
+    if hystart is not None and _takes(cls, "hystart"):
+        extra["hystart"] = hystart
     try:
         controller = cls(mss, initial_window_segments, **extra)
     except Exception as exc:

@@ -51,7 +51,9 @@ class Contained:
         self.rate = DeliveryRateEstimator()
         self.failure: str | None = None  # why the controller was replaced by Reno, if it was
         # the controller sets its window during loss recovery itself (BBR); else PRR paces what is sent
-        self.owns_recovery_window = getattr(controller, "owns_recovery_window", False) is True
+        # (asked with hasattr: compiled, a getattr with a default builds the AttributeError it then drops)
+        flagged: Any = controller  # an attribute a controller may have, outside the protocol
+        self.owns_recovery_window = hasattr(flagged, "owns_recovery_window") and flagged.owns_recovery_window is True
         self.in_recovery = False
         self._cwnd = initial_window_segments * mss
         self._ssthresh = _MAX_WINDOW
