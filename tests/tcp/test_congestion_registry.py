@@ -240,6 +240,18 @@ def test_registry_rng_reaches_a_controller_that_takes_one():
     assert isinstance(create("reno", MSS, 10, rng), Reno)
 
 
+def test_contained_recovery_window_is_the_controllers_only_when_it_says_true():
+    """A controller that sets its own window in loss recovery says so with owns_recovery_window = True
+    (BBR); one without the attribute (Reno, CUBIC, a user's) or with any other value gets PRR's window."""
+
+    class Truthy(Reno):
+        owns_recovery_window = 1  # not True: PRR still paces its recovery
+
+    assert attach("bbr", MSS, 10).owns_recovery_window is True
+    assert attach("cubic", MSS, 10).owns_recovery_window is False
+    assert contained_module.Contained(Truthy(MSS, 10), "truthy", MSS, 10).owns_recovery_window is False
+
+
 def test_ack_sample_built_by_slots_equals_the_dataclass_and_stays_frozen():
     """The per-ACK factory gives what AckSample(...) gives, and a controller still cannot change it."""
     from dataclasses import FrozenInstanceError, astuple
