@@ -44,7 +44,7 @@ from stack.tcp.state import (
 from stack.tcp.tcb import Tcb
 from stack.tcp.tcp_info import sending_fields
 from stack.tcp.tx_timestamps import TxTimestamps
-from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, sent_segment, timestamps_only
+from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, sent_segment, tcp_options, timestamps_only
 from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
 
 Address = tuple[int, int]
@@ -251,9 +251,7 @@ class Connection:
 
     def _offer_syn_options(self, wscale: int | None, sack: bool, timestamps: bool) -> None:
         """What our SYN or SYN,ACK offers besides our MSS; its TSval is stamped when it is sent."""
-        self._syn_options = TcpOptions(
-            mss=self.config.mss, wscale=wscale, sack_permitted=sack, timestamps=(0, 0) if timestamps else None
-        )
+        self._syn_options = tcp_options(self.config.mss, wscale, sack, (0, 0) if timestamps else None, ())
 
     def _init_send_sequence(self, iss: int) -> None:
         tcb = self.tcb
@@ -865,22 +863,13 @@ class Connection:
         options = self._syn_options
         if options.timestamps is not None:  # TSval now; TSecr only on a SYN,ACK (RFC 7323 §3.2)
             ts_ecr = self.receiver.ts_recent if flags & Flags.ACK else 0
-            options = TcpOptions(  # (dataclasses.replace, field by field, costs several times as much)
+            options = tcp_options(  # (dataclasses.replace, field by field, costs several times as much)
                 options.mss, options.wscale, options.sack_permitted, (self.ts_val(now), ts_ecr), options.sack_blocks
             )
+        config = self.config
+        df = config.pmtu_discovery in PMTUDISC_SETS_DF
         self._out.append(
-            Segment(
-                self.local[1],
-                self.remote[1],
-                tcb.iss,
-                ack,
-                flags,
-                window,
-                b"",
-                options,
-                tos=self.config.tos,
-                df=self.config.pmtu_discovery in PMTUDISC_SETS_DF,
-            )
+            sent_segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", options, 0, 0, config.tos, df)
         )
         if seq_lt(tcb.snd_max, seq_add(tcb.iss, 1)) or self.state in OPENING:
             tcb.snd_nxt = tcb.snd_max = seq_add(tcb.iss, 1)  # (a FIN sent after it stays: CLOSE in SYN_RECEIVED)
@@ -1201,11 +1190,11 @@ class Connection:
         if tcb.ts_ok:
             ts_val = ts_clock(now, self._ts_offset)
             if sack:
-                options = TcpOptions(timestamps=(ts_val, receiver.ts_recent), sack_blocks=sack)
+                options = tcp_options(None, None, False, (ts_val, receiver.ts_recent), sack)
             else:  # nearly every segment: built slot by slot, as the decoder builds arriving ones
                 options = timestamps_only(ts_val, receiver.ts_recent)
         else:
-            options = TcpOptions(sack_blocks=sack) if sack else NO_OPTIONS
+            options = tcp_options(None, None, False, None, sack) if sack else NO_OPTIONS
         config = self.config
         df = config.pmtu_discovery in PMTUDISC_SETS_DF
         segment = sent_segment(

@@ -119,6 +119,23 @@ _set_mss, _set_wscale, _set_sack_permitted, _set_timestamps, _set_sack_blocks = 
 ) = (getattr(Segment, f.name).__set__ for f in fields(Segment))
 
 
+def tcp_options(
+    mss: int | None,
+    wscale: int | None,
+    sack_permitted: bool,
+    timestamps: tuple[int, int] | None,
+    sack_blocks: tuple[tuple[int, int], ...],
+) -> TcpOptions:
+    """TcpOptions(mss, wscale, sack_permitted, timestamps, sack_blocks), every field given."""
+    options = _new(TcpOptions)
+    _set_mss(options, mss)
+    _set_wscale(options, wscale)
+    _set_sack_permitted(options, sack_permitted)
+    _set_timestamps(options, timestamps)
+    _set_sack_blocks(options, sack_blocks)
+    return options
+
+
 def timestamps_only(ts_val: int, ts_ecr: int) -> TcpOptions:
     """TcpOptions(timestamps=(ts_val, ts_ecr)): the options of nearly every segment of a connection."""
     options = _new(TcpOptions)

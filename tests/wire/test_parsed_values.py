@@ -9,7 +9,15 @@ from stack._fast import ffi, lib
 
 from stack.wire import codec
 from stack.wire.codec import encode_tcp
-from stack.wire.segment import NO_OPTIONS, Segment, TcpOptions, parsed_segment, sent_segment, timestamps_only
+from stack.wire.segment import (
+    NO_OPTIONS,
+    Segment,
+    TcpOptions,
+    parsed_segment,
+    sent_segment,
+    tcp_options,
+    timestamps_only,
+)
 
 u16, u32 = st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF)
 
@@ -31,6 +39,20 @@ def test_sent_segment_is_the_constructed_segment(dport, seq, ack, flags, payload
         built = sent_segment(80, dport, seq, ack, flags, 1000, payload, options, ecn, gso, tos, df)
         expected = Segment(80, dport, seq, ack, flags, 1000, payload, options, ecn=ecn, gso=gso, tos=tos, df=df)
         assert built == expected and repr(built) == repr(expected)
+
+
+@given(
+    st.none() | u16,
+    st.none() | st.integers(0, 14),
+    st.booleans(),
+    st.none() | st.tuples(u32, u32),
+    st.lists(st.tuples(u32, u32), max_size=4).map(tuple),
+)
+def test_tcp_options_is_the_constructed_options(mss, wscale, sack_permitted, timestamps, sack_blocks):
+    """Every field set as the constructor sets it: a field added to TcpOptions and not to tcp_options fails."""
+    built = tcp_options(mss, wscale, sack_permitted, timestamps, sack_blocks)
+    expected = TcpOptions(mss, wscale, sack_permitted, timestamps, sack_blocks)
+    assert built == expected and repr(built) == repr(expected)
 
 
 @given(u32, u32)
