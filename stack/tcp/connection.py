@@ -51,6 +51,8 @@ Address = tuple[int, int]
 # (globals: see state.py)
 _CLOSED, _LISTEN, _SYN_RECEIVED = State.CLOSED, State.LISTEN, State.SYN_RECEIVED
 _ESTABLISHED, _TIME_WAIT = State.ESTABLISHED, State.TIME_WAIT
+# frozen and fieldless events: one instance of each serves every connection (as receiver.py's DataAvailable)
+_CONNECTED_EVENT, _SEND_SPACE_EVENT, _CLOSED_EVENT = Connected(), SendSpace(), Closed()
 RESOURCE_PROBE_INTERVAL = 0.5  # Linux TCP_RESOURCE_PROBE_INTERVAL: a send refused locally is tried again
 _MIN_SND_MSS = 48  # a floor for a tiny (or hostile) MSS option, as Linux's tcp_min_snd_mss
 _OOW_ACK_INTERVAL = 0.5  # seconds between answers to unacceptable pure ACKs (Linux tcp_invalid_ratelimit)
@@ -443,7 +445,7 @@ class Connection:
         if new is _CLOSED:
             self.timers.stop_all()
             self.finished = True
-            self._events.append(Closed())
+            self._events.append(_CLOSED_EVENT)
         elif new is _TIME_WAIT:
             self.timers.stop_all()
             self.restart_time_wait(now)
@@ -455,7 +457,7 @@ class Connection:
         elif new is _ESTABLISHED:
             self._syn_options = NO_OPTIONS  # our SYN is acknowledged: it is never sent again
             write_queue.expand_sndbuf(self)  # Linux tcp_init_buffer_space
-            self._events.append(Connected())
+            self._events.append(_CONNECTED_EVENT)
             self.receiver.last_data_rcv = now  # Linux starts tcpi_last_data_recv's clock here
             if self.mtu_probe is not None:  # Linux tcp_mtup_init, when the connection is set up
                 self.mtu_probe.start(self.mtu_probe.mss_clamp, self._headers(), now)
@@ -1359,7 +1361,7 @@ class Connection:
             write_queue.expand_sndbuf(self)
         if write_queue.writeable(self):
             self.sender.space_wanted = False
-            self._events.append(SendSpace())
+            self._events.append(_SEND_SPACE_EVENT)
             self.chrono.stop(SNDBUF_LIMITED, now, queues_empty)
 
     @property

@@ -22,6 +22,7 @@ SACK_OPTION_BASE, SACK_BLOCK_BYTES = 4, 8  # NOP,NOP,kind,length, then a left an
 _MASK = 0xFFFFFFFF  # on the per-segment paths sequence arithmetic is inlined, modulo 2**32 (RFC 9293 §3.4)
 _HALF = 0x80000000
 _DATA_AVAILABLE = DataAvailable()  # frozen and fieldless: one instance serves every delivery
+_PEER_CLOSED = PeerClosed()  # (the same)
 
 
 def _overlaps(seq: int, end: int, left: int, right: int) -> bool:
@@ -295,7 +296,7 @@ class Receiver:
         finds no receive memory left (Linux's tcp_data_queue takes it all the same and ACKs now)."""
         self.tcb.rcv_nxt = seq_add(self.tcb.rcv_nxt, 1)
         self.peer_fin = True
-        self._events.append(PeerClosed())
+        self._events.append(_PEER_CLOSED)
         self.dsack = None
         if not half_close:
             self.ack_now = True
