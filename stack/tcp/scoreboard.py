@@ -263,7 +263,7 @@ class Scoreboard:
         del segs[:n]
         del self._starts[:n]
         if not segs:
-            self._chain = None  # every record left it
+            self._drop_chain()  # every record left it
         self._base_seq = ack_seq
         self._base_off = upto
         return delivered
@@ -328,7 +328,7 @@ class Scoreboard:
         self._segs.clear()
         self._starts.clear()
         self.sacked_bytes = self.lost_bytes = 0
-        self._chain = None
+        self._drop_chain()
 
     # ------------------------------------------------------------------ splitting
 
@@ -425,9 +425,17 @@ class Scoreboard:
         rec.prev, rec.next = before, after
         before.next = after.prev = rec
 
+    def _drop_chain(self) -> None:
+        """Let the chain go: its sentinel is unlinked first, as an empty one links to itself, a cycle only
+        the garbage collector would free (one per flight of a short connection)."""
+        chain = self._chain
+        if chain is not None:
+            chain.prev = chain.next = None
+            self._chain = None
+
     def _rechain(self) -> None:
         """Chain every record neither SACKed nor lost again, by send time (after marks changed wholesale)."""
-        self._chain = None
+        self._drop_chain()
         for rec in self._segs:
             rec.prev = rec.next = None
         for rec in sorted((r for r in self._segs if not r.sacked and not r.lost), key=_sent_at):

@@ -1,5 +1,7 @@
 """The per-segment scoreboard (RFC 6675 §3) that RACK and the recovery code work on."""
 
+import gc
+
 from stack.tcp.scoreboard import Scoreboard
 
 SEQ = 0xFFFFF000  # near the wrap: offsets never wrap, sequence numbers do
@@ -112,3 +114,18 @@ def test_scoreboard_one_segment_out_counts_the_pieces_of_a_run():
     assert not run.one_segment_out() and len(run) == 1
     assert not _board(2).one_segment_out()
     assert not Scoreboard(SEQ).one_segment_out()
+
+
+def test_scoreboard_acknowledged_in_full_leaves_no_cycle_for_the_garbage_collector():
+    """Once every record is acknowledged, the send-time chain goes unlinked: reference counting frees all
+    of it, and a collection afterwards finds nothing of the board's to collect."""
+    gc.collect()
+    gc.disable()
+    try:
+        board = _board()
+        board.ack((SEQ + 4000) & 0xFFFFFFFF)
+        assert not len(board)
+        del board
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
