@@ -2,7 +2,7 @@
 
 import gc
 
-from stack.tcp.scoreboard import Scoreboard
+from stack.tcp.scoreboard import Scoreboard, SentSegment
 
 SEQ = 0xFFFFF000  # near the wrap: offsets never wrap, sequence numbers do
 
@@ -118,14 +118,20 @@ def test_scoreboard_one_segment_out_counts_the_pieces_of_a_run():
 
 def test_scoreboard_acknowledged_in_full_leaves_no_cycle_for_the_garbage_collector():
     """Once every record is acknowledged, the send-time chain goes unlinked: reference counting frees all
-    of it, and a collection afterwards finds nothing of the board's to collect."""
+    of it, and a collection afterwards finds none of its records (other tests' garbage aside)."""
     gc.collect()
     gc.disable()
+    gc.garbage.clear()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds stays in gc.garbage, to be looked at
     try:
         board = _board()
         board.ack((SEQ + 4000) & 0xFFFFFFFF)
         assert not len(board)
         del board
-        assert gc.collect() == 0
+        gc.collect()
+        left = [found for found in gc.garbage if type(found) is SentSegment]
     finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
         gc.enable()
+    assert left == []
