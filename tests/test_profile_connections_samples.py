@@ -34,7 +34,7 @@ def test_sample_counts_for_the_innermost_frame_that_tells_its_layer(tool, tmp_pa
     is the C library's read or write, any other libc function counts for the frame that called it; a
     sample waiting in epoll is idle, not counted."""
     core = "Stack._input (stack/aio/stack.py:524);CPyDef_connection___Connection___receive_segment (__native_core.c:9)"
-    total, layers, _ = _summary(
+    total, layers, _, _ = _summary(
         tool,
         tmp_path,
         (f"{core};Py_DECREF (object.h:537)", 3),
@@ -53,7 +53,7 @@ def test_sample_functions_include_callees_below_the_event_loop(tool, tmp_path):
     them are not listed. Equal shares are listed by name."""
     flush = "Stack._flush (stack/aio/stack.py:617)"
     compiled = "CPyDef_connection___Connection___segments_to_send (__native_core.c:5)"
-    _, _, functions = _summary(
+    _, _, functions, _ = _summary(
         tool,
         tmp_path,
         (f"{flush};{compiled};{compiled}", 3),
@@ -65,4 +65,23 @@ def test_sample_functions_include_callees_below_the_event_loop(tool, tmp_path):
         ("connection.Connection.segments_to_send (compiled)", 0.6),
         ("Stack._input (stack/aio/stack.py)", 0.2),
         ("_fill (stack/wire/codec.py)", 0.2),
+    ]
+
+
+def test_sample_own_time_counts_for_the_innermost_function_named(tool, tmp_path):
+    """A function's own share counts the samples it is the innermost named frame of: a system call or an
+    inline helper it runs is its own time, what a function it calls runs is that function's."""
+    flush = "Stack._flush (stack/aio/stack.py:617)"
+    compiled = "CPyDef_connection___Connection___segments_to_send (__native_core.c:5)"
+    _, _, _, own = _summary(
+        tool,
+        tmp_path,
+        (f"{flush};{compiled};Py_DECREF (object.h:537)", 3),
+        (f"{flush};write_flush (stack/aio/batchio.py:73);writev (libc.so.6)", 2),
+        (flush, 1),
+    )
+    assert own == [
+        ("connection.Connection.segments_to_send (compiled)", 0.5),
+        ("write_flush (stack/aio/batchio.py)", 2 / 6),
+        ("Stack._flush (stack/aio/stack.py)", 1 / 6),
     ]

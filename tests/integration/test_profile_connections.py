@@ -49,7 +49,8 @@ def test_profile_connections_timeline_times_each_step_of_a_short_connection():
 def test_profile_connections_sample_splits_serves_time_by_layer_and_function():
     """--sample has py-spy sample the serving process during each workload: the layers' shares make up the
     whole (each rounded), and the functions every segment passes through, the stack's input and flush and
-    the core's receive_segment (compiled or not), are among those shown, each in some but not all samples."""
+    the core's receive_segment (compiled or not), are among those shown, each in some but not all samples;
+    the functions' own shares, each sample counted once, add up to no more than the whole."""
     argv = [sys.executable, str(TOOL), "--connections", "1000", "--round-trips", "2000", "--sample"]
     out = _run(argv, timeout=180)
     for mode in ("connections", "round-trips"):
@@ -59,11 +60,15 @@ def test_profile_connections_sample_splits_serves_time_by_layer_and_function():
         layers = indented[0].removeprefix("  by layer: ")
         shares = [int(share) for share in re.findall(r" (\d+)%", layers)]
         assert samples > 0 and "Python (interpreted)" in layers and abs(sum(shares) - 100) <= len(shares), out
-        functions = [re.fullmatch(r" +(\d+\.\d)%  (.+)", line).groups() for line in indented[1:]]
+        assert indented[1] == "  by function, callees included:", out
+        own_at = indented.index("  by function, its own time:")
+        functions = [re.fullmatch(r" +(\d+\.\d)%  (.+)", line).groups() for line in indented[2:own_at]]
         names = [name for _share, name in functions]
         assert "Stack._input (stack/aio/stack.py)" in names and "Stack._flush (stack/aio/stack.py)" in names, out
         assert any("receive_segment" in name for name in names), out
         assert all(0 < float(share) < 100 for share, _name in functions), out
+        own = [re.fullmatch(r" +(\d+\.\d)%  (.+)", line).groups() for line in indented[own_at + 1 :]]
+        assert own and sum(float(share) for share, _name in own) <= 100.5, out
 
 
 def _run(argv: list[str], timeout: float) -> str:
