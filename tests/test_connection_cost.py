@@ -94,6 +94,37 @@ async def _short_echo_connections(client: Stack, server: Stack, count: int) -> N
         await asyncio.sleep(0.01)
 
 
+def test_stack_closed_served_stream_connections_leave_no_cycle_for_the_collector():
+    """A served stream connection that closed is freed by reference counting alone: its transport, stream
+    protocol and connection are in no reference cycle, which only the garbage collector would free."""
+    from stack.aio.streams import _ServerStreamProtocol
+    from stack.aio.transport import TcpTransport
+
+    async def main() -> list[object]:
+        client, server = await _pair()
+        try:
+            await server.start_server(SERVICES["echo"], port=7)
+            gc.collect()
+            gc.disable()
+            gc.garbage.clear()
+            gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds stays in gc.garbage, to be looked at
+            try:
+                await _short_echo_connections(client, server, 20)
+                assert not server.demux.connections
+                gc.collect()
+                kinds = (TcpTransport, _ServerStreamProtocol, Connection)
+                return [found for found in gc.garbage if isinstance(found, kinds)]
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.enable()
+        finally:
+            await client.close()
+            await server.close()
+
+    assert run(main()) == []
+
+
 def test_stack_closed_connections_keep_counters_and_rows():
     """Connections that closed leave their counters in `stats` and the last ones their netstat rows
     (LAST_ACK -> CLOSED on the side that closed second, RFC 9293 §3.10.7.4 eighth check)."""

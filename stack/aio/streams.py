@@ -72,7 +72,9 @@ class _ServerStreamProtocol(asyncio.StreamReaderProtocol):
             self._task = task  # as asyncio's: a strong reference while the callback runs
 
     def _callback_done(self, task: asyncio.Task) -> None:
-        _report_callback_failure(task, self._callback_transport)
+        # let go of the transport: it refers back to this protocol, a cycle for the collector otherwise
+        transport, self._callback_transport = self._callback_transport, None
+        _report_callback_failure(task, transport)
 
 
 def _lean_drain_waiters(protocol: asyncio.StreamReaderProtocol) -> None:
