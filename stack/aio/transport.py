@@ -44,6 +44,9 @@ def address_tuple(endpoint: tuple[int, int]) -> tuple[str, int] | tuple[str, int
     return addr.fmt(ip), port
 
 
+_LET_GO = asyncio.Protocol()  # a lost transport's protocol: every callback does nothing
+
+
 class TcpTransport(asyncio.Transport):
     __slots__ = (
         "_stack",
@@ -305,6 +308,9 @@ class TcpTransport(asyncio.Transport):
         self._closing = True
         self._pending, self._pending_size = (), 0
         self._call(self._protocol.connection_lost, exc)
+        # let go of the protocol, as asyncio's transports do: one that keeps its transport (most do) would
+        # otherwise leave the two in a cycle for the collector; anything later goes to one that does nothing
+        self._protocol = _LET_GO
         if self._server is not None:
             self._server.detach(self)
 

@@ -4,8 +4,10 @@ pause_writing, set_protocol, pause/resume_reading, BufferedProtocol, write_eof, 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
+import weakref
 
 import pytest
 
@@ -249,6 +251,56 @@ def test_established_write_eof_half_closes_and_abort_resets(run):
         assert isinstance(await protocol.lost, ConnectionResetError)
 
     run(with_pair(body))
+
+
+class Keeper(Recorder):
+    """Keeps its transport, as most protocols do."""
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.transport = transport
+
+    def eof_received(self) -> bool:
+        super().eof_received()
+        return False  # close our side too
+
+
+def test_closed_transport_lets_go_of_its_protocol_and_leaves_no_cycle(run):
+    """After connection_lost the transport lets go of its protocol, as asyncio's own transports do: a
+    protocol that keeps its transport is freed by reference counting alone, with the collector off, once
+    its connection closed (the server's side here: it closes second, LAST_ACK -> CLOSED), and a late call
+    on the transport reaches no protocol."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        served: list[weakref.ref] = []
+        lost: list[asyncio.Future] = []
+
+        def factory() -> Keeper:
+            protocol = Keeper()
+            served.append(weakref.ref(protocol))
+            lost.append(protocol.lost)
+            return protocol
+
+        await server.create_server(factory, port=7)
+        transport, protocol = await client.create_connection(Keeper, SERVER, 7)
+        transport.write_eof()
+        await protocol.lost
+        await lost[0]
+        assert transport.get_protocol() is not protocol
+        transport.set_write_buffer_limits(high=0)  # nobody to pause: nothing happens
+        assert protocol.calls == ["made", "lost"]
+        for _ in range(100):  # the stack's own references go within a few loop iterations
+            if served[0]() is None:
+                break
+            await asyncio.sleep(0.001)
+        assert served[0]() is None
+
+    gc.collect()
+    gc.disable()
+    try:
+        run(with_pair(body))
+    finally:
+        gc.enable()
 
 
 def test_established_write_hands_the_core_the_applications_bytes_without_a_copy(run, monkeypatch):
