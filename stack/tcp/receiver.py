@@ -235,7 +235,9 @@ class Receiver:
         half the window and 536, but at least 88 (TCP_MIN_MSS)."""
         if self.rcv_mss:
             return self.rcv_mss
-        return max(min(self.config.mss, self.tcb.snd_mss, self.tcb.rcv_wnd // 2, DEFAULT_MSS), 88)
+        # two operands at a time: compiled, min and max of more go through the builtins, boxed
+        mss = min(min(self.config.mss, self.tcb.snd_mss), min(self.tcb.rcv_wnd // 2, DEFAULT_MSS))
+        return max(mss, 88)
 
     def hold(self, seq: int, payload: bytes | memoryview) -> bool:
         """Out-of-order bytes go to the reassembly queue and are ACKed at once (RFC 5681 §4.2); True if the
