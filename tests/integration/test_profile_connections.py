@@ -71,6 +71,27 @@ def test_profile_connections_sample_splits_serves_time_by_layer_and_function():
         assert own and sum(float(share) for share, _name in own) <= 100.5, out
 
 
+def test_profile_connections_strace_counts_every_workers_system_calls():
+    """With `-- --workers 2`, --strace attaches to every process of `serve`: the workers, not the parent,
+    read the device and write to it, so a connection and a round trip each show reads and writes."""
+    argv = [sys.executable, str(TOOL), "--connections", "200", "--round-trips", "500", "--strace"]
+    out = _run([*argv, "--", "--workers", "2"], timeout=180)
+    for unit in ("connection", "round-trip"):
+        line = re.search(rf"^{unit}s: system calls per {unit} \(strace -c\): (.*)$", out, re.MULTILINE)
+        assert line is not None, out
+        calls = {name: float(n) for name, n in re.findall(r"(\w+) (\d+\.\d+)", line.group(1))}
+        assert calls.get("read", 0) >= 1 and calls.get("writev", 0) + calls.get("write", 0) >= 1, out
+
+
+def test_profile_connections_refuses_per_process_counts_with_workers():
+    """--calls and --bytecodes count what one process runs: with `-- --workers 2` each is refused with its
+    reason, before anything runs."""
+    for option in ("--calls", "--bytecodes"):
+        argv = [sys.executable, str(TOOL), option, "--", "--workers", "2"]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1 and "count one process" in proc.stderr, proc.stderr
+
+
 def _run(argv: list[str], timeout: float) -> str:
     """The tool's output; stopped with SIGTERM if it overruns, so that it removes its namespace."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
