@@ -16,6 +16,7 @@ from stack.wire import addr
 from stack.wire.segment import Flags
 
 FORMATS = (".png", ".svg")
+PCAP_HEADER_SIZE = 24  # a classic pcap file's global header, before its first record
 _MAX_RECORD = 262144  # the largest snaplen libpcap writes
 _INSTALL_HINT = "pip install 'tcpstack[plot]'"
 
@@ -39,7 +40,7 @@ def read_pcap(path: str) -> list[tuple[float, bytes]]:
     A record cut off at the end (the capture was killed) is ignored."""
     with open(path, "rb") as f:
         data = f.read()
-    if len(data) < 24:
+    if len(data) < PCAP_HEADER_SIZE:
         raise PlotError(f"{path}: too short for a pcap file")
     magic = data[:4]
     if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
@@ -57,7 +58,7 @@ def read_pcap(path: str) -> list[tuple[float, bytes]]:
     record = struct.Struct(endian + "IIII")
     scale = 1e-9 if nano else 1e-6
     packets = []
-    pos = 24
+    pos = PCAP_HEADER_SIZE
     while pos + 16 <= len(data):
         sec, frac, incl, _orig = record.unpack_from(data, pos)
         if incl > _MAX_RECORD:
