@@ -25,6 +25,29 @@ COMPILED = _STACK / "_compiled"
 GROUP = "stack._compiled.core"  # the shared library's module name, inside COMPILED
 _MANIFEST = COMPILED / "manifest.json"
 MODES = ("auto", "python", "compiled")
+# Interpreted on purpose (paths relative to stack/):
+STAY_INTERPRETED = {
+    # users subclass the controllers and load their own; CUBIC's cwnd is a property over Reno's attribute
+    # (contained.py, the wrapper around whichever controller a connection has, is compiled)
+    *(f"tcp/congestion/{name}.py" for name in ("base", "bbr", "cubic", "cubic_linux", "hystart", "reno")),
+    # frozen values built slot by slot (object.__new__ and the slots' descriptors), which native classes refuse
+    "tcp/state.py",
+    "tcp/rate_sample.py",
+    "wire/segment.py",
+    "wire/codec.py",
+    # its field helper hands dataclasses a Field where the annotation says int
+    "tcp/counters.py",
+}
+
+
+def compiled_sources() -> list[Path]:
+    """The modules tools/build-core compiles: every one of PACKAGES but STAY_INTERPRETED."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((_STACK / package).rglob("*.py")):
+            if path.name != "__init__.py" and path.relative_to(_STACK).as_posix() not in STAY_INTERPRETED:
+                found.append(path)
+    return found
 
 
 def _python() -> str:

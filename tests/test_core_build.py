@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -76,3 +77,17 @@ def test_core_build_compiled_demanded_without_a_build_is_an_import_error(stack_c
 def test_core_build_unknown_mode_is_an_import_error():
     got = _run(WHICH, "fast")
     assert "ImportError: TCPSTACK_CORE='fast': expected one of auto, python, compiled" in got.stderr
+
+
+def test_core_build_compiled_modules_bind_no_module_name_unannotated():
+    """Compiled, a module-level name marked Final is a constant: an int or float literal is inlined where it
+    is used, any other value kept in a C static. An unmarked one is looked up in the module's dict and
+    unboxed at every use, many times per segment. So every module-level assignment in a compiled module
+    says what it is: Final, TypeAlias, or a declared type (a mutable global that tests replace)."""
+    bare = [
+        f"{path.relative_to(STACK.parent)}:{node.lineno}"
+        for path in core_build.compiled_sources()
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.Assign)
+    ]
+    assert bare == []

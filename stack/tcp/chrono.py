@@ -10,7 +10,12 @@ Busy time is the sum of the three.
 
 from __future__ import annotations
 
-UNSPEC, BUSY, RWND_LIMITED, SNDBUF_LIMITED = range(4)
+from typing import Final
+
+UNSPEC: Final = 0
+BUSY: Final = 1
+RWND_LIMITED: Final = 2
+SNDBUF_LIMITED: Final = 3
 
 
 class Chrono:

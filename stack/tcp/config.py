@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from random import Random
+from typing import Final
 
 from stack.tcp.congestion.hystart import HyStartParams
 
-NO_LOWAT = 0xFFFFFFFF  # TcpConfig.notsent_lowat's "no limit", as Linux's default tcp_notsent_lowat
-IPV6_EXTRA_HEADER = 20  # an IPv6 header is 40 bytes, an IPv4 one 20: MSS = MTU - 60 (RFC 8200 §8.3)
+NO_LOWAT: Final = 0xFFFFFFFF  # TcpConfig.notsent_lowat's "no limit", as Linux's default tcp_notsent_lowat
+IPV6_EXTRA_HEADER: Final = 20  # an IPv6 header is 40 bytes, an IPv4 one 20: MSS = MTU - 60 (RFC 8200 §8.3)
 # IP_MTU_DISCOVER (ip(7)): the values, which of them set DF on a TCP segment (Linux ip_dont_fragment: the
 # route's MTU is never locked here), and which resend the flight at once when a router reports a smaller
 # MTU (Linux tcp_v4_mtu_reduced); in every mode later segments fit the reported MTU (tcp_current_mss)
-PMTUDISC_DONT, PMTUDISC_WANT, PMTUDISC_DO, PMTUDISC_PROBE, PMTUDISC_INTERFACE, PMTUDISC_OMIT = range(6)
-PMTUDISC_SETS_DF = (PMTUDISC_WANT, PMTUDISC_DO)
-PMTUDISC_RESENDS = (PMTUDISC_WANT, PMTUDISC_DO, PMTUDISC_PROBE)
+PMTUDISC_DONT: Final = 0
+PMTUDISC_WANT: Final = 1
+PMTUDISC_DO: Final = 2
+PMTUDISC_PROBE: Final = 3
+PMTUDISC_INTERFACE: Final = 4
+PMTUDISC_OMIT: Final = 5
+PMTUDISC_SETS_DF: Final = (PMTUDISC_WANT, PMTUDISC_DO)
+PMTUDISC_RESENDS: Final = (PMTUDISC_WANT, PMTUDISC_DO, PMTUDISC_PROBE)
 
 
 @dataclass(frozen=True, slots=True)

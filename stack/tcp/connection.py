@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Final, TypeAlias
 
 from stack.tcp import congestion, events, rcv_space, timers, urgent, user_calls, user_timeout, write_queue
 from stack.tcp.chrono import BUSY, RWND_LIMITED, SNDBUF_LIMITED, Chrono
@@ -47,22 +48,27 @@ from stack.tcp.tx_timestamps import TxTimestamps
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, sent_segment, tcp_options, timestamps_only
 from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
 
-Address = tuple[int, int]
+Address: TypeAlias = tuple[int, int]
 # (globals: see state.py)
-_CLOSED, _LISTEN, _SYN_RECEIVED = State.CLOSED, State.LISTEN, State.SYN_RECEIVED
-_ESTABLISHED, _TIME_WAIT = State.ESTABLISHED, State.TIME_WAIT
+_CLOSED: Final = State.CLOSED
+_LISTEN: Final = State.LISTEN
+_SYN_RECEIVED: Final = State.SYN_RECEIVED
+_ESTABLISHED: Final = State.ESTABLISHED
+_TIME_WAIT: Final = State.TIME_WAIT
 # frozen and fieldless events: one instance of each serves every connection (as receiver.py's DataAvailable)
-_CONNECTED_EVENT, _SEND_SPACE_EVENT, _CLOSED_EVENT = Connected(), SendSpace(), Closed()
-RESOURCE_PROBE_INTERVAL = 0.5  # Linux TCP_RESOURCE_PROBE_INTERVAL: a send refused locally is tried again
-_MIN_SND_MSS = 48  # a floor for a tiny (or hostile) MSS option, as Linux's tcp_min_snd_mss
-_OOW_ACK_INTERVAL = 0.5  # seconds between answers to unacceptable pure ACKs (Linux tcp_invalid_ratelimit)
+_CONNECTED_EVENT: Final = Connected()
+_SEND_SPACE_EVENT: Final = SendSpace()
+_CLOSED_EVENT: Final = Closed()
+RESOURCE_PROBE_INTERVAL: Final = 0.5  # Linux TCP_RESOURCE_PROBE_INTERVAL: a send refused locally is tried again
+_MIN_SND_MSS: Final = 48  # a floor for a tiny (or hostile) MSS option, as Linux's tcp_min_snd_mss
+_OOW_ACK_INTERVAL: Final = 0.5  # seconds between answers to unacceptable pure ACKs (Linux tcp_invalid_ratelimit)
 # the loss probe timeout beyond 2*SRTT with several segments in flight: Linux adds TCP_TIMEOUT_MIN where
 # RFC 8985 §7.2 adds nothing; we follow Linux
-PTO_SLACK = 0.002
-PTO_NO_RTT = 1.0  # RFC 8985 §7.2 without an RTT sample (Linux TCP_TIMEOUT_INIT)
+PTO_SLACK: Final = 0.002
+PTO_NO_RTT: Final = 1.0  # RFC 8985 §7.2 without an RTT sample (Linux TCP_TIMEOUT_INIT)
 
 
-TransitionHook = Callable[["Connection", Transition], None]
+TransitionHook: TypeAlias = Callable[["Connection", Transition], None]
 
 
 def receive_window_shift(config: TcpConfig) -> int:

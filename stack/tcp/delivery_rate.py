@@ -13,13 +13,14 @@ sample on nearly every ACK, and keeps the minimum RTT over the last five minutes
 from __future__ import annotations
 
 from bisect import bisect_right
+from typing import Final
 
 from stack.tcp.rate_sample import RateSample, rate_sample
 from stack.wire.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
-MIN_RTT_WINDOW = 300.0  # seconds, as Linux's tcp_min_rtt_wlen
-_MASK = (1 << 32) - 1
-_HALF = 1 << 31
+MIN_RTT_WINDOW: Final = 300.0  # seconds, as Linux's tcp_min_rtt_wlen
+_MASK: Final = (1 << 32) - 1
+_HALF: Final = 1 << 31
 
 
 class _Sent:

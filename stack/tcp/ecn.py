@@ -7,11 +7,13 @@ sender answers with CWR; the sender reduces its window once per window of data, 
 
 from __future__ import annotations
 
+from typing import Final
+
 from stack.wire.segment import Flags, Segment
 
-NOT_ECT = 0
-ECT0 = 2  # the codepoint we send (RFC 3168 §5)
-CE = 3
+NOT_ECT: Final = 0
+ECT0: Final = 2  # the codepoint we send (RFC 3168 §5)
+CE: Final = 3
 
 
 class Ecn:

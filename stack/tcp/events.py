@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,4 +43,4 @@ class Closed:
     """The connection reached CLOSED; its TCB can be deleted. Always the last event."""
 
 
-Event = Connected | DataAvailable | SendSpace | PeerClosed | Reset | TimedOut | Closed
+Event: TypeAlias = Connected | DataAvailable | SendSpace | PeerClosed | Reset | TimedOut | Closed

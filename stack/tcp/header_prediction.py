@@ -23,7 +23,7 @@ Sequence comparisons are inlined: `(a - b) & 0xFFFFFFFF` is a - b modulo 2**32 (
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from stack.tcp import rcv_space
 from stack.tcp.ecn import CE
@@ -32,9 +32,11 @@ from stack.wire.segment import Flags, Segment
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
-_ACK, _ACK_PSH = Flags.ACK, Flags.ACK | Flags.PSH  # the two flag sets predicted
-_MASK = 0xFFFFFFFF
-_HALF = 0x80000000
+# the two flag sets predicted
+_ACK: Final = Flags.ACK
+_ACK_PSH: Final = Flags.ACK | Flags.PSH
+_MASK: Final = 0xFFFFFFFF
+_HALF: Final = 0x80000000
 
 
 def predicted(conn: Connection, seg: Segment, now: float) -> bool:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from stack.tcp.config import PMTUDISC_RESENDS
 from stack.tcp.state import OPENING, Event, State
@@ -33,22 +33,22 @@ from stack.wire.seq import seq_le
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
-DEST_UNREACHABLE = 3
-SOURCE_QUENCH = 4
-TIME_EXCEEDED = 11
-PARAMETER_PROBLEM = 12
-CODE_NET_UNREACHABLE = 0
-CODE_HOST_UNREACHABLE = 1
-CODE_FRAG_NEEDED = 4
+DEST_UNREACHABLE: Final = 3
+SOURCE_QUENCH: Final = 4
+TIME_EXCEEDED: Final = 11
+PARAMETER_PROBLEM: Final = 12
+CODE_NET_UNREACHABLE: Final = 0
+CODE_HOST_UNREACHABLE: Final = 1
+CODE_FRAG_NEEDED: Final = 4
 
-MIN_MTU = 68  # RFC 791 §3.2: every link carries this much; a smaller next-hop MTU is a lie
-MIN_PATH_MTU = 576  # floor for what we believe (MSS 536, RFC 9293 §3.7.1); RFC 5927 §7.3: forged tiny MTUs
-TIMESTAMP_OPTION = 12  # NOP,NOP,TS on every segment when timestamps are on
+MIN_MTU: Final = 68  # RFC 791 §3.2: every link carries this much; a smaller next-hop MTU is a lie
+MIN_PATH_MTU: Final = 576  # floor for what we believe (MSS 536, RFC 9293 §3.7.1); RFC 5927 §7.3: forged tiny MTUs
+TIMESTAMP_OPTION: Final = 12  # NOP,NOP,TS on every segment when timestamps are on
 # RFC 1191 §7: typical MTUs, for routers that do not report the next-hop MTU (the field is 0)
-PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
+PLATEAUS: Final = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
 
 # Destination unreachable codes -> (errno, hard), as Linux's icmp_err_convert.
-_UNREACHABLE: dict[int, tuple[int, bool]] = {
+_UNREACHABLE: Final[dict[int, tuple[int, bool]]] = {
     0: (errno.ENETUNREACH, False),  # network unreachable
     1: (errno.EHOSTUNREACH, False),  # host unreachable
     2: (errno.ENOPROTOOPT, True),  # protocol unreachable

@@ -6,10 +6,11 @@ import hashlib
 import os
 import struct
 from random import Random
+from typing import Final
 
 from stack.wire.addr import packed
 
-_SECRET = os.urandom(16)
+_SECRET: Final = os.urandom(16)
 
 
 def initial_sequence_number(

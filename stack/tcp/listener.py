@@ -8,6 +8,7 @@ that finds the accept queue full is dropped, so the peer retransmits. The counte
 from __future__ import annotations
 
 from collections import Counter, deque
+from typing import TypeAlias
 
 from stack.tcp import rcv_space, syncookies
 from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig, for_ipv6
@@ -17,7 +18,7 @@ from stack.tcp.state import Event, State, Transition, next_state, transition
 from stack.wire.segment import Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add
 
-ListenerAnswer = Connection | Segment | None  # a new child, a segment to answer with, or nothing (dropped)
+ListenerAnswer: TypeAlias = Connection | Segment | None  # a new child, a segment to answer with, or nothing (dropped)
 
 
 class Listener:

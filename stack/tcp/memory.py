@@ -16,8 +16,10 @@ Data already acknowledged is never dropped: only what the peer must still retran
 
 from __future__ import annotations
 
-FORCED_SEND = 16 * 1024  # bytes an empty send buffer may take at the limit (a request's answer, a FIN's data)
-FORCED_RECEIVE = 16 * 1024  # bytes an empty receive queue takes of a segment at the limit (a request)
+from typing import Final
+
+FORCED_SEND: Final = 16 * 1024  # bytes an empty send buffer may take at the limit (a request's answer, a FIN's data)
+FORCED_RECEIVE: Final = 16 * 1024  # bytes an empty receive queue takes of a segment at the limit (a request)
 
 
 class MemoryBudget:

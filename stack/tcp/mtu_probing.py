@@ -14,11 +14,13 @@ every segment carries (Linux tcp_mss_to_mtu): `headers` is their length.
 
 from __future__ import annotations
 
+from typing import Final
+
 from stack.wire.seq import seq_ge
 
-MIN_CWND_SEGMENTS = 11  # Linux probes only with at least this window (tcp_mtu_probe)
-PROBE_FLOOR = 48  # the smallest MSS a black hole may bring the search down to (tcp_mtu_probe_floor)
-BLACK_HOLE_RETRIES = 3  # timeouts of one segment after which the path is suspected (Linux tcp_retries1)
+MIN_CWND_SEGMENTS: Final = 11  # Linux probes only with at least this window (tcp_mtu_probe)
+PROBE_FLOOR: Final = 48  # the smallest MSS a black hole may bring the search down to (tcp_mtu_probe_floor)
+BLACK_HOLE_RETRIES: Final = 3  # timeouts of one segment after which the path is suspected (Linux tcp_retries1)
 
 
 class MtuProber:

@@ -11,7 +11,9 @@ less up to half of that for time the flow lost being idle (OS jitter). fq holds 
 
 from __future__ import annotations
 
-UNPACED_SEGMENTS = 10  # data segments a connection sends before pacing starts (tcp_update_skb_after_send)
+from typing import Final
+
+UNPACED_SEGMENTS: Final = 10  # data segments a connection sends before pacing starts (tcp_update_skb_after_send)
 
 
 def fq_rate(cwnd: int, ssthresh: int, in_flight: int, srtt: float | None, ss_ratio: int, ca_ratio: int) -> float | None:

@@ -7,12 +7,14 @@ records each ACK delivered and asks which outstanding records are lost, or when 
 
 from __future__ import annotations
 
+from typing import Final
+
 from stack.tcp.scoreboard import Scoreboard, SentSegment
 
-DUP_THRESH = 3  # RFC 8985 §6.2 step 4 uses RFC 5681's DupThresh for the reordering window
-_REO_WND_MULT_MAX = 255  # as Linux (reo_wnd_steps); the window itself is capped at SRTT (§6.2 step 4)
-_CLOCK = 1e-6  # Linux's RACK clock: microseconds
-_REO_WND_PERSIST = 16  # recoveries before a grown window shrinks back (RFC 8985 §6.2 step 4)
+DUP_THRESH: Final = 3  # RFC 8985 §6.2 step 4 uses RFC 5681's DupThresh for the reordering window
+_REO_WND_MULT_MAX: Final = 255  # as Linux (reo_wnd_steps); the window itself is capped at SRTT (§6.2 step 4)
+_CLOCK: Final = 1e-6  # Linux's RACK clock: microseconds
+_REO_WND_PERSIST: Final = 16  # recoveries before a grown window shrinks back (RFC 8985 §6.2 step 4)
 
 
 class Rack:

@@ -14,22 +14,23 @@ kmalloc'd head, the rest into pages of up to 32 KB (tun_get_user, alloc_skb_with
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Final
 
 from stack.wire.segment import Segment
 
-DEFAULT_SCALING_RATIO = 128  # Linux TCP_DEFAULT_SCALING_RATIO: a window of half the space
-RATIO_SHIFT = 8  # Linux TCP_RMEM_TO_WIN_SCALE
-RMEM_MAX = 212992  # Linux net.core.rmem_max: the window scale is chosen for at least this
-MAX_WSCALE = 14  # RFC 7323 §2.3
-MIN_WINDOW_CLAMP = 2304  # Linux SOCK_MIN_RCVBUF / 2
-TIMESTAMP_OPTION = 12  # bytes the timestamp option takes in every segment (RFC 7323 §3)
+DEFAULT_SCALING_RATIO: Final = 128  # Linux TCP_DEFAULT_SCALING_RATIO: a window of half the space
+RATIO_SHIFT: Final = 8  # Linux TCP_RMEM_TO_WIN_SCALE
+RMEM_MAX: Final = 212992  # Linux net.core.rmem_max: the window scale is chosen for at least this
+MAX_WSCALE: Final = 14  # RFC 7323 §2.3
+MIN_WINDOW_CLAMP: Final = 2304  # Linux SOCK_MIN_RCVBUF / 2
+TIMESTAMP_OPTION: Final = 12  # bytes the timestamp option takes in every segment (RFC 7323 §3)
 
-_PAGE = 4096
-_HEADROOM = 64  # NET_SKB_PAD: reserved before a TUN packet
-_SHARED_INFO = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
-_SKB = 256  # SKB_DATA_ALIGN(sizeof(struct sk_buff))
-GOOD_LINEAR = _PAGE - _HEADROOM - _SHARED_INFO  # SKB_MAX_HEAD: the most a one-page head holds
-_KMALLOC_SIZES = (64, 96, 128, 192, 256, 512, 1024, 2048, 4096)
+_PAGE: Final = 4096
+_HEADROOM: Final = 64  # NET_SKB_PAD: reserved before a TUN packet
+_SHARED_INFO: Final = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
+_SKB: Final = 256  # SKB_DATA_ALIGN(sizeof(struct sk_buff))
+GOOD_LINEAR: Final = _PAGE - _HEADROOM - _SHARED_INFO  # SKB_MAX_HEAD: the most a one-page head holds
+_KMALLOC_SIZES: Final = (64, 96, 128, 192, 256, 512, 1024, 2048, 4096)
 
 
 def _kmalloc_size(size: int) -> int:

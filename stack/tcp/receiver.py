@@ -8,6 +8,8 @@ for PAWS (RFC 7323 §5.3). The connection shares its TCB (RCV.NXT, RCV.WND, RCV.
 
 from __future__ import annotations
 
+from typing import Final
+
 from stack.tcp import rcv_space, timers
 from stack.tcp.config import TcpConfig
 from stack.tcp.events import DataAvailable, Event, PeerClosed
@@ -16,13 +18,14 @@ from stack.tcp.reassembly import Reassembly
 from stack.tcp.tcb import Tcb
 from stack.wire.seq import in_window, seq_add, seq_le, seq_lt, seq_sub
 
-DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
-_MAX_QUICKACKS = 16  # Linux TCP_MAX_QUICKACKS
-SACK_OPTION_BASE, SACK_BLOCK_BYTES = 4, 8  # NOP,NOP,kind,length, then a left and right edge per block
-_MASK = 0xFFFFFFFF  # on the per-segment paths sequence arithmetic is inlined, modulo 2**32 (RFC 9293 §3.4)
-_HALF = 0x80000000
-_DATA_AVAILABLE = DataAvailable()  # frozen and fieldless: one instance serves every delivery
-_PEER_CLOSED = PeerClosed()  # (the same)
+DEFAULT_MSS: Final = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
+_MAX_QUICKACKS: Final = 16  # Linux TCP_MAX_QUICKACKS
+SACK_OPTION_BASE: Final = 4  # NOP,NOP,kind,length, then a left and right edge per block
+SACK_BLOCK_BYTES: Final = 8
+_MASK: Final = 0xFFFFFFFF  # on the per-segment paths sequence arithmetic is inlined, modulo 2**32 (RFC 9293 §3.4)
+_HALF: Final = 0x80000000
+_DATA_AVAILABLE: Final = DataAvailable()  # frozen and fieldless: one instance serves every delivery
+_PEER_CLOSED: Final = PeerClosed()  # (the same)
 
 
 def _overlaps(seq: int, end: int, left: int, right: int) -> bool:

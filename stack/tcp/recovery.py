@@ -20,6 +20,8 @@ ssthresh: recovery tells it about congestion events through its hooks and never 
 
 from __future__ import annotations
 
+from typing import Final
+
 from stack.tcp import timers
 from stack.tcp.congestion import Contained
 from stack.tcp.counters import Counters
@@ -29,9 +31,9 @@ from stack.tcp.scoreboard import Scoreboard, SentSegment
 from stack.tcp.tcb import Tcb
 from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
-DUP_THRESH = 3  # RFC 5681 §3.2; also where Linux's reordering degree starts (tcp_reordering)
-MAX_REORDERING = 300  # Linux tcp_max_reordering
-REO_TIMEOUT_SLACK = 0.002  # Linux TCP_TIMEOUT_MIN, added to RACK's reordering timer
+DUP_THRESH: Final = 3  # RFC 5681 §3.2; also where Linux's reordering degree starts (tcp_reordering)
+MAX_REORDERING: Final = 300  # Linux tcp_max_reordering
+REO_TIMEOUT_SLACK: Final = 0.002  # Linux TCP_TIMEOUT_MIN, added to RACK's reordering timer
 
 
 class Recovery:

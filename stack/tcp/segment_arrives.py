@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from stack.tcp import rcv_space
 from stack.tcp.ecn import Ecn
@@ -16,17 +16,23 @@ if TYPE_CHECKING:
     from stack.tcp.connection import Connection
     from stack.tcp.tcb import Tcb
 
-_RECEIVING_TEXT = (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2)
+_RECEIVING_TEXT: Final = (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2)
 # Where every segment passes, sequence comparisons are inlined as d = (a - b) & _MASK (RFC 9293 §3.4):
 # a < b is d >= _HALF, a <= b is d == 0 or d >= _HALF, a > b is 0 < d < _HALF, a >= b is d < _HALF,
 # exactly as stack/wire/seq.py's functions, without the call.
-_MASK = 0xFFFFFFFF
-_HALF = 0x80000000
+_MASK: Final = 0xFFFFFFFF
+_HALF: Final = 0x80000000
 
 
 # (globals: see state.py)
-_CLOSED, _SYN_SENT, _SYN_RECEIVED, _ESTABLISHED = State.CLOSED, State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED
-_FIN_WAIT_1, _CLOSING, _LAST_ACK, _TIME_WAIT = State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK, State.TIME_WAIT
+_CLOSED: Final = State.CLOSED
+_SYN_SENT: Final = State.SYN_SENT
+_SYN_RECEIVED: Final = State.SYN_RECEIVED
+_ESTABLISHED: Final = State.ESTABLISHED
+_FIN_WAIT_1: Final = State.FIN_WAIT_1
+_CLOSING: Final = State.CLOSING
+_LAST_ACK: Final = State.LAST_ACK
+_TIME_WAIT: Final = State.TIME_WAIT
 
 
 def segment_arrives(conn: Connection, seg: Segment, now: float) -> None:

@@ -21,26 +21,27 @@ covers whole (tcp_clean_rtx_queue) and trims the one it covers in part.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from typing import Final, TypeAlias
 
 from stack.wire.seq import MOD as _MOD
 
-_MASK = _MOD - 1  # (sequence arithmetic inlined: these run for every segment sent and ACK taken)
-_HALF = _MOD >> 1
-_ARENA_MIN = 2048  # a small write takes a small arena
-_ARENA_MAX = 1 << 20  # a bulk sender's arenas grow to this (or to one write, if larger)
+_MASK: Final = _MOD - 1  # (sequence arithmetic inlined: these run for every segment sent and ACK taken)
+_HALF: Final = _MOD >> 1
+_ARENA_MIN: Final = 2048  # a small write takes a small arena
+_ARENA_MAX: Final = 1 << 20  # a bulk sender's arenas grow to this (or to one write, if larger)
 # what an empty skb of Linux's write queue costs (SKB_TRUESIZE of tcp_stream_alloc_skb's head on x86-64:
 # a 1 KB kmalloc for MAX_TCP_HEADER and skb_shared_info, 704 usable, plus the sk_buff and shared info)
-SKB_OVERHEAD = 1280
-_SPARES_MAX = 4  # full-sized arenas kept for reuse, for the whole process (4 MB at most)
+SKB_OVERHEAD: Final = 1280
+_SPARES_MAX: Final = 4  # full-sized arenas kept for reuse, for the whole process (4 MB at most)
 # an immutable write keeps at least this much of itself as an arena; less is copied (few small arenas)
-_KEEP_MIN = 16384
+_KEEP_MIN: Final = 16384
 # a kept arena keeps its whole bytes object alive: all of them together at most twice the bytes held and
 # this much more, so that small parts of large objects cannot hold much memory
-_PIN_SLACK = 256 * 1024
+_PIN_SLACK: Final = 256 * 1024
 _spares: list[bytearray] = []
 # an arena and a read-only view of it: a copy arena is a bytearray, a kept one the bytes object (or view of
 # one) a write handed over
-_Arena = tuple[bytes | bytearray | memoryview, memoryview]
+_Arena: TypeAlias = tuple[bytes | bytearray | memoryview, memoryview]
 
 
 def _unviewed(arena: bytearray) -> bool:

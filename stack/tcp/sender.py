@@ -8,6 +8,8 @@ for an RTT sample (Karn, RFC 6298 §3). The connection's output path asks it, an
 
 from __future__ import annotations
 
+from typing import Final
+
 from stack.tcp import timers
 from stack.tcp.pacing import next_departure
 from stack.tcp.send_buffer import SendBuffer
@@ -15,7 +17,7 @@ from stack.tcp.tcb import Tcb
 from stack.tcp.write_marks import WriteMarks
 from stack.wire.seq import seq_add, seq_gt
 
-PERSIST_MAX = 60.0  # the longest zero-window probe interval
+PERSIST_MAX: Final = 60.0  # the longest zero-window probe interval
 
 
 class Sender:

@@ -24,27 +24,28 @@ import os
 import struct
 from dataclasses import dataclass
 from random import Random
+from typing import Final, TypeAlias
 
 from stack.wire.addr import packed
 
-MSS_TABLE = (536, 1300, 1440, 1460)  # Linux's IPv4 table: the MSS values peers actually send
-MSS_TABLE6 = (1220, 1420, 1440, 8940)  # Linux's IPv6 table: MTUs 1280, 1480, 1500 and 9000, less 60
-COUNT_SHIFT = 24
-INDEX_BITS = 2
-MAC_MASK = (1 << (COUNT_SHIFT - INDEX_BITS)) - 1
-PERIOD = 60.0  # seconds per counter step
-MAX_AGE = 2  # counter steps: a cookie is accepted in the minute it was made and the next one
-VALID_FOR = MAX_AGE * PERIOD  # how long after the last cookie sent an ACK is checked as one
+MSS_TABLE: Final = (536, 1300, 1440, 1460)  # Linux's IPv4 table: the MSS values peers actually send
+MSS_TABLE6: Final = (1220, 1420, 1440, 8940)  # Linux's IPv6 table: MTUs 1280, 1480, 1500 and 9000, less 60
+COUNT_SHIFT: Final = 24
+INDEX_BITS: Final = 2
+MAC_MASK: Final = (1 << (COUNT_SHIFT - INDEX_BITS)) - 1
+PERIOD: Final = 60.0  # seconds per counter step
+MAX_AGE: Final = 2  # counter steps: a cookie is accepted in the minute it was made and the next one
+VALID_FOR: Final = MAX_AGE * PERIOD  # how long after the last cookie sent an ACK is checked as one
 
-TS_BITS = 6
-TS_MASK = (1 << TS_BITS) - 1
-TS_WSCALE_MASK = 0xF
-TS_NO_WSCALE = 0xF  # the peer sent no window scale option
-TS_SACK = 1 << 4
-TS_ECN = 1 << 5
-MAX_WSCALE = 14  # RFC 7323 §2.3
+TS_BITS: Final = 6
+TS_MASK: Final = (1 << TS_BITS) - 1
+TS_WSCALE_MASK: Final = 0xF
+TS_NO_WSCALE: Final = 0xF  # the peer sent no window scale option
+TS_SACK: Final = 1 << 4
+TS_ECN: Final = 1 << 5
+MAX_WSCALE: Final = 14  # RFC 7323 §2.3
 
-Tuple4 = tuple[int, int, int, int]  # (local ip, local port, remote ip, remote port)
+Tuple4: TypeAlias = tuple[int, int, int, int]  # (local ip, local port, remote ip, remote port)
 
 
 def new_secret(rng: Random | None = None) -> bytes:

@@ -7,7 +7,7 @@ whose quantity the core does not keep is left out rather than guessed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
 from stack.tcp.state import State
@@ -16,12 +16,19 @@ from stack.wire.seq import seq_lt
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
-TCP_INFINITE_SSTHRESH = 0x7FFFFFFF
+TCP_INFINITE_SSTHRESH: Final = 0x7FFFFFFF
 # tcpi_ca_state values (Linux enum tcp_ca_state)
-TCP_CA_OPEN, TCP_CA_DISORDER, TCP_CA_CWR, TCP_CA_RECOVERY, TCP_CA_LOSS = range(5)
+TCP_CA_OPEN: Final = 0
+TCP_CA_DISORDER: Final = 1
+TCP_CA_CWR: Final = 2
+TCP_CA_RECOVERY: Final = 3
+TCP_CA_LOSS: Final = 4
 # tcpi_options bits
-TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE, TCPI_OPT_ECN = 1, 2, 4, 8
-CONSTANTS = {
+TCPI_OPT_TIMESTAMPS: Final = 1
+TCPI_OPT_SACK: Final = 2
+TCPI_OPT_WSCALE: Final = 4
+TCPI_OPT_ECN: Final = 8
+CONSTANTS: Final = {
     "TCP_INFINITE_SSTHRESH": TCP_INFINITE_SSTHRESH,
     "TCP_CA_Open": TCP_CA_OPEN,
     "TCP_CA_Disorder": TCP_CA_DISORDER,
@@ -33,7 +40,7 @@ CONSTANTS = {
     "TCPI_OPT_WSCALE": TCPI_OPT_WSCALE,
     "TCPI_OPT_ECN": TCPI_OPT_ECN,
 }
-_LINUX_STATE = {  # include/net/tcp_states.h
+_LINUX_STATE: Final = {  # include/net/tcp_states.h
     State.ESTABLISHED: 1,
     State.SYN_SENT: 2,
     State.SYN_RECEIVED: 3,

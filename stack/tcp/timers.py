@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from math import ceil
+from typing import Final, TypeAlias
 
-RETRANSMIT = "retransmit"
-PERSIST = "persist"
-DELAYED_ACK = "delayed_ack"
-TIME_WAIT = "time_wait"
-FIN_WAIT_2 = "fin_wait_2"
-KEEPALIVE = "keepalive"
-LOSS_PROBE = "loss_probe"
-RACK_REORDER = "rack_reorder"
-PACING = "pacing"
+RETRANSMIT: Final = "retransmit"
+PERSIST: Final = "persist"
+DELAYED_ACK: Final = "delayed_ack"
+TIME_WAIT: Final = "time_wait"
+FIN_WAIT_2: Final = "fin_wait_2"
+KEEPALIVE: Final = "keepalive"
+LOSS_PROBE: Final = "loss_probe"
+RACK_REORDER: Final = "rack_reorder"
+PACING: Final = "pacing"
 
 
 def in_jiffies(seconds: float) -> float:
@@ -23,7 +24,7 @@ def in_jiffies(seconds: float) -> float:
 
 
 # What `netstat -o` calls each timer.
-NETSTAT_NAMES = {
+NETSTAT_NAMES: Final = {
     RETRANSMIT: "on",
     LOSS_PROBE: "on",
     RACK_REORDER: "on",
@@ -75,7 +76,7 @@ class Timers:
 
 
 # (action, timer name, deadline): action is "set" (deadline given), "fired" or "cancel" (deadline None)
-TimerObserver = Callable[[str, str, float | None], None]
+TimerObserver: TypeAlias = Callable[[str, str, float | None], None]
 
 
 class ObservedTimers(Timers):

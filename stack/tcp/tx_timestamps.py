@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
+from typing import Final
 
 from stack.wire.seq import seq_ge, seq_gt, seq_sub
 
 # what SO_TIMESTAMPING's value asks for (Linux include/uapi/linux/net_tstamp.h)
-TX_SOFTWARE = 1 << 1  # an SND timestamp when the device sends
-SOFTWARE = 1 << 4  # reports carry the software time (else no SCM_TIMESTAMPING message)
-OPT_ID = 1 << 7  # reports carry the byte's key
-TX_SCHED = 1 << 8
-TX_ACK = 1 << 9
-OPT_TSONLY = 1 << 11  # reports carry no copy of the packet
-FLAGS = {
+TX_SOFTWARE: Final = 1 << 1  # an SND timestamp when the device sends
+SOFTWARE: Final = 1 << 4  # reports carry the software time (else no SCM_TIMESTAMPING message)
+OPT_ID: Final = 1 << 7  # reports carry the byte's key
+TX_SCHED: Final = 1 << 8
+TX_ACK: Final = 1 << 9
+OPT_TSONLY: Final = 1 << 11  # reports carry no copy of the packet
+FLAGS: Final = {
     "SOF_TIMESTAMPING_TX_SOFTWARE": TX_SOFTWARE,
     "SOF_TIMESTAMPING_SOFTWARE": SOFTWARE,
     "SOF_TIMESTAMPING_OPT_ID": OPT_ID,
@@ -29,18 +30,24 @@ FLAGS = {
     "SOF_TIMESTAMPING_TX_ACK": TX_ACK,
     "SOF_TIMESTAMPING_OPT_TSONLY": OPT_TSONLY,
 }
-SUPPORTED = TX_SOFTWARE | SOFTWARE | OPT_ID | TX_SCHED | TX_ACK | OPT_TSONLY
-_TX = TX_SCHED | TX_SOFTWARE | TX_ACK
+SUPPORTED: Final = TX_SOFTWARE | SOFTWARE | OPT_ID | TX_SCHED | TX_ACK | OPT_TSONLY
+_TX: Final = TX_SCHED | TX_SOFTWARE | TX_ACK
 # ee_info: which moment a report stamps (Linux errqueue.h SCM_TSTAMP_*)
-SCM_TSTAMP_SND, SCM_TSTAMP_SCHED, SCM_TSTAMP_ACK = 0, 1, 2
-KINDS = {"SCM_TSTAMP_SND": SCM_TSTAMP_SND, "SCM_TSTAMP_SCHED": SCM_TSTAMP_SCHED, "SCM_TSTAMP_ACK": SCM_TSTAMP_ACK}
+SCM_TSTAMP_SND: Final = 0
+SCM_TSTAMP_SCHED: Final = 1
+SCM_TSTAMP_ACK: Final = 2
+KINDS: Final = {
+    "SCM_TSTAMP_SND": SCM_TSTAMP_SND,
+    "SCM_TSTAMP_SCHED": SCM_TSTAMP_SCHED,
+    "SCM_TSTAMP_ACK": SCM_TSTAMP_ACK,
+}
 # the error queue is bounded as Linux bounds it by the receive buffer (sock_queue_err_skb): beyond this
 # many unread reports, new ones are dropped
-MAX_QUEUED = 1024
+MAX_QUEUED: Final = 1024
 # marks of writes not yet acknowledged, at most: beyond, a write's mark replaces the newest one, as a
 # write that adds to Linux's last skb replaces that skb's key (tcp_tx_timestamp); a peer that never
 # acknowledges cannot make the list grow with every small write
-MAX_MARKS = 4096
+MAX_MARKS: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)

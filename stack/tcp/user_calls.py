@@ -6,7 +6,7 @@ raise LocalProtocolError with the RFC's wording; they never change the connectio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from stack.tcp import idle_restart, timers, urgent, write_queue
 from stack.tcp.errors import LocalProtocolError
@@ -16,9 +16,12 @@ from stack.wire.seq import seq_add
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
-_CLOSED, _LISTEN, _TIME_WAIT = State.CLOSED, State.LISTEN, State.TIME_WAIT  # (globals: see state.py)
+# (globals: see state.py)
+_CLOSED: Final = State.CLOSED
+_LISTEN: Final = State.LISTEN
+_TIME_WAIT: Final = State.TIME_WAIT
 # ABORT sends a RST only where the peer holds a TCB for us (§3.10.5; Linux tcp_need_reset)
-_ABORT_SENDS_RST = (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT)
+_ABORT_SENDS_RST: Final = (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT)
 
 
 def send(

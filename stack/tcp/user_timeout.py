@@ -10,12 +10,12 @@ the peer answers, and the probe timer never waits past it either.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
-_SLACK = 1e-9  # a timer set for the moment the timeout runs out finds it run out, float sums or not
+_SLACK: Final = 1e-9  # a timer set for the moment the timeout runs out finds it run out, float sums or not
 
 
 def set_for(conn: Connection) -> bool:

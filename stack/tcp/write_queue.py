@@ -19,7 +19,7 @@ send_buffer.py), against sk_sndbuf (tcp_wmem[1], or SO_SNDBUF doubled):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from stack.tcp.memory import FORCED_SEND
 from stack.tcp.send_buffer import SKB_OVERHEAD
@@ -28,12 +28,12 @@ from stack.wire.seq import seq_add, seq_ge, seq_sub
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
-_GSO_MAX = 65536  # Linux's largest super-segment (sk_gso_max_size), the ceiling of the size goal
-_MAX_TCP_HEADER = 320  # room Linux reserves in an skb for the headers (L1_CACHE_ALIGN(128 + MAX_HEADER))
-_SHINFO = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
-_SK_BUFF = 256  # SKB_DATA_ALIGN(sizeof(struct sk_buff))
-_PACING_SHIFT = 10  # sk_pacing_shift: a GSO packet holds about 1 ms of the pacing rate
-_TSO_RTT_LOG = 9  # tcp_tso_rtt_log: small RTTs allow larger GSO packets
+_GSO_MAX: Final = 65536  # Linux's largest super-segment (sk_gso_max_size), the ceiling of the size goal
+_MAX_TCP_HEADER: Final = 320  # room Linux reserves in an skb for the headers (L1_CACHE_ALIGN(128 + MAX_HEADER))
+_SHINFO: Final = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
+_SK_BUFF: Final = 256  # SKB_DATA_ALIGN(sizeof(struct sk_buff))
+_PACING_SHIFT: Final = 10  # sk_pacing_shift: a GSO packet holds about 1 ms of the pacing rate
+_TSO_RTT_LOG: Final = 9  # tcp_tso_rtt_log: small RTTs allow larger GSO packets
 
 
 def mss_now(conn: Connection) -> int:

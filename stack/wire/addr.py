@@ -8,15 +8,16 @@ and the family of any address is `addr > MAX4`. `ipaddress` objects appear only 
 from __future__ import annotations
 
 import ipaddress
+from typing import Final, TypeAlias
 
-MAX4 = 0xFFFFFFFF
-V6 = 1 << 128
-_MASK6 = V6 - 1
-ANY4 = 0  # 0.0.0.0: a listener bound to it takes IPv4 only
-ANY6 = V6  # ::, IPv6 only
-ANY = -1  # a listener bound to no address takes both families (asyncio's host=None)
+MAX4: Final = 0xFFFFFFFF
+V6: Final = 1 << 128
+_MASK6: Final = V6 - 1
+ANY4: Final = 0  # 0.0.0.0: a listener bound to it takes IPv4 only
+ANY6: Final = V6  # ::, IPv6 only
+ANY: Final = -1  # a listener bound to no address takes both families (asyncio's host=None)
 
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def is_v6(addr: int) -> bool:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from stack._fast import ffi, lib
 
-VNET_HDR_LEN = lib.FAST_VNET_HDR_LEN  # struct virtio_net_hdr, before each packet when TUN offloads are on
+VNET_HDR_LEN: Final = lib.FAST_VNET_HDR_LEN  # struct virtio_net_hdr, before each packet when TUN offloads are on
 # for buffers the kernel or the builder writes in full before anything reads them
-uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+uncleared: Final = ffi.new_allocator(should_clear_after_alloc=False)
 
 
 class PacketBatch:

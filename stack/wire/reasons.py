@@ -6,6 +6,7 @@ Code 6 (FAST_FRAGMENT) is missing on purpose: a fragment is not dropped but hand
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 
 class DropReason(IntEnum):
@@ -21,4 +22,4 @@ class DropReason(IntEnum):
     IP_SOURCE_ROUTE = 11  # LSRR/SSRR: Linux drops them on a host (accept_source_route=0)
 
 
-COUNTERS = tuple(f"Drop{reason.name}" for reason in DropReason)  # `tcpstack stats` names, shown at 0 too
+COUNTERS: Final = tuple(f"Drop{reason.name}" for reason in DropReason)  # `tcpstack stats` names, shown at 0 too

@@ -6,6 +6,7 @@ Raw bytes are turned into a `Segment` by `stack.wire.codec` (C fast path) and ba
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Final
 
 
 class Flags(int):
@@ -13,14 +14,14 @@ class Flags(int):
     int operations (an enum.IntFlag runs Python code for each, about 1 us, many times per segment).
     `Flags(x)` is an int equal to x; the constants are plain ints."""
 
-    FIN = 0x01
-    SYN = 0x02
-    RST = 0x04
-    PSH = 0x08
-    ACK = 0x10
-    URG = 0x20
-    ECE = 0x40
-    CWR = 0x80
+    FIN: Final = 0x01
+    SYN: Final = 0x02
+    RST: Final = 0x04
+    PSH: Final = 0x08
+    ACK: Final = 0x10
+    URG: Final = 0x20
+    ECE: Final = 0x40
+    CWR: Final = 0x80
 
 
 _FLAG_LETTERS = (

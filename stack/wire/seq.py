@@ -3,9 +3,11 @@
 These are the only sequence comparisons in the stack: never compare raw ints with < or >.
 """
 
-MOD = 1 << 32
-_HALF = 1 << 31
-_MASK = MOD - 1
+from typing import Final
+
+MOD: Final = 1 << 32
+_HALF: Final = 1 << 31
+_MASK: Final = MOD - 1
 
 
 def seq_add(a: int, n: int) -> int:

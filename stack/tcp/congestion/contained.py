@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Final
 
 from stack.tcp.congestion.base import AckSample, CongestionController, ack_sample
 from stack.tcp.congestion.reno import Reno
 from stack.tcp.delivery_rate import DeliveryRateEstimator
 from stack.wire.seq import seq_ge, seq_sub
 
-log = logging.getLogger("stack.tcp.congestion")
-_MAX_WINDOW = 1 << 31
+log: Final = logging.getLogger("stack.tcp.congestion")
+_MAX_WINDOW: Final = 1 << 31
 _logged: set[str] = set()  # controller names whose failure was logged with a traceback
 
 
