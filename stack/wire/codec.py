@@ -104,6 +104,7 @@ _SACK_COUNT, _SACK = _AT["sack_count"], _AT["sack"]
 _parsed = ffi.new("struct fast_seg *")
 _parsed_buf = ffi.buffer(_parsed)
 _built = ffi.new("struct fast_seg *")
+_built_buf = ffi.buffer(_built)
 _header6 = ffi.new("struct fast_seg *")  # addresses etc. for encode_ipv6 and checksum6
 _out = ffi.new("char[]", _MAX_PACKET)
 _out_buf = ffi.buffer(_out)
@@ -230,51 +231,48 @@ def _set_addresses6(b, src: int, dst: int) -> None:
     b.dst6_lo = dst & _M64
 
 
-def _fill(b, src: int, dst: int, seg: Segment, ttl: int, ident: int, flow: int) -> None:
-    """The C builder's description of one TCP segment: IPv4, or IPv6 (`flow` its flow label) when dst is."""
+_pack_into = _SEG.pack_into
+_NO_SACK = (0,) * 8
+
+
+def _fill(buf, at: int, src: int, dst: int, seg: Segment, ttl: int, ident: int, flow: int) -> None:
+    """The C builder's description of one TCP segment (a struct fast_seg at buf[at:]), written in one call
+    (setting its fields one by one through cffi costs a call each): IPv4, or IPv6 (`flow` its flow label)
+    when dst is. The parser's fields (lengths, offsets, fragments) are left 0: the builder computes them."""
     if dst > MAX4:
-        b.version = 6
-        _set_addresses6(b, src, dst)
-        b.flow = flow
+        version, src4, dst4 = 6, 0, 0
+        src_hi, src_lo, dst_hi, dst_lo = (src >> 64) & _M64, src & _M64, (dst >> 64) & _M64, dst & _M64
     else:
-        b.version = 4
-        b.src = src
-        b.dst = dst
-    b.ttl = ttl
-    b.ident = ident
-    b.sport = seg.src_port
-    b.dport = seg.dst_port
-    b.seq = seg.seq
-    b.ack = seg.ack
-    b.flags = seg.flags
-    b.window = seg.window
-    b.urgent = seg.urgent
-    b.dont_fragment = seg.df
-    b.tos = seg.tos | seg.ecn  # the socket's DSCP (IP_TOS) and TCP's ECN field (RFC 3168 §5)
+        version, src4, dst4, flow = 4, src, dst, 0
+        src_hi = src_lo = dst_hi = dst_lo = 0
     o = seg.options
     if o is NO_OPTIONS:
-        b.has_mss = b.has_wscale = b.sack_permitted = b.has_ts = b.sack_count = 0
+        mss = has_mss = wscale = has_wscale = sack_permitted = has_ts = ts_val = ts_ecr = count = 0
+        sack: tuple[int, ...] = _NO_SACK
     else:
-        b.has_mss = o.mss is not None
-        b.mss = o.mss or 0
-        b.has_wscale = o.wscale is not None
-        b.wscale = o.wscale or 0
-        b.sack_permitted = o.sack_permitted
-        b.has_ts = o.timestamps is not None
-        if o.timestamps is not None:
-            b.ts_val, b.ts_ecr = o.timestamps
-        else:
-            b.ts_val = b.ts_ecr = 0
+        has_mss = o.mss is not None
+        mss = o.mss or 0
+        has_wscale = o.wscale is not None
+        wscale = o.wscale or 0
+        sack_permitted = o.sack_permitted
+        timestamps = o.timestamps
+        has_ts = timestamps is not None
+        ts_val, ts_ecr = timestamps or (0, 0)
         blocks = o.sack_blocks[:4]
-        b.sack_count = len(blocks)
-        for i, (left, right) in enumerate(blocks):
-            b.sack[2 * i] = left
-            b.sack[2 * i + 1] = right
+        count = len(blocks)
+        sack = (*(edge for block in blocks for edge in block), *_NO_SACK[2 * count :]) if count else _NO_SACK
+    _pack_into(
+        buf, at, src4, dst4, version, flow, src_hi, src_lo, dst_hi, dst_lo, ident, 0, ttl,
+        seg.tos | seg.ecn,  # the socket's DSCP (IP_TOS) and TCP's ECN field (RFC 3168 §5)
+        0, 0, seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags, 0, seg.window, seg.urgent,
+        mss, has_mss, has_wscale, wscale, sack_permitted, has_ts, count, ts_val, ts_ecr, *sack,
+        0, 0, 0, 0, seg.df,
+    )  # fmt: skip
 
 
 def encode_tcp(src: int, dst: int, seg: Segment, ttl: int = 64, ident: int = 0, flow: int = 0) -> bytes:
     """One TCP segment in an IPv4 packet, or an IPv6 one (with `flow` as its flow label) when dst is IPv6."""
-    _fill(_built, src, dst, seg, ttl, ident, flow)
+    _fill(_built_buf, 0, src, dst, seg, ttl, ident, flow)
     payload = seg.payload
     if type(payload) is not bytes:  # a view (into the send buffer, a read batch): C reads it in place
         payload = ffi.from_buffer(payload)
@@ -294,6 +292,7 @@ class BatchEncoder:
 
     # the C arrays of the items so far (cffi cdata), grown as a flush needs
     _segs: Any
+    _fields: Any
     _payloads: Any
     _plens: Any
     _gso: Any
@@ -325,6 +324,7 @@ class BatchEncoder:
             ffi.memmove(gso, self._gso, 2 * self._n)
             ffi.memmove(raw, self._raw, self._n)
         self._segs, self._payloads, self._plens, self._gso, self._raw = segs, payloads, plens, gso, raw
+        self._fields = ffi.buffer(segs)  # the same memory, for _fill to write a description in one call
         self._cap = n
         self._grow_records(n)
 
@@ -368,7 +368,7 @@ class BatchEncoder:
             # super-segment takes the next, as the kernel's TSO and the software GSO here number them)
             ident = self._ident
             self._ident = (ident + pieces) & 0xFFFF
-        _fill(self._segs[i], src, dst, seg, ttl, ident, flow)
+        _fill(self._fields, i * _SEG.size, src, dst, seg, ttl, ident, flow)
 
     def packet(self, packet: bytes) -> None:
         """A whole IP packet (checksums complete), copied as it is."""
