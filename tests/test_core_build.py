@@ -91,3 +91,16 @@ def test_core_build_compiled_modules_bind_no_module_name_unannotated():
         if isinstance(node, ast.Assign)
     ]
     assert bare == []
+
+
+def test_core_build_compiled_modules_call_min_and_max_with_two_arguments_at_most():
+    """Compiled, min() and max() of two numbers are native comparisons; of three or more they call the
+    builtin with every operand boxed. So the core nests them: min(min(a, b), c)."""
+    wide = [
+        f"{path.relative_to(STACK.parent)}:{node.lineno}"
+        for path in core_build.compiled_sources()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max")
+        if len(node.args) > 2
+    ]
+    assert wide == []

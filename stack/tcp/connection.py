@@ -75,7 +75,7 @@ def receive_window_shift(config: TcpConfig) -> int:
     """Our window scale (RFC 7323 §2.3) as Linux chooses it (tcp_select_initial_window): room for the
     largest the receive buffer may become (tcp_rmem[2], at least net.core.rmem_max), or for the buffer
     SO_RCVBUF fixed."""
-    space = max(config.receive_buffer, config.receive_buffer_max, rcv_space.RMEM_MAX)
+    space = max(max(config.receive_buffer, config.receive_buffer_max), rcv_space.RMEM_MAX)
     if config.receive_buffer_locked:
         space = min(space, config.receive_buffer)
     return rcv_space.window_shift(space)
@@ -282,7 +282,7 @@ class Connection:
         """What the peer's SYN (or SYN,ACK) offered, against what we offer: MSS, SACK, timestamps, scaling."""
         tcb = self.tcb
         receiver = self.receiver
-        tcb.snd_mss = min(options.mss if options.mss else DEFAULT_MSS, self.config.mss, self.path_mss)
+        tcb.snd_mss = min(options.mss if options.mss else DEFAULT_MSS, min(self.config.mss, self.path_mss))
         tcb.sack_ok = self.config.sack and options.sack_permitted
         timestamps = options.timestamps
         tcb.ts_ok = self.config.timestamps and timestamps is not None
@@ -818,7 +818,7 @@ class Connection:
             self._resource_probe(now)
             return
         if tcb.snd_wnd > 0:  # a window too small for SWS avoidance: the override timeout fired
-            n = min(tcb.snd_wnd, tcb.snd_mss, unsent)
+            n = min(min(tcb.snd_wnd, tcb.snd_mss), unsent)
             # pushed, as Linux's window probe (tcp_write_wakeup) is
             self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), n, False, now, push=True)
             return
@@ -932,7 +932,7 @@ class Connection:
             flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
             # the congestion window limits what is in the network, the peer's window what is unacknowledged
             usable = min(cwnd + recovery.limited_transmit * mss - recovery.in_flight(), tcb.snd_wnd - flight)
-            n = min(mss, in_record, max(usable, 0))
+            n = min(min(mss, in_record), max(usable, 0))
             if n <= 0:
                 break
             last = in_record == unsent
@@ -996,7 +996,7 @@ class Connection:
             if skb_end is None:
                 break
             quota = max(min(max(window >> 1, 1), window - flight // mss), 1) * mss
-            size = min(packet, quota, (skb_end - pos) & 0xFFFFFFFF, left)  # (the skb ends beyond pos)
+            size = min(min(packet, quota), min((skb_end - pos) & 0xFFFFFFFF, left))  # (the skb ends beyond pos)
             cut = (pos + size) & 0xFFFFFFFF
             flight += size
             left -= size
@@ -1091,7 +1091,7 @@ class Connection:
             return 1
         if self.receiver.sack_option_bytes():
             return 1
-        run = min(limit, unsent // mss, usable // mss)
+        run = min(limit, min(unsent, usable) // mss)
         if self.sender.fin_queued and run * mss == unsent:
             run -= 1  # the FIN goes with the last piece, which the plain path sends
         return run

@@ -32,7 +32,7 @@ class RtoEstimator:
             self.srtt = (1 - self.ALPHA) * self.srtt + self.ALPHA * r
         # RFC 6298 (2.3) adds max(G, K*RTTVAR); Linux (tcp_set_rto) adds max(K*RTTVAR, RTO min), so the
         # minimum is a floor on the variance term, not on the whole RTO: RTO >= SRTT + 200 ms
-        rto = self.srtt + max(self.CLOCK_GRANULARITY, self.K * self.rttvar, self.min_rto)
+        rto = self.srtt + max(max(self.CLOCK_GRANULARITY, self.K * self.rttvar), self.min_rto)
         self._base = min(rto, self.max_rto)  # RFC 6298 (2.5)
         self.backoff = 0
 

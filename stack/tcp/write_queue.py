@@ -63,7 +63,7 @@ def gso_segments(conn: Connection, mss: int) -> int:
         r = int(min_rtt * 1e6) >> _TSO_RTT_LOG
         if r < 32:
             size += _GSO_MAX >> r
-    return max(int(min(size, _GSO_MAX)) // mss, conn.config.min_tso_segs, 1)  # a config of 0: still one
+    return max(max(int(min(size, _GSO_MAX)) // mss, conn.config.min_tso_segs), 1)  # a config of 0: still one
 
 
 def memory_free(conn: Connection, wake: int = 0) -> bool:
@@ -151,7 +151,7 @@ def expand_sndbuf(conn: Connection) -> None:
     mss = max(conn.tcb.snd_mss, conn.config.mss if not conn.tcb.snd_mss else 0)
     per_mss = 1 << (mss + _MAX_TCP_HEADER + _SHINFO - 1).bit_length()  # roundup_pow_of_two
     per_mss += _SK_BUFF
-    segments = max(conn.config.initial_window_segments, conn.cc.cwnd // max(mss, 1), conn.recovery.reordering + 1)
+    segments = max(max(conn.config.initial_window_segments, conn.cc.cwnd // max(mss, 1)), conn.recovery.reordering + 1)
     wanted = min(2 * segments * per_mss, conn.config.send_buffer_max)
     if conn.sender.sndbuf < wanted:
         conn.sender.sndbuf = wanted
@@ -167,5 +167,5 @@ def should_expand(conn: Connection) -> bool:
     cwnd = conn.cc.cwnd
     in_flight = conn.recovery.in_flight()
     window_room = tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una)
-    sendable = min(conn.sender.unsent(tcb.snd_nxt), max(window_room, 0), max(cwnd - in_flight, 0))
+    sendable = min(conn.sender.unsent(tcb.snd_nxt), max(min(window_room, cwnd - in_flight), 0))
     return in_flight + sendable < cwnd
