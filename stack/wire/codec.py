@@ -224,11 +224,13 @@ class BatchDecoder:
         return out
 
 
+def _halves6(src: int, dst: int) -> tuple[int, int, int, int]:
+    """Two IPv6 addresses as the C side holds them: each a high and a low 64-bit half."""
+    return (src >> 64) & _M64, src & _M64, (dst >> 64) & _M64, dst & _M64
+
+
 def _set_addresses6(b, src: int, dst: int) -> None:
-    b.src6_hi = (src >> 64) & _M64
-    b.src6_lo = src & _M64
-    b.dst6_hi = (dst >> 64) & _M64
-    b.dst6_lo = dst & _M64
+    b.src6_hi, b.src6_lo, b.dst6_hi, b.dst6_lo = _halves6(src, dst)
 
 
 _pack_into = _SEG.pack_into
@@ -241,7 +243,7 @@ def _fill(buf, at: int, src: int, dst: int, seg: Segment, ttl: int, ident: int, 
     when dst is. The parser's fields (lengths, offsets, fragments) are left 0: the builder computes them."""
     if dst > MAX4:
         version, src4, dst4 = 6, 0, 0
-        src_hi, src_lo, dst_hi, dst_lo = (src >> 64) & _M64, src & _M64, (dst >> 64) & _M64, dst & _M64
+        src_hi, src_lo, dst_hi, dst_lo = _halves6(src, dst)
     else:
         version, src4, dst4, flow = 4, src, dst, 0
         src_hi = src_lo = dst_hi = dst_lo = 0
