@@ -45,7 +45,7 @@ from stack.tcp.state import (
 from stack.tcp.tcb import Tcb
 from stack.tcp.tcp_info import sending_fields
 from stack.tcp.tx_timestamps import TxTimestamps
-from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, sent_segment, tcp_options, timestamps_only
+from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
 
 Address: TypeAlias = tuple[int, int]
@@ -259,7 +259,7 @@ class Connection:
 
     def _offer_syn_options(self, wscale: int | None, sack: bool, timestamps: bool) -> None:
         """What our SYN or SYN,ACK offers besides our MSS; its TSval is stamped when it is sent."""
-        self._syn_options = tcp_options(self.config.mss, wscale, sack, (0, 0) if timestamps else None, ())
+        self._syn_options = TcpOptions(self.config.mss, wscale, sack, (0, 0) if timestamps else None, ())
 
     def _init_send_sequence(self, iss: int) -> None:
         tcb = self.tcb
@@ -426,11 +426,12 @@ class Connection:
     def renegotiate_syn_options(self, peer: TcpOptions) -> None:
         """Our SYN,ACK in a simultaneous open offers only what the peer's SYN offered too (RFC 7323 §1.3)."""
         ours = self._syn_options
-        self._syn_options = replace(
-            ours,
-            wscale=ours.wscale if peer.wscale is not None else None,
-            sack_permitted=self.tcb.sack_ok,
-            timestamps=(0, 0) if self.tcb.ts_ok else None,
+        self._syn_options = TcpOptions(
+            ours.mss,
+            ours.wscale if peer.wscale is not None else None,
+            self.tcb.sack_ok,
+            (0, 0) if self.tcb.ts_ok else None,
+            ours.sack_blocks,
         )
 
     # ------------------------------------------------------------------ state
@@ -871,13 +872,13 @@ class Connection:
         options = self._syn_options
         if options.timestamps is not None:  # TSval now; TSecr only on a SYN,ACK (RFC 7323 §3.2)
             ts_ecr = self.receiver.ts_recent if flags & Flags.ACK else 0
-            options = tcp_options(  # (dataclasses.replace, field by field, costs several times as much)
+            options = TcpOptions(
                 options.mss, options.wscale, options.sack_permitted, (self.ts_val(now), ts_ecr), options.sack_blocks
             )
         config = self.config
         df = config.pmtu_discovery in PMTUDISC_SETS_DF
         self._out.append(
-            sent_segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", options, 0, 0, config.tos, df)
+            Segment(self.local[1], self.remote[1], tcb.iss, ack, flags, window, b"", options, 0, 0, 0, config.tos, df)
         )
         if seq_lt(tcb.snd_max, seq_add(tcb.iss, 1)) or self.state in OPENING:
             tcb.snd_nxt = tcb.snd_max = seq_add(tcb.iss, 1)  # (a FIN sent after it stays: CLOSE in SYN_RECEIVED)
@@ -1019,7 +1020,7 @@ class Connection:
                 end = (seg.seq + len(payload)) & 0xFFFFFFFF
                 if end in ends:
                     if not seg.flags & Flags.PSH:
-                        out[i] = replace(seg, flags=seg.flags | Flags.PSH)
+                        out[i] = seg.replace(flags=seg.flags | Flags.PSH)
                     ends.discard(end)
                     if not ends:
                         return
@@ -1198,15 +1199,27 @@ class Connection:
         if tcb.ts_ok:
             ts_val = ts_clock(now, self._ts_offset)
             if sack:
-                options = tcp_options(None, None, False, (ts_val, receiver.ts_recent), sack)
-            else:  # nearly every segment: built slot by slot, as the decoder builds arriving ones
-                options = timestamps_only(ts_val, receiver.ts_recent)
+                options = TcpOptions(None, None, False, (ts_val, receiver.ts_recent), sack)
+            else:  # nearly every segment
+                options = TcpOptions(None, None, False, (ts_val, receiver.ts_recent))
         else:
-            options = tcp_options(None, None, False, None, sack) if sack else NO_OPTIONS
+            options = TcpOptions(None, None, False, None, sack) if sack else NO_OPTIONS
         config = self.config
         df = config.pmtu_discovery in PMTUDISC_SETS_DF
-        segment = sent_segment(
-            self.local[1], self.remote[1], seq, tcb.rcv_nxt, flags, window, payload, options, ecn, gso, config.tos, df
+        segment = Segment(
+            self.local[1],
+            self.remote[1],
+            seq,
+            tcb.rcv_nxt,
+            flags,
+            window,
+            payload,
+            options,
+            0,
+            ecn,
+            gso,
+            config.tos,
+            df,
         )
         extras = self.extras
         if extras is not None and extras.snd_up is not None and seq_lt(seq, extras.snd_up):
@@ -1224,9 +1237,9 @@ class Connection:
         more will be sent before it."""
         offset = seq_sub(snd_up, seq)
         if offset < 0x10000:
-            return replace(seg, flags=seg.flags | Flags.URG, urgent=offset)
+            return seg.replace(flags=seg.flags | Flags.URG, urgent=offset)
         if seq_gt(seq_add(seq, 0xFFFF), self.tcb.snd_nxt):
-            return replace(seg, flags=seg.flags | Flags.URG, urgent=0xFFFF)
+            return seg.replace(flags=seg.flags | Flags.URG, urgent=0xFFFF)
         return seg
 
     def ts_val(self, now: float) -> int:

@@ -1,77 +1,170 @@
 """The parsed TCP segment value (smoltcp's `Repr`): what the TCP core consumes and produces.
 
-Raw bytes are turned into a `Segment` by `stack.wire.codec` (C fast path) and back again.
+Raw bytes are turned into a `Segment` by `stack.wire.codec` (C fast path) and back again. Both values are
+plain classes with their constructor, equality, hash and repr written out (as a frozen dataclass would make
+them), so that the compiled core builds them and reads their fields natively, and the decoder, which makes
+one of each for every arriving segment, builds them with one call. Their fields are `Final`: mypy refuses
+an assignment, and the compiled build raises AttributeError on one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from typing import Final
 
+from stack.wire.flags import Flags as Flags
+from stack.wire.flags import flags_str as flags_str
 
-class Flags(int):
-    """The control bits (RFC 9293 §3.1) as plain ints: `Flags.ACK | Flags.PSH` and `flags & Flags.SYN` are
-    int operations (an enum.IntFlag runs Python code for each, about 1 us, many times per segment).
-    `Flags(x)` is an int equal to x; the constants are plain ints."""
-
-    FIN: Final = 0x01
-    SYN: Final = 0x02
-    RST: Final = 0x04
-    PSH: Final = 0x08
-    ACK: Final = 0x10
-    URG: Final = 0x20
-    ECE: Final = 0x40
-    CWR: Final = 0x80
-
-
-_FLAG_LETTERS = (
-    (Flags.SYN, "S"),
-    (Flags.FIN, "F"),
-    (Flags.RST, "R"),
-    (Flags.PSH, "P"),
-    (Flags.URG, "U"),
-    (Flags.ECE, "E"),
-    (Flags.CWR, "W"),
-    (Flags.ACK, "."),
+_OPTIONS_FIELDS: Final = ("mss", "wscale", "sack_permitted", "timestamps", "sack_blocks")
+_SEGMENT_FIELDS: Final = (
+    "src_port",
+    "dst_port",
+    "seq",
+    "ack",
+    "flags",
+    "window",
+    "payload",
+    "options",
+    "urgent",
+    "ecn",
+    "gso",
+    "tos",
+    "df",
 )
 
 
-def flags_str(flags: int) -> str:
-    """packetdrill/tcpdump-style letters: S F R P U E W and '.' for ACK."""
-    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "none"
-
-
-@dataclass(frozen=True, slots=True)
 class TcpOptions:
     """Decoded TCP options. None/False/() means absent."""
 
-    mss: int | None = None  # RFC 9293 §3.7.1
-    wscale: int | None = None  # RFC 7323 §2
-    sack_permitted: bool = False  # RFC 2018
-    timestamps: tuple[int, int] | None = None  # (TSval, TSecr), RFC 7323 §3
-    sack_blocks: tuple[tuple[int, int], ...] = ()  # (left, right) edges, at most 4
+    __slots__ = _OPTIONS_FIELDS
+
+    def __init__(
+        self,
+        mss: int | None = None,  # RFC 9293 §3.7.1
+        wscale: int | None = None,  # RFC 7323 §2
+        sack_permitted: bool = False,  # RFC 2018
+        timestamps: tuple[int, int] | None = None,  # (TSval, TSecr), RFC 7323 §3
+        sack_blocks: tuple[tuple[int, int], ...] = (),  # (left, right) edges, at most 4
+    ) -> None:
+        self.mss: Final = mss
+        self.wscale: Final = wscale
+        self.sack_permitted: Final = sack_permitted
+        self.timestamps: Final = timestamps
+        self.sack_blocks: Final = sack_blocks
+
+    def _values(self) -> tuple[int | None, int | None, bool, tuple[int, int] | None, tuple[tuple[int, int], ...]]:
+        return (self.mss, self.wscale, self.sack_permitted, self.timestamps, self.sack_blocks)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TcpOptions):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"TcpOptions({_fields_repr(_OPTIONS_FIELDS, self._values())})"
 
 
-NO_OPTIONS = TcpOptions()
+NO_OPTIONS: Final = TcpOptions()
 
 
-@dataclass(frozen=True, slots=True)
 class Segment:
     """One TCP segment, addresses excluded (they live with the IP header / the connection)."""
 
-    src_port: int
-    dst_port: int
-    seq: int
-    ack: int
-    flags: int  # Flags' bits
-    window: int  # raw 16-bit field, not scaled
-    payload: bytes | memoryview = b""  # arriving: a view into the read batch; sent: a view of the send buffer
-    options: TcpOptions = field(default=NO_OPTIONS)
-    urgent: int = 0
-    ecn: int = 0  # the IP header's ECN field (RFC 3168 §5): how it arrived, or what to send it with
-    gso: int = 0  # sent: a run of segments of this payload size, for a device that cuts it (TSO); 0: one segment
-    tos: int = 0  # sent: the IP TOS / IPv6 traffic class byte less its ECN field (IP_TOS, IPV6_TCLASS)
-    df: bool = True  # sent over IPv4: Don't Fragment (RFC 1191 §3), unless IP_MTU_DISCOVER lets routers fragment
+    __slots__ = _SEGMENT_FIELDS
+
+    def __init__(
+        self,
+        src_port: int,
+        dst_port: int,
+        seq: int,
+        ack: int,
+        flags: int,  # Flags' bits
+        window: int,  # raw 16-bit field, not scaled
+        payload: bytes | memoryview = b"",  # arriving: a view into the read batch; sent: a view of the send buffer
+        options: TcpOptions = NO_OPTIONS,
+        urgent: int = 0,
+        ecn: int = 0,  # the IP header's ECN field (RFC 3168 §5): how it arrived, or what to send it with
+        gso: int = 0,  # sent: a run of segments of this payload size, for a device that cuts it (TSO); 0: one
+        tos: int = 0,  # sent: the IP TOS / IPv6 traffic class byte less its ECN field (IP_TOS, IPV6_TCLASS)
+        df: bool = True,  # sent over IPv4: Don't Fragment (RFC 1191 §3), unless IP_MTU_DISCOVER lets routers fragment
+    ) -> None:
+        self.src_port: Final = src_port
+        self.dst_port: Final = dst_port
+        self.seq: Final = seq
+        self.ack: Final = ack
+        self.flags: Final = flags
+        self.window: Final = window
+        self.payload: Final = payload
+        self.options: Final = options
+        self.urgent: Final = urgent
+        self.ecn: Final = ecn
+        self.gso: Final = gso
+        self.tos: Final = tos
+        self.df: Final = df
+
+    def replace(
+        self,
+        *,
+        seq: int | None = None,
+        ack: int | None = None,
+        flags: int | None = None,
+        window: int | None = None,
+        payload: bytes | memoryview | None = None,
+        options: TcpOptions | None = None,
+        urgent: int | None = None,
+        ecn: int | None = None,
+        gso: int | None = None,
+        src_port: int | None = None,
+        dst_port: int | None = None,
+    ) -> Segment:
+        """A copy with the fields named changed (dataclasses.replace); tos and df are the sender's own."""
+        return Segment(
+            self.src_port if src_port is None else src_port,
+            self.dst_port if dst_port is None else dst_port,
+            self.seq if seq is None else seq,
+            self.ack if ack is None else ack,
+            self.flags if flags is None else flags,
+            self.window if window is None else window,
+            self.payload if payload is None else payload,
+            self.options if options is None else options,
+            self.urgent if urgent is None else urgent,
+            self.ecn if ecn is None else ecn,
+            self.gso if gso is None else gso,
+            self.tos,
+            self.df,
+        )
+
+    def _values(
+        self,
+    ) -> tuple[int, int, int, int, int, int, bytes | memoryview, TcpOptions, int, int, int, int, bool]:
+        return (
+            self.src_port,
+            self.dst_port,
+            self.seq,
+            self.ack,
+            self.flags,
+            self.window,
+            self.payload,
+            self.options,
+            self.urgent,
+            self.ecn,
+            self.gso,
+            self.tos,
+            self.df,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Segment):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"Segment({_fields_repr(_SEGMENT_FIELDS, self._values())})"
 
     @property
     def seg_len(self) -> int:
@@ -97,105 +190,6 @@ class Segment:
         return s
 
 
-# The decoder builds a Segment (and most often a TcpOptions) for every arriving segment. A frozen dataclass's
-# __init__ sets each field through object.__setattr__, 2-3x slower than setting the slots directly as here.
-_new = object.__new__
-_set_mss, _set_wscale, _set_sack_permitted, _set_timestamps, _set_sack_blocks = (
-    getattr(TcpOptions, f.name).__set__ for f in fields(TcpOptions)
-)
-(
-    _set_src_port,
-    _set_dst_port,
-    _set_seq,
-    _set_ack,
-    _set_flags,
-    _set_window,
-    _set_payload,
-    _set_options,
-    _set_urgent,
-    _set_ecn,
-    _set_gso,
-    _set_tos,
-    _set_df,
-) = (getattr(Segment, f.name).__set__ for f in fields(Segment))
-
-
-def tcp_options(
-    mss: int | None,
-    wscale: int | None,
-    sack_permitted: bool,
-    timestamps: tuple[int, int] | None,
-    sack_blocks: tuple[tuple[int, int], ...],
-) -> TcpOptions:
-    """TcpOptions(mss, wscale, sack_permitted, timestamps, sack_blocks), every field given."""
-    options = _new(TcpOptions)
-    _set_mss(options, mss)
-    _set_wscale(options, wscale)
-    _set_sack_permitted(options, sack_permitted)
-    _set_timestamps(options, timestamps)
-    _set_sack_blocks(options, sack_blocks)
-    return options
-
-
-def timestamps_only(ts_val: int, ts_ecr: int) -> TcpOptions:
-    """TcpOptions(timestamps=(ts_val, ts_ecr)): the options of nearly every segment of a connection."""
-    options = _new(TcpOptions)
-    _set_mss(options, None)
-    _set_wscale(options, None)
-    _set_sack_permitted(options, False)
-    _set_timestamps(options, (ts_val, ts_ecr))
-    _set_sack_blocks(options, ())
-    return options
-
-
-def parsed_segment(
-    src_port: int,
-    dst_port: int,
-    seq: int,
-    ack: int,
-    flags: int,
-    window: int,
-    payload: bytes | memoryview,
-    options: TcpOptions,
-    urgent: int,
-    ecn: int,
-    gso: int = 0,
-) -> Segment:
-    """Segment(src_port, ..., ecn, gso) of an arriving segment (`gso`: a coalesced one's segment size)."""
-    seg = _new(Segment)
-    _set_src_port(seg, src_port)
-    _set_dst_port(seg, dst_port)
-    _set_seq(seg, seq)
-    _set_ack(seg, ack)
-    _set_flags(seg, flags)
-    _set_window(seg, window)
-    _set_payload(seg, payload)
-    _set_options(seg, options)
-    _set_urgent(seg, urgent)
-    _set_ecn(seg, ecn)
-    _set_gso(seg, gso)
-    _set_tos(seg, 0)
-    _set_df(seg, True)
-    return seg
-
-
-def sent_segment(
-    src_port: int,
-    dst_port: int,
-    seq: int,
-    ack: int,
-    flags: int,
-    window: int,
-    payload: bytes | memoryview,
-    options: TcpOptions,
-    ecn: int,
-    gso: int,
-    tos: int,
-    df: bool,
-) -> Segment:
-    """Segment(src_port, ..., options, ecn=, gso=, tos=, df=) of one we send (no urgent pointer): the output
-    path makes one for every segment."""
-    seg = parsed_segment(src_port, dst_port, seq, ack, flags, window, payload, options, 0, ecn, gso)
-    _set_tos(seg, tos)
-    _set_df(seg, df)
-    return seg
+def _fields_repr(names: tuple[str, ...], values: tuple[object, ...]) -> str:
+    """name=value, ... as a dataclass's repr lists its fields."""
+    return ", ".join(f"{name}={value!r}" for name, value in zip(names, values, strict=True))

@@ -59,8 +59,7 @@ def seg(
     urgent: int = 0,
 ) -> Segment:
     """A segment arriving at the stack from REMOTE (sequence numbers taken modulo 2**32)."""
-    return replace(
-        TEMPLATE,
+    return TEMPLATE.replace(
         seq=seq & 0xFFFFFFFF,
         ack=ack & 0xFFFFFFFF,
         flags=flags_of(flags),

@@ -1,63 +1,134 @@
-"""The decoder's shortcuts build exactly the values the plain constructors build (stack/wire/segment.py,
-stack/wire/codec.py): a frozen dataclass filled slot by slot, and the C parser's struct read in one call."""
+"""The segment values (stack/wire/segment.py) behave as frozen dataclasses would: equality, hash and repr
+over every field, a replace() that changes only what it names; and the decoder's struct read in one call
+(stack/wire/codec.py) reads what the C parser wrote."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from stack._fast import ffi, lib
 
+from stack import core_build
 from stack.wire import codec
 from stack.wire.codec import encode_tcp
-from stack.wire.segment import (
-    NO_OPTIONS,
-    Segment,
-    TcpOptions,
-    parsed_segment,
-    sent_segment,
-    tcp_options,
-    timestamps_only,
-)
+from stack.wire.segment import NO_OPTIONS, Segment, TcpOptions
 
 u16, u32 = st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF)
-
-
-@given(u16, u16, u32, u32, st.integers(0, 255), u16, st.binary(max_size=64), u16, st.integers(0, 3))
-def test_parsed_segment_is_the_constructed_segment(sport, dport, seq, ack, flags, window, payload, urgent, ecn):
-    """Every field is set, gso is 0: a field added to Segment and not to parsed_segment fails here."""
-    options = TcpOptions(timestamps=(seq, ack))
-    built = parsed_segment(sport, dport, seq, ack, flags, window, payload, options, urgent, ecn)
-    assert built == Segment(sport, dport, seq, ack, flags, window, payload, options, urgent, ecn)
-    assert repr(built) == repr(Segment(sport, dport, seq, ack, flags, window, payload, options, urgent, ecn))
-
-
-@given(u16, u32, u32, st.integers(0, 255), st.binary(max_size=64), st.integers(0, 3), u16, st.integers(0, 255))
-def test_sent_segment_is_the_constructed_segment(dport, seq, ack, flags, payload, ecn, gso, tos):
-    """The output path's shortcut sets every field as the constructor does (urgent 0), tos and df included."""
-    options = timestamps_only(seq, ack)
-    for df in (True, False):
-        built = sent_segment(80, dport, seq, ack, flags, 1000, payload, options, ecn, gso, tos, df)
-        expected = Segment(80, dport, seq, ack, flags, 1000, payload, options, ecn=ecn, gso=gso, tos=tos, df=df)
-        assert built == expected and repr(built) == repr(expected)
-
-
-@given(
+options_values = st.builds(
+    TcpOptions,
     st.none() | u16,
     st.none() | st.integers(0, 14),
     st.booleans(),
     st.none() | st.tuples(u32, u32),
     st.lists(st.tuples(u32, u32), max_size=4).map(tuple),
 )
-def test_tcp_options_is_the_constructed_options(mss, wscale, sack_permitted, timestamps, sack_blocks):
-    """Every field set as the constructor sets it: a field added to TcpOptions and not to tcp_options fails."""
-    built = tcp_options(mss, wscale, sack_permitted, timestamps, sack_blocks)
-    expected = TcpOptions(mss, wscale, sack_permitted, timestamps, sack_blocks)
-    assert built == expected and repr(built) == repr(expected)
+segments = st.builds(
+    Segment,
+    u16,
+    u16,
+    u32,
+    u32,
+    st.integers(0, 255),
+    u16,
+    st.binary(max_size=64),
+    options_values,
+    u16,
+    st.integers(0, 3),
+    u16,
+    st.integers(0, 252),
+    st.booleans(),
+)
+SEGMENT_FIELDS = ("src_port", "dst_port", "seq", "ack", "flags", "window", "payload", "options", "urgent", "ecn")
+SEGMENT_FIELDS += ("gso", "tos", "df")
+OPTIONS_FIELDS = ("mss", "wscale", "sack_permitted", "timestamps", "sack_blocks")
 
 
-@given(u32, u32)
-def test_timestamps_only_is_the_constructed_options(ts_val, ts_ecr):
-    assert timestamps_only(ts_val, ts_ecr) == TcpOptions(timestamps=(ts_val, ts_ecr))
+def _copy(seg: Segment) -> Segment:
+    o = seg.options
+    options = TcpOptions(o.mss, o.wscale, o.sack_permitted, o.timestamps, o.sack_blocks)
+    values = [getattr(seg, name) for name in SEGMENT_FIELDS]
+    values[6] = bytes(seg.payload)  # an equal payload, another object
+    values[7] = options
+    return Segment(*values)
+
+
+@given(segments)
+def test_segment_equal_fields_are_equal_values_with_equal_hashes(seg):
+    twin = _copy(seg)
+    assert twin == seg and not twin != seg and hash(twin) == hash(seg)
+
+
+def _other(name: str, value: object) -> object:
+    """A value unequal to field `name`'s `value`, of the field's own kind."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, bytes | memoryview):
+        return bytes(value) + b"x"
+    if isinstance(value, TcpOptions):
+        return TcpOptions(mss=(value.mss or 0) + 1)
+    if value is None:
+        return (1, 2) if name == "timestamps" else 1
+    assert isinstance(value, tuple)
+    return None if len(value) == 2 and isinstance(value[0], int) else ((1, 2), *value)
+
+
+@given(segments, st.sampled_from(SEGMENT_FIELDS))
+def test_segment_differing_in_one_field_is_unequal(seg, name):
+    """Equality compares every field (the payload by content, the options by value)."""
+    values = [getattr(seg, n) for n in SEGMENT_FIELDS]
+    at = SEGMENT_FIELDS.index(name)
+    values[at] = _other(name, values[at])
+    assert Segment(*values) != seg
+
+
+@given(options_values, st.sampled_from(OPTIONS_FIELDS))
+def test_options_differing_in_one_field_are_unequal(options, name):
+    values = [getattr(options, n) for n in OPTIONS_FIELDS]
+    at = OPTIONS_FIELDS.index(name)
+    values[at] = _other(name, values[at])
+    assert TcpOptions(*values) != options and TcpOptions(*values) == TcpOptions(*values)
+
+
+def test_segment_and_options_are_unequal_to_other_types():
+    """Comparing with another type is NotImplemented, so == falls back to identity: a tuple of the same values
+    is not a segment."""
+    seg = Segment(1, 2, 3, 4, 0x10, 5)
+    assert seg != (1, 2, 3, 4, 0x10, 5) and NO_OPTIONS != () and NO_OPTIONS != None  # noqa: E711
+
+
+def test_segment_repr_names_every_field_in_order():
+    """As a dataclass's repr: what a failing test prints."""
+    seg = Segment(1, 2, 3, 4, 0x18, 5, b"ab", TcpOptions(mss=1460, timestamps=(7, 8)), ecn=2, df=False)
+    assert repr(seg) == (
+        "Segment(src_port=1, dst_port=2, seq=3, ack=4, flags=24, window=5, payload=b'ab', options=TcpOptions("
+        "mss=1460, wscale=None, sack_permitted=False, timestamps=(7, 8), sack_blocks=()), urgent=0, ecn=2, "
+        "gso=0, tos=0, df=False)"
+    )
+
+
+@given(segments, st.sampled_from(SEGMENT_FIELDS[:11]), st.integers(1, 9))
+def test_segment_replace_changes_only_the_named_field(seg, name, value):
+    changed = {"payload": b"n" * value, "options": TcpOptions(mss=value)}.get(name, value)
+    got = seg.replace(**{name: changed})
+    for n in SEGMENT_FIELDS:
+        assert getattr(got, n) == (changed if n == name else getattr(seg, n)), n
+
+
+def test_segment_replace_with_no_change_is_an_equal_copy():
+    seg = Segment(1, 2, 3, 4, 0x10, 5, b"x", tos=8, df=False)
+    assert seg.replace() == seg and seg.replace() is not seg
+
+
+@pytest.mark.skipif(core_build.BUILD != "compiled", reason="the interpreted source relies on mypy's Final")
+@pytest.mark.parametrize("name", SEGMENT_FIELDS)
+def test_compiled_segment_field_assignment_raises(name):
+    """Values are immutable: a segment handed on (to the send queue, the event log) stays what it was."""
+    seg = Segment(1, 2, 3, 4, 0x10, 5)
+    with pytest.raises(AttributeError):
+        setattr(seg, name, getattr(seg, name))
 
 
 def test_struct_layout_reads_what_cffi_reads():
