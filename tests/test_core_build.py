@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import os
 import shutil
 import subprocess
@@ -106,13 +107,14 @@ def test_core_build_compiled_modules_call_min_and_max_with_two_arguments_at_most
     assert wide == []
 
 
-def test_core_build_segment_values_are_native_classes_of_the_compiled_core():
-    """The values every segment makes, in and out, are built and read natively by the compiled core: the
-    decoder builds each with one call (a frozen dataclass filled slot by slot took four times as long),
-    and the core reads their fields without a dictionary or descriptor lookup."""
-    assert "wire/segment.py" not in core_build.STAY_INTERPRETED
-    assert STACK / "wire" / "segment.py" in core_build.compiled_sources()
+@pytest.mark.parametrize("module", ["segment", "codec"])
+def test_core_build_per_segment_wire_modules_are_compiled(module: str):
+    """The values every segment makes, in and out, and the codec that makes them are compiled: the decoder
+    builds each value with one native call (a frozen dataclass filled slot by slot took four times as
+    long), the core reads their fields without a descriptor lookup, and the codec's own work per segment
+    (reading the C parser's fields, describing a segment to the C builder) runs as C."""
+    assert f"wire/{module}.py" not in core_build.STAY_INTERPRETED
+    assert STACK / "wire" / f"{module}.py" in core_build.compiled_sources()
     if core_build.BUILD == "compiled":
-        from stack.wire import segment
-
-        assert Path(segment.__file__).suffix == ".so"
+        loaded = importlib.import_module(f"stack.wire.{module}")
+        assert Path(loaded.__file__).suffix == ".so"

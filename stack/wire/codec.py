@@ -4,8 +4,8 @@ native/build_fast.py). Addresses are the ints of stack/wire/addr.py (IPv6 ones c
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from stack._fast import ffi, lib
 from stack.wire.addr import MAX4, V6
@@ -13,36 +13,36 @@ from stack.wire.batch import PacketBatch, uncleared
 from stack.wire.reasons import DropReason
 from stack.wire.segment import NO_OPTIONS, Segment, TcpOptions
 
-PROTO_ICMP = 1
-PROTO_TCP = 6
-PROTO_ICMPV6 = 58
-_M64 = (1 << 64) - 1
-_MAX_PACKET = 65535
-_FRAGMENT = lib.FAST_FRAGMENT  # not a rejection: the IP fields are filled, the payload awaits reassembly
+PROTO_ICMP: Final = 1
+PROTO_TCP: Final = 6
+PROTO_ICMPV6: Final = 58
+_M64: Final = (1 << 64) - 1
+_MAX_PACKET: Final = 65535
+_FRAGMENT: Final = lib.FAST_FRAGMENT  # not a rejection: the IP fields are filled, the payload awaits reassembly
 
 
-@dataclass(frozen=True, slots=True)
 class TcpPacket:
-    src: int
-    dst: int
-    ttl: int
-    segment: Segment
+    """An arriving TCP segment and the IP header fields the stack needs. One per arriving segment: a plain
+    class (as Segment is), which the compiled decoder builds natively."""
 
+    __slots__ = ("src", "dst", "ttl", "segment")
 
-# one per arriving TCP packet: its slots set directly (a frozen dataclass's __init__ goes through
-# object.__setattr__ for each field, 2-3x slower)
-_new = object.__new__
-_set_src, _set_dst, _set_ttl, _set_segment = (getattr(TcpPacket, f.name).__set__ for f in fields(TcpPacket))
+    def __init__(self, src: int, dst: int, ttl: int, segment: Segment) -> None:
+        self.src: Final = src
+        self.dst: Final = dst
+        self.ttl: Final = ttl
+        self.segment: Final = segment
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TcpPacket):
+            return NotImplemented
+        return (self.src, self.dst, self.ttl, self.segment) == (other.src, other.dst, other.ttl, other.segment)
 
-def _tcp_packet(src: int, dst: int, ttl: int, segment: Segment) -> TcpPacket:
-    """TcpPacket(src, dst, ttl, segment)."""
-    pkt = _new(TcpPacket)
-    _set_src(pkt, src)
-    _set_dst(pkt, dst)
-    _set_ttl(pkt, ttl)
-    _set_segment(pkt, segment)
-    return pkt
+    def __hash__(self) -> int:
+        return hash((self.src, self.dst, self.ttl, self.segment))
+
+    def __repr__(self) -> str:
+        return f"TcpPacket(src={self.src!r}, dst={self.dst!r}, ttl={self.ttl!r}, segment={self.segment!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,26 +88,54 @@ def _layout() -> tuple[struct.Struct, dict[str, int]]:
     return struct.Struct(fmt + "x" * (ffi.sizeof("struct fast_seg") - at)), index
 
 
-_SEG, _AT = _layout()
-_unpack_from = _SEG.unpack_from
-_VERSION, _SRC, _DST, _PROTO, _TTL, _IDENT = (_AT[k] for k in ("version", "src", "dst", "proto", "ttl", "ident"))
-_SRC6_HI, _SRC6_LO, _DST6_HI, _DST6_LO = (_AT[k] for k in ("src6_hi", "src6_lo", "dst6_hi", "dst6_lo"))
-_IHL, _OFF, _LEN, _FRAG_OFF, _MORE = (
-    _AT[k] for k in ("ihl_bytes", "payload_off", "payload_len", "frag_off", "more_frags")
-)
-_SPORT, _DPORT, _SEQ, _ACK, _FLAGS = (_AT[k] for k in ("sport", "dport", "seq", "ack", "flags"))
-_WINDOW, _URGENT, _TOS = _AT["window"], _AT["urgent"], _AT["tos"]
-_MSS, _HAS_MSS, _WSCALE, _HAS_WSCALE = (_AT[k] for k in ("mss", "has_mss", "wscale", "has_wscale"))
-_SACK_PERMITTED, _HAS_TS, _TS_VAL, _TS_ECR = (_AT[k] for k in ("sack_permitted", "has_ts", "ts_val", "ts_ecr"))
-_SACK_COUNT, _SACK = _AT["sack_count"], _AT["sack"]
+_LAYOUT: Final = _layout()
+_SEG: Final = _LAYOUT[0]
+_AT: Final = _LAYOUT[1]
+_SEG_SIZE: Final = _SEG.size
+_unpack_from: Final = _SEG.unpack_from
+_pack_into: Final = _SEG.pack_into
+# where each field lands in what _unpack_from returns
+_VERSION: Final = _AT["version"]
+_SRC: Final = _AT["src"]
+_DST: Final = _AT["dst"]
+_PROTO: Final = _AT["proto"]
+_TTL: Final = _AT["ttl"]
+_IDENT: Final = _AT["ident"]
+_SRC6_HI: Final = _AT["src6_hi"]
+_SRC6_LO: Final = _AT["src6_lo"]
+_DST6_HI: Final = _AT["dst6_hi"]
+_DST6_LO: Final = _AT["dst6_lo"]
+_IHL: Final = _AT["ihl_bytes"]
+_OFF: Final = _AT["payload_off"]
+_LEN: Final = _AT["payload_len"]
+_FRAG_OFF: Final = _AT["frag_off"]
+_MORE: Final = _AT["more_frags"]
+_SPORT: Final = _AT["sport"]
+_DPORT: Final = _AT["dport"]
+_SEQ: Final = _AT["seq"]
+_ACK: Final = _AT["ack"]
+_FLAGS: Final = _AT["flags"]
+_WINDOW: Final = _AT["window"]
+_URGENT: Final = _AT["urgent"]
+_TOS: Final = _AT["tos"]
+_MSS: Final = _AT["mss"]
+_HAS_MSS: Final = _AT["has_mss"]
+_WSCALE: Final = _AT["wscale"]
+_HAS_WSCALE: Final = _AT["has_wscale"]
+_SACK_PERMITTED: Final = _AT["sack_permitted"]
+_HAS_TS: Final = _AT["has_ts"]
+_TS_VAL: Final = _AT["ts_val"]
+_TS_ECR: Final = _AT["ts_ecr"]
+_SACK_COUNT: Final = _AT["sack_count"]
+_SACK: Final = _AT["sack"]
 
-_parsed = ffi.new("struct fast_seg *")
-_parsed_buf = ffi.buffer(_parsed)
-_built = ffi.new("struct fast_seg *")
-_built_buf = ffi.buffer(_built)
-_header6 = ffi.new("struct fast_seg *")  # addresses etc. for encode_ipv6 and checksum6
-_out = ffi.new("char[]", _MAX_PACKET)
-_out_buf = ffi.buffer(_out)
+_parsed: Final = ffi.new("struct fast_seg *")
+_parsed_buf: Final = ffi.buffer(_parsed)
+_built: Final = ffi.new("struct fast_seg *")
+_built_buf: Final = ffi.buffer(_built)
+_header6: Final = ffi.new("struct fast_seg *")  # addresses etc. for encode_ipv6 and checksum6
+_out: Final = ffi.new("char[]", _MAX_PACKET)
+_out_buf: Final = ffi.buffer(_out)
 
 
 def decode(buf: bytes, tcp_checksum: bool = True) -> TcpPacket | IpPacket | Rejected:
@@ -169,7 +197,7 @@ def _value(
         v[_TOS] & 3,
         gso,
     )
-    return _tcp_packet(src, dst, v[_TTL], seg)
+    return TcpPacket(src, dst, v[_TTL], seg)
 
 
 class BatchDecoder:
@@ -204,12 +232,12 @@ class BatchDecoder:
         segs, reasons, gso = self._segs, self._reasons, self._gso
         lib.fast_parse_batch(batch.buf, batch.offs, batch.lens, n, batch.vnet, segs, reasons, gso)
         view, offs, vnet = batch.view, batch.offs, batch.vnet
-        fields, size = self._fields, _SEG.size
+        fields, size = self._fields, _SEG_SIZE
         indices: range | list[int] = range(n)
         if self.gro and not vnet and n > 1:
             kept = lib.fast_gro_batch(batch.buf, offs, n, segs, reasons, gso, self._keep, self._acks)
             if kept < n:
-                indices = self._keep[0:kept]
+                indices = ffi.unpack(self._keep, kept)
                 acks = self._acks[0]
                 self.acks_superseded += acks
                 self.gro_segments += n - kept - acks
@@ -233,8 +261,7 @@ def _set_addresses6(b, src: int, dst: int) -> None:
     b.src6_hi, b.src6_lo, b.dst6_hi, b.dst6_lo = _halves6(src, dst)
 
 
-_pack_into = _SEG.pack_into
-_NO_SACK = (0,) * 8
+_NO_SACK: Final = (0,) * 8
 
 
 def _fill(buf, at: int, src: int, dst: int, seg: Segment, ttl: int, ident: int, flow: int) -> None:
@@ -267,7 +294,8 @@ def _fill(buf, at: int, src: int, dst: int, seg: Segment, ttl: int, ident: int, 
         buf, at, src4, dst4, version, flow, src_hi, src_lo, dst_hi, dst_lo, ident, 0, ttl,
         seg.tos | seg.ecn,  # the socket's DSCP (IP_TOS) and TCP's ECN field (RFC 3168 §5)
         0, 0, seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags, 0, seg.window, seg.urgent,
-        mss, has_mss, has_wscale, wscale, sack_permitted, has_ts, count, ts_val, ts_ecr, *sack,
+        mss, has_mss, has_wscale, wscale, sack_permitted, has_ts, count, ts_val, ts_ecr,
+        sack[0], sack[1], sack[2], sack[3], sack[4], sack[5], sack[6], sack[7],  # (not *sack: a call by vector)
         0, 0, 0, 0, seg.df,
     )  # fmt: skip
 
@@ -370,7 +398,7 @@ class BatchEncoder:
             # super-segment takes the next, as the kernel's TSO and the software GSO here number them)
             ident = self._ident
             self._ident = (ident + pieces) & 0xFFFF
-        _fill(self._fields, i * _SEG.size, src, dst, seg, ttl, ident, flow)
+        _fill(self._fields, i * _SEG_SIZE, src, dst, seg, ttl, ident, flow)
 
     def packet(self, packet: bytes) -> None:
         """A whole IP packet (checksums complete), copied as it is."""
