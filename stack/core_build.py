@@ -32,7 +32,6 @@ STAY_INTERPRETED = {
     *(f"tcp/congestion/{name}.py" for name in ("base", "bbr", "cubic", "cubic_linux", "hystart", "reno")),
     # frozen values built slot by slot (object.__new__ and the slots' descriptors), which native classes refuse
     "tcp/state.py",
-    "tcp/rate_sample.py",
     # Flags subclasses int, which a native class cannot
     "wire/flags.py",
     # its field helper hands dataclasses a Field where the annotation says int

@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Final
 
-from stack.tcp.rate_sample import RateSample, rate_sample
+from stack.tcp.rate_sample import RateSample
 from stack.wire.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 MIN_RTT_WINDOW: Final = 300.0  # seconds, as Linux's tcp_min_rtt_wlen
@@ -267,7 +267,7 @@ class DeliveryRateEstimator:
         # an interval shorter than the minimum RTT cannot be right (draft §3.3): no rate
         if interval > 0 and (self.min_rtt is None or interval >= self.min_rtt):
             rate = delivered / interval
-        sample = rate_sample(
+        sample = RateSample(
             delivered, interval, rate, prior, self._sample_app_limited, rtt, self.delivered - self._delivered_at_reset
         )
         self._reset_pending()

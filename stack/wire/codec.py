@@ -21,28 +21,21 @@ _MAX_PACKET: Final = 65535
 _FRAGMENT: Final = lib.FAST_FRAGMENT  # not a rejection: the IP fields are filled, the payload awaits reassembly
 
 
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class TcpPacket:
-    """An arriving TCP segment and the IP header fields the stack needs. One per arriving segment: a plain
-    class (as Segment is), which the compiled decoder builds natively."""
+    """An arriving TCP segment and the IP header fields the stack needs: one per arriving segment, built as
+    Segment is (a dataclass with its constructor written out, which compiled code runs natively)."""
 
-    __slots__ = ("src", "dst", "ttl", "segment")
+    src: Final[int]
+    dst: Final[int]
+    ttl: Final[int]
+    segment: Final[Segment]
 
     def __init__(self, src: int, dst: int, ttl: int, segment: Segment) -> None:
-        self.src: Final = src
-        self.dst: Final = dst
-        self.ttl: Final = ttl
-        self.segment: Final = segment
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TcpPacket):
-            return NotImplemented
-        return (self.src, self.dst, self.ttl, self.segment) == (other.src, other.dst, other.ttl, other.segment)
-
-    def __hash__(self) -> int:
-        return hash((self.src, self.dst, self.ttl, self.segment))
-
-    def __repr__(self) -> str:
-        return f"TcpPacket(src={self.src!r}, dst={self.dst!r}, ttl={self.ttl!r}, segment={self.segment!r})"
+        self.src = src
+        self.dst = dst
+        self.ttl = ttl
+        self.segment = segment
 
 
 @dataclass(frozen=True, slots=True)

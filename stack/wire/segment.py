@@ -1,78 +1,67 @@
 """The parsed TCP segment value (smoltcp's `Repr`): what the TCP core consumes and produces.
 
 Raw bytes are turned into a `Segment` by `stack.wire.codec` (C fast path) and back again. Both values are
-plain classes with their constructor, equality, hash and repr written out (as a frozen dataclass would make
-them), so that the compiled core builds them and reads their fields natively, and the decoder, which makes
-one of each for every arriving segment, builds them with one call. Their fields are `Final`: mypy refuses
-an assignment, and the compiled build raises AttributeError on one.
+dataclasses for their equality, hash and repr, with the constructor written out (init=False): compiled, a
+dataclass's generated __init__ runs as Python, a written one natively, so the core and the decoder build
+one with a single native call (the decoder makes one of each for every arriving segment) and the core
+reads their fields natively. Their fields are `Final`: mypy refuses an assignment, and the compiled build
+raises AttributeError on one.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from stack.wire.flags import Flags as Flags
 from stack.wire.flags import flags_str as flags_str
 
-_OPTIONS_FIELDS: Final = ("mss", "wscale", "sack_permitted", "timestamps", "sack_blocks")
-_SEGMENT_FIELDS: Final = (
-    "src_port",
-    "dst_port",
-    "seq",
-    "ack",
-    "flags",
-    "window",
-    "payload",
-    "options",
-    "urgent",
-    "ecn",
-    "gso",
-    "tos",
-    "df",
-)
 
-
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class TcpOptions:
     """Decoded TCP options. None/False/() means absent."""
 
-    __slots__ = _OPTIONS_FIELDS
+    mss: Final[int | None]  # RFC 9293 §3.7.1
+    wscale: Final[int | None]  # RFC 7323 §2
+    sack_permitted: Final[bool]  # RFC 2018
+    timestamps: Final[tuple[int, int] | None]  # (TSval, TSecr), RFC 7323 §3
+    sack_blocks: Final[tuple[tuple[int, int], ...]]  # (left, right) edges, at most 4
 
     def __init__(
         self,
-        mss: int | None = None,  # RFC 9293 §3.7.1
-        wscale: int | None = None,  # RFC 7323 §2
-        sack_permitted: bool = False,  # RFC 2018
-        timestamps: tuple[int, int] | None = None,  # (TSval, TSecr), RFC 7323 §3
-        sack_blocks: tuple[tuple[int, int], ...] = (),  # (left, right) edges, at most 4
+        mss: int | None = None,
+        wscale: int | None = None,
+        sack_permitted: bool = False,
+        timestamps: tuple[int, int] | None = None,
+        sack_blocks: tuple[tuple[int, int], ...] = (),
     ) -> None:
-        self.mss: Final = mss
-        self.wscale: Final = wscale
-        self.sack_permitted: Final = sack_permitted
-        self.timestamps: Final = timestamps
-        self.sack_blocks: Final = sack_blocks
-
-    def _values(self) -> tuple[int | None, int | None, bool, tuple[int, int] | None, tuple[tuple[int, int], ...]]:
-        return (self.mss, self.wscale, self.sack_permitted, self.timestamps, self.sack_blocks)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TcpOptions):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        return f"TcpOptions({_fields_repr(_OPTIONS_FIELDS, self._values())})"
+        self.mss = mss
+        self.wscale = wscale
+        self.sack_permitted = sack_permitted
+        self.timestamps = timestamps
+        self.sack_blocks = sack_blocks
 
 
 NO_OPTIONS: Final = TcpOptions()
 
 
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Segment:
     """One TCP segment, addresses excluded (they live with the IP header / the connection)."""
 
-    __slots__ = _SEGMENT_FIELDS
+    src_port: Final[int]
+    dst_port: Final[int]
+    seq: Final[int]
+    ack: Final[int]
+    flags: Final[int]  # Flags' bits
+    window: Final[int]  # raw 16-bit field, not scaled
+    payload: Final[bytes | memoryview]  # arriving: a view into the read batch; sent: a view of the send buffer
+    options: Final[TcpOptions]
+    urgent: Final[int]
+    ecn: Final[int]  # the IP header's ECN field (RFC 3168 §5): how it arrived, or what to send it with
+    gso: Final[int]  # sent: a run of segments of this payload size, for a device that cuts it (TSO); 0: one
+    tos: Final[int]  # sent: the IP TOS / IPv6 traffic class byte less its ECN field (IP_TOS, IPV6_TCLASS)
+    df: Final[bool]  # sent over IPv4: Don't Fragment (RFC 1191 §3), unless IP_MTU_DISCOVER lets routers fragment
 
     def __init__(
         self,
@@ -80,29 +69,29 @@ class Segment:
         dst_port: int,
         seq: int,
         ack: int,
-        flags: int,  # Flags' bits
-        window: int,  # raw 16-bit field, not scaled
-        payload: bytes | memoryview = b"",  # arriving: a view into the read batch; sent: a view of the send buffer
+        flags: int,
+        window: int,
+        payload: bytes | memoryview = b"",
         options: TcpOptions = NO_OPTIONS,
         urgent: int = 0,
-        ecn: int = 0,  # the IP header's ECN field (RFC 3168 §5): how it arrived, or what to send it with
-        gso: int = 0,  # sent: a run of segments of this payload size, for a device that cuts it (TSO); 0: one
-        tos: int = 0,  # sent: the IP TOS / IPv6 traffic class byte less its ECN field (IP_TOS, IPV6_TCLASS)
-        df: bool = True,  # sent over IPv4: Don't Fragment (RFC 1191 §3), unless IP_MTU_DISCOVER lets routers fragment
+        ecn: int = 0,
+        gso: int = 0,
+        tos: int = 0,
+        df: bool = True,
     ) -> None:
-        self.src_port: Final = src_port
-        self.dst_port: Final = dst_port
-        self.seq: Final = seq
-        self.ack: Final = ack
-        self.flags: Final = flags
-        self.window: Final = window
-        self.payload: Final = payload
-        self.options: Final = options
-        self.urgent: Final = urgent
-        self.ecn: Final = ecn
-        self.gso: Final = gso
-        self.tos: Final = tos
-        self.df: Final = df
+        self.src_port = src_port
+        self.dst_port = dst_port
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.window = window
+        self.payload = payload
+        self.options = options
+        self.urgent = urgent
+        self.ecn = ecn
+        self.gso = gso
+        self.tos = tos
+        self.df = df
 
     def replace(
         self,
@@ -136,36 +125,6 @@ class Segment:
             self.df,
         )
 
-    def _values(
-        self,
-    ) -> tuple[int, int, int, int, int, int, bytes | memoryview, TcpOptions, int, int, int, int, bool]:
-        return (
-            self.src_port,
-            self.dst_port,
-            self.seq,
-            self.ack,
-            self.flags,
-            self.window,
-            self.payload,
-            self.options,
-            self.urgent,
-            self.ecn,
-            self.gso,
-            self.tos,
-            self.df,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Segment):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        return f"Segment({_fields_repr(_SEGMENT_FIELDS, self._values())})"
-
     @property
     def seg_len(self) -> int:
         """SEG.LEN: payload plus one for SYN and one for FIN (RFC 9293 §3.4)."""
@@ -188,8 +147,3 @@ class Segment:
         if o.sack_blocks:
             s += " sack=" + ",".join(f"{a}:{b}" for a, b in o.sack_blocks)
         return s
-
-
-def _fields_repr(names: tuple[str, ...], values: tuple[object, ...]) -> str:
-    """name=value, ... as a dataclass's repr lists its fields."""
-    return ", ".join(f"{name}={value!r}" for name, value in zip(names, values, strict=True))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import stack.tcp.congestion.contained as contained_module
+from stack import core_build
 from stack.tcp.congestion import REGISTRY, AckSample, attach, create, load
 from stack.tcp.congestion.bbr import Bbr
 from stack.tcp.congestion.cubic import Cubic
@@ -252,14 +253,16 @@ def test_contained_recovery_window_is_the_controllers_only_when_it_says_true():
     assert contained_module.Contained(Truthy(MSS, 10), "truthy", MSS, 10).owns_recovery_window is False
 
 
-def test_ack_sample_built_by_slots_equals_the_dataclass_and_stays_frozen():
-    """The per-ACK factory gives what AckSample(...) gives, and a controller still cannot change it."""
-    from dataclasses import FrozenInstanceError, astuple
-
-    from stack.tcp.congestion.base import ack_sample
+def test_ack_sample_is_a_value_a_controller_cannot_change():
+    """Built with its written constructor, it is the dataclass it says it is: fields in order, equal and
+    hashed by value, copied with dataclasses.replace; compiled, an assignment raises."""
+    from dataclasses import astuple, replace
 
     args = (2 * MSS, 10 * MSS, 0.02, 0.015, 50 * MSS, 1e6, False, 3.5, 40 * MSS, True)
-    built = ack_sample(*args)
-    assert built == AckSample(*args) and astuple(built) == args
-    with pytest.raises(FrozenInstanceError):
-        built.rtt = 0.0
+    built = AckSample(*args)
+    assert astuple(built) == args and built == AckSample(*args) and hash(built) == hash(AckSample(*args))
+    assert replace(built, rtt=None) == AckSample(*args[:2], None, *args[3:])
+    assert AckSample(*args[:8]) == AckSample(*args[:8], None, True)  # prior_delivered, cwnd_limited: defaults
+    if core_build.BUILD == "compiled":
+        with pytest.raises(AttributeError):
+            built.rtt = 0.0

@@ -4,6 +4,8 @@ over every field, a replace() that changes only what it names; and the decoder's
 
 from __future__ import annotations
 
+from dataclasses import astuple, fields, replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -120,6 +122,17 @@ def test_segment_replace_changes_only_the_named_field(seg, name, value):
 def test_segment_replace_with_no_change_is_an_equal_copy():
     seg = Segment(1, 2, 3, 4, 0x10, 5, b"x", tos=8, df=False)
     assert seg.replace() == seg and seg.replace() is not seg
+
+
+def test_value_fields_are_the_constructor_parameters():
+    """dataclasses.fields lists exactly what each constructor takes (compiled, a `__slots__` written in the
+    class body would count as a field too: the decorator's slots=True makes them), so replace() and
+    astuple() see the values and nothing else."""
+    assert tuple(f.name for f in fields(Segment)) == SEGMENT_FIELDS
+    assert tuple(f.name for f in fields(TcpOptions)) == OPTIONS_FIELDS
+    assert tuple(f.name for f in fields(codec.TcpPacket)) == ("src", "dst", "ttl", "segment")
+    seg = Segment(1, 2, 3, 4, 0x10, 5, b"x", tos=8, df=False)
+    assert replace(seg, seq=9) == seg.replace(seq=9) and astuple(seg)[:7] == (1, 2, 3, 4, 0x10, 5, b"x")
 
 
 @pytest.mark.skipif(core_build.BUILD != "compiled", reason="the interpreted source relies on mypy's Final")

@@ -27,75 +27,9 @@ to write one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from typing import Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class AckSample:
-    """What one ACK that advanced SND.UNA tells a controller.
-
-    The rate fields come from the delivery-rate estimator (stack/tcp/delivery_rate.py,
-    draft-cheng-iccrg-delivery-rate-estimation); they are None when this ACK delivered no segment
-    the estimator could time (for example the ACK of a SYN).
-    """
-
-    bytes_acked: int  # bytes newly acknowledged cumulatively by this ACK
-    bytes_in_flight: int  # SND.MAX - SND.UNA before this ACK
-    rtt: float | None  # seconds, from the newest never-retransmitted segment this ACK delivered (Karn)
-    min_rtt: float | None  # the smallest RTT seen in the last 5 minutes (as Linux's tcp_min_rtt_wlen)
-    delivered: int  # bytes delivered (ACKed or SACKed) since the connection started
-    delivery_rate: float | None  # bytes per second over the sample's interval
-    app_limited: bool  # the sample was taken while the application, not the network, limited sending
-    now: float
-    prior_delivered: int | None = None  # `delivered` when the newest segment in the sample was sent
-    # the window limited sending lately, so it may grow (Linux tcp_is_cwnd_limited: full in the last
-    # window of data, or in slow start less than twice the most in flight there)
-    cwnd_limited: bool = True
-
-
-# One AckSample per ACK: a frozen dataclass's __init__ sets each field through object.__setattr__, twice
-# the cost of setting the slots directly as here (as stack/wire/segment.py builds arriving Segments).
-_new = object.__new__
-(
-    _set_bytes_acked,
-    _set_bytes_in_flight,
-    _set_rtt,
-    _set_min_rtt,
-    _set_delivered,
-    _set_delivery_rate,
-    _set_app_limited,
-    _set_now,
-    _set_prior_delivered,
-    _set_cwnd_limited,
-) = (getattr(AckSample, f.name).__set__ for f in fields(AckSample))
-
-
-def ack_sample(
-    bytes_acked: int,
-    bytes_in_flight: int,
-    rtt: float | None,
-    min_rtt: float | None,
-    delivered: int,
-    delivery_rate: float | None,
-    app_limited: bool,
-    now: float,
-    prior_delivered: int | None,
-    cwnd_limited: bool,
-) -> AckSample:
-    """AckSample(bytes_acked, ..., cwnd_limited), every field given."""
-    sample = _new(AckSample)
-    _set_bytes_acked(sample, bytes_acked)
-    _set_bytes_in_flight(sample, bytes_in_flight)
-    _set_rtt(sample, rtt)
-    _set_min_rtt(sample, min_rtt)
-    _set_delivered(sample, delivered)
-    _set_delivery_rate(sample, delivery_rate)
-    _set_app_limited(sample, app_limited)
-    _set_now(sample, now)
-    _set_prior_delivered(sample, prior_delivered)
-    _set_cwnd_limited(sample, cwnd_limited)
-    return sample
+from stack.tcp.congestion.ack_sample import AckSample as AckSample
 
 
 class CongestionController(Protocol):

@@ -12,7 +12,8 @@ import logging
 import math
 from typing import Any, Final
 
-from stack.tcp.congestion.base import AckSample, CongestionController, ack_sample
+from stack.tcp.congestion.ack_sample import AckSample
+from stack.tcp.congestion.base import CongestionController
 from stack.tcp.congestion.reno import Reno
 from stack.tcp.delivery_rate import DeliveryRateEstimator
 from stack.wire.seq import seq_ge, seq_sub
@@ -151,7 +152,7 @@ class Contained:
         if rs is None:
             sample = self._sample_without_rate(bytes_acked, bytes_in_flight, now)
         else:
-            sample = ack_sample(
+            sample = AckSample(
                 bytes_acked,
                 bytes_in_flight,
                 rs.rtt,
@@ -185,7 +186,7 @@ class Contained:
     def _sample_without_rate(self, acked: int, bytes_in_flight: int, now: float) -> AckSample:
         """An ACK's sample when the rate sampler has none to give: no RTT, no delivery rate."""
         rate = self.rate
-        return ack_sample(
+        return AckSample(
             acked,
             bytes_in_flight,
             None,
