@@ -173,7 +173,7 @@ def _value(
             (v[_TS_VAL], v[_TS_ECR]) if v[_HAS_TS] else None,
             tuple(zip(sack[::2], sack[1::2], strict=True)),
         )
-    elif v[_HAS_TS]:  # nearly every segment (positional arguments: a compiled class parses them fastest)
+    elif v[_HAS_TS]:  # nearly every segment
         options = TcpOptions(None, None, False, (v[_TS_VAL], v[_TS_ECR]))
     else:
         options = NO_OPTIONS

@@ -1,6 +1,6 @@
-"""The segment values (stack/wire/segment.py) behave as frozen dataclasses would: equality, hash and repr
-over every field, a replace() that changes only what it names; and the decoder's struct read in one call
-(stack/wire/codec.py) reads what the C parser wrote."""
+"""The segment values (stack/wire/segment.py), dataclasses with their constructor written out, behave as
+frozen ones would: equality, hash and repr over every field, a replace() that changes only what it names;
+and the decoder's struct read in one call (stack/wire/codec.py) reads what the C parser wrote."""
 
 from __future__ import annotations
 
