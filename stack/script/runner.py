@@ -591,7 +591,7 @@ class Runner:
         last = parts[-1].seg
         flags = (last.flags & ~Flags.CWR) | (first.seg.flags & Flags.CWR)
         payload = b"".join(p.seg.payload for p in parts)
-        merged = last.replace(seq=first.seg.seq, flags=flags, payload=payload)
+        merged = replace(last, seq=first.seg.seq, flags=flags, payload=payload)
         return _Sent(parts[-1].time, merged, first.iss, len(parts))
 
     def _next_packet_note(self) -> str:

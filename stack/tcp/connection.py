@@ -1020,7 +1020,7 @@ class Connection:
                 end = (seg.seq + len(payload)) & 0xFFFFFFFF
                 if end in ends:
                     if not seg.flags & Flags.PSH:
-                        out[i] = seg.replace(flags=seg.flags | Flags.PSH)
+                        out[i] = seg.with_flags(seg.flags | Flags.PSH)
                     ends.discard(end)
                     if not ends:
                         return
@@ -1237,9 +1237,9 @@ class Connection:
         more will be sent before it."""
         offset = seq_sub(snd_up, seq)
         if offset < 0x10000:
-            return seg.replace(flags=seg.flags | Flags.URG, urgent=offset)
+            return seg.with_flags(seg.flags | Flags.URG, offset)
         if seq_gt(seq_add(seq, 0xFFFF), self.tcb.snd_nxt):
-            return seg.replace(flags=seg.flags | Flags.URG, urgent=0xFFFF)
+            return seg.with_flags(seg.flags | Flags.URG, 0xFFFF)
         return seg
 
     def ts_val(self, now: float) -> int:

@@ -93,35 +93,21 @@ class Segment:
         self.tos = tos
         self.df = df
 
-    def replace(
-        self,
-        *,
-        seq: int | None = None,
-        ack: int | None = None,
-        flags: int | None = None,
-        window: int | None = None,
-        payload: bytes | memoryview | None = None,
-        options: TcpOptions | None = None,
-        urgent: int | None = None,
-        ecn: int | None = None,
-        gso: int | None = None,
-        src_port: int | None = None,
-        dst_port: int | None = None,
-    ) -> Segment:
-        """A copy with the fields named changed, tos and df kept: what dataclasses.replace makes, but a native
-        call in compiled code (the core marks PSH and URG on segments it has built with it)."""
+    def with_flags(self, flags: int, urgent: int | None = None) -> Segment:
+        """This segment with other flags (and urgent pointer): what dataclasses.replace makes, but a native
+        call in compiled code, where the core marks PSH and URG on segments it has built."""
         return Segment(
-            self.src_port if src_port is None else src_port,
-            self.dst_port if dst_port is None else dst_port,
-            self.seq if seq is None else seq,
-            self.ack if ack is None else ack,
-            self.flags if flags is None else flags,
-            self.window if window is None else window,
-            self.payload if payload is None else payload,
-            self.options if options is None else options,
+            self.src_port,
+            self.dst_port,
+            self.seq,
+            self.ack,
+            flags,
+            self.window,
+            self.payload,
+            self.options,
             self.urgent if urgent is None else urgent,
-            self.ecn if ecn is None else ecn,
-            self.gso if gso is None else gso,
+            self.ecn,
+            self.gso,
             self.tos,
             self.df,
         )

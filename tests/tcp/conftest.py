@@ -59,7 +59,8 @@ def seg(
     urgent: int = 0,
 ) -> Segment:
     """A segment arriving at the stack from REMOTE (sequence numbers taken modulo 2**32)."""
-    return TEMPLATE.replace(
+    return replace(
+        TEMPLATE,
         seq=seq & 0xFFFFFFFF,
         ack=ack & 0xFFFFFFFF,
         flags=flags_of(flags),

@@ -104,7 +104,7 @@ def test_established_out_of_order_bytes_bound_limits_what_is_held(conn_in):
 
 
 def _syn(port: int):
-    return seg("S", IRS, options=TcpOptions(mss=1460)).replace(src_port=port)
+    return replace(seg("S", IRS, options=TcpOptions(mss=1460)), src_port=port)
 
 
 def test_demux_syn_beyond_connection_limit_is_dropped_and_counted():
@@ -143,11 +143,11 @@ def _to_time_wait(demux: Demux, port: int, now: float):
     """A passive open closed by us first: FIN_WAIT_1, then the peer's ACK and FIN."""
     child, _ = demux.segment_arrives(REMOTE[0], LOCAL[0], _syn(port), now)
     iss = child.segments_to_send(now)[0].seq
-    ack = seg(".", IRS + 1, iss + 1).replace(src_port=port)
+    ack = replace(seg(".", IRS + 1, iss + 1), src_port=port)
     demux.segment_arrives(REMOTE[0], LOCAL[0], ack, now)
     child.close(now)
     child.segments_to_send(now)  # our FIN
-    fin = seg("F.", IRS + 1, iss + 2).replace(src_port=port)
+    fin = replace(seg("F.", IRS + 1, iss + 2), src_port=port)
     demux.segment_arrives(REMOTE[0], LOCAL[0], fin, now)
     return child
 
@@ -197,9 +197,9 @@ def test_syn_received_final_ack_with_accept_queue_full_dropped_then_taken():
     a, _ = demux.segment_arrives(REMOTE[0], LOCAL[0], _syn(1), 0.0)
     b, _ = demux.segment_arrives(REMOTE[0], LOCAL[0], _syn(2), 0.0)
     iss_a, iss_b = a.segments_to_send(0.0)[0].seq, b.segments_to_send(0.0)[0].seq
-    demux.segment_arrives(REMOTE[0], LOCAL[0], seg(".", IRS + 1, iss_a + 1).replace(src_port=1), 0.1)
+    demux.segment_arrives(REMOTE[0], LOCAL[0], replace(seg(".", IRS + 1, iss_a + 1), src_port=1), 0.1)
     listener.on_established(a)  # what the owner does on Connected; nobody accepts
-    ack_b = seg(".", IRS + 1, iss_b + 1).replace(src_port=2)
+    ack_b = replace(seg(".", IRS + 1, iss_b + 1), src_port=2)
     assert demux.segment_arrives(REMOTE[0], LOCAL[0], ack_b, 0.1) == (None, None)
     assert b.state is State.SYN_RECEIVED
     assert (demux.counters["ListenOverflows"], demux.counters["ListenDrops"]) == (1, 1)

@@ -1,5 +1,7 @@
 """ECN (RFC 3168 §6.1): negotiation, the receiver's echo and the sender's reduction."""
 
+from dataclasses import replace
+
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.ecn import CE, ECT0
@@ -12,7 +14,7 @@ CONFIG = TcpConfig(ecn=True, timestamps=False, congestion="reno", rng=IssDraws(I
 
 
 def _established(ecn_ok: bool = True) -> Connection:
-    syn = seg("S", IRS).replace(flags=Flags.SYN | Flags.ECE | Flags.CWR) if ecn_ok else seg("S", IRS)
+    syn = replace(seg("S", IRS), flags=Flags.SYN | Flags.ECE | Flags.CWR) if ecn_ok else seg("S", IRS)
     c = Connection.from_syn(CONFIG, LOCAL, REMOTE, syn, 0.0)
     (synack,) = c.segments_to_send(0.0)
     c.receive_segment(seg(".", IRS + 1, synack.seq + 1), 0.01)
@@ -22,7 +24,7 @@ def _established(ecn_ok: bool = True) -> Connection:
 
 def test_listen_ecn_setup_syn_gets_synack_with_ece_only():
     """§6.1.1: an ECN-setup SYN (ECE+CWR) is answered by a SYN,ACK with ECE and without CWR."""
-    c = Connection.from_syn(CONFIG, LOCAL, REMOTE, seg("S", IRS).replace(flags=Flags.SYN | Flags.ECE | Flags.CWR), 0.0)
+    c = Connection.from_syn(CONFIG, LOCAL, REMOTE, replace(seg("S", IRS), flags=Flags.SYN | Flags.ECE | Flags.CWR), 0.0)
     (synack,) = c.segments_to_send(0.0)
     assert synack.flags & (Flags.ECE | Flags.CWR) == Flags.ECE
     assert c.ecn.ok
@@ -38,7 +40,7 @@ def test_syn_sent_setup_syn_then_synack_with_ece_agrees():
     c = Connection.connect(CONFIG, LOCAL, REMOTE, 0.0)
     (syn,) = c.segments_to_send(0.0)
     assert syn.flags & (Flags.ECE | Flags.CWR) == Flags.ECE | Flags.CWR
-    c.receive_segment(seg("S.", IRS, syn.seq + 1).replace(flags=Flags.SYN | Flags.ACK | Flags.ECE), 0.01)
+    c.receive_segment(replace(seg("S.", IRS, syn.seq + 1), flags=Flags.SYN | Flags.ACK | Flags.ECE), 0.01)
     assert c.ecn.ok
 
 
@@ -56,13 +58,13 @@ def test_established_ecn_new_data_is_ect0_acks_are_not():
 def test_established_ce_mark_is_echoed_until_cwr():
     """§6.1.3: ECE on every ACK after a CE mark, until a segment with CWR arrives."""
     c = _established()
-    c.receive_segment(seg("P.", IRS + 1, ISS + 1, b"a" * 10).replace(ecn=CE), 0.1)
+    c.receive_segment(replace(seg("P.", IRS + 1, ISS + 1, b"a" * 10), ecn=CE), 0.1)
     (ack,) = c.segments_to_send(0.1)
     assert ack.flags & Flags.ECE and c.counters.ce_received == 1
     c.receive_segment(seg("P.", IRS + 11, ISS + 1, b"b" * 10), 0.2)
     c.handle_timer(0.3)
     assert all(s.flags & Flags.ECE for s in c.segments_to_send(0.3))
-    c.receive_segment(seg("P.", IRS + 21, ISS + 1, b"c" * 10).replace(flags=Flags.ACK | Flags.PSH | Flags.CWR), 0.4)
+    c.receive_segment(replace(seg("P.", IRS + 21, ISS + 1, b"c" * 10), flags=Flags.ACK | Flags.PSH | Flags.CWR), 0.4)
     c.handle_timer(0.5)
     assert not any(s.flags & Flags.ECE for s in c.segments_to_send(0.5))
 
@@ -74,10 +76,10 @@ def test_established_ece_halves_cwnd_once_per_window_and_sets_cwr():
     c.send(b"d" * (10 * MSS), 0.1)
     c.segments_to_send(0.1)
     cwnd = c.cc.cwnd
-    ece = seg(".", IRS + 1, ISS + 1 + MSS).replace(flags=Flags.ACK | Flags.ECE)
+    ece = replace(seg(".", IRS + 1, ISS + 1 + MSS), flags=Flags.ACK | Flags.ECE)
     c.receive_segment(ece, 0.2)
     assert c.cc.cwnd == c.cc.ssthresh < cwnd and c.counters.ecn_reductions == 1
-    c.receive_segment(ece.replace(ack=ISS + 1 + 2 * MSS), 0.2)  # same window: no second reduction
+    c.receive_segment(replace(ece, ack=ISS + 1 + 2 * MSS), 0.2)  # same window: no second reduction
     assert c.counters.ecn_reductions == 1
     new = [s for s in c.segments_to_send(0.2) if s.payload]  # PRR may let new data go at once
     c.receive_segment(seg(".", IRS + 1, c.tcb.snd_max), 0.3)  # all acknowledged: room to send
@@ -92,7 +94,7 @@ def test_established_ece_reduction_ends_when_its_window_is_acked_then_cwnd_grows
     c = _established()
     c.send(b"d" * (40 * MSS), 0.1)
     c.segments_to_send(0.1)
-    c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS).replace(flags=Flags.ACK | Flags.ECE), 0.2)
+    c.receive_segment(replace(seg(".", IRS + 1, ISS + 1 + MSS), flags=Flags.ACK | Flags.ECE), 0.2)
     reduced_until, ssthresh = c.ecn.reduced_until, c.cc.ssthresh
     assert c.cc.in_recovery
     now = 0.2
@@ -118,7 +120,7 @@ def test_established_ece_reduction_is_paced_by_prr_from_the_window_before_the_ac
     c.send(b"d" * (20 * mss), 0.1)
     c.segments_to_send(0.1)
     cwnd = c.cc.cwnd
-    c.receive_segment(seg(".", IRS + 1, ISS + 1 + mss).replace(flags=Flags.ACK | Flags.ECE), 0.2)
+    c.receive_segment(replace(seg(".", IRS + 1, ISS + 1 + mss), flags=Flags.ACK | Flags.ECE), 0.2)
     assert c.cc.ssthresh == int(cwnd * 0.7)
     assert c.recovery.send_window == c.recovery.in_flight() + mss == cwnd
     assert len([s for s in c.segments_to_send(0.2) if s.payload]) == 1
@@ -131,7 +133,7 @@ def test_established_congestion_control_changed_during_ece_reduction_still_ends_
     c = _established()
     c.send(b"d" * (40 * MSS), 0.1)
     c.segments_to_send(0.1)
-    c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS).replace(flags=Flags.ACK | Flags.ECE), 0.2)
+    c.receive_segment(replace(seg(".", IRS + 1, ISS + 1 + MSS), flags=Flags.ACK | Flags.ECE), 0.2)
     reduced_until = c.ecn.reduced_until
     c.set_congestion_control("cubic")
     now = 0.2

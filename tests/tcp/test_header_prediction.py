@@ -459,7 +459,7 @@ def run_twins(pair: tuple[Connection, Connection], peer: Peer, plan: list[tuple]
             ts = {"newer": True, "same": peer.ts - 1, "older": peer.ts - 100, "none": False}[ts_kind]
             blocks = ((tcb.snd_una + MSS) & MASK, (tcb.snd_una + 2 * MSS) & MASK) if sack else None
             seg = peer_seg(fast, peer, flags, bytes([wild & 0xFF]) * n, dseq, ack, None, ts, (blocks,) if sack else ())
-            feed(pair, seg.replace(ecn=ecn), now)
+            feed(pair, replace(seg, ecn=ecn), now)
         elif fast.finished:
             return  # a RST or a timeout ended both: no more user calls
         elif step[0] in ("send", "close"):

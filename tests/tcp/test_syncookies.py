@@ -185,7 +185,7 @@ def test_listen_forged_cookie_ack_gets_rst_and_counts_failure():
     listener = _listener()
     _fill_syn_queue(listener)
     synack = _synack(listener)
-    forged = _ack_for(synack).replace(ack=seq_add(synack.seq, 2))
+    forged = replace(_ack_for(synack), ack=seq_add(synack.seq, 2))
     answer = listener.ack_arrives(REMOTE, forged, 1.0)
     assert answer == Segment(LOCAL[1], REMOTE[1], forged.ack, 0, Flags.RST, 0)
     assert listener.counters["SyncookiesFailed"] == 1 and listener.counters["SyncookiesRecv"] == 0
@@ -195,7 +195,7 @@ def test_listen_cookie_ack_with_altered_sequence_number_is_rejected():
     """The MAC covers the peer's ISN: an ACK with another SEG.SEQ does not pass."""
     listener = _listener()
     _fill_syn_queue(listener)
-    altered = _ack_for(_synack(listener)).replace(seq=IRS + 2)
+    altered = replace(_ack_for(_synack(listener)), seq=IRS + 2)
     assert isinstance(listener.ack_arrives(REMOTE, altered, 1.0), Segment)
     assert listener.counters["SyncookiesFailed"] == 1
 
@@ -264,8 +264,8 @@ def test_listen_cookie_ack_with_accept_queue_full_is_dropped_then_taken_once_roo
     """Linux: no room in the accept queue drops the ACK (ListenOverflows, ListenDrops); the peer resends."""
     listener = _listener(replace(COOKIES, syncookies=2), backlog=0)  # room for one (Linux: backlog + 1)
     peers = [(REMOTE[0], 1), (REMOTE[0], 2)]
-    synacks = [listener.syn_arrives(p, seg("S", IRS).replace(src_port=p[1]), 0.0) for p in peers]
-    acks = [_ack_for(s).replace(src_port=p[1]) for s, p in zip(synacks, peers, strict=True)]
+    synacks = [listener.syn_arrives(p, replace(seg("S", IRS), src_port=p[1]), 0.0) for p in peers]
+    acks = [replace(_ack_for(s), src_port=p[1]) for s, p in zip(synacks, peers, strict=True)]
     first = listener.ack_arrives(peers[0], acks[0], 0.1)
     listener.on_established(first)  # the accept queue is now full
     assert listener.ack_arrives(peers[1], acks[1], 0.2) is None

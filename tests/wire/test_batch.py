@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from dataclasses import replace
 
 import pytest
 from stack._fast import ffi, lib
@@ -167,7 +168,7 @@ def test_parse_batch_counts_super_segments_and_rejects_a_record_shorter_than_its
     batch.vnet = VNET_HDR_LEN
     decoder = BatchDecoder()
     got = decoder.decode(batch)
-    assert got[0].segment == big.replace(gso=MSS)  # the kernel's segment size comes with it
+    assert got[0].segment == replace(big, gso=MSS)  # the kernel's segment size comes with it
     assert got[1] == Rejected(DropReason.TOO_SHORT)
     assert decoder.super_segments == 1
     assert decoder.parts_beyond_first == 2  # three wire segments in one
@@ -211,7 +212,7 @@ def test_read_batch_payloads_are_views_of_the_read_buffer_never_overwritten(pair
 def test_batch_gso_segment_from_the_core_goes_out_as_it_is_cut():
     """A run the core already made one Segment (`gso` = its piece size) keeps that size and is never
     merged with what follows."""
-    run = _data(1, 3 * MSS, Flags.ACK).replace(gso=MSS)
+    run = replace(_data(1, 3 * MSS, Flags.ACK), gso=MSS)
     after = _data(1 + 3 * MSS, MSS, Flags.ACK | Flags.PSH)
     records = _records(_build([run, after]))
     assert [VNET.unpack_from(r)[1:4:2] for r in records] == [(1, MSS), (0, 0)]  # gso_type, gso_size
@@ -234,7 +235,7 @@ def test_decode_of_a_captured_packet_may_skip_a_partial_tcp_checksum():
 def test_batch_gso_ipv6_run_from_the_core_is_one_super_segment_the_kernel_cuts_back():
     """TSO6: an IPv6 run goes out as one record with gso_type TCPV6, its checksum left partial over the
     IPv6 pseudo-header (RFC 8200 §8.1), and cut it is exactly the segments; a lone IPv6 segment goes whole."""
-    run = _data(1, 3 * MSS, Flags.ACK | Flags.PSH).replace(gso=MSS)
+    run = replace(_data(1, 3 * MSS, Flags.ACK | Flags.PSH), gso=MSS)
     alone = _data(1 + 3 * MSS, 100, Flags.ACK | Flags.PSH)
     enc = BatchEncoder(VNET_HDR_LEN, True)
     for s in (run, alone):
@@ -257,11 +258,11 @@ def _flush(enc: BatchEncoder) -> None:
     one Segment, another connection, a whole packet, IPv6 segments (one whole, one super-segment)."""
     for seg in _run(5, last=300):
         enc.tcp(SRC, DST, seg)
-    enc.tcp(SRC, DST, _data(1 + 10 * MSS, 3 * MSS).replace(gso=MSS))
+    enc.tcp(SRC, DST, replace(_data(1 + 10 * MSS, 3 * MSS), gso=MSS))
     enc.tcp(SRC, DST, _data(7, 20, Flags.ACK | Flags.PSH, port=81))
     enc.packet(bytes(encode_tcp(SRC, DST, _data(1, 5))))
     enc.tcp(SRC6, DST6, _data(1, 100, Flags.ACK | Flags.PSH), flow=7)
-    enc.tcp(SRC6, DST6, _data(101, 2 * MSS, Flags.ACK | Flags.PSH).replace(gso=MSS), flow=7)
+    enc.tcp(SRC6, DST6, replace(_data(101, 2 * MSS, Flags.ACK | Flags.PSH), gso=MSS), flow=7)
 
 
 def _received(sock: socket.socket) -> list[bytes]:
@@ -293,7 +294,7 @@ def test_write_flush_writes_each_payload_from_where_it_is(pair):
     a, b = pair
     backing = bytearray(b"a" * 100)
     enc = BatchEncoder(VNET_HDR_LEN, True)
-    enc.tcp(SRC, DST, _data(1, 0, Flags.ACK | Flags.PSH).replace(payload=memoryview(backing)))
+    enc.tcp(SRC, DST, replace(_data(1, 0, Flags.ACK | Flags.PSH), payload=memoryview(backing)))
     backing[:] = b"b" * 100
     assert write_flush(a.fileno(), enc) == 1
     assert _received(b)[0].endswith(b"b" * 100)

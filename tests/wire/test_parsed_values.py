@@ -1,5 +1,5 @@
 """The segment values (stack/wire/segment.py), dataclasses with their constructor written out, behave as
-frozen ones would: equality, hash and repr over every field, a replace() that changes only what it names;
+frozen ones would: equality, hash and repr over every field, dataclasses.replace() changing only what it names;
 and the decoder's struct read in one call (stack/wire/codec.py) reads what the C parser wrote."""
 
 from __future__ import annotations
@@ -114,14 +114,21 @@ def test_segment_repr_names_every_field_in_order():
 @given(segments, st.sampled_from(SEGMENT_FIELDS[:11]), st.integers(1, 9))
 def test_segment_replace_changes_only_the_named_field(seg, name, value):
     changed = {"payload": b"n" * value, "options": TcpOptions(mss=value)}.get(name, value)
-    got = seg.replace(**{name: changed})
+    got = replace(seg, **{name: changed})
     for n in SEGMENT_FIELDS:
         assert getattr(got, n) == (changed if n == name else getattr(seg, n)), n
 
 
 def test_segment_replace_with_no_change_is_an_equal_copy():
     seg = Segment(1, 2, 3, 4, 0x10, 5, b"x", tos=8, df=False)
-    assert seg.replace() == seg and seg.replace() is not seg
+    assert replace(seg) == seg and replace(seg) is not seg
+
+
+@given(segments, st.integers(0, 255), st.none() | u16)
+def test_segment_with_flags_is_dataclasses_replace_of_flags_and_urgent(seg, flags, urgent):
+    """The core's native shortcut changes the flags (and the urgent pointer when given), nothing else."""
+    expected = replace(seg, flags=flags) if urgent is None else replace(seg, flags=flags, urgent=urgent)
+    assert seg.with_flags(flags, urgent) == expected
 
 
 def test_value_fields_are_the_constructor_parameters():
@@ -132,7 +139,8 @@ def test_value_fields_are_the_constructor_parameters():
     assert tuple(f.name for f in fields(TcpOptions)) == OPTIONS_FIELDS
     assert tuple(f.name for f in fields(codec.TcpPacket)) == ("src", "dst", "ttl", "segment")
     seg = Segment(1, 2, 3, 4, 0x10, 5, b"x", tos=8, df=False)
-    assert replace(seg, seq=9) == seg.replace(seq=9) and astuple(seg)[:7] == (1, 2, 3, 4, 0x10, 5, b"x")
+    assert replace(seg, seq=9) == Segment(1, 2, 9, 4, 0x10, 5, b"x", tos=8, df=False)
+    assert astuple(seg)[:7] == (1, 2, 3, 4, 0x10, 5, b"x")
 
 
 @pytest.mark.skipif(core_build.BUILD != "compiled", reason="the interpreted source relies on mypy's Final")

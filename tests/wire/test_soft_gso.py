@@ -8,6 +8,7 @@ recomputed it must give the same bytes.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -94,7 +95,7 @@ def test_gso_cut_sequence_wraps():
 def test_gso_segment_no_longer_than_its_size_goes_out_whole_beside_other_items():
     """A super-segment of one piece, a plain segment and a raw packet: one record each, in order."""
     one = _super(1, MSS, MSS)
-    plain = _super(1 + MSS, 10, 0).replace(flags=Flags.ACK)
+    plain = replace(_super(1 + MSS, 10, 0), flags=Flags.ACK)
     enc = BatchEncoder(vnet=0)
     enc.tcp(SRC, DST, one)
     enc.tcp(SRC, DST, plain)
