@@ -67,8 +67,11 @@ def test_established_paced_bulk_transfer_never_wakes_for_nothing():
             await client.close()
             await server.close()
 
-    sender, receiver, elapsed = uvloop.run(asyncio.wait_for(main(), 60))
-    assert sender["TimerWakeups"] > 0
-    assert sender["TimerWakeupsEmpty"] == 0
-    assert receiver["TimerWakeupsEmpty"] == 0
-    assert elapsed < 20, f"4 MB paced transfer took {elapsed:.1f} s"
+    for _ in range(5):  # a loaded machine's slow loop may find each pacing deadline past at the next flush
+        sender, receiver, elapsed = uvloop.run(asyncio.wait_for(main(), 60))
+        assert sender["TimerWakeupsEmpty"] == 0
+        assert receiver["TimerWakeupsEmpty"] == 0
+        assert elapsed < 20, f"4 MB paced transfer took {elapsed:.1f} s"
+        if sender["TimerWakeups"] > 0:
+            break
+    assert sender["TimerWakeups"] > 0  # the pacing timer did fire: the assertions above were not vacuous
