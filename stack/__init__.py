@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from stack.core_build import extend_path
+
+extend_path(__path__, "")  # the compiled build of the demux, when current (stack/core_build.py)
+
 if TYPE_CHECKING:
     from stack.aio.fault import FaultSpec
     from stack.aio.stack import Stack

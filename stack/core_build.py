@@ -1,8 +1,9 @@
 """Which build of the TCP core runs: the one compiled with mypyc (tools/build-core) or the Python source.
 
-stack/tcp and stack/wire call `extend_path` first: when stack/_compiled holds a build made from exactly the
-source beside it, by this Python, its directory comes first on the package's path, so that
-`import stack.tcp.connection` loads the compiled module. The environment variable TCPSTACK_CORE chooses:
+stack/tcp and stack/wire (and stack and stack/aio, for the per-packet glue compiled with the core) call
+`extend_path` first: when stack/_compiled holds a build made from exactly the source beside it, by this
+Python, its directory comes first on the package's path, so that `import stack.tcp.connection` loads the
+compiled module. The environment variable TCPSTACK_CORE, read once when `stack` is first imported, chooses:
 "auto" (the default: the build when it is current, else the source, with a one-line note when a build is
 there but stale, as after an edit), "python" (the source, always: to profile with cProfile, which does not
 see compiled functions) or "compiled" (the build, or an ImportError that says why not).
@@ -20,6 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGES = ("tcp", "wire")
+# The glue every packet passes through, compiled with the core: it calls the core's methods and reads its
+# values natively (docs/performance.md, "The glue compiled with the core"). The rest of stack/ stays Python.
+GLUE = ("demux.py", "aio/stack.py", "aio/batchio.py")
 _STACK = Path(__file__).resolve().parent
 COMPILED = _STACK / "_compiled"
 GROUP = "stack._compiled.core"  # the shared library's module name, inside COMPILED
@@ -40,8 +44,8 @@ STAY_INTERPRETED = {
 
 
 def compiled_sources() -> list[Path]:
-    """The modules tools/build-core compiles: every one of PACKAGES but STAY_INTERPRETED."""
-    found = []
+    """The modules tools/build-core compiles: every one of PACKAGES but STAY_INTERPRETED, and the GLUE."""
+    found = [_STACK / name for name in GLUE]
     for package in PACKAGES:
         for path in sorted((_STACK / package).rglob("*.py")):
             if path.name != "__init__.py" and path.relative_to(_STACK).as_posix() not in STAY_INTERPRETED:
@@ -73,12 +77,22 @@ def why_not_current() -> str | None:
         return f"unreadable {_MANIFEST}: {exc}"
     if manifest.get("python") != _python():
         return f"the compiled build is for another Python ({manifest.get('python')})"
-    for name, digest in manifest.get("sources", {}).items():
+    sources = manifest.get("sources", {})
+    for name, digest in sources.items():
         try:
             if _digest(_STACK / name) != digest:
                 return f"stack/{name} changed since the core was compiled"
         except OSError:
             return f"stack/{name} is gone since the core was compiled"
+    wanted = {path.relative_to(_STACK).as_posix() for path in compiled_sources()}
+    differ = sorted(wanted.symmetric_difference(sources))  # a module added, or one that stays interpreted now
+    if differ:
+        name = differ[0]
+        return (
+            f"stack/{name} is not in the compiled build"
+            if name in wanted
+            else f"stack/{name} is compiled but runs as source now"
+        )
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import Final, TypeAlias
 
 from stack.tcp import icmp_input, syncookies, timers
 from stack.tcp.config import TcpConfig, for_ipv6
@@ -17,15 +18,17 @@ from stack.wire.addr import ANY, MAX4, accepts
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import seq_add
 
-_SYN_RECEIVED, _TIME_WAIT = State.SYN_RECEIVED, State.TIME_WAIT  # (globals: see stack/tcp/state.py)
+# (globals: see stack/tcp/state.py)
+_SYN_RECEIVED: Final = State.SYN_RECEIVED
+_TIME_WAIT: Final = State.TIME_WAIT
 
-EPHEMERAL_PORTS = range(32768, 61000)  # Linux ip_local_port_range
+EPHEMERAL_PORTS: Final = range(32768, 61000)  # Linux ip_local_port_range
 
-PATH_MTU_EXPIRES = 600.0  # seconds a learned path MTU holds (Linux ip_rt_mtu_expires; RFC 1191 §6.3: 10 min)
-PATH_MTU_ENTRIES = 4096  # destinations remembered at most: ICMP errors cannot grow memory without bound
-SYN_FIN_DROPS = "DropListenSynFin"  # SYN+FIN to a listener (Linux: drop reason TCP_FLAGS, no MIB counter)
+PATH_MTU_EXPIRES: Final = 600.0  # seconds a learned path MTU holds (Linux ip_rt_mtu_expires; RFC 1191 §6.3: 10 min)
+PATH_MTU_ENTRIES: Final = 4096  # destinations remembered at most: ICMP errors cannot grow memory without bound
+SYN_FIN_DROPS: Final = "DropListenSynFin"  # SYN+FIN to a listener (Linux: drop reason TCP_FLAGS, no MIB counter)
 
-Key = tuple[int, int, int, int]  # (local ip, local port, remote ip, remote port)
+Key: TypeAlias = tuple[int, int, int, int]  # (local ip, local port, remote ip, remote port)
 
 
 class Demux:

@@ -42,6 +42,25 @@ def test_core_build_current_build_runs_compiled(stack_copy: Path):
     assert got.stderr == ""
 
 
+def test_core_build_current_build_runs_the_per_packet_glue_compiled(stack_copy: Path):
+    """The demux, the stack's loop glue and its batched I/O are compiled with the core (core_build.GLUE)."""
+    modules = ["stack.demux", "stack.aio.stack", "stack.aio.batchio"]
+    got = _run(f"import importlib; print(*(importlib.import_module(m).__file__ for m in {modules}))", None, stack_copy)
+    assert got.returncode == 0, got.stderr
+    assert [Path(line).suffix for line in got.stdout.split()] == [".so", ".so", ".so"]
+
+
+def test_core_build_a_module_added_since_the_build_runs_interpreted_with_a_note(stack_copy: Path):
+    (stack_copy / "stack" / "tcp" / "experiment.py").write_text('"""A module of the core written since the build."""\n')
+    got = _run(WHICH, None, stack_copy)
+    assert got.returncode == 0, got.stderr
+    assert [Path(line).name for line in got.stdout.split()] == ["connection.py", "seq.py"]
+    assert got.stderr == (
+        "tcpstack: the TCP core runs interpreted: stack/tcp/experiment.py is not in the compiled build "
+        "(tools/build-core compiles it again)\n"
+    )
+
+
 def test_core_build_python_runs_the_source(stack_copy: Path):
     got = _run(WHICH, "python", stack_copy)
     assert got.returncode == 0, got.stderr

@@ -8,15 +8,16 @@ into an arena that is never written twice, so payloads can be memoryviews into i
 from __future__ import annotations
 
 import os
+from typing import Final
 
 from stack._fast import ffi, lib
 from stack.wire.batch import PacketBatch, uncleared
 from stack.wire.codec import BatchEncoder
 
-_MAX_BATCH = 64
-_SCRATCH_SIZE = 65535 + 64  # write_flush: a virtio_net_hdr and the largest packet built whole
-_scratch = uncleared("char[]", _SCRATCH_SIZE)  # one record's headers at a time (the loop is single-threaded)
-_items = ffi.new("int *")
+_MAX_BATCH: Final = 64
+_SCRATCH_SIZE: Final = 65535 + 64  # write_flush: a virtio_net_hdr and the largest packet built whole
+_scratch: Final = uncleared("char[]", _SCRATCH_SIZE)  # one record's headers at a time (the loop is single-threaded)
+_items: Final = ffi.new("int *")
 
 
 class BatchReader:

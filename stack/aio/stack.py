@@ -18,7 +18,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from stack import limits, martians
 from stack.aio import streams, tls
@@ -47,18 +47,19 @@ from stack.wire.segment import Segment
 if TYPE_CHECKING:
     from stack.trace import EventLog
 
-log = logging.getLogger(__name__)
-_TSO_MAX_BYTES = 0xFFFF - 120  # payload of one super-segment: an IPv4 packet of at most 64 KB with 60+ header bytes
-CLOSED_KEPT = 16  # closed connections `netstat --closed` still shows
-ProtocolFactory = Callable[[], asyncio.BaseProtocol]
-_WAKES_APPLICATION = (DataAvailable, PeerClosed)  # events after which an application often answers at once
+log: Final = logging.getLogger(__name__)
+# payload of one super-segment: an IPv4 packet of at most 64 KB with 60+ header bytes
+_TSO_MAX_BYTES: Final = 0xFFFF - 120
+CLOSED_KEPT: Final = 16  # closed connections `netstat --closed` still shows
+ProtocolFactory: TypeAlias = Callable[[], asyncio.BaseProtocol]
+_WAKES_APPLICATION: Final = (DataAvailable, PeerClosed)  # events after which an application often answers at once
 
 
 def _fmt(endpoint: tuple[int, int]) -> str:
     return addr.fmt_endpoint(*endpoint)
 
 
-_LISTEN_REMOTE = {addr.ANY: "*:*", addr.ANY6: "[::]:*"}  # as ss shows a listener's peer
+_LISTEN_REMOTE: Final = {addr.ANY: "*:*", addr.ANY6: "[::]:*"}  # as ss shows a listener's peer
 
 
 class Stack:
@@ -311,8 +312,27 @@ class Stack:
         """asyncio.open_connection() on the stack; the keywords are create_connection's."""
         return await streams.open_connection(self, host, port, limit=limit, **kwds)
 
-    # loop.start_tls() for the stack's transports on any loop (uvloop's takes only its own transports)
-    start_tls = staticmethod(tls.start_tls)
+    async def start_tls(
+        self,
+        transport: asyncio.Transport,
+        protocol: asyncio.BaseProtocol,
+        sslcontext: ssl_module.SSLContext,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> asyncio.Transport:
+        """loop.start_tls() for the stack's transports on any loop (uvloop's takes only its own transports)."""
+        return await tls.start_tls(
+            transport,
+            protocol,
+            sslcontext,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
 
     def _local_ip(self, version: int) -> int | None:
         """The stack's address in that IP version, if it has one."""
@@ -744,7 +764,7 @@ class Stack:
     def _accept(self, conn: Connection) -> None:
         listener = self.demux.parent.get(conn)
         servers = self._servers.get(listener) if listener is not None else None
-        if not servers:
+        if listener is None or not servers:
             conn.abort(self.now())
             return
         server = servers[hash(conn.remote) % len(servers)]  # SO_REUSEPORT: spread by the peer's address
