@@ -44,7 +44,7 @@ def test_sample_counts_for_the_innermost_frame_that_tells_its_layer(tool, tmp_pa
         ("uv_run (core.c:464);uv__io_poll (linux.c:1546);epoll_pwait (libc.so.6)", 5),
     )
     assert total == 10
-    assert layers == {"Python (interpreted)": 0.4, "compiled core": 0.3, "system calls": 0.2, "event loop": 0.1}
+    assert layers == {"Python (interpreted)": 0.4, "compiled code": 0.3, "system calls": 0.2, "event loop": 0.1}
 
 
 def test_sample_functions_include_callees_below_the_event_loop(tool, tmp_path):

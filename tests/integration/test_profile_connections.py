@@ -64,7 +64,8 @@ def test_profile_connections_sample_splits_serves_time_by_layer_and_function():
         own_at = indented.index("  by function, its own time:")
         functions = [re.fullmatch(r" +(\d+\.\d)%  (.+)", line).groups() for line in indented[2:own_at]]
         names = [name for _share, name in functions]
-        assert "Stack._input (stack/aio/stack.py)" in names and "Stack._flush (stack/aio/stack.py)" in names, out
+        for step in ("_input", "_flush"):  # (stack/aio/stack.py is compiled with the core where the build is current)
+            assert f"Stack.{step} (stack/aio/stack.py)" in names or f"stack.Stack.{step} (compiled)" in names, out
         assert any("receive_segment" in name for name in names), out
         assert all(0 < float(share) < 100 for share, _name in functions), out
         own = [re.fullmatch(r" +(\d+\.\d)%  (.+)", line).groups() for line in indented[own_at + 1 :]]
