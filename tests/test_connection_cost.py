@@ -228,7 +228,7 @@ async def _steady_echo_costs(count_flushes: bool) -> tuple[int, int, int]:
         flush()
 
     if count_flushes:
-        server._flush = counting_flush  # type: ignore[method-assign]
+        server._flush = counting_flush
     try:
         await server.start_server(SERVICES["echo"], port=7)
         reader, writer = await client.open_connection("10.0.0.2", 7)

@@ -13,6 +13,7 @@ from scapy.layers.inet import ICMP, IP, TCP
 
 from stack import core_build
 from stack.aio.stack import Stack
+from stack.aio.transport import TcpTransport
 from stack.demux import Demux
 from stack.ip import IpLayer
 from stack.services import SERVICES
@@ -83,6 +84,31 @@ def test_stack_output_raising_resets_that_connection_and_the_others_go_on(monkey
         (r1, w1), (r2, w2) = first, second
         await _echoes(r1, w1, b"before")
         monkeypatch.setattr(Connection, "segments_to_send", _failing_once_for(_port(w1), Connection.segments_to_send))
+        w1.write(b"request")
+        await _is_reset(r1)
+        await _echoes(r2, w2, b"the other connection still echoes")
+        assert len(server.demux.connections) == 1
+
+    _run_with_clients("echo", body, caplog)
+    assert "internal error on the connection with 10.0.0.1:" in caplog.text
+
+
+def test_stack_event_delivery_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
+    """Handing one connection's events to its transport raises (the transport is interpreted: this runs
+    against the compiled glue too): RST, ECONNRESET, logged, counted; the other connection echoes on."""
+
+    async def body(server: Stack, first, second) -> None:
+        (r1, w1), (r2, w2) = first, second
+        await _echoes(r1, w1, b"before")
+        port, failed, handle_event = _port(w1), [], TcpTransport.handle_event
+
+        def failing(self: TcpTransport, event) -> None:
+            if self._conn.local[1] == 7 and self._conn.remote[1] == port and not failed:
+                failed.append(True)
+                raise RuntimeError("a bug in the stack")
+            handle_event(self, event)
+
+        monkeypatch.setattr(TcpTransport, "handle_event", failing)
         w1.write(b"request")
         await _is_reset(r1)
         await _echoes(r2, w2, b"the other connection still echoes")
