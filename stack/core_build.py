@@ -34,8 +34,6 @@ STAY_INTERPRETED = {
     # users subclass the controllers and load their own; CUBIC's cwnd is a property over Reno's attribute
     # (contained.py, the wrapper around whichever controller a connection has, is compiled)
     *(f"tcp/congestion/{name}.py" for name in ("base", "bbr", "cubic", "cubic_linux", "hystart", "reno")),
-    # frozen values built slot by slot (object.__new__ and the slots' descriptors), which native classes refuse
-    "tcp/state.py",
     # Flags subclasses int, which a native class cannot
     "wire/flags.py",
     # its field helper hands dataclasses a Field where the annotation says int

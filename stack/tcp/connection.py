@@ -40,7 +40,6 @@ from stack.tcp.state import (
     State,
     Transition,
     next_state,
-    transition,
 )
 from stack.tcp.tcb import Tcb
 from stack.tcp.tcp_info import sending_fields
@@ -440,7 +439,7 @@ class Connection:
         """The one place the state changes: the new state is looked up in TRANSITIONS and recorded."""
         old = self.state
         new = next_state(old, event)
-        t = transition(old, new, event, now)
+        t = Transition(old, new, event, now)
         if old in OPENING and (new is _CLOSED or new is _LISTEN):
             self.counters.attempt_fails += 1
         elif old in OPEN_FOR_DATA and new is _CLOSED:

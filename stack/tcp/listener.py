@@ -14,7 +14,7 @@ from stack.tcp import rcv_space, syncookies
 from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig, for_ipv6
 from stack.tcp.connection import Address, Connection, TransitionHook, receive_window_shift
 from stack.tcp.reset import reset_for
-from stack.tcp.state import Event, State, Transition, next_state, transition
+from stack.tcp.state import Event, State, Transition, next_state
 from stack.wire.segment import Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add
 
@@ -51,7 +51,7 @@ class Listener:
     def enter(self, event: Event, now: float) -> None:
         """The listener's own CLOSED -> LISTEN -> CLOSED, looked up in the same table as connections'."""
         new = next_state(self.state, event)
-        self.history.append(transition(self.state, new, event, now))
+        self.history.append(Transition(self.state, new, event, now))
         self.state = new
 
     def close(self, now: float) -> None:

@@ -7,8 +7,9 @@ new state up here, so a change the table does not name cannot happen, and the di
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import Enum
+from typing import Final, TypeAlias
 
 from stack.tcp.errors import LocalProtocolError
 
@@ -41,13 +42,13 @@ class State(Enum):
 # On Python 3.11 every attribute of an Enum class is looked up through EnumType's __getattr__ hook (about
 # 90 ns, against a few for a global), about 30 times per segment in and out: the per-segment paths test
 # states against these sets and module globals instead of tuples of State.X.
-UNSYNCHRONIZED = frozenset({State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED})
-SENDS_NO_ACK = frozenset({State.CLOSED, State.LISTEN, State.SYN_SENT})  # no ACK of theirs to send yet
-OPEN_FOR_DATA = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})  # data queued may leave now
-ACCEPTS_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
-OPENING = frozenset({State.SYN_SENT, State.SYN_RECEIVED})  # the handshake is under way
+UNSYNCHRONIZED: Final = frozenset({State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED})
+SENDS_NO_ACK: Final = frozenset({State.CLOSED, State.LISTEN, State.SYN_SENT})  # no ACK of theirs to send yet
+OPEN_FOR_DATA: Final = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})  # data queued may leave now
+ACCEPTS_SEND: Final = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
+OPENING: Final = frozenset({State.SYN_SENT, State.SYN_RECEIVED})  # the handshake is under way
 
-_LINUX_NAMES = {
+_LINUX_NAMES: Final = {
     State.CLOSED: "CLOSE",
     State.LISTEN: "LISTEN",
     State.SYN_SENT: "SYN_SENT",
@@ -88,16 +89,16 @@ class Event(Enum):
     FIN_WAIT_2_TIMEOUT = "FIN_WAIT_2 timeout"  # an orphan waited too long for the FIN (Linux tcp_fin_timeout)
 
 
-S = State
-E = Event
+S: TypeAlias = State
+E: TypeAlias = Event
 
 # RFC 9293 §3.10.7.4 (RST), §3.10.5 (ABORT), §3.8.3 (retransmission timeout), RFC 1122 §4.2.3.6 (keepalive)
-_SYNCHRONIZED_ENDS = (E.RST, E.ABORT, E.RETRANSMIT_TIMEOUT, E.KEEPALIVE_TIMEOUT)
+_SYNCHRONIZED_ENDS: Final = (E.RST, E.ABORT, E.RETRANSMIT_TIMEOUT, E.KEEPALIVE_TIMEOUT)
 
 # RFC 9293 §3.3.2 figure 5, plus the edges every real TCP has that the figure leaves implicit.
 # Not here because tcpstack never takes them: LISTEN -> SYN_SENT (SEND on a listening socket, which the
 # API does not offer) and a direct SYN_RECEIVED -> CLOSE_WAIT (an ACK+FIN goes through ESTABLISHED).
-TRANSITIONS: dict[tuple[State, Event], State] = {
+TRANSITIONS: Final[dict[tuple[State, Event], State]] = {
     (S.CLOSED, E.PASSIVE_OPEN): S.LISTEN,
     (S.CLOSED, E.ACTIVE_OPEN): S.SYN_SENT,
     (S.LISTEN, E.SYN): S.SYN_RECEIVED,  # send SYN,ACK
@@ -149,28 +150,22 @@ def next_state(state: State, event: Event) -> State:
     return new
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Transition:
-    """One entry of a connection's (or listener's) history."""
+    """One entry of a connection's (or listener's) history. Immutable: its fields are Final (compiled, an
+    assignment raises AttributeError); the constructor is written out so that compiled code builds it
+    natively (a generated one runs as Python)."""
 
-    old: State
-    new: State
-    event: Event
-    time: float
+    old: Final[State]
+    new: Final[State]
+    event: Final[Event]
+    time: Final[float]
+
+    def __init__(self, old: State, new: State, event: Event, time: float) -> None:
+        self.old = old
+        self.new = new
+        self.event = event
+        self.time = time
 
     def __str__(self) -> str:
         return f"{self.old.linux_name} -> {self.new.linux_name} ({self.event.value})"
-
-
-# every change of state makes one: set slot by slot, a frozen dataclass's __init__ costs three times as much
-_set_old, _set_new, _set_event, _set_time = (getattr(Transition, f.name).__set__ for f in fields(Transition))
-
-
-def transition(old: State, new: State, event: Event, time: float) -> Transition:
-    """Transition(old, new, event, time)."""
-    t = object.__new__(Transition)
-    _set_old(t, old)
-    _set_new(t, new)
-    _set_event(t, event)
-    _set_time(t, time)
-    return t

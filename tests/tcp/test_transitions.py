@@ -1,9 +1,12 @@
 """The transition table is the single authority on state changes (RFC 9293 §3.3.2)."""
 
+from dataclasses import astuple, fields
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stack import core_build
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.state import (
     ACCEPTS_SEND,
@@ -15,7 +18,6 @@ from stack.tcp.state import (
     Event,
     State,
     Transition,
-    transition,
 )
 from stack.wire.segment import Flags, Segment
 from tests.tcp.conftest import CONFIG, IRS, ISS, _build, check_history
@@ -98,13 +100,25 @@ def test_any_state_any_segments_never_raise_and_follow_the_table(state, arrivals
 
 
 @given(st.sampled_from(sorted(TRANSITIONS, key=str)), st.floats(0, 1e9))
-def test_transition_shortcut_is_the_constructed_transition(edge, now):
-    """transition() (every change of state makes one) sets each field as Transition() does: a field added
-    to Transition and not to transition() fails here."""
+def test_transition_is_a_value_of_its_four_fields(edge, now):
+    """A history entry is its constructor's four fields and nothing else (a field added to the class and not
+    to the written constructor fails here): it compares and hashes by them, and the table is found by
+    identity-hashed states and events."""
     (old, event), new = edge, TRANSITIONS[edge]
-    made = transition(old, new, event, now)
-    assert made == Transition(old, new, event, now) and repr(made) == repr(Transition(old, new, event, now))
-    assert TRANSITIONS.get((old, event)) is new  # the table is found by identity-hashed states and events
+    made = Transition(old, new, event, now)
+    assert [f.name for f in fields(Transition)] == ["old", "new", "event", "time"]
+    assert astuple(made) == (old, new, event, now)
+    assert made == Transition(old, new, event, now) and hash(made) == hash(Transition(old, new, event, now))
+    assert TRANSITIONS.get((old, event)) is new
+
+
+@pytest.mark.skipif(core_build.BUILD != "compiled", reason="the interpreted source relies on mypy's Final")
+@pytest.mark.parametrize("name", ["old", "new", "event", "time"])
+def test_compiled_transition_field_assignment_raises(name):
+    """A connection's history is a record: what it says of a transition cannot be changed afterwards."""
+    made = Transition(State.LISTEN, State.SYN_RECEIVED, Event.SYN, 1.0)
+    with pytest.raises(AttributeError):
+        setattr(made, name, getattr(made, name))
 
 
 def test_state_groups_are_the_rfc_states_they_stand_for():
