@@ -137,3 +137,12 @@ def test_core_build_per_segment_wire_modules_are_compiled(module: str):
     if core_build.BUILD == "compiled":
         loaded = importlib.import_module(f"stack.wire.{module}")
         assert Path(loaded.__file__).suffix == ".so"
+
+
+def test_core_build_state_table_is_compiled():
+    """Every change of state makes a Transition and every segment tests its connection's state against the
+    state groups: state.py is compiled (its value built natively, not slot by slot through descriptors)."""
+    assert "tcp/state.py" not in core_build.STAY_INTERPRETED
+    assert STACK / "tcp" / "state.py" in core_build.compiled_sources()
+    if core_build.BUILD == "compiled":
+        assert Path(importlib.import_module("stack.tcp.state").__file__).suffix == ".so"
