@@ -63,11 +63,15 @@ async def _is_reset(reader: asyncio.StreamReader) -> None:
 
 
 def _failing_once_for(port: int, method):
-    """`method` of Connection (or Demux), raising once for the server's connection with the client at `port`."""
+    """`method` of Connection, Demux or TcpTransport, raising once for the server's connection with the client
+    at `port`."""
     failed = []
 
     def failing(self, *args):
-        remote_port = args[2].src_port if isinstance(self, Demux) else self.remote[1]
+        if isinstance(self, Demux):
+            remote_port = args[2].src_port
+        else:
+            remote_port = (self._conn if isinstance(self, TcpTransport) else self).remote[1]
         if remote_port == port and not failed:
             failed.append(True)
             raise RuntimeError("a bug in the stack")
@@ -76,45 +80,33 @@ def _failing_once_for(port: int, method):
     return failing
 
 
-@_INTERPOSES
-def test_stack_output_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
-    """The output step (segments_to_send) raises for one connection: RST, ECONNRESET, logged, counted."""
+def _request_raising_in(monkeypatch, owner: type, name: str):
+    """A body for _run_with_clients: the first client's request makes `owner.name` raise once for its
+    connection, which must be reset (RST, ECONNRESET) while the second client's echoes on."""
 
     async def body(server: Stack, first, second) -> None:
         (r1, w1), (r2, w2) = first, second
         await _echoes(r1, w1, b"before")
-        monkeypatch.setattr(Connection, "segments_to_send", _failing_once_for(_port(w1), Connection.segments_to_send))
+        monkeypatch.setattr(owner, name, _failing_once_for(_port(w1), getattr(owner, name)))
         w1.write(b"request")
         await _is_reset(r1)
         await _echoes(r2, w2, b"the other connection still echoes")
         assert len(server.demux.connections) == 1
 
-    _run_with_clients("echo", body, caplog)
+    return body
+
+
+@_INTERPOSES
+def test_stack_output_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
+    """The output step (segments_to_send) raises for one connection: RST, ECONNRESET, logged, counted."""
+    _run_with_clients("echo", _request_raising_in(monkeypatch, Connection, "segments_to_send"), caplog)
     assert "internal error on the connection with 10.0.0.1:" in caplog.text
 
 
 def test_stack_event_delivery_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
     """Handing one connection's events to its transport raises (the transport is interpreted: this runs
     against the compiled glue too): RST, ECONNRESET, logged, counted; the other connection echoes on."""
-
-    async def body(server: Stack, first, second) -> None:
-        (r1, w1), (r2, w2) = first, second
-        await _echoes(r1, w1, b"before")
-        port, failed, handle_event = _port(w1), [], TcpTransport.handle_event
-
-        def failing(self: TcpTransport, event) -> None:
-            if self._conn.local[1] == 7 and self._conn.remote[1] == port and not failed:
-                failed.append(True)
-                raise RuntimeError("a bug in the stack")
-            handle_event(self, event)
-
-        monkeypatch.setattr(TcpTransport, "handle_event", failing)
-        w1.write(b"request")
-        await _is_reset(r1)
-        await _echoes(r2, w2, b"the other connection still echoes")
-        assert len(server.demux.connections) == 1
-
-    _run_with_clients("echo", body, caplog)
+    _run_with_clients("echo", _request_raising_in(monkeypatch, TcpTransport, "handle_event"), caplog)
     assert "internal error on the connection with 10.0.0.1:" in caplog.text
 
 
