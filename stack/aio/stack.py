@@ -763,8 +763,7 @@ class Stack:
 
     def _accept(self, conn: Connection) -> None:
         listener = self.demux.parent.get(conn)
-        servers = self._servers.get(listener) if listener is not None else None
-        if listener is None or not servers:
+        if listener is None or not (servers := self._servers.get(listener)):
             conn.abort(self.now())
             return
         server = servers[hash(conn.remote) % len(servers)]  # SO_REUSEPORT: spread by the peer's address
