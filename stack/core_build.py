@@ -36,8 +36,6 @@ STAY_INTERPRETED = {
     *(f"tcp/congestion/{name}.py" for name in ("base", "bbr", "cubic", "cubic_linux", "hystart", "reno")),
     # Flags subclasses int, which a native class cannot
     "wire/flags.py",
-    # its field helper hands dataclasses a Field where the annotation says int
-    "tcp/counters.py",
 }
 
 

@@ -146,3 +146,12 @@ def test_core_build_state_table_is_compiled():
     assert STACK / "tcp" / "state.py" in core_build.compiled_sources()
     if core_build.BUILD == "compiled":
         assert Path(importlib.import_module("stack.tcp.state").__file__).suffix == ".so"
+
+
+def test_core_build_connection_counters_are_compiled():
+    """The core bumps a connection's counters on every segment and makes a set for every connection:
+    counters.py is compiled (its fields read and written natively, its constructor native)."""
+    assert "tcp/counters.py" not in core_build.STAY_INTERPRETED
+    assert STACK / "tcp" / "counters.py" in core_build.compiled_sources()
+    if core_build.BUILD == "compiled":
+        assert Path(importlib.import_module("stack.tcp.counters").__file__).suffix == ".so"
