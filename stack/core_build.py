@@ -23,7 +23,7 @@ from pathlib import Path
 PACKAGES = ("tcp", "wire")
 # The glue every packet passes through, compiled with the core: it calls the core's methods and reads its
 # values natively (docs/performance.md, "The glue compiled with the core"). The rest of stack/ stays Python.
-GLUE = ("demux.py", "aio/stack.py", "aio/batchio.py")
+GLUE = ("demux.py", "aio/stack.py", "aio/batchio.py", "aio/clock.py")
 _STACK = Path(__file__).resolve().parent
 COMPILED = _STACK / "_compiled"
 GROUP = "stack._compiled.core"  # the shared library's module name, inside COMPILED

@@ -43,11 +43,12 @@ def test_core_build_current_build_runs_compiled(stack_copy: Path):
 
 
 def test_core_build_current_build_runs_the_per_packet_glue_compiled(stack_copy: Path):
-    """The demux, the stack's loop glue and its batched I/O are compiled with the core (core_build.GLUE)."""
-    modules = ["stack.demux", "stack.aio.stack", "stack.aio.batchio"]
+    """The demux, the stack's loop glue, its batched I/O and its timer rounding are compiled with the core
+    (core_build.GLUE)."""
+    modules = ["stack.demux", "stack.aio.stack", "stack.aio.batchio", "stack.aio.clock"]
     got = _run(f"import importlib; print(*(importlib.import_module(m).__file__ for m in {modules}))", None, stack_copy)
     assert got.returncode == 0, got.stderr
-    assert [Path(line).suffix for line in got.stdout.split()] == [".so", ".so", ".so"]
+    assert [Path(line).suffix for line in got.stdout.split()] == [".so"] * len(modules)
 
 
 def test_core_build_a_module_added_since_the_build_runs_interpreted_with_a_note(stack_copy: Path):

@@ -11,8 +11,9 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
+from typing import Final
 
-UVLOOP_TICK = 1e-3
+UVLOOP_TICK: Final = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
