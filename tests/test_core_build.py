@@ -127,32 +127,16 @@ def test_core_build_compiled_modules_call_min_and_max_with_two_arguments_at_most
     assert wide == []
 
 
-@pytest.mark.parametrize("module", ["segment", "codec"])
-def test_core_build_per_segment_wire_modules_are_compiled(module: str):
-    """The values every segment makes, in and out, and the codec that makes them are compiled: the decoder
-    builds each value with one native call (a frozen dataclass filled slot by slot took four times as
-    long), the core reads their fields without a descriptor lookup, and the codec's own work per segment
-    (reading the C parser's fields, describing a segment to the C builder) runs as C."""
-    assert f"wire/{module}.py" not in core_build.STAY_INTERPRETED
-    assert STACK / "wire" / f"{module}.py" in core_build.compiled_sources()
+@pytest.mark.parametrize("module", ["wire/segment.py", "wire/codec.py", "tcp/state.py", "tcp/counters.py"])
+def test_core_build_per_segment_value_modules_are_compiled(module: str):
+    """The values every segment makes or touches are compiled, each built with one native call and its fields
+    read without a descriptor lookup: the segment values and the codec that makes them (a frozen dataclass
+    filled slot by slot took four times as long; the codec's own work per segment, reading the C parser's
+    fields and describing a segment to the C builder, runs as C), the state table (a Transition at every
+    change of state, the state groups tested on every segment) and a connection's counters (bumped on every
+    segment, a set made for every connection)."""
+    assert module not in core_build.STAY_INTERPRETED
+    assert STACK / module in core_build.compiled_sources()
     if core_build.BUILD == "compiled":
-        loaded = importlib.import_module(f"stack.wire.{module}")
+        loaded = importlib.import_module("stack." + module.removesuffix(".py").replace("/", "."))
         assert Path(loaded.__file__).suffix == ".so"
-
-
-def test_core_build_state_table_is_compiled():
-    """Every change of state makes a Transition and every segment tests its connection's state against the
-    state groups: state.py is compiled (its value built natively, not slot by slot through descriptors)."""
-    assert "tcp/state.py" not in core_build.STAY_INTERPRETED
-    assert STACK / "tcp" / "state.py" in core_build.compiled_sources()
-    if core_build.BUILD == "compiled":
-        assert Path(importlib.import_module("stack.tcp.state").__file__).suffix == ".so"
-
-
-def test_core_build_connection_counters_are_compiled():
-    """The core bumps a connection's counters on every segment and makes a set for every connection:
-    counters.py is compiled (its fields read and written natively, its constructor native)."""
-    assert "tcp/counters.py" not in core_build.STAY_INTERPRETED
-    assert STACK / "tcp" / "counters.py" in core_build.compiled_sources()
-    if core_build.BUILD == "compiled":
-        assert Path(importlib.import_module("stack.tcp.counters").__file__).suffix == ".so"
