@@ -63,3 +63,24 @@ def test_bench_loss_row_takes_the_median_of_loss_runs_downloads_of_each():
     assert " s, kernel " in last and ", ratio " in last, last
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert [line for line in listed.splitlines() if f"-{bench.pid}-" in line] == []  # the lossy router's too
+
+
+def test_bench_connections_and_ab_rows_report_the_servers_cpu_per_connection_and_request():
+    """Under the connections and ab rows, each column's server program's CPU time per connection and per
+    request (its processes' threads, from /proc): a number for the kernel's server and for tcpstack, and
+    a ratio, so that the speed rows can be read against what they cost."""
+    argv = [sys.executable, str(BENCH), "--rows", "connections,ab", "--rounds", "1", "--connections", "100"]
+    argv += ["--requests", "400", "--only", "kernel veth,tcpstack offl on"]
+    bench = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = bench.communicate(timeout=300)
+    assert bench.returncode == 0, err
+    table = [line for line in out.splitlines() if line.startswith(("  CPU", "conn", "ab"))]
+    rows = {line[:18].strip(): line[18:].split() for line in table}
+    assert list(rows) == ["connections/s", "CPU us/conn", "ab -c 8 req/s", "CPU us/req"], out
+    for name in ("CPU us/conn", "CPU us/req"):
+        *cells, ratio = rows[name]
+        assert len(cells) == 4, out  # kernel veth, kernel veth+offl, tcpstack offl on, tcpstack offl on x2
+        # a server spends microseconds on each, not nothing and not seconds
+        assert all(1 < float(cell) < 100_000 for cell in cells), out
+        assert float(ratio) > 0, out
+    assert _namespaces_of(bench.pid) == []
