@@ -1,41 +1,30 @@
-"""tools/profile-connections --sample: how py-spy's sampled stacks become shares of layers and functions."""
+"""stack/samples.py: how py-spy's sampled stacks become shares of layers and functions (tools/profile-connections
+and tools/profile-download --sample)."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 from pathlib import Path
 
-import pytest
+from stack.samples import summarize_samples
 
-TOOL = Path(__file__).resolve().parent.parent / "tools" / "profile-connections"
 # the frames every sample of `serve` starts with
 ENTRY = ";".join(
     ("_run_module_as_main (<frozen runpy>:198)", "main (stack/cli.py:382)", "Runner.run (asyncio/runners.py:118)")
 )
 
 
-@pytest.fixture(scope="module")
-def tool():
-    loader = importlib.machinery.SourceFileLoader("profile_connections", str(TOOL))
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
-    loader.exec_module(module)
-    return module
-
-
-def _summary(tool, tmp_path: Path, *stacks: tuple[str, int]):
+def _summary(tmp_path: Path, *stacks: tuple[str, int]):
     raw = tmp_path / "samples.txt"
     raw.write_text("".join(f"{ENTRY};{stack} {count}\n" for stack, count in stacks))
-    return tool.summarize_samples(str(raw), top=10)
+    return summarize_samples(str(raw), top=10)
 
 
-def test_sample_counts_for_the_innermost_frame_that_tells_its_layer(tool, tmp_path):
+def test_sample_counts_for_the_innermost_frame_that_tells_its_layer(tmp_path):
     """An inline helper (object.h) tells nothing, so the compiled function around it decides; a system call
     is the C library's read or write, any other libc function counts for the frame that called it; a
     sample waiting in epoll is idle, not counted."""
     core = "Stack._input (stack/aio/stack.py:524);CPyDef_connection___Connection___receive_segment (__native_core.c:9)"
     total, layers, _, _ = _summary(
-        tool,
         tmp_path,
         (f"{core};Py_DECREF (object.h:537)", 3),
         ("write_flush (stack/aio/batchio.py:73);writev (libc.so.6)", 2),
@@ -47,14 +36,13 @@ def test_sample_counts_for_the_innermost_frame_that_tells_its_layer(tool, tmp_pa
     assert layers == {"Python (interpreted)": 0.4, "compiled code": 0.3, "system calls": 0.2, "event loop": 0.1}
 
 
-def test_sample_functions_include_callees_below_the_event_loop(tool, tmp_path):
+def test_sample_functions_include_callees_below_the_event_loop(tmp_path):
     """A function's share counts every sample it is on the stack of, once each; compiled functions are named
     by module (mypyc's CPyDef_module___Class___method); the frames that run the event loop and those above
     them are not listed. Equal shares are listed by name."""
     flush = "Stack._flush (stack/aio/stack.py:617)"
     compiled = "CPyDef_connection___Connection___segments_to_send (__native_core.c:5)"
     _, _, functions, _ = _summary(
-        tool,
         tmp_path,
         (f"{flush};{compiled};{compiled}", 3),
         (f"{flush};_fill (stack/wire/codec.py:240)", 1),
@@ -68,13 +56,12 @@ def test_sample_functions_include_callees_below_the_event_loop(tool, tmp_path):
     ]
 
 
-def test_sample_own_time_counts_for_the_innermost_function_named(tool, tmp_path):
+def test_sample_own_time_counts_for_the_innermost_function_named(tmp_path):
     """A function's own share counts the samples it is the innermost named frame of: a system call or an
     inline helper it runs is its own time, what a function it calls runs is that function's."""
     flush = "Stack._flush (stack/aio/stack.py:617)"
     compiled = "CPyDef_connection___Connection___segments_to_send (__native_core.c:5)"
     _, _, _, own = _summary(
-        tool,
         tmp_path,
         (f"{flush};{compiled};Py_DECREF (object.h:537)", 3),
         (f"{flush};write_flush (stack/aio/batchio.py:73);writev (libc.so.6)", 2),
