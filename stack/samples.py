@@ -1,9 +1,10 @@
 """Where a running `tcpstack serve` spends its time, sampled by py-spy (for tools/profile-*).
 
 py-spy reads the process's stacks from outside (`--native`: the C frames too, so compiled code, the event
-loop and system calls show), without slowing each call as cProfile does, and without stopping the process.
-`record` samples a process while a workload runs; `summarize_samples` turns py-spy's raw output into the
-share of each layer and of each function.
+loop and system calls show), without slowing each call as cProfile does; to read the C frames it stops the
+process for a moment at each sample, so it samples only as often as leaves the process near its speed
+(RATE). `record` samples processes while a workload runs; `summarize_samples` turns py-spy's raw output
+into the share of each layer and of each function.
 """
 
 from __future__ import annotations
