@@ -67,20 +67,32 @@ def test_bench_loss_row_takes_the_median_of_loss_runs_downloads_of_each():
 
 def test_bench_connections_and_ab_rows_report_the_servers_cpu_per_connection_and_request():
     """Under the connections and ab rows, each column's server program's CPU time per connection and per
-    request (its processes' threads, from /proc): a number for the kernel's server and for tcpstack, and
-    a ratio, so that the speed rows can be read against what they cost."""
+    request (its processes' threads, from /proc), with a ratio, and how often the scheduler put it on a
+    CPU per 1,000 (no ratio: it tells how the time was spent, not how well), for the kernel's server and
+    for tcpstack, so that the speed rows can be read against what they cost."""
     argv = [sys.executable, str(BENCH), "--rows", "connections,ab", "--rounds", "1", "--connections", "100"]
     argv += ["--requests", "400", "--only", "kernel veth,tcpstack offl on"]
     bench = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = bench.communicate(timeout=300)
     assert bench.returncode == 0, err
-    table = [line for line in out.splitlines() if line.startswith(("  CPU", "conn", "ab"))]
-    rows = {line[:18].strip(): line[18:].split() for line in table}
-    assert list(rows) == ["connections/s", "CPU us/conn", "ab -c 8 req/s", "CPU us/req"], out
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("kernel veth"))
+    rows = {line[:18].strip(): line[18:].split() for line in lines[header + 1 :]}
+    assert list(rows) == [
+        "connections/s",
+        "CPU us/conn",
+        "on CPU/1k conn",
+        "ab -c 8 req/s",
+        "CPU us/req",
+        "on CPU/1k req",
+    ], out
     for name in ("CPU us/conn", "CPU us/req"):
         *cells, ratio = rows[name]
         assert len(cells) == 4, out  # kernel veth, kernel veth+offl, tcpstack offl on, tcpstack offl on x2
         # a server spends microseconds on each, not nothing and not seconds
         assert all(1 < float(cell) < 100_000 for cell in cells), out
         assert float(ratio) > 0, out
+    for name in ("on CPU/1k conn", "on CPU/1k req"):
+        *cells, ratio = rows[name]
+        assert len(cells) == 4 and all(float(cell) >= 0 for cell in cells) and ratio == "-", out
     assert _namespaces_of(bench.pid) == []
