@@ -114,3 +114,14 @@ def _run(argv: list[str], timeout: float) -> str:
             proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     return out
+
+
+def test_profile_connections_sample_follows_every_worker():
+    """With `-- --workers 2` the parent only waits, the workers serve: --sample samples each process (one
+    py-spy each), so the workers' time is there, not only the parent's idle waits."""
+    argv = [sys.executable, str(TOOL), "--connections", "200", "--round-trips", "200", "--sample"]
+    out = _run([*argv, "--sample-seconds", "2", "--", "--workers", "2"], timeout=180)
+    for mode in ("connections", "round-trips"):
+        sampled = re.search(rf"{mode}: where serve's time goes \(py-spy --native, (\d+) samples of (\d+) ", out)
+        assert sampled and int(sampled.group(1)) > 0 and int(sampled.group(2)) > 0, out
+        assert "stack.Stack._input (compiled)" in out or "Stack._input (stack/aio/stack.py)" in out, out
