@@ -51,18 +51,8 @@ def test_profile_connections_sample_splits_serves_time_by_layer_and_function():
     whole (each rounded), and the functions every segment passes through, the stack's input and flush and
     the core's receive_segment (compiled or not), are among those shown, each in some but not all samples;
     the functions' own shares, each sample counted once, add up to no more than the whole."""
-    argv = [
-        sys.executable,
-        str(TOOL),
-        "--connections",
-        "1000",
-        "--round-trips",
-        "2000",
-        "--sample",
-        "--sample-seconds",
-        "3",
-    ]
-    out = _run(argv, timeout=180)
+    argv = [sys.executable, str(TOOL), "--connections", "1000", "--round-trips", "2000", "--sample"]
+    out = _run([*argv, "--sample-seconds", "3"], timeout=180)
     for mode in ("connections", "round-trips"):
         lines = out.split(f"{mode}: where serve's time goes (py-spy --native, ", 1)[1].splitlines()
         samples = int(lines[0].split(" ", 1)[0])
