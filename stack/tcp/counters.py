@@ -122,10 +122,44 @@ class Counters:
         return dict(zip(_LINUX_NAMES, _values(self), strict=True))
 
     def add(self, other: Counters) -> None:
-        """Add another connection's counters to these (a stack's total of its closed connections)."""
-        for name, value in zip(_NAMES, _values(other), strict=True):
-            if value:
-                setattr(self, name, getattr(self, name) + value)
+        """Add another connection's counters to these (a stack's total of its closed connections): written
+        out, as the constructor, so that compiled it reads and writes each field natively (a loop over the
+        names goes through getattr and setattr, 1.5 us for every connection that closes)."""
+        self.segs_in += other.segs_in
+        self.segs_out += other.segs_out
+        self.retrans_segs += other.retrans_segs
+        self.resets_out += other.resets_out
+        self.challenge_acks += other.challenge_acks
+        self.out_of_window += other.out_of_window
+        self.timeouts += other.timeouts
+        self.fast_retransmits += other.fast_retransmits
+        self.loss_probes += other.loss_probes
+        self.keepalive_probes += other.keepalive_probes
+        self.window_probes += other.window_probes
+        self.paws_drops += other.paws_drops
+        self.attempt_fails += other.attempt_fails
+        self.estab_resets += other.estab_resets
+        self.ofo_drops += other.ofo_drops
+        self.challenge_acks_skipped += other.challenge_acks_skipped
+        self.oow_acks_skipped += other.oow_acks_skipped
+        self.rsts_out_of_window += other.rsts_out_of_window
+        self.dsacks_received += other.dsacks_received
+        self.spurious_rtos += other.spurious_rtos
+        self.undos += other.undos
+        self.aborts_on_data += other.aborts_on_data
+        self.ce_received += other.ce_received
+        self.ecn_reductions += other.ecn_reductions
+        self.time_wait_killed += other.time_wait_killed
+        self.time_wait_recycled += other.time_wait_recycled
+        self.rcvq_drops += other.rcvq_drops
+        self.beyond_window += other.beyond_window
+        self.zero_window_drops += other.zero_window_drops
+        self.ofo_pruned += other.ofo_pruned
+        self.hp_hits += other.hp_hits
+        self.hp_acks += other.hp_acks
+        self.mtu_probes += other.mtu_probes
+        self.mtu_probe_successes += other.mtu_probe_successes
+        self.mtu_probe_failures += other.mtu_probe_failures
 
 
 _NAMES: Final = tuple(f.name for f in fields(Counters))

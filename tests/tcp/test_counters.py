@@ -24,3 +24,13 @@ def test_counters_start_at_zero_every_one():
     """A new connection's counters: the written constructor sets every field the table names."""
     counters = Counters()
     assert [getattr(counters, f.name) for f in fields(Counters)] == [0] * len(fields(Counters))
+
+
+def test_counters_add_covers_every_field_the_table_names():
+    """The written-out sum adds each counter to itself, none to another and none left out."""
+    total, one = Counters(), Counters()
+    for value, f in enumerate(fields(Counters), start=1):
+        setattr(one, f.name, value)
+    total.add(one)
+    total.add(one)
+    assert [getattr(total, f.name) for f in fields(Counters)] == [2 * v for v in range(1, len(fields(Counters)) + 1)]
