@@ -39,6 +39,38 @@ def test_uvloop_sub_millisecond_delay_rounds_up_to_one_tick():
     assert res.delay(0.0) == 0.0 and res.delay(-1.0) == 0.0
 
 
+def test_uvloop_timer_kept_for_a_later_deadline_finds_it_due_when_it_fires():
+    """uvloop counts a timer's delay from the start of the millisecond its clock is in, so a timer may fire
+    up to a tick before the deadline it was armed for: the stack keeps an armed timer for a deadline that
+    moved later (an ACK restarting a timer) only while that deadline is within the tick that counts as due
+    when uvloop fires it (its `when()`), at any phase of the millisecond it was armed in."""
+
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        res = TimerResolution.of(loop)
+        kept = kept_later = 0
+        for i in range(200):
+            phase_until = time.monotonic() + (i % 9) * 0.00011  # arm at another point of the millisecond
+            while time.monotonic() < phase_until:
+                pass
+            now = time.monotonic()
+            armed_for = now + (i % 10 + 0.5) * res.tick / 4
+            delay = res.delay(armed_for - now)
+            handle = loop.call_later(delay, lambda: None)
+            fires, scheduled = res.earliest_fire(now, delay), handle.when()
+            handle.cancel()
+            for later in (0.0, 0.25, 0.5, 0.75, 1.0):
+                deadline = armed_for + later * res.tick
+                if res.keeps(armed_for, fires, deadline):
+                    kept += 1
+                    kept_later += later > 0
+                    assert deadline <= scheduled + res.tick + 1e-9, (i, later, deadline - scheduled)
+        return kept, kept_later
+
+    kept, kept_later = uvloop.run(main())
+    assert kept >= 200 and kept_later > 0  # the same deadline always, and some that moved later
+
+
 def test_asyncio_loop_resolution_is_the_monotonic_clock():
     async def main() -> TimerResolution:
         return TimerResolution.of(asyncio.get_running_loop())

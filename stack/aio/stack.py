@@ -119,7 +119,8 @@ class Stack:
         self._scheduled: dict[Connection, float] = {}
         self._tiebreak = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer_at: float | None = None  # the deadline the loop's timer is armed for
+        self._timer_fires = 0.0  # and when it may fire at the earliest (TimerResolution.earliest_fire)
         self._closed = False
         self._held: dict[Connection, int] = {}  # bytes each connection is charged to the memory budget
         self._retired: Counters | None = None  # counters of connections already removed, summed
@@ -831,12 +832,16 @@ class Stack:
                 self._timer = self._timer_at = None
             return
         at = heap[0][0]
-        if self._timer is not None and self._timer_at is not None and at - self.resolution.tick <= self._timer_at <= at:
+        armed = self._timer_at
+        if self._timer is not None and armed is not None and self.resolution.keeps(armed, self._timer_fires, at):
             return  # armed for this deadline already (to the loop's resolution)
         if self._timer is not None:
             self._timer.cancel()  # too late for a new earlier deadline, or early for one that moved later
+        now = self.now()
+        delay = self.resolution.delay(at - now)
         self._timer_at = at
-        self._timer = self._loop.call_later(self.resolution.delay(at - self.now()), self._on_timer)
+        self._timer_fires = self.resolution.earliest_fire(now, delay)
+        self._timer = self._loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
