@@ -11,6 +11,9 @@ from stack.samples import summarize_samples
 ENTRY = ";".join(
     ("_run_module_as_main (<frozen runpy>:198)", "main (stack/cli.py:382)", "Runner.run (asyncio/runners.py:118)")
 )
+# frames the function tests share: the stack's flush, and a compiled function it calls
+FLUSH = "Stack._flush (stack/aio/stack.py:617)"
+SEGMENTS_TO_SEND = "CPyDef_connection___Connection___segments_to_send (__native_core.c:5)"
 
 
 def _summary(tmp_path: Path, *stacks: tuple[str, int]):
@@ -40,12 +43,10 @@ def test_sample_functions_include_callees_below_the_event_loop(tmp_path):
     """A function's share counts every sample it is on the stack of, once each; compiled functions are named
     by module (mypyc's CPyDef_module___Class___method); the frames that run the event loop and those above
     them are not listed. Equal shares are listed by name."""
-    flush = "Stack._flush (stack/aio/stack.py:617)"
-    compiled = "CPyDef_connection___Connection___segments_to_send (__native_core.c:5)"
     _, _, functions, _ = _summary(
         tmp_path,
-        (f"{flush};{compiled};{compiled}", 3),
-        (f"{flush};_fill (stack/wire/codec.py:240)", 1),
+        (f"{FLUSH};{SEGMENTS_TO_SEND};{SEGMENTS_TO_SEND}", 3),
+        (f"{FLUSH};_fill (stack/wire/codec.py:240)", 1),
         ("Stack._input (stack/aio/stack.py:509)", 1),
     )
     assert functions == [
@@ -59,13 +60,11 @@ def test_sample_functions_include_callees_below_the_event_loop(tmp_path):
 def test_sample_own_time_counts_for_the_innermost_function_named(tmp_path):
     """A function's own share counts the samples it is the innermost named frame of: a system call or an
     inline helper it runs is its own time, what a function it calls runs is that function's."""
-    flush = "Stack._flush (stack/aio/stack.py:617)"
-    compiled = "CPyDef_connection___Connection___segments_to_send (__native_core.c:5)"
     _, _, _, own = _summary(
         tmp_path,
-        (f"{flush};{compiled};Py_DECREF (object.h:537)", 3),
-        (f"{flush};write_flush (stack/aio/batchio.py:73);writev (libc.so.6)", 2),
-        (flush, 1),
+        (f"{FLUSH};{SEGMENTS_TO_SEND};Py_DECREF (object.h:537)", 3),
+        (f"{FLUSH};write_flush (stack/aio/batchio.py:73);writev (libc.so.6)", 2),
+        (FLUSH, 1),
     )
     assert own == [
         ("connection.Connection.segments_to_send (compiled)", 0.5),
