@@ -157,10 +157,13 @@ def check_connection(conn: Connection) -> None:
         assert conn.sender.sndbuf <= max(config.send_buffer, config.send_buffer_max)
         assert conn.send_queue_bytes < conn.sender.sndbuf + 65536
     held = conn.receiver.reassembly.bytes_held  # out-of-order bytes are buffer space too (§3.8.6)
-    # an in-order segment past the window is kept whole while the buffer holds no more than twice its size
-    # (Linux's tcp_data_queue, SO_RCVBUF doubled): never more than that and one segment
+    # the receive memory (twice SO_RCVBUF, as Linux doubles it) grows with autotuning (tcp_rcvbuf_grow,
+    # tcp_clamp_window) up to tcp_rmem[2] only; a packet is taken while the memory used is within it, and an
+    # in-order segment past the window is kept whole (Linux's tcp_data_queue): never more than that and one
+    rcvbuf = conn.receiver.rcvbuf
+    assert rcvbuf <= max(2 * config.receive_buffer, config.receive_buffer_max), rcvbuf
     total = conn.recv_queue_bytes + held
-    assert 0 <= held and total <= 2 * config.receive_buffer + MAX_PAYLOAD, (conn.recv_queue_bytes, held)
+    assert 0 <= held and total <= rcvbuf + MAX_PAYLOAD, (conn.recv_queue_bytes, held, rcvbuf)
     assert len(conn.receiver.reassembly) <= max(held, 0)  # every run holds at least one byte
     # receive memory as Linux's skbs: no byte of the receive queue in two packets, packets held out of
     # order only while bytes are held, and the charge is what the packets cost (else the window closes)
