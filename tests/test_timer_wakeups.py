@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import select
 import time
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ from stack.aio.stack import Stack
 from stack.aio.tun import SocketPairDevice
 from stack.tcp.config import TcpConfig
 from stack.tcp.congestion.reno import Reno
+from stack.tcp.state import State
 
 PACED_RATE = 4_000_000  # bytes a second: a 1460-byte segment every 0.37 ms, under uvloop's 1 ms tick
 
@@ -129,3 +131,48 @@ def test_established_fixed_rate_pacing_wakes_only_when_a_segment_is_due():
     assert receiver["TimerWakeupsEmpty"] == 0
     # each gap may shrink by up to half for time the flow lost (Linux tcp_wstamp_ns): half the time at least
     assert elapsed > 0.5 * size / PACED_RATE, f"{size} bytes at {PACED_RATE} B/s took only {elapsed:.3f} s"
+
+
+async def until(condition, poll: float = 0.001) -> None:
+    while not condition():
+        await asyncio.sleep(poll)
+
+
+def test_established_timer_firing_with_the_ack_queued_reads_it_first_and_resends_nothing():
+    """libuv runs due timers before it polls for I/O, so under load a connection's timer may fire while the
+    ACK of all it sent waits in the device's queue: the stack reads that ACK first, and neither probes nor
+    retransmits data the peer has (RFC 8985 §7.2 and RFC 6298 (5.2): all acknowledged stops both timers).
+    The client's reader is taken off the loop to hold the ACK in its queue until the timer fires."""
+    slow = replace(TcpConfig(), min_rto=0.5)  # a lone segment's probe waits min_rto: the ACK comes long before
+
+    async def main() -> tuple[dict, int, int]:
+        loop = asyncio.get_running_loop()
+        da, db = SocketPairDevice.pair()
+        client, server = Stack(da, "10.0.0.1", config=slow), Stack(db, "10.0.0.2")
+        try:
+
+            async def echo(reader, writer) -> None:
+                while data := await reader.read(100):
+                    writer.write(data)
+
+            await server.start_server(echo, port=7)
+            reader, writer = await client.open_connection("10.0.0.2", 7)
+            writer.write(b"ping")
+            assert await reader.readexactly(4) == b"ping"
+            (conn,) = client.demux.connections.values()
+            await until(lambda: conn.next_deadline() is None)  # its delayed ACK gone: no timer before the probe's
+            loop.remove_reader(da.fileno())
+            wakeups = client.stats()["TimerWakeups"]
+            writer.write(b"lone segment")
+            await until(lambda: bool(select.select([da.fileno()], [], [], 0)[0]))  # the server's ACK, queued
+            assert client.stats()["TimerWakeups"] == wakeups and conn.state is State.ESTABLISHED
+            await until(lambda: client.stats()["TimerWakeups"] > wakeups)
+            return client.stats(), conn.tcb.snd_una, conn.tcb.snd_nxt
+        finally:
+            await client.close()
+            await server.close()
+
+    stats, snd_una, snd_nxt = uvloop.run(asyncio.wait_for(main(), 30))
+    assert stats["TCPLossProbes"] == 0
+    assert stats["RetransSegs"] == 0
+    assert snd_una == snd_nxt

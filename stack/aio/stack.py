@@ -132,7 +132,7 @@ class Stack:
         if trace is not None or event_log is not None:
             self.demux.on_transition = self._trace_transition
         if hasattr(device, "on_delayed_input"):
-            device.on_delayed_input = self._input
+            device.on_delayed_input = self._input_released
         self._loop.add_reader(device.fileno(), self._on_readable)
 
     @classmethod
@@ -511,14 +511,26 @@ class Stack:
     # ------------------------------------------------------------ input
 
     def _on_readable(self) -> None:
+        if self._read_device():
+            self._flush()
+
+    def _read_device(self) -> bool:
+        """One batch from the device taken in (`_input`); False if the read failed."""
         try:
             packets = self.device.read_batch()
         except OSError as exc:
             log.warning("device read failed: %s", exc)
-            return
+            return False
         self._input(packets)
+        return True
+
+    def _input_released(self, packets: list[bytes]) -> None:
+        """What the fault layer held back and released late: taken in and answered at once."""
+        self._input(packets)
+        self._flush()
 
     def _input(self, packets: PacketBatch | list[bytes]) -> None:
+        """Packets into the connections and the IP layer; what they answer waits for the caller's flush."""
         if self._closed:
             return
         if not isinstance(packets, PacketBatch):  # released late by the fault layer
@@ -585,7 +597,6 @@ class Stack:
                             self._out.packet(piece)
                     else:
                         self._out.packet(reply)
-        self._flush()
 
     def _martian(self, src: int) -> None:
         """A packet from a source no host may answer (RFC 1122 §3.2.1.3): dropped silently, counted."""
@@ -847,6 +858,9 @@ class Stack:
         self._timer = None
         self._timer_at = None
         self.counters["TimerWakeups"] += 1
+        # input first: libuv runs due timers before it polls for I/O, so under load the ACKs that make a
+        # loss probe or a retransmission needless may be waiting in the device's queue when its timer fires
+        self._read_device()
         # the loop's clock is coarser than ours: a timer may fire up to one tick before its deadline,
         # which then counts as due, with `now` = the deadline (as aioquic's max(timer_at, loop.time()))
         now = self.now()
