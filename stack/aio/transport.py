@@ -211,8 +211,9 @@ class TcpTransport(asyncio.Transport):
         if self._lost:
             return
         self._closing = True
-        self._conn.abort(self._stack.now())
+        self._conn.abort_by_application(self._stack.now())
         self._stack.mark_dirty(self._conn)
+        self._stack.call_soon(self.check_done)  # in TIME_WAIT no event follows: connection_lost comes from here
 
     # ------------------------------------------------------------ the stack's side
 

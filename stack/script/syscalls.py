@@ -779,9 +779,11 @@ class Kernel:
         if conn is None or conn.finished:
             return 0, None
         if sock.linger == (1, 0):
-            conn.abort(self.now)  # SO_LINGER with a zero timeout: RST instead of FIN (RFC 9293 §3.10.5 ABORT)
+            # SO_LINGER with a zero timeout: RST instead of FIN (RFC 9293 §3.10.5 ABORT)
+            conn.abort_by_application(self.now)
         elif conn.recv_queue_bytes:
-            conn.abort(self.now)  # unread data is lost: RST, as Linux does (RFC 1122 §4.2.2.13, RFC 2525 §2.17)
+            # unread data is lost: RST, as Linux does (RFC 1122 §4.2.2.13, RFC 2525 §2.17)
+            conn.abort_by_application(self.now)
         elif not sock.shut_wr and conn.state not in _CLOSING:
             conn.close(self.now)
         conn.detach(self.now)  # an orphan now: FIN_WAIT_2 is bounded by tcp_fin_timeout, as Linux

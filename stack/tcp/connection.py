@@ -622,6 +622,11 @@ class Connection:
         """ABORT (§3.10.5): RST if the peer has a TCB, discard queued data, CLOSED."""
         user_calls.abort(self, now)
 
+    def abort_by_application(self, now: float) -> None:
+        """ABORT from the application: as abort(), but a connection in TIME_WAIT only loses its application,
+        as Linux's does."""
+        user_calls.abort_by_application(self, now)
+
     # ------------------------------------------------------------------ outputs
 
     def next_event(self) -> events.Event | None:
