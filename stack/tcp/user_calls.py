@@ -109,8 +109,8 @@ def abort(conn: Connection, now: float) -> None:
 def abort_by_application(conn: Connection, now: float) -> None:
     """The application's ABORT (close() with SO_LINGER's zero timeout or with unread data, an asyncio
     transport's abort()). In TIME_WAIT it only lets go: Linux's socket was closed when a timewait socket
-    took the connection over (tcp_time_wait), and its close touches neither (__tcp_close), so the connection
-    sends no RST and still answers a retransmitted FIN until 2*MSL."""
+    took the connection over (tcp_time_wait), and closing the socket leaves that one alone (__tcp_close), so
+    no RST goes out and a retransmitted FIN is still answered until 2*MSL."""
     if conn.state is _TIME_WAIT:
         while conn.recv_queue_bytes:  # unread, and nobody will read it (a read stops at an urgent mark)
             receive(conn, -1)
