@@ -697,6 +697,10 @@ class Kernel:
             sock.shut_wr = True
             if conn.state not in _CLOSING:
                 conn.close(self.now)  # CLOSE (§3.10.4): FIN after the queued data; receiving goes on
+        if conn.state is State.TIME_WAIT:
+            # Linux's socket was closed when a timewait socket took the connection over (tcp_time_wait):
+            # inet_shutdown still marks it shut, and says ENOTCONN
+            return -1, "ENOTCONN"
         return 0, None
 
     def _sys_pipe(self, line: SyscallLine) -> Outcome:
