@@ -103,6 +103,7 @@ class Socket:
     connecting: bool = False  # connect() was called and has not reported its outcome yet
     shut_rd: bool = False
     shut_wr: bool = False
+    disconnected: bool = False  # shutdown() while connecting: closed, never connected (reads say ENOTCONN)
     user_mss: int = 0  # TCP_MAXSEG as set
     notsent_lowat: int = 0  # TCP_NOTSENT_LOWAT as set (0: net.ipv4.tcp_notsent_lowat applies)
     inq: bool = False  # TCP_INQ: recvmsg reports the bytes still queued (TCP_CM_INQ)
@@ -587,6 +588,8 @@ class Kernel:
         err = self._error(sock)
         if err:
             return -1, errno_codes.errorcode[err]
+        if sock.disconnected:  # Linux's tcp_recvmsg on a socket that never connected
+            return -1, "ENOTCONN"
         if sock.shut_rd or conn.at_eof or conn.finished:
             return 0, None
         return None
@@ -690,8 +693,15 @@ class Kernel:
         if how not in ("SHUT_RD", "SHUT_WR", "SHUT_RDWR"):
             return -1, "EINVAL"
         conn = sock.conn
-        if conn is None or conn.finished or conn.state in (State.SYN_SENT, State.CLOSED):
+        if conn is None or conn.finished or conn.state is State.CLOSED:
             return -1, "ENOTCONN"
+        if conn.state is State.SYN_SENT:
+            # Linux's inet_shutdown disconnects a socket still connecting (tcp_disconnect): no RST (the peer
+            # has no TCB), and the connect fails with ECONNRESET
+            conn.abort(self.now)
+            self.errors[conn] = errno_codes.ECONNRESET
+            sock.disconnected = True
+            return 0, None
         sock.shut_rd |= how != "SHUT_WR"
         if how != "SHUT_RD" and not sock.shut_wr:
             sock.shut_wr = True
