@@ -692,6 +692,13 @@ class Kernel:
         how = str(self._arg(line, 1))
         if how not in ("SHUT_RD", "SHUT_WR", "SHUT_RDWR"):
             return -1, "EINVAL"
+        if sock.listener is not None:
+            # Linux's inet_shutdown: a listener ignores SHUT_WR, and SHUT_RD stops it listening (tcp_disconnect,
+            # which resets the children nobody accepted, as close() does)
+            if how != "SHUT_WR":
+                self._close_listener(sock.listener)
+                sock.listener = None
+            return 0, None
         conn = sock.conn
         if conn is None or conn.finished or conn.state is State.CLOSED:
             return -1, "ENOTCONN"
