@@ -679,7 +679,8 @@ class Kernel:
         conn = sock.conn
         stamps = conn.tx_stamps if conn is not None else None
         error = self._error(sock, clear=False) != 0 or bool(stamps and stamps.queue)  # the error queue too
-        events = poll_events.connection(conn, error, sock.shut_rd, sock.shut_wr, conn in self.connected)
+        connected = conn in self.connected
+        events = poll_events.connection(conn, error, sock.shut_rd, sock.shut_wr, connected, sock.disconnected)
         # urgent data not yet read out of band (Linux tcp_poll: EPOLLPRI)
         return events | {"POLLPRI"} if conn is not None and urgent.pending(conn) else events
 
