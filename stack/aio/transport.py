@@ -264,8 +264,7 @@ class TcpTransport(asyncio.Transport):
         if self._lost:
             return
         if self._closing:
-            while conn.recv_queue_bytes:  # closed for reading: drop, keep the window open (a read stops
-                conn.read()  # at an urgent mark, urgent.py)
+            conn.discard_unread()  # closed for reading: dropped as read, so the window stays open
             return
         while not self._reading_paused and conn.recv_queue_bytes and not self._lost:
             protocol = self._protocol

@@ -606,6 +606,10 @@ class Connection:
         """RECEIVE (§3.10.3): take up to max_bytes in-order bytes (all with -1)."""
         return user_calls.receive(self, max_bytes)
 
+    def discard_unread(self) -> None:
+        """Drop the in-order bytes nobody will read (the application closed for reading)."""
+        user_calls.discard_unread(self)
+
     def peek(self, max_bytes: int) -> bytes:
         """Up to max_bytes in-order bytes without taking them (MSG_PEEK): the window does not move."""
         return self.receiver.peek(max_bytes)

@@ -64,6 +64,13 @@ def receive(conn: Connection, max_bytes: int) -> bytes:
     return data
 
 
+def discard_unread(conn: Connection) -> None:
+    """Drop the in-order bytes nobody will read, as reads would take them (the window opens as for a read;
+    a read stops at an urgent mark, so it takes several)."""
+    while conn.recv_queue_bytes:
+        receive(conn, -1)
+
+
 def close(conn: Connection, now: float) -> None:
     """CLOSE (§3.10.4): a FIN follows the queued data; receiving goes on (half-close)."""
     state = conn.state
@@ -112,8 +119,7 @@ def abort_by_application(conn: Connection, now: float) -> None:
     took the connection over (tcp_time_wait), and closing the socket leaves that one alone (__tcp_close), so
     no RST goes out and a retransmitted FIN is still answered until 2*MSL."""
     if conn.state is _TIME_WAIT:
-        while conn.recv_queue_bytes:  # unread, and nobody will read it (a read stops at an urgent mark)
-            receive(conn, -1)
+        discard_unread(conn)
         detach(conn, now)
     else:
         abort(conn, now)
