@@ -5,6 +5,10 @@ GET /bytes/N       N bytes of `pattern_bytes(N)` (streamed, never built whole)
 GET /bytes/N.sha256  hex sha256 of exactly those N bytes
 POST /sha256       hex sha256 of the request body
 
+HEAD answers every GET with its headers alone, a 405 names the methods allowed, and a client that waits
+for "100 Continue" before sending its body (Expect: 100-continue, curl's way for bodies over 1 MB) is
+told to go on as soon as the body is wanted.
+
 Nothing here runs unbounded CPU work on the event loop: a body is hashed as it arrives, 64 KB at a time,
 and /bytes/N.sha256 (up to MAX_HASH_BYTES, about a second of CPU) is hashed in one worker thread
 (hashlib releases the GIL), so other connections go on meanwhile and hash requests queue behind each other.
@@ -18,6 +22,7 @@ import re
 import sys
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from typing import TypeVar
 
 import h11
@@ -88,6 +93,7 @@ class _Client:
         self.reader = reader
         self.writer = writer
         self.conn = h11.Connection(h11.SERVER)
+        self.head = False  # the request being answered is a HEAD: headers only (RFC 9110 §9.3.2)
 
     async def send(self, event) -> None:
         if type(event) is h11.Data:  # the body as it was given (h11's send would join it into a copy)
@@ -104,15 +110,23 @@ class _Client:
         while True:
             event = self.conn.next_event()
             if event is h11.NEED_DATA:
+                if self.conn.they_are_waiting_for_100_continue:
+                    # the client holds its body back until told to go on, or for a while (RFC 9110 §10.1.1;
+                    # curl waits a second): the body is wanted now, so it is asked for
+                    await self.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
                 data = await self.reader.read(65536)
                 self.conn.receive_data(data)
                 continue
             return event
 
-    async def respond(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+    async def respond(self, status: int, body: bytes, content_type: str = "text/plain", allow: str = "") -> None:
+        """A whole response; for a HEAD, its headers alone. `allow` lists the methods a 405 allows."""
         headers = [("content-type", content_type), ("content-length", str(len(body)))]
-        await self.send(h11.Response(status_code=status, headers=headers))
-        await self.send(h11.Data(data=body))
+        if allow:
+            headers.append(("allow", allow))  # a 405 must say which methods are allowed (RFC 9110 §15.5.6)
+        await self.send(_response(status, headers))
+        if not self.head:
+            await self.send(h11.Data(data=body))
         await self.send(h11.EndOfMessage())
 
     async def drain_body(self, sink=None) -> None:
@@ -132,13 +146,13 @@ class _Client:
         if target == "/sha256":
             if method != b"POST":
                 await self.drain_body()
-                return await self.respond(405, b"use POST\n")
+                return await self.respond(405, b"use POST\n", allow="POST")
             h = hashlib.sha256()
             await self.drain_body(h.update)
             return await self.respond(200, h.hexdigest().encode() + b"\n")
         await self.drain_body()
-        if method != b"GET":
-            return await self.respond(405, b"method not allowed\n")
+        if method not in (b"GET", b"HEAD"):
+            return await self.respond(405, b"method not allowed\n", allow="GET, HEAD")
         if target == "/":
             return await self.respond(200, INDEX, "text/html; charset=utf-8")
         m = _BYTES_PATH.match(target)
@@ -148,14 +162,17 @@ class _Client:
         if m.group(2):
             if n > MAX_HASH_BYTES:
                 return await self.respond(400, f"at most {MAX_HASH_BYTES} bytes are hashed\n".encode())
+            if self.head:  # its length is known without hashing: 64 hex digits and a newline
+                return await self.respond(200, b"0" * 65)
             digest = await asyncio.get_running_loop().run_in_executor(_HASHER, pattern_sha256, n)
             return await self.respond(200, digest.encode() + b"\n")
         if n > MAX_BYTES:
             return await self.respond(400, f"at most {MAX_BYTES} bytes\n".encode())
         headers = [("content-type", "application/octet-stream"), ("content-length", str(n))]
-        await self.send(h11.Response(status_code=200, headers=headers))
-        for chunk in pattern_chunks(n):
-            await self.send(h11.Data(data=chunk))
+        await self.send(_response(200, headers))
+        if not self.head:
+            for chunk in pattern_chunks(n):
+                await self.send(h11.Data(data=chunk))
         await self.send(h11.EndOfMessage())
 
     async def serve(self) -> None:
@@ -165,10 +182,20 @@ class _Client:
                 return
             if type(event) is not h11.Request:
                 raise h11.RemoteProtocolError("expected a request")
+            self.head = event.method == b"HEAD"
             await self.handle(event)
             if self.conn.our_state is h11.MUST_CLOSE:
                 return
             self.conn.start_next_cycle()
+            self.head = False  # an error answered before the next request is whole has a body
+
+
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
+def _response(status: int, headers: list[tuple[str, str]]) -> h11.Response:
+    """A response with its reason phrase ("404 Not Found"), which h11 would leave empty."""
+    return h11.Response(status_code=status, headers=headers, reason=_REASONS[status])
 
 
 async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

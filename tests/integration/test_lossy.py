@@ -175,8 +175,7 @@ class Lossy:
     def upload(self, host: str, data: Path) -> float:
         """Seconds for curl to POST `data` to /sha256 on `host`; asserts the sha256 the server computed."""
         started = time.monotonic()
-        # "Expect:" off: curl would otherwise wait a second for a 100 Continue the service does not send
-        done = self._curl("-H", "Expect:", "--data-binary", f"@{data}", f"http://{host}/sha256")
+        done = self._curl("--data-binary", f"@{data}", f"http://{host}/sha256")  # Expect: 100-continue, as curl sends
         elapsed = time.monotonic() - started
         assert done.returncode == 0, f"upload to {host} failed after {elapsed:.1f} s: {done.stderr}"
         assert done.stdout.strip() == _sha256(data), f"upload to {host}: corrupted data was delivered"

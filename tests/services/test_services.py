@@ -184,6 +184,50 @@ def test_http_errors(request_line, status):
     assert data.startswith(b"HTTP/1.1 " + status)
 
 
+@pytest.mark.parametrize("path", ["/", "/bytes/100000", "/bytes/7.sha256", "/nope", "/sha256"])
+def test_http_head_gives_the_get_headers_without_a_body(path):
+    """RFC 9110 §9.3.2: HEAD is GET without the content; the headers (Content-Length included) are the same."""
+    get_head, get_body = _body(serve_and("http", lambda p: _http(p, _get(path))))
+    head_request = _get(path).replace(b"GET ", b"HEAD ", 1)
+    head_head, head_body = _body(serve_and("http", lambda p: _http(p, head_request)))
+    assert head_head == get_head and head_body == b"" and get_body != b""
+
+
+@pytest.mark.parametrize(
+    ("request_line", "allow"), [(b"DELETE /", b"GET, HEAD"), (b"PUT /bytes/5", b"GET, HEAD"), (b"GET /sha256", b"POST")]
+)
+def test_http_405_names_the_methods_allowed(request_line, allow):
+    """RFC 9110 §15.5.6: a 405 carries an Allow header with the target's methods."""
+    head, _ = _body(
+        serve_and("http", lambda p: _http(p, request_line + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    )
+    assert head.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+    assert b"\r\nallow: " + allow in head
+
+
+def test_http_expect_100_continue_is_answered_before_the_body():
+    """RFC 9110 §10.1.1: a client that sent Expect: 100-continue may wait for "100 Continue" before it
+    sends the body (curl does, for a second, with bodies over 1 MB); the server asks for the body."""
+    data = os.urandom(3_000_000)
+
+    async def client(port: int) -> tuple[bytes, bytes]:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(
+            b"POST /sha256 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(data)
+        )
+        interim = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)  # nothing of the body sent yet
+        w.write(data)
+        final = await r.read(-1)
+        w.close()
+        return interim, final
+
+    interim, final = serve_and("http", client)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    head, body = _body(final)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body.strip().decode() == hashlib.sha256(data).hexdigest()
+
+
 def test_http_garbage_gets_400():
     data = serve_and("http", lambda p: _http(p, b"\x00\x01garbage\r\n\r\n"))
     assert data.startswith(b"HTTP/1.1 400")
