@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import sys
 
 PROG = "tcpstack"
@@ -334,6 +335,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a reader that went away could no longer be answered
+        return code
+    except BrokenPipeError:
+        return _output_closed()
+
+
+def _output_closed() -> int:
+    """Whoever read the output went away (`tcpstack netstat | head`): stop quietly, as a command that
+    SIGPIPE ends does, without a traceback or a second error when Python flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE  # the status a shell reports for such a command
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "nc" and args.listen == (args.host is not None):
@@ -486,12 +505,18 @@ def _query(args) -> int:
     from stack import control
 
     options = {"closed": True} if getattr(args, "closed", False) else {}
+    path = args.control
     try:
-        if args.control is None and args.command == "netstat" and len(control.find_control_sockets()) > 1:
+        if path is None and args.command == "netstat" and len(control.find_control_sockets()) > 1:
             results = control.request_all("netstat", **options)  # like netstat: every stack's connections
         else:
-            results = [control.request(args.control or control.find_control_socket(), args.command, **options)]
-    except (OSError, ValueError) as exc:
+            path = path or control.find_control_socket()
+            results = [control.request(path, args.command, **options)]
+    except OSError as exc:
+        if exc.errno is not None and path is not None:  # the socket is missing, refuses, or is no socket
+            return _fail(f"{args.command}: no tcpstack answers at {path} ({exc.strerror})")
+        return _fail(f"{args.command}: {exc}")
+    except ValueError as exc:
         return _fail(f"{args.command}: {exc}")
     if args.command == "netstat":
         from stack.netstat import format_rows
