@@ -184,6 +184,9 @@ def make_app(paths: list[str] | None, interval: float):
 
 
 def run_top(paths: list[str] | None, interval: float) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # it draws a screen and reads keys
+        print("tcpstack top: needs a terminal; `tcpstack netstat -i` and `tcpstack stats` print once", file=sys.stderr)
+        return 1
     try:
         app = make_app(paths, interval)
     except ImportError:

@@ -70,6 +70,15 @@ def test_cli_output_to_a_reader_that_went_away_stops_quietly():
     assert stderr == ""
 
 
+def test_cli_top_without_a_terminal_explains_and_exits():
+    """`top` draws a screen: with its output in a pipe or a file it says so instead of drawing into it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.cli", "top"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("tcpstack top: needs a terminal")
+
+
 def test_cli_netstat_imports_stay_light():
     """netstat must answer in well under 0.3 s: importing the CLI may not pull in uvloop, cffi or pytun."""
     code = (
