@@ -213,6 +213,7 @@ class Stack:
         `family`, if given); a port of None or 0 picks a free one (server.sockets tells which). `flags` are
         getaddrinfo's, which literals do not need; reuse_address has nothing to change: listening never
         conflicts with connections in TIME_WAIT here."""
+        self._check_open()
         if sock is not None:
             raise ValueError("sock= is a kernel socket: tcpstack listens on its own addresses, give host and port")
         if isinstance(ssl, bool):
@@ -257,6 +258,7 @@ class Stack:
         IP address (or not of `family`). With ssl, the transport returned is the TLS one, after the
         handshake. A literal host is one address, so happy_eyeballs_delay, interleave and all_errors (which
         order and report several) and getaddrinfo's flags change nothing."""
+        self._check_open()
         if sock is not None:
             raise ValueError("sock= is a kernel socket: tcpstack connects from its own addresses")
         if host is None or port is None:
@@ -488,6 +490,11 @@ class Stack:
         while self.demux.connections:
             self._idle.clear()
             await self._idle.wait()
+
+    def _check_open(self) -> None:
+        """As a closed event loop refuses new work: after close() no packet would come in or go out."""
+        if self._closed:
+            raise RuntimeError("the stack is closed")
 
     async def close(self) -> None:
         if self._closed:

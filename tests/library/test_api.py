@@ -268,6 +268,34 @@ def test_stack_close_closes_servers_and_their_connections(run):
     run(with_pair(body))
 
 
+def test_stack_closed_refuses_new_connections_and_servers_with_runtime_error(run):
+    """After close() the device is gone: a new connection or server is refused at once, as a closed event
+    loop refuses new work, rather than waiting for packets that can never come."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await client.close()
+        with pytest.raises(RuntimeError, match="the stack is closed"):
+            await client.open_connection(SERVER, 7)
+        with pytest.raises(RuntimeError, match="the stack is closed"):
+            await client.start_server(_echo, port=7)
+
+    run(with_pair(body))
+
+
+def test_syn_sent_stack_closed_meanwhile_fails_the_connect(run):
+    """close() aborts every connection, one still connecting too: its create_connection fails at once
+    (ECONNABORTED)."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        connecting = asyncio.ensure_future(client.open_connection("10.0.0.3", 7))  # no one answers there
+        await asyncio.sleep(0)
+        await client.close()
+        with pytest.raises(ConnectionAbortedError):
+            await asyncio.wait_for(connecting, 5)
+
+    run(with_pair(body))
+
+
 def test_dual_stack_server_on_no_host_has_a_socket_per_family_and_takes_both(run):
     """asyncio: host=None makes one socket per family; peername/sockname are IPv6's 4-tuples there."""
 
