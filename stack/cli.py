@@ -157,7 +157,9 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
         type=_cidr,
         help="kernel-side address/prefix, e.g. 10.7.0.1/24 or fd3d:fa7b:d17d::1/64 (one per --addr)",
     )
-    p.add_argument("--mtu", type=_bounded(int, 576, 65535, "mtu"), default=1500)
+    p.add_argument(
+        "--mtu", type=_bounded(int, 576, 65535, "mtu"), default=1500, help="the TUN device's MTU (default 1500)"
+    )
     p.add_argument(
         "--msl",
         type=_bounded(float, 0.001, 3600, "msl"),
