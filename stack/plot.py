@@ -376,9 +376,11 @@ def _draw_congestion(ax, cc: CongestionSeries, bytes_fmt, span: Span | None) -> 
     ax.fill_between(cc.t, cc.flight, step="post", color=_COLORS["flight"], alpha=0.5, lw=0, label="bytes in flight")
     ax.step(cc.t, cc.cwnd, where="post", color=_COLORS["cwnd"], lw=1.2, label="cwnd")
     ax.step(cc.t, cc.ssthresh, where="post", color=_COLORS["ssthresh"], lw=1.2, label="ssthresh")
-    if cc.rto_fired:
-        fired = [0.0] * len(cc.rto_fired)
-        ax.plot(cc.rto_fired, fired, "^", color=_COLORS["rto"], ms=7, clip_on=False, label="RTO fired")
+    # unclipped, so that a marker on the axis shows whole: so only those inside --time, or the layout
+    # would make room for the others beside the axes
+    fired = [t for t in cc.rto_fired if span is None or span[0] <= t <= span[1]]
+    if fired:
+        ax.plot(fired, [0.0] * len(fired), "^", color=_COLORS["rto"], ms=7, clip_on=False, label="RTO fired")
     ax.yaxis.set_major_formatter(bytes_fmt)
     ax.set_ylabel("window")
     ax.grid(True, lw=0.3, alpha=0.5)

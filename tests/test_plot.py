@@ -219,6 +219,26 @@ def test_plot_time_span_png(tmp_path):
     assert _is_png((tmp_path / "z.png").read_bytes())
 
 
+def test_plot_time_span_leaves_out_rto_markers_beyond_it(tmp_path, monkeypatch):
+    """RTO markers are drawn unclipped (whole on the axis): one after the --time span would stand beside
+    the axes, and the layout would shrink them to make room for it."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    write_pcap(tmp_path / "t.pcap", lossy_transfer())
+    fired = {"ev": "timer", "local": "10.7.0.2:80", "remote": "10.7.0.1:40000", "action": "fired", "name": "retransmit"}
+    _trace_file(tmp_path / "t.jsonl", [_cc(0.002, 10_000), {**fired, "t": T0 + 0.02}, {**fired, "t": T0 + 0.045}])
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, out: saved.append(fig))
+    plot(str(tmp_path / "t.pcap"), str(tmp_path / "z.png"), trace=str(tmp_path / "t.jsonl"), span=(0.015, 0.035))
+    (figure,) = saved
+    figure.draw_without_rendering()  # the constrained layout is computed when drawn
+    sequence_axes, window_axes = figure.axes[:2]
+    markers = [line for line in window_axes.get_lines() if line.get_label() == "RTO fired"]
+    assert [list(line.get_xdata()) for line in markers] == [[pytest.approx(0.02, abs=1e-3)]]
+    assert window_axes.get_position().width > 0.75 and sequence_axes.get_position().width > 0.75
+
+
 def test_plot_trace_with_a_malformed_event_is_a_clear_error(tmp_path):
     pytest.importorskip("matplotlib")
     write_pcap(tmp_path / "t.pcap", lossy_transfer())
