@@ -70,6 +70,11 @@ class EventLog:
     def open(cls, path: str) -> EventLog:
         return cls(open(path, "w", buffering=1 << 16))  # noqa: SIM115 - closed by close()
 
+    def flush(self) -> None:
+        """What is written so far to the file: the stack calls it once per batch, as it flushes the pcap,
+        so that `tail -f` or `tcpstack plot` can read the log while the stack runs."""
+        self._out.flush()
+
     def close(self) -> None:
         if not self._out.closed:
             self._out.close()

@@ -347,6 +347,30 @@ def test_stack_event_log_records_a_lossy_echo_transfer(tmp_path):
     assert [e["t"] for e in events] == sorted(e["t"] for e in events)
 
 
+def test_stack_event_log_is_readable_while_the_stack_runs(tmp_path):
+    """As the pcap, the log reaches its file after each batch: an exchange shows in it at once, not when
+    a buffer fills or the stack stops."""
+    path = str(tmp_path / "server.jsonl")
+
+    async def main() -> list[dict]:
+        da, db = SocketPairDevice.pair()
+        client, server = Stack(da, "10.0.0.1"), Stack(db, "10.0.0.2", event_log=EventLog.open(path))
+        try:
+            await server.start_server(SERVICES["echo"], port=7)
+            reader, writer = await client.open_connection("10.0.0.2", 7)
+            writer.write(b"ping")
+            assert await reader.readexactly(4) == b"ping"
+            return list(read_events(path))  # both stacks still running
+        finally:
+            await client.close()
+            await server.close()
+
+    events = uvloop.run(asyncio.wait_for(main(), 60))
+    states = {(e["from"], e["to"]) for e in events if e["ev"] == "state" and e["local"] == "10.0.0.2:7"}
+    assert ("SYN_RECV", "ESTABLISHED") in states
+    assert any(e["ev"] == "seg" and e["dir"] == "out" and e["len"] == 4 for e in events)  # the echo
+
+
 def test_trace_cc_names_the_controller_that_ran():
     """Every cc line says which controller ran, so runs and flows can be told apart when compared;
     a change of controller (TCP_CONGESTION) shows in the next line."""

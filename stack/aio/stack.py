@@ -678,6 +678,8 @@ class Stack:
         if failed:
             failed.clear()
         self._arm_timer()
+        if self.event_log is not None:
+            self.event_log.flush()  # readable while the stack runs, as the pcap is
         if self._app_woken:
             # the application's tasks just woken run in the loop's next iteration, and what they write is
             # flushed in the one after (call_soon from within a callback waits an iteration): a flush queued
