@@ -129,7 +129,10 @@ def _timer_note(e: dict, running: set[str]) -> str | None:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds:.3g} s" if seconds >= 1 else f"{seconds * 1000:.3g} ms"
+    """Three significant digits, in seconds from 1 s on: rounded before the unit is chosen, so that a
+    second's timer set a few microseconds after its start reads "1 s", not "1e+03 ms"."""
+    ms = float(f"{seconds * 1000:.3g}")
+    return f"{ms / 1000:g} s" if ms >= 1000 else f"{ms:g} ms"
 
 
 def _pick_connection(events: list[dict], port: int | None) -> tuple[str, str] | None:

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from stack.plot import PlotError
-from stack.plot_ladder import Gap, Note, Seg, add_syn_options, fold, from_pcap, from_trace, label, ladder
+from stack.plot_ladder import Gap, Note, Seg, _duration, add_syn_options, fold, from_pcap, from_trace, label, ladder
 from stack.plot_overlay import overlay, read_series
 from stack.plot_states import observe, states
 from stack.sim.engine import LinkConfig, Simulation
@@ -181,3 +181,12 @@ def test_plot_overlay_wall_clock_logs_start_at_their_first_event(run, tmp_path):
     (real,) = read_series(str(shifted))
     (sim,) = read_series(str(run / "flow1-cubic.jsonl"))
     assert real.acked_t[0] == pytest.approx(sim.acked_t[0], abs=1e-3) and real.acked_t[0] < 1.0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.9999996, "1 s"), (0.2, "200 ms"), (0.00195, "1.95 ms"), (0.04, "40 ms"), (75.3, "75.3 s"), (1234.5, "1230 s")],
+)
+def test_ladder_timer_durations_read_in_ms_below_a_second_and_in_s_above(seconds, text):
+    """The timers' notes ("retransmit timer set (1 s)"): three digits, never an exponent."""
+    assert _duration(seconds) == text
