@@ -33,8 +33,13 @@ _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="http-sha256")  #
 _HASH_CHUNK = 1 << 20  # bytes per hashlib call in the worker: few GIL hand-overs
 # a request's headers must arrive within this many seconds of the connection (or the previous response)
 # being ready for it: a slow-loris client trickling header bytes, or an idle keep-alive connection, is
-# closed (as nginx's client_header_timeout / keepalive_timeout do); request bodies are not limited
+# closed (as nginx's client_header_timeout / keepalive_timeout do); bodies and responses: PROGRESS_TIMEOUT
 REQUEST_TIMEOUT = 20.0
+# a request body that stops arriving, or a response the client stops reading, holds its connection (and
+# the response's buffered bytes) for at most this many seconds without progress, as nginx's
+# client_body_timeout and send_timeout (60 s) bound them: then the connection is closed, or aborted when
+# what it still had to send would never leave
+PROGRESS_TIMEOUT = 60.0
 # GET /bytes/N writes this much per call: per call the server runs h11, the stream writer and the
 # transport in Python, so a bulk body goes in few large writes (asyncio's sendfile fallback uses 256 KB
 # too; 1 MB writes make the kernel's own download over uvloop slower)
@@ -104,7 +109,22 @@ class _Client:
         if pieces:
             for data in pieces:
                 self.writer.write(data)
-            await self.writer.drain()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """drain(), waiting at most PROGRESS_TIMEOUT for the client to read; the transport of a response it
+        has stopped reading is aborted (its bytes would never leave; tcpstack's sends a RST). Timed only
+        when drain() may wait at all: writing is paused above the high-water mark until the buffer is back
+        down to the low one."""
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[0]:
+            await self.writer.drain()  # returns at once
+            return
+        try:
+            await _within(PROGRESS_TIMEOUT, self.writer.drain())
+        except TimeoutError:
+            transport.abort()
+            raise ConnectionAbortedError("the client stopped reading the response") from None
 
     async def next_event(self):
         while True:
@@ -114,7 +134,11 @@ class _Client:
                     # the client holds its body back until told to go on, or for a while (RFC 9110 §10.1.1;
                     # curl waits a second): the body is wanted now, so it is asked for
                     await self.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
-                data = await self.reader.read(65536)
+                read = self.reader.read(65536)
+                if self.conn.their_state is h11.SEND_BODY:  # (its headers have their own deadline)
+                    data = await _within(PROGRESS_TIMEOUT, read)
+                else:
+                    data = await read
                 self.conn.receive_data(data)
                 continue
             return event

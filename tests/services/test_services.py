@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib
 import os
@@ -138,7 +139,16 @@ def test_http_bytes_body_is_written_as_views_of_its_pattern_not_copies():
     buffer does, then copies none of it before the packet."""
     written = []
 
+    class Transport:
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+        def get_write_buffer_limits(self) -> tuple[int, int]:
+            return 16384, 65536
+
     class Writer:
+        transport = Transport()
+
         def write(self, data) -> None:
             written.append(data)
 
@@ -266,3 +276,53 @@ def test_http_slow_loris_headers_are_cut_off_after_the_request_timeout(monkeypat
 
     data, elapsed = serve_and("http", trickle)
     assert data == b"" and elapsed < 5  # closed without a response, long before the 10 s wait
+
+
+def test_http_request_body_that_stops_arriving_is_closed_after_the_progress_timeout(monkeypatch):
+    """A body announced and then not sent (a slow loris past its headers) holds the connection only until
+    PROGRESS_TIMEOUT passes without a byte of it: then the server closes, without a response."""
+    monkeypatch.setattr(importlib.import_module("stack.services.http"), "PROGRESS_TIMEOUT", 0.3)
+
+    async def stalled(port: int) -> bytes:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"POST /sha256 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+        data = await asyncio.wait_for(r.read(-1), 10)  # until the server closes
+        w.close()
+        return data
+
+    assert serve_and("http", stalled) == b""
+
+
+def test_http_response_the_client_stops_reading_is_aborted_after_the_progress_timeout(monkeypatch):
+    """A client that asks for a large body and stops reading it holds the connection, and the bytes queued
+    for it, only until PROGRESS_TIMEOUT passes without the response moving: then the server aborts the
+    transport (tcpstack's resets the connection; a kernel socket's is closed, and what its send buffer
+    holds is the last the client gets) and the handler ends."""
+    http_service = importlib.import_module("stack.services.http")
+    monkeypatch.setattr(http_service, "PROGRESS_TIMEOUT", 0.3)
+    size = 1 << 30
+
+    async def main() -> int:
+        given_up = asyncio.Event()
+
+        async def handler(reader, writer) -> None:
+            try:
+                await http_service.http(reader, writer)
+            finally:
+                given_up.set()
+
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        r, w = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        try:
+            w.write(_get(f"/bytes/{size}"))
+            await asyncio.wait_for(given_up.wait(), 30)  # nothing read meanwhile
+            got = 0
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := await r.read(1 << 20):
+                    got += len(chunk)
+            return got
+        finally:
+            w.close()
+            server.close()
+
+    assert uvloop.run(main()) < size
