@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -27,6 +29,29 @@ def offload_wanted(args) -> bool:
 def note(line: str) -> None:
     sys.stderr.write(f"tcpstack: {line}\n")
     sys.stderr.flush()
+
+
+def note_addresses_reached_elsewhere(addrs: list[str]) -> None:
+    """A line for each of the stack's addresses that the kernel already reaches directly through another
+    device (another stack's TUN with the same --addr, a LAN of that subnet): asked before our device
+    exists, as its packets would then go one way or the other, and not necessarily to this stack."""
+    for addr in addrs:
+        device = _direct_route_device(addr)
+        if device is not None:
+            note(f"{addr} is already reached through {device}: the kernel may send its packets there, not here")
+
+
+def _direct_route_device(addr: str) -> str | None:
+    """The device of the kernel's route to `addr` when it is a link of its own (no gateway, not local)."""
+    try:
+        answer = subprocess.run(["ip", "-j", "route", "get", addr], capture_output=True, text=True, timeout=10)
+        routes = json.loads(answer.stdout) if answer.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired, ValueError):  # no `ip`, or an answer it cannot give
+        return None
+    for route in routes:
+        if "gateway" not in route and route.get("type") in (None, "unicast") and route.get("dev") not in (None, "lo"):
+            return route["dev"]
+    return None
 
 
 def open_trace(target: str | None):
@@ -75,6 +100,8 @@ async def open_stack_from_args(args, queue=None, worker: int | None = None):
     from stack.aio.stack import Stack
 
     config = config_from_args(args)
+    if queue is None:  # (the workers' parent asked before it opened their device)
+        note_addresses_reached_elsewhere(args.addr)
     suffix = "" if worker is None else f".w{worker}"
     trace = args.trace + suffix if args.trace not in (None, "-") else args.trace
     text_trace, event_log = open_trace(trace)

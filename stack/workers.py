@@ -51,7 +51,7 @@ class WorkerSet:
 def serve_workers(args) -> int:
     """Open the queues, fork one worker per queue, then answer control requests until SIGINT/SIGTERM."""
     from stack.aio.tun import TunDevice
-    from stack.serve import note, offload_wanted
+    from stack.serve import note, note_addresses_reached_elsewhere, offload_wanted
 
     control_path = args.control or control.default_path()
     control.claim(control_path)
@@ -59,6 +59,7 @@ def serve_workers(args) -> int:
     if offload and args.fault is not None:
         offload = False
         note("offloads off: --fault acts on wire-sized packets")
+    note_addresses_reached_elsewhere(args.addr)
     queues = TunDevice.queues(args.tun, args.addr, args.peer, args.mtu, args.workers, offload)
     if queues[0].offload_note is not None:
         note(queues[0].offload_note)

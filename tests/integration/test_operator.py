@@ -73,3 +73,17 @@ def test_serve_pcap_in_a_missing_directory_error_names_the_path(netns, tmp_path)
     assert result.returncode == 1
     assert pcap in one_line(result)
     assert netns.run(["ip", "link", "show", "tun0"]).returncode != 0  # the device went away again
+
+
+def test_serve_addresses_the_kernel_reaches_through_another_device_are_noted(served: Served, tmp_path):
+    """A second stack given the first one's --addr and --peer on another device starts (the kernel takes
+    the same address twice) but says that the kernel already reaches its address through the first
+    one's device: what the kernel sends there may never reach it."""
+    second = tmp_path / "second"
+    second.mkdir()
+    other = start_serve(served.ns, second, "--tun", "tun1")
+    try:
+        assert f"tcpstack: {ADDR} is already reached through tun0:" in other.log()
+        assert "is already reached through" not in served.log()  # the first one was alone
+    finally:
+        other.stop()
