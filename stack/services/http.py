@@ -1,7 +1,8 @@
 """A small HTTP/1.1 server on h11: a page, deterministic bytes and their sha256, and a hashing sink.
 
 GET /              a small HTML page
-GET /bytes/N       N bytes of `pattern_bytes(N)` (streamed, never built whole)
+GET /bytes/N       N bytes of `pattern_bytes(N)` (streamed, never built whole); one byte range of them
+                   with a Range header (206, as `curl -r` and `curl -C -` ask)
 GET /bytes/N.sha256  hex sha256 of exactly those N bytes
 POST /sha256       hex sha256 of the request body
 
@@ -49,6 +50,7 @@ _CHUNK = 256 * 1024
 _PERIOD = 251
 _PATTERN = memoryview(bytes(range(_PERIOD)) * (_CHUNK // _PERIOD + 2))
 _BYTES_PATH = re.compile(r"^/bytes/(\d{1,12})(\.sha256)?$")
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")  # one range (RFC 9110 §14.1.2); a list is served whole
 
 INDEX = (
     b"<!doctype html><html><head><title>tcpstack</title></head><body>"
@@ -57,14 +59,35 @@ INDEX = (
 )
 
 
-def pattern_chunks(n: int):
-    """The N-byte body of /bytes/N, in chunks."""
+def pattern_chunks(n: int, start: int = 0):
+    """The N-byte body of /bytes/N, in chunks; or N bytes of a longer one from `start` on (a range)."""
     sent = 0
     while sent < n:
         k = min(_CHUNK, n - sent)
-        off = sent % _PERIOD
+        off = (start + sent) % _PERIOD
         yield _PATTERN[off : off + k]
         sent += k
+
+
+def requested_range(value: bytes | None, size: int) -> tuple[int, int] | None:
+    """The byte range a Range header asks of a body of `size` bytes, as (first, last), both included; None
+    to send the body whole: no header, or one this server may ignore (RFC 9110 §14.2: several ranges,
+    another unit, a malformed or backwards one, an empty body). ValueError if it begins past the end
+    (unsatisfiable: 416)."""
+    m = _RANGE.match(value.decode("latin-1").strip()) if value is not None else None
+    if m is None or size == 0 or m.groups() == ("", ""):
+        return None
+    first_text, last_text = m.groups()
+    if not first_text:  # a suffix: the last N bytes (§14.1.2)
+        if int(last_text) == 0:
+            raise ValueError("an empty suffix")
+        return max(size - int(last_text), 0), size - 1
+    first = int(first_text)
+    if last_text and int(last_text) < first:  # backwards: invalid, so ignored
+        return None
+    if first >= size:
+        raise ValueError("the range begins past the end")
+    return first, min(int(last_text), size - 1) if last_text else size - 1
 
 
 def pattern_sha256(n: int) -> str:
@@ -143,11 +166,11 @@ class _Client:
                 continue
             return event
 
-    async def respond(self, status: int, body: bytes, content_type: str = "text/plain", allow: str = "") -> None:
-        """A whole response; for a HEAD, its headers alone. `allow` lists the methods a 405 allows."""
-        headers = [("content-type", content_type), ("content-length", str(len(body)))]
-        if allow:
-            headers.append(("allow", allow))  # a 405 must say which methods are allowed (RFC 9110 §15.5.6)
+    async def respond(
+        self, status: int, body: bytes, content_type: str = "text/plain", more: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        """A whole response; for a HEAD, its headers alone. `more` are headers beside the body's own."""
+        headers = [("content-type", content_type), ("content-length", str(len(body))), *more]
         await self.send(_response(status, headers))
         if not self.head:
             await self.send(h11.Data(data=body))
@@ -170,13 +193,13 @@ class _Client:
         if target == "/sha256":
             if method != b"POST":
                 await self.drain_body()
-                return await self.respond(405, b"use POST\n", allow="POST")
+                return await self.respond(405, b"use POST\n", more=_ALLOW_POST)
             h = hashlib.sha256()
             await self.drain_body(h.update)
             return await self.respond(200, h.hexdigest().encode() + b"\n")
         await self.drain_body()
         if method not in (b"GET", b"HEAD"):
-            return await self.respond(405, b"method not allowed\n", allow="GET, HEAD")
+            return await self.respond(405, b"method not allowed\n", more=_ALLOW_GET)
         if target == "/":
             return await self.respond(200, INDEX, "text/html; charset=utf-8")
         m = _BYTES_PATH.match(target)
@@ -192,10 +215,21 @@ class _Client:
             return await self.respond(200, digest.encode() + b"\n")
         if n > MAX_BYTES:
             return await self.respond(400, f"at most {MAX_BYTES} bytes\n".encode())
-        headers = [("content-type", "application/octet-stream"), ("content-length", str(n))]
-        await self.send(_response(200, headers))
+        # the body never changes and has no validator: an If-Range cannot match, so the whole body is sent
+        asked = None if _header(request, b"if-range") is not None else _header(request, b"range")
+        try:
+            wanted = requested_range(asked, n)
+        except ValueError:
+            return await self.respond(416, b"range not satisfiable\n", more=(("content-range", f"bytes */{n}"),))
+        headers = [("content-type", "application/octet-stream"), ("accept-ranges", "bytes")]
+        first, length = 0, n
+        if wanted is not None:
+            first, length = wanted[0], wanted[1] - wanted[0] + 1
+            headers.append(("content-range", f"bytes {wanted[0]}-{wanted[1]}/{n}"))
+        headers.append(("content-length", str(length)))
+        await self.send(_response(200 if wanted is None else 206, headers))
         if not self.head:
-            for chunk in pattern_chunks(n):
+            for chunk in pattern_chunks(length, first):
                 await self.send(h11.Data(data=chunk))
         await self.send(h11.EndOfMessage())
 
@@ -215,6 +249,14 @@ class _Client:
 
 
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+# a 405 must say which methods are allowed (RFC 9110 §15.5.6)
+_ALLOW_POST = (("allow", "POST"),)
+_ALLOW_GET = (("allow", "GET, HEAD"),)
+
+
+def _header(request: h11.Request, name: bytes) -> bytes | None:
+    """The first value of a request header (h11 gives names in lower case)."""
+    return next((value for key, value in request.headers if key == name), None)
 
 
 def _response(status: int, headers: list[tuple[str, str]]) -> h11.Response:

@@ -238,6 +238,42 @@ def test_http_expect_100_continue_is_answered_before_the_body():
     assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body.strip().decode() == hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.parametrize(
+    ("header", "first", "last"),
+    [("bytes=10-19", 10, 19), ("bytes=995-", 995, 999), ("bytes=990-5000", 990, 999), ("bytes=-5", 995, 999)],
+)
+def test_http_bytes_range_gives_206_with_that_part_of_the_body(header, first, last):
+    """RFC 9110 §14: one byte range of /bytes/N (first-last, from first on, or the last N), with its
+    Content-Range; what `curl -r` and `curl -C -` ask."""
+    request = f"GET /bytes/1000 HTTP/1.1\r\nHost: x\r\nRange: {header}\r\nConnection: close\r\n\r\n".encode()
+    head, body = _body(serve_and("http", lambda p: _http(p, request)))
+    assert head.startswith(b"HTTP/1.1 206 Partial Content\r\n")
+    assert f"\r\ncontent-range: bytes {first}-{last}/1000\r\n".encode() in head
+    assert body == b"".join(pattern_chunks(1000))[first : last + 1]
+
+
+def test_http_bytes_range_past_the_end_gives_416_with_the_length():
+    """RFC 9110 §15.5.17: an unsatisfiable range gets 416 and Content-Range: bytes */length."""
+    request = b"GET /bytes/1000 HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-\r\nConnection: close\r\n\r\n"
+    head, _ = _body(serve_and("http", lambda p: _http(p, request)))
+    assert (
+        head.startswith(b"HTTP/1.1 416 Requested Range Not Satisfiable\r\n")
+        and b"\r\ncontent-range: bytes */1000" in head
+    )
+
+
+@pytest.mark.parametrize(
+    "headers", ["Range: bytes=0-1,5-6", "Range: lines=1-2", "Range: bytes=9-3", 'If-Range: "x"\r\nRange: bytes=1-2']
+)
+def test_http_bytes_range_it_may_ignore_sends_the_whole_body(headers):
+    """RFC 9110 §14.2: several ranges, another unit, a backwards range, or an If-Range (this body has no
+    validator to match) are ignored: 200 and the whole body."""
+    request = f"GET /bytes/1000 HTTP/1.1\r\nHost: x\r\n{headers}\r\nConnection: close\r\n\r\n".encode()
+    head, body = _body(serve_and("http", lambda p: _http(p, request)))
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"accept-ranges: bytes" in head
+    assert body == b"".join(pattern_chunks(1000))
+
+
 def test_http_garbage_gets_400():
     data = serve_and("http", lambda p: _http(p, b"\x00\x01garbage\r\n\r\n"))
     assert data.startswith(b"HTTP/1.1 400")
