@@ -24,6 +24,9 @@ def _flow(text: str) -> units.FlowSpec:
     from stack.tcp import congestion
 
     spec = units.FlowSpec.parse(text)
+    head, colon, tail = spec.controller.rpartition(":")
+    if colon and head in congestion.REGISTRY:  # "cubic:abc" meant a size, not a class of a module "cubic"
+        raise ValueError(f"{text!r}: {tail!r} is not a size (like 300KB or 20MB)")
     congestion.create(spec.controller, 1460, 10)  # fails here, in one line, if the controller is unusable
     return spec
 

@@ -102,6 +102,7 @@ def test_sim_codel_keeps_the_queue_short(tmp_path):
     [
         (["--flow", "nosuch:1MB"], "unknown congestion control 'nosuch'"),
         (["--flow", "cubic:1XB"], "size '1XB'"),
+        (["--flow", "cubic:abc"], "'abc' is not a size"),
         (["--flow", "cubic", "--queue", "-3pkt"], "queue"),
         (["--flow", "cubic", "--burst-loss", "1%"], "expected P,R"),
         (["--flow", "cubic", "--burst-loss", "1%,0%"], "R must be above 0"),
