@@ -211,9 +211,10 @@ def add_syn_options(ladder: Ladder, pcap: str) -> None:
 
 
 def _endpoint(end: tuple[int, int]) -> str:
-    import ipaddress
+    """As the event log writes it: 10.7.0.2:80, [fd00::2]:80."""
+    from stack.wire.addr import fmt_endpoint
 
-    return f"{ipaddress.IPv4Address(end[0])}:{end[1]}"
+    return fmt_endpoint(*end)
 
 
 # ---------------------------------------------------------------------- folding the data

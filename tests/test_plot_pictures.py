@@ -4,6 +4,7 @@ two controllers head to head, with their pcaps and event logs."""
 from __future__ import annotations
 
 import io
+import ipaddress
 import subprocess
 import sys
 
@@ -97,6 +98,33 @@ def test_plot_ladder_from_pcap_puts_the_client_left(run, tmp_path):
     diagram = from_pcap(str(run / "flow2-bbr.pcap"))
     assert diagram.left == "10.0.1.2:50001" and not diagram.states
     assert diagram.rows[0].flags == "S" and diagram.rows[0].outgoing
+
+
+def test_plot_ladder_from_an_ipv6_pcap_names_the_ends_as_the_log_does(tmp_path):
+    """IPv6 ends read [fd00::1]:40000, as the event log and ss write them (it raised AddressValueError)."""
+    from stack.pcap import PcapWriter
+    from stack.wire.addr import from_ipaddress
+    from stack.wire.codec import encode_tcp
+    from stack.wire.segment import Flags, Segment, TcpOptions
+
+    client, server = (from_ipaddress(ipaddress.ip_address(a)) for a in ("fd00::1", "fd00::2"))
+    syn_options = TcpOptions(mss=1440, wscale=7, sack_permitted=True)
+    writer = PcapWriter(str(tmp_path / "v6.pcap"))
+    for t, (src, dst, sport, dport, seq, ack, flags, options) in enumerate(
+        [
+            (client, server, 40000, 80, 100, 0, Flags.SYN, syn_options),
+            (server, client, 80, 40000, 500, 101, Flags.SYN | Flags.ACK, syn_options),
+            (client, server, 40000, 80, 101, 501, Flags.ACK, TcpOptions()),
+        ]
+    ):
+        writer.write(encode_tcp(src, dst, Segment(sport, dport, seq, ack, flags, 500, b"", options)), 1.0 + t / 1000)
+    writer.close()
+    diagram = from_pcap(str(tmp_path / "v6.pcap"))
+    assert (diagram.left, diagram.right) == ("[fd00::1]:40000", "[fd00::2]:80")
+    assert [row.flags for row in diagram.rows] == ["S", "S.", "."]
+    summary = ladder(str(tmp_path / "v6.png"), pcap=str(tmp_path / "v6.pcap"))
+    assert "[fd00::1]:40000 - [fd00::2]:80, 3 segments drawn" in summary
+    assert_picture(tmp_path / "v6.png")
 
 
 def test_plot_ladder_fold_keeps_syn_fin_and_context():
