@@ -208,19 +208,26 @@ def _cc_snapshot(conn: Connection, recovery: str | None) -> tuple:
 
 def read_events(path: str) -> Iterator[dict]:
     """The events of a log, in order. A malformed line is a ValueError naming it, except a cut-off
-    last line (the writer was killed mid-line), which is skipped."""
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                if not line.endswith("\n"):  # the last line, cut off
-                    return
-                raise ValueError(f"{path}:{number}: not a JSON line") from None
-            _check(event, path, number)
-            yield event
+    last line (the writer was killed mid-line), which is skipped; a file that is not UTF-8 text is one too."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            yield from _events(f, path)
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not an event log (not UTF-8 text)") from None
+
+
+def _events(f: TextIO, path: str) -> Iterator[dict]:
+    for number, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            if not line.endswith("\n"):  # the last line, cut off
+                return
+            raise ValueError(f"{path}:{number}: not a JSON line") from None
+        _check(event, path, number)
+        yield event
 
 
 def _check(event: object, path: str, number: int) -> None:

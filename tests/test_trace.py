@@ -274,6 +274,14 @@ def test_trace_read_bad_line_is_a_clear_error(tmp_path, text, message):
         list(read_events(path))
 
 
+def test_trace_read_of_a_file_that_is_not_text_is_a_clear_error(tmp_path):
+    """A pcap or any binary file given where a log belongs: an error naming the file, not a codec's."""
+    path = tmp_path / "capture.pcap"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(ValueError, match=r"capture\.pcap: not an event log \(not UTF-8 text\)"):
+        list(read_events(str(path)))
+
+
 # ---------------------------------------------------------------------- the command line
 
 
