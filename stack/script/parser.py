@@ -467,5 +467,19 @@ def parse(text: str, path: str = "<script>") -> Script:
 
 
 def parse_file(path: str) -> Script:
-    with open(path, encoding="utf-8") as f:
-        return parse(f.read(), path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:  # a pcap or another binary file given as a script: say where
+        with open(path, "rb") as f:
+            data = f.read()
+        raise ScriptSyntaxError(path, _line_of_first_bad_byte(data), "not a script: not UTF-8 text") from None
+    return parse(text, path)
+
+
+def _line_of_first_bad_byte(data: bytes) -> int:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data.count(b"\n", 0, exc.start) + 1
+    return 1  # (the file changed between the two reads)

@@ -21,7 +21,7 @@ from stack.script.ast import (
     TimeKind,
     TimeSpec,
 )
-from stack.script.parser import ScriptSyntaxError, parse
+from stack.script.parser import ScriptSyntaxError, parse, parse_file
 
 
 def one(text: str):
@@ -316,3 +316,12 @@ def test_icmp_lines(text, kind, code, mtu, quoted):
     event = one(text)
     assert isinstance(event, IcmpLine)
     assert (event.kind, event.code, event.mtu, (event.start, event.end)) == (kind, code, mtu, quoted)
+
+
+def test_parse_file_that_is_not_text_is_a_syntax_error_naming_the_line(tmp_path):
+    """A binary file given as a script (a pcap, say) is refused like any unreadable script: FAIL with the
+    path and the line where the text stops being UTF-8, not a traceback."""
+    path = tmp_path / "capture.pkt"
+    path.write_bytes(b"0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 \xa1\xb2\xc3\xd4\n")
+    with pytest.raises(ScriptSyntaxError, match=r"capture\.pkt:2: not a script: not UTF-8 text"):
+        parse_file(str(path))
