@@ -469,6 +469,8 @@ def _run_on_uvloop(coro, name: str) -> int:
 
     try:
         return uvloop.run(coro)
+    except BrokenPipeError:
+        raise  # stdout's reader went away: main() ends quietly
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""  # the path it could not use
         return _fail(f"{name}: {where}{exc.strerror or exc}")

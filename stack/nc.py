@@ -109,6 +109,10 @@ async def _session(stack, args) -> int:
                 await asyncio.wait_for(down, args.quit_after)
             except asyncio.TimeoutError:
                 pass
+    except BrokenPipeError:  # whoever read our output went away (`| head`): the caller ends as SIGPIPE would
+        up.cancel()
+        down.cancel()
+        raise
     except (ConnectionError, TimeoutError) as exc:
         up.cancel()
         down.cancel()

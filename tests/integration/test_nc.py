@@ -50,6 +50,26 @@ def test_tcpstack_nc_to_kernel_server_both_directions(netns, tmp_path):
     assert result.read_text() == hashlib.sha256(upload).hexdigest()
 
 
+def test_tcpstack_nc_whose_output_reader_goes_away_stops_quietly(netns, tmp_path):
+    """`tcpstack nc HOST PORT | head -c 100`: when head exits, nc ends as SIGPIPE ends OpenBSD nc (status
+    141, nothing on stderr) and its connection goes with it."""
+    (tmp_path / "down.bin").write_bytes(os.urandom(20_000_000))
+    result = tmp_path / "server.sha256"
+    server = netns.popen([sys.executable, "-c", KERNEL_SERVER, str(tmp_path / "down.bin"), str(result)])
+    wait_for(lambda: (tmp_path / "server.sha256.ready").exists() or server.poll() is not None, 20, "kernel server")
+    nc = netns.popen(
+        [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "10.8.0.1", "5000"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert len(nc.stdout.read(100)) == 100
+    nc.stdout.close()  # the reader goes away, as head does once it has its 100 bytes
+    stderr = nc.stderr.read()
+    assert nc.wait(timeout=60) == 141 and stderr == b""
+    server.wait(timeout=60)  # its connection ended too (reset: its peer went away with data unread)
+
+
 def test_tcpstack_nc_to_closed_port_says_connection_refused(netns):
     nc = netns.run(
         [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "10.8.0.1", "5999"],
