@@ -17,8 +17,19 @@ from stack import core_build, limits
 def _trace_printer(line: str) -> None:
     now = time.time()
     stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"  # like tcpdump
-    sys.stderr.write(f"trace: {stamp} {line}\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(f"trace: {stamp} {line}\n")
+        sys.stderr.flush()
+    except OSError:  # its reader went away (`--trace 2>&1 | head`): the stack serves on, no longer traced
+        _stderr_to_devnull()
+
+
+def _stderr_to_devnull() -> None:
+    """What is still written to stderr (and what its buffer holds) goes nowhere, without an error: a
+    transition that could not be printed must not fail the connection that made it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stderr.fileno())
+    os.close(devnull)
 
 
 def offload_wanted(args) -> bool:

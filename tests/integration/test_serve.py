@@ -262,3 +262,28 @@ def test_link_down_then_up_download_resumes_and_nothing_fails(served):
     assert curl.returncode == 0, err
     assert out == str(size)
     assert "Traceback" not in served.log()
+
+
+def test_serve_trace_whose_reader_goes_away_serves_on(netns, tmp_path):
+    """`tcpstack serve --trace 2>&1 | head`: once head has exited, transitions can no longer be printed;
+    the stack serves on untraced (a failed print raised inside the stack and reset every connection)."""
+    from stack import control
+
+    control_path = str(tmp_path / "control.sock")
+    argv = [sys.executable, "-m", "stack.cli", "serve", "--tun", "tun0", "--addr", ADDR, "--peer", "10.7.0.1/24"]
+    serve = netns.popen(
+        [*argv, "--control", control_path, "--trace"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+    def answers() -> bool:
+        try:
+            return control.request(control_path, "netstat") is not None
+        except OSError:
+            return False
+
+    wait_for(answers, 30, "the stack to answer on its control socket")
+    serve.stderr.close()  # the reader goes away before the first transition is printed
+    for _ in range(3):
+        curl = netns.run(["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", f"http://{ADDR}/"])
+        assert curl.stdout == b"200"
+    assert control.request(control_path, "stats")["InternalErrors"] == 0
