@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import BinaryIO
 
+from stack.recording_file import RecordingFile
 from stack.wire.batch import PacketBatch
 
 LINKTYPE_RAW = 101  # raw IPv4/IPv6, no link-layer header
@@ -14,7 +14,7 @@ _MAGIC_USEC = 0xA1B2C3D4
 
 class PcapWriter:
     def __init__(self, path: str, snaplen: int = 65535) -> None:
-        self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - lives as long as the stack
+        self._file = RecordingFile(open(path, "wb"), path)  # noqa: SIM115 - lives as long as the stack
         self._file.write(struct.pack("<IHHiIII", _MAGIC_USEC, 2, 4, 0, 0, snaplen, LINKTYPE_RAW))
         self._snaplen = snaplen
 

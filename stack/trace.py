@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
+from stack.recording_file import RecordingFile
 from stack.wire import addr
 from stack.wire.segment import Flags, Segment, flags_str
 from stack.wire.seq import seq_add, seq_gt, seq_lt, seq_sub
@@ -59,7 +60,9 @@ class EventLog:
     """Writes the event log. `now` is the stack's clock (timer deadlines use it); `t` in the log is
     wall-clock seconds (`now() + offset`), the clock of pcap timestamps, so the two can be lined up."""
 
-    def __init__(self, out: TextIO, now: Callable[[], float] = time.monotonic, offset: float | None = None) -> None:
+    def __init__(
+        self, out: TextIO | RecordingFile, now: Callable[[], float] = time.monotonic, offset: float | None = None
+    ) -> None:
         self._out = out
         self._now = now
         self._offset = time.time() - now() if offset is None else offset
@@ -68,7 +71,7 @@ class EventLog:
 
     @classmethod
     def open(cls, path: str) -> EventLog:
-        return cls(open(path, "w", buffering=1 << 16))  # noqa: SIM115 - closed by close()
+        return cls(RecordingFile(open(path, "w", buffering=1 << 16), path))  # noqa: SIM115 - closed by close()
 
     def flush(self) -> None:
         """What is written so far to the file: the stack calls it once per batch, as it flushes the pcap,

@@ -58,3 +58,15 @@ def test_capturing_device_flushes_each_batch_so_tcpdump_can_follow_live(tmp_path
     result = subprocess.run(["tcpdump", "-nn", "-r", str(path)], capture_output=True, text=True)
     assert "10.0.0.2.80 > 10.0.0.1.1234: Flags [S.]" in result.stdout, result.stderr
     dev.close()
+
+
+def test_pcap_on_a_full_disk_stops_recording_once_and_raises_nothing(caplog):
+    """A capture that can no longer be written (ENOSPC: /dev/full) ends the recording with one error
+    logged; the writes and flushes the stack goes on making raise nothing, so its packets still flow."""
+    writer = PcapWriter("/dev/full")
+    for _ in range(3):
+        writer.write(bytes(IP(dst="10.7.0.1") / TCP()))
+        writer.flush()
+    writer.close()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "/dev/full: No space left on device: recording stopped" in errors[0].getMessage()

@@ -282,6 +282,18 @@ def test_trace_read_of_a_file_that_is_not_text_is_a_clear_error(tmp_path):
         list(read_events(str(path)))
 
 
+def test_trace_log_on_a_full_disk_stops_recording_once_and_raises_nothing(caplog):
+    """An event log that can no longer be written (ENOSPC: /dev/full) ends with one error logged; the
+    stack's calls into it (events, flushes, the close) raise nothing, so its connections go on."""
+    log = EventLog.open("/dev/full")
+    for _ in range(3):
+        log.segment_in(REMOTE[0], LOCAL[0], Traced.segment(Flags.SYN, IRS, 0), None)
+        log.flush()
+    log.close()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "/dev/full: No space left on device: recording stopped" in errors[0].getMessage()
+
+
 # ---------------------------------------------------------------------- the command line
 
 

@@ -287,3 +287,13 @@ def test_serve_trace_whose_reader_goes_away_serves_on(netns, tmp_path):
         curl = netns.run(["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", f"http://{ADDR}/"])
         assert curl.stdout == b"200"
     assert control.request(control_path, "stats")["InternalErrors"] == 0
+
+
+def test_serve_whose_pcap_cannot_be_written_serves_on(netns, tmp_path):
+    """A capture on a full disk (/dev/full: ENOSPC) stops recording with one logged error; the stack serves
+    on (the failed write raised inside the device read, and every packet that came in was dropped)."""
+    served = start_serve(netns, tmp_path, "--pcap", "/dev/full")
+    for _ in range(3):
+        curl = netns.run(["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", f"http://{ADDR}/"])
+        assert curl.stdout == b"200"
+    assert served.log().count("/dev/full: No space left on device: recording stopped") == 1
