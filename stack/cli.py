@@ -348,10 +348,16 @@ def main(argv: list[str] | None = None) -> int:
 def _output_closed() -> int:
     """Whoever read the output went away (`tcpstack netstat | head`): stop quietly, as a command that
     SIGPIPE ends does, without a traceback or a second error when Python flushes stdout at exit."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    discard_output(sys.stdout)
     return 128 + signal.SIGPIPE  # the status a shell reports for such a command
+
+
+def discard_output(stream) -> None:
+    """What is still written to `stream` (and what its buffer holds) goes to /dev/null, without an error:
+    for a stdout or stderr whose reader went away."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 def _main(argv: list[str] | None) -> int:

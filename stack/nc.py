@@ -109,13 +109,11 @@ async def _session(stack, args) -> int:
                 await asyncio.wait_for(down, args.quit_after)
             except asyncio.TimeoutError:
                 pass
-    except BrokenPipeError:  # whoever read our output went away (`| head`): the caller ends as SIGPIPE would
-        up.cancel()
-        down.cancel()
-        raise
     except (ConnectionError, TimeoutError) as exc:
         up.cancel()
         down.cancel()
+        if isinstance(exc, BrokenPipeError):  # whoever read our output went away (`| head`): main() ends
+            raise  # as SIGPIPE would
         print(f"tcpstack nc: {exc}", file=sys.stderr)
         return 1
     writer.close()

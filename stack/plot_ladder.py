@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from stack.plot import PlotError, check_output, figure_class, read_pcap
+from stack.wire.addr import fmt_endpoint
 from stack.wire.seq import seq_sub
 
 _CONTEXT = 2  # segments kept either side of a SYN, FIN, RST or the first data
@@ -170,7 +171,7 @@ def from_pcap(path: str, port: int | None = None) -> Ladder:
     right = (first.dst, first.segment.dst_port)
     ends = {left, right}
     rel = _Relative()
-    ladder = Ladder(_endpoint(left), _endpoint(right))
+    ladder = Ladder(fmt_endpoint(*left), fmt_endpoint(*right))  # as the event log writes them
     t0 = packets[0][0]
     for t, pkt in packets:
         seg = pkt.segment
@@ -208,13 +209,6 @@ def add_syn_options(ladder: Ladder, pcap: str) -> None:
             options = found.get((row.outgoing != flip, row.flags, row.seq, row.ack))
             if options:
                 ladder.rows[i] = replace(row, options=options)
-
-
-def _endpoint(end: tuple[int, int]) -> str:
-    """As the event log writes it: 10.7.0.2:80, [fd00::2]:80."""
-    from stack.wire.addr import fmt_endpoint
-
-    return fmt_endpoint(*end)
 
 
 # ---------------------------------------------------------------------- folding the data

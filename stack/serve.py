@@ -21,15 +21,9 @@ def _trace_printer(line: str) -> None:
         sys.stderr.write(f"trace: {stamp} {line}\n")
         sys.stderr.flush()
     except OSError:  # its reader went away (`--trace 2>&1 | head`): the stack serves on, no longer traced
-        _stderr_to_devnull()
+        from stack.cli import discard_output
 
-
-def _stderr_to_devnull() -> None:
-    """What is still written to stderr (and what its buffer holds) goes nowhere, without an error: a
-    transition that could not be printed must not fail the connection that made it."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stderr.fileno())
-    os.close(devnull)
+        discard_output(sys.stderr)  # a transition that could not be printed must not fail its connection
 
 
 def offload_wanted(args) -> bool:
