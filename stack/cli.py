@@ -199,7 +199,11 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
         help="TUN offloads: checksums and super-segments of up to 64 KB both ways (default on where the "
         "kernel allows; off with --fault)",
     )
-    p.add_argument("--pcap", default=None, help="write every packet in and out to this pcap file")
+    p.add_argument(
+        "--pcap",
+        default=None,
+        help="write every packet in and out to this pcap file (serve: - for standard output, as tcpdump -w -)",
+    )
     p.add_argument(
         "--trace",
         nargs="?",
@@ -301,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="what the script did: --trace alone prints its transitions on stderr, --trace FILE writes the event "
         "log (one script), both in the run's virtual time",
     )
-    script.add_argument("--pcap", default=None, help="write the script's packets, in virtual time (one script)")
+    script.add_argument(
+        "--pcap", default=None, help="write the script's packets, in virtual time (one script; - for standard output)"
+    )
     script.add_argument(
         "--ip_version",
         choices=("ipv4", "ipv6"),
@@ -367,6 +373,8 @@ def _main(argv: list[str] | None) -> int:
         parser.error("nc: give HOST PORT to connect, or -l PORT to listen")
     if args.command == "nc" and args.keep_listening and not args.listen:
         parser.error("nc: -k keeps listening, so it needs -l")
+    if args.command in ("serve", "nc", "script") and args.pcap == "-":
+        _capture_to_stdout(parser, args)
     if args.command in ("serve", "nc"):
         _check_families(parser, args.addr, args.peer)
         for text in args.addr:
@@ -409,6 +417,22 @@ def _main(argv: list[str] | None) -> int:
         return _run_on_uvloop(command(args), args.command)
     except KeyboardInterrupt:
         return 130
+
+
+def _capture_to_stdout(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`--pcap -`, as tcpdump's `-w -`: the capture is the command's standard output (into `tcpdump -r -`
+    or Wireshark), so what the command prints goes to stderr instead."""
+    if args.command == "nc":
+        parser.error("nc: --pcap -: nc's standard output is what the connection receives; give --pcap a file")
+    if args.command == "serve" and args.workers > 1:
+        parser.error(
+            "serve: --pcap - with --workers: each worker writes a capture of its own (FILE.w0, ...); give a file"
+        )
+    if os.isatty(1):
+        parser.error(
+            f"{args.command}: --pcap -: standard output is a terminal; pipe it (| tcpdump -nr -) or give a file"
+        )
+    sys.stdout = sys.stderr
 
 
 def _check_addresses(parser: argparse.ArgumentParser, addr_text: str, peer_text: str) -> None:

@@ -123,9 +123,11 @@ def start_serve(
     peer: str = "10.7.0.1/24",
     timeout: float = 30,
     python_options: tuple[str, ...] = (),
+    stdout: int | None = None,
 ) -> subprocess.Popen:
     """`tcpstack serve` on tun0 inside `ns`, logging to `log_path`; returns once its control socket answers.
-    `python_options` go to the interpreter before the module (e.g. `-m cProfile -o FILE` to profile it)."""
+    `python_options` go to the interpreter before the module (e.g. `-m cProfile -o FILE` to profile it);
+    `stdout` (e.g. subprocess.PIPE, for `--pcap -`) instead of the log."""
     from stack import control
 
     with open(log_path, "w") as log:
@@ -146,7 +148,7 @@ def start_serve(
                 control_path,
                 *extra,
             ],
-            stdout=log,
+            stdout=log if stdout is None else stdout,
             stderr=log,
         )
 

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import struct
 import time
+from typing import IO, Any
 
 from stack.recording_file import RecordingFile
 from stack.wire.batch import PacketBatch
 
 LINKTYPE_RAW = 101  # raw IPv4/IPv6, no link-layer header
 _MAGIC_USEC = 0xA1B2C3D4
+STDOUT = "-"  # as tcpdump's `-w -`: the capture goes to standard output, e.g. into `tcpdump -r -`
+
+
+def _open(path: str) -> tuple[IO[Any], str]:
+    """The file and its name for errors. Standard output is file descriptor 1 itself (the CLI points
+    sys.stdout at stderr), left open when the writer closes."""
+    if path == STDOUT:
+        return open(1, "wb", closefd=False), "standard output"  # noqa: SIM115 - lives as long as the stack
+    return open(path, "wb"), path  # noqa: SIM115 - lives as long as the stack
 
 
 class PcapWriter:
+    """A capture written to `path`, or to standard output for STDOUT ("-")."""
+
     def __init__(self, path: str, snaplen: int = 65535) -> None:
-        self._file = RecordingFile(open(path, "wb"), path)  # noqa: SIM115 - lives as long as the stack
+        self._file = RecordingFile(*_open(path))
         self._file.write(struct.pack("<IHHiIII", _MAGIC_USEC, 2, 4, 0, 0, snaplen, LINKTYPE_RAW))
         self._snaplen = snaplen
 

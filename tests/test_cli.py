@@ -36,6 +36,8 @@ def tcpstack(*args: str) -> subprocess.CompletedProcess:
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "10.9.0.1", "99999"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "5000"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "-l", "10.9.0.1", "5000"],
+        ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "--pcap", "-", "10.9.0.1", "7"],
+        [*BASE, "--workers", "2", "--pcap", "-"],
     ],
 )
 def test_cli_bad_arguments_give_one_line_and_exit_2(args):

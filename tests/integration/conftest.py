@@ -74,10 +74,10 @@ class Served:
         return self.proc.wait(timeout=15)
 
 
-def start_serve(ns: NetNs, tmp_path, *extra: str) -> Served:
+def start_serve(ns: NetNs, tmp_path, *extra: str, stdout: int | None = None) -> Served:
     control_path = str(tmp_path / "control.sock")
     log_path = str(tmp_path / "serve.log")
-    proc = netns_start_serve(ns, control_path, log_path, *extra, addr=ADDR, peer=PEER)
+    proc = netns_start_serve(ns, control_path, log_path, *extra, addr=ADDR, peer=PEER, stdout=stdout)
     return Served(ns, proc, control_path, log_path)
 
 

@@ -183,6 +183,45 @@ def test_connection_to_a_closed_port_is_refused(served):
     assert served.stats()["OutRsts"] >= 1
 
 
+def test_serve_pcap_to_standard_output_streams_into_tcpdump(netns, tmp_path):
+    """`serve --pcap - | tcpdump -r -`, as tcpdump's own `-w -`: each packet shows in the reader while the
+    stack runs, and what serve prints goes to stderr, not into the capture."""
+    import shutil
+    import threading
+
+    import pytest
+
+    if shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump not installed")
+    served = start_serve(netns, tmp_path, "--pcap", "-", stdout=subprocess.PIPE)
+    reader = subprocess.Popen(
+        ["tcpdump", "-l", "-nn", "-r", "-"], stdin=served.proc.stdout, stdout=subprocess.PIPE, text=True
+    )
+    served.proc.stdout.close()  # the reader's now
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(reader.stdout), daemon=True).start()
+    try:
+        assert netns.run(["curl", "-sS", "-m", "20", f"{served.url}/"]).returncode == 0
+        wait_for(lambda: any(f"{ADDR}.80 > " in line and "Flags [F.]" in line for line in lines), 20, "our FIN")
+        assert served.proc.poll() is None  # shown while it runs, not when it stops
+        assert "tcpstack: serving" in served.log()
+    finally:
+        served.stop()
+        assert reader.wait(timeout=15) == 0  # the capture ends cleanly with the stack
+
+
+def test_serve_pcap_to_a_reader_that_went_away_serves_on(netns, tmp_path):
+    """`serve --pcap - | tcpdump -c 3 -r -`: once the reader has gone, the recording stops (one logged
+    line) and the stack serves on."""
+    served = start_serve(netns, tmp_path, "--pcap", "-", stdout=subprocess.PIPE)
+    served.proc.stdout.close()  # gone before the first packet
+    for _ in range(3):
+        curl = netns.run(["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", f"http://{ADDR}/"])
+        assert curl.stdout == b"200"
+    assert served.stop() == 0
+    assert served.log().count("standard output: Broken pipe: recording stopped") == 1
+
+
 def test_keepalive_probes_appear_in_the_pcap(netns, tmp_path):
     """SO_KEEPALIVE for served connections: after the idle time, ACKs with SEG.SEQ = SND.NXT - 1 go out."""
     from scapy.layers.inet import IP, TCP

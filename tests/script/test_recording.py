@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +44,34 @@ def test_script_trace_alone_prints_transitions_with_virtual_times():
 def test_script_pcap_needs_exactly_one_script(tmp_path):
     result = _script(SCRIPT, SCRIPT, "--pcap", str(tmp_path / "x.pcap"))
     assert result.returncode == 2 and "one FILE.pkt" in result.stderr
+
+
+def test_script_pcap_to_standard_output_is_the_capture_and_the_result_goes_to_stderr(tmp_path):
+    """`--pcap -`, as tcpdump's `-w -`: stdout is the capture alone (for `| tcpdump -r -`), so the
+    PASS line goes to stderr; no file named "-" is made."""
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.cli", "script", SCRIPT, "--pcap", "-"], capture_output=True, cwd=tmp_path
+    )
+    assert result.returncode == 0 and result.stderr.startswith(b"PASS"), result.stderr
+    flags = [str(p[TCP].flags) for p in rdpcap(io.BytesIO(result.stdout))]
+    assert flags[:4] == ["S", "SA", "A", "FA"], flags
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_script_pcap_to_a_terminal_is_refused(tmp_path):
+    """A capture is binary: written to a terminal it would only garble the screen."""
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "stack.cli", "script", SCRIPT, "--pcap", "-"],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert result.returncode == 2
+    assert "standard output is a terminal" in result.stderr
