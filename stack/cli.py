@@ -19,6 +19,17 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+class _CommandParser(_Parser):
+    """A command's parser: an argument it does not know is its error ("tcpstack netstat: error: ..."), where
+    argparse would hand it back to the top-level parser, whose message names no command."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def _ip(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text.strip("[]")))
@@ -218,7 +229,7 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="A userspace TCP/IP stack over a Linux TUN device.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
     serve = sub.add_parser("serve", help="run the stack and serve echo/discard/chargen/http")
     _add_device_args(serve)
@@ -276,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-i", "--info", action="store_true", help="add what ss -i shows: cwnd, ssthresh, rtt, rto, mss, wscale, cc"
     )
     netstat.add_argument("--closed", action="store_true", help="also the last 16 connections that closed")
+    netstat.add_argument("-l", "--listening", action="store_true", help="only listeners, as netstat -l")
+    # what net-tools' netstat asks for with -n, -a, -t and -o is what this one always shows: `netstat -nat`
+    # as fingers type it works
+    for letter, shown in (("n", "numeric addresses"), ("a", "all sockets"), ("t", "TCP"), ("o", "timers")):
+        netstat.add_argument(f"-{letter}", action="store_true", help=f"accepted as netstat's: {shown}, always shown")
 
     demo = sub.add_parser("demo", help="run ping, curl and nc against the stack in a private network namespace")
     demo.add_argument("--states", action="store_true", help="the tour of the eleven TCP states instead (tcpstack tour)")
@@ -555,7 +571,7 @@ def _query(args) -> int:
     if args.command == "netstat":
         from stack.netstat import format_rows
 
-        rows = [row for result in results for row in result]
+        rows = [row for result in results for row in result if not args.listening or row["state"] == "LISTEN"]
         print(json.dumps(rows) if args.json else format_rows(rows, info=args.info))
     elif args.json:
         print(json.dumps(results[0], indent=1))

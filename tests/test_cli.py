@@ -47,6 +47,12 @@ def test_cli_bad_arguments_give_one_line_and_exit_2(args):
     assert "Traceback" not in result.stderr
 
 
+def test_cli_unknown_argument_error_names_the_command():
+    result = tcpstack("netstat", "--bogus")
+    assert result.returncode == 2
+    assert result.stderr == "tcpstack netstat: error: unrecognized arguments: --bogus\n"
+
+
 def test_cli_netstat_without_a_running_stack_explains():
     result = tcpstack("netstat", "--control", "/nonexistent/tcpstack.sock")
     assert result.returncode == 1

@@ -154,6 +154,27 @@ def test_netstat_json_answers_fast(served):
     assert elapsed < 1.0  # the budget is 0.3 s; a loaded CI machine gets a wide margin
 
 
+def test_netstat_takes_net_tools_letters_and_l_shows_only_listeners(served):
+    """`tcpstack netstat -nat`, as fingers type net-tools' netstat, shows what it always shows; `-l` (with
+    `-nlt` as one word) only the listeners, while a connection is open."""
+    import socket
+
+    def netstat(*flags: str) -> str:
+        argv = [sys.executable, "-m", "stack.cli", "netstat", "--control", served.control, *flags]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    with served.ns.entered():
+        sock = socket.create_connection((ADDR, 7), timeout=10)
+    with sock:
+        wait_for(lambda: any(r["state"] == "ESTABLISHED" for r in served.netstat()), 10, "the connection")
+        assert netstat("-nat") == netstat()
+        assert "ESTABLISHED" in netstat()
+        listening = netstat("-nlt").splitlines()
+        assert len(listening) == 1 + 4 and all(line.split()[5] == "LISTEN" for line in listening[1:]), listening
+
+
 def test_pcap_is_readable_by_tcpdump(netns, tmp_path):
     import shutil
 
