@@ -49,7 +49,7 @@ _CHUNK = 256 * 1024
 # chunks are views of it, written as they are (a transport that keeps immutable bytes copies nothing)
 _PERIOD = 251
 _PATTERN = memoryview(bytes(range(_PERIOD)) * (_CHUNK // _PERIOD + 2))
-_BYTES_PATH = re.compile(r"^/bytes/(\d{1,12})(\.sha256)?$")
+_BYTES_PATH = re.compile(r"^/bytes/(\d+)(\.sha256)?$")
 _RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")  # one range (RFC 9110 §14.1.2); a list is served whole
 
 INDEX = (
@@ -188,7 +188,7 @@ class _Client:
                 raise h11.RemoteProtocolError("unexpected event in request body")
 
     async def handle(self, request: h11.Request) -> None:
-        target = request.target.decode("ascii", "replace")
+        target = request_path(request.target)
         method = request.method
         if target == "/sha256":
             if method != b"POST":
@@ -205,7 +205,8 @@ class _Client:
         m = _BYTES_PATH.match(target)
         if m is None:
             return await self.respond(404, b"not found\n")
-        n = int(m.group(1))
+        digits = m.group(1)
+        n = int(digits) if len(digits) <= 20 else sys.maxsize  # more digits than 2^64 has: too many bytes
         if m.group(2):
             if n > MAX_HASH_BYTES:
                 return await self.respond(400, f"at most {MAX_HASH_BYTES} bytes are hashed\n".encode())
@@ -254,6 +255,19 @@ _ALLOW_POST = (("allow", "POST"),)
 _ALLOW_GET = (("allow", "GET, HEAD"),)
 
 
+def request_path(target: bytes) -> str:
+    """The path a request names, without its query (RFC 9112 §3.2: nothing here takes parameters, so
+    `/bytes/10?nocache=1` is `/bytes/10`); from an absolute-form target (`http://host/path`) too, which a
+    server must accept (§3.2.2)."""
+    text = target.decode("ascii", "replace")
+    if not text.startswith("/"):
+        scheme, sep, rest = text.partition("://")
+        if sep and scheme.lower() in ("http", "https"):
+            slash = rest.find("/")
+            text = rest[slash:] if slash >= 0 else "/"
+    return text.partition("?")[0]
+
+
 def _header(request: h11.Request, name: bytes) -> bytes | None:
     """The first value of a request header (h11 gives names in lower case)."""
     return next((value for key, value in request.headers if key == name), None)
@@ -268,10 +282,11 @@ async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
     client = _Client(reader, writer)
     try:
         await client.serve()
-    except h11.RemoteProtocolError:
+    except h11.RemoteProtocolError as exc:
         if client.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            status = exc.error_status_hint  # 400, or 431 for request headers over h11's limit (RFC 6585 §5)
             try:
-                await client.respond(400, b"bad request\n")
+                await client.respond(status, _REASONS[status].lower() + b"\n")
             except (ConnectionError, h11.LocalProtocolError):
                 pass
     except (ConnectionError, TimeoutError):

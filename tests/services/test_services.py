@@ -13,7 +13,7 @@ import uvloop
 
 from stack.services import DEFAULT_PORTS, SERVICES, parse_services
 from stack.services.chargen import LINE, chargen_lines
-from stack.services.http import MAX_HASH_BYTES, pattern_chunks, pattern_sha256
+from stack.services.http import INDEX, MAX_HASH_BYTES, pattern_chunks, pattern_sha256
 
 
 def serve_and(service: str, client) -> object:
@@ -186,12 +186,42 @@ def test_http_keepalive_then_close():
         (b"DELETE /", b"405"),
         (b"GET /sha256", b"405"),
         (b"GET /bytes/99999999999", b"400"),
+        (b"GET /bytes/" + b"9" * 30, b"400"),  # too many bytes, however many digits say so
+        (b"GET /bytes/" + b"9" * 5000, b"400"),  # (more digits than int() reads from a string)
         (b"GET /bytes/%d.sha256" % (MAX_HASH_BYTES + 1), b"400"),  # more than the service hashes
     ],
 )
 def test_http_errors(request_line, status):
     data = serve_and("http", lambda p: _http(p, request_line + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
     assert data.startswith(b"HTTP/1.1 " + status)
+
+
+@pytest.mark.parametrize(
+    ("target", "body"),
+    [
+        ("/bytes/10?nocache=1", b"".join(pattern_chunks(10))),
+        ("/bytes/3.sha256?x", pattern_sha256(3).encode() + b"\n"),
+        ("http://10.7.0.2/bytes/5", b"".join(pattern_chunks(5))),  # absolute-form
+        ("HTTP://10.7.0.2:80/bytes/4?y=2", b"".join(pattern_chunks(4))),
+    ],
+)
+def test_http_target_query_and_absolute_form_name_the_same_resource(target, body):
+    """RFC 9112 §3.2: the query is no part of the path (nothing here takes parameters), and a server must
+    accept a target in absolute-form (§3.2.2)."""
+    head, got = _body(serve_and("http", lambda p: _http(p, _get(target))))
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and got == body
+
+
+def test_http_absolute_form_without_a_path_is_the_index():
+    head, body = _body(serve_and("http", lambda p: _http(p, _get("http://10.7.0.2?x"))))
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body == INDEX
+
+
+def test_http_request_headers_over_the_limit_get_431():
+    """RFC 6585 §5: request header fields too large; h11 stops reading headers beyond its limit (16 KiB)."""
+    request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n"
+    data = serve_and("http", lambda p: _http(p, request))
+    assert data.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), data[:80]
 
 
 @pytest.mark.parametrize("path", ["/", "/bytes/100000", "/bytes/7.sha256", "/nope", "/sha256"])
