@@ -267,14 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the close, stay until the connection is gone (TIME_WAIT's 2*MSL, an orphan's FIN_WAIT2 "
         "timeout), so netstat can watch it",
     )
+    for letter, dest, least, text in (
+        ("q", "quit_after", 0, "after EOF on stdin, wait this long for the peer to finish, then close (nc -q)"),
+        ("w", "timeout", 0.001, "give up a connection not made within SECONDS, close one idle both ways that long"),
+    ):  # as OpenBSD nc's
+        flag = f"-{letter}"
+        nc.add_argument(flag, dest=dest, type=_bounded(float, least, 86400, flag), metavar="SECONDS", help=text)
+    nc.add_argument("-v", dest="verbose", action="store_true", help="say on stderr when a connection is made (nc -v)")
     nc.add_argument(
-        "-q",
-        dest="quit_after",
-        type=_bounded(float, 0, 86400, "-q"),
-        default=None,
-        metavar="SECONDS",
-        help="after EOF on stdin, wait this long for the peer to finish, then close (like OpenBSD nc -q)",
+        "-z", dest="zero_io", action="store_true", help="connect, send nothing and close: is PORT open? (nc -z)"
     )
+    # what OpenBSD nc asks for with -N and -n is what this one always does
+    nc.add_argument("-N", action="store_true", help="accepted as nc's: EOF on stdin always shuts the sending side")
+    nc.add_argument("-n", action="store_true", help="accepted as nc's: HOST is always an address, never a name")
     nc.add_argument("host", type=_ip, nargs="?", help="the IPv4 or IPv6 address to connect to (not with -l)")
     nc.add_argument("port", type=_port)
 
@@ -389,6 +394,8 @@ def _main(argv: list[str] | None) -> int:
         parser.error("nc: give HOST PORT to connect, or -l PORT to listen")
     if args.command == "nc" and args.keep_listening and not args.listen:
         parser.error("nc: -k keeps listening, so it needs -l")
+    if args.command == "nc" and args.zero_io and args.listen:
+        parser.error("nc: -z connects to HOST PORT: not with -l")
     if args.command in ("serve", "nc", "script") and args.pcap == "-":
         _capture_to_stdout(parser, args)
     if args.command in ("serve", "nc"):

@@ -38,6 +38,8 @@ def tcpstack(*args: str) -> subprocess.CompletedProcess:
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "-l", "10.9.0.1", "5000"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "--pcap", "-", "10.9.0.1", "7"],
         [*BASE, "--workers", "2", "--pcap", "-"],
+        ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "-z", "-l", "5000"],
+        ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "-w", "0", "10.9.0.1", "7"],
     ],
 )
 def test_cli_bad_arguments_give_one_line_and_exit_2(args):

@@ -137,3 +137,131 @@ def test_two_tcpstacks_close_simultaneously_through_closing(netns, tmp_path):
         text = log.read_text()
         assert "FIN_WAIT1 -> CLOSING" in text, text
         assert "CLOSING -> TIME_WAIT" in text, text
+
+
+# A kernel TCP server that takes one connection, sends its greeting and then waits, silent, for the
+# peer's FIN (or RST): it writes what it received and how the connection ended.
+SILENT_SERVER = r"""
+import socket, sys
+result, greeting = sys.argv[1], sys.argv[2].encode()
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 5000)); srv.listen(1)
+open(result + ".ready", "w").close()
+conn, _ = srv.accept()
+conn.sendall(greeting)
+got = b""
+try:
+    while data := conn.recv(65536):
+        got += data
+    end = "FIN"
+except ConnectionResetError:
+    end = "RST"
+open(result, "w").write(f"{got!r} {end}")
+"""
+
+
+def _silent_server(netns, tmp_path, greeting: str = "") -> tuple[subprocess.Popen, object]:
+    result = tmp_path / "server.result"
+    server = netns.popen([sys.executable, "-c", SILENT_SERVER, str(result), greeting])
+    wait_for(lambda: (tmp_path / "server.result.ready").exists() or server.poll() is not None, 20, "kernel server")
+    return server, result
+
+
+def test_tcpstack_nc_z_connects_sends_nothing_and_exits_0(netns, tmp_path):
+    """OpenBSD nc -z: is the port open? The connection is made and closed with a FIN, nothing sent; -v
+    says so as nc does."""
+    server, result = _silent_server(netns, tmp_path)
+    nc = netns.run(
+        [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "-v", "-z", "10.8.0.1", "5000"],
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        text=True,
+    )
+    assert nc.returncode == 0, nc.stderr
+    assert nc.stdout == ""
+    assert nc.stderr == f"Connection to 10.8.0.1 5000 port [tcp/{_service(5000)}] succeeded!\n"
+    server.wait(timeout=30)
+    assert result.read_text() == "b'' FIN"
+
+
+def _service(port: int) -> str:
+    import socket
+
+    try:
+        return socket.getservbyport(port, "tcp")
+    except OSError:
+        return "*"
+
+
+def test_tcpstack_nc_z_to_a_closed_port_exits_1(netns):
+    nc = netns.run(
+        [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "-z", "10.8.0.1", "5999"],
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        text=True,
+    )
+    assert nc.returncode == 1 and "connection refused" in nc.stderr
+
+
+def test_tcpstack_nc_w_closes_a_connection_idle_both_ways(netns, tmp_path):
+    """OpenBSD nc -w: stdin at EOF and a peer that sends nothing more for the timeout: the connection is
+    closed (a FIN, what was sent delivered) and nc exits 0, where without -w it would wait for ever."""
+    import time
+
+    server, result = _silent_server(netns, tmp_path, "0123456789")
+    start = time.monotonic()
+    nc = netns.run(
+        [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "-w", "1", "10.8.0.1", "5000"],
+        input=b"hello",
+        timeout=60,
+    )
+    elapsed = time.monotonic() - start
+    assert nc.returncode == 0, nc.stderr.decode()
+    assert nc.stdout == b"0123456789"
+    assert elapsed < 20  # one idle second, one for the close, the start-up; a wide margin for a loaded machine
+    server.wait(timeout=30)
+    assert result.read_text() == "b'hello' FIN"
+
+
+def test_tcpstack_nc_w_gives_up_a_connection_not_made(netns):
+    """OpenBSD nc -w bounds the connect too: a SYN nobody answers (10.8.0.99 is no host; the namespace's
+    kernel does not forward) times out after -w seconds, not after the SYN retries' two minutes."""
+    import time
+
+    start = time.monotonic()
+    nc = netns.run(
+        [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "-w", "1", "10.8.0.99", "5000"],
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        text=True,
+    )
+    assert nc.returncode == 1 and "connect to 10.8.0.99 port 5000: timed out" in nc.stderr, nc.stderr
+    assert time.monotonic() - start < 30
+
+
+def test_tcpstack_nc_lv_says_where_it_listens_and_who_came(netns, tmp_path):
+    log = tmp_path / "nc.log"
+    with open(log, "w") as f:
+        nc = netns.popen(
+            [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "-lv", "6000"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=f,
+        )
+    try:
+        wait_for(lambda: "Listening on 0.0.0.0 6000" in log.read_text(), 30, "nc to listen")
+        with netns.entered():
+            import socket
+
+            client = socket.create_connection(("10.8.0.2", 6000), timeout=10)
+        with client:
+            client.sendall(b"hi")
+            client.shutdown(socket.SHUT_WR)
+            assert nc.stdout.read() == b"hi"
+            port = client.getsockname()[1]
+        assert nc.wait(timeout=30) == 0
+        assert f"Connection received on 10.8.0.1 {port}\n" in log.read_text()
+    finally:
+        if nc.poll() is None:
+            nc.kill()
+            nc.wait()
