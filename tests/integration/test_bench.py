@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -77,7 +78,8 @@ def test_bench_connections_and_ab_rows_report_the_servers_cpu_per_connection_and
     assert bench.returncode == 0, err
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("kernel veth"))
-    rows = {line[:18].strip(): line[18:].split() for line in lines[header + 1 :]}
+    table = [line for line in lines[header + 1 :] if not line.startswith("(")]
+    rows = {line[:18].strip(): line[18:].split() for line in table}
     assert list(rows) == [
         "connections/s",
         "CPU us/conn",
@@ -88,11 +90,14 @@ def test_bench_connections_and_ab_rows_report_the_servers_cpu_per_connection_and
     ], out
     for name in ("CPU us/conn", "CPU us/req"):
         *cells, ratio = rows[name]
-        assert len(cells) == 4, out  # kernel veth, kernel veth+offl, tcpstack offl on, tcpstack offl on x2
+        assert len(cells) == 5, out  # kernel veth, +offl, x2 (two processes), tcpstack offl on, and x2
         # a server spends microseconds on each, not nothing and not seconds
         assert all(1 < float(cell) < 100_000 for cell in cells), out
         assert float(ratio) > 0, out
     for name in ("on CPU/1k conn", "on CPU/1k req"):
         *cells, ratio = rows[name]
-        assert len(cells) == 4 and all(float(cell) >= 0 for cell in cells) and ratio == "-", out
+        assert len(cells) == 5 and all(float(cell) >= 0 for cell in cells) and ratio == "-", out
+    # what a second process gains the kernel's server and tcpstack, each against its one-process column
+    gains = re.search(r"\(a second process, ab -c 8 req/s: kernel veth ([\d.]+), tcpstack offl on ([\d.]+)\)", out)
+    assert gains is not None and all(float(g) > 0 for g in gains.groups()), out
     assert _namespaces_of(bench.pid) == []
