@@ -154,12 +154,12 @@ async def _session(stack, args) -> int:
 
     up = asyncio.create_task(upload())
     down = asyncio.create_task(download())
-    both = asyncio.ensure_future(transfer())
+    both = asyncio.create_task(transfer())
     try:
         if args.timeout is None:
             await both
         else:  # nc -w: a connection idle both ways for the timeout is closed, quietly
-            idle = asyncio.ensure_future(activity.idle_for(args.timeout))
+            idle = asyncio.create_task(activity.idle_for(args.timeout))
             try:
                 await asyncio.wait((both, idle), return_when=asyncio.FIRST_COMPLETED)
             finally:

@@ -25,6 +25,7 @@ from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import h11
 
@@ -260,12 +261,10 @@ def request_path(target: bytes) -> str:
     `/bytes/10?nocache=1` is `/bytes/10`); from an absolute-form target (`http://host/path`) too, which a
     server must accept (§3.2.2)."""
     text = target.decode("ascii", "replace")
-    if not text.startswith("/"):
-        scheme, sep, rest = text.partition("://")
-        if sep and scheme.lower() in ("http", "https"):
-            slash = rest.find("/")
-            text = rest[slash:] if slash >= 0 else "/"
-    return text.partition("?")[0]
+    if text.startswith("/"):  # origin-form (urlsplit would read a path that starts with // as a host)
+        return text.partition("?")[0]
+    absolute = urlsplit(text)
+    return (absolute.path or "/") if absolute.scheme.lower() in ("http", "https") else text
 
 
 def _header(request: h11.Request, name: bytes) -> bytes | None:

@@ -212,8 +212,9 @@ def test_http_target_query_and_absolute_form_name_the_same_resource(target, body
     assert head.startswith(b"HTTP/1.1 200 OK\r\n") and got == body
 
 
-def test_http_absolute_form_without_a_path_is_the_index():
-    head, body = _body(serve_and("http", lambda p: _http(p, _get("http://10.7.0.2?x"))))
+@pytest.mark.parametrize("target", ["http://10.7.0.2", "http://10.7.0.2?x", "http://10.7.0.2?x=/bytes/5"])
+def test_http_absolute_form_without_a_path_is_the_index(target):
+    head, body = _body(serve_and("http", lambda p: _http(p, _get(target))))
     assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body == INDEX
 
 
