@@ -80,7 +80,7 @@ class _Activity:
 
 async def nc(args) -> int:
     from stack.control import claim, default_path, serve_control, stop_control
-    from stack.serve import open_stack_from_args
+    from stack.serve import open_stack_from_args, stop_signals
 
     control_path = args.control or default_path()
     claim(control_path)  # before the TUN exists: a refused nc leaves nothing behind
@@ -88,7 +88,15 @@ async def nc(args) -> int:
     control = None
     me = asyncio.current_task()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, me.cancel)  # stop as cleanly as on Ctrl-C
+    caught: list[int] = []
+
+    def stop(sig: int) -> None:  # as cleanly as on Ctrl-C
+        caught.append(sig)
+        me.cancel()
+
+    signals = [sig for sig in stop_signals() if sig != signal.SIGINT]  # (Ctrl-C: KeyboardInterrupt)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop, sig)
     try:
         control = await serve_control(control_path, stack)
         code = await _session(stack, args)
@@ -96,9 +104,10 @@ async def nc(args) -> int:
             code = await _session(stack, args)
         return code
     except asyncio.CancelledError:
-        return 128 + signal.SIGTERM
+        return 128 + (caught[0] if caught else signal.SIGTERM)
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for sig in signals:
+            loop.remove_signal_handler(sig)
         stop_control(control, control_path)
         await stack.close()
 

@@ -26,6 +26,14 @@ def _trace_printer(line: str) -> None:
         discard_output(sys.stderr)  # a transition that could not be printed must not fail its connection
 
 
+def stop_signals() -> tuple[int, ...]:
+    """The signals that stop serve and nc cleanly (device removed, control socket unlinked, recordings
+    flushed): Ctrl-C, SIGTERM, and the hang-up of a terminal that closes, as tcpdump takes it, unless the
+    hang-up was ignored when they started (`nohup`)."""
+    hangup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
+    return (signal.SIGINT, signal.SIGTERM, *hangup)
+
+
 def offload_wanted(args) -> bool:
     """--offload, else TCPSTACK_OFFLOAD (so that a whole test run can go either way), else on."""
     return (args.offload or os.environ.get("TCPSTACK_OFFLOAD") or "on") != "off"
@@ -154,7 +162,8 @@ async def serve_on(args, control_path: str, queue=None, worker: int | None = Non
         stack.settle_heap()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # a worker is stopped by its parent (SIGTERM), which takes the others for all of them
+        for sig in stop_signals() if worker is None else (signal.SIGTERM,):
             loop.add_signal_handler(sig, stop.set)
         names = ", ".join(f"{n}:{p}" for n, p in services)
         if worker is None:  # the workers' parent speaks for them

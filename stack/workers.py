@@ -89,7 +89,8 @@ def _worker(args, queue, index: int, path: str) -> int:
 
     from stack.serve import serve_on
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers with SIGTERM
+    for sig in (signal.SIGINT, signal.SIGHUP):  # the parent stops the workers with SIGTERM
+        signal.signal(sig, signal.SIG_IGN)
     try:
         return uvloop.run(serve_on(args, path, queue=queue, worker=index))
     except BaseException as exc:  # a worker must never fall back into the parent's code
@@ -99,6 +100,7 @@ def _worker(args, queue, index: int, path: str) -> int:
 
 async def _parent(args, control_path: str, paths: list[str], children: list[int]) -> int:
     from stack import limits
+    from stack.serve import stop_signals
     from stack.services import DEFAULT_PORTS
 
     loop = asyncio.get_running_loop()
@@ -112,7 +114,7 @@ async def _parent(args, control_path: str, paths: list[str], children: list[int]
             await asyncio.sleep(0.02)
     server = await control.serve_control(control_path, WorkerSet(paths), limits.control_clients(args))
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in stop_signals():
         loop.add_signal_handler(sig, stop.set)
     watcher = asyncio.create_task(_watch(children, stop))
     services = ", ".join(f"{n}:{p}" for n, p in (args.services or list(DEFAULT_PORTS.items())))

@@ -265,3 +265,28 @@ def test_tcpstack_nc_lv_says_where_it_listens_and_who_came(netns, tmp_path):
         if nc.poll() is None:
             nc.kill()
             nc.wait()
+
+
+def test_tcpstack_nc_hang_up_ends_it_with_status_129_and_its_control_socket_gone(netns, tmp_path):
+    """A terminal that closes: nc stops as cleanly as on SIGTERM (stack closed, control socket unlinked)
+    and says which signal ended it, as a shell reports one (128 + SIGHUP)."""
+    import signal
+
+    control_path = tmp_path / "nc.sock"
+    log = tmp_path / "nc.log"
+    with open(log, "w") as f:
+        nc = netns.popen(
+            [sys.executable, "-m", "stack.cli", "nc", *NC_ARGS, "--control", str(control_path), "-lv", "6001"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=f,
+        )
+    try:
+        wait_for(lambda: "Listening on" in log.read_text(), 30, "nc to listen")
+        nc.send_signal(signal.SIGHUP)
+        assert nc.wait(timeout=30) == 128 + signal.SIGHUP, log.read_text()
+        assert not control_path.exists()
+    finally:
+        if nc.poll() is None:
+            nc.kill()
+            nc.wait()

@@ -198,6 +198,44 @@ def test_sigterm_removes_the_tun_device(served):
     assert served.ns.run(["ip", "link", "show", "tun0"]).returncode != 0
 
 
+def test_sighup_stops_serve_cleanly_as_sigterm_does(served):
+    """A terminal that closes hangs up what runs in it: serve stops as on SIGTERM (as tcpdump takes a
+    hang-up), its device removed and its control socket unlinked, with status 0."""
+    import signal
+
+    served.proc.send_signal(signal.SIGHUP)
+    assert served.proc.wait(timeout=15) == 0
+    assert served.ns.run(["ip", "link", "show", "tun0"]).returncode != 0
+    assert not os.path.exists(served.control)
+
+
+def test_sighup_under_nohup_leaves_serve_serving(netns, tmp_path):
+    """`nohup tcpstack serve`: a hang-up ignored when it started stays ignored."""
+    import signal
+
+    from stack import control
+
+    control_path = str(tmp_path / "control.sock")
+    argv = ["nohup", sys.executable, "-m", "stack.cli", "serve", "--tun", "tun0", "--addr", ADDR]
+    argv += ["--peer", "10.7.0.1/24", "--control", control_path]
+    with open(tmp_path / "serve.log", "w") as log:
+        proc = netns.popen(argv, stdout=log, stderr=log)
+
+    def answers() -> bool:
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        try:
+            return control.request(control_path, "netstat") is not None
+        except OSError:
+            return False
+
+    wait_for(answers, 30, "serve to answer on its control socket")
+    proc.send_signal(signal.SIGHUP)  # (nohup execs: this is serve's own process)
+    curl = netns.run(["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", f"http://{ADDR}/"])
+    assert curl.stdout == b"200" and proc.poll() is None
+    proc.terminate()
+    assert proc.wait(timeout=15) == 0
+
+
 def test_connection_to_a_closed_port_is_refused(served):
     result = served.ns.run(["nc", "-z", "-w", "5", ADDR, "4444"])
     assert result.returncode != 0

@@ -51,3 +51,22 @@ def test_workers_serve_a_download_and_ping(netns, tmp_path):
     assert netns.run(["ping", "-c", "2", "-W", "2", ADDR]).returncode == 0
     assert served.stop() == 0
     assert "with 2 workers" in served.log()
+
+
+def test_workers_hang_up_stops_the_parent_and_then_every_worker(netns, tmp_path):
+    """A terminal that closes hangs up its whole process group, the workers too: they leave it to the
+    parent, which stops them as on SIGTERM (a worker that died of it alone would stop the others with an
+    error), and the device goes with the last queue."""
+    import os
+    import signal
+
+    from stack.netns import descendants
+
+    served = start_serve(netns, tmp_path, "--workers", "2")
+    processes = descendants(served.proc.pid)
+    assert len(processes) == 3
+    for pid in reversed(processes):  # the workers first, as they may be the first to hear it
+        os.kill(pid, signal.SIGHUP)
+    assert served.proc.wait(timeout=30) == 0, served.log()
+    assert "exited; stopping" not in served.log()
+    assert netns.run(["ip", "link", "show", "tun0"]).returncode != 0
