@@ -40,7 +40,7 @@ from stack.tcp.listener import Listener
 from stack.tcp.state import OPEN_FOR_DATA, State, Transition
 from stack.wire import addr, reasons
 from stack.wire.batch import PacketBatch
-from stack.wire.codec import BatchDecoder, BatchEncoder, IpPacket, Rejected, TcpPacket
+from stack.wire.codec import BatchDecoder, BatchEncoder, IpPacket, Rejected, TcpPacket, encode_tcp
 from stack.wire.reasons import DropReason
 from stack.wire.segment import Segment
 
@@ -112,6 +112,9 @@ class Stack:
         self._failed: set[Connection] = set()  # reset after an internal error, until the flush that follows
         self._decoder = BatchDecoder(gro=True)  # software GRO where the device hands over wire-sized packets
         self._out = BatchEncoder(getattr(device, "vnet", 0), getattr(device, "gso", False))
+        # segments to one of our own addresses: taken in on the loop's next iteration, never written to the
+        # device, as Linux delivers a host's connections to itself through its loopback device
+        self._looped: list[bytes] = []
         # a device that writes a flush without it being laid out first (TUN: payloads by writev) says so;
         # a capture or fault layer in between needs whole packets, and gets them built
         self._write_encoded = getattr(device, "write_encoded", None)
@@ -277,8 +280,9 @@ class Stack:
         local_ip = self._local_ip(remote.version)
         if local_ip is None:
             raise unreachable(remote)
+        destination = self._destination(addr.from_ipaddress(remote), local_ip)
         local_port = self._local_port(local_addr, remote.version) if local_addr is not None else None
-        conn = self.demux.connect(local_ip, (addr.from_ipaddress(remote), _port(port)), self.now(), port=local_port)
+        conn = self.demux.connect(local_ip, (destination, _port(port)), self.now(), port=local_port)
         future: asyncio.Future = self._loop.create_future()
         made: list[asyncio.BaseProtocol] = []
         handshake: asyncio.Future | None = None
@@ -336,6 +340,18 @@ class Stack:
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
+
+    def _destination(self, ip: int, local_ip: int) -> int:
+        """Where connect() sends: `ip`, or this stack itself for 0.0.0.0 and ::, which Linux takes as the
+        host (its loopback); a broadcast or multicast address is refused with ENETUNREACH, as Linux's
+        tcp_v4_connect and tcp_v6_connect refuse them."""
+        if ip == addr.ANY4 or ip == addr.ANY6:
+            return local_ip
+        if self.sources.martian(ip) and self.sources.reason(ip) in (martians.BROADCAST, martians.MULTICAST):
+            raise OSError(
+                errno.ENETUNREACH, f"Network is unreachable: {addr.fmt(ip)} is a broadcast or multicast address"
+            )
+        return ip
 
     def _local_ip(self, version: int) -> int | None:
         """The stack's address in that IP version, if it has one."""
@@ -536,8 +552,15 @@ class Stack:
         self._input(packets)
         self._flush()
 
-    def _input(self, packets: PacketBatch | list[bytes]) -> None:
-        """Packets into the connections and the IP layer; what they answer waits for the caller's flush."""
+    def _input_looped(self, packets: list[bytes]) -> None:
+        """What the stack sent to its own addresses, taken in as if it had come back through a loopback
+        device, and answered at once."""
+        self._input(packets, looped=True)
+        self._flush()
+
+    def _input(self, packets: PacketBatch | list[bytes], looped: bool = False) -> None:
+        """Packets into the connections and the IP layer; what they answer waits for the caller's flush.
+        `looped`: the stack's own, whose source is ours (martian for anything from the device)."""
         if self._closed:
             return
         if not isinstance(packets, PacketBatch):  # released late by the fault layer
@@ -551,7 +574,7 @@ class Stack:
                 if pkt.dst != self.addr and pkt.dst not in self.addrs:
                     counters["InAddrErrors"] += 1
                     continue
-                if pkt.src != checked:
+                if pkt.src != checked and not looped:
                     if self.sources.martian(pkt.src):
                         self._martian(pkt.src)
                         continue
@@ -572,6 +595,8 @@ class Stack:
                     if self.demux.replaced:  # a TIME_WAIT connection gave way to a new SYN: retire it
                         self._dirty.update(self.demux.replaced)
                         self.demux.replaced.clear()
+                elif rst is not None and looped:
+                    self._looped.append(encode_tcp(pkt.dst, pkt.src, rst))
                 elif rst is not None:
                     flow = flow_label((pkt.dst, rst.src_port), (pkt.src, rst.dst_port)) if pkt.src > addr.MAX4 else 0
                     self._out.tcp(pkt.dst, pkt.src, rst, flow=flow)
@@ -670,6 +695,9 @@ class Stack:
                 self._write_encoded(out)
             else:
                 self.device.write_batch(out.build())
+        if self._looped:  # delivered in the loop's next iteration, as a loopback device's softirq does
+            looped, self._looped = self._looped, []
+            self._loop.call_soon(self._input_looped, looped)
         failed = self._failed
         for conn, transport in kept:  # after the write: the answer does not wait for this bookkeeping
             if not conn.finished and conn not in failed:  # (retired in a later round)
@@ -692,7 +720,10 @@ class Stack:
     def _queue(self, conn: Connection, segments: list[Segment]) -> None:
         """The connection's segments into this flush's output."""
         out, local, remote = self._out, conn.local[0], conn.remote[0]
-        if remote > addr.MAX4:
+        if remote in self.addrs:  # a connection to ourselves (both its ends are ours)
+            for seg in segments:
+                self._looped.append(encode_tcp(local, remote, seg))
+        elif remote > addr.MAX4:
             flow = self._flows.get(conn)
             if flow is None:
                 flow = self._flows[conn] = flow_label(conn.local, conn.remote)

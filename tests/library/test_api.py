@@ -439,3 +439,56 @@ def test_listen_reuse_port_requested_late_is_eaddrinuse(run):
         assert info.value.errno == errno.EADDRINUSE
 
     run(with_pair(body))
+
+
+@pytest.mark.parametrize("host", [SERVER, "0.0.0.0", SERVER6, "::"])
+def test_create_connection_to_the_stacks_own_address_loops_back_without_the_device(run, host):
+    """A host's connections to itself go through its loopback device, not out of its network interface
+    (Linux: lo; 0.0.0.0 and :: as a destination mean the host itself): a client and a server on one stack
+    talk, and nothing is written to the device, so the peer stack sees nothing."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        srv = await server.start_server(_echo, port=7)
+        data = bytes(range(256)) * 1000
+        reader, writer = await server.open_connection(host, 7)
+        writer.write(data)
+        writer.write_eof()
+        assert await reader.read() == data
+        writer.close()
+        await writer.wait_closed()
+        assert writer.get_extra_info("peername")[:2] == (SERVER6 if ":" in host else SERVER, 7)
+        assert server.stats().get("OutPackets", 0) == 0 and client.stats().get("InSegs", 0) == 0
+        srv.close()
+
+    run(with_dual_stack_pair(body))
+
+
+def test_create_connection_to_the_stacks_own_closed_port_is_refused_at_once(run):
+    """The SYN to ourselves meets no listener: the RST comes back through the loopback path, so connect()
+    fails at once with ECONNREFUSED, not after the SYN's retries."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.wait_for(server.create_connection(asyncio.Protocol, SERVER, 4444), 10)
+
+    run(with_pair(body))
+
+
+@pytest.mark.parametrize("host", ["255.255.255.255", "10.0.0.255", "224.0.0.1", "ff02::1"])
+def test_create_connection_to_a_broadcast_or_multicast_address_raises_enetunreach(run, host):
+    """Linux's tcp_v4_connect and tcp_v6_connect refuse a broadcast or multicast destination at once
+    (ENETUNREACH): TCP is between two hosts, and no SYN is sent."""
+
+    async def body() -> None:
+        a, b = SocketPairDevice.pair()
+        stack = Stack(a, [CLIENT, "fd00::1"], network="10.0.0.2/24")  # (10.0.0.255: the subnet's broadcast)
+        try:
+            with pytest.raises(OSError) as info:
+                await stack.open_connection(host, 80)
+            assert info.value.errno == errno.ENETUNREACH
+            assert stack.stats().get("OutPackets", 0) == 0
+        finally:
+            await stack.close()
+            b.close()
+
+    run(body())
