@@ -563,7 +563,7 @@ class Stack:
         `looped`: the stack's own, whose source is ours (martian for anything from the device)."""
         if self._closed:
             return
-        if not isinstance(packets, PacketBatch):  # released late by the fault layer
+        if not isinstance(packets, PacketBatch):  # released late by the fault layer, or looped back
             packets = PacketBatch.of(packets)
         now = self.now()
         counters = self.counters
@@ -595,11 +595,14 @@ class Stack:
                     if self.demux.replaced:  # a TIME_WAIT connection gave way to a new SYN: retire it
                         self._dirty.update(self.demux.replaced)
                         self.demux.replaced.clear()
-                elif rst is not None and looped:
-                    self._looped.append(encode_tcp(pkt.dst, pkt.src, rst))
                 elif rst is not None:
-                    flow = flow_label((pkt.dst, rst.src_port), (pkt.src, rst.dst_port)) if pkt.src > addr.MAX4 else 0
-                    self._out.tcp(pkt.dst, pkt.src, rst, flow=flow)
+                    if looped:  # to ourselves
+                        self._looped.append(encode_tcp(pkt.dst, pkt.src, rst))
+                    else:
+                        flow = (
+                            flow_label((pkt.dst, rst.src_port), (pkt.src, rst.dst_port)) if pkt.src > addr.MAX4 else 0
+                        )
+                        self._out.tcp(pkt.dst, pkt.src, rst, flow=flow)
                     if log is not None:
                         log.segment_out_unattached(pkt.dst, pkt.src, rst)
             elif type(pkt) is Rejected:

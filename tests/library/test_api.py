@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
+import json
 import socket
 from collections.abc import Callable, Coroutine
 
@@ -13,6 +15,7 @@ import pytest
 from stack.aio.stack import Stack
 from stack.aio.tun import SocketPairDevice
 from stack.tcp.config import TcpConfig
+from stack.trace import EventLog
 from tests.library.conftest import CLIENT, SERVER, SERVER6, with_dual_stack_pair, with_pair
 
 
@@ -465,13 +468,23 @@ def test_create_connection_to_the_stacks_own_address_loops_back_without_the_devi
 
 def test_create_connection_to_the_stacks_own_closed_port_is_refused_at_once(run):
     """The SYN to ourselves meets no listener: the RST comes back through the loopback path, so connect()
-    fails at once with ECONNREFUSED, not after the SYN's retries."""
+    fails at once with ECONNREFUSED, not after the SYN's retries; the event log has both, as for a peer."""
 
-    async def body(client: Stack, server: Stack) -> None:
-        with pytest.raises(ConnectionRefusedError):
-            await asyncio.wait_for(server.create_connection(asyncio.Protocol, SERVER, 4444), 10)
+    async def body() -> None:
+        a, b = SocketPairDevice.pair()
+        log = io.StringIO()
+        stack = Stack(a, SERVER, event_log=EventLog(log))
+        try:
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.wait_for(stack.create_connection(asyncio.Protocol, SERVER, 4444), 10)
+            events = [json.loads(line) for line in log.getvalue().splitlines()]
+        finally:
+            await stack.close()  # (closes the log)
+            b.close()
+        segments = [e for e in events if e["ev"] == "seg"]
+        assert [(e["dir"], e["flags"]) for e in segments] == [("out", "S"), ("in", "S"), ("out", "R."), ("in", "R.")]
 
-    run(with_pair(body))
+    run(body())
 
 
 @pytest.mark.parametrize("host", ["255.255.255.255", "10.0.0.255", "224.0.0.1", "ff02::1"])
