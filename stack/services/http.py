@@ -157,7 +157,7 @@ class _Client:
                 if self.conn.they_are_waiting_for_100_continue:
                     # the client holds its body back until told to go on, or for a while (RFC 9110 §10.1.1;
                     # curl waits a second): the body is wanted now, so it is asked for
-                    await self.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+                    await self.send(h11.InformationalResponse(status_code=100, headers=[], reason=_REASONS[100]))
                 read = self.reader.read(65536)
                 if self.conn.their_state is h11.SEND_BODY:  # (its headers have their own deadline)
                     data = await _within(PROGRESS_TIMEOUT, read)
