@@ -1,7 +1,8 @@
 """Host strings as asyncio's create_connection/create_server take them: IP literals of either family.
 
 The stack has no resolver of its own (a name would be resolved by the kernel's network, not this one), so
-a name fails the way getaddrinfo fails for an unknown one: socket.gaierror.
+a name fails the way getaddrinfo fails for an unknown one: socket.gaierror. The one exception is
+"localhost" (and names under it), which RFC 6761 §6.3 has every resolver answer with the loopback itself.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import ipaddress
 import socket
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+LOCALHOST4: IpAddress = ipaddress.IPv4Address("127.0.0.1")
+LOCALHOST6: IpAddress = ipaddress.IPv6Address("::1")
 
 
 def parse_host(host: str, family: int = socket.AF_UNSPEC) -> IpAddress:
@@ -19,6 +22,8 @@ def parse_host(host: str, family: int = socket.AF_UNSPEC) -> IpAddress:
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, not {type(host).__name__}")
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if is_localhost(text):
+        return LOCALHOST6 if family == socket.AF_INET6 else LOCALHOST4
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
@@ -26,6 +31,12 @@ def parse_host(host: str, family: int = socket.AF_UNSPEC) -> IpAddress:
     if not family_matches(text, family):
         raise socket.gaierror(socket.EAI_ADDRFAMILY, f"Address family for hostname not supported: {host}")
     return ip
+
+
+def is_localhost(name: str) -> bool:
+    """Whether a name is "localhost" or under it ("LocalHost.", "db.localhost"): the host itself (RFC 6761 §6.3)."""
+    name = name.lower().removesuffix(".")
+    return name == "localhost" or name.endswith(".localhost")
 
 
 def family_matches(literal: str, family: int) -> bool:

@@ -277,11 +277,9 @@ class Stack:
         if options is not None and options.server_hostname is None:
             options = replace(options, server_hostname=host)  # as asyncio: check the certificate against host
         remote = parse_host(host, family)
-        local_ip = self._local_ip(remote.version)
-        if local_ip is None:
-            raise unreachable(remote)
-        destination = self._destination(addr.from_ipaddress(remote), local_ip)
-        local_port = self._local_port(local_addr, remote.version) if local_addr is not None else None
+        bound_ip, local_port = self._local_addr(local_addr, remote.version) if local_addr is not None else (None, None)
+        destination = self._destination(addr.from_ipaddress(remote), bound_ip)
+        local_ip = self._source(destination, bound_ip)
         conn = self.demux.connect(local_ip, (destination, _port(port)), self.now(), port=local_port)
         future: asyncio.Future = self._loop.create_future()
         made: list[asyncio.BaseProtocol] = []
@@ -341,23 +339,45 @@ class Stack:
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
 
-    def _destination(self, ip: int, local_ip: int) -> int:
-        """Where connect() sends: `ip`, or this stack itself for 0.0.0.0 and ::, which Linux takes as the
-        host (its loopback); a broadcast or multicast address is refused with ENETUNREACH, as Linux's
-        tcp_v4_connect and tcp_v6_connect refuse them."""
+    def _destination(self, ip: int, bound_ip: int | None) -> int:
+        """Where connect() sends: `ip`, or for 0.0.0.0 and :: the host itself, as Linux takes them (the
+        bound address, else the loopback: ip_route_output_key_hash_rcu, tcp_v6_connect); a broadcast or
+        multicast address is refused with ENETUNREACH, as Linux's tcp_v4_connect and tcp_v6_connect do."""
         if ip == addr.ANY4 or ip == addr.ANY6:
-            return local_ip
+            return bound_ip if bound_ip is not None else addr.loopback_of(ip)
         if self.sources.martian(ip) and self.sources.reason(ip) in (martians.BROADCAST, martians.MULTICAST):
             raise OSError(
                 errno.ENETUNREACH, f"Network is unreachable: {addr.fmt(ip)} is a broadcast or multicast address"
             )
         return ip
 
+    def _source(self, destination: int, bound_ip: int | None) -> int:
+        """The address a connection to `destination` comes from: the one bound, else the stack's own in that
+        family, or 127.0.0.1 / ::1 for the loopback (Linux's route to 127/8 names 127.0.0.1 as its source)."""
+        if bound_ip is not None:
+            if addr.is_loopback(bound_ip) and not addr.is_loopback(destination) and destination not in self.addrs:
+                # Linux: a loopback source cannot leave the host (ip_route_output_key_hash_rcu)
+                raise OSError(
+                    errno.EINVAL, f"Invalid argument: {addr.fmt(bound_ip)} cannot reach {addr.fmt(destination)}"
+                )
+            return bound_ip
+        if addr.is_loopback(destination):
+            return addr.loopback_of(destination)
+        local_ip = self._local_ip(6 if addr.is_v6(destination) else 4)
+        if local_ip is None:
+            raise unreachable(addr.to_ipaddress(destination))
+        return local_ip
+
     def _local_ip(self, version: int) -> int | None:
         """The stack's address in that IP version, if it has one."""
         if version == 6:
             return self.addr6
         return None if addr.is_v6(self.addr) else self.addr
+
+    def _is_ours(self, ip: IpAddress) -> bool:
+        """Whether bind() takes `ip`: the stack's address in its family, or a loopback address."""
+        value = addr.from_ipaddress(ip)
+        return value == self._local_ip(ip.version) or addr.is_loopback(value)
 
     def _bind(
         self, host: str | Sequence[str] | None, port: int | None, family: int, reuse_port: bool
@@ -374,13 +394,17 @@ class Stack:
             hosts = [parse_host(host, family)]
         else:
             hosts = [parse_host(h, family) for h in host]
+        if len(hosts) > 1 and any(ip.is_loopback for ip in hosts):
+            # a listener takes one address, or all of them (_bound_address): the loopback is one
+            raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address: a loopback address is bound alone")
         for ip in hosts:
-            local = self._local_ip(ip.version)
-            if local is None:
+            if ip.is_loopback:
+                continue  # the host itself: every stack has it, in both families
+            if self._local_ip(ip.version) is None:
                 raise OSError(
                     errno.EAFNOSUPPORT, f"Address family not supported by protocol: the stack has no IPv{ip.version}"
                 )
-            if not ip.is_unspecified and addr.from_ipaddress(ip) != local:
+            if not ip.is_unspecified and not self._is_ours(ip):
                 raise not_available(str(ip))
         port = _port(port) if port is not None else 0
         if port == 0:
@@ -404,16 +428,19 @@ class Stack:
                 return port
         raise OSError(errno.EADDRINUSE, "no free port to listen on")
 
-    def _local_port(self, local_addr: tuple[str | None, int], version: int) -> int | None:
+    def _local_addr(self, local_addr: tuple[str | None, int], version: int) -> tuple[int | None, int | None]:
+        """bind() before connect(): the address (None: unspecified) and port (None: any free one)."""
         host, port = local_addr
+        bound_ip = None
         if host not in (None, ""):
             ip = parse_host(host)
-            if ip.version != version or not (ip.is_unspecified or addr.from_ipaddress(ip) == self._local_ip(version)):
+            if ip.version != version or not (ip.is_unspecified or self._is_ours(ip)):
                 raise not_available(host)
+            bound_ip = None if ip.is_unspecified else addr.from_ipaddress(ip)
         port = _port(port)
         if port in self._bound:
             raise OSError(errno.EADDRINUSE, f"Address already in use: port {port} is listening")
-        return port or None
+        return bound_ip, port or None
 
     def _listen(self, server: Server, port: int, backlog: int) -> Listener:
         listener = self.demux.listeners.get(port)
@@ -571,8 +598,8 @@ class Stack:
         checked = -1  # the last source found not martian: a batch mostly comes from one peer
         for pkt in self._decoder.decode(packets):
             if type(pkt) is TcpPacket:
-                if pkt.dst != self.addr and pkt.dst not in self.addrs:
-                    counters["InAddrErrors"] += 1
+                if pkt.dst != self.addr and pkt.dst not in self.addrs and not (looped and addr.is_loopback(pkt.dst)):
+                    counters["InAddrErrors"] += 1  # (127/8 and ::1 from the device too: martian, RFC 1122 §3.2.1.3)
                     continue
                 if pkt.src != checked and not looped:
                     if self.sources.martian(pkt.src):
@@ -723,7 +750,7 @@ class Stack:
     def _queue(self, conn: Connection, segments: list[Segment]) -> None:
         """The connection's segments into this flush's output."""
         out, local, remote = self._out, conn.local[0], conn.remote[0]
-        if remote in self.addrs:  # a connection to ourselves (both its ends are ours)
+        if remote in self.addrs or addr.is_loopback(remote):  # a connection to ourselves (both its ends are ours)
             for seg in segments:
                 self._looped.append(encode_tcp(local, remote, seg))
         elif remote > addr.MAX4:

@@ -16,12 +16,24 @@ _MASK6: Final = V6 - 1
 ANY4: Final = 0  # 0.0.0.0: a listener bound to it takes IPv4 only
 ANY6: Final = V6  # ::, IPv6 only
 ANY: Final = -1  # a listener bound to no address takes both families (asyncio's host=None)
+LOOPBACK4: Final = 0x7F000001  # 127.0.0.1: what a host's connections to 127/8 come from (Linux's lo route)
+LOOPBACK6: Final = V6 | 1  # ::1
 
 IpAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def is_v6(addr: int) -> bool:
     return addr > MAX4
+
+
+def is_loopback(addr: int) -> bool:
+    """127.0.0.0/8 or ::1: the host itself, reached through no network (RFC 1122 §3.2.1.3 (g), RFC 4291 §2.5.3)."""
+    return addr >> 24 == 127 if addr <= MAX4 else addr == LOOPBACK6
+
+
+def loopback_of(addr: int) -> int:
+    """The loopback address of `addr`'s family."""
+    return LOOPBACK6 if addr > MAX4 else LOOPBACK4
 
 
 def from_ipaddress(ip: IpAddress) -> int:

@@ -444,11 +444,11 @@ def test_listen_reuse_port_requested_late_is_eaddrinuse(run):
     run(with_pair(body))
 
 
-@pytest.mark.parametrize("host", [SERVER, "0.0.0.0", SERVER6, "::"])
-def test_create_connection_to_the_stacks_own_address_loops_back_without_the_device(run, host):
+@pytest.mark.parametrize("host, peer", [(SERVER, SERVER), ("0.0.0.0", "127.0.0.1"), (SERVER6, SERVER6), ("::", "::1")])
+def test_create_connection_to_the_stacks_own_address_loops_back_without_the_device(run, host, peer):
     """A host's connections to itself go through its loopback device, not out of its network interface
-    (Linux: lo; 0.0.0.0 and :: as a destination mean the host itself): a client and a server on one stack
-    talk, and nothing is written to the device, so the peer stack sees nothing."""
+    (Linux: lo; 0.0.0.0 and :: as a destination mean the host itself, its loopback address): a client and
+    a server on one stack talk, and nothing is written to the device, so the peer stack sees nothing."""
 
     async def body(client: Stack, server: Stack) -> None:
         srv = await server.start_server(_echo, port=7)
@@ -459,7 +459,7 @@ def test_create_connection_to_the_stacks_own_address_loops_back_without_the_devi
         assert await reader.read() == data
         writer.close()
         await writer.wait_closed()
-        assert writer.get_extra_info("peername")[:2] == (SERVER6 if ":" in host else SERVER, 7)
+        assert writer.get_extra_info("peername")[:2] == (peer, 7)
         assert server.stats().get("OutPackets", 0) == 0 and client.stats().get("InSegs", 0) == 0
         srv.close()
 
