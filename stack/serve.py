@@ -44,13 +44,15 @@ def note(line: str) -> None:
     sys.stderr.flush()
 
 
-def note_addresses_reached_elsewhere(addrs: list[str]) -> None:
+def note_addresses_reached_elsewhere(addrs: list[str], ours: str) -> None:
     """A line for each of the stack's addresses that the kernel already reaches directly through another
     device (another stack's TUN with the same --addr, a LAN of that subnet): asked before our device
-    exists, as its packets would then go one way or the other, and not necessarily to this stack."""
+    exists, as its packets would then go one way or the other, and not necessarily to this stack. A
+    route through the device named `ours` says nothing of the kind: that device is taken, and opening it
+    fails with its own error."""
     for addr in addrs:
         device = _direct_route_device(addr)
-        if device is not None:
+        if device is not None and device != ours:
             note(f"{addr} is already reached through {device}: the kernel may send its packets there, not here")
 
 
@@ -114,7 +116,7 @@ async def open_stack_from_args(args, queue=None, worker: int | None = None):
 
     config = config_from_args(args)
     if queue is None:  # (the workers' parent asked before it opened their device)
-        note_addresses_reached_elsewhere(args.addr)
+        note_addresses_reached_elsewhere(args.addr, args.tun)
     suffix = "" if worker is None else f".w{worker}"
     trace = args.trace + suffix if args.trace not in (None, "-") else args.trace
     text_trace, event_log = open_trace(trace)

@@ -59,7 +59,7 @@ def serve_workers(args) -> int:
     if offload and args.fault is not None:
         offload = False
         note("offloads off: --fault acts on wire-sized packets")
-    note_addresses_reached_elsewhere(args.addr)
+    note_addresses_reached_elsewhere(args.addr, args.tun)
     queues = TunDevice.queues(args.tun, args.addr, args.peer, args.mtu, args.workers, offload)
     if queues[0].offload_note is not None:
         note(queues[0].offload_note)

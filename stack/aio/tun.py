@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import ipaddress
 import os
@@ -136,7 +137,9 @@ class TunDevice(_PacketWriter):
         try:
             tun = pytun.TunTapDevice(name=name, flags=flags)
         except OSError as exc:  # EBUSY: another process holds it; EINVAL: a device of another kind
-            raise OSError(exc.errno, f"cannot create TUN device {name}: {exc.strerror or exc}") from None
+            busy = " (another program, such as a running tcpstack, has it open: choose another name)"
+            reason = f"{exc.strerror or exc}{busy if exc.errno == errno.EBUSY else ''}"
+            raise OSError(exc.errno, f"cannot create TUN device {name}: {reason}") from None
         if offload:
             try:
                 fcntl.ioctl(tun.fileno(), TUNSETOFFLOAD, OFFLOADS)

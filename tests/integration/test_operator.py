@@ -87,3 +87,14 @@ def test_serve_addresses_the_kernel_reaches_through_another_device_are_noted(ser
         assert "is already reached through" not in served.log()  # the first one was alone
     finally:
         other.stop()
+
+
+def test_serve_on_a_device_another_stack_holds_is_refused_with_one_line(served: Served, tmp_path):
+    """A second stack told to create the first one's device fails with one line that names the device and
+    why (EBUSY: it is open elsewhere), and no note that the kernel reaches its address through that very
+    device; the first stack serves on."""
+    result = serve_once(served, "--tun", "tun0", "--control", str(tmp_path / "second.sock"))
+    assert result.returncode == 1
+    line = one_line(result)
+    assert "TUN device tun0" in line and "has it open" in line, line
+    assert served.netstat() is not None
