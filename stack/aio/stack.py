@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from stack import limits, martians
 from stack.aio import streams, tls
+from stack.aio.addressing import Addressing
 from stack.aio.clock import TimerResolution
 from stack.aio.gc_watch import GcSince, settle_for_serving
-from stack.aio.hosts import IpAddress, family_matches, not_available, parse_host, sockaddr, unreachable
+from stack.aio.hosts import IpAddress, parse_host, sockaddr
 from stack.aio.server import Server
 from stack.aio.socketlike import StackSocket
 from stack.aio.transport import TcpTransport, timeout_error
@@ -75,14 +76,10 @@ class Stack:
     ) -> None:
         self.device = device
         ours = [addr.parse(a) for a in ([addrs] if isinstance(addrs, str) else addrs)]
-        if not ours:
-            raise ValueError("a stack needs at least one address")
-        # the first IPv4 address (else the first IPv6 one) answers for the stack; `addrs` holds all
-        self.addr = next((a for a in ours if not addr.is_v6(a)), ours[0])
-        self.addr6 = next((a for a in ours if addr.is_v6(a)), None)
-        self.addrs = frozenset(ours)
-        # `network`: the kernel side's IPv4 prefix, e.g. 10.7.0.1/24 (its directed broadcast is martian)
-        self.sources = martians.SourceCheck(self.addr, network, others=ours)
+        self.addressing = Addressing(ours, network)  # `network`: the kernel side's IPv4 prefix (10.7.0.1/24)
+        # what every packet is checked against, as attributes of the stack's own
+        self.addr, self.addr6, self.addrs = self.addressing.addr, self.addressing.addr6, self.addressing.addrs
+        self.sources = self.addressing.sources
         mss = device.mtu - 40
         self._loop = asyncio.get_running_loop()
         self.resolution = TimerResolution.of(self._loop)
@@ -277,9 +274,11 @@ class Stack:
         if options is not None and options.server_hostname is None:
             options = replace(options, server_hostname=host)  # as asyncio: check the certificate against host
         remote = parse_host(host, family)
-        bound_ip, local_port = self._local_addr(local_addr, remote.version) if local_addr is not None else (None, None)
-        destination = self._destination(addr.from_ipaddress(remote), bound_ip)
-        local_ip = self._source(destination, bound_ip)
+        addressing = self.addressing
+        bound_ip = addressing.bound_ip(local_addr[0], remote.version) if local_addr is not None else None
+        local_port = self._local_port(local_addr[1]) if local_addr is not None else None
+        destination = addressing.destination(addr.from_ipaddress(remote), bound_ip)
+        local_ip = addressing.source(destination, bound_ip)
         conn = self.demux.connect(local_ip, (destination, _port(port)), self.now(), port=local_port)
         future: asyncio.Future = self._loop.create_future()
         made: list[asyncio.BaseProtocol] = []
@@ -339,73 +338,11 @@ class Stack:
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
 
-    def _destination(self, ip: int, bound_ip: int | None) -> int:
-        """Where connect() sends: `ip`, or for 0.0.0.0 and :: the host itself, as Linux takes them (the
-        bound address, else the loopback: ip_route_output_key_hash_rcu, tcp_v6_connect); a broadcast or
-        multicast address is refused with ENETUNREACH, as Linux's tcp_v4_connect and tcp_v6_connect do."""
-        if ip == addr.ANY4 or ip == addr.ANY6:
-            return bound_ip if bound_ip is not None else addr.loopback_of(ip)
-        if self.sources.martian(ip) and self.sources.reason(ip) in (martians.BROADCAST, martians.MULTICAST):
-            raise OSError(
-                errno.ENETUNREACH, f"Network is unreachable: {addr.fmt(ip)} is a broadcast or multicast address"
-            )
-        return ip
-
-    def _source(self, destination: int, bound_ip: int | None) -> int:
-        """The address a connection to `destination` comes from: the one bound, else the stack's own in that
-        family, or 127.0.0.1 / ::1 for the loopback (Linux's route to 127/8 names 127.0.0.1 as its source)."""
-        if bound_ip is not None:
-            if addr.is_loopback(bound_ip) and not addr.is_loopback(destination) and destination not in self.addrs:
-                # Linux: a loopback source cannot leave the host (ip_route_output_key_hash_rcu)
-                raise OSError(
-                    errno.EINVAL, f"Invalid argument: {addr.fmt(bound_ip)} cannot reach {addr.fmt(destination)}"
-                )
-            return bound_ip
-        if addr.is_loopback(destination):
-            return addr.loopback_of(destination)
-        local_ip = self._local_ip(6 if addr.is_v6(destination) else 4)
-        if local_ip is None:
-            raise unreachable(addr.to_ipaddress(destination))
-        return local_ip
-
-    def _local_ip(self, version: int) -> int | None:
-        """The stack's address in that IP version, if it has one."""
-        if version == 6:
-            return self.addr6
-        return None if addr.is_v6(self.addr) else self.addr
-
-    def _is_ours(self, ip: IpAddress) -> bool:
-        """Whether bind() takes `ip`: the stack's address in its family, or a loopback address."""
-        value = addr.from_ipaddress(ip)
-        return value == self._local_ip(ip.version) or addr.is_loopback(value)
-
     def _bind(
         self, host: str | Sequence[str] | None, port: int | None, family: int, reuse_port: bool
     ) -> list[StackSocket]:
         """What bind() would say for each host, and the sockets create_server reports."""
-        if host is None or host == "":  # every family the stack has, as asyncio makes a socket for each
-            wildcards = (("0.0.0.0", self._local_ip(4)), ("::", self.addr6))
-            hosts: list[IpAddress] = [
-                parse_host(any_) for any_, ours in wildcards if ours is not None and family_matches(any_, family)
-            ]
-            if not hosts:
-                raise socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
-        elif isinstance(host, str):
-            hosts = [parse_host(host, family)]
-        else:
-            hosts = [parse_host(h, family) for h in host]
-        if len(hosts) > 1 and any(ip.is_loopback for ip in hosts):
-            # a listener takes one address, or all of them (_bound_address): the loopback is one
-            raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address: a loopback address is bound alone")
-        for ip in hosts:
-            if ip.is_loopback:
-                continue  # the host itself: every stack has it, in both families
-            if self._local_ip(ip.version) is None:
-                raise OSError(
-                    errno.EAFNOSUPPORT, f"Address family not supported by protocol: the stack has no IPv{ip.version}"
-                )
-            if not ip.is_unspecified and not self._is_ours(ip):
-                raise not_available(str(ip))
+        hosts = self.addressing.listen_hosts(host, family)
         port = _port(port) if port is not None else 0
         if port == 0:
             port = self._free_listen_port()
@@ -428,19 +365,12 @@ class Stack:
                 return port
         raise OSError(errno.EADDRINUSE, "no free port to listen on")
 
-    def _local_addr(self, local_addr: tuple[str | None, int], version: int) -> tuple[int | None, int | None]:
-        """bind() before connect(): the address (None: unspecified) and port (None: any free one)."""
-        host, port = local_addr
-        bound_ip = None
-        if host not in (None, ""):
-            ip = parse_host(host)
-            if ip.version != version or not (ip.is_unspecified or self._is_ours(ip)):
-                raise not_available(host)
-            bound_ip = None if ip.is_unspecified else addr.from_ipaddress(ip)
+    def _local_port(self, port: int) -> int | None:
+        """The port of a connection's local_addr (None: any free one, as bind() to port 0)."""
         port = _port(port)
         if port in self._bound:
             raise OSError(errno.EADDRINUSE, f"Address already in use: port {port} is listening")
-        return bound_ip, port or None
+        return port or None
 
     def _listen(self, server: Server, port: int, backlog: int) -> Listener:
         listener = self.demux.listeners.get(port)
