@@ -121,3 +121,9 @@ def test_listen_hosts_refused_as_bind_refuses_them(host, code):
 
 def test_listen_hosts_ipv6_loopback_on_an_ipv4_only_stack_is_taken():
     assert V4_ONLY.listen_hosts("::1", socket.AF_UNSPEC) == [_ip("::1")]
+
+
+@pytest.mark.parametrize("host, bound", [("::ffff:10.7.0.2", OURS), ("::", None), ("10.7.0.2", OURS)])
+def test_bound_ip_of_an_ipv6_socket_towards_an_ipv4_mapped_address_is_ipv4(host, bound):
+    """An IPv6 socket connecting to ::ffff:a.b.c.d binds as IPv4 does: ::ffff:ours is ours, :: unspecified."""
+    assert DUAL.bound_ip(host, 4, v4_mapped=True) == bound

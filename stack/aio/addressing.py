@@ -6,6 +6,7 @@ RFC 4291 §2.5.3)."""
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 from collections.abc import Sequence
 
@@ -69,11 +70,14 @@ class Addressing:
             raise unreachable(addr.to_ipaddress(destination))
         return local_ip
 
-    def bound_ip(self, host: str | None, version: int) -> int | None:
-        """The address of a connection's local_addr (None: unspecified, the source is chosen)."""
+    def bound_ip(self, host: str | None, version: int, v4_mapped: bool = False) -> int | None:
+        """The address of a connection's local_addr (None: unspecified, the source is chosen); with
+        `v4_mapped` an IPv6 socket's towards an IPv4-mapped address, which Linux takes as IPv4's."""
         if host in (None, ""):
             return None
         ip = parse_host(host)
+        if v4_mapped and isinstance(ip, ipaddress.IPv6Address):
+            ip = ip.ipv4_mapped or (ipaddress.IPv4Address(0) if ip.is_unspecified else ip)
         if ip.version != version or not (ip.is_unspecified or self.is_ours(ip)):
             raise not_available(host)
         return None if ip.is_unspecified else addr.from_ipaddress(ip)

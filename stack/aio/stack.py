@@ -10,6 +10,7 @@ import asyncio
 import errno
 import gc
 import heapq
+import ipaddress
 import itertools
 import logging
 import socket
@@ -98,7 +99,8 @@ class Stack:
         self.counters: Counter[str] = Counter()
         self._gc = GcSince()  # the process's garbage collections since this stack started
         self._transports: dict[Connection, TcpTransport] = {}
-        self._connecting: dict[Connection, tuple[asyncio.Future, ProtocolFactory]] = {}
+        # connect() in progress: its future, its protocol factory, whether it reports IPv4-mapped addresses
+        self._connecting: dict[Connection, tuple[asyncio.Future, ProtocolFactory, bool]] = {}
         self._servers: dict[Listener, list[Server]] = {}  # serving; several share a port with reuse_port
         self._bound: dict[int, list[Server]] = {}  # port -> servers, serving or not (start_serving=False)
         self._dirty: set[Connection] = set()
@@ -274,8 +276,12 @@ class Stack:
         if options is not None and options.server_hostname is None:
             options = replace(options, server_hostname=host)  # as asyncio: check the certificate against host
         remote = parse_host(host, family)
+        mapped = remote.ipv4_mapped if isinstance(remote, ipaddress.IPv6Address) else None
+        v4_mapped = mapped is not None
+        if mapped is not None:  # an AF_INET6 socket reaches an IPv4-mapped address over IPv4 (Linux: tcp_v6_connect)
+            remote = mapped
         addressing = self.addressing
-        bound_ip = addressing.bound_ip(local_addr[0], remote.version) if local_addr is not None else None
+        bound_ip = addressing.bound_ip(local_addr[0], remote.version, v4_mapped) if local_addr is not None else None
         local_port = self._local_port(local_addr[1]) if local_addr is not None else None
         destination = addressing.destination(addr.from_ipaddress(remote), bound_ip)
         local_ip = addressing.source(destination, bound_ip)
@@ -292,7 +298,7 @@ class Stack:
 
         if options is not None:
             handshake = self._loop.create_future()
-        self._connecting[conn] = (future, make_protocol)
+        self._connecting[conn] = (future, make_protocol, v4_mapped)
         self.mark_dirty(conn)
         try:
             transport, protocol = await future
@@ -748,14 +754,16 @@ class Stack:
             transport.check_done()
         return transport
 
-    def _on_connect_event(self, conn: Connection, event, future: asyncio.Future, factory: ProtocolFactory) -> None:
+    def _on_connect_event(
+        self, conn: Connection, event, future: asyncio.Future, factory: ProtocolFactory, v4_mapped: bool
+    ) -> None:
         if type(event) is Connected:
             del self._connecting[conn]
             if future.cancelled():
                 conn.abort(self.now())
                 return
             protocol = factory()
-            transport = TcpTransport(self, conn, protocol)
+            transport = TcpTransport(self, conn, protocol, v4_mapped=v4_mapped)
             self._transports[conn] = transport
             protocol.connection_made(transport)
             future.set_result((transport, protocol))

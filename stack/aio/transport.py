@@ -36,11 +36,14 @@ _MADE_WHEN_ASKED = frozenset({"peername", "sockname", "socket"})
 _READABLE = (DataAvailable, PeerClosed)  # events that give the application something to read
 
 
-def address_tuple(endpoint: tuple[int, int]) -> tuple[str, int] | tuple[str, int, int, int]:
-    """As a socket of that family reports it: (host, port), or (host, port, flowinfo, scope_id) for IPv6."""
+def address_tuple(endpoint: tuple[int, int], v4_mapped: bool = False) -> tuple[str, int] | tuple[str, int, int, int]:
+    """As a socket of that family reports it: (host, port), or (host, port, flowinfo, scope_id) for IPv6;
+    `v4_mapped`: an IPv4 endpoint of an IPv6 socket, as ::ffff:a.b.c.d (RFC 4291 §2.5.5.2)."""
     ip, port = endpoint
     if addr.is_v6(ip):
         return addr.fmt(ip), port, 0, 0
+    if v4_mapped:
+        return f"::ffff:{addr.fmt(ip)}", port, 0, 0
     return addr.fmt(ip), port
 
 
@@ -64,13 +67,19 @@ class TcpTransport(asyncio.Transport):
         "_lost",
         "_high",
         "_low",
+        "_v4_mapped",
     )  # one per connection: no instance dict
 
     # asyncio's loop.start_tls() takes transports that say so; the TLS protocol also needs _force_close()
     _start_tls_compatible = True
 
     def __init__(
-        self, stack: Stack, conn: Connection, protocol: asyncio.BaseProtocol, server: Server | None = None
+        self,
+        stack: Stack,
+        conn: Connection,
+        protocol: asyncio.BaseProtocol,
+        server: Server | None = None,
+        v4_mapped: bool = False,
     ) -> None:
         super().__init__(extra=_NOT_ASKED)  # the addresses and the socket are made when first asked for
         self._stack = stack
@@ -91,6 +100,7 @@ class TcpTransport(asyncio.Transport):
         self._lost = False
         self._high = _DEFAULT_HIGH_WATER
         self._low = _DEFAULT_HIGH_WATER // 4
+        self._v4_mapped = v4_mapped  # an IPv6 socket's connection to an IPv4-mapped address: reported so
 
     # ------------------------------------------------------------ asyncio.BaseTransport
 
@@ -105,8 +115,9 @@ class TcpTransport(asyncio.Transport):
             return tcp_info(self._conn, self._stack.now())
         if self._extra is _NOT_ASKED and name in _MADE_WHEN_ASKED:  # most connections never ask: an idle one holds none
             conn = self._conn
-            peername, sockname = address_tuple(conn.remote), address_tuple(conn.local)
-            family = socket.AF_INET6 if addr.is_v6(conn.local[0]) else socket.AF_INET
+            mapped = self._v4_mapped
+            peername, sockname = address_tuple(conn.remote, mapped), address_tuple(conn.local, mapped)
+            family = socket.AF_INET6 if mapped or addr.is_v6(conn.local[0]) else socket.AF_INET
             sock = StackSocket(family, sockname, peername, conn, self._stack)
             self._extra = {"peername": peername, "sockname": sockname, "socket": sock}
         return super().get_extra_info(name, default)

@@ -505,3 +505,31 @@ def test_create_connection_to_a_broadcast_or_multicast_address_raises_enetunreac
             b.close()
 
     run(body())
+
+
+@pytest.mark.parametrize("stacks", [with_pair, with_dual_stack_pair])
+def test_create_connection_to_an_ipv4_mapped_address_goes_over_ipv4(run, stacks):
+    """An IPv6 socket's connection to ::ffff:a.b.c.d is an IPv4 connection (RFC 4291 §2.5.5.2; Linux's
+    tcp_v6_connect hands it to tcp_v4_connect), also on a stack without IPv6 addresses; its ends are
+    reported as an IPv6 socket reports them: IPv4-mapped 4-tuples. The server sees an IPv4 peer."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        peers = []
+
+        async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peers.append(writer.get_extra_info("peername"))
+            writer.write(b"hello")
+            writer.close()
+
+        await server.start_server(hello, SERVER, 7)
+        reader, writer = await client.open_connection(f"::ffff:{SERVER}", 7)
+        assert await reader.read() == b"hello"
+        assert writer.get_extra_info("peername") == (f"::ffff:{SERVER}", 7, 0, 0)
+        sockname = writer.get_extra_info("sockname")
+        assert sockname[0] == f"::ffff:{CLIENT}" and len(sockname) == 4
+        assert writer.get_extra_info("socket").family == socket.AF_INET6
+        assert peers == [(CLIENT, sockname[1])]
+        writer.close()
+        await writer.wait_closed()
+
+    run(stacks(body))
