@@ -19,7 +19,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias
 
 from stack import limits, martians
 from stack.aio import streams, tls
@@ -27,6 +27,7 @@ from stack.aio.addressing import Addressing
 from stack.aio.clock import TimerResolution
 from stack.aio.gc_watch import GcSince, settle_for_serving
 from stack.aio.hosts import IpAddress, parse_host, sockaddr
+from stack.aio.sendfile import send_file
 from stack.aio.server import Server
 from stack.aio.socketlike import StackSocket
 from stack.aio.transport import TcpTransport, timeout_error
@@ -343,6 +344,19 @@ class Stack:
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
+
+    async def sendfile(
+        self,
+        transport: asyncio.BaseTransport,
+        file: IO[bytes],
+        offset: int = 0,
+        count: int | None = None,
+        *,
+        fallback: bool = True,
+    ) -> int:
+        """loop.sendfile() for the stack's transports on any loop (uvloop has none): the file read in blocks
+        and written with back-pressure; fallback=False raises SendfileNotAvailableError (stack/aio/sendfile.py)."""
+        return await send_file(transport, file, offset, count, fallback=fallback)
 
     def _bind(
         self, host: str | Sequence[str] | None, port: int | None, family: int, reuse_port: bool

@@ -68,6 +68,7 @@ class TcpTransport(asyncio.Transport):
         "_high",
         "_low",
         "_v4_mapped",
+        "_writable_waiter",
     )  # one per connection: no instance dict
 
     # asyncio's loop.start_tls() takes transports that say so; the TLS protocol also needs _force_close()
@@ -101,6 +102,7 @@ class TcpTransport(asyncio.Transport):
         self._high = _DEFAULT_HIGH_WATER
         self._low = _DEFAULT_HIGH_WATER // 4
         self._v4_mapped = v4_mapped  # an IPv6 socket's connection to an IPv4-mapped address: reported so
+        self._writable_waiter: asyncio.Future | None = None  # wait_writable()'s, while writing is paused
 
     # ------------------------------------------------------------ asyncio.BaseTransport
 
@@ -269,6 +271,19 @@ class TcpTransport(asyncio.Transport):
         elif self._writing_paused and size <= self._low:
             self._writing_paused = False
             self._call(self._protocol.resume_writing)
+            waiter, self._writable_waiter = self._writable_waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_writable(self) -> None:
+        """Until writing is no longer paused (the buffer back at the low-water mark), as StreamWriter.drain
+        waits, for the stack's own writers (sendfile); ConnectionResetError once the connection is lost."""
+        if not self._lost and self._writing_paused:
+            if self._writable_waiter is None:
+                self._writable_waiter = asyncio.get_running_loop().create_future()
+            await self._writable_waiter
+        if self._lost:
+            raise ConnectionResetError("Connection lost")
 
     def _deliver_reads(self) -> None:
         conn = self._conn
@@ -318,6 +333,9 @@ class TcpTransport(asyncio.Transport):
         self._lost = True
         self._closing = True
         self._pending, self._pending_size = (), 0
+        waiter, self._writable_waiter = self._writable_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)  # wait_writable() raises, as it finds the connection lost
         self._call(self._protocol.connection_lost, exc)
         # let go of the protocol, as asyncio's transports do: one that keeps its transport (most do) would
         # otherwise leave the two in a cycle for the collector; anything later goes to one that does nothing
