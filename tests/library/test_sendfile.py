@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,32 @@ def test_sendfile_waits_while_the_peer_does_not_read(run, tmp_path):
 
     run(with_pair(body))
     assert results == [len(big)]
+
+
+def test_sendfile_over_tls_goes_to_the_loops_own_sendfile(run, content_file, certificate):
+    """A TLS transport is not the stack's: its sendfile is the loop's, asyncio's fallback on the default
+    loop (the file arrives whole, decrypted); uvloop has none and raises NotImplementedError."""
+    cert, key = certificate
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    results: list = []
+
+    async def body(client: Stack, server: Stack) -> None:
+        async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with content_file.open("rb") as file:
+                try:
+                    results.append(await server.sendfile(writer.transport, file))
+                except NotImplementedError:
+                    results.append("not implemented")
+            writer.close()
+
+        await server.start_server(send, SERVER, 8443, ssl=server_ctx)
+        reader, writer = await client.open_connection(SERVER, 8443, ssl=client_ctx)
+        data = await reader.read()
+        if run.loop_name == "asyncio":
+            assert data == CONTENT
+        writer.close()
+
+    run(with_pair(body))
+    assert results == ([len(CONTENT)] if run.loop_name == "asyncio" else ["not implemented"])
