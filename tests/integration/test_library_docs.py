@@ -47,7 +47,7 @@ def loop(request) -> str:
 
 
 def test_docs_have_the_examples_the_suite_runs():
-    assert set(EXAMPLES) == {"echo-server", "client", "tls-server", "tls-client", "uvicorn"}
+    assert set(EXAMPLES) == {"echo-server", "client", "tls-server", "tls-client", "uvicorn", "loopback"}
 
 
 def _run_example(netns, tmp_path: Path, name: str, loop: str, wait: str | None = "listening on"):
@@ -113,6 +113,12 @@ def test_docs_uvicorn_example_serves_curl_over_ipv4_and_ipv6(netns, tmp_path, lo
     curl6 = netns.run(["curl", "-6", "-sS", "http://[fd00:7::2]:8000/"], timeout=30)
     assert curl6.returncode == 0, curl6.stderr.decode()
     assert curl6.stdout == b"hello fd00:7::1, from uvicorn over tcpstack\n"
+
+
+def test_docs_loopback_example_talks_to_itself_without_the_device(netns, tmp_path, loop):
+    proc, out = _run_example(netns, tmp_path, "loopback", loop, wait=None)
+    assert proc.wait(timeout=60) == 0, out.read_text()
+    assert "echoed b'hello over the loopback' from ('127.0.0.1', 7)" in out.read_text()
 
 
 def test_readme_library_example_is_the_docs_echo_server():

@@ -153,3 +153,21 @@ def test_segment_from_the_device_to_127_0_0_1_is_dropped_and_counted(run):
         srv.close()
 
     run(with_pair(body))
+
+
+def test_connect_to_its_own_port_is_a_simultaneous_open_with_itself(run):
+    """bind(127.0.0.1:5000) then connect(127.0.0.1:5000) with nothing listening: the SYN comes back to the
+    connection that sent it, which takes it as a simultaneous open (RFC 9293 §3.5, figure 7) and ends up
+    ESTABLISHED with itself, as on Linux: what it writes, it reads."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        reader, writer = await server.open_connection("127.0.0.1", 5000, local_addr=("127.0.0.1", 5000))
+        assert writer.get_extra_info("peername") == writer.get_extra_info("sockname") == ("127.0.0.1", 5000)
+        writer.write(b"hello myself")
+        assert await reader.readexactly(12) == b"hello myself"
+        (row,) = server.snapshot()
+        assert row["state"] == "ESTABLISHED"
+        assert [step["to"] for step in row["history"]] == ["SYN_SENT", "SYN_RECV", "ESTABLISHED"]
+        writer.close()
+
+    run(with_pair(body))
