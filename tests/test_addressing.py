@@ -127,3 +127,8 @@ def test_listen_hosts_ipv6_loopback_on_an_ipv4_only_stack_is_taken():
 def test_bound_ip_of_an_ipv6_socket_towards_an_ipv4_mapped_address_is_ipv4(host, bound):
     """An IPv6 socket connecting to ::ffff:a.b.c.d binds as IPv4 does: ::ffff:ours is ours, :: unspecified."""
     assert DUAL.bound_ip(host, 4, v4_mapped=True) == bound
+
+
+def test_listen_hosts_of_an_empty_list_is_a_clear_valueerror():
+    with pytest.raises(ValueError, match="empty"):
+        DUAL.listen_hosts([], socket.AF_UNSPEC)

@@ -92,6 +92,8 @@ class Addressing:
                 raise socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
             return hosts
         hosts = [parse_host(host, family)] if isinstance(host, str) else [parse_host(h, family) for h in host]
+        if not hosts:
+            raise ValueError("host is an empty sequence: no address to listen on")
         if len(hosts) > 1 and any(ip.is_loopback for ip in hosts):
             # a listener takes one address, or all of them (Stack's _bound_address): the loopback is one
             raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address: a loopback address is bound alone")

@@ -248,7 +248,7 @@ class Stack:
         proto: int = 0,
         flags: int = 0,
         sock: socket.socket | None = None,
-        local_addr: tuple[str | None, int] | None = None,
+        local_addr: Any = None,  # (host, port), unpacked as asyncio unpacks it (ValueError otherwise)
         server_hostname: str | None = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
@@ -282,8 +282,12 @@ class Stack:
         if mapped is not None:  # an AF_INET6 socket reaches an IPv4-mapped address over IPv4 (Linux: tcp_v6_connect)
             remote = mapped
         addressing = self.addressing
-        bound_ip = addressing.bound_ip(local_addr[0], remote.version, v4_mapped) if local_addr is not None else None
-        local_port = self._local_port(local_addr[1]) if local_addr is not None else None
+        bound_ip: int | None = None
+        local_port: int | None = None
+        if local_addr is not None:
+            bound_host, bound_port = local_addr  # ValueError for anything but (host, port), as asyncio's
+            bound_ip = addressing.bound_ip(bound_host, remote.version, v4_mapped)
+            local_port = self._local_port(bound_port)
         destination = addressing.destination(addr.from_ipaddress(remote), bound_ip)
         local_ip = addressing.source(destination, bound_ip)
         conn = self.demux.connect(local_ip, (destination, _port(port)), self.now(), port=local_port)

@@ -533,3 +533,15 @@ def test_create_connection_to_an_ipv4_mapped_address_goes_over_ipv4(run, stacks)
         await writer.wait_closed()
 
     run(stacks(body))
+
+
+@pytest.mark.parametrize("local_addr", [(CLIENT,), CLIENT, (CLIENT, 0, 0)])
+def test_create_connection_local_addr_not_a_host_port_pair_raises_valueerror(run, local_addr):
+    """asyncio unpacks local_addr as (host, port): anything else is a ValueError, before any SYN."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        with pytest.raises(ValueError):
+            await client.open_connection(SERVER, 7, local_addr=local_addr)
+        assert client.stats().get("OutPackets", 0) == 0
+
+    run(with_pair(body))
