@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from stack.aio.addressing import Addressing
+from stack.aio.addressing import Addressing, unmapped
 from stack.wire import addr
 
 OURS = addr.parse("10.7.0.2")
@@ -132,3 +132,11 @@ def test_bound_ip_of_an_ipv6_socket_towards_an_ipv4_mapped_address_is_ipv4(host,
 def test_listen_hosts_of_an_empty_list_is_a_clear_valueerror():
     with pytest.raises(ValueError, match="empty"):
         DUAL.listen_hosts([], socket.AF_UNSPEC)
+
+
+@pytest.mark.parametrize(
+    "host, target, mapped",
+    [("::ffff:10.7.0.1", "10.7.0.1", True), ("10.7.0.1", "10.7.0.1", False), ("fd00::1", "fd00::1", False)],
+)
+def test_unmapped_ipv4_mapped_address_is_reached_over_ipv4(host, target, mapped):
+    assert unmapped(_ip(host)) == (_ip(target), mapped)

@@ -107,3 +107,10 @@ class Addressing:
             if not ip.is_unspecified and not self.is_ours(ip):
                 raise not_available(str(ip))
         return hosts
+
+
+def unmapped(ip: IpAddress) -> tuple[IpAddress, bool]:
+    """Where a connection to `ip` goes, and whether `ip` was IPv4-mapped (::ffff:a.b.c.d): an AF_INET6
+    socket reaches such an address over IPv4 (Linux: tcp_v6_connect hands it to tcp_v4_connect)."""
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (ip, False) if mapped is None else (mapped, True)

@@ -10,7 +10,6 @@ import asyncio
 import errno
 import gc
 import heapq
-import ipaddress
 import itertools
 import logging
 import socket
@@ -23,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias
 
 from stack import limits, martians
 from stack.aio import streams, tls
-from stack.aio.addressing import Addressing
+from stack.aio.addressing import Addressing, unmapped
 from stack.aio.clock import TimerResolution
 from stack.aio.gc_watch import GcSince, settle_for_serving
 from stack.aio.hosts import IpAddress, parse_host, sockaddr
@@ -276,11 +275,7 @@ class Stack:
         )
         if options is not None and options.server_hostname is None:
             options = replace(options, server_hostname=host)  # as asyncio: check the certificate against host
-        remote = parse_host(host, family)
-        mapped = remote.ipv4_mapped if isinstance(remote, ipaddress.IPv6Address) else None
-        v4_mapped = mapped is not None
-        if mapped is not None:  # an AF_INET6 socket reaches an IPv4-mapped address over IPv4 (Linux: tcp_v6_connect)
-            remote = mapped
+        remote, v4_mapped = unmapped(parse_host(host, family))
         addressing = self.addressing
         bound_ip: int | None = None
         local_port: int | None = None
