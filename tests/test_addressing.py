@@ -98,6 +98,8 @@ def test_bound_ip_of_another_address_or_family_is_eaddrnotavail(host, version):
         ("", socket.AF_INET6, ["::"]),
         ("127.0.0.1", socket.AF_UNSPEC, ["127.0.0.1"]),
         ("localhost", socket.AF_INET6, ["::1"]),
+        ("localhost", socket.AF_UNSPEC, ["127.0.0.1", "::1"]),  # one socket for each, as asyncio's
+        (["127.0.0.1", "::1"], socket.AF_UNSPEC, ["127.0.0.1", "::1"]),
         (["10.7.0.2", "fd00::2"], socket.AF_UNSPEC, ["10.7.0.2", "fd00::2"]),
     ],
 )
@@ -109,7 +111,8 @@ def test_listen_hosts_are_what_bind_takes(host, family, hosts):
     "host, code",
     [
         ("10.7.0.9", errno.EADDRNOTAVAIL),  # not ours
-        (["127.0.0.1", "10.7.0.2"], errno.EADDRNOTAVAIL),  # the loopback is bound alone
+        (["127.0.0.1", "10.7.0.2"], errno.EADDRNOTAVAIL),  # the loopback is bound alone, or with ::1
+        (["127.0.0.2", "::1"], errno.EADDRNOTAVAIL),
         ("fd00::2", errno.EAFNOSUPPORT),  # no IPv6 address on this stack
     ],
 )
@@ -140,3 +143,11 @@ def test_listen_hosts_of_an_empty_list_is_a_clear_valueerror():
 )
 def test_unmapped_ipv4_mapped_address_is_reached_over_ipv4(host, target, mapped):
     assert unmapped(_ip(host)) == (_ip(target), mapped)
+
+
+@pytest.mark.parametrize(
+    "dst, taken", [("127.0.0.1", True), ("::1", True), ("127.0.0.2", False), ("10.7.0.2", False), ("fd00::2", False)]
+)
+def test_listener_on_both_loopback_addresses_takes_those_two_only(dst, taken):
+    """start_server("localhost"): the listener takes 127.0.0.1 and ::1, as Linux's two sockets would."""
+    assert addr.accepts(addr.LOOPBACKS, addr.parse(dst)) is taken

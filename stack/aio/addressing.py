@@ -11,7 +11,16 @@ import socket
 from collections.abc import Sequence
 
 from stack import martians
-from stack.aio.hosts import IpAddress, family_matches, not_available, parse_host, unreachable
+from stack.aio.hosts import (
+    LOCALHOST4,
+    LOCALHOST6,
+    IpAddress,
+    family_matches,
+    is_localhost,
+    not_available,
+    parse_host,
+    unreachable,
+)
 from stack.wire import addr
 
 
@@ -91,12 +100,16 @@ class Addressing:
             if not hosts:
                 raise socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
             return hosts
+        if isinstance(host, str) and is_localhost(host) and family == socket.AF_UNSPEC:
+            return [LOCALHOST4, LOCALHOST6]  # as getaddrinfo gives asyncio's create_server a socket for each
         hosts = [parse_host(host, family)] if isinstance(host, str) else [parse_host(h, family) for h in host]
         if not hosts:
             raise ValueError("host is an empty sequence: no address to listen on")
-        if len(hosts) > 1 and any(ip.is_loopback for ip in hosts):
-            # a listener takes one address, or all of them (Stack's _bound_address): the loopback is one
-            raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address: a loopback address is bound alone")
+        if len(hosts) > 1 and any(ip.is_loopback for ip in hosts) and set(hosts) != {LOCALHOST4, LOCALHOST6}:
+            # a listener takes one address, both loopback ones, or all of them (Stack's _bound_address)
+            raise OSError(
+                errno.EADDRNOTAVAIL, "Cannot assign requested address: a loopback address is bound alone or with ::1"
+            )
         for ip in hosts:
             if ip.is_loopback:
                 continue  # the host itself: every stack has it, in both families

@@ -418,20 +418,25 @@ class Stack:
         clock = Clock(self.now() if now is None else now)
         rows = []
         for listener in self.demux.listeners.values():
-            rows.append(
-                {
-                    "local": _fmt(listener.local),
-                    "remote": _LISTEN_REMOTE.get(listener.local[0], "0.0.0.0:*"),
-                    "state": "LISTEN",
-                    "send_q": 0,
-                    "recv_q": len(listener.accept_queue),
-                    "timer": "off",
-                    "timer_left": None,
-                    "retransmits": 0,
-                    "probes": 0,
-                    "history": [],
-                }
-            )
+            bound, port = listener.local
+            # a listener on both loopback addresses shows as the two sockets Linux would have
+            for local in (
+                ((addr.LOOPBACK4, port), (addr.LOOPBACK6, port)) if bound == addr.LOOPBACKS else (listener.local,)
+            ):
+                rows.append(
+                    {
+                        "local": _fmt(local),
+                        "remote": _LISTEN_REMOTE.get(local[0], "[::]:*" if addr.is_v6(local[0]) else "0.0.0.0:*"),
+                        "state": "LISTEN",
+                        "send_q": 0,
+                        "recv_q": len(listener.accept_queue),
+                        "timer": "off",
+                        "timer_left": None,
+                        "retransmits": 0,
+                        "probes": 0,
+                        "history": [],
+                    }
+                )
         rows.extend(connection_row(conn, clock) for conn in self.demux.connections.values())
         if closed:
             rows.extend(kept if isinstance(kept, dict) else connection_row(*kept) for kept in self._closed_conns)
@@ -923,10 +928,13 @@ def _family(addr: IpAddress) -> socket.AddressFamily:
 
 
 def _bound_address(server: Server) -> int:
-    """What a listener takes (stack/wire/addr.py): sockets of both families take both (ANY); one socket
-    takes its address, or its whole family if the address is 0.0.0.0 or ::."""
+    """What a listener takes (stack/wire/addr.py): sockets of both families take both (ANY), or both
+    loopback addresses (LOOPBACKS) if those are what they are bound to; one socket takes its address, or
+    its whole family if the address is 0.0.0.0 or ::."""
     names = [sock.getsockname()[0] for sock in server.sockets]
     if len(names) > 1:
+        if {addr.parse(name) for name in names} == {addr.LOOPBACK4, addr.LOOPBACK6}:
+            return addr.LOOPBACKS
         return addr.ANY  # the stack has one address per family: one of each is all of them
     return addr.parse(names[0])
 

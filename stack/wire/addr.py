@@ -18,6 +18,7 @@ ANY6: Final = V6  # ::, IPv6 only
 ANY: Final = -1  # a listener bound to no address takes both families (asyncio's host=None)
 LOOPBACK4: Final = 0x7F000001  # 127.0.0.1: what a host's connections to 127/8 come from (Linux's lo route)
 LOOPBACK6: Final = V6 | 1  # ::1
+LOOPBACKS: Final = -2  # a listener bound to 127.0.0.1 and ::1 both ("localhost"): the loopback of either family
 
 IpAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -61,6 +62,8 @@ def from_packed6(data: bytes) -> int:
 def fmt(addr: int) -> str:
     if addr == ANY:
         return "*"
+    if addr == LOOPBACKS:
+        return "localhost"
     return str(to_ipaddress(addr))
 
 
@@ -73,4 +76,6 @@ def accepts(bound: int, dst: int) -> bool:
     """Whether a listener bound to `bound` takes a segment addressed to `dst`."""
     if bound == ANY or bound == dst:
         return True
+    if bound == LOOPBACKS:
+        return dst == LOOPBACK4 or dst == LOOPBACK6
     return bound == ANY4 and dst <= MAX4 or bound == ANY6 and dst > MAX4

@@ -171,3 +171,22 @@ def test_connect_to_its_own_port_is_a_simultaneous_open_with_itself(run):
         writer.close()
 
     run(with_pair(body))
+
+
+def test_server_on_localhost_listens_on_both_loopback_addresses(run):
+    """start_server("localhost") binds 127.0.0.1 and ::1, a socket each, as asyncio's does from getaddrinfo:
+    a client of either family reaches it, another host does not, and netstat shows the two listeners."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        srv = await server.start_server(_echo, "localhost", 7)
+        assert [sock.getsockname() for sock in srv.sockets] == [("127.0.0.1", 7), ("::1", 7, 0, 0)]
+        for family, peer in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            _, peername, _ = await _echoed(server, "localhost", 7, family=family)
+            assert peername == (peer, 7)
+        with pytest.raises(ConnectionRefusedError):
+            await client.open_connection(SERVER, 7)
+        listening = [(row["local"], row["remote"]) for row in server.snapshot() if row["state"] == "LISTEN"]
+        assert listening == [("127.0.0.1:7", "0.0.0.0:*"), ("[::1]:7", "[::]:*")]
+        srv.close()
+
+    run(with_pair(body))
