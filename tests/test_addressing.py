@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from stack.aio.addressing import Addressing, unmapped
+from stack.aio.addressing import Addressing, listener_address, unmapped
 from stack.wire import addr
 
 OURS = addr.parse("10.7.0.2")
@@ -151,3 +151,16 @@ def test_unmapped_ipv4_mapped_address_is_reached_over_ipv4(host, target, mapped)
 def test_listener_on_both_loopback_addresses_takes_those_two_only(dst, taken):
     """start_server("localhost"): the listener takes 127.0.0.1 and ::1, as Linux's two sockets would."""
     assert addr.accepts(addr.LOOPBACKS, addr.parse(dst)) is taken
+
+
+@pytest.mark.parametrize(
+    "names, bound",
+    [
+        (["10.7.0.2"], OURS),
+        (["0.0.0.0"], addr.ANY4),
+        (["0.0.0.0", "::"], addr.ANY),
+        (["127.0.0.1", "::1"], addr.LOOPBACKS),
+    ],
+)
+def test_listener_address_is_one_address_both_loopback_ones_or_all(names, bound):
+    assert listener_address(names) == bound

@@ -106,7 +106,7 @@ class Addressing:
         if not hosts:
             raise ValueError("host is an empty sequence: no address to listen on")
         if len(hosts) > 1 and any(ip.is_loopback for ip in hosts) and set(hosts) != {LOCALHOST4, LOCALHOST6}:
-            # a listener takes one address, both loopback ones, or all of them (Stack's _bound_address)
+            # a listener takes one address, both loopback ones, or all of them (listener_address)
             raise OSError(
                 errno.EADDRNOTAVAIL, "Cannot assign requested address: a loopback address is bound alone or with ::1"
             )
@@ -120,6 +120,18 @@ class Addressing:
             if not ip.is_unspecified and not self.is_ours(ip):
                 raise not_available(str(ip))
         return hosts
+
+
+def listener_address(names: list[str]) -> int:
+    """What a listener bound to `names` (its sockets' addresses, as listen_hosts allows them) takes
+    (stack/wire/addr.py): sockets of both families take both (ANY), or both loopback addresses
+    (LOOPBACKS) if those are what they are bound to; one socket takes its address, or its whole family if
+    the address is 0.0.0.0 or ::."""
+    if len(names) > 1:
+        if {addr.parse(name) for name in names} == {addr.LOOPBACK4, addr.LOOPBACK6}:
+            return addr.LOOPBACKS
+        return addr.ANY  # the stack has one address per family: one of each is all of them
+    return addr.parse(names[0])
 
 
 def unmapped(ip: IpAddress) -> tuple[IpAddress, bool]:

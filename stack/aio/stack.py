@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias
 
 from stack import limits, martians
 from stack.aio import streams, tls
-from stack.aio.addressing import Addressing, unmapped
+from stack.aio.addressing import Addressing, listener_address, unmapped
 from stack.aio.clock import TimerResolution
 from stack.aio.gc_watch import GcSince, settle_for_serving
 from stack.aio.hosts import IpAddress, parse_host, sockaddr
@@ -59,9 +59,6 @@ _WAKES_APPLICATION: Final = (DataAvailable, PeerClosed)  # events after which an
 
 def _fmt(endpoint: tuple[int, int]) -> str:
     return addr.fmt_endpoint(*endpoint)
-
-
-_LISTEN_REMOTE: Final = {addr.ANY: "*:*", addr.ANY6: "[::]:*"}  # as ss shows a listener's peer
 
 
 class Stack:
@@ -394,7 +391,8 @@ class Stack:
     def _listen(self, server: Server, port: int, backlog: int) -> Listener:
         listener = self.demux.listeners.get(port)
         if listener is None or listener not in self._servers:  # the first of a reuse_port group listens
-            listener = self.demux.listen((_bound_address(server), port), backlog, self.now())
+            names = [sock.getsockname()[0] for sock in server.sockets]
+            listener = self.demux.listen((listener_address(names), port), backlog, self.now())
         self._servers.setdefault(listener, []).append(server)
         return listener
 
@@ -426,7 +424,7 @@ class Stack:
                 rows.append(
                     {
                         "local": _fmt(local),
-                        "remote": _LISTEN_REMOTE.get(local[0], "[::]:*" if addr.is_v6(local[0]) else "0.0.0.0:*"),
+                        "remote": _listen_peer(local[0]),
                         "state": "LISTEN",
                         "send_q": 0,
                         "recv_q": len(listener.accept_queue),
@@ -927,16 +925,11 @@ def _family(addr: IpAddress) -> socket.AddressFamily:
     return socket.AF_INET6 if addr.version == 6 else socket.AF_INET
 
 
-def _bound_address(server: Server) -> int:
-    """What a listener takes (stack/wire/addr.py): sockets of both families take both (ANY), or both
-    loopback addresses (LOOPBACKS) if those are what they are bound to; one socket takes its address, or
-    its whole family if the address is 0.0.0.0 or ::."""
-    names = [sock.getsockname()[0] for sock in server.sockets]
-    if len(names) > 1:
-        if {addr.parse(name) for name in names} == {addr.LOOPBACK4, addr.LOOPBACK6}:
-            return addr.LOOPBACKS
-        return addr.ANY  # the stack has one address per family: one of each is all of them
-    return addr.parse(names[0])
+def _listen_peer(bound: int) -> str:
+    """A listener's peer column, as ss shows it: *:* for both families, else its family's unspecified one."""
+    if bound == addr.ANY:
+        return "*:*"
+    return "[::]:*" if addr.is_v6(bound) else "0.0.0.0:*"
 
 
 def conn_counters(conn: Connection) -> Counter[str]:
