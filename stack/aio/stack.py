@@ -54,6 +54,10 @@ log: Final = logging.getLogger(__name__)
 _TSO_MAX_BYTES: Final = 0xFFFF - 120
 CLOSED_KEPT: Final = 16  # closed connections `netstat --closed` still shows
 ProtocolFactory: TypeAlias = Callable[[], asyncio.BaseProtocol]
+# What asyncio's calls take where the compiled build would check a narrower type: a port as getaddrinfo takes
+# it (a number, a string of digits or a service name), a flag as any truth value
+Port: TypeAlias = Any
+Flag: TypeAlias = Any
 _WAKES_APPLICATION: Final = (DataAvailable, PeerClosed)  # events after which an application often answers at once
 
 
@@ -195,18 +199,18 @@ class Stack:
         self,
         protocol_factory: ProtocolFactory,
         host: str | Sequence[str] | None = None,
-        port: int | None = None,
+        port: Port = None,
         *,
         family: int = socket.AF_UNSPEC,
         flags: int = socket.AI_PASSIVE,
         sock: socket.socket | None = None,
         backlog: int = 100,
         ssl: ssl_module.SSLContext | None = None,
-        reuse_address: bool | None = None,
-        reuse_port: bool | None = None,
+        reuse_address: Flag = None,
+        reuse_port: Flag = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
-        start_serving: bool = True,
+        start_serving: Flag = True,
     ) -> Server:
         """loop.create_server() on the stack. host None or "" listens on every address of the stack (of
         `family`, if given); a port of None or 0 picks a free one (server.sockets tells which). `flags` are
@@ -237,7 +241,7 @@ class Stack:
         self,
         protocol_factory: ProtocolFactory,
         host: str | None = None,
-        port: int | None = None,
+        port: Port = None,
         *,
         ssl: ssl_module.SSLContext | bool | None = None,
         family: int = socket.AF_UNSPEC,
@@ -250,7 +254,7 @@ class Stack:
         ssl_shutdown_timeout: float | None = None,
         happy_eyeballs_delay: float | None = None,
         interleave: int | None = None,
-        all_errors: bool = False,
+        all_errors: Flag = False,
     ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
         """loop.create_connection() on the stack: ConnectionRefusedError on RST, TimeoutError (or the ICMP
         error that explains it) when the SYN retries run out, socket.gaierror for a host that is not an
@@ -314,7 +318,7 @@ class Stack:
         return protocol._app_transport, made[0]
 
     async def open_connection(
-        self, host: str | None = None, port: int | None = None, *, limit: int = streams.LIMIT, **kwds: Any
+        self, host: str | None = None, port: Port = None, *, limit: int = streams.LIMIT, **kwds: Any
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """asyncio.open_connection() on the stack; the keywords are create_connection's."""
         return await streams.open_connection(self, host, port, limit=limit, **kwds)
@@ -325,7 +329,7 @@ class Stack:
         protocol: asyncio.BaseProtocol,
         sslcontext: ssl_module.SSLContext,
         *,
-        server_side: bool = False,
+        server_side: Flag = False,
         server_hostname: str | None = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
@@ -348,15 +352,13 @@ class Stack:
         offset: int = 0,
         count: int | None = None,
         *,
-        fallback: bool = True,
+        fallback: Flag = True,
     ) -> int:
         """loop.sendfile() for the stack's transports on any loop (uvloop has none): the file read in blocks
         and written with back-pressure; fallback=False raises SendfileNotAvailableError (stack/aio/sendfile.py)."""
         return await send_file(transport, file, offset, count, fallback=fallback)
 
-    def _bind(
-        self, host: str | Sequence[str] | None, port: int | None, family: int, reuse_port: bool
-    ) -> list[StackSocket]:
+    def _bind(self, host: str | Sequence[str] | None, port: Port, family: int, reuse_port: bool) -> list[StackSocket]:
         """What bind() would say for each host, and the sockets create_server reports."""
         hosts = self.addressing.listen_hosts(host, family)
         port = _port(port) if port is not None else 0
@@ -381,7 +383,7 @@ class Stack:
                 return port
         raise OSError(errno.EADDRINUSE, "no free port to listen on")
 
-    def _local_port(self, port: int) -> int | None:
+    def _local_port(self, port: Port) -> int | None:
         """The port of a connection's local_addr (None: any free one, as bind() to port 0)."""
         port = _port(port)
         if port in self._bound:
@@ -910,15 +912,22 @@ class Stack:
         self._flush()
 
 
-def _port(port: int | str) -> int:
-    """A port as getaddrinfo takes it: a number, or a string of digits."""
+def _port(port: Port) -> int:
+    """A port as getaddrinfo takes it: a number, a string of digits, or a service name (/etc/services)."""
     try:
         value = int(port)
     except (TypeError, ValueError):
-        raise socket.gaierror(socket.EAI_SERVICE, f"Servname not supported: {port!r}") from None
+        value = _service_port(port)
     if not 0 <= value <= 65535:
         raise OverflowError(f"port must be 0-65535, not {value}")
     return value
+
+
+def _service_port(name: object) -> int:
+    try:
+        return socket.getservbyname(name.decode() if isinstance(name, bytes) else name, "tcp")  # type: ignore[arg-type]
+    except (TypeError, UnicodeDecodeError, OSError):
+        raise socket.gaierror(socket.EAI_SERVICE, f"Servname not supported: {name!r}") from None
 
 
 def _family(addr: IpAddress) -> socket.AddressFamily:

@@ -80,6 +80,38 @@ def test_create_connection_to_a_name_raises_gaierror(run):
     run(with_pair(body))
 
 
+def test_ports_as_digits_or_service_names_are_taken_as_getaddrinfo_takes_them(run):
+    """asyncio hands the port to getaddrinfo, which takes "7", b"7" and a name from /etc/services."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        srv = await server.start_server(_echo, SERVER, "echo")
+        assert srv.sockets[0].getsockname() == (SERVER, 7)
+        assert await _roundtrip(client, "7") == b"ping"  # type: ignore[arg-type]
+        transport, _ = await client.create_connection(asyncio.Protocol, SERVER, b"7", local_addr=(CLIENT, "40124"))
+        assert transport.get_extra_info("sockname") == (CLIENT, 40124)
+        transport.close()
+        with pytest.raises(socket.gaierror) as info:
+            await client.open_connection(SERVER, "no-such-service")
+        assert info.value.errno == socket.EAI_SERVICE
+
+    run(with_pair(body))
+
+
+def test_flags_given_as_truth_values_are_taken_as_asyncio_takes_them(run):
+    """asyncio tests reuse_port, start_serving, all_errors and sendfile's fallback for truth: 1 and 0 do."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        first = await server.create_server(asyncio.Protocol, SERVER, 7, reuse_port=1, reuse_address=1, start_serving=0)
+        assert not first.is_serving()
+        await server.create_server(asyncio.Protocol, SERVER, 7, reuse_port=1)  # shares the port
+        transport, _ = await client.create_connection(asyncio.Protocol, SERVER, 7, all_errors=1)
+        with pytest.raises(asyncio.SendfileNotAvailableError):
+            await client.sendfile(transport, io.BytesIO(b"x"), fallback=0)
+        transport.close()
+
+    run(with_pair(body))
+
+
 def test_create_connection_to_ipv6_without_an_ipv6_address_raises_enetunreach(run):
     async def body(client: Stack, server: Stack) -> None:
         with pytest.raises(OSError) as info:

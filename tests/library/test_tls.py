@@ -121,6 +121,17 @@ def test_stack_start_tls_works_on_either_loop(run, certificate):
     run(with_pair(body))
 
 
+def test_stack_start_tls_takes_server_side_as_a_truth_value(run, certificate):
+    """loop.start_tls tests server_side for truth: 0 is the client side."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await _start_tls_exchange(
+            client, server, certificate, lambda *args, **kwds: client.start_tls(*args, server_side=0, **kwds)
+        )
+
+    run(with_pair(body))
+
+
 def test_loop_start_tls_works_on_asyncio_and_is_refused_by_uvloop(run, certificate):
     """asyncio's loop.start_tls takes our transport; uvloop's checks for its own classes (documented: use
     stack.start_tls or StreamWriter.start_tls there)."""
