@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import os
 import signal
+import socket
 import sys
 
 PROG = "tcpstack"
@@ -83,6 +84,12 @@ def positive_int(text: str) -> int:
 
 
 def _port(text: str) -> int:
+    """A port as nc takes it: a number, or a service name from /etc/services ("http")."""
+    if not text.lstrip("-").isdigit():
+        try:
+            return socket.getservbyname(text, "tcp")
+        except OSError:
+            raise argparse.ArgumentTypeError(f"port {text!r} is neither a number nor a known service name") from None
     return _bounded(int, 1, 65535, "port")(text)
 
 

@@ -34,6 +34,7 @@ def tcpstack(*args: str) -> subprocess.CompletedProcess:
         [*BASE, "--workers", "0"],
         ["serve", "--tun", "tun9", "--addr", "10.9.0", "--peer", "10.9.0.1/24"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "10.9.0.1", "99999"],
+        ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "10.9.0.1", "no-such-service"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "5000"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "-l", "10.9.0.1", "5000"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "--pcap", "-", "10.9.0.1", "7"],
@@ -47,6 +48,15 @@ def test_cli_bad_arguments_give_one_line_and_exit_2(args):
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_nc_port_takes_a_service_name_as_openbsd_nc_does():
+    """nc's PORT is a number or a name from /etc/services, as getaddrinfo resolves it for OpenBSD nc."""
+    from stack.cli import build_parser
+
+    nc = ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24"]
+    assert build_parser().parse_args([*nc, "10.9.0.1", "http"]).port == 80
+    assert build_parser().parse_args([*nc, "-l", "echo"]).port == 7
 
 
 def test_cli_unknown_argument_error_names_the_command():
