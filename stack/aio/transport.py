@@ -185,8 +185,8 @@ class TcpTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
-        if self._eof_wanted:
-            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._eof_wanted:  # uvloop raises too once closed (asyncio's own transport drops such writes)
+            raise RuntimeError(f"Cannot call write() after {'close' if self._closing else 'write_eof'}()")
         if self._lost or not data:
             return
         if type(data) is memoryview and data.itemsize != 1:

@@ -253,6 +253,24 @@ def test_established_write_eof_half_closes_and_abort_resets(run):
     run(with_pair(body))
 
 
+def test_established_write_after_write_eof_or_close_raises_naming_the_call(run):
+    """Nothing may follow our FIN: write() then raises RuntimeError, as uvloop's transports do, and names
+    which call sent the FIN."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await _accepted(server, 7)
+        half, _ = await client.create_connection(Recorder, SERVER, 7)
+        half.write_eof()
+        with pytest.raises(RuntimeError, match=r"after write_eof\(\)"):
+            half.write(b"x")
+        closed, _ = await client.create_connection(Recorder, SERVER, 7)
+        closed.close()
+        with pytest.raises(RuntimeError, match=r"after close\(\)"):
+            closed.write(b"x")
+
+    run(with_pair(body))
+
+
 class Keeper(Recorder):
     """Keeps its transport, as most protocols do."""
 
