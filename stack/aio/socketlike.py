@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,7 @@ class StackSocket:
         key = (level, option)
         if conn is not None and key in _OPTIONS:
             name, convert, _ = _OPTIONS[key]
-            number = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
+            number = _option_value(value, signed=False)
             if number < 0:
                 raise OSError(errno.EINVAL, "Invalid argument")
             stack = self._stack
@@ -81,8 +82,7 @@ class StackSocket:
                 stack.mark_dirty(conn)
         elif conn is not None and key == self._tos_option():
             # an int, or (IP_TOS) one unsigned byte, as Linux's do_ip_setsockopt reads it
-            signed = not isinstance(value, bytes) or len(value) > 1
-            number = int.from_bytes(value, "little", signed=signed) if isinstance(value, bytes) else int(value)
+            number = _option_value(value, signed=not isinstance(value, _BUFFERS) or len(value) > 1)
             if key[1] == socket.IPV6_TCLASS:
                 if not -1 <= number <= 0xFF:
                     raise OSError(errno.EINVAL, "Invalid argument")
@@ -90,7 +90,7 @@ class StackSocket:
             # the low byte less its ECN field, which stays TCP's (RFC 3168 §5; Linux masks it for a stream socket)
             sockopts.configure(conn, 0.0, tos=number & 0xFC)
         elif conn is not None and self.family == socket.AF_INET and key == _MTU_DISCOVER:
-            number = int.from_bytes(value, "little", signed=True) if isinstance(value, bytes) else int(value)
+            number = _option_value(value)
             if not PMTUDISC_DONT <= number <= PMTUDISC_OMIT:
                 raise OSError(errno.EINVAL, "Invalid argument")
             sockopts.configure(conn, 0.0, pmtu_discovery=number)  # DF, and what a Packet Too Big does
@@ -105,7 +105,17 @@ class StackSocket:
             return socket.IPPROTO_IPV6, socket.IPV6_TCLASS
         return socket.IPPROTO_IP, socket.IP_TOS
 
-    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int:
+    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int | bytes:
+        """The option's value; with `buflen`, its bytes as the kernel copies them (at most a C int's four,
+        in the machine's order), as socket.getsockopt returns them."""
+        value = self._option(level, option)
+        if not buflen:  # None or 0: the int, as socket.getsockopt gives it
+            return value
+        if not 0 < buflen <= 1024:
+            raise OSError("getsockopt buflen out of range")  # Python's own check
+        return value.to_bytes(4, sys.byteorder, signed=True)[:buflen]
+
+    def _option(self, level: int, option: int) -> int:
         conn = self._conn
         key = (level, option)
         if conn is not None and key in _OPTIONS:
@@ -122,3 +132,15 @@ class StackSocket:
         if key == (socket.SOL_SOCKET, socket.SO_TYPE):
             return int(socket.SOCK_STREAM)
         raise OSError(errno.ENOPROTOOPT, "Protocol not available")
+
+
+_BUFFERS = (bytes, bytearray, memoryview)
+
+
+def _option_value(value: object, *, signed: bool = True) -> int:
+    """A value as socket.setsockopt takes it: an int, or the bytes of one in the machine's order."""
+    if isinstance(value, _BUFFERS):
+        return int.from_bytes(value, sys.byteorder, signed=signed)
+    if isinstance(value, int):
+        return value
+    raise TypeError(f"a bytes-like object is required, not {type(value).__name__!r}")

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import os
 import socket
+import struct
 import weakref
 
 import pytest
@@ -99,6 +100,30 @@ def test_established_ip_tos_of_one_byte_is_unsigned_and_an_int_keeps_its_low_byt
         assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0xB8
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x129)
         assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0x28
+        transport.abort()
+
+    run(with_pair(body))
+
+
+def test_established_socket_options_take_and_give_bytes_as_a_kernel_socket_does(run):
+    """socket.setsockopt takes an int or a buffer and nothing else; getsockopt with buflen returns the
+    bytes the kernel copies (at most a C int), which struct.unpack reads."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await _accepted(server, 7)
+        transport, _ = await client.create_connection(Recorder, SERVER, 7)
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, struct.pack("i", 1))
+        assert struct.unpack("i", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 4)) == (1,)
+        mss = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 64) == struct.pack("i", mss)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 2) == struct.pack("i", mss)[:2]
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 0) == mss
+        with pytest.raises(OSError, match="buflen out of range"):
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, -1)
+        for wrong in ("1", 1.0):
+            with pytest.raises(TypeError, match="bytes-like object is required"):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, wrong)
         transport.abort()
 
     run(with_pair(body))
