@@ -8,7 +8,7 @@ that finds the accept queue full is dropped, so the peer retransmits. The counte
 from __future__ import annotations
 
 from collections import Counter, deque
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from stack.tcp import rcv_space, syncookies
 from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig, for_ipv6
@@ -19,6 +19,14 @@ from stack.wire.segment import Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add
 
 ListenerAnswer: TypeAlias = Connection | Segment | None  # a new child, a segment to answer with, or nothing (dropped)
+SOMAXCONN: Final = 4096  # Linux's net.core.somaxconn
+
+
+def listen_backlog(backlog: int, config: TcpConfig) -> int:
+    """listen(2)'s backlog as Linux's __sys_listen takes it: one above somaxconn, or negative (compared as
+    unsigned), is somaxconn; here that is Linux's default, or the configured backlog when larger."""
+    limit = max(SOMAXCONN, config.backlog)
+    return backlog if 0 <= backlog <= limit else limit
 
 
 class Listener:
@@ -38,7 +46,7 @@ class Listener:
         self.state = State.CLOSED
         self.history: list[Transition] = []
         self.enter(Event.PASSIVE_OPEN, now)
-        self.backlog = config.backlog if backlog is None else backlog
+        self.backlog = config.backlog if backlog is None else listen_backlog(backlog, config)
         # children not yet reported established to the owner: half-open ones, and ones whose final ACK
         # (or SYN cookie) arrived but whose Connected event the owner has not seen; it moves them on
         self.syn_queue: set[Connection] = set()

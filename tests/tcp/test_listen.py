@@ -2,6 +2,8 @@
 
 from dataclasses import replace
 
+import pytest
+
 from stack.tcp.connection import Connection
 from stack.tcp.listener import Listener
 from stack.tcp.state import State
@@ -79,6 +81,20 @@ def test_listen_listener_full_accept_queue_drops_syn():
     listener.on_established(child)
     assert listener.on_syn((REMOTE[0], 2), seg("S", IRS), 0.0) is None
     assert listener.overflows == 1
+
+
+@pytest.mark.parametrize(
+    ("backlog", "taken"), [(0, 0), (5, 5), (4096, 4096), (4097, 4096), (1 << 31, 4096), (-1, 4096)]
+)
+def test_listen_backlog_above_somaxconn_or_negative_is_somaxconn(backlog, taken):
+    """Linux __sys_listen: a backlog above net.core.somaxconn (4096), or negative (compared as unsigned), is
+    somaxconn; so listen(fd, -1) asks for the most, not for a queue that is always full."""
+    assert Listener(CONFIG, LOCAL, backlog=backlog).backlog == taken
+
+
+def test_listen_backlog_configured_above_somaxconn_is_kept():
+    """A stack configured with a larger backlog (serve --backlog) lets listen() ask for that much."""
+    assert Listener(replace(CONFIG, backlog=10000), LOCAL, backlog=10000).backlog == 10000
 
 
 def test_listen_listener_close_enters_closed_through_the_table():
