@@ -128,6 +128,8 @@ class TcpTransport(asyncio.Transport):
         return self._protocol
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        if protocol is None:  # as uvloop's: the next event would find nothing to call
+            raise TypeError("protocol is required")
         self._protocol = protocol
 
     def is_closing(self) -> bool:

@@ -228,6 +228,22 @@ def test_established_set_protocol_routes_data_to_the_new_protocol(run):
     run(with_pair(body))
 
 
+def test_established_set_protocol_none_raises_type_error_and_keeps_the_protocol(run):
+    """uvloop refuses a missing protocol at once; taken, it failed the connection at its next event."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await _accepted(server, 7)
+        transport, protocol = await client.create_connection(Recorder, SERVER, 7)
+        with pytest.raises(TypeError, match="protocol is required"):
+            transport.set_protocol(None)
+        assert transport.get_protocol() is protocol
+        transport.abort()
+        assert await protocol.lost is None
+        assert client.stats()["InternalErrors"] == 0
+
+    run(with_pair(body))
+
+
 class Buffered(asyncio.BufferedProtocol):
     def __init__(self) -> None:
         self.buf = bytearray(1000)  # smaller than what arrives: several get_buffer rounds
