@@ -294,13 +294,13 @@ class TcpTransport(asyncio.Transport):
         if self._closing:
             conn.discard_unread()  # closed for reading: dropped as read, so the window stays open
             return
-        while not self._reading_paused and conn.recv_queue_bytes and not self._lost:
+        while not self._reading_paused and conn.recv_queue_bytes and not self._closing:
             protocol = self._protocol
             if isinstance(protocol, asyncio.BufferedProtocol):
                 self._call_buffered(protocol, conn)
             else:
                 self._call(protocol.data_received, conn.read())  # type: ignore[attr-defined]
-        if conn.at_eof and not self._eof_delivered and not self._reading_paused:
+        if conn.at_eof and not self._eof_delivered and not self._reading_paused and not self._closing:
             self._eof_delivered = True
             keep_open = self._call(self._protocol.eof_received)  # type: ignore[attr-defined]
             if not keep_open:
@@ -346,11 +346,11 @@ class TcpTransport(asyncio.Transport):
             self._server.detach(self)
 
     def _call_buffered(self, protocol: asyncio.BufferedProtocol, conn: Connection) -> None:
-        buf = self._call(protocol.get_buffer, conn.recv_queue_bytes)
-        if buf is None:
+        view = self._call(_get_buffer, protocol, conn.recv_queue_bytes)
+        if view is None:  # the protocol failed: the connection is aborted, its receive queue emptied
             return
-        data = conn.read(len(buf))
-        memoryview(buf)[: len(data)] = data
+        data = conn.read(len(view))
+        view[: len(data)] = data
         self._call(protocol.buffer_updated, len(data))
 
     def _force_close(self, exc: Exception | None) -> None:
@@ -377,10 +377,22 @@ class TcpTransport(asyncio.Transport):
             return fn(*args)
         except Exception:
             log.exception("protocol callback %s failed; aborting the connection", getattr(fn, "__name__", fn))
+            self._closing = True  # nothing more reaches the protocol, as after asyncio's fatal errors
             if not self._lost:
                 self._conn.abort(self._stack.now())
                 self._stack.mark_dirty(self._conn)
             return None
+
+
+def _get_buffer(protocol: asyncio.BufferedProtocol, size: int) -> memoryview:
+    """The bytes get_buffer(size) offers to fill; an empty or read-only buffer is the protocol's fatal error,
+    as in asyncio's transports (otherwise delivery would go round without end)."""
+    view = memoryview(protocol.get_buffer(size)).cast("B")
+    if not view.nbytes:
+        raise RuntimeError("get_buffer() returned an empty buffer")
+    if view.readonly:
+        raise TypeError("get_buffer() returned a read-only buffer")
+    return view
 
 
 def timeout_error(conn: Connection) -> OSError:

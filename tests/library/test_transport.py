@@ -274,6 +274,40 @@ def test_established_buffered_protocol_receives_through_get_buffer(run):
     run(with_pair(body))
 
 
+class BadBuffer(Buffered):
+    """get_buffer offers what cannot be filled: nothing, read-only bytes, or not a buffer at all."""
+
+    def __init__(self, offer: object) -> None:
+        super().__init__()
+        self.offer = offer
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def get_buffer(self, sizehint: int):
+        return self.offer
+
+    def connection_lost(self, exc) -> None:
+        self.lost.set_result(exc)
+
+
+@pytest.mark.timeout(60)  # the failure this guards against blocks the loop, so the test's own deadline cannot fire
+@pytest.mark.parametrize("offer", [bytearray(0), b"read-only", None], ids=["empty", "read-only", "none"])
+def test_established_buffered_protocol_unusable_buffer_aborts_the_connection(run, offer):
+    """asyncio's transports: an empty or read-only get_buffer() is the protocol's fatal error, which ends the
+    connection; delivery went round without end, blocking the loop, or counted an internal error."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        accepted = await _accepted(server, 7)
+        transport, protocol = await client.create_connection(lambda: BadBuffer(offer), SERVER, 7)
+        server_transport, server_protocol = await accepted
+        server_transport.write(b"data")
+        await protocol.lost
+        assert transport.is_closing() and not protocol.data and not protocol.done.done()
+        assert isinstance(await server_protocol.lost, ConnectionResetError)  # aborted: the peer gets a RST
+        assert client.stats()["InternalErrors"] == 0
+
+    run(with_pair(body))
+
+
 def test_established_write_eof_half_closes_and_abort_resets(run):
     """RFC 9293 §3.10.4 CLOSE as shutdown(SHUT_WR): the peer sees EOF and may still send; ABORT: RST."""
 
