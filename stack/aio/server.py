@@ -130,7 +130,7 @@ class Server(asyncio.AbstractServer):
 
     def protocol_for_connection(self) -> asyncio.BaseProtocol:
         """A new connection's protocol: the application's, behind TLS when the server has ssl."""
-        protocol = self._protocol_factory()
+        protocol = new_protocol(self._protocol_factory)
         if self._tls is None:
             return protocol
         return self._tls.protocol(protocol, server_side=True)
@@ -148,3 +148,12 @@ class Server(asyncio.AbstractServer):
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+
+def new_protocol(factory: Callable[[], asyncio.BaseProtocol]) -> asyncio.BaseProtocol:
+    """The application's protocol for a new connection; None is refused here, where asyncio's transport
+    fails on it when it first calls it."""
+    protocol = factory()
+    if protocol is None:
+        raise TypeError("the protocol factory returned None")
+    return protocol

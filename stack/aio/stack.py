@@ -27,7 +27,7 @@ from stack.aio.clock import TimerResolution
 from stack.aio.gc_watch import GcSince, settle_for_serving
 from stack.aio.hosts import IpAddress, parse_host, sockaddr
 from stack.aio.sendfile import send_file
-from stack.aio.server import Server
+from stack.aio.server import Server, new_protocol
 from stack.aio.socketlike import StackSocket
 from stack.aio.transport import TcpTransport, timeout_error
 from stack.demux import EPHEMERAL_PORTS, SYN_FIN_DROPS, Demux
@@ -292,7 +292,7 @@ class Stack:
         handshake: asyncio.Future | None = None
 
         def make_protocol() -> asyncio.BaseProtocol:
-            made.append(protocol_factory())
+            made.append(new_protocol(protocol_factory))
             if options is None:
                 return made[0]
             return options.protocol(made[0], server_side=False, waiter=handshake)
@@ -780,10 +780,15 @@ class Stack:
             if future.cancelled():
                 conn.abort(self.now())
                 return
-            protocol = factory()
+            try:
+                protocol = factory()
+            except Exception as exc:  # raised to connect()'s caller, as asyncio's create_connection raises it
+                conn.abort(self.now())
+                future.set_exception(exc)
+                return
             transport = TcpTransport(self, conn, protocol, v4_mapped=v4_mapped)
             self._transports[conn] = transport
-            protocol.connection_made(transport)
+            transport.report_made()
             future.set_result((transport, protocol))
         elif type(event) in (Reset, TimedOut, Closed):
             del self._connecting[conn]
@@ -814,7 +819,7 @@ class Stack:
             return
         transport = TcpTransport(self, conn, protocol, server)
         self._transports[conn] = transport
-        protocol.connection_made(transport)
+        transport.report_made()
 
     def _trace_transition(self, conn: Connection, t: Transition) -> None:
         if self.trace is not None:

@@ -124,6 +124,11 @@ class TcpTransport(asyncio.Transport):
             self._extra = {"peername": peername, "sockname": sockname, "socket": sock}
         return super().get_extra_info(name, default)
 
+    def report_made(self) -> None:
+        """connection_made(): a protocol that fails there fails as in any other callback (the connection
+        is aborted), not the stack."""
+        self._call(self._protocol.connection_made, self)
+
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
 

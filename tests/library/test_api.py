@@ -390,6 +390,66 @@ def test_established_callback_exception_is_reported_and_closes_only_that_connect
     run(with_pair(body))
 
 
+class _FailsOnMade(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport) -> None:
+        raise RuntimeError("made")
+
+    def connection_lost(self, exc) -> None:
+        self.lost.set_result(exc)
+
+
+def _raises() -> asyncio.Protocol:
+    raise RuntimeError("factory")
+
+
+@pytest.mark.parametrize(("factory", "error"), [(_raises, RuntimeError), (lambda: None, TypeError)])
+def test_create_connection_protocol_factory_failure_raises_to_the_caller(run, factory, error):
+    """asyncio's create_connection raises what its protocol factory raised (a None protocol fails too); the
+    connection is aborted. It hung: the factory ran in the stack's input and the caller's future waited."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await server.start_server(_echo, port=7)
+        with pytest.raises(error):
+            await client.create_connection(factory, SERVER, 7)
+        assert client.snapshot() == [] and client.stats()["InternalErrors"] == 0
+
+    run(with_pair(body))
+
+
+@pytest.mark.parametrize("factory", [_raises, lambda: None, _FailsOnMade])
+def test_server_protocol_factory_or_connection_made_failure_aborts_only_that_connection(run, factory):
+    """A server's protocol that cannot be made, or fails in connection_made, ends its connection (the peer
+    sees a reset) and is no error of the stack's; the server goes on serving."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await server.create_server(factory, SERVER, 7)
+        reader, writer = await client.open_connection(SERVER, 7)
+        with pytest.raises(ConnectionResetError):
+            await reader.read()
+        assert server.stats()["InternalErrors"] == 0
+        await server.start_server(_echo, SERVER, 8)
+        assert await _roundtrip(client, 8) == b"ping"
+
+    run(with_pair(body))
+
+
+def test_create_connection_connection_made_failure_aborts_the_connection(run):
+    """As any protocol callback that raises: logged, the connection aborted (the peer sees a reset), and
+    connection_lost follows; the stack counts no internal error."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await server.start_server(_echo, port=7)
+        transport, protocol = await client.create_connection(_FailsOnMade, SERVER, 7)
+        assert transport.is_closing()
+        assert await protocol.lost is None
+        assert client.stats()["InternalErrors"] == 0
+
+    run(with_pair(body))
+
+
 async def _with_a_peer_that_never_closes(body: Callable[[Stack, asyncio.StreamWriter], Coroutine]) -> None:
     """Runs body(client, writer) on a connection to a server that never closes it, the client's FIN_WAIT_2
     bounded by a fin_timeout of 0.3 s."""
