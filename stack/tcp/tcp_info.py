@@ -88,7 +88,7 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         "tcpi_lost": sending["tcpi_lost"],
         "tcpi_retrans": sending["tcpi_retrans"],
         "tcpi_fackets": 0,
-        "tcpi_pmtu": conn.config.mss + 40,
+        "tcpi_pmtu": conn.mtu_cookie,  # the path MTU segments are fitted to (Linux icsk_pmtu_cookie)
         "tcpi_rtt": _usecs(rto.srtt),
         "tcpi_rttvar": _usecs(rto.rttvar),
         "tcpi_snd_ssthresh": sending["tcpi_snd_ssthresh"],

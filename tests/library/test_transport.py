@@ -15,7 +15,7 @@ import pytest
 from stack.aio.stack import Stack
 from stack.tcp.connection import Connection
 from stack.tcp.tcp_info import TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE
-from tests.library.conftest import CLIENT, SERVER, with_pair
+from tests.library.conftest import CLIENT, SERVER, SERVER6, with_dual_stack_pair, with_pair
 
 
 class Recorder(asyncio.Protocol):
@@ -184,6 +184,20 @@ def test_established_tcp_info_reports_state_rtt_and_options_with_linux_names(run
         server_transport.close()
 
     run(with_pair(body))
+
+
+@pytest.mark.parametrize("host", [SERVER, SERVER6])
+def test_established_tcp_info_pmtu_is_the_links_mtu_in_either_family(run, host):
+    """tcpi_pmtu is the MTU the segments are fitted to (Linux icsk_pmtu_cookie): 1500 over IPv6 as over
+    IPv4, where it was the MSS plus IPv4's 40 bytes of headers (1480 over IPv6)."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await server.start_server(lambda reader, writer: None, port=7)
+        _, writer = await client.open_connection(host, 7)
+        assert writer.get_extra_info("tcp_info")["tcpi_pmtu"] == 1500
+        writer.transport.abort()
+
+    run(with_dual_stack_pair(body))
 
 
 def test_established_write_buffer_limits_drive_pause_and_resume_writing(run):
