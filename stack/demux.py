@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Final, TypeAlias
 
 from stack.tcp import icmp_input, syncookies, timers
-from stack.tcp.config import TcpConfig, for_ipv6
+from stack.tcp.config import LoopbackConfigs, TcpConfig, for_ipv6, over_loopback
 from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.listener import Listener
 from stack.tcp.memory import MemoryBudget
@@ -35,6 +35,7 @@ class Demux:
     def __init__(self, config: TcpConfig) -> None:
         self.config = config
         self.config6 = for_ipv6(config)  # connections over IPv6: the MSS is 20 bytes smaller
+        self.loopback_configs = LoopbackConfigs()  # connections with the stack itself: lo's MSS
         self.connections: dict[Key, Connection] = {}
         self.listeners: dict[int, Listener] = {}
         self.parent: dict[Connection, Listener] = {}
@@ -67,6 +68,8 @@ class Demux:
         elif (local_ip, port, remote[0], remote[1]) in self.connections or port in self.listeners:
             raise OSError(98, f"port {port} already in use for this destination")  # EADDRINUSE
         config = self.config6 if local_ip > MAX4 else self.config
+        if over_loopback(local_ip, remote[0]):
+            config = self.loopback_configs.of(config, local_ip)
         conn = Connection.connect(config, (local_ip, port), remote, now, self.on_transition)
         conn.memory = self.memory
         self._use_path_mtu(conn, now)

@@ -7,9 +7,14 @@ from random import Random
 from typing import Final
 
 from stack.tcp.congestion.hystart import HyStartParams
+from stack.wire.addr import MAX4, is_loopback
 
 NO_LOWAT: Final = 0xFFFFFFFF  # TcpConfig.notsent_lowat's "no limit", as Linux's default tcp_notsent_lowat
 IPV6_EXTRA_HEADER: Final = 20  # an IPv6 header is 40 bytes, an IPv4 one 20: MSS = MTU - 60 (RFC 8200 §8.3)
+# the MSS over the loopback: Linux's lo has an MTU of 65536, which ipv4_default_advmss caps at 65535 - 40
+# and ip6_default_advmss takes as 65536 - 60
+LOOPBACK_MSS: Final = 65495
+LOOPBACK_MSS6: Final = 65476
 # IP_MTU_DISCOVER (ip(7)): the values, which of them set DF on a TCP segment (Linux ip_dont_fragment: the
 # route's MTU is never locked here), and which resend the flight at once when a router reports a smaller
 # MTU (Linux tcp_v4_mtu_reduced); in every mode later segments fit the reported MTU (tcp_current_mss)
@@ -128,3 +133,27 @@ class TcpConfig:
 def for_ipv6(config: TcpConfig) -> TcpConfig:
     """The same tunables for a connection over IPv6, whose header leaves 20 bytes less for the MSS."""
     return replace(config, mss=config.mss - IPV6_EXTRA_HEADER)
+
+
+def over_loopback(local_ip: int, remote_ip: int) -> bool:
+    """A connection of a stack with itself, which Linux routes over lo: one end on the loopback (127/8, ::1:
+    no other host reaches those), or both on the stack's own address (stack/wire/addr.py)."""
+    return local_ip == remote_ip or is_loopback(remote_ip) or is_loopback(local_ip)
+
+
+class LoopbackConfigs:
+    """The loopback's variant of each config a stack gives its connections (the MSS of lo's MTU), made once
+    per config: a script's sysctls replace the config, so the last few are kept by identity."""
+
+    __slots__ = ("_made",)
+
+    def __init__(self) -> None:
+        self._made: list[tuple[TcpConfig, TcpConfig]] = []
+
+    def of(self, config: TcpConfig, local_ip: int) -> TcpConfig:
+        for base, looped in self._made:
+            if base is config:
+                return looped
+        looped = replace(config, mss=LOOPBACK_MSS6 if local_ip > MAX4 else LOOPBACK_MSS)
+        self._made = [*self._made[-3:], (config, looped)]
+        return looped

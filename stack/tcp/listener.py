@@ -11,7 +11,7 @@ from collections import Counter, deque
 from typing import Final, TypeAlias
 
 from stack.tcp import rcv_space, syncookies
-from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig, for_ipv6
+from stack.tcp.config import PMTUDISC_SETS_DF, LoopbackConfigs, TcpConfig, for_ipv6, over_loopback
 from stack.tcp.connection import Address, Connection, TransitionHook, receive_window_shift
 from stack.tcp.reset import reset_for
 from stack.tcp.state import Event, State, Transition, next_state
@@ -42,6 +42,7 @@ class Listener:
     ) -> None:
         self.config = config
         self.config6 = for_ipv6(config)  # for children over IPv6
+        self.loopback_configs = LoopbackConfigs()  # for children of the stack's own connections
         self.local = local  # the bound address may be a wildcard (stack/wire/addr.py): children get the SYN's
         self.state = State.CLOSED
         self.history: list[Transition] = []
@@ -110,7 +111,7 @@ class Listener:
             self._drop_overflow()
             return None
         local = local or self.local
-        child = Connection.from_syn(self._config_for(local), local, remote, syn, now, on_transition)
+        child = Connection.from_syn(self._config_for(local, remote), local, remote, syn, now, on_transition)
         self.syn_queue.add(child)
         return child
 
@@ -142,7 +143,7 @@ class Listener:
             return None
         syn = Segment(seg.src_port, seg.dst_port, peer_isn, 0, Flags.SYN, seg.window, b"", peer)
         offset = syncookies.ts_offset(self.cookie_secret, local[0], remote[0])
-        config = self._config_for(local)
+        config = self._config_for(local, remote)
         child = Connection.from_cookie(config, local, remote, syn, iss, offset, now, on_transition)
         self.syn_queue.add(child)  # the owner moves it to the accept queue on its Connected event
         child.receive_segment(seg, now)
@@ -186,13 +187,16 @@ class Listener:
         sent = self._cookie_sent_at
         return self.config.syncookies == 1 and sent is not None and now - sent < syncookies.VALID_FOR
 
-    def _config_for(self, local: Address) -> TcpConfig:
-        return self.config6 if local[0] > 0xFFFFFFFF else self.config  # IPv6: stack/wire/addr.py
+    def _config_for(self, local: Address, remote: Address) -> TcpConfig:
+        config = self.config6 if local[0] > 0xFFFFFFFF else self.config  # IPv6: stack/wire/addr.py
+        if over_loopback(local[0], remote[0]):
+            return self.loopback_configs.of(config, local[0])
+        return config
 
     def _cookie_synack(self, remote: Address, syn: Segment, now: float, local: Address) -> Segment:
         """The SYN,ACK for a SYN answered without state. Without timestamps it carries only our MSS, as
         Linux's: window scaling and SACK need the TSval bits to come back (RFC 4987 §3.6)."""
-        config = self._config_for(local)
+        config = self._config_for(local, remote)
         peer = syn.options
         index = syncookies.mss_index(peer.mss, _mss_table(local))
         tuple4 = (local[0], local[1], remote[0], remote[1])

@@ -17,7 +17,7 @@ PROTO_ICMP: Final = 1
 PROTO_TCP: Final = 6
 PROTO_ICMPV6: Final = 58
 _M64: Final = (1 << 64) - 1
-_MAX_PACKET: Final = 65535
+_MAX_PACKET: Final = 65535 + 40  # an IPv6 packet: its payload length (16 bits) counts after its 40-byte header
 _FRAGMENT: Final = lib.FAST_FRAGMENT  # not a rejection: the IP fields are filled, the payload awaits reassembly
 
 
