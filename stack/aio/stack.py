@@ -173,20 +173,25 @@ class Stack:
             device = TunDevice(tun, addrs, peers, mtu, offload=offload)
             if device.offload_note is not None and note is not None:
                 note(device.offload_note)
-        if pcap is not None:
-            from stack.pcap import CapturingDevice, PcapWriter
+        try:
+            if pcap is not None:
+                from stack.pcap import CapturingDevice, PcapWriter
 
-            device = CapturingDevice(device, PcapWriter(pcap))
-        if fault is not None:
-            from stack.aio.fault import FaultyDevice
+                device = CapturingDevice(device, PcapWriter(pcap))
+            if fault is not None:
+                from stack.aio.fault import FaultyDevice
 
-            device = FaultyDevice(device, fault, asyncio.get_running_loop())
-        if config is None:
-            config = TcpConfig(mss=mtu - 40)
-        elif config.mss > mtu - 40:
-            config = replace(config, mss=mtu - 40)
-        network = next((p for p in peers if ":" not in p), None)
-        return cls(device, addrs, config=config, trace=trace, event_log=event_log, network=network)
+                device = FaultyDevice(device, fault, asyncio.get_running_loop())
+            if config is None:
+                config = TcpConfig(mss=mtu - 40)
+            elif config.mss > mtu - 40:
+                config = replace(config, mss=mtu - 40)
+            network = next((p for p in peers if ":" not in p), None)
+            return cls(device, addrs, config=config, trace=trace, event_log=event_log, network=network)
+        except BaseException:
+            if queue is None:  # the device made here goes with the failure: its name stays free for a retry
+                device.close()
+            raise
 
     @staticmethod
     def now() -> float:

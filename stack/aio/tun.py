@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from stack.aio.batchio import BatchReader, write_batch, write_flush
 from stack.wire.batch import VNET_HDR_LEN, PacketBatch
@@ -47,6 +48,14 @@ class _PacketWriter:
             pass
 
 
+IpInterface: TypeAlias = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+def _networks(peers: str | Sequence[str]) -> list[IpInterface]:
+    """The kernel side's addresses with their prefixes (ValueError for one that is not)."""
+    return [ipaddress.ip_interface(p) for p in ([peers] if isinstance(peers, str) else peers)]
+
+
 class TunDevice(_PacketWriter):
     """A layer-3 TUN device (IFF_TUN | IFF_NO_PI): each read/write is one raw IPv4 or IPv6 packet.
 
@@ -68,8 +77,9 @@ class TunDevice(_PacketWriter):
         offload: bool = True,
     ) -> None:
         self.offload_note: str | None = None
+        nets = _networks(peers)  # before the device exists: a bad argument leaves nothing behind
         self._attach(name, mtu, offload, multi_queue=False)
-        self._configure(name, addrs, peers, mtu)
+        self._configure(name, addrs, nets, mtu)
 
     @classmethod
     def queues(
@@ -77,12 +87,13 @@ class TunDevice(_PacketWriter):
     ) -> list[TunDevice]:
         """`count` queues of one IFF_MULTI_QUEUE device: the kernel spreads flows over them by hash, each
         queue read by its own process (`--workers`). The device lives while any queue is open."""
+        nets = _networks(peers)
         first = cls.__new__(cls)
         first.offload_note = None
         first._attach(name, mtu, offload, multi_queue=True)
         devices = [first]
         try:
-            first._configure(name, addrs, peers, mtu)
+            first._configure(name, addrs, nets, mtu)
             for _ in range(count - 1):
                 queue = cls.__new__(cls)
                 queue.offload_note = None
@@ -106,9 +117,8 @@ class TunDevice(_PacketWriter):
         os.set_blocking(self._fd, False)
         self._reader = BatchReader(max_size=65535 if self.vnet else max(mtu, 1500) + 64, vnet=self.vnet)
 
-    def _configure(self, name: str, addrs: str | Sequence[str], peers: str | Sequence[str], mtu: int) -> None:
+    def _configure(self, name: str, addrs: str | Sequence[str], nets: list[IpInterface], mtu: int) -> None:
         addrs = [addrs] if isinstance(addrs, str) else addrs
-        nets = [ipaddress.ip_interface(p) for p in ([peers] if isinstance(peers, str) else peers)]
         try:
             self._tun.mtu = mtu
             for net in nets:
