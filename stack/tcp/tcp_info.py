@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
+from stack.tcp.rcv_space import TIMESTAMP_OPTION
 from stack.tcp.state import State
 from stack.wire.seq import seq_lt
 
@@ -82,7 +83,8 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         "tcpi_rto": _usecs(rto.rto),
         "tcpi_snd_mss": tcb.snd_mss,
         "tcpi_rcv_mss": conn.receiver.estimated_rcv_mss(),
-        "tcpi_advmss": conn.config.mss,
+        # the MSS we offered less the timestamps every segment then carries (Linux's tp->advmss)
+        "tcpi_advmss": conn.config.mss - (TIMESTAMP_OPTION if conn.ts_ok else 0),
         "tcpi_unacked": sending["tcpi_unacked"],
         "tcpi_sacked": sending["tcpi_sacked"],
         "tcpi_lost": sending["tcpi_lost"],

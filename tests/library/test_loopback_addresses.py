@@ -64,18 +64,18 @@ def test_connect_to_loopback_reaches_the_stacks_own_server_without_the_device(ru
 
 
 @pytest.mark.parametrize(
-    "host, local_addr, advmss, pmtu",
+    "host, local_addr, mss, pmtu",
     [
-        ("127.0.0.1", None, 65495, 65535),
-        ("::1", None, 65476, 65536),
-        (SERVER, None, 65495, 65535),  # its own address: Linux routes that over lo too
-        ("127.0.0.1", (SERVER, 0), 65495, 65535),  # from its own address to the loopback
+        ("127.0.0.1", None, 65483, 65535),
+        ("::1", None, 65464, 65536),
+        (SERVER, None, 65483, 65535),  # its own address: Linux routes that over lo too
+        ("127.0.0.1", (SERVER, 0), 65483, 65535),  # from its own address to the loopback
     ],
 )
-def test_connection_with_itself_takes_the_loopbacks_mss_at_both_ends(run, host, local_addr, advmss, pmtu):
+def test_connection_with_itself_takes_the_loopbacks_mss_at_both_ends(run, host, local_addr, mss, pmtu):
     """Linux's lo has an MTU of 65536: the MSS offered is 65495 over IPv4 (ipv4_default_advmss caps it at
-    65535 - 40) and 65476 over IPv6, the segments carry that less the timestamps (65483), and tcpi_pmtu
-    reports the MTU they are fitted to. A stack's connection with itself took its device's 1460."""
+    65535 - 40) and 65476 over IPv6, 12 less with timestamps in every segment; tcp_info as Linux 6.18's on
+    lo. A stack's connection with itself took its device's 1460."""
 
     async def body(client: Stack, server: Stack) -> None:
         accepted: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -89,7 +89,7 @@ def test_connection_with_itself_takes_the_loopbacks_mss_at_both_ends(run, host, 
         _, writer = await server.open_connection(host, 7, local_addr=local_addr)
         for end in (writer, await accepted):
             info = end.get_extra_info("tcp_info")
-            assert (info["tcpi_advmss"], info["tcpi_snd_mss"], info["tcpi_pmtu"]) == (advmss, advmss - 12, pmtu)
+            assert (info["tcpi_advmss"], info["tcpi_snd_mss"], info["tcpi_pmtu"]) == (mss, mss, pmtu)
         writer.close()
 
     run(with_dual_stack_pair(body))

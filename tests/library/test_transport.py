@@ -186,15 +186,17 @@ def test_established_tcp_info_reports_state_rtt_and_options_with_linux_names(run
     run(with_pair(body))
 
 
-@pytest.mark.parametrize("host", [SERVER, SERVER6])
-def test_established_tcp_info_pmtu_is_the_links_mtu_in_either_family(run, host):
-    """tcpi_pmtu is the MTU the segments are fitted to (Linux icsk_pmtu_cookie): 1500 over IPv6 as over
-    IPv4, where it was the MSS plus IPv4's 40 bytes of headers (1480 over IPv6)."""
+@pytest.mark.parametrize(("host", "advmss"), [(SERVER, 1448), (SERVER6, 1428)])
+def test_established_tcp_info_pmtu_and_advmss_are_linuxs_in_either_family(run, host, advmss):
+    """As Linux 6.18 reports them over a 1500-byte link: tcpi_pmtu is the MTU the segments are fitted to
+    (icsk_pmtu_cookie; it was the MSS plus IPv4's 40 bytes, 1480 over IPv6), tcpi_advmss the MSS offered
+    less the 12 bytes of timestamps (tp->advmss; it was 1460)."""
 
     async def body(client: Stack, server: Stack) -> None:
         await server.start_server(lambda reader, writer: None, port=7)
         _, writer = await client.open_connection(host, 7)
-        assert writer.get_extra_info("tcp_info")["tcpi_pmtu"] == 1500
+        info = writer.get_extra_info("tcp_info")
+        assert (info["tcpi_pmtu"], info["tcpi_advmss"]) == (1500, advmss)
         writer.transport.abort()
 
     run(with_dual_stack_pair(body))
