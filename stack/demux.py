@@ -7,14 +7,14 @@ from collections import Counter
 from typing import Final, TypeAlias
 
 from stack.tcp import icmp_input, syncookies, timers
-from stack.tcp.config import LoopbackConfigs, TcpConfig, for_ipv6, over_loopback
+from stack.tcp.config import LoopbackConfigs, TcpConfig, for_ipv6
 from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.listener import Listener
 from stack.tcp.memory import MemoryBudget
 from stack.tcp.reset import reset_for
 from stack.tcp.segment_arrives import syn_ends_time_wait
 from stack.tcp.state import State
-from stack.wire.addr import ANY, MAX4, accepts
+from stack.wire.addr import ANY, MAX4, accepts, over_loopback
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import seq_add
 

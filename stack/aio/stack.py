@@ -935,8 +935,8 @@ def _port(port: Port) -> int:
 
 def _service_port(name: object) -> int:
     try:
-        return socket.getservbyname(name.decode() if isinstance(name, bytes) else name, "tcp")  # type: ignore[arg-type]
-    except (TypeError, UnicodeDecodeError, OSError):
+        return socket.getservbyname(name.decode() if isinstance(name, bytes) else str(name), "tcp")
+    except (UnicodeDecodeError, OSError):
         raise socket.gaierror(socket.EAI_SERVICE, f"Servname not supported: {name!r}") from None
 
 

@@ -352,7 +352,7 @@ class TcpTransport(asyncio.Transport):
 
     def _call_buffered(self, protocol: asyncio.BufferedProtocol, conn: Connection) -> None:
         view = self._call(_get_buffer, protocol, conn.recv_queue_bytes)
-        if view is None:  # the protocol failed: the connection is aborted, its receive queue emptied
+        if view is None:  # the protocol failed: its connection is aborted, and delivery ends (_closing)
             return
         data = conn.read(len(view))
         view[: len(data)] = data

@@ -7,7 +7,7 @@ from random import Random
 from typing import Final
 
 from stack.tcp.congestion.hystart import HyStartParams
-from stack.wire.addr import MAX4, is_loopback
+from stack.wire.addr import MAX4
 
 NO_LOWAT: Final = 0xFFFFFFFF  # TcpConfig.notsent_lowat's "no limit", as Linux's default tcp_notsent_lowat
 IPV6_EXTRA_HEADER: Final = 20  # an IPv6 header is 40 bytes, an IPv4 one 20: MSS = MTU - 60 (RFC 8200 §8.3)
@@ -133,12 +133,6 @@ class TcpConfig:
 def for_ipv6(config: TcpConfig) -> TcpConfig:
     """The same tunables for a connection over IPv6, whose header leaves 20 bytes less for the MSS."""
     return replace(config, mss=config.mss - IPV6_EXTRA_HEADER)
-
-
-def over_loopback(local_ip: int, remote_ip: int) -> bool:
-    """A connection of a stack with itself, which Linux routes over lo: one end on the loopback (127/8, ::1:
-    no other host reaches those), or both on the stack's own address (stack/wire/addr.py)."""
-    return local_ip == remote_ip or is_loopback(remote_ip) or is_loopback(local_ip)
 
 
 class LoopbackConfigs:

@@ -11,10 +11,11 @@ from collections import Counter, deque
 from typing import Final, TypeAlias
 
 from stack.tcp import rcv_space, syncookies
-from stack.tcp.config import PMTUDISC_SETS_DF, LoopbackConfigs, TcpConfig, for_ipv6, over_loopback
+from stack.tcp.config import PMTUDISC_SETS_DF, LoopbackConfigs, TcpConfig, for_ipv6
 from stack.tcp.connection import Address, Connection, TransitionHook, receive_window_shift
 from stack.tcp.reset import reset_for
 from stack.tcp.state import Event, State, Transition, next_state
+from stack.wire.addr import over_loopback
 from stack.wire.segment import Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add
 

@@ -32,6 +32,12 @@ def is_loopback(addr: int) -> bool:
     return addr >> 24 == 127 if addr <= MAX4 else addr == LOOPBACK6
 
 
+def over_loopback(local: int, remote: int) -> bool:
+    """A connection of a host with itself, which Linux routes over lo: one end on the loopback (no other host
+    reaches those), or both ends on its own address."""
+    return local == remote or is_loopback(remote) or is_loopback(local)
+
+
 def loopback_of(addr: int) -> int:
     """The loopback address of `addr`'s family."""
     return LOOPBACK6 if addr > MAX4 else LOOPBACK4
