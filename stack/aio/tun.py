@@ -149,7 +149,8 @@ class TunDevice(_PacketWriter):
         except OSError as exc:  # EBUSY: another process holds it; EINVAL: a device of another kind
             busy = " (another program, such as a running tcpstack, has it open: choose another name)"
             reason = f"{exc.strerror or exc}{busy if exc.errno == errno.EBUSY else ''}"
-            raise OSError(exc.errno, f"cannot create TUN device {name}: {reason}") from None
+            # (pytun's own refusals, such as a name over 15 characters, carry no errno: EINVAL, as the kernel's)
+            raise OSError(exc.errno or errno.EINVAL, f"cannot create TUN device {name}: {reason}") from None
         if offload:
             try:
                 fcntl.ioctl(tun.fileno(), TUNSETOFFLOAD, OFFLOADS)
