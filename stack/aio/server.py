@@ -8,10 +8,12 @@ serve_forever() starts serving if needed and, when cancelled, closes the server.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from stack.aio.socketlike import StackSocket
+from stack.wire import addr
 
 if TYPE_CHECKING:
     from stack.aio.stack import Stack
@@ -127,6 +129,15 @@ class Server(asyncio.AbstractServer):
         await self.wait_closed()
 
     # ------------------------------------------------------------ the stack's side
+
+    def inherited_options(self, local_ip: int) -> dict[str, object]:
+        """What the options set on the listening socket a connection to `local_ip` came in on (its family's)
+        give that connection."""
+        family = socket.AF_INET6 if local_ip > addr.MAX4 else socket.AF_INET
+        for sock in self._sockets:
+            if sock.family == family:
+                return sock.inherited()
+        return {}
 
     def protocol_for_connection(self) -> asyncio.BaseProtocol:
         """A new connection's protocol: the application's, behind TLS when the server has ssl."""

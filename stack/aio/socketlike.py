@@ -10,10 +10,11 @@ import errno
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from stack.tcp import sockopts
-from stack.tcp.config import PMTUDISC_DONT, PMTUDISC_OMIT
+from stack.tcp.config import PMTUDISC_DONT, PMTUDISC_OMIT, TcpConfig
 from stack.tcp.ecn import ECT0
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
 _MTU_DISCOVER = (socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10))  # Linux's number
+_DEFAULTS = TcpConfig()  # what a listening socket reports for an option it was not given
 _TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux's number, where Python lacks the name
 # TCP options a connection takes: (level, option) -> (TcpConfig field, the value as set, as read back)
 _OPTIONS: dict[tuple[int, int], tuple[str, Callable[[int], object], Callable[[object], int]]] = {
@@ -31,7 +33,7 @@ _OPTIONS: dict[tuple[int, int], tuple[str, Callable[[int], object], Callable[[ob
 
 
 class StackSocket:
-    __slots__ = ("family", "type", "proto", "_sockname", "_peername", "_conn", "_stack")  # one per connection
+    __slots__ = ("family", "type", "proto", "_sockname", "_peername", "_conn", "_stack", "_inherited")
 
     def __init__(
         self,
@@ -48,6 +50,7 @@ class StackSocket:
         self._peername = peername
         self._conn = conn
         self._stack = stack  # sends what an option change allows
+        self._inherited: dict[str, object] | None = None  # a listening socket's options, for what it accepts
 
     def __repr__(self) -> str:
         peer = f", raddr={self._peername}" if self._peername else ""
@@ -68,19 +71,30 @@ class StackSocket:
         """TCP_NODELAY, TCP_CORK and TCP_USER_TIMEOUT (milliseconds) act on the connection at once (setting
         TCP_NODELAY or clearing TCP_CORK sends what waits); IP_TOS (IPV6_TCLASS on an IPv6 socket) marks the
         segments sent from then on; IP_MTU_DISCOVER (IPv4) sets DF and what a smaller path MTU does; other
-        options are refused, as by a kernel without them."""
-        conn = self._conn
+        options are refused, as by a kernel without them. On a listening socket they are kept for the
+        connections it accepts, which take them as Linux's accepted sockets inherit their listener's."""
         key = (level, option)
-        if conn is not None and key in _OPTIONS:
+        if key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
+            return  # listening never conflicts with connections in TIME_WAIT here: always on
+        changes = self._changes(key, value)
+        conn = self._conn
+        if conn is not None:
+            stack = self._stack
+            sockopts.configure(conn, stack.now() if stack is not None else 0.0, **changes)
+            if stack is not None:
+                stack.mark_dirty(conn)
+        else:
+            self._inherited = {**(self._inherited or {}), **changes}
+
+    def _changes(self, key: tuple[int, int], value: int | bytes) -> dict[str, object]:
+        """The TcpConfig fields an option sets (OSError for one the stack does not have, or a bad value)."""
+        if key in _OPTIONS:
             name, convert, _ = _OPTIONS[key]
             number = _option_value(value, signed=False)
             if number < 0:
                 raise OSError(errno.EINVAL, "Invalid argument")
-            stack = self._stack
-            sockopts.configure(conn, stack.now() if stack is not None else 0.0, **{name: convert(number)})
-            if stack is not None:
-                stack.mark_dirty(conn)
-        elif conn is not None and key == self._tos_option():
+            return {name: convert(number)}
+        if key == self._tos_option():
             # an int, or (IP_TOS) one unsigned byte, as Linux's do_ip_setsockopt reads it
             number = _option_value(value, signed=not isinstance(value, _BUFFERS) or len(value) > 1)
             if key[1] == socket.IPV6_TCLASS:
@@ -88,16 +102,17 @@ class StackSocket:
                     raise OSError(errno.EINVAL, "Invalid argument")
                 number = max(number, 0)  # -1: the default
             # the low byte less its ECN field, which stays TCP's (RFC 3168 §5; Linux masks it for a stream socket)
-            sockopts.configure(conn, 0.0, tos=number & 0xFC)
-        elif conn is not None and self.family == socket.AF_INET and key == _MTU_DISCOVER:
+            return {"tos": number & 0xFC}
+        if self.family == socket.AF_INET and key == _MTU_DISCOVER:
             number = _option_value(value)
             if not PMTUDISC_DONT <= number <= PMTUDISC_OMIT:
                 raise OSError(errno.EINVAL, "Invalid argument")
-            sockopts.configure(conn, 0.0, pmtu_discovery=number)  # DF, and what a Packet Too Big does
-        elif key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
-            pass  # listening never conflicts with connections in TIME_WAIT here: always on
-        else:
-            raise OSError(errno.ENOPROTOOPT, "Protocol not available")
+            return {"pmtu_discovery": number}  # DF, and what a Packet Too Big does
+        raise OSError(errno.ENOPROTOOPT, "Protocol not available")
+
+    def inherited(self) -> dict[str, object]:
+        """What a listening socket's options give the connections it accepts (TcpConfig fields)."""
+        return self._inherited or {}
 
     def _tos_option(self) -> tuple[int, int]:
         """IP_TOS marks IPv4 packets, IPV6_TCLASS IPv6 ones: the option of this socket's family."""
@@ -118,13 +133,16 @@ class StackSocket:
     def _option(self, level: int, option: int) -> int:
         conn = self._conn
         key = (level, option)
-        if conn is not None and key in _OPTIONS:
+        # a connection's config, or what a listening socket keeps for its connections over the defaults
+        config = conn.config if conn is not None else replace(_DEFAULTS, **self.inherited())
+        if key in _OPTIONS:
             name, _, report = _OPTIONS[key]
-            return report(getattr(conn.config, name))
-        if conn is not None and key == self._tos_option():
-            return conn.config.tos | (ECT0 if conn.ecn.ok else 0)  # Linux keeps TCP's ECN codepoint in it
-        if conn is not None and self.family == socket.AF_INET and key == _MTU_DISCOVER:
-            return conn.config.pmtu_discovery
+            return report(getattr(config, name))
+        if key == self._tos_option():
+            ect = ECT0 if conn is not None and conn.ecn.ok else 0  # Linux keeps TCP's ECN codepoint in it
+            return config.tos | ect
+        if self.family == socket.AF_INET and key == _MTU_DISCOVER:
+            return config.pmtu_discovery
         if conn is not None and key == (socket.IPPROTO_TCP, socket.TCP_MAXSEG):
             return conn.tcb.snd_mss  # the MSS in use, as Linux reports it on a connected socket
         if key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):

@@ -34,6 +34,7 @@ from stack.demux import EPHEMERAL_PORTS, SYN_FIN_DROPS, Demux
 from stack.introspect import Clock, connection_row
 from stack.ip import IpLayer
 from stack.ip6 import Ip6Layer, flow_label, fragment6, is_multicast
+from stack.tcp import sockopts
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.counters import Counters
@@ -822,6 +823,9 @@ class Stack:
             log.exception("protocol factory of %r failed; aborting the connection", server)
             conn.abort(self.now())
             return
+        inherited = server.inherited_options(conn.local[0])
+        if inherited:  # options set on the listening socket (Linux's accepted sockets inherit them)
+            sockopts.configure(conn, self.now(), **inherited)
         transport = TcpTransport(self, conn, protocol, server)
         self._transports[conn] = transport
         transport.report_made()

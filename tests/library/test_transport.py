@@ -88,6 +88,32 @@ def test_established_extra_info_names_both_ends_and_a_socket_like_object(run):
     run(with_pair(body))
 
 
+def test_listening_socket_options_are_taken_by_the_connections_it_accepts(run):
+    """As Linux's accepted sockets inherit their listener's options: TCP_NODELAY and TCP_USER_TIMEOUT set on
+    server.sockets[0] hold for each connection it accepts, and read back on the listener. They were refused
+    there (ENOPROTOOPT)."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+        srv = await server.start_server(lambda reader, writer: accepted.set_result(writer), SERVER, 7)
+        listening = srv.sockets[0]
+        assert listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 5000)
+        assert listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        with pytest.raises(OSError):
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        _, writer = await client.open_connection(SERVER, 7)
+        sock = (await accepted).get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 5000
+        own = writer.get_extra_info("socket")  # the client's connection took nothing of it
+        assert own.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        writer.transport.abort()
+
+    run(with_pair(body))
+
+
 def test_established_ip_tos_of_one_byte_is_unsigned_and_an_int_keeps_its_low_byte(run):
     """Linux do_ip_setsockopt: IP_TOS given as one byte is an unsigned char (0xB8, EF's DSCP, not -72),
     an int keeps its low byte; the ECN field stays TCP's (RFC 3168 §5)."""
