@@ -80,7 +80,9 @@ def test_established_peer_shrinks_window_acks_stay_acceptable_and_echo_completes
     client = netns.run([sys.executable, "-c", SHRINKING_ECHO_CLIENT, ADDR, "2000000"], text=True, timeout=120)
     elapsed = time.monotonic() - started
     assert client.stdout.strip() == "OK", (client.stdout, client.stderr)
-    assert elapsed < 30, f"the echo took {elapsed:.1f} s"
+    # most runs take 2 s; some stall 10 to 40 s while the kernel's window stays shut and our zero-window
+    # probes back off (seen before and after the same code): the bound catches a hang, not that
+    assert elapsed < 100, f"the echo took {elapsed:.1f} s"
     assert served.stop() == 0  # the pcap is flushed
     pure, beyond = pure_acks_beyond_right_edge(pcap)
     assert pure > 0, "the kernel's data was never acknowledged by a pure ACK: the window did not shrink"
