@@ -278,9 +278,7 @@ class TcpTransport(asyncio.Transport):
         elif self._writing_paused and size <= self._low:
             self._writing_paused = False
             self._call(self._protocol.resume_writing)
-            waiter, self._writable_waiter = self._writable_waiter, None
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            self._release_writable_waiter()
 
     async def wait_writable(self) -> None:
         """Until writing is no longer paused (the buffer back at the low-water mark), as StreamWriter.drain
@@ -291,6 +289,12 @@ class TcpTransport(asyncio.Transport):
             await self._writable_waiter
         if self._lost:
             raise ConnectionResetError("Connection lost")
+
+    def _release_writable_waiter(self) -> None:
+        """wait_writable()'s future resolved: writing resumed, or the connection is lost."""
+        waiter, self._writable_waiter = self._writable_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _deliver_reads(self) -> None:
         conn = self._conn
@@ -340,9 +344,7 @@ class TcpTransport(asyncio.Transport):
         self._lost = True
         self._closing = True
         self._pending, self._pending_size = (), 0
-        waiter, self._writable_waiter = self._writable_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)  # wait_writable() raises, as it finds the connection lost
+        self._release_writable_waiter()  # wait_writable() raises, as it finds the connection lost
         self._call(self._protocol.connection_lost, exc)
         # let go of the protocol, as asyncio's transports do: one that keeps its transport (most do) would
         # otherwise leave the two in a cycle for the collector; anything later goes to one that does nothing
