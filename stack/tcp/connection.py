@@ -810,8 +810,7 @@ class Connection:
         if n > 0 and n <= tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una):  # all of it fits (tcp_snd_wnd_test)
             self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), n, False, now)
             return
-        seq = self.recovery.board.seq_of(last.start)
-        if seq != tcb.snd_una and seq_ge(seq, seq_add(tcb.snd_una, tcb.snd_wnd)):
+        if not self._inside_peer_window(last):
             return  # the peer shrank its window below it (§3.8.6): the RTO goes on (Linux __tcp_retransmit_skb)
         self.retransmit(last, now)  # resend the last segment (RFC 8985 §7.3)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # §7.3: re-arm the RTO after a probe
@@ -927,6 +926,8 @@ class Connection:
         first_out = len(self._out)  # this send's segments follow
         # lost segments go first (RFC 6675 §5 NextSeg rule 1), as far as the congestion window allows
         while (lost := recovery.next_lost()) is not None and cwnd - recovery.in_flight() >= min(mss, lost.length):
+            if not self._inside_peer_window(lost):
+                break
             if sender.paced(now, self.pacing_rate):
                 return
             self.retransmit(lost, now)
@@ -984,6 +985,14 @@ class Connection:
                 self.timers.start(timers.PERSIST, now + sender.persist_interval(self.rto.rto))
         else:
             self.timers.stop(timers.PERSIST)
+
+    def _inside_peer_window(self, rec: SentSegment) -> bool:
+        """May this lost segment be resent: it ends inside the peer's window, which may have shrunk below
+        what we sent (§3.8.6: resend "the old unacknowledged data between SND.UNA and SND.UNA+SND.WND"), or
+        it is the first one, which probes a window too small for it (Linux __tcp_retransmit_skb)."""
+        tcb = self.tcb
+        seq = self.recovery.board.seq_of(rec.start)
+        return seq == tcb.snd_una or seq_sub(seq_add(seq, rec.length), tcb.snd_una) <= tcb.snd_wnd
 
     def _cut_packets(self, start: int, mss: int, cwnd: int, first_out: int) -> None:
         """What was just sent from `start` (segments from `first_out` in the output) left as Linux's GSO
@@ -1358,7 +1367,11 @@ class Connection:
             self._mtu_probe_succeeded(mtu)  # (before the window grows on this ACK, as Linux)
         self.cc.ack_received(ack, delivered, flight_before, now)  # on_ack(AckSample), before the recovery hooks
         recovery = self.recovery
-        unsent = sender.unsent(tcb.snd_nxt) if recovery.loss_high is not None else 0  # (F-RTO's question)
+        # F-RTO's question: is there new data, and does the peer's window let it go? (Linux tcp_process_loss)
+        if recovery.loss_high is not None and seq_gt(seq_add(ack, tcb.snd_wnd), tcb.snd_max):
+            unsent = sender.unsent(tcb.snd_nxt)
+        else:
+            unsent = 0
         resend = recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, now)
         if resend is not None:
             self.retransmit(resend, now)  # the segment after a NewReno partial ACK (RFC 6582 §3.2 step 4)
