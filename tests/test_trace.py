@@ -326,17 +326,17 @@ def test_cli_nc_trace_before_host_is_refused_in_one_line(capsys):
 
 
 def test_stack_event_log_records_a_lossy_echo_transfer(tmp_path):
-    """Two Stacks over a socketpair, 5% loss and 5 ms of delay (a round trip longer than the 2 ms Linux
-    adds to its loss timers, so they fire rather than being overtaken by the next ACK), and the server's
-    first FIN lost (nothing follows it to reveal the loss, so a timer must resend it: random losses alone
-    left some runs without a fired timer): the server's log has both directions' segments, the handshake,
-    timers, congestion state and at least one retransmission; text tracing still works."""
+    """Two Stacks over a socketpair with 5 ms of delay, three of the client's data segments lost and the
+    server's first FIN lost. The server loses nothing else, so nothing it sends after the FIN can reveal
+    that loss: a timer must resend it (with random losses both ways, a resend of earlier data could
+    reveal it without one). The server's log has both directions' segments, the handshake, timers,
+    congestion state and at least one retransmission; text tracing still works."""
     path = str(tmp_path / "server.jsonl")
     lines: list[str] = []
 
     async def main() -> None:
         da, db = SocketPairDevice.pair()
-        faults = FaultSpec.parse("loss=5%,delay=5ms,seed=11,drop=fin,dir=in,count=1")
+        faults = FaultSpec.parse("delay=5ms,drop=data,dir=out,skip=30,count=3,drop=fin,dir=in,count=1")
         da = FaultyDevice(da, faults, asyncio.get_running_loop())
         client = Stack(da, "10.0.0.1")
         server = Stack(db, "10.0.0.2", trace=lines.append, event_log=EventLog.open(path))
