@@ -325,8 +325,7 @@ class Receiver:
         """
         if not self._delack_started or now - self.last_data_rcv > rto:
             self._delack_started = True
-            rcv_mss = min(max(DEFAULT_MSS, segment_len), self.config.mss)
-            self._quickacks = max(self._quickacks, min(max(self.tcb.rcv_wnd // (2 * rcv_mss), 2), _MAX_QUICKACKS))
+            self._add_quickacks(min(max(DEFAULT_MSS, segment_len), self.config.mss))
         self.last_data_rcv = now
         if segment_len >= self.tcb.snd_mss:  # a super-segment from TUN offloads counts as the segments it holds
             self._unacked_segments += segment_len // self.tcb.snd_mss
@@ -342,9 +341,15 @@ class Receiver:
     def enter_quickack(self) -> None:
         """Data was dropped out of the window: ACK the next segments at once and leave interactive mode,
         so the peer learns soon (Linux tcp_enter_quickack_mode)."""
-        rcv_mss = self.rcv_mss or self.estimated_rcv_mss()
-        self._quickacks = max(self._quickacks, min(max(self.tcb.rcv_wnd // (2 * rcv_mss), 2), _MAX_QUICKACKS))
+        self._add_quickacks(self.rcv_mss or self.estimated_rcv_mss())
         self._pingpong = False
+
+    def _add_quickacks(self, rcv_mss: int) -> None:
+        """ACK at once as many segments as half the window holds, 2 when it holds none (Linux
+        tcp_incr_quickack: a window of one or two segments gets one)."""
+        quickacks = min(self.tcb.rcv_wnd // (2 * rcv_mss) or 2, _MAX_QUICKACKS)
+        if quickacks > self._quickacks:
+            self._quickacks = quickacks
 
     def on_delayed_ack_timeout(self) -> None:
         self.ack_now = True
