@@ -810,7 +810,8 @@ class Connection:
         if n > 0 and n <= tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una):  # all of it fits (tcp_snd_wnd_test)
             self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), n, False, now)
             return
-        if not self._inside_peer_window(last):
+        last = self._resendable(last)
+        if last is None:
             return  # the peer shrank its window below it (§3.8.6): the RTO goes on (Linux __tcp_retransmit_skb)
         self.retransmit(last, now)  # resend the last segment (RFC 8985 §7.3)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # §7.3: re-arm the RTO after a probe
@@ -926,7 +927,8 @@ class Connection:
         first_out = len(self._out)  # this send's segments follow
         # lost segments go first (RFC 6675 §5 NextSeg rule 1), as far as the congestion window allows
         while (lost := recovery.next_lost()) is not None and cwnd - recovery.in_flight() >= min(mss, lost.length):
-            if not self._inside_peer_window(lost):
+            lost = self._resendable(lost)
+            if lost is None:
                 break
             if sender.paced(now, self.pacing_rate):
                 return
@@ -986,13 +988,21 @@ class Connection:
         else:
             self.timers.stop(timers.PERSIST)
 
-    def _inside_peer_window(self, rec: SentSegment) -> bool:
-        """May this lost segment be resent: it ends inside the peer's window, which may have shrunk below
-        what we sent (§3.8.6: resend "the old unacknowledged data between SND.UNA and SND.UNA+SND.WND"), or
-        it is the first one, which probes a window too small for it (Linux __tcp_retransmit_skb)."""
+    def _resendable(self, rec: SentSegment) -> SentSegment | None:
+        """What of a segment may be resent inside the peer's window, which may have shrunk below what we
+        sent (§3.8.6: resend "the old unacknowledged data between SND.UNA and SND.UNA+SND.WND"), as Linux's
+        __tcp_retransmit_skb: all of it; its first part, cut off where the window ends inside it; nothing
+        when it starts beyond the window, unless it is the first unacknowledged one: that probes a closed
+        window whole."""
         tcb = self.tcb
-        seq = self.recovery.board.seq_of(rec.start)
-        return seq == tcb.snd_una or seq_sub(seq_add(seq, rec.length), tcb.snd_una) <= tcb.snd_wnd
+        board = self.recovery.board
+        seq = board.seq_of(rec.start)
+        room = tcb.snd_wnd - seq_sub(seq, tcb.snd_una)
+        if room <= 0:
+            return rec if seq == tcb.snd_una else None
+        if rec.length > room:
+            board.cut(rec, room)  # the rest goes when the window moves on
+        return rec
 
     def _cut_packets(self, start: int, mss: int, cwnd: int, first_out: int) -> None:
         """What was just sent from `start` (segments from `first_out` in the output) left as Linux's GSO
@@ -1091,7 +1101,7 @@ class Connection:
             board.mark_lost_from(short)
         self.rto.reset_backoff()
         self.recovery.board.mark_lost(head)
-        self.retransmit(head, now)
+        self.retransmit(self._resendable(head) or head, now)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
 
     def _tso_run(self, mss: int, unsent: int, usable: int) -> int:
@@ -1129,7 +1139,7 @@ class Connection:
         flags = Flags.ACK | Flags.PSH
         if sender.rtt_seq is None:
             sender.rtt_seq, sender.rtt_time = seq, now
-        self._emit(now, flags, seq, buf.take(offset, n), ECT0 if self.ecn.ok else 0, new_data=True, gso=mss)
+        self._emit(now, flags, seq, buf.take(offset, n), ECT0 if self.ecn.ok else 0, gso=mss)
         self.recovery.on_sent(seq, n, now, mss)
         self.counters.segs_out += run - 1  # segments_to_send counts the Segment once
         sender.last_progress = now
@@ -1163,7 +1173,7 @@ class Connection:
             if self.ecn.cwr_pending:
                 flags |= Flags.CWR  # we reduced the window after an ECE (§6.1.2)
                 self.ecn.cwr_pending = False
-        self._emit(now, flags, seq, payload, ecn, new_data=True)
+        self._emit(now, flags, seq, payload, ecn)
         self.recovery.on_sent(seq, length, now)
         sender.pace(n, now, self.pacing_rate, self.config.fq_pacing)
         sender.last_progress = now
@@ -1203,7 +1213,6 @@ class Connection:
         seq: int,
         payload: bytes | memoryview = b"",
         ecn: int = 0,
-        new_data: bool = False,
         gso: int = 0,
     ) -> None:
         """Queue one segment carrying our current ACK, window and SACK blocks (with `gso`: a run of
@@ -1212,7 +1221,7 @@ class Connection:
         if self.ecn.ece_pending:
             flags |= Flags.ECE  # echo congestion until the peer's CWR (RFC 3168 §6.1.3)
         receiver = self.receiver
-        window, sack = receiver.acknowledgment(now, payload, new_data)
+        window, sack = receiver.acknowledgment(now, payload)
         if tcb.ts_ok:
             ts_val = ts_clock(now, self._ts_offset)
             if sack:

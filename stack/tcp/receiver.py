@@ -355,15 +355,13 @@ class Receiver:
         self.ack_now = True
         self._pingpong = False  # no data came to carry the ACK: leave ping-pong mode (as Linux)
 
-    def acknowledgment(
-        self, now: float, payload: bytes | memoryview, new_data: bool
-    ) -> tuple[int, tuple[tuple[int, int], ...]]:
+    def acknowledgment(self, now: float, payload: bytes | memoryview) -> tuple[int, tuple[tuple[int, int], ...]]:
         """What the next segment out acknowledges: the window field (scaled down) and its SACK blocks,
-        D-SACK first, as many as fit beside its `payload`. The ACK owed is then paid. New data that
-        answers what just arrived makes the exchange interactive: ACKs wait to ride on our data (Linux
-        tcp_event_data_sent, ping-pong mode)."""
+        D-SACK first, as many as fit beside its `payload`. The ACK owed is then paid. Data, new or resent,
+        that answers what just arrived makes the exchange interactive: ACKs wait to ride on our data
+        (Linux tcp_event_data_sent, called for every segment with data, ping-pong mode)."""
         tcb = self.tcb
-        if new_data and self._delack_started and now - self.last_data_rcv < self.config.delayed_ack:
+        if payload and self._delack_started and now - self.last_data_rcv < self.config.delayed_ack:
             self._pingpong = True
         sack = self.sack_blocks() if self.tcb.sack_ok and len(self.reassembly) else ()
         if self.dsack is not None:  # D-SACK: the duplicate's range goes first (RFC 2883 §4)

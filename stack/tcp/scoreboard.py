@@ -302,6 +302,11 @@ class Scoreboard:
             yield rec
             rec = after
 
+    def cut(self, rec: SentSegment, length: int) -> None:
+        """Cut `rec` after its first `length` bytes (0 < length < its length); the rest becomes a record of
+        its own with the same marks."""
+        self._split(bisect_left(self._starts, rec.start), rec.start + length)
+
     def resegment(self, size: int, lost: bool = True) -> bool:
         """Cut every segment not SACKed that is longer than `size` into pieces of at most `size` bytes and
         mark the pieces lost (the whole segment was dropped for being too big), unless `lost` is False:
