@@ -85,6 +85,7 @@ MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
     # counts retransmissions: Linux's time budget exactly when the RTO starts at its 200 ms minimum
     "tcp_retries2": _integer("max_retries"),
     "tcp_syn_retries": _integer("syn_retries"),
+    "tcp_syn_linear_timeouts": _integer("syn_linear_timeouts", lambda v: _in_range(v, 0, 127)),
     "tcp_synack_retries": _integer("synack_retries"),
     "tcp_fin_timeout": _integer("fin_timeout"),
     "tcp_syncookies": _integer("syncookies"),  # 0 never, 1 when the SYN queue is full, 2 always

@@ -37,6 +37,9 @@ class TcpConfig:
     max_rto: float = 120.0  # Linux TCP_RTO_MAX; RFC 6298 (2.5) allows a maximum of at least 60 s
     max_retries: int = 15  # data/FIN retransmissions before ETIMEDOUT (Linux tcp_retries2)
     syn_retries: int = 6  # Linux tcp_syn_retries
+    # Linux tcp_syn_linear_timeouts (6.5 on): the first SYN retransmissions keep the initial RTO instead of
+    # doubling it, and come on top of syn_retries
+    syn_linear_timeouts: int = 4
     # TCP_USER_TIMEOUT (RFC 5482): seconds transmitted data may stay unacknowledged; 0: the retry counts rule
     user_timeout: float = 0.0
     synack_retries: int = 5  # Linux tcp_synack_retries

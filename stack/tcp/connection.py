@@ -26,7 +26,7 @@ from stack.tcp.pacing import UNPACED_SEGMENTS, fq_rate
 from stack.tcp.receiver import DEFAULT_MSS, Receiver
 from stack.tcp.recovery import Recovery
 from stack.tcp.reset import reset_for
-from stack.tcp.rto import RtoEstimator, ts_clock
+from stack.tcp.rto import RtoEstimator, retries_time, ts_clock
 from stack.tcp.scoreboard import SentSegment
 from stack.tcp.segment_arrives import segment_arrives
 from stack.tcp.sender import Sender
@@ -706,8 +706,10 @@ class Connection:
 
     def _on_retransmit_timeout(self, now: float) -> None:
         """RFC 6298 (5.4)-(5.7): retransmit the earliest unacknowledged segment, back off."""
+        # an active open's first timeouts are linear (Linux tcp_syn_linear_timeouts): more retries, no backoff
+        linear = self.config.syn_linear_timeouts if self.state is State.SYN_SENT else 0
         if self.state in OPENING:
-            limit = self.config.syn_retries if self.state is State.SYN_SENT else self.config.synack_retries
+            limit = self.config.syn_retries + linear if self.state is State.SYN_SENT else self.config.synack_retries
         else:
             limit = self.config.max_retries
         # a peer that keeps answering with a zero window is alive: our retransmissions are its window
@@ -727,6 +729,11 @@ class Connection:
             expired = user_timeout.expired(self, now, probing)  # it replaces the count of retries (Linux)
         else:
             expired = self._retries >= limit and not probing
+            if linear and not expired:
+                # the linear timeouts add retries, not time: an active open also ends when syn_retries
+                # doubling timeouts would have (Linux tcp_write_timeout, retransmits_timed_out)
+                budget = retries_time(self.config.syn_retries, self.config.initial_rto, self.config.max_rto)
+                expired = now - self.retrans_stamp >= budget
         if expired:
             self._events.append(TimedOut())  # no RST: the peer is presumed gone (Linux tcp_write_err)
             self.enter(Event.RETRANSMIT_TIMEOUT, now)
@@ -736,7 +743,8 @@ class Connection:
             if self.mtu_probe is not None and self._retries > BLACK_HOLE_RETRIES and self.state.synchronized:
                 self._suspect_black_hole(now)
         self.counters.timeouts += 1
-        self.rto.on_timeout()
+        if not linear or self._retries > linear:
+            self.rto.on_timeout()
         self.sender.rtt_seq = None  # Karn: never time a retransmitted segment
         if self.state in OPENING or self.tcb.snd_una == self.tcb.iss:
             # the SYN (or our SYN,ACK, still unacknowledged after CLOSE in SYN_RECEIVED) goes first

@@ -45,6 +45,15 @@ class RtoEstimator:
         self.backoff = 0
 
 
+def retries_time(retries: int, rto_base: float, rto_max: float) -> float:
+    """How long `retries` retransmissions take when each doubles the timeout from `rto_base`, up to
+    `rto_max` (Linux retransmits_timed_out): a time budget that caps a count of retries."""
+    doublings = max(int(rto_max / rto_base).bit_length() - 1, 0)  # ilog2(rto_max / rto_base)
+    if retries <= doublings:
+        return ((2 << retries) - 1) * rto_base
+    return ((2 << doublings) - 1) * rto_base + (retries - doublings) * rto_max
+
+
 def ts_clock(now: float, offset: int) -> int:
     """Our timestamp clock at `now`: milliseconds plus a per-connection offset (RFC 7323 §5.4)."""
     return (int(now * 1000) + offset) & 0xFFFFFFFF

@@ -262,9 +262,11 @@ def test_syscall_blocking_read_returns_zero_at_eof():
 
 
 def test_syscall_blocking_connect_as_last_line_times_out():
-    """RFC 6298 (5.5) with Linux's tcp_syn_retries = 6: SYNs at 0, 1, 3, ... 63 s, ETIMEDOUT at 127 s."""
-    text = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n0...127 connect(3, ..., ...) = -1 ETIMEDOUT (x)\n"
-    text += "".join(f"{t} > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 7>\n" for t in (0, 1, 3, 7, 15, 31, 63))
+    """RFC 6298 (5.5) as Linux 6.18: tcp_syn_retries = 6 and four linear timeouts, SYNs at 0, 1, 2, 3, 4, 5,
+    7, ... 67 s, ETIMEDOUT at 131 s."""
+    text = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n0...131 connect(3, ..., ...) = -1 ETIMEDOUT (x)\n"
+    syns = (0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67)
+    text += "".join(f"{t} > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 7>\n" for t in syns)
     run(text)
 
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from stack.tcp.rto import RtoEstimator
+from stack.tcp.rto import RtoEstimator, retries_time
 from stack.tcp.state import State
 from tests.tcp.conftest import IRS, ISS, events, seg, sent
 
@@ -163,3 +163,11 @@ def test_established_zero_window_peer_that_falls_silent_is_timed_out(conn_in):
         c.handle_timer(now)
         sent(c, now)
     assert c.state is State.CLOSED and "TimedOut" in events(c)
+
+
+def test_retries_time_doubles_up_to_the_largest_rto_then_adds_it():
+    """Linux retransmits_timed_out: n doubling timeouts from the base take (2^(n+1) - 1) * base until the
+    timeout reaches the maximum (ilog2(120 / 1) = 6 doublings), then each adds the maximum."""
+    assert retries_time(1, 1.0, 120.0) == 3.0
+    assert retries_time(6, 1.0, 120.0) == 127.0
+    assert retries_time(8, 1.0, 120.0) == 127.0 + 2 * 120.0

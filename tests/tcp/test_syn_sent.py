@@ -58,9 +58,24 @@ def test_syn_sent_syn_enters_syn_received(conn_in):
     assert sent(c, 0.1) == [("S.", ISS, IRS + 1, b"")]
 
 
-def test_syn_sent_no_answer_retransmits_with_backoff_then_times_out(conn_in):
-    """RFC 6298 (5.5): the SYN timer doubles; syn_retries exhausted -> ETIMEDOUT, CLOSED."""
+def test_syn_sent_no_answer_retransmits_linearly_then_with_backoff_then_times_out(conn_in):
+    """Linux tcp_syn_linear_timeouts: the first four timeouts keep the initial RTO, then it doubles; the
+    end comes when syn_retries doubling timeouts would have taken (1 + 2 + 4 s) -> ETIMEDOUT, CLOSED."""
     c = conn_in(State.SYN_SENT, syn_retries=2)
+    deadlines = []
+    now = 0.0
+    while c.state is State.SYN_SENT:
+        now = c.next_deadline()
+        deadlines.append(now)
+        c.handle_timer(now)
+        c.segments_to_send(now)
+    assert deadlines == [1.0, 2.0, 3.0, 4.0, 5.0, 7.0]
+    assert events(c) == ["TimedOut", "Closed"]
+
+
+def test_syn_sent_no_answer_retransmits_with_backoff_then_times_out(conn_in):
+    """RFC 6298 (5.5), linear timeouts off: the SYN timer doubles; syn_retries exhausted -> ETIMEDOUT, CLOSED."""
+    c = conn_in(State.SYN_SENT, syn_retries=2, syn_linear_timeouts=0)
     deadlines = []
     now = 0.0
     while c.state is State.SYN_SENT:
