@@ -63,7 +63,7 @@ _MIN_SND_MSS: Final = 48  # a floor for a tiny (or hostile) MSS option, as Linux
 _OOW_ACK_INTERVAL: Final = 0.5  # seconds between answers to unacceptable pure ACKs (Linux tcp_invalid_ratelimit)
 # the loss probe timeout beyond 2*SRTT with several segments in flight: Linux adds TCP_TIMEOUT_MIN where
 # RFC 8985 §7.2 adds nothing; we follow Linux
-PTO_SLACK: Final = 0.002
+PTO_SLACK: Final = timers.TIMEOUT_MIN
 PTO_NO_RTT: Final = 1.0  # RFC 8985 §7.2 without an RTT sample (Linux TCP_TIMEOUT_INIT)
 
 

@@ -33,7 +33,7 @@ from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 DUP_THRESH: Final = 3  # RFC 5681 §3.2; also where Linux's reordering degree starts (tcp_reordering)
 MAX_REORDERING: Final = 300  # Linux tcp_max_reordering
-REO_TIMEOUT_SLACK: Final = 0.002  # Linux TCP_TIMEOUT_MIN, added to RACK's reordering timer
+REO_TIMEOUT_SLACK: Final = timers.TIMEOUT_MIN  # added to RACK's reordering timer, as Linux
 
 
 class Recovery:

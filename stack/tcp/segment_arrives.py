@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from stack.tcp import rcv_space
+from stack.tcp import rcv_space, timers
 from stack.tcp.ecn import Ecn
 from stack.tcp.header_prediction import predicted
 from stack.tcp.memory import FORCED_RECEIVE
@@ -54,6 +54,10 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
     ack_ok = False
     if flags & Flags.ACK:  # first: check the ACK bit
         if seq_le(seg.ack, tcb.iss) or seq_gt(seg.ack, tcb.snd_max):
+            if conn.retransmits == 0:
+                # the peer holds an old connection, whose FIN or RST may have been ignored: resend the SYN
+                # at once rather than after the initial RTO (Linux tcp_rcv_synsent_state_process)
+                conn.timers.start(timers.RETRANSMIT, now + timers.TIMEOUT_MIN)
             conn.answer_with_reset(seg)  # (never for a RST)
             return
         ack_ok = True

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from math import ceil
 from typing import Final, TypeAlias
 
+# Linux TCP_TIMEOUT_MIN (2 jiffies at HZ=1000): the shortest timeout Linux arms, and the slack it adds to some
+TIMEOUT_MIN: Final = 0.002
+
 RETRANSMIT: Final = "retransmit"
 PERSIST: Final = "persist"
 DELAYED_ACK: Final = "delayed_ack"
