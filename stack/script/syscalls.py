@@ -163,7 +163,11 @@ class Kernel:
             if listener is not None and conn in listener.syn_queue:
                 listener.on_established(conn)  # now accept() can return it
         elif isinstance(event, Reset):
-            self.errors[conn] = errno_codes.ECONNREFUSED if event.refused else errno_codes.ECONNRESET
+            # (Linux tcp_reset: EPIPE in CLOSE_WAIT, where the peer had closed its side already)
+            if event.refused:
+                self.errors[conn] = errno_codes.ECONNREFUSED
+            else:
+                self.errors[conn] = errno_codes.EPIPE if event.in_close_wait else errno_codes.ECONNRESET
         elif isinstance(event, TimedOut):
             self.errors[conn] = errno_codes.ETIMEDOUT
 
@@ -584,7 +588,11 @@ class Kernel:
         return self._try(attempt, nonblocking)
 
     def _nothing_queued(self, sock: Socket, conn: Connection) -> Outcome | None:
-        """A read with nothing queued: the pending error, 0 at EOF, else None (it waits)."""
+        """A read with nothing queued: 0 after the peer's FIN, then the pending error (Linux tcp_recvmsg
+        looks at SOCK_DONE first: an error after the FIN waits for the next call), 0 at EOF, else None
+        (it waits)."""
+        if conn.at_eof:
+            return 0, None
         err = self._error(sock)
         if err:
             return -1, errno_codes.errorcode[err]

@@ -1331,7 +1331,7 @@ class Connection:
 
     def on_reset(self, refused: bool, now: float) -> None:
         """A RST (or a hard ICMP error) ends the connection: refused if the handshake had not completed."""
-        self._events.append(Reset(refused=refused))
+        self._events.append(Reset(refused, self.state is State.CLOSE_WAIT))
         self.sender.buffer.clear()
         self.recovery.reset()
         self.enter(Event.REFUSED if refused else Event.RST, now)

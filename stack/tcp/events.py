@@ -28,9 +28,11 @@ class PeerClosed:
 
 @dataclass(frozen=True, slots=True)
 class Reset:
-    """The connection was reset by the peer (or refused, if it happened during the handshake)."""
+    """The connection was reset by the peer (or refused, if it happened during the handshake).
+    `in_close_wait`: after the peer's own FIN, where Linux reports EPIPE rather than ECONNRESET."""
 
     refused: bool = False
+    in_close_wait: bool = False
 
 
 @dataclass(frozen=True, slots=True)
