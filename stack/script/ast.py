@@ -81,7 +81,7 @@ class Array:
 
 @dataclass(frozen=True, slots=True)
 class Struct:
-    """`{l_onoff=1, l_linger=0}`; `{...}` has no fields and means any struct."""
+    """`{onoff=1, linger=0}`; `{...}` has no fields and means any struct."""
 
     fields: tuple[tuple[str | None, Arg], ...]
 

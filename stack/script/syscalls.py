@@ -89,6 +89,18 @@ _FIN_UNACKED = (State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)  # Linux sk_str
 _CLOSING = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT)
 
 
+def _linger(value: object) -> tuple[int, int] | None:
+    """A struct linger as packetdrill writes it, `{onoff=1, linger=0}` (or with the C names `l_onoff`
+    and `l_linger`): (onoff, linger), None if it is not one."""
+    if not isinstance(value, Struct):
+        return None
+    onoff = value.get("onoff") if value.get("onoff") is not None else value.get("l_onoff")
+    linger = value.get("linger") if value.get("linger") is not None else value.get("l_linger")
+    if not isinstance(onoff, int) or not isinstance(linger, int):
+        return None
+    return onoff, linger
+
+
 @dataclass
 class Socket:
     fd: int
@@ -884,12 +896,10 @@ class Kernel:
         option = str(self._arg(line, 2))
         value = self._arg(line, 3)
         if option == "SO_LINGER":
-            if not isinstance(value, Struct):
+            fields = _linger(value)
+            if fields is None:
                 return -1, "EINVAL"
-            onoff, linger = value.get("l_onoff"), value.get("l_linger")
-            if not isinstance(onoff, int) or not isinstance(linger, int):
-                return -1, "EINVAL"
-            sock.linger = (1 if onoff else 0, linger)
+            sock.linger = (1 if fields[0] else 0, fields[1])
             return 0, None
         if option == "TCP_CONGESTION":
             return self._set_congestion(line, sock, value)
@@ -1064,8 +1074,8 @@ class Kernel:
             if isinstance(want, Array) and want.items and isinstance(want.items[0], Name):
                 actual = errno_codes.errorcode.get(err, "0")
         elif option == "SO_LINGER":
-            actual = shown = f"{{l_onoff={sock.linger[0]}, l_linger={sock.linger[1]}}}"
-            want = str(want)
+            actual, shown = sock.linger, f"{{onoff={sock.linger[0]}, linger={sock.linger[1]}}}"
+            want = _linger(want) or want
         elif option == "TCP_CONGESTION":
             actual = shown = config.congestion
         elif option == "SO_TIMESTAMPING":

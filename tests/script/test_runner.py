@@ -289,8 +289,8 @@ def test_syscall_setsockopt_then_getsockopt_round_trip():
         "+0 getsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], [4]) = 0\n"
         "+0 setsockopt(3, SOL_SOCKET, SO_SNDBUF, [20000], 4) = 0\n"
         "+0 getsockopt(3, SOL_SOCKET, SO_SNDBUF, [40000], [4]) = 0\n"
-        "+0 setsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=0}, 8) = 0\n"
-        "+0 getsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=0}, [8]) = 0\n"
+        "+0 setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=0}, 8) = 0\n"
+        "+0 getsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=0}, [8]) = 0\n"
         '+0 setsockopt(3, IPPROTO_TCP, TCP_CONGESTION, "reno", 4) = 0\n'
         '+0 getsockopt(3, IPPROTO_TCP, TCP_CONGESTION, "reno", [16]) = 0\n'
     )
@@ -722,3 +722,18 @@ def test_fast_open_scripts_skip_rather_than_fail():
         run("0 < S 0:0(0) win 100 <mss 1000,FOEXP>")
     with pytest.raises(ScriptSkip, match="MSG_FASTOPEN"):
         run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendto(3, ..., 1000, MSG_FASTOPEN, ..., ...) = 1000\n")
+
+
+def test_syscall_so_linger_takes_packetdrill_and_c_field_names():
+    """packetdrill writes a struct linger {onoff=1, linger=0}; the C names l_onoff and l_linger are taken too."""
+    run(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+        "+0 setsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=5}, 8) = 0\n"
+        "+0 getsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=5}, [8]) = 0\n"
+    )
+    with pytest.raises(ScriptFailure, match=r"actual:   SO_LINGER = \[\{onoff=1, linger=5\}\]"):
+        run(
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+            "+0 setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=5}, 8) = 0\n"
+            "+0 getsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=0, linger=0}, [8]) = 0\n"
+        )
