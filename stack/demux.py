@@ -90,6 +90,7 @@ class Demux:
         self.counters["InSegs"] += 1
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.connections.get(key)
+        successor_iss: int | None = None
         if conn is not None and conn.state is not _TIME_WAIT:
             listener = None  # a new SYN may take the 4-tuple only from TIME_WAIT (syn_ends_time_wait)
         else:
@@ -109,6 +110,7 @@ class Demux:
             del self.connections[key]  # the SYN goes to the listener below
             self.time_wait.discard(conn)
             self.replaced.append(conn)
+            successor_iss = conn.successor_iss()
         if listener is not None:
             # RFC 9293 §3.10.7.2: RST ignored, ACK answered by RST (or a SYN cookie), SYN creates a child
             flags = seg.flags
@@ -125,7 +127,7 @@ class Demux:
             if flags & Flags.ACK:
                 answer = listener.ack_arrives(remote, seg, now, self.on_transition, local)
             else:
-                answer = listener.syn_arrives(remote, seg, now, self.on_transition, local)
+                answer = listener.syn_arrives(remote, seg, now, self.on_transition, local, successor_iss)
             if isinstance(answer, Connection):
                 answer.memory = self.memory
                 self._use_path_mtu(answer, now)

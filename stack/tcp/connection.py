@@ -204,11 +204,15 @@ class Connection:
         syn: Segment,
         now: float,
         on_transition: TransitionHook | None = None,
+        iss: int | None = None,
     ) -> Connection:
-        """A LISTEN child for an arriving SYN (RFC 9293 §3.10.7.2, third check): send SYN,ACK."""
+        """A LISTEN child for an arriving SYN (RFC 9293 §3.10.7.2, third check): send SYN,ACK. `iss`: the
+        ISN it must take (it replaces a connection in TIME_WAIT), else a new one (RFC 6528)."""
         conn = cls(config, local, remote, now)
         conn.on_transition = on_transition
-        conn._take_peer_syn(syn, initial_sequence_number(local, remote, now, config.rng), now)
+        if iss is None:
+            iss = initial_sequence_number(local, remote, now, config.rng)
+        conn._take_peer_syn(syn, iss, now)
         conn.ecn.ok = (config.ecn or config.ecn_accept) and Ecn.setup_syn(syn)
         tcb = conn.tcb
         scaling = syn.options.wscale is not None and config.window_scaling
@@ -239,6 +243,11 @@ class Connection:
         conn.tcb.snd_nxt = conn.tcb.snd_max = seq_add(iss, 1)  # the SYN,ACK is out
         conn.enter(Event.SYN_COOKIE, now)
         return conn
+
+    def successor_iss(self) -> int:
+        """The ISN of a new incarnation that ends this one's TIME_WAIT: beyond every sequence number this one
+        used (RFC 1122 §4.2.2.13), by Linux's margin of a 64 KB window and 2 (tcp_timewait_state_process)."""
+        return seq_add(self.tcb.snd_max, 65537) or 1  # (0 is taken to mean "none")
 
     def _take_peer_syn(self, syn: Segment, iss: int, now: float) -> None:
         """A listener's child takes the peer's SYN (RFC 9293 §3.10.7.2 third check): IRS and RCV.NXT, our ISS,

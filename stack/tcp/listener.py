@@ -78,12 +78,14 @@ class Listener:
         now: float,
         on_transition: TransitionHook | None = None,
         local: Address | None = None,
+        iss: int | None = None,
     ) -> ListenerAnswer:
         """RFC 9293 §3.10.7.2 third check, with Linux's overload rules (tcp_conn_request). `local` is the
-        address the SYN was sent to (the listener's own when None)."""
+        address the SYN was sent to (the listener's own when None); `iss` the ISN a connection that
+        replaces one in TIME_WAIT must take (then never a cookie, as Linux)."""
         mode = self.config.syncookies
         queue_full = len(self.syn_queue) >= self.config.syn_backlog
-        if mode == 2 or (mode == 1 and queue_full):
+        if iss is None and (mode == 2 or (mode == 1 and queue_full)):
             if self.accept_queue_full():
                 self.overflows += 1
                 self._drop_overflow()
@@ -91,7 +93,7 @@ class Listener:
             if queue_full:
                 self.counters["TCPReqQFullDoCookies"] += 1
             return self._cookie_synack(remote, syn, now, local or self.local)
-        return self.on_syn(remote, syn, now, on_transition, local)
+        return self.on_syn(remote, syn, now, on_transition, local, iss)
 
     def on_syn(
         self,
@@ -100,6 +102,7 @@ class Listener:
         now: float,
         on_transition: TransitionHook | None = None,
         local: Address | None = None,
+        iss: int | None = None,
     ) -> Connection | None:
         """A child in SYN_RECEIVED for the SYN, or None: a full queue drops the SYN silently, as Linux does."""
         if len(self.syn_queue) >= self.config.syn_backlog:
@@ -112,7 +115,7 @@ class Listener:
             self._drop_overflow()
             return None
         local = local or self.local
-        child = Connection.from_syn(self._config_for(local, remote), local, remote, syn, now, on_transition)
+        child = Connection.from_syn(self._config_for(local, remote), local, remote, syn, now, on_transition, iss)
         self.syn_queue.add(child)
         return child
 

@@ -1,11 +1,16 @@
 """TIME_WAIT: 2*MSL before the connection's sequence space may be reused (RFC 9293 §3.4.2, §3.6)."""
 
+from dataclasses import replace
+
 import pytest
 
+from stack.demux import Demux
+from stack.tcp.connection import Connection
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.segment_arrives import syn_ends_time_wait
 from stack.tcp.state import State
-from tests.tcp.conftest import IRS, ISS, seg, sent
+from stack.wire.segment import TcpOptions
+from tests.tcp.conftest import CONFIG, IRS, ISS, LOCAL, REMOTE, seg, sent
 
 
 def test_time_wait_lasts_2msl(conn_in):
@@ -76,3 +81,29 @@ def test_time_wait_old_syn_leaves_it_alone(conn_in):
     assert not syn_ends_time_wait(c, seg("S", c.tcb.rcv_nxt - 1), 1.0)
     assert c.state is State.TIME_WAIT
     assert c.counters.time_wait_recycled == 0
+
+
+def _time_wait_through_demux(demux: Demux) -> Connection:
+    """A passive connection that closed first and sits in TIME_WAIT in the demultiplexer's table."""
+    demux.listen(LOCAL)
+    child, synack = demux.segment_arrives(REMOTE[0], LOCAL[0], seg("S", IRS, options=TcpOptions(mss=1460)), 0.0)
+    iss = child.tcb.iss if child is not None else synack.seq  # (a SYN cookie's child comes with the ACK)
+    child = demux.segment_arrives(REMOTE[0], LOCAL[0], seg(".", IRS + 1, iss + 1), 0.01)[0] or child
+    assert child is not None
+    child.close(0.02)
+    child.segments_to_send(0.02)  # (our FIN goes out)
+    demux.segment_arrives(REMOTE[0], LOCAL[0], seg("F.", IRS + 1, iss + 2), 0.03)
+    assert child.state is State.TIME_WAIT
+    return child
+
+
+@pytest.mark.parametrize("cookies", [1, 2])
+def test_time_wait_new_syn_opens_a_connection_whose_isn_lies_beyond_the_old_one(cookies):
+    """RFC 1122 §4.2.2.13: the new incarnation's ISN is larger than any sequence number the old one used;
+    Linux takes the old SND.NXT + 65537 (tcp_timewait_state_process), and answers without a SYN cookie."""
+    demux = Demux(replace(CONFIG, syncookies=cookies))
+    old = _time_wait_through_demux(demux)
+    new, reply = demux.segment_arrives(REMOTE[0], LOCAL[0], seg("S", IRS + 100_000, options=TcpOptions(mss=1460)), 1.0)
+    assert reply is None and new is not None and new is not old
+    assert new.state is State.SYN_RECEIVED
+    assert new.tcb.iss == (old.tcb.snd_max + 65537) & 0xFFFFFFFF
