@@ -599,11 +599,13 @@ class Receiver:
     def maybe_window_update(self) -> None:
         """After the application read (Linux tcp_cleanup_rbuf): a delayed ACK for more than one full segment
         goes now, and an ACK is owed if the window now possible is at least twice what is left of the one
-        offered."""
+        offered, unless the peer's FIN came: it sends no more, so a window update would be wasted."""
         tcb = self.tcb
         full = seq_sub(tcb.rcv_nxt, self.rcv_wup) > (self.rcv_mss or self.estimated_rcv_mss())
         if full and self.timers.running(timers.DELAYED_ACK):
             self.ack_now = True
+            return
+        if self.peer_fin:
             return
         now_left = self.current_window()
         if 2 * now_left <= self.window_clamp:
