@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from stack.tcp import sockopts
 from stack.tcp.config import PMTUDISC_DONT, PMTUDISC_OMIT, TcpConfig
-from stack.tcp.ecn import ECT0
 
 if TYPE_CHECKING:
     from stack.aio.stack import Stack
@@ -139,8 +138,7 @@ class StackSocket:
             name, _, report = _OPTIONS[key]
             return report(getattr(config, name))
         if key == self._tos_option():
-            ect = ECT0 if conn is not None and conn.ecn.ok else 0  # Linux keeps TCP's ECN codepoint in it
-            return config.tos | ect
+            return config.tos  # without the ECN field TCP marks segments with (as Linux 6.18 reads it back)
         if self.family == socket.AF_INET and key == _MTU_DISCOVER:
             return config.pmtu_discovery
         if conn is not None and key == (socket.IPPROTO_TCP, socket.TCP_MAXSEG):

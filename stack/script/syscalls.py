@@ -29,7 +29,6 @@ from stack.tcp.config import (
     for_ipv6,
 )
 from stack.tcp.connection import Connection
-from stack.tcp.ecn import ECT0
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Connected, Event, Reset, TimedOut
 from stack.tcp.listener import Listener
@@ -905,6 +904,8 @@ class Kernel:
             return self._set_congestion(line, sock, value)
         if option == "SO_TIMESTAMPING":
             return self._set_timestamping(line, sock, value)
+        if option == "IPV6_TCLASS" and not addr.is_v6(self.local_ip):
+            return -1, "ENOPROTOOPT"  # an IPv4 socket has no IPv6 options (Linux ip_setsockopt)
         if option in _TOS_OPTIONS:
             return self._set_tos(sock, option, self._int(line, 3))
         if option == "IP_MTU_DISCOVER":
@@ -969,7 +970,8 @@ class Kernel:
     def _set_tos(self, sock: Socket, option: str, value: int) -> Outcome:
         """IP_TOS (any value, its low byte) and IPV6_TCLASS (-1 to 255, -1 the default 0): the byte our
         segments carry, less the ECN field, which stays TCP's (Linux __ip_sock_set_tos and
-        do_ipv6_setsockopt mask it for a stream socket). Each applies to its own IP version's packets."""
+        do_ipv6_setsockopt mask it for a stream socket). An IPv6 socket takes both, each for its own IP
+        version's packets."""
         if option == "IPV6_TCLASS" and not -1 <= value <= 0xFF:
             return -1, "EINVAL"
         sock.tos[option] = max(value, 0) & 0xFC
@@ -1084,10 +1086,10 @@ class Kernel:
             actual = sock.pmtu_discovery
         elif option == "SO_OOBINLINE":
             actual = int(config.urgent_inline)
+        elif option == "IPV6_TCLASS" and not addr.is_v6(self.local_ip):
+            return -1, "ENOPROTOOPT"
         elif option in _TOS_OPTIONS:
-            # Linux keeps TCP's ECN codepoint in the same byte: ECT(0) once ECN is on (INET_ECN_xmit)
-            ecn_on = sock.conn is not None and sock.conn.ecn.ok
-            actual = sock.tos.get(option, 0) | (ECT0 if ecn_on else 0)
+            actual = sock.tos.get(option, 0)  # without the ECN field TCP marks segments with (as Linux 6.18)
         elif option == "TCP_NOTSENT_LOWAT":
             actual = sock.notsent_lowat
         elif option == "TCP_MAXSEG":
