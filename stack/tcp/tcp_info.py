@@ -69,6 +69,7 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         (TCPI_OPT_TIMESTAMPS if conn.ts_ok else 0)
         | (TCPI_OPT_SACK if conn.sack_ok else 0)
         | (TCPI_OPT_WSCALE if tcb.snd_wscale or tcb.rcv_wscale else 0)
+        | (TCPI_OPT_ECN if conn.ecn.ok else 0)
     )
     counters = conn.counters
     return {

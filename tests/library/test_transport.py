@@ -13,8 +13,10 @@ import weakref
 import pytest
 
 from stack.aio.stack import Stack
+from stack.aio.tun import SocketPairDevice
+from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
-from stack.tcp.tcp_info import TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE
+from stack.tcp.tcp_info import TCPI_OPT_ECN, TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE
 from tests.library.conftest import CLIENT, SERVER, SERVER6, with_dual_stack_pair, with_pair
 
 
@@ -476,3 +478,26 @@ def test_established_write_hands_the_core_the_applications_bytes_without_a_copy(
         transport.abort()
 
     run(with_pair(body))
+
+
+def test_established_ecn_connection_reads_ip_tos_back_without_the_ecn_field(run):
+    """Linux 6.18 reads IP_TOS back as set: ECT(0), which TCP puts on its segments once ECN is on, is
+    not in it."""
+
+    async def body() -> None:
+        a, b = SocketPairDevice.pair()
+        client = Stack(a, CLIENT, config=TcpConfig(ecn=True))
+        server = Stack(b, SERVER, config=TcpConfig(ecn=True))
+        try:
+            await _accepted(server, 7)
+            transport, _ = await client.create_connection(Recorder, SERVER, 7)
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x28)
+            assert transport.get_extra_info("tcp_info")["tcpi_options"] & TCPI_OPT_ECN
+            assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0x28
+            transport.abort()
+        finally:
+            await client.close()
+            await server.close()
+
+    run(body())
