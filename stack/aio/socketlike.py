@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
 _MTU_DISCOVER = (socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10))  # Linux's number
-_DEFAULTS = TcpConfig()  # what a listening socket reports for an option it was not given
+_DEFAULTS = TcpConfig()  # what a listening socket without a stack reports for an option it was not given
 _TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux's number, where Python lacks the name
 # TCP options a connection takes: (level, option) -> (TcpConfig field, the value as set, as read back)
 _OPTIONS: dict[tuple[int, int], tuple[str, Callable[[int], object], Callable[[object], int]]] = {
@@ -48,7 +48,7 @@ class StackSocket:
         self._sockname = sockname
         self._peername = peername
         self._conn = conn
-        self._stack = stack  # sends what an option change allows
+        self._stack = stack  # sends what an option change allows; a listening socket's defaults
         self._inherited: dict[str, object] | None = None  # a listening socket's options, for what it accepts
 
     def __repr__(self) -> str:
@@ -113,6 +113,12 @@ class StackSocket:
         """What a listening socket's options give the connections it accepts (TcpConfig fields)."""
         return self._inherited or {}
 
+    def _listening_config(self) -> TcpConfig:
+        """What a listening socket's connections will start with: the stack's config (what it was made
+        with), then the options set on the socket."""
+        base = self._stack.config if self._stack is not None else _DEFAULTS
+        return replace(base, **self.inherited())
+
     def _tos_option(self) -> tuple[int, int]:
         """IP_TOS marks IPv4 packets, IPV6_TCLASS IPv6 ones: the option of this socket's family."""
         if self.family == socket.AF_INET6:
@@ -132,8 +138,7 @@ class StackSocket:
     def _option(self, level: int, option: int) -> int:
         conn = self._conn
         key = (level, option)
-        # a connection's config, or what a listening socket keeps for its connections over the defaults
-        config = conn.config if conn is not None else replace(_DEFAULTS, **self.inherited())
+        config = conn.config if conn is not None else self._listening_config()
         if key in _OPTIONS:
             name, _, report = _OPTIONS[key]
             return report(getattr(config, name))

@@ -370,7 +370,7 @@ class Stack:
         port = _port(port) if port is not None else 0
         if port == 0:
             port = self._free_listen_port()
-        sockets = [StackSocket(_family(ip), sockaddr(ip, port)) for ip in dict.fromkeys(hosts)]
+        sockets = [StackSocket(_family(ip), sockaddr(ip, port), stack=self) for ip in dict.fromkeys(hosts)]
         if port in self._bound and not (reuse_port and self._can_share(port, sockets)):
             raise OSError(errno.EADDRINUSE, f"error while attempting to bind on port {port}: address already in use")
         return sockets

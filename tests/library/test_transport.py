@@ -116,6 +116,31 @@ def test_listening_socket_options_are_taken_by_the_connections_it_accepts(run):
     run(with_pair(body))
 
 
+def test_listening_socket_reports_the_stacks_config_for_options_not_set_on_it(run):
+    """A listening socket reads back what its connections will have: the config the stack was made with
+    (TCP_NODELAY and TCP_USER_TIMEOUT here), not the library's defaults."""
+
+    async def body() -> None:
+        a, b = SocketPairDevice.pair()
+        client, server = Stack(a, CLIENT), Stack(b, SERVER, config=TcpConfig(nodelay=True, user_timeout=5))
+        try:
+            accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+            srv = await server.start_server(lambda reader, writer: accepted.set_result(writer), SERVER, 7)
+            listening = srv.sockets[0]
+            assert listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 5000
+            _, writer = await client.open_connection(SERVER, 7)
+            sock = (await accepted).get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 5000
+            writer.transport.abort()
+        finally:
+            await client.close()
+            await server.close()
+
+    run(body())
+
+
 def test_established_ip_tos_of_one_byte_is_unsigned_and_an_int_keeps_its_low_byte(run):
     """Linux do_ip_setsockopt: IP_TOS given as one byte is an unsigned char (0xB8, EF's DSCP, not -72),
     an int keeps its low byte; the ECN field stays TCP's (RFC 3168 §5)."""
