@@ -7,14 +7,14 @@ from collections import Counter
 from typing import Final, TypeAlias
 
 from stack.tcp import icmp_input, syncookies, timers
-from stack.tcp.config import LoopbackConfigs, TcpConfig, for_ipv6
+from stack.tcp.config import PathConfigs, TcpConfig
 from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.listener import Listener
 from stack.tcp.memory import MemoryBudget
 from stack.tcp.reset import reset_for
 from stack.tcp.segment_arrives import syn_ends_time_wait
 from stack.tcp.state import State
-from stack.wire.addr import ANY, MAX4, accepts, over_loopback
+from stack.wire.addr import ANY, accepts
 from stack.wire.segment import Flags, Segment
 from stack.wire.seq import seq_add
 
@@ -34,8 +34,7 @@ Key: TypeAlias = tuple[int, int, int, int]  # (local ip, local port, remote ip, 
 class Demux:
     def __init__(self, config: TcpConfig) -> None:
         self.config = config
-        self.config6 = for_ipv6(config)  # connections over IPv6: the MSS is 20 bytes smaller
-        self.loopback_configs = LoopbackConfigs()  # connections with the stack itself: lo's MSS
+        self.path_configs = PathConfigs()  # what a connection over IPv6 or with the stack itself takes
         self.connections: dict[Key, Connection] = {}
         self.listeners: dict[int, Listener] = {}
         self.parent: dict[Connection, Listener] = {}
@@ -67,9 +66,7 @@ class Demux:
             port = self._free_port(local_ip, remote)
         elif (local_ip, port, remote[0], remote[1]) in self.connections or port in self.listeners:
             raise OSError(98, f"port {port} already in use for this destination")  # EADDRINUSE
-        config = self.config6 if local_ip > MAX4 else self.config
-        if over_loopback(local_ip, remote[0]):
-            config = self.loopback_configs.of(config, local_ip)
+        config = self.path_configs.of(self.config, local_ip, remote[0])
         conn = Connection.connect(config, (local_ip, port), remote, now, self.on_transition)
         conn.memory = self.memory
         self._use_path_mtu(conn, now)

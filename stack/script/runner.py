@@ -58,7 +58,7 @@ from stack.script.parser import parse_file
 from stack.script.syscalls import LOCAL_IP, LOCAL_IP6, LOCAL_PORT, REMOTE_IP, REMOTE_IP6, Kernel, Outcome, Poll
 from stack.script.sysctls import config_changes
 from stack.tcp import icmp_input
-from stack.tcp.config import IPV6_EXTRA_HEADER, TcpConfig, for_ipv6
+from stack.tcp.config import IPV6_EXTRA_HEADER, TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.listener import Listener
 from stack.wire import addr
@@ -292,7 +292,6 @@ class Runner:
                         conn.route_mtu_changed(route["mtu"])
         self.config = replace(self.config, **changes)
         self.demux.config = self.kernel.config = self.config
-        self.demux.config6 = for_ipv6(self.config)
 
     def _counters(self) -> dict[str, int]:
         """The stack's counters under Linux's names, as `tcpstack stats` shows them."""

@@ -26,7 +26,6 @@ from stack.tcp.config import (
     PMTUDISC_PROBE,
     PMTUDISC_WANT,
     TcpConfig,
-    for_ipv6,
 )
 from stack.tcp.connection import Connection
 from stack.tcp.errors import LocalProtocolError
@@ -353,13 +352,11 @@ class Kernel:
             if sock.connecting:
                 return self._connect_outcome(sock) or (-1, "EALREADY")
             return -1, "EISCONN"
-        self.demux.config = config = self._config(sock)
-        self.demux.config6 = for_ipv6(config)
+        self.demux.config = self._config(sock)
         try:
             sock.conn = self.demux.connect(self.local_ip, (self.remote_ip, LOCAL_PORT), self.now)
         finally:
             self.demux.config = self.config
-            self.demux.config6 = for_ipv6(self.config)
         sock.connecting = True
         if sock.tsflags:
             sock.conn.set_tx_timestamping(sock.tsflags)
@@ -950,7 +947,6 @@ class Kernel:
         sock.config[name] = value
         if sock.listener is not None:
             sock.listener.config = replace(sock.listener.config, **{name: value})
-            sock.listener.config6 = for_ipv6(sock.listener.config)  # its children over IPv6
         if sock.conn is not None:
             sockopts.configure(sock.conn, self.now, **{name: value})
 

@@ -7,7 +7,7 @@ from random import Random
 from typing import Final
 
 from stack.tcp.congestion.hystart import HyStartParams
-from stack.wire.addr import MAX4
+from stack.wire.addr import MAX4, over_loopback
 
 NO_LOWAT: Final = 0xFFFFFFFF  # TcpConfig.notsent_lowat's "no limit", as Linux's default tcp_notsent_lowat
 IPV6_EXTRA_HEADER: Final = 20  # an IPv6 header is 40 bytes, an IPv4 one 20: MSS = MTU - 60 (RFC 8200 §8.3)
@@ -138,19 +138,32 @@ def for_ipv6(config: TcpConfig) -> TcpConfig:
     return replace(config, mss=config.mss - IPV6_EXTRA_HEADER)
 
 
-class LoopbackConfigs:
-    """The loopback's variant of each config a stack gives its connections (the MSS of lo's MTU), made once
-    per config: a script's sysctls replace the config, so the last few are kept by identity."""
+class PathConfigs:
+    """The config a connection takes on its path, made from the one a stack or listener holds: over IPv6
+    the MSS is 20 bytes smaller, with the stack itself (the loopback) it is lo's. The variants are made once
+    per config and kept by identity; a script's sysctls and socket options replace the config, so the
+    last few are kept."""
 
     __slots__ = ("_made",)
 
     def __init__(self) -> None:
-        self._made: list[tuple[TcpConfig, TcpConfig]] = []
+        self._made: list[tuple[TcpConfig, tuple[TcpConfig, TcpConfig, TcpConfig]]] = []
 
-    def of(self, config: TcpConfig, local_ip: int) -> TcpConfig:
-        for base, looped in self._made:
+    def of(self, config: TcpConfig, local_ip: int, remote_ip: int) -> TcpConfig:
+        ipv6 = local_ip > MAX4
+        looped = over_loopback(local_ip, remote_ip)
+        if not (ipv6 or looped):
+            return config
+        variants = self._variants(config)
+        if looped:
+            return variants[2] if ipv6 else variants[1]
+        return variants[0]
+
+    def _variants(self, config: TcpConfig) -> tuple[TcpConfig, TcpConfig, TcpConfig]:
+        """(IPv6, IPv4 loopback, IPv6 loopback) for the config, made on first use."""
+        for base, variants in self._made:
             if base is config:
-                return looped
-        looped = replace(config, mss=LOOPBACK_MSS6 if local_ip > MAX4 else LOOPBACK_MSS)
-        self._made = [*self._made[-3:], (config, looped)]
-        return looped
+                return variants
+        made = (for_ipv6(config), replace(config, mss=LOOPBACK_MSS), replace(config, mss=LOOPBACK_MSS6))
+        self._made = [*self._made[-3:], (config, made)]
+        return made

@@ -11,11 +11,10 @@ from collections import Counter, deque
 from typing import Final, TypeAlias
 
 from stack.tcp import rcv_space, syncookies
-from stack.tcp.config import PMTUDISC_SETS_DF, LoopbackConfigs, TcpConfig, for_ipv6
+from stack.tcp.config import PMTUDISC_SETS_DF, PathConfigs, TcpConfig
 from stack.tcp.connection import Address, Connection, TransitionHook, receive_window_shift
 from stack.tcp.reset import reset_for
 from stack.tcp.state import Event, State, Transition, next_state
-from stack.wire.addr import over_loopback
 from stack.wire.segment import Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add
 
@@ -42,8 +41,7 @@ class Listener:
         counters: Counter[str] | None = None,
     ) -> None:
         self.config = config
-        self.config6 = for_ipv6(config)  # for children over IPv6
-        self.loopback_configs = LoopbackConfigs()  # for children of the stack's own connections
+        self.path_configs = PathConfigs()  # for children over IPv6 or of the stack's own connections
         self.local = local  # the bound address may be a wildcard (stack/wire/addr.py): children get the SYN's
         self.state = State.CLOSED
         self.history: list[Transition] = []
@@ -192,10 +190,7 @@ class Listener:
         return self.config.syncookies == 1 and sent is not None and now - sent < syncookies.VALID_FOR
 
     def _config_for(self, local: Address, remote: Address) -> TcpConfig:
-        config = self.config6 if local[0] > 0xFFFFFFFF else self.config  # IPv6: stack/wire/addr.py
-        if over_loopback(local[0], remote[0]):
-            return self.loopback_configs.of(config, local[0])
-        return config
+        return self.path_configs.of(self.config, local[0], remote[0])
 
     def _cookie_synack(self, remote: Address, syn: Segment, now: float, local: Address) -> Segment:
         """The SYN,ACK for a SYN answered without state. Without timestamps it carries only our MSS, as

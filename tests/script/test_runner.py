@@ -657,7 +657,7 @@ def test_ip_version_ipv6_runs_the_connection_over_ipv6_addresses():
     (conn,) = runner.demux.connections.values()
     assert conn.local[0] == addr.parse("fd3d:fa7b:d17d::1")
     assert conn.remote[0] == addr.parse("fd3d:fa7b:d17d::2")
-    assert runner.demux.config6.mss == 1460
+    assert conn.config.mss == 1460
 
 
 def test_ip_version_ipv6_icmp_frag_needed_is_packet_too_big_with_1280_floor():
