@@ -82,6 +82,7 @@ MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
     "tcp_sack": _integer("sack", _flag),
     "tcp_window_scaling": _integer("window_scaling", _flag),
     "tcp_challenge_ack_limit": _integer("challenge_ack_limit"),  # RFC 5961 §7
+    "tcp_invalid_ratelimit": _integer("invalid_ratelimit", lambda v: _in_range(v, 0, 1 << 31) / 1000),  # in ms
     # counts retransmissions: Linux's time budget exactly when the RTO starts at its 200 ms minimum
     "tcp_retries2": _integer("max_retries"),
     "tcp_syn_retries": _integer("syn_retries"),

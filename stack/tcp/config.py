@@ -81,6 +81,9 @@ class TcpConfig:
     keepalive_interval: float = 75.0  # TCP_KEEPINTVL
     keepalive_count: int = 9  # TCP_KEEPCNT: unanswered probes before the connection is dropped
     challenge_ack_limit: int = 1000  # challenge ACKs per second per connection (RFC 5961 §7)
+    # seconds between answers to unacceptable segments without data, challenge ACKs included, per
+    # connection (Linux tcp_invalid_ratelimit)
+    invalid_ratelimit: float = 0.5
     backlog: int = 128  # default listen backlog (accept queue)
     syn_backlog: int = 256  # half-open connections per listener (SYN queue)
     # SYN cookies (RFC 4987 §3.6) as Linux tcp_syncookies: 0 never, 1 when the SYN queue is full, 2 always

@@ -59,8 +59,8 @@ _CONNECTED_EVENT: Final = Connected()
 _SEND_SPACE_EVENT: Final = SendSpace()
 _CLOSED_EVENT: Final = Closed()
 RESOURCE_PROBE_INTERVAL: Final = 0.5  # Linux TCP_RESOURCE_PROBE_INTERVAL: a send refused locally is tried again
+_NEVER: Final = float("-inf")  # the time of something that has not happened yet
 _MIN_SND_MSS: Final = 48  # a floor for a tiny (or hostile) MSS option, as Linux's tcp_min_snd_mss
-_OOW_ACK_INTERVAL: Final = 0.5  # seconds between answers to unacceptable pure ACKs (Linux tcp_invalid_ratelimit)
 # the loss probe timeout beyond 2*SRTT with several segments in flight: Linux adds TCP_TIMEOUT_MIN where
 # RFC 8985 §7.2 adds nothing; we follow Linux
 PTO_SLACK: Final = timers.TIMEOUT_MIN
@@ -158,7 +158,7 @@ class Connection:
         self.chrono = Chrono()  # busy, receive-window-limited and send-buffer-limited time (tcp_info)
         self._keepalive_probes = 0  # unanswered keepalive probes
         self._challenge_window = -1.0  # start of the current one-second challenge-ACK window
-        self._last_oow_ack = -1.0  # when we last answered an unacceptable pure ACK (rate limit)
+        self._last_oow_ack = _NEVER  # when we last answered an unacceptable segment (rate limit)
         self._last_heard = now  # when the peer last sent us anything
         self._challenges_sent = 0
         self.ts_ecr_seen = 0  # TSecr of the segment being processed, for RTT measurement
@@ -1474,16 +1474,20 @@ class Connection:
         self.counters.ecn_reductions += 1
 
     def may_answer_pure_ack(self, now: float) -> bool:
-        """Answers to unacceptable segments without data are rate limited, as Linux's tcp_invalid_ratelimit
-        (500 ms): two ends whose ACKs fall outside each other's window would otherwise answer each other forever."""
-        if now - self._last_oow_ack < _OOW_ACK_INTERVAL:
+        """Answers to unacceptable segments without data are rate limited (Linux tcp_invalid_ratelimit):
+        two ends whose ACKs fall outside each other's window would otherwise answer each other forever."""
+        if self._answer_limited(now):
             self.counters.oow_acks_skipped += 1
             return False
-        self._last_oow_ack = now
         return True
 
     def challenge_ack(self, now: float) -> None:
-        """RFC 5961 §7: challenge ACKs are rate limited, so they cannot be turned into an amplifier."""
+        """RFC 5961 §7: challenge ACKs are rate limited, so they cannot be turned into an amplifier. First
+        as every answer to an unacceptable segment, then to challenge_ack_limit a second (Linux
+        tcp_send_challenge_ack: the per-socket limit, then the global one)."""
+        if self._answer_limited(now):
+            self.counters.challenge_acks_skipped += 1
+            return
         if now - self._challenge_window >= 1.0:
             self._challenge_window = now
             self._challenges_sent = 0
@@ -1493,6 +1497,14 @@ class Connection:
             self.receiver.ack_now = True
         else:
             self.counters.challenge_acks_skipped += 1
+
+    def _answer_limited(self, now: float) -> bool:
+        """At most one answer to unacceptable segments per invalid_ratelimit, challenge ACKs and ACKs to
+        out-of-window segments together (Linux __tcp_oow_rate_limited, shared through last_oow_ack_time)."""
+        if now - self._last_oow_ack < self.config.invalid_ratelimit:
+            return True
+        self._last_oow_ack = now
+        return False
 
     # ------------------------------------------------------------------ keepalive (RFC 1122 §4.2.3.6)
 

@@ -169,6 +169,7 @@ def test_packet_urgent_pointer_reaches_the_core_and_is_checked_outbound():
         ("--tcp_sack=0", "sack", False),
         ("--tcp_window_scaling=0", "window_scaling", False),
         ("--tcp_challenge_ack_limit=1", "challenge_ack_limit", 1),
+        ("--tcp_invalid_ratelimit=100", "invalid_ratelimit", 0.1),
         ("--tcp_retries2=3", "max_retries", 3),
         ("--tcp_syn_retries=2", "syn_retries", 2),
         ("--tcp_synack_retries=1", "synack_retries", 1),
@@ -193,11 +194,12 @@ def test_sysctl_min_tso_segs_outside_linux_range_skips():
 
 
 def test_sysctl_challenge_ack_limit_changes_what_the_stack_answers():
-    """RFC 5961 §7: with a limit of 1 per second the second in-window RST in that second is not answered."""
+    """RFC 5961 §7: with a limit of 1 per second the second in-window RST in that second is not answered
+    (600 ms after the first, past the 500 ms that hold back any second answer)."""
     text = "--tcp_challenge_ack_limit=1\n" + ESTABLISHED + "+0 < R 100:100(0) win 0\n+0 > . 1:1(0) ack 1\n"
-    run(text + "+.1 < R 100:100(0) win 0\n")
+    run(text + "+.6 < R 100:100(0) win 0\n")
     with pytest.raises(ScriptFailure, match="unexpected outbound packet"):
-        run(text.replace("--tcp_challenge_ack_limit=1\n", "") + "+.1 < R 100:100(0) win 0\n")
+        run(text.replace("--tcp_challenge_ack_limit=1\n", "") + "+.6 < R 100:100(0) win 0\n")
 
 
 # ---------------------------------------------------------------- system calls

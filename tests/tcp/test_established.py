@@ -314,8 +314,9 @@ def test_established_abort_sends_rst(conn_in):
 
 
 def test_established_challenge_acks_rate_limited_per_second(conn_in):
-    """RFC 5961 §7: at most challenge_ack_limit challenge ACKs per second."""
-    c = conn_in(State.ESTABLISHED, challenge_ack_limit=2)
+    """RFC 5961 §7: at most challenge_ack_limit challenge ACKs per second (the per-connection limit of
+    answers to unacceptable segments set aside)."""
+    c = conn_in(State.ESTABLISHED, challenge_ack_limit=2, invalid_ratelimit=0.0)
     acks = 0
     for _ in range(5):
         c.receive_segment(seg("S", IRS + 1), 0.5)
@@ -323,6 +324,31 @@ def test_established_challenge_acks_rate_limited_per_second(conn_in):
     assert acks == 2
     c.receive_segment(seg("S", IRS + 1), 1.6)
     assert len(sent(c, 1.6)) == 1  # a new second, a new allowance
+
+
+def test_established_second_syn_within_500ms_draws_no_challenge_ack(conn_in):
+    """RFC 5961 §7, as Linux's tcp_send_challenge_ack: a connection answers unacceptable segments at
+    most once per tcp_invalid_ratelimit (500 ms), challenge ACKs included, whatever challenge_ack_limit
+    allows; the one held back is counted (TCPACKSkippedChallenge)."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("S", IRS + 1), 1.0)
+    assert len(sent(c, 1.0)) == 1
+    c.receive_segment(seg("S", IRS + 1), 1.4)
+    assert sent(c, 1.4) == []
+    assert c.counters.challenge_acks_skipped == 1
+    c.receive_segment(seg("S", IRS + 1), 1.5)
+    assert len(sent(c, 1.5)) == 1
+
+
+def test_established_challenge_ack_and_out_of_window_ack_share_the_rate_limit(conn_in):
+    """Linux __tcp_oow_rate_limited: one last_oow_ack_time per socket serves both answers, so an
+    out-of-window pure ACK right after a challenge ACK is not answered (TCPACKSkippedSeq)."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("S", IRS + 1), 1.0)
+    assert len(sent(c, 1.0)) == 1
+    c.receive_segment(seg(".", IRS + 1 + 10_000_000, ack=ISS + 1), 1.1)
+    assert sent(c, 1.1) == []
+    assert c.counters.oow_acks_skipped == 1
 
 
 def test_established_zero_window_data_at_rcv_nxt_ack_still_processed(conn_in):
