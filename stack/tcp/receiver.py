@@ -41,7 +41,6 @@ class Receiver:
         "_buf",
         "reassembly",
         "ack_now",
-        "_unacked_segments",
         "_quickacks",
         "_delack_started",
         "_pingpong",
@@ -74,7 +73,6 @@ class Receiver:
         self._buf = bytearray()
         self.reassembly = Reassembly(config.ofo_max_bytes, config.ofo_max_holes)
         self.ack_now = False  # an ACK is owed at once
-        self._unacked_segments = 0
         self._quickacks = 0  # ACKs still to send at once (Linux quickack mode)
         self._delack_started = False  # the first data segment arrived
         self._pingpong = False  # interactive: our data follows theirs, so ACKs wait to ride on it
@@ -308,7 +306,7 @@ class Receiver:
             return
         self._pingpong = True
         fits = self.rmem <= self.rcvbuf
-        if self._unacked_segments == 0 and not hole_filled and self._delack_started and fits:
+        if not hole_filled and self._delack_started and fits and not self._more_than_a_segment_unacked():
             self.ack_now = False
             self.timers.start_if_idle(timers.DELAYED_ACK, now + self.config.delayed_ack)
         else:
@@ -327,16 +325,17 @@ class Receiver:
             self._delack_started = True
             self._add_quickacks(min(max(DEFAULT_MSS, segment_len), self.config.mss))
         self.last_data_rcv = now
-        if segment_len >= self.tcb.snd_mss:  # a super-segment from TUN offloads counts as the segments it holds
-            self._unacked_segments += segment_len // self.tcb.snd_mss
-        # more than one full segment since the last ACK, if the window it would offer does not shrink
-        # (Linux __tcp_ack_snd_check: else the application's read sends the update)
-        tcb = self.tcb
-        full = seq_sub(tcb.rcv_nxt, self.rcv_wup) > (self.rcv_mss or self.estimated_rcv_mss())
-        if full and self._select_window() >= tcb.rcv_wnd or (self._quickacks and not self._pingpong):
+        if self._more_than_a_segment_unacked() or (self._quickacks and not self._pingpong):
             self.ack_now = True
         else:
             self.timers.start_if_idle(timers.DELAYED_ACK, now + self.config.delayed_ack)
+
+    def _more_than_a_segment_unacked(self) -> bool:
+        """More than one full segment (the FIN included) since the last ACK, and the window it would offer
+        does not shrink (Linux __tcp_ack_snd_check: else the application's read sends the update)."""
+        tcb = self.tcb
+        full = seq_sub(tcb.rcv_nxt, self.rcv_wup) > (self.rcv_mss or self.estimated_rcv_mss())
+        return full and self._select_window() >= tcb.rcv_wnd
 
     def enter_quickack(self) -> None:
         """Data was dropped out of the window: ACK the next segments at once and leave interactive mode,
@@ -371,7 +370,6 @@ class Receiver:
             sack = sack[: max(0, (tcb.snd_mss - len(payload) - SACK_OPTION_BASE) // SACK_BLOCK_BYTES)]
         window = self._offer_window()
         self.ack_now = False
-        self._unacked_segments = 0
         if self._quickacks:
             self._quickacks -= 1
         self.timers.stop(timers.DELAYED_ACK)
