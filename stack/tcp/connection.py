@@ -64,6 +64,7 @@ _MIN_SND_MSS: Final = 48  # a floor for a tiny (or hostile) MSS option, as Linux
 # the loss probe timeout beyond 2*SRTT with several segments in flight: Linux adds TCP_TIMEOUT_MIN where
 # RFC 8985 §7.2 adds nothing; we follow Linux
 PTO_SLACK: Final = timers.TIMEOUT_MIN
+RENEGING_TIMEOUT_MIN: Final = 0.01  # the shortest wait before resending data SACKed and not ACKed (Linux)
 PTO_NO_RTT: Final = 1.0  # RFC 8985 §7.2 without an RTT sample (Linux TCP_TIMEOUT_INIT)
 
 
@@ -1414,6 +1415,11 @@ class Connection:
             recovery.end_ecn_reduction()
         if tcb.snd_una == tcb.snd_max:
             self.timers.stop(timers.RETRANSMIT)  # RFC 6298 (5.2)
+        elif recovery.board.head_sacked():
+            # the ACK stopped below data the receiver SACKed: it may have dropped it (reneging), so a
+            # timeout soon resends it unless a later ACK covers it (Linux tcp_check_sack_reneging)
+            wait = timers.in_jiffies((self.rto.srtt or 0.0) / 2)
+            self.timers.start(timers.RETRANSMIT, now + max(wait, RENEGING_TIMEOUT_MIN))
         else:
             self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.3)
         if freed and sender.space_wanted:

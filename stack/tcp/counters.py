@@ -49,6 +49,8 @@ class Counters:
     dsacks_received: int = field(metadata={"linux": "TCPDSACKRecv"})
     # timeouts F-RTO found spurious (RFC 5682)
     spurious_rtos: int = field(metadata={"linux": "TCPSpuriousRTOs"})
+    # timeouts that found the receiver had dropped data it SACKed (RFC 2018 §8)
+    sack_renegings: int = field(metadata={"linux": "TCPSACKReneging"})
     # window reductions undone (Linux TCPDSACKUndo + TCPLossUndo)
     undos: int = field(metadata={"linux": "TCPUndo"})
     # data arrived after the application closed: RST
@@ -101,6 +103,7 @@ class Counters:
         self.rsts_out_of_window = 0
         self.dsacks_received = 0
         self.spurious_rtos = 0
+        self.sack_renegings = 0
         self.undos = 0
         self.aborts_on_data = 0
         self.ce_received = 0
@@ -145,6 +148,7 @@ class Counters:
         self.rsts_out_of_window += other.rsts_out_of_window
         self.dsacks_received += other.dsacks_received
         self.spurious_rtos += other.spurious_rtos
+        self.sack_renegings += other.sack_renegings
         self.undos += other.undos
         self.aborts_on_data += other.aborts_on_data
         self.ce_received += other.ce_received

@@ -363,6 +363,11 @@ class Recovery:
     def on_timeout(self, now: float) -> None:
         """RFC 5681 §3.1 after RTO: every segment the receiver does not hold is lost; cwnd restarts."""
         tcb = self.tcb
+        if self.board.head_sacked():
+            # the receiver dropped what it SACKed (reneging): resend that too (RFC 2018 §8; Linux
+            # tcp_timeout_mark_lost)
+            self.board.forget_sacks()
+            self.counters.sack_renegings += 1
         flight = seq_sub(tcb.snd_max, tcb.snd_una)
         first_timeout = not self.in_recovery
         if first_timeout:

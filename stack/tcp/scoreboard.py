@@ -218,6 +218,18 @@ class Scoreboard:
         """The first segment outstanding, split off its run."""
         return self._head_piece(0) if self._segs else None
 
+    def head_sacked(self) -> bool:
+        """The receiver SACKed the data at SND.UNA: a cumulative ACK stopped below data it said it held."""
+        segs = self._segs
+        return bool(segs) and segs[0].sacked
+
+    def forget_sacks(self) -> None:
+        """The receiver dropped data it had SACKed (reneging, RFC 2018 §8): none of it counts as held."""
+        for rec in self._segs:
+            rec.sacked = False
+        self.sacked_bytes = 0
+        self._rechain()
+
     def first_from(self, seq: int) -> SentSegment | None:
         """The first segment that starts at or after `seq`, split off its run."""
         i = self._piece_index(self.offset_of(seq))

@@ -135,3 +135,16 @@ def test_scoreboard_acknowledged_in_full_leaves_no_cycle_for_the_garbage_collect
         gc.garbage.clear()
         gc.enable()
     assert left == []
+
+
+def test_scoreboard_reneging_ack_below_sacked_data_then_forget_sacks_makes_it_losable():
+    """RFC 2018 §8: an ACK that stops at SACKed data says the receiver may have dropped it; once the
+    SACKs are forgotten (a timeout), that data can be declared lost and resent like the rest."""
+    board = _board()
+    board.sack(board.seq_of(1000), board.seq_of(2000))
+    board.ack(board.seq_of(1000))
+    assert board.head_sacked()
+    board.forget_sacks()
+    assert not board.head_sacked() and board.sacked_bytes == 0
+    board.mark_all_lost()
+    assert board.lost_bytes == 3000
