@@ -101,6 +101,7 @@ class Connection:
         "finished",
         "_events",
         "_out",
+        "_resends_from",
         "receiver",
         "sender",
         "_syn_options",
@@ -144,6 +145,7 @@ class Connection:
         self.finished = False  # the TCB may be deleted (CLOSED, or a child back in LISTEN)
         self._events: list[events.Event] = []  # a list: a deque costs 760 bytes per idle connection
         self._out: list[Segment] = []
+        self._resends_from = -1  # the index in _out of this batch's first resend, -1 for none
         self.receiver = Receiver(config, self.tcb, self.timers, self._events)
         # the sending side (sender, recovery, cc, chrono) is None in an orphan in TIME_WAIT: release_sending_side
         self.sender = Sender(self.timers, config.timer_slack)
@@ -682,6 +684,10 @@ class Connection:
             self._emit(now, Flags.ACK, self.acceptable_seq())
         if sending:
             self._arm_loss_probe()
+        if self._resends_from >= 0:
+            if len(self._out) - self._resends_from > 1:  # several resends: some may go as one packet
+                self._push_resent_packets(self._resends_from)
+            self._resends_from = -1
         out, self._out = self._out, []
         if self.config.qdisc_drops:
             return []  # the device's queue took none of them (a qdisc of no room: each send fails locally)
@@ -828,6 +834,8 @@ class Connection:
         if n > 0 and n <= tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una):  # all of it fits (tcp_snd_wnd_test)
             self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), n, False, now)
             return
+        # cut off its packet's skb first, as Linux's tcp_send_loss_probe, even if the window then keeps it
+        sender.buffer.split(self.recovery.board.seq_of(last.start))
         last = self._resendable(last)
         if last is None:
             return  # the peer shrank its window below it (§3.8.6): the RTO goes on (Linux __tcp_retransmit_skb)
@@ -1053,6 +1061,31 @@ class Connection:
         if packet_ends:
             self._push_packet_ends(first_out, packet_ends)
 
+    def _push_resent_packets(self, first: int) -> None:
+        """Resends go out as Linux's: a lost skb (a packet as first sent) again as one packet, whole or as
+        much of it as the window lets go, up to a GSO packet's size; a packet of several segments carries
+        PSH on its last one (__tcp_transmit_skb). The resends are among the output's segments from `first`
+        on: one packet's segments follow each other in sequence, inside one skb."""
+        out = self._out
+        buf = self.sender.buffer
+        most = write_queue.gso_segments(self, self.tcb.snd_mss - self.receiver.sack_option_bytes())
+        i, n = first, len(out)
+        while i < n:
+            seg = out[i]
+            end = (seg.seq + len(seg.payload)) & 0xFFFFFFFF
+            skb_end = buf.skb_end(seg.seq)
+            j = i + 1
+            while j < n and j - i < most:
+                after = out[j]
+                if after.seq != end or not after.payload or buf.skb_end(after.seq) != skb_end:
+                    break
+                end = (end + len(after.payload)) & 0xFFFFFFFF
+                j += 1
+            last = out[j - 1]
+            if j - i > 1 and not last.flags & Flags.PSH:
+                out[j - 1] = last.with_flags(last.flags | Flags.PSH)
+            i = j
+
     def _push_packet_ends(self, first_out: int, ends: set[int]) -> None:
         """A GSO packet of several segments carries PSH on its last one, as Linux forces it on every GSO
         packet (__tcp_transmit_skb) so that the receiver's GRO hands the packet up at once. One pass over
@@ -1217,6 +1250,8 @@ class Connection:
             flags |= Flags.FIN
         elif n and sender.marks.pushes(seq_add(seq, n)):
             flags |= Flags.PSH  # as when it was first sent
+        if self._resends_from < 0:
+            self._resends_from = len(self._out)  # where this batch's resends start (_push_resent_packets)
         self._emit(now, flags, seq, buf.take(offset, n))
         self.recovery.on_sent(seq, rec.length, now)
         sender.pace(n, now, self.pacing_rate, self.config.fq_pacing)
