@@ -862,7 +862,8 @@ class Connection:
         self._emit(now, Flags.ACK, seq_add(tcb.snd_una, -1))
         self.counters.window_probes += 1
         self.probes_out += 1
-        sender.persist_backoff += 1
+        if sender.persist_backoff < self.config.max_retries:  # it stops doubling there (Linux tcp_send_probe0)
+            sender.persist_backoff += 1
         deadline = now + sender.persist_interval(self.rto.rto)
         self.timers.start(timers.PERSIST, user_timeout.clamp_probe(self, deadline))
 
