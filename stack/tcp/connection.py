@@ -153,7 +153,7 @@ class Connection:
         self.short_edge: int | None = None  # the peer's right edge after it shrank below SND.MAX (§3.8.6)
         self._syn_options = NO_OPTIONS
         self._retries = 0
-        # when what the retransmissions resend was first sent (Linux retrans_stamp); None until a timeout
+        # when the first retransmission went, or a SYN was first sent (Linux retrans_stamp); None until a timeout
         self.retrans_stamp: float | None = None
         self.bytes_acked = 0  # how far SND.UNA advanced, SYN and FIN included, never wrapping
         self.probe_stamp: float | None = None  # when the first zero-window probe of a stall went (Linux probes_tstamp)
@@ -739,8 +739,13 @@ class Connection:
             and now - self._last_heard < 1.5 * self.config.max_rto
         )
         if self.retrans_stamp is None:
+            # the time of the first retransmission, this one (Linux tcp_retransmit_skb); a SYN's is when
+            # the SYN was first sent (tcp_connect)
             head = self.recovery.board.first()
-            self.retrans_stamp = head.xmit_ts if head is not None else now - self.rto.rto
+            if self.state in OPENING or self.tcb.snd_una == self.tcb.iss:
+                self.retrans_stamp = head.xmit_ts if head is not None else now - self.rto.rto
+            else:
+                self.retrans_stamp = now
         if user_timeout.set_for(self):
             expired = user_timeout.expired(self, now, probing)  # it replaces the count of retries (Linux)
         else:

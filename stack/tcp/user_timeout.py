@@ -1,11 +1,12 @@
 """TCP_USER_TIMEOUT (RFC 5482; Linux tcp(7)): how long transmitted data may stay unacknowledged before the
 connection is dropped, in place of the count of retransmissions (tcp_retries2, tcp_syn_retries).
 
-As Linux (retransmits_timed_out, tcp_clamp_rto_to_user_timeout): the time runs from when the first of the
-resent bytes was first sent, the connection is dropped at a retransmission timeout once it has passed
-(never before one retransmission), and the retransmission timer never waits past it. Against a zero
-window (tcp_probe_timer, tcp_clamp_probe0_to_user_timeout) it runs from the first window probe, however
-the peer answers, and the probe timer never waits past it either.
+As Linux (retransmits_timed_out, tcp_clamp_rto_to_user_timeout): the time runs from the first
+retransmission (retrans_stamp; for a SYN, from when it was first sent), the connection is dropped at a
+retransmission timeout once it has passed (never before one retransmission), and the retransmission
+timer never waits past it. Against a zero window (tcp_probe_timer, tcp_clamp_probe0_to_user_timeout) it
+runs from the first window probe, however the peer answers, and the probe timer never waits past it
+either.
 """
 
 from __future__ import annotations
