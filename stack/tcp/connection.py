@@ -45,7 +45,7 @@ from stack.tcp.tcb import Tcb
 from stack.tcp.tcp_info import sending_fields
 from stack.tcp.tx_timestamps import TxTimestamps
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
-from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
+from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 Address: TypeAlias = tuple[int, int]
 # (globals: see state.py)
@@ -64,8 +64,8 @@ _MIN_SND_MSS: Final = 48  # a floor for a tiny (or hostile) MSS option, as Linux
 # the loss probe timeout beyond 2*SRTT with several segments in flight: Linux adds TCP_TIMEOUT_MIN where
 # RFC 8985 §7.2 adds nothing; we follow Linux
 PTO_SLACK: Final = timers.TIMEOUT_MIN
-RENEGING_TIMEOUT_MIN: Final = 0.01  # the shortest wait before resending data SACKed and not ACKed (Linux)
 PTO_NO_RTT: Final = 1.0  # RFC 8985 §7.2 without an RTT sample (Linux TCP_TIMEOUT_INIT)
+RENEGING_TIMEOUT_MIN: Final = 0.01  # the shortest wait before resending data SACKed and not ACKed (Linux)
 
 
 TransitionHook: TypeAlias = Callable[["Connection", Transition], None]
@@ -1448,10 +1448,11 @@ class Connection:
             reduced_until is not None
             and recovery.ecn_reducing
             and not recovery.in_recovery
-            and seq_ge(ack, reduced_until)
+            and seq_gt(ack, reduced_until)
         ):
-            # the window of data an ECN reduction answered is acknowledged: the reduction ends, cwnd is
-            # ssthresh and grows again (RFC 3168 §6.1.2; Linux leaves CWR, tcp_end_cwnd_reduction)
+            # data sent after the window an ECN reduction answered is acknowledged, so our CWR has reached
+            # the receiver: the reduction ends, cwnd is ssthresh and grows again (RFC 3168 §6.1.2; Linux
+            # holds CWR until something above high_seq is acknowledged, tcp_fastretrans_alert)
             self.cc.on_recovery_exit()
             recovery.end_ecn_reduction()
         if tcb.snd_una == tcb.snd_max:
@@ -1510,8 +1511,8 @@ class Connection:
         grow it (Linux enters CWR before its window update, tcp_fastretrans_alert)."""
         tcb = self.tcb
         ecn = self.ecn
-        if self.recovery.in_recovery or (ecn.reduced_until is not None and seq_lt(tcb.snd_una, ecn.reduced_until)):
-            return
+        if self.recovery.in_recovery or (ecn.reduced_until is not None and seq_le(tcb.snd_una, ecn.reduced_until)):
+            return  # the receiver echoes ECE until our CWR, sent after that window, reaches it
         prior_cwnd = min(self.cc.cwnd, cwnd_before)
         self.cc.cwnd = prior_cwnd
         self.cc.reduce_for_ecn(seq_sub(tcb.snd_max, tcb.snd_una), now)

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Final
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
 from stack.tcp.rcv_space import TIMESTAMP_OPTION
 from stack.tcp.state import State
-from stack.wire.seq import seq_lt
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
@@ -135,8 +134,8 @@ def sending_fields(conn: Connection, now: float) -> dict[str, int]:
         ca_state = TCP_CA_LOSS
     elif recovery.in_fast_recovery:
         ca_state = TCP_CA_RECOVERY
-    elif conn.ecn.reduced_until is not None and seq_lt(tcb.snd_una, conn.ecn.reduced_until):
-        ca_state = TCP_CA_CWR  # reduced for an ECE until what was in flight then is acknowledged
+    elif recovery.ecn_reducing:
+        ca_state = TCP_CA_CWR  # reduced for an ECE, until data sent after that window is acknowledged
     elif sacked or (recovery.dupacks and not conn.sack_ok):  # with SACK, Linux counts SACKed segments only
         ca_state = TCP_CA_DISORDER
     else:

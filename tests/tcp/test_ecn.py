@@ -89,8 +89,9 @@ def test_established_ece_halves_cwnd_once_per_window_and_sets_cwr():
 
 
 def test_established_ece_reduction_ends_when_its_window_is_acked_then_cwnd_grows():
-    """§6.1.2: the reduction answers one window of data; once that window is acknowledged the sender
-    leaves it (Linux's CWR state ends with cwnd = ssthresh) and the window grows again."""
+    """§6.1.2: the reduction answers one window of data; once data sent after that window is
+    acknowledged, so that our CWR reached the receiver, the sender leaves it (Linux's CWR state, held
+    until something above high_seq is acknowledged, ends with cwnd = ssthresh) and the window grows again."""
     c = _established()
     c.send(b"d" * (40 * MSS), 0.1)
     c.segments_to_send(0.1)
@@ -102,6 +103,10 @@ def test_established_ece_reduction_ends_when_its_window_is_acked_then_cwnd_grows
         now += 0.01
         c.segments_to_send(now)
         c.receive_segment(seg(".", IRS + 1, min(c.tcb.snd_una + 2 * MSS, reduced_until)), now)
+    assert c.cc.in_recovery  # the whole window, and nothing above it
+    now += 0.01
+    c.segments_to_send(now)
+    c.receive_segment(seg(".", IRS + 1, c.tcb.snd_una + MSS), now)
     assert not c.cc.in_recovery and c.cc.cwnd == ssthresh
     for _ in range(5):
         now += 0.01
@@ -128,8 +133,8 @@ def test_established_ece_reduction_is_paced_by_prr_from_the_window_before_the_ac
 
 def test_established_congestion_control_changed_during_ece_reduction_still_ends_it():
     """§6.1.2 with TCP_CONGESTION set meanwhile (Linux keeps its CWR state across the change): the new
-    controller goes on from the reduced window, and the reduction still ends when its window of data is
-    acknowledged, so the window grows again instead of staying under PRR for good."""
+    controller goes on from the reduced window, and the reduction still ends when data sent after its
+    window is acknowledged, so the window grows again instead of staying under PRR for good."""
     c = _established()
     c.send(b"d" * (40 * MSS), 0.1)
     c.segments_to_send(0.1)
@@ -141,4 +146,20 @@ def test_established_congestion_control_changed_during_ece_reduction_still_ends_
         now += 0.01
         c.segments_to_send(now)
         c.receive_segment(seg(".", IRS + 1, min(c.tcb.snd_una + 2 * MSS, reduced_until)), now)
+    now += 0.01
+    c.segments_to_send(now)
+    c.receive_segment(seg(".", IRS + 1, c.tcb.snd_una + MSS), now)
     assert not c.recovery.ecn_reducing
+
+
+def test_established_ece_on_the_ack_of_the_whole_window_does_not_reduce_again():
+    """RFC 3168 §6.1.2: at most one reduction per window of data. The receiver echoes ECE until our CWR,
+    sent after that window, reaches it, so the ACK of the whole window still carries ECE: Linux, in CWR
+    until something above high_seq is acknowledged, ignores it (tcp_fastretrans_alert)."""
+    c = _established()
+    c.send(b"d" * (3 * MSS), 0.1)
+    c.segments_to_send(0.1)
+    c.receive_segment(replace(seg(".", IRS + 1, ISS + 1 + MSS), flags=Flags.ACK | Flags.ECE), 0.2)
+    ssthresh = c.cc.ssthresh
+    c.receive_segment(replace(seg(".", IRS + 1, ISS + 1 + 3 * MSS), flags=Flags.ACK | Flags.ECE), 0.21)
+    assert c.cc.ssthresh == ssthresh and c.counters.ecn_reductions == 1
