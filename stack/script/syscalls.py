@@ -901,8 +901,8 @@ class Kernel:
             return self._set_congestion(line, sock, value)
         if option == "SO_TIMESTAMPING":
             return self._set_timestamping(line, sock, value)
-        if option == "IPV6_TCLASS" and not addr.is_v6(self.local_ip):
-            return -1, "ENOPROTOOPT"  # an IPv4 socket has no IPv6 options (Linux ip_setsockopt)
+        if self._ipv6_option_on_ipv4(option):
+            return -1, "ENOPROTOOPT"
         if option in _TOS_OPTIONS:
             return self._set_tos(sock, option, self._int(line, 3))
         if option == "IP_MTU_DISCOVER":
@@ -962,6 +962,10 @@ class Kernel:
             extra = IPV6_EXTRA_HEADER if addr.is_v6(self.local_ip) else 0
             self._configure(sock, "mss", min(mss + extra, default) if mss else default)
         return 0, None
+
+    def _ipv6_option_on_ipv4(self, option: str) -> bool:
+        """An IPv4 socket has no IPv6 options: Linux's ip_setsockopt and ip_getsockopt say ENOPROTOOPT."""
+        return option == "IPV6_TCLASS" and not addr.is_v6(self.local_ip)
 
     def _set_tos(self, sock: Socket, option: str, value: int) -> Outcome:
         """IP_TOS (any value, its low byte) and IPV6_TCLASS (-1 to 255, -1 the default 0): the byte our
@@ -1082,7 +1086,7 @@ class Kernel:
             actual = sock.pmtu_discovery
         elif option == "SO_OOBINLINE":
             actual = int(config.urgent_inline)
-        elif option == "IPV6_TCLASS" and not addr.is_v6(self.local_ip):
+        elif self._ipv6_option_on_ipv4(option):
             return -1, "ENOPROTOOPT"
         elif option in _TOS_OPTIONS:
             actual = sock.tos.get(option, 0)  # without the ECN field TCP marks segments with (as Linux 6.18)

@@ -738,11 +738,13 @@ class Connection:
             and not self.orphaned
             and now - self._last_heard < 1.5 * self.config.max_rto
         )
+        # the SYN (or our SYN,ACK, still unacknowledged after CLOSE in SYN_RECEIVED) is what goes again
+        syn_first = self.state in OPENING or self.tcb.snd_una == self.tcb.iss
         if self.retrans_stamp is None:
             # the time of the first retransmission, this one (Linux tcp_retransmit_skb); a SYN's is when
             # the SYN was first sent (tcp_connect)
             head = self.recovery.board.first()
-            if self.state in OPENING or self.tcb.snd_una == self.tcb.iss:
+            if syn_first:
                 self.retrans_stamp = head.xmit_ts if head is not None else now - self.rto.rto
             else:
                 self.retrans_stamp = now
@@ -767,8 +769,7 @@ class Connection:
         if not linear or self._retries > linear:
             self.rto.on_timeout()
         self.sender.rtt_seq = None  # Karn: never time a retransmitted segment
-        if self.state in OPENING or self.tcb.snd_una == self.tcb.iss:
-            # the SYN (or our SYN,ACK, still unacknowledged after CLOSE in SYN_RECEIVED) goes first
+        if syn_first:
             self.send_syn(now, retransmit=True)
         else:
             self.recovery.on_timeout(now)

@@ -331,11 +331,13 @@ class Receiver:
             self.timers.start_if_idle(timers.DELAYED_ACK, now + self.config.delayed_ack)
 
     def _more_than_a_segment_unacked(self) -> bool:
-        """More than one full segment (the FIN included) since the last ACK, and the window it would offer
-        does not shrink (Linux __tcp_ack_snd_check: else the application's read sends the update)."""
-        tcb = self.tcb
-        full = seq_sub(tcb.rcv_nxt, self.rcv_wup) > (self.rcv_mss or self.estimated_rcv_mss())
-        return full and self._select_window() >= tcb.rcv_wnd
+        """More than one full segment since the last ACK, and the window it would offer does not shrink
+        (Linux __tcp_ack_snd_check: else the application's read sends the update)."""
+        return self._full_segment_unacked() and self._select_window() >= self.tcb.rcv_wnd
+
+    def _full_segment_unacked(self) -> bool:
+        """More than one full segment (the FIN included) arrived since the last ACK went."""
+        return seq_sub(self.tcb.rcv_nxt, self.rcv_wup) > (self.rcv_mss or self.estimated_rcv_mss())
 
     def enter_quickack(self) -> None:
         """Data was dropped out of the window: ACK the next segments at once and leave interactive mode,
@@ -598,9 +600,7 @@ class Receiver:
         """After the application read (Linux tcp_cleanup_rbuf): a delayed ACK for more than one full segment
         goes now, and an ACK is owed if the window now possible is at least twice what is left of the one
         offered, unless the peer's FIN came: it sends no more, so a window update would be wasted."""
-        tcb = self.tcb
-        full = seq_sub(tcb.rcv_nxt, self.rcv_wup) > (self.rcv_mss or self.estimated_rcv_mss())
-        if full and self.timers.running(timers.DELAYED_ACK):
+        if self._full_segment_unacked() and self.timers.running(timers.DELAYED_ACK):
             self.ack_now = True
             return
         if self.peer_fin:
