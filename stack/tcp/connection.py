@@ -66,6 +66,9 @@ _MIN_SND_MSS: Final = 48  # a floor for a tiny (or hostile) MSS option, as Linux
 PTO_SLACK: Final = timers.TIMEOUT_MIN
 PTO_NO_RTT: Final = 1.0  # RFC 8985 §7.2 without an RTT sample (Linux TCP_TIMEOUT_INIT)
 RENEGING_TIMEOUT_MIN: Final = 0.01  # the shortest wait before resending data SACKed and not ACKed (Linux)
+# tcp_retries2 is a time: what that many doubling timeouts from 200 ms take, whatever this connection's own
+# RTO (Linux retransmits_timed_out with TCP_RTO_MIN)
+RETRIES_RTO_BASE: Final = 0.2
 
 
 TransitionHook: TypeAlias = Callable[["Connection", Transition], None]
@@ -153,7 +156,7 @@ class Connection:
         self.short_edge: int | None = None  # the peer's right edge after it shrank below SND.MAX (§3.8.6)
         self._syn_options = NO_OPTIONS
         self._retries = 0
-        # when the first retransmission went, or a SYN was first sent (Linux retrans_stamp); None until a timeout
+        # when the first retransmission went, or a SYN was first sent (Linux retrans_stamp); None outside an episode
         self.retrans_stamp: float | None = None
         self.bytes_acked = 0  # how far SND.UNA advanced, SYN and FIN included, never wrapping
         self.probe_stamp: float | None = None  # when the first zero-window probe of a stall went (Linux probes_tstamp)
@@ -750,6 +753,11 @@ class Connection:
                 self.retrans_stamp = now
         if user_timeout.set_for(self):
             expired = user_timeout.expired(self, now, probing)  # it replaces the count of retries (Linux)
+        elif not syn_first:
+            # the time tcp_retries2 timeouts would take, from the first retransmission of the episode, once
+            # a timeout has come since the last progress (Linux tcp_write_timeout, retransmits_timed_out)
+            budget = retries_time(limit, RETRIES_RTO_BASE, self.config.max_rto)
+            expired = self._retries > 0 and not probing and now - self.retrans_stamp >= budget - user_timeout.SLACK
         else:
             expired = self._retries >= limit and not probing
             if linear and not expired:
@@ -845,7 +853,7 @@ class Connection:
         last = self._resendable(last)
         if last is None:
             return  # the peer shrank its window below it (§3.8.6): the RTO goes on (Linux __tcp_retransmit_skb)
-        self.retransmit(last, now)  # resend the last segment (RFC 8985 §7.3)
+        self.retransmit(last, now, probe=True)  # resend the last segment (RFC 8985 §7.3)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # §7.3: re-arm the RTO after a probe
 
     def _on_persist_timeout(self, now: float) -> None:
@@ -1240,8 +1248,12 @@ class Connection:
             tcb.snd_max = end
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.1)
 
-    def retransmit(self, rec: SentSegment, now: float) -> None:
-        """Send one scoreboard record again, with the FIN (and PSH) it carried."""
+    def retransmit(self, rec: SentSegment, now: float, probe: bool = False) -> None:
+        """Send one scoreboard record again, with the FIN (and PSH) it carried. The first retransmission of
+        an episode, not a loss probe, starts the time that tcp_retries2 and TCP_USER_TIMEOUT measure (Linux
+        tcp_retransmit_skb)."""
+        if self.retrans_stamp is None and not probe:
+            self.retrans_stamp = now
         if self.mtu_probe is not None and self._mtu_probe_lost(rec):
             rec = self.recovery.next_lost() or rec
         sender = self.sender
@@ -1420,7 +1432,6 @@ class Connection:
         if queues_empty:
             self.chrono.stop(BUSY, now, True)
         self._retries = 0
-        self.retrans_stamp = None
         sender.probe_sent = False
         sender.last_progress = now
         # the backoff stays until an RTT sample (above) collapses the RTO: RFC 6298 §5 (the note after
@@ -1444,6 +1455,10 @@ class Connection:
         resend = recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, now)
         if resend is not None:
             self.retransmit(resend, now)  # the segment after a NewReno partial ACK (RFC 6582 §3.2 step 4)
+        if self.retrans_stamp is not None and not recovery.in_recovery and not recovery.board.retransmissions_out():
+            # the episode is over: the next retransmission starts the time again (Linux
+            # tcp_retrans_stamp_cleanup); until then partial ACKs do not
+            self.retrans_stamp = None
         reduced_until = self.ecn.reduced_until
         if (
             reduced_until is not None

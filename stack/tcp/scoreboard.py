@@ -223,6 +223,10 @@ class Scoreboard:
         segs = self._segs
         return bool(segs) and segs[0].sacked
 
+    def retransmissions_out(self) -> bool:
+        """Some resent data is neither acknowledged nor SACKed (Linux tcp_any_retrans_done)."""
+        return any(rec.retransmitted and not rec.sacked for rec in self._segs)
+
     def forget_sacks(self) -> None:
         """The receiver dropped data it had SACKed (reneging, RFC 2018 §8): none of it counts as held."""
         for rec in self._segs:

@@ -1,8 +1,9 @@
 """TCP_USER_TIMEOUT (RFC 5482; Linux tcp(7)): how long transmitted data may stay unacknowledged before the
-connection is dropped, in place of the count of retransmissions (tcp_retries2, tcp_syn_retries).
+connection is dropped, in place of the time tcp_retries2 allows (and of the count of tcp_syn_retries).
 
 As Linux (retransmits_timed_out, tcp_clamp_rto_to_user_timeout): the time runs from the first
-retransmission (retrans_stamp; for a SYN, from when it was first sent), the connection is dropped at a
+retransmission of the loss episode, a fast retransmit's too but not a loss probe's (retrans_stamp; for a
+SYN, from when it was first sent), the connection is dropped at a
 retransmission timeout once it has passed (never before one retransmission), and the retransmission
 timer never waits past it. Against a zero window (tcp_probe_timer, tcp_clamp_probe0_to_user_timeout) it
 runs from the first window probe, however the peer answers, and the probe timer never waits past it
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
 
-_SLACK: Final = 1e-9  # a timer set for the moment the timeout runs out finds it run out, float sums or not
+SLACK: Final = 1e-9  # a timer set for the moment the timeout runs out finds it run out, float sums or not
 
 
 def set_for(conn: Connection) -> bool:
@@ -29,7 +30,7 @@ def expired(conn: Connection, now: float, probing: bool) -> bool:
     stamp = conn.retrans_stamp
     if stamp is None or not (probing or conn.retransmits > 0):
         return False
-    return now - stamp >= conn.config.user_timeout - _SLACK
+    return now - stamp >= conn.config.user_timeout - SLACK
 
 
 def clamp(conn: Connection, deadline: float) -> float:
@@ -42,7 +43,7 @@ def clamp(conn: Connection, deadline: float) -> float:
 
 def probing_expired(conn: Connection, now: float) -> bool:
     stamp = conn.probe_stamp
-    return set_for(conn) and stamp is not None and now - stamp >= conn.config.user_timeout - _SLACK
+    return set_for(conn) and stamp is not None and now - stamp >= conn.config.user_timeout - SLACK
 
 
 def clamp_probe(conn: Connection, deadline: float) -> float:

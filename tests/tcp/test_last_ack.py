@@ -14,7 +14,9 @@ def test_last_ack_ack_of_fin_closes(conn_in):
 
 
 def test_last_ack_fin_retransmitted_until_retries_exhausted(conn_in):
-    """RFC 6298 (5.4)-(5.5): the FIN is resent with backoff; max_retries exhausted -> TimedOut, CLOSED."""
+    """RFC 6298 (5.4)-(5.5): the FIN is resent with backoff; once the time two timeouts doubling from
+    200 ms take (1.4 s) has passed since the first resend (Linux's tcp_retries2 is a time,
+    retransmits_timed_out) -> TimedOut, CLOSED."""
     c = conn_in(State.LAST_ACK, max_retries=2)
     deadlines = []
     while c.state is State.LAST_ACK:
@@ -22,8 +24,9 @@ def test_last_ack_fin_retransmitted_until_retries_exhausted(conn_in):
         deadlines.append(now)
         c.handle_timer(now)
         c.segments_to_send(now)
-    rto = c.config.min_rto  # the handshake's RTT sample was 0
-    assert deadlines == pytest.approx([rto, 3 * rto, 7 * rto])
+    rto = c.config.min_rto  # the handshake's RTT sample was 0: 200 ms
+    # the third timeout comes 1.2 s after the first resend, the fourth 2.8 s after it
+    assert deadlines == pytest.approx([rto, 3 * rto, 7 * rto, 15 * rto])
     assert events(c) == ["TimedOut", "Closed"]
 
 
