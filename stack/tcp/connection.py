@@ -686,7 +686,7 @@ class Connection:
         if self.receiver.ack_now and self.state not in SENDS_NO_ACK:
             self._emit(now, Flags.ACK, self.acceptable_seq())
         if sending:
-            self._arm_loss_probe()
+            self._arm_loss_probe(now)
         if self._resends_from >= 0:
             if len(self._out) - self._resends_from > 1:  # several resends: some may go as one packet
                 self._push_resent_packets(self._resends_from)
@@ -807,7 +807,7 @@ class Connection:
         self.sync_mss(self.mtu_cookie)
         self.recovery.mtu_reduced(self.tcb.snd_mss)
 
-    def _arm_loss_probe(self) -> None:
+    def _arm_loss_probe(self, now: float) -> None:
         """RFC 8985 §7.2 as Linux (tcp_schedule_loss_probe): a probe timeout after the last send of new data
         or ACK of it, never later than the RTO: a probe due when the RTO is goes out as a probe, without
         backoff. Only with SACK, and only while nothing is SACKed, lost or resent (Linux's Open state)."""
@@ -818,7 +818,7 @@ class Connection:
             not self.tcb.sack_ok
             or not self.config.loss_probes
             or not len(board)
-            or self.sender.probe_sent
+            or recovery.tlp is not None
             or recovery.in_recovery
             or board.sacked_bytes
             or rto_at is None
@@ -833,7 +833,13 @@ class Connection:
             pto = timers.in_jiffies(2 * srtt + self.config.min_rto)
         else:
             pto = timers.in_jiffies(2 * srtt + PTO_SLACK)
-        self.timers.start(timers.LOSS_PROBE, min(self.sender.last_progress + pto, rto_at))
+        deadline = min(self.sender.last_progress + pto, rto_at)
+        if deadline <= now:
+            # due already: the probe went, or could not (the window kept it back); another waits for an
+            # ACK or new data, as Linux schedules probes only then (tcp_schedule_loss_probe)
+            self.timers.stop(timers.LOSS_PROBE)
+            return
+        self.timers.start(timers.LOSS_PROBE, deadline)
 
     def _on_loss_probe(self, now: float) -> None:
         """RFC 8985 §7.3: send one new segment, or resend the last one, to draw a (SACK) ACK."""
@@ -842,11 +848,11 @@ class Connection:
         if last is None or self.recovery.in_recovery:
             return
         sender = self.sender
-        sender.probe_sent = True
         self.counters.loss_probes += 1
         n = min(sender.unsent(tcb.snd_nxt), tcb.snd_mss)
         if n > 0 and n <= tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una):  # all of it fits (tcp_snd_wnd_test)
             self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), n, False, now)
+            self.recovery.probe_sent(tcb.snd_nxt, False)
             return
         # cut off its packet's skb first, as Linux's tcp_send_loss_probe, even if the window then keeps it
         sender.buffer.split(self.recovery.board.seq_of(last.start))
@@ -854,6 +860,7 @@ class Connection:
         if last is None:
             return  # the peer shrank its window below it (§3.8.6): the RTO goes on (Linux __tcp_retransmit_skb)
         self.retransmit(last, now, probe=True)  # resend the last segment (RFC 8985 §7.3)
+        self.recovery.probe_sent(tcb.snd_nxt, True)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # §7.3: re-arm the RTO after a probe
 
     def _on_persist_timeout(self, now: float) -> None:
@@ -1432,7 +1439,6 @@ class Connection:
         if queues_empty:
             self.chrono.stop(BUSY, now, True)
         self._retries = 0
-        sender.probe_sent = False
         sender.last_progress = now
         # the backoff stays until an RTT sample (above) collapses the RTO: RFC 6298 §5 (the note after
         # 5.7) and Linux (tcp_ack_update_rtt); without timestamps a retransmission's ACK gives none (Karn)
@@ -1445,6 +1451,9 @@ class Connection:
             delivered = acked - min(self.recovery.dupacks * tcb.snd_mss, acked)
         if self.mtu_probe is not None and (mtu := self.mtu_probe.acked(ack)):
             self._mtu_probe_succeeded(mtu)  # (before the window grows on this ACK, as Linux)
+        if self.recovery.tlp is not None:
+            # (before the window grows on this ACK, as Linux's tcp_process_tlp_ack runs before tcp_cong_control)
+            self.recovery.probe_acked(ack, flight_before, now)
         self.cc.ack_received(ack, delivered, flight_before, now)  # on_ack(AckSample), before the recovery hooks
         recovery = self.recovery
         # F-RTO's question: is there new data, and does the peer's window let it go? (Linux tcp_process_loss)

@@ -28,6 +28,8 @@ class Counters:
     fast_retransmits: int = field(metadata={"linux": "TCPFastRetrans"})
     # tail loss probes sent (RFC 8985 §7)
     loss_probes: int = field(metadata={"linux": "TCPLossProbes"})
+    # losses a probe's retransmission repaired, answered by one window reduction (RFC 8985 §7.4)
+    loss_probe_recoveries: int = field(metadata={"linux": "TCPLossProbeRecovery"})
     keepalive_probes: int = field(metadata={"linux": "TCPKeepAlive"})
     # zero-window probes sent (RFC 9293 §3.8.6.1)
     window_probes: int = field(metadata={"linux": "TCPWinProbe"})
@@ -92,6 +94,7 @@ class Counters:
         self.timeouts = 0
         self.fast_retransmits = 0
         self.loss_probes = 0
+        self.loss_probe_recoveries = 0
         self.keepalive_probes = 0
         self.window_probes = 0
         self.paws_drops = 0
@@ -137,6 +140,7 @@ class Counters:
         self.timeouts += other.timeouts
         self.fast_retransmits += other.fast_retransmits
         self.loss_probes += other.loss_probes
+        self.loss_probe_recoveries += other.loss_probe_recoveries
         self.keepalive_probes += other.keepalive_probes
         self.window_probes += other.window_probes
         self.paws_drops += other.paws_drops

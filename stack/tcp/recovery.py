@@ -66,6 +66,7 @@ class Recovery:
         "reord_seen",
         "_fack",
         "_prior_fack",
+        "tlp",
     )  # thousands of these: no instance dicts
 
     def __init__(
@@ -105,6 +106,9 @@ class Recovery:
         self.reord_seen = 0
         self._fack = 0  # offset just past the highest SACKed byte (meaningful while anything is SACKed)
         self._prior_fack: int | None = None  # that offset before the ACK being processed
+        # a tail loss probe's episode (RFC 8985 §7.3): SND.NXT after the probe and whether it resent data
+        # (TLP.end_seq, TLP.is_retrans); no other probe goes until it ends
+        self.tlp: tuple[int, bool] | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -152,7 +156,7 @@ class Recovery:
         if seq_le(first[1], ack) or (
             len(blocks) > 1 and seq_ge(first[0], blocks[1][0]) and seq_le(first[1], blocks[1][1])
         ):
-            self._on_dsack(first)
+            self._on_dsack(first, ack)
         newly = False
         prior_fack = self._prior_fack = fack = self._fack_offset()
         reord: int | None = None  # the lowest never-resent segment newly SACKed below the highest SACK
@@ -172,9 +176,16 @@ class Recovery:
             self._reordering_revealed(reord)  # (Linux skips this in Loss state unless it can undo)
         return newly
 
-    def _on_dsack(self, block: tuple[int, int]) -> None:
+    def _on_dsack(self, block: tuple[int, int], ack: int) -> None:
         self.counters.dsacks_received += 1
-        self.rack.on_dsack(self.board.offset_of(self.tcb.snd_max))
+        tlp = self.tlp
+        if tlp is not None and block[1] == tlp[0] and seq_sub(tlp[0], block[0]) <= self.tcb.snd_mss:
+            # the D-SACK of a probe: the original arrived too, so nothing was lost (RFC 8985 §7.4, Linux
+            # FLAG_DSACK_TLP), and RACK's window stays: a probe is sent by a timer, not by RACK
+            if seq_ge(ack, tlp[0]):
+                self.tlp = None
+        else:
+            self.rack.on_dsack(self.board.offset_of(self.tcb.snd_max))
         marker = self._undo_marker
         if marker is not None and self._undo_retrans > 0 and seq_gt(block[1], marker):
             self._undo_retrans -= 1
@@ -226,6 +237,9 @@ class Recovery:
         Returns the segment to resend at once (the fast retransmit), if any."""
         sack_ok = self.tcb.sack_ok
         self.dupacks += 1
+        tlp = self.tlp
+        if tlp is not None and tlp[0] == self.tcb.snd_una and not self._delivered:
+            self.tlp = None  # a duplicate ACK of exactly the probe: original and probe arrived (§7.4)
         if self.loss_high is not None:
             if self._frto_step:
                 self._frto_ack(False, 0)
@@ -325,6 +339,7 @@ class Recovery:
         self.ecn_reducing = True
         self._prr_delivered = self._prr_out = 0
         self._recover_fs = prior_cwnd
+        self.tlp = None
 
     def end_ecn_reduction(self) -> None:
         """The window of data the reduction answered is acknowledged: cwnd alone limits sending again."""
@@ -357,6 +372,29 @@ class Recovery:
         board = self.board
         if board.resegment(mss) and not self.in_recovery:
             self.loss_high = self.tcb.snd_max
+
+    # ------------------------------------------------------------------ tail loss probes
+
+    def probe_sent(self, end: int, retransmitted: bool) -> None:
+        """A tail loss probe went, SND.NXT now at `end` (RFC 8985 §7.3): its episode begins."""
+        self.tlp = (end, retransmitted)
+
+    def probe_acked(self, ack: int, flight: int, now: float) -> None:
+        """An ACK that moves SND.UNA to `ack` during a probe's episode (RFC 8985 §7.4, as Linux's
+        tcp_process_tlp_ack). Past a resent probe that no D-SACK answered, it shows the probe repaired a
+        loss: the controller reduces its window once, a recovery over as soon as it starts (Linux enters
+        and leaves CWR). Up to exactly the probe, the episode goes on: a D-SACK may yet say the original
+        arrived too."""
+        tlp = self.tlp
+        if tlp is None or seq_lt(ack, tlp[0]):
+            return
+        if not tlp[1]:
+            self.tlp = None  # a probe of new data, acknowledged
+        elif seq_gt(ack, tlp[0]):
+            self.tlp = None
+            self.cc.on_congestion_event(flight, now)
+            self.cc.on_recovery_exit()
+            self.counters.loss_probe_recoveries += 1
 
     # ------------------------------------------------------------------ RTO recovery
 
@@ -414,6 +452,7 @@ class Recovery:
     # ------------------------------------------------------------------ undo
 
     def _start_episode(self) -> None:
+        self.tlp = None  # a recovery or a timeout takes over from a probe (Linux tcp_init_cwnd_reduction)
         cc = self.cc
         self._prior = (cc.cwnd, cc.ssthresh)
         self._undo_marker = self.tcb.snd_una

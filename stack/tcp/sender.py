@@ -30,7 +30,6 @@ class Sender:
         "snd_sml",
         "_pace_at",
         "persist_backoff",
-        "probe_sent",
         "last_progress",
         "space_wanted",
         "rtt_seq",
@@ -49,7 +48,6 @@ class Sender:
         self.snd_sml = 0  # end of the last small segment sent (Nagle/Minshall)
         self._pace_at = 0.0  # when the next segment may leave at the controller's pacing rate
         self.persist_backoff = 0
-        self.probe_sent = False  # a tail loss probe is out since the last ACK of new data (RFC 8985 §7)
         self.last_progress = 0.0  # when data was last sent or newly acknowledged
         self.space_wanted = False  # send() was short: report SendSpace when an ACK frees room
         self.rtt_seq: int | None = None  # one timed segment at a time (Karn's rule, RFC 6298 §3)
