@@ -83,8 +83,8 @@ MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
     "tcp_window_scaling": _integer("window_scaling", _flag),
     "tcp_challenge_ack_limit": _integer("challenge_ack_limit"),  # RFC 5961 §7
     "tcp_invalid_ratelimit": _integer("invalid_ratelimit", lambda v: _in_range(v, 0, 1 << 31) / 1000),  # in ms
-    # counts retransmissions: Linux's time budget exactly when the RTO starts at its 200 ms minimum
-    "tcp_retries2": _integer("max_retries"),
+    "tcp_retries2": _integer("max_retries"),  # a time: that many timeouts doubling from 200 ms
+    "tcp_orphan_retries": _integer("orphan_retries"),  # the same for a connection the application let go
     "tcp_syn_retries": _integer("syn_retries"),
     "tcp_syn_linear_timeouts": _integer("syn_linear_timeouts", lambda v: _in_range(v, 0, 127)),
     "tcp_synack_retries": _integer("synack_retries"),

@@ -36,6 +36,9 @@ class TcpConfig:
     min_rto: float = 0.2  # Linux TCP_RTO_MIN (RFC 6298 (2.4) says 1 s; Linux uses 200 ms)
     max_rto: float = 120.0  # Linux TCP_RTO_MAX; RFC 6298 (2.5) allows a maximum of at least 60 s
     max_retries: int = 15  # data/FIN: ETIMEDOUT after as long as this many doubling RTOs (Linux tcp_retries2)
+    # max_retries for a connection the application let go (Linux tcp_orphan_retries); 0: 8 while the
+    # backed-off RTO is below max_rto
+    orphan_retries: int = 0
     syn_retries: int = 6  # Linux tcp_syn_retries
     # Linux tcp_syn_linear_timeouts (6.5 on): the first SYN retransmissions keep the initial RTO instead of
     # doubling it, and come on top of syn_retries

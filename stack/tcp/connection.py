@@ -730,7 +730,7 @@ class Connection:
         if self.state in OPENING:
             limit = self.config.syn_retries + linear if self.state is State.SYN_SENT else self.config.synack_retries
         else:
-            limit = self.config.max_retries
+            limit = self._retries_limit()
         # a peer that keeps answering with a zero window is alive: our retransmissions are its window
         # probes, which must go on as long as it answers (§3.8.6.1); only a peer that missed a probe (silent
         # for longer than one MAX_RTO interval, with slack) goes (Linux tcp_retransmit_timer, "receiver
@@ -899,6 +899,16 @@ class Connection:
         deadline = now + RESOURCE_PROBE_INTERVAL
         self.timers.start(timers.PERSIST, user_timeout.clamp_probe(self, deadline))
 
+    def _retries_limit(self) -> int:
+        """tcp_retries2, or for an orphan tcp_orphan_retries: 8 by default, while the RTO has not backed
+        off to its maximum (Linux tcp_orphan_retries: more than 100 s from a 200 ms RTO)."""
+        if not self.orphaned:
+            return self.config.max_retries
+        retries = self.config.orphan_retries
+        if retries == 0 and self.rto.rto < self.config.max_rto:
+            return 8
+        return retries
+
     def _probing_gave_up(self, now: float) -> bool:
         """Before a probe: TCP_USER_TIMEOUT since the first one, or tcp_retries2 probes in a row that
         nothing answered, end the connection as a retransmission timeout does, without a RST (Linux
@@ -906,7 +916,7 @@ class Connection:
         if self.probe_stamp is None:
             self.probe_stamp = now
             return False
-        if user_timeout.probing_expired(self, now) or self.probes_out >= self.config.max_retries:
+        if user_timeout.probing_expired(self, now) or self.probes_out >= self._retries_limit():
             self._events.append(TimedOut())
             self.enter(Event.RETRANSMIT_TIMEOUT, now)
             return True

@@ -79,6 +79,18 @@ def sent(conn: Connection, now: float) -> list[tuple[str, int, int, bytes]]:
     return [brief(s) for s in conn.segments_to_send(now)]
 
 
+def timeouts_while(conn: Connection, state: State) -> list[float]:
+    """Let every timer fire, sending what each makes, while the connection stays in `state`: the deadlines."""
+    deadlines = []
+    while conn.state is state:
+        now = conn.next_deadline()
+        assert now is not None
+        deadlines.append(now)
+        conn.handle_timer(now)
+        conn.segments_to_send(now)
+    return deadlines
+
+
 def events(conn: Connection) -> list[str]:
     out = []
     while (e := conn.next_event()) is not None:

@@ -4,7 +4,7 @@ import pytest
 
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.state import State
-from tests.tcp.conftest import IRS, ISS, seg, sent
+from tests.tcp.conftest import IRS, ISS, seg, sent, timeouts_while
 
 
 def test_fin_wait_1_ack_of_fin_enters_fin_wait_2(conn_in):
@@ -54,3 +54,23 @@ def test_fin_wait_1_send_raises_local_protocol_error(conn_in):
     c = conn_in(State.FIN_WAIT_1)
     with pytest.raises(LocalProtocolError):
         c.send(b"x", 0.1)
+
+
+def test_fin_wait_1_orphan_gives_up_after_eight_retries_time(conn_in):
+    """Linux tcp_orphan_retries: an orphan's FIN is resent for as long as 8 timeouts doubling from 200 ms
+    take (102.2 s from the first resend), not tcp_retries2's 924.6 s; then CLOSED without a RST."""
+    c = conn_in(State.FIN_WAIT_1)
+    c.detach(0.0)
+    deadlines = timeouts_while(c, State.FIN_WAIT_1)
+    first_resend = deadlines[0]
+    assert deadlines[-2] - first_resend < 102.2 <= deadlines[-1] - first_resend
+    assert c.state is State.CLOSED and sent(c, deadlines[-1]) == []
+
+
+def test_fin_wait_1_held_connection_keeps_tcp_retries2_time(conn_in):
+    """Linux tcp_retries2 (15): the application still holds the connection, so its FIN is resent for as
+    long as 15 timeouts doubling from 200 ms up to 120 s take (924.6 s from the first resend)."""
+    c = conn_in(State.FIN_WAIT_1)
+    deadlines = timeouts_while(c, State.FIN_WAIT_1)
+    first_resend = deadlines[0]
+    assert deadlines[-2] - first_resend < 924.6 <= deadlines[-1] - first_resend

@@ -3,7 +3,7 @@
 import pytest
 
 from stack.tcp.state import State
-from tests.tcp.conftest import IRS, ISS, events, seg, sent
+from tests.tcp.conftest import IRS, ISS, events, seg, sent, timeouts_while
 
 
 def test_last_ack_ack_of_fin_closes(conn_in):
@@ -18,12 +18,7 @@ def test_last_ack_fin_retransmitted_until_retries_exhausted(conn_in):
     200 ms take (1.4 s) has passed since the first resend (Linux's tcp_retries2 is a time,
     retransmits_timed_out) -> TimedOut, CLOSED."""
     c = conn_in(State.LAST_ACK, max_retries=2)
-    deadlines = []
-    while c.state is State.LAST_ACK:
-        now = c.next_deadline()
-        deadlines.append(now)
-        c.handle_timer(now)
-        c.segments_to_send(now)
+    deadlines = timeouts_while(c, State.LAST_ACK)
     rto = c.config.min_rto  # the handshake's RTT sample was 0: 200 ms
     # the third timeout comes 1.2 s after the first resend, the fourth 2.8 s after it
     assert deadlines == pytest.approx([rto, 3 * rto, 7 * rto, 15 * rto])
