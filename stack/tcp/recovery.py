@@ -177,7 +177,15 @@ class Recovery:
         return newly
 
     def _on_dsack(self, block: tuple[int, int], ack: int) -> None:
-        self.counters.dsacks_received += 1
+        """A D-SACK (RFC 2883): we resent something needlessly. As Linux (tcp_dsack_seen), one that cannot
+        be true is ignored: longer than any window the peer offered, or more D-SACKs than resent segments;
+        one that can counts as delivered, so the window grows by it."""
+        counters = self.counters
+        counters.dsacks_received += 1
+        length = seq_sub(block[1], block[0])
+        if not 0 < length <= self.tcb.max_snd_wnd or counters.dsacks_received > counters.retrans_segs:
+            return
+        self._delivered += length
         tlp = self.tlp
         if tlp is not None and block[1] == tlp[0] and seq_sub(tlp[0], block[0]) <= self.tcb.snd_mss:
             # the D-SACK of a probe: the original arrived too, so nothing was lost (RFC 8985 §7.4, Linux

@@ -11,8 +11,8 @@ def _sack(*blocks: tuple[int, int]) -> TcpOptions:
     return TcpOptions(sack_blocks=tuple((ISS + 1 + a * MSS, ISS + 1 + b * MSS) for a, b in blocks))
 
 
-def _flight(conn_in, segments: int, **config):
-    c = conn_in(State.ESTABLISHED, congestion="reno", **config)
+def _flight(conn_in, segments: int, congestion: str = "reno", **config):
+    c = conn_in(State.ESTABLISHED, congestion=congestion, **config)
     c.tcb.sack_ok = True
     c.send(b"d" * (segments * MSS), 0.0)
     assert len(sent(c, 0.0)) == min(segments, 10)
@@ -61,6 +61,29 @@ def test_fast_recovery_undone_when_every_retransmission_is_dsacked(conn_in):
     assert (c.cc.cwnd, c.cc.ssthresh) == (cwnd, ssthresh)
     assert c.counters.undos == 1 and c.counters.dsacks_received == 1
     assert not c.recovery.in_recovery
+
+
+def test_established_dsack_without_a_retransmission_is_ignored(conn_in):
+    """RFC 2883 §5 / Linux tcp_dsack_seen: a D-SACK for data we never resent cannot be true (a receiver
+    cannot hold a second copy we never sent): it grows no window and undoes nothing."""
+    c = _flight(conn_in, 10, congestion="cubic")
+    cwnd = c.cc.cwnd
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS, options=_sack((0, 1))), 0.01)
+    assert c.counters.dsacks_received == 1 and c.counters.retrans_segs == 0
+    assert c.cc.cwnd == cwnd + MSS  # slow start by the one segment acknowledged, not two
+
+
+def test_established_dsack_of_a_retransmission_counts_as_delivered(conn_in):
+    """Linux tcp_dsack_seen (sack_delivered): the needless copy of a resent segment was delivered too,
+    so the ACK that reports it grows the window by it (CUBIC's slow start, as Linux's, by every segment
+    delivered)."""
+    c = _flight(conn_in, 10, congestion="cubic")
+    probe_at = c.next_deadline()
+    c.handle_timer(probe_at)
+    assert _data(sent(c, probe_at)) == [9]  # the loss probe resends the last segment
+    cwnd = c.cc.cwnd
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 10 * MSS, options=_sack((9, 10))), probe_at + 0.01)
+    assert c.cc.cwnd == cwnd + 11 * MSS  # ten segments acknowledged, one reported twice
 
 
 def test_rto_recovery_frto_duplicate_ack_means_real_loss(conn_in):
