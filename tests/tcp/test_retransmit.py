@@ -122,6 +122,22 @@ def test_established_tail_loss_probe_resends_last_segment_before_the_rto(conn_in
     assert c.next_deadline() == c.timers.deadline("retransmit")  # one probe, then the RTO
 
 
+def test_established_loss_probe_the_window_holds_back_is_not_sent_nor_counted(conn_in):
+    """RFC 8985 §7.3 with §3.8.6 of RFC 9293: a probe resends the last segment only if the peer's window
+    takes it; one the window holds back is no probe (Linux counts TCPLossProbes only for a probe sent), and
+    the RTO comes as if none had been due."""
+    c = conn_in(State.ESTABLISHED)
+    c.tcb.sack_ok = True
+    c.rto.on_sample(0.05)
+    c.send(b"q" * 4380, 0.0)
+    c.segments_to_send(0.0)
+    c.tcb.snd_wnd = 2 * 1460  # the peer shrank its window below the last segment
+    probe_at = c.next_deadline()
+    c.handle_timer(probe_at)
+    assert sent(c, probe_at) == [] and c.counters.loss_probes == 0
+    assert c.next_deadline() == c.timers.deadline("retransmit")
+
+
 def test_established_two_segments_sent_as_one_run_get_the_short_probe_timeout(conn_in):
     """RFC 8985 §7.2 as Linux: the delayed-ACK allowance (rto_min) joins the probe timeout only with one
     segment in flight; two segments sent as one TSO run are two, so the probe comes at 2*SRTT + 2 ms."""
