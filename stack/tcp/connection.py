@@ -712,7 +712,8 @@ class Connection:
             elif name == timers.LOSS_PROBE:
                 self._on_loss_probe(now)
             elif name == timers.RACK_REORDER:
-                self.recovery.on_reorder_timeout(now, self.rto.srtt)
+                if self.recovery.on_reorder_timeout(now, self.rto.srtt):
+                    self.window_reduced()
             # PACING: nothing to do here; segments_to_send() sends what the pacing rate now allows
             elif name == timers.KEEPALIVE:
                 self._on_keepalive_timeout(now)
@@ -781,6 +782,7 @@ class Connection:
             self.send_syn(now, retransmit=True)
         else:
             self.recovery.on_timeout(now)
+            self.window_reduced()
             self._output_data(now)
         self.timers.start(timers.RETRANSMIT, user_timeout.clamp(self, now + self.rto.rto))
 
@@ -1464,7 +1466,8 @@ class Connection:
             self._mtu_probe_succeeded(mtu)  # (before the window grows on this ACK, as Linux)
         if self.recovery.tlp is not None:
             # (before the window grows on this ACK, as Linux's tcp_process_tlp_ack runs before tcp_cong_control)
-            self.recovery.probe_acked(ack, flight_before, now)
+            if self.recovery.probe_acked(ack, flight_before, now):
+                self.window_reduced()
         self.cc.ack_received(ack, delivered, flight_before, now)  # on_ack(AckSample), before the recovery hooks
         recovery = self.recovery
         # F-RTO's question: is there new data, and does the peer's window let it go? (Linux tcp_process_loss)
@@ -1556,6 +1559,12 @@ class Connection:
         ecn.reduced_until = tcb.snd_max
         ecn.cwr_pending = True
         self.counters.ecn_reductions += 1
+
+    def window_reduced(self) -> None:
+        """The congestion window was reduced for a loss: with ECN the next new data carries CWR, as after
+        an ECE (RFC 3168 §6.1.2: "reduces its congestion window for any reason"; Linux tcp_ecn_queue_cwr)."""
+        if self.ecn.ok:
+            self.ecn.cwr_pending = True
 
     def may_answer_pure_ack(self, now: float) -> bool:
         """Answers to unacceptable segments without data are rate limited (Linux tcp_invalid_ratelimit):

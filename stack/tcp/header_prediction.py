@@ -102,7 +102,8 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
     conn.probes_out = 0  # an acceptable ACK: the peer is there (Linux tcp_ack)
     if acked:
         conn.on_ack_advanced(ack, now)
-    conn.recovery.after_ack(now, conn.rto.srtt)
+    if conn.recovery.after_ack(now, conn.rto.srtt):
+        conn.window_reduced()
     if n:
         receiver.deliver(payload)
         receiver.after_data(n)

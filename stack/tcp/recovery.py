@@ -269,8 +269,10 @@ class Recovery:
             self.limited_transmit = min(self.dupacks, 2)
         return None
 
-    def after_ack(self, now: float, srtt: float | None) -> None:
-        """After an ACK was processed: RACK loss detection and, in fast recovery, the PRR window."""
+    def after_ack(self, now: float, srtt: float | None) -> bool:
+        """After an ACK was processed: RACK loss detection and, in fast recovery, the PRR window. True if
+        fast recovery began here, a new reduction of the window (not one that goes on from an ECE's)."""
+        reduced = self.recover is not None or self.ecn_reducing
         delivered, self._delivered = self._delivered, 0
         advanced, self._una_advanced = self._una_advanced, False
         self._prior_fack = None
@@ -286,6 +288,7 @@ class Recovery:
             # window as one that moves SND.UNA does (tcp_may_raise_cwnd); RFC 5681 §3.1 grows it on ACKs of
             # new data only
             self.cc.sack_delivered(delivered, seq_sub(self.tcb.snd_max, self.tcb.snd_una), now)
+        return not reduced and self.recover is not None
 
     def _prr_runs(self) -> bool:
         """PRR paces fast recovery with SACK and an ECN reduction, unless the controller sets its own
@@ -311,14 +314,16 @@ class Recovery:
             self._enter_fast_recovery(now)
         return bool(lost)
 
-    def on_reorder_timeout(self, now: float, srtt: float | None) -> None:
+    def on_reorder_timeout(self, now: float, srtt: float | None) -> bool:
         """RFC 8985 §6.3: the reordering window passed, so what RACK waited for is lost. Entering recovery
         this way, PRR sizes the window as if one segment was delivered (Linux tcp_rack_reo_timeout): the
         first lost segment goes now and the rest follow the ACKs, not all at once. In recovery the window
-        stays as the last ACK left it."""
+        stays as the last ACK left it. True if fast recovery began, a new reduction of the window."""
         entering = not self.in_recovery
+        reduced = self.ecn_reducing
         if self.detect_loss(now, srtt) and entering and self._prr_runs():
             self._prr_on_ack(self.tcb.snd_mss, grow=False)
+        return entering and not reduced and self.recover is not None
 
     # ------------------------------------------------------------------ fast recovery
 
@@ -387,15 +392,15 @@ class Recovery:
         """A tail loss probe went, SND.NXT now at `end` (RFC 8985 §7.3): its episode begins."""
         self.tlp = (end, retransmitted)
 
-    def probe_acked(self, ack: int, flight: int, now: float) -> None:
+    def probe_acked(self, ack: int, flight: int, now: float) -> bool:
         """An ACK that moves SND.UNA to `ack` during a probe's episode (RFC 8985 §7.4, as Linux's
         tcp_process_tlp_ack). Past a resent probe that no D-SACK answered, it shows the probe repaired a
         loss: the controller reduces its window once, a recovery over as soon as it starts (Linux enters
         and leaves CWR). Up to exactly the probe, the episode goes on: a D-SACK may yet say the original
-        arrived too."""
+        arrived too. True if the window was reduced."""
         tlp = self.tlp
         if tlp is None or seq_lt(ack, tlp[0]):
-            return
+            return False
         if not tlp[1]:
             self.tlp = None  # a probe of new data, acknowledged
         elif seq_gt(ack, tlp[0]):
@@ -403,6 +408,8 @@ class Recovery:
             self.cc.on_congestion_event(flight, now)
             self.cc.on_recovery_exit()
             self.counters.loss_probe_recoveries += 1
+            return True
+        return False
 
     # ------------------------------------------------------------------ RTO recovery
 

@@ -262,6 +262,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         if is_dup:
             resend = conn.recovery.on_duplicate_ack(now)
             if resend is not None:
+                conn.window_reduced()
                 conn.retransmit(resend, now)  # fast retransmit (RFC 5681 §3.2 step 4)
     else:
         conn.probes_out = 0
@@ -269,7 +270,8 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         conn.on_ack_advanced(ack, now)
     if seg.flags & Flags.ECE and conn.ecn.ok:
         conn.on_ece(now, cwnd_before)  # (before after_ack: PRR of the reduction counts this ACK, as Linux)
-    conn.recovery.after_ack(now, conn.rto.srtt)
+    if conn.recovery.after_ack(now, conn.rto.srtt):
+        conn.window_reduced()
 
     if conn.fin_acked:
         if state is _CLOSING:
