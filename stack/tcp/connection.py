@@ -1557,12 +1557,12 @@ class Connection:
         self.cc.reduce_for_ecn(seq_sub(tcb.snd_max, tcb.snd_una), now)
         self.recovery.enter_ecn_reduction(prior_cwnd)
         ecn.reduced_until = tcb.snd_max
-        ecn.cwr_pending = True
+        self.window_reduced()
         self.counters.ecn_reductions += 1
 
     def window_reduced(self) -> None:
-        """The congestion window was reduced for a loss: with ECN the next new data carries CWR, as after
-        an ECE (RFC 3168 §6.1.2: "reduces its congestion window for any reason"; Linux tcp_ecn_queue_cwr)."""
+        """The congestion window was reduced, for an ECE or a loss: with ECN the next new data carries CWR
+        (RFC 3168 §6.1.2: "reduces its congestion window for any reason"; Linux tcp_ecn_queue_cwr)."""
         if self.ecn.ok:
             self.ecn.cwr_pending = True
 
