@@ -854,7 +854,6 @@ class Connection:
         if n > 0 and n <= tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una):  # all of it fits (tcp_snd_wnd_test)
             self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), n, False, now)
             self.recovery.probe_sent(tcb.snd_nxt, False)
-            self.counters.loss_probes += 1
             return
         # cut off its packet's skb first, as Linux's tcp_send_loss_probe, even if the window then keeps it
         sender.buffer.split(self.recovery.board.seq_of(last.start))
@@ -863,7 +862,6 @@ class Connection:
             return  # the peer shrank its window below it (§3.8.6): the RTO goes on (Linux __tcp_retransmit_skb)
         self.retransmit(last, now, probe=True)  # resend the last segment (RFC 8985 §7.3)
         self.recovery.probe_sent(tcb.snd_nxt, True)
-        self.counters.loss_probes += 1  # (one held back is not counted, as Linux's TCPLossProbes)
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # §7.3: re-arm the RTO after a probe
 
     def _on_persist_timeout(self, now: float) -> None:

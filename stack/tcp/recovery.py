@@ -389,8 +389,10 @@ class Recovery:
     # ------------------------------------------------------------------ tail loss probes
 
     def probe_sent(self, end: int, retransmitted: bool) -> None:
-        """A tail loss probe went, SND.NXT now at `end` (RFC 8985 §7.3): its episode begins."""
+        """A tail loss probe went, SND.NXT now at `end` (RFC 8985 §7.3): its episode begins. Only a probe
+        sent counts, as Linux's TCPLossProbes."""
         self.tlp = (end, retransmitted)
+        self.counters.loss_probes += 1
 
     def probe_acked(self, ack: int, flight: int, now: float) -> bool:
         """An ACK that moves SND.UNA to `ack` during a probe's episode (RFC 8985 §7.4, as Linux's

@@ -3,11 +3,10 @@ connection is dropped, in place of the time tcp_retries2 allows (and of the coun
 
 As Linux (retransmits_timed_out, tcp_clamp_rto_to_user_timeout): the time runs from the first
 retransmission of the loss episode, a fast retransmit's too but not a loss probe's (retrans_stamp; for a
-SYN, from when it was first sent), the connection is dropped at a
-retransmission timeout once it has passed (never before one retransmission), and the retransmission
-timer never waits past it. Against a zero window (tcp_probe_timer, tcp_clamp_probe0_to_user_timeout) it
-runs from the first window probe, however the peer answers, and the probe timer never waits past it
-either.
+SYN, from when it was first sent), the connection is dropped at a retransmission timeout once it has
+passed (never before one retransmission), and the retransmission timer never waits past it. Against a
+zero window (tcp_probe_timer, tcp_clamp_probe0_to_user_timeout) it runs from the first window probe,
+however the peer answers, and the probe timer never waits past it either.
 """
 
 from __future__ import annotations
