@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from stack.tcp import sockopts
 from stack.tcp.config import PMTUDISC_DONT, PMTUDISC_OMIT, TcpConfig
+from stack.tcp.write_queue import mss_cache
 
 if TYPE_CHECKING:
     from stack.aio.stack import Stack
@@ -147,7 +148,7 @@ class StackSocket:
         if self.family == socket.AF_INET and key == _MTU_DISCOVER:
             return config.pmtu_discovery
         if conn is not None and key == (socket.IPPROTO_TCP, socket.TCP_MAXSEG):
-            return conn.tcb.snd_mss  # the MSS in use, as Linux reports it on a connected socket
+            return mss_cache(conn.tcb)  # the MSS in use, as Linux reports it on a connected socket
         if key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
             return 1
         if key == (socket.SOL_SOCKET, socket.SO_TYPE):

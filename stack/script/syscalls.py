@@ -33,6 +33,7 @@ from stack.tcp.events import Connected, Event, Reset, TimedOut
 from stack.tcp.listener import Listener
 from stack.tcp.receiver import DEFAULT_MSS
 from stack.tcp.state import OPENING, State
+from stack.tcp.write_queue import mss_cache
 from stack.wire import addr
 from stack.wire.seq import seq_sub
 
@@ -1096,7 +1097,7 @@ class Kernel:
             # Linux: the MSS in use once connected (less the timestamp option); before, what was set
             conn = sock.conn
             if conn is not None and conn.state.synchronized:
-                actual = conn.tcb.snd_mss
+                actual = mss_cache(conn.tcb)
             else:
                 actual = sock.user_mss or DEFAULT_MSS
         elif option in _SOCKET_FLAGS:

@@ -269,6 +269,9 @@ class Connection:
         if syn.options.wscale is not None and self.config.window_scaling:
             tcb.rcv_wscale = receive_window_shift(self.config)
         self.update_send_window(syn.window, syn.seq, syn.ack, syn_segment=True)
+        # Linux makes the socket from the final ACK (tcp_create_openreq_child): the largest window offered,
+        # which bounds the segment size (write_queue.mss_cache), counts from that ACK's, not the SYN's
+        tcb.max_snd_wnd = 0
         self.receiver.open_window(self.config.mss - (rcv_space.TIMESTAMP_OPTION if tcb.ts_ok else 0))
 
     def _offer_syn_options(self, wscale: int | None, sack: bool, timestamps: bool) -> None:
@@ -850,7 +853,7 @@ class Connection:
         if last is None or self.recovery.in_recovery:
             return
         sender = self.sender
-        n = min(sender.unsent(tcb.snd_nxt), tcb.snd_mss)
+        n = min(sender.unsent(tcb.snd_nxt), write_queue.mss_cache(tcb))
         if n > 0 and n <= tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una):  # all of it fits (tcp_snd_wnd_test)
             self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), n, False, now)
             self.recovery.probe_sent(tcb.snd_nxt, False)
@@ -875,7 +878,7 @@ class Connection:
             self._resource_probe(now)
             return
         if tcb.snd_wnd > 0:  # a window too small for SWS avoidance: the override timeout fired
-            n = min(min(tcb.snd_wnd, tcb.snd_mss), unsent)
+            n = min(min(tcb.snd_wnd, write_queue.mss_cache(tcb)), unsent)
             # pushed, as Linux's window probe (tcp_write_wakeup) is
             self._send_data_segment(sender.buffer.offset(tcb.snd_nxt), n, False, now, push=True)
             return
@@ -972,7 +975,7 @@ class Connection:
         if prober is not None and prober.route_mtu is not None and prober.route_mtu[1]:
             mtu, prober.route_mtu = prober.route_mtu[0], None  # a changed route the last transmission noticed
             self.sync_mss(mtu)
-        mss = tcb.snd_mss - self.receiver.sack_option_bytes()  # room for the SACK option, as Linux's tcp_current_mss
+        mss = write_queue.mss_now(self)
         buf = sender.buffer
         recovery = self.recovery
         # the congestion window, or what PRR (or F-RTO) allows in its place during a recovery
@@ -1101,7 +1104,7 @@ class Connection:
         on: one packet's segments follow each other in sequence, inside one skb."""
         out = self._out
         buf = self.sender.buffer
-        most = write_queue.gso_segments(self, self.tcb.snd_mss - self.receiver.sack_option_bytes())
+        most = write_queue.gso_segments(self, write_queue.mss_now(self))
         i, n = first, len(out)
         while i < n:
             seg = out[i]
@@ -1247,7 +1250,7 @@ class Connection:
             sender.fin_seq = data_end
         length = n + 1 if fin else n  # SEG.LEN (§3.4)
         end = seq_add(seq, length)
-        if 0 < n < tcb.snd_mss - self.receiver.sack_option_bytes():  # smaller than a full segment now (Nagle)
+        if 0 < n < write_queue.mss_now(self):  # smaller than a full segment now (Nagle)
             sender.snd_sml = end
         if sender.rtt_seq is None:
             sender.rtt_seq, sender.rtt_time = seq, now

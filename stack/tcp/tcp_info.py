@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
 from stack.tcp.rcv_space import TIMESTAMP_OPTION
 from stack.tcp.state import State
+from stack.tcp.write_queue import mss_cache
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
@@ -81,7 +82,7 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         "tcpi_snd_wscale": tcb.snd_wscale,
         "tcpi_rcv_wscale": tcb.rcv_wscale,
         "tcpi_rto": _usecs(rto.rto),
-        "tcpi_snd_mss": tcb.snd_mss,
+        "tcpi_snd_mss": mss_cache(tcb),
         "tcpi_rcv_mss": conn.receiver.estimated_rcv_mss(),
         # the MSS we offered less the timestamps every segment then carries (Linux's tp->advmss)
         "tcpi_advmss": conn.config.mss - (TIMESTAMP_OPTION if conn.ts_ok else 0),

@@ -27,7 +27,12 @@ from stack.wire.seq import seq_add, seq_ge, seq_sub
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
+    from stack.tcp.tcb import Tcb
 
+_MSS_DEFAULT: Final = 536  # TCP_MSS_DEFAULT (RFC 1122 §4.2.2.6)
+_MIN_HEADER_AND_DATA: Final = 68  # the floor tcp_bound_to_half_wnd keeps: 68 bytes, header included
+_TCP_HEADER: Final = 20
+_TS_OPTION: Final = 12  # NOP,NOP,TS on every segment
 _GSO_MAX: Final = 65536  # Linux's largest super-segment (sk_gso_max_size), the ceiling of the size goal
 _MAX_TCP_HEADER: Final = 320  # room Linux reserves in an skb for the headers (L1_CACHE_ALIGN(128 + MAX_HEADER))
 _SHINFO: Final = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
@@ -37,8 +42,24 @@ _TSO_RTT_LOG: Final = 9  # tcp_tso_rtt_log: small RTTs allow larger GSO packets
 
 
 def mss_now(conn: Connection) -> int:
-    """The MSS segments are cut to now: less the SACK option's room (Linux tcp_current_mss)."""
-    return (conn.tcb.snd_mss or conn.config.mss) - conn.receiver.sack_option_bytes()
+    """The MSS segments are cut to now: the cached one less the SACK option's room (Linux tcp_current_mss)."""
+    return mss_cache(conn.tcb) - conn.receiver.sack_option_bytes()
+
+
+def mss_cache(tcb: Tcb) -> int:
+    """The MSS agreed, bounded by the peer's largest window: what segments are cut to, and what tcp_info
+    and TCP_MAXSEG report (Linux mss_cache)."""
+    return bounded_mss(tcb.snd_mss, tcb.max_snd_wnd, tcb.ts_ok)
+
+
+def bounded_mss(mss: int, max_wnd: int, ts_ok: bool) -> int:
+    """No segment larger than half the peer's largest window, so that two are in flight, or than all of it
+    when that is at most 536 bytes (no use cutting a tiny window finer); never below 68 bytes of TCP header
+    and data (Linux tcp_bound_to_half_wnd, which tcp_sync_mss applies whenever that window grows)."""
+    cutoff = max_wnd >> 1 if max_wnd > _MSS_DEFAULT else max_wnd
+    if cutoff and mss > cutoff:
+        return max(cutoff, _MIN_HEADER_AND_DATA - (_TCP_HEADER + _TS_OPTION if ts_ok else _TCP_HEADER))
+    return mss
 
 
 def size_goal(conn: Connection) -> int:
