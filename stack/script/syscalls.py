@@ -751,8 +751,10 @@ class Kernel:
     def _sys_splice(self, line: SyscallLine) -> Outcome | Poll:
         """splice(socket, NULL, pipe, NULL, len, flags): move up to len received bytes into the pipe, as
         Linux's tcp_splice_read. It stops at the urgent mark and never skips the urgent byte; at the mark
-        it returns 0 rather than wait (the bytes queued behind it cannot be reached). No room in the pipe
-        or no data: it waits, unless the socket or SPLICE_F_NONBLOCK says not to (EAGAIN)."""
+        it returns 0 rather than wait (the bytes queued behind it cannot be reached). No room in the pipe:
+        it waits, unless SPLICE_F_NONBLOCK or the socket says not to (EAGAIN); no data: it waits unless
+        the socket is non-blocking, whatever the flag (which is the pipe's, splice(2); do_splice's
+        wait_for_space, then tcp_splice_read's sock_rcvtimeo)."""
         sock, out = self._sock(line), self.pipes.get(self._arg(line, 2))
         if sock is None or out is None:
             raise self.skip(line, "splice() other than from a socket into a pipe is not supported")
@@ -776,9 +778,11 @@ class Kernel:
                 n = len(conn.read(limit)) if limit else 0
                 pipe.held += n
                 return n, None
+            if not pipe.room:
+                return (-1, "EAGAIN") if "SPLICE_F_NONBLOCK" in flags else None
             return None if queued else self._nothing_queued(sock, conn)
 
-        return self._try(attempt, sock.nonblocking or "SPLICE_F_NONBLOCK" in flags)
+        return self._try(attempt, sock.nonblocking)
 
     def _sys_open(self, line: SyscallLine) -> Outcome:
         """open(path, O_RDONLY) of a file the script's shell lines created (files.py)."""
