@@ -63,11 +63,11 @@ def bounded_mss(mss: int, max_wnd: int, ts_ok: bool) -> int:
 
 
 def size_goal(conn: Connection) -> int:
-    """How many bytes an skb takes before a write starts the next (Linux tcp_xmit_size_goal)."""
+    """How many bytes an skb takes before a write starts the next: whole segments of a super-segment bounded
+    as segments are (Linux tcp_xmit_size_goal)."""
     mss = mss_now(conn)
-    max_wnd = conn.tcb.max_snd_wnd
-    half = max_wnd // 2 if max_wnd > 536 else max_wnd
-    return max(mss, min(half or _GSO_MAX, _GSO_MAX) // mss * mss)
+    tcb = conn.tcb
+    return max(mss, bounded_mss(_GSO_MAX, tcb.max_snd_wnd, tcb.ts_ok) // mss * mss)
 
 
 def gso_segments(conn: Connection, mss: int) -> int:
