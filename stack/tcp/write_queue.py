@@ -22,6 +22,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from stack.tcp.memory import FORCED_SEND
+from stack.tcp.rcv_space import TIMESTAMP_OPTION
+from stack.tcp.receiver import DEFAULT_MSS
 from stack.tcp.send_buffer import SKB_OVERHEAD
 from stack.wire.seq import seq_add, seq_ge, seq_sub
 
@@ -29,10 +31,8 @@ if TYPE_CHECKING:
     from stack.tcp.connection import Connection
     from stack.tcp.tcb import Tcb
 
-_MSS_DEFAULT: Final = 536  # TCP_MSS_DEFAULT (RFC 1122 §4.2.2.6)
 _MIN_HEADER_AND_DATA: Final = 68  # the floor tcp_bound_to_half_wnd keeps: 68 bytes, header included
 _TCP_HEADER: Final = 20
-_TS_OPTION: Final = 12  # NOP,NOP,TS on every segment
 _GSO_MAX: Final = 65536  # Linux's largest super-segment (sk_gso_max_size), the ceiling of the size goal
 _MAX_TCP_HEADER: Final = 320  # room Linux reserves in an skb for the headers (L1_CACHE_ALIGN(128 + MAX_HEADER))
 _SHINFO: Final = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
@@ -56,9 +56,9 @@ def bounded_mss(mss: int, max_wnd: int, ts_ok: bool) -> int:
     """No segment larger than half the peer's largest window, so that two are in flight, or than all of it
     when that is at most 536 bytes (no use cutting a tiny window finer); never below 68 bytes of TCP header
     and data (Linux tcp_bound_to_half_wnd, which tcp_sync_mss applies whenever that window grows)."""
-    cutoff = max_wnd >> 1 if max_wnd > _MSS_DEFAULT else max_wnd
+    cutoff = max_wnd >> 1 if max_wnd > DEFAULT_MSS else max_wnd  # (Linux TCP_MSS_DEFAULT, the same 536)
     if cutoff and mss > cutoff:
-        return max(cutoff, _MIN_HEADER_AND_DATA - (_TCP_HEADER + _TS_OPTION if ts_ok else _TCP_HEADER))
+        return max(cutoff, _MIN_HEADER_AND_DATA - (_TCP_HEADER + TIMESTAMP_OPTION if ts_ok else _TCP_HEADER))
     return mss
 
 
