@@ -486,6 +486,7 @@ class Connection:
             if self.mtu_probe is not None:  # Linux tcp_mtup_init, when the connection is set up
                 self.mtu_probe.start(self.mtu_probe.mss_clamp, self._headers(), now)
             self.receiver.init_buffer_space()
+            self.cc.established(self.rto.srtt)  # Linux tcp_init_transfer starts the controller here
             self.arm_keepalive(now)
             if self.sender.fin_queued:  # CLOSE came in SYN_RECEIVED with data queued (RFC 9293 §3.10.4)
                 self.enter(Event.CLOSE, now)
@@ -997,6 +998,7 @@ class Connection:
             self.retransmit(lost, now)
         marks = sender.marks
         cork = self.config.cork or marks.more
+        packet_left = packet_sent = 0  # bytes the paced packet being sent has room for, and has
         while True:
             offset = buf.offset(tcb.snd_nxt)
             unsent = len(buf) - offset
@@ -1015,16 +1017,29 @@ class Connection:
             nodelay = self.config.nodelay or urgent_mode
             if n < mss and sender.holds_back(n, in_record, last, flight, tcb, nodelay, cork and not urgent_mode):
                 break
-            if sender.paced(now, self.pacing_rate):
-                if tcb.snd_nxt != sent_up_to:  # what went before the pacing wait counts for cwnd validation
-                    self.cc.window_used(tcb.snd_una, tcb.snd_nxt, False)
-                return
+            if packet_left <= 0:  # a new packet: paced as a whole (Linux paces skbs, tcp_write_xmit)
+                rate = self.pacing_rate
+                if sender.paced(now, rate):
+                    if tcb.snd_nxt != sent_up_to:  # what went before the pacing wait counts for cwnd validation
+                        self._cut_packets(sent_up_to, mss, cwnd, first_out)
+                        self.cc.window_used(tcb.snd_una, tcb.snd_nxt, False)
+                    return
+                if rate is not None:
+                    packet_left = self._packet_room(tcb.snd_nxt, mss, cwnd, recovery.in_flight())
             run = self._tso_run(mss, in_record, usable) if in_record >= 2 * mss else 1  # (a run is 2 or more)
             if run > 1:
                 self._send_data_run(offset, run, mss, now)
                 continue
             fin = sender.fin_queued and n == unsent
-            self._send_data_segment(offset, n, fin, now)
+            self._send_data_segment(offset, n, fin, now, pace=packet_left <= 0)
+            if packet_left > 0:
+                packet_left -= n
+                packet_sent += n
+                if packet_left <= 0:
+                    self._pace(packet_sent, now)
+                    packet_sent = 0
+        if packet_sent:  # a packet cut short by the windows, Nagle or the end of the data
+            self._pace(packet_sent, now)
         if sender.fin_queued and sender.unsent(tcb.snd_nxt) == 0 and not sender.fin_in_flight(tcb.snd_nxt):
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
         marks.push_once = False
@@ -1077,16 +1092,14 @@ class Connection:
             buf.split(self.tcb.snd_nxt)
             return
         packet = write_queue.gso_segments(self, mss) * mss
-        window = max(cwnd // mss, 1)
         flight = self.recovery.in_flight() - left  # before this send, in bytes
         pos = start
         packet_ends = set()
         while left > 0:
-            skb_end = buf.skb_end(pos)
-            if skb_end is None:
+            room = self._packet_room(pos, mss, cwnd, flight, packet)
+            if room <= 0:
                 break
-            quota = max(min(max(window >> 1, 1), window - flight // mss), 1) * mss
-            size = min(min(packet, quota), min((skb_end - pos) & 0xFFFFFFFF, left))  # (the skb ends beyond pos)
+            size = min(room, left)
             cut = (pos + size) & 0xFFFFFFFF
             flight += size
             left -= size
@@ -1096,6 +1109,27 @@ class Connection:
             pos = cut
         if packet_ends:
             self._push_packet_ends(first_out, packet_ends)
+
+    def _packet_room(self, pos: int, mss: int, cwnd: int, flight: int, packet: int = 0) -> int:
+        """Bytes one GSO packet from `pos` holds (0: no data there): `packet` (else Linux's tcp_tso_autosize,
+        write_queue.gso_segments), no more than half the window so that two are in flight
+        (tcp_cwnd_test), never beyond the skb it starts in."""
+        skb_end = self.sender.buffer.skb_end(pos)
+        if skb_end is None:
+            return 0
+        if not packet:
+            packet = write_queue.gso_segments(self, mss) * mss
+        window = max(cwnd // mss, 1)
+        quota = max(min(max(window >> 1, 1), window - flight // mss), 1) * mss
+        return min(min(packet, quota), (skb_end - pos) & 0xFFFFFFFF)  # (the skb ends beyond pos)
+
+    def _pace(self, length: int, now: float) -> None:
+        """A packet of `length` data bytes left (Linux tcp_update_skb_after_send): once the connection's
+        first ten segments are out, the next packet waits its time at the pacing rate."""
+        rate = self.pacing_rate
+        tcb = self.tcb
+        if rate and seq_sub(tcb.snd_max, tcb.iss) > UNPACED_SEGMENTS * tcb.snd_mss:
+            self.sender.pace(length, now, rate)
 
     def _push_resent_packets(self, first: int) -> None:
         """Resends go out as Linux's: a lost skb (a packet as first sent) again as one packet, whole or as
@@ -1235,7 +1269,11 @@ class Connection:
             tcb.snd_max = end
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.1)
 
-    def _send_data_segment(self, offset: int, n: int, fin: bool, now: float, push: bool = False) -> None:
+    def _send_data_segment(
+        self, offset: int, n: int, fin: bool, now: float, push: bool = False, pace: bool = True
+    ) -> None:
+        """One segment of `n` bytes from `offset` (with the FIN when `fin`), paced as a packet of its own
+        unless the caller paces the packet it belongs to."""
         tcb = self.tcb
         sender = self.sender
         buf = sender.buffer
@@ -1262,11 +1300,12 @@ class Connection:
                 self.ecn.cwr_pending = False
         self._emit(now, flags, seq, payload, ecn)
         self.recovery.on_sent(seq, length, now)
-        sender.pace(n, now, self.pacing_rate, self.config.fq_pacing)
         sender.last_progress = now
         tcb.snd_nxt = end
         if seq_gt(end, tcb.snd_max):
             tcb.snd_max = end
+        if pace and n:
+            self._pace(n, now)
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.1)
 
     def retransmit(self, rec: SentSegment, now: float, probe: bool = False) -> None:
@@ -1294,7 +1333,8 @@ class Connection:
             self._resends_from = len(self._out)  # where this batch's resends start (_push_resent_packets)
         self._emit(now, flags, seq, buf.take(offset, n))
         self.recovery.on_sent(seq, rec.length, now)
-        sender.pace(n, now, self.pacing_rate, self.config.fq_pacing)
+        if n:
+            self._pace(n, now)
         self.counters.retrans_segs += 1
         sender.rtt_seq = None  # Karn: a retransmitted segment is never timed
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)

@@ -46,7 +46,7 @@ class Sender:
         self.fin_queued = False  # CLOSE was called: a FIN follows the queued data
         self.fin_seq: int | None = None  # its sequence number, once sent
         self.snd_sml = 0  # end of the last small segment sent (Nagle/Minshall)
-        self._pace_at = 0.0  # when the next segment may leave at the controller's pacing rate
+        self._pace_at = 0.0  # when the next packet may leave at the pacing rate (Linux tcp_wstamp_ns)
         self.persist_backoff = 0
         self.last_progress = 0.0  # when data was last sent or newly acknowledged
         self.space_wanted = False  # send() was short: report SendSpace when an ACK frees room
@@ -89,17 +89,13 @@ class Sender:
 
     # ------------------------------------------------------------------ pacing
 
-    def pace(self, length: int, now: float, rate: float | None, qdisc: bool = False) -> None:
-        """A segment of `length` bytes left: at the pacing rate the next waits its time. A qdisc's pacing
-        (fq) follows Linux's departure-time rule instead (pacing.py)."""
-        if rate:
-            if qdisc:
-                self._pace_at = next_departure(self._pace_at, now, length, rate)
-            else:
-                self._pace_at = max(self._pace_at, now - self._timer_slack) + length / rate
+    def pace(self, length: int, now: float, rate: float) -> None:
+        """A packet of `length` bytes left: at the pacing rate the next waits its time, by Linux's
+        departure-time rule (pacing.py); a sender woken late by the caller's timers catches up."""
+        self._pace_at = next_departure(self._pace_at, now, length, rate, self._timer_slack)
 
     def paced(self, now: float, rate: float | None) -> bool:
-        """With a pacing rate (the controller's, BBR's, or the qdisc's), a segment may leave only when the
+        """With a pacing rate (the controller's, BBR's, or the qdisc's), a packet may leave only when the
         previous one's time at that rate has passed; until then the pacing timer holds the rest."""
         if rate is None or now >= self._pace_at:
             return False

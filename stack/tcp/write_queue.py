@@ -73,7 +73,7 @@ def size_goal(conn: Connection) -> int:
 def gso_segments(conn: Connection, mss: int) -> int:
     """Segments in one GSO packet (Linux tcp_tso_autosize): about 1 ms at the pacing rate (twice
     cwnd/SRTT in slow start, 1.2 times it after, tcp_update_pacing_rate), more for a small minimum RTT,
-    at least tcp_min_tso_segs."""
+    at least tcp_min_tso_segs (or the controller's own minimum, BBR's)."""
     cc = conn.cc
     srtt = conn.rto.srtt
     ratio = 2.0 if cc.cwnd < cc.ssthresh // 2 else 1.2
@@ -84,7 +84,8 @@ def gso_segments(conn: Connection, mss: int) -> int:
         r = int(min_rtt * 1e6) >> _TSO_RTT_LOG
         if r < 32:
             size += _GSO_MAX >> r
-    return max(max(int(min(size, _GSO_MAX)) // mss, conn.config.min_tso_segs), 1)  # a config of 0: still one
+    least = cc.min_tso_segs(conn.config.min_tso_segs)
+    return max(max(int(min(size, _GSO_MAX)) // mss, least), 1)  # a config of 0: still one
 
 
 def memory_free(conn: Connection, wake: int = 0) -> bool:

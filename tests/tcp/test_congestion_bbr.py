@@ -83,10 +83,11 @@ def test_bbr_probe_bw_cycles_through_the_pacing_gains():
 
 
 def test_bbr_probe_bw_pacing_rate_is_gain_times_btlbw():
-    """§4.2.1: pacing_rate = pacing_gain * BtlBw once the pipe is full."""
+    """§4.2.1: pacing_rate = pacing_gain * BtlBw once the pipe is full, less Linux's 1% margin
+    (bbr_pacing_margin_percent)."""
     s = run_path(3.0)
     b = s.cc.controller
-    assert s.cc.pacing_rate == pytest.approx(b.pacing_gain * b.btlbw)
+    assert s.cc.pacing_rate == pytest.approx(b.pacing_gain * b.btlbw * 0.99)
 
 
 def test_bbr_queue_stays_small_in_probe_bw():
@@ -146,9 +147,35 @@ def test_bbr_initial_pacing_rate_from_first_rtt():
     """§4.2.1: pacing starts at high_gain * initial window / RTT (1 ms until an RTT is known, then
     the first sample, as Linux's has_seen_rtt)."""
     b = Bbr(MSS)
-    assert b.pacing_rate == pytest.approx(HIGH_GAIN * 10 * MSS / 0.001)
+    assert b.pacing_rate == pytest.approx(HIGH_GAIN * 10 * MSS / 0.001 * 0.99)
     b.on_ack(sample(0.1, 1000, rate=10_000, rtt=0.1, prior=0))
-    assert b.pacing_rate == pytest.approx(HIGH_GAIN * 10 * MSS / 0.1)
+    assert b.pacing_rate == pytest.approx(HIGH_GAIN * 10 * MSS / 0.1 * 0.99)
+
+
+def test_bbr_initial_pacing_rate_from_handshake_rtt():
+    """§4.2.1 with the SRTT the handshake measured, as Linux starts BBR when the connection is
+    established (tcp_init_transfer, bbr_init_pacing_rate_from_rtt); the first ACK keeps it."""
+    b = Bbr(MSS)
+    b.on_established(0.1)
+    assert b.pacing_rate == pytest.approx(HIGH_GAIN * 10 * MSS / 0.1 * 0.99)
+    b.on_ack(sample(0.1, 1000, rate=10_000, rtt=0.05, prior=0))
+    assert b.pacing_rate == pytest.approx(HIGH_GAIN * 10 * MSS / 0.1 * 0.99)
+
+
+def test_bbr_handshake_without_rtt_keeps_nominal_rate():
+    """No SRTT from the handshake (a retransmitted SYN): the nominal 1 ms stands until an ACK's sample."""
+    b = Bbr(MSS)
+    b.on_established(None)
+    assert b.pacing_rate == pytest.approx(HIGH_GAIN * 10 * MSS / 0.001 * 0.99) and not b.has_seen_rtt
+
+
+def test_bbr_gso_packet_is_one_segment_below_1_2_mbit():
+    """Linux bbr_min_tso_segs: a GSO packet holds at least two segments, one below 1.2 Mbit/s."""
+    b = Bbr(MSS)
+    b.pacing_rate = 149_000.0
+    assert b.min_tso_segs() == 1
+    b.pacing_rate = 151_000.0
+    assert b.min_tso_segs() == 2
 
 
 def test_bbr_full_pipe_after_three_rounds_without_growth():
@@ -230,4 +257,4 @@ def test_bbr_restart_from_idle_paces_at_btlbw():
     b = s.cc.controller
     assert b.state == PROBE_BW
     b.on_sent(MSS, 0, s.now + 1.0)
-    assert b.idle_restart and s.cc.controller.pacing_rate == pytest.approx(b.btlbw)
+    assert b.idle_restart and s.cc.controller.pacing_rate == pytest.approx(b.btlbw * 0.99)

@@ -57,6 +57,21 @@ class BadConstructor(Reno):
         raise RuntimeError("cannot build")
 
 
+class FailsOnEstablished(Reno):
+    def on_established(self, srtt: float | None) -> None:
+        raise RuntimeError("deliberate")
+
+
+class FourSegmentPackets(Reno):
+    def min_tso_segs(self) -> int:
+        return 4
+
+
+class WordySegmentCount(Reno):
+    def min_tso_segs(self) -> str:
+        return "two"
+
+
 class LacksHooks:
     def __init__(self, mss: int, initial_window_segments: int) -> None:
         self.cwnd = self.ssthresh = 10 * mss
@@ -204,6 +219,25 @@ def test_contained_window_below_one_mss_is_raised_to_one_mss():
     cc.controller.cwnd = 10
     cc.data_sent(0, MSS, 0, 0.0)  # any hook reads the values back
     assert cc.cwnd == MSS and cc.failure is None
+
+
+def test_contained_on_established_tells_the_handshake_rtt_and_a_failure_falls_back(conn_in):
+    """The optional on_established hook (Linux starts a controller when the connection is established)
+    is contained like the others: it raising hands the connection to Reno."""
+    c = conn_in(State.ESTABLISHED, congestion=f"{HERE}:FailsOnEstablished")
+    assert type(c.cc.controller) is Reno and "on_established failed: RuntimeError" in c.cc.failure
+
+
+def test_contained_min_tso_segs_is_the_controllers_when_it_has_one():
+    """Linux ca_ops->min_tso_segs: a controller may ask for larger GSO packets than tcp_min_tso_segs."""
+    assert attach(f"{HERE}:FourSegmentPackets", MSS, 10).min_tso_segs(2) == 4
+    assert attach("reno", MSS, 10).min_tso_segs(2) == 2
+
+
+def test_contained_min_tso_segs_not_a_number_falls_back_to_the_sysctl():
+    cc = attach(f"{HERE}:WordySegmentCount", MSS, 10)
+    assert cc.min_tso_segs(2) == 2
+    assert type(cc.controller) is Reno and "min_tso_segs failed: ValueError" in cc.failure
 
 
 def test_contained_smaller_mss_reaches_the_controller():

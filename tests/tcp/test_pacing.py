@@ -43,3 +43,25 @@ def test_established_paced_restart_is_not_window_limited(conn_in):
     out = sent(c, 0.1)
     assert 0 < len(out) < 10  # pacing holds the rest
     assert not c.cc._window_limited
+
+
+def test_timer_late_within_slack_is_made_up_in_full():
+    """An event loop's timer fires up to its resolution late (Linux has hrtimers): a packet sent that late
+    does not push the next one back."""
+    assert next_departure(1.0, 1.004, 1000, 200000, slack=0.004) == pytest.approx(1.005)
+    assert next_departure(1.0, 1.004, 1000, 200000) == pytest.approx(1.0065)
+
+
+def test_established_paced_flow_sends_whole_gso_packets(conn_in):
+    """Linux paces packets, not segments (tcp_write_xmit, tcp_update_skb_after_send): a packet holds
+    about a millisecond at the pacing rate (tcp_tso_autosize), the last segment with PSH, and the pacing
+    timer holds the next. Here SRTT is 12.5 ms (the handshake at time 0 measured 0, then one 100 ms
+    sample) and cwnd 20 segments: 2 * 29200 / 0.0125 = 4.67 MB/s, 4562 bytes a millisecond: three."""
+    c = conn_in(State.ESTABLISHED, fq_pacing=True, congestion="cubic")
+    mss = c.tcb.snd_mss
+    c.send(b"x" * (40 * mss), 0.0)
+    assert len(sent(c, 0.0)) == 10
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 10 * mss, win=60000), 0.1)
+    assert c.pacing_rate == pytest.approx(4_672_000)
+    assert [s[0] for s in sent(c, 0.1)] == [".", ".", "P."]
+    assert c.timers.deadline("pacing") > 0.1

@@ -20,6 +20,9 @@ During fast recovery with SACK the connection paces what it sends by PRR (RFC 69
 the controller; a controller that sets its own window in recovery (BBR's packet conservation) says so
 with a class attribute `owns_recovery_window = True`, and PRR then stays out of its way.
 
+Two hooks are optional: `on_established(srtt)` when the handshake is over (BBR starts its pacing rate
+from the RTT it measured), and `min_tso_segs()`, the fewest segments of one paced packet.
+
 The constructor takes `(mss, initial_window_segments)`; a controller that keeps the segment size in
 an `mss` attribute sees it updated when the path MTU shrinks (RFC 1191). docs/congestion.md shows how
 to write one.

@@ -11,7 +11,9 @@ Where this stack differs from the draft: windows and rates are in bytes; a round
 with `AckSample.prior_delivered` as the draft does; the loss count of an ACK is not known here, so
 the window is not reduced by lost packets during recovery (§4.2.3.4) — packet conservation (cwnd =
 bytes in flight plus what the ACK delivered, for one round) and the restore of the saved cwnd on
-exit are done. The delivery rate comes from stack/tcp/delivery_rate.py.
+exit are done. The delivery rate comes from stack/tcp/delivery_rate.py. As Linux's tcp_bbr, the
+pacing rate starts from the handshake's RTT, is 1% below pacing_gain * BtlBw, and a paced packet holds
+at least two segments from 1.2 Mbit/s (bbr_min_tso_segs).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ PROBE_RTT_DURATION = 0.2  # seconds
 MIN_PIPE_CWND_SEGMENTS = 4
 FULL_BW_THRESH = 1.25
 FULL_BW_COUNT = 3
+MIN_TSO_RATE = 1.2e6 / 8  # bytes per second: below it a send quantum or GSO packet is one segment
+PACING_MARGIN = 0.99  # Linux paces 1% below the model's rate (bbr_pacing_margin_percent): no standing queue
 
 STARTUP, DRAIN, PROBE_BW, PROBE_RTT = "STARTUP", "DRAIN", "PROBE_BW", "PROBE_RTT"
 
@@ -91,7 +95,7 @@ class Bbr:
         self.send_quantum = mss
         # §4.2.1 initial pacing rate: the initial window over a nominal 1 ms RTT (no SRTT yet); the
         # first RTT sample replaces that guess (as Linux's has_seen_rtt)
-        self.pacing_rate: float | None = HIGH_GAIN * self.initial_cwnd / 0.001
+        self.pacing_rate: float | None = HIGH_GAIN * self.initial_cwnd / 0.001 * PACING_MARGIN
         self.has_seen_rtt = False
         self._enter_startup()
 
@@ -222,13 +226,17 @@ class Bbr:
         return MIN_PIPE_CWND_SEGMENTS * self.mss
 
     def _set_pacing_rate_with_gain(self, gain: float) -> None:
-        rate = gain * self.btlbw
+        rate = gain * self.btlbw * PACING_MARGIN
         if rate > 0 and (self.filled_pipe or self.pacing_rate is None or rate > self.pacing_rate):
             self.pacing_rate = rate
 
+    def min_tso_segs(self) -> int:
+        """The fewest segments of a GSO packet (Linux bbr_min_tso_segs): one below 1.2 Mbit/s, else two."""
+        return 1 if (self.pacing_rate or 0.0) < MIN_TSO_RATE else 2
+
     def _set_send_quantum(self) -> None:
         rate = self.pacing_rate or 0.0
-        if rate < 1.2e6 / 8:
+        if rate < MIN_TSO_RATE:
             self.send_quantum = self.mss
         elif rate < 24e6 / 8:
             self.send_quantum = 2 * self.mss
@@ -264,13 +272,21 @@ class Bbr:
             if self.state == PROBE_BW:
                 self._set_pacing_rate_with_gain(1.0)
 
+    def on_established(self, srtt: float | None) -> None:
+        """§4.2.1: with an RTT from the handshake the initial pacing rate is the initial window over it
+        (Linux bbr_init_pacing_rate_from_rtt)."""
+        self._init_pacing_rate(srtt)
+
+    def _init_pacing_rate(self, rtt: float | None) -> None:
+        if not self.has_seen_rtt and rtt is not None and rtt > 0:
+            self.has_seen_rtt = True
+            self.pacing_rate = HIGH_GAIN * self.initial_cwnd / rtt * PACING_MARGIN
+
     def on_ack(self, sample: AckSample) -> None:
         """BBRUpdateOnACK (§4.4): the model and state first, then pacing rate, quantum and cwnd."""
         delivered = max(sample.delivered - self._delivered, 0)
         self._delivered = sample.delivered
-        if not self.has_seen_rtt and sample.rtt is not None and sample.rtt > 0:
-            self.has_seen_rtt = True
-            self.pacing_rate = HIGH_GAIN * self.initial_cwnd / sample.rtt
+        self._init_pacing_rate(sample.rtt)
         inflight = max(sample.bytes_in_flight - sample.bytes_acked, 0)  # after this ACK
         self._update_btlbw(sample)
         if self.packet_conservation and self.round_start:

@@ -260,6 +260,30 @@ class Contained:
         except Exception as exc:  # noqa: BLE001
             self._fall_back("on_rto", exc)
 
+    def established(self, srtt: float | None) -> None:
+        """The handshake is over, having measured `srtt` (or not): the controller's optional
+        `on_established(srtt)` runs (Linux starts a controller there, tcp_init_transfer)."""
+        c: Any = self.controller
+        if not hasattr(c, "on_established"):
+            return
+        try:
+            c.on_established(srtt)
+            self._take_values()
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("on_established", exc)
+
+    def min_tso_segs(self, default: int) -> int:
+        """The fewest segments of a GSO packet: what the controller's optional `min_tso_segs()` says (Linux
+        ca_ops->min_tso_segs: BBR's depends on its pacing rate), else `default` (tcp_min_tso_segs)."""
+        c: Any = self.controller
+        if not hasattr(c, "min_tso_segs"):
+            return default
+        try:
+            return max(int(c.min_tso_segs()), 1)
+        except Exception as exc:  # noqa: BLE001
+            self._fall_back("min_tso_segs", exc)
+            return default
+
     # ---------------------------------------------------------------- containment
 
     def _take_values(self) -> None:
