@@ -1027,11 +1027,14 @@ class Connection:
                 if rate is not None:
                     packet_left = self._packet_room(tcb.snd_nxt, mss, cwnd, recovery.in_flight())
             run = self._tso_run(mss, in_record, usable) if in_record >= 2 * mss else 1  # (a run is 2 or more)
+            if packet_left > 0:
+                run = min(run, packet_left // mss)  # no further than the paced packet
             if run > 1:
+                n = run * mss
                 self._send_data_run(offset, run, mss, now)
-                continue
-            fin = sender.fin_queued and n == unsent
-            self._send_data_segment(offset, n, fin, now, pace=packet_left <= 0)
+            else:
+                fin = sender.fin_queued and n == unsent
+                self._send_data_segment(offset, n, fin, now, pace=packet_left <= 0)
             if packet_left > 0:
                 packet_left -= n
                 packet_sent += n
@@ -1228,12 +1231,12 @@ class Connection:
     def _tso_run(self, mss: int, unsent: int, usable: int) -> int:
         """How many full segments may leave as one super-segment that the device cuts back to MSS (TSO,
         `config.tso_max_bytes`): only on the plain path, where each piece is what the loop would send
-        alone (no pacing, recovery, SACK option, CWR or FIN to place), else 1."""
+        alone (no recovery, SACK option, CWR or FIN to place), else 1. A paced flow's run ends with its
+        packet (the caller's limit)."""
         limit = self.config.tso_max_bytes // mss
         if (
             limit < 2
             or (self.extras is not None and self.extras.snd_up is not None)
-            or self.pacing_rate is not None
             or self.recovery.in_recovery
             or self.ecn.cwr_pending
         ):

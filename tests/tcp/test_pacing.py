@@ -65,3 +65,16 @@ def test_established_paced_flow_sends_whole_gso_packets(conn_in):
     assert c.pacing_rate == pytest.approx(4_672_000)
     assert [s[0] for s in sent(c, 0.1)] == [".", ".", "P."]
     assert c.timers.deadline("pacing") > 0.1
+
+
+def test_established_paced_packet_leaves_as_one_super_segment(conn_in):
+    """With TSO a paced packet of full segments leaves as one super-segment the device cuts (Linux hands
+    its GSO packet to the device whole): the same three segments as above, in one Segment."""
+    c = conn_in(State.ESTABLISHED, fq_pacing=True, congestion="cubic", tso_max_bytes=65536)
+    mss = c.tcb.snd_mss
+    c.send(b"x" * (40 * mss), 0.0)
+    c.segments_to_send(0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1 + 10 * mss, win=60000), 0.1)
+    (packet,) = c.segments_to_send(0.1)
+    assert packet.gso == mss and len(packet.payload) == 3 * mss
+    assert c.timers.deadline("pacing") > 0.1
