@@ -407,15 +407,13 @@ class Connection:
 
     @property
     def pacing_rate(self) -> float | None:
-        """Bytes per second the segments leave at: the controller's (BBR), else with a pacing qdisc (fq)
-        Linux's rate from cwnd and SRTT once the first segments are out (pacing.py), else None."""
+        """Bytes per second the packets leave at: the controller's (BBR), else with a pacing qdisc (fq)
+        Linux's rate from cwnd and SRTT (pacing.py), else None."""
         rate = self.cc.pacing_rate
         config = self.config
         if rate is not None or not config.fq_pacing:
             return rate
         tcb = self.tcb
-        if seq_sub(tcb.snd_max, tcb.iss) <= UNPACED_SEGMENTS * tcb.snd_mss:
-            return None
         cc = self.cc
         in_flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
         return fq_rate(cc.cwnd, cc.ssthresh, in_flight, self.rto.srtt, config.pacing_ss_ratio, config.pacing_ca_ratio)
