@@ -221,7 +221,7 @@ def test_contained_window_below_one_mss_is_raised_to_one_mss():
     assert cc.cwnd == MSS and cc.failure is None
 
 
-def test_contained_on_established_tells_the_handshake_rtt_and_a_failure_falls_back(conn_in):
+def test_contained_on_established_raises_falls_back_to_reno(conn_in):
     """The optional on_established hook (Linux starts a controller when the connection is established)
     is contained like the others: it raising hands the connection to Reno."""
     c = conn_in(State.ESTABLISHED, congestion=f"{HERE}:FailsOnEstablished")

@@ -1,4 +1,4 @@
-"""Pacing by an fq qdisc (stack/tcp/pacing.py): Linux's pacing rate and departure times."""
+"""Pacing (stack/tcp/pacing.py): an fq qdisc's rate, Linux's departure times, packets as its GSO packets."""
 
 import pytest
 

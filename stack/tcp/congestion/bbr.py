@@ -94,7 +94,7 @@ class Bbr:
         self.cycle_stamp = 0.0
         self.send_quantum = mss
         # §4.2.1 initial pacing rate: the initial window over a nominal 1 ms RTT (no SRTT yet); the
-        # first RTT sample replaces that guess (as Linux's has_seen_rtt)
+        # handshake's SRTT or else the first RTT sample replaces that guess (as Linux's has_seen_rtt)
         self.pacing_rate: float | None = HIGH_GAIN * self.initial_cwnd / 0.001 * PACING_MARGIN
         self.has_seen_rtt = False
         self._enter_startup()
