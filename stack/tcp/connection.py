@@ -997,6 +997,9 @@ class Connection:
         marks = sender.marks
         cork = self.config.cork or marks.more
         packet_left = packet_sent = 0  # bytes the paced packet being sent has room for, and has
+        paced = self.pacing_rate is not None
+        if not paced and unsent > 0:  # (a paced packet grows its skb when it may leave, below)
+            self._grow_skb(tcb.snd_nxt, mss, cwnd, recovery.in_flight())
         while True:
             offset = buf.offset(tcb.snd_nxt)
             unsent = len(buf) - offset
@@ -1019,11 +1022,13 @@ class Connection:
                 rate = self.pacing_rate
                 if sender.paced(now, rate):
                     if tcb.snd_nxt != sent_up_to:  # what went before the pacing wait counts for cwnd validation
-                        self._cut_packets(sent_up_to, mss, cwnd, first_out)
+                        self._cut_packets(sent_up_to, mss, cwnd, first_out, grow=False)
                         self.cc.window_used(tcb.snd_una, tcb.snd_nxt, False)
                     return
                 if rate is not None:
-                    packet_left = self._packet_room(tcb.snd_nxt, mss, cwnd, recovery.in_flight())
+                    flight = recovery.in_flight()
+                    self._grow_skb(tcb.snd_nxt, mss, cwnd, flight)
+                    packet_left = self._packet_room(tcb.snd_nxt, mss, cwnd, flight)
             run = self._tso_run(mss, in_record, usable) if in_record >= 2 * mss else 1  # (a run is 2 or more)
             if packet_left > 0:
                 run = min(run, packet_left // mss)  # no further than the paced packet
@@ -1045,7 +1050,7 @@ class Connection:
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
         marks.push_once = False
         if seq_gt(tcb.snd_nxt, sent_up_to):
-            self._cut_packets(sent_up_to, mss, cwnd, first_out)
+            self._cut_packets(sent_up_to, mss, cwnd, first_out, grow=not paced)
         if prober is not None and prober.route_mtu is not None and tcb.snd_nxt != sent_up_to:
             prober.route_mtu = (prober.route_mtu[0], True)
         unsent = sender.unsent(tcb.snd_nxt)
@@ -1082,11 +1087,12 @@ class Connection:
             board.cut(rec, room)  # the rest goes when the window moves on
         return rec
 
-    def _cut_packets(self, start: int, mss: int, cwnd: int, first_out: int) -> None:
+    def _cut_packets(self, start: int, mss: int, cwnd: int, first_out: int, grow: bool) -> None:
         """What was just sent from `start` (segments from `first_out` in the output) left as Linux's GSO
         packets, each its own skb: an skb is cut where a packet ends inside it (tso_fragment), so the send
         buffer counts the skbs Linux would. A packet holds at most half the window, so that two are in
-        flight (tcp_cwnd_test)."""
+        flight (tcp_cwnd_test). With `grow` (packets not paced: the first one grew before it was sent)
+        each later one first lets its skb grow, as it would have before it left."""
         buf = self.sender.buffer
         left = seq_sub(self.tcb.snd_nxt, start)  # bytes sent from start on
         if left <= mss:  # one segment at most (a short reply): no packet of several, only the skb cut at its end
@@ -1097,6 +1103,10 @@ class Connection:
         pos = start
         packet_ends = set()
         while left > 0:
+            if grow and pos != start:
+                moved = self._grow_skb(pos, mss, cwnd, flight, packet)
+                if moved is not None:
+                    self._unpush(first_out, moved, mss)
             room = self._packet_room(pos, mss, cwnd, flight, packet)
             if room <= 0:
                 break
@@ -1110,6 +1120,42 @@ class Connection:
             pos = cut
         if packet_ends:
             self._push_packet_ends(first_out, packet_ends)
+
+    def _grow_skb(self, pos: int, mss: int, cwnd: int, flight: int, packet: int = 0) -> int | None:
+        """The skb at `pos`, if it is shorter than the packet that may leave now, takes bytes from the next
+        one, all of it if they fit (Linux 6.10's tcp_grow_skb in tcp_write_xmit, so that the rest of an skb
+        cut short by a window does not go out as a small packet), unless it ends a record. Its PSH mark, if
+        any, goes with its end. Returns where it ended if a PSH mark moved from there, else None."""
+        buf = self.sender.buffer
+        skb_end = buf.skb_end(pos)
+        if skb_end is None:
+            return None
+        window = max(cwnd // mss, 1)
+        quota = min(max(window >> 1, 1), window - flight // mss)  # tcp_cwnd_test: none, no packet
+        if quota <= 0:
+            return None
+        if not packet:
+            packet = write_queue.gso_segments(self, mss) * mss
+        missing = min(quota * mss, packet) - ((skb_end - pos) & 0xFFFFFFFF)
+        marks = self.sender.marks
+        if missing <= 0 or marks.ends_record(skb_end):
+            return None
+        grown = buf.grow(skb_end, missing)
+        if grown is None or not marks.pushes(skb_end):
+            return None
+        marks.moved(skb_end, grown)
+        return skb_end
+
+    def _unpush(self, first_out: int, end: int, mss: int) -> None:
+        """The segment of this send that ends at `end`, whose PSH mark moved on with its skb, loses its PSH
+        (a packet that ends there gets its own again, _push_packet_ends; a super-segment keeps its own)."""
+        out = self._out
+        for i in range(len(out) - 1, first_out - 1, -1):
+            seg = out[i]
+            if (seg.seq + len(seg.payload)) & 0xFFFFFFFF == end:
+                if len(seg.payload) <= mss and not seg.flags & Flags.FIN:
+                    out[i] = seg.with_flags(seg.flags & ~Flags.PSH)
+                return
 
     def _packet_room(self, pos: int, mss: int, cwnd: int, flight: int, packet: int = 0) -> int:
         """Bytes one GSO packet from `pos` holds (0: no data there): `packet` (else Linux's tcp_tso_autosize,

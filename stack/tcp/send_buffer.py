@@ -14,8 +14,9 @@ it as it is: a bulk sender then allocates, zeroes and faults in no new memory pe
 The buffer also keeps where Linux's socket buffers (skbs) would end, because Linux charges a sender for
 the memory its queue takes, not for its bytes (sk_wmem_queued): each skb costs SKB_OVERHEAD besides its
 data. A write fills the last unsent skb and starts new ones (write_queue.py); sending cuts an skb where
-a GSO packet ends (tso_fragment), so the unsent rest is an skb of its own; an ACK frees the skbs it
-covers whole (tcp_clean_rtx_queue) and trims the one it covers in part.
+a GSO packet ends (tso_fragment), so the unsent rest is an skb of its own, and lets an skb shorter than
+a packet take bytes from the next one (tcp_grow_skb); an ACK frees the skbs it covers whole
+(tcp_clean_rtx_queue) and trims the one it covers in part.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ _MASK: Final = _MOD - 1  # (sequence arithmetic inlined: these run for every seg
 _HALF: Final = _MOD >> 1
 _ARENA_MIN: Final = 2048  # a small write takes a small arena
 _ARENA_MAX: Final = 1 << 20  # a bulk sender's arenas grow to this (or to one write, if larger)
-# what an empty skb of Linux's write queue costs (SKB_TRUESIZE of tcp_stream_alloc_skb's head on x86-64:
-# a 1 KB kmalloc for MAX_TCP_HEADER and skb_shared_info, 704 usable, plus the sk_buff and shared info)
-SKB_OVERHEAD: Final = 1280
+# what an empty skb of Linux's write queue costs (SKB_TRUESIZE of tcp_stream_alloc_skb's head on x86-64,
+# Linux 6.18: a 576-byte small head for MAX_TCP_HEADER and skb_shared_info, 256 usable, plus the sk_buff
+# and shared info; measured: the data a nonblocking write queues against a given SO_SNDBUF)
+SKB_OVERHEAD: Final = 832
 _SPARES_MAX: Final = 4  # full-sized arenas kept for reuse, for the whole process (4 MB at most)
 # an immutable write keeps at least this much of itself as an arena; less is copied (few small arenas)
 _KEEP_MIN: Final = 16384
@@ -241,6 +243,22 @@ class SendBuffer:
         i = bisect_left(ends, at)
         if isinstance(ends, list) and i < len(ends) and ends[i] != at:
             ends.insert(i, at)
+
+    def grow(self, end: int, n: int) -> int | None:
+        """The skb that ends at sequence number `end` takes up to `n` bytes from the next one, and the
+        whole of it if that is all it holds (Linux tcp_grow_skb); returns where the skb ends now, None if
+        no skb follows it."""
+        ends = self._ends
+        at = self._base + self.offset(end)
+        i = bisect_left(ends, at)
+        if i + 1 >= len(ends) or ends[i] != at or not isinstance(ends, list):
+            return None
+        grown = min(at + n, ends[i + 1])
+        if grown == ends[i + 1]:
+            del ends[i]
+        else:
+            ends[i] = grown
+        return (self.seq + grown - self._base) & _MASK
 
     def take(self, offset: int, n: int) -> bytes | memoryview:
         """n bytes from `offset`, for a segment's payload: a read-only view into the arena that holds them."""

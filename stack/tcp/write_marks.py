@@ -24,11 +24,14 @@ class RecordEnds:
     """The ends of MSG_EOR records not yet acknowledged, ascending: found by bisection, so that a writer of
     many tiny records costs a logarithm per segment, not a walk over every record in flight."""
 
-    __slots__ = ("_ends", "_start")
+    __slots__ = ("_ends", "_start", "flagless")
 
     def __init__(self) -> None:
         self._ends: list[int] = []
         self._start = 0  # the first live end; the ones before it were acknowledged
+        # (as WriteMarks' forced PSH marks) a pushed_end whose PSH is not a write's own mark there: a
+        # forced one (kept in the list) or one that moved with its skb's end (WriteMarks.moved)
+        self.flagless: int | None = None
 
     def __len__(self) -> int:
         return len(self._ends) - self._start
@@ -55,6 +58,20 @@ class RecordEnds:
         i = bisect_left(self._ends, key(seq), lo=self._start, key=key)
         return i < len(self._ends) and self._ends[i] == seq
 
+    def move(self, old: int, new: int) -> bool:
+        """The end at `old`, if there is one, goes to `new`, before the next end (or onto it)."""
+        if self._start == len(self._ends):
+            return False
+        key = self._key()
+        i = bisect_left(self._ends, key(old), lo=self._start, key=key)
+        if i == len(self._ends) or self._ends[i] != old:
+            return False
+        if i + 1 < len(self._ends) and self._ends[i + 1] == new:
+            del self._ends[i]
+        else:
+            self._ends[i] = new
+        return True
+
     def drop_through(self, seq: int) -> None:
         """Forget the ends at or before `seq`."""
         key = self._key()
@@ -75,7 +92,8 @@ class WriteMarks:
         self.more = False  # the last write was MSG_MORE and nothing has pushed the queue since
         self.push_once = False  # TCP_NODELAY was just set: send what is queued now, corked or not
         self._records: RecordEnds | None = None  # made at the first MSG_EOR
-        self._forced: RecordEnds | None = None  # PSH marks a long write forced, not yet acknowledged
+        # PSH marks a long write forced, or that moved with the end of their skb, not yet acknowledged
+        self._forced: RecordEnds | None = None
 
     def wrote(self, end: int, more: bool, eor: bool) -> None:
         """A write queued bytes up to sequence number `end`."""
@@ -92,7 +110,21 @@ class WriteMarks:
         if self._forced is None:
             self._forced = RecordEnds()
         self._forced.append(end)
-        self.pushed_end = end
+        self._forced.flagless = self.pushed_end = end
+
+    def moved(self, old: int, new: int) -> None:
+        """The skb that ended at `old` ends at `new` now, having taken bytes of the next one (Linux
+        tcp_grow_skb): a PSH mark at `old` goes with it, as Linux keeps PSH as a flag of the skb; Linux's
+        pushed_seq stays where it was."""
+        forced = self._forced
+        if forced is not None and forced.move(old, new):
+            return
+        if old == self.pushed_end and (forced is None or forced.flagless != old):
+            # a write's own mark: every forced one lies before it, so `new` goes last
+            if forced is None:
+                forced = self._forced = RecordEnds()
+            forced.append(new)
+            forced.flagless = old
 
     def pushed_seq(self, start: int) -> int:
         """Where the last PSH mark is; `start` (the first byte queued) before any."""
@@ -112,10 +144,11 @@ class WriteMarks:
 
     def pushes(self, end: int) -> bool:
         """A segment ending at sequence number `end` carries PSH."""
+        forced = self._forced
         return (
-            end == self.pushed_end
+            (end == self.pushed_end and (forced is None or forced.flagless != end))
             or (self._records is not None and end in self._records)
-            or (self._forced is not None and end in self._forced)
+            or (forced is not None and end in forced)
         )
 
     def acked(self, snd_una: int) -> None:

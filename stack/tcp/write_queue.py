@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 _MIN_HEADER_AND_DATA: Final = 68  # the floor tcp_bound_to_half_wnd keeps: 68 bytes, header included
 _TCP_HEADER: Final = 20
 _GSO_MAX: Final = 65536  # Linux's largest super-segment (sk_gso_max_size), the ceiling of the size goal
-_MAX_TCP_HEADER: Final = 320  # room Linux reserves in an skb for the headers (L1_CACHE_ALIGN(128 + MAX_HEADER))
+_MAX_TCP_HEADER: Final = 192  # room Linux reserves in an skb for the headers (L1_CACHE_ALIGN(128 + MAX_HEADER);
+# measured on Linux 6.18, x86-64: the send buffer it sizes for a peer's MSS, 46080 bytes up to 1536)
 _SHINFO: Final = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
 _SK_BUFF: Final = 256  # SKB_DATA_ALIGN(sizeof(struct sk_buff))
 _PACING_SHIFT: Final = 10  # sk_pacing_shift: a GSO packet holds about 1 ms of the pacing rate

@@ -6,6 +6,7 @@ from stack.tcp import write_queue
 from stack.tcp.events import SendSpace
 from stack.tcp.send_buffer import SKB_OVERHEAD, SendBuffer
 from stack.tcp.state import State
+from stack.tcp.write_marks import WriteMarks
 from tests.tcp.conftest import IRS, ISS, seg
 
 
@@ -43,7 +44,7 @@ def test_established_write_starts_no_skb_once_the_buffer_is_full(conn_in):
     c = conn_in(State.ESTABLISHED, send_buffer=5000, send_buffer_locked=True)
     c.receive_segment(seg(".", IRS + 1, ISS + 1, win=4000), 0.0)
     c.tcb.max_snd_wnd = 4000  # the peer's largest window: skbs of half of it in whole segments, 1460 bytes
-    assert c.send(b"x" * 10_000, 0.0) == 2920  # two skbs: 2920 + 2 * 1280 >= 5000
+    assert c.send(b"x" * 10_000, 0.0) == 4380  # two skbs cost 4584, a third takes it to 6876
     assert c.send_space == 0
     assert c.sender.buffer.truesize >= c.sender.sndbuf
 
@@ -53,18 +54,19 @@ def test_established_waiting_writer_wakes_when_a_third_of_the_buffer_is_free(con
     c = conn_in(State.ESTABLISHED, send_buffer=7000, send_buffer_locked=True)
     c.receive_segment(seg(".", IRS + 1, ISS + 1, win=2920), 0.0)
     c.tcb.max_snd_wnd = 2920  # one-segment skbs (1460 bytes), two in flight
-    assert c.send(b"x" * 10_000, 0.0) == 4380  # three skbs cost 8220
+    # three skbs cost 6876, a fourth 9168; the third, unsent, takes the fourth at its forced push (8336)
+    assert c.send(b"x" * 10_000, 0.0) == 5840
     c.segments_to_send(0.0)
-    c.receive_segment(seg(".", IRS + 1, ISS + 1461, win=2920), 0.1)  # 5480 used, 1520 free: no
+    c.receive_segment(seg(".", IRS + 1, ISS + 1461, win=2920), 0.1)  # 6044 used, 956 free: no
     assert not any(isinstance(e, SendSpace) for e in iter(c.next_event, None))
-    c.receive_segment(seg(".", IRS + 1, ISS + 2921, win=2920), 0.2)  # 2740 used, 4260 free: yes
+    c.receive_segment(seg(".", IRS + 1, ISS + 2921, win=2920), 0.2)  # 3752 used, 3248 free: yes
     assert any(isinstance(e, SendSpace) for e in iter(c.next_event, None))
 
 
 def test_established_buffer_grows_to_twice_the_initial_window_unless_so_sndbuf_set_it(conn_in):
-    """tcp_sndbuf_expand after the handshake: 2 * 10 segments of 4096 + 256 bytes for a 1460-byte MSS
-    (roundup_pow_of_two(1460 + 640) and the sk_buff); SO_SNDBUF (SOCK_SNDBUF_LOCK) keeps its size."""
-    assert conn_in(State.ESTABLISHED, send_buffer=8192).sender.sndbuf == 2 * 10 * (4096 + 256)
+    """tcp_sndbuf_expand after the handshake: 2 * 10 segments of 2048 + 256 bytes for a 1460-byte MSS
+    (roundup_pow_of_two(1460 + 192 + 320) and the sk_buff); SO_SNDBUF (SOCK_SNDBUF_LOCK) keeps its size."""
+    assert conn_in(State.ESTABLISHED, send_buffer=8192).sender.sndbuf == 2 * 10 * (2048 + 256)
     assert conn_in(State.ESTABLISHED, send_buffer=8192, send_buffer_locked=True).sender.sndbuf == 8192
 
 
@@ -90,3 +92,27 @@ def test_established_one_segment_sent_from_a_larger_skb_cuts_it_at_snd_nxt(conn_
     assert buf.skbs == 1
     assert [len(s.payload) for s in c.segments_to_send(0.0)] == [1460]
     assert buf.skbs == 2 and buf.skb_end(ISS + 1) == ISS + 1461 and buf.skb_end(ISS + 1461) == ISS + 3001
+
+
+def test_send_buffer_skb_grows_into_the_next_and_takes_all_of_a_short_one():
+    """tcp_grow_skb: an skb takes up to the bytes asked of the next one; all of them end the next one."""
+    buf = SendBuffer()
+    buf.seq = 100
+    buf.append(b"x" * 1000, 1000)
+    buf.start_skb()
+    buf.append(b"y" * 2000, 2000)
+    assert buf.grow(1100, 500) == 1600 and buf.skbs == 2
+    assert buf.grow(1600, 5000) == 3100 and buf.skbs == 1
+    assert buf.grow(3100, 1000) is None  # the last skb: none follows
+
+
+def test_write_marks_psh_mark_moves_with_its_skb_end_and_pushed_seq_stays():
+    """tcp_grow_skb keeps PSH as a flag of the grown skb (its new end); forced_push's pushed_seq stays."""
+    marks = WriteMarks()
+    marks.force_push(2001)
+    marks.moved(2001, 3001)
+    assert not marks.pushes(2001) and marks.pushes(3001)
+    assert marks.pushed_seq(1) == 2001
+    marks.wrote(4001, more=False, eor=False)
+    marks.moved(4001, 5001)
+    assert not marks.pushes(4001) and marks.pushes(5001) and marks.pushes(3001)
