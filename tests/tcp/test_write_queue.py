@@ -116,3 +116,15 @@ def test_write_marks_psh_mark_moves_with_its_skb_end_and_pushed_seq_stays():
     marks.wrote(4001, more=False, eor=False)
     marks.moved(4001, 5001)
     assert not marks.pushes(4001) and marks.pushes(5001) and marks.pushes(3001)
+
+
+def test_gso_segments_follow_the_pacing_ratios_linux_keeps_without_a_qdisc(conn_in):
+    """tcp_tso_autosize sizes packets by sk_pacing_rate, which tcp_update_pacing_rate keeps with or without
+    fq: tcp_pacing_ss_ratio percent of cwnd/SRTT in slow start, so twice the ratio makes twice the packet."""
+    sizes = []
+    for ratio in (200, 400):
+        c = conn_in(State.ESTABLISHED, pacing_ss_ratio=ratio)
+        c.rto.on_sample(0.01)  # 10 segments in 10 ms: 0.2 and 0.4 of them a ms
+        c.recovery.rack.min_rtt = 0.01  # (a long minimum RTT adds nothing)
+        sizes.append(write_queue.gso_segments(c, 100))
+    assert sizes[1] in (2 * sizes[0], 2 * sizes[0] + 1), sizes
