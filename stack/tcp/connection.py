@@ -1027,8 +1027,9 @@ class Connection:
                     return
                 if rate is not None:
                     flight = recovery.in_flight()
-                    self._grow_skb(tcb.snd_nxt, mss, cwnd, flight)
-                    packet_left = self._packet_room(tcb.snd_nxt, mss, cwnd, flight)
+                    packet = write_queue.gso_segments(self, mss) * mss
+                    self._grow_skb(tcb.snd_nxt, mss, cwnd, flight, packet)
+                    packet_left = self._packet_room(tcb.snd_nxt, mss, cwnd, flight, packet)
             run = self._tso_run(mss, in_record, usable) if in_record >= 2 * mss else 1  # (a run is 2 or more)
             if packet_left > 0:
                 run = min(run, packet_left // mss)  # no further than the paced packet
