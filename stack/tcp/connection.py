@@ -84,6 +84,13 @@ def receive_window_shift(config: TcpConfig) -> int:
     return rcv_space.window_shift(space)
 
 
+def _cwnd_quota(mss: int, cwnd: int, flight: int) -> int:
+    """Segments the congestion window lets one packet hold now: what is left of it, at most half of it, so
+    that two packets are in flight (Linux tcp_cwnd_test); 0 or less when it is full."""
+    window = max(cwnd // mss, 1)
+    return min(max(window >> 1, 1), window - flight // mss)
+
+
 class Connection:
     """A TCB and everything the RFC does with it. Build with `connect()` or `from_syn()`."""
 
@@ -410,11 +417,14 @@ class Connection:
         """Bytes per second the packets leave at: the controller's (BBR), else with a pacing qdisc (fq)
         Linux's rate from cwnd and SRTT (pacing.py), else None."""
         rate = self.cc.pacing_rate
-        config = self.config
-        if rate is not None or not config.fq_pacing:
+        if rate is not None or not self.config.fq_pacing:
             return rate
-        tcb = self.tcb
-        cc = self.cc
+        return self.window_pacing_rate()
+
+    def window_pacing_rate(self) -> float | None:
+        """The rate Linux keeps for a controller with none of its own, whether or not a qdisc paces by it
+        (tcp_update_pacing_rate, pacing.fq_rate); None before the first RTT sample."""
+        tcb, cc, config = self.tcb, self.cc, self.config
         in_flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
         return fq_rate(cc.cwnd, cc.ssthresh, in_flight, self.rto.srtt, config.pacing_ss_ratio, config.pacing_ca_ratio)
 
@@ -1131,9 +1141,8 @@ class Connection:
         skb_end = buf.skb_end(pos)
         if skb_end is None:
             return None
-        window = max(cwnd // mss, 1)
-        quota = min(max(window >> 1, 1), window - flight // mss)  # tcp_cwnd_test: none, no packet
-        if quota <= 0:
+        quota = _cwnd_quota(mss, cwnd, flight)
+        if quota <= 0:  # no packet may leave: no growth either
             return None
         if not packet:
             packet = write_queue.gso_segments(self, mss) * mss
@@ -1167,8 +1176,7 @@ class Connection:
             return 0
         if not packet:
             packet = write_queue.gso_segments(self, mss) * mss
-        window = max(cwnd // mss, 1)
-        quota = max(min(max(window >> 1, 1), window - flight // mss), 1) * mss
+        quota = max(_cwnd_quota(mss, cwnd, flight), 1) * mss
         return min(min(packet, quota), (skb_end - pos) & 0xFFFFFFFF)  # (the skb ends beyond pos)
 
     def _pace(self, length: int, now: float) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from stack.tcp.memory import FORCED_SEND
-from stack.tcp.pacing import fq_rate
 from stack.tcp.rcv_space import TIMESTAMP_OPTION
 from stack.tcp.receiver import DEFAULT_MSS
 from stack.tcp.send_buffer import SKB_OVERHEAD
@@ -74,17 +73,12 @@ def size_goal(conn: Connection) -> int:
 
 def gso_segments(conn: Connection, mss: int) -> int:
     """Segments in one GSO packet (Linux tcp_tso_autosize): about 1 ms at the pacing rate (the
-    controller's, else the rate Linux keeps whether or not a qdisc paces, tcp_update_pacing_rate:
-    pacing.fq_rate), more for a small minimum RTT, at least tcp_min_tso_segs (or the controller's own
-    minimum, BBR's)."""
+    controller's, else the rate Linux keeps whether or not a qdisc paces: Connection.window_pacing_rate),
+    more for a small minimum RTT, at least tcp_min_tso_segs (or the controller's own minimum, BBR's)."""
     cc = conn.cc
-    rate = cc.pacing_rate
-    if not rate:
-        config, tcb = conn.config, conn.tcb
-        in_flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
-        rate = fq_rate(cc.cwnd, cc.ssthresh, in_flight, conn.rto.srtt, config.pacing_ss_ratio, config.pacing_ca_ratio)
-        if rate is None:  # no RTT sample yet: no bound but the largest packet
-            rate = float(_GSO_MAX << _PACING_SHIFT)
+    rate = cc.pacing_rate or conn.window_pacing_rate()
+    if rate is None:  # no RTT sample yet: no bound but the largest packet
+        rate = float(_GSO_MAX << _PACING_SHIFT)
     size = rate / (1 << _PACING_SHIFT)
     min_rtt = conn.recovery.rack.min_rtt
     if min_rtt is not None:
