@@ -15,7 +15,9 @@ A packet line may name its ports as packetdrill's `src>dst` (`< 40001>8080 S 0:0
 `> 8080>40001 S. 0:0(0) ack 1 ...`): that packet belongs to the connection with those ports, its
 relative numbers to that connection's ISN, and an outbound line with ports checks them. Lines without
 ports concern the newest connect() or, for a passive open, remote port 40000. This is how a script
-drives several connections to one listener (listen queues).
+drives several connections to one listener (listen queues). A new passive connection on the ports of an
+earlier one (after a RST, or ending its TIME_WAIT) is numbered from the earlier one's ISN until the next
+socket() call, as packetdrill, which hands its SYN to the same socket, numbers it.
 
 Option lines `--name=value` set, for one script, the stack settings Linux has as sysctls
 (`--tcp_timestamps=1`, `--tcp_challenge_ack_limit=1`, ...: see sysctls.py), like a packetdrill script's
@@ -208,6 +210,9 @@ class Runner:
         self.out: deque[_Sent] = deque()
         self.iss: dict[Connection, int] = {}
         self.port_iss: dict[tuple[int, int], int] = {}  # (local port, remote port) -> our ISN, kept after close
+        # packetdrill's socket under test: a passive connection on the ports of one since the last socket()
+        # is the same socket to it, numbered from that one's ISN
+        self.child_iss: dict[tuple[int, int], int] = {}
         self.ts_offset: int | None = None  # our real TSval minus the script's
         self.blocked: _Blocked | None = None
         self.taken: set[tuple[str, str]] = set()  # (state, event) pairs the script made the stack take
@@ -423,9 +428,8 @@ class Runner:
             if self.packetdrill_outbound and conn in self.kernel.superseded:
                 segments = []  # packetdrill reads only the socket under test's packets: a new socket() replaced it
             for seg in segments:
-                if seg.flags & Flags.SYN:
-                    self.iss[conn] = seg.seq
-                    self.port_iss[(conn.local[1], conn.remote[1])] = seg.seq
+                if seg.flags & Flags.SYN and conn not in self.iss:
+                    self._number(conn, seg)
                 self.out.append(_Sent(self.now, seg, self.iss.setdefault(conn, conn.tcb.iss)))
                 if self.recorder is not None:
                     self.recorder.outbound(self.local_ip, self.remote_ip, seg, conn)
@@ -436,6 +440,17 @@ class Runner:
         self.listeners.update(self.demux.listeners.values())
         for listener in self.listeners:  # closed ones too: their LISTEN -> CLOSED counts
             self.taken.update((t.old.name, t.event.name) for t in listener.history)
+
+    def _number(self, conn: Connection, syn: Segment) -> None:
+        """The ISN a connection's relative numbers count from, learned from its first SYN or SYN,ACK."""
+        ports = (conn.local[1], conn.remote[1])
+        if syn.flags & Flags.ACK:
+            # packetdrill makes a socket for a SYN only while a listener is the socket under test; later
+            # SYNs on its ports (a new incarnation) go to that socket, and keep its numbers
+            self.iss[conn] = self.child_iss.setdefault(ports, syn.seq)
+        else:
+            self.iss[conn] = syn.seq
+        self.port_iss[ports] = self.iss[conn]
 
     # ------------------------------------------------------------ inbound packets
 
@@ -490,8 +505,9 @@ class Runner:
             self.taken.update((t.old.name, t.event.name) for t in ended.history)
         self.demux.replaced.clear()
         if rst is not None and rst.flags & Flags.SYN:  # a SYN cookie's SYN,ACK: no connection holds its ISN
-            self.port_iss[(rst.src_port, rst.dst_port)] = rst.seq
-            self.out.append(_Sent(self.now, rst, rst.seq))
+            ports = (rst.src_port, rst.dst_port)
+            self.port_iss[ports] = self.child_iss.setdefault(ports, rst.seq)
+            self.out.append(_Sent(self.now, rst, self.port_iss[ports]))
         elif rst is not None:
             self.out.append(_Sent(self.now, rst, self._current_iss(line)))
 
@@ -685,6 +701,8 @@ class Runner:
             raise ScriptFailure(
                 f"{self.path}:{line.line}: {line.text}\n  a blocking call is still running: {self.blocked.line.text}"
             )
+        if line.name == "socket":
+            self.child_iss.clear()  # the new socket is the one under test
         if line.name == "socket" and self.packetdrill_outbound:
             self._collect()
             self.out.clear()  # packetdrill reads only the new socket under test's packets from now on

@@ -142,6 +142,24 @@ def test_packet_port_info_drives_a_second_connection():
     assert first.state.name == second.state.name == "ESTABLISHED" and first.tcb.iss != second.tcb.iss
 
 
+def test_packet_new_incarnation_on_the_same_ports_is_numbered_from_the_first_ones_isn():
+    """As packetdrill: a SYN on the ports of the socket under test goes to that socket, numbers and all."""
+    text = ESTABLISHED.replace("+0    accept(3, ..., ...) = 4\n", "") + "+.01 < R 1:1(0) win 0\n"
+    text += "+.01 < S 1000:1000(0) win 32792 <mss 1000,nop,wscale 7>\n+0 > S. 30000:30000(0) ack 1001 <...>\n"
+    text += "+.01 < . 1001:1001(0) ack 30001 win 257\n+0 accept(3, ..., ...) = 4\n"
+    runner = run(text)  # (RFC 6528: the new ISN is 120 ms of the 4-microsecond clock later)
+    assert runner.kernel.sockets[4].conn.state.name == "ESTABLISHED"
+
+
+def test_packet_connection_after_a_new_socket_is_numbered_from_its_own_isn():
+    """packetdrill's socket under test is the newest socket(): its connections start their own numbers."""
+    text = LISTEN + f"+0 {SYNACK}\n+.01 < R 1:1(0) win 0\n+0 close(3) = 0\n"
+    text += LISTEN.replace("0     socket", "+.01  socket").replace("< S 0:0(0)", "< S 1000:1000(0)")
+    text += "+0 > S. 0:0(0) ack 1001 <...>\n+.01 < . 1001:1001(0) ack 1 win 257\n+0 accept(3, ..., ...) = 4\n"
+    runner = run(text)
+    assert runner.kernel.sockets[4].conn.state.name == "ESTABLISHED"
+
+
 def test_packet_port_info_checks_outbound_ports():
     text = LISTEN.replace("< S 0:0(0)", "< 40001>8080 S 0:0(0)")
     with pytest.raises(ScriptFailure, match=r"actual:   > 8080>40001 S\. .*ports differ"):
