@@ -1445,6 +1445,8 @@ class Connection:
             self.sender.data_sent_at = now
             if extras is not None and extras.tx_stamps is not None:
                 extras.tx_stamps.sent(seq, len(payload), now)
+        elif self.sender is not None:  # (an orphan in TIME_WAIT has let go of its sending side)
+            self.sender.nondata_sent(now)
 
     def _mark_urgent(self, seg: Segment, seq: int, snd_up: int) -> Segment:
         """A segment that starts before SND.UP carries URG and the offset of SND.UP, the byte after the

@@ -94,6 +94,13 @@ class Sender:
         departure-time rule (pacing.py); a sender woken late by the caller's timers catches up."""
         self._pace_at = next_departure(self._pace_at, now, length, rate, self._timer_slack)
 
+    def nondata_sent(self, now: float) -> None:
+        """A segment without data left (a pure ACK, a window update, a probe): Linux's __tcp_transmit_skb
+        moves tcp_wstamp_ns up to now for every segment, so the idle time before it no longer counts
+        as credit for the next paced packet."""
+        if now > self._pace_at:
+            self._pace_at = now
+
     def paced(self, now: float, rate: float | None) -> bool:
         """With a pacing rate (the controller's, BBR's, or the qdisc's), a packet may leave only when the
         previous one's time at that rate has passed; until then the pacing timer holds the rest."""
