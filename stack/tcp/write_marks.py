@@ -3,9 +3,11 @@ whether the sender should wait for more (MSG_MORE, TCP_CORK).
 
 Linux keeps these on the skbs of its write queue; here they are positions in the sequence space:
 - PSH (RFC 9293 §3.9.1 SEND "PUSH flag"): Linux marks the last byte of every write that is not
-  MSG_MORE (tcp_push, tcp_mark_push), so a segment carries PSH when it ends where such a write ended, and
-  the end of a record (below) is always pushed; so is the end of a full skb a long write filled more
-  than half the peer's largest window past the last PSH (forced_push, write_queue.py).
+  MSG_MORE (tcp_push, tcp_mark_push), so a segment, first sent or resent, carries PSH when it ends where
+  such a write ended, unless a later write added bytes to the skb that write ended in (the flag is the
+  skb's; tcp_sendmsg_locked clears it then), and the end of a record (below) is always pushed; so is
+  the end of a full skb a long write filled more than half the peer's largest window past the last PSH
+  (forced_push, write_queue.py).
 - MSG_EOR (Linux tcp_sendmsg, "eor"): the write ends a record; no segment, first sent or retransmitted,
   ever carries bytes of both sides of that boundary.
 - MSG_MORE: the writer has more to say, so a partial last segment waits (as under TCP_CORK) until the next
@@ -17,7 +19,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 
-from stack.wire.seq import seq_sub
+from stack.wire.seq import seq_gt, seq_sub
 
 
 class RecordEnds:
@@ -29,8 +31,8 @@ class RecordEnds:
     def __init__(self) -> None:
         self._ends: list[int] = []
         self._start = 0  # the first live end; the ones before it were acknowledged
-        # (as WriteMarks' forced PSH marks) a pushed_end whose PSH is not a write's own mark there: a
-        # forced one (kept in the list) or one that moved with its skb's end (WriteMarks.moved)
+        # (as WriteMarks' forced PSH marks) a pushed_end whose mark is not a write's own one there: the
+        # list holds it (forced, or kept by keep_pushed), or it moved with its skb's end (WriteMarks.moved)
         self.flagless: int | None = None
 
     def __len__(self) -> int:
@@ -92,7 +94,8 @@ class WriteMarks:
         self.more = False  # the last write was MSG_MORE and nothing has pushed the queue since
         self.push_once = False  # TCP_NODELAY was just set: send what is queued now, corked or not
         self._records: RecordEnds | None = None  # made at the first MSG_EOR
-        # PSH marks a long write forced, or that moved with the end of their skb, not yet acknowledged
+        # PSH marks a long write forced, that moved with the end of their skb, or that a write left on an
+        # skb it did not add to (keep_pushed), not yet acknowledged
         self._forced: RecordEnds | None = None
 
     def wrote(self, end: int, more: bool, eor: bool) -> None:
@@ -104,6 +107,19 @@ class WriteMarks:
             if self._records is None:
                 self._records = RecordEnds()
             self._records.append(end)
+
+    def keep_pushed(self, snd_una: int) -> None:
+        """The next write starts a new skb: the last write's own PSH mark stays where it is, as Linux keeps
+        PSH as a flag of the skb and clears it only when a later write adds bytes to that skb
+        (tcp_sendmsg_locked)."""
+        end = self.pushed_end
+        forced = self._forced
+        if end is None or not seq_gt(end, snd_una) or (forced is not None and forced.flagless == end):
+            return  # no mark, one on acknowledged data, or one the list holds already (forced, moved)
+        if forced is None:
+            forced = self._forced = RecordEnds()
+        forced.append(end)
+        forced.flagless = end
 
     def force_push(self, end: int) -> None:
         """A long write marks PSH at `end`, in the middle of the write (Linux forced_push)."""
@@ -157,6 +173,8 @@ class WriteMarks:
             self._records.drop_through(snd_una)
         if self._forced:
             self._forced.drop_through(snd_una)
+            if not self._forced:
+                self._forced = None  # (an idle connection keeps no list)
 
     def clear(self) -> None:
         self.pushed_end = None

@@ -133,6 +133,8 @@ def write(conn: Connection, data: bytes | bytearray | memoryview, now: float) ->
         if room <= 0:
             if not memory_free(conn):
                 break
+            if not taken:  # the last write's PSH stays on its skb: no byte of this write joins it
+                marks.keep_pushed(conn.tcb.snd_una)
             buf.start_skb()
             room = goal
         limit = room

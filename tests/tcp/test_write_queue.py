@@ -118,6 +118,19 @@ def test_write_marks_psh_mark_moves_with_its_skb_end_and_pushed_seq_stays():
     assert not marks.pushes(4001) and marks.pushes(5001) and marks.pushes(3001)
 
 
+def test_write_into_a_new_skb_keeps_the_last_writes_psh_and_one_into_its_skb_clears_it(conn_in):
+    """Linux keeps PSH as a flag of the skb a write ended in, and clears it only when a later write adds
+    bytes to that skb (tcp_sendmsg_locked): a sent skb keeps it, an unsent one with room loses it."""
+    c = conn_in(State.ESTABLISHED)
+    c.send(b"a" * 100, 0.0)  # sent at once: the next write starts a new skb
+    c.segments_to_send(0.0)
+    c.send(b"b" * 100, 0.01)  # Nagle holds it, unsent, in an skb with room
+    c.segments_to_send(0.01)
+    c.send(b"c" * 100, 0.02)  # joins that skb
+    marks = c.sender.marks
+    assert marks.pushes(ISS + 101) and not marks.pushes(ISS + 201) and marks.pushes(ISS + 301)
+
+
 def test_gso_segments_follow_the_pacing_ratios_linux_keeps_without_a_qdisc(conn_in):
     """tcp_tso_autosize sizes packets by sk_pacing_rate, which tcp_update_pacing_rate keeps with or without
     fq: tcp_pacing_ss_ratio percent of cwnd/SRTT in slow start, so twice the ratio makes twice the packet."""
