@@ -29,9 +29,8 @@ def fq_rate(cwnd: int, ssthresh: int, in_flight: int, srtt: float | None, ss_rat
 def next_departure(departure: float, now: float, length: int, rate: float, slack: float = 0.0) -> float:
     """When the packet after one of `length` bytes may leave, the one just sent having been due at
     `departure` (Linux tcp_wstamp_ns, which a segment without data also moves up to when it left): its
-    time at the rate, less up to half of it for idle time. A
-    timer that fires up to `slack` late (an event loop's resolution, where Linux has hrtimers) is made
-    up for in full."""
+    time at the rate, less up to half of it for idle time. A timer that fires up to `slack` late (an
+    event loop's resolution, where Linux has hrtimers) is made up for in full."""
     sent_at = max(departure, now)
     gap = length / rate
     return sent_at + gap - min(max(gap / 2, slack), sent_at - departure)
