@@ -445,12 +445,17 @@ class Runner:
         """The ISN a connection's relative numbers count from, learned from its first SYN or SYN,ACK."""
         ports = (conn.local[1], conn.remote[1])
         if syn.flags & Flags.ACK:
-            # packetdrill makes a socket for a SYN only while a listener is the socket under test; later
-            # SYNs on its ports (a new incarnation) go to that socket, and keep its numbers
-            self.iss[conn] = self.child_iss.setdefault(ports, syn.seq)
+            self.iss[conn] = self._passive_iss(ports, syn.seq)
         else:
-            self.iss[conn] = syn.seq
-        self.port_iss[ports] = self.iss[conn]
+            self.iss[conn] = self.port_iss[ports] = syn.seq
+
+    def _passive_iss(self, ports: tuple[int, int], seq: int) -> int:
+        """The ISN a passive connection's numbers count from, its SYN,ACK carrying `seq`: packetdrill makes
+        a socket for a SYN only while a listener is the socket under test, and later SYNs on its ports (a
+        new incarnation) go to that socket, and keep its numbers."""
+        iss = self.child_iss.setdefault(ports, seq)
+        self.port_iss[ports] = iss
+        return iss
 
     # ------------------------------------------------------------ inbound packets
 
@@ -505,9 +510,7 @@ class Runner:
             self.taken.update((t.old.name, t.event.name) for t in ended.history)
         self.demux.replaced.clear()
         if rst is not None and rst.flags & Flags.SYN:  # a SYN cookie's SYN,ACK: no connection holds its ISN
-            ports = (rst.src_port, rst.dst_port)
-            self.port_iss[ports] = self.child_iss.setdefault(ports, rst.seq)
-            self.out.append(_Sent(self.now, rst, self.port_iss[ports]))
+            self.out.append(_Sent(self.now, rst, self._passive_iss((rst.src_port, rst.dst_port), rst.seq)))
         elif rst is not None:
             self.out.append(_Sent(self.now, rst, self._current_iss(line)))
 

@@ -116,17 +116,15 @@ class WriteMarks:
         forced = self._forced
         if end is None or not seq_gt(end, snd_una) or (forced is not None and forced.flagless == end):
             return  # no mark, one on acknowledged data, or one the list holds already (forced, moved)
-        if forced is None:
-            forced = self._forced = RecordEnds()
+        forced = self._forced_marks()
         forced.append(end)
         forced.flagless = end
 
     def force_push(self, end: int) -> None:
         """A long write marks PSH at `end`, in the middle of the write (Linux forced_push)."""
-        if self._forced is None:
-            self._forced = RecordEnds()
-        self._forced.append(end)
-        self._forced.flagless = self.pushed_end = end
+        forced = self._forced_marks()
+        forced.append(end)
+        forced.flagless = self.pushed_end = end
 
     def moved(self, old: int, new: int) -> None:
         """The skb that ended at `old` ends at `new` now, having taken bytes of the next one (Linux
@@ -137,10 +135,15 @@ class WriteMarks:
             return
         if old == self.pushed_end and (forced is None or forced.flagless != old):
             # a write's own mark: every forced one lies before it, so `new` goes last
-            if forced is None:
-                forced = self._forced = RecordEnds()
+            forced = self._forced_marks()
             forced.append(new)
             forced.flagless = old
+
+    def _forced_marks(self) -> RecordEnds:
+        """The list of kept PSH marks, made at its first mark (a connection that never needs one has none)."""
+        if self._forced is None:
+            self._forced = RecordEnds()
+        return self._forced
 
     def pushed_seq(self, start: int) -> int:
         """Where the last PSH mark is; `start` (the first byte queued) before any."""
