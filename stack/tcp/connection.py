@@ -84,11 +84,11 @@ def receive_window_shift(config: TcpConfig) -> int:
     return rcv_space.window_shift(space)
 
 
-def _cwnd_quota(mss: int, cwnd: int, flight: int) -> int:
-    """Segments the congestion window lets one packet hold now: what is left of it, at most half of it, so
-    that two packets are in flight (Linux tcp_cwnd_test); 0 or less when it is full."""
-    window = max(cwnd // mss, 1)
-    return min(max(window >> 1, 1), window - flight // mss)
+def _cwnd_quota(window: int, flight: int) -> int:
+    """Segments the congestion window of `window` packets, `flight` of them in flight, lets one packet hold
+    now: what is left of it, at most half of it, so that two packets are in flight (Linux tcp_cwnd_test);
+    0 or less when it is full."""
+    return min(max(window >> 1, 1), window - flight)
 
 
 class Connection:
@@ -403,7 +403,8 @@ class Connection:
         ):
             return False
         unsent = self.sender.unsent(tcb.snd_nxt)
-        size = prober.size(now, mss, cwnd // mss, recovery.in_flight() // mss, unsent, tcb.snd_wnd, recovery.reordering)
+        in_flight = recovery.board.pipe_packets
+        size = prober.size(now, mss, cwnd // tcb.snd_mss, in_flight, unsent, tcb.snd_wnd, recovery.reordering)
         if not size:
             return False
         self._send_data_segment(self.sender.buffer.offset(tcb.snd_nxt), size, False, now)
@@ -987,17 +988,21 @@ class Connection:
         mss = write_queue.mss_now(self)
         buf = sender.buffer
         recovery = self.recovery
-        # the congestion window, or what PRR (or F-RTO) allows in its place during a recovery
+        # the congestion window, or what PRR (or F-RTO) allows in its place during a recovery, in packets
+        # as Linux counts it (a segment shorter than the MSS takes a whole one's room), checked against
+        # the packets in flight (tcp_cwnd_test)
         cwnd = self.cc.cwnd if recovery.send_window is None else recovery.send_window
         if self.mtu_probe is not None and self._send_mtu_probe(now, mss, cwnd):
             cwnd = self.cc.cwnd
+        window = max(cwnd // tcb.snd_mss, 1)
+        board = recovery.board
         had_unsent = unsent > 0
         if had_unsent:
             self.chrono.start(BUSY, now)
         sent_up_to = tcb.snd_nxt
         first_out = len(self._out)  # this send's segments follow
         # lost segments go first (RFC 6675 §5 NextSeg rule 1), as far as the congestion window allows
-        while (lost := recovery.next_lost()) is not None and cwnd - recovery.in_flight() >= min(mss, lost.length):
+        while (lost := recovery.next_lost()) is not None and board.pipe_packets < window:
             lost = self._resendable(lost)
             if lost is None:
                 break
@@ -1009,7 +1014,7 @@ class Connection:
         packet_left = packet_sent = 0  # bytes the paced packet being sent has room for, and has
         paced = self.pacing_rate is not None
         if not paced and unsent > 0:  # (a paced packet grows its skb when it may leave, below)
-            self._grow_skb(tcb.snd_nxt, mss, cwnd, recovery.in_flight())
+            self._grow_skb(tcb.snd_nxt, mss, window, board.pipe_packets)
         while True:
             offset = buf.offset(tcb.snd_nxt)
             unsent = len(buf) - offset
@@ -1018,7 +1023,8 @@ class Connection:
             in_record = marks.unsent_in_record(tcb.snd_nxt, unsent)  # no segment crosses a record's end
             flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
             # the congestion window limits what is in the network, the peer's window what is unacknowledged
-            usable = min(cwnd + recovery.limited_transmit * mss - recovery.in_flight(), tcb.snd_wnd - flight)
+            room = window + recovery.limited_transmit - board.pipe_packets
+            usable = min(room * mss, tcb.snd_wnd - flight)
             n = min(min(mss, in_record), max(usable, 0))
             if n <= 0:
                 break
@@ -1032,14 +1038,14 @@ class Connection:
                 rate = self.pacing_rate
                 if sender.paced(now, rate):
                     if tcb.snd_nxt != sent_up_to:  # what went before the pacing wait counts for cwnd validation
-                        self._cut_packets(sent_up_to, mss, cwnd, first_out, grow=False)
-                        self.cc.window_used(tcb.snd_una, tcb.snd_nxt, False)
+                        self._cut_packets(sent_up_to, mss, window, first_out, grow=False)
+                        self.cc.window_used(tcb.snd_una, tcb.snd_nxt, False, board.pipe_packets * tcb.snd_mss)
                     return
                 if rate is not None:
-                    flight = recovery.in_flight()
+                    packets = board.pipe_packets
                     packet = write_queue.gso_segments(self, mss) * mss
-                    self._grow_skb(tcb.snd_nxt, mss, cwnd, flight, packet)
-                    packet_left = self._packet_room(tcb.snd_nxt, mss, cwnd, flight, packet)
+                    self._grow_skb(tcb.snd_nxt, mss, window, packets, packet)
+                    packet_left = self._packet_room(tcb.snd_nxt, mss, window, packets, packet)
             run = self._tso_run(mss, in_record, usable) if in_record >= 2 * mss else 1  # (a run is 2 or more)
             if packet_left > 0:
                 run = min(run, packet_left // mss)  # no further than the paced packet
@@ -1061,16 +1067,16 @@ class Connection:
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
         marks.push_once = False
         if seq_gt(tcb.snd_nxt, sent_up_to):
-            self._cut_packets(sent_up_to, mss, cwnd, first_out, grow=not paced)
+            self._cut_packets(sent_up_to, mss, window, first_out, grow=not paced)
         if prober is not None and prober.route_mtu is not None and tcb.snd_nxt != sent_up_to:
             prober.route_mtu = (prober.route_mtu[0], True)
         unsent = sender.unsent(tcb.snd_nxt)
         if had_unsent:
-            self._time_sending(now, unsent, mss, cwnd, tcb.snd_nxt != sent_up_to)
+            room = window + recovery.limited_transmit - board.pipe_packets
+            self._time_sending(now, unsent, mss, room, tcb.snd_nxt != sent_up_to)
             # cwnd validation as Linux (tcp_write_xmit, tcp_cwnd_validate): was the window the limit?
-            window_full = recovery.in_flight() + mss > cwnd + recovery.limited_transmit * mss
-            if window_full or tcb.snd_nxt != sent_up_to:
-                self.cc.window_used(tcb.snd_una, tcb.snd_nxt, window_full)
+            if room <= 0 or tcb.snd_nxt != sent_up_to:
+                self.cc.window_used(tcb.snd_una, tcb.snd_nxt, room <= 0, board.pipe_packets * tcb.snd_mss)
         resending = self.recovery.in_recovery
         self.cc.sending_stopped(unsent, seq_sub(tcb.snd_nxt, tcb.snd_una), resending)  # app-limited?
         # data waiting, nothing in flight, the peer's window too small: probe it (§3.8.6.1)
@@ -1098,7 +1104,7 @@ class Connection:
             board.cut(rec, room)  # the rest goes when the window moves on
         return rec
 
-    def _cut_packets(self, start: int, mss: int, cwnd: int, first_out: int, grow: bool) -> None:
+    def _cut_packets(self, start: int, mss: int, window: int, first_out: int, grow: bool) -> None:
         """What was just sent from `start` (segments from `first_out` in the output) left as Linux's GSO
         packets, each its own skb: an skb is cut where a packet ends inside it (tso_fragment), so the send
         buffer counts the skbs Linux would. A packet holds at most half the window, so that two are in
@@ -1110,20 +1116,21 @@ class Connection:
             buf.split(self.tcb.snd_nxt)
             return
         packet = write_queue.gso_segments(self, mss) * mss
-        flight = self.recovery.in_flight() - left  # before this send, in bytes
+        board = self.recovery.board
+        flight = board.pipe_packets - board.packets_from(start)  # packets in flight before this send
         pos = start
         packet_ends = set()
         while left > 0:
             if grow and pos != start:
-                moved = self._grow_skb(pos, mss, cwnd, flight, packet)
+                moved = self._grow_skb(pos, mss, window, flight, packet)
                 if moved is not None:
                     self._unpush(first_out, moved, mss)
-            room = self._packet_room(pos, mss, cwnd, flight, packet)
+            room = self._packet_room(pos, mss, window, flight, packet)
             if room <= 0:
                 break
             size = min(room, left)
             cut = (pos + size) & 0xFFFFFFFF
-            flight += size
+            flight += -(-size // mss)
             left -= size
             buf.split(cut)
             if size > mss:
@@ -1132,7 +1139,7 @@ class Connection:
         if packet_ends:
             self._push_packet_ends(first_out, packet_ends)
 
-    def _grow_skb(self, pos: int, mss: int, cwnd: int, flight: int, packet: int = 0) -> int | None:
+    def _grow_skb(self, pos: int, mss: int, window: int, flight: int, packet: int = 0) -> int | None:
         """The skb at `pos`, if it is shorter than the packet that may leave now, takes bytes from the next
         one, all of it if they fit (Linux 6.10's tcp_grow_skb in tcp_write_xmit, so that the rest of an skb
         cut short by a window does not go out as a small packet), unless it ends a record. Its PSH mark, if
@@ -1141,7 +1148,7 @@ class Connection:
         skb_end = buf.skb_end(pos)
         if skb_end is None:
             return None
-        quota = _cwnd_quota(mss, cwnd, flight)
+        quota = _cwnd_quota(window, flight)
         if quota <= 0:  # no packet may leave: no growth either
             return None
         if not packet:
@@ -1167,7 +1174,7 @@ class Connection:
                     out[i] = seg.with_flags(seg.flags & ~Flags.PSH)
                 return
 
-    def _packet_room(self, pos: int, mss: int, cwnd: int, flight: int, packet: int = 0) -> int:
+    def _packet_room(self, pos: int, mss: int, window: int, flight: int, packet: int = 0) -> int:
         """Bytes one GSO packet from `pos` holds (0: no data there): `packet` (else Linux's tcp_tso_autosize,
         write_queue.gso_segments), no more than half the window so that two are in flight
         (tcp_cwnd_test), never beyond the skb it starts in."""
@@ -1176,7 +1183,7 @@ class Connection:
             return 0
         if not packet:
             packet = write_queue.gso_segments(self, mss) * mss
-        quota = max(_cwnd_quota(mss, cwnd, flight), 1) * mss
+        quota = max(_cwnd_quota(window, flight), 1) * mss
         return min(min(packet, quota), (skb_end - pos) & 0xFFFFFFFF)  # (the skb ends beyond pos)
 
     def _pace(self, length: int, now: float) -> None:
@@ -1237,13 +1244,13 @@ class Connection:
         self.cc.sending_stopped(unsent, seq_sub(tcb.snd_nxt, tcb.snd_una), self.recovery.in_recovery)
         self.timers.stop(timers.PERSIST)
 
-    def _time_sending(self, now: float, unsent: int, mss: int, cwnd: int, sent: bool) -> None:
-        """Linux's chronographs after a send attempt (tcp_write_xmit, tcp_cwnd_validate): receive-window
-        limited while the peer's window, not cwnd, keeps the next segment back; send-buffer limited when
-        all is sent, cwnd had room, and the application waits for buffer space."""
-        tcb, recovery = self.tcb, self.recovery
+    def _time_sending(self, now: float, unsent: int, mss: int, cwnd_room: int, sent: bool) -> None:
+        """Linux's chronographs after a send attempt (tcp_write_xmit, tcp_cwnd_validate), `cwnd_room` packets
+        left in the congestion window: receive-window limited while the peer's window, not cwnd, keeps the
+        next segment back; send-buffer limited when all is sent, cwnd had room, and the application waits
+        for buffer space."""
+        tcb = self.tcb
         flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
-        cwnd_room = cwnd + recovery.limited_transmit * mss - recovery.in_flight()
         if unsent > 0 and cwnd_room > 0 and tcb.snd_wnd - flight < min(mss, unsent):
             self.chrono.start(RWND_LIMITED, now)
         else:
@@ -1556,18 +1563,24 @@ class Connection:
         # 5.7) and Linux (tcp_ack_update_rtt); without timestamps a retransmission's ACK gives none (Karn)
         # the window grows by what this ACK delivered (Linux tcp_cong_avoid with acked_sacked): SACKed bytes
         # were delivered when their SACK came; without SACK each duplicate ACK stood for one segment
+        # (in bytes, and in segments for a window counted in packets, as Linux's)
+        board = self.recovery.board
+        packets = board.packets_below(ack)
         if sack_ok:
             # (and what its own SACK blocks newly delivered above it: Linux's acked_sacked)
-            delivered = acked - self.recovery.board.sacked_below(ack) + self.recovery.newly_sacked
+            delivered = acked - board.sacked_below(ack) + self.recovery.newly_sacked
+            packets += self.recovery.newly_sacked_packets
         else:
             delivered = acked - min(self.recovery.dupacks * tcb.snd_mss, acked)
+            packets -= min(self.recovery.dupacks, packets)
         if self.mtu_probe is not None and (mtu := self.mtu_probe.acked(ack)):
             self._mtu_probe_succeeded(mtu)  # (before the window grows on this ACK, as Linux)
         if self.recovery.tlp is not None:
             # (before the window grows on this ACK, as Linux's tcp_process_tlp_ack runs before tcp_cong_control)
             if self.recovery.probe_acked(ack, flight_before, now):
                 self.window_reduced()
-        self.cc.ack_received(ack, delivered, flight_before, now)  # on_ack(AckSample), before the recovery hooks
+        # on_ack(AckSample), before the recovery hooks
+        self.cc.ack_received(ack, delivered, packets, flight_before, now)
         recovery = self.recovery
         # F-RTO's question: is there new data, and does the peer's window let it go? (Linux tcp_process_loss)
         if recovery.loss_high is not None and seq_gt(seq_add(ack, tcb.snd_wnd), tcb.snd_max):

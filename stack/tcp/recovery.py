@@ -52,6 +52,7 @@ class Recovery:
         "loss_high",
         "send_window",
         "_delivered",
+        "_delivered_packets",
         "_una_advanced",
         "_tsecr",
         "_prr_delivered",
@@ -87,6 +88,7 @@ class Recovery:
         # what may be in flight while PRR (RFC 6937) or F-RTO (RFC 5682) decides it, in place of cwnd
         self.send_window: int | None = None
         self._delivered = 0  # bytes the ACK being processed delivered (newly ACKed or SACKed)
+        self._delivered_packets = 0  # and segments (Linux counts a short one as one)
         self._una_advanced = False  # the ACK being processed moved SND.UNA
         self._tsecr = 0  # TSecr of the ACK being processed (0: none), to tell a retransmission's ACK
         # PRR (RFC 6937 §3)
@@ -125,6 +127,11 @@ class Recovery:
         """Bytes the SACK blocks of the ACK being processed newly delivered (its SACK blocks are recorded
         before its cumulative ACK)."""
         return self._delivered if not self._una_advanced else 0
+
+    @property
+    def newly_sacked_packets(self) -> int:
+        """The segments among them."""
+        return self._delivered_packets if not self._una_advanced else 0
 
     def in_flight(self) -> int:
         return self.board.in_flight()
@@ -167,6 +174,7 @@ class Recovery:
             for rec in self.board.sack(left, right):
                 newly = True
                 self._delivered += rec.length
+                self._delivered_packets += rec.segments
                 self.rack.on_delivered(rec, now, self._ts_says_original(rec))
                 if not rec.retransmitted and rec.start < prior_fack and (reord is None or rec.start < reord):
                     reord = rec.start
@@ -186,6 +194,7 @@ class Recovery:
         if not 0 < length <= self.tcb.max_snd_wnd or counters.dsacks_received > counters.retrans_segs:
             return
         self._delivered += length
+        self._delivered_packets += -(-length // self.tcb.snd_mss)  # (Linux tcp_check_dsack's dup_segs)
         tlp = self.tlp
         if tlp is not None and block[1] == tlp[0] and seq_sub(tlp[0], block[0]) <= self.tcb.snd_mss:
             # the D-SACK of a probe: the original arrived too, so nothing was lost (RFC 8985 §7.4, Linux
@@ -213,6 +222,7 @@ class Recovery:
         reord: int | None = None
         for rec in self.board.ack(ack):
             self._delivered += rec.length
+            self._delivered_packets += rec.segments
             self.rack.on_delivered(rec, now, self._ts_says_original(rec))
             if not rec.retransmitted and reord is None:
                 reord = rec.start
@@ -274,6 +284,7 @@ class Recovery:
         fast recovery began here, a new reduction of the window (not one that goes on from an ECE's)."""
         reduced = self.recover is not None or self.ecn_reducing
         delivered, self._delivered = self._delivered, 0
+        delivered_packets, self._delivered_packets = self._delivered_packets, 0
         advanced, self._una_advanced = self._una_advanced, False
         self._prior_fack = None
         sack_ok = self.tcb.sack_ok
@@ -287,7 +298,7 @@ class Recovery:
             # with reordering known to run deeper than DupThresh, Linux lets an ACK that only SACKs grow the
             # window as one that moves SND.UNA does (tcp_may_raise_cwnd); RFC 5681 §3.1 grows it on ACKs of
             # new data only
-            self.cc.sack_delivered(delivered, seq_sub(self.tcb.snd_max, self.tcb.snd_una), now)
+            self.cc.sack_delivered(delivered, delivered_packets, seq_sub(self.tcb.snd_max, self.tcb.snd_una), now)
         return not reduced and self.recover is not None
 
     def _prr_runs(self) -> bool:
@@ -366,7 +377,7 @@ class Recovery:
         revealed no new loss (`grow`, tcp_cwnd_reduction)."""
         mss = self.tcb.snd_mss
         self._prr_delivered += delivered
-        pipe = self.board.in_flight()
+        pipe = self.board.pipe_packets * mss  # Linux's tcp_packets_in_flight, in segments' bytes
         ssthresh = self.cc.ssthresh
         if pipe > ssthresh:
             sndcnt = -(-self._prr_delivered * ssthresh // max(self._recover_fs, 1)) - self._prr_out
@@ -453,7 +464,7 @@ class Recovery:
                 return
             # step 2b: the retransmission arrived; hold the other resends and send two new segments
             self.board.forget_losses(retransmitted_too=True)
-            self.send_window = self.board.in_flight() + 2 * tcb.snd_mss
+            self.send_window = (self.board.pipe_packets + 2) * tcb.snd_mss
             self._frto_step = 3
         elif self._frto_step == 3:
             self._frto_step = 0

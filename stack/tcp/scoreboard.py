@@ -77,7 +77,17 @@ class SentSegment:
 
 
 class Scoreboard:
-    __slots__ = ("_segs", "_starts", "_base_seq", "_base_off", "sacked_bytes", "lost_bytes", "_chain", "_lost_from")
+    __slots__ = (
+        "_segs",
+        "_starts",
+        "_base_seq",
+        "_base_off",
+        "sacked_bytes",
+        "lost_bytes",
+        "pipe_packets",
+        "_chain",
+        "_lost_from",
+    )
 
     def __init__(self, first_seq: int) -> None:
         self._segs: list[SentSegment] = []
@@ -86,6 +96,9 @@ class Scoreboard:
         self._base_off = 0
         self.sacked_bytes = 0
         self.lost_bytes = 0  # lost and not yet retransmitted
+        # segments neither SACKed nor lost, the records in the send-time chain: Linux's
+        # tcp_packets_in_flight, which a congestion window in packets is checked against
+        self.pipe_packets = 0
         self._chain: SentSegment | None = None  # the send-time chain's ends meet here (None: empty)
         self._lost_from = 0  # no record before this offset is lost
 
@@ -151,7 +164,7 @@ class Scoreboard:
             rec.retransmitted = True
             rec.xmit_ts = now
             if not rec.sacked:
-                _unchain(rec)
+                self._unchain(rec)
                 self._chain_last(rec)
             resent.append(rec)
         if end > top:
@@ -167,7 +180,7 @@ class Scoreboard:
             return False
         rec.lost = True
         self.lost_bytes += rec.length
-        _unchain(rec)
+        self._unchain(rec)
         if rec.start < self._lost_from:
             self._lost_from = rec.start
         return True
@@ -254,6 +267,34 @@ class Scoreboard:
                 total += min(rec.end, upto) - rec.start
         return total
 
+    def packets_from(self, seq: int) -> int:
+        """Segments in flight from `seq` on (what one send just added), counted from the newest record back."""
+        off = self.offset_of(seq)
+        total = 0
+        for rec in reversed(self._segs):
+            if rec.end <= off:
+                break
+            if not rec.sacked and not rec.lost:
+                total += rec.segments
+                if rec.start < off:  # less the segments wholly before `seq`
+                    total -= (off - rec.anchor) // rec.seg - (rec.start - rec.anchor) // rec.seg
+        return total
+
+    def packets_below(self, ack_seq: int) -> int:
+        """Segments a cumulative ACK of ack_seq delivers: those wholly below it, not SACKed before (a segment
+        cut by the ACK counts once the ACK covers it, as Linux's tcp_tso_acked counts)."""
+        upto = self.offset_of(ack_seq)
+        total = 0
+        for rec in self._segs:
+            if rec.start >= upto:
+                break
+            if not rec.sacked:
+                if rec.end <= upto:
+                    total += rec.segments
+                else:
+                    total += (upto - rec.anchor) // rec.seg - (rec.start - rec.anchor) // rec.seg
+        return total
+
     def ack(self, ack_seq: int) -> list[SentSegment]:
         """Cumulative ACK up to ack_seq: drops the records it covers (a record cut in two keeps its
         tail). Returns the records delivered by this ACK that were not SACKed before."""
@@ -271,11 +312,11 @@ class Scoreboard:
                     delivered.append(rec)
                 if rec.lost:
                     self.lost_bytes -= rec.length
-                _unchain(rec)
+                self._unchain(rec)
         else:
             delivered = segs[:n]
             for rec in delivered:
-                _unchain(rec)
+                self._unchain(rec)
         del segs[:n]
         del self._starts[:n]
         if not segs:
@@ -302,7 +343,7 @@ class Scoreboard:
                 if rec.lost:
                     rec.lost = False
                     self.lost_bytes -= rec.length
-                _unchain(rec)
+                self._unchain(rec)
                 newly.append(rec)
         return newly
 
@@ -406,6 +447,7 @@ class Scoreboard:
     def _split(self, i: int, at: int) -> None:
         """Cut record i at offset `at`; both halves keep its marks, send time and segment grid."""
         rec = self._segs[i]
+        before = rec.segments
         tail = SentSegment(at, rec.end, rec.xmit_ts, rec.seg, rec.anchor)
         tail.retransmitted, tail.sacked, tail.lost = rec.retransmitted, rec.sacked, rec.lost
         rec.end = at
@@ -415,6 +457,8 @@ class Scoreboard:
         if after is not None:  # sent at the same time: right after it in the chain
             tail.prev, tail.next = rec, after
             rec.next = after.prev = tail
+            # a cut inside a segment makes two (as Linux's tcp_fragment counts them again)
+            self.pipe_packets += rec.segments + tail.segments - before
 
     def _explode(self) -> None:
         """One record per segment (for the rare operations that work segment by segment)."""
@@ -445,6 +489,16 @@ class Scoreboard:
         after: SentSegment = before.next  # type: ignore[assignment]
         rec.prev, rec.next = before, after
         before.next = after.prev = rec
+        self.pipe_packets += rec.segments
+
+    def _unchain(self, rec: SentSegment) -> None:
+        """Take a record out of the send-time chain (SACKed, lost or acknowledged), if it is in it."""
+        before = rec.prev
+        if before is not None:
+            after: SentSegment = rec.next  # type: ignore[assignment]  # (chained: linked both ways)
+            before.next, after.prev = after, before
+            rec.prev = rec.next = None
+            self.pipe_packets -= rec.segments
 
     def _drop_chain(self) -> None:
         """Let the chain go: its sentinel is unlinked first, as an empty one links to itself, a cycle only
@@ -453,6 +507,7 @@ class Scoreboard:
         if chain is not None:
             chain.prev = chain.next = None
             self._chain = None
+        self.pipe_packets = 0
 
     def _rechain(self) -> None:
         """Chain every record neither SACKed nor lost again, by send time (after marks changed wholesale)."""
@@ -465,11 +520,3 @@ class Scoreboard:
 
 def _sent_at(rec: SentSegment) -> float:
     return rec.xmit_ts
-
-
-def _unchain(rec: SentSegment) -> None:
-    before = rec.prev
-    if before is not None:
-        after: SentSegment = rec.next  # type: ignore[assignment]  # (chained: linked both ways)
-        before.next, after.prev = after, before
-        rec.prev = rec.next = None

@@ -105,7 +105,7 @@ class Sender:
             acked, flight_before = ack - self.snd_una, self.flight
             self.snd_una = ack
             self.dupacks = 0
-            self.cc.ack_received(ack, acked, flight_before, self.now)
+            self.cc.ack_received(ack, acked, acked // self.mss, flight_before, self.now)
             if self.recover is not None:
                 if ack >= self.recover:
                     self.recover = None
@@ -139,7 +139,7 @@ class Sender:
             while self._send_allowed():
                 self._send_new()
             self.cc.sending_stopped(self.mss, self.flight, self.recover is not None)  # never app-limited
-            self.cc.window_used(self.snd_una, self.snd_nxt, self.flight + self.mss > self.cc.cwnd)
+            self.cc.window_used(self.snd_una, self.snd_nxt, self.flight + self.mss > self.cc.cwnd, self.flight)
             candidates = []
             if self.acks:
                 candidates.append(self.acks[0][0])

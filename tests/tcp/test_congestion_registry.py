@@ -292,11 +292,13 @@ def test_ack_sample_is_a_value_a_controller_cannot_change():
     hashed by value, copied with dataclasses.replace; compiled, an assignment raises."""
     from dataclasses import astuple, replace
 
-    args = (2 * MSS, 10 * MSS, 0.02, 0.015, 50 * MSS, 1e6, False, 3.5, 40 * MSS, True)
+    args = (2 * MSS, 10 * MSS, 0.02, 0.015, 50 * MSS, 1e6, False, 3.5, 40 * MSS, True, 2)
     built = AckSample(*args)
     assert astuple(built) == args and built == AckSample(*args) and hash(built) == hash(AckSample(*args))
     assert replace(built, rtt=None) == AckSample(*args[:2], None, *args[3:])
-    assert AckSample(*args[:8]) == AckSample(*args[:8], None, True)  # prior_delivered, cwnd_limited: defaults
+    # prior_delivered, cwnd_limited, packets_delivered: defaults
+    assert AckSample(*args[:8]) == AckSample(*args[:8], None, True, None)
+    assert built.segments_delivered(MSS) == 2 and AckSample(*args[:8]).segments_delivered(MSS) == 2
     if core_build.BUILD == "compiled":
         with pytest.raises(AttributeError):
             built.rtt = 0.0

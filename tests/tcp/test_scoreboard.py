@@ -2,6 +2,9 @@
 
 import gc
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from stack.tcp.scoreboard import Scoreboard, SentSegment
 
 SEQ = 0xFFFFF000  # near the wrap: offsets never wrap, sequence numbers do
@@ -148,3 +151,58 @@ def test_scoreboard_reneging_ack_below_sacked_data_then_forget_sacks_makes_it_lo
     assert not board.head_sacked() and board.sacked_bytes == 0
     board.mark_all_lost()
     assert board.lost_bytes == 3000
+
+
+def test_scoreboard_short_segments_each_count_one_packet_in_flight():
+    """Linux counts the congestion window in packets (tcp_packets_in_flight): a 100-byte segment takes a
+    packet's room as a full one does, a SACKed or lost one none, a resent lost one again."""
+    board = _board(4, 100)
+    assert board.pipe_packets == 4 and board.in_flight() == 400
+    board.sack(board.seq_of(100), board.seq_of(200))
+    board.mark_lost(list(board)[0])
+    assert board.pipe_packets == 2
+    board.sent(board.seq_of(0), 100, 9.0)
+    assert board.pipe_packets == 3
+
+
+OPERATIONS = ("sent", "sack", "ack", "lost", "resend", "forget", "cut")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 30)), max_size=40))
+def test_scoreboard_pipe_packets_counts_the_segments_neither_sacked_nor_lost(ops):
+    """The running count of packets in flight equals the segments (pieces) of every record neither SACKed
+    nor lost, whatever cuts, SACKs, losses, resends and ACKs came before."""
+    board = Scoreboard(SEQ)
+    top = 0
+    for op, n in ops:
+        low = list(board)[0].start if len(board) else top
+        if op == "sent":
+            board.sent(board.seq_of(top), 100 + 150 * n, float(n), 1000 if n % 2 else 0)
+            top += 100 + 150 * n
+        elif op == "sack" and top > low:
+            board.sack(board.seq_of(low + 37 * n % (top - low)), board.seq_of(top - 53 * n % (top - low)))
+        elif op == "ack" and top > low:
+            board.ack(board.seq_of(low + 41 * n % (top - low + 1)))
+        elif op == "lost" and len(board):
+            board.mark_lost(list(board)[n % len(board)])
+        elif op == "resend" and (rec := board.first_lost()) is not None:
+            board.sent(board.seq_of(rec.start), rec.length, float(n))
+        elif op == "forget":
+            board.forget_losses(retransmitted_too=bool(n % 2))
+        elif op == "cut" and len(board):
+            rec = list(board)[n % len(board)]
+            if rec.length > 1:
+                board.cut(rec, 1 + n % (rec.length - 1))
+        assert board.pipe_packets == sum(r.segments for r in board if not r.sacked and not r.lost)
+
+
+def test_scoreboard_cumulative_ack_delivers_the_segments_wholly_below_it():
+    """Linux's tcp_tso_acked: an ACK that ends inside a segment of a run delivers the segments before it;
+    SACKed ones were delivered when their SACK came."""
+    board = Scoreboard(SEQ)
+    board.sent(SEQ, 3000, 0.0, 1000)
+    board.sent(board.seq_of(3000), 100, 0.1)
+    board.sack(board.seq_of(1000), board.seq_of(2000))
+    assert board.packets_below(board.seq_of(2500)) == 1
+    assert board.packets_below(board.seq_of(3100)) == 3

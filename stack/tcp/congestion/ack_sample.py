@@ -31,6 +31,10 @@ class AckSample:
     # the window limited sending lately, so it may grow (Linux tcp_is_cwnd_limited: full in the last
     # window of data, or in slow start less than twice the most in flight there)
     cwnd_limited: Final[bool]
+    # segments this ACK delivered (acknowledged or newly SACKed), as Linux counts them for its window in
+    # packets: a segment shorter than the MSS counts one. None in a sample built without that count:
+    # `segments_delivered` then counts bytes_acked in MSS-sized segments
+    packets_delivered: Final[int | None]
 
     def __init__(
         self,
@@ -44,6 +48,7 @@ class AckSample:
         now: float,
         prior_delivered: int | None = None,
         cwnd_limited: bool = True,
+        packets_delivered: int | None = None,
     ) -> None:
         self.bytes_acked = bytes_acked
         self.bytes_in_flight = bytes_in_flight
@@ -55,3 +60,9 @@ class AckSample:
         self.now = now
         self.prior_delivered = prior_delivered
         self.cwnd_limited = cwnd_limited
+        self.packets_delivered = packets_delivered
+
+    def segments_delivered(self, mss: int) -> int:
+        """`packets_delivered`, or bytes_acked in segments of `mss` bytes when the sample has no count."""
+        packets = self.packets_delivered
+        return packets if packets is not None else -(-self.bytes_acked // mss)

@@ -16,7 +16,7 @@ from stack.tcp.congestion.ack_sample import AckSample
 from stack.tcp.congestion.base import CongestionController
 from stack.tcp.congestion.reno import Reno
 from stack.tcp.delivery_rate import DeliveryRateEstimator
-from stack.wire.seq import seq_ge, seq_sub
+from stack.wire.seq import seq_ge
 
 log: Final = logging.getLogger("stack.tcp.congestion")
 _MAX_WINDOW: Final = 1 << 31
@@ -144,13 +144,14 @@ class Contained:
     def sack_received(self, blocks: tuple[tuple[int, int], ...], now: float) -> None:
         self.rate.on_sack(blocks, now)
 
-    def ack_received(self, ack: int, bytes_acked: int, bytes_in_flight: int, now: float) -> None:
-        """An ACK advanced SND.UNA to `ack`; call it before the recovery hooks for the same ACK."""
+    def ack_received(self, ack: int, bytes_acked: int, packets: int, bytes_in_flight: int, now: float) -> None:
+        """An ACK advanced SND.UNA to `ack`, delivering `bytes_acked` in `packets` segments; call it before
+        the recovery hooks for the same ACK."""
         rate = self.rate
         rate.on_cumulative_ack(ack, now)
         rs = rate.take_sample(now)
         if rs is None:
-            sample = self._sample_without_rate(bytes_acked, bytes_in_flight, now)
+            sample = self._sample_without_rate(bytes_acked, packets, bytes_in_flight, now)
         else:
             sample = AckSample(
                 bytes_acked,
@@ -163,6 +164,7 @@ class Contained:
                 now,
                 rs.prior_delivered,
                 self._window_was_limiting(),
+                packets,
             )
         try:
             self.controller.on_ack(sample)
@@ -170,20 +172,21 @@ class Contained:
         except Exception as exc:  # noqa: BLE001
             self._fall_back("on_ack", exc)
 
-    def sack_delivered(self, bytes_sacked: int, bytes_in_flight: int, now: float) -> None:
-        """An ACK that only SACKed `bytes_sacked` may grow the window (Linux tcp_may_raise_cwnd with a high
-        reordering degree): the controller hears it as an ACK of that many bytes, without a rate sample.
+    def sack_delivered(self, bytes_sacked: int, packets: int, bytes_in_flight: int, now: float) -> None:
+        """An ACK that only SACKed `bytes_sacked` (in `packets` segments) may grow the window (Linux
+        tcp_may_raise_cwnd with a high reordering degree): the controller hears it as an ACK of that many
+        bytes, without a rate sample.
         A controller with its own window in recovery (BBR: Linux's cong_control) runs on its samples alone."""
         if self.owns_recovery_window:
             return
-        sample = self._sample_without_rate(bytes_sacked, bytes_in_flight, now)
+        sample = self._sample_without_rate(bytes_sacked, packets, bytes_in_flight, now)
         try:
             self.controller.on_ack(sample)
             self._take_values()
         except Exception as exc:  # noqa: BLE001
             self._fall_back("on_ack", exc)
 
-    def _sample_without_rate(self, acked: int, bytes_in_flight: int, now: float) -> AckSample:
+    def _sample_without_rate(self, acked: int, packets: int, bytes_in_flight: int, now: float) -> AckSample:
         """An ACK's sample when the rate sampler has none to give: no RTT, no delivery rate."""
         rate = self.rate
         return AckSample(
@@ -197,13 +200,14 @@ class Contained:
             now,
             None,
             self._window_was_limiting(),
+            packets,
         )
 
-    def window_used(self, snd_una: int, snd_nxt: int, window_full: bool) -> None:
-        """A send attempt with data waiting ended, sending or with the window full. Linux (tcp_cwnd_validate)
-        remembers, per window of data, whether the window was ever full, else the most that was in flight;
-        RFC 7661 validates the window differently (pipeACK over a sampling period); we follow Linux."""
-        flight = seq_sub(snd_nxt, snd_una)
+    def window_used(self, snd_una: int, snd_nxt: int, window_full: bool, flight: int) -> None:
+        """A send attempt with data waiting ended, sending or with the window full, `flight` in flight (in
+        packets' room: MSS bytes each). Linux (tcp_cwnd_validate) remembers, per window of data, whether the
+        window was ever full, else the most that was in flight; RFC 7661 validates the window differently
+        (pipeACK over a sampling period); we follow Linux."""
         end = self._usage_end
         round_over = end is None or seq_ge(snd_una, end)
         if round_over or window_full or (not self._window_limited and flight > self._max_flight):

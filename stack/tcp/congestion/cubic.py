@@ -202,14 +202,15 @@ class Cubic(Reno):
         if not self._cwnd_limited(sample):
             return
         # all that the ACK delivered, as Linux's tcp_slow_start: RFC 9406 §4.2 would cap one ACK's share
-        # at L = 8 segments for a sender that does not pace, Linux does not
-        increase = sample.bytes_acked / hs.growth_divisor
+        # at L = 8 segments for a sender that does not pace, Linux does not. Counted in segments, as
+        # Linux's window is: a short one grows it by a whole segment
+        increase = sample.segments_delivered(self.mss) * self.mss / hs.growth_divisor
         self._cwnd += increase
 
     def _avoidance(self, sample: AckSample) -> None:
         mss = self.mss
         if self.linux is not None and self.linux_hystart is not None:  # (set together)
-            segments = -(-sample.bytes_acked // mss)  # as Linux counts them
+            segments = sample.segments_delivered(mss)  # as Linux counts them
             delay_min = self.linux_hystart.delay_min
             self._cwnd = float(self.linux.grow(self.cwnd // mss, segments, _jiffies(sample.now), delay_min) * mss)
             return
@@ -225,7 +226,7 @@ class Cubic(Reno):
         t = now - self.epoch
         rtt = self.srtt if self.srtt is not None else (sample.min_rtt or 0.0)
         target = min(max(self.w_cubic(t + rtt), cwnd), 1.5 * cwnd)  # §4.2
-        acked = sample.bytes_acked / mss
+        acked = sample.segments_delivered(mss)  # (segments_acked, §4.3: each segment as one, short or not)
         alpha = ALPHA if self.w_est < self.cwnd_prior else 1.0  # §4.3
         self.w_est += alpha * acked / cwnd
         if self.w_cubic(t) < self.w_est:
