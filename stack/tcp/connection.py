@@ -1088,6 +1088,43 @@ class Connection:
         else:
             self.timers.stop(timers.PERSIST)
 
+    def _collapse(self, rec: SentSegment, seq: int) -> bool:
+        """A segment about to be resent that is shorter than an MSS and than the peer's window takes in
+        the segments sent after it while the whole fits in both: each one segment, not SACKed, not after
+        the end of a MSG_EOR record (Linux tcp_retrans_try_collapse). They become one segment on the
+        scoreboard and one skb in the send buffer. Returns whether one taken in carried PSH (Linux ORs
+        the flags of the skbs it joins); the last one's PSH is the resend's own."""
+        tcb = self.tcb
+        if rec.segments != 1:
+            return False
+        sender = self.sender
+        board = self.recovery.board
+        marks = sender.marks
+        fin_end = seq_add(sender.fin_seq, 1) if sender.fin_seq is not None else None
+        window_end = seq_add(tcb.snd_una, tcb.snd_wnd)
+        room = seq_sub(window_end, seq)
+        space = min(room if room > 0 else tcb.snd_mss, write_queue.mss_now(self))
+        end = board.seq_of(rec.end)
+        space -= rec.length - (end == fin_end)
+        if space <= 0:
+            return False
+        pushed = False
+        while not marks.ends_record(end):
+            joined = board.after(rec)
+            if joined is None or joined.segments != 1 or joined.sacked:
+                break
+            joined_end = board.seq_of(joined.end)
+            size = joined.length - (joined_end == fin_end)
+            space -= size
+            if space < 0 or seq_gt(joined_end, window_end):
+                break
+            pushed = pushed or marks.pushes(end)
+            if size:
+                sender.buffer.grow(end, size)
+            board.join_next(rec)
+            end = joined_end
+        return pushed
+
     def _resendable(self, rec: SentSegment) -> SentSegment | None:
         """What of a segment may be resent inside the peer's window, which may have shrunk below what we
         sent (§3.8.6: resend "the old unacknowledged data between SND.UNA and SND.UNA+SND.WND"), as Linux's
@@ -1382,6 +1419,7 @@ class Connection:
         sender = self.sender
         buf = sender.buffer
         seq = self.recovery.board.seq_of(rec.start)
+        pushed = self._collapse(rec, seq)
         n = rec.length
         fin = sender.fin_seq is not None and seq_add(seq, n) == seq_add(sender.fin_seq, 1)
         if fin:
@@ -1390,8 +1428,8 @@ class Connection:
         flags = Flags.ACK
         if fin:
             flags |= Flags.FIN
-        elif n and sender.marks.pushes(seq_add(seq, n)):
-            flags |= Flags.PSH  # as when it was first sent
+        if n and (pushed or sender.marks.pushes(seq_add(seq, n))):
+            flags |= Flags.PSH  # as when it was first sent (Linux keeps PSH as a flag of the skb)
         if self._resends_from < 0:
             self._resends_from = len(self._out)  # where this batch's resends start (_push_resent_packets)
         self._emit(now, flags, seq, buf.take(offset, n))

@@ -312,8 +312,7 @@ class Recovery:
         """RACK (RFC 8985 §6.2 step 5); a first loss starts fast recovery; the rest waits on a timer.
         True if segments were newly marked lost."""
         board = self.board
-        mss = self.tcb.snd_mss
-        reo_wnd = self.rack.reo_wnd(self.in_recovery, board.sacked_bytes // mss, srtt, self.reordering)
+        reo_wnd = self.rack.reo_wnd(self.in_recovery, board.sacked_packets, srtt, self.reordering)
         lost, wait = self.rack.detect_loss(board, now, reo_wnd)
         if wait is not None:
             # Linux arms the timer in whole jiffies plus TCP_TIMEOUT_MIN (2 ms) (tcp_rack_mark_lost); RFC 8985
@@ -438,7 +437,7 @@ class Recovery:
         first_timeout = not self.in_recovery
         if first_timeout:
             self._start_episode()
-            if self.board.sacked_bytes >= DUP_THRESH * tcb.snd_mss:
+            if self.board.sacked_packets >= DUP_THRESH:
                 # a timeout despite that many SACKs: the reordering degree was overestimated (Linux
                 # tcp_enter_loss)
                 self.reordering = min(self.reordering, DUP_THRESH)

@@ -83,6 +83,7 @@ class Scoreboard:
         "_base_seq",
         "_base_off",
         "sacked_bytes",
+        "sacked_packets",
         "lost_bytes",
         "pipe_packets",
         "_chain",
@@ -95,6 +96,7 @@ class Scoreboard:
         self._base_seq = first_seq  # sequence number of offset _base_off
         self._base_off = 0
         self.sacked_bytes = 0
+        self.sacked_packets = 0  # the segments among them (Linux's sacked_out)
         self.lost_bytes = 0  # lost and not yet retransmitted
         # segments neither SACKed nor lost, the records in the send-time chain: Linux's
         # tcp_packets_in_flight, which a congestion window in packets is checked against
@@ -244,7 +246,7 @@ class Scoreboard:
         """The receiver dropped data it had SACKed (reneging, RFC 2018 §8): none of it counts as held."""
         for rec in self._segs:
             rec.sacked = False
-        self.sacked_bytes = 0
+        self.sacked_bytes = self.sacked_packets = 0
         self._rechain()
 
     def first_from(self, seq: int) -> SentSegment | None:
@@ -308,6 +310,7 @@ class Scoreboard:
             for rec in segs[:n]:
                 if rec.sacked:
                     self.sacked_bytes -= rec.length
+                    self.sacked_packets -= rec.segments
                 else:
                     delivered.append(rec)
                 if rec.lost:
@@ -340,6 +343,7 @@ class Scoreboard:
             if not rec.sacked:
                 rec.sacked = True
                 self.sacked_bytes += rec.length
+                self.sacked_packets += rec.segments
                 if rec.lost:
                     rec.lost = False
                     self.lost_bytes -= rec.length
@@ -358,6 +362,29 @@ class Scoreboard:
             after = rec.next
             yield rec
             rec = after
+
+    def after(self, rec: SentSegment) -> SentSegment | None:
+        """The record that follows `rec` in sequence, if any."""
+        i = bisect_left(self._starts, rec.end)
+        segs = self._segs
+        return segs[i] if i < len(segs) and segs[i].start == rec.end else None
+
+    def join_next(self, rec: SentSegment) -> None:
+        """`rec` (one segment, not SACKed) takes in the record after it (one segment, not SACKed) and stays one segment
+        (Linux tcp_collapse_retrans): the packet it stood for is gone, a resend mark goes with it."""
+        i = bisect_left(self._starts, rec.end)
+        joined = self._segs[i]
+        self._unchain(joined)
+        if joined.lost:
+            self.lost_bytes -= joined.length
+        if rec.lost:
+            self.lost_bytes += joined.length
+        del self._segs[i]
+        del self._starts[i]
+        rec.end = joined.end
+        rec.seg = rec.end - rec.start
+        rec.anchor = rec.start
+        rec.retransmitted = rec.retransmitted or joined.retransmitted
 
     def cut(self, rec: SentSegment, length: int) -> None:
         """Cut `rec` after its first `length` bytes (0 < length < its length); the rest becomes a record of
@@ -389,7 +416,7 @@ class Scoreboard:
     def clear(self) -> None:
         self._segs.clear()
         self._starts.clear()
-        self.sacked_bytes = self.lost_bytes = 0
+        self.sacked_bytes = self.sacked_packets = self.lost_bytes = 0
         self._drop_chain()
 
     # ------------------------------------------------------------------ splitting
@@ -453,12 +480,15 @@ class Scoreboard:
         rec.end = at
         self._segs.insert(i + 1, tail)
         self._starts.insert(i + 1, at)
+        # a cut inside a segment makes two (as Linux's tcp_fragment counts them again)
+        more = rec.segments + tail.segments - before
         after = rec.next
         if after is not None:  # sent at the same time: right after it in the chain
             tail.prev, tail.next = rec, after
             rec.next = after.prev = tail
-            # a cut inside a segment makes two (as Linux's tcp_fragment counts them again)
-            self.pipe_packets += rec.segments + tail.segments - before
+            self.pipe_packets += more
+        elif rec.sacked:
+            self.sacked_packets += more
 
     def _explode(self) -> None:
         """One record per segment (for the rare operations that work segment by segment)."""

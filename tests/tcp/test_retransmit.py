@@ -187,3 +187,26 @@ def test_retries_time_doubles_up_to_the_largest_rto_then_adds_it():
     assert retries_time(1, 1.0, 120.0) == 3.0
     assert retries_time(6, 1.0, 120.0) == 127.0
     assert retries_time(8, 1.0, 120.0) == 127.0 + 2 * 120.0
+
+
+def test_established_rto_resend_takes_in_the_short_segments_after_it(conn_in):
+    """After a timeout cwnd is one packet (RFC 5681 §3.1); Linux resends the first short segment with the
+    ones sent after it joined to it, up to an MSS, as one (tcp_retrans_try_collapse)."""
+    c = conn_in(State.ESTABLISHED, nodelay=True, loss_probes=False)
+    for chunk in (b"a" * 100, b"b" * 100, b"c" * 100, b"d" * 1400):
+        c.send(chunk, 0.0)
+        assert [len(payload) for *_, payload in sent(c, 0.0)] == [len(chunk)]
+    c.handle_timer(c.next_deadline())
+    assert sent(c, c.rto.rto) == [("P.", ISS + 1, IRS + 1, b"a" * 100 + b"b" * 100 + b"c" * 100)]
+    assert c.recovery.board.pipe_packets == 1 and c.counters.retrans_segs == 1
+
+
+def test_established_rto_resend_takes_in_the_fin_after_it(conn_in):
+    """A FIN sent alone after the data joins the data's resend (Linux ORs the flags of the skbs it joins)."""
+    c = conn_in(State.ESTABLISHED, loss_probes=False)
+    c.send(b"hello", 0.0)
+    assert sent(c, 0.0) == [("P.", ISS + 1, IRS + 1, b"hello")]
+    c.close(0.0)
+    assert sent(c, 0.0) == [("F.", ISS + 6, IRS + 1, b"")]
+    c.handle_timer(c.next_deadline())
+    assert sent(c, c.rto.rto) == [("FP.", ISS + 1, IRS + 1, b"hello")]

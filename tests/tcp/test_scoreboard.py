@@ -165,14 +165,14 @@ def test_scoreboard_short_segments_each_count_one_packet_in_flight():
     assert board.pipe_packets == 3
 
 
-OPERATIONS = ("sent", "sack", "ack", "lost", "resend", "forget", "cut")
+OPERATIONS = ("sent", "sack", "ack", "lost", "resend", "forget", "cut", "join", "renege")
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 30)), max_size=40))
-def test_scoreboard_pipe_packets_counts_the_segments_neither_sacked_nor_lost(ops):
-    """The running count of packets in flight equals the segments (pieces) of every record neither SACKed
-    nor lost, whatever cuts, SACKs, losses, resends and ACKs came before."""
+def test_scoreboard_running_counts_match_the_records(ops):
+    """The running counts (packets in flight, SACKed packets and bytes, lost bytes) equal what the records
+    say, whatever cuts, joins, SACKs, reneging, losses, resends and ACKs came before."""
     board = Scoreboard(SEQ)
     top = 0
     for op, n in ops:
@@ -194,7 +194,17 @@ def test_scoreboard_pipe_packets_counts_the_segments_neither_sacked_nor_lost(ops
             rec = list(board)[n % len(board)]
             if rec.length > 1:
                 board.cut(rec, 1 + n % (rec.length - 1))
+        elif op == "join" and len(board):
+            rec = list(board)[n % len(board)]
+            joined = board.after(rec)
+            if not rec.sacked and rec.segments == 1 and joined and joined.segments == 1 and not joined.sacked:
+                board.join_next(rec)
+        elif op == "renege":
+            board.forget_sacks()
         assert board.pipe_packets == sum(r.segments for r in board if not r.sacked and not r.lost)
+        assert board.sacked_packets == sum(r.segments for r in board if r.sacked)
+        assert board.sacked_bytes == sum(r.length for r in board if r.sacked)
+        assert board.lost_bytes == sum(r.length for r in board if r.lost)
 
 
 def test_scoreboard_cumulative_ack_delivers_the_segments_wholly_below_it():
