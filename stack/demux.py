@@ -66,10 +66,12 @@ class Demux:
             port = self._free_port(local_ip, remote)
         elif (local_ip, port, remote[0], remote[1]) in self.connections or port in self.listeners:
             raise OSError(98, f"port {port} already in use for this destination")  # EADDRINUSE
-        config = self.path_configs.of(self.config, local_ip, remote[0])
+        path_mtu = self._learned_mtu(remote[0], now)
+        config = self.path_configs.of(self.config, local_ip, remote[0], path_mtu)
         conn = Connection.connect(config, (local_ip, port), remote, now, self.on_transition)
         conn.memory = self.memory
-        self._use_path_mtu(conn, now)
+        if path_mtu:
+            conn.use_path_mtu(path_mtu)
         self.connections[(local_ip, port, remote[0], remote[1])] = conn
         self.counters["ActiveOpens"] += 1
         return conn
@@ -121,13 +123,15 @@ class Demux:
                 return None, None
             remote = (src, seg.src_port)
             local = (dst, seg.dst_port)
+            path_mtu = self._learned_mtu(src, now)
             if flags & Flags.ACK:
-                answer = listener.ack_arrives(remote, seg, now, self.on_transition, local)
+                answer = listener.ack_arrives(remote, seg, now, self.on_transition, local, path_mtu)
             else:
-                answer = listener.syn_arrives(remote, seg, now, self.on_transition, local, successor_iss)
+                answer = listener.syn_arrives(remote, seg, now, self.on_transition, local, successor_iss, path_mtu)
             if isinstance(answer, Connection):
                 answer.memory = self.memory
-                self._use_path_mtu(answer, now)
+                if path_mtu:
+                    answer.use_path_mtu(path_mtu)
                 self.connections[(dst, seg.dst_port, src, seg.src_port)] = answer
                 self.parent[answer] = listener
                 self.counters["PassiveOpens"] += 1
@@ -178,14 +182,15 @@ class Demux:
             self.path_mtus[remote[0]] = (conn.path_mtu, now + PATH_MTU_EXPIRES)
         return conn
 
-    def _use_path_mtu(self, conn: Connection, now: float) -> None:
-        learned = self.path_mtus.get(conn.remote[0])
+    def _learned_mtu(self, remote_ip: int, now: float) -> int:
+        """The path MTU an ICMP error taught for `remote_ip` (Linux keeps it with the route), 0 if none."""
+        learned = self.path_mtus.get(remote_ip)
         if learned is None:
-            return
+            return 0
         if now >= learned[1]:  # RFC 1191 §6.3: an estimate ages out, the link's MTU is tried again
-            del self.path_mtus[conn.remote[0]]
-            return
-        conn.use_path_mtu(learned[0])
+            del self.path_mtus[remote_ip]
+            return 0
+        return learned[0]
 
     def _count_rst(self, rst: Segment | None) -> Segment | None:
         if rst is not None:

@@ -139,6 +139,11 @@ class TcpConfig:
     pacing_ca_ratio: int = 120
 
 
+# the least MSS a route offers whatever its MTU (Linux ip_rt_min_advmss; IPv6's minimum MTU less headers)
+MIN_ADVMSS: Final = 256
+MIN_ADVMSS6: Final = 1220
+
+
 def for_ipv6(config: TcpConfig) -> TcpConfig:
     """The same tunables for a connection over IPv6, whose header leaves 20 bytes less for the MSS."""
     return replace(config, mss=config.mss - IPV6_EXTRA_HEADER)
@@ -150,20 +155,35 @@ class PathConfigs:
     per config and kept by identity; a script's sysctls and socket options replace the config, so the
     last few are kept."""
 
-    __slots__ = ("_made",)
+    __slots__ = ("_made", "_narrowed")
 
     def __init__(self) -> None:
         self._made: list[tuple[TcpConfig, tuple[TcpConfig, TcpConfig, TcpConfig]]] = []
+        self._narrowed: list[tuple[TcpConfig, int, TcpConfig]] = []  # (path config, MSS, its variant)
 
-    def of(self, config: TcpConfig, local_ip: int, remote_ip: int) -> TcpConfig:
+    def of(self, config: TcpConfig, local_ip: int, remote_ip: int, path_mtu: int = 0) -> TcpConfig:
+        """The config for a connection from local_ip to remote_ip; `path_mtu` is the one an ICMP error
+        taught for that destination (0: none), which lowers the MSS we offer and count our windows in, as
+        Linux's route advmss (ipv4_default_advmss, ip6_default_advmss)."""
         ipv6 = local_ip > MAX4
         looped = over_loopback(local_ip, remote_ip)
-        if not (ipv6 or looped):
-            return config
-        variants = self._variants(config)
-        if looped:
-            return variants[2] if ipv6 else variants[1]
-        return variants[0]
+        if ipv6 or looped:
+            variants = self._variants(config)
+            config = (variants[2] if ipv6 else variants[1]) if looped else variants[0]
+        if path_mtu:
+            advmss = max(path_mtu - 60, MIN_ADVMSS6) if ipv6 else max(path_mtu - 40, MIN_ADVMSS)
+            if advmss < config.mss:
+                return self._narrow(config, advmss)
+        return config
+
+    def _narrow(self, config: TcpConfig, mss: int) -> TcpConfig:
+        """The config with a smaller MSS, made once for the last few (config, MSS) pairs."""
+        for base, size, narrowed in self._narrowed:
+            if base is config and size == mss:
+                return narrowed
+        narrowed = replace(config, mss=mss)
+        self._narrowed = [*self._narrowed[-3:], (config, mss, narrowed)]
+        return narrowed
 
     def _variants(self, config: TcpConfig) -> tuple[TcpConfig, TcpConfig, TcpConfig]:
         """(IPv6, IPv4 loopback, IPv6 loopback) for the config, made on first use."""

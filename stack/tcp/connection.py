@@ -334,7 +334,7 @@ class Connection:
 
     def use_path_mtu(self, mtu: int) -> None:
         """A new connection to a destination whose path MTU an ICMP error taught another one (Linux keeps
-        it with the route): its segments fit that MTU, though the MSS it offers follows the link."""
+        it with the route): its segments fit that MTU (the MSS it offers, its config's, fits it too)."""
         self.path_mtu = mtu
         if self.state is State.SYN_RECEIVED:  # the peer's SYN set SND.MSS already; nothing was sent yet
             mss = self.path_mss - (12 if self.tcb.ts_ok else 0)

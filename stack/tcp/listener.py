@@ -77,10 +77,12 @@ class Listener:
         on_transition: TransitionHook | None = None,
         local: Address | None = None,
         iss: int | None = None,
+        path_mtu: int = 0,
     ) -> ListenerAnswer:
         """RFC 9293 §3.10.7.2 third check, with Linux's overload rules (tcp_conn_request). `local` is the
         address the SYN was sent to (the listener's own when None); `iss` the ISN a connection that
-        replaces one in TIME_WAIT must take (then never a cookie, as Linux)."""
+        replaces one in TIME_WAIT must take (then never a cookie, as Linux); `path_mtu` the path MTU
+        learned for the peer (0: none)."""
         mode = self.config.syncookies
         queue_full = len(self.syn_queue) >= self.config.syn_backlog
         if iss is None and (mode == 2 or (mode == 1 and queue_full)):
@@ -90,8 +92,8 @@ class Listener:
                 return None
             if queue_full:
                 self.counters["TCPReqQFullDoCookies"] += 1
-            return self._cookie_synack(remote, syn, now, local or self.local)
-        return self.on_syn(remote, syn, now, on_transition, local, iss)
+            return self._cookie_synack(remote, syn, now, local or self.local, path_mtu)
+        return self.on_syn(remote, syn, now, on_transition, local, iss, path_mtu)
 
     def on_syn(
         self,
@@ -101,6 +103,7 @@ class Listener:
         on_transition: TransitionHook | None = None,
         local: Address | None = None,
         iss: int | None = None,
+        path_mtu: int = 0,
     ) -> Connection | None:
         """A child in SYN_RECEIVED for the SYN, or None: a full queue drops the SYN silently, as Linux does."""
         if len(self.syn_queue) >= self.config.syn_backlog:
@@ -113,7 +116,8 @@ class Listener:
             self._drop_overflow()
             return None
         local = local or self.local
-        child = Connection.from_syn(self._config_for(local, remote), local, remote, syn, now, on_transition, iss)
+        config = self._config_for(local, remote, path_mtu)
+        child = Connection.from_syn(config, local, remote, syn, now, on_transition, iss)
         self.syn_queue.add(child)
         return child
 
@@ -124,6 +128,7 @@ class Listener:
         now: float,
         on_transition: TransitionHook | None = None,
         local: Address | None = None,
+        path_mtu: int = 0,
     ) -> ListenerAnswer:
         """§3.10.7.2 second check: an ACK in LISTEN gets <SEQ=SEG.ACK><CTL=RST>, unless it returns one of
         our SYN cookies (checked only within syncookies.VALID_FOR of the last one sent, as Linux)."""
@@ -145,7 +150,7 @@ class Listener:
             return None
         syn = Segment(seg.src_port, seg.dst_port, peer_isn, 0, Flags.SYN, seg.window, b"", peer)
         offset = syncookies.ts_offset(self.cookie_secret, local[0], remote[0])
-        config = self._config_for(local, remote)
+        config = self._config_for(local, remote, path_mtu)
         child = Connection.from_cookie(config, local, remote, syn, iss, offset, now, on_transition)
         self.syn_queue.add(child)  # the owner moves it to the accept queue on its Connected event
         child.receive_segment(seg, now)
@@ -189,13 +194,13 @@ class Listener:
         sent = self._cookie_sent_at
         return self.config.syncookies == 1 and sent is not None and now - sent < syncookies.VALID_FOR
 
-    def _config_for(self, local: Address, remote: Address) -> TcpConfig:
-        return self.path_configs.of(self.config, local[0], remote[0])
+    def _config_for(self, local: Address, remote: Address, path_mtu: int = 0) -> TcpConfig:
+        return self.path_configs.of(self.config, local[0], remote[0], path_mtu)
 
-    def _cookie_synack(self, remote: Address, syn: Segment, now: float, local: Address) -> Segment:
+    def _cookie_synack(self, remote: Address, syn: Segment, now: float, local: Address, path_mtu: int) -> Segment:
         """The SYN,ACK for a SYN answered without state. Without timestamps it carries only our MSS, as
         Linux's: window scaling and SACK need the TSval bits to come back (RFC 4987 §3.6)."""
-        config = self._config_for(local, remote)
+        config = self._config_for(local, remote, path_mtu)
         peer = syn.options
         index = syncookies.mss_index(peer.mss, _mss_table(local))
         tuple4 = (local[0], local[1], remote[0], remote[1])

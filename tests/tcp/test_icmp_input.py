@@ -284,3 +284,19 @@ def test_ip_layer_frag_needed_shrinks_established_segments():
     # the last 300 take in the 80 after them, as Linux's tcp_retrans_try_collapse joins short resends
     assert [len(s.payload) for s in conn.segments_to_send(0.2)] == [1160, 300, 1160, 380]
     assert demux.counters["TCPPmtuReductions"] == 1
+
+
+def test_ip_layer_learned_path_mtu_lowers_the_mss_the_next_connection_offers():
+    """RFC 1191 §6.3: the estimate belongs to the destination for ten minutes; a new connection to it offers
+    the MSS that MTU leaves, as Linux's route advmss (1200 - 40), and after ten minutes the link's again."""
+    ip, demux, conn = _ip_layer()
+    conn.receive_segment(seg("S.", IRS, conn.tcb.iss + 1, options=TcpOptions(mss=1460)), 0.1)
+    conn.segments_to_send(0.1)
+    conn.send(b"z" * 1460, 0.1)
+    dropped = IP(encode_tcp(LOCAL[0], REMOTE[0], conn.segments_to_send(0.1)[0]))
+    icmp = IP(src=PEER, dst=US) / ICMP(type=3, code=4, nexthopmtu=1200) / bytes(dropped)[:28]
+    ip.receive(decode(bytes(icmp)), 0.2)
+    (syn,) = demux.connect(LOCAL[0], REMOTE, 0.3).segments_to_send(0.3)
+    assert syn.options.mss == 1160
+    (later,) = demux.connect(LOCAL[0], REMOTE, 601.0).segments_to_send(601.0)
+    assert later.options.mss == 1460

@@ -36,3 +36,14 @@ def test_path_configs_follow_a_replaced_config_and_keep_the_rest_of_it():
     ipv6 = configs.of(new, V6, PEER6)
     assert ipv6.nodelay is True and ipv6.mss == 1440
     assert configs.of(new, V6, PEER6) is ipv6
+
+
+def test_path_configs_learned_path_mtu_lowers_the_mss_as_linuxs_route_advmss():
+    """A path MTU an ICMP error taught lowers the MSS offered (Linux ipv4_default_advmss: MTU - 40, at
+    least 256; ip6_default_advmss: MTU - 60, at least 1220); one larger than the link's changes nothing."""
+    configs, config = PathConfigs(), TcpConfig(mss=1460)
+    assert configs.of(config, V4, PEER4, 1000).mss == 960
+    assert configs.of(config, V4, PEER4, 1000) is configs.of(config, V4, PEER4, 1000)
+    assert configs.of(config, V4, PEER4, 68).mss == 256
+    assert configs.of(config, V6, PEER6, 1280).mss == 1220
+    assert configs.of(config, V4, PEER4, 9000) is config
