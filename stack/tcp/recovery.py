@@ -143,7 +143,7 @@ class Recovery:
         segments sent together (TSO) goes as one record."""
         resent = self.board.sent(seq, length, now, seg)
         if self.recover is not None or self.ecn_reducing:
-            self._prr_out += length
+            self._prr_out += -(-length // seg) if seg else 1  # packets, as Linux's prr_out
         if resent and self._undo_marker is not None:
             self._undo_retrans += sum(rec.segments for rec in resent)
 
@@ -293,7 +293,7 @@ class Recovery:
             # (not while F-RTO waits to learn whether the timeout was spurious)
             newly_lost = self.detect_loss(now, srtt)
         if self._prr_runs():
-            self._prr_on_ack(delivered, grow=advanced and not newly_lost)
+            self._prr_on_ack(delivered_packets, grow=advanced and not newly_lost)
         elif delivered and not advanced and not self.in_recovery and self.reordering > DUP_THRESH:
             # with reordering known to run deeper than DupThresh, Linux lets an ACK that only SACKs grow the
             # window as one that moves SND.UNA does (tcp_may_raise_cwnd); RFC 5681 §3.1 grows it on ACKs of
@@ -332,7 +332,7 @@ class Recovery:
         entering = not self.in_recovery
         reduced = self.ecn_reducing
         if self.detect_loss(now, srtt) and entering and self._prr_runs():
-            self._prr_on_ack(self.tcb.snd_mss, grow=False)
+            self._prr_on_ack(1, grow=False)
         return entering and not reduced and self.recover is not None
 
     # ------------------------------------------------------------------ fast recovery
@@ -350,7 +350,7 @@ class Recovery:
         else:
             self.cc.on_congestion_event(flight, now)
             self._prr_delivered = self._prr_out = 0
-            self._recover_fs = flight
+            self._recover_fs = self.board.segments  # RFC 6937's RecoverFS, in packets as Linux counts PRR
         self.counters.fast_retransmits += 1
 
     # ------------------------------------------------------------------ ECN window reduction
@@ -361,7 +361,7 @@ class Recovery:
         the reduction (tcp_init_cwnd_reduction); `after_ack` counts the ACK that carried the ECE."""
         self.ecn_reducing = True
         self._prr_delivered = self._prr_out = 0
-        self._recover_fs = prior_cwnd
+        self._recover_fs = prior_cwnd // self.tcb.snd_mss
         self.tlp = None
 
     def end_ecn_reduction(self) -> None:
@@ -371,22 +371,21 @@ class Recovery:
             self.send_window = None
 
     def _prr_on_ack(self, delivered: int, grow: bool) -> None:
-        """RFC 6937 §3.1: send in proportion to what was delivered, down to ssthresh. Below ssthresh
-        (PRR-SSRB) one segment more than was delivered, as Linux only when the ACK moved SND.UNA and
-        revealed no new loss (`grow`, tcp_cwnd_reduction)."""
+        """RFC 6937 §3.1 for an ACK that delivered `delivered` segments: send in proportion to what was
+        delivered, down to ssthresh. Below ssthresh (PRR-SSRB) one segment more than was delivered, as
+        Linux only when the ACK moved SND.UNA and revealed no new loss (`grow`). Counted in packets, as
+        Linux's tcp_cwnd_reduction: a segment shorter than the MSS counts one."""
         mss = self.tcb.snd_mss
         self._prr_delivered += delivered
-        pipe = self.board.pipe_packets * mss  # Linux's tcp_packets_in_flight, in segments' bytes
-        ssthresh = self.cc.ssthresh
+        pipe = self.board.pipe_packets  # Linux's tcp_packets_in_flight
+        ssthresh = self.cc.ssthresh // mss
         if pipe > ssthresh:
             sndcnt = -(-self._prr_delivered * ssthresh // max(self._recover_fs, 1)) - self._prr_out
-        else:  # PRR-SSRB: grow back towards ssthresh, at most one MSS beyond what was delivered
-            sndcnt = min(ssthresh - pipe, max(self._prr_delivered - self._prr_out, delivered) + (mss if grow else 0))
-        if sndcnt > 0:
-            sndcnt = -(-sndcnt // mss) * mss  # whole segments, as Linux counts PRR (tcp_cwnd_reduction)
+        else:  # PRR-SSRB: grow back towards ssthresh, at most one segment beyond what was delivered
+            sndcnt = min(ssthresh - pipe, max(self._prr_delivered - self._prr_out, delivered) + grow)
         if self._prr_out == 0:
-            sndcnt = max(sndcnt, mss)  # the fast retransmit itself always goes out (as Linux)
-        self.send_window = max(pipe + max(sndcnt, 0), mss)  # never below one segment (RFC 5681 §3.1)
+            sndcnt = max(sndcnt, 1)  # the fast retransmit itself always goes out (as Linux)
+        self.send_window = max(pipe + max(sndcnt, 0), 1) * mss  # never below one segment (RFC 5681 §3.1)
 
     def mtu_reduced(self, mss: int) -> None:
         """The path MTU shrank (RFC 1191): segments larger than `mss` are lost at that hop. They are cut
