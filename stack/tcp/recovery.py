@@ -130,11 +130,9 @@ class Recovery:
 
     @property
     def newly_sacked_packets(self) -> int:
-        """The segments among them."""
+        """Segments the SACK blocks of the ACK being processed newly delivered (each counted once, short or
+        not)."""
         return self._delivered_packets if not self._una_advanced else 0
-
-    def in_flight(self) -> int:
-        return self.board.in_flight()
 
     # ------------------------------------------------------------------ sending
 

@@ -136,11 +136,6 @@ class Scoreboard:
         segs = self._segs
         return segs[-1].end - segs[0].start if segs else 0
 
-    def in_flight(self) -> int:
-        """RFC 6675 §4 "pipe": sent bytes neither SACKed nor lost (retransmissions count again)."""
-        segs = self._segs  # (outstanding, inlined: several calls per segment sent)
-        return (segs[-1].end - segs[0].start if segs else 0) - self.sacked_bytes - self.lost_bytes
-
     # ------------------------------------------------------------------ sending
 
     def sent(self, seq: int, length: int, now: float, seg: int = 0) -> list[SentSegment]:

@@ -41,6 +41,14 @@ class SegmentModel:
     def in_flight(self) -> int:
         return sum(r.length for r in self.recs if not r.sacked and not r.lost)
 
+    @property
+    def pipe_packets(self) -> int:
+        return sum(1 for r in self.recs if not r.sacked and not r.lost)
+
+    @property
+    def sacked_packets(self) -> int:
+        return sum(1 for r in self.recs if r.sacked)
+
     def _cut(self, at: int) -> None:
         for i, r in enumerate(self.recs):
             if r.start < at < r.end:

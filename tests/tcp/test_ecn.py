@@ -127,7 +127,7 @@ def test_established_ece_reduction_is_paced_by_prr_from_the_window_before_the_ac
     cwnd = c.cc.cwnd
     c.receive_segment(replace(seg(".", IRS + 1, ISS + 1 + mss), flags=Flags.ACK | Flags.ECE), 0.2)
     assert c.cc.ssthresh == int(cwnd * 0.7)
-    assert c.recovery.send_window == c.recovery.in_flight() + mss == cwnd
+    assert c.recovery.send_window == (c.recovery.board.pipe_packets + 1) * mss == cwnd
     assert len([s for s in c.segments_to_send(0.2) if s.payload]) == 1
 
 

@@ -60,11 +60,9 @@ class _Pair:
         board, model = self.board, self.model
         assert _pieces(board) == _keys(model)
         assert board.segments == len(model.recs)
-        assert (board.sacked_bytes, board.lost_bytes, board.in_flight()) == (
-            model.sacked_bytes,
-            model.lost_bytes,
-            model.in_flight(),
-        )
+        pipe = board.outstanding - board.sacked_bytes - board.lost_bytes
+        assert (board.sacked_bytes, board.lost_bytes, pipe) == (model.sacked_bytes, model.lost_bytes, model.in_flight())
+        assert (board.pipe_packets, board.sacked_packets) == (model.pipe_packets, model.sacked_packets)
         assert _rack_state(self.rack) == _rack_state(self.model_rack)
         # RACK's chain: every record neither SACKed nor lost, by send time
         chained = list(board.by_send_time())
