@@ -1009,12 +1009,13 @@ class Connection:
             if sender.paced(now, self.pacing_rate):
                 return
             self.retransmit(lost, now)
+        flight_before = board.pipe_packets  # packets in flight before this send's new data
         marks = sender.marks
         cork = self.config.cork or marks.more
         packet_left = packet_sent = 0  # bytes the paced packet being sent has room for, and has
         paced = self.pacing_rate is not None
         if not paced and unsent > 0:  # (a paced packet grows its skb when it may leave, below)
-            self._grow_skb(tcb.snd_nxt, mss, window, board.pipe_packets)
+            self._grow_skb(tcb.snd_nxt, mss, window, flight_before)
         while True:
             offset = buf.offset(tcb.snd_nxt)
             unsent = len(buf) - offset
@@ -1038,7 +1039,7 @@ class Connection:
                 rate = self.pacing_rate
                 if sender.paced(now, rate):
                     if tcb.snd_nxt != sent_up_to:  # what went before the pacing wait counts for cwnd validation
-                        self._cut_packets(sent_up_to, mss, window, first_out, grow=False)
+                        self._cut_packets(sent_up_to, mss, window, flight_before, first_out, grow=False)
                         self.cc.window_used(tcb.snd_una, tcb.snd_nxt, False, board.pipe_packets * tcb.snd_mss)
                     return
                 if rate is not None:
@@ -1067,7 +1068,7 @@ class Connection:
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
         marks.push_once = False
         if seq_gt(tcb.snd_nxt, sent_up_to):
-            self._cut_packets(sent_up_to, mss, window, first_out, grow=not paced)
+            self._cut_packets(sent_up_to, mss, window, flight_before, first_out, grow=not paced)
         if prober is not None and prober.route_mtu is not None and tcb.snd_nxt != sent_up_to:
             prober.route_mtu = (prober.route_mtu[0], True)
         unsent = sender.unsent(tcb.snd_nxt)
@@ -1141,20 +1142,19 @@ class Connection:
             board.cut(rec, room)  # the rest goes when the window moves on
         return rec
 
-    def _cut_packets(self, start: int, mss: int, window: int, first_out: int, grow: bool) -> None:
-        """What was just sent from `start` (segments from `first_out` in the output) left as Linux's GSO
-        packets, each its own skb: an skb is cut where a packet ends inside it (tso_fragment), so the send
-        buffer counts the skbs Linux would. A packet holds at most half the window, so that two are in
-        flight (tcp_cwnd_test). With `grow` (packets not paced: the first one grew before it was sent)
-        each later one first lets its skb grow, as it would have before it left."""
+    def _cut_packets(self, start: int, mss: int, window: int, flight: int, first_out: int, grow: bool) -> None:
+        """What was just sent from `start` (segments from `first_out` in the output; `flight` packets were
+        in flight before it) left as Linux's GSO packets, each its own skb: an skb is cut where a packet
+        ends inside it (tso_fragment), so the send buffer counts the skbs Linux would. A packet holds at
+        most half the window, so that two are in flight (tcp_cwnd_test). With `grow` (packets not paced:
+        the first one grew before it was sent) each later one first lets its skb grow, as it would have
+        before it left."""
         buf = self.sender.buffer
         left = seq_sub(self.tcb.snd_nxt, start)  # bytes sent from start on
         if left <= mss:  # one segment at most (a short reply): no packet of several, only the skb cut at its end
             buf.split(self.tcb.snd_nxt)
             return
         packet = write_queue.gso_segments(self, mss) * mss
-        board = self.recovery.board
-        flight = board.pipe_packets - board.packets_from(start)  # packets in flight before this send
         pos = start
         packet_ends = set()
         while left > 0:

@@ -264,19 +264,6 @@ class Scoreboard:
                 total += min(rec.end, upto) - rec.start
         return total
 
-    def packets_from(self, seq: int) -> int:
-        """Segments in flight from `seq` on (what one send just added), counted from the newest record back."""
-        off = self.offset_of(seq)
-        total = 0
-        for rec in reversed(self._segs):
-            if rec.end <= off:
-                break
-            if not rec.sacked and not rec.lost:
-                total += rec.segments
-                if rec.start < off:  # less the segments wholly before `seq`
-                    total -= (off - rec.anchor) // rec.seg - (rec.start - rec.anchor) // rec.seg
-        return total
-
     def packets_below(self, ack_seq: int) -> int:
         """Segments a cumulative ACK of ack_seq delivers: those wholly below it, not SACKed before (a segment
         cut by the ACK counts once the ACK covers it, as Linux's tcp_tso_acked counts)."""
