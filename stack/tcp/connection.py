@@ -1618,6 +1618,7 @@ class Connection:
             if self.recovery.probe_acked(ack, flight_before, now):
                 self.window_reduced()
         # on_ack(AckSample), before the recovery hooks
+        cwnd_before = self.cc.cwnd
         self.cc.ack_received(ack, delivered, packets, flight_before, now)
         recovery = self.recovery
         # F-RTO's question: is there new data, and does the peer's window let it go? (Linux tcp_process_loss)
@@ -1625,7 +1626,7 @@ class Connection:
             unsent = sender.unsent(tcb.snd_nxt)
         else:
             unsent = 0
-        resend = recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, now)
+        resend = recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, cwnd_before, now)
         if resend is not None:
             self.retransmit(resend, now)  # the segment after a NewReno partial ACK (RFC 6582 §3.2 step 4)
         if self.retrans_stamp is not None and not recovery.in_recovery and not recovery.board.retransmissions_out():

@@ -59,6 +59,7 @@ class Recovery:
         "_prr_out",
         "ecn_reducing",
         "_recover_fs",
+        "_cwnd_before_ack",
         "_prior",
         "_undo_marker",
         "_undo_retrans",
@@ -95,6 +96,7 @@ class Recovery:
         self._prr_delivered = 0
         self._prr_out = 0
         self._recover_fs = 0
+        self._cwnd_before_ack = 0  # cwnd before the ACK being processed grew it (0: no such ACK)
         self.ecn_reducing = False  # an ECN window reduction is under way (Linux's CWR state)
         # undo (RFC 3708 / Linux): the window before the episode and the retransmissions not yet D-SACKed
         self._prior: tuple[int, int] | None = None
@@ -207,11 +209,14 @@ class Recovery:
             if self._undo_retrans == 0:
                 self._undo()  # every retransmission of the episode was needless (D-SACK)
 
-    def on_ack_advanced(self, ack: int, acked: int, tsecr: int, unsent: int, now: float) -> SentSegment | None:
+    def on_ack_advanced(
+        self, ack: int, acked: int, tsecr: int, unsent: int, cwnd_before: int, now: float
+    ) -> SentSegment | None:
         """SND.UNA moved to ack (already applied to the TCB), the ACK echoing `tsecr`, with `unsent` bytes
-        waiting to be sent: recovery bookkeeping and exits. Returns the segment to resend at once (a NewReno
-        partial ACK), if any."""
+        waiting to be sent, the window `cwnd_before` before this ACK grew it: recovery bookkeeping and exits.
+        Returns the segment to resend at once (a NewReno partial ACK), if any."""
         self._tsecr = tsecr
+        self._cwnd_before_ack = cwnd_before
         self._una_advanced = True
         prior_fack = self._prior_fack
         if prior_fack is None:  # no SACK blocks on this ACK: the highest SACK, or SND.UNA, before it
@@ -281,6 +286,7 @@ class Recovery:
         """After an ACK was processed: RACK loss detection and, in fast recovery, the PRR window. True if
         fast recovery began here, a new reduction of the window (not one that goes on from an ECE's)."""
         reduced = self.recover is not None or self.ecn_reducing
+        cwnd_before, self._cwnd_before_ack = self._cwnd_before_ack, 0
         delivered, self._delivered = self._delivered, 0
         delivered_packets, self._delivered_packets = self._delivered_packets, 0
         advanced, self._una_advanced = self._una_advanced, False
@@ -289,7 +295,7 @@ class Recovery:
         newly_lost = False
         if sack_ok and (self.board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
             # (not while F-RTO waits to learn whether the timeout was spurious)
-            newly_lost = self.detect_loss(now, srtt)
+            newly_lost = self.detect_loss(now, srtt, cwnd_before)
         if self._prr_runs():
             self._prr_on_ack(delivered_packets, grow=advanced and not newly_lost)
         elif delivered and not advanced and not self.in_recovery and self.reordering > DUP_THRESH:
@@ -306,9 +312,10 @@ class Recovery:
             return False
         return self.ecn_reducing if self.recover is None else self.tcb.sack_ok
 
-    def detect_loss(self, now: float, srtt: float | None) -> bool:
-        """RACK (RFC 8985 §6.2 step 5); a first loss starts fast recovery; the rest waits on a timer.
-        True if segments were newly marked lost."""
+    def detect_loss(self, now: float, srtt: float | None, cwnd_before: int = 0) -> bool:
+        """RACK (RFC 8985 §6.2 step 5); a first loss starts fast recovery (from `cwnd_before`, the window
+        before the ACK being processed grew it, if one did); the rest waits on a timer. True if segments
+        were newly marked lost."""
         board = self.board
         reo_wnd = self.rack.reo_wnd(self.in_recovery, board.sacked_packets, srtt, self.reordering)
         lost, wait = self.rack.detect_loss(board, now, reo_wnd)
@@ -319,7 +326,7 @@ class Recovery:
         else:
             self.timers.stop(timers.RACK_REORDER)
         if lost and not self.in_recovery:
-            self._enter_fast_recovery(now)
+            self._enter_fast_recovery(now, cwnd_before)
         return bool(lost)
 
     def on_reorder_timeout(self, now: float, srtt: float | None) -> bool:
@@ -335,9 +342,14 @@ class Recovery:
 
     # ------------------------------------------------------------------ fast recovery
 
-    def _enter_fast_recovery(self, now: float) -> None:
+    def _enter_fast_recovery(self, now: float, cwnd_before: int = 0) -> None:
         tcb = self.tcb
+        cc = self.cc
         flight = seq_sub(tcb.snd_max, tcb.snd_una)
+        if 0 < cwnd_before < cc.cwnd and not self.ecn_reducing and not cc.owns_recovery_window:
+            # the ACK that reveals the loss does not grow the window: Linux reduces first
+            # (tcp_fastretrans_alert) and then lets PRR, not the controller, set it (tcp_cong_control)
+            cc.cwnd = cwnd_before
         self._start_episode()
         self.recover = tcb.snd_max
         self.limited_transmit = 0
@@ -346,9 +358,11 @@ class Recovery:
             # PRR (Linux tcp_enter_recovery from CWR)
             self.ecn_reducing = False
         else:
-            self.cc.on_congestion_event(flight, now)
+            # RFC 6937's RecoverFS is the pipe at entry; Linux divides by the cwnd before the reduction
+            # (tcp_init_cwnd_reduction's prior_cwnd), in packets: they differ when the flight was below cwnd
+            self._recover_fs = cc.cwnd // tcb.snd_mss
+            cc.on_congestion_event(flight, now)
             self._prr_delivered = self._prr_out = 0
-            self._recover_fs = self.board.segments  # RFC 6937's RecoverFS, in packets as Linux counts PRR
         self.counters.fast_retransmits += 1
 
     # ------------------------------------------------------------------ ECN window reduction
