@@ -1617,16 +1617,18 @@ class Connection:
             # (before the window grows on this ACK, as Linux's tcp_process_tlp_ack runs before tcp_cong_control)
             if self.recovery.probe_acked(ack, flight_before, now):
                 self.window_reduced()
-        # on_ack(AckSample), before the recovery hooks
-        cwnd_before = self.cc.cwnd
-        self.cc.ack_received(ack, delivered, packets, flight_before, now)
         recovery = self.recovery
         # F-RTO's question: is there new data, and does the peer's window let it go? (Linux tcp_process_loss)
         if recovery.loss_high is not None and seq_gt(seq_add(ack, tcb.snd_wnd), tcb.snd_max):
             unsent = sender.unsent(tcb.snd_nxt)
         else:
             unsent = 0
-        resend = recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, cwnd_before, now)
+        resend = recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, now)
+        # on_ack(AckSample) after the recovery's exits and before its entries: a recovery this ACK ends lets
+        # it grow the window (Linux's tcp_cong_control after tcp_fastretrans_alert); one it starts takes
+        # the growth back (Recovery.after_ack)
+        recovery.cwnd_before_ack = self.cc.cwnd
+        self.cc.ack_received(ack, delivered, packets, flight_before, now)
         if resend is not None:
             self.retransmit(resend, now)  # the segment after a NewReno partial ACK (RFC 6582 §3.2 step 4)
         if self.retrans_stamp is not None and not recovery.in_recovery and not recovery.board.retransmissions_out():

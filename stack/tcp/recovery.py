@@ -59,7 +59,7 @@ class Recovery:
         "_prr_out",
         "ecn_reducing",
         "_recover_fs",
-        "_cwnd_before_ack",
+        "cwnd_before_ack",
         "_prior",
         "_undo_marker",
         "_undo_retrans",
@@ -96,7 +96,8 @@ class Recovery:
         self._prr_delivered = 0
         self._prr_out = 0
         self._recover_fs = 0
-        self._cwnd_before_ack = 0  # cwnd before the ACK being processed grew it (0: no such ACK)
+        # cwnd before the ACK being processed grew it (0: no such ACK): set by the connection, read by after_ack
+        self.cwnd_before_ack = 0
         self.ecn_reducing = False  # an ECN window reduction is under way (Linux's CWR state)
         # undo (RFC 3708 / Linux): the window before the episode and the retransmissions not yet D-SACKed
         self._prior: tuple[int, int] | None = None
@@ -209,14 +210,12 @@ class Recovery:
             if self._undo_retrans == 0:
                 self._undo()  # every retransmission of the episode was needless (D-SACK)
 
-    def on_ack_advanced(
-        self, ack: int, acked: int, tsecr: int, unsent: int, cwnd_before: int, now: float
-    ) -> SentSegment | None:
+    def on_ack_advanced(self, ack: int, acked: int, tsecr: int, unsent: int, now: float) -> SentSegment | None:
         """SND.UNA moved to ack (already applied to the TCB), the ACK echoing `tsecr`, with `unsent` bytes
-        waiting to be sent, the window `cwnd_before` before this ACK grew it: recovery bookkeeping and exits.
-        Returns the segment to resend at once (a NewReno partial ACK), if any."""
+        waiting to be sent: recovery bookkeeping and exits, before the controller's window update for the
+        same ACK (Linux's tcp_fastretrans_alert before tcp_cong_control). Returns the segment to resend
+        (a NewReno partial ACK), if any."""
         self._tsecr = tsecr
-        self._cwnd_before_ack = cwnd_before
         self._una_advanced = True
         prior_fack = self._prior_fack
         if prior_fack is None:  # no SACK blocks on this ACK: the highest SACK, or SND.UNA, before it
@@ -286,7 +285,7 @@ class Recovery:
         """After an ACK was processed: RACK loss detection and, in fast recovery, the PRR window. True if
         fast recovery began here, a new reduction of the window (not one that goes on from an ECE's)."""
         reduced = self.recover is not None or self.ecn_reducing
-        cwnd_before, self._cwnd_before_ack = self._cwnd_before_ack, 0
+        cwnd_before, self.cwnd_before_ack = self.cwnd_before_ack, 0
         delivered, self._delivered = self._delivered, 0
         delivered_packets, self._delivered_packets = self._delivered_packets, 0
         advanced, self._una_advanced = self._una_advanced, False

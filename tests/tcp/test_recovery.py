@@ -36,15 +36,17 @@ def test_fast_recovery_prr_sends_one_segment_per_two_delivered(conn_in):
     assert 4 <= len(out) <= 5  # ~ 9 delivered * ssthresh/RecoverFS (5/10)
 
 
-def test_fast_recovery_ends_at_recover_with_cwnd_at_ssthresh(conn_in):
-    """RFC 6582 §3.2 step 3 / RFC 6937: a full ACK ends recovery; cwnd = ssthresh."""
+def test_fast_recovery_full_ack_sets_cwnd_to_ssthresh_then_grows_it(conn_in):
+    """RFC 6582 §3.2 step 3 / RFC 6937: a full ACK ends recovery with cwnd = ssthresh; then, as Linux's
+    tcp_cong_control after tcp_fastretrans_alert, the same ACK grows it as any ACK in congestion
+    avoidance: Reno counts the 7 segments it newly delivered, more than cwnd's 5, so one segment more."""
     c = _flight(conn_in, 10)
     for i in range(2, 5):
         c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, i))), 0.01)
     sent(c, 0.01)
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + 10 * MSS), 0.02)
     assert not c.recovery.in_recovery
-    assert c.cc.cwnd == c.cc.ssthresh == 5 * MSS
+    assert (c.cc.ssthresh, c.cc.cwnd) == (5 * MSS, 6 * MSS)
 
 
 def test_fast_recovery_undone_when_every_retransmission_is_dsacked(conn_in):

@@ -7,8 +7,11 @@ through the hooks below; it never reads anything else, and a controller never se
 When the hooks are called:
 
 - `on_sent` for every segment that carries data, new or retransmitted.
-- `on_ack` for every ACK that advances SND.UNA, also during fast recovery, and before the recovery
-  hooks for that ACK. A controller knows it is in recovery between `on_congestion_event` and
+- `on_ack` for every ACK that advances SND.UNA, also during fast recovery: after the hooks with which
+  that ACK ends a recovery (`on_recovery_exit`, `on_partial_ack`) and before `on_congestion_event` if it
+  starts one, as Linux counts an ACK (tcp_cong_control) after its state changes (tcp_fastretrans_alert);
+  what an ACK that starts fast recovery grew the window by is taken back before the reduction, unless the
+  controller owns its recovery window. A controller knows it is in recovery between `on_congestion_event` and
   `on_recovery_exit` (or `on_rto`); Reno and CUBIC leave the window alone there, BBR keeps its model
   up to date.
 - `on_congestion_event` once when loss is detected by duplicate ACKs or SACK; then `on_dup_ack` for
@@ -45,7 +48,8 @@ class CongestionController(Protocol):
         once; `bytes_in_flight` was in flight before it."""
 
     def on_ack(self, sample: AckSample) -> None:
-        """An ACK advanced SND.UNA (also during fast recovery, before the recovery hooks)."""
+        """An ACK advanced SND.UNA (also during fast recovery; after the hooks that end one, before those
+        that start one)."""
 
     def on_congestion_event(self, flight_size: int, now: float) -> None:
         """Loss detected by duplicate ACKs or SACK: set ssthresh and cwnd for fast recovery (RFC 5681 §3.2)."""

@@ -145,8 +145,8 @@ class Contained:
         self.rate.on_sack(blocks, now)
 
     def ack_received(self, ack: int, bytes_acked: int, packets: int, bytes_in_flight: int, now: float) -> None:
-        """An ACK advanced SND.UNA to `ack`, delivering `bytes_acked` in `packets` segments; call it before
-        the recovery hooks for the same ACK."""
+        """An ACK advanced SND.UNA to `ack`, delivering `bytes_acked` in `packets` segments; call it after
+        the recovery's exits for the same ACK and before its loss detection."""
         rate = self.rate
         rate.on_cumulative_ack(ack, now)
         rs = rate.take_sample(now)
