@@ -1358,8 +1358,6 @@ class Connection:
         # a super-segment always ends with PSH, as Linux's GSO packets (__tcp_transmit_skb: it lets the
         # receiver's GRO hand the run up at once)
         flags = Flags.ACK | Flags.PSH
-        if sender.rtt_seq is None:
-            sender.rtt_seq, sender.rtt_time = seq, now
         self._emit(now, flags, seq, buf.take(offset, n), ECT0 if self.ecn.ok else 0, gso=mss)
         self.recovery.on_sent(seq, n, now, mss)
         self.counters.segs_out += run - 1  # segments_to_send counts the Segment once
@@ -1390,8 +1388,6 @@ class Connection:
         end = seq_add(seq, length)
         if 0 < n < write_queue.mss_now(self):  # smaller than a full segment now (Nagle)
             sender.snd_sml = end
-        if sender.rtt_seq is None:
-            sender.rtt_seq, sender.rtt_time = seq, now
         ecn = 0
         if self.ecn.ok and n:  # new data only: never retransmissions or pure ACKs (RFC 3168 §6.1.5)
             ecn = ECT0
@@ -1437,7 +1433,6 @@ class Connection:
         if n:
             self._pace(n, now)
         self.counters.retrans_segs += 1
-        sender.rtt_seq = None  # Karn: a retransmitted segment is never timed
         self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)
 
     def _emit(
@@ -1577,9 +1572,16 @@ class Connection:
             if rtt < 60.0:
                 self.rto.on_sample(rtt)
                 sender.rtt_seq = None
-        elif sender.rtt_seq is not None and seq_gt(ack, sender.rtt_seq):
-            self.rto.on_sample(now - sender.rtt_time)
-            sender.rtt_seq = None
+        elif sender.rtt_seq is not None:  # our SYN, timed by itself: it has no record on the scoreboard
+            if seq_gt(ack, sender.rtt_seq):
+                self.rto.on_sample(now - sender.rtt_time)
+                sender.rtt_seq = None
+        else:
+            # every ACK of new data is timed, from the first segment it acknowledges, as Linux's
+            # (tcp_clean_rtx_queue); RFC 6298 §3 asks for at least one sample per RTT
+            sent_at = self.recovery.board.first_sent_below(ack)
+            if sent_at is not None:
+                self.rto.on_sample(now - sent_at)
         extras = self.extras
         if extras is not None:
             if extras.tx_stamps is not None:

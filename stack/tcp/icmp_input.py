@@ -167,5 +167,4 @@ def _path_mtu_reduced(conn: Connection, error: IcmpError) -> Outcome:
         # every segment in flight larger than the new size was dropped at that hop: resend it in pieces
         # of the new size, without the congestion response (Linux tcp_simple_retransmit)
         conn.recovery.mtu_reduced(mss)
-        conn.sender.rtt_seq = None  # Karn: never time a retransmission
     return Outcome.PMTU_REDUCED

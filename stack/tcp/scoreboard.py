@@ -228,6 +228,21 @@ class Scoreboard:
         """The first segment outstanding, split off its run."""
         return self._head_piece(0) if self._segs else None
 
+    def first_sent_below(self, ack_seq: int) -> float | None:
+        """When the first segment below `ack_seq` not SACKed before was sent: the RTT sample of a
+        cumulative ACK without timestamps, as Linux times every ACK from it (tcp_clean_rtx_queue's
+        first_ackt). None if any segment below it was ever resent (Karn's rule, RFC 6298 §3)."""
+        upto = self.offset_of(ack_seq)
+        sent_at: float | None = None
+        for rec in self._segs:
+            if rec.start >= upto:
+                break
+            if rec.retransmitted:
+                return None
+            if sent_at is None and not rec.sacked:
+                sent_at = rec.xmit_ts
+        return sent_at
+
     def head_sacked(self) -> bool:
         """The receiver SACKed the data at SND.UNA: a cumulative ACK stopped below data it said it held."""
         segs = self._segs

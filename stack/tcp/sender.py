@@ -50,7 +50,8 @@ class Sender:
         self.persist_backoff = 0
         self.last_progress = 0.0  # when data was last sent or newly acknowledged
         self.space_wanted = False  # send() was short: report SendSpace when an ACK frees room
-        self.rtt_seq: int | None = None  # one timed segment at a time (Karn's rule, RFC 6298 §3)
+        # our SYN while it is timed (data is timed from the scoreboard's send times)
+        self.rtt_seq: int | None = None
         self.rtt_time = 0.0
         self.marks = WriteMarks()  # PSH, records and MSG_MORE as the writes asked (write_marks.py)
         self.data_sent_at = 0.0  # when a segment with data last left, new or resent (Linux lsndtime)

@@ -33,6 +33,23 @@ def test_scoreboard_new_data_appends_one_record_per_segment():
     assert board.outstanding == _pipe(board) == 4000
 
 
+def test_scoreboard_cumulative_ack_is_timed_from_its_first_segment_not_sacked():
+    """RFC 6298 §3 as Linux (tcp_clean_rtx_queue): an ACK is timed from the first segment it newly
+    acknowledges; a segment SACKed before was timed by its SACK."""
+    board = _board()
+    board.sack((SEQ + 0) & 0xFFFFFFFF, (SEQ + 1000) & 0xFFFFFFFF)
+    assert board.first_sent_below((SEQ + 3000) & 0xFFFFFFFF) == 1.0
+
+
+def test_scoreboard_cumulative_ack_of_a_resent_segment_is_not_timed():
+    """Karn's rule (RFC 6298 §3): an ACK that covers a segment sent twice gives no sample, even timed
+    from an earlier segment sent once (Linux FLAG_RETRANS_DATA_ACKED)."""
+    board = _board()
+    board.sent((SEQ + 1000) & 0xFFFFFFFF, 1000, 5.0)
+    assert board.first_sent_below((SEQ + 1000) & 0xFFFFFFFF) == 0.0
+    assert board.first_sent_below((SEQ + 2000) & 0xFFFFFFFF) is None
+
+
 def test_scoreboard_resend_marks_retransmitted_and_clears_lost():
     board = _board()
     rec = list(board)[1]
