@@ -1559,6 +1559,29 @@ class Connection:
         self.recovery.reset()
         self.enter(Event.REFUSED if refused else Event.RST, now)
 
+    def _rtt_sample(self, ack: int, now: float) -> float | None:
+        """What an ACK that moves SND.UNA to `ack` measures, as Linux's tcp_ack_update_rtt: every such ACK
+        is timed (RFC 6298 §3 asks for one sample per RTT at least), from when the first segment it newly
+        acknowledges was sent, unless it acknowledges one sent twice (Karn's rule); else from the
+        earliest segment it newly SACKed; else from the timestamp it echoes (RFC 7323 §4.1)."""
+        sender = self.sender
+        if sender.rtt_seq is not None:  # our SYN, not on the scoreboard (and not resent)
+            if seq_gt(ack, sender.rtt_seq):
+                sender.rtt_seq = None
+                return now - sender.rtt_time
+        else:
+            recovery = self.recovery
+            sent_at = recovery.board.first_sent_below(ack)
+            if sent_at is None:
+                sent_at = recovery.sack_sent_at
+            if sent_at is not None:
+                return now - sent_at
+        if self.tcb.ts_ok and self.ts_ecr_seen:
+            rtt = ((ts_clock(now, self._ts_offset) - self.ts_ecr_seen) & 0xFFFFFFFF) / 1000
+            if rtt < 60.0:
+                return rtt
+        return None
+
     def on_ack_advanced(self, ack: int, now: float) -> None:
         """SND.UNA < SEG.ACK <= SND.MAX (§3.10.7.4 fifth check): free acknowledged data."""
         tcb = self.tcb
@@ -1566,22 +1589,9 @@ class Connection:
         acked = seq_sub(ack, tcb.snd_una)
         flight_before = seq_sub(tcb.snd_max, tcb.snd_una)
         sack_ok = self.tcb.sack_ok
-        if self.tcb.ts_ok and self.ts_ecr_seen:
-            # RFC 7323 §4.1: the echoed timestamp times this ACK, retransmission or not
-            rtt = ((ts_clock(now, self._ts_offset) - self.ts_ecr_seen) & 0xFFFFFFFF) / 1000
-            if rtt < 60.0:
-                self.rto.on_sample(rtt)
-                sender.rtt_seq = None
-        elif sender.rtt_seq is not None:  # our SYN, timed by itself: it has no record on the scoreboard
-            if seq_gt(ack, sender.rtt_seq):
-                self.rto.on_sample(now - sender.rtt_time)
-                sender.rtt_seq = None
-        else:
-            # every ACK of new data is timed, from the first segment it acknowledges, as Linux's
-            # (tcp_clean_rtx_queue); RFC 6298 §3 asks for at least one sample per RTT
-            sent_at = self.recovery.board.first_sent_below(ack)
-            if sent_at is not None:
-                self.rto.on_sample(now - sent_at)
+        rtt = self._rtt_sample(ack, now)
+        if rtt is not None:
+            self.rto.on_sample(rtt)
         extras = self.extras
         if extras is not None:
             if extras.tx_stamps is not None:

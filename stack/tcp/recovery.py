@@ -60,6 +60,7 @@ class Recovery:
         "ecn_reducing",
         "_recover_fs",
         "cwnd_before_ack",
+        "sack_sent_at",
         "_prior",
         "_undo_marker",
         "_undo_retrans",
@@ -98,6 +99,9 @@ class Recovery:
         self._recover_fs = 0
         # cwnd before the ACK being processed grew it (0: no such ACK): set by the connection, read by after_ack
         self.cwnd_before_ack = 0
+        # when the earliest segment the ACK being processed newly SACKed was sent, if never resent: what a
+        # SACK times (Linux tcp_sacktag_one's first_sackt); read before after_ack, which forgets it
+        self.sack_sent_at: float | None = None
         self.ecn_reducing = False  # an ECN window reduction is under way (Linux's CWR state)
         # undo (RFC 3708 / Linux): the window before the episode and the retransmissions not yet D-SACKed
         self._prior: tuple[int, int] | None = None
@@ -174,6 +178,8 @@ class Recovery:
                 continue  # stale, inverted or for data never sent
             for rec in self.board.sack(left, right):
                 newly = True
+                if not rec.retransmitted and (self.sack_sent_at is None or rec.xmit_ts < self.sack_sent_at):
+                    self.sack_sent_at = rec.xmit_ts
                 self._delivered += rec.length
                 self._delivered_packets += rec.segments
                 self.rack.on_delivered(rec, now, self._ts_says_original(rec))
@@ -286,6 +292,7 @@ class Recovery:
         fast recovery began here, a new reduction of the window (not one that goes on from an ECE's)."""
         reduced = self.recover is not None or self.ecn_reducing
         cwnd_before, self.cwnd_before_ack = self.cwnd_before_ack, 0
+        self.sack_sent_at = None
         delivered, self._delivered = self._delivered, 0
         delivered_packets, self._delivered_packets = self._delivered_packets, 0
         advanced, self._una_advanced = self._una_advanced, False

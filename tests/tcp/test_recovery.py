@@ -1,5 +1,7 @@
 """Fast recovery with PRR, RTO recovery with F-RTO, and undo (RFC 6937, RFC 5682, RFC 3708)."""
 
+import pytest
+
 from stack.tcp.state import State
 from stack.wire.segment import TcpOptions
 from tests.tcp.conftest import IRS, ISS, seg, sent
@@ -30,10 +32,12 @@ def test_fast_recovery_prr_sends_one_segment_per_two_delivered(conn_in):
     out = []
     for i in range(2, 10):  # segment 0 lost; 1..9 arrive
         c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, i))), 0.01)
-        out += sent(c, 0.01)
-    assert c.recovery.in_fast_recovery
+        if c.recovery.in_fast_recovery:  # from the third SACK; the first two send new data (RFC 3042)
+            out += sent(c, 0.01)
+        else:
+            sent(c, 0.01)
     assert _data(out)[0] == 0  # the fast retransmit first
-    assert 4 <= len(out) <= 5  # ~ 9 delivered * ssthresh/RecoverFS (5/10)
+    assert len(out) == 3  # 6 delivered in recovery: about ssthresh/RecoverFS (6/10) of them
 
 
 def test_fast_recovery_full_ack_sets_cwnd_to_ssthresh_then_grows_it(conn_in):
@@ -190,3 +194,12 @@ def test_established_sack_above_a_hole_with_nothing_reordered_gives_no_reorderin
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + 2 * MSS, options=_sack((3, 4), (5, 9))), 0.05)
     assert c.recovery.in_fast_recovery
     assert _data(sent(c, 0.05))[0] == 2
+
+
+def test_established_sack_only_ack_is_timed_by_what_it_sacks(conn_in):
+    """RFC 6298 §3 allows a sample per ACK; as Linux (tcp_sacktag_one, tcp_ack_update_rtt), an ACK that
+    SACKs new data without moving SND.UNA is timed from the earliest segment it newly SACKs."""
+    c = _flight(conn_in, 3)
+    assert c.rto.srtt == 0.0  # the handshake's sample
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, 2))), 0.04)
+    assert c.rto.srtt == pytest.approx(0.125 * 0.04)
