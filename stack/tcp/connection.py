@@ -1591,7 +1591,7 @@ class Connection:
         sack_ok = self.tcb.sack_ok
         rtt = self._rtt_sample(ack, now)
         if rtt is not None:
-            self.rto.on_sample(rtt)
+            self.rto.on_sample(rtt, ack, tcb.snd_nxt)
         extras = self.extras
         if extras is not None:
             if extras.tx_stamps is not None:

@@ -229,9 +229,9 @@ class Scoreboard:
         return self._head_piece(0) if self._segs else None
 
     def first_sent_below(self, ack_seq: int) -> float | None:
-        """When the first segment below `ack_seq` not SACKed before was sent: the RTT sample of a
-        cumulative ACK without timestamps, as Linux times every ACK from it (tcp_clean_rtx_queue's
-        first_ackt). None if any segment below it was ever resent (Karn's rule, RFC 6298 §3)."""
+        """When the first segment below `ack_seq` not SACKed before was sent: what a cumulative ACK's RTT
+        sample is timed from, as Linux times every ACK (tcp_clean_rtx_queue's first_ackt). None if any
+        segment below it was ever resent (Karn's rule, RFC 6298 §3)."""
         upto = self.offset_of(ack_seq)
         sent_at: float | None = None
         for rec in self._segs:

@@ -251,7 +251,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         conn.probes_out = 0  # the peer answered (Linux tcp_ack)
         sacked_at = conn.recovery.sack_sent_at
         if sacked_at is not None:
-            conn.rto.on_sample(now - sacked_at)  # an ACK that only SACKs is timed by what it SACKs (Linux)
+            conn.rto.on_sample(now - sacked_at, ack, tcb.snd_nxt)  # timed by what it SACKs (Linux)
         window = seg.window << tcb.snd_wscale
         # RFC 5681 §2 wants the window unchanged; RFC 6675 §2 counts any ACK that SACKs new data, which
         # matters when the receiver's window keeps growing (Linux receive-buffer autotuning)

@@ -10,9 +10,9 @@ from tests.tcp.conftest import IRS, ISS, events, seg, sent
 
 
 def test_rto_first_sample_sets_srtt_and_rttvar():
-    """RFC 6298 (2.2): SRTT = R, RTTVAR = R/2, RTO = SRTT + max(G, 4*RTTVAR, min_rto) (Linux's floor)."""
+    """RFC 6298 (2.2): SRTT = R, RTTVAR = R/2, RTO = SRTT + max(4*RTTVAR, min_rto) (Linux's floor)."""
     r = RtoEstimator(1.0, 0.2, 120.0)
-    r.on_sample(0.1)
+    r.on_sample(0.1, 0, 1000)
     assert (r.srtt, r.rttvar) == (0.1, 0.05)
     assert r.rto == pytest.approx(0.3)
 
@@ -20,16 +20,44 @@ def test_rto_first_sample_sets_srtt_and_rttvar():
 def test_rto_later_samples_smooth():
     """RFC 6298 (2.3): RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R'|, SRTT = 7/8 SRTT + 1/8 R'."""
     r = RtoEstimator(1.0, 0.2, 120.0)
-    r.on_sample(0.1)
-    r.on_sample(0.3)
+    r.on_sample(0.1, 0, 1000)
+    r.on_sample(0.3, 500, 1000)
     assert r.rttvar == pytest.approx(0.75 * 0.05 + 0.25 * 0.2)
     assert r.srtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.3)
+    assert r.rto == pytest.approx(r.srtt + 4 * r.rttvar)
+
+
+def test_rto_rttvar_falls_slowly_when_the_rtt_falls():
+    """Linux (tcp_rtt_estimator): an RTT below SRTT by more than RTTVAR moves RTTVAR by a 32nd of the
+    difference, not a quarter, so that a faster path does not first raise the RTO."""
+    r = RtoEstimator(1.0, 0.2, 120.0)
+    r.on_sample(0.3, 0, 1000)
+    r.on_sample(0.1, 500, 1000)
+    assert r.rttvar == pytest.approx(0.15 + (0.2 - 0.15) / 32)
+
+
+def test_rto_variance_term_holds_its_round_trip_peak_then_decays_by_a_quarter():
+    """Linux (rttvar_us, mdev_max_us): the RTO keeps the largest 4*RTTVAR until a round trip of data has
+    passed without a larger one; each round that ends (SND.UNA past what SND.NXT was when it began) moves
+    it a quarter of the way down to that round's largest, at least min_rto."""
+    r = RtoEstimator(1.0, 0.2, 120.0)
+    r.on_sample(0.1, 0, 1000)
+    r.on_sample(0.5, 500, 1000)  # RTTVAR 0.1375: the variance term 0.55
+    peak = 4 * r.rttvar
+    r.on_sample(r.srtt, 1001, 2000)  # the round of the peak ends: nothing to decay to yet
+    assert r.rto == pytest.approx(r.srtt + peak)
+    r.on_sample(r.srtt, 1500, 2000)  # no error: RTTVAR falls, and this round's largest is now
+    largest = max(4 * r.rttvar, 0.2)
+    r.on_sample(r.srtt, 1800, 2000)
+    assert r.rto == pytest.approx(r.srtt + peak)  # held within the round
+    r.on_sample(r.srtt, 2001, 3000)
+    assert r.rto == pytest.approx(r.srtt + peak - (peak - largest) / 4)
 
 
 def test_rto_variance_term_at_least_min_rto_and_rto_never_above_max():
     """As Linux (tcp_set_rto): RTO = SRTT + max(4*RTTVAR, min_rto); RFC 6298 (2.5) caps it."""
     r = RtoEstimator(1.0, 0.2, 5.0)
-    r.on_sample(0.001)
+    r.on_sample(0.001, 0, 1000)
     assert r.rto == pytest.approx(0.201)
     for _ in range(10):
         r.on_timeout()
@@ -110,7 +138,7 @@ def test_established_tail_loss_probe_resends_last_segment_before_the_rto(conn_in
     (Linux adds 2 ms with several segments in flight and counts in whole milliseconds, tcp_schedule_loss_probe)."""
     c = conn_in(State.ESTABLISHED)
     c.tcb.sack_ok = True
-    c.rto.on_sample(0.05)
+    c.rto.on_sample(0.05, c.tcb.snd_una, c.tcb.snd_nxt)
     c.send(b"q" * 4380, 0.0)
     c.segments_to_send(0.0)
     probe_at = c.next_deadline()
@@ -128,7 +156,7 @@ def test_established_loss_probe_the_window_holds_back_is_not_sent_nor_counted(co
     the RTO comes as if none had been due."""
     c = conn_in(State.ESTABLISHED)
     c.tcb.sack_ok = True
-    c.rto.on_sample(0.05)
+    c.rto.on_sample(0.05, c.tcb.snd_una, c.tcb.snd_nxt)
     c.send(b"q" * 4380, 0.0)
     c.segments_to_send(0.0)
     c.tcb.snd_wnd = 2 * 1460  # the peer shrank its window below the last segment
@@ -143,7 +171,7 @@ def test_established_two_segments_sent_as_one_run_get_the_short_probe_timeout(co
     segment in flight; two segments sent as one TSO run are two, so the probe comes at 2*SRTT + 2 ms."""
     c = conn_in(State.ESTABLISHED, tso_max_bytes=64 * 1460)
     c.tcb.sack_ok = True
-    c.rto.on_sample(0.05)
+    c.rto.on_sample(0.05, c.tcb.snd_una, c.tcb.snd_nxt)
     c.send(b"q" * 2920, 0.0)
     assert len(c.segments_to_send(0.0)) == 1  # one super-segment
     assert c.timers.deadline("loss_probe") == pytest.approx(math.ceil((2 * c.rto.srtt + 0.002) * 1000) / 1000)
@@ -155,7 +183,7 @@ def test_established_sack_after_probe_enters_recovery_and_fills_the_hole(conn_in
 
     c = conn_in(State.ESTABLISHED)
     c.tcb.sack_ok = True
-    c.rto.on_sample(0.05)
+    c.rto.on_sample(0.05, c.tcb.snd_una, c.tcb.snd_nxt)
     c.send(b"q" * 4380, 0.0)
     c.segments_to_send(0.0)
     c.handle_timer(c.next_deadline())

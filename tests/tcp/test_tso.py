@@ -75,7 +75,7 @@ def test_established_min_tso_segs_zero_at_a_slow_rate_still_sends_whole_segments
     """A GSO packet holds at least one segment: with tcp_min_tso_segs 0 (a value Linux refuses) and a
     pacing rate below a segment per millisecond, the output still moves on and sends the data."""
     c = conn_in(State.ESTABLISHED, min_tso_segs=0, tso_max_bytes=65000)
-    c.rto.on_sample(0.2)
+    c.rto.on_sample(0.2, c.tcb.snd_una, c.tcb.snd_nxt)
     assert c.send(b"x" * 5000, 1.0) == 5000
     out = c.segments_to_send(1.0)
     assert sum(len(s.payload) for s in out) == 5000

@@ -74,7 +74,7 @@ def test_gso_segments_are_min_tso_segs_at_a_long_rtt_and_more_at_a_short_one(con
     """tcp_tso_autosize: about 1 ms of the pacing rate, at least tcp_min_tso_segs; a small minimum RTT
     adds sk_gso_max_size >> (min_rtt_us >> 9)."""
     c = conn_in(State.ESTABLISHED, min_tso_segs=3)
-    c.rto.on_sample(0.1)
+    c.rto.on_sample(0.1, c.tcb.snd_una, c.tcb.snd_nxt)
     c.recovery.rack.min_rtt = 0.1
     assert write_queue.gso_segments(c, 1000) == 3
     c.recovery.rack.min_rtt = 0.0008  # 800 us >> 9 = 1: 32 KB more
@@ -137,7 +137,7 @@ def test_gso_segments_follow_the_pacing_ratios_linux_keeps_without_a_qdisc(conn_
     sizes = []
     for ratio in (200, 400):
         c = conn_in(State.ESTABLISHED, pacing_ss_ratio=ratio)
-        c.rto.on_sample(0.01)  # 10 segments in 10 ms: 0.2 and 0.4 of them a ms
+        c.rto.on_sample(0.01, c.tcb.snd_una, c.tcb.snd_nxt)  # 10 segments in 10 ms: 0.2 and 0.4 of them a ms
         c.recovery.rack.min_rtt = 0.01  # (a long minimum RTT adds nothing)
         sizes.append(write_queue.gso_segments(c, 100))
     assert sizes[1] in (2 * sizes[0], 2 * sizes[0] + 1), sizes
