@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 _MTU_DISCOVER = (socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10))  # Linux's number
 _DEFAULTS = TcpConfig()  # what a listening socket without a stack reports for an option it was not given
 _TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux's number, where Python lacks the name
+_MAX_PACING_RATE = (socket.SOL_SOCKET, getattr(socket, "SO_MAX_PACING_RATE", 47))  # Linux's number
 # TCP options a connection takes: (level, option) -> (TcpConfig field, the value as set, as read back)
 _OPTIONS: dict[tuple[int, int], tuple[str, Callable[[int], object], Callable[[object], int]]] = {
     (socket.IPPROTO_TCP, socket.TCP_NODELAY): ("nodelay", bool, int),
@@ -69,7 +70,8 @@ class StackSocket:
 
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         """TCP_NODELAY, TCP_CORK and TCP_USER_TIMEOUT (milliseconds) act on the connection at once (setting
-        TCP_NODELAY or clearing TCP_CORK sends what waits); IP_TOS (IPV6_TCLASS on an IPv6 socket) marks the
+        TCP_NODELAY or clearing TCP_CORK sends what waits); SO_MAX_PACING_RATE (bytes per second, -1 for no
+        limit) paces what is sent from then on, at most at that rate; IP_TOS (IPV6_TCLASS on an IPv6 socket) marks the
         segments sent from then on; IP_MTU_DISCOVER (IPv4) sets DF and what a smaller path MTU does; other
         options are refused, as by a kernel without them. On a listening socket they are kept for the
         connections it accepts, which take them as Linux's accepted sockets inherit their listener's."""
@@ -94,6 +96,10 @@ class StackSocket:
             if number < 0:
                 raise OSError(errno.EINVAL, "Invalid argument")
             return {name: convert(number)}
+        if key == _MAX_PACING_RATE:
+            # unsigned, 32 bits or 64 as Linux reads it: -1 (all ones) is no limit
+            width = 64 if isinstance(value, _BUFFERS) and len(value) == 8 else 32
+            return {"max_pacing_rate": sockopts.pacing_limit(_option_value(value), width)}
         if key == self._tos_option():
             # an int, or (IP_TOS) one unsigned byte, as Linux's do_ip_setsockopt reads it
             number = _option_value(value, signed=not isinstance(value, _BUFFERS) or len(value) > 1)
@@ -143,6 +149,9 @@ class StackSocket:
         if key in _OPTIONS:
             name, _, report = _OPTIONS[key]
             return report(getattr(config, name))
+        if key == _MAX_PACING_RATE:
+            rate = sockopts.reported_pacing_limit(config.max_pacing_rate)
+            return rate - (1 << 32) if rate >> 31 else rate  # a C int, as socket.getsockopt reads it
         if key == self._tos_option():
             return config.tos  # without the ECN field TCP marks segments with (as Linux 6.18 reads it back)
         if self.family == socket.AF_INET and key == _MTU_DISCOVER:

@@ -54,12 +54,14 @@ _FCNTL_FLAGS = {"O_RDONLY": 0, "O_WRONLY": 0o1, "O_RDWR": O_RDWR, "O_NONBLOCK": 
 # socket options that are plain TcpConfig fields: name -> (field, the script's integer as the field's
 # value, the field's value as getsockopt reports it); negative values are EINVAL, as Linux's
 _MS = (lambda ms: ms / 1000, lambda seconds: round(seconds * 1000))
+
 _CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object], Callable[[object], int]]] = {
     "TCP_NODELAY": ("nodelay", bool, int),
     "TCP_CORK": ("cork", bool, int),
     "TCP_USER_TIMEOUT": ("user_timeout", *_MS),
     "TCP_SYNCNT": ("syn_retries", int, int),  # 1 to 127 (Linux MAX_TCP_SYNCNT)
     "SO_KEEPALIVE": ("keepalive", bool, int),
+    "SO_MAX_PACING_RATE": ("max_pacing_rate", sockopts.pacing_limit, sockopts.reported_pacing_limit),
     "TCP_KEEPIDLE": ("keepalive_idle", float, int),
     "TCP_KEEPINTVL": ("keepalive_interval", float, int),
     "TCP_KEEPCNT": ("keepalive_count", int, int),

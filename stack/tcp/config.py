@@ -133,6 +133,9 @@ class TcpConfig:
     # a pacing qdisc (Linux's fq) on the device: segments leave at Linux's pacing rate, the window per
     # SRTT times pacing_ss_ratio percent in slow start and pacing_ca_ratio after (stack/tcp/pacing.py)
     fq_pacing: bool = False
+    # SO_MAX_PACING_RATE (bytes per second; None: no limit): the pacing rate is at most this, and TCP paces
+    # itself at the rate even without fq or a controller's own rate (Linux's internal pacing)
+    max_pacing_rate: float | None = None
     # the device's queue takes no packet (a pfifo qdisc of limit 0): every send fails locally
     qdisc_drops: bool = False
     pacing_ss_ratio: int = 200

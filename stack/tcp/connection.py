@@ -415,16 +415,28 @@ class Connection:
 
     @property
     def pacing_rate(self) -> float | None:
-        """Bytes per second the packets leave at: the controller's (BBR), else with a pacing qdisc (fq)
-        Linux's rate from cwnd and SRTT (pacing.py), else None."""
+        """Bytes per second the packets leave at (`kept_pacing_rate`) when something paces them: the
+        controller (BBR), a pacing qdisc (fq) or SO_MAX_PACING_RATE (Linux's internal pacing); else None."""
+        config = self.config
+        if self.cc.pacing_rate is None and not config.fq_pacing and config.max_pacing_rate is None:
+            return None
+        return self.kept_pacing_rate()
+
+    def kept_pacing_rate(self) -> float | None:
+        """Linux's sk_pacing_rate, whether or not anything paces by it: the controller's rate, else the
+        window's (`window_pacing_rate`), at most SO_MAX_PACING_RATE, which alone sets it before the first
+        RTT sample (sk_max_pacing_rate); None without either."""
         rate = self.cc.pacing_rate
-        if rate is not None or not self.config.fq_pacing:
-            return rate
-        return self.window_pacing_rate()
+        if rate is None:
+            rate = self.window_pacing_rate()
+        cap = self.config.max_pacing_rate
+        if cap is not None and (rate is None or rate > cap):
+            return cap
+        return rate
 
     def window_pacing_rate(self) -> float | None:
-        """The rate Linux keeps for a controller with none of its own, whether or not a qdisc paces by it
-        (tcp_update_pacing_rate, pacing.fq_rate); None before the first RTT sample."""
+        """The rate Linux keeps for a controller with none of its own (tcp_update_pacing_rate,
+        pacing.fq_rate); None before the first RTT sample."""
         tcb, cc, config = self.tcb, self.cc, self.config
         in_flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
         return fq_rate(cc.cwnd, cc.ssthresh, in_flight, self.rto.srtt, config.pacing_ss_ratio, config.pacing_ca_ratio)

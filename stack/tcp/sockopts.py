@@ -4,10 +4,25 @@ at once besides changing the TcpConfig field (Linux do_tcp_setsockopt / sock_set
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
+
+
+NO_PACING_LIMIT: Final = 0xFFFFFFFF  # SO_MAX_PACING_RATE's ~0U
+
+
+def pacing_limit(value: int, width: int = 32) -> float | None:
+    """SO_MAX_PACING_RATE's value, an unsigned number of `width` bits (Linux takes 32 or 64), as
+    TcpConfig.max_pacing_rate: bytes per second, None for all ones (no limit)."""
+    value &= (1 << width) - 1
+    return None if value == (1 << width) - 1 else float(value)
+
+
+def reported_pacing_limit(rate: object) -> int:
+    """TcpConfig.max_pacing_rate as SO_MAX_PACING_RATE reads back in 4 bytes: ~0U for none, at most ~0U."""
+    return NO_PACING_LIMIT if not isinstance(rate, (int, float)) else min(int(rate), NO_PACING_LIMIT)
 
 
 def configure(conn: Connection, now: float, **changes: Any) -> None:

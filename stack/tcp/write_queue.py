@@ -72,11 +72,11 @@ def size_goal(conn: Connection) -> int:
 
 
 def gso_segments(conn: Connection, mss: int) -> int:
-    """Segments in one GSO packet (Linux tcp_tso_autosize): about 1 ms at the pacing rate (the
-    controller's, else the rate Linux keeps whether or not a qdisc paces: Connection.window_pacing_rate),
-    more for a small minimum RTT, at least tcp_min_tso_segs (or the controller's own minimum, BBR's)."""
+    """Segments in one GSO packet (Linux tcp_tso_autosize): about 1 ms at the pacing rate Linux keeps
+    whether or not anything paces by it (Connection.kept_pacing_rate), more for a small minimum RTT, at
+    least tcp_min_tso_segs (or the controller's own minimum, BBR's)."""
     cc = conn.cc
-    rate = cc.pacing_rate or conn.window_pacing_rate()
+    rate = conn.kept_pacing_rate()
     if rate is None:  # no RTT sample yet: no bound but the largest packet
         rate = float(_GSO_MAX << _PACING_SHIFT)
     size = rate / (1 << _PACING_SHIFT)

@@ -211,6 +211,28 @@ def test_established_tcp_cork_on_socket_holds_small_write_until_cleared(run):
     run(with_pair(body))
 
 
+def test_established_so_max_pacing_rate_on_socket_reads_back_and_minus_one_lifts_it(run):
+    """Linux socket(7) SO_MAX_PACING_RATE through get_extra_info('socket'): bytes per second, read back as
+    set (the pacing itself: tests/scripts/api/so_max_pacing_rate_paces_at_most_at_the_rate.pkt); ~0U (-1
+    as Python's socket module reads and writes a C int) lifts the limit and is what a socket without one
+    reports, as a kernel socket does."""
+    so_max_pacing_rate = getattr(socket, "SO_MAX_PACING_RATE", 47)
+
+    async def body(client: Stack, server: Stack) -> None:
+        accepted = await _accepted(server, 7)
+        transport, _ = await client.create_connection(Recorder, SERVER, 7)
+        await accepted
+        sock = transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, so_max_pacing_rate) == -1
+        sock.setsockopt(socket.SOL_SOCKET, so_max_pacing_rate, 125_000)
+        assert sock.getsockopt(socket.SOL_SOCKET, so_max_pacing_rate) == 125_000
+        sock.setsockopt(socket.SOL_SOCKET, so_max_pacing_rate, -1)
+        assert sock.getsockopt(socket.SOL_SOCKET, so_max_pacing_rate) == -1
+        transport.abort()
+
+    run(with_pair(body))
+
+
 def test_established_tcp_info_reports_state_rtt_and_options_with_linux_names(run):
     """getsockopt(TCP_INFO) as Linux fills it: tcpi_state 1 (TCP_ESTABLISHED), microseconds, segments."""
 
