@@ -71,10 +71,11 @@ class StackSocket:
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         """TCP_NODELAY, TCP_CORK and TCP_USER_TIMEOUT (milliseconds) act on the connection at once (setting
         TCP_NODELAY or clearing TCP_CORK sends what waits); SO_MAX_PACING_RATE (bytes per second, -1 for no
-        limit) paces what is sent from then on, at most at that rate; IP_TOS (IPV6_TCLASS on an IPv6 socket) marks the
-        segments sent from then on; IP_MTU_DISCOVER (IPv4) sets DF and what a smaller path MTU does; other
-        options are refused, as by a kernel without them. On a listening socket they are kept for the
-        connections it accepts, which take them as Linux's accepted sockets inherit their listener's."""
+        limit) paces what is sent from then on, at most at that rate; IP_TOS (IPV6_TCLASS on an IPv6
+        socket) marks the segments sent from then on; IP_MTU_DISCOVER (IPv4) sets DF and what a smaller
+        path MTU does; other options are refused, as by a kernel without them. On a listening socket they
+        are kept for the connections it accepts, which take them as Linux's accepted sockets inherit their
+        listener's."""
         key = (level, option)
         if key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
             return  # listening never conflicts with connections in TIME_WAIT here: always on

@@ -54,7 +54,6 @@ _FCNTL_FLAGS = {"O_RDONLY": 0, "O_WRONLY": 0o1, "O_RDWR": O_RDWR, "O_NONBLOCK": 
 # socket options that are plain TcpConfig fields: name -> (field, the script's integer as the field's
 # value, the field's value as getsockopt reports it); negative values are EINVAL, as Linux's
 _MS = (lambda ms: ms / 1000, lambda seconds: round(seconds * 1000))
-
 _CONFIG_OPTIONS: dict[str, tuple[str, Callable[[int], object], Callable[[object], int]]] = {
     "TCP_NODELAY": ("nodelay", bool, int),
     "TCP_CORK": ("cork", bool, int),
