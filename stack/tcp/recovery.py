@@ -498,7 +498,11 @@ class Recovery:
     def _start_episode(self) -> None:
         self.tlp = None  # a recovery or a timeout takes over from a probe (Linux tcp_init_cwnd_reduction)
         cc = self.cc
-        self._prior = (cc.cwnd, cc.ssthresh)
+        # the ssthresh in effect (Linux tcp_current_ssthresh): a window grown past ssthresh raises it to
+        # three quarters of cwnd (during an ECN reduction cwnd is already down to ssthresh)
+        mss = self.tcb.snd_mss
+        segments = cc.cwnd // mss
+        self._prior = (cc.cwnd, max(cc.ssthresh, ((segments >> 1) + (segments >> 2)) * mss))
         self._undo_marker = self.tcb.snd_una
         self._undo_retrans = 0
 
