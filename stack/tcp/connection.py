@@ -403,7 +403,7 @@ class Connection:
         ):
             return False
         unsent = self.sender.unsent(tcb.snd_nxt)
-        in_flight = recovery.board.pipe_packets
+        in_flight = recovery.in_flight
         size = prober.size(now, mss, cwnd // tcb.snd_mss, in_flight, unsent, tcb.snd_wnd, recovery.reordering)
         if not size:
             return False
@@ -1007,21 +1007,20 @@ class Connection:
         if self.mtu_probe is not None and self._send_mtu_probe(now, mss, cwnd):
             cwnd = self.cc.cwnd
         window = max(cwnd // tcb.snd_mss, 1)
-        board = recovery.board
         had_unsent = unsent > 0
         if had_unsent:
             self.chrono.start(BUSY, now)
         sent_up_to = tcb.snd_nxt
         first_out = len(self._out)  # this send's segments follow
         # lost segments go first (RFC 6675 §5 NextSeg rule 1), as far as the congestion window allows
-        while (lost := recovery.next_lost()) is not None and board.pipe_packets < window:
+        while (lost := recovery.next_lost()) is not None and recovery.in_flight < window:
             lost = self._resendable(lost)
             if lost is None:
                 break
             if sender.paced(now, self.pacing_rate):
                 return
             self.retransmit(lost, now)
-        flight_before = board.pipe_packets  # packets in flight before this send's new data
+        flight_before = recovery.in_flight  # packets in flight before this send's new data
         marks = sender.marks
         cork = self.config.cork or marks.more
         packet_left = packet_sent = 0  # bytes the paced packet being sent has room for, and has
@@ -1036,7 +1035,7 @@ class Connection:
             in_record = marks.unsent_in_record(tcb.snd_nxt, unsent)  # no segment crosses a record's end
             flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
             # the congestion window limits what is in the network, the peer's window what is unacknowledged
-            room = window + recovery.limited_transmit - board.pipe_packets
+            room = window - recovery.in_flight
             usable = min(room * mss, tcb.snd_wnd - flight)
             n = min(min(mss, in_record), max(usable, 0))
             if n <= 0:
@@ -1052,10 +1051,10 @@ class Connection:
                 if sender.paced(now, rate):
                     if tcb.snd_nxt != sent_up_to:  # what went before the pacing wait counts for cwnd validation
                         self._cut_packets(sent_up_to, mss, window, flight_before, first_out, grow=False)
-                        self.cc.window_used(tcb.snd_una, tcb.snd_nxt, False, board.pipe_packets * tcb.snd_mss)
+                        self.cc.window_used(tcb.snd_una, tcb.snd_nxt, False, recovery.in_flight * tcb.snd_mss)
                     return
                 if rate is not None:
-                    packets = board.pipe_packets
+                    packets = recovery.in_flight
                     packet = write_queue.gso_segments(self, mss) * mss
                     self._grow_skb(tcb.snd_nxt, mss, window, packets, packet)
                     packet_left = self._packet_room(tcb.snd_nxt, mss, window, packets, packet)
@@ -1085,11 +1084,11 @@ class Connection:
             prober.route_mtu = (prober.route_mtu[0], True)
         unsent = sender.unsent(tcb.snd_nxt)
         if had_unsent:
-            room = window + recovery.limited_transmit - board.pipe_packets
+            room = window - recovery.in_flight
             self._time_sending(now, unsent, mss, room, tcb.snd_nxt != sent_up_to)
             # cwnd validation as Linux (tcp_write_xmit, tcp_cwnd_validate): was the window the limit?
             if room <= 0 or tcb.snd_nxt != sent_up_to:
-                self.cc.window_used(tcb.snd_una, tcb.snd_nxt, room <= 0, board.pipe_packets * tcb.snd_mss)
+                self.cc.window_used(tcb.snd_una, tcb.snd_nxt, room <= 0, recovery.in_flight * tcb.snd_mss)
         resending = self.recovery.in_recovery
         self.cc.sending_stopped(unsent, seq_sub(tcb.snd_nxt, tcb.snd_una), resending)  # app-limited?
         # data waiting, nothing in flight, the peer's window too small: probe it (§3.8.6.1)
@@ -1632,9 +1631,13 @@ class Connection:
             # (and what its own SACK blocks newly delivered above it: Linux's acked_sacked)
             delivered = acked - board.sacked_below(ack) + self.recovery.newly_sacked
             packets += self.recovery.newly_sacked_packets
+        elif packets:
+            # one segment filled the hole, the duplicate ACKs counted the rest (Linux tcp_remove_reno_sacks)
+            reno_sacked = self.recovery.reno_sacked
+            delivered = max(acked - reno_sacked * tcb.snd_mss, min(acked, tcb.snd_mss))
+            packets = max(packets - reno_sacked, 1)
         else:
-            delivered = acked - min(self.recovery.dupacks * tcb.snd_mss, acked)
-            packets -= min(self.recovery.dupacks, packets)
+            delivered = acked
         if self.mtu_probe is not None and (mtu := self.mtu_probe.acked(ack)):
             self._mtu_probe_succeeded(mtu)  # (before the window grows on this ACK, as Linux)
         if self.recovery.tlp is not None:
@@ -1647,14 +1650,12 @@ class Connection:
             unsent = sender.unsent(tcb.snd_nxt)
         else:
             unsent = 0
-        resend = recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, now)
+        recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, now)
         # on_ack(AckSample) after the recovery's exits and before its entries: a recovery this ACK ends lets
         # it grow the window (Linux's tcp_cong_control after tcp_fastretrans_alert); one it starts takes
         # the growth back (Recovery.after_ack)
         recovery.cwnd_before_ack = self.cc.cwnd
         self.cc.ack_received(ack, delivered, packets, flight_before, now)
-        if resend is not None:
-            self.retransmit(resend, now)  # the segment after a NewReno partial ACK (RFC 6582 §3.2 step 4)
         if self.retrans_stamp is not None and not recovery.in_recovery and not recovery.board.retransmissions_out():
             # the episode is over: the next retransmission starts the time again (Linux
             # tcp_retrans_stamp_cleanup); until then partial ACKs do not

@@ -1,9 +1,11 @@
 """Loss detection and recovery for one connection's sender: a decision object, fed ACK information.
 
-- Loss detection: RACK (RFC 8985) on the SACK scoreboard; without SACK, three duplicate ACKs
-  (RFC 5681 §3.2) and NewReno partial ACKs (RFC 6582).
-- Fast recovery: what to send is paced by Proportional Rate Reduction (RFC 6937) with SACK, by
-  NewReno's window inflation without it; lost segments go before new data (RFC 6675 §5, NextSeg).
+- Loss detection: RACK (RFC 8985) on the SACK scoreboard. Without SACK, as Linux: each duplicate ACK
+  stands for a segment the receiver holds (tcp_add_reno_sack), the first segment is lost once they
+  reach the reordering degree, three at first (RFC 5681 §3.2), and after each partial ACK (RFC 6582,
+  tcp_newreno_mark_lost).
+- Fast recovery: what to send is paced by Proportional Rate Reduction (RFC 6937), with or without SACK;
+  lost segments go before new data (RFC 6675 §5, NextSeg).
 - An ECN window reduction (RFC 3168 §6.1.2) is paced by PRR too, as Linux paces its CWR state.
 - RTO recovery: every segment not SACKed is marked lost and resent as the window grows again
   (RFC 5681 §3.1 go-back-N, minus what the receiver holds); F-RTO (RFC 5682 §2) tells a spurious
@@ -46,8 +48,7 @@ class Recovery:
         "ts_offset",
         "board",
         "rack",
-        "dupacks",
-        "limited_transmit",
+        "reno_sacked",
         "recover",
         "loss_high",
         "send_window",
@@ -83,8 +84,9 @@ class Recovery:
         self.ts_offset = 0  # our timestamp clock's offset, to read the peer's TSecr (RFC 7323 §5.4)
         self.board = Scoreboard(first_seq)
         self.rack = Rack()
-        self.dupacks = 0
-        self.limited_transmit = 0  # segments allowed beyond cwnd on early duplicate ACKs (RFC 3042)
+        # without SACK, the segments duplicate ACKs said the receiver holds (Linux's sacked_out for a Reno
+        # connection): they left the network, which lets new data out on early duplicate ACKs (RFC 3042)
+        self.reno_sacked = 0
         self.recover: int | None = None  # fast recovery: SND.MAX when it began (RFC 6582)
         self.loss_high: int | None = None  # RTO recovery: SND.MAX when the timer fired
         # what may be in flight while PRR (RFC 6937) or F-RTO (RFC 5682) decides it, in place of cwnd
@@ -128,6 +130,12 @@ class Recovery:
     @property
     def in_recovery(self) -> bool:
         return self.recover is not None or self.loss_high is not None
+
+    @property
+    def in_flight(self) -> int:
+        """Segments in the network (Linux tcp_packets_in_flight): the scoreboard's, less those duplicate
+        ACKs reported without SACK."""
+        return self.board.pipe_packets - self.reno_sacked
 
     @property
     def newly_sacked(self) -> int:
@@ -216,76 +224,103 @@ class Recovery:
             if self._undo_retrans == 0:
                 self._undo()  # every retransmission of the episode was needless (D-SACK)
 
-    def on_ack_advanced(self, ack: int, acked: int, tsecr: int, unsent: int, now: float) -> SentSegment | None:
+    def on_ack_advanced(self, ack: int, acked: int, tsecr: int, unsent: int, now: float) -> None:
         """SND.UNA moved to ack (already applied to the TCB), the ACK echoing `tsecr`, with `unsent` bytes
         waiting to be sent: recovery bookkeeping and exits, before the controller's window update for the
-        same ACK (Linux's tcp_fastretrans_alert before tcp_cong_control). Returns the segment to resend
-        (a NewReno partial ACK), if any."""
+        same ACK (Linux's tcp_fastretrans_alert before tcp_cong_control)."""
         self._tsecr = tsecr
         self._una_advanced = True
+        sack_ok = self.tcb.sack_ok
         prior_fack = self._prior_fack
         if prior_fack is None:  # no SACK blocks on this ACK: the highest SACK, or SND.UNA, before it
             board = self.board
             prior_fack = self._fack if board.sacked_bytes else board.offset_of(seq_add(ack, -acked))
         reord: int | None = None
+        packets = 0
         for rec in self.board.ack(ack):
             self._delivered += rec.length
-            self._delivered_packets += rec.segments
+            packets += rec.segments
             self.rack.on_delivered(rec, now, self._ts_says_original(rec))
             if not rec.retransmitted and reord is None:
                 reord = rec.start
-        if reord is not None and reord < prior_fack and self.tcb.sack_ok:
-            self._reordering_revealed(reord)  # a hole below SACKed data filled by its original: reordering
-        self.limited_transmit = 0
-        self.dupacks = 0
+        if sack_ok:
+            self._delivered_packets += packets
+            if reord is not None and reord < prior_fack:
+                self._reordering_revealed(reord)  # a hole below SACKed data filled by its original: reordering
+        else:
+            self._delivered_packets += self._remove_reno_sacks(packets)
         loss_high = self.loss_high
         if loss_high is not None:
+            self.reno_sacked = 0  # (Linux tcp_process_loss)
             if self._frto_step:
                 self._frto_ack(True, unsent)
                 loss_high = self.loss_high  # (read again: F-RTO may have undone the timeout)
             if loss_high is not None and seq_ge(ack, loss_high):
                 self._end_episode()
                 self.loss_high = None
-        elif self.recover is not None:
-            if seq_ge(ack, self.recover):  # full ACK: leave fast recovery (RFC 6582 §3.2 step 3)
+        elif self.recover is None:
+            self.reno_sacked = 0  # the duplicate ACKs' segments are acknowledged (Linux tcp_fastretrans_alert)
+        elif seq_ge(ack, self.recover):  # full ACK: leave fast recovery (RFC 6582 §3.2 step 3)
+            self.reno_sacked = 0
+            # without SACK, an ACK of exactly the recovery point holds recovery until one goes beyond it:
+            # duplicates of an ACK that covers no more than `recover` start no fast retransmit (RFC 6582
+            # §3.2 step 2), which Linux keeps so (tcp_try_undo_recovery)
+            if sack_ok or ack != self.recover:
                 self.recover = None
                 self._end_episode()
                 self.cc.on_recovery_exit()
-            elif not self.tcb.sack_ok:  # partial ACK: the next segment was lost too (RFC 6582 §3.2 step 4)
-                first = self.board.first()
-                self.cc.on_partial_ack(acked)
-                if first is not None and self.board.mark_lost(first):
-                    return first
-        return None
 
-    def on_duplicate_ack(self, now: float) -> SentSegment | None:
-        """RFC 5681 §3.2 / RFC 3042 for a duplicate ACK (one that SACKs new data counts, RFC 6675 §2).
-        Returns the segment to resend at once (the fast retransmit), if any."""
-        sack_ok = self.tcb.sack_ok
-        self.dupacks += 1
+    def on_duplicate_ack(self) -> None:
+        """A duplicate ACK (RFC 5681 §2; one that SACKs new data counts, RFC 6675 §2). Without SACK it
+        stands for a segment that left the network (Linux tcp_add_reno_sack); `after_ack` decides on loss."""
         tlp = self.tlp
         if tlp is not None and tlp[0] == self.tcb.snd_una and not self._delivered:
             self.tlp = None  # a duplicate ACK of exactly the probe: original and probe arrived (§7.4)
         if self.loss_high is not None:
             if self._frto_step:
                 self._frto_ack(False, 0)
-            return None
-        if self.recover is not None:
-            if not sack_ok:
-                self.cc.on_dup_ack()  # NewReno: inflate by the segment that left the network
-            return None
-        if not sack_ok and self.dupacks >= DUP_THRESH:
-            first = self.board.first()
-            if first is not None:
-                self.board.mark_lost(first)
-                self._enter_fast_recovery(now)
-                return first  # fast retransmit (RFC 5681 §3.2 step 4)
-            return None
-        if not sack_ok:
-            # RFC 3042: one new segment per duplicate ACK. With SACK the SACKed segment already left the
-            # pipe (RFC 6675 §5), which lets exactly one new segment out, as Linux does
-            self.limited_transmit = min(self.dupacks, 2)
-        return None
+            if not self.tcb.sack_ok and seq_gt(self.tcb.snd_nxt, self.loss_high):
+                self._add_reno_sack()  # new data F-RTO sent arrived (Linux tcp_process_loss)
+            return
+        if self.tcb.sack_ok:
+            return
+        recover = self.recover
+        if recover is not None and seq_ge(self.tcb.snd_una, recover):
+            self.reno_sacked = 0  # recovery held at its point: the duplicate ACKs count for nothing
+            return
+        self._add_reno_sack()
+
+    def _add_reno_sack(self) -> None:
+        """A duplicate ACK without SACK: one more segment the receiver holds, delivered for PRR, within
+        what can be outstanding (Linux tcp_add_reno_sack)."""
+        prior = self.reno_sacked
+        self.reno_sacked = prior + 1
+        self._limit_reno_sacked(0)
+        self._delivered_packets += self.reno_sacked - prior
+
+    def _remove_reno_sacks(self, acked: int) -> int:
+        """A cumulative ACK of `acked` segments without SACK: one of them filled the hole, the rest were
+        already counted by duplicate ACKs. Returns the segments it delivered (Linux tcp_remove_reno_sacks)."""
+        delivered = 0
+        if acked > 0:
+            delivered = max(acked - self.reno_sacked, 1)
+            self.reno_sacked = max(self.reno_sacked - (acked - 1), 0)
+        self._limit_reno_sacked(acked)
+        return delivered
+
+    def _limit_reno_sacked(self, addend: int) -> None:
+        """More duplicate ACKs than segments outstanding beyond the holes: the network duplicated or
+        reordered them. The count is capped, and the reordering degree grows to the flight (Linux
+        tcp_check_reno_reordering)."""
+        if not self.reno_sacked:
+            return
+        records = list(self.board)
+        packets_out = sum(rec.segments for rec in records)
+        holes = min(max(sum(rec.segments for rec in records if rec.lost or rec.retransmitted), 1), packets_out)
+        if self.reno_sacked + holes > packets_out:
+            self.reno_sacked = packets_out - holes
+            self.reordering = min(packets_out + addend, MAX_REORDERING)
+            self.reord_seen += 1
 
     def after_ack(self, now: float, srtt: float | None) -> bool:
         """After an ACK was processed: RACK loss detection and, in fast recovery, the PRR window. True if
@@ -302,6 +337,8 @@ class Recovery:
         if sack_ok and (self.board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
             # (not while F-RTO waits to learn whether the timeout was spurious)
             newly_lost = self.detect_loss(now, srtt, cwnd_before)
+        elif not sack_ok and self.loss_high is None:
+            newly_lost = self._newreno_mark_lost(advanced, now, cwnd_before)
         if self._prr_runs():
             self._prr_on_ack(delivered_packets, grow=advanced and not newly_lost)
         elif delivered and not advanced and not self.in_recovery and self.reordering > DUP_THRESH:
@@ -312,11 +349,27 @@ class Recovery:
         return not reduced and self.recover is not None
 
     def _prr_runs(self) -> bool:
-        """PRR paces fast recovery with SACK and an ECN reduction, unless the controller sets its own
-        window there."""
+        """PRR paces fast recovery and an ECN reduction, unless the controller sets its own window there."""
         if self.cc.owns_recovery_window:
             return False
-        return self.ecn_reducing if self.recover is None else self.tcb.sack_ok
+        return self.ecn_reducing or self.recover is not None
+
+    def _newreno_mark_lost(self, advanced: bool, now: float, cwnd_before: int) -> bool:
+        """Loss detection without SACK (Linux tcp_newreno_mark_lost): the first segment is lost once the
+        duplicate ACKs reach the reordering degree, which starts fast recovery, and in recovery once a
+        partial ACK moves SND.UNA to it (RFC 6582 §3.2 step 4). True if it was newly marked lost."""
+        recover = self.recover
+        if recover is None:
+            if self.reno_sacked < self.reordering:
+                return False
+        elif not advanced or not seq_lt(self.tcb.snd_una, recover):
+            return False  # (an ACK of exactly the recovery point holds recovery: no loss either)
+        first = self.board.first()
+        if first is None or first.lost or first.retransmitted or not self.board.mark_lost(first):
+            return False
+        if recover is None:
+            self._enter_fast_recovery(now, cwnd_before)
+        return True
 
     def detect_loss(self, now: float, srtt: float | None, cwnd_before: int = 0) -> bool:
         """RACK (RFC 8985 §6.2 step 5); a first loss starts fast recovery (from `cwnd_before`, the window
@@ -358,7 +411,6 @@ class Recovery:
             cc.cwnd = cwnd_before
         self._start_episode()
         self.recover = tcb.snd_max
-        self.limited_transmit = 0
         if self.ecn_reducing:
             # the window is being reduced for an ECE already: recovery goes on with that reduction and its
             # PRR (Linux tcp_enter_recovery from CWR)
@@ -393,9 +445,11 @@ class Recovery:
         delivered, down to ssthresh. Below ssthresh (PRR-SSRB) one segment more than was delivered, as
         Linux only when the ACK moved SND.UNA and revealed no new loss (`grow`). Counted in packets, as
         Linux's tcp_cwnd_reduction: a segment shorter than the MSS counts one."""
+        if delivered <= 0 and self.send_window is not None:
+            return  # the window stays as the last ACK that delivered something left it (as Linux)
         mss = self.tcb.snd_mss
         self._prr_delivered += delivered
-        pipe = self.board.pipe_packets  # Linux's tcp_packets_in_flight
+        pipe = self.in_flight
         ssthresh = self.cc.ssthresh // mss
         if pipe > ssthresh:
             sndcnt = -(-self._prr_delivered * ssthresh // max(self._recover_fs, 1)) - self._prr_out
@@ -462,8 +516,7 @@ class Recovery:
         self.recover = None
         self.ecn_reducing = False
         self.send_window = None
-        self.dupacks = 0
-        self.limited_transmit = 0
+        self.reno_sacked = 0
         self.loss_high = tcb.snd_max
         self.board.mark_all_lost()
         # F-RTO only for a first timeout with new data to probe with (RFC 5682 §2.1 step 2b)
@@ -480,7 +533,7 @@ class Recovery:
                 return
             # step 2b: the retransmission arrived; hold the other resends and send two new segments
             self.board.forget_losses(retransmitted_too=True)
-            self.send_window = (self.board.pipe_packets + 2) * tcb.snd_mss
+            self.send_window = (self.in_flight + 2) * tcb.snd_mss
             self._frto_step = 3
         elif self._frto_step == 3:
             self._frto_step = 0

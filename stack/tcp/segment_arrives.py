@@ -263,10 +263,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         )
         _update_window_if_newer(conn, seg, now)
         if is_dup:
-            resend = conn.recovery.on_duplicate_ack(now)
-            if resend is not None:
-                conn.window_reduced()
-                conn.retransmit(resend, now)  # fast retransmit (RFC 5681 §3.2 step 4)
+            conn.recovery.on_duplicate_ack()
     else:
         conn.probes_out = 0
         _update_window_if_newer(conn, seg, now)

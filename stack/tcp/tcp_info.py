@@ -128,7 +128,7 @@ def sending_fields(conn: Connection, now: float) -> dict[str, int]:
     tcb, cc, recovery = conn.tcb, conn.cc, conn.recovery
     mss = max(1, tcb.snd_mss)
     records = list(recovery.board)  # counted in segments, as Linux counts its skbs' pcount
-    sacked = sum(r.segments for r in records if r.sacked)
+    sacked = sum(r.segments for r in records if r.sacked) + recovery.reno_sacked  # (Linux's sacked_out)
     retrans = sum(r.segments for r in records if r.retransmitted and not r.sacked)
     lost = sum(r.segments for r in records if not r.sacked and (r.lost or r.retransmitted))
     if recovery.loss_high is not None:
@@ -137,7 +137,7 @@ def sending_fields(conn: Connection, now: float) -> dict[str, int]:
         ca_state = TCP_CA_RECOVERY
     elif recovery.ecn_reducing:
         ca_state = TCP_CA_CWR  # reduced for an ECE, until data sent after that window is acknowledged
-    elif sacked or (recovery.dupacks and not conn.sack_ok):  # with SACK, Linux counts SACKed segments only
+    elif sacked:
         ca_state = TCP_CA_DISORDER
     else:
         ca_state = TCP_CA_OPEN

@@ -190,7 +190,7 @@ def should_expand(conn: Connection) -> bool:
         return False
     tcb = conn.tcb
     cwnd = conn.cc.cwnd
-    in_flight = conn.recovery.board.pipe_packets * tcb.snd_mss  # the window counts packets (tcp_packets_in_flight)
+    in_flight = conn.recovery.in_flight * tcb.snd_mss  # the window counts packets (tcp_packets_in_flight)
     window_room = tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una)
     sendable = min(conn.sender.unsent(tcb.snd_nxt), max(min(window_room, cwnd - in_flight), 0))
     return in_flight + sendable < cwnd

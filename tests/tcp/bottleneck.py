@@ -6,10 +6,10 @@ segment that does not fit is dropped); the receiver acknowledges every segment c
 the ACK reaches the sender `rtt` seconds after the segment left the bottleneck, with SACK blocks for
 everything held above the cumulative point (RFC 2018, without the limit of four blocks). Loss
 recovery is a plain RFC 6675: the third duplicate ACK starts recovery, every hole below the highest
-SACKed byte is retransmitted once, and the ACK of everything sent before recovery ends it. As in
-stack/tcp/connection.py, new data goes out while SND.NXT - SND.UNA is below cwnd, which the
-controllers inflate during recovery (NewReno's window arithmetic, RFC 6582). To keep the model free of
-retransmission timeouts, retransmissions are never dropped (they jump the queue's limit).
+SACKed byte is retransmitted once, and the ACK of everything sent before recovery ends it. New data
+goes out while the pipe (SND.NXT - SND.UNA less the segments the receiver SACKed, RFC 6675 §2) is
+below cwnd. To keep the model free of retransmission timeouts, retransmissions are never dropped
+(they jump the queue's limit).
 
 The controller is driven through `Contained`, the wrapper connections use, so the delivery-rate
 estimator and the AckSamples are the real ones.
@@ -65,7 +65,8 @@ class Sender:
         return self.snd_nxt - self.snd_una
 
     def _send_allowed(self) -> bool:
-        return self.flight + self.mss <= self.cc.cwnd and self.now >= self.next_send_at - 1e-12
+        pipe = self.flight - len(self.sacked) * self.mss
+        return pipe + self.mss <= self.cc.cwnd and self.now >= self.next_send_at - 1e-12
 
     def _transmit(self, seq: int, retransmission: bool) -> None:
         path = self.path
@@ -113,11 +114,9 @@ class Sender:
                     self.cc.on_recovery_exit()
                 else:
                     self._retransmit_holes()
-                    self.cc.on_partial_ack(acked)
         elif ack == self.snd_una and self.flight > 0:
             self.dupacks += 1
             if self.recover is not None:
-                self.cc.on_dup_ack()
                 self._retransmit_holes()
             elif self.dupacks == 3:
                 self.recover = self.snd_nxt

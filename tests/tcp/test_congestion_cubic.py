@@ -94,13 +94,13 @@ def test_cubic_slow_start_reaches_ssthresh_then_avoidance():
 
 
 def test_cubic_congestion_event_multiplies_by_beta():
-    """RFC 9438 §4.6: ssthresh = cwnd * 0.7; W_max = cwnd; cwnd inflated by 3 SMSS for fast recovery
-    (RFC 5681 §3.2), ssthresh once recovery ends (RFC 6582 §3.2 step 3)."""
+    """RFC 9438 §4.6: ssthresh = cwnd * 0.7; W_max = cwnd; cwnd = ssthresh, which PRR (RFC 6937) paces
+    the flight down to during fast recovery, and after it (RFC 6582 §3.2 step 3)."""
     c = Cubic(MSS)
     c.cwnd = 100 * MSS
     c.on_congestion_event(120 * MSS, 0.0)
     assert c.ssthresh == 70 * MSS and c.w_max == 100
-    assert c.cwnd == 73 * MSS
+    assert c.cwnd == 70 * MSS
     c.on_recovery_exit()
     assert c.cwnd == 70 * MSS
 
@@ -114,12 +114,13 @@ def test_cubic_second_loss_below_w_max_fast_convergence():
 
 
 def test_cubic_ack_in_recovery_leaves_window():
-    """RFC 6582 §3.2: during fast recovery the window follows the recovery hooks, not on_ack."""
+    """RFC 6582 §3.2: during fast recovery the window stays reduced until the full ACK; on_ack does not
+    grow it."""
     c = Cubic(MSS)
     c.cwnd = 20 * MSS
     c.on_congestion_event(20 * MSS, 0.0)
     c.on_ack(ack(5 * MSS, cwnd=c.cwnd))
-    assert c.cwnd == 17 * MSS
+    assert c.cwnd == 14 * MSS
 
 
 def test_cubic_rto_loss_window_and_beta_ssthresh():

@@ -48,8 +48,9 @@ class NanWindow(Reno):
 
 
 class FailsInRecovery(Reno):
-    def on_dup_ack(self) -> None:
-        raise RuntimeError("deliberate")
+    def on_ack(self, sample: AckSample) -> None:
+        if self.in_recovery:
+            raise RuntimeError("deliberate")
 
 
 class BadConstructor(Reno):
@@ -117,7 +118,7 @@ def test_registry_unknown_name_value_error_lists_known():
         ("no_such_module_here:Thing", "cannot import no_such_module_here"),
         (f"{HERE}:Missing", "has no class Missing"),
         (f"{HERE}:NOT_A_CLASS", "has no class NOT_A_CLASS"),
-        (f"{HERE}:LacksHooks", "lacks on_sent, on_congestion_event, on_dup_ack"),
+        (f"{HERE}:LacksHooks", "lacks on_sent, on_congestion_event, on_recovery_exit"),
         (f"{HERE}:BadConstructor", re.escape("BadConstructor(1000, 10) failed: cannot build")),
     ],
 )
@@ -205,7 +206,7 @@ def test_contained_failure_during_recovery_reno_continues_recovery():
     sets cwnd = ssthresh (RFC 6582 §3.2 step 3)."""
     cc = attach(f"{HERE}:FailsInRecovery", MSS, 10)
     cc.on_congestion_event(20 * MSS, 0.0)
-    cc.on_dup_ack()
+    cc.ack_received(MSS, MSS, 1, 20 * MSS, 0.01)
     reno = cc.controller
     assert type(reno) is Reno and reno.in_recovery and cc.ssthresh == 10 * MSS
     cc.on_recovery_exit()

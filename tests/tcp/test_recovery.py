@@ -157,7 +157,7 @@ def test_fast_recovery_prr_leaves_the_controllers_window_alone(conn_in):
         c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, i))), 0.01)
         sent(c, 0.01)
         assert (c.cc.cwnd, c.cc.ssthresh) == cubic
-        assert c.recovery.send_window is not None and c.recovery.send_window != c.cc.cwnd
+        assert c.recovery.send_window is not None  # PRR's, in place of cwnd
 
 
 def test_fast_recovery_bbr_sets_its_own_window_without_prr(conn_in):
@@ -203,3 +203,17 @@ def test_established_sack_only_ack_is_timed_by_what_it_sacks(conn_in):
     assert c.rto.srtt == 0.0  # the handshake's sample
     c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((1, 2))), 0.04)
     assert c.rto.srtt == pytest.approx(0.125 * 0.04)
+
+
+def test_established_without_sack_more_duplicate_acks_than_segments_beyond_the_hole_start_no_recovery(conn_in):
+    """Linux tcp_check_reno_reordering: of three segments out, at most two can have reached the receiver
+    beyond a lost first one, so a third duplicate ACK was duplicated by the network: the count stays at
+    two, the reordering degree becomes the flight, and no fast retransmit goes (RFC 5681 §3.2 counts
+    three for a loss)."""
+    c = conn_in(State.ESTABLISHED, congestion="reno")
+    c.send(b"d" * (3 * MSS), 0.0)
+    assert len(sent(c, 0.0)) == 3
+    for _ in range(3):
+        c.receive_segment(seg(".", IRS + 1, ISS + 1), 0.01)
+    assert not c.recovery.in_recovery and sent(c, 0.01) == []
+    assert (c.recovery.reno_sacked, c.recovery.reordering, c.recovery.reord_seen) == (2, 3, 1)

@@ -8,19 +8,18 @@ When the hooks are called:
 
 - `on_sent` for every segment that carries data, new or retransmitted.
 - `on_ack` for every ACK that advances SND.UNA, also during fast recovery: after the hooks with which
-  that ACK ends a recovery (`on_recovery_exit`, `on_partial_ack`) and before `on_congestion_event` if it
+  that ACK ends a recovery (`on_recovery_exit`) and before `on_congestion_event` if it
   starts one, as Linux counts an ACK (tcp_cong_control) after its state changes (tcp_fastretrans_alert);
   what an ACK that starts fast recovery grew the window by is taken back before the reduction, unless the
   controller owns its recovery window. A controller knows it is in recovery between `on_congestion_event` and
   `on_recovery_exit` (or `on_rto`); Reno and CUBIC leave the window alone there, BBR keeps its model
   up to date.
-- `on_congestion_event` once when loss is detected by duplicate ACKs or SACK; then `on_dup_ack` for
-  each further duplicate ACK and `on_partial_ack` for each ACK below the recovery point, until
-  `on_recovery_exit` (RFC 6582 §3.2).
+- `on_congestion_event` once when loss is detected by duplicate ACKs or SACK, then `on_recovery_exit`
+  when an ACK covers what was outstanding then (RFC 6582 §3.2 step 3).
 - `on_rto` when the retransmission timer expires (RFC 5681 §3.1, RFC 6298 (5.4)-(5.7)).
 
-During fast recovery with SACK the connection paces what it sends by PRR (RFC 6937) and leaves cwnd to
-the controller; a controller that sets its own window in recovery (BBR's packet conservation) says so
+During fast recovery the connection paces what it sends by PRR (RFC 6937) and leaves cwnd to the
+controller; a controller that sets its own window in recovery (BBR's packet conservation) says so
 with a class attribute `owns_recovery_window = True`, and PRR then stays out of its way.
 
 Two hooks are optional: `on_established(srtt)` when the handshake is over (BBR starts its pacing rate
@@ -54,12 +53,6 @@ class CongestionController(Protocol):
     def on_congestion_event(self, flight_size: int, now: float) -> None:
         """Loss detected by duplicate ACKs or SACK: set ssthresh and cwnd for fast recovery (RFC 5681 §3.2)."""
 
-    def on_dup_ack(self) -> None:
-        """A duplicate ACK during fast recovery: a segment left the network (RFC 5681 §3.2 step 5)."""
-
-    def on_partial_ack(self, bytes_acked: int) -> None:
-        """An ACK that advances SND.UNA but ends below `recover` (RFC 6582 §3.2 step 4)."""
-
     def on_recovery_exit(self) -> None:
         """Fast recovery ended by a full ACK (RFC 6582 §3.2 step 3)."""
 
@@ -67,5 +60,5 @@ class CongestionController(Protocol):
         """The retransmission timer expired (RFC 5681 §3.1, equation 4)."""
 
 
-HOOKS = ("on_sent", "on_ack", "on_congestion_event", "on_dup_ack", "on_partial_ack", "on_recovery_exit", "on_rto")
+HOOKS = ("on_sent", "on_ack", "on_congestion_event", "on_recovery_exit", "on_rto")
 INFINITE_SSTHRESH = 1 << 30  # "arbitrarily high" (RFC 5681 §3.1)

@@ -308,12 +308,6 @@ class Bbr:
         self.packet_conservation = True
         self.next_round_delivered = self._delivered  # the conservation round starts now
 
-    def on_dup_ack(self) -> None:
-        self.cwnd += self.mss  # a segment left the network (packet conservation)
-
-    def on_partial_ack(self, bytes_acked: int) -> None:
-        pass  # on_ack has already set cwnd from the model for this ACK
-
     def on_recovery_exit(self) -> None:
         self.in_recovery = False
         self.packet_conservation = False

@@ -234,20 +234,6 @@ class Contained:
         except Exception as exc:  # noqa: BLE001
             self._fall_back("on_congestion_event", exc)
 
-    def on_dup_ack(self) -> None:
-        try:
-            self.controller.on_dup_ack()
-            self._take_values()
-        except Exception as exc:  # noqa: BLE001
-            self._fall_back("on_dup_ack", exc)
-
-    def on_partial_ack(self, bytes_acked: int) -> None:
-        try:
-            self.controller.on_partial_ack(bytes_acked)
-            self._take_values()
-        except Exception as exc:  # noqa: BLE001
-            self._fall_back("on_partial_ack", exc)
-
     def on_recovery_exit(self) -> None:
         self.in_recovery = False
         try:

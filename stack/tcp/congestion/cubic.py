@@ -3,8 +3,8 @@ given tcp_cubic's parameters, as Linux's tcp_cubic: its HyStart (hystart.py) and
 arithmetic (cubic_linux.py).
 
 Windows are kept in bytes; the RFC's formulas work in segments (W_max, W_est, W_cubic), so they are
-evaluated on cwnd / MSS. Fast recovery uses the NewReno window arithmetic inherited from Reno
-(RFC 9438 §4.6 leaves fast retransmit and recovery to RFC 6582/6675). Not done: undo after a
+evaluated on cwnd / MSS. In fast recovery PRR (RFC 6937) paces the flight down to the reduced window
+(RFC 9438 §4.6 leaves fast retransmit and recovery to other RFCs). Not done: undo after a
 spurious congestion event (RFC 9438 §4.9), which needs a hook the interface does not have yet.
 """
 
@@ -254,7 +254,7 @@ class Cubic(Reno):
 
     def on_congestion_event(self, flight_size: int, now: float) -> None:
         self._reduce()
-        self.cwnd = self.ssthresh + 3 * self.mss  # fast recovery inflation, as Reno (RFC 5681 §3.2)
+        self.cwnd = self.ssthresh  # (PRR, RFC 6937, paces the flight down to it)
         self.in_recovery = True
 
     def on_rto(self, flight_size: int, now: float) -> None:

@@ -1,5 +1,6 @@
-"""Reno congestion control: slow start, congestion avoidance (RFC 5681 §3.1) and the window arithmetic
-of NewReno fast recovery (RFC 6582 §3.2). Which segments to resend is the connection's business."""
+"""Reno congestion control: slow start, congestion avoidance (RFC 5681 §3.1) and the reduction for a
+loss (RFC 5681 §3.2). Which segments to resend, and how fast during recovery (PRR), is the
+connection's business."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class Reno:
 
     def on_ack(self, sample: AckSample) -> None:
         if self.in_recovery:
-            return  # the window follows the recovery hooks until the full ACK (RFC 6582 §3.2)
+            return  # the window stays reduced until the full ACK (RFC 6582 §3.2)
         if not sample.cwnd_limited:
             return  # a window not in use does not grow (RFC 7661 §4, as Linux tcp_reno_cong_avoid decides it)
         if self.cwnd < self.ssthresh:
@@ -35,15 +36,8 @@ class Reno:
 
     def on_congestion_event(self, flight_size: int, now: float) -> None:
         self.ssthresh = max(flight_size // 2, 2 * self.mss)  # RFC 5681 eq. 4
-        self.cwnd = self.ssthresh + 3 * self.mss
+        self.cwnd = self.ssthresh  # (PRR, RFC 6937, paces the flight down to it)
         self.in_recovery = True
-
-    def on_dup_ack(self) -> None:
-        self.cwnd += self.mss  # inflate by the segment that left the network
-
-    def on_partial_ack(self, bytes_acked: int) -> None:
-        # deflate by the amount acknowledged, add back one MSS (RFC 6582 §3.2 step 4)
-        self.cwnd = max(self.cwnd - bytes_acked + self.mss, self.mss)
 
     def on_recovery_exit(self) -> None:
         self.cwnd = self.ssthresh  # RFC 6582 §3.2 step 3, "full ACK" option (1)
