@@ -1650,7 +1650,7 @@ class Connection:
             unsent = sender.unsent(tcb.snd_nxt)
         else:
             unsent = 0
-        recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, now)
+        recovery.on_ack_advanced(ack, acked, self.ts_ecr_seen, unsent, self.retrans_stamp, now)
         # on_ack(AckSample) after the recovery's exits and before its entries: a recovery this ACK ends lets
         # it grow the window (Linux's tcp_cong_control after tcp_fastretrans_alert); one it starts takes
         # the growth back (Recovery.after_ack)

@@ -10,8 +10,10 @@
 - RTO recovery: every segment not SACKed is marked lost and resent as the window grows again
   (RFC 5681 §3.1 go-back-N, minus what the receiver holds); F-RTO (RFC 5682 §2) tells a spurious
   timeout by the ACKs that follow it.
-- Undo: a recovery whose every retransmission came back as a D-SACK (RFC 2883 §4, RFC 3708) and a
-  spurious timeout restore the congestion window and ssthresh from before the episode, as Linux does.
+- Undo: a recovery whose every retransmission came back as a D-SACK (RFC 2883 §4, RFC 3708), an ACK
+  in a recovery or after a timeout that echoes a timestamp from before the first resend (RFC 3522; at a
+  partial ACK only once no resend is out) and a spurious timeout (F-RTO) restore the congestion window
+  and ssthresh from before the episode, as Linux does.
 
 It never sees the connection. It is told what each ACK carries (the cumulative ACK, SACK and D-SACK
 blocks, the echoed timestamp) and answers with what to resend now (`on_ack_advanced`,
@@ -224,10 +226,13 @@ class Recovery:
             if self._undo_retrans == 0:
                 self._undo()  # every retransmission of the episode was needless (D-SACK)
 
-    def on_ack_advanced(self, ack: int, acked: int, tsecr: int, unsent: int, now: float) -> None:
+    def on_ack_advanced(
+        self, ack: int, acked: int, tsecr: int, unsent: int, retrans_stamp: float | None, now: float
+    ) -> None:
         """SND.UNA moved to ack (already applied to the TCB), the ACK echoing `tsecr`, with `unsent` bytes
-        waiting to be sent: recovery bookkeeping and exits, before the controller's window update for the
-        same ACK (Linux's tcp_fastretrans_alert before tcp_cong_control)."""
+        waiting to be sent and the episode's first retransmission at `retrans_stamp` (None: none yet):
+        recovery bookkeeping and exits, before the controller's window update for the same ACK (Linux's
+        tcp_fastretrans_alert before tcp_cong_control)."""
         self._tsecr = tsecr
         self._una_advanced = True
         sack_ok = self.tcb.sack_ok
@@ -252,6 +257,9 @@ class Recovery:
         loss_high = self.loss_high
         if loss_high is not None:
             self.reno_sacked = 0  # (Linux tcp_process_loss)
+            if self._packet_delayed(retrans_stamp):
+                self._undo()  # the echo predates the resend: the timeout was spurious (Linux tcp_try_undo_loss)
+                return
             if self._frto_step:
                 self._frto_ack(True, unsent)
                 loss_high = self.loss_high  # (read again: F-RTO may have undone the timeout)
@@ -262,6 +270,9 @@ class Recovery:
             self.reno_sacked = 0  # the duplicate ACKs' segments are acknowledged (Linux tcp_fastretrans_alert)
         elif seq_ge(ack, self.recover):  # full ACK: leave fast recovery (RFC 6582 §3.2 step 3)
             self.reno_sacked = 0
+            if self._packet_delayed(retrans_stamp):
+                self._undo()  # the echo predates the resend: the loss was not (Linux tcp_try_undo_recovery)
+                return
             # without SACK, an ACK of exactly the recovery point holds recovery until one goes beyond it:
             # duplicates of an ACK that covers no more than `recover` start no fast retransmit (RFC 6582
             # §3.2 step 2), which Linux keeps so (tcp_try_undo_recovery)
@@ -269,6 +280,12 @@ class Recovery:
                 self.recover = None
                 self._end_episode()
                 self.cc.on_recovery_exit()
+        elif self._packet_delayed(retrans_stamp):
+            # a partial ACK for data that was only late (Linux tcp_try_undo_partial): the reordering degree
+            # grows to what it spanned, and with nothing resent still out the reduction is undone
+            self._reordering_revealed(self.board.offset_of(seq_add(ack, -acked)))
+            if not self.board.retransmissions_out():
+                self._undo()
 
     def on_duplicate_ack(self) -> None:
         """A duplicate ACK (RFC 5681 §2; one that SACKs new data counts, RFC 6675 §2). Without SACK it
@@ -289,6 +306,18 @@ class Recovery:
             self.reno_sacked = 0  # recovery held at its point: the duplicate ACKs count for nothing
             return
         self._add_reno_sack()
+
+    def _packet_delayed(self, retrans_stamp: float | None) -> bool:
+        """The episode can be undone because its first retransmission was needless: the ACK being processed
+        echoes a timestamp from before it (RFC 3522's Eifel detection), or nothing has been resent yet
+        (Linux tcp_may_undo, tcp_packet_delayed)."""
+        if self._undo_marker is None:
+            return False
+        if retrans_stamp is not None:
+            return bool(self._tsecr) and seq_lt(self._tsecr, ts_clock(retrans_stamp, self.ts_offset))
+        # nothing resent yet: the data was only late; but without SACK, Linux forgets the stamp when an ACK
+        # reaches the recovery point (which holds recovery) and does not undo there
+        return self.tcb.sack_ok or self.recover is None or seq_lt(self.tcb.snd_una, self.recover)
 
     def _add_reno_sack(self) -> None:
         """A duplicate ACK without SACK: one more segment the receiver holds, delivered for PRR, within
@@ -466,6 +495,7 @@ class Recovery:
         board = self.board
         if board.resegment(mss) and not self.in_recovery:
             self.loss_high = self.tcb.snd_max
+            self._undo_marker = None  # nothing to undo: the window was not reduced
 
     # ------------------------------------------------------------------ tail loss probes
 
