@@ -16,10 +16,11 @@
   and ssthresh from before the episode, as Linux does.
 
 It never sees the connection. It is told what each ACK carries (the cumulative ACK, SACK and D-SACK
-blocks, the echoed timestamp) and answers with what to resend now (`on_ack_advanced`,
-`on_duplicate_ack`), what is lost (`next_lost`) and `send_window`: how much may be in flight while PRR or
-F-RTO decides it instead of the congestion window. The congestion controller alone owns cwnd and
-ssthresh: recovery tells it about congestion events through its hooks and never writes them.
+blocks, the echoed timestamp: `on_sack`, `on_ack_advanced`, `on_duplicate_ack`, `after_ack`) and answers
+with what is lost (`next_lost`), what is in the network (`in_flight`) and `send_window`: how much may
+be in flight while PRR or F-RTO decides it instead of the congestion window. The congestion controller
+alone owns cwnd and ssthresh: recovery tells it about congestion events through its hooks and never
+writes them.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ When the hooks are called:
   `on_recovery_exit` (or `on_rto`); Reno and CUBIC leave the window alone there, BBR keeps its model
   up to date.
 - `on_congestion_event` once when loss is detected by duplicate ACKs or SACK, then `on_recovery_exit`
-  when an ACK covers what was outstanding then (RFC 6582 §3.2 step 3).
+  when an ACK covers what was outstanding then (RFC 6582 §3.2 step 3; without SACK, one that goes
+  beyond it).
 - `on_rto` when the retransmission timer expires (RFC 5681 §3.1, RFC 6298 (5.4)-(5.7)).
 
 During fast recovery the connection paces what it sends by PRR (RFC 6937) and leaves cwnd to the
