@@ -344,9 +344,9 @@ class Recovery:
         tcp_check_reno_reordering)."""
         if not self.reno_sacked:
             return
-        records = list(self.board)
-        packets_out = sum(rec.segments for rec in records)
-        holes = min(max(sum(rec.segments for rec in records if rec.lost or rec.retransmitted), 1), packets_out)
+        board = self.board
+        packets_out = board.segments
+        holes = min(max(sum(rec.segments for rec in board if rec.lost or rec.retransmitted), 1), packets_out)
         if self.reno_sacked + holes > packets_out:
             self.reno_sacked = packets_out - holes
             self.reordering = min(packets_out + addend, MAX_REORDERING)
@@ -395,7 +395,7 @@ class Recovery:
         elif not advanced or not seq_lt(self.tcb.snd_una, recover):
             return False  # (an ACK of exactly the recovery point holds recovery: no loss either)
         first = self.board.first()
-        if first is None or first.lost or first.retransmitted or not self.board.mark_lost(first):
+        if first is None or first.retransmitted or not self.board.mark_lost(first):  # (not if already lost)
             return False
         if recover is None:
             self._enter_fast_recovery(now, cwnd_before)
