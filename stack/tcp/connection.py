@@ -806,7 +806,7 @@ class Connection:
         if syn_first:
             self.send_syn(now, retransmit=True)
         else:
-            self.recovery.on_timeout(now)
+            self.recovery.on_timeout(now, repeated=self._retries > 1)
             self.window_reduced()
             self._output_data(now)
         self.timers.start(timers.RETRANSMIT, user_timeout.clamp(self, now + self.rto.rto))
@@ -1444,7 +1444,12 @@ class Connection:
         if n:
             self._pace(n, now)
         self.counters.retrans_segs += 1
-        self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)
+        if seq == self.tcb.snd_una and not probe and not self.timers.running(timers.RACK_REORDER):
+            # the first segment outstanding went again: its timeout counts from now (Linux
+            # tcp_xmit_retransmit_queue, unless RACK's timer holds the one timer Linux has)
+            self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
+        else:
+            self.timers.start_if_idle(timers.RETRANSMIT, now + self.rto.rto)
 
     def _emit(
         self,

@@ -527,31 +527,52 @@ class Recovery:
 
     # ------------------------------------------------------------------ RTO recovery
 
-    def on_timeout(self, now: float) -> None:
-        """RFC 5681 §3.1 after RTO: every segment the receiver does not hold is lost; cwnd restarts."""
+    def on_timeout(self, now: float, repeated: bool) -> None:
+        """RFC 5681 §3.1 after RTO: the segments the receiver does not hold are lost; cwnd restarts.
+        `repeated`: an earlier timeout has had no ACK that advanced SND.UNA since."""
         tcb = self.tcb
-        if self.board.head_sacked():
+        reneging = self.board.head_sacked()
+        if reneging:
             # the receiver dropped what it SACKed (reneging): resend that too (RFC 2018 §8; Linux
             # tcp_timeout_mark_lost)
             self.board.forget_sacks()
             self.counters.sack_renegings += 1
         flight = seq_sub(tcb.snd_max, tcb.snd_una)
-        first_timeout = not self.in_recovery
-        if first_timeout:
+        recover, loss_high = self.recover, self.loss_high
+        # a new episode (ssthresh reduced, a new state to undo to) unless the window's reduction is under way:
+        # fast recovery or an ECN reduction short of its point, or a timeout no ACK has answered (Linux
+        # tcp_enter_loss; RFC 5681 §3.1 reduces once per episode: "has not yet been resent by way of the
+        # retransmission timer")
+        if recover is not None:
+            ongoing = seq_lt(tcb.snd_una, recover)
+        elif loss_high is not None:
+            ongoing = repeated and seq_lt(tcb.snd_una, loss_high)
+        else:
+            ongoing = self.ecn_reducing
+        if not ongoing:
             self._start_episode()
+        if recover is None and loss_high is None and not self.ecn_reducing:
             if self.board.sacked_packets >= DUP_THRESH:
                 # a timeout despite that many SACKs: the reordering degree was overestimated (Linux
                 # tcp_enter_loss)
                 self.reordering = min(self.reordering, DUP_THRESH)
-        self.cc.on_rto(flight, now)
+        self.cc.on_rto(flight, now, new_episode=not ongoing)
         self.recover = None
         self.ecn_reducing = False
         self.send_window = None
         self.reno_sacked = 0
         self.loss_high = tcb.snd_max
-        self.board.mark_all_lost()
-        # F-RTO only for a first timeout with new data to probe with (RFC 5682 §2.1 step 2b)
-        self._frto_step = 2 if first_timeout and self.frto else 0
+        if reneging:
+            self.board.mark_all_lost()
+        else:  # what went out within the last round trip is spared (Linux tcp_timeout_mark_lost)
+            self.board.mark_lost_on_timeout(now - self.rack.rtt)
+        if self.in_flight:
+            # the loss window counts what is still in the network: in flight plus one (Linux
+            # tcp_enter_loss; RFC 5681 §3.1's one segment when nothing is)
+            self.cc.cwnd = (self.in_flight + 1) * tcb.snd_mss
+        # F-RTO for a timeout outside loss recovery or one that repeats the last (Linux tcp_enter_loss, after
+        # RFC 5682 §2.1 and §3.2), when there is new data to probe with (step 2b)
+        self._frto_step = 2 if self.frto and (repeated or (recover is None and loss_high is None)) else 0
 
     def _frto_ack(self, advanced: bool, unsent: int) -> None:
         """RFC 5682 §2.1 steps 2 and 3, on the ACKs after the retransmission of the first segment."""

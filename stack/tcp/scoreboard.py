@@ -187,6 +187,17 @@ class Scoreboard:
         for rec in self._segs:
             self.mark_lost(rec)
 
+    def mark_lost_on_timeout(self, sent_by: float) -> None:
+        """A retransmission timeout: the first segment, and every other one last sent at or before
+        `sent_by` that the receiver does not hold, are lost; those sent since may still arrive (Linux
+        tcp_timeout_mark_lost, which spares what went out within RACK's round trip)."""
+        if not self._segs:
+            return
+        self.mark_lost(self._head_piece(0) if self._segs[0].xmit_ts > sent_by else self._segs[0])
+        for rec in self._segs:
+            if rec.xmit_ts <= sent_by:
+                self.mark_lost(rec)
+
     def mark_lost_from(self, seq: int) -> None:
         """Every segment from `seq` on that the receiver does not hold is lost."""
         i = self._piece_index(self.offset_of(seq))

@@ -88,6 +88,11 @@ class SegmentModel:
         for r in self.recs:
             self.mark_lost(r)
 
+    def mark_lost_on_timeout(self, sent_by: float) -> None:
+        for i, r in enumerate(self.recs):
+            if i == 0 or r.xmit_ts <= sent_by:
+                self.mark_lost(r)
+
     def mark_lost_from(self, offset: int) -> None:
         for r in self.recs:
             if r.start >= offset:

@@ -18,7 +18,7 @@ from tests.tcp.segment_model import SegmentModel, detect_loss
 
 BASE = 0xFFFFF000  # near the wrap: sequence numbers wrap inside the runs, offsets never do
 OPS = ("send", "send", "send", "sack", "sack", "ack", "detect", "resend_lost", "head", "tail", "probe_from",
-       "rto", "forget", "lost_from", "resegment", "tick")  # fmt: skip
+       "rto", "rto_spares_recent", "forget", "lost_from", "resegment", "tick")  # fmt: skip
 ops = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 1 << 20), st.integers(0, 1 << 20)), max_size=60)
 
 
@@ -129,6 +129,10 @@ class _Pair:
         elif op == "rto":
             board.mark_all_lost()
             model.mark_all_lost()
+        elif op == "rto_spares_recent":
+            sent_by = self.now - (0.0, 0.001, 0.05)[a % 3]
+            board.mark_lost_on_timeout(sent_by)
+            model.mark_lost_on_timeout(sent_by)
         elif op == "forget":
             board.forget_losses(bool(a % 2))
             model.forget_losses(bool(a % 2))

@@ -17,7 +17,10 @@ When the hooks are called:
 - `on_congestion_event` once when loss is detected by duplicate ACKs or SACK, then `on_recovery_exit`
   when an ACK covers what was outstanding then (RFC 6582 §3.2 step 3; without SACK, one that goes
   beyond it).
-- `on_rto` when the retransmission timer expires (RFC 5681 §3.1, RFC 6298 (5.4)-(5.7)).
+- `on_rto` when the retransmission timer expires (RFC 5681 §3.1, RFC 6298 (5.4)-(5.7)); a timeout within
+  a loss episode that already reduced ssthresh (during fast recovery, or repeating a timeout no ACK has
+  answered) keeps that ssthresh whatever the hook sets, as Linux (tcp_enter_loss). After the hook, cwnd
+  becomes what is still in flight plus one when segments sent within the last round trip are.
 
 During fast recovery the connection paces what it sends by PRR (RFC 6937) and leaves cwnd to the
 controller; a controller that sets its own window in recovery (BBR's packet conservation) says so

@@ -242,13 +242,19 @@ class Contained:
         except Exception as exc:  # noqa: BLE001
             self._fall_back("on_recovery_exit", exc)
 
-    def on_rto(self, flight_size: int, now: float) -> None:
+    def on_rto(self, flight_size: int, now: float, new_episode: bool = True) -> None:
+        """The controller's timeout hook; a timeout within the episode of an earlier reduction keeps that
+        episode's ssthresh, whatever the hook computes (Linux tcp_enter_loss asks the controller only for
+        a new episode)."""
         self.in_recovery = False
+        ssthresh = self._ssthresh
         try:
             self.controller.on_rto(flight_size, now)
             self._take_values()
         except Exception as exc:  # noqa: BLE001
             self._fall_back("on_rto", exc)
+        if not new_episode and self._ssthresh != ssthresh:
+            self.ssthresh = ssthresh
 
     def established(self, srtt: float | None) -> None:
         """The handshake is over, having measured `srtt` (or not): the controller's optional
