@@ -1000,7 +1000,7 @@ class Connection:
         mss = write_queue.mss_now(self)
         buf = sender.buffer
         recovery = self.recovery
-        # the congestion window, or what PRR (or F-RTO) allows in its place during a recovery, in packets
+        # the congestion window, or what PRR allows in its place during a recovery, in packets
         # as Linux counts it (a segment shorter than the MSS takes a whole one's room), checked against
         # the packets in flight (tcp_cwnd_test)
         cwnd = self.cc.cwnd if recovery.send_window is None else recovery.send_window

@@ -18,7 +18,7 @@
 It never sees the connection. It is told what each ACK carries (the cumulative ACK, SACK and D-SACK
 blocks, the echoed timestamp: `on_sack`, `on_ack_advanced`, `on_duplicate_ack`, `after_ack`) and answers
 with what is lost (`next_lost`), what is in the network (`in_flight`) and `send_window`: how much may
-be in flight while PRR or F-RTO decides it instead of the congestion window. The congestion controller
+be in flight while PRR decides it instead of the congestion window. The congestion controller
 alone owns cwnd and ssthresh: recovery tells it about congestion events through its hooks and never
 writes them.
 """
@@ -68,7 +68,11 @@ class Recovery:
         "_prior",
         "_undo_marker",
         "_undo_retrans",
-        "_frto_step",
+        "_frto",
+        "_hold_resends",
+        "_resends_held",
+        "_orig_delivered",
+        "_data_sacked",
         "reordering",
         "reord_seen",
         "_fack",
@@ -92,7 +96,7 @@ class Recovery:
         self.reno_sacked = 0
         self.recover: int | None = None  # fast recovery: SND.MAX when it began (RFC 6582)
         self.loss_high: int | None = None  # RTO recovery: SND.MAX when the timer fired
-        # what may be in flight while PRR (RFC 6937) or F-RTO (RFC 5682) decides it, in place of cwnd
+        # what may be in flight while PRR (RFC 6937) decides it, in place of cwnd
         self.send_window: int | None = None
         self._delivered = 0  # bytes the ACK being processed delivered (newly ACKed or SACKed)
         self._delivered_packets = 0  # and segments (Linux counts a short one as one)
@@ -112,8 +116,15 @@ class Recovery:
         self._prior: tuple[int, int] | None = None
         self._undo_marker: int | None = None
         self._undo_retrans = 0
-        # F-RTO (RFC 5682 §2): 0 off, 2 waiting for the first ACK after the timeout, 3 for the second
-        self._frto_step = 0
+        # F-RTO (RFC 5682 §3, with SACK, as Linux's tp->frto): a timeout's episode may still prove spurious;
+        # an ACK it answers with new data in place of resends (§3.1 step 2b) holds them back until the next
+        self._frto = False
+        self._hold_resends = False  # (decided while the ACK is processed, held by after_ack for the output)
+        self._resends_held = False
+        # the ACK being processed delivered data sent before the timeout and never resent (Linux
+        # FLAG_ORIG_SACK_ACKED), and SACKed new data (FLAG_DATA_SACKED)
+        self._orig_delivered = False
+        self._data_sacked = False
         # the degree of reordering in segments (Linux tp->reordering, tcpi_reordering) and how often SACKs
         # or ACKs revealed reordering (tp->reord_seen)
         self.reordering = DUP_THRESH
@@ -164,7 +175,7 @@ class Recovery:
             self._undo_retrans += sum(rec.segments for rec in resent)
 
     def next_lost(self) -> SentSegment | None:
-        return self.board.first_lost()
+        return None if self._resends_held else self.board.first_lost()
 
     # ------------------------------------------------------------------ ACK processing
 
@@ -184,6 +195,8 @@ class Recovery:
         prior_fack = self._prior_fack = fack = self._fack_offset()
         reord: int | None = None  # the lowest never-resent segment newly SACKed below the highest SACK
         una = tcb.snd_una
+        loss_high = self.loss_high
+        loss_high_off = self.board.offset_of(loss_high) if loss_high is not None else -1
         for left, right in sorted(blocks, key=lambda block: seq_sub(block[0], una)):  # by sequence, as Linux
             if not seq_lt(left, right) or seq_le(right, tcb.snd_una) or seq_gt(right, tcb.snd_max):
                 continue  # stale, inverted or for data never sent
@@ -196,8 +209,11 @@ class Recovery:
                 self.rack.on_delivered(rec, now, self._ts_says_original(rec))
                 if not rec.retransmitted and rec.start < prior_fack and (reord is None or rec.start < reord):
                     reord = rec.start
+                if not rec.retransmitted and rec.end <= loss_high_off:
+                    self._orig_delivered = True
                 fack = max(fack, rec.end)
         self._fack = fack
+        self._data_sacked = newly
         if reord is not None and (self.loss_high is None or self._undo_marker is not None):
             self._reordering_revealed(reord)  # (Linux skips this in Loss state unless it can undo)
         return newly
@@ -243,28 +259,33 @@ class Recovery:
             prior_fack = self._fack if board.sacked_bytes else board.offset_of(seq_add(ack, -acked))
         reord: int | None = None
         packets = 0
+        loss_high = self.loss_high
+        loss_high_off = self.board.offset_of(loss_high) if loss_high is not None else -1
         for rec in self.board.ack(ack):
             self._delivered += rec.length
             packets += rec.segments
             self.rack.on_delivered(rec, now, self._ts_says_original(rec))
-            if not rec.retransmitted and reord is None:
-                reord = rec.start
+            if not rec.retransmitted:
+                if reord is None:
+                    reord = rec.start
+                if rec.end <= loss_high_off:
+                    self._orig_delivered = True
         if sack_ok:
             self._delivered_packets += packets
             if reord is not None and reord < prior_fack:
                 self._reordering_revealed(reord)  # a hole below SACKed data filled by its original: reordering
         else:
             self._delivered_packets += self._remove_reno_sacks(packets)
-        loss_high = self.loss_high
         if loss_high is not None:
             self.reno_sacked = 0  # (Linux tcp_process_loss)
             if self._packet_delayed(retrans_stamp):
-                self._undo()  # the echo predates the resend: the timeout was spurious (Linux tcp_try_undo_loss)
+                # the echo predates the resend: the timeout was spurious (Linux tcp_try_undo_loss)
+                self._undo(unmark_all=True)
                 return
-            if self._frto_step:
-                self._frto_ack(True, unsent)
-                loss_high = self.loss_high  # (read again: F-RTO may have undone the timeout)
-            if loss_high is not None and seq_ge(ack, loss_high):
+            recovered = seq_ge(ack, loss_high)
+            if self._frto and self._frto_ack(True, recovered, unsent):
+                return
+            if recovered:
                 self._end_episode()
                 self.loss_high = None
         elif self.recover is None:
@@ -286,7 +307,7 @@ class Recovery:
             # grows to what it spanned, and with nothing resent still out the reduction is undone
             self._reordering_revealed(self.board.offset_of(seq_add(ack, -acked)))
             if not self.board.retransmissions_out():
-                self._undo()
+                self._undo(unmark_all=True)
 
     def on_duplicate_ack(self) -> None:
         """A duplicate ACK (RFC 5681 §2; one that SACKs new data counts, RFC 6675 §2). Without SACK it
@@ -294,10 +315,11 @@ class Recovery:
         tlp = self.tlp
         if tlp is not None and tlp[0] == self.tcb.snd_una and not self._delivered:
             self.tlp = None  # a duplicate ACK of exactly the probe: original and probe arrived (§7.4)
-        if self.loss_high is not None:
-            if self._frto_step:
-                self._frto_ack(False, 0)
-            if not self.tcb.sack_ok and seq_gt(self.tcb.snd_nxt, self.loss_high):
+        loss_high = self.loss_high
+        if loss_high is not None:
+            if self._frto and self._frto_ack(False, False, 0):
+                return
+            if not self.tcb.sack_ok and seq_gt(self.tcb.snd_nxt, loss_high):
                 self._add_reno_sack()  # new data F-RTO sent arrived (Linux tcp_process_loss)
             return
         if self.tcb.sack_ok:
@@ -362,10 +384,11 @@ class Recovery:
         delivered_packets, self._delivered_packets = self._delivered_packets, 0
         advanced, self._una_advanced = self._una_advanced, False
         self._prior_fack = None
+        self._orig_delivered = self._data_sacked = False
+        self._resends_held, self._hold_resends = self._hold_resends, False  # (for the output this ACK makes)
         sack_ok = self.tcb.sack_ok
         newly_lost = False
-        if sack_ok and (self.board.sacked_bytes or self.in_recovery) and self._frto_step != 3:
-            # (not while F-RTO waits to learn whether the timeout was spurious)
+        if sack_ok and (self.board.sacked_bytes or self.in_recovery):
             newly_lost = self.detect_loss(now, srtt, cwnd_before)
         elif not sack_ok and self.loss_high is None:
             newly_lost = self._newreno_mark_lost(advanced, now, cwnd_before)
@@ -425,6 +448,7 @@ class Recovery:
         stays as the last ACK left it. True if fast recovery began, a new reduction of the window."""
         entering = not self.in_recovery
         reduced = self.ecn_reducing
+        self._resends_held = False
         if self.detect_loss(now, srtt) and entering and self._prr_runs():
             self._prr_on_ack(1, grow=False)
         return entering and not reduced and self.recover is not None
@@ -566,37 +590,35 @@ class Recovery:
             self.board.mark_all_lost()
         else:  # what went out within the last round trip is spared (Linux tcp_timeout_mark_lost)
             self.board.mark_lost_on_timeout(now - self.rack.rtt)
-        if self.in_flight:
-            # the loss window counts what is still in the network: in flight plus one (Linux
-            # tcp_enter_loss; RFC 5681 §3.1's one segment when nothing is)
-            self.cc.cwnd = (self.in_flight + 1) * tcb.snd_mss
+        self.cc.set_loss_window(self.in_flight)
         # F-RTO for a timeout outside loss recovery or one that repeats the last (Linux tcp_enter_loss, after
-        # RFC 5682 §2.1 and §3.2), when there is new data to probe with (step 2b)
-        self._frto_step = 2 if self.frto and (repeated or (recover is None and loss_high is None)) else 0
+        # RFC 5682 §3.1 and §2.2)
+        self._frto = self.frto and (repeated or (recover is None and loss_high is None))
+        self._resends_held = False
 
-    def _frto_ack(self, advanced: bool, unsent: int) -> None:
-        """RFC 5682 §2.1 steps 2 and 3, on the ACKs after the retransmission of the first segment."""
+    def _frto_ack(self, advanced: bool, recovered: bool, unsent: int) -> bool:
+        """An ACK after a timeout while F-RTO may still find it spurious: RFC 5682 §3.1 (with SACK) as
+        Linux's tcp_process_loss. `recovered`: it covers what was outstanding at the timeout. True if the
+        timeout was undone."""
         tcb = self.tcb
         loss_high = self.loss_high
         assert loss_high is not None  # (F-RTO runs inside a timeout's recovery)
-        if self._frto_step == 2:
-            if not advanced or seq_ge(tcb.snd_una, loss_high) or unsent == 0:
-                self._frto_step = 0  # step 2a: go on with conventional RTO recovery
-                return
-            # step 2b: the retransmission arrived; hold the other resends and send two new segments
-            self.board.forget_losses(retransmitted_too=True)
-            self.send_window = (self.in_flight + 2) * tcb.snd_mss
-            self._frto_step = 3
-        elif self._frto_step == 3:
-            self._frto_step = 0
-            if advanced:  # step 3b: data sent before the timeout is arriving: it was spurious
-                self.counters.spurious_rtos += 1
-                self._undo()
-                self.loss_high = None
-            else:  # step 3a: a duplicate ACK: the loss was real, resend everything outstanding
-                self.board.mark_all_lost()
-                self.send_window = None
-                self.cc.restart_from_loss_window()
+        if self._orig_delivered:
+            # step 3b: data sent before the timeout and never resent arrived, so not all of it was lost
+            self.counters.spurious_rtos += 1
+            self._undo(unmark_all=True)
+            return True
+        if seq_gt(tcb.snd_nxt, loss_high):  # new data went out at step 2b
+            if self._data_sacked or not advanced:
+                self._frto = False  # step 3a: a duplicate ACK, the loss was real: the lost data is resent
+        elif advanced and not recovered:
+            # step 2b: the resend arrived; new data goes in place of the other resends, as the window allows
+            self.loss_high = tcb.snd_nxt
+            if unsent > 0:  # (new data the peer's window takes)
+                self._hold_resends = True
+            else:
+                self._frto = False
+        return False
 
     # ------------------------------------------------------------------ undo
 
@@ -613,14 +635,15 @@ class Recovery:
 
     def _end_episode(self) -> None:
         # the undo state stays: a D-SACK for the last retransmission usually comes after the full ACK
-        self._frto_step = 0
+        self._frto = self._hold_resends = self._resends_held = False
         self.send_window = None
         self.rack.on_recovery_end()
         self.timers.stop(timers.RACK_REORDER)
 
-    def _undo(self) -> None:
+    def _undo(self, unmark_all: bool = False) -> None:
         """The episode's reduction was needless: the controller restores cwnd and ssthresh (Linux
-        tcp_undo_cwnd_reduction)."""
+        tcp_undo_cwnd_reduction). What was only presumed lost is in flight after all; with `unmark_all`
+        (a timeout's undo, a partial ACK's: Linux's unmark_loss) a resend presumed lost again is too."""
         if self.recover is not None:
             self.recover = None
             self.cc.on_recovery_exit()
@@ -628,7 +651,7 @@ class Recovery:
         if self._prior is not None:
             self.cc.undo(*self._prior)
         self.counters.undos += 1
-        self.board.forget_losses(retransmitted_too=False)  # what was only presumed lost is in flight after all
+        self.board.forget_losses(retransmitted_too=unmark_all)
         self._undo_marker = self._prior = None
         self._end_episode()
 

@@ -110,10 +110,10 @@ class Contained:
         self.cwnd = max(self.cwnd, cwnd)
         self.ssthresh = max(self.ssthresh, ssthresh)
 
-    def restart_from_loss_window(self) -> None:
-        """After a timeout F-RTO found real (RFC 5682 §2.1 step 3a), sending restarts from the loss window
-        of one segment (RFC 5681 §3.1), whatever the ACKs in between grew the window to."""
-        self.cwnd = self.mss
+    def set_loss_window(self, packets_in_flight: int) -> None:
+        """After a timeout and the controller's `on_rto`: the window is what is still in flight plus one
+        segment (Linux tcp_enter_loss), RFC 5681 §3.1's loss window of one segment when nothing is."""
+        self.cwnd = (packets_in_flight + 1) * self._mss
 
     def reduce_for_ecn(self, flight_size: int, now: float) -> None:
         """An ECE echo is congestion without loss (RFC 3168 §6.1.2): the controller's reduction, as for a
