@@ -39,6 +39,10 @@ from stack.wire.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 DUP_THRESH: Final = 3  # RFC 5681 §3.2; also where Linux's reordering degree starts (tcp_reordering)
 MAX_REORDERING: Final = 300  # Linux tcp_max_reordering
 REO_TIMEOUT_SLACK: Final = timers.TIMEOUT_MIN  # added to RACK's reordering timer, as Linux
+# what an ACK may hold back: its resends (F-RTO's new data in their place, RFC 5682 §3.1 step 2b; a partial
+# ACK of data only late while a resend is out, Linux tcp_try_undo_partial), and marking more lost (the latter)
+_HOLD_RESENDS: Final = 1
+_HOLD_DETECTION: Final = 2
 
 
 class Recovery:
@@ -69,7 +73,7 @@ class Recovery:
         "_undo_marker",
         "_undo_retrans",
         "_frto",
-        "_hold_resends",
+        "_hold",
         "_resends_held",
         "_orig_delivered",
         "_data_sacked",
@@ -116,10 +120,11 @@ class Recovery:
         self._prior: tuple[int, int] | None = None
         self._undo_marker: int | None = None
         self._undo_retrans = 0
-        # F-RTO (RFC 5682 §3, with SACK, as Linux's tp->frto): a timeout's episode may still prove spurious;
-        # an ACK it answers with new data in place of resends (§3.1 step 2b) holds them back until the next
+        # F-RTO (RFC 5682 §3, with SACK, as Linux's tp->frto): a timeout's episode may still prove spurious
         self._frto = False
-        self._hold_resends = False  # (decided while the ACK is processed, held by after_ack for the output)
+        # what the ACK being processed holds back (_HOLD_RESENDS, _HOLD_DETECTION), and whether the output
+        # that follows it resends nothing (after_ack sets it)
+        self._hold = 0
         self._resends_held = False
         # the ACK being processed delivered data sent before the timeout and never resent (Linux
         # FLAG_ORIG_SACK_ACKED), and SACKed new data (FLAG_DATA_SACKED)
@@ -304,10 +309,13 @@ class Recovery:
                 self.cc.on_recovery_exit()
         elif self._packet_delayed(retrans_stamp):
             # a partial ACK for data that was only late (Linux tcp_try_undo_partial): the reordering degree
-            # grows to what it spanned, and with nothing resent still out the reduction is undone
+            # grows to what it spanned; with nothing resent still out the reduction is undone, else this ACK
+            # marks nothing more lost and resends nothing: only new data goes, as PRR allows
             self._reordering_revealed(self.board.offset_of(seq_add(ack, -acked)))
             if not self.board.retransmissions_out():
                 self._undo(unmark_all=True)
+            else:
+                self._hold = _HOLD_RESENDS | _HOLD_DETECTION
 
     def on_duplicate_ack(self) -> None:
         """A duplicate ACK (RFC 5681 §2; one that SACKs new data counts, RFC 6675 §2). Without SACK it
@@ -385,10 +393,13 @@ class Recovery:
         advanced, self._una_advanced = self._una_advanced, False
         self._prior_fack = None
         self._orig_delivered = self._data_sacked = False
-        self._resends_held, self._hold_resends = self._hold_resends, False  # (for the output this ACK makes)
+        hold, self._hold = self._hold, 0
+        self._resends_held = bool(hold & _HOLD_RESENDS)  # (for the output this ACK makes)
         sack_ok = self.tcb.sack_ok
         newly_lost = False
-        if sack_ok and (self.board.sacked_bytes or self.in_recovery):
+        if hold & _HOLD_DETECTION:
+            pass  # (Linux tcp_try_undo_partial returns before tcp_identify_packet_loss)
+        elif sack_ok and (self.board.sacked_bytes or self.in_recovery):
             newly_lost = self.detect_loss(now, srtt, cwnd_before)
         elif not sack_ok and self.loss_high is None:
             newly_lost = self._newreno_mark_lost(advanced, now, cwnd_before)
@@ -615,7 +626,7 @@ class Recovery:
             # step 2b: the resend arrived; new data goes in place of the other resends, as the window allows
             self.loss_high = tcb.snd_nxt
             if unsent > 0:  # (new data the peer's window takes)
-                self._hold_resends = True
+                self._hold = _HOLD_RESENDS
             else:
                 self._frto = False
         return False
@@ -635,7 +646,8 @@ class Recovery:
 
     def _end_episode(self) -> None:
         # the undo state stays: a D-SACK for the last retransmission usually comes after the full ACK
-        self._frto = self._hold_resends = self._resends_held = False
+        self._frto = self._resends_held = False
+        self._hold = 0
         self.send_window = None
         self.rack.on_recovery_end()
         self.timers.stop(timers.RACK_REORDER)
