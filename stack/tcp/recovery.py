@@ -7,20 +7,22 @@
 - Fast recovery: what to send is paced by Proportional Rate Reduction (RFC 6937), with or without SACK;
   lost segments go before new data (RFC 6675 §5, NextSeg).
 - An ECN window reduction (RFC 3168 §6.1.2) is paced by PRR too, as Linux paces its CWR state.
-- RTO recovery: every segment not SACKed is marked lost and resent as the window grows again
-  (RFC 5681 §3.1 go-back-N, minus what the receiver holds); F-RTO (RFC 5682 §2) tells a spurious
-  timeout by the ACKs that follow it.
+- RTO recovery: every segment not SACKed, but those sent within the last round trip, is marked lost and
+  resent as the window grows again from what is in flight plus one (RFC 5681 §3.1 go-back-N, minus what
+  the receiver holds, as Linux's tcp_enter_loss); F-RTO (RFC 5682 §3, as Linux) tells a spurious
+  timeout by the ACKs and SACKs that follow it.
 - Undo: a recovery whose every retransmission came back as a D-SACK (RFC 2883 §4, RFC 3708), an ACK
   in a recovery or after a timeout that echoes a timestamp from before the first resend (RFC 3522; at a
-  partial ACK only once no resend is out) and a spurious timeout (F-RTO) restore the congestion window
-  and ssthresh from before the episode, as Linux does.
+  partial ACK only once no resend is out, else that ACK resends nothing) and a spurious timeout (F-RTO)
+  restore the congestion window and ssthresh from before the episode, as Linux does.
 
 It never sees the connection. It is told what each ACK carries (the cumulative ACK, SACK and D-SACK
 blocks, the echoed timestamp: `on_sack`, `on_ack_advanced`, `on_duplicate_ack`, `after_ack`) and answers
 with what is lost (`next_lost`), what is in the network (`in_flight`) and `send_window`: how much may
 be in flight while PRR decides it instead of the congestion window. The congestion controller
-alone owns cwnd and ssthresh: recovery tells it about congestion events through its hooks and never
-writes them.
+owns cwnd and ssthresh: recovery tells it about congestion events through its hooks, and where Linux
+sets the window outside them (undo, a timeout's loss window, the window an ACK found at recovery entry)
+it does so through the contained controller, which tells the controller.
 """
 
 from __future__ import annotations
@@ -603,7 +605,7 @@ class Recovery:
             self.board.mark_lost_on_timeout(now - self.rack.rtt)
         self.cc.set_loss_window(self.in_flight)
         # F-RTO for a timeout outside loss recovery or one that repeats the last (Linux tcp_enter_loss, after
-        # RFC 5682 §3.1 and §2.2)
+        # RFC 5682 §3.1 step 1 and §3.2)
         self._frto = self.frto and (repeated or (recover is None and loss_high is None))
         self._resends_held = False
 
