@@ -191,10 +191,10 @@ class Scoreboard:
         """A retransmission timeout: the first segment, and every other one last sent at or before
         `sent_by` that the receiver does not hold, are lost; those sent since may still arrive (Linux
         tcp_timeout_mark_lost, which spares what went out within RACK's round trip)."""
-        if not self._segs:
-            return
-        self.mark_lost(self._head_piece(0) if self._segs[0].xmit_ts > sent_by else self._segs[0])
-        for rec in self._segs:
+        segs = self._segs
+        if segs and segs[0].xmit_ts > sent_by:
+            self.mark_lost(self._head_piece(0))  # the first segment only: the rest of its run is as recent
+        for rec in segs:
             if rec.xmit_ts <= sent_by:
                 self.mark_lost(rec)
 
