@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Final, TypeAlias
 
-from stack.tcp import congestion, events, rcv_space, timers, urgent, user_calls, user_timeout, write_queue
+from stack.tcp import congestion, events, rcv_space, timers, tso_defer, urgent, user_calls, user_timeout, write_queue
 from stack.tcp.chrono import BUSY, RWND_LIMITED, SNDBUF_LIMITED, Chrono
 from stack.tcp.config import PMTUDISC_SETS_DF, TcpConfig
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
@@ -698,11 +698,12 @@ class Connection:
                 return timers.NETSTAT_NAMES[name], max(0.0, deadline - now)
         return None
 
-    def push(self, now: float) -> None:
-        """Send what the windows allow now, in the middle of a user call (Linux tcp_push_one); the
-        segments are handed out with the others by segments_to_send."""
+    def push(self, now: float, one: bool = False) -> None:
+        """Send what the windows allow now, in the middle of a user call (Linux __tcp_push_pending_frames,
+        or with `one` tcp_push_one, whose packet never waits for an ACK: tso_defer); the segments are
+        handed out with the others by segments_to_send."""
         if self.state in OPEN_FOR_DATA:
-            self._output_data(now)
+            self._output_data(now, one)
 
     def segments_to_send(self, now: float) -> list[Segment]:
         sending = self.sender is not None  # (not an orphan in TIME_WAIT: release_sending_side)
@@ -981,8 +982,10 @@ class Connection:
         self.receiver.ack_now = False
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
 
-    def _output_data(self, now: float) -> None:
-        """Send what the windows allow (RFC 5681 cwnd, peer's window), with Nagle and SWS avoidance."""
+    def _output_data(self, now: float, push_one: bool = False) -> None:
+        """Send what the windows allow (RFC 5681 cwnd, peer's window), with Nagle and SWS avoidance, in
+        Linux's GSO packets, each of which may wait for the next ACK (tso_defer; not the first with
+        `push_one`)."""
         tcb = self.tcb
         sender = self.sender
         unsent = sender.unsent(tcb.snd_nxt)
@@ -1027,6 +1030,10 @@ class Connection:
         paced = self.pacing_rate is not None
         if not paced and unsent > 0:  # (a paced packet grows its skb when it may leave, below)
             self._grow_skb(tcb.snd_nxt, mss, window, flight_before)
+        packet_at = tcb.snd_nxt  # where the next unpaced packet starts (a paced one: when packet_left runs out)
+        max_segs = 0  # segments in a GSO packet (tcp_tso_autosize), once a packet needs it
+        may_wait = not push_one  # a packet may wait for the next ACK (tso_defer)
+        waits = tso_defer.SEND
         while True:
             offset = buf.offset(tcb.snd_nxt)
             unsent = len(buf) - offset
@@ -1046,21 +1053,33 @@ class Connection:
             nodelay = self.config.nodelay or urgent_mode
             if n < mss and sender.holds_back(n, in_record, last, flight, tcb, nodelay, cork and not urgent_mode):
                 break
-            if packet_left <= 0:  # a new packet: paced as a whole (Linux paces skbs, tcp_write_xmit)
-                rate = self.pacing_rate
-                if sender.paced(now, rate):
+            # one of Linux's GSO packets starts (an unpaced send of one segment at most has nothing to decide)
+            later = tcb.snd_nxt != sent_up_to
+            if packet_left <= 0 and seq_ge(tcb.snd_nxt, packet_at) and (paced or later or unsent > mss):
+                if paced and sender.paced(now, self.pacing_rate):  # paced as a whole (Linux paces skbs)
                     if tcb.snd_nxt != sent_up_to:  # what went before the pacing wait counts for cwnd validation
-                        self._cut_packets(sent_up_to, mss, window, flight_before, first_out, grow=False)
+                        self._cut_packets(sent_up_to, mss, window, flight_before, first_out)
                         self.cc.window_used(tcb.snd_una, tcb.snd_nxt, False, recovery.in_flight * tcb.snd_mss)
                     return
-                if rate is not None:
-                    packets = recovery.in_flight
-                    packet = write_queue.gso_segments(self, mss) * mss
-                    self._grow_skb(tcb.snd_nxt, mss, window, packets, packet)
-                    packet_left = self._packet_room(tcb.snd_nxt, mss, window, packets, packet)
+                packets = recovery.in_flight
+                max_segs = max_segs or write_queue.gso_segments(self, mss)
+                if paced or later:  # (an unpaced send's first packet grew before the loop)
+                    self._grow_skb(tcb.snd_nxt, mss, window, packets, max_segs * mss)
+                if may_wait:
+                    waits = tso_defer.decide(self, now, mss, window, packets, max_segs)
+                    if waits:
+                        break
+                may_wait = True
+                packet = self._packet_room(tcb.snd_nxt, mss, window, packets, max_segs * mss)
+                if paced:
+                    packet_left = packet
+                else:
+                    packet_at = seq_add(tcb.snd_nxt, packet)
             run = self._tso_run(mss, in_record, usable) if in_record >= 2 * mss else 1  # (a run is 2 or more)
             if packet_left > 0:
                 run = min(run, packet_left // mss)  # no further than the paced packet
+            elif not paced:
+                run = min(run, seq_sub(packet_at, tcb.snd_nxt) // mss)  # nor the unpaced one
             if run > 1:
                 n = run * mss
                 self._send_data_run(offset, run, mss, now)
@@ -1079,16 +1098,17 @@ class Connection:
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
         marks.push_once = False
         if seq_gt(tcb.snd_nxt, sent_up_to):
-            self._cut_packets(sent_up_to, mss, window, flight_before, first_out, grow=not paced)
+            self._cut_packets(sent_up_to, mss, window, flight_before, first_out)
         if prober is not None and prober.route_mtu is not None and tcb.snd_nxt != sent_up_to:
             prober.route_mtu = (prober.route_mtu[0], True)
         unsent = sender.unsent(tcb.snd_nxt)
         if had_unsent:
             room = window - recovery.in_flight
-            self._time_sending(now, unsent, mss, room, tcb.snd_nxt != sent_up_to)
+            self._time_sending(now, unsent, mss, room, tcb.snd_nxt != sent_up_to, waits == tso_defer.RWND_LIMITED)
             # cwnd validation as Linux (tcp_write_xmit, tcp_cwnd_validate): was the window the limit?
-            if room <= 0 or tcb.snd_nxt != sent_up_to:
-                self.cc.window_used(tcb.snd_una, tcb.snd_nxt, room <= 0, recovery.in_flight * tcb.snd_mss)
+            full = room <= 0 or waits == tso_defer.CWND_LIMITED
+            if full or tcb.snd_nxt != sent_up_to:
+                self.cc.window_used(tcb.snd_una, tcb.snd_nxt, full, recovery.in_flight * tcb.snd_mss)
         resending = self.recovery.in_recovery
         self.cc.sending_stopped(unsent, seq_sub(tcb.snd_nxt, tcb.snd_una), resending)  # app-limited?
         # data waiting, nothing in flight, the peer's window too small: probe it (§3.8.6.1)
@@ -1153,13 +1173,12 @@ class Connection:
             board.cut(rec, room)  # the rest goes when the window moves on
         return rec
 
-    def _cut_packets(self, start: int, mss: int, window: int, flight: int, first_out: int, grow: bool) -> None:
+    def _cut_packets(self, start: int, mss: int, window: int, flight: int, first_out: int) -> None:
         """What was just sent from `start` (segments from `first_out` in the output; `flight` packets were
         in flight before it) left as Linux's GSO packets, each its own skb: an skb is cut where a packet
         ends inside it (tso_fragment), so the send buffer counts the skbs Linux would. A packet holds at
-        most half the window, so that two are in flight (tcp_cwnd_test). With `grow` (packets not paced:
-        the first one grew before it was sent) each later one first lets its skb grow, as it would have
-        before it left."""
+        most half the window, so that two are in flight (tcp_cwnd_test); each grew its skb before it left
+        (_output_data)."""
         buf = self.sender.buffer
         left = seq_sub(self.tcb.snd_nxt, start)  # bytes sent from start on
         if left <= mss:  # one segment at most (a short reply): no packet of several, only the skb cut at its end
@@ -1169,10 +1188,6 @@ class Connection:
         pos = start
         packet_ends = set()
         while left > 0:
-            if grow and pos != start:
-                moved = self._grow_skb(pos, mss, window, flight, packet)
-                if moved is not None:
-                    self._unpush(first_out, moved, mss)
             room = self._packet_room(pos, mss, window, flight, packet)
             if room <= 0:
                 break
@@ -1187,40 +1202,27 @@ class Connection:
         if packet_ends:
             self._push_packet_ends(first_out, packet_ends)
 
-    def _grow_skb(self, pos: int, mss: int, window: int, flight: int, packet: int = 0) -> int | None:
+    def _grow_skb(self, pos: int, mss: int, window: int, flight: int, packet: int = 0) -> None:
         """The skb at `pos`, if it is shorter than the packet that may leave now, takes bytes from the next
         one, all of it if they fit (Linux 6.10's tcp_grow_skb in tcp_write_xmit, so that the rest of an skb
         cut short by a window does not go out as a small packet), unless it ends a record. Its PSH mark, if
-        any, goes with its end. Returns where it ended if a PSH mark moved from there, else None."""
+        any, goes with its end."""
         buf = self.sender.buffer
         skb_end = buf.skb_end(pos)
         if skb_end is None:
-            return None
+            return
         quota = _cwnd_quota(window, flight)
         if quota <= 0:  # no packet may leave: no growth either
-            return None
+            return
         if not packet:
             packet = write_queue.gso_segments(self, mss) * mss
         missing = min(quota * mss, packet) - ((skb_end - pos) & 0xFFFFFFFF)
         marks = self.sender.marks
         if missing <= 0 or marks.ends_record(skb_end):
-            return None
+            return
         grown = buf.grow(skb_end, missing)
-        if grown is None or not marks.pushes(skb_end):
-            return None
-        marks.moved(skb_end, grown)
-        return skb_end
-
-    def _unpush(self, first_out: int, end: int, mss: int) -> None:
-        """The segment of this send that ends at `end`, whose PSH mark moved on with its skb, loses its PSH
-        (a packet that ends there gets its own again, _push_packet_ends; a super-segment keeps its own)."""
-        out = self._out
-        for i in range(len(out) - 1, first_out - 1, -1):
-            seg = out[i]
-            if (seg.seq + len(seg.payload)) & 0xFFFFFFFF == end:
-                if len(seg.payload) <= mss and not seg.flags & Flags.FIN:
-                    out[i] = seg.with_flags(seg.flags & ~Flags.PSH)
-                return
+        if grown is not None and marks.pushes(skb_end):
+            marks.moved(skb_end, grown)
 
     def _packet_room(self, pos: int, mss: int, window: int, flight: int, packet: int = 0) -> int:
         """Bytes one GSO packet from `pos` holds (0: no data there): `packet` (else Linux's tcp_tso_autosize,
@@ -1292,14 +1294,14 @@ class Connection:
         self.cc.sending_stopped(unsent, seq_sub(tcb.snd_nxt, tcb.snd_una), self.recovery.in_recovery)
         self.timers.stop(timers.PERSIST)
 
-    def _time_sending(self, now: float, unsent: int, mss: int, cwnd_room: int, sent: bool) -> None:
+    def _time_sending(self, now: float, unsent: int, mss: int, cwnd_room: int, sent: bool, rwnd_wait: bool) -> None:
         """Linux's chronographs after a send attempt (tcp_write_xmit, tcp_cwnd_validate), `cwnd_room` packets
         left in the congestion window: receive-window limited while the peer's window, not cwnd, keeps the
-        next segment back; send-buffer limited when all is sent, cwnd had room, and the application waits
-        for buffer space."""
+        next segment back (or a packet waits for it, `rwnd_wait`); send-buffer limited when all is sent,
+        cwnd had room, and the application waits for buffer space."""
         tcb = self.tcb
         flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
-        if unsent > 0 and cwnd_room > 0 and tcb.snd_wnd - flight < min(mss, unsent):
+        if rwnd_wait or (unsent > 0 and cwnd_room > 0 and tcb.snd_wnd - flight < min(mss, unsent)):
             self.chrono.start(RWND_LIMITED, now)
         else:
             self.chrono.stop(RWND_LIMITED, now, unsent == 0 and flight == 0)

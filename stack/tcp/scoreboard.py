@@ -239,6 +239,11 @@ class Scoreboard:
         """The first segment outstanding, split off its run."""
         return self._head_piece(0) if self._segs else None
 
+    def head_sent_at(self) -> float | None:
+        """When the first record outstanding was last sent (Linux's rtx queue head's tstamp)."""
+        segs = self._segs
+        return segs[0].xmit_ts if segs else None
+
     def first_sent_below(self, ack_seq: int) -> float | None:
         """When the first segment below `ack_seq` not SACKed before was sent: what a cumulative ACK's RTT
         sample is timed from, as Linux times every ACK (tcp_clean_rtx_queue's first_ackt). None if any

@@ -102,6 +102,10 @@ class Sender:
         if now > self._pace_at:
             self._pace_at = now
 
+    def last_transmit(self) -> float:
+        """When a segment last left, or the next paced packet may (Linux tcp_wstamp_ns)."""
+        return max(self._pace_at, self.data_sent_at)
+
     def paced(self, now: float, rate: float | None) -> bool:
         """With a pacing rate (the controller's, BBR's, or the qdisc's), a packet may leave only when the
         previous one's time at that rate has passed; until then the pacing timer holds the rest."""

@@ -154,7 +154,7 @@ def write(conn: Connection, data: bytes | bytearray | memoryview, now: float) ->
             marks.force_push(end)
             conn.push(now)
         elif tail[0] == conn.tcb.snd_nxt:  # the full skb is the next to send (tcp_push_one)
-            conn.push(now)
+            conn.push(now, one=True)
     return taken
 
 

@@ -17,14 +17,23 @@ def _sack(*blocks: tuple[int, int]) -> TcpOptions:
 def test_established_tso_run_is_one_segment_and_one_record_of_mss_pieces(conn_in):
     c = conn_in(State.ESTABLISHED, tso_max_bytes=TSO)
     before = c.counters.segs_out
-    c.send(b"d" * (6 * MSS), 0.0)
+    c.send(b"d" * (5 * MSS), 0.0)
     (run,) = c.segments_to_send(0.0)
-    assert (run.seq, len(run.payload), run.gso) == (ISS + 1, 6 * MSS, MSS)
+    assert (run.seq, len(run.payload), run.gso) == (ISS + 1, 5 * MSS, MSS)
     assert run.flags == Flags.ACK | Flags.PSH  # the last piece ends the buffer; the device puts PSH there only
     (rec,) = c.recovery.board
-    assert [end - start for start, end in rec.pieces()] == [MSS] * 6
-    assert c.recovery.board.segments == 6
-    assert c.counters.segs_out - before == 6  # segments on the wire, as Linux counts tcp_skb_pcount
+    assert [end - start for start, end in rec.pieces()] == [MSS] * 5
+    assert c.recovery.board.segments == 5
+    assert c.counters.segs_out - before == 5  # segments on the wire, as Linux counts tcp_skb_pcount
+
+
+def test_established_tso_run_ends_with_linux_packet_of_half_the_window(conn_in):
+    """A run is one of Linux's GSO packets: at most half the congestion window (tcp_cwnd_test), so that
+    two are in flight; the initial window of 10 sends six segments as packets of five and one."""
+    c = conn_in(State.ESTABLISHED, tso_max_bytes=TSO)
+    c.send(b"d" * (6 * MSS), 0.0)
+    out = c.segments_to_send(0.0)
+    assert [(len(s.payload), s.gso) for s in out] == [(5 * MSS, MSS), (MSS, 0)]
 
 
 def test_established_tso_off_sends_each_segment(conn_in):
