@@ -16,6 +16,7 @@ from stack.tcp.write_queue import mss_cache
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
+    from stack.tcp.recovery import Recovery
 
 TCP_INFINITE_SSTHRESH: Final = 0x7FFFFFFF
 # tcpi_ca_state values (Linux enum tcp_ca_state)
@@ -122,6 +123,18 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
     }
 
 
+def _probe_resend_out(recovery: Recovery) -> bool:
+    """A tail loss probe's resend of the last segment is out, and nothing has resent that segment since:
+    Linux's retrans_out and lost_out do not count it (tcp_send_loss_probe resends it with
+    __tcp_retransmit_skb, which neither marks it TCPCB_RETRANS nor LOST), though total_retrans does."""
+    tlp = recovery.tlp
+    if tlp is None or not tlp[1]:
+        return False
+    board = recovery.board
+    end = board.offset_of(tlp[0])
+    return any(r.end == end and r.retransmitted and not r.sacked and not r.lost for r in board)
+
+
 def sending_fields(conn: Connection, now: float) -> dict[str, int]:
     """The fields the sending side's parts hold: the controller, loss recovery, the chronographs, the
     send buffer."""
@@ -131,6 +144,9 @@ def sending_fields(conn: Connection, now: float) -> dict[str, int]:
     sacked = sum(r.segments for r in records if r.sacked) + recovery.reno_sacked  # (Linux's sacked_out)
     retrans = sum(r.segments for r in records if r.retransmitted and not r.sacked)
     lost = sum(r.segments for r in records if not r.sacked and (r.lost or r.retransmitted))
+    if _probe_resend_out(recovery):  # Linux resends it without marking it (__tcp_retransmit_skb)
+        retrans -= 1
+        lost -= 1
     if recovery.loss_high is not None:
         ca_state = TCP_CA_LOSS
     elif recovery.in_fast_recovery:
