@@ -495,8 +495,11 @@ class Recovery:
     def enter_ecn_reduction(self, prior_cwnd: int) -> None:
         """The controller reduced its window for an ECE echo (RFC 3168 §6.1.2). Linux does not cut cwnd to
         ssthresh at once there: its CWR state brings the flight down by PRR (RFC 6937), from the cwnd before
-        the reduction (tcp_init_cwnd_reduction); `after_ack` counts the ACK that carried the ECE."""
+        the reduction (tcp_init_cwnd_reduction); `after_ack` counts the ACK that carried the ECE. Nothing
+        before it can be undone any more: a D-SACK or a timestamp that shows an earlier episode's resends
+        needless comes too late (Linux tcp_enter_cwr clears undo_marker and prior_ssthresh)."""
         self.ecn_reducing = True
+        self._undo_marker = self._prior = None
         self._prr_delivered = self._prr_out = 0
         self._recover_fs = prior_cwnd // self.tcb.snd_mss
         self.tlp = None
