@@ -53,8 +53,13 @@ class Counters:
     spurious_rtos: int = field(metadata={"linux": "TCPSpuriousRTOs"})
     # timeouts that found the receiver had dropped data it SACKed (RFC 2018 §8)
     sack_renegings: int = field(metadata={"linux": "TCPSACKReneging"})
-    # window reductions undone (Linux TCPDSACKUndo + TCPLossUndo)
-    undos: int = field(metadata={"linux": "TCPUndo"})
+    # window reductions undone, by how Linux counts them: a fast recovery whose timestamps showed every resend
+    # needless at its end (tcp_try_undo_recovery), at a partial ACK (tcp_try_undo_partial), one whose resends
+    # all came back as D-SACKs (tcp_try_undo_dsack), and a timeout (tcp_try_undo_loss: timestamps or F-RTO)
+    full_undos: int = field(metadata={"linux": "TCPFullUndo"})
+    partial_undos: int = field(metadata={"linux": "TCPPartialUndo"})
+    dsack_undos: int = field(metadata={"linux": "TCPDSACKUndo"})
+    loss_undos: int = field(metadata={"linux": "TCPLossUndo"})
     # data arrived after the application closed: RST
     aborts_on_data: int = field(metadata={"linux": "TCPAbortOnData"})
     # segments that arrived with a CE mark (RFC 3168)
@@ -107,7 +112,10 @@ class Counters:
         self.dsacks_received = 0
         self.spurious_rtos = 0
         self.sack_renegings = 0
-        self.undos = 0
+        self.full_undos = 0
+        self.partial_undos = 0
+        self.dsack_undos = 0
+        self.loss_undos = 0
         self.aborts_on_data = 0
         self.ce_received = 0
         self.ecn_reductions = 0
@@ -153,7 +161,10 @@ class Counters:
         self.dsacks_received += other.dsacks_received
         self.spurious_rtos += other.spurious_rtos
         self.sack_renegings += other.sack_renegings
-        self.undos += other.undos
+        self.full_undos += other.full_undos
+        self.partial_undos += other.partial_undos
+        self.dsack_undos += other.dsack_undos
+        self.loss_undos += other.loss_undos
         self.aborts_on_data += other.aborts_on_data
         self.ce_received += other.ce_received
         self.ecn_reductions += other.ecn_reductions

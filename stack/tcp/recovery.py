@@ -249,6 +249,7 @@ class Recovery:
             self._undo_retrans -= 1
             if self._undo_retrans == 0:
                 self._undo()  # every retransmission of the episode was needless (D-SACK)
+                self.counters.dsack_undos += 1
 
     def on_ack_advanced(
         self, ack: int, acked: int, tsecr: int, unsent: int, retrans_stamp: float | None, now: float
@@ -288,6 +289,7 @@ class Recovery:
             if self._packet_delayed(retrans_stamp):
                 # the echo predates the resend: the timeout was spurious (Linux tcp_try_undo_loss)
                 self._undo(unmark_all=True)
+                self.counters.loss_undos += 1
                 return
             recovered = seq_ge(ack, loss_high)
             if self._frto and self._frto_ack(True, recovered, unsent):
@@ -301,6 +303,7 @@ class Recovery:
             self.reno_sacked = 0
             if self._packet_delayed(retrans_stamp):
                 self._undo()  # the echo predates the resend: the loss was not (Linux tcp_try_undo_recovery)
+                self.counters.full_undos += 1
                 return
             # without SACK, an ACK of exactly the recovery point holds recovery until one goes beyond it:
             # duplicates of an ACK that covers no more than `recover` start no fast retransmit (RFC 6582
@@ -316,6 +319,7 @@ class Recovery:
             self._reordering_revealed(self.board.offset_of(seq_add(ack, -acked)))
             if not self.board.retransmissions_out():
                 self._undo(unmark_all=True)
+                self.counters.partial_undos += 1
             else:
                 self._hold = _HOLD_RESENDS | _HOLD_DETECTION
 
@@ -622,6 +626,7 @@ class Recovery:
         if self._orig_delivered:
             # step 3b: data sent before the timeout and never resent arrived, so not all of it was lost
             self.counters.spurious_rtos += 1
+            self.counters.loss_undos += 1
             self._undo(unmark_all=True)
             return True
         if seq_gt(tcb.snd_nxt, loss_high):  # new data went out at step 2b
@@ -660,14 +665,14 @@ class Recovery:
     def _undo(self, unmark_all: bool = False) -> None:
         """The episode's reduction was needless: the controller restores cwnd and ssthresh (Linux
         tcp_undo_cwnd_reduction). What was only presumed lost is in flight after all; with `unmark_all`
-        (a timeout's undo, a partial ACK's: Linux's unmark_loss) a resend presumed lost again is too."""
+        (a timeout's undo, a partial ACK's: Linux's unmark_loss) a resend presumed lost again is too. The
+        caller counts it under Linux's name for its kind."""
         if self.recover is not None:
             self.recover = None
             self.cc.on_recovery_exit()
         self.loss_high = None
         if self._prior is not None:
             self.cc.undo(*self._prior)
-        self.counters.undos += 1
         self.board.forget_losses(retransmitted_too=unmark_all)
         self._undo_marker = self._prior = None
         self._end_episode()

@@ -13,8 +13,9 @@ from stack.tcp.state import State
 from stack.wire.segment import Flags, Segment, TcpOptions
 
 LOCAL_IP, REMOTE_IP = 0x0A070002, 0x0A070001
-# bytes per idle ESTABLISHED connection (4.7 kB measured): TCB, receiver, sender, recovery, controller
-CORE_BUDGET = 4750
+# bytes per idle ESTABLISHED connection (4,773 measured with the core interpreted, 4.5 kB compiled): TCB,
+# receiver, sender, recovery, controller, counters
+CORE_BUDGET = 4800
 
 
 def _accept_one(demux: Demux, port: int) -> Connection:

@@ -65,7 +65,7 @@ def test_fast_recovery_undone_when_every_retransmission_is_dsacked(conn_in):
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + 4 * MSS), 0.02)  # the original arrived after all
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + 4 * MSS, options=_sack((0, 1))), 0.03)  # D-SACK
     assert (c.cc.cwnd, c.cc.ssthresh) == (cwnd, ssthresh)
-    assert c.counters.undos == 1 and c.counters.dsacks_received == 1
+    assert c.counters.dsack_undos == 1 and c.counters.dsacks_received == 1
     assert not c.recovery.in_recovery
 
 
