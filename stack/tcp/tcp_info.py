@@ -126,7 +126,8 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
 def _probe_resend_out(recovery: Recovery) -> bool:
     """A tail loss probe's resend of the last segment is out, and nothing has resent that segment since:
     Linux's retrans_out and lost_out do not count it (tcp_send_loss_probe resends it with
-    __tcp_retransmit_skb, which neither marks it TCPCB_RETRANS nor LOST), though total_retrans does."""
+    __tcp_retransmit_skb, which marks it ever resent, TCPCB_EVER_RETRANS, but not TCPCB_SACKED_RETRANS,
+    which retrans_out counts, nor LOST), though total_retrans does."""
     tlp = recovery.tlp
     if tlp is None or not tlp[1]:
         return False
@@ -144,7 +145,7 @@ def sending_fields(conn: Connection, now: float) -> dict[str, int]:
     sacked = sum(r.segments for r in records if r.sacked) + recovery.reno_sacked  # (Linux's sacked_out)
     retrans = sum(r.segments for r in records if r.retransmitted and not r.sacked)
     lost = sum(r.segments for r in records if not r.sacked and (r.lost or r.retransmitted))
-    if _probe_resend_out(recovery):  # Linux resends it without marking it (__tcp_retransmit_skb)
+    if _probe_resend_out(recovery):  # Linux resends it without counting it out (__tcp_retransmit_skb)
         retrans -= 1
         lost -= 1
     if recovery.loss_high is not None:
