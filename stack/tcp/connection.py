@@ -1058,7 +1058,7 @@ class Connection:
             if packet_left <= 0 and seq_ge(tcb.snd_nxt, packet_at) and (paced or later or unsent > mss):
                 if paced and sender.paced(now, self.pacing_rate):  # paced as a whole (Linux paces skbs)
                     if tcb.snd_nxt != sent_up_to:  # what went before the pacing wait counts for cwnd validation
-                        self._cut_packets(sent_up_to, mss, window, flight_before, first_out)
+                        self._cut_packets(sent_up_to, mss, window, flight_before, first_out, max_segs)
                         self.cc.window_used(tcb.snd_una, tcb.snd_nxt, False, recovery.in_flight * tcb.snd_mss)
                     return
                 packets = recovery.in_flight
@@ -1098,7 +1098,7 @@ class Connection:
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
         marks.push_once = False
         if seq_gt(tcb.snd_nxt, sent_up_to):
-            self._cut_packets(sent_up_to, mss, window, flight_before, first_out)
+            self._cut_packets(sent_up_to, mss, window, flight_before, first_out, max_segs)
         if prober is not None and prober.route_mtu is not None and tcb.snd_nxt != sent_up_to:
             prober.route_mtu = (prober.route_mtu[0], True)
         unsent = sender.unsent(tcb.snd_nxt)
@@ -1173,9 +1173,10 @@ class Connection:
             board.cut(rec, room)  # the rest goes when the window moves on
         return rec
 
-    def _cut_packets(self, start: int, mss: int, window: int, flight: int, first_out: int) -> None:
+    def _cut_packets(self, start: int, mss: int, window: int, flight: int, first_out: int, max_segs: int) -> None:
         """What was just sent from `start` (segments from `first_out` in the output; `flight` packets were
-        in flight before it) left as Linux's GSO packets, each its own skb: an skb is cut where a packet
+        in flight before it) left as Linux's GSO packets of up to `max_segs` segments (the send's own
+        tcp_tso_autosize, 0 if it did not need one), each its own skb: an skb is cut where a packet
         ends inside it (tso_fragment), so the send buffer counts the skbs Linux would. A packet holds at
         most half the window, so that two are in flight (tcp_cwnd_test); each grew its skb before it left
         (_output_data)."""
@@ -1184,7 +1185,7 @@ class Connection:
         if left <= mss:  # one segment at most (a short reply): no packet of several, only the skb cut at its end
             buf.split(self.tcb.snd_nxt)
             return
-        packet = write_queue.gso_segments(self, mss) * mss
+        packet = (max_segs or write_queue.gso_segments(self, mss)) * mss
         pos = start
         packet_ends = set()
         while left > 0:
