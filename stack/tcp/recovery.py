@@ -441,10 +441,12 @@ class Recovery:
             self._enter_fast_recovery(now, cwnd_before)
         return True
 
-    def detect_loss(self, now: float, srtt: float | None, cwnd_before: int = 0) -> bool:
+    def detect_loss(self, now: float, srtt: float | None, cwnd_before: int = 0, timer: bool = False) -> bool:
         """RACK (RFC 8985 §6.2 step 5); a first loss starts fast recovery (from `cwnd_before`, the window
-        before the ACK being processed grew it, if one did); the rest waits on a timer. True if segments
-        were newly marked lost."""
+        before the ACK being processed grew it, if one did); the rest waits on a timer. In RTO recovery
+        fast recovery starts too, as Linux's, when a resend is lost again or RACK's timer (`timer`) finds
+        a loss (tcp_fastretrans_alert's FLAG_LOST_RETRANS, tcp_rack_reo_timeout). True if segments were
+        newly marked lost."""
         board = self.board
         reo_wnd = self.rack.reo_wnd(self.in_recovery, board.sacked_packets, srtt, self.reordering)
         lost, wait = self.rack.detect_loss(board, now, reo_wnd)
@@ -454,19 +456,21 @@ class Recovery:
             self.timers.start(timers.RACK_REORDER, now + timers.in_jiffies(wait) + REO_TIMEOUT_SLACK)
         else:
             self.timers.stop(timers.RACK_REORDER)
-        if lost and not self.in_recovery:
-            self._enter_fast_recovery(now, cwnd_before)
+        if lost and self.recover is None:
+            if self.loss_high is None or timer or any(rec.retransmitted for rec in lost):
+                self._enter_fast_recovery(now, cwnd_before)
         return bool(lost)
 
     def on_reorder_timeout(self, now: float, srtt: float | None) -> bool:
         """RFC 8985 §6.3: the reordering window passed, so what RACK waited for is lost. Entering recovery
         this way, PRR sizes the window as if one segment was delivered (Linux tcp_rack_reo_timeout): the
-        first lost segment goes now and the rest follow the ACKs, not all at once. In recovery the window
-        stays as the last ACK left it. True if fast recovery began, a new reduction of the window."""
-        entering = not self.in_recovery
+        first lost segment goes now and the rest follow the ACKs, not all at once. RTO recovery gives way
+        to it here too; in fast recovery the window stays as the last ACK left it. True if fast recovery
+        began, a new reduction of the window."""
+        entering = self.recover is None
         reduced = self.ecn_reducing
         self._resends_held = False
-        if self.detect_loss(now, srtt) and entering and self._prr_runs():
+        if self.detect_loss(now, srtt, timer=True) and entering and self._prr_runs():
             self._prr_on_ack(1, grow=False)
         return entering and not reduced and self.recover is not None
 
@@ -476,11 +480,20 @@ class Recovery:
         tcb = self.tcb
         cc = self.cc
         flight = seq_sub(tcb.snd_max, tcb.snd_una)
+        from_timeout = self.loss_high is not None
+        if from_timeout:  # RTO recovery ends here (Linux tcp_enter_recovery from Loss)
+            self.loss_high = None
+            self._frto = self._resends_held = False
         if 0 < cwnd_before < cc.cwnd and not self.ecn_reducing and not cc.owns_recovery_window:
             # the ACK that reveals the loss does not grow the window: Linux reduces first
             # (tcp_fastretrans_alert) and then lets PRR, not the controller, set it (tcp_cong_control)
             cc.cwnd = cwnd_before
         self._start_episode()
+        if from_timeout:
+            # the timeout's resends still out count for a D-SACK undo (Linux tcp_init_undo's retrans_out)
+            self._undo_retrans = sum(
+                rec.segments for rec in self.board if rec.retransmitted and not (rec.sacked or rec.lost)
+            )
         self.recover = tcb.snd_max
         if self.ecn_reducing:
             # the window is being reduced for an ECE already: recovery goes on with that reduction and its
