@@ -809,7 +809,7 @@ class Connection:
         else:
             self.recovery.on_timeout(now, repeated=self._retries > 1)
             self.window_reduced()
-            self._output_data(now)
+            self._output_data(now, timeout=True)
         self.timers.start(timers.RETRANSMIT, user_timeout.clamp(self, now + self.rto.rto))
 
     def _mtu_probe_lost(self, rec: SentSegment) -> bool:
@@ -982,10 +982,10 @@ class Connection:
         self.receiver.ack_now = False
         self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
 
-    def _output_data(self, now: float, push_one: bool = False) -> None:
+    def _output_data(self, now: float, push_one: bool = False, timeout: bool = False) -> None:
         """Send what the windows allow (RFC 5681 cwnd, peer's window), with Nagle and SWS avoidance, in
         Linux's GSO packets, each of which may wait for the next ACK (tso_defer; not the first with
-        `push_one`)."""
+        `push_one`). With `timeout` the first resend is the retransmission timer's own."""
         tcb = self.tcb
         sender = self.sender
         unsent = sender.unsent(tcb.snd_nxt)
@@ -1023,6 +1023,13 @@ class Connection:
             if sender.paced(now, self.pacing_rate):
                 return
             self.retransmit(lost, now)
+            # Linux counts the resends of tcp_xmit_retransmit_queue by state, not the timer's own
+            if timeout:
+                timeout = False
+            elif recovery.loss_high is None:
+                self.counters.fast_retransmits += 1
+            else:
+                self.counters.slow_start_retransmits += 1
         flight_before = recovery.in_flight  # packets in flight before this send's new data
         marks = sender.marks
         cork = self.config.cork or marks.more

@@ -24,8 +24,13 @@ class Counters:
     out_of_window: int = field(metadata={"linux": "OutOfWindowDrops"})
     # retransmission timer expiries
     timeouts: int = field(metadata={"linux": "TCPTimeouts"})
-    # recoveries entered on duplicate ACKs or SACK
+    # segments loss recovery resent (Linux tcp_xmit_retransmit_queue): in fast recovery, and in RTO recovery
+    # after the timer's own resend; tail loss probes are neither
     fast_retransmits: int = field(metadata={"linux": "TCPFastRetrans"})
+    slow_start_retransmits: int = field(metadata={"linux": "TCPSlowStartRetrans"})
+    # fast recoveries entered, with SACK and without (tcp_enter_recovery)
+    sack_recoveries: int = field(metadata={"linux": "TCPSackRecovery"})
+    reno_recoveries: int = field(metadata={"linux": "TCPRenoRecovery"})
     # tail loss probes sent (RFC 8985 §7)
     loss_probes: int = field(metadata={"linux": "TCPLossProbes"})
     # losses a probe's retransmission repaired, answered by one window reduction (RFC 8985 §7.4)
@@ -98,6 +103,9 @@ class Counters:
         self.out_of_window = 0
         self.timeouts = 0
         self.fast_retransmits = 0
+        self.slow_start_retransmits = 0
+        self.sack_recoveries = 0
+        self.reno_recoveries = 0
         self.loss_probes = 0
         self.loss_probe_recoveries = 0
         self.keepalive_probes = 0
@@ -147,6 +155,9 @@ class Counters:
         self.out_of_window += other.out_of_window
         self.timeouts += other.timeouts
         self.fast_retransmits += other.fast_retransmits
+        self.slow_start_retransmits += other.slow_start_retransmits
+        self.sack_recoveries += other.sack_recoveries
+        self.reno_recoveries += other.reno_recoveries
         self.loss_probes += other.loss_probes
         self.loss_probe_recoveries += other.loss_probe_recoveries
         self.keepalive_probes += other.keepalive_probes

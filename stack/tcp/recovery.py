@@ -505,7 +505,10 @@ class Recovery:
             self._recover_fs = cc.cwnd // tcb.snd_mss
             cc.on_congestion_event(flight, now)
             self._prr_delivered = self._prr_out = 0
-        self.counters.fast_retransmits += 1
+        if tcb.sack_ok:
+            self.counters.sack_recoveries += 1
+        else:
+            self.counters.reno_recoveries += 1
 
     # ------------------------------------------------------------------ ECN window reduction
 

@@ -191,7 +191,7 @@ def test_established_sack_after_probe_enters_recovery_and_fills_the_hole(conn_in
     c.receive_segment(seg(".", IRS + 1, ISS + 1, options=TcpOptions(sack_blocks=((ISS + 2921, ISS + 4381),))), 0.11)
     out = sent(c, 0.11)
     assert (".", ISS + 1, IRS + 1, b"q" * 1460) in out
-    assert c.counters.fast_retransmits == 1
+    assert c.counters.sack_recoveries == 1
 
 
 def test_established_zero_window_peer_that_falls_silent_is_timed_out(conn_in):
