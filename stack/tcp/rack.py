@@ -45,8 +45,9 @@ class Rack:
         # as Linux's tcp_stamp_us_delta clamps
         rtt = max(now - rec.xmit_ts, 0.0)
         if rec.retransmitted:
-            # step 2: the ACK may be for the original transmission; ignore it when that is possible
-            if ts_says_original or (self.min_rtt is not None and rtt < self.min_rtt):
+            # step 2: the ACK may be for the original transmission; ignore it when that is possible (sooner
+            # than min_rtt by a microsecond or more: Linux compares whole ones, tcp_rack_advance)
+            if ts_says_original or (self.min_rtt is not None and rtt <= self.min_rtt - _CLOCK):
                 return
         if self.min_rtt is None or rtt < self.min_rtt:
             self.min_rtt = rtt

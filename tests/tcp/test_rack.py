@@ -88,6 +88,21 @@ def test_rack_ambiguous_ack_of_a_retransmission_is_ignored():
     assert rack.xmit_ts < 0
 
 
+def test_rack_retransmission_acked_exactly_min_rtt_later_is_timed():
+    """§6.2 step 2 ignores a retransmission's ACK only when it came sooner than min_RTT; one exactly
+    min_RTT later is timed, as Linux's whole microseconds compare it (tcp_rack_advance), though the
+    floats of its times differ in the last bit (0.7 - 0.6 < 0.2 - 0.1)."""
+    board = _sent([0.1])
+    rack = Rack()
+    rec = list(board)[0]
+    rack.on_delivered(rec, 0.2)  # min_rtt 0.2 - 0.1
+    board.sent(101, 100, 0.0)
+    resent = list(board)[1]
+    board.sent(101, 100, 0.6)  # retransmitted at 0.6
+    rack.on_delivered(resent, 0.7)
+    assert rack.xmit_ts == 0.6
+
+
 class _CountingBoard(Scoreboard):
     """Counts the records RACK looks at."""
 
