@@ -90,6 +90,8 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
     if ts_ok and ts is not None:  # (with ts_ok, a segment without a timestamp returned False above)
         conn.ts_ecr_seen = ts[1]
         receiver.ts_recent = ts[0]  # SEG.SEQ = RCV.NXT and newer (RFC 7323 §4.3)
+        if n or receiver.tuning is not None:  # (a pure ACK's echo is only noted, once data has come)
+            receiver.echo_seen(ts[1], conn.ts_val(now), n)
     else:
         conn.ts_ecr_seen = 0
     same_window = window == snd_wnd
@@ -106,7 +108,7 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         conn.window_reduced()
     if n:
         receiver.deliver(payload)
-        receiver.after_data(n)
+        receiver.after_data(n, now)
         receiver.schedule_ack(now, n, conn.rto.rto)
         if same_window:
             conn.counters.hp_hits += 1

@@ -14,6 +14,7 @@ from stack.tcp import rcv_space, timers
 from stack.tcp.config import TcpConfig
 from stack.tcp.events import DataAvailable, Event, PeerClosed
 from stack.tcp.memory import MemoryBudget
+from stack.tcp.rcv_tuning import RcvTuning
 from stack.tcp.reassembly import Reassembly
 from stack.tcp.tcb import Tcb
 from stack.wire.seq import in_window, seq_add, seq_le, seq_lt, seq_sub
@@ -63,6 +64,7 @@ class Receiver:
         "_ooo_skbs",
         "_arriving",
         "_nomem",
+        "tuning",
     )  # thousands of these: no instance dicts
 
     def __init__(self, config: TcpConfig, tcb: Tcb, deadlines: timers.Timers, events: list[Event]) -> None:
@@ -98,6 +100,7 @@ class Receiver:
         self._ooo_skbs: list[list[int]] | tuple[()] = ()
         self._arriving = (0, 0, 0)  # the segment being processed: (skb bytes, truesize, tailroom)
         self._nomem = False  # a segment was dropped for memory: the next ACK offers a zero window
+        self.tuning: RcvTuning | None = None  # the buffer's right-sizing, from the first data in sequence
 
     # ------------------------------------------------------------------ the application's side
 
@@ -120,6 +123,8 @@ class Receiver:
     def read(self, max_bytes: int) -> bytes:
         """Take up to max_bytes in-order bytes (all with a negative max_bytes)."""
         buf = self._buf
+        if self.tuning is not None and buf and max_bytes:
+            self._read_round(max_bytes)
         if max_bytes < 0 or max_bytes >= len(buf):
             data = bytes(buf)
             buf.clear()
@@ -128,6 +133,21 @@ class Receiver:
             del buf[:max_bytes]  # bytearray drops a prefix without moving the rest
         self._uncharge_read(len(data))
         return data
+
+    def _read_round(self, max_bytes: int) -> None:
+        """Linux reads packet by packet and asks after each whether a round trip of reading is over
+        (tcp_rcv_space_adjust); only the first packet's question can find it over, as each answer starts
+        a new round. Its clock is the last data's arrival: Linux's cached tcp_mstamp, which reading does
+        not refresh."""
+        tuning = self.tuning
+        assert tuning is not None
+        first = len(self._buf) if max_bytes < 0 else min(max_bytes, len(self._buf))
+        if self._skbs:
+            first = min(first, self._skbs[0][0])
+        rcv_nxt = self.tcb.rcv_nxt
+        space = tuning.space
+        if tuning.read(self.last_data_rcv, (rcv_nxt - len(self._buf) + first) & _MASK, rcv_nxt):
+            self._grow_rcvbuf(tuning.space, space)
 
     def _uncharge_read(self, n: int) -> None:
         """A packet's memory is freed once all its bytes are read (Linux frees whole skbs)."""
@@ -283,9 +303,8 @@ class Receiver:
                 self._ooo_skbs.remove(skb)
                 self.rmem -= skb[2]
         if self.owned:
-            # what the application reads per round trip (Linux rcvq_space.space) is not measured: its
-            # initial value, ten segments of our MSS within the clamp (tcp_init_buffer_space)
-            self._grow_rcvbuf(min(10 * self.config.mss, self.window_clamp))
+            space = self.rcv_space  # what the application reads per round trip (Linux rcvq_space.space)
+            self._grow_rcvbuf(space, space)
         return dropped
 
     def peer_finished(self, now: float, half_close: bool, hole_filled: bool) -> None:
@@ -487,12 +506,16 @@ class Receiver:
             self.rcv_ssthresh += min(room, max(incr, 2 * skb_len))
             self._quickacks |= 1
 
-    def _grow_rcvbuf(self, space: int) -> None:
+    def _grow_rcvbuf(self, space: int, prior: int) -> None:
         """Linux tcp_rcvbuf_grow: an unset buffer grows to hold twice what the application reads per round
-        trip plus the span held out of order, up to tcp_rmem[2]."""
+        trip (`space`; "DRS is always one RTT late"), and, as in slow start the sender may double its rate,
+        twice that again in the proportion the reading grew from `prior`, plus the span held out of order,
+        up to tcp_rmem[2]."""
         if self.config.receive_buffer_locked:
             return
         window = 2 * space
+        if space > prior > 0:
+            window += (window * (space - prior) // prior) << 1
         blocks = self.reassembly.sack_blocks()
         if blocks:
             window += max(seq_sub(b, self.tcb.rcv_nxt) for _, b in blocks)
@@ -501,11 +524,49 @@ class Receiver:
             self.rcvbuf = wanted
             self.window_clamp = self.allowed_space()  # the clamp follows the buffer
 
-    def after_data(self, skb_len: int) -> None:
-        """In-order data was queued (Linux tcp_event_data_recv): a packet of 128 bytes or more may let the
-        window grow."""
+    def after_data(self, skb_len: int, now: float) -> None:
+        """In-order data was queued (Linux tcp_event_data_recv): it may end the window-based sample of the
+        receiver's RTT (the first data begins the buffer's right-sizing, from when the connection was
+        established: `last_data_rcv` until this data's ACK is scheduled), and a packet of 128 bytes or more
+        may let the window grow."""
+        if not skb_len:
+            return
+        tcb = self.tcb
+        self._tuning_started().data_arrived(now, tcb.rcv_nxt, tcb.rcv_wnd)
         if skb_len >= 128:
             self._grow_window(skb_len, self._last_truesize())
+
+    def _tuning_started(self) -> RcvTuning:
+        """The buffer's right-sizing, begun with the first data: from the space and the read point Linux's
+        tcp_init_buffer_space set when the connection was established (`last_data_rcv` until then)."""
+        tuning = self.tuning
+        if tuning is None:
+            copied_seq = (self.tcb.rcv_nxt - len(self._buf)) & _MASK
+            tuning = self.tuning = RcvTuning(self._initial_space(), copied_seq, self.last_data_rcv)
+        return tuning
+
+    def _initial_space(self) -> int:
+        """What the application is taken to read per round trip before it is measured: ten segments of our
+        MSS within the windows (Linux tcp_init_buffer_space)."""
+        return min(min(self.rcv_ssthresh, self.tcb.rcv_wnd), 10 * self.config.mss)
+
+    def echo_seen(self, tsecr: int, ts_now: int, seg_len: int) -> None:
+        """A segment in ESTABLISHED echoed our timestamp `tsecr` (Linux tcp_rcv_rtt_measure_ts, before its
+        data is queued); `ts_now` is our timestamp clock's reading. Before the first full-sized data an
+        echo is not kept (Linux keeps a pure ACK's, so that data echoing the same one is no sample)."""
+        full = seg_len >= (self.rcv_mss or self.estimated_rcv_mss())
+        if full or self.tuning is not None:
+            self._tuning_started().echo_seen(tsecr, ts_now, full, not self._buf)
+
+    @property
+    def rcv_rtt(self) -> int:
+        """The receiver's RTT estimate in microseconds, 0 before a sample (tcpi_rcv_rtt)."""
+        return self.tuning.rtt if self.tuning is not None else 0
+
+    @property
+    def rcv_space(self) -> int:
+        """What the application read in a round trip, at most (tcpi_rcv_space)."""
+        return self.tuning.space if self.tuning is not None else self._initial_space()
 
     def _last_truesize(self) -> int:
         return self._skbs[-1][1] if self._skbs else 0

@@ -177,6 +177,9 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     if conn.ecn.on_arrival(seg):  # a CE mark: echo it at once (RFC 3168 §6.1.3; Linux quickacks too)
         conn.counters.ce_received += 1
         conn.receiver.ack_now = True
+    if ts is not None and tcb.ts_ok and conn.state is _ESTABLISHED:  # (Linux tcp_rcv_established's step 5)
+        if seg_len or receiver.tuning is not None:
+            receiver.echo_seen(ts[1], conn.ts_val(now), seg_len)
 
     # sixth (URG) is accepted and ignored: the pointer never hides data. seventh/eighth: text, FIN
     if conn.state in _RECEIVING_TEXT or (seg.flags & Flags.FIN and conn.state is not _TIME_WAIT):
@@ -398,7 +401,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
                     receiver.dsack = (left, right if seq_le(right, end) else end)
             receiver.deliver(payload)
             receiver.deliver_held(reassembly.pop_ready(tcb.rcv_nxt))
-            receiver.after_data(len(payload))
+            receiver.after_data(len(payload), now)
             if had_holes:
                 receiver.ack_now = True  # a hole was filled: ACK at once (RFC 5681 §4.2)
             elif payload:  # (none when a closed window took it all: that ACK is owed already)

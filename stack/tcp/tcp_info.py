@@ -117,6 +117,8 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         "SK_MEMINFO_WMEM_QUEUED": sending["SK_MEMINFO_WMEM_QUEUED"],
         "SK_MEMINFO_WMEM_ALLOC": 0,
         "tcpi_rcv_ssthresh": conn.receiver.rcv_ssthresh,
+        "tcpi_rcv_rtt": conn.receiver.rcv_rtt,
+        "tcpi_rcv_space": conn.receiver.rcv_space,
         # Linux's sock_diag SK_MEMINFO receive fields: memory held (truesize) and the buffer's size
         "SK_MEMINFO_RMEM_ALLOC": conn.receiver.rmem,
         "SK_MEMINFO_RCVBUF": conn.receiver.rcvbuf,
