@@ -76,6 +76,9 @@ def info(conn: Connection) -> dict:
         "rcv_wscale": tcb.rcv_wscale,
         "snd_wnd": tcb.snd_wnd,
         "rcv_wnd": tcb.rcv_wnd,
+        "rcv_rtt": conn.receiver.rcv_rtt,  # microseconds, 0 before a sample
+        "rcv_space": conn.receiver.rcv_space,
+        "rcv_ssthresh": conn.receiver.rcv_ssthresh,
         "sack": conn.sack_ok,
         "timestamps": conn.ts_ok,
         "bytes_acked": max(seq_sub(tcb.snd_una, tcb.iss) - 1, 0),  # less the SYN

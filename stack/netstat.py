@@ -41,6 +41,9 @@ def info_line(info: dict) -> str:
         f"snd_wnd:{info['snd_wnd']}",
         f"rcv_wnd:{info['rcv_wnd']}",
     ]
+    if info.get("rcv_rtt"):  # ss: the receiver's own RTT estimate in ms, once it has one
+        parts.append(f"rcv_rtt:{info['rcv_rtt'] / 1000:g}")
+    parts += [f"rcv_space:{info.get('rcv_space', 0)}", f"rcv_ssthresh:{info.get('rcv_ssthresh', 0)}"]
     if info["ssthresh"] < _INFINITE_SSTHRESH:  # ss leaves out an ssthresh that was never set
         parts.insert(7, f"ssthresh:{info['ssthresh'] // mss}")
     if info["sack"]:

@@ -27,6 +27,9 @@ INFO = {
     "retrans": 1,
     "timeouts": 0,
     "loss_probes": 0,
+    "rcv_rtt": 0,
+    "rcv_space": 14480,
+    "rcv_ssthresh": 64088,
 }
 
 
@@ -41,9 +44,17 @@ def test_timer_column_as_net_tools_prints_it():
 def test_info_line_reads_like_ss_i():
     line = info_line(INFO)
     assert line.startswith("cubic wscale:7,5 rto:210.5 backoff:0 rtt:10.5/5.25 mss:1448 cwnd:10 bytes_acked:5")
-    assert "ssthresh" not in line  # never set: ss leaves it out
+    assert " ssthresh" not in line  # never set: ss leaves it out
     assert line.endswith("sack ts send 11.0Mbps")
     assert "ssthresh:7" in info_line({**INFO, "ssthresh": 10136})
+
+
+def test_info_line_shows_the_receivers_rtt_once_it_has_one():
+    """As ss: rcv_rtt in ms only when measured; rcv_space and rcv_ssthresh always."""
+    assert "rcv_rtt" not in info_line(INFO)
+    assert "rcv_wnd:1048576 rcv_rtt:150.519 rcv_space:21000 rcv_ssthresh:28416 sack" in info_line(
+        {**INFO, "rcv_rtt": 150519, "rcv_space": 21000, "rcv_ssthresh": 28416}
+    )
 
 
 def test_format_rows_with_info_puts_the_ss_line_under_its_row():
