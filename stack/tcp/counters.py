@@ -31,6 +31,8 @@ class Counters:
     # fast recoveries entered, with SACK and without (tcp_enter_recovery)
     sack_recoveries: int = field(metadata={"linux": "TCPSackRecovery"})
     reno_recoveries: int = field(metadata={"linux": "TCPRenoRecovery"})
+    # resent segments presumed lost again (tcp_mark_skb_lost)
+    lost_retransmits: int = field(metadata={"linux": "TCPLostRetransmit"})
     # tail loss probes sent (RFC 8985 §7)
     loss_probes: int = field(metadata={"linux": "TCPLossProbes"})
     # losses a probe's retransmission repaired, answered by one window reduction (RFC 8985 §7.4)
@@ -106,6 +108,7 @@ class Counters:
         self.slow_start_retransmits = 0
         self.sack_recoveries = 0
         self.reno_recoveries = 0
+        self.lost_retransmits = 0
         self.loss_probes = 0
         self.loss_probe_recoveries = 0
         self.keepalive_probes = 0
@@ -158,6 +161,7 @@ class Counters:
         self.slow_start_retransmits += other.slow_start_retransmits
         self.sack_recoveries += other.sack_recoveries
         self.reno_recoveries += other.reno_recoveries
+        self.lost_retransmits += other.lost_retransmits
         self.loss_probes += other.loss_probes
         self.loss_probe_recoveries += other.loss_probe_recoveries
         self.keepalive_probes += other.keepalive_probes

@@ -95,7 +95,7 @@ class Recovery:
         self.counters = counters  # the connection's Counters
         self.frto = frto
         self.ts_offset = 0  # our timestamp clock's offset, to read the peer's TSecr (RFC 7323 §5.4)
-        self.board = Scoreboard(first_seq)
+        self.board = Scoreboard(first_seq, counters)
         self.rack = Rack()
         # without SACK, the segments duplicate ACKs said the receiver holds (Linux's sacked_out for a Reno
         # connection): they left the network, which lets new data out on early duplicate ACKs (RFC 3042)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 
+from stack.tcp.counters import Counters
 from stack.wire.seq import seq_add, seq_sub
 
 
@@ -88,9 +89,10 @@ class Scoreboard:
         "pipe_packets",
         "_chain",
         "_lost_from",
+        "_counters",
     )
 
-    def __init__(self, first_seq: int) -> None:
+    def __init__(self, first_seq: int, counters: Counters | None = None) -> None:
         self._segs: list[SentSegment] = []
         self._starts: list[int] = []  # record starts, for bisect
         self._base_seq = first_seq  # sequence number of offset _base_off
@@ -103,6 +105,7 @@ class Scoreboard:
         self.pipe_packets = 0
         self._chain: SentSegment | None = None  # the send-time chain's ends meet here (None: empty)
         self._lost_from = 0  # no record before this offset is lost
+        self._counters = counters  # the connection's, for resends presumed lost again
 
     # ------------------------------------------------------------------ positions
 
@@ -175,6 +178,8 @@ class Scoreboard:
         """Declare a record lost (not SACKed, not already lost); True if it was newly marked."""
         if rec.sacked or rec.lost:
             return False
+        if rec.retransmitted and self._counters is not None:  # a resend lost too (Linux tcp_mark_skb_lost)
+            self._counters.lost_retransmits += rec.segments
         rec.lost = True
         self.lost_bytes += rec.length
         self._unchain(rec)
