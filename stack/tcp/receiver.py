@@ -83,7 +83,8 @@ class Receiver:
         self.rcv_mss = 0  # the largest segment the peer sent so far (Linux icsk_ack.rcv_mss); 0: none yet
         self.peer_fin = False  # the peer's FIN arrived in sequence
         self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
-        self._ooo_arrivals: list[int] = []  # the last 8 out-of-order arrivals, newest last (not a deque: 760 B)
+        # the last 8 out-of-order arrivals, newest last (not a deque: 760 B; none yet: the shared empty tuple)
+        self._ooo_arrivals: list[int] | tuple[()] = ()
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
         self.memory: MemoryBudget | None = None  # the stack's budget: under pressure windows stop growing
         # receive memory as Linux counts it (stack/tcp/rcv_space.py): sk_rcvbuf is twice SO_RCVBUF
@@ -274,9 +275,13 @@ class Receiver:
             dropped = True  # no memory for it (Linux tcp_try_rmem_schedule fails: TCPOFODrop)
         else:
             dropped = self._queue_out_of_order(seq, end, payload)
-        self._ooo_arrivals.append(seq)
-        if len(self._ooo_arrivals) > 8:
-            del self._ooo_arrivals[0]
+        arrivals = self._ooo_arrivals
+        if arrivals:
+            arrivals.append(seq)  # type: ignore[union-attr]
+            if len(arrivals) > 8:
+                del arrivals[0]  # type: ignore[union-attr]
+        else:
+            self._ooo_arrivals = [seq]
         return dropped
 
     def clear_held(self) -> None:
