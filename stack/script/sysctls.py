@@ -108,14 +108,18 @@ MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
     "tcp_probe_threshold": _integer("mtu_probe_threshold", lambda v: _in_range(v, 0, 65535)),
     "tcp_probe_interval": _integer("mtu_probe_interval", lambda v: float(_in_range(v, 0, 1 << 31))),
     "tcp_shrink_window": _integer("shrink_window", _flag),
+    "tcp_comp_sack_nr": _integer("comp_sack_nr", lambda v: _in_range(v, 0, 255)),
+    "tcp_comp_sack_delay_ns": _integer("comp_sack_delay", lambda v: _in_range(v, 0, 1 << 63) / 1e9),
 }
 # name -> the values that are what the core always does (None: any value, the setting is for a feature
-# tcpstack does not have, whose scripts SKIP on the feature itself)
+# tcpstack does not have, whose scripts SKIP on the feature itself, or what the core does fits any value)
 FIXED: dict[str, set[str] | None] = {
     "tcp_dsack": {"1"},  # D-SACK is always sent (RFC 2883)
     "tcp_fack": {"0", "1"},  # Linux ignores it since RACK
     "tcp_reordering": {"3"},  # DupThresh (RFC 5681 §3.2)
     "tcp_recovery": {"1"},  # RACK loss detection (RFC 8985)
+    # the held ACK's timer may fire this much late: the core fires it on time, which any slack allows
+    "tcp_comp_sack_slack_ns": None,
     "tcp_tso_win_divisor": None,
     "tcp_fastopen": None,
     "tcp_fastopen_key": None,

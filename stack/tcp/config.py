@@ -72,6 +72,10 @@ class TcpConfig:
     timestamps: bool = True  # RFC 7323 timestamps (RTT measurement, PAWS), on like Linux tcp_timestamps=1
     sack: bool = True  # offer SACK-permitted and send SACK blocks (RFC 2018)
     delayed_ack: float = 0.04  # delayed-ACK timeout; RFC 9293 §3.8.6.3 allows up to 0.5 s, Linux 40-200 ms
+    # SACK compression (Linux tcp_comp_sack_nr, tcp_comp_sack_delay_ns): after three duplicate ACKs, the
+    # ACKs of out-of-order data wait 5% of the RTT, at most comp_sack_delay, and at most this many go as one
+    comp_sack_nr: int = 44  # 0: every out-of-order segment is ACKed at once (RFC 5681 §4.2)
+    comp_sack_delay: float = 0.001
     nodelay: bool = False  # TCP_NODELAY disables Nagle (RFC 9293 §3.7.4)
     cork: bool = False  # TCP_CORK (Linux tcp(7)): a partial last segment waits until uncorked
     initial_window_segments: int = 10  # RFC 6928, as Linux

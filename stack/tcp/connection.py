@@ -694,7 +694,7 @@ class Connection:
     def running_timer(self, now: float) -> tuple[str, float] | None:
         """The first running timer as netstat names it, and seconds left."""
         for name, deadline in self.timers.items():
-            if name != timers.DELAYED_ACK:
+            if name != timers.DELAYED_ACK and name != timers.COMPRESSED_ACK:  # (Linux's /proc shows neither)
                 return timers.NETSTAT_NAMES[name], max(0.0, deadline - now)
         return None
 
@@ -704,6 +704,12 @@ class Connection:
         handed out with the others by segments_to_send."""
         if self.state in OPEN_FOR_DATA:
             self._output_data(now, one)
+
+    def send_ack(self, now: float) -> None:
+        """A pure ACK now, in the middle of taking a segment in (Linux tcp_send_ack), ahead of what the
+        segment makes us send."""
+        if self.state not in SENDS_NO_ACK:
+            self._emit(now, Flags.ACK, self.acceptable_seq())
 
     def segments_to_send(self, now: float) -> list[Segment]:
         sending = self.sender is not None  # (not an orphan in TIME_WAIT: release_sending_side)
@@ -733,6 +739,8 @@ class Connection:
                 self._on_retransmit_timeout(now)
             elif name == timers.DELAYED_ACK:
                 self.receiver.on_delayed_ack_timeout()
+            elif name == timers.COMPRESSED_ACK:
+                self.receiver.on_compressed_ack_timeout()
             elif name == timers.PERSIST:
                 self._on_persist_timeout(now)
             elif name == timers.LOSS_PROBE:

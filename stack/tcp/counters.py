@@ -89,6 +89,8 @@ class Counters:
     # in-order data segments and pure ACKs (stack/tcp/header_prediction.py)
     hp_hits: int = field(metadata={"linux": "TCPHPHits"})
     hp_acks: int = field(metadata={"linux": "TCPHPAcks"})
+    # ACKs of out-of-order data held by SACK compression and sent as one, less that one (Linux tcp_event_ack_sent)
+    ack_compressed: int = field(metadata={"linux": "TCPAckCompressed"})
     # path MTU probes sent (RFC 4821, stack/tcp/mtu_probing.py)
     mtu_probes: int = field(metadata={"linux": "TCPMTUPProbes"})
     # probes acknowledged: larger segments pass
@@ -138,6 +140,7 @@ class Counters:
         self.ofo_pruned = 0
         self.hp_hits = 0
         self.hp_acks = 0
+        self.ack_compressed = 0
         self.mtu_probes = 0
         self.mtu_probe_successes = 0
         self.mtu_probe_failures = 0
@@ -191,6 +194,7 @@ class Counters:
         self.ofo_pruned += other.ofo_pruned
         self.hp_hits += other.hp_hits
         self.hp_acks += other.hp_acks
+        self.ack_compressed += other.ack_compressed
         self.mtu_probes += other.mtu_probes
         self.mtu_probe_successes += other.mtu_probe_successes
         self.mtu_probe_failures += other.mtu_probe_failures

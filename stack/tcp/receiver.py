@@ -12,10 +12,12 @@ from typing import Final
 
 from stack.tcp import rcv_space, timers
 from stack.tcp.config import TcpConfig
+from stack.tcp.counters import Counters
 from stack.tcp.events import DataAvailable, Event, PeerClosed
 from stack.tcp.memory import MemoryBudget
 from stack.tcp.rcv_tuning import RcvTuning
 from stack.tcp.reassembly import Reassembly
+from stack.tcp.sack_compression import SackCompression
 from stack.tcp.tcb import Tcb
 from stack.wire.seq import in_window, seq_add, seq_le, seq_lt, seq_sub
 
@@ -23,6 +25,7 @@ DEFAULT_MSS: Final = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS
 _MAX_QUICKACKS: Final = 16  # Linux TCP_MAX_QUICKACKS
 SACK_OPTION_BASE: Final = 4  # NOP,NOP,kind,length, then a left and right edge per block
 SACK_BLOCK_BYTES: Final = 8
+_SACK_BLOCKS_EXPECTED: Final = 2  # Linux: the blocks an ACK is sure to carry; a segment beyond them flushes
 _MASK: Final = 0xFFFFFFFF  # on the per-segment paths sequence arithmetic is inlined, modulo 2**32 (RFC 9293 §3.4)
 _HALF: Final = 0x80000000
 _DATA_AVAILABLE: Final = DataAvailable()  # frozen and fieldless: one instance serves every delivery
@@ -65,6 +68,7 @@ class Receiver:
         "_arriving",
         "_nomem",
         "tuning",
+        "sack_compression",
     )  # thousands of these: no instance dicts
 
     def __init__(self, config: TcpConfig, tcb: Tcb, deadlines: timers.Timers, events: list[Event]) -> None:
@@ -102,6 +106,7 @@ class Receiver:
         self._arriving = (0, 0, 0)  # the segment being processed: (skb bytes, truesize, tailroom)
         self._nomem = False  # a segment was dropped for memory: the next ACK offers a zero window
         self.tuning: RcvTuning | None = None  # the buffer's right-sizing, from the first data in sequence
+        self.sack_compression: SackCompression | None = None  # from the first out-of-order ACK it could hold
 
     # ------------------------------------------------------------------ the application's side
 
@@ -261,18 +266,23 @@ class Receiver:
         mss = min(min(self.config.mss, self.tcb.snd_mss), min(self.tcb.rcv_wnd // 2, DEFAULT_MSS))
         return max(mss, 88)
 
-    def hold(self, seq: int, payload: bytes | memoryview) -> bool:
-        """Out-of-order bytes go to the reassembly queue and are ACKed at once (RFC 5681 §4.2); True if the
-        queue's bounds dropped data (Linux TCPOFODrop)."""
+    def hold(self, seq: int, payload: bytes | memoryview, now: float, srtt: float | None, counters: Counters) -> bool:
+        """Out-of-order bytes go to the reassembly queue and are ACKed (RFC 5681 §4.2), at once or held by
+        SACK compression (`srtt` times it, `counters` count it); True if the queue's bounds dropped data
+        (Linux TCPOFODrop)."""
         end = seq_add(seq, len(payload))
-        self.ack_now = True
+        compression = self.sack_compression
+        flushed = compression is not None and compression.flush_blocks is not None
+        if flushed:  # the held ACK sent before this segment stands for its own (Linux schedules none)
+            compression.flush_blocks = None  # type: ignore[union-attr]
         reassembly = self.reassembly
         dropped = False
+        nomem = False
         if any(seq_le(a, seq) and seq_le(end, b) for a, b in reassembly.sack_blocks()):
-            if self.tcb.sack_ok:
+            if self.tcb.sack_ok and not flushed:  # (that ACK reported it)
                 self.dsack = (seq, end)  # a duplicate of data held out of order (RFC 2883 §4.1.3)
         elif not self.fits():
-            dropped = True  # no memory for it (Linux tcp_try_rmem_schedule fails: TCPOFODrop)
+            dropped = nomem = True  # no memory for it (Linux tcp_try_rmem_schedule fails: TCPOFODrop)
         else:
             dropped = self._queue_out_of_order(seq, end, payload)
         arrivals = self._ooo_arrivals
@@ -282,7 +292,65 @@ class Receiver:
                 del arrivals[0]  # type: ignore[union-attr]
         else:
             self._ooo_arrivals = [seq]
+        if nomem:
+            self.ack_now = True
+        elif not flushed:
+            self._ack_out_of_order(now, srtt, counters)
         return dropped
+
+    def _ack_out_of_order(self, now: float, srtt: float | None, counters: Counters) -> None:
+        """The ACK a segment held out of order draws (Linux __tcp_ack_snd_check): at once when one is owed
+        anyway, in quickack mode, after more than a segment in order, without SACK, and for the first three
+        at one RCV.NXT; else held, 5% of the round trip (the receiver's, or the sender's when shorter), at
+        most comp_sack_delay, and at most comp_sack_nr of them (Linux tcp_comp_sack_*)."""
+        config = self.config
+        if (
+            self.ack_now
+            or not self.tcb.sack_ok
+            or not config.comp_sack_nr
+            or (self._quickacks and not self._pingpong)
+            or self._more_than_a_segment_unacked()
+        ):
+            self.ack_now = True
+            return
+        compression = self.sack_compression
+        if compression is None:
+            compression = self.sack_compression = SackCompression(counters)
+        if not compression.hold(self.tcb.rcv_nxt, config.comp_sack_nr):
+            self.ack_now = True
+            return
+        rtt = self.rcv_rtt / 1e6  # 0 before a sample: Linux then times it 0 too
+        if srtt is not None and 0 < srtt < rtt:
+            rtt = srtt
+        self.timers.start_if_idle(timers.COMPRESSED_ACK, now + min(config.comp_sack_delay, rtt / 20))
+
+    def flushes_held_ack(self, seq: int, end: int) -> bool:
+        """While ACKs are held, an out-of-order segment [seq, end) that would start a SACK block beyond the
+        first two, or extends the third or a later one, sends them at once, before it is queued (Linux
+        tcp_sack_new_ofo_skb, tcp_sack_compress_send_ack): True, and the blocks of that ACK are what they
+        were, the one the segment extends grown, in their order (a duplicate's D-SACK goes with them).
+        Its own ACK is then not owed."""
+        compression = self.sack_compression
+        if compression is None or not compression.held:
+            return False
+        blocks = self._blocks_by_arrival()
+        for i, (left, right) in enumerate(blocks):
+            if seq_le(seq, right) and seq_le(left, end):  # it touches the block: grows it (tcp_sack_extend)
+                if i < _SACK_BLOCKS_EXPECTED:
+                    return False
+                if seq_le(left, seq) and seq_le(end, right):
+                    if self.tcb.sack_ok:
+                        self.dsack = (seq, end)  # all of it is held already (RFC 2883 §4.1.3)
+                else:
+                    blocks[i] = (left if seq_le(left, seq) else seq, right if seq_le(end, right) else end)
+                break
+        else:
+            if len(blocks) < _SACK_BLOCKS_EXPECTED:
+                return False
+        compression.send_one()
+        compression.flush_blocks = tuple(blocks[: 3 if self.tcb.ts_ok else 4])
+        self.ack_now = True
+        return True
 
     def clear_held(self) -> None:
         """Drop everything held out of order, and free its memory (Linux tcp_prune_ofo_queue)."""
@@ -380,6 +448,13 @@ class Receiver:
         self.ack_now = True
         self._pingpong = False  # no data came to carry the ACK: leave ping-pong mode (as Linux)
 
+    def on_compressed_ack_timeout(self) -> None:
+        """The ACKs SACK compression held go as one (Linux tcp_compressed_ack_kick)."""
+        compression = self.sack_compression
+        if compression is not None and compression.held:
+            compression.send_one()
+            self.ack_now = True
+
     def acknowledgment(self, now: float, payload: bytes | memoryview) -> tuple[int, tuple[tuple[int, int], ...]]:
         """What the next segment out acknowledges: the window field (scaled down) and its SACK blocks,
         D-SACK first, as many as fit beside its `payload`. The ACK owed is then paid. Data, new or resent,
@@ -389,6 +464,12 @@ class Receiver:
         if payload and self._delack_started and now - self.last_data_rcv < self.config.delayed_ack:
             self._pingpong = True
         sack = self.sack_blocks() if self.tcb.sack_ok and len(self.reassembly) else ()
+        compression = self.sack_compression
+        if compression is not None:  # any ACK stands for those held (Linux tcp_event_ack_sent)
+            if compression.flush_blocks is not None:
+                sack = compression.flush_blocks
+            compression.ack_sent()
+            self.timers.stop(timers.COMPRESSED_ACK)
         if self.dsack is not None:  # D-SACK: the duplicate's range goes first (RFC 2883 §4)
             sack = (self.dsack, *sack)[: 3 if self.tcb.ts_ok else 4]
             self.dsack = None
@@ -411,6 +492,9 @@ class Receiver:
     def sack_blocks(self) -> tuple[tuple[int, int], ...]:
         """SACK blocks for held out-of-order data: the block of the most recently received segment first,
         then the others in the order their data last arrived (RFC 2018 §4)."""
+        return tuple(self._blocks_by_arrival()[: 3 if self.tcb.ts_ok else 4])
+
+    def _blocks_by_arrival(self) -> list[tuple[int, int]]:
         blocks = self.reassembly.sack_blocks()
         arrivals = self._ooo_arrivals
 
@@ -419,7 +503,7 @@ class Receiver:
             return max((i for i, seq in enumerate(arrivals) if in_window(seq, block[0], size)), default=-1)
 
         blocks.sort(key=last_arrival, reverse=True)  # stable: blocks with no known arrival keep sequence order
-        return tuple(blocks[: 3 if self.tcb.ts_ok else 4])
+        return blocks
 
     # ------------------------------------------------------------------ the window we offer
 

@@ -407,7 +407,10 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             elif payload:  # (none when a closed window took it all: that ACK is owed already)
                 receiver.schedule_ack(now, len(payload), conn.rto.rto)
         elif payload:
-            if receiver.hold(seq, payload):  # out-of-order: held, and a duplicate ACK at once (RFC 5681 §4.2)
+            if receiver.flushes_held_ack(seq, seq_add(seq, len(payload))):  # (Linux tcp_sack_compress_send_ack)
+                conn.send_ack(now)
+            # out-of-order: held, and a duplicate ACK (RFC 5681 §4.2), at once or by SACK compression
+            if receiver.hold(seq, payload, now, conn.rto.srtt, conn.counters):
                 conn.counters.ofo_drops += 1  # the queue's bounds dropped data furthest from RCV.NXT
                 fin = False  # if it was this segment's, the FIN goes with it; the peer resends both
             if fin:

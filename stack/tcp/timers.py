@@ -12,6 +12,7 @@ TIMEOUT_MIN: Final = 0.002
 RETRANSMIT: Final = "retransmit"
 PERSIST: Final = "persist"
 DELAYED_ACK: Final = "delayed_ack"
+COMPRESSED_ACK: Final = "compressed_ack"
 TIME_WAIT: Final = "time_wait"
 FIN_WAIT_2: Final = "fin_wait_2"
 KEEPALIVE: Final = "keepalive"
