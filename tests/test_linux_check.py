@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+from stack.wire.codec import encode_tcp
+from stack.wire.flags import Flags
+from stack.wire.segment import Segment, TcpOptions
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "linux-check"
 SCRIPT = """// a comment
@@ -55,3 +61,43 @@ def test_linux_check_script_congestion_option_names_the_controller(tmp_path):
     lines = dry_run(tmp_path, "--tcp_congestion_control=reno\n" + SCRIPT)
     assert '+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, "reno", 4) = 0' in lines
     assert not any("tcp_congestion_control" in line for line in lines)
+
+
+def _tool():
+    """tools/linux-check as a module (it has no .py name)."""
+    loader = importlib.machinery.SourceFileLoader("linux_check", str(TOOL))
+    spec = importlib.util.spec_from_loader("linux_check", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+REMOTE_IP, LOCAL_IP = 0xC0000201, 0xC0A80001  # packetdrill's 192.0.2.1 and a local address
+
+
+def _packet(t: float, outgoing: bool, seq: int, ack: int, flags: Flags, data: bytes = b"", **options) -> tuple:
+    src, dst, sport, dport = (LOCAL_IP, REMOTE_IP, 8080, 40000) if outgoing else (REMOTE_IP, LOCAL_IP, 40000, 8080)
+    seg = Segment(sport, dport, seq, ack, flags, 257, data, TcpOptions(**options))
+    return t, outgoing, encode_tcp(src, dst, seg)
+
+
+def test_linux_check_packets_are_numbered_as_the_script_numbers_them():
+    """--packets: the peer's numbers as packetdrill injected them, Linux's from its ISN (here 7000), its
+    timestamps from 1000 (here from 555), the peer's echoes of them and its SACK blocks in those terms."""
+    syn, ack = Flags.SYN, Flags.ACK
+    lines = _tool().capture_lines(
+        [
+            _packet(10.0, False, 0, 0, syn, mss=1000, sack_permitted=True, timestamps=(100, 0)),
+            _packet(10.001, True, 7000, 1, syn | ack, mss=1460, sack_permitted=True, timestamps=(555, 100)),
+            _packet(10.1, False, 1, 7001, ack, b"x" * 10, timestamps=(200, 555)),
+            _packet(10.2, True, 7001, 11, ack, b"y" * 5, timestamps=(755, 200), sack_blocks=((21, 31),)),
+            _packet(10.3, False, 11, 7006, ack, timestamps=(300, 755), sack_blocks=((7011, 7021),)),
+        ]
+    )
+    assert lines == [
+        "0.000000 < S 0:0(0) win 257 <mss 1000,sackOK,TS val 100 ecr 0>",
+        "0.001000 > S. 0:0(0) ack 1 win 257 <mss 1460,sackOK,TS val 1000 ecr 100>",
+        "0.100000 < . 1:11(10) ack 1 win 257 <nop,nop,TS val 200 ecr 1000>",
+        "0.200000 > . 1:6(5) ack 11 win 257 <nop,nop,TS val 1200 ecr 200,nop,nop,sack 21:31>",
+        "0.300000 < . 11:11(0) ack 6 win 257 <nop,nop,TS val 300 ecr 1200,nop,nop,sack 11:21>",
+    ]
