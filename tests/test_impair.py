@@ -5,23 +5,15 @@ The kernel side (NFQUEUE, the raw-socket duplicate) is exercised by tests/integr
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import random
-import sys
-from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 
 from stack.aio.fault import FaultSpec
+from tests.tool_module import load_tool
 
-_PATH = Path(__file__).resolve().parents[1] / "tools" / "impair"
-_loader = importlib.machinery.SourceFileLoader("impair", str(_PATH))
-_spec = importlib.util.spec_from_loader("impair", _loader)
-impair = importlib.util.module_from_spec(_spec)
-sys.modules["impair"] = impair  # dataclasses look their module up by name
-_loader.exec_module(impair)
+impair = load_tool("impair")
 
 
 @pytest.mark.parametrize(

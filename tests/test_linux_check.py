@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 from stack.wire.codec import encode_tcp
 from stack.wire.flags import Flags
 from stack.wire.segment import Segment, TcpOptions
+from tests.tool_module import load_tool
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "linux-check"
 SCRIPT = """// a comment
@@ -63,15 +62,6 @@ def test_linux_check_script_congestion_option_names_the_controller(tmp_path):
     assert not any("tcp_congestion_control" in line for line in lines)
 
 
-def _tool():
-    """tools/linux-check as a module (it has no .py name)."""
-    loader = importlib.machinery.SourceFileLoader("linux_check", str(TOOL))
-    spec = importlib.util.spec_from_loader("linux_check", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
 REMOTE_IP, LOCAL_IP = 0xC0000201, 0xC0A80001  # packetdrill's 192.0.2.1 and a local address
 
 
@@ -85,7 +75,7 @@ def test_linux_check_packets_are_numbered_as_the_script_numbers_them():
     """--packets: the peer's numbers as packetdrill injected them, Linux's from its ISN (here 7000), its
     timestamps from 1000 (here from 555), the peer's echoes of them and its SACK blocks in those terms."""
     syn, ack = Flags.SYN, Flags.ACK
-    lines = _tool().capture_lines(
+    lines = load_tool("linux-check").capture_lines(
         [
             _packet(10.0, False, 0, 0, syn, mss=1000, sack_permitted=True, timestamps=(100, 0)),
             _packet(10.001, True, 7000, 1, syn | ack, mss=1460, sack_permitted=True, timestamps=(555, 100)),

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import sys
-from pathlib import Path
 
 from stack.netns import NetNs
+from tests.tool_module import load_tool
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "linux-check"
 REFUSED = """
 import socket
 with socket.socket() as s:
@@ -20,18 +17,10 @@ with socket.socket() as s:
 """
 
 
-def _tool():
-    loader = importlib.machinery.SourceFileLoader("linux_check", str(TOOL))
-    spec = importlib.util.spec_from_loader("linux_check", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
 def test_linux_check_capture_holds_every_packet_of_the_namespace_once_the_run_is_over():
     """A connection refused over the namespace's loopback: the SYN and the RST, each seen leaving and
     arriving, all waiting in the capture when the program is done (no packet is still on its way)."""
-    tool = _tool()
+    tool = load_tool("linux-check")
     with NetNs("lxcap") as namespace:
         capture = tool.Capture(namespace)
         namespace.run([sys.executable, "-c", REFUSED], check=True)
