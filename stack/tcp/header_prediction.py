@@ -90,8 +90,10 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
     if ts_ok and ts is not None:  # (with ts_ok, a segment without a timestamp returned False above)
         conn.ts_ecr_seen = ts[1]
         receiver.ts_recent = ts[0]  # SEG.SEQ = RCV.NXT and newer (RFC 7323 §4.3)
-        if n or receiver.tuning is not None:  # (a pure ACK's echo is only noted, once data has come)
+        if n:
             receiver.echo_seen(ts[1], conn.ts_val(now), n)
+        else:
+            receiver.last_tsecr = ts[1]  # a pure ACK is never a sample: its echo is only noted (as Linux)
     else:
         conn.ts_ecr_seen = 0
     same_window = window == snd_wnd

@@ -20,13 +20,12 @@ def _usecs(seconds: float) -> int:
 
 
 class RcvTuning:
-    __slots__ = ("rtt_us", "_est_seq", "_est_time", "_last_tsecr", "space", "_space_seq", "_space_time")
+    __slots__ = ("rtt_us", "_est_seq", "_est_time", "space", "_space_seq", "_space_time")
 
     def __init__(self, space: int, copied_seq: int, since: float) -> None:
         self.rtt_us = 0  # eight times the receiver's RTT estimate, microseconds (Linux rcv_rtt_est.rtt_us)
         self._est_seq = 0  # the window-based sample ends when RCV.NXT reaches this
         self._est_time: float | None = None  # and began then (None: no sample begun)
-        self._last_tsecr = 0  # the last timestamp echo seen: one sample per echo
         self.space = space  # what the application read in a round trip, at most (Linux rcvq_space.space)
         self._space_seq = copied_seq  # where the current round of reading began
         self._space_time = since
@@ -56,16 +55,12 @@ class RcvTuning:
         self._est_seq = (rcv_nxt + rcv_wnd) & _MASK
         self._est_time = now
 
-    def echo_seen(self, tsecr: int, ts_now: int, full_sized: bool, queue_empty: bool) -> None:
-        """A segment echoed `tsecr` (Linux tcp_rcv_rtt_measure_ts): a full-sized one with an echo not seen
-        before samples the time since our timestamp clock (milliseconds) showed it."""
-        if tsecr == self._last_tsecr:
-            return
-        self._last_tsecr = tsecr
-        if full_sized:
-            delta = (ts_now - tsecr) & _MASK
-            if delta < _TS_DELTA_MAX:
-                self._update(max(delta, 1) * 1000, False, queue_empty)
+    def echo_sample(self, tsecr: int, ts_now: int, queue_empty: bool) -> None:
+        """A full-sized segment echoed `tsecr`, an echo not seen before (Linux tcp_rcv_rtt_measure_ts): a
+        sample of the time since our timestamp clock (milliseconds) showed it."""
+        delta = (ts_now - tsecr) & _MASK
+        if delta < _TS_DELTA_MAX:
+            self._update(max(delta, 1) * 1000, False, queue_empty)
 
     def read(self, now: float, copied_seq: int, rcv_nxt: int) -> bool:
         """The application read up to `copied_seq` (Linux tcp_rcv_space_adjust, for the first packet a read

@@ -69,6 +69,7 @@ class Receiver:
         "_nomem",
         "tuning",
         "sack_compression",
+        "last_tsecr",
     )  # thousands of these: no instance dicts
 
     def __init__(self, config: TcpConfig, tcb: Tcb, deadlines: timers.Timers, events: list[Event]) -> None:
@@ -107,6 +108,9 @@ class Receiver:
         self._nomem = False  # a segment was dropped for memory: the next ACK offers a zero window
         self.tuning: RcvTuning | None = None  # the buffer's right-sizing, from the first data in sequence
         self.sack_compression: SackCompression | None = None  # from the first out-of-order ACK it could hold
+        # the timestamp echo of the last segment in ESTABLISHED: each echo is one RTT sample at most (Linux
+        # rcv_rtt_last_tsecr; a pure ACK's is kept too, so that data echoing the same one is no sample)
+        self.last_tsecr = 0
 
     # ------------------------------------------------------------------ the application's side
 
@@ -640,12 +644,14 @@ class Receiver:
         return min(min(self.rcv_ssthresh, self.tcb.rcv_wnd), 10 * self.config.mss)
 
     def echo_seen(self, tsecr: int, ts_now: int, seg_len: int) -> None:
-        """A segment in ESTABLISHED echoed our timestamp `tsecr` (Linux tcp_rcv_rtt_measure_ts, before its
-        data is queued); `ts_now` is our timestamp clock's reading. Before the first full-sized data an
-        echo is not kept (Linux keeps a pure ACK's, so that data echoing the same one is no sample)."""
-        full = seg_len >= (self.rcv_mss or self.estimated_rcv_mss())
-        if full or self.tuning is not None:
-            self._tuning_started().echo_seen(tsecr, ts_now, full, not self._buf)
+        """A segment of `seg_len` that arrived in ESTABLISHED echoed our timestamp `tsecr` (Linux
+        tcp_rcv_rtt_measure_ts, before its data is queued); `ts_now` is our timestamp clock's reading. An
+        echo not seen before, on a full-sized segment, is a sample of the receiver's RTT."""
+        if tsecr == self.last_tsecr:
+            return
+        self.last_tsecr = tsecr
+        if seg_len >= (self.rcv_mss or self.estimated_rcv_mss()):
+            self._tuning_started().echo_sample(tsecr, ts_now, not self._buf)
 
     @property
     def rcv_rtt(self) -> int:

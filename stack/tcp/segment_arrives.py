@@ -171,15 +171,18 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     # fifth: ACK
     if not flags & Flags.ACK:
         return
+    established = conn.state is _ESTABLISHED  # (the ACK may complete the handshake: Linux's other path)
     if not _process_ack(conn, seg, now):
         return
 
     if conn.ecn.on_arrival(seg):  # a CE mark: echo it at once (RFC 3168 §6.1.3; Linux quickacks too)
         conn.counters.ce_received += 1
         conn.receiver.ack_now = True
-    if ts is not None and tcb.ts_ok and conn.state is _ESTABLISHED:  # (Linux tcp_rcv_established's step 5)
-        if seg_len or receiver.tuning is not None:
+    if ts is not None and tcb.ts_ok and established:  # (Linux tcp_rcv_established's step 5)
+        if seg_len:
             receiver.echo_seen(ts[1], conn.ts_val(now), seg_len)
+        else:
+            receiver.last_tsecr = ts[1]  # a pure ACK is never a sample: its echo is only noted
 
     # sixth (URG) is accepted and ignored: the pointer never hides data. seventh/eighth: text, FIN
     if conn.state in _RECEIVING_TEXT or (seg.flags & Flags.FIN and conn.state is not _TIME_WAIT):

@@ -25,7 +25,7 @@ def test_rcv_tuning_window_sample_never_raises_the_estimate():
 def test_rcv_tuning_read_within_a_round_trip_measures_nothing():
     """tcp_rcv_space_adjust: one measurement per round trip of the estimate."""
     tuning = RcvTuning(14600, 1, 0.0)
-    tuning.echo_seen(5, 105, True, True)  # 100 ms
+    tuning.echo_sample(5, 105, True)  # 100 ms
     assert not tuning.read(0.05, 50001, 50001)
     assert tuning.space == 14600
 
@@ -33,7 +33,7 @@ def test_rcv_tuning_read_within_a_round_trip_measures_nothing():
 def test_rcv_tuning_read_after_a_round_trip_grows_the_space_by_what_was_read_less_what_waits():
     """copied - inq against rcvq_space.space; the round restarts either way."""
     tuning = RcvTuning(14600, 1, 0.0)
-    tuning.echo_seen(5, 105, True, True)
+    tuning.echo_sample(5, 105, True)
     assert tuning.read(0.2, 30001, 40001)  # 30000 read, 10000 waiting: 20000 > 14600
     assert tuning.space == 20000
     assert not tuning.read(0.25, 50001, 50001)  # the next round began at 0.2

@@ -86,9 +86,11 @@ def _from_peer(seq: int, data: bytes, options: TcpOptions, flags: Flags = Flags.
 
 
 def _above_hole(c: Connection, nth: int, ts: int, now: float, acked: int = len(REPLY)) -> list[Segment]:
-    """The `nth` segment beyond a one-segment hole at RCV.NXT arrives at `now`: what goes at once."""
+    """The `nth` segment beyond a one-segment hole at RCV.NXT arrives at `now`: what goes at once. It echoes
+    the timestamp the last segment echoed, so it is no sample of the receiver's RTT."""
     seq = IRS + 1 + SEG * (nth + 2)
-    c.receive_segment(_from_peer(seq, b"d" * SEG, TcpOptions(timestamps=(ts, 0)), acked=acked), now)
+    echo = TcpOptions(timestamps=(ts, c.receiver.last_tsecr))
+    c.receive_segment(_from_peer(seq, b"d" * SEG, echo, acked=acked), now)
     return c.segments_to_send(now)
 
 
@@ -119,7 +121,8 @@ def test_established_out_of_order_ack_without_a_receiver_rtt_waits_no_time():
     c, ts = _opened(CONFIG, handshake_rtt=0.1, data_rtt=0.2, data=b"d" * 10)
     for i in range(4):
         seq = IRS + 11 + SEG * (i + 1)
-        c.receive_segment(_from_peer(seq, b"d" * SEG, TcpOptions(timestamps=(ts, 0)), acked=len(REPLY)), 0.3)
+        echo = TcpOptions(timestamps=(ts, c.receiver.last_tsecr))
+        c.receive_segment(_from_peer(seq, b"d" * SEG, echo, acked=len(REPLY)), 0.3)
         c.segments_to_send(0.3)
     assert c.receiver.rcv_rtt == 0
     assert c.timers.deadline(timers.COMPRESSED_ACK) == 0.3
