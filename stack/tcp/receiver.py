@@ -279,15 +279,11 @@ class Receiver:
         flushed = compression is not None and compression.flush_blocks is not None
         if flushed:  # the held ACK sent before this segment stands for its own (Linux schedules none)
             compression.flush_blocks = None  # type: ignore[union-attr]
-        reassembly = self.reassembly
         dropped = False
         nomem = False
-        if any(seq_le(a, seq) and seq_le(end, b) for a, b in reassembly.sack_blocks()):
-            if self.tcb.sack_ok and not flushed:  # (that ACK reported it)
-                self.dsack = (seq, end)  # a duplicate of data held out of order (RFC 2883 §4.1.3)
-        elif not self.fits():
-            dropped = nomem = True  # no memory for it (Linux tcp_try_rmem_schedule fails: TCPOFODrop)
-        else:
+        if not self.fits():
+            dropped = nomem = True  # no memory for it (Linux tcp_try_rmem_schedule fails first: TCPOFODrop)
+        elif not self._held_already(seq, end, not flushed):  # (the ACK sent before it reported its D-SACK)
             dropped = self._queue_out_of_order(seq, end, payload)
         arrivals = self._ooo_arrivals
         if arrivals:
@@ -342,19 +338,51 @@ class Receiver:
             if seq_le(seq, right) and seq_le(left, end):  # it touches the block: grows it (tcp_sack_extend)
                 if i < _SACK_BLOCKS_EXPECTED:
                     return False
-                if seq_le(left, seq) and seq_le(end, right):
-                    if self.tcb.sack_ok:
-                        self.dsack = (seq, end)  # all of it is held already (RFC 2883 §4.1.3)
-                else:
-                    blocks[i] = (left if seq_le(left, seq) else seq, right if seq_le(end, right) else end)
+                blocks[i] = (left if seq_le(left, seq) else seq, right if seq_le(end, right) else end)
                 break
         else:
             if len(blocks) < _SACK_BLOCKS_EXPECTED:
                 return False
+        if not self.fits():
+            return False  # dropped for memory before any of this (Linux tcp_data_queue_ofo)
+        self._held_already(seq, end, True)
         compression.send_one()
         compression.flush_blocks = tuple(blocks[: 3 if self.tcb.ts_ok else 4])
         self.ack_now = True
         return True
+
+    def _held_already(self, seq: int, end: int, report: bool) -> bool:
+        """Whether all of [seq, end) is held out of order already; with `report` and SACK, the held data it
+        repeats is the next ACK's D-SACK (RFC 2883 §4), as Linux's tcp_data_queue_ofo finds it, here on
+        held runs: all of the segment when a run holds it, else the part of the run it begins in (or that
+        run whole when both begin together), then grown by what it covers of the runs after, while they
+        touch (tcp_dsack_set, tcp_dsack_extend: an earlier D-SACK not sent yet is grown only if they touch)."""
+        for left, right in self.reassembly.sack_blocks():
+            if seq_le(right, seq):
+                continue
+            if seq_le(end, left):
+                break
+            if seq_le(left, seq):  # the run the segment begins in
+                if seq_le(end, right):
+                    if report and self.tcb.sack_ok:
+                        self.dsack = (seq, end)
+                    return True
+                if report and self.tcb.sack_ok:
+                    if seq == left:
+                        self._dsack_extend(left, right)
+                    else:
+                        self.dsack = (seq, right)
+            elif report and self.tcb.sack_ok:  # a run it reaches into, or covers
+                self._dsack_extend(left, end if seq_lt(end, right) else right)
+        return False
+
+    def _dsack_extend(self, left: int, right: int) -> None:
+        """Linux tcp_dsack_extend: the D-SACK owed grows by [left, right) if they touch; none owed, it is that."""
+        dsack = self.dsack
+        if dsack is None:
+            self.dsack = (left, right)
+        elif seq_le(left, dsack[1]) and seq_le(dsack[0], right):
+            self.dsack = (left if seq_lt(left, dsack[0]) else dsack[0], right if seq_lt(dsack[1], right) else dsack[1])
 
     def clear_held(self) -> None:
         """Drop everything held out of order, and free its memory (Linux tcp_prune_ofo_queue)."""
