@@ -285,6 +285,15 @@ class Receiver:
             dropped = nomem = True  # no memory for it (Linux tcp_try_rmem_schedule fails first: TCPOFODrop)
         elif not self._held_already(seq, end, not flushed):  # (the ACK sent before it reported its D-SACK)
             dropped = self._queue_out_of_order(seq, end, payload)
+        self._note_arrival(seq)
+        if nomem:
+            self.ack_now = True
+        elif not flushed:
+            self._ack_out_of_order(now, srtt, counters)
+        return dropped
+
+    def _note_arrival(self, seq: int) -> None:
+        """Out-of-order data (or a FIN) arrived at `seq`: its SACK block goes first (RFC 2018 §4)."""
         arrivals = self._ooo_arrivals
         if arrivals:
             arrivals.append(seq)  # type: ignore[union-attr]
@@ -292,11 +301,6 @@ class Receiver:
                 del arrivals[0]  # type: ignore[union-attr]
         else:
             self._ooo_arrivals = [seq]
-        if nomem:
-            self.ack_now = True
-        elif not flushed:
-            self._ack_out_of_order(now, srtt, counters)
-        return dropped
 
     def _ack_out_of_order(self, now: float, srtt: float | None, counters: Counters) -> None:
         """The ACK a segment held out of order draws (Linux __tcp_ack_snd_check): at once when one is owed
@@ -383,6 +387,12 @@ class Receiver:
             self.dsack = (left, right)
         elif seq_le(left, dsack[1]) and seq_le(dsack[0], right):
             self.dsack = (left if seq_lt(left, dsack[0]) else dsack[0], right if seq_lt(dsack[1], right) else dsack[1])
+
+    def hold_fin(self, fin_seq: int) -> None:
+        """A FIN without data arrived beyond RCV.NXT: held, and ACKed at once with its SACK block."""
+        self.reassembly.fin_seq = fin_seq
+        self._note_arrival(fin_seq)
+        self.ack_now = True
 
     def clear_held(self) -> None:
         """Drop everything held out of order, and free its memory (Linux tcp_prune_ofo_queue)."""
@@ -495,7 +505,9 @@ class Receiver:
         tcb = self.tcb
         if payload and self._delack_started and now - self.last_data_rcv < self.config.delayed_ack:
             self._pingpong = True
-        sack = self.sack_blocks() if self.tcb.sack_ok and len(self.reassembly) else ()
+        reassembly = self.reassembly
+        held = len(reassembly) > 0 or reassembly.fin_seq is not None
+        sack = self.sack_blocks() if held and self.tcb.sack_ok else ()
         compression = self.sack_compression
         if compression is not None:  # any ACK stands for those held (Linux tcp_event_ack_sent)
             if compression.flush_blocks is not None:
@@ -518,7 +530,9 @@ class Receiver:
         """Bytes the SACK option takes on our next segment (NOP,NOP,kind,len + 8 per block), 0 if none."""
         if not self.tcb.sack_ok:
             return 0
-        blocks = min(len(self.reassembly) + (self.dsack is not None), 3 if self.tcb.ts_ok else 4)
+        reassembly = self.reassembly
+        held = len(reassembly) if reassembly.fin_seq is None else len(self._blocks_by_arrival())
+        blocks = min(held + (self.dsack is not None), 3 if self.tcb.ts_ok else 4)
         return SACK_OPTION_BASE + SACK_BLOCK_BYTES * blocks if blocks else 0
 
     def sack_blocks(self) -> tuple[tuple[int, int], ...]:
@@ -527,7 +541,15 @@ class Receiver:
         return tuple(self._blocks_by_arrival()[: 3 if self.tcb.ts_ok else 4])
 
     def _blocks_by_arrival(self) -> list[tuple[int, int]]:
-        blocks = self.reassembly.sack_blocks()
+        reassembly = self.reassembly
+        blocks = reassembly.sack_blocks()
+        fin = reassembly.fin_seq
+        if fin is not None:  # a FIN held out of order takes its sequence number too (Linux: the packet's end_seq)
+            ends = [i for i, (_, right) in enumerate(blocks) if right == fin]
+            if ends:
+                blocks[ends[0]] = (blocks[ends[0]][0], seq_add(fin, 1))
+            else:
+                blocks.append((fin, seq_add(fin, 1)))
         arrivals = self._ooo_arrivals
 
         def last_arrival(block: tuple[int, int]) -> int:

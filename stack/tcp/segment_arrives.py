@@ -428,8 +428,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
         reassembly.fin_seq = None
     elif seq_add(seq, len(payload)) != tcb.rcv_nxt:
         if seq_gt(seq_add(seq, len(payload)), tcb.rcv_nxt):
-            reassembly.fin_seq = seq_add(seq, len(payload))
-            receiver.ack_now = True
+            receiver.hold_fin(seq_add(seq, len(payload)))
         return
     _process_fin(conn, now, hole_filled=not fin)
 
