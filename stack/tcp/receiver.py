@@ -275,10 +275,7 @@ class Receiver:
         SACK compression (`srtt` times it, `counters` count it); True if the queue's bounds dropped data
         (Linux TCPOFODrop)."""
         end = seq_add(seq, len(payload))
-        compression = self.sack_compression
-        flushed = compression is not None and compression.flush_blocks is not None
-        if flushed:  # the held ACK sent before this segment stands for its own (Linux schedules none)
-            compression.flush_blocks = None  # type: ignore[union-attr]
+        flushed = self._flushed()
         dropped = False
         nomem = False
         if not self.fits():
@@ -291,6 +288,15 @@ class Receiver:
         elif not flushed:
             self._ack_out_of_order(now, srtt, counters)
         return dropped
+
+    def _flushed(self) -> bool:
+        """Whether the held ACKs went before the segment being taken (flushes_held_ack): that ACK stands for
+        the segment's own (Linux then has none scheduled)."""
+        compression = self.sack_compression
+        if compression is None or compression.flush_blocks is None:
+            return False
+        compression.flush_blocks = None
+        return True
 
     def _note_arrival(self, seq: int) -> None:
         """Out-of-order data (or a FIN) arrived at `seq`: its SACK block goes first (RFC 2018 §4)."""
@@ -388,11 +394,13 @@ class Receiver:
         elif seq_le(left, dsack[1]) and seq_le(dsack[0], right):
             self.dsack = (left if seq_lt(left, dsack[0]) else dsack[0], right if seq_lt(dsack[1], right) else dsack[1])
 
-    def hold_fin(self, fin_seq: int) -> None:
-        """A FIN without data arrived beyond RCV.NXT: held, and ACKed at once with its SACK block."""
+    def hold_fin(self, fin_seq: int, now: float, srtt: float | None, counters: Counters) -> None:
+        """A FIN without data arrived beyond RCV.NXT: held, with a SACK block of its own, and ACKed as
+        out-of-order data is (Linux queues it as a packet out of order)."""
         self.reassembly.fin_seq = fin_seq
         self._note_arrival(fin_seq)
-        self.ack_now = True
+        if not self._flushed():
+            self._ack_out_of_order(now, srtt, counters)
 
     def clear_held(self) -> None:
         """Drop everything held out of order, and free its memory (Linux tcp_prune_ofo_queue)."""

@@ -427,8 +427,11 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             return
         reassembly.fin_seq = None
     elif seq_add(seq, len(payload)) != tcb.rcv_nxt:
-        if seq_gt(seq_add(seq, len(payload)), tcb.rcv_nxt):
-            receiver.hold_fin(seq_add(seq, len(payload)))
+        fin_seq = seq_add(seq, len(payload))
+        if seq_gt(fin_seq, tcb.rcv_nxt):
+            if receiver.flushes_held_ack(fin_seq, seq_add(fin_seq, 1)):
+                conn.send_ack(now)
+            receiver.hold_fin(fin_seq, now, conn.rto.srtt, conn.counters)
         return
     _process_fin(conn, now, hole_filled=not fin)
 
