@@ -36,6 +36,14 @@ def _overlaps(seq: int, end: int, left: int, right: int) -> bool:
     return seq_lt(seq, right) and seq_lt(left, end)
 
 
+def _grown_by(left: int, right: int, seq: int, end: int) -> tuple[int, int] | None:
+    """The block [left, right) grown by [seq, end) when they overlap or touch, else None (Linux
+    tcp_sack_extend, for SACK and D-SACK blocks alike)."""
+    if seq_lt(right, seq) or seq_lt(end, left):
+        return None
+    return (seq if seq_lt(seq, left) else left, end if seq_lt(right, end) else right)
+
+
 class Receiver:
     __slots__ = (
         "config",
@@ -345,10 +353,11 @@ class Receiver:
             return False
         blocks = self._blocks_by_arrival()
         for i, (left, right) in enumerate(blocks):
-            if seq_le(seq, right) and seq_le(left, end):  # it touches the block: grows it (tcp_sack_extend)
+            grown = _grown_by(left, right, seq, end)
+            if grown is not None:
                 if i < _SACK_BLOCKS_EXPECTED:
                     return False
-                blocks[i] = (left if seq_le(left, seq) else seq, right if seq_le(end, right) else end)
+                blocks[i] = grown
                 break
         else:
             if len(blocks) < _SACK_BLOCKS_EXPECTED:
@@ -391,8 +400,8 @@ class Receiver:
         dsack = self.dsack
         if dsack is None:
             self.dsack = (left, right)
-        elif seq_le(left, dsack[1]) and seq_le(dsack[0], right):
-            self.dsack = (left if seq_lt(left, dsack[0]) else dsack[0], right if seq_lt(dsack[1], right) else dsack[1])
+        else:
+            self.dsack = _grown_by(dsack[0], dsack[1], left, right) or dsack
 
     def hold_fin(self, fin_seq: int, now: float, srtt: float | None, counters: Counters) -> None:
         """A FIN without data arrived beyond RCV.NXT: held, with a SACK block of its own, and ACKed as
@@ -539,7 +548,7 @@ class Receiver:
         if not self.tcb.sack_ok:
             return 0
         reassembly = self.reassembly
-        held = len(reassembly) if reassembly.fin_seq is None else len(self._blocks_by_arrival())
+        held = len(reassembly) if reassembly.fin_seq is None else len(self._held_blocks())
         blocks = min(held + (self.dsack is not None), 3 if self.tcb.ts_ok else 4)
         return SACK_OPTION_BASE + SACK_BLOCK_BYTES * blocks if blocks else 0
 
@@ -548,16 +557,22 @@ class Receiver:
         then the others in the order their data last arrived (RFC 2018 §4)."""
         return tuple(self._blocks_by_arrival()[: 3 if self.tcb.ts_ok else 4])
 
-    def _blocks_by_arrival(self) -> list[tuple[int, int]]:
+    def _held_blocks(self) -> list[tuple[int, int]]:
+        """What is held out of order, in sequence order; a FIN held so takes its sequence number too, in the
+        block of the data it ends or alone (Linux: its packet's end_seq)."""
         reassembly = self.reassembly
         blocks = reassembly.sack_blocks()
         fin = reassembly.fin_seq
-        if fin is not None:  # a FIN held out of order takes its sequence number too (Linux: the packet's end_seq)
+        if fin is not None:
             ends = [i for i, (_, right) in enumerate(blocks) if right == fin]
             if ends:
                 blocks[ends[0]] = (blocks[ends[0]][0], seq_add(fin, 1))
             else:
                 blocks.append((fin, seq_add(fin, 1)))
+        return blocks
+
+    def _blocks_by_arrival(self) -> list[tuple[int, int]]:
+        blocks = self._held_blocks()
         arrivals = self._ooo_arrivals
 
         def last_arrival(block: tuple[int, int]) -> int:
