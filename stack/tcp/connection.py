@@ -568,7 +568,7 @@ class Connection:
     def held_bytes(self) -> int:
         """What the stack's memory budget is charged for: received, out-of-order and queued bytes."""
         receiver = self.receiver
-        return len(receiver) + receiver.reassembly.bytes_held + self.send_queue_bytes
+        return len(receiver) + receiver.bytes_held + self.send_queue_bytes
 
     @property
     def at_eof(self) -> bool:

@@ -77,8 +77,7 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         room = (tcb.rcv_adv - seq) & _MASK
         if room >= _HALF or n > room:
             return False  # beyond the window we offered
-        reassembly = receiver.reassembly
-        if len(reassembly) or reassembly.fin_seq is not None:
+        if receiver.out_of_order:
             return False  # held data or a held FIN may follow it
         memory = receiver.memory
         if memory is not None and memory.pressure:

@@ -1,9 +1,10 @@
 """The receive side of one connection: what arrived, what we acknowledge and the window we offer.
 
-It owns the receive buffer and the out-of-order queue (RFC 9293 §3.10.7.4 seventh check), delayed ACKs
-and Linux's quickack/ping-pong modes (§3.8.6.3), the window we advertise (§3.8.6, receiver SWS
-avoidance §3.8.6.2.2), the SACK and D-SACK blocks of our ACKs (RFC 2018 §4, RFC 2883 §4) and TS.Recent
-for PAWS (RFC 7323 §5.3). The connection shares its TCB (RCV.NXT, RCV.WND, RCV.ADV) and timers with it.
+It owns the receive buffer and the receive memory, delayed ACKs and Linux's quickack/ping-pong modes
+(§3.8.6.3), the window we advertise (§3.8.6, receiver SWS avoidance §3.8.6.2.2), the SACK and D-SACK
+blocks of our ACKs (RFC 2018 §4, RFC 2883 §4) and TS.Recent for PAWS (RFC 7323 §5.3); what arrives beyond
+RCV.NXT is held by its out-of-order part (out_of_order.py), made when first needed. The connection shares
+its TCB (RCV.NXT, RCV.WND, RCV.ADV) and timers with it.
 """
 
 from __future__ import annotations
@@ -15,33 +16,20 @@ from stack.tcp.config import TcpConfig
 from stack.tcp.counters import Counters
 from stack.tcp.events import DataAvailable, Event, PeerClosed
 from stack.tcp.memory import MemoryBudget
+from stack.tcp.out_of_order import OutOfOrder
 from stack.tcp.rcv_tuning import RcvTuning
-from stack.tcp.reassembly import Reassembly
 from stack.tcp.sack_compression import SackCompression
 from stack.tcp.tcb import Tcb
-from stack.wire.seq import in_window, seq_add, seq_le, seq_lt, seq_sub
+from stack.wire.seq import seq_add, seq_lt, seq_sub
 
 DEFAULT_MSS: Final = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 _MAX_QUICKACKS: Final = 16  # Linux TCP_MAX_QUICKACKS
 SACK_OPTION_BASE: Final = 4  # NOP,NOP,kind,length, then a left and right edge per block
 SACK_BLOCK_BYTES: Final = 8
-_SACK_BLOCKS_EXPECTED: Final = 2  # Linux: the blocks an ACK is sure to carry; a segment beyond them flushes
 _MASK: Final = 0xFFFFFFFF  # on the per-segment paths sequence arithmetic is inlined, modulo 2**32 (RFC 9293 §3.4)
 _HALF: Final = 0x80000000
 _DATA_AVAILABLE: Final = DataAvailable()  # frozen and fieldless: one instance serves every delivery
 _PEER_CLOSED: Final = PeerClosed()  # (the same)
-
-
-def _overlaps(seq: int, end: int, left: int, right: int) -> bool:
-    return seq_lt(seq, right) and seq_lt(left, end)
-
-
-def _grown_by(left: int, right: int, seq: int, end: int) -> tuple[int, int] | None:
-    """The block [left, right) grown by [seq, end) when they overlap or touch, else None (Linux
-    tcp_sack_extend, for SACK and D-SACK blocks alike)."""
-    if seq_lt(right, seq) or seq_lt(end, left):
-        return None
-    return (seq if seq_lt(seq, left) else left, end if seq_lt(right, end) else right)
 
 
 class Receiver:
@@ -51,7 +39,7 @@ class Receiver:
         "timers",
         "_events",
         "_buf",
-        "reassembly",
+        "out_of_order",
         "ack_now",
         "_quickacks",
         "_delack_started",
@@ -61,7 +49,6 @@ class Receiver:
         "rcv_mss",
         "peer_fin",
         "ts_recent",
-        "_ooo_arrivals",
         "dsack",
         "memory",
         "rcvbuf",
@@ -72,11 +59,9 @@ class Receiver:
         "rcv_wup",
         "owned",
         "_skbs",
-        "_ooo_skbs",
         "_arriving",
         "_nomem",
         "tuning",
-        "sack_compression",
         "last_tsecr",
     )  # thousands of these: no instance dicts
 
@@ -86,7 +71,7 @@ class Receiver:
         self.timers = deadlines  # the connection's (Connection.watch_timers swaps both)
         self._events = events
         self._buf = bytearray()
-        self.reassembly = Reassembly(config.ofo_max_bytes, config.ofo_max_holes)
+        self.out_of_order: OutOfOrder | None = None  # what is held beyond RCV.NXT, from the first segment held
         self.ack_now = False  # an ACK is owed at once
         self._quickacks = 0  # ACKs still to send at once (Linux quickack mode)
         self._delack_started = False  # the first data segment arrived
@@ -96,8 +81,6 @@ class Receiver:
         self.rcv_mss = 0  # the largest segment the peer sent so far (Linux icsk_ack.rcv_mss); 0: none yet
         self.peer_fin = False  # the peer's FIN arrived in sequence
         self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
-        # the last 8 out-of-order arrivals, newest last (not a deque: 760 B; none yet: the shared empty tuple)
-        self._ooo_arrivals: list[int] | tuple[()] = ()
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
         self.memory: MemoryBudget | None = None  # the stack's budget: under pressure windows stop growing
         # receive memory as Linux counts it (stack/tcp/rcv_space.py): sk_rcvbuf is twice SO_RCVBUF
@@ -108,14 +91,12 @@ class Receiver:
         self.rcv_ssthresh = 0  # how far the offered window may grow for now (Linux rcv_ssthresh)
         self.rcv_wup = 0  # RCV.NXT when the last window was offered: that window's left edge
         self.owned = False  # accepted or connected: only then does the buffer grow (Linux sk->sk_socket)
-        # in-order packets [unread bytes, truesize, tailroom] and out-of-order ones [seq, end, truesize];
-        # an idle connection shares one empty tuple (thousands of them: no empty lists)
+        # in-order packets [unread bytes, truesize, tailroom]; an idle connection shares one empty tuple
+        # (thousands of them: no empty lists)
         self._skbs: list[list[int]] | tuple[()] = ()
-        self._ooo_skbs: list[list[int]] | tuple[()] = ()
         self._arriving = (0, 0, 0)  # the segment being processed: (skb bytes, truesize, tailroom)
         self._nomem = False  # a segment was dropped for memory: the next ACK offers a zero window
         self.tuning: RcvTuning | None = None  # the buffer's right-sizing, from the first data in sequence
-        self.sack_compression: SackCompression | None = None  # from the first out-of-order ACK it could hold
         # the timestamp echo of the last segment in ESTABLISHED: each echo is one RTT sample at most (Linux
         # rcv_rtt_last_tsecr; a pure ACK's is kept too, so that data echoing the same one is no sample)
         self.last_tsecr = 0
@@ -214,33 +195,22 @@ class Receiver:
         else:
             self._skbs = [skb]
 
-    def deliver_held(self, data: bytes) -> None:
-        """Bytes the reassembly queue released at RCV.NXT: their packets move to the receive queue with
-        the memory they were charged, each byte counted in one packet only; packets that end at or before
-        RCV.NXT with nothing new (the in-order segment or another packet brought their bytes) are freed
-        (Linux tcp_ofo_queue)."""
-        if not self._ooo_skbs:
-            if data:  # (held bytes always have their packets; kept safe all the same)
-                self._append(data)
-            return
-        start = self.tcb.rcv_nxt
-        end = seq_add(start, len(data))
-        kept = []
-        cursor = 0  # bytes from `start` already given to a packet of the receive queue
-        for skb in sorted(self._ooo_skbs, key=lambda skb: seq_sub(skb[0], start)):
-            seq, skb_end, size = skb
-            if seq_le(skb_end, end):
-                fresh = seq_sub(skb_end, start) - cursor
-                if fresh > 0:
-                    self._push_skb([fresh, size, 0])
-                    cursor += fresh
-                else:
-                    self.rmem -= size  # nothing of its own left: freed
-            else:
-                kept.append(skb)
-        self._ooo_skbs = kept or ()
+    def deliver_held(self) -> bool:
+        """In-order data was delivered: what was held out of order and is now at RCV.NXT follows it, with
+        its packets' memory (tcp_ofo_queue). The first held run that data repeated is reported as a D-SACK
+        when none is owed yet (RFC 2883 §4). True if anything was held: a hole was filled."""
+        held = self.out_of_order
+        if held is None or not held.queue:
+            return False
+        if self.dsack is None and self.tcb.sack_ok:
+            self.dsack = held.first_repeat(self.tcb.rcv_nxt)
+        data, packets, freed = held.pop_ready(self.tcb.rcv_nxt)
+        for packet in packets:
+            self._push_skb(packet)
+        self.rmem -= freed
         if data:
             self._append(data)
+        return True
 
     def _append(self, data: bytes) -> None:
         was_empty = not self._buf
@@ -278,43 +248,68 @@ class Receiver:
         mss = min(min(self.config.mss, self.tcb.snd_mss), min(self.tcb.rcv_wnd // 2, DEFAULT_MSS))
         return max(mss, 88)
 
-    def hold(self, seq: int, payload: bytes | memoryview, now: float, srtt: float | None, counters: Counters) -> bool:
-        """Out-of-order bytes go to the reassembly queue and are ACKed (RFC 5681 §4.2), at once or held by
-        SACK compression (`srtt` times it, `counters` count it); True if the queue's bounds dropped data
-        (Linux TCPOFODrop)."""
+    def hold(
+        self, seq: int, payload: bytes | memoryview, fin: bool, now: float, srtt: float | None, counters: Counters
+    ) -> bool:
+        """Out-of-order bytes (and the FIN after them) go to the out-of-order part and are ACKed (RFC 5681
+        §4.2), at once or held by SACK compression (`srtt` times it, `counters` count it); True if the
+        queue's bounds dropped data (Linux TCPOFODrop): the FIN is then not held either, the peer resends
+        both."""
         end = seq_add(seq, len(payload))
-        flushed = self._flushed()
+        held = self._out_of_order()
+        flushed = self._flushed(held)
         dropped = False
         nomem = False
         if not self.fits():
             dropped = nomem = True  # no memory for it (Linux tcp_try_rmem_schedule fails first: TCPOFODrop)
-        elif not self._held_already(seq, end, not flushed):  # (the ACK sent before it reported its D-SACK)
-            dropped = self._queue_out_of_order(seq, end, payload)
-        self._note_arrival(seq)
+        else:
+            repeated, dsack = held.repeat(seq, end, self.dsack)
+            if not flushed and self.tcb.sack_ok:  # (the ACK sent before it reported its D-SACK)
+                self.dsack = dsack
+            if not repeated:
+                dropped = self._queue_out_of_order(held, seq, payload)
+        if fin and not dropped:
+            held.hold_fin(end)
+        held.note_arrival(seq)
         if nomem:
             self.ack_now = True
         elif not flushed:
             self._ack_out_of_order(now, srtt, counters)
         return dropped
 
-    def _flushed(self) -> bool:
+    def hold_fin(self, fin_seq: int, now: float, srtt: float | None, counters: Counters) -> None:
+        """A FIN without data arrived beyond RCV.NXT: held, with a SACK block of its own, and ACKed as
+        out-of-order data is (Linux queues it as a packet out of order)."""
+        held = self._out_of_order()
+        held.hold_fin(fin_seq)
+        held.note_arrival(fin_seq)
+        if not self._flushed(held):
+            self._ack_out_of_order(now, srtt, counters)
+
+    def take_held_fin(self) -> bool:
+        """Whether a FIN held out of order is now in sequence (the hole before it filled); taken if so."""
+        held = self.out_of_order
+        return held is not None and held.take_fin(self.tcb.rcv_nxt)
+
+    def _out_of_order(self) -> OutOfOrder:
+        held = self.out_of_order
+        if held is None:
+            held = self.out_of_order = OutOfOrder(self.config.ofo_max_bytes, self.config.ofo_max_holes)
+        return held
+
+    @property
+    def bytes_held(self) -> int:
+        """Bytes held out of order."""
+        return self.out_of_order.bytes_held if self.out_of_order is not None else 0
+
+    def _flushed(self, held: OutOfOrder) -> bool:
         """Whether the held ACKs went before the segment being taken (flushes_held_ack): that ACK stands for
         the segment's own (Linux then has none scheduled)."""
-        compression = self.sack_compression
+        compression = held.compression
         if compression is None or compression.flush_blocks is None:
             return False
         compression.flush_blocks = None
         return True
-
-    def _note_arrival(self, seq: int) -> None:
-        """Out-of-order data (or a FIN) arrived at `seq`: its SACK block goes first (RFC 2018 §4)."""
-        arrivals = self._ooo_arrivals
-        if arrivals:
-            arrivals.append(seq)  # type: ignore[union-attr]
-            if len(arrivals) > 8:
-                del arrivals[0]  # type: ignore[union-attr]
-        else:
-            self._ooo_arrivals = [seq]
 
     def _ack_out_of_order(self, now: float, srtt: float | None, counters: Counters) -> None:
         """The ACK a segment held out of order draws (Linux __tcp_ack_snd_check): at once when one is owed
@@ -331,9 +326,10 @@ class Receiver:
         ):
             self.ack_now = True
             return
-        compression = self.sack_compression
+        held = self._out_of_order()
+        compression = held.compression
         if compression is None:
-            compression = self.sack_compression = SackCompression(counters)
+            compression = held.compression = SackCompression(counters)
         if not compression.hold(self.tcb.rcv_nxt, config.comp_sack_nr):
             self.ack_now = True
             return
@@ -344,96 +340,40 @@ class Receiver:
 
     def flushes_held_ack(self, seq: int, end: int) -> bool:
         """While ACKs are held, an out-of-order segment [seq, end) that would start a SACK block beyond the
-        first two, or extends the third or a later one, sends them at once, before it is queued (Linux
-        tcp_sack_new_ofo_skb, tcp_sack_compress_send_ack): True, and the blocks of that ACK are what they
-        were, the one the segment extends grown, in their order (a duplicate's D-SACK goes with them).
-        Its own ACK is then not owed."""
-        compression = self.sack_compression
-        if compression is None or not compression.held:
+        first two, or extends the third or a later one, sends them at once, before it is queued
+        (OutOfOrder.flush_blocks): True, and that ACK's blocks are set aside, a duplicate's D-SACK goes
+        with them. Its own ACK is then not owed."""
+        held = self.out_of_order
+        compression = held.compression if held is not None else None
+        if held is None or compression is None or not compression.held:
             return False
-        blocks = self._blocks_by_arrival()
-        for i, (left, right) in enumerate(blocks):
-            grown = _grown_by(left, right, seq, end)
-            if grown is not None:
-                if i < _SACK_BLOCKS_EXPECTED:
-                    return False
-                blocks[i] = grown
-                break
-        else:
-            if len(blocks) < _SACK_BLOCKS_EXPECTED:
-                return False
-        if not self.fits():
-            return False  # dropped for memory before any of this (Linux tcp_data_queue_ofo)
-        self._held_already(seq, end, True)
+        blocks = held.flush_blocks(seq, end, self._most_sack_blocks())
+        if blocks is None or not self.fits():
+            return False  # (dropped for memory before any of this, Linux tcp_data_queue_ofo)
+        if self.tcb.sack_ok:
+            self.dsack = held.repeat(seq, end, self.dsack)[1]
         compression.send_one()
-        compression.flush_blocks = tuple(blocks[: 3 if self.tcb.ts_ok else 4])
+        compression.flush_blocks = blocks
         self.ack_now = True
         return True
 
-    def _held_already(self, seq: int, end: int, report: bool) -> bool:
-        """Whether all of [seq, end) is held out of order already; with `report` and SACK, the held data it
-        repeats is the next ACK's D-SACK (RFC 2883 §4), as Linux's tcp_data_queue_ofo finds it, here on
-        held runs: all of the segment when a run holds it, else the part of the run it begins in (or that
-        run whole when both begin together), then grown by what it covers of the runs after, while they
-        touch (tcp_dsack_set, tcp_dsack_extend: an earlier D-SACK not sent yet is grown only if they touch)."""
-        for left, right in self.reassembly.sack_blocks():
-            if seq_le(right, seq):
-                continue
-            if seq_le(end, left):
-                break
-            if seq_le(left, seq):  # the run the segment begins in
-                if seq_le(end, right):
-                    if report and self.tcb.sack_ok:
-                        self.dsack = (seq, end)
-                    return True
-                if report and self.tcb.sack_ok:
-                    if seq == left:
-                        self._dsack_extend(left, right)
-                    else:
-                        self.dsack = (seq, right)
-            elif report and self.tcb.sack_ok:  # a run it reaches into, or covers
-                self._dsack_extend(left, end if seq_lt(end, right) else right)
-        return False
+    def clear_held(self) -> bool:
+        """Drop what is held out of order, a FIN too, and free its memory (Linux tcp_prune_ofo_queue): True
+        if data was held (a FIN alone stays)."""
+        held = self.out_of_order
+        if held is None or not held.queue:
+            return False
+        self.rmem -= held.clear()
+        return True
 
-    def _dsack_extend(self, left: int, right: int) -> None:
-        """Linux tcp_dsack_extend: the D-SACK owed grows by [left, right) if they touch; none owed, it is that."""
-        dsack = self.dsack
-        if dsack is None:
-            self.dsack = (left, right)
-        else:
-            self.dsack = _grown_by(dsack[0], dsack[1], left, right) or dsack
-
-    def hold_fin(self, fin_seq: int, now: float, srtt: float | None, counters: Counters) -> None:
-        """A FIN without data arrived beyond RCV.NXT: held, with a SACK block of its own, and ACKed as
-        out-of-order data is (Linux queues it as a packet out of order)."""
-        self.reassembly.fin_seq = fin_seq
-        self._note_arrival(fin_seq)
-        if not self._flushed():
-            self._ack_out_of_order(now, srtt, counters)
-
-    def clear_held(self) -> None:
-        """Drop everything held out of order, and free its memory (Linux tcp_prune_ofo_queue)."""
-        self.reassembly.clear()
-        self.rmem -= sum(skb[2] for skb in self._ooo_skbs)
-        self._ooo_skbs = ()
-
-    def _queue_out_of_order(self, seq: int, end: int, payload: bytes | memoryview) -> bool:
+    def _queue_out_of_order(self, held: OutOfOrder, seq: int, payload: bytes | memoryview) -> bool:
         """Hold a segment's bytes and charge its packet; True if the queue's bounds dropped data."""
         skb_len, size, _ = self._arriving
         if self.tcb.sack_ok:  # without SACK the window stays, so duplicate ACKs trigger fast retransmit
             self._grow_window(skb_len, size)
-        reassembly = self.reassembly
-        dropped = reassembly.add(self.tcb.rcv_nxt, seq, payload) > 0
-        if self._ooo_skbs:
-            self._ooo_skbs.append([seq, end, size])  # type: ignore[union-attr]
-        else:
-            self._ooo_skbs = [[seq, end, size]]
-        self.rmem += size
-        if dropped:  # packets no held block covers any more are freed
-            blocks = reassembly.sack_blocks()
-            for skb in [s for s in self._ooo_skbs if not any(_overlaps(s[0], s[1], a, b) for a, b in blocks)]:
-                self._ooo_skbs.remove(skb)
-                self.rmem -= skb[2]
+        memory = held.memory
+        dropped = held.add(self.tcb.rcv_nxt, seq, payload, size)
+        self.rmem += held.memory - memory
         if self.owned:
             space = self.rcv_space  # what the application reads per round trip (Linux rcvq_space.space)
             self._grow_rcvbuf(space, space)
@@ -509,7 +449,8 @@ class Receiver:
 
     def on_compressed_ack_timeout(self) -> None:
         """The ACKs SACK compression held go as one (Linux tcp_compressed_ack_kick)."""
-        compression = self.sack_compression
+        held = self.out_of_order
+        compression = held.compression if held is not None else None
         if compression is not None and compression.held:
             compression.send_one()
             self.ack_now = True
@@ -522,17 +463,19 @@ class Receiver:
         tcb = self.tcb
         if payload and self._delack_started and now - self.last_data_rcv < self.config.delayed_ack:
             self._pingpong = True
-        reassembly = self.reassembly
-        held = len(reassembly) > 0 or reassembly.fin_seq is not None
-        sack = self.sack_blocks() if held and self.tcb.sack_ok else ()
-        compression = self.sack_compression
-        if compression is not None:  # any ACK stands for those held (Linux tcp_event_ack_sent)
-            if compression.flush_blocks is not None:
-                sack = compression.flush_blocks
-            compression.ack_sent()
-            self.timers.stop(timers.COMPRESSED_ACK)
+        held = self.out_of_order
+        sack: tuple[tuple[int, int], ...] = ()
+        if held is not None:
+            if held and tcb.sack_ok:
+                sack = held.blocks(self._most_sack_blocks())
+            compression = held.compression
+            if compression is not None:  # any ACK stands for those held (Linux tcp_event_ack_sent)
+                if compression.flush_blocks is not None:
+                    sack = compression.flush_blocks
+                compression.ack_sent()
+                self.timers.stop(timers.COMPRESSED_ACK)
         if self.dsack is not None:  # D-SACK: the duplicate's range goes first (RFC 2883 §4)
-            sack = (self.dsack, *sack)[: 3 if self.tcb.ts_ok else 4]
+            sack = (self.dsack, *sack)[: self._most_sack_blocks()]
             self.dsack = None
         if payload and sack:  # a resent full segment has no room for all blocks: the packet must fit the MTU
             sack = sack[: max(0, (tcb.snd_mss - len(payload) - SACK_OPTION_BASE) // SACK_BLOCK_BYTES)]
@@ -547,40 +490,19 @@ class Receiver:
         """Bytes the SACK option takes on our next segment (NOP,NOP,kind,len + 8 per block), 0 if none."""
         if not self.tcb.sack_ok:
             return 0
-        reassembly = self.reassembly
-        held = len(reassembly) if reassembly.fin_seq is None else len(self._held_blocks())
-        blocks = min(held + (self.dsack is not None), 3 if self.tcb.ts_ok else 4)
+        held = self.out_of_order
+        blocks = (held.block_count() if held is not None else 0) + (self.dsack is not None)
+        blocks = min(blocks, self._most_sack_blocks())
         return SACK_OPTION_BASE + SACK_BLOCK_BYTES * blocks if blocks else 0
 
     def sack_blocks(self) -> tuple[tuple[int, int], ...]:
-        """SACK blocks for held out-of-order data: the block of the most recently received segment first,
-        then the others in the order their data last arrived (RFC 2018 §4)."""
-        return tuple(self._blocks_by_arrival()[: 3 if self.tcb.ts_ok else 4])
+        """SACK blocks for what is held out of order, the most recently received segment's first (RFC 2018 §4)."""
+        held = self.out_of_order
+        return held.blocks(self._most_sack_blocks()) if held is not None else ()
 
-    def _held_blocks(self) -> list[tuple[int, int]]:
-        """What is held out of order, in sequence order; a FIN held so takes its sequence number too, in the
-        block of the data it ends or alone (Linux: its packet's end_seq)."""
-        reassembly = self.reassembly
-        blocks = reassembly.sack_blocks()
-        fin = reassembly.fin_seq
-        if fin is not None:
-            ends = [i for i, (_, right) in enumerate(blocks) if right == fin]
-            if ends:
-                blocks[ends[0]] = (blocks[ends[0]][0], seq_add(fin, 1))
-            else:
-                blocks.append((fin, seq_add(fin, 1)))
-        return blocks
-
-    def _blocks_by_arrival(self) -> list[tuple[int, int]]:
-        blocks = self._held_blocks()
-        arrivals = self._ooo_arrivals
-
-        def last_arrival(block: tuple[int, int]) -> int:
-            size = seq_sub(block[1], block[0])
-            return max((i for i, seq in enumerate(arrivals) if in_window(seq, block[0], size)), default=-1)
-
-        blocks.sort(key=last_arrival, reverse=True)  # stable: blocks with no known arrival keep sequence order
-        return blocks
+    def _most_sack_blocks(self) -> int:
+        """The SACK blocks an ACK has room for: three beside timestamps, else four (RFC 2018 §3)."""
+        return 3 if self.tcb.ts_ok else 4
 
     # ------------------------------------------------------------------ the window we offer
 
@@ -682,9 +604,8 @@ class Receiver:
         window = 2 * space
         if space > prior > 0:
             window += (window * (space - prior) // prior) << 1
-        blocks = self.reassembly.sack_blocks()
-        if blocks:
-            window += max(seq_sub(b, self.tcb.rcv_nxt) for _, b in blocks)
+        if self.out_of_order is not None:
+            window += self.out_of_order.reach(self.tcb.rcv_nxt)
         wanted = min(window * 256 // self.scaling_ratio, self.config.receive_buffer_max)
         if wanted > self.rcvbuf:
             self.rcvbuf = wanted

@@ -316,10 +316,8 @@ def _memory_admits(conn: Connection, seq: int, payload: bytes | memoryview, exha
     the receive queue is empty, and then only its first FORCED_RECEIVE bytes (Linux TCPRcvQDrop and
     sk_forced_mem_schedule). What is refused was not acknowledged: the peer sends it again."""
     receiver = conn.receiver
-    reassembly = receiver.reassembly
     if seq != conn.tcb.rcv_nxt:
-        if len(reassembly):
-            receiver.clear_held()
+        if receiver.clear_held():
             conn.counters.ofo_pruned += 1
         conn.counters.ofo_drops += 1
         receiver.ack_now = True  # a duplicate ACK, as for any out-of-order segment (RFC 5681 §4.2)
@@ -335,7 +333,6 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
     """Seventh and eighth checks: deliver in-order text, queue out-of-order text, then the FIN."""
     tcb = conn.tcb
     receiver = conn.receiver
-    reassembly = receiver.reassembly
     fin = bool(seg.flags & Flags.FIN)
     receiving = conn.state in _RECEIVING_TEXT
     if payload and conn.orphaned and conn.state in (State.FIN_WAIT_1, State.FIN_WAIT_2):
@@ -393,17 +390,8 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             if len(admitted) < len(payload):
                 payload, fin = admitted, False  # the FIN comes again with the rest
         if seq == tcb.rcv_nxt:
-            had_holes = len(reassembly) > 0
-            end = seq_add(seq, len(payload))
-            if had_holes and tcb.sack_ok and receiver.dsack is None:
-                # the segment repeats data held out of order: the first such run is reported as a D-SACK
-                # (RFC 2883 §4, Linux tcp_ofo_queue)
-                repeated = [(a, b) for a, b in reassembly.sack_blocks() if seq_lt(a, end)]
-                if repeated:
-                    left, right = repeated[0]
-                    receiver.dsack = (left, right if seq_le(right, end) else end)
             receiver.deliver(payload)
-            receiver.deliver_held(reassembly.pop_ready(tcb.rcv_nxt))
+            had_holes = receiver.deliver_held()
             receiver.after_data(len(payload), now)
             if had_holes:
                 receiver.ack_now = True  # a hole was filled: ACK at once (RFC 5681 §4.2)
@@ -413,19 +401,14 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             if receiver.flushes_held_ack(seq, seq_add(seq, len(payload))):  # (Linux tcp_sack_compress_send_ack)
                 conn.send_ack(now)
             # out-of-order: held, and a duplicate ACK (RFC 5681 §4.2), at once or by SACK compression
-            if receiver.hold(seq, payload, now, conn.rto.srtt, conn.counters):
+            if receiver.hold(seq, payload, fin, now, conn.rto.srtt, conn.counters):
                 conn.counters.ofo_drops += 1  # the queue's bounds dropped data furthest from RCV.NXT
-                fin = False  # if it was this segment's, the FIN goes with it; the peer resends both
-            if fin:
-                reassembly.fin_seq = seq_add(seq, len(payload))
             return
     elif payload:
         payload = b""  # text after the peer's FIN is ignored (§3.10.7.4 seventh check)
     if not fin:
-        held = reassembly.fin_seq
-        if held is None or held != tcb.rcv_nxt:
+        if not receiver.take_held_fin():
             return
-        reassembly.fin_seq = None
     elif seq_add(seq, len(payload)) != tcb.rcv_nxt:
         fin_seq = seq_add(seq, len(payload))
         if seq_gt(fin_seq, tcb.rcv_nxt):

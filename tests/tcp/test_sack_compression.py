@@ -133,7 +133,7 @@ def test_established_out_of_order_acks_in_quickack_mode_are_not_held():
     connection is not interactive, and its first data granted quick ACKs."""
     c, ts = _opened(CONFIG, handshake_rtt=0.1, data_rtt=0.2, reply=False)
     assert all(len(_above_hole(c, i, ts, 0.3, acked=0)) == 1 for i in range(6))
-    assert c.receiver.sack_compression is None
+    assert c.receiver.out_of_order is not None and c.receiver.out_of_order.compression is None
 
 
 def test_established_out_of_order_acks_without_sack_are_not_held():

@@ -156,7 +156,7 @@ def check_connection(conn: Connection) -> None:
         # grows at most to tcp_wmem[2]; the last skb takes at most a 64 KB size goal
         assert conn.sender.sndbuf <= max(config.send_buffer, config.send_buffer_max)
         assert conn.send_queue_bytes < conn.sender.sndbuf + 65536
-    held = conn.receiver.reassembly.bytes_held  # out-of-order bytes are buffer space too (§3.8.6)
+    held = conn.receiver.bytes_held  # out-of-order bytes are buffer space too (§3.8.6)
     # the receive memory (twice SO_RCVBUF, as Linux doubles it) grows with autotuning (tcp_rcvbuf_grow,
     # tcp_clamp_window) up to tcp_rmem[2] only; a packet is taken while the memory used is within it, and an
     # in-order segment past the window is kept whole (Linux's tcp_data_queue): never more than that and one
@@ -164,13 +164,18 @@ def check_connection(conn: Connection) -> None:
     assert rcvbuf <= max(2 * config.receive_buffer, config.receive_buffer_max), rcvbuf
     total = conn.recv_queue_bytes + held
     assert 0 <= held and total <= rcvbuf + MAX_PAYLOAD, (conn.recv_queue_bytes, held, rcvbuf)
-    assert len(conn.receiver.reassembly) <= max(held, 0)  # every run holds at least one byte
     # receive memory as Linux's skbs: no byte of the receive queue in two packets, packets held out of
     # order only while bytes are held, and the charge is what the packets cost (else the window closes)
     receiver = conn.receiver
     assert sum(skb[0] for skb in receiver._skbs) <= conn.recv_queue_bytes
-    assert held or not receiver._ooo_skbs, receiver._ooo_skbs
-    assert receiver.rmem == sum(skb[1] for skb in receiver._skbs) + sum(skb[2] for skb in receiver._ooo_skbs)
+    out_of_order = receiver.out_of_order
+    if out_of_order is not None:
+        assert len(out_of_order.queue) <= max(held, 0)  # every run holds at least one byte
+        packets = out_of_order._packets
+        assert held or not packets, packets
+        assert out_of_order.memory == sum(packet[2] for packet in packets)
+    held_memory = out_of_order.memory if out_of_order is not None else 0
+    assert receiver.rmem == sum(skb[1] for skb in receiver._skbs) + held_memory
     check_history(conn.history, conn.state)
     if conn.state is State.CLOSED:
         assert conn.finished and conn.next_deadline() is None

@@ -1,0 +1,216 @@
+"""What one connection holds beyond RCV.NXT (RFC 9293 §3.10.7.4 seventh check) and how its ACKs report it.
+
+The bytes themselves are in `reassembly.py`; this part adds the packets they were charged as (Linux's
+out-of-order skbs, for the receive memory), the order they arrived in, a FIN held behind a hole, the SACK
+blocks that describe them (RFC 2018 §4), the D-SACK of a segment that repeats them (RFC 2883 §4) and the
+bookkeeping of SACK compression (`sack_compression.py`). The receiver makes it with the first segment or
+FIN it holds out of order, decides when to ACK and keeps the memory total; most connections never need one.
+"""
+
+from __future__ import annotations
+
+from typing import Final, TypeAlias
+
+from stack.tcp.reassembly import Reassembly
+from stack.tcp.sack_compression import SackCompression
+from stack.wire.seq import in_window, seq_add, seq_le, seq_lt, seq_sub
+
+_ARRIVALS_KEPT: Final = 8  # arrivals remembered to order the blocks: more than an ACK has room for
+_SACK_BLOCKS_EXPECTED: Final = 2  # Linux: the blocks an ACK is sure to carry; a segment beyond them flushes
+
+Block: TypeAlias = tuple[int, int]  # a SACK or D-SACK block: [left, right)
+
+
+def _overlaps(seq: int, end: int, left: int, right: int) -> bool:
+    return seq_lt(seq, right) and seq_lt(left, end)
+
+
+def grown_by(left: int, right: int, seq: int, end: int) -> Block | None:
+    """The block [left, right) grown by [seq, end) when they overlap or touch, else None (Linux
+    tcp_sack_extend, for SACK and D-SACK blocks alike)."""
+    if seq_lt(right, seq) or seq_lt(end, left):
+        return None
+    return (seq if seq_lt(seq, left) else left, end if seq_lt(right, end) else right)
+
+
+class OutOfOrder:
+    __slots__ = ("queue", "_arrivals", "_packets", "memory", "compression")
+
+    def __init__(self, max_bytes: int, max_runs: int) -> None:
+        self.queue = Reassembly(max_bytes, max_runs)
+        self._arrivals: list[int] = []  # where the last out-of-order segments (or a FIN) began, newest last
+        self._packets: list[list[int]] = []  # [seq, end, truesize] of each packet held
+        self.memory = 0  # the packets' truesize: the receiver's share of sk_rmem_alloc for them
+        self.compression: SackCompression | None = None  # from the first out-of-order ACK it could hold
+
+    def __bool__(self) -> bool:
+        """Anything held: data, or a FIN (compiled code tests an optional one by __bool__ only)."""
+        return bool(self.queue) or self.queue.fin_seq is not None
+
+    @property
+    def bytes_held(self) -> int:
+        return self.queue.bytes_held
+
+    # ------------------------------------------------------------------ holding
+
+    def add(self, rcv_nxt: int, seq: int, payload: bytes | memoryview, truesize: int) -> bool:
+        """Hold a segment's bytes and charge its packet (`memory`); True if the queue's bounds dropped data,
+        whose packets no held run covers any more are then freed."""
+        queue = self.queue
+        dropped = queue.add(rcv_nxt, seq, payload) > 0
+        self._packets.append([seq, seq_add(seq, len(payload)), truesize])
+        self.memory += truesize
+        if dropped:
+            runs = queue.sack_blocks()
+            kept = [p for p in self._packets if any(_overlaps(p[0], p[1], a, b) for a, b in runs)]
+            self.memory = sum(p[2] for p in kept)
+            self._packets = kept
+        return dropped
+
+    def hold_fin(self, fin_seq: int) -> None:
+        """A FIN beyond RCV.NXT, held until the bytes before it come."""
+        self.queue.fin_seq = fin_seq
+
+    def take_fin(self, rcv_nxt: int) -> bool:
+        """Whether a FIN held out of order is now in sequence; if so it is no longer held."""
+        if self.queue.fin_seq != rcv_nxt:
+            return False
+        self.queue.fin_seq = None
+        return True
+
+    def note_arrival(self, seq: int) -> None:
+        """Out-of-order data (or a FIN) arrived at `seq`: its SACK block goes first (RFC 2018 §4)."""
+        arrivals = self._arrivals
+        arrivals.append(seq)
+        if len(arrivals) > _ARRIVALS_KEPT:
+            del arrivals[0]
+
+    def pop_ready(self, rcv_nxt: int) -> tuple[bytes, list[list[int]], int]:
+        """The held bytes now at RCV.NXT, the packets that move with them to the receive queue as [bytes of
+        their own, truesize, tailroom 0] (each byte counted in one packet only), and the memory of those
+        freed: packets that end at or before RCV.NXT with nothing new (the in-order segment or another
+        packet brought their bytes; Linux tcp_ofo_queue)."""
+        data = self.queue.pop_ready(rcv_nxt)
+        end = seq_add(rcv_nxt, len(data))
+        moved: list[list[int]] = []
+        kept = []
+        freed = 0
+        cursor = 0  # bytes from RCV.NXT already given to a packet of the receive queue
+        for packet in sorted(self._packets, key=lambda packet: seq_sub(packet[0], rcv_nxt)):
+            seq, packet_end, size = packet
+            if seq_le(packet_end, end):
+                self.memory -= size
+                fresh = seq_sub(packet_end, rcv_nxt) - cursor
+                if fresh > 0:
+                    moved.append([fresh, size, 0])
+                    cursor += fresh
+                else:
+                    freed += size
+            else:
+                kept.append(packet)
+        self._packets = kept
+        return data, moved, freed
+
+    def clear(self) -> int:
+        """Drop everything held, a FIN too (Linux tcp_prune_ofo_queue); the memory freed."""
+        self.queue.clear()
+        freed = self.memory
+        self._packets = []
+        self.memory = 0
+        return freed
+
+    def reach(self, rcv_nxt: int) -> int:
+        """How far beyond RCV.NXT the held data reaches (0 when none)."""
+        runs = self.queue.sack_blocks()
+        return max(seq_sub(right, rcv_nxt) for _, right in runs) if runs else 0
+
+    # ------------------------------------------------------------------ duplicates (D-SACK, RFC 2883 §4)
+
+    def repeat(self, seq: int, end: int, dsack: Block | None) -> tuple[bool, Block | None]:
+        """Whether all of [seq, end) is held already, and the D-SACK owed once the held data it repeats is
+        reported, `dsack` being the one owed before: as Linux's tcp_data_queue_ofo finds it, here on held
+        runs, all of the segment when a run holds it, else the part of the run it begins in (or that run
+        whole when both begin together), then grown by what it covers of the runs after, while they touch
+        (tcp_dsack_set, tcp_dsack_extend: an earlier D-SACK not sent yet is grown only if they touch)."""
+        for left, right in self.queue.sack_blocks():
+            if seq_le(right, seq):
+                continue
+            if seq_le(end, left):
+                break
+            if seq_le(left, seq):  # the run the segment begins in
+                if seq_le(end, right):
+                    return True, (seq, end)
+                dsack = _extended(dsack, left, right) if seq == left else (seq, right)
+            else:  # a run it reaches into, or covers
+                dsack = _extended(dsack, left, end if seq_lt(end, right) else right)
+        return False, dsack
+
+    def first_repeat(self, end: int) -> Block | None:
+        """The first held run that in-order data ending at `end` repeats, up to `end` (Linux tcp_ofo_queue
+        reports it as a D-SACK)."""
+        for left, right in self.queue.sack_blocks():
+            if seq_lt(left, end):
+                return (left, right if seq_le(right, end) else end)
+        return None
+
+    # ------------------------------------------------------------------ SACK blocks (RFC 2018 §4)
+
+    def blocks(self, most: int) -> tuple[Block, ...]:
+        """At most `most` SACK blocks: the block of the most recently received segment first, then the
+        others in the order their data last arrived."""
+        return tuple(self._blocks_by_arrival()[:most])
+
+    def block_count(self) -> int:
+        """How many SACK blocks describe what is held."""
+        queue = self.queue
+        return len(queue) if queue.fin_seq is None else len(self._held_blocks())
+
+    def flush_blocks(self, seq: int, end: int, most: int) -> tuple[Block, ...] | None:
+        """While ACKs are held (the receiver asks), the blocks of the held ACK that an out-of-order segment
+        [seq, end) sends before it is queued: one that would start a SACK block beyond the first two, or
+        extends the third or a later one (Linux tcp_sack_new_ofo_skb, tcp_sack_compress_send_ack); the
+        blocks as they were, the one it extends grown, in their order. None when it sends nothing."""
+        blocks = self._blocks_by_arrival()
+        for i, (left, right) in enumerate(blocks):
+            grown = grown_by(left, right, seq, end)
+            if grown is not None:
+                if i < _SACK_BLOCKS_EXPECTED:
+                    return None
+                blocks[i] = grown
+                break
+        else:
+            if len(blocks) < _SACK_BLOCKS_EXPECTED:
+                return None
+        return tuple(blocks[:most])
+
+    def _held_blocks(self) -> list[Block]:
+        """What is held, in sequence order; a FIN held so takes its sequence number too, in the block of
+        the data it ends or alone (Linux: its packet's end_seq)."""
+        queue = self.queue
+        blocks = queue.sack_blocks()
+        fin = queue.fin_seq
+        if fin is not None:
+            ends = [i for i, (_, right) in enumerate(blocks) if right == fin]
+            if ends:
+                blocks[ends[0]] = (blocks[ends[0]][0], seq_add(fin, 1))
+            else:
+                blocks.append((fin, seq_add(fin, 1)))
+        return blocks
+
+    def _blocks_by_arrival(self) -> list[Block]:
+        blocks = self._held_blocks()
+        arrivals = self._arrivals
+
+        def last_arrival(block: Block) -> int:
+            size = seq_sub(block[1], block[0])
+            return max((i for i, seq in enumerate(arrivals) if in_window(seq, block[0], size)), default=-1)
+
+        blocks.sort(key=last_arrival, reverse=True)  # stable: blocks with no known arrival keep sequence order
+        return blocks
+
+
+def _extended(dsack: Block | None, left: int, right: int) -> Block:
+    """Linux tcp_dsack_extend: the D-SACK owed grows by [left, right) if they touch; none owed, it is that."""
+    if dsack is None:
+        return (left, right)
+    return grown_by(dsack[0], dsack[1], left, right) or dsack
