@@ -85,6 +85,12 @@ class Counters:
     zero_window_drops: int = field(metadata={"linux": "TCPZeroWindowDrop"})
     # out-of-order queues emptied under memory pressure
     ofo_pruned: int = field(metadata={"linux": "OfoPruned"})
+    # a packet found the receive memory full: room was made (tcp_prune_queue), by collapsing packets or not
+    prune_called: int = field(metadata={"linux": "PruneCalled"})
+    # packets whose data was copied into compact ones to make room (tcp_collapse)
+    rcv_collapsed: int = field(metadata={"linux": "TCPRcvCollapsed"})
+    # no room could be made: the packet was dropped
+    rcv_pruned: int = field(metadata={"linux": "RcvPruned"})
     # segments that took the header-prediction fast path repeating the send window (as Linux counts them):
     # in-order data segments and pure ACKs (stack/tcp/header_prediction.py)
     hp_hits: int = field(metadata={"linux": "TCPHPHits"})
@@ -138,6 +144,9 @@ class Counters:
         self.beyond_window = 0
         self.zero_window_drops = 0
         self.ofo_pruned = 0
+        self.prune_called = 0
+        self.rcv_collapsed = 0
+        self.rcv_pruned = 0
         self.hp_hits = 0
         self.hp_acks = 0
         self.ack_compressed = 0
@@ -192,6 +201,9 @@ class Counters:
         self.beyond_window += other.beyond_window
         self.zero_window_drops += other.zero_window_drops
         self.ofo_pruned += other.ofo_pruned
+        self.prune_called += other.prune_called
+        self.rcv_collapsed += other.rcv_collapsed
+        self.rcv_pruned += other.rcv_pruned
         self.hp_hits += other.hp_hits
         self.hp_acks += other.hp_acks
         self.ack_compressed += other.ack_compressed

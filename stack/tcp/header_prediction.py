@@ -14,8 +14,11 @@ memory pressure, a zero or shrunk window), takes the full path in segment_arrive
 Linux predicts only segments that repeat the window (its pred_flags hold it) and takes a window update
 through its slow path, which is fast C. Here the slow path is the expensive one, and a Linux receiver
 that autotunes its buffer changes its window on most ACKs of a bulk transfer, so an open window that
-does not shrink is taken here too. The counters keep Linux's meaning: TCPHPHits and TCPHPAcks count
-only segments that repeat the window.
+does not shrink is taken here too, and so is data that needs memory reserved while the buffer is within
+its size (the reservation is all Linux's slow path would do with it). The counters keep Linux's meaning:
+TCPHPHits and TCPHPAcks count only segments that repeat the window, and data only if the memory already
+reserved took it (sk_forward_alloc). A buffer past its size with no reserve for the packet takes the full
+path, which makes room (receiver.make_room).
 
 Sequence comparisons are inlined: `(a - b) & 0xFFFFFFFF` is a - b modulo 2**32 (RFC 9293 §3.4), below
 2**31 when a is at or after b.
@@ -73,6 +76,7 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
     ts_ok = tcb.ts_ok
     if ts_ok and (ts is None or (ts[0] - receiver.ts_recent) & _MASK >= _HALF):
         return False  # no timestamp, or PAWS (RFC 7323 §5.3) drops it
+    reserved = True
     if n:
         room = (tcb.rcv_adv - seq) & _MASK
         if room >= _HALF or n > room:
@@ -83,8 +87,13 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         if memory is not None and memory.pressure:
             return False
         receiver.measure_segment(seg.gso or n, n, rcv_space.header_bytes(seg))
-        if not receiver.fits() or not receiver.current_window():
-            return False  # no memory for it, or a closed window: the full path drops it
+        if not receiver.current_window():
+            return False  # a closed window: the full path drops it
+        reserved = receiver.predicts_room()  # else Linux's slow path takes it
+        if not reserved:
+            if receiver.rmem > receiver.rcvbuf:
+                return False  # room to make (Linux tcp_prune_queue): the full path
+            receiver.reserve_arriving()  # all the slow path would do here: not a hit
 
     if ts_ok and ts is not None:  # (with ts_ok, a segment without a timestamp returned False above)
         conn.ts_ecr_seen = ts[1]
@@ -111,7 +120,7 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         receiver.deliver(payload)
         receiver.after_data(n, now)
         receiver.schedule_ack(now, n, conn.rto.rto)
-        if same_window:
+        if same_window and reserved:
             conn.counters.hp_hits += 1
     elif same_window:
         conn.counters.hp_acks += 1

@@ -87,7 +87,7 @@ class OutOfOrder:
 
     def pop_ready(self, rcv_nxt: int) -> tuple[bytes, list[list[int]], int]:
         """The held bytes now at RCV.NXT, the packets that move with them to the receive queue as [bytes of
-        their own, truesize, tailroom 0] (each byte counted in one packet only), and the memory of those
+        their own, truesize, tailroom 0, bytes] (each byte counted in one packet only), and the memory of those
         freed: packets that end at or before RCV.NXT with nothing new (the in-order segment or another
         packet brought their bytes; Linux tcp_ofo_queue)."""
         data = self.queue.pop_ready(rcv_nxt)
@@ -102,7 +102,7 @@ class OutOfOrder:
                 self.memory -= size
                 fresh = seq_sub(packet_end, rcv_nxt) - cursor
                 if fresh > 0:
-                    moved.append([fresh, size, 0])
+                    moved.append([fresh, size, 0, fresh])
                     cursor += fresh
                 else:
                     freed += size

@@ -8,7 +8,8 @@ then (TCP_DEFAULT_SCALING_RATIO, the old tcp_adv_win_scale=1).
 
 The truesize model is that of a packet written to a TUN device with a virtio-net header, the path of
 tcpstack's own device and of packetdrill: the first GOOD_LINEAR bytes of the IP packet go into a
-kmalloc'd head, the rest into pages of up to 32 KB (tun_get_user, alloc_skb_with_frags).
+kmalloc'd head (a small one from the cache of small heads), the rest into pages of up to 32 KB
+(tun_get_user, alloc_skb_with_frags).
 """
 
 from __future__ import annotations
@@ -25,15 +26,23 @@ MAX_WSCALE: Final = 14  # RFC 7323 §2.3
 MIN_WINDOW_CLAMP: Final = 2304  # Linux SOCK_MIN_RCVBUF / 2
 TIMESTAMP_OPTION: Final = 12  # bytes the timestamp option takes in every segment (RFC 7323 §3)
 
-_PAGE: Final = 4096
+PAGE: Final = 4096
 _HEADROOM: Final = 64  # NET_SKB_PAD: reserved before a TUN packet
 _SHARED_INFO: Final = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
 _SKB: Final = 256  # SKB_DATA_ALIGN(sizeof(struct sk_buff))
-GOOD_LINEAR: Final = _PAGE - _HEADROOM - _SHARED_INFO  # SKB_MAX_HEAD: the most a one-page head holds
-_KMALLOC_SIZES: Final = (64, 96, 128, 192, 256, 512, 1024, 2048, 4096)
+GOOD_LINEAR: Final = PAGE - _HEADROOM - _SHARED_INFO  # SKB_MAX_HEAD: the most a one-page head holds
+COLLAPSED_MAX: Final = PAGE - _SHARED_INFO  # SKB_MAX_ORDER(0, 0): what one packet tcp_collapse makes holds
+# SKB_SMALL_HEAD_CACHE_SIZE: heads up to this size come from a cache of their own (skbuff_small_head in
+# /proc/slabinfo: 576 on this project's reference kernel, 6.18 x86-64)
+_SMALL_HEAD: Final = 576
+_KMALLOC_SIZES: Final = (1024, 2048, 4096)
 
 
-def _kmalloc_size(size: int) -> int:
+def _head_size(size: int) -> int:
+    """The memory __alloc_skb takes for a head of `size` bytes and its shared info (kmalloc_reserve)."""
+    size = -(-size // 64) * 64 + _SHARED_INFO  # SKB_DATA_ALIGN, on x86-64's 64-byte cache lines
+    if size <= _SMALL_HEAD:
+        return _SMALL_HEAD
     return next(s for s in _KMALLOC_SIZES if s >= size)
 
 
@@ -41,10 +50,10 @@ def _pages(size: int) -> int:
     """What alloc_skb_with_frags takes for `size` bytes: chunks of 32 KB, then smaller powers of two."""
     total, order = 0, 3
     while size > 0:
-        while order and -(-size // _PAGE) * _PAGE < _PAGE << order:
+        while order and -(-size // PAGE) * PAGE < PAGE << order:
             order -= 1
-        total += _PAGE << order
-        size -= _PAGE << order
+        total += PAGE << order
+        size -= PAGE << order
     return total
 
 
@@ -53,9 +62,16 @@ def truesize(ip_bytes: int) -> tuple[int, int]:
     """The memory a received IP packet of `ip_bytes` costs (skb->truesize), and the room left after its
     data in its head, where a following small segment is copied for free (skb_try_coalesce)."""
     linear = min(ip_bytes, GOOD_LINEAR)
-    head = _kmalloc_size(_HEADROOM + linear + _SHARED_INFO)
+    head = _head_size(_HEADROOM + linear)
     tailroom = head - _SHARED_INFO - _HEADROOM - linear
     return head + _SKB + _pages(ip_bytes - linear), tailroom
+
+
+def collapsed(size: int) -> tuple[int, int]:
+    """The memory of a packet tcp_collapse makes to hold `size` bytes (alloc_skb, no headroom; at most
+    COLLAPSED_MAX), and the room left after them."""
+    head = _head_size(size)
+    return head + _SKB, head - _SHARED_INFO - size
 
 
 @lru_cache(maxsize=64)  # connections of one config share the int (thousands of idle ones: 28 bytes each)

@@ -53,6 +53,7 @@ class Receiver:
         "memory",
         "rcvbuf",
         "rmem",
+        "forward_alloc",
         "scaling_ratio",
         "window_clamp",
         "rcv_ssthresh",
@@ -78,7 +79,8 @@ class Receiver:
         self._pingpong = False  # interactive: our data follows theirs, so ACKs wait to ride on it
         self.last_data_rcv = 0.0  # when data last arrived (tcpi_last_data_recv)
         self.bytes_received = 0  # in-order bytes taken, never wrapping (tcpi_bytes_received)
-        self.rcv_mss = 0  # the largest segment the peer sent so far (Linux icsk_ack.rcv_mss); 0: none yet
+        # the peer's segment size (Linux icsk_ack.rcv_mss): guessed once established, then the largest sent
+        self.rcv_mss = 0
         self.peer_fin = False  # the peer's FIN arrived in sequence
         self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
@@ -86,13 +88,15 @@ class Receiver:
         # receive memory as Linux counts it (stack/tcp/rcv_space.py): sk_rcvbuf is twice SO_RCVBUF
         self.rcvbuf = rcv_space.sk_rcvbuf(config.receive_buffer)
         self.rmem = 0  # truesize of what is held, in order and out of order (sk_rmem_alloc)
+        # memory reserved for packets still to come, in whole pages (sk_forward_alloc, its receive share)
+        self.forward_alloc = 0
         self.scaling_ratio = rcv_space.DEFAULT_SCALING_RATIO
         self.window_clamp = 0  # the largest window we may offer (0: not chosen yet)
         self.rcv_ssthresh = 0  # how far the offered window may grow for now (Linux rcv_ssthresh)
         self.rcv_wup = 0  # RCV.NXT when the last window was offered: that window's left edge
         self.owned = False  # accepted or connected: only then does the buffer grow (Linux sk->sk_socket)
-        # in-order packets [unread bytes, truesize, tailroom]; an idle connection shares one empty tuple
-        # (thousands of them: no empty lists)
+        # in-order packets [unread bytes, truesize, tailroom, bytes in all]; an idle connection shares one
+        # empty tuple (thousands of them: no empty lists)
         self._skbs: list[list[int]] | tuple[()] = ()
         self._arriving = (0, 0, 0)  # the segment being processed: (skb bytes, truesize, tailroom)
         self._nomem = False  # a segment was dropped for memory: the next ACK offers a zero window
@@ -157,10 +161,10 @@ class Receiver:
             skb[0] -= took
             n -= took
             if skb[0] == 0:
-                self.rmem -= skb[1]
+                self._free(skb[1])
                 del skbs[0]  # type: ignore[union-attr]
         if skbs and not self._buf:  # everything read: no packet can still hold a byte (a safety net)
-            self.rmem -= sum(skb[1] for skb in skbs)
+            self._free(sum(skb[1] for skb in skbs))
             skbs = ()
         if not skbs:
             self._skbs = ()
@@ -177,11 +181,14 @@ class Receiver:
             _, size, tailroom = self._arriving
             skbs = self._skbs
             if skbs and n <= skbs[-1][2]:
-                skbs[-1][0] += n
-                skbs[-1][2] -= n
+                last = skbs[-1]
+                last[0] += n
+                last[2] -= n
+                last[3] += n
             else:
-                self._push_skb([n, size, tailroom])
+                self._push_skb([n, size, tailroom, n])
                 self.rmem += size
+                self.forward_alloc -= size
             self._arriving = (0, 0, 0)
             self._buf += data
             self.bytes_received += n
@@ -207,7 +214,7 @@ class Receiver:
         data, packets, freed = held.pop_ready(self.tcb.rcv_nxt)
         for packet in packets:
             self._push_skb(packet)
-        self.rmem -= freed
+        self._free(freed)
         if data:
             self._append(data)
         return True
@@ -240,8 +247,9 @@ class Receiver:
             self.rcv_mss = min(size, self.config.mss)
 
     def estimated_rcv_mss(self) -> int:
-        """Before any full segment, Linux's guess (tcp_initialize_rcv_mss): the smallest of both MSSes,
-        half the window and 536, but at least 88 (TCP_MIN_MSS)."""
+        """The peer's segment size as measured, or before the connection is established Linux's guess
+        (tcp_initialize_rcv_mss): the smallest of both MSSes, half the window and 536, but at least 88
+        (TCP_MIN_MSS)."""
         if self.rcv_mss:
             return self.rcv_mss
         # two operands at a time: compiled, min and max of more go through the builtins, boxed
@@ -249,18 +257,25 @@ class Receiver:
         return max(mss, 88)
 
     def hold(
-        self, seq: int, payload: bytes | memoryview, fin: bool, now: float, srtt: float | None, counters: Counters
+        self,
+        seq: int,
+        payload: bytes | memoryview,
+        fin: bool,
+        room: bool,
+        now: float,
+        srtt: float | None,
+        counters: Counters,
     ) -> bool:
-        """Out-of-order bytes (and the FIN after them) go to the out-of-order part and are ACKed (RFC 5681
-        §4.2), at once or held by SACK compression (`srtt` times it, `counters` count it); True if the
-        queue's bounds dropped data (Linux TCPOFODrop): the FIN is then not held either, the peer resends
-        both."""
+        """Out-of-order bytes (and the FIN after them) go to the out-of-order part, if there is `room` for
+        them (make_room), and are ACKed (RFC 5681 §4.2), at once or held by SACK compression (`srtt` times
+        it, `counters` count it); True if they were dropped for memory or the queue's bounds dropped data
+        (Linux TCPOFODrop): the FIN is then not held either, the peer resends both."""
         end = seq_add(seq, len(payload))
         held = self._out_of_order()
         flushed = self._flushed(held)
         dropped = False
         nomem = False
-        if not self.fits():
+        if not room:
             dropped = nomem = True  # no memory for it (Linux tcp_try_rmem_schedule fails first: TCPOFODrop)
         else:
             repeated, dsack = held.repeat(seq, end, self.dsack)
@@ -339,8 +354,9 @@ class Receiver:
         self.timers.start_if_idle(timers.COMPRESSED_ACK, now + min(config.comp_sack_delay, rtt / 20))
 
     def flushes_held_ack(self, seq: int, end: int) -> bool:
-        """While ACKs are held, an out-of-order segment [seq, end) that would start a SACK block beyond the
-        first two, or extends the third or a later one, sends them at once, before it is queued
+        """While ACKs are held, an out-of-order segment [seq, end) that found room (make_room, which Linux's
+        tcp_data_queue_ofo asks first) and would start a SACK block beyond the first two, or extends the
+        third or a later one, sends them at once, before it is queued
         (OutOfOrder.flush_blocks): True, and that ACK's blocks are set aside, a duplicate's D-SACK goes
         with them. Its own ACK is then not owed."""
         held = self.out_of_order
@@ -348,8 +364,8 @@ class Receiver:
         if held is None or compression is None or not compression.held:
             return False
         blocks = held.flush_blocks(seq, end, self._most_sack_blocks())
-        if blocks is None or not self.fits():
-            return False  # (dropped for memory before any of this, Linux tcp_data_queue_ofo)
+        if blocks is None:
+            return False
         if self.tcb.sack_ok:
             self.dsack = held.repeat(seq, end, self.dsack)[1]
         compression.send_one()
@@ -363,7 +379,7 @@ class Receiver:
         held = self.out_of_order
         if held is None or not held.queue:
             return False
-        self.rmem -= held.clear()
+        self._free(held.clear())
         return True
 
     def _queue_out_of_order(self, held: OutOfOrder, seq: int, payload: bytes | memoryview) -> bool:
@@ -373,7 +389,9 @@ class Receiver:
             self._grow_window(skb_len, size)
         memory = held.memory
         dropped = held.add(self.tcb.rcv_nxt, seq, payload, size)
-        self.rmem += held.memory - memory
+        self.rmem += size
+        self.forward_alloc -= size
+        self._free(size - (held.memory - memory))  # (packets the bounds dropped)
         if self.owned:
             space = self.rcv_space  # what the application reads per round trip (Linux rcvq_space.space)
             self._grow_rcvbuf(space, space)
@@ -549,7 +567,10 @@ class Receiver:
     def init_buffer_space(self) -> None:
         """The connection is established (Linux tcp_init_buffer_space): the clamp becomes the buffer's
         space less one segment of our MSS, reserved for the application (tcp_app_win), and the window
-        grows from the first one offered."""
+        grows from the first one offered. The guess at the peer's segment size is made once, now, from
+        that first window (tcp_initialize_rcv_mss), unless a segment measured it already."""
+        if not self.rcv_mss:
+            self.rcv_mss = self.estimated_rcv_mss()
         advmss = self.config.mss
         maxwin = self.allowed_space()
         if self.window_clamp >= maxwin:
@@ -665,21 +686,77 @@ class Receiver:
         self._nomem = True
         self.ack_now = True
 
-    def fits(self) -> bool:
-        """The receive memory takes another packet: what is held does not exceed the buffer (Linux
-        tcp_try_rmem_schedule, so one packet may take it past). If not, the window is clamped as Linux's
-        tcp_prune_queue does first (tcp_clamp_window): no quick ACKs, an unset buffer grows to what is
-        held (up to tcp_rmem[2]), and while more is held than the buffer, rcv_ssthresh drops to two
-        segments so the window reopens slowly."""
+    def make_room(self, counters: Counters) -> bool:
+        """Whether the receive memory takes another packet: what is held does not exceed the buffer (Linux
+        tcp_try_rmem_schedule, so one packet may take it past). If it does, Linux's tcp_prune_queue
+        (counted as PruneCalled) clamps the window first (tcp_clamp_window: no quick ACKs, an unset
+        buffer grows to what is held, up to tcp_rmem[2], and while more is held than the buffer
+        rcv_ssthresh drops to two segments so the window reopens slowly), then copies the receive queue's
+        data into compact packets (`_collapse`); if that is not enough the packet is refused (RcvPruned)."""
         if self.rmem <= self.rcvbuf:
+            self.reserve_arriving()
             return True
+        counters.prune_called += 1
         self._quickacks = 0
         pressure = self.memory is not None and self.memory.pressure
         if not self.config.receive_buffer_locked and not pressure and self.rcvbuf < self.config.receive_buffer_max:
             self.rcvbuf = min(self.rmem, self.config.receive_buffer_max)
         if self.rmem > self.rcvbuf:
             self.rcv_ssthresh = min(self.window_clamp, 2 * self.config.mss)
-        return self.rmem <= self.rcvbuf
+        if self.rmem > self.rcvbuf and self._skbs:
+            counters.rcv_collapsed += self._collapse()
+        if self.rmem <= self.rcvbuf:
+            self.reserve_arriving()
+            return True
+        counters.rcv_pruned += 1
+        return False
+
+    def predicts_room(self) -> bool:
+        """Whether the memory reserved already takes the arriving packet: Linux's fast path takes no other
+        (tcp_rcv_established: its truesize within sk_forward_alloc), and makes no room."""
+        return self._arriving[1] <= self.forward_alloc
+
+    def reserve_arriving(self) -> None:
+        """Reserve what the arriving packet lacks, in whole pages (sk_rmem_schedule; sk_forced_mem_schedule
+        for a packet taken beyond the buffer)."""
+        lacking = self._arriving[1] - self.forward_alloc
+        if lacking > 0:
+            self.forward_alloc += -(-lacking // rcv_space.PAGE) * rcv_space.PAGE
+
+    def _free(self, truesize: int) -> None:
+        """Packets of `truesize` in all were freed: their memory goes back to the reserve, of which whole
+        pages go back to the system (sk_mem_uncharge, sk_mem_reclaim)."""
+        self.rmem -= truesize
+        reserve = self.forward_alloc + truesize
+        self.forward_alloc = reserve % rcv_space.PAGE if reserve >= rcv_space.PAGE else reserve
+
+    def _collapse(self) -> int:
+        """Linux tcp_collapse on the receive queue, from the first packet whose memory holds more window
+        than it has data (a small segment in a large buffer) or that was read in part: its unread bytes
+        and all after them are copied into packets of up to a page (COLLAPSED_MAX), each charged as
+        alloc_skb charges it; how many packets were freed (TCPRcvCollapsed)."""
+        skbs = self._skbs
+        ratio = self.scaling_ratio
+        first = 0
+        for skb in skbs:
+            if skb[0] < skb[3] or skb[1] * ratio >> rcv_space.RATIO_SHIFT > skb[3]:
+                break
+            first += 1
+        if first == len(skbs):
+            return 0
+        freed = skbs[first:]
+        left = sum(skb[0] for skb in freed)
+        compact = []
+        while left:
+            size = min(left, rcv_space.COLLAPSED_MAX)
+            truesize, tailroom = rcv_space.collapsed(size)
+            compact.append([size, truesize, tailroom, size])
+            self.rmem += truesize
+            self.forward_alloc -= truesize  # (charged as it is made: the reserve may go below zero)
+            left -= size
+        self._free(sum(skb[1] for skb in freed))
+        self._skbs = list(skbs[:first]) + compact
+        return len(freed)
 
     def _select_window(self) -> int:
         """Linux __tcp_select_window: the free space, at most rcv_ssthresh; zero when less than a segment

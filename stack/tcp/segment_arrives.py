@@ -375,13 +375,14 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             return
         if payload:
             receiver.measure_segment(seg.gso or len(seg.payload), len(seg.payload), rcv_space.header_bytes(seg))
-        if payload and seq == tcb.rcv_nxt and not receiver.fits():
+        if payload and seq == tcb.rcv_nxt and not receiver.make_room(conn.counters):
             # no memory for it: an ACK at once offers a zero window; the segment is dropped while data waits
             # to be read (TCPRcvQDrop), else taken all the same (Linux sk_forced_mem_schedule)
             receiver.no_memory()
             if len(receiver):
                 conn.counters.rcvq_drops += 1
                 return
+            receiver.reserve_arriving()
         memory = receiver.memory
         if memory is not None and memory.pressure and payload:
             admitted = _memory_admits(conn, seq, payload, memory.exhausted)
@@ -398,10 +399,11 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             elif payload:  # (none when a closed window took it all: that ACK is owed already)
                 receiver.schedule_ack(now, len(payload), conn.rto.rto)
         elif payload:
-            if receiver.flushes_held_ack(seq, seq_add(seq, len(payload))):  # (Linux tcp_sack_compress_send_ack)
+            has_room = receiver.make_room(conn.counters)  # (Linux tcp_data_queue_ofo asks first)
+            if has_room and receiver.flushes_held_ack(seq, seq_add(seq, len(payload))):  # (tcp_sack_compress_send_ack)
                 conn.send_ack(now)
             # out-of-order: held, and a duplicate ACK (RFC 5681 §4.2), at once or by SACK compression
-            if receiver.hold(seq, payload, fin, now, conn.rto.srtt, conn.counters):
+            if receiver.hold(seq, payload, fin, has_room, now, conn.rto.srtt, conn.counters):
                 conn.counters.ofo_drops += 1  # the queue's bounds dropped data furthest from RCV.NXT
             return
     elif payload:

@@ -66,7 +66,7 @@ def test_out_of_order_hole_filled_moves_packets_with_their_own_bytes():
     held = holding((100, 300), (150, 250), (250, 400), truesize=700)
     data, moved, freed = held.pop_ready(at(100))
     assert len(data) == 300
-    assert moved == [[200, 700, 0], [100, 700, 0]]
+    assert moved == [[200, 700, 0, 200], [100, 700, 0, 100]]
     assert freed == 700 and held.memory == 0 and not held
 
 
@@ -74,7 +74,7 @@ def test_out_of_order_hole_filled_keeps_what_lies_beyond_the_next_hole():
     """Only the run at RCV.NXT is released; a run behind another hole stays held, charged."""
     held = holding((100, 200), (300, 400), truesize=600)
     data, moved, freed = held.pop_ready(at(100))
-    assert (len(data), moved, freed) == (100, [[100, 600, 0]], 0)
+    assert (len(data), moved, freed) == (100, [[100, 600, 0, 100]], 0)
     assert held.bytes_held == 100 and held.memory == 600
 
 

@@ -126,11 +126,11 @@ def test_established_small_segment_copied_into_previous_packet_room(conn_in):
     """Linux skb_try_coalesce: a small in-order segment that fits the room after the previous packet's
     data is copied there and costs no memory of its own; memory is freed once all of a packet is read."""
     c = conn_in(State.ESTABLISHED)
-    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 100), 0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 300), 0.0)
     one_packet = c.receiver.rmem
-    c.receive_segment(seg(".", IRS + 101, ISS + 1, b"b" * 100), 0.0)
+    c.receive_segment(seg(".", IRS + 301, ISS + 1, b"b" * 100), 0.0)
     assert c.receiver.rmem == one_packet == 1280
-    c.read(150)
+    c.read(350)
     assert c.receiver.rmem == 1280
     c.read()
     assert c.receiver.rmem == 0
@@ -160,3 +160,53 @@ def test_established_overlapping_held_segments_charge_each_byte_once(conn_in):
     last = conn_in(State.ESTABLISHED)
     last.receive_segment(seg(".", IRS + 1, ISS + 1, b"d" * 1000), 0.0)
     assert c.receiver.rmem == last.receiver.rmem > 0  # only the last packet is still charged
+
+
+def _small_segments_after_a_full_one(c, read_first: int) -> None:
+    """A 1600-byte segment (2304 bytes of memory: it fills its packet, no room left after it, 1600 bytes
+    of window at the ratio it sets), then seven of 100 bytes (832 each, 575 bytes of window for 100 of
+    data): 8128 bytes of the 8000 SO_RCVBUF 4000 gives. `read_first` bytes are read before an eighth."""
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 1600), 0.0)
+    for i in range(7):
+        c.receive_segment(seg(".", IRS + 1601 + 100 * i, ISS + 1, bytes([ord("b") + i]) * 100), 0.0)
+    assert c.receiver.rmem == 8128 and c.counters.prune_called == 0
+    assert c.read(read_first) == b"a" * read_first
+    c.receive_segment(seg(".", IRS + 2301, ISS + 1, b"z" * 100), 0.0)
+
+
+def test_established_full_memory_collapses_the_small_packets(conn_in):
+    """Linux tcp_prune_queue: a segment that finds the memory full makes room by copying the receive queue
+    into compact packets (tcp_collapse), from the first one that holds more window than data: the full
+    packet stays, the seven small ones become one of 1280 bytes, and the segment is taken, in a packet of
+    its own (the compact one has 4 bytes of room left)."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=4000, receive_buffer_locked=True)
+    _small_segments_after_a_full_one(c, 0)
+    assert (c.counters.prune_called, c.counters.rcv_collapsed, c.counters.rcv_pruned) == (1, 7, 0)
+    assert c.receiver.rmem == 2304 + 1280 + 832
+    assert c.read() == b"a" * 1600 + b"".join(bytes([ord("b") + i]) * 100 for i in range(7)) + b"z" * 100
+
+
+def test_established_full_memory_collapses_from_a_packet_read_in_part(conn_in):
+    """Linux tcp_collapse also starts at a packet the application read in part (its data before
+    copied_seq): its unread 1590 bytes and the 700 after them become one packet of 4352 bytes, whose room
+    takes the segment."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=4000, receive_buffer_locked=True)
+    _small_segments_after_a_full_one(c, 10)
+    assert (c.counters.prune_called, c.counters.rcv_collapsed) == (1, 8)
+    assert c.receiver.rmem == 4352
+    assert c.read() == b"a" * 1590 + b"".join(bytes([ord("b") + i]) * 100 for i in range(7)) + b"z" * 100
+    assert c.receiver.rmem == 0
+
+
+def test_established_memory_full_of_full_packets_refuses_the_segment(conn_in):
+    """Linux tcp_prune_queue: packets that their data fills are not copied (nothing would be won), so once
+    SO_RCVBUF shrinks below what they hold, the next segment that the memory reserved does not take (a
+    4000-byte one: 8448 bytes) is refused (RcvPruned, then TCPRcvQDrop) and the ACK offers a zero window."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=8000, receive_buffer_locked=True)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 1460), 0.0)
+    c.receive_segment(seg(".", IRS + 1461, ISS + 1, b"b" * 1460), 0.0)
+    c.receiver.set_receive_buffer(2000)
+    c.receive_segment(seg(".", IRS + 2921, ISS + 1, b"c" * 4000), 0.0)
+    assert (c.counters.prune_called, c.counters.rcv_collapsed, c.counters.rcv_pruned) == (1, 0, 1)
+    assert c.counters.rcvq_drops == 1 and c.receiver.rmem == 2 * 2304
+    assert c.segments_to_send(0.0)[-1].window == 0
