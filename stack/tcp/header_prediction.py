@@ -86,7 +86,7 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         memory = receiver.memory
         if memory is not None and memory.pressure:
             return False
-        receiver.measure_segment(seg.gso or n, n, rcv_space.header_bytes(seg))
+        receiver.measure_segment(seg.gso or n, n, rcv_space.header_bytes(seg), flags)
         if not receiver.current_window():
             return False  # a closed window: the full path drops it
         reserved = receiver.predicts_room()  # else Linux's slow path takes it

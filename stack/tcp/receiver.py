@@ -24,6 +24,11 @@ from stack.wire.seq import seq_add, seq_lt, seq_sub
 
 DEFAULT_MSS: Final = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 _MAX_QUICKACKS: Final = 16  # Linux TCP_MAX_QUICKACKS
+_MIN_MSS: Final = 88  # Linux TCP_MIN_MSS
+_PSH: Final = 0x08
+_REMNANT: Final = 0x01 | 0x02 | 0x08 | 0x20  # FIN, SYN, PSH, URG: a segment that may end short (TCP_REMNANT)
+_PUSHED: Final = 1  # a short or pushed segment came since our last ACK (Linux ICSK_ACK_PUSHED)
+_PUSHED2: Final = 2  # and another short one after it (ICSK_ACK_PUSHED2)
 SACK_OPTION_BASE: Final = 4  # NOP,NOP,kind,length, then a left and right edge per block
 SACK_BLOCK_BYTES: Final = 8
 _MASK: Final = 0xFFFFFFFF  # on the per-segment paths sequence arithmetic is inlined, modulo 2**32 (RFC 9293 §3.4)
@@ -47,6 +52,8 @@ class Receiver:
         "last_data_rcv",
         "bytes_received",
         "rcv_mss",
+        "_last_seg_size",
+        "_pushed",
         "peer_fin",
         "ts_recent",
         "dsack",
@@ -81,6 +88,8 @@ class Receiver:
         self.bytes_received = 0  # in-order bytes taken, never wrapping (tcpi_bytes_received)
         # the peer's segment size (Linux icsk_ack.rcv_mss): guessed once established, then the largest sent
         self.rcv_mss = 0
+        self._last_seg_size = 0  # the last short segment's size, when it was a full one of a small MSS
+        self._pushed = 0  # _PUSHED and _PUSHED2 since our last ACK
         self.peer_fin = False  # the peer's FIN arrived in sequence
         self.ts_recent = 0  # TS.Recent: the peer's timestamp to echo (RFC 7323 §4.3)
         self.dsack: tuple[int, int] | None = None  # a duplicate segment to report in the next ACK
@@ -226,25 +235,48 @@ class Receiver:
         if was_empty:
             self._events.append(_DATA_AVAILABLE)
 
-    def measure_segment(self, size: int, skb_len: int = 0, header_bytes: int = 40) -> None:
+    def measure_segment(self, size: int, skb_len: int = 0, header_bytes: int = 40, flags: int = 0) -> None:
         """The peer's segment size as Linux estimates it (tcp_measure_rcv_mss): a segment at least as
         large as the estimate raises it, up to our MSS; `size` is a GRO packet's segment size, `skb_len`
-        its payload. A new size also measures the data-to-memory ratio of its packet (scaling_ratio),
-        from which every window follows; the clamp follows the buffer at that ratio."""
+        its payload, `flags` its TCP flags. A new size also measures the data-to-memory ratio of its
+        packet (scaling_ratio), from which every window follows; the clamp follows the buffer at that
+        ratio. A shorter segment is noted as pushed (an ACK may go when the application reads it), unless
+        it is the second in a row of one size that looks full (more than 536 bytes, or without PSH, FIN,
+        SYN or URG): that size becomes the estimate, a peer with a small MSS."""
         skb_len = skb_len or size
         truesize, tailroom = rcv_space.truesize(header_bytes + skb_len)
         self._arriving = (skb_len, truesize, tailroom)
-        if size == self.rcv_mss:
-            return  # the usual case, per segment: nothing new to measure
+        last_seg_size = self._last_seg_size
+        self._last_seg_size = 0
+        if size == self.rcv_mss:  # the usual case, per segment: nothing new to measure
+            if flags & _PSH:
+                self._pushed |= _PUSHED
+            return
         current = self.rcv_mss or self.estimated_rcv_mss()
-        if size >= current:
-            if size != current:
-                ratio = max(skb_len * 256 // truesize, 1)
-                if ratio != self.scaling_ratio:
-                    self.scaling_ratio = ratio
-                    self._set_window_clamp(self.allowed_space())
-                    self.rcv_ssthresh = min(self.rcv_ssthresh, self.window_clamp)
-            self.rcv_mss = min(size, self.config.mss)
+        if size < current:
+            self._measure_short(size, header_bytes - 20, flags, last_seg_size)
+            return
+        if flags & _PSH:
+            self._pushed |= _PUSHED
+        if size != current:
+            ratio = max(skb_len * 256 // truesize, 1)
+            if ratio != self.scaling_ratio:
+                self.scaling_ratio = ratio
+                self._set_window_clamp(self.allowed_space())
+                self.rcv_ssthresh = min(self.rcv_ssthresh, self.window_clamp)
+        self.rcv_mss = min(size, self.config.mss)
+
+    def _measure_short(self, size: int, tcp_header: int, flags: int, last_seg_size: int) -> None:
+        """tcp_measure_rcv_mss for a segment shorter than the estimate; `tcp_header` is its TCP header's
+        length, options included, of which the length every segment has is taken off again."""
+        full = size + tcp_header
+        if full >= DEFAULT_MSS + 20 or (full >= _MIN_MSS + 20 and not flags & _REMNANT):
+            size = full - (32 if self.tcb.ts_ok else 20)
+            self._last_seg_size = size
+            if size == last_seg_size:
+                self.rcv_mss = size
+                return
+        self._pushed = _PUSHED | _PUSHED2 if self._pushed else _PUSHED
 
     def estimated_rcv_mss(self) -> int:
         """The peer's segment size as measured, or before the connection is established Linux's guess
@@ -254,7 +286,7 @@ class Receiver:
             return self.rcv_mss
         # two operands at a time: compiled, min and max of more go through the builtins, boxed
         mss = min(min(self.config.mss, self.tcb.snd_mss), min(self.tcb.rcv_wnd // 2, DEFAULT_MSS))
-        return max(mss, 88)
+        return max(mss, _MIN_MSS)
 
     def hold(
         self,
@@ -499,6 +531,7 @@ class Receiver:
             sack = sack[: max(0, (tcb.snd_mss - len(payload) - SACK_OPTION_BASE) // SACK_BLOCK_BYTES)]
         window = self._offer_window()
         self.ack_now = False
+        self._pushed = 0
         if self._quickacks:
             self._quickacks -= 1
         self.timers.stop(timers.DELAYED_ACK)
@@ -824,12 +857,17 @@ class Receiver:
         return min(window, 0xFFFF << tcb.rcv_wscale) >> tcb.rcv_wscale
 
     def maybe_window_update(self) -> None:
-        """After the application read (Linux tcp_cleanup_rbuf): a delayed ACK for more than one full segment
-        goes now, and an ACK is owed if the window now possible is at least twice what is left of the one
-        offered, unless the peer's FIN came: it sends no more, so a window update would be wasted."""
-        if self._full_segment_unacked() and self.timers.running(timers.DELAYED_ACK):
-            self.ack_now = True
-            return
+        """After the application read (Linux tcp_cleanup_rbuf): a delayed ACK goes now for more than one
+        full segment, or when the read emptied the memory and a short or pushed segment came (two, in an
+        interactive exchange); and an ACK is owed if the window now possible is at least twice what is left
+        of the one offered, unless the peer's FIN came: it sends no more, so a window update would be
+        wasted."""
+        if self.timers.running(timers.DELAYED_ACK):
+            pushed = self._pushed
+            drained = pushed and (pushed & _PUSHED2 or not self._pingpong) and not self.rmem
+            if drained or self._full_segment_unacked():
+                self.ack_now = True
+                return
         if self.peer_fin:
             return
         now_left = self.current_window()

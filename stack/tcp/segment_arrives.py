@@ -374,7 +374,9 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             receiver.enter_quickack()
             return
         if payload:
-            receiver.measure_segment(seg.gso or len(seg.payload), len(seg.payload), rcv_space.header_bytes(seg))
+            receiver.measure_segment(
+                seg.gso or len(seg.payload), len(seg.payload), rcv_space.header_bytes(seg), seg.flags
+            )
         if payload and seq == tcb.rcv_nxt and not receiver.make_room(conn.counters):
             # no memory for it: an ACK at once offers a zero window; the segment is dropped while data waits
             # to be read (TCPRcvQDrop), else taken all the same (Linux sk_forced_mem_schedule)
