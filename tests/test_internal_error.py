@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from collections.abc import Callable
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP
@@ -28,14 +30,14 @@ _INTERPOSES = pytest.mark.skipif(
 )
 
 
-def _run_with_clients(service: str, body, caplog, clients: int = 2) -> None:
-    """`body(server, (reader, writer), ...)` with `clients` clients of `service` on the server; the
-    simulated bug must be counted once and be in the server's log with its traceback."""
+def _run_with_clients(service: str | Callable, body, caplog, clients: int = 2) -> None:
+    """`body(server, (reader, writer), ...)` with `clients` clients of `service` (a name or a handler) on
+    the server; the simulated bug must be counted once and be in the server's log with its traceback."""
 
     async def main() -> None:
         client, server = await _pair()
         try:
-            await server.start_server(SERVICES[service], port=7)
+            await server.start_server(SERVICES[service] if isinstance(service, str) else service, port=7)
             streams = [await client.open_connection("10.0.0.2", 7) for _ in range(clients)]
             await body(server, *streams)
             assert server.stats()["InternalErrors"] == 1
@@ -46,6 +48,24 @@ def _run_with_clients(service: str, body, caplog, clients: int = 2) -> None:
     with caplog.at_level(logging.ERROR, logger="stack.aio.stack"):
         run(main(), timeout=30)
     assert "RuntimeError: a bug in the stack" in caplog.text
+
+
+def _first_paced() -> Callable:
+    """A handler that sends on the first connection at 10 kB/s at most (SO_MAX_PACING_RATE), so that its
+    pacing timer is sure to fire, and waits for it to end; it discards on the others."""
+    accepted = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        if len(accepted) > 1:
+            await SERVICES["discard"](reader, writer)
+            return
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_MAX_PACING_RATE", 47), 10_000)
+        writer.write(b"paced" * 10_000)
+        await writer.wait_closed()
+
+    return handler
 
 
 def _port(writer: asyncio.StreamWriter) -> int:
@@ -126,22 +146,21 @@ def test_stack_input_raising_resets_that_connection_and_the_others_go_on(monkeyp
 
 @_INTERPOSES
 def test_stack_timer_raising_resets_that_connection_and_the_others_go_on(monkeypatch, caplog):
-    """A timer of one connection raises when it fires (here the delayed ACK of data nobody answers): it is
-    reset; the others go on."""
+    """A timer of one connection raises when it fires (here its pacing timer): it is reset; the others go
+    on."""
 
     async def body(server: Stack, first, second) -> None:
         (r1, w1), (r2, w2) = first, second
         monkeypatch.setattr(Connection, "handle_timer", _failing_once_for(_port(w1), Connection.handle_timer))
-        for _ in range(50):  # past the first (quick) ACKs: then an odd segment waits for the timer
-            w1.write(b"data the discard service only acknowledges")
-            await asyncio.sleep(0)
-        await _is_reset(r1)
+        with pytest.raises(ConnectionResetError):
+            while await r1.read(65536):  # what was paced out before the timer fired
+                pass
         w2.write(b"x" * 100_000)
         await w2.drain()
         w2.write_eof()
         assert await r2.read() == b""  # discard closes after the end of what it was sent
 
-    _run_with_clients("discard", body, caplog)
+    _run_with_clients(_first_paced(), body, caplog)
 
 
 def test_stack_icmp_input_raising_drops_that_packet_and_the_batch_goes_on(monkeypatch, caplog):
