@@ -20,13 +20,14 @@ from stack.tcp.out_of_order import OutOfOrder
 from stack.tcp.rcv_tuning import RcvTuning
 from stack.tcp.sack_compression import SackCompression
 from stack.tcp.tcb import Tcb
+from stack.wire.flags import Flags
 from stack.wire.seq import seq_add, seq_lt, seq_sub
 
 DEFAULT_MSS: Final = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 _MAX_QUICKACKS: Final = 16  # Linux TCP_MAX_QUICKACKS
 _MIN_MSS: Final = 88  # Linux TCP_MIN_MSS
-_PSH: Final = 0x08
-_REMNANT: Final = 0x01 | 0x02 | 0x08 | 0x20  # FIN, SYN, PSH, URG: a segment that may end short (TCP_REMNANT)
+_TCP_HEADER: Final = 20  # sizeof(struct tcphdr): a TCP header without options
+_REMNANT: Final = Flags.FIN | Flags.SYN | Flags.PSH | Flags.URG  # a segment that may end short (TCP_REMNANT)
 _PUSHED: Final = 1  # a short or pushed segment came since our last ACK (Linux ICSK_ACK_PUSHED)
 _PUSHED2: Final = 2  # and another short one after it (ICSK_ACK_PUSHED2)
 SACK_OPTION_BASE: Final = 4  # NOP,NOP,kind,length, then a left and right edge per block
@@ -196,8 +197,7 @@ class Receiver:
                 last[3] += n
             else:
                 self._push_skb([n, size, tailroom, n])
-                self.rmem += size
-                self.forward_alloc -= size
+                self._charge(size)
             self._arriving = (0, 0, 0)
             self._buf += data
             self.bytes_received += n
@@ -248,16 +248,14 @@ class Receiver:
         self._arriving = (skb_len, truesize, tailroom)
         last_seg_size = self._last_seg_size
         self._last_seg_size = 0
-        if size == self.rcv_mss:  # the usual case, per segment: nothing new to measure
-            if flags & _PSH:
-                self._pushed |= _PUSHED
-            return
         current = self.rcv_mss or self.estimated_rcv_mss()
         if size < current:
-            self._measure_short(size, header_bytes - 20, flags, last_seg_size)
+            self._measure_short(size, header_bytes - 20, flags, last_seg_size)  # (less the IPv4 header)
             return
-        if flags & _PSH:
+        if flags & Flags.PSH:
             self._pushed |= _PUSHED
+        if size == self.rcv_mss:
+            return  # the usual case, per segment: nothing new to measure
         if size != current:
             ratio = max(skb_len * 256 // truesize, 1)
             if ratio != self.scaling_ratio:
@@ -270,8 +268,8 @@ class Receiver:
         """tcp_measure_rcv_mss for a segment shorter than the estimate; `tcp_header` is its TCP header's
         length, options included, of which the length every segment has is taken off again."""
         full = size + tcp_header
-        if full >= DEFAULT_MSS + 20 or (full >= _MIN_MSS + 20 and not flags & _REMNANT):
-            size = full - (32 if self.tcb.ts_ok else 20)
+        if full >= DEFAULT_MSS + _TCP_HEADER or (full >= _MIN_MSS + _TCP_HEADER and not flags & _REMNANT):
+            size = full - _TCP_HEADER - (rcv_space.TIMESTAMP_OPTION if self.tcb.ts_ok else 0)
             self._last_seg_size = size
             if size == last_seg_size:
                 self.rcv_mss = size
@@ -421,8 +419,7 @@ class Receiver:
             self._grow_window(skb_len, size)
         memory = held.memory
         dropped = held.add(self.tcb.rcv_nxt, seq, payload, size)
-        self.rmem += size
-        self.forward_alloc -= size
+        self._charge(size)
         self._free(size - (held.memory - memory))  # (packets the bounds dropped)
         if self.owned:
             space = self.rcv_space  # what the application reads per round trip (Linux rcvq_space.space)
@@ -756,6 +753,12 @@ class Receiver:
         if lacking > 0:
             self.forward_alloc += -(-lacking // rcv_space.PAGE) * rcv_space.PAGE
 
+    def _charge(self, truesize: int) -> None:
+        """A packet of `truesize` is held: charged to the receive memory, from the reserve (sk_mem_charge;
+        the reserve may go below zero for a packet nothing reserved for, as a collapse makes)."""
+        self.rmem += truesize
+        self.forward_alloc -= truesize
+
     def _free(self, truesize: int) -> None:
         """Packets of `truesize` in all were freed: their memory goes back to the reserve, of which whole
         pages go back to the system (sk_mem_uncharge, sk_mem_reclaim)."""
@@ -784,8 +787,7 @@ class Receiver:
             size = min(left, rcv_space.COLLAPSED_MAX)
             truesize, tailroom = rcv_space.collapsed(size)
             compact.append([size, truesize, tailroom, size])
-            self.rmem += truesize
-            self.forward_alloc -= truesize  # (charged as it is made: the reserve may go below zero)
+            self._charge(truesize)  # (as it is made, from the reserve or below it)
             left -= size
         self._free(sum(skb[1] for skb in freed))
         self._skbs = list(skbs[:first]) + compact
