@@ -3,17 +3,20 @@
 The bytes themselves are in `reassembly.py`; this part adds the packets they were charged as (Linux's
 out-of-order skbs, for the receive memory), the order they arrived in, a FIN held behind a hole, the SACK
 blocks that describe them (RFC 2018 §4), the D-SACK of a segment that repeats them (RFC 2883 §4) and the
-bookkeeping of SACK compression (`sack_compression.py`). The receiver makes it with the first segment or
-FIN it holds out of order, decides when to ACK and keeps the memory total; most connections never need one.
+bookkeeping of SACK compression (`sack_compression.py`), and the room it makes when the receive memory is
+full (copying its packets into compact ones, dropping the highest). The receiver makes it with the first
+segment or FIN it holds out of order, decides when to ACK and keeps the memory total; most connections
+never need one.
 """
 
 from __future__ import annotations
 
 from typing import Final, TypeAlias
 
+from stack.tcp import rcv_space
 from stack.tcp.reassembly import Reassembly
 from stack.tcp.sack_compression import SackCompression
-from stack.wire.seq import in_window, seq_add, seq_le, seq_lt, seq_sub
+from stack.wire.seq import in_window, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 
 _ARRIVALS_KEPT: Final = 8  # arrivals remembered to order the blocks: more than an ACK has room for
 _SACK_BLOCKS_EXPECTED: Final = 2  # Linux: the blocks an ACK is sure to carry; a segment beyond them flushes
@@ -34,14 +37,16 @@ def grown_by(left: int, right: int, seq: int, end: int) -> Block | None:
 
 
 class OutOfOrder:
-    __slots__ = ("queue", "_arrivals", "_packets", "memory", "compression")
+    __slots__ = ("queue", "_arrivals", "_packets", "memory", "compression", "_forgotten")
 
     def __init__(self, max_bytes: int, max_runs: int) -> None:
         self.queue = Reassembly(max_bytes, max_runs)
         self._arrivals: list[int] = []  # where the last out-of-order segments (or a FIN) began, newest last
-        self._packets: list[list[int]] = []  # [seq, end, truesize] of each packet held
+        self._packets: list[list[int]] = []  # [seq, end, truesize, tailroom] of each packet held
         self.memory = 0  # the packets' truesize: the receiver's share of sk_rmem_alloc for them
         self.compression: SackCompression | None = None  # from the first out-of-order ACK it could hold
+        # held data the SACK blocks no longer report: held when pruning reset them, not arrived since
+        self._forgotten: list[Block] = []
 
     def __bool__(self) -> bool:
         """Anything held: data, or a FIN (compiled code tests an optional one by __bool__ only)."""
@@ -53,19 +58,34 @@ class OutOfOrder:
 
     # ------------------------------------------------------------------ holding
 
-    def add(self, rcv_nxt: int, seq: int, payload: bytes | memoryview, truesize: int) -> bool:
-        """Hold a segment's bytes and charge its packet (`memory`); True if the queue's bounds dropped data,
-        whose packets no held run covers any more are then freed."""
+    def add(
+        self, rcv_nxt: int, seq: int, payload: bytes | memoryview, truesize: int, tailroom: int
+    ) -> tuple[bool, int]:
+        """Hold a segment's bytes, copied into the room left in the held packet they continue when they fit
+        (Linux tcp_ooo_try_coalesce), else as a packet of `truesize` with `tailroom` to spare; whether the
+        queue's bounds dropped data (whose packets no held run covers any more are then freed), and the
+        memory newly charged (`memory`): `truesize`, or 0 when copied."""
         queue = self.queue
         dropped = queue.add(rcv_nxt, seq, payload) > 0
-        self._packets.append([seq, seq_add(seq, len(payload)), truesize])
-        self.memory += truesize
+        n = len(payload)
+        end = seq_add(seq, n)
+        charged = truesize
+        for packet in reversed(self._packets):  # (the last one held, normally)
+            if packet[1] == seq:
+                if n <= packet[3]:
+                    packet[1] = end
+                    packet[3] -= n
+                    charged = 0
+                break
+        if charged:
+            self._packets.append([seq, end, truesize, tailroom])
+            self.memory += truesize
         if dropped:
             runs = queue.sack_blocks()
             kept = [p for p in self._packets if any(_overlaps(p[0], p[1], a, b) for a, b in runs)]
             self.memory = sum(p[2] for p in kept)
             self._packets = kept
-        return dropped
+        return dropped, charged
 
     def hold_fin(self, fin_seq: int) -> None:
         """A FIN beyond RCV.NXT, held until the bytes before it come."""
@@ -78,12 +98,15 @@ class OutOfOrder:
         self.queue.fin_seq = None
         return True
 
-    def note_arrival(self, seq: int) -> None:
-        """Out-of-order data (or a FIN) arrived at `seq`: its SACK block goes first (RFC 2018 §4)."""
+    def note_arrival(self, seq: int, end: int) -> None:
+        """Out-of-order data [seq, end) (or a FIN) arrived: its SACK block goes first (RFC 2018 §4), and
+        held data it repeats that pruning had left unreported is reported again."""
         arrivals = self._arrivals
         arrivals.append(seq)
         if len(arrivals) > _ARRIVALS_KEPT:
             del arrivals[0]
+        if self._forgotten:
+            self._forgotten = _without(self._forgotten, [(seq, end)])
 
     def pop_ready(self, rcv_nxt: int) -> tuple[bytes, list[list[int]], int]:
         """The held bytes now at RCV.NXT, the packets that move with them to the receive queue as [bytes of
@@ -97,7 +120,7 @@ class OutOfOrder:
         freed = 0
         cursor = 0  # bytes from RCV.NXT already given to a packet of the receive queue
         for packet in sorted(self._packets, key=lambda packet: seq_sub(packet[0], rcv_nxt)):
-            seq, packet_end, size = packet
+            packet_end, size = packet[1], packet[2]
             if seq_le(packet_end, end):
                 self.memory -= size
                 fresh = seq_sub(packet_end, rcv_nxt) - cursor
@@ -109,14 +132,81 @@ class OutOfOrder:
             else:
                 kept.append(packet)
         self._packets = kept
+        if self._forgotten:
+            self._forgotten = [block for block in self._forgotten if seq_lt(end, block[1])]
         return data, moved, freed
 
     def clear(self) -> int:
-        """Drop everything held, a FIN too (Linux tcp_prune_ofo_queue); the memory freed."""
+        """Drop everything held, a FIN too (the stack's memory pressure); the memory freed."""
         self.queue.clear()
         freed = self.memory
         self._packets = []
         self.memory = 0
+        self._forgotten = []
+        return freed
+
+    # ------------------------------------------------------------------ making room (Linux tcp_prune_queue)
+
+    def collapse(self, rcv_nxt: int, rcvbuf: int, ratio: int) -> tuple[int, int, int]:
+        """Linux tcp_collapse_ofo_queue: each range of packets that overlap or touch is copied into compact
+        packets (`_collapse_range`) when it has more than one packet or spans a page; ranges of one small
+        packet are left, and once those left exceed an eighth of `rcvbuf` nothing more is tried. The
+        packets freed (TCPRcvCollapsed), the memory of the compact ones made and of those freed."""
+        packets = sorted(self._packets, key=lambda packet: seq_sub(packet[0], rcv_nxt))
+        fin = self.queue.fin_seq
+        kept: list[list[int]] = []
+        count = made = freed = tiny = 0
+        i = 0
+        while i < len(packets):
+            head = i
+            start, end = packets[i][0], packets[i][1]
+            range_truesize = packets[i][2]
+            i += 1
+            while i < len(packets) and not seq_gt(packets[i][0], end) and not seq_lt(packets[i][1], start):
+                range_truesize += packets[i][2]
+                if seq_gt(packets[i][1], end):
+                    end = packets[i][1]
+                i += 1
+            if range_truesize != packets[head][2] or seq_sub(end, start) >= rcv_space.COLLAPSED_MAX:
+                compact, range_count, range_made, range_freed = _collapse_range(packets[head:i], start, end, fin, ratio)
+                kept += compact
+                count += range_count
+                made += range_made
+                freed += range_freed
+            else:
+                kept.append(packets[head])
+                tiny += range_truesize
+                if tiny > rcvbuf >> 3:
+                    kept += packets[i:]
+                    break
+        self._packets = kept
+        self.memory += made - freed
+        return count, made, freed
+
+    def prune(self, seq: int, rcv_nxt: int, goal: int, excess: int, pressure: bool) -> int:
+        """Linux tcp_prune_ofo_queue for an arriving segment at `seq`: held packets are dropped from the
+        highest sequence number down, `goal` bytes of memory at a time, until they freed `excess` (and the
+        stack is not under memory pressure), but none below the segment: one that would be held above
+        them all prunes nothing. The held bytes above the packets that remain go with them, and the SACK
+        blocks are reset (tcp_sack_reset): what is still held is reported again only where data arrives
+        anew. The memory freed, 0 when nothing was pruned."""
+        packets = self._packets
+        packets.sort(key=lambda packet: seq_sub(packet[0], rcv_nxt))
+        freed = 0
+        left = goal
+        while packets and not seq_gt(seq, packets[-1][0]):
+            size = packets.pop()[2]
+            freed += size
+            left -= size
+            if not packets or left <= 0:
+                if freed >= excess and not pressure:
+                    break
+                left = goal
+        if freed:
+            self.memory -= freed
+            reach = max((packet[1] for packet in packets), key=lambda end: seq_sub(end, rcv_nxt), default=rcv_nxt)
+            self.queue.drop_from(reach)
+            self._forgotten = self.queue.sack_blocks()
         return freed
 
     def reach(self, rcv_nxt: int) -> int:
@@ -163,7 +253,7 @@ class OutOfOrder:
     def block_count(self) -> int:
         """How many SACK blocks describe what is held."""
         queue = self.queue
-        return len(queue) if queue.fin_seq is None else len(self._held_blocks())
+        return len(queue) if queue.fin_seq is None and not self._forgotten else len(self._held_blocks())
 
     def flush_blocks(self, seq: int, end: int, most: int) -> tuple[Block, ...] | None:
         """While ACKs are held (the receiver asks), the blocks of the held ACK that an out-of-order segment
@@ -188,6 +278,8 @@ class OutOfOrder:
         the data it ends or alone (Linux: its packet's end_seq)."""
         queue = self.queue
         blocks = queue.sack_blocks()
+        if self._forgotten:
+            blocks = _without(blocks, self._forgotten)
         fin = queue.fin_seq
         if fin is not None:
             ends = [i for i, (_, right) in enumerate(blocks) if right == fin]
@@ -214,3 +306,74 @@ def _extended(dsack: Block | None, left: int, right: int) -> Block:
     if dsack is None:
         return (left, right)
     return grown_by(dsack[0], dsack[1], left, right) or dsack
+
+
+def _without(blocks: list[Block], holes: list[Block]) -> list[Block]:
+    """`blocks` less what `holes` cover; both in sequence order, the result too."""
+    out: list[Block] = []
+    for left, right in blocks:
+        for hole_left, hole_right in holes:
+            if seq_le(right, hole_left) or seq_le(hole_right, left):
+                continue
+            if seq_lt(left, hole_left):
+                out.append((left, hole_left))
+            left = hole_right if seq_lt(left, hole_right) else left
+            if not seq_lt(left, right):
+                break
+        else:
+            out.append((left, right))
+    return out
+
+
+def _collapse_range(
+    packets: list[list[int]], start: int, end: int, fin: int | None, ratio: int
+) -> tuple[list[list[int]], int, int, int]:
+    """Linux tcp_collapse on one range [start, end) of held packets in sequence order: packets that add
+    nothing are freed; those that fill their memory well, end where the next begins and carry no FIN are
+    kept; from the first other one (a packet whose memory holds more window than it has data, or that
+    overlaps) its bytes and all after them are copied into packets of up to a page, each charged as
+    alloc_skb charges it, up to a FIN's packet. The packets that remain, how many were freed, the memory
+    made and freed."""
+    kept: list[list[int]] = []
+    count = made = freed = 0
+    j = 0
+    while j < len(packets):
+        seq, packet_end, size = packets[j][0], packets[j][1], packets[j][2]
+        if not seq_lt(start, packet_end):  # nothing new in it
+            count += 1
+            freed += size
+            j += 1
+            continue
+        if packet_end != fin and (
+            rcv_space.win_from_space(size, ratio) > seq_sub(packet_end, seq) or seq_lt(seq, start)
+        ):
+            break
+        if j + 1 < len(packets) and packets[j + 1][0] != packet_end:
+            break
+        kept.append(packets[j])
+        start = packet_end
+        j += 1
+    if j == len(packets) or packets[j][1] == fin:
+        return kept + packets[j:], count, made, freed
+    while seq_lt(start, end) and j < len(packets):
+        copy = min(seq_sub(end, start), rcv_space.COLLAPSED_MAX)
+        truesize, tailroom = rcv_space.collapsed(copy)
+        made += truesize
+        first = start
+        while copy > 0:
+            packet_end = packets[j][1]
+            fresh = seq_sub(packet_end, start)
+            if fresh > 0:
+                took = min(copy, fresh)
+                copy -= took
+                start = seq_add(start, took)
+            if not seq_lt(start, packet_end):
+                count += 1
+                freed += packets[j][2]
+                j += 1
+                if j == len(packets) or packets[j][1] == fin:
+                    break
+        kept.append([first, start, truesize, tailroom + copy])  # (a FIN's packet may stop it short)
+        if j < len(packets) and packets[j][1] == fin:
+            break
+    return kept + packets[j:], count, made, freed

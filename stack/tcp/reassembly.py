@@ -55,6 +55,25 @@ class Reassembly:
         self.bytes_held = 0
         self.fin_seq = None
 
+    def drop_from(self, seq: int) -> int:
+        """Drop every held byte at or beyond `seq` (at or beyond RCV.NXT), and a FIN held out of order,
+        which lies above them; how many bytes went."""
+        self.fin_seq = None
+        starts, runs = self._starts, self._runs
+        if not runs:
+            return 0
+        cut = seq_sub(seq, self._anchor)
+        dropped = 0
+        while runs and starts[-1] >= cut:
+            starts.pop()
+            dropped += len(runs.pop())
+        if runs and starts[-1] + len(runs[-1]) > cut:
+            keep = cut - starts[-1]
+            dropped += len(runs[-1]) - keep
+            runs[-1] = runs[-1][:keep]
+        self.bytes_held -= dropped
+        return dropped
+
     def _prune(self) -> int:
         """Drop from the highest sequence number down until both bounds hold."""
         starts, runs = self._starts, self._runs

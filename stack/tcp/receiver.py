@@ -298,27 +298,24 @@ class Receiver:
     ) -> bool:
         """Out-of-order bytes (and the FIN after them) go to the out-of-order part, if there is `room` for
         them (make_room), and are ACKed (RFC 5681 §4.2), at once or held by SACK compression (`srtt` times
-        it, `counters` count it); True if they were dropped for memory or the queue's bounds dropped data
-        (Linux TCPOFODrop): the FIN is then not held either, the peer resends both."""
+        it, `counters` count it); True if they were dropped for memory (then unanswered, as Linux) or the
+        queue's bounds dropped data (Linux TCPOFODrop): the FIN is then not held either, the peer resends
+        both."""
+        if not room:  # no memory for it: dropped unanswered (Linux tcp_data_queue_ofo: TCPOFODrop)
+            return True
         end = seq_add(seq, len(payload))
         held = self._out_of_order()
         flushed = self._flushed(held)
         dropped = False
-        nomem = False
-        if not room:
-            dropped = nomem = True  # no memory for it (Linux tcp_try_rmem_schedule fails first: TCPOFODrop)
-        else:
-            repeated, dsack = held.repeat(seq, end, self.dsack)
-            if not flushed and self.tcb.sack_ok:  # (the ACK sent before it reported its D-SACK)
-                self.dsack = dsack
-            if not repeated:
-                dropped = self._queue_out_of_order(held, seq, payload)
+        repeated, dsack = held.repeat(seq, end, self.dsack)
+        if not flushed and self.tcb.sack_ok:  # (the ACK sent before it reported its D-SACK)
+            self.dsack = dsack
+        if not repeated:
+            dropped = self._queue_out_of_order(held, seq, payload)
         if fin and not dropped:
             held.hold_fin(end)
-        held.note_arrival(seq)
-        if nomem:
-            self.ack_now = True
-        elif not flushed:
+        held.note_arrival(seq, end)
+        if not flushed:
             self._ack_out_of_order(now, srtt, counters)
         return dropped
 
@@ -327,7 +324,7 @@ class Receiver:
         out-of-order data is (Linux queues it as a packet out of order)."""
         held = self._out_of_order()
         held.hold_fin(fin_seq)
-        held.note_arrival(fin_seq)
+        held.note_arrival(fin_seq, seq_add(fin_seq, 1))
         if not self._flushed(held):
             self._ack_out_of_order(now, srtt, counters)
 
@@ -414,13 +411,14 @@ class Receiver:
 
     def _queue_out_of_order(self, held: OutOfOrder, seq: int, payload: bytes | memoryview) -> bool:
         """Hold a segment's bytes and charge its packet; True if the queue's bounds dropped data."""
-        skb_len, size, _ = self._arriving
+        skb_len, size, tailroom = self._arriving
         if self.tcb.sack_ok:  # without SACK the window stays, so duplicate ACKs trigger fast retransmit
             self._grow_window(skb_len, size)
         memory = held.memory
-        dropped = held.add(self.tcb.rcv_nxt, seq, payload, size)
-        self._charge(size)
-        self._free(size - (held.memory - memory))  # (packets the bounds dropped)
+        dropped, charged = held.add(self.tcb.rcv_nxt, seq, payload, size, tailroom)
+        self._charge(charged)
+        if dropped:
+            self._free(memory + charged - held.memory)  # (packets the bounds dropped)
         if self.owned:
             space = self.rcv_space  # what the application reads per round trip (Linux rcvq_space.space)
             self._grow_rcvbuf(space, space)
@@ -716,13 +714,15 @@ class Receiver:
         self._nomem = True
         self.ack_now = True
 
-    def make_room(self, counters: Counters) -> bool:
-        """Whether the receive memory takes another packet: what is held does not exceed the buffer (Linux
-        tcp_try_rmem_schedule, so one packet may take it past). If it does, Linux's tcp_prune_queue
-        (counted as PruneCalled) clamps the window first (tcp_clamp_window: no quick ACKs, an unset
-        buffer grows to what is held, up to tcp_rmem[2], and while more is held than the buffer
-        rcv_ssthresh drops to two segments so the window reopens slowly), then copies the receive queue's
-        data into compact packets (`_collapse`); if that is not enough the packet is refused (RcvPruned)."""
+    def make_room(self, seq: int, counters: Counters) -> bool:
+        """Whether the receive memory takes the packet arriving at `seq`: what is held does not exceed the
+        buffer (Linux tcp_try_rmem_schedule, so one packet may take it past). If it does, Linux's
+        tcp_prune_queue (counted as PruneCalled) clamps the window first (tcp_clamp_window: no quick ACKs,
+        an unset buffer grows to what is held, up to tcp_rmem[2], and while more is held than the buffer
+        rcv_ssthresh drops to two segments so the window reopens slowly), then copies what is held out of
+        order and the receive queue's data into compact packets (`OutOfOrder.collapse`, `_collapse`),
+        then drops held data from the top (`OutOfOrder.prune`, OfoPruned); if that is not enough the
+        packet is refused (RcvPruned)."""
         if self.rmem <= self.rcvbuf:
             self.reserve_arriving()
             return True
@@ -731,10 +731,22 @@ class Receiver:
         pressure = self.memory is not None and self.memory.pressure
         if not self.config.receive_buffer_locked and not pressure and self.rcvbuf < self.config.receive_buffer_max:
             self.rcvbuf = min(self.rmem, self.config.receive_buffer_max)
+        held = self.out_of_order
         if self.rmem > self.rcvbuf:
             self.rcv_ssthresh = min(self.window_clamp, 2 * self.config.mss)
-        if self.rmem > self.rcvbuf and self._skbs:
-            counters.rcv_collapsed += self._collapse()
+            if held is not None and held.memory:
+                count, made, freed = held.collapse(self.tcb.rcv_nxt, self.rcvbuf, self.scaling_ratio)
+                self._charge(made)
+                self._free(freed)
+                counters.rcv_collapsed += count
+            if self._skbs:
+                counters.rcv_collapsed += self._collapse()
+        if self.rmem > self.rcvbuf and held is not None and held.memory:
+            freed = held.prune(seq, self.tcb.rcv_nxt, self.rcvbuf >> 3, self.rmem - self.rcvbuf, pressure)
+            if freed:
+                self._free(freed)
+                self.dsack = None  # (tcp_sack_reset)
+                counters.ofo_pruned += 1
         if self.rmem <= self.rcvbuf:
             self.reserve_arriving()
             return True

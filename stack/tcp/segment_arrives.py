@@ -377,7 +377,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             receiver.measure_segment(
                 seg.gso or len(seg.payload), len(seg.payload), rcv_space.header_bytes(seg), seg.flags
             )
-        if payload and seq == tcb.rcv_nxt and not receiver.make_room(conn.counters):
+        if payload and seq == tcb.rcv_nxt and not receiver.make_room(seq, conn.counters):
             # no memory for it: an ACK at once offers a zero window; the segment is dropped while data waits
             # to be read (TCPRcvQDrop), else taken all the same (Linux sk_forced_mem_schedule)
             receiver.no_memory()
@@ -401,7 +401,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             elif payload:  # (none when a closed window took it all: that ACK is owed already)
                 receiver.schedule_ack(now, len(payload), conn.rto.rto)
         elif payload:
-            has_room = receiver.make_room(conn.counters)  # (Linux tcp_data_queue_ofo asks first)
+            has_room = receiver.make_room(seq, conn.counters)  # (Linux tcp_data_queue_ofo asks first)
             if has_room and receiver.flushes_held_ack(seq, seq_add(seq, len(payload))):  # (tcp_sack_compress_send_ack)
                 conn.send_ack(now)
             # out-of-order: held, and a duplicate ACK (RFC 5681 §4.2), at once or by SACK compression

@@ -21,8 +21,8 @@ def block(left: int, right: int) -> tuple[int, int]:
 def holding(*runs: tuple[int, int], truesize: int = 1000) -> OutOfOrder:
     held = OutOfOrder(1 << 20, 64)
     for left, right in runs:
-        held.add(RCV_NXT, at(left), b"x" * (right - left), truesize)
-        held.note_arrival(at(left))
+        held.add(RCV_NXT, at(left), b"x" * (right - left), truesize, 0)
+        held.note_arrival(at(left), at(right))
     return held
 
 
@@ -83,8 +83,8 @@ def test_out_of_order_bounds_drop_frees_the_packets_no_run_covers():
     and the packets of that data are no longer charged."""
     held = OutOfOrder(1 << 20, 2)
     for left in (100, 300):
-        assert not held.add(RCV_NXT, at(left), b"x" * 50, 500)
-    assert held.add(RCV_NXT, at(500), b"x" * 50, 500)
+        assert held.add(RCV_NXT, at(left), b"x" * 50, 500, 0) == (False, 500)
+    assert held.add(RCV_NXT, at(500), b"x" * 50, 500, 0)[0]
     assert held.memory == 1000 and held.bytes_held == 100
 
 
@@ -92,8 +92,8 @@ def test_out_of_order_blocks_go_latest_arrival_first():
     """RFC 2018 §4: the first SACK block is the one of the most recently received segment, then the others
     in the order their data last arrived."""
     held = holding((100, 200), (300, 400), (500, 600))
-    held.add(RCV_NXT, at(300), b"x" * 10, 100)
-    held.note_arrival(at(300))
+    held.add(RCV_NXT, at(300), b"x" * 10, 100, 0)
+    held.note_arrival(at(300), at(310))
     assert held.blocks(3) == (block(300, 400), block(500, 600), block(100, 200))
     assert held.blocks(2) == (block(300, 400), block(500, 600))
 
@@ -105,7 +105,7 @@ def test_out_of_order_fin_held_takes_a_sequence_number_in_its_block():
     held.hold_fin(at(200))
     assert held.blocks(4) == (block(100, 201),)
     held.hold_fin(at(300))
-    held.note_arrival(at(300))
+    held.note_arrival(at(300), at(301))
     assert held.blocks(4) == (block(300, 301), block(100, 200)) and held.block_count() == 2
     assert not held.take_fin(at(200)) and held.take_fin(at(300)) and held.queue.fin_seq is None
 
@@ -118,3 +118,67 @@ def test_out_of_order_segment_beyond_two_blocks_flushes_the_held_ack():
     assert held.flush_blocks(at(600), at(650), 3) is None  # extends the newest block, the first
     assert held.flush_blocks(at(200), at(250), 3) == (block(500, 600), block(300, 400), block(100, 250))
     assert held.flush_blocks(at(800), at(900), 3) == (block(500, 600), block(300, 400), block(100, 200))
+
+
+def test_out_of_order_segment_continuing_a_packet_with_room_is_copied_into_it():
+    """Linux tcp_ooo_try_coalesce: a segment that begins where a held packet ends and fits the room left
+    after its data is copied there, and costs no memory of its own."""
+    held = OutOfOrder(1 << 20, 64)
+    assert held.add(RCV_NXT, at(100), b"x" * 100, 832, 156) == (False, 832)
+    assert held.add(RCV_NXT, at(200), b"y" * 100, 832, 52) == (False, 0)
+    assert held.add(RCV_NXT, at(300), b"z" * 100, 832, 52) == (False, 832)  # 56 bytes of room left: too few
+    assert held.memory == 2 * 832 and held.blocks(4) == (block(100, 400),)
+
+
+def test_out_of_order_collapse_copies_packets_that_touch_into_one():
+    """Linux tcp_collapse_ofo_queue: a range of held packets that touch is copied into compact packets
+    (1000 bytes: one of 2304, alloc_skb's), each old one freed; the bytes held stay as they were."""
+    held = OutOfOrder(1 << 20, 64)
+    for i in range(10):
+        held.add(RCV_NXT, at(100 + 100 * i), b"x" * 100, 832, 0)
+    assert held.collapse(RCV_NXT, 8000, 128) == (10, 2304, 10 * 832)
+    assert held.memory == 2304 and held.blocks(4) == (block(100, 1100),)
+    assert held.add(RCV_NXT, at(1100), b"y" * 100, 832, 0) == (False, 0)  # its room takes the next 100
+
+
+def test_out_of_order_collapse_leaves_lone_small_packets():
+    """Linux tcp_collapse_ofo_queue: a range of one packet smaller than a page is not copied, and once such
+    packets exceed an eighth of the buffer nothing more is tried, not even a range that could be."""
+    held = OutOfOrder(1 << 20, 64)
+    for left in (100, 300, 500, 600):
+        held.add(RCV_NXT, at(left), b"x" * 100, 832, 0)
+    assert held.collapse(RCV_NXT, 8000, 128) == (0, 0, 0)  # 832 + 832 > 8000 / 8 before the range at 500
+    assert held.collapse(RCV_NXT, 16000, 128) == (2, 832, 2 * 832)  # an eighth is 2000: it gets there
+    assert held.memory == 3 * 832
+
+
+def test_out_of_order_prune_drops_from_the_top_an_eighth_of_the_buffer_at_least():
+    """Linux tcp_prune_ofo_queue: held packets go from the highest sequence number down, an eighth of the
+    buffer (`goal`) at a time, until they freed what the memory exceeds; the bytes above the packets left
+    go with them, a FIN held too."""
+    held = holding((100, 200), (300, 400), (500, 600), (700, 800), truesize=832)
+    held.hold_fin(at(800))
+    assert held.prune(RCV_NXT, RCV_NXT, 1000, 100, False) == 2 * 832
+    assert held.memory == 2 * 832 and held.bytes_held == 200 and held.queue.fin_seq is None
+
+
+def test_out_of_order_prune_keeps_what_lies_below_the_arriving_segment():
+    """Linux tcp_prune_ofo_queue: no held packet that the arriving segment begins above is dropped; one
+    that would be held highest prunes nothing."""
+    held = holding((100, 200), (300, 400), (500, 600), truesize=832)
+    assert held.prune(at(700), RCV_NXT, 1000, 100, False) == 0
+    assert held.prune(at(350), RCV_NXT, 100, 5000, False) == 832
+    assert held.blocks(4) == ()  # the blocks were reset (tcp_sack_reset)
+
+
+def test_out_of_order_prune_forgets_the_blocks_until_data_arrives_again():
+    """Linux tcp_sack_reset: after pruning, the ACKs report no held data until a segment arrives; then its
+    own block, not the run it joins; a segment repeating held data reports what it repeats."""
+    held = holding((100, 200), (300, 400), (500, 600), truesize=832)
+    held.prune(RCV_NXT, RCV_NXT, 100, 1, False)
+    assert held.blocks(4) == () and held.block_count() == 0 and held.bytes_held == 200
+    held.add(RCV_NXT, at(400), b"x" * 100, 832, 0)
+    held.note_arrival(at(400), at(500))
+    assert held.blocks(4) == (block(400, 500),)
+    held.note_arrival(at(150), at(180))  # a repeat: not added, but reported
+    assert held.blocks(4) == (block(150, 180), block(400, 500)) and held.block_count() == 2

@@ -71,3 +71,14 @@ def test_reassembly_many_segments_in_reverse_order_stay_linear():
         r.add(0, i * 10, data[i * 10 % 10000 : i * 10 % 10000 + 10])
     assert len(r) == 1 and r.bytes_held == 20000
     assert len(r.pop_ready(10)) == 20000
+
+
+def test_reassembly_drop_from_keeps_only_bytes_below_the_point():
+    """What tcp_prune_ofo_queue leaves: the held bytes below the point, a run cut there, no FIN."""
+    q = Reassembly()
+    q.add(0, 100, b"a" * 100)
+    q.add(0, 300, b"b" * 100)
+    q.fin_seq = 400
+    assert q.drop_from(350) == 50
+    assert q.sack_blocks() == [(100, 200), (300, 350)] and q.bytes_held == 150 and q.fin_seq is None
+    assert q.drop_from(0) == 150 and not q

@@ -44,6 +44,7 @@ from stack.wire.codec import TcpPacket, decode, encode_tcp
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add, seq_ge, seq_le, seq_sub
 from tests.tcp.conftest import IssDraws, check_history
+from tests.tcp.test_receive_memory_fuzz import check_receive_memory
 
 EXAMPLES = int(os.environ.get("TCPSTACK_FUZZ_EXAMPLES", "150"))
 MASK = 0xFFFFFFFF
@@ -171,11 +172,8 @@ def check_connection(conn: Connection) -> None:
     out_of_order = receiver.out_of_order
     if out_of_order is not None:
         assert len(out_of_order.queue) <= max(held, 0)  # every run holds at least one byte
-        packets = out_of_order._packets
-        assert held or not packets, packets
-        assert out_of_order.memory == sum(packet[2] for packet in packets)
-    held_memory = out_of_order.memory if out_of_order is not None else 0
-    assert receiver.rmem == sum(skb[1] for skb in receiver._skbs) + held_memory
+        assert held or not out_of_order._packets, out_of_order._packets
+    check_receive_memory(conn)
     check_history(conn.history, conn.state)
     if conn.state is State.CLOSED:
         assert conn.finished and conn.next_deadline() is None

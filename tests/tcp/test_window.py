@@ -210,3 +210,31 @@ def test_established_memory_full_of_full_packets_refuses_the_segment(conn_in):
     assert (c.counters.prune_called, c.counters.rcv_collapsed, c.counters.rcv_pruned) == (1, 0, 1)
     assert c.counters.rcvq_drops == 1 and c.receiver.rmem == 2 * 2304
     assert c.segments_to_send(0.0)[-1].window == 0
+
+
+def test_established_full_memory_prunes_held_data_from_the_top(conn_in):
+    """Linux tcp_prune_queue: an in-order segment that finds the memory full of held packets (ten of 100
+    bytes behind holes, 832 bytes each: 8320 of the 8000 SO_RCVBUF 4000 gives), none worth copying, has
+    the highest two dropped (an eighth of the buffer at least, tcp_prune_ofo_queue) and is taken. The
+    memory and the page reserve are what Linux's `ss -m` showed in the same exchange (r7488, f704)."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=4000, receive_buffer_locked=True)
+    for i in range(10):
+        c.receive_segment(seg(".", IRS + 201 + 200 * i, ISS + 1, b"h" * 100), 0.0)
+    assert (c.receiver.rmem, c.receiver.forward_alloc) == (8320, 3968)
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 100), 0.0)
+    assert (c.counters.prune_called, c.counters.ofo_pruned, c.counters.rcv_pruned) == (1, 1, 0)
+    assert (c.receiver.rmem, c.receiver.forward_alloc) == (7488, 704)
+    assert c.receiver.bytes_held == 800 and c.read() == b"a" * 100
+
+
+def test_established_full_memory_drops_a_segment_held_highest_unanswered(conn_in):
+    """Linux tcp_data_queue_ofo: an out-of-order segment for which no room can be made (it would be held
+    above all that is, so nothing is pruned for it) is dropped (RcvPruned, TCPOFODrop) and no ACK
+    answers it."""
+    c = conn_in(State.ESTABLISHED, receive_buffer=4000, receive_buffer_locked=True)
+    for i in range(10):
+        c.receive_segment(seg(".", IRS + 201 + 200 * i, ISS + 1, b"h" * 100), 0.0)
+    c.segments_to_send(0.0)
+    c.receive_segment(seg(".", IRS + 2201, ISS + 1, b"h" * 100), 0.0)
+    assert (c.counters.rcv_pruned, c.counters.ofo_drops, c.counters.ofo_pruned) == (1, 1, 0)
+    assert c.segments_to_send(0.0) == [] and c.receiver.bytes_held == 1000
