@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from stack.tcp import sockopts
+from stack.tcp import rcv_space, sockopts
 from stack.tcp.config import PMTUDISC_DONT, PMTUDISC_OMIT, TcpConfig
 from stack.tcp.write_queue import mss_cache
 
@@ -25,6 +25,10 @@ _MTU_DISCOVER = (socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10))  # L
 _DEFAULTS = TcpConfig()  # what a listening socket without a stack reports for an option it was not given
 _TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux's number, where Python lacks the name
 _MAX_PACING_RATE = (socket.SOL_SOCKET, getattr(socket, "SO_MAX_PACING_RATE", 47))  # Linux's number
+_RCVBUF = (socket.SOL_SOCKET, socket.SO_RCVBUF)
+_SNDBUF = (socket.SOL_SOCKET, socket.SO_SNDBUF)
+_SOCK_MIN_RCVBUF, _SOCK_MIN_SNDBUF = 2304, 4608  # Linux's least sk_rcvbuf and sk_sndbuf
+_WMEM_MAX = 212992  # Linux net.core.wmem_max (rmem_max: rcv_space.RMEM_MAX), as set by default
 # TCP options a connection takes: (level, option) -> (TcpConfig field, the value as set, as read back)
 _OPTIONS: dict[tuple[int, int], tuple[str, Callable[[int], object], Callable[[object], int]]] = {
     (socket.IPPROTO_TCP, socket.TCP_NODELAY): ("nodelay", bool, int),
@@ -70,7 +74,9 @@ class StackSocket:
 
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         """TCP_NODELAY, TCP_CORK and TCP_USER_TIMEOUT (milliseconds) act on the connection at once (setting
-        TCP_NODELAY or clearing TCP_CORK sends what waits); SO_MAX_PACING_RATE (bytes per second, -1 for no
+        TCP_NODELAY or clearing TCP_CORK sends what waits); SO_RCVBUF and SO_SNDBUF size the receive memory
+        and the send buffer as Linux does (doubled, at most twice net.core.[rw]mem_max's default, and no
+        longer grown by autotuning); SO_MAX_PACING_RATE (bytes per second, -1 for no
         limit) paces what is sent from then on, at most at that rate; IP_TOS (IPV6_TCLASS on an IPv6
         socket) marks the segments sent from then on; IP_MTU_DISCOVER (IPv4) sets DF and what a smaller
         path MTU does; other options are refused, as by a kernel without them. On a listening socket they
@@ -97,6 +103,14 @@ class StackSocket:
             if number < 0:
                 raise OSError(errno.EINVAL, "Invalid argument")
             return {name: convert(number)}
+        if key == _RCVBUF or key == _SNDBUF:
+            # Linux sock_setsockopt: the value as an unsigned int, at most net.core.[rw]mem_max, doubled
+            # (for the kernel's own overhead, socket(7)), at least the least buffer; and no autotuning
+            number = _option_value(value) & 0xFFFFFFFF
+            if key == _RCVBUF:
+                size = max(2 * min(number, rcv_space.RMEM_MAX), _SOCK_MIN_RCVBUF)
+                return {"receive_buffer": size // 2, "receive_buffer_locked": True}  # (the core doubles it)
+            return {"send_buffer": max(2 * min(number, _WMEM_MAX), _SOCK_MIN_SNDBUF), "send_buffer_locked": True}
         if key == _MAX_PACING_RATE:
             # unsigned, 32 bits or 64 as Linux reads it: -1 (all ones) is no limit
             width = 64 if isinstance(value, _BUFFERS) and len(value) == 8 else 32
@@ -150,6 +164,10 @@ class StackSocket:
         if key in _OPTIONS:
             name, _, report = _OPTIONS[key]
             return report(getattr(config, name))
+        if key == _RCVBUF:  # sk_rcvbuf: as set, or as the buffer's right-sizing left it
+            return conn.receiver.rcvbuf if conn is not None else rcv_space.sk_rcvbuf(config.receive_buffer)
+        if key == _SNDBUF:  # sk_sndbuf: as set, or as autotuning left it (tcp_sndbuf_expand)
+            return conn.sender.sndbuf if conn is not None and conn.sender is not None else config.send_buffer
         if key == _MAX_PACING_RATE:
             rate = sockopts.reported_pacing_limit(config.max_pacing_rate)
             return rate - (1 << 32) if rate >> 31 else rate  # a C int, as socket.getsockopt reads it

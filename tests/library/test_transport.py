@@ -141,6 +141,49 @@ def test_listening_socket_reports_the_stacks_config_for_options_not_set_on_it(ru
     run(body())
 
 
+def test_established_buffer_sizes_read_back_doubled_and_bounded_as_linux(run):
+    """socket(7) SO_RCVBUF, SO_SNDBUF: the kernel doubles the value set, bounded by net.core.rmem_max and
+    wmem_max (212992 by default) and at least its least buffer (2304 and 4608); a negative value is a large
+    unsigned one. Unset, they read the buffers in use; set, the receive memory holds what they say at once."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await _accepted(server, 7)
+        transport, _ = await client.create_connection(Recorder, SERVER, 7)
+        sock = transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * TcpConfig().receive_buffer
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == TcpConfig().send_buffer
+        cases = ((4000, 8000, 8000), (1, 2304, 4608), (10**9, 425984, 425984), (-1, 425984, 425984))
+        for value, rcvbuf, sndbuf in cases:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, value)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, value)
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == rcvbuf
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == sndbuf
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4000)
+        assert transport.get_extra_info("tcp_info")["SK_MEMINFO_RCVBUF"] == 8000
+        transport.abort()
+
+    run(with_pair(body))
+
+
+def test_listening_socket_buffer_size_holds_for_the_connections_it_accepts(run):
+    """As Linux's accepted sockets inherit their listener's sk_rcvbuf and its lock: SO_RCVBUF set on
+    server.sockets[0] sizes the receive memory of each connection it accepts, which does not grow."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+        srv = await server.start_server(lambda reader, writer: accepted.set_result(writer), SERVER, 7)
+        srv.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 3000)
+        assert srv.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 6000
+        _, writer = await client.open_connection(SERVER, 7)
+        writer.write(b"x" * 100_000)
+        sock = (await accepted).get_extra_info("socket")
+        await writer.drain()
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 6000
+        writer.transport.abort()
+
+    run(with_pair(body))
+
+
 def test_established_ip_tos_of_one_byte_is_unsigned_and_an_int_keeps_its_low_byte(run):
     """Linux do_ip_setsockopt: IP_TOS given as one byte is an unsigned char (0xB8, EF's DSCP, not -72),
     an int keeps its low byte; the ECN field stays TCP's (RFC 3168 §5)."""
