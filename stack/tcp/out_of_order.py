@@ -11,21 +11,18 @@ never need one.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Final, TypeAlias
 
 from stack.tcp import rcv_space
 from stack.tcp.reassembly import Reassembly
 from stack.tcp.sack_compression import SackCompression
-from stack.wire.seq import in_window, seq_add, seq_gt, seq_le, seq_lt, seq_sub
+from stack.wire.seq import seq_add, seq_gt, seq_le, seq_lt, seq_sub
 
 _ARRIVALS_KEPT: Final = 8  # arrivals remembered to order the blocks: more than an ACK has room for
 _SACK_BLOCKS_EXPECTED: Final = 2  # Linux: the blocks an ACK is sure to carry; a segment beyond them flushes
 
 Block: TypeAlias = tuple[int, int]  # a SACK or D-SACK block: [left, right)
-
-
-def _overlaps(seq: int, end: int, left: int, right: int) -> bool:
-    return seq_lt(seq, right) and seq_lt(left, end)
 
 
 def grown_by(left: int, right: int, seq: int, end: int) -> Block | None:
@@ -80,9 +77,10 @@ class OutOfOrder:
         if charged:
             self._packets.append([seq, end, truesize, tailroom])
             self.memory += truesize
-        if dropped:
-            runs = queue.sack_blocks()
-            kept = [p for p in self._packets if any(_overlaps(p[0], p[1], a, b) for a, b in runs)]
+        if dropped:  # the bounds drop from the top: the packets that began at or above what is left go
+            held_end = queue.reach_end()
+            top = seq_sub(held_end, rcv_nxt) if held_end is not None else 0
+            kept = [p for p in self._packets if seq_sub(p[0], rcv_nxt) < top]
             self.memory = sum(p[2] for p in kept)
             self._packets = kept
         return dropped, charged
@@ -211,8 +209,8 @@ class OutOfOrder:
 
     def reach(self, rcv_nxt: int) -> int:
         """How far beyond RCV.NXT the held data reaches (0 when none)."""
-        runs = self.queue.sack_blocks()
-        return max(seq_sub(right, rcv_nxt) for _, right in runs) if runs else 0
+        held_end = self.queue.reach_end()
+        return seq_sub(held_end, rcv_nxt) if held_end is not None else 0
 
     # ------------------------------------------------------------------ duplicates (D-SACK, RFC 2883 §4)
 
@@ -222,11 +220,7 @@ class OutOfOrder:
         runs, all of the segment when a run holds it, else the part of the run it begins in (or that run
         whole when both begin together), then grown by what it covers of the runs after, while they touch
         (tcp_dsack_set, tcp_dsack_extend: an earlier D-SACK not sent yet is grown only if they touch)."""
-        for left, right in self.queue.sack_blocks():
-            if seq_le(right, seq):
-                continue
-            if seq_le(end, left):
-                break
+        for left, right in self.queue.overlapping(seq, end):
             if seq_le(left, seq):  # the run the segment begins in
                 if seq_le(end, right):
                     return True, (seq, end)
@@ -248,7 +242,7 @@ class OutOfOrder:
     def blocks(self, most: int) -> tuple[Block, ...]:
         """At most `most` SACK blocks: the block of the most recently received segment first, then the
         others in the order their data last arrived."""
-        return tuple(self._blocks_by_arrival()[:most])
+        return tuple(self._blocks_by_arrival(most))
 
     def block_count(self) -> int:
         """How many SACK blocks describe what is held."""
@@ -260,7 +254,7 @@ class OutOfOrder:
         [seq, end) sends before it is queued: one that would start a SACK block beyond the first two, or
         extends the third or a later one (Linux tcp_sack_new_ofo_skb, tcp_sack_compress_send_ack); the
         blocks as they were, the one it extends grown, in their order. None when it sends nothing."""
-        blocks = self._blocks_by_arrival()
+        blocks = self._blocks_by_arrival(most)  # (one it extends beyond these changes none of them)
         for i, (left, right) in enumerate(blocks):
             grown = grown_by(left, right, seq, end)
             if grown is not None:
@@ -269,9 +263,9 @@ class OutOfOrder:
                 blocks[i] = grown
                 break
         else:
-            if len(blocks) < _SACK_BLOCKS_EXPECTED:
+            if self.block_count() < _SACK_BLOCKS_EXPECTED:
                 return None
-        return tuple(blocks[:most])
+        return tuple(blocks)
 
     def _held_blocks(self) -> list[Block]:
         """What is held, in sequence order; a FIN held so takes its sequence number too, in the block of
@@ -289,16 +283,31 @@ class OutOfOrder:
                 blocks.append((fin, seq_add(fin, 1)))
         return blocks
 
-    def _blocks_by_arrival(self) -> list[Block]:
+    def _blocks_by_arrival(self, most: int) -> list[Block]:
+        """The first `most` blocks: those the latest arrivals fell in, newest first, then the others in
+        sequence order (each arrival found by bisection: a queue may hold hundreds of runs)."""
         blocks = self._held_blocks()
-        arrivals = self._arrivals
+        if len(blocks) <= 1:
+            return blocks
+        base = blocks[0][0]
 
-        def last_arrival(block: Block) -> int:
-            size = seq_sub(block[1], block[0])
-            return max((i for i, seq in enumerate(arrivals) if in_window(seq, block[0], size)), default=-1)
+        def offset(block: Block) -> int:
+            return seq_sub(block[0], base)
 
-        blocks.sort(key=last_arrival, reverse=True)  # stable: blocks with no known arrival keep sequence order
-        return blocks
+        chosen: list[int] = []
+        for seq in reversed(self._arrivals):
+            i = bisect_right(blocks, seq_sub(seq, base), key=offset) - 1
+            if i >= 0 and seq_lt(seq, blocks[i][1]) and i not in chosen:
+                chosen.append(i)
+                if len(chosen) == most:
+                    break
+        first = [blocks[i] for i in chosen]
+        for i, block in enumerate(blocks):
+            if len(first) >= most:
+                break
+            if i not in chosen:
+                first.append(block)
+        return first
 
 
 def _extended(dsack: Block | None, left: int, right: int) -> Block:
@@ -309,18 +318,22 @@ def _extended(dsack: Block | None, left: int, right: int) -> Block:
 
 
 def _without(blocks: list[Block], holes: list[Block]) -> list[Block]:
-    """`blocks` less what `holes` cover; both in sequence order, the result too."""
+    """`blocks` less what `holes` cover; both in sequence order and each without overlaps, the result too
+    (one pass over both)."""
     out: list[Block] = []
+    h = 0
     for left, right in blocks:
-        for hole_left, hole_right in holes:
-            if seq_le(right, hole_left) or seq_le(hole_right, left):
-                continue
+        while h < len(holes) and seq_le(holes[h][1], left):
+            h += 1  # holes wholly before this block are before every later one too
+        k = h
+        while k < len(holes) and seq_lt(holes[k][0], right) and seq_lt(left, right):
+            hole_left, hole_right = holes[k]
             if seq_lt(left, hole_left):
                 out.append((left, hole_left))
-            left = hole_right if seq_lt(left, hole_right) else left
-            if not seq_lt(left, right):
-                break
-        else:
+            if seq_lt(left, hole_right):
+                left = hole_right
+            k += 1
+        if seq_lt(left, right):
             out.append((left, right))
     return out
 

@@ -155,6 +155,25 @@ class Reassembly:
             self._starts = [s - cursor for s in starts]
         return out
 
+    def reach_end(self) -> int | None:
+        """The sequence number after the highest byte held (None when nothing is)."""
+        if not self._runs:
+            return None
+        return seq_add(self._anchor, self._starts[-1] + len(self._runs[-1]))
+
+    def overlapping(self, seq: int, end: int) -> list[tuple[int, int]]:
+        """The held runs that share a byte with [seq, end), as (left, right) edges (found by bisection)."""
+        if not self._runs or seq == end:
+            return []
+        a = self._anchor
+        start, stop = seq_sub(seq, a), seq_sub(end, a)
+        starts, runs = self._starts, self._runs
+        lo = bisect_right(starts, start) - 1
+        if lo < 0 or starts[lo] + len(runs[lo]) <= start:
+            lo += 1
+        hi = bisect_left(starts, stop)
+        return [(seq_add(a, starts[i]), seq_add(a, starts[i] + len(runs[i]))) for i in range(lo, hi)]
+
     def sack_blocks(self) -> list[tuple[int, int]]:
         """Held runs as (left, right) edges (RFC 2018 §3); adjacent runs are already merged."""
         a = self._anchor

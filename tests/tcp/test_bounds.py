@@ -4,11 +4,13 @@ the out-of-order queue (bytes, holes), connections per stack, TIME_WAIT entries,
 from __future__ import annotations
 
 import errno
+import time
 from dataclasses import replace
 
 import pytest
 
 from stack.demux import Demux
+from stack.tcp.connection import Connection
 from stack.tcp.reassembly import Reassembly
 from stack.tcp.state import State
 from stack.wire.segment import Flags, TcpOptions
@@ -105,6 +107,33 @@ def test_established_out_of_order_bytes_bound_limits_what_is_held(conn_in):
 
 def _syn(port: int):
     return replace(seg("S", IRS, options=TcpOptions(mss=1460)), src_port=port)
+
+
+def _flood_cost(holes: int) -> float:
+    """Seconds per segment, the least of three runs, of one-byte segments each beyond a hole of its own,
+    with SACK, into a queue bounded at `holes` runs (every segment past the bound drops the highest)."""
+    syn = seg("S", IRS, options=TcpOptions(mss=1460, sack_permitted=True))
+    best = float("inf")
+    for _ in range(3):
+        config = replace(CONFIG, ofo_max_holes=holes, receive_buffer=1 << 20, receive_buffer_locked=True)
+        c = Connection.from_syn(config, LOCAL, REMOTE, syn, 0.0)
+        c.segments_to_send(0.0)
+        c.receive_segment(seg(".", IRS + 1, ISS + 1), 0.0)
+        c.segments_to_send(0.0)
+        start = time.perf_counter()
+        for i in range(1000):
+            c.receive_segment(seg(".", IRS + 3 + 2 * i, ISS + 1, b"x"), 0.0)
+            c.segments_to_send(0.0)
+        best = min(best, (time.perf_counter() - start) / 1000)
+        assert c.receiver.bytes_held == holes
+    return best
+
+
+def test_established_out_of_order_flood_at_the_hole_bound_costs_per_segment_what_few_holes_do():
+    """A hostile peer sending one-byte segments with a hole before each keeps the queue at its bound of
+    holes: each segment (and its ACK's SACK blocks) then costs about what it costs with few holes, never
+    a walk of every held packet per held run (a bound of 256 cost 50 times a bound of 16, 5 ms a segment)."""
+    assert _flood_cost(256) < 10 * _flood_cost(16)
 
 
 def test_demux_syn_beyond_connection_limit_is_dropped_and_counted():
