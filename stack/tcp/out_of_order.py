@@ -23,6 +23,9 @@ _ARRIVALS_KEPT: Final = 8  # arrivals remembered to order the blocks: more than 
 _SACK_BLOCKS_EXPECTED: Final = 2  # Linux: the blocks an ACK is sure to carry; a segment beyond them flushes
 
 Block: TypeAlias = tuple[int, int]  # a SACK or D-SACK block: [left, right)
+# a held packet moving to the receive queue: (bytes of its own, truesize, tailroom, whether all its bytes
+# are its own, so that it continues the packet before it)
+Moved: TypeAlias = tuple[int, int, int, bool]
 
 
 def grown_by(left: int, right: int, seq: int, end: int) -> Block | None:
@@ -106,14 +109,17 @@ class OutOfOrder:
         if self._forgotten:
             self._forgotten = _without(self._forgotten, [(seq, end)])
 
-    def pop_ready(self, rcv_nxt: int) -> tuple[bytes, list[list[int]], int]:
-        """The held bytes now at RCV.NXT, the packets that move with them to the receive queue as [bytes of
-        their own, truesize, tailroom 0, bytes] (each byte counted in one packet only), and the memory of those
-        freed: packets that end at or before RCV.NXT with nothing new (the in-order segment or another
-        packet brought their bytes; Linux tcp_ofo_queue)."""
+    def pop_ready(self, rcv_nxt: int) -> tuple[bytes, list[Moved], int]:
+        """The held bytes now at RCV.NXT, the packets that move with them to the receive queue in sequence
+        order (`Moved`: each byte counted in one packet only), and the memory of those freed: packets that
+        end at or before RCV.NXT with nothing new (the in-order segment or another packet brought their
+        bytes; Linux tcp_ofo_queue), and any left once nothing is held."""
+        first = self.queue.first_run()
+        if first is None or seq_lt(rcv_nxt, first[0]):
+            return b"", [], 0  # nothing reaches RCV.NXT, so no packet ends below it either
         data = self.queue.pop_ready(rcv_nxt)
         end = seq_add(rcv_nxt, len(data))
-        moved: list[list[int]] = []
+        moved: list[Moved] = []
         kept = []
         freed = 0
         cursor = 0  # bytes from RCV.NXT already given to a packet of the receive queue
@@ -123,12 +129,17 @@ class OutOfOrder:
                 self.memory -= size
                 fresh = seq_sub(packet_end, rcv_nxt) - cursor
                 if fresh > 0:
-                    moved.append([fresh, size, 0, fresh])
+                    moved.append((fresh, size, packet[3], fresh == seq_sub(packet_end, packet[0])))
                     cursor += fresh
                 else:
                     freed += size
             else:
                 kept.append(packet)
+        if kept and not self.queue:  # packets whose bytes beyond RCV.NXT the bounds dropped: nothing left
+            stranded = sum(packet[2] for packet in kept)
+            self.memory -= stranded
+            freed += stranded
+            kept = []
         self._packets = kept
         if self._forgotten:
             self._forgotten = [block for block in self._forgotten if seq_lt(end, block[1])]
@@ -232,10 +243,10 @@ class OutOfOrder:
     def first_repeat(self, end: int) -> Block | None:
         """The first held run that in-order data ending at `end` repeats, up to `end` (Linux tcp_ofo_queue
         reports it as a D-SACK)."""
-        for left, right in self.queue.sack_blocks():
-            if seq_lt(left, end):
-                return (left, right if seq_le(right, end) else end)
-        return None
+        first = self.queue.first_run()  # (the runs after it begin later still)
+        if first is None or not seq_lt(first[0], end):
+            return None
+        return (first[0], first[1] if seq_le(first[1], end) else end)
 
     # ------------------------------------------------------------------ SACK blocks (RFC 2018 §4)
 

@@ -155,6 +155,13 @@ class Reassembly:
             self._starts = [s - cursor for s in starts]
         return out
 
+    def first_run(self) -> tuple[int, int] | None:
+        """The lowest held run as (left, right) edges (None when nothing is held)."""
+        if not self._runs:
+            return None
+        a, start = self._anchor, self._starts[0]
+        return seq_add(a, start), seq_add(a, start + len(self._runs[0]))
+
     def reach_end(self) -> int | None:
         """The sequence number after the highest byte held (None when nothing is)."""
         if not self._runs:

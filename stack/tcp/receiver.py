@@ -213,16 +213,26 @@ class Receiver:
 
     def deliver_held(self) -> bool:
         """In-order data was delivered: what was held out of order and is now at RCV.NXT follows it, with
-        its packets' memory (tcp_ofo_queue). The first held run that data repeated is reported as a D-SACK
-        when none is owed yet (RFC 2883 §4). True if anything was held: a hole was filled."""
+        its packets' memory (tcp_ofo_queue); a packet that continues the last one and fits the room after
+        its data is copied there and freed (tcp_queue_rcv: skb_try_coalesce). The first held run that data
+        repeated is reported as a D-SACK when none is owed yet (RFC 2883 §4). True if anything was held: a
+        hole was filled."""
         held = self.out_of_order
         if held is None or not held.queue:
             return False
         if self.dsack is None and self.tcb.sack_ok:
             self.dsack = held.first_repeat(self.tcb.rcv_nxt)
         data, packets, freed = held.pop_ready(self.tcb.rcv_nxt)
-        for packet in packets:
-            self._push_skb(packet)
+        for own, truesize, tailroom, continues in packets:
+            skbs = self._skbs
+            if continues and skbs and own <= skbs[-1][2]:
+                last = skbs[-1]
+                last[0] += own
+                last[2] -= own
+                last[3] += own
+                freed += truesize
+            else:
+                self._push_skb([own, truesize, tailroom, own])
         self._free(freed)
         if data:
             self._append(data)

@@ -66,7 +66,7 @@ def test_out_of_order_hole_filled_moves_packets_with_their_own_bytes():
     held = holding((100, 300), (150, 250), (250, 400), truesize=700)
     data, moved, freed = held.pop_ready(at(100))
     assert len(data) == 300
-    assert moved == [[200, 700, 0, 200], [100, 700, 0, 100]]
+    assert moved == [(200, 700, 0, True), (100, 700, 0, False)]  # the second began at 150
     assert freed == 700 and held.memory == 0 and not held
 
 
@@ -74,7 +74,7 @@ def test_out_of_order_hole_filled_keeps_what_lies_beyond_the_next_hole():
     """Only the run at RCV.NXT is released; a run behind another hole stays held, charged."""
     held = holding((100, 200), (300, 400), truesize=600)
     data, moved, freed = held.pop_ready(at(100))
-    assert (len(data), moved, freed) == (100, [[100, 600, 0, 100]], 0)
+    assert (len(data), moved, freed) == (100, [(100, 600, 0, True)], 0)
     assert held.bytes_held == 100 and held.memory == 600
 
 
@@ -182,3 +182,16 @@ def test_out_of_order_prune_forgets_the_blocks_until_data_arrives_again():
     assert held.blocks(4) == (block(400, 500),)
     held.note_arrival(at(150), at(180))  # a repeat: not added, but reported
     assert held.blocks(4) == (block(150, 180), block(400, 500)) and held.block_count() == 2
+
+
+def test_out_of_order_packet_whose_held_bytes_all_went_is_freed_once_nothing_is_held():
+    """A packet the bounds cut (its top bytes dropped) stays charged while it holds bytes; once in-order data
+    takes those and nothing is held any more, its memory is freed, not kept for bytes no run holds."""
+    held = OutOfOrder(150, 64)
+    held.add(RCV_NXT, at(100), b"x" * 100, 500, 0)
+    assert held.add(RCV_NXT, at(200), b"y" * 100, 500, 0) == (True, 500)  # cut to [200, 250)
+    held.add(RCV_NXT, at(150), b"z" * 100, 500, 0)  # [150, 250) repeats it all: no byte of its own above
+    assert held.bytes_held == 150 and held.memory == 1500
+    data, moved, freed = held.pop_ready(at(100))
+    assert len(data) == 150 and not held.queue
+    assert held.memory == 0 and freed + sum(packet[1] for packet in moved) == 1500
