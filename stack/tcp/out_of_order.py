@@ -42,7 +42,8 @@ class OutOfOrder:
     def __init__(self, max_bytes: int, max_runs: int) -> None:
         self.queue = Reassembly(max_bytes, max_runs)
         self._arrivals: list[int] = []  # where the last out-of-order segments (or a FIN) began, newest last
-        self._packets: list[list[int]] = []  # [seq, end, truesize, tailroom] of each packet held
+        # [seq, end, truesize, tailroom] of each packet held, in sequence order (of seq; they may overlap)
+        self._packets: list[list[int]] = []
         self.memory = 0  # the packets' truesize: the receiver's share of sk_rmem_alloc for them
         self.compression: SackCompression | None = None  # from the first out-of-order ACK it could hold
         # held data the SACK blocks no longer report: held when pruning reset them, not arrived since
@@ -70,15 +71,15 @@ class OutOfOrder:
         n = len(payload)
         end = seq_add(seq, n)
         charged = truesize
-        for packet in reversed(self._packets):  # (the last one held, normally)
-            if packet[1] == seq:
-                if n <= packet[3]:
-                    packet[1] = end
-                    packet[3] -= n
-                    charged = 0
-                break
-        if charged:
-            self._packets.append([seq, end, truesize, tailroom])
+        packets = self._packets
+        i = bisect_right(packets, seq_sub(seq, rcv_nxt), key=lambda packet: seq_sub(packet[0], rcv_nxt))
+        before = packets[i - 1] if i else None  # the packet that begins last at or below it
+        if before is not None and before[1] == seq and n <= before[3]:
+            before[1] = end
+            before[3] -= n
+            charged = 0
+        else:
+            packets.insert(i, [seq, end, truesize, tailroom])
             self.memory += truesize
         if dropped:  # the bounds drop from the top: the packets that began at or above what is left go
             held_end = queue.reach_end()
@@ -123,7 +124,7 @@ class OutOfOrder:
         kept = []
         freed = 0
         cursor = 0  # bytes from RCV.NXT already given to a packet of the receive queue
-        for packet in sorted(self._packets, key=lambda packet: seq_sub(packet[0], rcv_nxt)):
+        for packet in self._packets:
             packet_end, size = packet[1], packet[2]
             if seq_le(packet_end, end):
                 self.memory -= size
@@ -161,7 +162,7 @@ class OutOfOrder:
         packets (`_collapse_range`) when it has more than one packet or spans a page; ranges of one small
         packet are left, and once those left exceed an eighth of `rcvbuf` nothing more is tried. The
         packets freed (TCPRcvCollapsed), the memory of the compact ones made and of those freed."""
-        packets = sorted(self._packets, key=lambda packet: seq_sub(packet[0], rcv_nxt))
+        packets = self._packets
         fin = self.queue.fin_seq
         kept: list[list[int]] = []
         count = made = freed = tiny = 0
@@ -200,7 +201,6 @@ class OutOfOrder:
         blocks are reset (tcp_sack_reset): what is still held is reported again only where data arrives
         anew. The memory freed, 0 when nothing was pruned."""
         packets = self._packets
-        packets.sort(key=lambda packet: seq_sub(packet[0], rcv_nxt))
         freed = 0
         left = goal
         while packets and not seq_gt(seq, packets[-1][0]):

@@ -168,6 +168,24 @@ def test_established_in_order_segments_cost_the_same_however_much_is_held_beyond
     assert _in_order_cost_with_held(8000) < 3 * _in_order_cost_with_held(100)
 
 
+def _descending_cost(segments: int) -> float:
+    """Seconds per segment, the least of three runs, of 20-byte segments held out of order, each ending
+    where the one before it began (so none is copied into another's room)."""
+    best = float("inf")
+    for _ in range(3):
+        c = _sack_connection(True)
+        offsets = [2000 + 20 * (segments - i) for i in range(segments)]
+        best = min(best, _cost_per_segment(c, [(offset, b"h" * 20) for offset in offsets], read=False))
+        assert c.receiver.bytes_held == 20 * segments
+    return best
+
+
+def test_established_out_of_order_segments_held_in_descending_order_cost_what_few_do():
+    """Each segment held finds the packet it could be copied into by bisection, as Linux's rb-tree does,
+    not by a walk of all held packets (with 6,000 held a segment cost 2.7 times what it did with 600)."""
+    assert _descending_cost(6000) < 2 * _descending_cost(600)
+
+
 def test_demux_syn_beyond_connection_limit_is_dropped_and_counted():
     """A stack at its connection limit refuses new SYNs silently, like a full queue; the peer retries."""
     demux = Demux(replace(CONFIG, max_connections=2))

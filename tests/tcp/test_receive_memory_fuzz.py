@@ -40,6 +40,8 @@ def check_receive_memory(c: Connection) -> None:
     if held is not None:
         packets = held._packets
         assert held.memory == sum(packet[2] for packet in packets)
+        starts = [seq_sub(packet[0], c.tcb.rcv_nxt) for packet in packets]
+        assert starts == sorted(starts), packets  # in sequence order, as Linux's rb-tree of them
         held_memory = held.memory
         for left, right in held.queue.sack_blocks():
             covered = left

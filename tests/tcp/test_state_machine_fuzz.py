@@ -154,9 +154,12 @@ def check_connection(conn: Connection) -> None:
         assert conn.orphaned and conn.state in (State.TIME_WAIT, State.CLOSED), conn.state
     else:
         # Linux's rule: a write starts an skb only while the buffer is below sk_sndbuf, which autotuning
-        # grows at most to tcp_wmem[2]; the last skb takes at most a 64 KB size goal
+        # grows at most to tcp_wmem[2]; the last skb takes at most a 64 KB size goal while unsent, and what
+        # is left of it when its head was sent (tso_fragment) is the last skb again: beyond the buffer, at
+        # most a size goal and what is in flight
         assert conn.sender.sndbuf <= max(config.send_buffer, config.send_buffer_max)
-        assert conn.send_queue_bytes < conn.sender.sndbuf + 65536
+        in_flight = seq_sub(tcb.snd_max, tcb.snd_una)
+        assert conn.send_queue_bytes < conn.sender.sndbuf + 65536 + in_flight
     held = conn.receiver.bytes_held  # out-of-order bytes are buffer space too (§3.8.6)
     # the receive memory (twice SO_RCVBUF, as Linux doubles it) grows with autotuning (tcp_rcvbuf_grow,
     # tcp_clamp_window) up to tcp_rmem[2] only; a packet is taken while the memory used is within it, and an
