@@ -27,8 +27,6 @@ _TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux's number, w
 _MAX_PACING_RATE = (socket.SOL_SOCKET, getattr(socket, "SO_MAX_PACING_RATE", 47))  # Linux's number
 _RCVBUF = (socket.SOL_SOCKET, socket.SO_RCVBUF)
 _SNDBUF = (socket.SOL_SOCKET, socket.SO_SNDBUF)
-_SOCK_MIN_RCVBUF, _SOCK_MIN_SNDBUF = 2304, 4608  # Linux's least sk_rcvbuf and sk_sndbuf
-_WMEM_MAX = 212992  # Linux net.core.wmem_max (rmem_max: rcv_space.RMEM_MAX), as set by default
 # TCP options a connection takes: (level, option) -> (TcpConfig field, the value as set, as read back)
 _OPTIONS: dict[tuple[int, int], tuple[str, Callable[[int], object], Callable[[object], int]]] = {
     (socket.IPPROTO_TCP, socket.TCP_NODELAY): ("nodelay", bool, int),
@@ -76,12 +74,11 @@ class StackSocket:
         """TCP_NODELAY, TCP_CORK and TCP_USER_TIMEOUT (milliseconds) act on the connection at once (setting
         TCP_NODELAY or clearing TCP_CORK sends what waits); SO_RCVBUF and SO_SNDBUF size the receive memory
         and the send buffer as Linux does (doubled, at most twice net.core.[rw]mem_max's default, and no
-        longer grown by autotuning); SO_MAX_PACING_RATE (bytes per second, -1 for no
-        limit) paces what is sent from then on, at most at that rate; IP_TOS (IPV6_TCLASS on an IPv6
-        socket) marks the segments sent from then on; IP_MTU_DISCOVER (IPv4) sets DF and what a smaller
-        path MTU does; other options are refused, as by a kernel without them. On a listening socket they
-        are kept for the connections it accepts, which take them as Linux's accepted sockets inherit their
-        listener's."""
+        longer grown by autotuning); SO_MAX_PACING_RATE (bytes per second, -1 for no limit) paces what is
+        sent from then on, at most at that rate; IP_TOS (IPV6_TCLASS on an IPv6 socket) marks the segments
+        sent from then on; IP_MTU_DISCOVER (IPv4) sets DF and what a smaller path MTU does; other options
+        are refused, as by a kernel without them. On a listening socket they are kept for the connections
+        it accepts, which take them as Linux's accepted sockets inherit their listener's."""
         key = (level, option)
         if key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
             return  # listening never conflicts with connections in TIME_WAIT here: always on
@@ -108,9 +105,10 @@ class StackSocket:
             # (for the kernel's own overhead, socket(7)), at least the least buffer; and no autotuning
             number = _option_value(value) & 0xFFFFFFFF
             if key == _RCVBUF:
-                size = max(2 * min(number, rcv_space.RMEM_MAX), _SOCK_MIN_RCVBUF)
+                size = max(2 * min(number, rcv_space.RMEM_MAX), sockopts.SOCK_MIN_RCVBUF)
                 return {"receive_buffer": size // 2, "receive_buffer_locked": True}  # (the core doubles it)
-            return {"send_buffer": max(2 * min(number, _WMEM_MAX), _SOCK_MIN_SNDBUF), "send_buffer_locked": True}
+            size = max(2 * min(number, sockopts.WMEM_MAX), sockopts.SOCK_MIN_SNDBUF)
+            return {"send_buffer": size, "send_buffer_locked": True}
         if key == _MAX_PACING_RATE:
             # unsigned, 32 bits or 64 as Linux reads it: -1 (all ones) is no limit
             width = 64 if isinstance(value, _BUFFERS) and len(value) == 8 else 32

@@ -76,7 +76,7 @@ _PMTUDISC = {
     "IP_PMTUDISC_OMIT": PMTUDISC_OMIT,
 }
 _TOS_OPTIONS = {"IP_TOS": False, "IPV6_TCLASS": True}  # option -> whether it is for IPv6 packets
-_BUFFER_MIN = {"SO_SNDBUF": 4608, "SO_RCVBUF": 2304}  # Linux SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF
+_BUFFER_MIN = {"SO_SNDBUF": sockopts.SOCK_MIN_SNDBUF, "SO_RCVBUF": sockopts.SOCK_MIN_RCVBUF}
 _BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
 # send flags with a meaning here: MSG_NOSIGNAL has none (no signals), MSG_ZEROCOPY sends the same bytes
 # (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)

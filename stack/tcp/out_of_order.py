@@ -64,8 +64,8 @@ class OutOfOrder:
     ) -> tuple[bool, int]:
         """Hold a segment's bytes, copied into the room left in the held packet they continue when they fit
         (Linux tcp_ooo_try_coalesce), else as a packet of `truesize` with `tailroom` to spare; whether the
-        queue's bounds dropped data (whose packets no held run covers any more are then freed), and the
-        memory newly charged (`memory`): `truesize`, or 0 when copied."""
+        queue's bounds dropped data (from the top: the packets that begin above what is left are then
+        freed), and the memory newly charged (`memory`): `truesize`, or 0 when copied."""
         queue = self.queue
         dropped = queue.add(rcv_nxt, seq, payload) > 0
         n = len(payload)

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
 
 NO_PACING_LIMIT: Final = 0xFFFFFFFF  # SO_MAX_PACING_RATE's ~0U
+SOCK_MIN_RCVBUF: Final = 2304  # Linux's least sk_rcvbuf and sk_sndbuf, whatever SO_RCVBUF, SO_SNDBUF say
+SOCK_MIN_SNDBUF: Final = 4608
+WMEM_MAX: Final = 212992  # Linux net.core.wmem_max as set by default (rmem_max: rcv_space.RMEM_MAX)
 
 
 def pacing_limit(value: int, width: int = 32) -> float | None:
