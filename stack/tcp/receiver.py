@@ -189,13 +189,7 @@ class Receiver:
             was_empty = not self._buf
             n = len(data)
             _, size, tailroom = self._arriving
-            skbs = self._skbs
-            if skbs and n <= skbs[-1][2]:
-                last = skbs[-1]
-                last[0] += n
-                last[2] -= n
-                last[3] += n
-            else:
+            if not self._copied_into_last(n):
                 self._push_skb([n, size, tailroom, n])
                 self._charge(size)
             self._arriving = (0, 0, 0)
@@ -204,6 +198,18 @@ class Receiver:
             self.tcb.rcv_nxt = (self.tcb.rcv_nxt + n) & _MASK
             if was_empty:
                 self._events.append(_DATA_AVAILABLE)
+
+    def _copied_into_last(self, n: int) -> bool:
+        """Whether `n` in-order bytes fit the room after the last packet's data, and were put there
+        (skb_try_coalesce): they cost no memory of their own."""
+        skbs = self._skbs
+        if not skbs or n > skbs[-1][2]:
+            return False
+        last = skbs[-1]
+        last[0] += n
+        last[2] -= n
+        last[3] += n
+        return True
 
     def _push_skb(self, skb: list[int]) -> None:
         if self._skbs:
@@ -224,13 +230,8 @@ class Receiver:
             self.dsack = held.first_repeat(self.tcb.rcv_nxt)
         data, packets, freed = held.pop_ready(self.tcb.rcv_nxt)
         for own, truesize, tailroom, continues in packets:
-            skbs = self._skbs
-            if continues and skbs and own <= skbs[-1][2]:
-                last = skbs[-1]
-                last[0] += own
-                last[2] -= own
-                last[3] += own
-                freed += truesize
+            if continues and self._copied_into_last(own):
+                freed += truesize  # (its packet is freed)
             else:
                 self._push_skb([own, truesize, tailroom, own])
         self._free(freed)
@@ -301,18 +302,14 @@ class Receiver:
         seq: int,
         payload: bytes | memoryview,
         fin: bool,
-        room: bool,
         now: float,
         srtt: float | None,
         counters: Counters,
     ) -> bool:
-        """Out-of-order bytes (and the FIN after them) go to the out-of-order part, if there is `room` for
-        them (make_room), and are ACKed (RFC 5681 §4.2), at once or held by SACK compression (`srtt` times
-        it, `counters` count it); True if they were dropped for memory (then unanswered, as Linux) or the
-        queue's bounds dropped data (Linux TCPOFODrop): the FIN is then not held either, the peer resends
-        both."""
-        if not room:  # no memory for it: dropped unanswered (Linux tcp_data_queue_ofo: TCPOFODrop)
-            return True
+        """Out-of-order bytes (and the FIN after them), for which make_room found room, go to the
+        out-of-order part and are ACKed (RFC 5681 §4.2), at once or held by SACK compression (`srtt` times
+        it, `counters` count it); True if the queue's bounds dropped data (Linux TCPOFODrop): the FIN is
+        then not held either, the peer resends both."""
         end = seq_add(seq, len(payload))
         held = self._out_of_order()
         flushed = self._flushed(held)

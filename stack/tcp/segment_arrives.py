@@ -401,11 +401,13 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             elif payload:  # (none when a closed window took it all: that ACK is owed already)
                 receiver.schedule_ack(now, len(payload), conn.rto.rto)
         elif payload:
-            has_room = receiver.make_room(seq, conn.counters)  # (Linux tcp_data_queue_ofo asks first)
-            if has_room and receiver.flushes_held_ack(seq, seq_add(seq, len(payload))):  # (tcp_sack_compress_send_ack)
+            if not receiver.make_room(seq, conn.counters):  # (Linux tcp_data_queue_ofo asks first)
+                conn.counters.ofo_drops += 1  # no memory for it: dropped unanswered, as Linux's TCPOFODrop
+                return
+            if receiver.flushes_held_ack(seq, seq_add(seq, len(payload))):  # (tcp_sack_compress_send_ack)
                 conn.send_ack(now)
             # out-of-order: held, and a duplicate ACK (RFC 5681 §4.2), at once or by SACK compression
-            if receiver.hold(seq, payload, fin, has_room, now, conn.rto.srtt, conn.counters):
+            if receiver.hold(seq, payload, fin, now, conn.rto.srtt, conn.counters):
                 conn.counters.ofo_drops += 1  # the queue's bounds dropped data furthest from RCV.NXT
             return
     elif payload:
