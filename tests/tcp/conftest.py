@@ -15,6 +15,7 @@ from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.state import TRANSITIONS, State, Transition
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions, flags_str
+from stack.wire.seq import seq_le, seq_lt, seq_sub
 
 LOCAL = (0x0A070002, 80)
 REMOTE = (0x0A070001, 40000)
@@ -155,6 +156,28 @@ def check_history(history: list[Transition], state: State) -> None:
         assert TRANSITIONS.get((t.old, t.event)) is t.new, f"{t} is not in the table"
         at = t.new
     assert at is state, f"history ends in {at.name}, the state is {state.name}"
+
+
+def check_receive_memory(c: Connection) -> None:
+    """Receive memory as Linux's skbs: the charge is what the packets cost (else the window closes), the
+    packets held out of order are in sequence order, as Linux's rb-tree of them, and every held byte is
+    in a packet still charged (pruning drops the bytes above the packets it keeps)."""
+    receiver = c.receiver
+    held = receiver.out_of_order
+    held_memory = 0
+    if held is not None:
+        packets = held._packets
+        assert held.memory == sum(packet[2] for packet in packets)
+        starts = [seq_sub(packet[0], c.tcb.rcv_nxt) for packet in packets]
+        assert starts == sorted(starts), packets
+        held_memory = held.memory
+        for left, right in held.queue.sack_blocks():
+            covered = left
+            for seq, end, _, _ in packets:
+                if seq_le(seq, covered) and seq_lt(covered, end):
+                    covered = end
+            assert not seq_lt(covered, right), (left, right, packets)
+    assert receiver.rmem == sum(skb[1] for skb in receiver._skbs) + held_memory
 
 
 @pytest.fixture

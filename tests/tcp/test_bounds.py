@@ -15,6 +15,7 @@ from stack.tcp.reassembly import Reassembly
 from stack.tcp.state import State
 from stack.wire.segment import Flags, TcpOptions
 from tests.tcp.conftest import CONFIG, IRS, ISS, LOCAL, REMOTE, seg, sent
+from tests.tcp.test_header_prediction import established
 
 RCV_NXT = 1000
 
@@ -111,13 +112,8 @@ def _syn(port: int):
 
 def _sack_connection(window_scaling: bool, **changes) -> Connection:
     """An established connection whose peer permits SACK (and scales its window, if asked): a 4 MB buffer."""
-    options = TcpOptions(mss=1460, sack_permitted=True, wscale=7 if window_scaling else None)
     config = replace(CONFIG, window_scaling=window_scaling, receive_buffer=4 << 20, receive_buffer_locked=True)
-    c = Connection.from_syn(replace(config, **changes), LOCAL, REMOTE, seg("S", IRS, options=options), 0.0)
-    c.segments_to_send(0.0)
-    c.receive_segment(seg(".", IRS + 1, ISS + 1), 0.0)
-    c.segments_to_send(0.0)
-    return c
+    return established(replace(config, **changes), ts=False, wscale=window_scaling)
 
 
 def _cost_per_segment(c: Connection, segments: list[tuple[int, bytes]], read: bool) -> float:

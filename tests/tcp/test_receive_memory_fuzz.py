@@ -11,45 +11,12 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stack.tcp.connection import Connection
-from stack.wire.segment import TcpOptions
-from stack.wire.seq import seq_le, seq_lt, seq_sub
-from tests.tcp.conftest import CONFIG, IRS, ISS, LOCAL, REMOTE, IssDraws, seg
+from tests.tcp.conftest import CONFIG, IRS, ISS, check_receive_memory, seg
+from tests.tcp.test_header_prediction import established
 
 EXAMPLES = int(os.environ.get("TCPSTACK_FUZZ_EXAMPLES", "150"))
 STREAM = bytes((i * 7 + i // 251) % 256 for i in range(4000))
 RESEND = 500  # the peer's resends of what is not acknowledged, in order
-
-
-def _established_with_sack(receive_buffer: int) -> Connection:
-    config = replace(CONFIG, receive_buffer=receive_buffer, receive_buffer_locked=True, rng=IssDraws(ISS))
-    syn = seg("S", IRS, options=TcpOptions(mss=1460, sack_permitted=True))
-    c = Connection.from_syn(config, LOCAL, REMOTE, syn, 0.0)
-    c.segments_to_send(0.0)
-    c.receive_segment(seg(".", IRS + 1, ISS + 1), 0.0)
-    c.segments_to_send(0.0)
-    return c
-
-
-def check_receive_memory(c: Connection) -> None:
-    """Receive memory as Linux's skbs: the charge is what the packets cost (else the window closes), and
-    every held byte is in a packet still charged (pruning drops the bytes above the packets it keeps)."""
-    receiver = c.receiver
-    held = receiver.out_of_order
-    held_memory = 0
-    if held is not None:
-        packets = held._packets
-        assert held.memory == sum(packet[2] for packet in packets)
-        starts = [seq_sub(packet[0], c.tcb.rcv_nxt) for packet in packets]
-        assert starts == sorted(starts), packets  # in sequence order, as Linux's rb-tree of them
-        held_memory = held.memory
-        for left, right in held.queue.sack_blocks():
-            covered = left
-            for seq, end in sorted(((p[0], p[1]) for p in packets), key=lambda p: seq_sub(p[0], left)):
-                if seq_le(seq, covered) and seq_lt(covered, end):
-                    covered = end
-            assert not seq_lt(covered, right), (left, right, packets)
-    assert receiver.rmem == sum(skb[1] for skb in receiver._skbs) + held_memory
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -65,7 +32,7 @@ def test_established_small_segments_in_any_order_lose_no_byte(
 ) -> None:
     """RFC 9293 §3.10.7.4: the text reaches the application in order and whole, whatever was dropped to
     make room; RFC 2018 §8: what was held and then dropped comes again from the sender."""
-    c = _established_with_sack(receive_buffer)
+    c = established(replace(CONFIG, receive_buffer=receive_buffer, receive_buffer_locked=True), ts=False, wscale=False)
     read = bytearray()
     for offset, length, read_now in segments:
         c.receive_segment(seg(".", IRS + 1 + offset, ISS + 1, STREAM[offset : offset + length]), 0.0)

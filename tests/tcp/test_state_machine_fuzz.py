@@ -43,8 +43,7 @@ from stack.tcp.state import State
 from stack.wire.codec import TcpPacket, decode, encode_tcp
 from stack.wire.segment import NO_OPTIONS, Flags, Segment, TcpOptions
 from stack.wire.seq import seq_add, seq_ge, seq_le, seq_sub
-from tests.tcp.conftest import IssDraws, check_history
-from tests.tcp.test_receive_memory_fuzz import check_receive_memory
+from tests.tcp.conftest import IssDraws, check_history, check_receive_memory
 
 EXAMPLES = int(os.environ.get("TCPSTACK_FUZZ_EXAMPLES", "150"))
 MASK = 0xFFFFFFFF
