@@ -91,11 +91,10 @@ class Rack:
         wait: float | None = None
         if self.xmit_ts < 0:
             return lost, None
-        for rec in board.by_send_time():  # neither SACKed nor lost, oldest first
-            if rec.xmit_ts > self.xmit_ts:
-                break  # this and all after it were sent after the last delivered segment
-            if rec.xmit_ts == self.xmit_ts and rec.end >= self.end:
-                continue  # sent with it but after it: nothing to conclude yet
+        # neither SACKed nor lost, oldest first, those sent together in sequence order
+        for rec in board.by_send_time():
+            if rec.xmit_ts > self.xmit_ts or (rec.xmit_ts == self.xmit_ts and rec.end >= self.end):
+                break  # this and all after it were sent after the last delivered segment, or with it
             remaining = rec.xmit_ts + self.rtt + reo_wnd - now
             if remaining < _CLOCK:  # due now (times are floats; Linux counts whole microseconds)
                 if board.mark_lost(rec):

@@ -370,8 +370,8 @@ class Scoreboard:
         return newly
 
     def by_send_time(self) -> Iterator[SentSegment]:
-        """The records neither SACKed nor lost, the longest sent first (a record may leave the chain,
-        by mark_lost, while it is being walked)."""
+        """The records neither SACKed nor lost, the longest sent first, those sent at the same time in
+        sequence order (a record may leave the chain, by mark_lost, while it is being walked)."""
         chain = self._chain
         if chain is None:
             return
@@ -525,14 +525,19 @@ class Scoreboard:
     # ------------------------------------------------------------------ the send-time chain
 
     def _chain_last(self, rec: SentSegment) -> None:
-        """Chain a record just (re)sent: at the end, behind any sent later (`now` never goes back)."""
+        """Chain a record just (re)sent: at the end, behind any sent later (`now` never goes back), and
+        among those sent at the same time in sequence order, so that RACK's walk can stop at the first
+        one sent with or after its last delivered segment (as Linux's stops, tcp_rack_detect_loss)."""
         chain = self._chain
         if chain is None:  # made when needed: an idle connection holds none
             chain = self._chain = SentSegment(0, 0, 0.0, 1)
             chain.prev = chain.next = chain
         # (every record in the chain is linked both ways: its prev and next are never None)
         before: SentSegment = chain.prev  # type: ignore[assignment]
-        while before is not chain and before.xmit_ts > rec.xmit_ts:
+        sent_at, start = rec.xmit_ts, rec.start
+        while before is not chain and (
+            before.xmit_ts > sent_at or (before.xmit_ts == sent_at and before.start > start)
+        ):
             before = before.prev  # type: ignore[assignment]
         after: SentSegment = before.next  # type: ignore[assignment]
         rec.prev, rec.next = before, after

@@ -47,14 +47,21 @@ class Peer:
 
 
 def established(
-    config: TcpConfig, ts: bool = True, sack: bool = True, wscale: bool = True, iss: int = ISS, irs: int = IRS
+    config: TcpConfig,
+    ts: bool = True,
+    sack: bool = True,
+    wscale: bool = True,
+    iss: int = ISS,
+    irs: int = IRS,
+    peer_wscale: int = PEER_WSCALE,
 ) -> Connection:
-    """A passive open completed by real segments at time 0, with the options the peer's SYN offered."""
+    """A passive open completed by real segments at time 0, with the options the peer's SYN offered (its
+    window scale `peer_wscale`, if `wscale`)."""
     config = replace(config, rng=IssDraws(iss))
     syn_flags = Flags.SYN | Flags.ECE | Flags.CWR if config.ecn else Flags.SYN
     options = TcpOptions(
         mss=1460,
-        wscale=PEER_WSCALE if wscale else None,
+        wscale=peer_wscale if wscale else None,
         sack_permitted=sack,
         timestamps=(TS0, 0) if ts else None,
     )

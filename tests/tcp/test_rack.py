@@ -127,3 +127,35 @@ def test_rack_detect_loss_walks_only_what_was_sent_before_the_last_delivered():
     lost, _ = rack.detect_loss(board, 2.0, reo_wnd=0.0)
     assert [(r.start, r.end) for r in lost] == [(0, 100), (100, 200)]
     assert board.visited == 3  # the two lost and the first one sent after the delivered one
+
+
+@pytest.mark.skipif(core_build.BUILD == "compiled", reason="subclasses Scoreboard: a compiled class refuses")
+def test_rack_detect_loss_stops_at_the_delivered_segment_among_those_sent_together():
+    """RFC 8985 §6.2 step 5: of segments sent at the same time, those after the last delivered one in
+    sequence were not sent before it (Linux's tcp_skb_sent_after breaks the tie by sequence): the walk
+    stops at the first of them, however many were sent with it."""
+    board = _CountingBoard(1)
+    for i in range(1000):
+        board.sent(1 + i * 100, 100, 0.0)  # all at once
+    rack = Rack()
+    (delivered,) = board.sack(1 + 200, 1 + 300)
+    rack.on_delivered(delivered, 1.0)
+    lost, _ = rack.detect_loss(board, 2.0, reo_wnd=0.0)
+    assert [(r.start, r.end) for r in lost] == [(0, 100), (100, 200)]
+    assert board.visited == 3
+
+
+@pytest.mark.skipif(core_build.BUILD == "compiled", reason="subclasses Scoreboard: a compiled class refuses")
+def test_rack_segment_resent_with_new_data_is_judged_in_sequence_among_it():
+    """A segment resent at the same time as new data sent just before it is chained in sequence among
+    them: RACK, delivered the first of the new data, judges the resent segment before it stops."""
+    board = _CountingBoard(1)
+    board.sent(1, 300, 0.0, 100)  # three segments
+    board.sent(301, 200, 1.0, 100)  # two new ones at 1.0 ...
+    board.sent(101, 100, 1.0)  # ... and the second segment resent at the same time, after them
+    rack = Rack()
+    (delivered,) = board.sack(301, 401)
+    rack.on_delivered(delivered, 2.0)
+    lost, _ = rack.detect_loss(board, 3.0, reo_wnd=0.0)
+    assert [(r.start, r.end) for r in lost] == [(0, 100), (100, 200), (200, 300)]
+    assert board.visited == 4  # the three lost and the new segment after the delivered one

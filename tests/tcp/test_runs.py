@@ -64,10 +64,10 @@ class _Pair:
         assert (board.sacked_bytes, board.lost_bytes, pipe) == (model.sacked_bytes, model.lost_bytes, model.in_flight())
         assert (board.pipe_packets, board.sacked_packets) == (model.pipe_packets, model.sacked_packets)
         assert _rack_state(self.rack) == _rack_state(self.model_rack)
-        # RACK's chain: every record neither SACKed nor lost, by send time
+        # RACK's chain: every record neither SACKed nor lost, by send time, those sent together in sequence
         chained = list(board.by_send_time())
         assert sorted(_pieces(chained)) == sorted(p for p in _pieces(board) if not p[4] and not p[5])
-        assert [r.xmit_ts for r in chained] == sorted(r.xmit_ts for r in chained)
+        assert [(r.xmit_ts, r.start) for r in chained] == sorted((r.xmit_ts, r.start) for r in chained)
 
     def resend(self, got, want) -> None:
         """Both send the segment they named again, alone."""
