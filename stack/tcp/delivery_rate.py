@@ -230,6 +230,14 @@ class DeliveryRateEstimator:
                     s.end = hi
                     i += 1
                 self._deliver(s, now)
+                # a delivered segment needs only its extent from now on: one record with a delivered one
+                # before it, so a block that grows walks what it adds (as Linux merges SACKed skbs)
+                if i >= 2:
+                    before = segments[i - 2]
+                    if before.acked and before.end == s.start:
+                        before.end = s.end
+                        del segments[i - 1]
+                        i -= 1
 
     def _deliver(self, s: _Sent, now: float) -> None:
         """UpdateRateSample(P) of the draft."""

@@ -90,6 +90,7 @@ class Scoreboard:
         "_chain",
         "_lost_from",
         "_counters",
+        "_sacked_ranges",
     )
 
     def __init__(self, first_seq: int, counters: Counters | None = None) -> None:
@@ -106,6 +107,12 @@ class Scoreboard:
         self._chain: SentSegment | None = None  # the send-time chain's ends meet here (None: empty)
         self._lost_from = 0  # no record before this offset is lost
         self._counters = counters  # the connection's, for resends presumed lost again
+        # ranges (offsets) of SACK blocks taken: every whole piece inside one is SACKed, so a block that
+        # repeats or extends one starts its work where it ends (Linux's recv_sack_cache in
+        # tcp_sacktag_write_queue). Their ends were piece boundaries and pieces are only ever cut, so no
+        # piece that is not SACKed lies inside one (forget_sacks, and join_next, which makes one piece of two,
+        # forget them); None while there are none
+        self._sacked_ranges: list[tuple[int, int]] | None = None
 
     # ------------------------------------------------------------------ positions
 
@@ -278,6 +285,7 @@ class Scoreboard:
         for rec in self._segs:
             rec.sacked = False
         self.sacked_bytes = self.sacked_packets = 0
+        self._sacked_ranges = None
         self._rechain()
 
     def first_from(self, seq: int) -> SentSegment | None:
@@ -342,6 +350,7 @@ class Scoreboard:
         del self._starts[:n]
         if not segs:
             self._drop_chain()  # every record left it
+            self._sacked_ranges = None
         self._base_seq = ack_seq
         self._base_off = upto
         return delivered
@@ -357,17 +366,41 @@ class Scoreboard:
         if left >= right:
             return []
         newly = []
-        for rec in self._split_range(left, right):
-            if not rec.sacked:
-                rec.sacked = True
-                self.sacked_bytes += rec.length
-                self.sacked_packets += rec.segments
-                if rec.lost:
-                    rec.lost = False
-                    self.lost_bytes -= rec.length
-                self._unchain(rec)
-                newly.append(rec)
+        first = self._past_sacked_range(left)
+        if first < right:
+            for rec in self._split_range(first, right):
+                if not rec.sacked:
+                    rec.sacked = True
+                    self.sacked_bytes += rec.length
+                    self.sacked_packets += rec.segments
+                    if rec.lost:
+                        rec.lost = False
+                        self.lost_bytes -= rec.length
+                    self._unchain(rec)
+                    newly.append(rec)
+        self._note_sacked_range(left, right)
         return newly
+
+    def _past_sacked_range(self, left: int) -> int:
+        """Where a block from `left` (a piece boundary) has work to do: past the whole pieces of a range
+        SACKed before that holds `left`, at the piece that range's end cuts, if any."""
+        for low, high in self._sacked_ranges or ():
+            if low <= left < high:
+                return max(left, self._piece_floor(high))
+        return left
+
+    def _note_sacked_range(self, left: int, right: int) -> None:
+        """Every whole piece of [left, right) (piece boundaries) is SACKed now: one range with those it
+        overlaps or touches (no piece straddles `left` or `right`), the four latest kept, as Linux keeps the
+        blocks of the last ACK."""
+        kept: list[tuple[int, int]] = []
+        for low, high in self._sacked_ranges or ():
+            if low <= right and left <= high:
+                left, right = min(low, left), max(high, right)
+            else:
+                kept.append((low, high))
+        kept.insert(0, (left, right))
+        self._sacked_ranges = kept[:4]
 
     def by_send_time(self) -> Iterator[SentSegment]:
         """The records neither SACKed nor lost, the longest sent first, those sent at the same time in
@@ -403,6 +436,7 @@ class Scoreboard:
         rec.seg = rec.end - rec.start
         rec.anchor = rec.start
         rec.retransmitted = rec.retransmitted or joined.retransmitted
+        self._sacked_ranges = None  # (a piece grew)
 
     def cut(self, rec: SentSegment, length: int) -> None:
         """Cut `rec` after its first `length` bytes (0 < length < its length); the rest becomes a record of
@@ -435,6 +469,7 @@ class Scoreboard:
         self._segs.clear()
         self._starts.clear()
         self.sacked_bytes = self.sacked_packets = self.lost_bytes = 0
+        self._sacked_ranges = None
         self._drop_chain()
 
     # ------------------------------------------------------------------ splitting
@@ -454,15 +489,20 @@ class Scoreboard:
 
     def _whole_pieces(self, left: int, right: int) -> tuple[int, int]:
         """[left, right) narrowed to the piece boundaries inside it."""
-        segs, starts = self._segs, self._starts
-        i = bisect_right(starts, left) - 1
+        segs = self._segs
+        i = bisect_right(self._starts, left) - 1
         if i >= 0 and segs[i].start < left < segs[i].end:
             left = segs[i].boundary_after(left - 1)
-        j = bisect_right(starts, right) - 1
-        if j >= 0 and segs[j].start < right < segs[j].end:
+        return left, self._piece_floor(right)
+
+    def _piece_floor(self, offset: int) -> int:
+        """The piece boundary at or before `offset` (itself where no record holds it inside)."""
+        segs = self._segs
+        j = bisect_right(self._starts, offset) - 1
+        if j >= 0 and segs[j].start < offset < segs[j].end:
             rec = segs[j]
-            right = max(rec.anchor + (right - rec.anchor) // rec.seg * rec.seg, rec.start)
-        return left, right
+            return max(rec.anchor + (offset - rec.anchor) // rec.seg * rec.seg, rec.start)
+        return offset
 
     def _head_piece(self, i: int) -> SentSegment:
         """Record i cut down to its first piece (the rest of its run follows as its own record)."""

@@ -216,6 +216,37 @@ def test_established_sack_of_a_flight_sent_at_once_costs_per_ack_what_a_small_fl
     assert _every_other_sacked_cost(4000) < 2 * _every_other_sacked_cost(250)
 
 
+def _growing_block_cost(flight: int) -> float:
+    """Seconds per ACK, the least of three runs, of the ACKs of a flight of `flight` full segments sent at
+    once whose first segment was lost: each ACK's one SACK block covers one segment more of the rest."""
+    best = float("inf")
+    for _ in range(3):
+        config = {"initial_window_segments": flight, "send_buffer": 32 << 20, "send_buffer_locked": True}
+        c = _sack_connection(True, peer_wscale=14, **config)
+        mss = c.tcb.snd_mss
+        c.send(bytes(flight * mss), 0.0)
+        c.segments_to_send(0.0)
+        acks = (c.tcb.snd_nxt - (ISS + 1)) // mss - 2
+        assert acks > 0.8 * flight
+        start = time.perf_counter()
+        for i in range(acks):
+            now = 0.01 + i * 1e-6
+            block = (ISS + 1 + mss, ISS + 1 + (i + 2) * mss)
+            c.receive_segment(seg(".", IRS + 1, ISS + 1, options=TcpOptions(sack_blocks=(block,))), now)
+            c.segments_to_send(now)
+        best = min(best, (time.perf_counter() - start) / acks)
+        assert c.counters.fast_retransmits == 1
+    return best
+
+
+def test_established_sack_block_that_grows_costs_per_ack_what_it_adds():
+    """RFC 2018 §4: a receiver missing one segment repeats its block, one segment longer, on every ACK.
+    The part of a block already SACKed is not walked again (as Linux's recv_sack_cache skips it), nor are
+    the delivery-rate records of what was delivered (with 4,000 segments out an ACK cost 9 times what it
+    did with 250: 552 against 59 us, interpreted)."""
+    assert _growing_block_cost(4000) < 2 * _growing_block_cost(250)
+
+
 def test_demux_syn_beyond_connection_limit_is_dropped_and_counted():
     """A stack at its connection limit refuses new SYNs silently, like a full queue; the peer retries."""
     demux = Demux(replace(CONFIG, max_connections=2))

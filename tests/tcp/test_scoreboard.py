@@ -114,6 +114,33 @@ def test_scoreboard_run_is_one_record_split_where_a_sack_divides_it():
     assert [(r.start, r.end, r.sacked) for r in board] == [(0, 2000, False), (2000, 4000, True), (4000, 6000, False)]
 
 
+def test_scoreboard_block_extending_one_taken_before_sacks_the_segment_its_end_cut():
+    """RFC 2018 §4: a block repeated one segment longer is worked from where the earlier one ended, as
+    Linux's recv_sack_cache does; the segment that end cut in two (not SACKed then) is SACKed now."""
+    board = Scoreboard(SEQ)
+    board.sent(SEQ, 6000, 0.0, 1000)
+    board.sack(board.seq_of(1000), board.seq_of(2500))  # the third segment only half covered
+    newly = board.sack(board.seq_of(1000), board.seq_of(4000))
+    assert [(r.start, r.end) for r in newly] == [(2000, 4000)]
+    assert [(r.start, r.end, r.sacked) for r in board] == [
+        (0, 1000, False),
+        (1000, 2000, True),
+        (2000, 4000, True),
+        (4000, 6000, False),
+    ]
+    assert board.sacked_bytes == 3000 and board.sacked_packets == 3
+
+
+def test_scoreboard_block_repeated_after_the_sacks_were_forgotten_sacks_again():
+    """RFC 2018 §8: once SACKed data is forgotten (reneging), a block that names it again is new news."""
+    board = _board()
+    board.sack(board.seq_of(1000), board.seq_of(3000))
+    board.forget_sacks()
+    newly = board.sack(board.seq_of(1000), board.seq_of(3000))
+    assert [(r.start, r.end) for r in newly] == [(1000, 2000), (2000, 3000)]
+    assert board.sacked_bytes == 2000
+
+
 def test_scoreboard_lost_run_is_resent_one_segment_at_a_time():
     """RFC 6675 §5 (NextSeg): a lost segment is resent alone, not the run it left in."""
     board = Scoreboard(SEQ)
