@@ -382,7 +382,8 @@ class Recovery:
             return
         board = self.board
         packets_out = board.segments
-        holes = min(max(sum(rec.segments for rec in board if rec.lost or rec.retransmitted), 1), packets_out)
+        # the segments lost or resent (Linux's lost_out, whose marks stay on a resend; nothing is SACKed here)
+        holes = min(max(board.lost_packets + board.retrans_packets, 1), packets_out)
         if self.reno_sacked + holes > packets_out:
             self.reno_sacked = packets_out - holes
             self.reordering = min(packets_out + addend, MAX_REORDERING)
@@ -491,9 +492,7 @@ class Recovery:
         self._start_episode()
         if from_timeout:
             # the timeout's resends still out count for a D-SACK undo (Linux tcp_init_undo's retrans_out)
-            self._undo_retrans = sum(
-                rec.segments for rec in self.board if rec.retransmitted and not (rec.sacked or rec.lost)
-            )
+            self._undo_retrans = self.board.retrans_packets
         self.recover = tcb.snd_max
         if self.ecn_reducing:
             # the window is being reduced for an ECE already: recovery goes on with that reduction and its

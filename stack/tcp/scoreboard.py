@@ -86,7 +86,9 @@ class Scoreboard:
         "sacked_bytes",
         "sacked_packets",
         "lost_bytes",
+        "lost_packets",
         "pipe_packets",
+        "retrans_packets",
         "_chain",
         "_lost_from",
         "_counters",
@@ -101,9 +103,11 @@ class Scoreboard:
         self.sacked_bytes = 0
         self.sacked_packets = 0  # the segments among them (Linux's sacked_out)
         self.lost_bytes = 0  # lost and not yet retransmitted
+        self.lost_packets = 0  # the segments among them
         # segments neither SACKed nor lost, the records in the send-time chain: Linux's
         # tcp_packets_in_flight, which a congestion window in packets is checked against
         self.pipe_packets = 0
+        self.retrans_packets = 0  # the segments among them that were resent (Linux's retrans_out)
         self._chain: SentSegment | None = None  # the send-time chain's ends meet here (None: empty)
         self._lost_from = 0  # no record before this offset is lost
         self._counters = counters  # the connection's, for resends presumed lost again
@@ -133,8 +137,9 @@ class Scoreboard:
 
     @property
     def segments(self) -> int:
-        """Segments outstanding (the pieces of every record)."""
-        return sum(rec.segments for rec in self._segs)
+        """Segments outstanding (the pieces of every record, each in flight, SACKed or lost: Linux's
+        packets_out)."""
+        return self.pipe_packets + self.sacked_packets + self.lost_packets
 
     def one_segment_out(self) -> bool:
         """Exactly one segment is outstanding (`segments` == 1, without summing over the records)."""
@@ -168,10 +173,12 @@ class Scoreboard:
             if rec.lost:
                 rec.lost = False
                 self.lost_bytes -= rec.length
+                self.lost_packets -= rec.segments
+            elif not rec.sacked:
+                self._unchain(rec)  # to be chained again as the last sent
             rec.retransmitted = True
             rec.xmit_ts = now
             if not rec.sacked:
-                self._unchain(rec)
                 self._chain_last(rec)
             resent.append(rec)
         if end > top:
@@ -189,6 +196,7 @@ class Scoreboard:
             self._counters.lost_retransmits += rec.segments
         rec.lost = True
         self.lost_bytes += rec.length
+        self.lost_packets += rec.segments
         self._unchain(rec)
         if rec.start < self._lost_from:
             self._lost_from = rec.start
@@ -223,6 +231,7 @@ class Scoreboard:
             if rec.lost and (retransmitted_too or not rec.retransmitted):
                 rec.lost = False
                 self.lost_bytes -= rec.length
+                self.lost_packets -= rec.segments
         self._rechain()
 
     def first_lost(self) -> SentSegment | None:
@@ -341,6 +350,7 @@ class Scoreboard:
                     delivered.append(rec)
                 if rec.lost:
                     self.lost_bytes -= rec.length
+                    self.lost_packets -= rec.segments
                 self._unchain(rec)
         else:
             delivered = segs[:n]
@@ -376,6 +386,7 @@ class Scoreboard:
                     if rec.lost:
                         rec.lost = False
                         self.lost_bytes -= rec.length
+                        self.lost_packets -= rec.segments
                     self._unchain(rec)
                     newly.append(rec)
         self._note_sacked_range(left, right)
@@ -428,6 +439,7 @@ class Scoreboard:
         self._unchain(joined)
         if joined.lost:
             self.lost_bytes -= joined.length
+            self.lost_packets -= 1
         if rec.lost:
             self.lost_bytes += joined.length
         del self._segs[i]
@@ -435,7 +447,10 @@ class Scoreboard:
         rec.end = joined.end
         rec.seg = rec.end - rec.start
         rec.anchor = rec.start
-        rec.retransmitted = rec.retransmitted or joined.retransmitted
+        if joined.retransmitted and not rec.retransmitted:
+            rec.retransmitted = True
+            if rec.prev is not None:  # (in the chain)
+                self.retrans_packets += 1
         self._sacked_ranges = None  # (a piece grew)
 
     def cut(self, rec: SentSegment, length: int) -> None:
@@ -468,7 +483,7 @@ class Scoreboard:
     def clear(self) -> None:
         self._segs.clear()
         self._starts.clear()
-        self.sacked_bytes = self.sacked_packets = self.lost_bytes = 0
+        self.sacked_bytes = self.sacked_packets = self.lost_bytes = self.lost_packets = 0
         self._sacked_ranges = None
         self._drop_chain()
 
@@ -545,8 +560,12 @@ class Scoreboard:
             tail.prev, tail.next = rec, after
             rec.next = after.prev = tail
             self.pipe_packets += more
+            if rec.retransmitted:
+                self.retrans_packets += more
         elif rec.sacked:
             self.sacked_packets += more
+        elif rec.lost:
+            self.lost_packets += more
 
     def _explode(self) -> None:
         """One record per segment (for the rare operations that work segment by segment)."""
@@ -583,6 +602,8 @@ class Scoreboard:
         rec.prev, rec.next = before, after
         before.next = after.prev = rec
         self.pipe_packets += rec.segments
+        if rec.retransmitted:
+            self.retrans_packets += rec.segments
 
     def _unchain(self, rec: SentSegment) -> None:
         """Take a record out of the send-time chain (SACKed, lost or acknowledged), if it is in it."""
@@ -592,6 +613,8 @@ class Scoreboard:
             before.next, after.prev = after, before
             rec.prev = rec.next = None
             self.pipe_packets -= rec.segments
+            if rec.retransmitted:
+                self.retrans_packets -= rec.segments
 
     def _drop_chain(self) -> None:
         """Let the chain go: its sentinel is unlinked first, as an empty one links to itself, a cycle only
@@ -600,7 +623,7 @@ class Scoreboard:
         if chain is not None:
             chain.prev = chain.next = None
             self._chain = None
-        self.pipe_packets = 0
+        self.pipe_packets = self.retrans_packets = 0
 
     def _rechain(self) -> None:
         """Chain every record neither SACKed nor lost again, by send time (after marks changed wholesale)."""

@@ -13,9 +13,9 @@ from stack.tcp.state import State
 from stack.wire.segment import Flags, Segment, TcpOptions
 
 LOCAL_IP, REMOTE_IP = 0x0A070002, 0x0A070001
-# bytes per idle ESTABLISHED connection (4,621 measured with the core interpreted, 4.3 kB compiled): TCB,
+# bytes per idle ESTABLISHED connection (4,637 measured with the core interpreted, 4.3 kB compiled): TCB,
 # receiver, sender, recovery, controller, counters (8 bytes each: 48 of them)
-CORE_BUDGET = 4630
+CORE_BUDGET = 4640
 
 
 def _accept_one(demux: Demux, port: int) -> Connection:

@@ -63,6 +63,8 @@ class _Pair:
         pipe = board.outstanding - board.sacked_bytes - board.lost_bytes
         assert (board.sacked_bytes, board.lost_bytes, pipe) == (model.sacked_bytes, model.lost_bytes, model.in_flight())
         assert (board.pipe_packets, board.sacked_packets) == (model.pipe_packets, model.sacked_packets)
+        assert board.lost_packets == sum(1 for r in model.recs if r.lost)
+        assert board.retrans_packets == sum(1 for r in model.recs if r.retransmitted and not r.sacked and not r.lost)
         assert _rack_state(self.rack) == _rack_state(self.model_rack)
         # RACK's chain: every record neither SACKed nor lost, by send time, those sent together in sequence
         chained = list(board.by_send_time())

@@ -220,8 +220,9 @@ OPERATIONS = ("sent", "sack", "ack", "lost", "resend", "forget", "cut", "join", 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 30)), max_size=40))
 def test_scoreboard_running_counts_match_the_records(ops):
-    """The running counts (packets in flight, SACKed packets and bytes, lost bytes) equal what the records
-    say, whatever cuts, joins, SACKs, reneging, losses, resends and ACKs came before."""
+    """The running counts (packets in flight and resent ones among them, SACKed packets and bytes, lost
+    packets and bytes, packets out) equal what the records say, whatever cuts, joins, SACKs, reneging,
+    losses, resends and ACKs came before."""
     board = Scoreboard(SEQ)
     top = 0
     for op, n in ops:
@@ -254,6 +255,11 @@ def test_scoreboard_running_counts_match_the_records(ops):
         assert board.sacked_packets == sum(r.segments for r in board if r.sacked)
         assert board.sacked_bytes == sum(r.length for r in board if r.sacked)
         assert board.lost_bytes == sum(r.length for r in board if r.lost)
+        assert board.lost_packets == sum(r.segments for r in board if r.lost)
+        assert board.retrans_packets == sum(
+            r.segments for r in board if r.retransmitted and not r.sacked and not r.lost
+        )
+        assert board.segments == sum(r.segments for r in board)
 
 
 def test_scoreboard_cumulative_ack_delivers_the_segments_wholly_below_it():
