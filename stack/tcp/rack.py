@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from stack.tcp.scoreboard import Scoreboard, SentSegment
+from stack.tcp.scoreboard import Scoreboard, SentSegment, sent_before
 
 DUP_THRESH: Final = 3  # RFC 8985 §6.2 step 4 uses RFC 5681's DupThresh for the reordering window
 _REO_WND_MULT_MAX: Final = 255  # as Linux (reo_wnd_steps); the window itself is capped at SRTT (§6.2 step 4)
@@ -93,14 +93,18 @@ class Rack:
             return lost, None
         # neither SACKed nor lost, oldest first, those sent together in sequence order
         for rec in board.by_send_time():
-            if rec.xmit_ts > self.xmit_ts or (rec.xmit_ts == self.xmit_ts and rec.end >= self.end):
+            if not sent_before(rec, self.xmit_ts, self.end):
                 break  # this and all after it were sent after the last delivered segment, or with it
             remaining = rec.xmit_ts + self.rtt + reo_wnd - now
             if remaining < _CLOCK:  # due now (times are floats; Linux counts whole microseconds)
                 if board.mark_lost(rec):
                     lost.append(rec)
             else:
-                wait = remaining if wait is None else max(wait, remaining)
+                # none sent after it is due either; the one sent last before the delivered segment has
+                # the longest to wait (the RFC's max over them all)
+                last = board.last_sent_before(rec, self.xmit_ts, self.end)
+                wait = last.xmit_ts + self.rtt + reo_wnd - now
+                break
         lost.sort(key=_start)  # in sequence order
         return lost, wait
 

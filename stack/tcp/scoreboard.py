@@ -425,6 +425,22 @@ class Scoreboard:
             yield rec
             rec = after
 
+    def last_sent_before(self, first: SentSegment, xmit_ts: float, end: int) -> SentSegment:
+        """The last record of the send-time chain that was sent before (`xmit_ts`, `end`) (see
+        sent_before), from `first` on, one that was: sought from both ends at once, so that it costs the
+        shorter of the walks from `first` and from the last sent."""
+        chain = self._chain
+        ahead = first
+        behind: SentSegment = chain.prev  # type: ignore[union-attr,assignment]  # (first is chained)
+        while True:
+            if sent_before(behind, xmit_ts, end):
+                return behind  # (first at the latest)
+            behind = behind.prev  # type: ignore[assignment]
+            following = ahead.next
+            if following is chain or not sent_before(following, xmit_ts, end):  # type: ignore[arg-type]
+                return ahead
+            ahead = following  # type: ignore[assignment]
+
     def after(self, rec: SentSegment) -> SentSegment | None:
         """The record that follows `rec` in sequence, if any."""
         i = bisect_left(self._starts, rec.end)
@@ -632,6 +648,12 @@ class Scoreboard:
             rec.prev = rec.next = None
         for rec in sorted((r for r in self._segs if not r.sacked and not r.lost), key=_sent_at):
             self._chain_last(rec)
+
+
+def sent_before(rec: SentSegment, xmit_ts: float, end: int) -> bool:
+    """`rec` was sent before the segment sent at `xmit_ts` that ends at `end`: earlier, or at the same time
+    and before it in sequence (Linux's tcp_skb_sent_after breaks the tie by end_seq)."""
+    return rec.xmit_ts < xmit_ts or (rec.xmit_ts == xmit_ts and rec.end < end)
 
 
 def _sent_at(rec: SentSegment) -> float:

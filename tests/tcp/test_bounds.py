@@ -201,10 +201,11 @@ def _flight_sent_at_once(flight: int, sack: bool) -> tuple[Connection, int]:
 
 
 def _ack_cost(
-    flight: int, sack: bool, count: Callable[[int], int], options: Callable[[int, int], TcpOptions]
+    flight: int, sack: bool, count: Callable[[int], int], options: Callable[[int, int, int], TcpOptions]
 ) -> tuple[float, Connection]:
     """Seconds per ACK, the least of three runs, of ACKs of SND.UNA into a flight of `flight` segments sent
-    at once, the first of them lost: count(segments that left) of them, the i-th with options(i, mss)."""
+    at once, the first of them lost: count(segments that left) of them, the i-th with options(i, mss,
+    segments that left)."""
     best = float("inf")
     for _ in range(3):
         c, out = _flight_sent_at_once(flight, sack)
@@ -212,7 +213,7 @@ def _ack_cost(
         start = time.perf_counter()
         for i in range(acks):
             now = 0.01 + i * 1e-6
-            c.receive_segment(seg(".", IRS + 1, ISS + 1, options=options(i, mss)), now)
+            c.receive_segment(seg(".", IRS + 1, ISS + 1, options=options(i, mss, out)), now)
             c.segments_to_send(now)
         best = min(best, (time.perf_counter() - start) / acks)
     return best, c
@@ -222,7 +223,7 @@ def _every_other_sacked_cost(flight: int) -> float:
     """Each ACK SACKs one more of every other segment (and repeats the two before, RFC 2018 §4), as a
     receiver behind a link that lost every other segment does."""
 
-    def blocks(i: int, mss: int) -> TcpOptions:
+    def blocks(i: int, mss: int, out: int) -> TcpOptions:
         odd = range(2 * i + 1, max(2 * i - 5, 0), -2)  # the newest first
         return TcpOptions(sack_blocks=tuple((ISS + 1 + j * mss, ISS + 1 + (j + 1) * mss) for j in odd))
 
@@ -239,10 +240,31 @@ def test_established_sack_of_a_flight_sent_at_once_costs_per_ack_what_a_small_fl
     assert _every_other_sacked_cost(4000) < 2 * _every_other_sacked_cost(250)
 
 
+def _downward_sacked_cost(flight: int) -> float:
+    """Each ACK SACKs every other segment from the top of the flight down, one more (and repeats the two
+    before), as a receiver behind a path that reorders them, or a hostile one, may."""
+
+    def blocks(i: int, mss: int, out: int) -> TcpOptions:
+        odd = range(out - 1 - 2 * i, min(out + 5 - 2 * i, out), 2)  # the newest first
+        return TcpOptions(sack_blocks=tuple((ISS + 1 + j * mss, ISS + 1 + (j + 1) * mss) for j in odd))
+
+    cost, c = _ack_cost(flight, True, lambda out: out // 2 - 1, blocks)
+    assert c.recovery.rack.reordering_seen
+    return cost
+
+
+def test_established_sack_of_a_flight_from_the_top_down_costs_per_ack_what_a_small_flight_does():
+    """RFC 8985 §6.2 step 5: once a segment sent before the last delivered one is not yet due, none sent
+    after it is, and the reordering timer waits for the last of them; that one is sought from both ends
+    of the send-time chain, not by a walk of all of them (Linux walks them: with 4,000 segments out an ACK
+    cost 7.4 times what it did with 250: 724 against 97 us, interpreted)."""
+    assert _downward_sacked_cost(4000) < 2 * _downward_sacked_cost(250)
+
+
 def _growing_block_cost(flight: int) -> float:
     """Each ACK's one SACK block covers one segment more of those after the lost one."""
 
-    def block(i: int, mss: int) -> TcpOptions:
+    def block(i: int, mss: int, out: int) -> TcpOptions:
         return TcpOptions(sack_blocks=((ISS + 1 + mss, ISS + 1 + (i + 2) * mss),))
 
     cost, c = _ack_cost(flight, True, lambda out: out - 2, block)
@@ -260,7 +282,7 @@ def test_established_sack_block_that_grows_costs_per_ack_what_it_adds():
 
 def _duplicate_ack_cost(flight: int) -> float:
     """A peer without SACK sends a duplicate ACK for each segment after the lost one."""
-    cost, c = _ack_cost(flight, False, lambda out: out - 2, lambda i, mss: TcpOptions())
+    cost, c = _ack_cost(flight, False, lambda out: out - 2, lambda i, mss, out: TcpOptions())
     assert c.counters.reno_recoveries == 1
     return cost
 

@@ -159,3 +159,16 @@ def test_rack_segment_resent_with_new_data_is_judged_in_sequence_among_it():
     lost, _ = rack.detect_loss(board, 3.0, reo_wnd=0.0)
     assert [(r.start, r.end) for r in lost] == [(0, 100), (100, 200), (200, 300)]
     assert board.visited == 4  # the three lost and the new segment after the delivered one
+
+
+def test_rack_reorder_wait_is_that_of_the_last_segment_sent_before_the_delivered_one():
+    """RFC 8985 §6.2 step 5: the timer waits for the longest of the segments not yet due, the one sent
+    last before the delivered segment, however many were sent before it or after the delivered one."""
+    board = _sent([0.0, 0.01, 0.02, 0.03, 0.04, 0.05])
+    rack = Rack()
+    (delivered,) = board.sack(301, 401)  # the fourth, sent at 0.03
+    rack.on_delivered(delivered, 0.13)  # RTT 0.1 s: a segment sent at t is lost at t + 0.1 + 0.02
+    lost, wait = rack.detect_loss(board, 0.115, reo_wnd=0.02)
+    assert lost == [] and abs(wait - 0.025) < 1e-9  # the third, sent at 0.02, is lost at 0.14
+    lost, wait = rack.detect_loss(board, 0.1255, reo_wnd=0.02)  # the first is due, the other two not yet
+    assert [(r.start, r.end) for r in lost] == [(0, 100)] and abs(wait - 0.0145) < 1e-9
