@@ -82,8 +82,7 @@ class OutOfOrder:
             packets.insert(i, [seq, end, truesize, tailroom])
             self.memory += truesize
         if dropped:  # the bounds drop from the top: the packets that began at or above what is left go
-            held_end = queue.reach_end()
-            top = seq_sub(held_end, rcv_nxt) if held_end is not None else 0
+            top = self.reach(rcv_nxt)
             kept = [p for p in self._packets if seq_sub(p[0], rcv_nxt) < top]
             self.memory = sum(p[2] for p in kept)
             self._packets = kept
