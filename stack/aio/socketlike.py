@@ -100,15 +100,10 @@ class StackSocket:
             if number < 0:
                 raise OSError(errno.EINVAL, "Invalid argument")
             return {name: convert(number)}
-        if key == _RCVBUF or key == _SNDBUF:
-            # Linux sock_setsockopt: the value as an unsigned int, at most net.core.[rw]mem_max, doubled
-            # (for the kernel's own overhead, socket(7)), at least the least buffer; and no autotuning
-            number = _option_value(value) & 0xFFFFFFFF
-            if key == _RCVBUF:
-                size = max(2 * min(number, rcv_space.RMEM_MAX), sockopts.SOCK_MIN_RCVBUF)
-                return {"receive_buffer": size // 2, "receive_buffer_locked": True}  # (the core doubles it)
-            size = max(2 * min(number, sockopts.WMEM_MAX), sockopts.SOCK_MIN_SNDBUF)
-            return {"send_buffer": size, "send_buffer_locked": True}
+        if key == _RCVBUF:  # at most net.core.rmem_max as Linux sets it by default
+            return sockopts.buffer_changes(_option_value(value), receive=True, limit=rcv_space.RMEM_MAX)
+        if key == _SNDBUF:
+            return sockopts.buffer_changes(_option_value(value), receive=False, limit=sockopts.WMEM_MAX)
         if key == _MAX_PACING_RATE:
             # unsigned, 32 bits or 64 as Linux reads it: -1 (all ones) is no limit
             width = 64 if isinstance(value, _BUFFERS) and len(value) == 8 else 32
@@ -162,10 +157,8 @@ class StackSocket:
         if key in _OPTIONS:
             name, _, report = _OPTIONS[key]
             return report(getattr(config, name))
-        if key == _RCVBUF:  # sk_rcvbuf: as set, or as the buffer's right-sizing left it
-            return conn.receiver.rcvbuf if conn is not None else rcv_space.sk_rcvbuf(config.receive_buffer)
-        if key == _SNDBUF:  # sk_sndbuf: as set, or as autotuning left it (tcp_sndbuf_expand)
-            return conn.sender.sndbuf if conn is not None and conn.sender is not None else config.send_buffer
+        if key == _RCVBUF or key == _SNDBUF:
+            return sockopts.buffer_in_use(conn, config, receive=key == _RCVBUF)
         if key == _MAX_PACING_RATE:
             rate = sockopts.reported_pacing_limit(config.max_pacing_rate)
             return rate - (1 << 32) if rate >> 31 else rate  # a C int, as socket.getsockopt reads it

@@ -76,8 +76,7 @@ _PMTUDISC = {
     "IP_PMTUDISC_OMIT": PMTUDISC_OMIT,
 }
 _TOS_OPTIONS = {"IP_TOS": False, "IPV6_TCLASS": True}  # option -> whether it is for IPv6 packets
-_BUFFER_MIN = {"SO_SNDBUF": sockopts.SOCK_MIN_SNDBUF, "SO_RCVBUF": sockopts.SOCK_MIN_RCVBUF}
-_BUFFER_OPTIONS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer"}
+_BUFFER_OPTIONS = ("SO_RCVBUF", "SO_SNDBUF")
 # send flags with a meaning here: MSG_NOSIGNAL has none (no signals), MSG_ZEROCOPY sends the same bytes
 # (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)
 _SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE", "MSG_EOR", "MSG_OOB"})
@@ -108,7 +107,6 @@ class Socket:
     port: int = LOCAL_PORT
     config: dict[str, object] = field(default_factory=dict)  # TcpConfig changes made by setsockopt
     reuseaddr: bool = False  # one stack, no port conflicts with older incarnations: nothing to do
-    buffers_set: dict[str, int] = field(default_factory=dict)  # SO_RCVBUF/SO_SNDBUF as the script set them
     linger: tuple[int, int] = (0, 0)  # (l_onoff, l_linger)
     listener: Listener | None = None
     conn: Connection | None = None
@@ -932,15 +930,11 @@ class Kernel:
             self._configure(sock, "urgent_inline", bool(number))
             return 0, None
         if option in _BUFFER_OPTIONS:
-            sock.buffers_set[option] = number
-            # the send buffer is Linux's sk_sndbuf, the doubled value (socket(7)); the receive buffer is the
-            # value set, which the core doubles into its memory (stack/tcp/rcv_space.py) and locks
-            size = max(2 * number, _BUFFER_MIN[option]) if option == "SO_SNDBUF" else number
-            self._configure(sock, _BUFFER_OPTIONS[option], size)
-            if option == "SO_SNDBUF":
-                self._configure(sock, "send_buffer_locked", True)  # SOCK_SNDBUF_LOCK: no autotuning
-            if option == "SO_RCVBUF":
-                self._configure(sock, "receive_buffer_locked", True)  # SOCK_RCVBUF_LOCK: no autotuning
+            # net.core.[rw]mem_max are taken to be above what any script asks (packetdrill's tests run
+            # where they are raised); Linux's floor and doubling as the library's sockets have them
+            changes = sockopts.buffer_changes(number, receive=option == "SO_RCVBUF", limit=sockopts.INT_MAX)
+            for name, value in changes.items():
+                self._configure(sock, name, value)
             return 0, None
         name, convert, _ = _CONFIG_OPTIONS[option]
         if number < 0 or option == "TCP_SYNCNT" and not 1 <= number <= MAX_SYNCNT:
@@ -1108,14 +1102,7 @@ class Kernel:
         elif option in _SOCKET_FLAGS:
             actual = int(getattr(sock, _SOCKET_FLAGS[option]))
         elif option in _BUFFER_OPTIONS:
-            # socket(7): Linux doubles the value set; unset, it reports the buffer in use
-            set_value = sock.buffers_set.get(option)
-            if set_value is None and option == "SO_SNDBUF" and sock.conn is not None:
-                actual = sock.conn.sender.sndbuf  # sk_sndbuf as autotuning left it (tcp_sndbuf_expand)
-            elif set_value is None:
-                actual = getattr(config, _BUFFER_OPTIONS[option])
-            else:  # sock_setsockopt: doubled, at least the minimum ([wr]mem_max is taken to be larger)
-                actual = max(2 * set_value, _BUFFER_MIN[option])
+            actual = sockopts.buffer_in_use(sock.conn, config, receive=option == "SO_RCVBUF")
         elif option in _CONFIG_OPTIONS:
             name, _, report = _CONFIG_OPTIONS[option]
             actual = report(getattr(config, name))
