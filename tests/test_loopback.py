@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 
 import pytest
 import uvloop
@@ -158,3 +159,30 @@ def test_loopback_half_close_keeps_the_other_direction_open():
             await server.close()
 
     run(main())
+
+
+def test_loopback_writer_whose_whole_buffer_one_ack_frees_goes_on():
+    """A writer waiting for room whose whole send buffer (SO_SNDBUF 6000: 12000 bytes) leaves as one
+    super-segment, which one ACK acknowledges: the writer's wake-up comes from the send attempt that ACK
+    makes (Linux tcp_data_snd_check), with nothing in flight to bring another segment, and reaches it at
+    once."""
+
+    async def main() -> int:
+        client, server = await _pair(offload=True)
+        try:
+
+            async def count(reader, writer) -> None:
+                writer.write(str(len(await reader.read())).encode())
+                writer.close()
+
+            await server.start_server(count, port=9)
+            reader, writer = await client.open_connection("10.0.0.2", 9)
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 6000)
+            writer.write(bytes(300_000))
+            writer.write_eof()
+            return int(await asyncio.wait_for(reader.read(), 10))
+        finally:
+            await client.close()
+            await server.close()
+
+    assert run(main()) == 300_000

@@ -674,6 +674,8 @@ class Stack:
                     continue
                 if segments:  # most flushes of a connection send nothing (a read, a delayed ACK pending)
                     self._queue(conn, segments)
+                if conn.events_pending:  # sending made room for a waiting writer: its wake-up, next round
+                    self.mark_dirty(conn)
                 if conn.finished:
                     self._retire(conn)
                 else:

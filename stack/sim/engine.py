@@ -305,6 +305,8 @@ class Simulation:
                     flow = self._sender_flow(conn)
                     self._sender_app(flow, conn, now)
                     self._send_data(flow, conn, now)
+                    if conn.events_pending:  # sending made room for the writer: it writes again now
+                        self._dirty.add(conn)
                 self._schedule(conn)
         if all(flow.done for flow in self.flows):
             self._stopped = True

@@ -29,7 +29,7 @@ from stack.tcp.reset import reset_for
 from stack.tcp.rto import RtoEstimator, retries_time, ts_clock
 from stack.tcp.scoreboard import SentSegment
 from stack.tcp.segment_arrives import segment_arrives
-from stack.tcp.sender import Sender
+from stack.tcp.sender import NO_WRITER_WAITS, WRITER_WAITS, WRITER_WAITS_SEGMENT_CAME, Sender
 from stack.tcp.socket_extras import Extras
 from stack.tcp.state import (
     OPEN_FOR_DATA,
@@ -676,6 +676,11 @@ class Connection:
     def next_event(self) -> events.Event | None:
         return self._events.pop(0) if self._events else None
 
+    @property
+    def events_pending(self) -> bool:
+        """Events wait to be taken (segments_to_send too may add one: a writer may go on)."""
+        return bool(self._events)
+
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
 
@@ -712,9 +717,12 @@ class Connection:
             self._emit(now, Flags.ACK, self.acceptable_seq())
 
     def segments_to_send(self, now: float) -> list[Segment]:
-        sending = self.sender is not None  # (not an orphan in TIME_WAIT: release_sending_side)
-        if sending and self.state not in UNSYNCHRONIZED:
+        sender = self.sender  # (None: an orphan in TIME_WAIT, release_sending_side)
+        sending = sender is not None
+        if sender is not None and self.state not in UNSYNCHRONIZED:
             self._output_data(now)
+            if sender.space_wanted == WRITER_WAITS_SEGMENT_CAME:  # (no new data went: Linux asks after the push)
+                self._check_space(sender, now)
         if self.receiver.ack_now and self.state not in SENDS_NO_ACK:
             self._emit(now, Flags.ACK, self.acceptable_seq())
         if sending:
@@ -1049,6 +1057,7 @@ class Connection:
         max_segs = 0  # segments in a GSO packet (tcp_tso_autosize), once a packet needs it
         may_wait = not push_one  # a packet may wait for the next ACK (tso_defer)
         waits = tso_defer.SEND
+        space_check = sender.space_wanted != NO_WRITER_WAITS  # a writer waits: ask after the first packet
         while True:
             offset = buf.offset(tcb.snd_nxt)
             unsent = len(buf) - offset
@@ -1107,8 +1116,15 @@ class Connection:
                 if packet_left <= 0:
                     self._pace(packet_sent, now)
                     packet_sent = 0
+            if space_check and (packet_left <= 0 if paced else seq_ge(tcb.snd_nxt, packet_at)):
+                # Linux asks after each packet of new data (tcp_event_new_data_sent); the first, with the
+                # least in flight, decides whether the buffer grows, and later ones change no answer
+                space_check = False
+                self._check_space(sender, now)
         if packet_sent:  # a packet cut short by the windows, Nagle or the end of the data
             self._pace(packet_sent, now)
+        if space_check and tcb.snd_nxt != sent_up_to:  # (the first packet, cut short)
+            self._check_space(sender, now)
         if sender.fin_queued and sender.unsent(tcb.snd_nxt) == 0 and not sender.fin_in_flight(tcb.snd_nxt):
             self._send_data_segment(buf.offset(tcb.snd_nxt), 0, True, now)
         marks.push_once = False
@@ -1638,7 +1654,7 @@ class Connection:
             tcb.snd_nxt = ack
         sender.marks.acked(ack)
         queues_empty = ack == tcb.snd_max and sender.unsent(tcb.snd_nxt) == 0
-        freed = sender.buffer.ack(ack)
+        sender.buffer.ack(ack)
         if queues_empty:
             self.chrono.stop(BUSY, now, True)
         self._retries = 0
@@ -1704,19 +1720,21 @@ class Connection:
             self.timers.start(timers.RETRANSMIT, now + max(wait, RENEGING_TIMEOUT_MIN))
         else:
             self.timers.start(timers.RETRANSMIT, now + self.rto.rto)  # RFC 6298 (5.3)
-        if freed and sender.space_wanted:
-            self._check_space(now, queues_empty)
 
-    def _check_space(self, now: float, queues_empty: bool) -> None:
-        """An ACK freed room while a writer waits (Linux tcp_check_space): the buffer may grow with the
-        window this ACK left, and the writer wakes once a third of the buffer is free (tcp_new_space,
+    def _check_space(self, sender: Sender, now: float) -> None:
+        """A writer waits (Linux tcp_check_space, asked after each packet of new data sent and after the
+        send attempt an arriving segment makes): the buffer may grow while the congestion window is not
+        filled, and the writer wakes once a third of the buffer is free (tcp_new_space,
         sk_stream_write_space)."""
         if write_queue.should_expand(self):
             write_queue.expand_sndbuf(self)
         if write_queue.writeable(self):
-            self.sender.space_wanted = False
+            sender.space_wanted = NO_WRITER_WAITS
             self._events.append(_SEND_SPACE_EVENT)
-            self.chrono.stop(SNDBUF_LIMITED, now, queues_empty)
+            tcb = self.tcb
+            self.chrono.stop(SNDBUF_LIMITED, now, tcb.snd_una == tcb.snd_max and sender.unsent(tcb.snd_nxt) == 0)
+        else:
+            sender.space_wanted = WRITER_WAITS
 
     @property
     def fin_acked(self) -> bool:
@@ -1725,8 +1743,11 @@ class Connection:
 
     def receive_segment(self, seg: Segment, now: float) -> None:
         self._last_heard = now
-        if self.sender is not None:  # what arrives pushes the queue without MSG_MORE (Linux tcp_data_snd_check)
-            self.sender.marks.more = False
+        sender = self.sender
+        if sender is not None:  # what arrives pushes the queue without MSG_MORE (Linux tcp_data_snd_check)
+            sender.marks.more = False
+            if sender.space_wanted:  # and then asks whether a waiting writer may go on
+                sender.space_wanted = WRITER_WAITS_SEGMENT_CAME
         self.counters.segs_in += 1
         rcv_nxt = self.tcb.rcv_nxt
         segment_arrives(self, seg, now)

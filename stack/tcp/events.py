@@ -18,7 +18,7 @@ class DataAvailable:
 
 @dataclass(frozen=True, slots=True)
 class SendSpace:
-    """Send-buffer space was freed by an ACK; the application may `send()` more."""
+    """Send-buffer space was freed by an ACK, or the buffer grew; the application may `send()` more."""
 
 
 @dataclass(frozen=True, slots=True)

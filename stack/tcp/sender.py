@@ -18,6 +18,11 @@ from stack.tcp.write_marks import WriteMarks
 from stack.wire.seq import seq_add, seq_gt
 
 PERSIST_MAX: Final = 60.0  # the longest zero-window probe interval
+# a writer waiting for room (Linux SOCK_NOSPACE): none; one; one, and a segment arrived since the last send
+# attempt, after which Linux asks at once whether the buffer may grow and the writer go on (tcp_data_snd_check)
+NO_WRITER_WAITS: Final = 0
+WRITER_WAITS: Final = 1
+WRITER_WAITS_SEGMENT_CAME: Final = 2
 
 
 class Sender:
@@ -49,7 +54,7 @@ class Sender:
         self._pace_at = 0.0  # when the next packet may leave at the pacing rate (Linux tcp_wstamp_ns)
         self.persist_backoff = 0
         self.last_progress = 0.0  # when data was last sent or newly acknowledged
-        self.space_wanted = False  # send() was short: report SendSpace when an ACK frees room
+        self.space_wanted = NO_WRITER_WAITS  # send() was short: report SendSpace once room is made
         # our SYN while it is timed (data is timed from the scoreboard's send times)
         self.rtt_seq: int | None = None
         self.rtt_time = 0.0

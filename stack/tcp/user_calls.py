@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final
 
 from stack.tcp import idle_restart, timers, urgent, write_queue
 from stack.tcp.errors import LocalProtocolError
+from stack.tcp.sender import NO_WRITER_WAITS, WRITER_WAITS
 from stack.tcp.state import ACCEPTS_SEND, UNSYNCHRONIZED, Event, State
 from stack.wire.seq import seq_add
 
@@ -42,8 +43,8 @@ def send(
     if data and conn.config.slow_start_after_idle:
         idle_restart.restart_window(conn, now)
     n = write_queue.write(conn, data, now)
-    if n < len(data):
-        sender.space_wanted = True  # report SendSpace when an ACK frees room (Linux SOCK_NOSPACE)
+    if n < len(data) and sender.space_wanted == NO_WRITER_WAITS:
+        sender.space_wanted = WRITER_WAITS  # report SendSpace once room is made (Linux SOCK_NOSPACE)
     if n:  # a write cut short pushes what it queued, as Linux's does before it waits for room
         whole = n == len(data)
         sender.marks.wrote(seq_add(sender.buffer.seq, len(sender.buffer)), more and whole, eor and whole)

@@ -13,8 +13,10 @@ send_buffer.py), against sk_sndbuf (tcp_wmem[1], or SO_SNDBUF doubled):
   of the buffer (sk_stream_write_space, __sk_stream_is_writeable), with fewer than half the low-water
   mark unsent;
 - unless SO_SNDBUF fixed it, sk_sndbuf grows to twice the congestion window (at least the initial one)
-  in segments of the worst-case skb size, after the handshake and while a writer waits on an ACK that
-  left room in the window (tcp_sndbuf_expand, tcp_should_expand_sndbuf), at most to tcp_wmem[2].
+  in segments of the worst-case skb size, at most to tcp_wmem[2] (tcp_sndbuf_expand): after the
+  handshake, and while a writer waits, whenever the first packet of new data a send attempt lets go, or
+  an arriving segment's send attempt that sends none, leaves cwnd unfilled (tcp_check_space, asked from
+  tcp_event_new_data_sent and tcp_data_snd_check; tcp_should_expand_sndbuf).
 """
 
 from __future__ import annotations
@@ -184,13 +186,10 @@ def expand_sndbuf(conn: Connection) -> None:
 
 def should_expand(conn: Connection) -> bool:
     """Linux tcp_should_expand_sndbuf: not fixed by SO_SNDBUF, no memory pressure, and the congestion
-    window not filled by what the ACK lets leave (Linux asks after sending, the core before)."""
+    window (PRR's in a recovery, which Linux sets as cwnd) not filled, in packets (tcp_packets_in_flight)."""
     budget = conn.memory
     if conn.config.send_buffer_locked or (budget is not None and budget.pressure):
         return False
-    tcb = conn.tcb
-    cwnd = conn.cc.cwnd
-    in_flight = conn.recovery.in_flight * tcb.snd_mss  # the window counts packets (tcp_packets_in_flight)
-    window_room = tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una)
-    sendable = min(conn.sender.unsent(tcb.snd_nxt), max(min(window_room, cwnd - in_flight), 0))
-    return in_flight + sendable < cwnd
+    recovery = conn.recovery
+    cwnd = conn.cc.cwnd if recovery.send_window is None else recovery.send_window
+    return recovery.in_flight < max(cwnd // conn.tcb.snd_mss, 1)
