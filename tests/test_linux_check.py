@@ -20,10 +20,10 @@ SCRIPT = """// a comment
 """
 
 
-def dry_run(tmp_path: Path, text: str) -> list[str]:
+def dry_run(tmp_path: Path, text: str, *options: str) -> list[str]:
     path = tmp_path / "t.pkt"
     path.write_text(text)
-    done = subprocess.run([sys.executable, str(TOOL), "--dry-run", str(path)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(TOOL), "--dry-run", *options, str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 
@@ -69,6 +69,29 @@ def _packet(t: float, outgoing: bool, seq: int, ack: int, flags: Flags, data: by
     src, dst, sport, dport = (LOCAL_IP, REMOTE_IP, 8080, 40000) if outgoing else (REMOTE_IP, LOCAL_IP, 40000, 8080)
     seg = Segment(sport, dport, seq, ack, flags, 257, data, TcpOptions(**options))
     return t, outgoing, encode_tcp(src, dst, seg)
+
+
+def test_linux_check_without_runner_checks_keeps_every_other_line_and_each_lines_time(tmp_path):
+    """SO_MEMINFO blocks and SIOCOUTQ become commands that do nothing at their time; tcp_info blocks,
+    which packetdrill reads, stay; a block's further lines are blanked, so line numbers hold."""
+    script = SCRIPT + (
+        "+.1   %{ assert SK_MEMINFO_RMEM_ALLOC == 0 }%\n"
+        "+0    %{\nassert SK_MEMINFO_SNDBUF == 4608\n}%\n"
+        "+0    %{ assert tcpi_snd_cwnd == 10 }%\n"
+        "+.2   ioctl(3, SIOCOUTQ, [0]) = 0\n"
+        "+0    ioctl(3, SIOCINQ, [0]) = 0\n"
+    )
+    lines = dry_run(tmp_path, script, "--without-runner-checks")
+    assert lines[-8:] == [
+        "+0    close(3) = 0",
+        "+.1 `true`",
+        "+0 `true`",
+        "",
+        "",
+        "+0    %{ assert tcpi_snd_cwnd == 10 }%",
+        "+.2 `true`",
+        "+0    ioctl(3, SIOCINQ, [0]) = 0",
+    ]
 
 
 def test_linux_check_packets_are_numbered_as_the_script_numbers_them():
