@@ -484,7 +484,8 @@ class Kernel:
 
     def _sys_recvmsg(self, line: SyscallLine) -> Outcome | Poll:
         """recvmsg(fd, msghdr, flags): into the iovecs; with TCP_INQ on, the TCP_CM_INQ control message
-        says how many bytes are still queued (Linux tcp_inq_hint: 1 after the peer's FIN when none are)."""
+        says how many bytes are still queued, the peer's FIN counting as one once it arrived (Linux
+        tcp_inq_hint: RCV.NXT less the next byte to read)."""
         sock = self._sock(line)
         if sock is None:
             return -1, "EBADF"
@@ -510,7 +511,7 @@ class Kernel:
         def check_control() -> None:
             conn = sock.conn
             assert conn is not None
-            actual = [conn.recv_queue_bytes or (1 if conn.at_eof else 0)] if sock.inq else []
+            actual = [conn.recv_queue_bytes + (1 if conn.receiver.peer_fin else 0)] if sock.inq else []
             if len(expected) != len(actual) or any(
                 not isinstance(w.data, AnyValue) and w.data != a for w, a in zip(expected, actual, strict=True)
             ):
@@ -1046,7 +1047,7 @@ class Kernel:
         if conn is None:
             return -1, "EINVAL"
         if request in ("SIOCINQ", "FIONREAD"):
-            actual = conn.recv_queue_bytes
+            actual = urgent.readable_bytes(conn)
         elif request == "SIOCATMARK":  # the next byte to read is the urgent one
             actual = int(urgent.at_mark(conn))
         elif conn.state in OPENING:

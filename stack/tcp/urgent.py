@@ -81,6 +81,17 @@ def at_mark(conn: Connection) -> bool:
     return conn.urgent is not None and conn.urgent.seq == copied_seq(conn)
 
 
+def readable_bytes(conn: Connection) -> int:
+    """SIOCINQ (Linux tcp_inq): the bytes queued to read; while an urgent byte out of the stream waits
+    ahead (it arrived, and was not read past), only those before its mark, which is where a read stops."""
+    queued = len(conn.receiver)
+    urgent = conn.urgent
+    if urgent is None or conn.config.urgent_inline:
+        return queued
+    before = seq_sub(urgent.seq, copied_seq(conn))
+    return before if 0 <= before < queued else queued
+
+
 def pending(conn: Connection) -> bool:
     """An urgent byte arrived and recv(MSG_OOB) has not taken it (POLLPRI)."""
     urgent = conn.urgent
