@@ -171,9 +171,7 @@ class Scoreboard:
         resent: list[SentSegment] = []
         for rec in self._split_range(start, min(end, top)):
             if rec.lost:
-                rec.lost = False
-                self.lost_bytes -= rec.length
-                self.lost_packets -= rec.segments
+                self._unmark_lost(rec)
             elif not rec.sacked:
                 self._unchain(rec)  # to be chained again as the last sent
             rec.retransmitted = True
@@ -202,6 +200,12 @@ class Scoreboard:
             self._lost_from = rec.start
         return True
 
+    def _unmark_lost(self, rec: SentSegment) -> None:
+        """A lost record is lost no more (resent, SACKed, or its mark forgotten): the counts follow."""
+        rec.lost = False
+        self.lost_bytes -= rec.length
+        self.lost_packets -= rec.segments
+
     def mark_all_lost(self) -> None:
         """Every record the receiver does not hold is lost (a retransmission timeout, RFC 5681 §3.1)."""
         for rec in self._segs:
@@ -229,9 +233,7 @@ class Scoreboard:
         `retransmitted_too` False only the records never resent are."""
         for rec in self._segs:
             if rec.lost and (retransmitted_too or not rec.retransmitted):
-                rec.lost = False
-                self.lost_bytes -= rec.length
-                self.lost_packets -= rec.segments
+                self._unmark_lost(rec)
         self._rechain()
 
     def first_lost(self) -> SentSegment | None:
@@ -384,9 +386,7 @@ class Scoreboard:
                     self.sacked_bytes += rec.length
                     self.sacked_packets += rec.segments
                     if rec.lost:
-                        rec.lost = False
-                        self.lost_bytes -= rec.length
-                        self.lost_packets -= rec.segments
+                        self._unmark_lost(rec)
                     self._unchain(rec)
                     newly.append(rec)
         self._note_sacked_range(left, right)

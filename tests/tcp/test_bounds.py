@@ -219,13 +219,17 @@ def _ack_cost(
     return best, c
 
 
+def _blocks_of_segments(segments: range, mss: int) -> TcpOptions:
+    """One SACK block for each of the flight's `segments` (numbered from 0), in that order."""
+    return TcpOptions(sack_blocks=tuple((ISS + 1 + j * mss, ISS + 1 + (j + 1) * mss) for j in segments))
+
+
 def _every_other_sacked_cost(flight: int) -> float:
     """Each ACK SACKs one more of every other segment (and repeats the two before, RFC 2018 §4), as a
     receiver behind a link that lost every other segment does."""
 
     def blocks(i: int, mss: int, out: int) -> TcpOptions:
-        odd = range(2 * i + 1, max(2 * i - 5, 0), -2)  # the newest first
-        return TcpOptions(sack_blocks=tuple((ISS + 1 + j * mss, ISS + 1 + (j + 1) * mss) for j in odd))
+        return _blocks_of_segments(range(2 * i + 1, max(2 * i - 5, 0), -2), mss)  # the newest first
 
     cost, c = _ack_cost(flight, True, lambda out: out // 2 - 1, blocks)
     assert c.counters.sack_recoveries == 1
@@ -245,8 +249,7 @@ def _downward_sacked_cost(flight: int) -> float:
     before), as a receiver behind a path that reorders them, or a hostile one, may."""
 
     def blocks(i: int, mss: int, out: int) -> TcpOptions:
-        odd = range(out - 1 - 2 * i, min(out + 5 - 2 * i, out), 2)  # the newest first
-        return TcpOptions(sack_blocks=tuple((ISS + 1 + j * mss, ISS + 1 + (j + 1) * mss) for j in odd))
+        return _blocks_of_segments(range(out - 1 - 2 * i, min(out + 5 - 2 * i, out), 2), mss)  # the newest first
 
     cost, c = _ack_cost(flight, True, lambda out: out // 2 - 1, blocks)
     assert c.recovery.rack.reordering_seen
