@@ -1080,6 +1080,8 @@ class Connection:
             # one of Linux's GSO packets starts (an unpaced send of one segment at most has nothing to decide)
             later = tcb.snd_nxt != sent_up_to
             if packet_left <= 0 and seq_ge(tcb.snd_nxt, packet_at) and (paced or later or unsent > mss):
+                if push_one and later:  # tcp_push_one sends one packet (tcp_write_xmit stops after it)
+                    break
                 if paced and sender.paced(now, self.pacing_rate):  # paced as a whole (Linux paces skbs)
                     if tcb.snd_nxt != sent_up_to:  # what went before the pacing wait counts for cwnd validation
                         self._cut_packets(sent_up_to, mss, window, flight_before, first_out, max_segs)

@@ -74,6 +74,18 @@ class RecordEnds:
             self._ends[i] = new
         return True
 
+    def discard(self, seq: int) -> None:
+        """Forget the end at `seq`, if there is one."""
+        if self._start == len(self._ends):
+            return
+        key = self._key()
+        i = bisect_left(self._ends, key(seq), lo=self._start, key=key)
+        if i < len(self._ends) and self._ends[i] == seq:
+            del self._ends[i]
+            if self._start == len(self._ends):
+                self._ends.clear()
+                self._start = 0
+
     def drop_through(self, seq: int) -> None:
         """Forget the ends at or before `seq`."""
         key = self._key()
@@ -138,6 +150,18 @@ class WriteMarks:
             forced = self._forced_marks()
             forced.append(new)
             forced.flagless = old
+
+    def appended(self, old: int, new: int, first: bool) -> None:
+        """A write added bytes to the unsent skb that ended at `old` and ends at `new` now. Linux keeps PSH
+        as the skb's flag: a forced mark there goes with the skb's end, unless these are the first bytes
+        of a write, which clear the flag (tcp_sendmsg_locked)."""
+        forced = self._forced
+        if forced is None:
+            return
+        if first:
+            forced.discard(old)
+        else:
+            forced.move(old, new)
 
     def _forced_marks(self) -> RecordEnds:
         """The list of kept PSH marks, made at its first mark (a connection that never needs one has none)."""

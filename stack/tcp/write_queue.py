@@ -6,9 +6,10 @@ send_buffer.py), against sk_sndbuf (tcp_wmem[1], or SO_SNDBUF doubled):
   segments, at most 64 KB: tcp_xmit_size_goal), and starts a new skb only while the queue is below
   sk_sndbuf and the unsent bytes below TCP_NOTSENT_LOWAT (sk_stream_memory_free); so the last skb may
   take the queue past sk_sndbuf;
-- a full skb leaves at once when it is the next to send (tcp_push_one), and when the write has run
-  more than half the peer's largest window past the last PSH, it is marked PSH and the queue is pushed
-  (forced_push, tcp_mark_push);
+- a full skb that is the next to send lets one packet go at once (tcp_push_one), and the unsent rest of
+  it, an skb of its own, takes more of the write; when the write has run more than half the peer's
+  largest window past the last PSH, the full skb is marked PSH and the queue is pushed (forced_push,
+  tcp_mark_push), and the mark goes on with the skb's end as the write adds to it;
 - a blocked writer wakes, and poll() says POLLOUT, once the free room is half of what is queued: a third
   of the buffer (sk_stream_write_space, __sk_stream_is_writeable), with fewer than half the low-water
   mark unsent;
@@ -132,6 +133,7 @@ def write(conn: Connection, data: bytes | bytearray | memoryview, now: float) ->
         # the last skb takes more while it is unsent and ends no record (tcp_skb_can_collapse_to)
         if tail is not None and seq_ge(tail[0], conn.tcb.snd_max) and not marks.ends_record(buf_end(conn)):
             room = goal - tail[1]
+        grows = room > 0  # the bytes join the last skb, which may be the rest of one a packet cut
         if room <= 0:
             if not memory_free(conn):
                 break
@@ -142,16 +144,19 @@ def write(conn: Connection, data: bytes | bytearray | memoryview, now: float) ->
         limit = room
         if budget is not None and budget.exhausted:  # the stack's memory budget (memory.py)
             limit = 0 if len(buf) else min(room, FORCED_SEND)
+        before = buf_end(conn)
         n = buf.append(view, limit, total - taken, taken)
         if not n:
             break
+        end = seq_add(before, n)
+        if grows:
+            marks.appended(before, end, first=not taken)
         taken += n
         if taken == total:
             break
         tail = buf.tail()
         if tail is None or tail[1] < goal:
             continue
-        end = buf_end(conn)
         if forced_push(conn, end):
             marks.force_push(end)
             conn.push(now)

@@ -120,6 +120,19 @@ def test_write_marks_psh_mark_moves_with_its_skb_end_and_pushed_seq_stays():
     assert not marks.pushes(4001) and marks.pushes(5001) and marks.pushes(3001)
 
 
+def test_write_marks_forced_psh_goes_on_with_the_bytes_its_write_adds_and_a_later_write_clears_it():
+    """tcp_sendmsg_locked: a long write's forced PSH is the flag of an skb the same write may add to (its
+    end moves), and the first bytes of the next write into that skb clear it."""
+    marks = WriteMarks()
+    marks.force_push(2001)
+    marks.appended(2001, 3001, first=False)
+    marks.wrote(3001, more=False, eor=False)
+    assert not marks.pushes(2001) and marks.pushes(3001)
+    marks.appended(3001, 3501, first=True)
+    marks.wrote(3501, more=False, eor=False)
+    assert not marks.pushes(3001) and marks.pushes(3501)
+
+
 def test_write_into_a_new_skb_keeps_the_last_writes_psh_and_one_into_its_skb_clears_it(conn_in):
     """Linux keeps PSH as a flag of the skb a write ended in, and clears it only when a later write adds
     bytes to that skb (tcp_sendmsg_locked): a sent skb keeps it, an unsent one with room loses it."""
