@@ -35,6 +35,14 @@ def test_linux_check_sysctl_option_lines_become_sysctls_of_the_namespace(tmp_pat
     assert "--ip_version=ipv4" in lines  # packetdrill's own options stay
 
 
+def test_linux_check_leaves_out_the_runners_own_option_line(tmp_path):
+    """--packetdrill_outbound only tells tcpstack's runner to check as packetdrill does: packetdrill has no
+    such option, and a blank line keeps the line numbers."""
+    lines = dry_run(tmp_path, "--packetdrill_outbound\n--strict_segments\n" + SCRIPT)
+    assert "--packetdrill_outbound" not in lines
+    assert "--strict_segments" in lines  # packetdrill's own
+
+
 def test_linux_check_namespace_gets_tcpstack_buffer_defaults(tmp_path):
     """tcp_rmem[1] is the receive memory, twice the core's SO_RCVBUF default (1 MB)."""
     lines = dry_run(tmp_path, SCRIPT)
