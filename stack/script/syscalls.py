@@ -77,6 +77,7 @@ _PMTUDISC = {
 }
 _TOS_OPTIONS = {"IP_TOS": False, "IPV6_TCLASS": True}  # option -> whether it is for IPv6 packets
 _BUFFER_OPTIONS = ("SO_RCVBUF", "SO_SNDBUF")
+_TCP_CA_NAME_MAX = 16  # getsockopt(TCP_CONGESTION) copies at most this much of the name
 # send flags with a meaning here: MSG_NOSIGNAL has none (no signals), MSG_ZEROCOPY sends the same bytes
 # (Linux too copies when it cannot pin the pages; its completions on the error queue are not modelled)
 _SEND_FLAGS = frozenset({"MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE", "MSG_EOR", "MSG_OOB"})
@@ -1080,7 +1081,11 @@ class Kernel:
             actual, shown = sock.linger, f"{{onoff={sock.linger[0]}, linger={sock.linger[1]}}}"
             want = _linger(want) or want
         elif option == "TCP_CONGESTION":
-            actual = shown = config.congestion
+            # Linux copies min(optlen, TCP_CA_NAME_MAX) bytes of the name (do_tcp_getsockopt)
+            length = self._arg(line, 4)
+            size = length.items[0] if isinstance(length, Array) and length.items else None
+            cut = min(size, _TCP_CA_NAME_MAX) if isinstance(size, int) else _TCP_CA_NAME_MAX
+            actual = shown = config.congestion[:cut]
         elif option == "SO_TIMESTAMPING":
             actual = sock.tsflags
         elif option == "IP_MTU_DISCOVER":
