@@ -1023,7 +1023,8 @@ class Connection:
         # as Linux counts it (a segment shorter than the MSS takes a whole one's room), checked against
         # the packets in flight (tcp_cwnd_test)
         cwnd = self.cc.cwnd if recovery.send_window is None else recovery.send_window
-        if self.mtu_probe is not None and self._send_mtu_probe(now, mss, cwnd):
+        # (tcp_push_one's send never probes: Linux tcp_write_xmit calls tcp_mtu_probe only without push_one)
+        if self.mtu_probe is not None and not push_one and self._send_mtu_probe(now, mss, cwnd):
             cwnd = self.cc.cwnd
         window = max(cwnd // tcb.snd_mss, 1)
         had_unsent = unsent > 0
