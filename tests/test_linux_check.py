@@ -129,3 +129,15 @@ def test_linux_check_puts_back_module_parameters_a_script_changed(tmp_path):
     with load_tool("linux-check").module_parameters_kept(tmp_path):
         detect.write_text("1\n")
     assert detect.read_text() == "3\n"
+
+
+def test_linux_check_gives_a_script_twice_its_length_and_half_a_minute(tmp_path):
+    """A run packetdrill cannot finish (a blocking call it never lets a packet end) stops soon: the limit
+    follows the script's own length as the runner plays it, TIME_LIMIT where the runner does not."""
+    tool = load_tool("linux-check")
+    short = tmp_path / "short.pkt"
+    short.write_text(SCRIPT.replace("+0    close(3) = 0", "+2    close(3) = 0"))
+    assert tool.time_limit(short) == 2 * 2 + tool.TIME_SLACK
+    failing = tmp_path / "failing.pkt"
+    failing.write_text(SCRIPT + "+0    > S 0:0(0) <mss 1460>\n")  # a SYN the socket never sends
+    assert tool.time_limit(failing) == tool.TIME_LIMIT
