@@ -53,20 +53,21 @@ class RecordEnds:
         i = bisect_right(self._ends, key(seq), lo=self._start, key=key)
         return self._ends[i] if i < len(self._ends) else None
 
-    def __contains__(self, seq: int) -> bool:
+    def _index(self, seq: int) -> int:
+        """Where the live end at `seq` is in the list, -1 if there is none."""
         if self._start == len(self._ends):
-            return False  # none left
+            return -1  # none left
         key = self._key()
         i = bisect_left(self._ends, key(seq), lo=self._start, key=key)
-        return i < len(self._ends) and self._ends[i] == seq
+        return i if i < len(self._ends) and self._ends[i] == seq else -1
+
+    def __contains__(self, seq: int) -> bool:
+        return self._index(seq) >= 0
 
     def move(self, old: int, new: int) -> bool:
         """The end at `old`, if there is one, goes to `new`, before the next end (or onto it)."""
-        if self._start == len(self._ends):
-            return False
-        key = self._key()
-        i = bisect_left(self._ends, key(old), lo=self._start, key=key)
-        if i == len(self._ends) or self._ends[i] != old:
+        i = self._index(old)
+        if i < 0:
             return False
         if i + 1 < len(self._ends) and self._ends[i + 1] == new:
             del self._ends[i]
@@ -76,15 +77,13 @@ class RecordEnds:
 
     def discard(self, seq: int) -> None:
         """Forget the end at `seq`, if there is one."""
-        if self._start == len(self._ends):
+        i = self._index(seq)
+        if i < 0:
             return
-        key = self._key()
-        i = bisect_left(self._ends, key(seq), lo=self._start, key=key)
-        if i < len(self._ends) and self._ends[i] == seq:
-            del self._ends[i]
-            if self._start == len(self._ends):
-                self._ends.clear()
-                self._start = 0
+        del self._ends[i]
+        if self._start == len(self._ends):
+            self._ends.clear()
+            self._start = 0
 
     def drop_through(self, seq: int) -> None:
         """Forget the ends at or before `seq`."""
