@@ -130,8 +130,9 @@ def write(conn: Connection, data: bytes | bytearray | memoryview, now: float) ->
     while taken < total:
         tail = buf.tail()
         room = 0
+        before = buf_end(conn)
         # the last skb takes more while it is unsent and ends no record (tcp_skb_can_collapse_to)
-        if tail is not None and seq_ge(tail[0], conn.tcb.snd_max) and not marks.ends_record(buf_end(conn)):
+        if tail is not None and seq_ge(tail[0], conn.tcb.snd_max) and not marks.ends_record(before):
             room = goal - tail[1]
         grows = room > 0  # the bytes join the last skb, which may be the rest of one a packet cut
         if room <= 0:
@@ -144,7 +145,6 @@ def write(conn: Connection, data: bytes | bytearray | memoryview, now: float) ->
         limit = room
         if budget is not None and budget.exhausted:  # the stack's memory budget (memory.py)
             limit = 0 if len(buf) else min(room, FORCED_SEND)
-        before = buf_end(conn)
         n = buf.append(view, limit, total - taken, taken)
         if not n:
             break
