@@ -1656,9 +1656,8 @@ class Connection:
         if seq_lt(tcb.snd_nxt, ack):
             tcb.snd_nxt = ack
         sender.marks.acked(ack)
-        queues_empty = ack == tcb.snd_max and sender.unsent(tcb.snd_nxt) == 0
         sender.buffer.ack(ack)
-        if queues_empty:
+        if self._queues_empty():
             self.chrono.stop(BUSY, now, True)
         self._retries = 0
         sender.last_progress = now
@@ -1734,10 +1733,14 @@ class Connection:
         if write_queue.writeable(self):
             sender.space_wanted = NO_WRITER_WAITS
             self._events.append(_SEND_SPACE_EVENT)
-            tcb = self.tcb
-            self.chrono.stop(SNDBUF_LIMITED, now, tcb.snd_una == tcb.snd_max and sender.unsent(tcb.snd_nxt) == 0)
+            self.chrono.stop(SNDBUF_LIMITED, now, self._queues_empty())
         else:
             sender.space_wanted = WRITER_WAITS
+
+    def _queues_empty(self) -> bool:
+        """Nothing sent waits for its ACK and nothing waits to be sent (Linux tcp_rtx_and_write_queues_empty)."""
+        tcb = self.tcb
+        return tcb.snd_una == tcb.snd_max and self.sender.unsent(tcb.snd_nxt) == 0
 
     @property
     def fin_acked(self) -> bool:
