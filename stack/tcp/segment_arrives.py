@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from stack.tcp import rcv_space, timers
+from stack.tcp import output, rcv_space, timers
 from stack.tcp.ecn import Ecn
 from stack.tcp.header_prediction import predicted
 from stack.tcp.memory import FORCED_RECEIVE
@@ -58,7 +58,7 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
                 # the peer holds an old connection, whose FIN or RST may have been ignored: resend the SYN
                 # at once rather than after the initial RTO (Linux tcp_rcv_synsent_state_process)
                 conn.timers.start(timers.RETRANSMIT, now + timers.TIMEOUT_MIN)
-            conn.answer_with_reset(seg)  # (never for a RST)
+            output.answer_with_reset(conn, seg)  # (never for a RST)
             return
         ack_ok = True
     if flags & Flags.RST:  # second: the RST bit
@@ -83,7 +83,7 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
         conn.renegotiate_syn_options(seg.options)
         conn.update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
         conn.enter(Event.SYN, now)
-        conn.send_syn(now, retransmit=True)
+        output.send_syn(conn, now, retransmit=True)
 
 
 def _acceptable(conn: Connection, seq: int, seg_len: int) -> bool:
@@ -107,7 +107,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     seg_len = seg.seg_len
 
     if conn.state is _SYN_RECEIVED and flags & Flags.SYN and seq == tcb.irs and not flags & Flags.ACK:
-        conn.send_syn(now, retransmit=True)  # the peer retransmitted its SYN: resend our SYN,ACK
+        output.send_syn(conn, now, retransmit=True)  # the peer retransmitted its SYN: resend our SYN,ACK
         return
 
     # RFC 7323 §5.3 R1: PAWS drops a segment whose timestamp is older than TS.Recent
@@ -227,7 +227,7 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
             conn.enter(Event.ACK_OF_SYN, now)
             state = conn.state
         else:
-            conn.answer_with_reset(seg)
+            output.answer_with_reset(conn, seg)
             return False
 
     if 0 < (ack - tcb.snd_max) & _MASK < _HALF:
@@ -339,7 +339,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
         if seq_gt(seq_add(seq, len(payload)), tcb.rcv_nxt):
             # RFC 1122 §4.2.2.13: new data for a socket the application closed is lost: say so with a
             # RST and drop the connection (Linux tcp_rcv_state_process, TCPAbortOnData)
-            conn.answer_with_reset(seg)
+            output.answer_with_reset(conn, seg)
             conn.counters.aborts_on_data += 1
             conn.enter(Event.DATA_AFTER_CLOSE, now)
             return

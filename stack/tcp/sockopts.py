@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
-from stack.tcp import rcv_space
+from stack.tcp import rcv_space, timeouts
 
 if TYPE_CHECKING:
     from stack.tcp.config import TcpConfig
@@ -65,4 +65,4 @@ def configure(conn: Connection, now: float, **changes: Any) -> None:
     if changes.get("nodelay") and sender is not None:
         sender.marks.push_once = True
     if any(name.startswith("keepalive") for name in changes):
-        conn.arm_keepalive(now)
+        timeouts.arm_keepalive(conn, now)

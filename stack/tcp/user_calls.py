@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from stack.tcp import idle_restart, timers, urgent, write_queue
+from stack.tcp import idle_restart, output, timers, urgent, write_queue
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.sender import NO_WRITER_WAITS, WRITER_WAITS
 from stack.tcp.state import ACCEPTS_SEND, UNSYNCHRONIZED, Event, State
@@ -107,7 +107,7 @@ def abort(conn: Connection, now: float) -> None:
     if conn.state is State.CLOSED:
         return
     if conn.state in _ABORT_SENDS_RST:
-        conn.emit_rst(conn.acceptable_seq(), now)
+        output.emit_rst(conn, conn.acceptable_seq(), now)
     if conn.sender is not None:  # (an orphan in TIME_WAIT has let go of it)
         conn.sender.buffer.clear()
         conn.sender.marks.clear()

@@ -1,5 +1,6 @@
 """Flow control: the receive window follows the application, zero windows are probed (RFC 9293 §3.8.6)."""
 
+from stack.tcp import timeouts
 from stack.tcp.state import State
 from tests.tcp.conftest import IRS, ISS, events, seg, sent
 
@@ -93,7 +94,7 @@ def test_established_window_update_from_old_segment_ignored(conn_in):
 def test_established_keepalive_probes_after_idle_then_times_out(conn_in):
     """RFC 1122 §4.2.3.6: probes after the idle time, every interval; count unanswered -> ETIMEDOUT."""
     c = conn_in(State.ESTABLISHED, keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0, keepalive_count=2)
-    c.arm_keepalive(0.0)
+    timeouts.arm_keepalive(c, 0.0)
     assert c.running_timer(0.0) == ("keepalive", 10.0)
     c.handle_timer(10.0)
     assert sent(c, 10.0) == [(".", ISS, IRS + 1, b"")]
