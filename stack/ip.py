@@ -118,12 +118,12 @@ class IpLayer:
         if len(quoted) < 20 or quoted[0] >> 4 != 4 or ihl < 20 or len(quoted) < ihl + 8:
             self.counters["IcmpInErrors"] += 1
             return None
-        total_length, frag = struct.unpack_from("!H2xH", quoted, 2)
+        frag = struct.unpack_from("!H", quoted, 6)[0]
         src, dst = struct.unpack_from("!II", quoted, 12)
         if quoted[9] != PROTO_TCP or frag & 0x1FFF or src != self.addr:
             self.counters["IcmpUnmatched"] += 1  # not about a TCP header we sent
             return None
         sport, dport, seq = struct.unpack_from("!HHI", quoted, ihl)
         mtu = struct.unpack_from("!H", data, 6)[0] if icmp_type == DEST_UNREACHABLE else 0
-        error = IcmpError(icmp_type, code, seq, mtu, total_length)
+        error = IcmpError(icmp_type, code, seq, mtu)
         return self.demux.icmp_error((src, sport), (dst, dport), error, now)

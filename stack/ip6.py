@@ -328,10 +328,9 @@ class Ip6Layer:
             return None
         sport, dport, seq = struct.unpack_from("!HHI", quoted, 40)
         icmp_type, code, field = data[0], data[1], struct.unpack_from("!I", data, 4)[0]
-        quoted_length = 40 + struct.unpack_from("!H", quoted, 4)[0]
         if icmp_type == ICMP6_PACKET_TOO_BIG:
             # RFC 8201 §4: never below the IPv6 minimum MTU, whatever the message says
-            error = IcmpError(DEST_UNREACHABLE, CODE_FRAG_NEEDED, seq, max(field, MIN_MTU), quoted_length)
+            error = IcmpError(DEST_UNREACHABLE, CODE_FRAG_NEEDED, seq, max(field, MIN_MTU))
         elif icmp_type == ICMP6_DEST_UNREACHABLE and code in _UNREACHABLE_AS_V4:
             error = IcmpError(DEST_UNREACHABLE, _UNREACHABLE_AS_V4[code], seq)
         elif icmp_type == ICMP6_TIME_EXCEEDED:

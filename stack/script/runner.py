@@ -539,12 +539,10 @@ class Runner:
         local_port, remote_port, conn = self._target()
         iss = self._current_iss() or 0
         seq = seq_add(iss, line.start) if line.start is not None else (conn.tcb.snd_una if conn else iss)
-        headers = 60 if self.v6 else 40
-        length = headers + (line.end - line.start if line.start is not None and line.end is not None else 0)
         mtu = line.mtu or 0
         if self.v6 and kind == _ICMP[("packet_too_big", None)]:
             mtu = max(mtu, ip6.MIN_MTU)  # as packetdrill sends Packet Too Big; RFC 8201 §4 floor
-        error = icmp_input.IcmpError(kind[0], kind[1], seq, mtu, length)
+        error = icmp_input.IcmpError(kind[0], kind[1], seq, mtu)
         self.demux.icmp_error((self.local_ip, local_port), (self.remote_ip, remote_port), error, self.now)
 
     def _python(self, line: PythonLine) -> None:

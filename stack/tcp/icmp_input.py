@@ -13,10 +13,11 @@ snd_nxt is our snd_max, since ours falls back after a retransmission timeout).
   Linux alone aborts even on soft errors in SYN-SENT; we follow RFC 1122 there.
 - A passive open still in SYN-RECEIVED is dropped silently on network/host unreachable, time exceeded
   or parameter problem, as Linux's tcp_req_err does: no application is waiting for it yet.
-- Fragmentation needed (RFC 1191) lowers the MSS to the reported MTU - 40 and resends what is in
-  flight at the new size right away (Linux tcp_simple_retransmit): not a congestion signal, so cwnd
-  and ssthresh stay as they are. Under IP_MTU_DISCOVER DONT, INTERFACE or OMIT later segments still fit
-  the new MTU, but what is in flight waits for the retransmission timer (Linux tcp_v4_mtu_reduced).
+- Fragmentation needed (RFC 1191) lowers the MSS to the reported MTU - 40 (the MTU at least 552, as
+  Linux's min_pmtu) and resends what is in flight at the new size right away (Linux
+  tcp_simple_retransmit): not a congestion signal, so cwnd and ssthresh stay as they are. Under
+  IP_MTU_DISCOVER DONT, INTERFACE or OMIT later segments still fit the new MTU, but what is in flight
+  waits for the retransmission timer (Linux tcp_v4_mtu_reduced).
 """
 
 from __future__ import annotations
@@ -41,11 +42,10 @@ CODE_NET_UNREACHABLE: Final = 0
 CODE_HOST_UNREACHABLE: Final = 1
 CODE_FRAG_NEEDED: Final = 4
 
-MIN_MTU: Final = 68  # RFC 791 §3.2: every link carries this much; a smaller next-hop MTU is a lie
-MIN_PATH_MTU: Final = 576  # floor for what we believe (MSS 536, RFC 9293 §3.7.1); RFC 5927 §7.3: forged tiny MTUs
+# the least path MTU a report sets (Linux ip_rt_min_pmtu, 512 + 20 + 20: MSS 512); RFC 5927 §7.3: forged
+# tiny MTUs go no lower
+MIN_PATH_MTU: Final = 552
 TIMESTAMP_OPTION: Final = 12  # NOP,NOP,TS on every segment when timestamps are on
-# RFC 1191 §7: typical MTUs, for routers that do not report the next-hop MTU (the field is 0)
-PLATEAUS: Final = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
 
 # Destination unreachable codes -> (errno, hard), as Linux's icmp_err_convert.
 _UNREACHABLE: Final[dict[int, tuple[int, bool]]] = {
@@ -75,7 +75,6 @@ class IcmpError:
     code: int
     seq: int  # SEG.SEQ of the quoted segment
     mtu: int = 0  # next-hop MTU of a fragmentation-needed message (RFC 1191 §4); 0 if not given
-    quoted_length: int = 0  # total length in the quoted IP header: the size that did not fit
 
 
 class Outcome(Enum):
@@ -132,16 +131,12 @@ def _drops_embryonic(error: IcmpError) -> bool:
     return error.icmp_type == DEST_UNREACHABLE and error.code in (CODE_NET_UNREACHABLE, CODE_HOST_UNREACHABLE)
 
 
-def path_mtu(error: IcmpError) -> int | None:
-    """The path MTU a fragmentation-needed message tells us, or None if it is not believable.
-
-    RFC 1191 §5: without a next-hop MTU, the largest plateau below the size that was dropped."""
-    mtu = error.mtu
-    if mtu == 0:
-        mtu = next((p for p in PLATEAUS if p < error.quoted_length), 0)
-    if mtu < MIN_MTU or (error.quoted_length and mtu >= error.quoted_length):
-        return None  # too small to exist, or the dropped datagram would have fitted
-    return max(mtu, MIN_PATH_MTU)
+def path_mtu(error: IcmpError) -> int:
+    """The path MTU a fragmentation-needed message sets, as Linux takes it (__ip_rt_update_pmtu): its
+    next-hop MTU, at least MIN_PATH_MTU, which a message without one (a router older than RFC 1191
+    sends 0) sets too. Linux searches no plateau table (RFC 1191 §5) and believes an MTU larger than
+    the datagram it quotes; a report that would not lower the path changes nothing (_path_mtu_reduced)."""
+    return max(error.mtu, MIN_PATH_MTU)
 
 
 def _path_mtu_reduced(conn: Connection, error: IcmpError) -> Outcome:
@@ -149,8 +144,6 @@ def _path_mtu_reduced(conn: Connection, error: IcmpError) -> Outcome:
     if not conn.state.synchronized:
         return Outcome.IGNORED  # a SYN is small; the MSS is settled by the handshake
     mtu = path_mtu(error)
-    if mtu is None:
-        return Outcome.IGNORED
     tcb = conn.tcb
     headers = 60 if conn.remote[0] > 0xFFFFFFFF else 40  # IPv6 (stack/wire/addr.py): RFC 8201 §5.4 MTU - 60
     mss = mtu - headers - (TIMESTAMP_OPTION if conn.ts_ok else 0)

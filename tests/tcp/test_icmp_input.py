@@ -23,8 +23,8 @@ PORT_UNREACHABLE = IcmpError(3, 3, ISS)
 HOST_UNREACHABLE = IcmpError(3, 1, ISS)
 
 
-def _frag_needed(seq: int, mtu: int, quoted_length: int = 1500) -> IcmpError:
-    return IcmpError(3, 4, seq, mtu, quoted_length)
+def _frag_needed(seq: int, mtu: int) -> IcmpError:
+    return IcmpError(3, 4, seq, mtu)
 
 
 def _in_flight(conn_in, segments: int = 3, **config_changes):
@@ -189,24 +189,22 @@ def test_established_frag_needed_for_larger_mtu_ignored(conn_in):
 def test_syn_sent_frag_needed_ignored(conn_in):
     """A SYN fits any path; the MSS is settled by the handshake."""
     c = conn_in(State.SYN_SENT)
-    assert icmp_error(c, _frag_needed(ISS, 600, 44), 0.1) is Outcome.IGNORED
+    assert icmp_error(c, _frag_needed(ISS, 600), 0.1) is Outcome.IGNORED
 
 
 @pytest.mark.parametrize(
-    ("mtu", "quoted_length", "expected"),
+    ("mtu", "expected"),
     [
-        (1000, 1500, 1000),
-        (0, 1500, 1492),  # RFC 1191 §5: the plateau below the dropped size
-        (0, 1006, 576),  # plateau 508, floored
-        (300, 1500, 576),  # floor: RFC 5927 §7.3, MSS 536
-        (67, 1500, None),  # below RFC 791's minimum: a lie
-        (1500, 1500, None),  # the dropped datagram would have fitted
-        (0, 0, None),  # neither an MTU nor a size to search below
+        (1000, 1000),
+        (0, 552),  # no next-hop MTU (a router before RFC 1191): Linux's min_pmtu, no plateau search
+        (300, 552),  # a tiny MTU goes no lower (RFC 5927 §7.3)
+        (67, 552),  # below RFC 791's minimum too
+        (9000, 9000),  # larger than the path: _path_mtu_reduced ignores it
     ],
 )
-def test_path_mtu_from_frag_needed(mtu, quoted_length, expected):
-    """RFC 1191 §4-§5, RFC 791 §3.2 minimum, RFC 5927 §7.3 floor."""
-    assert path_mtu(IcmpError(3, 4, 0, mtu, quoted_length)) == expected
+def test_path_mtu_from_frag_needed_as_linux(mtu, expected):
+    """RFC 1191 §4 as Linux's __ip_rt_update_pmtu: the next-hop MTU, at least ip_rt_min_pmtu (552)."""
+    assert path_mtu(IcmpError(3, 4, 0, mtu)) == expected
 
 
 # ---------------------------------------------------------------- through the IP layer and the demux
