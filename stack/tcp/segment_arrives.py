@@ -163,9 +163,15 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             conn.on_reset(False, now)
         return
 
-    # fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 §4.2)
+    # fourth: SYN
     if flags & Flags.SYN:
-        conn.challenge_ack(now)
+        if conn.state is _SYN_RECEIVED and conn.passive:
+            # a passive open returns to LISTEN (§3.10.7.4 fourth check); Linux answers the SYN with a RST
+            # first (tcp_check_req's embryonic reset), so that a peer that restarted opens again at once
+            output.answer_with_reset(conn, seg)
+            conn.enter(Event.SYN, now)
+        else:
+            conn.challenge_ack(now)  # in a synchronized state (RFC 5961 §4.2)
         return
 
     # fifth: ACK

@@ -114,6 +114,7 @@ TRANSITIONS: Final[dict[tuple[State, Event], State]] = {
     (S.SYN_RECEIVED, E.ACK_OF_SYN): S.ESTABLISHED,
     (S.SYN_RECEIVED, E.CLOSE): S.FIN_WAIT_1,  # send FIN
     (S.SYN_RECEIVED, E.RST): S.LISTEN,  # a passive open returns to LISTEN (§3.10.7.4 second check)
+    (S.SYN_RECEIVED, E.SYN): S.LISTEN,  # so does one a new SYN reaches (§3.10.7.4 fourth check)
     (S.SYN_RECEIVED, E.REFUSED): S.CLOSED,  # an active (simultaneous) open is refused
     (S.SYN_RECEIVED, E.ICMP): S.CLOSED,
     (S.SYN_RECEIVED, E.ABORT): S.CLOSED,

@@ -27,6 +27,16 @@ def test_syn_received_rst_returns_to_listen(conn_in):
     assert c.state is State.LISTEN and c.finished
 
 
+def test_syn_received_new_syn_answered_by_rst_and_returns_to_listen(conn_in):
+    """§3.10.7.4 fourth check: a SYN of another sequence number returns a passive open to LISTEN; as
+    Linux's tcp_check_req (embryonic reset) it is answered by <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>."""
+    c = conn_in(State.SYN_RECEIVED)
+    c.receive_segment(seg("S", IRS + 100), 0.01)
+    assert sent(c, 0.01) == [("R.", 0, IRS + 101, b"")]
+    assert c.state is State.LISTEN and c.finished
+    assert c.counters.attempt_fails == 1
+
+
 def test_syn_received_duplicate_syn_resends_synack(conn_in):
     """The peer's SYN was retransmitted (our SYN,ACK was lost): answer with SYN,ACK again."""
     c = conn_in(State.SYN_RECEIVED)
