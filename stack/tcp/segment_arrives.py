@@ -109,6 +109,10 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     if conn.state is _SYN_RECEIVED and flags & Flags.SYN and seq == tcb.irs and not flags & Flags.ACK:
         output.send_syn(conn, now, retransmit=True)  # the peer retransmitted its SYN: resend our SYN,ACK
         return
+    if conn.state is _TIME_WAIT and flags & (Flags.ACK | Flags.FIN) and not flags & Flags.RST:
+        # 2*MSL again from a retransmitted FIN (§3.10.7.4 eighth check) and, as Linux, from any other
+        # segment that carries an ACK, a bare one at RCV.NXT too (tcp_timewait_state_process)
+        conn.restart_time_wait(now)
 
     # RFC 7323 §5.3 R1: PAWS drops a segment whose timestamp is older than TS.Recent
     receiver = conn.receiver
@@ -195,8 +199,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         if seg.payload or flags & Flags.FIN:
             _process_text_and_fin(conn, seg, seq, seg.payload, now)
     elif conn.state is _TIME_WAIT and flags & Flags.FIN:
-        conn.receiver.ack_now = True
-        conn.restart_time_wait(now)
+        conn.receiver.ack_now = True  # a retransmitted FIN is acknowledged again (2*MSL restarted above)
     # after the FIN check, so that FIN together with the ACK of our FIN goes straight to TIME-WAIT
     if conn.state is _FIN_WAIT_1 and conn.fin_acked:
         conn.enter(Event.ACK_OF_FIN, now)
@@ -216,9 +219,6 @@ def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:
     conn.receiver.ack_now = True
     if seg.seg_len and conn.tcb.sack_ok and seq_le(end, tcb.rcv_nxt):
         conn.receiver.dsack = (seg.seq, end)  # report the duplicate (RFC 2883 §4)
-    if conn.state is State.TIME_WAIT and seg.flags & Flags.FIN:
-        # a retransmitted FIN: re-ACK it and restart 2*MSL (§3.10.7.4 eighth check)
-        conn.restart_time_wait(now)
 
 
 def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:

@@ -32,6 +32,29 @@ def test_time_wait_retransmitted_fin_reacked_and_timer_restarts(conn_in):
     assert c.next_deadline() == 3.5
 
 
+def test_time_wait_bare_ack_restarts_the_timer_unanswered(conn_in):
+    """Linux tcp_timewait_state_process: a bare ACK at RCV.NXT restarts 2*MSL and gets no answer."""
+    c = conn_in(State.TIME_WAIT)
+    c.receive_segment(seg(".", IRS + 2, ISS + 2), 1.5)
+    assert sent(c, 1.5) == []
+    assert c.next_deadline() == 3.5
+
+
+def test_time_wait_old_segment_with_ack_restarts_the_timer(conn_in):
+    """Linux tcp_timewait_state_process: any segment with an ACK restarts 2*MSL, an old one too."""
+    c = conn_in(State.TIME_WAIT)
+    c.receive_segment(seg("P.", IRS, ISS + 2, b"o"), 1.5)
+    assert sent(c, 1.5) == [(".", ISS + 2, IRS + 2, b"")]
+    assert c.next_deadline() == 3.5
+
+
+def test_time_wait_old_syn_does_not_restart_the_timer(conn_in):
+    """Linux tcp_timewait_state_process: a SYN without ACK that opens nothing leaves 2*MSL alone."""
+    c = conn_in(State.TIME_WAIT)
+    c.receive_segment(seg("S", IRS - 100), 1.5)
+    assert c.next_deadline() == 2.0
+
+
 def test_time_wait_rst_closes(conn_in):
     c = conn_in(State.TIME_WAIT)
     c.receive_segment(seg("R", IRS + 2), 0.5)
