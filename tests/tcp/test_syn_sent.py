@@ -26,6 +26,16 @@ def test_syn_sent_synack_enters_established_and_acks(conn_in):
     assert c.rto.srtt == 0.1  # the SYN was timed (RFC 6298 (2.2))
 
 
+def test_syn_sent_synack_with_data_delivers_it_and_acks_it(conn_in):
+    """§3.10.7.3 fourth check: text on the SYN,ACK is processed from the sixth step on (Linux drops it
+    and acknowledges only the SYN: docs/linux-differences.md)."""
+    c = conn_in(State.SYN_SENT)
+    c.receive_segment(seg("S.", IRS, ISS + 1, b"early", options=TcpOptions(mss=1200)), 0.1)
+    assert c.state is State.ESTABLISHED
+    assert sent(c, 0.1) == [(".", ISS + 1, IRS + 6, b"")]
+    assert c.read() == b"early"
+
+
 def test_syn_sent_rst_with_acceptable_ack_is_refused(conn_in):
     """§3.10.7.3 second check: RST with an acceptable ACK -> "connection reset", CLOSED."""
     c = conn_in(State.SYN_SENT)
