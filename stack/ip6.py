@@ -83,8 +83,10 @@ _ERROR_COUNTERS = {
     ICMP6_PARAM_PROBLEM: "Icmp6InParmProblems",
 }
 # RFC 7915 §5.2: ICMPv6 destination unreachable codes -> ICMPv4 ones, so one table decides hard or soft
-# (5 and 6, policy and reject route, are prohibitions as 1 is: Linux icmpv6_err_convert makes all three fatal)
-_UNREACHABLE_AS_V4 = {0: 1, 1: 10, 2: 1, 3: 1, 4: 3, 5: 10, 6: 10}
+# (5 and 6, policy and reject route, are prohibitions as 1 is: Linux icmpv6_err_convert makes all three fatal);
+# no route (0) becomes net unreachable, not RFC 7915's host unreachable: Linux reports it as ENETUNREACH
+# and reverts the RTO's backoff on it alone (RFC 6069, tcp_v6_err)
+_UNREACHABLE_AS_V4 = {0: 0, 1: 10, 2: 1, 3: 1, 4: 3, 5: 10, 6: 10}
 
 _FLOW_SECRET = os.urandom(16)
 

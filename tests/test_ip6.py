@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import TCP, UDP
@@ -229,6 +232,22 @@ def test_established_packet_too_big_out_of_window_ignored():
     ptb = IPv6(src="fd00::99", dst=US) / ICMPv6PacketTooBig(mtu=1300) / encode_tcp(US6, PEER6, stale)
     _receive(layer, ptb, 0.03)
     assert conn.tcb.snd_mss == 1440 - 12 and demux.counters["OutOfWindowIcmps"] == 1
+
+
+@pytest.mark.parametrize(("code", "err", "reverts"), [(0, errno.ENETUNREACH, True), (3, errno.EHOSTUNREACH, False)])
+def test_established_destination_unreachable_as_linux_takes_it(code, err, reverts):
+    """Linux icmpv6_err_convert and tcp_v6_err: no route (0) is ENETUNREACH and reverts one RTO backoff
+    (RFC 6069 §4); address unreachable (3) is EHOSTUNREACH and reverts nothing."""
+    layer, demux = _layer()
+    conn, flight = _established(layer, demux)
+    now = 0.03
+    while conn.rto.backoff < 2:  # (a loss probe first) two retransmission timeouts back the timer off twice
+        now = conn.next_deadline()
+        conn.handle_timer(now)
+        conn.segments_to_send(now)
+    error = IPv6(src="fd00::99", dst=US) / ICMPv6DestUnreach(code=code) / encode_tcp(US6, PEER6, flight[0])
+    _receive(layer, error, now + 0.01)
+    assert (conn.soft_error, conn.rto.backoff) == (err, 1 if reverts else 2)
 
 
 def test_syn_sent_port_unreachable_refuses_connection():

@@ -11,6 +11,8 @@ snd_nxt is our snd_max, since ours falls back after a retransmission timeout).
   TCP MUST NOT, and after the handshake Linux treats hard errors the same way. The errno is kept in
   `conn.soft_error` (Linux sk_err_soft, what SO_ERROR returns) for when retransmissions give up.
   Linux alone aborts even on soft errors in SYN-SENT; we follow RFC 1122 there.
+- A net or host unreachable about SND.UNA while the retransmission timer backs off undoes one doubling
+  (RFC 6069, Linux tcp_ld_RTO_revert; timeouts.revert_backoff).
 - A passive open still in SYN-RECEIVED is dropped silently on network/host unreachable, time exceeded
   or parameter problem, as Linux's tcp_req_err does: no application is waiting for it yet.
 - Fragmentation needed (RFC 1191) lowers the MSS to the reported MTU - 40 (the MTU at least 552, as
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
+from stack.tcp import timeouts
 from stack.tcp.config import PMTUDISC_RESENDS
 from stack.tcp.state import OPENING, Event, State
 from stack.wire.seq import seq_le
@@ -111,7 +114,21 @@ def icmp_error(conn: Connection, error: IcmpError, now: float) -> Outcome:
         conn.on_reset(True, now)
         return Outcome.ABORTED
     conn.soft_error = err
+    if _reverts_backoff(conn, error):
+        timeouts.revert_backoff(conn, now)
     return Outcome.SOFT_ERROR
+
+
+def _reverts_backoff(conn: Connection, error: IcmpError) -> bool:
+    """RFC 6069 §4 as Linux (tcp_v4_err, tcp_v6_err): a net or host unreachable (IPv6: no route, which
+    stack/ip6.py hands over as net unreachable) about SND.UNA, after retransmission timeouts that backed
+    the timer off, in a synchronized state."""
+    if error.icmp_type != DEST_UNREACHABLE or not conn.state.synchronized:
+        return False
+    ipv6 = conn.remote[0] > 0xFFFFFFFF  # (stack/wire/addr.py)
+    if error.code != CODE_NET_UNREACHABLE and (ipv6 or error.code != CODE_HOST_UNREACHABLE):
+        return False
+    return error.seq == conn.tcb.snd_una and conn.retransmits > 0 and conn.rto.backoff > 0
 
 
 def _meaning(error: IcmpError) -> tuple[int, bool] | None:

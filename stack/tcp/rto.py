@@ -72,6 +72,12 @@ class RtoEstimator:
         if self._base() * (1 << self.backoff) < self.max_rto:
             self.backoff += 1
 
+    def revert_backoff(self) -> None:
+        """Undo the last doubling (RFC 6069 §4: an ICMP unreachable said the path, not congestion, lost the
+        segment; Linux tcp_ld_RTO_revert)."""
+        if self.backoff:
+            self.backoff -= 1
+
     def reset_backoff(self) -> None:
         self.backoff = 0
 

@@ -117,6 +117,22 @@ def _on_retransmit_timeout(conn: Connection, now: float) -> None:
     conn.timers.start(timers.RETRANSMIT, user_timeout.clamp(conn, now + conn.rto.rto))
 
 
+def revert_backoff(conn: Connection, now: float) -> None:
+    """RFC 6069 (TCP-LD) as Linux's tcp_ld_RTO_revert: while the retransmission timer backs off, an ICMP
+    net or host unreachable that quotes the first unacknowledged segment says a connectivity disruption,
+    not congestion, lost it. One doubling is undone, and the timer runs from that segment's last send
+    with the RTO that leaves; if that time has passed, the timeout happens now."""
+    head = conn.recovery.board.first()
+    if head is None:
+        return
+    conn.rto.revert_backoff()
+    remaining = head.xmit_ts + conn.rto.rto - now
+    if remaining > 0:
+        conn.timers.start(timers.RETRANSMIT, now + remaining)
+    else:
+        _on_retransmit_timeout(conn, now)
+
+
 def _suspect_black_hole(conn: Connection, now: float) -> None:
     """Timeouts keep repeating: maybe large segments vanish without an ICMP message (RFC 4821 §7.7,
     Linux tcp_mtu_probing). Probing starts, or its floor halves; what is in flight is cut to the new

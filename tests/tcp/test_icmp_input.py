@@ -74,6 +74,38 @@ def test_established_host_unreachable_sets_soft_error_reported_by_timeout(conn_i
     assert c.soft_error == errno.EHOSTUNREACH
 
 
+def _backed_off(conn_in):
+    """ESTABLISHED, its first segment resent twice by the retransmission timer (backoff 2)."""
+    c, _ = _in_flight(conn_in, segments=1)
+    for _ in range(2):
+        now = c.next_deadline()
+        c.handle_timer(now)
+        c.segments_to_send(now)
+    assert c.rto.backoff == 2
+    return c
+
+
+def test_established_host_unreachable_for_snd_una_reverts_one_backoff(conn_in):
+    """RFC 6069 §4 (Linux tcp_ld_RTO_revert): the timer runs one doubling shorter from the last resend."""
+    c = _backed_off(conn_in)
+    last_sent = c.recovery.board.first().xmit_ts
+    icmp_error(c, IcmpError(3, 1, ISS + 1), last_sent + 0.01)
+    assert c.rto.backoff == 1
+    assert c.next_deadline() == pytest.approx(last_sent + c.rto.rto)
+
+
+@pytest.mark.parametrize(
+    ("error", "why"),
+    [(IcmpError(3, 1, ISS + 1 + 1460), "not SND.UNA"), (IcmpError(3, 3, ISS + 1), "port unreachable")],
+)
+def test_established_other_unreachables_leave_the_backoff(conn_in, error, why):
+    """RFC 6069 §4: only a net or host unreachable about the first unacknowledged segment reverts."""
+    c = _backed_off(conn_in)
+    deadline = c.next_deadline()
+    icmp_error(c, error, deadline - 0.1)
+    assert (c.rto.backoff, c.next_deadline()) == (2, deadline), why
+
+
 def test_time_wait_error_ignored(conn_in):
     """Linux tcp_v4_err: nothing in flight in TIME-WAIT, so nothing an error could be about."""
     c = conn_in(State.TIME_WAIT)
