@@ -969,6 +969,12 @@ class Connection:
         else:
             self.counters.challenge_acks_skipped += 1
 
+    def may_resend_synack(self, now: float) -> bool:
+        """A retransmitted SYN is answered under the same limit as unacceptable segments (Linux keeps
+        last_oow_ack_time in the request sock for both); not counted, where Linux counts
+        TCPACKSkippedSynRecv."""
+        return not self._answer_limited(now)
+
     def _answer_limited(self, now: float) -> bool:
         """At most one answer to unacceptable segments per invalid_ratelimit, challenge ACKs and ACKs to
         out-of-window segments together (Linux __tcp_oow_rate_limited, shared through last_oow_ack_time)."""

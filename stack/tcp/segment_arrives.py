@@ -107,7 +107,10 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     seg_len = seg.seg_len
 
     if conn.state is _SYN_RECEIVED and flags & Flags.SYN and seq == tcb.irs and not flags & Flags.ACK:
-        output.send_syn(conn, now, retransmit=True)  # the peer retransmitted its SYN: resend our SYN,ACK
+        # the peer retransmitted its SYN: resend our SYN,ACK, at most once per tcp_invalid_ratelimit
+        # (Linux tcp_check_req, through tcp_oow_rate_limited)
+        if conn.may_resend_synack(now):
+            output.send_syn(conn, now, retransmit=True)
         return
     if conn.state is _TIME_WAIT and flags & (Flags.ACK | Flags.FIN) and not flags & Flags.RST:
         # 2*MSL again from a retransmitted FIN (§3.10.7.4 eighth check) and, as Linux, from any other
