@@ -279,6 +279,8 @@ class Runner:
             raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
         changes = config_changes(self.host.sysctls, f"{self.path}:{line.line}")
         route = self.host.route
+        if self.host.link_mtu is not None:  # as --mtu: IPv4 and TCP headers without options (RFC 9293 §3.7.1)
+            changes["mss"] = self.host.link_mtu - 40
         if "advmss" in route:  # the MSS offered over this route; the core's IPv6 MSS is 20 bytes less
             changes["mss"] = route["advmss"] + (IPV6_EXTRA_HEADER if self.v6 else 0)
         if "initcwnd" in route:
@@ -477,6 +479,8 @@ class Runner:
             return self.iss[conn]
         if line is not None and line.src_port is not None:
             return self.port_iss.get((local_port, remote_port))  # that connection's, even once it is gone
+        if conn is None and not self.iss:  # no connection yet: a SYN cookie's SYN,ACK numbered its ports
+            return self.port_iss.get((local_port, remote_port))
         return next(reversed(self.iss.values()), None)  # the connection is gone: the newest one's
 
     def _inject(self, line: PacketLine) -> None:

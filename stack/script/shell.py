@@ -4,9 +4,10 @@ packetdrill runs these on its host; tcpstack never does. The commands the public
 host up are understood and applied to the stack of the run instead: the corpora's `defaults.sh` (Linux's
 production defaults), `sysctl -q net.ipv4.NAME=VALUE` and `set_sysctls.py /proc/sys/net/ipv4/NAME=VALUE`,
 `echo V > /sys/module/tcp_cubic/parameters/NAME` (CUBIC's HyStart parameters), `ethtool -K tun0 tso off`,
-`ip route change` (advmss, mtu, initcwnd), a pfifo or fq `tc qdisc`, `nstat` counter checks, `$((...))`
-arithmetic, and the housekeeping commands that have nothing to do here. Anything else makes the script
-SKIP with the command as the reason: a command that is not understood must never be taken as done.
+`ip route change` (advmss, mtu, initcwnd), `ip link set dev tun0 mtu N`, a pfifo or fq `tc qdisc`,
+`nstat` counter checks, `$((...))` arithmetic, and the housekeeping commands that have nothing to do
+here. Anything else makes the script SKIP with the command as the reason: a command that is not
+understood must never be taken as done.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Host:
     tso: bool = True  # packetdrill's tun device segments by TSO unless `ethtool -K ... tso off`
     nstat_base: dict[str, int] | None = None  # counters at the last `nstat` (None: since the start)
     route: dict[str, int] = field(default_factory=dict)  # `ip route change`: advmss, mtu, initcwnd
+    link_mtu: int | None = None  # `ip link set dev tun0 mtu N`: the device's MTU, which sizes the MSS offered
     qdisc: str = "pfifo"  # the device's qdisc: "fq" paces each flow
     files: Files = field(default_factory=Files)  # what `dd` wrote (files.py)
 
@@ -108,6 +110,8 @@ def interpret(command: str, host: Host, counters: dict[str, int]) -> None:
             _dd(words[1:], host, raw)
         elif name == "ip" and words[1:3] in (["route", "change"], ["route", "replace"], ["-6", "route"]):
             _route(words[1:], host, raw)
+        elif name == "ip" and words[1:3] == ["link", "set"]:
+            _link(words[3:], host, raw)
         else:
             raise ShellSkip(f"shell command not in the vocabulary: `{raw}`")
 
@@ -223,6 +227,18 @@ def _route(args: list[str], host: Host, raw: str) -> None:
             raise ShellSkip(f"route attribute not modelled: `{raw}`")
         host.route[key] = int(value)
         i += 2
+
+
+def _link(args: list[str], host: Host, raw: str) -> None:
+    """`ip link set [dev] tun0 mtu N`: the MTU of packetdrill's device, the one link the script's packets
+    cross (any other attribute SKIPs)."""
+    if args[:1] == ["dev"]:
+        args = args[1:]
+    if len(args) != 3 or args[1] != "mtu" or not args[2].isdigit():
+        raise ShellSkip(f"ip link attribute not modelled: `{raw}`")
+    if int(args[2]) < 128:  # an MSS below Linux's floor (TCP_MIN_MSS, 88), as the runner's --mtu
+        raise ShellSkip(f"ip link mtu below what TCP can use: `{raw}`")
+    host.link_mtu = int(args[2])
 
 
 def _ethtool(args: list[str], host: Host, raw: str) -> None:

@@ -334,7 +334,7 @@ def test_syscall_unknown_congestion_control_expected_to_fail_is_enoent():
         ("+0 setsockopt(3, SOL_SOCKET, SO_BROADCAST, [1], 4) = 0", "SO_BROADCAST"),
         ('+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, "vegas", 5) = 0', "'vegas' is not available"),
         ("+0 fcntl(3, F_SETOWN, 1234) = 0", "F_SETOWN"),
-        ("+0 `ip link set dev tun0 mtu 9000`", "not in the vocabulary"),
+        ("+0 `ip addr add 10.0.0.1/24 dev tun0`", "not in the vocabulary"),
         ("+0 `dd bs=1 count=5 if=/dev/urandom of=/tmp/f`", "dd other than from /dev/zero"),
         ('+0 open("/etc/passwd", O_RDWR) = 4', "open\\(\\) other than O_RDONLY"),
         ("+0 `ip route change 192.0.2.1 dev tun0 rto_min 10ms`", "route attribute not modelled"),
@@ -385,7 +385,7 @@ def test_run_scripts_exit_code_and_lines(tmp_path, capsys):
     bad = tmp_path / "bad.pkt"
     bad.write_text(LISTEN + "+0 > S 0:0(0)\n")
     skipped = tmp_path / "skip.pkt"
-    skipped.write_text("`ip link set dev tun0 mtu 9000`\n")
+    skipped.write_text("`ip addr add 10.0.0.1/24 dev tun0`\n")
     assert run_scripts([str(good), str(skipped)]) == 0
     assert run_scripts([str(good), str(bad), str(tmp_path / "missing.pkt")]) == 1
     out = capsys.readouterr().out
@@ -426,6 +426,27 @@ def test_shell_defaults_sh_gives_cubic_linux_hystart():
     """A Linux host runs tcp_cubic with hystart_detect=3: both of HyStart's detectors."""
     runner = run("`../common/defaults.sh`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
     assert runner.config.hystart == HyStartParams(detect=3)
+
+
+def test_shell_ip_link_mtu_sets_the_mss_offered():
+    """`ip link set dev tun0 mtu 9000`: the device's MTU less the IPv4 and TCP headers is offered."""
+    run("`ip link set dev tun0 mtu 9000`\n" + LISTEN + "+0 > S. 0:0(0) ack 1 <mss 8960,nop,wscale 7>\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [("ip link set dev tun0 txqueuelen 10", "attribute not modelled"), ("ip link set tun0 mtu 100", "below what")],
+)
+def test_shell_ip_link_other_attribute_or_tiny_mtu_skips(command, reason):
+    with pytest.raises(ScriptSkip, match=reason):
+        run(f"`{command}`\n" + LISTEN)
+
+
+def test_packet_syn_cookie_ack_is_numbered_from_the_cookie_synack():
+    """With no connection yet, an ACK without ports acknowledges the ISN of the SYN cookie's SYN,ACK
+    (without timestamps, a cookie keeps no window scale)."""
+    cookie_synack = "> S. 0:0(0) ack 1 <mss 1460>"
+    run(f"--tcp_syncookies=2\n{LISTEN}+0 {cookie_synack}\n+.01 < . 1:1(0) ack 1 win 257\n+0 accept(3, ..., ...) = 4\n")
 
 
 def test_shell_cubic_module_parameters_set_hystart():
