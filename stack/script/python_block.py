@@ -51,6 +51,8 @@ class Namespace:
         if "__" in code:
             raise BlockError("dunder names are not available in a script's Python")
         source = _source(code)
+        if conn is None and _FIELD.search(source):
+            raise BlockError("no socket to read tcp_info from (packetdrill: no socket to use for code)")
         info = tcp_info(conn, now) if conn is not None else {}
         missing = sorted({name for name in _FIELD.findall(source) if name not in info and name not in self.names})
         if missing:

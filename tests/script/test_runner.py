@@ -361,6 +361,13 @@ def test_skip_unsupported_script_options_and_tcp_options(text, reason):
         run(text)
 
 
+def test_python_block_without_a_socket_fails():
+    """packetdrill: "no socket to use for code" when no socket was connected or accepted (here the
+    accept has not returned), not a SKIP for fields tcpstack would keep."""
+    with pytest.raises(ScriptFailure, match="no socket to read tcp_info from"):
+        run(LISTEN.split("+0    <")[0] + "+0 accept(3, ..., ...) = 4\n+0 %{ assert tcpi_snd_mss == 1448 }%\n")
+
+
 def test_absolute_time_going_backward_fails():
     with pytest.raises(ScriptFailure, match="time goes backward, from 0.500 s to 0.100 s"):
         run("0.5 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n0.1 close(3) = 0\n")
