@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from stack.tcp.tcb import Tcb
 
 _RECEIVING_TEXT: Final = (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2)
+_AFTER_PEER_FIN: Final = (State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK)
 # Where every segment passes, sequence comparisons are inlined as d = (a - b) & _MASK (RFC 9293 §3.4):
 # a < b is d >= _HALF, a <= b is d == 0 or d >= _HALF, a > b is 0 < d < _HALF, a >= b is d < _HALF,
 # exactly as stack/wire/seq.py's functions, without the call.
@@ -198,6 +199,13 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             receiver.last_tsecr = ts[1]  # a pure ACK is never a sample: its echo is only noted
 
     # sixth (URG) is accepted and ignored: the pointer never hides data. seventh/eighth: text, FIN
+    if seg.payload and conn.state in _AFTER_PEER_FIN and _overlaps_rcv_nxt(seq, len(seg.payload), tcb.rcv_nxt):
+        # §3.10.7.4 ignores text after the peer's FIN; Linux resets when it runs past where the FIN was
+        # (tcp_rcv_state_process: RFC 1122 §4.2.2.13's rule for a shut receiving side, TCPAbortOnData)
+        output.answer_with_reset(conn, seg)
+        conn.counters.aborts_on_data += 1
+        conn.on_reset(False, now)
+        return
     if conn.state in _RECEIVING_TEXT or (seg.flags & Flags.FIN and conn.state is not _TIME_WAIT):
         if seg.payload or flags & Flags.FIN:
             _process_text_and_fin(conn, seg, seq, seg.payload, now)
@@ -206,6 +214,11 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     # after the FIN check, so that FIN together with the ACK of our FIN goes straight to TIME-WAIT
     if conn.state is _FIN_WAIT_1 and conn.fin_acked:
         conn.enter(Event.ACK_OF_FIN, now)
+
+
+def _overlaps_rcv_nxt(seq: int, length: int, rcv_nxt: int) -> bool:
+    """Text of `length` bytes from `seq` starts before RCV.NXT and ends after it."""
+    return seq_lt(seq, rcv_nxt) and seq_gt(seq_add(seq, length), rcv_nxt)
 
 
 def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:

@@ -33,6 +33,16 @@ def test_close_wait_text_after_fin_ignored(conn_in):
     assert c.read() == b"" and c.at_eof and c.recv_queue_bytes == 0
 
 
+def test_close_wait_text_running_past_the_fin_resets(conn_in):
+    """Linux tcp_rcv_state_process (RFC 1122 §4.2.2.13's rule, TCPAbortOnData): text that starts before
+    RCV.NXT and runs past where the peer's FIN was gets <SEQ=SEG.ACK><CTL=RST>, and the connection ends."""
+    c = conn_in(State.CLOSE_WAIT)
+    c.receive_segment(seg("P.", IRS + 1, ISS + 1, b"bogus"), 0.5)
+    assert sent(c, 0.5) == [("R", ISS + 1, 0, b"")]
+    assert c.state is State.CLOSED and events(c) == ["Reset", "Closed"]
+    assert c.counters.aborts_on_data == 1
+
+
 def test_close_wait_abort_sends_rst(conn_in):
     """§3.10.5: ABORT in CLOSE-WAIT sends <SEQ=SND.NXT><CTL=RST>."""
     c = conn_in(State.CLOSE_WAIT)
