@@ -728,7 +728,9 @@ class Kernel:
             self.errors[conn] = errno_codes.ECONNRESET
             sock.disconnected = True
             return 0, None
-        sock.shut_rd |= how != "SHUT_WR"
+        if how != "SHUT_WR":
+            sock.shut_rd = True
+            conn.shutdown_receive()
         if how != "SHUT_RD" and not sock.shut_wr:
             sock.shut_wr = True
             if conn.state not in _CLOSING:

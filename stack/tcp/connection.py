@@ -568,6 +568,16 @@ class Connection:
             self.extras.tx_stamps.wrote(seq_add(buf.seq, len(buf) - 1))  # the write's last byte (tcp_tx_timestamp)
         return n
 
+    def shutdown_receive(self) -> None:
+        """shutdown(SHUT_RD): the application reads no more (Linux sets RCV_SHUTDOWN). Data keeps being
+        acknowledged, but new data in FIN_WAIT_1 or FIN_WAIT_2 is answered by RST, as after close()."""
+        self._extras().receive_shut = True
+
+    @property
+    def receive_shut(self) -> bool:
+        """The application will read no more: it closed or let go of the connection, or shut reading."""
+        return self.orphaned or (self.extras is not None and self.extras.receive_shut)
+
     def _extras(self) -> Extras:
         if self.extras is None:
             self.extras = Extras()

@@ -357,10 +357,11 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
     receiver = conn.receiver
     fin = bool(seg.flags & Flags.FIN)
     receiving = conn.state in _RECEIVING_TEXT
-    if payload and conn.orphaned and conn.state in (State.FIN_WAIT_1, State.FIN_WAIT_2):
+    if payload and conn.state in (State.FIN_WAIT_1, State.FIN_WAIT_2) and conn.receive_shut:
         if seq_gt(seq_add(seq, len(payload)), tcb.rcv_nxt):
-            # RFC 1122 §4.2.2.13: new data for a socket the application closed is lost: say so with a
-            # RST and drop the connection (Linux tcp_rcv_state_process, TCPAbortOnData)
+            # RFC 1122 §4.2.2.13: new data for a socket the application closed (or whose reading it shut,
+            # as Linux's RCV_SHUTDOWN) is lost: say so with a RST and drop the connection (Linux
+            # tcp_rcv_state_process, TCPAbortOnData)
             output.answer_with_reset(conn, seg)
             conn.counters.aborts_on_data += 1
             conn.enter(Event.DATA_AFTER_CLOSE, now)

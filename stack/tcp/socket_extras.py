@@ -1,5 +1,6 @@
 """Socket features few connections use, held in one object made on first use, so that an idle connection
-pays one slot for all of them: SO_TIMESTAMPING's reports, the urgent data received and SND.UP."""
+pays one slot for all of them: SO_TIMESTAMPING's reports, the urgent data received, SND.UP and a
+receiving side the application shut."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ if TYPE_CHECKING:
 
 
 class Extras:
-    __slots__ = ("tx_stamps", "urgent", "snd_up")
+    __slots__ = ("tx_stamps", "urgent", "snd_up", "receive_shut")
 
     def __init__(self) -> None:
         self.tx_stamps: TxTimestamps | None = None  # SO_TIMESTAMPING's transmit timestamps (tx_timestamps.py)
         self.urgent: Urgent | None = None  # the urgent pointer the peer sent last (urgent.py)
         self.snd_up: int | None = None  # SND.UP: the end of our urgent data until it is acknowledged
+        self.receive_shut = False  # shutdown(SHUT_RD) (Linux RCV_SHUTDOWN): see Connection.shutdown_receive

@@ -29,6 +29,16 @@ def test_fin_wait_2_half_closed_waits_without_timer(conn_in):
     assert c.read() == b"late data" and c.state is State.FIN_WAIT_2
 
 
+def test_fin_wait_2_data_after_shutdown_receive_gets_rst(conn_in):
+    """RFC 1122 §4.2.2.13 as Linux applies it to RCV_SHUTDOWN: once the application shut reading, new
+    data is answered by <SEQ=SEG.ACK><CTL=RST> and the connection ends."""
+    c = conn_in(State.FIN_WAIT_2)
+    c.shutdown_receive()
+    c.receive_segment(seg("P.", IRS + 1, ISS + 2, b"late data"), 1.0)
+    assert sent(c, 1.0) == [("R", ISS + 2, 0, b"")]
+    assert c.state is State.CLOSED and c.counters.aborts_on_data == 1
+
+
 def test_fin_wait_2_detach_before_fin_acked_starts_timer_on_entry(conn_in):
     """The orphan timer starts when FIN-WAIT-2 is entered, if the application let go earlier."""
     c = conn_in(State.FIN_WAIT_1, fin_timeout=5.0)
