@@ -236,9 +236,10 @@ def _link(args: list[str], host: Host, raw: str) -> None:
         args = args[1:]
     if len(args) != 3 or args[1] != "mtu" or not args[2].isdigit():
         raise ShellSkip(f"ip link attribute not modelled: `{raw}`")
-    if int(args[2]) < 128:  # an MSS below Linux's floor (TCP_MIN_MSS, 88), as the runner's --mtu
+    mtu = int(args[2])
+    if mtu < 128:  # an MSS below Linux's floor (TCP_MIN_MSS, 88), as the runner's --mtu
         raise ShellSkip(f"ip link mtu below what TCP can use: `{raw}`")
-    host.link_mtu = int(args[2])
+    host.link_mtu = mtu
 
 
 def _ethtool(args: list[str], host: Host, raw: str) -> None:
