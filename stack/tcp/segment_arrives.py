@@ -364,7 +364,10 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             # tcp_rcv_state_process, TCPAbortOnData)
             output.answer_with_reset(conn, seg)
             conn.counters.aborts_on_data += 1
-            conn.enter(Event.DATA_AFTER_CLOSE, now)
+            if conn.orphaned:
+                conn.enter(Event.DATA_AFTER_CLOSE, now)
+            else:  # shut by shutdown(): the application still holds it and hears ECONNRESET (Linux tcp_reset)
+                conn.on_reset(False, now)
             return
     if payload and receiving:
         # trim what was already received
