@@ -601,7 +601,11 @@ def emit(
     if conn.ecn.ece_pending:
         flags |= Flags.ECE  # echo congestion until the peer's CWR (RFC 3168 §6.1.3)
     receiver = conn.receiver
-    window, sack = receiver.acknowledgment(now, payload)
+    if conn.state is State.SYN_RECEIVED and conn.passive:
+        window = receiver.request_acknowledgment()
+        sack: tuple[tuple[int, int], ...] = ()
+    else:
+        window, sack = receiver.acknowledgment(now, payload)
     if tcb.ts_ok:
         ts_val = ts_clock(now, conn.ts_offset)
         if sack:

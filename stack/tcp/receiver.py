@@ -539,6 +539,15 @@ class Receiver:
         self.timers.stop(timers.DELAYED_ACK)
         return window, sack
 
+    def request_acknowledgment(self) -> int:
+        """The window field of an ACK before a passive open completes: the SYN,ACK's window, scaled down and
+        left as it is, as Linux's request sock offers until the connection is made (tcp_v4_reqsk_send_ack:
+        rsk_rcv_wnd >> rcv_wscale); no SACK blocks, since nothing is held yet. The ACK owed is paid."""
+        tcb = self.tcb
+        self.ack_now = False
+        self.timers.stop(timers.DELAYED_ACK)
+        return min(tcb.rcv_wnd, 0xFFFF) >> tcb.rcv_wscale
+
     def sack_option_bytes(self) -> int:
         """Bytes the SACK option takes on our next segment (NOP,NOP,kind,len + 8 per block), 0 if none."""
         if not self.tcb.sack_ok:
