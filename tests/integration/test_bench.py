@@ -53,7 +53,8 @@ def test_bench_stops_with_the_client_and_its_error_when_a_client_fails(tmp_path)
 
 def test_bench_loss_row_takes_the_median_of_loss_runs_downloads_of_each():
     """`--loss` times `--loss-runs` lossy downloads from each server (one random loss pattern is too few to
-    compare by) and reports their medians, with the namespaces removed afterwards."""
+    compare by) and reports their medians and the median of the runs' ratios, with the namespaces removed
+    afterwards."""
     argv = [sys.executable, str(BENCH), "--rows", "rtt", "--rounds", "1", "--round-trips", "50"]
     argv += ["--only", "kernel veth", "--loss", "--loss-runs", "3"]
     bench = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -61,7 +62,7 @@ def test_bench_loss_row_takes_the_median_of_loss_runs_downloads_of_each():
     assert bench.returncode == 0, err
     last = out.splitlines()[-1]
     assert last.startswith("20 MB download at 2% loss both ways (NFQUEUE router, CUBIC both), median of 3: "), out
-    assert " s, kernel " in last and ", ratio " in last, last
+    assert " s, kernel " in last and "; median ratio of runs " in last, last
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert [line for line in listed.splitlines() if f"-{bench.pid}-" in line] == []  # the lossy router's too
 
