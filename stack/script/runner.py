@@ -8,8 +8,10 @@ is shifted by the offset between our real TSval and the value the script wrote f
 Time is virtual: an event at time t runs once every timer due before t has fired. Outbound lines are
 matched, in order, against the segments the core emits, within the tolerance (packetdrill's default
 --tolerance_usecs=4000); an outbound segment no line expects fails the script. A system call on a
-blocking socket that cannot complete waits: written `start...end`, it must return at `end`; otherwise at
-its own time. Relative times count from the previous event, as it actually happened.
+blocking socket that cannot complete waits: written `start...end`, it must return at `end` while later
+lines run; otherwise, as packetdrill makes it in its only thread, no later line runs while it waits, and
+the stack's timers alone must complete it within the tolerance. Relative times count from the previous
+event, as it actually happened.
 
 A packet line may name its ports as packetdrill's `src>dst` (`< 40001>8080 S 0:0(0) ...`, then
 `> 8080>40001 S. 0:0(0) ack 1 ...`): that packet belongs to the connection with those ports, its
@@ -716,12 +718,27 @@ class Runner:
             self._check_outcome(line, outcome)
             return
         if line.time.blocking_end is None:
-            end = start
-        elif line.time.kind is TimeKind.RELATIVE:
+            self.blocked = _Blocked(line, outcome, start)
+            self._wait_alone(line, start)
+            return
+        if line.time.kind is TimeKind.RELATIVE:
             end = self.last + line.time.blocking_end
         else:
             end = line.time.blocking_end
         self.blocked = _Blocked(line, outcome, end)
+
+    def _wait_alone(self, line: SyscallLine, start: float) -> None:
+        """A call written without `start...end` runs in packetdrill's only thread: while it blocks no
+        later line runs, so no packet of the script can complete it, only the stack's own timers, and it
+        must return within the tolerance (or the next line comes late)."""
+        self._settle()
+        while self.blocked is not None and self._fire_next_timer(start + self.tolerance):
+            pass
+        if self.blocked is not None:
+            raise ScriptFailure(
+                f"{self.path}:{line.line}: {line.text}\n  the call blocks: packetdrill runs no later line until it"
+                " returns (a call that waits for the script's packets is written start...end)"
+            )
 
     def _check_outcome(self, line: SyscallLine, outcome: Outcome) -> None:
         result, err = outcome
