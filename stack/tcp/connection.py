@@ -979,6 +979,12 @@ class Connection:
         else:
             self.counters.challenge_acks_skipped += 1
 
+    def may_answer_paws_reject(self, now: float) -> bool:
+        """A segment without data that fails PAWS is answered under the same limit as unacceptable ones
+        (Linux tcp_validate_incoming, through tcp_oow_rate_limited); not counted, where Linux counts
+        TCPACKSkippedPAWS."""
+        return not self._answer_limited(now)
+
     def may_resend_synack(self, now: float) -> bool:
         """A retransmitted SYN is answered under the same limit as unacceptable segments (Linux keeps
         last_oow_ack_time in the request sock for both); not counted, where Linux counts

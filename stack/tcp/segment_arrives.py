@@ -34,6 +34,10 @@ _FIN_WAIT_1: Final = State.FIN_WAIT_1
 _CLOSING: Final = State.CLOSING
 _LAST_ACK: Final = State.LAST_ACK
 _TIME_WAIT: Final = State.TIME_WAIT
+# what PAWS does with a segment (_paws_verdict)
+_PAWS_PASS: Final = 0
+_PAWS_DROP: Final = 1  # and answered by an ACK
+_PAWS_DROP_SILENTLY: Final = 2
 
 
 def segment_arrives(conn: Connection, seg: Segment, now: float) -> None:
@@ -123,9 +127,14 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     ts = seg.options.timestamps
     conn.ts_ecr_seen = 0
     if tcb.ts_ok and ts is not None:
-        if (ts[0] - receiver.ts_recent) & _MASK >= _HALF and not flags & Flags.RST:  # TSval < TS.Recent
+        behind = (receiver.ts_recent - ts[0]) & _MASK  # TSval < TS.Recent by this much
+        verdict = _paws_verdict(conn, seg, behind) if 0 < behind < _HALF and not flags & Flags.RST else _PAWS_PASS
+        if verdict == _PAWS_DROP_SILENTLY:
+            return
+        if verdict == _PAWS_DROP:
             conn.counters.paws_drops += 1
-            conn.receiver.ack_now = True
+            if seg_len or conn.may_answer_paws_reject(now):  # (only answers without data are rate limited)
+                conn.receiver.ack_now = True
             return
         conn.ts_ecr_seen = ts[1]
 
@@ -214,6 +223,34 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     # after the FIN check, so that FIN together with the ACK of our FIN goes straight to TIME-WAIT
     if conn.state is _FIN_WAIT_1 and conn.fin_acked:
         conn.enter(Event.ACK_OF_FIN, now)
+
+
+def _paws_verdict(conn: Connection, seg: Segment, behind: int) -> int:
+    """What PAWS does with a segment whose TSval is `behind` TS.Recent (RFC 7323 §5.3 R1), as Linux:
+    nothing while TS.Recent is 0 (a peer that sent 0 on its SYN); before a passive open completes and in
+    TIME-WAIT it drops anything older (tcp_paws_reject, for Linux's request and time-wait socks);
+    otherwise one tick behind still passes (TCP_PAWS_WINDOW), a duplicate ACK the path reordered passes,
+    and an old ACK (below RCV.NXT) is dropped without an answer (tcp_validate_incoming)."""
+    if not conn.receiver.ts_recent:
+        return _PAWS_PASS
+    state = conn.state
+    if state is _TIME_WAIT or (state is _SYN_RECEIVED and conn.passive):
+        return _PAWS_DROP
+    if behind <= 1:
+        return _PAWS_PASS
+    tcb = conn.tcb
+    seq = seg.seq
+    if not seg.flags & Flags.ACK or seg.seg_len:
+        return _PAWS_DROP
+    if seq != tcb.rcv_nxt:
+        return _PAWS_DROP_SILENTLY if (seq - tcb.rcv_nxt) & _MASK >= _HALF else _PAWS_DROP
+    if seg.ack != tcb.snd_una:
+        return _PAWS_DROP
+    # a duplicate ACK that would not update the send window, within 1.2 RTOs (in TSval's milliseconds) of
+    # TS.Recent: reordered, not old (Linux tcp_disordered_ack_check, tcp_may_update_window, tcp_tsval_replay)
+    past_wl1 = (seq - tcb.snd_wl1) & _MASK
+    updates = 0 < past_wl1 < _HALF or (past_wl1 == 0 and seg.window << tcb.snd_wscale > tcb.snd_wnd)
+    return _PAWS_DROP if updates or behind > int(conn.rto.rto * 1200) else _PAWS_PASS
 
 
 def _overlaps_rcv_nxt(seq: int, length: int, rcv_nxt: int) -> bool:

@@ -1,7 +1,12 @@
 """SYN_RECEIVED: the passive side of the handshake (RFC 9293 §3.10.7.4)."""
 
+from stack.demux import Demux
+from stack.tcp.config import TcpConfig
 from stack.tcp.state import State
+from stack.wire.segment import Flags, Segment, TcpOptions
 from tests.tcp.conftest import IRS, ISS, events, seg, sent
+
+LOCAL_IP, REMOTE_IP = 0x0A070002, 0x0A070001
 
 
 def test_syn_received_ack_of_syn_enters_established(conn_in):
@@ -56,3 +61,28 @@ def test_syn_received_no_ack_retransmits_synack_then_gives_up(conn_in):
     c.handle_timer(7.0)
     assert c.state is State.CLOSED
     assert "TimedOut" in events(c)
+
+
+def test_syn_received_ack_one_tick_older_than_the_syn_dropped_by_paws():
+    """RFC 7323 §5.3 R1 before a passive open completes, as Linux's request sock (tcp_paws_reject: no
+    tick of slack, where an open connection allows one): an ACK whose TSval is one behind the SYN's is
+    dropped and answered; the next ACK with a newer TSval completes the handshake."""
+    demux = Demux(TcpConfig(mss=1460))
+    demux.listen((LOCAL_IP, 7))
+    syn_options = TcpOptions(mss=1460, wscale=7, sack_permitted=True, timestamps=(1000, 0))
+    conn, _ = demux.segment_arrives(
+        REMOTE_IP, LOCAL_IP, Segment(40000, 7, 0, 0, Flags.SYN, 64240, options=syn_options), 0
+    )
+    (synack,) = conn.segments_to_send(0)
+
+    def ack(ts_val: int, now: float) -> list[Segment]:
+        options = TcpOptions(timestamps=(ts_val, synack.options.timestamps[0]))
+        demux.segment_arrives(
+            REMOTE_IP, LOCAL_IP, Segment(40000, 7, 1, synack.seq + 1, Flags.ACK, 257, options=options), now
+        )
+        return conn.segments_to_send(now)
+
+    (answer,) = ack(999, 0.01)
+    assert (answer.flags, answer.ack, conn.state) == (Flags.ACK, 1, State.SYN_RECEIVED)
+    assert conn.counters.paws_drops == 1
+    assert ack(1010, 0.02) == [] and conn.state is State.ESTABLISHED
