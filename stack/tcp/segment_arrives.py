@@ -133,7 +133,8 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             return
         if verdict == _PAWS_DROP:
             conn.counters.paws_drops += 1
-            if seg_len or conn.may_answer_paws_reject(now):  # (only answers without data are rate limited)
+            # answers are rate limited, but not to data or a FIN (Linux tcp_oow_rate_limited)
+            if (seg_len and not flags & Flags.SYN) or conn.may_answer_paws_reject(now):
                 conn.receiver.ack_now = True
             return
         conn.ts_ecr_seen = ts[1]
@@ -230,13 +231,14 @@ def _paws_verdict(conn: Connection, seg: Segment, behind: int) -> int:
     nothing while TS.Recent is 0 (a peer that sent 0 on its SYN); before a passive open completes and in
     TIME-WAIT it drops anything older (tcp_paws_reject, for Linux's request and time-wait socks);
     otherwise one tick behind still passes (TCP_PAWS_WINDOW), a duplicate ACK the path reordered passes,
-    and an old ACK (below RCV.NXT) is dropped without an answer (tcp_validate_incoming)."""
+    a SYN passes to be challenged as any SYN is, and an old ACK (below RCV.NXT) is dropped without an
+    answer (tcp_validate_incoming)."""
     if not conn.receiver.ts_recent:
         return _PAWS_PASS
     state = conn.state
     if state is _TIME_WAIT or (state is _SYN_RECEIVED and conn.passive):
         return _PAWS_DROP
-    if behind <= 1:
+    if behind <= 1 or seg.flags & Flags.SYN:  # (a SYN goes on to its challenge ACK, RFC 5961 §4.2)
         return _PAWS_PASS
     tcb = conn.tcb
     seq = seg.seq
