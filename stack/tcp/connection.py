@@ -979,16 +979,11 @@ class Connection:
         else:
             self.counters.challenge_acks_skipped += 1
 
-    def may_answer_paws_reject(self, now: float) -> bool:
-        """A segment without data that fails PAWS is answered under the same limit as unacceptable ones
-        (Linux tcp_validate_incoming, through tcp_oow_rate_limited); not counted, where Linux counts
-        TCPACKSkippedPAWS."""
-        return not self._answer_limited(now)
-
-    def may_resend_synack(self, now: float) -> bool:
-        """A retransmitted SYN is answered under the same limit as unacceptable segments (Linux keeps
-        last_oow_ack_time in the request sock for both); not counted, where Linux counts
-        TCPACKSkippedSynRecv."""
+    def may_answer(self, now: float) -> bool:
+        """Whether an answer that counts against the limit on answers to unacceptable segments may go now:
+        our SYN,ACK again for a retransmitted SYN (Linux tcp_check_req) and the ACK for a segment without
+        data that PAWS drops (tcp_validate_incoming), both through tcp_oow_rate_limited. Those held back
+        are not counted, where Linux counts TCPACKSkippedSynRecv and TCPACKSkippedPAWS."""
         return not self._answer_limited(now)
 
     def _answer_limited(self, now: float) -> bool:

@@ -114,7 +114,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     if conn.state is _SYN_RECEIVED and flags & Flags.SYN and seq == tcb.irs and not flags & Flags.ACK:
         # the peer retransmitted its SYN: resend our SYN,ACK, at most once per tcp_invalid_ratelimit
         # (Linux tcp_check_req, through tcp_oow_rate_limited)
-        if conn.may_resend_synack(now):
+        if conn.may_answer(now):
             output.send_syn(conn, now, retransmit=True)
         return
     if conn.state is _TIME_WAIT and flags & (Flags.ACK | Flags.FIN) and not flags & Flags.RST:
@@ -134,7 +134,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         if verdict == _PAWS_DROP:
             conn.counters.paws_drops += 1
             # answers are rate limited, but not to data or a FIN (Linux tcp_oow_rate_limited)
-            if (seg_len and not flags & Flags.SYN) or conn.may_answer_paws_reject(now):
+            if (seg_len and not flags & Flags.SYN) or conn.may_answer(now):
                 conn.receiver.ack_now = True
             return
         conn.ts_ecr_seen = ts[1]
