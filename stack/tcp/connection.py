@@ -139,7 +139,7 @@ class Connection:
         self.finished = False  # the TCB may be deleted (CLOSED, or a child back in LISTEN)
         self._events: list[events.Event] = []  # a list: a deque costs 760 bytes per idle connection
         self.out: list[Segment] = []
-        self.resends_from = -1  # the index in _out of this batch's first resend, -1 for none
+        self.resends_from = -1  # the index in out of this batch's first resend, -1 for none
         self.receiver = Receiver(config, self.tcb, self.timers, self._events)
         # the sending side (sender, recovery, cc, chrono) is None in an orphan in TIME_WAIT: release_sending_side
         self.sender = Sender(self.timers, config.timer_slack)
