@@ -4,9 +4,7 @@ from stack.demux import Demux
 from stack.tcp.config import TcpConfig
 from stack.tcp.state import State
 from stack.wire.segment import Flags, Segment, TcpOptions
-from tests.tcp.conftest import IRS, ISS, events, seg, sent
-
-LOCAL_IP, REMOTE_IP = 0x0A070002, 0x0A070001
+from tests.tcp.conftest import IRS, ISS, LOCAL, REMOTE, events, seg, sent
 
 
 def test_syn_received_ack_of_syn_enters_established(conn_in):
@@ -68,17 +66,17 @@ def test_syn_received_ack_one_tick_older_than_the_syn_dropped_by_paws():
     tick of slack, where an open connection allows one): an ACK whose TSval is one behind the SYN's is
     dropped and answered; the next ACK with a newer TSval completes the handshake."""
     demux = Demux(TcpConfig(mss=1460))
-    demux.listen((LOCAL_IP, 7))
+    demux.listen(LOCAL)
     syn_options = TcpOptions(mss=1460, wscale=7, sack_permitted=True, timestamps=(1000, 0))
     conn, _ = demux.segment_arrives(
-        REMOTE_IP, LOCAL_IP, Segment(40000, 7, 0, 0, Flags.SYN, 64240, options=syn_options), 0
+        REMOTE[0], LOCAL[0], Segment(REMOTE[1], LOCAL[1], 0, 0, Flags.SYN, 64240, options=syn_options), 0
     )
     (synack,) = conn.segments_to_send(0)
 
     def ack(ts_val: int, now: float) -> list[Segment]:
         options = TcpOptions(timestamps=(ts_val, synack.options.timestamps[0]))
         demux.segment_arrives(
-            REMOTE_IP, LOCAL_IP, Segment(40000, 7, 1, synack.seq + 1, Flags.ACK, 257, options=options), now
+            REMOTE[0], LOCAL[0], Segment(REMOTE[1], LOCAL[1], 1, synack.seq + 1, Flags.ACK, 257, options=options), now
         )
         return conn.segments_to_send(now)
 
