@@ -86,6 +86,6 @@ def info(conn: Connection) -> dict:
         "segs_out": counters.segs_out,
         "segs_in": counters.segs_in,
         "retrans": counters.retrans_segs,
-        "timeouts": counters.timeouts,
-        "loss_probes": counters.loss_probes,
+        "timeouts": counters.events_seen().timeouts,
+        "loss_probes": counters.events_seen().loss_probes,
     }

@@ -415,7 +415,7 @@ class Simulation:
                     end=end,
                     data_segments=flow.data_sent,
                     retransmissions=counters.retrans_segs if counters else 0,
-                    timeouts=counters.timeouts if counters else 0,
+                    timeouts=counters.events_seen().timeouts if counters else 0,
                     rtt=sorted(flow.rtt.samples),
                     qdelay=sorted(flow.qdelay),
                     drops=dict(sorted(flow.drops.items())),

@@ -364,7 +364,7 @@ class Connection:
         bytes it held in segments of the new size, and ssthresh at least 3/4 of it (tcp_mtup_probe_success)."""
         cc = self.cc
         segments = cwnd_after_probe(cc.cwnd // self.tcb.snd_mss, self.tcb.snd_mss, self._headers(), mtu)
-        self.counters.mtu_probe_successes += 1
+        self.counters.events().mtu_probe_successes += 1
         self.sync_mss(self.mtu_cookie)
         mss = self.tcb.snd_mss
         cc.cwnd = segments * mss
@@ -438,9 +438,9 @@ class Connection:
         new = next_state(old, event)
         t = Transition(old, new, event, now)
         if old in OPENING and (new is _CLOSED or new is _LISTEN):
-            self.counters.attempt_fails += 1
+            self.counters.events().attempt_fails += 1
         elif old in OPEN_FOR_DATA and new is _CLOSED:
-            self.counters.estab_resets += 1
+            self.counters.events().estab_resets += 1
         self.state = new
         self.history.append(t)
         if self.on_transition is not None:
@@ -946,7 +946,7 @@ class Connection:
         self.recovery.enter_ecn_reduction(prior_cwnd)
         ecn.reduced_until = tcb.snd_max
         self.window_reduced()
-        self.counters.ecn_reductions += 1
+        self.counters.events().ecn_reductions += 1
 
     def window_reduced(self) -> None:
         """The congestion window was reduced, for an ECE or a loss: with ECN the next new data carries CWR
@@ -958,7 +958,7 @@ class Connection:
         """Answers to unacceptable segments without data are rate limited (Linux tcp_invalid_ratelimit):
         two ends whose ACKs fall outside each other's window would otherwise answer each other forever."""
         if self._answer_limited(now):
-            self.counters.oow_acks_skipped += 1
+            self.counters.events().oow_acks_skipped += 1
             return False
         return True
 
@@ -967,17 +967,17 @@ class Connection:
         as every answer to an unacceptable segment, then to challenge_ack_limit a second (Linux
         tcp_send_challenge_ack: the per-socket limit, then the global one)."""
         if self._answer_limited(now):
-            self.counters.challenge_acks_skipped += 1
+            self.counters.events().challenge_acks_skipped += 1
             return
         if now - self._challenge_window >= 1.0:
             self._challenge_window = now
             self._challenges_sent = 0
         if self._challenges_sent < self.config.challenge_ack_limit:
             self._challenges_sent += 1
-            self.counters.challenge_acks += 1
+            self.counters.events().challenge_acks += 1
             self.receiver.ack_now = True
         else:
-            self.counters.challenge_acks_skipped += 1
+            self.counters.events().challenge_acks_skipped += 1
 
     def may_answer(self, now: float) -> bool:
         """Whether an answer that counts against the limit on answers to unacceptable segments may go now:

@@ -1,4 +1,5 @@
-"""One connection's counters, each with the name Linux's MIB gives it (`nstat`, `tcpstack stats`)."""
+"""One connection's counters, each with the name Linux's MIB gives it (`nstat`, `tcpstack stats`): those
+every segment moves, and the events few connections see, held apart and made at the first of them."""
 
 from __future__ import annotations
 
@@ -7,16 +8,15 @@ from operator import attrgetter
 from typing import Final
 
 
-# A dataclass for its equality and repr, each field carrying its Linux name, with the constructor written out
-# (init=False): compiled, a dataclass's generated __init__ runs as Python (three times the time of the
-# interpreted one), a written one natively; one is made for every connection. `fields(Counters)` names
-# every counter; tests check that the constructor sets each of them and that add() sums each.
+# Dataclasses for their equality and repr, each field carrying its Linux name, with the constructors written
+# out (init=False): compiled, a dataclass's generated __init__ runs as Python (three times the time of the
+# interpreted one), a written one natively. `fields()` names every counter; tests check that the
+# constructors set each of them and that add() sums each.
 @dataclass(init=False, slots=True)
-class Counters:
-    # segments received on this connection
-    segs_in: int = field(metadata={"linux": "InSegsConn"})
-    segs_out: int = field(metadata={"linux": "OutSegs"})
-    retrans_segs: int = field(metadata={"linux": "RetransSegs"})
+class Events:
+    """The counters of events a short, clean connection never sees (losses, drops, limits, probes): an idle
+    connection holds none of them (the idle budget, tests/tcp/test_idle_cost.py)."""
+
     resets_out: int = field(metadata={"linux": "OutRstsConn"})
     # RFC 5961 §3.2, §4.2, §5.2
     challenge_acks: int = field(metadata={"linux": "TCPChallengeACK"})
@@ -91,10 +91,6 @@ class Counters:
     rcv_collapsed: int = field(metadata={"linux": "TCPRcvCollapsed"})
     # no room could be made: the packet was dropped
     rcv_pruned: int = field(metadata={"linux": "RcvPruned"})
-    # segments that took the header-prediction fast path repeating the send window (as Linux counts them):
-    # in-order data segments and pure ACKs (stack/tcp/header_prediction.py)
-    hp_hits: int = field(metadata={"linux": "TCPHPHits"})
-    hp_acks: int = field(metadata={"linux": "TCPHPAcks"})
     # ACKs of out-of-order data held by SACK compression and sent as one, less that one (Linux tcp_event_ack_sent)
     ack_compressed: int = field(metadata={"linux": "TCPAckCompressed"})
     # path MTU probes sent (RFC 4821, stack/tcp/mtu_probing.py)
@@ -105,9 +101,6 @@ class Counters:
     mtu_probe_failures: int = field(metadata={"linux": "TCPMTUPFail"})
 
     def __init__(self) -> None:
-        self.segs_in = 0
-        self.segs_out = 0
-        self.retrans_segs = 0
         self.resets_out = 0
         self.challenge_acks = 0
         self.out_of_window = 0
@@ -147,24 +140,14 @@ class Counters:
         self.prune_called = 0
         self.rcv_collapsed = 0
         self.rcv_pruned = 0
-        self.hp_hits = 0
-        self.hp_acks = 0
         self.ack_compressed = 0
         self.mtu_probes = 0
         self.mtu_probe_successes = 0
         self.mtu_probe_failures = 0
 
-    def by_linux_name(self) -> dict[str, int]:
-        """The counters under Linux's names."""
-        return dict(zip(_LINUX_NAMES, _values(self), strict=True))
-
-    def add(self, other: Counters) -> None:
-        """Add another connection's counters to these (a stack's total of its closed connections): written
-        out, as the constructor, so that compiled it reads and writes each field natively (a loop over the
-        names goes through getattr and setattr, 1.5 us for every connection that closes)."""
-        self.segs_in += other.segs_in
-        self.segs_out += other.segs_out
-        self.retrans_segs += other.retrans_segs
+    def add(self, other: Events) -> None:
+        """Add another connection's events to these, written out as the constructor is: compiled, each
+        field is read and written natively."""
         self.resets_out += other.resets_out
         self.challenge_acks += other.challenge_acks
         self.out_of_window += other.out_of_window
@@ -204,14 +187,66 @@ class Counters:
         self.prune_called += other.prune_called
         self.rcv_collapsed += other.rcv_collapsed
         self.rcv_pruned += other.rcv_pruned
-        self.hp_hits += other.hp_hits
-        self.hp_acks += other.hp_acks
         self.ack_compressed += other.ack_compressed
         self.mtu_probes += other.mtu_probes
         self.mtu_probe_successes += other.mtu_probe_successes
         self.mtu_probe_failures += other.mtu_probe_failures
 
 
-_NAMES: Final = tuple(f.name for f in fields(Counters))
-_LINUX_NAMES: Final = tuple(f.metadata["linux"] for f in fields(Counters))
+@dataclass(init=False, slots=True)
+class Counters:
+    # segments received on this connection
+    segs_in: int = field(metadata={"linux": "InSegsConn"})
+    segs_out: int = field(metadata={"linux": "OutSegs"})
+    retrans_segs: int = field(metadata={"linux": "RetransSegs"})
+    # segments that took the header-prediction fast path repeating the send window (as Linux counts them):
+    # in-order data segments and pure ACKs (stack/tcp/header_prediction.py)
+    hp_hits: int = field(metadata={"linux": "TCPHPHits"})
+    hp_acks: int = field(metadata={"linux": "TCPHPAcks"})
+    # the rest, made at the first event (`events()`); None until then
+    event_counts: Events | None = field(metadata={})
+
+    def __init__(self) -> None:
+        self.segs_in = 0
+        self.segs_out = 0
+        self.retrans_segs = 0
+        self.hp_hits = 0
+        self.hp_acks = 0
+        self.event_counts = None
+
+    def events(self) -> Events:
+        """The event counters, to count one: made at the first."""
+        events = self.event_counts
+        if events is None:
+            events = self.event_counts = Events()
+        return events
+
+    def events_seen(self) -> Events:
+        """The event counters to read: zeros, not kept, while there have been none."""
+        events = self.event_counts
+        return Events() if events is None else events
+
+    def by_linux_name(self) -> dict[str, int]:
+        """Every counter under its Linux name, at 0 those never counted."""
+        names = dict(zip(_LINUX_NAMES, _values(self), strict=True))
+        names.update(zip(_EVENT_LINUX_NAMES, _event_values(self.events_seen()), strict=True))
+        return names
+
+    def add(self, other: Counters) -> None:
+        """Add another connection's counters to these (a stack's total of its closed connections): written
+        out, as the constructor, so that compiled it reads and writes each field natively (a loop over the
+        names goes through getattr and setattr, 1.5 us for every connection that closes)."""
+        self.segs_in += other.segs_in
+        self.segs_out += other.segs_out
+        self.retrans_segs += other.retrans_segs
+        self.hp_hits += other.hp_hits
+        self.hp_acks += other.hp_acks
+        if other.event_counts is not None:
+            self.events().add(other.event_counts)
+
+
+_NAMES: Final = tuple(f.name for f in fields(Counters) if "linux" in f.metadata)
+_LINUX_NAMES: Final = tuple(f.metadata["linux"] for f in fields(Counters) if "linux" in f.metadata)
 _values: Final = attrgetter(*_NAMES)  # every counter in one call
+_EVENT_LINUX_NAMES: Final = tuple(f.metadata["linux"] for f in fields(Events))
+_event_values: Final = attrgetter(*(f.name for f in fields(Events)))

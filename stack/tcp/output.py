@@ -110,9 +110,9 @@ def output_data(conn: Connection, now: float, push_one: bool = False, timeout: b
         if timeout:
             timeout = False
         elif recovery.loss_high is None:
-            conn.counters.fast_retransmits += 1
+            conn.counters.events().fast_retransmits += 1
         else:
-            conn.counters.slow_start_retransmits += 1
+            conn.counters.events().slow_start_retransmits += 1
     flight_before = recovery.in_flight  # packets in flight before this send's new data
     marks = sender.marks
     cork = conn.config.cork or marks.more
@@ -243,7 +243,7 @@ def _send_mtu_probe(conn: Connection, now: float, mss: int, cwnd: int) -> bool:
         return False
     send_data_segment(conn, conn.sender.buffer.offset(tcb.snd_nxt), size, False, now)
     prober.sent(tcb.snd_nxt, size)
-    conn.counters.mtu_probes += 1
+    conn.counters.events().mtu_probes += 1
     conn.cc.cwnd = conn.cc.cwnd - mss  # the probe stands for two segments (tcp_mtu_probe)
     return True
 
@@ -581,7 +581,7 @@ def _mtu_probe_lost(conn: Connection, rec: SentSegment) -> bool:
     if not prober.probe_mtu or seq_add(recovery.board.seq_of(rec.start), rec.length) != prober.probe_end:
         return False
     prober.lost()
-    conn.counters.mtu_probe_failures += 1
+    conn.counters.events().mtu_probe_failures += 1
     recovery.mtu_reduced(conn.tcb.snd_mss)
     return True
 
@@ -674,7 +674,7 @@ def emit_rst(conn: Connection, seq: int, now: float) -> None:
         df=conn.config.pmtu_discovery in PMTUDISC_SETS_DF,
     )
     conn.out.append(rst)
-    conn.counters.resets_out += 1
+    conn.counters.events().resets_out += 1
 
 
 def answer_with_reset(conn: Connection, seg: Segment) -> None:
@@ -682,4 +682,4 @@ def answer_with_reset(conn: Connection, seg: Segment) -> None:
     rst = reset_for(seg)
     if rst is not None:
         conn.out.append(rst)
-        conn.counters.resets_out += 1
+        conn.counters.events().resets_out += 1

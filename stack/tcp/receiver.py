@@ -742,7 +742,8 @@ class Receiver:
         if self.rmem <= self.rcvbuf:
             self.reserve_arriving()
             return True
-        counters.prune_called += 1
+        events = counters.events()
+        events.prune_called += 1
         self._quickacks = 0
         pressure = self.memory is not None and self.memory.pressure
         if not self.config.receive_buffer_locked and not pressure and self.rcvbuf < self.config.receive_buffer_max:
@@ -754,19 +755,19 @@ class Receiver:
                 count, made, freed = held.collapse(self.tcb.rcv_nxt, self.rcvbuf, self.scaling_ratio)
                 self._charge(made)
                 self._free(freed)
-                counters.rcv_collapsed += count
+                events.rcv_collapsed += count
             if self._skbs:
-                counters.rcv_collapsed += self._collapse()
+                events.rcv_collapsed += self._collapse()
         if self.rmem > self.rcvbuf and held is not None and held.memory:
             freed = held.prune(seq, self.tcb.rcv_nxt, self.rcvbuf >> 3, self.rmem - self.rcvbuf, pressure)
             if freed:
                 self._free(freed)
                 self.dsack = None  # (tcp_sack_reset)
-                counters.ofo_pruned += 1
+                events.ofo_pruned += 1
         if self.rmem <= self.rcvbuf:
             self.reserve_arriving()
             return True
-        counters.rcv_pruned += 1
+        events.rcv_pruned += 1
         return False
 
     def predicts_room(self) -> bool:

@@ -229,10 +229,10 @@ class Recovery:
         """A D-SACK (RFC 2883): we resent something needlessly. As Linux (tcp_dsack_seen), one that cannot
         be true is ignored: longer than any window the peer offered, or more D-SACKs than resent segments;
         one that can counts as delivered, so the window grows by it."""
-        counters = self.counters
-        counters.dsacks_received += 1
+        events = self.counters.events()
+        events.dsacks_received += 1
         length = seq_sub(block[1], block[0])
-        if not 0 < length <= self.tcb.max_snd_wnd or counters.dsacks_received > counters.retrans_segs:
+        if not 0 < length <= self.tcb.max_snd_wnd or events.dsacks_received > self.counters.retrans_segs:
             return
         self._delivered += length
         self._delivered_packets += -(-length // self.tcb.snd_mss)  # (Linux tcp_check_dsack's dup_segs)
@@ -249,7 +249,7 @@ class Recovery:
             self._undo_retrans -= 1
             if self._undo_retrans == 0:
                 self._undo()  # every retransmission of the episode was needless (D-SACK)
-                self.counters.dsack_undos += 1
+                self.counters.events().dsack_undos += 1
 
     def on_ack_advanced(
         self, ack: int, acked: int, tsecr: int, unsent: int, retrans_stamp: float | None, now: float
@@ -289,7 +289,7 @@ class Recovery:
             if self._packet_delayed(retrans_stamp):
                 # the echo predates the resend: the timeout was spurious (Linux tcp_try_undo_loss)
                 self._undo(unmark_all=True)
-                self.counters.loss_undos += 1
+                self.counters.events().loss_undos += 1
                 return
             recovered = seq_ge(ack, loss_high)
             if self._frto and self._frto_ack(True, recovered, unsent):
@@ -303,7 +303,7 @@ class Recovery:
             self.reno_sacked = 0
             if self._packet_delayed(retrans_stamp):
                 self._undo()  # the echo predates the resend: the loss was not (Linux tcp_try_undo_recovery)
-                self.counters.full_undos += 1
+                self.counters.events().full_undos += 1
                 return
             # without SACK, an ACK of exactly the recovery point holds recovery until one goes beyond it:
             # duplicates of an ACK that covers no more than `recover` start no fast retransmit (RFC 6582
@@ -319,7 +319,7 @@ class Recovery:
             self._reordering_revealed(self.board.offset_of(seq_add(ack, -acked)))
             if not self.board.retransmissions_out():
                 self._undo(unmark_all=True)
-                self.counters.partial_undos += 1
+                self.counters.events().partial_undos += 1
             else:
                 self._hold = _HOLD_RESENDS | _HOLD_DETECTION
 
@@ -505,9 +505,9 @@ class Recovery:
             cc.on_congestion_event(flight, now)
             self._prr_delivered = self._prr_out = 0
         if tcb.sack_ok:
-            self.counters.sack_recoveries += 1
+            self.counters.events().sack_recoveries += 1
         else:
-            self.counters.reno_recoveries += 1
+            self.counters.events().reno_recoveries += 1
 
     # ------------------------------------------------------------------ ECN window reduction
 
@@ -563,7 +563,7 @@ class Recovery:
         """A tail loss probe went, SND.NXT now at `end` (RFC 8985 §7.3): its episode begins. Only a probe
         sent counts, as Linux's TCPLossProbes."""
         self.tlp = (end, retransmitted)
-        self.counters.loss_probes += 1
+        self.counters.events().loss_probes += 1
 
     def probe_acked(self, ack: int, flight: int, now: float) -> bool:
         """An ACK that moves SND.UNA to `ack` during a probe's episode (RFC 8985 §7.4, as Linux's
@@ -580,7 +580,7 @@ class Recovery:
             self.tlp = None
             self.cc.on_congestion_event(flight, now)
             self.cc.on_recovery_exit()
-            self.counters.loss_probe_recoveries += 1
+            self.counters.events().loss_probe_recoveries += 1
             return True
         return False
 
@@ -595,7 +595,7 @@ class Recovery:
             # the receiver dropped what it SACKed (reneging): resend that too (RFC 2018 §8; Linux
             # tcp_timeout_mark_lost)
             self.board.forget_sacks()
-            self.counters.sack_renegings += 1
+            self.counters.events().sack_renegings += 1
         flight = seq_sub(tcb.snd_max, tcb.snd_una)
         recover, loss_high = self.recover, self.loss_high
         # a new episode (ssthresh reduced, a new state to undo to) unless the window's reduction is under way:
@@ -640,8 +640,9 @@ class Recovery:
         assert loss_high is not None  # (F-RTO runs inside a timeout's recovery)
         if self._orig_delivered:
             # step 3b: data sent before the timeout and never resent arrived, so not all of it was lost
-            self.counters.spurious_rtos += 1
-            self.counters.loss_undos += 1
+            events = self.counters.events()
+            events.spurious_rtos += 1
+            events.loss_undos += 1
             self._undo(unmark_all=True)
             return True
         if seq_gt(tcb.snd_nxt, loss_high):  # new data went out at step 2b

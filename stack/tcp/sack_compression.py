@@ -50,5 +50,5 @@ class SackCompression:
     def ack_sent(self) -> None:
         """An ACK went: it stands for every one held (tcp_event_ack_sent counts them as TCPAckCompressed)."""
         if self.held:
-            self._counters.ack_compressed += self.held
+            self._counters.events().ack_compressed += self.held
             self.held = 0

@@ -191,7 +191,7 @@ class Scoreboard:
         if rec.sacked or rec.lost:
             return False
         if rec.retransmitted and self._counters is not None:  # a resend lost too (Linux tcp_mark_skb_lost)
-            self._counters.lost_retransmits += rec.segments
+            self._counters.events().lost_retransmits += rec.segments
         rec.lost = True
         self.lost_bytes += rec.length
         self.lost_packets += rec.segments

@@ -132,7 +132,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         if verdict == _PAWS_DROP_SILENTLY:
             return
         if verdict == _PAWS_DROP:
-            conn.counters.paws_drops += 1
+            conn.counters.events().paws_drops += 1
             # answers are rate limited, but not to data or a FIN (Linux tcp_oow_rate_limited)
             if (seg_len and not flags & Flags.SYN) or conn.may_answer(now):
                 conn.receiver.ack_now = True
@@ -147,7 +147,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             conn.receiver.ack_now = True
         else:
             if flags & Flags.RST:
-                conn.counters.rsts_out_of_window += 1  # dropped silently (RFC 5961 §3.2)
+                conn.counters.events().rsts_out_of_window += 1  # dropped silently (RFC 5961 §3.2)
             elif flags & Flags.SYN:
                 conn.challenge_ack(now)  # RFC 5961 §4.2: any SYN, in window or not, draws a limited challenge
             else:
@@ -175,7 +175,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         elif conn.state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
             if conn.state is State.TIME_WAIT:
                 # TIME-WAIT assassination (RFC 1337): RFC 9293 and Linux (tcp_rfc1337=0) let it happen
-                conn.counters.time_wait_killed += 1
+                conn.counters.events().time_wait_killed += 1
             conn.enter(Event.RST, now)
         else:
             conn.on_reset(False, now)
@@ -200,7 +200,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         return
 
     if conn.ecn.on_arrival(seg):  # a CE mark: echo it at once (RFC 3168 §6.1.3; Linux quickacks too)
-        conn.counters.ce_received += 1
+        conn.counters.events().ce_received += 1
         conn.receiver.ack_now = True
     if ts is not None and tcb.ts_ok and established:  # (Linux tcp_rcv_established's step 5)
         if seg_len:
@@ -213,7 +213,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         # §3.10.7.4 ignores text after the peer's FIN; Linux resets when it runs past where the FIN was
         # (tcp_rcv_state_process: RFC 1122 §4.2.2.13's rule for a shut receiving side, TCPAbortOnData)
         output.answer_with_reset(conn, seg)
-        conn.counters.aborts_on_data += 1
+        conn.counters.events().aborts_on_data += 1
         conn.on_reset(False, now)
         return
     if conn.state in _RECEIVING_TEXT or (seg.flags & Flags.FIN and conn.state is not _TIME_WAIT):
@@ -265,10 +265,10 @@ def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:
     segments without data are rate limited, as Linux's tcp_invalid_ratelimit (500 ms): two ends whose
     ACKs fall outside each other's window would otherwise answer each other forever."""
     tcb = conn.tcb
-    conn.counters.out_of_window += 1
+    conn.counters.events().out_of_window += 1
     end = seq_add(seg.seq, seg.seg_len)
     if seg.seg_len and seq_gt(end, tcb.rcv_adv) and (seq_gt(seg.seq, tcb.rcv_adv) or len(conn.receiver)):
-        conn.counters.beyond_window += 1  # past the furthest edge offered (Linux tcp_sequence: BeyondWindow)
+        conn.counters.events().beyond_window += 1  # past the furthest edge offered (Linux tcp_sequence: BeyondWindow)
     if not seg.seg_len and not conn.may_answer_pure_ack(now):
         return
     conn.receiver.ack_now = True
@@ -379,14 +379,14 @@ def _memory_admits(conn: Connection, seq: int, payload: bytes | memoryview, exha
     receiver = conn.receiver
     if seq != conn.tcb.rcv_nxt:
         if receiver.clear_held():
-            conn.counters.ofo_pruned += 1
-        conn.counters.ofo_drops += 1
+            conn.counters.events().ofo_pruned += 1
+        conn.counters.events().ofo_drops += 1
         receiver.ack_now = True  # a duplicate ACK, as for any out-of-order segment (RFC 5681 §4.2)
         return b""
     if not exhausted or (not len(receiver) and len(payload) <= FORCED_RECEIVE):
         return payload
     receiver.ack_now = True
-    conn.counters.rcvq_drops += 1
+    conn.counters.events().rcvq_drops += 1
     return b"" if len(receiver) else payload[:FORCED_RECEIVE]
 
 
@@ -402,7 +402,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             # as Linux's RCV_SHUTDOWN) is lost: say so with a RST and drop the connection (Linux
             # tcp_rcv_state_process, TCPAbortOnData)
             output.answer_with_reset(conn, seg)
-            conn.counters.aborts_on_data += 1
+            conn.counters.events().aborts_on_data += 1
             if conn.orphaned:
                 conn.enter(Event.DATA_AFTER_CLOSE, now)
             else:  # shut by shutdown(): the application still holds it and hears ECONNRESET (Linux tcp_reset)
@@ -423,18 +423,18 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             elif len(receiver):
                 # Linux tcp_sequence: data past the furthest edge offered is taken only into an empty
                 # receive queue, whole; else the segment is dropped whole (BeyondWindow) with a duplicate ACK
-                conn.counters.beyond_window += 1
+                conn.counters.events().beyond_window += 1
                 receiver.ack_now = True
                 return  # not taken: no RCV.MSS estimate, no delayed-ACK bookkeeping (Linux tcp_sequence)
         if payload and receiver.current_window() == 0 and seq_le(seq, tcb.rcv_nxt):
             # the window offered last is closed, though the furthest edge was not (a zero window after a
             # drop for memory, or one that shrank): Linux drops the data (TCPZeroWindowDrop)
-            conn.counters.zero_window_drops += 1
+            conn.counters.events().zero_window_drops += 1
             receiver.ack_now = True
             receiver.enter_quickack()
             return
         if payload and seq != tcb.rcv_nxt and seq_sub(seq, tcb.rcv_nxt) >= receiver.current_window():
-            conn.counters.beyond_window += 1  # beyond the window offered last, which shrank (Linux OVERWINDOW)
+            conn.counters.events().beyond_window += 1  # beyond the window offered last, which shrank (Linux OVERWINDOW)
             receiver.ack_now = True
             receiver.enter_quickack()
             return
@@ -447,7 +447,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             # to be read (TCPRcvQDrop), else taken all the same (Linux sk_forced_mem_schedule)
             receiver.no_memory()
             if len(receiver):
-                conn.counters.rcvq_drops += 1
+                conn.counters.events().rcvq_drops += 1
                 return
             receiver.reserve_arriving()
         memory = receiver.memory
@@ -467,13 +467,13 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
                 receiver.schedule_ack(now, len(payload), conn.rto.rto)
         elif payload:
             if not receiver.make_room(seq, conn.counters):  # (Linux tcp_data_queue_ofo asks first)
-                conn.counters.ofo_drops += 1  # no memory for it: dropped unanswered, as Linux's TCPOFODrop
+                conn.counters.events().ofo_drops += 1  # no memory for it: dropped unanswered, as Linux's TCPOFODrop
                 return
             if receiver.flushes_held_ack(seq, seq_add(seq, len(payload))):  # (tcp_sack_compress_send_ack)
                 conn.send_ack(now)
             # out-of-order: held, and a duplicate ACK (RFC 5681 §4.2), at once or by SACK compression
             if receiver.hold(seq, payload, fin, now, conn.rto.srtt, conn.counters):
-                conn.counters.ofo_drops += 1  # the queue's bounds dropped data furthest from RCV.NXT
+                conn.counters.events().ofo_drops += 1  # the queue's bounds dropped data furthest from RCV.NXT
             return
     elif payload:
         payload = b""  # text after the peer's FIN is ignored (§3.10.7.4 seventh check)
@@ -521,6 +521,6 @@ def syn_ends_time_wait(conn: Connection, seg: Segment, now: float) -> bool:
     else:
         newer = seq_gt(seg.seq, conn.tcb.rcv_nxt)
     if newer:
-        conn.counters.time_wait_recycled += 1
+        conn.counters.events().time_wait_recycled += 1
         conn.enter(Event.SYN, now)
     return newer

@@ -104,7 +104,7 @@ def _on_retransmit_timeout(conn: Connection, now: float) -> None:
         conn.retransmits += 1
         if conn.mtu_probe is not None and conn.retransmits > BLACK_HOLE_RETRIES and conn.state.synchronized:
             _suspect_black_hole(conn, now)
-    conn.counters.timeouts += 1
+    conn.counters.events().timeouts += 1
     if not linear or conn.retransmits > linear:
         conn.rto.on_timeout()
     conn.sender.rtt_seq = None  # Karn: never time a retransmitted segment
@@ -219,7 +219,7 @@ def _on_persist_timeout(conn: Connection, now: float) -> None:
     if _probing_gave_up(conn, now):
         return
     output.emit(conn, now, Flags.ACK, seq_add(tcb.snd_una, -1))
-    conn.counters.window_probes += 1
+    conn.counters.events().window_probes += 1
     conn.probes_out += 1
     if sender.persist_backoff < conn.config.max_retries:  # it stops doubling there (Linux tcp_send_probe0)
         sender.persist_backoff += 1
@@ -284,5 +284,5 @@ def _on_keepalive_timeout(conn: Connection, now: float) -> None:
     output.emit(conn, now, Flags.ACK, seq_add(tcb.snd_una, -1))
     conn.keepalive_probes += 1
     conn.probes_out += 1
-    conn.counters.keepalive_probes += 1
+    conn.counters.events().keepalive_probes += 1
     conn.timers.start(timers.KEEPALIVE, now + conn.config.keepalive_interval)

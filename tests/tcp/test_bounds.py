@@ -87,7 +87,7 @@ def test_established_out_of_order_beyond_hole_bound_dropped_counted_and_resent(c
     for k in (1, 3, 5):  # three holes: before 100..199, 300..399 and 500..599
         c.receive_segment(seg(".", IRS + 1 + 100 * k, ISS + 1, data=bytes(100)), 0.0)
         assert sent(c, 0.0) == [(".", ISS + 1, IRS + 1, b"")]
-    assert c.counters.ofo_drops == 1
+    assert c.counters.events().ofo_drops == 1
     c.receive_segment(seg(".", IRS + 1, ISS + 1, data=bytes(100)), 0.01)
     c.receive_segment(seg(".", IRS + 201, ISS + 1, data=bytes(100)), 0.01)
     assert c.tcb.rcv_nxt == IRS + 1 + 400  # 500..599 was not kept
@@ -100,7 +100,7 @@ def test_established_out_of_order_bytes_bound_limits_what_is_held(conn_in):
     c = conn_in(State.ESTABLISHED, ofo_max_bytes=150)
     c.receive_segment(seg(".", IRS + 101, ISS + 1, data=bytes(100)), 0.0)
     c.receive_segment(seg(".", IRS + 201, ISS + 1, data=bytes(100)), 0.0)
-    assert c.counters.ofo_drops == 1
+    assert c.counters.events().ofo_drops == 1
     c.receive_segment(seg(".", IRS + 1, ISS + 1, data=bytes(100)), 0.01)
     assert c.tcb.rcv_nxt == IRS + 1 + 250
 
@@ -232,7 +232,7 @@ def _every_other_sacked_cost(flight: int) -> float:
         return _blocks_of_segments(range(2 * i + 1, max(2 * i - 5, 0), -2), mss)  # the newest first
 
     cost, c = _ack_cost(flight, True, lambda out: out // 2 - 1, blocks)
-    assert c.counters.sack_recoveries == 1
+    assert c.counters.events().sack_recoveries == 1
     return cost
 
 
@@ -271,7 +271,7 @@ def _growing_block_cost(flight: int) -> float:
         return TcpOptions(sack_blocks=((ISS + 1 + mss, ISS + 1 + (i + 2) * mss),))
 
     cost, c = _ack_cost(flight, True, lambda out: out - 2, block)
-    assert c.counters.fast_retransmits == 1
+    assert c.counters.events().fast_retransmits == 1
     return cost
 
 
@@ -286,7 +286,7 @@ def test_established_sack_block_that_grows_costs_per_ack_what_it_adds():
 def _duplicate_ack_cost(flight: int) -> float:
     """A peer without SACK sends a duplicate ACK for each segment after the lost one."""
     cost, c = _ack_cost(flight, False, lambda out: out - 2, lambda i, mss, out: TcpOptions())
-    assert c.counters.reno_recoveries == 1
+    assert c.counters.events().reno_recoveries == 1
     return cost
 
 

@@ -40,7 +40,7 @@ def test_close_wait_text_running_past_the_fin_resets(conn_in):
     c.receive_segment(seg("P.", IRS + 1, ISS + 1, b"bogus"), 0.5)
     assert sent(c, 0.5) == [("R", ISS + 1, 0, b"")]
     assert c.state is State.CLOSED and events(c) == ["Reset", "Closed"]
-    assert c.counters.aborts_on_data == 1
+    assert c.counters.events().aborts_on_data == 1
 
 
 def test_close_wait_abort_sends_rst(conn_in):

@@ -60,7 +60,7 @@ def test_established_ce_mark_is_echoed_until_cwr():
     c = _established()
     c.receive_segment(replace(seg("P.", IRS + 1, ISS + 1, b"a" * 10), ecn=CE), 0.1)
     (ack,) = c.segments_to_send(0.1)
-    assert ack.flags & Flags.ECE and c.counters.ce_received == 1
+    assert ack.flags & Flags.ECE and c.counters.events().ce_received == 1
     c.receive_segment(seg("P.", IRS + 11, ISS + 1, b"b" * 10), 0.2)
     c.handle_timer(0.3)
     assert all(s.flags & Flags.ECE for s in c.segments_to_send(0.3))
@@ -78,9 +78,9 @@ def test_established_ece_halves_cwnd_once_per_window_and_sets_cwr():
     cwnd = c.cc.cwnd
     ece = replace(seg(".", IRS + 1, ISS + 1 + MSS), flags=Flags.ACK | Flags.ECE)
     c.receive_segment(ece, 0.2)
-    assert c.cc.cwnd == c.cc.ssthresh < cwnd and c.counters.ecn_reductions == 1
+    assert c.cc.cwnd == c.cc.ssthresh < cwnd and c.counters.events().ecn_reductions == 1
     c.receive_segment(replace(ece, ack=ISS + 1 + 2 * MSS), 0.2)  # same window: no second reduction
-    assert c.counters.ecn_reductions == 1
+    assert c.counters.events().ecn_reductions == 1
     new = [s for s in c.segments_to_send(0.2) if s.payload]  # PRR may let new data go at once
     c.receive_segment(seg(".", IRS + 1, c.tcb.snd_max), 0.3)  # all acknowledged: room to send
     c.send(b"e" * 100, 0.3)
@@ -162,4 +162,4 @@ def test_established_ece_on_the_ack_of_the_whole_window_does_not_reduce_again():
     c.receive_segment(replace(seg(".", IRS + 1, ISS + 1 + MSS), flags=Flags.ACK | Flags.ECE), 0.2)
     ssthresh = c.cc.ssthresh
     c.receive_segment(replace(seg(".", IRS + 1, ISS + 1 + 3 * MSS), flags=Flags.ACK | Flags.ECE), 0.21)
-    assert c.cc.ssthresh == ssthresh and c.counters.ecn_reductions == 1
+    assert c.cc.ssthresh == ssthresh and c.counters.events().ecn_reductions == 1

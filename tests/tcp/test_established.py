@@ -117,7 +117,7 @@ def test_established_data_beyond_window_with_data_waiting_dropped_whole(conn_in)
     c.receive_segment(seg(".", IRS + 1, ISS + 1, b"x" * 90), 0.0)
     c.receive_segment(seg(".", IRS + 1 + 90, ISS + 1, b"0123456789abcdef"), 0.0)
     assert c.read() == b"x" * 90
-    assert c.counters.beyond_window == 1
+    assert c.counters.events().beyond_window == 1
 
 
 def test_established_data_beyond_window_dropped_whole_leaves_receive_estimates(conn_in):
@@ -128,7 +128,7 @@ def test_established_data_beyond_window_dropped_whole_leaves_receive_estimates(c
     before = tcp_info(c, 1.0)
     c.receive_segment(seg(".", IRS + 701, ISS + 1, b"y" * 1400), 5.0)
     after = tcp_info(c, 5.0)
-    assert c.counters.beyond_window == 1
+    assert c.counters.events().beyond_window == 1
     assert after["tcpi_rcv_mss"] == before["tcpi_rcv_mss"]
     assert after["tcpi_last_data_recv"] == 4000  # ms since the data that was taken
 
@@ -150,7 +150,7 @@ def test_established_out_of_order_data_beyond_window_with_data_waiting_dropped(c
     c.receive_segment(seg(".", IRS + 1, ISS + 1, b"0123456789"), 0.0)
     c.tcb.rcv_adv = IRS + 1 + 20
     c.receive_segment(seg(".", IRS + 1 + 15, ISS + 1, b"fghijklmnop"), 0.0)
-    assert c.counters.beyond_window == 1
+    assert c.counters.events().beyond_window == 1
     assert c.receiver.bytes_held == 0
 
 
@@ -178,7 +178,7 @@ def test_established_rst_exact_sequence_resets(conn_in):
     c.receive_segment(seg("R", IRS + 1), 0.0)
     assert c.state is State.CLOSED
     assert events(c) == ["Reset", "Closed"]
-    assert c.counters.estab_resets == 1
+    assert c.counters.events().estab_resets == 1
 
 
 def test_established_rst_in_window_not_exact_sends_challenge_ack(conn_in):
@@ -187,7 +187,7 @@ def test_established_rst_in_window_not_exact_sends_challenge_ack(conn_in):
     c.receive_segment(seg("R", IRS + 100), 0.0)
     assert c.state is State.ESTABLISHED
     assert sent(c, 0.0) == [(".", ISS + 1, IRS + 1, b"")]
-    assert c.counters.challenge_acks == 1
+    assert c.counters.events().challenge_acks == 1
 
 
 def test_established_rst_out_of_window_ignored(conn_in):
@@ -334,7 +334,7 @@ def test_established_second_syn_within_500ms_draws_no_challenge_ack(conn_in):
     assert len(sent(c, 1.0)) == 1
     c.receive_segment(seg("S", IRS + 1), 1.4)
     assert sent(c, 1.4) == []
-    assert c.counters.challenge_acks_skipped == 1
+    assert c.counters.events().challenge_acks_skipped == 1
     c.receive_segment(seg("S", IRS + 1), 1.5)
     assert len(sent(c, 1.5)) == 1
 
@@ -347,7 +347,7 @@ def test_established_challenge_ack_and_out_of_window_ack_share_the_rate_limit(co
     assert len(sent(c, 1.0)) == 1
     c.receive_segment(seg(".", IRS + 1 + 10_000_000, ack=ISS + 1), 1.1)
     assert sent(c, 1.1) == []
-    assert c.counters.oow_acks_skipped == 1
+    assert c.counters.events().oow_acks_skipped == 1
 
 
 def test_established_zero_window_data_at_rcv_nxt_ack_still_processed(conn_in):
@@ -417,7 +417,7 @@ def test_established_rst_out_of_window_dropped_silently_and_counted(conn_in):
     c = conn_in(State.ESTABLISHED)
     c.receive_segment(seg("R", IRS + 1 + 10_000_000), 0.0)
     assert c.state is State.ESTABLISHED and sent(c, 0.0) == []
-    assert c.counters.rsts_out_of_window == 1
+    assert c.counters.events().rsts_out_of_window == 1
 
 
 def test_established_challenge_acks_beyond_the_limit_are_counted(conn_in):
@@ -425,4 +425,4 @@ def test_established_challenge_acks_beyond_the_limit_are_counted(conn_in):
     c = conn_in(State.ESTABLISHED, challenge_ack_limit=1)
     for _ in range(3):
         c.receive_segment(seg("S", IRS + 1), 0.0)
-    assert (c.counters.challenge_acks, c.counters.challenge_acks_skipped) == (1, 2)
+    assert (c.counters.events().challenge_acks, c.counters.events().challenge_acks_skipped) == (1, 2)

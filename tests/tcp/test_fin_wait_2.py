@@ -36,7 +36,7 @@ def test_fin_wait_2_data_after_shutdown_receive_gets_rst(conn_in):
     c.shutdown_receive()
     c.receive_segment(seg("P.", IRS + 1, ISS + 2, b"late data"), 1.0)
     assert sent(c, 1.0) == [("R", ISS + 2, 0, b"")]
-    assert c.state is State.CLOSED and c.counters.aborts_on_data == 1
+    assert c.state is State.CLOSED and c.counters.events().aborts_on_data == 1
     assert events(c) == ["Reset", "Closed"]  # the application still holds it: ECONNRESET (Linux tcp_reset)
 
 

@@ -38,7 +38,7 @@ def test_established_out_of_order_under_pressure_prunes_the_queue(conn_in):
     assert c.held_bytes == 100
     c.memory = _budget(LIMIT * 3 // 4)
     c.receive_segment(seg(".", IRS + 1 + 300, ISS + 1, b"c" * 100), 0.0)
-    assert c.held_bytes == 0 and c.counters.ofo_pruned == 1
+    assert c.held_bytes == 0 and c.counters.events().ofo_pruned == 1
     assert sent(c, 0.0) == [(".", ISS + 1, IRS + 1, b"")]  # a duplicate ACK, without SACK blocks to renege
 
 
@@ -49,7 +49,7 @@ def test_established_in_order_data_at_the_limit_dropped_unacknowledged(conn_in):
     c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 100), 0.0)  # an empty queue takes it anyway
     sent(c, 0.0)
     c.receive_segment(seg(".", IRS + 101, ISS + 1, b"b" * 100), 0.0)
-    assert c.recv_queue_bytes == 100 and c.counters.rcvq_drops == 1
+    assert c.recv_queue_bytes == 100 and c.counters.events().rcvq_drops == 1
     assert sent(c, 0.0) == [(".", ISS + 1, IRS + 101, b"")]
     assert c.read() == b"a" * 100
 

@@ -65,7 +65,7 @@ def test_fast_recovery_undone_when_every_retransmission_is_dsacked(conn_in):
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + 4 * MSS), 0.02)  # the original arrived after all
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + 4 * MSS, options=_sack((0, 1))), 0.03)  # D-SACK
     assert (c.cc.cwnd, c.cc.ssthresh) == (cwnd, ssthresh)
-    assert c.counters.dsack_undos == 1 and c.counters.dsacks_received == 1
+    assert c.counters.events().dsack_undos == 1 and c.counters.events().dsacks_received == 1
     assert not c.recovery.in_recovery
 
 
@@ -75,7 +75,7 @@ def test_established_dsack_without_a_retransmission_is_ignored(conn_in):
     c = _flight(conn_in, 10, congestion="cubic")
     cwnd = c.cc.cwnd
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS, options=_sack((0, 1))), 0.01)
-    assert c.counters.dsacks_received == 1 and c.counters.retrans_segs == 0
+    assert c.counters.events().dsacks_received == 1 and c.counters.retrans_segs == 0
     assert c.cc.cwnd == cwnd + MSS  # slow start by the one segment acknowledged, not two
 
 
@@ -105,7 +105,7 @@ def test_rto_recovery_frto_duplicate_ack_means_real_loss(conn_in):
     assert _data(sent(c, now + 0.01)) == [11, 12]  # step 2b: new data, not retransmissions
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS, options=_sack((11, 12))), now + 0.02)
     assert _data(sent(c, now + 0.02)) == [1]  # step 3a: go-back-N from SND.UNA
-    assert c.counters.spurious_rtos == 0
+    assert c.counters.events().spurious_rtos == 0
 
 
 def test_rto_recovery_frto_second_advancing_ack_undoes_the_timeout(conn_in):
@@ -121,7 +121,7 @@ def test_rto_recovery_frto_second_advancing_ack_undoes_the_timeout(conn_in):
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + MSS), now + 0.01)
     sent(c, now + 0.01)
     c.receive_segment(seg(".", IRS + 1, ISS + 1 + 5 * MSS), now + 0.02)
-    assert c.counters.spurious_rtos == 1
+    assert c.counters.events().spurious_rtos == 1
     assert c.cc.cwnd >= cwnd
     assert 1 not in _data(sent(c, now + 0.02))
 

@@ -146,7 +146,7 @@ def test_established_tail_loss_probe_resends_last_segment_before_the_rto(conn_in
     assert probe_at < c.timers.deadline("retransmit")
     c.handle_timer(probe_at)
     assert sent(c, probe_at) == [("P.", ISS + 2921, IRS + 1, b"q" * 1460)]
-    assert c.counters.loss_probes == 1
+    assert c.counters.events().loss_probes == 1
     assert c.next_deadline() == c.timers.deadline("retransmit")  # one probe, then the RTO
 
 
@@ -162,7 +162,7 @@ def test_established_loss_probe_the_window_holds_back_is_not_sent_nor_counted(co
     c.tcb.snd_wnd = 2 * 1460  # the peer shrank its window below the last segment
     probe_at = c.next_deadline()
     c.handle_timer(probe_at)
-    assert sent(c, probe_at) == [] and c.counters.loss_probes == 0
+    assert sent(c, probe_at) == [] and c.counters.events().loss_probes == 0
     assert c.next_deadline() == c.timers.deadline("retransmit")
 
 
@@ -191,7 +191,7 @@ def test_established_sack_after_probe_enters_recovery_and_fills_the_hole(conn_in
     c.receive_segment(seg(".", IRS + 1, ISS + 1, options=TcpOptions(sack_blocks=((ISS + 2921, ISS + 4381),))), 0.11)
     out = sent(c, 0.11)
     assert (".", ISS + 1, IRS + 1, b"q" * 1460) in out
-    assert c.counters.sack_recoveries == 1
+    assert c.counters.events().sack_recoveries == 1
 
 
 def test_established_zero_window_peer_that_falls_silent_is_timed_out(conn_in):

@@ -35,7 +35,8 @@ def test_established_sack_recovery_retransmits_each_hole_once(conn_in):
     c.receive_segment(seg(".", IRS + 1, ISS + 1, options=_sack((4, 6), (1, 3))), 0.01)
     resent = sorted((s - ISS - 1) // MSS for _, s, _, data in sent(c, 0.01) if data)
     assert resent == [0, 3]
-    assert (c.counters.sack_recoveries, c.counters.fast_retransmits) == (1, 2)  # one recovery, two resends
+    events = c.counters.events()
+    assert (events.sack_recoveries, events.fast_retransmits) == (1, 2)  # one recovery, two resends
 
 
 def test_established_sacking_acks_with_growing_window_count_as_duplicates(conn_in):
@@ -49,7 +50,7 @@ def test_established_sacking_acks_with_growing_window_count_as_duplicates(conn_i
         c.receive_segment(seg(".", IRS + 1, ISS + 1, win=win, options=_sack((1, i))), 0.01)
     resent = [(s - ISS - 1) // MSS for _, s, _, data in sent(c, 0.01) if data]
     assert resent == [0]
-    assert c.counters.sack_recoveries == 1
+    assert c.counters.events().sack_recoveries == 1
 
 
 def test_established_data_segments_leave_room_for_our_sack_blocks(conn_in):

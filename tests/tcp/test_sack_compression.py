@@ -50,7 +50,7 @@ def test_sack_compression_counts_every_held_ack_an_ack_stands_for():
         compression.hold(100, 44)
     compression.send_one()
     compression.ack_sent()
-    assert (counters.ack_compressed, compression.held) == (2, 0)
+    assert (counters.events().ack_compressed, compression.held) == (2, 0)
 
 
 def _opened(
@@ -151,4 +151,4 @@ def test_established_ack_with_data_stands_for_the_held_acks():
     (data,) = c.segments_to_send(0.3)
     assert data.payload == b"more" and len(data.options.sack_blocks) == 1
     assert not c.timers.running(timers.COMPRESSED_ACK)
-    assert c.counters.ack_compressed == 2
+    assert c.counters.events().ack_compressed == 2

@@ -37,7 +37,7 @@ def test_syn_received_new_syn_answered_by_rst_and_returns_to_listen(conn_in):
     c.receive_segment(seg("S", IRS + 100), 0.01)
     assert sent(c, 0.01) == [("R.", 0, IRS + 101, b"")]
     assert c.state is State.LISTEN and c.finished
-    assert c.counters.attempt_fails == 1
+    assert c.counters.events().attempt_fails == 1
 
 
 def test_syn_received_duplicate_syn_resends_synack(conn_in):
@@ -82,5 +82,5 @@ def test_syn_received_ack_one_tick_older_than_the_syn_dropped_by_paws():
 
     (answer,) = ack(999, 0.01)
     assert (answer.flags, answer.ack, conn.state) == (Flags.ACK, 1, State.SYN_RECEIVED)
-    assert conn.counters.paws_drops == 1
+    assert conn.counters.events().paws_drops == 1
     assert ack(1010, 0.02) == [] and conn.state is State.ESTABLISHED

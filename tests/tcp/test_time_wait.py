@@ -88,7 +88,7 @@ def test_time_wait_rst_kills_and_counts(conn_in):
     c = conn_in(State.TIME_WAIT)
     c.receive_segment(seg("R", c.tcb.rcv_nxt), 1.0)
     assert c.state is State.CLOSED
-    assert c.counters.time_wait_killed == 1
+    assert c.counters.events().time_wait_killed == 1
 
 
 def test_time_wait_newer_syn_ends_it_and_counts(conn_in):
@@ -96,14 +96,14 @@ def test_time_wait_newer_syn_ends_it_and_counts(conn_in):
     c = conn_in(State.TIME_WAIT)
     assert syn_ends_time_wait(c, seg("S", c.tcb.rcv_nxt + 100_000), 1.0)
     assert c.state is State.CLOSED
-    assert c.counters.time_wait_recycled == 1
+    assert c.counters.events().time_wait_recycled == 1
 
 
 def test_time_wait_old_syn_leaves_it_alone(conn_in):
     c = conn_in(State.TIME_WAIT)
     assert not syn_ends_time_wait(c, seg("S", c.tcb.rcv_nxt - 1), 1.0)
     assert c.state is State.TIME_WAIT
-    assert c.counters.time_wait_recycled == 0
+    assert c.counters.events().time_wait_recycled == 0
 
 
 def _time_wait_through_demux(demux: Demux) -> Connection:

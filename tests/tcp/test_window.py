@@ -70,7 +70,7 @@ def test_established_zero_window_probe_is_counted(conn_in):
         deadline = c.next_deadline()
         c.handle_timer(deadline)
         c.segments_to_send(deadline)
-    assert c.counters.window_probes == 2
+    assert c.counters.events().window_probes == 2
 
 
 def test_established_window_opens_after_probe_sends_data(conn_in):
@@ -170,7 +170,7 @@ def _small_segments_after_a_full_one(c, read_first: int) -> None:
     c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 1600), 0.0)
     for i in range(7):
         c.receive_segment(seg(".", IRS + 1601 + 100 * i, ISS + 1, bytes([ord("b") + i]) * 100), 0.0)
-    assert c.receiver.rmem == 8128 and c.counters.prune_called == 0
+    assert c.receiver.rmem == 8128 and c.counters.events().prune_called == 0
     assert c.read(read_first) == b"a" * read_first
     c.receive_segment(seg(".", IRS + 2301, ISS + 1, b"z" * 100), 0.0)
 
@@ -182,7 +182,8 @@ def test_established_full_memory_collapses_the_small_packets(conn_in):
     its own (the compact one has 4 bytes of room left)."""
     c = conn_in(State.ESTABLISHED, receive_buffer=4000, receive_buffer_locked=True)
     _small_segments_after_a_full_one(c, 0)
-    assert (c.counters.prune_called, c.counters.rcv_collapsed, c.counters.rcv_pruned) == (1, 7, 0)
+    events = c.counters.events()
+    assert (events.prune_called, events.rcv_collapsed, events.rcv_pruned) == (1, 7, 0)
     assert c.receiver.rmem == 2304 + 1280 + 832
     assert c.read() == b"a" * 1600 + b"".join(bytes([ord("b") + i]) * 100 for i in range(7)) + b"z" * 100
 
@@ -193,7 +194,7 @@ def test_established_full_memory_collapses_from_a_packet_read_in_part(conn_in):
     takes the segment."""
     c = conn_in(State.ESTABLISHED, receive_buffer=4000, receive_buffer_locked=True)
     _small_segments_after_a_full_one(c, 10)
-    assert (c.counters.prune_called, c.counters.rcv_collapsed) == (1, 8)
+    assert (c.counters.events().prune_called, c.counters.events().rcv_collapsed) == (1, 8)
     assert c.receiver.rmem == 4352
     assert c.read() == b"a" * 1590 + b"".join(bytes([ord("b") + i]) * 100 for i in range(7)) + b"z" * 100
     assert c.receiver.rmem == 0
@@ -208,8 +209,9 @@ def test_established_memory_full_of_full_packets_refuses_the_segment(conn_in):
     c.receive_segment(seg(".", IRS + 1461, ISS + 1, b"b" * 1460), 0.0)
     c.receiver.set_receive_buffer(2000)
     c.receive_segment(seg(".", IRS + 2921, ISS + 1, b"c" * 4000), 0.0)
-    assert (c.counters.prune_called, c.counters.rcv_collapsed, c.counters.rcv_pruned) == (1, 0, 1)
-    assert c.counters.rcvq_drops == 1 and c.receiver.rmem == 2 * 2304
+    events = c.counters.events()
+    assert (events.prune_called, events.rcv_collapsed, events.rcv_pruned) == (1, 0, 1)
+    assert c.counters.events().rcvq_drops == 1 and c.receiver.rmem == 2 * 2304
     assert c.segments_to_send(0.0)[-1].window == 0
 
 
@@ -223,7 +225,8 @@ def test_established_full_memory_prunes_held_data_from_the_top(conn_in):
         c.receive_segment(seg(".", IRS + 201 + 200 * i, ISS + 1, b"h" * 100), 0.0)
     assert (c.receiver.rmem, c.receiver.forward_alloc) == (8320, 3968)
     c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * 100), 0.0)
-    assert (c.counters.prune_called, c.counters.ofo_pruned, c.counters.rcv_pruned) == (1, 1, 0)
+    events = c.counters.events()
+    assert (events.prune_called, events.ofo_pruned, events.rcv_pruned) == (1, 1, 0)
     assert (c.receiver.rmem, c.receiver.forward_alloc) == (7488, 704)
     assert c.receiver.bytes_held == 800 and c.read() == b"a" * 100
 
@@ -237,5 +240,5 @@ def test_established_full_memory_drops_a_segment_held_highest_unanswered(conn_in
         c.receive_segment(seg(".", IRS + 201 + 200 * i, ISS + 1, b"h" * 100), 0.0)
     c.segments_to_send(0.0)
     c.receive_segment(seg(".", IRS + 2201, ISS + 1, b"h" * 100), 0.0)
-    assert (c.counters.rcv_pruned, c.counters.ofo_drops, c.counters.ofo_pruned) == (1, 1, 0)
+    assert (c.counters.events().rcv_pruned, c.counters.events().ofo_drops, c.counters.events().ofo_pruned) == (1, 1, 0)
     assert c.segments_to_send(0.0) == [] and c.receiver.bytes_held == 1000
