@@ -954,14 +954,6 @@ class Connection:
         if self.ecn.ok:
             self.ecn.cwr_pending = True
 
-    def may_answer_pure_ack(self, now: float) -> bool:
-        """Answers to unacceptable segments without data are rate limited (Linux tcp_invalid_ratelimit):
-        two ends whose ACKs fall outside each other's window would otherwise answer each other forever."""
-        if self._answer_limited(now):
-            self.counters.events().oow_acks_skipped += 1
-            return False
-        return True
-
     def challenge_ack(self, now: float) -> None:
         """RFC 5961 §7: challenge ACKs are rate limited, so they cannot be turned into an amplifier. First
         as every answer to an unacceptable segment, then to challenge_ack_limit a second (Linux
@@ -979,12 +971,35 @@ class Connection:
         else:
             self.counters.events().challenge_acks_skipped += 1
 
-    def may_answer(self, now: float) -> bool:
-        """Whether an answer that counts against the limit on answers to unacceptable segments may go now:
-        our SYN,ACK again for a retransmitted SYN (Linux tcp_check_req) and the ACK for a segment without
-        data that PAWS drops (tcp_validate_incoming), both through tcp_oow_rate_limited. Those held back
-        are not counted, where Linux counts TCPACKSkippedSynRecv and TCPACKSkippedPAWS."""
-        return not self._answer_limited(now)
+    def may_answer(self, now: float, paws: bool = False) -> bool:
+        """Whether an answer to an unacceptable segment without data may go now (Linux tcp_oow_rate_limited):
+        two ends whose ACKs fall outside each other's window would otherwise answer each other forever.
+        One held back is counted as Linux counts it: in TIME-WAIT, before a passive open completes (a
+        SYN,ACK again for a retransmitted SYN too), for a segment PAWS dropped (`paws`), or else."""
+        if not self._answer_limited(now):
+            return True
+        events = self.counters.events()
+        if self.state is _TIME_WAIT:
+            events.time_wait_acks_skipped += 1  # (tcp_timewait_state_process)
+        elif self.state is _SYN_RECEIVED and self.passive:
+            events.syn_recv_acks_skipped += 1  # (tcp_check_req)
+        elif paws:
+            events.paws_acks_skipped += 1
+        else:
+            events.oow_acks_skipped += 1
+        return False
+
+    def challenge_syn(self, now: float) -> None:
+        """A SYN on a synchronized connection, in the window or not (RFC 5961 §4.2), meets a challenge ACK
+        (Linux counts each as TCPSYNChallenge); TIME-WAIT answers it with a plain ACK under the limit on
+        answers to unacceptable segments, as it answers any segment it does not take (Linux's time-wait
+        sock knows no challenge)."""
+        if self.state is _TIME_WAIT:
+            if self.may_answer(now):
+                self.receiver.ack_now = True
+            return
+        self.counters.events().syn_challenges += 1
+        self.challenge_ack(now)
 
     def _answer_limited(self, now: float) -> bool:
         """At most one answer to unacceptable segments per invalid_ratelimit, challenge ACKs and ACKs to

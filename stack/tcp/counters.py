@@ -20,6 +20,8 @@ class Events:
     resets_out: int = field(metadata={"linux": "OutRstsConn"})
     # RFC 5961 §3.2, §4.2, §5.2
     challenge_acks: int = field(metadata={"linux": "TCPChallengeACK"})
+    # SYNs on a synchronized connection, each meeting a challenge (RFC 5961 §4.2), sent or held back
+    syn_challenges: int = field(metadata={"linux": "TCPSYNChallenge"})
     # unacceptable segments (RFC 9293 §3.10.7.4 first check)
     out_of_window: int = field(metadata={"linux": "OutOfWindowDrops"})
     # retransmission timer expiries
@@ -40,8 +42,11 @@ class Events:
     keepalive_probes: int = field(metadata={"linux": "TCPKeepAlive"})
     # zero-window probes sent (RFC 9293 §3.8.6.1)
     window_probes: int = field(metadata={"linux": "TCPWinProbe"})
-    # segments dropped by PAWS (RFC 7323 §5.3)
-    paws_drops: int = field(metadata={"linux": "PAWSEstabRejected"})
+    # segments dropped by PAWS (RFC 7323 §5.3) and answered, in TIME-WAIT apart; old ACKs (below RCV.NXT) it
+    # drops without an answer (Linux tcp_validate_incoming, tcp_timewait_state_process)
+    paws_drops: int = field(metadata={"linux": "PAWSEstab"})
+    time_wait_paws_drops: int = field(metadata={"linux": "PAWSTimewait"})
+    paws_old_acks: int = field(metadata={"linux": "PAWSOldAck"})
     # SYN_SENT/SYN_RECEIVED -> CLOSED or back to LISTEN
     attempt_fails: int = field(metadata={"linux": "AttemptFails"})
     # ESTABLISHED/CLOSE_WAIT -> CLOSED
@@ -52,6 +57,11 @@ class Events:
     challenge_acks_skipped: int = field(metadata={"linux": "TCPACKSkippedChallenge"})
     # answers to unacceptable pure ACKs held back (500 ms)
     oow_acks_skipped: int = field(metadata={"linux": "TCPACKSkippedSeq"})
+    # ... and those to segments PAWS dropped, and those in SYN-RECEIVED and TIME-WAIT, each as Linux counts
+    # them (tcp_oow_rate_limited's callers)
+    paws_acks_skipped: int = field(metadata={"linux": "TCPACKSkippedPAWS"})
+    syn_recv_acks_skipped: int = field(metadata={"linux": "TCPACKSkippedSynRecv"})
+    time_wait_acks_skipped: int = field(metadata={"linux": "TCPACKSkippedTimeWait"})
     # RSTs outside the window, dropped (RFC 5961 §3.2)
     rsts_out_of_window: int = field(metadata={"linux": "OutOfWindowRsts"})
     # D-SACK blocks from the peer: we resent needlessly
@@ -103,6 +113,7 @@ class Events:
     def __init__(self) -> None:
         self.resets_out = 0
         self.challenge_acks = 0
+        self.syn_challenges = 0
         self.out_of_window = 0
         self.timeouts = 0
         self.fast_retransmits = 0
@@ -115,11 +126,16 @@ class Events:
         self.keepalive_probes = 0
         self.window_probes = 0
         self.paws_drops = 0
+        self.time_wait_paws_drops = 0
+        self.paws_old_acks = 0
         self.attempt_fails = 0
         self.estab_resets = 0
         self.ofo_drops = 0
         self.challenge_acks_skipped = 0
         self.oow_acks_skipped = 0
+        self.paws_acks_skipped = 0
+        self.syn_recv_acks_skipped = 0
+        self.time_wait_acks_skipped = 0
         self.rsts_out_of_window = 0
         self.dsacks_received = 0
         self.spurious_rtos = 0
@@ -150,6 +166,7 @@ class Events:
         field is read and written natively."""
         self.resets_out += other.resets_out
         self.challenge_acks += other.challenge_acks
+        self.syn_challenges += other.syn_challenges
         self.out_of_window += other.out_of_window
         self.timeouts += other.timeouts
         self.fast_retransmits += other.fast_retransmits
@@ -162,11 +179,16 @@ class Events:
         self.keepalive_probes += other.keepalive_probes
         self.window_probes += other.window_probes
         self.paws_drops += other.paws_drops
+        self.time_wait_paws_drops += other.time_wait_paws_drops
+        self.paws_old_acks += other.paws_old_acks
         self.attempt_fails += other.attempt_fails
         self.estab_resets += other.estab_resets
         self.ofo_drops += other.ofo_drops
         self.challenge_acks_skipped += other.challenge_acks_skipped
         self.oow_acks_skipped += other.oow_acks_skipped
+        self.paws_acks_skipped += other.paws_acks_skipped
+        self.syn_recv_acks_skipped += other.syn_recv_acks_skipped
+        self.time_wait_acks_skipped += other.time_wait_acks_skipped
         self.rsts_out_of_window += other.rsts_out_of_window
         self.dsacks_received += other.dsacks_received
         self.spurious_rtos += other.spurious_rtos

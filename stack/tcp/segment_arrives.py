@@ -111,12 +111,6 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     seq = seg.seq
     seg_len = seg.seg_len
 
-    if conn.state is _SYN_RECEIVED and flags & Flags.SYN and seq == tcb.irs and not flags & Flags.ACK:
-        # the peer retransmitted its SYN: resend our SYN,ACK, at most once per tcp_invalid_ratelimit
-        # (Linux tcp_check_req, through tcp_oow_rate_limited)
-        if conn.may_answer(now):
-            output.send_syn(conn, now, retransmit=True)
-        return
     if conn.state is _TIME_WAIT and flags & (Flags.ACK | Flags.FIN) and not flags & Flags.RST:
         # 2*MSL again from a retransmitted FIN (§3.10.7.4 eighth check) and, as Linux, from any other
         # segment that carries an ACK, a bare one at RCV.NXT too (tcp_timewait_state_process)
@@ -130,14 +124,26 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         behind = (receiver.ts_recent - ts[0]) & _MASK  # TSval < TS.Recent by this much
         verdict = _paws_verdict(conn, seg, behind) if 0 < behind < _HALF and not flags & Flags.RST else _PAWS_PASS
         if verdict == _PAWS_DROP_SILENTLY:
+            conn.counters.events().paws_old_acks += 1
             return
         if verdict == _PAWS_DROP:
-            conn.counters.events().paws_drops += 1
+            if conn.state is _TIME_WAIT:
+                conn.counters.events().time_wait_paws_drops += 1
+                conn.restart_time_wait(now)  # (a SYN too: Linux tcp_timewait_state_process)
+            else:
+                conn.counters.events().paws_drops += 1
             # answers are rate limited, but not to data or a FIN (Linux tcp_oow_rate_limited)
-            if (seg_len and not flags & Flags.SYN) or conn.may_answer(now):
+            if (seg_len and not flags & Flags.SYN) or conn.may_answer(now, paws=True):
                 conn.receiver.ack_now = True
             return
         conn.ts_ecr_seen = ts[1]
+
+    if conn.state is _SYN_RECEIVED and flags & Flags.SYN and seq == tcb.irs and not flags & Flags.ACK:
+        # the peer retransmitted its SYN (and it passed PAWS): resend our SYN,ACK, at most once per
+        # tcp_invalid_ratelimit (Linux tcp_check_req, through tcp_oow_rate_limited)
+        if conn.may_answer(now):
+            output.send_syn(conn, now, retransmit=True)
+        return
 
     # first: sequence number
     if not _acceptable(conn, seq, seg_len):
@@ -149,7 +155,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             if flags & Flags.RST:
                 conn.counters.events().rsts_out_of_window += 1  # dropped silently (RFC 5961 §3.2)
             elif flags & Flags.SYN:
-                conn.challenge_ack(now)  # RFC 5961 §4.2: any SYN, in window or not, draws a limited challenge
+                conn.challenge_syn(now)  # RFC 5961 §4.2: any SYN, in window or not, draws a limited challenge
             else:
                 _answer_unacceptable(conn, seg, now)
             return
@@ -165,7 +171,8 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     # second: RST (with RFC 5961 §3.2: only an exact match resets, in-window gets a challenge ACK)
     if flags & Flags.RST:
         if seq != tcb.rcv_nxt:
-            conn.challenge_ack(now)
+            if conn.state is not _TIME_WAIT:  # (Linux's time-wait sock drops it without an answer)
+                conn.challenge_ack(now)
             return
         if conn.state is State.SYN_RECEIVED:
             if conn.passive:
@@ -189,7 +196,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             output.answer_with_reset(conn, seg)
             conn.enter(Event.SYN, now)
         else:
-            conn.challenge_ack(now)  # in a synchronized state (RFC 5961 §4.2)
+            conn.challenge_syn(now)  # in a synchronized state (RFC 5961 §4.2)
         return
 
     # fifth: ACK
@@ -269,7 +276,7 @@ def _answer_unacceptable(conn: Connection, seg: Segment, now: float) -> None:
     end = seq_add(seg.seq, seg.seg_len)
     if seg.seg_len and seq_gt(end, tcb.rcv_adv) and (seq_gt(seg.seq, tcb.rcv_adv) or len(conn.receiver)):
         conn.counters.events().beyond_window += 1  # past the furthest edge offered (Linux tcp_sequence: BeyondWindow)
-    if not seg.seg_len and not conn.may_answer_pure_ack(now):
+    if not seg.seg_len and not conn.may_answer(now):
         return
     conn.receiver.ack_now = True
     if seg.seg_len and conn.tcb.sack_ok and seq_le(end, tcb.rcv_nxt):

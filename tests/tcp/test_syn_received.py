@@ -84,3 +84,13 @@ def test_syn_received_ack_one_tick_older_than_the_syn_dropped_by_paws():
     assert (answer.flags, answer.ack, conn.state) == (Flags.ACK, 1, State.SYN_RECEIVED)
     assert conn.counters.events().paws_drops == 1
     assert ack(1010, 0.02) == [] and conn.state is State.ESTABLISHED
+
+
+def test_syn_received_duplicate_syns_within_500ms_resend_one_synack_and_count_the_other(conn_in):
+    """Linux tcp_check_req: the SYN,ACK goes again at most once per tcp_invalid_ratelimit; the
+    retransmitted SYN left unanswered counts as TCPACKSkippedSynRecv."""
+    c = conn_in(State.SYN_RECEIVED)
+    c.receive_segment(seg("S", IRS), 0.5)
+    c.receive_segment(seg("S", IRS), 0.6)
+    assert sent(c, 0.6) == [("S.", ISS, IRS + 1, b"")]
+    assert c.counters.by_linux_name()["TCPACKSkippedSynRecv"] == 1

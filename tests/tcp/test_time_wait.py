@@ -130,3 +130,35 @@ def test_time_wait_new_syn_opens_a_connection_whose_isn_lies_beyond_the_old_one(
     assert reply is None and new is not None and new is not old
     assert new.state is State.SYN_RECEIVED
     assert new.tcb.iss == (old.tcb.snd_max + 65537) & 0xFFFFFFFF
+
+
+def test_time_wait_in_window_rst_not_at_rcv_nxt_dropped_without_a_challenge(conn_in):
+    """Linux's time-wait sock takes a RST only at RCV.NXT and answers no other: no RFC 5961 §3.2
+    challenge ACK, and TIME-WAIT stays."""
+    c = conn_in(State.TIME_WAIT)
+    c.receive_segment(seg("R", c.tcb.rcv_nxt + 10), 0.5)
+    assert sent(c, 0.5) == [] and c.state is State.TIME_WAIT
+    assert c.counters.events_seen().challenge_acks == 0
+
+
+def test_time_wait_old_syns_answered_by_acks_limited_not_challenged(conn_in):
+    """Linux tcp_timewait_state_process: an old SYN gets an ACK, at most one per 500 ms, counted as
+    TCPACKSkippedTimeWait when held back; no RFC 5961 §4.2 challenge is counted."""
+    c = conn_in(State.TIME_WAIT)
+    c.receive_segment(seg("S", IRS - 100), 0.5)
+    c.receive_segment(seg("S", IRS - 100), 0.6)
+    assert sent(c, 0.6) == [(".", ISS + 2, IRS + 2, b"")]
+    names = c.counters.by_linux_name()
+    assert (names["TCPACKSkippedTimeWait"], names["TCPSYNChallenge"], names["TCPChallengeACK"]) == (1, 0, 0)
+
+
+def test_time_wait_syn_failing_paws_restarts_the_timer_and_counts(conn_in):
+    """RFC 7323 §5.3 R1 in TIME-WAIT: a SYN whose TSval is older than TS.Recent is dropped and answered;
+    Linux starts 2*MSL again for it, as for any segment PAWS drops there, and counts it as PAWSTimewait."""
+    c = conn_in(State.TIME_WAIT, timestamps=True)
+    c.tcb.ts_ok = True
+    c.receiver.ts_recent = 500
+    c.receive_segment(seg("S", IRS - 100, options=TcpOptions(timestamps=(400, 0))), 1.5)
+    assert [s[0] for s in sent(c, 1.5)] == ["."]
+    assert c.next_deadline() == 3.5
+    assert c.counters.by_linux_name()["PAWSTimewait"] == 1
