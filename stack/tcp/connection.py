@@ -991,13 +991,7 @@ class Connection:
 
     def challenge_syn(self, now: float) -> None:
         """A SYN on a synchronized connection, in the window or not (RFC 5961 §4.2), meets a challenge ACK
-        (Linux counts each as TCPSYNChallenge); TIME-WAIT answers it with a plain ACK under the limit on
-        answers to unacceptable segments, as it answers any segment it does not take (Linux's time-wait
-        sock knows no challenge)."""
-        if self.state is _TIME_WAIT:
-            if self.may_answer(now):
-                self.receiver.ack_now = True
-            return
+        (Linux counts each as TCPSYNChallenge; TIME-WAIT, as Linux's time-wait sock, challenges nothing)."""
         self.counters.events().syn_challenges += 1
         self.challenge_ack(now)
 

@@ -48,6 +48,8 @@ def segment_arrives(conn: Connection, seg: Segment, now: float) -> None:
         return
     if state is _SYN_SENT:
         _syn_sent(conn, seg, now)
+    elif state is _TIME_WAIT:
+        _time_wait(conn, seg, now)
     else:
         _synchronized(conn, seg, now)
 
@@ -105,16 +107,11 @@ def _acceptable(conn: Connection, seq: int, seg_len: int) -> bool:
 
 
 def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
-    """§3.10.7.4: SYN-RECEIVED and every synchronized state."""
+    """§3.10.7.4: SYN-RECEIVED and every synchronized state but TIME-WAIT (_time_wait)."""
     tcb = conn.tcb
     flags = seg.flags
     seq = seg.seq
     seg_len = seg.seg_len
-
-    if conn.state is _TIME_WAIT and flags & (Flags.ACK | Flags.FIN) and not flags & Flags.RST:
-        # 2*MSL again from a retransmitted FIN (§3.10.7.4 eighth check) and, as Linux, from any other
-        # segment that carries an ACK, a bare one at RCV.NXT too (tcp_timewait_state_process)
-        conn.restart_time_wait(now)
 
     # RFC 7323 §5.3 R1: PAWS drops a segment whose timestamp is older than TS.Recent
     receiver = conn.receiver
@@ -127,11 +124,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             conn.counters.events().paws_old_acks += 1
             return
         if verdict == _PAWS_DROP:
-            if conn.state is _TIME_WAIT:
-                conn.counters.events().time_wait_paws_drops += 1
-                conn.restart_time_wait(now)  # (a SYN too: Linux tcp_timewait_state_process)
-            else:
-                conn.counters.events().paws_drops += 1
+            conn.counters.events().paws_drops += 1
             # answers are rate limited, but not to data or a FIN (Linux tcp_oow_rate_limited)
             if (seg_len and not flags & Flags.SYN) or conn.may_answer(now, paws=True):
                 conn.receiver.ack_now = True
@@ -171,18 +164,14 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     # second: RST (with RFC 5961 §3.2: only an exact match resets, in-window gets a challenge ACK)
     if flags & Flags.RST:
         if seq != tcb.rcv_nxt:
-            if conn.state is not _TIME_WAIT:  # (Linux's time-wait sock drops it without an answer)
-                conn.challenge_ack(now)
+            conn.challenge_ack(now)
             return
         if conn.state is State.SYN_RECEIVED:
             if conn.passive:
                 conn.enter(Event.RST, now)
             else:
                 conn.on_reset(True, now)
-        elif conn.state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
-            if conn.state is State.TIME_WAIT:
-                # TIME-WAIT assassination (RFC 1337): RFC 9293 and Linux (tcp_rfc1337=0) let it happen
-                conn.counters.events().time_wait_killed += 1
+        elif conn.state in (State.CLOSING, State.LAST_ACK):
             conn.enter(Event.RST, now)
         else:
             conn.on_reset(False, now)
@@ -223,27 +212,59 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         conn.counters.events().aborts_on_data += 1
         conn.on_reset(False, now)
         return
-    if conn.state in _RECEIVING_TEXT or (seg.flags & Flags.FIN and conn.state is not _TIME_WAIT):
+    if conn.state in _RECEIVING_TEXT or seg.flags & Flags.FIN:
         if seg.payload or flags & Flags.FIN:
             _process_text_and_fin(conn, seg, seq, seg.payload, now)
-    elif conn.state is _TIME_WAIT and flags & Flags.FIN:
-        conn.receiver.ack_now = True  # a retransmitted FIN is acknowledged again (2*MSL restarted above)
     # after the FIN check, so that FIN together with the ACK of our FIN goes straight to TIME-WAIT
     if conn.state is _FIN_WAIT_1 and conn.fin_acked:
         conn.enter(Event.ACK_OF_FIN, now)
 
 
+def _time_wait(conn: Connection, seg: Segment, now: float) -> None:
+    """TIME-WAIT answers as Linux's time-wait sock (tcp_timewait_state_process), which takes only a bare
+    segment or a RST exactly at RCV.NXT: the RST ends TIME-WAIT (RFC 1337's assassination, which RFC 9293
+    and Linux's default allow), the bare segment starts 2*MSL again whatever it acknowledges. A SYN that
+    may open a new incarnation never gets here (syn_ends_time_wait). Any other RST is dropped; anything
+    else is answered by an ACK of RCV.NXT, without SACK blocks, limited as answers to unacceptable
+    segments are unless it carries data or a FIN (a retransmitted FIN: §3.10.7.4 eighth check), and
+    starts 2*MSL again if it carries an ACK or failed PAWS. TS.Recent moves only with a bare segment."""
+    tcb = conn.tcb
+    receiver = conn.receiver
+    flags = seg.flags
+    ts = seg.options.timestamps if tcb.ts_ok else None
+    # RFC 7323 §5.3 R1 without slack (tcp_paws_reject); nothing is old while TS.Recent is 0
+    paws_reject = (
+        ts is not None and receiver.ts_recent != 0 and 0 < (receiver.ts_recent - ts[0]) & _MASK < _HALF
+    ) and not flags & Flags.RST
+    if not paws_reject and seg.seq == tcb.rcv_nxt and (not seg.seg_len or flags & Flags.RST):
+        if flags & Flags.RST:
+            conn.counters.events().time_wait_killed += 1
+            conn.enter(Event.RST, now)
+            return
+        conn.restart_time_wait(now)
+        if ts is not None:
+            receiver.ts_recent = ts[0]
+        return
+    if paws_reject:
+        conn.counters.events().time_wait_paws_drops += 1
+    if flags & Flags.RST:
+        return
+    if paws_reject or flags & Flags.ACK:
+        conn.restart_time_wait(now)
+    if (seg.seg_len and not flags & Flags.SYN) or conn.may_answer(now, paws=paws_reject):
+        receiver.ack_now = True
+
+
 def _paws_verdict(conn: Connection, seg: Segment, behind: int) -> int:
     """What PAWS does with a segment whose TSval is `behind` TS.Recent (RFC 7323 §5.3 R1), as Linux:
-    nothing while TS.Recent is 0 (a peer that sent 0 on its SYN); before a passive open completes and in
-    TIME-WAIT it drops anything older (tcp_paws_reject, for Linux's request and time-wait socks);
+    nothing while TS.Recent is 0 (a peer that sent 0 on its SYN); before a passive open completes it drops
+    anything older (tcp_paws_reject, for Linux's request sock; TIME-WAIT has its own, _time_wait);
     otherwise one tick behind still passes (TCP_PAWS_WINDOW), a duplicate ACK the path reordered passes,
     a SYN passes to be challenged as any SYN is, and an old ACK (below RCV.NXT) is dropped without an
     answer (tcp_validate_incoming)."""
     if not conn.receiver.ts_recent:
         return _PAWS_PASS
-    state = conn.state
-    if state is _TIME_WAIT or (state is _SYN_RECEIVED and conn.passive):
+    if conn.state is _SYN_RECEIVED and conn.passive:
         return _PAWS_DROP
     if behind <= 1 or seg.flags & Flags.SYN:  # (a SYN goes on to its challenge ACK, RFC 5961 §4.2)
         return _PAWS_PASS
@@ -307,14 +328,6 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         # RFC 5961 §5.2: an ACK older than SND.UNA - MAX.SND.WND is a blind injection attempt
         conn.challenge_ack(now)
         return False
-    if conn.cc is None:
-        # an orphan in TIME_WAIT, its sending side released: everything of ours is acknowledged, so an
-        # acceptable ACK is SND.UNA itself; only the peer's window is left to take
-        if ack == tcb.snd_una:
-            conn.probes_out = 0
-            if _window_update_is_newer(tcb, seg.seq, ack):
-                conn.update_send_window(seg.window, seg.seq, ack)
-        return True
     cwnd_before = conn.cc.cwnd  # an ECE on this ACK reduces from it (Connection.on_ece)
     newly_sacked = False
     if conn.tcb.sack_ok and seg.options.sack_blocks:
