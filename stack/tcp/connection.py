@@ -326,9 +326,9 @@ class Connection:
                 self.tcb.snd_mss = max(mss, _MIN_SND_MSS)
                 self._attach_congestion()
 
-    def _headers(self) -> int:
+    def header_bytes(self) -> int:
         """IP and TCP headers and the options every segment carries: MTU = MSS + this (tcp_mss_to_mtu)."""
-        return self._ip_tcp_headers() + (12 if self.tcb.ts_ok else 0)
+        return self._ip_tcp_headers() + (rcv_space.TIMESTAMP_OPTION if self.tcb.ts_ok else 0)
 
     def _ip_tcp_headers(self) -> int:
         """The IP and TCP headers without options: IPv6 40 + 20, IPv4 20 + 20 (stack/wire/addr.py)."""
@@ -363,7 +363,7 @@ class Connection:
         """A probe of `mtu` was acknowledged: larger segments pass (RFC 4821 §7.5). The window keeps the
         bytes it held in segments of the new size, and ssthresh at least 3/4 of it (tcp_mtup_probe_success)."""
         cc = self.cc
-        segments = cwnd_after_probe(cc.cwnd // self.tcb.snd_mss, self.tcb.snd_mss, self._headers(), mtu)
+        segments = cwnd_after_probe(cc.cwnd // self.tcb.snd_mss, self.tcb.snd_mss, self.header_bytes(), mtu)
         self.counters.events().mtu_probe_successes += 1
         self.sync_mss(self.mtu_cookie)
         mss = self.tcb.snd_mss
@@ -463,7 +463,7 @@ class Connection:
             self._events.append(_CONNECTED_EVENT)
             self.receiver.last_data_rcv = now  # Linux starts tcpi_last_data_recv's clock here
             if self.mtu_probe is not None:  # Linux tcp_mtup_init, when the connection is set up
-                self.mtu_probe.start(self.mtu_probe.mss_clamp, self._headers(), now)
+                self.mtu_probe.start(self.mtu_probe.mss_clamp, self.header_bytes(), now)
             self.receiver.init_buffer_space()
             self.cc.established(self.rto.srtt)  # Linux tcp_init_transfer starts the controller here
             timeouts.arm_keepalive(self, now)

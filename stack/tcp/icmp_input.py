@@ -48,7 +48,6 @@ CODE_FRAG_NEEDED: Final = 4
 # the least path MTU a report sets (Linux ip_rt_min_pmtu, 512 + 20 + 20: MSS 512); RFC 5927 §7.3: forged
 # tiny MTUs go no lower
 MIN_PATH_MTU: Final = 552
-TIMESTAMP_OPTION: Final = 12  # NOP,NOP,TS on every segment when timestamps are on
 
 # Destination unreachable codes -> (errno, hard), as Linux's icmp_err_convert.
 _UNREACHABLE: Final[dict[int, tuple[int, bool]]] = {
@@ -162,8 +161,7 @@ def _path_mtu_reduced(conn: Connection, error: IcmpError) -> Outcome:
         return Outcome.IGNORED  # a SYN is small; the MSS is settled by the handshake
     mtu = path_mtu(error)
     tcb = conn.tcb
-    headers = 60 if conn.remote[0] > 0xFFFFFFFF else 40  # IPv6 (stack/wire/addr.py): RFC 8201 §5.4 MTU - 60
-    mss = mtu - headers - (TIMESTAMP_OPTION if conn.ts_ok else 0)
+    mss = mtu - conn.header_bytes()  # (IPv6: RFC 8201 §5.4, MTU - 60)
     if mss >= tcb.snd_mss:
         return Outcome.IGNORED  # never raised by an ICMP message; an older or duplicate report
     tcb.snd_mss = mss
