@@ -52,6 +52,7 @@ _CLOSED: Final = State.CLOSED
 _LISTEN: Final = State.LISTEN
 _SYN_RECEIVED: Final = State.SYN_RECEIVED
 _ESTABLISHED: Final = State.ESTABLISHED
+_FIN_WAIT_2: Final = State.FIN_WAIT_2
 _TIME_WAIT: Final = State.TIME_WAIT
 # frozen and fieldless events: one instance of each serves every connection (as receiver.py's DataAvailable)
 _CONNECTED_EVENT: Final = Connected()
@@ -975,7 +976,8 @@ class Connection:
         """Whether an answer to an unacceptable segment without data may go now (Linux tcp_oow_rate_limited):
         two ends whose ACKs fall outside each other's window would otherwise answer each other forever.
         One held back is counted as Linux counts it: in TIME-WAIT, before a passive open completes (a
-        SYN,ACK again for a retransmitted SYN too), for a segment PAWS dropped (`paws`), or else."""
+        SYN,ACK again for a retransmitted SYN too), in an orphaned FIN-WAIT-2, for a segment PAWS dropped
+        (`paws`), or else."""
         if not self._answer_limited(now):
             return True
         events = self.counters.events()
@@ -983,6 +985,8 @@ class Connection:
             events.time_wait_acks_skipped += 1  # (tcp_timewait_state_process)
         elif self.state is _SYN_RECEIVED and self.passive:
             events.syn_recv_acks_skipped += 1  # (tcp_check_req)
+        elif self.state is _FIN_WAIT_2 and self.orphaned:
+            events.fin_wait_2_acks_skipped += 1  # (the FIN_WAIT2 time-wait sock)
         elif paws:
             events.paws_acks_skipped += 1
         else:

@@ -57,11 +57,12 @@ class Events:
     challenge_acks_skipped: int = field(metadata={"linux": "TCPACKSkippedChallenge"})
     # answers to unacceptable pure ACKs held back (500 ms)
     oow_acks_skipped: int = field(metadata={"linux": "TCPACKSkippedSeq"})
-    # ... and those to segments PAWS dropped, and those in SYN-RECEIVED and TIME-WAIT, each as Linux counts
-    # them (tcp_oow_rate_limited's callers)
+    # ... and those to segments PAWS dropped, and those in SYN-RECEIVED, TIME-WAIT and an orphaned
+    # FIN-WAIT-2, each as Linux counts them (tcp_oow_rate_limited's callers)
     paws_acks_skipped: int = field(metadata={"linux": "TCPACKSkippedPAWS"})
     syn_recv_acks_skipped: int = field(metadata={"linux": "TCPACKSkippedSynRecv"})
     time_wait_acks_skipped: int = field(metadata={"linux": "TCPACKSkippedTimeWait"})
+    fin_wait_2_acks_skipped: int = field(metadata={"linux": "TCPACKSkippedFinWait2"})
     # RSTs outside the window, dropped (RFC 5961 §3.2)
     rsts_out_of_window: int = field(metadata={"linux": "OutOfWindowRsts"})
     # D-SACK blocks from the peer: we resent needlessly
@@ -136,6 +137,7 @@ class Events:
         self.paws_acks_skipped = 0
         self.syn_recv_acks_skipped = 0
         self.time_wait_acks_skipped = 0
+        self.fin_wait_2_acks_skipped = 0
         self.rsts_out_of_window = 0
         self.dsacks_received = 0
         self.spurious_rtos = 0
@@ -189,6 +191,7 @@ class Events:
         self.paws_acks_skipped += other.paws_acks_skipped
         self.syn_recv_acks_skipped += other.syn_recv_acks_skipped
         self.time_wait_acks_skipped += other.time_wait_acks_skipped
+        self.fin_wait_2_acks_skipped += other.fin_wait_2_acks_skipped
         self.rsts_out_of_window += other.rsts_out_of_window
         self.dsacks_received += other.dsacks_received
         self.spurious_rtos += other.spurious_rtos

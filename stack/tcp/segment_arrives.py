@@ -10,7 +10,7 @@ from stack.tcp.header_prediction import predicted
 from stack.tcp.memory import FORCED_RECEIVE
 from stack.tcp.state import Event, State
 from stack.wire.segment import Flags, Segment
-from stack.wire.seq import in_window, seq_add, seq_gt, seq_le, seq_lt, seq_sub
+from stack.wire.seq import in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 if TYPE_CHECKING:
     from stack.tcp.connection import Connection
@@ -31,6 +31,7 @@ _SYN_SENT: Final = State.SYN_SENT
 _SYN_RECEIVED: Final = State.SYN_RECEIVED
 _ESTABLISHED: Final = State.ESTABLISHED
 _FIN_WAIT_1: Final = State.FIN_WAIT_1
+_FIN_WAIT_2: Final = State.FIN_WAIT_2
 _CLOSING: Final = State.CLOSING
 _LAST_ACK: Final = State.LAST_ACK
 _TIME_WAIT: Final = State.TIME_WAIT
@@ -50,6 +51,8 @@ def segment_arrives(conn: Connection, seg: Segment, now: float) -> None:
         _syn_sent(conn, seg, now)
     elif state is _TIME_WAIT:
         _time_wait(conn, seg, now)
+    elif state is _FIN_WAIT_2 and conn.orphaned:
+        _orphaned_fin_wait_2(conn, seg, now)
     else:
         _synchronized(conn, seg, now)
 
@@ -232,10 +235,7 @@ def _time_wait(conn: Connection, seg: Segment, now: float) -> None:
     receiver = conn.receiver
     flags = seg.flags
     ts = seg.options.timestamps if tcb.ts_ok else None
-    # RFC 7323 §5.3 R1 without slack (tcp_paws_reject); nothing is old while TS.Recent is 0
-    paws_reject = (
-        ts is not None and receiver.ts_recent != 0 and 0 < (receiver.ts_recent - ts[0]) & _MASK < _HALF
-    ) and not flags & Flags.RST
+    paws_reject = ts is not None and _time_wait_paws_rejects(receiver.ts_recent, ts[0], flags)
     if not paws_reject and seg.seq == tcb.rcv_nxt and (not seg.seg_len or flags & Flags.RST):
         if flags & Flags.RST:
             conn.counters.events().time_wait_killed += 1
@@ -253,6 +253,53 @@ def _time_wait(conn: Connection, seg: Segment, now: float) -> None:
         conn.restart_time_wait(now)
     if (seg.seg_len and not flags & Flags.SYN) or conn.may_answer(now, paws=paws_reject):
         receiver.ack_now = True
+
+
+def _orphaned_fin_wait_2(conn: Connection, seg: Segment, now: float) -> None:
+    """An orphaned FIN-WAIT-2 (the application closed, the peer acknowledged our FIN) answers as the
+    time-wait sock Linux swaps it for (tcp_time_wait with TCP_FIN_WAIT2; tcp_timewait_state_process),
+    which repeats the open connection's checks in short: a segment outside the window or failing PAWS
+    gets an ACK, rate limited unless it carries data or a FIN; a RST in the window ends the connection
+    without a challenge; a SYN at or beyond RCV.NXT is answered with a RST that ends it; a segment without
+    an ACK or without anything new is dropped; new data gets a RST that ends it (RFC 1122 §4.2.2.13:
+    data after close); the peer's FIN alone, at RCV.NXT, enters TIME-WAIT."""
+    tcb = conn.tcb
+    receiver = conn.receiver
+    flags = seg.flags
+    seq = seg.seq
+    end = (seq + seg.seg_len) & _MASK
+    rcv_nxt = tcb.rcv_nxt
+    ts = seg.options.timestamps if tcb.ts_ok else None
+    paws_reject = ts is not None and _time_wait_paws_rejects(receiver.ts_recent, ts[0], flags)
+    # Linux tcp_in_window against the window offered last
+    right = seq_add(rcv_nxt, max(seq_sub(tcb.rcv_adv, rcv_nxt), 0))
+    in_window = seq == rcv_nxt or (seq_gt(end, rcv_nxt) and seq_lt(seq, right)) or (seq == right and seq == end)
+    if paws_reject or not in_window:  # (Linux counts no PAWS drop here)
+        if (seg.seg_len and not flags & Flags.SYN) or conn.may_answer(now, paws=paws_reject):
+            receiver.ack_now = True
+        return
+    if flags & Flags.RST:
+        conn.on_reset(False, now)
+        return
+    if flags & Flags.SYN and seq_ge(seq, rcv_nxt):
+        output.answer_with_reset(conn, seg)
+        conn.enter(Event.SYN, now)
+        return
+    if not flags & Flags.ACK or not seq_gt(end, rcv_nxt) or end == seq:
+        return  # nothing new: a duplicate ACK, or a segment without one
+    if not flags & Flags.FIN or end != seq_add(rcv_nxt, 1):
+        output.answer_with_reset(conn, seg)
+        conn.enter(Event.DATA_AFTER_CLOSE, now)
+        return
+    if ts is not None:
+        receiver.ts_recent = ts[0]
+    _process_fin(conn, now)
+
+
+def _time_wait_paws_rejects(ts_recent: int, ts_val: int, flags: int) -> bool:
+    """RFC 7323 §5.3 R1 as Linux's time-wait sock checks it (tcp_paws_reject): a TSval older than TS.Recent
+    by any amount, not a RST's, and nothing while TS.Recent is 0."""
+    return ts_recent != 0 and 0 < (ts_recent - ts_val) & _MASK < _HALF and not flags & Flags.RST
 
 
 def _paws_verdict(conn: Connection, seg: Segment, behind: int) -> int:

@@ -128,6 +128,7 @@ TRANSITIONS: Final[dict[tuple[State, Event], State]] = {
     (S.FIN_WAIT_2, E.FIN): S.TIME_WAIT,  # send ACK
     (S.FIN_WAIT_2, E.FIN_WAIT_2_TIMEOUT): S.CLOSED,
     (S.FIN_WAIT_2, E.DATA_AFTER_CLOSE): S.CLOSED,
+    (S.FIN_WAIT_2, E.SYN): S.CLOSED,  # an orphan's, answered by a RST (Linux's FIN_WAIT2 time-wait sock)
     (S.CLOSE_WAIT, E.CLOSE): S.LAST_ACK,  # send FIN
     (S.CLOSING, E.ACK_OF_FIN): S.TIME_WAIT,
     (S.LAST_ACK, E.ACK_OF_FIN): S.CLOSED,

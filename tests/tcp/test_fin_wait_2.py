@@ -1,6 +1,7 @@
 """FIN_WAIT_2: our FIN is acknowledged; waiting for the peer's (RFC 9293 §3.6)."""
 
 from stack.tcp.state import State
+from stack.wire.segment import TcpOptions
 from tests.tcp.conftest import IRS, ISS, events, seg, sent
 
 
@@ -55,3 +56,39 @@ def test_fin_wait_2_rst_in_window_resets(conn_in):
     c.receive_segment(seg("R", IRS + 1), 0.5)
     assert c.state is State.CLOSED
     assert events(c) == ["Reset", "Closed"]
+
+
+def _orphan(conn_in):
+    c = conn_in(State.FIN_WAIT_2)
+    c.detach(0.0)
+    return c
+
+
+def test_fin_wait_2_orphan_segment_without_ack_dropped_unanswered(conn_in):
+    """Linux's FIN-WAIT-2 time-wait sock (tcp_timewait_state_process) drops a segment without an ACK,
+    data and FIN too: no answer, no RST, the connection stays."""
+    c = _orphan(conn_in)
+    c.receive_segment(seg("F", IRS + 1), 0.5)
+    assert sent(c, 0.5) == [] and c.state is State.FIN_WAIT_2
+
+
+def test_fin_wait_2_orphan_fin_with_data_gets_rst(conn_in):
+    """RFC 1122 §4.2.2.13 as the FIN-WAIT-2 time-wait sock applies it: anything new but the FIN alone is
+    data after close, answered by <SEQ=SEG.ACK><CTL=RST>; the connection ends (TCPAbortOnData is counted
+    only by a socket still open)."""
+    c = _orphan(conn_in)
+    c.receive_segment(seg("F.", IRS + 1, ISS + 2, b"late"), 0.5)
+    assert sent(c, 0.5) == [("R", ISS + 2, 0, b"")]
+    assert c.state is State.CLOSED and c.counters.events_seen().aborts_on_data == 0
+
+
+def test_fin_wait_2_orphan_fin_failing_paws_answered_not_taken(conn_in):
+    """RFC 7323 §5.3 R1 without slack, as the time-wait sock checks it: a FIN whose TSval is older than
+    TS.Recent gets an ACK of RCV.NXT and is not taken."""
+    c = conn_in(State.FIN_WAIT_2, timestamps=True)
+    c.tcb.ts_ok = True
+    c.receiver.ts_recent = 500
+    c.detach(0.0)
+    c.receive_segment(seg("F.", IRS + 1, ISS + 2, options=TcpOptions(timestamps=(499, 0))), 0.5)
+    assert [s[:3] for s in sent(c, 0.5)] == [(".", ISS + 2, IRS + 1)]
+    assert c.state is State.FIN_WAIT_2
