@@ -3,7 +3,8 @@
 As in packetdrill: the stack under test is 192.168.0.1, the remote end 192.0.2.1. Inbound sequence
 numbers are the remote's own, as written (its ISN is the script's); inbound ACK numbers and SACK blocks,
 and outbound sequence numbers, are relative to our ISN, learned from our SYN or SYN,ACK. An inbound TSecr
-is shifted by the offset between our real TSval and the value the script wrote for it.
+is shifted by the offset between our real TSval and the value the script wrote for it (packetdrill does
+so under --tcp_ts_ecr_scaled, and else takes only echoes of values the script wrote for our TSvals).
 
 Time is virtual: an event at time t runs once every timer due before t has fired. Outbound lines are
 matched, in order, against the segments the core emits, within the tolerance (packetdrill's default
@@ -25,7 +26,7 @@ Option lines `--name=value` set, for one script, the stack settings Linux has as
 (`--tcp_timestamps=1`, `--tcp_challenge_ack_limit=1`, ...: see sysctls.py), like a packetdrill script's
 `sysctl` shell lines, which shell.py interprets (never running them). packetdrill's own command-line
 options are understood too (`--tolerance_usecs`, `--tolerance_percent`, `--ip_version=ipv4`, the
-default `--local_ip`/`--remote_ip`, `--tcp_ts_tick_usecs`, `--strict_segments`).
+default `--local_ip`/`--remote_ip`, `--tcp_ts_tick_usecs`, `--tcp_ts_ecr_scaled`, `--strict_segments`).
 
 packetdrill's matching rules: the timing tolerance is the larger of --tolerance_usecs and
 --tolerance_percent (12.5) of the time since the previous event. An outbound line longer than the
@@ -88,6 +89,7 @@ _RUNNER_OPTIONS = {
     "tolerance_usecs",
     "tolerance_percent",
     "tcp_ts_tick_usecs",
+    "tcp_ts_ecr_scaled",  # inbound TSecr shifted by our TSval's offset: what this runner always does
     "strict_segments",
     "verbose",
     "mss",

@@ -47,6 +47,8 @@ class Events:
     paws_drops: int = field(metadata={"linux": "PAWSEstab"})
     time_wait_paws_drops: int = field(metadata={"linux": "PAWSTimewait"})
     paws_old_acks: int = field(metadata={"linux": "PAWSOldAck"})
+    # SYN,ACKs (and RST,ACKs) in SYN-SENT whose TSecr echoes no TSval of ours since the first SYN
+    paws_active_rejected: int = field(metadata={"linux": "PAWSActive"})
     # SYN_SENT/SYN_RECEIVED -> CLOSED or back to LISTEN
     attempt_fails: int = field(metadata={"linux": "AttemptFails"})
     # ESTABLISHED/CLOSE_WAIT -> CLOSED
@@ -129,6 +131,7 @@ class Events:
         self.paws_drops = 0
         self.time_wait_paws_drops = 0
         self.paws_old_acks = 0
+        self.paws_active_rejected = 0
         self.attempt_fails = 0
         self.estab_resets = 0
         self.ofo_drops = 0
@@ -183,6 +186,7 @@ class Events:
         self.paws_drops += other.paws_drops
         self.time_wait_paws_drops += other.time_wait_paws_drops
         self.paws_old_acks += other.paws_old_acks
+        self.paws_active_rejected += other.paws_active_rejected
         self.attempt_fails += other.attempt_fails
         self.estab_resets += other.estab_resets
         self.ofo_drops += other.ofo_drops

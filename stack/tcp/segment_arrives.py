@@ -70,6 +70,13 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
                 conn.timers.start(timers.RETRANSMIT, now + timers.TIMEOUT_MIN)
             output.answer_with_reset(conn, seg)  # (never for a RST)
             return
+        if not _echoes_our_syn(conn, seg, now):
+            # RFC 7323 §4.1's echo must be of a TSval we sent since our first SYN: else an old or forged
+            # segment, answered by a RST, a RST,ACK ignored; the connect goes on (Linux
+            # tcp_rcv_synsent_state_process, PAWSActive)
+            conn.counters.events().paws_active_rejected += 1
+            output.answer_with_reset(conn, seg)
+            return
         ack_ok = True
     if flags & Flags.RST:  # second: the RST bit
         if ack_ok:
@@ -94,6 +101,16 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
         conn.update_send_window(seg.window, seg.seq, seg.ack, syn_segment=True)
         conn.enter(Event.SYN, now)
         output.send_syn(conn, now, retransmit=True)
+
+
+def _echoes_our_syn(conn: Connection, seg: Segment, now: float) -> bool:
+    """Whether an ACK in SYN-SENT echoes a TSval from our first SYN until now, or none (TSecr 0, or no
+    timestamps: ours were not offered, or the peer sends none)."""
+    ts = seg.options.timestamps
+    if ts is None or not ts[1] or conn.syn_options.timestamps is None:
+        return True
+    first = conn.ts_val(conn.sender.rtt_time)  # (rtt_time: our first SYN, never moved by a resend)
+    return (ts[1] - first) & _MASK <= (conn.ts_val(now) - first) & _MASK
 
 
 def _acceptable(conn: Connection, seq: int, seg_len: int) -> bool:

@@ -120,3 +120,18 @@ def test_syn_sent_data_queued_goes_out_after_handshake(conn_in):
     assert sent(c, 0.0) == []
     c.receive_segment(seg("S.", IRS, ISS + 1), 0.1)
     assert sent(c, 0.1) == [("P.", ISS + 1, IRS + 1, b"early")]
+
+
+def test_syn_sent_synack_echoing_a_tsval_older_than_our_syn_gets_rst():
+    """RFC 7323 §4.1 as Linux checks it in SYN-SENT (tcp_rcv_synsent_state_process): a SYN,ACK whose TSecr
+    is from before our first SYN, as one for an earlier attempt on these ports would be, is answered by
+    <SEQ=SEG.ACK><CTL=RST> and counted as PAWSActive; the connect goes on, and a SYN,ACK that echoes our
+    SYN's TSval completes it."""
+    c = Connection.connect(CONFIG, LOCAL, REMOTE, 5.0)
+    (syn,) = c.segments_to_send(5.0)
+    our_tsval = syn.options.timestamps[0]
+    c.receive_segment(seg("S.", IRS, syn.seq + 1, options=TcpOptions(mss=1200, timestamps=(7, our_tsval - 1))), 5.1)
+    assert sent(c, 5.1) == [("R", syn.seq + 1, 0, b"")] and c.state is State.SYN_SENT
+    assert c.counters.by_linux_name()["PAWSActive"] == 1
+    c.receive_segment(seg("S.", IRS, syn.seq + 1, options=TcpOptions(mss=1200, timestamps=(8, our_tsval))), 5.2)
+    assert c.state is State.ESTABLISHED
