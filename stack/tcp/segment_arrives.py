@@ -103,6 +103,13 @@ def _syn_sent(conn: Connection, seg: Segment, now: float) -> None:
         output.send_syn(conn, now, retransmit=True)
 
 
+def _resets(conn: Connection, seq: int) -> bool:
+    """A RST resets at RCV.NXT exactly (RFC 5961 §3.2), and after the peer's FIN also with the FIN's own
+    sequence number, RCV.NXT - 1, as some stacks number a RST after their FIN (Linux tcp_reset_check)."""
+    rcv_nxt = conn.tcb.rcv_nxt
+    return seq == rcv_nxt or (seq == (rcv_nxt - 1) & _MASK and conn.state in _AFTER_PEER_FIN)
+
+
 def _echoes_our_syn(conn: Connection, seg: Segment, now: float) -> bool:
     """Whether an ACK in SYN-SENT echoes a TSval from our first SYN until now, or none (TSecr 0, or no
     timestamps: ours were not offered, or the peer sends none)."""
@@ -158,8 +165,8 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             output.send_syn(conn, now, retransmit=True)
         return
 
-    # first: sequence number
-    if not _acceptable(conn, seq, seg_len):
+    # first: sequence number (a RST that resets is in sequence, _resets says when)
+    if not _acceptable(conn, seq, seg_len) and not (flags & Flags.RST and _resets(conn, seq)):
         if seq == tcb.rcv_nxt and seq_sub(tcb.rcv_adv, tcb.rcv_nxt) <= 0:
             # zero window: still take valid ACKs, URGs and RSTs (§3.10.7.4 first check) and, as Linux,
             # a bare FIN; the text is trimmed away below and the ACK we owe repeats the closed window
@@ -183,7 +190,7 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
 
     # second: RST (with RFC 5961 §3.2: only an exact match resets, in-window gets a challenge ACK)
     if flags & Flags.RST:
-        if seq != tcb.rcv_nxt:
+        if not _resets(conn, seq):
             conn.challenge_ack(now)
             return
         if conn.state is State.SYN_RECEIVED:

@@ -426,3 +426,12 @@ def test_established_challenge_acks_beyond_the_limit_are_counted(conn_in):
     for _ in range(3):
         c.receive_segment(seg("S", IRS + 1), 0.0)
     assert (c.counters.events().challenge_acks, c.counters.events().challenge_acks_skipped) == (1, 2)
+
+
+def test_established_rst_one_below_rcv_nxt_dropped_silently(conn_in):
+    """Linux tcp_reset_check takes a RST at RCV.NXT - 1 only after the peer's FIN (CLOSE-WAIT, CLOSING,
+    LAST-ACK); in ESTABLISHED it is outside the window: dropped without an answer (RFC 5961 §3.2)."""
+    c = conn_in(State.ESTABLISHED)
+    c.receive_segment(seg("R", IRS), 0.5)
+    assert sent(c, 0.5) == [] and c.state is State.ESTABLISHED
+    assert c.counters.events().rsts_out_of_window == 1
