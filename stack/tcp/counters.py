@@ -1,5 +1,8 @@
 """One connection's counters, each with the name Linux's MIB gives it (`nstat`, `tcpstack stats`): those
-every segment moves, and the events few connections see, held apart and made at the first of them."""
+every segment moves, and the events few connections see, held apart and made at the first of them.
+Seven names are tcpstack's own, for what Linux 6.18 does not count under a name of its own: InSegsConn
+and OutRstsConn (the connections' share of InSegs and OutRsts), OutOfWindowDrops, OutOfWindowRsts,
+TCPECNRcvCE, TCPECNReductions and TCPMTUPProbes."""
 
 from __future__ import annotations
 
