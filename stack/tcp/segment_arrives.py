@@ -602,15 +602,16 @@ def _process_fin(conn: Connection, now: float, hole_filled: bool = False) -> Non
 
 def syn_ends_time_wait(conn: Connection, seg: Segment, now: float) -> bool:
     """A new SYN for a 4-tuple in TIME_WAIT may start a new incarnation (RFC 1122 §4.2.2.13): when its
-    timestamp is newer than TS.Recent (RFC 6191 §2), or without timestamps its sequence number lies
-    beyond RCV.NXT, the old connection is closed here and the caller hands the SYN to the listener."""
+    timestamp is newer than TS.Recent (RFC 6191 §2), or its sequence number lies beyond RCV.NXT and its
+    timestamp, if any, is not older (Linux tcp_timewait_state_process), the old connection is closed here
+    and the caller hands the SYN to the listener."""
     if conn.state is not State.TIME_WAIT or seg.flags & (Flags.SYN | Flags.ACK | Flags.RST) != Flags.SYN:
         return False
-    ts = seg.options.timestamps
-    if conn.tcb.ts_ok and ts is not None:
-        newer = seq_gt(ts[0], conn.receiver.ts_recent)
-    else:
-        newer = seq_gt(seg.seq, conn.tcb.rcv_nxt)
+    ts = seg.options.timestamps if conn.tcb.ts_ok else None
+    ts_recent = conn.receiver.ts_recent
+    if ts is not None and _time_wait_paws_rejects(ts_recent, ts[0], seg.flags):
+        return False
+    newer = seq_gt(seg.seq, conn.tcb.rcv_nxt) or (ts is not None and seq_gt(ts[0], ts_recent))
     if newer:
         conn.counters.events().time_wait_recycled += 1
         conn.enter(Event.SYN, now)

@@ -162,3 +162,14 @@ def test_time_wait_syn_failing_paws_restarts_the_timer_and_counts(conn_in):
     assert [s[0] for s in sent(c, 1.5)] == ["."]
     assert c.next_deadline() == 3.5
     assert c.counters.by_linux_name()["PAWSTimewait"] == 1
+
+
+def test_time_wait_syn_beyond_rcv_nxt_with_an_older_timestamp_leaves_it_alone(conn_in):
+    """Linux tcp_timewait_state_process: a SYN whose TSval is older than TS.Recent fails PAWS (RFC 7323
+    §5.3) and opens nothing, though its sequence number lies beyond RCV.NXT."""
+    c = conn_in(State.TIME_WAIT, timestamps=True)
+    c.tcb.ts_ok = True
+    c.receiver.ts_recent = 500
+    syn = seg("S", c.tcb.rcv_nxt + 100_000, options=TcpOptions(timestamps=(499, 0)))
+    assert not syn_ends_time_wait(c, syn, 1.0)
+    assert c.state is State.TIME_WAIT
