@@ -100,6 +100,7 @@ class KernelPeer:
         self._fd = self._tun.fileno()
         os.set_blocking(self._fd, False)
         self._sockets: list[socket.socket] = []
+        self._connected: list[socket.socket] = []  # active opens, which close_connected() closes
 
     def listen(self, port: int) -> None:
         with inside(self.ns):
@@ -119,6 +120,12 @@ class KernelPeer:
             except BlockingIOError:
                 pass
         self._sockets.append(s)
+        self._connected.append(s)
+
+    def close_connected(self) -> None:
+        """close() every active open: each sends its FIN."""
+        for s in self._connected:
+            s.close()
 
     def send(self, packets: list[bytes]) -> None:
         for p in packets:
@@ -155,6 +162,7 @@ class StackPeer:
         self._thread.start()
         self.stack: Stack = self._call(self._make(theirs))
         self._pending: list = []
+        self._connected: list[asyncio.Transport] = []  # active opens, which close_connected() closes
 
     async def _make(self, device) -> Stack:
         return Stack(device, HOST)
@@ -170,9 +178,15 @@ class StackPeer:
 
     async def _connect(self, port: int) -> None:
         try:
-            await self.stack.create_connection(_HalfOpen, US, port)
+            transport, _ = await self.stack.create_connection(_HalfOpen, US, port)
         except OSError:
-            pass
+            return
+        self._connected.append(transport)
+
+    def close_connected(self) -> None:
+        """close() every active open that completed: each sends its FIN."""
+        for transport in list(self._connected):
+            self._loop.call_soon_threadsafe(transport.close)
 
     def send(self, packets: list[bytes]) -> None:
         for p in packets:

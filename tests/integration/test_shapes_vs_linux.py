@@ -1,6 +1,6 @@
-"""Every TCP flag combination in LISTEN, SYN_SENT and ESTABLISHED, and malformed TCP and IPv4 options,
-sent to the kernel's own TCP and to tcpstack: the kind of answer (none, RST, SYN-ACK, ACK, ICMP) must be
-the same, except where docs/linux-differences.md says why not.
+"""Every TCP flag combination in LISTEN, SYN_RECEIVED, SYN_SENT, ESTABLISHED and TIME_WAIT, and malformed
+TCP and IPv4 options, sent to the kernel's own TCP and to tcpstack: the kind of answer (none, RST, SYN-ACK,
+ACK, ICMP) must be the same, except where docs/linux-differences.md says why not.
 
 The kernel sits behind a TUN device the test holds in a private namespace; tcpstack is a Stack on a
 socketpair. Each shape goes to its own connection (its own port), so all of a state's shapes are sent
@@ -54,18 +54,48 @@ def established_answers(peer) -> dict[str, str]:
     return {f"ESTABLISHED {flags_str(f)}": kind(got.get(30000 + f, [])) for f in FLAGS}
 
 
-def syn_sent_answers(peer) -> dict[str, str]:
-    """Each flag combination as the answer to the peer's SYN (an acceptable ACK where ACK is set)."""
+def syn_received_answers(peer) -> dict[str, str]:
+    """Each flag combination, at RCV.NXT and with the ACK of the SYN,ACK where ACK is set, on its own
+    half-open passive connection (Linux's request sock)."""
+    from stack.wire.codec import decode
+
+    peer.listen(LISTEN_PORT + 3)
+    peer.receive(0.1)
+    answers: dict[str, str] = {}
+    for start in range(0, 256, 64):  # in groups: no SYN queue fills up, and each group is answered within
+        # the SYN,ACK's first retransmission timeout (1 s)
+        flags = range(start, start + 64)
+        peer.send([encode(segment(60000 + f, LISTEN_PORT + 3, 5000, 0, Flags.SYN, MSS)) for f in flags])
+        got = by_port(peer.receive(0.2))
+        isn = {}
+        for f in flags:
+            answer = [raw for raw in got.get(60000 + f, []) if kind([raw]) == "SYN-ACK"]
+            assert answer, f"no SYN-ACK for the handshake from port {60000 + f}"
+            isn[f] = decode(answer[0]).segment.seq
+        peer.send([encode(segment(60000 + f, LISTEN_PORT + 3, 5001, isn[f] + 1, f, _opts(f))) for f in flags])
+        got = by_port(peer.receive(WAIT))
+        answers.update({f"SYN_RECEIVED {flags_str(f)}": kind(got.get(60000 + f, [])) for f in flags})
+    return answers
+
+
+def _their_syns(peer, base: int) -> dict[int, tuple[int, int]]:
+    """The peer opens a connection to each of base + flags; its SYNs' source port and ISN by our port."""
     from stack.wire.codec import TcpPacket, decode
 
     for f in FLAGS:
-        peer.connect(40000 + f)
+        peer.connect(base + f)
     syns: dict[int, tuple[int, int]] = {}
     for raw in peer.receive(1.0):
         pkt = decode(raw)
         if type(pkt) is TcpPacket and pkt.segment.flags & Flags.SYN:
             syns[pkt.segment.dst_port] = (pkt.segment.src_port, pkt.segment.seq)
     assert len(syns) == 256, f"only {len(syns)} SYNs"
+    return syns
+
+
+def syn_sent_answers(peer) -> dict[str, str]:
+    """Each flag combination as the answer to the peer's SYN (an acceptable ACK where ACK is set)."""
+    syns = _their_syns(peer, 40000)
     shapes = []
     for f in FLAGS:
         their_port, their_isn = syns[40000 + f]
@@ -73,6 +103,36 @@ def syn_sent_answers(peer) -> dict[str, str]:
     peer.send(shapes)
     got = by_port(peer.receive(WAIT))
     return {f"SYN_SENT {flags_str(f)}": kind(got.get(40000 + f, [])) for f in FLAGS}
+
+
+def time_wait_answers(peer) -> dict[str, str]:
+    """Each flag combination, at RCV.NXT and with an acceptable ACK where ACK is set, on its own connection
+    in TIME-WAIT: the peer opens it, closes first, and the test's FIN and ACK end it there."""
+    return _time_wait_walk(peer, 45000, 0, "TIME_WAIT")
+
+
+def time_wait_off_rcv_nxt_answers(peer) -> dict[str, str]:
+    """As time_wait_answers, 100 bytes beyond RCV.NXT, inside the window."""
+    return _time_wait_walk(peer, 46000, 100, "TIME_WAIT RCV.NXT+100")
+
+
+def _time_wait_walk(peer, base: int, offset: int, label: str) -> dict[str, str]:
+    from stack.wire.codec import decode
+
+    syns = _their_syns(peer, base)
+    ports = {f: syns[base + f][0] for f in FLAGS}
+    isn = {f: syns[base + f][1] for f in FLAGS}
+    peer.send([encode(segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, MSS)) for f in FLAGS])
+    peer.receive(0.3)  # their ACKs
+    peer.close_connected()
+    fins = by_port(peer.receive(0.5))
+    assert all(any(decode(raw).segment.flags & Flags.FIN for raw in fins.get(base + f, [])) for f in FLAGS)
+    fin_ack = Flags.FIN | Flags.ACK
+    peer.send([encode(segment(base + f, ports[f], 9001, isn[f] + 2, fin_ack)) for f in FLAGS])
+    peer.receive(0.3)  # their ACKs of our FIN: TIME-WAIT
+    peer.send([encode(segment(base + f, ports[f], 9002 + offset, isn[f] + 2, f, _opts(f))) for f in FLAGS])
+    got = by_port(peer.receive(WAIT))
+    return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
 
 
 MSS_BYTES = b"\x02\x04\x05\xb4"
@@ -154,7 +214,18 @@ def peers(netns):
         ours.close()
 
 
-@pytest.mark.parametrize("walk", [listen_answers, established_answers, syn_sent_answers, option_answers])
+@pytest.mark.parametrize(
+    "walk",
+    [
+        listen_answers,
+        established_answers,
+        syn_received_answers,
+        syn_sent_answers,
+        time_wait_answers,
+        time_wait_off_rcv_nxt_answers,
+        option_answers,
+    ],
+)
 def test_any_state_every_shape_answered_as_linux_answers(peers, walk):
     """RFC 9293 §3.10.7 and Linux (tcp_rcv_state_process, tcp_parse_options, ip_options_compile): the
     same kind of answer to each shape, or a documented reason why not."""
