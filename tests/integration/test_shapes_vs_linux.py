@@ -1,6 +1,7 @@
-"""Every TCP flag combination in LISTEN, SYN_RECEIVED, SYN_SENT, ESTABLISHED and TIME_WAIT, and malformed
-TCP and IPv4 options, sent to the kernel's own TCP and to tcpstack: the kind of answer (none, RST, SYN-ACK,
-ACK, ICMP) must be the same, except where docs/linux-differences.md says why not.
+"""Every TCP flag combination in LISTEN, SYN_RECEIVED, SYN_SENT, ESTABLISHED, an orphaned FIN_WAIT_2 and
+TIME_WAIT, and malformed TCP and IPv4 options, sent to the kernel's own TCP and to tcpstack: the kind of
+answer (none, RST, SYN-ACK, ACK, ICMP) must be the same, except where docs/linux-differences.md says why
+not.
 
 The kernel sits behind a TUN device the test holds in a private namespace; tcpstack is a Stack on a
 socketpair. Each shape goes to its own connection (its own port), so all of a state's shapes are sent
@@ -108,15 +109,24 @@ def syn_sent_answers(peer) -> dict[str, str]:
 def time_wait_answers(peer) -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with an acceptable ACK where ACK is set, on its own connection
     in TIME-WAIT: the peer opens it, closes first, and the test's FIN and ACK end it there."""
-    return _time_wait_walk(peer, 45000, 0, "TIME_WAIT")
+    return _closed_first_walk(peer, 45000, True, 0, "TIME_WAIT")
 
 
 def time_wait_off_rcv_nxt_answers(peer) -> dict[str, str]:
     """As time_wait_answers, 100 bytes beyond RCV.NXT, inside the window."""
-    return _time_wait_walk(peer, 46000, 100, "TIME_WAIT RCV.NXT+100")
+    return _closed_first_walk(peer, 46000, True, 100, "TIME_WAIT RCV.NXT+100")
 
 
-def _time_wait_walk(peer, base: int, offset: int, label: str) -> dict[str, str]:
+def orphaned_fin_wait_2_answers(peer) -> dict[str, str]:
+    """Each flag combination, at RCV.NXT and with an acceptable ACK where ACK is set, on its own connection
+    in FIN_WAIT_2 whose socket is closed: the peer opens it and closes, the test acknowledges its FIN."""
+    return _closed_first_walk(peer, 47000, False, 0, "FIN_WAIT_2 orphaned")
+
+
+def _closed_first_walk(peer, base: int, our_fin: bool, offset: int, label: str) -> dict[str, str]:
+    """The peer opens a connection to each of base + flags and closes it; the test acknowledges its FIN,
+    with a FIN of its own (TIME_WAIT) or without (an orphaned FIN_WAIT_2), then sends each shape `offset`
+    bytes beyond RCV.NXT."""
     from stack.wire.codec import decode
 
     syns = _their_syns(peer, base)
@@ -127,10 +137,11 @@ def _time_wait_walk(peer, base: int, offset: int, label: str) -> dict[str, str]:
     peer.close_connected()
     fins = by_port(peer.receive(0.5))
     assert all(any(decode(raw).segment.flags & Flags.FIN for raw in fins.get(base + f, [])) for f in FLAGS)
-    fin_ack = Flags.FIN | Flags.ACK
-    peer.send([encode(segment(base + f, ports[f], 9001, isn[f] + 2, fin_ack)) for f in FLAGS])
-    peer.receive(0.3)  # their ACKs of our FIN: TIME-WAIT
-    peer.send([encode(segment(base + f, ports[f], 9002 + offset, isn[f] + 2, f, _opts(f))) for f in FLAGS])
+    ack = Flags.FIN | Flags.ACK if our_fin else Flags.ACK
+    peer.send([encode(segment(base + f, ports[f], 9001, isn[f] + 2, ack)) for f in FLAGS])
+    peer.receive(0.3)  # with our FIN, their ACKs of it: TIME-WAIT
+    rcv_nxt = 9002 if our_fin else 9001
+    peer.send([encode(segment(base + f, ports[f], rcv_nxt + offset, isn[f] + 2, f, _opts(f))) for f in FLAGS])
     got = by_port(peer.receive(WAIT))
     return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
 
@@ -223,6 +234,7 @@ def peers(netns):
         syn_sent_answers,
         time_wait_answers,
         time_wait_off_rcv_nxt_answers,
+        orphaned_fin_wait_2_answers,
         option_answers,
     ],
 )
