@@ -239,9 +239,10 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         conn.counters.events().aborts_on_data += 1
         conn.on_reset(False, now)
         return
-    if conn.state in _RECEIVING_TEXT or seg.flags & Flags.FIN:
-        if seg.payload or flags & Flags.FIN:
-            _process_text_and_fin(conn, seg, seq, seg.payload, now)
+    # (after the peer's FIN, text and a FIN at or beyond RCV.NXT are ignored, §3.10.7.4 seventh and eighth
+    # checks, without an ACK, as Linux's tcp_rcv_state_process; a retransmitted FIN was answered above)
+    if conn.state in _RECEIVING_TEXT and (seg.payload or flags & Flags.FIN):
+        _process_text_and_fin(conn, seg, seq, seg.payload, now)
     # after the FIN check, so that FIN together with the ACK of our FIN goes straight to TIME-WAIT
     if conn.state is _FIN_WAIT_1 and conn.fin_acked:
         conn.enter(Event.ACK_OF_FIN, now)
@@ -486,7 +487,6 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
     tcb = conn.tcb
     receiver = conn.receiver
     fin = bool(seg.flags & Flags.FIN)
-    receiving = conn.state in _RECEIVING_TEXT
     if payload and conn.state in (State.FIN_WAIT_1, State.FIN_WAIT_2) and conn.receive_shut:
         if seq_gt(seq_add(seq, len(payload)), tcb.rcv_nxt):
             # RFC 1122 §4.2.2.13: new data for a socket the application closed (or whose reading it shut,
@@ -499,7 +499,7 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             else:  # shut by shutdown(): the application still holds it and hears ECONNRESET (Linux tcp_reset)
                 conn.on_reset(False, now)
             return
-    if payload and receiving:
+    if payload:
         # trim what was already received
         head = seq_sub(tcb.rcv_nxt, seq)
         if head > 0:
@@ -566,8 +566,6 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
             if receiver.hold(seq, payload, fin, now, conn.rto.srtt, conn.counters):
                 conn.counters.events().ofo_drops += 1  # the queue's bounds dropped data furthest from RCV.NXT
             return
-    elif payload:
-        payload = b""  # text after the peer's FIN is ignored (§3.10.7.4 seventh check)
     if not fin:
         if not receiver.take_held_fin():
             return
@@ -584,9 +582,6 @@ def _process_text_and_fin(conn: Connection, seg: Segment, seq: int, payload: byt
 def _process_fin(conn: Connection, now: float, hole_filled: bool = False) -> None:
     """Eighth check: the FIN is in sequence (`hole_filled`: it was held behind a hole this segment filled)."""
     state = conn.state
-    if state in (State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK):
-        conn.receiver.ack_now = True
-        return
     half_close = state in (State.SYN_RECEIVED, State.ESTABLISHED)
     conn.receiver.peer_finished(now, half_close, hole_filled)
     if half_close:

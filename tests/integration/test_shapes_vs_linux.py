@@ -1,7 +1,7 @@
-"""Every TCP flag combination in LISTEN, SYN_RECEIVED, SYN_SENT, ESTABLISHED, an orphaned FIN_WAIT_2 and
-TIME_WAIT, and malformed TCP and IPv4 options, sent to the kernel's own TCP and to tcpstack: the kind of
-answer (none, RST, SYN-ACK, ACK, ICMP) must be the same, except where docs/linux-differences.md says why
-not.
+"""Every TCP flag combination in LISTEN, SYN_RECEIVED, SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, an
+orphaned FIN_WAIT_1 and FIN_WAIT_2 and TIME_WAIT, and malformed TCP and IPv4 options, sent to the kernel's
+own TCP and to tcpstack: the kind of answer (none, RST, SYN-ACK, ACK, ICMP) must be the same, except where
+docs/linux-differences.md says why not.
 
 The kernel sits behind a TUN device the test holds in a private namespace; tcpstack is a Stack on a
 socketpair. Each shape goes to its own connection (its own port), so all of a state's shapes are sent
@@ -123,6 +123,45 @@ def orphaned_fin_wait_2_answers(peer) -> dict[str, str]:
     return _closed_first_walk(peer, 47000, False, 0, "FIN_WAIT_2 orphaned")
 
 
+def orphaned_fin_wait_1_answers(peer) -> dict[str, str]:
+    """Each flag combination, at RCV.NXT and with the ACK of all but the peer's FIN where ACK is set, on its
+    own connection in FIN_WAIT_1 whose socket is closed: the peer opens it and closes, the test holds back
+    the ACK of its FIN."""
+    return _closing_walk(peer, 48000, test_closes=False, peer_closes=True, label="FIN_WAIT_1 orphaned")
+
+
+def close_wait_answers(peer) -> dict[str, str]:
+    """Each flag combination, beyond the test's FIN and with an acceptable ACK where ACK is set, on its own
+    connection in CLOSE_WAIT: the peer opens it, the test closes first."""
+    return _closing_walk(peer, 49000, test_closes=True, peer_closes=False, label="CLOSE_WAIT")
+
+
+def last_ack_answers(peer) -> dict[str, str]:
+    """As close_wait_answers, once the peer has closed too (LAST_ACK), with the ACK of all but its FIN."""
+    return _closing_walk(peer, 50000, test_closes=True, peer_closes=True, label="LAST_ACK")
+
+
+def _closing_walk(peer, base: int, test_closes: bool, peer_closes: bool, label: str) -> dict[str, str]:
+    """The peer (the stack under test) opens a connection to each of base + flags; the test sends its FIN
+    (`test_closes`: CLOSE_WAIT) and the peer closes (`peer_closes`: FIN_WAIT_1, or LAST_ACK after
+    CLOSE_WAIT), its FIN left unacknowledged; then each shape at RCV.NXT, acknowledging all but that FIN."""
+    syns = _their_syns(peer, base)
+    ports = {f: syns[base + f][0] for f in FLAGS}
+    isn = {f: syns[base + f][1] for f in FLAGS}
+    peer.send([encode(segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, MSS)) for f in FLAGS])
+    peer.receive(0.3)  # their ACKs
+    if test_closes:
+        peer.send([encode(segment(base + f, ports[f], 9001, isn[f] + 1, Flags.FIN | Flags.ACK)) for f in FLAGS])
+        peer.receive(0.3)  # their ACKs of our FIN: CLOSE_WAIT
+    if peer_closes:
+        peer.close_connected()
+        peer.receive(0.5)  # their FINs, left unacknowledged
+    rcv_nxt = 9002 if test_closes else 9001
+    peer.send([encode(segment(base + f, ports[f], rcv_nxt, isn[f] + 1, f, _opts(f))) for f in FLAGS])
+    got = by_port(peer.receive(WAIT))
+    return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
+
+
 def _closed_first_walk(peer, base: int, our_fin: bool, offset: int, label: str) -> dict[str, str]:
     """The peer opens a connection to each of base + flags and closes it; the test acknowledges its FIN,
     with a FIN of its own (TIME_WAIT) or without (an orphaned FIN_WAIT_2), then sends each shape `offset`
@@ -235,6 +274,9 @@ def peers(netns):
         time_wait_answers,
         time_wait_off_rcv_nxt_answers,
         orphaned_fin_wait_2_answers,
+        orphaned_fin_wait_1_answers,
+        close_wait_answers,
+        last_ack_answers,
         option_answers,
     ],
 )
