@@ -40,6 +40,8 @@ def kind(replies: list[bytes]) -> str:
         flags = pkt.segment.flags & (Flags.SYN | Flags.RST | Flags.ACK | Flags.FIN)
         if flags == Flags.SYN:
             continue  # the peer's own SYN, retransmitted: not an answer
+        if flags == Flags.FIN | Flags.ACK and not pkt.segment.payload:
+            continue  # the peer's own FIN, resent by its retransmission timer (no shape draws a FIN)
         if flags & Flags.RST:
             return "RST"
         if flags == Flags.SYN | Flags.ACK:

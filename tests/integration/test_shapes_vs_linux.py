@@ -1,5 +1,5 @@
-"""Every TCP flag combination in LISTEN, SYN_RECEIVED, SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, an
-orphaned FIN_WAIT_1 and FIN_WAIT_2 and TIME_WAIT, and malformed TCP and IPv4 options, sent to the kernel's
+"""Every TCP flag combination in LISTEN, SYN_RECEIVED, SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSING,
+an orphaned FIN_WAIT_1 and FIN_WAIT_2 and TIME_WAIT, and malformed TCP and IPv4 options, sent to the kernel's
 own TCP and to tcpstack: the kind of answer (none, RST, SYN-ACK, ACK, ICMP) must be the same, except where
 docs/linux-differences.md says why not.
 
@@ -35,12 +35,21 @@ def listen_answers(peer) -> dict[str, str]:
 
 def established_answers(peer) -> dict[str, str]:
     """Each flag combination, in window and with an acceptable ACK, on its own established connection."""
-    peer.listen(LISTEN_PORT + 1)
+    return _established_walk(peer, LISTEN_PORT + 1, 30000, 0, "ESTABLISHED")
+
+
+def established_off_rcv_nxt_answers(peer) -> dict[str, str]:
+    """As established_answers, 100 bytes beyond RCV.NXT, inside the window."""
+    return _established_walk(peer, LISTEN_PORT + 4, 31000, 100, "ESTABLISHED RCV.NXT+100")
+
+
+def _established_walk(peer, listen_port: int, base: int, offset: int, label: str) -> dict[str, str]:
+    peer.listen(listen_port)
     peer.receive(0.1)
     isn: dict[int, int] = {}
     for start in range(0, 256, 64):  # handshakes in groups: no SYN queue overflows on either side
-        ports = range(30000 + start, 30000 + start + 64)
-        peer.send([encode(segment(p, LISTEN_PORT + 1, 5000, 0, Flags.SYN, MSS)) for p in ports])
+        ports = range(base + start, base + start + 64)
+        peer.send([encode(segment(p, listen_port, 5000, 0, Flags.SYN, MSS)) for p in ports])
         got = by_port(peer.receive(WAIT))
         for p in ports:
             answer = [raw for raw in got.get(p, []) if kind([raw]) == "SYN-ACK"]
@@ -48,11 +57,11 @@ def established_answers(peer) -> dict[str, str]:
             from stack.wire.codec import decode
 
             isn[p] = decode(answer[0]).segment.seq
-        peer.send([encode(segment(p, LISTEN_PORT + 1, 5001, isn[p] + 1, Flags.ACK)) for p in ports])
+        peer.send([encode(segment(p, listen_port, 5001, isn[p] + 1, Flags.ACK)) for p in ports])
     peer.receive(0.2)
-    peer.send([encode(segment(30000 + f, LISTEN_PORT + 1, 5001, isn[30000 + f] + 1, f, _opts(f))) for f in FLAGS])
+    peer.send([encode(segment(base + f, listen_port, 5001 + offset, isn[base + f] + 1, f, _opts(f))) for f in FLAGS])
     got = by_port(peer.receive(WAIT))
-    return {f"ESTABLISHED {flags_str(f)}": kind(got.get(30000 + f, [])) for f in FLAGS}
+    return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
 
 
 def syn_received_answers(peer) -> dict[str, str]:
@@ -141,19 +150,31 @@ def last_ack_answers(peer) -> dict[str, str]:
     return _closing_walk(peer, 50000, test_closes=True, peer_closes=True, label="LAST_ACK")
 
 
-def _closing_walk(peer, base: int, test_closes: bool, peer_closes: bool, label: str) -> dict[str, str]:
+def closing_answers(peer) -> dict[str, str]:
+    """Each flag combination, at RCV.NXT and with the ACK of all but the peer's FIN where ACK is set, on its
+    own connection in CLOSING: the peer closes, and the test's FIN crosses its FIN."""
+    return _closing_walk(peer, 51000, test_closes=True, peer_closes=True, label="CLOSING", peer_first=True)
+
+
+def _closing_walk(
+    peer, base: int, test_closes: bool, peer_closes: bool, label: str, peer_first: bool = False
+) -> dict[str, str]:
     """The peer (the stack under test) opens a connection to each of base + flags; the test sends its FIN
     (`test_closes`: CLOSE_WAIT) and the peer closes (`peer_closes`: FIN_WAIT_1, or LAST_ACK after
-    CLOSE_WAIT), its FIN left unacknowledged; then each shape at RCV.NXT, acknowledging all but that FIN."""
+    CLOSE_WAIT, or CLOSING when it closes first, `peer_first`), its FIN left unacknowledged; then each
+    shape at RCV.NXT, acknowledging all but that FIN."""
     syns = _their_syns(peer, base)
     ports = {f: syns[base + f][0] for f in FLAGS}
     isn = {f: syns[base + f][1] for f in FLAGS}
     peer.send([encode(segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, MSS)) for f in FLAGS])
     peer.receive(0.3)  # their ACKs
+    if peer_closes and peer_first:
+        peer.close_connected()
+        peer.receive(0.5)  # their FINs, left unacknowledged: FIN_WAIT_1
     if test_closes:
         peer.send([encode(segment(base + f, ports[f], 9001, isn[f] + 1, Flags.FIN | Flags.ACK)) for f in FLAGS])
-        peer.receive(0.3)  # their ACKs of our FIN: CLOSE_WAIT
-    if peer_closes:
+        peer.receive(0.3)  # their ACKs of our FIN: CLOSE_WAIT, or CLOSING
+    if peer_closes and not peer_first:
         peer.close_connected()
         peer.receive(0.5)  # their FINs, left unacknowledged
     rcv_nxt = 9002 if test_closes else 9001
@@ -269,6 +290,7 @@ def peers(netns):
     [
         listen_answers,
         established_answers,
+        established_off_rcv_nxt_answers,
         syn_received_answers,
         syn_sent_answers,
         time_wait_answers,
@@ -277,6 +299,7 @@ def peers(netns):
         orphaned_fin_wait_1_answers,
         close_wait_answers,
         last_ack_answers,
+        closing_answers,
         option_answers,
     ],
 )
