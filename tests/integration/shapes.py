@@ -13,6 +13,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
 
 from stack.aio.stack import Stack
 from stack.aio.tun import SocketPairDevice
@@ -70,9 +71,10 @@ def by_port(packets: list[bytes]) -> dict[int, list[bytes]]:
     return out
 
 
-def collect(fd: int, wait: float) -> list[bytes]:
-    """Every packet readable from the non-blocking packet fd within `wait` seconds."""
-    out = []
+def collect(fd: int, wait: float, until: Callable[[list[bytes]], bool] | None = None) -> list[bytes]:
+    """Every packet readable from the non-blocking packet fd within `wait` seconds, or until `until` says
+    that what came is all that is awaited."""
+    out: list[bytes] = []
     deadline = time.monotonic() + wait
     while (left := deadline - time.monotonic()) > 0:
         if select.select([fd], [], [], left)[0]:
@@ -81,7 +83,25 @@ def collect(fd: int, wait: float) -> list[bytes]:
                     out.append(os.read(fd, 65535))
             except BlockingIOError:
                 pass
+            if until is not None and until(out):
+                break
     return out
+
+
+def from_ports(ports: Iterable[int], flags: int) -> Callable[[list[bytes]], bool]:
+    """A stop condition for collect(): a segment with all of `flags` has come from each of `ports` (the
+    test's own ports, which the answers are addressed to)."""
+    awaited = set(ports)
+
+    def all_came(packets: list[bytes]) -> bool:
+        seen = set()
+        for raw in packets:
+            pkt = decode(raw)
+            if type(pkt) is TcpPacket and pkt.segment.flags & flags == flags:
+                seen.add(pkt.segment.dst_port)
+        return awaited <= seen
+
+    return all_came
 
 
 class KernelPeer:
@@ -133,8 +153,8 @@ class KernelPeer:
         for p in packets:
             os.write(self._fd, p)
 
-    def receive(self, wait: float) -> list[bytes]:
-        return [p for p in collect(self._fd, wait) if p and p[0] >> 4 == 4]
+    def receive(self, wait: float, until: Callable[[list[bytes]], bool] | None = None) -> list[bytes]:
+        return [p for p in collect(self._fd, wait, until) if p and p[0] >> 4 == 4]
 
     def close(self) -> None:
         for s in self._sockets:
@@ -194,8 +214,8 @@ class StackPeer:
         for p in packets:
             self._raw.send(p)
 
-    def receive(self, wait: float) -> list[bytes]:
-        return collect(self._raw.fileno(), wait)
+    def receive(self, wait: float, until: Callable[[list[bytes]], bool] | None = None) -> list[bytes]:
+        return collect(self._raw.fileno(), wait, until)
 
     def close(self) -> None:
         for f in self._pending:

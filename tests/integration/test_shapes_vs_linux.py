@@ -13,7 +13,17 @@ from __future__ import annotations
 import pytest
 
 from stack.wire.segment import Flags, TcpOptions, flags_str
-from tests.integration.shapes import LISTEN_PORT, KernelPeer, StackPeer, by_port, encode, kind, raw_packet, segment
+from tests.integration.shapes import (
+    LISTEN_PORT,
+    KernelPeer,
+    StackPeer,
+    by_port,
+    encode,
+    from_ports,
+    kind,
+    raw_packet,
+    segment,
+)
 
 WAIT = 0.5  # seconds to collect answers: both answer within a millisecond; retransmissions come after 1 s
 FLAGS = range(256)
@@ -50,7 +60,7 @@ def _established_walk(peer, listen_port: int, base: int, offset: int, label: str
     for start in range(0, 256, 64):  # handshakes in groups: no SYN queue overflows on either side
         ports = range(base + start, base + start + 64)
         peer.send([encode(segment(p, listen_port, 5000, 0, Flags.SYN, MSS)) for p in ports])
-        got = by_port(peer.receive(WAIT))
+        got = by_port(peer.receive(5.0, from_ports(ports, Flags.SYN | Flags.ACK)))
         for p in ports:
             answer = [raw for raw in got.get(p, []) if kind([raw]) == "SYN-ACK"]
             assert answer, f"no SYN-ACK for the handshake from port {p}"
@@ -76,7 +86,7 @@ def syn_received_answers(peer) -> dict[str, str]:
         # the SYN,ACK's first retransmission timeout (1 s)
         flags = range(start, start + 64)
         peer.send([encode(segment(60000 + f, LISTEN_PORT + 3, 5000, 0, Flags.SYN, MSS)) for f in flags])
-        got = by_port(peer.receive(0.2))
+        got = by_port(peer.receive(5.0, from_ports(range(60000 + start, 60000 + start + 64), Flags.SYN | Flags.ACK)))
         isn = {}
         for f in flags:
             answer = [raw for raw in got.get(60000 + f, []) if kind([raw]) == "SYN-ACK"]
@@ -95,7 +105,7 @@ def _their_syns(peer, base: int) -> dict[int, tuple[int, int]]:
     for f in FLAGS:
         peer.connect(base + f)
     syns: dict[int, tuple[int, int]] = {}
-    for raw in peer.receive(1.0):
+    for raw in peer.receive(5.0, from_ports(range(base, base + 256), Flags.SYN)):
         pkt = decode(raw)
         if type(pkt) is TcpPacket and pkt.segment.flags & Flags.SYN:
             syns[pkt.segment.dst_port] = (pkt.segment.src_port, pkt.segment.seq)
@@ -166,17 +176,18 @@ def _closing_walk(
     syns = _their_syns(peer, base)
     ports = {f: syns[base + f][0] for f in FLAGS}
     isn = {f: syns[base + f][1] for f in FLAGS}
+    ours = range(base, base + 256)
     peer.send([encode(segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, MSS)) for f in FLAGS])
-    peer.receive(0.3)  # their ACKs
+    peer.receive(5.0, from_ports(ours, Flags.ACK))  # their ACKs
     if peer_closes and peer_first:
         peer.close_connected()
-        peer.receive(0.5)  # their FINs, left unacknowledged: FIN_WAIT_1
+        peer.receive(5.0, from_ports(ours, Flags.FIN))  # their FINs, left unacknowledged: FIN_WAIT_1
     if test_closes:
         peer.send([encode(segment(base + f, ports[f], 9001, isn[f] + 1, Flags.FIN | Flags.ACK)) for f in FLAGS])
-        peer.receive(0.3)  # their ACKs of our FIN: CLOSE_WAIT, or CLOSING
+        peer.receive(5.0, from_ports(ours, Flags.ACK))  # their ACKs of our FIN: CLOSE_WAIT, or CLOSING
     if peer_closes and not peer_first:
         peer.close_connected()
-        peer.receive(0.5)  # their FINs, left unacknowledged
+        peer.receive(5.0, from_ports(ours, Flags.FIN))  # their FINs, left unacknowledged
     rcv_nxt = 9002 if test_closes else 9001
     peer.send([encode(segment(base + f, ports[f], rcv_nxt, isn[f] + 1, f, _opts(f))) for f in FLAGS])
     got = by_port(peer.receive(WAIT))
@@ -192,14 +203,16 @@ def _closed_first_walk(peer, base: int, our_fin: bool, offset: int, label: str) 
     syns = _their_syns(peer, base)
     ports = {f: syns[base + f][0] for f in FLAGS}
     isn = {f: syns[base + f][1] for f in FLAGS}
+    ours = range(base, base + 256)
     peer.send([encode(segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, MSS)) for f in FLAGS])
-    peer.receive(0.3)  # their ACKs
+    peer.receive(5.0, from_ports(ours, Flags.ACK))  # their ACKs
     peer.close_connected()
-    fins = by_port(peer.receive(0.5))
+    fins = by_port(peer.receive(5.0, from_ports(ours, Flags.FIN)))
     assert all(any(decode(raw).segment.flags & Flags.FIN for raw in fins.get(base + f, [])) for f in FLAGS)
     ack = Flags.FIN | Flags.ACK if our_fin else Flags.ACK
     peer.send([encode(segment(base + f, ports[f], 9001, isn[f] + 2, ack)) for f in FLAGS])
-    peer.receive(0.3)  # with our FIN, their ACKs of it: TIME-WAIT
+    if our_fin:
+        peer.receive(5.0, from_ports(ours, Flags.ACK))  # their ACKs of our FIN: TIME-WAIT
     rcv_nxt = 9002 if our_fin else 9001
     peer.send([encode(segment(base + f, ports[f], rcv_nxt + offset, isn[f] + 2, f, _opts(f))) for f in FLAGS])
     got = by_port(peer.receive(WAIT))
