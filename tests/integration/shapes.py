@@ -53,8 +53,10 @@ def kind(replies: list[bytes]) -> str:
     return "none"
 
 
-def segment(sport: int, dport: int, seq: int, ack: int, flags: int, options: TcpOptions | None = None) -> Segment:
-    return Segment(sport, dport, seq, ack, Flags(flags), 65535, b"", options or TcpOptions(), urgent=0)
+def segment(
+    sport: int, dport: int, seq: int, ack: int, flags: int, options: TcpOptions | None = None, payload: bytes = b""
+) -> Segment:
+    return Segment(sport, dport, seq, ack, Flags(flags), 65535, payload, options or TcpOptions(), urgent=0)
 
 
 def by_port(packets: list[bytes]) -> dict[int, list[bytes]]:

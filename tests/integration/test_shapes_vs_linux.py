@@ -1,7 +1,7 @@
 """Every TCP flag combination in LISTEN, SYN_RECEIVED, SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSING,
-an orphaned FIN_WAIT_1 and FIN_WAIT_2 and TIME_WAIT, and malformed TCP and IPv4 options, sent to the kernel's
-own TCP and to tcpstack: the kind of answer (none, RST, SYN-ACK, ACK, ICMP) must be the same, except where
-docs/linux-differences.md says why not.
+an orphaned FIN_WAIT_1 and FIN_WAIT_2 and TIME_WAIT, bare and carrying text, and malformed TCP and IPv4
+options, sent to the kernel's own TCP and to tcpstack: the kind of answer (none, RST, SYN-ACK, ACK, ICMP)
+must be the same, except where docs/linux-differences.md says why not.
 
 The kernel sits behind a TUN device the test holds in a private namespace; tcpstack is a Stack on a
 socketpair. Each shape goes to its own connection (its own port), so all of a state's shapes are sent
@@ -9,6 +9,8 @@ at once and their answers told apart by port.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import pytest
 
@@ -34,26 +36,26 @@ def _opts(flags: int) -> TcpOptions | None:
     return MSS if flags & Flags.SYN else None
 
 
-def listen_answers(peer) -> dict[str, str]:
+def listen_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination as the first segment to a listener."""
     peer.listen(LISTEN_PORT)
     peer.receive(0.1)
-    peer.send([encode(segment(20000 + f, LISTEN_PORT, 1000, 77777, f, _opts(f))) for f in FLAGS])
+    peer.send([encode(segment(20000 + f, LISTEN_PORT, 1000, 77777, f, _opts(f), data)) for f in FLAGS])
     got = by_port(peer.receive(WAIT))
     return {f"LISTEN {flags_str(f)}": kind(got.get(20000 + f, [])) for f in FLAGS}
 
 
-def established_answers(peer) -> dict[str, str]:
+def established_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, in window and with an acceptable ACK, on its own established connection."""
-    return _established_walk(peer, LISTEN_PORT + 1, 30000, 0, "ESTABLISHED")
+    return _established_walk(peer, data, LISTEN_PORT + 1, 30000, 0, "ESTABLISHED")
 
 
-def established_off_rcv_nxt_answers(peer) -> dict[str, str]:
+def established_off_rcv_nxt_answers(peer, data: bytes = b"") -> dict[str, str]:
     """As established_answers, 100 bytes beyond RCV.NXT, inside the window."""
-    return _established_walk(peer, LISTEN_PORT + 4, 31000, 100, "ESTABLISHED RCV.NXT+100")
+    return _established_walk(peer, data, LISTEN_PORT + 4, 31000, 100, "ESTABLISHED RCV.NXT+100")
 
 
-def _established_walk(peer, listen_port: int, base: int, offset: int, label: str) -> dict[str, str]:
+def _established_walk(peer, data: bytes, listen_port: int, base: int, offset: int, label: str) -> dict[str, str]:
     peer.listen(listen_port)
     peer.receive(0.1)
     isn: dict[int, int] = {}
@@ -69,12 +71,13 @@ def _established_walk(peer, listen_port: int, base: int, offset: int, label: str
             isn[p] = decode(answer[0]).segment.seq
         peer.send([encode(segment(p, listen_port, 5001, isn[p] + 1, Flags.ACK)) for p in ports])
     peer.receive(0.2)
-    peer.send([encode(segment(base + f, listen_port, 5001 + offset, isn[base + f] + 1, f, _opts(f))) for f in FLAGS])
+    shapes = [segment(base + f, listen_port, 5001 + offset, isn[base + f] + 1, f, _opts(f), data) for f in FLAGS]
+    peer.send([encode(shape) for shape in shapes])
     got = by_port(peer.receive(WAIT))
     return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
 
 
-def syn_received_answers(peer) -> dict[str, str]:
+def syn_received_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with the ACK of the SYN,ACK where ACK is set, on its own
     half-open passive connection (Linux's request sock)."""
     from stack.wire.codec import decode
@@ -92,7 +95,7 @@ def syn_received_answers(peer) -> dict[str, str]:
             answer = [raw for raw in got.get(60000 + f, []) if kind([raw]) == "SYN-ACK"]
             assert answer, f"no SYN-ACK for the handshake from port {60000 + f}"
             isn[f] = decode(answer[0]).segment.seq
-        peer.send([encode(segment(60000 + f, LISTEN_PORT + 3, 5001, isn[f] + 1, f, _opts(f))) for f in flags])
+        peer.send([encode(segment(60000 + f, LISTEN_PORT + 3, 5001, isn[f] + 1, f, _opts(f), data)) for f in flags])
         got = by_port(peer.receive(WAIT))
         answers.update({f"SYN_RECEIVED {flags_str(f)}": kind(got.get(60000 + f, [])) for f in flags})
     return answers
@@ -113,61 +116,61 @@ def _their_syns(peer, base: int) -> dict[int, tuple[int, int]]:
     return syns
 
 
-def syn_sent_answers(peer) -> dict[str, str]:
+def syn_sent_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination as the answer to the peer's SYN (an acceptable ACK where ACK is set)."""
     syns = _their_syns(peer, 40000)
     shapes = []
     for f in FLAGS:
         their_port, their_isn = syns[40000 + f]
-        shapes.append(encode(segment(40000 + f, their_port, 9000, their_isn + 1, f, _opts(f))))
+        shapes.append(encode(segment(40000 + f, their_port, 9000, their_isn + 1, f, _opts(f), data)))
     peer.send(shapes)
     got = by_port(peer.receive(WAIT))
     return {f"SYN_SENT {flags_str(f)}": kind(got.get(40000 + f, [])) for f in FLAGS}
 
 
-def time_wait_answers(peer) -> dict[str, str]:
+def time_wait_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with an acceptable ACK where ACK is set, on its own connection
     in TIME-WAIT: the peer opens it, closes first, and the test's FIN and ACK end it there."""
-    return _closed_first_walk(peer, 45000, True, 0, "TIME_WAIT")
+    return _closed_first_walk(peer, data, 45000, True, 0, "TIME_WAIT")
 
 
-def time_wait_off_rcv_nxt_answers(peer) -> dict[str, str]:
+def time_wait_off_rcv_nxt_answers(peer, data: bytes = b"") -> dict[str, str]:
     """As time_wait_answers, 100 bytes beyond RCV.NXT, inside the window."""
-    return _closed_first_walk(peer, 46000, True, 100, "TIME_WAIT RCV.NXT+100")
+    return _closed_first_walk(peer, data, 46000, True, 100, "TIME_WAIT RCV.NXT+100")
 
 
-def orphaned_fin_wait_2_answers(peer) -> dict[str, str]:
+def orphaned_fin_wait_2_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with an acceptable ACK where ACK is set, on its own connection
     in FIN_WAIT_2 whose socket is closed: the peer opens it and closes, the test acknowledges its FIN."""
-    return _closed_first_walk(peer, 47000, False, 0, "FIN_WAIT_2 orphaned")
+    return _closed_first_walk(peer, data, 47000, False, 0, "FIN_WAIT_2 orphaned")
 
 
-def orphaned_fin_wait_1_answers(peer) -> dict[str, str]:
+def orphaned_fin_wait_1_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with the ACK of all but the peer's FIN where ACK is set, on its
     own connection in FIN_WAIT_1 whose socket is closed: the peer opens it and closes, the test holds back
     the ACK of its FIN."""
-    return _closing_walk(peer, 48000, test_closes=False, peer_closes=True, label="FIN_WAIT_1 orphaned")
+    return _closing_walk(peer, data, 48000, test_closes=False, peer_closes=True, label="FIN_WAIT_1 orphaned")
 
 
-def close_wait_answers(peer) -> dict[str, str]:
+def close_wait_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, beyond the test's FIN and with an acceptable ACK where ACK is set, on its own
     connection in CLOSE_WAIT: the peer opens it, the test closes first."""
-    return _closing_walk(peer, 49000, test_closes=True, peer_closes=False, label="CLOSE_WAIT")
+    return _closing_walk(peer, data, 49000, test_closes=True, peer_closes=False, label="CLOSE_WAIT")
 
 
-def last_ack_answers(peer) -> dict[str, str]:
+def last_ack_answers(peer, data: bytes = b"") -> dict[str, str]:
     """As close_wait_answers, once the peer has closed too (LAST_ACK), with the ACK of all but its FIN."""
-    return _closing_walk(peer, 50000, test_closes=True, peer_closes=True, label="LAST_ACK")
+    return _closing_walk(peer, data, 50000, test_closes=True, peer_closes=True, label="LAST_ACK")
 
 
-def closing_answers(peer) -> dict[str, str]:
+def closing_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with the ACK of all but the peer's FIN where ACK is set, on its
     own connection in CLOSING: the peer closes, and the test's FIN crosses its FIN."""
-    return _closing_walk(peer, 51000, test_closes=True, peer_closes=True, label="CLOSING", peer_first=True)
+    return _closing_walk(peer, data, 51000, test_closes=True, peer_closes=True, label="CLOSING", peer_first=True)
 
 
 def _closing_walk(
-    peer, base: int, test_closes: bool, peer_closes: bool, label: str, peer_first: bool = False
+    peer, data: bytes, base: int, test_closes: bool, peer_closes: bool, label: str, peer_first: bool = False
 ) -> dict[str, str]:
     """The peer (the stack under test) opens a connection to each of base + flags; the test sends its FIN
     (`test_closes`: CLOSE_WAIT) and the peer closes (`peer_closes`: FIN_WAIT_1, or LAST_ACK after
@@ -189,12 +192,12 @@ def _closing_walk(
         peer.close_connected()
         peer.receive(5.0, from_ports(ours, Flags.FIN))  # their FINs, left unacknowledged
     rcv_nxt = 9002 if test_closes else 9001
-    peer.send([encode(segment(base + f, ports[f], rcv_nxt, isn[f] + 1, f, _opts(f))) for f in FLAGS])
+    peer.send([encode(segment(base + f, ports[f], rcv_nxt, isn[f] + 1, f, _opts(f), data)) for f in FLAGS])
     got = by_port(peer.receive(WAIT))
     return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
 
 
-def _closed_first_walk(peer, base: int, our_fin: bool, offset: int, label: str) -> dict[str, str]:
+def _closed_first_walk(peer, data: bytes, base: int, our_fin: bool, offset: int, label: str) -> dict[str, str]:
     """The peer opens a connection to each of base + flags and closes it; the test acknowledges its FIN,
     with a FIN of its own (TIME_WAIT) or without (an orphaned FIN_WAIT_2), then sends each shape `offset`
     bytes beyond RCV.NXT."""
@@ -214,7 +217,7 @@ def _closed_first_walk(peer, base: int, our_fin: bool, offset: int, label: str) 
     if our_fin:
         peer.receive(5.0, from_ports(ours, Flags.ACK))  # their ACKs of our FIN: TIME-WAIT
     rcv_nxt = 9002 if our_fin else 9001
-    peer.send([encode(segment(base + f, ports[f], rcv_nxt + offset, isn[f] + 2, f, _opts(f))) for f in FLAGS])
+    peer.send([encode(segment(base + f, ports[f], rcv_nxt + offset, isn[f] + 2, f, _opts(f), data)) for f in FLAGS])
     got = by_port(peer.receive(WAIT))
     return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
 
@@ -298,23 +301,27 @@ def peers(netns):
         ours.close()
 
 
+STATE_WALKS = [
+    listen_answers,
+    established_answers,
+    established_off_rcv_nxt_answers,
+    syn_received_answers,
+    syn_sent_answers,
+    time_wait_answers,
+    time_wait_off_rcv_nxt_answers,
+    orphaned_fin_wait_2_answers,
+    orphaned_fin_wait_1_answers,
+    close_wait_answers,
+    last_ack_answers,
+    closing_answers,
+]
+DATA = b"0123456789"  # what a shape carries in the second round: text in each state too
+
+
 @pytest.mark.parametrize(
     "walk",
-    [
-        listen_answers,
-        established_answers,
-        established_off_rcv_nxt_answers,
-        syn_received_answers,
-        syn_sent_answers,
-        time_wait_answers,
-        time_wait_off_rcv_nxt_answers,
-        orphaned_fin_wait_2_answers,
-        orphaned_fin_wait_1_answers,
-        close_wait_answers,
-        last_ack_answers,
-        closing_answers,
-        option_answers,
-    ],
+    [*STATE_WALKS, option_answers, *(partial(walk, data=DATA) for walk in STATE_WALKS)],
+    ids=lambda walk: f"{walk.func.__name__} with data" if isinstance(walk, partial) else walk.__name__,
 )
 def test_any_state_every_shape_answered_as_linux_answers(peers, walk):
     """RFC 9293 §3.10.7 and Linux (tcp_rcv_state_process, tcp_parse_options, ip_options_compile): the
