@@ -140,6 +140,12 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     seq = seg.seq
     seg_len = seg.seg_len
 
+    if not flags & (Flags.ACK | Flags.RST | Flags.SYN) and not (conn.state is _SYN_RECEIVED and conn.passive):
+        # §3.10.7.4 would answer such a segment outside the window before its fifth check drops it; Linux
+        # drops it first, unanswered (tcp_rcv_established, tcp_rcv_state_process; its request sock checks
+        # the window first, as the RFC)
+        return
+
     # RFC 7323 §5.3 R1: PAWS drops a segment whose timestamp is older than TS.Recent
     receiver = conn.receiver
     ts = seg.options.timestamps

@@ -7,6 +7,7 @@ to every flag combination and option shape can be compared one for one.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ipaddress
 import os
 import select
@@ -151,6 +152,11 @@ class KernelPeer:
         for s in self._connected:
             s.close()
 
+    def shut_connected(self) -> None:
+        """shutdown(SHUT_WR) every active open: each sends its FIN, and its socket stays open."""
+        for s in self._connected:
+            s.shutdown(socket.SHUT_WR)
+
     def send(self, packets: list[bytes]) -> None:
         for p in packets:
             os.write(self._fd, p)
@@ -208,9 +214,20 @@ class StackPeer:
         self._connected.append(transport)
 
     def close_connected(self) -> None:
-        """close() every active open that completed: each sends its FIN."""
-        for transport in list(self._connected):
+        """close() every active open: each sends its FIN."""
+        for transport in self._opened():
             self._loop.call_soon_threadsafe(transport.close)
+
+    def shut_connected(self) -> None:
+        """write_eof() on every active open: each sends its FIN, and stays open."""
+        for transport in self._opened():
+            self._loop.call_soon_threadsafe(transport.write_eof)
+
+    def _opened(self) -> list[asyncio.Transport]:
+        """The active opens' transports, once every create_connection() has returned: the ACK that completes
+        a handshake leaves before the coroutine that waits for it resumes."""
+        concurrent.futures.wait(self._pending, timeout=5.0)
+        return list(self._connected)
 
     def send(self, packets: list[bytes]) -> None:
         for p in packets:

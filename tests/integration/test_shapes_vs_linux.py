@@ -1,7 +1,7 @@
 """Every TCP flag combination in LISTEN, SYN_RECEIVED, SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSING,
-an orphaned FIN_WAIT_1 and FIN_WAIT_2 and TIME_WAIT, bare and carrying text, and malformed TCP and IPv4
-options, sent to the kernel's own TCP and to tcpstack: the kind of answer (none, RST, SYN-ACK, ACK, ICMP)
-must be the same, except where docs/linux-differences.md says why not.
+an orphaned FIN_WAIT_1, a half-closed and an orphaned FIN_WAIT_2 and TIME_WAIT, bare and carrying text, and
+malformed TCP and IPv4 options, sent to the kernel's own TCP and to tcpstack: the kind of answer (none,
+RST, SYN-ACK, ACK, ICMP) must be the same, except where docs/linux-differences.md says why not.
 
 The kernel sits behind a TUN device the test holds in a private namespace; tcpstack is a Stack on a
 socketpair. Each shape goes to its own connection (its own port), so all of a state's shapes are sent
@@ -77,6 +77,11 @@ def _established_walk(peer, data: bytes, listen_port: int, base: int, offset: in
     return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
 
 
+def established_out_of_window_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As established_answers, 10,000,000 bytes beyond RCV.NXT, far outside the window."""
+    return _established_walk(peer, data, LISTEN_PORT + 5, 32000, 10_000_000, "ESTABLISHED out of window")
+
+
 def syn_received_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with the ACK of the SYN,ACK where ACK is set, on its own
     half-open passive connection (Linux's request sock)."""
@@ -145,6 +150,11 @@ def orphaned_fin_wait_2_answers(peer, data: bytes = b"") -> dict[str, str]:
     return _closed_first_walk(peer, data, 47000, False, 0, "FIN_WAIT_2 orphaned")
 
 
+def half_closed_fin_wait_2_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As orphaned_fin_wait_2_answers, where the peer shut only its sending side and holds the socket."""
+    return _closed_first_walk(peer, data, 52000, False, 0, "FIN_WAIT_2 half-closed", half_close=True)
+
+
 def orphaned_fin_wait_1_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with the ACK of all but the peer's FIN where ACK is set, on its
     own connection in FIN_WAIT_1 whose socket is closed: the peer opens it and closes, the test holds back
@@ -197,7 +207,9 @@ def _closing_walk(
     return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
 
 
-def _closed_first_walk(peer, data: bytes, base: int, our_fin: bool, offset: int, label: str) -> dict[str, str]:
+def _closed_first_walk(
+    peer, data: bytes, base: int, our_fin: bool, offset: int, label: str, half_close: bool = False
+) -> dict[str, str]:
     """The peer opens a connection to each of base + flags and closes it; the test acknowledges its FIN,
     with a FIN of its own (TIME_WAIT) or without (an orphaned FIN_WAIT_2), then sends each shape `offset`
     bytes beyond RCV.NXT."""
@@ -209,7 +221,10 @@ def _closed_first_walk(peer, data: bytes, base: int, our_fin: bool, offset: int,
     ours = range(base, base + 256)
     peer.send([encode(segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, MSS)) for f in FLAGS])
     peer.receive(5.0, from_ports(ours, Flags.ACK))  # their ACKs
-    peer.close_connected()
+    if half_close:
+        peer.shut_connected()
+    else:
+        peer.close_connected()
     fins = by_port(peer.receive(5.0, from_ports(ours, Flags.FIN)))
     assert all(any(decode(raw).segment.flags & Flags.FIN for raw in fins.get(base + f, [])) for f in FLAGS)
     ack = Flags.FIN | Flags.ACK if our_fin else Flags.ACK
@@ -305,11 +320,13 @@ STATE_WALKS = [
     listen_answers,
     established_answers,
     established_off_rcv_nxt_answers,
+    established_out_of_window_answers,
     syn_received_answers,
     syn_sent_answers,
     time_wait_answers,
     time_wait_off_rcv_nxt_answers,
     orphaned_fin_wait_2_answers,
+    half_closed_fin_wait_2_answers,
     orphaned_fin_wait_1_answers,
     close_wait_answers,
     last_ack_answers,
