@@ -55,7 +55,14 @@ def established_off_rcv_nxt_answers(peer, data: bytes = b"") -> dict[str, str]:
     return _established_walk(peer, data, LISTEN_PORT + 4, 31000, 100, "ESTABLISHED RCV.NXT+100")
 
 
-def _established_walk(peer, data: bytes, listen_port: int, base: int, offset: int, label: str) -> dict[str, str]:
+def established_acking_unsent_data_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As established_answers, where the ACK (if set) acknowledges 1000 bytes never sent."""
+    return _established_walk(peer, data, LISTEN_PORT + 6, 33000, 0, "ESTABLISHED ACK of unsent data", 1000)
+
+
+def _established_walk(
+    peer, data: bytes, listen_port: int, base: int, offset: int, label: str, unsent: int = 0
+) -> dict[str, str]:
     peer.listen(listen_port)
     peer.receive(0.1)
     isn: dict[int, int] = {}
@@ -71,7 +78,8 @@ def _established_walk(peer, data: bytes, listen_port: int, base: int, offset: in
             isn[p] = decode(answer[0]).segment.seq
         peer.send([encode(segment(p, listen_port, 5001, isn[p] + 1, Flags.ACK)) for p in ports])
     peer.receive(0.2)
-    shapes = [segment(base + f, listen_port, 5001 + offset, isn[base + f] + 1, f, _opts(f), data) for f in FLAGS]
+    acks = {f: isn[base + f] + 1 + unsent for f in FLAGS}
+    shapes = [segment(base + f, listen_port, 5001 + offset, acks[f], f, _opts(f), data) for f in FLAGS]
     peer.send([encode(shape) for shape in shapes])
     got = by_port(peer.receive(WAIT))
     return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
@@ -85,6 +93,15 @@ def established_out_of_window_answers(peer, data: bytes = b"") -> dict[str, str]
 def syn_received_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with the ACK of the SYN,ACK where ACK is set, on its own
     half-open passive connection (Linux's request sock)."""
+    return _syn_received_walk(peer, data, 0, "SYN_RECEIVED")
+
+
+def syn_received_out_of_window_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As syn_received_answers, 10,000,000 bytes beyond RCV.NXT, far outside the window."""
+    return _syn_received_walk(peer, data, 10_000_000, "SYN_RECEIVED out of window")
+
+
+def _syn_received_walk(peer, data: bytes, offset: int, label: str) -> dict[str, str]:
     from stack.wire.codec import decode
 
     peer.listen(LISTEN_PORT + 3)
@@ -100,9 +117,10 @@ def syn_received_answers(peer, data: bytes = b"") -> dict[str, str]:
             answer = [raw for raw in got.get(60000 + f, []) if kind([raw]) == "SYN-ACK"]
             assert answer, f"no SYN-ACK for the handshake from port {60000 + f}"
             isn[f] = decode(answer[0]).segment.seq
-        peer.send([encode(segment(60000 + f, LISTEN_PORT + 3, 5001, isn[f] + 1, f, _opts(f), data)) for f in flags])
+        shapes = [segment(60000 + f, LISTEN_PORT + 3, 5001 + offset, isn[f] + 1, f, _opts(f), data) for f in flags]
+        peer.send([encode(shape) for shape in shapes])
         got = by_port(peer.receive(WAIT))
-        answers.update({f"SYN_RECEIVED {flags_str(f)}": kind(got.get(60000 + f, [])) for f in flags})
+        answers.update({f"{label} {flags_str(f)}": kind(got.get(60000 + f, [])) for f in flags})
     return answers
 
 
@@ -144,6 +162,11 @@ def time_wait_off_rcv_nxt_answers(peer, data: bytes = b"") -> dict[str, str]:
     return _closed_first_walk(peer, data, 46000, True, 100, "TIME_WAIT RCV.NXT+100")
 
 
+def time_wait_out_of_window_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As time_wait_answers, 10,000,000 bytes beyond RCV.NXT, far outside the window."""
+    return _closed_first_walk(peer, data, 53000, True, 10_000_000, "TIME_WAIT out of window")
+
+
 def orphaned_fin_wait_2_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with an acceptable ACK where ACK is set, on its own connection
     in FIN_WAIT_2 whose socket is closed: the peer opens it and closes, the test acknowledges its FIN."""
@@ -168,6 +191,12 @@ def close_wait_answers(peer, data: bytes = b"") -> dict[str, str]:
     return _closing_walk(peer, data, 49000, test_closes=True, peer_closes=False, label="CLOSE_WAIT")
 
 
+def close_wait_out_of_window_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As close_wait_answers, 10,000,000 bytes beyond RCV.NXT, far outside the window."""
+    label = "CLOSE_WAIT out of window"
+    return _closing_walk(peer, data, 54000, test_closes=True, peer_closes=False, label=label, offset=10_000_000)
+
+
 def last_ack_answers(peer, data: bytes = b"") -> dict[str, str]:
     """As close_wait_answers, once the peer has closed too (LAST_ACK), with the ACK of all but its FIN."""
     return _closing_walk(peer, data, 50000, test_closes=True, peer_closes=True, label="LAST_ACK")
@@ -180,7 +209,14 @@ def closing_answers(peer, data: bytes = b"") -> dict[str, str]:
 
 
 def _closing_walk(
-    peer, data: bytes, base: int, test_closes: bool, peer_closes: bool, label: str, peer_first: bool = False
+    peer,
+    data: bytes,
+    base: int,
+    test_closes: bool,
+    peer_closes: bool,
+    label: str,
+    peer_first: bool = False,
+    offset: int = 0,
 ) -> dict[str, str]:
     """The peer (the stack under test) opens a connection to each of base + flags; the test sends its FIN
     (`test_closes`: CLOSE_WAIT) and the peer closes (`peer_closes`: FIN_WAIT_1, or LAST_ACK after
@@ -202,7 +238,7 @@ def _closing_walk(
         peer.close_connected()
         peer.receive(5.0, from_ports(ours, Flags.FIN))  # their FINs, left unacknowledged
     rcv_nxt = 9002 if test_closes else 9001
-    peer.send([encode(segment(base + f, ports[f], rcv_nxt, isn[f] + 1, f, _opts(f), data)) for f in FLAGS])
+    peer.send([encode(segment(base + f, ports[f], rcv_nxt + offset, isn[f] + 1, f, _opts(f), data)) for f in FLAGS])
     got = by_port(peer.receive(WAIT))
     return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
 
@@ -321,14 +357,18 @@ STATE_WALKS = [
     established_answers,
     established_off_rcv_nxt_answers,
     established_out_of_window_answers,
+    established_acking_unsent_data_answers,
     syn_received_answers,
+    syn_received_out_of_window_answers,
     syn_sent_answers,
     time_wait_answers,
     time_wait_off_rcv_nxt_answers,
+    time_wait_out_of_window_answers,
     orphaned_fin_wait_2_answers,
     half_closed_fin_wait_2_answers,
     orphaned_fin_wait_1_answers,
     close_wait_answers,
+    close_wait_out_of_window_answers,
     last_ack_answers,
     closing_answers,
 ]
