@@ -134,7 +134,8 @@ def _acceptable(conn: Connection, seq: int, seg_len: int) -> bool:
 
 
 def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
-    """§3.10.7.4: SYN-RECEIVED and every synchronized state but TIME-WAIT (_time_wait)."""
+    """§3.10.7.4: SYN-RECEIVED and every synchronized state but TIME-WAIT and an orphaned FIN-WAIT-2 (answered
+    as Linux's time-wait socks answer: _time_wait, _orphaned_fin_wait_2)."""
     tcb = conn.tcb
     flags = seg.flags
     seq = seg.seq
