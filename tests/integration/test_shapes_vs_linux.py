@@ -208,6 +208,17 @@ def closing_answers(peer, data: bytes = b"") -> dict[str, str]:
     return _closing_walk(peer, data, 51000, test_closes=True, peer_closes=True, label="CLOSING", peer_first=True)
 
 
+def _opened_by_the_peer(peer, base: int) -> tuple[dict[int, int], dict[int, int]]:
+    """The peer opens a connection to each of base + flags and the test accepts it (SYN,ACK from 9000, the
+    peer's ACK awaited): the peer's port and ISN by flag combination."""
+    syns = _their_syns(peer, base)
+    ports = {f: syns[base + f][0] for f in FLAGS}
+    isn = {f: syns[base + f][1] for f in FLAGS}
+    peer.send([encode(segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, MSS)) for f in FLAGS])
+    peer.receive(5.0, from_ports(range(base, base + 256), Flags.ACK))  # their ACKs
+    return ports, isn
+
+
 def _closing_walk(
     peer,
     data: bytes,
@@ -222,12 +233,8 @@ def _closing_walk(
     (`test_closes`: CLOSE_WAIT) and the peer closes (`peer_closes`: FIN_WAIT_1, or LAST_ACK after
     CLOSE_WAIT, or CLOSING when it closes first, `peer_first`), its FIN left unacknowledged; then each
     shape at RCV.NXT, acknowledging all but that FIN."""
-    syns = _their_syns(peer, base)
-    ports = {f: syns[base + f][0] for f in FLAGS}
-    isn = {f: syns[base + f][1] for f in FLAGS}
+    ports, isn = _opened_by_the_peer(peer, base)
     ours = range(base, base + 256)
-    peer.send([encode(segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, MSS)) for f in FLAGS])
-    peer.receive(5.0, from_ports(ours, Flags.ACK))  # their ACKs
     if peer_closes and peer_first:
         peer.close_connected()
         peer.receive(5.0, from_ports(ours, Flags.FIN))  # their FINs, left unacknowledged: FIN_WAIT_1
@@ -251,12 +258,8 @@ def _closed_first_walk(
     bytes beyond RCV.NXT."""
     from stack.wire.codec import decode
 
-    syns = _their_syns(peer, base)
-    ports = {f: syns[base + f][0] for f in FLAGS}
-    isn = {f: syns[base + f][1] for f in FLAGS}
+    ports, isn = _opened_by_the_peer(peer, base)
     ours = range(base, base + 256)
-    peer.send([encode(segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, MSS)) for f in FLAGS])
-    peer.receive(5.0, from_ports(ours, Flags.ACK))  # their ACKs
     if half_close:
         peer.shut_connected()
     else:
