@@ -152,8 +152,8 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     ts = seg.options.timestamps
     conn.ts_ecr_seen = 0
     if tcb.ts_ok and ts is not None:
-        behind = (receiver.ts_recent - ts[0]) & _MASK  # TSval < TS.Recent by this much
-        verdict = _paws_verdict(conn, seg, behind) if 0 < behind < _HALF and not flags & Flags.RST else _PAWS_PASS
+        old = _older_than_ts_recent(receiver.ts_recent, ts[0], flags)
+        verdict = _paws_verdict(conn, seg, (receiver.ts_recent - ts[0]) & _MASK) if old else _PAWS_PASS
         if verdict == _PAWS_DROP_SILENTLY:
             conn.counters.events().paws_old_acks += 1
             return
@@ -267,7 +267,7 @@ def _time_wait(conn: Connection, seg: Segment, now: float) -> None:
     receiver = conn.receiver
     flags = seg.flags
     ts = seg.options.timestamps if tcb.ts_ok else None
-    paws_reject = ts is not None and _time_wait_paws_rejects(receiver.ts_recent, ts[0], flags)
+    paws_reject = ts is not None and _older_than_ts_recent(receiver.ts_recent, ts[0], flags)
     if not paws_reject and seg.seq == tcb.rcv_nxt and (not seg.seg_len or flags & Flags.RST):
         if flags & Flags.RST:
             conn.counters.events().time_wait_killed += 1
@@ -302,7 +302,7 @@ def _orphaned_fin_wait_2(conn: Connection, seg: Segment, now: float) -> None:
     end = (seq + seg.seg_len) & _MASK
     rcv_nxt = tcb.rcv_nxt
     ts = seg.options.timestamps if tcb.ts_ok else None
-    paws_reject = ts is not None and _time_wait_paws_rejects(receiver.ts_recent, ts[0], flags)
+    paws_reject = ts is not None and _older_than_ts_recent(receiver.ts_recent, ts[0], flags)
     # Linux tcp_in_window against the window offered last
     right = seq_add(rcv_nxt, max(seq_sub(tcb.rcv_adv, rcv_nxt), 0))
     in_window = seq == rcv_nxt or (seq_gt(end, rcv_nxt) and seq_lt(seq, right)) or (seq == right and seq == end)
@@ -328,21 +328,19 @@ def _orphaned_fin_wait_2(conn: Connection, seg: Segment, now: float) -> None:
     _process_fin(conn, now)
 
 
-def _time_wait_paws_rejects(ts_recent: int, ts_val: int, flags: int) -> bool:
-    """RFC 7323 §5.3 R1 as Linux's time-wait sock checks it (tcp_paws_reject): a TSval older than TS.Recent
-    by any amount, not a RST's, and nothing while TS.Recent is 0."""
+def _older_than_ts_recent(ts_recent: int, ts_val: int, flags: int) -> bool:
+    """RFC 7323 §5.3 R1's test, before any of Linux's exceptions: a TSval older than TS.Recent by any
+    amount (the time-wait socks reject on that alone, tcp_paws_reject); nothing is older while TS.Recent
+    is 0 (a peer that sent 0 on its SYN), and a RST is let through."""
     return ts_recent != 0 and 0 < (ts_recent - ts_val) & _MASK < _HALF and not flags & Flags.RST
 
 
 def _paws_verdict(conn: Connection, seg: Segment, behind: int) -> int:
-    """What PAWS does with a segment whose TSval is `behind` TS.Recent (RFC 7323 §5.3 R1), as Linux:
-    nothing while TS.Recent is 0 (a peer that sent 0 on its SYN); before a passive open completes it drops
-    anything older (tcp_paws_reject, for Linux's request sock; TIME-WAIT has its own, _time_wait);
-    otherwise one tick behind still passes (TCP_PAWS_WINDOW), a duplicate ACK the path reordered passes,
-    a SYN passes to be challenged as any SYN is, and an old ACK (below RCV.NXT) is dropped without an
-    answer (tcp_validate_incoming)."""
-    if not conn.receiver.ts_recent:
-        return _PAWS_PASS
+    """What PAWS does with a segment whose TSval is `behind` TS.Recent (RFC 7323 §5.3 R1: older, as
+    _older_than_ts_recent found), as Linux: before a passive open completes it drops it (tcp_paws_reject,
+    for Linux's request sock; TIME-WAIT has its own, _time_wait); otherwise one tick behind still passes
+    (TCP_PAWS_WINDOW), a duplicate ACK the path reordered passes, a SYN passes to be challenged as any SYN
+    is, and an old ACK (below RCV.NXT) is dropped without an answer (tcp_validate_incoming)."""
     if conn.state is _SYN_RECEIVED and conn.passive:
         return _PAWS_DROP
     if behind <= 1 or seg.flags & Flags.SYN:  # (a SYN goes on to its challenge ACK, RFC 5961 §4.2)
@@ -611,7 +609,7 @@ def syn_ends_time_wait(conn: Connection, seg: Segment, now: float) -> bool:
         return False
     ts = seg.options.timestamps if conn.tcb.ts_ok else None
     ts_recent = conn.receiver.ts_recent
-    if ts is not None and _time_wait_paws_rejects(ts_recent, ts[0], seg.flags):
+    if ts is not None and _older_than_ts_recent(ts_recent, ts[0], seg.flags):
         return False
     newer = seq_gt(seg.seq, conn.tcb.rcv_nxt) or (ts is not None and seq_gt(ts[0], ts_recent))
     if newer:
