@@ -86,6 +86,8 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
         memory = receiver.memory
         if memory is not None and memory.pressure:
             return False
+        if ts_ok and ts is not None:  # a sample of the receiver's RTT, judged by the segment size measured
+            receiver.echo_seen(ts[1], conn.ts_val(now), n)  # before this one (Linux tcp_rcv_rtt_measure_ts)
         receiver.measure_segment(seg.gso or n, n, rcv_space.header_bytes(seg), flags)
         if not receiver.current_window():
             return False  # a closed window: the full path drops it
@@ -98,9 +100,7 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
     if ts_ok and ts is not None:  # (with ts_ok, a segment without a timestamp returned False above)
         conn.ts_ecr_seen = ts[1]
         receiver.ts_recent = ts[0]  # SEG.SEQ = RCV.NXT and newer (RFC 7323 §4.3)
-        if n:
-            receiver.echo_seen(ts[1], conn.ts_val(now), n)
-        else:
+        if not n:
             receiver.last_tsecr = ts[1]  # a pure ACK is never a sample: its echo is only noted (as Linux)
     else:
         conn.ts_ecr_seen = 0

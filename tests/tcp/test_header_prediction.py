@@ -233,6 +233,20 @@ def test_established_in_order_data_run_takes_fast_path_and_acks_every_second(mon
     assert len(acks) < 40  # quickack ends; then one ACK per two segments
 
 
+def test_established_first_full_segment_judged_as_a_receiver_rtt_sample_by_the_size_before_it(monkeypatch):
+    """RFC 7323 §4.1 as Linux takes a receiver's RTT sample (tcp_rcv_rtt_measure_ts before
+    tcp_measure_rcv_mss, on both of its paths): the first full-sized data segment is judged against the
+    segment size estimated before it, so the fast path starts the buffer's right-sizing at the same point,
+    from the same space, as the full path (a 4 KB receive buffer, where the two points differ)."""
+    pair, peer = twins(receive_buffer=4096), Peer()
+    fast = pair[0]
+    for c in pair:
+        c.send(b"x", 0.0)  # (its TSval is the first the peer's segment echoes that no segment echoed)
+    settle(pair, 0.0)
+    feed_predicted(pair, peer_seg(fast, peer, Flags.ACK, b"d" * MSS), 0.0, monkeypatch)
+    assert fast.receiver.rcv_space == pair[1].receiver.rcv_space
+
+
 def test_established_data_acking_new_data_takes_fast_path(monkeypatch):
     """§3.10.7.4 fifth check (SND.UNA < SEG.ACK =< SND.MAX) and seventh check in one predicted segment."""
     pair, peer = twins(), Peer()
