@@ -1,15 +1,15 @@
 """Header prediction for ESTABLISHED (Van Jacobson's, as Linux's tcp_rcv_established fast path).
 
-Two kinds of segment make up nearly all of a bulk transfer: the next in-order data segment and the pure
-ACK that moves SND.UNA. For a segment predicted to be one of them, every check of RFC 9293 §3.10.7.4 has
-a known outcome: it is acceptable (SEG.SEQ = RCV.NXT and its text fits the window we offered), it has no
-RST, SYN, FIN or URG (flags ACK or ACK,PSH), SND.UNA =< SEG.ACK =< SND.MAX, its window is open and its
-right edge not below SND.MAX, its timestamp passes PAWS, it has no SACK block and no CE mark. Such a
-segment skips the checks and does exactly what they would do: take its timestamp (RFC 7323 §4.3), record
-the window update (SND.WND, SND.WL1, SND.WL2), process the ACK through the same calls as the full path,
-measure the segment's size (Linux's rcv_mss), append the text and schedule our ACK. Anything else, and
-any state in which one of these steps would do more (data held out of order or a FIN held behind a hole,
-memory pressure, a zero or shrunk window), takes the full path in segment_arrives.py.
+Two kinds of segment make up nearly all of a bulk transfer: the next in-order data segment and the pure ACK
+that moves SND.UNA. For a segment predicted to be one of them, every check of RFC 9293 §3.10.7.4 has a known
+outcome: it is acceptable (SEG.SEQ = RCV.NXT and its text fits the window we offered), it has no RST, SYN,
+FIN or URG (flags ACK or ACK,PSH), SND.UNA =< SEG.ACK =< SND.MAX, its window is open and its right edge not
+below SND.MAX, its timestamp passes PAWS, it has no SACK block and no CE mark. Such a segment skips the
+checks and does exactly what they would do: take its timestamp if all that came before it was acknowledged
+(RFC 7323 §4.3), record the window update (SND.WND, SND.WL1, SND.WL2), process the ACK through the same
+calls as the full path, measure the segment's size (Linux's rcv_mss), append the text and schedule our ACK.
+Anything else, and any state in which one of these steps would do more (data held out of order or a FIN held
+behind a hole, memory pressure, a zero or shrunk window), takes the full path in segment_arrives.py.
 
 Linux predicts only segments that repeat the window (its pred_flags hold it) and takes a window update
 through its slow path, which is fast C. Here the slow path is the expensive one, and a Linux receiver
@@ -99,7 +99,8 @@ def predicted(conn: Connection, seg: Segment, now: float) -> bool:
 
     if ts_ok and ts is not None:  # (with ts_ok, a segment without a timestamp returned False above)
         conn.ts_ecr_seen = ts[1]
-        receiver.ts_recent = ts[0]  # SEG.SEQ = RCV.NXT and newer (RFC 7323 §4.3)
+        if seq == receiver.rcv_wup:  # all acknowledged before it: SEG.SEQ =< Last.ACK.sent (RFC 7323 §4.3)
+            receiver.ts_recent = ts[0]
         if not n:
             receiver.last_tsecr = ts[1]  # a pure ACK is never a sample: its echo is only noted (as Linux)
     else:

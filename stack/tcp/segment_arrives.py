@@ -187,14 +187,6 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
                 _answer_unacceptable(conn, seg, now)
             return
 
-    # RFC 7323 §4.3: remember the timestamp of a segment at or before the left edge of the window
-    # (not from a segment that ACKs what we never sent: Linux drops it before taking its timestamp)
-    acks_unsent = bool(flags & Flags.ACK) and 0 < (seg.ack - tcb.snd_max) & _MASK < _HALF
-    if tcb.ts_ok and ts is not None and not acks_unsent:
-        at_left_edge = (seq - tcb.rcv_nxt) & _MASK
-        if (at_left_edge == 0 or at_left_edge >= _HALF) and (ts[0] - receiver.ts_recent) & _MASK < _HALF:
-            receiver.ts_recent = ts[0]  # SEG.SEQ <= RCV.NXT and TSval >= TS.Recent
-
     # second: RST (with RFC 5961 §3.2: only an exact match resets, in-window gets a challenge ACK)
     if flags & Flags.RST:
         if not _resets(conn, seq):
@@ -328,6 +320,16 @@ def _orphaned_fin_wait_2(conn: Connection, seg: Segment, now: float) -> None:
     _process_fin(conn, now)
 
 
+def _take_ts_recent(conn: Connection, seq: int, ts_val: int) -> None:
+    """RFC 7323 §4.3: TS.Recent takes the TSval of a segment at or before the left edge of the window last
+    acknowledged (SEG.SEQ =< Last.ACK.sent, Linux's rcv_wup), so that a delayed ACK echoes the earliest
+    segment it acknowledges, and only if it is not older. As Linux (tcp_ack), only a segment whose ACK is
+    taken: not a RST or a SYN, not an ACK of unsent data or older than SND.UNA."""
+    receiver = conn.receiver
+    if (receiver.rcv_wup - seq) & _MASK < _HALF and (ts_val - receiver.ts_recent) & _MASK < _HALF:
+        receiver.ts_recent = ts_val
+
+
 def _older_than_ts_recent(ts_recent: int, ts_val: int, flags: int) -> bool:
     """RFC 7323 §5.3 R1's test, before any of Linux's exceptions: a TSval older than TS.Recent by any
     amount (the time-wait socks reject on that alone, tcp_paws_reject); nothing is older while TS.Recent
@@ -398,13 +400,16 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
 
     if 0 < (ack - tcb.snd_max) & _MASK < _HALF:
         # ACKs something not yet sent: ACK and drop (RFC 9293), the ACK rate limited as a challenge ACK
-        # (RFC 5961 §5.2, Linux tcp_ack), and its timestamp not taken (see above)
+        # (RFC 5961 §5.2, Linux tcp_ack), and its timestamp not taken (_take_ts_recent)
         conn.challenge_ack(now)
         return False
     if (ack - tcb.snd_una + max(tcb.max_snd_wnd, 1)) & _MASK >= _HALF:
         # RFC 5961 §5.2: an ACK older than SND.UNA - MAX.SND.WND is a blind injection attempt
         conn.challenge_ack(now)
         return False
+    ts = seg.options.timestamps
+    if ts is not None and tcb.ts_ok and (ack - tcb.snd_una) & _MASK < _HALF:
+        _take_ts_recent(conn, seg.seq, ts[0])
     cwnd_before = conn.cc.cwnd  # an ECE on this ACK reduces from it (Connection.on_ece)
     newly_sacked = False
     if conn.tcb.sack_ok and seg.options.sack_blocks:

@@ -1,7 +1,10 @@
 """ESTABLISHED: data, acknowledgment, windows and the RFC 5961 checks (RFC 9293 §3.10.7.4)."""
 
+import pytest
+
 from stack.tcp.state import State
 from stack.tcp.tcp_info import tcp_info
+from stack.wire.segment import TcpOptions
 from tests.tcp.conftest import IRS, ISS, events, seg, sent
 
 MSS = 1460
@@ -435,3 +438,46 @@ def test_established_rst_one_below_rcv_nxt_dropped_silently(conn_in):
     c.receive_segment(seg("R", IRS), 0.5)
     assert sent(c, 0.5) == [] and c.state is State.ESTABLISHED
     assert c.counters.events().rsts_out_of_window == 1
+
+
+def _stamped(c, ts_recent: int = 500):
+    """Timestamps in use (as if negotiated), TS.Recent as given."""
+    c.tcb.ts_ok = True
+    c.receiver.ts_recent = ts_recent
+    return c
+
+
+def _echoes(c, now: float) -> list[int]:
+    return [s.options.timestamps[1] for s in c.segments_to_send(now)]
+
+
+def test_established_syn_challenged_without_taking_its_timestamp(conn_in):
+    """RFC 5961 §4.2 and RFC 7323 §4.3 in Linux's order (tcp_validate_incoming challenges the SYN before
+    tcp_ack could take its timestamp): the challenge ACK echoes TS.Recent, not the SYN's newer TSval."""
+    c = _stamped(conn_in(State.ESTABLISHED))
+    c.receive_segment(seg("S", IRS + 1, options=TcpOptions(timestamps=(600, 0))), 0.01)
+    assert _echoes(c, 0.01) == [500]
+    assert c.receiver.ts_recent == 500
+
+
+def test_established_old_ack_text_taken_but_not_its_timestamp(conn_in):
+    """RFC 7323 §4.3 as Linux's tcp_ack takes it: a segment whose ACK is older than SND.UNA delivers its
+    text, but its timestamp is not taken; its ACK echoes TS.Recent as it stood."""
+    c = _stamped(conn_in(State.ESTABLISHED))
+    c.send(b"x" * 100, 0.0)
+    c.segments_to_send(0.0)
+    c.receive_segment(seg(".", IRS + 1, ISS + 101, options=TcpOptions(timestamps=(510, 0))), 0.01)
+    c.receive_segment(seg("P.", IRS + 1, ISS + 51, b"hello", options=TcpOptions(timestamps=(520, 0))), 0.02)
+    assert c.read() == b"hello"
+    assert _echoes(c, 0.02) == [510]
+
+
+@pytest.mark.parametrize("header_prediction", [True, False])
+def test_established_segments_before_our_ack_echo_the_earliest_timestamp(conn_in, header_prediction):
+    """RFC 7323 §4.3: TS.Recent takes a TSval only from a segment at or before Last.ACK.sent, so the ACK of
+    two segments echoes the first one's (Linux: only while rcv_nxt == rcv_wup), on either path."""
+    c = _stamped(conn_in(State.ESTABLISHED, header_prediction=header_prediction))
+    c.receive_segment(seg(".", IRS + 1, ISS + 1, b"a" * MSS, options=TcpOptions(timestamps=(510, 0))), 0.01)
+    c.receive_segment(seg(".", IRS + 1 + MSS, ISS + 1, b"b" * MSS, options=TcpOptions(timestamps=(520, 0))), 0.01)
+    assert _echoes(c, 0.01) == [510]
+    assert c.receiver.ts_recent == 510
