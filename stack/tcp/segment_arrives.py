@@ -152,14 +152,17 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
     ts = seg.options.timestamps
     conn.ts_ecr_seen = 0
     if tcb.ts_ok and ts is not None:
-        old = _older_than_ts_recent(receiver.ts_recent, ts[0], flags)
+        old = _older_than_ts_recent(receiver.ts_recent, ts[0])
         verdict = _paws_verdict(conn, seg, (receiver.ts_recent - ts[0]) & _MASK) if old else _PAWS_PASS
         if verdict == _PAWS_DROP_SILENTLY:
             conn.counters.events().paws_old_acks += 1
             return
         if verdict == _PAWS_DROP:
             conn.counters.events().paws_drops += 1
-            # answers are rate limited, but not to data or a FIN (Linux tcp_oow_rate_limited)
+            # answers are rate limited, but not to data or a FIN (Linux tcp_oow_rate_limited); a RST (only
+            # a passive SYN-RECEIVED drops one) is not answered (tcp_check_req)
+            if flags & Flags.RST:
+                return
             if (seg_len and not flags & Flags.SYN) or conn.may_answer(now, paws=True):
                 conn.receiver.ack_now = True
             return
@@ -249,17 +252,17 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
 
 def _time_wait(conn: Connection, seg: Segment, now: float) -> None:
     """TIME-WAIT answers as Linux's time-wait sock (tcp_timewait_state_process), which takes only a bare
-    segment or a RST exactly at RCV.NXT: the RST ends TIME-WAIT (RFC 1337's assassination, which RFC 9293
-    and Linux's default allow), the bare segment starts 2*MSL again whatever it acknowledges. A SYN that
-    may open a new incarnation never gets here (syn_ends_time_wait). Any other RST is dropped; anything
-    else is answered by an ACK of RCV.NXT, without SACK blocks, limited as answers to unacceptable
-    segments are unless it carries data or a FIN (a retransmitted FIN: §3.10.7.4 eighth check), and
-    starts 2*MSL again if it carries an ACK or failed PAWS. TS.Recent moves only with a bare segment."""
+    segment or a RST exactly at RCV.NXT that passes PAWS: the RST ends TIME-WAIT (RFC 1337's assassination,
+    which RFC 9293 and Linux's default allow), the bare segment starts 2*MSL again whatever it acknowledges.
+    A SYN that may open a new incarnation never gets here (syn_ends_time_wait). Any other RST is dropped;
+    anything else is answered by an ACK of RCV.NXT, without SACK blocks, limited as answers to unacceptable
+    segments are unless it carries data or a FIN (a retransmitted FIN: §3.10.7.4 eighth check), and starts
+    2*MSL again if it carries an ACK or failed PAWS. TS.Recent moves only with a bare segment."""
     tcb = conn.tcb
     receiver = conn.receiver
     flags = seg.flags
     ts = seg.options.timestamps if tcb.ts_ok else None
-    paws_reject = ts is not None and _older_than_ts_recent(receiver.ts_recent, ts[0], flags)
+    paws_reject = ts is not None and _older_than_ts_recent(receiver.ts_recent, ts[0])
     if not paws_reject and seg.seq == tcb.rcv_nxt and (not seg.seg_len or flags & Flags.RST):
         if flags & Flags.RST:
             conn.counters.events().time_wait_killed += 1
@@ -281,12 +284,12 @@ def _time_wait(conn: Connection, seg: Segment, now: float) -> None:
 
 def _orphaned_fin_wait_2(conn: Connection, seg: Segment, now: float) -> None:
     """An orphaned FIN-WAIT-2 (the application closed, the peer acknowledged our FIN) answers as the
-    time-wait sock Linux swaps it for (tcp_time_wait with TCP_FIN_WAIT2; tcp_timewait_state_process),
-    which repeats the open connection's checks in short: a segment outside the window or failing PAWS
+    time-wait sock Linux swaps it for (tcp_time_wait with TCP_FIN_WAIT2; tcp_timewait_state_process), which
+    repeats the open connection's checks in short: a segment outside the window or failing PAWS (a RST too)
     gets an ACK, rate limited unless it carries data or a FIN; a RST in the window ends the connection
     without a challenge; a SYN at or beyond RCV.NXT is answered with a RST that ends it; a segment without
-    an ACK or without anything new is dropped; new data gets a RST that ends it (RFC 1122 §4.2.2.13:
-    data after close); the peer's FIN alone, at RCV.NXT, enters TIME-WAIT."""
+    an ACK or without anything new is dropped; new data gets a RST that ends it (RFC 1122 §4.2.2.13: data
+    after close); the peer's FIN alone, at RCV.NXT, enters TIME-WAIT."""
     tcb = conn.tcb
     receiver = conn.receiver
     flags = seg.flags
@@ -294,7 +297,7 @@ def _orphaned_fin_wait_2(conn: Connection, seg: Segment, now: float) -> None:
     end = (seq + seg.seg_len) & _MASK
     rcv_nxt = tcb.rcv_nxt
     ts = seg.options.timestamps if tcb.ts_ok else None
-    paws_reject = ts is not None and _older_than_ts_recent(receiver.ts_recent, ts[0], flags)
+    paws_reject = ts is not None and _older_than_ts_recent(receiver.ts_recent, ts[0])
     # Linux tcp_in_window against the window offered last
     right = seq_add(rcv_nxt, max(seq_sub(tcb.rcv_adv, rcv_nxt), 0))
     in_window = seq == rcv_nxt or (seq_gt(end, rcv_nxt) and seq_lt(seq, right)) or (seq == right and seq == end)
@@ -330,23 +333,24 @@ def _take_ts_recent(conn: Connection, seq: int, ts_val: int) -> None:
         receiver.ts_recent = ts_val
 
 
-def _older_than_ts_recent(ts_recent: int, ts_val: int, flags: int) -> bool:
+def _older_than_ts_recent(ts_recent: int, ts_val: int) -> bool:
     """RFC 7323 §5.3 R1's test, before any of Linux's exceptions: a TSval older than TS.Recent by any
-    amount (the time-wait socks reject on that alone, tcp_paws_reject); nothing is older while TS.Recent
-    is 0 (a peer that sent 0 on its SYN), and a RST is let through."""
-    return ts_recent != 0 and 0 < (ts_recent - ts_val) & _MASK < _HALF and not flags & Flags.RST
+    amount (the time-wait socks and the request sock reject on that alone, a RST too: tcp_paws_reject);
+    nothing is older while TS.Recent is 0 (a peer that sent 0 on its SYN)."""
+    return ts_recent != 0 and 0 < (ts_recent - ts_val) & _MASK < _HALF
 
 
 def _paws_verdict(conn: Connection, seg: Segment, behind: int) -> int:
     """What PAWS does with a segment whose TSval is `behind` TS.Recent (RFC 7323 §5.3 R1: older, as
-    _older_than_ts_recent found), as Linux: before a passive open completes it drops it (tcp_paws_reject,
-    for Linux's request sock; TIME-WAIT has its own, _time_wait); otherwise one tick behind still passes
-    (TCP_PAWS_WINDOW), a duplicate ACK the path reordered passes, a SYN passes to be challenged as any SYN
-    is, and an old ACK (below RCV.NXT) is dropped without an answer (tcp_validate_incoming)."""
+    _older_than_ts_recent found), as Linux: before a passive open completes it drops it, a RST too
+    (tcp_paws_reject, for Linux's request sock; TIME-WAIT has its own, _time_wait); otherwise one tick
+    behind still passes (TCP_PAWS_WINDOW), a duplicate ACK the path reordered passes, a SYN passes to be
+    challenged as any SYN is, a RST passes to be taken or challenged by its sequence number, and an old ACK
+    (below RCV.NXT) is dropped without an answer (tcp_validate_incoming)."""
     if conn.state is _SYN_RECEIVED and conn.passive:
         return _PAWS_DROP
-    if behind <= 1 or seg.flags & Flags.SYN:  # (a SYN goes on to its challenge ACK, RFC 5961 §4.2)
-        return _PAWS_PASS
+    if behind <= 1 or seg.flags & (Flags.SYN | Flags.RST):  # (a SYN goes on to its challenge ACK, RFC
+        return _PAWS_PASS  # 5961 §4.2; a RST is taken whatever its timestamp: tcp_validate_incoming)
     tcb = conn.tcb
     seq = seg.seq
     if not seg.flags & Flags.ACK or seg.seg_len:
@@ -614,7 +618,7 @@ def syn_ends_time_wait(conn: Connection, seg: Segment, now: float) -> bool:
         return False
     ts = seg.options.timestamps if conn.tcb.ts_ok else None
     ts_recent = conn.receiver.ts_recent
-    if ts is not None and _older_than_ts_recent(ts_recent, ts[0], seg.flags):
+    if ts is not None and _older_than_ts_recent(ts_recent, ts[0]):
         return False
     newer = seq_gt(seg.seq, conn.tcb.rcv_nxt) or (ts is not None and seq_gt(ts[0], ts_recent))
     if newer:

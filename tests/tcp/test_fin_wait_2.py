@@ -92,3 +92,15 @@ def test_fin_wait_2_orphan_fin_failing_paws_answered_not_taken(conn_in):
     c.receive_segment(seg("F.", IRS + 1, ISS + 2, options=TcpOptions(timestamps=(499, 0))), 0.5)
     assert [s[:3] for s in sent(c, 0.5)] == [(".", ISS + 2, IRS + 1)]
     assert c.state is State.FIN_WAIT_2
+
+
+def test_fin_wait_2_orphan_rst_failing_paws_answered_not_taken(conn_in):
+    """RFC 7323 §5.3 R1 as Linux's FIN_WAIT2 time-wait sock applies it (tcp_paws_reject rejects a RST
+    too): a RST at RCV.NXT whose TSval is older than TS.Recent gets an ACK and ends nothing."""
+    c = conn_in(State.FIN_WAIT_2, timestamps=True)
+    c.tcb.ts_ok = True
+    c.receiver.ts_recent = 500
+    c.detach(0.0)
+    c.receive_segment(seg("R", IRS + 1, options=TcpOptions(timestamps=(499, 0))), 0.5)
+    assert [s[:3] for s in sent(c, 0.5)] == [(".", ISS + 2, IRS + 1)]
+    assert c.state is State.FIN_WAIT_2

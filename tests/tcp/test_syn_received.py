@@ -94,3 +94,16 @@ def test_syn_received_duplicate_syns_within_500ms_resend_one_synack_and_count_th
     c.receive_segment(seg("S", IRS), 0.6)
     assert sent(c, 0.6) == [("S.", ISS, IRS + 1, b"")]
     assert c.counters.by_linux_name()["TCPACKSkippedSynRecv"] == 1
+
+
+def test_syn_received_rst_failing_paws_dropped_unanswered(conn_in):
+    """RFC 7323 §5.3 R1 before a passive open completes, as Linux's request sock (tcp_check_req,
+    tcp_paws_reject rejects a RST too): a RST at RCV.NXT whose TSval is older than the SYN's is dropped
+    without an answer and counted as PAWSEstab; the half-open connection stays."""
+    c = conn_in(State.SYN_RECEIVED, timestamps=True)
+    c.tcb.ts_ok = True
+    c.receiver.ts_recent = 500
+    c.receive_segment(seg("R", IRS + 1, options=TcpOptions(timestamps=(499, 0))), 0.5)
+    assert sent(c, 0.5) == []
+    assert c.state is State.SYN_RECEIVED
+    assert c.counters.by_linux_name()["PAWSEstab"] == 1

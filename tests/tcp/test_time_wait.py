@@ -173,3 +173,16 @@ def test_time_wait_syn_beyond_rcv_nxt_with_an_older_timestamp_leaves_it_alone(co
     syn = seg("S", c.tcb.rcv_nxt + 100_000, options=TcpOptions(timestamps=(499, 0)))
     assert not syn_ends_time_wait(c, syn, 1.0)
     assert c.state is State.TIME_WAIT
+
+
+def test_time_wait_rst_failing_paws_dropped_and_time_wait_kept(conn_in):
+    """RFC 7323 §5.3 R1 as Linux's time-wait sock applies it (tcp_paws_reject rejects a RST too): a RST at
+    RCV.NXT whose TSval is older than TS.Recent is dropped unanswered and counted as PAWSTimewait;
+    TIME-WAIT goes on."""
+    c = conn_in(State.TIME_WAIT, timestamps=True)
+    c.tcb.ts_ok = True
+    c.receiver.ts_recent = 500
+    c.receive_segment(seg("R", c.tcb.rcv_nxt, options=TcpOptions(timestamps=(400, 0))), 1.0)
+    assert sent(c, 1.0) == []
+    assert c.state is State.TIME_WAIT
+    assert c.counters.by_linux_name()["PAWSTimewait"] == 1
