@@ -54,6 +54,43 @@ def kind(replies: list[bytes]) -> str:
     return "none"
 
 
+def _distance(a: int, b: int) -> int:
+    """a - b in sequence space, signed."""
+    d = (a - b) % (1 << 32)
+    return d - (1 << 32) if d >= 1 << 31 else d
+
+
+def answer(replies: list[bytes], shape: Segment) -> str:
+    """The kind of the first answer (as kind()) and its numbers as seen from `shape`, the segment it
+    answers: its sequence number less the shape's acknowledgment number ("0" for a RST's absolute zero),
+    its acknowledgment number less the shape's sequence number, and its length. A SYN,ACK's sequence
+    number is left out: it is the peer's ISN, which has no relation to the shape."""
+    what = kind(replies)
+    for raw in replies:
+        pkt = decode(raw)
+        if type(pkt) is not TcpPacket or kind([raw]) != what:
+            continue
+        seg = pkt.segment
+        seq = "" if what == "SYN-ACK" else " seq=0" if seg.seq == 0 else f" seq={_distance(seg.seq, shape.ack):+d}"
+        ack = f" ack={_distance(seg.ack, shape.seq):+d}" if seg.flags & Flags.ACK else ""
+        return f"{what}{seq}{ack} len={len(seg.payload)}{_options(seg, shape)}"
+    return what
+
+
+def _options(seg: Segment, shape: Segment) -> str:
+    """An answer's timestamps echo (less the shape's TSval; its own TSval is the peer's clock) and its SACK
+    blocks (less the shape's sequence number)."""
+    out = ""
+    if seg.options.timestamps is not None:
+        sent = shape.options.timestamps
+        out += (
+            f" ecr={_distance(seg.options.timestamps[1], sent[0]):+d}" if sent else f" ecr={seg.options.timestamps[1]}"
+        )
+    for left, right in seg.options.sack_blocks:
+        out += f" sack={_distance(left, shape.seq):+d}:{_distance(right, shape.seq):+d}"
+    return out
+
+
 def segment(
     sport: int, dport: int, seq: int, ack: int, flags: int, options: TcpOptions | None = None, payload: bytes = b""
 ) -> Segment:

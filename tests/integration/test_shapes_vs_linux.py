@@ -1,7 +1,8 @@
 """Every TCP flag combination in LISTEN, SYN_RECEIVED, SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSING,
 an orphaned FIN_WAIT_1, a half-closed and an orphaned FIN_WAIT_2 and TIME_WAIT, bare and carrying text, and
 malformed TCP and IPv4 options, sent to the kernel's own TCP and to tcpstack: the kind of answer (none,
-RST, SYN-ACK, ACK, ICMP) must be the same, except where docs/linux-differences.md says why not.
+RST, SYN-ACK, ACK, ICMP), its sequence and acknowledgment numbers (as distances from the shape's) and its
+length must be the same, except where docs/linux-differences.md says why not.
 
 The kernel sits behind a TUN device the test holds in a private namespace; tcpstack is a Stack on a
 socketpair. Each shape goes to its own connection (its own port), so all of a state's shapes are sent
@@ -19,6 +20,7 @@ from tests.integration.shapes import (
     LISTEN_PORT,
     KernelPeer,
     StackPeer,
+    answer,
     by_port,
     encode,
     from_ports,
@@ -30,6 +32,7 @@ from tests.integration.shapes import (
 WAIT = 0.5  # seconds to collect answers: both answer within a millisecond; retransmissions come after 1 s
 FLAGS = range(256)
 MSS = TcpOptions(mss=1460)
+DATA = b"0123456789"  # what a shape carries in the second round: text in each state too
 
 
 def _opts(flags: int) -> TcpOptions | None:
@@ -40,9 +43,10 @@ def listen_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination as the first segment to a listener."""
     peer.listen(LISTEN_PORT)
     peer.receive(0.1)
-    peer.send([encode(segment(20000 + f, LISTEN_PORT, 1000, 77777, f, _opts(f), data)) for f in FLAGS])
+    shapes = [segment(20000 + f, LISTEN_PORT, 1000, 77777, f, _opts(f), data) for f in FLAGS]
+    peer.send([encode(shape) for shape in shapes])
     got = by_port(peer.receive(WAIT))
-    return {f"LISTEN {flags_str(f)}": kind(got.get(20000 + f, [])) for f in FLAGS}
+    return {f"LISTEN {flags_str(f)}": answer(got.get(20000 + f, []), shapes[f]) for f in FLAGS}
 
 
 def established_answers(peer, data: bytes = b"") -> dict[str, str]:
@@ -61,28 +65,77 @@ def established_acking_unsent_data_answers(peer, data: bytes = b"") -> dict[str,
 
 
 def _established_walk(
-    peer, data: bytes, listen_port: int, base: int, offset: int, label: str, unsent: int = 0
+    peer, data: bytes, listen_port: int, base: int, offset: int, label: str, unsent: int = 0, stamps: int | None = None
 ) -> dict[str, str]:
+    """`stamps`: the handshake negotiates timestamps, SACK and window scaling, and each shape carries a
+    TSval this far from the one the handshake's ACK carried."""
+    from stack.wire.codec import decode
+
     peer.listen(listen_port)
     peer.receive(0.1)
     isn: dict[int, int] = {}
+    their_tsval: dict[int, int] = {}
     for start in range(0, 256, 64):  # handshakes in groups: no SYN queue overflows on either side
         ports = range(base + start, base + start + 64)
-        peer.send([encode(segment(p, listen_port, 5000, 0, Flags.SYN, MSS)) for p in ports])
+        peer.send([encode(segment(p, listen_port, 5000, 0, Flags.SYN, _offer(stamps))) for p in ports])
         got = by_port(peer.receive(5.0, from_ports(ports, Flags.SYN | Flags.ACK)))
         for p in ports:
-            answer = [raw for raw in got.get(p, []) if kind([raw]) == "SYN-ACK"]
-            assert answer, f"no SYN-ACK for the handshake from port {p}"
-            from stack.wire.codec import decode
-
-            isn[p] = decode(answer[0]).segment.seq
-        peer.send([encode(segment(p, listen_port, 5001, isn[p] + 1, Flags.ACK)) for p in ports])
+            synack = [raw for raw in got.get(p, []) if kind([raw]) == "SYN-ACK"]
+            assert synack, f"no SYN-ACK for the handshake from port {p}"
+            isn[p] = decode(synack[0]).segment.seq
+            stamped = decode(synack[0]).segment.options.timestamps
+            their_tsval[p] = stamped[0] if stamped else 0
+        peer.send(
+            [
+                encode(segment(p, listen_port, 5001, isn[p] + 1, Flags.ACK, _stamped(stamps, 0, their_tsval[p])))
+                for p in ports
+            ]
+        )
     peer.receive(0.2)
     acks = {f: isn[base + f] + 1 + unsent for f in FLAGS}
-    shapes = [segment(base + f, listen_port, 5001 + offset, acks[f], f, _opts(f), data) for f in FLAGS]
+    options = {f: _stamped(stamps, f, their_tsval[base + f], stamps) for f in FLAGS}
+    shapes = [segment(base + f, listen_port, 5001 + offset, acks[f], f, options[f], data) for f in FLAGS]
     peer.send([encode(shape) for shape in shapes])
     got = by_port(peer.receive(WAIT))
-    return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
+    return {f"{label} {flags_str(f)}": answer(got.get(base + f, []), shapes[f]) for f in FLAGS}
+
+
+TSVAL = 1_000_000  # the TSval of the handshake's ACK, where timestamps are negotiated
+
+
+def _offer(stamps: int | None) -> TcpOptions:
+    """The options of the test's SYN: MSS, and where `stamps` is set timestamps (TSval one below TSVAL),
+    SACK and window scaling."""
+    return MSS if stamps is None else TcpOptions(1460, wscale=7, sack_permitted=True, timestamps=(TSVAL - 1, 0))
+
+
+def _stamped(stamps: int | None, flags: int, echo: int, delta: int = 0) -> TcpOptions | None:
+    """A segment's options: MSS on a SYN, and where timestamps were negotiated (`stamps` set) a TSval
+    `delta` from TSVAL echoing `echo`."""
+    if stamps is None:
+        return _opts(flags)
+    return TcpOptions(mss=1460 if flags & Flags.SYN else None, timestamps=(TSVAL + delta, echo))
+
+
+def established_stamped_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As established_answers, with timestamps and SACK negotiated and a newer TSval on each shape."""
+    return _established_walk(peer, data, LISTEN_PORT + 7, 34000, 0, "ESTABLISHED stamped", stamps=1)
+
+
+def established_stamped_off_rcv_nxt_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As established_stamped_answers, 100 bytes beyond RCV.NXT, inside the window: a SACK block where text
+    arrives."""
+    return _established_walk(peer, data, LISTEN_PORT + 8, 35000, 100, "ESTABLISHED stamped RCV.NXT+100", stamps=1)
+
+
+def established_stamped_old_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As established_stamped_answers, each shape's TSval older than TS.Recent (RFC 7323 §5.3 PAWS)."""
+    return _established_walk(peer, data, LISTEN_PORT + 9, 36000, 0, "ESTABLISHED stamped old TSval", stamps=-100)
+
+
+def established_stamped_old_data_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As established_stamped_answers, each shape 100 bytes below RCV.NXT (old text: a D-SACK block)."""
+    return _established_walk(peer, data, LISTEN_PORT + 10, 37000, -100, "ESTABLISHED stamped RCV.NXT-100", stamps=1)
 
 
 def established_out_of_window_answers(peer, data: bytes = b"") -> dict[str, str]:
@@ -101,7 +154,8 @@ def syn_received_out_of_window_answers(peer, data: bytes = b"") -> dict[str, str
     return _syn_received_walk(peer, data, 10_000_000, "SYN_RECEIVED out of window")
 
 
-def _syn_received_walk(peer, data: bytes, offset: int, label: str) -> dict[str, str]:
+def _syn_received_walk(peer, data: bytes, offset: int, label: str, stamps: int | None = None) -> dict[str, str]:
+    """`stamps` as in _established_walk, from the TSval of the SYN."""
     from stack.wire.codec import decode
 
     peer.listen(LISTEN_PORT + 3)
@@ -110,31 +164,42 @@ def _syn_received_walk(peer, data: bytes, offset: int, label: str) -> dict[str, 
     for start in range(0, 256, 64):  # in groups: no SYN queue fills up, and each group is answered within
         # the SYN,ACK's first retransmission timeout (1 s)
         flags = range(start, start + 64)
-        peer.send([encode(segment(60000 + f, LISTEN_PORT + 3, 5000, 0, Flags.SYN, MSS)) for f in flags])
+        peer.send([encode(segment(60000 + f, LISTEN_PORT + 3, 5000, 0, Flags.SYN, _offer(stamps))) for f in flags])
         got = by_port(peer.receive(5.0, from_ports(range(60000 + start, 60000 + start + 64), Flags.SYN | Flags.ACK)))
         isn = {}
+        options = {}
         for f in flags:
-            answer = [raw for raw in got.get(60000 + f, []) if kind([raw]) == "SYN-ACK"]
-            assert answer, f"no SYN-ACK for the handshake from port {60000 + f}"
-            isn[f] = decode(answer[0]).segment.seq
-        shapes = [segment(60000 + f, LISTEN_PORT + 3, 5001 + offset, isn[f] + 1, f, _opts(f), data) for f in flags]
+            synack = [raw for raw in got.get(60000 + f, []) if kind([raw]) == "SYN-ACK"]
+            assert synack, f"no SYN-ACK for the handshake from port {60000 + f}"
+            isn[f] = decode(synack[0]).segment.seq
+            stamped = decode(synack[0]).segment.options.timestamps
+            options[f] = _stamped(stamps, f, stamped[0] if stamped else 0, stamps)
+        shapes = [segment(60000 + f, LISTEN_PORT + 3, 5001 + offset, isn[f] + 1, f, options[f], data) for f in flags]
         peer.send([encode(shape) for shape in shapes])
         got = by_port(peer.receive(WAIT))
-        answers.update({f"{label} {flags_str(f)}": kind(got.get(60000 + f, [])) for f in flags})
+        answers.update({f"{label} {flags_str(f)}": answer(got.get(60000 + f, []), shapes[f - start]) for f in flags})
     return answers
 
 
-def _their_syns(peer, base: int) -> dict[int, tuple[int, int]]:
-    """The peer opens a connection to each of base + flags; its SYNs' source port and ISN by our port."""
+def syn_received_stamped_old_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As syn_received_answers, with timestamps, SACK and window scaling offered and each shape's TSval older
+    than the SYN's (PAWS before the handshake completes, Linux's tcp_check_req)."""
+    return _syn_received_walk(peer, data, 0, "SYN_RECEIVED stamped old TSval", stamps=-100)
+
+
+def _their_syns(peer, base: int) -> dict[int, tuple[int, int, int]]:
+    """The peer opens a connection to each of base + flags; its SYNs' source port, ISN and TSval by our
+    port."""
     from stack.wire.codec import TcpPacket, decode
 
     for f in FLAGS:
         peer.connect(base + f)
-    syns: dict[int, tuple[int, int]] = {}
+    syns: dict[int, tuple[int, int, int]] = {}
     for raw in peer.receive(5.0, from_ports(range(base, base + 256), Flags.SYN)):
         pkt = decode(raw)
         if type(pkt) is TcpPacket and pkt.segment.flags & Flags.SYN:
-            syns[pkt.segment.dst_port] = (pkt.segment.src_port, pkt.segment.seq)
+            stamps = pkt.segment.options.timestamps
+            syns[pkt.segment.dst_port] = (pkt.segment.src_port, pkt.segment.seq, stamps[0] if stamps else 0)
     assert len(syns) == 256, f"only {len(syns)} SYNs"
     return syns
 
@@ -144,11 +209,11 @@ def syn_sent_answers(peer, data: bytes = b"") -> dict[str, str]:
     syns = _their_syns(peer, 40000)
     shapes = []
     for f in FLAGS:
-        their_port, their_isn = syns[40000 + f]
-        shapes.append(encode(segment(40000 + f, their_port, 9000, their_isn + 1, f, _opts(f), data)))
-    peer.send(shapes)
+        their_port, their_isn, _ = syns[40000 + f]
+        shapes.append(segment(40000 + f, their_port, 9000, their_isn + 1, f, _opts(f), data))
+    peer.send([encode(shape) for shape in shapes])
     got = by_port(peer.receive(WAIT))
-    return {f"SYN_SENT {flags_str(f)}": kind(got.get(40000 + f, [])) for f in FLAGS}
+    return {f"SYN_SENT {flags_str(f)}": answer(got.get(40000 + f, []), shapes[f]) for f in FLAGS}
 
 
 def time_wait_answers(peer, data: bytes = b"") -> dict[str, str]:
@@ -165,6 +230,22 @@ def time_wait_off_rcv_nxt_answers(peer, data: bytes = b"") -> dict[str, str]:
 def time_wait_out_of_window_answers(peer, data: bytes = b"") -> dict[str, str]:
     """As time_wait_answers, 10,000,000 bytes beyond RCV.NXT, far outside the window."""
     return _closed_first_walk(peer, data, 53000, True, 10_000_000, "TIME_WAIT out of window")
+
+
+def time_wait_stamped_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As time_wait_answers, with timestamps and SACK negotiated and a newer TSval on each shape."""
+    return _closed_first_walk(peer, data, 55000, True, 0, "TIME_WAIT stamped", stamps=1)
+
+
+def time_wait_stamped_old_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As time_wait_stamped_answers, each shape's TSval older than TS.Recent (Linux's time-wait PAWS)."""
+    return _closed_first_walk(peer, data, 56000, True, 0, "TIME_WAIT stamped old TSval", stamps=-100)
+
+
+def orphaned_fin_wait_2_stamped_old_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As orphaned_fin_wait_2_answers, with timestamps negotiated and each shape's TSval older than
+    TS.Recent."""
+    return _closed_first_walk(peer, data, 57000, False, 0, "FIN_WAIT_2 orphaned stamped old TSval", stamps=-100)
 
 
 def orphaned_fin_wait_2_answers(peer, data: bytes = b"") -> dict[str, str]:
@@ -202,21 +283,33 @@ def last_ack_answers(peer, data: bytes = b"") -> dict[str, str]:
     return _closing_walk(peer, data, 50000, test_closes=True, peer_closes=True, label="LAST_ACK")
 
 
+def last_ack_stamped_old_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As last_ack_answers, with timestamps negotiated and each shape's TSval older than TS.Recent."""
+    label = "LAST_ACK stamped old TSval"
+    return _closing_walk(peer, data, 58000, test_closes=True, peer_closes=True, label=label, stamps=-100)
+
+
 def closing_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with the ACK of all but the peer's FIN where ACK is set, on its
     own connection in CLOSING: the peer closes, and the test's FIN crosses its FIN."""
     return _closing_walk(peer, data, 51000, test_closes=True, peer_closes=True, label="CLOSING", peer_first=True)
 
 
-def _opened_by_the_peer(peer, base: int) -> tuple[dict[int, int], dict[int, int]]:
+def _opened_by_the_peer(peer, base: int, stamps: int | None) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
     """The peer opens a connection to each of base + flags and the test accepts it (SYN,ACK from 9000, the
-    peer's ACK awaited): the peer's port and ISN by flag combination."""
+    peer's ACK awaited; with timestamps, SACK and window scaling where `stamps` is set): the peer's port,
+    ISN and first TSval by flag combination."""
     syns = _their_syns(peer, base)
     ports = {f: syns[base + f][0] for f in FLAGS}
     isn = {f: syns[base + f][1] for f in FLAGS}
-    peer.send([encode(segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, MSS)) for f in FLAGS])
+    tsval = {f: syns[base + f][2] for f in FLAGS}
+    accept = [
+        MSS if stamps is None else TcpOptions(1460, wscale=7, sack_permitted=True, timestamps=(TSVAL - 1, tsval[f]))
+        for f in FLAGS
+    ]
+    peer.send([encode(segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, accept[f])) for f in FLAGS])
     peer.receive(5.0, from_ports(range(base, base + 256), Flags.ACK))  # their ACKs
-    return ports, isn
+    return ports, isn, tsval
 
 
 def _closing_walk(
@@ -228,37 +321,51 @@ def _closing_walk(
     label: str,
     peer_first: bool = False,
     offset: int = 0,
+    stamps: int | None = None,
 ) -> dict[str, str]:
     """The peer (the stack under test) opens a connection to each of base + flags; the test sends its FIN
     (`test_closes`: CLOSE_WAIT) and the peer closes (`peer_closes`: FIN_WAIT_1, or LAST_ACK after
     CLOSE_WAIT, or CLOSING when it closes first, `peer_first`), its FIN left unacknowledged; then each
-    shape at RCV.NXT, acknowledging all but that FIN."""
-    ports, isn = _opened_by_the_peer(peer, base)
+    shape at RCV.NXT, acknowledging all but that FIN. `stamps` as in _established_walk."""
+    ports, isn, tsval = _opened_by_the_peer(peer, base, stamps)
+    stamped = {f: _stamped(stamps, 0, tsval[f]) for f in FLAGS}  # the test's own segments
+    options = {f: _stamped(stamps, f, tsval[f], stamps) for f in FLAGS}  # the shapes'
     ours = range(base, base + 256)
     if peer_closes and peer_first:
         peer.close_connected()
         peer.receive(5.0, from_ports(ours, Flags.FIN))  # their FINs, left unacknowledged: FIN_WAIT_1
     if test_closes:
-        peer.send([encode(segment(base + f, ports[f], 9001, isn[f] + 1, Flags.FIN | Flags.ACK)) for f in FLAGS])
+        fin = Flags.FIN | Flags.ACK
+        peer.send([encode(segment(base + f, ports[f], 9001, isn[f] + 1, fin, stamped[f])) for f in FLAGS])
         peer.receive(5.0, from_ports(ours, Flags.ACK))  # their ACKs of our FIN: CLOSE_WAIT, or CLOSING
     if peer_closes and not peer_first:
         peer.close_connected()
         peer.receive(5.0, from_ports(ours, Flags.FIN))  # their FINs, left unacknowledged
     rcv_nxt = 9002 if test_closes else 9001
-    peer.send([encode(segment(base + f, ports[f], rcv_nxt + offset, isn[f] + 1, f, _opts(f), data)) for f in FLAGS])
+    shapes = [segment(base + f, ports[f], rcv_nxt + offset, isn[f] + 1, f, options[f], data) for f in FLAGS]
+    peer.send([encode(shape) for shape in shapes])
     got = by_port(peer.receive(WAIT))
-    return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
+    return {f"{label} {flags_str(f)}": answer(got.get(base + f, []), shapes[f]) for f in FLAGS}
 
 
 def _closed_first_walk(
-    peer, data: bytes, base: int, our_fin: bool, offset: int, label: str, half_close: bool = False
+    peer,
+    data: bytes,
+    base: int,
+    our_fin: bool,
+    offset: int,
+    label: str,
+    half_close: bool = False,
+    stamps: int | None = None,
 ) -> dict[str, str]:
     """The peer opens a connection to each of base + flags and closes it; the test acknowledges its FIN,
     with a FIN of its own (TIME_WAIT) or without (an orphaned FIN_WAIT_2), then sends each shape `offset`
-    bytes beyond RCV.NXT."""
+    bytes beyond RCV.NXT. `stamps` as in _established_walk."""
     from stack.wire.codec import decode
 
-    ports, isn = _opened_by_the_peer(peer, base)
+    ports, isn, tsval = _opened_by_the_peer(peer, base, stamps)
+    stamped = {f: _stamped(stamps, 0, tsval[f]) for f in FLAGS}  # the test's own segments
+    options = {f: _stamped(stamps, f, tsval[f], stamps) for f in FLAGS}  # the shapes'
     ours = range(base, base + 256)
     if half_close:
         peer.shut_connected()
@@ -267,13 +374,14 @@ def _closed_first_walk(
     fins = by_port(peer.receive(5.0, from_ports(ours, Flags.FIN)))
     assert all(any(decode(raw).segment.flags & Flags.FIN for raw in fins.get(base + f, [])) for f in FLAGS)
     ack = Flags.FIN | Flags.ACK if our_fin else Flags.ACK
-    peer.send([encode(segment(base + f, ports[f], 9001, isn[f] + 2, ack)) for f in FLAGS])
+    peer.send([encode(segment(base + f, ports[f], 9001, isn[f] + 2, ack, stamped[f])) for f in FLAGS])
     if our_fin:
         peer.receive(5.0, from_ports(ours, Flags.ACK))  # their ACKs of our FIN: TIME-WAIT
     rcv_nxt = 9002 if our_fin else 9001
-    peer.send([encode(segment(base + f, ports[f], rcv_nxt + offset, isn[f] + 2, f, _opts(f), data)) for f in FLAGS])
+    shapes = [segment(base + f, ports[f], rcv_nxt + offset, isn[f] + 2, f, options[f], data) for f in FLAGS]
+    peer.send([encode(shape) for shape in shapes])
     got = by_port(peer.receive(WAIT))
-    return {f"{label} {flags_str(f)}": kind(got.get(base + f, [])) for f in FLAGS}
+    return {f"{label} {flags_str(f)}": answer(got.get(base + f, []), shapes[f]) for f in FLAGS}
 
 
 MSS_BYTES = b"\x02\x04\x05\xb4"
@@ -316,32 +424,54 @@ def option_answers(peer) -> dict[str, str]:
     peer.receive(0.1)
     shapes = list(TCP_OPTION_SHAPES.items()) + list(IP_OPTION_SHAPES.items())
     packets = []
-    for i, (name, opts) in enumerate(shapes):
-        syn = segment(50000 + i, LISTEN_PORT + 2, 7000, 0, Flags.SYN)
+    syns = [segment(50000 + i, LISTEN_PORT + 2, 7000, 0, Flags.SYN) for i in range(len(shapes))]
+    for syn, (name, opts) in zip(syns, shapes, strict=True):
         tcp_opts, ip_opts = (b"", opts) if name.startswith("IP ") else (opts, MSS_BYTES)
         packets.append(raw_packet(syn, tcp_options=tcp_opts, ip_options=ip_opts if name.startswith("IP ") else b""))
     peer.send(packets)
     got = by_port(peer.receive(WAIT))
-    return {name: kind(got.get(50000 + i, [])) for i, (name, _) in enumerate(shapes)}
+    return {name: answer(got.get(50000 + i, []), syns[i]) for i, (name, _) in enumerate(shapes)}
 
 
 # (shape, kernel's answer, ours): where we differ from Linux on purpose; docs/linux-differences.md says why
-KNOWN_DIFFERENCES: dict[str, tuple[str, str]] = {
-    # Linux answers a parameter problem (the first six; its ICMP rate limit drops the rest); we drop silently
-    name: ("ICMP", "none")
-    for name in (
-        "IP kind without length",
-        "IP option length 0",
-        "IP option length 1",
-        "IP option past the header",
-        "IP record route pointer 2",
-        "IP record route twice",
-        "IP timestamp pointer 4",
-        "IP timestamp overflowed",
-        "IP router alert of length 3",
-        "IP CIPSO",
-    )
-}
+KNOWN_DIFFERENCES: set[tuple[str, str, str]] = (
+    {
+        # Linux answers a parameter problem (the first six; its ICMP rate limit drops the rest); we drop silently
+        (name, "ICMP", "none")
+        for name in (
+            "IP kind without length",
+            "IP option length 0",
+            "IP option length 1",
+            "IP option past the header",
+            "IP record route pointer 2",
+            "IP record route twice",
+            "IP timestamp pointer 4",
+            "IP timestamp overflowed",
+            "IP router alert of length 3",
+            "IP CIPSO",
+        )
+    }
+    | {
+        # Linux acknowledges only the SYN of a SYN,ACK that completes its connect and ignores its FIN and text;
+        # we take them (RFC 9293 §3.10.7.3, sixth step on)
+        (
+            f"SYN_SENT {flags_str(f)}",
+            "ACK seq=+0 ack=+1 len=0",
+            f"ACK seq=+0 ack=+{1 + text + bool(f & Flags.FIN)} len=0",
+        )
+        for f in FLAGS
+        if f & (Flags.SYN | Flags.ACK | Flags.RST) == Flags.SYN | Flags.ACK
+        for text in (0, len(DATA))
+        if text or f & Flags.FIN
+    }
+    | {
+        # the SYN,ACK of a simultaneous open: Linux sends its own SYN again, all of its options with it, a
+        # timestamp too; ours offers only what the peer's SYN offered (RFC 7323 §3.2)
+        (f"SYN_SENT {flags_str(f)}", "SYN-ACK ack=+1 len=0 ecr=0", "SYN-ACK ack=+1 len=0")
+        for f in FLAGS
+        if f & (Flags.SYN | Flags.ACK | Flags.RST) == Flags.SYN
+    }
+)
 
 
 @pytest.fixture
@@ -361,21 +491,29 @@ STATE_WALKS = [
     established_off_rcv_nxt_answers,
     established_out_of_window_answers,
     established_acking_unsent_data_answers,
+    established_stamped_answers,
+    established_stamped_off_rcv_nxt_answers,
+    established_stamped_old_answers,
+    established_stamped_old_data_answers,
     syn_received_answers,
     syn_received_out_of_window_answers,
+    syn_received_stamped_old_answers,
     syn_sent_answers,
     time_wait_answers,
     time_wait_off_rcv_nxt_answers,
     time_wait_out_of_window_answers,
+    time_wait_stamped_answers,
+    time_wait_stamped_old_answers,
     orphaned_fin_wait_2_answers,
+    orphaned_fin_wait_2_stamped_old_answers,
     half_closed_fin_wait_2_answers,
     orphaned_fin_wait_1_answers,
     close_wait_answers,
     close_wait_out_of_window_answers,
     last_ack_answers,
+    last_ack_stamped_old_answers,
     closing_answers,
 ]
-DATA = b"0123456789"  # what a shape carries in the second round: text in each state too
 
 
 @pytest.mark.parametrize(
@@ -385,9 +523,9 @@ DATA = b"0123456789"  # what a shape carries in the second round: text in each s
 )
 def test_any_state_every_shape_answered_as_linux_answers(peers, walk):
     """RFC 9293 §3.10.7 and Linux (tcp_rcv_state_process, tcp_parse_options, ip_options_compile): the
-    same kind of answer to each shape, or a documented reason why not."""
+    same answer to each shape, with the same numbers, or a documented reason why not."""
     kernel, ours = peers
     theirs, mine = walk(kernel), walk(ours)
     differ = {shape: (theirs[shape], mine[shape]) for shape in theirs if theirs[shape] != mine[shape]}
-    unexplained = {s: d for s, d in differ.items() if KNOWN_DIFFERENCES.get(s) != d}
+    unexplained = {s: d for s, d in differ.items() if (s, *d) not in KNOWN_DIFFERENCES}
     assert not unexplained, "\n".join(f"{s}: Linux {k}, tcpstack {o}" for s, (k, o) in sorted(unexplained.items()))
