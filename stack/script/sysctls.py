@@ -5,6 +5,9 @@ always does (tcp_dsack=1, tcp_recovery=1: RACK) is accepted as is. A sysctl that
 features tcpstack leaves out (TSO sizing, fast open) is accepted: the scripts that use those features
 SKIP on the feature itself. Any other name or value raises ScriptSkip: never run a script under a
 setting it did not get.
+
+The other way, linux_sysctls gives the sysctls that make a Linux socket start as tcpstack's defaults
+make a connection start, for comparing the two (tools/linux-check, the shapes test against the kernel).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import replace
 
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.tcp import congestion
+from stack.tcp.config import TcpConfig
 from stack.tcp.congestion.hystart import HyStartParams
 
 
@@ -170,3 +174,20 @@ def config_changes(settings: dict[str, str], where: str) -> dict[str, object]:
         else:
             raise ScriptSkip(f"{where}: sysctl {name} is not modelled")
     return changes
+
+
+def linux_sysctls(config: TcpConfig) -> dict[str, str]:
+    """The net.ipv4 sysctls that give a Linux socket tcpstack's defaults (`config`)."""
+    return {
+        "tcp_rmem": f"4096 {2 * config.receive_buffer} {config.receive_buffer_max}",
+        "tcp_wmem": f"4096 {config.send_buffer} {config.send_buffer_max}",
+        "tcp_slow_start_after_idle": str(int(config.slow_start_after_idle)),
+        "tcp_ecn": "1" if config.ecn else "2" if config.ecn_accept else "0",
+        "tcp_syn_retries": str(config.syn_retries),
+        "tcp_syn_linear_timeouts": str(config.syn_linear_timeouts),
+        "tcp_synack_retries": str(config.synack_retries),
+        "tcp_retries2": str(config.max_retries),
+        "tcp_orphan_retries": str(config.orphan_retries),
+        "tcp_fin_timeout": str(int(config.fin_timeout)),
+        "tcp_syncookies": str(config.syncookies),
+    }

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from stack.aio.stack import Stack
 from stack.aio.tun import SocketPairDevice
 from stack.netns import NetNs
+from stack.script.sysctls import linux_sysctls
+from stack.tcp.config import TcpConfig
 from stack.wire.checksum import internet_checksum, tcp_checksum
 from stack.wire.codec import IpPacket, TcpPacket, decode, encode_tcp
 from stack.wire.segment import Flags, Segment, TcpOptions, flags_str
@@ -66,6 +68,8 @@ def answer(replies: list[bytes], shape: Segment) -> str:
     its acknowledgment number less the shape's sequence number, and its length. A SYN,ACK's sequence
     number is left out: it is the peer's ISN, which has no relation to the shape."""
     what = kind(replies)
+    if what in ("none", "ICMP"):
+        return what
     for raw in replies:
         pkt = decode(raw)
         if type(pkt) is not TcpPacket or kind([raw]) != what:
@@ -73,7 +77,7 @@ def answer(replies: list[bytes], shape: Segment) -> str:
         seg = pkt.segment
         seq = "" if what == "SYN-ACK" else " seq=0" if seg.seq == 0 else f" seq={_distance(seg.seq, shape.ack):+d}"
         ack = f" ack={_distance(seg.ack, shape.seq):+d}" if seg.flags & Flags.ACK else ""
-        return f"{what}{seq}{ack} len={len(seg.payload)}{_options(seg, shape)}"
+        return f"{what}{seq}{ack} win={seg.window} len={len(seg.payload)}{_options(seg, shape)}"
     return what
 
 
@@ -81,6 +85,9 @@ def _options(seg: Segment, shape: Segment) -> str:
     """An answer's timestamps echo (less the shape's TSval; its own TSval is the peer's clock) and its SACK
     blocks (less the shape's sequence number)."""
     out = ""
+    if seg.flags & Flags.SYN:
+        syn = seg.options
+        out += f" mss={syn.mss} wscale={syn.wscale} sack_permitted={syn.sack_permitted}"
     if seg.options.timestamps is not None:
         sent = shape.options.timestamps
         out += (
@@ -159,6 +166,8 @@ class KernelPeer:
             self._tun.mtu = 1500
             self._tun.up()
         ns.run(["sysctl", "-qw", "net.ipv6.conf.shape0.disable_ipv6=1"])
+        for name, value in linux_sysctls(TcpConfig()).items():  # buffers and windows as tcpstack's defaults
+            ns.run(["sysctl", "-qw", f"net.ipv4.{name}={value}"])
         self._fd = self._tun.fileno()
         os.set_blocking(self._fd, False)
         self._sockets: list[socket.socket] = []
