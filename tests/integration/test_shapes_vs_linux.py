@@ -40,14 +40,20 @@ def _opts(flags: int) -> TcpOptions | None:
     return MSS if flags & Flags.SYN else None
 
 
-def listen_answers(peer, data: bytes = b"") -> dict[str, str]:
-    """Each flag combination as the first segment to a listener."""
+def listen_answers(peer, data: bytes = b"", stamps: int | None = None, label: str = "LISTEN") -> dict[str, str]:
+    """Each flag combination as the first segment to a listener (`stamps` as in _established_walk: each
+    carries a timestamp, a SYN window scaling and SACK-permitted too)."""
     peer.listen(LISTEN_PORT)
     peer.receive(0.1)
-    shapes = [segment(20000 + f, LISTEN_PORT, 1000, 77777, f, _opts(f), data) for f in FLAGS]
+    shapes = [segment(20000 + f, LISTEN_PORT, 1000, 77777, f, _stamped(stamps, f, 0, stamps or 0), data) for f in FLAGS]
     peer.send([encode(shape) for shape in shapes])
     got = by_port(peer.receive(WAIT))
-    return {f"LISTEN {flags_str(f)}": answer(got.get(20000 + f, []), shapes[f]) for f in FLAGS}
+    return {f"{label} {flags_str(f)}": answer(got.get(20000 + f, []), shapes[f]) for f in FLAGS}
+
+
+def listen_stamped_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As listen_answers, each shape with a timestamp, a SYN offering window scaling and SACK too."""
+    return listen_answers(peer, data, stamps=1, label="LISTEN stamped")
 
 
 def established_answers(peer, data: bytes = b"") -> dict[str, str]:
@@ -111,11 +117,13 @@ def _offer(stamps: int | None) -> TcpOptions:
 
 
 def _stamped(stamps: int | None, flags: int, echo: int, delta: int = 0) -> TcpOptions | None:
-    """A segment's options: MSS on a SYN, and where timestamps were negotiated (`stamps` set) a TSval
-    `delta` from TSVAL echoing `echo`."""
+    """A segment's options: MSS on a SYN, and where timestamps are in use (`stamps` set) a TSval `delta`
+    from TSVAL echoing `echo`, and on a SYN window scaling and SACK-permitted too."""
     if stamps is None:
         return _opts(flags)
-    return TcpOptions(mss=1460 if flags & Flags.SYN else None, timestamps=(TSVAL + delta, echo))
+    if flags & Flags.SYN:
+        return TcpOptions(1460, wscale=7, sack_permitted=True, timestamps=(TSVAL + delta, echo))
+    return TcpOptions(timestamps=(TSVAL + delta, echo))
 
 
 def established_stamped_answers(peer, data: bytes = b"") -> dict[str, str]:
@@ -205,16 +213,24 @@ def _their_syns(peer, base: int) -> dict[int, tuple[int, int, int]]:
     return syns
 
 
-def syn_sent_answers(peer, data: bytes = b"") -> dict[str, str]:
-    """Each flag combination as the answer to the peer's SYN (an acceptable ACK where ACK is set)."""
+def syn_sent_answers(peer, data: bytes = b"", stamps: int | None = None, label: str = "SYN_SENT") -> dict[str, str]:
+    """Each flag combination as the answer to the peer's SYN (an acceptable ACK where ACK is set; `stamps`
+    as in listen_answers, each echoing the SYN's TSval)."""
     syns = _their_syns(peer, 40000)
     shapes = []
     for f in FLAGS:
-        their_port, their_isn, _ = syns[40000 + f]
-        shapes.append(segment(40000 + f, their_port, 9000, their_isn + 1, f, _opts(f), data))
+        their_port, their_isn, their_tsval = syns[40000 + f]
+        options = _stamped(stamps, f, their_tsval, stamps or 0)
+        shapes.append(segment(40000 + f, their_port, 9000, their_isn + 1, f, options, data))
     peer.send([encode(shape) for shape in shapes])
     got = by_port(peer.receive(WAIT))
-    return {f"SYN_SENT {flags_str(f)}": answer(got.get(40000 + f, []), shapes[f]) for f in FLAGS}
+    return {f"{label} {flags_str(f)}": answer(got.get(40000 + f, []), shapes[f]) for f in FLAGS}
+
+
+def syn_sent_stamped_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As syn_sent_answers, each shape with a timestamp echoing the SYN's, a SYN offering window scaling and
+    SACK too: a SYN,ACK that completes the connect negotiates them."""
+    return syn_sent_answers(peer, data, stamps=1, label="SYN_SENT stamped")
 
 
 def time_wait_answers(peer, data: bytes = b"") -> dict[str, str]:
@@ -456,10 +472,11 @@ KNOWN_DIFFERENCES: set[tuple[str, str, str]] = (
         # Linux acknowledges only the SYN of a SYN,ACK that completes its connect and ignores its FIN and text;
         # we take them (RFC 9293 §3.10.7.3, sixth step on)
         (
-            f"SYN_SENT {flags_str(f)}",
-            "ACK seq=+0 ack=+1 win=65535 len=0",
-            f"ACK seq=+0 ack=+{1 + text + bool(f & Flags.FIN)} win=65535 len=0",
+            f"{label} {flags_str(f)}",
+            f"ACK seq=+0 ack=+1 {rest}",
+            f"ACK seq=+0 ack=+{1 + text + bool(f & Flags.FIN)} {rest}",
         )
+        for label, rest in (("SYN_SENT", "win=65535 len=0"), ("SYN_SENT stamped", "win=8190 len=0 ecr=+0"))
         for f in FLAGS
         if f & (Flags.SYN | Flags.ACK | Flags.RST) == Flags.SYN | Flags.ACK
         for text in (0, len(DATA))
@@ -500,6 +517,7 @@ def peers(netns):
 
 STATE_WALKS = [
     listen_answers,
+    listen_stamped_answers,
     established_answers,
     established_off_rcv_nxt_answers,
     established_out_of_window_answers,
@@ -512,6 +530,7 @@ STATE_WALKS = [
     syn_received_out_of_window_answers,
     syn_received_stamped_old_answers,
     syn_sent_answers,
+    syn_sent_stamped_answers,
     time_wait_answers,
     time_wait_off_rcv_nxt_answers,
     time_wait_out_of_window_answers,
