@@ -147,6 +147,19 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         # the window first, as the RFC)
         return
 
+    if (
+        conn.state is _SYN_RECEIVED
+        and conn.passive
+        and flags & (Flags.ACK | Flags.RST) == Flags.ACK
+        and seg.ack != (tcb.iss + 1) & _MASK
+    ):
+        # an unacceptable ACK (§3.10.7.4 fifth check) before a passive open completes: Linux's request sock
+        # checks it before the sequence number and PAWS (tcp_check_req) and leaves the segment to the
+        # listener, which answers <SEQ=SEG.ACK><CTL=RST>; the half-open connection stays (a RST is checked
+        # as in any state: measured on Linux 6.18)
+        output.answer_with_reset(conn, seg)
+        return
+
     # RFC 7323 §5.3 R1: PAWS drops a segment whose timestamp is older than TS.Recent
     receiver = conn.receiver
     ts = seg.options.timestamps

@@ -163,8 +163,17 @@ def syn_received_out_of_window_answers(peer, data: bytes = b"") -> dict[str, str
     return _syn_received_walk(peer, data, 10_000_000, "SYN_RECEIVED out of window")
 
 
-def _syn_received_walk(peer, data: bytes, offset: int, label: str, stamps: int | None = None) -> dict[str, str]:
-    """`stamps` as in _established_walk, from the TSval of the SYN."""
+def syn_received_unacceptable_ack_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As syn_received_out_of_window_answers, where the ACK (if set) acknowledges 1000 bytes beyond our
+    SYN: the request sock checks the ACK first."""
+    return _syn_received_walk(peer, data, 10_000_000, "SYN_RECEIVED unacceptable ACK", unsent=1000)
+
+
+def _syn_received_walk(
+    peer, data: bytes, offset: int, label: str, stamps: int | None = None, unsent: int = 0
+) -> dict[str, str]:
+    """`stamps` as in _established_walk, from the TSval of the SYN; `unsent`: each shape acknowledges that
+    many bytes beyond our SYN."""
     from stack.wire.codec import decode
 
     peer.listen(LISTEN_PORT + 3)
@@ -183,7 +192,8 @@ def _syn_received_walk(peer, data: bytes, offset: int, label: str, stamps: int |
             isn[f] = decode(synack[0]).segment.seq
             stamped = decode(synack[0]).segment.options.timestamps
             options[f] = _stamped(stamps, f, stamped[0] if stamped else 0, stamps)
-        shapes = [segment(60000 + f, LISTEN_PORT + 3, 5001 + offset, isn[f] + 1, f, options[f], data) for f in flags]
+        acks = {f: isn[f] + 1 + unsent for f in flags}
+        shapes = [segment(60000 + f, LISTEN_PORT + 3, 5001 + offset, acks[f], f, options[f], data) for f in flags]
         peer.send([encode(shape) for shape in shapes])
         got = by_port(peer.receive(WAIT))
         answers.update({f"{label} {flags_str(f)}": answer(got.get(60000 + f, []), shapes[f - start]) for f in flags})
@@ -528,6 +538,7 @@ STATE_WALKS = [
     established_stamped_old_data_answers,
     syn_received_answers,
     syn_received_out_of_window_answers,
+    syn_received_unacceptable_ack_answers,
     syn_received_stamped_old_answers,
     syn_sent_answers,
     syn_sent_stamped_answers,

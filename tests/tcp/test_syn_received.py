@@ -107,3 +107,13 @@ def test_syn_received_rst_failing_paws_dropped_unanswered(conn_in):
     assert sent(c, 0.5) == []
     assert c.state is State.SYN_RECEIVED
     assert c.counters.by_linux_name()["PAWSEstab"] == 1
+
+
+def test_syn_received_unacceptable_ack_far_outside_the_window_answered_by_rst_and_kept(conn_in):
+    """§3.10.7.4 fifth check before the first, as Linux's request sock orders them (tcp_check_req): a
+    segment whose ACK does not acknowledge our SYN gets <SEQ=SEG.ACK><CTL=RST> however far outside the
+    window it lies, and the half-open connection stays."""
+    c = conn_in(State.SYN_RECEIVED)
+    c.receive_segment(seg(".", IRS + 1 + 10_000_000, ISS + 77), 0.5)
+    assert sent(c, 0.5) == [("R", ISS + 77, 0, b"")]
+    assert c.state is State.SYN_RECEIVED
