@@ -151,6 +151,32 @@ def from_ports(ports: Iterable[int], flags: int) -> Callable[[list[bytes]], bool
     return all_came
 
 
+def note_sent(last_sent: dict[int, Segment], packets: list[bytes]) -> None:
+    """Remember the last TCP segment sent from each of the test's ports (a walk's shape, once it is sent)."""
+    for raw in packets:
+        pkt = decode(raw)
+        if type(pkt) is TcpPacket:
+            last_sent[pkt.segment.src_port] = pkt.segment
+
+
+def fates(peer) -> dict[int, str]:
+    """Whether each connection the last shapes went to is still there, by the test's port: an ACK far
+    beyond its window, carrying the shape's ACK, draws a RST where nothing is left ("gone"), and an ACK,
+    or nothing where answers are rate limited, where a connection, half-open or not, stays ("kept")."""
+    shapes = dict(peer.last_sent)
+    peer.receive(0.0)  # what came since (a SYN,ACK resent): not an answer to a probe
+    probes = [
+        Segment(port, shape.dst_port, (shape.seq + (1 << 30)) & 0xFFFFFFFF, shape.ack, Flags.ACK, 65535)
+        for port, shape in shapes.items()
+    ]
+    peer.send([encode(probe) for probe in probes])
+    got = by_port(peer.receive(PROBE_WAIT))
+    return {port: "gone" if "RST" in (kind([raw]) for raw in got.get(port, [])) else "kept" for port in shapes}
+
+
+PROBE_WAIT = 0.25  # seconds for a probe's RST, which either answers at once
+
+
 class KernelPeer:
     """The kernel's TCP at HOST behind a TUN device in `ns` whose other end this object reads and writes."""
 
@@ -172,6 +198,7 @@ class KernelPeer:
         os.set_blocking(self._fd, False)
         self._sockets: list[socket.socket] = []
         self._connected: list[socket.socket] = []  # active opens, which close_connected() closes
+        self.last_sent: dict[int, Segment] = {}  # by the test's port: the last segment sent from it
 
     def listen(self, port: int) -> None:
         with inside(self.ns):
@@ -206,6 +233,7 @@ class KernelPeer:
     def send(self, packets: list[bytes]) -> None:
         for p in packets:
             os.write(self._fd, p)
+        note_sent(self.last_sent, packets)
 
     def receive(self, wait: float, until: Callable[[list[bytes]], bool] | None = None) -> list[bytes]:
         return [p for p in collect(self._fd, wait, until) if p and p[0] >> 4 == 4]
@@ -239,6 +267,7 @@ class StackPeer:
         self.stack: Stack = self._call(self._make(theirs))
         self._pending: list = []
         self._connected: list[asyncio.Transport] = []  # active opens, which close_connected() closes
+        self.last_sent: dict[int, Segment] = {}  # by the test's port: the last segment sent from it
 
     async def _make(self, device) -> Stack:
         return Stack(device, HOST)
@@ -278,6 +307,7 @@ class StackPeer:
     def send(self, packets: list[bytes]) -> None:
         for p in packets:
             self._raw.send(p)
+        note_sent(self.last_sent, packets)
 
     def receive(self, wait: float, until: Callable[[list[bytes]], bool] | None = None) -> list[bytes]:
         return collect(self._raw.fileno(), wait, until)

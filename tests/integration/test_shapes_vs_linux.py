@@ -1,12 +1,14 @@
 """Every TCP flag combination in LISTEN, SYN_RECEIVED, SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSING,
-an orphaned FIN_WAIT_1, a half-closed and an orphaned FIN_WAIT_2 and TIME_WAIT, bare and carrying text, and
-malformed TCP and IPv4 options, sent to the kernel's own TCP and to tcpstack: the kind of answer (none,
-RST, SYN-ACK, ACK, ICMP), its sequence and acknowledgment numbers (as distances from the shape's) and its
-length must be the same, except where docs/linux-differences.md says why not.
+an orphaned FIN_WAIT_1, a half-closed and an orphaned FIN_WAIT_2 and TIME_WAIT, bare and carrying text, with
+and without timestamps, SACK and window scaling, and malformed TCP and IPv4 options, sent to the kernel's
+own TCP and to tcpstack: the kind of answer (none, RST, SYN-ACK, ACK, ICMP), its sequence and
+acknowledgment numbers (as distances from the shape's), its window, its length, the timestamp it echoes,
+its SACK blocks and a SYN,ACK's options must be the same, and so must the connections left afterwards,
+except where docs/linux-differences.md says why not.
 
-The kernel sits behind a TUN device the test holds in a private namespace; tcpstack is a Stack on a
-socketpair. Each shape goes to its own connection (its own port), so all of a state's shapes are sent
-at once and their answers told apart by port.
+The kernel sits behind a TUN device the test holds in a private namespace whose sysctls give a socket
+tcpstack's defaults; tcpstack is a Stack on a socketpair. Each shape goes to its own connection (its own
+port), so all of a state's shapes are sent at once and their answers told apart by port.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tests.integration.shapes import (
     answer,
     by_port,
     encode,
+    fates,
     from_ports,
     kind,
     raw_packet,
@@ -566,11 +569,19 @@ STATE_WALKS = [
 )
 def test_any_state_every_shape_answered_as_linux_answers(peers, walk):
     """RFC 9293 §3.10.7 and Linux (tcp_rcv_state_process, tcp_parse_options, ip_options_compile): the
-    same answer to each shape, with the same numbers, or a documented reason why not."""
+    same answer to each shape, with the same numbers, or a documented reason why not; and afterwards the
+    same connections left (each asked by a probe: a RST says it is gone)."""
     kernel, ours = peers
-    theirs, mine = walk(kernel), walk(ours)
+    theirs = walk(kernel)
+    kept_by_them = fates(kernel)  # whether each connection outlived its shape, asked at once
+    mine = walk(ours)
+    shaped = {port: flags_str(shape.flags) for port, shape in ours.last_sent.items()}
+    kept_by_us = fates(ours)
     differ = {shape: (theirs[shape], mine[shape]) for shape in theirs if theirs[shape] != mine[shape]}
     unexplained = {
         s: d for s, d in differ.items() if (s, *d) not in KNOWN_DIFFERENCES and not _linux_truncated_window(s, *d)
     }
+    for port, state in kept_by_us.items():
+        if kept_by_them.get(port) != state:
+            unexplained[f"the connection of port {port} after {shaped[port]}"] = (kept_by_them.get(port), state)
     assert not unexplained, "\n".join(f"{s}: Linux {k}, tcpstack {o}" for s, (k, o) in sorted(unexplained.items()))
