@@ -6,8 +6,8 @@ features tcpstack leaves out (TSO sizing, fast open) is accepted: the scripts th
 SKIP on the feature itself. Any other name or value raises ScriptSkip: never run a script under a
 setting it did not get.
 
-The other way, linux_sysctls gives the sysctls that make a Linux socket start as tcpstack's defaults
-make a connection start, for comparing the two (tools/linux-check, the shapes test against the kernel).
+The other way round, linux_sysctls gives the sysctls under which a Linux socket starts as a tcpstack
+connection with a given TcpConfig does, for comparing the two (tools/linux-check, the shapes test).
 """
 
 from __future__ import annotations

@@ -362,8 +362,10 @@ def _paws_verdict(conn: Connection, seg: Segment, behind: int) -> int:
     (below RCV.NXT) is dropped without an answer (tcp_validate_incoming)."""
     if conn.state is _SYN_RECEIVED and conn.passive:
         return _PAWS_DROP
-    if behind <= 1 or seg.flags & (Flags.SYN | Flags.RST):  # (a SYN goes on to its challenge ACK, RFC
-        return _PAWS_PASS  # 5961 §4.2; a RST is taken whatever its timestamp: tcp_validate_incoming)
+    # a SYN goes on to its challenge ACK (RFC 5961 §4.2), a RST to be taken whatever its timestamp
+    # (tcp_validate_incoming)
+    if behind <= 1 or seg.flags & (Flags.SYN | Flags.RST):
+        return _PAWS_PASS
     tcb = conn.tcb
     seq = seg.seq
     if not seg.flags & Flags.ACK or seg.seg_len:

@@ -65,8 +65,9 @@ def _distance(a: int, b: int) -> int:
 def answer(replies: list[bytes], shape: Segment) -> str:
     """The kind of the first answer (as kind()) and its numbers as seen from `shape`, the segment it
     answers: its sequence number less the shape's acknowledgment number ("0" for a RST's absolute zero),
-    its acknowledgment number less the shape's sequence number, and its length. A SYN,ACK's sequence
-    number is left out: it is the peer's ISN, which has no relation to the shape."""
+    its acknowledgment number less the shape's sequence number, its window, its length and its options
+    (_options). A SYN,ACK's sequence number is left out: it is the peer's ISN, which has no relation to
+    the shape."""
     what = kind(replies)
     if what in ("none", "ICMP"):
         return what
@@ -82,8 +83,8 @@ def answer(replies: list[bytes], shape: Segment) -> str:
 
 
 def _options(seg: Segment, shape: Segment) -> str:
-    """An answer's timestamps echo (less the shape's TSval; its own TSval is the peer's clock) and its SACK
-    blocks (less the shape's sequence number)."""
+    """A SYN,ACK's MSS, window scale and SACK-permitted, an answer's timestamp echo (less the shape's TSval;
+    its own TSval is the peer's clock) and its SACK blocks (less the shape's sequence number)."""
     out = ""
     if seg.flags & Flags.SYN:
         syn = seg.options
@@ -174,7 +175,7 @@ def fates(peer) -> dict[int, str]:
     return {port: "gone" if "RST" in (kind([raw]) for raw in got.get(port, [])) else "kept" for port in shapes}
 
 
-PROBE_WAIT = 0.25  # seconds for a probe's RST, which either answers at once
+PROBE_WAIT = 0.25  # seconds for the RSTs that answer probes: both stacks send them at once
 
 
 class KernelPeer:
