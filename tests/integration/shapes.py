@@ -21,6 +21,7 @@ from stack.aio.tun import SocketPairDevice
 from stack.netns import NetNs
 from stack.script.sysctls import linux_sysctls
 from stack.tcp.config import TcpConfig
+from stack.wire import addr
 from stack.wire.checksum import internet_checksum, tcp_checksum
 from stack.wire.codec import IpPacket, TcpPacket, decode, encode_tcp
 from stack.wire.segment import Flags, Segment, TcpOptions, flags_str
@@ -30,14 +31,19 @@ HOST = "10.8.0.1"  # the peer under test (the kernel, or the stack)
 US = "10.8.0.2"  # the test, crafting segments
 HOST_IP = int(ipaddress.IPv4Address(HOST))
 US_IP = int(ipaddress.IPv4Address(US))
+HOST6 = "fd00:8::1"  # the same over IPv6
+US6 = "fd00:8::2"
+HOST6_IP = addr.parse(HOST6)  # (the stack's numbering of IPv6 addresses)
+US6_IP = addr.parse(US6)
 LISTEN_PORT = 8080
+ICMP_PROTOCOLS = (1, 58)  # ICMP, ICMPv6
 
 
 def kind(replies: list[bytes]) -> str:
     """The kind of the first answer: none, RST, SYN-ACK, ACK, ICMP, or the flags of anything else."""
     for raw in replies:
         pkt = decode(raw)
-        if type(pkt) is IpPacket and pkt.proto == 1:
+        if type(pkt) is IpPacket and pkt.proto in ICMP_PROTOCOLS:
             return "ICMP"
         if type(pkt) is not TcpPacket:
             continue
@@ -110,12 +116,14 @@ def by_port(packets: list[bytes]) -> dict[int, list[bytes]]:
     out: dict[int, list[bytes]] = {}
     for raw in packets:
         pkt = decode(raw)
-        if type(pkt) is TcpPacket and pkt.dst == US_IP:
+        if pkt.dst not in (US_IP, US6_IP):
+            continue  # (the kernel's own IPv6 chatter: router solicitations, MLD reports)
+        if type(pkt) is TcpPacket:
             out.setdefault(pkt.segment.dst_port, []).append(raw)
-        elif type(pkt) is IpPacket and pkt.proto == 1 and len(pkt.payload) >= 8 + 20 + 4:
+        elif type(pkt) is IpPacket and pkt.proto in ICMP_PROTOCOLS and len(pkt.payload) >= 8 + 40 + 4:
             quoted = pkt.payload[8:]
-            ihl = (quoted[0] & 15) * 4
-            out.setdefault(int.from_bytes(quoted[ihl : ihl + 2], "big"), []).append(raw)
+            header = (quoted[0] & 15) * 4 if quoted[0] >> 4 == 4 else 40
+            out.setdefault(int.from_bytes(quoted[header : header + 2], "big"), []).append(raw)
     return out
 
 
@@ -152,12 +160,21 @@ def from_ports(ports: Iterable[int], flags: int) -> Callable[[list[bytes]], bool
     return all_came
 
 
-def note_sent(last_sent: dict[int, Segment], packets: list[bytes]) -> None:
-    """Remember the last TCP segment sent from each of the test's ports (a walk's shape, once it is sent)."""
-    for raw in packets:
-        pkt = decode(raw)
-        if type(pkt) is TcpPacket:
-            last_sent[pkt.segment.src_port] = pkt.segment
+def packets_of(items: list[Segment] | list[bytes], v6: bool, last_sent: dict[int, Segment]) -> list[bytes]:
+    """Segments from the test to the peer under test (over IPv6 with `v6`) as packets, and packets as they
+    are; the last TCP segment sent from each of the test's ports is noted in `last_sent` (a walk's shape,
+    once it is sent)."""
+    packets = []
+    for item in items:
+        if isinstance(item, Segment):
+            packets.append(encode_tcp(US6_IP, HOST6_IP, item) if v6 else encode(item))
+            last_sent[item.src_port] = item
+        else:
+            packets.append(item)
+            pkt = decode(item)
+            if type(pkt) is TcpPacket:
+                last_sent[pkt.segment.src_port] = pkt.segment
+    return packets
 
 
 def fates(peer) -> dict[int, str]:
@@ -170,7 +187,7 @@ def fates(peer) -> dict[int, str]:
         Segment(port, shape.dst_port, (shape.seq + (1 << 30)) & 0xFFFFFFFF, shape.ack, Flags.ACK, 65535)
         for port, shape in shapes.items()
     ]
-    peer.send([encode(probe) for probe in probes])
+    peer.send(probes)
     got = by_port(peer.receive(PROBE_WAIT))
     return {port: "gone" if "RST" in (kind([raw]) for raw in got.get(port, [])) else "kept" for port in shapes}
 
@@ -179,12 +196,14 @@ PROBE_WAIT = 0.25  # seconds for the RSTs that answer probes: both stacks send t
 
 
 class KernelPeer:
-    """The kernel's TCP at HOST behind a TUN device in `ns` whose other end this object reads and writes."""
+    """The kernel's TCP at HOST (HOST6 with `v6`) behind a TUN device in `ns` whose other end this object
+    reads and writes."""
 
-    def __init__(self, ns: NetNs) -> None:
+    def __init__(self, ns: NetNs, v6: bool = False) -> None:
         import pytun
 
         self.ns = ns
+        self.v6 = v6
         with inside(ns):
             self._tun = pytun.TunTapDevice(name="shape0", flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
             self._tun.addr = HOST
@@ -192,7 +211,12 @@ class KernelPeer:
             self._tun.netmask = "255.255.255.0"
             self._tun.mtu = 1500
             self._tun.up()
-        ns.run(["sysctl", "-qw", "net.ipv6.conf.shape0.disable_ipv6=1"])
+        if v6:  # no router solicitations, no duplicate address detection: the address works at once
+            ns.run(["sysctl", "-qw", "net.ipv6.conf.shape0.accept_ra=0"])
+            ns.run(["sysctl", "-qw", "net.ipv6.conf.shape0.router_solicitations=0"])
+            ns.run(["ip", "-6", "addr", "add", f"{HOST6}/64", "dev", "shape0", "nodad"])
+        else:
+            ns.run(["sysctl", "-qw", "net.ipv6.conf.shape0.disable_ipv6=1"])
         for name, value in linux_sysctls(TcpConfig()).items():  # buffers and windows as tcpstack's defaults
             ns.run(["sysctl", "-qw", f"net.ipv4.{name}={value}"])
         self._fd = self._tun.fileno()
@@ -203,19 +227,19 @@ class KernelPeer:
 
     def listen(self, port: int) -> None:
         with inside(self.ns):
-            s = socket.socket()
+            s = socket.socket(socket.AF_INET6 if self.v6 else socket.AF_INET)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((HOST, port))
+            s.bind((HOST6 if self.v6 else HOST, port))
             s.listen(4096)
         self._sockets.append(s)
 
     def connect(self, port: int) -> None:
         """An active open towards the test: a SYN leaves through the TUN."""
         with inside(self.ns):
-            s = socket.socket()
+            s = socket.socket(socket.AF_INET6 if self.v6 else socket.AF_INET)
             s.setblocking(False)
             try:
-                s.connect((US, port))
+                s.connect((US6 if self.v6 else US, port))
             except BlockingIOError:
                 pass
         self._sockets.append(s)
@@ -231,13 +255,12 @@ class KernelPeer:
         for s in self._connected:
             s.shutdown(socket.SHUT_WR)
 
-    def send(self, packets: list[bytes]) -> None:
-        for p in packets:
+    def send(self, items: list[Segment] | list[bytes]) -> None:
+        for p in packets_of(items, self.v6, self.last_sent):
             os.write(self._fd, p)
-        note_sent(self.last_sent, packets)
 
     def receive(self, wait: float, until: Callable[[list[bytes]], bool] | None = None) -> list[bytes]:
-        return [p for p in collect(self._fd, wait, until) if p and p[0] >> 4 == 4]
+        return [p for p in collect(self._fd, wait, until) if p and p[0] >> 4 in (4, 6)]
 
     def close(self) -> None:
         for s in self._sockets:
@@ -254,11 +277,13 @@ class _HalfOpen(asyncio.Protocol):
 
 
 class StackPeer:
-    """tcpstack at HOST: a Stack on a loop in a thread, on one end of a socketpair; the test holds the other."""
+    """tcpstack at HOST and HOST6: a Stack on a loop in a thread, on one end of a socketpair; the test holds
+    the other (and speaks IPv6 to it with `v6`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, v6: bool = False) -> None:
         import uvloop
 
+        self.v6 = v6
         self._ours, theirs = SocketPairDevice.pair()
         self._raw = self._ours._sock
         self._raw.setblocking(False)
@@ -271,7 +296,7 @@ class StackPeer:
         self.last_sent: dict[int, Segment] = {}  # by the test's port: the last segment sent from it
 
     async def _make(self, device) -> Stack:
-        return Stack(device, HOST)
+        return Stack(device, [HOST, HOST6])
 
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
@@ -284,7 +309,7 @@ class StackPeer:
 
     async def _connect(self, port: int) -> None:
         try:
-            transport, _ = await self.stack.create_connection(_HalfOpen, US, port)
+            transport, _ = await self.stack.create_connection(_HalfOpen, US6 if self.v6 else US, port)
         except OSError:
             return
         self._connected.append(transport)
@@ -305,10 +330,9 @@ class StackPeer:
         concurrent.futures.wait(self._pending, timeout=5.0)
         return list(self._connected)
 
-    def send(self, packets: list[bytes]) -> None:
-        for p in packets:
+    def send(self, items: list[Segment] | list[bytes]) -> None:
+        for p in packets_of(items, self.v6, self.last_sent):
             self._raw.send(p)
-        note_sent(self.last_sent, packets)
 
     def receive(self, wait: float, until: Callable[[list[bytes]], bool] | None = None) -> list[bytes]:
         return collect(self._raw.fileno(), wait, until)
