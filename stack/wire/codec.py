@@ -4,6 +4,7 @@ native/build_fast.py). Addresses are the ints of stack/wire/addr.py (IPv6 ones c
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -122,20 +123,41 @@ _TS_ECR: Final = _AT["ts_ecr"]
 _SACK_COUNT: Final = _AT["sack_count"]
 _SACK: Final = _AT["sack"]
 
-_parsed: Final = ffi.new("struct fast_seg *")
-_parsed_buf: Final = ffi.buffer(_parsed)
-_built: Final = ffi.new("struct fast_seg *")
-_built_buf: Final = ffi.buffer(_built)
-_header6: Final = ffi.new("struct fast_seg *")  # addresses etc. for encode_ipv6 and checksum6
-_out: Final = ffi.new("char[]", _MAX_PACKET)
-_out_buf: Final = ffi.buffer(_out)
+
+class _Scratch:
+    """What the one-packet functions below fill: the C parser's and builder's descriptions and the output
+    buffer. One per thread: cffi lets other threads run during each C call, so a shared one would mix
+    two threads' packets."""
+
+    __slots__ = ("parsed", "parsed_buf", "built", "built_buf", "header6", "out", "out_buf")
+
+    def __init__(self) -> None:
+        self.parsed: Any = ffi.new("struct fast_seg *")
+        self.parsed_buf: Any = ffi.buffer(self.parsed)
+        self.built: Any = ffi.new("struct fast_seg *")
+        self.built_buf: Any = ffi.buffer(self.built)
+        self.header6: Any = ffi.new("struct fast_seg *")  # addresses etc. for encode_ipv6 and checksum6
+        self.out: Any = ffi.new("char[]", _MAX_PACKET)
+        self.out_buf: Any = ffi.buffer(self.out)
+
+
+_threads: Final = threading.local()
+
+
+def _scratch() -> _Scratch:
+    """This thread's _Scratch, made on its first use."""
+    scratch = getattr(_threads, "scratch", None)
+    if scratch is None:
+        scratch = _threads.scratch = _Scratch()
+    return scratch
 
 
 def decode(buf: bytes, tcp_checksum: bool = True) -> TcpPacket | IpPacket | Rejected:
     """One raw IP packet, its checksums verified; `tcp_checksum=False` for one captured on a TUN device
     with offloads, whose TCP checksum may still be partial (left to the device)."""
-    rc = lib.fast_parse_csum(buf, len(buf), _parsed, tcp_checksum)
-    return _value(_unpack_from(_parsed_buf), rc, bytes(buf), 0)
+    scratch = _scratch()
+    rc = lib.fast_parse_csum(buf, len(buf), scratch.parsed, tcp_checksum)
+    return _value(_unpack_from(scratch.parsed_buf), rc, bytes(buf), 0)
 
 
 def _value(
@@ -295,14 +317,15 @@ def _fill(buf, at: int, src: int, dst: int, seg: Segment, ttl: int, ident: int, 
 
 def encode_tcp(src: int, dst: int, seg: Segment, ttl: int = 64, ident: int = 0, flow: int = 0) -> bytes:
     """One TCP segment in an IPv4 packet, or an IPv6 one (with `flow` as its flow label) when dst is IPv6."""
-    _fill(_built_buf, 0, src, dst, seg, ttl, ident, flow)
+    scratch = _scratch()
+    _fill(scratch.built_buf, 0, src, dst, seg, ttl, ident, flow)
     payload = seg.payload
     if type(payload) is not bytes:  # a view (into the send buffer, a read batch): C reads it in place
         payload = ffi.from_buffer(payload)
-    n = lib.fast_build_tcp(_out, _MAX_PACKET, _built, payload, len(seg.payload))
+    n = lib.fast_build_tcp(scratch.out, _MAX_PACKET, scratch.built, payload, len(seg.payload))
     if n < 0:
         raise ValueError(f"segment too large to encode: {len(seg.payload)} payload bytes")
-    return _out_buf[:n]
+    return scratch.out_buf[:n]
 
 
 class BatchEncoder:
@@ -437,27 +460,29 @@ class BatchEncoder:
 
 
 def encode_ipv4(src: int, dst: int, proto: int, payload: bytes, ttl: int = 64, ident: int = 0) -> bytes:
-    n = lib.fast_build_ipv4(_out, _MAX_PACKET, src, dst, proto, ttl, ident, payload, len(payload))
+    scratch = _scratch()
+    n = lib.fast_build_ipv4(scratch.out, _MAX_PACKET, src, dst, proto, ttl, ident, payload, len(payload))
     if n < 0:
         raise ValueError(f"payload too large for one IPv4 packet: {len(payload)} bytes")
-    return _out_buf[:n]
+    return scratch.out_buf[:n]
 
 
 def encode_ipv6(src: int, dst: int, next_header: int, payload: bytes, hop_limit: int = 64, flow: int = 0) -> bytes:
     """An IPv6 packet around a complete upper-layer payload (its checksum already filled in)."""
-    b = _header6
+    scratch = _scratch()
+    b = scratch.header6
     _set_addresses6(b, src, dst)
     b.proto = next_header
     b.ttl = hop_limit
     b.flow = flow
-    n = lib.fast_build_ipv6(_out, _MAX_PACKET, b, payload, len(payload))
+    n = lib.fast_build_ipv6(scratch.out, _MAX_PACKET, b, payload, len(payload))
     if n < 0:
         raise ValueError(f"payload too large for one IPv6 packet: {len(payload)} bytes")
-    return _out_buf[:n]
+    return scratch.out_buf[:n]
 
 
 def checksum6(src: int, dst: int, next_header: int, data: bytes) -> int:
     """The Internet checksum of `data` under the IPv6 pseudo-header (RFC 8200 §8.1); 0 over a valid message."""
-    b = _header6
+    b = _scratch().header6
     _set_addresses6(b, src, dst)
     return lib.fast_checksum6(b, next_header, data, len(data))
