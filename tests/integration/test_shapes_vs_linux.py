@@ -13,6 +13,7 @@ port), so all of a state's shapes are sent at once and their answers told apart 
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 from functools import partial
 
@@ -601,14 +602,19 @@ def test_any_state_every_shape_over_ipv6_answered_as_linux_answers(peers6, walk)
     _compare(*peers6, walk)
 
 
+def _walked(peer, walk) -> tuple[dict[str, str], dict[int, str], dict[int, str]]:
+    """The walk's answers, then which connections are left (asked at once), and each port's shape."""
+    answers = walk(peer)
+    shaped = {port: flags_str(shape.flags) for port, shape in peer.last_sent.items()}
+    return answers, fates(peer), shaped
+
+
 def _compare(kernel, ours, walk) -> None:
     """The walk against both peers, each asked afterwards which connections are left; any difference not
     documented fails."""
-    theirs = walk(kernel)
-    kept_by_them = fates(kernel)  # whether each connection outlived its shape, asked at once
-    mine = walk(ours)
-    shaped = {port: flags_str(shape.flags) for port, shape in ours.last_sent.items()}
-    kept_by_us = fates(ours)
+    with concurrent.futures.ThreadPoolExecutor(2) as both:  # the two walks side by side: most of each waits
+        kernels, stacks = both.submit(_walked, kernel, walk), both.submit(_walked, ours, walk)
+        (theirs, kept_by_them, _), (mine, kept_by_us, shaped) = kernels.result(), stacks.result()
     differ = {shape: (theirs[shape], mine[shape]) for shape in theirs if theirs[shape] != mine[shape]}
     unexplained = {
         s: d for s, d in differ.items() if (s, *d) not in KNOWN_DIFFERENCES and not _linux_truncated_window(s, *d)
