@@ -316,6 +316,34 @@ def last_ack_stamped_old_answers(peer, data: bytes = b"") -> dict[str, str]:
     return _closing_walk(peer, data, 58000, test_closes=True, peer_closes=True, label=label, stamps=-100)
 
 
+def close_wait_stamped_old_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As close_wait_answers, with timestamps negotiated and each shape's TSval older than TS.Recent."""
+    label = "CLOSE_WAIT stamped old TSval"
+    return _closing_walk(peer, data, 59000, test_closes=True, peer_closes=False, label=label, stamps=-100)
+
+
+def closing_stamped_old_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As closing_answers, with timestamps negotiated and each shape's TSval older than TS.Recent."""
+    label = "CLOSING stamped old TSval"
+    return _closing_walk(
+        peer, data, 59300, test_closes=True, peer_closes=True, label=label, peer_first=True, stamps=-100
+    )
+
+
+def orphaned_fin_wait_1_stamped_old_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As orphaned_fin_wait_1_answers, with timestamps negotiated and each shape's TSval older than
+    TS.Recent."""
+    label = "FIN_WAIT_1 orphaned stamped old TSval"
+    return _closing_walk(peer, data, 59600, test_closes=False, peer_closes=True, label=label, stamps=-100)
+
+
+def half_closed_fin_wait_2_stamped_old_answers(peer, data: bytes = b"") -> dict[str, str]:
+    """As half_closed_fin_wait_2_answers, with timestamps negotiated and each shape's TSval older than
+    TS.Recent."""
+    label = "FIN_WAIT_2 half-closed stamped old TSval"
+    return _closed_first_walk(peer, data, 60300, False, 0, label, half_close=True, stamps=-100)
+
+
 def closing_answers(peer, data: bytes = b"") -> dict[str, str]:
     """Each flag combination, at RCV.NXT and with the ACK of all but the peer's FIN where ACK is set, on its
     own connection in CLOSING: the peer closes, and the test's FIN crosses its FIN."""
@@ -551,12 +579,16 @@ STATE_WALKS = [
     orphaned_fin_wait_2_answers,
     orphaned_fin_wait_2_stamped_old_answers,
     half_closed_fin_wait_2_answers,
+    half_closed_fin_wait_2_stamped_old_answers,
     orphaned_fin_wait_1_answers,
+    orphaned_fin_wait_1_stamped_old_answers,
     close_wait_answers,
     close_wait_out_of_window_answers,
+    close_wait_stamped_old_answers,
     last_ack_answers,
     last_ack_stamped_old_answers,
     closing_answers,
+    closing_stamped_old_answers,
 ]
 
 
