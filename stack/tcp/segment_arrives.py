@@ -172,12 +172,9 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
             return
         if verdict == _PAWS_DROP:
             conn.counters.events().paws_drops += 1
-            # answers are rate limited, but not to data or a FIN (Linux tcp_oow_rate_limited); a RST (only
-            # a passive SYN-RECEIVED drops one) is not answered (tcp_check_req)
-            if flags & Flags.RST:
-                return
-            if (seg_len and not flags & Flags.SYN) or conn.may_answer(now, paws=True):
-                conn.receiver.ack_now = True
+            # a RST (only a passive SYN-RECEIVED drops one) is not answered (tcp_check_req)
+            if not flags & Flags.RST:
+                _ack_dropped(conn, seg, now, paws=True)
             return
         conn.ts_ecr_seen = ts[1]
 
@@ -291,8 +288,7 @@ def _time_wait(conn: Connection, seg: Segment, now: float) -> None:
         return
     if paws_reject or flags & Flags.ACK:
         conn.restart_time_wait(now)
-    if (seg.seg_len and not flags & Flags.SYN) or conn.may_answer(now, paws=paws_reject):
-        receiver.ack_now = True
+    _ack_dropped(conn, seg, now, paws_reject)
 
 
 def _orphaned_fin_wait_2(conn: Connection, seg: Segment, now: float) -> None:
@@ -315,8 +311,7 @@ def _orphaned_fin_wait_2(conn: Connection, seg: Segment, now: float) -> None:
     right = seq_add(rcv_nxt, max(seq_sub(tcb.rcv_adv, rcv_nxt), 0))
     in_window = seq == rcv_nxt or (seq_gt(end, rcv_nxt) and seq_lt(seq, right)) or (seq == right and seq == end)
     if paws_reject or not in_window:  # (Linux counts no PAWS drop here)
-        if (seg.seg_len and not flags & Flags.SYN) or conn.may_answer(now, paws=paws_reject):
-            receiver.ack_now = True
+        _ack_dropped(conn, seg, now, paws_reject)
         return
     if flags & Flags.RST:
         conn.on_reset(False, now)
@@ -334,6 +329,13 @@ def _orphaned_fin_wait_2(conn: Connection, seg: Segment, now: float) -> None:
     if ts is not None:
         receiver.ts_recent = ts[0]
     _process_fin(conn, now)
+
+
+def _ack_dropped(conn: Connection, seg: Segment, now: float, paws: bool) -> None:
+    """An ACK for a segment dropped as unacceptable (`paws`: by PAWS), rate limited unless the segment
+    carries data or a FIN (Linux tcp_oow_rate_limited; a SYN's sequence number counts as neither)."""
+    if (seg.seg_len and not seg.flags & Flags.SYN) or conn.may_answer(now, paws=paws):
+        conn.receiver.ack_now = True
 
 
 def _take_ts_recent(conn: Connection, seq: int, ts_val: int) -> None:
