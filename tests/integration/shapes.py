@@ -25,6 +25,7 @@ from stack.wire import addr
 from stack.wire.checksum import internet_checksum, tcp_checksum
 from stack.wire.codec import IpPacket, TcpPacket, decode, encode_tcp
 from stack.wire.segment import Flags, Segment, TcpOptions, flags_str
+from stack.wire.seq import seq_add, seq_sub
 from tests.integration.hostile import inside
 
 HOST = "10.8.0.1"  # the peer under test (the kernel, or the stack)
@@ -62,12 +63,6 @@ def kind(replies: list[bytes]) -> str:
     return "none"
 
 
-def _distance(a: int, b: int) -> int:
-    """a - b in sequence space, signed."""
-    d = (a - b) % (1 << 32)
-    return d - (1 << 32) if d >= 1 << 31 else d
-
-
 def answer(replies: list[bytes], shape: Segment) -> str:
     """The kind of the first answer (as kind()) and its numbers as seen from `shape`, the segment it
     answers: its sequence number less the shape's acknowledgment number ("0" for a RST's absolute zero),
@@ -82,8 +77,8 @@ def answer(replies: list[bytes], shape: Segment) -> str:
         if type(pkt) is not TcpPacket or kind([raw]) != what:
             continue
         seg = pkt.segment
-        seq = "" if what == "SYN-ACK" else " seq=0" if seg.seq == 0 else f" seq={_distance(seg.seq, shape.ack):+d}"
-        ack = f" ack={_distance(seg.ack, shape.seq):+d}" if seg.flags & Flags.ACK else ""
+        seq = "" if what == "SYN-ACK" else " seq=0" if seg.seq == 0 else f" seq={seq_sub(seg.seq, shape.ack):+d}"
+        ack = f" ack={seq_sub(seg.ack, shape.seq):+d}" if seg.flags & Flags.ACK else ""
         return f"{what}{seq}{ack} win={seg.window} len={len(seg.payload)}{_options(seg, shape)}"
     return what
 
@@ -97,11 +92,9 @@ def _options(seg: Segment, shape: Segment) -> str:
         out += f" mss={syn.mss} wscale={syn.wscale} sack_permitted={syn.sack_permitted}"
     if seg.options.timestamps is not None:
         sent = shape.options.timestamps
-        out += (
-            f" ecr={_distance(seg.options.timestamps[1], sent[0]):+d}" if sent else f" ecr={seg.options.timestamps[1]}"
-        )
+        out += f" ecr={seq_sub(seg.options.timestamps[1], sent[0]):+d}" if sent else f" ecr={seg.options.timestamps[1]}"
     for left, right in seg.options.sack_blocks:
-        out += f" sack={_distance(left, shape.seq):+d}:{_distance(right, shape.seq):+d}"
+        out += f" sack={seq_sub(left, shape.seq):+d}:{seq_sub(right, shape.seq):+d}"
     return out
 
 
@@ -184,7 +177,7 @@ def fates(peer) -> dict[int, str]:
     shapes = dict(peer.last_sent)
     peer.receive(0.0)  # what came since (a SYN,ACK resent): not an answer to a probe
     probes = [
-        Segment(port, shape.dst_port, (shape.seq + (1 << 30)) & 0xFFFFFFFF, shape.ack, Flags.ACK, 65535)
+        segment(port, shape.dst_port, seq_add(shape.seq, 1 << 30), shape.ack, Flags.ACK)
         for port, shape in shapes.items()
     ]
     peer.send(probes)

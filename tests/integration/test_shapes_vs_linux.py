@@ -110,10 +110,10 @@ def _established_walk(
 TSVAL = 1_000_000  # the TSval of the handshake's ACK, where timestamps are negotiated
 
 
-def _offer(stamps: int | None) -> TcpOptions:
-    """The options of the test's SYN: MSS, and where `stamps` is set timestamps (TSval one below TSVAL),
-    SACK and window scaling."""
-    return MSS if stamps is None else TcpOptions(1460, wscale=7, sack_permitted=True, timestamps=(TSVAL - 1, 0))
+def _offer(stamps: int | None, echo: int = 0) -> TcpOptions:
+    """The options of the test's SYN or SYN,ACK: MSS, and where `stamps` is set timestamps (TSval one below
+    TSVAL, echoing `echo`), SACK and window scaling."""
+    return MSS if stamps is None else TcpOptions(1460, wscale=7, sack_permitted=True, timestamps=(TSVAL - 1, echo))
 
 
 def _stamped(stamps: int | None, flags: int, echo: int, delta: int = 0) -> TcpOptions | None:
@@ -358,11 +358,8 @@ def _opened_by_the_peer(peer, base: int, stamps: int | None) -> tuple[dict[int, 
     ports = {f: syns[base + f][0] for f in FLAGS}
     isn = {f: syns[base + f][1] for f in FLAGS}
     tsval = {f: syns[base + f][2] for f in FLAGS}
-    accept = [
-        MSS if stamps is None else TcpOptions(1460, wscale=7, sack_permitted=True, timestamps=(TSVAL - 1, tsval[f]))
-        for f in FLAGS
-    ]
-    peer.send([segment(base + f, ports[f], 9000, isn[f] + 1, Flags.SYN | Flags.ACK, accept[f]) for f in FLAGS])
+    synack = Flags.SYN | Flags.ACK
+    peer.send([segment(base + f, ports[f], 9000, isn[f] + 1, synack, _offer(stamps, tsval[f])) for f in FLAGS])
     peer.receive(5.0, from_ports(range(base, base + 256), Flags.ACK))  # their ACKs
     return ports, isn, tsval
 
