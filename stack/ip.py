@@ -1,16 +1,19 @@
-"""IPv4 input beside the TCP fast path: fragment reassembly, ICMP (echo, errors quoting our segments)
-and protocol unreachable (RFC 791, RFC 792, RFC 1122 §3.2)."""
+"""IPv4 input beside the TCP fast path: fragment reassembly, ICMP (echo, timestamp, errors quoting our
+segments) and protocol unreachable (RFC 791, RFC 792, RFC 1122 §3.2), answered as Linux answers them."""
 
 from __future__ import annotations
 
+import random
 import struct
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from stack.fragments import FragmentLimits, Reassembler
 from stack.tcp.icmp_input import DEST_UNREACHABLE, PARAMETER_PROBLEM, SOURCE_QUENCH, TIME_EXCEEDED, IcmpError
 from stack.wire.checksum import internet_checksum
-from stack.wire.codec import PROTO_ICMP, PROTO_TCP, IpPacket, Rejected, TcpPacket, decode, encode_ipv4, encode_tcp
+from stack.wire.codec import PROTO_ICMP, PROTO_TCP, IpPacket, Rejected, TcpPacket, decode, encode_tcp
 from stack.wire.reasons import DropReason
 
 if TYPE_CHECKING:
@@ -20,10 +23,16 @@ if TYPE_CHECKING:
 ICMP_ECHO_REPLY = 0
 ICMP_DEST_UNREACHABLE = DEST_UNREACHABLE
 ICMP_ECHO_REQUEST = 8
+ICMP_TIMESTAMP_REQUEST = 13
+ICMP_TIMESTAMP_REPLY = 14
 CODE_PROTOCOL_UNREACHABLE = 2
 _ICMP_ERRORS = (DEST_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM)
 ICMP_ERRORS_PER_SEC = 1000  # ICMP errors we send, at most (Linux net.ipv4.icmp_msgs_per_sec)
 ICMP_ERRORS_BURST = 50  # Linux net.ipv4.icmp_msgs_burst
+ERROR_DATAGRAM_MAX = 576  # RFC 1812 §4.3.2.3: an error quotes as much as fits in 576 bytes, as Linux's
+TOS_INTERNETCONTROL = 0xC0  # RFC 1812 §4.3.2.5: ICMP errors go with precedence 6
+TOS_MASK = 0x1E  # the TOS bits proper (RFC 1349), without precedence and ECN
+_MF = 0x2000
 
 
 def _icmp(icmp_type: int, code: int, rest: bytes) -> bytes:
@@ -32,32 +41,79 @@ def _icmp(icmp_type: int, code: int, rest: bytes) -> bytes:
     return body[:2] + struct.pack("!H", csum) + body[4:]
 
 
-def handle_ip_packet(pkt: IpPacket, our_addr: int) -> bytes | None:
-    """The stateless reply to a whole non-TCP packet addressed to us, if any (as raw IPv4 bytes)."""
+def icmp_packet(src: int, dst: int, message: bytes, tos: int = 0) -> bytes:
+    """An ICMP message in an IPv4 packet without DF, as Linux's ICMP socket sends them (IP_PMTUDISC_DONT):
+    a router on the way may fragment a large echo reply. The identification is random, for fragments."""
+    header = bytearray(
+        struct.pack("!BBHHHBBHII", 0x45, tos, 20 + len(message), random.getrandbits(16), 0, 64, PROTO_ICMP, 0, src, dst)
+    )
+    struct.pack_into("!H", header, 10, internet_checksum(bytes(header)))
+    return bytes(header) + message
+
+
+def fragment4(packet: bytes, mtu: int) -> list[bytes]:
+    """RFC 791 §3.2: a packet we made (no options, DF clear) too big for the link, as fragments of at most
+    `mtu` bytes under its own identification; every fragment but the last carries a multiple of 8 bytes."""
+    header, payload = bytearray(packet[:20]), packet[20:]
+    step = (mtu - 20) // 8 * 8
+    pieces = []
+    for start in range(0, len(payload), step):
+        chunk = payload[start : start + step]
+        more = _MF if start + step < len(payload) else 0
+        struct.pack_into("!H", header, 2, 20 + len(chunk))
+        struct.pack_into("!H", header, 6, more | start // 8)
+        struct.pack_into("!H", header, 10, 0)
+        struct.pack_into("!H", header, 10, internet_checksum(bytes(header)))
+        pieces.append(bytes(header) + chunk)
+    return pieces
+
+
+def ms_since_midnight(wall_time: float) -> int:
+    """RFC 792's timestamp: milliseconds since midnight UT."""
+    return int(wall_time * 1000) % 86_400_000
+
+
+def handle_ip_packet(pkt: IpPacket, wall_time: float) -> bytes | None:
+    """The stateless reply to a whole non-TCP packet addressed to us, if any (as raw IPv4 bytes, from the
+    address it was sent to); `wall_time` (seconds since the epoch) stamps a timestamp reply."""
     if pkt.is_fragment:
         return None  # a piece of a datagram: IpLayer reassembles it first
+    tos = pkt.header[1]
     if pkt.proto == PROTO_ICMP:
         data = pkt.payload
         if len(data) < 8 or internet_checksum(data) != 0:
             return None  # RFC 1122 §3.2.2: silently discard ICMP with a bad checksum
-        if data[0] == ICMP_ECHO_REQUEST and data[1] == 0:
-            # echo reply: same identifier, sequence number and data (RFC 792)
-            return encode_ipv4(our_addr, pkt.src, PROTO_ICMP, _icmp(ICMP_ECHO_REPLY, 0, data[4:]))
+        if data[0] == ICMP_ECHO_REQUEST:
+            # echo reply: same identifier, sequence number and data (RFC 792), and code and TOS (RFC 1349
+            # §5.1), as Linux's icmp_echo
+            return icmp_packet(pkt.dst, pkt.src, _icmp(ICMP_ECHO_REPLY, data[1], data[4:]), tos)
+        if data[0] == ICMP_TIMESTAMP_REQUEST and len(data) >= 12:
+            # RFC 792: the originate timestamp back, with when it was received and sent (RFC 1122 §3.2.2.8
+            # makes it a MAY; Linux's icmp_timestamp answers, with the same two times)
+            stamp = ms_since_midnight(wall_time)
+            times = data[8:12] + struct.pack("!II", stamp, stamp)
+            return icmp_packet(pkt.dst, pkt.src, _icmp(ICMP_TIMESTAMP_REPLY, 0, data[4:8] + times), tos)
         return None
-    # RFC 1122 §3.2.2.1: protocol unreachable, quoting the IP header and the first 8 bytes
-    quote = pkt.header + pkt.payload[:8]
-    return encode_ipv4(
-        our_addr, pkt.src, PROTO_ICMP, _icmp(ICMP_DEST_UNREACHABLE, CODE_PROTOCOL_UNREACHABLE, b"\0\0\0\0" + quote)
-    )
+    # RFC 1122 §3.2.2.1: protocol unreachable, quoting the IP header and as much of the datagram as fits
+    quote = (pkt.header + pkt.payload)[: ERROR_DATAGRAM_MAX - 28]
+    error = _icmp(ICMP_DEST_UNREACHABLE, CODE_PROTOCOL_UNREACHABLE, b"\0\0\0\0" + quote)
+    return icmp_packet(pkt.dst, pkt.src, error, tos & TOS_MASK | TOS_INTERNETCONTROL)
 
 
 class IpLayer:
     """Everything that reaches us as an `IpPacket`: fragments go to the reassembler and a whole datagram
     is decoded again; ICMP errors quoting a TCP segment go to the connection through the demux."""
 
-    def __init__(self, demux: Demux, our_addr: int, limits: FragmentLimits | None = None) -> None:
+    def __init__(
+        self,
+        demux: Demux,
+        our_addr: int,
+        limits: FragmentLimits | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.demux = demux
         self.addr = our_addr
+        self.wall_clock = wall_clock  # for timestamp replies: the only wall-clock time the stack gives out
         self.counters: Counter[str] = Counter()  # Icmp*, Reasm*, drops of reassembled datagrams
         self.fragments = Reassembler(limits, self.counters)
         self._icmp_tokens = float(ICMP_ERRORS_BURST)
@@ -92,10 +148,12 @@ class IpLayer:
                 return None, None
             if data[0] == ICMP_ECHO_REQUEST:
                 self.counters["IcmpInEchos"] += 1
+            elif data[0] == ICMP_TIMESTAMP_REQUEST:
+                self.counters["IcmpInTimestamps"] += 1
         elif not self.may_send_icmp_error(now):
             self.counters["IcmpOutRateLimitGlobal"] += 1  # a flood is not answered packet for packet
             return None, None
-        return None, handle_ip_packet(pkt, self.addr)
+        return None, handle_ip_packet(pkt, self.wall_clock())
 
     def may_send_icmp_error(self, now: float) -> bool:
         """A token bucket for the ICMP errors we send, as Linux's icmp_global_allow (RFC 1812 §4.3.2.8 asks

@@ -58,6 +58,11 @@ ICMP6_TIME_EXCEEDED = 3
 ICMP6_PARAM_PROBLEM = 4
 ICMP6_ECHO_REQUEST = 128
 ICMP6_ECHO_REPLY = 129
+ICMP6_NEIGHBOR_SOLICIT = 135
+ICMP6_NEIGHBOR_ADVERT = 136
+NA_SOLICITED = 0x40000000  # RFC 4861 §4.4
+NA_OVERRIDE = 0x20000000
+ROUTING_SEGMENT_ROUTING = 4  # RFC 8754
 PARAM_ERRONEOUS_FIELD = 0
 PARAM_UNKNOWN_NEXT_HEADER = 1
 PARAM_UNKNOWN_OPTION = 2
@@ -99,6 +104,9 @@ def flow_label(local: tuple[int, int], remote: tuple[int, int]) -> int:
     return label or 1
 
 
+ALL_NODES = addr.parse("ff02::1")
+
+
 def is_multicast(a: int) -> bool:
     return a >> 120 == (addr.V6 | 0xFF << 120) >> 120
 
@@ -120,11 +128,29 @@ def fragment6(packet: bytes, mtu: int) -> list[bytes]:
     return pieces
 
 
-def icmp6(src: int, dst: int, icmp_type: int, code: int, rest: bytes) -> bytes:
-    """An ICMPv6 message in an IPv6 packet, checksum over the pseudo-header (RFC 4443 §2.3)."""
+def icmp6(
+    src: int, dst: int, icmp_type: int, code: int, rest: bytes, traffic_class: int = 0, neighbour: bool = False
+) -> bytes:
+    """An ICMPv6 message in an IPv6 packet, checksum over the pseudo-header (RFC 4443 §2.3), with a flow
+    label from its addresses (RFC 6437 §3, as Linux labels its ICMPv6 messages); a `neighbour` discovery
+    message goes unlabelled with hop limit 255 (RFC 4861 §7.1.2), as Linux's ndisc sends them."""
     body = bytearray(struct.pack("!BBH", icmp_type, code, 0) + rest)
     struct.pack_into("!H", body, 2, checksum6(src, dst, PROTO_ICMPV6, bytes(body)))
-    return encode_ipv6(src, dst, PROTO_ICMPV6, bytes(body), hop_limit=64)
+    if neighbour:
+        packet = encode_ipv6(src, dst, PROTO_ICMPV6, bytes(body), hop_limit=255)
+    else:
+        packet = encode_ipv6(src, dst, PROTO_ICMPV6, bytes(body), flow=flow_label((src, 0), (dst, 0)))
+    if not traffic_class:
+        return packet
+    head = bytearray(packet[:2])
+    head[0] |= traffic_class >> 4
+    head[1] |= (traffic_class & 0x0F) << 4
+    return bytes(head) + packet[2:]
+
+
+def traffic_class(raw: bytes) -> int:
+    """The Traffic Class of an IPv6 packet (RFC 8200 §3), between the version and the flow label."""
+    return (raw[0] & 0x0F) << 4 | raw[1] >> 4
 
 
 def _chain_complete(nh: int, data: bytes) -> bool:
@@ -154,6 +180,8 @@ class Ip6Layer:
         self.ip4 = ip4  # its ICMP error rate limit covers both families, as Linux's icmp_global_allow
         self.counters: Counter[str] = ip4.counters
         self.fragments: Reassembler = ip4.fragments
+        # the source of an echo reply to all nodes
+        self.unicast = min((a for a in ours if a > addr.MAX4 and not is_multicast(a)), default=None)
 
     def receive(self, pkt: IpPacket, now: float) -> tuple[Connection | None, bytes | None]:
         """One IPv6 packet that the C parser did not take as TCP: the connection it touched, a reply."""
@@ -161,6 +189,10 @@ class Ip6Layer:
         counters["Ip6InReceives"] += 1
         multicast = is_multicast(pkt.dst)
         if multicast:
+            if pkt.dst >> 112 & 0xF < 2:
+                # RFC 4291 §2.7: interface-local (and reserved) scope never crosses a link (Linux's ipv6_rcv)
+                counters["Ip6InHdrErrors"] += 1
+                return None, None
             counters["Ip6InMcastPkts"] += 1
         elif pkt.dst not in self.ours:
             counters["Ip6InAddrErrors"] += 1
@@ -188,6 +220,10 @@ class Ip6Layer:
                 self.counters["Ip6InTruncatedPkts"] += 1
                 return None, None
             size = 8 + raw[off + 1] * 8
+            if nh == ROUTING and raw[off + 2] == ROUTING_SEGMENT_ROUTING:
+                # Linux without segment routing enabled (seg6_enabled, off by default) drops it unanswered
+                self.counters["Ip6InDiscards"] += 1
+                return None, None
             if nh == ROUTING and raw[off + 3]:
                 # §4.4: segments left, and we route for nobody: no routing type is recognized
                 self.counters["Ip6InHdrErrors"] += 1
@@ -301,13 +337,23 @@ class Ip6Layer:
         chatter = _LINK_CHATTER.get(icmp_type)
         if chatter is not None:
             counters[chatter] += 1
+            if icmp_type == ICMP6_NEIGHBOR_SOLICIT:
+                return None, self._neighbour_advert(pkt, raw, data, multicast)
             return None, None
         if icmp_type == ICMP6_ECHO_REQUEST:
             counters["Icmp6InEchos"] += 1
+            src = pkt.dst
             if multicast:
-                return None, None  # we answer for our own addresses only
+                # RFC 4443 §4.2: answered from a unicast address of ours, for a group we belong to: on a
+                # TUN link only all nodes (RFC 4291 §2.7.1), as Linux joins no solicited-node group on a
+                # device without neighbour discovery (IFF_NOARP: addrconf_join_solict)
+                if pkt.dst != ALL_NODES or self.unicast is None:
+                    return None, None
+                src = self.unicast
             counters["Icmp6OutEchoReplies"] += 1
-            return None, icmp6(pkt.dst, pkt.src, ICMP6_ECHO_REPLY, 0, data[4:])  # RFC 4443 §4.2: id, seq, data
+            # RFC 4443 §4.2: the identifier, sequence number and data back; the code and traffic class too,
+            # as Linux's icmpv6_echo_reply
+            return None, icmp6(src, pkt.src, ICMP6_ECHO_REPLY, data[1], data[4:], traffic_class(raw))
         if icmp_type == ICMP6_ECHO_REPLY:
             counters["Icmp6InEchoReplies"] += 1
             return None, None
@@ -315,6 +361,21 @@ class Ip6Layer:
             counters[_ERROR_COUNTERS.get(icmp_type, "Icmp6InOtherErrors")] += 1
             return self._icmp_error(data, now), None
         return None, None  # unknown informational messages are dropped silently (RFC 4443 §2.4 b)
+
+    def _neighbour_advert(self, pkt: IpPacket, raw: bytes, data: bytes, multicast: bool) -> bytes | None:
+        """RFC 4861 §7.2.4: a valid solicitation (§7.1.1) for an address of ours gets a solicited
+        advertisement, with Override when it came to a group, as Linux's ndisc_recv_ns. A TUN device has no
+        link-layer address, so no option goes with it. (Duplicate address detection, from ::, never gets
+        here: the unspecified source is martian.)"""
+        if raw[7] != 255 or data[1] != 0 or len(data) < 24:
+            self.counters["Icmp6InErrors"] += 1
+            return None
+        target = addr.from_packed6(data[8:24])
+        if target not in self.ours or multicast and pkt.dst != ALL_NODES:
+            return None  # not ours to answer, or sent to a group we are not in
+        flags = NA_SOLICITED | (NA_OVERRIDE if multicast else 0)
+        self.counters["Icmp6OutNeighborAdvertisements"] += 1
+        return icmp6(target, pkt.src, ICMP6_NEIGHBOR_ADVERT, 0, struct.pack("!I", flags) + data[8:24], neighbour=True)
 
     def _icmp_error(self, data: bytes, now: float) -> Connection | None:
         """RFC 4443 §2.4 d: the error goes to the connection whose segment it quotes (the IPv6 header we

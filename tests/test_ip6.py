@@ -14,6 +14,8 @@ from scapy.layers.inet6 import (
     ICMPv6EchoReply,
     ICMPv6EchoRequest,
     ICMPv6MLReport2,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
     ICMPv6ND_RS,
     ICMPv6PacketTooBig,
     ICMPv6ParamProblem,
@@ -68,6 +70,64 @@ def test_any_echo_request_gets_reply_with_same_id_seq_data():
     sent = got.payload.cksum
     del got.payload.cksum
     assert IPv6(bytes(got)).payload.cksum == sent
+
+
+def test_any_echo_reply_keeps_the_code_and_traffic_class():
+    """Linux's icmpv6_echo_reply answers with the request's code and traffic class (RFC 4443 §4.2 names
+    code 0 only)."""
+    layer, _ = _layer()
+    request = IPv6(src=PEER, dst=US, tc=0x10) / ICMPv6EchoRequest(code=1, id=3, seq=4, data=b"x")
+    got = IPv6(_receive(layer, request)[1])
+    assert (got.tc, got.payload.type, got.payload.code) == (0x10, 129, 1)
+
+
+def test_any_icmp6_message_carries_a_flow_label():
+    """RFC 6437 §3: a flow label from the addresses, never 0, as Linux labels its ICMPv6 messages."""
+    layer, _ = _layer()
+    reply = IPv6(_receive(layer, IPv6(src=PEER, dst=US) / ICMPv6EchoRequest())[1])
+    problem = IPv6(_receive(layer, IPv6(src=PEER, dst=US, nh=253) / b"12345678")[1])
+    assert reply.fl == problem.fl == flow_label((US6, 0), (PEER6, 0)) != 0
+
+
+def test_any_echo_to_all_nodes_answered_from_our_address():
+    """RFC 4443 §4.2: an echo request to a group we are in is answered, from a unicast address of ours."""
+    layer, _ = _layer()
+    got = IPv6(_receive(layer, IPv6(src=PEER, dst="ff02::1") / ICMPv6EchoRequest(id=9, seq=1))[1])
+    assert (got.src, got.dst, got.payload.type, got.payload.id) == (US, PEER, 129, 9)
+
+
+def test_any_echo_to_a_group_we_are_not_in_not_answered():
+    """On a TUN link we are in the all-nodes groups only, as Linux joins no solicited-node group there."""
+    layer, _ = _layer()
+    for group in ("ff02::1:ff00:2", "ff02::2", "ff05::1"):
+        assert _receive(layer, IPv6(src=PEER, dst=group) / ICMPv6EchoRequest()) == (None, None)
+
+
+def test_any_neighbour_solicitation_for_our_address_gets_solicited_advertisement():
+    """RFC 4861 §7.2.4: Solicited set, to the soliciting node, hop limit 255; Override clear for a
+    solicitation to our own address, as Linux's ndisc_recv_ns; no link-layer option (TUN has none)."""
+    layer, _ = _layer()
+    ns = IPv6(src=PEER, dst=US, hlim=255) / ICMPv6ND_NS(tgt=US)
+    got = IPv6(_receive(layer, ns)[1])
+    na = got[ICMPv6ND_NA]
+    assert (got.src, got.dst, got.hlim, got.fl) == (US, PEER, 255, 0)
+    assert (na.S, na.O, na.R, na.tgt, bytes(na.payload)) == (1, 0, 0, US, b"")
+    assert layer.counters["Icmp6OutNeighborAdvertisements"] == 1
+
+
+def test_any_neighbour_solicitation_to_all_nodes_gets_advertisement_with_override():
+    """RFC 4861 §7.2.4, as Linux: a solicitation sent to a group is answered with Override set."""
+    layer, _ = _layer()
+    got = IPv6(_receive(layer, IPv6(src=PEER, dst="ff02::1", hlim=255) / ICMPv6ND_NS(tgt=US))[1])
+    assert (got[ICMPv6ND_NA].S, got[ICMPv6ND_NA].O) == (1, 1)
+
+
+def test_any_neighbour_solicitation_invalid_or_not_ours_not_answered():
+    """RFC 4861 §7.1.1: hop limit 255 or it came from off the link; a target of someone else's is theirs."""
+    layer, _ = _layer()
+    assert _receive(layer, IPv6(src=PEER, dst=US, hlim=64) / ICMPv6ND_NS(tgt=US)) == (None, None)
+    assert _receive(layer, IPv6(src=PEER, dst=US, hlim=255) / ICMPv6ND_NS(tgt="fd00::9")) == (None, None)
+    assert layer.counters["Icmp6OutNeighborAdvertisements"] == 0
 
 
 def test_any_icmp6_bad_checksum_dropped_and_counted():
@@ -130,6 +190,16 @@ def test_any_routing_header_with_segments_left_gets_parameter_problem_code_0():
     _, reply = _receive(layer, IPv6(src=PEER, dst=US) / routing / _syn())
     problem = IPv6(reply)[ICMPv6ParamProblem]
     assert (problem.code, problem.ptr) == (0, 42)
+
+
+@pytest.mark.parametrize("segments_left", [0, 1])
+def test_any_segment_routing_header_dropped_unanswered(segments_left):
+    """RFC 8754: a node without segment routing, as Linux by default (seg6_enabled = 0), drops a packet with
+    a segment routing header, segments left or not, and answers nothing."""
+    layer, demux = _layer()
+    routing = IPv6ExtHdrRouting(type=4, addresses=["fd00::9"], segleft=segments_left)
+    assert _receive(layer, IPv6(src=PEER, dst=US) / routing / _syn()) == (None, None)
+    assert not demux.connections and layer.counters["Ip6InDiscards"] == 1
 
 
 def test_listen_routing_header_with_no_segments_left_is_ignored():

@@ -32,7 +32,7 @@ from stack.aio.socketlike import StackSocket
 from stack.aio.transport import TcpTransport, timeout_error
 from stack.demux import EPHEMERAL_PORTS, SYN_FIN_DROPS, Demux
 from stack.introspect import Clock, connection_row
-from stack.ip import IpLayer
+from stack.ip import IpLayer, fragment4
 from stack.ip6 import Ip6Layer, flow_label, fragment6, is_multicast
 from stack.tcp import sockopts
 from stack.tcp.config import TcpConfig
@@ -93,7 +93,7 @@ class Stack:
         slack = max(config.timer_slack, self.resolution.tick)
         self.config = replace(config, timer_slack=slack, tso_max_bytes=_TSO_MAX_BYTES)
         self.demux = Demux(self.config)
-        self.ip = IpLayer(self.demux, self.addr)
+        self.ip = IpLayer(self.demux, self.addr, wall_clock=time.time)
         self.ip6 = Ip6Layer(self.demux, self.addrs, self.ip)
         self._flows: dict[Connection, int] = {}  # IPv6 flow labels (RFC 6437), one per connection
         self.trace = trace  # one text line per state transition
@@ -613,9 +613,11 @@ class Stack:
                 if conn is not None:
                     self._dirty.add(conn)
                 if reply is not None:
-                    if v6 and len(reply) > self.device.mtu:  # an echo reply as large as its request
-                        counters["Ip6FragCreates"] += 1
-                        for piece in fragment6(reply, self.device.mtu):
+                    if len(reply) > self.device.mtu:  # an echo reply as large as its request
+                        pieces = fragment6(reply, self.device.mtu) if v6 else fragment4(reply, self.device.mtu)
+                        counters["Ip6FragOKs" if v6 else "FragOKs"] += 1
+                        counters["Ip6FragCreates" if v6 else "FragCreates"] += len(pieces)
+                        for piece in pieces:
                             self._out.packet(piece)
                     else:
                         self._out.packet(reply)
