@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from stack.fragments import FragmentLimits, Reassembler
+from stack.ip_options import arrived, later_fragment_header, reply_options
 from stack.tcp.icmp_input import DEST_UNREACHABLE, PARAMETER_PROBLEM, SOURCE_QUENCH, TIME_EXCEEDED, IcmpError
 from stack.wire.checksum import internet_checksum
 from stack.wire.codec import PROTO_ICMP, PROTO_TCP, IpPacket, Rejected, TcpPacket, decode, encode_tcp
@@ -41,30 +42,48 @@ def _icmp(icmp_type: int, code: int, rest: bytes) -> bytes:
     return body[:2] + struct.pack("!H", csum) + body[4:]
 
 
-def icmp_packet(src: int, dst: int, message: bytes, tos: int = 0) -> bytes:
+def icmp_packet(src: int, dst: int, message: bytes, tos: int = 0, options: bytes = b"") -> bytes:
     """An ICMP message in an IPv4 packet without DF, as Linux's ICMP socket sends them (IP_PMTUDISC_DONT):
     a router on the way may fragment a large echo reply. The identification is random, for fragments."""
+    size = 20 + len(options)
     header = bytearray(
-        struct.pack("!BBHHHBBHII", 0x45, tos, 20 + len(message), random.getrandbits(16), 0, 64, PROTO_ICMP, 0, src, dst)
+        struct.pack(
+            "!BBHHHBBHII",
+            0x40 | size // 4,
+            tos,
+            size + len(message),
+            random.getrandbits(16),
+            0,
+            64,
+            PROTO_ICMP,
+            0,
+            src,
+            dst,
+        )
+        + options
     )
     struct.pack_into("!H", header, 10, internet_checksum(bytes(header)))
     return bytes(header) + message
 
 
 def fragment4(packet: bytes, mtu: int) -> list[bytes]:
-    """RFC 791 §3.2: a packet we made (no options, DF clear) too big for the link, as fragments of at most
-    `mtu` bytes under its own identification; every fragment but the last carries a multiple of 8 bytes."""
-    header, payload = bytearray(packet[:20]), packet[20:]
-    step = (mtu - 20) // 8 * 8
+    """RFC 791 §3.2: a packet we made (DF clear) too big for the link, as fragments of at most `mtu` bytes
+    under its own identification, each but the last carrying a multiple of 8 bytes; the options not to be
+    copied (record route, timestamp) are in the first fragment only."""
+    size = (packet[0] & 0x0F) * 4
+    payload = packet[size:]
+    step = (mtu - size) // 8 * 8
     pieces = []
+    header = bytearray(packet[:size])
     for start in range(0, len(payload), step):
         chunk = payload[start : start + step]
         more = _MF if start + step < len(payload) else 0
-        struct.pack_into("!H", header, 2, 20 + len(chunk))
+        struct.pack_into("!H", header, 2, size + len(chunk))
         struct.pack_into("!H", header, 6, more | start // 8)
         struct.pack_into("!H", header, 10, 0)
         struct.pack_into("!H", header, 10, internet_checksum(bytes(header)))
         pieces.append(bytes(header) + chunk)
+        header = bytearray(later_fragment_header(header))
     return pieces
 
 
@@ -75,10 +94,16 @@ def ms_since_midnight(wall_time: float) -> int:
 
 def handle_ip_packet(pkt: IpPacket, wall_time: float) -> bytes | None:
     """The stateless reply to a whole non-TCP packet addressed to us, if any (as raw IPv4 bytes, from the
-    address it was sent to); `wall_time` (seconds since the epoch) stamps a timestamp reply."""
+    address it was sent to); `wall_time` (seconds since the epoch) gives the times it records (a timestamp
+    reply's, a timestamp option's)."""
     if pkt.is_fragment:
         return None  # a piece of a datagram: IpLayer reassembles it first
-    tos = pkt.header[1]
+    tos, header = pkt.header[1], pkt.header
+    stamp = ms_since_midnight(wall_time)
+    options = b""
+    if len(header) > 20:  # a record route or timestamp option comes back, with our entries (as Linux)
+        header = arrived(header, pkt.dst, stamp)
+        options = reply_options(header, pkt.dst, stamp)
     if pkt.proto == PROTO_ICMP:
         data = pkt.payload
         if len(data) < 8 or internet_checksum(data) != 0:
@@ -86,18 +111,17 @@ def handle_ip_packet(pkt: IpPacket, wall_time: float) -> bytes | None:
         if data[0] == ICMP_ECHO_REQUEST:
             # echo reply: same identifier, sequence number and data (RFC 792), and code and TOS (RFC 1349
             # §5.1), as Linux's icmp_echo
-            return icmp_packet(pkt.dst, pkt.src, _icmp(ICMP_ECHO_REPLY, data[1], data[4:]), tos)
+            return icmp_packet(pkt.dst, pkt.src, _icmp(ICMP_ECHO_REPLY, data[1], data[4:]), tos, options)
         if data[0] == ICMP_TIMESTAMP_REQUEST and len(data) >= 12:
             # RFC 792: the originate timestamp back, with when it was received and sent (RFC 1122 §3.2.2.8
             # makes it a MAY; Linux's icmp_timestamp answers, with the same two times)
-            stamp = ms_since_midnight(wall_time)
             times = data[8:12] + struct.pack("!II", stamp, stamp)
-            return icmp_packet(pkt.dst, pkt.src, _icmp(ICMP_TIMESTAMP_REPLY, 0, data[4:8] + times), tos)
+            return icmp_packet(pkt.dst, pkt.src, _icmp(ICMP_TIMESTAMP_REPLY, 0, data[4:8] + times), tos, options)
         return None
     # RFC 1122 §3.2.2.1: protocol unreachable, quoting the IP header and as much of the datagram as fits
-    quote = (pkt.header + pkt.payload)[: ERROR_DATAGRAM_MAX - 28]
+    quote = (header + pkt.payload)[: ERROR_DATAGRAM_MAX - 20 - len(options) - 8]
     error = _icmp(ICMP_DEST_UNREACHABLE, CODE_PROTOCOL_UNREACHABLE, b"\0\0\0\0" + quote)
-    return icmp_packet(pkt.dst, pkt.src, error, tos & TOS_MASK | TOS_INTERNETCONTROL)
+    return icmp_packet(pkt.dst, pkt.src, error, tos & TOS_MASK | TOS_INTERNETCONTROL, options)
 
 
 class IpLayer:
@@ -113,7 +137,7 @@ class IpLayer:
     ) -> None:
         self.demux = demux
         self.addr = our_addr
-        self.wall_clock = wall_clock  # for timestamp replies: the only wall-clock time the stack gives out
+        self.wall_clock = wall_clock  # for the times ICMP gives out (timestamp replies, timestamp options)
         self.counters: Counter[str] = Counter()  # Icmp*, Reasm*, drops of reassembled datagrams
         self.fragments = Reassembler(limits, self.counters)
         self._icmp_tokens = float(ICMP_ERRORS_BURST)

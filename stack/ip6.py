@@ -148,7 +148,7 @@ def icmp6(
     return bytes(head) + packet[2:]
 
 
-def traffic_class(raw: bytes) -> int:
+def traffic_class_of(raw: bytes) -> int:
     """The Traffic Class of an IPv6 packet (RFC 8200 §3), between the version and the flow label."""
     return (raw[0] & 0x0F) << 4 | raw[1] >> 4
 
@@ -353,7 +353,7 @@ class Ip6Layer:
             counters["Icmp6OutEchoReplies"] += 1
             # RFC 4443 §4.2: the identifier, sequence number and data back; the code and traffic class too,
             # as Linux's icmpv6_echo_reply
-            return None, icmp6(src, pkt.src, ICMP6_ECHO_REPLY, data[1], data[4:], traffic_class(raw))
+            return None, icmp6(src, pkt.src, ICMP6_ECHO_REPLY, data[1], data[4:], traffic_class_of(raw))
         if icmp_type == ICMP6_ECHO_REPLY:
             counters["Icmp6InEchoReplies"] += 1
             return None, None

@@ -13,11 +13,13 @@ by whom they go to.
 from __future__ import annotations
 
 import concurrent.futures
+import ipaddress
+import socket
 import time
 from collections.abc import Callable
 
 import pytest
-from scapy.layers.inet import ICMP, IP, UDP, IPOption_RR, fragment
+from scapy.layers.inet import ICMP, IP, UDP, IPOption, IPOption_RR, fragment
 from scapy.layers.inet6 import (
     HBHOptUnknown,
     ICMPv6EchoRequest,
@@ -60,6 +62,12 @@ def _overlapping4(src: str) -> list:
     ]
 
 
+def _prespecified(first: str, second: str) -> IPOption:
+    """A timestamp option naming the two hops that are to fill in its entries (RFC 791 §3.1, flag 3)."""
+    entries = b"".join(socket.inet_aton(address) + bytes(4) for address in (first, second))
+    return IPOption(bytes.fromhex("44140503") + entries)
+
+
 def _trailing4(src: str) -> list:
     return [bytes(_echo4(src)) + b"\xde\xad\xbe\xef"]  # beyond the total length: not part of the datagram
 
@@ -78,13 +86,34 @@ PROBES4: dict[str, Probe] = {
     "echo with ECT(0)": lambda s: [_echo4(s, tos=0x02)],
     "echo with TTL 1": lambda s: [_echo4(s, ttl=1)],
     "echo with DF": lambda s: [_echo4(s, flags="DF")],
-    "echo with record route": lambda s: [_echo4(s, options=[IPOption_RR(routers=["0.0.0.0"] * 3)])],
+    "echo with a record route": lambda s: [_echo4(s, options=[IPOption_RR(routers=["0.0.0.0"] * 3)])],
+    "echo with a full record route": lambda s: [_echo4(s, options=[IPOption_RR(pointer=8, routers=["1.2.3.4"])])],
+    "echo with room for one route": lambda s: [
+        _echo4(s, options=[IPOption_RR(pointer=8, routers=["1.2.3.4", "0.0.0.0"])])
+    ],
+    "echo with timestamps": lambda s: [_echo4(s, options=[IPOption(bytes.fromhex("44100500") + bytes(12))])],
+    "echo with a full timestamp option": lambda s: [
+        _echo4(s, options=[IPOption(bytes.fromhex("44080900") + bytes(4))])
+    ],
+    "echo with timestamps and addresses": lambda s: [
+        _echo4(s, options=[IPOption(bytes.fromhex("44140501") + bytes(16))])
+    ],
+    "echo with our address prespecified": lambda s: [_echo4(s, options=[_prespecified(HOST, "1.2.3.4")])],
+    "echo with another address prespecified": lambda s: [_echo4(s, options=[_prespecified("1.2.3.4", HOST)])],
+    "echo of 1472 bytes with a record route": lambda s: [
+        IP(src=s, dst=HOST, options=[IPOption_RR(routers=["0.0.0.0"] * 3)]) / ICMP(id=7, seq=1) / LONG[:1472]
+    ],
     "echo of 1472 bytes": lambda s: [IP(src=s, dst=HOST) / ICMP(id=7, seq=1) / LONG[:1472]],
     "echo of no data": lambda s: [IP(src=s, dst=HOST) / ICMP(id=7, seq=1)],
     "echo of 3000 bytes in fragments": _fragments4,
     "echo with bytes beyond its length": _trailing4,
     "echo with a bad IP checksum": _bad_ip_checksum,
     "echo in overlapping fragments": _overlapping4,
+    "echo to the subnet's broadcast address": lambda s: [IP(src=s, dst="10.8.0.255") / ICMP(id=7, seq=1) / DATA],
+    "echo to the limited broadcast address": lambda s: [IP(src=s, dst="255.255.255.255") / ICMP(id=7, seq=1) / DATA],
+    "echo to a multicast group": lambda s: [IP(src=s, dst="224.0.0.1", ttl=1) / ICMP(id=7, seq=1) / DATA],
+    "echo from our own address": lambda s: [IP(src=HOST, dst=HOST) / ICMP(id=8, seq=1) / DATA],
+    "echo from a loopback address": lambda s: [IP(src="127.0.0.1", dst=HOST) / ICMP(id=9, seq=1) / DATA],
     "timestamp request": lambda s: [
         IP(src=s, dst=HOST) / ICMP(type=13, id=7, seq=1, ts_ori=12345678, ts_rx=0, ts_tx=0)
     ],
@@ -99,6 +128,9 @@ PROBES4: dict[str, Probe] = {
     "protocol 253": lambda s: [IP(src=s, dst=HOST, proto=253) / (b"\x11" * 8)],
     "protocol 253 with TOS 0x12": lambda s: [IP(src=s, dst=HOST, proto=253, tos=0x12) / (b"\x11" * 8)],
     "protocol 253 of 600 bytes": lambda s: [IP(src=s, dst=HOST, proto=253) / LONG[:600]],
+    "protocol 253 with a record route": lambda s: [
+        IP(src=s, dst=HOST, proto=253, options=[IPOption_RR(routers=["0.0.0.0"] * 3)]) / (b"\x11" * 8)
+    ],
     "protocol 253 in fragments": lambda s: fragment(IP(src=s, dst=HOST, proto=253, id=99) / (b"\x22" * 64), 32),
     "UDP": lambda s: [IP(src=s, dst=HOST) / UDP(sport=5555, dport=9) / b"hello"],
     "UDP with a bad checksum": lambda s: [IP(src=s, dst=HOST) / UDP(sport=5555, dport=9, chksum=0x1234) / b"hello"],
@@ -164,6 +196,9 @@ PROBES6: dict[str, Probe] = {
     "echo to our solicited-node group": lambda s: [_echo6(s, dst="ff02::1:ff00:1")],
     "echo to another group": lambda s: [_echo6(s, dst="ff02::1:ff00:99")],
     "echo with bytes beyond its length": lambda s: [bytes(_echo6(s)) + b"\xde\xad"],
+    "echo from our own address": lambda s: [_echo6(HOST6)],
+    "echo from a multicast address": lambda s: [_echo6("ff02::1")],
+    "echo from the loopback address": lambda s: [_echo6("::1")],
     "echo longer than its payload length": lambda s: [_echo6(s, plen=200)],
     "echo after hop-by-hop padding": _behind(IPv6ExtHdrHopByHop(options=[PadN(optdata=bytes(4))])),
     **{f"hop-by-hop option {kind:#x}": _option(IPv6ExtHdrHopByHop, kind) for kind in (0x1E, 0x5E, 0x9E, 0xDE)},
@@ -205,8 +240,6 @@ KNOWN_DIFFERENCES = {
     ("v4", "UDP"): "icmp 3/2",
     ("v4", "UDP with a bad checksum"): "icmp 3/2",
     ("v6", "UDP"): "icmp6 4/1",
-    # IPv4 options in a request are not reflected in its reply (Linux records its address in a record route)
-    ("v4", "echo with record route"): "opts=0",
 }
 
 
@@ -219,7 +252,7 @@ def _describe(raw: bytes) -> str:
     identification or the flow label's value, which are each stack's own draws)."""
     if raw[0] >> 4 == 4:
         ip = IP(raw)
-        head = f"ttl={ip.ttl} tos={ip.tos:#x} df={int(bool(ip.flags.DF))} opts={len(ip.options)} len={ip.len}"
+        head = f"ttl={ip.ttl} tos={ip.tos:#x} df={int(bool(ip.flags.DF))} len={ip.len}{_options(raw[20 : ip.ihl * 4])}"
         if ip.flags.MF or ip.frag:
             return f"{head} fragment at {ip.frag * 8} more={int(bool(ip.flags.MF))}"
         body = bytes(ip.payload)
@@ -239,6 +272,29 @@ def _describe(raw: bytes) -> str:
     if ip6.nh != 58:
         return f"{head} nh={ip6.nh}"
     return f"{head} icmp6 {body[0]}/{body[1]} {body[4:8].hex()} carrying {len(body) - 8}: {body[8:].hex()}"
+
+
+def _options(options: bytes) -> str:
+    """IPv4 options, their addresses written out and each recorded time that is now (within 5 s) as "now"."""
+    out, at = "", 0
+    while at < len(options) and options[at] != 0:
+        if options[at] == 1:
+            at += 1
+            continue
+        kind, size, pointer = options[at], options[at + 1], options[at + 2]
+        words = [options[i : i + 4] for i in range(at + 4 if kind == 68 else at + 3, at + size - 3, 4)]
+        shown = [str(ipaddress.IPv4Address(word)) for word in words]
+        if kind == 68:
+            flags = options[at + 3]
+            for i, word in enumerate(words):
+                if (flags & 15 == 0 or i % 2) and word != bytes(4):
+                    late = (ms_since_midnight(time.time()) - int.from_bytes(word, "big")) % 86_400_000
+                    shown[i] = "now" if late < 5000 else f"{late} ms ago"
+            out += f" timestamp(flags={flags:#x} pointer={pointer} {' '.join(shown)})"
+        else:
+            out += f" option {kind}(pointer={pointer} {' '.join(shown)})"
+        at += size
+    return out
 
 
 def _answers(peer, probes: dict[str, Probe], v6: bool) -> dict[str, list[str]]:

@@ -18,6 +18,26 @@ def test_ping_gets_echo_replies(served):
     assert "3 received" in result.stdout
 
 
+def test_ping_record_route_shows_the_stack_on_the_way_back(served):
+    """RFC 1122 §3.2.2.6: ping -R's record route comes back in each reply, with the stack's address recorded
+    where the request ended and where the reply left (the kernel's own entries around them)."""
+    result = served.ns.run(["ping", "-R", "-c", "2", "-i", "0.2", "-W", "2", ADDR], text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 received" in result.stdout and "RR:" in result.stdout, result.stdout
+    route = result.stdout.split("RR:", 1)[1].split("\n\n", 1)[0].split()
+    assert route.count(ADDR) == 2, result.stdout
+
+
+def test_ping_timestamps_come_back_stamped(served):
+    """RFC 791 §3.1: ping -T tsonly's timestamp option comes back with four times: the kernel's as the
+    request leaves, the stack's as it arrives and as the reply leaves, the kernel's as the reply arrives."""
+    result = served.ns.run(["ping", "-T", "tsonly", "-c", "2", "-i", "0.2", "-W", "2", ADDR], text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 received" in result.stdout and "TS:" in result.stdout, result.stdout
+    times = result.stdout.split("TS:", 1)[1].split("\n\n", 1)[0].split("\n")
+    assert len(times) == 4, result.stdout
+
+
 def test_curl_index_page(served):
     result = served.ns.run(["curl", "-sS", "-m", "20", f"{served.url}/"], text=True)
     assert result.returncode == 0, result.stderr
