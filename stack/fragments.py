@@ -72,6 +72,10 @@ class Reassembler:
         self.counters: Counter[str] = Counter() if counters is None else counters
         self.bytes_held = 0
         self._datagrams: OrderedDict[Key, _Datagram] = OrderedDict()  # oldest first: deadlines ascend
+        # the key, header and payload of the first fragment of each datagram that timed out incomplete, for
+        # an ICMP time exceeded to quote (RFC 792, RFC 8200 §4.5); take_timed_out() empties it, and no
+        # more than max_datagrams wait for it
+        self._timed_out: list[tuple[Key, bytes, bytes]] = []
 
     def __len__(self) -> int:
         return len(self._datagrams)
@@ -91,8 +95,17 @@ class Reassembler:
                 expired += 1
                 self.counters["ReasmTimeout"] += 1
                 self.counters["ReasmFails"] += 1
+                if dg.header is not None and len(self._timed_out) < self.limits.max_datagrams:  # (bounded)
+                    self._timed_out.append((key, dg.header, dg.pieces[0]))  # the first fragment came
             self._remove(key)
         return expired
+
+    def take_timed_out(self, now: float) -> list[tuple[Key, bytes, bytes]]:
+        """Expire what is due, then hand over the first fragment of each datagram that timed out
+        incomplete since the last call (its key, header and payload), once."""
+        self.expire(now)
+        taken, self._timed_out = self._timed_out, []
+        return taken
 
     def add(self, pkt: IpPacket, now: float) -> bytes | None:
         """Take one fragment; returns the reassembled datagram as raw IPv4 bytes once it is whole."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import struct
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -27,9 +27,13 @@ ICMP_ECHO_REQUEST = 8
 ICMP_TIMESTAMP_REQUEST = 13
 ICMP_TIMESTAMP_REPLY = 14
 CODE_PROTOCOL_UNREACHABLE = 2
+CODE_REASSEMBLY_TIME_EXCEEDED = 1
 _ICMP_ERRORS = (DEST_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM)
 ICMP_ERRORS_PER_SEC = 1000  # ICMP errors we send, at most (Linux net.ipv4.icmp_msgs_per_sec)
 ICMP_ERRORS_BURST = 50  # Linux net.ipv4.icmp_msgs_burst
+ICMP_RATELIMIT = 1.0  # seconds between ICMP errors to one destination (Linux net.ipv4.icmp_ratelimit)
+ICMP_RATE_BURST = 6  # errors one destination may have at once (Linux's XRLIM_BURST_FACTOR)
+ICMP_RATE_DESTINATIONS = 4096  # destinations whose allowance is kept; one forgotten starts afresh
 ERROR_DATAGRAM_MAX = 576  # RFC 1812 §4.3.2.3: an error quotes as much as fits in 576 bytes, as Linux's
 TOS_INTERNETCONTROL = 0xC0  # RFC 1812 §4.3.2.5: ICMP errors go with precedence 6
 TOS_MASK = 0x1E  # the TOS bits proper (RFC 1349), without precedence and ECN
@@ -98,12 +102,8 @@ def handle_ip_packet(pkt: IpPacket, wall_time: float) -> bytes | None:
     reply's, a timestamp option's)."""
     if pkt.is_fragment:
         return None  # a piece of a datagram: IpLayer reassembles it first
-    tos, header = pkt.header[1], pkt.header
-    stamp = ms_since_midnight(wall_time)
-    options = b""
-    if len(header) > 20:  # a record route or timestamp option comes back, with our entries (as Linux)
-        header = arrived(header, pkt.dst, stamp)
-        options = reply_options(header, pkt.dst, stamp)
+    tos, stamp = pkt.header[1], ms_since_midnight(wall_time)
+    header, options = _answering(pkt.header, stamp)
     if pkt.proto == PROTO_ICMP:
         data = pkt.payload
         if len(data) < 8 or internet_checksum(data) != 0:
@@ -118,10 +118,35 @@ def handle_ip_packet(pkt: IpPacket, wall_time: float) -> bytes | None:
             times = data[8:12] + struct.pack("!II", stamp, stamp)
             return icmp_packet(pkt.dst, pkt.src, _icmp(ICMP_TIMESTAMP_REPLY, 0, data[4:8] + times), tos, options)
         return None
-    # RFC 1122 §3.2.2.1: protocol unreachable, quoting the IP header and as much of the datagram as fits
-    quote = (header + pkt.payload)[: ERROR_DATAGRAM_MAX - 20 - len(options) - 8]
-    error = _icmp(ICMP_DEST_UNREACHABLE, CODE_PROTOCOL_UNREACHABLE, b"\0\0\0\0" + quote)
-    return icmp_packet(pkt.dst, pkt.src, error, tos & TOS_MASK | TOS_INTERNETCONTROL, options)
+    # RFC 1122 §3.2.2.1: protocol unreachable
+    return _error(header + pkt.payload, options, ICMP_DEST_UNREACHABLE, CODE_PROTOCOL_UNREACHABLE)
+
+
+def error_reply(packet: bytes, icmp_type: int, code: int, wall_time: float) -> bytes:
+    """The ICMP error about a packet sent to us (raw IPv4 bytes), back to its source: as Linux's icmp_send
+    builds it (see _error), a record route or timestamp option of the packet sent back with our entries."""
+    size = (packet[0] & 0x0F) * 4
+    header, options = _answering(packet[:size], ms_since_midnight(wall_time))
+    return _error(header + packet[size:], options, icmp_type, code)
+
+
+def _answering(header: bytes, stamp: int) -> tuple[bytes, bytes]:
+    """The header of a packet to us as it arrived, and the options of an answer to it: a record route or
+    timestamp option comes back, with our entries, as Linux sends it back (stack/ip_options.py)."""
+    if len(header) == 20:
+        return header, b""
+    ours = struct.unpack_from("!I", header, 16)[0]
+    header = arrived(header, ours, stamp)
+    return header, reply_options(header, ours, stamp)
+
+
+def _error(quoted: bytes, options: bytes, icmp_type: int, code: int) -> bytes:
+    """An ICMP error from the destination of `quoted` (the packet it is about, its header as it arrived) to
+    its source: quoting as much of it as fits in 576 bytes (RFC 1812 §4.3.2.3), with precedence 6 and the
+    quoted packet's TOS bits (RFC 1812 §4.3.2.5), as Linux's icmp_send."""
+    src, dst = struct.unpack_from("!II", quoted, 12)
+    message = _icmp(icmp_type, code, b"\0\0\0\0" + quoted[: ERROR_DATAGRAM_MAX - 20 - len(options) - 8])
+    return icmp_packet(dst, src, message, quoted[1] & TOS_MASK | TOS_INTERNETCONTROL, options)
 
 
 class IpLayer:
@@ -142,6 +167,8 @@ class IpLayer:
         self.fragments = Reassembler(limits, self.counters)
         self._icmp_tokens = float(ICMP_ERRORS_BURST)
         self._icmp_refilled = 0.0
+        # destination -> (seconds of allowance, when last asked); the most recently asked last
+        self._icmp_allowances: OrderedDict[int, tuple[float, float]] = OrderedDict()
 
     def receive(self, pkt: IpPacket, now: float) -> tuple[Connection | None, bytes | None]:
         """One packet addressed to us: the connection it touched (to flush), and a reply to send."""
@@ -174,21 +201,44 @@ class IpLayer:
                 self.counters["IcmpInEchos"] += 1
             elif data[0] == ICMP_TIMESTAMP_REQUEST:
                 self.counters["IcmpInTimestamps"] += 1
-        elif not self.may_send_icmp_error(now):
-            self.counters["IcmpOutRateLimitGlobal"] += 1  # a flood is not answered packet for packet
-            return None, None
+        elif not self.may_send_icmp_error(now, pkt.src, ICMP_RATELIMIT):
+            return None, None  # a flood is not answered packet for packet
         return None, handle_ip_packet(pkt, self.wall_clock())
 
-    def may_send_icmp_error(self, now: float) -> bool:
-        """A token bucket for the ICMP errors we send, as Linux's icmp_global_allow (RFC 1812 §4.3.2.8 asks
-        routers to rate-limit them; a host answering every packet of a flood is as much of an amplifier)."""
+    def may_send_icmp_error(self, now: float, to: int, interval: float) -> bool:
+        """Whether an ICMP error to `to` may go now (RFC 1812 §4.3.2.8 asks routers to rate-limit them; a
+        host answering every packet of a flood is as much of an amplifier). As Linux: a token bucket for all
+        of them (icmp_global_allow: ICMP_ERRORS_PER_SEC, a burst of ICMP_ERRORS_BURST), and one per
+        destination (inet_peer_xrlim_allow: one error per `interval`, a burst of ICMP_RATE_BURST), whose
+        refusal leaves the first untouched; counted as IcmpOutRateLimitGlobal and IcmpOutRateLimitHost."""
         elapsed = max(now - self._icmp_refilled, 0.0)
         self._icmp_refilled = now
         self._icmp_tokens = min(self._icmp_tokens + elapsed * ICMP_ERRORS_PER_SEC, ICMP_ERRORS_BURST)
         if self._icmp_tokens < 1.0:
+            self.counters["IcmpOutRateLimitGlobal"] += 1
+            return False
+        allowances = self._icmp_allowances
+        most = ICMP_RATE_BURST * interval
+        allowance, last = allowances.pop(to, (most, now))  # one not heard from lately starts with a burst
+        allowance = min(allowance + max(now - last, 0.0), most)
+        allowed = allowance >= interval
+        allowances[to] = (allowance - interval if allowed else allowance, now)
+        if len(allowances) > ICMP_RATE_DESTINATIONS:
+            del allowances[next(iter(allowances))]  # the one not heard from longest
+        if not allowed:
+            self.counters["IcmpOutRateLimitHost"] += 1
             return False
         self._icmp_tokens -= 1.0
         return True
+
+    def reassembly_timed_out(self, header: bytes, first: bytes, now: float) -> bytes | None:
+        """RFC 792 (RFC 1122 §3.3.2): time exceeded, fragment reassembly time exceeded, to the source of a
+        datagram whose first fragment (`header`, `first`) came but not all the others, quoting that
+        fragment, as Linux's ip_expire; within the limits of ICMP errors."""
+        if not self.may_send_icmp_error(now, struct.unpack_from("!I", header, 12)[0], ICMP_RATELIMIT):
+            return None
+        self.counters["IcmpOutTimeExcds"] += 1
+        return error_reply(header + first, TIME_EXCEEDED, CODE_REASSEMBLY_TIME_EXCEEDED, self.wall_clock())
 
     def _icmp_error(self, data: bytes, now: float) -> Connection | None:
         """RFC 792: the error quotes the IP header and at least 8 bytes of the datagram it is about;

@@ -40,7 +40,7 @@ from stack.wire.reasons import DropReason
 
 if TYPE_CHECKING:
     from stack.demux import Demux
-    from stack.fragments import Reassembler
+    from stack.fragments import Key, Reassembler
     from stack.ip import IpLayer
     from stack.tcp.connection import Connection
 
@@ -50,6 +50,7 @@ FRAGMENT = 44
 NO_NEXT_HEADER = 59
 DEST_OPTIONS = 60
 MIN_MTU = 1280  # RFC 8200 §5
+ICMP6_RATELIMIT = 0.1  # seconds between ICMPv6 errors to one destination (Linux net.ipv6.icmp.ratelimit)
 MAX_EXTENSION_HEADERS = 16  # a longer chain is an attack, not a packet (Linux stops far earlier too)
 
 ICMP6_DEST_UNREACHABLE = 1
@@ -407,12 +408,28 @@ class Ip6Layer:
             return None
         return self.demux.icmp_error((src, sport), (dst, dport), error, now)
 
+    def reassembly_timed_out(self, key: Key, header: bytes, first: bytes, now: float) -> bytes | None:
+        """RFC 8200 §4.5: Time Exceeded, fragment reassembly time exceeded, to the source of a packet whose
+        first fragment (`header`, the fixed header leading past the fragment header, and `first`, its
+        payload) came but not all the others, quoting that fragment as it came (the fixed header, the
+        fragment header, the payload; any extension header before the fragment header is not kept), as
+        Linux's ip6_expire_frag_queue; within the limits of ICMP errors."""
+        src, dst, _, ident = key
+        if is_multicast(dst) or not self.ip4.may_send_icmp_error(now, src, ICMP6_RATELIMIT):
+            return None
+        fixed = bytearray(header)
+        next_header, fixed[6] = fixed[6], FRAGMENT
+        struct.pack_into("!H", fixed, 4, 8 + len(first))
+        fragment = bytes(fixed) + struct.pack("!BBHI", next_header, 0, 1, ident) + first  # offset 0, M set
+        self.counters["Icmp6OutTimeExcds"] += 1
+        return icmp6(dst, src, ICMP6_TIME_EXCEEDED, 1, bytes(4) + fragment[: MIN_MTU - 48])
+
     def _param_problem(
         self, pkt: IpPacket, raw: bytes, code: int, pointer: int, multicast: bool, now: float
     ) -> bytes | None:
         """RFC 4443 §3.4, within the limits of §2.4 (e): not to a multicast destination, rate-limited; as
         much of the packet as fits in the minimum MTU."""
-        if multicast or not self.ip4.may_send_icmp_error(now):
+        if multicast or not self.ip4.may_send_icmp_error(now, pkt.src, ICMP6_RATELIMIT):
             return None
         self.counters["Icmp6OutParmProblems"] += 1
         quote = raw[: MIN_MTU - 48]

@@ -285,14 +285,46 @@ def test_ip_layer_reassembled_segment_for_closed_port_gets_rst():
     assert isinstance(rst, TcpPacket) and rst.segment.flags & Flags.RST
 
 
-def test_ip_layer_protocol_unreachable_rate_limited():
-    """Linux icmp_msgs_per_sec/icmp_msgs_burst: a flood of unknown-protocol packets gets a burst of
-    answers, then one per millisecond."""
+def test_timed_out_datagram_hands_over_its_first_fragment_once():
+    """RFC 792 / RFC 8200 §4.5: the first fragment of a datagram that timed out incomplete is what a time
+    exceeded quotes; handed over once, and only where it came."""
+    pieces = _fragments(_datagram())
+    r = Reassembler(FragmentLimits(timeout=30.0))
+    _feed(r, pieces[:2], 0.0)
+    _feed(r, _fragments(_datagram(ident=8))[1:2], 0.0)  # a datagram whose first fragment never came
+    assert r.take_timed_out(29.0) == []
+    [(key, header, first)] = r.take_timed_out(30.0)
+    assert key == (pieces[0].src, pieces[0].dst, 6, 7) and header + first == bytes(fragment(_datagram(), 1000)[0])
+    assert r.take_timed_out(31.0) == [] and r.counters["ReasmTimeout"] == 2
+
+
+def test_timed_out_first_fragments_kept_for_no_more_than_max_datagrams():
+    """Memory stays bounded when nobody takes them: at most max_datagrams first fragments wait."""
+    r = Reassembler(FragmentLimits(timeout=1.0, max_datagrams=4))
+    for i in range(10):
+        _feed(r, _fragments(_datagram(ident=i))[:1], float(i))
+        r.expire(float(i) + 1.0)
+    assert len(r.take_timed_out(100.0)) == 4
+
+
+def test_ip_layer_reassembly_timed_out_sends_time_exceeded_quoting_first_fragment():
+    """RFC 792, RFC 1122 §3.3.2: time exceeded, code 1 (fragment reassembly time exceeded), to the source,
+    quoting the first fragment as much as fits in 576 bytes, as Linux's ip_expire."""
     ip = IpLayer(Demux(TcpConfig()), 0x0A070002)
-    udp = decode(bytes(IP(src=SRC, dst=DST) / UDP(sport=5, dport=53) / b"q"))
-    answered = sum(ip.receive(udp, 100.0)[1] is not None for _ in range(200))
+    first = bytes(fragment(_datagram(), 1000)[0])
+    error = IP(ip.reassembly_timed_out(first[:20], first[20:], 0.0))
+    assert (error.src, error.dst, error[ICMP].type, error[ICMP].code, error.len) == (DST, SRC, 11, 1, 576)
+    assert bytes(error)[28:] == first[:548] and ip.counters["IcmpOutTimeExcds"] == 1
+
+
+def test_ip_layer_protocol_unreachable_rate_limited():
+    """Linux icmp_msgs_per_sec/icmp_msgs_burst: a flood of unknown-protocol packets from many sources gets
+    a burst of answers, then one per millisecond."""
+    ip = IpLayer(Demux(TcpConfig()), 0x0A070002)
+    udp = [decode(bytes(IP(src=f"10.9.{i // 200}.{i % 200}", dst=DST) / UDP(sport=5, dport=53))) for i in range(400)]
+    answered = sum(ip.receive(pkt, 100.0)[1] is not None for pkt in udp[:200])
     assert answered == 50 and ip.counters["IcmpOutRateLimitGlobal"] == 150
-    answered = sum(ip.receive(udp, 100.01)[1] is not None for _ in range(200))
+    answered = sum(ip.receive(pkt, 100.01)[1] is not None for pkt in udp[200:])
     assert answered == 10
 
 

@@ -8,7 +8,9 @@ import struct
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP, defragment
 
-from stack.ip import fragment4, handle_ip_packet
+from stack.demux import Demux
+from stack.ip import ICMP_RATE_DESTINATIONS, IpLayer, fragment4, handle_ip_packet
+from stack.tcp.config import TcpConfig
 from stack.tcp.reset import reset_for
 from stack.wire.checksum import internet_checksum
 from stack.wire.codec import IpPacket, decode
@@ -129,6 +131,36 @@ def test_fragment4_pieces_fit_the_mtu_and_reassemble_to_the_packet(size):
         del header.chksum
         assert IP(bytes(header)).chksum == checksum
     assert bytes(defragment([IP(piece) for piece in pieces])[0]) == whole
+
+
+def _unreachables(layer: IpLayer, src: str, now: float, count: int) -> int:
+    """How many of `count` unknown-protocol packets from `src` at `now` are answered."""
+    pkt = _decode(IP(src=src, dst="10.7.0.2", proto=253) / b"12345678")
+    return sum(layer.receive(pkt, now)[1] is not None for _ in range(count))
+
+
+def test_icmp_errors_to_one_source_come_six_at_once_then_one_a_second():
+    """RFC 1812 §4.3.2.8, as Linux's inet_peer_xrlim_allow with icmp_ratelimit 1000 ms: a burst of six
+    errors to one destination, then one a second; another destination has its own allowance."""
+    layer = IpLayer(Demux(TcpConfig()), US)
+    assert _unreachables(layer, "10.7.0.1", 100.0, 10) == 6
+    assert layer.counters["IcmpOutRateLimitHost"] == 4
+    assert _unreachables(layer, "10.7.0.1", 100.5, 10) == 0
+    assert _unreachables(layer, "10.7.0.1", 101.0, 10) == 1
+    assert _unreachables(layer, "10.7.0.9", 101.0, 10) == 6
+    assert _unreachables(layer, "10.7.0.1", 200.0, 10) == 6  # the allowance refills to six, no more
+
+
+def test_icmp_error_allowances_kept_for_a_bounded_number_of_sources():
+    """Memory stays bounded under a flood from ever new sources: the allowance of the source not heard
+    from longest is forgotten first, and a forgotten source starts afresh, as a new one."""
+    layer = IpLayer(Demux(TcpConfig()), US)
+    assert _unreachables(layer, "10.7.0.1", 0.0, 6) == 6
+    for i in range(ICMP_RATE_DESTINATIONS):  # a millisecond apart: within the global limit
+        assert _unreachables(layer, f"10.8.{i // 256}.{i % 256}", 0.001 * (i + 1), 1) == 1
+    assert len(layer._icmp_allowances) == ICMP_RATE_DESTINATIONS
+    # remembered, 10.7.0.1 would have earned four answers back by now; forgotten, it gets six
+    assert _unreachables(layer, "10.7.0.1", 0.001 * ICMP_RATE_DESTINATIONS + 0.01, 6) == 6
 
 
 def test_closed_port_segment_with_ack_gets_rst_with_seq_of_its_ack():

@@ -451,6 +451,19 @@ def test_any_first_fragment_without_whole_header_chain_gets_parameter_problem_co
     assert (problem.code, problem.ptr) == (3, 0) and len(layer.fragments) == 0
 
 
+def test_any_reassembly_timed_out_sends_time_exceeded_quoting_first_fragment():
+    """RFC 8200 §4.5: Time Exceeded, code 1, to the source of a packet whose first fragment came but not
+    the rest, quoting that fragment as it came (fixed header, fragment header, payload), as Linux does."""
+    layer, _ = _layer()
+    whole = IPv6(src=PEER, dst=US) / IPv6ExtHdrFragment(id=77) / ICMPv6EchoRequest(data=b"e" * 1500)
+    first = bytes(fragment6(whole, 1280)[0])
+    assert _receive(layer, IPv6(first)) == (None, None)
+    [(key, header, payload)] = layer.fragments.take_timed_out(1000.0)
+    error = IPv6(layer.reassembly_timed_out(key, header, payload, 1000.0))
+    assert (error.src, error.dst, error.payload.type, error.payload.code) == (US, PEER, 3, 1)
+    assert bytes(error)[48:] == first[: 1280 - 48] and layer.counters["Icmp6OutTimeExcds"] == 1
+
+
 def test_any_fragment6_pieces_fit_the_mtu_and_reassemble_to_the_packet():
     """RFC 8200 §4.5: fragments of at most the MTU, 8-byte multiples but the last, one identification;
     scapy's defragment6 and our own reassembly both give back the packet."""

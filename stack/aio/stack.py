@@ -125,6 +125,7 @@ class Stack:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None  # the deadline the loop's timer is armed for
         self._timer_fires = 0.0  # and when it may fire at the earliest (TimerResolution.earliest_fire)
+        self._reassembly_timer: asyncio.TimerHandle | None = None  # armed while fragments wait
         self._closed = False
         self._held: dict[Connection, int] = {}  # bytes each connection is charged to the memory budget
         self._retired: Counters | None = None  # counters of connections already removed, summed
@@ -514,6 +515,8 @@ class Stack:
         self._loop.remove_reader(self.device.fileno())
         if self._timer is not None:
             self._timer.cancel()
+        if self._reassembly_timer is not None:
+            self._reassembly_timer.cancel()
         self.device.close()
         if self.event_log is not None:
             self.event_log.close()
@@ -612,6 +615,8 @@ class Stack:
                     continue
                 if conn is not None:
                     self._dirty.add(conn)
+                if self._reassembly_timer is None and len(self.ip.fragments):
+                    self._arm_reassembly_timer()
                 if reply is not None:
                     if len(reply) > self.device.mtu:  # an echo reply as large as its request
                         pieces = fragment6(reply, self.device.mtu) if v6 else fragment4(reply, self.device.mtu)
@@ -621,6 +626,28 @@ class Stack:
                             self._out.packet(piece)
                     else:
                         self._out.packet(reply)
+
+    def _arm_reassembly_timer(self) -> None:
+        deadline = self.ip.fragments.next_deadline()
+        if deadline is not None:
+            delay = self.resolution.delay(deadline - self.now())
+            self._reassembly_timer = self._loop.call_later(delay, self._on_reassembly_timer)
+
+    def _on_reassembly_timer(self) -> None:
+        """Datagrams whose fragments did not all come in time are given up (RFC 791 §3.2, RFC 8200 §4.5),
+        and the source of each whose first fragment came is told so by ICMP."""
+        self._reassembly_timer = None
+        now = self.now()
+        for key, header, first in self.ip.fragments.take_timed_out(now + self.resolution.tick):
+            if key[0] > addr.MAX4:
+                error = self.ip6.reassembly_timed_out(key, header, first, now)
+            else:
+                error = self.ip.reassembly_timed_out(header, first, now)
+            if error is not None:
+                self._out.packet(error)
+        if len(self.ip.fragments):
+            self._arm_reassembly_timer()
+        self._flush()
 
     def _martian(self, src: int) -> None:
         """A packet from a source no host may answer (RFC 1122 §3.2.1.3): dropped silently, counted."""

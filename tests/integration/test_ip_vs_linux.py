@@ -34,6 +34,7 @@ from scapy.layers.inet6 import (
     fragment6,
 )
 
+from stack.fragments import FragmentLimits
 from stack.ip import ms_since_midnight
 from tests.integration.shapes import HOST, HOST6, KernelPeer, StackPeer
 
@@ -297,13 +298,14 @@ def _options(options: bytes) -> str:
     return out
 
 
-def _answers(peer, probes: dict[str, Probe], v6: bool) -> dict[str, list[str]]:
-    """Every probe at once, each from its own address; the answers by the probe they go back to."""
+def _answers(peer, probes: dict[str, Probe], v6: bool, wait: float = WAIT) -> dict[str, list[str]]:
+    """Every probe at once, each from its own address; the answers (within `wait` seconds) by the probe
+    they go back to."""
     sources = {_source(v6, i): name for i, name in enumerate(probes)}
     peer.receive(0.0)
     peer.send([bytes(pkt) for source, name in sources.items() for pkt in probes[name](source)])
     got: dict[str, list[str]] = {name: [] for name in probes}
-    for raw in peer.receive(WAIT):
+    for raw in peer.receive(wait):
         to = IPv6(raw).dst if raw[0] >> 4 == 6 else IP(raw).dst
         if to.startswith("ff02:"):
             continue  # the kernel's own chatter on a new link (router solicitations, MLD reports)
@@ -311,9 +313,9 @@ def _answers(peer, probes: dict[str, Probe], v6: bool) -> dict[str, list[str]]:
     return {name: answers or ["none"] for name, answers in got.items()}
 
 
-def _compare(kernel: KernelPeer, ours: StackPeer, probes: dict[str, Probe], v6: bool) -> None:
+def _compare(kernel: KernelPeer, ours: StackPeer, probes: dict[str, Probe], v6: bool, wait: float = WAIT) -> None:
     with concurrent.futures.ThreadPoolExecutor(2) as both:
-        theirs, mine = both.submit(_answers, kernel, probes, v6), both.submit(_answers, ours, probes, v6)
+        theirs, mine = both.submit(_answers, kernel, probes, v6, wait), both.submit(_answers, ours, probes, v6, wait)
         theirs, mine = theirs.result(), mine.result()
     family = "v6" if v6 else "v4"
     unexplained = {}
@@ -340,6 +342,65 @@ def test_ip_layer_every_probe_answered_as_linux_answers(netns, v6):
     kernel, ours = _kernel(netns, v6), StackPeer(v6=v6)
     try:
         _compare(kernel, ours, PROBES6 if v6 else PROBES4, v6)
+    finally:
+        kernel.close()
+        ours.close()
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_ip_layer_errors_to_one_source_limited_as_linux_limits_them(netns, v6):
+    """RFC 1812 §4.3.2.8, RFC 4443 §2.4 (f): with Linux's default limits (a burst of six errors to one
+    destination, then one a second over IPv4 and one per 100 ms over IPv6), ten packets at once from one
+    source that each call for an error draw as many errors from both stacks."""
+    kernel, ours = KernelPeer(netns, v6=v6), StackPeer(v6=v6)
+    source = _source(v6, 0)
+    unknown = (IPv6(src=source, dst=HOST6, nh=253) if v6 else IP(src=source, dst=HOST, proto=253)) / bytes(8)
+
+    def errors(peer) -> int:
+        peer.receive(0.0)
+        peer.send([bytes(unknown)] * 10)
+        return sum(1 for raw in peer.receive(WAIT) if (IPv6(raw).dst if v6 else IP(raw).dst) == source)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as both:
+            theirs, mine = both.submit(errors, kernel), both.submit(errors, ours)
+            assert theirs.result() == mine.result() == 6
+    finally:
+        kernel.close()
+        ours.close()
+
+
+def _first_fragment(v6: bool, source: str) -> bytes:
+    """The first of two fragments of an echo request (the second never comes)."""
+    if v6:
+        whole = IPv6(src=source, dst=HOST6) / IPv6ExtHdrFragment(id=31) / ICMPv6EchoRequest(id=7, data=LONG[:1500])
+        return bytes(fragment6(whole, 1280)[0])
+    return bytes(fragment(IP(src=source, dst=HOST, id=31) / ICMP(id=7, seq=1) / LONG[:1500], 1000)[0])
+
+
+def _last_fragment(v6: bool, source: str) -> bytes:
+    """The last of two fragments of an echo request (the first never comes)."""
+    if v6:
+        whole = IPv6(src=source, dst=HOST6) / IPv6ExtHdrFragment(id=32) / ICMPv6EchoRequest(id=7, data=LONG[:1500])
+        return bytes(fragment6(whole, 1280)[-1])
+    return bytes(fragment(IP(src=source, dst=HOST, id=32) / ICMP(id=7, seq=1) / LONG[:1500], 1000)[-1])
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_ip_layer_incomplete_datagram_timed_out_as_linux_times_it_out(netns, v6):
+    """RFC 792, RFC 1122 §3.3.2, RFC 8200 §4.5: when reassembly gives up, the source of a datagram whose
+    first fragment came is told so (time exceeded, code 1, quoting that fragment), and the source of one
+    whose first fragment never came is not; both stacks given up after a second (Linux's ipfrag_time and
+    ip6frag_time set to 1)."""
+    kernel, ours = KernelPeer(netns, v6=v6), StackPeer(v6=v6)
+    netns.run(["sysctl", "-qw", "net.ipv6.ip6frag_time=1" if v6 else "net.ipv4.ipfrag_time=1"], check=True)
+    ours.stack.ip.fragments.limits = FragmentLimits(timeout=1.0)
+    probes = {
+        "first fragment only": lambda s: [_first_fragment(v6, s)],
+        "last fragment only": lambda s: [_last_fragment(v6, s)],
+    }
+    try:
+        _compare(kernel, ours, probes, v6, wait=3.0)
     finally:
         kernel.close()
         ours.close()
