@@ -66,7 +66,7 @@ class Demux:
             port = self._free_port(local_ip, remote)
         elif (local_ip, port, remote[0], remote[1]) in self.connections or port in self.listeners:
             raise OSError(98, f"port {port} already in use for this destination")  # EADDRINUSE
-        path_mtu = self._learned_mtu(remote[0], now)
+        path_mtu = self.learned_mtu(remote[0], now)
         config = self.path_configs.of(self.config, local_ip, remote[0], path_mtu)
         conn = Connection.connect(config, (local_ip, port), remote, now, self.on_transition)
         conn.memory = self.memory
@@ -123,7 +123,7 @@ class Demux:
                 return None, None
             remote = (src, seg.src_port)
             local = (dst, seg.dst_port)
-            path_mtu = self._learned_mtu(src, now)
+            path_mtu = self.learned_mtu(src, now)
             if flags & Flags.ACK:
                 answer = listener.ack_arrives(remote, seg, now, self.on_transition, local, path_mtu)
             else:
@@ -176,13 +176,24 @@ class Demux:
         outcome = icmp_input.icmp_error(conn, error, now)
         self.counters[outcome.value] += 1
         if outcome is icmp_input.Outcome.PMTU_REDUCED:
-            self.path_mtus.pop(remote[0], None)  # newest last: the oldest goes first when full
-            if len(self.path_mtus) >= PATH_MTU_ENTRIES:
-                del self.path_mtus[next(iter(self.path_mtus))]
-            self.path_mtus[remote[0]] = (conn.path_mtu, now + PATH_MTU_EXPIRES)
+            self._learn_mtu(remote[0], conn.path_mtu, now)
         return conn
 
-    def _learned_mtu(self, remote_ip: int, now: float) -> int:
+    def path_too_big(self, remote_ip: int, mtu: int, now: float) -> None:
+        """A Packet Too Big about a packet we sent to `remote_ip` outside any connection (an echo reply): its
+        MTU holds for what goes there next, if lower than what holds now, as Linux's icmpv6_err updates
+        the route's (rt6_do_update_pmtu)."""
+        learned = self.learned_mtu(remote_ip, now)
+        if learned == 0 or mtu < learned:
+            self._learn_mtu(remote_ip, mtu, now)
+
+    def _learn_mtu(self, remote_ip: int, mtu: int, now: float) -> None:
+        self.path_mtus.pop(remote_ip, None)  # newest last: the oldest goes first when full
+        if len(self.path_mtus) >= PATH_MTU_ENTRIES:
+            del self.path_mtus[next(iter(self.path_mtus))]
+        self.path_mtus[remote_ip] = (mtu, now + PATH_MTU_EXPIRES)
+
+    def learned_mtu(self, remote_ip: int, now: float) -> int:
         """The path MTU an ICMP error taught for `remote_ip` (Linux keeps it with the route), 0 if none."""
         learned = self.path_mtus.get(remote_ip)
         if learned is None:

@@ -38,6 +38,12 @@ ERROR_DATAGRAM_MAX = 576  # RFC 1812 §4.3.2.3: an error quotes as much as fits 
 TOS_INTERNETCONTROL = 0xC0  # RFC 1812 §4.3.2.5: ICMP errors go with precedence 6
 TOS_MASK = 0x1E  # the TOS bits proper (RFC 1349), without precedence and ECN
 _MF = 0x2000
+# what handle_ip_packet answers with, by ICMP type, as Linux's /proc/net/snmp counts it
+_OUT_COUNTERS = {
+    ICMP_ECHO_REPLY: "IcmpOutEchoReps",
+    ICMP_TIMESTAMP_REPLY: "IcmpOutTimestampReps",
+    ICMP_DEST_UNREACHABLE: "IcmpOutDestUnreachs",
+}
 
 
 def _icmp(icmp_type: int, code: int, rest: bytes) -> bytes:
@@ -203,7 +209,10 @@ class IpLayer:
                 self.counters["IcmpInTimestamps"] += 1
         elif not self.may_send_icmp_error(now, pkt.src, ICMP_RATELIMIT):
             return None, None  # a flood is not answered packet for packet
-        return None, handle_ip_packet(pkt, self.wall_clock())
+        reply = handle_ip_packet(pkt, self.wall_clock())
+        if reply is not None:
+            self.counters[_OUT_COUNTERS[reply[(reply[0] & 0x0F) * 4]]] += 1
+        return None, reply
 
     def may_send_icmp_error(self, now: float, to: int, interval: float) -> bool:
         """Whether an ICMP error to `to` may go now (RFC 1812 §4.3.2.8 asks routers to rate-limit them; a

@@ -387,6 +387,11 @@ class Ip6Layer:
             return None
         src = addr.from_packed6(quoted[8:24])
         dst = addr.from_packed6(quoted[24:40])
+        if data[0] == ICMP6_PACKET_TOO_BIG and quoted[6] != PROTO_TCP and src in self.ours:
+            # about an echo reply of ours: its MTU holds for the next ones there (RFC 8201 §4, never below
+            # the IPv6 minimum MTU), as Linux's icmpv6_err keeps it with the route
+            self.demux.path_too_big(dst, max(struct.unpack_from("!I", data, 4)[0], MIN_MTU), now)
+            return None
         if quoted[6] != PROTO_TCP or src not in self.ours:
             self.counters["IcmpUnmatched"] += 1  # not about a TCP header we sent
             return None

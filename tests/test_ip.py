@@ -139,6 +139,16 @@ def _unreachables(layer: IpLayer, src: str, now: float, count: int) -> int:
     return sum(layer.receive(pkt, now)[1] is not None for _ in range(count))
 
 
+def test_icmp_answers_counted_by_type_as_linux_names_them():
+    """/proc/net/snmp's Icmp Out counters: echo replies, timestamp replies, destination unreachables."""
+    layer = IpLayer(Demux(TcpConfig()), US)
+    for request in (ICMP(type=8), ICMP(type=8), ICMP(type=13, ts_ori=1, ts_rx=0, ts_tx=0)):
+        assert layer.receive(_decode(IP(src="10.7.0.1", dst="10.7.0.2") / request), 0.0)[1] is not None
+    assert _unreachables(layer, "10.7.0.1", 0.0, 1) == 1
+    counters = layer.counters
+    assert (counters["IcmpOutEchoReps"], counters["IcmpOutTimestampReps"], counters["IcmpOutDestUnreachs"]) == (2, 1, 1)
+
+
 def test_icmp_errors_to_one_source_come_six_at_once_then_one_a_second():
     """RFC 1812 §4.3.2.8, as Linux's inet_peer_xrlim_allow with icmp_ratelimit 1000 ms: a burst of six
     errors to one destination, then one a second; another destination has its own allowance."""

@@ -273,6 +273,31 @@ def _established(layer: Ip6Layer, demux: Demux):
     return conn, flight
 
 
+def _too_big_about_echo_reply(layer: Ip6Layer, mtu: int, reply_from: str = US):
+    reply = IPv6(src=reply_from, dst=PEER) / ICMPv6EchoReply(data=b"r" * 1452)
+    return _receive(layer, IPv6(src="fd3d:fa7b:d17d::fe", dst=US) / ICMPv6PacketTooBig(mtu=mtu) / bytes(reply)[:1232])
+
+
+def test_any_packet_too_big_about_an_echo_reply_lowers_the_path_mtu_to_its_destination():
+    """RFC 8201 §4: the MTU holds for the next packets there (never below 1280); as Linux's icmpv6_err, only
+    ever lower, and shared with TCP's new connections there (the route's, in Linux)."""
+    layer, demux = _layer()
+    assert _too_big_about_echo_reply(layer, 1400) == (None, None)
+    assert demux.learned_mtu(PEER6, 0.0) == 1400
+    _too_big_about_echo_reply(layer, 1480)
+    assert demux.learned_mtu(PEER6, 0.0) == 1400
+    _too_big_about_echo_reply(layer, 600)
+    assert demux.learned_mtu(PEER6, 0.0) == 1280
+    assert demux.learned_mtu(PEER6, 600.0) == 0  # ten minutes later the link's MTU is tried again
+
+
+def test_any_packet_too_big_about_someone_elses_packet_ignored():
+    """A Packet Too Big quoting a packet we did not send teaches nothing."""
+    layer, demux = _layer()
+    _too_big_about_echo_reply(layer, 1280, reply_from="fd3d:fa7b:d17d::9")
+    assert demux.learned_mtu(PEER6, 0.0) == 0
+
+
 def test_established_packet_too_big_lowers_mss_to_mtu_minus_60():
     """RFC 8201 §4/§5.4: a Packet Too Big quoting our segment lowers the MSS to MTU - 60 (less options)."""
     layer, demux = _layer()

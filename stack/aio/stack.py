@@ -618,8 +618,11 @@ class Stack:
                 if self._reassembly_timer is None and len(self.ip.fragments):
                     self._arm_reassembly_timer()
                 if reply is not None:
-                    if len(reply) > self.device.mtu:  # an echo reply as large as its request
-                        pieces = fragment6(reply, self.device.mtu) if v6 else fragment4(reply, self.device.mtu)
+                    mtu = self.device.mtu
+                    if v6:  # what a Packet Too Big taught about the path (IPv4 lets routers fragment)
+                        mtu = min(mtu, self.demux.learned_mtu(pkt.src, now) or mtu)
+                    if len(reply) > mtu:  # an echo reply as large as its request
+                        pieces = fragment6(reply, mtu) if v6 else fragment4(reply, mtu)
                         counters["Ip6FragOKs" if v6 else "FragOKs"] += 1
                         counters["Ip6FragCreates" if v6 else "FragCreates"] += len(pieces)
                         for piece in pieces:

@@ -24,6 +24,7 @@ from scapy.layers.inet6 import (
     HBHOptUnknown,
     ICMPv6EchoRequest,
     ICMPv6ND_NS,
+    ICMPv6PacketTooBig,
     ICMPv6Unknown,
     IPv6,
     IPv6ExtHdrDestOpt,
@@ -401,6 +402,34 @@ def test_ip_layer_incomplete_datagram_timed_out_as_linux_times_it_out(netns, v6)
     }
     try:
         _compare(kernel, ours, probes, v6, wait=3.0)
+    finally:
+        kernel.close()
+        ours.close()
+
+
+def test_ip_layer_packet_too_big_about_an_echo_reply_sizes_the_next_ones_as_linux(netns):
+    """RFC 8201 §4, RFC 4443 §3.2: a Packet Too Big from a router about an echo reply of 1500 bytes lowers
+    the path MTU to that destination, so the next reply there goes in fragments that fit it (a router
+    cannot fragment it over IPv6) and one to another destination does not; as Linux's icmpv6_err."""
+    kernel, ours = KernelPeer(netns, v6=True), StackPeer(v6=True)
+    there, elsewhere = _source(True, 0), _source(True, 1)
+
+    def replies(peer) -> list[list[str]]:
+        def echo(source: str) -> list[bytes]:
+            peer.receive(0.0)
+            peer.send([bytes(_echo6(source, data=LONG[:1452]))])
+            return [raw for raw in peer.receive(WAIT) if IPv6(raw).dst == source]
+
+        first = echo(there)
+        peer.send([bytes(IPv6(src="fd00:8::fe", dst=HOST6) / ICMPv6PacketTooBig(mtu=1280) / first[0][:1232])])
+        return [[_describe(raw) for raw in answers] for answers in (first, echo(there), echo(elsewhere))]
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as both:
+            theirs, mine = both.submit(replies, kernel), both.submit(replies, ours)
+            theirs, mine = theirs.result(), mine.result()
+        assert [len(answers) for answers in theirs] == [1, 2, 1]
+        assert mine == theirs
     finally:
         kernel.close()
         ours.close()
