@@ -56,22 +56,8 @@ def icmp_packet(src: int, dst: int, message: bytes, tos: int = 0, options: bytes
     """An ICMP message in an IPv4 packet without DF, as Linux's ICMP socket sends them (IP_PMTUDISC_DONT):
     a router on the way may fragment a large echo reply. The identification is random, for fragments."""
     size = 20 + len(options)
-    header = bytearray(
-        struct.pack(
-            "!BBHHHBBHII",
-            0x40 | size // 4,
-            tos,
-            size + len(message),
-            random.getrandbits(16),
-            0,
-            64,
-            PROTO_ICMP,
-            0,
-            src,
-            dst,
-        )
-        + options
-    )
+    fields = (0x40 | size // 4, tos, size + len(message), random.getrandbits(16), 0, 64, PROTO_ICMP, 0, src, dst)
+    header = bytearray(struct.pack("!BBHHHBBHII", *fields) + options)
     struct.pack_into("!H", header, 10, internet_checksum(bytes(header)))
     return bytes(header) + message
 

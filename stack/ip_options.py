@@ -13,6 +13,7 @@ END, NOOP, RECORD_ROUTE, TIMESTAMP = 0, 1, 7, 68
 TS_ONLY, TS_AND_ADDRESS, TS_PRESPECIFIED = 0, 1, 3  # RFC 791 §3.1, the timestamp option's flags
 _OVERFLOW_ONE = 0x10  # the overflow count, in the timestamp option's high nibble
 _COPIED = 0x80  # an option to copy into every fragment (RFC 791 §3.1)
+_SHORTEST = {RECORD_ROUTE: 3, TIMESTAMP: 4}  # bytes an option needs to be one (type, length, pointer...)
 
 
 def arrived(header: bytes, ours: int, stamp: int) -> bytes:
@@ -52,15 +53,20 @@ def later_fragment_header(header: bytes) -> bytes:
 
 
 def _walk(header: bytes) -> list[tuple[int, int]]:
-    """Where each option of a (validated) IPv4 header starts, and its kind; no-operations left out."""
+    """Where each option of an IPv4 header starts, and its kind; no-operations left out. The C parser has
+    refused malformed options; one that is so anyway ends the walk rather than loop or run past the end."""
     found = []
     at, end = 20, (header[0] & 0x0F) * 4
     while at < end and header[at] != END:
         if header[at] == NOOP:
             at += 1
             continue
-        found.append((at, header[at]))
-        at += header[at + 1]
+        kind = header[at]
+        size = header[at + 1] if at + 1 < end else 0
+        if size < _SHORTEST.get(kind, 2) or at + size > end:
+            break
+        found.append((at, kind))
+        at += size
     return found
 
 

@@ -120,3 +120,12 @@ def _packet(pkt) -> IpPacket:
     got = decode(bytes(pkt))
     assert isinstance(got, IpPacket)
     return got
+
+
+def test_malformed_options_end_the_walk_without_a_hang():
+    """Options the C parser would refuse (a length of 0, one past the header) end the walk: nothing is
+    recorded or sent back, and nothing loops."""
+    for bad in (b"\x07\x00\x04\x00", b"\x07\x0f\x04\x00", b"\x07\x02\x44\x02"):
+        header = bytes([0x46]) + bytes(19) + bad
+        assert arrived(header, US_IP, STAMP) == header
+        assert reply_options(header, US_IP, STAMP) == b""

@@ -1,13 +1,14 @@
 """The IP layers against Linux's: ICMP and ICMPv6 echo, timestamps, errors, extension headers, fragments and
 neighbour solicitations, each crafted packet sent to the kernel and to tcpstack, and their answers compared
 field by field (type and code, the rest of the header, what an answer carries back or quotes, TTL or hop
-limit, TOS or traffic class, DF, whether a flow label is set, how a large reply is fragmented), except where
-docs/linux-differences.md says why not.
+limit, TOS or traffic class, DF, whether a flow label is set, how a large reply is fragmented, IPv4
+options), except where docs/linux-differences.md says why not; then the limits on ICMP errors to one
+source, reassembly that times out, and a Packet Too Big about an echo reply.
 
 The peers are those of the shapes test (tests/integration/shapes.py): the kernel behind a TUN device in a
-private namespace, whose ICMP rate limits are lifted so that it answers every probe, and tcpstack on a
-socketpair. Each probe comes from an address of its own, so all are sent at once and the answers told apart
-by whom they go to.
+private namespace (for the probes, its ICMP rate limits lifted so that it answers every one) and tcpstack
+on a socketpair. Each probe comes from an address of its own, so all are sent at once and the answers told
+apart by whom they go to.
 """
 
 from __future__ import annotations
