@@ -23,7 +23,8 @@ def arrived(header: bytes, ours: int, stamp: int) -> bytes:
     error quotes the packet so."""
     out = bytearray(header)
     for at, kind in _walk(header):
-        _record(out, at, kind, ours, stamp, arriving=True)
+        if kind in _SHORTEST:
+            _record(out, at, kind, ours, stamp, arriving=True)
     return bytes(out)
 
 
@@ -31,7 +32,7 @@ def reply_options(header: bytes, ours: int, stamp: int) -> bytes:
     """The options of an answer from `ours` to a packet whose header `arrived` gave: its record route first,
     then its timestamp, with our entries again where there is still room (Linux's ip_options_echo and
     ip_options_build), padded to a multiple of 4 bytes; b"" when it has neither."""
-    found = {kind: bytearray(header[at : at + header[at + 1]]) for at, kind in _walk(header)}
+    found = {kind: bytearray(header[at : at + header[at + 1]]) for at, kind in _walk(header) if kind in _SHORTEST}
     out = bytearray()
     for kind in (RECORD_ROUTE, TIMESTAMP):
         if kind in found:
@@ -71,16 +72,14 @@ def _walk(header: bytes) -> list[tuple[int, int]]:
 
 
 def _record(option: bytearray, at: int, kind: int, ours: int, stamp: int, arriving: bool) -> None:
-    """Our entry in the record route or timestamp option at `at`, if it has room (RFC 791 §3.1): a full
-    timestamp option counts the hop it could not record in its overflow count, on arrival (a full count
-    was refused by the parser). Other options are left alone."""
+    """Our entry in the record route or timestamp option (`kind`, one of _SHORTEST's) at `at`, if it has room
+    (RFC 791 §3.1): a full timestamp option counts the hop it could not record in its overflow count, on
+    arrival (a full count was refused by the parser)."""
     size, pointer = option[at + 1], option[at + 2]
     if kind == RECORD_ROUTE:
         if pointer + 3 <= size:
             struct.pack_into("!I", option, at + pointer - 1, ours)
             option[at + 2] = pointer + 4
-        return
-    if kind != TIMESTAMP:
         return
     flag = option[at + 3] & 0x0F
     entry = 4 if flag == TS_ONLY else 8

@@ -129,3 +129,13 @@ def test_malformed_options_end_the_walk_without_a_hang():
         header = bytes([0x46]) + bytes(19) + bad
         assert arrived(header, US_IP, STAMP) == header
         assert reply_options(header, US_IP, STAMP) == b""
+
+
+def test_two_byte_option_at_the_header_end_left_alone():
+    """An option of another kind, two bytes long, may end the header (the parser skips it by its length):
+    nothing is recorded in it, nothing is read past it, and an echo request carrying it is answered."""
+    header = _header(IPOption(b"\x01\x01\x88\x02"))
+    assert arrived(header, US_IP, STAMP) == header
+    assert reply_options(header, US_IP, STAMP) == b""
+    request = IP(src="10.7.0.1", dst=US, options=[IPOption(b"\x01\x01\x88\x02")]) / ICMP(id=3, seq=4)
+    assert IP(handle_ip_packet(_packet(request), WALL))[ICMP].type == 0
