@@ -19,7 +19,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from stack.wire.addr import MAX4
-from stack.wire.checksum import internet_checksum
+from stack.wire.checksum import fill_ipv4_checksum
 from stack.wire.codec import IpPacket
 
 _MAX_DATAGRAM = 0xFFFF  # RFC 791 §3.1: total length is a 16-bit field
@@ -219,6 +219,5 @@ def _datagram_bytes(header: bytes, payload: bytes) -> bytes:
         return bytes(h) + payload
     struct.pack_into("!H", h, 2, len(h) + len(payload))
     struct.pack_into("!H", h, 6, 0)  # flags and fragment offset
-    struct.pack_into("!H", h, 10, 0)
-    struct.pack_into("!H", h, 10, internet_checksum(bytes(h)))
+    fill_ipv4_checksum(h)
     return bytes(h) + payload

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from stack.fragments import FragmentLimits, Reassembler
 from stack.ip_options import arrived, later_fragment_header, reply_options
 from stack.tcp.icmp_input import DEST_UNREACHABLE, PARAMETER_PROBLEM, SOURCE_QUENCH, TIME_EXCEEDED, IcmpError
-from stack.wire.checksum import internet_checksum
+from stack.wire.checksum import fill_ipv4_checksum, internet_checksum
 from stack.wire.codec import PROTO_ICMP, PROTO_TCP, IpPacket, Rejected, TcpPacket, decode, encode_tcp
 from stack.wire.reasons import DropReason
 
@@ -58,7 +58,7 @@ def icmp_packet(src: int, dst: int, message: bytes, tos: int = 0, options: bytes
     size = 20 + len(options)
     fields = (0x40 | size // 4, tos, size + len(message), random.getrandbits(16), 0, 64, PROTO_ICMP, 0, src, dst)
     header = bytearray(struct.pack("!BBHHHBBHII", *fields) + options)
-    struct.pack_into("!H", header, 10, internet_checksum(bytes(header)))
+    fill_ipv4_checksum(header)
     return bytes(header) + message
 
 
@@ -76,8 +76,7 @@ def fragment4(packet: bytes, mtu: int) -> list[bytes]:
         more = _MF if start + step < len(payload) else 0
         struct.pack_into("!H", header, 2, size + len(chunk))
         struct.pack_into("!H", header, 6, more | start // 8)
-        struct.pack_into("!H", header, 10, 0)
-        struct.pack_into("!H", header, 10, internet_checksum(bytes(header)))
+        fill_ipv4_checksum(header)
         pieces.append(bytes(header) + chunk)
         header = bytearray(later_fragment_header(header))
     return pieces

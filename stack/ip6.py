@@ -138,15 +138,9 @@ def icmp6(
     body = bytearray(struct.pack("!BBH", icmp_type, code, 0) + rest)
     struct.pack_into("!H", body, 2, checksum6(src, dst, PROTO_ICMPV6, bytes(body)))
     if neighbour:
-        packet = encode_ipv6(src, dst, PROTO_ICMPV6, bytes(body), hop_limit=255)
-    else:
-        packet = encode_ipv6(src, dst, PROTO_ICMPV6, bytes(body), flow=flow_label((src, 0), (dst, 0)))
-    if not traffic_class:
-        return packet
-    head = bytearray(packet[:2])
-    head[0] |= traffic_class >> 4
-    head[1] |= (traffic_class & 0x0F) << 4
-    return bytes(head) + packet[2:]
+        return encode_ipv6(src, dst, PROTO_ICMPV6, bytes(body), hop_limit=255)
+    flow = flow_label((src, 0), (dst, 0))
+    return encode_ipv6(src, dst, PROTO_ICMPV6, bytes(body), flow=flow, traffic_class=traffic_class)
 
 
 def traffic_class_of(raw: bytes) -> int:

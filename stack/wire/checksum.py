@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import struct
+
 from stack._fast import lib
 
 
 def internet_checksum(data: bytes, initial: int = 0) -> int:
     return lib.fast_checksum(data, len(data), initial)
+
+
+def fill_ipv4_checksum(header: bytearray) -> None:
+    """An IPv4 header's checksum field computed anew over the header (RFC 791 §3.1) after it changed."""
+    struct.pack_into("!H", header, 10, 0)
+    struct.pack_into("!H", header, 10, internet_checksum(bytes(header)))
 
 
 def checksum_update16(checksum: int, old_word: int, new_word: int) -> int:

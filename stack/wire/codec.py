@@ -467,7 +467,9 @@ def encode_ipv4(src: int, dst: int, proto: int, payload: bytes, ttl: int = 64, i
     return scratch.out_buf[:n]
 
 
-def encode_ipv6(src: int, dst: int, next_header: int, payload: bytes, hop_limit: int = 64, flow: int = 0) -> bytes:
+def encode_ipv6(
+    src: int, dst: int, next_header: int, payload: bytes, hop_limit: int = 64, flow: int = 0, traffic_class: int = 0
+) -> bytes:
     """An IPv6 packet around a complete upper-layer payload (its checksum already filled in)."""
     scratch = _scratch()
     b = scratch.header6
@@ -475,6 +477,7 @@ def encode_ipv6(src: int, dst: int, next_header: int, payload: bytes, hop_limit:
     b.proto = next_header
     b.ttl = hop_limit
     b.flow = flow
+    b.tos = traffic_class
     n = lib.fast_build_ipv6(scratch.out, _MAX_PACKET, b, payload, len(payload))
     if n < 0:
         raise ValueError(f"payload too large for one IPv6 packet: {len(payload)} bytes")
