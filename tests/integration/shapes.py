@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from stack.aio.stack import Stack
 from stack.aio.tun import SocketPairDevice
@@ -38,6 +39,7 @@ HOST6_IP = addr.parse(HOST6)  # (the stack's numbering of IPv6 addresses)
 US6_IP = addr.parse(US6)
 LISTEN_PORT = 8080
 ICMP_PROTOCOLS = (1, 58)  # ICMP, ICMPv6
+T = TypeVar("T")
 
 
 def kind(replies: list[bytes]) -> str:
@@ -183,6 +185,14 @@ def fates(peer) -> dict[int, str]:
     peer.send(probes)
     got = by_port(peer.receive(PROBE_WAIT))
     return {port: "gone" if "RST" in (kind([raw]) for raw in got.get(port, [])) else "kept" for port in shapes}
+
+
+def side_by_side(run: Callable[[Any], T], kernel: KernelPeer, ours: StackPeer) -> tuple[T, T]:
+    """`run` on both peers at once, each in a thread of its own (most of each run waits for answers): the
+    kernel's result, then tcpstack's."""
+    with concurrent.futures.ThreadPoolExecutor(2) as both:
+        theirs, mine = both.submit(run, kernel), both.submit(run, ours)
+        return theirs.result(), mine.result()
 
 
 PROBE_WAIT = 0.25  # seconds for the RSTs that answer probes: both stacks send them at once

@@ -13,7 +13,6 @@ apart by whom they go to.
 
 from __future__ import annotations
 
-import concurrent.futures
 import ipaddress
 import socket
 import time
@@ -38,7 +37,7 @@ from scapy.layers.inet6 import (
 
 from stack.fragments import FragmentLimits
 from stack.ip import ms_since_midnight
-from tests.integration.shapes import HOST, HOST6, KernelPeer, StackPeer
+from tests.integration.shapes import HOST, HOST6, KernelPeer, StackPeer, side_by_side
 
 WAIT = 0.5  # seconds for the answers: both send them at once
 DATA = bytes(range(56))
@@ -316,9 +315,7 @@ def _answers(peer, probes: dict[str, Probe], v6: bool, wait: float = WAIT) -> di
 
 
 def _compare(kernel: KernelPeer, ours: StackPeer, probes: dict[str, Probe], v6: bool, wait: float = WAIT) -> None:
-    with concurrent.futures.ThreadPoolExecutor(2) as both:
-        theirs, mine = both.submit(_answers, kernel, probes, v6, wait), both.submit(_answers, ours, probes, v6, wait)
-        theirs, mine = theirs.result(), mine.result()
+    theirs, mine = side_by_side(lambda peer: _answers(peer, probes, v6, wait), kernel, ours)
     family = "v6" if v6 else "v4"
     unexplained = {}
     for name in sorted(set(theirs) | set(mine)):
@@ -364,9 +361,7 @@ def test_ip_layer_errors_to_one_source_limited_as_linux_limits_them(netns, v6):
         return sum(1 for raw in peer.receive(WAIT) if (IPv6(raw).dst if v6 else IP(raw).dst) == source)
 
     try:
-        with concurrent.futures.ThreadPoolExecutor(2) as both:
-            theirs, mine = both.submit(errors, kernel), both.submit(errors, ours)
-            assert theirs.result() == mine.result() == 6
+        assert side_by_side(errors, kernel, ours) == (6, 6)
     finally:
         kernel.close()
         ours.close()
@@ -426,9 +421,7 @@ def test_ip_layer_packet_too_big_about_an_echo_reply_sizes_the_next_ones_as_linu
         return [[_describe(raw) for raw in answers] for answers in (first, echo(there), echo(elsewhere))]
 
     try:
-        with concurrent.futures.ThreadPoolExecutor(2) as both:
-            theirs, mine = both.submit(replies, kernel), both.submit(replies, ours)
-            theirs, mine = theirs.result(), mine.result()
+        theirs, mine = side_by_side(replies, kernel, ours)
         assert [len(answers) for answers in theirs] == [1, 2, 1]
         assert mine == theirs
     finally:

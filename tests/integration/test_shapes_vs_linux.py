@@ -13,7 +13,6 @@ port), so all of a state's shapes are sent at once and their answers told apart 
 
 from __future__ import annotations
 
-import concurrent.futures
 import re
 from functools import partial
 
@@ -31,6 +30,7 @@ from tests.integration.shapes import (
     kind,
     raw_packet,
     segment,
+    side_by_side,
 )
 
 WAIT = 0.5  # seconds to collect answers: both answer within a millisecond; retransmissions come after 1 s
@@ -641,9 +641,7 @@ def _walked(peer, walk) -> tuple[dict[str, str], dict[int, str], dict[int, str]]
 def _compare(kernel, ours, walk) -> None:
     """The walk against both peers, each asked afterwards which connections are left; any difference not
     documented fails."""
-    with concurrent.futures.ThreadPoolExecutor(2) as both:  # the two walks side by side: most of each waits
-        kernels, stacks = both.submit(_walked, kernel, walk), both.submit(_walked, ours, walk)
-        (theirs, kept_by_them, _), (mine, kept_by_us, shaped) = kernels.result(), stacks.result()
+    (theirs, kept_by_them, _), (mine, kept_by_us, shaped) = side_by_side(lambda peer: _walked(peer, walk), kernel, ours)
     differ = {shape: (theirs[shape], mine[shape]) for shape in theirs if theirs[shape] != mine[shape]}
     unexplained = {
         s: d for s, d in differ.items() if (s, *d) not in KNOWN_DIFFERENCES and not _linux_truncated_window(s, *d)
