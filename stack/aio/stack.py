@@ -32,8 +32,9 @@ from stack.aio.socketlike import StackSocket
 from stack.aio.transport import TcpTransport, timeout_error
 from stack.demux import EPHEMERAL_PORTS, SYN_FIN_DROPS, Demux
 from stack.introspect import Clock, connection_row
-from stack.ip import IpLayer, fragment4
+from stack.ip import IpLayer, fragment4, ms_since_midnight
 from stack.ip6 import Ip6Layer, flow_label, fragment6, is_multicast
+from stack.ip_options import arrived, reply_options
 from stack.tcp import sockopts
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
@@ -96,6 +97,9 @@ class Stack:
         self.ip = IpLayer(self.demux, self.addr, wall_clock=time.time)
         self.ip6 = Ip6Layer(self.demux, self.addrs, self.ip)
         self._flows: dict[Connection, int] = {}  # IPv6 flow labels (RFC 6437), one per connection
+        # the IPv4 header, as it arrived, of the segment that opened a passive connection whose segments
+        # send its record route or timestamp option back (_options_arrived); few connections have one
+        self._ip_options: dict[Connection, bytes] = {}
         self.trace = trace  # one text line per state transition
         self.event_log = event_log  # the JSON-lines event log (`--trace FILE`); the Stack closes it
         self.counters: Counter[str] = Counter()
@@ -570,14 +574,22 @@ class Stack:
                         continue
                     checked = pkt.src
                 seg = pkt.segment
-                if log is not None:
+                if log is not None or pkt.ip_header:
                     known = self.demux.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
-                    log.segment_in(pkt.src, pkt.dst, seg, known)
+                    if log is not None:
+                        log.segment_in(pkt.src, pkt.dst, seg, known)
                 try:
                     conn, rst = self.demux.segment_arrives(pkt.src, pkt.dst, seg, now)
                 except Exception:
                     self._internal_error(self.demux.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port)))
                     continue
+                if pkt.ip_header:  # IPv4 options: sent back in the answer, and by a connection the segment opened
+                    options = self._options_arrived(pkt, conn if conn is not known else None)
+                    if rst is not None and options:
+                        self._out.tcp_with_options(pkt.dst, pkt.src, rst, options)
+                        if log is not None:
+                            log.segment_out_unattached(pkt.dst, pkt.src, rst)
+                        rst = None
                 if conn is not None:
                     self._dirty.add(conn)
                     if log is not None:
@@ -629,6 +641,18 @@ class Stack:
                             self._out.packet(piece)
                     else:
                         self._out.packet(reply)
+
+    def _options_arrived(self, pkt: TcpPacket, opened: Connection | None) -> bytes:
+        """The IPv4 options of an answer to `pkt` (RFC 1122 §4.2.3.8: a record route or timestamp option,
+        with our entries, as Linux's ip_options_echo); a passive connection `pkt` opened (its SYN, or the
+        ACK that a SYN cookie let through) sends them in all its segments, as Linux's ireq_opt."""
+        stamp = ms_since_midnight(self.ip.wall_clock())
+        header = arrived(pkt.ip_header, pkt.dst, stamp)
+        options = reply_options(header, pkt.dst, stamp)
+        if opened is not None and opened.passive and options:
+            self._ip_options[opened] = header
+            opened.carry_ip_options(len(options))
+        return options
 
     def _arm_reassembly_timer(self) -> None:
         deadline = self.ip.fragments.next_deadline()
@@ -753,6 +777,10 @@ class Stack:
                 flow = self._flows[conn] = flow_label(conn.local, conn.remote)
             for seg in segments:
                 out.tcp(local, remote, seg, flow=flow)
+        elif self._ip_options and conn in self._ip_options:  # IPv4 options its opening segment asked back
+            options = reply_options(self._ip_options[conn], local, ms_since_midnight(self.ip.wall_clock()))
+            for seg in segments:
+                out.tcp_with_options(local, remote, seg, options)
         else:
             for seg in segments:
                 out.tcp(local, remote, seg)
@@ -886,6 +914,7 @@ class Stack:
         self._connecting.pop(conn, None)
         self._scheduled.pop(conn, None)
         self._flows.pop(conn, None)
+        self._ip_options.pop(conn, None)
         if self._retired is None:
             self._retired = Counters()
         self._retired.add(conn.counters)

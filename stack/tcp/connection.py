@@ -117,6 +117,7 @@ class Connection:
         "orphaned",
         "soft_error",
         "path_mtu",
+        "ip_options_bytes",
         "extras",
         "probes_out",
         "mtu_probe",
@@ -164,6 +165,7 @@ class Connection:
         self.orphaned = False  # the application let go of the connection (detach)
         self.soft_error = 0  # errno of the last ICMP soft error (Linux sk_err_soft); see icmp_input.py
         self.path_mtu = 0  # the path MTU an ICMP error taught (RFC 1191, RFC 8201); 0: the link's
+        self.ip_options_bytes = 0  # IPv4 options every segment carries (carry_ip_options)
         # zero-window and keepalive probes sent since the peer last acknowledged anything (Linux
         # icsk_probes_out, tcpi_probes): an ACK that is not older than SND.UNA says it is alive
         self.probes_out = 0
@@ -327,13 +329,25 @@ class Connection:
                 self.tcb.snd_mss = max(mss, _MIN_SND_MSS)
                 self._attach_congestion()
 
+    def carry_ip_options(self, size: int) -> None:
+        """Every segment from now on carries `size` bytes of IPv4 options: a record route or timestamp
+        option that the segment opening this passive connection asked to be sent back (RFC 1122 §4.2.3.8
+        allows it; Linux sends them in every segment, its inet_opt). Segments shrink by as much (Linux's
+        icsk_ext_hdr_len) and leave one by one, not as super-segments. Called as the connection is made,
+        before it sends anything: the controller starts afresh with the smaller MSS."""
+        self.ip_options_bytes = size
+        self.tcb.snd_mss = max(self.tcb.snd_mss - size, _MIN_SND_MSS)
+        self.config = self.receiver.config = replace(self.config, tso_max_bytes=0)
+        self._attach_congestion()
+
     def header_bytes(self) -> int:
         """IP and TCP headers and the options every segment carries: MTU = MSS + this (tcp_mss_to_mtu)."""
         return self._ip_tcp_headers() + (rcv_space.TIMESTAMP_OPTION if self.tcb.ts_ok else 0)
 
     def _ip_tcp_headers(self) -> int:
-        """The IP and TCP headers without options: IPv6 40 + 20, IPv4 20 + 20 (stack/wire/addr.py)."""
-        return 60 if self.remote[0] > 0xFFFFFFFF else 40
+        """The IP and TCP headers without TCP options: IPv6 40 + 20, IPv4 20 + 20 (stack/wire/addr.py), and
+        the IPv4 options the connection carries."""
+        return (60 if self.remote[0] > 0xFFFFFFFF else 40) + self.ip_options_bytes
 
     @property
     def mtu_cookie(self) -> int:

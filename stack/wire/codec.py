@@ -11,6 +11,7 @@ from typing import Any, Final
 from stack._fast import ffi, lib
 from stack.wire.addr import MAX4, V6
 from stack.wire.batch import PacketBatch, uncleared
+from stack.wire.checksum import fill_ipv4_checksum
 from stack.wire.reasons import DropReason
 from stack.wire.segment import NO_OPTIONS, Segment, TcpOptions
 
@@ -25,18 +26,21 @@ _FRAGMENT: Final = lib.FAST_FRAGMENT  # not a rejection: the IP fields are fille
 @dataclass(init=False, unsafe_hash=True, slots=True)
 class TcpPacket:
     """An arriving TCP segment and the IP header fields the stack needs: one per arriving segment, built as
-    Segment is (a dataclass with its constructor written out, which compiled code runs natively)."""
+    Segment is (a dataclass with its constructor written out, which compiled code runs natively).
+    `ip_header`: the IPv4 header with its options, for the rare segment that has any (b"" otherwise)."""
 
     src: Final[int]
     dst: Final[int]
     ttl: Final[int]
     segment: Final[Segment]
+    ip_header: Final[bytes]
 
-    def __init__(self, src: int, dst: int, ttl: int, segment: Segment) -> None:
+    def __init__(self, src: int, dst: int, ttl: int, segment: Segment, ip_header: bytes = b"") -> None:
         self.src = src
         self.dst = dst
         self.ttl = ttl
         self.segment = segment
+        self.ip_header = ip_header
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +216,8 @@ def _value(
         v[_TOS] & 3,
         gso,
     )
+    if v[_IHL] > 20 and v[_VERSION] == 4:  # IPv4 options: what TCP may have to send back (stack/ip_options.py)
+        return TcpPacket(src, dst, v[_TTL], seg, bytes(view[base : base + v[_IHL]]))
     return TcpPacket(src, dst, v[_TTL], seg)
 
 
@@ -415,6 +421,20 @@ class BatchEncoder:
             ident = self._ident
             self._ident = (ident + pieces) & 0xFFFF
         _fill(self._fields, i * _SEG_SIZE, src, dst, seg, ttl, ident, flow)
+
+    def tcp_with_options(self, src: int, dst: int, seg: Segment, options: bytes) -> None:
+        """A wire-sized TCP segment over IPv4 whose header carries `options` (a multiple of 4 bytes): rare,
+        so built whole here (the TCP checksum does not cover the IP header) and copied as packet() is."""
+        ident = 0
+        if not seg.df:  # (as tcp() numbers one)
+            ident = self._ident
+            self._ident = (ident + 1) & 0xFFFF
+        packet = encode_tcp(src, dst, seg, ident=ident)
+        header = bytearray(packet[:20]) + options
+        header[0] = 0x40 | len(header) >> 2
+        struct.pack_into("!H", header, 2, len(header) + len(packet) - 20)
+        fill_ipv4_checksum(header)
+        self.packet(bytes(header) + packet[20:])
 
     def packet(self, packet: bytes) -> None:
         """A whole IP packet (checksums complete), copied as it is."""

@@ -3,7 +3,8 @@ neighbour solicitations, each crafted packet sent to the kernel and to tcpstack,
 field by field (type and code, the rest of the header, what an answer carries back or quotes, TTL or hop
 limit, TOS or traffic class, DF, whether a flow label is set, how a large reply is fragmented, IPv4
 options), except where docs/linux-differences.md says why not; then the limits on ICMP errors to one
-source, reassembly that times out, and a Packet Too Big about an echo reply.
+source, reassembly that times out, a Packet Too Big about an echo reply, and the record route and
+timestamp options TCP sends back.
 
 The peers are those of the shapes test (tests/integration/shapes.py): the kernel behind a TUN device in a
 private namespace (for the probes, its ICMP rate limits lifted so that it answers every one) and tcpstack
@@ -13,13 +14,15 @@ apart by whom they go to.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Callable
 
 import pytest
-from scapy.layers.inet import ICMP, IP, UDP, IPOption, IPOption_RR, fragment
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption, IPOption_RR, fragment
 from scapy.layers.inet6 import (
     HBHOptUnknown,
     ICMPv6EchoRequest,
@@ -37,7 +40,8 @@ from scapy.layers.inet6 import (
 
 from stack.fragments import FragmentLimits
 from stack.ip import ms_since_midnight
-from tests.integration.shapes import HOST, HOST6, KernelPeer, StackPeer, side_by_side
+from tests.integration.hostile import inside
+from tests.integration.shapes import HOST, HOST6, LISTEN_PORT, KernelPeer, StackPeer, from_ports, side_by_side
 
 WAIT = 0.5  # seconds for the answers: both send them at once
 DATA = bytes(range(56))
@@ -258,6 +262,8 @@ def _describe(raw: bytes) -> str:
         if ip.flags.MF or ip.frag:
             return f"{head} fragment at {ip.frag * 8} more={int(bool(ip.flags.MF))}"
         body = bytes(ip.payload)
+        if ip.proto == 6:  # (what else a segment holds, the shapes test compares)
+            return f"{head} tcp {TCP(body).flags} carrying {len(bytes(TCP(body).payload))}"
         if ip.proto != 1:
             return f"{head} proto={ip.proto}"
         if body[0] == 14:  # timestamp reply: originate, then receive and transmit, each stack's own clock's
@@ -423,6 +429,124 @@ def test_ip_layer_packet_too_big_about_an_echo_reply_sizes_the_next_ones_as_linu
     try:
         theirs, mine = side_by_side(replies, kernel, ours)
         assert [len(answers) for answers in theirs] == [1, 2, 1]
+        assert mine == theirs
+    finally:
+        kernel.close()
+        ours.close()
+
+
+CLOSED_PORT = 9999
+RECORD_ROUTE = IPOption_RR(routers=["0.0.0.0"] * 3)
+TIMESTAMPS = IPOption(bytes.fromhex("44100500") + bytes(12))
+SENT_BACK = {  # IPv4 options a segment may carry, and whether TCP sends them back (Linux's ip_options_echo)
+    "a record route": [RECORD_ROUTE],
+    "a full record route": [IPOption_RR(pointer=8, routers=["1.2.3.4"])],
+    "timestamps": [TIMESTAMPS],
+    "timestamps and addresses": [IPOption(bytes.fromhex("44140501") + bytes(16))],
+    "a record route and timestamps": [
+        IPOption_RR(routers=["0.0.0.0"] * 2),
+        IPOption(bytes.fromhex("440c0500") + bytes(8)),
+    ],
+    "no-operations only": [IPOption(b"\x01\x01\x01\x01")],
+}
+
+
+def _segment(src: str, dport: int, flags: str, ip_options: list, **tcp) -> IP:
+    return IP(src=src, dst=HOST, options=ip_options) / TCP(sport=40000, dport=dport, flags=flags, window=65535, **tcp)
+
+
+def _syn(port: int, ip_options: list) -> Probe:
+    return lambda s: [_segment(s, port, "S", ip_options)]
+
+
+PROBES_TCP = {
+    **{f"SYN with {name} to a listener": _syn(LISTEN_PORT, ip_options) for name, ip_options in SENT_BACK.items()},
+    **{f"SYN with {name} to a closed port": _syn(CLOSED_PORT, ip_options) for name, ip_options in SENT_BACK.items()},
+    "ACK with a record route to a listener": lambda s: [_segment(s, LISTEN_PORT, "A", [RECORD_ROUTE], seq=5, ack=7)],
+    "RST with a record route to a closed port": lambda s: [_segment(s, CLOSED_PORT, "R", [RECORD_ROUTE], seq=5)],
+}
+
+
+def test_tcp_answers_send_ip_options_back_as_linux(netns):
+    """RFC 1122 §4.2.3.8 (TCP MAY send the record route and timestamp options back; Linux does): a SYN,ACK
+    or RST answering a segment with a record route or timestamp option carries it, with our address
+    and the time recorded, as Linux's carries it; other options are not sent back."""
+    kernel, ours = _kernel(netns, False), StackPeer()
+    try:
+        for peer in (kernel, ours):
+            peer.listen(LISTEN_PORT)
+        _compare(kernel, ours, PROBES_TCP, False)
+    finally:
+        kernel.close()
+        ours.close()
+
+
+class _Sends(asyncio.Protocol):
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def connection_made(self, transport) -> None:
+        transport.write(self.data)
+
+
+def _serve(peer, port: int, data: bytes) -> None:
+    """The peer's application writes `data` to each connection it accepts on `port`."""
+    if isinstance(peer, StackPeer):
+        peer._call(peer.stack.create_server(lambda: _Sends(data), port=port))
+        return
+    with inside(peer.ns):
+        listening = socket.create_server((HOST, port))
+    peer._sockets.append(listening)
+
+    def accept() -> None:
+        conn = listening.accept()[0]
+        peer._sockets.append(conn)  # open until the peer closes
+        conn.sendall(data)
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
+@pytest.mark.parametrize("options", ["a record route", "timestamps", "a record route and timestamps"])
+def test_tcp_connection_opened_with_ip_options_sends_them_in_every_segment_as_linux(netns, options):
+    """RFC 1122 §4.2.3.8, as Linux: a passive connection whose SYN carried a record route or timestamp
+    option sends it back in its SYN,ACK and every segment after it (its time recorded as each leaves), and
+    its segments are smaller by as much, so that they still fit the MTU; a segment without options later
+    changes nothing."""
+    kernel, ours = _kernel(netns, False), StackPeer()
+    data = bytes(range(250)) * 12
+    source, port = _source(False, 0), LISTEN_PORT + 1
+
+    def connection(peer) -> list[str]:
+        _serve(peer, port, data)
+        peer.receive(0.0)
+        syn = _segment(source, port, "S", SENT_BACK[options], seq=1000, options=[("MSS", 1460), ("Timestamp", (1, 0))])
+        peer.send([bytes(syn)])
+        got = peer.receive(2.0, until=from_ports([40000], 0x12))
+        syn_ack = next(IP(raw) for raw in got if IP(raw).dst == source)
+        ours_ts = dict(syn_ack[TCP].options)["Timestamp"][0]
+        ack = _segment(source, port, "A", [], seq=1001, ack=syn_ack[TCP].seq + 1, options=[("Timestamp", (2, ours_ts))])
+        peer.send([bytes(ack)])
+        got += peer.receive(2.0, until=lambda packets: sum(len(IP(raw)[TCP].payload) for raw in packets) >= len(data))
+        last = IP(got[-1])
+        reply = (
+            _segment(
+                source,
+                port,
+                "PA",
+                [],
+                seq=1001,
+                ack=last[TCP].seq + len(last[TCP].payload),
+                options=[("Timestamp", (3, ours_ts))],
+            )
+            / b"hello"
+        )
+        peer.send([bytes(reply)])
+        got += peer.receive(WAIT)
+        return [_describe(raw) for raw in got if IP(raw).dst == source]
+
+    try:
+        theirs, mine = side_by_side(connection, kernel, ours)
+        assert len(theirs) == 5  # the SYN,ACK, three segments of data, the ACK of ours
         assert mine == theirs
     finally:
         kernel.close()

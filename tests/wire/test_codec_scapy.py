@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scapy.layers.inet import ICMP, IP, TCP, fragment
+from scapy.layers.inet import ICMP, IP, TCP, IPOption_RR, fragment
 
 from stack.wire.codec import BatchEncoder, IpPacket, TcpPacket, decode, encode_tcp
 from stack.wire.segment import Flags, Segment, TcpOptions
@@ -203,6 +203,33 @@ def test_encode_batch_numbers_packets_without_df_and_each_cut_piece():
     enc.tcp(1, 2, Segment(1, 2, 3200, 0, Flags.ACK, 100, b"d" * 100, df=False))
     later = [IP(bytes(p)).id for p in enc.build().packets()]
     assert first == [0, 1, 2, 3, 0] and later == [4]
+
+
+def test_encode_with_ip_options_dissects_in_scapy_with_valid_checksums():
+    """RFC 791 §3.1: options after the 20-byte header, IHL and total length counting them, the header
+    checksum over them; the TCP checksum (RFC 9293 §3.1) does not cover the IP header."""
+    record_route = bytes.fromhex("070b0c0a0800010a08000100")  # two addresses recorded, padded to 12 bytes
+    enc = BatchEncoder()
+    enc.tcp_with_options(0x0A080001, 0x0A080002, Segment(80, 4000, 7, 9, Flags.ACK, 100, b"data"), record_route)
+    enc.tcp_with_options(
+        0x0A080001, 0x0A080002, Segment(80, 4000, 11, 9, Flags.ACK, 100, b"more", df=False), record_route
+    )
+    first, second = (IP(bytes(p)) for p in enc.build().packets())
+    assert (first.ihl, first.len, bytes(first)[20:32], bytes(first[TCP].payload)) == (8, 56, record_route, b"data")
+    assert first.flags.DF and not second.flags.DF and second.id == 0
+    for pkt in (first, second):
+        checksums = pkt.chksum, pkt[TCP].chksum
+        del pkt.chksum, pkt[TCP].chksum
+        assert (IP(bytes(pkt)).chksum, IP(bytes(pkt))[TCP].chksum) == checksums
+
+
+def test_tcp_decodes_with_its_ipv4_header_only_when_it_has_options():
+    """What TCP may send back (RFC 1122 §4.2.3.8) comes with the segment: its header, options and all."""
+    with_options = IP(src="10.0.0.1", dst="10.0.0.2", options=[IPOption_RR(routers=["0.0.0.0"])]) / TCP(flags="S")
+    got = decode(bytes(with_options))
+    plain = decode(bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(flags="S")))
+    assert isinstance(got, TcpPacket) and isinstance(plain, TcpPacket)
+    assert (got.ip_header, plain.ip_header) == (bytes(with_options)[:28], b"")
 
 
 def test_icmp_decodes_as_ip_packet():

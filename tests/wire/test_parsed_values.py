@@ -137,7 +137,7 @@ def test_value_fields_are_the_constructor_parameters():
     astuple() see the values and nothing else."""
     assert tuple(f.name for f in fields(Segment)) == SEGMENT_FIELDS
     assert tuple(f.name for f in fields(TcpOptions)) == OPTIONS_FIELDS
-    assert tuple(f.name for f in fields(codec.TcpPacket)) == ("src", "dst", "ttl", "segment")
+    assert tuple(f.name for f in fields(codec.TcpPacket)) == ("src", "dst", "ttl", "segment", "ip_header")
     seg = Segment(1, 2, 3, 4, 0x10, 5, b"x", tos=8, df=False)
     assert replace(seg, seq=9) == Segment(1, 2, 9, 4, 0x10, 5, b"x", tos=8, df=False)
     assert astuple(seg)[:7] == (1, 2, 3, 4, 0x10, 5, b"x")
