@@ -77,6 +77,9 @@ REMOTE_PORT = 40000  # the script's end of a passive open
 DEFAULT_TOLERANCE = 0.004  # packetdrill's default --tolerance_usecs=4000
 DEFAULT_TOLERANCE_PERCENT = 12.5  # packetdrill's default --tolerance_percent
 HORIZON = 3600.0  # how far `*` looks ahead for an outbound packet, in virtual seconds
+# the latest virtual time a script may name (about three years): beyond it a float's resolution passes a
+# hundredth of a microsecond, short timers would stop moving time forward, and a run would never end
+MAX_TIME = 1e8
 ECN_CODEPOINTS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3}  # packetdrill's names for the IP ECN field
 ECN_NAMES = {value: name for name, value in ECN_CODEPOINTS.items()}
 INBOUND_WINDOW = 65535  # an inbound packet without `win`
@@ -323,6 +326,11 @@ class Runner:
             if isinstance(event, PacketLine):
                 self._check_options_supported(event)
             start, end = self._when(event.time)
+            if not start <= MAX_TIME or (end != math.inf and not end <= MAX_TIME):
+                raise ScriptFailure(
+                    f"{self.path}:{event.line}: a time of {max(start, end):g} s is past the end of virtual time,"
+                    f" {MAX_TIME:g} s (about three years)"
+                )
             if event.time.kind is TimeKind.ABSOLUTE and start < self.last - self.tolerance - 1e-9:
                 raise ScriptFailure(
                     f"{self.path}:{event.line}: time goes backward, from {self.last:.3f} s to {start:.3f} s"

@@ -651,22 +651,22 @@ class Kernel:
             fd = entry.get("fd") if isinstance(entry, Struct) else None
             if not isinstance(fd, int):
                 raise ScriptFailure(f"{self.path}:{line.line}: poll() needs {{fd=N, events=...}} entries")
+            want = entry.get("revents")
             try:
                 wanted = _poll_names(line, entry.get("events") or 0) | poll_events.ALWAYS
+                expected = None if want is None or isinstance(want, AnyValue) else _poll_names(line, want)
             except msghdr.BadArgument as exc:
                 raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
-            polled.append((fd, wanted, entry.get("revents")))
+            polled.append((fd, wanted, want, expected))
         deadline = None if timeout_ms < 0 else self.now + timeout_ms / 1000
 
         def attempt() -> Outcome | None:
-            ready = [(fd, self._ready(fd) & wanted, want) for fd, wanted, want in polled]
-            count = sum(1 for _, got, _ in ready if got)
+            ready = [(fd, self._ready(fd) & wanted, want, expected) for fd, wanted, want, expected in polled]
+            count = sum(1 for _, got, _, _ in ready if got)
             if not count and (deadline is None or self.now < deadline - 1e-9):
                 return None
-            for fd, got, want in ready:
-                if want is None or isinstance(want, AnyValue):
-                    continue
-                if _poll_names(line, want) != got:
+            for fd, got, want, expected in ready:
+                if expected is not None and expected != got:
                     shown = "|".join(sorted(got)) or "0"
                     raise self.fail(line, f"fd {fd} revents={want}", f"fd {fd} revents={shown}")
             self._timeouts.pop(attempt, None)

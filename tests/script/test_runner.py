@@ -386,6 +386,14 @@ def test_absolute_time_going_backward_fails():
         run("0.5 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n0.1 close(3) = 0\n")
 
 
+@pytest.mark.parametrize("later", ["+99999999999999999999", "100000001", "+1~+200000000"])
+def test_time_past_the_end_of_virtual_time_fails(later):
+    """A time so large that a float no longer resolves the core's timers (which would then fire without
+    moving time on, for ever) fails the script at once."""
+    with pytest.raises(ScriptFailure, match="past the end of virtual time"):
+        run(f"0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n{later} close(3) = 0\n")
+
+
 def test_late_packet_failure_shows_when_it_came():
     with pytest.raises(ScriptFailure, match=r"no packet was sent by 0.004 s; the next one came at 1.000 s: > S. 0:0"):
         run(LISTEN + f"+0 {SYNACK}\n+0 {SYNACK}\n")

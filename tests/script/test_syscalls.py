@@ -90,6 +90,12 @@ def test_poll_unknown_event_name_fails_as_a_script_error():
         run(ESTABLISHED + "+0 poll([{fd=4, events=POLLSOON, revents=0}], 1, 0) = 0\n")
 
 
+def test_poll_unknown_revents_name_fails_as_a_script_error():
+    """An event name the script expects back is checked before the call, as the ones it asks for are."""
+    with pytest.raises(ScriptFailure, match="POLRDHUP"):
+        run(ESTABLISHED + "+0 poll([{fd=4, events=POLLOUT, revents=POLLOUT|POLRDHUP}], 1, 0) = 1\n")
+
+
 def test_poll_timeout_that_passes_before_the_scripted_return_fails():
     """A poll with a 100 ms timeout and nothing ready returns 0 after 100 ms, not when the script says."""
     with pytest.raises(ScriptFailure, match="returned at 0.200"):
