@@ -153,7 +153,7 @@ def _answer(line: bytes, stack) -> dict:
     try:
         req = json.loads(line)
         cmd = req.get("cmd")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # (JSON nested deeper than the decoder recurses)
         return {"error": "bad request: expected a JSON object with 'cmd'"}
     if cmd == "netstat":
         return {"result": stack.snapshot(closed=req.get("closed") is True)}

@@ -129,6 +129,25 @@ def test_control_request_longer_than_bound_gets_an_error(tmp_path):
     assert "longer than" in run(main())["error"]
 
 
+def test_control_request_nested_deeper_than_json_decodes_gets_an_error(tmp_path):
+    """4,000 nested arrays fit in a request line and exhaust the JSON decoder's recursion: an error
+    reply, not an exception in the control server."""
+
+    async def main() -> dict:
+        a, b = SocketPairDevice.pair()
+        stack = Stack(a, "10.0.0.1")
+        path = str(tmp_path / "c.sock")
+        server = await serve_control(path, stack)
+        try:
+            return await _request(path, b"[" * 4000 + b"\n")
+        finally:
+            server.close()
+            await stack.close()
+            b.close()
+
+    assert run(main()) == {"error": "bad request: expected a JSON object with 'cmd'"}
+
+
 # ---------------------------------------------------------------- a SYN flood over a socketpair
 
 
