@@ -263,7 +263,10 @@ def request_path(target: bytes) -> str:
     text = target.decode("ascii", "replace")
     if text.startswith("/"):  # origin-form (urlsplit would read a path that starts with // as a host)
         return text.partition("?")[0]
-    absolute = urlsplit(text)
+    try:
+        absolute = urlsplit(text)
+    except ValueError:  # an IPv6 host without its closing bracket: an invalid request-line (§3, 400)
+        raise h11.RemoteProtocolError("invalid request target", error_status_hint=400) from None
     return (absolute.path or "/") if absolute.scheme.lower() in ("http", "https") else text
 
 

@@ -189,6 +189,7 @@ def test_http_keepalive_then_close():
         (b"GET /bytes/" + b"9" * 30, b"400"),  # too many bytes, however many digits say so
         (b"GET /bytes/" + b"9" * 5000, b"400"),  # (more digits than int() reads from a string)
         (b"GET /bytes/%d.sha256" % (MAX_HASH_BYTES + 1), b"400"),  # more than the service hashes
+        (b"GET http://[::1/bytes/5", b"400"),  # an absolute-form target whose host no URL parser reads
     ],
 )
 def test_http_errors(request_line, status):
