@@ -327,8 +327,9 @@ class Runner:
                 self._check_options_supported(event)
             start, end = self._when(event.time)
             if not start <= MAX_TIME or (end != math.inf and not end <= MAX_TIME):
+                late = start if not start <= MAX_TIME else end
                 raise ScriptFailure(
-                    f"{self.path}:{event.line}: a time of {max(start, end):g} s is past the end of virtual time,"
+                    f"{self.path}:{event.line}: a time of {late:g} s is past the end of virtual time,"
                     f" {MAX_TIME:g} s (about three years)"
                 )
             if event.time.kind is TimeKind.ABSOLUTE and start < self.last - self.tolerance - 1e-9:

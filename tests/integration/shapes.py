@@ -236,6 +236,19 @@ class KernelPeer:
             s.listen(4096)
         self._sockets.append(s)
 
+    def serve(self, port: int, data: bytes) -> None:
+        """Listen on `port`; the application writes `data` to the connection it accepts, and keeps it open."""
+        with inside(self.ns):
+            listening = socket.create_server((HOST, port))
+        self._sockets.append(listening)
+
+        def accept() -> None:
+            conn = listening.accept()[0]
+            self._sockets.append(conn)
+            conn.sendall(data)
+
+        threading.Thread(target=accept, daemon=True).start()
+
     def connect(self, port: int) -> None:
         """An active open towards the test: a SYN leaves through the TUN."""
         with inside(self.ns):
@@ -279,6 +292,16 @@ class _HalfOpen(asyncio.Protocol):
         return True
 
 
+class _Sends(asyncio.Protocol):
+    """An application that writes its data as the connection opens."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def connection_made(self, transport) -> None:
+        transport.write(self.data)
+
+
 class StackPeer:
     """tcpstack at HOST and HOST6: a Stack on a loop in a thread, on one end of a socketpair; the test holds
     the other (and speaks IPv6 to it with `v6`)."""
@@ -306,6 +329,10 @@ class StackPeer:
 
     def listen(self, port: int) -> None:
         self._call(self.stack.create_server(_HalfOpen, port=port, backlog=4096))
+
+    def serve(self, port: int, data: bytes) -> None:
+        """Listen on `port`; the application writes `data` to each connection it accepts."""
+        self._call(self.stack.create_server(lambda: _Sends(data), port=port))
 
     def connect(self, port: int) -> None:
         self._pending.append(asyncio.run_coroutine_threadsafe(self._connect(port), self._loop))

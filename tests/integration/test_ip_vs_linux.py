@@ -14,10 +14,8 @@ apart by whom they go to.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
-import threading
 import time
 from collections.abc import Callable
 
@@ -40,7 +38,6 @@ from scapy.layers.inet6 import (
 
 from stack.fragments import FragmentLimits
 from stack.ip import ms_since_midnight
-from tests.integration.hostile import inside
 from tests.integration.shapes import HOST, HOST6, LISTEN_PORT, KernelPeer, StackPeer, from_ports, side_by_side
 
 WAIT = 0.5  # seconds for the answers: both send them at once
@@ -483,31 +480,6 @@ def test_tcp_answers_send_ip_options_back_as_linux(netns):
         ours.close()
 
 
-class _Sends(asyncio.Protocol):
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def connection_made(self, transport) -> None:
-        transport.write(self.data)
-
-
-def _serve(peer, port: int, data: bytes) -> None:
-    """The peer's application writes `data` to each connection it accepts on `port`."""
-    if isinstance(peer, StackPeer):
-        peer._call(peer.stack.create_server(lambda: _Sends(data), port=port))
-        return
-    with inside(peer.ns):
-        listening = socket.create_server((HOST, port))
-    peer._sockets.append(listening)
-
-    def accept() -> None:
-        conn = listening.accept()[0]
-        peer._sockets.append(conn)  # open until the peer closes
-        conn.sendall(data)
-
-    threading.Thread(target=accept, daemon=True).start()
-
-
 @pytest.mark.parametrize("options", ["a record route", "timestamps", "a record route and timestamps"])
 def test_tcp_connection_opened_with_ip_options_sends_them_in_every_segment_as_linux(netns, options):
     """RFC 1122 §4.2.3.8, as Linux: a passive connection whose SYN carried a record route or timestamp
@@ -519,7 +491,7 @@ def test_tcp_connection_opened_with_ip_options_sends_them_in_every_segment_as_li
     source, port = _source(False, 0), LISTEN_PORT + 1
 
     def connection(peer) -> list[str]:
-        _serve(peer, port, data)
+        peer.serve(port, data)
         peer.receive(0.0)
         syn = _segment(source, port, "S", SENT_BACK[options], seq=1000, options=[("MSS", 1460), ("Timestamp", (1, 0))])
         peer.send([bytes(syn)])
