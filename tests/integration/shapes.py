@@ -237,15 +237,19 @@ class KernelPeer:
         self._sockets.append(s)
 
     def serve(self, port: int, data: bytes) -> None:
-        """Listen on `port`; the application writes `data` to the connection it accepts, and keeps it open."""
+        """Listen on `port`; the application writes `data` to each connection it accepts, and keeps it open."""
         with inside(self.ns):
             listening = socket.create_server((HOST, port))
         self._sockets.append(listening)
 
         def accept() -> None:
-            conn = listening.accept()[0]
-            self._sockets.append(conn)
-            conn.sendall(data)
+            while True:
+                try:
+                    conn = listening.accept()[0]
+                except OSError:  # closed: the peer is done
+                    return
+                self._sockets.append(conn)
+                conn.sendall(data)
 
         threading.Thread(target=accept, daemon=True).start()
 
@@ -304,12 +308,13 @@ class _Sends(asyncio.Protocol):
 
 class StackPeer:
     """tcpstack at HOST and HOST6: a Stack on a loop in a thread, on one end of a socketpair; the test holds
-    the other (and speaks IPv6 to it with `v6`)."""
+    the other (and speaks IPv6 to it with `v6`); `config` for its TCP, else the Stack's default."""
 
-    def __init__(self, v6: bool = False) -> None:
+    def __init__(self, v6: bool = False, config: TcpConfig | None = None) -> None:
         import uvloop
 
         self.v6 = v6
+        self._config = config
         self._ours, theirs = SocketPairDevice.pair()
         self._raw = self._ours._sock
         self._raw.setblocking(False)
@@ -322,7 +327,7 @@ class StackPeer:
         self.last_sent: dict[int, Segment] = {}  # by the test's port: the last segment sent from it
 
     async def _make(self, device) -> Stack:
-        return Stack(device, [HOST, HOST6])
+        return Stack(device, [HOST, HOST6], config=self._config)
 
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)

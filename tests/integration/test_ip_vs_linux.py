@@ -38,6 +38,7 @@ from scapy.layers.inet6 import (
 
 from stack.fragments import FragmentLimits
 from stack.ip import ms_since_midnight
+from stack.tcp.config import TcpConfig
 from tests.integration.shapes import HOST, HOST6, LISTEN_PORT, KernelPeer, StackPeer, from_ports, side_by_side
 
 WAIT = 0.5  # seconds for the answers: both send them at once
@@ -521,6 +522,34 @@ def test_tcp_connection_opened_with_ip_options_sends_them_in_every_segment_as_li
     try:
         theirs, mine = side_by_side(connection, kernel, ours)
         assert len(theirs) == 5  # the SYN,ACK, three segments of data, the ACK of ours
+        assert mine == theirs
+    finally:
+        kernel.close()
+        ours.close()
+
+
+@pytest.mark.parametrize("ack_options", ["a record route", "no-operations only"])
+def test_tcp_syn_cookie_connection_carries_the_options_of_its_ack_as_linux(netns, ack_options):
+    """RFC 4987 §3.6, as Linux's cookie_v4_check: a connection a SYN cookie lets through is made from the
+    ACK that completes it, and sends back the options that ACK carried (none if it carried none), whatever
+    the SYN carried (its SYN,ACK sent them back). SYN cookies always on, in both stacks."""
+    kernel, ours = _kernel(netns, False), StackPeer(config=TcpConfig(syncookies=2))
+    netns.run(["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"], check=True)
+    source, port = _source(False, 0), LISTEN_PORT + 2
+
+    def connection(peer) -> list[str]:
+        peer.serve(port, bytes(3000))
+        peer.receive(0.0)
+        peer.send([bytes(_segment(source, port, "S", SENT_BACK["a record route"], seq=1000))])
+        got = peer.receive(2.0, until=from_ports([40000], 0x12))
+        syn_ack = next(IP(raw) for raw in got if IP(raw).dst == source)
+        peer.send([bytes(_segment(source, port, "A", SENT_BACK[ack_options], seq=1001, ack=syn_ack[TCP].seq + 1))])
+        got += peer.receive(2.0, until=lambda packets: sum(len(IP(raw)[TCP].payload) for raw in packets) >= 3000)
+        return [_describe(raw) for raw in got if IP(raw).dst == source]
+
+    try:
+        theirs, mine = side_by_side(connection, kernel, ours)
+        assert len(theirs) >= 2  # the SYN,ACK and the data
         assert mine == theirs
     finally:
         kernel.close()
