@@ -94,7 +94,7 @@ def handle_ip_packet(pkt: IpPacket, wall_time: float) -> bytes | None:
     if pkt.is_fragment:
         return None  # a piece of a datagram: IpLayer reassembles it first
     tos, stamp = pkt.header[1], ms_since_midnight(wall_time)
-    header, options = _answering(pkt.header, stamp)
+    header, options = answering(pkt.header, stamp)
     if pkt.proto == PROTO_ICMP:
         data = pkt.payload
         if len(data) < 8 or internet_checksum(data) != 0:
@@ -117,13 +117,14 @@ def error_reply(packet: bytes, icmp_type: int, code: int, wall_time: float) -> b
     """The ICMP error about a packet sent to us (raw IPv4 bytes), back to its source: as Linux's icmp_send
     builds it (see _error), a record route or timestamp option of the packet sent back with our entries."""
     size = (packet[0] & 0x0F) * 4
-    header, options = _answering(packet[:size], ms_since_midnight(wall_time))
+    header, options = answering(packet[:size], ms_since_midnight(wall_time))
     return _error(header + packet[size:], options, icmp_type, code)
 
 
-def _answering(header: bytes, stamp: int) -> tuple[bytes, bytes]:
-    """The header of a packet to us as it arrived, and the options of an answer to it: a record route or
-    timestamp option comes back, with our entries, as Linux sends it back (stack/ip_options.py)."""
+def answering(header: bytes, stamp: int) -> tuple[bytes, bytes]:
+    """The header of a packet to us as it arrived, and the options of an answer to it (from ICMP, or from
+    TCP): a record route or timestamp option comes back, with our entries, as Linux sends it back
+    (stack/ip_options.py)."""
     if len(header) == 20:
         return header, b""
     ours = struct.unpack_from("!I", header, 16)[0]

@@ -32,9 +32,9 @@ from stack.aio.socketlike import StackSocket
 from stack.aio.transport import TcpTransport, timeout_error
 from stack.demux import EPHEMERAL_PORTS, SYN_FIN_DROPS, Demux
 from stack.introspect import Clock, connection_row
-from stack.ip import IpLayer, fragment4, ms_since_midnight
+from stack.ip import IpLayer, answering, fragment4, ms_since_midnight
 from stack.ip6 import Ip6Layer, flow_label, fragment6, is_multicast
-from stack.ip_options import arrived, reply_options
+from stack.ip_options import reply_options
 from stack.tcp import sockopts
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
@@ -646,9 +646,7 @@ class Stack:
         """The IPv4 options of an answer to `pkt` (RFC 1122 §4.2.3.8: a record route or timestamp option,
         with our entries, as Linux's ip_options_echo); a passive connection `pkt` opened (its SYN, or the
         ACK that a SYN cookie let through) sends them in all its segments, as Linux's ireq_opt."""
-        stamp = ms_since_midnight(self.ip.wall_clock())
-        header = arrived(pkt.ip_header, pkt.dst, stamp)
-        options = reply_options(header, pkt.dst, stamp)
+        header, options = answering(pkt.ip_header, ms_since_midnight(self.ip.wall_clock()))
         if opened is not None and opened.passive and options:
             self._ip_options[opened] = header
             opened.carry_ip_options(len(options))
