@@ -113,39 +113,32 @@ def test_control_clients_beyond_bound_are_refused_and_counted(tmp_path):
     run(main())
 
 
-def test_control_request_longer_than_bound_gets_an_error(tmp_path):
+def _reply_to(tmp_path, payload: bytes) -> dict:
+    """The control socket's reply to one request, from a stack made for it."""
+
     async def main() -> dict:
         a, b = SocketPairDevice.pair()
         stack = Stack(a, "10.0.0.1")
         path = str(tmp_path / "c.sock")
         server = await serve_control(path, stack)
         try:
-            return await _request(path, b"x" * (MAX_REQUEST * 4) + b"\n")
+            return await _request(path, payload)
         finally:
             server.close()
             await stack.close()
             b.close()
 
-    assert "longer than" in run(main())["error"]
+    return run(main())
+
+
+def test_control_request_longer_than_bound_gets_an_error(tmp_path):
+    assert "longer than" in _reply_to(tmp_path, b"x" * (MAX_REQUEST * 4) + b"\n")["error"]
 
 
 def test_control_request_nested_deeper_than_json_decodes_gets_an_error(tmp_path):
     """4,000 nested arrays fit in a request line and exhaust the JSON decoder's recursion: an error
     reply, not an exception in the control server."""
-
-    async def main() -> dict:
-        a, b = SocketPairDevice.pair()
-        stack = Stack(a, "10.0.0.1")
-        path = str(tmp_path / "c.sock")
-        server = await serve_control(path, stack)
-        try:
-            return await _request(path, b"[" * 4000 + b"\n")
-        finally:
-            server.close()
-            await stack.close()
-            b.close()
-
-    assert run(main()) == {"error": "bad request: expected a JSON object with 'cmd'"}
+    assert _reply_to(tmp_path, b"[" * 4000 + b"\n") == {"error": "bad request: expected a JSON object with 'cmd'"}
 
 
 # ---------------------------------------------------------------- a SYN flood over a socketpair

@@ -481,6 +481,27 @@ def test_tcp_answers_send_ip_options_back_as_linux(netns):
         ours.close()
 
 
+def _opened(peer, port: int, data: bytes, syn_options: list, ack_options: list, timestamps: bool) -> list[bytes]:
+    """A passive open on `port`, whose application writes `data`: a SYN with IP options `syn_options`, and
+    once its SYN,ACK came, an ACK with `ack_options` (TCP timestamps on both, with `timestamps`); what came
+    back until all of `data` did."""
+    source = _source(False, 0)
+    peer.serve(port, data)
+    peer.receive(0.0)
+    tcp = {"options": [("MSS", 1460), ("Timestamp", (1, 0))]} if timestamps else {}
+    peer.send([bytes(_segment(source, port, "S", syn_options, seq=1000, **tcp))])
+    got = peer.receive(2.0, until=from_ports([40000], 0x12))
+    syn_ack = next(IP(raw) for raw in got if IP(raw).dst == source)
+    tcp = {"options": [("Timestamp", (2, _tsval(syn_ack)))]} if timestamps else {}
+    peer.send([bytes(_segment(source, port, "A", ack_options, seq=1001, ack=syn_ack[TCP].seq + 1, **tcp))])
+    got += peer.receive(2.0, until=lambda packets: sum(len(IP(raw)[TCP].payload) for raw in packets) >= len(data))
+    return [raw for raw in got if IP(raw).dst == source]
+
+
+def _tsval(segment: IP) -> int:
+    return dict(segment[TCP].options)["Timestamp"][0]
+
+
 @pytest.mark.parametrize("options", ["a record route", "timestamps", "a record route and timestamps"])
 def test_tcp_connection_opened_with_ip_options_sends_them_in_every_segment_as_linux(netns, options):
     """RFC 1122 §4.2.3.8, as Linux: a passive connection whose SYN carried a record route or timestamp
@@ -488,36 +509,16 @@ def test_tcp_connection_opened_with_ip_options_sends_them_in_every_segment_as_li
     its segments are smaller by as much, so that they still fit the MTU; a segment without options later
     changes nothing."""
     kernel, ours = _kernel(netns, False), StackPeer()
-    data = bytes(range(250)) * 12
     source, port = _source(False, 0), LISTEN_PORT + 1
 
     def connection(peer) -> list[str]:
-        peer.serve(port, data)
-        peer.receive(0.0)
-        syn = _segment(source, port, "S", SENT_BACK[options], seq=1000, options=[("MSS", 1460), ("Timestamp", (1, 0))])
-        peer.send([bytes(syn)])
-        got = peer.receive(2.0, until=from_ports([40000], 0x12))
-        syn_ack = next(IP(raw) for raw in got if IP(raw).dst == source)
-        ours_ts = dict(syn_ack[TCP].options)["Timestamp"][0]
-        ack = _segment(source, port, "A", [], seq=1001, ack=syn_ack[TCP].seq + 1, options=[("Timestamp", (2, ours_ts))])
-        peer.send([bytes(ack)])
-        got += peer.receive(2.0, until=lambda packets: sum(len(IP(raw)[TCP].payload) for raw in packets) >= len(data))
-        last = IP(got[-1])
-        reply = (
-            _segment(
-                source,
-                port,
-                "PA",
-                [],
-                seq=1001,
-                ack=last[TCP].seq + len(last[TCP].payload),
-                options=[("Timestamp", (3, ours_ts))],
-            )
-            / b"hello"
-        )
-        peer.send([bytes(reply)])
-        got += peer.receive(WAIT)
-        return [_describe(raw) for raw in got if IP(raw).dst == source]
+        got = _opened(peer, port, bytes(range(250)) * 12, SENT_BACK[options], [], timestamps=True)
+        last = IP(got[-1])[TCP]
+        ack = last.seq + len(last.payload)
+        reply = _segment(source, port, "PA", [], seq=1001, ack=ack, options=[("Timestamp", (3, _tsval(IP(got[0]))))])
+        peer.send([bytes(reply / b"hello")])
+        got += [raw for raw in peer.receive(WAIT) if IP(raw).dst == source]
+        return [_describe(raw) for raw in got]
 
     try:
         theirs, mine = side_by_side(connection, kernel, ours)
@@ -535,17 +536,10 @@ def test_tcp_syn_cookie_connection_carries_the_options_of_its_ack_as_linux(netns
     the SYN carried (its SYN,ACK sent them back). SYN cookies always on, in both stacks."""
     kernel, ours = _kernel(netns, False), StackPeer(config=TcpConfig(syncookies=2))
     netns.run(["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"], check=True)
-    source, port = _source(False, 0), LISTEN_PORT + 2
 
     def connection(peer) -> list[str]:
-        peer.serve(port, bytes(3000))
-        peer.receive(0.0)
-        peer.send([bytes(_segment(source, port, "S", SENT_BACK["a record route"], seq=1000))])
-        got = peer.receive(2.0, until=from_ports([40000], 0x12))
-        syn_ack = next(IP(raw) for raw in got if IP(raw).dst == source)
-        peer.send([bytes(_segment(source, port, "A", SENT_BACK[ack_options], seq=1001, ack=syn_ack[TCP].seq + 1))])
-        got += peer.receive(2.0, until=lambda packets: sum(len(IP(raw)[TCP].payload) for raw in packets) >= 3000)
-        return [_describe(raw) for raw in got if IP(raw).dst == source]
+        got = _opened(peer, LISTEN_PORT + 2, bytes(3000), SENT_BACK["a record route"], SENT_BACK[ack_options], False)
+        return [_describe(raw) for raw in got]
 
     try:
         theirs, mine = side_by_side(connection, kernel, ours)
