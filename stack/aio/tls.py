@@ -81,6 +81,7 @@ async def start_tls(
     """loop.start_tls() for a transport of the stack, on any loop: the TLS transport *protocol* now uses."""
     if not isinstance(sslcontext, ssl_module.SSLContext):
         raise TypeError(f"sslcontext is expected to be an instance of ssl.SSLContext, got {sslcontext!r}")
+    _check_can_send(transport)
     loop = asyncio.get_running_loop()
     waiter = loop.create_future()
     options = TlsOptions(sslcontext, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
@@ -98,3 +99,12 @@ async def start_tls(
         resumed.cancel()
         raise
     return tls._app_transport
+
+
+def _check_can_send(transport: asyncio.Transport) -> None:
+    """The handshake's first write would fail inside a loop callback, and start_tls() go on waiting until
+    the handshake timeout (60 s): a transport that can send nothing more fails here instead, as
+    loop.sendfile() fails for one that is closing."""
+    if transport.is_closing():
+        raise RuntimeError("Transport is closing")
+    transport.write(b"")  # writes nothing; raises after write_eof(), as every write would

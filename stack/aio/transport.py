@@ -168,7 +168,10 @@ class TcpTransport(asyncio.Transport):
     # ------------------------------------------------------------ TCP options
 
     def set_congestion_control(self, name: str) -> None:
-        """What setsockopt(TCP_CONGESTION) does on a kernel socket: reno, cubic, bbr or package.module:Class."""
+        """What setsockopt(TCP_CONGESTION) does on a kernel socket: reno, cubic, bbr or package.module:Class;
+        after connection_lost, EBADF, as asyncio's transports have closed their socket by then."""
+        if self._lost:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
         self._conn.set_congestion_control(name)
 
     # ------------------------------------------------------------ writing

@@ -132,6 +132,27 @@ def test_stack_start_tls_takes_server_side_as_a_truth_value(run, certificate):
     run(with_pair(body))
 
 
+@pytest.mark.parametrize("finish", ["close", "write_eof", "abort"])
+def test_stack_start_tls_on_a_transport_that_can_send_no_more_raises_at_once(run, certificate, finish):
+    """After close(), write_eof() or abort() the handshake could send nothing: start_tls raises
+    RuntimeError at once, as loop.sendfile does for a closing transport, instead of waiting for the
+    handshake timeout; the stack serves the next connection."""
+    _, client_ctx = _contexts(certificate)
+
+    async def body(client: Stack, server: Stack) -> None:
+        await server.start_server(_echo, SERVER, 7)
+        transport, protocol = await client.create_connection(_Collect, SERVER, 7)
+        getattr(transport, finish)()
+        with pytest.raises(RuntimeError, match="closing|after write_eof"):
+            await asyncio.wait_for(client.start_tls(transport, protocol, client_ctx, server_hostname=SERVER), 10)
+        reader, writer = await client.open_connection(SERVER, 7)
+        writer.write(b"next")
+        assert await reader.readexactly(4) == b"next"
+        writer.close()
+
+    run(with_pair(body))
+
+
 def test_loop_start_tls_works_on_asyncio_and_is_refused_by_uvloop(run, certificate):
     """asyncio's loop.start_tls takes our transport; uvloop's checks for its own classes (documented: use
     stack.start_tls or StreamWriter.start_tls there)."""

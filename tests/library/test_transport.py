@@ -4,6 +4,7 @@ pause_writing, set_protocol, pause/resume_reading, BufferedProtocol, write_eof, 
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import os
 import socket
@@ -490,6 +491,24 @@ class Keeper(Recorder):
     def eof_received(self) -> bool:
         super().eof_received()
         return False  # close our side too
+
+
+def test_closed_transport_set_congestion_control_raises_ebadf_as_a_closed_socket(run):
+    """setsockopt(TCP_CONGESTION) on a kernel socket that asyncio closed after connection_lost fails with
+    EBADF; so does the transport's call once its connection is lost (here in TIME_WAIT, the side that
+    closed first), where the connection keeps no controller."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await _accepted(server, 7, factory=Keeper)
+        transport, protocol = await client.create_connection(Recorder, SERVER, 7)
+        transport.set_congestion_control("reno")  # open: it works
+        transport.close()
+        await protocol.lost
+        with pytest.raises(OSError) as raised:
+            transport.set_congestion_control("cubic")
+        assert raised.value.errno == errno.EBADF
+
+    run(with_pair(body))
 
 
 def test_closed_transport_lets_go_of_its_protocol_and_leaves_no_cycle(run):
