@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from stack.aio.socketlike import StackSocket
 from stack.tcp.connection import Connection
+from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
 from stack.tcp.state import OPEN_FOR_DATA, State
 from stack.wire import addr
@@ -170,9 +171,13 @@ class TcpTransport(asyncio.Transport):
     def set_congestion_control(self, name: str) -> None:
         """What setsockopt(TCP_CONGESTION) does on a kernel socket: reno, cubic, bbr or package.module:Class;
         after connection_lost, EBADF, as asyncio's transports have closed their socket by then."""
-        if self._lost:
-            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-        self._conn.set_congestion_control(name)
+        if not self._lost:
+            try:
+                self._conn.set_congestion_control(name)
+                return
+            except LocalProtocolError:  # closed in TIME_WAIT: no controller kept, connection_lost comes soon
+                pass
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
     # ------------------------------------------------------------ writing
 

@@ -20,6 +20,8 @@ from stack.tcp.connection import Connection
 from stack.tcp.tcp_info import TCPI_OPT_ECN, TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE
 from tests.library.conftest import CLIENT, SERVER, SERVER6, with_dual_stack_pair, with_pair
 
+TCP_TIME_WAIT = 6  # tcpi_state, Linux's numbering
+
 
 class Recorder(asyncio.Protocol):
     """Records every callback in order."""
@@ -504,6 +506,25 @@ def test_closed_transport_set_congestion_control_raises_ebadf_as_a_closed_socket
         transport.set_congestion_control("reno")  # open: it works
         transport.close()
         await protocol.lost
+        with pytest.raises(OSError) as raised:
+            transport.set_congestion_control("cubic")
+        assert raised.value.errno == errno.EBADF
+
+    run(with_pair(body))
+
+
+def test_time_wait_transport_closed_set_congestion_control_raises_ebadf_at_once(run):
+    """close() in TIME_WAIT (we sent our FIN by write_eof, the peer closed too) lets the connection's
+    controller go at once, before connection_lost comes: TCP_CONGESTION then fails with EBADF too."""
+
+    async def body(client: Stack, server: Stack) -> None:
+        await _accepted(server, 7, factory=Keeper)
+        transport, protocol = await client.create_connection(Recorder, SERVER, 7)
+        transport.write_eof()
+        await protocol.eof  # the server's FIN: TIME_WAIT once our FIN is acknowledged
+        while transport.get_extra_info("tcp_info")["tcpi_state"] != TCP_TIME_WAIT:
+            await asyncio.sleep(0.001)
+        transport.close()
         with pytest.raises(OSError) as raised:
             transport.set_congestion_control("cubic")
         assert raised.value.errno == errno.EBADF
