@@ -39,7 +39,7 @@ class FragmentLimits:
 class _Datagram:
     """The fragments of one datagram so far, sorted by offset and never overlapping."""
 
-    __slots__ = ("deadline", "starts", "pieces", "covered", "total", "header", "charge", "dead")
+    __slots__ = ("deadline", "starts", "pieces", "covered", "total", "header", "arrived", "charge", "dead")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
@@ -48,6 +48,7 @@ class _Datagram:
         self.covered = 0  # payload bytes held (no overlaps, so the sum of the pieces)
         self.total: int | None = None  # payload length, known once the last fragment (MF=0) arrived
         self.header: bytes | None = None  # the IP header of the fragment at offset 0
+        self.arrived = b""  # the headers before that fragment's payload as they came, to quote
         self.charge = DATAGRAM_OVERHEAD
         self.dead = False  # discarded: later fragments are dropped until the deadline
 
@@ -72,9 +73,9 @@ class Reassembler:
         self.counters: Counter[str] = Counter() if counters is None else counters
         self.bytes_held = 0
         self._datagrams: OrderedDict[Key, _Datagram] = OrderedDict()  # oldest first: deadlines ascend
-        # the key, header and payload of the first fragment of each datagram that timed out incomplete, for
-        # an ICMP time exceeded to quote (RFC 792, RFC 8200 §4.5); take_timed_out() empties it, and no
-        # more than max_datagrams wait for it
+        # the key, headers as they came and payload of the first fragment of each datagram that timed out
+        # incomplete, for an ICMP time exceeded to quote (RFC 792, RFC 8200 §4.5); take_timed_out()
+        # empties it, and no more than max_datagrams wait for it
         self._timed_out: list[tuple[Key, bytes, bytes]] = []
 
     def __len__(self) -> int:
@@ -96,19 +97,21 @@ class Reassembler:
                 self.counters["ReasmTimeout"] += 1
                 self.counters["ReasmFails"] += 1
                 if dg.header is not None and len(self._timed_out) < self.limits.max_datagrams:  # (bounded)
-                    self._timed_out.append((key, dg.header, dg.pieces[0]))  # the first fragment came
+                    self._timed_out.append((key, dg.arrived, dg.pieces[0]))  # the first fragment came
             self._remove(key)
         return expired
 
     def take_timed_out(self, now: float) -> list[tuple[Key, bytes, bytes]]:
         """Expire what is due, then hand over the first fragment of each datagram that timed out
-        incomplete since the last call (its key, header and payload), once."""
+        incomplete since the last call (its key, headers as they came and payload), once."""
         self.expire(now)
         taken, self._timed_out = self._timed_out, []
         return taken
 
-    def add(self, pkt: IpPacket, now: float) -> bytes | None:
-        """Take one fragment; returns the reassembled datagram as raw IPv4 bytes once it is whole."""
+    def add(self, pkt: IpPacket, now: float, arrived: bytes | None = None) -> bytes | None:
+        """Take one fragment; returns the reassembled datagram as raw IP bytes once it is whole. `arrived`:
+        the headers before the payload as the fragment came, where they are not pkt.header (IPv6: the
+        fixed header, the extension headers before the fragment header and the fragment header)."""
         self.expire(now)
         counters = self.counters
         counters["ReasmReqds"] += 1
@@ -142,7 +145,10 @@ class Reassembler:
             counters["ReasmOverlaps"] += 1
             self._fail(key, dg, now)
             return None
-        cost = len(data) + FRAGMENT_OVERHEAD
+        quote = b""  # the first fragment's headers as they came: kept beside its header, and charged
+        if start == 0:
+            quote = pkt.header if arrived is None else arrived
+        cost = len(data) + FRAGMENT_OVERHEAD + len(quote) - (len(pkt.header) if start == 0 else 0)
         self._make_room(cost, keep=key)
         if self.bytes_held + cost > self.limits.high_thresh:
             self._fail(key, dg, now)  # this datagram alone is over the limit
@@ -154,7 +160,7 @@ class Reassembler:
         dg.charge += cost
         self.bytes_held += cost
         if start == 0:
-            dg.header = pkt.header
+            dg.header, dg.arrived = pkt.header, quote
         if not pkt.more_fragments:
             dg.total = end
         if dg.total is None or dg.covered != dg.total:
@@ -198,7 +204,7 @@ class Reassembler:
             dg = self._create(key, now)
         self.bytes_held -= dg.charge - DATAGRAM_OVERHEAD
         dg.charge = DATAGRAM_OVERHEAD
-        dg.starts, dg.pieces, dg.header, dg.dead = [], [], None, True
+        dg.starts, dg.pieces, dg.header, dg.arrived, dg.dead = [], [], None, b"", True
 
     def _remove(self, key: Key) -> None:
         self.bytes_held -= self._datagrams.pop(key).charge

@@ -284,7 +284,7 @@ class Ip6Layer:
                 self.counters["ReasmFails"] += 1
                 return None, self._param_problem(pkt, raw, *problem, multicast, now)
             piece = IpPacket(pkt.src, pkt.dst, nh, pkt.ttl, ident, bytes(header), rest, start, bool(more))
-            whole = self.fragments.add(piece, now)
+            whole = self.fragments.add(piece, now, raw[: off + 8])
             if whole is None:
                 return None, None
         decoded = decode(whole)
@@ -407,19 +407,15 @@ class Ip6Layer:
             return None
         return self.demux.icmp_error((src, sport), (dst, dport), error, now)
 
-    def reassembly_timed_out(self, key: Key, header: bytes, first: bytes, now: float) -> bytes | None:
+    def reassembly_timed_out(self, key: Key, headers: bytes, first: bytes, now: float) -> bytes | None:
         """RFC 8200 §4.5: Time Exceeded, fragment reassembly time exceeded, to the source of a packet whose
-        first fragment (`header`, the fixed header leading past the fragment header, and `first`, its
-        payload) came but not all the others, quoting that fragment as it came (the fixed header, the
-        fragment header, the payload; any extension header before the fragment header is not kept), as
-        Linux's ip6_expire_frag_queue; within the limits of ICMP errors."""
-        src, dst, _, ident = key
+        first fragment came but not all the others, quoting that fragment as it came (`headers`: the fixed
+        header, any extension header before the fragment header and the fragment header; `first`, its
+        payload), as Linux's ip6_expire_frag_queue; within the limits of ICMP errors."""
+        src, dst, _, _ = key
         if is_multicast(dst) or not self.ip4.may_send_icmp_error(now, src, ICMP6_RATELIMIT):
             return None
-        fixed = bytearray(header)
-        next_header, fixed[6] = fixed[6], FRAGMENT
-        struct.pack_into("!H", fixed, 4, 8 + len(first))
-        fragment = bytes(fixed) + struct.pack("!BBHI", next_header, 0, 1, ident) + first  # offset 0, M set
+        fragment = headers + first
         self.counters["Icmp6OutTimeExcds"] += 1
         return icmp6(dst, src, ICMP6_TIME_EXCEEDED, 1, bytes(4) + fragment[: MIN_MTU - 48])
 

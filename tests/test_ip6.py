@@ -31,6 +31,7 @@ from scapy.layers.inet6 import (
 
 from stack import martians
 from stack.demux import Demux
+from stack.fragments import DATAGRAM_OVERHEAD, FRAGMENT_OVERHEAD
 from stack.ip import IpLayer
 from stack.ip6 import Ip6Layer, flow_label
 from stack.ip6 import fragment6 as our_fragment6
@@ -487,6 +488,23 @@ def test_any_reassembly_timed_out_sends_time_exceeded_quoting_first_fragment():
     error = IPv6(layer.reassembly_timed_out(key, header, payload, 1000.0))
     assert (error.src, error.dst, error.payload.type, error.payload.code) == (US, PEER, 3, 1)
     assert bytes(error)[48:] == first[: 1280 - 48] and layer.counters["Icmp6OutTimeExcds"] == 1
+
+
+def test_any_reassembly_timed_out_quotes_extension_headers_before_the_fragment_header():
+    """RFC 8200 §4.5: the first fragment is quoted as it came, its unfragmentable part included (here a
+    destination options header before the fragment header), as Linux's ip6_expire_frag_queue quotes it;
+    the reassembler charges what it keeps of those headers to its memory."""
+    layer, _ = _layer()
+    whole = (
+        IPv6(src=PEER, dst=US) / IPv6ExtHdrDestOpt() / IPv6ExtHdrFragment(id=78) / ICMPv6EchoRequest(data=b"e" * 1500)
+    )
+    first = bytes(fragment6(whole, 1280)[0])
+    assert _receive(layer, IPv6(first)) == (None, None)
+    # the payload, and the two extension headers kept beside the fixed header
+    assert layer.fragments.bytes_held == DATAGRAM_OVERHEAD + FRAGMENT_OVERHEAD + len(first) - 40
+    [(key, headers, payload)] = layer.fragments.take_timed_out(1000.0)
+    error = IPv6(layer.reassembly_timed_out(key, headers, payload, 1000.0))
+    assert bytes(error)[48:] == first[: 1280 - 48]
 
 
 def test_any_fragment6_pieces_fit_the_mtu_and_reassemble_to_the_packet():

@@ -663,11 +663,11 @@ class Stack:
         and the source of each whose first fragment came is told so by ICMP."""
         self._reassembly_timer = None
         now = self.now()
-        for key, header, first in self.ip.fragments.take_timed_out(now + self.resolution.tick):
+        for key, headers, first in self.ip.fragments.take_timed_out(now + self.resolution.tick):
             if key[0] > addr.MAX4:
-                error = self.ip6.reassembly_timed_out(key, header, first, now)
+                error = self.ip6.reassembly_timed_out(key, headers, first, now)
             else:
-                error = self.ip.reassembly_timed_out(header, first, now)
+                error = self.ip.reassembly_timed_out(headers, first, now)
             if error is not None:
                 self._out.packet(error)
         if len(self.ip.fragments):

@@ -381,6 +381,18 @@ def _first_fragment(v6: bool, source: str) -> bytes:
     return bytes(fragment(IP(src=source, dst=HOST, id=31) / ICMP(id=7, seq=1) / LONG[:1500], 1000)[0])
 
 
+def _first_fragment_after_options(source: str) -> bytes:
+    """The first of two fragments of an echo request whose unfragmentable part holds a destination options
+    header (RFC 8200 §4.5: it comes before the fragment header, in every fragment)."""
+    whole = (
+        IPv6(src=source, dst=HOST6)
+        / IPv6ExtHdrDestOpt()
+        / IPv6ExtHdrFragment(id=33)
+        / ICMPv6EchoRequest(id=7, data=LONG[:1500])
+    )
+    return bytes(fragment6(whole, 1280)[0])
+
+
 def _last_fragment(v6: bool, source: str) -> bytes:
     """The last of two fragments of an echo request (the first never comes)."""
     if v6:
@@ -402,6 +414,8 @@ def test_ip_layer_incomplete_datagram_timed_out_as_linux_times_it_out(netns, v6)
         "first fragment only": lambda s: [_first_fragment(v6, s)],
         "last fragment only": lambda s: [_last_fragment(v6, s)],
     }
+    if v6:
+        probes["first fragment after options"] = lambda s: [_first_fragment_after_options(s)]
     try:
         _compare(kernel, ours, probes, v6, wait=3.0)
     finally:
