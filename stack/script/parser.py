@@ -284,7 +284,7 @@ class _Args:
         if kind == "ellipsis":
             return ANY
         if kind == "number":
-            return int(value, 0)
+            return _integer(value)
         if kind == "string":
             return value[1:-1].encode().decode("unicode_escape")
         if value == "[":
@@ -352,7 +352,7 @@ def _syscall(rest: str, line: int, text: str, time: TimeSpec, err) -> SyscallLin
     r = _RESULT.match(result_text)
     if r is None:
         raise err(f"expected '= result' after {m['name']}(...), got {result_text or 'nothing'!r}")
-    result = ANY if r["result"] == "..." else int(r["result"], 0)
+    result = ANY if r["result"] == "..." else _integer(r["result"])
     if r["errno"] and result != -1:
         raise err(f"an errno ({r['errno']}) goes with the result -1, not {r['result']}")
     return SyscallLine(line, text, time, m["name"], values, result, r["errno"], r["text"])
@@ -374,6 +374,11 @@ def _closing_paren(text: str, open_at: int) -> int | None:
 
 
 # ---------------------------------------------------------------- lines
+
+
+def _integer(text: str) -> int:
+    """A number as packetdrill's lexer reads it: 0x and hex digits, else decimal (atoll: `010` is 10)."""
+    return int(text, 16) if "x" in text.lower() else int(text, 10)
 
 
 def _event(number: int, line: str, path: str) -> Event:

@@ -147,6 +147,13 @@ def test_syscall_errno_and_its_text():
     assert (s.result, s.errno, s.errno_text) == (-1, "ECONNREFUSED", "Connection refused")
 
 
+def test_syscall_numbers_read_as_packetdrill_reads_them():
+    """packetdrill's lexer: decimal with leading zeros (atoll: 010 is 10), or 0x and hex digits."""
+    s = one("+0 write(010, ..., 0x10) = 016")
+    assert (s.args[0], s.args[2], s.result) == (10, 16, 16)
+    assert one("+0 close(-0x1) = -01 EBADF").result == -1
+
+
 def test_syscall_struct_and_sizeof():
     s = one("0.5 setsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=0}, sizeof(struct linger)) = 0")
     assert s.args[3] == Struct((("l_onoff", 1), ("l_linger", 0)))
