@@ -72,6 +72,8 @@ _TOKEN = re.compile(
 )
 
 _OPTION_ARITY = {"nop": 0, "eol": 0, "sackOK": 0, "mss": 1, "wscale": 1}
+# the largest value each option's fields hold on the wire, as packetdrill's parser checks them
+_OPTION_LIMIT = {"mss": 0xFFFF, "wscale": 0xFF, "TS": 0xFFFFFFFF, "sack": 0xFFFFFFFF}
 # packetdrill options tcpstack does not implement (TCP Fast Open, MD5 signatures, experimental)
 _OTHER_OPTIONS = {"FO", "FOEXP", "md5", "exp"}
 
@@ -170,6 +172,9 @@ def _tcp_options(text: str, err) -> tuple[tuple[str, tuple[int, ...]], ...]:
                 out.append((name, tuple(blocks)))
         except ValueError:
             raise err(f"bad TCP option {item!r}") from None
+        limit = _OPTION_LIMIT.get(name)
+        if limit is not None and not all(0 <= value <= limit for value in out[-1][1]):
+            raise err(f"TCP option {item!r}: a value out of its field's range (0 to {limit})")
     return tuple(out)
 
 
