@@ -450,6 +450,7 @@ class Runner:
                     self.recorder.outbound(self.local_ip, self.remote_ip, seg, conn)
             while (event := conn.next_event()) is not None:
                 self.kernel.on_event(conn, event)
+            self.kernel.on_progress(conn)
             if conn.finished:
                 self.demux.remove(conn)
         self.listeners.update(self.demux.listeners.values())

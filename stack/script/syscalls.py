@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from stack.demux import Demux
-from stack.script import errqueue, msghdr, pipes, poll_events
+from stack.script import epoll, errqueue, msghdr, pipes, poll_events
 from stack.script.ast import AnyValue, Arg, Array, BitOr, Call, Name, Struct, SyscallLine
 from stack.script.errors import ScriptFailure, ScriptSkip
 from stack.script.files import Files, OpenFile
@@ -29,7 +29,7 @@ from stack.tcp.config import (
 )
 from stack.tcp.connection import Connection
 from stack.tcp.errors import LocalProtocolError
-from stack.tcp.events import Connected, Event, Reset, TimedOut
+from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
 from stack.tcp.listener import Listener
 from stack.tcp.receiver import DEFAULT_MSS
 from stack.tcp.state import OPENING, State
@@ -156,6 +156,8 @@ class Kernel:
         self.sockets: dict[int, Socket] = {}
         self.files = files  # what the script's shell lines created, and the descriptors open on them
         self.pipes: dict[int, pipes.End] = {}  # descriptors of the pipes pipe() made
+        self.epolls: dict[int, epoll.Epoll] = {}  # descriptors of the epoll instances epoll_create() made
+        self._received: dict[Connection, int] = {}  # in-order bytes each connection had (epoll wakeups)
         self.errors: dict[Connection, int] = {}  # pending SO_ERROR per connection
         self.connected: set[Connection] = set()
         self.active: Connection | None = None  # the newest connect(): inbound packets go to it
@@ -181,6 +183,38 @@ class Kernel:
                 self.errors[conn] = errno_codes.EPIPE if event.in_close_wait else errno_codes.ECONNRESET
         elif isinstance(event, TimedOut):
             self.errors[conn] = errno_codes.ETIMEDOUT
+        if self.epolls:
+            self._wake(conn, event)
+
+    def _wake(self, conn: Connection, event: Event) -> None:
+        """The wakeups Linux gives the event's socket (and, for a connection ready to accept, its
+        listener's), for the epoll instances watching them."""
+        if isinstance(event, DataAvailable):
+            self._wake_socket(conn, epoll.READABLE)
+        elif isinstance(event, SendSpace):
+            self._wake_socket(conn, epoll.WRITABLE)  # sk_stream_write_space
+        elif isinstance(event, (Connected, PeerClosed, Reset, TimedOut, Closed)):
+            self._wake_socket(conn, epoll.EVERYTHING)  # sk_state_change, sk_error_report
+            listener = self.demux.parent.get(conn)
+            if isinstance(event, Connected) and listener is not None:  # sk_data_ready of the listener
+                self._wake_fds([sock.fd for sock in self.sockets.values() if sock.listener is listener], epoll.READABLE)
+
+    def on_progress(self, conn: Connection) -> None:
+        """After a connection's segments: new in-order bytes wake its readers, every segment's as Linux's
+        tcp_data_ready does, queued bytes unread or not (counted whether an epoll instance watches yet)."""
+        received = conn.receiver.bytes_received
+        if received != self._received.get(conn, 0):
+            self._received[conn] = received
+            if self.epolls:
+                self._wake_socket(conn, epoll.READABLE)
+
+    def _wake_socket(self, conn: Connection, key: frozenset[str] | None) -> None:
+        self._wake_fds([sock.fd for sock in self.sockets.values() if sock.conn is conn], key)
+
+    def _wake_fds(self, fds: list[int], key: frozenset[str] | None) -> None:
+        for fd in fds:
+            for instance in self.epolls.values():
+                instance.wake(fd, key)
 
     # ---------------------------------------------------------------- dispatch
 
@@ -236,13 +270,17 @@ class Kernel:
     def _new_fd(self, line: SyscallLine) -> int:
         """The descriptor the script names as the result (`socket(...) = 4`) if free, else Linux's
         lowest free one: packetdrill maps script descriptors onto the live ones the same way."""
-        taken = self.sockets.keys() | self.files.open.keys() | self.pipes.keys()
+        taken = self._open_fds()
         if isinstance(line.result, int) and line.result >= 3 and line.result not in taken:
             return line.result
         fd = 3
         while fd in taken:
             fd += 1
         return fd
+
+    def _open_fds(self) -> set[int]:
+        """Every descriptor the script has open: sockets, files, pipe ends and epoll instances."""
+        return self.sockets.keys() | self.files.open.keys() | self.pipes.keys() | self.epolls.keys()
 
     def _config(self, sock: Socket) -> TcpConfig:
         return replace(self.config, **sock.config)
@@ -674,6 +712,94 @@ class Kernel:
 
         return self._wait(attempt, deadline)
 
+    def _sys_epoll_create(self, line: SyscallLine) -> Outcome:
+        """epoll_create(size): a new epoll instance; the size is only checked (EINVAL unless positive)."""
+        if self._int(line, 0) <= 0:
+            return -1, "EINVAL"
+        fd = self._new_fd(line)
+        self.epolls[fd] = epoll.Epoll()
+        return fd, None
+
+    def _sys_epoll_ctl(self, line: SyscallLine) -> Outcome:
+        """epoll_ctl(epfd, EPOLL_CTL_ADD|MOD|DEL, fd, {events=..., fd=N}) on the script's sockets, with
+        Linux's errors: EBADF for a descriptor not open, EINVAL for epfd not an epoll instance (or fd the
+        instance itself), EPERM for a file, EEXIST for a second ADD, ENOENT to change what was not added."""
+        epfd, op, fd = self._arg(line, 0), self._arg(line, 1), self._arg(line, 2)
+        instance = self.epolls.get(epfd) if isinstance(epfd, int) else None
+        opened = self._open_fds()
+        if epfd not in opened or fd not in opened:
+            return -1, "EBADF"
+        if instance is None or fd == epfd:
+            return -1, "EINVAL"
+        if fd in self.files.open:
+            return -1, "EPERM"  # a regular file is always ready: epoll refuses it
+        if not isinstance(fd, int) or fd not in self.sockets:
+            raise self.skip(line, "epoll of a pipe or of another epoll instance is not supported")
+        name = op.name if isinstance(op, Name) else None
+        if name not in ("EPOLL_CTL_ADD", "EPOLL_CTL_MOD", "EPOLL_CTL_DEL"):
+            return -1, "EINVAL"
+        if (name == "EPOLL_CTL_ADD") == (fd in instance.interests):
+            return -1, "EEXIST" if name == "EPOLL_CTL_ADD" else "ENOENT"
+        if name == "EPOLL_CTL_DEL":
+            instance.remove(fd)
+            return 0, None
+        names, data = self._epoll_event(line, self._arg(line, 3))
+        if "EPOLLEXCLUSIVE" in names and (name == "EPOLL_CTL_MOD" or "EPOLLONESHOT" in names):
+            return -1, "EINVAL"  # as Linux: exclusive wakeups are set once, and not with one-shot
+        interest = epoll.Interest(names - epoll.MODES, "EPOLLET" in names, "EPOLLONESHOT" in names, data)
+        instance.arm(fd, interest, epoll.epoll_names(self._ready(fd)))
+        return 0, None
+
+    def _sys_epoll_wait(self, line: SyscallLine) -> Outcome | Poll:
+        """epoll_wait(epfd, {events=..., fd=N}, maxevents, timeout_ms): the ready interests' events; it
+        blocks until there are some or the timeout (-1: none) passes. As packetdrill, the script's event
+        is checked against the first one reported (all zero when none is)."""
+        epfd, most, timeout_ms = self._arg(line, 0), self._int(line, 2), self._int(line, 3)
+        instance = self.epolls.get(epfd) if isinstance(epfd, int) else None
+        if instance is None:
+            return -1, "EINVAL" if epfd in self._open_fds() else "EBADF"
+        if most <= 0:
+            return -1, "EINVAL"
+        want = self._arg(line, 1)
+        expected = None if isinstance(want, AnyValue) else self._epoll_event(line, want)
+        deadline = None if timeout_ms < 0 else self.now + timeout_ms / 1000
+
+        def attempt() -> Outcome | None:
+            taken = instance.take(most, lambda fd: epoll.epoll_names(self._ready(fd)))
+            if not taken and (deadline is None or self.now < deadline - 1e-9):
+                return None
+            self._timeouts.pop(attempt, None)
+            if expected is not None:
+                names, data = taken[0] if taken else (frozenset(), epoll.Data(expected[1].member, 0))
+                if names != expected[0] or not data.matches(expected[1]):
+                    want_names, want_data = expected
+                    raise self.fail(
+                        line,
+                        f"{{events={_shown(want_names)}, {want_data.member}={want_data.value}}}",
+                        f"{{events={_shown(names)}, {data.member}={data.value}}}",
+                    )
+            return len(taken), None
+
+        return self._wait(attempt, deadline)
+
+    def _epoll_event(self, line: SyscallLine, arg: Arg) -> tuple[frozenset[str], epoll.Data]:
+        """A struct epoll_event as packetdrill writes it: `{events=EPOLLIN|EPOLLET, fd=4}` (or ptr=, u32=,
+        u64= for the data)."""
+        if not isinstance(arg, Struct):
+            raise ScriptFailure(f"{self.path}:{line.line}: {line.name}() needs an {{events=..., fd=N}} event")
+        try:
+            names = msghdr.flag_names(arg.get("events") or 0)
+        except msghdr.BadArgument as exc:
+            raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
+        unknown = names - epoll.KNOWN
+        if unknown:
+            raise ScriptFailure(f"{self.path}:{line.line}: epoll events {', '.join(sorted(unknown))} are not known")
+        for member in ("fd", "ptr", "u32", "u64"):
+            value = arg.get(member)
+            if isinstance(value, int):
+                return names, epoll.Data(member, value)
+        raise ScriptFailure(f"{self.path}:{line.line}: the event's data needs fd=, ptr=, u32= or u64=")
+
     def _wait(self, attempt: Poll, deadline: float | None) -> Outcome | Poll:
         """Try a call once; if it has to wait, the runner tries it again after every change and, with a
         deadline, wakes it then (timeout())."""
@@ -813,12 +939,16 @@ class Kernel:
     def _sys_close(self, line: SyscallLine) -> Outcome:
         if self.files.open.pop(self._arg(line, 0), None) is not None:  # a file's descriptor
             return 0, None
+        if self.epolls.pop(self._arg(line, 0), None) is not None:  # an epoll instance
+            return 0, None
         if self.pipes.pop(self._arg(line, 0), None) is not None:  # a pipe's end
             return 0, None
         sock = self._sock(line)
         if sock is None:
             return -1, "EBADF"
         del self.sockets[sock.fd]
+        for instance in self.epolls.values():  # a closed descriptor leaves every interest list
+            instance.remove(sock.fd)
         if sock.listener is not None:
             self._close_listener(sock.listener)
         conn = sock.conn
@@ -1126,3 +1256,7 @@ class Kernel:
         if not isinstance(expected, AnyValue) and expected != actual:
             raise self.fail(line, f"{option} = {want}", f"{option} = [{shown}]")
         return 0, None
+
+
+def _shown(names: frozenset[str]) -> str:
+    return "|".join(sorted(names)) or "0"

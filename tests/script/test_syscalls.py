@@ -102,6 +102,73 @@ def test_poll_timeout_that_passes_before_the_scripted_return_fails():
         run(ESTABLISHED + "+0...0.5 poll([{fd=4, events=POLLIN, revents=0}], 1, 100) = 0\n")
 
 
+EPOLL = "+0 epoll_create(1) = 5\n"
+
+
+def test_epoll_wrong_event_fails_with_the_actual_one():
+    """epoll_wait checks the first event reported against the script's, events and data (as packetdrill)."""
+    with pytest.raises(ScriptFailure, match=r"actual:   \{events=EPOLLOUT, fd=4\}"):
+        run(
+            ESTABLISHED
+            + EPOLL
+            + "+0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN|EPOLLOUT, fd=4}) = 0\n"
+            + "+0 epoll_wait(5, {events=EPOLLIN|EPOLLOUT, fd=4}, 1, 0) = 1\n"
+        )
+
+
+def test_epoll_data_comes_back_as_the_member_registered():
+    """epoll_event.data is a union: u64 and ptr read all 64 bits of what was registered, fd and u32 the low 32."""
+    added = "+0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLOUT, u64=0x100000007}) = 0\n"
+    run(ESTABLISHED + EPOLL + added + "+0 epoll_wait(5, {events=EPOLLOUT, ptr=0x100000007}, 1, 0) = 1\n")
+    run(ESTABLISHED + EPOLL + added + "+0 epoll_wait(5, {events=EPOLLOUT, u32=7}, 1, 0) = 1\n")
+    with pytest.raises(ScriptFailure, match="u64=7"):
+        run(ESTABLISHED + EPOLL + added + "+0 epoll_wait(5, {events=EPOLLOUT, u64=7}, 1, 0) = 1\n")
+
+
+def test_epoll_level_triggered_interests_take_turns_when_maxevents_is_one():
+    """Linux's ready list: a level-triggered interest reported goes behind the others still ready."""
+    run(
+        ESTABLISHED
+        + "+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 6\n"
+        + EPOLL
+        + "+0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLOUT, fd=4}) = 0\n"
+        + "+0 epoll_ctl(5, EPOLL_CTL_ADD, 6, {events=EPOLLOUT, fd=6}) = 0\n"
+        + "+0 epoll_wait(5, {events=EPOLLOUT, fd=4}, 1, 0) = 1\n"
+        + "+0 epoll_wait(5, {events=EPOLLOUT|EPOLLHUP, fd=6}, 1, 0) = 1\n"
+        + "+0 epoll_wait(5, {events=EPOLLOUT, fd=4}, 2, 0) = 2\n"
+    )
+
+
+def test_epoll_edge_triggered_reader_not_woken_by_a_segment_without_data():
+    """Only new bytes wake the readers (Linux tcp_data_ready): a pure ACK after data that was read
+    before the interest was added leaves an edge-triggered interest unreported."""
+    run(
+        ESTABLISHED
+        + DATA_IN
+        + "+0 read(4, ..., 1000) = 1000\n"
+        + EPOLL
+        + "+0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN|EPOLLOUT|EPOLLET, fd=4}) = 0\n"
+        + "+0 epoll_wait(5, {events=EPOLLOUT, fd=4}, 1, 0) = 1\n"
+        + "+.1 < . 1001:1001(0) ack 1 win 257\n"
+        + "+0 epoll_wait(5, {events=0, ptr=0}, 1, 0) = 0\n"
+    )
+
+
+def test_epoll_unknown_event_name_fails_as_a_script_error():
+    with pytest.raises(ScriptFailure, match="EPOLLSOON"):
+        run(ESTABLISHED + EPOLL + "+0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLSOON, fd=4}) = 0\n")
+
+
+def test_epoll_wait_on_a_socket_or_with_no_room_is_einval():
+    """epoll_wait(2): EINVAL when the descriptor is not an epoll instance or maxevents is not positive."""
+    run(
+        ESTABLISHED
+        + EPOLL
+        + "+0 epoll_wait(4, {events=0, ptr=0}, 1, 0) = -1 EINVAL (Invalid argument)\n"
+        + "+0 epoll_wait(5, {events=0, ptr=0}, 0, 0) = -1 EINVAL (Invalid argument)\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("option", "value", "reported"),
     [("SO_SNDBUF", 21000, 42000), ("SO_SNDBUF", 1000, 4608), ("SO_RCVBUF", 1000, 2304), ("SO_RCVBUF", 10**6, 2000000)],
