@@ -34,17 +34,6 @@ KNOWN = frozenset(AS_POLL) | MODES
 READABLE = frozenset({"EPOLLIN", "EPOLLRDNORM", "EPOLLPRI"})
 WRITABLE = frozenset({"EPOLLOUT", "EPOLLWRNORM"})
 EVERYTHING = None
-# the bits of each name, for the data a script compares (epoll_event.events is a 32-bit mask)
-BITS = {
-    "EPOLLIN": 0x001,
-    "EPOLLPRI": 0x002,
-    "EPOLLOUT": 0x004,
-    "EPOLLERR": 0x008,
-    "EPOLLHUP": 0x010,
-    "EPOLLRDNORM": 0x040,
-    "EPOLLWRNORM": 0x100,
-    "EPOLLRDHUP": 0x2000,
-}
 
 
 @dataclass(frozen=True)
@@ -124,7 +113,3 @@ class Epoll:
 def epoll_names(poll_names: frozenset[str]) -> frozenset[str]:
     """A descriptor's poll events as epoll names."""
     return frozenset(name for name, poll in AS_POLL.items() if poll in poll_names)
-
-
-def mask(names: frozenset[str]) -> int:
-    return sum(BITS[name] for name in names)
