@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+
+import pytest
 
 from stack.wire.codec import encode_tcp
 from stack.wire.flags import Flags
@@ -129,6 +132,23 @@ def test_linux_check_puts_back_module_parameters_a_script_changed(tmp_path):
     with load_tool("linux-check").module_parameters_kept(tmp_path):
         detect.write_text("1\n")
     assert detect.read_text() == "3\n"
+
+
+def test_linux_check_removes_the_files_a_scripts_dd_lines_wrote(tmp_path):
+    """packetdrill runs a script's `dd` for real: the file it wrote under /tmp goes once the run is over,
+    also when the run fails; a file the script does not write stays."""
+    written, other = (Path(f"/tmp/tcpstack-test-dd-{uuid.uuid4().hex}") for _ in range(2))
+    script = tmp_path / "dd.pkt"
+    script.write_text(f"`dd bs=1000 count=3 if=/dev/zero of={written} status=none`\n" + SCRIPT)
+    try:
+        with pytest.raises(RuntimeError), load_tool("linux-check").files_removed(script):
+            written.write_text("as dd wrote it")
+            other.write_text("not the script's")
+            raise RuntimeError("the run failed")
+        assert not written.exists() and other.exists()
+    finally:
+        written.unlink(missing_ok=True)
+        other.unlink(missing_ok=True)
 
 
 def test_linux_check_gives_a_script_twice_its_length_and_half_a_minute(tmp_path):
