@@ -145,10 +145,11 @@ class Reassembler:
             counters["ReasmOverlaps"] += 1
             self._fail(key, dg, now)
             return None
-        quote = b""  # the first fragment's headers as they came: kept beside its header, and charged
-        if start == 0:
+        cost = len(data) + FRAGMENT_OVERHEAD
+        quote = b""
+        if start == 0:  # its headers as they came, kept to quote: what they hold beyond its header is charged
             quote = pkt.header if arrived is None else arrived
-        cost = len(data) + FRAGMENT_OVERHEAD + len(quote) - (len(pkt.header) if start == 0 else 0)
+            cost += len(quote) - len(pkt.header)
         self._make_room(cost, keep=key)
         if self.bytes_held + cost > self.limits.high_thresh:
             self._fail(key, dg, now)  # this datagram alone is over the limit

@@ -127,11 +127,12 @@ class Socket:
     pmtu_discovery: int = PMTUDISC_WANT  # IP_MTU_DISCOVER as set
 
 
-def _poll_names(line: SyscallLine, arg: Arg) -> frozenset[str]:
+def _event_names(arg: Arg, known: frozenset[str] = poll_events.KNOWN, kind: str = "poll") -> frozenset[str]:
+    """The names of a poll or epoll event set (`POLLIN|POLLOUT`, 0), each one known (BadArgument if not)."""
     names = msghdr.flag_names(arg)
-    unknown = names - poll_events.KNOWN
+    unknown = names - known
     if unknown:
-        raise msghdr.BadArgument(f"poll events {', '.join(sorted(unknown))} are not known")
+        raise msghdr.BadArgument(f"{kind} events {', '.join(sorted(unknown))} are not known")
     return names
 
 
@@ -195,8 +196,8 @@ class Kernel:
             self._wake_socket(conn, epoll.WRITABLE)  # sk_stream_write_space
         elif isinstance(event, (Connected, PeerClosed, Reset, TimedOut, Closed)):
             self._wake_socket(conn, epoll.EVERYTHING)  # sk_state_change, sk_error_report
-            listener = self.demux.parent.get(conn)
-            if isinstance(event, Connected) and listener is not None:  # sk_data_ready of the listener
+            listener = self.demux.parent.get(conn) if isinstance(event, Connected) else None
+            if listener is not None:  # a connection to accept: sk_data_ready of the listener
                 self._wake_fds([sock.fd for sock in self.sockets.values() if sock.listener is listener], epoll.READABLE)
 
     def on_progress(self, conn: Connection) -> None:
@@ -691,8 +692,8 @@ class Kernel:
                 raise ScriptFailure(f"{self.path}:{line.line}: poll() needs {{fd=N, events=...}} entries")
             want = entry.get("revents")
             try:
-                wanted = _poll_names(line, entry.get("events") or 0) | poll_events.ALWAYS
-                expected = None if want is None or isinstance(want, AnyValue) else _poll_names(line, want)
+                wanted = _event_names(entry.get("events") or 0) | poll_events.ALWAYS
+                expected = None if want is None or isinstance(want, AnyValue) else _event_names(want)
             except msghdr.BadArgument as exc:
                 raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
             polled.append((fd, wanted, want, expected))
@@ -705,8 +706,7 @@ class Kernel:
                 return None
             for fd, got, want, expected in ready:
                 if expected is not None and expected != got:
-                    shown = "|".join(sorted(got)) or "0"
-                    raise self.fail(line, f"fd {fd} revents={want}", f"fd {fd} revents={shown}")
+                    raise self.fail(line, f"fd {fd} revents={want}", f"fd {fd} revents={_shown(got)}")
             self._timeouts.pop(attempt, None)
             return count, None
 
@@ -788,12 +788,9 @@ class Kernel:
         if not isinstance(arg, Struct):
             raise ScriptFailure(f"{self.path}:{line.line}: {line.name}() needs an {{events=..., fd=N}} event")
         try:
-            names = msghdr.flag_names(arg.get("events") or 0)
+            names = _event_names(arg.get("events") or 0, epoll.KNOWN, "epoll")
         except msghdr.BadArgument as exc:
             raise ScriptFailure(f"{self.path}:{line.line}: {exc}") from None
-        unknown = names - epoll.KNOWN
-        if unknown:
-            raise ScriptFailure(f"{self.path}:{line.line}: epoll events {', '.join(sorted(unknown))} are not known")
         for member in ("fd", "ptr", "u32", "u64"):
             value = arg.get(member)
             if isinstance(value, int):
@@ -1259,4 +1256,5 @@ class Kernel:
 
 
 def _shown(names: frozenset[str]) -> str:
+    """An event set as a script writes it: `POLLIN|POLLOUT`, or 0."""
     return "|".join(sorted(names)) or "0"
