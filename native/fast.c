@@ -101,6 +101,26 @@ uint16_t fast_checksum6(const struct fast_seg *hdr, uint8_t proto, const char *b
     return fold(sum_words((const uint8_t *)buf, len, pseudo_header6(hdr, proto, len)));
 }
 
+/* A fast open option as Linux's tcp_parse_fastopen_option takes it: on a SYN only, a cookie of 4 to 16
+ * bytes of even length or an empty request; an odd length is ignored, another even one undoes an
+ * earlier option (the last one counts). */
+static void take_fast_open(struct fast_seg *s, uint8_t kind, const uint8_t *cookie, size_t len)
+{
+    if (!(s->flags & 0x02) || (len & 1))
+        return;
+    if (len != 0 && (len < 4 || len > 16)) {
+        s->fo_kind = s->fo_len = 0;
+        s->fo_hi = s->fo_lo = 0;
+        return;
+    }
+    uint8_t padded[16] = {0};
+    memcpy(padded, cookie, len);
+    s->fo_kind = kind;
+    s->fo_len = (uint8_t)len;
+    s->fo_hi = get64(padded);
+    s->fo_lo = get64(padded + 8);
+}
+
 static int parse_options(const uint8_t *p, size_t len, struct fast_seg *s)
 {
     size_t i = 0;
@@ -155,6 +175,13 @@ static int parse_options(const uint8_t *p, size_t len, struct fast_seg *s)
                 s->ts_val = get32(v);
                 s->ts_ecr = get32(v + 4);
             }
+            break;
+        case 34: /* fast open cookie, or an empty one: a request */
+            take_fast_open(s, 34, v, olen - 2);
+            break;
+        case 254: /* experimental (RFC 6994): fast open's when it starts with its magic */
+            if (olen >= 4 && get16(v) == 0xF989)
+                take_fast_open(s, 254, v + 2, olen - 4);
             break;
         default: /* unknown: skipped by its length */
             break;
@@ -390,6 +417,20 @@ static size_t write_options(uint8_t *o, const struct fast_seg *s)
         }
         if (s->has_wscale) {
             o[n++] = 1, o[n++] = 3, o[n++] = 3, o[n++] = s->wscale;
+        }
+        if (s->fo_kind && s->fo_len <= 16) { /* last, padded with NOPs to a word (Linux tcp_options_write) */
+            uint8_t cookie[16];
+            put64(cookie, s->fo_hi);
+            put64(cookie + 8, s->fo_lo);
+            size_t base = s->fo_kind == 254 ? 4 : 2;
+            if (n + ((base + s->fo_len + 3) & ~(size_t)3) > 40)
+                return n; /* no room: left out, as Linux leaves it out */
+            o[n++] = s->fo_kind, o[n++] = (uint8_t)(base + s->fo_len);
+            if (s->fo_kind == 254)
+                put16(o + n, 0xF989), n += 2;
+            memcpy(o + n, cookie, s->fo_len), n += s->fo_len;
+            while (n & 3)
+                o[n++] = 1;
         }
         return n;
     }

@@ -68,6 +68,12 @@ struct fast_seg {
     uint16_t frag_off; /* fragment offset in bytes (RFC 791: the field times 8) */
     uint8_t more_frags; /* MF */
     uint8_t dont_fragment; /* built IPv4 TCP: the DF flag (0 when IP_MTU_DISCOVER lets routers fragment) */
+    /* TCP Fast Open (RFC 7413 §4.1.1), on a SYN only: fo_kind 34, or 254 for the experimental form with
+     * magic 0xF989 (RFC 6994), 0 for none; the cookie's fo_len bytes, big-endian from fo_hi's top byte */
+    uint8_t fo_kind;
+    uint8_t fo_len;
+    uint64_t fo_hi;
+    uint64_t fo_lo;
 };
 
 uint16_t fast_checksum(const char *buf, size_t len, uint32_t initial);

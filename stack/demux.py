@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from typing import Final, TypeAlias
 
-from stack.tcp import icmp_input, syncookies, timers
+from stack.tcp import fast_open, icmp_input, syncookies, timers
 from stack.tcp.config import PathConfigs, TcpConfig
 from stack.tcp.connection import Address, Connection, TransitionHook
 from stack.tcp.listener import Listener
@@ -42,6 +42,7 @@ class Demux:
         self.on_transition: TransitionHook | None = None  # given to every new connection (--trace)
         self.time_wait: set[Connection] = set()  # bounded by config.max_time_wait
         self.cookie_secret = syncookies.new_secret(config.rng)  # one key per stack, for all its listeners
+        self.fast_open_key = fast_open.LazyKey(config.rng)  # fast open's, where config.fast_open_keys has none
         self.replaced: list[Connection] = []  # TIME_WAIT connections a new SYN ended; the owner retires them
         self.memory = MemoryBudget(config.memory_limit)  # every connection's buffers together; the driver charges it
         # remote address -> (path MTU, until when): what ICMP taught, for the next connections there
@@ -50,7 +51,15 @@ class Demux:
     def listen(self, local: Address, backlog: int | None = None, now: float = 0.0) -> Listener:
         if local[1] in self.listeners:
             raise OSError(98, f"port {local[1]} already in use")
-        listener = Listener(self.config, local, backlog, now, cookie_secret=self.cookie_secret, counters=self.counters)
+        listener = Listener(
+            self.config,
+            local,
+            backlog,
+            now,
+            cookie_secret=self.cookie_secret,
+            counters=self.counters,
+            fast_open_key=self.fast_open_key,
+        )
         self.listeners[local[1]] = listener
         return listener
 
@@ -153,7 +162,7 @@ class Demux:
         listener = self.parent.get(child)
         if listener is None or seg.flags & (Flags.RST | Flags.SYN) or not seg.flags & Flags.ACK:
             return False
-        if seg.ack != seq_add(child.tcb.iss, 1) or not listener.accept_queue_full():
+        if child.fast_open or seg.ack != seq_add(child.tcb.iss, 1) or not listener.accept_queue_full():
             return False
         listener.refuse_final_ack()
         return True

@@ -74,8 +74,14 @@ _TOKEN = re.compile(
 _OPTION_ARITY = {"nop": 0, "eol": 0, "sackOK": 0, "mss": 1, "wscale": 1}
 # the largest value each option's fields hold on the wire, as packetdrill's parser checks them
 _OPTION_LIMIT = {"mss": 0xFFFF, "wscale": 0xFF, "TS": 0xFFFFFFFF, "sack": 0xFFFFFFFF}
-# packetdrill options tcpstack does not implement (TCP Fast Open, MD5 signatures, experimental)
-_OTHER_OPTIONS = {"FO", "FOEXP", "md5", "exp"}
+# packetdrill options tcpstack does not implement (MD5 signatures, experimental)
+_OTHER_OPTIONS = {"md5", "exp"}
+# fast open's cookie option (kind 34, FOEXP the experimental kind 254): its bytes, none for a request
+FAST_OPEN_OPTIONS = {"FO", "FOEXP"}
+FAST_OPEN_COOKIE_MAX = 16  # bytes (packetdrill's MAX_TCP_FAST_OPEN_COOKIE_BYTES)
+# the bytes of `FO TFO_COOKIE`: packetdrill's runner defines TFO_COOKIE as the cookie Linux makes for the
+# script's addresses under the key its defaults set; the script runner computes it for its own stack
+TFO_COOKIE: tuple[int, ...] = (-1,)
 
 
 def _logical_lines(text: str, path: str) -> list[tuple[int, str]]:
@@ -141,6 +147,23 @@ def _time(m: re.Match) -> TimeSpec:
 # ---------------------------------------------------------------- packets
 
 
+def _fast_open_cookie(words: list[str], item: str, err) -> tuple[int, ...]:
+    """`FO`, `FO 0011aabb` or `FO TFO_COOKIE` (and FOEXP's): the cookie's bytes, as packetdrill's parser
+    takes them (an even number of hex digits, 16 bytes at most)."""
+    if len(words) == 1:
+        return ()
+    if len(words) != 2:
+        raise err(f"bad TCP option {item!r}")
+    if words[1] == "TFO_COOKIE":
+        return TFO_COOKIE
+    digits = words[1]
+    if len(digits) % 2 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+        raise err(f"TCP option {item!r}: a fast open cookie is an even number of hex digits")
+    if len(digits) // 2 > FAST_OPEN_COOKIE_MAX:
+        raise err(f"TCP option {item!r}: a fast open cookie has {FAST_OPEN_COOKIE_MAX} bytes at most")
+    return tuple(bytes.fromhex(digits))
+
+
 def _tcp_options(text: str, err) -> tuple[tuple[str, tuple[int, ...]], ...]:
     out: list[tuple[str, tuple[int, ...]]] = []
     for item in (p.strip() for p in text.split(",")):
@@ -150,6 +173,9 @@ def _tcp_options(text: str, err) -> tuple[tuple[str, tuple[int, ...]], ...]:
         name = words[0]
         if name in _OTHER_OPTIONS:  # kept by name; the runner skips a script that uses one
             out.append((name, ()))
+            continue
+        if name in FAST_OPEN_OPTIONS:
+            out.append((name, _fast_open_cookie(words, item, err)))
             continue
         if name not in _OPTION_ARITY and name not in ("TS", "sack"):
             raise err(f"unknown TCP option {name!r}")

@@ -1,8 +1,9 @@
 """Run a parsed packetdrill script against the sans-I/O core in virtual time.
 
-As in packetdrill: the stack under test is 192.168.0.1, the remote end 192.0.2.1. Inbound sequence
-numbers are the remote's own, as written (its ISN is the script's); inbound ACK numbers and SACK blocks,
-and outbound sequence numbers, are relative to our ISN, learned from our SYN or SYN,ACK. An inbound TSecr
+As in packetdrill: the stack under test is 192.168.0.1, the remote end 192.0.2.1. The remote's SYN (or
+SYN,ACK) carries its ISN as written; its later sequence numbers, and our ACK numbers and SACK blocks of
+them, are relative to that ISN. Inbound ACK numbers and SACK blocks, and outbound sequence numbers, are
+relative to our ISN, learned from our SYN or SYN,ACK (whose own number, as written, matches any). An inbound TSecr
 is shifted by the offset between our real TSval and the value the script wrote for it (packetdrill does
 so under --tcp_ts_ecr_scaled, and else takes only echoes of values the script wrote for our TSvals).
 
@@ -59,10 +60,10 @@ from stack.script.ast import (
     TimeSpec,
 )
 from stack.script.errors import ScriptFailure, ScriptSkip
-from stack.script.parser import parse_file
+from stack.script.parser import FAST_OPEN_OPTIONS, TFO_COOKIE, parse_file
 from stack.script.syscalls import LOCAL_IP, LOCAL_IP6, LOCAL_PORT, REMOTE_IP, REMOTE_IP6, Kernel, Outcome, Poll
 from stack.script.sysctls import config_changes
-from stack.tcp import icmp_input
+from stack.tcp import fast_open, icmp_input
 from stack.tcp.config import IPV6_EXTRA_HEADER, TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.listener import Listener
@@ -83,7 +84,7 @@ MAX_TIME = 1e8
 ECN_CODEPOINTS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3}  # packetdrill's names for the IP ECN field
 ECN_NAMES = {value: name for name, value in ECN_CODEPOINTS.items()}
 INBOUND_WINDOW = 65535  # an inbound packet without `win`
-_SUPPORTED_OPTIONS = {"nop", "eol", "mss", "wscale", "sackOK", "TS", "sack"}
+_SUPPORTED_OPTIONS = {"nop", "eol", "mss", "wscale", "sackOK", "TS", "sack", *FAST_OPEN_OPTIONS}
 # ipv4-mapped-ipv6: an AF_INET6 socket whose packets are IPv4, which is what the wire shows
 IP_VERSIONS = {"ipv4": False, "ipv4-mapped-ipv6": False, "ipv6": True}
 _ADDRESS_OPTIONS = {"local_ip", "remote_ip", "gateway_ip", "netmask_ip"}
@@ -134,8 +135,9 @@ def script_flags(text: str) -> Flags:
     return out
 
 
-def option_layout(options: TcpOptions, syn: bool) -> Layout:
-    """The options as the C builder lays them out on the wire (Linux's layout), in script notation."""
+def option_layout(options: TcpOptions, syn: bool, remote_isn: int = 0) -> Layout:
+    """The options as the C builder lays them out on the wire (Linux's layout), in script notation (SACK
+    edges counted from the peer's ISN `remote_isn`)."""
     out: Layout = []
     if syn:
         if options.mss is not None:
@@ -147,11 +149,16 @@ def option_layout(options: TcpOptions, syn: bool) -> Layout:
             out += [("nop", ()), ("nop", ()), ("sackOK", ())]
         if options.wscale is not None:
             out += [("nop", ()), ("wscale", (options.wscale,))]
+        cookie = options.fast_open
+        if cookie is not None:  # last, padded with NOPs to a word
+            out.append(("FOEXP" if options.fast_open_exp else "FO", tuple(cookie)))
+            out += [("nop", ())] * (-((4 if options.fast_open_exp else 2) + len(cookie)) % 4)
         return out
     if options.timestamps is not None:
         out += [("nop", ()), ("nop", ()), ("TS", options.timestamps)]
     if options.sack_blocks:
-        out += [("nop", ()), ("nop", ()), ("sack", tuple(x for b in options.sack_blocks for x in b))]
+        edges = tuple(seq_sub(x, remote_isn) & 0xFFFFFFFF for b in options.sack_blocks for x in b)
+        out += [("nop", ()), ("nop", ()), ("sack", edges)]
     return out
 
 
@@ -162,6 +169,8 @@ def format_options(layout: Layout) -> str:
             parts.append(f"TS val {values[0]} ecr {values[1]}")
         elif name == "sack":
             parts.append("sack " + " ".join(f"{values[i]}:{values[i + 1]}" for i in range(0, len(values), 2)))
+        elif name in FAST_OPEN_OPTIONS:
+            parts.append(f"{name} {bytes(values).hex()}" if values else name)
         else:
             parts.append(" ".join([name, *map(str, values)]))
     return "<" + ",".join(parts) + ">"
@@ -220,6 +229,12 @@ class Runner:
         # packetdrill's socket under test: a passive connection on the ports of one since the last socket()
         # is the same socket to it, numbered from that one's ISN
         self.child_iss: dict[tuple[int, int], int] = {}
+        # (local port, remote port) -> the peer's ISN, the script's SYN's (or SYN,ACK's) sequence number:
+        # packetdrill counts the peer's later sequence numbers (and our ACKs and SACKs of them) from it
+        self.remote_isn: dict[tuple[int, int], int] = {}
+        # (local port, remote port) -> the sequence number the script wrote on our SYN (or SYN,ACK): the
+        # peer's SYN,ACK acknowledges it as written, whatever our real ISN
+        self.script_isn: dict[tuple[int, int], int] = {}
         self.ts_offset: int | None = None  # our real TSval minus the script's
         self.blocked: _Blocked | None = None
         self.taken: set[tuple[str, str]] = set()  # (state, event) pairs the script made the stack take
@@ -501,15 +516,24 @@ class Runner:
         local_port, remote_port, _ = self._target(line)
         iss = self._current_iss(line) or 0  # before our SYN, numbers are taken as written
         flags = script_flags(line.flags)
+        ports = (local_port, remote_port)
+        start = line.start
+        if flags & Flags.SYN:  # a SYN's number as written, the peer's ISN (run_packet.c, remote_isn)
+            if flags & Flags.ACK or ports not in self.child_iss:  # (a later SYN of the same socket keeps it)
+                self.remote_isn[ports] = start & 0xFFFFFFFF
+        else:
+            start = seq_add(self.remote_isn.get(ports, 0), start)
         # an ACK written without its number acknowledges relative 0, as packetdrill fills it in
         ack = seq_add(iss, line.ack or 0) if line.ack is not None or flags & Flags.ACK else 0
+        if flags & Flags.SYN and ack:  # (run_packet.c, local_seq_script_to_live_offset)
+            ack = seq_add(ack, -self.script_isn.get(ports, 0))
         payload = bytes(line.end - line.start)
         # packetdrill hands the stack a packet longer than --mss as GRO would: segments of that size
         gso = self.gso_size if self.gso_size and len(payload) > self.gso_size else 0
         seg = Segment(
             remote_port,
             local_port,
-            line.start & 0xFFFFFFFF,
+            start & 0xFFFFFFFF,
             ack,
             flags,
             INBOUND_WINDOW if line.win is None else line.win,
@@ -548,7 +572,18 @@ class Runner:
                 values["sack_blocks"] = tuple(
                     (seq_add(iss, args[i]), seq_add(iss, args[i + 1])) for i in range(0, len(args), 2)
                 )
+            elif name in FAST_OPEN_OPTIONS:
+                values["fast_open"] = bytes(self._cookie_bytes(args))
+                values["fast_open_exp"] = name == "FOEXP"
         return TcpOptions(**values)
+
+    def _cookie_bytes(self, args: tuple[int, ...]) -> tuple[int, ...]:
+        """A script's cookie, `TFO_COOKIE` being the one the stack makes for the script's addresses (as
+        packetdrill's runner defines it for Linux's)."""
+        if args != TFO_COOKIE:
+            return args
+        key = (self.demux.config.fast_open_keys or (self.demux.fast_open_key.get(),))[0]
+        return tuple(fast_open.cookie(key, self.remote_ip, self.local_ip))
 
     def _icmp(self, line: IcmpLine) -> None:
         kind = _ICMP.get((line.kind, line.code))
@@ -655,11 +690,14 @@ class Runner:
         if seg.flags != want_flags:
             problems.append("flags differ")
         rel_seq = seq_sub(seg.seq, sent.iss) if sent.iss is not None else seg.seq
-        if rel_seq != line.start & 0xFFFFFFFF:
+        if seg.flags & Flags.SYN:  # our SYN's number as written is the script's ISN (run_packet.c, local_isn)
+            self.script_isn[(seg.src_port, seg.dst_port)] = line.start & 0xFFFFFFFF
+        elif rel_seq != line.start & 0xFFFFFFFF:
             problems.append("sequence number differs")
         if len(seg.payload) != line.end - line.start:
             problems.append("payload length differs")
-        if line.ack is not None and (not seg.flags & Flags.ACK or seg.ack != line.ack & 0xFFFFFFFF):
+        remote_isn = self._remote_isn(seg)
+        if line.ack is not None and (not seg.flags & Flags.ACK or seg.ack != seq_add(remote_isn, line.ack)):
             problems.append("ack differs")
         if line.win is not None and seg.window != line.win:
             problems.append("window differs")
@@ -670,8 +708,8 @@ class Runner:
         if line.tos is not None and seg.tos | seg.ecn != line.tos:
             problems.append("TOS byte differs")
         if not line.any_options:
-            actual = option_layout(seg.options, bool(seg.flags & Flags.SYN))
-            expected = list(line.options or ())
+            actual = option_layout(seg.options, bool(seg.flags & Flags.SYN), remote_isn)
+            expected = [(n, self._cookie_bytes(v) if n in FAST_OPEN_OPTIONS else v) for n, v in line.options or ()]
             if _without_tsval(actual) != _without_tsval(expected):
                 problems.append("options differ")
             elif seg.options.timestamps is not None:
@@ -689,14 +727,20 @@ class Runner:
         off_ms = seq_sub((ours - self.ts_offset) & 0xFFFFFFFF, script_val)
         return abs(off_ms * 0.001) <= self._tolerance_after(self.now) + self.ts_tick
 
+    def _remote_isn(self, seg: Segment) -> int:
+        """What our segment's ACK and SACK edges count from in the script: the peer's ISN, except on our
+        SYN or SYN,ACK, whose ACK is written as it is (run_packet.c, remote_seq_live_to_script_offset)."""
+        return 0 if seg.flags & Flags.SYN else self.remote_isn.get((seg.src_port, seg.dst_port), 0)
+
     def _describe(self, sent: _Sent, line: PacketLine | None = None) -> str:
         """The segment in script notation (with its ports when the expected line names ports)."""
         seg = sent.seg
         rel = seq_sub(seg.seq, sent.iss) if sent.iss is not None else seg.seq
         ports = f"{seg.src_port}>{seg.dst_port} " if line is not None and line.src_port is not None else ""
         text = f"> {ports}{flags_str(seg.flags).replace('none', '')} {rel}:{rel + len(seg.payload)}({len(seg.payload)})"
+        remote_isn = self._remote_isn(seg)
         if seg.flags & Flags.ACK:
-            text += f" ack {seg.ack}"
+            text += f" ack {seq_sub(seg.ack, remote_isn) & 0xFFFFFFFF}"
         text += f" win {seg.window}"
         if seg.urgent:
             text += f" urg {seg.urgent}"
@@ -704,7 +748,7 @@ class Runner:
             text = text.replace("> ", f"> [tos {seg.tos | seg.ecn:#04x}] ", 1)
         elif seg.ecn:
             text = text.replace("> ", f"> [{ECN_NAMES[seg.ecn]}] ", 1)
-        layout = option_layout(seg.options, bool(seg.flags & Flags.SYN))
+        layout = option_layout(seg.options, bool(seg.flags & Flags.SYN), remote_isn)
         if layout:
             text += " " + format_options(_script_tsval(layout, self.ts_offset))
         return text
@@ -756,7 +800,7 @@ class Runner:
         result, err = outcome
         if isinstance(line.result, AnyValue):
             return
-        if result != line.result or err != line.errno:
+        if result != line.result or (line.errno is not None and err != line.errno):  # (errno if named)
             got = f"{result}" + (f" {err}" if err else "")
             want = f"{line.result}" + (f" {line.errno}" if line.errno else "")
             raise ScriptFailure(f"{self.path}:{line.line}: {line.text}\n  expected: = {want}\n  actual:   = {got}")

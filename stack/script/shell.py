@@ -43,10 +43,13 @@ LINUX_DEFAULTS: dict[str, str] = {
     "tcp_pacing_ca_ratio": "120",
     "tcp_notsent_lowat": "4294967295",
     "tcp_fastopen": "0x3",
+    "tcp_fastopen_key": "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4",
     "tcp_syncookies": "1",
     # not a sysctl: tcp_cubic's module parameter as the module loads, which a Linux host runs with
     "tcp_cubic.hystart_detect": "3",
 }
+# packetdrill's own tests (gtests/net/common/defaults.sh) differ: every listener takes fast open (0x400)
+GTESTS_FAST_OPEN: str = "0x70403"
 _NO_OP = re.compile(
     r"(ip tcp_metrics flush( all)?|/tmp/sysctl_restore_\S*\.sh|true|:)$"  # nothing cached, nothing to restore
 )
@@ -90,6 +93,8 @@ def interpret(command: str, host: Host, counters: dict[str, int]) -> None:
         name = words[0].rsplit("/", 1)[-1]
         if name == "defaults.sh":
             host.sysctls.update(LINUX_DEFAULTS)
+            if words[0].endswith("common/defaults.sh"):
+                host.sysctls["tcp_fastopen"] = GTESTS_FAST_OPEN
         elif name == "sysctl":
             _sysctl(words[1:], host, raw)
         elif name == "set_sysctls.py":

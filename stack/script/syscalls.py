@@ -30,7 +30,7 @@ from stack.tcp.config import (
 from stack.tcp.connection import Connection
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
-from stack.tcp.listener import Listener
+from stack.tcp.listener import SOMAXCONN, Listener
 from stack.tcp.receiver import DEFAULT_MSS
 from stack.tcp.state import OPENING, State
 from stack.tcp.write_queue import mss_cache
@@ -125,6 +125,8 @@ class Socket:
     cloexec: bool = False  # FD_CLOEXEC, a flag of the descriptor (F_GETFD/F_SETFD), not of the socket
     tos: dict[str, int] = field(default_factory=dict)  # IP_TOS and IPV6_TCLASS as set, ECN field cleared
     pmtu_discovery: int = PMTUDISC_WANT  # IP_MTU_DISCOVER as set
+    fast_open_queue: int = 0  # TCP_FASTOPEN as set before listen() (0: none, or the sysctl's 0x400)
+    fast_open_no_cookie: bool = False  # TCP_FASTOPEN_NO_COOKIE as set before listen()
 
 
 def _event_names(arg: Arg, known: frozenset[str] = poll_events.KNOWN, kind: str = "poll") -> frozenset[str]:
@@ -351,6 +353,9 @@ class Kernel:
             return -1, "EADDRINUSE"
         finally:
             self.demux.config = self.config
+        if sock.fast_open_queue:  # set before listen(), it wins over the sysctl's 0x400 (inet_listen)
+            sock.listener.fast_open_queue = sock.fast_open_queue
+        sock.listener.fast_open_no_cookie = sock.fast_open_no_cookie
         return 0, None
 
     def _sys_accept(self, line: SyscallLine) -> Outcome | Poll:
@@ -984,7 +989,8 @@ class Kernel:
         """Like Linux: children nobody accepted are reset; half-open ones are forgotten without a RST."""
         self.demux.unlisten(listener, self.now)
         for child in list(listener.accept_queue):
-            child.abort(self.now)
+            if not child.finished:  # (one reset before it was accepted is over already)
+                child.abort(self.now)
         for child in list(listener.syn_queue):
             self.demux.remove(child)
 
@@ -1044,6 +1050,8 @@ class Kernel:
             return self._set_mtu_discover(line, sock, value)
         if option == "TCP_MAXSEG":
             return self._set_maxseg(sock, self._int(line, 3))
+        if option in ("TCP_FASTOPEN", "TCP_FASTOPEN_NO_COOKIE"):
+            return self._set_fast_open(sock, option, self._int(line, 3))
         if option == "TCP_NOTSENT_LOWAT":
             lowat = self._int(line, 3)
             if lowat < 0:
@@ -1071,6 +1079,21 @@ class Kernel:
         if number < 0 or option == "TCP_SYNCNT" and not 1 <= number <= MAX_SYNCNT:
             return -1, "EINVAL"
         self._configure(sock, name, convert(number))
+        return 0, None
+
+    def _set_fast_open(self, sock: Socket, option: str, value: int) -> Outcome:
+        """TCP_FASTOPEN (the listener's queue of fast open children, at most somaxconn) and
+        TCP_FASTOPEN_NO_COOKIE (0 or 1): on a socket that is not connected (Linux do_tcp_setsockopt)."""
+        no_cookie = option == "TCP_FASTOPEN_NO_COOKIE"
+        if value < 0 or (no_cookie and value > 1) or sock.conn is not None or sock.connecting:
+            return -1, "EINVAL"
+        if no_cookie:
+            sock.fast_open_no_cookie = bool(value)
+        else:
+            sock.fast_open_queue = min(value, SOMAXCONN)
+        if sock.listener is not None:
+            sock.listener.fast_open_no_cookie = sock.fast_open_no_cookie
+            sock.listener.fast_open_queue = sock.fast_open_queue
         return 0, None
 
     def _configure(self, sock: Socket, name: str, value: object) -> None:
@@ -1227,6 +1250,10 @@ class Kernel:
             actual = sock.tos.get(option, 0)  # without the ECN field TCP marks segments with (as Linux 6.18)
         elif option == "TCP_NOTSENT_LOWAT":
             actual = sock.notsent_lowat
+        elif option == "TCP_FASTOPEN":
+            actual = sock.listener.fast_open_queue if sock.listener is not None else sock.fast_open_queue
+        elif option == "TCP_FASTOPEN_NO_COOKIE":
+            actual = int(sock.fast_open_no_cookie)
         elif option == "TCP_MAXSEG":
             # Linux: the MSS in use once connected (less the timestamp option); before, what was set
             conn = sock.conn

@@ -2,8 +2,8 @@
 
 A sysctl the core models becomes the TcpConfig field it is. A sysctl whose given value is what the core
 always does (tcp_dsack=1, tcp_recovery=1: RACK) is accepted as is. A sysctl that only matters to
-features tcpstack leaves out (TSO sizing, fast open) is accepted: the scripts that use those features
-SKIP on the feature itself. Any other name or value raises ScriptSkip: never run a script under a
+features tcpstack leaves out (TSO sizing) is accepted: the scripts that use those features SKIP on the
+feature itself. Any other name or value raises ScriptSkip: never run a script under a
 setting it did not get.
 
 The other way round, linux_sysctls gives the sysctls under which a Linux socket starts as a tcpstack
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from stack.script.errors import ScriptFailure, ScriptSkip
-from stack.tcp import congestion
+from stack.tcp import congestion, fast_open
 from stack.tcp.config import TcpConfig
 from stack.tcp.congestion.hystart import HyStartParams
 
@@ -68,6 +68,17 @@ def _in_range(value: int, low: int, high: int) -> int:
 class BadValue(ValueError):
     """The value is not even of the sysctl's type: the script is wrong, not the stack."""
 
+    def __init__(self, value: str, why: str = "the value must be an integer") -> None:
+        super().__init__(value)
+        self.why = why
+
+
+def _fast_open_keys(value: str) -> dict[str, object]:
+    try:
+        return {"fast_open_keys": fast_open.parse_keys(value)}
+    except ValueError as exc:
+        raise BadValue(value, str(exc)) from None  # Linux refuses it (EINVAL)
+
 
 def _integer(field: str, convert: Callable[[int], object] = int) -> Callable[[str], dict[str, object]]:
     def apply(value: str) -> dict[str, object]:
@@ -94,6 +105,8 @@ MODELLED: dict[str, Callable[[str], dict[str, object]]] = {
     "tcp_synack_retries": _integer("synack_retries"),
     "tcp_fin_timeout": _integer("fin_timeout"),
     "tcp_syncookies": _integer("syncookies"),  # 0 never, 1 when the SYN queue is full, 2 always
+    "tcp_fastopen": _integer("fast_open", lambda v: _in_range(v, 0, 0xFFFFFFFF)),  # (stack/tcp/fast_open.py)
+    "tcp_fastopen_key": _fast_open_keys,
     "tcp_max_syn_backlog": _integer("syn_backlog"),
     "tcp_ecn": _ecn,
     "tcp_frto": _integer("frto", _flag),  # RFC 5682
@@ -125,8 +138,6 @@ FIXED: dict[str, set[str] | None] = {
     # the held ACK's timer may fire this much late: the core fires it on time, which any slack allows
     "tcp_comp_sack_slack_ns": None,
     "tcp_tso_win_divisor": None,
-    "tcp_fastopen": None,
-    "tcp_fastopen_key": None,
 }
 
 
@@ -163,8 +174,8 @@ def config_changes(settings: dict[str, str], where: str) -> dict[str, object]:
         elif name in MODELLED:
             try:
                 changes.update(MODELLED[name](value))
-            except BadValue:
-                raise ScriptFailure(f"{where}: sysctl {name}={value}: the value must be an integer") from None
+            except BadValue as exc:
+                raise ScriptFailure(f"{where}: sysctl {name}={value}: {exc.why}") from None
             except ValueError:
                 raise ScriptSkip(f"{where}: sysctl {name}={value} is not a value tcpstack models") from None
         elif name in FIXED:
@@ -190,4 +201,5 @@ def linux_sysctls(config: TcpConfig) -> dict[str, str]:
         "tcp_orphan_retries": str(config.orphan_retries),
         "tcp_fin_timeout": str(int(config.fin_timeout)),
         "tcp_syncookies": str(config.syncookies),
+        "tcp_fastopen": hex(config.fast_open),
     }

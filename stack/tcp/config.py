@@ -95,6 +95,11 @@ class TcpConfig:
     syn_backlog: int = 256  # half-open connections per listener (SYN queue)
     # SYN cookies (RFC 4987 §3.6) as Linux tcp_syncookies: 0 never, 1 when the SYN queue is full, 2 always
     syncookies: int = 1
+    # TCP Fast Open (RFC 7413) as Linux's net.ipv4.tcp_fastopen bits (stack/tcp/fast_open.py): 0x2 lets a
+    # listener take it once TCP_FASTOPEN gives it a queue, 0x400 gives every listener one, 0x200 takes
+    # data in a SYN without a cookie; the client side (0x1) is not implemented
+    fast_open: int = 0x1
+    fast_open_keys: tuple[bytes, ...] = ()  # net.ipv4.tcp_fastopen_key: primary (and backup); () a random one
     max_connections: int = 32768  # connections per stack, TIME_WAIT included; SYNs beyond it are dropped
     # TIME_WAIT entries per stack (Linux tcp_max_tw_buckets, 262144 there for a smaller TCB); beyond it a
     # closing connection skips TIME_WAIT, as Linux's does

@@ -12,7 +12,18 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Final, TypeAlias
 
-from stack.tcp import congestion, events, output, rcv_space, timeouts, timers, urgent, user_calls, write_queue
+from stack.tcp import (
+    congestion,
+    events,
+    fast_open,
+    output,
+    rcv_space,
+    timeouts,
+    timers,
+    urgent,
+    user_calls,
+    write_queue,
+)
 from stack.tcp.chrono import BUSY, SNDBUF_LIMITED, Chrono
 from stack.tcp.config import TcpConfig
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
@@ -205,9 +216,14 @@ class Connection:
         now: float,
         on_transition: TransitionHook | None = None,
         iss: int | None = None,
+        takes_fast_open: bool = False,
+        fast_open_reply: tuple[bytes, bool] | None = None,
     ) -> Connection:
         """A LISTEN child for an arriving SYN (RFC 9293 §3.10.7.2, third check): send SYN,ACK. `iss`: the
-        ISN it must take (it replaces a connection in TIME_WAIT), else a new one (RFC 6528)."""
+        ISN it must take (it replaces a connection in TIME_WAIT), else a new one (RFC 6528). With
+        `takes_fast_open` the listener took the SYN's fast open (stack/tcp/fast_open.py): the child takes the
+        SYN's data and is ready for its application at once; `fast_open_reply` is the cookie (and its
+        option's form) the SYN,ACK hands out."""
         conn = cls(config, local, remote, now)
         conn.on_transition = on_transition
         if iss is None:
@@ -216,10 +232,27 @@ class Connection:
         conn.ecn.ok = (config.ecn or config.ecn_accept) and Ecn.setup_syn(syn)
         tcb = conn.tcb
         scaling = syn.options.wscale is not None and config.window_scaling
-        conn._offer_syn_options(tcb.rcv_wscale if scaling else None, tcb.sack_ok, tcb.ts_ok)
+        conn._offer_syn_options(tcb.rcv_wscale if scaling else None, tcb.sack_ok, tcb.ts_ok, fast_open_reply)
         conn.enter(Event.SYN, now)
+        if takes_fast_open:
+            conn._open_fast(syn, now)
         output.send_syn(conn, now)
+        if takes_fast_open:  # its own numbers start after the SYN,ACK, as Linux's child's (snd_una = ISS + 1)
+            tcb.snd_una = tcb.snd_nxt
         return conn
+
+    def _open_fast(self, syn: Segment, now: float) -> None:
+        """A fast open child (RFC 7413 §4.2.2, Linux tcp_fastopen_create_child): a full connection in
+        SYN_RECEIVED that its application may take, read and write at once; the SYN's data is in its
+        receive buffer (the SYN,ACK acknowledges it) and the transfer is set up as Linux's
+        tcp_init_transfer sets it up there, not at ESTABLISHED."""
+        extras = self._extras()
+        extras.fast_open = fast_open.CHILD
+        self.passive = False  # a full socket: a RST ends it, the application hears of it (tcp_reset)
+        self._set_up_transfer(now)
+        if syn.payload:
+            self.receiver.take_syn_data(syn.payload, rcv_space.header_bytes(syn))
+            extras.fast_open |= fast_open.SYN_DATA_ACKED
 
     @classmethod
     def from_cookie(
@@ -268,9 +301,13 @@ class Connection:
         tcb.max_snd_wnd = 0
         self.receiver.open_window(self.config.mss - (rcv_space.TIMESTAMP_OPTION if tcb.ts_ok else 0))
 
-    def _offer_syn_options(self, wscale: int | None, sack: bool, timestamps: bool) -> None:
-        """What our SYN or SYN,ACK offers besides our MSS; its TSval is stamped when it is sent."""
-        self.syn_options = TcpOptions(self.config.mss, wscale, sack, (0, 0) if timestamps else None, ())
+    def _offer_syn_options(
+        self, wscale: int | None, sack: bool, timestamps: bool, fast_open_reply: tuple[bytes, bool] | None = None
+    ) -> None:
+        """What our SYN or SYN,ACK offers besides our MSS; its TSval is stamped when it is sent. A fast open
+        cookie to hand out goes on the first SYN,ACK only (output.send_syn)."""
+        cookie, exp = fast_open_reply if fast_open_reply is not None else (None, False)
+        self.syn_options = TcpOptions(self.config.mss, wscale, sack, (0, 0) if timestamps else None, (), cookie, exp)
 
     def _init_send_sequence(self, iss: int) -> None:
         tcb = self.tcb
@@ -474,18 +511,38 @@ class Connection:
             self.finished = True
         elif new is _ESTABLISHED:
             self.syn_options = NO_OPTIONS  # our SYN is acknowledged: it is never sent again
-            write_queue.expand_sndbuf(self)  # Linux tcp_init_buffer_space
-            self._events.append(_CONNECTED_EVENT)
-            self.receiver.last_data_rcv = now  # Linux starts tcpi_last_data_recv's clock here
-            if self.mtu_probe is not None:  # Linux tcp_mtup_init, when the connection is set up
-                self.mtu_probe.start(self.mtu_probe.mss_clamp, self.header_bytes(), now)
-            self.receiver.init_buffer_space()
-            self.cc.established(self.rto.srtt)  # Linux tcp_init_transfer starts the controller here
+            if not self.fast_open:  # (a fast open child was set up when it was made)
+                self._set_up_transfer(now)
             timeouts.arm_keepalive(self, now)
             if self.sender.fin_queued:  # CLOSE came in SYN_RECEIVED with data queued (RFC 9293 §3.10.4)
                 self.enter(Event.CLOSE, now)
         elif new is State.FIN_WAIT_2 and self.orphaned:
             self.timers.start(timers.FIN_WAIT_2, now + self.config.fin_timeout)
+
+    def fast_open_synack_acked(self, now: float) -> None:
+        """The ACK of a fast open child's SYN,ACK, which lies before its SND.UNA (Linux's child counts from
+        ISS + 1, the SYN,ACK is its request's): the SYN,ACK's RTT sample (none if it was resent), and the
+        retransmission timer restarted for what the child sent meanwhile (tcp_rcv_synrecv_state_fastopen)."""
+        tcb, sender = self.tcb, self.sender
+        if sender.rtt_seq is not None:
+            sender.rtt_seq = None
+            self.rto.on_sample(now - sender.rtt_time, tcb.snd_una, tcb.snd_nxt)
+        self.retransmits = 0
+        self.retrans_stamp = None
+        if tcb.snd_max != tcb.snd_una:
+            self.timers.start(timers.RETRANSMIT, now + self.rto.rto)
+        else:
+            self.timers.stop(timers.RETRANSMIT)
+
+    def _set_up_transfer(self, now: float) -> None:
+        """The connection is ready for its application (Linux tcp_init_transfer and what surrounds it)."""
+        write_queue.expand_sndbuf(self)  # Linux tcp_init_buffer_space
+        self._events.append(_CONNECTED_EVENT)
+        self.receiver.last_data_rcv = now  # Linux starts tcpi_last_data_recv's clock here
+        if self.mtu_probe is not None:  # Linux tcp_mtup_init, when the connection is set up
+            self.mtu_probe.start(self.mtu_probe.mss_clamp, self.header_bytes(), now)
+        self.receiver.init_buffer_space()
+        self.cc.established(self.rto.srtt)  # Linux tcp_init_transfer starts the controller here
 
     def release_sending_side(self, now: float) -> None:
         """An orphan in TIME_WAIT only answers what arrives: everything of ours is acknowledged, nothing
@@ -685,8 +742,19 @@ class Connection:
         """Send what the windows allow now, in the middle of a user call (Linux __tcp_push_pending_frames,
         or with `one` tcp_push_one, whose packet never waits for an ACK: tso_defer); the segments are
         handed out with the others by segments_to_send."""
-        if self.state in OPEN_FOR_DATA:
+        if self.state in OPEN_FOR_DATA or self.sends_early:
             output.output_data(self, now, one)
+
+    @property
+    def fast_open(self) -> int:
+        """fast_open.CHILD for a fast open child (RFC 7413), which its application has, reads and sends
+        before the handshake ends; with fast_open.SYN_DATA_ACKED its SYN,ACK acknowledged data."""
+        return 0 if self.extras is None else self.extras.fast_open
+
+    @property
+    def sends_early(self) -> bool:
+        """A fast open child sends data in SYN_RECEIVED, after its SYN,ACK (Linux tcp_sendmsg_locked)."""
+        return self.state is _SYN_RECEIVED and self.fast_open != 0
 
     def send_ack(self, now: float) -> None:
         """A pure ACK now, in the middle of taking a segment in (Linux tcp_send_ack), ahead of what the
@@ -697,7 +765,7 @@ class Connection:
     def segments_to_send(self, now: float) -> list[Segment]:
         sender = self.sender  # (None: an orphan in TIME_WAIT, release_sending_side)
         sending = sender is not None
-        if sender is not None and self.state not in UNSYNCHRONIZED:
+        if sender is not None and (self.state not in UNSYNCHRONIZED or self.sends_early):
             output.output_data(self, now)
             if sender.space_wanted == WRITER_WAITS_SEGMENT_CAME:  # (no new data went: Linux asks after the push)
                 self.check_space(sender, now)
@@ -785,7 +853,8 @@ class Connection:
         self._events.append(Reset(refused, self.state is State.CLOSE_WAIT))
         self.sender.buffer.clear()
         self.recovery.reset()
-        self.enter(Event.REFUSED if refused else Event.RST, now)
+        # (a fast open child in SYN_RECEIVED is reset, not refused, but ends as an active open's does)
+        self.enter(Event.REFUSED if refused or self.state is _SYN_RECEIVED else Event.RST, now)
 
     def _rtt_sample(self, ack: int, now: float) -> float | None:
         """What an ACK that moves SND.UNA to `ack` measures, as Linux's tcp_ack_update_rtt: every such ACK

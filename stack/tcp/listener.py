@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import Final, TypeAlias
 
-from stack.tcp import rcv_space, syncookies
+from stack.tcp import fast_open, rcv_space, syncookies
 from stack.tcp.config import PMTUDISC_SETS_DF, PathConfigs, TcpConfig
 from stack.tcp.connection import Address, Connection, TransitionHook, receive_window_shift
 from stack.tcp.reset import reset_for
@@ -39,6 +39,7 @@ class Listener:
         *,
         cookie_secret: bytes | None = None,
         counters: Counter[str] | None = None,
+        fast_open_key: fast_open.LazyKey | None = None,
     ) -> None:
         self.config = config
         self.path_configs = PathConfigs()  # for children over IPv6 or of the stack's own connections
@@ -55,6 +56,14 @@ class Listener:
         self.counters: Counter[str] = Counter() if counters is None else counters  # the stack's, when given
         self.cookie_secret = syncookies.new_secret(config.rng) if cookie_secret is None else cookie_secret
         self._cookie_sent_at: float | None = None  # Linux's last_overflow: ACKs are checked as cookies after it
+        # fast open (stack/tcp/fast_open.py): how many children in SYN_RECEIVED it may have at once (TCP_FASTOPEN's
+        # queue length; 0: none, the listener takes no fast open), and the stack's key when none is configured
+        self.fast_open_queue = 0
+        if config.fast_open & fast_open.SERVER_WO_SOCKOPT1 and config.fast_open & fast_open.SERVER_ENABLE:
+            self.fast_open_queue = min(self.backlog, SOMAXCONN)  # every listener (Linux inet_listen)
+        self.fast_open_no_cookie = False  # TCP_FASTOPEN_NO_COOKIE: data in a SYN taken without a cookie
+        self.fast_open_key = fast_open_key if fast_open_key is not None else fast_open.LazyKey(config.rng)
+        self._fast_open_children: set[Connection] = set()
 
     def enter(self, event: Event, now: float) -> None:
         """The listener's own CLOSED -> LISTEN -> CLOSED, looked up in the same table as connections'."""
@@ -117,9 +126,54 @@ class Listener:
             return None
         local = local or self.local
         config = self._config_for(local, remote, path_mtu)
-        child = Connection.from_syn(config, local, remote, syn, now, on_transition, iss)
+        take, reply = self._fast_open(remote[0], local[0], syn)
+        child = Connection.from_syn(config, local, remote, syn, now, on_transition, iss, take, reply)
         self.syn_queue.add(child)
+        if take:
+            self._fast_open_children.add(child)
         return child
+
+    def _fast_open(self, remote_ip: int, local_ip: int, syn: Segment) -> tuple[bool, tuple[bytes, bool] | None]:
+        """RFC 7413 §4.2 as Linux's tcp_try_fastopen: whether a child takes the SYN's data and goes to its
+        application at once, and the cookie its SYN,ACK hands out (with the SYN's form of the option)."""
+        offered = syn.options.fast_open
+        exp = syn.options.fast_open_exp
+        if offered == b"":
+            self.counters["TCPFastOpenCookieReqd"] += 1
+        flags = self.config.fast_open
+        if not (flags & fast_open.SERVER_ENABLE and (syn.payload or offered is not None) and self._fast_open_room()):
+            return False, None
+        if flags & fast_open.SERVER_COOKIE_NOT_REQD or self.fast_open_no_cookie:
+            self.counters["TCPFastOpenPassive"] += 1
+            return True, None
+        if offered is None:  # data without a cookie: an ordinary SYN
+            return False, None
+        keys = self.config.fast_open_keys or (self.fast_open_key.get(),)
+        valid = [fast_open.cookie(key, remote_ip, local_ip) for key in keys]
+        if offered == b"":
+            return False, (valid[0], exp)
+        if offered == valid[0]:
+            self.counters["TCPFastOpenPassive"] += 1
+            return True, None
+        if offered in valid[1:]:  # made with the backup key: good, and the primary's is handed out
+            self.counters["TCPFastOpenPassive"] += 1
+            self.counters["TCPFastOpenPassiveAltKey"] += 1
+            return True, (valid[0], exp)
+        self.counters["TCPFastOpenPassiveFail"] += 1
+        return False, (valid[0], exp)
+
+    def _fast_open_room(self) -> bool:
+        """The listener takes fast open and has fewer children still in SYN_RECEIVED than its queue allows
+        (Linux tcp_fastopen_queue_check)."""
+        if self.fast_open_queue <= 0:
+            return False
+        children = self._fast_open_children
+        for child in [c for c in children if c.state is not State.SYN_RECEIVED]:
+            children.discard(child)
+        if len(children) >= self.fast_open_queue:
+            self.counters["TCPFastOpenListenOverflow"] += 1
+            return False
+        return True
 
     def ack_arrives(
         self,
@@ -166,9 +220,9 @@ class Listener:
         self.accept_queue.append(child)
 
     def forget(self, child: Connection) -> None:
+        """A child that ended: gone from the SYN queue; one in the accept queue stays, as Linux's stays,
+        and accept() returns it closed, with the data it received and its error."""
         self.syn_queue.discard(child)
-        if child in self.accept_queue:
-            self.accept_queue.remove(child)
 
     def accept(self) -> Connection | None:
         if not self.accept_queue:

@@ -44,17 +44,20 @@ def send_syn(conn: Connection, now: float, retransmit: bool = False) -> None:
     window = min(tcb.rcv_wnd, 0xFFFF)
     ack = tcb.rcv_nxt if flags & Flags.ACK else 0
     options = conn.syn_options
-    if options.timestamps is not None:  # TSval now; TSecr only on a SYN,ACK (RFC 7323 §3.2)
+    if options.timestamps is not None or options.fast_open is not None:
+        # TSval now; TSecr only on a SYN,ACK (RFC 7323 §3.2); a fast open cookie goes on the first SYN,ACK
+        # only (Linux's retransmissions carry none: inet_rtx_syn_ack)
         ts_ecr = conn.receiver.ts_recent if flags & Flags.ACK else 0
-        options = TcpOptions(
-            options.mss, options.wscale, options.sack_permitted, (conn.ts_val(now), ts_ecr), options.sack_blocks
-        )
+        timestamps = (conn.ts_val(now), ts_ecr) if options.timestamps is not None else None
+        cookie = None if retransmit else options.fast_open
+        o = options
+        options = TcpOptions(o.mss, o.wscale, o.sack_permitted, timestamps, o.sack_blocks, cookie, o.fast_open_exp)
     config = conn.config
     df = config.pmtu_discovery in PMTUDISC_SETS_DF
     conn.out.append(
         Segment(conn.local[1], conn.remote[1], tcb.iss, ack, flags, window, b"", options, 0, 0, 0, config.tos, df)
     )
-    if seq_lt(tcb.snd_max, seq_add(tcb.iss, 1)) or conn.state in OPENING:
+    if seq_lt(tcb.snd_max, seq_add(tcb.iss, 1)) or (conn.state in OPENING and not conn.sends_early):
         tcb.snd_nxt = tcb.snd_max = seq_add(tcb.iss, 1)  # (a FIN sent after it stays: CLOSE in SYN_RECEIVED)
     if retransmit:
         conn.counters.retrans_segs += 1

@@ -199,6 +199,14 @@ class Receiver:
             if was_empty:
                 self._events.append(_DATA_AVAILABLE)
 
+    def take_syn_data(self, data: bytes | memoryview, header_bytes: int) -> None:
+        """A fast open SYN's data (Linux tcp_fastopen_add_skb): queued as its packet came, charged whatever
+        the memory (sk_forced_mem_schedule), and not measured (no tcp_event_data_recv: the window stays)."""
+        truesize, tailroom = rcv_space.truesize(header_bytes + len(data))
+        self._arriving = (len(data), truesize, tailroom)
+        self.reserve_arriving()
+        self.deliver(data)
+
     def _copied_into_last(self, n: int) -> bool:
         """Whether `n` in-order bytes fit the room after the last packet's data, and were put there
         (skb_try_coalesce): they cost no memory of their own."""

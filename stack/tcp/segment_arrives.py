@@ -208,8 +208,8 @@ def _synchronized(conn: Connection, seg: Segment, now: float) -> None:
         if conn.state is State.SYN_RECEIVED:
             if conn.passive:
                 conn.enter(Event.RST, now)
-            else:
-                conn.on_reset(True, now)
+            else:  # a simultaneous open is refused; a fast open child, which its application has, reset
+                conn.on_reset(not conn.fast_open, now)
         elif conn.state in (State.CLOSING, State.LAST_ACK):
             conn.enter(Event.RST, now)
         else:
@@ -413,6 +413,11 @@ def _process_ack(conn: Connection, seg: Segment, now: float) -> bool:
         if seq_lt(tcb.snd_una, ack) and seq_le(ack, tcb.snd_max):
             conn.update_send_window(seg.window, seg.seq, ack)
             conn.on_ack_advanced(ack, now)
+            conn.enter(Event.ACK_OF_SYN, now)
+            state = conn.state
+        elif ack == tcb.snd_una and conn.fast_open:  # (its SND.UNA is past the SYN,ACK already)
+            conn.update_send_window(seg.window, seg.seq, ack)
+            conn.fast_open_synack_acked(now)
             conn.enter(Event.ACK_OF_SYN, now)
             state = conn.state
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from stack.tcp import fast_open
 from stack.tcp.congestion.base import INFINITE_SSTHRESH
 from stack.tcp.rcv_space import TIMESTAMP_OPTION
 from stack.tcp.state import State
@@ -30,18 +31,7 @@ TCPI_OPT_TIMESTAMPS: Final = 1
 TCPI_OPT_SACK: Final = 2
 TCPI_OPT_WSCALE: Final = 4
 TCPI_OPT_ECN: Final = 8
-CONSTANTS: Final = {
-    "TCP_INFINITE_SSTHRESH": TCP_INFINITE_SSTHRESH,
-    "TCP_CA_Open": TCP_CA_OPEN,
-    "TCP_CA_Disorder": TCP_CA_DISORDER,
-    "TCP_CA_CWR": TCP_CA_CWR,
-    "TCP_CA_Recovery": TCP_CA_RECOVERY,
-    "TCP_CA_Loss": TCP_CA_LOSS,
-    "TCPI_OPT_TIMESTAMPS": TCPI_OPT_TIMESTAMPS,
-    "TCPI_OPT_SACK": TCPI_OPT_SACK,
-    "TCPI_OPT_WSCALE": TCPI_OPT_WSCALE,
-    "TCPI_OPT_ECN": TCPI_OPT_ECN,
-}
+TCPI_OPT_SYN_DATA: Final = 32  # the SYN's data was acknowledged (fast open)
 _LINUX_STATE: Final = {  # include/net/tcp_states.h
     State.ESTABLISHED: 1,
     State.SYN_SENT: 2,
@@ -54,6 +44,22 @@ _LINUX_STATE: Final = {  # include/net/tcp_states.h
     State.LAST_ACK: 9,
     State.LISTEN: 10,
     State.CLOSING: 11,
+}
+
+CONSTANTS: Final = {
+    "TCP_INFINITE_SSTHRESH": TCP_INFINITE_SSTHRESH,
+    "TCP_CA_Open": TCP_CA_OPEN,
+    "TCP_CA_Disorder": TCP_CA_DISORDER,
+    "TCP_CA_CWR": TCP_CA_CWR,
+    "TCP_CA_Recovery": TCP_CA_RECOVERY,
+    "TCP_CA_Loss": TCP_CA_LOSS,
+    "TCPI_OPT_TIMESTAMPS": TCPI_OPT_TIMESTAMPS,
+    "TCPI_OPT_SACK": TCPI_OPT_SACK,
+    "TCPI_OPT_WSCALE": TCPI_OPT_WSCALE,
+    "TCPI_OPT_ECN": TCPI_OPT_ECN,
+    "TCPI_OPT_SYN_DATA": TCPI_OPT_SYN_DATA,
+    # tcpi_state's values by Linux's names (TCP_ESTABLISHED ... TCP_CLOSING)
+    **{"TCP_" + state.linux_name: number for state, number in _LINUX_STATE.items()},
 }
 
 
@@ -71,6 +77,7 @@ def tcp_info(conn: Connection, now: float) -> dict[str, int]:
         | (TCPI_OPT_SACK if conn.sack_ok else 0)
         | (TCPI_OPT_WSCALE if tcb.snd_wscale or tcb.rcv_wscale else 0)
         | (TCPI_OPT_ECN if conn.ecn.ok else 0)
+        | (TCPI_OPT_SYN_DATA if conn.fast_open & fast_open.SYN_DATA_ACKED else 0)
     )
     counters = conn.counters
     return {

@@ -126,6 +126,10 @@ _TS_VAL: Final = _AT["ts_val"]
 _TS_ECR: Final = _AT["ts_ecr"]
 _SACK_COUNT: Final = _AT["sack_count"]
 _SACK: Final = _AT["sack"]
+_FO_KIND: Final = _AT["fo_kind"]
+_FO_LEN: Final = _AT["fo_len"]
+_FO_HI: Final = _AT["fo_hi"]
+_FO_LO: Final = _AT["fo_lo"]
 
 
 class _Scratch:
@@ -190,7 +194,7 @@ def _value(
     if v[_PROTO] != PROTO_TCP:
         header = bytes(view[base : base + v[_IHL]])
         return IpPacket(src, dst, v[_PROTO], v[_TTL], v[_IDENT], header, bytes(view[off:end]))
-    if v[_HAS_MSS] or v[_HAS_WSCALE] or v[_SACK_PERMITTED] or v[_SACK_COUNT]:
+    if v[_HAS_MSS] or v[_HAS_WSCALE] or v[_SACK_PERMITTED] or v[_SACK_COUNT] or v[_FO_KIND]:
         sack = v[_SACK : _SACK + 2 * v[_SACK_COUNT]]
         options = TcpOptions(
             v[_MSS] if v[_HAS_MSS] else None,
@@ -198,6 +202,8 @@ def _value(
             bool(v[_SACK_PERMITTED]),
             (v[_TS_VAL], v[_TS_ECR]) if v[_HAS_TS] else None,
             tuple(zip(sack[::2], sack[1::2], strict=True)),
+            (v[_FO_HI] << 64 | v[_FO_LO]).to_bytes(16, "big")[: v[_FO_LEN]] if v[_FO_KIND] else None,
+            v[_FO_KIND] == 254,
         )
     elif v[_HAS_TS]:  # nearly every segment
         options = TcpOptions(None, None, False, (v[_TS_VAL], v[_TS_ECR]))
@@ -296,6 +302,7 @@ def _fill(buf, at: int, src: int, dst: int, seg: Segment, ttl: int, ident: int, 
         version, src4, dst4, flow = 4, src, dst, 0
         src_hi = src_lo = dst_hi = dst_lo = 0
     o = seg.options
+    fo_kind = fo_len = fo_hi = fo_lo = 0
     if o is NO_OPTIONS:
         mss = has_mss = wscale = has_wscale = sack_permitted = has_ts = ts_val = ts_ecr = count = 0
         sack: tuple[int, ...] = _NO_SACK
@@ -311,13 +318,18 @@ def _fill(buf, at: int, src: int, dst: int, seg: Segment, ttl: int, ident: int, 
         blocks = o.sack_blocks[:4]
         count = len(blocks)
         sack = (*(edge for block in blocks for edge in block), *_NO_SACK[2 * count :]) if count else _NO_SACK
+        cookie = o.fast_open
+        if cookie is not None:  # a SYN's (stack/tcp/fast_open.py)
+            fo_kind, fo_len = 254 if o.fast_open_exp else 34, len(cookie)
+            padded = int.from_bytes(cookie.ljust(16, b"\0"), "big")
+            fo_hi, fo_lo = padded >> 64, padded & 0xFFFFFFFFFFFFFFFF
     _pack_into(
         buf, at, src4, dst4, version, flow, src_hi, src_lo, dst_hi, dst_lo, ident, 0, ttl,
         seg.tos | seg.ecn,  # the socket's DSCP (IP_TOS) and TCP's ECN field (RFC 3168 §5)
         0, 0, seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags, 0, seg.window, seg.urgent,
         mss, has_mss, has_wscale, wscale, sack_permitted, has_ts, count, ts_val, ts_ecr,
         sack[0], sack[1], sack[2], sack[3], sack[4], sack[5], sack[6], sack[7],  # (not *sack: a call by vector)
-        0, 0, 0, 0, seg.df,
+        0, 0, 0, 0, seg.df, fo_kind, fo_len, fo_hi, fo_lo,
     )  # fmt: skip
 
 

@@ -26,6 +26,8 @@ class TcpOptions:
     sack_permitted: Final[bool]  # RFC 2018
     timestamps: Final[tuple[int, int] | None]  # (TSval, TSecr), RFC 7323 §3
     sack_blocks: Final[tuple[tuple[int, int], ...]]  # (left, right) edges, at most 4
+    fast_open: Final[bytes | None]  # RFC 7413 §4.1.1, on a SYN: the cookie, b"" a request for one
+    fast_open_exp: Final[bool]  # that option in its experimental form (kind 254, magic 0xF989)
 
     def __init__(
         self,
@@ -34,12 +36,16 @@ class TcpOptions:
         sack_permitted: bool = False,
         timestamps: tuple[int, int] | None = None,
         sack_blocks: tuple[tuple[int, int], ...] = (),
+        fast_open: bytes | None = None,
+        fast_open_exp: bool = False,
     ) -> None:
         self.mss = mss
         self.wscale = wscale
         self.sack_permitted = sack_permitted
         self.timestamps = timestamps
         self.sack_blocks = sack_blocks
+        self.fast_open = fast_open
+        self.fast_open_exp = fast_open_exp
 
 
 NO_OPTIONS: Final = TcpOptions()

@@ -6,7 +6,7 @@ import pytest
 
 from stack.script.cli import run_scripts
 from stack.script.errors import ScriptFailure, ScriptSkip
-from stack.script.parser import parse
+from stack.script.parser import ScriptSyntaxError, parse
 from stack.script.runner import Runner
 from stack.tcp.congestion import HyStartParams
 from stack.wire import addr
@@ -146,9 +146,11 @@ def test_packet_new_incarnation_on_the_same_ports_is_numbered_from_the_first_one
     """As packetdrill: a SYN on the ports of the socket under test goes to that socket, numbers and all."""
     text = ESTABLISHED.replace("+0    accept(3, ..., ...) = 4\n", "") + "+.01 < R 1:1(0) win 0\n"
     text += "+.01 < S 1000:1000(0) win 32792 <mss 1000,nop,wscale 7>\n+0 > S. 30000:30000(0) ack 1001 <...>\n"
-    text += "+.01 < . 1001:1001(0) ack 30001 win 257\n+0 accept(3, ..., ...) = 4\n"
+    text += "+.01 < . 1001:1001(0) ack 30001 win 257\n+0 accept(3, ..., ...) = 4\n+0 accept(3, ..., ...) = 5\n"
     runner = run(text)  # (RFC 6528: the new ISN is 120 ms of the 4-microsecond clock later)
-    assert runner.kernel.sockets[4].conn.state.name == "ESTABLISHED"
+    # the first, reset before it was accepted, stays in the accept queue (Linux)
+    assert runner.kernel.sockets[4].conn.state.name == "CLOSED"
+    assert runner.kernel.sockets[5].conn.state.name == "ESTABLISHED"
 
 
 def test_packet_connection_after_a_new_socket_is_numbered_from_its_own_isn():
@@ -366,7 +368,7 @@ def test_skip_unsupported(text, reason):
     [
         ("--ip_version=ipv5\n0 close(3) = -1 EBADF (x)", "--ip_version=ipv5"),
         ("--mtu=100\n0 close(3) = -1 EBADF (x)", "--mtu=100"),
-        ("0 < S 0:0(0) win 100 <mss 1000,FO>", "TCP option FO"),
+        ("0 < S 0:0(0) win 100 <mss 1000,md5>", "TCP option md5"),
     ],
 )
 def test_skip_unsupported_script_options_and_tcp_options(text, reason):
@@ -785,12 +787,63 @@ def test_sendto_and_recvfrom_on_a_connected_socket_and_null_buffers():
     )
 
 
-def test_fast_open_scripts_skip_rather_than_fail():
-    """Fast open is not a feature of tcpstack: its option and its sendto() flag SKIP the script."""
-    with pytest.raises(ScriptSkip, match="FOEXP"):
-        run("0 < S 0:0(0) win 100 <mss 1000,FOEXP>")
+def test_fast_open_client_scripts_skip_rather_than_fail():
+    """Fast open's client side is not a feature of tcpstack: sendto()'s MSG_FASTOPEN SKIPs the script."""
     with pytest.raises(ScriptSkip, match="MSG_FASTOPEN"):
         run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendto(3, ..., 1000, MSG_FASTOPEN, ..., ...) = 1000\n")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("FO 123", "an even number of hex digits"),
+        ("FO 00zz", "an even number of hex digits"),
+        ("FOEXP " + "00" * 17, "16 bytes at most"),
+        ("FO 0011 2233", "bad TCP option"),
+    ],
+)
+def test_packet_fast_open_cookie_written_as_packetdrill_takes_it(option, message):
+    """packetdrill's parser: a cookie is an even number of hex digits, 16 bytes at most."""
+    with pytest.raises(ScriptSyntaxError, match=message):
+        run(f"0 < S 0:0(0) win 100 <mss 1000,{option}>")
+
+
+def test_packet_tfo_cookie_is_the_cookie_for_the_scripts_addresses():
+    """`FO TFO_COOKIE` stands for the cookie of the stack's key for the run's addresses, as packetdrill's
+    run_all.py defines it for Linux's (3021b9d889017eeb for its default key and addresses)."""
+    text = (
+        "--tcp_fastopen=0x403\n--tcp_fastopen_key=a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4\n"
+        + LISTEN.replace("<mss 1000,nop,wscale 7>", "<mss 1000,FO>")
+        + "+0 > S. 0:0(0) ack 1 <mss 1460,FO 3021b9d889017eeb,nop,nop>\n"
+    )
+    run(text)
+    with pytest.raises(ScriptFailure, match="options differ"):
+        run(text.replace("3021b9d889017eeb", "3021b9d889017eec"))
+
+
+def test_syscall_failure_without_errno_written_matches_any_errno():
+    """packetdrill checks a failing call's errno only where the script names one."""
+    run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(5) = -1\n")
+    with pytest.raises(ScriptFailure, match="EBADF"):
+        run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(5) = -1 EINVAL (x)\n")
+
+
+def test_packet_peer_sequence_numbers_count_from_its_syn():
+    """packetdrill numbers the peer's segments after its SYN from the SYN's sequence number, and our
+    ACKs of them too (run_packet.c, remote_isn); our SYN,ACK acknowledges the SYN as written."""
+    text = LISTEN.replace("< S 0:0(0)", "< S 5000:5000(0)") + "+0 > S. 0:0(0) ack 5001 <...>\n"
+    text += "+.1 < . 1:11(10) ack 1 win 257\n+0 > . 1:1(0) ack 11 <...>\n+0 accept(3, ..., ...) = 4\n"
+    runner = run(text)
+    assert runner.kernel.sockets[4].conn.tcb.rcv_nxt == 5011
+
+
+def test_packet_our_synack_sequence_number_is_the_scripts_isn():
+    """packetdrill takes the number written on our SYN,ACK as the script's ISN: any number matches, and
+    later lines count from our real ISN."""
+    runner = run(
+        LISTEN + "+0 > S. 1234:1234(0) ack 1 <...>\n+.1 < . 1:1(0) ack 1 win 257\n+0 accept(3, ..., ...) = 4\n"
+    )
+    assert runner.kernel.sockets[4].conn.state.name == "ESTABLISHED"
 
 
 def test_syscall_so_linger_takes_packetdrill_and_c_field_names():

@@ -21,6 +21,8 @@ option = st.one_of(
     st.tuples(st.just("SAck"), st.lists(st.tuples(u32, u32), min_size=1, max_size=4)),
     st.tuples(st.just("NOP"), st.none()),
     st.tuples(st.sampled_from([6, 7, 30, 200, 254]), st.binary(max_size=6)),
+    st.tuples(st.just(34), st.binary(max_size=18)),  # fast open: a cookie, a request, or a bad length
+    st.tuples(st.just(254), st.binary(max_size=18).map(lambda cookie: b"\xf9\x89" + cookie)),
 )
 _LENGTHS = {"MSS": 4, "WScale": 3, "SAckOK": 2, "Timestamp": 10, "NOP": 1}
 
@@ -32,10 +34,17 @@ def _option_len(opt) -> int:
     return _LENGTHS.get(kind, 2 + len(value) if isinstance(value, bytes) else 0)
 
 
-def _expected_options(opts) -> TcpOptions:
+def _expected_options(opts, syn: bool) -> TcpOptions:
     values: dict = {"sack_blocks": ()}
     for kind, value in opts:
-        if kind == "MSS":
+        if syn and (kind == 34 or (kind == 254 and value[:2] == b"\xf9\x89")):
+            # Linux's tcp_parse_fastopen_option: odd lengths ignored, other bad ones undo what came before
+            cookie = value if kind == 34 else value[2:]
+            if len(cookie) % 2 == 0:
+                good = len(cookie) == 0 or 4 <= len(cookie) <= 16
+                values["fast_open"] = cookie if good else None
+                values["fast_open_exp"] = good and kind == 254
+        elif kind == "MSS":
             values["mss"] = value
         elif kind == "WScale":
             values["wscale"] = value
@@ -95,7 +104,7 @@ def test_decode_agrees_with_scapy(src, dst, sport, dport, seq, ack, flags, windo
     seg = got.segment
     assert (seg.src_port, seg.dst_port, seg.seq, seg.ack) == (sport, dport, seq, ack)
     assert (int(seg.flags), seg.window, seg.urgent, seg.payload) == (flags, window, urgent, payload)
-    assert seg.options == _expected_options(opts)
+    assert seg.options == _expected_options(opts, bool(flags & Flags.SYN))
 
 
 syn_options = st.builds(
@@ -264,3 +273,30 @@ def test_fragments_decode_agrees_with_scapy(src, dst, ident, ttl, proto, payload
         assert got.frag_offset == piece.frag * 8
         assert got.more_fragments == bool(piece.flags.MF)
         assert got.header == raw[: piece.ihl * 4] and got.payload == raw[piece.ihl * 4 : piece.len]
+
+
+def _tcp_options_bytes(raw: bytes) -> bytes:
+    ihl = (raw[0] & 0xF) * 4
+    return raw[ihl + 20 : ihl + (raw[ihl + 12] >> 4) * 4]
+
+
+def test_syn_ack_fast_open_cookie_goes_last_in_linux_layout():
+    """Linux's tcp_options_write puts the cookie last: kind 34 padded with NOPs to a word, or the
+    experimental kind 254 with its magic 0xF989 (RFC 7413 §4.1.1), as packetdrill's scripts expect them."""
+    cookie = bytes.fromhex("00abaaabe8e954c2")
+    base = dict(mss=1460, sack_permitted=True, timestamps=(10000, 1), wscale=8)
+    for exp, tail in ((False, b"\x22\x0a" + cookie + b"\x01\x01"), (True, b"\xfe\x0c\xf9\x89" + cookie)):
+        options = TcpOptions(**base, fast_open=cookie, fast_open_exp=exp)
+        raw = encode_tcp(1, 2, Segment(80, 40000, 0, 1, Flags.SYN | Flags.ACK, 100, b"", options))
+        assert _tcp_options_bytes(raw) == bytes.fromhex("020405b4 0402080a 00002710 00000001 01030308") + tail
+        assert decode(raw).segment.options == options
+
+
+def test_fast_open_option_counts_on_syn_only():
+    """Linux parses the cookie on a SYN (or SYN,ACK) only; on any other segment the option is skipped."""
+    options = TcpOptions(timestamps=(1, 2), fast_open=b"\x01\x02\x03\x04")
+    syn = decode(encode_tcp(1, 2, Segment(80, 40000, 0, 0, Flags.SYN, 100, b"", options)))
+    assert syn.segment.options.fast_open == b"\x01\x02\x03\x04"
+    raw = bytearray(encode_tcp(1, 2, Segment(80, 40000, 0, 0, Flags.SYN, 100, b"", options)))
+    raw[20 + 13] = Flags.ACK  # the same header as a plain ACK (the checksum left unchecked)
+    assert decode(bytes(raw), tcp_checksum=False).segment.options == TcpOptions(timestamps=(1, 2))

@@ -24,6 +24,8 @@ options_values = st.builds(
     st.booleans(),
     st.none() | st.tuples(u32, u32),
     st.lists(st.tuples(u32, u32), max_size=4).map(tuple),
+    st.none() | st.binary(max_size=16),
+    st.booleans(),
 )
 segments = st.builds(
     Segment,
@@ -43,12 +45,12 @@ segments = st.builds(
 )
 SEGMENT_FIELDS = ("src_port", "dst_port", "seq", "ack", "flags", "window", "payload", "options", "urgent", "ecn")
 SEGMENT_FIELDS += ("gso", "tos", "df")
-OPTIONS_FIELDS = ("mss", "wscale", "sack_permitted", "timestamps", "sack_blocks")
+OPTIONS_FIELDS = ("mss", "wscale", "sack_permitted", "timestamps", "sack_blocks", "fast_open", "fast_open_exp")
 
 
 def _copy(seg: Segment) -> Segment:
     o = seg.options
-    options = TcpOptions(o.mss, o.wscale, o.sack_permitted, o.timestamps, o.sack_blocks)
+    options = TcpOptions(o.mss, o.wscale, o.sack_permitted, o.timestamps, o.sack_blocks, o.fast_open, o.fast_open_exp)
     values = [getattr(seg, name) for name in SEGMENT_FIELDS]
     values[6] = bytes(seg.payload)  # an equal payload, another object
     values[7] = options
@@ -72,7 +74,7 @@ def _other(name: str, value: object) -> object:
     if isinstance(value, TcpOptions):
         return TcpOptions(mss=(value.mss or 0) + 1)
     if value is None:
-        return (1, 2) if name == "timestamps" else 1
+        return {"timestamps": (1, 2), "fast_open": b""}.get(name, 1)
     assert isinstance(value, tuple)
     return None if len(value) == 2 and isinstance(value[0], int) else ((1, 2), *value)
 
@@ -106,8 +108,8 @@ def test_segment_repr_names_every_field_in_order():
     seg = Segment(1, 2, 3, 4, 0x18, 5, b"ab", TcpOptions(mss=1460, timestamps=(7, 8)), ecn=2, df=False)
     assert repr(seg) == (
         "Segment(src_port=1, dst_port=2, seq=3, ack=4, flags=24, window=5, payload=b'ab', options=TcpOptions("
-        "mss=1460, wscale=None, sack_permitted=False, timestamps=(7, 8), sack_blocks=()), urgent=0, ecn=2, "
-        "gso=0, tos=0, df=False)"
+        "mss=1460, wscale=None, sack_permitted=False, timestamps=(7, 8), sack_blocks=(), fast_open=None, "
+        "fast_open_exp=False), urgent=0, ecn=2, gso=0, tos=0, df=False)"
     )
 
 
@@ -156,6 +158,8 @@ def test_struct_layout_reads_what_cffi_reads():
     """codec._SEG, built from cffi's offsets, unpacks every field of struct fast_seg as cffi reads it."""
     for flags, options in (
         (0x12, TcpOptions(mss=1460, wscale=7, sack_permitted=True, timestamps=(11, 12))),  # a SYN's options
+        (0x12, TcpOptions(mss=1460, timestamps=(11, 12), fast_open=bytes(range(1, 17)), fast_open_exp=True)),
+        (0x02, TcpOptions(mss=1460, sack_permitted=True, fast_open=b"")),  # a fast open cookie request
         (0x18, TcpOptions(timestamps=(11, 12), sack_blocks=((1, 2), (3, 4), (5, 6)))),
     ):
         seg = Segment(40000, 80, 0x01020304, 0xA0B0C0D0, flags, 0x4321, b"data", options, urgent=7, ecn=2)
