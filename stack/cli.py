@@ -149,6 +149,15 @@ def _time_span(text: str) -> tuple[float, float]:
     return span
 
 
+def _fast_open_keys(text: str) -> tuple[bytes, ...]:
+    from stack.tcp import fast_open
+
+    try:
+        return fast_open.parse_keys(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _keepalive(text: str) -> tuple[float, float, int]:
     parts = text.split(",")
     if not 1 <= len(parts) <= 3:
@@ -249,6 +258,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="IDLE[,INTERVAL[,COUNT]]",
         help="probe idle connections (SO_KEEPALIVE for all): seconds idle, seconds between probes, probes",
+    )
+    serve.add_argument(
+        "--fast-open",
+        type=_bounded(int, 0, 4096, "fast open queue"),
+        default=0,
+        metavar="N",
+        help="TCP Fast Open for the services (RFC 7413, server side): a client that holds a cookie sends its "
+        "request in the SYN; at most N such connections per service before their handshake ends (default 0: off)",
+    )
+    serve.add_argument(
+        "--fast-open-key",
+        type=_fast_open_keys,
+        default=None,
+        metavar="KEY[,BACKUP]",
+        help="the cookies' key as Linux's net.ipv4.tcp_fastopen_key writes it, to share with other stacks "
+        "(default: a random one per run, all workers alike)",
     )
     serve.add_argument("--control", default=None, help="control socket path (default /run/tcpstack/PID.sock)")
     serve.add_argument(
@@ -405,6 +430,10 @@ def _main(argv: list[str] | None) -> int:
         parser.error("nc: -z connects to HOST PORT: not with -l")
     if args.command in ("serve", "nc", "script") and args.pcap == "-":
         _capture_to_stdout(parser, args)
+    if args.command == "serve" and args.fast_open_key is not None and not args.fast_open:
+        parser.error("serve: --fast-open-key is the key of --fast-open N: give both")
+    if args.command == "serve" and args.fast_open and args.fast_open_key is None:
+        args.fast_open_key = (os.urandom(16),)  # one key for every worker (they fork from here)
     if args.command in ("serve", "nc"):
         _check_families(parser, args.addr, args.peer)
         for text in args.addr:

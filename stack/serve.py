@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -87,9 +88,12 @@ def open_trace(target: str | None):
 def config_from_args(args):
     """The TcpConfig that the device options serve and nc share ask for."""
     from stack.tcp.config import TcpConfig
+    from stack.tcp.fast_open import SERVER_ENABLE
 
     config = TcpConfig(mss=args.mtu - 40)
     config = limits.apply(config, args)  # serve's --syncookies, --max-connections, ... (nc has none)
+    if getattr(args, "fast_open", 0):  # serve's (the listeners' queues: serve_on)
+        config = replace(config, fast_open=config.fast_open | SERVER_ENABLE, fast_open_keys=args.fast_open_key)
     if args.msl is not None:
         config = replace(config, msl=args.msl)
     if args.fin_timeout is not None:
@@ -159,7 +163,10 @@ async def serve_on(args, control_path: str, queue=None, worker: int | None = Non
     try:
         services = args.services or list(DEFAULT_PORTS.items())
         for name, port in services:
-            await stack.start_server(SERVICES[name], port=port, backlog=stack.config.backlog)
+            server = await stack.start_server(SERVICES[name], port=port, backlog=stack.config.backlog)
+            if args.fast_open:
+                for sock in server.sockets:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, args.fast_open)
         control = await serve_control(control_path, stack, limits.control_clients(args))
         stack.settle_heap()
         stop = asyncio.Event()

@@ -32,6 +32,9 @@ def tcpstack(*args: str) -> subprocess.CompletedProcess:
         [*BASE, "--timestamps", "maybe"],
         [*BASE, "--offload", "maybe"],
         [*BASE, "--workers", "0"],
+        [*BASE, "--fast-open", "-1"],
+        [*BASE, "--fast-open", "8", "--fast-open-key", "a1a1a1a1-b2b2b2b2"],
+        [*BASE, "--fast-open-key", "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"],
         ["serve", "--tun", "tun9", "--addr", "10.9.0", "--peer", "10.9.0.1/24"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "10.9.0.1", "99999"],
         ["nc", "--tun", "t", "--addr", "10.9.0.2", "--peer", "10.9.0.1/24", "10.9.0.1", "no-such-service"],
@@ -147,6 +150,18 @@ def test_cli_serve_congestion_timestamps_and_ecn_options_reach_the_config():
     assert (config.congestion, config.timestamps, config.ecn) == ("reno", False, True)
     default = config_from_args(build_parser().parse_args(BASE))
     assert (default.timestamps, default.ecn) == (True, False)
+
+
+def test_cli_serve_fast_open_enables_the_server_side_with_the_key_given():
+    from stack.cli import build_parser
+    from stack.serve import config_from_args
+    from stack.tcp import fast_open
+
+    key = "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"
+    config = config_from_args(build_parser().parse_args([*BASE, "--fast-open", "8", "--fast-open-key", key]))
+    assert config.fast_open & fast_open.SERVER_ENABLE and config.fast_open_keys == fast_open.parse_keys(key)
+    default = config_from_args(build_parser().parse_args(BASE))
+    assert not default.fast_open & fast_open.SERVER_ENABLE
 
 
 @pytest.mark.parametrize(

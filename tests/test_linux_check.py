@@ -161,3 +161,13 @@ def test_linux_check_gives_a_script_twice_its_length_and_half_a_minute(tmp_path)
     failing = tmp_path / "failing.pkt"
     failing.write_text(SCRIPT + "+0    > S 0:0(0) <mss 1460>\n")  # a SYN the socket never sends
     assert tool.time_limit(failing) == tool.TIME_LIMIT
+
+
+def test_linux_check_tfo_cookie_is_linux_cookie_for_the_runners_addresses():
+    """A script that writes TFO_COOKIE gets the runner's addresses (packetdrill draws its local one) and the
+    cookie for them under its --tcp_fastopen_key line: run_all.py's value for packetdrill's key."""
+    tool = load_tool("linux-check")
+    arguments = tool.fast_open_defines({"tcp_fastopen_key": "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"}, ipv6=False)
+    assert arguments == ["--local_ip=192.168.0.1", "--remote_ip=192.0.2.1", "-D", "TFO_COOKIE=3021b9d889017eeb"]
+    with pytest.raises(SystemExit, match="tcp_fastopen_key"):
+        tool.fast_open_defines({}, ipv6=False)

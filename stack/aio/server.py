@@ -39,6 +39,8 @@ class Server(asyncio.AbstractServer):
         self._loop = asyncio.get_running_loop()
         self._protocol_factory = protocol_factory
         self._sockets = sockets
+        for sock in sockets:
+            sock.server = self
         self._backlog = backlog
         self._tls = tls
         self.reuse_port = reuse_port  # may share its port with other servers that set it (SO_REUSEPORT)

@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING
 
 from stack.tcp import rcv_space, sockopts
 from stack.tcp.config import PMTUDISC_DONT, PMTUDISC_OMIT, TcpConfig
+from stack.tcp.listener import SOMAXCONN
 from stack.tcp.write_queue import mss_cache
 
 if TYPE_CHECKING:
+    from stack.aio.server import Server
     from stack.aio.stack import Stack
     from stack.tcp.connection import Connection
+    from stack.tcp.listener import Listener
 
 _MTU_DISCOVER = (socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10))  # Linux's number
 _DEFAULTS = TcpConfig()  # what a listening socket without a stack reports for an option it was not given
@@ -27,6 +30,8 @@ _TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux's number, w
 _MAX_PACING_RATE = (socket.SOL_SOCKET, getattr(socket, "SO_MAX_PACING_RATE", 47))  # Linux's number
 _RCVBUF = (socket.SOL_SOCKET, socket.SO_RCVBUF)
 _SNDBUF = (socket.SOL_SOCKET, socket.SO_SNDBUF)
+_FAST_OPEN = (socket.IPPROTO_TCP, getattr(socket, "TCP_FASTOPEN", 23))  # Linux's numbers
+_FAST_OPEN_NO_COOKIE = (socket.IPPROTO_TCP, getattr(socket, "TCP_FASTOPEN_NO_COOKIE", 34))
 # TCP options a connection takes: (level, option) -> (TcpConfig field, the value as set, as read back)
 _OPTIONS: dict[tuple[int, int], tuple[str, Callable[[int], object], Callable[[object], int]]] = {
     (socket.IPPROTO_TCP, socket.TCP_NODELAY): ("nodelay", bool, int),
@@ -36,7 +41,18 @@ _OPTIONS: dict[tuple[int, int], tuple[str, Callable[[int], object], Callable[[ob
 
 
 class StackSocket:
-    __slots__ = ("family", "type", "proto", "_sockname", "_peername", "_conn", "_stack", "_inherited")
+    __slots__ = (
+        "family",
+        "type",
+        "proto",
+        "_sockname",
+        "_peername",
+        "_conn",
+        "_stack",
+        "_inherited",
+        "server",
+        "_fast_open",
+    )
 
     def __init__(
         self,
@@ -54,6 +70,8 @@ class StackSocket:
         self._conn = conn
         self._stack = stack  # sends what an option change allows; a listening socket's defaults
         self._inherited: dict[str, object] | None = None  # a listening socket's options, for what it accepts
+        self.server: Server | None = None  # a listening socket's server
+        self._fast_open = (0, False)  # a listening socket's TCP_FASTOPEN and TCP_FASTOPEN_NO_COOKIE
 
     def __repr__(self) -> str:
         peer = f", raddr={self._peername}" if self._peername else ""
@@ -76,12 +94,16 @@ class StackSocket:
         and the send buffer as Linux does (doubled, at most twice net.core.[rw]mem_max's default, and no
         longer grown by autotuning); SO_MAX_PACING_RATE (bytes per second, -1 for no limit) paces what is
         sent from then on, at most at that rate; IP_TOS (IPV6_TCLASS on an IPv6 socket) marks the segments
-        sent from then on; IP_MTU_DISCOVER (IPv4) sets DF and what a smaller path MTU does; other options
+        sent from then on; IP_MTU_DISCOVER (IPv4) sets DF and what a smaller path MTU does; TCP_FASTOPEN
+        and TCP_FASTOPEN_NO_COOKIE on a listening socket are its fast open (_set_fast_open); other options
         are refused, as by a kernel without them. On a listening socket they are kept for the connections
         it accepts, which take them as Linux's accepted sockets inherit their listener's."""
         key = (level, option)
         if key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
             return  # listening never conflicts with connections in TIME_WAIT here: always on
+        if key == _FAST_OPEN or key == _FAST_OPEN_NO_COOKIE:
+            self._set_fast_open(key, _option_value(value))
+            return
         changes = self._changes(key, value)
         conn = self._conn
         if conn is not None:
@@ -91,6 +113,25 @@ class StackSocket:
                 stack.mark_dirty(conn)
         else:
             self._inherited = {**(self._inherited or {}), **changes}
+
+    def _set_fast_open(self, key: tuple[int, int], number: int) -> None:
+        """TCP_FASTOPEN, a listening socket's queue of fast open connections (0: none; the stack's config
+        must enable the server side, `fast_open` 0x2, as Linux's net.ipv4.tcp_fastopen), and
+        TCP_FASTOPEN_NO_COOKIE (0 or 1): only before a connection (Linux do_tcp_setsockopt)."""
+        no_cookie = key == _FAST_OPEN_NO_COOKIE
+        if self._conn is not None or number < 0 or (no_cookie and number > 1):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        queue, cookie_not_required = self._fast_open
+        self._fast_open = (queue, bool(number)) if no_cookie else (min(number, SOMAXCONN), cookie_not_required)
+        if self.server is not None and self.server.listener is not None:
+            self.configure(self.server.listener)
+
+    def configure(self, listener: Listener) -> None:
+        """Give the listener what was set on this listening socket for it (fast open)."""
+        queue, cookie_not_required = self._fast_open
+        if queue:
+            listener.fast_open_queue = queue
+        listener.fast_open_no_cookie = cookie_not_required
 
     def _changes(self, key: tuple[int, int], value: int | bytes) -> dict[str, object]:
         """The TcpConfig fields an option sets (OSError for one the stack does not have, or a bad value)."""
@@ -170,6 +211,11 @@ class StackSocket:
             return mss_cache(conn.tcb)  # the MSS in use, as Linux reports it on a connected socket
         if key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
             return 1
+        if key == _FAST_OPEN:
+            listener = self.server.listener if self.server is not None else None
+            return listener.fast_open_queue if listener is not None else self._fast_open[0]
+        if key == _FAST_OPEN_NO_COOKIE:
+            return int(self._fast_open[1])
         if key == (socket.SOL_SOCKET, socket.SO_TYPE):
             return int(socket.SOCK_STREAM)
         raise OSError(errno.ENOPROTOOPT, "Protocol not available")

@@ -406,6 +406,8 @@ class Stack:
         if listener is None or listener not in self._servers:  # the first of a reuse_port group listens
             names = [sock.getsockname()[0] for sock in server.sockets]
             listener = self.demux.listen((listener_address(names), port), backlog, self.now())
+        for sock in server.sockets:
+            sock.configure(listener)  # (fast open)
         self._servers.setdefault(listener, []).append(server)
         return listener
 

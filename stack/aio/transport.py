@@ -271,8 +271,8 @@ class TcpTransport(asyncio.Transport):
     def _send(self, data: bytes | bytearray | memoryview) -> int:
         """SEND what the core's send buffer takes of `data` now; returns how much."""
         conn = self._conn
-        if self._lost or conn.finished or conn.state not in OPEN_FOR_DATA:
-            return 0
+        if self._lost or conn.finished or (conn.state not in OPEN_FOR_DATA and not conn.sends_early):
+            return 0  # (a fast open connection sends before its handshake ends)
         n = conn.send(data, self._stack.now())
         if n:
             self._stack.mark_dirty(conn)

@@ -3,7 +3,8 @@
 As in packetdrill: the stack under test is 192.168.0.1, the remote end 192.0.2.1. The remote's SYN (or
 SYN,ACK) carries its ISN as written; its later sequence numbers, and our ACK numbers and SACK blocks of
 them, are relative to that ISN. Inbound ACK numbers and SACK blocks, and outbound sequence numbers, are
-relative to our ISN, learned from our SYN or SYN,ACK (whose own number, as written, matches any). An inbound TSecr
+relative to our ISN, learned from our SYN or SYN,ACK (whose own number, as written on the first of a
+socket, matches any: later SYNs count from it). An inbound TSecr
 is shifted by the offset between our real TSval and the value the script wrote for it (packetdrill does
 so under --tcp_ts_ecr_scaled, and else takes only echoes of values the script wrote for our TSvals).
 
@@ -232,8 +233,8 @@ class Runner:
         # (local port, remote port) -> the peer's ISN, the script's SYN's (or SYN,ACK's) sequence number:
         # packetdrill counts the peer's later sequence numbers (and our ACKs and SACKs of them) from it
         self.remote_isn: dict[tuple[int, int], int] = {}
-        # (local port, remote port) -> the sequence number the script wrote on our SYN (or SYN,ACK): the
-        # peer's SYN,ACK acknowledges it as written, whatever our real ISN
+        # (local port, remote port) -> the sequence number the script wrote on the first SYN (or SYN,ACK)
+        # of ours since the last socket(): the peer's SYN,ACK acknowledges it as written, whatever our ISN
         self.script_isn: dict[tuple[int, int], int] = {}
         self.ts_offset: int | None = None  # our real TSval minus the script's
         self.blocked: _Blocked | None = None
@@ -690,9 +691,14 @@ class Runner:
         if seg.flags != want_flags:
             problems.append("flags differ")
         rel_seq = seq_sub(seg.seq, sent.iss) if sent.iss is not None else seg.seq
-        if seg.flags & Flags.SYN:  # our SYN's number as written is the script's ISN (run_packet.c, local_isn)
-            self.script_isn[(seg.src_port, seg.dst_port)] = line.start & 0xFFFFFFFF
-        elif rel_seq != line.start & 0xFFFFFFFF:
+        ports = (seg.src_port, seg.dst_port)
+        if seg.flags & Flags.SYN and ports not in self.script_isn:
+            # the socket's first SYN (or SYN,ACK): its number as written is the script's ISN, whatever ours
+            # is (run_packet.c, local_isn); a later one counts from it
+            self.script_isn[ports] = line.start & 0xFFFFFFFF
+        elif (rel_seq + (self.script_isn.get(ports, 0) if seg.flags & Flags.SYN else 0)) & 0xFFFFFFFF != (
+            line.start & 0xFFFFFFFF
+        ):
             problems.append("sequence number differs")
         if len(seg.payload) != line.end - line.start:
             problems.append("payload length differs")
@@ -766,6 +772,7 @@ class Runner:
             )
         if line.name == "socket":
             self.child_iss.clear()  # the new socket is the one under test
+            self.script_isn.clear()
         if line.name == "socket" and self.packetdrill_outbound:
             self._collect()
             self.out.clear()  # packetdrill reads only the new socket under test's packets from now on

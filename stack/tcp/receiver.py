@@ -206,6 +206,7 @@ class Receiver:
         self._arriving = (len(data), truesize, tailroom)
         self.reserve_arriving()
         self.deliver(data)
+        self.rebase_window()  # the SYN,ACK offers its window from after the data (Linux: rcv_wup = rcv_nxt)
 
     def _copied_into_last(self, n: int) -> bool:
         """Whether `n` in-order bytes fit the room after the last packet's data, and were put there

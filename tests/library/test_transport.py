@@ -631,3 +631,32 @@ def test_established_ecn_connection_reads_ip_tos_back_without_the_ecn_field(run)
             await server.close()
 
     run(body())
+
+
+def test_listening_socket_fast_open_queue_reaches_its_listener_and_not_a_connection(run):
+    """TCP_FASTOPEN on server.sockets[0] gives the listener its fast open queue (read back, at most
+    somaxconn), before or after it listens; on a connection, or negative, it is EINVAL, as Linux's
+    do_tcp_setsockopt; TCP_FASTOPEN_NO_COOKIE takes 0 or 1."""
+    fast_open, no_cookie = socket.TCP_FASTOPEN, getattr(socket, "TCP_FASTOPEN_NO_COOKIE", 34)
+
+    async def body(client: Stack, server: Stack) -> None:
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+        srv = await server.start_server(lambda reader, writer: accepted.set_result(writer), SERVER, 7)
+        listening = srv.sockets[0]
+        assert listening.getsockopt(socket.IPPROTO_TCP, fast_open) == 0
+        listening.setsockopt(socket.IPPROTO_TCP, fast_open, 100_000)
+        assert listening.getsockopt(socket.IPPROTO_TCP, fast_open) == srv.listener.fast_open_queue == 4096
+        listening.setsockopt(socket.IPPROTO_TCP, no_cookie, 1)
+        assert srv.listener.fast_open_no_cookie and listening.getsockopt(socket.IPPROTO_TCP, no_cookie) == 1
+        for option, value in ((fast_open, -1), (no_cookie, 2)):
+            with pytest.raises(OSError) as refused:
+                listening.setsockopt(socket.IPPROTO_TCP, option, value)
+            assert refused.value.errno == errno.EINVAL
+        _, writer = await client.open_connection(SERVER, 7)
+        sock = (await accepted).get_extra_info("socket")
+        with pytest.raises(OSError) as refused:
+            sock.setsockopt(socket.IPPROTO_TCP, fast_open, 5)
+        assert refused.value.errno == errno.EINVAL
+        writer.transport.abort()
+
+    run(with_pair(body))

@@ -45,9 +45,12 @@ def test_run_corpus_ksft_runs_each_script_per_ip_version(tmp_path):
 
 
 def test_run_corpus_classic_leaves_out_features_by_name(tmp_path):
-    """--classic leaves out fast open, zerocopy, TSO, ... scripts by name, and only those: a script
-    about setsockopt is classic although its name holds the letters t-s-o."""
-    for name in ("mss-setsockopt.pkt", "tso-sizing.pkt", "fastopen-client.pkt"):
+    """--classic leaves out fast open's client side, zerocopy, TSO, ... scripts by name, and only those: a
+    script about setsockopt is classic although its name holds the letters t-s-o, and fast open's server
+    side is classic."""
+    for name in ("mss-setsockopt.pkt", "tso-sizing.pkt", "fastopen-client.pkt", "fastopen-server.pkt"):
         (tmp_path / name).write_text(PASSING)
+    (tmp_path / "fastopen" / "client").mkdir(parents=True)
+    (tmp_path / "fastopen" / "client" / "poll.pkt").write_text(PASSING)
     out = run(str(tmp_path), "--classic", "-v")
-    assert "1 scripts: PASS 1" in out and "mss-setsockopt.pkt" in out
+    assert "2 scripts: PASS 2" in out and "mss-setsockopt.pkt" in out and "fastopen-server.pkt" in out

@@ -821,6 +821,14 @@ def test_packet_tfo_cookie_is_the_cookie_for_the_scripts_addresses():
         run(text.replace("3021b9d889017eeb", "3021b9d889017eec"))
 
 
+def test_packet_retransmitted_synack_counts_from_the_scripts_isn():
+    """A later SYN,ACK of the socket is numbered from the ISN the script wrote on its first."""
+    text = LISTEN + "+0 > S. 1234:1234(0) ack 1 <...>\n"
+    run(text + "+1 > S. 1234:1234(0) ack 1 <...>\n+.1 < . 1:1(0) ack 1 win 257\n")
+    with pytest.raises(ScriptFailure, match="sequence number differs"):
+        run(text + "+1 > S. 0:0(0) ack 1 <...>\n")
+
+
 def test_syscall_failure_without_errno_written_matches_any_errno():
     """packetdrill checks a failing call's errno only where the script names one."""
     run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(5) = -1\n")

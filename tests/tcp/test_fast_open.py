@@ -172,3 +172,17 @@ def test_syn_received_fast_open_synack_retransmission_carries_no_cookie_keeps_da
     opened.handle_timer(deadline)
     (synack,) = opened.segments_to_send(deadline)
     assert synack.flags == 0x12 and opened.tcb.snd_max == ISS + 6
+
+
+def test_syn_received_fast_open_final_ack_timestamp_becomes_ts_recent():
+    """RFC 7323 §4.3: the final ACK is at the left edge of the window the SYN,ACK offered (Linux sets
+    rcv_wup after the SYN's data), so its TSval is the one echoed next."""
+    config = replace(SERVER, timestamps=True)
+    options = TcpOptions(mss=1400, timestamps=(100, 0), fast_open=GOOD)
+    child = listener(config).on_syn(REMOTE, seg("S", IRS, data=b"query", options=options), 0.0)
+    (synack,) = child.segments_to_send(0.0)
+    ack = seg(".", IRS + 6, ISS + 1, options=TcpOptions(timestamps=(101, synack.options.timestamps[0])))
+    child.receive_segment(ack, 0.01)
+    child.send(b"answer", 0.02)
+    (data,) = child.segments_to_send(0.02)
+    assert data.options.timestamps[1] == 101
