@@ -19,13 +19,11 @@ CLIENT_ENABLE: Final = 0x1
 SERVER_ENABLE: Final = 0x2
 SERVER_COOKIE_NOT_REQD: Final = 0x200  # data in a SYN is taken without a cookie
 SERVER_WO_SOCKOPT1: Final = 0x400  # every listener takes fast open, its queue as long as its backlog
-DEFAULT_FLAGS: Final = CLIENT_ENABLE  # Linux's default: the client side only
 
 # Connection.fast_open's bits
 CHILD: Final = 1  # a listener's child that took a fast open
 SYN_DATA_ACKED: Final = 2  # its SYN,ACK acknowledged data of the SYN
 
-COOKIE_SIZE: Final = 8  # what the server makes and checks (TCP_FASTOPEN_COOKIE_SIZE)
 KEY_SIZE: Final = 16
 _MASK: Final = 0xFFFFFFFFFFFFFFFF
 
