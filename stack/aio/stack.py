@@ -39,7 +39,7 @@ from stack.tcp import sockopts
 from stack.tcp.config import TcpConfig
 from stack.tcp.connection import Connection
 from stack.tcp.counters import Counters
-from stack.tcp.events import Closed, Connected, DataAvailable, PeerClosed, Reset, TimedOut
+from stack.tcp.events import Closed, Connected, DataAvailable, PeerClosed, Reset, TimedOut, Unreachable
 from stack.tcp.listener import Listener
 from stack.tcp.state import OPEN_FOR_DATA, State, Transition
 from stack.wire import addr, reasons
@@ -858,10 +858,12 @@ class Stack:
             self._transports[conn] = transport
             transport.report_made()
             future.set_result((transport, protocol))
-        elif type(event) in (Reset, TimedOut, Closed):
+        elif type(event) in (Reset, TimedOut, Unreachable, Closed):
             del self._connecting[conn]
             if not future.done():
-                if type(event) is Reset:
+                if type(event) is Unreachable:
+                    future.set_exception(OSError(event.error, f"Connect call failed {_fmt(conn.remote)}"))
+                elif type(event) is Reset:
                     future.set_exception(
                         ConnectionRefusedError(errno.ECONNREFUSED, f"Connect call failed {_fmt(conn.remote)}")
                     )

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 from stack.aio.socketlike import StackSocket
 from stack.tcp.connection import Connection
 from stack.tcp.errors import LocalProtocolError
-from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
+from stack.tcp.events import Closed, Connected, DataAvailable, PeerClosed, Reset, SendSpace, TimedOut, Unreachable
 from stack.tcp.state import OPEN_FOR_DATA, State
 from stack.wire import addr
 
 if TYPE_CHECKING:
     from stack.aio.server import Server
     from stack.aio.stack import Stack
+    from stack.tcp.events import Event
 
 log = logging.getLogger(__name__)
 _DEFAULT_HIGH_WATER = 64 * 1024
@@ -333,6 +334,8 @@ class TcpTransport(asyncio.Transport):
             self._lose(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
         elif isinstance(event, TimedOut):
             self._lose(timeout_error(self._conn))
+        elif isinstance(event, Unreachable):
+            self._lose(OSError(event.error, os.strerror(event.error)))
         elif isinstance(event, Closed):
             self._lose(None)
         elif isinstance(event, Connected):

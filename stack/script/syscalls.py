@@ -29,7 +29,17 @@ from stack.tcp.config import (
 )
 from stack.tcp.connection import Connection
 from stack.tcp.errors import LocalProtocolError
-from stack.tcp.events import Closed, Connected, DataAvailable, Event, PeerClosed, Reset, SendSpace, TimedOut
+from stack.tcp.events import (
+    Closed,
+    Connected,
+    DataAvailable,
+    Event,
+    PeerClosed,
+    Reset,
+    SendSpace,
+    TimedOut,
+    Unreachable,
+)
 from stack.tcp.listener import SOMAXCONN, Listener
 from stack.tcp.receiver import DEFAULT_MSS
 from stack.tcp.state import OPENING, State
@@ -186,6 +196,8 @@ class Kernel:
                 self.errors[conn] = errno_codes.EPIPE if event.in_close_wait else errno_codes.ECONNRESET
         elif isinstance(event, TimedOut):
             self.errors[conn] = errno_codes.ETIMEDOUT
+        elif isinstance(event, Unreachable):
+            self.errors[conn] = event.error
         if self.epolls:
             self._wake(conn, event)
 
@@ -196,7 +208,7 @@ class Kernel:
             self._wake_socket(conn, epoll.READABLE)
         elif isinstance(event, SendSpace):
             self._wake_socket(conn, epoll.WRITABLE)  # sk_stream_write_space
-        elif isinstance(event, (Connected, PeerClosed, Reset, TimedOut, Closed)):
+        elif isinstance(event, (Connected, PeerClosed, Reset, TimedOut, Unreachable, Closed)):
             self._wake_socket(conn, epoll.EVERYTHING)  # sk_state_change, sk_error_report
             listener = self.demux.parent.get(conn) if isinstance(event, Connected) else None
             if listener is not None:  # a connection to accept: sk_data_ready of the listener

@@ -30,7 +30,7 @@ from stack.tcp.congestion.base import INFINITE_SSTHRESH
 from stack.tcp.counters import Counters
 from stack.tcp.ecn import Ecn
 from stack.tcp.errors import LocalProtocolError
-from stack.tcp.events import Closed, Connected, Reset, SendSpace, TimedOut
+from stack.tcp.events import Closed, Connected, Reset, SendSpace, TimedOut, Unreachable
 from stack.tcp.isn import initial_sequence_number
 from stack.tcp.memory import MemoryBudget
 from stack.tcp.mtu_probing import MtuProber, cwnd_after_probe
@@ -786,6 +786,15 @@ class Connection:
     def handle_timer(self, now: float) -> None:
         """Run what the timers due by `now` do (timeouts.py)."""
         timeouts.handle_timer(self, now)
+
+    def unreachable(self, error: int, now: float) -> None:
+        """An ICMP error about our SYN or SYN,ACK ends the opening (Linux tcp_done_with_error: what was
+        received stays readable); the application hears `error`."""
+        self.soft_error = error
+        self._events.append(Unreachable(error))
+        self.sender.buffer.clear()
+        self.recovery.reset()
+        self.enter(Event.ICMP, now)
 
     def time_out(self, cause: Event, now: float) -> None:
         """The peer is presumed gone (no RST: Linux tcp_write_err): the application hears TimedOut."""

@@ -41,8 +41,16 @@ class TimedOut:
 
 
 @dataclass(frozen=True, slots=True)
+class Unreachable:
+    """An ICMP error about our SYN or SYN,ACK ended the opening (Linux tcp_done_with_error): the application
+    hears `error` (EHOSTUNREACH, ECONNREFUSED, ...)."""
+
+    error: int
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The connection reached CLOSED; its TCB can be deleted. Always the last event."""
 
 
-Event: TypeAlias = Connected | DataAvailable | SendSpace | PeerClosed | Reset | TimedOut | Closed
+Event: TypeAlias = Connected | DataAvailable | SendSpace | PeerClosed | Reset | TimedOut | Unreachable | Closed

@@ -5,12 +5,12 @@ stack/ip.py parses the ICMP message, stack/demux.py finds the connection by the 
 have sent and not yet seen acknowledged (RFC 5927 §4.1; Linux checks snd_una..snd_nxt, and Linux's
 snd_nxt is our snd_max, since ours falls back after a retransmission timeout).
 
-- Hard errors (protocol or port unreachable and the administrative codes, Linux's icmp_err_convert)
-  abort an active open: the application sees the connection refused.
-- Soft errors (network or host unreachable, time exceeded, ...) never abort: RFC 1122 §4.2.3.9 says
-  TCP MUST NOT, and after the handshake Linux treats hard errors the same way. The errno is kept in
-  `conn.soft_error` (Linux sk_err_soft, what SO_ERROR returns) for when retransmissions give up.
-  Linux alone aborts even on soft errors in SYN-SENT; we follow RFC 1122 there.
+- An error about our SYN or SYN,ACK ends an opening of ours (SYN-SENT, a simultaneous open, a fast open
+  connection in SYN-RECEIVED) with its errno, whatever the error, as Linux's tcp_v4_err and tcp_v6_err
+  (tcp_done_with_error); RFC 1122 §4.2.3.9 would abort only on a hard one (protocol or port unreachable).
+- After the handshake an error never aborts (RFC 1122 §4.2.3.9 for soft errors; Linux treats hard ones
+  the same way): the errno is kept in `conn.soft_error` (Linux sk_err_soft, what SO_ERROR returns) for
+  when retransmissions give up.
 - A net or host unreachable about SND.UNA while the retransmission timer backs off undoes one doubling
   (RFC 6069, Linux tcp_ld_RTO_revert; timeouts.revert_backoff).
 - A passive open still in SYN-RECEIVED is dropped silently on network/host unreachable, time exceeded
@@ -49,23 +49,23 @@ CODE_FRAG_NEEDED: Final = 4
 # tiny MTUs go no lower
 MIN_PATH_MTU: Final = 552
 
-# Destination unreachable codes -> (errno, hard), as Linux's icmp_err_convert.
-_UNREACHABLE: Final[dict[int, tuple[int, bool]]] = {
-    0: (errno.ENETUNREACH, False),  # network unreachable
-    1: (errno.EHOSTUNREACH, False),  # host unreachable
-    2: (errno.ENOPROTOOPT, True),  # protocol unreachable
-    3: (errno.ECONNREFUSED, True),  # port unreachable
-    5: (errno.EOPNOTSUPP, False),  # source route failed
-    6: (errno.ENETUNREACH, True),  # network unknown
-    7: (errno.EHOSTDOWN, True),  # host unknown
-    8: (errno.ENONET, True),  # source host isolated
-    9: (errno.ENETUNREACH, True),  # network prohibited
-    10: (errno.EHOSTUNREACH, True),  # host prohibited
-    11: (errno.ENETUNREACH, False),  # network unreachable for TOS
-    12: (errno.EHOSTUNREACH, False),  # host unreachable for TOS
-    13: (errno.EHOSTUNREACH, True),  # communication prohibited
-    14: (errno.EHOSTUNREACH, True),  # host precedence violation
-    15: (errno.EHOSTUNREACH, True),  # precedence cutoff
+# Destination unreachable codes -> errno, as Linux's icmp_err_convert
+_UNREACHABLE: Final[dict[int, int]] = {
+    0: errno.ENETUNREACH,  # network unreachable
+    1: errno.EHOSTUNREACH,  # host unreachable
+    2: errno.ENOPROTOOPT,  # protocol unreachable
+    3: errno.ECONNREFUSED,  # port unreachable
+    5: errno.EOPNOTSUPP,  # source route failed
+    6: errno.ENETUNREACH,  # network unknown
+    7: errno.EHOSTDOWN,  # host unknown
+    8: errno.ENONET,  # source host isolated
+    9: errno.ENETUNREACH,  # network prohibited
+    10: errno.EHOSTUNREACH,  # host prohibited
+    11: errno.ENETUNREACH,  # network unreachable for TOS
+    12: errno.EHOSTUNREACH,  # host unreachable for TOS
+    13: errno.EHOSTUNREACH,  # communication prohibited
+    14: errno.EHOSTUNREACH,  # host precedence violation
+    15: errno.EHOSTUNREACH,  # precedence cutoff
 }
 
 
@@ -95,22 +95,24 @@ def icmp_error(conn: Connection, error: IcmpError, now: float) -> Outcome:
     if state in (State.CLOSED, State.LISTEN, State.TIME_WAIT):
         return Outcome.IGNORED  # nothing in flight that could have caused it (Linux ignores TIME-WAIT too)
     tcb = conn.tcb
-    if not (seq_le(tcb.snd_una, error.seq) and seq_le(error.seq, tcb.snd_max)):
+    # a fast open child's SND.UNA is past its SYN,ACK, which its window starts at (Linux: the request's ISN)
+    left = tcb.iss if conn.sends_early else tcb.snd_una
+    if not (seq_le(left, error.seq) and seq_le(error.seq, tcb.snd_max)):
         return Outcome.OUT_OF_WINDOW
     if error.icmp_type == DEST_UNREACHABLE and error.code == CODE_FRAG_NEEDED:
         return _path_mtu_reduced(conn, error)
-    meaning = _meaning(error)
-    if meaning is None:
+    err = _meaning(error)
+    if err is None:
         return Outcome.IGNORED
-    err, hard = meaning
     if state is State.SYN_RECEIVED and conn.passive:
         if _drops_embryonic(error):
             conn.enter(Event.ICMP, now)
             return Outcome.ABORTED
         return Outcome.IGNORED
-    if hard and state in OPENING:
-        conn.soft_error = err
-        conn.on_reset(True, now)
+    if state in OPENING:  # SYN_SENT, a simultaneous open or a fast open child
+        # Linux (tcp_v4_err, tcp_v6_err) ends the opening on any error about our SYN or SYN,ACK, soft or
+        # hard (RFC 1122 §4.2.3.9 would only record a soft one)
+        conn.unreachable(err, now)
         return Outcome.ABORTED
     conn.soft_error = err
     if _reverts_backoff(conn, error):
@@ -130,13 +132,13 @@ def _reverts_backoff(conn: Connection, error: IcmpError) -> bool:
     return error.seq == conn.tcb.snd_una and conn.retransmits > 0 and conn.rto.backoff > 0
 
 
-def _meaning(error: IcmpError) -> tuple[int, bool] | None:
+def _meaning(error: IcmpError) -> int | None:
     if error.icmp_type == DEST_UNREACHABLE:
         return _UNREACHABLE.get(error.code)
     if error.icmp_type == TIME_EXCEEDED:
-        return errno.EHOSTUNREACH, False  # time exceeded
+        return errno.EHOSTUNREACH  # time exceeded
     if error.icmp_type == PARAMETER_PROBLEM:
-        return errno.EPROTO, True  # parameter problem
+        return errno.EPROTO  # parameter problem
     return None  # source quench (RFC 6633) and anything else: no effect on TCP
 
 

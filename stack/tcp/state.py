@@ -79,7 +79,7 @@ class Event(Enum):
     ACK_OF_FIN = "ACK of FIN"  # our FIN is acknowledged
     RST = "RST"  # an acceptable RST (§3.10.7.4 second check, RFC 5961 §3.2)
     REFUSED = "refused"  # a RST, or a hard ICMP error, before the handshake completed (§3.10.7.3)
-    ICMP = "ICMP error"  # an ICMP error drops a half-open passive connection (Linux tcp_req_err)
+    ICMP = "ICMP error"  # an ICMP error ends an opening: Linux tcp_req_err, tcp_v4_err and tcp_v6_err
     CLOSE = "CLOSE"  # CLOSE call (§3.10.4)
     ABORT = "ABORT"  # ABORT call (§3.10.5)
     DATA_AFTER_CLOSE = "data after close"  # new data for a closed socket: RST (RFC 1122 §4.2.2.13)
@@ -111,6 +111,7 @@ TRANSITIONS: Final[dict[tuple[State, Event], State]] = {
     (S.SYN_SENT, E.CLOSE): S.CLOSED,
     (S.SYN_SENT, E.ABORT): S.CLOSED,
     (S.SYN_SENT, E.RETRANSMIT_TIMEOUT): S.CLOSED,  # SYN retries exhausted
+    (S.SYN_SENT, E.ICMP): S.CLOSED,  # an ICMP error about our SYN (Linux tcp_v4_err)
     (S.SYN_RECEIVED, E.ACK_OF_SYN): S.ESTABLISHED,
     (S.SYN_RECEIVED, E.CLOSE): S.FIN_WAIT_1,  # send FIN
     (S.SYN_RECEIVED, E.RST): S.LISTEN,  # a passive open returns to LISTEN (§3.10.7.4 second check)

@@ -289,6 +289,31 @@ def test_syn_sent_retries_exhausted_raises_timeout_error_with_etimedout(run):
     run(main())
 
 
+def test_syn_sent_host_unreachable_raises_its_oserror_at_once(run):
+    """Linux tcp_v4_err: an ICMP host unreachable about our SYN ends the connect with EHOSTUNREACH at once
+    (asyncio: OSError "No route to host"), without waiting for the SYN's retries."""
+
+    async def main() -> None:
+        from scapy.layers.inet import ICMP, IP
+
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        b.setblocking(False)  # (the loop's sock_recv)
+        client = Stack(SocketPairDevice(a), CLIENT, config=TcpConfig(initial_rto=30))
+        try:
+            connecting = asyncio.ensure_future(client.open_connection("10.0.0.3", 80))
+            syn = await asyncio.get_running_loop().sock_recv(b, 2048)
+            router = IP(src="10.0.0.254", dst=CLIENT) / ICMP(type=3, code=1) / syn[:28]  # RFC 792's quote
+            b.send(bytes(router))
+            with pytest.raises(OSError) as info:
+                await asyncio.wait_for(connecting, 5)
+            assert info.value.errno == errno.EHOSTUNREACH
+        finally:
+            await client.close()
+            b.close()
+
+    run(main())
+
+
 def test_stack_close_closes_servers_and_their_connections(run):
     async def body(client: Stack, server: Stack) -> None:
         srv = await server.start_server(_echo, port=7)

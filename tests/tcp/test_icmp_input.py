@@ -124,11 +124,11 @@ def test_established_source_quench_ignored(conn_in):
 
 
 def test_syn_sent_port_unreachable_refuses_connect(conn_in):
-    """Linux tcp_v4_err: a hard error in SYN-SENT ends the connect with ECONNREFUSED."""
+    """Linux tcp_v4_err: an error in SYN-SENT ends the connect with its errno, here ECONNREFUSED."""
     c = conn_in(State.SYN_SENT)
     assert icmp_error(c, PORT_UNREACHABLE, 0.1) is Outcome.ABORTED
     assert c.state is State.CLOSED
-    assert events(c) == ["Reset", "Closed"]
+    assert events(c) == ["Unreachable", "Closed"]
     assert c.soft_error == errno.ECONNREFUSED
     assert sent(c, 0.1) == []  # no RST: the peer holds no TCB
 
@@ -147,16 +147,14 @@ def test_syn_sent_port_unreachable_with_wrong_sequence_ignored(conn_in):
     assert c.state is State.SYN_SENT
 
 
-def test_syn_sent_host_unreachable_keeps_trying_then_times_out_with_it(conn_in):
-    """RFC 1122 §4.2.3.9: a soft error does not abort the connect; SYN retries go on and end in a timeout."""
+def test_syn_sent_host_unreachable_ends_connect_as_linux(conn_in):
+    """Linux tcp_v4_err (tcp_done_with_error): a soft error about our SYN ends the connect too, with its
+    errno (RFC 1122 §4.2.3.9 would keep retrying); no SYN goes again."""
     c = conn_in(State.SYN_SENT, syn_retries=1)
-    assert icmp_error(c, HOST_UNREACHABLE, 0.1) is Outcome.SOFT_ERROR
-    assert c.state is State.SYN_SENT
-    c.handle_timer(1.0)
-    assert sent(c, 1.0) == [("S", ISS, 0, b"")]
-    c.handle_timer(3.0)
-    assert c.state is State.CLOSED and events(c) == ["TimedOut", "Closed"]
+    assert icmp_error(c, HOST_UNREACHABLE, 0.1) is Outcome.ABORTED
+    assert c.state is State.CLOSED and events(c) == ["Unreachable", "Closed"]
     assert c.soft_error == errno.EHOSTUNREACH
+    assert c.next_deadline() is None and sent(c, 1.0) == []
 
 
 def test_syn_received_host_unreachable_drops_half_open_connection(conn_in):
@@ -263,7 +261,7 @@ def test_ip_layer_port_unreachable_for_our_syn_refuses_connect():
     ip, demux, conn = _ip_layer()
     touched, reply = ip.receive(_icmp_quoting(conn, ICMP(type=3, code=3)), 0.1)
     assert touched is conn and reply is None
-    assert conn.state is State.CLOSED and events(conn) == ["Reset", "Closed"]
+    assert conn.state is State.CLOSED and events(conn) == ["Unreachable", "Closed"]
     assert demux.counters["TCPIcmpAborts"] == 1
 
 
