@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from stack.tcp import rcv_space, sockopts
 from stack.tcp.config import PMTUDISC_DONT, PMTUDISC_OMIT, TcpConfig
-from stack.tcp.listener import SOMAXCONN
+from stack.tcp.listener import fast_open_option
 from stack.tcp.write_queue import mss_cache
 
 if TYPE_CHECKING:
@@ -119,10 +119,9 @@ class StackSocket:
         must enable the server side, `fast_open` 0x2, as Linux's net.ipv4.tcp_fastopen), and
         TCP_FASTOPEN_NO_COOKIE (0 or 1): only before a connection (Linux do_tcp_setsockopt)."""
         no_cookie = key == _FAST_OPEN_NO_COOKIE
-        if self._conn is not None or number < 0 or (no_cookie and number > 1):
-            raise OSError(errno.EINVAL, "Invalid argument")
+        number = fast_open_option(no_cookie, number, connected=self._conn is not None)
         queue, cookie_not_required = self._fast_open
-        self._fast_open = (queue, bool(number)) if no_cookie else (min(number, SOMAXCONN), cookie_not_required)
+        self._fast_open = (queue, bool(number)) if no_cookie else (number, cookie_not_required)
         if self.server is not None and self.server.listener is not None:
             self.configure(self.server.listener)
 

@@ -40,7 +40,7 @@ from stack.tcp.events import (
     TimedOut,
     Unreachable,
 )
-from stack.tcp.listener import SOMAXCONN, Listener
+from stack.tcp.listener import Listener, fast_open_option
 from stack.tcp.receiver import DEFAULT_MSS
 from stack.tcp.state import OPENING, State
 from stack.tcp.write_queue import mss_cache
@@ -1097,12 +1097,14 @@ class Kernel:
         """TCP_FASTOPEN (the listener's queue of fast open children, at most somaxconn) and
         TCP_FASTOPEN_NO_COOKIE (0 or 1): on a socket that is not connected (Linux do_tcp_setsockopt)."""
         no_cookie = option == "TCP_FASTOPEN_NO_COOKIE"
-        if value < 0 or (no_cookie and value > 1) or sock.conn is not None or sock.connecting:
+        try:
+            value = fast_open_option(no_cookie, value, connected=sock.conn is not None or sock.connecting)
+        except OSError:
             return -1, "EINVAL"
         if no_cookie:
             sock.fast_open_no_cookie = bool(value)
         else:
-            sock.fast_open_queue = min(value, SOMAXCONN)
+            sock.fast_open_queue = value
         if sock.listener is not None:
             sock.listener.fast_open_no_cookie = sock.fast_open_no_cookie
             sock.listener.fast_open_queue = sock.fast_open_queue

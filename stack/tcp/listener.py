@@ -7,6 +7,7 @@ that finds the accept queue full is dropped, so the peer retransmits. The counte
 
 from __future__ import annotations
 
+import errno
 from collections import Counter, deque
 from typing import Final, TypeAlias
 
@@ -20,6 +21,14 @@ from stack.wire.seq import seq_add
 
 ListenerAnswer: TypeAlias = Connection | Segment | None  # a new child, a segment to answer with, or nothing (dropped)
 SOMAXCONN: Final = 4096  # Linux's net.core.somaxconn
+
+
+def fast_open_option(no_cookie: bool, value: int, connected: bool) -> int:
+    """TCP_FASTOPEN's queue length (at most somaxconn) or, with `no_cookie`, TCP_FASTOPEN_NO_COOKIE's 0 or 1,
+    as Linux's do_tcp_setsockopt takes them: on a socket without a connection only (OSError EINVAL)."""
+    if connected or value < 0 or (no_cookie and value > 1):
+        raise OSError(errno.EINVAL, "Invalid argument")
+    return value if no_cookie else min(value, SOMAXCONN)
 
 
 def listen_backlog(backlog: int, config: TcpConfig) -> int:
