@@ -123,14 +123,11 @@ class StackSocket:
         queue, cookie_not_required = self._fast_open
         self._fast_open = (queue, bool(number)) if no_cookie else (number, cookie_not_required)
         if self.server is not None and self.server.listener is not None:
-            self.configure(self.server.listener)
+            self.server.listener.set_fast_open_option(no_cookie, number)
 
     def configure(self, listener: Listener) -> None:
-        """Give the listener what was set on this listening socket for it (fast open)."""
-        queue, cookie_not_required = self._fast_open
-        if queue:
-            listener.fast_open_queue = queue
-        listener.fast_open_no_cookie = cookie_not_required
+        """Give the listener what was set on this listening socket for it before it listened (fast open)."""
+        listener.take_fast_open_options(*self._fast_open)
 
     def _changes(self, key: tuple[int, int], value: int | bytes) -> dict[str, object]:
         """The TcpConfig fields an option sets (OSError for one the stack does not have, or a bad value)."""

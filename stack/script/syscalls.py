@@ -365,9 +365,7 @@ class Kernel:
             return -1, "EADDRINUSE"
         finally:
             self.demux.config = self.config
-        if sock.fast_open_queue:  # set before listen(), it wins over the sysctl's 0x400 (inet_listen)
-            sock.listener.fast_open_queue = sock.fast_open_queue
-        sock.listener.fast_open_no_cookie = sock.fast_open_no_cookie
+        sock.listener.take_fast_open_options(sock.fast_open_queue, sock.fast_open_no_cookie)
         return 0, None
 
     def _sys_accept(self, line: SyscallLine) -> Outcome | Poll:
@@ -1106,8 +1104,7 @@ class Kernel:
         else:
             sock.fast_open_queue = value
         if sock.listener is not None:
-            sock.listener.fast_open_no_cookie = sock.fast_open_no_cookie
-            sock.listener.fast_open_queue = sock.fast_open_queue
+            sock.listener.set_fast_open_option(no_cookie, value)
         return 0, None
 
     def _configure(self, sock: Socket, name: str, value: object) -> None:

@@ -219,6 +219,21 @@ class Listener:
         child.receive_segment(seg, now)
         return child
 
+    def take_fast_open_options(self, queue: int, no_cookie: bool) -> None:
+        """What TCP_FASTOPEN and TCP_FASTOPEN_NO_COOKIE set on the socket before listen(): a queue set there
+        wins over the one net.ipv4.tcp_fastopen's 0x400 gives (Linux inet_listen fills only an unset one)."""
+        if queue:
+            self.fast_open_queue = queue
+        self.fast_open_no_cookie = no_cookie
+
+    def set_fast_open_option(self, no_cookie: bool, value: int) -> None:
+        """TCP_FASTOPEN (0 turns fast open off) or TCP_FASTOPEN_NO_COOKIE set while listening, as
+        fast_open_option took it."""
+        if no_cookie:
+            self.fast_open_no_cookie = bool(value)
+        else:
+            self.fast_open_queue = value
+
     # ------------------------------------------------------------------ queues
 
     def accept_queue_full(self) -> bool:

@@ -646,6 +646,9 @@ def test_listening_socket_fast_open_queue_reaches_its_listener_and_not_a_connect
         assert listening.getsockopt(socket.IPPROTO_TCP, fast_open) == 0
         listening.setsockopt(socket.IPPROTO_TCP, fast_open, 100_000)
         assert listening.getsockopt(socket.IPPROTO_TCP, fast_open) == srv.listener.fast_open_queue == 4096
+        listening.setsockopt(socket.IPPROTO_TCP, fast_open, 0)  # while listening, 0 turns it off (Linux)
+        assert listening.getsockopt(socket.IPPROTO_TCP, fast_open) == srv.listener.fast_open_queue == 0
+        listening.setsockopt(socket.IPPROTO_TCP, fast_open, 100_000)
         listening.setsockopt(socket.IPPROTO_TCP, no_cookie, 1)
         assert srv.listener.fast_open_no_cookie and listening.getsockopt(socket.IPPROTO_TCP, no_cookie) == 1
         for option, value in ((fast_open, -1), (no_cookie, 2)):
