@@ -23,7 +23,7 @@ from stack.aio.socketlike import StackSocket
 from stack.tcp.connection import Connection
 from stack.tcp.errors import LocalProtocolError
 from stack.tcp.events import Closed, Connected, DataAvailable, PeerClosed, Reset, SendSpace, TimedOut, Unreachable
-from stack.tcp.state import OPEN_FOR_DATA, State
+from stack.tcp.state import State
 from stack.wire import addr
 
 if TYPE_CHECKING:
@@ -272,8 +272,8 @@ class TcpTransport(asyncio.Transport):
     def _send(self, data: bytes | bytearray | memoryview) -> int:
         """SEND what the core's send buffer takes of `data` now; returns how much."""
         conn = self._conn
-        if self._lost or conn.finished or (conn.state not in OPEN_FOR_DATA and not conn.sends_early):
-            return 0  # (a fast open connection sends before its handshake ends)
+        if self._lost or conn.finished or not conn.data_may_leave:
+            return 0
         n = conn.send(data, self._stack.now())
         if n:
             self._stack.mark_dirty(conn)

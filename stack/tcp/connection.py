@@ -742,7 +742,7 @@ class Connection:
         """Send what the windows allow now, in the middle of a user call (Linux __tcp_push_pending_frames,
         or with `one` tcp_push_one, whose packet never waits for an ACK: tso_defer); the segments are
         handed out with the others by segments_to_send."""
-        if self.state in OPEN_FOR_DATA or self.sends_early:
+        if self.data_may_leave:
             output.output_data(self, now, one)
 
     @property
@@ -750,6 +750,11 @@ class Connection:
         """fast_open.CHILD for a fast open child (RFC 7413), which its application has, reads and sends
         before the handshake ends; with fast_open.SYN_DATA_ACKED its SYN,ACK acknowledged data."""
         return 0 if self.extras is None else self.extras.fast_open
+
+    @property
+    def data_may_leave(self) -> bool:
+        """What SEND queued may be sent now: in ESTABLISHED and CLOSE_WAIT, or early (sends_early)."""
+        return self.state in OPEN_FOR_DATA or self.sends_early
 
     @property
     def sends_early(self) -> bool:
@@ -858,7 +863,8 @@ class Connection:
             tcb.max_snd_wnd = tcb.snd_wnd
 
     def on_reset(self, refused: bool, now: float) -> None:
-        """A RST (or a hard ICMP error) ends the connection: refused if the handshake had not completed."""
+        """A RST ends the connection: refused if it ends an active open before its handshake completed (an
+        ICMP error ends an opening through `unreachable`)."""
         self._events.append(Reset(refused, self.state is State.CLOSE_WAIT))
         self.sender.buffer.clear()
         self.recovery.reset()

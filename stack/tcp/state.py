@@ -78,7 +78,7 @@ class Event(Enum):
     FIN_ACK_OF_FIN = "FIN with ACK of FIN"  # FIN-WAIT-1: the peer's FIN acknowledges ours too
     ACK_OF_FIN = "ACK of FIN"  # our FIN is acknowledged
     RST = "RST"  # an acceptable RST (§3.10.7.4 second check, RFC 5961 §3.2)
-    REFUSED = "refused"  # a RST, or a hard ICMP error, before the handshake completed (§3.10.7.3)
+    REFUSED = "refused"  # a RST before the handshake of our open completed (§3.10.7.3)
     ICMP = "ICMP error"  # an ICMP error ends an opening: Linux tcp_req_err, tcp_v4_err and tcp_v6_err
     CLOSE = "CLOSE"  # CLOSE call (§3.10.4)
     ABORT = "ABORT"  # ABORT call (§3.10.5)
@@ -116,7 +116,7 @@ TRANSITIONS: Final[dict[tuple[State, Event], State]] = {
     (S.SYN_RECEIVED, E.CLOSE): S.FIN_WAIT_1,  # send FIN
     (S.SYN_RECEIVED, E.RST): S.LISTEN,  # a passive open returns to LISTEN (§3.10.7.4 second check)
     (S.SYN_RECEIVED, E.SYN): S.LISTEN,  # so does one a new SYN reaches (§3.10.7.4 fourth check)
-    (S.SYN_RECEIVED, E.REFUSED): S.CLOSED,  # an active (simultaneous) open is refused
+    (S.SYN_RECEIVED, E.REFUSED): S.CLOSED,  # a simultaneous open refused, a fast open connection reset
     (S.SYN_RECEIVED, E.ICMP): S.CLOSED,
     (S.SYN_RECEIVED, E.ABORT): S.CLOSED,
     (S.SYN_RECEIVED, E.RETRANSMIT_TIMEOUT): S.CLOSED,  # SYN,ACK retries exhausted
